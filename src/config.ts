@@ -1,0 +1,270 @@
+// Flags + environment -> one frozen, validated Config. Flags beat environment, environment beats
+// defaults. A bad value is refused with a message naming the variable, never a stack trace.
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface CorsConfig {
+  enabled: boolean;
+  allowOrigin: string;
+  allowMethods: string;
+  allowHeaders: string;
+  maxAge: number;
+}
+
+export interface Config {
+  port: number;
+  bindAddress: string;
+  debug: boolean;
+  fallback: boolean;
+  softLimitEnabled: boolean;
+  /** Remaining fraction at or below which an account is soft-limited for a model. */
+  softLimitThreshold: number;
+  readTimeoutSec: number;
+  writeTimeoutSec: number;
+  /** Idle keep-alive connections are closed after this. */
+  idleTimeoutSec: number;
+  /** An upstream silent this long is abandoned (fail over before the first byte, error event after). */
+  upstreamIdleTimeoutSec: number;
+  /** Seconds of upstream silence between pings to the client. */
+  pingIntervalSec: number;
+  /** When every account is limited: wait for the earliest reset if it is within this, else 429. */
+  maxWaitSec: number;
+  /** Upstream attempts per request (accounts and endpoints). */
+  maxAttempts: number;
+  /** Cool-down when an upstream limits without saying for how long. */
+  defaultCooldownSec: number;
+  quotaPollIntervalSec: number;
+  cors: CorsConfig;
+  proxyApiKey: string;
+  dataDir: string;
+  dbPath: string;
+  logFormat: 'pretty' | 'json';
+  bodyLimitBytes: number;
+  usageRetentionDays: number;
+  shutdownGraceSec: number;
+  /** Client model name -> upstream model id, merged over the built-in aliases. */
+  modelMap: Record<string, string>;
+  /** Model -> fallback model, merged over the built-in map. */
+  fallbackMap: Record<string, string>;
+  zai: { baseUrl: string; quotaUrl: string };
+  antigravity: {
+    endpoints: string[];
+    userAgent: string;
+    clientId: string;
+    clientSecret: string;
+    authUrl: string;
+    tokenUrl: string;
+    userinfoUrl: string;
+  };
+  /** Legacy accounts.json to import once on first start. */
+  accountsConfigPath: string | null;
+}
+
+export type Env = Record<string, string | undefined>;
+
+/** Values given as command-line flags (undefined = not given). */
+export interface ConfigFlags {
+  port?: string | number;
+  debug?: boolean;
+  fallback?: boolean;
+  softLimit?: string | number | boolean;
+  noSoftLimit?: boolean;
+}
+
+export const DEFAULTS = {
+  port: 8080,
+  bindAddress: '0.0.0.0',
+  softLimitThreshold: 0.2,
+  readTimeoutSec: 600,
+  writeTimeoutSec: 600,
+  idleTimeoutSec: 120,
+  upstreamIdleTimeoutSec: 120,
+  pingIntervalSec: 15,
+  maxWaitSec: 120,
+  maxAttempts: 5,
+  defaultCooldownSec: 60,
+  quotaPollIntervalSec: 300,
+  bodyLimitBytes: 50 * 1024 * 1024,
+  usageRetentionDays: 30,
+  shutdownGraceSec: 30,
+  zaiBaseUrl: 'https://api.z.ai/api/anthropic',
+  zaiQuotaUrl: 'https://api.z.ai/api/monitor/usage/quota/limit',
+  antigravityEndpoints: ['https://daily-cloudcode-pa.googleapis.com', 'https://cloudcode-pa.googleapis.com'],
+  antigravityUserAgent: 'antigravity/hub/2.9.1 darwin/arm64',
+  // The public installed-app client of the Antigravity IDE (not a secret: shipped in every client).
+  googleClientId: '1071006060591-tmhssin2h21lcre235vtolojh4g403ep.apps.googleusercontent.com',
+  googleClientSecret: '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',
+  googleAuthUrl: 'https://accounts.google.com/o/oauth2/v2/auth',
+  googleTokenUrl: 'https://oauth2.googleapis.com/token',
+  googleUserinfoUrl: 'https://www.googleapis.com/oauth2/v1/userinfo',
+} as const;
+
+/** The data directory: MCP_DATA_DIR, else $XDG_CONFIG_HOME/multi-claude-proxy, else ~/.config/multi-claude-proxy. */
+export function dataDirFrom(env: Env): string {
+  if (env.MCP_DATA_DIR) return env.MCP_DATA_DIR;
+  const base = env.XDG_CONFIG_HOME || join(env.HOME || homedir(), '.config');
+  return join(base, 'multi-claude-proxy');
+}
+
+function int(name: string, raw: string | number | undefined, def: number, min: number, max: number): number {
+  if (raw === undefined || raw === '') return def;
+  const s = String(raw).trim();
+  if (!/^-?\d+$/.test(s)) throw new ConfigError(`${name} must be a whole number, got "${s}"`);
+  const n = Number(s);
+  if (n < min || n > max) throw new ConfigError(`${name} must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+function fraction(name: string, raw: string | number | undefined, def: number): number {
+  if (raw === undefined || raw === '') return def;
+  const s = String(raw).trim();
+  const n = Number(s);
+  if (s === '' || !Number.isFinite(n)) throw new ConfigError(`${name} must be a number between 0 and 1, got "${s}"`);
+  if (n < 0 || n > 1) throw new ConfigError(`${name} must be between 0 and 1, got ${n}`);
+  return n;
+}
+
+function bool(name: string, raw: string | boolean | undefined, def: boolean): boolean {
+  if (raw === undefined || raw === '') return def;
+  if (typeof raw === 'boolean') return raw;
+  const s = raw.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(s)) return true;
+  if (['0', 'false', 'no', 'off'].includes(s)) return false;
+  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+}
+
+function url(name: string, raw: string | undefined, def: string): string {
+  const s = (raw ?? '').trim() || def;
+  try {
+    const u = new URL(s);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http');
+  } catch {
+    throw new ConfigError(`${name} must be an http(s) URL, got "${s}"`);
+  }
+  return s.replace(/\/+$/, '');
+}
+
+function stringMap(name: string, raw: string | undefined): Record<string, string> {
+  if (!raw || !raw.trim()) return {};
+  let text = raw.trim();
+  if (!text.startsWith('{')) {
+    // A path to a JSON file.
+    try {
+      text = require('node:fs').readFileSync(text, 'utf8') as string;
+    } catch (err) {
+      throw new ConfigError(`${name}: cannot read ${raw}: ${(err as Error).message}`);
+    }
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new ConfigError(`${name} must be a JSON object of strings (or a path to one)`);
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConfigError(`${name} must be a JSON object of strings`);
+  }
+  for (const [k, v] of Object.entries(parsed)) {
+    if (typeof v !== 'string') throw new ConfigError(`${name}: value for "${k}" must be a string`);
+  }
+  return parsed as Record<string, string>;
+}
+
+/** Builds the Config for `mcp serve`. Requires PROXY_API_KEY. */
+export function loadConfig(env: Env, flags: ConfigFlags = {}, opts: { requireApiKey?: boolean } = {}): Readonly<Config> {
+  const proxyApiKey = (env.PROXY_API_KEY ?? '').trim();
+  if ((opts.requireApiKey ?? true) && !proxyApiKey) {
+    throw new ConfigError(
+      'PROXY_API_KEY is not set: export PROXY_API_KEY=<a secret of your choice> (clients send it as x-api-key or Bearer)',
+    );
+  }
+  // --soft-limit may carry a threshold; --no-soft-limit turns the feature off.
+  const softFlag = flags.softLimit;
+  const softLimitThreshold =
+    typeof softFlag === 'string' || typeof softFlag === 'number'
+      ? fraction('--soft-limit', softFlag, DEFAULTS.softLimitThreshold)
+      : fraction('SOFT_LIMIT_THRESHOLD', env.SOFT_LIMIT_THRESHOLD, DEFAULTS.softLimitThreshold);
+  const softLimitEnabled = flags.noSoftLimit || softFlag === false ? false : bool('SOFT_LIMIT_ENABLED', env.SOFT_LIMIT_ENABLED, true);
+
+  const dataDir = dataDirFrom(env);
+  const endpoints = (env.ANTIGRAVITY_ENDPOINTS ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const logFormat = (env.LOG_FORMAT ?? 'pretty').trim().toLowerCase();
+  if (logFormat !== 'pretty' && logFormat !== 'json') {
+    throw new ConfigError(`LOG_FORMAT must be "pretty" or "json", got "${env.LOG_FORMAT}"`);
+  }
+
+  const config: Config = {
+    port: int(flags.port !== undefined ? '--port' : 'PORT', flags.port ?? env.PORT, DEFAULTS.port, 0, 65535),
+    bindAddress: (env.BIND_ADDRESS ?? '').trim() || DEFAULTS.bindAddress,
+    debug: flags.debug ?? bool('DEBUG', env.DEBUG, false),
+    fallback: flags.fallback ?? bool('ENABLE_FALLBACK', env.ENABLE_FALLBACK, false),
+    softLimitEnabled,
+    softLimitThreshold,
+    readTimeoutSec: int('READ_TIMEOUT_SEC', env.READ_TIMEOUT_SEC, DEFAULTS.readTimeoutSec, 1, 86400),
+    writeTimeoutSec: int('WRITE_TIMEOUT_SEC', env.WRITE_TIMEOUT_SEC, DEFAULTS.writeTimeoutSec, 1, 86400),
+    idleTimeoutSec: int('IDLE_TIMEOUT_SEC', env.IDLE_TIMEOUT_SEC, DEFAULTS.idleTimeoutSec, 1, 255),
+    upstreamIdleTimeoutSec: int(
+      'UPSTREAM_IDLE_TIMEOUT_SEC',
+      env.UPSTREAM_IDLE_TIMEOUT_SEC,
+      DEFAULTS.upstreamIdleTimeoutSec,
+      1,
+      3600,
+    ),
+    pingIntervalSec: int('PING_INTERVAL_SEC', env.PING_INTERVAL_SEC, DEFAULTS.pingIntervalSec, 1, 170),
+    maxWaitSec: int('MAX_WAIT_SEC', env.MAX_WAIT_SEC, DEFAULTS.maxWaitSec, 0, 3600),
+    maxAttempts: int('MAX_ATTEMPTS', env.MAX_ATTEMPTS, DEFAULTS.maxAttempts, 1, 50),
+    defaultCooldownSec: int('DEFAULT_COOLDOWN_SEC', env.DEFAULT_COOLDOWN_SEC, DEFAULTS.defaultCooldownSec, 1, 86400),
+    quotaPollIntervalSec: int(
+      'QUOTA_POLL_INTERVAL_SEC',
+      env.QUOTA_POLL_INTERVAL_SEC,
+      DEFAULTS.quotaPollIntervalSec,
+      1,
+      86400,
+    ),
+    cors: {
+      enabled: bool('CORS_ENABLED', env.CORS_ENABLED, false),
+      allowOrigin: (env.CORS_ALLOW_ORIGIN ?? '').trim() || '*',
+      allowMethods: (env.CORS_ALLOW_METHODS ?? '').trim() || 'GET, POST, HEAD, OPTIONS',
+      allowHeaders:
+        (env.CORS_ALLOW_HEADERS ?? '').trim() ||
+        'Content-Type, Authorization, x-api-key, anthropic-version, anthropic-beta',
+      maxAge: int('CORS_MAX_AGE', env.CORS_MAX_AGE, 86400, 0, 31536000),
+    },
+    proxyApiKey,
+    dataDir,
+    dbPath: join(dataDir, 'proxy.db'),
+    logFormat,
+    bodyLimitBytes: DEFAULTS.bodyLimitBytes,
+    usageRetentionDays: int('USAGE_RETENTION_DAYS', env.USAGE_RETENTION_DAYS, DEFAULTS.usageRetentionDays, 1, 3650),
+    shutdownGraceSec: int('SHUTDOWN_GRACE_SEC', env.SHUTDOWN_GRACE_SEC, DEFAULTS.shutdownGraceSec, 0, 3600),
+    modelMap: stringMap('MODEL_MAP', env.MODEL_MAP),
+    fallbackMap: stringMap('FALLBACK_MAP', env.FALLBACK_MAP),
+    zai: {
+      baseUrl: url('ZAI_BASE_URL', env.ZAI_BASE_URL, DEFAULTS.zaiBaseUrl),
+      quotaUrl: url('ZAI_QUOTA_URL', env.ZAI_QUOTA_URL, DEFAULTS.zaiQuotaUrl),
+    },
+    antigravity: {
+      endpoints: (endpoints.length ? endpoints : [...DEFAULTS.antigravityEndpoints]).map((e) =>
+        url('ANTIGRAVITY_ENDPOINTS', e, e),
+      ),
+      userAgent: (env.ANTIGRAVITY_USER_AGENT ?? '').trim() || DEFAULTS.antigravityUserAgent,
+      clientId: (env.GOOGLE_CLIENT_ID ?? '').trim() || DEFAULTS.googleClientId,
+      clientSecret: (env.GOOGLE_CLIENT_SECRET ?? '').trim() || DEFAULTS.googleClientSecret,
+      authUrl: url('GOOGLE_OAUTH_AUTH_URL', env.GOOGLE_OAUTH_AUTH_URL, DEFAULTS.googleAuthUrl),
+      tokenUrl: url('GOOGLE_OAUTH_TOKEN_URL', env.GOOGLE_OAUTH_TOKEN_URL, DEFAULTS.googleTokenUrl),
+      userinfoUrl: url('GOOGLE_USERINFO_URL', env.GOOGLE_USERINFO_URL, DEFAULTS.googleUserinfoUrl),
+    },
+    accountsConfigPath: (env.ACCOUNTS_CONFIG_PATH ?? '').trim() || null,
+  };
+  return Object.freeze(config);
+}

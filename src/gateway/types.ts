@@ -1,0 +1,53 @@
+// What the server asks of the routing brain. The server knows no provider: it hands over a
+// validated request and gets back a stream whose first event has already arrived (so the HTTP 200
+// is committed only when the upstream really answered), or an ApiError to send as a real HTTP error.
+import type { AnthropicEvent } from '../anthropic/events.ts';
+import type { MessagesRequest } from '../anthropic/schema.ts';
+
+export interface DispatchRequest {
+  body: MessagesRequest;
+  requestId: string;
+  /** Incoming request headers, lower-case names. */
+  headers: Record<string, string>;
+  /** Aborted when the client goes away; the upstream call is aborted with it. */
+  signal: AbortSignal;
+}
+
+export interface Dispatched {
+  /** The whole event stream, starting with the first event (already received). Errors after it are ApiErrors. */
+  events: AsyncIterable<AnthropicEvent>;
+  accountId: string;
+  provider: string;
+  upstreamModel: string;
+  /** The model the client asked for, when fallback served another one. */
+  fallbackFrom: string | null;
+  /** How many upstream attempts failed before this one. */
+  failovers: number;
+}
+
+/** One entry of /v1/models (Anthropic shape, plus optional extras). */
+export interface ModelEntry {
+  type: 'model';
+  id: string;
+  display_name: string;
+  created_at: string;
+  max_input_tokens?: number;
+  max_tokens?: number;
+  [extra: string]: unknown;
+}
+
+export interface Gateway {
+  /** Throws ApiError for anything the client should see as an HTTP error. */
+  dispatch(req: DispatchRequest): Promise<Dispatched>;
+  listModels(): ModelEntry[];
+  getModel(id: string): ModelEntry | undefined;
+}
+
+/** The operations surface behind /health, /account-limits, /refresh-token and /metrics. */
+export interface Ops {
+  health(detailed: boolean): Record<string, unknown>;
+  accountLimits(): Record<string, unknown>;
+  accountLimitsTable(): string;
+  refresh(accountId?: string): Promise<Record<string, unknown>>;
+  metrics(): string;
+}

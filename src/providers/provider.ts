@@ -1,0 +1,123 @@
+// The seam between the routing brain and an upstream. Everything provider-specific stays behind it:
+// a provider turns one Anthropic request into a stream of Anthropic events for one account, or
+// throws an UpstreamError saying what kind of failure it was so the gateway can act on it.
+import type { AnthropicEvent } from '../anthropic/events.ts';
+import type { MessagesRequest } from '../anthropic/schema.ts';
+import type { Account, AccountPatch, ProviderId } from '../store/accounts.ts';
+
+export type { ProviderId };
+
+/**
+ * What went wrong upstream, in the terms the gateway acts on:
+ * - rate_limited: short throttle; cool this account+model down until resetAt, fail over.
+ * - quota_exhausted: the account's quota for the model is gone until resetAt; fail over.
+ * - capacity: the upstream has no capacity (not this account's fault); fail over / retry.
+ * - auth: credentials rejected; refresh once and retry, then treat as invalid_account.
+ * - invalid_account: the account can't serve (revoked, banned, unpaid); mark it and fail over.
+ * - bad_request: the client's request is wrong; never retried, shown to the client.
+ * - not_found: model unknown upstream; shown to the client.
+ * - transient: 5xx, network, timeouts, empty responses; fail over.
+ */
+export type UpstreamErrorKind =
+  | 'rate_limited'
+  | 'quota_exhausted'
+  | 'capacity'
+  | 'auth'
+  | 'invalid_account'
+  | 'bad_request'
+  | 'not_found'
+  | 'transient';
+
+export class UpstreamError extends Error {
+  readonly kind: UpstreamErrorKind;
+  /** Upstream HTTP status, 0 for network errors. */
+  readonly status: number;
+  /** Epoch ms when the limit lifts, when the upstream said (or implied) it. */
+  readonly resetAt: number | null;
+  /** Whether the limit applies to the model only, or to every model of the account (Z.AI quota). */
+  readonly scope: 'model' | 'account';
+  /** Provider's own code (e.g. "1308", "QUOTA_EXHAUSTED") for logs and the client message. */
+  readonly code: string | null;
+  /** Google's verification link for accounts that need it. */
+  readonly verifyUrl: string | null;
+
+  constructor(
+    kind: UpstreamErrorKind,
+    message: string,
+    opts: {
+      status?: number;
+      resetAt?: number | null;
+      scope?: 'model' | 'account';
+      code?: string | null;
+      verifyUrl?: string | null;
+      cause?: unknown;
+    } = {},
+  ) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'UpstreamError';
+    this.kind = kind;
+    this.status = opts.status ?? 0;
+    this.resetAt = opts.resetAt ?? null;
+    this.scope = opts.scope ?? 'model';
+    this.code = opts.code ?? null;
+    this.verifyUrl = opts.verifyUrl ?? null;
+  }
+}
+
+export type ModelFamily = 'claude' | 'gemini' | 'gpt' | 'glm' | 'other';
+
+export interface ModelInfo {
+  /** Upstream model id, e.g. "claude-opus-4-6-thinking", "glm-4.7". */
+  id: string;
+  displayName: string;
+  family: ModelFamily;
+  contextWindow?: number;
+  maxOutputTokens?: number;
+  thinking?: boolean;
+  supportsImages?: boolean;
+}
+
+export interface QuotaInfo {
+  /** Upstream model id, or "*" when the quota covers every model of the account (Z.AI). */
+  model: string;
+  /** 0..1, null when unknown. */
+  remainingFraction: number | null;
+  /** Epoch ms of the next reset, null when unknown. */
+  resetAt: number | null;
+  /** Window name when the upstream reports several ("5h", "weekly"). */
+  window?: string;
+}
+
+export interface SendContext {
+  account: Account;
+  /** The upstream model id to call. */
+  model: string;
+  /** The model name the client asked for; echoed back in message_start. */
+  clientModel: string;
+  /** Stable id of the client conversation (for upstream caching and sticky sessions). */
+  sessionKey: string;
+  requestId: string;
+  signal: AbortSignal;
+  /** Client headers worth forwarding (lower-case names): anthropic-version, anthropic-beta, user-agent, x-app. */
+  headers: Record<string, string>;
+}
+
+export interface Provider {
+  readonly id: ProviderId;
+  /** One upstream call. Yields a valid Anthropic event sequence or throws UpstreamError. */
+  send(req: MessagesRequest, ctx: SendContext): AsyncIterable<AnthropicEvent>;
+  /** Models this account can use (discovered upstream; cached by the provider). */
+  models(account: Account, signal?: AbortSignal): Promise<ModelInfo[]>;
+  /** Remaining quota per model (or "*"). */
+  quota(account: Account, signal?: AbortSignal): Promise<QuotaInfo[]>;
+  /** Drop cached credentials and fetch fresh ones now (no-op for API keys). Throws UpstreamError. */
+  refresh(account: Account): Promise<void>;
+  /** One cheap authenticated call, for `mcp accounts verify`. */
+  verify(account: Account, signal?: AbortSignal): Promise<{ ok: boolean; detail: string }>;
+}
+
+/** What a provider may ask of the rest of the program: persist what it learned about an account. */
+export interface ProviderDeps {
+  updateAccount(id: string, patch: AccountPatch): void;
+  now(): number;
+}

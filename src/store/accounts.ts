@@ -1,0 +1,181 @@
+// Accounts: who can serve, with what credentials, in what state. Credentials and meta are JSON.
+import type { Database } from 'bun:sqlite';
+import { immediate, StoreError } from './db.ts';
+
+export type ProviderId = 'antigravity' | 'zai';
+export const PROVIDERS: readonly ProviderId[] = ['antigravity', 'zai'];
+
+export type AccountStatus = 'active' | 'disabled' | 'invalid';
+
+export type Credentials =
+  | { kind: 'api_key'; apiKey: string }
+  | { kind: 'oauth'; refreshToken: string; accessToken?: string; expiresAt?: number };
+
+export interface Account {
+  id: string;
+  provider: ProviderId;
+  label: string;
+  email: string | null;
+  status: AccountStatus;
+  statusReason: string | null;
+  verifyUrl: string | null;
+  credentials: Credentials;
+  /** Provider facts: projectId, tier, plan level… */
+  meta: Record<string, unknown>;
+  createdAt: number;
+  updatedAt: number;
+  lastUsedAt: number | null;
+}
+
+export interface NewAccount {
+  provider: ProviderId;
+  label?: string;
+  email?: string | null;
+  credentials: Credentials;
+  meta?: Record<string, unknown>;
+}
+
+export interface AccountPatch {
+  label?: string;
+  email?: string | null;
+  status?: AccountStatus;
+  statusReason?: string | null;
+  verifyUrl?: string | null;
+  credentials?: Credentials;
+  /** Merged into the existing meta. */
+  meta?: Record<string, unknown>;
+  lastUsedAt?: number | null;
+}
+
+interface Row {
+  id: string;
+  provider: string;
+  label: string;
+  email: string | null;
+  status: string;
+  status_reason: string | null;
+  verify_url: string | null;
+  credentials: string;
+  meta: string;
+  created_at: number;
+  updated_at: number;
+  last_used_at: number | null;
+}
+
+function fromRow(r: Row): Account {
+  return {
+    id: r.id,
+    provider: r.provider as ProviderId,
+    label: r.label,
+    email: r.email,
+    status: r.status as AccountStatus,
+    statusReason: r.status_reason,
+    verifyUrl: r.verify_url,
+    credentials: JSON.parse(r.credentials) as Credentials,
+    meta: JSON.parse(r.meta) as Record<string, unknown>,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    lastUsedAt: r.last_used_at,
+  };
+}
+
+function newId(): string {
+  const b = crypto.getRandomValues(new Uint8Array(4));
+  return `acc_${Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('')}`;
+}
+
+export function listAccounts(db: Database): Account[] {
+  return (db.query('SELECT * FROM accounts ORDER BY created_at, id').all() as Row[]).map(fromRow);
+}
+
+/** Finds an account by id or by label. */
+export function findAccount(db: Database, idOrLabel: string): Account | null {
+  const r = db.query('SELECT * FROM accounts WHERE id = ?1 OR label = ?1 LIMIT 1').get(idOrLabel) as Row | null;
+  return r ? fromRow(r) : null;
+}
+
+function uniqueLabel(db: Database, base: string): string {
+  let label = base;
+  for (let n = 2; db.query('SELECT 1 FROM accounts WHERE label = ?').get(label); n++) label = `${base}-${n}`;
+  return label;
+}
+
+/**
+ * Adds an account, or updates the existing one with the same provider and email (re-login must not
+ * duplicate). Returns the stored account and whether it was new.
+ */
+export function upsertAccount(db: Database, input: NewAccount, now = Date.now()): { account: Account; created: boolean } {
+  return immediate(db, () => {
+    const email = input.email ?? null;
+    const existing = email
+      ? (db.query('SELECT * FROM accounts WHERE provider = ? AND email = ?').get(input.provider, email) as Row | null)
+      : null;
+    if (existing) {
+      const meta = { ...(JSON.parse(existing.meta) as Record<string, unknown>), ...(input.meta ?? {}) };
+      db.query(
+        `UPDATE accounts SET credentials = ?, meta = ?, status = 'active', status_reason = NULL, verify_url = NULL,
+           updated_at = ? WHERE id = ?`,
+      ).run(JSON.stringify(input.credentials), JSON.stringify(meta), now, existing.id);
+      return { account: fromRow(db.query('SELECT * FROM accounts WHERE id = ?').get(existing.id) as Row), created: false };
+    }
+    if (input.label && db.query('SELECT 1 FROM accounts WHERE label = ?').get(input.label)) {
+      throw new StoreError(`an account labelled "${input.label}" already exists`);
+    }
+    const id = newId();
+    const label = input.label ?? uniqueLabel(db, email ?? `${input.provider}-${id.slice(4)}`);
+    db.query(
+      `INSERT INTO accounts (id, provider, label, email, status, credentials, meta, created_at, updated_at)
+       VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?)`,
+    ).run(id, input.provider, label, email, JSON.stringify(input.credentials), JSON.stringify(input.meta ?? {}), now, now);
+    return { account: fromRow(db.query('SELECT * FROM accounts WHERE id = ?').get(id) as Row), created: true };
+  });
+}
+
+/** Applies a patch in one transaction; meta is merged. Returns null when the account is gone. */
+export function updateAccount(db: Database, id: string, patch: AccountPatch, now = Date.now()): Account | null {
+  return immediate(db, () => {
+    const row = db.query('SELECT * FROM accounts WHERE id = ?').get(id) as Row | null;
+    if (!row) return null;
+    const cur = fromRow(row);
+    const next: Account = {
+      ...cur,
+      ...Object.fromEntries(Object.entries(patch).filter(([k, v]) => v !== undefined && k !== 'meta')),
+      meta: patch.meta ? { ...cur.meta, ...patch.meta } : cur.meta,
+      updatedAt: now,
+    } as Account;
+    db.query(
+      `UPDATE accounts SET label = ?, email = ?, status = ?, status_reason = ?, verify_url = ?, credentials = ?,
+         meta = ?, updated_at = ?, last_used_at = ? WHERE id = ?`,
+    ).run(
+      next.label,
+      next.email,
+      next.status,
+      next.statusReason,
+      next.verifyUrl,
+      JSON.stringify(next.credentials),
+      JSON.stringify(next.meta),
+      now,
+      next.lastUsedAt,
+      id,
+    );
+    return next;
+  });
+}
+
+/** Removes an account (and, by cascade, its limits and quotas). */
+export function removeAccount(db: Database, idOrLabel: string): Account | null {
+  return immediate(db, () => {
+    const acc = findAccount(db, idOrLabel);
+    if (acc) db.query('DELETE FROM accounts WHERE id = ?').run(acc.id);
+    return acc;
+  });
+}
+
+/** Records when accounts were last used; batched by the caller to stay off the hot path. */
+export function touchAccounts(db: Database, lastUsed: ReadonlyMap<string, number>): void {
+  if (lastUsed.size === 0) return;
+  immediate(db, () => {
+    const q = db.query('UPDATE accounts SET last_used_at = ? WHERE id = ?');
+    for (const [id, at] of lastUsed) q.run(at, id);
+  });
+}

@@ -1,0 +1,145 @@
+// Opens the one database file: private permissions, WAL, a busy timeout, and numbered migrations.
+import { Database } from 'bun:sqlite';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+export class StoreError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreError';
+  }
+}
+
+// Each entry moves the schema one version up; never edit a released entry, append a new one.
+const MIGRATIONS: string[] = [
+  `CREATE TABLE accounts (
+     id            TEXT PRIMARY KEY,
+     provider      TEXT NOT NULL,
+     label         TEXT NOT NULL UNIQUE,
+     email         TEXT,
+     status        TEXT NOT NULL DEFAULT 'active',
+     status_reason TEXT,
+     verify_url    TEXT,
+     credentials   TEXT NOT NULL,
+     meta          TEXT NOT NULL DEFAULT '{}',
+     created_at    INTEGER NOT NULL,
+     updated_at    INTEGER NOT NULL,
+     last_used_at  INTEGER
+   );
+   CREATE UNIQUE INDEX accounts_provider_email ON accounts(provider, email) WHERE email IS NOT NULL;
+   CREATE TABLE model_limits (
+     account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+     model      TEXT NOT NULL,
+     kind       TEXT NOT NULL,
+     reset_at   INTEGER NOT NULL,
+     reason     TEXT,
+     updated_at INTEGER NOT NULL,
+     PRIMARY KEY (account_id, model)
+   );
+   CREATE TABLE quotas (
+     account_id         TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+     model              TEXT NOT NULL,
+     window             TEXT NOT NULL DEFAULT '',
+     remaining_fraction REAL,
+     reset_at           INTEGER,
+     fetched_at         INTEGER NOT NULL,
+     PRIMARY KEY (account_id, model, window)
+   );
+   CREATE TABLE usage (
+     id                    INTEGER PRIMARY KEY,
+     ts                    INTEGER NOT NULL,
+     request_id            TEXT NOT NULL,
+     account_id            TEXT,
+     provider              TEXT,
+     client_model          TEXT NOT NULL,
+     upstream_model        TEXT,
+     status                INTEGER NOT NULL,
+     latency_ms            INTEGER NOT NULL,
+     input_tokens          INTEGER NOT NULL DEFAULT 0,
+     output_tokens         INTEGER NOT NULL DEFAULT 0,
+     cache_read_tokens     INTEGER NOT NULL DEFAULT 0,
+     cache_creation_tokens INTEGER NOT NULL DEFAULT 0,
+     stream                INTEGER NOT NULL DEFAULT 0,
+     fallback_from         TEXT,
+     failovers             INTEGER NOT NULL DEFAULT 0,
+     error_type            TEXT
+   );
+   CREATE INDEX usage_ts ON usage(ts);
+   CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+function migrate(db: Database): void {
+  const current = (db.query('PRAGMA user_version').get() as { user_version: number }).user_version;
+  if (current > MIGRATIONS.length) {
+    throw new StoreError(
+      `database schema version ${current} is newer than this mcp understands (${MIGRATIONS.length}); upgrade mcp`,
+    );
+  }
+  for (let v = current; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]!);
+      db.exec(`PRAGMA user_version = ${v + 1}`);
+    }).immediate();
+  }
+}
+
+/** Opens (creating if needed) the database at `path`. Throws StoreError with a readable message. */
+export function openDatabase(path: string, opts: { readonly?: boolean } = {}): Database {
+  const dir = dirname(path);
+  try {
+    if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new StoreError(`cannot create data directory ${dir}: ${(err as Error).message}`, { cause: err });
+  }
+  let db: Database;
+  try {
+    db = new Database(path, opts.readonly ? { readonly: true } : { create: true, readwrite: true });
+  } catch (err) {
+    throw new StoreError(`cannot open database ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    db.exec('PRAGMA busy_timeout = 5000');
+    if (!opts.readonly) {
+      db.exec('PRAGMA journal_mode = WAL');
+      db.exec('PRAGMA synchronous = NORMAL');
+    }
+    db.exec('PRAGMA foreign_keys = ON');
+    if (!opts.readonly) migrate(db);
+    if (!opts.readonly) {
+      for (const f of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
+    }
+  } catch (err) {
+    db.close();
+    if (err instanceof StoreError) throw err;
+    throw new StoreError(`database ${path} is not usable: ${(err as Error).message}`, { cause: err });
+  }
+  return db;
+}
+
+/** Runs fn in a BEGIN IMMEDIATE transaction (read-modify-write without lost updates). */
+export function immediate<T>(db: Database, fn: () => T): T {
+  return db.transaction(fn).immediate();
+}
+
+/** Changes whenever another connection (e.g. the CLI) commits; cheap enough to poll each second. */
+export function dataVersion(db: Database): number {
+  return (db.query('PRAGMA data_version').get() as { data_version: number }).data_version;
+}
+
+export function integrityCheck(db: Database): string {
+  return (db.query('PRAGMA integrity_check').get() as { integrity_check: string }).integrity_check;
+}
+
+export function getSetting(db: Database, key: string): string | null {
+  const row = db.query('SELECT value FROM settings WHERE key = ?').get(key) as { value: string } | null;
+  return row?.value ?? null;
+}
+
+export function setSetting(db: Database, key: string, value: string): void {
+  db.query('INSERT INTO settings(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(
+    key,
+    value,
+  );
+}

@@ -1,0 +1,86 @@
+// Request accounting. Written in batches by the server, read by `mcp usage`.
+import type { Database } from 'bun:sqlite';
+import { immediate } from './db.ts';
+
+export interface UsageRecord {
+  ts: number;
+  requestId: string;
+  accountId: string | null;
+  provider: string | null;
+  clientModel: string;
+  upstreamModel: string | null;
+  status: number;
+  latencyMs: number;
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadTokens: number;
+  cacheCreationTokens: number;
+  stream: boolean;
+  fallbackFrom: string | null;
+  failovers: number;
+  errorType: string | null;
+}
+
+export function insertUsage(db: Database, records: readonly UsageRecord[]): void {
+  if (records.length === 0) return;
+  immediate(db, () => {
+    const q = db.query(
+      `INSERT INTO usage (ts, request_id, account_id, provider, client_model, upstream_model, status, latency_ms,
+         input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, stream, fallback_from, failovers,
+         error_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    for (const r of records) {
+      q.run(
+        r.ts,
+        r.requestId,
+        r.accountId,
+        r.provider,
+        r.clientModel,
+        r.upstreamModel,
+        r.status,
+        r.latencyMs,
+        r.inputTokens,
+        r.outputTokens,
+        r.cacheReadTokens,
+        r.cacheCreationTokens,
+        r.stream ? 1 : 0,
+        r.fallbackFrom,
+        r.failovers,
+        r.errorType,
+      );
+    }
+  });
+}
+
+export function pruneUsage(db: Database, before: number): number {
+  return db.query('DELETE FROM usage WHERE ts < ?').run(before).changes;
+}
+
+export interface UsageSummaryRow {
+  key: string;
+  requests: number;
+  errors: number;
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadTokens: number;
+  avgLatencyMs: number;
+}
+
+/** Totals since `since` (epoch ms), grouped by account label, model or provider. */
+export function summarizeUsage(db: Database, since: number, by: 'account' | 'model' | 'provider'): UsageSummaryRow[] {
+  const key =
+    by === 'account'
+      ? "COALESCE(a.label, u.account_id, '-')"
+      : by === 'model'
+        ? 'u.client_model'
+        : "COALESCE(u.provider, '-')";
+  return db
+    .query(
+      `SELECT ${key} AS key, COUNT(*) AS requests, SUM(CASE WHEN u.status >= 400 THEN 1 ELSE 0 END) AS errors,
+         SUM(u.input_tokens) AS inputTokens, SUM(u.output_tokens) AS outputTokens,
+         SUM(u.cache_read_tokens) AS cacheReadTokens, CAST(AVG(u.latency_ms) AS INTEGER) AS avgLatencyMs
+       FROM usage u LEFT JOIN accounts a ON a.id = u.account_id
+       WHERE u.ts >= ? GROUP BY key ORDER BY requests DESC`,
+    )
+    .all(since) as UsageSummaryRow[];
+}
