@@ -1,0 +1,79 @@
+// One consola instance for the program: human lines by default, JSON lines with LOG_FORMAT=json.
+// Anything that looks like a secret is masked before it is written, whatever the caller passed.
+import { createConsola, type ConsolaInstance, type LogObject } from 'consola';
+
+// Google access tokens, Google refresh tokens, bearer values, API-key-ish strings and key=value pairs.
+const SECRET_PATTERNS: RegExp[] = [
+  /ya29\.[A-Za-z0-9_\-.]+/g,
+  /1\/\/[A-Za-z0-9_\-]{10,}/g,
+  /(Bearer\s+)[A-Za-z0-9_\-.~+/=]{6,}/gi,
+  /\bsk-[A-Za-z0-9_\-]{10,}/g,
+  /("?(?:api[_-]?key|apiKey|access[_-]?token|accessToken|refresh[_-]?token|refreshToken|client[_-]?secret|authorization|x-api-key|password)"?\s*[:=]\s*"?)([^"\s,}&]{4,})/gi,
+];
+
+const extraSecrets = new Set<string>();
+
+/** Registers a literal secret (e.g. PROXY_API_KEY, an account key) to be masked wherever it appears. */
+export function registerSecret(secret: string | undefined | null): void {
+  if (secret && secret.length >= 6) extraSecrets.add(secret);
+}
+
+export function redact(text: string): string {
+  let out = text;
+  for (const s of extraSecrets) if (out.includes(s)) out = out.split(s).join('***');
+  for (const re of SECRET_PATTERNS) {
+    out = out.replace(re, (m, p1?: string, p2?: string) => {
+      if (typeof p1 === 'string' && typeof p2 === 'string') return `${p1}***`;
+      if (typeof p1 === 'string' && /^bearer/i.test(p1)) return `${p1}***`;
+      return '***';
+    });
+  }
+  return out;
+}
+
+function stringify(arg: unknown): string {
+  if (typeof arg === 'string') return arg;
+  if (arg instanceof Error) return arg.message;
+  try {
+    return JSON.stringify(arg);
+  } catch {
+    return String(arg);
+  }
+}
+
+let format: 'pretty' | 'json' = 'pretty';
+
+function jsonReporter() {
+  return {
+    log(obj: LogObject) {
+      const [first, ...rest] = obj.args;
+      const fields = rest.length === 1 && rest[0] && typeof rest[0] === 'object' && !(rest[0] instanceof Error) ? rest[0] : undefined;
+      const line: Record<string, unknown> = {
+        time: obj.date.toISOString(),
+        level: obj.type,
+        msg: redact(stringify(first ?? '')),
+      };
+      if (fields) Object.assign(line, JSON.parse(redact(JSON.stringify(fields))));
+      else if (rest.length) line.extra = rest.map((a) => redact(stringify(a)));
+      process.stderr.write(`${JSON.stringify(line)}\n`);
+    },
+  };
+}
+
+function prettyReporter() {
+  return {
+    log(obj: LogObject) {
+      const text = redact(obj.args.map(stringify).join(' '));
+      const tag = obj.type === 'log' || obj.type === 'info' ? '' : `[${obj.type}] `;
+      process.stderr.write(`${obj.date.toISOString()} ${tag}${text}\n`);
+    },
+  };
+}
+
+export const log: ConsolaInstance = createConsola({ level: 3, reporters: [prettyReporter()] });
+
+export function configureLog(opts: { format?: 'pretty' | 'json'; debug?: boolean }): void {
+  if (opts.format) format = opts.format;
+  log.setReporters([format === 'json' ? jsonReporter() : prettyReporter()]);
+  log.level = opts.debug ? 4 : 3;
+}
