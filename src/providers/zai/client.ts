@@ -1,0 +1,167 @@
+// HTTP to Z.AI: one streamed Messages call read incrementally (events are yielded as they arrive,
+// never after the whole body), and small authenticated GETs for models and quota. Every failure
+// leaves here as an UpstreamError; the API key never appears in a message.
+import type { AnthropicEvent } from '../../anthropic/events.ts';
+import type { MessagesRequest } from '../../anthropic/schema.ts';
+import { UpstreamError, type SendContext } from '../provider.ts';
+import { classifyZaiError } from './errors.ts';
+import { toZaiBody, zaiHeaders } from './request.ts';
+import { createSseDecoder } from './sse.ts';
+import { createStreamRepair, messageToEvents } from './stream.ts';
+
+export interface ZaiClientOptions {
+  baseUrl: string;
+  /** Abandon the upstream after this long without a byte (before headers or between chunks). */
+  idleTimeoutMs: number;
+  now: () => number;
+}
+
+/** Bounded wait for the small JSON endpoints (models, quota). */
+const GET_TIMEOUT_MS = 15_000;
+
+function scrub(text: string, secret: string): string {
+  return secret && text.includes(secret) ? text.split(secret).join('***') : text;
+}
+
+function networkError(err: unknown, secret: string): UpstreamError {
+  const e = err as { code?: unknown; message?: unknown };
+  const what = typeof e?.code === 'string' ? e.code : typeof e?.message === 'string' ? e.message : 'network error';
+  return new UpstreamError('transient', `Z.AI connection failed: ${scrub(what, secret)}`, { status: 0, cause: err });
+}
+
+function parseData(data: string, started: boolean): Record<string, unknown> {
+  try {
+    const v = JSON.parse(data) as unknown;
+    if (v && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
+  } catch {
+    // fall through
+  }
+  throw new UpstreamError('transient', `Z.AI sent a malformed data line${started ? ' mid-stream' : ''}`);
+}
+
+/**
+ * One POST /v1/messages, always streamed upstream. Yields repaired Anthropic events as they arrive;
+ * throws UpstreamError for HTTP errors, in-stream error events, broken or truncated streams,
+ * silence longer than the idle timeout, and client aborts.
+ */
+export async function* streamMessages(
+  opts: ZaiClientOptions,
+  req: MessagesRequest,
+  ctx: SendContext,
+): AsyncGenerator<AnthropicEvent> {
+  const creds = ctx.account.credentials;
+  if (creds.kind !== 'api_key') throw new UpstreamError('invalid_account', 'Z.AI accounts need an API key', { scope: 'account' });
+  const key = creds.apiKey;
+
+  const watchdog = new AbortController();
+  const signal = AbortSignal.any([ctx.signal, watchdog.signal]);
+  const timer = setTimeout(() => watchdog.abort(), opts.idleTimeoutMs);
+  const whyStopped = (err: unknown): UpstreamError => {
+    if (ctx.signal.aborted) return new UpstreamError('transient', 'request aborted by the client', { cause: err });
+    if (watchdog.signal.aborted) {
+      return new UpstreamError('transient', `Z.AI sent nothing for ${Math.round(opts.idleTimeoutMs / 1000)}s`, { cause: err });
+    }
+    return err instanceof UpstreamError ? err : networkError(err, key);
+  };
+
+  let reader: { read(): Promise<{ done: boolean; value?: Uint8Array }>; cancel(): Promise<void> } | null = null;
+  let eof = false;
+  try {
+    let res: Response;
+    try {
+      res = await fetch(`${opts.baseUrl}/v1/messages`, {
+        method: 'POST',
+        headers: zaiHeaders(key, ctx),
+        body: JSON.stringify(toZaiBody(req, ctx.model)),
+        signal,
+      });
+    } catch (err) {
+      throw whyStopped(err);
+    }
+    timer.refresh();
+
+    if (!res.ok) {
+      let text = '';
+      try {
+        text = await res.text();
+      } catch (err) {
+        throw whyStopped(err);
+      }
+      throw classifyZaiError(res.status, text, res.headers, opts.now(), key);
+    }
+
+    const repair = createStreamRepair(ctx.clientModel);
+    const contentType = res.headers.get('content-type') ?? '';
+    if (!res.body) throw new UpstreamError('transient', 'Z.AI returned an empty response', { status: res.status });
+
+    if (contentType.includes('application/json')) {
+      // Z.AI answered a streaming request with one JSON document: a Message or an error.
+      let text = '';
+      try {
+        text = await res.text();
+      } catch (err) {
+        throw whyStopped(err);
+      }
+      const doc = text ? parseData(text, false) : null;
+      if (!doc) throw new UpstreamError('transient', 'Z.AI returned an empty response', { status: res.status });
+      if (doc.type !== 'message') throw classifyZaiError(res.status, text, res.headers, opts.now(), key);
+      for (const ev of messageToEvents(doc)) yield* repair.accept(ev);
+      yield* repair.finish();
+      return;
+    }
+
+    const body = res.body.getReader();
+    reader = body;
+    const decoder = new TextDecoder();
+    const sse = createSseDecoder();
+    for (;;) {
+      let chunk: { done: boolean; value?: Uint8Array };
+      try {
+        chunk = await body.read();
+      } catch (err) {
+        throw whyStopped(err);
+      }
+      timer.refresh();
+      eof = chunk.done;
+      const events = chunk.done ? sse.push(decoder.decode()).concat(sse.end()) : sse.push(decoder.decode(chunk.value, { stream: true }));
+      for (const e of events) {
+        const ev = parseData(e.data, repair.started);
+        if (ev.type === 'error' || e.event === 'error') {
+          throw classifyZaiError(200, e.data, res.headers, opts.now(), key);
+        }
+        const out = repair.accept(ev);
+        for (const o of out) yield o;
+        if (repair.done) return;
+      }
+      if (chunk.done) break;
+    }
+    for (const o of repair.finish()) yield o;
+  } finally {
+    clearTimeout(timer);
+    // Stop reading and free the connection when we return early, fail, or the consumer walks away.
+    if (reader && !eof) reader.cancel().catch(() => {});
+  }
+}
+
+/** GET with the key as Bearer; returns parsed JSON or throws a classified UpstreamError. */
+export async function getJson(url: string, apiKey: string, now: () => number, signal?: AbortSignal): Promise<unknown> {
+  const timeout = AbortSignal.timeout(GET_TIMEOUT_MS);
+  let res: Response;
+  let text: string;
+  try {
+    res = await fetch(url, {
+      headers: { authorization: `Bearer ${apiKey}`, accept: 'application/json', 'accept-language': 'en-US,en' },
+      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+    });
+    text = await res.text();
+  } catch (err) {
+    if (timeout.aborted) throw new UpstreamError('transient', 'Z.AI did not answer in time', { cause: err });
+    throw networkError(err, apiKey);
+  }
+  if (!res.ok) throw classifyZaiError(res.status, text, res.headers, now(), apiKey);
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new UpstreamError('transient', 'Z.AI answered with something that is not JSON', { status: res.status });
+  }
+}

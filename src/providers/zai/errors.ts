@@ -1,0 +1,203 @@
+// Z.AI failure -> UpstreamError. Z.AI answers with three body shapes (Anthropic envelope + code,
+// its native {error:{code,message}}, FastAPI's 422 {detail:[…]}) and puts the real meaning in a
+// business code, so the HTTP status alone is not enough: a 429 can be a 5-second throttle or a
+// week-long quota. Pure: the clock is passed in.
+import { UpstreamError, type UpstreamErrorKind } from '../provider.ts';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+/** China Standard Time: Z.AI writes reset times in it, without an offset. */
+const CST_OFFSET = 8 * HOUR;
+/** 1302/1303 throttles lift quickly; cool the key down briefly when Z.AI gives no time. */
+const SHORT_COOLDOWN_MS = 5_000;
+const MAX_MESSAGE = 300;
+
+const CODE_PREFIX = /^\s*\[(\d{3,5})\]/;
+const BRACKETED = /^\s*\[(\d{3,5})\]\s*\[([\s\S]*?)\](?:\s*\[[^\]]*\])?\s*$/;
+const RESET_AT = /reset at\s+(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})/i;
+const HTML = /^\s*</;
+const WS = /\s+/g;
+
+interface ParsedBody {
+  code: string | null;
+  /** Anthropic error.type when the body had one. */
+  type: string | null;
+  message: string;
+}
+
+/** Reset instant from "…reset at 2026-08-31 18:19:41" (UTC+8, no offset written), or null. */
+export function parseZaiResetAt(text: string): number | null {
+  const m = RESET_AT.exec(text);
+  if (!m) return null;
+  const [, y, mo, d, h, mi, s] = m;
+  const utc = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s));
+  return Number.isFinite(utc) ? utc - CST_OFFSET : null;
+}
+
+/** The next midnight in China (UTC+8) after now: when Z.AI's daily limits (1304) reset. */
+export function nextChinaMidnight(now: number): number {
+  const local = now + CST_OFFSET;
+  return Math.floor(local / DAY) * DAY + DAY - CST_OFFSET;
+}
+
+/** retry-after-ms, else retry-after (seconds or an HTTP date), as an epoch ms; null when absent. */
+export function retryAfterAt(headers: Headers, now: number): number | null {
+  const ms = headers.get('retry-after-ms');
+  if (ms && Number.isFinite(Number(ms))) return now + Math.max(0, Number(ms));
+  const ra = headers.get('retry-after');
+  if (!ra) return null;
+  const secs = Number(ra);
+  if (Number.isFinite(secs)) return now + Math.max(0, secs) * 1000;
+  const date = Date.parse(ra);
+  return Number.isFinite(date) ? Math.max(now, date) : null;
+}
+
+function clean(text: string): string {
+  const t = text.replace(WS, ' ').trim();
+  return t.length > MAX_MESSAGE ? `${t.slice(0, MAX_MESSAGE)}…` : t;
+}
+
+function pydanticMessage(detail: unknown[]): string {
+  const parts = detail.map((d) => {
+    if (!d || typeof d !== 'object') return String(d);
+    const e = d as { loc?: unknown; msg?: unknown };
+    const loc = Array.isArray(e.loc) ? e.loc.filter((p, i) => !(i === 0 && p === 'body')).join('.') : '';
+    const msg = typeof e.msg === 'string' ? e.msg : 'invalid value';
+    return loc ? `${loc}: ${msg}` : msg;
+  });
+  return parts.join('; ');
+}
+
+/** Reads any of the three body shapes; unknown text (HTML from a proxy, plain text) is kept short. */
+export function parseZaiErrorBody(bodyText: string): ParsedBody & { detail: boolean } {
+  let json: unknown;
+  try {
+    json = bodyText ? JSON.parse(bodyText) : undefined;
+  } catch {
+    json = undefined;
+  }
+  if (json && typeof json === 'object') {
+    const o = json as Record<string, unknown>;
+    if (Array.isArray(o.detail)) {
+      return { code: null, type: null, message: clean(pydanticMessage(o.detail)), detail: true };
+    }
+    const err = (o.error && typeof o.error === 'object' ? o.error : o) as Record<string, unknown>;
+    const rawMsg =
+      typeof err.message === 'string' ? err.message : typeof o.msg === 'string' ? o.msg : typeof o.message === 'string' ? o.message : '';
+    let code = typeof err.code === 'string' || typeof err.code === 'number' ? String(err.code) : null;
+    const bracketed = BRACKETED.exec(rawMsg);
+    const prefix = CODE_PREFIX.exec(rawMsg);
+    if (!code && prefix) code = prefix[1]!;
+    // "[1308][Usage limit reached …][request id]" -> "Usage limit reached …"
+    const message = bracketed ? bracketed[2]! : prefix ? rawMsg.slice(prefix[0].length) : rawMsg;
+    const type = typeof err.type === 'string' ? err.type : null;
+    return { code, type, message: clean(message), detail: false };
+  }
+  if (HTML.test(bodyText)) return { code: null, type: null, message: 'upstream returned an HTML error page', detail: false };
+  return { code: null, type: null, message: clean(bodyText), detail: false };
+}
+
+type Rule = { kind: UpstreamErrorKind; scope?: 'model' | 'account' };
+
+// Business codes (§3.5). Z.AI limits are per key, not per model, hence scope 'account'.
+const CODE_RULES: Record<string, Rule> = {
+  '1302': { kind: 'rate_limited', scope: 'account' },
+  '1303': { kind: 'rate_limited', scope: 'account' },
+  '1231': { kind: 'rate_limited', scope: 'account' },
+  '1305': { kind: 'capacity' },
+  '1304': { kind: 'quota_exhausted', scope: 'account' },
+  '1308': { kind: 'quota_exhausted', scope: 'account' },
+  '1310': { kind: 'quota_exhausted', scope: 'account' },
+  '1110': { kind: 'invalid_account', scope: 'account' },
+  '1111': { kind: 'invalid_account', scope: 'account' },
+  '1112': { kind: 'invalid_account', scope: 'account' },
+  '1113': { kind: 'invalid_account', scope: 'account' },
+  '1121': { kind: 'invalid_account', scope: 'account' },
+  '1220': { kind: 'invalid_account', scope: 'account' },
+  '1309': { kind: 'invalid_account', scope: 'account' },
+  '1313': { kind: 'invalid_account', scope: 'account' },
+  '1211': { kind: 'not_found' },
+  '1221': { kind: 'not_found' },
+  '1222': { kind: 'not_found' },
+  '1200': { kind: 'bad_request' },
+  '1210': { kind: 'bad_request' },
+  '1212': { kind: 'bad_request' },
+  '1213': { kind: 'bad_request' },
+  '1214': { kind: 'bad_request' },
+  '1215': { kind: 'bad_request' },
+  '1300': { kind: 'bad_request' },
+  '1301': { kind: 'bad_request' },
+  '500': { kind: 'transient' },
+  '1100': { kind: 'transient' },
+  '1120': { kind: 'transient' },
+  '1230': { kind: 'transient' },
+  '1234': { kind: 'transient' },
+};
+
+const AUTH_CODES = new Set(['1000', '1001', '1002', '1003', '1004']);
+
+// Anthropic error.type, for in-stream `event: error` bodies and envelopes without a known code.
+const TYPE_RULES: Record<string, UpstreamErrorKind> = {
+  overloaded_error: 'capacity',
+  rate_limit_error: 'rate_limited',
+  api_error: 'transient',
+  timeout_error: 'transient',
+  invalid_request_error: 'bad_request',
+  request_too_large: 'bad_request',
+  authentication_error: 'auth',
+  permission_error: 'invalid_account',
+  billing_error: 'invalid_account',
+  not_found_error: 'not_found',
+};
+
+function kindFromStatus(status: number, type: string | null): UpstreamErrorKind {
+  if (status === 401) return 'auth';
+  if (status === 403 || status === 402) return 'invalid_account';
+  if (status === 404) return 'not_found';
+  if (status === 429) return 'rate_limited';
+  if (status === 529 || status === 503) return 'capacity';
+  if (status === 408 || status === 409 || status >= 500 || status === 0) return 'transient';
+  if (status >= 400) return 'bad_request';
+  // 200 with an error (in-stream error event): go by the Anthropic type.
+  return (type && TYPE_RULES[type]) || 'transient';
+}
+
+/**
+ * Classifies one Z.AI failure. `status` is the HTTP status (200 for an in-stream error event);
+ * `secret`, when given, is scrubbed from the message (the message may reach the client and logs).
+ */
+export function classifyZaiError(
+  status: number,
+  bodyText: string,
+  headers: Headers,
+  now: number,
+  secret?: string,
+): UpstreamError {
+  const body = parseZaiErrorBody(bodyText);
+  const code = body.code;
+  const retryAt = retryAfterAt(headers, now);
+  let rule: Rule;
+  if (body.detail || status === 422) rule = { kind: 'bad_request' };
+  else if (code && AUTH_CODES.has(code)) rule = { kind: status === 401 ? 'auth' : 'invalid_account', scope: 'account' };
+  else if (code && CODE_RULES[code]) rule = CODE_RULES[code]!;
+  else if (status === 200 || status === 0) rule = { kind: (body.type && TYPE_RULES[body.type]) || 'transient' };
+  else rule = { kind: kindFromStatus(status, body.type) };
+
+  let resetAt: number | null = null;
+  if (code === '1302' || code === '1303' || code === '1231') resetAt = retryAt ?? now + SHORT_COOLDOWN_MS;
+  else if (code === '1304') resetAt = nextChinaMidnight(now);
+  else if (code === '1308' || code === '1310') resetAt = parseZaiResetAt(body.message) ?? retryAt;
+  else if (rule.kind === 'rate_limited' || rule.kind === 'capacity' || rule.kind === 'quota_exhausted') resetAt = retryAt;
+
+  let message = body.message || (status ? `Z.AI returned HTTP ${status}` : 'Z.AI request failed');
+  if (body.detail) message = `Invalid request: ${message}`;
+  else if (code && !message.includes(`[${code}]`)) message = `[${code}] ${message}`;
+  if (secret && secret.length >= 4 && message.includes(secret)) message = message.split(secret).join('***');
+
+  return new UpstreamError(rule.kind, message, {
+    status,
+    resetAt,
+    scope: rule.scope ?? 'model',
+    code: code ?? (status === 422 ? '422' : null),
+  });
+}

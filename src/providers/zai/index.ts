@@ -1,0 +1,77 @@
+// The Z.AI provider: GLM API keys behind Z.AI's Anthropic-compatible endpoint.
+import type { Config } from '../../config.ts';
+import type { AnthropicEvent } from '../../anthropic/events.ts';
+import type { MessagesRequest } from '../../anthropic/schema.ts';
+import type { Account } from '../../store/accounts.ts';
+import { UpstreamError, type ModelInfo, type Provider, type ProviderDeps, type QuotaInfo, type SendContext } from '../provider.ts';
+import { getJson, streamMessages } from './client.ts';
+import { mergeModels, parseModelList } from './models.ts';
+import { describeQuota, parseZaiQuota, type ZaiQuota } from './quota.ts';
+
+export { classifyZaiError, parseZaiResetAt, nextChinaMidnight } from './errors.ts';
+export { toZaiBody, foldMessages, zaiHeaders } from './request.ts';
+export { parseZaiQuota } from './quota.ts';
+export { KNOWN_ZAI_MODELS } from './models.ts';
+
+/** The model list changes rarely; one listing serves every key for this long. */
+const MODELS_TTL_MS = 10 * 60 * 1000;
+
+function apiKeyOf(account: Account): string {
+  if (account.credentials.kind !== 'api_key') {
+    throw new UpstreamError('invalid_account', 'Z.AI accounts need an API key', { scope: 'account' });
+  }
+  return account.credentials.apiKey;
+}
+
+export function createZaiProvider(config: Config, deps: ProviderDeps): Provider {
+  const baseUrl = config.zai.baseUrl;
+  const quotaUrl = config.zai.quotaUrl;
+  const clientOpts = { baseUrl, idleTimeoutMs: config.upstreamIdleTimeoutSec * 1000, now: deps.now };
+  let modelCache: { at: number; models: ModelInfo[] } | null = null;
+
+  async function fetchQuota(account: Account, signal?: AbortSignal): Promise<ZaiQuota> {
+    const q = parseZaiQuota(await getJson(quotaUrl, apiKeyOf(account), deps.now, signal));
+    // Remember the plan level for status pages; written only when it changes.
+    if (q.level && account.meta.plan !== q.level) deps.updateAccount(account.id, { meta: { plan: q.level } });
+    return q;
+  }
+
+  return {
+    id: 'zai',
+
+    send(req: MessagesRequest, ctx: SendContext): AsyncIterable<AnthropicEvent> {
+      return streamMessages(clientOpts, req, ctx);
+    },
+
+    async models(account: Account, signal?: AbortSignal): Promise<ModelInfo[]> {
+      const now = deps.now();
+      if (modelCache && now - modelCache.at < MODELS_TTL_MS) return modelCache.models;
+      let listed: ModelInfo[] = [];
+      try {
+        listed = parseModelList(await getJson(`${baseUrl}/v1/models`, apiKeyOf(account), deps.now, signal));
+      } catch {
+        // The listing is a nicety: the known catalogue still serves.
+      }
+      const models = mergeModels(listed);
+      modelCache = { at: now, models };
+      return models;
+    },
+
+    async quota(account: Account, signal?: AbortSignal): Promise<QuotaInfo[]> {
+      return (await fetchQuota(account, signal)).windows;
+    },
+
+    async refresh(): Promise<void> {
+      // API keys do not expire.
+    },
+
+    async verify(account: Account, signal?: AbortSignal): Promise<{ ok: boolean; detail: string }> {
+      try {
+        return { ok: true, detail: describeQuota(await fetchQuota(account, signal)) };
+      } catch (err) {
+        const e = err instanceof UpstreamError ? err : new UpstreamError('transient', String((err as Error)?.message ?? err));
+        return { ok: false, detail: `${e.kind}: ${e.message}` };
+      }
+    },
+  };
+}

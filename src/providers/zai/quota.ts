@@ -1,0 +1,74 @@
+// The coding-plan quota endpoint (§3.3) -> QuotaInfo per token window. Z.AI meters tokens per key,
+// not per model, so every window covers model "*". Pure: JSON in, windows out.
+import { UpstreamError, type QuotaInfo } from '../provider.ts';
+
+export interface ZaiQuota {
+  /** Plan level (lite, pro, max) when Z.AI says. */
+  level: string | null;
+  windows: QuotaInfo[];
+}
+
+const NO_PLAN = /coding plan|package|subscri|expired/i;
+const BAD_KEY = /token|auth|api key|apikey|invalid|unauthori/i;
+
+function num(v: unknown): number | null {
+  return typeof v === 'number' && Number.isFinite(v) ? v : typeof v === 'string' && v.trim() && Number.isFinite(Number(v)) ? Number(v) : null;
+}
+
+/** "5h" for unit 3 (hours), "weekly" / "2w" for unit 6 (weeks); other units keep their raw numbers. */
+export function windowName(unit: number | null, n: number | null): string {
+  const count = n ?? 1;
+  if (unit === 3) return `${count}h`;
+  if (unit === 6) return count === 1 ? 'weekly' : `${count}w`;
+  if (unit === 5) return count === 1 ? 'monthly' : `${count}mo`;
+  if (unit === 4) return count === 1 ? 'daily' : `${count}d`;
+  return `unit${unit ?? '?'}x${count}`;
+}
+
+function fraction(limit: Record<string, unknown>): number | null {
+  const total = num(limit.usage);
+  const remaining = num(limit.remaining);
+  if (total !== null && total > 0 && remaining !== null) return Math.min(1, Math.max(0, remaining / total));
+  const used = num(limit.currentValue);
+  if (total !== null && total > 0 && used !== null) return Math.min(1, Math.max(0, 1 - used / total));
+  const pct = num(limit.percentage);
+  if (pct !== null) return Math.min(1, Math.max(0, 1 - pct / 100));
+  return null;
+}
+
+/** Parses the quota body; `{success:false}` throws (invalid_account for a key without a plan). */
+export function parseZaiQuota(body: unknown): ZaiQuota {
+  if (!body || typeof body !== 'object') throw new UpstreamError('transient', 'Z.AI quota answer is not an object');
+  const o = body as Record<string, unknown>;
+  if (o.success === false) {
+    const msg = typeof o.msg === 'string' ? o.msg : typeof o.message === 'string' ? o.message : 'quota unavailable';
+    const code = o.code === undefined ? null : String(o.code);
+    const kind = NO_PLAN.test(msg) ? 'invalid_account' : code === '401' || BAD_KEY.test(msg) ? 'auth' : 'transient';
+    throw new UpstreamError(kind, `Z.AI quota: ${msg}`, { code, scope: 'account' });
+  }
+  const data = (o.data && typeof o.data === 'object' ? o.data : {}) as Record<string, unknown>;
+  const limits = Array.isArray(data.limits) ? (data.limits as unknown[]) : [];
+  const windows: QuotaInfo[] = [];
+  for (const l of limits) {
+    if (!l || typeof l !== 'object') continue;
+    const limit = l as Record<string, unknown>;
+    if (limit.type !== 'TOKENS_LIMIT') continue; // TIME_LIMIT counts MCP tool calls, not model use
+    const reset = num(limit.nextResetTime);
+    windows.push({
+      model: '*',
+      remainingFraction: fraction(limit),
+      resetAt: reset !== null && reset > 0 ? reset : null,
+      window: windowName(num(limit.unit), num(limit.number)),
+    });
+  }
+  return { level: typeof data.level === 'string' ? data.level : null, windows };
+}
+
+/** One line for `mcp accounts verify`: "ok: pro plan, 5h window 97% left, weekly window 80% left". */
+export function describeQuota(q: ZaiQuota): string {
+  const parts = q.windows.map((w) =>
+    w.remainingFraction === null ? `${w.window} window` : `${w.window} window ${Math.round(w.remainingFraction * 100)}% left`,
+  );
+  const plan = q.level ? `${q.level} plan` : 'no plan level reported';
+  return ['ok: ' + plan, ...parts].join(', ');
+}

@@ -1,0 +1,171 @@
+// Anthropic request -> the body and headers Z.AI's Anthropic endpoint accepts. Z.AI is close to
+// Anthropic but rejects a few things Claude Code sends (role:"system" messages -> 422, non-object
+// tool input -> 500, empty text -> 400) and ignores others; everything else rides along unchanged.
+import type { MessagesRequest, MessageParam } from '../../anthropic/schema.ts';
+import type { SendContext } from '../provider.ts';
+
+type Block = { type: string; [k: string]: unknown };
+type Msg = { role: string; content: string | Block[]; [k: string]: unknown };
+
+/** Largest thinking budget Claude Code itself uses for budget-style models. */
+const MAX_THINKING_BUDGET = 31_999;
+
+/** Fields Z.AI rejects or ignores; dropping them keeps the request small and accepted. */
+const DROPPED_FIELDS = ['context_management', 'output_config'] as const;
+
+/** Headers from the client that make the traffic look like Claude Code's (Z.AI treats it well). */
+const FORWARDED_HEADERS = ['anthropic-version', 'anthropic-beta', 'user-agent', 'x-app'] as const;
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Any tool input -> an object: Z.AI crashes (500) on history whose tool_use.input is not one. */
+export function toObjectInput(input: unknown): Record<string, unknown> {
+  if (isPlainObject(input)) return input;
+  if (input === undefined || input === null || input === '') return {};
+  if (typeof input === 'string') {
+    try {
+      return toObjectInput(JSON.parse(input));
+    } catch {
+      return { value: input };
+    }
+  }
+  // glm-5.1 has been seen wrapping the arguments object in an array.
+  if (Array.isArray(input) && input.length === 1 && isPlainObject(input[0])) return input[0];
+  if (Array.isArray(input) && input.length === 0) return {};
+  return { value: input };
+}
+
+function reminder(content: string | Block[]): Block | null {
+  const text = typeof content === 'string' ? content : content.map((b) => (b.type === 'text' ? String(b.text ?? '') : '')).join('\n');
+  if (!text.trim()) return null;
+  return { type: 'text', text: `<system-reminder>\n${text}\n</system-reminder>` };
+}
+
+/** Keeps what Z.AI can take: no empty text, object tool input, no thinking without a signature. */
+function cleanBlocks(blocks: Block[]): Block[] {
+  const out: Block[] = [];
+  for (const b of blocks) {
+    if (b.type === 'text') {
+      if (typeof b.text !== 'string' || b.text === '') continue;
+      out.push(b);
+    } else if (b.type === 'tool_use') {
+      out.push(isPlainObject(b.input) ? b : { ...b, input: toObjectInput(b.input) });
+    } else if (b.type === 'thinking') {
+      // A thinking block without a signature was never issued by an upstream that signs (Claude
+      // Code echoes "" when none came); it cannot be verified, so it is dropped.
+      if (typeof b.signature !== 'string' || b.signature === '') continue;
+      out.push(b);
+    } else {
+      out.push(b);
+    }
+  }
+  return out;
+}
+
+function asBlocks(content: string | Block[]): Block[] {
+  return typeof content === 'string' ? (content === '' ? [] : [{ type: 'text', text: content }]) : content;
+}
+
+/** tool_result blocks must lead a user message (they answer the previous assistant turn). */
+function joinUser(a: Block[], b: Block[]): Block[] {
+  const results: Block[] = [];
+  const rest: Block[] = [];
+  for (const blk of [...a, ...b]) (blk.type === 'tool_result' ? results : rest).push(blk);
+  return [...results, ...rest];
+}
+
+/** Reminders with no user turn after them join the user turn before (never mutating the client's). */
+function attachToPrevious(out: Msg[], reminders: Block[]): void {
+  const prev = out[out.length - 1];
+  if (prev && prev.role === 'user') out[out.length - 1] = { ...prev, content: joinUser(asBlocks(prev.content), reminders) };
+  else out.push({ role: 'user', content: reminders });
+}
+
+/**
+ * role:"system" messages become <system-reminder> text in the next user message (or the previous
+ * one when nothing follows), exactly like Claude Code's own fallback; blocks Z.AI rejects are
+ * removed, and messages left empty disappear. Adjacent same-role messages are then merged so that
+ * user/assistant alternation holds.
+ */
+export function foldMessages(messages: readonly MessageParam[]): MessageParam[] {
+  // Pass 1: clean blocks and turn system messages into pending reminders.
+  const out: Msg[] = [];
+  let pending: Block[] = [];
+  for (const raw of messages as readonly Msg[]) {
+    if (raw.role === 'system') {
+      const r = reminder(raw.content);
+      if (r) pending.push(r);
+      continue;
+    }
+    let content: string | Block[];
+    if (typeof raw.content === 'string') content = raw.content;
+    else {
+      const cleaned = cleanBlocks(raw.content);
+      content = cleaned.length === raw.content.length && cleaned.every((b, i) => b === raw.content[i]) ? raw.content : cleaned;
+    }
+    if (pending.length && raw.role === 'user') {
+      content = joinUser(pending, asBlocks(content));
+      pending = [];
+    } else if (pending.length) {
+      // A system message before an assistant turn: attach it to the user turn before it.
+      attachToPrevious(out, pending);
+      pending = [];
+    }
+    if (typeof content !== 'string' && content.length === 0) continue;
+    out.push(content === raw.content ? raw : { ...raw, content });
+  }
+  if (pending.length) attachToPrevious(out, pending);
+  // Pass 2: merge neighbours with the same role (left by folding or by dropped empty messages).
+  const merged: Msg[] = [];
+  for (const m of out) {
+    const prev = merged[merged.length - 1];
+    if (prev && prev.role === m.role) {
+      const a = asBlocks(prev.content);
+      const b = asBlocks(m.content);
+      merged[merged.length - 1] = { ...prev, content: m.role === 'user' ? joinUser(a, b) : [...a, ...b] };
+    } else merged.push(m);
+  }
+  return merged as MessageParam[];
+}
+
+/** thinking as Z.AI understands it: enabled/disabled. adaptive becomes a budget under max_tokens. */
+export function mapThinking(thinking: unknown, maxTokens: number): unknown {
+  if (!isPlainObject(thinking)) return undefined;
+  if (thinking.type === 'adaptive') {
+    const budget = Math.min(maxTokens - 1, MAX_THINKING_BUDGET);
+    return budget >= 1 ? { type: 'enabled', budget_tokens: budget } : { type: 'disabled' };
+  }
+  if (thinking.type === 'enabled' || thinking.type === 'disabled') return thinking;
+  return undefined;
+}
+
+/** The upstream body: a shallow copy of the client's with Z.AI's needs applied. Always streams. */
+export function toZaiBody(req: MessagesRequest, model: string): Record<string, unknown> {
+  const body: Record<string, unknown> = { ...req, model, messages: foldMessages(req.messages), stream: true };
+  for (const f of DROPPED_FIELDS) delete body[f];
+  if ('thinking' in body) {
+    const t = mapThinking(body.thinking, req.max_tokens);
+    if (t === undefined) delete body.thinking;
+    else body.thinking = t;
+  }
+  return body;
+}
+
+/** Headers for one Messages call: Z.AI key both ways, Claude Code's identity, a stable session id. */
+export function zaiHeaders(apiKey: string, ctx: Pick<SendContext, 'headers' | 'sessionKey'>): Record<string, string> {
+  const h: Record<string, string> = {
+    authorization: `Bearer ${apiKey}`,
+    'x-api-key': apiKey,
+    'content-type': 'application/json',
+    accept: 'text/event-stream',
+  };
+  for (const name of FORWARDED_HEADERS) {
+    const v = ctx.headers[name];
+    if (v) h[name] = v;
+  }
+  if (!h['anthropic-version']) h['anthropic-version'] = '2023-06-01';
+  if (ctx.sessionKey) h['x-session-id'] = ctx.sessionKey;
+  return h;
+}

@@ -1,0 +1,251 @@
+// Z.AI's event stream -> a stream that keeps the invariants the SDK accumulator and Claude Code
+// rely on (§2.8): one message_start first with a usage object and the client's model name, blocks
+// indexed 0..n-1 and closed in order, no empty text blocks, tool input that accumulates to an
+// object, a message_delta with usage before message_stop. Pure and incremental: one event in,
+// zero or more events out; a stream that cannot be repaired throws UpstreamError('transient').
+import {
+  MESSAGE_STOP,
+  blockDelta,
+  blockStart,
+  blockStop,
+  messageDelta,
+  messageStart,
+  newMessageId,
+  type AnthropicEvent,
+  type ContentBlock,
+  type Delta,
+  type Message,
+  type StopReason,
+  type Usage,
+} from '../../anthropic/events.ts';
+import { UpstreamError } from '../provider.ts';
+import { toObjectInput } from './request.ts';
+
+type Raw = Record<string, unknown>;
+
+interface OpenBlock {
+  upstreamIndex: number;
+  /** Our index; null while a text block has produced no text yet (it may stay empty). */
+  index: number | null;
+  type: string;
+  shell: ContentBlock;
+  /** tool_use input: 'wait' until the first non-blank JSON char tells if it is an object. */
+  json: 'wait' | 'stream' | 'buffer' | null;
+  buffered: string;
+}
+
+const STOP_REASONS: Record<string, StopReason> = {
+  end_turn: 'end_turn',
+  max_tokens: 'max_tokens',
+  stop_sequence: 'stop_sequence',
+  tool_use: 'tool_use',
+  pause_turn: 'pause_turn',
+  refusal: 'refusal',
+  model_context_window_exceeded: 'model_context_window_exceeded',
+  // OpenAI-style finish reasons some GLM surfaces use.
+  stop: 'end_turn',
+  length: 'max_tokens',
+  tool_calls: 'tool_use',
+  content_filter: 'refusal',
+  sensitive: 'refusal',
+};
+
+function isObj(v: unknown): v is Raw {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function num(v: unknown): number {
+  return typeof v === 'number' && Number.isFinite(v) ? v : 0;
+}
+
+function usageOf(u: unknown): Usage {
+  const o = isObj(u) ? u : {};
+  return { ...o, input_tokens: num(o.input_tokens), output_tokens: num(o.output_tokens) };
+}
+
+function broken(why: string): UpstreamError {
+  return new UpstreamError('transient', `Z.AI stream broken: ${why}`);
+}
+
+export interface StreamRepair {
+  accept(ev: Raw): AnthropicEvent[];
+  /** The upstream ended: the closing events still owed, or a throw when it ended too early. */
+  finish(): AnthropicEvent[];
+  readonly started: boolean;
+  readonly done: boolean;
+}
+
+export function createStreamRepair(clientModel: string): StreamRepair {
+  let started = false;
+  let done = false;
+  let deltaSent = false;
+  let next = 0;
+  let sawToolUse = false;
+  let open: OpenBlock | null = null;
+
+  function close(out: AnthropicEvent[]): void {
+    const b = open;
+    if (!b) return;
+    open = null;
+    if (b.index === null) return; // an empty text block never existed
+    if (b.json === 'buffer') {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(b.buffered);
+      } catch {
+        parsed = b.buffered;
+      }
+      out.push(blockDelta(b.index, { type: 'input_json_delta', partial_json: JSON.stringify(toObjectInput(parsed)) }));
+    }
+    out.push(blockStop(b.index));
+  }
+
+  function startBlock(ev: Raw, out: AnthropicEvent[]): void {
+    close(out);
+    const shell = (isObj(ev.content_block) ? ev.content_block : { type: 'text', text: '' }) as ContentBlock;
+    const upstreamIndex = num(ev.index);
+    if (shell.type === 'text' && (typeof shell.text !== 'string' || shell.text === '')) {
+      open = { upstreamIndex, index: null, type: 'text', shell: { ...shell, text: '' }, json: null, buffered: '' };
+      return;
+    }
+    let block = shell;
+    let json: OpenBlock['json'] = null;
+    if (shell.type === 'tool_use' || shell.type === 'server_tool_use') {
+      sawToolUse ||= shell.type === 'tool_use';
+      const input = (shell as Raw).input;
+      if (!isObj(input)) block = { ...shell, input: toObjectInput(input) };
+      json = 'wait';
+    }
+    open = { upstreamIndex, index: next++, type: shell.type, shell: block, json, buffered: '' };
+    out.push(blockStart(open.index!, block));
+  }
+
+  function delta(ev: Raw, out: AnthropicEvent[]): void {
+    const b = open;
+    const d = ev.delta;
+    if (!b || num(ev.index) !== b.upstreamIndex || !isObj(d)) return; // stray delta: nothing to attach it to
+    if (b.index === null) {
+      if (d.type !== 'text_delta' || typeof d.text !== 'string' || d.text === '') return;
+      b.index = next++;
+      out.push(blockStart(b.index, b.shell));
+    }
+    if (b.json && d.type === 'input_json_delta') {
+      const piece = typeof d.partial_json === 'string' ? d.partial_json : '';
+      if (b.json === 'stream') {
+        out.push(blockDelta(b.index, { type: 'input_json_delta', partial_json: piece }));
+        return;
+      }
+      b.buffered += piece;
+      if (b.json === 'wait') {
+        const first = b.buffered.trimStart();
+        if (!first) return;
+        if (first[0] === '{') {
+          b.json = 'stream';
+          out.push(blockDelta(b.index, { type: 'input_json_delta', partial_json: b.buffered }));
+          b.buffered = '';
+        } else b.json = 'buffer'; // an array or a bare value: repaired whole at the block's end
+      }
+      return;
+    }
+    out.push(blockDelta(b.index, d as Delta));
+  }
+
+  function finalDelta(ev: Raw | null): AnthropicEvent {
+    const d = ev && isObj(ev.delta) ? ev.delta : {};
+    const raw = typeof d.stop_reason === 'string' ? d.stop_reason : null;
+    const stop: StopReason = (raw && STOP_REASONS[raw]) || (sawToolUse ? 'tool_use' : 'end_turn');
+    const usage = ev && isObj(ev.usage) ? ev.usage : {};
+    const md = messageDelta(stop, { ...usage, output_tokens: num(usage.output_tokens) }, typeof d.stop_sequence === 'string' ? d.stop_sequence : null);
+    md.delta = { ...d, stop_reason: stop, stop_sequence: md.delta.stop_sequence };
+    return md;
+  }
+
+  return {
+    get started() {
+      return started;
+    },
+    get done() {
+      return done;
+    },
+    accept(ev: Raw): AnthropicEvent[] {
+      const out: AnthropicEvent[] = [];
+      if (done) return out;
+      const type = ev.type;
+      if (type === 'ping') return out; // the server keeps the client alive itself
+      if (type === 'message_start') {
+        if (started) throw broken('second message_start');
+        started = true;
+        const m = isObj(ev.message) ? ev.message : {};
+        const id = typeof m.id === 'string' && m.id ? m.id : newMessageId();
+        const start = messageStart(clientModel, usageOf(m.usage), id);
+        start.message = { ...m, ...start.message } as Message;
+        out.push(start);
+        return out;
+      }
+      if (!started) throw broken(`${String(type)} before message_start`);
+      switch (type) {
+        case 'content_block_start':
+          startBlock(ev, out);
+          break;
+        case 'content_block_delta':
+          delta(ev, out);
+          break;
+        case 'content_block_stop':
+          if (open && num(ev.index) === open.upstreamIndex) close(out);
+          break;
+        case 'message_delta':
+          close(out);
+          out.push(finalDelta(ev));
+          deltaSent = true;
+          break;
+        case 'message_stop':
+          close(out);
+          if (!deltaSent) out.push(finalDelta(null));
+          out.push(MESSAGE_STOP);
+          done = true;
+          break;
+        default:
+          break; // unknown upstream events are not ours to forward
+      }
+      return out;
+    },
+    finish(): AnthropicEvent[] {
+      if (done) return [];
+      if (!started) throw new UpstreamError('transient', 'Z.AI returned an empty response');
+      if (!deltaSent) throw new UpstreamError('transient', 'upstream stream ended early');
+      const out: AnthropicEvent[] = [];
+      close(out);
+      out.push(MESSAGE_STOP);
+      done = true;
+      return out;
+    },
+  };
+}
+
+/** A complete Message (Z.AI ignoring stream:true) -> the events that would have carried it. */
+export function messageToEvents(message: Raw): Raw[] {
+  const { content, ...rest } = message;
+  const events: Raw[] = [{ type: 'message_start', message: { ...rest, content: [], stop_reason: null, stop_sequence: null } }];
+  const blocks = Array.isArray(content) ? (content as Raw[]) : [];
+  blocks.forEach((b, index) => {
+    if (b.type === 'text') {
+      events.push({ type: 'content_block_start', index, content_block: { ...b, text: '' } });
+      events.push({ type: 'content_block_delta', index, delta: { type: 'text_delta', text: String(b.text ?? '') } });
+    } else if (b.type === 'thinking') {
+      events.push({ type: 'content_block_start', index, content_block: { ...b, thinking: '', signature: '' } });
+      events.push({ type: 'content_block_delta', index, delta: { type: 'thinking_delta', thinking: String(b.thinking ?? '') } });
+      if (b.signature) events.push({ type: 'content_block_delta', index, delta: { type: 'signature_delta', signature: String(b.signature) } });
+    } else if (b.type === 'tool_use') {
+      events.push({ type: 'content_block_start', index, content_block: { ...b, input: {} } });
+      events.push({ type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: JSON.stringify(toObjectInput(b.input)) } });
+    } else events.push({ type: 'content_block_start', index, content_block: b });
+    events.push({ type: 'content_block_stop', index });
+  });
+  events.push({
+    type: 'message_delta',
+    delta: { stop_reason: message.stop_reason ?? null, stop_sequence: message.stop_sequence ?? null },
+    usage: isObj(message.usage) ? message.usage : { output_tokens: 0 },
+  });
+  events.push({ type: 'message_stop' });
+  return events;
+}
