@@ -1,0 +1,347 @@
+// `mcp accounts …`: add, list, remove, verify, enable, disable. The CLI talks to the store directly;
+// a running server notices changes on its own (it polls the database's data_version).
+import type { Database } from 'bun:sqlite';
+import { defineCommand } from 'citty';
+import { type Config, loadConfig } from '../config.ts';
+import type { ProviderDeps } from '../providers/provider.ts';
+import {
+  type Account,
+  findAccount,
+  listAccounts,
+  PROVIDERS,
+  type ProviderId,
+  removeAccount,
+  updateAccount,
+  upsertAccount,
+} from '../store/accounts.ts';
+import { openDatabase, StoreError } from '../store/db.ts';
+import { listLimits, listQuotas, type ModelLimit, type QuotaRecord } from '../store/limits.ts';
+import {
+  createLineReader,
+  maskSecret,
+  printJson,
+  relativeTime,
+  renderTable,
+  say,
+  stdinIsTty,
+  UsageError,
+  warn,
+} from './output.ts';
+
+/** Config for commands that do not serve: PROXY_API_KEY is not needed here. */
+function cliConfig(): Readonly<Config> {
+  return loadConfig(process.env, {}, { requireApiKey: false });
+}
+
+function withDb<T>(fn: (db: Database, config: Readonly<Config>) => Promise<T> | T): Promise<T> {
+  const config = cliConfig();
+  const db = openDatabase(config.dbPath);
+  return Promise.resolve()
+    .then(() => fn(db, config))
+    .finally(() => db.close());
+}
+
+function mustFind(db: Database, idOrLabel: string): Account {
+  const acc = findAccount(db, idOrLabel);
+  if (!acc) throw new StoreError(`no account with id or label "${idOrLabel}" (see \`mcp accounts list\`)`);
+  return acc;
+}
+
+/** What identifies the account's credential without revealing it. */
+export function credentialHint(a: Account): string {
+  return a.credentials.kind === 'api_key' ? maskSecret(a.credentials.apiKey) : a.email ?? 'oauth';
+}
+
+/** One short quota phrase: the lowest remaining fraction across the account's models. */
+export function quotaSummary(quotas: readonly QuotaRecord[]): string {
+  const known = quotas.filter((q) => q.remainingFraction !== null);
+  if (known.length === 0) return quotas.length ? 'unknown' : '-';
+  const min = Math.min(...known.map((q) => q.remainingFraction as number));
+  const pct = `${Math.round(min * 100)}%`;
+  return known.length === 1 ? pct : `min ${pct} of ${known.length}`;
+}
+
+export interface AccountView {
+  id: string;
+  label: string;
+  provider: ProviderId;
+  email: string | null;
+  status: string;
+  reason: string | null;
+  verifyUrl: string | null;
+  credential: string;
+  lastUsedAt: number | null;
+  createdAt: number;
+  limits: Array<{ model: string; kind: string; resetAt: number; reason: string | null }>;
+  quotas: Array<{ model: string; window: string; remainingFraction: number | null; resetAt: number | null }>;
+}
+
+export function accountViews(
+  accounts: readonly Account[],
+  limits: readonly ModelLimit[],
+  quotas: readonly QuotaRecord[],
+  now: number,
+): AccountView[] {
+  return accounts.map((a) => ({
+    id: a.id,
+    label: a.label,
+    provider: a.provider,
+    email: a.email,
+    status: a.status,
+    reason: a.statusReason,
+    verifyUrl: a.verifyUrl,
+    credential: credentialHint(a),
+    lastUsedAt: a.lastUsedAt,
+    createdAt: a.createdAt,
+    limits: limits
+      .filter((l) => l.accountId === a.id && l.resetAt > now)
+      .map((l) => ({ model: l.model, kind: l.kind, resetAt: l.resetAt, reason: l.reason })),
+    quotas: quotas
+      .filter((q) => q.accountId === a.id)
+      .map((q) => ({ model: q.model, window: q.window, remainingFraction: q.remainingFraction, resetAt: q.resetAt })),
+  }));
+}
+
+export function accountsTable(views: readonly AccountView[], now: number): string {
+  return renderTable(
+    ['ID', 'LABEL', 'PROVIDER', 'STATUS', 'REASON', 'LAST USED', 'LIMITS', 'QUOTA'],
+    views.map((v) => [
+      v.id,
+      v.label,
+      v.provider,
+      v.status,
+      v.reason ?? '-',
+      relativeTime(v.lastUsedAt, now),
+      String(v.limits.length),
+      quotaSummary(v.quotas.map((q) => ({ ...q, accountId: v.id, fetchedAt: 0 }))),
+    ]),
+  );
+}
+
+function providerDeps(db: Database): ProviderDeps {
+  return {
+    updateAccount: (id, patch) => {
+      updateAccount(db, id, patch);
+    },
+    now: () => Date.now(),
+  };
+}
+
+function openBrowser(url: string): boolean {
+  const cmd = process.platform === 'darwin' ? ['open', url] : process.platform === 'win32' ? ['cmd', '/c', 'start', '', url] : ['xdg-open', url];
+  try {
+    const p = Bun.spawn(cmd, { stdout: 'ignore', stderr: 'ignore' });
+    p.unref();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function askProvider(readLine: (p: string) => Promise<string | null>): Promise<ProviderId> {
+  for (;;) {
+    const answer = ((await readLine(`Provider (${PROVIDERS.join('/')}): `)) ?? '').trim().toLowerCase();
+    if (answer === '') throw new UsageError('no provider given');
+    if ((PROVIDERS as readonly string[]).includes(answer)) return answer as ProviderId;
+    warn(`unknown provider "${answer}"`);
+  }
+}
+
+function parseCallbackPort(raw: unknown): number {
+  if (raw === undefined || raw === '') return 0;
+  const s = String(raw).trim();
+  const n = Number(s);
+  if (!/^\d+$/.test(s) || n > 65535) throw new UsageError(`--callback-port must be a port number (0-65535), got "${s}"`);
+  return n;
+}
+
+const addCommand = defineCommand({
+  meta: { name: 'add', description: 'Add a Z.AI API key or a Google (Antigravity) account' },
+  args: {
+    provider: { type: 'string', valueHint: 'zai|antigravity', description: 'Which upstream the account is for' },
+    'api-key': { type: 'string', valueHint: 'key', description: 'Z.AI API key (zai)' },
+    label: { type: 'string', valueHint: 'name', description: 'A name to refer to the account by (default: email or zai-<id>)' },
+    browser: {
+      type: 'boolean',
+      default: true,
+      description: 'Log in with a local browser (antigravity)',
+      negativeDescription: 'Print the login URL and read the redirect URL pasted back (antigravity, headless machines)',
+    },
+    'refresh-token': { type: 'string', valueHint: 'token', description: 'Add a Google account from an existing refresh token (antigravity)' },
+    'callback-port': { type: 'string', valueHint: 'port', description: 'Port of the local OAuth callback (antigravity, default: any free port)' },
+  },
+  async run({ args }) {
+    const interactive = stdinIsTty();
+    const reader = createLineReader();
+    try {
+      let provider = args.provider?.trim().toLowerCase();
+      if (!provider) {
+        if (!interactive) throw new UsageError(`--provider is required (${PROVIDERS.join(' or ')})`);
+        provider = await askProvider(reader.readLine);
+      }
+      if (!(PROVIDERS as readonly string[]).includes(provider)) {
+        throw new UsageError(`--provider must be one of ${PROVIDERS.join(', ')}, got "${provider}"`);
+      }
+      const label = args.label?.trim() || undefined;
+
+      if (provider === 'zai') {
+        let apiKey = (args['api-key'] ?? '').trim();
+        if (!apiKey) {
+          if (!interactive) throw new UsageError('--api-key is required for --provider zai');
+          apiKey = ((await reader.readLine('Z.AI API key: ')) ?? '').trim();
+          if (!apiKey) throw new UsageError('no API key given');
+        }
+        await withDb((db) => {
+          const same = listAccounts(db).find((a) => a.credentials.kind === 'api_key' && a.credentials.apiKey === apiKey);
+          if (same) {
+            say(`already added: ${same.id} (${same.label}), key ${maskSecret(apiKey)}`);
+            return;
+          }
+          const { account } = upsertAccount(db, {
+            provider: 'zai',
+            credentials: { kind: 'api_key', apiKey },
+            ...(label ? { label } : {}),
+          });
+          say(`added ${account.id} (${account.label}): zai key ${maskSecret(apiKey)}`);
+        });
+        return;
+      }
+
+      // antigravity: one of three Google login paths, all ending in {email, credentials, meta}.
+      const config = cliConfig();
+      const login = await import('./google-login.ts');
+      const sayLine = (line: string) => warn(line);
+      let result: Awaited<ReturnType<typeof login.loginWithRefreshToken>>;
+      const refreshToken = (args['refresh-token'] ?? '').trim();
+      if (refreshToken) {
+        result = await login.loginWithRefreshToken({ config, refreshToken });
+      } else if (args.browser === false) {
+        result = await login.loginNoBrowser({
+          config,
+          say: sayLine,
+          readLine: async (prompt: string) => {
+            const line = await reader.readLine(prompt);
+            if (line === null) throw new UsageError('no redirect URL given on stdin');
+            return line;
+          },
+        });
+      } else {
+        if (!interactive && !process.env.DISPLAY && process.platform === 'linux') {
+          warn('no terminal or display here: consider --no-browser or --refresh-token');
+        }
+        result = await login.loginWithBrowser({
+          config,
+          callbackPort: parseCallbackPort(args['callback-port']),
+          openBrowser,
+          say: sayLine,
+          timeoutMs: 5 * 60_000,
+        });
+      }
+      await withDb((db) => {
+        const { account, created } = upsertAccount(db, {
+          provider: 'antigravity',
+          email: result.email,
+          credentials: result.credentials,
+          meta: result.meta,
+          ...(label ? { label } : {}),
+        });
+        say(`${created ? 'added' : 'updated'} ${account.id} (${account.label}): antigravity ${result.email}`);
+      });
+    } finally {
+      reader.close();
+    }
+  },
+});
+
+const listCommand = defineCommand({
+  meta: { name: 'list', description: 'List accounts with status, limits and last known quota' },
+  args: { json: { type: 'boolean', description: 'Print JSON instead of a table' } },
+  async run({ args }) {
+    await withDb((db) => {
+      const now = Date.now();
+      const views = accountViews(listAccounts(db), listLimits(db), listQuotas(db), now);
+      if (args.json) printJson(views);
+      else if (views.length === 0) say('no accounts yet: add one with `mcp accounts add`');
+      else say(accountsTable(views, now));
+    });
+  },
+});
+
+const removeCommand = defineCommand({
+  meta: { name: 'remove', description: 'Remove an account (and its limits and quota)' },
+  args: { account: { type: 'positional', required: true, description: 'Account id or label' } },
+  async run({ args }) {
+    await withDb((db) => {
+      const acc = removeAccount(db, args.account);
+      if (!acc) throw new StoreError(`no account with id or label "${args.account}" (see \`mcp accounts list\`)`);
+      say(`removed ${acc.id} (${acc.label})`);
+    });
+  },
+});
+
+function statusCommand(name: 'enable' | 'disable') {
+  return defineCommand({
+    meta: {
+      name,
+      description: name === 'enable' ? 'Put an account back in rotation' : 'Take an account out of rotation (kept in the store)',
+    },
+    args: { account: { type: 'positional', required: true, description: 'Account id or label' } },
+    async run({ args }) {
+      await withDb((db) => {
+        const acc = mustFind(db, args.account);
+        const patch =
+          name === 'enable'
+            ? { status: 'active' as const, statusReason: null, verifyUrl: null }
+            : { status: 'disabled' as const, statusReason: 'disabled by user' };
+        updateAccount(db, acc.id, patch);
+        say(`${name}d ${acc.id} (${acc.label})`);
+      });
+    },
+  });
+}
+
+const verifyCommand = defineCommand({
+  meta: { name: 'verify', description: 'Make one cheap authenticated call per account and report the verdict' },
+  args: { account: { type: 'positional', required: false, description: 'Account id or label (default: all)' } },
+  async run({ args }) {
+    await withDb(async (db, config) => {
+      const accounts = args.account ? [mustFind(db, args.account)] : listAccounts(db);
+      if (accounts.length === 0) {
+        say('no accounts to verify: add one with `mcp accounts add`');
+        return;
+      }
+      const { createProviders } = await import('../providers/index.ts');
+      const providers = createProviders(config, providerDeps(db));
+      let failed = 0;
+      for (const acc of accounts) {
+        const provider = providers[acc.provider];
+        let verdict: { ok: boolean; detail: string };
+        if (!provider) verdict = { ok: false, detail: `provider ${acc.provider} is not available` };
+        else {
+          try {
+            verdict = await provider.verify(acc, AbortSignal.timeout(30_000));
+          } catch (err) {
+            verdict = { ok: false, detail: (err as Error).message || String(err) };
+          }
+        }
+        if (!verdict.ok) failed++;
+        say(`${verdict.ok ? 'ok  ' : 'FAIL'}  ${acc.id}  ${acc.label}  ${acc.provider}: ${verdict.detail}`);
+      }
+      if (failed) throw new Error(`${failed} of ${accounts.length} account${accounts.length === 1 ? '' : 's'} failed verification`);
+    });
+  },
+});
+
+export const accountsCommand = defineCommand({
+  meta: { name: 'accounts', description: 'Manage the accounts in the pool' },
+  subCommands: {
+    add: addCommand,
+    list: listCommand,
+    remove: removeCommand,
+    verify: verifyCommand,
+    enable: statusCommand('enable'),
+    disable: statusCommand('disable'),
+    // `import` (legacy accounts.json) is provided by another room: add it here as
+    // `import: () => import('./accounts-import.ts').then((m) => m.importCommand)`.
+  },
+});

@@ -1,0 +1,183 @@
+// The root command and the runner around citty: help and version, unknown flags refused, and every
+// failure turned into one line `mcp: <message>` (exit 1; exit 2 for a wrong invocation), never a
+// stack trace.
+import { type ArgsDef, type CommandDef, defineCommand, runCommand } from 'citty';
+import { redact } from '../log.ts';
+import { VERSION, versionLine } from '../version.ts';
+import { io, UsageError } from './output.ts';
+
+export const rootCommand = defineCommand({
+  meta: {
+    name: 'mcp',
+    version: VERSION,
+    description: 'One Anthropic Messages API endpoint over a pool of Google Antigravity accounts and Z.AI GLM keys',
+  },
+  subCommands: {
+    serve: () => import('./serve.ts').then((m) => m.serveCommand),
+    accounts: () => import('./accounts.ts').then((m) => m.accountsCommand),
+  },
+});
+
+type AnyCommand = CommandDef<ArgsDef>;
+
+async function resolve<T>(v: T | Promise<T> | (() => T | Promise<T>)): Promise<T> {
+  return typeof v === 'function' ? await (v as () => T | Promise<T>)() : await v;
+}
+
+const camel = (s: string) => s.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+
+/** Names a command accepts for its flags, in --kebab and --camel spellings, with their aliases. */
+function flagNames(args: ArgsDef): { all: Set<string>; valued: Set<string> } {
+  const all = new Set<string>();
+  const valued = new Set<string>();
+  for (const [name, def] of Object.entries(args)) {
+    if (def.type === 'positional') continue;
+    const alias = (def as { alias?: string | string[] }).alias;
+    const aliases = alias === undefined ? [] : Array.isArray(alias) ? alias : [alias];
+    for (const n of [name, camel(name), ...aliases]) {
+      all.add(n);
+      if (def.type === 'string' || def.type === 'enum') valued.add(n);
+    }
+  }
+  return { all, valued };
+}
+
+function columns(rows: Array<[string, string]>): string[] {
+  const w = Math.max(...rows.map(([a]) => a.length));
+  return rows.map(([a, b]) => `  ${a.padEnd(w)}  ${b}`.trimEnd());
+}
+
+/** Help text for one command: what it does, usage, arguments, options, subcommands. */
+export async function renderHelp(cmd: AnyCommand, path: string[]): Promise<string> {
+  const meta = cmd.meta ? await resolve(cmd.meta) : {};
+  const args = cmd.args ? await resolve(cmd.args) : {};
+  const subs = cmd.subCommands ? await resolve(cmd.subCommands) : undefined;
+  const name = ['mcp', ...path].join(' ');
+  const positional: Array<[string, string]> = [];
+  const options: Array<[string, string]> = [];
+  const usage = [name];
+  if (subs) usage.push('<command>');
+  for (const [argName, def] of Object.entries(args)) {
+    if (def.type === 'positional') {
+      const req = def.required !== false;
+      usage.push(req ? `<${argName}>` : `[${argName}]`);
+      positional.push([`<${argName}>`, def.description ?? '']);
+      continue;
+    }
+    const alias = (def as { alias?: string | string[] }).alias;
+    const aliases = (alias === undefined ? [] : Array.isArray(alias) ? alias : [alias]).map((a) => (a.length === 1 ? `-${a}` : `--${a}`));
+    const hint = def.type === 'string' || def.type === 'enum' ? ` <${def.valueHint ?? argName}>` : '';
+    const negative = def.type === 'boolean' ? (def as { negativeDescription?: string }).negativeDescription : undefined;
+    if (def.type === 'boolean' && def.default === true && negative) {
+      options.push([`--no-${argName}`, negative]);
+      continue;
+    }
+    options.push([[...aliases, `--${argName}`].join(', ') + hint, def.description ?? '']);
+  }
+  options.push(['-h, --help', 'Show this help']);
+  if (path.length === 0) options.push(['-v, --version', 'Show the version and build commit']);
+  if (Object.keys(args).some((k) => args[k]?.type !== 'positional')) usage.push('[options]');
+  const lines = [meta.description ?? '', '', `Usage: ${usage.join(' ')}`];
+  if (positional.length) lines.push('', 'Arguments:', ...columns(positional));
+  lines.push('', 'Options:', ...columns(options));
+  const footer = (cmd as { footer?: string }).footer;
+  if (footer) lines.push('', footer);
+  if (subs) {
+    const rows: Array<[string, string]> = [];
+    for (const [subName, sub] of Object.entries(subs)) {
+      const subMeta = await resolve(((await resolve(sub)) as AnyCommand).meta ?? {});
+      if (!subMeta.hidden) rows.push([subName, subMeta.description ?? '']);
+    }
+    lines.push('', 'Commands:', ...columns(rows), '', `Run \`${name} <command> --help\` for a command's options.`);
+  }
+  return lines.join('\n');
+}
+
+interface Resolved {
+  cmd: AnyCommand;
+  /** The words that led here, e.g. ["accounts", "add"]. */
+  path: string[];
+  /** argv after the last command word. */
+  rest: string[];
+}
+
+/** Follows the command words in argv down to the command that will run. */
+async function resolveCommand(root: AnyCommand, argv: string[]): Promise<Resolved> {
+  let cmd = root;
+  let rest = argv;
+  const path: string[] = [];
+  for (;;) {
+    const subs = cmd.subCommands ? await resolve(cmd.subCommands) : undefined;
+    if (!subs || Object.keys(subs).length === 0) break;
+    const { valued } = flagNames(cmd.args ? await resolve(cmd.args) : {});
+    let i = 0;
+    for (; i < rest.length; i++) {
+      const a = rest[i]!;
+      if (a === '--') {
+        i = rest.length;
+        break;
+      }
+      if (!a.startsWith('-')) break;
+      if (!a.includes('=') && valued.has(a.replace(/^-+/, ''))) i++;
+    }
+    const word = rest[i];
+    if (word === undefined) break;
+    const sub = subs[word];
+    if (!sub) throw new UsageError(`unknown command "${[...path, word].join(' ')}" (see \`mcp ${path.join(' ')}${path.length ? ' ' : ''}--help\`)`);
+    cmd = (await resolve(sub)) as AnyCommand;
+    path.push(word);
+    rest = rest.slice(i + 1);
+  }
+  return { cmd, path, rest };
+}
+
+function checkFlags(args: ArgsDef, rest: string[], path: string[]): void {
+  const { all, valued } = flagNames(args);
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i]!;
+    if (a === '--') return;
+    if (!a.startsWith('-') || a === '-') continue;
+    let name = a.replace(/^-+/, '').split('=')[0]!;
+    if (!all.has(name) && name.startsWith('no-')) name = name.slice(3);
+    if (!all.has(name)) {
+      throw new UsageError(`unknown option ${a.split('=')[0]} (see \`mcp ${path.join(' ')}${path.length ? ' ' : ''}--help\`)`);
+    }
+    if (!a.includes('=') && valued.has(name) && !a.startsWith('--no-')) i++;
+  }
+}
+
+// citty colours its messages unless NO_COLOR/CI; a one-line error should be plain text.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI escapes are control characters
+const ANSI = /\u001b\[[0-9;]*m/g;
+
+/** One line for the person at the terminal, whatever was thrown; secrets masked. */
+export function describeError(err: unknown): { message: string; code: number } {
+  const e = err instanceof Error ? err : new Error(String(err));
+  const usage = e instanceof UsageError || e.name === 'CLIError';
+  const first = (e.message || e.name || 'failed').replace(ANSI, '').split('\n')[0]!.trim();
+  return { message: redact(first), code: usage ? 2 : 1 };
+}
+
+/** Runs the CLI with argv (without the program name) and returns the exit code. */
+export async function runCli(argv: string[], root: AnyCommand = rootCommand as AnyCommand): Promise<number> {
+  try {
+    if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) {
+      io.out(`${versionLine()}\n`);
+      return 0;
+    }
+    const { cmd, path, rest } = await resolveCommand(root, argv);
+    const wantsHelp = argv.some((a) => a === '--help' || a === '-h');
+    const subs = cmd.subCommands ? await resolve(cmd.subCommands) : undefined;
+    if (wantsHelp || (!cmd.run && subs && rest.length === 0)) {
+      io.out(`${await renderHelp(cmd, path)}\n`);
+      return 0;
+    }
+    checkFlags(cmd.args ? await resolve(cmd.args) : {}, rest, path);
+    await runCommand(root, { rawArgs: argv });
+    return 0;
+  } catch (err) {
+    const { message, code } = describeError(err);
+    io.err(`mcp: ${message}\n`);
+    return code;
+  }
+}

@@ -1,0 +1,120 @@
+// Printing for people: data to stdout (tables, JSON), one-line complaints to stderr, and a plain
+// line reader for prompts. Writers go through `io` so tests can capture them.
+import { createInterface } from 'node:readline';
+
+export const io = {
+  out(text: string): void {
+    process.stdout.write(text);
+  },
+  err(text: string): void {
+    process.stderr.write(text);
+  },
+};
+
+/** Replaces the writers (tests); returns a function restoring the previous ones. */
+export function captureIo(out: (s: string) => void, err: (s: string) => void): () => void {
+  const prev = { out: io.out, err: io.err };
+  io.out = out;
+  io.err = err;
+  return () => {
+    io.out = prev.out;
+    io.err = prev.err;
+  };
+}
+
+export function say(line: string): void {
+  io.out(`${line}\n`);
+}
+
+export function warn(line: string): void {
+  io.err(`${line}\n`);
+}
+
+export function printJson(value: unknown): void {
+  io.out(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** A wrong invocation (missing flag, unknown value): exit code 2 instead of 1. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** Shows enough of a secret to recognise it, never enough to use it: `abcd…wxyz`. */
+export function maskSecret(secret: string | null | undefined): string {
+  if (!secret) return '';
+  if (secret.length <= 12) return `${secret.slice(0, 2)}…`;
+  return `${secret.slice(0, 4)}…${secret.slice(-4)}`;
+}
+
+/** Left-aligned columns separated by two spaces; the header row first. */
+export function renderTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), ...rows.map(line)].join('\n');
+}
+
+/** "3m ago", "2h ago", "in 5m"; "never" for null. */
+export function relativeTime(at: number | null, now: number): string {
+  if (at === null) return 'never';
+  const diff = Math.round((now - at) / 1000);
+  const abs = Math.abs(diff);
+  const text =
+    abs < 60
+      ? `${abs}s`
+      : abs < 3600
+        ? `${Math.floor(abs / 60)}m`
+        : abs < 86400
+          ? `${Math.floor(abs / 3600)}h`
+          : `${Math.floor(abs / 86400)}d`;
+  if (abs < 5) return 'just now';
+  return diff >= 0 ? `${text} ago` : `in ${text}`;
+}
+
+/**
+ * Reads lines from stdin one at a time (prompts, a pasted redirect URL). Works for a TTY and for a
+ * pipe; at end of input it resolves to null.
+ */
+export function createLineReader(): { readLine(prompt: string): Promise<string | null>; close(): void } {
+  let rl: ReturnType<typeof createInterface> | null = null;
+  const queued: string[] = [];
+  const waiting: Array<(line: string | null) => void> = [];
+  let ended = false;
+  const ensure = () => {
+    if (rl) return;
+    rl = createInterface({ input: process.stdin, terminal: false });
+    rl.on('line', (line) => {
+      const w = waiting.shift();
+      if (w) w(line);
+      else queued.push(line);
+    });
+    rl.on('close', () => {
+      ended = true;
+      for (const w of waiting.splice(0)) w(null);
+    });
+  };
+  return {
+    readLine(prompt: string) {
+      if (prompt) io.err(prompt);
+      ensure();
+      const q = queued.shift();
+      if (q !== undefined) return Promise.resolve(q);
+      if (ended) return Promise.resolve(null);
+      return new Promise((resolve) => waiting.push(resolve));
+    },
+    close() {
+      rl?.close();
+      rl = null;
+    },
+  };
+}
+
+export function stdinIsTty(): boolean {
+  return Boolean(process.stdin.isTTY);
+}

@@ -1,0 +1,159 @@
+// `mcp serve`: config -> log -> store -> providers -> routing -> HTTP, then a graceful stop on
+// SIGTERM/SIGINT (stop accepting, let in-flight streams finish within the grace period).
+import { defineCommand } from 'citty';
+import { type ConfigFlags, loadConfig } from '../config.ts';
+import { configureLog, log, registerSecret } from '../log.ts';
+import { openDatabase } from '../store/db.ts';
+import { type Account, listAccounts } from '../store/accounts.ts';
+import { say, UsageError, warn } from './output.ts';
+
+/** Registers every credential of the accounts so no log line can carry one. */
+export function registerAccountSecrets(accounts: readonly Account[]): void {
+  for (const a of accounts) {
+    const c = a.credentials;
+    if (c.kind === 'api_key') registerSecret(c.apiKey);
+    else {
+      registerSecret(c.refreshToken);
+      registerSecret(c.accessToken);
+    }
+  }
+}
+
+/** Flags as citty parsed them -> the config's flag shape (undefined = not given). */
+export function serveFlags(args: Record<string, unknown>): ConfigFlags {
+  const flags: ConfigFlags = {};
+  if (args.port === '' || args.port === true) throw new UsageError('--port needs a value, e.g. --port 8080');
+  if (args.port !== undefined) flags.port = String(args.port);
+  if (typeof args.debug === 'boolean') flags.debug = args.debug;
+  if (typeof args.fallback === 'boolean') flags.fallback = args.fallback;
+  const soft = args['soft-limit'] ?? args.softLimit;
+  // citty turns --no-soft-limit into soft-limit=false; a bare --soft-limit arrives as "".
+  if (soft === false) flags.noSoftLimit = true;
+  else if (typeof soft === 'string' && soft !== '') flags.softLimit = soft;
+  return flags;
+}
+
+function isAddrInUse(err: unknown): boolean {
+  const e = err as { code?: string; message?: string } | null;
+  return Boolean(e && (e.code === 'EADDRINUSE' || /in use|EADDRINUSE/i.test(e.message ?? '')));
+}
+
+function displayHost(host: string): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+}
+
+export async function serve(flags: ConfigFlags, env: Record<string, string | undefined> = process.env): Promise<void> {
+  const config = loadConfig(env, flags);
+  configureLog({ format: config.logFormat, debug: config.debug });
+  registerSecret(config.proxyApiKey);
+
+  const db = openDatabase(config.dbPath);
+  const accounts = listAccounts(db);
+  registerAccountSecrets(accounts);
+
+  // Loaded here, not at the top, so `mcp --help` and `mcp accounts …` stay quick.
+  const [{ createRouting, providerDepsFor }, { createProviders }, { createApp }] = await Promise.all([
+    import('../gateway/index.ts'),
+    import('../providers/index.ts'),
+    import('../server/app.ts'),
+  ]);
+  const now = () => Date.now();
+  const providers = createProviders(config, providerDepsFor(db, now));
+  const routing = createRouting({ db, config, providers });
+  const app = createApp({
+    config,
+    gateway: routing.gateway,
+    ops: routing.ops,
+    // Hook for usage recording (batched insertUsage into the store): owned by the usage room.
+    onRequestDone: undefined,
+  });
+
+  try {
+    app.listen({ port: config.port, hostname: config.bindAddress, idleTimeout: config.idleTimeoutSec });
+  } catch (err) {
+    db.close();
+    if (isAddrInUse(err)) {
+      throw new Error(`port ${config.port} on ${config.bindAddress} is already in use (choose another with --port or PORT)`);
+    }
+    throw new Error(`cannot listen on ${config.bindAddress}:${config.port}: ${(err as Error).message}`);
+  }
+  const server = app.server;
+  const port = server?.port ?? config.port;
+
+  await routing.start();
+  const n = accounts.length;
+  say(`mcp listening on http://${displayHost(config.bindAddress)}:${port} (${n} account${n === 1 ? '' : 's'})`);
+  if (n === 0) {
+    say('no accounts yet: add one with `mcp accounts add --provider zai --api-key KEY` (a running server picks it up)');
+  }
+
+  await new Promise<void>((resolveStopped) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        warn('mcp: second signal, stopping now');
+        process.exit(1);
+      }
+      stopping = true;
+      log.info(`${signal}: stopping (in-flight requests get up to ${config.shutdownGraceSec}s)`);
+      void (async () => {
+        const graceMs = config.shutdownGraceSec * 1000;
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const graceful = server ? server.stop(false) : Promise.resolve();
+        const finished = await Promise.race([
+          Promise.resolve(graceful).then(() => true),
+          new Promise<boolean>((r) => {
+            timer = setTimeout(() => r(false), graceMs);
+          }),
+        ]);
+        clearTimeout(timer);
+        if (!finished) {
+          log.warn('grace period over: closing the connections still open');
+          await server?.stop(true);
+        }
+        try {
+          await routing.stop();
+        } catch (err) {
+          log.warn(`routing did not stop cleanly: ${(err as Error).message}`);
+        }
+        db.close();
+        process.off('SIGTERM', onSignal);
+        process.off('SIGINT', onSignal);
+        resolveStopped();
+      })();
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
+
+const ENV_HELP = `Environment (flags win over it):
+  PROXY_API_KEY (required)  the key clients send as x-api-key or Authorization: Bearer
+  PORT, BIND_ADDRESS (0.0.0.0), DEBUG, ENABLE_FALLBACK, SOFT_LIMIT_THRESHOLD (0.20), SOFT_LIMIT_ENABLED,
+  READ_TIMEOUT_SEC, WRITE_TIMEOUT_SEC, IDLE_TIMEOUT_SEC, UPSTREAM_IDLE_TIMEOUT_SEC, PING_INTERVAL_SEC,
+  MAX_WAIT_SEC, MAX_ATTEMPTS, DEFAULT_COOLDOWN_SEC, QUOTA_POLL_INTERVAL_SEC, SHUTDOWN_GRACE_SEC,
+  CORS_ENABLED, CORS_ALLOW_ORIGIN, CORS_ALLOW_METHODS, CORS_ALLOW_HEADERS, CORS_MAX_AGE,
+  MCP_DATA_DIR, LOG_FORMAT (pretty|json), USAGE_RETENTION_DAYS, MODEL_MAP, FALLBACK_MAP,
+  ZAI_BASE_URL, ZAI_QUOTA_URL, ANTIGRAVITY_ENDPOINTS, ANTIGRAVITY_USER_AGENT, ACCOUNTS_CONFIG_PATH,
+  GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET, GOOGLE_OAUTH_AUTH_URL, GOOGLE_OAUTH_TOKEN_URL, GOOGLE_USERINFO_URL
+See README.md for what each one does.`;
+
+export const serveCommand = defineCommand({
+  meta: { name: 'serve', description: 'Start the proxy (needs PROXY_API_KEY)' },
+  args: {
+    port: { type: 'string', alias: 'p', valueHint: 'port', description: 'Port to listen on (env PORT, default 8080)' },
+    debug: { type: 'boolean', description: 'Debug logging (env DEBUG)' },
+    fallback: { type: 'boolean', description: 'Serve a fallback model when every account is limited (env ENABLE_FALLBACK)' },
+    'soft-limit': {
+      type: 'string',
+      valueHint: 'threshold',
+      description:
+        'Avoid accounts whose remaining quota is at or below this fraction (env SOFT_LIMIT_THRESHOLD, default 0.20); --no-soft-limit turns it off',
+    },
+  },
+  async run({ args }) {
+    await serve(serveFlags(args as Record<string, unknown>));
+  },
+});
+/** Shown under the options by `mcp serve --help`. */
+(serveCommand as { footer?: string }).footer = ENV_HELP;

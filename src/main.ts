@@ -1,0 +1,12 @@
+#!/usr/bin/env bun
+// Entry point: hands argv to the CLI and exits with its code once output is flushed.
+
+// citty decides on colours when it loads; plain text when the output is not a terminal.
+if (!process.stdout.isTTY && process.env.NO_COLOR === undefined) process.env.NO_COLOR = '1';
+
+const { runCli } = await import('./cli/main.ts');
+const code = await runCli(process.argv.slice(2));
+await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+process.exit(code);
+
+export {};
