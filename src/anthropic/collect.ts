@@ -1,0 +1,172 @@
+// Events -> one Message: the non-streaming path. Follows the official SDK accumulator
+// (MessageStream, SDK 1.12) so a client sees the same message whichever way it asked:
+// text/thinking deltas append, signature_delta replaces, input_json_delta is buffered and parsed
+// at block stop, message_delta overwrites usage (cumulative totals) and sets stop_reason.
+import { ApiError, type ApiErrorType } from './errors.ts';
+import type { AnthropicEvent, ContentBlock, Message, Usage } from './events.ts';
+
+const ERROR_TYPES: ReadonlySet<string> = new Set<ApiErrorType>([
+  'invalid_request_error',
+  'authentication_error',
+  'billing_error',
+  'permission_error',
+  'not_found_error',
+  'request_too_large',
+  'rate_limit_error',
+  'api_error',
+  'timeout_error',
+  'overloaded_error',
+]);
+
+/** A valid Anthropic error type for an error event / envelope; anything unknown becomes api_error. */
+export function errorTypeOf(type: unknown): ApiErrorType {
+  return typeof type === 'string' && ERROR_TYPES.has(type) ? (type as ApiErrorType) : 'api_error';
+}
+
+/** The token counts of one response, as the usage store wants them. */
+export interface UsageTotals {
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadTokens: number;
+  cacheCreationTokens: number;
+}
+
+export function emptyUsage(): UsageTotals {
+  return { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheCreationTokens: 0 };
+}
+
+function num(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+}
+
+/**
+ * Folds one event's usage into running totals. message_start sets them; message_delta carries
+ * cumulative totals, so present fields overwrite (never add). Cheap enough for every streamed event.
+ */
+export function trackUsage(totals: UsageTotals, ev: AnthropicEvent): void {
+  let u: Partial<Usage> | undefined;
+  if (ev.type === 'message_start') u = ev.message?.usage;
+  else if (ev.type === 'message_delta') u = ev.usage;
+  else return;
+  if (!u) return;
+  const i = num(u.input_tokens);
+  const o = num(u.output_tokens);
+  const r = num(u.cache_read_input_tokens);
+  const c = num(u.cache_creation_input_tokens);
+  if (i !== undefined) totals.inputTokens = i;
+  if (o !== undefined) totals.outputTokens = o;
+  if (r !== undefined) totals.cacheReadTokens = r;
+  if (c !== undefined) totals.cacheCreationTokens = c;
+}
+
+const JSON_INPUT_BLOCKS: ReadonlySet<string> = new Set(['tool_use', 'server_tool_use', 'mcp_tool_use']);
+
+function parseToolInput(buf: string, index: number): unknown {
+  if (buf.trim() === '') return {};
+  try {
+    return JSON.parse(buf);
+  } catch {
+    throw new ApiError('api_error', `upstream sent invalid tool input JSON for content block ${index}`);
+  }
+}
+
+/**
+ * Drains the stream into one Message. An `error` event, a thrown error, or a stream with no
+ * message_start becomes an ApiError. Stops reading at message_stop.
+ */
+export async function collectMessage(events: AsyncIterable<AnthropicEvent>): Promise<Message> {
+  let msg: Message | null = null;
+  let stopped = false;
+  // Partial tool input JSON by block index, parsed at content_block_stop.
+  const jsonBufs = new Map<number, string>();
+
+  const finishBlock = (index: number): void => {
+    const buf = jsonBufs.get(index);
+    if (buf === undefined || !msg) return;
+    jsonBufs.delete(index);
+    const block = msg.content[index];
+    if (block) (block as Record<string, unknown>).input = parseToolInput(buf, index);
+  };
+
+  try {
+    for await (const ev of events) {
+      switch (ev.type) {
+        case 'message_start': {
+          if (msg && !stopped) {
+            throw new ApiError('api_error', 'upstream sent message_start twice (unexpected event order)');
+          }
+          const m = ev.message;
+          msg = { ...m, content: [], usage: { ...(m.usage ?? { input_tokens: 0, output_tokens: 0 }) } };
+          stopped = false;
+          break;
+        }
+        case 'content_block_start': {
+          if (!msg) break;
+          const block = { ...ev.content_block } as ContentBlock;
+          msg.content.push(block);
+          if (JSON_INPUT_BLOCKS.has(block.type)) jsonBufs.set(msg.content.length - 1, '');
+          break;
+        }
+        case 'content_block_delta': {
+          if (!msg) break;
+          const block = msg.content[ev.index] as Record<string, unknown> | undefined;
+          if (!block) break;
+          const d = ev.delta as Record<string, unknown>;
+          // A delta that does not match its block's type is dropped, as the SDK does.
+          switch (d.type) {
+            case 'text_delta':
+              if (block.type === 'text') block.text = String(block.text ?? '') + String(d.text ?? '');
+              break;
+            case 'citations_delta':
+              if (block.type === 'text') {
+                const list = Array.isArray(block.citations) ? block.citations : [];
+                list.push(d.citation);
+                block.citations = list;
+              }
+              break;
+            case 'thinking_delta':
+              if (block.type === 'thinking') block.thinking = String(block.thinking ?? '') + String(d.thinking ?? '');
+              break;
+            case 'signature_delta':
+              if (block.type === 'thinking') block.signature = String(d.signature ?? '');
+              break;
+            case 'input_json_delta': {
+              const buf = jsonBufs.get(ev.index);
+              if (buf !== undefined) jsonBufs.set(ev.index, buf + String(d.partial_json ?? ''));
+              break;
+            }
+          }
+          break;
+        }
+        case 'content_block_stop':
+          finishBlock(ev.index);
+          break;
+        case 'message_delta': {
+          if (!msg) break;
+          const delta = ev.delta ?? ({} as Record<string, unknown>);
+          for (const [k, v] of Object.entries(delta)) if (v !== undefined) (msg as Record<string, unknown>)[k] = v;
+          const u = ev.usage as Record<string, unknown> | undefined;
+          if (u) for (const [k, v] of Object.entries(u)) if (v !== undefined && v !== null) msg.usage[k] = v;
+          break;
+        }
+        case 'message_stop':
+          stopped = true;
+          break;
+        case 'error': {
+          const e = ev.error ?? { type: 'api_error', message: 'upstream error' };
+          throw new ApiError(errorTypeOf(e.type), String(e.message ?? 'upstream error'));
+        }
+        default:
+          break; // ping and unknown events
+      }
+      if (stopped) break;
+    }
+  } catch (err) {
+    if (err instanceof ApiError) throw err;
+    throw new ApiError('api_error', 'upstream stream failed before the message was complete');
+  }
+  if (!msg) throw new ApiError('api_error', 'upstream ended without sending a message');
+  // A stream that ended without content_block_stop still yields parsed tool input.
+  for (const index of [...jsonBufs.keys()]) finishBlock(index);
+  return msg;
+}

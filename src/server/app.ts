@@ -1,0 +1,151 @@
+// Builds the HTTP app from its dependencies. The server knows no provider: it authenticates,
+// validates, asks the gateway, and writes Anthropic-shaped answers. Every response carries a
+// `request-id`; every failure is the Anthropic error envelope.
+import { Elysia } from 'elysia';
+import { ApiError } from '../anthropic/errors.ts';
+import type { Config } from '../config.ts';
+import type { Gateway, Ops } from '../gateway/types.ts';
+import { log } from '../log.ts';
+import { authError, makeAuthCheck } from './auth.ts';
+import { errorResponse, jsonResponse, newRequestId, toApiError } from './errors.ts';
+import { messageRoutes, type RequestRecord } from './messages.ts';
+import { modelRoutes } from './models.ts';
+import { opsRoutes } from './ops.ts';
+
+export type { RequestRecord } from './messages.ts';
+export { CLIENT_CLOSED } from './messages.ts';
+
+export interface AppDeps {
+  config: Config;
+  gateway: Gateway;
+  ops: Ops;
+  /** Called once per /v1/messages request when it has fully ended (stream finished or failed). Keep it cheap. */
+  onRequestDone?: (r: RequestRecord) => void;
+}
+
+/** Paths anyone may call without the key (HEAD / is Claude Code's connection pre-warm). */
+const OPEN_PATHS: ReadonlySet<string> = new Set(['/', '/health']);
+
+/** Known paths and their methods, so a wrong method gets 405 rather than 404. */
+const METHODS: Record<string, string[]> = {
+  '/': ['GET', 'HEAD'],
+  '/v1/messages': ['POST'],
+  '/v1/messages/count_tokens': ['POST'],
+  '/v1/models': ['GET'],
+  '/health': ['GET'],
+  '/account-limits': ['GET'],
+  '/refresh-token': ['POST'],
+  '/metrics': ['GET'],
+  '/api/event_logging/batch': ['POST'],
+};
+
+function allowedMethods(path: string): string[] | undefined {
+  return METHODS[path] ?? (path.startsWith('/v1/models/') ? ['GET'] : undefined);
+}
+
+/** The path of an absolute request URL, without the query (no URL object per request). */
+export function pathOf(url: string): string {
+  const start = url.indexOf('/', url.indexOf('//') + 2);
+  if (start < 0) return '/';
+  let end = url.length;
+  const q = url.indexOf('?', start);
+  if (q >= 0) end = q;
+  const h = url.indexOf('#', start);
+  if (h >= 0 && h < end) end = h;
+  return url.slice(start, end);
+}
+
+const EXPOSE = 'request-id, retry-after, x-should-retry, x-proxy-account, x-proxy-upstream-model, x-proxy-fallback-from';
+
+function logLine(r: RequestRecord): void {
+  let line =
+    `${r.requestId} ${r.clientModel || '-'} -> ${r.upstreamModel ?? '-'} acct=${r.accountId ?? '-'} ` +
+    `${r.status} ${r.latencyMs}ms${r.stream ? ' stream' : ''} in=${r.inputTokens} out=${r.outputTokens} ` +
+    `cache_r=${r.cacheReadTokens} cache_w=${r.cacheCreationTokens}`;
+  if (r.fallbackFrom) line += ` fallback_from=${r.fallbackFrom}`;
+  if (r.failovers) line += ` failovers=${r.failovers}`;
+  if (r.errorType) line += ` error=${r.errorType}`;
+  if (r.status >= 500 || (r.errorType && r.status === 200)) log.warn(line);
+  else log.info(line);
+}
+
+export function createApp(deps: AppDeps) {
+  const { config, gateway, ops } = deps;
+  const isAuthorized = makeAuthCheck(config.proxyApiKey);
+  const corsHeaders: Record<string, string> | null = config.cors.enabled
+    ? {
+        'access-control-allow-origin': config.cors.allowOrigin,
+        'access-control-expose-headers': EXPOSE,
+      }
+    : null;
+  const preflightHeaders: Record<string, string> | null = config.cors.enabled
+    ? {
+        ...corsHeaders,
+        'access-control-allow-methods': config.cors.allowMethods,
+        'access-control-allow-headers': config.cors.allowHeaders,
+        'access-control-max-age': String(config.cors.maxAge),
+      }
+    : null;
+
+  const done = (r: RequestRecord): void => {
+    logLine(r);
+    if (!deps.onRequestDone) return;
+    try {
+      deps.onRequestDone(r);
+    } catch (err) {
+      log.error(`onRequestDone failed: ${(err as Error)?.message ?? String(err)}`);
+    }
+  };
+
+  return new Elysia({ name: 'mcp' })
+    .onRequest(({ request, set }) => {
+      const path = pathOf(request.url);
+      const requestId = newRequestId();
+      set.headers['request-id'] = requestId;
+      if (corsHeaders) {
+        Object.assign(set.headers, corsHeaders);
+        if (request.method === 'OPTIONS') {
+          return new Response(null, { status: 204, headers: { ...preflightHeaders, 'request-id': requestId } });
+        }
+      }
+      if (!OPEN_PATHS.has(path) && !isAuthorized(request.headers)) {
+        return errorResponse(authError(request.headers), requestId, corsHeaders ?? undefined);
+      }
+    })
+    .onError(({ code, error, set, request, path }) => {
+      const requestId = String(set.headers['request-id'] ?? newRequestId());
+      let api: ApiError;
+      if (code === 'NOT_FOUND' && !(error instanceof ApiError)) {
+        const allowed = allowedMethods(path);
+        api =
+          allowed && !allowed.includes(request.method)
+            ? new ApiError('invalid_request_error', `method ${request.method} is not allowed on ${path}`, {
+                status: 405,
+                headers: { allow: allowed.join(', ') },
+              })
+            : new ApiError('not_found_error', `${request.method} ${path} not found`);
+      } else api = toApiError(error, code);
+      return errorResponse(api, requestId, corsHeaders ?? undefined);
+    })
+    .get('/', () => jsonResponse({ status: 'ok', service: 'multi-claude-proxy' }))
+    .use(messageRoutes({ config, gateway, done }))
+    .use(modelRoutes(gateway))
+    .use(opsRoutes(ops, isAuthorized));
+}
+
+export type App = ReturnType<typeof createApp>;
+
+/**
+ * Starts Bun's native server for `app` with the configured address and idle timeout, and returns
+ * the running server. Stop it with `app.stop()` (pass `true` to also cut open connections).
+ * Bun's own body cap is set above ours so oversize bodies still get the Anthropic 413 envelope.
+ */
+export function startServer(config: Config, app: App) {
+  app.listen({
+    port: config.port,
+    hostname: config.bindAddress,
+    idleTimeout: Math.min(255, config.idleTimeoutSec),
+    maxRequestBodySize: config.bodyLimitBytes * 2,
+  });
+  return app.server!;
+}

@@ -1,0 +1,40 @@
+// Client key check: `x-api-key` or `Authorization: Bearer`, compared in constant time. Both sides
+// are hashed first so the comparison is over equal-length buffers and the key length does not leak.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { ApiError } from '../anthropic/errors.ts';
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s, 'utf8').digest();
+}
+
+/** Constant-time equality of two secrets (any lengths). */
+export function keysMatch(given: string, expected: string): boolean {
+  return timingSafeEqual(digest(given), digest(expected));
+}
+
+/** The key the client sent: x-api-key first, else a Bearer token. */
+export function clientKey(headers: Headers): string | null {
+  const x = headers.get('x-api-key');
+  if (x) return x.trim();
+  const auth = headers.get('authorization');
+  if (!auth) return null;
+  const a = auth.trim();
+  if (a.length < 7 || a.slice(0, 7).toLowerCase() !== 'bearer ') return null;
+  const token = a.slice(7).trim();
+  return token || null;
+}
+
+/** Returns a checker bound to the configured key. An empty configured key refuses everyone (fail closed). */
+export function makeAuthCheck(expected: string): (headers: Headers) => boolean {
+  const want = digest(expected);
+  return (headers) => {
+    const key = clientKey(headers);
+    if (!key || !expected) return false;
+    return timingSafeEqual(digest(key), want);
+  };
+}
+
+export function authError(headers: Headers): ApiError {
+  const sent = headers.has('x-api-key') || headers.has('authorization');
+  return new ApiError('authentication_error', sent ? 'invalid x-api-key' : 'missing x-api-key or Authorization: Bearer header');
+}

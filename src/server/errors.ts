@@ -1,0 +1,47 @@
+// Anything thrown while serving -> the Anthropic error envelope, with its status and headers.
+// Bad input is always a 4xx ApiError; only a genuine bug becomes a 500, and then with a generic
+// message (the detail goes to the log, never to the client).
+import { ApiError } from '../anthropic/errors.ts';
+import { log } from '../log.ts';
+
+const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+
+/** `req_` + 24 random base62 characters, like Anthropic's request ids. */
+export function newRequestId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(24));
+  let s = 'req_';
+  // 248 = 4 * 62: rejection-free enough; the tiny bias is irrelevant for an id.
+  for (const b of bytes) s += ALPHABET[b % 62]!;
+  return s;
+}
+
+/** Elysia's own error codes mapped to the envelope; everything unknown is a generic 500. */
+export function toApiError(err: unknown, code?: string | number): ApiError {
+  if (err instanceof ApiError) return err;
+  switch (code) {
+    case 'NOT_FOUND':
+      return new ApiError('not_found_error', 'Not found');
+    case 'PARSE':
+      return new ApiError('invalid_request_error', 'could not parse the request body');
+    case 'VALIDATION':
+      return new ApiError('invalid_request_error', 'invalid request');
+  }
+  log.error(`unexpected server error: ${err instanceof Error ? err.message : String(err)}`);
+  if (err instanceof Error && err.stack) log.debug(err.stack);
+  return new ApiError('api_error', 'Internal server error');
+}
+
+const JSON_HEADERS = { 'content-type': 'application/json' } as const;
+
+/** The envelope as a Response. `headers` (request-id, CORS…) are added to the error's own. */
+export function errorResponse(err: ApiError, requestId: string, headers?: Record<string, string>): Response {
+  return new Response(JSON.stringify(err.body(requestId)), {
+    status: err.status,
+    headers: { ...JSON_HEADERS, ...headers, ...err.headers, 'request-id': requestId },
+  });
+}
+
+/** A JSON success response. */
+export function jsonResponse(body: unknown, headers?: Record<string, string>, status = 200): Response {
+  return new Response(JSON.stringify(body), { status, headers: headers ? { ...JSON_HEADERS, ...headers } : JSON_HEADERS });
+}

@@ -1,0 +1,204 @@
+// POST /v1/messages and /v1/messages/count_tokens. One code path: validate, dispatch (which
+// resolves only once the upstream's first event arrived, or throws an ApiError that becomes a real
+// HTTP error), then either write the events as SSE or collect them into one Message.
+import { Elysia } from 'elysia';
+import { collectMessage, emptyUsage, type UsageTotals } from '../anthropic/collect.ts';
+import { estimateInputTokens } from '../anthropic/tokens.ts';
+import type { Config } from '../config.ts';
+import type { Dispatched, Gateway } from '../gateway/types.ts';
+import { errorResponse, jsonResponse, toApiError } from './errors.ts';
+import { sseResponse } from './sse.ts';
+import { readJsonBody, validateCountTokensRequest, validateMessagesRequest } from './validate.ts';
+
+/** What one /v1/messages request did, reported once when it fully ended (same fields as the usage store's row). */
+export interface RequestRecord {
+  /** Start time, epoch ms. */
+  ts: number;
+  requestId: string;
+  /** The model the client asked for ('' when the body never got that far). */
+  clientModel: string;
+  upstreamModel: string | null;
+  accountId: string | null;
+  provider: string | null;
+  /** HTTP status sent; 499 when the client went away first. A stream that failed after the 200 keeps 200 and sets errorType. */
+  status: number;
+  latencyMs: number;
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadTokens: number;
+  cacheCreationTokens: number;
+  stream: boolean;
+  fallbackFrom: string | null;
+  failovers: number;
+  /** Anthropic error type, or 'client_closed'; null on success. */
+  errorType: string | null;
+}
+
+/** Status recorded when the client disconnected before the response was complete (nginx's convention). */
+export const CLIENT_CLOSED = 499;
+
+// Headers that are about this hop or carry the proxy's own key: never handed on.
+const DROP_HEADERS: ReadonlySet<string> = new Set([
+  'x-api-key',
+  'authorization',
+  'host',
+  'connection',
+  'content-length',
+  'transfer-encoding',
+  'keep-alive',
+]);
+
+/** Incoming headers (lower-case names) for the gateway, minus hop and client-auth headers. */
+export function forwardHeaders(headers: Headers): Record<string, string> {
+  const out: Record<string, string> = {};
+  headers.forEach((value, name) => {
+    if (!DROP_HEADERS.has(name)) out[name] = value;
+  });
+  return out;
+}
+
+function proxyHeaders(d: Dispatched): Record<string, string> {
+  const h: Record<string, string> = {
+    'x-proxy-account': d.accountId,
+    'x-proxy-upstream-model': d.upstreamModel,
+  };
+  if (d.fallbackFrom) h['x-proxy-fallback-from'] = d.fallbackFrom;
+  return h;
+}
+
+function copyUsage(rec: RequestRecord, u: UsageTotals): void {
+  rec.inputTokens = u.inputTokens;
+  rec.outputTokens = u.outputTokens;
+  rec.cacheReadTokens = u.cacheReadTokens;
+  rec.cacheCreationTokens = u.cacheCreationTokens;
+}
+
+function num(v: unknown): number {
+  return typeof v === 'number' && Number.isFinite(v) ? v : 0;
+}
+
+export interface MessagesDeps {
+  config: Config;
+  gateway: Gateway;
+  /** Called once per /v1/messages request when it has fully ended. */
+  done(record: RequestRecord): void;
+}
+
+interface ServerLike {
+  timeout(request: Request, seconds: number): void;
+}
+
+export async function handleMessages(
+  deps: MessagesDeps,
+  request: Request,
+  requestId: string,
+  server: ServerLike | null,
+): Promise<Response> {
+  const t0 = performance.now();
+  // The socket may sit silent while the upstream thinks (non-streaming) or between pings; the
+  // server-wide idle timeout is for idle keep-alive connections, not for work in progress.
+  server?.timeout(request, 0);
+  const rec: RequestRecord = {
+    ts: Date.now(),
+    requestId,
+    clientModel: '',
+    upstreamModel: null,
+    accountId: null,
+    provider: null,
+    status: 0,
+    latencyMs: 0,
+    inputTokens: 0,
+    outputTokens: 0,
+    cacheReadTokens: 0,
+    cacheCreationTokens: 0,
+    stream: false,
+    fallbackFrom: null,
+    failovers: 0,
+    errorType: null,
+  };
+  const finish = (status: number, errorType: string | null): void => {
+    rec.status = status;
+    rec.errorType = errorType;
+    rec.latencyMs = Math.round(performance.now() - t0);
+    deps.done(rec);
+  };
+
+  const abort = new AbortController();
+  const onClientGone = (): void => abort.abort();
+  request.signal.addEventListener('abort', onClientGone, { once: true });
+  try {
+    const body = validateMessagesRequest(await readJsonBody(request, deps.config.bodyLimitBytes));
+    rec.clientModel = body.model;
+    rec.stream = body.stream === true;
+    const d = await deps.gateway.dispatch({
+      body,
+      requestId,
+      headers: forwardHeaders(request.headers),
+      signal: abort.signal,
+    });
+    rec.accountId = d.accountId;
+    rec.provider = d.provider;
+    rec.upstreamModel = d.upstreamModel;
+    rec.fallbackFrom = d.fallbackFrom;
+    rec.failovers = d.failovers;
+    const headers = proxyHeaders(d);
+    headers['request-id'] = requestId;
+
+    if (rec.stream) {
+      const usage = emptyUsage();
+      return sseResponse(d.events, {
+        pingIntervalMs: deps.config.pingIntervalSec * 1000,
+        headers,
+        abort,
+        usage,
+        onEnd: (o) => {
+          request.signal.removeEventListener('abort', onClientGone);
+          copyUsage(rec, usage);
+          if (o.clientClosed) finish(CLIENT_CLOSED, 'client_closed');
+          else finish(200, o.errorType);
+        },
+      });
+    }
+
+    const msg = await collectMessage(d.events);
+    const u = msg.usage;
+    rec.inputTokens = num(u.input_tokens);
+    rec.outputTokens = num(u.output_tokens);
+    rec.cacheReadTokens = num(u.cache_read_input_tokens);
+    rec.cacheCreationTokens = num(u.cache_creation_input_tokens);
+    request.signal.removeEventListener('abort', onClientGone);
+    finish(200, null);
+    return jsonResponse(msg, headers);
+  } catch (err) {
+    request.signal.removeEventListener('abort', onClientGone);
+    const api = toApiError(err);
+    if (abort.signal.aborted) finish(CLIENT_CLOSED, 'client_closed');
+    else finish(api.status, api.type);
+    return errorResponse(api, requestId);
+  }
+}
+
+export async function handleCountTokens(config: Config, request: Request, requestId: string): Promise<Response> {
+  try {
+    const body = validateCountTokensRequest(await readJsonBody(request, config.bodyLimitBytes));
+    return jsonResponse({ input_tokens: estimateInputTokens(body) });
+  } catch (err) {
+    return errorResponse(toApiError(err), requestId);
+  }
+}
+
+function requestIdOf(set: { headers: Record<string, unknown> }): string {
+  return String(set.headers['request-id'] ?? '');
+}
+
+export function messageRoutes(deps: MessagesDeps) {
+  return new Elysia({ name: 'messages' })
+    .post(
+      '/v1/messages',
+      ({ request, set, server }) => handleMessages(deps, request, requestIdOf(set), server as ServerLike | null),
+      { parse: 'none' },
+    )
+    .post('/v1/messages/count_tokens', ({ request, set }) => handleCountTokens(deps.config, request, requestIdOf(set)), {
+      parse: 'none',
+    });
+}

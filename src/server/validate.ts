@@ -1,0 +1,315 @@
+// Request bodies in: size, content type, UTF-8 and JSON checked by hand (so every failure is our
+// envelope, not the framework's), then the TypeBox schema compiled once. The compiled check is the
+// fast path; only a failing body is walked again to name the first problem by its path, e.g.
+// `messages.2.content.0.type: unknown block type "foo"`.
+import { Kind, type TSchema } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { Value } from '@sinclair/typebox/value';
+import { ApiError } from '../anthropic/errors.ts';
+import {
+  CountTokensRequest as CountTokensSchema,
+  MessagesRequest as MessagesSchema,
+  type CountTokensRequest,
+  type MessagesRequest,
+} from '../anthropic/schema.ts';
+
+const checkMessages = TypeCompiler.Compile(MessagesSchema);
+const checkCountTokens = TypeCompiler.Compile(CountTokensSchema);
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** No model has an output limit anywhere near this; a bigger number is a client bug. */
+const MAX_TOKENS_CEILING = 2_147_483_647;
+
+function tooLarge(limit: number): ApiError {
+  return new ApiError('request_too_large', `request body exceeds the ${limit} byte limit`);
+}
+
+function isJsonContentType(ct: string): boolean {
+  const mime = (ct.split(';', 1)[0] ?? '').trim().toLowerCase();
+  return mime === 'application/json' || (mime.startsWith('application/') && mime.endsWith('+json'));
+}
+
+async function readCapped(body: ReadableStream<Uint8Array>, limit: number): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      reader.cancel().catch(() => {});
+      throw tooLarge(limit);
+    }
+    chunks.push(value);
+  }
+  if (chunks.length === 1) return chunks[0]!;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
+
+/**
+ * Reads and parses a JSON request body. 413 over `limit` (content-length first, then the bytes
+ * actually read); 400 for a non-JSON content type (a missing one is tolerated), non-UTF-8 bytes,
+ * an empty body or malformed JSON.
+ */
+export async function readJsonBody(request: Request, limit: number): Promise<unknown> {
+  const ct = request.headers.get('content-type');
+  if (ct && !isJsonContentType(ct)) {
+    throw new ApiError('invalid_request_error', `content-type must be application/json, got "${ct.slice(0, 100)}"`);
+  }
+  const declared = request.headers.get('content-length');
+  if (declared !== null && Number(declared) > limit) throw tooLarge(limit);
+
+  let bytes: Uint8Array;
+  if (!request.body) bytes = new Uint8Array(0);
+  else if (declared !== null) {
+    // A declared length is enforced by the server, so the whole body can be taken in one go.
+    bytes = new Uint8Array(await request.arrayBuffer());
+    if (bytes.byteLength > limit) throw tooLarge(limit);
+  } else bytes = await readCapped(request.body, limit);
+
+  let text: string;
+  try {
+    text = utf8.decode(bytes);
+  } catch {
+    throw new ApiError('invalid_request_error', 'request body is not valid UTF-8');
+  }
+  if (text.trim() === '') throw new ApiError('invalid_request_error', 'request body is empty; expected a JSON object');
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new ApiError('invalid_request_error', `request body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Naming the first problem. Only runs on bodies the compiled check already refused.
+
+type S = TSchema & { [k: string]: unknown };
+
+function isObj(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function join(path: string, key: string | number): string {
+  return path ? `${path}.${key}` : String(key);
+}
+
+function show(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.length > 60 ? `${v.slice(0, 60)}…` : v);
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  return typeof v === 'object' ? 'an object' : String(v);
+}
+
+function kindName(s: S): string {
+  switch (s[Kind]) {
+    case 'String':
+    case 'Literal':
+      return 'a string';
+    case 'Array':
+      return 'an array';
+    case 'Object':
+      return 'an object';
+    case 'Integer':
+      return 'an integer';
+    case 'Number':
+      return 'a number';
+    case 'Boolean':
+      return 'a boolean';
+    case 'Null':
+      return 'null';
+    default:
+      return 'a valid value';
+  }
+}
+
+function fitsKind(s: S, v: unknown): boolean {
+  switch (s[Kind]) {
+    case 'String':
+      return typeof v === 'string';
+    case 'Literal':
+      return typeof v === typeof s.const;
+    case 'Array':
+      return Array.isArray(v);
+    case 'Object':
+      return isObj(v);
+    case 'Integer':
+    case 'Number':
+      return typeof v === 'number';
+    case 'Boolean':
+      return typeof v === 'boolean';
+    case 'Null':
+      return v === null;
+    default:
+      return true;
+  }
+}
+
+/** The literal values of an object variant's `type` property, if it is discriminated by one. */
+function typeLiterals(s: S): unknown[] | null {
+  if (s[Kind] !== 'Object') return null;
+  const t = (s.properties as Record<string, S> | undefined)?.type;
+  if (!t) return null;
+  if (t[Kind] === 'Literal') return [t.const];
+  if (t[Kind] === 'Union' && (t.anyOf as S[]).every((x) => x[Kind] === 'Literal')) return (t.anyOf as S[]).map((x) => x.const);
+  return null;
+}
+
+function listOr(items: string[]): string {
+  return items.length <= 1 ? (items[0] ?? '') : `${items.slice(0, -1).join(', ')} or ${items[items.length - 1]}`;
+}
+
+/** Value.Check without its type guard (which would narrow `unknown` to never on the false branch). */
+function passes(s: S, v: unknown): boolean {
+  return Value.Check(s, v);
+}
+
+function explainUnion(s: S, v: unknown, path: string): string | null {
+  if (passes(s, v)) return null;
+  const variants = s.anyOf as S[];
+  // Union of literals (role, tool_choice.type…).
+  if (variants.every((x) => x[Kind] === 'Literal')) {
+    const allowed = variants.map((x) => JSON.stringify(x.const));
+    const what = path.endsWith('.role') || path === 'role' ? 'unknown role' : 'invalid value';
+    return `${path}: ${what} ${show(v)} (expected ${listOr(allowed)})`;
+  }
+  // Object variants told apart by `type` (content blocks, thinking, image source…).
+  const objs = variants.filter((x) => x[Kind] === 'Object');
+  const lits = objs.map(typeLiterals);
+  if (isObj(v) && objs.length > 1 && lits.every((l) => l !== null)) {
+    const t = v.type;
+    if (t === undefined) return `${join(path, 'type')}: field required`;
+    const match = objs.find((_, i) => lits[i]!.includes(t));
+    if (match) return explain(match, v, path);
+    const all = lits.flat();
+    const noun = all.includes('tool_use') && all.includes('text') ? 'block type' : 'type';
+    if (typeof t !== 'string') return `${join(path, 'type')}: expected a string`;
+    return `${join(path, 'type')}: unknown ${noun} ${show(t)}`;
+  }
+  // Different shapes (string or array of blocks…): descend into the one the value looks like.
+  const fit = variants.filter((x) => fitsKind(x, v));
+  if (fit.length === 1) return explain(fit[0]!, v, path);
+  const names = [...new Set(variants.map(kindName))];
+  return `${path}: expected ${listOr(names)}, got ${show(v)}`;
+}
+
+function explain(s: S, v: unknown, path: string): string | null {
+  switch (s[Kind]) {
+    case 'Object': {
+      if (!isObj(v)) return `${path || 'request body'}: expected an object, got ${show(v)}`;
+      for (const key of (s.required as string[] | undefined) ?? []) {
+        if (v[key] === undefined) return `${join(path, key)}: field required`;
+      }
+      const props = (s.properties ?? {}) as Record<string, S>;
+      for (const [key, ps] of Object.entries(props)) {
+        if (v[key] === undefined) continue;
+        const r = explain(ps, v[key], join(path, key));
+        if (r) return r;
+      }
+      return null;
+    }
+    case 'Array': {
+      if (!Array.isArray(v)) return `${path}: expected an array, got ${show(v)}`;
+      const item = s.items as S;
+      for (let i = 0; i < v.length; i++) {
+        const r = explain(item, v[i], join(path, i));
+        if (r) return r;
+      }
+      return null;
+    }
+    case 'Union':
+      return explainUnion(s, v, path);
+    case 'Literal':
+      return v === s.const ? null : `${path}: expected ${JSON.stringify(s.const)}, got ${show(v)}`;
+    case 'String':
+      if (typeof v !== 'string') return `${path}: expected a string, got ${show(v)}`;
+      if (typeof s.minLength === 'number' && v.length < s.minLength) return `${path}: must not be empty`;
+      return null;
+    case 'Integer':
+    case 'Number': {
+      const int = s[Kind] === 'Integer';
+      if (typeof v !== 'number' || !Number.isFinite(v) || (int && !Number.isInteger(v))) {
+        return `${path}: expected ${int ? 'an integer' : 'a number'}, got ${show(v)}`;
+      }
+      if (typeof s.minimum === 'number' && v < s.minimum) return `${path}: must be >= ${s.minimum}, got ${v}`;
+      if (typeof s.maximum === 'number' && v > s.maximum) return `${path}: must be <= ${s.maximum}, got ${v}`;
+      return null;
+    }
+    case 'Boolean':
+      return typeof v === 'boolean' ? null : `${path}: expected a boolean, got ${show(v)}`;
+    default:
+      return passes(s, v) ? null : `${path}: invalid value`;
+  }
+}
+
+function schemaError(schema: S, compiled: { Errors(v: unknown): { First(): { path: string; message: string } | undefined } }, body: unknown): ApiError {
+  let msg = explain(schema, body, '');
+  if (!msg) {
+    const first = compiled.Errors(body).First();
+    msg = first ? `${first.path.slice(1).replaceAll('/', '.') || 'request body'}: ${first.message}` : 'invalid request body';
+  }
+  return new ApiError('invalid_request_error', msg);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rules the schema cannot say.
+
+function semanticError(body: Record<string, unknown>): string | null {
+  const messages = body.messages as Array<{ role: string; content: unknown }>;
+  if (messages.length === 0) return 'messages: at least one message is required';
+  if (typeof body.max_tokens === 'number' && body.max_tokens > MAX_TOKENS_CEILING) {
+    return `max_tokens: must be <= ${MAX_TOKENS_CEILING}, got ${body.max_tokens}`;
+  }
+  // Every tool_result must answer a tool_use of the nearest assistant turn before it.
+  let lastAssistant = -1;
+  for (let i = 0; i < messages.length; i++) {
+    const m = messages[i]!;
+    if (m.role === 'assistant') {
+      lastAssistant = i;
+      continue;
+    }
+    if (m.role !== 'user' || !Array.isArray(m.content)) continue;
+    for (let j = 0; j < m.content.length; j++) {
+      const b = m.content[j] as { type: string; tool_use_id?: string };
+      if (b.type !== 'tool_result') continue;
+      const where = `messages.${i}.content.${j}.tool_use_id`;
+      if (lastAssistant < 0) return `${where}: tool_result ${show(b.tool_use_id)} has no preceding assistant message with a tool_use`;
+      const prev = messages[lastAssistant]!.content;
+      const found =
+        Array.isArray(prev) &&
+        (prev as Array<Record<string, unknown> | null>).some(
+          (p) => p !== null && typeof p === 'object' && p.type === 'tool_use' && p.id === b.tool_use_id,
+        );
+      if (!found) {
+        return `${where}: tool_result ${show(b.tool_use_id)} has no matching tool_use in the previous assistant message (messages.${lastAssistant})`;
+      }
+    }
+  }
+  return null;
+}
+
+function validate<T>(schema: S, compiled: typeof checkMessages, body: unknown): T {
+  if (!isObj(body)) throw new ApiError('invalid_request_error', `request body must be a JSON object, got ${show(body)}`);
+  if (!compiled.Check(body)) throw schemaError(schema, compiled, body);
+  const problem = semanticError(body);
+  if (problem) throw new ApiError('invalid_request_error', problem);
+  // The body itself goes on, unknown fields included.
+  return body as T;
+}
+
+/** A /v1/messages body, or an invalid_request_error naming the first problem by path. */
+export function validateMessagesRequest(body: unknown): MessagesRequest {
+  return validate<MessagesRequest>(MessagesSchema as S, checkMessages, body);
+}
+
+/** A /v1/messages/count_tokens body: the same rules, max_tokens optional. */
+export function validateCountTokensRequest(body: unknown): CountTokensRequest {
+  return validate<CountTokensRequest>(CountTokensSchema as S, checkCountTokens as unknown as typeof checkMessages, body);
+}

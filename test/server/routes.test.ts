@@ -1,0 +1,201 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { AUTH, KEY, startHarness, testConfig, type Harness } from './stubs.ts';
+
+let h: Harness;
+beforeAll(() => {
+  h = startHarness();
+});
+afterAll(() => h.stop());
+
+async function get(path: string, headers: Record<string, string> = { 'x-api-key': KEY }, method = 'GET') {
+  return fetch(h.base + path, { method, headers });
+}
+
+function expectEnvelope(json: any, type: string) {
+  expect(json.type).toBe('error');
+  expect(json.error.type).toBe(type);
+  expect(typeof json.error.message).toBe('string');
+  expect(json.request_id).toMatch(/^req_[A-Za-z0-9]{24}$/);
+}
+
+describe('auth', () => {
+  test('x-api-key is accepted', async () => {
+    expect((await get('/v1/models', { 'x-api-key': KEY })).status).toBe(200);
+  });
+  test('Authorization: Bearer is accepted', async () => {
+    expect((await get('/v1/models', { authorization: `Bearer ${KEY}` })).status).toBe(200);
+  });
+  test('a wrong key is 401 authentication_error with request-id header', async () => {
+    const r = await get('/v1/models', { 'x-api-key': 'nope' });
+    expect(r.status).toBe(401);
+    const j = await r.json();
+    expectEnvelope(j, 'authentication_error');
+    expect(r.headers.get('request-id')).toBe(j.request_id);
+    expect(JSON.stringify(j)).not.toContain(KEY);
+  });
+  test('a missing key is 401 on every protected route', async () => {
+    for (const [m, p] of [
+      ['POST', '/v1/messages'],
+      ['POST', '/v1/messages/count_tokens'],
+      ['GET', '/v1/models'],
+      ['GET', '/v1/models/claude-model-1'],
+      ['GET', '/account-limits'],
+      ['POST', '/refresh-token'],
+      ['GET', '/metrics'],
+      ['POST', '/api/event_logging/batch'],
+    ] as const) {
+      const r = await fetch(h.base + p, { method: m });
+      expect(r.status).toBe(401);
+      expectEnvelope(await r.json(), 'authentication_error');
+    }
+  });
+  test('a wrong bearer token is refused', async () => {
+    expect((await get('/v1/models', { authorization: 'Bearer wrong' })).status).toBe(401);
+    expect((await get('/v1/models', { authorization: KEY })).status).toBe(401);
+  });
+});
+
+describe('open routes', () => {
+  test('HEAD / and GET / answer 200 without a key', async () => {
+    expect((await get('/', {}, 'HEAD')).status).toBe(200);
+    const r = await get('/', {});
+    expect(r.status).toBe(200);
+    expect(r.headers.get('request-id')).toMatch(/^req_/);
+  });
+  test('/health without a key shows only the status', async () => {
+    const r = await get('/health', {});
+    expect(r.status).toBe(200);
+    expect(await r.json()).toEqual({ status: 'ok' });
+  });
+  test('/health with a wrong key shows only the status', async () => {
+    expect(await (await get('/health', { 'x-api-key': 'bad' })).json()).toEqual({ status: 'ok' });
+  });
+  test('/health with the key shows account details', async () => {
+    const j = await (await get('/health')).json();
+    expect(j.accounts).toHaveLength(1);
+  });
+});
+
+describe('ops routes', () => {
+  test('/account-limits answers JSON', async () => {
+    const r = await get('/account-limits');
+    expect(r.headers.get('content-type')).toContain('application/json');
+    expect((await r.json()).accounts[0].id).toBe('acct-1');
+  });
+  test('/account-limits?format=table answers a text table', async () => {
+    const r = await get('/account-limits?format=table');
+    expect(r.headers.get('content-type')).toContain('text/plain');
+    expect(await r.text()).toContain('acct-1   50%');
+  });
+  test('/refresh-token passes the account id on', async () => {
+    const r = await fetch(`${h.base}/refresh-token?account=acct-1`, { method: 'POST', headers: { 'x-api-key': KEY } });
+    expect(r.status).toBe(200);
+    expect(await r.json()).toEqual({ refreshed: ['acct-1'] });
+    const all = await fetch(`${h.base}/refresh-token`, { method: 'POST', headers: { 'x-api-key': KEY } });
+    expect(await all.json()).toEqual({ refreshed: ['acct-1'] });
+    expect(h.refreshCalls.slice(-2)).toEqual(['acct-1', undefined]);
+  });
+  test('/refresh-token errors from ops keep their envelope', async () => {
+    const r = await fetch(`${h.base}/refresh-token?account=missing`, { method: 'POST', headers: { 'x-api-key': KEY } });
+    expect(r.status).toBe(404);
+    expectEnvelope(await r.json(), 'not_found_error');
+  });
+  test('/metrics answers Prometheus text', async () => {
+    const r = await get('/metrics');
+    expect(r.headers.get('content-type')).toContain('text/plain; version=0.0.4');
+    expect(await r.text()).toContain('mcp_requests_total 1');
+  });
+  test('telemetry batch is accepted and ignored', async () => {
+    const r = await fetch(`${h.base}/api/event_logging/batch`, {
+      method: 'POST',
+      headers: AUTH,
+      body: JSON.stringify({ events: [1, 2] }),
+    });
+    expect(r.status).toBe(200);
+    expect(await r.json()).toEqual({ status: 'ok' });
+  });
+});
+
+describe('models', () => {
+  test('lists models in the Anthropic shape', async () => {
+    const j = await (await get('/v1/models?limit=1000&beta=true')).json();
+    expect(j.data).toHaveLength(5);
+    expect(j).toMatchObject({ has_more: false, first_id: 'claude-model-0', last_id: 'claude-model-4' });
+  });
+  test('pages forward with limit and after_id', async () => {
+    const p1 = await (await get('/v1/models?limit=2')).json();
+    expect(p1.data.map((m: any) => m.id)).toEqual(['claude-model-0', 'claude-model-1']);
+    expect(p1.has_more).toBe(true);
+    const p2 = await (await get(`/v1/models?limit=2&after_id=${p1.last_id}`)).json();
+    expect(p2.data.map((m: any) => m.id)).toEqual(['claude-model-2', 'claude-model-3']);
+    const p3 = await (await get(`/v1/models?limit=2&after_id=${p2.last_id}`)).json();
+    expect(p3.data.map((m: any) => m.id)).toEqual(['claude-model-4']);
+    expect(p3.has_more).toBe(false);
+  });
+  test('pages backward with before_id', async () => {
+    const j = await (await get('/v1/models?limit=2&before_id=claude-model-4')).json();
+    expect(j.data.map((m: any) => m.id)).toEqual(['claude-model-2', 'claude-model-3']);
+    expect(j.has_more).toBe(true);
+  });
+  test('a bad limit is 400', async () => {
+    for (const l of ['0', '1001', 'abc', '1.5']) {
+      const r = await get(`/v1/models?limit=${l}`);
+      expect(r.status).toBe(400);
+      expectEnvelope(await r.json(), 'invalid_request_error');
+    }
+  });
+  test('gets one model by id', async () => {
+    const r = await get('/v1/models/claude-model-3');
+    expect(r.status).toBe(200);
+    expect((await r.json()).id).toBe('claude-model-3');
+  });
+  test('an unknown model id is 404 not_found_error', async () => {
+    const r = await get('/v1/models/nope');
+    expect(r.status).toBe(404);
+    expectEnvelope(await r.json(), 'not_found_error');
+  });
+});
+
+describe('unknown routes and methods', () => {
+  test('an unknown route is a 404 envelope', async () => {
+    const r = await get('/v2/nothing');
+    expect(r.status).toBe(404);
+    const j = await r.json();
+    expectEnvelope(j, 'not_found_error');
+    expect(r.headers.get('request-id')).toBe(j.request_id);
+  });
+  test('a wrong method on a known route is a 405 envelope with allow', async () => {
+    const r = await get('/v1/messages');
+    expect(r.status).toBe(405);
+    expect(r.headers.get('allow')).toBe('POST');
+    expectEnvelope(await r.json(), 'invalid_request_error');
+  });
+  test('every response gets a fresh request-id', async () => {
+    const a = (await get('/')).headers.get('request-id');
+    const b = (await get('/')).headers.get('request-id');
+    expect(a).not.toBe(b);
+  });
+});
+
+describe('cors', () => {
+  test('preflight is answered when CORS is enabled', async () => {
+    const c = startHarness(testConfig({ CORS_ENABLED: 'true', CORS_ALLOW_ORIGIN: 'https://x.example' }));
+    try {
+      const r = await fetch(`${c.base}/v1/messages`, { method: 'OPTIONS' });
+      expect(r.status).toBe(204);
+      expect(r.headers.get('access-control-allow-origin')).toBe('https://x.example');
+      expect(r.headers.get('access-control-allow-headers')).toContain('x-api-key');
+      const g = await fetch(`${c.base}/v1/models`, { headers: { 'x-api-key': KEY } });
+      expect(g.headers.get('access-control-allow-origin')).toBe('https://x.example');
+      const e = await fetch(`${c.base}/v1/models`);
+      expect(e.status).toBe(401);
+      expect(e.headers.get('access-control-allow-origin')).toBe('https://x.example');
+    } finally {
+      c.stop();
+    }
+  });
+  test('without CORS no allow-origin header is sent', async () => {
+    const r = await get('/v1/models');
+    expect(r.headers.get('access-control-allow-origin')).toBeNull();
+  });
+});
