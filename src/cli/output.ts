@@ -9,6 +9,10 @@ export const io = {
   err(text: string): void {
     process.stderr.write(text);
   },
+  /** Whether a person can answer prompts (stdin is a terminal). */
+  interactive(): boolean {
+    return Boolean(process.stdin.isTTY);
+  },
 };
 
 /** Replaces the writers (tests); returns a function restoring the previous ones. */
@@ -116,5 +120,5 @@ export function createLineReader(): { readLine(prompt: string): Promise<string |
 }
 
 export function stdinIsTty(): boolean {
-  return Boolean(process.stdin.isTTY);
+  return io.interactive();
 }

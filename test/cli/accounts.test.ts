@@ -1,0 +1,162 @@
+import { afterAll, afterEach, beforeEach, describe, expect, test } from 'bun:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { accountsTable, accountViews, quotaSummary } from '../../src/cli/accounts.ts';
+import { runCli } from '../../src/cli/main.ts';
+import { captureIo, io } from '../../src/cli/output.ts';
+import { listAccounts, upsertAccount } from '../../src/store/accounts.ts';
+import { openDatabase } from '../../src/store/db.ts';
+import { listLimits, listQuotas, replaceQuotas, setLimit } from '../../src/store/limits.ts';
+
+const KEY = 'zai-key-0123456789abcdefghij';
+const dirs: string[] = [];
+const savedDataDir = process.env.MCP_DATA_DIR;
+const savedInteractive = io.interactive;
+let dataDir = '';
+
+beforeEach(() => {
+  dataDir = mkdtempSync(join(tmpdir(), 'mcp-cli-accounts-'));
+  dirs.push(dataDir);
+  process.env.MCP_DATA_DIR = dataDir;
+  io.interactive = () => false;
+});
+afterEach(() => {
+  if (savedDataDir === undefined) delete process.env.MCP_DATA_DIR;
+  else process.env.MCP_DATA_DIR = savedDataDir;
+  io.interactive = savedInteractive;
+});
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const restore = captureIo(
+    (s) => {
+      out += s;
+    },
+    (s) => {
+      err += s;
+    },
+  );
+  try {
+    return { code: await runCli(argv), out, err };
+  } finally {
+    restore();
+  }
+}
+
+function storedAccounts() {
+  const db = openDatabase(join(dataDir, 'proxy.db'));
+  try {
+    return listAccounts(db);
+  } finally {
+    db.close();
+  }
+}
+
+describe('mcp accounts (in process, against a temporary data dir)', () => {
+  test('add stores a Z.AI key and prints the id and label, never the whole key', async () => {
+    const r = await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'main');
+    expect(r.code).toBe(0);
+    const [acc] = storedAccounts();
+    expect(acc?.label).toBe('main');
+    expect(acc?.credentials).toEqual({ kind: 'api_key', apiKey: KEY });
+    expect(r.out).toContain(acc!.id);
+    expect(r.out).toContain('main');
+    expect(r.out).not.toContain(KEY);
+  });
+
+  test('adding the same key twice keeps one account', async () => {
+    await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY);
+    const r = await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('already added');
+    expect(storedAccounts()).toHaveLength(1);
+  });
+
+  test('without a TTY a missing --provider or --api-key is a usage error naming the flag', async () => {
+    const a = await run('accounts', 'add');
+    expect(a.code).toBe(2);
+    expect(a.err).toContain('--provider');
+    const b = await run('accounts', 'add', '--provider', 'zai');
+    expect(b.code).toBe(2);
+    expect(b.err).toContain('--api-key');
+  });
+
+  test('an unknown provider is refused', async () => {
+    const r = await run('accounts', 'add', '--provider', 'openai', '--api-key', KEY);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('--provider must be one of antigravity, zai');
+  });
+
+  test('list prints a table and --json an array without credentials', async () => {
+    await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'main');
+    const table = await run('accounts', 'list');
+    expect(table.code).toBe(0);
+    expect(table.out).toMatch(/^ID\s+LABEL\s+PROVIDER\s+STATUS\s+REASON\s+LAST USED\s+LIMITS\s+QUOTA/);
+    expect(table.out).toMatch(/main\s+zai\s+active/);
+    const json = await run('accounts', 'list', '--json');
+    const parsed = JSON.parse(json.out) as Array<Record<string, unknown>>;
+    expect(parsed).toHaveLength(1);
+    expect(parsed[0]).toMatchObject({ label: 'main', provider: 'zai', status: 'active', credential: 'zai-…ghij' });
+    expect(json.out).not.toContain(KEY);
+  });
+
+  test('disable and enable change the stored status; remove deletes by label', async () => {
+    await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'main');
+    expect((await run('accounts', 'disable', 'main')).code).toBe(0);
+    expect(storedAccounts()[0]?.status).toBe('disabled');
+    expect((await run('accounts', 'enable', 'main')).code).toBe(0);
+    expect(storedAccounts()[0]).toMatchObject({ status: 'active', statusReason: null });
+    const r = await run('accounts', 'remove', 'main');
+    expect(r.code).toBe(0);
+    expect(storedAccounts()).toHaveLength(0);
+  });
+
+  test('naming an account that does not exist fails with one line, exit 1', async () => {
+    for (const cmd of ['remove', 'enable', 'disable', 'verify']) {
+      const r = await run('accounts', cmd, 'nobody');
+      expect(r.code).toBe(1);
+      expect(r.err).toBe('mcp: no account with id or label "nobody" (see `mcp accounts list`)\n');
+    }
+  });
+});
+
+describe('list rendering', () => {
+  test('counts only limits still in force and summarises the lowest quota', () => {
+    const db = openDatabase(join(mkdtempSync(join(tmpdir(), 'mcp-cli-view-')), 'proxy.db'));
+    const now = 1_800_000_000_000;
+    const { account } = upsertAccount(db, { provider: 'antigravity', email: 'a@example.com', credentials: { kind: 'oauth', refreshToken: 'rt' } }, now);
+    setLimit(db, { accountId: account.id, model: 'gemini-3-flash', kind: 'rate_limited', resetAt: now + 60_000, reason: null, updatedAt: now });
+    setLimit(db, { accountId: account.id, model: 'claude-opus-4-6', kind: 'rate_limited', resetAt: now - 1, reason: null, updatedAt: now });
+    replaceQuotas(db, account.id, [
+      { accountId: account.id, model: 'gemini-3-flash', window: '', remainingFraction: 0.8, resetAt: null, fetchedAt: now },
+      { accountId: account.id, model: 'claude-opus-4-6', window: '', remainingFraction: 0.25, resetAt: null, fetchedAt: now },
+    ]);
+    const views = accountViews(listAccounts(db), listLimits(db), listQuotas(db), now);
+    db.close();
+    expect(views[0]?.limits).toHaveLength(1);
+    expect(views[0]?.credential).toBe('a@example.com');
+    const table = accountsTable(views, now);
+    expect(table).toMatch(/a@example\.com\s+antigravity\s+active\s+-\s+never\s+1\s+min 25% of 2/);
+  });
+
+  test.each([
+    [[], '-'],
+    [[{ remainingFraction: null }], 'unknown'],
+    [[{ remainingFraction: 0.42 }], '42%'],
+  ])('quota %j reads %p', (qs, text) => {
+    const records = (qs as Array<{ remainingFraction: number | null }>).map((q) => ({
+      accountId: 'a',
+      model: '*',
+      window: '',
+      resetAt: null,
+      fetchedAt: 0,
+      ...q,
+    }));
+    expect(quotaSummary(records)).toBe(text);
+  });
+});

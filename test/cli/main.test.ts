@@ -1,0 +1,94 @@
+import { afterEach, describe, expect, test } from 'bun:test';
+import { describeError, runCli } from '../../src/cli/main.ts';
+import { captureIo, UsageError } from '../../src/cli/output.ts';
+import { ConfigError } from '../../src/config.ts';
+import { StoreError } from '../../src/store/db.ts';
+import { VERSION } from '../../src/version.ts';
+
+let restore: (() => void) | null = null;
+afterEach(() => {
+  restore?.();
+  restore = null;
+});
+
+async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  restore = captureIo(
+    (s) => {
+      out += s;
+    },
+    (s) => {
+      err += s;
+    },
+  );
+  const code = await runCli(argv);
+  restore();
+  restore = null;
+  return { code, out, err };
+}
+
+describe('runCli', () => {
+  test('--version prints the package version and a commit', async () => {
+    const r = await run(['--version']);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(new RegExp(`^mcp ${VERSION.replace(/\./g, '\\.')} \\([0-9a-z]+\\)\\n$`));
+  });
+
+  test('--help lists the commands and exits 0', async () => {
+    const r = await run(['--help']);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('serve');
+    expect(r.out).toContain('accounts');
+  });
+
+  test('help for a subcommand shows its own options', async () => {
+    const r = await run(['accounts', 'add', '--help']);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('Usage: mcp accounts add');
+    expect(r.out).toContain('--api-key <key>');
+    expect(r.out).toContain('--no-browser');
+  });
+
+  test('an unknown command is a usage error (exit 2) with one line', async () => {
+    const r = await run(['acounts']);
+    expect(r.code).toBe(2);
+    expect(r.err).toBe('mcp: unknown command "acounts" (see `mcp --help`)\n');
+  });
+
+  test('an unknown option is refused, naming it', async () => {
+    const r = await run(['accounts', 'list', '--jsn']);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('unknown option --jsn');
+  });
+
+  test('a missing positional argument is a usage error', async () => {
+    const r = await run(['accounts', 'remove']);
+    expect(r.code).toBe(2);
+    expect(r.err.split('\n').filter(Boolean)).toHaveLength(1);
+    expect(r.err).toStartWith('mcp: ');
+  });
+});
+
+describe('describeError', () => {
+  test.each([
+    ['ConfigError', new ConfigError('PORT must be between 0 and 65535, got 70000'), 1],
+    ['StoreError', new StoreError('cannot open database /x: denied'), 1],
+    ['any Error', new Error('boom'), 1],
+    ['UsageError', new UsageError('--provider is required'), 2],
+  ] as const)('%s gives exit code %p', (_name, err, code) => {
+    expect(describeError(err).code).toBe(code);
+  });
+
+  test('keeps only the first line of a message and masks secrets in it', () => {
+    const { message } = describeError(new Error('upstream said Bearer sk-abcdefghijklmnop\nat stack line'));
+    expect(message).not.toContain('sk-abcdefghijklmnop');
+    expect(message).not.toContain('stack');
+  });
+
+  test('treats citty argument errors as usage errors', () => {
+    const e = new Error('Missing required positional argument: ACCOUNT');
+    e.name = 'CLIError';
+    expect(describeError(e).code).toBe(2);
+  });
+});

@@ -1,0 +1,39 @@
+import { describe, expect, test } from 'bun:test';
+import { UsageError } from '../../src/cli/output.ts';
+import { serve, serveFlags } from '../../src/cli/serve.ts';
+import { ConfigError, loadConfig } from '../../src/config.ts';
+
+describe('serveFlags', () => {
+  test('passes only the flags that were given', () => {
+    expect(serveFlags({})).toEqual({});
+  });
+  test('maps --port, --debug and --fallback', () => {
+    expect(serveFlags({ port: '9000', debug: true, fallback: true })).toEqual({ port: '9000', debug: true, fallback: true });
+  });
+  test('--no-soft-limit (citty: soft-limit=false) turns soft limits off', () => {
+    const flags = serveFlags({ 'soft-limit': false });
+    expect(flags).toEqual({ noSoftLimit: true });
+    expect(loadConfig({ PROXY_API_KEY: 'k' }, flags).softLimitEnabled).toBe(false);
+  });
+  test('--soft-limit 0.35 beats SOFT_LIMIT_THRESHOLD', () => {
+    const flags = serveFlags({ 'soft-limit': '0.35' });
+    expect(loadConfig({ PROXY_API_KEY: 'k', SOFT_LIMIT_THRESHOLD: '0.1' }, flags).softLimitThreshold).toBe(0.35);
+  });
+  test('--port without a value is a usage error', () => {
+    expect(() => serveFlags({ port: '' })).toThrow(UsageError);
+  });
+});
+
+describe('serve refuses bad configuration before opening anything', () => {
+  test('without PROXY_API_KEY it says how to set it', async () => {
+    await expect(serve({}, { MCP_DATA_DIR: '/nonexistent/never-created' })).rejects.toThrow(/PROXY_API_KEY is not set: export/);
+  });
+  test('a port out of range names PORT', async () => {
+    await expect(serve({}, { PROXY_API_KEY: 'k', PORT: '70000' })).rejects.toThrow(/^PORT must be between/);
+  });
+  test('a threshold above 1 names --soft-limit', async () => {
+    const err = await serve({ softLimit: '1.5' }, { PROXY_API_KEY: 'k' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toContain('--soft-limit');
+  });
+});
