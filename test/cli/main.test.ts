@@ -71,14 +71,17 @@ describe('runCli', () => {
 });
 
 describe('describeError', () => {
-  test.each([
+  const cases = [
     ['ConfigError', new ConfigError('PORT must be between 0 and 65535, got 70000'), 1],
     ['StoreError', new StoreError('cannot open database /x: denied'), 1],
     ['any Error', new Error('boom'), 1],
     ['UsageError', new UsageError('--provider is required'), 2],
-  ] as const)('%s gives exit code %p', (_name, err, code) => {
-    expect(describeError(err).code).toBe(code);
-  });
+  ] as const;
+  for (const [name, err, code] of cases) {
+    test(`${name} gives exit code ${code}`, () => {
+      expect(describeError(err).code).toBe(code);
+    });
+  }
 
   test('keeps only the first line of a message and masks secrets in it', () => {
     const { message } = describeError(new Error('upstream said Bearer sk-abcdefghijklmnop\nat stack line'));
