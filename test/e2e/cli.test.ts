@@ -1,0 +1,139 @@
+// The CLI as a person (or a script) uses it: a real `mcp` child process, a private data dir, no TTY.
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { type FakeZai, startFakeZai } from '../fakes/zai.ts';
+import { cleanupTempDirs, mcpEnv, runMcp, tempDir, zaiEnv } from './helpers.ts';
+
+const KEY = 'zai-test-key-for-cli-0123456789';
+let zai: FakeZai;
+
+beforeAll(() => {
+  zai = startFakeZai({ keys: [KEY] });
+});
+afterAll(async () => {
+  await zai.stop();
+  cleanupTempDirs();
+});
+
+describe('mcp accounts lifecycle against a fake Z.AI', () => {
+  test('add, list (table and JSON), verify, disable, enable, remove', async () => {
+    const env = mcpEnv(tempDir(), zaiEnv(zai));
+
+    const add = await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'team'], { env });
+    expect(add.stderr).toBe('');
+    expect(add.code).toBe(0);
+    expect(add.stdout).toMatch(/^added acc_[0-9a-f]{8} \(team\)/);
+    expect(add.stdout).not.toContain(KEY);
+    const id = /acc_[0-9a-f]{8}/.exec(add.stdout)![0];
+
+    const table = await runMcp(['accounts', 'list'], { env });
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(new RegExp(`${id}\\s+team\\s+zai\\s+active`));
+
+    const json = await runMcp(['accounts', 'list', '--json'], { env });
+    const rows = JSON.parse(json.stdout) as Array<Record<string, unknown>>;
+    expect(rows).toEqual([expect.objectContaining({ id, label: 'team', provider: 'zai', status: 'active' })]);
+    expect(json.stdout).not.toContain(KEY);
+
+    const verify = await runMcp(['accounts', 'verify'], { env });
+    expect(verify.code).toBe(0);
+    expect(verify.stdout).toMatch(new RegExp(`^ok\\s+${id}\\s+team\\s+zai`));
+    expect(zai.requests.some((r) => r.key === KEY)).toBe(true);
+
+    expect((await runMcp(['accounts', 'disable', 'team'], { env })).code).toBe(0);
+    expect((await runMcp(['accounts', 'list'], { env })).stdout).toMatch(/team\s+zai\s+disabled\s+disabled by user/);
+    expect((await runMcp(['accounts', 'enable', id], { env })).code).toBe(0);
+    expect((await runMcp(['accounts', 'list'], { env })).stdout).toMatch(/team\s+zai\s+active/);
+
+    const remove = await runMcp(['accounts', 'remove', 'team'], { env });
+    expect(remove.code).toBe(0);
+    expect(remove.stdout).toContain(`removed ${id}`);
+    expect(JSON.parse((await runMcp(['accounts', 'list', '--json'], { env })).stdout)).toEqual([]);
+  });
+
+  test('verify reports a rejected key and exits 1', async () => {
+    const env = mcpEnv(tempDir(), zaiEnv(zai));
+    await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', 'zai-wrong-key-000000000000', '--label', 'bad'], { env });
+    const r = await runMcp(['accounts', 'verify', 'bad'], { env });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/^FAIL\s+acc_[0-9a-f]{8}\s+bad\s+zai/);
+    expect(r.stderr).toBe('mcp: 1 of 1 account failed verification\n');
+    expect(r.stdout + r.stderr).not.toContain('zai-wrong-key-000000000000');
+  });
+
+  test('a missing flag without a TTY is an error naming the flag (exit 2)', async () => {
+    const r = await runMcp(['accounts', 'add', '--provider', 'zai'], { env: mcpEnv(tempDir()) });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('mcp: --api-key is required for --provider zai\n');
+  });
+});
+
+describe('mcp serve refuses bad configuration with one line', () => {
+  test('without PROXY_API_KEY it exits non-zero and says how to set it', async () => {
+    const r = await runMcp(['serve'], { env: mcpEnv(tempDir()) });
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).toBe('');
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toStartWith('mcp: PROXY_API_KEY is not set: export PROXY_API_KEY=');
+  });
+
+  const bad: Array<[string, Record<string, string>, string[], string]> = [
+    ['PORT=70000', { PORT: '70000' }, [], 'PORT'],
+    ['--port 70000', {}, ['--port', '70000'], '--port'],
+    ['SOFT_LIMIT_THRESHOLD=abc', { SOFT_LIMIT_THRESHOLD: 'abc' }, [], 'SOFT_LIMIT_THRESHOLD'],
+    ['SOFT_LIMIT_THRESHOLD=1.5', { SOFT_LIMIT_THRESHOLD: '1.5' }, [], 'SOFT_LIMIT_THRESHOLD'],
+    ['--soft-limit abc', {}, ['--soft-limit', 'abc'], '--soft-limit'],
+  ];
+  for (const [name, extra, args, variable] of bad) {
+    test(`${name} is refused naming ${variable}`, async () => {
+      const r = await runMcp(['serve', ...args], { env: mcpEnv(tempDir(), { PROXY_API_KEY: 'k-123456', ...extra }) });
+      expect(r.code).toBe(1);
+      const lines = r.stderr.trim().split('\n');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toStartWith(`mcp: ${variable} must be`);
+    });
+  }
+
+  test('a port already in use is one clear line, exit 1', async () => {
+    const blocker = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: () => new Response('busy') });
+    try {
+      const r = await runMcp(['serve'], {
+        env: mcpEnv(tempDir(), { PROXY_API_KEY: 'k-123456', PORT: String(blocker.port), BIND_ADDRESS: '127.0.0.1' }),
+      });
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split('\n').at(-1)).toBe(
+        `mcp: port ${blocker.port} on 127.0.0.1 is already in use (choose another with --port or PORT)`,
+      );
+    } finally {
+      blocker.stop(true);
+    }
+  });
+});
+
+describe('mcp --version and --help', () => {
+  test('--version prints the version and the commit', async () => {
+    const r = await runMcp(['--version'], { env: mcpEnv(tempDir()) });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^mcp \d+\.\d+\.\d+\S* \([0-9a-z]+\)\n$/);
+  });
+
+  const commands: Array<[string[], string]> = [
+    [[], 'serve'],
+    [['serve'], '--soft-limit <threshold>'],
+    [['accounts'], 'verify'],
+    [['accounts', 'add'], '--refresh-token <token>'],
+    [['accounts', 'list'], '--json'],
+    [['accounts', 'remove'], '<account>'],
+    [['accounts', 'verify'], '[account]'],
+    [['accounts', 'enable'], '<account>'],
+    [['accounts', 'disable'], '<account>'],
+  ];
+  for (const [path, expected] of commands) {
+    test(`mcp ${[...path, '--help'].join(' ')} describes the command`, async () => {
+      const r = await runMcp([...path, '--help'], { env: mcpEnv(tempDir()) });
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain(`Usage: ${['mcp', ...path].join(' ')}`);
+      expect(r.stdout).toContain(expected);
+    });
+  }
+});

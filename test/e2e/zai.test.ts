@@ -1,0 +1,107 @@
+// Z.AI end to end: `mcp serve` as a child process in front of the fake Z.AI, driven by the official
+// Anthropic SDK, and a key added by the CLI while the server runs.
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import Anthropic from '@anthropic-ai/sdk';
+import { type FakeZai, startFakeZai } from '../fakes/zai.ts';
+import { cleanupTempDirs, mcpEnv, runMcp, type ServeHandle, startServe, tempDir, waitFor, zaiEnv } from './helpers.ts';
+
+const PROXY_KEY = 'proxy-key-e2e-zai-0123456789';
+const ZAI_KEY = 'zai-test-key-e2e-0123456789';
+let zai: FakeZai;
+let server: ServeHandle;
+let client: Anthropic;
+
+beforeAll(async () => {
+  zai = startFakeZai({ keys: [ZAI_KEY] });
+  const env = mcpEnv(tempDir(), { PROXY_API_KEY: PROXY_KEY, PING_INTERVAL_SEC: '1', ...zaiEnv(zai) });
+  const add = await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', ZAI_KEY, '--label', 'glm'], { env });
+  expect(add.code).toBe(0);
+  server = await startServe({ env });
+  client = new Anthropic({ baseURL: server.url, apiKey: PROXY_KEY, maxRetries: 0 });
+});
+
+afterAll(async () => {
+  await server?.stop();
+  await zai?.stop();
+  cleanupTempDirs();
+});
+
+describe('mcp serve in front of Z.AI', () => {
+  test('says it is listening with the number of accounts', () => {
+    expect(server.output()).toMatch(/mcp listening on http:\/\/127\.0\.0\.1:\d+ \(1 account\)/);
+  });
+
+  test('non-streaming: a whole message, with the proxy headers', async () => {
+    const { data, response } = await client.messages
+      .create({ model: 'glm-4.6', max_tokens: 256, messages: [{ role: 'user', content: 'Say hello.' }] })
+      .withResponse();
+    expect(data.type).toBe('message');
+    expect(data.role).toBe('assistant');
+    expect(data.content.some((b) => b.type === 'text' && b.text.length > 0)).toBe(true);
+    expect(response.headers.get('x-proxy-account')).toBeTruthy();
+    expect(response.headers.get('x-proxy-upstream-model')).toBe('glm-4.6');
+    const upstream = zai.requests.at(-1)!;
+    expect(upstream.key).toBe(ZAI_KEY);
+  });
+
+  test('streaming: the SDK accumulates a final message, with the proxy headers', async () => {
+    const stream = client.messages.stream({
+      model: 'glm-4.6',
+      max_tokens: 256,
+      messages: [{ role: 'user', content: 'Say hello.' }],
+    });
+    const { response } = await stream.withResponse();
+    const message = await stream.finalMessage();
+    expect(message.stop_reason).toBe('end_turn');
+    expect(message.content.some((b) => b.type === 'text' && b.text.length > 0)).toBe(true);
+    expect(response.headers.get('content-type')).toContain('text/event-stream');
+    expect(response.headers.get('x-proxy-account')).toBeTruthy();
+    expect(response.headers.get('x-proxy-upstream-model')).toBe('glm-4.6');
+  });
+
+  test('a wrong proxy key is refused with the Anthropic error envelope', async () => {
+    const bad = new Anthropic({ baseURL: server.url, apiKey: 'not-the-key', maxRetries: 0 });
+    const err = await bad.messages
+      .create({ model: 'glm-4.6', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Anthropic.AuthenticationError);
+  });
+});
+
+describe('accounts change while the server runs', () => {
+  test('an account added by the CLI to an empty pool is served within 2 s', async () => {
+    const otherKey = 'zai-test-key-added-later-000000';
+    const fake = startFakeZai({ keys: [otherKey] });
+    const env = mcpEnv(tempDir(), { PROXY_API_KEY: PROXY_KEY, ...zaiEnv(fake) });
+    const empty = await startServe({ env });
+    try {
+      expect(empty.output()).toContain('(0 accounts)');
+      expect(empty.output()).toContain('mcp accounts add');
+      const c = new Anthropic({ baseURL: empty.url, apiKey: PROXY_KEY, maxRetries: 0 });
+      const ask = () => c.messages.create({ model: 'glm-4.6', max_tokens: 32, messages: [{ role: 'user', content: 'hi' }] });
+      const before = await ask().catch((e: unknown) => e);
+      expect(before).toBeInstanceOf(Anthropic.APIError);
+
+      const add = await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', otherKey], { env });
+      expect(add.code).toBe(0);
+      const added = Date.now();
+      const message = await waitFor(() => ask().catch(() => null), 2_000, 'the new account to serve');
+      expect(message.type).toBe('message');
+      expect(Date.now() - added).toBeLessThanOrEqual(2_000);
+      expect(fake.requests.some((r) => r.key === otherKey)).toBe(true);
+    } finally {
+      await empty.stop();
+      await fake.stop();
+    }
+  });
+
+  test('SIGTERM stops the server cleanly (exit 0)', async () => {
+    const fake = startFakeZai();
+    const s = await startServe({ env: mcpEnv(tempDir(), { PROXY_API_KEY: PROXY_KEY, ...zaiEnv(fake) }) });
+    try {
+      expect(await s.stop('SIGTERM')).toBe(0);
+    } finally {
+      await fake.stop();
+    }
+  });
+});
