@@ -1,0 +1,48 @@
+import { describe, expect, test } from 'bun:test';
+import { authError, clientKey, keysMatch, makeAuthCheck } from '../../src/server/auth.ts';
+
+describe('keysMatch (constant-time compare)', () => {
+  test('equal keys match', () => expect(keysMatch('abc-123', 'abc-123')).toBe(true));
+  test('different keys of the same length do not match', () => expect(keysMatch('abc-124', 'abc-123')).toBe(false));
+  test('a prefix or a longer key does not match (length is hashed away, no throw)', () => {
+    expect(keysMatch('abc', 'abc-123')).toBe(false);
+    expect(keysMatch('abc-1234', 'abc-123')).toBe(false);
+    expect(keysMatch('', 'abc-123')).toBe(false);
+  });
+  test('comparison is case-sensitive', () => expect(keysMatch('ABC-123', 'abc-123')).toBe(false));
+});
+
+describe('clientKey', () => {
+  const h = (o: Record<string, string>) => new Headers(o);
+  test('reads x-api-key', () => expect(clientKey(h({ 'x-api-key': 'k1' }))).toBe('k1'));
+  test('reads a Bearer token, any case of the scheme', () => {
+    expect(clientKey(h({ authorization: 'Bearer k2' }))).toBe('k2');
+    expect(clientKey(h({ authorization: 'bearer   k3 ' }))).toBe('k3');
+  });
+  test('x-api-key wins over Authorization', () =>
+    expect(clientKey(h({ 'x-api-key': 'k1', authorization: 'Bearer k2' }))).toBe('k1'));
+  test('another scheme or an empty token is no key', () => {
+    expect(clientKey(h({ authorization: 'Basic abc' }))).toBeNull();
+    expect(clientKey(h({ authorization: 'Bearer ' }))).toBeNull();
+    expect(clientKey(h({}))).toBeNull();
+  });
+});
+
+describe('makeAuthCheck', () => {
+  test('accepts the configured key by either header', () => {
+    const check = makeAuthCheck('secret-key');
+    expect(check(new Headers({ 'x-api-key': 'secret-key' }))).toBe(true);
+    expect(check(new Headers({ authorization: 'Bearer secret-key' }))).toBe(true);
+    expect(check(new Headers({ 'x-api-key': 'secret-kex' }))).toBe(false);
+  });
+  test('an empty configured key refuses everyone (fail closed)', () => {
+    const check = makeAuthCheck('');
+    expect(check(new Headers({ 'x-api-key': '' }))).toBe(false);
+    expect(check(new Headers({ authorization: 'Bearer x' }))).toBe(false);
+  });
+  test('the 401 message says whether a key was sent, never echoing it', () => {
+    expect(authError(new Headers({ 'x-api-key': 'leaked?' })).message).not.toContain('leaked?');
+    expect(authError(new Headers()).message).toContain('missing');
+    expect(authError(new Headers()).status).toBe(401);
+  });
+});

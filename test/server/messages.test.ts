@@ -1,0 +1,369 @@
+import Anthropic from '@anthropic-ai/sdk';
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { ApiError } from '../../src/anthropic/errors.ts';
+import { blockDelta, blockStart, messageStart, type AnthropicEvent } from '../../src/anthropic/events.ts';
+import { AUTH, body, dispatchSteps, KEY, post, startHarness, testConfig, textEvents, toolUseEvents, until, type Harness } from './stubs.ts';
+
+let h: Harness;
+beforeAll(() => {
+  h = startHarness(testConfig({ PING_INTERVAL_SEC: '1' }));
+});
+afterAll(() => h.stop());
+
+function frame(ev: AnthropicEvent | { type: string }): string {
+  return `event: ${ev.type}\ndata: ${JSON.stringify(ev)}\n\n`;
+}
+
+describe('streaming', () => {
+  test('writes each event with exact SSE framing and the proxy headers', async () => {
+    const events = toolUseEvents();
+    h.dispatch = dispatchSteps(events, { fallbackFrom: 'claude-asked', failovers: 2 });
+    const r = await post(h, '/v1/messages?beta=true', body({ stream: true }));
+    expect(r.status).toBe(200);
+    expect(r.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
+    expect(r.headers.get('cache-control')).toBe('no-cache');
+    expect(r.headers.get('x-accel-buffering')).toBe('no');
+    expect(r.headers.get('x-proxy-account')).toBe('acct-1');
+    expect(r.headers.get('x-proxy-upstream-model')).toBe('upstream-model-x');
+    expect(r.headers.get('x-proxy-fallback-from')).toBe('claude-asked');
+    const rid = r.headers.get('request-id')!;
+    expect(rid).toMatch(/^req_/);
+    expect(await r.text()).toBe(events.map(frame).join(''));
+    await until(() => h.records.some((x) => x.requestId === rid));
+    const rec = h.records.find((x) => x.requestId === rid)!;
+    expect(rec).toMatchObject({
+      status: 200,
+      stream: true,
+      clientModel: 'claude-test-1',
+      upstreamModel: 'upstream-model-x',
+      accountId: 'acct-1',
+      provider: 'stub',
+      inputTokens: 120,
+      outputTokens: 30,
+      cacheReadTokens: 7,
+      cacheCreationTokens: 3,
+      fallbackFrom: 'claude-asked',
+      failovers: 2,
+      errorType: null,
+    });
+  });
+
+  test('no x-proxy-fallback-from header without a fallback', async () => {
+    h.dispatch = dispatchSteps(textEvents());
+    const r = await post(h, '/v1/messages', body({ stream: true }));
+    expect(r.headers.get('x-proxy-fallback-from')).toBeNull();
+    await r.text();
+  });
+
+  test('a dispatch that fails before the first event is a real HTTP error with retry-after', async () => {
+    h.dispatch = async () => {
+      throw new ApiError('rate_limit_error', 'all accounts are limited', { headers: { 'retry-after': '7' } });
+    };
+    const r = await post(h, '/v1/messages', body({ stream: true }));
+    expect(r.status).toBe(429);
+    expect(r.headers.get('retry-after')).toBe('7');
+    expect(r.headers.get('content-type')).toContain('application/json');
+    const j = await r.json();
+    expect(j).toMatchObject({ type: 'error', error: { type: 'rate_limit_error', message: 'all accounts are limited' } });
+    expect(j.request_id).toBe(r.headers.get('request-id'));
+    await until(() => h.records.some((x) => x.requestId === j.request_id));
+    expect(h.records.find((x) => x.requestId === j.request_id)).toMatchObject({ status: 429, errorType: 'rate_limit_error' });
+  });
+
+  test('the 200 is sent only once dispatch resolved', async () => {
+    let resolveDispatch!: () => void;
+    const gate = new Promise<void>((r) => (resolveDispatch = r));
+    h.dispatch = async (req) => {
+      await gate;
+      return dispatchSteps(textEvents())(req);
+    };
+    let answered = false;
+    const pending = post(h, '/v1/messages', body({ stream: true })).then((r) => {
+      answered = true;
+      return r;
+    });
+    await Bun.sleep(150);
+    expect(answered).toBe(false);
+    resolveDispatch();
+    const r = await pending;
+    expect(r.status).toBe(200);
+    await r.text();
+  });
+
+  test('a ping is written while the upstream is silent', async () => {
+    const evs = textEvents();
+    h.dispatch = dispatchSteps([evs[0]!, { wait: 1300 }, ...evs.slice(1)]);
+    const r = await post(h, '/v1/messages', body({ stream: true }));
+    const text = await r.text();
+    expect(text).toBe(frame(evs[0]!) + 'event: ping\ndata: {"type":"ping"}\n\n' + evs.slice(1).map(frame).join(''));
+  });
+
+  test('an error after the 200 becomes an error event and the stream ends', async () => {
+    const evs = textEvents();
+    h.dispatch = dispatchSteps([evs[0]!, evs[1]!, evs[2]!, { throw: new ApiError('overloaded_error', 'Overloaded') }, evs[3]!]);
+    const r = await post(h, '/v1/messages', body({ stream: true }));
+    expect(r.status).toBe(200);
+    const text = await r.text();
+    expect(text).toBe(
+      [evs[0]!, evs[1]!, evs[2]!].map(frame).join('') +
+        frame({ type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } } as AnthropicEvent),
+    );
+    const rid = r.headers.get('request-id')!;
+    await until(() => h.records.some((x) => x.requestId === rid));
+    expect(h.records.find((x) => x.requestId === rid)).toMatchObject({ status: 200, errorType: 'overloaded_error' });
+  });
+
+  test('an unexpected exception mid-stream is an api_error event without details', async () => {
+    const evs = textEvents();
+    h.dispatch = dispatchSteps([evs[0]!, { throw: new Error('secret internal detail') }]);
+    const text = await (await post(h, '/v1/messages', body({ stream: true }))).text();
+    expect(text).toEndWith(frame({ type: 'error', error: { type: 'api_error', message: 'upstream stream failed' } } as AnthropicEvent));
+    expect(text).not.toContain('secret internal detail');
+  });
+
+  test('an upstream error event with an unknown type is sent as api_error and ends the stream', async () => {
+    const evs = textEvents();
+    h.dispatch = dispatchSteps([evs[0]!, { type: 'error', error: { type: 'weird_error', message: 'x' } } as AnthropicEvent, evs[1]!]);
+    const text = await (await post(h, '/v1/messages', body({ stream: true }))).text();
+    expect(text).toBe(frame(evs[0]!) + frame({ type: 'error', error: { type: 'api_error', message: 'x' } } as AnthropicEvent));
+  });
+
+  test('a client disconnect aborts the signal given to dispatch at once', async () => {
+    const evs = textEvents();
+    h.dispatch = dispatchSteps([evs[0]!, { wait: 10_000 }, ...evs.slice(1)]);
+    const client = new AbortController();
+    const before = h.calls.length;
+    const r2 = await fetch(`${h.base}/v1/messages`, {
+      method: 'POST',
+      headers: AUTH,
+      body: JSON.stringify(body({ stream: true })),
+      signal: client.signal,
+    });
+    const reader = r2.body!.getReader();
+    await reader.read(); // message_start arrived
+    const sig = h.calls[h.calls.length - 1]!.signal;
+    expect(h.calls.length).toBeGreaterThan(before);
+    expect(sig.aborted).toBe(false);
+    const t0 = performance.now();
+    client.abort();
+    await until(() => sig.aborted, 1000);
+    expect(performance.now() - t0).toBeLessThan(100);
+    const rid = r2.headers.get('request-id')!;
+    await until(() => h.records.some((x) => x.requestId === rid));
+    expect(h.records.find((x) => x.requestId === rid)).toMatchObject({ status: 499, errorType: 'client_closed' });
+  });
+
+  test('a client disconnect while waiting for the first event aborts dispatch', async () => {
+    let seen: AbortSignal | null = null;
+    h.dispatch = (req) => {
+      seen = req.signal;
+      return new Promise((_, reject) => req.signal.addEventListener('abort', () => reject(new ApiError('api_error', 'aborted'))));
+    };
+    const client = new AbortController();
+    const p = fetch(`${h.base}/v1/messages`, {
+      method: 'POST',
+      headers: AUTH,
+      body: JSON.stringify(body({ stream: true })),
+      signal: client.signal,
+    }).catch(() => null);
+    await until(() => seen !== null);
+    client.abort();
+    await until(() => seen!.aborted, 1000);
+    await p;
+  });
+});
+
+describe('non-streaming', () => {
+  test('a client disconnect while collecting aborts the signal given to dispatch', async () => {
+    const evs = textEvents();
+    h.dispatch = dispatchSteps([evs[0]!, { wait: 10_000 }, ...evs.slice(1)]);
+    const before = h.calls.length;
+    const client = new AbortController();
+    const p = fetch(`${h.base}/v1/messages`, {
+      method: 'POST',
+      headers: AUTH,
+      body: JSON.stringify(body()),
+      signal: client.signal,
+    }).catch(() => null);
+    await until(() => h.calls.length > before);
+    const sig = h.calls[h.calls.length - 1]!.signal;
+    await Bun.sleep(20);
+    const t0 = performance.now();
+    client.abort();
+    await until(() => sig.aborted, 1000);
+    expect(performance.now() - t0).toBeLessThan(100);
+    await p;
+    const rid = h.calls[h.calls.length - 1]!.requestId;
+    await until(() => h.records.some((x) => x.requestId === rid));
+    expect(h.records.find((x) => x.requestId === rid)).toMatchObject({ status: 499, errorType: 'client_closed', stream: false });
+  });
+
+  test('collects the same events into one Message with the proxy headers', async () => {
+    h.dispatch = dispatchSteps(toolUseEvents(), { fallbackFrom: 'claude-asked' });
+    const r = await post(h, '/v1/messages?beta=true', body());
+    expect(r.status).toBe(200);
+    expect(r.headers.get('content-type')).toContain('application/json');
+    expect(r.headers.get('x-proxy-account')).toBe('acct-1');
+    expect(r.headers.get('x-proxy-upstream-model')).toBe('upstream-model-x');
+    expect(r.headers.get('x-proxy-fallback-from')).toBe('claude-asked');
+    const m = await r.json();
+    expect(m).toMatchObject({
+      id: 'msg_test1',
+      type: 'message',
+      role: 'assistant',
+      stop_reason: 'tool_use',
+      content: [
+        { type: 'thinking', thinking: 'Let me think step by step.', signature: 'c2lnbmF0dXJl' },
+        { type: 'text', text: 'I will run a command.' },
+        { type: 'tool_use', id: 'toolu_abc', name: 'Bash', input: { command: 'echo hi' } },
+      ],
+      usage: { input_tokens: 120, output_tokens: 30 },
+    });
+    const rid = r.headers.get('request-id')!;
+    await until(() => h.records.some((x) => x.requestId === rid));
+    expect(h.records.find((x) => x.requestId === rid)).toMatchObject({ status: 200, stream: false, inputTokens: 120, outputTokens: 30 });
+  });
+
+  test('an error event in a non-streaming answer becomes the HTTP error', async () => {
+    const evs = textEvents();
+    h.dispatch = dispatchSteps([evs[0]!, { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } } as AnthropicEvent]);
+    const r = await post(h, '/v1/messages', body());
+    expect(r.status).toBe(529);
+    expect((await r.json()).error.type).toBe('overloaded_error');
+  });
+
+  test('dispatch gets the body with unknown fields, the request id and lower-case headers without the client key', async () => {
+    h.dispatch = dispatchSteps(textEvents());
+    const r = await post(h, '/v1/messages', body({ context_management: { edits: [] } }), {
+      ...AUTH,
+      'Anthropic-Beta': 'a,b',
+      'X-Claude-Code-Session-Id': 'sess-1',
+    });
+    await r.text();
+    const call = h.calls[h.calls.length - 1]!;
+    expect(call.body.context_management).toEqual({ edits: [] });
+    expect(call.requestId).toBe(r.headers.get('request-id')!);
+    expect(call.headers['anthropic-beta']).toBe('a,b');
+    expect(call.headers['x-claude-code-session-id']).toBe('sess-1');
+    expect(call.headers['x-api-key']).toBeUndefined();
+    expect(JSON.stringify(call.headers)).not.toContain(KEY);
+  });
+
+  test('a bad request reports a record with its status once', async () => {
+    const before = h.records.length;
+    const r = await post(h, '/v1/messages', { model: 'x' });
+    expect(r.status).toBe(400);
+    await until(() => h.records.length === before + 1);
+    expect(h.records[h.records.length - 1]).toMatchObject({ status: 400, errorType: 'invalid_request_error' });
+  });
+
+  test('an unexpected exception in dispatch is a generic 500 api_error', async () => {
+    h.dispatch = async () => {
+      throw new Error('db exploded at /secret/path');
+    };
+    const r = await post(h, '/v1/messages', body());
+    expect(r.status).toBe(500);
+    const j = await r.json();
+    expect(j.error).toEqual({ type: 'api_error', message: 'Internal server error' });
+  });
+});
+
+describe('official SDK', () => {
+  function client() {
+    return new Anthropic({ apiKey: KEY, baseURL: h.base, maxRetries: 0 });
+  }
+
+  test('messages.stream(...).finalMessage() accepts the streamed answer', async () => {
+    h.dispatch = dispatchSteps(toolUseEvents());
+    const stream = client().messages.stream({
+      model: 'claude-test-1',
+      max_tokens: 100,
+      messages: [{ role: 'user', content: 'run echo' }],
+    });
+    const m = await stream.finalMessage();
+    expect(m.content).toEqual([
+      { type: 'thinking', thinking: 'Let me think step by step.', signature: 'c2lnbmF0dXJl' },
+      { type: 'text', text: 'I will run a command.' },
+      { type: 'tool_use', id: 'toolu_abc', name: 'Bash', input: { command: 'echo hi' } },
+    ] as any);
+    expect(m.stop_reason).toBe('tool_use');
+    expect(m.usage.output_tokens).toBe(30);
+  });
+
+  test('messages.create(...) accepts the collected answer', async () => {
+    h.dispatch = dispatchSteps(toolUseEvents());
+    const m = await client().messages.create({
+      model: 'claude-test-1',
+      max_tokens: 100,
+      messages: [{ role: 'user', content: 'run echo' }],
+    });
+    expect(m.content.map((b) => b.type)).toEqual(['thinking', 'text', 'tool_use']);
+    expect((m.content[2] as any).input).toEqual({ command: 'echo hi' });
+  });
+
+  test('the beta client (?beta=true) streams too', async () => {
+    h.dispatch = dispatchSteps(textEvents('beta ok'));
+    const m = await client().beta.messages.stream({
+      model: 'claude-test-1',
+      max_tokens: 100,
+      messages: [{ role: 'user', content: 'hi' }],
+    }).finalMessage();
+    expect((m.content[0] as any).text).toBe('beta ok');
+  });
+
+  test('an HTTP 429 surfaces as the SDK RateLimitError', async () => {
+    h.dispatch = async () => {
+      throw new ApiError('rate_limit_error', 'slow down', { headers: { 'retry-after': '3' } });
+    };
+    const err = await client()
+      .messages.create({ model: 'claude-test-1', max_tokens: 10, messages: [{ role: 'user', content: 'x' }] })
+      .catch((e) => e);
+    expect(err).toBeInstanceOf(Anthropic.RateLimitError);
+    expect(err.headers.get('retry-after')).toBe('3');
+  });
+
+  test('a mid-stream error event surfaces as an SDK APIError', async () => {
+    h.dispatch = dispatchSteps([
+      messageStart('m', { input_tokens: 1, output_tokens: 1 }),
+      blockStart(0, { type: 'text', text: '' }),
+      blockDelta(0, { type: 'text_delta', text: 'partial' }),
+      { throw: new ApiError('overloaded_error', 'Overloaded') },
+    ]);
+    const err = await client()
+      .messages.stream({ model: 'claude-test-1', max_tokens: 10, messages: [{ role: 'user', content: 'x' }] })
+      .finalMessage()
+      .catch((e) => e);
+    expect(err).toBeInstanceOf(Anthropic.APIError);
+    expect(String(err.message)).toContain('Overloaded');
+  });
+
+  test('count_tokens answers through the SDK', async () => {
+    const r = await client().messages.countTokens({ model: 'claude-test-1', messages: [{ role: 'user', content: 'hello there' }] });
+    expect(r.input_tokens).toBeGreaterThan(0);
+  });
+});
+
+describe('count_tokens', () => {
+  test('grows with content and never calls the gateway', async () => {
+    const before = h.calls.length;
+    const small = await (await post(h, '/v1/messages/count_tokens?beta=true', { model: 'm', messages: [{ role: 'user', content: 'foo' }] })).json();
+    const big = await (
+      await post(h, '/v1/messages/count_tokens', {
+        model: 'm',
+        system: 'You are helpful. '.repeat(50),
+        messages: [{ role: 'user', content: 'foo '.repeat(500) }],
+        tools: [{ name: 'Bash', description: 'Run a command', input_schema: { type: 'object', properties: { command: { type: 'string' } } } }],
+      })
+    ).json();
+    expect(small.input_tokens).toBeGreaterThan(0);
+    expect(big.input_tokens).toBeGreaterThan(small.input_tokens + 500);
+    expect(h.calls.length).toBe(before);
+  });
+
+  test('bad bodies are 4xx, never 5xx', async () => {
+    for (const b of ['{', '[]', '{"model":"m"}', JSON.stringify({ model: 'm', messages: [{ role: 'x', content: 'a' }] })]) {
+      const r = await post(h, '/v1/messages/count_tokens', b);
+      expect(r.status).toBe(400);
+    }
+  });
+});
