@@ -1,0 +1,143 @@
+import { describe, expect, test } from 'bun:test';
+import { classifyZaiError, nextChinaMidnight, parseZaiResetAt, retryAfterAt } from '../../../src/providers/zai/errors.ts';
+
+const NOW = Date.UTC(2026, 7, 31, 7, 0, 0); // 2026-08-31 15:00:00 in China
+const H = (h: Record<string, string> = {}) => new Headers(h);
+const anth = (type: string, code: string, text: string) =>
+  JSON.stringify({ type: 'error', error: { type, code, message: `[${code}][${text}][20260831150427d7cd9f9634d84ecc]` } });
+const nat = (code: string | number, message: string) => JSON.stringify({ error: { code, message }, request_id: '20260411084842f31e68d233e444ad' });
+
+describe('parseZaiResetAt', () => {
+  test('reads the reset time as China time (UTC+8)', () => {
+    expect(parseZaiResetAt('Usage limit reached for 5 hour. Your limit will reset at 2026-08-31 18:19:41')).toBe(
+      Date.UTC(2026, 7, 31, 10, 19, 41),
+    );
+  });
+  test('crosses the date line back into the previous UTC day', () => {
+    expect(parseZaiResetAt('Your limit will reset at 2026-08-01 03:00:00')).toBe(Date.UTC(2026, 6, 31, 19, 0, 0));
+  });
+  test('gives null when there is no reset time', () => {
+    expect(parseZaiResetAt('Usage limit reached')).toBeNull();
+  });
+});
+
+describe('nextChinaMidnight', () => {
+  test('is 16:00 UTC of the same day before China midnight', () => {
+    expect(nextChinaMidnight(NOW)).toBe(Date.UTC(2026, 7, 31, 16, 0, 0));
+  });
+  test('rolls to the next day once China midnight has passed', () => {
+    expect(nextChinaMidnight(Date.UTC(2026, 7, 31, 17, 0, 0))).toBe(Date.UTC(2026, 8, 1, 16, 0, 0));
+  });
+});
+
+describe('retryAfterAt', () => {
+  test('seconds', () => expect(retryAfterAt(H({ 'retry-after': '7' }), NOW)).toBe(NOW + 7000));
+  test('milliseconds win', () => expect(retryAfterAt(H({ 'retry-after-ms': '1500', 'retry-after': '7' }), NOW)).toBe(NOW + 1500));
+  test('HTTP date', () => expect(retryAfterAt(H({ 'retry-after': new Date(NOW + 60_000).toUTCString() }), NOW)).toBe(NOW + 60_000));
+  test('absent', () => expect(retryAfterAt(H(), NOW)).toBeNull());
+});
+
+type Row = [string, number, string, Record<string, string>, { kind: string; code?: string | null; resetAt?: number | null; scope?: string; status?: number }];
+
+const table: Row[] = [
+  // Throttles: short cool-down, the key is the unit.
+  ['1302 concurrency', 429, anth('rate_limit_error', '1302', 'High concurrency usage of this API'), {}, { kind: 'rate_limited', code: '1302', resetAt: NOW + 5000, scope: 'account' }],
+  ['1303 frequency, retry-after wins', 429, anth('rate_limit_error', '1303', 'High frequency usage'), { 'retry-after': '2' }, { kind: 'rate_limited', code: '1303', resetAt: NOW + 2000 }],
+  ['1305 as HTTP 529', 529, anth('overloaded_error', '1305', 'The service may be temporarily overloaded, please try again later'), {}, { kind: 'capacity', code: '1305', resetAt: null }],
+  ['1304 daily limit until China midnight', 429, anth('rate_limit_error', '1304', 'daily call limit reached'), {}, { kind: 'quota_exhausted', code: '1304', resetAt: Date.UTC(2026, 7, 31, 16), scope: 'account' }],
+  [
+    '1308 five-hour quota with its reset time',
+    429,
+    anth('rate_limit_error', '1308', 'Usage limit reached for 5 hour. Your limit will reset at 2026-08-31 18:19:41'),
+    {},
+    { kind: 'quota_exhausted', code: '1308', resetAt: Date.UTC(2026, 7, 31, 10, 19, 41), scope: 'account' },
+  ],
+  [
+    '1310 weekly quota, envelope without top-level type',
+    429,
+    JSON.stringify({ error: { type: 'rate_limit_error', code: '1310', message: '[1310][Weekly/Monthly Limit Exhausted. Your limit will reset at 2026-09-03 10:03:40][202607280616391a9088331cb844d2]' } }),
+    {},
+    { kind: 'quota_exhausted', code: '1310', resetAt: Date.UTC(2026, 8, 3, 2, 3, 40), scope: 'account' },
+  ],
+  ['1113 balance (native shape)', 429, nat('1113', 'Insufficient balance or no resource package. Please recharge.'), {}, { kind: 'invalid_account', code: '1113', scope: 'account' }],
+  ['1309 plan expired', 429, anth('rate_limit_error', '1309', 'Your GLM Coding Plan package has expired'), {}, { kind: 'invalid_account', code: '1309' }],
+  ['1313 fair use', 403, anth('permission_error', '1313', 'fair use'), {}, { kind: 'invalid_account', code: '1313' }],
+  ['1110 inactive', 403, nat(1110, 'account inactive'), {}, { kind: 'invalid_account', code: '1110' }],
+  ['1111 missing account', 403, nat(1111, 'no account'), {}, { kind: 'invalid_account', code: '1111' }],
+  ['1112 locked', 403, nat(1112, 'locked'), {}, { kind: 'invalid_account', code: '1112' }],
+  ['1121 irregular activity', 403, nat(1121, 'locked'), {}, { kind: 'invalid_account', code: '1121' }],
+  ['1002 on 401 is auth', 401, nat('1002', 'Authorization Token is invalid'), {}, { kind: 'auth', code: '1002' }],
+  ['1000 on 401 is auth', 401, nat('1000', 'Authentication failed'), {}, { kind: 'auth', code: '1000' }],
+  ['1003 without 401 is an invalid account', 400, nat('1003', 'token expired'), {}, { kind: 'invalid_account', code: '1003' }],
+  ['1004 on 401', 401, nat(1004, 'auth failed'), {}, { kind: 'auth', code: '1004' }],
+  ['1001 on 401', 401, nat(1001, 'no auth header'), {}, { kind: 'auth', code: '1001' }],
+  ['1211 unknown model (numeric code)', 400, nat(1211, '模型不存在，请检查模型代码。'), {}, { kind: 'not_found', code: '1211' }],
+  ['1210 bad parameters', 400, nat('1210', 'bad params'), {}, { kind: 'bad_request', code: '1210' }],
+  ['1213 field missing', 400, nat('1213', 'messages not received'), {}, { kind: 'bad_request', code: '1213' }],
+  ['1214 invalid field', 400, anth('invalid_request_error', '1214', 'Input cannot be empty'), {}, { kind: 'bad_request', code: '1214' }],
+  ['1215 exclusive fields', 400, nat('1215', 'both set'), {}, { kind: 'bad_request', code: '1215' }],
+  ['1200 api call error', 400, nat('1200', 'call error'), {}, { kind: 'bad_request', code: '1200' }],
+  ['1212 unsupported call', 400, nat('1212', 'unsupported'), {}, { kind: 'bad_request', code: '1212' }],
+  ['1300 policy', 400, nat('1300', 'blocked'), {}, { kind: 'bad_request', code: '1300' }],
+  ['1301 unsafe content', 400, nat('1301', 'unsafe'), {}, { kind: 'bad_request', code: '1301' }],
+  ['500 api_error', 500, anth('api_error', '500', "'ClaudeContentBlockToolResult' object has no attribute 'id'"), {}, { kind: 'transient', code: '500' }],
+  ['1230 process error', 500, nat('1230', 'process error'), {}, { kind: 'transient', code: '1230' }],
+  ['1234 network error', 200, nat('1234', 'network error'), {}, { kind: 'transient', code: '1234' }],
+  ['code only in the message prefix', 429, JSON.stringify({ error: { message: '[1308][Usage limit reached for 5 hour. Your limit will reset at 2026-08-31 18:19:41][x]' } }), {}, { kind: 'quota_exhausted', code: '1308' }],
+  ['plain 429 with retry-after', 429, JSON.stringify({ type: 'error', error: { type: 'rate_limit_error', message: 'Rate limit exceeded' } }), { 'retry-after': '30' }, { kind: 'rate_limited', code: null, resetAt: NOW + 30_000 }],
+  ['plain 429 without retry-after', 429, '', {}, { kind: 'rate_limited', resetAt: null }],
+  ['HTML 502', 502, '<html><body><h1>502 Bad Gateway</h1></body></html>', {}, { kind: 'transient', status: 502 }],
+  ['503 text', 503, 'upstream connect error', {}, { kind: 'capacity' }],
+  ['bare 401', 401, '', {}, { kind: 'auth' }],
+  ['bare 403', 403, '', {}, { kind: 'invalid_account' }],
+  ['bare 404', 404, '', {}, { kind: 'not_found' }],
+  ['bare 400', 400, 'bad', {}, { kind: 'bad_request' }],
+  ['in-stream overloaded error', 200, JSON.stringify({ type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } }), {}, { kind: 'capacity' }],
+  ['in-stream api_error', 200, JSON.stringify({ type: 'error', error: { type: 'api_error', message: 'boom' } }), {}, { kind: 'transient' }],
+  ['in-stream error with a Z.AI code', 200, anth('rate_limit_error', '1308', 'Usage limit reached. Your limit will reset at 2026-08-31 18:19:41'), {}, { kind: 'quota_exhausted', code: '1308' }],
+];
+
+describe('classifyZaiError', () => {
+  for (const [name, status, body, headers, want] of table) {
+    test(name, () => {
+      const e = classifyZaiError(status, body, H(headers), NOW);
+      expect(e.name).toBe('UpstreamError');
+      expect(e.kind).toBe(want.kind as typeof e.kind);
+      if ('code' in want) expect(e.code).toBe(want.code ?? null);
+      if ('resetAt' in want) expect(e.resetAt).toBe(want.resetAt ?? null);
+      if (want.scope) expect(e.scope).toBe(want.scope as 'account');
+      expect(e.status).toBe(want.status ?? status);
+    });
+  }
+
+  test('422 pydantic detail becomes a bad request naming the field', () => {
+    const body = JSON.stringify({
+      detail: [{ type: 'literal_error', loc: ['body', 'messages', 1, 'role'], msg: "Input should be 'user' or 'assistant'", input: 'system' }],
+    });
+    const e = classifyZaiError(422, body, H(), NOW);
+    expect(e.kind).toBe('bad_request');
+    expect(e.message).toBe("Invalid request: messages.1.role: Input should be 'user' or 'assistant'");
+  });
+
+  test('the message drops the bracket wrapping and the request id but keeps the code', () => {
+    const e = classifyZaiError(429, anth('rate_limit_error', '1308', 'Usage limit reached for 5 hour. Your limit will reset at 2026-08-31 18:19:41'), H(), NOW);
+    expect(e.message).toBe('[1308] Usage limit reached for 5 hour. Your limit will reset at 2026-08-31 18:19:41');
+  });
+
+  test('an HTML page is not copied into the message', () => {
+    const e = classifyZaiError(502, '<html><body>' + 'x'.repeat(5000) + '</body></html>', H(), NOW);
+    expect(e.message).not.toContain('<html>');
+    expect(e.message.length).toBeLessThan(200);
+  });
+
+  test('the API key never appears in the message', () => {
+    const e = classifyZaiError(401, nat('1002', 'Authorization Token zk-abcdef123456 is invalid'), H(), NOW, 'zk-abcdef123456');
+    expect(e.message).not.toContain('zk-abcdef123456');
+    expect(e.message).toContain('***');
+  });
+
+  test('long bodies are cut', () => {
+    const e = classifyZaiError(400, nat('1210', 'y'.repeat(2000)), H(), NOW);
+    expect(e.message.length).toBeLessThan(400);
+  });
+});

@@ -1,0 +1,155 @@
+import { describe, expect, test } from 'bun:test';
+import type { MessageParam, MessagesRequest } from '../../../src/anthropic/schema.ts';
+import { foldMessages, mapThinking, toObjectInput, toZaiBody, zaiHeaders } from '../../../src/providers/zai/request.ts';
+import firstTurn from '../../fixtures/zai/first-turn.json';
+import toolTurn from '../../fixtures/zai/tool-turn.json';
+
+const text = (t: string) => ({ type: 'text', text: t });
+const rem = (t: string) => text(`<system-reminder>\n${t}\n</system-reminder>`);
+const m = (role: string, content: unknown) => ({ role, content }) as MessageParam;
+
+describe('foldMessages', () => {
+  const cases: Array<[string, MessageParam[], unknown[]]> = [
+    ['leaves a plain conversation alone', [m('user', 'hi'), m('assistant', [text('yo')]), m('user', 'ok')], [m('user', 'hi'), m('assistant', [text('yo')]), m('user', 'ok')]],
+    ['folds a trailing system message into the previous user turn', [m('user', [text('run')]), m('system', 'agents')], [m('user', [text('run'), rem('agents')])]],
+    ['folds a leading system message into the next user turn, before its text', [m('system', 'ctx'), m('user', 'hi')], [m('user', [rem('ctx'), text('hi')])]],
+    [
+      'attaches a system message before an assistant turn to the user turn before it',
+      [m('user', 'run'), m('system', 'agents'), m('assistant', [text('ok')]), m('user', 'next')],
+      [m('user', [text('run'), rem('agents')]), m('assistant', [text('ok')]), m('user', 'next')],
+    ],
+    [
+      'keeps tool_result blocks first when a reminder joins their user turn',
+      [m('assistant', [{ type: 'tool_use', id: 't1', name: 'Bash', input: {} }]), m('system', 's'), m('user', [{ type: 'tool_result', tool_use_id: 't1', content: 'x' }])],
+      [m('assistant', [{ type: 'tool_use', id: 't1', name: 'Bash', input: {} }]), m('user', [{ type: 'tool_result', tool_use_id: 't1', content: 'x' }, rem('s')])],
+    ],
+    ['makes a user turn when only assistants surround the system message', [m('assistant', [text('a')]), m('system', 's')], [m('assistant', [text('a')]), m('user', [rem('s')])]],
+    ['reads system messages given as text blocks', [m('user', 'q'), m('system', [text('a'), text('b')])], [m('user', [text('q'), rem('a\nb')])]],
+    ['drops blank system messages', [m('user', 'q'), m('system', '  ')], [m('user', 'q')]],
+    ['drops empty text blocks', [m('user', [text(''), text('q')])], [m('user', [text('q')])]],
+    [
+      'drops thinking blocks without a signature, keeps signed ones',
+      [m('assistant', [{ type: 'thinking', thinking: 'a', signature: '' }, { type: 'thinking', thinking: 'b', signature: 's' }, text('t')])],
+      [m('assistant', [{ type: 'thinking', thinking: 'b', signature: 's' }, text('t')])],
+    ],
+    [
+      'removes a message left empty and merges the neighbours it separated',
+      [m('user', 'a'), m('assistant', [text('')]), m('user', 'b')],
+      [m('user', [text('a'), text('b')])],
+    ],
+    ['forces tool_use input to an object', [m('assistant', [{ type: 'tool_use', id: 't', name: 'X', input: '{"a":1}' }])], [m('assistant', [{ type: 'tool_use', id: 't', name: 'X', input: { a: 1 } }])]],
+  ];
+  for (const [name, input, expected] of cases) {
+    test(name, () => {
+      expect(foldMessages(input)).toEqual(expected as MessageParam[]);
+    });
+  }
+
+  test('never mutates the client request', () => {
+    const input = [m('user', [text('run')]), m('system', 'agents')];
+    const copy = structuredClone(input);
+    foldMessages(input);
+    expect(input).toEqual(copy);
+  });
+
+  test('the captured second turn comes out alternating, without system roles', () => {
+    const out = foldMessages(toolTurn.body.messages as MessageParam[]);
+    expect(out.map((x) => x.role)).toEqual(['user', 'assistant', 'user']);
+    const assistant = out[1]!.content as Array<Record<string, unknown>>;
+    expect(assistant.map((b) => b.type)).toEqual(['thinking', 'text', 'tool_use']);
+    expect(assistant[2]!.input).toEqual({ command: 'echo ZAI-FIXTURE-1', description: 'Print a marker string' });
+  });
+});
+
+describe('toObjectInput', () => {
+  const cases: Array<[unknown, unknown]> = [
+    [{ a: 1 }, { a: 1 }],
+    [[{ a: 1 }], { a: 1 }],
+    [[], {}],
+    [null, {}],
+    [undefined, {}],
+    ['', {}],
+    ['{"a":2}', { a: 2 }],
+    ['[{"a":3}]', { a: 3 }],
+    ['not json', { value: 'not json' }],
+    [[1, 2], { value: [1, 2] }],
+    [7, { value: 7 }],
+  ];
+  for (const [input, out] of cases) {
+    test(`${JSON.stringify(input) ?? 'undefined'} -> ${JSON.stringify(out)}`, () => {
+      expect(toObjectInput(input)).toEqual(out as Record<string, unknown>);
+    });
+  }
+});
+
+describe('mapThinking', () => {
+  const cases: Array<[unknown, number, unknown]> = [
+    [{ type: 'adaptive' }, 32000, { type: 'enabled', budget_tokens: 31999 }],
+    [{ type: 'adaptive' }, 64000, { type: 'enabled', budget_tokens: 31999 }],
+    [{ type: 'adaptive' }, 4096, { type: 'enabled', budget_tokens: 4095 }],
+    [{ type: 'adaptive' }, 1, { type: 'disabled' }],
+    [{ type: 'enabled', budget_tokens: 8000 }, 32000, { type: 'enabled', budget_tokens: 8000 }],
+    [{ type: 'disabled' }, 32000, { type: 'disabled' }],
+    [{ type: 'between_tools' }, 32000, undefined],
+  ];
+  for (const [input, max, out] of cases) {
+    test(`${JSON.stringify(input)} with max_tokens ${max} -> ${JSON.stringify(out)}`, () => {
+      expect(mapThinking(input, max)).toEqual(out);
+    });
+  }
+});
+
+describe('toZaiBody', () => {
+  const body = toZaiBody(firstTurn.body as unknown as MessagesRequest, 'glm-4.6-upstream');
+
+  test('uses the upstream model id and always streams', () => {
+    expect(body.model).toBe('glm-4.6-upstream');
+    expect(body.stream).toBe(true);
+    expect(toZaiBody({ ...(firstTurn.body as unknown as MessagesRequest), stream: false }, 'x').stream).toBe(true);
+  });
+
+  test('drops the fields Z.AI rejects or ignores and maps adaptive thinking', () => {
+    expect(body).not.toHaveProperty('context_management');
+    expect(body).not.toHaveProperty('output_config');
+    expect(body.thinking).toEqual({ type: 'enabled', budget_tokens: 31999 });
+  });
+
+  test('keeps everything else, including cache_control and metadata', () => {
+    expect(body.system).toEqual(firstTurn.body.system);
+    expect(body.tools).toEqual(firstTurn.body.tools);
+    expect(body.metadata).toEqual(firstTurn.body.metadata);
+    expect(JSON.stringify(body.messages)).toContain('"cache_control":{"type":"ephemeral"}');
+  });
+
+  test('leaves no role:"system" message', () => {
+    expect((body.messages as MessageParam[]).map((x) => x.role)).toEqual(['user']);
+  });
+
+  test('removes a between_tools thinking setting', () => {
+    const b = toZaiBody({ ...(firstTurn.body as unknown as MessagesRequest), thinking: { type: 'between_tools' } }, 'glm-4.6');
+    expect(b).not.toHaveProperty('thinking');
+  });
+});
+
+describe('zaiHeaders', () => {
+  const h = zaiHeaders('zk-secret', { headers: firstTurn.headers, sessionKey: 'sess-1' });
+
+  test('authenticates both ways Z.AI accepts and asks for SSE', () => {
+    expect(h.authorization).toBe('Bearer zk-secret');
+    expect(h['x-api-key']).toBe('zk-secret');
+    expect(h.accept).toBe('text/event-stream');
+    expect(h['content-type']).toBe('application/json');
+  });
+
+  test("forwards Claude Code's identity headers and nothing else of the client's", () => {
+    expect(h['user-agent']).toBe('claude-cli/2.1.197 (external, sdk-cli)');
+    expect(h['x-app']).toBe('cli');
+    expect(h['anthropic-version']).toBe('2023-06-01');
+    expect(h['anthropic-beta']).toBe(firstTurn.headers['anthropic-beta']);
+    expect(h).not.toHaveProperty('x-claude-code-session-id');
+  });
+
+  test('carries the session key as X-Session-Id', () => {
+    expect(h['x-session-id']).toBe('sess-1');
+  });
+});

@@ -1,0 +1,190 @@
+import { describe, expect, test } from 'bun:test';
+import type { AnthropicEvent } from '../../../src/anthropic/events.ts';
+import { UpstreamError } from '../../../src/providers/provider.ts';
+import { createStreamRepair, messageToEvents } from '../../../src/providers/zai/stream.ts';
+import { assertValidSequence } from './invariants.ts';
+
+type Raw = Record<string, unknown>;
+const start = (usage?: unknown): Raw => ({
+  type: 'message_start',
+  message: { id: 'msg_1', type: 'message', role: 'assistant', model: 'glm-4.6', content: [], stop_reason: null, stop_sequence: null, ...(usage === undefined ? {} : { usage }) },
+});
+const bStart = (index: number, content_block: Raw): Raw => ({ type: 'content_block_start', index, content_block });
+const bDelta = (index: number, delta: Raw): Raw => ({ type: 'content_block_delta', index, delta });
+const bStop = (index: number): Raw => ({ type: 'content_block_stop', index });
+const mDelta = (stop_reason: string | null, usage?: unknown): Raw => ({ type: 'message_delta', delta: { stop_reason, stop_sequence: null }, ...(usage === undefined ? {} : { usage }) });
+const STOP: Raw = { type: 'message_stop' };
+
+function run(events: Raw[], finish = true, model = 'claude-opus-4-6'): AnthropicEvent[] {
+  const r = createStreamRepair(model);
+  const out: AnthropicEvent[] = [];
+  for (const e of events) out.push(...r.accept(e));
+  if (finish) out.push(...r.finish());
+  return out;
+}
+
+function caught(fn: () => unknown): UpstreamError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof UpstreamError) return e;
+    throw e;
+  }
+  throw new Error('expected an UpstreamError');
+}
+
+describe('createStreamRepair', () => {
+  test('passes a well-formed stream through, rewriting the model and dropping pings', () => {
+    const out = run([
+      start({ input_tokens: 10, output_tokens: 1 }),
+      { type: 'ping' },
+      bStart(0, { type: 'text', text: '' }),
+      bDelta(0, { type: 'text_delta', text: 'hi' }),
+      bStop(0),
+      mDelta('end_turn', { output_tokens: 3 }),
+      STOP,
+    ]);
+    assertValidSequence(out);
+    expect(out.map((e) => e.type)).toEqual(['message_start', 'content_block_start', 'content_block_delta', 'content_block_stop', 'message_delta', 'message_stop']);
+    expect((out[0] as { message: { model: string; usage: unknown } }).message.model).toBe('claude-opus-4-6');
+    expect((out[0] as { message: { usage: unknown } }).message.usage).toEqual({ input_tokens: 10, output_tokens: 1 });
+  });
+
+  test('adds the usage objects Z.AI left out', () => {
+    const out = run([start(), bStart(0, { type: 'text', text: '' }), bDelta(0, { type: 'text_delta', text: 'x' }), bStop(0), mDelta('end_turn'), STOP]);
+    assertValidSequence(out);
+    expect((out[0] as { message: { usage: unknown } }).message.usage).toEqual({ input_tokens: 0, output_tokens: 0 });
+    expect((out[4] as { usage: unknown }).usage).toEqual({ output_tokens: 0 });
+  });
+
+  test('removes empty text blocks and renumbers the blocks after them', () => {
+    const out = run([
+      start({}),
+      bStart(0, { type: 'text', text: '' }),
+      bDelta(0, { type: 'text_delta', text: '' }),
+      bStop(0),
+      bStart(1, { type: 'tool_use', id: 't', name: 'Bash', input: {} }),
+      bDelta(1, { type: 'input_json_delta', partial_json: '{"a":1}' }),
+      bStop(1),
+      mDelta('tool_use', { output_tokens: 2 }),
+      STOP,
+    ]);
+    assertValidSequence(out);
+    expect(out[1]).toEqual({ type: 'content_block_start', index: 0, content_block: { type: 'tool_use', id: 't', name: 'Bash', input: {} } });
+  });
+
+  test('repairs tool input streamed as an array into an object', () => {
+    const out = run([
+      start({}),
+      bStart(0, { type: 'tool_use', id: 't', name: 'Bash', input: {} }),
+      bDelta(0, { type: 'input_json_delta', partial_json: '' }),
+      bDelta(0, { type: 'input_json_delta', partial_json: '[{"command":' }),
+      bDelta(0, { type: 'input_json_delta', partial_json: '"ls"}]' }),
+      bStop(0),
+      mDelta('tool_use', { output_tokens: 2 }),
+      STOP,
+    ]);
+    assertValidSequence(out);
+    const json = out.filter((e) => e.type === 'content_block_delta').map((e) => (e as { delta: { partial_json: string } }).delta.partial_json).join('');
+    expect(JSON.parse(json)).toEqual({ command: 'ls' });
+  });
+
+  test('streams object tool input without waiting for the block to end', () => {
+    const r = createStreamRepair('m');
+    r.accept(start({}));
+    r.accept(bStart(0, { type: 'tool_use', id: 't', name: 'Bash', input: {} }));
+    expect(r.accept(bDelta(0, { type: 'input_json_delta', partial_json: ' ' }))).toEqual([]);
+    expect(r.accept(bDelta(0, { type: 'input_json_delta', partial_json: '{"com' }))).toEqual([
+      { type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: ' {"com' } },
+    ]);
+    expect(r.accept(bDelta(0, { type: 'input_json_delta', partial_json: 'mand":"ls"}' }))).toHaveLength(1);
+  });
+
+  test('repairs a non-object input given in content_block_start', () => {
+    const out = run([start({}), bStart(0, { type: 'tool_use', id: 't', name: 'X', input: [{ a: 1 }] }), bStop(0), mDelta('tool_use', { output_tokens: 1 }), STOP]);
+    expect((out[1] as { content_block: unknown }).content_block).toEqual({ type: 'tool_use', id: 't', name: 'X', input: { a: 1 } });
+  });
+
+  test('closes a block left open when the next one starts', () => {
+    const out = run([
+      start({}),
+      bStart(0, { type: 'thinking', thinking: '', signature: '' }),
+      bDelta(0, { type: 'thinking_delta', thinking: 'hm' }),
+      bStart(1, { type: 'text', text: '' }),
+      bDelta(1, { type: 'text_delta', text: 'ok' }),
+      bStop(1),
+      mDelta('end_turn', { output_tokens: 1 }),
+      STOP,
+    ]);
+    assertValidSequence(out);
+  });
+
+  test('maps OpenAI-style and missing stop reasons', () => {
+    const out = run([start({}), bStart(0, { type: 'text', text: '' }), bDelta(0, { type: 'text_delta', text: 'x' }), bStop(0), mDelta('length', { output_tokens: 1 }), STOP]);
+    expect((out[4] as { delta: { stop_reason: string } }).delta.stop_reason).toBe('max_tokens');
+    const tool = run([start({}), bStart(0, { type: 'tool_use', id: 't', name: 'X', input: {} }), bStop(0), mDelta(null, { output_tokens: 1 }), STOP]);
+    expect((tool[3] as { delta: { stop_reason: string } }).delta.stop_reason).toBe('tool_use');
+  });
+
+  test('adds a message_delta when Z.AI stops without one', () => {
+    const out = run([start({}), bStart(0, { type: 'text', text: '' }), bDelta(0, { type: 'text_delta', text: 'x' }), bStop(0), STOP]);
+    assertValidSequence(out);
+  });
+
+  test('synthesises message_stop when the stream ends cleanly after message_delta', () => {
+    const out = run([start({}), bStart(0, { type: 'text', text: '' }), bDelta(0, { type: 'text_delta', text: 'x' }), bStop(0), mDelta('end_turn', { output_tokens: 1 })]);
+    assertValidSequence(out);
+  });
+
+  test('a stream that ends mid-content is an early end, not a success', () => {
+    const r = createStreamRepair('m');
+    r.accept(start({}));
+    r.accept(bStart(0, { type: 'text', text: '' }));
+    r.accept(bDelta(0, { type: 'text_delta', text: 'x' }));
+    const e = caught(() => r.finish());
+    expect(e.kind).toBe('transient');
+    expect(e.message).toContain('ended early');
+  });
+
+  test('an empty stream is a transient failure', () => {
+    expect(caught(() => createStreamRepair('m').finish()).kind).toBe('transient');
+  });
+
+  test('content before message_start is refused', () => {
+    expect(caught(() => createStreamRepair('m').accept(bStart(0, { type: 'text', text: '' }))).kind).toBe('transient');
+  });
+
+  test('a second message_start is refused', () => {
+    const r = createStreamRepair('m');
+    r.accept(start({}));
+    expect(caught(() => r.accept(start({}))).kind).toBe('transient');
+  });
+
+  test('ignores deltas for blocks that were never started and events after message_stop', () => {
+    const out = run([start({}), bDelta(5, { type: 'text_delta', text: 'stray' }), bStart(0, { type: 'text', text: '' }), bDelta(0, { type: 'text_delta', text: 'x' }), bStop(0), mDelta('end_turn', { output_tokens: 1 }), STOP, start({})]);
+    assertValidSequence(out);
+    expect(out).toHaveLength(6);
+  });
+});
+
+describe('messageToEvents', () => {
+  test('a complete Message becomes a valid event sequence', () => {
+    const msg = {
+      id: 'msg_x',
+      type: 'message',
+      role: 'assistant',
+      model: 'glm-4.6',
+      content: [
+        { type: 'thinking', thinking: 't', signature: 's' },
+        { type: 'text', text: 'hello' },
+        { type: 'tool_use', id: 'toolu_1', name: 'Bash', input: { command: 'ls' } },
+      ],
+      stop_reason: 'tool_use',
+      stop_sequence: null,
+      usage: { input_tokens: 5, output_tokens: 7 },
+    };
+    const out = run(messageToEvents(msg), true, 'glm-4.6');
+    assertValidSequence(out);
+    expect(out.filter((e) => e.type === 'content_block_start')).toHaveLength(3);
+  });
+});
