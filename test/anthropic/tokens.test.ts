@@ -1,0 +1,75 @@
+import { describe, expect, test } from 'bun:test';
+import { estimateInputTokens, textTokens } from '../../src/anthropic/tokens.ts';
+
+describe('textTokens', () => {
+  test('latin text runs about four characters per token', () => {
+    expect(textTokens('a'.repeat(400))).toBe(100);
+    expect(textTokens('')).toBe(0);
+  });
+  test('CJK text counts about one token per character', () => {
+    expect(textTokens('日本語のテキスト')).toBe(8);
+  });
+});
+
+describe('estimateInputTokens', () => {
+  const base = { model: 'm', messages: [{ role: 'user', content: 'foo' }] };
+
+  test('a tiny request is a small positive number', () => {
+    const n = estimateInputTokens(base);
+    expect(n).toBeGreaterThan(0);
+    expect(n).toBeLessThan(20);
+  });
+
+  test('grows with system, messages and tools', () => {
+    const a = estimateInputTokens(base);
+    const withSystem = estimateInputTokens({ ...base, system: [{ type: 'text', text: 'x'.repeat(4000) }] });
+    expect(withSystem - a).toBeGreaterThanOrEqual(1000);
+    const withTool = estimateInputTokens({
+      ...base,
+      tools: [{ name: 'Bash', description: 'd'.repeat(400), input_schema: { type: 'object', properties: {} } }],
+    });
+    expect(withTool - a).toBeGreaterThan(100);
+    const twoTools = estimateInputTokens({
+      ...base,
+      tools: [
+        { name: 'Bash', description: 'd'.repeat(400), input_schema: { type: 'object' } },
+        { name: 'Read', description: 'd'.repeat(400), input_schema: { type: 'object' } },
+      ],
+    });
+    expect(twoTools).toBeGreaterThan(withTool);
+  });
+
+  test('counts tool_use input, tool_result content, images and documents', () => {
+    const n = estimateInputTokens({
+      messages: [
+        { role: 'user', content: 'go' },
+        { role: 'assistant', content: [{ type: 'tool_use', id: 't', name: 'Bash', input: { command: 'x'.repeat(400) } }] },
+        {
+          role: 'user',
+          content: [
+            { type: 'tool_result', tool_use_id: 't', content: [{ type: 'text', text: 'y'.repeat(400) }, { type: 'image', source: {} }] },
+            { type: 'document', source: { type: 'text', data: 'z'.repeat(400) } },
+          ],
+        },
+      ],
+    });
+    expect(n).toBeGreaterThan(100 + 100 + 1600 + 100);
+  });
+
+  test('thinking from earlier assistant turns is not counted, the last turn is', () => {
+    const thinking = { type: 'thinking', thinking: 't'.repeat(4000), signature: 's' };
+    const earlier = estimateInputTokens({
+      messages: [{ role: 'assistant', content: [thinking] }, { role: 'user', content: 'x' }],
+    });
+    const last = estimateInputTokens({ messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: [thinking] }] });
+    expect(last - earlier).toBeGreaterThanOrEqual(1000);
+  });
+
+  test('never throws on odd shapes and answers at least 1', () => {
+    expect(estimateInputTokens({})).toBe(1);
+    expect(estimateInputTokens({ messages: [null, 5, { content: { weird: true } }], tools: [null], system: 7 })).toBeGreaterThanOrEqual(1);
+    const cyclic: Record<string, unknown> = { type: 'mystery' };
+    cyclic.self = cyclic;
+    expect(estimateInputTokens({ messages: [{ role: 'user', content: [cyclic] }] })).toBeGreaterThanOrEqual(1);
+  });
+});
