@@ -2,7 +2,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { ApiError } from '../../src/anthropic/errors.ts';
 import { blockDelta, blockStart, messageStart, type AnthropicEvent } from '../../src/anthropic/events.ts';
-import { AUTH, body, dispatchSteps, KEY, post, startHarness, testConfig, textEvents, toolUseEvents, until, type Harness } from './stubs.ts';
+import { AUTH, body, dispatchSteps, KEY, post, startHarness, testConfig, textEvents, toolUseEvents, until, read, type Harness } from './stubs.ts';
 
 let h: Harness;
 beforeAll(() => {
@@ -63,7 +63,7 @@ describe('streaming', () => {
     expect(r.status).toBe(429);
     expect(r.headers.get('retry-after')).toBe('7');
     expect(r.headers.get('content-type')).toContain('application/json');
-    const j = await r.json();
+    const j = await read(r);
     expect(j).toMatchObject({ type: 'error', error: { type: 'rate_limit_error', message: 'all accounts are limited' } });
     expect(j.request_id).toBe(r.headers.get('request-id'));
     await until(() => h.records.some((x) => x.requestId === j.request_id));
@@ -206,7 +206,7 @@ describe('non-streaming', () => {
     expect(r.headers.get('x-proxy-account')).toBe('acct-1');
     expect(r.headers.get('x-proxy-upstream-model')).toBe('upstream-model-x');
     expect(r.headers.get('x-proxy-fallback-from')).toBe('claude-asked');
-    const m = await r.json();
+    const m = await read(r);
     expect(m).toMatchObject({
       id: 'msg_test1',
       type: 'message',
@@ -229,7 +229,7 @@ describe('non-streaming', () => {
     h.dispatch = dispatchSteps([evs[0]!, { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } } as AnthropicEvent]);
     const r = await post(h, '/v1/messages', body());
     expect(r.status).toBe(529);
-    expect((await r.json()).error.type).toBe('overloaded_error');
+    expect((await read(r)).error.type).toBe('overloaded_error');
   });
 
   test('dispatch gets the body with unknown fields, the request id and lower-case headers without the client key', async () => {
@@ -263,7 +263,7 @@ describe('non-streaming', () => {
     };
     const r = await post(h, '/v1/messages', body());
     expect(r.status).toBe(500);
-    const j = await r.json();
+    const j = await read(r);
     expect(j.error).toEqual({ type: 'api_error', message: 'Internal server error' });
   });
 });
@@ -346,15 +346,15 @@ describe('official SDK', () => {
 describe('count_tokens', () => {
   test('grows with content and never calls the gateway', async () => {
     const before = h.calls.length;
-    const small = await (await post(h, '/v1/messages/count_tokens?beta=true', { model: 'm', messages: [{ role: 'user', content: 'foo' }] })).json();
-    const big = await (
-      await post(h, '/v1/messages/count_tokens', {
+    const small = await read(post(h, '/v1/messages/count_tokens?beta=true', { model: 'm', messages: [{ role: 'user', content: 'foo' }] }));
+    const big = await read(
+      post(h, '/v1/messages/count_tokens', {
         model: 'm',
         system: 'You are helpful. '.repeat(50),
         messages: [{ role: 'user', content: 'foo '.repeat(500) }],
         tools: [{ name: 'Bash', description: 'Run a command', input_schema: { type: 'object', properties: { command: { type: 'string' } } } }],
-      })
-    ).json();
+      }),
+    );
     expect(small.input_tokens).toBeGreaterThan(0);
     expect(big.input_tokens).toBeGreaterThan(small.input_tokens + 500);
     expect(h.calls.length).toBe(before);

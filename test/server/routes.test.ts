@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { AUTH, KEY, startHarness, testConfig, type Harness } from './stubs.ts';
+import { AUTH, KEY, startHarness, testConfig, read, type Harness } from './stubs.ts';
 
 let h: Harness;
 beforeAll(() => {
@@ -28,7 +28,7 @@ describe('auth', () => {
   test('a wrong key is 401 authentication_error with request-id header', async () => {
     const r = await get('/v1/models', { 'x-api-key': 'nope' });
     expect(r.status).toBe(401);
-    const j = await r.json();
+    const j = await read(r);
     expectEnvelope(j, 'authentication_error');
     expect(r.headers.get('request-id')).toBe(j.request_id);
     expect(JSON.stringify(j)).not.toContain(KEY);
@@ -46,7 +46,7 @@ describe('auth', () => {
     ] as const) {
       const r = await fetch(h.base + p, { method: m });
       expect(r.status).toBe(401);
-      expectEnvelope(await r.json(), 'authentication_error');
+      expectEnvelope(await read(r), 'authentication_error');
     }
   });
   test('a wrong bearer token is refused', async () => {
@@ -65,13 +65,13 @@ describe('open routes', () => {
   test('/health without a key shows only the status', async () => {
     const r = await get('/health', {});
     expect(r.status).toBe(200);
-    expect(await r.json()).toEqual({ status: 'ok' });
+    expect(await read(r)).toEqual({ status: 'ok' });
   });
   test('/health with a wrong key shows only the status', async () => {
-    expect(await (await get('/health', { 'x-api-key': 'bad' })).json()).toEqual({ status: 'ok' });
+    expect(await read(get('/health', { 'x-api-key': 'bad' }))).toEqual({ status: 'ok' });
   });
   test('/health with the key shows account details', async () => {
-    const j = await (await get('/health')).json();
+    const j = await read(get('/health'));
     expect(j.accounts).toHaveLength(1);
   });
 });
@@ -80,7 +80,7 @@ describe('ops routes', () => {
   test('/account-limits answers JSON', async () => {
     const r = await get('/account-limits');
     expect(r.headers.get('content-type')).toContain('application/json');
-    expect((await r.json()).accounts[0].id).toBe('acct-1');
+    expect((await read(r)).accounts[0].id).toBe('acct-1');
   });
   test('/account-limits?format=table answers a text table', async () => {
     const r = await get('/account-limits?format=table');
@@ -90,15 +90,15 @@ describe('ops routes', () => {
   test('/refresh-token passes the account id on', async () => {
     const r = await fetch(`${h.base}/refresh-token?account=acct-1`, { method: 'POST', headers: { 'x-api-key': KEY } });
     expect(r.status).toBe(200);
-    expect(await r.json()).toEqual({ refreshed: ['acct-1'] });
+    expect(await read(r)).toEqual({ refreshed: ['acct-1'] });
     const all = await fetch(`${h.base}/refresh-token`, { method: 'POST', headers: { 'x-api-key': KEY } });
-    expect(await all.json()).toEqual({ refreshed: ['acct-1'] });
+    expect(await read(all)).toEqual({ refreshed: ['acct-1'] });
     expect(h.refreshCalls.slice(-2)).toEqual(['acct-1', undefined]);
   });
   test('/refresh-token errors from ops keep their envelope', async () => {
     const r = await fetch(`${h.base}/refresh-token?account=missing`, { method: 'POST', headers: { 'x-api-key': KEY } });
     expect(r.status).toBe(404);
-    expectEnvelope(await r.json(), 'not_found_error');
+    expectEnvelope(await read(r), 'not_found_error');
   });
   test('/metrics answers Prometheus text', async () => {
     const r = await get('/metrics');
@@ -112,28 +112,28 @@ describe('ops routes', () => {
       body: JSON.stringify({ events: [1, 2] }),
     });
     expect(r.status).toBe(200);
-    expect(await r.json()).toEqual({ status: 'ok' });
+    expect(await read(r)).toEqual({ status: 'ok' });
   });
 });
 
 describe('models', () => {
   test('lists models in the Anthropic shape', async () => {
-    const j = await (await get('/v1/models?limit=1000&beta=true')).json();
+    const j = await read(get('/v1/models?limit=1000&beta=true'));
     expect(j.data).toHaveLength(5);
     expect(j).toMatchObject({ has_more: false, first_id: 'claude-model-0', last_id: 'claude-model-4' });
   });
   test('pages forward with limit and after_id', async () => {
-    const p1 = await (await get('/v1/models?limit=2')).json();
+    const p1 = await read(get('/v1/models?limit=2'));
     expect(p1.data.map((m: any) => m.id)).toEqual(['claude-model-0', 'claude-model-1']);
     expect(p1.has_more).toBe(true);
-    const p2 = await (await get(`/v1/models?limit=2&after_id=${p1.last_id}`)).json();
+    const p2 = await read(get(`/v1/models?limit=2&after_id=${p1.last_id}`));
     expect(p2.data.map((m: any) => m.id)).toEqual(['claude-model-2', 'claude-model-3']);
-    const p3 = await (await get(`/v1/models?limit=2&after_id=${p2.last_id}`)).json();
+    const p3 = await read(get(`/v1/models?limit=2&after_id=${p2.last_id}`));
     expect(p3.data.map((m: any) => m.id)).toEqual(['claude-model-4']);
     expect(p3.has_more).toBe(false);
   });
   test('pages backward with before_id', async () => {
-    const j = await (await get('/v1/models?limit=2&before_id=claude-model-4')).json();
+    const j = await read(get('/v1/models?limit=2&before_id=claude-model-4'));
     expect(j.data.map((m: any) => m.id)).toEqual(['claude-model-2', 'claude-model-3']);
     expect(j.has_more).toBe(true);
   });
@@ -141,18 +141,18 @@ describe('models', () => {
     for (const l of ['0', '1001', 'abc', '1.5']) {
       const r = await get(`/v1/models?limit=${l}`);
       expect(r.status).toBe(400);
-      expectEnvelope(await r.json(), 'invalid_request_error');
+      expectEnvelope(await read(r), 'invalid_request_error');
     }
   });
   test('gets one model by id', async () => {
     const r = await get('/v1/models/claude-model-3');
     expect(r.status).toBe(200);
-    expect((await r.json()).id).toBe('claude-model-3');
+    expect((await read(r)).id).toBe('claude-model-3');
   });
   test('an unknown model id is 404 not_found_error', async () => {
     const r = await get('/v1/models/nope');
     expect(r.status).toBe(404);
-    expectEnvelope(await r.json(), 'not_found_error');
+    expectEnvelope(await read(r), 'not_found_error');
   });
 });
 
@@ -160,7 +160,7 @@ describe('unknown routes and methods', () => {
   test('an unknown route is a 404 envelope', async () => {
     const r = await get('/v2/nothing');
     expect(r.status).toBe(404);
-    const j = await r.json();
+    const j = await read(r);
     expectEnvelope(j, 'not_found_error');
     expect(r.headers.get('request-id')).toBe(j.request_id);
   });
@@ -168,7 +168,7 @@ describe('unknown routes and methods', () => {
     const r = await get('/v1/messages');
     expect(r.status).toBe(405);
     expect(r.headers.get('allow')).toBe('POST');
-    expectEnvelope(await r.json(), 'invalid_request_error');
+    expectEnvelope(await read(r), 'invalid_request_error');
   });
   test('every response gets a fresh request-id', async () => {
     const a = (await get('/')).headers.get('request-id');

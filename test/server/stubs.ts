@@ -161,3 +161,8 @@ export async function until(cond: () => boolean, ms = 2000): Promise<void> {
     await Bun.sleep(5);
   }
 }
+
+/** A response's JSON body, untyped (the tests assert its shape). */
+export async function read(r: Response | Promise<Response>): Promise<any> {
+  return (await r).json();
+}

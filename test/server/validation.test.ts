@@ -1,6 +1,6 @@
 // The bad-request table: each body gets the status, error type and a message naming the problem.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { AUTH, body, KEY, post, startHarness, testConfig, type Harness } from './stubs.ts';
+import { AUTH, body, KEY, post, read, startHarness, testConfig, type Harness } from './stubs.ts';
 
 let h: Harness;
 beforeAll(() => {
@@ -119,7 +119,7 @@ describe('bad requests to /v1/messages', () => {
     test(`${c.name} -> ${c.status ?? 400} ${c.type ?? 'invalid_request_error'}`, async () => {
       const r = await post(h, '/v1/messages', c.payload, c.headers ?? AUTH);
       expect(r.status).toBe(c.status ?? 400);
-      const j = await r.json();
+      const j = await read(r);
       expect(j.type).toBe('error');
       expect(j.error.type).toBe(c.type ?? 'invalid_request_error');
       if (typeof c.message === 'string') expect(j.error.message).toBe(c.message);
@@ -173,7 +173,7 @@ describe('body size', () => {
     try {
       const r = await post(small, '/v1/messages', body({ messages: [user('x'.repeat(5000))] }));
       expect(r.status).toBe(413);
-      expect((await r.json()).error.type).toBe('request_too_large');
+      expect((await read(r)).error.type).toBe('request_too_large');
       // Chunked upload, no content-length: the bytes actually read are counted.
       const chunks = [new TextEncoder().encode('{"model":"m","pad":"'), new TextEncoder().encode('y'.repeat(3000)), new TextEncoder().encode('"}')];
       const stream = new ReadableStream<Uint8Array>({
@@ -185,7 +185,7 @@ describe('body size', () => {
       });
       const r2 = await fetch(`${small.base}/v1/messages/count_tokens`, { method: 'POST', headers: AUTH, body: stream });
       expect(r2.status).toBe(413);
-      expect((await r2.json()).error.type).toBe('request_too_large');
+      expect((await read(r2)).error.type).toBe('request_too_large');
       expect(small.calls.length).toBe(0);
     } finally {
       small.stop();
