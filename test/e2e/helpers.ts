@@ -80,6 +80,75 @@ export async function runMcp(
   return { code, stdout, stderr };
 }
 
+export interface McpProcess {
+  proc: Bun.Subprocess<'pipe', 'pipe', 'pipe'>;
+  /** stdout and stderr so far, each. */
+  stdout(): string;
+  stderr(): string;
+  /** Resolves with the first match of re in stdout+stderr (throws after timeoutMs or at exit). */
+  waitForOutput(re: RegExp, timeoutMs?: number): Promise<RegExpExecArray>;
+  /** Writes to stdin (e.g. a pasted redirect URL followed by a newline). */
+  write(text: string): void;
+  /** Closes stdin and resolves with the exit code. */
+  finish(timeoutMs?: number): Promise<number>;
+}
+
+/** Runs `mcp <args>` with a stdin pipe the test writes to while watching the output (prompts). */
+export function spawnMcp(args: readonly string[], opts: { env: Env; bin?: readonly string[] }): McpProcess {
+  const proc = Bun.spawn([...(opts.bin ?? MCP_FROM_SOURCE), ...args], {
+    cwd: ROOT,
+    env: opts.env,
+    stdin: 'pipe',
+    stdout: 'pipe',
+    stderr: 'pipe',
+  });
+  const out = { text: '' };
+  const err = { text: '' };
+  const wakers = new Set<() => void>();
+  const wake = () => {
+    for (const w of wakers) w();
+  };
+  drain(proc.stdout, out, wake);
+  drain(proc.stderr, err, wake);
+  return {
+    proc,
+    stdout: () => out.text,
+    stderr: () => err.text,
+    async waitForOutput(re, timeoutMs = 15_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const m = re.exec(out.text + err.text);
+        if (m) return m;
+        if (proc.exitCode !== null) throw new Error(`mcp exited (${proc.exitCode}) before printing ${re}:\n${out.text}${err.text}`);
+        if (Date.now() > deadline) throw new Error(`mcp did not print ${re} in time:\n${out.text}${err.text}`);
+        await new Promise<void>((r) => {
+          const w = () => {
+            wakers.delete(w);
+            r();
+          };
+          wakers.add(w);
+          setTimeout(w, 50);
+        });
+      }
+    },
+    write(text) {
+      proc.stdin.write(text);
+      proc.stdin.flush();
+    },
+    async finish(timeoutMs = 30_000) {
+      try {
+        proc.stdin.end();
+      } catch {
+        // already closed
+      }
+      const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+      const code = await proc.exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+}
+
 export interface ServeHandle {
   url: string;
   port: number;
