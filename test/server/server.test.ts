@@ -1,0 +1,64 @@
+// The real server as `mcp serve` starts it: idle timeout for idle sockets only, never for work in progress.
+import { describe, expect, test } from 'bun:test';
+import type { Config } from '../../src/config.ts';
+import type { Gateway, Ops } from '../../src/gateway/types.ts';
+import { log } from '../../src/log.ts';
+import { createApp, startServer } from '../../src/server/app.ts';
+import { AUTH, body, dispatchSteps, KEY, testConfig, textEvents, type Step } from './stubs.ts';
+
+function appWith(config: Config, steps: Step[]) {
+  const gateway: Gateway = { dispatch: dispatchSteps(steps), listModels: () => [], getModel: () => undefined };
+  const ops: Ops = {
+    health: () => ({ status: 'ok' }),
+    accountLimits: () => ({}),
+    accountLimitsTable: () => '',
+    refresh: async () => ({}),
+    metrics: () => '',
+  };
+  return createApp({ config, gateway, ops });
+}
+
+describe('startServer', () => {
+  test('a silent upstream outlives IDLE_TIMEOUT_SEC on both the streaming and the non-streaming path', async () => {
+    const config = testConfig({ IDLE_TIMEOUT_SEC: '1', PING_INTERVAL_SEC: '10', BIND_ADDRESS: '127.0.0.1', PORT: '0' });
+    const evs = textEvents();
+    // Bun checks socket timeouts on a ~4 s tick, so the silence must outlast that to prove anything.
+    const app = appWith(config, [evs[0]!, { wait: 4500 }, ...evs.slice(1)]);
+    const server = startServer(config, app);
+    try {
+      expect(server.hostname).toBe('127.0.0.1');
+      const base = `http://127.0.0.1:${server.port}`;
+      const [streamed, collected] = await Promise.all([
+        fetch(`${base}/v1/messages`, { method: 'POST', headers: AUTH, body: JSON.stringify(body({ stream: true })) }).then((r) => r.text()),
+        fetch(`${base}/v1/messages`, { method: 'POST', headers: AUTH, body: JSON.stringify(body()) }).then((r) => r.json() as Promise<any>),
+      ]);
+      expect(streamed).toContain('event: message_stop');
+      expect(collected.content).toEqual([{ type: 'text', text: 'Hello!' }]);
+    } finally {
+      app.stop(true);
+    }
+  });
+});
+
+describe('logging', () => {
+  test('the per-request line and 401s never carry the client key', async () => {
+    const lines: string[] = [];
+    const saved = [...log.options.reporters];
+    log.setReporters([{ log: (o) => void lines.push(o.args.map(String).join(' ')) }]);
+    const config = testConfig({ BIND_ADDRESS: '127.0.0.1', PORT: '0' });
+    const app = appWith(config, textEvents());
+    const server = startServer(config, app);
+    try {
+      const base = `http://127.0.0.1:${server.port}`;
+      await (await fetch(`${base}/v1/messages`, { method: 'POST', headers: AUTH, body: JSON.stringify(body()) })).text();
+      await (await fetch(`${base}/v1/messages`, { method: 'POST', headers: { 'x-api-key': `${KEY}-wrong` }, body: '{}' })).text();
+      await (await fetch(`${base}/v1/messages`, { method: 'POST', headers: { authorization: `Bearer ${KEY}` }, body: '{' })).text();
+    } finally {
+      app.stop(true);
+      log.setReporters(saved);
+    }
+    expect(lines.length).toBeGreaterThanOrEqual(2);
+    expect(lines.some((l) => l.includes('claude-test-1') && l.includes(' 200 '))).toBe(true);
+    for (const l of lines) expect(l).not.toContain(KEY);
+  });
+});
