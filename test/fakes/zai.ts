@@ -472,7 +472,10 @@ export function startFakeZai(opts: FakeZaiOptions = {}): FakeZai {
         if (cancelled) return;
         if (i === faultAt && !faulted) {
           faulted = true;
-          if (mode.kind === 'reset_mid_stream') return c.error();
+          if (mode.kind === 'reset_mid_stream') {
+            await Bun.sleep(20); // let what was written reach the client before the reset
+            return c.error();
+          }
           if (mode.kind === 'stall_mid_stream') await Bun.sleep(mode.ms);
           if (mode.kind === 'malformed_data') {
             c.enqueue(enc.encode('event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_del\n\n'));
