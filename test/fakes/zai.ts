@@ -84,6 +84,8 @@ export interface FakeZaiOptions {
   quota?: FakeQuota;
   /** Text of the plain (non-tool) reply. */
   replyText?: string;
+  /** Keep a record of every request (default true); benchmarks turn it off to stay flat in memory. */
+  record?: boolean;
 }
 
 export interface RecordedRequest {
@@ -406,6 +408,7 @@ export function startFakeZai(opts: FakeZaiOptions = {}): FakeZai {
   const keys = new Set(opts.keys ?? DEFAULT_KEYS);
   const models = new Set((opts.models ?? DEFAULT_MODELS).map((m) => m.toLowerCase()));
   const replyText = opts.replyText ?? 'Hello from the fake Z.AI.';
+  const record = opts.record ?? true;
   let quota: FakeQuota | { success: false; msg: string; code?: number } = opts.quota ?? defaultFakeQuota();
   let rules: Rule[] = [];
   const requests: RecordedRequest[] = [];
@@ -598,7 +601,7 @@ export function startFakeZai(opts: FakeZaiOptions = {}): FakeZai {
         aborted: false,
         mode: 'ok',
       };
-      requests.push(rec);
+      if (record) requests.push(rec);
       if (req.method === 'POST' && path === '/v1/messages') return handleMessages(req, rec, raw);
       if (req.method === 'GET' && path === '/v1/models') {
         if (!rec.key) return errorResponse('1002', Date.now());
