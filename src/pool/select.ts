@@ -1,0 +1,93 @@
+// Which account serves the next request for one model: a pure function of the pool's state and the
+// clock. A conversation stays on its account while that account is usable (its prompt cache lives
+// there); new conversations go to the least-loaded preferred account, so parallel sessions spread.
+// Soft-limited accounts (little quota left) serve only when no preferred account can.
+import type { AccountStatus } from '../store/accounts.ts';
+
+export interface Candidate {
+  id: string;
+  status: AccountStatus;
+  /** Latest reset among the limits that apply to this model (its own and the account-wide one); null = none. */
+  limitedUntil: number | null;
+  /** Remaining quota fraction for this model (tightest window), null when unknown. */
+  remaining: number | null;
+  /** Requests this process is serving on the account right now. */
+  inFlight: number;
+  /** When this process last handed the account out (epoch ms), null = never. */
+  lastUsedAt: number | null;
+}
+
+export interface SelectInput {
+  /** In the pool's stable order (oldest account first): the last tie-breaker. */
+  candidates: readonly Candidate[];
+  /** The account this conversation is bound to for the model family, if any. */
+  boundAccountId: string | null;
+  /** Remaining fraction at or below which an account is soft-limited; null turns soft limits off. */
+  softLimitThreshold: number | null;
+  /** Accounts already tried (and failed) for this request. */
+  exclude?: ReadonlySet<string>;
+  now: number;
+}
+
+export type Selection =
+  | { kind: 'account'; accountId: string; sticky: boolean; soft: boolean }
+  /** Every account that could serve is limited; the earliest one is free again at `until`. */
+  | { kind: 'limited'; until: number }
+  /** Nothing can serve and nothing will by waiting: no accounts, all invalid/disabled, or all tried. */
+  | { kind: 'none'; reason: 'no_accounts' | 'no_active_accounts' | 'all_tried' };
+
+export function isLimited(c: Candidate, now: number): boolean {
+  return c.limitedUntil !== null && c.limitedUntil > now;
+}
+
+export function isSoftLimited(c: Candidate, threshold: number | null): boolean {
+  return threshold !== null && c.remaining !== null && c.remaining <= threshold;
+}
+
+/** Fewest in flight, then least recently used (never used first), then pool order. */
+function leastLoaded(list: readonly Candidate[]): Candidate {
+  let best = list[0]!;
+  for (let i = 1; i < list.length; i++) {
+    const c = list[i]!;
+    if (c.inFlight !== best.inFlight) {
+      if (c.inFlight < best.inFlight) best = c;
+      continue;
+    }
+    const cu = c.lastUsedAt ?? -Infinity;
+    const bu = best.lastUsedAt ?? -Infinity;
+    if (cu < bu) best = c;
+  }
+  return best;
+}
+
+export function selectAccount(input: SelectInput): Selection {
+  const { candidates, now, exclude } = input;
+  if (candidates.length === 0) return { kind: 'none', reason: 'no_accounts' };
+  const active = candidates.filter((c) => c.status === 'active');
+  if (active.length === 0) return { kind: 'none', reason: 'no_active_accounts' };
+  const untried = exclude && exclude.size ? active.filter((c) => !exclude.has(c.id)) : active;
+  const usable = untried.filter((c) => !isLimited(c, now));
+  if (usable.length === 0) {
+    // Waiting helps only for accounts that are limited (not the ones that just failed otherwise).
+    let until = Infinity;
+    for (const c of untried) if (c.limitedUntil !== null && c.limitedUntil < until) until = c.limitedUntil;
+    if (until === Infinity) return { kind: 'none', reason: 'all_tried' };
+    return { kind: 'limited', until };
+  }
+  const preferred = usable.filter((c) => !isSoftLimited(c, input.softLimitThreshold));
+  const bound = input.boundAccountId ? usable.find((c) => c.id === input.boundAccountId) : undefined;
+  if (bound) {
+    const soft = isSoftLimited(bound, input.softLimitThreshold);
+    // A soft-limited binding is given up only when a fresh account can take the conversation.
+    if (!soft || preferred.length === 0) return { kind: 'account', accountId: bound.id, sticky: true, soft };
+  }
+  if (preferred.length) return { kind: 'account', accountId: leastLoaded(preferred).id, sticky: false, soft: false };
+  // Only soft-limited accounts are left: spread, but drain the fullest one first.
+  let best = usable[0]!;
+  for (const c of usable) {
+    const r = c.remaining ?? 0;
+    const br = best.remaining ?? 0;
+    if (r > br || (r === br && leastLoaded([best, c]) === c && c !== best)) best = c;
+  }
+  return { kind: 'account', accountId: best.id, sticky: false, soft: true };
+}

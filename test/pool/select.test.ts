@@ -1,0 +1,166 @@
+import { describe, expect, test } from 'bun:test';
+import { type Candidate, type Selection, selectAccount } from '../../src/pool/select.ts';
+
+const NOW = 1_800_000_000_000;
+
+function c(id: string, over: Partial<Candidate> = {}): Candidate {
+  return { id, status: 'active', limitedUntil: null, remaining: null, inFlight: 0, lastUsedAt: null, ...over };
+}
+
+interface Row {
+  name: string;
+  candidates: Candidate[];
+  bound?: string;
+  threshold?: number | null;
+  exclude?: string[];
+  want: Selection;
+}
+
+const rows: Row[] = [
+  { name: 'no accounts at all', candidates: [], want: { kind: 'none', reason: 'no_accounts' } },
+  {
+    name: 'invalid and disabled accounts never serve',
+    candidates: [c('a', { status: 'invalid' }), c('b', { status: 'disabled' })],
+    want: { kind: 'none', reason: 'no_active_accounts' },
+  },
+  {
+    name: 'a fresh pool gives the first account',
+    candidates: [c('a'), c('b')],
+    want: { kind: 'account', accountId: 'a', sticky: false, soft: false },
+  },
+  {
+    name: 'a new session goes to the account with fewest requests in flight',
+    candidates: [c('a', { inFlight: 2 }), c('b', { inFlight: 1 }), c('c', { inFlight: 3 })],
+    want: { kind: 'account', accountId: 'b', sticky: false, soft: false },
+  },
+  {
+    name: 'equal load: the least recently used account wins, never-used first',
+    candidates: [c('a', { lastUsedAt: NOW - 10 }), c('b', { lastUsedAt: NOW - 20 }), c('c')],
+    want: { kind: 'account', accountId: 'c', sticky: false, soft: false },
+  },
+  {
+    name: 'a bound session stays on its account even when others are idler',
+    candidates: [c('a', { inFlight: 0 }), c('b', { inFlight: 4 })],
+    bound: 'b',
+    want: { kind: 'account', accountId: 'b', sticky: true, soft: false },
+  },
+  {
+    name: 'a bound session moves when its account is rate-limited',
+    candidates: [c('a', { inFlight: 3 }), c('b', { limitedUntil: NOW + 1000 })],
+    bound: 'b',
+    want: { kind: 'account', accountId: 'a', sticky: false, soft: false },
+  },
+  {
+    name: 'a limit whose reset has passed no longer counts',
+    candidates: [c('a', { limitedUntil: NOW }), c('b')],
+    bound: 'a',
+    want: { kind: 'account', accountId: 'a', sticky: true, soft: false },
+  },
+  {
+    name: 'a bound session moves when its account turned invalid',
+    candidates: [c('a', { status: 'invalid' }), c('b')],
+    bound: 'a',
+    want: { kind: 'account', accountId: 'b', sticky: false, soft: false },
+  },
+  {
+    name: 'a soft-limited account is avoided while a fresh one exists',
+    candidates: [c('a', { remaining: 0.1 }), c('b', { remaining: 0.9, inFlight: 5 })],
+    want: { kind: 'account', accountId: 'b', sticky: false, soft: false },
+  },
+  {
+    name: 'soft limit is "at or below" the threshold',
+    candidates: [c('a', { remaining: 0.2 }), c('b', { remaining: 0.21, inFlight: 1 })],
+    want: { kind: 'account', accountId: 'b', sticky: false, soft: false },
+  },
+  {
+    name: 'unknown quota is not a soft limit',
+    candidates: [c('a', { remaining: 0.05 }), c('b', { remaining: null, inFlight: 1 })],
+    want: { kind: 'account', accountId: 'b', sticky: false, soft: false },
+  },
+  {
+    name: 'a soft-limited account serves when no fresh one can',
+    candidates: [c('a', { remaining: 0.1 }), c('b', { limitedUntil: NOW + 5000 })],
+    want: { kind: 'account', accountId: 'a', sticky: false, soft: true },
+  },
+  {
+    name: 'among soft-limited accounts the one with most quota left serves',
+    candidates: [c('a', { remaining: 0.05 }), c('b', { remaining: 0.15 }), c('c', { remaining: 0.1 })],
+    want: { kind: 'account', accountId: 'b', sticky: false, soft: true },
+  },
+  {
+    name: 'a bound session leaves its soft-limited account for a fresh one',
+    candidates: [c('a', { remaining: 0.1 }), c('b', { remaining: 0.8 })],
+    bound: 'a',
+    want: { kind: 'account', accountId: 'b', sticky: false, soft: false },
+  },
+  {
+    name: 'a bound session keeps its soft-limited account when nothing fresh is left',
+    candidates: [c('a', { remaining: 0.15 }), c('b', { remaining: 0.19 })],
+    bound: 'a',
+    want: { kind: 'account', accountId: 'a', sticky: true, soft: true },
+  },
+  {
+    name: 'soft limits off (--no-soft-limit): quota does not matter',
+    candidates: [c('a', { remaining: 0.01 }), c('b', { remaining: 0.9, inFlight: 1 })],
+    threshold: null,
+    want: { kind: 'account', accountId: 'a', sticky: false, soft: false },
+  },
+  {
+    name: 'all limited: report the earliest reset',
+    candidates: [c('a', { limitedUntil: NOW + 9000 }), c('b', { limitedUntil: NOW + 3000 }), c('x', { status: 'disabled' })],
+    want: { kind: 'limited', until: NOW + 3000 },
+  },
+  {
+    name: 'accounts already tried for this request are skipped',
+    candidates: [c('a'), c('b', { inFlight: 2 })],
+    exclude: ['a'],
+    want: { kind: 'account', accountId: 'b', sticky: false, soft: false },
+  },
+  {
+    name: 'a bound account already tried is not retried',
+    candidates: [c('a'), c('b')],
+    bound: 'a',
+    exclude: ['a'],
+    want: { kind: 'account', accountId: 'b', sticky: false, soft: false },
+  },
+  {
+    name: 'every account tried and none limited: nothing to wait for',
+    candidates: [c('a'), c('b')],
+    exclude: ['a', 'b'],
+    want: { kind: 'none', reason: 'all_tried' },
+  },
+  {
+    name: 'tried ones excluded, the others limited: wait for those',
+    candidates: [c('a'), c('b', { limitedUntil: NOW + 700 })],
+    exclude: ['a'],
+    want: { kind: 'limited', until: NOW + 700 },
+  },
+];
+
+describe('selectAccount', () => {
+  for (const r of rows) {
+    test(r.name, () => {
+      const got = selectAccount({
+        candidates: r.candidates,
+        boundAccountId: r.bound ?? null,
+        softLimitThreshold: r.threshold === undefined ? 0.2 : r.threshold,
+        exclude: r.exclude ? new Set(r.exclude) : undefined,
+        now: NOW,
+      });
+      expect(got).toEqual(r.want);
+    });
+  }
+
+  test('parallel new sessions spread over the pool as in-flight counts rise', () => {
+    const cands = [c('a'), c('b'), c('c')];
+    const picked: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const s = selectAccount({ candidates: cands, boundAccountId: null, softLimitThreshold: 0.2, now: NOW });
+      if (s.kind !== 'account') throw new Error('expected an account');
+      picked.push(s.accountId);
+      const chosen = cands.find((x) => x.id === s.accountId)!;
+      chosen.inFlight++;
+    }
+    expect(picked).toEqual(['a', 'b', 'c', 'a', 'b', 'c']);
+  });
+});
