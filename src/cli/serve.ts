@@ -5,6 +5,8 @@ import { type ConfigFlags, loadConfig } from '../config.ts';
 import { configureLog, log, registerSecret } from '../log.ts';
 import { openDatabase } from '../store/db.ts';
 import { type Account, listAccounts } from '../store/accounts.ts';
+import { observeRequest } from '../request-metrics.ts';
+import { createUsageRecorder } from '../usage-recorder.ts';
 import { say, UsageError, warn } from './output.ts';
 
 /** Registers every credential of the accounts so no log line can carry one. */
@@ -60,17 +62,22 @@ export async function serve(flags: ConfigFlags, env: Record<string, string | und
   const now = () => Date.now();
   const providers = createProviders(config, providerDepsFor(db, now));
   const routing = createRouting({ db, config, providers });
+  const recorder = createUsageRecorder(db, { retentionDays: config.usageRetentionDays });
   const app = createApp({
     config,
     gateway: routing.gateway,
     ops: routing.ops,
-    // Hook for usage recording (batched insertUsage into the store): owned by the usage room.
-    onRequestDone: undefined,
+    // Usage rows are queued and written in batches; the metrics are in-memory counters.
+    onRequestDone: (r) => {
+      recorder.record(r);
+      observeRequest(r);
+    },
   });
 
   try {
     app.listen({ port: config.port, hostname: config.bindAddress, idleTimeout: config.idleTimeoutSec });
   } catch (err) {
+    recorder.stop();
     db.close();
     if (isAddrInUse(err)) {
       throw new Error(`port ${config.port} on ${config.bindAddress} is already in use (choose another with --port or PORT)`);
@@ -116,6 +123,7 @@ export async function serve(flags: ConfigFlags, env: Record<string, string | und
         } catch (err) {
           log.warn(`routing did not stop cleanly: ${(err as Error).message}`);
         }
+        recorder.stop();
         db.close();
         process.off('SIGTERM', onSignal);
         process.off('SIGINT', onSignal);

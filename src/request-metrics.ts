@@ -1,0 +1,30 @@
+// Request-level Prometheus series, fed from the server's one record per finished /v1/messages
+// request: requests by provider, model and status; tokens in, out and cached; end-to-end duration.
+// (Upstream latency, 429s, failovers, fallbacks, account states and quota are the gateway's.)
+import { defineCounter, defineHistogram } from './metrics.ts';
+import type { UsageRecord } from './store/usage.ts';
+
+const requests = defineCounter('mcp_requests_total', 'Finished /v1/messages requests by provider, model and HTTP status');
+const tokens = defineCounter(
+  'mcp_tokens_total',
+  'Tokens by provider, model and type (input, output, cache_read, cache_creation)',
+);
+const duration = defineHistogram(
+  'mcp_request_duration_seconds',
+  'Time from request start to the end of the response, by provider',
+);
+
+/**
+ * Counts one finished request. The model label is the upstream model, or "-" when none was chosen
+ * (bad request, no account), so a client cannot grow the label set with made-up model names.
+ */
+export function observeRequest(r: UsageRecord): void {
+  const provider = r.provider ?? '-';
+  const model = r.upstreamModel ?? '-';
+  requests({ provider, model, status: r.status });
+  if (r.inputTokens) tokens({ provider, model, type: 'input' }, r.inputTokens);
+  if (r.outputTokens) tokens({ provider, model, type: 'output' }, r.outputTokens);
+  if (r.cacheReadTokens) tokens({ provider, model, type: 'cache_read' }, r.cacheReadTokens);
+  if (r.cacheCreationTokens) tokens({ provider, model, type: 'cache_creation' }, r.cacheCreationTokens);
+  duration({ provider }, r.latencyMs / 1000);
+}

@@ -1,0 +1,121 @@
+// Usage accounting off the hot path: request records are queued in memory and written to SQLite in
+// one transaction per batch (every second, or at once when 200 are waiting), old rows are pruned
+// hourly by retention, and stop() flushes what is left before the database closes.
+import type { Database } from 'bun:sqlite';
+import { log } from './log.ts';
+import { insertUsage, pruneUsage, type UsageRecord } from './store/usage.ts';
+
+export interface UsageRecorderOptions {
+  /** Rows older than this many days are deleted. */
+  retentionDays: number;
+  /** How often queued records are written (ms). */
+  flushIntervalMs?: number;
+  /** Queue length that triggers an immediate (next-tick) flush. */
+  maxBatch?: number;
+  /** How often old rows are pruned (ms); the first prune runs at start. */
+  pruneIntervalMs?: number;
+  /** The clock (tests). */
+  now?: () => number;
+  /** Records kept at most while the database refuses writes; older ones are dropped. */
+  maxQueue?: number;
+}
+
+export interface UsageRecorder {
+  /** Queues one record; never throws, never touches the disk. */
+  record(r: UsageRecord): void;
+  /** Writes everything queued now. Returns how many rows were written. */
+  flush(): number;
+  /** Deletes rows older than the retention. Returns how many were deleted. */
+  prune(): number;
+  /** Records waiting to be written. */
+  pending(): number;
+  /** Stops the timers and flushes what is left. Safe to call twice. */
+  stop(): void;
+}
+
+const DAY_MS = 86_400_000;
+
+export function createUsageRecorder(db: Database, opts: UsageRecorderOptions): UsageRecorder {
+  const flushIntervalMs = opts.flushIntervalMs ?? 1000;
+  const maxBatch = opts.maxBatch ?? 200;
+  const pruneIntervalMs = opts.pruneIntervalMs ?? 3_600_000;
+  const maxQueue = opts.maxQueue ?? 50_000;
+  const now = opts.now ?? Date.now;
+  let queue: UsageRecord[] = [];
+  let stopped = false;
+  let soonScheduled = false;
+  let failingSince: number | null = null;
+
+  const flush = (): number => {
+    if (queue.length === 0) return 0;
+    const batch = queue;
+    queue = [];
+    try {
+      insertUsage(db, batch);
+      if (failingSince !== null) {
+        log.info('usage: database writable again');
+        failingSince = null;
+      }
+      return batch.length;
+    } catch (err) {
+      // Keep the rows for the next try (the database may be busy); cap memory if it stays down.
+      queue = batch.concat(queue);
+      if (queue.length > maxQueue) queue = queue.slice(queue.length - maxQueue);
+      if (failingSince === null) {
+        failingSince = now();
+        log.warn(`usage: cannot write ${batch.length} record(s), will retry: ${(err as Error).message}`);
+      }
+      return 0;
+    }
+  };
+
+  const prune = (): number => {
+    try {
+      const n = pruneUsage(db, now() - opts.retentionDays * DAY_MS);
+      if (n > 0) log.debug(`usage: pruned ${n} row(s) older than ${opts.retentionDays} days`);
+      return n;
+    } catch (err) {
+      log.warn(`usage: prune failed: ${(err as Error).message}`);
+      return 0;
+    }
+  };
+
+  const flushTimer = setInterval(flush, flushIntervalMs);
+  const pruneTimer = setInterval(prune, pruneIntervalMs);
+  // Timers must not keep a stopping process alive.
+  flushTimer.unref?.();
+  pruneTimer.unref?.();
+  prune();
+
+  return {
+    record(r) {
+      if (stopped) {
+        // A late record after stop (a stream that outlived the grace period): write it directly.
+        try {
+          insertUsage(db, [r]);
+        } catch {
+          // the database is closed; nothing sensible left to do
+        }
+        return;
+      }
+      queue.push(r);
+      if (queue.length >= maxBatch && !soonScheduled) {
+        soonScheduled = true;
+        setTimeout(() => {
+          soonScheduled = false;
+          flush();
+        }, 0);
+      }
+    },
+    flush,
+    prune,
+    pending: () => queue.length,
+    stop() {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(flushTimer);
+      clearInterval(pruneTimer);
+      flush();
+    },
+  };
+}

@@ -1,0 +1,41 @@
+// Request counters and token counters are fed from the per-request record and rendered by /metrics.
+import { expect, test } from 'bun:test';
+import { renderMetrics } from '../src/metrics.ts';
+import { observeRequest } from '../src/request-metrics.ts';
+import { usageRecord } from './usage-record.ts';
+
+function series(text: string, name: string, labels: Record<string, string>): number | undefined {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`)) continue;
+    const inside = line.slice(name.length + 1, line.lastIndexOf('}'));
+    const have = Object.fromEntries(inside.split(',').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 2, -1)]));
+    if (Object.entries(labels).every(([k, v]) => have[k] === v) && Object.keys(have).length === Object.keys(labels).length) {
+      return Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+  }
+  return undefined;
+}
+
+test('a finished request counts by provider, upstream model and status, with its tokens by type', () => {
+  const before = renderMetrics();
+  const base = series(before, 'mcp_requests_total', { provider: 'zai', model: 'glm-metrics-test', status: '200' }) ?? 0;
+  observeRequest(
+    usageRecord({ upstreamModel: 'glm-metrics-test', inputTokens: 100, outputTokens: 40, cacheReadTokens: 7, cacheCreationTokens: 3 }),
+  );
+  observeRequest(usageRecord({ upstreamModel: 'glm-metrics-test', inputTokens: 1, outputTokens: 2 }));
+  const text = renderMetrics();
+  expect(text).toContain('# TYPE mcp_requests_total counter');
+  expect(series(text, 'mcp_requests_total', { provider: 'zai', model: 'glm-metrics-test', status: '200' })).toBe(base + 2);
+  expect(series(text, 'mcp_tokens_total', { provider: 'zai', model: 'glm-metrics-test', type: 'input' })).toBe(101);
+  expect(series(text, 'mcp_tokens_total', { provider: 'zai', model: 'glm-metrics-test', type: 'output' })).toBe(42);
+  expect(series(text, 'mcp_tokens_total', { provider: 'zai', model: 'glm-metrics-test', type: 'cache_read' })).toBe(7);
+  expect(series(text, 'mcp_tokens_total', { provider: 'zai', model: 'glm-metrics-test', type: 'cache_creation' })).toBe(3);
+  expect(text).toContain('# TYPE mcp_request_duration_seconds histogram');
+});
+
+test('a request that never reached an upstream is labelled "-" rather than with the client-supplied model', () => {
+  observeRequest(usageRecord({ provider: null, upstreamModel: null, clientModel: 'made-up-model-xyz', status: 400 }));
+  const text = renderMetrics();
+  expect(text).not.toContain('made-up-model-xyz');
+  expect(series(text, 'mcp_requests_total', { provider: '-', model: '-', status: '400' })).toBeGreaterThanOrEqual(1);
+});

@@ -1,0 +1,123 @@
+// The batched usage recorder: nothing is written per request, batches land together, retention
+// prunes old rows, stop() flushes the rest, and a failing database does not lose or throw.
+import { afterEach, expect, test } from 'bun:test';
+import type { Database } from 'bun:sqlite';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openDatabase } from '../src/store/db.ts';
+import { createUsageRecorder, type UsageRecorder } from '../src/usage-recorder.ts';
+import { usageRecord } from './usage-record.ts';
+
+const dirs: string[] = [];
+const open: Array<{ db: Database; rec?: UsageRecorder }> = [];
+
+function fresh(): Database {
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-usage-rec-'));
+  dirs.push(dir);
+  const db = openDatabase(join(dir, 'proxy.db'));
+  open.push({ db });
+  return db;
+}
+
+afterEach(() => {
+  for (const o of open.splice(0)) {
+    o.rec?.stop();
+    try {
+      o.db.close();
+    } catch {
+      // already closed by the test
+    }
+  }
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+const count = (db: Database) => (db.query('SELECT COUNT(*) AS n FROM usage').get() as { n: number }).n;
+
+test('records are queued, not written, until the flush interval', async () => {
+  const db = fresh();
+  const rec = createUsageRecorder(db, { retentionDays: 30, flushIntervalMs: 60 });
+  open[open.length - 1]!.rec = rec;
+  rec.record(usageRecord());
+  rec.record(usageRecord());
+  expect(count(db)).toBe(0);
+  expect(rec.pending()).toBe(2);
+  await Bun.sleep(150);
+  expect(count(db)).toBe(2);
+  expect(rec.pending()).toBe(0);
+});
+
+test('a full batch is written on the next tick without waiting for the interval', async () => {
+  const db = fresh();
+  const rec = createUsageRecorder(db, { retentionDays: 30, flushIntervalMs: 60_000, maxBatch: 5 });
+  open[open.length - 1]!.rec = rec;
+  for (let i = 0; i < 5; i++) rec.record(usageRecord());
+  expect(count(db)).toBe(0);
+  await Bun.sleep(10);
+  expect(count(db)).toBe(5);
+});
+
+test('stop() flushes what is still queued, and a second stop is harmless', () => {
+  const db = fresh();
+  const rec = createUsageRecorder(db, { retentionDays: 30, flushIntervalMs: 60_000 });
+  rec.record(usageRecord({ requestId: 'req_last' }));
+  rec.stop();
+  rec.stop();
+  expect(count(db)).toBe(1);
+  expect((db.query('SELECT request_id FROM usage').get() as { request_id: string }).request_id).toBe('req_last');
+});
+
+test('rows older than the retention are pruned at start and on prune()', () => {
+  const db = fresh();
+  const now = Date.parse('2026-06-01T00:00:00Z');
+  const day = 86_400_000;
+  const seed = createUsageRecorder(db, { retentionDays: 3650, flushIntervalMs: 60_000, now: () => now });
+  seed.record(usageRecord({ ts: now - 40 * day, requestId: 'old' }));
+  seed.record(usageRecord({ ts: now - 10 * day, requestId: 'mid' }));
+  seed.record(usageRecord({ ts: now - 1 * day, requestId: 'new' }));
+  seed.stop();
+  expect(count(db)).toBe(3);
+
+  let clock = now;
+  const rec = createUsageRecorder(db, { retentionDays: 30, flushIntervalMs: 60_000, now: () => clock });
+  open[open.length - 1]!.rec = rec;
+  expect(count(db)).toBe(2); // the 40-day-old row went at start
+  clock = now + 25 * day; // "mid" is now 35 days old
+  expect(rec.prune()).toBe(1);
+  const ids = (db.query('SELECT request_id FROM usage').all() as Array<{ request_id: string }>).map((r) => r.request_id);
+  expect(ids).toEqual(['new']);
+});
+
+test('a write failure keeps the records for the next flush instead of losing them or throwing', () => {
+  const db = fresh();
+  const rec = createUsageRecorder(db, { retentionDays: 30, flushIntervalMs: 60_000 });
+  open[open.length - 1]!.rec = rec;
+  db.exec('ALTER TABLE usage RENAME TO usage_away');
+  rec.record(usageRecord());
+  rec.record(usageRecord());
+  expect(() => rec.flush()).not.toThrow();
+  expect(rec.pending()).toBe(2);
+  db.exec('ALTER TABLE usage_away RENAME TO usage');
+  expect(rec.flush()).toBe(2);
+  expect(count(db)).toBe(2);
+});
+
+test('the queue is capped while the database keeps refusing writes', () => {
+  const db = fresh();
+  const rec = createUsageRecorder(db, { retentionDays: 30, flushIntervalMs: 60_000, maxQueue: 3 });
+  open[open.length - 1]!.rec = rec;
+  db.exec('ALTER TABLE usage RENAME TO usage_away');
+  for (let i = 0; i < 10; i++) rec.record(usageRecord());
+  rec.flush();
+  expect(rec.pending()).toBe(3);
+});
+
+test('a record arriving after stop is written directly, and never throws once the database is closed', () => {
+  const db = fresh();
+  const rec = createUsageRecorder(db, { retentionDays: 30, flushIntervalMs: 60_000 });
+  rec.stop();
+  rec.record(usageRecord());
+  expect(count(db)).toBe(1);
+  db.close();
+  expect(() => rec.record(usageRecord())).not.toThrow();
+});
