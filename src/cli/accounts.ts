@@ -341,7 +341,6 @@ export const accountsCommand = defineCommand({
     verify: verifyCommand,
     enable: statusCommand('enable'),
     disable: statusCommand('disable'),
-    // `import` (legacy accounts.json) is provided by another room: add it here as
-    // `import: () => import('./accounts-import.ts').then((m) => m.importCommand)`.
+    import: () => import('./import.ts').then((m) => m.importCommand),
   },
 });

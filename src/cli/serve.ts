@@ -7,6 +7,7 @@ import { openDatabase } from '../store/db.ts';
 import { type Account, listAccounts } from '../store/accounts.ts';
 import { observeRequest } from '../request-metrics.ts';
 import { createUsageRecorder } from '../usage-recorder.ts';
+import { importOnFirstStart } from './import.ts';
 import { say, UsageError, warn } from './output.ts';
 
 /** Registers every credential of the accounts so no log line can carry one. */
@@ -50,6 +51,8 @@ export async function serve(flags: ConfigFlags, env: Record<string, string | und
   registerSecret(config.proxyApiKey);
 
   const db = openDatabase(config.dbPath);
+  // Moving over from the Go or Node proxy: their accounts.json is imported once.
+  importOnFirstStart(db, config.accountsConfigPath, (level, line) => log[level](line));
   const accounts = listAccounts(db);
   registerAccountSecrets(accounts);
 

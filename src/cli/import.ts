@@ -1,0 +1,168 @@
+// `mcp accounts import <file>`: moves accounts over from the Go multi-claude-proxy or the Node
+// antigravity-claude-proxy accounts.json. Idempotent: the same Google email updates its account, the
+// same Z.AI key is left alone. Also run once by `mcp serve` when ACCOUNTS_CONFIG_PATH names a file.
+import type { Database } from 'bun:sqlite';
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { defineCommand } from 'citty';
+import { loadConfig } from '../config.ts';
+import { type LegacyParse, parseLegacyAccounts } from '../legacy-accounts.ts';
+import { listAccounts, updateAccount, upsertAccount } from '../store/accounts.ts';
+import { getSetting, openDatabase, setSetting } from '../store/db.ts';
+import { printJson, say, warn } from './output.ts';
+
+export type ImportOutcome = 'added' | 'updated' | 'unchanged' | 'skipped';
+
+export interface ImportLine {
+  outcome: ImportOutcome;
+  /** Label in mcp, or the legacy entry for skipped ones. */
+  name: string;
+  provider: string | null;
+  id: string | null;
+  reason?: string;
+}
+
+export interface ImportReport {
+  format: LegacyParse['format'];
+  lines: ImportLine[];
+  counts: Record<ImportOutcome, number>;
+}
+
+/** Applies a parsed legacy file to the store (or only plans it with dryRun). */
+export function applyLegacyImport(db: Database, parsed: LegacyParse, opts: { dryRun?: boolean; now?: number } = {}): ImportReport {
+  const now = opts.now ?? Date.now();
+  const lines: ImportLine[] = [];
+  const existing = listAccounts(db);
+  for (const item of parsed.accounts) {
+    const input = item.account;
+    const creds = input.credentials;
+    if (creds.kind === 'api_key') {
+      const same = existing.find((a) => a.credentials.kind === 'api_key' && a.credentials.apiKey === creds.apiKey);
+      if (same) {
+        lines.push({ outcome: 'unchanged', name: same.label, provider: same.provider, id: same.id, reason: 'key already present' });
+        continue;
+      }
+      const labelFree = !input.label || !existing.some((a) => a.label === input.label);
+      if (opts.dryRun) {
+        lines.push({ outcome: 'added', name: input.label ?? item.legacyName, provider: input.provider, id: null });
+        continue;
+      }
+      const { account } = upsertAccount(db, labelFree ? input : { ...input, label: undefined }, now);
+      existing.push(account);
+      lines.push({ outcome: 'added', name: account.label, provider: account.provider, id: account.id });
+      continue;
+    }
+    const prior = existing.find((a) => a.provider === input.provider && a.email === (input.email ?? null));
+    if (prior && prior.credentials.kind === 'oauth' && prior.credentials.refreshToken === creds.refreshToken) {
+      lines.push({ outcome: 'unchanged', name: prior.label, provider: prior.provider, id: prior.id, reason: 'same refresh token' });
+      continue;
+    }
+    if (opts.dryRun) {
+      lines.push({ outcome: prior ? 'updated' : 'added', name: prior?.label ?? item.legacyName, provider: input.provider, id: prior?.id ?? null });
+      continue;
+    }
+    const { account, created } = upsertAccount(db, input, now);
+    if (item.status) {
+      updateAccount(db, account.id, { status: item.status.status, statusReason: item.status.reason, verifyUrl: item.status.verifyUrl }, now);
+    }
+    if (created) existing.push(account);
+    lines.push({
+      outcome: created ? 'added' : 'updated',
+      name: account.label,
+      provider: account.provider,
+      id: account.id,
+      ...(item.status ? { reason: `imported as ${item.status.status}` } : {}),
+    });
+  }
+  for (const s of parsed.skipped) lines.push({ outcome: 'skipped', name: s.entry, provider: null, id: null, reason: s.reason });
+  const counts: Record<ImportOutcome, number> = { added: 0, updated: 0, unchanged: 0, skipped: 0 };
+  for (const l of lines) counts[l.outcome]++;
+  return { format: parsed.format, lines, counts };
+}
+
+/** Reads and applies one legacy file. Throws with a readable message when it cannot. */
+export function importLegacyFile(db: Database, path: string, opts: { dryRun?: boolean } = {}): ImportReport {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    throw new Error(code === 'ENOENT' ? `no such file: ${path}` : `cannot read ${path}: ${(err as Error).message}`);
+  }
+  try {
+    return applyLegacyImport(db, parseLegacyAccounts(text), opts);
+  } catch (err) {
+    throw new Error(`${path}: ${(err as Error).message}`);
+  }
+}
+
+export function summaryLine(r: ImportReport): string {
+  const { added, updated, unchanged, skipped } = r.counts;
+  return `${added} added, ${updated} updated, ${unchanged} unchanged, ${skipped} skipped`;
+}
+
+const FORMAT_NAME = { go: 'multi-claude-proxy (Go)', node: 'antigravity-claude-proxy (Node)', unknown: 'legacy' } as const;
+
+/**
+ * First start with ACCOUNTS_CONFIG_PATH: imports that file once (remembered per path in the settings
+ * table). A missing file is not an error (the variable may point where the file would be).
+ * Returns the report when an import ran.
+ */
+export function importOnFirstStart(
+  db: Database,
+  path: string | null,
+  logLine: (level: 'info' | 'warn', line: string) => void,
+): ImportReport | null {
+  if (!path) return null;
+  const abs = resolve(path);
+  const key = `legacy_import:${abs}`;
+  if (getSetting(db, key) !== null) return null;
+  if (!existsSync(abs)) {
+    logLine('info', `ACCOUNTS_CONFIG_PATH ${abs} does not exist; nothing to import`);
+    return null;
+  }
+  try {
+    const report = importLegacyFile(db, abs);
+    setSetting(db, key, JSON.stringify({ at: new Date().toISOString(), ...report.counts }));
+    logLine('info', `imported accounts from ${abs} (${FORMAT_NAME[report.format]}): ${summaryLine(report)}`);
+    for (const l of report.lines) if (l.outcome === 'skipped') logLine('warn', `import skipped ${l.name}: ${l.reason}`);
+    return report;
+  } catch (err) {
+    logLine('warn', `could not import ACCOUNTS_CONFIG_PATH: ${(err as Error).message}`);
+    return null;
+  }
+}
+
+export const importCommand = defineCommand({
+  meta: {
+    name: 'import',
+    description: "Import accounts from the Go multi-claude-proxy's or the Node antigravity-claude-proxy's accounts.json",
+  },
+  args: {
+    file: { type: 'positional', required: true, description: 'Path to the accounts.json' },
+    'dry-run': { type: 'boolean', description: 'Show what would be imported without changing anything' },
+    json: { type: 'boolean', description: 'Print the result as JSON' },
+  },
+  run({ args }) {
+    const config = loadConfig(process.env, {}, { requireApiKey: false });
+    const db = openDatabase(config.dbPath);
+    try {
+      const dryRun = Boolean(args['dry-run']);
+      const report = importLegacyFile(db, String(args.file), { dryRun });
+      if (args.json) {
+        printJson({ dryRun, ...report });
+        return;
+      }
+      say(`${dryRun ? 'would import' : 'importing'} ${FORMAT_NAME[report.format]} accounts from ${args.file}`);
+      for (const l of report.lines) {
+        const what = `${l.outcome.padEnd(9)} ${l.name}${l.provider ? ` (${l.provider}${l.id ? `, ${l.id}` : ''})` : ''}`;
+        const line = l.reason ? `${what}: ${l.reason}` : what;
+        if (l.outcome === 'skipped') warn(line);
+        else say(line);
+      }
+      say(`${dryRun ? 'dry run: ' : ''}${summaryLine(report)}`);
+    } finally {
+      db.close();
+    }
+  },
+});

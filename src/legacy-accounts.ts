@@ -1,0 +1,139 @@
+// Reads the accounts.json of the projects people move over from, as pure data -> NewAccount[]:
+//  - the original Go multi-claude-proxy: {accounts:[{email, source:"oauth"|"manual",
+//    provider:"antigravity"|"zai"|"copilot", refreshToken, apiKey, projectId, …}], settings, activeIndex}
+//  - the Node antigravity-claude-proxy: {accounts:[{email, source, enabled, refreshToken:
+//    "1//…|projectId|managedProjectId", projectId, subscription:{tier, projectId}, isInvalid, verifyUrl, …}],
+//    settings, activeIndex}
+// Rate-limit and quota state is not carried over: it is stale by the time anyone imports.
+import type { AccountStatus, NewAccount } from './store/accounts.ts';
+
+export type LegacyFormat = 'go' | 'node' | 'unknown';
+
+export interface LegacyAccount {
+  account: NewAccount;
+  /** The name the old file used (email, or the Go project's zai-<hash> id). */
+  legacyName: string;
+  /** Set when the old file said the account was off or needs the user's attention. */
+  status?: { status: AccountStatus; reason: string | null; verifyUrl: string | null };
+}
+
+export interface LegacySkip {
+  /** Entry position (1-based) and whatever name it had. */
+  entry: string;
+  reason: string;
+}
+
+export interface LegacyParse {
+  format: LegacyFormat;
+  accounts: LegacyAccount[];
+  skipped: LegacySkip[];
+}
+
+export class LegacyFormatError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'LegacyFormatError';
+  }
+}
+
+type Obj = Record<string, unknown>;
+
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const str = (v: unknown): string => (typeof v === 'string' ? v.trim() : '');
+
+/** Which project wrote the file, from fields only one of them uses. */
+export function detectLegacyFormat(entries: readonly Obj[]): LegacyFormat {
+  if (entries.some((a) => 'provider' in a)) return 'go';
+  if (
+    entries.some(
+      (a) => 'enabled' in a || 'subscription' in a || 'quota' in a || 'modelQuotaThresholds' in a || str(a.refreshToken).includes('|'),
+    )
+  ) {
+    return 'node';
+  }
+  return 'unknown';
+}
+
+function oneAccount(a: Obj, index: number, skipped: LegacySkip[]): LegacyAccount | null {
+  const email = str(a.email);
+  const entry = `#${index + 1}${email ? ` (${email})` : ''}`;
+  const provider = (str(a.provider) || 'antigravity').toLowerCase();
+  const source = (str(a.source) || 'oauth').toLowerCase();
+
+  if (provider === 'zai') {
+    const apiKey = str(a.apiKey);
+    if (!apiKey) {
+      skipped.push({ entry, reason: 'Z.AI entry without an apiKey' });
+      return null;
+    }
+    // The Go project named Z.AI keys "zai-<hash>"; keep it as the label so people recognise it.
+    return { legacyName: email || 'zai', account: { provider: 'zai', ...(email ? { label: email } : {}), credentials: { kind: 'api_key', apiKey } } };
+  }
+  if (provider !== 'antigravity') {
+    skipped.push({ entry, reason: `provider "${provider}" is not supported by mcp` });
+    return null;
+  }
+  if (source !== 'oauth') {
+    // "manual" holds a bare access token and "database" reads the IDE's store: neither can be refreshed here.
+    skipped.push({
+      entry,
+      reason: `source "${source}" has no refresh token; add it again with \`mcp accounts add --provider antigravity\``,
+    });
+    return null;
+  }
+  // The Node project stores refreshToken|projectId|managedProjectId; only the first part goes to Google.
+  const [refreshToken = '', tokenProject = '', managedProject = ''] = str(a.refreshToken).split('|').map((s) => s.trim());
+  if (!refreshToken) {
+    skipped.push({ entry, reason: 'no refresh token' });
+    return null;
+  }
+  if (!email) {
+    skipped.push({ entry, reason: 'no email (mcp identifies Google accounts by email)' });
+    return null;
+  }
+  const sub = isObj(a.subscription) ? a.subscription : {};
+  const projectId = str(a.projectId) || tokenProject || str(sub.projectId);
+  const meta: Record<string, unknown> = { importedFrom: 'accounts.json' };
+  if (projectId) meta.projectId = projectId;
+  if (managedProject) meta.managedProjectId = managedProject;
+  if (str(sub.tier)) meta.tier = str(sub.tier);
+
+  const out: LegacyAccount = {
+    legacyName: email,
+    account: { provider: 'antigravity', email, credentials: { kind: 'oauth', refreshToken }, meta },
+  };
+  // The Node project keeps an account invalid across restarts only when it has a verification URL.
+  const verifyUrl = str(a.verifyUrl);
+  if (a.isInvalid === true && verifyUrl) {
+    out.status = { status: 'invalid', reason: str(a.invalidReason) || 'needs verification', verifyUrl };
+  } else if (a.enabled === false) {
+    out.status = { status: 'disabled', reason: 'disabled in the imported accounts.json', verifyUrl: null };
+  }
+  return out;
+}
+
+/** Parses the text of a legacy accounts.json. Throws LegacyFormatError when it is not one. */
+export function parseLegacyAccounts(text: string): LegacyParse {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw new LegacyFormatError(`not JSON: ${(err as Error).message}`);
+  }
+  const list = Array.isArray(data) ? data : isObj(data) ? data.accounts : undefined;
+  if (!Array.isArray(list)) {
+    throw new LegacyFormatError('expected {"accounts": [...]} as written by multi-claude-proxy or antigravity-claude-proxy');
+  }
+  const entries = list.filter(isObj);
+  const skipped: LegacySkip[] = [];
+  const accounts: LegacyAccount[] = [];
+  list.forEach((v, i) => {
+    if (!isObj(v)) {
+      skipped.push({ entry: `#${i + 1}`, reason: 'not an object' });
+      return;
+    }
+    const acc = oneAccount(v, i, skipped);
+    if (acc) accounts.push(acc);
+  });
+  return { format: detectLegacyFormat(entries), accounts, skipped };
+}

@@ -1,0 +1,214 @@
+// `mcp accounts import <file>` and the once-only import from ACCOUNTS_CONFIG_PATH on first start.
+import { afterAll, afterEach, beforeEach, describe, expect, test } from 'bun:test';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { importOnFirstStart } from '../../src/cli/import.ts';
+import { runCli } from '../../src/cli/main.ts';
+import { captureIo } from '../../src/cli/output.ts';
+import { type Account, listAccounts, upsertAccount } from '../../src/store/accounts.ts';
+import { openDatabase } from '../../src/store/db.ts';
+
+const FIXTURES = join(import.meta.dir, '..', 'fixtures', 'legacy');
+const GO = join(FIXTURES, 'go-accounts.json');
+const NODE = join(FIXTURES, 'node-accounts.json');
+const dirs: string[] = [];
+const savedDataDir = process.env.MCP_DATA_DIR;
+let dataDir = '';
+
+beforeEach(() => {
+  dataDir = mkdtempSync(join(tmpdir(), 'mcp-cli-import-'));
+  dirs.push(dataDir);
+  process.env.MCP_DATA_DIR = dataDir;
+});
+afterEach(() => {
+  if (savedDataDir === undefined) delete process.env.MCP_DATA_DIR;
+  else process.env.MCP_DATA_DIR = savedDataDir;
+});
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const restore = captureIo(
+    (s) => {
+      out += s;
+    },
+    (s) => {
+      err += s;
+    },
+  );
+  try {
+    return { code: await runCli(argv), out, err };
+  } finally {
+    restore();
+  }
+}
+
+function stored(): Account[] {
+  const db = openDatabase(join(dataDir, 'proxy.db'));
+  try {
+    return listAccounts(db);
+  } finally {
+    db.close();
+  }
+}
+
+describe('mcp accounts import', () => {
+  test('imports the Go file: the Google account and the Z.AI key, and says what it skipped', async () => {
+    const r = await run('accounts', 'import', GO);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('multi-claude-proxy (Go)');
+    expect(r.out).toContain('2 added, 0 updated, 0 unchanged, 2 skipped');
+    expect(r.err).toContain('manual@example.com');
+    expect(r.err).toContain('octocat');
+    const accounts = stored();
+    expect(accounts.map((a) => [a.provider, a.label]).sort()).toEqual([
+      ['antigravity', 'alice@example.com'],
+      ['zai', 'zai-1a2b3c4d'],
+    ]);
+    const alice = accounts.find((a) => a.provider === 'antigravity')!;
+    expect(alice.meta.projectId).toBe('sunny-pier-12345');
+  });
+
+  test('importing the same file twice changes nothing the second time', async () => {
+    await run('accounts', 'import', GO);
+    const first = stored();
+    const r = await run('accounts', 'import', GO);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('0 added, 0 updated, 2 unchanged, 2 skipped');
+    expect(stored()).toEqual(first);
+  });
+
+  test('the same email with a new refresh token updates the account instead of adding one', async () => {
+    await run('accounts', 'import', GO);
+    const file = join(dataDir, 'newer.json');
+    writeFileSync(
+      file,
+      JSON.stringify({ accounts: [{ email: 'alice@example.com', source: 'oauth', provider: 'antigravity', refreshToken: '1//0gNEWtoken0123456789' }] }),
+    );
+    const r = await run('accounts', 'import', file);
+    expect(r.out).toContain('1 updated');
+    const alice = stored().filter((a) => a.email === 'alice@example.com');
+    expect(alice).toHaveLength(1);
+    expect(alice[0]!.credentials).toEqual({ kind: 'oauth', refreshToken: '1//0gNEWtoken0123456789' });
+  });
+
+  test('imports the Node file keeping disabled and needs-verification states', async () => {
+    const r = await run('accounts', 'import', NODE);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('antigravity-claude-proxy (Node)');
+    expect(r.out).toContain('3 added');
+    const byEmail = new Map(stored().map((a) => [a.email, a]));
+    expect(byEmail.get('bob@example.com')?.status).toBe('active');
+    expect(byEmail.get('bob@example.com')?.meta).toMatchObject({ projectId: 'bob-project-777', tier: 'pro' });
+    expect(byEmail.get('carol@example.com')?.status).toBe('disabled');
+    expect(byEmail.get('dave@example.com')?.status).toBe('invalid');
+    expect(byEmail.get('dave@example.com')?.verifyUrl).toBe('https://accounts.google.com/signin/continue?fake=1');
+  });
+
+  test('a Z.AI key already added by hand is left alone; a taken label does not block the import', async () => {
+    const db = openDatabase(join(dataDir, 'proxy.db'));
+    upsertAccount(db, { provider: 'zai', label: 'zai-1a2b3c4d', credentials: { kind: 'api_key', apiKey: 'another-zai-key-0123456789' } });
+    db.close();
+    const r = await run('accounts', 'import', GO);
+    expect(r.out).toContain('2 added');
+    const zai = stored().filter((a) => a.provider === 'zai');
+    expect(zai).toHaveLength(2);
+    expect(new Set(zai.map((a) => a.label)).size).toBe(2);
+    const again = await run('accounts', 'import', GO);
+    expect(again.out).toContain('2 unchanged');
+  });
+
+  test('--dry-run reports the plan and writes nothing', async () => {
+    const r = await run('accounts', 'import', GO, '--dry-run');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('would import');
+    expect(r.out).toContain('dry run: 2 added');
+    expect(stored()).toEqual([]);
+  });
+
+  test('--json gives counts and one line per entry', async () => {
+    const r = await run('accounts', 'import', NODE, '--json');
+    const body = JSON.parse(r.out) as { format: string; counts: Record<string, number>; lines: unknown[] };
+    expect(body.format).toBe('node');
+    expect(body.counts).toEqual({ added: 3, updated: 0, unchanged: 0, skipped: 1 });
+    expect(body.lines).toHaveLength(4);
+  });
+
+  test('no secret from the file is printed', async () => {
+    const r = await run('accounts', 'import', GO);
+    const all = r.out + r.err;
+    for (const secret of ['1//0gFAKEgoAliceRefreshToken0123456789', 'fakezaikey0123456789.GoProjectKey', 'ya29.FAKEaccessTokenOnly0123456789', 'gho_FAKEgithubToken0123456789']) {
+      expect(all).not.toContain(secret);
+    }
+  });
+
+  test('a missing or malformed file is one line and exit 1', async () => {
+    const missing = await run('accounts', 'import', join(dataDir, 'nope.json'));
+    expect(missing.code).toBe(1);
+    expect(missing.err).toMatch(/^mcp: no such file: .*nope\.json\n$/);
+    const bad = join(dataDir, 'bad.json');
+    writeFileSync(bad, '{"hello": 1}');
+    const r = await run('accounts', 'import', bad);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('expected {"accounts": [...]}');
+  });
+
+  test('the file argument is required', async () => {
+    const r = await run('accounts', 'import');
+    expect(r.code).not.toBe(0);
+  });
+});
+
+describe('first-start import from ACCOUNTS_CONFIG_PATH', () => {
+  test('imports the file once and remembers it; later starts leave the accounts alone', () => {
+    const file = join(dataDir, 'accounts.json');
+    copyFileSync(GO, file);
+    const db = openDatabase(join(dataDir, 'proxy.db'));
+    const lines: string[] = [];
+    const logLine = (level: string, line: string) => lines.push(`${level}: ${line}`);
+    try {
+      const first = importOnFirstStart(db, file, logLine);
+      expect(first?.counts.added).toBe(2);
+      expect(lines.join('\n')).toContain('imported accounts from');
+      expect(lines.join('\n')).toContain('warn: import skipped #4 (octocat)');
+      // The user removes an imported account; a restart must not bring it back.
+      db.query("DELETE FROM accounts WHERE provider = 'zai'").run();
+      expect(importOnFirstStart(db, file, logLine)).toBeNull();
+      expect(listAccounts(db).map((a) => a.provider)).toEqual(['antigravity']);
+    } finally {
+      db.close();
+    }
+  });
+
+  test('no path, or a path with no file yet, imports nothing and does not remember it', () => {
+    const db = openDatabase(join(dataDir, 'proxy.db'));
+    const lines: string[] = [];
+    try {
+      expect(importOnFirstStart(db, null, (_l, line) => lines.push(line))).toBeNull();
+      const file = join(dataDir, 'later.json');
+      expect(importOnFirstStart(db, file, (_l, line) => lines.push(line))).toBeNull();
+      expect(lines).toEqual([expect.stringContaining('does not exist')]);
+      copyFileSync(NODE, file);
+      expect(importOnFirstStart(db, file, () => {})?.counts.added).toBe(3);
+    } finally {
+      db.close();
+    }
+  });
+
+  test('a broken file is a warning, not a failed start', () => {
+    const file = join(dataDir, 'broken.json');
+    writeFileSync(file, 'not json');
+    const db = openDatabase(join(dataDir, 'proxy.db'));
+    const lines: string[] = [];
+    try {
+      expect(importOnFirstStart(db, file, (level, line) => lines.push(`${level}: ${line}`))).toBeNull();
+      expect(lines).toEqual([expect.stringMatching(/^warn: could not import ACCOUNTS_CONFIG_PATH: .*not JSON/)]);
+    } finally {
+      db.close();
+    }
+  });
+});

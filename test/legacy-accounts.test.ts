@@ -1,0 +1,104 @@
+// Parsing the accounts.json of the Go multi-claude-proxy and the Node antigravity-claude-proxy.
+import { describe, expect, test } from 'bun:test';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { detectLegacyFormat, LegacyFormatError, parseLegacyAccounts } from '../src/legacy-accounts.ts';
+
+const fixture = (name: string) => readFileSync(join(import.meta.dir, 'fixtures', 'legacy', name), 'utf8');
+
+describe('the Go multi-claude-proxy file', () => {
+  const parsed = parseLegacyAccounts(fixture('go-accounts.json'));
+
+  test('is recognised as the Go format', () => {
+    expect(parsed.format).toBe('go');
+  });
+
+  test('an Antigravity OAuth account keeps its email, refresh token and project', () => {
+    const alice = parsed.accounts.find((a) => a.legacyName === 'alice@example.com');
+    expect(alice?.account).toEqual({
+      provider: 'antigravity',
+      email: 'alice@example.com',
+      credentials: { kind: 'oauth', refreshToken: '1//0gFAKEgoAliceRefreshToken0123456789' },
+      meta: { importedFrom: 'accounts.json', projectId: 'sunny-pier-12345' },
+    });
+    expect(alice?.status).toBeUndefined();
+  });
+
+  test('a Z.AI key becomes a zai api_key account labelled with the old zai-<hash> name', () => {
+    const zai = parsed.accounts.find((a) => a.account.provider === 'zai');
+    expect(zai?.account).toEqual({
+      provider: 'zai',
+      label: 'zai-1a2b3c4d',
+      credentials: { kind: 'api_key', apiKey: 'fakezaikey0123456789.GoProjectKey' },
+    });
+  });
+
+  test('access-token-only and Copilot entries are skipped with a reason', () => {
+    expect(parsed.accounts).toHaveLength(2);
+    expect(parsed.skipped.map((s) => s.entry)).toEqual(['#3 (manual@example.com)', '#4 (octocat)']);
+    expect(parsed.skipped[0]!.reason).toContain('mcp accounts add --provider antigravity');
+    expect(parsed.skipped[1]!.reason).toContain('copilot');
+  });
+});
+
+describe('the Node antigravity-claude-proxy file', () => {
+  const parsed = parseLegacyAccounts(fixture('node-accounts.json'));
+
+  test('is recognised as the Node format', () => {
+    expect(parsed.format).toBe('node');
+  });
+
+  test('the composite refreshToken|projectId|managedProjectId is split; only the token is a credential', () => {
+    const bob = parsed.accounts.find((a) => a.legacyName === 'bob@example.com')!;
+    expect(bob.account.credentials).toEqual({ kind: 'oauth', refreshToken: '1//0gFAKEnodeBobRefreshToken0123456789' });
+    expect(bob.account.meta).toEqual({
+      importedFrom: 'accounts.json',
+      projectId: 'bob-project-777',
+      managedProjectId: 'managed-bob-888',
+      tier: 'pro',
+    });
+  });
+
+  test('a disabled account stays disabled, and an invalid one with a verify URL stays invalid', () => {
+    const carol = parsed.accounts.find((a) => a.legacyName === 'carol@example.com')!;
+    expect(carol.status?.status).toBe('disabled');
+    const dave = parsed.accounts.find((a) => a.legacyName === 'dave@example.com')!;
+    expect(dave.status).toEqual({
+      status: 'invalid',
+      reason: 'VALIDATION_REQUIRED',
+      verifyUrl: 'https://accounts.google.com/signin/continue?fake=1',
+    });
+  });
+
+  test('the IDE-database entry is skipped', () => {
+    expect(parsed.skipped).toEqual([
+      { entry: '#4 (ide@example.com)', reason: expect.stringContaining('source "database"') },
+    ]);
+  });
+});
+
+describe('odd input', () => {
+  test.each([
+    ['not JSON', '{accounts'],
+    ['no accounts array', '{"settings":{}}'],
+    ['accounts is not a list', '{"accounts":{}}'],
+  ])('%s is refused with a readable LegacyFormatError', (_name, text) => {
+    expect(() => parseLegacyAccounts(text)).toThrow(LegacyFormatError);
+  });
+
+  test('a bare list of accounts is accepted; entries without email or token are skipped, not fatal', () => {
+    const parsed = parseLegacyAccounts(
+      JSON.stringify([{ email: 'x@example.com', refreshToken: '1//tok0123456789' }, { refreshToken: '1//tok' }, { email: 'y@example.com' }, 7]),
+    );
+    expect(parsed.accounts.map((a) => a.legacyName)).toEqual(['x@example.com']);
+    expect(parsed.skipped.map((s) => s.reason)).toEqual([
+      'no email (mcp identifies Google accounts by email)',
+      'no refresh token',
+      'not an object',
+    ]);
+  });
+
+  test('a file with nothing distinctive is "unknown" but still imported', () => {
+    expect(detectLegacyFormat([{ email: 'a@b.c', refreshToken: '1//x' }])).toBe('unknown');
+  });
+});
