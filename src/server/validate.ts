@@ -261,11 +261,57 @@ function schemaError(schema: S, compiled: { Errors(v: unknown): { First(): { pat
 // ---------------------------------------------------------------------------------------------
 // Rules the schema cannot say.
 
+/** The image types the Messages API takes (§2.3); anything else would fail upstream as a 400 anyway. */
+const IMAGE_TYPES: ReadonlySet<string> = new Set(['image/jpeg', 'image/png', 'image/gif', 'image/webp']);
+/** Base64 alphabet, padding only at the end; whitespace tolerated (some clients wrap lines). */
+const BASE64 = /^[A-Za-z0-9+/\s]*={0,2}\s*$/;
+/** Real tool schemas nest a dozen levels; far deeper is an attack on recursive schema rewriters. */
+const MAX_SCHEMA_DEPTH = 64;
+
+/** A problem with a base64 image source at `where`, or null. Images inside tool results count too. */
+function imageError(block: Record<string, unknown>, where: string): string | null {
+  const src = block.source as Record<string, unknown>;
+  if (src.type !== 'base64') return null;
+  const mt = src.media_type as string;
+  if (!IMAGE_TYPES.has(mt)) {
+    return `${where}.source.media_type: unsupported image type ${show(mt)} (expected image/jpeg, image/png, image/gif or image/webp)`;
+  }
+  const data = src.data as string;
+  if (data.length === 0) return `${where}.source.data: must not be empty`;
+  if (!BASE64.test(data)) return `${where}.source.data: invalid base64 data`;
+  return null;
+}
+
+/** True when `v` nests objects/arrays deeper than `max` levels (iterative: no stack to blow). */
+function deeperThan(v: unknown, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[v, 0]];
+  while (stack.length) {
+    const [node, depth] = stack.pop()!;
+    if (node === null || typeof node !== 'object') continue;
+    if (depth >= max) return true;
+    for (const child of Array.isArray(node) ? node : Object.values(node)) {
+      if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}
+
 function semanticError(body: Record<string, unknown>): string | null {
   const messages = body.messages as Array<{ role: string; content: unknown }>;
   if (messages.length === 0) return 'messages: at least one message is required';
   if (typeof body.max_tokens === 'number' && body.max_tokens > MAX_TOKENS_CEILING) {
     return `max_tokens: must be <= ${MAX_TOKENS_CEILING}, got ${body.max_tokens}`;
+  }
+  if (typeof body.top_k === 'number' && (body.top_k < 0 || body.top_k > MAX_TOKENS_CEILING)) {
+    return `top_k: must be between 0 and ${MAX_TOKENS_CEILING}, got ${body.top_k}`;
+  }
+  if (Array.isArray(body.tools)) {
+    const tools = body.tools as Array<{ input_schema?: unknown }>;
+    for (let i = 0; i < tools.length; i++) {
+      if (deeperThan(tools[i]!.input_schema, MAX_SCHEMA_DEPTH)) {
+        return `tools.${i}.input_schema: nested deeper than ${MAX_SCHEMA_DEPTH} levels`;
+      }
+    }
   }
   // Every tool_result must answer a tool_use of the nearest assistant turn before it.
   let lastAssistant = -1;
@@ -275,10 +321,28 @@ function semanticError(body: Record<string, unknown>): string | null {
       lastAssistant = i;
       continue;
     }
-    if (m.role !== 'user' || !Array.isArray(m.content)) continue;
+    if (!Array.isArray(m.content)) continue;
     for (let j = 0; j < m.content.length; j++) {
-      const b = m.content[j] as { type: string; tool_use_id?: string };
+      const b = m.content[j] as { type: string; tool_use_id?: string; content?: unknown };
+      if (b.type === 'image') {
+        const problem = imageError(b as Record<string, unknown>, `messages.${i}.content.${j}`);
+        if (problem) return problem;
+        continue;
+      }
       if (b.type !== 'tool_result') continue;
+      if (Array.isArray(b.content)) {
+        for (let k = 0; k < b.content.length; k++) {
+          const part = b.content[k] as Record<string, unknown>;
+          if (part.type !== 'image' || part.source === null || typeof part.source !== 'object') continue;
+          const s = part.source as Record<string, unknown>;
+          if (s.type === 'base64' && (typeof s.media_type !== 'string' || typeof s.data !== 'string')) {
+            return `messages.${i}.content.${j}.content.${k}.source: a base64 image needs media_type and data strings`;
+          }
+          const problem = imageError(part, `messages.${i}.content.${j}.content.${k}`);
+          if (problem) return problem;
+        }
+      }
+      if (m.role !== 'user') continue;
       const where = `messages.${i}.content.${j}.tool_use_id`;
       if (lastAssistant < 0) return `${where}: tool_result ${show(b.tool_use_id)} has no preceding assistant message with a tool_use`;
       const prev = messages[lastAssistant]!.content;
