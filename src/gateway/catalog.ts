@@ -1,0 +1,263 @@
+// Client model id -> (provider, upstream model, family). Claude Code sends its own names (aliases,
+// dated ids, a `[1m]` suffix); they map onto whatever the pool's backends serve today, with the
+// user's MODEL_MAP on top. Also the fallback map (--fallback) and the discovered model list behind
+// /v1/models.
+import type { Config } from '../config.ts';
+import type { ModelEntry } from './types.ts';
+import type { ModelFamily, ModelInfo, ProviderId } from '../providers/provider.ts';
+
+export interface Route {
+  provider: ProviderId;
+  /** The id sent upstream; limits and quotas are kept per this id. */
+  upstreamModel: string;
+  family: ModelFamily;
+}
+
+const ONE_M_SUFFIX = /\[1m\]$/i;
+const PROVIDER_PREFIX = /^(antigravity|zai)\//i;
+
+/** Antigravity targets of Claude Code's names (antigravity.md §11.5, Sept 2026 lineup). */
+export const ANTIGRAVITY_ALIASES = {
+  opus: 'claude-opus-4-6-thinking',
+  sonnet: 'claude-sonnet-4-6',
+  // Titles and Explore sub-agents: cheap and fast, and it spares the Claude+GPT quota group.
+  haiku: 'gemini-3-flash',
+} as const;
+
+/** Z.AI's own answer to the bare aliases (claude-* ids go through: Z.AI maps them itself). */
+export const ZAI_ALIASES = { opus: 'glm-4.7', sonnet: 'glm-4.7', haiku: 'glm-4.5-air' } as const;
+
+/** Antigravity ids known to serve (used before discovery has answered). */
+export const KNOWN_ANTIGRAVITY_MODELS: readonly ModelInfo[] = [
+  { id: 'claude-opus-4-6-thinking', displayName: 'Claude Opus 4.6 (Thinking)', family: 'claude', contextWindow: 200_000, maxOutputTokens: 64_000, thinking: true },
+  { id: 'claude-sonnet-4-6', displayName: 'Claude Sonnet 4.6', family: 'claude', contextWindow: 200_000, maxOutputTokens: 64_000, thinking: true },
+  { id: 'gemini-pro-agent', displayName: 'Gemini 3.1 Pro (High)', family: 'gemini', contextWindow: 1_048_576, maxOutputTokens: 65_535, thinking: true },
+  { id: 'gemini-3.1-pro-low', displayName: 'Gemini 3.1 Pro (Low)', family: 'gemini', contextWindow: 1_048_576, maxOutputTokens: 65_535, thinking: true },
+  { id: 'gemini-3.8-flash-high', displayName: 'Gemini 3.8 Flash (High)', family: 'gemini', contextWindow: 1_048_576, maxOutputTokens: 65_536, thinking: true },
+  { id: 'gemini-3-flash', displayName: 'Gemini 3 Flash', family: 'gemini', contextWindow: 1_048_576, maxOutputTokens: 65_536, thinking: true },
+  { id: 'gpt-oss-120b-medium', displayName: 'GPT-OSS 120B (Medium)', family: 'gpt', contextWindow: 114_000, maxOutputTokens: 32_768, thinking: true },
+];
+
+/**
+ * When a model is exhausted on every account (§10.5, moved to today's ids). Tried once, never
+ * chained. config.fallbackMap entries win.
+ */
+export const DEFAULT_FALLBACKS: Readonly<Record<string, string>> = {
+  'claude-opus-4-6-thinking': 'gemini-pro-agent',
+  'claude-sonnet-4-6': 'gemini-3.8-flash-high',
+  'gemini-pro-agent': 'claude-opus-4-6-thinking',
+  'gemini-3.1-pro-high': 'claude-opus-4-6-thinking',
+  'gemini-3.1-pro-low': 'claude-sonnet-4-6',
+  'gemini-3.8-flash-high': 'claude-sonnet-4-6',
+  'gemini-3-flash': 'claude-sonnet-4-6',
+  'gpt-oss-120b-medium': 'gemini-3.8-flash-high',
+  'glm-5.1': 'glm-4.7',
+  'glm-5': 'glm-4.7',
+  'glm-5-turbo': 'glm-4.7',
+  'glm-4.7': 'glm-4.6',
+  'glm-4.6': 'glm-4.5',
+};
+
+/** Ids Claude Code's /model picker knows, listed first in /v1/models (gateway discovery keeps claude-*). */
+export const PICKER_MODELS: ReadonlyArray<{ id: string; name: string; alias: 'opus' | 'sonnet' | 'haiku'; created: string }> = [
+  { id: 'claude-opus-4-8', name: 'Claude Opus 4.8', alias: 'opus', created: '2026-09-01T00:00:00Z' },
+  { id: 'claude-sonnet-5', name: 'Claude Sonnet 5', alias: 'sonnet', created: '2026-08-01T00:00:00Z' },
+  { id: 'claude-opus-4-6', name: 'Claude Opus 4.6', alias: 'opus', created: '2026-02-05T00:00:00Z' },
+  { id: 'claude-sonnet-4-6', name: 'Claude Sonnet 4.6', alias: 'sonnet', created: '2026-02-17T00:00:00Z' },
+  { id: 'claude-sonnet-4-5-20250929', name: 'Claude Sonnet 4.5', alias: 'sonnet', created: '2025-09-29T00:00:00Z' },
+  { id: 'claude-haiku-4-5-20251001', name: 'Claude Haiku 4.5', alias: 'haiku', created: '2025-10-01T00:00:00Z' },
+];
+
+export function familyOf(id: string): ModelFamily {
+  const s = id.toLowerCase();
+  if (s.startsWith('claude')) return 'claude';
+  if (s.startsWith('gemini')) return 'gemini';
+  if (s.startsWith('gpt')) return 'gpt';
+  if (s.startsWith('glm')) return 'glm';
+  return 'other';
+}
+
+/** Which of Claude Code's tiers a name means, or null when it is not a Claude Code name. */
+export function claudeTier(id: string): 'opus' | 'sonnet' | 'haiku' | null {
+  const s = id.toLowerCase();
+  if (s === 'opus' || s === 'sonnet' || s === 'haiku') return s;
+  if (!s.startsWith('claude-')) return null;
+  if (s.includes('opus')) return 'opus';
+  if (s.includes('haiku')) return 'haiku';
+  // claude-3-7-sonnet-latest, dated sonnets, and any other claude-* name: the everyday model.
+  return 'sonnet';
+}
+
+/** Strips what only the client cares about: `[1m]`, surrounding space. */
+export function normalizeModelId(id: string): string {
+  return id.trim().replace(ONE_M_SUFFIX, '');
+}
+
+export interface Catalog {
+  /**
+   * Routes a client model. `available` = providers with at least one account that may serve.
+   * Returns null when no provider of the pool can serve the id.
+   */
+  resolve(clientModel: string, available: ReadonlySet<ProviderId>): Route | null;
+  /** The fallback upstream model for an exhausted one, or null. */
+  fallbackFor(upstreamModel: string): string | null;
+  /** Records what an account's provider says it serves. */
+  setDiscovered(accountId: string, provider: ProviderId, models: readonly ModelInfo[]): void;
+  /** Forgets accounts that are gone. */
+  retainAccounts(ids: ReadonlySet<string>): void;
+  /** Known models of a provider: discovered union, else the built-in list. */
+  modelsOf(provider: ProviderId): readonly ModelInfo[];
+  /** /v1/models entries, picker ids first, with limits from the routed upstream model. */
+  listModels(available: ReadonlySet<ProviderId>, extra?: (route: Route) => Record<string, unknown>): ModelEntry[];
+}
+
+export function createCatalog(config: Readonly<Config>, builtin: Partial<Record<ProviderId, readonly ModelInfo[]>> = {}): Catalog {
+  const modelMap = new Map(Object.entries(config.modelMap).map(([k, v]) => [k.toLowerCase(), v]));
+  const fallbacks: Record<string, string> = { ...DEFAULT_FALLBACKS, ...config.fallbackMap };
+  const discovered = new Map<string, { provider: ProviderId; models: readonly ModelInfo[] }>();
+  const known: Record<ProviderId, readonly ModelInfo[]> = {
+    antigravity: builtin.antigravity ?? KNOWN_ANTIGRAVITY_MODELS,
+    zai: builtin.zai ?? [],
+  };
+  let unionCache: Map<ProviderId, ModelInfo[]> | null = null;
+
+  function union(): Map<ProviderId, ModelInfo[]> {
+    if (unionCache) return unionCache;
+    const out = new Map<ProviderId, ModelInfo[]>();
+    const seen = new Set<string>();
+    for (const { provider, models } of discovered.values()) {
+      const list = out.get(provider) ?? [];
+      for (const m of models) {
+        const k = `${provider}\u0000${m.id.toLowerCase()}`;
+        if (seen.has(k)) continue;
+        seen.add(k);
+        list.push(m);
+      }
+      out.set(provider, list);
+    }
+    unionCache = out;
+    return out;
+  }
+
+  function modelsOf(provider: ProviderId): readonly ModelInfo[] {
+    const d = union().get(provider);
+    return d && d.length ? d : known[provider];
+  }
+
+  function servedBy(id: string, available: ReadonlySet<ProviderId>): ProviderId | null {
+    const s = id.toLowerCase();
+    for (const p of available) if (modelsOf(p).some((m) => m.id.toLowerCase() === s)) return p;
+    return null;
+  }
+
+  function route(provider: ProviderId, upstreamModel: string): Route {
+    return { provider, upstreamModel, family: familyOf(upstreamModel) };
+  }
+
+  /** An upstream id (already past aliases and MODEL_MAP) -> the provider that serves it. */
+  function routeUpstream(id: string, available: ReadonlySet<ProviderId>, explicit: ProviderId | null): Route | null {
+    if (explicit) return available.has(explicit) ? route(explicit, id) : null;
+    const known = servedBy(id, available);
+    if (known) return route(known, id);
+    const fam = familyOf(id);
+    if (fam === 'glm') return available.has('zai') ? route('zai', id) : null;
+    if (fam === 'gemini' || fam === 'gpt') return available.has('antigravity') ? route('antigravity', id) : null;
+    // Unknown ids go to whoever can try them; the upstream answers not_found if it cannot.
+    if (available.has('antigravity')) return route('antigravity', id);
+    if (available.has('zai')) return route('zai', id);
+    return null;
+  }
+
+  function resolve(clientModel: string, available: ReadonlySet<ProviderId>): Route | null {
+    let id = normalizeModelId(clientModel);
+    let explicit: ProviderId | null = null;
+    const prefix = PROVIDER_PREFIX.exec(id);
+    if (prefix) {
+      explicit = prefix[1]!.toLowerCase() as ProviderId;
+      id = id.slice(prefix[0].length);
+    }
+    const mapped = modelMap.get(clientModel.trim().toLowerCase()) ?? modelMap.get(id.toLowerCase());
+    if (mapped !== undefined) {
+      const m = PROVIDER_PREFIX.exec(mapped);
+      return m ? routeUpstream(mapped.slice(m[0].length), available, m[1]!.toLowerCase() as ProviderId) : routeUpstream(mapped, available, null);
+    }
+    const tier = claudeTier(id);
+    if (tier && !explicit) {
+      // A Claude Code name that is also a real upstream id (claude-sonnet-4-6 on Antigravity) goes as is.
+      const direct = servedBy(id, available);
+      if (direct) return route(direct, id);
+      if (available.has('antigravity')) return route('antigravity', ANTIGRAVITY_ALIASES[tier]);
+      if (available.has('zai')) return route('zai', id.startsWith('claude-') ? id : ZAI_ALIASES[tier]);
+      return null;
+    }
+    if (tier && explicit === 'antigravity' && !servedBy(id, new Set(['antigravity']))) {
+      return available.has('antigravity') ? route('antigravity', ANTIGRAVITY_ALIASES[tier]) : null;
+    }
+    return routeUpstream(id, available, explicit);
+  }
+
+  function fallbackFor(upstreamModel: string): string | null {
+    const f = fallbacks[upstreamModel] ?? fallbacks[upstreamModel.toLowerCase()];
+    return f && f !== upstreamModel ? f : null;
+  }
+
+  function entry(id: string, name: string, created: string, info: ModelInfo | undefined): ModelEntry {
+    const e: ModelEntry = { type: 'model', id, display_name: name, created_at: created };
+    if (info?.contextWindow) e.max_input_tokens = info.contextWindow;
+    if (info?.maxOutputTokens) e.max_tokens = info.maxOutputTokens;
+    return e;
+  }
+
+  function infoOf(r: Route): ModelInfo | undefined {
+    const s = r.upstreamModel.toLowerCase();
+    return modelsOf(r.provider).find((m) => m.id.toLowerCase() === s);
+  }
+
+  function listModels(available: ReadonlySet<ProviderId>, extra?: (route: Route) => Record<string, unknown>): ModelEntry[] {
+    const out: ModelEntry[] = [];
+    const seen = new Set<string>();
+    const push = (e: ModelEntry, r: Route | null): void => {
+      if (seen.has(e.id.toLowerCase())) return;
+      seen.add(e.id.toLowerCase());
+      if (r) {
+        e.upstream_model = r.upstreamModel;
+        e.provider = r.provider;
+        if (extra) Object.assign(e, extra(r));
+      }
+      out.push(e);
+    };
+    for (const p of PICKER_MODELS) {
+      const r = resolve(p.id, available);
+      if (r) push(entry(p.id, p.name, p.created, infoOf(r)), r);
+    }
+    for (const [alias, target] of modelMap) {
+      const r = resolve(alias, available);
+      if (r) push(entry(alias, `${alias} (${target})`, '2026-01-01T00:00:00Z', infoOf(r)), r);
+    }
+    for (const p of ['antigravity', 'zai'] as const) {
+      if (!available.has(p)) continue;
+      for (const m of modelsOf(p)) push(entry(m.id, m.displayName, '2026-01-01T00:00:00Z', m), route(p, m.id));
+    }
+    return out;
+  }
+
+  return {
+    resolve,
+    fallbackFor,
+    setDiscovered(accountId, provider, models) {
+      if (!models.length) return;
+      discovered.set(accountId, { provider, models });
+      unionCache = null;
+    },
+    retainAccounts(ids) {
+      for (const id of discovered.keys()) {
+        if (!ids.has(id)) {
+          discovered.delete(id);
+          unionCache = null;
+        }
+      }
+    },
+    modelsOf,
+    listModels,
+  };
+}

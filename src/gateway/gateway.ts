@@ -1,0 +1,343 @@
+// dispatch(): one client request -> one upstream stream whose first event has arrived. Resolves the
+// model, finds the conversation's account, and before the first event quietly moves the request to
+// another account on limits, capacity, 5xx, network and empty answers (at most maxAttempts). When
+// every account is limited it waits for the earliest reset (up to maxWaitSec), serves a fallback
+// model (--fallback), or answers 429 with the reset time. After the first event an upstream
+// failure ends the stream with an Anthropic error event (the server writes it).
+import { ApiError } from '../anthropic/errors.ts';
+import type { AnthropicEvent } from '../anthropic/events.ts';
+import type { Config } from '../config.ts';
+import { log } from '../log.ts';
+import type { Pool, Lease } from '../pool/pool.ts';
+import { type Provider, type ProviderId, UpstreamError } from '../providers/provider.ts';
+import type { Catalog, Route } from './catalog.ts';
+import { metrics } from './ops.ts';
+import { sessionKeyOf } from './session.ts';
+import type { DispatchRequest, Dispatched, Gateway, ModelEntry } from './types.ts';
+
+export type Providers = Partial<Record<ProviderId, Provider>>;
+export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
+
+/** Slack added to a wait for a reset, so the upstream has really lifted the limit when we retry. */
+const WAIT_BUFFER_MS = 500;
+
+export interface GatewayDeps {
+  config: Readonly<Config>;
+  pool: Pool;
+  catalog: Catalog;
+  providers: Providers;
+  now: () => number;
+  sleep: Sleep;
+  /** Called right after a 429 / quota answer so the account's quota is re-read. */
+  onRateLimited?: (accountId: string) => void;
+  /** Extra /v1/models fields per route (quota where known). */
+  modelExtras?: (route: Route) => Record<string, unknown>;
+}
+
+/** Every account that could serve the route is limited past the wait threshold. */
+class PoolExhausted extends Error {
+  constructor(
+    readonly route: Route,
+    readonly until: number,
+    readonly last: UpstreamError | null,
+  ) {
+    super(`every account is limited for ${route.upstreamModel}`);
+  }
+}
+
+export function defaultSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new ApiError('api_error', 'client closed the request'));
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, Math.max(0, ms));
+    const onAbort = (): void => {
+      clearTimeout(t);
+      reject(new ApiError('api_error', 'client closed the request'));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** "1h2m3s" for a wait in ms (at least 1s). */
+export function formatWait(ms: number): string {
+  let s = Math.max(1, Math.ceil(ms / 1000));
+  const h = Math.floor(s / 3600);
+  s -= h * 3600;
+  const m = Math.floor(s / 60);
+  s -= m * 60;
+  return `${h ? `${h}h` : ''}${h || m ? `${m}m` : ''}${s}s`;
+}
+
+/** The 429 Claude Code shows and does not retry in vain (protocol Part 2.9). */
+export function exhaustedError(model: string, until: number, now: number, detail?: string): ApiError {
+  const wait = Math.max(0, until - now);
+  const retryAfter = Math.max(1, Math.ceil(wait / 1000));
+  const msg =
+    `RESOURCE_EXHAUSTED: Rate limited on ${model}. Quota will reset after ${formatWait(wait)}. ` +
+    `Next available: ${new Date(until).toISOString()}` +
+    (detail ? ` (${detail})` : '');
+  return new ApiError('rate_limit_error', msg, { headers: { 'retry-after': String(retryAfter), 'x-should-retry': 'false' } });
+}
+
+/** The final client error for an upstream failure nothing else could absorb (§9.6, Part 2.9). */
+export function clientErrorFor(e: UpstreamError, model: string, now: number, maxWaitMs: number): ApiError {
+  switch (e.kind) {
+    case 'bad_request':
+      return new ApiError('invalid_request_error', e.message);
+    case 'not_found':
+      return new ApiError('not_found_error', e.message || `model: ${model}`);
+    case 'rate_limited':
+    case 'quota_exhausted': {
+      const until = e.resetAt ?? now + 60_000;
+      if (until - now > maxWaitMs) return exhaustedError(model, until, now, e.message);
+      const retryAfter = String(Math.max(1, Math.ceil((until - now) / 1000)));
+      return new ApiError('rate_limit_error', `Rate limited on ${model}: ${e.message}`, { headers: { 'retry-after': retryAfter } });
+    }
+    case 'capacity':
+      return new ApiError('overloaded_error', `Upstream overloaded for ${model}: ${e.message}`);
+    case 'auth':
+      return new ApiError('authentication_error', `Upstream rejected the account's credentials: ${e.message}`);
+    case 'invalid_account':
+      return new ApiError('permission_error', `No usable account: ${e.message}`, { headers: { 'x-should-retry': 'false' } });
+    default:
+      return new ApiError('api_error', `Upstream failed: ${e.message}`, { status: 502 });
+  }
+}
+
+function asUpstream(err: unknown): UpstreamError {
+  if (err instanceof UpstreamError) return err;
+  if (err instanceof ApiError) {
+    const kind =
+      err.status === 429 ? 'rate_limited' : err.status === 529 ? 'capacity' : err.status === 400 ? 'bad_request' : err.status === 404 ? 'not_found' : 'transient';
+    return new UpstreamError(kind, err.message, { status: err.status });
+  }
+  return new UpstreamError('transient', (err as Error)?.message || String(err), { cause: err });
+}
+
+/** Errors before the first event that another account may not have. */
+function failsOver(kind: UpstreamError['kind']): boolean {
+  return kind === 'rate_limited' || kind === 'quota_exhausted' || kind === 'capacity' || kind === 'transient' || kind === 'invalid_account';
+}
+
+function truthy(v: string | undefined): boolean {
+  return v !== undefined && /^(1|true|yes|on)$/i.test(v.trim());
+}
+
+export function createGateway(deps: GatewayDeps): Gateway {
+  const { config, pool, catalog, providers, now, sleep } = deps;
+  const maxWaitMs = config.maxWaitSec * 1000;
+
+  function available(): Set<ProviderId> {
+    const s = pool.providersInUse();
+    for (const p of [...s]) if (!providers[p]) s.delete(p);
+    return s;
+  }
+
+  function routeFor(model: string): Route {
+    pool.sync();
+    const avail = available();
+    const route = catalog.resolve(model, avail);
+    if (route) return route;
+    if (!avail.size) {
+      const any = pool.accounts().length > 0;
+      throw new ApiError(
+        'permission_error',
+        any
+          ? 'Every account in the pool is disabled: enable one with `mcp accounts enable <id>`'
+          : 'No accounts in the pool: add one with `mcp accounts add`',
+        { headers: { 'x-should-retry': 'false' } },
+      );
+    }
+    throw new ApiError('not_found_error', `model: ${model} is not served by any account in the pool (${[...avail].join(', ')})`);
+  }
+
+  /** Streams the rest after the first event; reports failures and ends the lease however it ends. */
+  async function* follow(
+    first: AnthropicEvent,
+    it: AsyncIterator<AnthropicEvent>,
+    lease: Lease,
+    signal: AbortSignal,
+    clientModel: string,
+  ): AsyncGenerator<AnthropicEvent> {
+    metrics.activeStreams.add({}, 1);
+    let done = false;
+    try {
+      yield first;
+      for (;;) {
+        let r: IteratorResult<AnthropicEvent>;
+        try {
+          r = await it.next();
+        } catch (err) {
+          if (signal.aborted) throw err;
+          const e = asUpstream(err);
+          // A limit seen mid-stream still tells us about the account.
+          if (e.kind !== 'transient' && e.kind !== 'bad_request' && e.kind !== 'not_found') {
+            pool.report(lease, { kind: 'error', error: e });
+            if (e.kind === 'rate_limited' || e.kind === 'quota_exhausted') {
+              metrics.rateLimited({ provider: lease.provider, model: lease.model });
+              deps.onRateLimited?.(lease.account.id);
+            }
+          }
+          log.warn(`stream from ${lease.account.label} (${lease.model}) failed after it started: ${e.kind}: ${e.message}`);
+          throw err instanceof ApiError ? err : clientErrorFor(e, clientModel, now(), maxWaitMs);
+        }
+        if (r.done) {
+          done = true;
+          return;
+        }
+        yield r.value;
+      }
+    } finally {
+      metrics.activeStreams.add({}, -1);
+      lease.release();
+      if (!done) it.return?.()?.catch?.(() => {});
+    }
+  }
+
+  async function serve(req: DispatchRequest, route: Route, sessionKey: string, fallbackFrom: string | null): Promise<Dispatched> {
+    const provider = providers[route.provider]!;
+    const started = now();
+    const exclude = new Set<string>();
+    const refreshed = new Set<string>();
+    let attempts = 0;
+    let failovers = 0;
+    let last: UpstreamError | null = null;
+    let only: string | undefined;
+    const familyKey = `${route.provider}:${route.family}`;
+
+    for (;;) {
+      if (req.signal.aborted) throw new ApiError('api_error', 'client closed the request');
+      const got = pool.acquire({ provider: route.provider, model: route.upstreamModel, familyKey, sessionKey, exclude, only });
+      only = undefined;
+      if (got.kind === 'limited') {
+        const t = now();
+        if (got.until - started <= maxWaitMs && got.until - t <= maxWaitMs) {
+          const wait = got.until - t + WAIT_BUFFER_MS;
+          log.info(`${req.requestId}: every account is limited for ${route.upstreamModel}; waiting ${formatWait(wait)} for the earliest reset`);
+          await sleep(wait, req.signal);
+          continue;
+        }
+        throw new PoolExhausted(route, got.until, last);
+      }
+      if (got.kind === 'none') {
+        if (got.reason === 'all_tried' && last) throw clientErrorFor(last, req.body.model, now(), maxWaitMs);
+        throw new ApiError('permission_error', `No usable ${route.provider} account for ${route.upstreamModel}: ${got.detail}`, {
+          headers: { 'x-should-retry': 'false' },
+        });
+      }
+      const lease = got.lease;
+      attempts++;
+      const t0 = performance.now();
+      let it: AsyncIterator<AnthropicEvent> | undefined;
+      let first: IteratorResult<AnthropicEvent>;
+      try {
+        it = provider
+          .send(req.body, {
+            account: lease.account,
+            model: route.upstreamModel,
+            clientModel: req.body.model,
+            sessionKey,
+            requestId: req.requestId,
+            signal: req.signal,
+            headers: req.headers,
+          })
+          [Symbol.asyncIterator]();
+        first = await it.next();
+        if (first.done) throw new UpstreamError('transient', 'upstream answered with an empty stream');
+      } catch (err) {
+        lease.release();
+        it?.return?.()?.catch?.(() => {});
+        if (req.signal.aborted) {
+          pool.report(lease, { kind: 'aborted' });
+          throw err instanceof ApiError ? err : new ApiError('api_error', 'client closed the request');
+        }
+        const e = asUpstream(err);
+        metrics.upstreamErrors({ provider: route.provider, kind: e.kind });
+        if (e.kind === 'bad_request' || e.kind === 'not_found') {
+          pool.report(lease, { kind: 'neutral' });
+          throw clientErrorFor(e, req.body.model, now(), maxWaitMs);
+        }
+        if (e.kind === 'auth' && !refreshed.has(lease.account.id)) {
+          refreshed.add(lease.account.id);
+          try {
+            await provider.refresh(lease.account);
+            only = lease.account.id; // the same account, once, with fresh credentials
+            log.info(`${req.requestId}: refreshed credentials of ${lease.account.label} after ${e.message}`);
+            continue;
+          } catch (refreshErr) {
+            const re = asUpstream(refreshErr);
+            pool.markInvalid(lease.account.id, `credentials refresh failed: ${re.message}`, re.verifyUrl);
+          }
+        } else {
+          pool.report(lease, { kind: 'error', error: e });
+        }
+        if (e.kind === 'rate_limited' || e.kind === 'quota_exhausted') {
+          metrics.rateLimited({ provider: route.provider, model: route.upstreamModel });
+          deps.onRateLimited?.(lease.account.id);
+        }
+        last = e;
+        exclude.add(lease.account.id);
+        if (!failsOver(e.kind) && e.kind !== 'auth') throw clientErrorFor(e, req.body.model, now(), maxWaitMs);
+        log.info(`${req.requestId}: ${lease.account.label} failed for ${route.upstreamModel} (${e.kind}: ${e.message}); trying another account`);
+        if (attempts >= config.maxAttempts) throw clientErrorFor(e, req.body.model, now(), maxWaitMs);
+        failovers++;
+        metrics.failovers({ provider: route.provider, kind: e.kind });
+        continue;
+      }
+      pool.report(lease, { kind: 'success' });
+      metrics.firstEventLatency({ provider: route.provider }, (performance.now() - t0) / 1000);
+      return {
+        events: follow(first.value, it, lease, req.signal, req.body.model),
+        accountId: lease.account.id,
+        provider: route.provider,
+        upstreamModel: route.upstreamModel,
+        fallbackFrom,
+        failovers,
+      };
+    }
+  }
+
+  async function dispatch(req: DispatchRequest): Promise<Dispatched> {
+    const route = routeFor(req.body.model);
+    const sessionKey = sessionKeyOf(req.body, req.headers);
+    try {
+      return await serve(req, route, sessionKey, null);
+    } catch (err) {
+      if (!(err instanceof PoolExhausted)) throw err;
+      const t = now();
+      const target = config.fallback && !truthy(req.headers['x-proxy-no-fallback']) ? catalog.fallbackFor(route.upstreamModel) : null;
+      const fbRoute = target ? catalog.resolve(target, available()) : null;
+      if (!fbRoute || !target) throw exhaustedError(route.upstreamModel, err.until, t, err.last?.message);
+      log.warn(`${req.requestId}: ${route.upstreamModel} is exhausted on every account until ${new Date(err.until).toISOString()}; falling back to ${fbRoute.upstreamModel}`);
+      metrics.fallbacks({ from: route.upstreamModel, to: fbRoute.upstreamModel });
+      try {
+        return await serve(req, fbRoute, sessionKey, req.body.model);
+      } catch (err2) {
+        // No chained fallback: the client hears about the model it asked for.
+        if (err2 instanceof PoolExhausted) throw exhaustedError(route.upstreamModel, err.until, now(), err.last?.message);
+        throw err2;
+      }
+    }
+  }
+
+  function listModels(): ModelEntry[] {
+    pool.sync();
+    return catalog.listModels(available(), deps.modelExtras);
+  }
+
+  return {
+    dispatch,
+    listModels,
+    getModel(id: string): ModelEntry | undefined {
+      const list = listModels();
+      const exact = list.find((m) => m.id === id);
+      if (exact) return exact;
+      const route = catalog.resolve(id, available());
+      if (!route) return undefined;
+      const target = list.find((m) => m.id === route.upstreamModel);
+      return target ? { ...target, id, display_name: `${id} (${route.upstreamModel})` } : undefined;
+    },
+  };
+}

@@ -1,0 +1,126 @@
+// Wires the routing brain for `mcp serve`: pool (state), catalog (models), quota poller, gateway
+// (dispatch) and ops (health, limits, metrics), all over one database and one clock.
+import type { Database } from 'bun:sqlite';
+import type { Config } from '../config.ts';
+import { createPool, type Pool } from '../pool/pool.ts';
+import type { ProviderDeps } from '../providers/provider.ts';
+import { KNOWN_ZAI_MODELS } from '../providers/zai/models.ts';
+import type { Account, AccountPatch } from '../store/accounts.ts';
+import { updateAccount } from '../store/accounts.ts';
+import { createCatalog, type Catalog, type Route } from './catalog.ts';
+import { createGateway, defaultSleep, type Providers, type Sleep } from './gateway.ts';
+import { createOps } from './ops.ts';
+import { createQuotaPoller, type QuotaPoller } from './quota.ts';
+import type { Gateway, Ops } from './types.ts';
+
+export type { Providers } from './gateway.ts';
+export { createCatalog } from './catalog.ts';
+export { createGateway } from './gateway.ts';
+export { sessionKeyOf } from './session.ts';
+
+// Provider writes (fresh tokens, project ids) go to the store on the server's own connection, which
+// does not move its own data_version: the pool of that database is told directly so its cached
+// account (the one handed to send()) never carries stale credentials.
+const accountListeners = new WeakMap<Database, Set<(a: Account) => void>>();
+
+function listenersOf(db: Database): Set<(a: Account) => void> {
+  let s = accountListeners.get(db);
+  if (!s) accountListeners.set(db, (s = new Set()));
+  return s;
+}
+
+export function providerDepsFor(db: Database, now: () => number): ProviderDeps {
+  return {
+    updateAccount(id: string, patch: AccountPatch): void {
+      const updated = updateAccount(db, id, patch, now());
+      if (updated) for (const fn of listenersOf(db)) fn(updated);
+    },
+    now,
+  };
+}
+
+export interface Routing {
+  gateway: Gateway;
+  ops: Ops;
+  pool: Pool;
+  catalog: Catalog;
+  quota: QuotaPoller;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function createRouting(opts: {
+  db: Database;
+  config: Readonly<Config>;
+  providers: Providers;
+  now?: () => number;
+  sleep?: Sleep;
+}): Routing {
+  const { db, config, providers } = opts;
+  const now = opts.now ?? (() => Date.now());
+  const pool = createPool({
+    db,
+    now,
+    defaultCooldownSec: config.defaultCooldownSec,
+    softLimitThreshold: config.softLimitEnabled ? config.softLimitThreshold : null,
+  });
+  const onAccount = (a: Account): void => pool.replaceAccount(a);
+  listenersOf(db).add(onAccount);
+  const catalog = createCatalog(config, { zai: KNOWN_ZAI_MODELS });
+  const quota = createQuotaPoller({ config, pool, catalog, providers, now });
+
+  function modelExtras(route: Route): Record<string, unknown> {
+    // Per account the tightest window; over the pool the best account (what can still be served).
+    const model = route.upstreamModel.toLowerCase();
+    let best: number | null = null;
+    let accounts = 0;
+    for (const s of pool.state()) {
+      if (s.account.provider !== route.provider || s.account.status !== 'active') continue;
+      let tightest: number | null = null;
+      for (const q of s.quotas) {
+        if (q.remainingFraction === null) continue;
+        if (q.model !== '*' && q.model.toLowerCase() !== model) continue;
+        if (tightest === null || q.remainingFraction < tightest) tightest = q.remainingFraction;
+      }
+      if (tightest === null) continue;
+      accounts++;
+      if (best === null || tightest > best) best = tightest;
+    }
+    return best === null ? {} : { quota: { remaining_fraction: best, accounts } };
+  }
+
+  const gateway = createGateway({
+    config,
+    pool,
+    catalog,
+    providers,
+    now,
+    sleep: opts.sleep ?? defaultSleep,
+    onRateLimited: (id) => quota.afterRateLimit(id),
+    modelExtras,
+  });
+  const ops = createOps({ pool, providers, now });
+  let started = false;
+
+  return {
+    gateway,
+    ops,
+    pool,
+    catalog,
+    quota,
+    async start() {
+      if (started) return;
+      started = true;
+      pool.start();
+      quota.start();
+    },
+    async stop() {
+      listenersOf(db).delete(onAccount);
+      if (!started) return;
+      started = false;
+      await quota.stop();
+      pool.stop();
+      ops.dispose();
+    },
+  };
+}

@@ -1,0 +1,189 @@
+// The operations surface behind /health, /account-limits, /refresh-token and /metrics, and the
+// routing metrics themselves (defined here once; the gateway and the quota poller count into them).
+import { defineCounter, defineGauge, defineHistogram, onCollect, renderMetrics } from '../metrics.ts';
+import type { AccountState, Pool } from '../pool/pool.ts';
+import { UpstreamError } from '../providers/provider.ts';
+import { VERSION } from '../version.ts';
+import type { Providers } from './gateway.ts';
+import type { Ops } from './types.ts';
+
+export const metrics = {
+  rateLimited: defineCounter('mcp_upstream_rate_limited_total', 'Upstream 429 / quota answers, by provider and model'),
+  upstreamErrors: defineCounter('mcp_upstream_errors_total', 'Upstream failures before the first event, by provider and kind'),
+  failovers: defineCounter('mcp_failovers_total', 'Requests moved to another account before the first event'),
+  fallbacks: defineCounter('mcp_fallbacks_total', 'Requests served by a fallback model'),
+  firstEventLatency: defineHistogram('mcp_upstream_first_event_seconds', 'Time from the upstream call to its first event'),
+  accountStates: defineGauge('mcp_accounts', 'Accounts by provider and state'),
+  quotaRemaining: defineGauge('mcp_quota_remaining_ratio', 'Last known remaining quota fraction per account, model and window'),
+  activeStreams: defineGauge('mcp_active_streams', 'Responses streaming right now'),
+};
+
+/** The state one account is in right now, in one word. */
+export function accountStateWord(s: AccountState, now: number): string {
+  if (s.account.status !== 'active') return s.account.status;
+  if (s.limits.some((l) => l.model === '*' && l.resetAt > now)) return 'limited';
+  if (s.limits.some((l) => l.resetAt > now)) return 'partly_limited';
+  return 'ok';
+}
+
+function pct(f: number | null): string {
+  return f === null ? '?' : `${Math.round(f * 100)}%`;
+}
+
+function iso(t: number | null): string | null {
+  return t === null ? null : new Date(t).toISOString();
+}
+
+function accountJson(s: AccountState, now: number): Record<string, unknown> {
+  const a = s.account;
+  return {
+    id: a.id,
+    label: a.label,
+    provider: a.provider,
+    email: a.email,
+    state: accountStateWord(s, now),
+    status: a.status,
+    reason: a.statusReason,
+    verifyUrl: a.verifyUrl,
+    lastUsed: iso(s.lastUsedAt),
+    inFlight: s.inFlight,
+    plan: typeof a.meta.plan === 'string' ? a.meta.plan : typeof a.meta.tier === 'string' ? a.meta.tier : null,
+    limits: s.limits.map((l) => ({
+      model: l.model,
+      kind: l.kind,
+      resetAt: iso(l.resetAt),
+      resetInSec: Math.max(0, Math.ceil((l.resetAt - now) / 1000)),
+      reason: l.reason,
+    })),
+    quota: s.quotas.map((q) => ({
+      model: q.model,
+      window: q.window || null,
+      remaining: pct(q.remainingFraction),
+      remainingFraction: q.remainingFraction,
+      resetAt: iso(q.resetAt),
+      fetchedAt: iso(q.fetchedAt),
+    })),
+  };
+}
+
+/** Left-aligned columns, two spaces apart. */
+export function textTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [line(header), ...rows.map(line)].join('\n') + '\n';
+}
+
+function until(t: number, now: number): string {
+  const s = Math.max(0, Math.ceil((t - now) / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${s % 60 ? `${s % 60}s` : ''}`;
+  const h = Math.floor(s / 3600);
+  return `${h}h${Math.floor((s % 3600) / 60)}m`;
+}
+
+export function createOps(deps: {
+  pool: Pool;
+  providers: Providers;
+  now: () => number;
+  startedAt?: number;
+}): Ops & { dispose(): void } {
+  const { pool, providers, now } = deps;
+  const startedAt = deps.startedAt ?? now();
+  // The registry is process-wide; a stopped routing (tests start several) stops reporting.
+  let live = true;
+
+  onCollect(() => {
+    if (!live) return;
+    const t = now();
+    const states = pool.state();
+    metrics.accountStates.reset();
+    metrics.quotaRemaining.reset();
+    for (const s of states) {
+      metrics.accountStates.add({ provider: s.account.provider, state: accountStateWord(s, t) }, 1);
+      for (const q of s.quotas) {
+        if (q.remainingFraction === null) continue;
+        metrics.quotaRemaining.set({ account: s.account.label, model: q.model, window: q.window || 'default' }, q.remainingFraction);
+      }
+    }
+  });
+
+  function summary(states: readonly AccountState[], t: number) {
+    const counts = { total: states.length, ok: 0, limited: 0, partly_limited: 0, invalid: 0, disabled: 0 };
+    for (const s of states) counts[accountStateWord(s, t) as keyof typeof counts]++;
+    return counts;
+  }
+
+  return {
+    dispose() {
+      live = false;
+    },
+
+    health(detailed) {
+      pool.sync();
+      const t = now();
+      const states = pool.state();
+      const c = summary(states, t);
+      const usable = c.ok + c.partly_limited;
+      const status = states.length === 0 ? 'no_accounts' : usable > 0 ? (usable === c.total ? 'ok' : 'degraded') : 'unavailable';
+      const out: Record<string, unknown> = {
+        status,
+        version: VERSION,
+        uptimeSec: Math.round((t - startedAt) / 1000),
+        accounts: c,
+      };
+      if (detailed) out.accountDetails = states.map((s) => accountJson(s, t));
+      return out;
+    },
+
+    accountLimits() {
+      pool.sync();
+      const t = now();
+      const states = pool.state();
+      return { timestamp: iso(t), summary: summary(states, t), accounts: states.map((s) => accountJson(s, t)) };
+    },
+
+    accountLimitsTable() {
+      pool.sync();
+      const t = now();
+      const rows: string[][] = [];
+      for (const s of pool.state()) {
+        const a = s.account;
+        const limits = s.limits.map((l) => `${l.model === '*' ? 'all' : l.model} ${l.kind} ${until(l.resetAt, t)}`).join(', ');
+        const quota = s.quotas
+          .filter((q) => q.remainingFraction !== null)
+          .map((q) => `${q.model === '*' ? '' : `${q.model} `}${q.window ? `${q.window} ` : ''}${pct(q.remainingFraction)}`)
+          .join(', ');
+        rows.push([a.label, a.provider, accountStateWord(s, t), a.statusReason ?? '-', String(s.inFlight), limits || '-', quota || '-']);
+      }
+      if (!rows.length) return 'no accounts\n';
+      return textTable(['ACCOUNT', 'PROVIDER', 'STATE', 'REASON', 'IN FLIGHT', 'LIMITS (reset in)', 'QUOTA LEFT'], rows);
+    },
+
+    async refresh(accountId) {
+      pool.sync();
+      const targets = accountId
+        ? pool.accounts().filter((a) => a.id === accountId || a.label === accountId)
+        : pool.accounts().filter((a) => a.status !== 'disabled');
+      if (accountId && !targets.length) return { ok: false, error: `no account ${accountId}`, results: [] };
+      const results = await Promise.all(
+        targets.map(async (a) => {
+          const p = providers[a.provider];
+          if (!p) return { id: a.id, label: a.label, ok: false, error: `provider ${a.provider} not available` };
+          try {
+            await p.refresh(a);
+            return { id: a.id, label: a.label, ok: true };
+          } catch (err) {
+            const e = err instanceof UpstreamError ? err : null;
+            if (e && (e.kind === 'auth' || e.kind === 'invalid_account')) pool.markInvalid(a.id, `credentials refresh failed: ${e.message}`, e.verifyUrl);
+            return { id: a.id, label: a.label, ok: false, error: (err as Error)?.message ?? String(err) };
+          }
+        }),
+      );
+      return { ok: results.every((r) => r.ok), refreshed: results.filter((r) => r.ok).length, results };
+    },
+
+    metrics() {
+      return renderMetrics();
+    },
+  };
+}

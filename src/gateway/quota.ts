@@ -1,0 +1,126 @@
+// Background quota refresh: every active account's provider is asked for its remaining quota (and
+// the models it serves) at start, every quotaPollIntervalSec (jittered so accounts and processes do
+// not line up), right after a 429, and as soon as a new account shows up in the store.
+import type { Config } from '../config.ts';
+import { log } from '../log.ts';
+import type { Pool } from '../pool/pool.ts';
+import { UpstreamError } from '../providers/provider.ts';
+import type { Catalog } from './catalog.ts';
+import type { Providers } from './gateway.ts';
+
+/** After a 429 the quota is re-read at most this often per account. */
+const AFTER_429_MIN_GAP_MS = 5_000;
+/** One quota call may take this long. */
+const CALL_TIMEOUT_MS = 30_000;
+
+export interface QuotaPoller {
+  start(): void;
+  /** Stops the timer and aborts the calls in flight; resolves when they are over. */
+  stop(): Promise<void>;
+  /** Polls every active account now; resolves when all have answered or failed. */
+  pollAll(): Promise<void>;
+  /** Polls one account now (single-flight per account). */
+  pollAccount(id: string): Promise<void>;
+  /** A 429 was seen on the account: re-read its quota soon (rate-limited per account). */
+  afterRateLimit(id: string): void;
+}
+
+export function createQuotaPoller(deps: {
+  config: Readonly<Config>;
+  pool: Pool;
+  catalog: Catalog;
+  providers: Providers;
+  now: () => number;
+}): QuotaPoller {
+  const { config, pool, catalog, providers, now } = deps;
+  const inflight = new Map<string, Promise<void>>();
+  const lastAfter429 = new Map<string, number>();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let running = false;
+  const stopper = new AbortController();
+
+  async function pollOne(id: string): Promise<void> {
+    const account = pool.account(id);
+    if (!account || account.status !== 'active') return;
+    const provider = providers[account.provider];
+    if (!provider) return;
+    const signal = AbortSignal.any([stopper.signal, AbortSignal.timeout(CALL_TIMEOUT_MS)]);
+    try {
+      const quotas = await provider.quota(account, signal);
+      if (stopper.signal.aborted) return;
+      pool.setQuotas(id, quotas);
+    } catch (err) {
+      if (stopper.signal.aborted) return;
+      const e = err instanceof UpstreamError ? err : null;
+      if (e && e.kind === 'invalid_account') {
+        pool.markInvalid(id, e.message, e.verifyUrl);
+        log.warn(`account ${account.label} is not usable: ${e.message}`);
+        return;
+      }
+      log.debug(`quota of ${account.label} not read: ${(err as Error)?.message ?? err}`);
+    }
+    try {
+      const models = await provider.models(account, signal);
+      if (!stopper.signal.aborted) catalog.setDiscovered(id, account.provider, models);
+    } catch (err) {
+      log.debug(`models of ${account.label} not read: ${(err as Error)?.message ?? err}`);
+    }
+  }
+
+  function pollAccount(id: string): Promise<void> {
+    const cur = inflight.get(id);
+    if (cur) return cur;
+    const p = pollOne(id).finally(() => inflight.delete(id));
+    inflight.set(id, p);
+    return p;
+  }
+
+  async function pollAll(): Promise<void> {
+    const ids = pool
+      .accounts()
+      .filter((a) => a.status === 'active')
+      .map((a) => a.id);
+    catalog.retainAccounts(new Set(pool.accounts().map((a) => a.id)));
+    await Promise.all(ids.map(pollAccount));
+  }
+
+  function schedule(): void {
+    if (!running) return;
+    const base = config.quotaPollIntervalSec * 1000;
+    const jittered = base * (0.9 + Math.random() * 0.2);
+    timer = setTimeout(() => {
+      void pollAll().finally(schedule);
+    }, jittered);
+    timer.unref?.();
+  }
+
+  pool.onAccountsAdded((ids) => {
+    if (!running) return;
+    for (const id of ids) void pollAccount(id);
+  });
+
+  return {
+    start() {
+      if (running) return;
+      running = true;
+      void pollAll();
+      schedule();
+    },
+    async stop() {
+      running = false;
+      if (timer) clearTimeout(timer);
+      stopper.abort();
+      await Promise.allSettled([...inflight.values()]);
+    },
+    pollAll,
+    pollAccount,
+    afterRateLimit(id) {
+      if (!running) return;
+      const t = now();
+      const last = lastAfter429.get(id);
+      if (last !== undefined && t - last < AFTER_429_MIN_GAP_MS) return;
+      lastAfter429.set(id, t);
+      void pollAccount(id);
+    },
+  };
+}

@@ -1,0 +1,46 @@
+// The client conversation a request belongs to, as a stable key: Claude Code's session id (from
+// metadata.user_id, either the JSON form or the legacy `user_…_session_<uuid>` form, or the
+// x-claude-code-session-id header), else a hash of the conversation's first user message, which
+// stays the same on every turn of that conversation.
+import type { MessagesRequest } from '../anthropic/schema.ts';
+
+const LEGACY_SESSION = /_session_([0-9a-zA-Z-]{8,})$/;
+
+function fromUserId(userId: unknown): string | null {
+  if (typeof userId !== 'string' || !userId) return null;
+  if (userId.startsWith('{')) {
+    try {
+      const o = JSON.parse(userId) as { session_id?: unknown };
+      if (typeof o.session_id === 'string' && o.session_id) return o.session_id;
+    } catch {
+      // not JSON after all: try the legacy form
+    }
+  }
+  const m = LEGACY_SESSION.exec(userId);
+  return m ? m[1]! : null;
+}
+
+function firstUserText(body: MessagesRequest): string {
+  const first = body.messages.find((m) => m.role === 'user');
+  if (!first) return '';
+  const c = first.content as unknown;
+  if (typeof c === 'string') return c;
+  if (!Array.isArray(c)) return '';
+  let out = '';
+  for (const b of c as Array<Record<string, unknown>>) {
+    if (b && b.type === 'text' && typeof b.text === 'string') out += b.text;
+    else if (b && b.type === 'tool_result') out += String(b.tool_use_id ?? '');
+  }
+  return out;
+}
+
+/** The conversation's key; `headers` are lower-case. Never empty. */
+export function sessionKeyOf(body: MessagesRequest, headers: Record<string, string>): string {
+  const header = headers['x-claude-code-session-id'];
+  const meta = (body as { metadata?: { user_id?: unknown } }).metadata;
+  const id = fromUserId(meta?.user_id) ?? (header ? header.trim() : null);
+  if (id) return id;
+  const hasher = new Bun.CryptoHasher('sha256');
+  hasher.update(firstUserText(body));
+  return hasher.digest('hex').slice(0, 32);
+}

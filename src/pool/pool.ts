@@ -1,0 +1,414 @@
+// Accounts as a schedulable resource. State (accounts, per-model limits, quotas) lives in SQLite so
+// it survives restarts and is shared with the CLI; this process keeps a copy in memory, reloaded
+// whenever another connection commits (PRAGMA data_version), plus what only this process knows:
+// requests in flight, session bindings, when it last handed each account out. The gateway asks
+// for a lease and reports how the upstream call went; the pool turns that into state.
+import type { Database } from 'bun:sqlite';
+import type { QuotaInfo, UpstreamError } from '../providers/provider.ts';
+import { type Account, type AccountPatch, listAccounts, type ProviderId, touchAccounts, updateAccount } from '../store/accounts.ts';
+import { dataVersion } from '../store/db.ts';
+import {
+  ALL_MODELS,
+  clearExpiredLimits,
+  clearLimit,
+  type LimitKind,
+  listLimits,
+  listQuotas,
+  type ModelLimit,
+  type QuotaRecord,
+  replaceQuotas,
+  setLimit,
+} from '../store/limits.ts';
+import { type Candidate, selectAccount, type Selection } from './select.ts';
+
+/** Cool-down after a capacity error when the upstream gave no time: it is not the account's fault. */
+export const CAPACITY_COOLDOWN_MS = 10_000;
+/** Consecutive transient failures on one account before it is rested for the default cool-down. */
+export const TRANSIENT_FAILURES_BEFORE_COOLDOWN = 3;
+/** Session bindings kept (oldest forgotten first). */
+const MAX_BINDINGS = 20_000;
+/** lastUsedAt is written to the store in batches at most this often. */
+const TOUCH_FLUSH_MS = 5_000;
+/** How often a running server looks for changes made by other processes (the CLI). */
+const SYNC_INTERVAL_MS = 500;
+
+export interface Lease {
+  readonly account: Account;
+  readonly provider: ProviderId;
+  readonly model: string;
+  readonly sticky: boolean;
+  readonly soft: boolean;
+  /** Ends the lease (in-flight count); idempotent. */
+  release(): void;
+}
+
+export type AcquireResult =
+  | { kind: 'lease'; lease: Lease }
+  | { kind: 'limited'; until: number }
+  | { kind: 'none'; reason: 'no_accounts' | 'no_active_accounts' | 'all_tried'; detail: string };
+
+export interface AcquireRequest {
+  provider: ProviderId;
+  /** Upstream model id (limits and quotas are per this id). */
+  model: string;
+  /** Sessions are bound per model family: `${provider}:${family}`. */
+  familyKey: string;
+  sessionKey: string;
+  /** Accounts already tried for this request. */
+  exclude?: ReadonlySet<string>;
+  /** Only this account (a retry after a credential refresh). */
+  only?: string;
+}
+
+/** What happened on the upstream, as far as the account's state is concerned. */
+export type Outcome =
+  | { kind: 'success' }
+  /** The client went away: never counted against the account. */
+  | { kind: 'aborted' }
+  /** The request itself was at fault (bad_request, not_found): says nothing about the account. */
+  | { kind: 'neutral' }
+  | { kind: 'error'; error: UpstreamError };
+
+export interface AccountState {
+  account: Account;
+  inFlight: number;
+  lastUsedAt: number | null;
+  /** Limits still in force. */
+  limits: ModelLimit[];
+  quotas: QuotaRecord[];
+}
+
+export interface Pool {
+  /** Reloads from the store if another connection committed since the last look. Returns whether it did. */
+  sync(): boolean;
+  accounts(): readonly Account[];
+  account(id: string): Account | undefined;
+  /** Providers with at least one account that is not disabled. */
+  providersInUse(): Set<ProviderId>;
+  acquire(req: AcquireRequest): AcquireResult;
+  /** Turns an upstream outcome into account state (does not end the lease). */
+  report(lease: Lease, outcome: Outcome): void;
+  markInvalid(accountId: string, reason: string, verifyUrl?: string | null): void;
+  /** The store patch of a provider (new tokens, project id), mirrored into the cache. */
+  applyAccountPatch(id: string, patch: AccountPatch): Account | null;
+  /** An account this process just wrote to the store (its own writes do not move data_version). */
+  replaceAccount(a: Account): void;
+  setQuotas(accountId: string, quotas: readonly QuotaInfo[]): void;
+  /** Every account with what this process knows about it (for /health, /account-limits, metrics). */
+  state(): AccountState[];
+  inFlight(accountId: string): number;
+  /** Called with the ids of accounts that appeared (CLI add) after a sync. */
+  onAccountsAdded(fn: (ids: string[]) => void): void;
+  start(): void;
+  stop(): void;
+}
+
+export interface PoolOptions {
+  db: Database;
+  now: () => number;
+  defaultCooldownSec: number;
+  /** null = soft limits off. */
+  softLimitThreshold: number | null;
+}
+
+function limitKey(accountId: string, model: string): string {
+  return `${accountId}\u0000${model}`;
+}
+
+export function createPool(opts: PoolOptions): Pool {
+  const { db, now } = opts;
+  let accounts: Account[] = [];
+  let byId = new Map<string, Account>();
+  let limits = new Map<string, ModelLimit>();
+  let quotasByAccount = new Map<string, QuotaRecord[]>();
+  let version = -1;
+  const inFlight = new Map<string, number>();
+  const lastUsed = new Map<string, number>();
+  const pendingTouch = new Map<string, number>();
+  const failures = new Map<string, number>();
+  const bindings = new Map<string, string>();
+  const addedListeners: Array<(ids: string[]) => void> = [];
+  let syncTimer: ReturnType<typeof setInterval> | undefined;
+  let touchTimer: ReturnType<typeof setInterval> | undefined;
+
+  function load(announce: boolean): void {
+    const previous = byId;
+    accounts = listAccounts(db);
+    byId = new Map(accounts.map((a) => [a.id, a]));
+    limits = new Map(listLimits(db).map((l) => [limitKey(l.accountId, l.model), l]));
+    const q = new Map<string, QuotaRecord[]>();
+    for (const r of listQuotas(db)) {
+      const list = q.get(r.accountId);
+      if (list) list.push(r);
+      else q.set(r.accountId, [r]);
+    }
+    quotasByAccount = q;
+    for (const a of accounts) {
+      const mine = lastUsed.get(a.id);
+      if (a.lastUsedAt !== null && (mine === undefined || a.lastUsedAt > mine)) lastUsed.set(a.id, a.lastUsedAt);
+    }
+    for (const id of [...bindings.keys()]) if (!byId.has(bindings.get(id)!)) bindings.delete(id);
+    if (announce) {
+      const added = accounts.filter((a) => !previous.has(a.id)).map((a) => a.id);
+      if (added.length) for (const fn of addedListeners) fn(added);
+    }
+  }
+
+  function sync(): boolean {
+    const v = dataVersion(db);
+    if (v === version) return false;
+    const first = version < 0;
+    version = v;
+    load(!first);
+    return true;
+  }
+
+  function limitedUntil(accountId: string, model: string, t: number): number | null {
+    const own = limits.get(limitKey(accountId, model));
+    const all = model === ALL_MODELS ? undefined : limits.get(limitKey(accountId, ALL_MODELS));
+    let until: number | null = null;
+    if (own && own.resetAt > t) until = own.resetAt;
+    if (all && all.resetAt > t && (until === null || all.resetAt > until)) until = all.resetAt;
+    return until;
+  }
+
+  function remainingFor(accountId: string, model: string): number | null {
+    const qs = quotasByAccount.get(accountId);
+    if (!qs) return null;
+    const m = model.toLowerCase();
+    let min: number | null = null;
+    for (const q of qs) {
+      if (q.remainingFraction === null) continue;
+      if (q.model !== ALL_MODELS && q.model.toLowerCase() !== m) continue;
+      if (min === null || q.remainingFraction < min) min = q.remainingFraction;
+    }
+    return min;
+  }
+
+  function candidates(provider: ProviderId, model: string, t: number, only?: string): Candidate[] {
+    const out: Candidate[] = [];
+    for (const a of accounts) {
+      if (a.provider !== provider || (only && a.id !== only)) continue;
+      out.push({
+        id: a.id,
+        status: a.status,
+        limitedUntil: limitedUntil(a.id, model, t),
+        remaining: remainingFor(a.id, model),
+        inFlight: inFlight.get(a.id) ?? 0,
+        lastUsedAt: lastUsed.get(a.id) ?? null,
+      });
+    }
+    return out;
+  }
+
+  function describeNone(provider: ProviderId): string {
+    const mine = accounts.filter((a) => a.provider === provider);
+    if (!mine.length) return `no ${provider} account in the pool`;
+    return mine.map((a) => `${a.label}: ${a.status}${a.statusReason ? ` (${a.statusReason})` : ''}`).join('; ');
+  }
+
+  function bind(key: string, accountId: string): void {
+    bindings.delete(key);
+    bindings.set(key, accountId);
+    if (bindings.size > MAX_BINDINGS) bindings.delete(bindings.keys().next().value!);
+  }
+
+  function acquire(req: AcquireRequest): AcquireResult {
+    sync();
+    const t = now();
+    const bindKey = `${req.familyKey}\u0000${req.sessionKey}`;
+    const sel: Selection = selectAccount({
+      candidates: candidates(req.provider, req.model, t, req.only),
+      boundAccountId: req.only ?? bindings.get(bindKey) ?? null,
+      softLimitThreshold: opts.softLimitThreshold,
+      exclude: req.exclude,
+      now: t,
+    });
+    if (sel.kind === 'limited') return sel;
+    if (sel.kind === 'none') return { kind: 'none', reason: sel.reason, detail: describeNone(req.provider) };
+    const account = byId.get(sel.accountId)!;
+    bind(bindKey, account.id);
+    inFlight.set(account.id, (inFlight.get(account.id) ?? 0) + 1);
+    lastUsed.set(account.id, t);
+    pendingTouch.set(account.id, t);
+    let released = false;
+    return {
+      kind: 'lease',
+      lease: {
+        account,
+        provider: req.provider,
+        model: req.model,
+        sticky: sel.sticky,
+        soft: sel.soft,
+        release() {
+          if (released) return;
+          released = true;
+          const n = (inFlight.get(account.id) ?? 1) - 1;
+          if (n <= 0) inFlight.delete(account.id);
+          else inFlight.set(account.id, n);
+        },
+      },
+    };
+  }
+
+  function putLimit(accountId: string, model: string, kind: LimitKind, resetAt: number, reason: string | null): void {
+    const l: ModelLimit = { accountId, model, kind, resetAt, reason, updatedAt: now() };
+    // A shorter new limit never shortens a longer one already known (a throttle inside a quota wait).
+    const cur = limits.get(limitKey(accountId, model));
+    if (cur && cur.resetAt > resetAt && cur.resetAt > now()) return;
+    setLimit(db, l);
+    limits.set(limitKey(accountId, model), l);
+  }
+
+  function markInvalid(accountId: string, reason: string, verifyUrl: string | null = null): void {
+    const updated = updateAccount(db, accountId, { status: 'invalid', statusReason: reason, verifyUrl }, now());
+    if (updated) replaceCached(updated);
+  }
+
+  function replaceCached(a: Account): void {
+    const i = accounts.findIndex((x) => x.id === a.id);
+    if (i >= 0) accounts[i] = a;
+    byId.set(a.id, a);
+  }
+
+  function report(lease: Lease, outcome: Outcome): void {
+    const id = lease.account.id;
+    if (outcome.kind === 'aborted' || outcome.kind === 'neutral') return;
+    if (outcome.kind === 'success') {
+      failures.delete(id);
+      // Only a limit that is still on record needs a write: success on the hot path stays write-free.
+      const own = limits.get(limitKey(id, lease.model));
+      if (own) {
+        clearLimit(db, id, lease.model);
+        limits.delete(limitKey(id, lease.model));
+      }
+      return;
+    }
+    const e = outcome.error;
+    const t = now();
+    const cooldown = opts.defaultCooldownSec * 1000;
+    const model = e.scope === 'account' ? ALL_MODELS : lease.model;
+    const reason = e.code ? `${e.code}: ${e.message}` : e.message;
+    switch (e.kind) {
+      case 'rate_limited':
+      case 'quota_exhausted':
+        putLimit(id, model, e.kind, e.resetAt !== null && e.resetAt > t ? e.resetAt : t + cooldown, reason);
+        return;
+      case 'capacity':
+        putLimit(id, model, 'capacity', e.resetAt !== null && e.resetAt > t ? e.resetAt : t + CAPACITY_COOLDOWN_MS, reason);
+        return;
+      case 'transient': {
+        const n = (failures.get(id) ?? 0) + 1;
+        failures.set(id, n);
+        if (n >= TRANSIENT_FAILURES_BEFORE_COOLDOWN) {
+          failures.delete(id);
+          putLimit(id, lease.model, 'transient', t + cooldown, `${n} failures in a row: ${reason}`);
+        }
+        return;
+      }
+      case 'auth':
+      case 'invalid_account':
+        markInvalid(id, reason, e.verifyUrl);
+        return;
+      default:
+        return;
+    }
+  }
+
+  function flushTouches(): void {
+    if (!pendingTouch.size) return;
+    const batch = new Map(pendingTouch);
+    pendingTouch.clear();
+    try {
+      touchAccounts(db, batch);
+    } catch {
+      // The store was busy or closed; the times are a convenience and come back on the next use.
+    }
+  }
+
+  sync();
+
+  return {
+    sync,
+    accounts: () => accounts,
+    account: (id) => byId.get(id),
+    providersInUse() {
+      const s = new Set<ProviderId>();
+      for (const a of accounts) if (a.status !== 'disabled') s.add(a.provider);
+      return s;
+    },
+    acquire,
+    report,
+    markInvalid,
+    replaceAccount(a) {
+      if (byId.has(a.id)) replaceCached(a);
+    },
+    applyAccountPatch(id, patch) {
+      const updated = updateAccount(db, id, patch, now());
+      if (updated) replaceCached(updated);
+      return updated;
+    },
+    setQuotas(accountId, quotas) {
+      const t = now();
+      const records: QuotaRecord[] = quotas.map((q) => ({
+        accountId,
+        model: q.model,
+        window: q.window ?? '',
+        remainingFraction: q.remainingFraction === null || !Number.isFinite(q.remainingFraction) ? null : Math.min(1, Math.max(0, q.remainingFraction)),
+        resetAt: q.resetAt,
+        fetchedAt: t,
+      }));
+      // Two windows with the same name for one model would collide on the key: keep the tighter.
+      const unique = new Map<string, QuotaRecord>();
+      for (const r of records) {
+        const k = `${r.model}\u0000${r.window}`;
+        const cur = unique.get(k);
+        if (!cur || (r.remainingFraction ?? 1) < (cur.remainingFraction ?? 1)) unique.set(k, r);
+      }
+      if (!byId.has(accountId)) return;
+      replaceQuotas(db, accountId, [...unique.values()]);
+      quotasByAccount.set(accountId, [...unique.values()]);
+    },
+    state() {
+      const t = now();
+      return accounts.map((a) => ({
+        account: a,
+        inFlight: inFlight.get(a.id) ?? 0,
+        lastUsedAt: lastUsed.get(a.id) ?? a.lastUsedAt,
+        limits: [...limits.values()].filter((l) => l.accountId === a.id && l.resetAt > t),
+        quotas: quotasByAccount.get(a.id) ?? [],
+      }));
+    },
+    inFlight: (id) => inFlight.get(id) ?? 0,
+    onAccountsAdded(fn) {
+      addedListeners.push(fn);
+    },
+    start() {
+      try {
+        clearExpiredLimits(db, now());
+      } catch {
+        // busy: expired limits are ignored anyway
+      }
+      if (!syncTimer) {
+        syncTimer = setInterval(() => {
+          try {
+            sync();
+          } catch {
+            // the database is closing
+          }
+        }, SYNC_INTERVAL_MS);
+        syncTimer.unref?.();
+      }
+      if (!touchTimer) {
+        touchTimer = setInterval(flushTouches, TOUCH_FLUSH_MS);
+        touchTimer.unref?.();
+      }
+    },
+    stop() {
+      if (syncTimer) clearInterval(syncTimer);
+      if (touchTimer) clearInterval(touchTimer);
+      syncTimer = touchTimer = undefined;
+      flushTouches();
+    },
+  };
+}
