@@ -8,12 +8,13 @@
 // The answer is picked by a marker anywhere in the request body (the proxy passes user text on):
 //   BENCH_STREAM_50   50 text chunks, 10 ms apart
 //   BENCH_THINKING    a Claude thinking stream: thought deltas, signature part, then text (10 ms apart)
+//   BENCH_BIG_90KB    the small answer (marks the 90 KB request)
 //   anything else     a small answer in one write
 // The SSE chunks are modelled on fixtures/antigravity/agy_cli_1.2.0/stream_turn8_claude_thinking.resp.sse.
 //
 // Standalone: `bun test/fakes/bench-upstream.ts [port]` prints the URLs and the env for `mcp`.
 
-export type BenchWorkload = 'small' | 'stream50' | 'thinking';
+export type BenchWorkload = 'small' | 'big' | 'stream50' | 'thinking';
 
 export interface BenchUpstreamOptions {
   port?: number;
@@ -48,6 +49,8 @@ export const BENCH_PROJECT = 'bench-project-4mnnp';
 export const BENCH_EMAIL = 'bench@example.com';
 export const STREAM50_MARKER = 'BENCH_STREAM_50';
 export const THINKING_MARKER = 'BENCH_THINKING';
+/** Marks the 90 KB request (answered like the small one; tracked apart so its floor replays it). */
+export const BIG_MARKER = 'BENCH_BIG_90KB';
 
 const enc = new TextEncoder();
 const SSE_HEADERS = { 'content-type': 'text/event-stream', 'x-cloudaicompanion-trace-id': 'be924ae74ef1e3f2' };
@@ -211,7 +214,13 @@ export function startBenchUpstream(opts: BenchUpstreamOptions = {}): BenchUpstre
   async function generate(req: Request, path: string, streaming: boolean): Promise<Response> {
     const body = await req.text();
     generated++;
-    const w: BenchWorkload = body.includes(STREAM50_MARKER) ? 'stream50' : body.includes(THINKING_MARKER) ? 'thinking' : 'small';
+    const w: BenchWorkload = body.includes(STREAM50_MARKER)
+      ? 'stream50'
+      : body.includes(THINKING_MARKER)
+        ? 'thinking'
+        : body.includes(BIG_MARKER)
+          ? 'big'
+          : 'small';
     last[w] = { path, body };
     if (!streaming) return new Response(answers.unary, { headers: JSON_HEADERS });
     if (w === 'stream50') return paced(answers.stream50);

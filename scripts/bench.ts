@@ -1,0 +1,469 @@
+// `bun run bench [--quick] [--no-build] [--accounts N]`: what the proxy adds, measured against the
+// physical floor in one run. A fast fake Cloud Code upstream (test/fakes/bench-upstream.ts) and
+// the load generator live in this process, pinned to one core; the compiled proxy (dist/mcp) runs
+// pinned to the other. Each workload is run against the upstream directly (the floor: the very
+// Google request the proxy sent for it, replayed) and through the proxy (Anthropic Messages), and
+// the table shows each figure with its ratio to the floor and the issue-6 target verdicts. Results
+// go to .bench/results-<timestamp>.json and .bench/latest.json.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  BENCH_REFRESH_TOKEN,
+  type BenchUpstream,
+  type BenchWorkload,
+  BIG_MARKER,
+  STREAM50_MARKER,
+  startBenchUpstream,
+  THINKING_MARKER,
+} from '../test/fakes/bench-upstream.ts';
+
+const ROOT = join(import.meta.dir, '..');
+const argv = new Set(process.argv.slice(2));
+const QUICK = argv.has('--quick');
+const BUILD = !argv.has('--no-build');
+const ACCOUNTS = Number(process.argv[process.argv.indexOf('--accounts') + 1]) || 1;
+const MODEL = process.env.BENCH_MODEL ?? 'claude-sonnet-4-6';
+const PROXY_KEY = 'bench-proxy-key-0123456789abcdef';
+const CLK_TCK = 100;
+
+// ---------------------------------------------------------------------------------------------
+// Machine: pin this process (upstream + load generator) to the last core, the proxy to core 0.
+
+function hasTaskset(): boolean {
+  return Bun.spawnSync(['sh', '-c', 'command -v taskset'], { stdout: 'ignore', stderr: 'ignore' }).exitCode === 0;
+}
+const CORES = availableParallelism();
+const PIN = CORES >= 2 && hasTaskset();
+const PROXY_CORE = 0;
+const LOAD_CORE = CORES - 1;
+if (PIN) Bun.spawnSync(['taskset', '-a', '-p', '-c', String(LOAD_CORE), String(process.pid)], { stdout: 'ignore', stderr: 'ignore' });
+
+// ---------------------------------------------------------------------------------------------
+// /proc readings of the proxy.
+
+function cpuTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]); // utime + stime (fields 14 and 15 of the whole line)
+}
+
+function memKb(pid: number): { rss: number; hwm: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const get = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0);
+  return { rss: get('VmRSS'), hwm: get('VmHWM') };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The 90 KB request: 16 tools, 59 messages, shaped like a Claude Code turn deep into a session
+// (modelled on the captures in fixtures/claude-code: system blocks, long tool descriptions with
+// JSON schemas, alternating tool_use / tool_result turns).
+
+const LOREM =
+  'The quick brown fox jumps over the lazy dog while the compiler checks every branch of the parser and the tests run in parallel across the workers. ';
+
+function text(n: number, seed: number): string {
+  let s = '';
+  while (s.length < n) s += `${LOREM.slice(seed % 40)}${LOREM.slice(0, seed % 40)}`;
+  return s.slice(0, n);
+}
+
+export function bigRequest(targetBytes = 90 * 1024): Record<string, unknown> {
+  const tools = Array.from({ length: 16 }, (_, i) => ({
+    name: ['Agent', 'Bash', 'Edit', 'Glob', 'Grep', 'NotebookEdit', 'Read', 'Skill', 'TaskCreate', 'TaskGet', 'TaskList', 'TaskUpdate', 'TodoWrite', 'WebFetch', 'WebSearch', 'Write'][i]!,
+    description: text(1500, i),
+    input_schema: {
+      $schema: 'https://json-schema.org/draft/2020-12/schema',
+      type: 'object',
+      additionalProperties: false,
+      required: ['command'],
+      properties: {
+        command: { type: 'string', description: text(200, i + 3) },
+        timeout: { type: 'number', description: 'Optional timeout in milliseconds (max 600000)' },
+        description: { type: 'string', description: text(120, i + 5) },
+        options: {
+          type: 'object',
+          properties: {
+            mode: { type: 'string', enum: ['fast', 'safe', 'verbose'] },
+            paths: { type: 'array', items: { type: 'string' }, minItems: 1 },
+          },
+        },
+      },
+    },
+  }));
+  const messages: Array<Record<string, unknown>> = [
+    { role: 'user', content: [{ type: 'text', text: `<system-reminder>${text(1200, 1)}</system-reminder>` }, { type: 'text', text: 'Fix the failing test in src/parser.ts' }] },
+  ];
+  for (let t = 0; t < 29; t++) {
+    const id = `toolu_bench_${String(t).padStart(4, '0')}`;
+    messages.push({
+      role: 'assistant',
+      content: [
+        { type: 'text', text: `Step ${t}: ${text(80, t)}` },
+        { type: 'tool_use', id, name: 'Bash', input: { command: `grep -rn "parse" src/ | head -${t + 5}`, description: 'Search the parser' } },
+      ],
+    });
+    messages.push({ role: 'user', content: [{ type: 'tool_result', tool_use_id: id, content: 'RESULT' }] });
+  }
+  (messages[messages.length - 1]!.content as Array<Record<string, unknown>>).push({ type: 'text', text: `Go on. ${BIG_MARKER}` });
+  const body: Record<string, unknown> = {
+    model: MODEL,
+    max_tokens: 32000,
+    stream: true,
+    system: [
+      { type: 'text', text: 'x-anthropic-billing-header: cc_version=2.1.197; cc_entrypoint=sdk-cli' },
+      { type: 'text', text: "You are Claude Code, Anthropic's official CLI for Claude.", cache_control: { type: 'ephemeral' } },
+      { type: 'text', text: text(12000, 7), cache_control: { type: 'ephemeral' } },
+    ],
+    tools,
+    messages,
+    metadata: { user_id: '{"device_id":"bench","session_id":"d331dcf0-f4e5-47fc-b3b9-4b68a03c5e84"}' },
+  };
+  // Pad the tool results evenly to reach the target size.
+  const base = JSON.stringify(body).length;
+  const per = Math.max(0, Math.floor((targetBytes - base) / 29));
+  let k = 0;
+  for (const m of messages) {
+    const c = m.content as Array<Record<string, unknown>>;
+    if (c[0]?.type === 'tool_result') c[0].content = `${text(per, k++)}`;
+  }
+  return body;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load generation.
+
+interface Sample {
+  ttfb: number;
+  total: number;
+}
+
+interface RunResult {
+  requests: number;
+  errors: number;
+  lost: number;
+  elapsedMs: number;
+  rps: number;
+  latency: { p50: number; p99: number };
+  ttfb: { p50: number; p99: number };
+  cpuMsPerReq?: number;
+  firstError?: string;
+}
+
+function pct(sorted: number[], p: number): number {
+  if (!sorted.length) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+type OneRequest = () => Promise<Sample>;
+
+/** Runs `concurrency` loops of `one` until `count` requests were started or `durationMs` passed. */
+async function load(one: OneRequest, opts: { concurrency: number; count?: number; durationMs?: number; cpuPid?: number }): Promise<RunResult> {
+  const samples: Sample[] = [];
+  let started = 0;
+  let errors = 0;
+  let lost = 0;
+  let firstError: string | undefined;
+  const t0 = performance.now();
+  const deadline = opts.durationMs ? t0 + opts.durationMs : Number.POSITIVE_INFINITY;
+  const cpu0 = opts.cpuPid ? cpuTicks(opts.cpuPid) : 0;
+  const worker = async () => {
+    for (;;) {
+      if (opts.count !== undefined && started >= opts.count) return;
+      if (performance.now() >= deadline) return;
+      started++;
+      try {
+        samples.push(await one());
+      } catch (err) {
+        const msg = (err as Error).message ?? String(err);
+        if (msg.startsWith('lost:')) lost++;
+        else errors++;
+        firstError ??= msg;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: opts.concurrency }, worker));
+  const elapsedMs = performance.now() - t0;
+  const totals = samples.map((s) => s.total).sort((a, b) => a - b);
+  const ttfbs = samples.map((s) => s.ttfb).sort((a, b) => a - b);
+  const r: RunResult = {
+    requests: samples.length,
+    errors,
+    lost,
+    elapsedMs: Math.round(elapsedMs),
+    rps: samples.length / (elapsedMs / 1000),
+    latency: { p50: pct(totals, 50), p99: pct(totals, 99) },
+    ttfb: { p50: pct(ttfbs, 50), p99: pct(ttfbs, 99) },
+    firstError,
+  };
+  if (opts.cpuPid && samples.length) r.cpuMsPerReq = (((cpuTicks(opts.cpuPid) - cpu0) * 1000) / CLK_TCK) / samples.length;
+  return r;
+}
+
+/** POSTs and reads the whole body; TTFB = first body chunk. `done` must be found in the tail, else the stream was lost. */
+function requester(url: string, headers: Record<string, string>, body: string, done: string): OneRequest {
+  return async () => {
+    const t0 = performance.now();
+    const res = await fetch(url, { method: 'POST', headers, body });
+    if (res.status !== 200) {
+      const t = await res.text();
+      throw new Error(`HTTP ${res.status}: ${t.slice(0, 200)}`);
+    }
+    const reader = res.body!.getReader();
+    let ttfb = 0;
+    let tail = '';
+    const dec = new TextDecoder();
+    for (;;) {
+      const { done: end, value } = await reader.read();
+      if (end) break;
+      if (!ttfb) ttfb = performance.now() - t0;
+      tail = (tail + dec.decode(value, { stream: true })).slice(-600);
+    }
+    const total = performance.now() - t0;
+    if (!tail.includes(done)) throw new Error(`lost: stream ended without ${done}: …${tail.slice(-120)}`);
+    return { ttfb: ttfb || total, total };
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The proxy.
+
+interface Proxy {
+  url: string;
+  pid: number;
+  logPath: string;
+  stop(): Promise<void>;
+}
+
+async function run(cmd: string[], env: Record<string, string>): Promise<{ code: number; out: string }> {
+  const p = Bun.spawn(cmd, { cwd: ROOT, env, stdout: 'pipe', stderr: 'pipe', stdin: 'ignore' });
+  const [o, e, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  return { code, out: o + e };
+}
+
+async function startProxy(bin: string, env: Record<string, string>, dir: string): Promise<Proxy> {
+  const logPath = join(dir, 'serve.log');
+  const cmd = PIN ? ['taskset', '-c', String(PROXY_CORE), bin, 'serve'] : [bin, 'serve'];
+  const proc = Bun.spawn(cmd, { cwd: ROOT, env: { ...env, PORT: '0', BIND_ADDRESS: '127.0.0.1' }, stdout: Bun.file(logPath), stderr: 'inherit', stdin: 'ignore' });
+  const deadline = Date.now() + 20_000;
+  let port = 0;
+  while (!port) {
+    await Bun.sleep(50);
+    const log = existsSync(logPath) ? readFileSync(logPath, 'utf8') : '';
+    const m = /listening on http:\/\/[^\s:]+:(\d+)/.exec(log);
+    if (m) port = Number(m[1]);
+    if (proc.exitCode !== null) throw new Error(`mcp serve exited (${proc.exitCode}):\n${log}`);
+    if (Date.now() > deadline) throw new Error(`mcp serve did not start:\n${log}`);
+  }
+  const url = `http://127.0.0.1:${port}`;
+  while ((await fetch(`${url}/health`).catch(() => null))?.status !== 200) {
+    if (Date.now() > deadline) throw new Error('mcp serve /health never answered');
+    await Bun.sleep(50);
+  }
+  return {
+    url,
+    pid: proc.pid,
+    logPath,
+    async stop() {
+      proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+      await proc.exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+interface Row {
+  workload: string;
+  floor: RunResult;
+  proxy: RunResult;
+}
+
+function fmt(n: number | undefined, digits = 1): string {
+  if (n === undefined || Number.isNaN(n)) return '-';
+  return n >= 100 ? n.toFixed(0) : n.toFixed(digits);
+}
+
+async function main(): Promise<void> {
+  const started = new Date();
+  const bin = join(ROOT, 'dist', 'mcp');
+  if (BUILD || !existsSync(bin)) {
+    const b = await run([process.execPath, 'run', 'build'], process.env as Record<string, string>);
+    if (b.code !== 0) throw new Error(`build failed:\n${b.out}`);
+  }
+  const version = (await run([bin, '--version'], { PATH: process.env.PATH ?? '' })).out.trim();
+
+  const tokens = Array.from({ length: ACCOUNTS }, (_, i) => (i === 0 ? BENCH_REFRESH_TOKEN : `${BENCH_REFRESH_TOKEN}-${i}`));
+  const up: BenchUpstream = startBenchUpstream({ refreshTokens: tokens });
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-bench-'));
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: dir,
+    MCP_DATA_DIR: dir,
+    PROXY_API_KEY: PROXY_KEY,
+    NO_COLOR: '1',
+    QUOTA_POLL_INTERVAL_SEC: '86400',
+    ...up.env(),
+  };
+  for (const t of tokens) {
+    const a = await run([bin, 'accounts', 'add', '--provider', 'antigravity', '--refresh-token', t], env);
+    if (a.code !== 0) throw new Error(`accounts add failed:\n${a.out}`);
+  }
+
+  const proxy = await startProxy(bin, env, dir);
+  await Bun.sleep(1000);
+  const idleKb = memKb(proxy.pid).rss;
+
+  const P = { 'x-api-key': PROXY_KEY, 'content-type': 'application/json', 'anthropic-version': '2023-06-01' };
+  const msgs = (text: string) => [{ role: 'user', content: text }];
+  const bodies = {
+    small: JSON.stringify({ model: MODEL, max_tokens: 1024, messages: msgs('Say hello.') }),
+    big: JSON.stringify(bigRequest()),
+    stream50: JSON.stringify({ model: MODEL, max_tokens: 1024, stream: true, messages: msgs(`Count to fifty. ${STREAM50_MARKER}`) }),
+    thinking: JSON.stringify({
+      model: MODEL,
+      max_tokens: 16000,
+      stream: true,
+      thinking: { type: 'enabled', budget_tokens: 8000 },
+      messages: msgs(`What is 120 / 1.5? ${THINKING_MARKER}`),
+    }),
+  };
+  const viaProxy = {
+    small: requester(`${proxy.url}/v1/messages`, P, bodies.small, '"stop_reason"'),
+    big: requester(`${proxy.url}/v1/messages`, P, bodies.big, 'message_stop'),
+    stream50: requester(`${proxy.url}/v1/messages`, P, bodies.stream50, 'message_stop'),
+    thinking: requester(`${proxy.url}/v1/messages`, P, bodies.thinking, 'message_stop'),
+  };
+
+  // Warm-up: JIT, connection pools, the proxy's token/project caches; also captures the exact
+  // upstream request of each workload for the floor.
+  process.stdout.write('warming up… ');
+  const warm = QUICK ? 100 : 400;
+  const w1 = await load(viaProxy.small, { concurrency: 16, count: warm });
+  const w2 = await load(viaProxy.big, { concurrency: 8, count: QUICK ? 16 : 64 });
+  const w3 = await load(viaProxy.stream50, { concurrency: 20, count: 20 });
+  const w4 = await load(viaProxy.thinking, { concurrency: 20, count: 20 });
+  for (const [name, w] of [['small', w1], ['90KB', w2], ['stream', w3], ['thinking', w4]] as const) {
+    if (w.errors || w.lost) throw new Error(`warm-up ${name} failed (${w.errors} errors, ${w.lost} lost): ${w.firstError}\n${readFileSync(proxy.logPath, 'utf8').slice(-2000)}`);
+  }
+  console.log('done');
+
+  const token = await up.accessToken();
+  const G = { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'user-agent': 'antigravity/hub/2.9.1 darwin/arm64' };
+  const floorOf = (w: BenchWorkload): OneRequest => {
+    const last = up.lastRequest(w);
+    if (!last) throw new Error(`the proxy never sent a ${w} request upstream`);
+    return requester(`${up.url}${last.path}`, G, last.body, 'finishReason');
+  };
+  const floor = {
+    small: floorOf('small'),
+    big: floorOf('big'),
+    stream50: floorOf('stream50'),
+    thinking: floorOf('thinking'),
+  };
+
+  const dur = QUICK ? 1500 : 5000;
+  const rows: Row[] = [];
+  const measure = async (workload: string, f: OneRequest, p: OneRequest, opts: { concurrency: number; count?: number; durationMs?: number }) => {
+    process.stdout.write(`${workload}… `);
+    const fl = await load(f, opts);
+    await Bun.sleep(200);
+    const px = await load(p, { ...opts, cpuPid: proxy.pid });
+    rows.push({ workload, floor: fl, proxy: px });
+    console.log(`floor ${fmt(fl.rps)} req/s, proxy ${fmt(px.rps)} req/s${px.errors || px.lost ? ` (${px.errors} errors, ${px.lost} lost: ${px.firstError})` : ''}`);
+    await Bun.sleep(200);
+  };
+
+  await measure('small c=1', floor.small, viaProxy.small, { concurrency: 1, durationMs: dur });
+  await measure('small c=16', floor.small, viaProxy.small, { concurrency: 16, durationMs: dur });
+  await measure('small c=64', floor.small, viaProxy.small, { concurrency: 64, durationMs: dur });
+  await measure('90KB c=16', floor.big, viaProxy.big, { concurrency: 16, durationMs: dur });
+  await measure('stream50 c=1', floor.stream50, viaProxy.stream50, { concurrency: 1, count: QUICK ? 4 : 12 });
+  await measure('stream50 c=100', floor.stream50, viaProxy.stream50, { concurrency: 100, count: QUICK ? 100 : 300 });
+  await measure('thinking c=100', floor.thinking, viaProxy.thinking, { concurrency: 100, count: QUICK ? 100 : 300 });
+
+  await Bun.sleep(2000);
+  const mem = memKb(proxy.pid);
+  await proxy.stop();
+  await up.stop();
+
+  // ---- Verdicts ----
+  const get = (w: string) => rows.find((r) => r.workload === w)!;
+  const c64 = get('small c=64');
+  const big = get('90KB c=16');
+  const s100 = get('stream50 c=100');
+  const t100 = get('thinking c=100');
+  const targets = [
+    { name: 'small c=64 req/s >= 30% of floor', value: c64.proxy.rps / c64.floor.rps, ok: c64.proxy.rps / c64.floor.rps >= 0.3, show: `${fmt((100 * c64.proxy.rps) / c64.floor.rps)}%` },
+    { name: 'small c=64 p99 < 5x floor', value: c64.proxy.latency.p99 / c64.floor.latency.p99, ok: c64.proxy.latency.p99 < 5 * c64.floor.latency.p99, show: `${fmt(c64.proxy.latency.p99 / c64.floor.latency.p99, 2)}x` },
+    { name: '90KB c=16 req/s >= 20% of floor', value: big.proxy.rps / big.floor.rps, ok: big.proxy.rps / big.floor.rps >= 0.2, show: `${fmt((100 * big.proxy.rps) / big.floor.rps)}%` },
+    { name: '100 streams TTFB p50 <= floor + 5 ms', value: s100.proxy.ttfb.p50 - s100.floor.ttfb.p50, ok: s100.proxy.ttfb.p50 - s100.floor.ttfb.p50 <= 5, show: `+${fmt(s100.proxy.ttfb.p50 - s100.floor.ttfb.p50)} ms` },
+    { name: '100 streams total p99 <= floor + 15 ms', value: s100.proxy.latency.p99 - s100.floor.latency.p99, ok: s100.proxy.latency.p99 - s100.floor.latency.p99 <= 15, show: `+${fmt(s100.proxy.latency.p99 - s100.floor.latency.p99)} ms` },
+    { name: 'no stream lost (stream50 + thinking c=100)', value: s100.proxy.lost + s100.proxy.errors + t100.proxy.lost + t100.proxy.errors, ok: s100.proxy.lost + s100.proxy.errors + t100.proxy.lost + t100.proxy.errors === 0, show: `${s100.proxy.lost + s100.proxy.errors + t100.proxy.lost + t100.proxy.errors} lost` },
+    { name: 'peak RSS < 120 MB', value: mem.hwm / 1024, ok: mem.hwm / 1024 < 120, show: `${fmt(mem.hwm / 1024)} MB` },
+    { name: 'idle RSS < 60 MB', value: idleKb / 1024, ok: idleKb / 1024 < 60, show: `${fmt(idleKb / 1024)} MB` },
+  ];
+
+  // ---- Table ----
+  const lines: string[] = [];
+  lines.push('');
+  lines.push(`mcp ${version} · ${CORES} cores · ${PIN ? `proxy pinned to core ${PROXY_CORE}, upstream + load generator to core ${LOAD_CORE}` : 'NOT pinned (taskset missing or one core)'} · ${QUICK ? 'quick' : 'full'} run · ${ACCOUNTS} account(s) · model ${MODEL}`);
+  lines.push('');
+  const head = ['workload', 'req/s floor', 'req/s proxy', 'ratio', 'p50 floor', 'p50 proxy', 'p99 floor', 'p99 proxy', 'TTFB p50 f/p', 'TTFB p99 f/p', 'proxy CPU ms/req', 'err/lost'];
+  const table: string[][] = [head];
+  for (const r of rows) {
+    table.push([
+      r.workload,
+      fmt(r.floor.rps),
+      fmt(r.proxy.rps),
+      `${fmt((100 * r.proxy.rps) / r.floor.rps)}%`,
+      fmt(r.floor.latency.p50),
+      `${fmt(r.proxy.latency.p50)} (${fmt(r.proxy.latency.p50 / r.floor.latency.p50, 2)}x)`,
+      fmt(r.floor.latency.p99),
+      `${fmt(r.proxy.latency.p99)} (${fmt(r.proxy.latency.p99 / r.floor.latency.p99, 2)}x)`,
+      `${fmt(r.floor.ttfb.p50)}/${fmt(r.proxy.ttfb.p50)}`,
+      `${fmt(r.floor.ttfb.p99)}/${fmt(r.proxy.ttfb.p99)}`,
+      fmt(r.proxy.cpuMsPerReq, 2),
+      `${r.proxy.errors}/${r.proxy.lost}`,
+    ]);
+  }
+  const widths = head.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+  for (const row of table) lines.push(row.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '));
+  lines.push('(latencies in ms)');
+  lines.push(`proxy RSS: idle ${fmt(idleKb / 1024)} MB, peak ${fmt(mem.hwm / 1024)} MB, after the run ${fmt(mem.rss / 1024)} MB`);
+  lines.push('');
+  for (const t of targets) lines.push(`${t.ok ? 'PASS' : 'FAIL'}  ${t.name}: ${t.show}`);
+  const failed = targets.filter((t) => !t.ok).length;
+  lines.push('');
+  lines.push(failed ? `${failed} target(s) missed` : 'all targets met');
+  console.log(lines.join('\n'));
+
+  const result = {
+    startedAt: started.toISOString(),
+    version,
+    machine: { cores: CORES, pinned: PIN, proxyCore: PIN ? PROXY_CORE : null, loadCore: PIN ? LOAD_CORE : null },
+    quick: QUICK,
+    accounts: ACCOUNTS,
+    model: MODEL,
+    workloads: rows,
+    memory: { idleMb: idleKb / 1024, peakMb: mem.hwm / 1024, afterMb: mem.rss / 1024 },
+    targets: targets.map(({ name, value, ok }) => ({ name, value, ok })),
+  };
+  const out = join(ROOT, '.bench');
+  mkdirSync(out, { recursive: true });
+  const stamp = started.toISOString().replace(/[:.]/g, '-');
+  writeFileSync(join(out, `results-${stamp}.json`), `${JSON.stringify(result, null, 2)}\n`);
+  writeFileSync(join(out, 'latest.json'), `${JSON.stringify(result, null, 2)}\n`);
+  console.log(`results: .bench/results-${stamp}.json (and .bench/latest.json)`);
+  rmSync(dir, { recursive: true, force: true });
+  process.exit(failed ? 1 : 0);
+}
+
+if (import.meta.main) {
+  main().catch((err) => {
+    console.error(`bench failed: ${(err as Error).stack ?? err}`);
+    process.exit(2);
+  });
+}
