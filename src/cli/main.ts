@@ -15,6 +15,9 @@ export const rootCommand = defineCommand({
   subCommands: {
     serve: () => import('./serve.ts').then((m) => m.serveCommand),
     accounts: () => import('./accounts.ts').then((m) => m.accountsCommand),
+    usage: () => import('./usage.ts').then((m) => m.usageCommand),
+    service: () => import('./service.ts').then((m) => m.serviceCommand),
+    health: () => import('./health.ts').then((m) => m.healthCommand),
   },
 });
 

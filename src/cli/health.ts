@@ -1,0 +1,45 @@
+// `mcp health`: asks a running server's /health and exits 0 when it answers 200, else 1. Used as the
+// Docker HEALTHCHECK (slim images have no curl) and by people checking a service.
+import { defineCommand } from 'citty';
+import { loadConfig } from '../config.ts';
+import { say } from './output.ts';
+
+/** GETs url/health within timeoutMs; resolves to the status line to print and whether it was healthy. */
+export async function checkHealth(baseUrl: string, timeoutMs: number): Promise<{ ok: boolean; line: string }> {
+  const url = `${baseUrl.replace(/\/+$/, '')}/health`;
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    const text = await res.text();
+    let status = '';
+    try {
+      status = String((JSON.parse(text) as { status?: unknown }).status ?? '');
+    } catch {
+      // not JSON: the status code says enough
+    }
+    return { ok: res.status === 200, line: `${url}: ${res.status}${status ? ` ${status}` : ''}` };
+  } catch (err) {
+    const e = err as Error;
+    const why = e.name === 'TimeoutError' ? `no answer within ${timeoutMs}ms` : e.message;
+    return { ok: false, line: `${url}: ${why}` };
+  }
+}
+
+export const healthCommand = defineCommand({
+  meta: { name: 'health', description: "Check a running server's /health (exit 0 healthy, 1 not)" },
+  args: {
+    url: { type: 'string', valueHint: 'url', description: 'Server base URL (default http://127.0.0.1:$PORT)' },
+    timeout: { type: 'string', valueHint: 'seconds', description: 'Give up after this long (default 5)' },
+  },
+  async run({ args }) {
+    const timeoutSec = Number(args.timeout ?? '5');
+    if (!Number.isFinite(timeoutSec) || timeoutSec <= 0) throw new Error(`--timeout must be a positive number of seconds, got "${args.timeout}"`);
+    let base = args.url?.trim();
+    if (!base) {
+      const port = loadConfig(process.env, {}, { requireApiKey: false }).port;
+      base = `http://127.0.0.1:${port}`;
+    }
+    const r = await checkHealth(base, timeoutSec * 1000);
+    if (!r.ok) throw new Error(`unhealthy: ${r.line}`);
+    say(`healthy: ${r.line}`);
+  },
+});

@@ -1,0 +1,88 @@
+// `mcp usage`: what the proxy served, from the usage table, grouped by account, model or provider.
+import { defineCommand } from 'citty';
+import { loadConfig } from '../config.ts';
+import { openDatabase } from '../store/db.ts';
+import { summarizeUsage, type UsageSummaryRow } from '../store/usage.ts';
+import { printJson, renderTable, say, UsageError } from './output.ts';
+
+export type UsageGroup = 'account' | 'model' | 'provider';
+const GROUPS: readonly UsageGroup[] = ['account', 'model', 'provider'];
+const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/** "90m", "24h", "7d", "2w" (before now), or an ISO date/time -> epoch ms. */
+export function parseSince(text: string, now: number): number {
+  const s = text.trim();
+  const rel = /^(\d+)\s*([smhdw])$/i.exec(s);
+  if (rel) return now - Number(rel[1]) * UNIT_MS[rel[2]!.toLowerCase()]!;
+  if (/^\d{4}-\d{2}-\d{2}/.test(s)) {
+    const at = Date.parse(s);
+    if (Number.isFinite(at)) return at;
+  }
+  throw new UsageError(`--since must be a duration like 30m, 24h, 7d, 2w or a date like 2026-01-31, got "${text}"`);
+}
+
+const int = (n: number) => n.toLocaleString('en-US');
+
+/** The table `mcp usage` prints, with a total row when there is more than one group. */
+export function usageTable(rows: readonly UsageSummaryRow[], by: UsageGroup): string {
+  const header = [by.toUpperCase(), 'REQUESTS', 'ERRORS', 'INPUT', 'OUTPUT', 'CACHE READ', 'AVG MS'];
+  const line = (r: UsageSummaryRow) => [
+    r.key,
+    int(r.requests),
+    int(r.errors),
+    int(r.inputTokens),
+    int(r.outputTokens),
+    int(r.cacheReadTokens),
+    int(r.avgLatencyMs),
+  ];
+  const body = rows.map(line);
+  if (rows.length > 1) {
+    const sum = (f: (r: UsageSummaryRow) => number) => rows.reduce((a, r) => a + f(r), 0);
+    const requests = sum((r) => r.requests);
+    body.push(
+      line({
+        key: 'total',
+        requests,
+        errors: sum((r) => r.errors),
+        inputTokens: sum((r) => r.inputTokens),
+        outputTokens: sum((r) => r.outputTokens),
+        cacheReadTokens: sum((r) => r.cacheReadTokens),
+        avgLatencyMs: requests ? Math.round(sum((r) => r.avgLatencyMs * r.requests) / requests) : 0,
+      }),
+    );
+  }
+  return renderTable(header, body);
+}
+
+export const usageCommand = defineCommand({
+  meta: { name: 'usage', description: 'Requests, errors and tokens served, grouped by account, model or provider' },
+  args: {
+    since: { type: 'string', valueHint: 'when', description: 'Window: 30m, 24h, 7d, 2w or a date (default 24h)' },
+    by: { type: 'string', valueHint: 'account|model|provider', description: 'Group rows by (default account)' },
+    json: { type: 'boolean', description: 'Print the rows as JSON' },
+  },
+  run({ args }) {
+    const by = (args.by ?? 'account').trim().toLowerCase() as UsageGroup;
+    if (!GROUPS.includes(by)) throw new UsageError(`--by must be one of ${GROUPS.join(', ')}, got "${args.by}"`);
+    const now = Date.now();
+    const sinceText = args.since ?? '24h';
+    const since = parseSince(sinceText, now);
+    const config = loadConfig(process.env, {}, { requireApiKey: false });
+    const db = openDatabase(config.dbPath);
+    try {
+      const rows = summarizeUsage(db, since, by);
+      if (args.json) {
+        printJson({ since: new Date(since).toISOString(), by, rows });
+        return;
+      }
+      if (rows.length === 0) {
+        say(`no requests since ${new Date(since).toISOString()}`);
+        return;
+      }
+      say(`since ${new Date(since).toISOString()} (${sinceText}), by ${by}`);
+      say(usageTable(rows, by));
+    } finally {
+      db.close();
+    }
+  },
+});

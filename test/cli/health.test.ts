@@ -1,0 +1,81 @@
+// `mcp health` (the Docker HEALTHCHECK): exit 0 on a 200 from /health, 1 on anything else.
+import { afterAll, beforeAll, expect, test } from 'bun:test';
+import { checkHealth } from '../../src/cli/health.ts';
+import { runCli } from '../../src/cli/main.ts';
+import { captureIo } from '../../src/cli/output.ts';
+
+let healthy: ReturnType<typeof Bun.serve>;
+let sick: ReturnType<typeof Bun.serve>;
+let slow: ReturnType<typeof Bun.serve>;
+
+beforeAll(() => {
+  const opts = { hostname: '127.0.0.1', port: 0 };
+  healthy = Bun.serve({ ...opts, fetch: (req) => (new URL(req.url).pathname === '/health' ? Response.json({ status: 'ok' }) : new Response('no', { status: 404 })) });
+  sick = Bun.serve({ ...opts, fetch: () => Response.json({ status: 'degraded' }, { status: 503 }) });
+  slow = Bun.serve({ ...opts, fetch: async () => { await Bun.sleep(2000); return new Response('late'); } });
+});
+afterAll(() => {
+  healthy.stop(true);
+  sick.stop(true);
+  slow.stop(true);
+});
+
+async function run(...argv: string[]) {
+  let out = '';
+  let err = '';
+  const restore = captureIo(
+    (s) => {
+      out += s;
+    },
+    (s) => {
+      err += s;
+    },
+  );
+  try {
+    return { code: await runCli(argv), out, err };
+  } finally {
+    restore();
+  }
+}
+
+test('a 200 from /health is healthy (exit 0) and shows the status', async () => {
+  const r = await run('health', '--url', `http://127.0.0.1:${healthy.port}`);
+  expect(r.code).toBe(0);
+  expect(r.out).toBe(`healthy: http://127.0.0.1:${healthy.port}/health: 200 ok\n`);
+});
+
+test('a 503 is unhealthy: exit 1 with one line', async () => {
+  const r = await run('health', '--url', `http://127.0.0.1:${sick.port}/`);
+  expect(r.code).toBe(1);
+  expect(r.err).toBe(`mcp: unhealthy: http://127.0.0.1:${sick.port}/health: 503 degraded\n`);
+});
+
+test('nothing listening is unhealthy, not a crash', async () => {
+  const probe = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('') });
+  const dead = probe.port;
+  probe.stop(true);
+  const r = await run('health', '--url', `http://127.0.0.1:${dead}`);
+  expect(r.code).toBe(1);
+  expect(r.err).toStartWith(`mcp: unhealthy: http://127.0.0.1:${dead}/health: `);
+});
+
+test('a server that does not answer in time is unhealthy after --timeout', async () => {
+  const started = Date.now();
+  const r = await checkHealth(`http://127.0.0.1:${slow.port}`, 200);
+  expect(r.ok).toBe(false);
+  expect(r.line).toContain('no answer within 200ms');
+  expect(Date.now() - started).toBeLessThan(1500);
+});
+
+test('without --url it asks 127.0.0.1 on PORT', async () => {
+  const saved = process.env.PORT;
+  process.env.PORT = String(healthy.port);
+  try {
+    const r = await run('health');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain(`http://127.0.0.1:${healthy.port}/health`);
+  } finally {
+    if (saved === undefined) delete process.env.PORT;
+    else process.env.PORT = saved;
+  }
+});

@@ -1,0 +1,281 @@
+// `mcp service`: the generated systemd unit and launchd plist, the private environment file, and
+// install/uninstall/status against a throw-away home (MCP_SERVICE_HOME), never the real one.
+import { afterAll, afterEach, beforeEach, describe, expect, test } from 'bun:test';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli } from '../../src/cli/main.ts';
+import { captureIo } from '../../src/cli/output.ts';
+import {
+  detectPlatform,
+  envFileText,
+  installPlan,
+  LAUNCHD_LABEL,
+  launchdPlist,
+  servicePaths,
+  systemdUnit,
+  uninstallPlan,
+} from '../../src/cli/service.ts';
+import { parsePlist } from './plist.ts';
+
+const dirs: string[] = [];
+const tmp = () => {
+  const d = mkdtempSync(join(tmpdir(), 'mcp-service-'));
+  dirs.push(d);
+  return d;
+};
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+const has = (tool: string) => Bun.which(tool) !== null;
+
+describe('the systemd user unit', () => {
+  const unit = systemdUnit({ command: ['/opt/mcp dir/mcp'], envFile: '/home/u/.config/multi-claude-proxy/service.env' });
+
+  test('runs `mcp serve` with the environment file, restarts on failure and logs to the journal', () => {
+    expect(unit).toContain('ExecStart="/opt/mcp dir/mcp" serve\n');
+    expect(unit).toContain('EnvironmentFile=/home/u/.config/multi-claude-proxy/service.env\n');
+    expect(unit).toContain('Restart=on-failure\n');
+    expect(unit).toContain('StandardOutput=journal\n');
+    expect(unit).toContain('StandardError=journal\n');
+    expect(unit).toContain('KillSignal=SIGTERM\n');
+    expect(unit).toContain('WantedBy=default.target\n');
+    expect(unit).not.toContain('PROXY_API_KEY');
+  });
+
+  test('passes systemd-analyze verify where it is installed (else the sections are checked by hand)', () => {
+    const dir = tmp();
+    const envFile = join(dir, 'service.env');
+    writeFileSync(envFile, envFileText({ PROXY_API_KEY: 'k-0123456789' }), { mode: 0o600 });
+    // A real executable, so verify can check ExecStart.
+    const text = systemdUnit({ command: [process.execPath], envFile });
+    const file = join(dir, 'mcp.service');
+    writeFileSync(file, text);
+    if (has('systemd-analyze')) {
+      const r = Bun.spawnSync(['systemd-analyze', 'verify', file], { stdout: 'pipe', stderr: 'pipe' });
+      const complaints = `${r.stdout.toString()}${r.stderr.toString()}`
+        .split('\n')
+        .filter((l) => l.includes(file));
+      expect(complaints).toEqual([]);
+      expect(r.exitCode).toBe(0);
+    } else {
+      // No systemd here: at least every line is a section header, a comment or Key=Value in a known section.
+      let section = '';
+      for (const line of text.split('\n')) {
+        if (line === '' || line.startsWith('#')) continue;
+        const header = /^\[(Unit|Service|Install)\]$/.exec(line);
+        if (header) section = header[1]!;
+        else expect(line).toMatch(/^[A-Z][A-Za-z]+=\S/);
+      }
+      expect(section).toBe('Install');
+    }
+  });
+
+  test('a long shutdown grace gives systemd a longer stop timeout', () => {
+    const plan = installPlan({ platform: 'linux', home: '/h', command: ['/bin/mcp'], env: { SHUTDOWN_GRACE_SEC: '100' }, uid: 1000, start: true });
+    expect(plan.files[1]!.content).toContain('TimeoutStopSec=115\n');
+  });
+});
+
+describe('the launchd agent', () => {
+  const paths = servicePaths('macos', '/Users/me');
+  const text = launchdPlist({ command: ['/usr/local/bin/mcp'], envFile: paths.envFile, logDir: paths.logDir });
+
+  test('parses as a property list with KeepAlive, RunAtLoad and logs under ~/Library/Logs', () => {
+    const plist = parsePlist(text) as Record<string, unknown>;
+    expect(plist.Label).toBe(LAUNCHD_LABEL);
+    expect(plist.RunAtLoad).toBe(true);
+    expect(plist.KeepAlive).toEqual({ SuccessfulExit: false });
+    expect(plist.StandardOutPath).toBe('/Users/me/Library/Logs/multi-claude-proxy/mcp.log');
+    expect(plist.StandardErrorPath).toBe('/Users/me/Library/Logs/multi-claude-proxy/mcp.err.log');
+    expect(paths.serviceFile).toBe(`/Users/me/Library/LaunchAgents/${LAUNCHD_LABEL}.plist`);
+    if (has('plutil')) {
+      const dir = tmp();
+      writeFileSync(join(dir, 'a.plist'), text);
+      expect(Bun.spawnSync(['plutil', '-lint', join(dir, 'a.plist')]).exitCode).toBe(0);
+    }
+  });
+
+  test('sources the environment file then execs `mcp serve`, keeping the key out of the plist', () => {
+    const plist = parsePlist(text) as { ProgramArguments: string[] };
+    expect(plist.ProgramArguments).toEqual([
+      '/bin/sh',
+      '-c',
+      'set -a; . "$0"; set +a; exec "$@" serve',
+      '/Users/me/.config/multi-claude-proxy/service.env',
+      '/usr/local/bin/mcp',
+    ]);
+    expect(text).not.toContain('PROXY_API_KEY');
+  });
+
+  test('the shell wrapper really exports the file and runs the command with `serve`', () => {
+    const dir = tmp();
+    const envFile = join(dir, 'service.env');
+    writeFileSync(envFile, envFileText({ PROXY_API_KEY: 'key with spaces & $dollar', PORT: '9123' }));
+    const script = join(dir, 'fake-mcp');
+    writeFileSync(script, '#!/bin/sh\necho "$1|$PROXY_API_KEY|$PORT"\n', { mode: 0o755 });
+    const plist = parsePlist(launchdPlist({ command: [script], envFile, logDir: dir })) as { ProgramArguments: string[] };
+    const r = Bun.spawnSync(plist.ProgramArguments, { env: { PATH: '/usr/bin:/bin' }, stdout: 'pipe' });
+    expect(r.stdout.toString()).toBe('serve|key with spaces & $dollar|9123\n');
+  });
+});
+
+describe('the environment file', () => {
+  test('plain values are bare, others single-quoted; quotes and line breaks are refused', () => {
+    expect(envFileText({ PROXY_API_KEY: 'abc-123_x.y', MODEL_MAP: '{"a":"b"}' })).toBe(
+      "# Environment for `mcp serve` run as a service. Keep this file private (0600).\nPROXY_API_KEY=abc-123_x.y\nMODEL_MAP='{\"a\":\"b\"}'\n",
+    );
+    expect(() => envFileText({ PROXY_API_KEY: "it's" })).toThrow('must not contain quotes');
+    expect(() => envFileText({ PROXY_API_KEY: 'a\nb' })).toThrow('line breaks');
+  });
+
+  test('install carries PROXY_API_KEY and the serve settings that are set, nothing else', () => {
+    const plan = installPlan({
+      platform: 'linux',
+      home: '/h',
+      command: ['/bin/mcp'],
+      env: { PROXY_API_KEY: 'the-key-0123', PORT: '9000', HOME: '/h', SECRET_OTHER: 'no', LOG_FORMAT: '' },
+      uid: 1000,
+      start: true,
+    });
+    expect(plan.files[0]).toMatchObject({ path: '/h/.config/multi-claude-proxy/service.env', mode: 0o600, keepExisting: true });
+    expect(plan.files[0]!.content).toContain('PROXY_API_KEY=the-key-0123\nPORT=9000\n');
+    expect(plan.files[0]!.content).not.toContain('SECRET_OTHER');
+    expect(plan.files[0]!.content).not.toContain('LOG_FORMAT');
+  });
+
+  test('without PROXY_API_KEY in the shell a random key is generated', () => {
+    const a = installPlan({ platform: 'linux', home: '/h', command: ['/m'], env: {}, uid: 1, start: false });
+    const b = installPlan({ platform: 'linux', home: '/h', command: ['/m'], env: {}, uid: 1, start: false });
+    const key = (p: typeof a) => /PROXY_API_KEY=(mcp-[A-Za-z0-9_-]{32})\n/.exec(p.files[0]!.content)?.[1];
+    expect(key(a)).toBeDefined();
+    expect(key(a)).not.toBe(key(b));
+    expect(a.notes[0]).toContain('a random one');
+  });
+});
+
+describe('plans', () => {
+  test('Linux install enables and (re)starts the unit; uninstall disables it and keeps the env file', () => {
+    const i = installPlan({ platform: 'linux', home: '/h', command: ['/m'], env: { PROXY_API_KEY: 'k' }, uid: 1, start: true });
+    expect(i.commands).toEqual([
+      ['systemctl', '--user', 'daemon-reload'],
+      ['systemctl', '--user', 'enable', '--now', 'mcp.service'],
+      ['systemctl', '--user', 'restart', 'mcp.service'],
+    ]);
+    const u = uninstallPlan({ platform: 'linux', home: '/h', uid: 1 });
+    expect(u.remove).toEqual(['/h/.config/systemd/user/mcp.service']);
+    expect(u.commands[0]).toEqual(['systemctl', '--user', 'disable', '--now', 'mcp.service']);
+    expect(u.notes[0]).toContain('is kept');
+  });
+
+  test('macOS install boots the agent into the gui domain of the user', () => {
+    const i = installPlan({ platform: 'macos', home: '/Users/me', command: ['/m'], env: {}, uid: 501, start: true });
+    expect(i.commands).toEqual([
+      ['launchctl', 'bootout', `gui/501/${LAUNCHD_LABEL}`],
+      ['launchctl', 'bootstrap', 'gui/501', `/Users/me/Library/LaunchAgents/${LAUNCHD_LABEL}.plist`],
+    ]);
+    expect(uninstallPlan({ platform: 'macos', home: '/Users/me', uid: 501 }).commands).toEqual([
+      ['launchctl', 'bootout', `gui/501/${LAUNCHD_LABEL}`],
+    ]);
+  });
+
+  test('--no-start runs no service-manager command', () => {
+    expect(installPlan({ platform: 'linux', home: '/h', command: ['/m'], env: {}, uid: 1, start: false }).commands).toEqual([]);
+    expect(installPlan({ platform: 'macos', home: '/h', command: ['/m'], env: {}, uid: 1, start: false }).commands).toEqual([]);
+  });
+
+  test('the platform comes from the flag or the OS; Windows is refused with advice', () => {
+    expect(detectPlatform(undefined, 'linux')).toBe('linux');
+    expect(detectPlatform(undefined, 'darwin')).toBe('macos');
+    expect(detectPlatform('launchd', 'linux')).toBe('macos');
+    expect(() => detectPlatform(undefined, 'win32')).toThrow('own supervisor');
+    expect(() => detectPlatform('bsd', 'linux')).toThrow('--platform must be linux or macos');
+  });
+});
+
+describe('mcp service (in process, MCP_SERVICE_HOME = a temporary dir)', () => {
+  const saved = { home: process.env.MCP_SERVICE_HOME, key: process.env.PROXY_API_KEY };
+  let home = '';
+  beforeEach(() => {
+    home = tmp();
+    process.env.MCP_SERVICE_HOME = home;
+    process.env.PROXY_API_KEY = 'svc-test-key-0123456789';
+  });
+  afterEach(() => {
+    for (const [k, v] of [['MCP_SERVICE_HOME', saved.home], ['PROXY_API_KEY', saved.key]] as const) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  });
+
+  async function run(...argv: string[]) {
+    let out = '';
+    let err = '';
+    const restore = captureIo(
+      (s) => {
+        out += s;
+      },
+      (s) => {
+        err += s;
+      },
+    );
+    try {
+      return { code: await runCli(argv), out, err };
+    } finally {
+      restore();
+    }
+  }
+
+  test('--dry-run prints the files and commands, masks the key and writes nothing', async () => {
+    const r = await run('service', 'install', '--dry-run', '--platform', 'linux', '--bin', '/opt/mcp/mcp');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain(`would write ${home}/.config/systemd/user/mcp.service`);
+    expect(r.out).toContain('ExecStart=/opt/mcp/mcp serve');
+    expect(r.out).toContain('PROXY_API_KEY=***');
+    expect(r.out).toContain('would run: systemctl --user enable --now mcp.service');
+    expect(r.out + r.err).not.toContain('svc-test-key-0123456789');
+    expect(existsSync(join(home, '.config'))).toBe(false);
+  });
+
+  test('install --no-start writes the unit and a 0600 env file; a reinstall keeps the env file', async () => {
+    const r = await run('service', 'install', '--no-start', '--platform', 'linux', '--bin', '/opt/mcp/mcp');
+    expect(r.code).toBe(0);
+    const paths = servicePaths('linux', home);
+    expect(readFileSync(paths.serviceFile, 'utf8')).toContain('ExecStart=/opt/mcp/mcp serve');
+    expect(statSync(paths.envFile).mode & 0o777).toBe(0o600);
+    expect(readFileSync(paths.envFile, 'utf8')).toContain('PROXY_API_KEY=svc-test-key-0123456789\n');
+    process.env.PROXY_API_KEY = 'a-different-key-9876543210';
+    const again = await run('service', 'install', '--no-start', '--platform', 'linux', '--bin', '/opt/mcp/mcp');
+    expect(again.out).toContain('kept');
+    expect(readFileSync(paths.envFile, 'utf8')).toContain('PROXY_API_KEY=svc-test-key-0123456789\n');
+  });
+
+  test('status says what is installed; uninstall --dry-run changes nothing; uninstall removes the plist', async () => {
+    const before = await run('service', 'status', '--platform', 'macos');
+    expect(before.out).toContain('(not installed)');
+    await run('service', 'install', '--no-start', '--platform', 'macos', '--bin', '/opt/mcp/mcp');
+    const paths = servicePaths('macos', home);
+    expect(parsePlist(readFileSync(paths.serviceFile, 'utf8'))).toMatchObject({ Label: LAUNCHD_LABEL });
+    const status = await run('service', 'status', '--platform', 'macos', '--dry-run');
+    expect(status.out).toContain('(installed)');
+    expect(status.out).toContain(`would run: launchctl print gui/`);
+    const dry = await run('service', 'uninstall', '--platform', 'macos', '--dry-run');
+    expect(dry.out).toContain(`would remove ${paths.serviceFile}`);
+    expect(existsSync(paths.serviceFile)).toBe(true);
+    // A real uninstall calls launchctl; with an empty PATH it cannot touch this host's service manager,
+    // and the file is still removed with the failure reported.
+    const savedPath = process.env.PATH;
+    process.env.PATH = tmp();
+    let u: Awaited<ReturnType<typeof run>>;
+    try {
+      u = await run('service', 'uninstall', '--platform', 'macos');
+    } finally {
+      process.env.PATH = savedPath;
+    }
+    expect(u.err).toContain('could not run launchctl');
+    expect(u.out).toContain(`removed ${paths.serviceFile}`);
+    expect(existsSync(paths.serviceFile)).toBe(false);
+    expect(existsSync(paths.envFile)).toBe(true);
+  });
+});

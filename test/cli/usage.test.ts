@@ -1,0 +1,137 @@
+// `mcp usage`: the window parser, the table, and the command against a seeded database.
+import { afterAll, afterEach, beforeEach, describe, expect, test } from 'bun:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli } from '../../src/cli/main.ts';
+import { captureIo } from '../../src/cli/output.ts';
+import { parseSince, usageTable } from '../../src/cli/usage.ts';
+import { upsertAccount } from '../../src/store/accounts.ts';
+import { openDatabase } from '../../src/store/db.ts';
+import { insertUsage } from '../../src/store/usage.ts';
+import { usageRecord } from '../usage-record.ts';
+
+const NOW = Date.parse('2026-03-01T12:00:00Z');
+
+describe('--since', () => {
+  test.each([
+    ['30m', NOW - 30 * 60_000],
+    ['24h', NOW - 86_400_000],
+    ['7d', NOW - 7 * 86_400_000],
+    ['2w', NOW - 14 * 86_400_000],
+    ['90s', NOW - 90_000],
+    ['2026-02-01', Date.parse('2026-02-01')],
+    ['2026-02-01T10:00:00Z', Date.parse('2026-02-01T10:00:00Z')],
+  ])('%s', (text, expected) => {
+    expect(parseSince(text, NOW)).toBe(expected);
+  });
+
+  test.each(['yesterday', '24', 'h', '-3d', '2026-13-45'])('"%s" is refused naming the accepted forms', (text) => {
+    expect(() => parseSince(text, NOW)).toThrow('--since must be a duration like 30m, 24h, 7d, 2w');
+  });
+});
+
+test('the table has one row per group and a weighted total', () => {
+  const text = usageTable(
+    [
+      { key: 'a', requests: 3, errors: 1, inputTokens: 1000, outputTokens: 20, cacheReadTokens: 5, avgLatencyMs: 100 },
+      { key: 'b', requests: 1, errors: 0, inputTokens: 10, outputTokens: 2, cacheReadTokens: 0, avgLatencyMs: 500 },
+    ],
+    'model',
+  );
+  expect(text.split('\n')).toEqual([
+    'MODEL  REQUESTS  ERRORS  INPUT  OUTPUT  CACHE READ  AVG MS',
+    'a      3         1       1,000  20      5           100',
+    'b      1         0       10     2       0           500',
+    'total  4         1       1,010  22      5           200',
+  ]);
+});
+
+describe('mcp usage (in process, seeded data dir)', () => {
+  const dirs: string[] = [];
+  const saved = process.env.MCP_DATA_DIR;
+  let dataDir = '';
+  beforeEach(() => {
+    dataDir = mkdtempSync(join(tmpdir(), 'mcp-cli-usage-'));
+    dirs.push(dataDir);
+    process.env.MCP_DATA_DIR = dataDir;
+  });
+  afterEach(() => {
+    if (saved === undefined) delete process.env.MCP_DATA_DIR;
+    else process.env.MCP_DATA_DIR = saved;
+  });
+  afterAll(() => {
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  async function run(...argv: string[]) {
+    let out = '';
+    let err = '';
+    const restore = captureIo(
+      (s) => {
+        out += s;
+      },
+      (s) => {
+        err += s;
+      },
+    );
+    try {
+      return { code: await runCli(argv), out, err };
+    } finally {
+      restore();
+    }
+  }
+
+  function seed(): void {
+    const db = openDatabase(join(dataDir, 'proxy.db'));
+    const { account } = upsertAccount(db, { provider: 'zai', label: 'work-key', credentials: { kind: 'api_key', apiKey: 'zai-usage-key-0123456789' } });
+    const now = Date.now();
+    insertUsage(db, [
+      usageRecord({ ts: now - 60_000, accountId: account.id, clientModel: 'claude-sonnet-4-5', inputTokens: 100, outputTokens: 10 }),
+      usageRecord({ ts: now - 120_000, accountId: account.id, clientModel: 'claude-opus-4-5', inputTokens: 50, outputTokens: 5, status: 529 }),
+      usageRecord({ ts: now - 3 * 86_400_000, accountId: account.id, clientModel: 'claude-opus-4-5', inputTokens: 7 }),
+    ]);
+    db.close();
+  }
+
+  test('by account (default, last 24h): the account label with its requests, errors and tokens', async () => {
+    seed();
+    const r = await run('usage');
+    expect(r.code).toBe(0);
+    const rows = r.out.trim().split('\n');
+    expect(rows[0]).toMatch(/^since .* \(24h\), by account$/);
+    expect(rows[1]).toBe('ACCOUNT   REQUESTS  ERRORS  INPUT  OUTPUT  CACHE READ  AVG MS');
+    expect(rows[2]).toMatch(/^work-key  2\s+1\s+150\s+15\s+0\s+120$/);
+    expect(rows).toHaveLength(3);
+  });
+
+  test('--by model --since 7d includes the older request and a total row', async () => {
+    seed();
+    const r = await run('usage', '--by', 'model', '--since', '7d');
+    expect(r.out).toContain('claude-opus-4-5    2');
+    expect(r.out).toContain('claude-sonnet-4-5  1');
+    expect(r.out).toMatch(/total\s+3\s+1\s+157/);
+  });
+
+  test('--json gives the rows as data', async () => {
+    seed();
+    const r = await run('usage', '--by', 'provider', '--json');
+    const body = JSON.parse(r.out) as { by: string; rows: Array<{ key: string; requests: number }> };
+    expect(body.by).toBe('provider');
+    expect(body.rows).toEqual([expect.objectContaining({ key: 'zai', requests: 2, errors: 1, inputTokens: 150 })]);
+  });
+
+  test('an empty window says so', async () => {
+    const r = await run('usage');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^no requests since /);
+  });
+
+  test('a bad --by or --since is a usage error (exit 2)', async () => {
+    const by = await run('usage', '--by', 'colour');
+    expect(by.code).toBe(2);
+    expect(by.err).toContain('--by must be one of account, model, provider');
+    const since = await run('usage', '--since', 'soon');
+    expect(since.code).toBe(2);
+  });
+});
