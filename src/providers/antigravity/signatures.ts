@@ -1,0 +1,118 @@
+// What the proxy must remember between turns so a conversation survives on Cloud Code (§7.7):
+// Claude Code drops every non-standard field we put on blocks, so the Gemini thought signature of a
+// function call, the family that minted a thinking signature, and the tool names we had to
+// sanitize are kept here, in memory, bounded (LRU + TTL). Losing an entry is never fatal: the
+// request side falls back to the documented sentinel or drops the thinking block.
+import type { ModelFamily } from '../provider.ts';
+
+/** Signatures shorter than this are not real (§7.5, MIN_SIGNATURE_LENGTH of the seed proxies). */
+export const MIN_SIGNATURE_LENGTH = 50;
+
+export interface ToolCallRecord {
+  /** The function name the upstream used (already sanitized). */
+  name: string;
+  /** thoughtSignature that came with the call (Gemini), or null. */
+  signature: string | null;
+  /** Family of the model that made the call. */
+  family: ModelFamily;
+}
+
+/** Per conversation: how tool names were rewritten for Google, and which tools got a placeholder. */
+export interface ToolNaming {
+  /** sanitized name -> the client's name (only names that changed). */
+  original: Map<string, string>;
+  /** sanitized names of tools whose schema got the placeholder property. */
+  placeholders: Set<string>;
+}
+
+export interface SignatureStore {
+  rememberThinking(signature: string, family: ModelFamily): void;
+  /** Family that minted the signature: from memory, else from its shape (Claude's R-form). */
+  thinkingFamily(signature: string): ModelFamily | undefined;
+  rememberToolCall(toolUseId: string, record: ToolCallRecord): void;
+  toolCall(toolUseId: string): ToolCallRecord | undefined;
+  rememberTools(sessionKey: string, naming: ToolNaming): void;
+  tools(sessionKey: string): ToolNaming | undefined;
+}
+
+export interface SignatureStoreOptions {
+  /** Per map. Default 20 000. */
+  maxEntries?: number;
+  /** Default 2 h, the seed proxies' value. */
+  ttlMs?: number;
+  now?: () => number;
+}
+
+export function createSignatureStore(opts: SignatureStoreOptions = {}): SignatureStore {
+  const max = Math.max(1, opts.maxEntries ?? 20_000);
+  const ttl = opts.ttlMs ?? 2 * 60 * 60 * 1000;
+  const now = opts.now ?? Date.now;
+  const families = lru<ModelFamily>(max, ttl, now);
+  const calls = lru<ToolCallRecord>(max, ttl, now);
+  const namings = lru<ToolNaming>(max, ttl, now);
+  return {
+    rememberThinking(signature, family) {
+      if (signature.length >= MIN_SIGNATURE_LENGTH) families.set(signature, family);
+    },
+    thinkingFamily(signature) {
+      return families.get(signature) ?? (isClaudeRForm(signature) ? 'claude' : undefined);
+    },
+    rememberToolCall(id, record) {
+      calls.set(id, record);
+    },
+    toolCall(id) {
+      return calls.get(id);
+    },
+    rememberTools(sessionKey, naming) {
+      namings.set(sessionKey, naming);
+    },
+    tools(sessionKey) {
+      return namings.get(sessionKey);
+    },
+  };
+}
+
+const BASE64_CHARS = /^[A-Za-z0-9+/]+$/;
+
+/**
+ * Claude signatures from Cloud Code are base64 of Anthropic's own "E…" base64 signature (§6.3), so
+ * they survive a restart: decoding the first bytes gives "E" and more base64 text. Gemini
+ * signatures are single base64 of binary and never decode to text.
+ */
+export function isClaudeRForm(signature: string): boolean {
+  if (signature.length < MIN_SIGNATURE_LENGTH || signature[0] !== 'R') return false;
+  try {
+    const head = atob(signature.slice(0, 16));
+    return head[0] === 'E' && BASE64_CHARS.test(head);
+  } catch {
+    return false;
+  }
+}
+
+interface Lru<V> {
+  get(key: string): V | undefined;
+  set(key: string, value: V): void;
+}
+
+/** Map insertion order is the recency order: a read re-inserts, the oldest key is evicted first. */
+function lru<V>(max: number, ttl: number, now: () => number): Lru<V> {
+  const map = new Map<string, { value: V; expires: number }>();
+  return {
+    get(key) {
+      const e = map.get(key);
+      if (!e) return undefined;
+      map.delete(key);
+      if (e.expires <= now()) return undefined;
+      map.set(key, e);
+      return e.value;
+    },
+    set(key, value) {
+      map.delete(key);
+      map.set(key, { value, expires: now() + ttl });
+      while (map.size > max) {
+        const oldest = map.keys().next().value as string;
+        map.delete(oldest);
+      }
+    },
+  };
+}

@@ -1,0 +1,412 @@
+// Anthropic Messages request -> the Cloud Code `streamGenerateContent` envelope (protocol §5, §7).
+// Pure apart from the signature store, which it reads (and tells the tool names it rewrote).
+import type { MessagesRequest, Tool } from '../../anthropic/schema.ts';
+import type { ModelFamily } from '../provider.ts';
+import { toGoogleSchema, toGoogleToolSchema } from './schema.ts';
+import { MIN_SIGNATURE_LENGTH, type SignatureStore, type ToolNaming } from './signatures.ts';
+import { planGeneration } from './thinking.ts';
+
+/** Documented value that makes Gemini skip validating a function call's thought signature (§7.3). */
+export const SKIP_SIGNATURE = 'skip_thought_signature_validator';
+export const INTERLEAVED_HINT =
+  'Interleaved thinking is enabled. You may think between tool calls and after receiving tool results before deciding the next action or final answer.';
+/** Claude Code's per-request attribution block: useless upstream and it defeats prompt caching (§5.3). */
+const BILLING_PREFIX = 'x-anthropic-billing-header:';
+
+export interface ToGoogleOptions {
+  /** Upstream model id, e.g. "claude-opus-4-6-thinking", "gemini-3-pro-high", "gpt-oss-120b-medium". */
+  model: string;
+  family: ModelFamily;
+  projectId: string;
+  /** Stable per client conversation; Google keys its prompt cache on it. */
+  sessionId: string;
+  requestId: string;
+  signatures: SignatureStore;
+  /** Key for per-conversation lookups in the store (tool naming). */
+  sessionKey: string;
+  /** The model's output cap from the catalog, when known (defaults per family otherwise). */
+  maxOutputTokens?: number;
+}
+
+type Block = { type: string; [k: string]: unknown };
+type Part = Record<string, unknown>;
+interface Turn {
+  role: 'user' | 'assistant';
+  blocks: Block[];
+}
+
+export function familyOf(model: string): ModelFamily {
+  const m = model.toLowerCase();
+  if (m.startsWith('claude')) return 'claude';
+  if (m.startsWith('gemini')) return 'gemini';
+  if (m.startsWith('gpt')) return 'gpt';
+  if (m.startsWith('glm')) return 'glm';
+  return 'other';
+}
+
+const NAME_BAD_CHARS = /[^A-Za-z0-9_-]/g;
+const NAME_GOOD_START = /^[A-Za-z_]/;
+
+/** Google: letter/underscore first, ≤ 64; Claude behind it: [A-Za-z0-9_-] only (§7.12). */
+export function sanitizeToolName(name: string): string {
+  let n = name.replace(NAME_BAD_CHARS, '_');
+  if (!NAME_GOOD_START.test(n)) n = `_${n}`;
+  return n.slice(0, 64);
+}
+
+export function toGoogleRequest(req: MessagesRequest, opts: ToGoogleOptions): Record<string, unknown> {
+  const { family, signatures } = opts;
+  const plan = planGeneration(req, family, opts.model, opts.maxOutputTokens);
+
+  const naming: ToolNaming = { original: new Map(), placeholders: new Set() };
+  const declarations = convertTools(req.tools, naming);
+  if (naming.original.size > 0 || naming.placeholders.size > 0) signatures.rememberTools(opts.sessionKey, naming);
+
+  const system = systemTexts(req.system);
+  const turns: Turn[] = [];
+  for (const m of req.messages) {
+    const blocks = typeof m.content === 'string' ? [{ type: 'text', text: m.content }] : (m.content as Block[]);
+    if (m.role === 'system') {
+      // Claude Code sends role:"system" messages mid-conversation; Google only has systemInstruction.
+      for (const b of blocks) if (b.type === 'text' && isNonBlank(b.text)) system.push(b.text);
+      continue;
+    }
+    turns.push({ role: m.role, blocks });
+  }
+
+  const cleaned = cleanHistory(turns, family, plan.thinking, signatures);
+  const history = plan.thinking ? recoverToolLoop(cleaned.turns, family, cleaned.droppedIn, signatures) : cleaned.turns;
+  const contents = toContents(history, family, signatures);
+  if (family === 'gemini' && contents[0]?.role === 'model') contents.unshift({ role: 'user', parts: [{ text: '.' }] });
+
+  const request: Record<string, unknown> = { contents };
+  if (family === 'claude' && plan.thinking && declarations.length > 0) {
+    if (system.length > 0) system[system.length - 1] = `${system[system.length - 1]}\n\n${INTERLEAVED_HINT}`;
+    else system.push(INTERLEAVED_HINT);
+  }
+  if (system.length > 0) request.systemInstruction = { role: 'user', parts: system.map((text) => ({ text })) };
+  if (declarations.length > 0) {
+    request.tools = [{ functionDeclarations: declarations }];
+    const toolConfig = toolConfigFor(req, family, plan.thinking);
+    if (toolConfig) request.toolConfig = toolConfig;
+  }
+  const generationConfig = plan.generationConfig;
+  const format = req.output_config?.format as { type?: unknown; schema?: unknown } | undefined;
+  if (family === 'gemini' && format?.type === 'json_schema' && format.schema) {
+    generationConfig.responseMimeType = 'application/json';
+    generationConfig.responseSchema = toGoogleSchema(format.schema);
+  }
+  request.generationConfig = generationConfig;
+  request.sessionId = opts.sessionId;
+
+  return {
+    project: opts.projectId,
+    model: opts.model,
+    request,
+    userAgent: 'antigravity',
+    requestType: 'agent',
+    requestId: opts.requestId,
+  };
+}
+
+// ---- tools ------------------------------------------------------------------------------------
+
+function convertTools(tools: Tool[] | undefined, naming: ToolNaming): Part[] {
+  const out: Part[] = [];
+  const seen = new Set<string>();
+  for (const t of tools ?? []) {
+    // Anthropic server tools (web_search_2025…, bash_…, text_editor_…) carry a type and no schema.
+    if (typeof t.type === 'string' && t.type !== 'custom' && t.input_schema === undefined) continue;
+    const name = sanitizeToolName(t.name);
+    if (seen.has(name)) continue;
+    seen.add(name);
+    const { parameters, placeholder } = toGoogleToolSchema(t.input_schema);
+    if (name !== t.name) naming.original.set(name, t.name);
+    if (placeholder) naming.placeholders.add(name);
+    const decl: Part = { name };
+    if (typeof t.description === 'string' && t.description) decl.description = t.description;
+    decl.parameters = parameters;
+    out.push(decl);
+  }
+  return out;
+}
+
+/** §7.11. Claude behind Google wants VALIDATED whenever tools are on; forcing a tool conflicts with thinking. */
+function toolConfigFor(req: MessagesRequest, family: ModelFamily, thinking: boolean): Record<string, unknown> | null {
+  const choice = req.tool_choice;
+  if (choice?.type === 'none') return { functionCallingConfig: { mode: 'NONE' } };
+  const forced = choice?.type === 'any' || choice?.type === 'tool';
+  if (forced && !(family === 'claude' && thinking)) {
+    const cfg: Record<string, unknown> = { mode: 'ANY' };
+    if (choice.type === 'tool' && choice.name) cfg.allowedFunctionNames = [sanitizeToolName(choice.name)];
+    return { functionCallingConfig: cfg };
+  }
+  if (family === 'claude') return { functionCallingConfig: { mode: 'VALIDATED' } };
+  if (choice?.type === 'auto') return { functionCallingConfig: { mode: 'AUTO' } };
+  return null;
+}
+
+// ---- system -----------------------------------------------------------------------------------
+
+function systemTexts(system: MessagesRequest['system']): string[] {
+  if (typeof system === 'string') return isNonBlank(system) ? [system] : [];
+  const out: string[] = [];
+  for (const b of system ?? []) {
+    if (b.type !== 'text' || !isNonBlank(b.text)) continue;
+    if (b.text.startsWith(BILLING_PREFIX)) continue;
+    out.push(b.text);
+  }
+  return out;
+}
+
+// ---- history: thinking filter and recovery ------------------------------------------------------
+
+function signatureOf(b: Block): string | null {
+  const s = typeof b.signature === 'string' && b.signature ? b.signature : b.thoughtSignature;
+  return typeof s === 'string' && s.length >= MIN_SIGNATURE_LENGTH ? s : null;
+}
+
+/**
+ * Keeps only thinking the target can verify: signed, and minted by the same family (§7.5). A
+ * signature from another family, an unsigned block, or redacted_thinking is dropped; which
+ * assistant turns lost something is reported for the recovery step.
+ */
+function cleanHistory(
+  turns: Turn[],
+  family: ModelFamily,
+  thinking: boolean,
+  signatures: SignatureStore,
+): { turns: Turn[]; droppedIn: Set<number> } {
+  const droppedIn = new Set<number>();
+  const out = turns.map((t, i): Turn => {
+    if (t.role !== 'assistant') return t;
+    const blocks: Block[] = [];
+    for (const b of t.blocks) {
+      if (b.type === 'thinking' || b.type === 'redacted_thinking') {
+        const sig = b.type === 'thinking' ? signatureOf(b) : null;
+        const keep = thinking && sig !== null && (family === 'claude' || family === 'gemini') && signatures.thinkingFamily(sig) === family;
+        if (keep) blocks.push(b);
+        else droppedIn.add(i);
+        continue;
+      }
+      blocks.push(b);
+    }
+    return { role: t.role, blocks };
+  });
+  return { turns: out, droppedIn };
+}
+
+function toolUses(t: Turn): Block[] {
+  return t.blocks.filter((b) => b.type === 'tool_use');
+}
+
+function hasToolResult(t: Turn): boolean {
+  return t.role === 'user' && t.blocks.some((b) => b.type === 'tool_result');
+}
+
+/**
+ * §7.8: with thinking on, a tool loop whose last assistant turn cannot be replayed with its own
+ * thinking (dropped: foreign family, unsigned, cache loss) makes Claude fail with "Expected
+ * thinking…" and leaves Gemini without its call signatures. Closing the loop with a synthetic
+ * exchange lets the model start a fresh turn instead.
+ */
+export function recoverToolLoop(turns: Turn[], family: ModelFamily, droppedIn: Set<number>, signatures: SignatureStore): Turn[] {
+  let last = -1;
+  for (let i = turns.length - 1; i >= 0; i--) if (turns[i]!.role === 'assistant') { last = i; break; }
+  if (last < 0) return turns;
+  const assistant = turns[last]!;
+  const calls = toolUses(assistant);
+  if (calls.length === 0) return turns;
+  const later = turns.slice(last + 1);
+  const resultMessages = later.filter(hasToolResult).length;
+  const inToolLoop = resultMessages > 0;
+  const interrupted = !inToolLoop && later.some((t) => t.role === 'user');
+  if (!inToolLoop && !interrupted) return turns;
+  if (assistant.blocks.some((b) => b.type === 'thinking')) return turns;
+
+  let broken: boolean;
+  if (family === 'claude') {
+    // A Claude turn that simply did not think is fine; only turns that lost thinking or came from another family break.
+    broken =
+      droppedIn.has(last) ||
+      calls.some((c) => {
+        const rec = signatures.toolCall(String(c.id));
+        return rec ? rec.family !== 'claude' : !String(c.id).startsWith('toolu_vrtx_');
+      });
+  } else if (family === 'gemini') {
+    broken = !calls.some((c) => geminiSignature(c, signatures) !== null);
+  } else {
+    return turns;
+  }
+  if (!broken) return turns;
+
+  const text = (s: string): Block[] => [{ type: 'text', text: s }];
+  if (interrupted) {
+    return [...turns.slice(0, last + 1), { role: 'assistant', blocks: text('[Tool call was interrupted.]') }, ...later];
+  }
+  const done = resultMessages === 1 ? '[Tool execution completed.]' : `[${resultMessages} tool executions completed.]`;
+  return [...turns, { role: 'assistant', blocks: text(done) }, { role: 'user', blocks: text('[Continue]') }];
+}
+
+function geminiSignature(b: Block, signatures: SignatureStore): string | null {
+  if (typeof b.thoughtSignature === 'string' && b.thoughtSignature.length >= MIN_SIGNATURE_LENGTH) return b.thoughtSignature;
+  const rec = signatures.toolCall(String(b.id));
+  return rec?.family === 'gemini' && rec.signature ? rec.signature : null;
+}
+
+// ---- contents -----------------------------------------------------------------------------------
+
+function toContents(turns: Turn[], family: ModelFamily, signatures: SignatureStore): Array<{ role: string; parts: Part[] }> {
+  const names = new Map<string, string>(); // tool_use id -> sanitized name, for functionResponse.name
+  const contents: Array<{ role: string; parts: Part[] }> = [];
+  let prevCallOrder: string[] = [];
+  for (const t of turns) {
+    if (t.role === 'assistant') {
+      const parts = modelParts(t.blocks, family, signatures, names);
+      prevCallOrder = toolUses(t).map((b) => String(b.id));
+      contents.push({ role: 'model', parts: parts.length > 0 ? parts : [{ text: '.' }] });
+    } else {
+      const parts = userParts(t.blocks, prevCallOrder, names, signatures);
+      prevCallOrder = [];
+      contents.push({ role: 'user', parts: parts.length > 0 ? parts : [{ text: '.' }] });
+    }
+  }
+  return contents;
+}
+
+/** Thinking first, then text and media, then calls (§7 step 5). */
+function modelParts(blocks: Block[], family: ModelFamily, signatures: SignatureStore, names: Map<string, string>): Part[] {
+  const thoughts: Part[] = [];
+  const body: Part[] = [];
+  const calls: Part[] = [];
+  let firstCallSigned: boolean | null = null;
+  for (const b of blocks) {
+    switch (b.type) {
+      case 'thinking': {
+        const sig = signatureOf(b);
+        if (!sig) break;
+        // An empty thought still carries its signature ([CPA] carrier part).
+        thoughts.push({ text: typeof b.thinking === 'string' ? b.thinking : '', thought: true, thoughtSignature: sig });
+        break;
+      }
+      case 'tool_use': {
+        const id = String(b.id);
+        const name = sanitizeToolName(String(b.name));
+        names.set(id, name);
+        const part: Part = { functionCall: { name, args: toArgs(b.input), id } };
+        if (family === 'gemini') {
+          // Gemini checks the calls of the current turn; only the first of a parallel batch is signed.
+          const sig = geminiSignature(b, signatures);
+          if (sig) part.thoughtSignature = sig;
+          else if (firstCallSigned !== true) part.thoughtSignature = SKIP_SIGNATURE;
+          firstCallSigned ??= sig !== null;
+        }
+        calls.push(part);
+        break;
+      }
+      default: {
+        const p = contentPart(b);
+        if (p) body.push(p);
+      }
+    }
+  }
+  return [...thoughts, ...body, ...calls];
+}
+
+/** functionResponses first, in the order of the calls they answer, then their images, then the rest. */
+function userParts(blocks: Block[], callOrder: string[], names: Map<string, string>, signatures: SignatureStore): Part[] {
+  const results: Array<{ order: number; part: Part }> = [];
+  const media: Part[] = [];
+  const rest: Part[] = [];
+  for (const b of blocks) {
+    if (b.type !== 'tool_result') {
+      const p = contentPart(b);
+      if (p) rest.push(p);
+      continue;
+    }
+    const id = String(b.tool_use_id);
+    const order = callOrder.indexOf(id);
+    const { text, images } = resultContent(b.content);
+    if (order < 0) {
+      // No call to answer (history cut by compaction): keep the content as plain text.
+      if (text) rest.push({ text: `[Tool result ${id}]\n${text}` });
+      rest.push(...images);
+      continue;
+    }
+    const name = names.get(id) ?? signatures.toolCall(id)?.name ?? id;
+    const body = text || (images.length > 0 ? 'Image attached' : '');
+    const response = b.is_error === true ? { error: body } : { output: body };
+    results.push({ order, part: { functionResponse: { name, id, response } } });
+    media.push(...images);
+  }
+  results.sort((a, b) => a.order - b.order);
+  return [...results.map((r) => r.part), ...media, ...rest];
+}
+
+function resultContent(content: unknown): { text: string; images: Part[] } {
+  if (typeof content === 'string') return { text: content, images: [] };
+  const texts: string[] = [];
+  const images: Part[] = [];
+  if (Array.isArray(content)) {
+    for (const c of content as Block[]) {
+      if (c.type === 'text' && typeof c.text === 'string') texts.push(c.text);
+      else {
+        const p = contentPart(c);
+        if (p && ('inlineData' in p || 'fileData' in p)) images.push(p);
+        else if (p && typeof p.text === 'string') texts.push(p.text);
+      }
+    }
+  }
+  return { text: texts.join('\n'), images };
+}
+
+/** text, image, document and the text-bearing pass-through blocks; null for what Google cannot take. */
+function contentPart(b: Block): Part | null {
+  switch (b.type) {
+    case 'text':
+      // Empty/blank text parts are a 400 ("required oneof field 'data'").
+      return isNonBlank(b.text) ? { text: b.text } : null;
+    case 'image':
+    case 'document': {
+      const src = (b.source ?? {}) as Record<string, unknown>;
+      const fallbackMime = b.type === 'image' ? 'image/jpeg' : 'application/pdf';
+      if (src.type === 'base64' && typeof src.data === 'string') {
+        return { inlineData: { mimeType: typeof src.media_type === 'string' ? src.media_type : fallbackMime, data: src.data } };
+      }
+      if (src.type === 'url' && typeof src.url === 'string') {
+        return { fileData: { mimeType: typeof src.media_type === 'string' ? src.media_type : fallbackMime, fileUri: src.url } };
+      }
+      if (src.type === 'text' && isNonBlank(src.data)) return { text: src.data };
+      if (src.type === 'content' && Array.isArray(src.content)) {
+        const text = (src.content as Block[]).map((c) => (c.type === 'text' && typeof c.text === 'string' ? c.text : '')).join('\n');
+        return isNonBlank(text) ? { text } : null;
+      }
+      return null;
+    }
+    case 'search_result': {
+      const inner = Array.isArray(b.content) ? (b.content as Block[]) : [];
+      const text = inner.map((c) => (typeof c.text === 'string' ? c.text : '')).join('\n');
+      return isNonBlank(text) ? { text } : null;
+    }
+    default:
+      return null;
+  }
+}
+
+/** Function args must be an object; history sometimes carries arrays or JSON strings. */
+function toArgs(input: unknown): Record<string, unknown> {
+  if (typeof input === 'object' && input !== null && !Array.isArray(input)) return input as Record<string, unknown>;
+  if (typeof input === 'string') {
+    try {
+      const parsed: unknown = JSON.parse(input);
+      if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) return parsed as Record<string, unknown>;
+    } catch {
+      // not JSON: fall through
+    }
+  }
+  return Array.isArray(input) ? { value: input } : {};
+}
+
+function isNonBlank(v: unknown): v is string {
+  return typeof v === 'string' && v.trim().length > 0;
+}

@@ -1,0 +1,147 @@
+import { describe, expect, test } from 'bun:test';
+import { toGoogleSchema, toGoogleToolSchema } from '../../../src/providers/antigravity/schema.ts';
+import fixture from '../../fixtures/antigravity/claude-code-tools.json';
+
+type Json = Record<string, unknown>;
+const tools = fixture.tools as Array<{ name: string; input_schema: unknown }>;
+const schemaOf = (name: string) => tools.find((t) => t.name === name)!.input_schema;
+
+// What Google's protobuf Schema knows (plus nothing else): any other key is a 400.
+const ALLOWED = new Set(['type', 'description', 'properties', 'required', 'items', 'enum']);
+const TYPES = new Set(['STRING', 'NUMBER', 'INTEGER', 'BOOLEAN', 'ARRAY', 'OBJECT']);
+
+function assertGoogleSchema(s: unknown, path = '$'): void {
+  expect(typeof s).toBe('object');
+  const node = s as Json;
+  for (const k of Object.keys(node)) if (!ALLOWED.has(k)) throw new Error(`${path}: unknown keyword ${k}`);
+  expect(TYPES.has(node.type as string)).toBe(true);
+  if (node.description !== undefined) expect(typeof node.description).toBe('string');
+  if (node.enum !== undefined) {
+    expect(node.type).toBe('STRING');
+    for (const v of node.enum as unknown[]) expect(typeof v).toBe('string');
+  }
+  if (node.properties) {
+    expect(node.type).toBe('OBJECT');
+    for (const [k, v] of Object.entries(node.properties as Json)) assertGoogleSchema(v, `${path}.${k}`);
+  }
+  if (node.required) {
+    const req = node.required as string[];
+    expect(req.length).toBeGreaterThan(0);
+    for (const r of req) expect(Object.keys((node.properties ?? {}) as Json)).toContain(r);
+  }
+  if (node.type === 'ARRAY') assertGoogleSchema(node.items, `${path}[]`);
+}
+
+describe('toGoogleToolSchema on Claude Code 2.1.197 tool schemas', () => {
+  test.each(tools.map((t) => [t.name, t.input_schema] as const))('%s becomes a plain Google Schema', (_name, schema) => {
+    const { parameters } = toGoogleToolSchema(schema);
+    assertGoogleSchema(parameters);
+    expect(parameters.type).toBe('OBJECT');
+  });
+
+  test('keywords Google rejects are gone, and property names that look like keywords survive', () => {
+    const keys = new Set<string>();
+    const walk = (n: Json): void => {
+      for (const [k, v] of Object.entries(n)) {
+        keys.add(k);
+        if (k === 'properties') for (const sub of Object.values(v as Json)) walk(sub as Json);
+        else if (k === 'items') walk(v as Json);
+      }
+    };
+    for (const t of tools) walk(toGoogleToolSchema(t.input_schema).parameters);
+    expect([...keys].sort()).toEqual(['description', 'enum', 'items', 'properties', 'required', 'type']);
+    const workflow = toGoogleToolSchema(schemaOf('Workflow')).parameters.properties as Json;
+    expect(Object.keys(workflow)).toEqual(['script', 'name', 'description', 'title', 'args', 'scriptPath', 'resumeFromRunId']);
+  });
+
+  test('Read: integer bounds kept as hints, zod 2^53-1 noise dropped, required kept', () => {
+    const p = toGoogleToolSchema(schemaOf('Read')).parameters as Json;
+    const props = p.properties as Record<string, Json>;
+    expect(props.limit).toEqual({
+      type: 'INTEGER',
+      description: 'The number of lines to read. Only provide if the file is too large to read at once. (exclusiveMinimum: 0)',
+    });
+    expect(props.offset!.description).toEndWith('(minimum: 0)');
+    expect(p.required).toEqual(['file_path']);
+  });
+
+  test('TaskUpdate.status: anyOf of enum and const becomes one string enum', () => {
+    const props = toGoogleToolSchema(schemaOf('TaskUpdate')).parameters.properties as Record<string, Json>;
+    expect(props.status).toEqual({
+      type: 'STRING',
+      description: 'New status for the task',
+      enum: ['pending', 'in_progress', 'completed', 'deleted'],
+    });
+    // propertyNames + additionalProperties:{} -> a bare object, no placeholder nested inside.
+    expect(props.metadata).toEqual({ type: 'OBJECT', description: 'Metadata keys to merge into the task. Set a key to null to delete it.' });
+  });
+
+  test('WebFetch format and WebSearch minLength become hints', () => {
+    const fetch = toGoogleToolSchema(schemaOf('WebFetch')).parameters.properties as Record<string, Json>;
+    expect(fetch.url!.description).toBe('The URL to fetch content from (format: uri)');
+    const search = toGoogleToolSchema(schemaOf('WebSearch')).parameters.properties as Record<string, Json>;
+    expect(search.query!.description).toBe('The search query to use (minLength: 2)');
+    expect(search.allowed_domains!.items).toEqual({ type: 'STRING' });
+  });
+
+  test('an argument-less tool gets the placeholder property Claude VALIDATED mode needs', () => {
+    const r = toGoogleToolSchema(schemaOf('CronList'));
+    expect(r.placeholder).toBe(true);
+    expect(r.parameters).toEqual({
+      type: 'OBJECT',
+      properties: { reason: { type: 'STRING', description: 'Reason for calling this tool' } },
+      required: ['reason'],
+    });
+    expect(toGoogleToolSchema(schemaOf('Bash')).placeholder).toBe(false);
+  });
+
+  test('MCP-style schema: $ref inlined, type arrays and nullable, oneOf, allOf merged', () => {
+    const p = toGoogleToolSchema(schemaOf('mcp__db.query')).parameters as Json;
+    const props = p.properties as Record<string, Json>;
+    expect(props.sql).toEqual({ type: 'STRING' });
+    expect(props.limit).toEqual({ type: 'INTEGER', description: '(nullable)' });
+    expect(p.required).toEqual(['sql']); // nullable `limit` is no longer required
+    expect(props.filter).toEqual({
+      type: 'OBJECT',
+      properties: { column: { type: 'STRING' }, op: { type: 'STRING', enum: ['=', '<', '>'] } },
+      required: ['column'],
+    });
+    expect(props.mode).toEqual({ type: 'STRING', description: '(Accepts: string | number)' });
+    expect(props.opts).toEqual({
+      type: 'OBJECT',
+      properties: { a: { type: 'BOOLEAN' }, b: { type: 'STRING' } },
+      required: ['b'],
+    });
+  });
+});
+
+describe('toGoogleSchema edge cases', () => {
+  test.each([
+    ['missing schema', undefined, { type: 'OBJECT' }],
+    ['array without items', { type: 'array' }, { type: 'ARRAY', items: { type: 'STRING' } }],
+    ['tuple items take the first', { type: 'array', items: [{ type: 'number' }, { type: 'string' }] }, { type: 'ARRAY', items: { type: 'NUMBER' } }],
+    ['numeric enum becomes a hint', { type: 'integer', enum: [1, 2] }, { type: 'INTEGER', description: '(Allowed: 1, 2)' }],
+    ['null type', { type: 'null' }, { type: 'STRING' }],
+    ['unresolvable $ref', { $ref: 'https://x/y.json', description: 'd' }, { type: 'OBJECT', description: 'd (See: https://x/y.json)' }],
+    ['self-recursive $ref stops', { $defs: { N: { type: 'object', properties: { next: { $ref: '#/$defs/N' } } } }, $ref: '#/$defs/N' }, {
+      type: 'OBJECT',
+      properties: { next: { type: 'OBJECT', description: '(See: N)' } },
+    }],
+    ['boolean required ignored', { type: 'object', properties: { a: { type: 'string' } }, required: true }, { type: 'OBJECT', properties: { a: { type: 'STRING' } } }],
+    ['required naming missing props filtered', { type: 'object', properties: { a: { type: 'string' } }, required: ['a', 'zz'] }, {
+      type: 'OBJECT',
+      properties: { a: { type: 'STRING' } },
+      required: ['a'],
+    }],
+  ] as const)('%s', (_name, input, expected) => {
+    expect(toGoogleSchema(input)).toEqual(expected as unknown as Json);
+  });
+
+  test('a non-object top-level tool schema is wrapped as one required property', () => {
+    expect(toGoogleToolSchema({ type: 'string' }).parameters).toEqual({
+      type: 'OBJECT',
+      properties: { value: { type: 'STRING' } },
+      required: ['value'],
+    });
+  });
+});

@@ -1,0 +1,429 @@
+import { describe, expect, test } from 'bun:test';
+import type { MessagesRequest } from '../../../src/anthropic/schema.ts';
+import type { ModelFamily } from '../../../src/providers/provider.ts';
+import { createSignatureStore, type SignatureStore } from '../../../src/providers/antigravity/signatures.ts';
+import {
+  familyOf,
+  INTERLEAVED_HINT,
+  sanitizeToolName,
+  SKIP_SIGNATURE,
+  toGoogleRequest,
+} from '../../../src/providers/antigravity/to-google.ts';
+import tools from '../../fixtures/antigravity/claude-code-tools.json';
+
+type Json = Record<string, any>;
+
+// A Claude R-form signature (base64 of an "E…" Anthropic signature), shaped like the capture's.
+export const CLAUDE_SIG = btoa('EoYCCpQBCBEQAhgCKkDOjlfrEVQrQ1/QSlU4i+gbZDPY56rmSK5ThHiuV8ABYKUyjcbMDrcpRy94bRZYRbY4');
+// A Gemini signature (single base64 of binary), shaped like stream_turn1_initial's.
+export const GEMINI_SIG = 'Ep0gCpogARFNMg/GvDds9Ycb2rTNeHYNZEOsj8KYyukLELb5RbE3ssWQ0s8RfGox4U9ge5pv/JqRLqB0aWo9cyOgaLwk';
+
+function opts(model: string, signatures: SignatureStore = createSignatureStore(), family: ModelFamily = familyOf(model)) {
+  return { model, family, projectId: 'proj-1', sessionId: '-42', requestId: 'agent-req-1', signatures, sessionKey: 'sess-1' };
+}
+
+function req(partial: Partial<MessagesRequest>): MessagesRequest {
+  return { model: 'client-model', max_tokens: 1000, messages: [{ role: 'user', content: 'hi' }], ...partial } as MessagesRequest;
+}
+
+function translate(r: Partial<MessagesRequest>, model = 'claude-opus-4-6-thinking', store?: SignatureStore): Json {
+  return toGoogleRequest(req(r), opts(model, store)) as Json;
+}
+
+describe('familyOf', () => {
+  test.each([
+    ['claude-opus-4-6-thinking', 'claude'],
+    ['claude-sonnet-4-6', 'claude'],
+    ['gemini-3-pro-high', 'gemini'],
+    ['gemini-3.8-flash-low', 'gemini'],
+    ['gpt-oss-120b-medium', 'gpt'],
+    ['something-else', 'other'],
+  ])('%s -> %s', (model, family) => expect(familyOf(model)).toBe(family as ModelFamily));
+});
+
+describe('envelope (§5.1)', () => {
+  test('carries project, model, ids, userAgent and requestType, and the session id inside request', () => {
+    const env = translate({});
+    expect(env.project).toBe('proj-1');
+    expect(env.model).toBe('claude-opus-4-6-thinking');
+    expect(env.userAgent).toBe('antigravity');
+    expect(env.requestType).toBe('agent');
+    expect(env.requestId).toBe('agent-req-1');
+    expect(env.request.sessionId).toBe('-42');
+    expect(env.request.contents).toEqual([{ role: 'user', parts: [{ text: 'hi' }] }]);
+  });
+
+  test('unknown request fields are ignored, not forwarded', () => {
+    const env = translate({ context_management: { edits: [] }, metadata: { user_id: 'u' }, service_tier: 'auto', stream: true } as Json);
+    expect(Object.keys(env.request).sort()).toEqual(['contents', 'generationConfig', 'sessionId']);
+    expect(JSON.stringify(env)).not.toContain('context_management');
+  });
+});
+
+describe('system instruction (§5.3)', () => {
+  test('string system becomes one part with role user', () => {
+    expect(translate({ system: 'Be brief.' }, 'gemini-3-pro-high').request.systemInstruction).toEqual({ role: 'user', parts: [{ text: 'Be brief.' }] });
+  });
+
+  test('system blocks: billing header and blank blocks dropped, cache_control gone, role:system messages folded in', () => {
+    const env = translate(
+      {
+        system: [
+          { type: 'text', text: 'x-anthropic-billing-header: cc_version=2.1.197.4c0; cc_entrypoint=sdk-cli;' },
+          { type: 'text', text: 'You are a Claude agent.', cache_control: { type: 'ephemeral' } },
+          { type: 'text', text: '  ' },
+        ],
+        messages: [
+          { role: 'user', content: 'hi' },
+          { role: 'system', content: 'Available agent types: …' },
+          { role: 'system', content: [{ type: 'text', text: 'More rules.' }] },
+        ],
+      },
+      'gemini-3-pro-high',
+    );
+    expect(env.request.systemInstruction.parts).toEqual([{ text: 'You are a Claude agent.' }, { text: 'Available agent types: …' }, { text: 'More rules.' }]);
+    expect(env.request.contents).toEqual([{ role: 'user', parts: [{ text: 'hi' }] }]);
+    expect(JSON.stringify(env)).not.toContain('cache_control');
+  });
+
+  test('Claude thinking with tools appends the interleaved-thinking hint to the last system part', () => {
+    const env = translate({ system: 'Rules.', thinking: { type: 'adaptive' }, tools: [tools.tools[0]!] as any });
+    expect(env.request.systemInstruction.parts).toEqual([{ text: `Rules.\n\n${INTERLEAVED_HINT}` }]);
+    expect(translate({ system: 'Rules.', thinking: { type: 'adaptive' } }).request.systemInstruction.parts).toEqual([{ text: 'Rules.' }]);
+  });
+});
+
+describe('content blocks (§7.1–§7.4)', () => {
+  test('text, images and documents; empty and blank text dropped; empty messages get a placeholder', () => {
+    const env = translate(
+      {
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { type: 'text', text: '' },
+              { type: 'text', text: 'look', cache_control: { type: 'ephemeral' } },
+              { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBOR' } },
+              { type: 'image', source: { type: 'url', url: 'https://x/y.jpg' } },
+              { type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: 'JVBER' } },
+              { type: 'document', source: { type: 'text', media_type: 'text/plain', data: 'plain doc' } },
+            ],
+          },
+          { role: 'assistant', content: [{ type: 'text', text: ' \n' }] },
+          { role: 'user', content: 'next' },
+        ],
+      },
+      'gemini-3-pro-high',
+    );
+    expect(env.request.contents).toEqual([
+      {
+        role: 'user',
+        parts: [
+          { text: 'look' },
+          { inlineData: { mimeType: 'image/png', data: 'iVBOR' } },
+          { fileData: { mimeType: 'image/jpeg', fileUri: 'https://x/y.jpg' } },
+          { inlineData: { mimeType: 'application/pdf', data: 'JVBER' } },
+          { text: 'plain doc' },
+        ],
+      },
+      { role: 'model', parts: [{ text: '.' }] },
+      { role: 'user', parts: [{ text: 'next' }] },
+    ]);
+  });
+
+  test('tool loop: calls with ids, results reordered to call order, nested content, images after responses, is_error', () => {
+    const env = translate(
+      {
+        messages: [
+          { role: 'user', content: 'go' },
+          {
+            role: 'assistant',
+            content: [
+              { type: 'tool_use', id: 'toolu_vrtx_A', name: 'Bash', input: { command: 'echo one' } },
+              { type: 'text', text: 'Running.' },
+              { type: 'tool_use', id: 'toolu_vrtx_B', name: 'Read', input: { file_path: '/p.png' } },
+              { type: 'tool_use', id: 'toolu_vrtx_C', name: 'Bash', input: { command: 'exit 3' } },
+            ],
+          },
+          {
+            role: 'user',
+            content: [
+              { type: 'tool_result', tool_use_id: 'toolu_vrtx_C', content: 'Exit code 3', is_error: true, cache_control: { type: 'ephemeral' } },
+              { type: 'text', text: '<system-reminder>note</system-reminder>' },
+              {
+                type: 'tool_result',
+                tool_use_id: 'toolu_vrtx_B',
+                content: [{ type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBOR' } }],
+              },
+              { type: 'tool_result', tool_use_id: 'toolu_vrtx_A', content: [{ type: 'text', text: 'one' }, { type: 'text', text: 'two' }], is_error: false },
+            ],
+          },
+        ],
+        thinking: { type: 'disabled' },
+      },
+      'claude-sonnet-4-6',
+    );
+    const [, model, user] = env.request.contents;
+    expect(model).toEqual({
+      role: 'model',
+      parts: [
+        { text: 'Running.' },
+        { functionCall: { name: 'Bash', args: { command: 'echo one' }, id: 'toolu_vrtx_A' } },
+        { functionCall: { name: 'Read', args: { file_path: '/p.png' }, id: 'toolu_vrtx_B' } },
+        { functionCall: { name: 'Bash', args: { command: 'exit 3' }, id: 'toolu_vrtx_C' } },
+      ],
+    });
+    expect(user).toEqual({
+      role: 'user',
+      parts: [
+        { functionResponse: { name: 'Bash', id: 'toolu_vrtx_A', response: { output: 'one\ntwo' } } },
+        { functionResponse: { name: 'Read', id: 'toolu_vrtx_B', response: { output: 'Image attached' } } },
+        { functionResponse: { name: 'Bash', id: 'toolu_vrtx_C', response: { error: 'Exit code 3' } } },
+        { inlineData: { mimeType: 'image/png', data: 'iVBOR' } },
+        { text: '<system-reminder>note</system-reminder>' },
+      ],
+    });
+  });
+
+  test('tool_use input that is not an object is repaired; a result without its call becomes text', () => {
+    const env = translate(
+      {
+        messages: [
+          { role: 'user', content: 'go' },
+          { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_vrtx_A', name: 'Bash', input: '{"command":"ls"}' }] },
+          {
+            role: 'user',
+            content: [
+              { type: 'tool_result', tool_use_id: 'toolu_vrtx_A', content: 'ok' },
+              { type: 'tool_result', tool_use_id: 'toolu_lost', content: 'orphan' },
+            ],
+          },
+          { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_vrtx_B', name: 'Bash', input: [1, 2] }] },
+          { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_vrtx_B' }] },
+        ],
+        thinking: { type: 'disabled' },
+      },
+      'claude-sonnet-4-6',
+    );
+    const c = env.request.contents;
+    expect(c[1].parts[0].functionCall.args).toEqual({ command: 'ls' });
+    expect(c[2].parts).toEqual([
+      { functionResponse: { name: 'Bash', id: 'toolu_vrtx_A', response: { output: 'ok' } } },
+      { text: '[Tool result toolu_lost]\norphan' },
+    ]);
+    expect(c[3].parts[0].functionCall.args).toEqual({ value: [1, 2] });
+    expect(c[4].parts).toEqual([{ functionResponse: { name: 'Bash', id: 'toolu_vrtx_B', response: { output: '' } } }]);
+  });
+});
+
+describe('tools (§7.11–§7.13)', () => {
+  const ccTools = tools.tools as any[];
+
+  test('declarations in one wrapper, cleaned schemas, server tools skipped, names sanitized and remembered', () => {
+    const store = createSignatureStore();
+    const env = toGoogleRequest(
+      req({ tools: [...ccTools, { type: 'web_search_20250305', name: 'web_search' }, { name: 'Bash', input_schema: {} }] as any, thinking: { type: 'disabled' } }),
+      opts('gemini-3-pro-high', store),
+    ) as Json;
+    const decls = env.request.tools[0].functionDeclarations as Json[];
+    expect(env.request.tools).toHaveLength(1);
+    expect(decls.map((d) => d.name)).toEqual(ccTools.map((t) => sanitizeToolName(t.name)));
+    expect(decls.find((d) => d.name === 'mcp__db_query')).toBeDefined();
+    const naming = store.tools('sess-1')!;
+    expect(naming.original.get('mcp__db_query')).toBe('mcp__db.query');
+    expect(naming.placeholders.has('CronList')).toBe(true);
+    expect(env.request.toolConfig).toBeUndefined();
+    expect(JSON.stringify(decls)).not.toContain('$schema');
+  });
+
+  test.each([
+    ['gemini, no choice', 'gemini-3-pro-high', undefined, undefined],
+    ['gemini auto', 'gemini-3-pro-high', { type: 'auto' }, { mode: 'AUTO' }],
+    ['gemini any', 'gemini-3-pro-high', { type: 'any' }, { mode: 'ANY' }],
+    ['gemini tool', 'gemini-3-pro-high', { type: 'tool', name: 'mcp__db.query' }, { mode: 'ANY', allowedFunctionNames: ['mcp__db_query'] }],
+    ['gemini none', 'gemini-3-pro-high', { type: 'none' }, { mode: 'NONE' }],
+    ['claude auto', 'claude-sonnet-4-6', { type: 'auto' }, { mode: 'VALIDATED' }],
+    ['claude no choice', 'claude-sonnet-4-6', undefined, { mode: 'VALIDATED' }],
+    ['claude tool, no thinking', 'claude-sonnet-4-6', { type: 'tool', name: 'Bash' }, { mode: 'ANY', allowedFunctionNames: ['Bash'] }],
+    ['claude none', 'claude-sonnet-4-6', { type: 'none' }, { mode: 'NONE' }],
+  ] as const)('tool_choice: %s', (_n, model, choice, expected) => {
+    const env = translate({ tools: [ccTools[0]], tool_choice: choice as any, thinking: { type: 'disabled' } }, model);
+    expect(env.request.toolConfig?.functionCallingConfig).toEqual(expected as any);
+  });
+
+  test('claude with thinking cannot be forced to a tool: stays VALIDATED', () => {
+    const env = translate({ tools: [ccTools[0]], tool_choice: { type: 'any' }, thinking: { type: 'adaptive' } }, 'claude-opus-4-6-thinking');
+    expect(env.request.toolConfig).toEqual({ functionCallingConfig: { mode: 'VALIDATED' } });
+  });
+
+  test.each([
+    ['Bash', 'Bash'],
+    ['mcp__srv__do-it', 'mcp__srv__do-it'],
+    ['a.b:c d', 'a_b_c_d'],
+    ['9lives', '_9lives'],
+    ['x'.repeat(80), 'x'.repeat(64)],
+  ])('tool name %s -> %s', (name, expected) => expect(sanitizeToolName(name)).toBe(expected));
+});
+
+describe('generationConfig (§7.9–§7.10)', () => {
+  test.each<[string, string, Partial<MessagesRequest>, Json]>([
+    ['claude budget from client', 'claude-opus-4-6-thinking', { max_tokens: 32000, thinking: { type: 'enabled', budget_tokens: 8000 } }, {
+      maxOutputTokens: 32000,
+      thinkingConfig: { includeThoughts: true, thinkingBudget: 8000 },
+    }],
+    ['claude adaptive, effort high -> 32000, max raised above budget', 'claude-opus-4-6-thinking', { max_tokens: 32000, thinking: { type: 'adaptive' }, output_config: { effort: 'high' } }, {
+      maxOutputTokens: 40192,
+      thinkingConfig: { includeThoughts: true, thinkingBudget: 32000 },
+    }],
+    ['claude adaptive, effort low', 'claude-sonnet-4-6', { max_tokens: 32000, thinking: { type: 'adaptive' }, output_config: { effort: 'low' } }, {
+      maxOutputTokens: 32000,
+      thinkingConfig: { includeThoughts: true, thinkingBudget: 8192 },
+    }],
+    ['claude -thinking id with no thinking field still thinks', 'claude-opus-4-6-thinking', { max_tokens: 64000 }, {
+      maxOutputTokens: 64000,
+      thinkingConfig: { includeThoughts: true, thinkingBudget: 32000 },
+    }],
+    ['claude disabled, sampling passed', 'claude-opus-4-6-thinking', { max_tokens: 100000, thinking: { type: 'disabled' }, temperature: 0.2, top_p: 0.9, top_k: 40, stop_sequences: ['END'] }, {
+      maxOutputTokens: 64000,
+      temperature: 0.2,
+      topP: 0.9,
+      topK: 40,
+      stopSequences: ['END'],
+    }],
+    ['claude thinking drops temperature≠1 and top_k', 'claude-sonnet-4-6', { max_tokens: 20000, thinking: { type: 'enabled', budget_tokens: 2048 }, temperature: 0.5, top_k: 5, top_p: 0.99 }, {
+      maxOutputTokens: 20000,
+      topP: 0.99,
+      thinkingConfig: { includeThoughts: true, thinkingBudget: 2048 },
+    }],
+    ['gemini adaptive high -> dynamic budget', 'gemini-3-pro-high', { max_tokens: 32000, thinking: { type: 'adaptive' }, output_config: { effort: 'high' } }, {
+      maxOutputTokens: 32000,
+      thinkingConfig: { includeThoughts: true, thinkingBudget: -1 },
+    }],
+    ['gemini adaptive low', 'gemini-3-flash', { max_tokens: 32000, thinking: { type: 'adaptive' }, output_config: { effort: 'low' } }, {
+      maxOutputTokens: 32000,
+      thinkingConfig: { includeThoughts: true, thinkingBudget: 1024 },
+    }],
+    ['gemini budget', 'gemini-3-flash', { max_tokens: 4000, thinking: { type: 'enabled', budget_tokens: 8000 } }, {
+      maxOutputTokens: 16192,
+      thinkingConfig: { includeThoughts: true, thinkingBudget: 8000 },
+    }],
+    ['gemini 2.5 budget clamp', 'gemini-2.5-pro', { max_tokens: 64000, thinking: { type: 'enabled', budget_tokens: 31999 } }, {
+      maxOutputTokens: 64000,
+      thinkingConfig: { includeThoughts: true, thinkingBudget: 24576 },
+    }],
+    ['gemini no thinking field', 'gemini-3-flash', { max_tokens: 100000, temperature: 1 }, { maxOutputTokens: 65536, temperature: 1 }],
+    ['gpt-oss: no thinking config, capped', 'gpt-oss-120b-medium', { max_tokens: 64000, thinking: { type: 'adaptive' } }, { maxOutputTokens: 32768 }],
+  ])('%s', (_n, model, r, expected) => {
+    expect(translate(r, model).request.generationConfig).toEqual(expected);
+  });
+
+  test('a catalog output cap overrides the family default', () => {
+    const env = toGoogleRequest(req({ max_tokens: 100000 }), { ...opts('gemini-3-flash'), maxOutputTokens: 65535 }) as Json;
+    expect(env.request.generationConfig.maxOutputTokens).toBe(65535);
+  });
+
+  test('structured output on gemini becomes a JSON response schema', () => {
+    const env = translate(
+      { output_config: { format: { type: 'json_schema', schema: { type: 'object', properties: { title: { type: 'string' } }, required: ['title'], additionalProperties: false } } } },
+      'gemini-3-flash',
+    );
+    expect(env.request.generationConfig.responseMimeType).toBe('application/json');
+    expect(env.request.generationConfig.responseSchema).toEqual({ type: 'OBJECT', properties: { title: { type: 'STRING' } }, required: ['title'] });
+  });
+});
+
+describe('signatures in history (§7.3, §7.5, §7.7)', () => {
+  const thinkingTurn = (signature: string) => ({
+    role: 'assistant' as const,
+    content: [
+      { type: 'text', text: 'Answer.' },
+      { type: 'thinking', thinking: 'Let me think.', signature },
+    ],
+  });
+
+  test('claude target replays its own signed thinking first, as a thought part with its signature', () => {
+    const env = translate({ messages: [{ role: 'user', content: 'q' }, thinkingTurn(CLAUDE_SIG) as any, { role: 'user', content: 'more' }], thinking: { type: 'adaptive' } });
+    expect(env.request.contents[1].parts).toEqual([{ text: 'Let me think.', thought: true, thoughtSignature: CLAUDE_SIG }, { text: 'Answer.' }]);
+  });
+
+  test.each([
+    ['a gemini signature sent to claude', 'claude-opus-4-6-thinking', GEMINI_SIG, 'gemini'],
+    ['a claude signature sent to gemini', 'gemini-3-pro-high', CLAUDE_SIG, 'claude'],
+    ['an unknown (fake) signature sent to claude', 'claude-opus-4-6-thinking', 'ZmFrZS1zaWduYXR1cmUtZm9yLXJlc2VhcmNo8b9b1bf4b68aabb6', null],
+    ['any signature sent to gpt-oss', 'gpt-oss-120b-medium', CLAUDE_SIG, 'claude'],
+  ] as const)('drops thinking: %s', (_n, model, sig, family) => {
+    const store = createSignatureStore();
+    if (family) store.rememberThinking(sig, family);
+    const env = translate({ messages: [{ role: 'user', content: 'q' }, thinkingTurn(sig) as any, { role: 'user', content: 'more' }], thinking: { type: 'adaptive' } }, model, store);
+    expect(env.request.contents[1].parts).toEqual([{ text: 'Answer.' }]);
+    expect(JSON.stringify(env)).not.toContain(sig);
+  });
+
+  test('gemini target replays a gemini-signed thinking block; unsigned and redacted thinking are dropped', () => {
+    const store = createSignatureStore();
+    store.rememberThinking(GEMINI_SIG, 'gemini');
+    const env = translate(
+      {
+        messages: [
+          { role: 'user', content: 'q' },
+          {
+            role: 'assistant',
+            content: [
+              { type: 'thinking', thinking: 'unsigned', signature: '' },
+              { type: 'redacted_thinking', data: 'abc' },
+              { type: 'thinking', thinking: 'signed', signature: GEMINI_SIG },
+              { type: 'text', text: 'A.' },
+            ],
+          } as any,
+          { role: 'user', content: 'more' },
+        ],
+        thinking: { type: 'adaptive' },
+      },
+      'gemini-3-pro-high',
+      store,
+    );
+    expect(env.request.contents[1].parts).toEqual([{ text: 'signed', thought: true, thoughtSignature: GEMINI_SIG }, { text: 'A.' }]);
+  });
+
+  const geminiLoop = (ids: string[]) => ({
+    messages: [
+      { role: 'user', content: 'go' },
+      { role: 'assistant', content: ids.map((id) => ({ type: 'tool_use', id, name: 'Bash', input: { command: id } })) },
+      { role: 'user', content: ids.map((id) => ({ type: 'tool_result', tool_use_id: id, content: 'ok' })) },
+    ],
+    thinking: { type: 'adaptive' },
+  }) as Partial<MessagesRequest>;
+
+  test('gemini function calls get their cached signature; later calls of a signed parallel batch stay bare', () => {
+    const store = createSignatureStore();
+    store.rememberToolCall('call_1', { name: 'Bash', signature: GEMINI_SIG, family: 'gemini' });
+    store.rememberToolCall('call_2', { name: 'Bash', signature: null, family: 'gemini' });
+    const env = translate(geminiLoop(['call_1', 'call_2']), 'gemini-3-pro-high', store);
+    const parts = env.request.contents[1].parts;
+    expect(parts[0]).toEqual({ functionCall: { name: 'Bash', args: { command: 'call_1' }, id: 'call_1' }, thoughtSignature: GEMINI_SIG });
+    expect(parts[1]).toEqual({ functionCall: { name: 'Bash', args: { command: 'call_2' }, id: 'call_2' } });
+    expect(env.request.contents).toHaveLength(3); // no recovery needed
+  });
+
+  test('gemini: unsigned calls (cache lost, or made by claude) get the sentinel, and the loop is closed (§7.8)', () => {
+    const store = createSignatureStore();
+    store.rememberToolCall('toolu_vrtx_1', { name: 'Bash', signature: null, family: 'claude' });
+    const env = translate(geminiLoop(['toolu_vrtx_1', 'toolu_x2']), 'gemini-3-pro-high', store);
+    const parts = env.request.contents[1].parts;
+    expect(parts.map((p: Json) => p.thoughtSignature)).toEqual([SKIP_SIGNATURE, SKIP_SIGNATURE]);
+    expect(env.request.contents.slice(3)).toEqual([
+      { role: 'model', parts: [{ text: '[Tool execution completed.]' }] },
+      { role: 'user', parts: [{ text: '[Continue]' }] },
+    ]);
+  });
+
+  test('claude target never receives gemini call signatures, even from a non-standard block field', () => {
+    const store = createSignatureStore();
+    store.rememberToolCall('call_1', { name: 'Bash', signature: GEMINI_SIG, family: 'gemini' });
+    const r = geminiLoop(['call_1']);
+    (r.messages![1]!.content as Json[])[0]!.thoughtSignature = GEMINI_SIG;
+    const env = translate(r, 'claude-opus-4-6-thinking', store);
+    expect(JSON.stringify(env)).not.toContain(GEMINI_SIG);
+    expect(JSON.stringify(env)).not.toContain(SKIP_SIGNATURE);
+  });
+});
