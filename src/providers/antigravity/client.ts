@@ -1,0 +1,273 @@
+// HTTP to Cloud Code v1internal (protocol §4): the endpoint walk (daily, then prod), the headers,
+// small JSON RPCs (loadCodeAssist, onboardUser, fetchAvailableModels) and the streamed generation
+// call read incrementally as JSON chunks with an idle watchdog. Every failure leaves as an
+// UpstreamError; the access token never appears in a message.
+import { log } from '../../log.ts';
+import { UpstreamError, type UpstreamErrorKind } from '../provider.ts';
+import { classifyGoogleError } from './errors.ts';
+
+export interface CloudCodeOptions {
+  /** Base URLs tried in order, e.g. https://daily-cloudcode-pa.googleapis.com. */
+  endpoints: readonly string[];
+  userAgent: string;
+  now: () => number;
+}
+
+/** Bounded wait for the small JSON RPCs. */
+const RPC_TIMEOUT_MS = 30_000;
+
+export function cloudCodeHeaders(token: string, userAgent: string, stream: boolean): Record<string, string> {
+  return {
+    authorization: `Bearer ${token}`,
+    'content-type': 'application/json',
+    'user-agent': userAgent,
+    accept: stream ? 'text/event-stream' : 'application/json',
+    'accept-encoding': 'gzip',
+  };
+}
+
+function networkError(err: unknown, where: string): UpstreamError {
+  const e = err as { code?: unknown; name?: unknown };
+  const what = typeof e?.code === 'string' ? e.code : typeof e?.name === 'string' ? e.name : 'network error';
+  return new UpstreamError('transient', `Antigravity connection to ${where} failed: ${what}`, { status: 0, cause: err });
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return url;
+  }
+}
+
+/** 400 and 401 are answers about the request or the token: another host would say the same. */
+function stopsTheWalk(status: number): boolean {
+  return status === 400 || status === 401 || status === 413 || status === 422;
+}
+
+const PREFERENCE: UpstreamErrorKind[] = ['rate_limited', 'quota_exhausted', 'invalid_account', 'capacity', 'not_found', 'auth', 'bad_request', 'transient'];
+
+/** The error to report after every endpoint failed: the most telling one; among limits the soonest reset. */
+export function pickError(errors: UpstreamError[]): UpstreamError {
+  let best = errors[errors.length - 1]!;
+  for (const e of errors) {
+    const a = PREFERENCE.indexOf(e.kind);
+    const b = PREFERENCE.indexOf(best.kind);
+    const limit = e.kind === 'rate_limited' || e.kind === 'quota_exhausted';
+    const bestLimit = best.kind === 'rate_limited' || best.kind === 'quota_exhausted';
+    if (limit && bestLimit) {
+      if (e.resetAt !== null && (best.resetAt === null || e.resetAt < best.resetAt)) best = e;
+    } else if (a < b) best = e;
+  }
+  return best;
+}
+
+/**
+ * POSTs `/v1internal:<method>` to each endpoint in turn until one answers 2xx. Network errors,
+ * 403/404/429/5xx move on; 400/401 stop at once. `signal` aborts everything.
+ */
+export async function openCall(
+  opts: CloudCodeOptions,
+  method: string,
+  body: string,
+  token: string,
+  signal: AbortSignal,
+  stream: boolean,
+): Promise<Response> {
+  const errors: UpstreamError[] = [];
+  const query = stream ? '?alt=sse' : '';
+  for (const base of opts.endpoints) {
+    let res: Response;
+    try {
+      res = await fetch(`${base}/v1internal:${method}${query}`, {
+        method: 'POST',
+        headers: cloudCodeHeaders(token, opts.userAgent, stream),
+        body,
+        signal,
+      });
+    } catch (err) {
+      if (signal.aborted) throw err;
+      errors.push(networkError(err, hostOf(base)));
+      continue;
+    }
+    if (res.ok) return res;
+    let text = '';
+    try {
+      text = await res.text();
+    } catch (err) {
+      if (signal.aborted) throw err;
+    }
+    const e = classifyGoogleError(res.status, text, res.headers, opts.now());
+    if (stopsTheWalk(res.status)) throw e;
+    log.debug(`antigravity ${method} on ${hostOf(base)}: HTTP ${res.status} ${e.kind}, trying the next endpoint`);
+    errors.push(e);
+  }
+  throw errors.length ? pickError(errors) : new UpstreamError('transient', 'no Antigravity endpoint configured');
+}
+
+/** One JSON RPC with the endpoint walk and a bounded wait; returns the parsed answer. */
+export async function postJson(
+  opts: CloudCodeOptions,
+  method: string,
+  payload: unknown,
+  token: string,
+  signal?: AbortSignal,
+): Promise<Record<string, unknown>> {
+  const timeout = AbortSignal.timeout(RPC_TIMEOUT_MS);
+  const all = signal ? AbortSignal.any([signal, timeout]) : timeout;
+  let text: string;
+  try {
+    const res = await openCall(opts, method, JSON.stringify(payload), token, all, false);
+    text = await res.text();
+  } catch (err) {
+    if (err instanceof UpstreamError) throw err;
+    if (timeout.aborted) throw new UpstreamError('transient', `Antigravity ${method} did not answer in time`, { cause: err });
+    if (signal?.aborted) throw new UpstreamError('transient', 'request aborted by the client', { cause: err });
+    throw networkError(err, method);
+  }
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (v && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
+  } catch {
+    // fall through
+  }
+  throw new UpstreamError('transient', `Antigravity ${method} answered with something that is not a JSON object`);
+}
+
+export interface ChunkStream {
+  /** Parsed JSON of each SSE `data:` line, in order. */
+  chunks: AsyncGenerator<unknown>;
+  /** Whether at least one chunk has been handed out. */
+  started(): boolean;
+  /** Stops the watchdog and frees the connection (idempotent; safe if chunks was never read). */
+  close(): void;
+}
+
+const NL = 10;
+const CR = 13;
+
+/**
+ * Opens the generation stream and returns its chunks. The idle watchdog covers the wait for headers
+ * and every gap between reads; when it fires, or the client aborts, the fetch is cancelled and the
+ * iterator throws a transient UpstreamError. Malformed data lines are skipped (§6.1); a data line
+ * carrying `{"error":…}` is classified and thrown.
+ */
+export async function openGenerateStream(
+  opts: CloudCodeOptions & { idleTimeoutMs: number },
+  body: string,
+  token: string,
+  clientSignal: AbortSignal,
+): Promise<ChunkStream> {
+  const watchdog = new AbortController();
+  const signal = AbortSignal.any([clientSignal, watchdog.signal]);
+  const timer = setTimeout(() => watchdog.abort(), opts.idleTimeoutMs);
+  let handedOut = false;
+  const whyStopped = (err: unknown): UpstreamError => {
+    if (clientSignal.aborted) return new UpstreamError('transient', 'request aborted by the client', { cause: err });
+    if (watchdog.signal.aborted) {
+      const s = Math.round(opts.idleTimeoutMs / 1000);
+      return new UpstreamError('transient', `Antigravity sent nothing for ${s}s${handedOut ? ' mid-stream' : ''}`, { code: 'IDLE_TIMEOUT', cause: err });
+    }
+    return err instanceof UpstreamError ? err : networkError(err, 'the generation stream');
+  };
+
+  let res: Response;
+  try {
+    res = await openCall(opts, 'streamGenerateContent', body, token, signal, true);
+  } catch (err) {
+    clearTimeout(timer);
+    throw whyStopped(err);
+  }
+  timer.refresh();
+
+  async function* read(): AsyncGenerator<unknown> {
+    reading = true;
+    const reader = res.body?.getReader();
+    let eof = false;
+    try {
+      if (!reader) return;
+      const decoder = new TextDecoder();
+      const emit = function* (line: string): Generator<unknown> {
+        if (!line.startsWith('data:')) return;
+        const data = line.slice(5).trim();
+        if (!data) return;
+        let v: unknown;
+        try {
+          v = JSON.parse(data);
+        } catch {
+          log.debug('antigravity: skipped a malformed SSE data line');
+          return;
+        }
+        const err = (v as { error?: { code?: unknown } } | null)?.error;
+        if (err && typeof err === 'object') {
+          const status = typeof err.code === 'number' ? err.code : 500;
+          throw classifyGoogleError(status, data, res.headers, opts.now());
+        }
+        handedOut = true;
+        yield v;
+      };
+      if ((res.headers.get('content-type') ?? '').includes('application/json')) {
+        // A JSON answer instead of SSE: one response object or an array of them.
+        let text: string;
+        try {
+          text = await res.text();
+        } catch (err) {
+          throw whyStopped(err);
+        }
+        eof = true;
+        let v: unknown = null;
+        try {
+          v = JSON.parse(text);
+        } catch {
+          log.debug('antigravity: skipped a malformed JSON answer');
+        }
+        for (const item of Array.isArray(v) ? v : v ? [v] : []) yield* emit(`data: ${JSON.stringify(item)}`);
+        return;
+      }
+      let buf = '';
+      for (;;) {
+        let chunk: { done: boolean; value?: Uint8Array };
+        try {
+          chunk = await reader.read();
+        } catch (err) {
+          throw whyStopped(err);
+        }
+        timer.refresh();
+        if (chunk.done) {
+          eof = true;
+          buf += decoder.decode();
+        } else buf += decoder.decode(chunk.value, { stream: true });
+        let start = 0;
+        for (let i = 0; i < buf.length; i++) {
+          const c = buf.charCodeAt(i);
+          if (c === NL || c === CR) {
+            yield* emit(buf.slice(start, i));
+            start = i + 1;
+          }
+        }
+        buf = buf.slice(start);
+        if (chunk.done) {
+          // A last line without a newline.
+          if (buf) yield* emit(buf);
+          return;
+        }
+      }
+    } finally {
+      clearTimeout(timer);
+      // Free the connection when we stop early, fail, or the consumer walks away.
+      if (reader && !eof) reader.cancel().catch(() => {});
+    }
+  }
+
+  let reading = false;
+  const chunks = read();
+  return {
+    chunks,
+    started: () => handedOut,
+    close() {
+      clearTimeout(timer);
+      if (!reading) res.body?.cancel().catch(() => {});
+      chunks.return(undefined).catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,203 @@
+// The Antigravity provider: Google accounts behind Cloud Code v1internal. send() = token, project,
+// envelope (to-google.ts), the streamed call with endpoint fallback (client.ts), and the event
+// translation (from-google.ts), with the retries that must happen before the client sees a byte:
+// an empty answer (§8.4) and one 401 with a fresh token (§2.6).
+import type { Config } from '../../config.ts';
+import type { AnthropicEvent } from '../../anthropic/events.ts';
+import type { MessagesRequest } from '../../anthropic/schema.ts';
+import { log } from '../../log.ts';
+import type { Account } from '../../store/accounts.ts';
+import { UpstreamError, type ModelInfo, type Provider, type ProviderDeps, type QuotaInfo, type SendContext } from '../provider.ts';
+import { openGenerateStream, postJson, type CloudCodeOptions } from './client.ts';
+import { parseModels, parseQuota } from './models.ts';
+import { createTokenManager } from './oauth.ts';
+import { discoverProject, loadCodeAssist, parseLoadCodeAssist, type OnboardOptions } from './project.ts';
+import { createSignatureStore } from './signatures.ts';
+import { familyOf, toGoogleRequest } from './to-google.ts';
+
+export { classifyGoogleError, parseGoDuration } from './errors.ts';
+export { parseModels, parseQuota } from './models.ts';
+
+/** The catalog changes rarely; one listing per account serves this long. */
+const MODELS_TTL_MS = 5 * 60_000;
+/** §8.4: an empty answer is retried this many times, 500 ms then 1000 ms apart. */
+const EMPTY_RETRIES = 2;
+const EMPTY_BACKOFF_MS = 500;
+
+export interface AntigravityProviderOptions {
+  /** onboardUser polling (tests shorten it). */
+  onboard?: OnboardOptions;
+  /** Base backoff between empty-response retries (default 500 ms). */
+  emptyBackoffMs?: number;
+}
+
+function abortable(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(new UpstreamError('transient', 'request aborted by the client'));
+    const t = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(new UpstreamError('transient', 'request aborted by the client'));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** A stable per-conversation session id in agy's shape (signed decimal int64) for Google's prompt cache. */
+export function sessionIdFor(accountId: string, sessionKey: string): string {
+  const digest = new Bun.CryptoHasher('sha256').update(`${accountId}\u0000${sessionKey}`).digest();
+  return new DataView(digest.buffer, digest.byteOffset, 8).getBigInt64(0).toString();
+}
+
+export function createAntigravityProvider(config: Readonly<Config>, deps: ProviderDeps, opts: AntigravityProviderOptions = {}): Provider {
+  const cc: CloudCodeOptions = { endpoints: config.antigravity.endpoints, userAgent: config.antigravity.userAgent, now: deps.now };
+  const idleTimeoutMs = config.upstreamIdleTimeoutSec * 1000;
+  const tokens = createTokenManager(config.antigravity, deps);
+  const signatures = createSignatureStore();
+  const projects = new Map<string, string>();
+  const discovering = new Map<string, Promise<string>>();
+  const catalog = new Map<string, { at: number; body: Record<string, unknown> }>();
+  const emptyBackoff = opts.emptyBackoffMs ?? EMPTY_BACKOFF_MS;
+
+  /** The account's project: memory, then account.meta, then discovery (persisted; single-flight). */
+  function projectFor(account: Account, token: string, signal?: AbortSignal): Promise<string> {
+    const known = projects.get(account.id) ?? (typeof account.meta.projectId === 'string' ? account.meta.projectId : null);
+    if (known) return Promise.resolve(known);
+    const running = discovering.get(account.id);
+    if (running) return running;
+    const p = (async () => {
+      try {
+        const info = await discoverProject(cc, token, signal, opts.onboard);
+        projects.set(account.id, info.projectId);
+        // The shared fallback is not worth persisting: a later discovery may do better.
+        if (!info.fallback) deps.updateAccount(account.id, { meta: { projectId: info.projectId, tier: info.tier, tierId: info.tierId } });
+        return info.projectId;
+      } finally {
+        discovering.delete(account.id);
+      }
+    })();
+    discovering.set(account.id, p);
+    return p;
+  }
+
+  /** Runs an authenticated RPC; an upstream 401 drops the token and retries once with a fresh one. */
+  async function withToken<T>(account: Account, signal: AbortSignal | undefined, fn: (token: string) => Promise<T>): Promise<T> {
+    const token = await tokens.get(account, signal);
+    try {
+      return await fn(token);
+    } catch (err) {
+      if (!(err instanceof UpstreamError) || err.kind !== 'auth') throw err;
+      return fn(await tokens.refresh(account));
+    }
+  }
+
+  async function fetchCatalog(account: Account, signal?: AbortSignal): Promise<Record<string, unknown>> {
+    const body = await withToken(account, signal, async (token) => {
+      const project = await projectFor(account, token, signal);
+      return postJson(cc, 'fetchAvailableModels', { project }, token, signal);
+    });
+    catalog.set(account.id, { at: deps.now(), body });
+    return body;
+  }
+
+  async function* send(req: MessagesRequest, ctx: SendContext): AsyncGenerator<AnthropicEvent> {
+    const { account } = ctx;
+    const family = familyOf(ctx.model);
+    // Loaded on first use while the translation module is being written alongside (static once it lands).
+    const { fromGoogleStream } = await import('./from-google.ts');
+    let authRetried = false;
+    let emptyLeft = EMPTY_RETRIES;
+    for (let attempt = 0; ; attempt++) {
+      const token = await tokens.get(account, ctx.signal);
+      const projectId = await projectFor(account, token, ctx.signal);
+      const envelope = toGoogleRequest(req, {
+        model: ctx.model,
+        family,
+        projectId,
+        sessionId: sessionIdFor(account.id, ctx.sessionKey),
+        requestId: `agent-${crypto.randomUUID()}`,
+        signatures,
+        sessionKey: ctx.sessionKey,
+      });
+      let stream;
+      try {
+        stream = await openGenerateStream({ ...cc, idleTimeoutMs }, JSON.stringify(envelope), token, ctx.signal);
+      } catch (err) {
+        if (err instanceof UpstreamError && err.kind === 'auth' && !authRetried) {
+          authRetried = true;
+          log.debug(`antigravity: 401 for ${account.id}, refreshing the token and retrying once`);
+          await tokens.refresh(account);
+          continue;
+        }
+        throw err;
+      }
+      let yielded = false;
+      try {
+        for await (const ev of fromGoogleStream(stream.chunks, {
+          clientModel: ctx.clientModel,
+          family,
+          sessionKey: ctx.sessionKey,
+          signatures,
+        })) {
+          yielded = true;
+          yield ev;
+        }
+        return;
+      } catch (err) {
+        const empty = err instanceof UpstreamError && err.code === 'EMPTY_RESPONSE';
+        if (empty && !yielded && emptyLeft > 0 && !ctx.signal.aborted) {
+          const wait = emptyBackoff * (EMPTY_RETRIES - emptyLeft + 1);
+          emptyLeft--;
+          log.debug(`antigravity: empty answer from ${ctx.model}, retrying in ${wait} ms`);
+          await abortable(wait, ctx.signal);
+          continue;
+        }
+        if (ctx.signal.aborted && !(err instanceof UpstreamError)) throw new UpstreamError('transient', 'request aborted by the client', { cause: err });
+        throw err;
+      } finally {
+        // Make sure the upstream read stops (and its connection is freed) whatever happened above.
+        stream.close();
+      }
+    }
+  }
+
+  return {
+    id: 'antigravity',
+
+    send(req: MessagesRequest, ctx: SendContext): AsyncIterable<AnthropicEvent> {
+      return send(req, ctx);
+    },
+
+    async models(account: Account, signal?: AbortSignal): Promise<ModelInfo[]> {
+      const hit = catalog.get(account.id);
+      const body = hit && deps.now() - hit.at < MODELS_TTL_MS ? hit.body : await fetchCatalog(account, signal);
+      return parseModels(body);
+    },
+
+    async quota(account: Account, signal?: AbortSignal): Promise<QuotaInfo[]> {
+      return parseQuota(await fetchCatalog(account, signal));
+    },
+
+    async refresh(account: Account): Promise<void> {
+      await tokens.refresh(account);
+    },
+
+    async verify(account: Account, signal?: AbortSignal): Promise<{ ok: boolean; detail: string }> {
+      try {
+        const body = await withToken(account, signal, (token) => loadCodeAssist(cc, token, signal));
+        const info = parseLoadCodeAssist(body);
+        if (info.projectId && account.meta.projectId !== info.projectId) {
+          projects.set(account.id, info.projectId);
+          deps.updateAccount(account.id, { meta: { projectId: info.projectId, tier: info.tier, tierId: info.tierId } });
+        }
+        return { ok: true, detail: `project ${info.projectId ?? '(none yet)'}, tier ${info.tier}${info.tierId ? ` (${info.tierId})` : ''}` };
+      } catch (err) {
+        const e = err instanceof UpstreamError ? err : new UpstreamError('transient', String((err as Error)?.message ?? err));
+        return { ok: false, detail: `${e.kind}: ${e.message}${e.verifyUrl ? ` — verify at ${e.verifyUrl}` : ''}` };
+      }
+    },
+  };
+}

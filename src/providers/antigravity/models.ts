@@ -1,0 +1,79 @@
+// fetchAvailableModels (protocol §11.1) -> the models an account can use and its quota per model.
+// Pure parsing; the provider fetches and caches.
+import type { ModelFamily, ModelInfo, QuotaInfo } from '../provider.ts';
+
+/** Internal ids the IDE uses for tab completion, review and background jobs — never offered. */
+const HIDDEN = [/^chat_/, /^tab_/, /^rev\d+-/, /^models\//, /proactive-observer/];
+
+export function isUserFacing(id: string): boolean {
+  return !HIDDEN.some((re) => re.test(id));
+}
+
+/** Family by id prefix (the catalog's apiProvider says the same, but ids are all we have elsewhere). */
+export function familyFromId(id: string): ModelFamily {
+  const s = id.toLowerCase();
+  if (s.startsWith('claude')) return 'claude';
+  if (s.startsWith('gemini')) return 'gemini';
+  if (s.startsWith('gpt')) return 'gpt';
+  return 'other';
+}
+
+interface CatalogEntry {
+  displayName?: unknown;
+  supportsThinking?: unknown;
+  supportsImages?: unknown;
+  maxTokens?: unknown;
+  maxOutputTokens?: unknown;
+  quotaInfo?: { remainingFraction?: unknown; resetTime?: unknown } | null;
+}
+
+function entries(body: Record<string, unknown>): Array<[string, CatalogEntry]> {
+  const models = body.models;
+  if (!models || typeof models !== 'object' || Array.isArray(models)) return [];
+  return Object.entries(models as Record<string, CatalogEntry>).filter(([id, e]) => isUserFacing(id) && e && typeof e === 'object');
+}
+
+const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : undefined);
+
+/** The catalog as ModelInfo, sorted by id; internal ids and deprecated ones are dropped. */
+export function parseModels(body: Record<string, unknown>): ModelInfo[] {
+  const deprecated = body.deprecatedModelIds && typeof body.deprecatedModelIds === 'object' ? (body.deprecatedModelIds as Record<string, unknown>) : {};
+  const out: ModelInfo[] = [];
+  for (const [id, e] of entries(body)) {
+    if (id in deprecated) continue;
+    const info: ModelInfo = {
+      id,
+      displayName: typeof e.displayName === 'string' && e.displayName ? e.displayName : id,
+      family: familyFromId(id),
+    };
+    const ctx = num(e.maxTokens);
+    if (ctx !== undefined) info.contextWindow = ctx;
+    const maxOut = num(e.maxOutputTokens);
+    if (maxOut !== undefined) info.maxOutputTokens = maxOut;
+    // Claude "-thinking" ids think even when the catalog forgets to say so.
+    info.thinking = e.supportsThinking === true || /thinking/.test(id);
+    if (typeof e.supportsImages === 'boolean') info.supportsImages = e.supportsImages;
+    out.push(info);
+  }
+  return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+/**
+ * Quota per model. proto3 JSON omits zeros, so an exhausted model shows only `resetTime` (-> 0);
+ * a model without quotaInfo is unknown (null).
+ */
+export function parseQuota(body: Record<string, unknown>): QuotaInfo[] {
+  const out: QuotaInfo[] = [];
+  for (const [id, e] of entries(body)) {
+    const q = e.quotaInfo;
+    if (!q || typeof q !== 'object') {
+      out.push({ model: id, remainingFraction: null, resetAt: null });
+      continue;
+    }
+    const reset = typeof q.resetTime === 'string' ? Date.parse(q.resetTime) : Number.NaN;
+    let fraction: number | null = typeof q.remainingFraction === 'number' ? q.remainingFraction : Number.isFinite(reset) ? 0 : null;
+    if (fraction !== null) fraction = Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : 0;
+    out.push({ model: id, remainingFraction: fraction, resetAt: Number.isFinite(reset) ? reset : null });
+  }
+  return out.sort((a, b) => (a.model < b.model ? -1 : a.model > b.model ? 1 : 0));
+}

@@ -1,0 +1,264 @@
+// Google OAuth for Antigravity accounts (protocol §2): PKCE authorize URL, code exchange, refresh,
+// userinfo, and the per-account access-token cache that every upstream call goes through. A token
+// is refreshed a few minutes before it expires, once per account however many requests ask at the
+// same time; invalid_grant marks the account invalid, a network or 5xx failure never does.
+import type { Config } from '../../config.ts';
+import { registerSecret } from '../../log.ts';
+import type { Account } from '../../store/accounts.ts';
+import { UpstreamError, type ProviderDeps } from '../provider.ts';
+
+export const OAUTH_SCOPES = [
+  'https://www.googleapis.com/auth/cloud-platform',
+  'https://www.googleapis.com/auth/userinfo.email',
+  'https://www.googleapis.com/auth/userinfo.profile',
+  'https://www.googleapis.com/auth/cclog',
+  'https://www.googleapis.com/auth/experimentsandconfigs',
+];
+
+/** Refresh this long before the access token expires. */
+export const REFRESH_SKEW_MS = 5 * 60_000;
+const TOKEN_TIMEOUT_MS = 20_000;
+
+type OAuthConfig = Pick<Config['antigravity'], 'clientId' | 'clientSecret' | 'authUrl' | 'tokenUrl' | 'userinfoUrl'>;
+
+function base64url(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString('base64').replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+export interface Pkce {
+  verifier: string;
+  challenge: string;
+}
+
+/** verifier = base64url(32 random bytes); challenge = base64url(sha256(verifier)) (S256). */
+export function createPkce(): Pkce {
+  const verifier = base64url(crypto.getRandomValues(new Uint8Array(32)));
+  const challenge = base64url(new Uint8Array(new Bun.CryptoHasher('sha256').update(verifier).digest()));
+  return { verifier, challenge };
+}
+
+export function randomState(): string {
+  return Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString('hex');
+}
+
+/** The consent URL (§2.2): offline access + consent prompt so Google always returns a refresh token. */
+export function buildAuthUrl(cfg: OAuthConfig, opts: { redirectUri: string; state: string; codeChallenge: string }): string {
+  const q = new URLSearchParams({
+    client_id: cfg.clientId,
+    redirect_uri: opts.redirectUri,
+    response_type: 'code',
+    scope: OAUTH_SCOPES.join(' '),
+    access_type: 'offline',
+    prompt: 'consent',
+    code_challenge: opts.codeChallenge,
+    code_challenge_method: 'S256',
+    state: opts.state,
+  });
+  return `${cfg.authUrl}?${q.toString()}`;
+}
+
+export interface TokenSet {
+  accessToken: string;
+  /** Epoch ms. */
+  expiresAt: number;
+  /** Only when Google sent one (always on code exchange, rarely on refresh). */
+  refreshToken?: string;
+}
+
+interface TokenBody {
+  access_token?: unknown;
+  expires_in?: unknown;
+  refresh_token?: unknown;
+  error?: unknown;
+  error_description?: unknown;
+}
+
+/** Refresh-token failures that mean "log in again" (§9.2 401 row). */
+const PERMANENT_OAUTH_ERRORS = new Set(['invalid_grant', 'invalid_client', 'unauthorized_client']);
+
+async function postToken(cfg: OAuthConfig, form: Record<string, string>, now: number, signal?: AbortSignal): Promise<TokenSet> {
+  const timeout = AbortSignal.timeout(TOKEN_TIMEOUT_MS);
+  let res: Response;
+  let text: string;
+  try {
+    res = await fetch(cfg.tokenUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', 'user-agent': 'Go-http-client/2.0' },
+      body: new URLSearchParams(form).toString(),
+      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+    });
+    text = await res.text();
+  } catch (err) {
+    const why = timeout.aborted ? 'timed out' : signal?.aborted ? 'aborted' : ((err as { code?: string })?.code ?? 'network error');
+    throw new UpstreamError('transient', `Google token endpoint unreachable (${why})`, { status: 0, code: 'AUTH_NETWORK_ERROR', cause: err });
+  }
+  let body: TokenBody = {};
+  try {
+    body = JSON.parse(text) as TokenBody;
+  } catch {
+    // handled below
+  }
+  if (!res.ok) {
+    const error = typeof body.error === 'string' ? body.error : '';
+    const desc = typeof body.error_description === 'string' ? body.error_description : '';
+    if (PERMANENT_OAUTH_ERRORS.has(error)) {
+      throw new UpstreamError('invalid_account', `Google refused the refresh token (${error}${desc ? `: ${desc}` : ''}); log in again`, {
+        status: res.status,
+        code: error,
+        scope: 'account',
+      });
+    }
+    throw new UpstreamError('transient', `Google token endpoint answered HTTP ${res.status}${error ? ` (${error})` : ''}`, {
+      status: res.status,
+      code: error || null,
+    });
+  }
+  if (typeof body.access_token !== 'string' || !body.access_token) {
+    throw new UpstreamError('transient', 'Google token endpoint answered without an access token', { status: res.status });
+  }
+  registerSecret(body.access_token);
+  const expiresIn = typeof body.expires_in === 'number' ? body.expires_in : Number(body.expires_in) || 3599;
+  const out: TokenSet = { accessToken: body.access_token, expiresAt: now + expiresIn * 1000 };
+  if (typeof body.refresh_token === 'string' && body.refresh_token) {
+    registerSecret(body.refresh_token);
+    out.refreshToken = body.refresh_token;
+  }
+  return out;
+}
+
+/** §2.5: authorization code + PKCE verifier -> tokens (a refresh token is required). */
+export async function exchangeCode(
+  cfg: OAuthConfig,
+  opts: { code: string; verifier: string; redirectUri: string },
+  now = Date.now(),
+  signal?: AbortSignal,
+): Promise<TokenSet & { refreshToken: string }> {
+  const t = await postToken(
+    cfg,
+    {
+      client_id: cfg.clientId,
+      client_secret: cfg.clientSecret,
+      code: opts.code,
+      code_verifier: opts.verifier,
+      grant_type: 'authorization_code',
+      redirect_uri: opts.redirectUri,
+    },
+    now,
+    signal,
+  );
+  if (!t.refreshToken) throw new UpstreamError('invalid_account', 'Google returned no refresh token; revoke the app grant and log in again');
+  return t as TokenSet & { refreshToken: string };
+}
+
+/** §2.6: refresh token -> a fresh access token. */
+export function refreshAccessToken(cfg: OAuthConfig, refreshToken: string, now = Date.now(), signal?: AbortSignal): Promise<TokenSet> {
+  registerSecret(refreshToken);
+  return postToken(
+    cfg,
+    { client_id: cfg.clientId, client_secret: cfg.clientSecret, grant_type: 'refresh_token', refresh_token: refreshToken },
+    now,
+    signal,
+  );
+}
+
+/** The account's e-mail from the userinfo endpoint. */
+export async function fetchUserEmail(cfg: OAuthConfig, accessToken: string, signal?: AbortSignal): Promise<string> {
+  const timeout = AbortSignal.timeout(TOKEN_TIMEOUT_MS);
+  let res: Response;
+  let body: { email?: unknown };
+  try {
+    res = await fetch(cfg.userinfoUrl, {
+      headers: { authorization: `Bearer ${accessToken}`, accept: 'application/json' },
+      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+    });
+    body = res.ok ? ((await res.json()) as { email?: unknown }) : {};
+  } catch (err) {
+    throw new UpstreamError('transient', 'Google userinfo endpoint unreachable', { cause: err });
+  }
+  if (!res.ok) throw new UpstreamError(res.status === 401 ? 'auth' : 'transient', `Google userinfo answered HTTP ${res.status}`, { status: res.status });
+  if (typeof body.email !== 'string' || !body.email) throw new UpstreamError('transient', 'Google userinfo returned no e-mail');
+  return body.email;
+}
+
+export interface TokenManager {
+  /** A valid access token for the account (cached, refreshed early, single-flight). */
+  get(account: Account, signal?: AbortSignal): Promise<string>;
+  /** Refresh now, whatever the cache says (after an upstream 401, or `refresh()`). */
+  refresh(account: Account): Promise<string>;
+  /** Forget the cached token (the next get() refreshes unless the stored one is still good). */
+  drop(accountId: string): void;
+}
+
+export function createTokenManager(cfg: OAuthConfig, deps: ProviderDeps): TokenManager {
+  const cache = new Map<string, { token: string; expiresAt: number }>();
+  /** Tokens known to be rejected (401): never reuse them from the stored credentials either. */
+  const rejected = new Set<string>();
+  const inflight = new Map<string, Promise<string>>();
+
+  function refreshTokenOf(account: Account): string {
+    if (account.credentials.kind !== 'oauth' || !account.credentials.refreshToken) {
+      throw new UpstreamError('invalid_account', 'Antigravity accounts need a Google refresh token', { scope: 'account' });
+    }
+    return account.credentials.refreshToken;
+  }
+
+  function doRefresh(account: Account): Promise<string> {
+    const running = inflight.get(account.id);
+    if (running) return running;
+    const p = (async () => {
+      const refreshToken = refreshTokenOf(account);
+      try {
+        // No client signal: the refresh serves every waiter, one aborted request must not kill it.
+        const t = await refreshAccessToken(cfg, refreshToken, deps.now());
+        cache.set(account.id, { token: t.accessToken, expiresAt: t.expiresAt });
+        deps.updateAccount(account.id, {
+          credentials: { kind: 'oauth', refreshToken: t.refreshToken ?? refreshToken, accessToken: t.accessToken, expiresAt: t.expiresAt },
+        });
+        return t.accessToken;
+      } catch (err) {
+        if (err instanceof UpstreamError && err.kind === 'invalid_account') {
+          deps.updateAccount(account.id, { status: 'invalid', statusReason: err.message });
+        }
+        throw err;
+      } finally {
+        inflight.delete(account.id);
+      }
+    })();
+    inflight.set(account.id, p);
+    return p;
+  }
+
+  return {
+    async get(account: Account, signal?: AbortSignal): Promise<string> {
+      const now = deps.now();
+      const hit = cache.get(account.id);
+      if (hit && hit.expiresAt - REFRESH_SKEW_MS > now) return hit.token;
+      const c = account.credentials;
+      if (!hit && c.kind === 'oauth' && c.accessToken && c.expiresAt && c.expiresAt - REFRESH_SKEW_MS > now && !rejected.has(c.accessToken)) {
+        registerSecret(c.accessToken);
+        cache.set(account.id, { token: c.accessToken, expiresAt: c.expiresAt });
+        return c.accessToken;
+      }
+      const p = doRefresh(account);
+      if (!signal) return p;
+      // The caller may stop waiting; the refresh itself carries on for the others.
+      return await new Promise<string>((resolve, reject) => {
+        if (signal.aborted) return reject(new UpstreamError('transient', 'request aborted by the client'));
+        const onAbort = () => reject(new UpstreamError('transient', 'request aborted by the client'));
+        signal.addEventListener('abort', onAbort, { once: true });
+        p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+      });
+    },
+    refresh(account: Account): Promise<string> {
+      const hit = cache.get(account.id);
+      if (hit) rejected.add(hit.token);
+      cache.delete(account.id);
+      return doRefresh(account);
+    },
+    drop(accountId: string): void {
+      const hit = cache.get(accountId);
+      if (hit) rejected.add(hit.token);
+      cache.delete(accountId);
+    },
+  };
+}

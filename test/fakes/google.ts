@@ -1,0 +1,907 @@
+// A fake Google for Antigravity on 127.0.0.1: the OAuth consent endpoint (redirects back with
+// code+state), the token endpoint (authorization_code with PKCE check, refresh_token), userinfo,
+// and Cloud Code v1internal under two prefixes (`/daily`, `/prod`) so endpoint fallback can be
+// tested: loadCodeAssist, onboardUser (long-running op), fetchAvailableModels (per-account quota),
+// streamGenerateContent?alt=sse and generateContent. Streams follow the real agy 1.2.0 captures
+// (protocol §6, fixtures agy_cli_1.2.0/*.resp.sse): Claude starts with {"text":""} and sends its
+// R-form signature in its own thought part; Gemini signs the functionCall part; GPT-OSS opens and
+// finishes without parts and ends with a usage-only chunk. Error bodies follow fixtures/errors/.
+// Every fault the provider must classify can be switched on, one-shot or per token/model/endpoint.
+
+export type QuotaHint = 'full' | 'retry_info' | 'quota_reset_delay' | 'quota_reset_timestamp' | 'message' | 'none';
+
+export type FakeGoogleMode =
+  | { kind: 'ok' }
+  /** 429 QUOTA_EXHAUSTED with one kind of reset hint (default 'full' = all of them, as real bodies). */
+  | { kind: 'quota_exhausted'; hint?: QuotaHint; resetMs?: number }
+  /** 429 RATE_LIMIT_EXCEEDED with a short delay (default 479 ms). */
+  | { kind: 'rate_limited'; resetMs?: number }
+  /** 503 UNAVAILABLE MODEL_CAPACITY_EXHAUSTED. */
+  | { kind: 'capacity' }
+  | { kind: 'http500' }
+  /** An HTML 502 from the front end. */
+  | { kind: 'html502' }
+  /** 401 UNAUTHENTICATED whatever the token. */
+  | { kind: 'unauthorized' }
+  /** 403 PERMISSION_DENIED VALIDATION_REQUIRED with a validation_url. */
+  | { kind: 'validation_required' }
+  /** 403 terms-of-service ban text. */
+  | { kind: 'tos_banned' }
+  /** 400 Claude invalid thinking signature (JSON-encoded Anthropic error inside message). */
+  | { kind: 'signature_error' }
+  /** 404 NOT_FOUND "Requested entity was not found." */
+  | { kind: 'not_found' }
+  | { kind: 'reset_before_first_byte' }
+  /** The socket dies after `afterChunks` data lines (default 2). */
+  | { kind: 'reset_mid_stream'; afterChunks?: number }
+  | { kind: 'stall_before_first_byte'; ms: number }
+  /** Silence for `ms` after `afterChunks` data lines (default 2), then the rest. */
+  | { kind: 'stall_mid_stream'; ms: number; afterChunks?: number }
+  /** A data line that is not JSON after `afterChunks` lines (default 1), then the rest. */
+  | { kind: 'malformed_data'; afterChunks?: number }
+  /** The stream ends without any finishReason chunk. */
+  | { kind: 'no_finish' }
+  /** 200 text/event-stream with nothing in it. */
+  | { kind: 'empty_response' }
+  /** 200 with chunks that carry no parts at all (what the backend does now and then). */
+  | { kind: 'empty_candidates' }
+  /** The answer's text in `chunks` pieces written `delayMs` apart. */
+  | { kind: 'slow_chunks'; chunks: number; delayMs: number }
+  /** Token endpoint: refresh_token grants answer 400 invalid_grant. */
+  | { kind: 'token_invalid_grant' }
+  /** Token endpoint: HTTP 500. */
+  | { kind: 'token_http500' }
+  /** Token endpoint: the connection is dropped. */
+  | { kind: 'token_down' }
+  /** Token endpoint: answers after `ms` (single-flight tests). */
+  | { kind: 'token_slow'; ms: number };
+
+export type FakeModeKind = FakeGoogleMode['kind'];
+
+export interface FakeModelQuota {
+  remainingFraction?: number;
+  /** RFC3339. */
+  resetTime?: string;
+}
+
+export interface FakeAccount {
+  email: string;
+  /** null: loadCodeAssist returns no project and onboarding provisions `onboardProject`. */
+  projectId: string | null;
+  /** paidTier id (e.g. g1-pro-tier), or null for none. */
+  paidTierId: string | null;
+  /** onboardUser answers done:false this many times first. */
+  onboardPolls: number;
+  onboardProject: string;
+}
+
+export interface FakeGoogleOptions {
+  /** Keep a record of every request (default true); benchmarks turn it off. */
+  record?: boolean;
+  /** Email the consent endpoint logs in as (default user@example.com). */
+  loginEmail?: string;
+  /** expires_in of issued access tokens (default 3599). */
+  expiresIn?: number;
+  /** Text of plain answers. */
+  replyText?: string;
+  /** Reject thought signatures in the history that this fake never issued (400, like the real one). */
+  strictSignatures?: boolean;
+}
+
+export interface RecordedGoogleRequest {
+  method: string;
+  path: string;
+  /** 'daily' | 'prod' for Cloud Code calls, null for OAuth. */
+  endpoint: 'daily' | 'prod' | null;
+  /** v1internal method (streamGenerateContent…) or 'token' | 'auth' | 'userinfo'. */
+  rpc: string;
+  query: string;
+  headers: Record<string, string>;
+  body: unknown;
+  /** The bearer token sent, or null. */
+  token: string | null;
+  email: string | null;
+  aborted: boolean;
+  mode: FakeModeKind;
+}
+
+export interface FakeGoogle {
+  url: string;
+  /** Cloud Code bases in fallback order: `${url}/daily`, `${url}/prod`. */
+  endpoints: string[];
+  tokenUrl: string;
+  authUrl: string;
+  userinfoUrl: string;
+  port: number;
+  requests: RecordedGoogleRequest[];
+  stats: { refreshes: number; codeExchanges: number; generations: number };
+  /**
+   * Switches answers. Token-endpoint kinds (token_*) apply to the token endpoint, the others to
+   * generation. Filters: access `token` (or account `email`), `model`, `endpoint`; `times` makes it
+   * n-shot. Newest rule first.
+   */
+  setMode(mode: FakeGoogleMode, opts?: { token?: string; email?: string; model?: string; endpoint?: 'daily' | 'prod'; times?: number }): void;
+  clearModes(): void;
+  /** Replaces the catalog (ids -> entry); quota per model can be set with setQuota. */
+  setModels(models: Record<string, Record<string, unknown>>): void;
+  /** Quota per model for one account (by email) or for everyone. */
+  setQuota(quota: Record<string, FakeModelQuota | null>, opts?: { email?: string }): void;
+  /** Account facts for loadCodeAssist/onboardUser. */
+  setAccount(email: string, patch: Partial<Omit<FakeAccount, 'email'>>): void;
+  setLoginEmail(email: string): void;
+  /** A refresh token the token endpoint knows, for `email`. */
+  refreshTokenFor(email: string): string;
+  /** Revokes every access token issued so far (the next call with one gets 401). */
+  expireAccessTokens(): void;
+  /** Generation requests (the usual assertion target). */
+  generations(): RecordedGoogleRequest[];
+  stop(): Promise<void>;
+}
+
+const enc = new TextEncoder();
+const SSE_HEADERS = { 'content-type': 'text/event-stream', 'x-cloudaicompanion-trace-id': 'fake', server: 'ESF' };
+const JSON_HEADERS = { 'content-type': 'application/json; charset=UTF-8' };
+const HOUR = 3_600_000;
+
+function hex(n: number): string {
+  let s = '';
+  while (s.length < n) s += Math.floor(Math.random() * 0xffffffff).toString(16).padStart(8, '0');
+  return s.slice(0, n);
+}
+
+function b64(n: number): string {
+  return Buffer.from(crypto.getRandomValues(new Uint8Array(n))).toString('base64');
+}
+
+/** Claude signatures arrive double-base64 ("R-form" of an Anthropic "E…" signature). */
+function claudeSignature(): string {
+  return Buffer.from(`Eo${b64(90)}`).toString('base64');
+}
+
+function geminiSignature(): string {
+  return `Ep0g${b64(72)}`;
+}
+
+/** Go duration text like the backend writes it: 25h20m26.179915352s. */
+function goDuration(ms: number): string {
+  let s = ms / 1000;
+  const h = Math.floor(s / 3600);
+  s -= h * 3600;
+  const m = Math.floor(s / 60);
+  s -= m * 60;
+  return `${h ? `${h}h` : ''}${h || m ? `${m}m` : ''}${s.toFixed(6)}s`;
+}
+
+/** Rounded, as in messages: "1h2m3s". */
+function humanDuration(ms: number): string {
+  let s = Math.round(ms / 1000);
+  const h = Math.floor(s / 3600);
+  s -= h * 3600;
+  const m = Math.floor(s / 60);
+  s -= m * 60;
+  return `${h ? `${h}h` : ''}${h || m ? `${m}m` : ''}${s}s`;
+}
+
+function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), { status, headers: { ...JSON_HEADERS, ...headers } });
+}
+
+function googleError(status: number, gStatus: string, message: string, details?: unknown[]): Response {
+  const error: Record<string, unknown> = { code: status, message, status: gStatus };
+  if (details) error.details = details;
+  return json(status, { error });
+}
+
+function errorInfo(reason: string, model: string, extra: Record<string, string> = {}): Record<string, unknown> {
+  return {
+    '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
+    reason,
+    domain: 'cloudcode-pa.googleapis.com',
+    metadata: { uiMessage: 'true', model, ...extra },
+  };
+}
+
+function quotaResponse(model: string, hint: QuotaHint, resetMs: number, now: number): Response {
+  const retryInfo = { '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: `${(resetMs / 1000).toFixed(9)}s` };
+  const stamp = new Date(now + resetMs).toISOString().replace(/\.\d+Z$/, 'Z');
+  const timed = `You have exhausted your capacity on this model. Your quota will reset after ${humanDuration(resetMs)}.`;
+  const plain = 'You have exhausted your capacity on this model.';
+  switch (hint) {
+    case 'full':
+      return googleError(429, 'RESOURCE_EXHAUSTED', timed, [
+        errorInfo('QUOTA_EXHAUSTED', model, { quotaResetDelay: goDuration(resetMs), quotaResetTimeStamp: stamp }),
+        retryInfo,
+      ]);
+    case 'retry_info':
+      return googleError(429, 'RESOURCE_EXHAUSTED', plain, [errorInfo('QUOTA_EXHAUSTED', model), retryInfo]);
+    case 'quota_reset_delay':
+      return googleError(429, 'RESOURCE_EXHAUSTED', plain, [errorInfo('QUOTA_EXHAUSTED', model, { quotaResetDelay: goDuration(resetMs) })]);
+    case 'quota_reset_timestamp':
+      return googleError(429, 'RESOURCE_EXHAUSTED', plain, [errorInfo('QUOTA_EXHAUSTED', model, { quotaResetTimeStamp: stamp })]);
+    case 'message':
+      return googleError(429, 'RESOURCE_EXHAUSTED', timed);
+    case 'none':
+      return googleError(429, 'RESOURCE_EXHAUSTED', 'Resource has been exhausted (e.g. check quota).');
+  }
+}
+
+/** The catalog the fake serves by default (shape of fetchAvailableModels, §11.1). */
+export function defaultFakeModels(): Record<string, Record<string, unknown>> {
+  const gemini = (displayName: string, budget: number) => ({
+    displayName,
+    supportsImages: true,
+    supportsThinking: true,
+    thinkingBudget: budget,
+    minThinkingBudget: 32,
+    recommended: true,
+    maxTokens: 1048576,
+    maxOutputTokens: 65536,
+    model: 'MODEL_PLACEHOLDER_M18',
+    apiProvider: 'API_PROVIDER_GOOGLE_GEMINI',
+    modelProvider: 'MODEL_PROVIDER_GOOGLE',
+  });
+  return {
+    'claude-opus-4-6-thinking': {
+      displayName: 'Claude Opus 4.6 (Thinking)',
+      supportsImages: true,
+      supportsThinking: true,
+      thinkingBudget: 1024,
+      minThinkingBudget: 1024,
+      recommended: true,
+      maxTokens: 200000,
+      maxOutputTokens: 64000,
+      model: 'MODEL_PLACEHOLDER_M26',
+      apiProvider: 'API_PROVIDER_ANTHROPIC_VERTEX',
+      modelProvider: 'MODEL_PROVIDER_ANTHROPIC',
+    },
+    'claude-sonnet-4-6': {
+      displayName: 'Claude Sonnet 4.6',
+      supportsImages: true,
+      supportsThinking: true,
+      thinkingBudget: 1024,
+      minThinkingBudget: 1024,
+      recommended: true,
+      maxTokens: 200000,
+      maxOutputTokens: 64000,
+      model: 'MODEL_CLAUDE_4_5_SONNET',
+      apiProvider: 'API_PROVIDER_ANTHROPIC_VERTEX',
+      modelProvider: 'MODEL_PROVIDER_ANTHROPIC',
+    },
+    'gemini-3.8-flash-high': gemini('Gemini 3.8 Flash (High)', -1),
+    'gemini-3.8-flash-low': gemini('Gemini 3.8 Flash (Low)', 1000),
+    'gemini-pro-agent': gemini('Gemini 3.1 Pro (High)', -1),
+    'gemini-3-flash': gemini('Gemini 3 Flash', -1),
+    'gpt-oss-120b-medium': {
+      displayName: 'GPT-OSS 120B (Medium)',
+      supportsThinking: true,
+      thinkingBudget: 8192,
+      recommended: true,
+      maxTokens: 114000,
+      maxOutputTokens: 32768,
+      model: 'MODEL_OPENAI_GPT_OSS_120B_MEDIUM',
+      apiProvider: 'API_PROVIDER_OPENAI_VERTEX',
+      modelProvider: 'MODEL_PROVIDER_OPENAI',
+    },
+    chat_20706: { displayName: 'internal', model: 'MODEL_CHAT_20706' },
+    tab_flash_lite_preview: { displayName: 'internal tab', model: 'MODEL_TAB' },
+    'gemini-3.1-pro-high': gemini('Gemini 3.1 Pro (High)', -1),
+  };
+}
+
+type Part = Record<string, unknown>;
+type Content = { role?: string; parts?: Part[] };
+
+interface Reply {
+  thinking: string | null;
+  text: string | null;
+  call: { name: string; args: Record<string, unknown> } | null;
+}
+
+const COMMAND_AFTER_COLON = /command:\s*`?([^`\n]+?)`?\s*(?:\n|$)/i;
+const ASKS_TO_RUN = /\b(run|execute)\b/i;
+
+function outputOf(resp: unknown): string {
+  if (resp && typeof resp === 'object') {
+    const r = resp as Record<string, unknown>;
+    for (const k of ['output', 'result', 'content']) {
+      const v = r[k];
+      if (typeof v === 'string') return v;
+      if (v !== undefined) return JSON.stringify(v);
+    }
+    return JSON.stringify(r);
+  }
+  return String(resp ?? '');
+}
+
+/** The scripted conversation: a tool call when asked to run something, the tool's output after it, text otherwise. */
+function script(request: Record<string, unknown>, replyText: string): Reply {
+  const contents = (Array.isArray(request.contents) ? request.contents : []) as Content[];
+  const last = contents[contents.length - 1];
+  const parts = last?.parts ?? [];
+  const cfg = (request.generationConfig ?? {}) as Record<string, unknown>;
+  const tc = (cfg.thinkingConfig ?? {}) as Record<string, unknown>;
+  const thinks = tc.includeThoughts === true || tc.include_thoughts === true;
+  const thinking = thinks ? 'Let me think about this request step by step.' : null;
+  const responses = parts.filter((p) => p.functionResponse).map((p) => outputOf((p.functionResponse as Record<string, unknown>).response));
+  if (responses.length) return { thinking, text: `FINAL_ANSWER: tool said ${responses.join(' ').trim()}`, call: null };
+  const userText = parts.map((p) => (typeof p.text === 'string' && !p.thought ? p.text : '')).join('\n');
+  const decls = ((Array.isArray(request.tools) ? request.tools : []) as Array<{ functionDeclarations?: Array<{ name?: string }> }>).flatMap(
+    (t) => t.functionDeclarations ?? [],
+  );
+  const bash = decls.find((d) => d.name === 'Bash') ?? decls.find((d) => /bash|shell|command/i.test(d.name ?? ''));
+  if (bash?.name && (COMMAND_AFTER_COLON.test(userText) || ASKS_TO_RUN.test(userText))) {
+    const command = COMMAND_AFTER_COLON.exec(userText)?.[1]?.trim() || 'echo hello-from-fake-tool';
+    return { thinking, text: 'I will run a command.', call: { name: bash.name, args: { command, description: 'Print a marker string' } } };
+  }
+  return { thinking, text: replyText, call: null };
+}
+
+type Family = 'claude' | 'gemini' | 'gpt';
+function familyOfModel(model: string): Family {
+  return model.startsWith('claude') ? 'claude' : model.startsWith('gpt') ? 'gpt' : 'gemini';
+}
+
+function split(text: string, n: number): string[] {
+  if (n <= 1 || text.length <= 1) return [text];
+  const size = Math.ceil(text.length / n);
+  const out: string[] = [];
+  for (let i = 0; i < text.length; i += size) out.push(text.slice(i, i + size));
+  return out;
+}
+
+interface StreamPlan {
+  /** Each entry is one `response` object. */
+  chunks: Record<string, unknown>[];
+  /** Signatures issued in this answer. */
+  signatures: string[];
+}
+
+/** The answer as the real backend streams it, per family (see the header comment). */
+function plan(model: string, reply: Reply, promptTokens: number, textChunks: number): StreamPlan {
+  const family = familyOfModel(model);
+  const responseId = family === 'claude' ? `req_vrtx_${hex(24)}` : family === 'gpt' ? crypto.randomUUID() : b64(15).replace(/[+/=]/g, 'x');
+  const modelVersion = family === 'gemini' ? model.replace(/-(high|medium|low)$/, '') : model.replace(/-thinking$/, '');
+  const signatures: string[] = [];
+  const usage = (candidates?: number, extra: Record<string, number> = {}) => {
+    const u: Record<string, number> = { promptTokenCount: promptTokens };
+    if (candidates !== undefined) u.candidatesTokenCount = candidates;
+    u.totalTokenCount = promptTokens + (candidates ?? 0);
+    return { ...u, ...extra };
+  };
+  const chunk = (parts: Part[] | null, opts: { finish?: string; usage?: Record<string, number> | null } = {}) => {
+    const content: Record<string, unknown> = { role: 'model' };
+    if (parts) content.parts = parts;
+    const cand: Record<string, unknown> = { content };
+    if (opts.finish) cand.finishReason = opts.finish;
+    const r: Record<string, unknown> = { candidates: [cand] };
+    if (opts.usage !== null) r.usageMetadata = opts.usage ?? usage(family === 'claude' ? 1 : undefined);
+    r.modelVersion = modelVersion;
+    r.responseId = responseId;
+    if (family === 'gpt') r.createTime = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    return r;
+  };
+  const out: Record<string, unknown>[] = [];
+  const outputTokens = 12 + (reply.text?.length ?? 0) / 4;
+  const thoughtTokens = reply.thinking ? 40 : 0;
+  const cached = promptTokens > 2000 ? Math.floor(promptTokens / 2) : 0;
+
+  if (family === 'claude') {
+    out.push(chunk([{ text: '' }]));
+    if (reply.thinking) {
+      for (const t of split(reply.thinking, 3)) out.push(chunk([{ thought: true, text: t }]));
+      const sig = claudeSignature();
+      signatures.push(sig);
+      out.push(chunk([{ thought: true, thoughtSignature: sig, text: '' }]));
+    }
+    if (reply.text) for (const t of split(reply.text, textChunks)) out.push(chunk([{ text: t }]));
+    if (reply.call) out.push(chunk([{ functionCall: { name: reply.call.name, args: reply.call.args, id: `toolu_vrtx_${hex(24)}` } }]));
+    out.push(chunk([{ text: '' }], { finish: 'STOP', usage: usage(Math.round(outputTokens + thoughtTokens)) }));
+  } else if (family === 'gemini') {
+    if (reply.thinking) for (const t of split(reply.thinking, 2)) out.push(chunk([{ thought: true, text: t }], { usage: usage() }));
+    if (reply.text) {
+      const pieces = split(reply.text, textChunks);
+      pieces.forEach((t, i) => {
+        const p: Part = { text: t };
+        // Gemini 3 rides the signature on the first visible part after thinking (when no call follows).
+        if (i === 0 && reply.thinking && !reply.call) {
+          const sig = geminiSignature();
+          signatures.push(sig);
+          p.thoughtSignature = sig;
+        }
+        out.push(chunk([p], { usage: usage() }));
+      });
+    }
+    if (reply.call) {
+      const sig = geminiSignature();
+      signatures.push(sig);
+      out.push(chunk([{ thoughtSignature: sig, functionCall: { name: reply.call.name, args: reply.call.args, id: `call_${hex(7)}` } }], { usage: usage() }));
+    }
+    out.push(
+      chunk([{ text: '' }], {
+        finish: 'STOP',
+        usage: usage(Math.round(outputTokens), { ...(cached ? { cachedContentTokenCount: cached } : {}), ...(thoughtTokens ? { thoughtsTokenCount: thoughtTokens } : {}) }),
+      }),
+    );
+  } else {
+    out.push(chunk(null, { usage: null }));
+    if (reply.thinking) for (const t of split(reply.thinking, 3)) out.push(chunk([{ thought: true, text: t }], { usage: null }));
+    if (reply.text) for (const t of split(reply.text, textChunks)) out.push(chunk([{ text: t }], { usage: null }));
+    if (reply.call) out.push(chunk([{ functionCall: { name: reply.call.name, args: reply.call.args, id: `call_${hex(8)}` } }], { usage: null }));
+    out.push(chunk(null, { finish: 'STOP', usage: null }));
+    out.push({ usageMetadata: usage(Math.round(outputTokens)), modelVersion, responseId });
+  }
+  return { chunks: out, signatures };
+}
+
+/** Unary answer: the streamed parts merged the way generateContent returns them. */
+function unary(p: StreamPlan): Record<string, unknown> {
+  const parts: Part[] = [];
+  let finish = 'STOP';
+  let usageMetadata: unknown;
+  let last: Record<string, unknown> = {};
+  for (const c of p.chunks) {
+    last = c;
+    if (c.usageMetadata) usageMetadata = c.usageMetadata;
+    const cand = (c.candidates as Array<Record<string, unknown>> | undefined)?.[0];
+    if (!cand) continue;
+    if (typeof cand.finishReason === 'string') finish = cand.finishReason;
+    for (const part of ((cand.content as Content | undefined)?.parts ?? []) as Part[]) {
+      const prev = parts[parts.length - 1];
+      if (typeof part.text === 'string' && part.text === '' && !part.thoughtSignature) continue;
+      if (prev && typeof part.text === 'string' && typeof prev.text === 'string' && !!prev.thought === !!part.thought && !prev.functionCall) {
+        prev.text = (prev.text as string) + part.text;
+        if (part.thoughtSignature) prev.thoughtSignature = part.thoughtSignature;
+      } else parts.push({ ...part });
+    }
+  }
+  return {
+    candidates: [{ content: { role: 'model', parts }, finishReason: finish }],
+    usageMetadata,
+    modelVersion: last.modelVersion,
+    responseId: last.responseId,
+  };
+}
+
+interface Rule {
+  mode: FakeGoogleMode;
+  token: string | null;
+  email: string | null;
+  model: string | null;
+  endpoint: 'daily' | 'prod' | null;
+  left: number;
+}
+
+const TOKEN_KINDS = new Set<FakeModeKind>(['token_invalid_grant', 'token_http500', 'token_down', 'token_slow']);
+
+export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
+  const record = opts.record ?? true;
+  const replyText = opts.replyText ?? 'Hello from the fake Antigravity.';
+  const expiresIn = opts.expiresIn ?? 3599;
+  let loginEmail = opts.loginEmail ?? 'user@example.com';
+  let models = defaultFakeModels();
+  const globalQuota: Record<string, FakeModelQuota | null> = {};
+  const quotaByEmail = new Map<string, Record<string, FakeModelQuota | null>>();
+  const accounts = new Map<string, FakeAccount>();
+  const accessTokens = new Map<string, string>(); // token -> email
+  const refreshTokens = new Map<string, string>(); // refresh token -> email
+  const codes = new Map<string, { email: string; challenge: string; redirectUri: string }>();
+  const onboardSeen = new Map<string, number>();
+  const issuedSignatures = new Set<string>();
+  const requests: RecordedGoogleRequest[] = [];
+  const stats = { refreshes: 0, codeExchanges: 0, generations: 0 };
+  let rules: Rule[] = [];
+
+  function account(email: string): FakeAccount {
+    let a = accounts.get(email);
+    if (!a) {
+      a = { email, projectId: 'aicode-consumers', paidTierId: 'g1-pro-tier', onboardPolls: 1, onboardProject: `cogent-snow-${hex(5)}` };
+      accounts.set(email, a);
+    }
+    return a;
+  }
+
+  function refreshTokenFor(email: string): string {
+    for (const [t, e] of refreshTokens) if (e === email) return t;
+    const t = `1//fake-refresh-${hex(32)}`;
+    refreshTokens.set(t, email);
+    return t;
+  }
+
+  function issueAccess(email: string): string {
+    const t = `ya29.fake-${hex(40)}`;
+    accessTokens.set(t, email);
+    return t;
+  }
+
+  function pickMode(token: boolean, rec: { token: string | null; email: string | null; model?: string | null; endpoint: 'daily' | 'prod' | null }): FakeGoogleMode {
+    for (let i = rules.length - 1; i >= 0; i--) {
+      const r = rules[i]!;
+      if (r.left === 0 || TOKEN_KINDS.has(r.mode.kind) !== token) continue;
+      if (r.token !== null && r.token !== rec.token) continue;
+      if (r.email !== null && r.email !== rec.email) continue;
+      if (r.model !== null && r.model !== (rec.model ?? null)) continue;
+      if (r.endpoint !== null && r.endpoint !== rec.endpoint) continue;
+      if (r.left > 0) r.left--;
+      if (r.left === 0) rules = rules.filter((x) => x !== r);
+      return r.mode;
+    }
+    return { kind: 'ok' };
+  }
+
+  function untilAbort(ms: number, signal: AbortSignal): Promise<void> {
+    return Promise.race([Bun.sleep(ms), new Promise<void>((r) => signal.addEventListener('abort', () => r(), { once: true }))]);
+  }
+
+  async function handleToken(req: Request, raw: string, rec: RecordedGoogleRequest): Promise<Response> {
+    const form = new URLSearchParams(raw);
+    const grant = form.get('grant_type');
+    const mode = pickMode(true, rec);
+    rec.mode = mode.kind;
+    if (grant === 'refresh_token') stats.refreshes++;
+    if (mode.kind === 'token_down') return new Response(new ReadableStream({ start: (c) => c.error(new Error('reset')) }), { status: 200 });
+    if (mode.kind === 'token_http500') return json(500, { error: 'internal_failure', error_description: 'Backend Error' });
+    if (mode.kind === 'token_slow') await untilAbort(mode.ms, req.signal);
+    if (form.get('client_id') === null || form.get('client_secret') === null) return json(401, { error: 'invalid_client', error_description: 'Unauthorized' });
+    if (grant === 'refresh_token') {
+      const email = refreshTokens.get(form.get('refresh_token') ?? '');
+      if (!email || mode.kind === 'token_invalid_grant') return json(400, { error: 'invalid_grant', error_description: 'Token has been expired or revoked.' });
+      rec.email = email;
+      return json(200, {
+        access_token: issueAccess(email),
+        expires_in: expiresIn,
+        scope: 'https://www.googleapis.com/auth/cloud-platform https://www.googleapis.com/auth/userinfo.email openid',
+        token_type: 'Bearer',
+        id_token: `fake-id-token-${hex(16)}`,
+      });
+    }
+    if (grant === 'authorization_code') {
+      stats.codeExchanges++;
+      const c = codes.get(form.get('code') ?? '');
+      if (!c) return json(400, { error: 'invalid_grant', error_description: 'Malformed auth code.' });
+      codes.delete(form.get('code') ?? '');
+      if (c.redirectUri !== form.get('redirect_uri')) return json(400, { error: 'redirect_uri_mismatch', error_description: 'Bad Request' });
+      const verifier = form.get('code_verifier') ?? '';
+      const challenge = Buffer.from(new Bun.CryptoHasher('sha256').update(verifier).digest()).toString('base64url');
+      if (challenge !== c.challenge) return json(400, { error: 'invalid_grant', error_description: 'Invalid code verifier.' });
+      rec.email = c.email;
+      return json(200, {
+        access_token: issueAccess(c.email),
+        expires_in: expiresIn,
+        refresh_token: refreshTokenFor(c.email),
+        scope: 'https://www.googleapis.com/auth/cloud-platform',
+        token_type: 'Bearer',
+      });
+    }
+    return json(400, { error: 'unsupported_grant_type', error_description: `Invalid grant_type: ${grant}` });
+  }
+
+  function handleAuth(u: URL): Response {
+    const redirect = u.searchParams.get('redirect_uri');
+    if (!redirect) return new Response('Error 400: invalid_request (missing redirect_uri)', { status: 400 });
+    if (u.searchParams.get('code_challenge_method') !== 'S256' || !u.searchParams.get('code_challenge')) {
+      return new Response('Error 400: invalid_request (PKCE required by this fake)', { status: 400 });
+    }
+    const code = `4/0A${hex(40)}`;
+    codes.set(code, { email: loginEmail, challenge: u.searchParams.get('code_challenge')!, redirectUri: redirect });
+    const to = new URL(redirect);
+    to.searchParams.set('code', code);
+    const state = u.searchParams.get('state');
+    if (state !== null) to.searchParams.set('state', state);
+    to.searchParams.set('scope', u.searchParams.get('scope') ?? '');
+    return new Response(null, { status: 302, headers: { location: to.toString() } });
+  }
+
+  function sseResponse(chunks: Record<string, unknown>[], mode: FakeGoogleMode, rec: RecordedGoogleRequest, slowDelay: number): Response {
+    const traceId = hex(16);
+    const lines = chunks.map((r) => (r.candidates || r.usageMetadata ? `data: ${JSON.stringify({ response: r, traceId, metadata: {} })}\r\n\r\n` : ''));
+    const faultAt =
+      mode.kind === 'reset_mid_stream' ? (mode.afterChunks ?? 2) : mode.kind === 'stall_mid_stream' ? (mode.afterChunks ?? 2) : mode.kind === 'malformed_data' ? (mode.afterChunks ?? 1) : -1;
+    if (faultAt < 0 && slowDelay === 0) {
+      const bytes = enc.encode(lines.join(''));
+      return new Response(
+        new ReadableStream({
+          start(c) {
+            c.enqueue(bytes);
+            c.close();
+          },
+          cancel() {
+            rec.aborted = true;
+          },
+        }),
+        { headers: SSE_HEADERS },
+      );
+    }
+    let i = 0;
+    let faulted = false;
+    let cancelled = false;
+    return new Response(
+      new ReadableStream<Uint8Array>({
+        async pull(c) {
+          if (cancelled) return;
+          if (i === faultAt && !faulted) {
+            faulted = true;
+            if (mode.kind === 'reset_mid_stream') {
+              await Bun.sleep(20);
+              return c.error(new Error('connection reset'));
+            }
+            if (mode.kind === 'stall_mid_stream') await Bun.sleep(mode.ms);
+            if (mode.kind === 'malformed_data') {
+              c.enqueue(enc.encode('data: {"response": {"candidates": [{"content": {"role": "model","parts": [{"text": "tru\r\n\r\n'));
+              return;
+            }
+            if (cancelled) return;
+          }
+          const line = lines[i++];
+          if (line === undefined) return c.close();
+          if (slowDelay && i > 1) await Bun.sleep(slowDelay);
+          if (!cancelled) c.enqueue(enc.encode(line));
+        },
+        cancel() {
+          cancelled = true;
+          rec.aborted = true;
+        },
+      }),
+      { headers: SSE_HEADERS },
+    );
+  }
+
+  function signaturesIn(contents: Content[]): string[] {
+    const out: string[] = [];
+    for (const c of contents) for (const p of c.parts ?? []) if (typeof p.thoughtSignature === 'string') out.push(p.thoughtSignature);
+    return out;
+  }
+
+  async function handleGenerate(req: Request, rec: RecordedGoogleRequest, body: Record<string, unknown>, stream: boolean, mode: FakeGoogleMode): Promise<Response> {
+    stats.generations++;
+    const model = typeof body.model === 'string' ? body.model : '';
+    rec.mode = mode.kind;
+    const now = Date.now();
+    switch (mode.kind) {
+      case 'unauthorized':
+        return unauthenticated();
+      case 'quota_exhausted':
+        return quotaResponse(model, mode.hint ?? 'full', mode.resetMs ?? 2 * HOUR, now);
+      case 'rate_limited': {
+        const ms = mode.resetMs ?? 479.417207;
+        return googleError(429, 'RESOURCE_EXHAUSTED', `You have exhausted your capacity on this model. Your quota will reset after ${Math.round(ms / 1000)}s.`, [
+          errorInfo('RATE_LIMIT_EXCEEDED', model, { quotaResetDelay: ms < 1000 ? `${ms}ms` : goDuration(ms) }),
+          { '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: `${(ms / 1000).toFixed(9)}s` },
+        ]);
+      }
+      case 'capacity':
+        return googleError(503, 'UNAVAILABLE', `No capacity available for model ${model} on the server`, [
+          { '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'MODEL_CAPACITY_EXHAUSTED', domain: 'cloudcode-pa.googleapis.com', metadata: { model } },
+        ]);
+      case 'http500':
+        return googleError(500, 'INTERNAL', 'Internal error encountered.');
+      case 'html502':
+        return new Response('<!DOCTYPE html><html lang=en><title>Error 502 (Server Error)!!1</title><p><b>502.</b> <ins>That’s an error.</ins></html>', {
+          status: 502,
+          headers: { 'content-type': 'text/html; charset=UTF-8' },
+        });
+      case 'validation_required':
+        return googleError(403, 'PERMISSION_DENIED', 'VALIDATION_REQUIRED: Please complete account validation', [
+          {
+            '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
+            reason: 'VALIDATION_REQUIRED',
+            domain: 'cloudcode-pa.googleapis.com',
+            metadata: { validation_url: 'https://accounts.google.com/signin/continue?sarp=1&scc=1&plt=FAKE' },
+          },
+        ]);
+      case 'tos_banned':
+        return googleError(403, 'PERMISSION_DENIED', 'This service has been disabled in this account for violation of Terms of Service.');
+      case 'signature_error':
+        return signatureError();
+      case 'not_found':
+        return googleError(404, 'NOT_FOUND', 'Requested entity was not found.');
+      case 'reset_before_first_byte':
+        return new Response(new ReadableStream({ start: (c) => c.error(new Error('reset')) }), { headers: SSE_HEADERS });
+      case 'stall_before_first_byte':
+        await untilAbort(mode.ms, req.signal);
+        if (req.signal.aborted) {
+          rec.aborted = true;
+          return new Response(null, { status: 499 });
+        }
+        break;
+      case 'empty_response':
+        return new Response('', { headers: SSE_HEADERS });
+      default:
+        break;
+    }
+    if (!(model in models) || body.project === undefined) return googleError(404, 'NOT_FOUND', 'Requested entity was not found.');
+    const request = (body.request ?? {}) as Record<string, unknown>;
+    if (opts.strictSignatures) {
+      const contents = (Array.isArray(request.contents) ? request.contents : []) as Content[];
+      for (const s of signaturesIn(contents)) {
+        if (s !== 'skip_thought_signature_validator' && !issuedSignatures.has(s)) return signatureError();
+      }
+    }
+    const reply = script(request, replyText);
+    const rawLen = JSON.stringify(request).length;
+    const p = plan(model, reply, Math.max(1, Math.round(rawLen / 4)), mode.kind === 'slow_chunks' ? mode.chunks : 2);
+    for (const s of p.signatures) issuedSignatures.add(s);
+    if (mode.kind === 'empty_candidates') {
+      p.chunks = [
+        { candidates: [{ content: { role: 'model' } }], modelVersion: model },
+        { candidates: [{ content: { role: 'model' }, finishReason: 'STOP' }], usageMetadata: { promptTokenCount: 10, totalTokenCount: 10 }, modelVersion: model },
+      ];
+    }
+    if (mode.kind === 'no_finish') {
+      p.chunks = p.chunks.filter((c) => !(c.candidates as Array<Record<string, unknown>> | undefined)?.[0]?.finishReason && c.candidates);
+    }
+    if (!stream) return json(200, { response: unary(p), traceId: hex(16), metadata: {} });
+    return sseResponse(p.chunks, mode, rec, mode.kind === 'slow_chunks' ? mode.delayMs : 0);
+  }
+
+  function signatureError(): Response {
+    const inner = JSON.stringify({
+      type: 'error',
+      error: { type: 'invalid_request_error', message: 'messages.1.content.0: Invalid `signature` in `thinking` block' },
+      request_id: `req_vrtx_${hex(24)}`,
+    });
+    return googleError(400, 'INVALID_ARGUMENT', inner);
+  }
+
+  function unauthenticated(): Response {
+    return googleError(
+      401,
+      'UNAUTHENTICATED',
+      'Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.',
+    );
+  }
+
+  function quotaFor(email: string | null, id: string): FakeModelQuota | null {
+    const own = email ? quotaByEmail.get(email) : undefined;
+    if (own && id in own) return own[id] ?? null;
+    if (id in globalQuota) return globalQuota[id] ?? null;
+    return { remainingFraction: 1, resetTime: new Date(Date.now() + 5 * HOUR).toISOString().replace(/\.\d+Z$/, 'Z') };
+  }
+
+  function handleCloudCode(rec: RecordedGoogleRequest, rpc: string, body: Record<string, unknown>): Response {
+    if (!rec.email) return unauthenticated();
+    const a = account(rec.email);
+    switch (rpc) {
+      case 'loadCodeAssist': {
+        const out: Record<string, unknown> = {
+          currentTier: { id: 'free-tier', name: 'Antigravity', description: 'Antigravity free tier' },
+          allowedTiers: [
+            { id: 'free-tier', name: 'Antigravity', isDefault: true },
+            { id: 'standard-tier', name: 'Antigravity', userDefinedCloudaicompanionProject: true, usesGcpTos: true },
+          ],
+          gcpManaged: false,
+        };
+        if (a.projectId) out.cloudaicompanionProject = a.projectId;
+        if (a.paidTierId) out.paidTier = { id: a.paidTierId, name: 'Google AI Pro', availableCredits: [{ creditType: 'GOOGLE_ONE_AI', minimumCreditAmountForUsage: '50' }] };
+        return json(200, out);
+      }
+      case 'onboardUser': {
+        if (typeof body.tierId !== 'string' && typeof body.tier_id !== 'string') return googleError(400, 'INVALID_ARGUMENT', 'tier_id is required');
+        const seen = (onboardSeen.get(a.email) ?? 0) + 1;
+        onboardSeen.set(a.email, seen);
+        if (seen <= a.onboardPolls) return json(200, { name: `operations/${hex(8)}`, done: false });
+        return json(200, {
+          name: `operations/${hex(8)}`,
+          done: true,
+          response: { '@type': 'type.googleapis.com/google.internal.cloud.code.v1internal.OnboardUserResponse', cloudaicompanionProject: { id: a.onboardProject, name: a.onboardProject, projectNumber: '22597072101' } },
+        });
+      }
+      case 'fetchAvailableModels': {
+        const out: Record<string, unknown> = {};
+        for (const [id, entry] of Object.entries(models)) {
+          const q = quotaFor(rec.email, id);
+          out[id] = q ? { ...entry, quotaInfo: q } : { ...entry };
+        }
+        return json(200, {
+          models: out,
+          defaultAgentModelId: 'gemini-3.8-flash-high',
+          deprecatedModelIds: { 'gemini-3.1-pro-high': { newModelId: 'gemini-pro-agent' } },
+          imageGenerationModelIds: ['gemini-3.1-flash-image'],
+        });
+      }
+      default:
+        return googleError(404, 'NOT_FOUND', `Method not found: ${rpc}`);
+    }
+  }
+
+  const server = Bun.serve({
+    port: 0,
+    hostname: '127.0.0.1',
+    idleTimeout: 0,
+    async fetch(req) {
+      const u = new URL(req.url);
+      const headers: Record<string, string> = {};
+      req.headers.forEach((v, k) => {
+        headers[k] = v;
+      });
+      const raw = req.method === 'POST' ? await req.text() : '';
+      let body: unknown = undefined;
+      if (raw) {
+        try {
+          body = JSON.parse(raw);
+        } catch {
+          body = raw;
+        }
+      }
+      const auth = req.headers.get('authorization');
+      const token = auth && /^bearer\s+/i.test(auth) ? auth.replace(/^bearer\s+/i, '').trim() : null;
+      const m = /^\/(daily|prod)\/v1internal:([A-Za-z]+)$/.exec(u.pathname);
+      const rpc = m ? m[2]! : u.pathname === '/token' ? 'token' : u.pathname === '/o/oauth2/v2/auth' ? 'auth' : u.pathname === '/oauth2/v1/userinfo' ? 'userinfo' : u.pathname;
+      const rec: RecordedGoogleRequest = {
+        method: req.method,
+        path: u.pathname,
+        endpoint: m ? (m[1] as 'daily' | 'prod') : null,
+        rpc,
+        query: u.search,
+        headers,
+        body,
+        token,
+        email: token ? (accessTokens.get(token) ?? null) : null,
+        aborted: false,
+        mode: 'ok',
+      };
+      if (record) requests.push(rec);
+      if (rpc === 'token' && req.method === 'POST') return handleToken(req, raw, rec);
+      if (rpc === 'auth' && req.method === 'GET') return handleAuth(u);
+      if (rpc === 'userinfo') {
+        if (!rec.email) return json(401, { error: { code: 401, message: 'Request is missing required authentication credential.', status: 'UNAUTHENTICATED' } });
+        return json(200, { id: hex(21), email: rec.email, verified_email: true, name: rec.email.split('@')[0], picture: 'https://example.invalid/p.png' });
+      }
+      if (m && req.method === 'POST') {
+        const b = body && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
+        if (typeof body === 'string') return googleError(400, 'INVALID_ARGUMENT', 'Invalid JSON payload received.');
+        if (rpc === 'streamGenerateContent' || rpc === 'generateContent') {
+          const model = typeof b.model === 'string' ? b.model : null;
+          // Fault modes answer whatever the token (an outage does not check credentials); 401 otherwise.
+          const mode = pickMode(false, { token, email: rec.email, model, endpoint: rec.endpoint });
+          if (!rec.email && mode.kind === 'ok') return unauthenticated();
+          const stream = rpc === 'streamGenerateContent' && u.searchParams.get('alt') === 'sse';
+          return handleGenerate(req, rec, b, stream, mode);
+        }
+        return handleCloudCode(rec, rpc, b);
+      }
+      return googleError(404, 'NOT_FOUND', `Not found: ${u.pathname}`);
+    },
+  });
+
+  const port = server.port as number;
+  const url = `http://127.0.0.1:${port}`;
+  return {
+    url,
+    endpoints: [`${url}/daily`, `${url}/prod`],
+    tokenUrl: `${url}/token`,
+    authUrl: `${url}/o/oauth2/v2/auth`,
+    userinfoUrl: `${url}/oauth2/v1/userinfo`,
+    port,
+    requests,
+    stats,
+    setMode(mode, o = {}) {
+      rules.push({ mode, token: o.token ?? null, email: o.email ?? null, model: o.model ?? null, endpoint: o.endpoint ?? null, left: o.times ?? -1 });
+    },
+    clearModes() {
+      rules = [];
+    },
+    setModels(m) {
+      models = m;
+    },
+    setQuota(q, o = {}) {
+      if (o.email) quotaByEmail.set(o.email, { ...(quotaByEmail.get(o.email) ?? {}), ...q });
+      else Object.assign(globalQuota, q);
+    },
+    setAccount(email, patch) {
+      Object.assign(account(email), patch);
+    },
+    setLoginEmail(email) {
+      loginEmail = email;
+    },
+    refreshTokenFor,
+    expireAccessTokens() {
+      accessTokens.clear();
+    },
+    generations() {
+      return requests.filter((r) => r.rpc === 'streamGenerateContent' || r.rpc === 'generateContent');
+    },
+    async stop() {
+      await server.stop(true);
+    },
+  };
+}

@@ -1,0 +1,127 @@
+import { describe, expect, test } from 'bun:test';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { classifyGoogleError, delayFromText, parseGoDuration, resetAtOf } from '../../../src/providers/antigravity/errors.ts';
+
+const NOW = Date.parse('2026-06-01T00:00:00Z');
+const DIR = join(import.meta.dir, '../../fixtures/antigravity/errors');
+
+interface Case {
+  status: number;
+  headers: Record<string, string>;
+  body: unknown;
+  expect: { kind: string; code?: string | null; resetInMs?: number | null; verifyUrl?: string; messageIncludes?: string; messageExcludes?: string };
+}
+
+const cases = readdirSync(DIR)
+  .filter((f) => f.endsWith('.json'))
+  .map((f) => [f, JSON.parse(readFileSync(join(DIR, f), 'utf8')) as Case] as const);
+
+describe('classifyGoogleError over the error fixtures', () => {
+  test('there are fixtures to classify', () => {
+    expect(cases.length).toBeGreaterThan(15);
+  });
+  for (const [file, c] of cases) {
+    test(`${file} -> ${c.expect.kind}`, () => {
+      const text = typeof c.body === 'string' ? c.body : JSON.stringify(c.body);
+      const e = classifyGoogleError(c.status, text, new Headers(c.headers), NOW);
+      expect(e.kind).toBe(c.expect.kind as typeof e.kind);
+      expect(e.status).toBe(c.status);
+      if (c.expect.code !== undefined) expect(e.code).toBe(c.expect.code);
+      if (c.expect.resetInMs !== undefined) expect(e.resetAt === null ? null : e.resetAt - NOW).toBe(c.expect.resetInMs);
+      if (c.expect.verifyUrl) expect(e.verifyUrl).toBe(c.expect.verifyUrl);
+      if (c.expect.messageIncludes) expect(e.message).toContain(c.expect.messageIncludes);
+      if (c.expect.messageExcludes) expect(e.message).not.toContain(c.expect.messageExcludes);
+      expect(e.message.length).toBeGreaterThan(0);
+      expect(e.message).not.toContain('<html');
+    });
+  }
+});
+
+describe('reset time parsing', () => {
+  test.each([
+    ['0.479417207s', 479.417207],
+    ['479.417207ms', 479.417207],
+    ['108h48m20.795762633s', 391700795.762633],
+    ['1h2m3s', 3723000],
+    ['25m', 1500000],
+    ['91226.179915352s', 91226179.915352],
+  ])('Go duration %s', (s, ms) => {
+    expect(parseGoDuration(s)).toBeCloseTo(ms, 3);
+  });
+
+  test('text that is not a Go duration is refused', () => {
+    expect(parseGoDuration('soon')).toBeNull();
+    expect(parseGoDuration('')).toBeNull();
+    expect(parseGoDuration('12')).toBeNull();
+  });
+
+  test.each([
+    ['Your quota will reset after 17s.', 17000],
+    ['You have exhausted your capacity on this model. Your quota will reset after 25h20m26s.', 91226000],
+    ['Individual quota reached. Resets in 108h48m29s.', 391709000],
+    ['reset after 1h2m3s', 3723000],
+    ['please retry after 30s', 30000],
+  ])('delay from the message %s', (text, ms) => {
+    expect(delayFromText(text)).toBe(ms);
+  });
+
+  test('a quotaResetTimeStamp already in the past is ignored', () => {
+    const err = { details: [{ '@type': 'x.ErrorInfo', metadata: { quotaResetTimeStamp: '2026-05-01T00:00:00Z' } }] };
+    expect(resetAtOf(err, '', new Headers(), NOW)).toBeNull();
+  });
+
+  test('Retry-After as an HTTP date and x-ratelimit-reset-after are read when the body says nothing', () => {
+    const date = new Date(NOW + 90_000).toUTCString();
+    expect(resetAtOf(null, '', new Headers({ 'retry-after': date }), NOW)).toBe(NOW + 90_000);
+    expect(resetAtOf(null, '', new Headers({ 'x-ratelimit-reset-after': '12' }), NOW)).toBe(NOW + 12_000);
+  });
+
+  test('RetryInfo wins over quotaResetDelay, which wins over the text', () => {
+    const err = {
+      message: 'reset after 99s',
+      details: [
+        { '@type': 'type.googleapis.com/google.rpc.ErrorInfo', metadata: { quotaResetDelay: '50s' } },
+        { '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: '10s' },
+      ],
+    };
+    expect(resetAtOf(err, '', new Headers(), NOW)).toBe(NOW + 10_000);
+    expect(resetAtOf({ ...err, details: [err.details[0]!] }, '', new Headers(), NOW)).toBe(NOW + 50_000);
+  });
+});
+
+describe('classification corner cases', () => {
+  test('a RATE_LIMIT_EXCEEDED with an hours-long delay is exhausted quota, not a throttle', () => {
+    const body = JSON.stringify({
+      error: {
+        code: 429,
+        status: 'RESOURCE_EXHAUSTED',
+        message: 'slow down',
+        details: [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'RATE_LIMIT_EXCEEDED', metadata: { quotaResetDelay: '2h0m0s' } }],
+      },
+    });
+    expect(classifyGoogleError(429, body, new Headers(), NOW).kind).toBe('quota_exhausted');
+  });
+
+  test('an error wrapped in an array (streaming endpoint) is read', () => {
+    const body = JSON.stringify([{ error: { code: 404, message: 'Requested entity was not found.', status: 'NOT_FOUND' } }]);
+    const e = classifyGoogleError(404, body, new Headers(), NOW);
+    expect(e.kind).toBe('not_found');
+    expect(e.message).toContain('Requested entity was not found.');
+  });
+
+  test('a 400 mentioning max_tokens is a bad request, never an auth problem', () => {
+    const body = JSON.stringify({ error: { code: 400, status: 'INVALID_ARGUMENT', message: 'max_tokens must be greater than thinking.budget_tokens' } });
+    expect(classifyGoogleError(400, body, new Headers(), NOW).kind).toBe('bad_request');
+  });
+
+  test('a 529 overloaded is capacity', () => {
+    expect(classifyGoogleError(529, 'overloaded', new Headers(), NOW).kind).toBe('capacity');
+  });
+
+  test('account-level failures say so', () => {
+    const e = classifyGoogleError(401, '', new Headers(), NOW);
+    expect(e.kind).toBe('auth');
+    expect(e.scope).toBe('account');
+  });
+});
