@@ -1,0 +1,393 @@
+import { afterEach, describe, expect, test } from 'bun:test';
+import { ApiError } from '../../src/anthropic/errors.ts';
+import { UpstreamError } from '../../src/providers/provider.ts';
+import { findAccount } from '../../src/store/accounts.ts';
+import { ALL_MODELS, listLimits } from '../../src/store/limits.ts';
+import { cleanupDbs, dispatchReq, drain, request, rig, sessionBody, T0 } from './helpers.ts';
+
+afterEach(cleanupDbs);
+
+async function rejection(p: Promise<unknown>): Promise<ApiError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof ApiError) return err;
+    throw err;
+  }
+  throw new Error('expected an ApiError');
+}
+
+describe('dispatch', () => {
+  test('returns once the first event arrived, with the account and upstream model', async () => {
+    const r = rig();
+    const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
+    expect(d.accountId).toBe(r.accounts[0]!.id);
+    expect(d.provider).toBe('zai');
+    expect(d.upstreamModel).toBe('glm-4.7');
+    expect(d.fallbackFrom).toBeNull();
+    expect(d.failovers).toBe(0);
+    const events = await drain(d);
+    expect(events.map((e) => e.type)).toEqual([
+      'message_start',
+      'content_block_start',
+      'content_block_delta',
+      'content_block_stop',
+      'message_delta',
+      'message_stop',
+    ]);
+    expect(r.routing.pool.inFlight(d.accountId)).toBe(0);
+  });
+
+  test('the lease is held while the stream is read (in-flight count) and released at the end', async () => {
+    const r = rig();
+    const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
+    expect(r.routing.pool.inFlight(d.accountId)).toBe(1);
+    await drain(d);
+    expect(r.routing.pool.inFlight(d.accountId)).toBe(0);
+  });
+
+  test('a 429 with a reset moves the request to another account and limits only that model', async () => {
+    const r = rig({ labels: ['a', 'b'] });
+    const [a, b] = r.accounts;
+    r.zai.answer = (c) =>
+      c.label === 'a' && c.model === 'glm-5.1'
+        ? { error: new UpstreamError('rate_limited', 'slow down', { status: 429, resetAt: T0 + 30_000 }) }
+        : {};
+    const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-5.1')));
+    expect(d.accountId).toBe(b!.id);
+    expect(d.failovers).toBe(1);
+    await drain(d);
+    const lim = listLimits(r.db);
+    expect(lim).toHaveLength(1);
+    expect(lim[0]).toMatchObject({ accountId: a!.id, model: 'glm-5.1', kind: 'rate_limited', resetAt: T0 + 30_000 });
+    // Another model still goes to a (a fresh session, equal load and use: pool order)...
+    const other = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7', { messages: [{ role: 'user', content: 'x' }] })));
+    expect(other.accountId).toBe(a!.id);
+    await drain(other);
+    // ...while the limited model keeps away from it.
+    const again = await r.routing.gateway.dispatch(dispatchReq(request('glm-5.1', { messages: [{ role: 'user', content: 'y' }] })));
+    expect(again.accountId).toBe(b!.id);
+    expect(again.failovers).toBe(0);
+    await drain(again);
+  });
+
+  test('the limit expires on time', async () => {
+    const r = rig({ labels: ['a'] });
+    let fail = true;
+    r.zai.answer = () => (fail ? { error: new UpstreamError('rate_limited', 'slow', { status: 429, resetAt: T0 + 10_000 }) } : {});
+    const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+    expect(e.status).toBe(429);
+    fail = false;
+    r.zai.calls.length = 0;
+    r.clock.set(T0 + 9_000);
+    // Still limited: waits (fake sleep) for the reset and then serves.
+    const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
+    expect(r.clock.sleeps.length).toBe(1);
+    expect(r.clock.now()).toBeGreaterThanOrEqual(T0 + 10_000);
+    await drain(d);
+    expect(r.zai.calls).toHaveLength(1);
+    expect(listLimits(r.db)).toHaveLength(0);
+  });
+
+  test('an account-wide quota limit covers every model of the account', async () => {
+    const r = rig({ labels: ['a', 'b'] });
+    const [a, b] = r.accounts;
+    r.zai.answer = (c) =>
+      c.label === 'a' ? { error: new UpstreamError('quota_exhausted', '[1308] limit', { status: 429, resetAt: T0 + 3_600_000, scope: 'account' }) } : {};
+    await drain(await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+    expect(listLimits(r.db)[0]).toMatchObject({ accountId: a!.id, model: ALL_MODELS, kind: 'quota_exhausted' });
+    r.zai.calls.length = 0;
+    const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.6', { messages: [{ role: 'user', content: 'q' }] })));
+    expect(d.accountId).toBe(b!.id);
+    expect(r.zai.calls.map((c) => c.label)).toEqual(['b']);
+    await drain(d);
+  });
+
+  test('a bad request goes straight to the client as 400 and is not retried', async () => {
+    const r = rig();
+    r.zai.answer = () => ({ error: new UpstreamError('bad_request', 'messages.0: bad', { status: 400 }) });
+    const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+    expect(e.status).toBe(400);
+    expect(e.type).toBe('invalid_request_error');
+    expect(e.message).toContain('messages.0: bad');
+    expect(r.zai.calls).toHaveLength(1);
+    expect(listLimits(r.db)).toHaveLength(0);
+  });
+
+  test('an unknown upstream model is a 404 and is not retried', async () => {
+    const r = rig();
+    r.zai.answer = () => ({ error: new UpstreamError('not_found', 'Unknown Model', { status: 400, code: '1211' }) });
+    const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-9'))));
+    expect(e.status).toBe(404);
+    expect(r.zai.calls).toHaveLength(1);
+  });
+
+  test('capacity and 5xx fail over; capacity cools the account down briefly, one 5xx does not', async () => {
+    const r = rig();
+    r.zai.answer = (c) =>
+      c.label === 'a'
+        ? { error: new UpstreamError('capacity', 'overloaded', { status: 529 }) }
+        : c.label === 'b'
+          ? { error: new UpstreamError('transient', 'bad gateway', { status: 502 }) }
+          : {};
+    const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
+    expect(d.accountId).toBe(r.accounts[2]!.id);
+    expect(d.failovers).toBe(2);
+    await drain(d);
+    const lim = listLimits(r.db);
+    expect(lim).toHaveLength(1);
+    expect(lim[0]!.kind).toBe('capacity');
+    expect(lim[0]!.resetAt - T0).toBeLessThanOrEqual(10_000);
+  });
+
+  test('three 5xx in a row rest the account for the default cool-down', async () => {
+    const r = rig({ labels: ['a'] });
+    r.zai.answer = () => ({ error: new UpstreamError('transient', 'boom', { status: 500 }) });
+    for (let i = 0; i < 3; i++) {
+      const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+      expect(e.status).toBeGreaterThanOrEqual(500);
+    }
+    const lim = listLimits(r.db);
+    expect(lim).toHaveLength(1);
+    expect(lim[0]).toMatchObject({ kind: 'transient', resetAt: T0 + r.config.defaultCooldownSec * 1000 });
+  });
+
+  test('an empty upstream stream fails over', async () => {
+    const r = rig({ labels: ['a', 'b'] });
+    r.zai.answer = (c) => (c.label === 'a' ? { events: [] } : {});
+    const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
+    expect(d.accountId).toBe(r.accounts[1]!.id);
+    await drain(d);
+  });
+
+  test('at most maxAttempts upstream calls per request', async () => {
+    const r = rig({ labels: ['a', 'b', 'c', 'd'], config: { maxAttempts: 2 } });
+    r.zai.answer = () => ({ error: new UpstreamError('transient', 'down', { status: 503 }) });
+    const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+    expect(r.zai.calls).toHaveLength(2);
+    expect(e.status).toBe(502);
+  });
+
+  test('an auth failure refreshes once and retries the same account', async () => {
+    const r = rig({ labels: ['a', 'b'] });
+    r.zai.answer = (_c, n) => (n === 1 ? { error: new UpstreamError('auth', 'expired', { status: 401 }) } : {});
+    const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
+    expect(r.zai.refreshes).toEqual(['a']);
+    expect(r.zai.calls.map((c) => c.label)).toEqual(['a', 'a']);
+    expect(d.accountId).toBe(r.accounts[0]!.id);
+    await drain(d);
+  });
+
+  test('auth failing again after the refresh marks the account invalid and fails over', async () => {
+    const r = rig({ labels: ['a', 'b'] });
+    r.zai.answer = (c) => (c.label === 'a' ? { error: new UpstreamError('auth', 'revoked', { status: 401 }) } : {});
+    const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
+    expect(r.zai.calls.map((c) => c.label)).toEqual(['a', 'a', 'b']);
+    expect(d.accountId).toBe(r.accounts[1]!.id);
+    await drain(d);
+    expect(findAccount(r.db, 'a')!.status).toBe('invalid');
+  });
+
+  test('a refresh that fails marks the account invalid', async () => {
+    const r = rig({ labels: ['a', 'b'] });
+    r.zai.refreshFails.add('a');
+    r.zai.answer = (c) => (c.label === 'a' ? { error: new UpstreamError('auth', 'expired', { status: 401 }) } : {});
+    await drain(await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+    const a = findAccount(r.db, 'a')!;
+    expect(a.status).toBe('invalid');
+    expect(a.statusReason).toContain('invalid_grant');
+  });
+
+  test('an invalid account is marked with reason and verify link, and the request fails over', async () => {
+    const r = rig({ labels: ['a', 'b'] });
+    r.zai.answer = (c) =>
+      c.label === 'a'
+        ? { error: new UpstreamError('invalid_account', 'verify your account', { status: 403, verifyUrl: 'https://accounts.google.com/v', code: 'VALIDATION_REQUIRED' }) }
+        : {};
+    await drain(await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+    const a = findAccount(r.db, 'a')!;
+    expect(a.status).toBe('invalid');
+    expect(a.statusReason).toContain('verify your account');
+    expect(a.verifyUrl).toBe('https://accounts.google.com/v');
+    // Never serves again.
+    r.zai.calls.length = 0;
+    await drain(await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7', { messages: [{ role: 'user', content: 'z' }] }))));
+    expect(r.zai.calls.map((c) => c.label)).toEqual(['b']);
+  });
+
+  test('a dead pool answers 403 without calling upstream', async () => {
+    const r = rig({ labels: ['a'] });
+    r.routing.pool.markInvalid(r.accounts[0]!.id, 'banned');
+    const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+    expect(e.status).toBe(403);
+    expect(e.message).toContain('banned');
+    expect(r.zai.calls).toHaveLength(0);
+  });
+
+  test('all limited within MAX_WAIT_SEC: waits for the earliest reset, then serves', async () => {
+    const r = rig({ labels: ['a', 'b'], config: { maxWaitSec: 60 } });
+    r.routing.pool.report(fakeLease(r, 'a', 'glm-4.7'), { kind: 'error', error: new UpstreamError('rate_limited', 'x', { resetAt: T0 + 50_000 }) });
+    r.routing.pool.report(fakeLease(r, 'b', 'glm-4.7'), { kind: 'error', error: new UpstreamError('rate_limited', 'x', { resetAt: T0 + 20_000 }) });
+    const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
+    expect(d.accountId).toBe(r.accounts[1]!.id);
+    expect(r.clock.sleeps).toHaveLength(1);
+    expect(r.clock.sleeps[0]!).toBeGreaterThanOrEqual(20_000);
+    expect(r.clock.sleeps[0]!).toBeLessThan(21_000);
+    await drain(d);
+  });
+
+  test('all limited past MAX_WAIT_SEC: 429 naming RESOURCE_EXHAUSTED and the reset, no upstream call', async () => {
+    const r = rig({ labels: ['a', 'b'], config: { maxWaitSec: 60 } });
+    for (const l of ['a', 'b']) {
+      r.routing.pool.report(fakeLease(r, l, 'glm-4.7'), {
+        kind: 'error',
+        error: new UpstreamError('quota_exhausted', 'x', { resetAt: T0 + 3_600_000 }),
+      });
+    }
+    const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+    expect(e.status).toBe(429);
+    expect(e.type).toBe('rate_limit_error');
+    expect(e.message).toContain('RESOURCE_EXHAUSTED');
+    expect(e.message).toContain(new Date(T0 + 3_600_000).toISOString());
+    expect(e.headers['retry-after']).toBe('3600');
+    expect(e.headers['x-should-retry']).toBe('false');
+    expect(r.zai.calls).toHaveLength(0);
+    expect(r.clock.sleeps).toHaveLength(0);
+  });
+
+  test('a wait is abandoned when the client goes away', async () => {
+    const r = rig({ labels: ['a'], config: { maxWaitSec: 60 } });
+    r.routing.pool.report(fakeLease(r, 'a', 'glm-4.7'), { kind: 'error', error: new UpstreamError('rate_limited', 'x', { resetAt: T0 + 20_000 }) });
+    const ac = new AbortController();
+    ac.abort();
+    await expect(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'), {}, ac.signal))).rejects.toBeDefined();
+    expect(r.zai.calls).toHaveLength(0);
+  });
+
+  test('fallback serves the mapped model when the asked one is exhausted everywhere, and says so', async () => {
+    const r = rig({ labels: ['a', 'b'], config: { fallback: true, maxWaitSec: 10 } });
+    for (const l of ['a', 'b']) {
+      r.routing.pool.report(fakeLease(r, l, 'glm-5.1'), { kind: 'error', error: new UpstreamError('rate_limited', 'x', { resetAt: T0 + 600_000 }) });
+    }
+    const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-5.1')));
+    expect(d.upstreamModel).toBe('glm-4.7');
+    expect(d.fallbackFrom).toBe('glm-5.1');
+    expect(r.zai.calls[0]!.model).toBe('glm-4.7');
+    expect(r.zai.calls[0]!.clientModel).toBe('glm-5.1');
+    await drain(d);
+  });
+
+  test('x-proxy-no-fallback: 1 refuses the fallback', async () => {
+    const r = rig({ labels: ['a'], config: { fallback: true, maxWaitSec: 10 } });
+    r.routing.pool.report(fakeLease(r, 'a', 'glm-5.1'), { kind: 'error', error: new UpstreamError('rate_limited', 'x', { resetAt: T0 + 600_000 }) });
+    const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-5.1'), { 'x-proxy-no-fallback': '1' })));
+    expect(e.status).toBe(429);
+    expect(r.zai.calls).toHaveLength(0);
+  });
+
+  test('FALLBACK_MAP overrides the built-in map', async () => {
+    const r = rig({ labels: ['a'], config: { fallback: true, maxWaitSec: 10, fallbackMap: { 'glm-5.1': 'glm-4.6' } } });
+    r.routing.pool.report(fakeLease(r, 'a', 'glm-5.1'), { kind: 'error', error: new UpstreamError('rate_limited', 'x', { resetAt: T0 + 600_000 }) });
+    const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-5.1')));
+    expect(d.upstreamModel).toBe('glm-4.6');
+    await drain(d);
+  });
+
+  test('without --fallback an exhausted model is a 429, not another model', async () => {
+    const r = rig({ labels: ['a'], config: { fallback: false, maxWaitSec: 10 } });
+    r.routing.pool.report(fakeLease(r, 'a', 'glm-5.1'), { kind: 'error', error: new UpstreamError('rate_limited', 'x', { resetAt: T0 + 600_000 }) });
+    const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-5.1'))));
+    expect(e.status).toBe(429);
+  });
+
+  test('an upstream error after the first event ends the stream with an ApiError and records the limit', async () => {
+    const r = rig({ labels: ['a', 'b'] });
+    r.zai.answer = () => ({ error: new UpstreamError('rate_limited', 'mid', { status: 429, resetAt: T0 + 5000 }), after: 2 });
+    const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
+    const seen: string[] = [];
+    let thrown: unknown;
+    try {
+      for await (const ev of d.events) seen.push(ev.type);
+    } catch (err) {
+      thrown = err;
+    }
+    expect(seen).toEqual(['message_start', 'content_block_start']);
+    expect(thrown).toBeInstanceOf(ApiError);
+    expect((thrown as ApiError).type).toBe('rate_limit_error');
+    expect(listLimits(r.db)).toHaveLength(1);
+    expect(r.routing.pool.inFlight(d.accountId)).toBe(0);
+  });
+
+  test('a client that went away is never counted against the account', async () => {
+    const r = rig({ labels: ['a'] });
+    r.zai.answer = () => ({ hang: true });
+    const ac = new AbortController();
+    const p = r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'), {}, ac.signal));
+    await Bun.sleep(5);
+    ac.abort();
+    await expect(p).rejects.toBeDefined();
+    expect(listLimits(r.db)).toHaveLength(0);
+    expect(findAccount(r.db, 'a')!.status).toBe('active');
+    expect(r.routing.pool.inFlight(r.accounts[0]!.id)).toBe(0);
+  });
+
+  test('two conversations land on different accounts and each stays on its own across ten turns', async () => {
+    const r = rig({ labels: ['a', 'b', 'c'] });
+    const served: Record<string, Set<string>> = { s1: new Set(), s2: new Set() };
+    for (let turn = 0; turn < 10; turn++) {
+      // Both in flight at once, as parallel sessions are.
+      const [d1, d2] = await Promise.all([
+        r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', turn))),
+        r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's2', turn))),
+      ]);
+      served.s1!.add(d1.accountId);
+      served.s2!.add(d2.accountId);
+      await Promise.all([drain(d1), drain(d2)]);
+    }
+    expect(served.s1!.size).toBe(1);
+    expect(served.s2!.size).toBe(1);
+    expect([...served.s1!][0]).not.toBe([...served.s2!][0]);
+    expect(r.zai.calls.filter((c) => c.sessionKey === 's1')).toHaveLength(10);
+  });
+
+  test('without a session id the first user message keeps a conversation on its account', async () => {
+    const r = rig({ labels: ['a', 'b'] });
+    const first = { role: 'user' as const, content: 'refactor the parser' };
+    const d0 = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7', { messages: [first] })));
+    await drain(d0);
+    // Another conversation takes a turn in between and makes a the most recently used.
+    const other = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7', { messages: [{ role: 'user', content: 'other' }] })));
+    await drain(other);
+    const d1 = await r.routing.gateway.dispatch(
+      dispatchReq(request('glm-4.7', { messages: [first, { role: 'assistant', content: 'ok' }, { role: 'user', content: 'go on' }] })),
+    );
+    expect(d1.accountId).toBe(d0.accountId);
+    await drain(d1);
+  });
+
+  test('a soft-limited account is avoided while a fresh one exists and used when none does', async () => {
+    const r = rig({ labels: ['a', 'b'] });
+    r.routing.pool.setQuotas(r.accounts[0]!.id, [{ model: '*', remainingFraction: 0.1, resetAt: null, window: '5h' }]);
+    r.routing.pool.setQuotas(r.accounts[1]!.id, [{ model: '*', remainingFraction: 0.9, resetAt: null, window: '5h' }]);
+    const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
+    expect(d.accountId).toBe(r.accounts[1]!.id);
+    await drain(d);
+    r.routing.pool.report(fakeLease(r, 'b', 'glm-4.7'), { kind: 'error', error: new UpstreamError('rate_limited', 'x', { resetAt: T0 + 600_000 }) });
+    const d2 = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7', { messages: [{ role: 'user', content: 'n' }] })));
+    expect(d2.accountId).toBe(r.accounts[0]!.id);
+    await drain(d2);
+  });
+
+  test('--no-soft-limit: quota does not steer selection', async () => {
+    const r = rig({ labels: ['a', 'b'], config: { softLimitEnabled: false } });
+    r.routing.pool.setQuotas(r.accounts[0]!.id, [{ model: '*', remainingFraction: 0.05, resetAt: null }]);
+    const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
+    expect(d.accountId).toBe(r.accounts[0]!.id);
+    await drain(d);
+  });
+});
+
+function fakeLease(r: ReturnType<typeof rig>, label: string, model: string) {
+  const account = r.accounts.find((a) => a.label === label)!;
+  return { account, provider: 'zai' as const, model, sticky: false, soft: false, release() {} };
+}
