@@ -59,17 +59,18 @@ async function addAccount(key: string, label: string): Promise<boolean> {
   return r.code === 0;
 }
 
-/** A streamed request that stays open (slow chunks), read until the server dies under it. */
-async function streamUntilCut(url: string): Promise<void> {
+/** A streamed request that stays open (slow chunks), read until the server dies under it; true when it was cut. */
+async function streamUntilCut(url: string): Promise<boolean> {
   try {
     const res = await fetch(`${url}/v1/messages`, {
       method: 'POST',
       headers: { 'x-api-key': PROXY_KEY, 'content-type': 'application/json' },
       body: JSON.stringify({ model: 'glm-4.6', max_tokens: 64, stream: true, messages: [{ role: 'user', content: 'hi' }] }),
     });
-    await res.text();
+    const text = await res.text();
+    return !text.includes('message_stop');
   } catch {
-    // the kill cuts it: expected
+    return true; // the kill cut it: expected
   }
 }
 
@@ -118,7 +119,7 @@ describe('SIGKILL while requests and account edits are in flight', () => {
           zai.setMode({ kind: 'error', code: '1308', resetAt: Date.now() + (round + 2) * HOUR }, { key: KEYS[0]!, times: 1 });
           zai.setMode({ kind: 'slow_chunks', chunks: 40, delayMs: 25 });
 
-          const inFlight: Promise<unknown>[] = [];
+          const inFlight: Promise<boolean>[] = [];
           for (let i = 0; i < 12; i++) inFlight.push(streamUntilCut(url));
 
           // An edit that completes (must survive), and one that is itself killed mid-way (may or may not land).
@@ -135,8 +136,10 @@ describe('SIGKILL while requests and account edits are in flight', () => {
           server.proc.kill('SIGKILL');
           await server.proc.exited;
           server = null;
-          await Promise.all([edit, toggle, doomed.exited, ...inFlight]);
+          const [, , , ...cut] = await Promise.all([edit, toggle, doomed.exited, ...inFlight]);
           zai.clearModes();
+          // The kill really landed mid-request.
+          expect(cut.some(Boolean)).toBe(true);
 
           const state = inspect();
           expect(state.integrity).toBe('ok');
@@ -169,6 +172,7 @@ describe('SIGKILL while requests and account edits are in flight', () => {
         const n = Number(/\((\d+) accounts?\)/.exec(last.output())?.[1]);
         expect(n).toBe(inspect().accounts.length);
         expect(n).toBeGreaterThanOrEqual(acknowledged.size);
+        expect(acknowledged.size).toBeGreaterThan(2 + ROUNDS / 2);
       } finally {
         await last.stop();
       }
