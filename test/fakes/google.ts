@@ -538,7 +538,7 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
     const mode = pickMode(true, rec);
     rec.mode = mode.kind;
     if (grant === 'refresh_token') stats.refreshes++;
-    if (mode.kind === 'token_down') return new Response(new ReadableStream({ start: (c) => c.error(new Error('reset')) }), { status: 200 });
+    if (mode.kind === 'token_down') return new Response(new ReadableStream({ start: (c) => c.error() }), { status: 200 });
     if (mode.kind === 'token_http500') return json(500, { error: 'internal_failure', error_description: 'Backend Error' });
     if (mode.kind === 'token_slow') await untilAbort(mode.ms, req.signal);
     if (form.get('client_id') === null || form.get('client_secret') === null) return json(401, { error: 'invalid_client', error_description: 'Unauthorized' });
@@ -622,7 +622,7 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
             faulted = true;
             if (mode.kind === 'reset_mid_stream') {
               await Bun.sleep(20);
-              return c.error(new Error('connection reset'));
+              return c.error();
             }
             if (mode.kind === 'stall_mid_stream') await Bun.sleep(mode.ms);
             if (mode.kind === 'malformed_data') {
@@ -695,7 +695,7 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
       case 'not_found':
         return googleError(404, 'NOT_FOUND', 'Requested entity was not found.');
       case 'reset_before_first_byte':
-        return new Response(new ReadableStream({ start: (c) => c.error(new Error('reset')) }), { headers: SSE_HEADERS });
+        return new Response(new ReadableStream({ start: (c) => c.error() }), { headers: SSE_HEADERS });
       case 'stall_before_first_byte':
         await untilAbort(mode.ms, req.signal);
         if (req.signal.aborted) {

@@ -1,0 +1,64 @@
+import { describe, expect, test } from 'bun:test';
+import { familyFromId, isUserFacing, parseModels, parseQuota } from '../../../src/providers/antigravity/models.ts';
+import catalog from '../../fixtures/antigravity/fetch-available-models.json';
+
+const body = catalog as unknown as Record<string, unknown>;
+
+describe('parseModels', () => {
+  test('internal and deprecated ids are hidden; the rest sorted by id', () => {
+    expect(parseModels(body).map((m) => m.id)).toEqual(['claude-opus-4-6-thinking', 'claude-sonnet-4-6', 'gemini-3-flash', 'gpt-oss-120b-medium']);
+  });
+
+  test('limits, family and thinking come from the catalog', () => {
+    const byId = Object.fromEntries(parseModels(body).map((m) => [m.id, m]));
+    expect(byId['gemini-3-flash']).toEqual({
+      id: 'gemini-3-flash',
+      displayName: 'Gemini 3 Flash',
+      family: 'gemini',
+      contextWindow: 1048576,
+      maxOutputTokens: 65536,
+      thinking: true,
+      supportsImages: true,
+    });
+    expect(byId['claude-opus-4-6-thinking']!.family).toBe('claude');
+    expect(byId['claude-sonnet-4-6']!.thinking).toBe(false);
+    expect(byId['gpt-oss-120b-medium']!.family).toBe('gpt');
+    expect(byId['gpt-oss-120b-medium']!.contextWindow).toBe(114000);
+  });
+
+  test('a body without models yields none', () => {
+    expect(parseModels({})).toEqual([]);
+    expect(parseModels({ models: [] })).toEqual([]);
+  });
+});
+
+describe('parseQuota', () => {
+  const q = Object.fromEntries(parseQuota(body).map((x) => [x.model, x]));
+
+  test('fraction and reset time per model', () => {
+    expect(q['gemini-3-flash']).toEqual({ model: 'gemini-3-flash', remainingFraction: 0.9897612, resetAt: Date.parse('2026-09-11T04:41:29Z') });
+  });
+
+  test('an exhausted model shows only resetTime, which means 0 left', () => {
+    expect(q['claude-opus-4-6-thinking']!.remainingFraction).toBe(0);
+    expect(q['claude-opus-4-6-thinking']!.resetAt).toBe(Date.parse('2026-09-12T00:00:00Z'));
+  });
+
+  test('a full model may have no reset time; no quotaInfo means unknown', () => {
+    expect(q['claude-sonnet-4-6']).toEqual({ model: 'claude-sonnet-4-6', remainingFraction: 1, resetAt: null });
+    expect(q['gpt-oss-120b-medium']).toEqual({ model: 'gpt-oss-120b-medium', remainingFraction: null, resetAt: null });
+  });
+
+  test('internal ids carry no quota rows', () => {
+    expect(Object.keys(q).some((k) => k.startsWith('chat_') || k.startsWith('tab_'))).toBe(false);
+  });
+});
+
+test('family and visibility by id', () => {
+  expect(familyFromId('claude-sonnet-4-6')).toBe('claude');
+  expect(familyFromId('gemini-pro-agent')).toBe('gemini');
+  expect(familyFromId('gpt-oss-120b-medium')).toBe('gpt');
+  expect(familyFromId('rev19-uic3-1p')).toBe('other');
+  expect(isUserFacing('rev19-uic3-1p')).toBe(false);
+  expect(isUserFacing('gemini-3-flash')).toBe(true);
+});

@@ -1,0 +1,191 @@
+import { afterAll, beforeEach, describe, expect, test } from 'bun:test';
+import {
+  buildAuthUrl,
+  createPkce,
+  createTokenManager,
+  exchangeCode,
+  fetchUserEmail,
+  REFRESH_SKEW_MS,
+} from '../../../src/providers/antigravity/oauth.ts';
+import { UpstreamError } from '../../../src/providers/provider.ts';
+import type { Account, AccountPatch } from '../../../src/store/accounts.ts';
+import { startFakeGoogle } from '../../fakes/google.ts';
+
+const fake = startFakeGoogle();
+afterAll(() => fake.stop());
+const cfg = { clientId: 'cid', clientSecret: 'csecret', authUrl: fake.authUrl, tokenUrl: fake.tokenUrl, userinfoUrl: fake.userinfoUrl };
+
+let clock = Date.now();
+let patches: Array<[string, AccountPatch]> = [];
+const deps = { updateAccount: (id: string, p: AccountPatch) => void patches.push([id, p]), now: () => clock };
+
+function account(email = 'oauth@example.com', extra: Partial<Extract<Account['credentials'], { kind: 'oauth' }>> = {}): Account {
+  return {
+    id: `acc_${email.split('@')[0]}`,
+    provider: 'antigravity',
+    label: email,
+    email,
+    status: 'active',
+    statusReason: null,
+    verifyUrl: null,
+    credentials: { kind: 'oauth', refreshToken: fake.refreshTokenFor(email), ...extra },
+    meta: {},
+    createdAt: 0,
+    updatedAt: 0,
+    lastUsedAt: null,
+  };
+}
+
+beforeEach(() => {
+  fake.clearModes();
+  fake.stats.refreshes = 0;
+  patches = [];
+  clock = Date.now();
+});
+
+describe('PKCE and the consent URL', () => {
+  test('the challenge is the S256 of the verifier, both base64url without padding', () => {
+    const { verifier, challenge } = createPkce();
+    expect(verifier).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const expected = Buffer.from(new Bun.CryptoHasher('sha256').update(verifier).digest()).toString('base64url');
+    expect(challenge).toBe(expected);
+  });
+
+  test('the URL asks for offline access with consent, PKCE S256, state and the scopes', () => {
+    const u = new URL(buildAuthUrl(cfg, { redirectUri: 'http://localhost:51121/oauth-callback', state: 'st4te', codeChallenge: 'chal' }));
+    const q = u.searchParams;
+    expect(q.get('client_id')).toBe('cid');
+    expect(q.get('redirect_uri')).toBe('http://localhost:51121/oauth-callback');
+    expect(q.get('response_type')).toBe('code');
+    expect(q.get('access_type')).toBe('offline');
+    expect(q.get('prompt')).toBe('consent');
+    expect(q.get('code_challenge')).toBe('chal');
+    expect(q.get('code_challenge_method')).toBe('S256');
+    expect(q.get('state')).toBe('st4te');
+    expect(q.get('scope')!.split(' ')).toContain('https://www.googleapis.com/auth/cloud-platform');
+  });
+
+  test('a code from the consent redirect exchanges for tokens with the same verifier and redirect', async () => {
+    const pkce = createPkce();
+    const redirectUri = 'http://127.0.0.1:51999/oauth-callback';
+    const res = await fetch(buildAuthUrl(cfg, { redirectUri, state: 's', codeChallenge: pkce.challenge }), { redirect: 'manual' });
+    const code = new URL(res.headers.get('location')!).searchParams.get('code')!;
+    const t = await exchangeCode(cfg, { code, verifier: pkce.verifier, redirectUri });
+    expect(t.refreshToken).toStartWith('1//');
+    expect(await fetchUserEmail(cfg, t.accessToken)).toBe('user@example.com');
+  });
+
+  test('a wrong verifier is refused', async () => {
+    const pkce = createPkce();
+    const redirectUri = 'http://127.0.0.1:51999/oauth-callback';
+    const res = await fetch(buildAuthUrl(cfg, { redirectUri, state: 's', codeChallenge: pkce.challenge }), { redirect: 'manual' });
+    const code = new URL(res.headers.get('location')!).searchParams.get('code')!;
+    await expect(exchangeCode(cfg, { code, verifier: createPkce().verifier, redirectUri })).rejects.toBeInstanceOf(UpstreamError);
+  });
+});
+
+describe('the access-token cache', () => {
+  test('ten concurrent requests cause exactly one refresh', async () => {
+    const tm = createTokenManager(cfg, deps);
+    fake.setMode({ kind: 'token_slow', ms: 100 }, { times: 1 });
+    const a = account('flight@example.com');
+    const tokens = await Promise.all(Array.from({ length: 10 }, () => tm.get(a)));
+    expect(fake.stats.refreshes).toBe(1);
+    expect(new Set(tokens).size).toBe(1);
+  });
+
+  test('a cached token is reused until a few minutes before it expires, then refreshed', async () => {
+    const tm = createTokenManager(cfg, deps);
+    const a = account('early@example.com');
+    const first = await tm.get(a);
+    clock += 3599_000 - REFRESH_SKEW_MS - 1000;
+    expect(await tm.get(a)).toBe(first);
+    expect(fake.stats.refreshes).toBe(1);
+    clock += 2000;
+    const second = await tm.get(a);
+    expect(second).not.toBe(first);
+    expect(fake.stats.refreshes).toBe(2);
+  });
+
+  test('the refreshed token and its expiry are persisted on the account', async () => {
+    const tm = createTokenManager(cfg, deps);
+    const a = account('persist@example.com');
+    const token = await tm.get(a);
+    const [id, patch] = patches.at(-1)!;
+    expect(id).toBe(a.id);
+    expect(patch.credentials).toEqual({
+      kind: 'oauth',
+      refreshToken: (a.credentials as { refreshToken: string }).refreshToken,
+      accessToken: token,
+      expiresAt: clock + 3599_000,
+    });
+  });
+
+  test('a stored access token that is still fresh is used without a refresh', async () => {
+    const tm = createTokenManager(cfg, deps);
+    const a = account('stored@example.com', { accessToken: 'ya29.stored', expiresAt: clock + 30 * 60_000 });
+    expect(await tm.get(a)).toBe('ya29.stored');
+    expect(fake.stats.refreshes).toBe(0);
+  });
+
+  test('after an upstream 401 the dropped token is never reused, even from the stored credentials', async () => {
+    const tm = createTokenManager(cfg, deps);
+    const a = account('dropped@example.com', { accessToken: 'ya29.stale', expiresAt: clock + 30 * 60_000 });
+    expect(await tm.get(a)).toBe('ya29.stale');
+    tm.drop(a.id);
+    const fresh = await tm.get(a);
+    expect(fresh).not.toBe('ya29.stale');
+    expect(fake.stats.refreshes).toBe(1);
+  });
+
+  test('invalid_grant marks the account invalid and fails with invalid_account', async () => {
+    const tm = createTokenManager(cfg, deps);
+    fake.setMode({ kind: 'token_invalid_grant' });
+    const a = account('revoked@example.com');
+    const err = await tm.get(a).catch((e) => e);
+    expect(err).toBeInstanceOf(UpstreamError);
+    expect((err as UpstreamError).kind).toBe('invalid_account');
+    expect((err as UpstreamError).message).not.toContain((a.credentials as { refreshToken: string }).refreshToken);
+    const p = patches.find(([, x]) => x.status === 'invalid');
+    expect(p?.[0]).toBe(a.id);
+    expect(p?.[1].statusReason).toContain('invalid_grant');
+  });
+
+  test.each(['token_http500', 'token_down'] as const)('%s is transient and never marks the account', async (kind) => {
+    const tm = createTokenManager(cfg, deps);
+    fake.setMode({ kind });
+    const err = await tm.get(account(`${kind}@example.com`)).catch((e) => e);
+    expect((err as UpstreamError).kind).toBe('transient');
+    expect(patches.some(([, p]) => p.status === 'invalid')).toBe(false);
+  });
+
+  test('an unreachable token endpoint is transient', async () => {
+    const tm = createTokenManager({ ...cfg, tokenUrl: 'http://127.0.0.1:1/token' }, deps);
+    const err = await tm.get(account('unreachable@example.com')).catch((e) => e);
+    expect((err as UpstreamError).kind).toBe('transient');
+    expect((err as UpstreamError).code).toBe('AUTH_NETWORK_ERROR');
+  });
+
+  test('refresh() fetches a new token even when the cached one is fresh', async () => {
+    const tm = createTokenManager(cfg, deps);
+    const a = account('force@example.com');
+    const first = await tm.get(a);
+    const second = await tm.refresh(a);
+    expect(second).not.toBe(first);
+    expect(await tm.get(a)).toBe(second);
+    expect(fake.stats.refreshes).toBe(2);
+  });
+
+  test('a caller that aborts stops waiting while the refresh completes for the others', async () => {
+    const tm = createTokenManager(cfg, deps);
+    fake.setMode({ kind: 'token_slow', ms: 150 }, { times: 1 });
+    const a = account('abort@example.com');
+    const ac = new AbortController();
+    const aborted = tm.get(a, ac.signal).catch((e) => e);
+    const other = tm.get(a);
+    ac.abort();
+    expect(((await aborted) as UpstreamError).message).toContain('aborted');
+    expect(await other).toStartWith('ya29.');
+    expect(fake.stats.refreshes).toBe(1);
+  });
+});

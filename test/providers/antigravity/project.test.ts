@@ -1,0 +1,87 @@
+import { afterAll, beforeEach, describe, expect, test } from 'bun:test';
+import type { CloudCodeOptions } from '../../../src/providers/antigravity/client.ts';
+import { refreshAccessToken } from '../../../src/providers/antigravity/oauth.ts';
+import {
+  discoverProject,
+  FALLBACK_PROJECT_ID,
+  onboardTierId,
+  parseLoadCodeAssist,
+  projectIdOf,
+  tierFromId,
+} from '../../../src/providers/antigravity/project.ts';
+import { startFakeGoogle } from '../../fakes/google.ts';
+import loadCodeAssistPro from '../../fixtures/antigravity/load-code-assist-pro.json';
+
+const fake = startFakeGoogle();
+afterAll(() => fake.stop());
+const cfg = { clientId: 'cid', clientSecret: 'cs', authUrl: fake.authUrl, tokenUrl: fake.tokenUrl, userinfoUrl: fake.userinfoUrl };
+const cc: CloudCodeOptions = { endpoints: fake.endpoints, userAgent: 'antigravity/hub/2.9.1 darwin/arm64', now: Date.now };
+const tokenFor = async (email: string) => (await refreshAccessToken(cfg, fake.refreshTokenFor(email))).accessToken;
+
+beforeEach(() => {
+  fake.clearModes();
+  fake.requests.length = 0;
+});
+
+describe('parsing loadCodeAssist', () => {
+  test('a Pro consumer account: shared project, tier from paidTier', () => {
+    const { _comment, ...body } = loadCodeAssistPro;
+    expect(parseLoadCodeAssist(body)).toEqual({ projectId: 'aicode-consumers', tierId: 'g1-pro-tier', tier: 'pro' });
+  });
+
+  test('the project may be an object with an id', () => {
+    expect(projectIdOf({ id: 'cogent-snow-4mnnp', name: 'x', projectNumber: '1' })).toBe('cogent-snow-4mnnp');
+    expect(projectIdOf('hybrid-factor-rc5ww')).toBe('hybrid-factor-rc5ww');
+    expect(projectIdOf(undefined)).toBeNull();
+    expect(projectIdOf({})).toBeNull();
+  });
+
+  test.each([
+    ['g1-ultra-tier', 'ultra'],
+    ['g1-pro-tier', 'pro'],
+    ['standard-tier', 'pro'],
+    ['free-tier', 'free'],
+    ['legacy-tier', 'unknown'],
+    [null, 'unknown'],
+  ] as const)('tier id %s -> %s', (id, tier) => {
+    expect(tierFromId(id)).toBe(tier);
+  });
+
+  test('onboarding uses the default allowed tier, never the paid one', () => {
+    expect(onboardTierId({ paidTier: { id: 'g1-pro-tier' }, allowedTiers: [{ id: 'standard-tier' }, { id: 'free-tier', isDefault: true }] })).toBe('free-tier');
+    expect(onboardTierId({ allowedTiers: [{ id: 'standard-tier' }] })).toBe('standard-tier');
+    expect(onboardTierId({})).toBe('free-tier');
+  });
+});
+
+describe('discovery against the fake', () => {
+  test('an account with a project needs one loadCodeAssist with the ANTIGRAVITY metadata', async () => {
+    const info = await discoverProject(cc, await tokenFor('has-project@example.com'));
+    expect(info).toEqual({ projectId: 'aicode-consumers', tier: 'pro', tierId: 'g1-pro-tier' });
+    const calls = fake.requests.filter((r) => r.endpoint);
+    expect(calls.map((r) => r.rpc)).toEqual(['loadCodeAssist']);
+    expect(calls[0]!.body).toEqual({ metadata: { ideType: 'ANTIGRAVITY' } });
+  });
+
+  test('an account without a project is onboarded, polling until the operation is done', async () => {
+    fake.setAccount('new@example.com', { projectId: null, paidTierId: null, onboardPolls: 2, onboardProject: 'cogent-snow-4mnnp' });
+    const info = await discoverProject(cc, await tokenFor('new@example.com'), undefined, { pollDelayMs: 5 });
+    expect(info.projectId).toBe('cogent-snow-4mnnp');
+    expect(info.tier).toBe('free');
+    const onboard = fake.requests.filter((r) => r.rpc === 'onboardUser');
+    expect(onboard.length).toBe(3);
+    expect(onboard[0]!.body).toEqual({ tierId: 'free-tier', metadata: { ideType: 'ANTIGRAVITY' } });
+  });
+
+  test('when onboarding never finishes the shared fallback project is used and flagged', async () => {
+    fake.setAccount('stuck@example.com', { projectId: null, onboardPolls: 100 });
+    const info = await discoverProject(cc, await tokenFor('stuck@example.com'), undefined, { pollDelayMs: 1, attempts: 3 });
+    expect(info.projectId).toBe(FALLBACK_PROJECT_ID);
+    expect(info.fallback).toBe(true);
+  });
+
+  test('a rejected token surfaces as auth instead of falling back', async () => {
+    const err = await discoverProject(cc, 'ya29.bogus').catch((e) => e);
+    expect(err.kind).toBe('auth');
+  });
+});
