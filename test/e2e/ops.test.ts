@@ -1,0 +1,227 @@
+// Running it for real (issue 5): `mcp serve` as a child with JSON logs, an accounts.json from the Go
+// project imported on first start, requests that succeed and fail, then: one JSON object per log
+// line, no secret anywhere in the output, /metrics counting the requests, `mcp usage` seeing them
+// after a clean SIGTERM, `mcp health` as the container check, and a stream in flight at SIGTERM
+// that still finishes with the database closed cleanly.
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { openDatabase, integrityCheck } from '../../src/store/db.ts';
+import { type FakeGoogle, startFakeGoogle } from '../fakes/google.ts';
+import { type FakeZai, startFakeZai } from '../fakes/zai.ts';
+import { cleanupTempDirs, googleEnv, mcpEnv, runMcp, type ServeHandle, startServe, tempDir, zaiEnv } from './helpers.ts';
+
+const PROXY_KEY = 'proxy-key-e2e-ops-5f3a9c1b7d';
+const ZAI_KEY = 'zai-key-e2e-ops-0123456789abcdef';
+const EMAIL = 'alice@example.com';
+
+let zai: FakeZai;
+let google: FakeGoogle;
+let refreshToken = '';
+
+beforeAll(() => {
+  zai = startFakeZai({ keys: [ZAI_KEY] });
+  google = startFakeGoogle();
+  refreshToken = google.refreshTokenFor(EMAIL);
+});
+
+afterAll(async () => {
+  await zai?.stop();
+  await google?.stop();
+  cleanupTempDirs();
+});
+
+/** A Go multi-claude-proxy accounts.json (see test/fixtures/legacy/README.md) with live fake credentials. */
+function legacyFile(dir: string): string {
+  const path = join(dir, 'accounts.json');
+  writeFileSync(
+    path,
+    JSON.stringify({
+      accounts: [
+        { email: EMAIL, source: 'oauth', provider: 'antigravity', refreshToken, projectId: 'fake-project-1' },
+        { email: 'zai-0badc0de', source: 'manual', provider: 'zai', apiKey: ZAI_KEY },
+      ],
+      settings: {},
+      activeIndex: 0,
+    }),
+  );
+  return path;
+}
+
+async function post(server: ServeHandle, body: unknown, key = PROXY_KEY): Promise<Response> {
+  return fetch(`${server.url}/v1/messages`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-api-key': key, 'anthropic-version': '2023-06-01' },
+    body: JSON.stringify(body),
+  });
+}
+
+const hello = (model: string, stream: boolean) => ({ model, max_tokens: 64, stream, messages: [{ role: 'user', content: 'Say hello.' }] });
+
+describe('a day in the life, with LOG_FORMAT=json and DEBUG on', () => {
+  let server: ServeHandle;
+  let dataDir = '';
+  let env: Record<string, string> = {};
+  let output = '';
+  let stderr = '';
+  let exitCode = -1;
+  let metrics = '';
+  const requestIds: string[] = [];
+
+  beforeAll(async () => {
+    dataDir = tempDir();
+    env = mcpEnv(dataDir, {
+      PROXY_API_KEY: PROXY_KEY,
+      LOG_FORMAT: 'json',
+      DEBUG: 'true',
+      ACCOUNTS_CONFIG_PATH: legacyFile(dataDir),
+      ...zaiEnv(zai),
+      ...googleEnv(google),
+    });
+    server = await startServe({ env });
+
+    const ok = await post(server, hello('glm-4.6', true));
+    requestIds.push(ok.headers.get('request-id') ?? '');
+    expect(await ok.text()).toContain('message_stop');
+    const whole = await post(server, hello('glm-4.6', false));
+    requestIds.push(whole.headers.get('request-id') ?? '');
+    expect(whole.status).toBe(200);
+    await whole.text();
+    // Error paths: a wrong proxy key, an upstream that rejects the key, an error mid-stream, a bad body,
+    // a Google-routed model (its tokens go through the log sink too).
+    await (await post(server, hello('glm-4.6', false), 'wrong-key-0123456789')).text();
+    zai.setMode({ kind: 'error', code: '1002' }, { times: 1 });
+    await (await post(server, hello('glm-4.6', false))).text();
+    zai.setMode({ kind: 'sse_error', afterEvents: 2 }, { times: 1 });
+    await (await post(server, hello('glm-4.6', true))).text();
+    await (await post(server, { model: 'glm-4.6', messages: 'nope' })).text();
+    await (await post(server, hello('claude-sonnet-4-5', true))).text();
+    await (await fetch(`${server.url}/refresh-token`, { method: 'POST', headers: { 'x-api-key': PROXY_KEY } })).text();
+    await (await fetch(`${server.url}/account-limits`, { headers: { authorization: `Bearer ${PROXY_KEY}` } })).text();
+    const m = await fetch(`${server.url}/metrics`, { headers: { 'x-api-key': PROXY_KEY } });
+    metrics = await m.text();
+    exitCode = await server.stop('SIGTERM');
+    output = server.output();
+    stderr = output.slice(output.indexOf('\n') + 1);
+  }, 60_000);
+
+  test('the legacy accounts.json was imported on first start', () => {
+    expect(output).toContain('imported accounts from');
+    expect(output).toContain('(2 accounts)');
+  });
+
+  test('every log line is one JSON object with time, level and msg', () => {
+    const lines = stderr.split('\n').filter((l) => l.trim() !== '');
+    expect(lines.length).toBeGreaterThan(3);
+    for (const line of lines) {
+      const obj = JSON.parse(line) as Record<string, unknown>;
+      expect(typeof obj.time).toBe('string');
+      expect(typeof obj.level).toBe('string');
+      expect(typeof obj.msg).toBe('string');
+    }
+  });
+
+  test('each request has one line with its id, models, account, status, latency and tokens', () => {
+    const msgs = stderr
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => (JSON.parse(l) as { msg: string }).msg);
+    for (const id of requestIds) {
+      const mine = msgs.filter((m) => m.startsWith(`${id} `));
+      expect(mine).toHaveLength(1);
+      expect(mine[0]).toMatch(new RegExp(`^${id} glm-4\\.6 -> glm-4\\.6 acct=\\S+ 200 \\d+ms( stream)? in=\\d+ out=\\d+ cache_r=\\d+ cache_w=\\d+`));
+    }
+  });
+
+  test('no secret appears anywhere in the output: proxy key, Z.AI key, refresh token, access tokens', () => {
+    const secrets = [PROXY_KEY, ZAI_KEY, refreshToken, ...new Set(google.requests.map((r) => r.token).filter((t): t is string => !!t))];
+    expect(secrets.length).toBeGreaterThanOrEqual(3);
+    for (const s of secrets) expect(output).not.toContain(s);
+  });
+
+  test('/metrics counted the requests by provider, model and status, and their tokens', () => {
+    expect(metrics).toMatch(/^mcp_requests_total\{provider="zai",model="glm-4\.6",status="200"\} [2-9]/m);
+    expect(metrics).toMatch(/^mcp_tokens_total\{provider="zai",model="glm-4\.6",type="input"\} [1-9]/m);
+    expect(metrics).toMatch(/^mcp_tokens_total\{provider="zai",model="glm-4\.6",type="output"\} [1-9]/m);
+    expect(metrics).toContain('# TYPE mcp_request_duration_seconds histogram');
+  });
+
+  test('SIGTERM exits 0 and the usage recorded before it is in the database', async () => {
+    expect(exitCode).toBe(0);
+    const r = await runMcp(['usage', '--by', 'provider', '--json'], { env });
+    expect(r.code).toBe(0);
+    const rows = (JSON.parse(r.stdout) as { rows: Array<{ key: string; requests: number }> }).rows;
+    expect(rows.find((x) => x.key === 'zai')?.requests).toBeGreaterThanOrEqual(4);
+    const table = await runMcp(['usage', '--by', 'model'], { env });
+    expect(table.stdout).toContain('glm-4.6');
+  });
+});
+
+describe('mcp health against a real server (the Docker HEALTHCHECK)', () => {
+  test('exit 0 while serving, exit 1 once stopped', async () => {
+    const env = mcpEnv(tempDir(), { PROXY_API_KEY: PROXY_KEY, ...zaiEnv(zai) });
+    const server = await startServe({ env });
+    try {
+      const up = await runMcp(['health', '--url', server.url], { env });
+      expect(up.code).toBe(0);
+      expect(up.stdout).toContain('healthy');
+      const byPort = await runMcp(['health'], { env: { ...env, PORT: String(server.port) } });
+      expect(byPort.code).toBe(0);
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+    const down = await runMcp(['health', '--url', server.url, '--timeout', '2'], { env });
+    expect(down.code).toBe(1);
+    expect(down.stderr).toStartWith('mcp: unhealthy:');
+  }, 30_000);
+});
+
+describe('graceful shutdown', () => {
+  test('a stream in flight at SIGTERM finishes, the process exits 0 and the database is intact', async () => {
+    const slow = startFakeZai({ keys: [ZAI_KEY] });
+    slow.setMode({ kind: 'slow_chunks', chunks: 10, delayMs: 150 });
+    const dataDir = tempDir();
+    const env = mcpEnv(dataDir, { PROXY_API_KEY: PROXY_KEY, SHUTDOWN_GRACE_SEC: '20', ...zaiEnv(slow) });
+    const add = await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', ZAI_KEY], { env });
+    expect(add.code).toBe(0);
+    const server = await startServe({ env });
+    try {
+      const res = await post(server, hello('glm-4.6', true));
+      expect(res.status).toBe(200);
+      const requestId = res.headers.get('request-id');
+      const reader = res.body!.getReader();
+      const dec = new TextDecoder();
+      let body = '';
+      while (!body.includes('content_block_delta')) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        body += dec.decode(value, { stream: true });
+      }
+      const signalled = Date.now();
+      server.proc.kill('SIGTERM');
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        body += dec.decode(value, { stream: true });
+      }
+      expect(body).toContain('event: message_stop');
+      expect(Date.now() - signalled).toBeGreaterThan(300); // it really was still streaming
+      expect(await server.stop()).toBe(0);
+      expect(server.output()).toContain('SIGTERM: stopping');
+
+      const db = openDatabase(join(dataDir, 'proxy.db'));
+      try {
+        expect(integrityCheck(db)).toBe('ok');
+        const row = db.query('SELECT status, stream FROM usage WHERE request_id = ?').get(requestId) as { status: number; stream: number } | null;
+        expect(row).toEqual({ status: 200, stream: 1 });
+      } finally {
+        db.close();
+      }
+      // The last connection closed cleanly: SQLite checkpointed and removed the write-ahead log.
+      expect(existsSync(join(dataDir, 'proxy.db-wal'))).toBe(false);
+    } finally {
+      if (server.proc.exitCode === null) await server.stop('SIGKILL');
+      await slow.stop();
+    }
+  }, 30_000);
+});
