@@ -81,11 +81,14 @@ export interface Call {
 }
 
 /** What one send() does: stream these events, throw before the first one, or throw after `after` events. */
-export type Answer =
-  | { events?: AnthropicEvent[] }
-  | { error: UpstreamError }
-  | { error: UpstreamError; after: number }
-  | { hang: true };
+export interface Answer {
+  events?: AnthropicEvent[];
+  error?: UpstreamError;
+  /** With error: thrown after this many events instead of before the first. */
+  after?: number;
+  /** Never answers until the call is aborted. */
+  hang?: boolean;
+}
 
 export interface ScriptedProvider extends Provider {
   calls: Call[];
@@ -118,16 +121,16 @@ export function scriptedProvider(id: ProviderId, models: string[] = []): Scripte
       const a = p.answer(call, p.calls.length);
       const signal = ctx.signal;
       return (async function* () {
-        if ('hang' in a) {
+        if (a.hang) {
           await new Promise<void>((_, reject) => {
             signal.addEventListener('abort', () => reject(new UpstreamError('transient', 'aborted')), { once: true });
           });
         }
-        if ('error' in a && !('after' in a)) throw a.error;
-        const events = 'events' in a && a.events ? a.events : textEvents(`hello from ${call.label}`, ctx.clientModel);
+        if (a.error && a.after === undefined) throw a.error;
+        const events = a.events ?? textEvents(`hello from ${call.label}`, ctx.clientModel);
         let n = 0;
         for (const ev of events) {
-          if ('error' in a && 'after' in a && n === a.after) throw a.error;
+          if (a.error && n === a.after) throw a.error;
           n++;
           yield ev;
         }

@@ -1,0 +1,40 @@
+import { expect, test } from 'bun:test';
+import type { MessagesRequest } from '../../src/anthropic/schema.ts';
+import { sessionKeyOf } from '../../src/gateway/session.ts';
+
+function body(over: Record<string, unknown> = {}): MessagesRequest {
+  return { model: 'm', max_tokens: 1, messages: [{ role: 'user', content: 'hello there' }], ...over } as MessagesRequest;
+}
+
+test("Claude Code's JSON user_id carries the session id", () => {
+  const b = body({ metadata: { user_id: JSON.stringify({ device_id: 'abc', account_uuid: '', session_id: '5f0c-uuid-1234' }) } });
+  expect(sessionKeyOf(b, {})).toBe('5f0c-uuid-1234');
+});
+
+test('the legacy user_…_session_<uuid> form is understood', () => {
+  const b = body({ metadata: { user_id: 'user_0123abcd_account__session_1b2c3d4e-aaaa-bbbb-cccc-1234567890ab' } });
+  expect(sessionKeyOf(b, {})).toBe('1b2c3d4e-aaaa-bbbb-cccc-1234567890ab');
+});
+
+test('the x-claude-code-session-id header is used when metadata has none', () => {
+  expect(sessionKeyOf(body(), { 'x-claude-code-session-id': 'hdr-session-1' })).toBe('hdr-session-1');
+});
+
+test('without an id, the first user message keys the conversation on every turn', () => {
+  const t1 = body();
+  const t2 = body({
+    messages: [
+      { role: 'user', content: [{ type: 'text', text: 'hello there' }] },
+      { role: 'assistant', content: 'hi' },
+      { role: 'user', content: 'next' },
+    ],
+  });
+  expect(sessionKeyOf(t1, {})).toBe(sessionKeyOf(t2, {}));
+  expect(sessionKeyOf(body({ messages: [{ role: 'user', content: 'another chat' }] }), {})).not.toBe(sessionKeyOf(t1, {}));
+});
+
+test('a user_id that is neither form falls back to the message hash', () => {
+  const k = sessionKeyOf(body({ metadata: { user_id: 'plain-user' } }), {});
+  expect(k).toBe(sessionKeyOf(body(), {}));
+  expect(k).toMatch(/^[0-9a-f]{32}$/);
+});

@@ -1,0 +1,203 @@
+import { afterEach, describe, expect, test } from 'bun:test';
+import { createRouting, providerDepsFor } from '../../src/gateway/index.ts';
+import { CAPACITY_COOLDOWN_MS, createPool, type Lease, type Outcome } from '../../src/pool/pool.ts';
+import { UpstreamError } from '../../src/providers/provider.ts';
+import { findAccount, removeAccount, updateAccount } from '../../src/store/accounts.ts';
+import { openDatabase } from '../../src/store/db.ts';
+import { ALL_MODELS, listLimits } from '../../src/store/limits.ts';
+import { addZai, cleanupDbs, scriptedProvider, T0, tempDb, testConfig } from '../gateway/helpers.ts';
+
+afterEach(cleanupDbs);
+
+const COOLDOWN_SEC = 60;
+
+function setup(labels = ['a', 'b']) {
+  const { db, path } = tempDb();
+  let t = T0;
+  const accounts = labels.map((l, i) => addZai(db, l, T0 + i));
+  const pool = createPool({ db, now: () => t, defaultCooldownSec: COOLDOWN_SEC, softLimitThreshold: 0.2 });
+  return { db, path, pool, accounts, setNow: (v: number) => (t = v) };
+}
+
+function lease(pool: ReturnType<typeof createPool>, model = 'glm-4.7', session = 's'): Lease {
+  const got = pool.acquire({ provider: 'zai', model, familyKey: 'zai:glm', sessionKey: session });
+  if (got.kind !== 'lease') throw new Error(`no lease: ${JSON.stringify(got)}`);
+  return got.lease;
+}
+
+describe('report: what each upstream outcome does to the account', () => {
+  const err = (kind: UpstreamError['kind'], o: ConstructorParameters<typeof UpstreamError>[2] = {}) =>
+    ({ kind: 'error', error: new UpstreamError(kind, `${kind} happened`, o) }) as Outcome;
+  const rows: Array<{
+    name: string;
+    outcome: Outcome;
+    limit: { model: string; kind: string; resetAt: number } | null;
+    status: string;
+  }> = [
+    { name: 'success leaves no trace', outcome: { kind: 'success' }, limit: null, status: 'active' },
+    { name: 'client abort is not counted', outcome: { kind: 'aborted' }, limit: null, status: 'active' },
+    { name: 'a bad request says nothing about the account', outcome: { kind: 'neutral' }, limit: null, status: 'active' },
+    {
+      name: 'rate_limited with a reset: that model until the reset',
+      outcome: err('rate_limited', { resetAt: T0 + 42_000 }),
+      limit: { model: 'glm-4.7', kind: 'rate_limited', resetAt: T0 + 42_000 },
+      status: 'active',
+    },
+    {
+      name: 'rate_limited without a reset: the default cool-down',
+      outcome: err('rate_limited'),
+      limit: { model: 'glm-4.7', kind: 'rate_limited', resetAt: T0 + COOLDOWN_SEC * 1000 },
+      status: 'active',
+    },
+    {
+      name: 'quota_exhausted scope account: every model',
+      outcome: err('quota_exhausted', { resetAt: T0 + 7_200_000, scope: 'account' }),
+      limit: { model: ALL_MODELS, kind: 'quota_exhausted', resetAt: T0 + 7_200_000 },
+      status: 'active',
+    },
+    {
+      name: 'capacity: a short cool-down',
+      outcome: err('capacity'),
+      limit: { model: 'glm-4.7', kind: 'capacity', resetAt: T0 + CAPACITY_COOLDOWN_MS },
+      status: 'active',
+    },
+    { name: 'one transient failure: nothing yet', outcome: err('transient'), limit: null, status: 'active' },
+    { name: 'auth (after the refresh failed): invalid', outcome: err('auth'), limit: null, status: 'invalid' },
+    {
+      name: 'invalid_account: invalid',
+      outcome: err('invalid_account', { verifyUrl: 'https://verify' }),
+      limit: null,
+      status: 'invalid',
+    },
+    { name: 'bad_request as an error: no state', outcome: err('bad_request'), limit: null, status: 'active' },
+  ];
+  for (const r of rows) {
+    test(r.name, () => {
+      const { db, pool, accounts } = setup(['a']);
+      const l = lease(pool);
+      pool.report(l, r.outcome);
+      l.release();
+      const limits = listLimits(db);
+      if (r.limit) {
+        expect(limits).toHaveLength(1);
+        expect(limits[0]).toMatchObject({ accountId: accounts[0]!.id, ...r.limit });
+      } else expect(limits).toHaveLength(0);
+      expect(findAccount(db, 'a')!.status).toBe(r.status as 'active');
+      expect(pool.account(accounts[0]!.id)!.status).toBe(r.status as 'active');
+    });
+  }
+
+  test('invalid_account keeps the reason and the verify link', () => {
+    const { db, pool } = setup(['a']);
+    pool.report(lease(pool), err('invalid_account', { verifyUrl: 'https://accounts.google.com/x', code: 'VALIDATION_REQUIRED' }));
+    const a = findAccount(db, 'a')!;
+    expect(a.statusReason).toBe('VALIDATION_REQUIRED: invalid_account happened');
+    expect(a.verifyUrl).toBe('https://accounts.google.com/x');
+  });
+
+  test('success clears a limit still on record for the model', () => {
+    const { db, pool, setNow } = setup(['a']);
+    pool.report(lease(pool), err('rate_limited', { resetAt: T0 + 1000 }));
+    setNow(T0 + 2000);
+    pool.report(lease(pool), { kind: 'success' });
+    expect(listLimits(db)).toHaveLength(0);
+  });
+
+  test('a short throttle never shortens a longer quota wait already known', () => {
+    const { db, pool } = setup(['a']);
+    const l = lease(pool);
+    pool.report(l, err('quota_exhausted', { resetAt: T0 + 3_600_000 }));
+    // A stream that was already running when the quota ran out reports a throttle later.
+    pool.report(l, err('rate_limited', { resetAt: T0 + 5_000 }));
+    expect(listLimits(db)[0]!.resetAt).toBe(T0 + 3_600_000);
+  });
+});
+
+describe('state in SQLite', () => {
+  test('a restart keeps every limit and reset time', () => {
+    const { db, path, pool, accounts } = setup(['a', 'b']);
+    pool.report(lease(pool), { kind: 'error', error: new UpstreamError('quota_exhausted', 'q', { resetAt: T0 + 99_000 }) });
+    db.close();
+    const db2 = openDatabase(path);
+    const pool2 = createPool({ db: db2, now: () => T0 + 1, defaultCooldownSec: 60, softLimitThreshold: 0.2 });
+    const l = pool2.state().find((s) => s.account.id === accounts[0]!.id)!.limits;
+    expect(l).toEqual([expect.objectContaining({ model: 'glm-4.7', kind: 'quota_exhausted', resetAt: T0 + 99_000 })]);
+    // And it is honoured: the next lease for that model goes to b.
+    const got = pool2.acquire({ provider: 'zai', model: 'glm-4.7', familyKey: 'zai:glm', sessionKey: 'x' });
+    expect(got.kind === 'lease' && got.lease.account.label).toBe('b');
+    db2.close();
+  });
+
+  test('changes made by another connection (the CLI) are seen on the next sync', () => {
+    const { path, pool, accounts } = setup(['a']);
+    const cli = openDatabase(path);
+    addZai(cli, 'new-one');
+    updateAccount(cli, accounts[0]!.id, { status: 'disabled', statusReason: 'disabled by user' });
+    const announced: string[][] = [];
+    pool.onAccountsAdded((ids) => announced.push(ids));
+    expect(pool.sync()).toBe(true);
+    expect(pool.accounts().map((a) => `${a.label}:${a.status}`)).toEqual(['a:disabled', 'new-one:active']);
+    expect(announced).toHaveLength(1);
+    const got = pool.acquire({ provider: 'zai', model: 'glm-4.7', familyKey: 'zai:glm', sessionKey: 'x' });
+    expect(got.kind === 'lease' && got.lease.account.label).toBe('new-one');
+    removeAccount(cli, 'new-one');
+    pool.sync();
+    expect(pool.accounts().map((a) => a.label)).toEqual(['a']);
+    expect(pool.sync()).toBe(false);
+    cli.close();
+  });
+
+  test('a running pool notices CLI edits within 2 seconds on its own', async () => {
+    const { path, pool } = setup(['a']);
+    pool.start();
+    try {
+      const cli = openDatabase(path);
+      addZai(cli, 'late');
+      cli.close();
+      const deadline = Date.now() + 2000;
+      while (!pool.accounts().some((a) => a.label === 'late') && Date.now() < deadline) await Bun.sleep(50);
+      expect(pool.accounts().map((a) => a.label)).toContain('late');
+    } finally {
+      pool.stop();
+    }
+  });
+
+  test('credentials a provider stores are mirrored into the cached account handed to send()', () => {
+    const { db } = tempDb();
+    const acc = addZai(db, 'a');
+    const deps = providerDepsFor(db, () => T0);
+    const routing = createRouting({ db, config: testConfig(), providers: { zai: scriptedProvider('zai') }, now: () => T0 });
+    deps.updateAccount(acc.id, { credentials: { kind: 'api_key', apiKey: 'rotated-key-123456' } });
+    const cached = routing.pool.account(acc.id)!;
+    expect(cached.credentials).toEqual({ kind: 'api_key', apiKey: 'rotated-key-123456' });
+    void routing.stop();
+  });
+
+  test('in-flight counts rise with leases and fall when they end', () => {
+    const { pool, accounts } = setup(['a']);
+    const l1 = lease(pool);
+    const l2 = lease(pool);
+    expect(pool.inFlight(accounts[0]!.id)).toBe(2);
+    l1.release();
+    l1.release();
+    expect(pool.inFlight(accounts[0]!.id)).toBe(1);
+    l2.release();
+    expect(pool.inFlight(accounts[0]!.id)).toBe(0);
+  });
+
+  test('quotas are stored, clamped, and steer the soft limit', () => {
+    const { db, pool, accounts } = setup(['a', 'b']);
+    pool.setQuotas(accounts[0]!.id, [
+      { model: '*', remainingFraction: 0.9, resetAt: null, window: 'weekly' },
+      { model: '*', remainingFraction: 0.15, resetAt: T0 + 1000, window: '5h' },
+    ]);
+    pool.setQuotas(accounts[1]!.id, [{ model: '*', remainingFraction: 1.7, resetAt: null, window: '5h' }]);
+    const b = pool.state().find((s) => s.account.label === 'b')!;
+    expect(b.quotas[0]!.remainingFraction).toBe(1);
+    const got = pool.acquire({ provider: 'zai', model: 'glm-4.7', familyKey: 'zai:glm', sessionKey: 'x' });
+    expect(got.kind === 'lease' && got.lease.account.label).toBe('b');
+    // Persisted for the CLI and restarts.
+    const rows = db.query('SELECT COUNT(*) AS n FROM quotas').get() as { n: number };
+    expect(rows.n).toBe(3);
+  });
+});
