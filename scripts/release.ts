@@ -70,6 +70,7 @@ async function main(): Promise<number> {
     if (only && !only.has(t.name)) continue;
     const outfile = join(out, `mcp-${version}-${t.name}${t.exe}`);
     rmSync(outfile, { force: true });
+    rmSync(`${outfile}.map`, { force: true });
     const started = Date.now();
     const r = Bun.spawnSync(
       [
@@ -90,6 +91,8 @@ async function main(): Promise<number> {
       { cwd: root, stdout: 'pipe', stderr: 'pipe' },
     );
     if (r.exitCode === 0) {
+      // The compiled binary carries its own source map; the side file is not part of a release.
+      rmSync(`${outfile}.map`, { force: true });
       built.push(outfile);
       console.log(`built ${basename(outfile)} (${((Date.now() - started) / 1000).toFixed(1)}s)`);
     } else {
