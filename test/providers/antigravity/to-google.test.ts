@@ -22,11 +22,11 @@ function opts(model: string, signatures: SignatureStore = createSignatureStore()
   return { model, family, projectId: 'proj-1', sessionId: '-42', requestId: 'agent-req-1', signatures, sessionKey: 'sess-1' };
 }
 
-function req(partial: Partial<MessagesRequest>): MessagesRequest {
+function req(partial: Json): MessagesRequest {
   return { model: 'client-model', max_tokens: 1000, messages: [{ role: 'user', content: 'hi' }], ...partial } as MessagesRequest;
 }
 
-function translate(r: Partial<MessagesRequest>, model = 'claude-opus-4-6-thinking', store?: SignatureStore): Json {
+function translate(r: Json, model = 'claude-opus-4-6-thinking', store?: SignatureStore): Json {
   return toGoogleRequest(req(r), opts(model, store)) as Json;
 }
 

@@ -1,0 +1,188 @@
+// Cloud Code SSE chunks (Gemini GenerateContentResponse, possibly wrapped in {response}) -> one valid
+// Anthropic event sequence (protocol §8). Nothing is yielded until the first real content part, so
+// an empty upstream answer becomes a retryable error before the client has seen a byte (§8.4).
+import {
+  blockDelta,
+  blockStart,
+  blockStop,
+  MESSAGE_STOP,
+  messageDelta,
+  messageStart,
+  newMessageId,
+  newToolUseId,
+  type AnthropicEvent,
+  type StopReason,
+  type Usage,
+} from '../../anthropic/events.ts';
+import { log } from '../../log.ts';
+import { UpstreamError, type ModelFamily } from '../provider.ts';
+import { PLACEHOLDER_PROPERTY } from './schema.ts';
+import { MIN_SIGNATURE_LENGTH, type SignatureStore } from './signatures.ts';
+
+export interface FromGoogleOptions {
+  /** The model name the client asked for; echoed in message_start (Claude Code compares it). */
+  clientModel: string;
+  family: ModelFamily;
+  sessionKey: string;
+  signatures: SignatureStore;
+  messageId?: string;
+}
+
+type Json = Record<string, unknown>;
+type OpenBlock = 'thinking' | 'text' | 'tool_use' | 'image' | null;
+
+// Finish reasons that are not a normal end; mapped to end_turn (as every proxy does) but logged.
+const ABNORMAL_FINISH = new Set(['SAFETY', 'RECITATION', 'BLOCKLIST', 'PROHIBITED_CONTENT', 'SPII', 'MALFORMED_FUNCTION_CALL', 'OTHER', 'LANGUAGE']);
+
+export async function* fromGoogleStream(chunks: AsyncIterable<unknown>, opts: FromGoogleOptions): AsyncGenerator<AnthropicEvent> {
+  const { signatures, family } = opts;
+  const naming = signatures.tools(opts.sessionKey);
+  let started = false;
+  let index = -1;
+  let open: OpenBlock = null;
+  let pendingSignature: string | null = null;
+  let sawToolCall = false;
+  let finishReason: string | null = null;
+  let prompt = 0;
+  let candidates = 0;
+  let cached = 0;
+  let thoughts = 0;
+  let out: AnthropicEvent[] = [];
+
+  const start = (): void => {
+    if (started) return;
+    started = true;
+    out.push(messageStart(opts.clientModel, usage(false), opts.messageId ?? newMessageId()));
+  };
+  const usage = (final: boolean): Usage => ({
+    input_tokens: Math.max(0, prompt - cached),
+    // Anthropic counts thinking as output; Google reports it apart (§8.3).
+    output_tokens: final ? candidates + thoughts : 0,
+    cache_creation_input_tokens: 0,
+    cache_read_input_tokens: cached,
+  });
+  const close = (): void => {
+    if (open === null) return;
+    if (open === 'thinking' && pendingSignature) out.push(blockDelta(index, { type: 'signature_delta', signature: pendingSignature }));
+    pendingSignature = null;
+    out.push(blockStop(index));
+    open = null;
+  };
+  const openBlock = (kind: Exclude<OpenBlock, null>, block: Json): void => {
+    close();
+    index += 1;
+    open = kind;
+    out.push(blockStart(index, block as never));
+  };
+  const noteSignature = (sig: string): void => {
+    pendingSignature = sig;
+    signatures.rememberThinking(sig, family);
+  };
+
+  for await (const raw of chunks) {
+    const resp = unwrap(raw);
+    if (!resp) continue;
+    if (isObject(resp.error)) {
+      const e = resp.error;
+      throw new UpstreamError('transient', `upstream error in stream: ${String(e.message ?? e.status ?? 'unknown')}`, {
+        status: typeof e.code === 'number' ? e.code : 0,
+        code: typeof e.status === 'string' ? e.status : null,
+      });
+    }
+    const u = resp.usageMetadata;
+    if (isObject(u)) {
+      // Running totals; fields missing from a chunk keep their last value.
+      if (typeof u.promptTokenCount === 'number') prompt = u.promptTokenCount;
+      if (typeof u.candidatesTokenCount === 'number') candidates = u.candidatesTokenCount;
+      if (typeof u.cachedContentTokenCount === 'number') cached = u.cachedContentTokenCount;
+      if (typeof u.thoughtsTokenCount === 'number') thoughts = u.thoughtsTokenCount;
+    }
+    const cand = Array.isArray(resp.candidates) ? (resp.candidates[0] as Json | undefined) : undefined;
+    const content = isObject(cand?.content) ? cand.content : undefined;
+    const parts = Array.isArray(content?.parts) ? (content.parts as unknown[]) : [];
+
+    for (const p of parts) {
+      if (!isObject(p)) continue;
+      const sig = typeof p.thoughtSignature === 'string' && p.thoughtSignature.length >= MIN_SIGNATURE_LENGTH ? p.thoughtSignature : null;
+      const text = typeof p.text === 'string' ? p.text : undefined;
+
+      if (isObject(p.functionCall)) {
+        const fc = p.functionCall;
+        start();
+        const id = typeof fc.id === 'string' && fc.id ? fc.id : newToolUseId();
+        const upstreamName = typeof fc.name === 'string' ? fc.name : '';
+        let args: Json = isObject(fc.args) ? fc.args : {};
+        if (naming?.placeholders.has(upstreamName) && PLACEHOLDER_PROPERTY in args) {
+          // The property exists only to satisfy VALIDATED mode; the client's tool never declared it.
+          const { [PLACEHOLDER_PROPERTY]: _drop, ...rest } = args;
+          args = rest;
+        }
+        const name = naming?.original.get(upstreamName) ?? upstreamName;
+        openBlock('tool_use', { type: 'tool_use', id, name, input: {} });
+        out.push(blockDelta(index, { type: 'input_json_delta', partial_json: JSON.stringify(args) }));
+        // Claude Code drops unknown fields, so the call's signature and name live here until the next turn.
+        signatures.rememberToolCall(id, { name: upstreamName, signature: sig, family });
+        sawToolCall = true;
+      } else if (isObject(p.inlineData)) {
+        const d = p.inlineData;
+        start();
+        openBlock('image', {
+          type: 'image',
+          source: { type: 'base64', media_type: typeof d.mimeType === 'string' ? d.mimeType : 'image/png', data: typeof d.data === 'string' ? d.data : '' },
+        });
+        close();
+      } else if (p.thought === true) {
+        if (!text && !sig) continue;
+        start();
+        if (open !== 'thinking') openBlock('thinking', { type: 'thinking', thinking: '', signature: '' });
+        if (sig) noteSignature(sig);
+        if (text) out.push(blockDelta(index, { type: 'thinking_delta', thinking: text }));
+      } else if (text !== undefined) {
+        if (text === '') {
+          if (!sig) continue; // Claude's leading and closing empty parts
+          // Signature-only part: it belongs to the thinking block in progress (§8.1 fix). With no
+          // thinking open it signs an empty thought; after visible text it has nothing to sign.
+          if (open === 'thinking') noteSignature(sig);
+          else if (open === null) {
+            start();
+            openBlock('thinking', { type: 'thinking', thinking: '', signature: '' });
+            noteSignature(sig);
+          }
+          continue;
+        }
+        // Whitespace-only deltas are real content (§6.3): never dropped.
+        start();
+        if (sig && open === 'thinking') noteSignature(sig); // Gemini 3 signs its thinking on the first visible part
+        if (open !== 'text') openBlock('text', { type: 'text', text: '' });
+        out.push(blockDelta(index, { type: 'text_delta', text }));
+      }
+    }
+    if (typeof cand?.finishReason === 'string') finishReason = cand.finishReason;
+
+    if (out.length > 0) {
+      const batch = out;
+      out = [];
+      yield* batch;
+    }
+  }
+
+  if (!started) throw new UpstreamError('transient', 'empty response from upstream', { code: 'EMPTY_RESPONSE' });
+  close();
+  let stop: StopReason = 'end_turn';
+  if (sawToolCall) stop = 'tool_use'; // Google says STOP after a call (§6.3)
+  else if (finishReason === 'MAX_TOKENS') stop = 'max_tokens';
+  else if (finishReason !== null && ABNORMAL_FINISH.has(finishReason)) log.warn(`antigravity: finishReason ${finishReason} mapped to end_turn`);
+  out.push(messageDelta(stop, usage(true)));
+  out.push(MESSAGE_STOP);
+  yield* out;
+}
+
+function unwrap(raw: unknown): Json | null {
+  if (!isObject(raw)) return null;
+  if (isObject(raw.response)) return raw.response;
+  return raw;
+}
+
+function isObject(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

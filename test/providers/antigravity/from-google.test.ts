@@ -1,0 +1,211 @@
+import { describe, expect, test } from 'bun:test';
+import type { AnthropicEvent } from '../../../src/anthropic/events.ts';
+import { fromGoogleStream, type FromGoogleOptions } from '../../../src/providers/antigravity/from-google.ts';
+import { createSignatureStore, type SignatureStore } from '../../../src/providers/antigravity/signatures.ts';
+import { UpstreamError, type ModelFamily } from '../../../src/providers/provider.ts';
+import sigs from '../../fixtures/antigravity/signatures.json';
+import { assertValidSequence } from '../zai/invariants.ts';
+import { accumulate, iterate, readSseFixture, translate } from './stream-helpers.ts';
+
+function options(family: ModelFamily, signatures: SignatureStore = createSignatureStore(), extra: Partial<FromGoogleOptions> = {}): FromGoogleOptions {
+  return { clientModel: 'claude-opus-4-6', family, sessionKey: 'sess-1', signatures, ...extra };
+}
+
+async function run(fixture: string, family: ModelFamily, signatures?: SignatureStore) {
+  const events = await translate(await readSseFixture(fixture), options(family, signatures));
+  assertValidSequence(events);
+  const message = await accumulate(events);
+  return { events, message };
+}
+
+const types = (events: AnthropicEvent[]) => events.map((e) => (e.type === 'content_block_delta' ? `delta:${e.delta.type}` : e.type));
+
+describe('fixture streams through fromGoogleStream and the SDK accumulator', () => {
+  test('Claude thinking + text + tool call: signature_delta closes the thinking block, stop_reason tool_use', async () => {
+    const store = createSignatureStore();
+    const { events, message } = await run('claude-thinking-tool.sse', 'claude', store);
+    expect(message.model).toBe('claude-opus-4-6');
+    expect(message.content).toEqual([
+      { type: 'thinking', thinking: 'The user wants the file list.', signature: sigs.claude },
+      { type: 'text', text: "I'll list the files." },
+      { type: 'tool_use', id: 'toolu_vrtx_01FixtureBashCall', name: 'Bash', input: { command: 'ls', description: 'List files' } },
+    ] as any);
+    expect(message.stop_reason).toBe('tool_use');
+    expect(message.usage).toMatchObject({ input_tokens: 18431, output_tokens: 61, cache_read_input_tokens: 0, cache_creation_input_tokens: 0 });
+    // The whitespace-only thought delta " " is kept, and the signature comes right before the block stop.
+    expect(types(events).slice(0, 7)).toEqual([
+      'message_start',
+      'content_block_start',
+      'delta:thinking_delta',
+      'delta:thinking_delta',
+      'delta:thinking_delta',
+      'delta:signature_delta',
+      'content_block_stop',
+    ]);
+    expect(store.thinkingFamily(sigs.claude)).toBe('claude');
+    expect(store.toolCall('toolu_vrtx_01FixtureBashCall')).toEqual({ name: 'Bash', signature: null, family: 'claude' });
+  });
+
+  test('Gemini text with thoughtSignature: the signature signs the thinking block; usage splits cached tokens and counts thoughts', async () => {
+    const store = createSignatureStore();
+    const { message } = await run('gemini-text-signature.sse', 'gemini', store);
+    expect(message.content).toEqual([
+      { type: 'thinking', thinking: '**Planning the answer**\n\nThe user asks for a greeting.\n\n', signature: sigs.gemini },
+      { type: 'text', text: 'Hello there!' },
+    ] as any);
+    expect(message.stop_reason).toBe('end_turn');
+    expect(message.usage).toMatchObject({ input_tokens: 15640 - 8137, cache_read_input_tokens: 8137, output_tokens: 3 + 457 });
+    expect(store.thinkingFamily(sigs.gemini)).toBe('gemini');
+  });
+
+  test('Gemini parallel calls: ids kept or minted, names restored, placeholder stripped, signatures cached per call', async () => {
+    const store = createSignatureStore();
+    store.rememberTools('sess-1', { original: new Map([['mcp__db_query', 'mcp__db.query']]), placeholders: new Set(['mcp__db_query']) });
+    const { message } = await run('gemini-parallel-calls.sse', 'gemini', store);
+    expect(message.content.map((b) => b.type)).toEqual(['thinking', 'tool_use', 'tool_use']);
+    const [thinking, read, query] = message.content as any[];
+    expect(thinking.signature).toBe(''); // Gemini never signs its thoughts; the call carries the signature
+    expect(read).toEqual({ type: 'tool_use', id: 'call_1421923', name: 'Read', input: { file_path: '/tmp/a.txt' } });
+    expect(query.name).toBe('mcp__db.query');
+    expect(query.id).toMatch(/^toolu_[0-9a-f]{24}$/);
+    expect(query.input).toEqual({ sql: 'select 1' });
+    expect(message.stop_reason).toBe('tool_use'); // although Google said STOP
+    expect(message.usage).toMatchObject({ input_tokens: 7503, cache_read_input_tokens: 8137, output_tokens: 993 });
+    expect(store.toolCall('call_1421923')).toEqual({ name: 'Read', signature: sigs.gemini2, family: 'gemini' });
+    expect(store.toolCall(query.id)).toEqual({ name: 'mcp__db_query', signature: null, family: 'gemini' });
+  });
+
+  test('GPT-OSS: part-less first and finish chunks, usage from the candidate-less last chunk', async () => {
+    const { events, message } = await run('gpt-oss.sse', 'gpt');
+    expect(message.content).toEqual([
+      { type: 'thinking', thinking: 'The user wants one sentence.', signature: '' },
+      { type: 'text', text: 'The average speed is 80 km/h.' },
+    ] as any);
+    expect(message.stop_reason).toBe('end_turn');
+    expect(message.usage).toMatchObject({ input_tokens: 13058, output_tokens: 59, cache_read_input_tokens: 0 });
+    expect(events.filter((e) => e.type === 'message_delta')).toHaveLength(1);
+  });
+
+  test('a signature-only part without thought:true is attached to the open thinking block', async () => {
+    const { message } = await run('signature-only.sse', 'claude');
+    expect(message.content).toEqual([
+      { type: 'thinking', thinking: 'Short thought.', signature: sigs.claude },
+      { type: 'text', text: 'Done.' },
+    ] as any);
+  });
+
+  test('whitespace-only text deltas are all kept', async () => {
+    const { events, message } = await run('whitespace-deltas.sse', 'claude');
+    expect(message.content).toEqual([{ type: 'text', text: 'a b\n\nc\t' }] as any);
+    expect(events.filter((e) => e.type === 'content_block_delta')).toHaveLength(6);
+  });
+
+  test('a stream that ends without finishReason still closes cleanly with end_turn', async () => {
+    const { events, message } = await run('no-finish-reason.sse', 'claude');
+    expect(message.content).toEqual([
+      { type: 'thinking', thinking: 'Thinking', signature: sigs.claude },
+      { type: 'text', text: 'Partial ans' },
+    ] as any);
+    expect(message.stop_reason).toBe('end_turn');
+    expect(message.usage.output_tokens).toBe(7);
+    expect(types(events).slice(-4)).toEqual(['delta:text_delta', 'content_block_stop', 'message_delta', 'message_stop']);
+  });
+
+  test('MAX_TOKENS becomes max_tokens', async () => {
+    const { message } = await run('max-tokens.sse', 'gemini');
+    expect(message.stop_reason).toBe('max_tokens');
+    expect(message.content).toEqual([{ type: 'text', text: 'A long answer that stops' }] as any);
+  });
+
+  test('an empty response throws EMPTY_RESPONSE before yielding anything', async () => {
+    const it = fromGoogleStream(iterate(await readSseFixture('empty-response.sse')), options('claude'));
+    const err = await it.next().then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(UpstreamError);
+    expect((err as UpstreamError).kind).toBe('transient');
+    expect((err as UpstreamError).code).toBe('EMPTY_RESPONSE');
+  });
+});
+
+describe('state machine details', () => {
+  const chunk = (parts: unknown[] | undefined, finishReason?: string, usageMetadata?: unknown) => ({
+    candidates: [{ content: { role: 'model', ...(parts ? { parts } : {}) }, ...(finishReason ? { finishReason } : {}) }],
+    ...(usageMetadata ? { usageMetadata } : {}),
+  });
+  const events = (chunks: unknown[], family: ModelFamily = 'claude', extra: Partial<FromGoogleOptions> = {}) =>
+    translate(chunks, options(family, createSignatureStore(), extra));
+
+  test('message_start echoes the client model and the given message id, with zero output so far', async () => {
+    const ev = await events([chunk([{ text: 'hi' }], 'STOP', { promptTokenCount: 10, cachedContentTokenCount: 4 })], 'claude', { messageId: 'msg_fixed' });
+    expect(ev[0]).toEqual({
+      type: 'message_start',
+      message: {
+        id: 'msg_fixed',
+        type: 'message',
+        role: 'assistant',
+        model: 'claude-opus-4-6',
+        content: [],
+        stop_reason: null,
+        stop_sequence: null,
+        usage: { input_tokens: 6, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 4 },
+      },
+    });
+  });
+
+  test('a tool call keeps stop_reason tool_use even when the turn then hits MAX_TOKENS', async () => {
+    const ev = await events([chunk([{ functionCall: { name: 'Bash', args: { command: 'ls' }, id: 'toolu_vrtx_1' } }]), chunk([{ text: ' trailing' }], 'MAX_TOKENS')]);
+    assertValidSequence(ev);
+    const msg = await accumulate(ev);
+    expect(msg.stop_reason).toBe('tool_use');
+    expect(msg.content.map((b) => b.type)).toEqual(['tool_use', 'text']);
+  });
+
+  test('a call with no args yields an empty input object', async () => {
+    const msg = await accumulate(await events([chunk([{ functionCall: { name: 'TaskList' } }])], 'gemini'));
+    expect((msg.content[0] as any).input).toEqual({});
+  });
+
+  test('inline image output becomes an image block', async () => {
+    const ev = await events([chunk([{ inlineData: { mimeType: 'image/png', data: 'iVBOR' } }, { text: 'Here.' }], 'STOP')], 'gemini');
+    expect(ev.filter((e) => e.type === 'content_block_start').map((e) => (e as any).content_block)).toEqual([
+      { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBOR' } },
+      { type: 'text', text: '' },
+    ]);
+    const msg = await accumulate(ev);
+    expect(msg.content).toHaveLength(2);
+  });
+
+  test('a signature-only part before any block opens a signed empty thinking block', async () => {
+    const msg = await accumulate(await events([chunk([{ text: '', thoughtSignature: sigs.claude }]), chunk([{ text: 'x' }], 'STOP')]));
+    expect(msg.content).toEqual([
+      { type: 'thinking', thinking: '', signature: sigs.claude },
+      { type: 'text', text: 'x' },
+    ] as any);
+  });
+
+  test('junk lines (non-objects, part-less candidates) are skipped', async () => {
+    const ev = await events([null, 'x', 42, [], chunk(undefined), chunk([null, 7, { text: 'ok' }], 'STOP')]);
+    assertValidSequence(ev);
+    expect((await accumulate(ev)).content).toEqual([{ type: 'text', text: 'ok' }] as any);
+  });
+
+  test('an error object inside the stream throws an UpstreamError', async () => {
+    const run = events([chunk([{ text: 'partial' }]), { error: { code: 503, message: 'overloaded', status: 'UNAVAILABLE' } }]);
+    await expect(run).rejects.toBeInstanceOf(UpstreamError);
+  });
+
+  test('events of a chunk are yielded as soon as the chunk is read (streaming, not buffered to the end)', async () => {
+    let pulled = 0;
+    async function* source() {
+      pulled++;
+      yield chunk([{ text: 'first' }]);
+      pulled++;
+      yield chunk([{ text: 'second' }], 'STOP');
+    }
+    const it = fromGoogleStream(source(), options('claude'));
+    expect((await it.next()).value?.type).toBe('message_start');
+    expect(pulled).toBe(1);
+  });
+});
