@@ -217,6 +217,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
           const wait = got.until - t + WAIT_BUFFER_MS;
           log.info(`${req.requestId}: every account is limited for ${route.upstreamModel}; waiting ${formatWait(wait)} for the earliest reset`);
           await sleep(wait, req.signal);
+          // A new round: every account gets a fresh chance (the total wait stays under maxWaitSec).
+          exclude.clear();
+          attempts = 0;
           continue;
         }
         throw new PoolExhausted(route, got.until, last);

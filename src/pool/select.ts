@@ -68,9 +68,10 @@ export function selectAccount(input: SelectInput): Selection {
   const untried = exclude && exclude.size ? active.filter((c) => !exclude.has(c.id)) : active;
   const usable = untried.filter((c) => !isLimited(c, now));
   if (usable.length === 0) {
-    // Waiting helps only for accounts that are limited (not the ones that just failed otherwise).
+    // Waiting helps only for limited accounts (tried ones included: a 429 just limited them), not
+    // for ones that failed some other way.
     let until = Infinity;
-    for (const c of untried) if (c.limitedUntil !== null && c.limitedUntil < until) until = c.limitedUntil;
+    for (const c of active) if (isLimited(c, now) && c.limitedUntil! < until) until = c.limitedUntil!;
     if (until === Infinity) return { kind: 'none', reason: 'all_tried' };
     return { kind: 'limited', until };
   }

@@ -72,21 +72,38 @@ describe('dispatch', () => {
   });
 
   test('the limit expires on time', async () => {
+    const r = rig({ labels: ['a', 'b'] });
+    r.routing.pool.report(fakeLease(r, 'a', 'glm-4.7'), { kind: 'error', error: new UpstreamError('rate_limited', 'x', { resetAt: T0 + 10_000 }) });
+    r.clock.set(T0 + 9_999);
+    const before = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7', { messages: [{ role: 'user', content: '1' }] })));
+    expect(before.accountId).toBe(r.accounts[1]!.id);
+    await drain(before);
+    r.clock.set(T0 + 10_000);
+    // b is now the most recently used: a fresh session goes back to a, without any wait.
+    const after = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7', { messages: [{ role: 'user', content: '2' }] })));
+    expect(after.accountId).toBe(r.accounts[0]!.id);
+    expect(r.clock.sleeps).toHaveLength(0);
+    await drain(after);
+    expect(listLimits(r.db)).toHaveLength(0);
+  });
+
+  test('a lone account limited briefly: the request waits for its reset and is served', async () => {
     const r = rig({ labels: ['a'] });
-    let fail = true;
-    r.zai.answer = () => (fail ? { error: new UpstreamError('rate_limited', 'slow', { status: 429, resetAt: T0 + 10_000 }) } : {});
+    r.zai.answer = (_c, n) => (n === 1 ? { error: new UpstreamError('rate_limited', 'slow', { status: 429, resetAt: T0 + 10_000 }) } : {});
+    const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
+    expect(r.clock.sleeps).toHaveLength(1);
+    expect(r.clock.now()).toBeGreaterThanOrEqual(T0 + 10_000);
+    expect(r.zai.calls).toHaveLength(2);
+    await drain(d);
+    expect(listLimits(r.db)).toHaveLength(0);
+  });
+
+  test('a lone account that keeps answering 429: waits at most MAX_WAIT_SEC in total, then 429', async () => {
+    const r = rig({ labels: ['a'], config: { maxWaitSec: 30 } });
+    r.zai.answer = () => ({ error: new UpstreamError('rate_limited', 'slow', { status: 429, resetAt: r.clock.now() + 10_000 }) });
     const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
     expect(e.status).toBe(429);
-    fail = false;
-    r.zai.calls.length = 0;
-    r.clock.set(T0 + 9_000);
-    // Still limited: waits (fake sleep) for the reset and then serves.
-    const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
-    expect(r.clock.sleeps.length).toBe(1);
-    expect(r.clock.now()).toBeGreaterThanOrEqual(T0 + 10_000);
-    await drain(d);
-    expect(r.zai.calls).toHaveLength(1);
-    expect(listLimits(r.db)).toHaveLength(0);
+    expect(r.clock.now() - T0).toBeLessThanOrEqual(30_000 + 2_000);
   });
 
   test('an account-wide quota limit covers every model of the account', async () => {

@@ -131,7 +131,7 @@ describe('state in SQLite', () => {
   test('changes made by another connection (the CLI) are seen on the next sync', () => {
     const { path, pool, accounts } = setup(['a']);
     const cli = openDatabase(path);
-    addZai(cli, 'new-one');
+    addZai(cli, 'new-one', T0 + 100);
     updateAccount(cli, accounts[0]!.id, { status: 'disabled', statusReason: 'disabled by user' });
     const announced: string[][] = [];
     pool.onAccountsAdded((ids) => announced.push(ids));

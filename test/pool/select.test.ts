@@ -130,6 +130,12 @@ const rows: Row[] = [
     want: { kind: 'none', reason: 'all_tried' },
   },
   {
+    name: 'every account tried and limited on the way: the earliest reset among them',
+    candidates: [c('a', { limitedUntil: NOW + 9000 }), c('b', { limitedUntil: NOW + 4000 }), c('c')],
+    exclude: ['a', 'b', 'c'],
+    want: { kind: 'limited', until: NOW + 4000 },
+  },
+  {
     name: 'tried ones excluded, the others limited: wait for those',
     candidates: [c('a'), c('b', { limitedUntil: NOW + 700 })],
     exclude: ['a'],
