@@ -1,0 +1,406 @@
+import Anthropic from '@anthropic-ai/sdk';
+import { afterAll, beforeEach, describe, expect, test } from 'bun:test';
+import type { AnthropicEvent } from '../../../src/anthropic/events.ts';
+import type { MessagesRequest } from '../../../src/anthropic/schema.ts';
+import { loadConfig } from '../../../src/config.ts';
+import { createAntigravityProvider, sessionIdFor } from '../../../src/providers/antigravity/index.ts';
+import { UpstreamError, type SendContext } from '../../../src/providers/provider.ts';
+import type { Account, AccountPatch } from '../../../src/store/accounts.ts';
+import { startFakeGoogle, type FakeGoogleMode } from '../../fakes/google.ts';
+
+const fake = startFakeGoogle();
+afterAll(() => fake.stop());
+
+const config = loadConfig(
+  {
+    ANTIGRAVITY_ENDPOINTS: fake.endpoints.join(','),
+    GOOGLE_OAUTH_TOKEN_URL: fake.tokenUrl,
+    GOOGLE_OAUTH_AUTH_URL: fake.authUrl,
+    GOOGLE_USERINFO_URL: fake.userinfoUrl,
+    UPSTREAM_IDLE_TIMEOUT_SEC: '1',
+  },
+  {},
+  { requireApiKey: false },
+);
+let patches: Array<[string, AccountPatch]> = [];
+const deps = { updateAccount: (id: string, p: AccountPatch) => void patches.push([id, p]), now: () => Date.now() };
+let provider = createAntigravityProvider(config, deps, { emptyBackoffMs: 5, onboard: { pollDelayMs: 5 } });
+
+function account(email = 'prov@example.com', meta: Record<string, unknown> = { projectId: 'aicode-consumers' }): Account {
+  return {
+    id: `acc_${email.replace(/\W/g, '_')}`,
+    provider: 'antigravity',
+    label: email,
+    email,
+    status: 'active',
+    statusReason: null,
+    verifyUrl: null,
+    credentials: { kind: 'oauth', refreshToken: fake.refreshTokenFor(email) },
+    meta,
+    createdAt: 0,
+    updatedAt: 0,
+    lastUsedAt: null,
+  };
+}
+
+const ACC = account();
+
+function ctx(over: Partial<SendContext> = {}): SendContext {
+  return {
+    account: ACC,
+    model: 'claude-sonnet-4-6',
+    clientModel: 'claude-sonnet-4-5',
+    sessionKey: 'session-abc',
+    requestId: 'req_1',
+    signal: new AbortController().signal,
+    headers: {},
+    ...over,
+  };
+}
+
+const simple = (text: string, extra: Partial<MessagesRequest> = {}): MessagesRequest =>
+  ({ model: 'claude-sonnet-4-5', max_tokens: 4096, messages: [{ role: 'user', content: text }], ...extra }) as MessagesRequest;
+
+async function collect(req: MessagesRequest, c: SendContext = ctx()): Promise<AnthropicEvent[]> {
+  const out: AnthropicEvent[] = [];
+  for await (const e of provider.send(req, c)) out.push(e);
+  return out;
+}
+
+async function failure(req: MessagesRequest, c: SendContext = ctx()): Promise<{ error: UpstreamError; yielded: number }> {
+  let yielded = 0;
+  try {
+    for await (const _ of provider.send(req, c)) yielded++;
+  } catch (e) {
+    if (e instanceof UpstreamError) return { error: e, yielded };
+    throw e;
+  }
+  throw new Error('expected the send to fail');
+}
+
+function textOf(events: AnthropicEvent[]): string {
+  return events
+    .map((e) => (e.type === 'content_block_delta' && e.delta.type === 'text_delta' ? (e.delta as { text: string }).text : ''))
+    .join('');
+}
+
+beforeEach(() => {
+  fake.clearModes();
+  fake.requests.length = 0;
+  patches = [];
+});
+
+describe('happy paths', () => {
+  test('Claude: the envelope carries project, model, session and the stream is a full message', async () => {
+    const events = await collect(simple('hello'));
+    expect(events[0]!.type).toBe('message_start');
+    expect((events[0] as { message: { model: string } }).message.model).toBe('claude-sonnet-4-5');
+    expect(events.at(-1)!.type).toBe('message_stop');
+    expect(textOf(events)).toBe('Hello from the fake Antigravity.');
+    const r = fake.generations()[0]!;
+    const body = r.body as { project: string; model: string; request: { sessionId: string }; requestId: string; userAgent: string };
+    expect(body.project).toBe('aicode-consumers');
+    expect(body.model).toBe('claude-sonnet-4-6');
+    expect(body.userAgent).toBe('antigravity');
+    expect(body.requestId).toStartWith('agent-');
+    expect(body.request.sessionId).toBe(sessionIdFor(ACC.id, 'session-abc'));
+    expect(r.headers['user-agent']).toBe(config.antigravity.userAgent);
+  });
+
+  test('the session id is stable per conversation and differs between conversations', () => {
+    expect(sessionIdFor('a', 's1')).toBe(sessionIdFor('a', 's1'));
+    expect(sessionIdFor('a', 's1')).not.toBe(sessionIdFor('a', 's2'));
+    expect(sessionIdFor('a', 's1')).toMatch(/^-?\d+$/);
+  });
+
+  async function viaSdk(model: string, req: Record<string, unknown>) {
+    const relay = Bun.serve({
+      port: 0,
+      hostname: '127.0.0.1',
+      async fetch(r) {
+        const body = (await r.json()) as MessagesRequest;
+        const events: AnthropicEvent[] = [];
+        for await (const e of provider.send(body, ctx({ model, clientModel: String(body.model) }))) events.push(e);
+        const sse = events.map((e) => `event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`).join('');
+        return new Response(sse, { headers: { 'content-type': 'text/event-stream' } });
+      },
+    });
+    try {
+      const client = new Anthropic({ baseURL: `http://127.0.0.1:${relay.port}`, apiKey: 'x', maxRetries: 0 });
+      return await client.messages.stream(req as never).finalMessage();
+    } finally {
+      await relay.stop(true);
+    }
+  }
+
+  const toolTurn = {
+    model: 'claude-sonnet-4-5',
+    max_tokens: 8000,
+    thinking: { type: 'enabled', budget_tokens: 2000 },
+    tools: [{ name: 'Bash', description: 'Run a command', input_schema: { type: 'object', properties: { command: { type: 'string' } }, required: ['command'] } }],
+    messages: [{ role: 'user', content: 'Use the Bash tool to run exactly this command: echo SDK-OK' }],
+  };
+
+  test('Claude thinking + tool call accumulates in the SDK with a signed thinking block', async () => {
+    const msg = await viaSdk('claude-opus-4-6-thinking', toolTurn);
+    expect(msg.model).toBe('claude-sonnet-4-5');
+    expect(msg.stop_reason).toBe('tool_use');
+    expect(msg.content.map((b) => b.type)).toEqual(['thinking', 'text', 'tool_use']);
+    expect((msg.content[0] as { signature: string }).signature.length).toBeGreaterThan(50);
+    expect((msg.content[2] as { input: unknown }).input).toEqual({ command: 'echo SDK-OK', description: 'Print a marker string' });
+  });
+
+  test('Gemini thinking + tool call accumulates in the SDK', async () => {
+    const msg = await viaSdk('gemini-3.8-flash-high', toolTurn);
+    expect(msg.stop_reason).toBe('tool_use');
+    expect(msg.content.map((b) => b.type)).toEqual(['thinking', 'text', 'tool_use']);
+    expect((msg.content[2] as { name: string }).name).toBe('Bash');
+  });
+
+  test('GPT-OSS text answer accumulates in the SDK with usage from the last chunk', async () => {
+    const msg = await viaSdk('gpt-oss-120b-medium', { model: 'gpt-oss', max_tokens: 1000, messages: [{ role: 'user', content: 'hi' }] });
+    expect(msg.stop_reason).toBe('end_turn');
+    expect(msg.content.map((b) => b.type)).toEqual(['text']);
+    expect(msg.usage.output_tokens).toBeGreaterThan(0);
+  });
+
+  test('the tool loop closes: a tool result gets the final answer', async () => {
+    const first = await viaSdk('claude-sonnet-4-6', { ...toolTurn, thinking: undefined });
+    const tool = first.content.find((b) => b.type === 'tool_use') as { id: string };
+    const second = await viaSdk('claude-sonnet-4-6', {
+      ...toolTurn,
+      thinking: undefined,
+      messages: [
+        ...toolTurn.messages,
+        { role: 'assistant', content: first.content },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: tool.id, content: 'SDK-OK' }] },
+      ],
+    });
+    expect(second.content.map((b) => (b.type === 'text' ? b.text : '')).join('')).toContain('FINAL_ANSWER: tool said SDK-OK');
+  });
+
+  test('a missing project is discovered once and persisted on the account', async () => {
+    fake.setAccount('noproj@example.com', { projectId: null, onboardPolls: 1, onboardProject: 'cogent-snow-4mnnp' });
+    const a = account('noproj@example.com', {});
+    await collect(simple('hi'), ctx({ account: a }));
+    await collect(simple('hi again'), ctx({ account: a }));
+    expect(fake.requests.filter((r) => r.rpc === 'loadCodeAssist').length).toBe(1);
+    expect((fake.generations()[0]!.body as { project: string }).project).toBe('cogent-snow-4mnnp');
+    expect(patches.some(([id, p]) => id === a.id && p.meta?.projectId === 'cogent-snow-4mnnp')).toBe(true);
+  });
+});
+
+describe('endpoint fallback and faults', () => {
+  test('a capacity error on daily is answered by prod', async () => {
+    fake.setMode({ kind: 'capacity' }, { endpoint: 'daily' });
+    const events = await collect(simple('hi'));
+    expect(events.at(-1)!.type).toBe('message_stop');
+    expect(fake.generations().map((r) => r.endpoint)).toEqual(['daily', 'prod']);
+  });
+
+  const cases: Array<[string, FakeGoogleMode, string, number | null]> = [
+    ['quota, full hints', { kind: 'quota_exhausted', hint: 'full', resetMs: 7_200_000 }, 'quota_exhausted', 7_200_000],
+    ['quota, RetryInfo only', { kind: 'quota_exhausted', hint: 'retry_info', resetMs: 3_600_000 }, 'quota_exhausted', 3_600_000],
+    ['quota, quotaResetDelay only', { kind: 'quota_exhausted', hint: 'quota_reset_delay', resetMs: 3_600_000 }, 'quota_exhausted', 3_600_000],
+    ['quota, quotaResetTimeStamp only', { kind: 'quota_exhausted', hint: 'quota_reset_timestamp', resetMs: 3_600_000 }, 'quota_exhausted', 3_600_000],
+    ['quota, message text only', { kind: 'quota_exhausted', hint: 'message', resetMs: 3_723_000 }, 'quota_exhausted', 3_723_000],
+    ['plain 429 without hints', { kind: 'quota_exhausted', hint: 'none' }, 'rate_limited', null],
+    ['RATE_LIMIT_EXCEEDED', { kind: 'rate_limited', resetMs: 2000 }, 'rate_limited', 2000],
+    ['503 capacity', { kind: 'capacity' }, 'capacity', null],
+    ['500', { kind: 'http500' }, 'transient', null],
+    ['HTML 502', { kind: 'html502' }, 'transient', null],
+    ['403 VALIDATION_REQUIRED', { kind: 'validation_required' }, 'invalid_account', null],
+    ['403 ToS ban', { kind: 'tos_banned' }, 'invalid_account', null],
+    ['400 signature', { kind: 'signature_error' }, 'bad_request', null],
+    ['404', { kind: 'not_found' }, 'not_found', null],
+    ['reset before first byte', { kind: 'reset_before_first_byte' }, 'transient', null],
+  ];
+  for (const [name, mode, kind, resetIn] of cases) {
+    test(`${name} -> ${kind}`, async () => {
+      fake.setMode(mode);
+      const t0 = Date.now();
+      const { error, yielded } = await failure(simple('hi'));
+      expect(error.kind).toBe(kind as UpstreamError['kind']);
+      expect(yielded).toBe(0);
+      if (resetIn === null) {
+        if (kind !== 'capacity' && kind !== 'rate_limited') expect(error.resetAt).toBeNull();
+      } else {
+        expect(error.resetAt! - t0).toBeGreaterThan(resetIn - 2000);
+        expect(error.resetAt! - t0).toBeLessThan(resetIn + 2000);
+      }
+    });
+  }
+
+  test('VALIDATION_REQUIRED carries the verify link', async () => {
+    fake.setMode({ kind: 'validation_required' });
+    const { error } = await failure(simple('hi'));
+    expect(error.verifyUrl).toStartWith('https://accounts.google.com/');
+  });
+
+  test('a reset mid-stream fails after the events already sent', async () => {
+    fake.setMode({ kind: 'reset_mid_stream', afterChunks: 3 });
+    const { error, yielded } = await failure(simple('hi', { thinking: { type: 'enabled', budget_tokens: 1024 } } as Partial<MessagesRequest>));
+    expect(error.kind).toBe('transient');
+    expect(yielded).toBeGreaterThan(0);
+  });
+
+  test('a stall before the first byte is abandoned as transient with nothing sent', async () => {
+    fake.setMode({ kind: 'stall_before_first_byte', ms: 4000 });
+    const t0 = Date.now();
+    const { error, yielded } = await failure(simple('hi'));
+    expect(error.kind).toBe('transient');
+    expect(yielded).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(2500);
+  });
+
+  test('a stall mid-stream throws after the first events', async () => {
+    fake.setMode({ kind: 'stall_mid_stream', ms: 4000, afterChunks: 2 });
+    const { error, yielded } = await failure(simple('hi', { thinking: { type: 'enabled', budget_tokens: 1024 } } as Partial<MessagesRequest>));
+    expect(error.kind).toBe('transient');
+    expect(yielded).toBeGreaterThan(0);
+  });
+
+  test('a malformed data line is skipped', async () => {
+    fake.setMode({ kind: 'malformed_data', afterChunks: 1 });
+    const events = await collect(simple('hi'));
+    expect(events.at(-1)!.type).toBe('message_stop');
+  });
+
+  test('a stream without a finish reason still ends as a valid message', async () => {
+    fake.setMode({ kind: 'no_finish' });
+    const events = await collect(simple('hi'));
+    expect(events.at(-1)!.type).toBe('message_stop');
+    expect(textOf(events)).toBe('Hello from the fake Antigravity.');
+  });
+});
+
+describe('retries before the first byte', () => {
+  test('an empty answer is retried and the retry answers', async () => {
+    fake.setMode({ kind: 'empty_response' }, { times: 2 });
+    const events = await collect(simple('hi'));
+    expect(events.at(-1)!.type).toBe('message_stop');
+    expect(fake.generations().length).toBe(3);
+  });
+
+  test('empty answers beyond the retries fail as EMPTY_RESPONSE', async () => {
+    fake.setMode({ kind: 'empty_candidates' });
+    const { error, yielded } = await failure(simple('hi'));
+    expect(error.code).toBe('EMPTY_RESPONSE');
+    expect(error.kind).toBe('transient');
+    expect(yielded).toBe(0);
+    expect(fake.generations().length).toBe(3);
+  });
+
+  test('an expired access token: 401, one refresh, one retry, success', async () => {
+    const a = account('expiring@example.com');
+    await collect(simple('warm'), ctx({ account: a }));
+    const before = fake.stats.refreshes;
+    fake.expireAccessTokens();
+    const events = await collect(simple('hi'), ctx({ account: a }));
+    expect(events.at(-1)!.type).toBe('message_stop');
+    expect(fake.stats.refreshes - before).toBe(1);
+  });
+
+  test('a 401 that persists after the refresh is reported as auth (only one retry)', async () => {
+    fake.setMode({ kind: 'unauthorized' });
+    const before = fake.stats.refreshes;
+    const { error } = await failure(simple('hi'));
+    expect(error.kind).toBe('auth');
+    expect(fake.generations().length).toBe(2);
+    expect(fake.stats.refreshes - before).toBe(1);
+  });
+
+  test('ten concurrent sends on a cold account refresh exactly once', async () => {
+    provider = createAntigravityProvider(config, deps, { emptyBackoffMs: 5 });
+    const a = account('cold@example.com');
+    const before = fake.stats.refreshes;
+    fake.setMode({ kind: 'token_slow', ms: 100 }, { times: 1 });
+    const all = await Promise.all(Array.from({ length: 10 }, () => collect(simple('hi'), ctx({ account: a }))));
+    expect(all.every((e) => e.at(-1)!.type === 'message_stop')).toBe(true);
+    expect(fake.stats.refreshes - before).toBe(1);
+  });
+
+  test('an invalid_grant refresh marks the account invalid', async () => {
+    const p = createAntigravityProvider(config, deps);
+    fake.setMode({ kind: 'token_invalid_grant' });
+    const a = account('gone@example.com');
+    let err: unknown;
+    try {
+      for await (const _ of p.send(simple('hi'), ctx({ account: a }))) void 0;
+    } catch (e) {
+      err = e;
+    }
+    expect((err as UpstreamError).kind).toBe('invalid_account');
+    expect(patches.some(([id, x]) => id === a.id && x.status === 'invalid')).toBe(true);
+  });
+
+  test('the client abort stops the upstream call at once', async () => {
+    fake.setMode({ kind: 'stall_before_first_byte', ms: 4000 });
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 100);
+    const t0 = Date.now();
+    const { error } = await failure(simple('hi'), ctx({ signal: ac.signal }));
+    expect(error.kind).toBe('transient');
+    expect(Date.now() - t0).toBeLessThan(800);
+    await Bun.sleep(50);
+    expect(fake.generations()[0]!.aborted).toBe(true);
+  });
+
+  test('a consumer that stops reading releases the upstream connection', async () => {
+    fake.setMode({ kind: 'slow_chunks', chunks: 20, delayMs: 100 });
+    for await (const e of provider.send(simple('hi'), ctx())) if (e.type === 'content_block_start') break;
+    await Bun.sleep(150);
+    expect(fake.generations()[0]!.aborted).toBe(true);
+  });
+});
+
+describe('models, quota, verify, refresh', () => {
+  test('models come from fetchAvailableModels, internal ids hidden, cached per account', async () => {
+    const a = account('models@example.com');
+    const models = await provider.models(a);
+    const ids = models.map((m) => m.id);
+    expect(ids).toContain('claude-opus-4-6-thinking');
+    expect(ids).toContain('gpt-oss-120b-medium');
+    expect(ids.some((id) => id.startsWith('chat_') || id.startsWith('tab_'))).toBe(false);
+    expect(ids).not.toContain('gemini-3.1-pro-high');
+    const opus = models.find((m) => m.id === 'claude-opus-4-6-thinking')!;
+    expect(opus).toMatchObject({ family: 'claude', contextWindow: 200000, maxOutputTokens: 64000, thinking: true });
+    await provider.models(a);
+    const calls = fake.requests.filter((r) => r.rpc === 'fetchAvailableModels');
+    expect(calls.length).toBe(1);
+    expect(calls[0]!.body).toEqual({ project: 'aicode-consumers' });
+  });
+
+  test('quota reports each model of this account', async () => {
+    fake.setQuota({ 'claude-sonnet-4-6': { resetTime: '2030-01-01T00:00:00Z' }, 'gemini-3-flash': { remainingFraction: 0.4, resetTime: '2030-01-01T05:00:00Z' } }, { email: 'quota@example.com' });
+    const q = await provider.quota(account('quota@example.com'));
+    const by = Object.fromEntries(q.map((x) => [x.model, x]));
+    expect(by['claude-sonnet-4-6']).toEqual({ model: 'claude-sonnet-4-6', remainingFraction: 0, resetAt: Date.parse('2030-01-01T00:00:00Z') });
+    expect(by['gemini-3-flash']!.remainingFraction).toBe(0.4);
+    const other = Object.fromEntries((await provider.quota(account('other@example.com'))).map((x) => [x.model, x]));
+    expect(other['claude-sonnet-4-6']!.remainingFraction).toBe(1);
+  });
+
+  test('verify is a loadCodeAssist that reports project and tier', async () => {
+    const v = await provider.verify(account('verify@example.com'));
+    expect(v.ok).toBe(true);
+    expect(v.detail).toContain('aicode-consumers');
+    expect(v.detail).toContain('pro');
+  });
+
+  test('verify reports a revoked account without throwing', async () => {
+    const p = createAntigravityProvider(config, deps);
+    fake.setMode({ kind: 'token_invalid_grant' });
+    const v = await p.verify(account('verify-bad@example.com'));
+    expect(v.ok).toBe(false);
+    expect(v.detail).toContain('invalid_account');
+  });
+
+  test('refresh() forces a new token', async () => {
+    const a = account('refresh@example.com');
+    await provider.models(a);
+    const before = fake.stats.refreshes;
+    await provider.refresh(a);
+    expect(fake.stats.refreshes - before).toBe(1);
+  });
+});
