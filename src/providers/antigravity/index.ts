@@ -9,6 +9,7 @@ import { log } from '../../log.ts';
 import type { Account } from '../../store/accounts.ts';
 import { UpstreamError, type ModelInfo, type Provider, type ProviderDeps, type QuotaInfo, type SendContext } from '../provider.ts';
 import { openGenerateStream, postJson, type CloudCodeOptions } from './client.ts';
+import { fromGoogleStream } from './from-google.ts';
 import { parseModels, parseQuota } from './models.ts';
 import { createTokenManager } from './oauth.ts';
 import { discoverProject, loadCodeAssist, parseLoadCodeAssist, type OnboardOptions } from './project.ts';
@@ -106,8 +107,6 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
   async function* send(req: MessagesRequest, ctx: SendContext): AsyncGenerator<AnthropicEvent> {
     const { account } = ctx;
     const family = familyOf(ctx.model);
-    // Loaded on first use while the translation module is being written alongside (static once it lands).
-    const { fromGoogleStream } = await import('./from-google.ts');
     let authRetried = false;
     let emptyLeft = EMPTY_RETRIES;
     for (let attempt = 0; ; attempt++) {
