@@ -312,7 +312,15 @@ export function createGateway(deps: GatewayDeps): Gateway {
       const t = now();
       const target = config.fallback && !truthy(req.headers['x-proxy-no-fallback']) ? catalog.fallbackFor(route.upstreamModel) : null;
       const fbRoute = target ? catalog.resolve(target, available()) : null;
-      if (!fbRoute || !target) throw exhaustedError(route.upstreamModel, err.until, t, err.last?.message);
+      if (!fbRoute || !target) {
+        // Capacity is the upstream's, not the account's quota: a retryable 529, not a final 429.
+        if (err.last?.kind === 'capacity') {
+          throw new ApiError('overloaded_error', `Upstream overloaded for ${route.upstreamModel} on every account: ${err.last.message}`, {
+            headers: { 'retry-after': String(Math.max(1, Math.ceil((err.until - t) / 1000))) },
+          });
+        }
+        throw exhaustedError(route.upstreamModel, err.until, t, err.last?.message);
+      }
       log.warn(`${req.requestId}: ${route.upstreamModel} is exhausted on every account until ${new Date(err.until).toISOString()}; falling back to ${fbRoute.upstreamModel}`);
       metrics.fallbacks({ from: route.upstreamModel, to: fbRoute.upstreamModel });
       try {

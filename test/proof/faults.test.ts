@@ -1,0 +1,309 @@
+// Upstream faults through the real program: `mcp serve` as a child with two accounts in front of a
+// fake upstream that injects one fault at a time. For each, what the client sees (protocol
+// anthropic-claude-code-zai.md §1.6: a transparent failover, or a clean Anthropic error / `error`
+// event Claude Code handles) and what the pool records (GET /account-limits, /health with the key).
+// No fault may crash the server or leave a stream open (mcp_active_streams back to 0).
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { type FakeZai, type FakeZaiMode, startFakeZai } from '../fakes/zai.ts';
+import { cleanupTempDirs, type Env, mcpEnv, runMcp, type ServeHandle, startServe, tempDir, waitFor, zaiEnv } from '../e2e/helpers.ts';
+
+const PROXY_KEY = 'proxy-key-proof-faults-0123456789';
+const HOUR = 3_600_000;
+const AUTH = { 'x-api-key': PROXY_KEY, 'content-type': 'application/json' };
+
+interface LimitView {
+  model: string;
+  kind: string;
+  resetInSec: number;
+}
+interface AccountView {
+  id: string;
+  label: string;
+  state: string;
+  status: string;
+  reason: string | null;
+  limits: LimitView[];
+}
+
+export interface Rig {
+  server: ServeHandle;
+  /** label -> account id */
+  ids: Record<string, string>;
+  accounts(): Promise<AccountView[]>;
+  account(label: string): Promise<AccountView>;
+}
+
+/** A fresh data dir, the accounts added by the CLI, and `mcp serve` on it; stopped after fn. */
+export async function withRig(env: Env, add: string[][], fn: (rig: Rig) => Promise<void>): Promise<void> {
+  for (const args of add) {
+    const r = await runMcp(['accounts', 'add', ...args], { env });
+    if (r.code !== 0) throw new Error(`accounts add failed: ${r.stdout}${r.stderr}`);
+  }
+  const server = await startServe({ env });
+  const accounts = async (): Promise<AccountView[]> => {
+    const res = await fetch(`${server.url}/account-limits`, { headers: { 'x-api-key': PROXY_KEY } });
+    return ((await res.json()) as { accounts: AccountView[] }).accounts;
+  };
+  const ids: Record<string, string> = {};
+  for (const a of await accounts()) ids[a.label] = a.id;
+  try {
+    await fn({
+      server,
+      ids,
+      accounts,
+      async account(label) {
+        return (await accounts()).find((a) => a.label === label)!;
+      },
+    });
+    // Whatever happened, the server is up, healthy to ask, and holds no stream open.
+    expect(server.proc.exitCode).toBeNull();
+    const health = await fetch(`${server.url}/health`, { headers: { 'x-api-key': PROXY_KEY } });
+    expect(health.status).toBe(200);
+    expect(((await health.json()) as { accountDetails?: unknown[] }).accountDetails?.length).toBe(add.length);
+    await waitFor(
+      async () => !/^mcp_active_streams(\{\})? [1-9]/m.test(await (await fetch(`${server.url}/metrics`, { headers: { 'x-api-key': PROXY_KEY } })).text()),
+      3000,
+      'mcp_active_streams back to 0',
+    );
+    expect(server.output()).not.toMatch(/unexpected server error|Unhandled|\n\s+at .*\.ts:\d+/);
+  } finally {
+    await server.stop();
+  }
+}
+
+export interface Reply {
+  status: number;
+  headers: Headers;
+  text: string;
+  /** SSE event names in order (streams only). */
+  events: string[];
+  /** Parsed `error` of an error envelope or error event. */
+  error: { type: string; message: string } | null;
+}
+
+export async function ask(url: string, model: string, stream: boolean): Promise<Reply> {
+  const res = await fetch(`${url}/v1/messages`, {
+    method: 'POST',
+    headers: AUTH,
+    body: JSON.stringify({ model, max_tokens: 64, stream, messages: [{ role: 'user', content: 'hi' }] }),
+  });
+  const text = await res.text();
+  const events = [...text.matchAll(/^event: (\w+)$/gm)].map((m) => m[1]!);
+  let error: Reply['error'] = null;
+  if (res.status !== 200) error = (JSON.parse(text) as { error: Reply['error'] }).error;
+  else if (events.includes('error')) {
+    const line = text.split('\n').find((l) => l.startsWith('data: ') && l.includes('"type":"error"'));
+    error = (JSON.parse(line!.slice(6)) as { error: Reply['error'] }).error;
+  }
+  return { status: res.status, headers: res.headers, text, events, error };
+}
+
+/** A complete Anthropic stream: starts with message_start, ends with message_stop, no error. */
+export function expectCompleteStream(r: Reply): void {
+  expect(r.status).toBe(200);
+  expect(r.events[0]).toBe('message_start');
+  expect(r.events.at(-1)).toBe('message_stop');
+  expect(r.events).not.toContain('error');
+}
+
+/** A stream that started and then ended with one clean `error` event (no message_stop after it). */
+export function expectErrorEvent(r: Reply, type: string): void {
+  expect(r.status).toBe(200);
+  expect(r.events[0]).toBe('message_start');
+  expect(r.events.at(-1)).toBe('error');
+  expect(r.events).not.toContain('message_stop');
+  expect(r.error?.type).toBe(type);
+  expect(r.error?.message.length).toBeGreaterThan(0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Z.AI: two API keys.
+
+const ZA = 'zai-key-faults-aaaa-0123456789';
+const ZB = 'zai-key-faults-bbbb-0123456789';
+let zai: FakeZai;
+let zaiRigEnv: Env;
+
+beforeAll(() => {
+  zai = startFakeZai({ keys: [ZA, ZB] });
+});
+
+afterAll(async () => {
+  await zai?.stop();
+  cleanupTempDirs();
+});
+
+function zaiRig(fn: (rig: Rig) => Promise<void>): Promise<void> {
+  zai.clearModes();
+  zai.requests.length = 0;
+  zaiRigEnv = mcpEnv(tempDir('mcp-proof-faults-'), {
+    PROXY_API_KEY: PROXY_KEY,
+    ...zaiEnv(zai),
+    UPSTREAM_IDLE_TIMEOUT_SEC: '1',
+    MAX_WAIT_SEC: '5',
+    QUOTA_POLL_INTERVAL_SEC: '3600',
+  });
+  return withRig(
+    zaiRigEnv,
+    [
+      ['--provider', 'zai', '--api-key', ZA, '--label', 'a'],
+      ['--provider', 'zai', '--api-key', ZB, '--label', 'b'],
+    ],
+    fn,
+  );
+}
+
+/** Which label the key of the n-th upstream Messages call belongs to. */
+function labelOfCall(n: number): string {
+  const key = zai.messages()[n]?.key;
+  return key === ZA ? 'a' : key === ZB ? 'b' : '?';
+}
+
+interface FailoverCase {
+  name: string;
+  mode: FakeZaiMode;
+  stream: boolean;
+  /** What the pool records for the account that failed (null: nothing, it was a one-off). */
+  limit: { kind: string; model: '*' | 'glm-4.6'; resetSec: [number, number] } | null;
+}
+
+const FAILOVER: FailoverCase[] = [
+  { name: '429 1308 (5-hour quota, reset time in the text)', mode: { kind: 'error', code: '1308', resetAt: Date.now() + 2 * HOUR }, stream: false, limit: { kind: 'quota_exhausted', model: '*', resetSec: [7000, 7300] } },
+  { name: '429 1310 (weekly quota, reset time in the text)', mode: { kind: 'error', code: '1310', resetAt: Date.now() + 72 * HOUR }, stream: true, limit: { kind: 'quota_exhausted', model: '*', resetSec: [72 * 3600 - 300, 72 * 3600 + 60] } },
+  { name: '429 with retry-after: 30', mode: { kind: 'http429', retryAfter: 30 }, stream: false, limit: { kind: 'rate_limited', model: 'glm-4.6', resetSec: [25, 31] } },
+  { name: '429 with no reset hint (default cool-down)', mode: { kind: 'http429' }, stream: true, limit: { kind: 'rate_limited', model: 'glm-4.6', resetSec: [30, 61] } },
+  { name: '429 1302 (concurrency)', mode: { kind: 'error', code: '1302' }, stream: false, limit: { kind: 'rate_limited', model: '*', resetSec: [1, 61] } },
+  { name: '529 1305 (capacity)', mode: { kind: 'error', code: '1305' }, stream: true, limit: { kind: 'capacity', model: 'glm-4.6', resetSec: [1, 61] } },
+  { name: '500', mode: { kind: 'error', code: '500' }, stream: false, limit: null },
+  { name: 'HTML 502 page', mode: { kind: 'html502' }, stream: true, limit: null },
+  { name: 'connection reset before the first byte', mode: { kind: 'reset_before_first_byte' }, stream: true, limit: null },
+  { name: 'empty response', mode: { kind: 'empty_response' }, stream: true, limit: null },
+  { name: 'stall before the first byte, longer than the upstream idle timeout', mode: { kind: 'stall_before_first_byte', ms: 4000 }, stream: true, limit: null },
+  { name: 'malformed first data line', mode: { kind: 'malformed_data' }, stream: true, limit: null },
+  { name: 'error event before any content (overloaded)', mode: { kind: 'sse_error' }, stream: true, limit: { kind: 'capacity', model: 'glm-4.6', resetSec: [1, 61] } },
+];
+
+describe('Z.AI: a fault on the first account is absorbed by failing over to the second', () => {
+  for (const c of FAILOVER) {
+    test(`${c.name}: the client gets a normal answer, the pool records ${c.limit ? c.limit.kind : 'nothing lasting'}`, async () => {
+      await zaiRig(async (rig) => {
+        zai.setMode(c.mode, { times: 1 });
+        const r = await ask(rig.server.url, 'glm-4.6', c.stream);
+        if (c.stream) expectCompleteStream(r);
+        else {
+          expect(r.status).toBe(200);
+          expect(JSON.parse(r.text).type).toBe('message');
+        }
+        expect(zai.messages().length).toBe(2);
+        const failed = labelOfCall(0);
+        const served = labelOfCall(1);
+        expect(served).not.toBe(failed);
+        expect(r.headers.get('x-proxy-account')).toBe(rig.ids[served]!);
+        const acc = await rig.account(failed);
+        expect(acc.status).toBe('active');
+        if (c.limit) {
+          const l = acc.limits.find((x) => x.model === c.limit!.model);
+          expect(l?.kind).toBe(c.limit.kind);
+          expect(l!.resetInSec).toBeGreaterThanOrEqual(c.limit.resetSec[0]);
+          expect(l!.resetInSec).toBeLessThanOrEqual(c.limit.resetSec[1]);
+          expect(acc.state).toMatch(/limited/);
+        } else {
+          expect(acc.limits).toEqual([]);
+          expect(acc.state).toBe('ok');
+        }
+        expect((await rig.account(served)).state).toBe('ok');
+      });
+    });
+  }
+});
+
+describe('Z.AI: a fault after the stream started ends it with one clean error event', () => {
+  const cases: Array<{ name: string; mode: FakeZaiMode; type: string }> = [
+    { name: 'connection reset mid-stream', mode: { kind: 'reset_mid_stream', afterEvents: 4 }, type: 'api_error' },
+    { name: 'stall mid-stream longer than the upstream idle timeout', mode: { kind: 'stall_mid_stream', ms: 4000, afterEvents: 4 }, type: 'api_error' },
+    { name: 'malformed data line mid-stream', mode: { kind: 'malformed_data', afterEvents: 4 }, type: 'api_error' },
+    { name: 'stream cut inside a content block (no final events)', mode: { kind: 'truncated' }, type: 'api_error' },
+    { name: 'overloaded error event after content', mode: { kind: 'sse_error', afterEvents: 4 }, type: 'overloaded_error' },
+  ];
+  for (const c of cases) {
+    test(`${c.name} -> ${c.type} event, no second upstream call, server fine`, async () => {
+      await zaiRig(async (rig) => {
+        zai.setMode(c.mode, { times: 1 });
+        const t0 = performance.now();
+        const r = await ask(rig.server.url, 'glm-4.6', true);
+        expectErrorEvent(r, c.type);
+        // The stall is cut by the idle timeout (1 s), not by the fake resuming (4 s).
+        expect(performance.now() - t0).toBeLessThan(3500);
+        expect(zai.messages().length).toBe(1);
+        // The next request is served normally.
+        expectCompleteStream(await ask(rig.server.url, 'glm-4.6', true));
+      });
+    });
+  }
+
+  test('a stream with no message_stop is completed by the proxy (Claude Code accepts it either way)', async () => {
+    await zaiRig(async (rig) => {
+      zai.setMode({ kind: 'no_message_stop' }, { times: 1 });
+      expectCompleteStream(await ask(rig.server.url, 'glm-4.6', true));
+      const accs = await rig.accounts();
+      expect(accs.every((a) => a.state === 'ok')).toBe(true);
+    });
+  });
+});
+
+describe('Z.AI: when every account fails, the client gets the right Anthropic error', () => {
+  test('both keys out of 5-hour quota -> 429 rate_limit_error with retry-after and x-should-retry: false; both limited', async () => {
+    await zaiRig(async (rig) => {
+      zai.setMode({ kind: 'error', code: '1308', resetAt: Date.now() + 2 * HOUR });
+      const r = await ask(rig.server.url, 'glm-4.6', true);
+      expect(r.status).toBe(429);
+      expect(r.error?.type).toBe('rate_limit_error');
+      expect(r.error?.message).toMatch(/reset/i);
+      expect(Number(r.headers.get('retry-after'))).toBeGreaterThan(7000);
+      expect(r.headers.get('x-should-retry')).toBe('false');
+      expect(r.headers.get('request-id')).toMatch(/^req_/);
+      for (const a of await rig.accounts()) expect(a.limits[0]?.kind).toBe('quota_exhausted');
+      // A second request does not touch the upstream again: the pool knows.
+      const before = zai.messages().length;
+      expect((await ask(rig.server.url, 'glm-4.6', false)).status).toBe(429);
+      expect(zai.messages().length).toBe(before);
+    });
+  });
+
+  test('500 on both -> 502 api_error (retryable), nobody limited', async () => {
+    await zaiRig(async (rig) => {
+      zai.setMode({ kind: 'error', code: '500' });
+      const r = await ask(rig.server.url, 'glm-4.6', false);
+      expect(r.status).toBe(502);
+      expect(r.error?.type).toBe('api_error');
+      expect(r.headers.get('x-should-retry')).not.toBe('false');
+      for (const a of await rig.accounts()) expect(a.state).toBe('ok');
+    });
+  });
+
+  test('capacity on both -> 529 overloaded_error (Claude Code retries it)', async () => {
+    await zaiRig(async (rig) => {
+      zai.setMode({ kind: 'error', code: '1305' });
+      const r = await ask(rig.server.url, 'glm-4.6', true);
+      expect(r.status).toBe(529);
+      expect(r.error?.type).toBe('overloaded_error');
+      expect(r.headers.get('x-should-retry')).not.toBe('false');
+    });
+  });
+
+  test('both keys revoked (1002) -> 403 permission_error, x-should-retry: false, both marked invalid with the reason', async () => {
+    await zaiRig(async (rig) => {
+      zai.setMode({ kind: 'error', code: '1002' });
+      const r = await ask(rig.server.url, 'glm-4.6', false);
+      expect(r.status).toBe(403);
+      expect(r.error?.type).toBe('permission_error');
+      expect(r.headers.get('x-should-retry')).toBe('false');
+      for (const a of await rig.accounts()) {
+        expect(a.status).toBe('invalid');
+        expect(a.reason).toContain('1002');
+        expect(a.reason).not.toContain(ZA);
+        expect(a.reason).not.toContain(ZB);
+      }
+    });
+  });
+});
