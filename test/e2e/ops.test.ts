@@ -199,6 +199,13 @@ describe('graceful shutdown', () => {
       }
       const signalled = Date.now();
       server.proc.kill('SIGTERM');
+      // New connections are refused at once while the old stream goes on.
+      await Bun.sleep(150);
+      const refused = await fetch(`${server.url}/health`).then(
+        () => false,
+        () => true,
+      );
+      expect(refused).toBe(true);
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
@@ -219,6 +226,51 @@ describe('graceful shutdown', () => {
       }
       // The last connection closed cleanly: SQLite checkpointed and removed the write-ahead log.
       expect(existsSync(join(dataDir, 'proxy.db-wal'))).toBe(false);
+    } finally {
+      if (server.proc.exitCode === null) await server.stop('SIGKILL');
+      await slow.stop();
+    }
+  }, 30_000);
+
+  test('a stream longer than SHUTDOWN_GRACE_SEC is cut when the grace is over, and the process still exits 0 cleanly', async () => {
+    const slow = startFakeZai({ keys: [ZAI_KEY] });
+    slow.setMode({ kind: 'slow_chunks', chunks: 60, delayMs: 200 });
+    const dataDir = tempDir();
+    const env = mcpEnv(dataDir, { PROXY_API_KEY: PROXY_KEY, SHUTDOWN_GRACE_SEC: '1', ...zaiEnv(slow) });
+    expect((await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', ZAI_KEY], { env })).code).toBe(0);
+    const server = await startServe({ env });
+    try {
+      const res = await post(server, hello('glm-4.6', true));
+      const reader = res.body!.getReader();
+      await reader.read();
+      const signalled = Date.now();
+      server.proc.kill('SIGTERM');
+      const body = await (async () => {
+        let text = '';
+        const dec = new TextDecoder();
+        try {
+          for (;;) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            text += dec.decode(value, { stream: true });
+          }
+        } catch {
+          // the connection was cut: expected
+        }
+        return text;
+      })();
+      expect(body).not.toContain('event: message_stop');
+      expect(await server.stop()).toBe(0);
+      const took = Date.now() - signalled;
+      expect(took).toBeGreaterThanOrEqual(900);
+      expect(took).toBeLessThan(8000);
+      expect(server.output()).toContain('grace period over');
+      const db = openDatabase(join(dataDir, 'proxy.db'));
+      try {
+        expect(integrityCheck(db)).toBe('ok');
+      } finally {
+        db.close();
+      }
     } finally {
       if (server.proc.exitCode === null) await server.stop('SIGKILL');
       await slow.stop();
