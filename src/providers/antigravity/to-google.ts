@@ -74,7 +74,7 @@ export function toGoogleRequest(req: MessagesRequest, opts: ToGoogleOptions): Re
     turns.push({ role: m.role, blocks });
   }
 
-  const cleaned = cleanHistory(turns, family, plan.thinking, signatures);
+  const cleaned = cleanHistory(answerMissingCalls(turns), family, plan.thinking, signatures);
   const history = plan.thinking ? recoverToolLoop(cleaned.turns, family, cleaned.droppedIn, signatures) : cleaned.turns;
   const contents = toContents(history, family, signatures);
   if (family === 'gemini' && contents[0]?.role === 'model') contents.unshift({ role: 'user', parts: [{ text: '.' }] });
@@ -196,6 +196,31 @@ function cleanHistory(
   return { turns: out, droppedIn };
 }
 
+/**
+ * Every call must be answered in the next turn (both Claude and Gemini 400 otherwise). A call left
+ * without a result (the user interrupted it, or history was cut) gets an error result saying so.
+ */
+export function answerMissingCalls(turns: Turn[]): Turn[] {
+  let out: Turn[] | null = null;
+  for (let i = 0; i < turns.length; i++) {
+    const t = turns[i]!;
+    if (t.role !== 'assistant') continue;
+    const ids = toolUses(t).map((b) => String(b.id));
+    if (ids.length === 0) continue;
+    const next = turns[i + 1];
+    if (!next) continue; // a trailing call is the client's own business
+    const answered = new Set(next.role === 'user' ? next.blocks.filter((b) => b.type === 'tool_result').map((b) => String(b.tool_use_id)) : []);
+    const missing = ids.filter((id) => !answered.has(id));
+    if (missing.length === 0) continue;
+    out ??= turns.slice();
+    const results: Block[] = missing.map((id) => ({ type: 'tool_result', tool_use_id: id, content: '[Tool call was interrupted.]', is_error: true }));
+    const at = out.indexOf(t) + 1;
+    if (next.role === 'user') out[at] = { role: 'user', blocks: [...results, ...next.blocks] };
+    else out.splice(at, 0, { role: 'user', blocks: results });
+  }
+  return out ?? turns;
+}
+
 function toolUses(t: Turn): Block[] {
   return t.blocks.filter((b) => b.type === 'tool_use');
 }
@@ -218,10 +243,9 @@ export function recoverToolLoop(turns: Turn[], family: ModelFamily, droppedIn: S
   const calls = toolUses(assistant);
   if (calls.length === 0) return turns;
   const later = turns.slice(last + 1);
+  // Calls left unanswered were answered by answerMissingCalls, so an open turn is always a tool loop.
   const resultMessages = later.filter(hasToolResult).length;
-  const inToolLoop = resultMessages > 0;
-  const interrupted = !inToolLoop && later.some((t) => t.role === 'user');
-  if (!inToolLoop && !interrupted) return turns;
+  if (resultMessages === 0) return turns;
   if (assistant.blocks.some((b) => b.type === 'thinking')) return turns;
 
   let broken: boolean;
@@ -241,9 +265,6 @@ export function recoverToolLoop(turns: Turn[], family: ModelFamily, droppedIn: S
   if (!broken) return turns;
 
   const text = (s: string): Block[] => [{ type: 'text', text: s }];
-  if (interrupted) {
-    return [...turns.slice(0, last + 1), { role: 'assistant', blocks: text('[Tool call was interrupted.]') }, ...later];
-  }
   const done = resultMessages === 1 ? '[Tool execution completed.]' : `[${resultMessages} tool executions completed.]`;
   return [...turns, { role: 'assistant', blocks: text(done) }, { role: 'user', blocks: text('[Continue]') }];
 }
