@@ -1,0 +1,207 @@
+// The three ways to add a Google (Antigravity) account (protocol §2.3–§2.5): an existing refresh
+// token, the manual flow (print the consent URL, paste the redirect back), and the browser flow with
+// a loopback callback server. All end the same way: e-mail from userinfo, project and tier from
+// loadCodeAssist (onboarding if needed), ready for upsertAccount. Failures are one-line Errors
+// without any token in them.
+import type { Config } from '../config.ts';
+import { buildAuthUrl, createPkce, exchangeCode, fetchUserEmail, randomState, refreshAccessToken, type TokenSet } from '../providers/antigravity/oauth.ts';
+import { discoverProject } from '../providers/antigravity/project.ts';
+import { UpstreamError } from '../providers/provider.ts';
+
+export const DEFAULT_CALLBACK_PORT = 51121;
+/** Ports tried after the requested one when it is taken (Windows reserves ranges for Hyper-V). */
+const EXTRA_PORTS = 5;
+const CALLBACK_PATH = '/oauth-callback';
+
+export interface GoogleLoginResult {
+  email: string;
+  credentials: { kind: 'oauth'; refreshToken: string; accessToken: string; expiresAt: number };
+  meta: { projectId?: string; tier?: string; tierId?: string | null };
+}
+
+type Say = (line: string) => void;
+
+function fail(what: string, err: unknown): Error {
+  const msg = err instanceof Error ? err.message : String(err);
+  return new Error(`${what}: ${msg}`);
+}
+
+/** E-mail + project/tier for fresh tokens. Discovery problems other than auth leave the project to the provider. */
+async function finish(config: Readonly<Config>, t: TokenSet, refreshToken: string, say?: Say): Promise<GoogleLoginResult> {
+  let email: string;
+  try {
+    email = await fetchUserEmail(config.antigravity, t.accessToken);
+  } catch (err) {
+    throw fail('could not read the Google account e-mail', err);
+  }
+  const meta: GoogleLoginResult['meta'] = {};
+  try {
+    const info = await discoverProject(
+      { endpoints: config.antigravity.endpoints, userAgent: config.antigravity.userAgent, now: Date.now },
+      t.accessToken,
+    );
+    meta.tier = info.tier;
+    meta.tierId = info.tierId;
+    // The shared fallback is not a discovery: leave it to the provider to try again later.
+    if (!info.fallback) meta.projectId = info.projectId;
+  } catch (err) {
+    if (err instanceof UpstreamError && (err.kind === 'auth' || err.kind === 'invalid_account')) {
+      throw fail('Google accepted the login but Cloud Code refused the account', err);
+    }
+    say?.(`warning: project discovery failed (${(err as Error).message}); it will be retried on first use`);
+  }
+  return { email, credentials: { kind: 'oauth', refreshToken, accessToken: t.accessToken, expiresAt: t.expiresAt }, meta };
+}
+
+/** Adds an account from an existing refresh token. */
+export async function loginWithRefreshToken(opts: { config: Readonly<Config>; refreshToken: string }): Promise<GoogleLoginResult> {
+  // Accept the Node proxy's composite "token|projectId|managedProjectId" form: only the first part goes to Google.
+  const refreshToken = opts.refreshToken.trim().split('|')[0]!.trim();
+  if (!refreshToken) throw new Error('the refresh token is empty');
+  let t: TokenSet;
+  try {
+    t = await refreshAccessToken(opts.config.antigravity, refreshToken);
+  } catch (err) {
+    throw fail('Google refused the refresh token', err);
+  }
+  return finish(opts.config, t, t.refreshToken ?? refreshToken);
+}
+
+function redirectUriFor(port: number): string {
+  return `http://localhost:${port}${CALLBACK_PATH}`;
+}
+
+/** What the user pasted: the full redirected URL or the bare code (§2.4). */
+export function parsePastedRedirect(input: string, expectedState: string): string {
+  const text = input.trim();
+  if (/^https?:\/\//i.test(text)) {
+    let u: URL;
+    try {
+      u = new URL(text);
+    } catch {
+      throw new Error('that is not a valid URL');
+    }
+    const error = u.searchParams.get('error');
+    if (error) throw new Error(`Google reported an error: ${error}`);
+    const state = u.searchParams.get('state');
+    if (state !== null && state !== expectedState) throw new Error('the pasted URL belongs to another login attempt (state mismatch)');
+    const code = u.searchParams.get('code');
+    if (!code) throw new Error('the pasted URL has no code parameter');
+    return code;
+  }
+  if (text.length < 10 || /\s/.test(text)) throw new Error('that does not look like a Google authorization code or redirect URL');
+  return text;
+}
+
+async function exchange(config: Readonly<Config>, code: string, verifier: string, redirectUri: string, say?: Say): Promise<GoogleLoginResult> {
+  let t: TokenSet & { refreshToken: string };
+  try {
+    t = await exchangeCode(config.antigravity, { code, verifier, redirectUri });
+  } catch (err) {
+    throw fail('Google refused the authorization code', err);
+  }
+  return finish(config, t, t.refreshToken, say);
+}
+
+/** Manual flow: print the consent URL, read the redirected URL (or the code) back. */
+export async function loginNoBrowser(opts: {
+  config: Readonly<Config>;
+  say: Say;
+  readLine: (prompt: string) => Promise<string>;
+  callbackPort?: number;
+}): Promise<GoogleLoginResult> {
+  const pkce = createPkce();
+  const state = randomState();
+  const redirectUri = redirectUriFor(opts.callbackPort || DEFAULT_CALLBACK_PORT);
+  const url = buildAuthUrl(opts.config.antigravity, { redirectUri, state, codeChallenge: pkce.challenge });
+  opts.say('Open this URL in any browser and sign in with your Google account:');
+  opts.say(url);
+  opts.say(`The browser then lands on ${redirectUri}?code=… (the page will not load); copy that whole address.`);
+  const pasted = await opts.readLine('Paste the redirected URL (or just the code): ');
+  const code = parsePastedRedirect(pasted, state);
+  return exchange(opts.config, code, pkce.verifier, redirectUri, opts.say);
+}
+
+const PAGE = (title: string, body: string) =>
+  `<!doctype html><html><head><meta charset="utf-8"><title>${title}</title></head><body style="font-family:sans-serif;margin:3em"><h2>${title}</h2><p>${body}</p></body></html>`;
+
+function html(status: number, title: string, body: string): Response {
+  return new Response(PAGE(title, body), { status, headers: { 'content-type': 'text/html; charset=utf-8' } });
+}
+
+type Server = ReturnType<typeof Bun.serve>;
+
+/** Binds the callback server on 127.0.0.1: the requested port, else the next few. */
+function bindCallback(port: number, handler: (req: Request) => Response): Server {
+  let lastErr: unknown;
+  for (let p = port; p <= Math.min(65535, port + EXTRA_PORTS); p++) {
+    try {
+      return Bun.serve({ port: p, hostname: '127.0.0.1', fetch: handler });
+    } catch (err) {
+      lastErr = err;
+    }
+  }
+  throw new Error(`cannot listen for the Google callback on ports ${port}-${port + EXTRA_PORTS} (${(lastErr as { code?: string })?.code ?? 'in use'}); use --callback-port or --no-browser`);
+}
+
+/** Browser flow: loopback callback server, consent URL opened in the browser, code exchanged. */
+export async function loginWithBrowser(opts: {
+  config: Readonly<Config>;
+  callbackPort?: number;
+  openBrowser: (url: string) => boolean | void | Promise<unknown>;
+  say: Say;
+  timeoutMs?: number;
+}): Promise<GoogleLoginResult> {
+  const pkce = createPkce();
+  const state = randomState();
+  let settle!: { resolve: (code: string) => void; reject: (err: Error) => void };
+  const got = new Promise<string>((resolve, reject) => (settle = { resolve, reject }));
+  let done = false;
+
+  const server = bindCallback(opts.callbackPort || DEFAULT_CALLBACK_PORT, (req) => {
+    const u = new URL(req.url);
+    if (u.pathname !== CALLBACK_PATH) return new Response('not found', { status: 404 });
+    if (done) return html(200, 'Already done', 'You can close this tab.');
+    const error = u.searchParams.get('error');
+    if (error) {
+      done = true;
+      settle.reject(new Error(`Google login was not completed: ${error}`));
+      return html(400, 'Login failed', `Google reported: ${error.replace(/[<>&"]/g, '')}. You can close this tab.`);
+    }
+    if (u.searchParams.get('state') !== state) {
+      // Not ours (a stale tab or a forged request): refuse it and keep waiting for the real one.
+      return html(400, 'Login failed', 'This login link does not belong to the running mcp accounts add (state mismatch).');
+    }
+    const code = u.searchParams.get('code');
+    if (!code) return html(400, 'Login failed', 'The callback had no authorization code.');
+    done = true;
+    settle.resolve(code);
+    return html(200, 'Signed in', 'mcp received the Google login. You can close this tab.');
+  });
+
+  const timeoutMs = opts.timeoutMs ?? 5 * 60_000;
+  const timer = setTimeout(() => {
+    if (done) return;
+    done = true;
+    settle.reject(new Error(`timed out after ${Math.round(timeoutMs / 1000)}s waiting for the Google login; try --no-browser`));
+  }, timeoutMs);
+  try {
+    const redirectUri = redirectUriFor(server.port as number);
+    const url = buildAuthUrl(opts.config.antigravity, { redirectUri, state, codeChallenge: pkce.challenge });
+    opts.say('Opening the Google sign-in page; if it does not open, visit:');
+    opts.say(url);
+    try {
+      const opened = opts.openBrowser(url);
+      if (opened instanceof Promise) opened.catch(() => {});
+      else if (opened === false) opts.say('(could not start a browser here: open the URL above yourself)');
+    } catch {
+      opts.say('(could not start a browser here: open the URL above yourself)');
+    }
+    const code = await got;
+    return await exchange(opts.config, code, pkce.verifier, redirectUri, opts.say);
+  } finally {
+    clearTimeout(timer);
+    // Let the success page reach the browser before closing.
+    server.stop(false);
+  }
+}

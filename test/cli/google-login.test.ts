@@ -1,0 +1,181 @@
+import { afterAll, beforeEach, describe, expect, test } from 'bun:test';
+import { loginNoBrowser, loginWithBrowser, loginWithRefreshToken, parsePastedRedirect } from '../../src/cli/google-login.ts';
+import { loadConfig } from '../../src/config.ts';
+import { startFakeGoogle } from '../fakes/google.ts';
+
+const fake = startFakeGoogle({ loginEmail: 'login@example.com' });
+afterAll(() => fake.stop());
+const config = loadConfig(
+  {
+    ANTIGRAVITY_ENDPOINTS: fake.endpoints.join(','),
+    GOOGLE_OAUTH_TOKEN_URL: fake.tokenUrl,
+    GOOGLE_OAUTH_AUTH_URL: fake.authUrl,
+    GOOGLE_USERINFO_URL: fake.userinfoUrl,
+  },
+  {},
+  { requireApiKey: false },
+);
+
+beforeEach(() => {
+  fake.clearModes();
+  fake.setLoginEmail('login@example.com');
+});
+
+/** A port that was free a moment ago. */
+function freePort(): number {
+  const s = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: () => new Response('') });
+  const p = s.port as number;
+  s.stop(true);
+  return p;
+}
+
+describe('--refresh-token', () => {
+  test('returns e-mail, fresh tokens and the discovered project', async () => {
+    const rt = fake.refreshTokenFor('rt@example.com');
+    const r = await loginWithRefreshToken({ config, refreshToken: `  ${rt}  ` });
+    expect(r.email).toBe('rt@example.com');
+    expect(r.credentials.kind).toBe('oauth');
+    expect(r.credentials.refreshToken).toBe(rt);
+    expect(r.credentials.accessToken).toStartWith('ya29.');
+    expect(r.credentials.expiresAt).toBeGreaterThan(Date.now());
+    expect(r.meta).toEqual({ projectId: 'aicode-consumers', tier: 'pro', tierId: 'g1-pro-tier' });
+  });
+
+  test("the Node proxy's composite token is accepted (only the first part is sent)", async () => {
+    const rt = fake.refreshTokenFor('composite@example.com');
+    const r = await loginWithRefreshToken({ config, refreshToken: `${rt}|rising-fact-p41fc|` });
+    expect(r.credentials.refreshToken).toBe(rt);
+  });
+
+  test('a revoked token fails with one clear line that does not echo it', async () => {
+    const bad = '1//definitely-not-known-0123456789';
+    const err = (await loginWithRefreshToken({ config, refreshToken: bad }).catch((e) => e)) as Error;
+    expect(err.message).toContain('Google refused the refresh token');
+    expect(err.message).toContain('invalid_grant');
+    expect(err.message).not.toContain(bad);
+    expect(err.message).not.toContain('\n');
+  });
+});
+
+describe('--no-browser', () => {
+  async function consent(url: string): Promise<string> {
+    const res = await fetch(url, { redirect: 'manual' });
+    return res.headers.get('location')!;
+  }
+
+  test('prints the URL and takes the pasted redirect URL', async () => {
+    const said: string[] = [];
+    const r = await loginNoBrowser({
+      config,
+      say: (l) => said.push(l),
+      readLine: async () => consent(said.find((l) => l.startsWith(fake.authUrl))!),
+    });
+    expect(r.email).toBe('login@example.com');
+    const u = new URL(said.find((l) => l.startsWith(fake.authUrl))!);
+    expect(u.searchParams.get('redirect_uri')).toBe('http://localhost:51121/oauth-callback');
+    expect(u.searchParams.get('code_challenge_method')).toBe('S256');
+  });
+
+  test('takes a bare code as well', async () => {
+    const said: string[] = [];
+    const r = await loginNoBrowser({
+      config,
+      say: (l) => said.push(l),
+      readLine: async () => new URL(await consent(said.find((l) => l.startsWith(fake.authUrl))!)).searchParams.get('code')!,
+    });
+    expect(r.credentials.refreshToken).toStartWith('1//');
+  });
+
+  test('a redirect from another attempt (state mismatch) is refused', async () => {
+    const said: string[] = [];
+    const err = (await loginNoBrowser({
+      config,
+      say: (l) => said.push(l),
+      readLine: async () => (await consent(said.find((l) => l.startsWith(fake.authUrl))!)).replace(/state=[^&]+/, 'state=other'),
+    }).catch((e) => e)) as Error;
+    expect(err.message).toContain('state mismatch');
+  });
+
+  test.each([
+    ['http://localhost:51121/oauth-callback?error=access_denied&state=s', 'access_denied'],
+    ['http://localhost:51121/oauth-callback?state=s', 'no code'],
+    ['short', 'does not look like'],
+  ])('pasted %s is refused', (input, why) => {
+    expect(() => parsePastedRedirect(input, 's')).toThrow(why);
+  });
+});
+
+describe('browser login', () => {
+  const browser = (url: string) => {
+    // The fake consent page redirects to the callback, which the "browser" then loads.
+    void fetch(url).catch(() => {});
+    return true;
+  };
+
+  test('the callback server receives the code and the login completes', async () => {
+    const port = freePort();
+    const said: string[] = [];
+    const r = await loginWithBrowser({ config, callbackPort: port, openBrowser: browser, say: (l) => said.push(l), timeoutMs: 5000 });
+    expect(r.email).toBe('login@example.com');
+    const url = new URL(said.find((l) => l.startsWith(fake.authUrl))!);
+    expect(url.searchParams.get('redirect_uri')).toBe(`http://localhost:${port}/oauth-callback`);
+  });
+
+  test('a taken port moves to the next one and the redirect names the port really bound', async () => {
+    const port = freePort();
+    const squatter = Bun.serve({ port, hostname: '127.0.0.1', fetch: () => new Response('busy') });
+    try {
+      const said: string[] = [];
+      const r = await loginWithBrowser({ config, callbackPort: port, openBrowser: browser, say: (l) => said.push(l), timeoutMs: 5000 });
+      expect(r.email).toBe('login@example.com');
+      const redirect = new URL(said.find((l) => l.startsWith(fake.authUrl))!).searchParams.get('redirect_uri')!;
+      expect(Number(new URL(redirect).port)).toBeGreaterThan(port);
+    } finally {
+      squatter.stop(true);
+    }
+  });
+
+  test('a callback with the wrong state is refused and the real one still completes', async () => {
+    const port = freePort();
+    const said: string[] = [];
+    const forged: number[] = [];
+    const r = await loginWithBrowser({
+      config,
+      callbackPort: port,
+      openBrowser: (url) => {
+        void (async () => {
+          const res = await fetch(`http://127.0.0.1:${port}/oauth-callback?code=4/0Aforged-code-xyz&state=wrong`);
+          forged.push(res.status);
+          await fetch(url);
+        })();
+        return true;
+      },
+      say: (l) => said.push(l),
+      timeoutMs: 5000,
+    });
+    expect(forged).toEqual([400]);
+    expect(r.email).toBe('login@example.com');
+  });
+
+  test('consent denied ends the login with a clear message', async () => {
+    const port = freePort();
+    const err = (await loginWithBrowser({
+      config,
+      callbackPort: port,
+      openBrowser: (url) => {
+        const state = new URL(url).searchParams.get('state');
+        void fetch(`http://127.0.0.1:${port}/oauth-callback?error=access_denied&state=${state}`).catch(() => {});
+        return true;
+      },
+      say: () => {},
+      timeoutMs: 5000,
+    }).catch((e) => e)) as Error;
+    expect(err.message).toContain('access_denied');
+  });
+
+  test('no callback within the timeout fails with a hint', async () => {
+    const err = (await loginWithBrowser({ config, callbackPort: freePort(), openBrowser: () => false, say: () => {}, timeoutMs: 100 }).catch((e) => e)) as Error;
+    expect(err.message).toContain('timed out');
+    expect(err.message).toContain('--no-browser');
+  });
+});
