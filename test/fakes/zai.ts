@@ -117,8 +117,11 @@ export interface FakeZai {
   setMode(mode: FakeZaiMode, opts?: { key?: string; times?: number }): void;
   /** Back to normal answers for everyone. */
   clearModes(): void;
-  /** Replaces the quota answer; `{ success: false, msg }` gives Z.AI's failure shape. */
-  setQuota(q: FakeQuota | { success: false; msg: string; code?: number }): void;
+  /**
+   * Replaces the quota answer; `{ success: false, msg }` gives Z.AI's failure shape. With `key`,
+   * only that key's answer (key answers win over the shared one).
+   */
+  setQuota(q: FakeQuota | { success: false; msg: string; code?: number }, opts?: { key?: string }): void;
   /** Messages requests only (the most common assertion target). */
   messages(): RecordedRequest[];
   stop(): Promise<void>;
@@ -410,6 +413,7 @@ export function startFakeZai(opts: FakeZaiOptions = {}): FakeZai {
   const replyText = opts.replyText ?? 'Hello from the fake Z.AI.';
   const record = opts.record ?? true;
   let quota: FakeQuota | { success: false; msg: string; code?: number } = opts.quota ?? defaultFakeQuota();
+  const keyQuotas = new Map<string, FakeQuota | { success: false; msg: string; code?: number }>();
   let rules: Rule[] = [];
   const requests: RecordedRequest[] = [];
 
@@ -610,8 +614,9 @@ export function startFakeZai(opts: FakeZaiOptions = {}): FakeZai {
       }
       if (req.method === 'GET' && path === '/api/monitor/usage/quota/limit') {
         if (!rec.key) return json(401, { code: 401, msg: 'token expired or incorrect', success: false });
-        if ('success' in quota) return json(200, { code: quota.code ?? 500, msg: quota.msg, success: false });
-        return json(200, quotaBody(quota));
+        const q = keyQuotas.get(rec.key) ?? quota;
+        if ('success' in q) return json(200, { code: q.code ?? 500, msg: q.msg, success: false });
+        return json(200, quotaBody(q));
       }
       if (req.method === 'HEAD') return new Response(null, { status: 200 });
       return native(404, '1222', 'API does not exist');
@@ -634,8 +639,9 @@ export function startFakeZai(opts: FakeZaiOptions = {}): FakeZai {
     clearModes() {
       rules = [];
     },
-    setQuota(q) {
-      quota = q;
+    setQuota(q, o = {}) {
+      if (o.key !== undefined) keyQuotas.set(o.key, q);
+      else quota = q;
     },
     messages() {
       return requests.filter((r) => r.path === '/v1/messages');

@@ -1,0 +1,370 @@
+// The pool end to end: three Z.AI accounts on the fake Z.AI, the real server (createApp +
+// createRouting with the real Z.AI provider, on an ephemeral port), and plain HTTP clients. Then
+// the same through `mcp serve` as a child process, to prove the wiring, CLI edits and restarts.
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test';
+import type { Database } from 'bun:sqlite';
+import { loadConfig } from '../../src/config.ts';
+import { createRouting, providerDepsFor, type Routing } from '../../src/gateway/index.ts';
+import { createZaiProvider } from '../../src/providers/zai/index.ts';
+import { createApp } from '../../src/server/app.ts';
+import { type Account, findAccount, listAccounts, updateAccount, upsertAccount } from '../../src/store/accounts.ts';
+import { openDatabase } from '../../src/store/db.ts';
+import { listLimits } from '../../src/store/limits.ts';
+import { defaultFakeQuota, type FakeZai, startFakeZai } from '../fakes/zai.ts';
+import { cleanupTempDirs, mcpEnv, runMcp, startServe, tempDir, waitFor, zaiEnv } from './helpers.ts';
+
+const PROXY_KEY = 'proxy-key-e2e-pool-0123456789';
+const KEYS = ['zai-pool-key-a-000001', 'zai-pool-key-b-000002', 'zai-pool-key-c-000003'];
+const LABELS = ['a', 'b', 'c'];
+let zai: FakeZai;
+
+beforeAll(() => {
+  zai = startFakeZai({ keys: KEYS });
+});
+afterAll(async () => {
+  await zai?.stop();
+  cleanupTempDirs();
+});
+afterEach(() => {
+  zai.clearModes();
+  zai.setQuota(defaultFakeQuota());
+  for (const k of KEYS) zai.setQuota(defaultFakeQuota(), { key: k });
+});
+
+interface Proxy {
+  url: string;
+  dir: string;
+  db: Database;
+  routing: Routing;
+  accounts: Account[];
+  stop(): Promise<void>;
+}
+
+async function startProxy(env: Record<string, string> = {}, dir = tempDir('mcp-pool-')): Promise<Proxy> {
+  const config = loadConfig({ PROXY_API_KEY: PROXY_KEY, MCP_DATA_DIR: dir, ...zaiEnv(zai), ...env });
+  const db = openDatabase(config.dbPath);
+  if (listAccounts(db).length === 0) {
+    KEYS.forEach((k, i) =>
+      upsertAccount(db, { provider: 'zai', label: LABELS[i], credentials: { kind: 'api_key', apiKey: k } }, Date.now() + i),
+    );
+  }
+  const now = () => Date.now();
+  const routing = createRouting({ db, config, providers: { zai: createZaiProvider(config, providerDepsFor(db, now)) } });
+  const app = createApp({ config, gateway: routing.gateway, ops: routing.ops });
+  app.listen({ port: 0, hostname: '127.0.0.1' });
+  await routing.start();
+  await routing.quota.pollAll();
+  return {
+    url: `http://127.0.0.1:${app.server!.port}`,
+    dir,
+    db,
+    routing,
+    accounts: listAccounts(db),
+    async stop() {
+      await app.server?.stop(true);
+      await routing.stop();
+      db.close();
+    },
+  };
+}
+
+interface Reply {
+  status: number;
+  account: string | null;
+  upstream: string | null;
+  fallbackFrom: string | null;
+  headers: Headers;
+  body: Record<string, unknown>;
+}
+
+let seq = 0;
+/** One non-streaming request; a fresh conversation unless `session` is given. */
+async function ask(p: Proxy, model: string, opts: { session?: string; turn?: number; headers?: Record<string, string>; stream?: boolean } = {}): Promise<Reply> {
+  const messages: Array<{ role: string; content: string }> = [{ role: 'user', content: `conversation ${opts.session ?? `fresh-${++seq}-${Math.random()}`}` }];
+  for (let i = 0; i < (opts.turn ?? 0); i++) messages.push({ role: 'assistant', content: `answer ${i}` }, { role: 'user', content: `turn ${i + 1}` });
+  const body: Record<string, unknown> = { model, max_tokens: 64, messages, stream: opts.stream ?? false };
+  if (opts.session) body.metadata = { user_id: JSON.stringify({ device_id: 'dev', account_uuid: '', session_id: opts.session }) };
+  const res = await fetch(`${p.url}/v1/messages`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-api-key': PROXY_KEY, 'anthropic-version': '2023-06-01', ...opts.headers },
+    body: JSON.stringify(body),
+  });
+  const text = await res.text();
+  return {
+    status: res.status,
+    account: res.headers.get('x-proxy-account'),
+    upstream: res.headers.get('x-proxy-upstream-model'),
+    fallbackFrom: res.headers.get('x-proxy-fallback-from'),
+    headers: res.headers,
+    body: opts.stream ? { text } : (JSON.parse(text) as Record<string, unknown>),
+  };
+}
+
+function idOf(p: Proxy, label: string): string {
+  return p.accounts.find((a) => a.label === label)!.id;
+}
+
+/** Keys the fake saw on /v1/messages for a model, from request index `from` on. */
+function keysFor(model: string, from: number): string[] {
+  return zai
+    .messages()
+    .slice(from)
+    .filter((r) => (r.body as { model?: string }).model === model)
+    .map((r) => r.key ?? '');
+}
+
+describe('the pool in front of three Z.AI accounts', () => {
+  test('a 429 with a reset on one account moves traffic to the others, and only for that model', async () => {
+    const p = await startProxy();
+    try {
+      zai.setMode({ kind: 'http429', retryAfter: 60 }, { key: KEYS[0], times: 1 });
+      const first = await ask(p, 'glm-5.1');
+      expect(first.status).toBe(200);
+      expect(first.account).not.toBe(idOf(p, 'a'));
+      const mark = zai.messages().length;
+      for (let i = 0; i < 6; i++) expect((await ask(p, 'glm-5.1')).status).toBe(200);
+      expect(keysFor('glm-5.1', mark)).not.toContain(KEYS[0]);
+      // Other models still use a.
+      const others = await Promise.all([1, 2, 3].map(() => ask(p, 'glm-4.7')));
+      expect(others.map((r) => r.account)).toContain(idOf(p, 'a'));
+      const limits = listLimits(p.db);
+      expect(limits).toHaveLength(1);
+      expect(limits[0]).toMatchObject({ accountId: idOf(p, 'a'), model: 'glm-5.1', kind: 'rate_limited' });
+    } finally {
+      await p.stop();
+    }
+  });
+
+  test('the limit expires on time', async () => {
+    const p = await startProxy();
+    try {
+      zai.setMode({ kind: 'http429', retryAfter: 1 }, { key: KEYS[0], times: 1 });
+      expect((await ask(p, 'glm-4.6')).account).not.toBe(idOf(p, 'a'));
+      const mark = zai.messages().length;
+      for (let i = 0; i < 3; i++) await ask(p, 'glm-4.6');
+      expect(keysFor('glm-4.6', mark)).not.toContain(KEYS[0]);
+      await Bun.sleep(1100);
+      // a is now the least recently used account: the next new conversation goes there.
+      const after = await ask(p, 'glm-4.6');
+      expect(after.account).toBe(idOf(p, 'a'));
+    } finally {
+      await p.stop();
+    }
+  });
+
+  test('a soft-limited account is avoided while a fresh one exists, and used when none does', async () => {
+    const low = defaultFakeQuota();
+    low.windows[0]!.currentValue = Math.round(low.windows[0]!.usage * 0.95); // 5% left
+    zai.setQuota(low, { key: KEYS[0] });
+    const p = await startProxy();
+    try {
+      const replies = await Promise.all(Array.from({ length: 6 }, () => ask(p, 'glm-4.7')));
+      expect(replies.every((r) => r.status === 200)).toBe(true);
+      expect(replies.map((r) => r.account)).not.toContain(idOf(p, 'a'));
+      // b and c run out for this model: a, soft-limited, is the only one left and serves.
+      zai.setMode({ kind: 'http429', retryAfter: 600 }, { key: KEYS[1], times: 1 });
+      zai.setMode({ kind: 'http429', retryAfter: 600 }, { key: KEYS[2], times: 1 });
+      const r = await ask(p, 'glm-4.5');
+      expect(r.status).toBe(200);
+      expect(r.account).toBe(idOf(p, 'a'));
+    } finally {
+      await p.stop();
+    }
+  });
+
+  test('two conversations land on different accounts and each stays on its own across ten turns', async () => {
+    const p = await startProxy();
+    try {
+      const seen: Record<string, Set<string>> = { one: new Set(), two: new Set() };
+      for (let turn = 0; turn < 10; turn++) {
+        const [r1, r2] = await Promise.all([
+          ask(p, 'glm-4.7', { session: 'one', turn, stream: turn % 2 === 1 }),
+          ask(p, 'glm-4.7', { session: 'two', turn }),
+        ]);
+        expect(r1.status).toBe(200);
+        expect(r2.status).toBe(200);
+        seen.one!.add(r1.account!);
+        seen.two!.add(r2.account!);
+      }
+      expect(seen.one!.size).toBe(1);
+      expect(seen.two!.size).toBe(1);
+      expect([...seen.one!][0]).not.toBe([...seen.two!][0]);
+      // Z.AI sees the conversation id too (its cache key).
+      expect(zai.messages().at(-1)!.headers['x-session-id']).toMatch(/^(one|two)$/);
+    } finally {
+      await p.stop();
+    }
+  });
+
+  test('every account limited: waits when the reset is within MAX_WAIT_SEC, then serves', async () => {
+    const p = await startProxy({ MAX_WAIT_SEC: '5' });
+    try {
+      for (const k of KEYS) zai.setMode({ kind: 'http429', retryAfter: 1 }, { key: k, times: 1 });
+      const t0 = Date.now();
+      const r = await ask(p, 'glm-4.5-air');
+      expect(r.status).toBe(200);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(1000);
+    } finally {
+      await p.stop();
+    }
+  });
+
+  test('every account limited past MAX_WAIT_SEC: 429 naming RESOURCE_EXHAUSTED, retry-after, x-should-retry false, and no more upstream calls', async () => {
+    const p = await startProxy({ MAX_WAIT_SEC: '5' });
+    try {
+      for (const k of KEYS) zai.setMode({ kind: 'http429', retryAfter: 600 }, { key: k, times: 1 });
+      const r = await ask(p, 'glm-4.5-air');
+      expect(r.status).toBe(429);
+      expect(r.headers.get('x-should-retry')).toBe('false');
+      expect(Number(r.headers.get('retry-after'))).toBeGreaterThan(590);
+      const err = (r.body as { error: { type: string; message: string } }).error;
+      expect(err.type).toBe('rate_limit_error');
+      expect(err.message).toContain('RESOURCE_EXHAUSTED');
+      expect(err.message).toMatch(/Next available: \d{4}-\d{2}-\d{2}T/);
+      const mark = zai.messages().length;
+      const again = await ask(p, 'glm-4.5-air');
+      expect(again.status).toBe(429);
+      expect(zai.messages().length).toBe(mark);
+    } finally {
+      await p.stop();
+    }
+  });
+
+  test('fallback serves the mapped model and says so; a request can refuse it', async () => {
+    const p = await startProxy({ MAX_WAIT_SEC: '2', ENABLE_FALLBACK: 'true' });
+    try {
+      for (const k of KEYS) zai.setMode({ kind: 'http429', retryAfter: 600 }, { key: k, times: 1 });
+      const r = await ask(p, 'glm-5.1');
+      expect(r.status).toBe(200);
+      expect(r.fallbackFrom).toBe('glm-5.1');
+      expect(r.upstream).toBe('glm-4.7');
+      expect((zai.messages().at(-1)!.body as { model: string }).model).toBe('glm-4.7');
+      expect(r.body.model).toBe('glm-5.1');
+      const refused = await ask(p, 'glm-5.1', { headers: { 'x-proxy-no-fallback': '1' } });
+      expect(refused.status).toBe(429);
+      expect(refused.fallbackFrom).toBeNull();
+    } finally {
+      await p.stop();
+    }
+  });
+
+  test('64 concurrent requests while accounts are edited lose no update', async () => {
+    const p = await startProxy();
+    const cli = openDatabase(`${p.dir}/proxy.db`);
+    try {
+      zai.setMode({ kind: 'http429', retryAfter: 300 }, { key: KEYS[0] });
+      const requests = Array.from({ length: 64 }, (_, i) => ask(p, i % 2 ? 'glm-4.6' : 'glm-4.7', { stream: i % 3 === 0 }));
+      const edits = (async () => {
+        for (let i = 0; i < 5; i++) {
+          upsertAccount(cli, { provider: 'zai', label: `extra-${i}`, credentials: { kind: 'api_key', apiKey: KEYS[1 + (i % 2)]! } });
+          await Bun.sleep(1);
+        }
+        updateAccount(cli, idOf(p, 'c'), { status: 'disabled', statusReason: 'disabled by user' });
+        updateAccount(cli, idOf(p, 'b'), { meta: { note: 'edited by the CLI' } });
+      })();
+      const replies = await Promise.all(requests);
+      await edits;
+      expect(replies.map((r) => r.status)).toEqual(Array(64).fill(200));
+      // The server's own writes (limits, last use, plan from the quota call) and the CLI's all stand.
+      await p.routing.quota.pollAll();
+      p.routing.pool.stop();
+      const accounts = listAccounts(cli);
+      expect(accounts.filter((a) => a.label.startsWith('extra-')).map((a) => a.status)).toEqual(Array(5).fill('active'));
+      expect(findAccount(cli, 'c')!.status).toBe('disabled');
+      expect(findAccount(cli, 'b')!.meta).toMatchObject({ note: 'edited by the CLI', plan: 'pro' });
+      // Every limit the server acted on is on record, as it believed it.
+      const onRecord = listLimits(cli).map((l) => `${l.accountId}/${l.model}/${l.resetAt}`).sort();
+      const believed = p.routing.pool
+        .state()
+        .flatMap((s) => s.limits.map((l) => `${l.accountId}/${l.model}/${l.resetAt}`))
+        .sort();
+      expect(onRecord).toEqual(believed);
+      expect(listLimits(cli).filter((l) => l.accountId === idOf(p, 'a')).length).toBeGreaterThan(0);
+      expect(findAccount(cli, 'a')!.lastUsedAt).not.toBeNull();
+    } finally {
+      cli.close();
+      await p.stop();
+    }
+  });
+
+  test('/health, /account-limits (JSON and table) and /v1/models show the pool state', async () => {
+    const p = await startProxy();
+    try {
+      zai.setMode({ kind: 'http429', retryAfter: 120 }, { key: KEYS[0], times: 1 });
+      await ask(p, 'glm-4.7');
+      const open = (await (await fetch(`${p.url}/health`)).json()) as Record<string, unknown>;
+      expect(open.status).toBe('ok');
+      expect(open.accountDetails).toBeUndefined();
+      const auth = { 'x-api-key': PROXY_KEY };
+      const detailed = (await (await fetch(`${p.url}/health`, { headers: auth })).json()) as { accountDetails: Array<Record<string, unknown>> };
+      const a = detailed.accountDetails.find((x) => x.label === 'a')!;
+      expect(a.state).toBe('partly_limited');
+      expect((a.quota as unknown[]).length).toBeGreaterThan(0);
+      const limits = (await (await fetch(`${p.url}/account-limits`, { headers: auth })).json()) as { accounts: Array<{ label: string; limits: unknown[] }> };
+      expect(limits.accounts.find((x) => x.label === 'a')!.limits).toHaveLength(1);
+      const table = await (await fetch(`${p.url}/account-limits?format=table`, { headers: auth })).text();
+      expect(table).toMatch(/^ACCOUNT\s+PROVIDER\s+STATE/);
+      expect(table).toMatch(/\na\s+zai\s+partly_limited\s+.*glm-4\.7 rate_limited/);
+      const models = (await (await fetch(`${p.url}/v1/models?limit=100`, { headers: auth })).json()) as { data: Array<Record<string, unknown>> };
+      const glm = models.data.find((m) => m.id === 'glm-4.7')!;
+      expect(glm.quota).toBeDefined();
+      expect(models.data[0]!.id).toMatch(/^claude-/);
+      const metrics = await (await fetch(`${p.url}/metrics`, { headers: auth })).text();
+      expect(metrics).toContain('mcp_upstream_rate_limited_total');
+      expect(metrics).toContain('mcp_failovers_total');
+      expect(metrics).toMatch(/mcp_quota_remaining_ratio\{account="a"/);
+    } finally {
+      await p.stop();
+    }
+  });
+});
+
+describe('mcp serve with three accounts', () => {
+  test('a restart keeps limits; CLI disable/enable reaches the running server within 2 s', async () => {
+    const dir = tempDir('mcp-pool-serve-');
+    const env = mcpEnv(dir, { PROXY_API_KEY: PROXY_KEY, ...zaiEnv(zai) });
+    for (let i = 0; i < 3; i++) {
+      const add = await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', KEYS[i]!, '--label', LABELS[i]!], { env });
+      expect(add.code).toBe(0);
+    }
+    const db = openDatabase(`${dir}/proxy.db`);
+    const ids = Object.fromEntries(listAccounts(db).map((a) => [a.label, a.id]));
+    db.close();
+    const proxyOf = (url: string) => ({ url }) as Proxy;
+
+    let server = await startServe({ env });
+    try {
+      zai.setMode({ kind: 'http429', retryAfter: 3600 }, { key: KEYS[0], times: 1 });
+      const r = await ask(proxyOf(server.url), 'glm-5');
+      expect(r.status).toBe(200);
+      expect(r.account).not.toBe(ids.a);
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+
+    server = await startServe({ env });
+    try {
+      const limits = (await (await fetch(`${server.url}/account-limits`, { headers: { 'x-api-key': PROXY_KEY } })).json()) as {
+        accounts: Array<{ label: string; limits: Array<{ model: string; resetInSec: number }> }>;
+      };
+      const a = limits.accounts.find((x) => x.label === 'a')!;
+      expect(a.limits).toHaveLength(1);
+      expect(a.limits[0]!.model).toBe('glm-5');
+      expect(a.limits[0]!.resetInSec).toBeGreaterThan(3500);
+      const mark = zai.messages().length;
+      for (let i = 0; i < 4; i++) expect((await ask(proxyOf(server.url), 'glm-5')).status).toBe(200);
+      expect(keysFor('glm-5', mark)).not.toContain(KEYS[0]);
+
+      // Disable b and c from the CLI: the running server sends everything to a within 2 s.
+      for (const l of ['b', 'c']) expect((await runMcp(['accounts', 'disable', l], { env })).code).toBe(0);
+      const t0 = Date.now();
+      await waitFor(async () => (await ask(proxyOf(server.url), 'glm-4.7')).account === ids.a, 2500, 'traffic on a only');
+      expect(Date.now() - t0).toBeLessThan(2500);
+      const list = await runMcp(['accounts', 'list'], { env });
+      expect(list.stdout).toMatch(/\bb\s+zai\s+disabled/);
+      expect((await runMcp(['accounts', 'enable', 'b'], { env })).code).toBe(0);
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+  }, 60_000);
+});
