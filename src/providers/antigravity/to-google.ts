@@ -301,11 +301,18 @@ function modelParts(blocks: Block[], family: ModelFamily, signatures: SignatureS
   const body: Part[] = [];
   const calls: Part[] = [];
   let firstCallSigned: boolean | null = null;
+  let geminiThoughtSignature: string | null = null;
   for (const b of blocks) {
     switch (b.type) {
       case 'thinking': {
         const sig = signatureOf(b);
         if (!sig) break;
+        if (family === 'gemini') {
+          // Gemini signed the first visible part after its thoughts, and the official client replays it
+          // there without the thought text ("part-split", §7.5): do the same.
+          geminiThoughtSignature = sig;
+          break;
+        }
         // An empty thought still carries its signature ([CPA] carrier part).
         thoughts.push({ text: typeof b.thinking === 'string' ? b.thinking : '', thought: true, thoughtSignature: sig });
         break;
@@ -330,6 +337,10 @@ function modelParts(blocks: Block[], family: ModelFamily, signatures: SignatureS
         if (p) body.push(p);
       }
     }
+  }
+  if (geminiThoughtSignature) {
+    const carrier = body[0] ?? calls[0];
+    if (carrier && (!carrier.thoughtSignature || carrier.thoughtSignature === SKIP_SIGNATURE)) carrier.thoughtSignature = geminiThoughtSignature;
   }
   return [...thoughts, ...body, ...calls];
 }

@@ -157,6 +157,18 @@ describe('Gemini tool loop', () => {
   });
 });
 
+describe('Gemini text turn', () => {
+  test('the signature Gemini put on its first text part goes back on that part', async () => {
+    const store = createSignatureStore();
+    const msg = await respond('gemini-text-signature.sse', 'gemini', store);
+    const req = { ...turn1, messages: [...turn1.messages, { role: 'assistant', content: msg.content }, { role: 'user', content: 'thanks' }] } as MessagesRequest;
+    const env = toGoogle(req, 'gemini-3-pro-high', store);
+    expect(env.request.contents[1]).toEqual({ role: 'model', parts: [{ text: 'Hello there!', thoughtSignature: sigs.gemini }] });
+    // The same history sent to Claude carries no Gemini signature at all.
+    expect(JSON.stringify(toGoogle(req, 'claude-opus-4-6-thinking', store))).not.toContain(sigs.gemini);
+  });
+});
+
 describe('interrupted calls', () => {
   test('a call the user interrupted gets an error result so the history stays valid', () => {
     const req = {

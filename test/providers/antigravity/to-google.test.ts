@@ -359,7 +359,7 @@ describe('signatures in history (§7.3, §7.5, §7.7)', () => {
     expect(JSON.stringify(env)).not.toContain(sig);
   });
 
-  test('gemini target replays a gemini-signed thinking block; unsigned and redacted thinking are dropped', () => {
+  test('gemini target replays a gemini thinking signature on the first visible part, without thought text; unsigned and redacted thinking are dropped', () => {
     const store = createSignatureStore();
     store.rememberThinking(GEMINI_SIG, 'gemini');
     const env = translate(
@@ -382,7 +382,7 @@ describe('signatures in history (§7.3, §7.5, §7.7)', () => {
       'gemini-3-pro-high',
       store,
     );
-    expect(env.request.contents[1].parts).toEqual([{ text: 'signed', thought: true, thoughtSignature: GEMINI_SIG }, { text: 'A.' }]);
+    expect(env.request.contents[1].parts).toEqual([{ text: 'A.', thoughtSignature: GEMINI_SIG }]);
   });
 
   const geminiLoop = (ids: string[]) => ({
