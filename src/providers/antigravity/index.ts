@@ -47,6 +47,16 @@ function abortable(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
+/** Waits for `p` unless the signal fires first (the work behind `p` carries on for other waiters). */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new UpstreamError('transient', 'request aborted by the client'));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new UpstreamError('transient', 'request aborted by the client'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
 /** A stable per-conversation session id in agy's shape (signed decimal int64) for Google's prompt cache. */
 export function sessionIdFor(accountId: string, sessionKey: string): string {
   const digest = new Bun.CryptoHasher('sha256').update(`${accountId}\u0000${sessionKey}`).digest();
@@ -63,15 +73,18 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
   const catalog = new Map<string, { at: number; body: Record<string, unknown> }>();
   const emptyBackoff = opts.emptyBackoffMs ?? EMPTY_BACKOFF_MS;
 
-  /** The account's project: memory, then account.meta, then discovery (persisted; single-flight). */
-  function projectFor(account: Account, token: string, signal?: AbortSignal): Promise<string> {
+  /**
+   * The account's project: memory, then account.meta, then discovery (persisted; single-flight).
+   * Discovery runs without the caller's signal: it serves every waiter (each may stop waiting).
+   */
+  function projectFor(account: Account, token: string): Promise<string> {
     const known = projects.get(account.id) ?? (typeof account.meta.projectId === 'string' ? account.meta.projectId : null);
     if (known) return Promise.resolve(known);
     const running = discovering.get(account.id);
     if (running) return running;
     const p = (async () => {
       try {
-        const info = await discoverProject(cc, token, signal, opts.onboard);
+        const info = await discoverProject(cc, token, undefined, opts.onboard);
         projects.set(account.id, info.projectId);
         // The shared fallback is not worth persisting: a later discovery may do better.
         if (!info.fallback) deps.updateAccount(account.id, { meta: { projectId: info.projectId, tier: info.tier, tierId: info.tierId } });
@@ -97,7 +110,7 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
 
   async function fetchCatalog(account: Account, signal?: AbortSignal): Promise<Record<string, unknown>> {
     const body = await withToken(account, signal, async (token) => {
-      const project = await projectFor(account, token, signal);
+      const project = await (signal ? untilAborted(projectFor(account, token), signal) : projectFor(account, token));
       return postJson(cc, 'fetchAvailableModels', { project }, token, signal);
     });
     catalog.set(account.id, { at: deps.now(), body });
@@ -110,8 +123,20 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
     let authRetried = false;
     let emptyLeft = EMPTY_RETRIES;
     for (let attempt = 0; ; attempt++) {
-      const token = await tokens.get(account, ctx.signal);
-      const projectId = await projectFor(account, token, ctx.signal);
+      let token: string;
+      let projectId: string;
+      try {
+        token = await tokens.get(account, ctx.signal);
+        projectId = await untilAborted(projectFor(account, token), ctx.signal);
+      } catch (err) {
+        // A token that passed the cache check but was refused during discovery: same single retry.
+        if (err instanceof UpstreamError && err.kind === 'auth' && !authRetried) {
+          authRetried = true;
+          await tokens.refresh(account);
+          continue;
+        }
+        throw err;
+      }
       const envelope = toGoogleRequest(req, {
         model: ctx.model,
         family,

@@ -134,7 +134,7 @@ describe('happy paths', () => {
   }
 
   const toolTurn = {
-    model: 'claude-sonnet-4-5',
+    model: 'claude-via-proxy',
     max_tokens: 8000,
     thinking: { type: 'enabled', budget_tokens: 2000 },
     tools: [{ name: 'Bash', description: 'Run a command', input_schema: { type: 'object', properties: { command: { type: 'string' } }, required: ['command'] } }],
@@ -143,7 +143,7 @@ describe('happy paths', () => {
 
   test('Claude thinking + tool call accumulates in the SDK with a signed thinking block', async () => {
     const msg = await viaSdk('claude-opus-4-6-thinking', toolTurn);
-    expect(msg.model).toBe('claude-sonnet-4-5');
+    expect(msg.model).toBe('claude-via-proxy');
     expect(msg.stop_reason).toBe('tool_use');
     expect(msg.content.map((b) => b.type)).toEqual(['thinking', 'text', 'tool_use']);
     expect((msg.content[0] as { signature: string }).signature.length).toBeGreaterThan(50);
@@ -296,6 +296,15 @@ describe('retries before the first byte', () => {
     await collect(simple('warm'), ctx({ account: a }));
     const before = fake.stats.refreshes;
     fake.expireAccessTokens();
+    const events = await collect(simple('hi'), ctx({ account: a }));
+    expect(events.at(-1)!.type).toBe('message_stop');
+    expect(fake.stats.refreshes - before).toBe(1);
+  });
+
+  test('a stored token refused during project discovery is refreshed once and the send succeeds', async () => {
+    const a = account('stale-discovery@example.com', {});
+    a.credentials = { kind: 'oauth', refreshToken: fake.refreshTokenFor('stale-discovery@example.com'), accessToken: 'ya29.unknown-to-google', expiresAt: Date.now() + 3_000_000 };
+    const before = fake.stats.refreshes;
     const events = await collect(simple('hi'), ctx({ account: a }));
     expect(events.at(-1)!.type).toBe('message_stop');
     expect(fake.stats.refreshes - before).toBe(1);
