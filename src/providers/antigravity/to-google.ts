@@ -277,21 +277,27 @@ function geminiSignature(b: Block, signatures: SignatureStore): string | null {
 
 // ---- contents -----------------------------------------------------------------------------------
 
+/** One content per turn; same-role neighbours merged (strict alternation), never an empty one. */
 function toContents(turns: Turn[], family: ModelFamily, signatures: SignatureStore): Array<{ role: string; parts: Part[] }> {
   const names = new Map<string, string>(); // tool_use id -> sanitized name, for functionResponse.name
   const contents: Array<{ role: string; parts: Part[] }> = [];
   let prevCallOrder: string[] = [];
+  const add = (role: string, parts: Part[]): void => {
+    const last = contents[contents.length - 1];
+    if (last?.role === role) last.parts.push(...parts);
+    else contents.push({ role, parts });
+  };
   for (const t of turns) {
     if (t.role === 'assistant') {
-      const parts = modelParts(t.blocks, family, signatures, names);
+      add('model', modelParts(t.blocks, family, signatures, names));
       prevCallOrder = toolUses(t).map((b) => String(b.id));
-      contents.push({ role: 'model', parts: parts.length > 0 ? parts : [{ text: '.' }] });
     } else {
-      const parts = userParts(t.blocks, prevCallOrder, names, signatures);
+      add('user', userParts(t.blocks, prevCallOrder, names, signatures));
       prevCallOrder = [];
-      contents.push({ role: 'user', parts: parts.length > 0 ? parts : [{ text: '.' }] });
     }
   }
+  // Claude rejects empty turns; a lone "." keeps the alternation without saying anything.
+  for (const c of contents) if (c.parts.length === 0) c.parts.push({ text: '.' });
   return contents;
 }
 

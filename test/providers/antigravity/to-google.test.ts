@@ -185,6 +185,31 @@ describe('content blocks (§7.1–§7.4)', () => {
     });
   });
 
+  test('same-role neighbours (left by folded system messages) are merged into one content', () => {
+    const env = translate({
+      messages: [
+        { role: 'user', content: 'first' },
+        { role: 'system', content: 'rules' },
+        { role: 'user', content: [{ type: 'text', text: 'second' }] },
+        { role: 'assistant', content: 'a' },
+        { role: 'assistant', content: [{ type: 'text', text: '' }] },
+        { role: 'user', content: 'third' },
+      ],
+      thinking: { type: 'disabled' },
+    });
+    expect(env.request.contents).toEqual([
+      { role: 'user', parts: [{ text: 'first' }, { text: 'second' }] },
+      { role: 'model', parts: [{ text: 'a' }] },
+      { role: 'user', parts: [{ text: 'third' }] },
+    ]);
+  });
+
+  test('gemini: a history that starts with the model gets a leading user turn', () => {
+    const env = translate({ messages: [{ role: 'assistant', content: 'hello' }, { role: 'user', content: 'hi' }] }, 'gemini-3-flash');
+    expect(env.request.contents[0]).toEqual({ role: 'user', parts: [{ text: '.' }] });
+    expect(env.request.contents[1].role).toBe('model');
+  });
+
   test('tool_use input that is not an object is repaired; a result without its call becomes text', () => {
     const env = translate(
       {
