@@ -24,6 +24,16 @@ export const ANTIGRAVITY_ALIASES = {
   haiku: 'gemini-3-flash',
 } as const;
 
+/**
+ * When discovery shows the default target is gone (ids move every few months), the newest served
+ * id of the same kind takes its place; the last resort is the sonnet target.
+ */
+const TIER_PATTERNS: Record<'opus' | 'sonnet' | 'haiku', RegExp[]> = {
+  opus: [/^claude-opus-.*thinking/, /^claude-opus-/],
+  sonnet: [/^claude-sonnet-/],
+  haiku: [/^gemini-[\d.]+-flash(-low)?$/, /^gemini-.*flash/, /^claude-haiku-/],
+};
+
 /** Z.AI's own answer to the bare aliases (claude-* ids go through: Z.AI maps them itself). */
 export const ZAI_ALIASES = { opus: 'glm-4.7', sonnet: 'glm-4.7', haiku: 'glm-4.5-air' } as const;
 
@@ -150,6 +160,20 @@ export function createCatalog(config: Readonly<Config>, builtin: Partial<Record<
     return null;
   }
 
+  /** The Antigravity id for a Claude Code tier: the default while it is served, else the newest alike. */
+  function antigravityTarget(tier: 'opus' | 'sonnet' | 'haiku'): string {
+    const served = modelsOf('antigravity');
+    const has = (id: string) => served.some((m) => m.id === id);
+    const want = ANTIGRAVITY_ALIASES[tier];
+    if (has(want)) return want;
+    const ids = served.map((m) => m.id).sort().reverse();
+    for (const re of TIER_PATTERNS[tier]) {
+      const hit = ids.find((id) => re.test(id));
+      if (hit) return hit;
+    }
+    return tier === 'sonnet' || !has(ANTIGRAVITY_ALIASES.sonnet) ? want : ANTIGRAVITY_ALIASES.sonnet;
+  }
+
   function route(provider: ProviderId, upstreamModel: string): Route {
     return { provider, upstreamModel, family: familyOf(upstreamModel) };
   }
@@ -186,12 +210,12 @@ export function createCatalog(config: Readonly<Config>, builtin: Partial<Record<
       // A Claude Code name that is also a real upstream id (claude-sonnet-4-6 on Antigravity) goes as is.
       const direct = servedBy(id, available);
       if (direct) return route(direct, id);
-      if (available.has('antigravity')) return route('antigravity', ANTIGRAVITY_ALIASES[tier]);
+      if (available.has('antigravity')) return route('antigravity', antigravityTarget(tier));
       if (available.has('zai')) return route('zai', id.startsWith('claude-') ? id : ZAI_ALIASES[tier]);
       return null;
     }
     if (tier && explicit === 'antigravity' && !servedBy(id, new Set(['antigravity']))) {
-      return available.has('antigravity') ? route('antigravity', ANTIGRAVITY_ALIASES[tier]) : null;
+      return available.has('antigravity') ? route('antigravity', antigravityTarget(tier)) : null;
     }
     return routeUpstream(id, available, explicit);
   }

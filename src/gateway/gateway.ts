@@ -291,6 +291,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
       }
       pool.report(lease, { kind: 'success' });
       metrics.firstEventLatency({ provider: route.provider }, (performance.now() - t0) / 1000);
+      // A client gone before the server first pulls never runs the generator's finally: end the lease here too.
+      req.signal.addEventListener('abort', () => lease.release(), { once: true });
       return {
         events: follow(first.value, it, lease, req.signal, req.body.model),
         accountId: lease.account.id,

@@ -67,6 +67,19 @@ describe('resolve', () => {
     expect(c.resolve('claude-opus-4-7-thinking', BOTH)).toMatchObject({ provider: 'antigravity', upstreamModel: 'claude-opus-4-7-thinking' });
   });
 
+  test('when discovery no longer lists a default target, the newest id of the same kind takes its place', () => {
+    const c = catalog();
+    c.setDiscovered('acc_1', 'antigravity', [
+      { id: 'claude-opus-4-7-thinking', displayName: 'Opus 4.7', family: 'claude' },
+      { id: 'claude-sonnet-4-7', displayName: 'Sonnet 4.7', family: 'claude' },
+      { id: 'gemini-3.8-flash-low', displayName: 'Flash', family: 'gemini' },
+      { id: 'gemini-3.9-flash-low', displayName: 'Flash', family: 'gemini' },
+    ]);
+    expect(c.resolve('claude-opus-4-8', AG)!.upstreamModel).toBe('claude-opus-4-7-thinking');
+    expect(c.resolve('sonnet', AG)!.upstreamModel).toBe('claude-sonnet-4-7');
+    expect(c.resolve('claude-haiku-4-5', AG)!.upstreamModel).toBe('gemini-3.9-flash-low');
+  });
+
   test('families follow the upstream model', () => {
     const c = catalog();
     expect(c.resolve('claude-haiku-4-5', AG)!.family).toBe('gemini');

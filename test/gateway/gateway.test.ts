@@ -408,3 +408,13 @@ function fakeLease(r: ReturnType<typeof rig>, label: string, model: string) {
   const account = r.accounts.find((a) => a.label === label)!;
   return { account, provider: 'zai' as const, model, sticky: false, soft: false, release() {} };
 }
+
+test('a client gone before the stream is read still ends the lease', async () => {
+  const r = rig({ labels: ['a'] });
+  const ac = new AbortController();
+  const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'), {}, ac.signal));
+  expect(r.routing.pool.inFlight(d.accountId)).toBe(1);
+  ac.abort();
+  await (d.events as AsyncGenerator).return?.(undefined);
+  expect(r.routing.pool.inFlight(d.accountId)).toBe(0);
+});
