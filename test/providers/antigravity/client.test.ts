@@ -196,6 +196,28 @@ describe('JSON RPCs', () => {
   });
 });
 
+describe('the fake itself', () => {
+  test('generateContent answers one merged response', async () => {
+    const body = await postJson(cc, 'generateContent', JSON.parse(envelope('claude-sonnet-4-6', 'hi', true)), token);
+    const parts = (body.response as { candidates: Array<{ content: { parts: Array<Record<string, unknown>> } }> }).candidates[0]!.content.parts;
+    expect(parts[0]!.thought).toBe(true);
+    expect(typeof parts[0]!.thoughtSignature).toBe('string');
+    expect(parts[1]!.text).toBe('Hello from the fake Antigravity.');
+  });
+
+  test('record:false keeps nothing but still counts', async () => {
+    const quiet = startFakeGoogle({ record: false });
+    try {
+      const t = (await refreshAccessToken({ ...cfg, tokenUrl: quiet.tokenUrl }, quiet.refreshTokenFor('q@example.com'))).accessToken;
+      await postJson({ ...cc, endpoints: quiet.endpoints }, 'loadCodeAssist', {}, t);
+      expect(quiet.requests.length).toBe(0);
+      expect(quiet.stats.refreshes).toBe(1);
+    } finally {
+      await quiet.stop();
+    }
+  });
+});
+
 describe('pickError', () => {
   test('prefers a limit over a transient failure and the soonest of two limits', () => {
     const t = new UpstreamError('transient', 'x');
