@@ -452,3 +452,44 @@ describe('signatures in history (§7.3, §7.5, §7.7)', () => {
     expect(JSON.stringify(env)).not.toContain(SKIP_SIGNATURE);
   });
 });
+
+describe('thinking recovery for Claude (§7.8)', () => {
+  const loop = (assistant: Json[]) => ({
+    messages: [
+      { role: 'user', content: 'go' },
+      { role: 'assistant', content: assistant },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_vrtx_A', content: 'ok' }] },
+    ],
+    thinking: { type: 'adaptive' },
+  });
+  const call = { type: 'tool_use', id: 'toolu_vrtx_A', name: 'Bash', input: { command: 'ls' } };
+  const closing = [
+    { role: 'model', parts: [{ text: '[Tool execution completed.]' }] },
+    { role: 'user', parts: [{ text: '[Continue]' }] },
+  ];
+
+  test('a turn whose thinking had to be dropped (signature Claude cannot verify) closes the loop', () => {
+    const env = translate(loop([{ type: 'thinking', thinking: 't', signature: 'ZmFrZS1zaWduYXR1cmUtZm9yLXJlc2VhcmNo787cbb9ba2e11d2c' }, call]));
+    expect(env.request.contents.slice(3)).toEqual(closing);
+  });
+
+  test('a Claude turn that kept its signed thinking continues the loop untouched', () => {
+    const env = translate(loop([{ type: 'thinking', thinking: 't', signature: CLAUDE_SIG }, call]));
+    expect(env.request.contents).toHaveLength(3);
+  });
+
+  test('a Claude turn that simply did not think continues the loop untouched', () => {
+    expect(translate(loop([call])).request.contents).toHaveLength(3);
+  });
+
+  test('no recovery when thinking is off', () => {
+    const r = { ...loop([{ type: 'thinking', thinking: 't', signature: 'ZmFrZS1zaWduYXR1cmUtZm9yLXJlc2VhcmNo787cbb9ba2e11d2c' }, call]), thinking: { type: 'disabled' } };
+    expect(translate(r).request.contents).toHaveLength(3);
+  });
+
+  test('calls made by Gemini earlier in the conversation close the loop for Claude', () => {
+    const store = createSignatureStore();
+    store.rememberToolCall('toolu_vrtx_A', { name: 'Bash', signature: GEMINI_SIG, family: 'gemini' });
+    expect(translate(loop([call]), 'claude-opus-4-6-thinking', store).request.contents.slice(3)).toEqual(closing);
+  });
+});
