@@ -225,6 +225,7 @@ export async function openGenerateStream(
         return;
       }
       let buf = '';
+      let scanned = 0;
       for (;;) {
         let chunk: { done: boolean; value?: Uint8Array };
         try {
@@ -238,7 +239,8 @@ export async function openGenerateStream(
           buf += decoder.decode();
         } else buf += decoder.decode(chunk.value, { stream: true });
         let start = 0;
-        for (let i = 0; i < buf.length; i++) {
+        // Only the new text can hold a line end: long signature lines arrive over many reads.
+        for (let i = scanned; i < buf.length; i++) {
           const c = buf.charCodeAt(i);
           if (c === NL || c === CR) {
             yield* emit(buf.slice(start, i));
@@ -246,6 +248,7 @@ export async function openGenerateStream(
           }
         }
         buf = buf.slice(start);
+        scanned = buf.length;
         if (chunk.done) {
           // A last line without a newline.
           if (buf) yield* emit(buf);

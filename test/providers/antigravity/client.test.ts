@@ -177,6 +177,40 @@ describe('streamed generation', () => {
   });
 });
 
+describe('SSE framing', () => {
+  test('lines split across many small reads, CRLF ends and a last line without newline are all read', async () => {
+    const long = 'R'.repeat(20_000);
+    const text = `data: {"response":{"n":1,"sig":"${long}"}}\r\n\r\n: comment\n\ndata: {"response":{"n":2}}\n\ndata: {"response":{"n":3}}`;
+    const bytes = new TextEncoder().encode(text);
+    const server = Bun.serve({
+      port: 0,
+      hostname: '127.0.0.1',
+      fetch: () =>
+        new Response(
+          new ReadableStream({
+            async start(c) {
+              for (let i = 0; i < bytes.length; i += 997) {
+                c.enqueue(bytes.slice(i, i + 997));
+                if (i % 9970 === 0) await Bun.sleep(1);
+              }
+              c.close();
+            },
+          }),
+          { headers: { 'content-type': 'text/event-stream' } },
+        ),
+    });
+    try {
+      const s = await openGenerateStream({ ...cc, endpoints: [`http://127.0.0.1:${server.port}`], idleTimeoutMs: 2000 }, '{}', 't', new AbortController().signal);
+      const got: Array<{ response: { n: number; sig?: string } }> = [];
+      for await (const c of s.chunks) got.push(c as { response: { n: number; sig?: string } });
+      expect(got.map((c) => c.response.n)).toEqual([1, 2, 3]);
+      expect(got[0]!.response.sig!.length).toBe(20_000);
+    } finally {
+      await server.stop(true);
+    }
+  });
+});
+
 describe('JSON RPCs', () => {
   test('postJson returns the parsed answer', async () => {
     const body = await postJson(cc, 'loadCodeAssist', { metadata: { ideType: 'ANTIGRAVITY' } }, token);
