@@ -1,0 +1,117 @@
+import { afterEach, expect, test } from 'bun:test';
+import { createRouting } from '../../src/gateway/index.ts';
+import { textTable } from '../../src/gateway/ops.ts';
+import { UpstreamError } from '../../src/providers/provider.ts';
+import { findAccount } from '../../src/store/accounts.ts';
+import { cleanupDbs, dispatchReq, drain, request, rig, scriptedProvider, T0, tempDb, testConfig } from './helpers.ts';
+
+afterEach(cleanupDbs);
+
+function limitA(r: ReturnType<typeof rig>, model: string, resetAt: number) {
+  const account = r.accounts[0]!;
+  r.routing.pool.report(
+    { account, provider: 'zai', model, sticky: false, soft: false, release() {} },
+    { kind: 'error', error: new UpstreamError('rate_limited', 'slow down', { resetAt }) },
+  );
+}
+
+test('health without the key: status and counts only', () => {
+  const r = rig();
+  limitA(r, 'glm-4.7', T0 + 60_000);
+  const h = r.routing.ops.health(false);
+  expect(h.status).toBe('ok');
+  expect(h.accounts).toEqual({ total: 3, ok: 2, limited: 0, partly_limited: 1, invalid: 0, disabled: 0 });
+  expect(h.accountDetails).toBeUndefined();
+  expect(JSON.stringify(h)).not.toContain('key-a');
+});
+
+test('health with the key: per-account state, limits and quota, never a credential', () => {
+  const r = rig();
+  limitA(r, 'glm-4.7', T0 + 60_000);
+  r.routing.pool.setQuotas(r.accounts[1]!.id, [{ model: '*', remainingFraction: 0.42, resetAt: T0 + 3_600_000, window: '5h' }]);
+  const h = r.routing.ops.health(true) as { accountDetails: Array<Record<string, unknown>> };
+  const [a, b] = h.accountDetails;
+  expect(a).toMatchObject({ label: 'a', state: 'partly_limited', status: 'active' });
+  expect(a!.limits).toEqual([
+    { model: 'glm-4.7', kind: 'rate_limited', resetAt: new Date(T0 + 60_000).toISOString(), resetInSec: 60, reason: 'slow down' },
+  ]);
+  expect(b!.quota).toEqual([
+    { model: '*', window: '5h', remaining: '42%', remainingFraction: 0.42, resetAt: new Date(T0 + 3_600_000).toISOString(), fetchedAt: new Date(T0).toISOString() },
+  ]);
+  expect(JSON.stringify(h)).not.toContain('key-');
+});
+
+test('health says unavailable when no account can serve, no_accounts when there are none', () => {
+  const r = rig({ labels: ['a'] });
+  r.routing.pool.markInvalid(r.accounts[0]!.id, 'revoked');
+  expect(r.routing.ops.health(false).status).toBe('unavailable');
+  const { db } = tempDb();
+  const empty = createRouting({ db, config: testConfig(), providers: { zai: scriptedProvider('zai') }, now: () => T0 });
+  expect(empty.ops.health(false).status).toBe('no_accounts');
+});
+
+test('an account-wide limit makes the account "limited"', () => {
+  const r = rig({ labels: ['a', 'b'] });
+  limitA(r, '*', T0 + 1000);
+  const h = r.routing.ops.health(false);
+  expect(h.status).toBe('degraded');
+  expect((h.accounts as Record<string, number>).limited).toBe(1);
+});
+
+test('account limits as an aligned text table', () => {
+  const r = rig();
+  limitA(r, 'glm-4.7', T0 + 90_000);
+  r.routing.pool.setQuotas(r.accounts[1]!.id, [{ model: '*', remainingFraction: 0.5, resetAt: null, window: 'weekly' }]);
+  const lines = r.routing.ops.accountLimitsTable().trimEnd().split('\n');
+  expect(lines[0]).toMatch(/^ACCOUNT\s+PROVIDER\s+STATE\s+REASON\s+IN FLIGHT\s+LIMITS \(reset in\)\s+QUOTA LEFT$/);
+  expect(lines[1]).toMatch(/^a\s+zai\s+partly_limited\s+-\s+0\s+glm-4\.7 rate_limited 1m30s\s+-$/);
+  expect(lines[2]).toMatch(/^b\s+zai\s+ok\s+-\s+0\s+-\s+weekly 50%$/);
+  const col = lines[0]!.indexOf('STATE');
+  expect(lines.slice(1).every((l) => l.slice(col).match(/^\S/))).toBe(true);
+});
+
+test('account limits as JSON', () => {
+  const r = rig();
+  limitA(r, 'glm-4.7', T0 + 90_000);
+  const j = r.routing.ops.accountLimits() as { accounts: Array<{ label: string; limits: unknown[] }>; summary: { total: number } };
+  expect(j.summary.total).toBe(3);
+  expect(j.accounts.map((a) => a.limits.length)).toEqual([1, 0, 0]);
+});
+
+test('refresh asks the provider for every account or for one; a refresh refused marks it invalid', async () => {
+  const r = rig();
+  const all = await r.routing.ops.refresh();
+  expect(r.zai.refreshes.sort()).toEqual(['a', 'b', 'c']);
+  expect(all.ok).toBe(true);
+  r.zai.refreshes.length = 0;
+  r.zai.refreshFails.add('b');
+  const one = await r.routing.ops.refresh('b');
+  expect(r.zai.refreshes).toEqual(['b']);
+  expect(one.ok).toBe(false);
+  expect(findAccount(r.db, 'b')!.status).toBe('invalid');
+  const none = await r.routing.ops.refresh('nope');
+  expect(none.ok).toBe(false);
+});
+
+test('metrics count 429s, failovers, fallbacks and expose quota, states and active streams', async () => {
+  const r = rig({ labels: ['a', 'b'], config: { fallback: true, maxWaitSec: 1 } });
+  r.zai.answer = (c, n) => (c.label === 'a' && n === 1 ? { error: new UpstreamError('rate_limited', 'x', { status: 429, resetAt: T0 + 5000 }) } : {});
+  await drain(await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+  r.routing.pool.setQuotas(r.accounts[1]!.id, [{ model: '*', remainingFraction: 0.25, resetAt: null, window: '5h' }]);
+  const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.6', { messages: [{ role: 'user', content: 'm' }] })));
+  const it = d.events[Symbol.asyncIterator]();
+  await it.next();
+  const text = r.routing.ops.metrics();
+  expect(text).toMatch(/mcp_upstream_rate_limited_total\{[^}]*model="glm-4.7"[^}]*\} \d+/);
+  expect(text).toMatch(/mcp_failovers_total\{[^}]*kind="rate_limited"[^}]*\} \d+/);
+  expect(text).toMatch(/mcp_quota_remaining_ratio\{account="b",model="\*",window="5h"\} 0.25/);
+  expect(text).toMatch(/mcp_accounts\{provider="zai",state="partly_limited"\} 1/);
+  expect(text).toMatch(/mcp_active_streams 1/);
+  expect(text).toContain('mcp_upstream_first_event_seconds_bucket');
+  while (!(await it.next()).done);
+  await r.routing.stop();
+});
+
+test('textTable pads columns to the widest cell', () => {
+  expect(textTable(['A', 'BB'], [['xxx', 'y'], ['z', 'wwww']])).toBe('A    BB\nxxx  y\nz    wwww\n');
+});

@@ -1,0 +1,110 @@
+import { afterEach, expect, test } from 'bun:test';
+import { createRouting } from '../../src/gateway/index.ts';
+import { UpstreamError } from '../../src/providers/provider.ts';
+import { findAccount } from '../../src/store/accounts.ts';
+import { openDatabase } from '../../src/store/db.ts';
+import { listQuotas } from '../../src/store/limits.ts';
+import { addZai, cleanupDbs, dispatchReq, drain, request, scriptedProvider, T0, tempDb, testConfig } from './helpers.ts';
+
+afterEach(cleanupDbs);
+
+function setup() {
+  const { db, path } = tempDb();
+  addZai(db, 'a', T0);
+  addZai(db, 'b', T0 + 1);
+  const zai = scriptedProvider('zai', ['glm-4.7', 'glm-9-secret']);
+  zai.quotas.set('a', [{ model: '*', remainingFraction: 0.5, resetAt: T0 + 1000, window: '5h' }]);
+  zai.quotas.set('b', [{ model: '*', remainingFraction: 0.8, resetAt: null, window: '5h' }]);
+  let quotaCalls: string[] = [];
+  const quota = zai.quota.bind(zai);
+  zai.quota = async (account, signal) => {
+    quotaCalls.push(account.label);
+    return quota(account, signal);
+  };
+  const routing = createRouting({ db, config: testConfig(), providers: { zai }, now: () => T0 });
+  return { db, path, zai, routing, calls: () => quotaCalls, reset: () => (quotaCalls = []) };
+}
+
+test('at start every active account is polled and its quota stored; discovered models join the catalog', async () => {
+  const s = setup();
+  await s.routing.start();
+  try {
+    await s.routing.quota.pollAll();
+    expect(s.calls().sort()).toEqual(['a', 'b']);
+    const q = listQuotas(s.db);
+    expect(q.map((r) => `${r.window}:${r.remainingFraction}`).sort()).toEqual(['5h:0.5', '5h:0.8']);
+    expect(s.routing.gateway.listModels().map((m) => m.id)).toContain('glm-9-secret');
+  } finally {
+    await s.routing.stop();
+  }
+});
+
+test('a 429 triggers a quota re-read of that account (at most once per few seconds)', async () => {
+  const s = setup();
+  await s.routing.start();
+  try {
+    await s.routing.quota.pollAll();
+    s.reset();
+    s.zai.answer = (c, n) => (c.label === 'a' && n === 1 ? { error: new UpstreamError('rate_limited', 'x', { resetAt: T0 + 5000 }) } : {});
+    await drain(await s.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+    await Bun.sleep(10);
+    expect(s.calls()).toEqual(['a']);
+    s.routing.quota.afterRateLimit(s.routing.pool.accounts()[0]!.id);
+    await Bun.sleep(10);
+    expect(s.calls()).toEqual(['a']);
+  } finally {
+    await s.routing.stop();
+  }
+});
+
+test('an account added by the CLI while running is polled right away', async () => {
+  const s = setup();
+  s.zai.quotas.set('late', [{ model: '*', remainingFraction: 0.3, resetAt: null, window: '5h' }]);
+  await s.routing.start();
+  try {
+    await s.routing.quota.pollAll();
+    s.reset();
+    const cli = openDatabase(s.path);
+    addZai(cli, 'late', T0 + 5);
+    cli.close();
+    s.routing.pool.sync();
+    await Bun.sleep(20);
+    expect(s.calls()).toEqual(['late']);
+    const late = findAccount(s.db, 'late')!;
+    expect(listQuotas(s.db).filter((q) => q.accountId === late.id)[0]!.remainingFraction).toBe(0.3);
+  } finally {
+    await s.routing.stop();
+  }
+});
+
+test('a quota answer saying the account cannot serve marks it invalid', async () => {
+  const s = setup();
+  s.zai.quota = async (account) => {
+    if (account.label === 'a') throw new UpstreamError('invalid_account', 'Z.AI quota: no coding plan', { scope: 'account' });
+    return [];
+  };
+  await s.routing.start();
+  try {
+    await s.routing.quota.pollAll();
+    expect(findAccount(s.db, 'a')!.status).toBe('invalid');
+    expect(findAccount(s.db, 'a')!.statusReason).toContain('no coding plan');
+    expect(findAccount(s.db, 'b')!.status).toBe('active');
+  } finally {
+    await s.routing.stop();
+  }
+});
+
+test('a failing quota call keeps the last known quota', async () => {
+  const s = setup();
+  await s.routing.start();
+  try {
+    await s.routing.quota.pollAll();
+    s.zai.quota = async () => {
+      throw new UpstreamError('transient', 'down');
+    };
+    await s.routing.quota.pollAll();
+    expect(listQuotas(s.db)).toHaveLength(2);
+  } finally {
+    await s.routing.stop();
+  }
+});
