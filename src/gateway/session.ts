@@ -34,12 +34,17 @@ function firstUserText(body: MessagesRequest): string {
   return out;
 }
 
-/** The conversation's key; `headers` are lower-case. Never empty. */
+/**
+ * The conversation's key; `headers` are lower-case. Never empty. A sub-agent (Claude Code's
+ * x-claude-code-agent-id) is a conversation of its own, so parallel sub-agents spread over the pool
+ * while each keeps its account (and its cache).
+ */
 export function sessionKeyOf(body: MessagesRequest, headers: Record<string, string>): string {
   const header = headers['x-claude-code-session-id'];
   const meta = (body as { metadata?: { user_id?: unknown } }).metadata;
   const id = fromUserId(meta?.user_id) ?? (header ? header.trim() : null);
-  if (id) return id;
+  const agent = headers['x-claude-code-agent-id']?.trim();
+  if (id) return agent ? `${id}:${agent}` : id;
   const hasher = new Bun.CryptoHasher('sha256');
   hasher.update(firstUserText(body));
   return hasher.digest('hex').slice(0, 32);

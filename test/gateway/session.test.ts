@@ -38,3 +38,10 @@ test('a user_id that is neither form falls back to the message hash', () => {
   expect(k).toBe(sessionKeyOf(body(), {}));
   expect(k).toMatch(/^[0-9a-f]{32}$/);
 });
+
+test('each sub-agent of a session is a conversation of its own', () => {
+  const b = body({ metadata: { user_id: JSON.stringify({ session_id: 'main-session' }) } });
+  expect(sessionKeyOf(b, { 'x-claude-code-agent-id': 'agent-1' })).toBe('main-session:agent-1');
+  expect(sessionKeyOf(b, { 'x-claude-code-agent-id': 'agent-2' })).toBe('main-session:agent-2');
+  expect(sessionKeyOf(b, {})).toBe('main-session');
+});
