@@ -47,6 +47,7 @@ export async function* fromGoogleStream(chunks: AsyncIterable<unknown>, opts: Fr
   let candidates = 0;
   let cached = 0;
   let thoughts = 0;
+  let total = 0;
   let out: AnthropicEvent[] = [];
 
   const start = (): void => {
@@ -57,7 +58,8 @@ export async function* fromGoogleStream(chunks: AsyncIterable<unknown>, opts: Fr
   const usage = (final: boolean): Usage => ({
     input_tokens: Math.max(0, prompt - cached),
     // Anthropic counts thinking as output; Google reports it apart (§8.3).
-    output_tokens: final ? candidates + thoughts : 0,
+    // Some chunks only carry totalTokenCount; then the output is what the prompt does not explain ([CPA]).
+    output_tokens: final ? candidates + thoughts || Math.max(0, total - prompt) : 0,
     cache_creation_input_tokens: 0,
     cache_read_input_tokens: cached,
   });
@@ -96,6 +98,7 @@ export async function* fromGoogleStream(chunks: AsyncIterable<unknown>, opts: Fr
       if (typeof u.candidatesTokenCount === 'number') candidates = u.candidatesTokenCount;
       if (typeof u.cachedContentTokenCount === 'number') cached = u.cachedContentTokenCount;
       if (typeof u.thoughtsTokenCount === 'number') thoughts = u.thoughtsTokenCount;
+      if (typeof u.totalTokenCount === 'number') total = u.totalTokenCount;
     }
     const cand = Array.isArray(resp.candidates) ? (resp.candidates[0] as Json | undefined) : undefined;
     const content = isObject(cand?.content) ? cand.content : undefined;

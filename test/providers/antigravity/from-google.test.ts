@@ -154,6 +154,11 @@ describe('state machine details', () => {
     });
   });
 
+  test('output tokens fall back to total minus prompt when only totalTokenCount is given', async () => {
+    const msg = await accumulate(await events([chunk([{ text: 'hi' }], 'STOP', { promptTokenCount: 10, totalTokenCount: 25 })]));
+    expect(msg.usage.output_tokens).toBe(15);
+  });
+
   test('a tool call keeps stop_reason tool_use even when the turn then hits MAX_TOKENS', async () => {
     const ev = await events([chunk([{ functionCall: { name: 'Bash', args: { command: 'ls' }, id: 'toolu_vrtx_1' } }]), chunk([{ text: ' trailing' }], 'MAX_TOKENS')]);
     assertValidSequence(ev);
