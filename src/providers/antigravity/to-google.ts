@@ -12,6 +12,12 @@ export const INTERLEAVED_HINT =
   'Interleaved thinking is enabled. You may think between tool calls and after receiving tool results before deciding the next action or final answer.';
 /** Claude Code's per-request attribution block: useless upstream and it defeats prompt caching (§5.3). */
 const BILLING_PREFIX = 'x-anthropic-billing-header:';
+/**
+ * Phrases that make Cloud Code answer a misleading 429 "Resource has been exhausted" for the whole
+ * request while quota is intact (§5.3). A zero-width space after the first letter defuses them and
+ * is invisible to the model.
+ */
+const FALSE_429_TRIGGERS = /\b(R)(FC 2119)|\b(s)(ystem[-_](?:conventions|directive))/gi;
 
 export interface ToGoogleOptions {
   /** Upstream model id, e.g. "claude-opus-4-6-thinking", "gemini-3-pro-high", "gpt-oss-120b-medium". */
@@ -84,7 +90,7 @@ export function toGoogleRequest(req: MessagesRequest, opts: ToGoogleOptions): Re
     if (system.length > 0) system[system.length - 1] = `${system[system.length - 1]}\n\n${INTERLEAVED_HINT}`;
     else system.push(INTERLEAVED_HINT);
   }
-  if (system.length > 0) request.systemInstruction = { role: 'user', parts: system.map((text) => ({ text })) };
+  if (system.length > 0) request.systemInstruction = { role: 'user', parts: system.map((text) => ({ text: defuse(text) })) };
   if (declarations.length > 0) {
     request.tools = [{ functionDeclarations: declarations }];
     const toolConfig = toolConfigFor(req, family, plan.thinking);
@@ -157,6 +163,12 @@ function systemTexts(system: MessagesRequest['system']): string[] {
     out.push(b.text);
   }
   return out;
+}
+
+export function defuse(text: string): string {
+  FALSE_429_TRIGGERS.lastIndex = 0;
+  if (!FALSE_429_TRIGGERS.test(text)) return text;
+  return text.replace(FALSE_429_TRIGGERS, (_m, a?: string, b?: string, c?: string, d?: string) => (a ? `${a}\u200b${b}` : `${c}\u200b${d}`));
 }
 
 // ---- history: thinking filter and recovery ------------------------------------------------------

@@ -86,6 +86,13 @@ describe('system instruction (§5.3)', () => {
     expect(JSON.stringify(env)).not.toContain('cache_control');
   });
 
+  test('phrases known to trigger a false 429 are defused with a zero-width space, in the system instruction only', () => {
+    const env = translate({ system: 'Follow RFC 2119 and the system-conventions and System_Directive rules.', messages: [{ role: 'user', content: 'RFC 2119?' }] });
+    expect(env.request.systemInstruction.parts[0].text).toBe('Follow R\u200bFC 2119 and the s\u200bystem-conventions and S\u200bystem_Directive rules.');
+    expect(env.request.contents[0].parts[0].text).toBe('RFC 2119?');
+    expect(translate({ system: 'Plain text.' }).request.systemInstruction.parts[0].text).toBe('Plain text.');
+  });
+
   test('Claude thinking with tools appends the interleaved-thinking hint to the last system part', () => {
     const env = translate({ system: 'Rules.', thinking: { type: 'adaptive' }, tools: [tools.tools[0]!] as any });
     expect(env.request.systemInstruction.parts).toEqual([{ text: `Rules.\n\n${INTERLEAVED_HINT}` }]);
