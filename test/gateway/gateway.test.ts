@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, test } from 'bun:test';
 import { ApiError } from '../../src/anthropic/errors.ts';
+import { clientErrorFor, exhaustedError, formatWait } from '../../src/gateway/gateway.ts';
 import { UpstreamError } from '../../src/providers/provider.ts';
 import { findAccount } from '../../src/store/accounts.ts';
 import { ALL_MODELS, listLimits } from '../../src/store/limits.ts';
@@ -417,4 +418,42 @@ test('a client gone before the stream is read still ends the lease', async () =>
   ac.abort();
   await (d.events as AsyncGenerator).return?.(undefined);
   expect(r.routing.pool.inFlight(d.accountId)).toBe(0);
+});
+
+describe('the final client error for each upstream failure', () => {
+  const NOW = T0;
+  const MAX_WAIT = 120_000;
+  const rows: Array<[string, UpstreamError, number, string, Record<string, string>]> = [
+    ['bad request', new UpstreamError('bad_request', 'prompt is too long'), 400, 'invalid_request_error', {}],
+    ['unknown model', new UpstreamError('not_found', 'no such model'), 404, 'not_found_error', {}],
+    ['short rate limit: retryable 429', new UpstreamError('rate_limited', 'slow', { resetAt: NOW + 7_000 }), 429, 'rate_limit_error', { 'retry-after': '7' }],
+    [
+      'long quota: final 429',
+      new UpstreamError('quota_exhausted', 'weekly', { resetAt: NOW + 3 * 3_600_000 }),
+      429,
+      'rate_limit_error',
+      { 'retry-after': '10800', 'x-should-retry': 'false' },
+    ],
+    ['capacity: 529 overloaded', new UpstreamError('capacity', 'no capacity'), 529, 'overloaded_error', {}],
+    ['credentials: 401', new UpstreamError('auth', 'expired'), 401, 'authentication_error', {}],
+    ['dead account: 403, not retried', new UpstreamError('invalid_account', 'banned'), 403, 'permission_error', { 'x-should-retry': 'false' }],
+    ['5xx / network: retryable 502', new UpstreamError('transient', 'reset'), 502, 'api_error', {}],
+  ];
+  for (const [name, e, status, type, headers] of rows) {
+    test(name, () => {
+      const api = clientErrorFor(e, 'glm-4.7', NOW, MAX_WAIT);
+      expect(api.status).toBe(status);
+      expect(api.type as string).toBe(type);
+      expect(api.headers).toEqual(headers);
+    });
+  }
+
+  test('the exhausted message names RESOURCE_EXHAUSTED, the wait and the reset instant', () => {
+    const api = exhaustedError('claude-opus-4-6-thinking', NOW + 3_723_000, NOW);
+    expect(api.message).toBe(
+      `RESOURCE_EXHAUSTED: Rate limited on claude-opus-4-6-thinking. Quota will reset after 1h2m3s. Next available: ${new Date(NOW + 3_723_000).toISOString()}`,
+    );
+    expect(formatWait(59_001)).toBe('1m0s');
+    expect(formatWait(0)).toBe('1s');
+  });
 });
