@@ -124,7 +124,7 @@ export async function* fromGoogleStream(chunks: AsyncIterable<unknown>, opts: Fr
         openBlock('tool_use', { type: 'tool_use', id, name, input: {} });
         out.push(blockDelta(index, { type: 'input_json_delta', partial_json: JSON.stringify(args) }));
         // Claude Code drops unknown fields, so the call's signature and name live here until the next turn.
-        signatures.rememberToolCall(id, { name: upstreamName, signature: sig, family });
+        signatures.rememberToolCall(id, { name: upstreamName, signature: sig, family, ...(fc.id ? {} : { minted: true }) });
         sawToolCall = true;
       } else if (isObject(p.inlineData)) {
         const d = p.inlineData;

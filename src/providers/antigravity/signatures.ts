@@ -15,6 +15,8 @@ export interface ToolCallRecord {
   signature: string | null;
   /** Family of the model that made the call. */
   family: ModelFamily;
+  /** The upstream gave no id; the proxy minted the toolu_ id the client knows it by. */
+  minted?: boolean;
 }
 
 /** Per conversation: how tool names were rewritten for Google, and which tools got a placeholder. */

@@ -304,7 +304,7 @@ function toContents(turns: Turn[], family: ModelFamily, signatures: SignatureSto
       add('model', modelParts(t.blocks, family, signatures, names));
       prevCallOrder = toolUses(t).map((b) => String(b.id));
     } else {
-      add('user', userParts(t.blocks, prevCallOrder, names, signatures));
+      add('user', userParts(t.blocks, prevCallOrder, names, family, signatures));
       prevCallOrder = [];
     }
   }
@@ -339,7 +339,7 @@ function modelParts(blocks: Block[], family: ModelFamily, signatures: SignatureS
         const id = String(b.id);
         const name = sanitizeToolName(String(b.name));
         names.set(id, name);
-        const part: Part = { functionCall: { name, args: toArgs(b.input), id } };
+        const part: Part = { functionCall: withId({ name, args: toArgs(b.input) }, id, family, signatures) };
         if (family === 'gemini') {
           // Gemini checks the calls of the current turn; only the first of a parallel batch is signed.
           const sig = geminiSignature(b, signatures);
@@ -364,7 +364,7 @@ function modelParts(blocks: Block[], family: ModelFamily, signatures: SignatureS
 }
 
 /** functionResponses first, in the order of the calls they answer, then their images, then the rest. */
-function userParts(blocks: Block[], callOrder: string[], names: Map<string, string>, signatures: SignatureStore): Part[] {
+function userParts(blocks: Block[], callOrder: string[], names: Map<string, string>, family: ModelFamily, signatures: SignatureStore): Part[] {
   const results: Array<{ order: number; part: Part }> = [];
   const media: Part[] = [];
   const rest: Part[] = [];
@@ -386,11 +386,22 @@ function userParts(blocks: Block[], callOrder: string[], names: Map<string, stri
     const name = names.get(id) ?? signatures.toolCall(id)?.name ?? id;
     const body = text || (images.length > 0 ? 'Image attached' : '');
     const response = b.is_error === true ? { error: body } : { output: body };
-    results.push({ order, part: { functionResponse: { name, id, response } } });
+    results.push({ order, part: { functionResponse: withId({ name }, id, family, signatures, response) } });
     media.push(...images);
   }
   results.sort((a, b) => a.order - b.order);
   return [...results.map((r) => r.part), ...media, ...rest];
+}
+
+/**
+ * Ids are echoed as the upstream gave them. A call Gemini made without an id goes back without
+ * one (matched by name and order, as Gemini does); Claude always needs the id it is known by.
+ */
+function withId(fields: Part, id: string, family: ModelFamily, signatures: SignatureStore, response?: unknown): Part {
+  const out: Part = { ...fields };
+  if (response !== undefined) out.response = response;
+  if (family === 'claude' || !signatures.toolCall(id)?.minted) out.id = id;
+  return out;
 }
 
 function resultContent(content: unknown): { text: string; images: Part[] } {

@@ -72,7 +72,7 @@ describe('fixture streams through fromGoogleStream and the SDK accumulator', () 
     expect(message.stop_reason).toBe('tool_use'); // although Google said STOP
     expect(message.usage).toMatchObject({ input_tokens: 7503, cache_read_input_tokens: 8137, output_tokens: 993 });
     expect(store.toolCall('call_1421923')).toEqual({ name: 'Read', signature: sigs.gemini2, family: 'gemini' });
-    expect(store.toolCall(query.id)).toEqual({ name: 'mcp__db_query', signature: null, family: 'gemini' });
+    expect(store.toolCall(query.id)).toEqual({ name: 'mcp__db_query', signature: null, family: 'gemini', minted: true });
   });
 
   test('GPT-OSS: part-less first and finish chunks, usage from the candidate-less last chunk', async () => {

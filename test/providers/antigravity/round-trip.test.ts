@@ -113,20 +113,22 @@ describe('Gemini tool loop', () => {
     ]);
   }
 
-  test('turn 2 puts the cached signature back on the first call, drops unsigned thinking, keeps call order', async () => {
+  test('turn 2 puts the cached signature back on the first call, drops unsigned thinking, keeps call order, echoes ids as Gemini gave them', async () => {
     const store = createSignatureStore();
     const turn2 = await geminiTurn2(store);
     const env = toGoogle(turn2, 'gemini-3-pro-high', store);
     const [, model, user] = env.request.contents;
-    const queryId = model.parts[1].functionCall.id;
     expect(model.parts).toEqual([
       { functionCall: { name: 'Read', args: { file_path: '/tmp/a.txt' }, id: 'call_1421923' }, thoughtSignature: sigs.gemini2 },
-      { functionCall: { name: 'mcp__db_query', args: { sql: 'select 1', reason: 'placeholder value' }, id: queryId } },
+      { functionCall: { name: 'mcp__db_query', args: { sql: 'select 1', reason: 'placeholder value' } } },
     ]);
     expect(user.parts).toEqual([
       { functionResponse: { name: 'Read', id: 'call_1421923', response: { output: 'file a' } } },
-      { functionResponse: { name: 'mcp__db_query', id: queryId, response: { output: '1' } } },
+      { functionResponse: { name: 'mcp__db_query', response: { output: '1' } } },
     ]);
+    // The call Gemini made without an id goes back without one (the toolu_ id is the proxy's own).
+    expect('id' in model.parts[1].functionCall).toBe(false);
+    expect('id' in user.parts[1].functionResponse).toBe(false);
     expect(env.request.contents).toHaveLength(3);
   });
 
@@ -144,6 +146,9 @@ describe('Gemini tool loop', () => {
     expect(text).not.toContain(sigs.gemini2);
     expect(text).not.toContain(SKIP_SIGNATURE);
     expect(env.request.contents[1].parts.every((p: Json) => p.functionCall && !p.thoughtSignature)).toBe(true);
+    // Claude matches results by id, so even the proxy-minted id is sent.
+    expect(env.request.contents[1].parts[1].functionCall.id).toMatch(/^toolu_[0-9a-f]{24}$/);
+    expect(env.request.contents[2].parts[1].functionResponse.id).toBe(env.request.contents[1].parts[1].functionCall.id);
     expect(env.request.contents.slice(3)).toEqual([
       { role: 'model', parts: [{ text: '[Tool execution completed.]' }] },
       { role: 'user', parts: [{ text: '[Continue]' }] },
