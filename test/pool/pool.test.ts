@@ -185,6 +185,17 @@ describe('state in SQLite', () => {
     expect(pool.inFlight(accounts[0]!.id)).toBe(0);
   });
 
+  test('a quota window whose reset has passed no longer soft-limits the account', () => {
+    const { pool, accounts, setNow } = setup(['a', 'b']);
+    pool.setQuotas(accounts[0]!.id, [{ model: '*', remainingFraction: 1, resetAt: null, window: 'weekly' }]);
+    pool.setQuotas(accounts[1]!.id, [{ model: '*', remainingFraction: 0.05, resetAt: T0 + 1000, window: '5h' }]);
+    const before = pool.acquire({ provider: 'zai', model: 'glm-4.7', familyKey: 'zai:glm', sessionKey: 'x', exclude: new Set([accounts[0]!.id]) });
+    expect(before.kind === 'lease' && before.lease.soft).toBe(true);
+    setNow(T0 + 1000);
+    const after = pool.acquire({ provider: 'zai', model: 'glm-4.7', familyKey: 'zai:glm', sessionKey: 'y', exclude: new Set([accounts[0]!.id]) });
+    expect(after.kind === 'lease' && after.lease.soft).toBe(false);
+  });
+
   test('quotas are stored, clamped, and steer the soft limit', () => {
     const { db, pool, accounts } = setup(['a', 'b']);
     pool.setQuotas(accounts[0]!.id, [
