@@ -33,6 +33,7 @@ export interface SignatureStore {
   thinkingFamily(signature: string): ModelFamily | undefined;
   rememberToolCall(toolUseId: string, record: ToolCallRecord): void;
   toolCall(toolUseId: string): ToolCallRecord | undefined;
+  /** Adds to what is known for the conversation. */
   rememberTools(sessionKey: string, naming: ToolNaming): void;
   tools(sessionKey: string): ToolNaming | undefined;
 }
@@ -66,7 +67,16 @@ export function createSignatureStore(opts: SignatureStoreOptions = {}): Signatur
       return calls.get(id);
     },
     rememberTools(sessionKey, naming) {
-      namings.set(sessionKey, naming);
+      // Merged, not replaced: a conversation's subagents send other tool sets under the same key,
+      // and sanitizing is deterministic, so entries never disagree.
+      const known = namings.get(sessionKey);
+      if (known) {
+        for (const [k, v] of naming.original) known.original.set(k, v);
+        for (const p of naming.placeholders) known.placeholders.add(p);
+        namings.set(sessionKey, known);
+      } else {
+        namings.set(sessionKey, { original: new Map(naming.original), placeholders: new Set(naming.placeholders) });
+      }
     },
     tools(sessionKey) {
       return namings.get(sessionKey);

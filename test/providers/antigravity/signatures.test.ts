@@ -37,8 +37,21 @@ describe('createSignatureStore', () => {
     expect(store.toolCall('call_2')).toBeUndefined();
     const naming = { original: new Map([['a_b', 'a.b']]), placeholders: new Set(['a_b']) };
     store.rememberTools('sess', naming);
-    expect(store.tools('sess')).toBe(naming);
+    expect(store.tools('sess')).toEqual(naming);
     expect(store.tools('other')).toBeUndefined();
+  });
+
+  test('tool naming of one conversation accumulates across requests with different tool sets (subagents)', () => {
+    const store = createSignatureStore();
+    store.rememberTools('sess', { original: new Map([['a_b', 'a.b']]), placeholders: new Set(['a_b']) });
+    store.rememberTools('sess', { original: new Map([['c_d', 'c d']]), placeholders: new Set(['Empty']) });
+    expect(store.tools('sess')).toEqual({
+      original: new Map([
+        ['a_b', 'a.b'],
+        ['c_d', 'c d'],
+      ]),
+      placeholders: new Set(['a_b', 'Empty']),
+    });
   });
 
   test('entries expire after the TTL', () => {
