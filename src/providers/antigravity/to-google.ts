@@ -212,7 +212,7 @@ function cleanHistory(
  * Every call must be answered in the next turn (both Claude and Gemini 400 otherwise). A call left
  * without a result (the user interrupted it, or history was cut) gets an error result saying so.
  */
-export function answerMissingCalls(turns: Turn[]): Turn[] {
+function answerMissingCalls(turns: Turn[]): Turn[] {
   let out: Turn[] | null = null;
   for (let i = 0; i < turns.length; i++) {
     const t = turns[i]!;
@@ -247,7 +247,7 @@ function hasToolResult(t: Turn): boolean {
  * thinking…" and leaves Gemini without its call signatures. Closing the loop with a synthetic
  * exchange lets the model start a fresh turn instead.
  */
-export function recoverToolLoop(turns: Turn[], family: ModelFamily, droppedIn: Set<number>, signatures: SignatureStore): Turn[] {
+function recoverToolLoop(turns: Turn[], family: ModelFamily, droppedIn: Set<number>, signatures: SignatureStore): Turn[] {
   let last = -1;
   for (let i = turns.length - 1; i >= 0; i--) if (turns[i]!.role === 'assistant') { last = i; break; }
   if (last < 0) return turns;
