@@ -23,6 +23,10 @@ const argv = new Set(process.argv.slice(2));
 const QUICK = argv.has('--quick');
 const BUILD = !argv.has('--no-build');
 const ACCOUNTS = Number(process.argv[process.argv.indexOf('--accounts') + 1]) || 1;
+/** --profile: run the proxy from source under `bun --cpu-prof` and write .bench/prof/*.md (hot spots). */
+const PROFILE = argv.has('--profile');
+/** --only <substring>: measure only the workloads whose name contains it (e.g. "small c=64"). */
+const ONLY = argv.has('--only') ? process.argv[process.argv.indexOf('--only') + 1]! : null;
 const MODEL = process.env.BENCH_MODEL ?? 'claude-sonnet-4-6';
 const PROXY_KEY = 'bench-proxy-key-0123456789abcdef';
 const CLK_TCK = 100;
@@ -42,10 +46,11 @@ if (PIN) Bun.spawnSync(['taskset', '-a', '-p', '-c', String(LOAD_CORE), String(p
 // ---------------------------------------------------------------------------------------------
 // /proc readings of the proxy.
 
-function cpuTicks(pid: number): number {
+/** [utime, stime] in clock ticks (fields 14 and 15 of /proc/<pid>/stat). */
+function cpuSplit(pid: number): [number, number] {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]); // utime + stime (fields 14 and 15 of the whole line)
+  return [Number(fields[11]), Number(fields[12])];
 }
 
 function memKb(pid: number): { rss: number; hwm: number } {
@@ -147,6 +152,8 @@ interface RunResult {
   latency: { p50: number; p99: number };
   ttfb: { p50: number; p99: number };
   cpuMsPerReq?: number;
+  /** The kernel's share of cpuMsPerReq (syscalls: sockets, writes). */
+  sysMsPerReq?: number;
   firstError?: string;
 }
 
@@ -166,7 +173,7 @@ async function load(one: OneRequest, opts: { concurrency: number; count?: number
   let firstError: string | undefined;
   const t0 = performance.now();
   const deadline = opts.durationMs ? t0 + opts.durationMs : Number.POSITIVE_INFINITY;
-  const cpu0 = opts.cpuPid ? cpuTicks(opts.cpuPid) : 0;
+  const cpu0: [number, number] = opts.cpuPid ? cpuSplit(opts.cpuPid) : [0, 0];
   const worker = async () => {
     for (;;) {
       if (opts.count !== undefined && started >= opts.count) return;
@@ -196,7 +203,11 @@ async function load(one: OneRequest, opts: { concurrency: number; count?: number
     ttfb: { p50: pct(ttfbs, 50), p99: pct(ttfbs, 99) },
     firstError,
   };
-  if (opts.cpuPid && samples.length) r.cpuMsPerReq = (((cpuTicks(opts.cpuPid) - cpu0) * 1000) / CLK_TCK) / samples.length;
+  if (opts.cpuPid && samples.length) {
+    const [u, s] = cpuSplit(opts.cpuPid);
+    r.cpuMsPerReq = ((u - cpu0[0] + s - cpu0[1]) * 1000) / CLK_TCK / samples.length;
+    r.sysMsPerReq = ((s - cpu0[1]) * 1000) / CLK_TCK / samples.length;
+  }
   return r;
 }
 
@@ -243,8 +254,18 @@ async function run(cmd: string[], env: Record<string, string>): Promise<{ code: 
 
 async function startProxy(bin: string, env: Record<string, string>, dir: string): Promise<Proxy> {
   const logPath = join(dir, 'serve.log');
-  const cmd = PIN ? ['taskset', '-c', String(PROXY_CORE), bin, 'serve'] : [bin, 'serve'];
-  const proc = Bun.spawn(cmd, { cwd: ROOT, env: { ...env, PORT: '0', BIND_ADDRESS: '127.0.0.1' }, stdout: Bun.file(logPath), stderr: 'inherit', stdin: 'ignore' });
+  const serve = PROFILE
+    ? [process.execPath, '--cpu-prof', '--cpu-prof-md', '--cpu-prof-interval=250', `--cpu-prof-dir=${join(ROOT, '.bench', 'prof')}`, join(ROOT, 'src', 'main.ts'), 'serve']
+    : [bin, 'serve'];
+  const cmd = PIN ? ['taskset', '-c', String(PROXY_CORE), ...serve] : serve;
+  // The server's log goes to files (written by the kernel, not read by this process).
+  const proc = Bun.spawn(cmd, {
+    cwd: ROOT,
+    env: { ...env, PORT: '0', BIND_ADDRESS: '127.0.0.1' },
+    stdout: Bun.file(logPath),
+    stderr: Bun.file(join(dir, 'serve.err.log')),
+    stdin: 'ignore',
+  });
   const deadline = Date.now() + 20_000;
   let port = 0;
   while (!port) {
@@ -265,7 +286,7 @@ async function startProxy(bin: string, env: Record<string, string>, dir: string)
     pid: proc.pid,
     logPath,
     async stop() {
-      proc.kill('SIGTERM');
+      proc.kill(PROFILE ? 'SIGINT' : 'SIGTERM');
       const t = setTimeout(() => proc.kill('SIGKILL'), 10_000);
       await proc.exited;
       clearTimeout(t);
@@ -293,7 +314,7 @@ async function main(): Promise<void> {
     const b = await run([process.execPath, 'run', 'build'], process.env as Record<string, string>);
     if (b.code !== 0) throw new Error(`build failed:\n${b.out}`);
   }
-  const version = (await run([bin, '--version'], { PATH: process.env.PATH ?? '' })).out.trim();
+  const version = (await run([bin, '--version'], { PATH: process.env.PATH ?? '' })).out.trim().replace(/^mcp\s+/, '');
 
   const tokens = Array.from({ length: ACCOUNTS }, (_, i) => (i === 0 ? BENCH_REFRESH_TOKEN : `${BENCH_REFRESH_TOKEN}-${i}`));
   const up: BenchUpstream = startBenchUpstream({ refreshTokens: tokens });
@@ -307,9 +328,17 @@ async function main(): Promise<void> {
     QUOTA_POLL_INTERVAL_SEC: '86400',
     ...up.env(),
   };
-  for (const t of tokens) {
-    const a = await run([bin, 'accounts', 'add', '--provider', 'antigravity', '--refresh-token', t], env);
-    if (a.code !== 0) throw new Error(`accounts add failed:\n${a.out}`);
+  for (const [i, t] of tokens.entries()) {
+    const a = await run([bin, 'accounts', 'add', '--provider', 'antigravity', '--refresh-token', t, '--label', `bench-${i}`], env);
+    if (a.code === 0) continue;
+    // A build without the Google login path: put the account in the store directly (what the login would have saved).
+    if (!/google-login/.test(a.out)) throw new Error(`accounts add failed:\n${a.out}`);
+    console.log('note: this build cannot add a Google account by refresh token; writing it to the store directly');
+    const { openDatabase } = await import('../src/store/db.ts');
+    const { upsertAccount } = await import('../src/store/accounts.ts');
+    const db = openDatabase(join(dir, 'proxy.db'));
+    upsertAccount(db, { provider: 'antigravity', label: `bench-${i}`, email: `bench${i}@example.com`, credentials: { kind: 'oauth', refreshToken: t } });
+    db.close();
   }
 
   const proxy = await startProxy(bin, env, dir);
@@ -367,6 +396,7 @@ async function main(): Promise<void> {
   const dur = QUICK ? 1500 : 5000;
   const rows: Row[] = [];
   const measure = async (workload: string, f: OneRequest, p: OneRequest, opts: { concurrency: number; count?: number; durationMs?: number }) => {
+    if (ONLY && !workload.includes(ONLY)) return;
     process.stdout.write(`${workload}… `);
     const fl = await load(f, opts);
     await Bun.sleep(200);
@@ -388,6 +418,17 @@ async function main(): Promise<void> {
   const mem = memKb(proxy.pid);
   await proxy.stop();
   await up.stop();
+
+  if (ONLY || PROFILE) {
+    for (const r of rows) {
+      console.log(
+        `${r.workload}: floor ${fmt(r.floor.rps)} req/s, proxy ${fmt(r.proxy.rps)} req/s, CPU ${fmt(r.proxy.cpuMsPerReq, 3)} ms/req (kernel ${fmt(r.proxy.sysMsPerReq, 3)})`,
+      );
+    }
+    if (PROFILE) console.log(`profile: ${join(ROOT, '.bench', 'prof')}`);
+    rmSync(dir, { recursive: true, force: true });
+    return;
+  }
 
   // ---- Verdicts ----
   const get = (w: string) => rows.find((r) => r.workload === w)!;

@@ -136,7 +136,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   }
 
   function routeFor(model: string): Route {
-    pool.sync();
+    pool.syncSoon();
     const avail = available();
     const route = catalog.resolve(model, avail);
     if (route) return route;
