@@ -5,28 +5,35 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test
 import type { Database } from 'bun:sqlite';
 import { loadConfig } from '../../src/config.ts';
 import { createRouting, providerDepsFor, type Routing } from '../../src/gateway/index.ts';
+import { createAntigravityProvider } from '../../src/providers/antigravity/index.ts';
 import { createZaiProvider } from '../../src/providers/zai/index.ts';
 import { createApp } from '../../src/server/app.ts';
 import { type Account, findAccount, listAccounts, updateAccount, upsertAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
 import { listLimits } from '../../src/store/limits.ts';
+import { type FakeGoogle, startFakeGoogle } from '../fakes/google.ts';
 import { defaultFakeQuota, type FakeZai, startFakeZai } from '../fakes/zai.ts';
-import { cleanupTempDirs, mcpEnv, runMcp, startServe, tempDir, waitFor, zaiEnv } from './helpers.ts';
+import { cleanupTempDirs, googleEnv, mcpEnv, runMcp, startServe, tempDir, waitFor, zaiEnv } from './helpers.ts';
 
 const PROXY_KEY = 'proxy-key-e2e-pool-0123456789';
 const KEYS = ['zai-pool-key-a-000001', 'zai-pool-key-b-000002', 'zai-pool-key-c-000003'];
 const LABELS = ['a', 'b', 'c'];
 let zai: FakeZai;
+let google: FakeGoogle;
+const EMAILS = ['g1@example.com', 'g2@example.com'];
 
 beforeAll(() => {
   zai = startFakeZai({ keys: KEYS });
+  google = startFakeGoogle();
 });
 afterAll(async () => {
   await zai?.stop();
+  await google?.stop();
   cleanupTempDirs();
 });
 afterEach(() => {
   zai.clearModes();
+  google.clearModes();
   zai.setQuota(defaultFakeQuota());
   for (const k of KEYS) zai.setQuota(defaultFakeQuota(), { key: k });
 });
@@ -40,16 +47,30 @@ interface Proxy {
   stop(): Promise<void>;
 }
 
-async function startProxy(env: Record<string, string> = {}, dir = tempDir('mcp-pool-')): Promise<Proxy> {
-  const config = loadConfig({ PROXY_API_KEY: PROXY_KEY, MCP_DATA_DIR: dir, ...zaiEnv(zai), ...env });
+async function startProxy(env: Record<string, string> = {}, dir = tempDir('mcp-pool-'), opts: { google?: boolean } = {}): Promise<Proxy> {
+  const config = loadConfig({ PROXY_API_KEY: PROXY_KEY, MCP_DATA_DIR: dir, ...zaiEnv(zai), ...googleEnv(google), ...env });
   const db = openDatabase(config.dbPath);
   if (listAccounts(db).length === 0) {
     KEYS.forEach((k, i) =>
       upsertAccount(db, { provider: 'zai', label: LABELS[i], credentials: { kind: 'api_key', apiKey: k } }, Date.now() + i),
     );
+    if (opts.google) {
+      EMAILS.forEach((email, i) =>
+        upsertAccount(
+          db,
+          { provider: 'antigravity', email, label: email.split('@')[0], credentials: { kind: 'oauth', refreshToken: google.refreshTokenFor(email) } },
+          Date.now() + 10 + i,
+        ),
+      );
+    }
   }
   const now = () => Date.now();
-  const routing = createRouting({ db, config, providers: { zai: createZaiProvider(config, providerDepsFor(db, now)) } });
+  const deps = providerDepsFor(db, now);
+  const routing = createRouting({
+    db,
+    config,
+    providers: { zai: createZaiProvider(config, deps), antigravity: createAntigravityProvider(config, deps) },
+  });
   const app = createApp({ config, gateway: routing.gateway, ops: routing.ops });
   app.listen({ port: 0, hostname: '127.0.0.1' });
   await routing.start();
@@ -313,6 +334,59 @@ describe('the pool in front of three Z.AI accounts', () => {
       expect(metrics).toContain('mcp_upstream_rate_limited_total');
       expect(metrics).toContain('mcp_failovers_total');
       expect(metrics).toMatch(/mcp_quota_remaining_ratio\{account="a"/);
+    } finally {
+      await p.stop();
+    }
+  });
+});
+
+describe('a mixed pool: two Google (Antigravity) accounts and three Z.AI keys', () => {
+  test("Claude Code's names go to Antigravity, GLM ids to Z.AI", async () => {
+    const p = await startProxy({}, undefined, { google: true });
+    try {
+      const opus = await ask(p, 'claude-opus-4-8');
+      expect(opus.status).toBe(200);
+      expect(opus.upstream).toBe('claude-opus-4-6-thinking');
+      expect(['g1', 'g2'].map((l) => idOf(p, l))).toContain(opus.account);
+      expect(opus.body.model).toBe('claude-opus-4-8');
+      const sonnet = await ask(p, 'claude-sonnet-4-5-20250929');
+      expect(sonnet.upstream).toBe('claude-sonnet-4-6');
+      const glm = await ask(p, 'glm-4.7');
+      expect(['a', 'b', 'c'].map((l) => idOf(p, l))).toContain(glm.account);
+    } finally {
+      await p.stop();
+    }
+  });
+
+  test('a Google quota exhaustion on one account moves that model to the other account only', async () => {
+    const p = await startProxy({}, undefined, { google: true });
+    try {
+      // Every endpoint says so (the provider walks daily -> prod before giving up on an account).
+      google.setMode({ kind: 'quota_exhausted', resetMs: 3 * 3_600_000 }, { email: EMAILS[0], model: 'claude-opus-4-6-thinking' });
+      const r = await ask(p, 'claude-opus-4-8');
+      expect(r.status).toBe(200);
+      expect(r.account).toBe(idOf(p, 'g2'));
+      const lim = listLimits(p.db);
+      expect(lim).toHaveLength(1);
+      expect(lim[0]).toMatchObject({ accountId: idOf(p, 'g1'), model: 'claude-opus-4-6-thinking', kind: 'quota_exhausted' });
+      expect(lim[0]!.resetAt - Date.now()).toBeGreaterThan(3 * 3_600_000 - 60_000);
+      // Sonnet still uses g1 (g2 just served: g1 is the least recently used).
+      expect((await ask(p, 'claude-sonnet-4-6')).account).toBe(idOf(p, 'g1'));
+    } finally {
+      await p.stop();
+    }
+  });
+
+  test('fallback: Opus exhausted on every Google account is served by its Gemini fallback, and says so', async () => {
+    const p = await startProxy({ ENABLE_FALLBACK: '1', MAX_WAIT_SEC: '5' }, undefined, { google: true });
+    try {
+      for (const email of EMAILS) {
+        google.setMode({ kind: 'quota_exhausted', resetMs: 3 * 3_600_000 }, { email, model: 'claude-opus-4-6-thinking' });
+      }
+      const r = await ask(p, 'claude-opus-4-8');
+      expect(r.status).toBe(200);
+      expect(r.fallbackFrom).toBe('claude-opus-4-8');
+      expect(r.upstream).toBe('gemini-pro-agent');
     } finally {
       await p.stop();
     }
