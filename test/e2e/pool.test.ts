@@ -347,12 +347,12 @@ describe('a mixed pool: two Google (Antigravity) accounts and three Z.AI keys', 
       const opus = await ask(p, 'claude-opus-4-8');
       expect(opus.status).toBe(200);
       expect(opus.upstream).toBe('claude-opus-4-6-thinking');
-      expect(['g1', 'g2'].map((l) => idOf(p, l))).toContain(opus.account);
+      expect(['g1', 'g2'].map((l) => idOf(p, l))).toContain(opus.account!);
       expect(opus.body.model).toBe('claude-opus-4-8');
       const sonnet = await ask(p, 'claude-sonnet-4-5-20250929');
       expect(sonnet.upstream).toBe('claude-sonnet-4-6');
       const glm = await ask(p, 'glm-4.7');
-      expect(['a', 'b', 'c'].map((l) => idOf(p, l))).toContain(glm.account);
+      expect(['a', 'b', 'c'].map((l) => idOf(p, l))).toContain(glm.account!);
     } finally {
       await p.stop();
     }
