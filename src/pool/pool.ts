@@ -19,6 +19,7 @@ import {
   replaceQuotas,
   setLimit,
 } from '../store/limits.ts';
+import { log } from '../log.ts';
 import { type Candidate, selectAccount, type Selection } from './select.ts';
 
 /** Cool-down after a capacity error when the upstream gave no time: it is not the account's fault. */
@@ -113,6 +114,19 @@ export interface PoolOptions {
   defaultCooldownSec: number;
   /** null = soft limits off. */
   softLimitThreshold: number | null;
+}
+
+/**
+ * Writes state to the store; a store that stays busy past its timeout (a long CLI transaction)
+ * must not turn a request into a 500: this process keeps acting on what it knows, and the write
+ * is lost only if the process also dies before the next one.
+ */
+function persist(what: string, fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    log.warn(`could not store ${what}: ${(err as Error)?.message ?? err}`);
+  }
 }
 
 function limitKey(accountId: string, model: string): string {
@@ -267,12 +281,20 @@ export function createPool(opts: PoolOptions): Pool {
     // A shorter new limit never shortens a longer one already known (a throttle inside a quota wait).
     const cur = limits.get(limitKey(accountId, model));
     if (cur && cur.resetAt > resetAt && cur.resetAt > now()) return;
-    setLimit(db, l);
+    persist(`the limit of ${accountId} on ${model}`, () => setLimit(db, l));
     limits.set(limitKey(accountId, model), l);
   }
 
   function markInvalid(accountId: string, reason: string, verifyUrl: string | null = null): void {
-    const updated = updateAccount(db, accountId, { status: 'invalid', statusReason: reason, verifyUrl }, now());
+    const patch = { status: 'invalid' as const, statusReason: reason, verifyUrl };
+    let updated: Account | null = null;
+    try {
+      updated = updateAccount(db, accountId, patch, now());
+    } catch (err) {
+      log.warn(`could not store that account ${accountId} is invalid: ${(err as Error)?.message ?? err}`);
+      const cur = byId.get(accountId);
+      if (cur) updated = { ...cur, ...patch };
+    }
     if (updated) replaceCached(updated);
   }
 
@@ -290,7 +312,7 @@ export function createPool(opts: PoolOptions): Pool {
       // Only a limit that is still on record needs a write: success on the hot path stays write-free.
       const own = limits.get(limitKey(id, lease.model));
       if (own) {
-        clearLimit(db, id, lease.model);
+        persist(`the cleared limit of ${id}`, () => clearLimit(db, id, lease.model));
         limits.delete(limitKey(id, lease.model));
       }
       return;
@@ -378,7 +400,7 @@ export function createPool(opts: PoolOptions): Pool {
         if (!cur || (r.remainingFraction ?? 1) < (cur.remainingFraction ?? 1)) unique.set(k, r);
       }
       if (!byId.has(accountId)) return;
-      replaceQuotas(db, accountId, [...unique.values()]);
+      persist(`the quota of ${accountId}`, () => replaceQuotas(db, accountId, [...unique.values()]));
       quotasByAccount.set(accountId, [...unique.values()]);
     },
     state() {
