@@ -32,6 +32,12 @@ export interface ToGoogleOptions {
   sessionKey: string;
   /** The model's output cap from the catalog, when known (defaults per family otherwise). */
   maxOutputTokens?: number;
+  /**
+   * How signed Claude thinking is replayed: 'inline' (default; the seed proxies: the thought part
+   * carries its signature) or 'split' (the official client: signature on the next visible part).
+   * Both are accepted today (§7.5); 'split' is the fallback named in §16 if Google starts rejecting inline.
+   */
+  claudeThinkingReplay?: 'inline' | 'split';
 }
 
 type Block = { type: string; [k: string]: unknown };
@@ -82,7 +88,7 @@ export function toGoogleRequest(req: MessagesRequest, opts: ToGoogleOptions): Re
 
   const cleaned = cleanHistory(answerMissingCalls(turns), family, plan.thinking, signatures);
   const history = plan.thinking ? recoverToolLoop(cleaned.turns, family, cleaned.droppedIn, signatures) : cleaned.turns;
-  const contents = toContents(history, family, signatures);
+  const contents = toContents(history, family, signatures, opts.claudeThinkingReplay === 'split');
   if (family === 'gemini' && contents[0]?.role === 'model') contents.unshift({ role: 'user', parts: [{ text: '.' }] });
 
   const request: Record<string, unknown> = { contents };
@@ -290,7 +296,7 @@ function geminiSignature(b: Block, signatures: SignatureStore): string | null {
 // ---- contents -----------------------------------------------------------------------------------
 
 /** One content per turn; same-role neighbours merged (strict alternation), never an empty one. */
-function toContents(turns: Turn[], family: ModelFamily, signatures: SignatureStore): Array<{ role: string; parts: Part[] }> {
+function toContents(turns: Turn[], family: ModelFamily, signatures: SignatureStore, splitClaude: boolean): Array<{ role: string; parts: Part[] }> {
   const names = new Map<string, string>(); // tool_use id -> sanitized name, for functionResponse.name
   const contents: Array<{ role: string; parts: Part[] }> = [];
   let prevCallOrder: string[] = [];
@@ -301,7 +307,7 @@ function toContents(turns: Turn[], family: ModelFamily, signatures: SignatureSto
   };
   for (const t of turns) {
     if (t.role === 'assistant') {
-      add('model', modelParts(t.blocks, family, signatures, names));
+      add('model', modelParts(t.blocks, family, signatures, names, splitClaude));
       prevCallOrder = toolUses(t).map((b) => String(b.id));
     } else {
       add('user', userParts(t.blocks, prevCallOrder, names, family, signatures));
@@ -314,25 +320,29 @@ function toContents(turns: Turn[], family: ModelFamily, signatures: SignatureSto
 }
 
 /** Thinking first, then text and media, then calls (§7 step 5). */
-function modelParts(blocks: Block[], family: ModelFamily, signatures: SignatureStore, names: Map<string, string>): Part[] {
+function modelParts(blocks: Block[], family: ModelFamily, signatures: SignatureStore, names: Map<string, string>, splitClaude: boolean): Part[] {
   const thoughts: Part[] = [];
   const body: Part[] = [];
   const calls: Part[] = [];
   let firstCallSigned: boolean | null = null;
-  let geminiThoughtSignature: string | null = null;
+  // Split replay moves one signature to the next visible part; with several thinking blocks it would lose some.
+  const split = family === 'gemini' || (splitClaude && blocks.filter((b) => b.type === 'thinking' && signatureOf(b)).length === 1);
+  let splitSignature: string | null = null;
   for (const b of blocks) {
     switch (b.type) {
       case 'thinking': {
         const sig = signatureOf(b);
         if (!sig) break;
-        if (family === 'gemini') {
-          // Gemini signed the first visible part after its thoughts, and the official client replays it
-          // there without the thought text ("part-split", §7.5): do the same.
-          geminiThoughtSignature = sig;
+        const text = typeof b.thinking === 'string' ? b.thinking : '';
+        if (split) {
+          // Gemini signed the first visible part after its thoughts and the official client replays
+          // it there, without the thought text; Claude in split mode keeps the text, unsigned (§7.5).
+          splitSignature = sig;
+          if (family === 'claude' && text) thoughts.push({ text, thought: true });
           break;
         }
         // An empty thought still carries its signature ([CPA] carrier part).
-        thoughts.push({ text: typeof b.thinking === 'string' ? b.thinking : '', thought: true, thoughtSignature: sig });
+        thoughts.push({ text, thought: true, thoughtSignature: sig });
         break;
       }
       case 'tool_use': {
@@ -356,9 +366,15 @@ function modelParts(blocks: Block[], family: ModelFamily, signatures: SignatureS
       }
     }
   }
-  if (geminiThoughtSignature) {
+  if (splitSignature) {
     const carrier = body[0] ?? calls[0];
-    if (carrier && (!carrier.thoughtSignature || carrier.thoughtSignature === SKIP_SIGNATURE)) carrier.thoughtSignature = geminiThoughtSignature;
+    if (carrier && (!carrier.thoughtSignature || carrier.thoughtSignature === SKIP_SIGNATURE)) carrier.thoughtSignature = splitSignature;
+    else if (!carrier && family === 'claude') {
+      // Nothing visible to carry it: fall back to the signed thought itself.
+      const last = thoughts[thoughts.length - 1];
+      if (last) last.thoughtSignature = splitSignature;
+      else thoughts.push({ text: '', thought: true, thoughtSignature: splitSignature });
+    }
   }
   return [...thoughts, ...body, ...calls];
 }

@@ -500,3 +500,44 @@ describe('thinking recovery for Claude (§7.8)', () => {
     expect(translate(loop([call]), 'claude-opus-4-6-thinking', store).request.contents.slice(3)).toEqual(closing);
   });
 });
+
+describe('Claude thinking replay shape', () => {
+  const history = (assistant: Json[]) => ({
+    messages: [{ role: 'user', content: 'q' }, { role: 'assistant', content: assistant }, { role: 'user', content: 'more' }],
+    thinking: { type: 'adaptive' },
+  });
+  const split = (r: Json) =>
+    toGoogleRequest(req(r), { ...opts('claude-sonnet-4-6'), claudeThinkingReplay: 'split' }) as Json;
+
+  test("'split' puts the signature on the next visible part, as the official client does", () => {
+    const env = split(history([{ type: 'thinking', thinking: '120 ÷ 1.5 = 80', signature: CLAUDE_SIG }, { type: 'text', text: '**80 km/h**' }]));
+    expect(env.request.contents[1].parts).toEqual([
+      { text: '120 ÷ 1.5 = 80', thought: true },
+      { text: '**80 km/h**', thoughtSignature: CLAUDE_SIG },
+    ]);
+  });
+
+  test("'split' with only a call after the thinking signs the call", () => {
+    const env = split(history([{ type: 'thinking', thinking: 't', signature: CLAUDE_SIG }, { type: 'tool_use', id: 'toolu_vrtx_A', name: 'Bash', input: {} }]));
+    expect(env.request.contents[1].parts[1]).toEqual({ functionCall: { name: 'Bash', args: {}, id: 'toolu_vrtx_A' }, thoughtSignature: CLAUDE_SIG });
+  });
+
+  test("'split' with nothing visible keeps the signature on the thought", () => {
+    const env = split(history([{ type: 'thinking', thinking: 't', signature: CLAUDE_SIG }]));
+    expect(env.request.contents[1].parts).toEqual([{ text: 't', thought: true, thoughtSignature: CLAUDE_SIG }]);
+  });
+
+  test("'split' falls back to inline when a turn has several signed thinking blocks", () => {
+    const sig2 = btoa(`Eq${'B'.repeat(80)}`);
+    const env = split(history([
+      { type: 'thinking', thinking: 'a', signature: CLAUDE_SIG },
+      { type: 'text', text: 'x' },
+      { type: 'thinking', thinking: 'b', signature: sig2 },
+    ]));
+    expect(env.request.contents[1].parts).toEqual([
+      { text: 'a', thought: true, thoughtSignature: CLAUDE_SIG },
+      { text: 'b', thought: true, thoughtSignature: sig2 },
+      { text: 'x' },
+    ]);
+  });
+});
