@@ -104,7 +104,7 @@ export function accountViews(
 
 export function accountsTable(views: readonly AccountView[], now: number): string {
   return renderTable(
-    ['ID', 'LABEL', 'PROVIDER', 'STATUS', 'REASON', 'LAST USED', 'LIMITS', 'QUOTA'],
+    ['ID', 'LABEL', 'PROVIDER', 'STATUS', 'REASON', 'LAST USED', 'LIMITS', 'QUOTA', 'LIMITED'],
     views.map((v) => [
       v.id,
       v.label,
@@ -114,6 +114,8 @@ export function accountsTable(views: readonly AccountView[], now: number): strin
       relativeTime(v.lastUsedAt, now),
       String(v.limits.length),
       quotaSummary(v.quotas.map((q) => ({ ...q, accountId: v.id, fetchedAt: 0 }))),
+      // Which models wait for what, so `list` answers "why is this account not used?".
+      v.limits.map((l) => `${l.model === '*' ? 'all models' : l.model} ${l.kind} (resets ${relativeTime(l.resetAt, now)})`).join('; ') || '-',
     ]),
   );
 }

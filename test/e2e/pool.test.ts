@@ -436,6 +436,7 @@ describe('mcp serve with three accounts', () => {
       expect(Date.now() - t0).toBeLessThan(2500);
       const list = await runMcp(['accounts', 'list'], { env });
       expect(list.stdout).toMatch(/\bb\s+zai\s+disabled/);
+      expect(list.stdout).toMatch(/\ba\s+zai\s+active\s.*glm-5 rate_limited \(resets in (59m|1h)\)/);
       expect((await runMcp(['accounts', 'enable', 'b'], { env })).code).toBe(0);
     } finally {
       expect(await server.stop()).toBe(0);
