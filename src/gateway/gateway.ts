@@ -121,8 +121,10 @@ function failsOver(kind: UpstreamError['kind']): boolean {
   return kind === 'rate_limited' || kind === 'quota_exhausted' || kind === 'capacity' || kind === 'transient' || kind === 'invalid_account';
 }
 
+const TRUTHY = /^(1|true|yes|on)$/i;
+
 function truthy(v: string | undefined): boolean {
-  return v !== undefined && /^(1|true|yes|on)$/i.test(v.trim());
+  return v !== undefined && TRUTHY.test(v.trim());
 }
 
 export function createGateway(deps: GatewayDeps): Gateway {
