@@ -262,7 +262,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
         metrics.upstreamErrors({ provider: route.provider, kind: e.kind });
         if (e.kind === 'bad_request' || e.kind === 'not_found') {
           pool.report(lease, { kind: 'neutral' });
-          throw clientErrorFor(e, req.body.model, now(), maxWaitMs);
+          // A provider that already speaks Anthropic (an ApiError from its translation) is passed on as is.
+          throw err instanceof ApiError ? err : clientErrorFor(e, req.body.model, now(), maxWaitMs);
         }
         if (e.kind === 'auth' && !refreshed.has(lease.account.id)) {
           refreshed.add(lease.account.id);

@@ -457,3 +457,20 @@ describe('the final client error for each upstream failure', () => {
     expect(formatWait(0)).toBe('1s');
   });
 });
+
+test("a provider's own ApiError for a bad request reaches the client unchanged", async () => {
+  const r = rig({ labels: ['a', 'b'] });
+  r.zai.send = () => {
+    throw new ApiError('invalid_request_error', 'tools.0.input_schema: not an object');
+  };
+  const e = await (async () => {
+    try {
+      await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
+    } catch (err) {
+      return err as ApiError;
+    }
+    throw new Error('expected a rejection');
+  })();
+  expect(e.status).toBe(400);
+  expect(e.message).toBe('tools.0.input_schema: not an object');
+});
