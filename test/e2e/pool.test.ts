@@ -159,12 +159,14 @@ describe('the pool in front of three Z.AI accounts', () => {
   test('the limit expires on time', async () => {
     const p = await startProxy();
     try {
-      zai.setMode({ kind: 'http429', retryAfter: 1 }, { key: KEYS[0], times: 1 });
+      zai.setMode({ kind: 'http429', retryAfter: 3 }, { key: KEYS[0], times: 1 });
       expect((await ask(p, 'glm-4.6')).account).not.toBe(idOf(p, 'a'));
+      const resetAt = listLimits(p.db)[0]!.resetAt;
       const mark = zai.messages().length;
       for (let i = 0; i < 3; i++) await ask(p, 'glm-4.6');
+      expect(Date.now()).toBeLessThan(resetAt);
       expect(keysFor('glm-4.6', mark)).not.toContain(KEYS[0]);
-      await Bun.sleep(1100);
+      await Bun.sleep(Math.max(0, resetAt - Date.now()) + 50);
       // a is now the least recently used account: the next new conversation goes there.
       const after = await ask(p, 'glm-4.6');
       expect(after.account).toBe(idOf(p, 'a'));
