@@ -4,8 +4,9 @@
 // event Claude Code handles) and what the pool records (GET /account-limits, /health with the key).
 // No fault may crash the server or leave a stream open (mcp_active_streams back to 0).
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { type FakeGoogle, type FakeGoogleMode, startFakeGoogle } from '../fakes/google.ts';
 import { type FakeZai, type FakeZaiMode, startFakeZai } from '../fakes/zai.ts';
-import { cleanupTempDirs, type Env, mcpEnv, runMcp, type ServeHandle, startServe, tempDir, waitFor, zaiEnv } from '../e2e/helpers.ts';
+import { cleanupTempDirs, type Env, googleEnv, mcpEnv, runMcp, type ServeHandle, startServe, tempDir, waitFor, zaiEnv } from '../e2e/helpers.ts';
 
 const PROXY_KEY = 'proxy-key-proof-faults-0123456789';
 const HOUR = 3_600_000;
@@ -25,7 +26,7 @@ interface AccountView {
   limits: LimitView[];
 }
 
-export interface Rig {
+interface Rig {
   server: ServeHandle;
   /** label -> account id */
   ids: Record<string, string>;
@@ -34,7 +35,7 @@ export interface Rig {
 }
 
 /** A fresh data dir, the accounts added by the CLI, and `mcp serve` on it; stopped after fn. */
-export async function withRig(env: Env, add: string[][], fn: (rig: Rig) => Promise<void>): Promise<void> {
+async function withRig(env: Env, add: string[][], fn: (rig: Rig) => Promise<void>): Promise<void> {
   for (const args of add) {
     const r = await runMcp(['accounts', 'add', ...args], { env });
     if (r.code !== 0) throw new Error(`accounts add failed: ${r.stdout}${r.stderr}`);
@@ -71,7 +72,7 @@ export async function withRig(env: Env, add: string[][], fn: (rig: Rig) => Promi
   }
 }
 
-export interface Reply {
+interface Reply {
   status: number;
   headers: Headers;
   text: string;
@@ -81,7 +82,7 @@ export interface Reply {
   error: { type: string; message: string } | null;
 }
 
-export async function ask(url: string, model: string, stream: boolean): Promise<Reply> {
+async function ask(url: string, model: string, stream: boolean): Promise<Reply> {
   const res = await fetch(`${url}/v1/messages`, {
     method: 'POST',
     headers: AUTH,
@@ -99,7 +100,7 @@ export async function ask(url: string, model: string, stream: boolean): Promise<
 }
 
 /** A complete Anthropic stream: starts with message_start, ends with message_stop, no error. */
-export function expectCompleteStream(r: Reply): void {
+function expectCompleteStream(r: Reply): void {
   expect(r.status).toBe(200);
   expect(r.events[0]).toBe('message_start');
   expect(r.events.at(-1)).toBe('message_stop');
@@ -107,7 +108,7 @@ export function expectCompleteStream(r: Reply): void {
 }
 
 /** A stream that started and then ended with one clean `error` event (no message_stop after it). */
-export function expectErrorEvent(r: Reply, type: string): void {
+function expectErrorEvent(r: Reply, type: string): void {
   expect(r.status).toBe(200);
   expect(r.events[0]).toBe('message_start');
   expect(r.events.at(-1)).toBe('error');
@@ -304,6 +305,190 @@ describe('Z.AI: when every account fails, the client gets the right Anthropic er
         expect(a.reason).not.toContain(ZA);
         expect(a.reason).not.toContain(ZB);
       }
+    });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Antigravity: two Google accounts (two endpoints each, daily and prod, as the real backend).
+
+const EA = 'alice.faults@example.com';
+const EB = 'bob.faults@example.com';
+const CLAUDE = 'claude-sonnet-4-6';
+let google: FakeGoogle;
+
+beforeAll(() => {
+  google = startFakeGoogle({ record: true });
+});
+
+afterAll(async () => {
+  await google?.stop();
+});
+
+function googleRig(fn: (rig: Rig) => Promise<void>): Promise<void> {
+  google.clearModes();
+  google.requests.length = 0;
+  const env = mcpEnv(tempDir('mcp-proof-gfaults-'), {
+    PROXY_API_KEY: PROXY_KEY,
+    ...googleEnv(google),
+    UPSTREAM_IDLE_TIMEOUT_SEC: '1',
+    MAX_WAIT_SEC: '5',
+    QUOTA_POLL_INTERVAL_SEC: '3600',
+  });
+  return withRig(
+    env,
+    [
+      ['--provider', 'antigravity', '--refresh-token', google.refreshTokenFor(EA), '--label', 'a'],
+      ['--provider', 'antigravity', '--refresh-token', google.refreshTokenFor(EB), '--label', 'b'],
+    ],
+    fn,
+  );
+}
+
+/** Emails of the generation calls, in order. */
+function generationEmails(): Array<string | null> {
+  return google.generations().map((r) => r.email);
+}
+
+interface GoogleFailover {
+  name: string;
+  mode: FakeGoogleMode;
+  stream: boolean;
+  limit: { kind: string; resetSec: [number, number] } | null;
+}
+
+const Q = 3 * HOUR;
+const GOOGLE_FAILOVER: GoogleFailover[] = [
+  { name: '429 QUOTA_EXHAUSTED with every reset hint', mode: { kind: 'quota_exhausted', hint: 'full', resetMs: Q }, stream: false, limit: { kind: 'quota_exhausted', resetSec: [10_700, 10_800] } },
+  { name: '429 QUOTA_EXHAUSTED with RetryInfo only', mode: { kind: 'quota_exhausted', hint: 'retry_info', resetMs: Q }, stream: true, limit: { kind: 'quota_exhausted', resetSec: [10_700, 10_800] } },
+  { name: '429 QUOTA_EXHAUSTED with quotaResetDelay only', mode: { kind: 'quota_exhausted', hint: 'quota_reset_delay', resetMs: Q }, stream: false, limit: { kind: 'quota_exhausted', resetSec: [10_700, 10_800] } },
+  { name: '429 QUOTA_EXHAUSTED with quotaResetTimeStamp only', mode: { kind: 'quota_exhausted', hint: 'quota_reset_timestamp', resetMs: Q }, stream: true, limit: { kind: 'quota_exhausted', resetSec: [10_700, 10_801] } },
+  { name: '429 QUOTA_EXHAUSTED with the delay only in the message', mode: { kind: 'quota_exhausted', hint: 'message', resetMs: Q }, stream: false, limit: { kind: 'quota_exhausted', resetSec: [10_700, 10_801] } },
+  { name: '429 RESOURCE_EXHAUSTED with no hint at all (short cool-down, not hours)', mode: { kind: 'quota_exhausted', hint: 'none' }, stream: true, limit: { kind: 'rate_limited', resetSec: [1, 61] } },
+  { name: '429 RATE_LIMIT_EXCEEDED (short delay)', mode: { kind: 'rate_limited' }, stream: false, limit: { kind: 'rate_limited', resetSec: [0, 5] } },
+  { name: '503 MODEL_CAPACITY_EXHAUSTED', mode: { kind: 'capacity' }, stream: true, limit: { kind: 'capacity', resetSec: [1, 61] } },
+  { name: '500 on both endpoints', mode: { kind: 'http500' }, stream: false, limit: null },
+  { name: 'HTML 502 on both endpoints', mode: { kind: 'html502' }, stream: true, limit: null },
+  { name: 'connection reset before the first byte', mode: { kind: 'reset_before_first_byte' }, stream: true, limit: null },
+  { name: 'stall before the first byte, longer than the upstream idle timeout', mode: { kind: 'stall_before_first_byte', ms: 4000 }, stream: true, limit: null },
+  { name: 'empty response (retried, then another account)', mode: { kind: 'empty_response' }, stream: true, limit: null },
+];
+
+describe('Antigravity: a fault on the first account is absorbed by failing over to the second', () => {
+  for (const c of GOOGLE_FAILOVER) {
+    test(`${c.name}: the client gets a normal answer, the pool records ${c.limit ? c.limit.kind : 'nothing lasting'}`, async () => {
+      await googleRig(async (rig) => {
+        google.setMode(c.mode, { email: EA });
+        const r = await ask(rig.server.url, CLAUDE, c.stream);
+        if (c.stream) expectCompleteStream(r);
+        else {
+          expect(r.status).toBe(200);
+          expect(JSON.parse(r.text).type).toBe('message');
+        }
+        const emails = generationEmails();
+        expect(emails[0]).toBe(EA);
+        expect(emails.at(-1)).toBe(EB);
+        expect(r.headers.get('x-proxy-account')).toBe(rig.ids.b!);
+        const a = await rig.account('a');
+        expect(a.status).toBe('active');
+        if (c.limit) {
+          const l = a.limits.find((x) => x.model === CLAUDE || x.model === '*');
+          expect(l?.kind).toBe(c.limit.kind);
+          expect(l!.resetInSec).toBeGreaterThanOrEqual(c.limit.resetSec[0]);
+          expect(l!.resetInSec).toBeLessThanOrEqual(c.limit.resetSec[1]);
+        } else expect(a.limits).toEqual([]);
+        expect((await rig.account('b')).state).toBe('ok');
+      });
+    });
+  }
+});
+
+describe('Antigravity: faults inside a started stream', () => {
+  test('connection reset mid-stream -> one api_error event, no second call', async () => {
+    await googleRig(async (rig) => {
+      google.setMode({ kind: 'reset_mid_stream' }, { times: 1 });
+      expectErrorEvent(await ask(rig.server.url, CLAUDE, true), 'api_error');
+      expect(google.generations().length).toBe(1);
+      expectCompleteStream(await ask(rig.server.url, CLAUDE, true));
+    });
+  });
+
+  test('stall mid-stream longer than the upstream idle timeout -> api_error event after ~1 s, not 4 s', async () => {
+    await googleRig(async (rig) => {
+      google.setMode({ kind: 'stall_mid_stream', ms: 4000 }, { times: 1 });
+      const t0 = performance.now();
+      expectErrorEvent(await ask(rig.server.url, CLAUDE, true), 'api_error');
+      expect(performance.now() - t0).toBeLessThan(3500);
+    });
+  });
+
+  test('a malformed data line is skipped and the stream completes', async () => {
+    await googleRig(async (rig) => {
+      google.setMode({ kind: 'malformed_data' }, { times: 1 });
+      const r = await ask(rig.server.url, CLAUDE, true);
+      expectCompleteStream(r);
+      expect(r.text).toContain('text_delta');
+    });
+  });
+
+  test('a stream with no finish chunk still ends with message_delta and message_stop', async () => {
+    await googleRig(async (rig) => {
+      google.setMode({ kind: 'no_finish' }, { times: 1 });
+      const r = await ask(rig.server.url, CLAUDE, true);
+      expectCompleteStream(r);
+      expect(r.events).toContain('message_delta');
+    });
+  });
+});
+
+describe('Antigravity: the token endpoint', () => {
+  test('down (connection dropped) while one account refreshes: the other serves, nobody is marked invalid', async () => {
+    await googleRig(async (rig) => {
+      google.expireAccessTokens();
+      google.setMode({ kind: 'token_down' }, { times: 1 });
+      expectCompleteStream(await ask(rig.server.url, CLAUDE, true));
+      for (const a of await rig.accounts()) expect(a.status).toBe('active');
+    });
+  });
+
+  test('invalid_grant for one account: it is marked invalid with the reason, the other serves', async () => {
+    await googleRig(async (rig) => {
+      google.expireAccessTokens();
+      google.setMode({ kind: 'token_invalid_grant' }, { times: 1 });
+      const r = await ask(rig.server.url, CLAUDE, false);
+      expect(r.status).toBe(200);
+      const accs = await rig.accounts();
+      const invalid = accs.filter((a) => a.status === 'invalid');
+      expect(invalid.length).toBe(1);
+      expect(invalid[0]!.reason).toContain('invalid_grant');
+      expect(r.headers.get('x-proxy-account')).not.toBe(invalid[0]!.id);
+      for (const e of [EA, EB]) expect(invalid[0]!.reason).not.toContain(google.refreshTokenFor(e));
+    });
+  });
+
+  test('down for every account -> 502 api_error (retryable), accounts stay active', async () => {
+    await googleRig(async (rig) => {
+      google.expireAccessTokens();
+      google.setMode({ kind: 'token_down' });
+      const r = await ask(rig.server.url, CLAUDE, true);
+      expect(r.status).toBe(502);
+      expect(r.error?.type).toBe('api_error');
+      expect(r.headers.get('x-should-retry')).not.toBe('false');
+      for (const a of await rig.accounts()) expect(a.status).toBe('active');
+    });
+  });
+
+  test('invalid_grant for every account -> 403 permission_error, x-should-retry: false, both invalid', async () => {
+    await googleRig(async (rig) => {
+      google.expireAccessTokens();
+      google.setMode({ kind: 'token_invalid_grant' });
+      const r = await ask(rig.server.url, CLAUDE, false);
+      expect(r.status).toBe(403);
+      expect(r.error?.type).toBe('permission_error');
+      expect(r.headers.get('x-should-retry')).toBe('false');
+      for (const a of await rig.accounts()) expect(a.status).toBe('invalid');
+      const health = (await (await fetch(`${rig.server.url}/health`)).json()) as { status: string };
+      expect(health.status).toBe('unavailable');
     });
   });
 });
