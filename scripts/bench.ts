@@ -25,6 +25,8 @@ const BUILD = !argv.has('--no-build');
 const ACCOUNTS = Number(process.argv[process.argv.indexOf('--accounts') + 1]) || 1;
 /** --profile: run the proxy from source under `bun --cpu-prof` and write .bench/prof/*.md (hot spots). */
 const PROFILE = argv.has('--profile');
+/** --source: run the proxy from source (bun src/main.ts) instead of dist/mcp; for quick experiments. */
+const SOURCE = argv.has('--source') || PROFILE;
 /** --only <substring>: measure only the workloads whose name contains it (e.g. "small c=64"). */
 const ONLY = argv.has('--only') ? process.argv[process.argv.indexOf('--only') + 1]! : null;
 const MODEL = process.env.BENCH_MODEL ?? 'claude-sonnet-4-6';
@@ -252,11 +254,16 @@ async function run(cmd: string[], env: Record<string, string>): Promise<{ code: 
   return { code, out: o + e };
 }
 
+/** The proxy child, so a failing run does not leave it behind. */
+let running: Bun.Subprocess | null = null;
+
 async function startProxy(bin: string, env: Record<string, string>, dir: string): Promise<Proxy> {
   const logPath = join(dir, 'serve.log');
   const serve = PROFILE
     ? [process.execPath, '--cpu-prof', '--cpu-prof-md', '--cpu-prof-interval=250', `--cpu-prof-dir=${join(ROOT, '.bench', 'prof')}`, join(ROOT, 'src', 'main.ts'), 'serve']
-    : [bin, 'serve'];
+    : SOURCE
+      ? [process.execPath, join(ROOT, 'src', 'main.ts'), 'serve']
+      : [bin, 'serve'];
   const cmd = PIN ? ['taskset', '-c', String(PROXY_CORE), ...serve] : serve;
   // The server's log goes to files (written by the kernel, not read by this process).
   const proc = Bun.spawn(cmd, {
@@ -266,6 +273,7 @@ async function startProxy(bin: string, env: Record<string, string>, dir: string)
     stderr: Bun.file(join(dir, 'serve.err.log')),
     stdin: 'ignore',
   });
+  running = proc;
   const deadline = Date.now() + 20_000;
   let port = 0;
   while (!port) {
@@ -300,6 +308,9 @@ interface Row {
   workload: string;
   floor: RunResult;
   proxy: RunResult;
+  /** Proxy VmRSS / VmHWM (MB) right after the workload. */
+  rssMb: number;
+  hwmMb: number;
 }
 
 function fmt(n: number | undefined, digits = 1): string {
@@ -310,7 +321,7 @@ function fmt(n: number | undefined, digits = 1): string {
 async function main(): Promise<void> {
   const started = new Date();
   const bin = join(ROOT, 'dist', 'mcp');
-  if (BUILD || !existsSync(bin)) {
+  if (!SOURCE && (BUILD || !existsSync(bin))) {
     const b = await run([process.execPath, 'run', 'build'], process.env as Record<string, string>);
     if (b.code !== 0) throw new Error(`build failed:\n${b.out}`);
   }
@@ -401,8 +412,12 @@ async function main(): Promise<void> {
     const fl = await load(f, opts);
     await Bun.sleep(200);
     const px = await load(p, { ...opts, cpuPid: proxy.pid });
-    rows.push({ workload, floor: fl, proxy: px });
-    console.log(`floor ${fmt(fl.rps)} req/s, proxy ${fmt(px.rps)} req/s${px.errors || px.lost ? ` (${px.errors} errors, ${px.lost} lost: ${px.firstError})` : ''}`);
+    const m = memKb(proxy.pid);
+    rows.push({ workload, floor: fl, proxy: px, rssMb: m.rss / 1024, hwmMb: m.hwm / 1024 });
+    console.log(
+      `floor ${fmt(fl.rps)} req/s, proxy ${fmt(px.rps)} req/s, RSS ${fmt(m.rss / 1024)} MB (peak ${fmt(m.hwm / 1024)})` +
+        `${px.errors || px.lost ? ` (${px.errors} errors, ${px.lost} lost: ${px.firstError})` : ''}`,
+    );
     await Bun.sleep(200);
   };
 
@@ -504,6 +519,7 @@ async function main(): Promise<void> {
 
 if (import.meta.main) {
   main().catch((err) => {
+    running?.kill('SIGKILL');
     console.error(`bench failed: ${(err as Error).stack ?? err}`);
     process.exit(2);
   });
