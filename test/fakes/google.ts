@@ -297,7 +297,7 @@ interface Reply {
   call: { name: string; args: Record<string, unknown> } | null;
 }
 
-const COMMAND_AFTER_COLON = /command:\s*`?([^`\n]+?)`?\s*(?:\n|$)/i;
+const COMMAND_AFTER_COLON = /(?:command|exactly):\s*`?([^`\n]+?)`?\s*(?:\n|$)/i;
 const ASKS_TO_RUN = /\b(run|execute)\b/i;
 
 function outputOf(resp: unknown): string {

@@ -176,7 +176,7 @@ function toolResultText(b: Record<string, unknown>): string {
   return '';
 }
 
-const COMMAND_AFTER_COLON = /command:\s*`?([^`\n]+?)`?\s*(?:\n|$)/i;
+const COMMAND_AFTER_COLON = /(?:command|exactly):\s*`?([^`\n]+?)`?\s*(?:\n|$)/i;
 const ASKS_TO_RUN = /\b(run|execute)\b/i;
 const TITLE_REQUEST = /<session>[\s\S]*title/i;
 
