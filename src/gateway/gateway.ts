@@ -205,6 +205,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     const refreshed = new Set<string>();
     let attempts = 0;
     let failovers = 0;
+    const failoverReasons: string[] = [];
     let last: UpstreamError | null = null;
     let only: string | undefined;
     const familyKey = `${route.provider}:${route.family}`;
@@ -289,6 +290,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
         log.info(`${req.requestId}: ${lease.account.label} failed for ${route.upstreamModel} (${e.kind}: ${e.message}); trying another account`);
         if (attempts >= config.maxAttempts) throw clientErrorFor(e, req.body.model, now(), maxWaitMs);
         failovers++;
+        failoverReasons.push(`${lease.account.label}:${e.kind}`);
         metrics.failovers({ provider: route.provider, kind: e.kind });
         continue;
       }
@@ -303,6 +305,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
         upstreamModel: route.upstreamModel,
         fallbackFrom,
         failovers,
+        failoverReasons,
       };
     }
   }

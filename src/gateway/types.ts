@@ -23,6 +23,8 @@ export interface Dispatched {
   fallbackFrom: string | null;
   /** How many upstream attempts failed before this one. */
   failovers: number;
+  /** Why each failed attempt failed over ("<account label>:<kind>"), for the request log line. */
+  failoverReasons?: string[];
 }
 
 /** One entry of /v1/models (Anthropic shape, plus optional extras). */

@@ -63,7 +63,7 @@ function logLine(r: RequestRecord): void {
     `${r.status} ${r.latencyMs}ms${r.stream ? ' stream' : ''} in=${r.inputTokens} out=${r.outputTokens} ` +
     `cache_r=${r.cacheReadTokens} cache_w=${r.cacheCreationTokens}`;
   if (r.fallbackFrom) line += ` fallback_from=${r.fallbackFrom}`;
-  if (r.failovers) line += ` failovers=${r.failovers}`;
+  if (r.failovers) line += ` failovers=${r.failovers}${r.failoverReasons?.length ? ` (${r.failoverReasons.join(',')})` : ''}`;
   if (r.errorType) line += ` error=${r.errorType}`;
   if (r.status >= 500 || (r.errorType && r.status === 200)) log.warn(line);
   else log.info(line);

@@ -30,6 +30,8 @@ export interface RequestRecord {
   stream: boolean;
   fallbackFrom: string | null;
   failovers: number;
+  /** Why earlier attempts failed over, e.g. "acct-2:rate_limited" (log line only). */
+  failoverReasons?: string[];
   /** Anthropic error type, or 'client_closed'; null on success. */
   errorType: string | null;
 }
@@ -141,6 +143,7 @@ export async function handleMessages(
     rec.upstreamModel = d.upstreamModel;
     rec.fallbackFrom = d.fallbackFrom;
     rec.failovers = d.failovers;
+    if (d.failoverReasons?.length) rec.failoverReasons = d.failoverReasons;
     const headers = proxyHeaders(d);
     headers['request-id'] = requestId;
 

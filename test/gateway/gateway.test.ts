@@ -151,6 +151,7 @@ describe('dispatch', () => {
     const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
     expect(d.accountId).toBe(r.accounts[2]!.id);
     expect(d.failovers).toBe(2);
+    expect(d.failoverReasons).toEqual(['a:capacity', 'b:transient']);
     await drain(d);
     const lim = listLimits(r.db);
     expect(lim).toHaveLength(1);
