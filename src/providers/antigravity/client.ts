@@ -145,6 +145,8 @@ export interface ChunkStream {
 
 const NL = 10;
 const CR = 13;
+/** What the line parser returns for a line that carries no chunk. */
+const NONE = Symbol('none');
 
 /**
  * Opens the generation stream and returns its chunks. The idle watchdog covers the wait for headers
@@ -158,13 +160,25 @@ export async function openGenerateStream(
   token: string,
   clientSignal: AbortSignal,
 ): Promise<ChunkStream> {
+  // One controller both the client's abort and the idle watchdog fire (AbortSignal.any costs more per request).
   const watchdog = new AbortController();
-  const signal = AbortSignal.any([clientSignal, watchdog.signal]);
-  const timer = setTimeout(() => watchdog.abort(), opts.idleTimeoutMs);
+  const signal = watchdog.signal;
+  let idleFired = false;
+  const onClientAbort = (): void => watchdog.abort(clientSignal.reason);
+  if (clientSignal.aborted) watchdog.abort(clientSignal.reason);
+  else clientSignal.addEventListener('abort', onClientAbort, { once: true });
+  const timer = setTimeout(() => {
+    idleFired = true;
+    watchdog.abort();
+  }, opts.idleTimeoutMs);
+  const stopWatch = (): void => {
+    clearTimeout(timer);
+    clientSignal.removeEventListener('abort', onClientAbort);
+  };
   let handedOut = false;
   const whyStopped = (err: unknown): UpstreamError => {
     if (clientSignal.aborted) return new UpstreamError('transient', 'request aborted by the client', { cause: err });
-    if (watchdog.signal.aborted) {
+    if (idleFired) {
       const s = Math.round(opts.idleTimeoutMs / 1000);
       return new UpstreamError('transient', `Antigravity sent nothing for ${s}s${handedOut ? ' mid-stream' : ''}`, { code: 'IDLE_TIMEOUT', cause: err });
     }
@@ -175,7 +189,7 @@ export async function openGenerateStream(
   try {
     res = await openCall(opts, 'streamGenerateContent', body, token, signal, true);
   } catch (err) {
-    clearTimeout(timer);
+    stopWatch();
     throw whyStopped(err);
   }
   timer.refresh();
@@ -187,16 +201,17 @@ export async function openGenerateStream(
     try {
       if (!reader) return;
       const decoder = new TextDecoder();
-      const emit = function* (line: string): Generator<unknown> {
-        if (!line.startsWith('data:')) return;
+      // A plain function, not a generator per line: this runs for every SSE line of every request.
+      const parse = (line: string): unknown => {
+        if (!line.startsWith('data:')) return NONE;
         const data = line.slice(5).trim();
-        if (!data) return;
+        if (!data) return NONE;
         let v: unknown;
         try {
           v = JSON.parse(data);
         } catch {
           log.debug('antigravity: skipped a malformed SSE data line');
-          return;
+          return NONE;
         }
         const err = (v as { error?: { code?: unknown } } | null)?.error;
         if (err && typeof err === 'object') {
@@ -204,7 +219,7 @@ export async function openGenerateStream(
           throw classifyGoogleError(status, data, res.headers, opts.now());
         }
         handedOut = true;
-        yield v;
+        return v;
       };
       if ((res.headers.get('content-type') ?? '').includes('application/json')) {
         // A JSON answer instead of SSE: one response object or an array of them.
@@ -221,7 +236,10 @@ export async function openGenerateStream(
         } catch {
           log.debug('antigravity: skipped a malformed JSON answer');
         }
-        for (const item of Array.isArray(v) ? v : v ? [v] : []) yield* emit(`data: ${JSON.stringify(item)}`);
+        for (const item of Array.isArray(v) ? v : v ? [v] : []) {
+          const p = parse(`data: ${JSON.stringify(item)}`);
+          if (p !== NONE) yield p;
+        }
         return;
       }
       let buf = '';
@@ -243,7 +261,8 @@ export async function openGenerateStream(
         for (let i = scanned; i < buf.length; i++) {
           const c = buf.charCodeAt(i);
           if (c === NL || c === CR) {
-            yield* emit(buf.slice(start, i));
+            const p = parse(buf.slice(start, i));
+            if (p !== NONE) yield p;
             start = i + 1;
           }
         }
@@ -251,12 +270,15 @@ export async function openGenerateStream(
         scanned = buf.length;
         if (chunk.done) {
           // A last line without a newline.
-          if (buf) yield* emit(buf);
+          if (buf) {
+            const p = parse(buf);
+            if (p !== NONE) yield p;
+          }
           return;
         }
       }
     } finally {
-      clearTimeout(timer);
+      stopWatch();
       // Free the connection when we stop early, fail, or the consumer walks away.
       if (reader && !eof) reader.cancel().catch(() => {});
     }
@@ -268,7 +290,7 @@ export async function openGenerateStream(
     chunks,
     started: () => handedOut,
     close() {
-      clearTimeout(timer);
+      stopWatch();
       if (!reading) res.body?.cancel().catch(() => {});
       chunks.return(undefined).catch(() => {});
     },

@@ -73,12 +73,17 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
   const catalog = new Map<string, { at: number; body: Record<string, unknown> }>();
   const emptyBackoff = opts.emptyBackoffMs ?? EMPTY_BACKOFF_MS;
 
+  /** The project already known for the account (memory, then account.meta), or null. */
+  function knownProject(account: Account): string | null {
+    return projects.get(account.id) ?? (typeof account.meta.projectId === 'string' ? account.meta.projectId : null);
+  }
+
   /**
    * The account's project: memory, then account.meta, then discovery (persisted; single-flight).
    * Discovery runs without the caller's signal: it serves every waiter (each may stop waiting).
    */
   function projectFor(account: Account, token: string): Promise<string> {
-    const known = projects.get(account.id) ?? (typeof account.meta.projectId === 'string' ? account.meta.projectId : null);
+    const known = knownProject(account);
     if (known) return Promise.resolve(known);
     const running = discovering.get(account.id);
     if (running) return running;
@@ -127,7 +132,8 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
       let projectId: string;
       try {
         token = await tokens.get(account, ctx.signal);
-        projectId = await untilAborted(projectFor(account, token), ctx.signal);
+        // The usual case: the project is known, no promise or abort listener needed.
+        projectId = knownProject(account) ?? (await untilAborted(projectFor(account, token), ctx.signal));
       } catch (err) {
         // A token that passed the cache check but was refused during discovery: same single retry.
         if (err instanceof UpstreamError && err.kind === 'auth' && !authRetried) {
