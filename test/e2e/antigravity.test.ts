@@ -1,0 +1,168 @@
+// Antigravity end to end: Google accounts added by the real CLI (`--refresh-token`, `--no-browser`
+// with the redirect pasted on stdin) against the fake Google, then `mcp serve` in front of it,
+// driven by the official Anthropic SDK on a Gemini model and on a Claude thinking model.
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { join } from 'node:path';
+import Anthropic from '@anthropic-ai/sdk';
+import { listAccounts } from '../../src/store/accounts.ts';
+import { openDatabase } from '../../src/store/db.ts';
+import { type FakeGoogle, startFakeGoogle } from '../fakes/google.ts';
+import { cleanupTempDirs, type Env, googleEnv, mcpEnv, runMcp, type ServeHandle, spawnMcp, startServe, tempDir } from './helpers.ts';
+
+const PROXY_KEY = 'proxy-key-e2e-antigravity-0123456789';
+const TOKEN_EMAIL = 'token-user@example.com';
+const BROWSER_EMAIL = 'pasted-user@example.com';
+let google: FakeGoogle;
+let dataDir: string;
+let env: Env;
+let server: ServeHandle | undefined;
+
+interface ListedAccount {
+  id: string;
+  label: string;
+  provider: string;
+  email: string | null;
+  status: string;
+}
+
+function storedAccounts() {
+  const db = openDatabase(join(dataDir, 'proxy.db'), { readonly: true });
+  try {
+    return listAccounts(db);
+  } finally {
+    db.close();
+  }
+}
+
+beforeAll(() => {
+  google = startFakeGoogle({ loginEmail: BROWSER_EMAIL, strictSignatures: true });
+  google.setAccount(TOKEN_EMAIL, { projectId: 'fake-project-token' });
+  google.setAccount(BROWSER_EMAIL, { projectId: 'fake-project-pasted' });
+  dataDir = tempDir();
+  env = mcpEnv(dataDir, { PROXY_API_KEY: PROXY_KEY, ...googleEnv(google) });
+});
+
+afterAll(async () => {
+  await server?.stop();
+  await google?.stop();
+  cleanupTempDirs();
+});
+
+describe('mcp accounts add --provider antigravity', () => {
+  test('--refresh-token stores the account with its e-mail and project; adding it again updates it', async () => {
+    const refreshToken = google.refreshTokenFor(TOKEN_EMAIL);
+    const first = await runMcp(['accounts', 'add', '--provider', 'antigravity', '--refresh-token', refreshToken], { env });
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toMatch(new RegExp(`added \\S+ .*antigravity ${TOKEN_EMAIL}`));
+    expect(`${first.stdout}${first.stderr}`).not.toContain(refreshToken);
+
+    let stored = storedAccounts().filter((a) => a.email === TOKEN_EMAIL);
+    expect(stored).toHaveLength(1);
+    expect(stored[0]!.provider).toBe('antigravity');
+    expect(stored[0]!.meta.projectId).toBe('fake-project-token');
+    expect(stored[0]!.credentials).toMatchObject({ kind: 'oauth', refreshToken });
+    const id = stored[0]!.id;
+
+    const again = await runMcp(['accounts', 'add', '--provider', 'antigravity', '--refresh-token', refreshToken], { env });
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain(`updated ${id}`);
+    stored = storedAccounts().filter((a) => a.email === TOKEN_EMAIL);
+    expect(stored.map((a) => a.id)).toEqual([id]);
+  });
+
+  test('--no-browser prints the consent URL, takes the pasted redirect URL and stores the account', async () => {
+    const add = spawnMcp(['accounts', 'add', '--provider', 'antigravity', '--no-browser'], { env });
+    const m = await add.waitForOutput(/(http:\/\/127\.0\.0\.1:\d+\/o\/oauth2\/v2\/auth\?\S+)/);
+    const authUrl = new URL(m[1]!);
+    expect(authUrl.searchParams.get('code_challenge_method')).toBe('S256');
+    // The user's browser: the fake consent page redirects to redirect_uri with code and state.
+    const consent = await fetch(authUrl, { redirect: 'manual' });
+    expect(consent.status).toBe(302);
+    const redirected = consent.headers.get('location')!;
+    expect(new URL(redirected).searchParams.get('state')).toBe(authUrl.searchParams.get('state'));
+    add.write(`${redirected}\n`);
+    const code = await add.finish();
+    expect(code, `${add.stdout()}${add.stderr()}`).toBe(0);
+    expect(add.stdout()).toMatch(new RegExp(`added \\S+ .*antigravity ${BROWSER_EMAIL}`));
+    expect(google.stats.codeExchanges).toBe(1);
+
+    const stored = storedAccounts().filter((a) => a.email === BROWSER_EMAIL);
+    expect(stored).toHaveLength(1);
+    expect(stored[0]!.meta.projectId).toBe('fake-project-pasted');
+  });
+
+  test('accounts list --json and accounts verify show both accounts', async () => {
+    const list = await runMcp(['accounts', 'list', '--json'], { env });
+    expect(list.code, list.stderr).toBe(0);
+    const views = JSON.parse(list.stdout) as ListedAccount[];
+    expect(views.map((v) => [v.provider, v.email, v.status]).sort()).toEqual([
+      ['antigravity', BROWSER_EMAIL, 'active'],
+      ['antigravity', TOKEN_EMAIL, 'active'],
+    ]);
+    const verify = await runMcp(['accounts', 'verify'], { env });
+    expect(verify.code, `${verify.stdout}${verify.stderr}`).toBe(0);
+    for (const v of views) expect(verify.stdout).toMatch(new RegExp(`ok\\s+${v.id}\\s`));
+  });
+});
+
+describe('mcp serve with the added Google accounts, through the official SDK', () => {
+  let client: Anthropic;
+  let accountIds: Set<string>;
+
+  beforeAll(async () => {
+    server = await startServe({ env });
+    client = new Anthropic({ baseURL: server.url, apiKey: PROXY_KEY, maxRetries: 0 });
+    accountIds = new Set(storedAccounts().map((a) => a.id));
+  });
+
+  const cases = [
+    { name: 'a Gemini model', model: 'gemini-3-flash', upstream: 'gemini-3-flash', thinking: undefined },
+    { name: 'a Claude thinking model (opus)', model: 'opus', upstream: 'claude-opus-4-6-thinking', thinking: { type: 'enabled' as const, budget_tokens: 2048 } },
+  ];
+
+  for (const c of cases) {
+    test(`non-streaming on ${c.name}: a whole message with the proxy headers`, async () => {
+      const { data, response } = await client.messages
+        .create({
+          model: c.model,
+          max_tokens: 4096,
+          ...(c.thinking ? { thinking: c.thinking } : {}),
+          messages: [{ role: 'user', content: 'Say hello.' }],
+        })
+        .withResponse();
+      expect(data.type).toBe('message');
+      expect(data.stop_reason).toBe('end_turn');
+      const text = data.content.filter((b) => b.type === 'text').map((b) => b.text).join('');
+      expect(text).toContain('Hello from the fake Antigravity.');
+      if (c.thinking) {
+        const thinking = data.content.find((b) => b.type === 'thinking');
+        expect(thinking?.type === 'thinking' && thinking.signature.length > 0).toBe(true);
+      }
+      expect(accountIds.has(response.headers.get('x-proxy-account') ?? '')).toBe(true);
+      expect(response.headers.get('x-proxy-upstream-model')).toBe(c.upstream);
+      expect((google.generations().at(-1)!.body as { model?: string }).model).toBe(c.upstream);
+    });
+
+    test(`streaming on ${c.name}: the SDK accumulator builds the final message, with the proxy headers`, async () => {
+      const stream = client.messages.stream({
+        model: c.model,
+        max_tokens: 4096,
+        ...(c.thinking ? { thinking: c.thinking } : {}),
+        messages: [{ role: 'user', content: 'Say hello.' }],
+      });
+      const { response } = await stream.withResponse();
+      const message = await stream.finalMessage();
+      expect(response.headers.get('content-type')).toContain('text/event-stream');
+      expect(message.stop_reason).toBe('end_turn');
+      const text = message.content.filter((b) => b.type === 'text').map((b) => b.text).join('');
+      expect(text).toContain('Hello from the fake Antigravity.');
+      if (c.thinking) {
+        const thinking = message.content.find((b) => b.type === 'thinking');
+        expect(thinking?.type === 'thinking' && thinking.thinking.length > 0 && thinking.signature.length > 0).toBe(true);
+      }
+      expect(message.usage.output_tokens).toBeGreaterThan(0);
+      expect(accountIds.has(response.headers.get('x-proxy-account') ?? '')).toBe(true);
+      expect(response.headers.get('x-proxy-upstream-model')).toBe(c.upstream);
+    });
+  }
+});
