@@ -103,6 +103,8 @@ export interface RecordedGoogleRequest {
   email: string | null;
   aborted: boolean;
   mode: FakeModeKind;
+  /** thoughtSignatures this fake issued in its answer to this request (generations only). */
+  issuedSignatures?: string[];
 }
 
 export interface FakeGoogle {
@@ -713,13 +715,17 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
     if (opts.strictSignatures) {
       const contents = (Array.isArray(request.contents) ? request.contents : []) as Content[];
       for (const s of signaturesIn(contents)) {
-        if (s !== 'skip_thought_signature_validator' && !issuedSignatures.has(s)) return signatureError();
+        if (s !== 'skip_thought_signature_validator' && !issuedSignatures.has(s)) {
+          rec.mode = 'signature_error'; // the record says this one was refused
+          return signatureError();
+        }
       }
     }
     const reply = script(request, replyText);
     const rawLen = JSON.stringify(request).length;
     const p = plan(model, reply, Math.max(1, Math.round(rawLen / 4)), mode.kind === 'slow_chunks' ? mode.chunks : 2);
     for (const s of p.signatures) issuedSignatures.add(s);
+    rec.issuedSignatures = p.signatures;
     if (mode.kind === 'empty_candidates') {
       p.chunks = [
         { candidates: [{ content: { role: 'model' } }], modelVersion: model },

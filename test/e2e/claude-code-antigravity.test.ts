@@ -1,0 +1,187 @@
+// The real Claude Code CLI, headless, through `mcp serve` in front of the fake Google (protocol
+// reference §1.10; antigravity.md §7.7–§7.8): a Bash tool loop on a Gemini model and on a Claude
+// thinking model, then a second turn of the same session (--resume). The fake checks signatures like
+// Google does (strictSignatures: one it never issued fails the call), and its record shows that the
+// second turn replayed exactly the signatures it issued in the first, each to its own family only.
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { type FakeGoogle, type RecordedGoogleRequest, startFakeGoogle } from '../fakes/google.ts';
+import {
+  CLAUDE_BIN,
+  type ClaudeRun,
+  cleanupTempDirs,
+  type Env,
+  googleEnv,
+  mcpEnv,
+  parseClaudeTranscript,
+  randomMarker,
+  runMcp,
+  type ServeHandle,
+  startServe,
+  tempDir,
+} from './helpers.ts';
+
+const PROXY_KEY = 'proxy-key-e2e-claude-agy-0123456789';
+const EMAIL = 'claude-code-user@example.com';
+/** What the provider sends for a Gemini call it has no signature for (§7.8); the fake accepts it. */
+const SENTINEL = 'skip_thought_signature_validator';
+let google: FakeGoogle;
+let server: ServeHandle;
+
+beforeAll(async () => {
+  google = startFakeGoogle({ strictSignatures: true });
+  google.setAccount(EMAIL, { projectId: 'fake-project-cc' });
+  const env = mcpEnv(tempDir(), { PROXY_API_KEY: PROXY_KEY, ...googleEnv(google) });
+  const add = await runMcp(['accounts', 'add', '--provider', 'antigravity', '--refresh-token', google.refreshTokenFor(EMAIL)], { env });
+  expect(add.code, add.stderr).toBe(0);
+  server = await startServe({ env });
+});
+
+afterAll(async () => {
+  await server?.stop();
+  await google?.stop();
+  cleanupTempDirs();
+});
+
+/**
+ * One headless turn. Unlike helpers.runClaude the session is persisted (same HOME and cwd for both
+ * turns) so the second turn can --resume it.
+ */
+async function claudeTurn(opts: { home: string; cwd: string; prompt: string; model: string; resume?: string }): Promise<ClaudeRun> {
+  const env: Env = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: opts.home,
+    ANTHROPIC_BASE_URL: server.url,
+    ANTHROPIC_API_KEY: PROXY_KEY,
+    DISABLE_TELEMETRY: '1',
+    DISABLE_AUTOUPDATER: '1',
+    DISABLE_ERROR_REPORTING: '1',
+    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+    CLAUDE_CODE_MAX_RETRIES: '1',
+  };
+  const args = [
+    CLAUDE_BIN,
+    '-p',
+    opts.prompt,
+    '--output-format',
+    'stream-json',
+    '--verbose',
+    '--allowedTools',
+    'Bash(echo:*)',
+    '--max-turns',
+    '6',
+    '--model',
+    opts.model,
+    ...(opts.resume ? ['--resume', opts.resume] : []),
+  ];
+  const proc = Bun.spawn(args, { cwd: opts.cwd, env, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' });
+  const timer = setTimeout(() => proc.kill('SIGKILL'), 40_000);
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  clearTimeout(timer);
+  return { code, stdout, stderr, ...parseClaudeTranscript(stdout) };
+}
+
+type Part = Record<string, unknown>;
+
+function partsOf(r: RecordedGoogleRequest): Part[] {
+  const contents = ((r.body as { request?: { contents?: Array<{ parts?: Part[] }> } }).request?.contents ?? []);
+  return contents.flatMap((c) => c.parts ?? []);
+}
+
+function modelOf(r: RecordedGoogleRequest): string {
+  return String((r.body as { model?: unknown }).model ?? '');
+}
+
+/** The tool loop of one turn worked: the marker ran in Bash, came back, and is in the final answer. */
+function expectToolLoop(run: ClaudeRun, marker: string, diagnostics: () => string): void {
+  expect(run.events[0]?.type, diagnostics()).toBe('system');
+  const bash = run.toolUses.find((t) => t.name === 'Bash');
+  expect(bash, diagnostics()).toBeDefined();
+  expect(String(bash!.input.command)).toContain(marker);
+  const result = run.toolResults.find((r) => r.toolUseId === bash!.id);
+  expect(result?.isError, diagnostics()).toBe(false);
+  expect(result?.text).toContain(marker);
+  expect(run.result?.is_error, diagnostics()).toBe(false);
+  expect(Number(run.result?.num_turns)).toBeGreaterThanOrEqual(2);
+  expect(String(run.result?.result)).toContain(`FINAL_ANSWER: tool said ${marker}`);
+}
+
+const cases = [
+  { name: 'a Gemini model', model: 'gemini-3-flash', upstream: 'gemini-3-flash', family: 'gemini' as const },
+  { name: 'a Claude thinking model (opus)', model: 'opus', upstream: 'claude-opus-4-6-thinking', family: 'claude' as const },
+];
+
+describe('Claude Code through mcp serve on Antigravity', () => {
+  for (const c of cases) {
+    test(`${c.name}: a Bash tool loop, then a resumed second turn that replays the first turn's signatures`, async () => {
+      const home = tempDir('mcp-claude-home-');
+      const cwd = tempDir('mcp-claude-cwd-');
+      const diag = (run: ClaudeRun) => () =>
+        `claude exit ${run.code}\n${run.stdout.slice(-3000)}\n${run.stderr.slice(-2000)}\n${server.output().slice(-3000)}`;
+
+      // Turn 1.
+      const before1 = google.generations().length;
+      const marker1 = randomMarker();
+      const turn1 = await claudeTurn({ home, cwd, prompt: `run exactly: echo ${marker1}`, model: c.model });
+      expectToolLoop(turn1, marker1, diag(turn1));
+      const gens1 = google.generations().slice(before1);
+      expect(gens1.length).toBeGreaterThanOrEqual(2);
+      expect(gens1.every((g) => modelOf(g) === c.upstream)).toBe(true);
+      const sessionId = String(turn1.events[0]?.session_id ?? '');
+      expect(sessionId).not.toBe('');
+
+      // What the fake signed in turn 1: the answer that made the call.
+      const callAnswer = gens1.find((g) => (g.issuedSignatures?.length ?? 0) > 0 && !partsOf(g).some((p) => p.functionResponse));
+      expect(callAnswer, 'the fake signed the tool-call answer of turn 1').toBeDefined();
+      const signed1 = callAnswer!.issuedSignatures!;
+
+      // Turn 2: the same session, resumed.
+      const before2 = google.generations().length;
+      const marker2 = randomMarker();
+      const turn2 = await claudeTurn({ home, cwd, prompt: `run exactly: echo ${marker2}`, model: c.model, resume: sessionId });
+      expectToolLoop(turn2, marker2, diag(turn2));
+      const gens2 = google.generations().slice(before2);
+      expect(gens2.every((g) => modelOf(g) === c.upstream)).toBe(true);
+      // The first request of turn 2 carries turn 1 as history (its tool result holds marker1).
+      const first2 = gens2[0]!;
+      expect(JSON.stringify(first2.body)).toContain(marker1);
+      const history = partsOf(first2);
+      if (c.family === 'claude') {
+        // The thinking part of turn 1's call answer goes back with the signature exactly as issued.
+        const thought = history.find((p) => p.thought === true && p.thoughtSignature === signed1[0]);
+        expect(thought, JSON.stringify(history).slice(0, 3000)).toBeDefined();
+      } else {
+        // Gemini's signature rode on the functionCall part; it goes back on that call, not the sentinel.
+        const call = history.find((p) => p.functionCall && p.thoughtSignature === signed1[0]);
+        expect(call, JSON.stringify(history).slice(0, 3000)).toBeDefined();
+        expect((call!.functionCall as { args?: { command?: string } }).args?.command).toContain(marker1);
+      }
+      // Not only the call's: every signature of turn 1 (the final answer's too) comes back in turn 2.
+      const sent = new Set(history.map((p) => p.thoughtSignature).filter((s) => typeof s === 'string'));
+      const issued1 = gens1.flatMap((g) => g.issuedSignatures ?? []);
+      expect(issued1.length).toBeGreaterThanOrEqual(2);
+      expect(issued1.filter((s) => !sent.has(s))).toEqual([]);
+      expect(sent.has(SENTINEL)).toBe(false);
+      // The strict fake refused nothing in either turn.
+      expect([...gens1, ...gens2].map((g) => g.mode).filter((m) => m !== 'ok')).toEqual([]);
+    }, 60_000);
+  }
+
+  test('no signature ever crosses families, and none is made up', () => {
+    const issuedBy = { claude: new Set<string>(), gemini: new Set<string>() };
+    const gens = google.generations();
+    for (const g of gens) {
+      const fam = modelOf(g).startsWith('claude') ? 'claude' : 'gemini';
+      for (const s of g.issuedSignatures ?? []) issuedBy[fam].add(s);
+    }
+    expect(issuedBy.claude.size).toBeGreaterThan(0);
+    expect(issuedBy.gemini.size).toBeGreaterThan(0);
+    for (const g of gens) {
+      const fam = modelOf(g).startsWith('claude') ? 'claude' : 'gemini';
+      for (const p of partsOf(g)) {
+        const s = p.thoughtSignature;
+        if (typeof s !== 'string' || s === SENTINEL) continue;
+        expect(issuedBy[fam].has(s), `${fam} request carried a signature ${issuedBy[fam === 'claude' ? 'gemini' : 'claude'].has(s) ? 'of the other family' : 'never issued'}`).toBe(true);
+      }
+    }
+  });
+});
