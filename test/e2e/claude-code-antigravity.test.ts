@@ -110,7 +110,36 @@ const cases = [
   { name: 'a Claude thinking model (opus)', model: 'opus', upstream: 'claude-opus-4-6-thinking', family: 'claude' as const },
 ];
 
+/** Generations this test sent to the fake itself (not the proxy's). */
+const notFromProxy = new Set<RecordedGoogleRequest>();
+/** Sessions of the two-turn tests, for the family switch afterwards. */
+const sessions = new Map<'claude' | 'gemini', { home: string; cwd: string; id: string }>();
+
 describe('Claude Code through mcp serve on Antigravity', () => {
+  test('the fake refuses a signature it never issued, as Google does (so replay is really checked)', async () => {
+    const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: google.refreshTokenFor(EMAIL), client_id: 'x', client_secret: 'y' });
+    const token = ((await (await fetch(google.tokenUrl, { method: 'POST', body: form })).json()) as { access_token: string }).access_token;
+    const forged = Buffer.from(`Eo${'A'.repeat(90)}`).toString('base64');
+    const res = await fetch(`${google.endpoints[0]}/v1internal:generateContent`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'claude-opus-4-6-thinking',
+        project: 'fake-project-cc',
+        request: {
+          contents: [
+            { role: 'user', parts: [{ text: 'hi' }] },
+            { role: 'model', parts: [{ text: 'hm', thought: true, thoughtSignature: forged }, { text: 'hello' }] },
+            { role: 'user', parts: [{ text: 'again' }] },
+          ],
+        },
+      }),
+    });
+    expect(res.status).toBe(400);
+    expect(await res.text()).toContain('Invalid `signature`');
+    notFromProxy.add(google.generations().at(-1)!);
+  });
+
   for (const c of cases) {
     test(`${c.name}: a Bash tool loop, then a resumed second turn that replays the first turn's signatures`, async () => {
       const home = tempDir('mcp-claude-home-');
@@ -128,6 +157,7 @@ describe('Claude Code through mcp serve on Antigravity', () => {
       expect(gens1.every((g) => modelOf(g) === c.upstream)).toBe(true);
       const sessionId = String(turn1.events[0]?.session_id ?? '');
       expect(sessionId).not.toBe('');
+      sessions.set(c.family, { home, cwd, id: sessionId });
 
       // What the fake signed in turn 1: the answer that made the call.
       const callAnswer = gens1.find((g) => (g.issuedSignatures?.length ?? 0) > 0 && !partsOf(g).some((p) => p.functionResponse));
@@ -166,9 +196,25 @@ describe('Claude Code through mcp serve on Antigravity', () => {
     }, 60_000);
   }
 
+  for (const c of cases) {
+    const other = cases.find((o) => o.family !== c.family)!;
+    test(`a third turn of the ${c.family} session on ${other.name} completes its tool loop`, async () => {
+      const s = sessions.get(c.family);
+      expect(s, 'the two-turn test above ran').toBeDefined();
+      const before = google.generations().length;
+      const marker = randomMarker();
+      const run = await claudeTurn({ home: s!.home, cwd: s!.cwd, prompt: `run exactly: echo ${marker}`, model: other.model, resume: s!.id });
+      expectToolLoop(run, marker, () => `claude exit ${run.code}\n${run.stdout.slice(-3000)}\n${run.stderr.slice(-2000)}\n${server.output().slice(-3000)}`);
+      const gens = google.generations().slice(before);
+      expect(gens.every((g) => modelOf(g) === other.upstream)).toBe(true);
+      expect(gens.map((g) => g.mode).filter((m) => m !== 'ok')).toEqual([]);
+    }, 60_000);
+  }
+
   test('no signature ever crosses families, and none is made up', () => {
     const issuedBy = { claude: new Set<string>(), gemini: new Set<string>() };
-    const gens = google.generations();
+    const gens = google.generations().filter((g) => !notFromProxy.has(g));
+    expect(gens.length).toBeGreaterThanOrEqual(10);
     for (const g of gens) {
       const fam = modelOf(g).startsWith('claude') ? 'claude' : 'gemini';
       for (const s of g.issuedSignatures ?? []) issuedBy[fam].add(s);
