@@ -1,6 +1,7 @@
 // Antigravity end to end: Google accounts added by the real CLI (`--refresh-token`, `--no-browser`
-// with the redirect pasted on stdin) against the fake Google, then `mcp serve` in front of it,
-// driven by the official Anthropic SDK on a Gemini model and on a Claude thinking model.
+// with the redirect or the bare code pasted on stdin, the browser flow's local callback) against
+// the fake Google, then `mcp serve` in front of it, driven by the official Anthropic SDK on a
+// Gemini model and on a Claude thinking model.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { join } from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
@@ -12,6 +13,7 @@ import { cleanupTempDirs, type Env, googleEnv, mcpEnv, runMcp, type ServeHandle,
 const PROXY_KEY = 'proxy-key-e2e-antigravity-0123456789';
 const TOKEN_EMAIL = 'token-user@example.com';
 const BROWSER_EMAIL = 'pasted-user@example.com';
+const CALLBACK_EMAIL = 'callback-user@example.com';
 let google: FakeGoogle;
 let dataDir: string;
 let env: Env;
@@ -91,11 +93,43 @@ describe('mcp accounts add --provider antigravity', () => {
     expect(stored[0]!.meta.projectId).toBe('fake-project-pasted');
   });
 
-  test('accounts list --json and accounts verify show both accounts', async () => {
+  test('--no-browser also takes the bare code; the same e-mail again updates its account', async () => {
+    google.setLoginEmail(TOKEN_EMAIL);
+    const id = storedAccounts().find((a) => a.email === TOKEN_EMAIL)!.id;
+    const add = spawnMcp(['accounts', 'add', '--provider', 'antigravity', '--no-browser'], { env });
+    const m = await add.waitForOutput(/(http:\/\/127\.0\.0\.1:\d+\/o\/oauth2\/v2\/auth\?\S+)/);
+    const consent = await fetch(m[1]!, { redirect: 'manual' });
+    const code = new URL(consent.headers.get('location')!).searchParams.get('code')!;
+    add.write(`${code}\n`);
+    expect(await add.finish(), `${add.stdout()}${add.stderr()}`).toBe(0);
+    expect(add.stdout()).toContain(`updated ${id}`);
+    expect(storedAccounts().filter((a) => a.email === TOKEN_EMAIL).map((a) => a.id)).toEqual([id]);
+    google.setLoginEmail(BROWSER_EMAIL);
+  });
+
+  test('the browser flow: the consent redirect reaches the local callback and the account lands', async () => {
+    google.setLoginEmail(CALLBACK_EMAIL);
+    const add = spawnMcp(['accounts', 'add', '--provider', 'antigravity', '--callback-port', '0'], { env });
+    try {
+      const m = await add.waitForOutput(/(http:\/\/127\.0\.0\.1:\d+\/o\/oauth2\/v2\/auth\?\S+)/);
+      // The browser follows the fake's redirect to the callback server mcp is running.
+      const page = await fetch(m[1]!);
+      expect(page.status, await page.clone().text()).toBe(200);
+      expect(await page.text()).toContain('Signed in');
+      expect(await add.finish(), `${add.stdout()}${add.stderr()}`).toBe(0);
+      expect(add.stdout()).toMatch(new RegExp(`added \\S+ .*antigravity ${CALLBACK_EMAIL}`));
+    } finally {
+      add.proc.kill();
+      google.setLoginEmail(BROWSER_EMAIL);
+    }
+  });
+
+  test('accounts list --json and accounts verify show every added account', async () => {
     const list = await runMcp(['accounts', 'list', '--json'], { env });
     expect(list.code, list.stderr).toBe(0);
     const views = JSON.parse(list.stdout) as ListedAccount[];
     expect(views.map((v) => [v.provider, v.email, v.status]).sort()).toEqual([
+      ['antigravity', CALLBACK_EMAIL, 'active'],
       ['antigravity', BROWSER_EMAIL, 'active'],
       ['antigravity', TOKEN_EMAIL, 'active'],
     ]);
