@@ -116,28 +116,42 @@ const notFromProxy = new Set<RecordedGoogleRequest>();
 const sessions = new Map<'claude' | 'gemini', { home: string; cwd: string; id: string }>();
 
 describe('Claude Code through mcp serve on Antigravity', () => {
-  test('the fake refuses a signature it never issued, as Google does (so replay is really checked)', async () => {
+  // The proof below means something only if the fake refuses what Google refuses.
+  test('the strict fake refuses histories Google refuses, and accepts the sentinel', async () => {
     const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: google.refreshTokenFor(EMAIL), client_id: 'x', client_secret: 'y' });
     const token = ((await (await fetch(google.tokenUrl, { method: 'POST', body: form })).json()) as { access_token: string }).access_token;
+    const call = async (model: string, contents: unknown[], thinking = true) => {
+      const res = await fetch(`${google.endpoints[0]}/v1internal:generateContent`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model, project: 'fake-project-cc', request: { contents, generationConfig: thinking ? { thinkingConfig: { includeThoughts: true } } : {} } }),
+      });
+      notFromProxy.add(google.generations().at(-1)!);
+      return { status: res.status, text: await res.text() };
+    };
+    const user = (text: string) => ({ role: 'user', parts: [{ text }] });
+    const bash = { name: 'Bash', args: { command: 'echo hi' }, id: 'call_1' };
+    const result = { role: 'user', parts: [{ functionResponse: { name: 'Bash', id: 'call_1', response: { output: 'hi' } } }] };
+    // Real signatures to misuse: one from each family.
+    const claudeSig = (await call('claude-opus-4-6-thinking', [user('hi')])).text.match(/"thoughtSignature":"([^"]+)"/)![1]!;
+    const geminiSig = (await call('gemini-3-flash', [user('hi')])).text.match(/"thoughtSignature":"([^"]+)"/)![1]!;
     const forged = Buffer.from(`Eo${'A'.repeat(90)}`).toString('base64');
-    const res = await fetch(`${google.endpoints[0]}/v1internal:generateContent`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({
-        model: 'claude-opus-4-6-thinking',
-        project: 'fake-project-cc',
-        request: {
-          contents: [
-            { role: 'user', parts: [{ text: 'hi' }] },
-            { role: 'model', parts: [{ text: 'hm', thought: true, thoughtSignature: forged }, { text: 'hello' }] },
-            { role: 'user', parts: [{ text: 'again' }] },
-          ],
-        },
-      }),
-    });
-    expect(res.status).toBe(400);
-    expect(await res.text()).toContain('Invalid `signature`');
-    notFromProxy.add(google.generations().at(-1)!);
+
+    const refused = [
+      ['a forged Claude signature', 'claude-opus-4-6-thinking', [user('hi'), { role: 'model', parts: [{ text: 'hm', thought: true, thoughtSignature: forged }, { text: 'yo' }] }, user('again')]],
+      ['a Gemini signature sent to Claude', 'claude-opus-4-6-thinking', [user('hi'), { role: 'model', parts: [{ text: 'hm', thought: true, thoughtSignature: geminiSig }, { text: 'yo' }] }, user('again')]],
+      ['a Claude signature sent to Gemini', 'gemini-3-flash', [user('hi'), { role: 'model', parts: [{ functionCall: bash, thoughtSignature: claudeSig }] }, result]],
+      ['an unsigned Gemini call of the current turn', 'gemini-3-flash', [user('hi'), { role: 'model', parts: [{ functionCall: bash }] }, result]],
+      ['a Claude tool loop whose call lost its thinking', 'claude-opus-4-6-thinking', [user('hi'), { role: 'model', parts: [{ functionCall: bash }] }, result]],
+    ] as const;
+    for (const [what, model, contents] of refused) expect((await call(model, [...contents])).status, what).toBe(400);
+
+    const accepted = [
+      ['the sentinel on a Gemini call', 'gemini-3-flash', [user('hi'), { role: 'model', parts: [{ functionCall: bash, thoughtSignature: SENTINEL }] }, result]],
+      ['its own signature on a Gemini call', 'gemini-3-flash', [user('hi'), { role: 'model', parts: [{ functionCall: bash, thoughtSignature: geminiSig }] }, result]],
+      ['a Claude tool loop opened by its signed thinking', 'claude-opus-4-6-thinking', [user('hi'), { role: 'model', parts: [{ text: 'hm', thought: true, thoughtSignature: claudeSig }, { functionCall: bash }] }, result]],
+    ] as const;
+    for (const [what, model, contents] of accepted) expect((await call(model, [...contents])).status, what).toBe(200);
   });
 
   for (const c of cases) {

@@ -84,7 +84,13 @@ export interface FakeGoogleOptions {
   expiresIn?: number;
   /** Text of plain answers. */
   replyText?: string;
-  /** Reject thought signatures in the history that this fake never issued (400, like the real one). */
+  /**
+   * Check the history the way Google does (400 otherwise): every thought signature must be one this
+   * fake issued to the same family (Gemini: "Thought signature is not valid"; Claude: "Invalid
+   * `signature`"); Gemini needs a signature (or the sentinel) on the first functionCall of every
+   * model step of the current turn; Claude with thinking on needs the model message closing a tool
+   * loop to start with its thinking.
+   */
   strictSignatures?: boolean;
 }
 
@@ -299,6 +305,9 @@ interface Reply {
   call: { name: string; args: Record<string, unknown> } | null;
 }
 
+/** What a client sends for a Gemini call it has no signature for; Gemini accepts it. */
+const SKIP_SIGNATURE = 'skip_thought_signature_validator';
+
 const COMMAND_AFTER_COLON = /(?:command|exactly):\s*`?([^`\n]+?)`?\s*(?:\n|$)/i;
 const ASKS_TO_RUN = /\b(run|execute)\b/i;
 
@@ -488,7 +497,7 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
   const refreshTokens = new Map<string, string>(); // refresh token -> email
   const codes = new Map<string, { email: string; challenge: string; redirectUri: string }>();
   const onboardSeen = new Map<string, number>();
-  const issuedSignatures = new Set<string>();
+  const issuedSignatures = new Map<string, Family>();
   const requests: RecordedGoogleRequest[] = [];
   const stats = { refreshes: 0, codeExchanges: 0, generations: 0 };
   let rules: Rule[] = [];
@@ -653,6 +662,40 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
     return out;
   }
 
+  /** What Google would refuse in this history (see strictSignatures), or null. */
+  function strictRefusal(model: string, request: Record<string, unknown>): Response | null {
+    const family = familyOfModel(model);
+    const contents = (Array.isArray(request.contents) ? request.contents : []) as Content[];
+    for (const s of signaturesIn(contents)) {
+      if (s === SKIP_SIGNATURE && family === 'gemini') continue;
+      if (issuedSignatures.get(s) !== family) return family === 'claude' ? signatureError() : geminiSignatureInvalid();
+    }
+    if (family === 'gemini') {
+      // The current turn starts at the last user content that is not only function responses.
+      let start = 0;
+      contents.forEach((c, i) => {
+        if (c.role === 'user' && (c.parts ?? []).some((p) => !p.functionResponse)) start = i;
+      });
+      for (let i = start; i < contents.length; i++) {
+        const c = contents[i]!;
+        if (c.role !== 'model') continue;
+        const call = (c.parts ?? []).find((p) => p.functionCall);
+        if (call && typeof call.thoughtSignature !== 'string') {
+          const name = String((call.functionCall as { name?: unknown }).name);
+          return googleError(400, 'INVALID_ARGUMENT', `Unable to submit request because function call \`${name}\` in the ${i + 1}. content block is missing a \`thought_signature\`. Learn more: https://docs.cloud.google.com/vertex-ai/generative-ai/docs/thought-signatures`);
+        }
+      }
+    }
+    const cfg = (request.generationConfig ?? {}) as { thinkingConfig?: { includeThoughts?: boolean } };
+    const last = contents[contents.length - 1];
+    if (family === 'claude' && cfg.thinkingConfig?.includeThoughts && last?.role === 'user' && last.parts?.some((p) => p.functionResponse)) {
+      const i = contents.findLastIndex((c) => c.role === 'model');
+      const first = contents[i]?.parts?.[0];
+      if (i >= 0 && first?.thought !== true) return claudeInvalid(`messages.${i}.content.0.type: Expected \`thinking\` or \`redacted_thinking\`, but found \`${first?.functionCall ? 'tool_use' : 'text'}\`. When \`thinking\` is enabled, a final \`assistant\` message must start with a thinking block (preceeding the lastmost set of \`tool_use\` and \`tool_result\` blocks). We recommend you include thinking blocks from previous turns. To avoid this requirement, disable \`thinking\`. Please consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking`);
+    }
+    return null;
+  }
+
   async function handleGenerate(req: Request, rec: RecordedGoogleRequest, body: Record<string, unknown>, stream: boolean, mode: FakeGoogleMode): Promise<Response> {
     stats.generations++;
     const model = typeof body.model === 'string' ? body.model : '';
@@ -713,18 +756,16 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
     if (!(model in models) || body.project === undefined) return googleError(404, 'NOT_FOUND', 'Requested entity was not found.');
     const request = (body.request ?? {}) as Record<string, unknown>;
     if (opts.strictSignatures) {
-      const contents = (Array.isArray(request.contents) ? request.contents : []) as Content[];
-      for (const s of signaturesIn(contents)) {
-        if (s !== 'skip_thought_signature_validator' && !issuedSignatures.has(s)) {
-          rec.mode = 'signature_error'; // the record says this one was refused
-          return signatureError();
-        }
+      const refused = strictRefusal(model, request);
+      if (refused) {
+        rec.mode = 'signature_error'; // the record says this one was refused
+        return refused;
       }
     }
     const reply = script(request, replyText);
     const rawLen = JSON.stringify(request).length;
     const p = plan(model, reply, Math.max(1, Math.round(rawLen / 4)), mode.kind === 'slow_chunks' ? mode.chunks : 2);
-    for (const s of p.signatures) issuedSignatures.add(s);
+    for (const s of p.signatures) issuedSignatures.set(s, familyOfModel(model));
     rec.issuedSignatures = p.signatures;
     if (mode.kind === 'empty_candidates') {
       p.chunks = [
@@ -740,12 +781,18 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
   }
 
   function signatureError(): Response {
-    const inner = JSON.stringify({
-      type: 'error',
-      error: { type: 'invalid_request_error', message: 'messages.1.content.0: Invalid `signature` in `thinking` block' },
-      request_id: `req_vrtx_${hex(24)}`,
-    });
+    return claudeInvalid('messages.1.content.0: Invalid `signature` in `thinking` block');
+  }
+
+  /** Claude's own 400, JSON-encoded inside Google's message (fixtures/errors). */
+  function claudeInvalid(message: string): Response {
+    const inner = JSON.stringify({ type: 'error', error: { type: 'invalid_request_error', message }, request_id: `req_vrtx_${hex(24)}` });
     return googleError(400, 'INVALID_ARGUMENT', inner);
+  }
+
+  function geminiSignatureInvalid(): Response {
+    const message = 'Unable to submit request because Thought signature is not valid.. Learn more: https://cloud.google.com/vertex-ai/generative-ai/docs/model-reference/gemini';
+    return json(400, { error: { code: 400, message, errors: [{ message, domain: 'global', reason: 'badRequest' }], status: 'INVALID_ARGUMENT' } });
   }
 
   function unauthenticated(): Response {
