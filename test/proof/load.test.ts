@@ -138,7 +138,7 @@ describe(`${CLIENTS} concurrent streams for ${DURATION_SEC} s through mcp serve`
       );
       expect(errors.slice(0, 5)).toEqual([]);
       // Enough work was done to mean something: most clients finished several streams.
-      expect(first.completed + second.completed).toBeGreaterThan(CLIENTS * Math.max(1, DURATION_SEC / 4));
+      expect(first.completed + second.completed).toBeGreaterThan((CLIENTS * DURATION_SEC) / 8);
       expect(first.aborted + second.aborted).toBeGreaterThan(0);
       // The proxy closed every upstream stream whose client left (settle() waited for 0), and holds none itself.
       const metrics = await (await fetch(`${server.url}/metrics`, { headers: { 'x-api-key': PROXY_KEY } })).text();
