@@ -46,11 +46,19 @@ afterAll(async () => {
  * One headless turn. Unlike helpers.runClaude the session is persisted (same HOME and cwd for both
  * turns) so the second turn can --resume it.
  */
-async function claudeTurn(opts: { home: string; cwd: string; prompt: string; model: string; resume?: string }): Promise<ClaudeRun> {
+async function claudeTurn(opts: {
+  home: string;
+  cwd: string;
+  prompt: string;
+  model: string;
+  resume?: string;
+  maxTurns?: number;
+  via?: ServeHandle;
+}): Promise<ClaudeRun> {
   const env: Env = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     HOME: opts.home,
-    ANTHROPIC_BASE_URL: server.url,
+    ANTHROPIC_BASE_URL: (opts.via ?? server).url,
     ANTHROPIC_API_KEY: PROXY_KEY,
     DISABLE_TELEMETRY: '1',
     DISABLE_AUTOUPDATER: '1',
@@ -68,7 +76,7 @@ async function claudeTurn(opts: { home: string; cwd: string; prompt: string; mod
     '--allowedTools',
     'Bash(echo:*)',
     '--max-turns',
-    '6',
+    String(opts.maxTurns ?? 6),
     '--model',
     opts.model,
     ...(opts.resume ? ['--resume', opts.resume] : []),
@@ -106,8 +114,9 @@ function expectToolLoop(run: ClaudeRun, marker: string, diagnostics: () => strin
 }
 
 const cases = [
-  { name: 'a Gemini model', model: 'gemini-3-flash', upstream: 'gemini-3-flash', family: 'gemini' as const },
-  { name: 'a Claude thinking model (opus)', model: 'opus', upstream: 'claude-opus-4-6-thinking', family: 'claude' as const },
+  // fallback: the built-in fallback of the upstream model (gateway/catalog.ts), of the other family.
+  { name: 'a Gemini model', model: 'gemini-3-flash', upstream: 'gemini-3-flash', family: 'gemini' as const, fallback: 'claude-sonnet-4-6' },
+  { name: 'a Claude thinking model (opus)', model: 'opus', upstream: 'claude-opus-4-6-thinking', family: 'claude' as const, fallback: 'gemini-pro-agent' },
 ];
 
 /** Generations this test sent to the fake itself (not the proxy's). */
@@ -224,7 +233,65 @@ describe('Claude Code through mcp serve on Antigravity', () => {
       expect(gens.map((g) => g.mode).filter((m) => m !== 'ok')).toEqual([]);
     }, 60_000);
   }
+});
 
+describe('Claude Code on Antigravity when the family changes inside a tool loop', () => {
+  let fallbackServe: ServeHandle;
+  const FALLBACK_EMAIL = 'fallback-user@example.com';
+
+  beforeAll(async () => {
+    // Its own data dir and account: the exhaustion below must not limit the account of the tests above.
+    const env = mcpEnv(tempDir(), { PROXY_API_KEY: PROXY_KEY, ENABLE_FALLBACK: '1', ...googleEnv(google) });
+    const add = await runMcp(['accounts', 'add', '--provider', 'antigravity', '--refresh-token', google.refreshTokenFor(FALLBACK_EMAIL)], { env });
+    expect(add.code, add.stderr).toBe(0);
+    fallbackServe = await startServe({ env });
+  });
+
+  afterAll(async () => {
+    await fallbackServe?.stop();
+    google.clearModes();
+  });
+
+  for (const c of cases) {
+    const other = cases.find((o) => o.family !== c.family)!;
+    test(`an interrupted ${c.family} tool loop resumed on ${other.name} completes`, async () => {
+      const home = tempDir('mcp-claude-home-');
+      const cwd = tempDir('mcp-claude-cwd-');
+      // --max-turns 1: the run stops with the Bash call made and its result not yet sent back.
+      const first = await claudeTurn({ home, cwd, prompt: `run exactly: echo ${randomMarker()}`, model: c.model, maxTurns: 1 });
+      expect(first.toolUses.some((t) => t.name === 'Bash'), first.stdout.slice(-2000)).toBe(true);
+      const before = google.generations().length;
+      const marker = randomMarker();
+      const run = await claudeTurn({ home, cwd, prompt: `run exactly: echo ${marker}`, model: other.model, resume: String(first.events[0]?.session_id) });
+      expectToolLoop(run, marker, () => `claude exit ${run.code}\n${run.stdout.slice(-3000)}\n${run.stderr.slice(-2000)}\n${server.output().slice(-3000)}`);
+      const gens = google.generations().slice(before);
+      expect(gens.every((g) => modelOf(g) === other.upstream)).toBe(true);
+      expect(gens.map((g) => g.mode).filter((m) => m !== 'ok')).toEqual([]);
+    }, 60_000);
+
+    test(`${c.name} exhausted mid tool loop falls back to ${c.fallback} (ENABLE_FALLBACK) and the loop completes`, async () => {
+      const before = google.generations().length;
+      const marker = randomMarker();
+      const pending = claudeTurn({ home: tempDir('mcp-claude-home-'), cwd: tempDir('mcp-claude-cwd-'), prompt: `run exactly: echo ${marker}`, model: c.model, via: fallbackServe });
+      // The first request (the one that makes the call) is served; everything after it is exhausted.
+      while (google.generations().length === before) await Bun.sleep(5);
+      google.setMode({ kind: 'quota_exhausted' }, { email: FALLBACK_EMAIL, model: c.upstream });
+      const run = await pending;
+      const diag = `claude exit ${run.code}\n${run.stdout.slice(-3000)}\n${run.stderr.slice(-2000)}\n${fallbackServe.output().slice(-3000)}`;
+      expect(run.result?.is_error, diag).toBe(false);
+      const bash = run.toolUses.find((t) => t.name === 'Bash');
+      expect(run.toolResults.find((r) => r.toolUseId === bash?.id)?.text, diag).toContain(marker);
+      const gens = google.generations().slice(before);
+      // The tool result went to the fallback model, in a history it accepted (strict fake).
+      const served = gens.filter((g) => g.mode === 'ok');
+      expect(served.map(modelOf)).toEqual([c.upstream, c.fallback]);
+      expect(JSON.stringify(served[1]!.body)).toContain(marker);
+      expect(gens.some((g) => g.mode === 'signature_error')).toBe(false);
+    }, 60_000);
+  }
+});
+
+describe('signatures across the whole file', () => {
   test('no signature ever crosses families, and none is made up', () => {
     const issuedBy = { claude: new Set<string>(), gemini: new Set<string>() };
     const gens = google.generations().filter((g) => !notFromProxy.has(g));
