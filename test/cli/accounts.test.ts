@@ -1,55 +1,29 @@
-import { afterAll, afterEach, beforeEach, describe, expect, test } from 'bun:test';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { afterEach, beforeEach, describe, expect, test } from 'bun:test';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { accountsTable, accountViews, quotaSummary } from '../../src/cli/accounts.ts';
-import { runCli } from '../../src/cli/main.ts';
-import { captureIo, io } from '../../src/cli/output.ts';
+import { runCaptured, useTempDataDir } from './run-cli.ts';
+import { io } from '../../src/cli/output.ts';
 import { listAccounts, upsertAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
 import { listLimits, listQuotas, replaceQuotas, setLimit } from '../../src/store/limits.ts';
 
 const KEY = 'zai-key-0123456789abcdefghij';
-const dirs: string[] = [];
-const savedDataDir = process.env.MCP_DATA_DIR;
 const savedInteractive = io.interactive;
-let dataDir = '';
+const dataDirOf = useTempDataDir('mcp-cli-accounts-');
 
 beforeEach(() => {
-  dataDir = mkdtempSync(join(tmpdir(), 'mcp-cli-accounts-'));
-  dirs.push(dataDir);
-  process.env.MCP_DATA_DIR = dataDir;
   io.interactive = () => false;
 });
 afterEach(() => {
-  if (savedDataDir === undefined) delete process.env.MCP_DATA_DIR;
-  else process.env.MCP_DATA_DIR = savedDataDir;
   io.interactive = savedInteractive;
 });
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
 
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const restore = captureIo(
-    (s) => {
-      out += s;
-    },
-    (s) => {
-      err += s;
-    },
-  );
-  try {
-    return { code: await runCli(argv), out, err };
-  } finally {
-    restore();
-  }
-}
+const run = (...argv: string[]) => runCaptured(argv);
 
 function storedAccounts() {
-  const db = openDatabase(join(dataDir, 'proxy.db'));
+  const db = openDatabase(join(dataDirOf(), 'proxy.db'));
   try {
     return listAccounts(db);
   } finally {

@@ -1,8 +1,7 @@
 // `mcp health` (the Docker HEALTHCHECK): exit 0 on a 200 from /health, 1 on anything else.
 import { afterAll, beforeAll, expect, test } from 'bun:test';
 import { checkHealth } from '../../src/cli/health.ts';
-import { runCli } from '../../src/cli/main.ts';
-import { captureIo } from '../../src/cli/output.ts';
+import { runCaptured } from './run-cli.ts';
 
 let healthy: ReturnType<typeof Bun.serve>;
 let sick: ReturnType<typeof Bun.serve>;
@@ -20,23 +19,7 @@ afterAll(() => {
   slow.stop(true);
 });
 
-async function run(...argv: string[]) {
-  let out = '';
-  let err = '';
-  const restore = captureIo(
-    (s) => {
-      out += s;
-    },
-    (s) => {
-      err += s;
-    },
-  );
-  try {
-    return { code: await runCli(argv), out, err };
-  } finally {
-    restore();
-  }
-}
+const run = (...argv: string[]) => runCaptured(argv);
 
 test('a 200 from /health is healthy (exit 0) and shows the status', async () => {
   const r = await run('health', '--url', `http://127.0.0.1:${healthy.port}`);

@@ -1,54 +1,21 @@
 // `mcp accounts import <file>` and the once-only import from ACCOUNTS_CONFIG_PATH on first start.
-import { afterAll, afterEach, beforeEach, describe, expect, test } from 'bun:test';
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { describe, expect, test } from 'bun:test';
+import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { importOnFirstStart } from '../../src/cli/import.ts';
-import { runCli } from '../../src/cli/main.ts';
-import { captureIo } from '../../src/cli/output.ts';
+import { runCaptured, useTempDataDir } from './run-cli.ts';
 import { type Account, listAccounts, upsertAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
 
 const FIXTURES = join(import.meta.dir, '..', 'fixtures', 'legacy');
 const GO = join(FIXTURES, 'go-accounts.json');
 const NODE = join(FIXTURES, 'node-accounts.json');
-const dirs: string[] = [];
-const savedDataDir = process.env.MCP_DATA_DIR;
-let dataDir = '';
+const dataDirOf = useTempDataDir('mcp-cli-import-');
 
-beforeEach(() => {
-  dataDir = mkdtempSync(join(tmpdir(), 'mcp-cli-import-'));
-  dirs.push(dataDir);
-  process.env.MCP_DATA_DIR = dataDir;
-});
-afterEach(() => {
-  if (savedDataDir === undefined) delete process.env.MCP_DATA_DIR;
-  else process.env.MCP_DATA_DIR = savedDataDir;
-});
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const restore = captureIo(
-    (s) => {
-      out += s;
-    },
-    (s) => {
-      err += s;
-    },
-  );
-  try {
-    return { code: await runCli(argv), out, err };
-  } finally {
-    restore();
-  }
-}
+const run = (...argv: string[]) => runCaptured(argv);
 
 function stored(): Account[] {
-  const db = openDatabase(join(dataDir, 'proxy.db'));
+  const db = openDatabase(join(dataDirOf(), 'proxy.db'));
   try {
     return listAccounts(db);
   } finally {
@@ -84,7 +51,7 @@ describe('mcp accounts import', () => {
 
   test('the same email with a new refresh token updates the account instead of adding one', async () => {
     await run('accounts', 'import', GO);
-    const file = join(dataDir, 'newer.json');
+    const file = join(dataDirOf(), 'newer.json');
     writeFileSync(
       file,
       JSON.stringify({ accounts: [{ email: 'alice@example.com', source: 'oauth', provider: 'antigravity', refreshToken: '1//0gNEWtoken0123456789' }] }),
@@ -110,7 +77,7 @@ describe('mcp accounts import', () => {
   });
 
   test('a Z.AI key already added by hand is left alone; a taken label does not block the import', async () => {
-    const db = openDatabase(join(dataDir, 'proxy.db'));
+    const db = openDatabase(join(dataDirOf(), 'proxy.db'));
     upsertAccount(db, { provider: 'zai', label: 'zai-1a2b3c4d', credentials: { kind: 'api_key', apiKey: 'another-zai-key-0123456789' } });
     db.close();
     const r = await run('accounts', 'import', GO);
@@ -147,10 +114,10 @@ describe('mcp accounts import', () => {
   });
 
   test('a missing or malformed file is one line and exit 1', async () => {
-    const missing = await run('accounts', 'import', join(dataDir, 'nope.json'));
+    const missing = await run('accounts', 'import', join(dataDirOf(), 'nope.json'));
     expect(missing.code).toBe(1);
     expect(missing.err).toMatch(/^mcp: no such file: .*nope\.json\n$/);
-    const bad = join(dataDir, 'bad.json');
+    const bad = join(dataDirOf(), 'bad.json');
     writeFileSync(bad, '{"hello": 1}');
     const r = await run('accounts', 'import', bad);
     expect(r.code).toBe(1);
@@ -165,9 +132,9 @@ describe('mcp accounts import', () => {
 
 describe('first-start import from ACCOUNTS_CONFIG_PATH', () => {
   test('imports the file once and remembers it; later starts leave the accounts alone', () => {
-    const file = join(dataDir, 'accounts.json');
+    const file = join(dataDirOf(), 'accounts.json');
     copyFileSync(GO, file);
-    const db = openDatabase(join(dataDir, 'proxy.db'));
+    const db = openDatabase(join(dataDirOf(), 'proxy.db'));
     const lines: string[] = [];
     const logLine = (level: string, line: string) => lines.push(`${level}: ${line}`);
     try {
@@ -185,11 +152,11 @@ describe('first-start import from ACCOUNTS_CONFIG_PATH', () => {
   });
 
   test('no path, or a path with no file yet, imports nothing and does not remember it', () => {
-    const db = openDatabase(join(dataDir, 'proxy.db'));
+    const db = openDatabase(join(dataDirOf(), 'proxy.db'));
     const lines: string[] = [];
     try {
       expect(importOnFirstStart(db, null, (_l, line) => lines.push(line))).toBeNull();
-      const file = join(dataDir, 'later.json');
+      const file = join(dataDirOf(), 'later.json');
       expect(importOnFirstStart(db, file, (_l, line) => lines.push(line))).toBeNull();
       expect(lines).toEqual([expect.stringContaining('does not exist')]);
       copyFileSync(NODE, file);
@@ -200,9 +167,9 @@ describe('first-start import from ACCOUNTS_CONFIG_PATH', () => {
   });
 
   test('a broken file is a warning, not a failed start', () => {
-    const file = join(dataDir, 'broken.json');
+    const file = join(dataDirOf(), 'broken.json');
     writeFileSync(file, 'not json');
-    const db = openDatabase(join(dataDir, 'proxy.db'));
+    const db = openDatabase(join(dataDirOf(), 'proxy.db'));
     const lines: string[] = [];
     try {
       expect(importOnFirstStart(db, file, (level, line) => lines.push(`${level}: ${line}`))).toBeNull();

@@ -4,8 +4,7 @@ import { afterAll, afterEach, beforeEach, describe, expect, test } from 'bun:tes
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli } from '../../src/cli/main.ts';
-import { captureIo } from '../../src/cli/output.ts';
+import { runCaptured } from './run-cli.ts';
 import {
   detectPlatform,
   envFileText,
@@ -209,23 +208,7 @@ describe('mcp service (in process, MCP_SERVICE_HOME = a temporary dir)', () => {
     }
   });
 
-  async function run(...argv: string[]) {
-    let out = '';
-    let err = '';
-    const restore = captureIo(
-      (s) => {
-        out += s;
-      },
-      (s) => {
-        err += s;
-      },
-    );
-    try {
-      return { code: await runCli(argv), out, err };
-    } finally {
-      restore();
-    }
-  }
+  const run = (...argv: string[]) => runCaptured(argv);
 
   test('--dry-run prints the files and commands, masks the key and writes nothing', async () => {
     const r = await run('service', 'install', '--dry-run', '--platform', 'linux', '--bin', '/opt/mcp/mcp');

@@ -1,10 +1,7 @@
 // `mcp usage`: the window parser, the table, and the command against a seeded database.
-import { afterAll, afterEach, beforeEach, describe, expect, test } from 'bun:test';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { describe, expect, test } from 'bun:test';
 import { join } from 'node:path';
-import { runCli } from '../../src/cli/main.ts';
-import { captureIo } from '../../src/cli/output.ts';
+import { runCaptured, useTempDataDir } from './run-cli.ts';
 import { parseSince, usageTable } from '../../src/cli/usage.ts';
 import { upsertAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
@@ -48,42 +45,12 @@ test('the table has one row per group and a weighted total', () => {
 });
 
 describe('mcp usage (in process, seeded data dir)', () => {
-  const dirs: string[] = [];
-  const saved = process.env.MCP_DATA_DIR;
-  let dataDir = '';
-  beforeEach(() => {
-    dataDir = mkdtempSync(join(tmpdir(), 'mcp-cli-usage-'));
-    dirs.push(dataDir);
-    process.env.MCP_DATA_DIR = dataDir;
-  });
-  afterEach(() => {
-    if (saved === undefined) delete process.env.MCP_DATA_DIR;
-    else process.env.MCP_DATA_DIR = saved;
-  });
-  afterAll(() => {
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
-  });
+  const dataDirOf = useTempDataDir('mcp-cli-usage-');
 
-  async function run(...argv: string[]) {
-    let out = '';
-    let err = '';
-    const restore = captureIo(
-      (s) => {
-        out += s;
-      },
-      (s) => {
-        err += s;
-      },
-    );
-    try {
-      return { code: await runCli(argv), out, err };
-    } finally {
-      restore();
-    }
-  }
+  const run = (...argv: string[]) => runCaptured(argv);
 
   function seed(): void {
-    const db = openDatabase(join(dataDir, 'proxy.db'));
+    const db = openDatabase(join(dataDirOf(), 'proxy.db'));
     const { account } = upsertAccount(db, { provider: 'zai', label: 'work-key', credentials: { kind: 'api_key', apiKey: 'zai-usage-key-0123456789' } });
     const now = Date.now();
     insertUsage(db, [
