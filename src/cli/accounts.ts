@@ -170,7 +170,7 @@ const addCommand = defineCommand({
       negativeDescription: 'Print the login URL and read the redirect URL pasted back (antigravity, headless machines)',
     },
     'refresh-token': { type: 'string', valueHint: 'token', description: 'Add a Google account from an existing refresh token (antigravity)' },
-    'callback-port': { type: 'string', valueHint: 'port', description: 'Port of the local OAuth callback (antigravity, default: any free port)' },
+    'callback-port': { type: 'string', valueHint: 'port', description: 'Port of the local OAuth callback (antigravity, default 51121; when taken, one of the next few)' },
   },
   async run({ args }) {
     const interactive = stdinIsTty();
