@@ -282,17 +282,19 @@ function imageError(block: Record<string, unknown>, where: string): string | nul
   return null;
 }
 
-/** True when `v` nests objects/arrays deeper than `max` levels (iterative: no stack to blow). */
+/**
+ * True when `v` nests objects/arrays `max` levels deep or more. Recursion is bounded by `max`, and
+ * nothing is allocated: this runs over every tool schema of every request.
+ */
 function deeperThan(v: unknown, max: number): boolean {
-  const stack: Array<[unknown, number]> = [[v, 0]];
-  while (stack.length) {
-    const [node, depth] = stack.pop()!;
-    if (node === null || typeof node !== 'object') continue;
-    if (depth >= max) return true;
-    for (const child of Array.isArray(node) ? node : Object.values(node)) {
-      if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
-    }
+  if (v === null || typeof v !== 'object') return false;
+  if (max <= 0) return true;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) if (deeperThan(v[i], max - 1)) return true;
+    return false;
   }
+  const o = v as Record<string, unknown>;
+  for (const k in o) if (deeperThan(o[k], max - 1)) return true;
   return false;
 }
 
