@@ -230,7 +230,9 @@ export function classifyGoogleError(status: number, bodyText: string, headers: H
 
   if (status === 400 || status === 413 || status === 422 || gStatus === 'INVALID_ARGUMENT' || gStatus === 'FAILED_PRECONDITION') {
     if (SIGNATURE.test(message)) {
-      return mk('bad_request', `Antigravity rejected a thinking signature from the conversation history: ${message}`, {
+      // Worded so Claude Code's self-healing matches it ("invalid signature" + "thinking block"): it then strips
+      // thinking from the history and retries once, instead of ending the session (protocol §1.6).
+      return mk('bad_request', `Invalid signature in thinking block: Antigravity rejected a signature from the conversation history (${message})`, {
         code: code ?? 'INVALID_SIGNATURE',
       });
     }

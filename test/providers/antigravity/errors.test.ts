@@ -125,3 +125,20 @@ describe('classification corner cases', () => {
     expect(e.scope).toBe('account');
   });
 });
+
+describe('signature rejections are worded for Claude Code to heal itself', () => {
+  // Claude Code strips thinking from the history and retries once when a 400 says "invalid signature" and
+  // "thinking block" (backticks ignored, any case); any other wording ends the session.
+  const healable = (m: string) => {
+    const t = m.replaceAll('`', '').toLowerCase();
+    return t.includes('thinking block') && t.includes('invalid signature');
+  };
+  for (const file of ['400_claude_signature.json', '400_gemini_signature.json']) {
+    test(`${file}: the client message matches Claude Code's signature pattern`, () => {
+      const c = cases.find(([f]) => f === file)![1];
+      const e = classifyGoogleError(c.status, JSON.stringify(c.body), new Headers(c.headers), NOW);
+      expect(e.kind).toBe('bad_request');
+      expect(healable(e.message)).toBe(true);
+    });
+  }
+});
