@@ -152,6 +152,17 @@ function verifyUrlOf(err: GoogleError | null, message: string): string | null {
 }
 
 const SIGNATURE = /signature/i;
+/**
+ * Claude Code reads "prompt is too long: N tokens > M maximum" to tell the user how far over the limit
+ * the conversation is (and to suggest /compact), so Google's other wordings are put in that form.
+ */
+function promptTooLong(message: string): string {
+  if (/^prompt is too long: \d+ tokens > \d+ maximum/i.test(message)) return message;
+  const nums = TOKEN_COUNTS.exec(message);
+  if (nums) return `prompt is too long: ${nums[1]} tokens > ${nums[2]} maximum (${message})`;
+  return `Prompt is too long: ${message}`;
+}
+const TOKEN_COUNTS = /(\d{3,})\D+?(\d{3,})/;
 const PROMPT_TOO_LONG = /prompt is too long|prompt_too_long|context length exceeded|exceeds the maximum number of tokens/i;
 const TOS_BAN = /has been disabled/i;
 const TOS_BAN2 = /violation of terms of service/i;
@@ -236,7 +247,7 @@ export function classifyGoogleError(status: number, bodyText: string, headers: H
         code: code ?? 'INVALID_SIGNATURE',
       });
     }
-    if (PROMPT_TOO_LONG.test(message)) return mk('bad_request', `Prompt is too long: ${message}`);
+    if (PROMPT_TOO_LONG.test(message)) return mk('bad_request', promptTooLong(message));
     return mk('bad_request', describe(`invalid request (HTTP ${status})`));
   }
 

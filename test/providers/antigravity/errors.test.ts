@@ -142,3 +142,18 @@ describe('signature rejections are worded for Claude Code to heal itself', () =>
     });
   }
 });
+
+describe('prompt-too-long answers use the wording Claude Code parses', () => {
+  const body = (message: string) => JSON.stringify({ error: { code: 400, message, status: 'INVALID_ARGUMENT' } });
+  test.each([
+    ['Prompt is too long: 215000 tokens > 200000 maximum', 'Prompt is too long: 215000 tokens > 200000 maximum'],
+    [
+      'The input token count (1048577) exceeds the maximum number of tokens allowed (1048576).',
+      'prompt is too long: 1048577 tokens > 1048576 maximum',
+    ],
+  ])('%s', (message, expected) => {
+    const e = classifyGoogleError(400, body(message), new Headers(), NOW);
+    expect(e.kind).toBe('bad_request');
+    expect(e.message.startsWith(expected)).toBe(true);
+  });
+});
