@@ -18,6 +18,8 @@ import type { DispatchRequest, Dispatched, Gateway, ModelEntry } from './types.t
 export type Providers = Partial<Record<ProviderId, Provider>>;
 export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
 
+const DONE: IteratorResult<AnthropicEvent> = Object.freeze({ done: true, value: undefined });
+
 /** Slack added to a wait for a reset, so the upstream has really lifted the limit when we retry. */
 const WAIT_BUFFER_MS = 500;
 
@@ -155,47 +157,74 @@ export function createGateway(deps: GatewayDeps): Gateway {
     throw new ApiError('not_found_error', `model: ${model} is not served by any account in the pool (${[...avail].join(', ')})`);
   }
 
-  /** Streams the rest after the first event; reports failures and ends the lease however it ends. */
-  async function* follow(
+  /**
+   * Streams the rest after the first event; reports failures and ends the lease however it ends.
+   * A hand-written iterator, not an async generator: one `then` per event instead of another
+   * generator layer (this runs for every event of every request).
+   */
+  function follow(
     first: AnthropicEvent,
     it: AsyncIterator<AnthropicEvent>,
     lease: Lease,
     signal: AbortSignal,
     clientModel: string,
-  ): AsyncGenerator<AnthropicEvent> {
-    metrics.activeStreams.add({}, 1);
-    let done = false;
-    try {
-      yield first;
-      for (;;) {
-        let r: IteratorResult<AnthropicEvent>;
-        try {
-          r = await it.next();
-        } catch (err) {
-          if (signal.aborted) throw err;
-          const e = asUpstream(err);
-          // A limit seen mid-stream still tells us about the account.
-          if (e.kind !== 'transient' && e.kind !== 'bad_request' && e.kind !== 'not_found') {
-            pool.report(lease, { kind: 'error', error: e });
-            if (e.kind === 'rate_limited' || e.kind === 'quota_exhausted') {
-              metrics.rateLimited({ provider: lease.provider, model: lease.model });
-              deps.onRateLimited?.(lease.account.id);
-            }
-          }
-          log.warn(`stream from ${lease.account.label} (${lease.model}) failed after it started: ${e.kind}: ${e.message}`);
-          throw err instanceof ApiError ? err : clientErrorFor(e, clientModel, now(), maxWaitMs);
-        }
-        if (r.done) {
-          done = true;
-          return;
-        }
-        yield r.value;
-      }
-    } finally {
-      metrics.activeStreams.add({}, -1);
+  ): AsyncIterableIterator<AnthropicEvent> {
+    // 0: not pulled yet, 1: streaming (counted in active streams), 2: over.
+    let state = 0;
+    let firstSent = false;
+    const finish = (completed: boolean): void => {
+      if (state === 2) return;
+      if (state === 1) metrics.activeStreams.add({}, -1);
+      state = 2;
       lease.release();
-      if (!done) it.return?.()?.catch?.(() => {});
-    }
+      if (!completed) it.return?.()?.catch?.(() => {});
+    };
+    const onResult = (r: IteratorResult<AnthropicEvent>): IteratorResult<AnthropicEvent> => {
+      if (r.done) {
+        finish(true);
+        return DONE;
+      }
+      return r;
+    };
+    const onError = (err: unknown): never => {
+      if (state === 2 || signal.aborted) {
+        finish(false);
+        throw err;
+      }
+      const e = asUpstream(err);
+      // A limit seen mid-stream still tells us about the account.
+      if (e.kind !== 'transient' && e.kind !== 'bad_request' && e.kind !== 'not_found') {
+        pool.report(lease, { kind: 'error', error: e });
+        if (e.kind === 'rate_limited' || e.kind === 'quota_exhausted') {
+          metrics.rateLimited({ provider: lease.provider, model: lease.model });
+          deps.onRateLimited?.(lease.account.id);
+        }
+      }
+      log.warn(`stream from ${lease.account.label} (${lease.model}) failed after it started: ${e.kind}: ${e.message}`);
+      finish(false);
+      throw err instanceof ApiError ? err : clientErrorFor(e, clientModel, now(), maxWaitMs);
+    };
+    return {
+      next(): Promise<IteratorResult<AnthropicEvent>> {
+        if (state === 2) return Promise.resolve(DONE);
+        if (state === 0) {
+          state = 1;
+          metrics.activeStreams.add({}, 1);
+        }
+        if (!firstSent) {
+          firstSent = true;
+          return Promise.resolve({ done: false, value: first });
+        }
+        return it.next().then(onResult, onError);
+      },
+      return(): Promise<IteratorResult<AnthropicEvent>> {
+        finish(false);
+        return Promise.resolve(DONE);
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
   }
 
   async function serve(req: DispatchRequest, route: Route, sessionKey: string, fallbackFrom: string | null): Promise<Dispatched> {

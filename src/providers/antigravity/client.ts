@@ -135,8 +135,13 @@ export async function postJson(
 }
 
 export interface ChunkStream {
-  /** Parsed JSON of each SSE `data:` line, in order. */
-  chunks: AsyncGenerator<unknown>;
+  /** Parsed JSON of each SSE `data:` line, in order (built on readBatch; use one or the other). */
+  readonly chunks: AsyncGenerator<unknown>;
+  /**
+   * The chunks parsed from the next read of the body (possibly none), or null at the end. A plain
+   * async call per network read, not an async generator per chunk: this is the hot path.
+   */
+  readBatch(): Promise<unknown[] | null>;
   /** Whether at least one chunk has been handed out. */
   started(): boolean;
   /** Stops the watchdog and frees the connection (idempotent; safe if chunks was never read). */
@@ -145,8 +150,6 @@ export interface ChunkStream {
 
 const NL = 10;
 const CR = 13;
-/** What the line parser returns for a line that carries no chunk. */
-const NONE = Symbol('none');
 
 /**
  * Opens the generation stream and returns its chunks. The idle watchdog covers the wait for headers
@@ -194,105 +197,133 @@ export async function openGenerateStream(
   }
   timer.refresh();
 
-  async function* read(): AsyncGenerator<unknown> {
-    reading = true;
-    const reader = res.body?.getReader();
-    let eof = false;
+  const isJson = (res.headers.get('content-type') ?? '').includes('application/json');
+  const reader = isJson ? undefined : res.body?.getReader();
+  const decoder = new TextDecoder();
+  let eof = !reader && !isJson;
+  let closed = false;
+  let buf = '';
+  let scanned = 0;
+
+  // A plain function, not a generator per line: this runs for every SSE line of every request.
+  const parse = (line: string, out: unknown[]): void => {
+    if (!line.startsWith('data:')) return;
+    const data = line.slice(5).trim();
+    if (!data) return;
+    let v: unknown;
     try {
-      if (!reader) return;
-      const decoder = new TextDecoder();
-      // A plain function, not a generator per line: this runs for every SSE line of every request.
-      const parse = (line: string): unknown => {
-        if (!line.startsWith('data:')) return NONE;
-        const data = line.slice(5).trim();
-        if (!data) return NONE;
-        let v: unknown;
-        try {
-          v = JSON.parse(data);
-        } catch {
-          log.debug('antigravity: skipped a malformed SSE data line');
-          return NONE;
-        }
-        const err = (v as { error?: { code?: unknown } } | null)?.error;
-        if (err && typeof err === 'object') {
-          const status = typeof err.code === 'number' ? err.code : 500;
-          throw classifyGoogleError(status, data, res.headers, opts.now());
-        }
-        handedOut = true;
-        return v;
-      };
-      if ((res.headers.get('content-type') ?? '').includes('application/json')) {
-        // A JSON answer instead of SSE: one response object or an array of them.
-        let text: string;
-        try {
-          text = await res.text();
-        } catch (err) {
-          throw whyStopped(err);
-        }
+      v = JSON.parse(data);
+    } catch {
+      log.debug('antigravity: skipped a malformed SSE data line');
+      return;
+    }
+    const err = (v as { error?: { code?: unknown } } | null)?.error;
+    if (err && typeof err === 'object') {
+      const status = typeof err.code === 'number' ? err.code : 500;
+      throw classifyGoogleError(status, data, res.headers, opts.now());
+    }
+    handedOut = true;
+    out.push(v);
+  };
+
+  const close = (): void => {
+    if (closed) return;
+    closed = true;
+    stopWatch();
+    // Free the connection when we stop early, fail, or the consumer walks away.
+    if (!eof) {
+      if (reader) reader.cancel().catch(() => {});
+      else res.body?.cancel().catch(() => {});
+    }
+  };
+
+  async function readJson(): Promise<unknown[]> {
+    // A JSON answer instead of SSE: one response object or an array of them.
+    let text: string;
+    try {
+      text = await res.text();
+    } catch (err) {
+      throw whyStopped(err);
+    }
+    eof = true;
+    let v: unknown = null;
+    try {
+      v = JSON.parse(text);
+    } catch {
+      log.debug('antigravity: skipped a malformed JSON answer');
+    }
+    const out: unknown[] = [];
+    for (const item of Array.isArray(v) ? v : v ? [v] : []) parse(`data: ${JSON.stringify(item)}`, out);
+    return out;
+  }
+
+  async function readBatch(): Promise<unknown[] | null> {
+    if (eof || closed) {
+      close();
+      return null;
+    }
+    try {
+      if (isJson) return await readJson();
+      let chunk: { done: boolean; value?: Uint8Array };
+      try {
+        chunk = await reader!.read();
+      } catch (err) {
+        throw whyStopped(err);
+      }
+      if (closed) return null;
+      timer.refresh();
+      if (chunk.done) {
         eof = true;
-        let v: unknown = null;
-        try {
-          v = JSON.parse(text);
-        } catch {
-          log.debug('antigravity: skipped a malformed JSON answer');
-        }
-        for (const item of Array.isArray(v) ? v : v ? [v] : []) {
-          const p = parse(`data: ${JSON.stringify(item)}`);
-          if (p !== NONE) yield p;
-        }
-        return;
-      }
-      let buf = '';
-      let scanned = 0;
-      for (;;) {
-        let chunk: { done: boolean; value?: Uint8Array };
-        try {
-          chunk = await reader.read();
-        } catch (err) {
-          throw whyStopped(err);
-        }
-        timer.refresh();
-        if (chunk.done) {
-          eof = true;
-          buf += decoder.decode();
-        } else buf += decoder.decode(chunk.value, { stream: true });
-        let start = 0;
-        // Only the new text can hold a line end: long signature lines arrive over many reads.
-        for (let i = scanned; i < buf.length; i++) {
-          const c = buf.charCodeAt(i);
-          if (c === NL || c === CR) {
-            const p = parse(buf.slice(start, i));
-            if (p !== NONE) yield p;
-            start = i + 1;
-          }
-        }
-        buf = buf.slice(start);
-        scanned = buf.length;
-        if (chunk.done) {
-          // A last line without a newline.
-          if (buf) {
-            const p = parse(buf);
-            if (p !== NONE) yield p;
-          }
-          return;
+        buf += decoder.decode();
+      } else buf += decoder.decode(chunk.value, { stream: true });
+      const out: unknown[] = [];
+      let start = 0;
+      // Only the new text can hold a line end: long signature lines arrive over many reads.
+      for (let i = scanned; i < buf.length; i++) {
+        const c = buf.charCodeAt(i);
+        if (c === NL || c === CR) {
+          if (i > start) parse(buf.slice(start, i), out);
+          start = i + 1;
         }
       }
-    } finally {
-      stopWatch();
-      // Free the connection when we stop early, fail, or the consumer walks away.
-      if (reader && !eof) reader.cancel().catch(() => {});
+      buf = start === 0 ? buf : buf.slice(start);
+      scanned = buf.length;
+      if (chunk.done) {
+        // A last line without a newline.
+        if (buf) parse(buf, out);
+        buf = '';
+        close();
+      }
+      return out;
+    } catch (err) {
+      close();
+      throw err;
     }
   }
 
-  let reading = false;
-  const chunks = read();
+  let chunks: AsyncGenerator<unknown> | undefined;
+  async function* iterate(): AsyncGenerator<unknown> {
+    try {
+      for (;;) {
+        const batch = await readBatch();
+        if (batch === null) return;
+        for (const v of batch) yield v;
+      }
+    } finally {
+      close();
+    }
+  }
+
   return {
-    chunks,
+    get chunks() {
+      chunks ??= iterate();
+      return chunks;
+    },
+    readBatch,
     started: () => handedOut,
     close() {
-      stopWatch();
-      if (!reading) res.body?.cancel().catch(() => {});
-      chunks.return(undefined).catch(() => {});
+      close();
+      chunks?.return(undefined).catch(() => {});
     },
   };
 }

@@ -34,7 +34,33 @@ type OpenBlock = 'thinking' | 'text' | 'tool_use' | 'image' | null;
 // Finish reasons that are not a normal end; mapped to end_turn (as every proxy does) but logged.
 const ABNORMAL_FINISH = new Set(['SAFETY', 'RECITATION', 'BLOCKLIST', 'PROHIBITED_CONTENT', 'SPII', 'MALFORMED_FUNCTION_CALL', 'OTHER', 'LANGUAGE']);
 
+/**
+ * The translation as a push state machine: feed() each upstream chunk and get the events it
+ * completes, end() once the upstream is done. Synchronous, so the provider's one async loop
+ * drives it without another generator layer per event.
+ */
+export interface GoogleTranslator {
+  /** Events for one upstream chunk (often none before the first content part). Throws an UpstreamError for an in-stream error. */
+  feed(raw: unknown): AnthropicEvent[];
+  /** The closing events; throws EMPTY_RESPONSE when nothing was ever started. */
+  end(): AnthropicEvent[];
+  /** Whether message_start has been produced. */
+  started(): boolean;
+}
+
+/** Async-iterable form of createGoogleTranslator, for callers holding a chunk stream. */
 export async function* fromGoogleStream(chunks: AsyncIterable<unknown>, opts: FromGoogleOptions): AsyncGenerator<AnthropicEvent> {
+  const tr = createGoogleTranslator(opts);
+  for await (const raw of chunks) {
+    const evs = tr.feed(raw);
+    if (evs.length > 0) yield* evs;
+  }
+  yield* tr.end();
+}
+
+const NO_EVENTS: AnthropicEvent[] = [];
+
+export function createGoogleTranslator(opts: FromGoogleOptions): GoogleTranslator {
   const { signatures, family } = opts;
   const naming = signatures.tools(opts.sessionKey);
   let started = false;
@@ -81,9 +107,9 @@ export async function* fromGoogleStream(chunks: AsyncIterable<unknown>, opts: Fr
     signatures.rememberThinking(sig, family);
   };
 
-  for await (const raw of chunks) {
+  const feed = (raw: unknown): AnthropicEvent[] => {
     const resp = unwrap(raw);
-    if (!resp) continue;
+    if (!resp) return NO_EVENTS;
     if (isObject(resp.error)) {
       const e = resp.error;
       throw new UpstreamError('transient', `upstream error in stream: ${String(e.message ?? e.status ?? 'unknown')}`, {
@@ -162,22 +188,27 @@ export async function* fromGoogleStream(chunks: AsyncIterable<unknown>, opts: Fr
     }
     if (typeof cand?.finishReason === 'string') finishReason = cand.finishReason;
 
-    if (out.length > 0) {
-      const batch = out;
-      out = [];
-      yield* batch;
-    }
-  }
+    if (out.length === 0) return NO_EVENTS;
+    const batch = out;
+    out = [];
+    return batch;
+  };
 
-  if (!started) throw new UpstreamError('transient', 'empty response from upstream', { code: 'EMPTY_RESPONSE' });
-  close();
-  let stop: StopReason = 'end_turn';
-  if (sawToolCall) stop = 'tool_use'; // Google says STOP after a call (§6.3)
-  else if (finishReason === 'MAX_TOKENS') stop = 'max_tokens';
-  else if (finishReason !== null && ABNORMAL_FINISH.has(finishReason)) log.warn(`antigravity: finishReason ${finishReason} mapped to end_turn`);
-  out.push(messageDelta(stop, usage(true)));
-  out.push(MESSAGE_STOP);
-  yield* out;
+  const end = (): AnthropicEvent[] => {
+    if (!started) throw new UpstreamError('transient', 'empty response from upstream', { code: 'EMPTY_RESPONSE' });
+    close();
+    let stop: StopReason = 'end_turn';
+    if (sawToolCall) stop = 'tool_use'; // Google says STOP after a call (§6.3)
+    else if (finishReason === 'MAX_TOKENS') stop = 'max_tokens';
+    else if (finishReason !== null && ABNORMAL_FINISH.has(finishReason)) log.warn(`antigravity: finishReason ${finishReason} mapped to end_turn`);
+    out.push(messageDelta(stop, usage(true)));
+    out.push(MESSAGE_STOP);
+    const batch = out;
+    out = [];
+    return batch;
+  };
+
+  return { feed, end, started: () => started };
 }
 
 function unwrap(raw: unknown): Json | null {

@@ -9,7 +9,7 @@ import { log } from '../../log.ts';
 import type { Account } from '../../store/accounts.ts';
 import { UpstreamError, type ModelInfo, type Provider, type ProviderDeps, type QuotaInfo, type SendContext } from '../provider.ts';
 import { openGenerateStream, postJson, type CloudCodeOptions } from './client.ts';
-import { fromGoogleStream } from './from-google.ts';
+import { createGoogleTranslator } from './from-google.ts';
 import { parseModels, parseQuota } from './models.ts';
 import { createTokenManager } from './oauth.ts';
 import { discoverProject, loadCodeAssist, parseLoadCodeAssist, type OnboardOptions } from './project.ts';
@@ -165,16 +165,22 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
         throw err;
       }
       let yielded = false;
+      const tr = createGoogleTranslator({ clientModel: ctx.clientModel, family, sessionKey: ctx.sessionKey, signatures });
       try {
-        for await (const ev of fromGoogleStream(stream.chunks, {
-          clientModel: ctx.clientModel,
-          family,
-          sessionKey: ctx.sessionKey,
-          signatures,
-        })) {
-          yielded = true;
-          yield ev;
+        // The one async loop of the request: read a batch of chunks, translate synchronously, yield.
+        for (;;) {
+          const batch = await stream.readBatch();
+          if (batch === null) break;
+          for (let i = 0; i < batch.length; i++) {
+            const evs = tr.feed(batch[i]);
+            for (let j = 0; j < evs.length; j++) {
+              yielded = true;
+              yield evs[j]!;
+            }
+          }
         }
+        const last = tr.end();
+        for (let j = 0; j < last.length; j++) yield last[j]!;
         return;
       } catch (err) {
         const empty = err instanceof UpstreamError && err.code === 'EMPTY_RESPONSE';
