@@ -18,9 +18,14 @@ export function registerSecret(secret: string | undefined | null): void {
   if (secret && secret.length >= 6) extraSecrets.add(secret);
 }
 
+// Matches wherever any SECRET_PATTERNS entry could (a superset): most lines (every request line)
+// contain none of these, and one test is far cheaper than five replaces.
+const MAYBE_SECRET = /ya29\.|1\/\/|bearer\s|\bsk-|api[_-]?key|access[_-]?token|refresh[_-]?token|client[_-]?secret|authorization|password/i;
+
 export function redact(text: string): string {
   let out = text;
   for (const s of extraSecrets) if (out.includes(s)) out = out.split(s).join('***');
+  if (!MAYBE_SECRET.test(out)) return out;
   for (const re of SECRET_PATTERNS) {
     out = out.replace(re, (m, p1?: string, p2?: string) => {
       if (typeof p1 === 'string' && typeof p2 === 'string') return `${p1}***`;
@@ -76,4 +81,18 @@ export function configureLog(opts: { format?: 'pretty' | 'json'; debug?: boolean
   if (opts.format) format = opts.format;
   log.setReporters([format === 'json' ? jsonReporter() : prettyReporter()]);
   log.level = opts.debug ? 4 : 3;
+}
+
+/**
+ * One pre-built line at info or warn level, handed straight to the reporters: the same output as
+ * log.info/log.warn without consola's per-call work (argument copies, a Date, the repeat-throttle's
+ * JSON.stringify). For lines that are unique by construction (each carries a request id), so the
+ * throttle would never fold them anyway. Used once per finished request.
+ */
+export function logLineFast(type: 'info' | 'warn', line: string): void {
+  const level = type === 'warn' ? 1 : 3;
+  if (level > log.level) return;
+  const obj = { date: new Date(), args: [line], type, level, tag: '' } as unknown as LogObject;
+  const ctx = { options: log.options };
+  for (const reporter of log.options.reporters) reporter.log(obj, ctx);
 }

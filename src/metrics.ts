@@ -16,6 +16,18 @@ const collectors: Array<() => void> = [];
 const DEFAULT_BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
 function key(labels: Labels): string {
+  // Call sites pass their labels in a fixed order, usually already sorted: no array, no sort then.
+  let k = '';
+  let prev = '';
+  for (const name in labels) {
+    if (name < prev) return sortedKey(labels);
+    prev = name;
+    k += `${name}=${labels[name]}\u0000`;
+  }
+  return k;
+}
+
+function sortedKey(labels: Labels): string {
   let k = '';
   for (const name of Object.keys(labels).sort()) k += `${name}=${labels[name]}\u0000`;
   return k;

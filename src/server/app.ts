@@ -5,7 +5,7 @@ import { Elysia } from 'elysia';
 import { ApiError } from '../anthropic/errors.ts';
 import type { Config } from '../config.ts';
 import type { Gateway, Ops } from '../gateway/types.ts';
-import { log } from '../log.ts';
+import { log, logLineFast } from '../log.ts';
 import { authError, makeAuthCheck } from './auth.ts';
 import { errorResponse, jsonResponse, newRequestId, toApiError } from './errors.ts';
 import { messageRoutes, type RequestRecord } from './messages.ts';
@@ -65,8 +65,7 @@ function logLine(r: RequestRecord): void {
   if (r.fallbackFrom) line += ` fallback_from=${r.fallbackFrom}`;
   if (r.failovers) line += ` failovers=${r.failovers}${r.failoverReasons?.length ? ` (${r.failoverReasons.join(',')})` : ''}`;
   if (r.errorType) line += ` error=${r.errorType}`;
-  if (r.status >= 500 || (r.errorType && r.status === 200)) log.warn(line);
-  else log.info(line);
+  logLineFast(r.status >= 500 || (r.errorType && r.status === 200) ? 'warn' : 'info', line);
 }
 
 export function createApp(deps: AppDeps) {

@@ -57,10 +57,20 @@ function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
+/** Recent session ids: a conversation sends many turns, and each would hash the same input again. */
+const sessionIds = new Map<string, string>();
+const SESSION_IDS_MAX = 4096;
+
 /** A stable per-conversation session id in agy's shape (signed decimal int64) for Google's prompt cache. */
 export function sessionIdFor(accountId: string, sessionKey: string): string {
-  const digest = new Bun.CryptoHasher('sha256').update(`${accountId}\u0000${sessionKey}`).digest();
-  return new DataView(digest.buffer, digest.byteOffset, 8).getBigInt64(0).toString();
+  const input = `${accountId}\u0000${sessionKey}`;
+  const hit = sessionIds.get(input);
+  if (hit !== undefined) return hit;
+  const digest = new Bun.CryptoHasher('sha256').update(input).digest();
+  const id = new DataView(digest.buffer, digest.byteOffset, 8).getBigInt64(0).toString();
+  if (sessionIds.size >= SESSION_IDS_MAX) sessionIds.clear();
+  sessionIds.set(input, id);
+  return id;
 }
 
 export function createAntigravityProvider(config: Readonly<Config>, deps: ProviderDeps, opts: AntigravityProviderOptions = {}): Provider {
