@@ -437,7 +437,7 @@ async function main(): Promise<void> {
   if (ONLY || PROFILE) {
     for (const r of rows) {
       console.log(
-        `${r.workload}: floor ${fmt(r.floor.rps)} req/s, proxy ${fmt(r.proxy.rps)} req/s, CPU ${fmt(r.proxy.cpuMsPerReq, 3)} ms/req (kernel ${fmt(r.proxy.sysMsPerReq, 3)}), RSS ${fmt(r.rssMb)} MB (peak so far ${fmt(r.hwmMb)})`,
+        `${r.workload}: floor ${fmt(r.floor.rps)} req/s, proxy ${fmt(r.proxy.rps)} req/s, CPU ${fmt(r.proxy.cpuMsPerReq, 3)} ms/req (kernel ${fmt(r.proxy.sysMsPerReq, 3)}), TTFB p50 ${fmt(r.floor.ttfb.p50, 1)}/${fmt(r.proxy.ttfb.p50, 1)} ms, RSS ${fmt(r.rssMb)} MB (peak so far ${fmt(r.hwmMb)})`,
       );
     }
     if (PROFILE) console.log(`profile: ${join(ROOT, '.bench', 'prof')}`);

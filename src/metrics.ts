@@ -27,9 +27,22 @@ function key(labels: Labels): string {
   return k;
 }
 
+// Reused for the names of one unsorted label set (a handful): insertion sort, no new array per call.
+const names: string[] = [];
+
 function sortedKey(labels: Labels): string {
+  names.length = 0;
+  for (const name in labels) {
+    let i = names.length;
+    names.push(name);
+    while (i > 0 && names[i - 1]! > name) {
+      names[i] = names[i - 1]!;
+      i--;
+    }
+    names[i] = name;
+  }
   let k = '';
-  for (const name of Object.keys(labels).sort()) k += `${name}=${labels[name]}\u0000`;
+  for (let i = 0; i < names.length; i++) k += `${names[i]}=${labels[names[i]!]}\u0000`;
   return k;
 }
 
