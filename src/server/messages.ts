@@ -2,6 +2,7 @@
 // resolves only once the upstream's first event arrived, or throws an ApiError that becomes a real
 // HTTP error), then either write the events as SSE or collect them into one Message.
 import { Elysia } from 'elysia';
+import { ApiError } from '../anthropic/errors.ts';
 import { collectMessage, emptyUsage, type UsageTotals } from '../anthropic/collect.ts';
 import { estimateInputTokens } from '../anthropic/tokens.ts';
 import type { Config } from '../config.ts';
@@ -128,8 +129,21 @@ export async function handleMessages(
   const abort = new AbortController();
   const onClientGone = (): void => abort.abort();
   request.signal.addEventListener('abort', onClientGone, { once: true });
+  // WRITE_TIMEOUT_SEC bounds the whole answer (waits for a reset, failovers, the stream itself).
+  const { readTimeoutSec, writeTimeoutSec } = deps.config;
+  const writeDeadline = t0 + writeTimeoutSec * 1000;
+  let timedOut = false;
+  let deadline: ReturnType<typeof setTimeout> | undefined;
   try {
-    const body = validateMessagesRequest(await readJsonBody(request, deps.config.bodyLimitBytes));
+    const body = validateMessagesRequest(
+      await withinTime(readJsonBody(request, deps.config.bodyLimitBytes), readTimeoutSec * 1000, () => {
+        return new ApiError('timeout_error', `the request body did not arrive within READ_TIMEOUT_SEC (${readTimeoutSec}s)`, { status: 408 });
+      }),
+    );
+    deadline = setTimeout(() => {
+      timedOut = true;
+      abort.abort();
+    }, writeDeadline - performance.now());
     rec.clientModel = body.model;
     rec.stream = body.stream === true;
     const d = await deps.gateway.dispatch({
@@ -148,9 +162,12 @@ export async function handleMessages(
     headers['request-id'] = requestId;
 
     if (rec.stream) {
+      clearTimeout(deadline);
       const usage = emptyUsage();
       return sseResponse(d.events, {
         pingIntervalMs: deps.config.pingIntervalSec * 1000,
+        deadlineMs: writeDeadline - performance.now(),
+        deadlineMessage: writeTimeoutMessage(writeTimeoutSec),
         headers,
         abort,
         usage,
@@ -164,6 +181,7 @@ export async function handleMessages(
     }
 
     const msg = await collectMessage(d.events);
+    clearTimeout(deadline);
     const u = msg.usage;
     rec.inputTokens = num(u.input_tokens);
     rec.outputTokens = num(u.output_tokens);
@@ -173,11 +191,31 @@ export async function handleMessages(
     finish(200, null);
     return jsonResponse(msg, headers);
   } catch (err) {
+    clearTimeout(deadline);
     request.signal.removeEventListener('abort', onClientGone);
-    const api = toApiError(err);
-    if (abort.signal.aborted) finish(CLIENT_CLOSED, 'client_closed');
+    const api = timedOut ? new ApiError('timeout_error', writeTimeoutMessage(writeTimeoutSec)) : toApiError(err);
+    if (abort.signal.aborted && !timedOut) finish(CLIENT_CLOSED, 'client_closed');
     else finish(api.status, api.type);
     return errorResponse(api, requestId);
+  }
+}
+
+function writeTimeoutMessage(sec: number): string {
+  return `the answer took longer than WRITE_TIMEOUT_SEC (${sec}s); the upstream call was stopped`;
+}
+
+/** The promise's value, or the error `onTimeout` makes once `ms` have passed. */
+async function withinTime<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(onTimeout()), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

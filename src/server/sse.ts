@@ -31,6 +31,9 @@ export interface SseOptions {
   usage: UsageTotals;
   /** Called exactly once when the stream is over, however it ended. */
   onEnd(outcome: StreamOutcome): void;
+  /** After this long the stream is ended with a timeout_error event and the upstream aborted (WRITE_TIMEOUT_SEC). */
+  deadlineMs?: number;
+  deadlineMessage?: string;
 }
 
 const SSE_HEADERS = {
@@ -51,6 +54,7 @@ export function sseResponse(events: AsyncIterable<AnthropicEvent>, opts: SseOpti
     if (ended) return;
     ended = true;
     if (timer) clearTimeout(timer);
+    if (deadline) clearTimeout(deadline);
     opts.onEnd(outcome);
   };
 
@@ -95,10 +99,20 @@ export function sseResponse(events: AsyncIterable<AnthropicEvent>, opts: SseOpti
     end({ errorType: type, clientClosed: false });
   };
 
+  let deadline: ReturnType<typeof setTimeout> | undefined;
   const body = new ReadableStream<Uint8Array>({
     start(c) {
       ctrl = c;
       armPing(pingIntervalMs);
+      if (opts.deadlineMs !== undefined) {
+        deadline = setTimeout(() => {
+          if (ended) return;
+          // The error frame first, then the abort (whose listener sees the stream already ended).
+          fail(new ApiError('timeout_error', opts.deadlineMessage ?? 'the answer took too long'));
+          abort.abort();
+          it.return?.()?.catch?.(() => {});
+        }, Math.max(0, opts.deadlineMs));
+      }
       if (abort.signal.aborted) clientGone();
       else abort.signal.addEventListener('abort', clientGone, { once: true });
     },

@@ -1,0 +1,84 @@
+// READ_TIMEOUT_SEC bounds how long a request body may take to arrive; WRITE_TIMEOUT_SEC bounds the
+// whole answer. Both end in the Anthropic envelope (or an error event once a stream has begun),
+// and the upstream call is stopped.
+import { afterEach, describe, expect, test } from 'bun:test';
+import { AUTH, body, dispatchSteps, post, read, startHarness, testConfig, textEvents, type Harness } from './stubs.ts';
+
+let h: Harness | undefined;
+afterEach(() => {
+  h?.stop();
+  h = undefined;
+});
+
+describe('READ_TIMEOUT_SEC', () => {
+  test('a body that stops arriving gets 408 timeout_error and the server keeps serving', async () => {
+    h = startHarness(testConfig({ READ_TIMEOUT_SEC: '1' }));
+    const port = Number(new URL(h.base).port);
+    let reply = '';
+    const sock = await Bun.connect({
+      hostname: '127.0.0.1',
+      port,
+      socket: {
+        data(_s, d) {
+          reply += new TextDecoder().decode(d);
+        },
+      },
+    });
+    const json = JSON.stringify(body());
+    sock.write(
+      `POST /v1/messages HTTP/1.1\r\nhost: x\r\nx-api-key: ${AUTH['x-api-key']}\r\ncontent-type: application/json\r\n` +
+        `content-length: ${json.length}\r\n\r\n${json.slice(0, 10)}`,
+    );
+    const t0 = Date.now();
+    while (!reply.includes('timeout_error') && Date.now() - t0 < 5000) await Bun.sleep(20);
+    sock.end();
+    expect(reply).toStartWith('HTTP/1.1 408');
+    expect(reply).toContain('READ_TIMEOUT_SEC');
+    expect(Date.now() - t0).toBeLessThan(4000);
+    expect(h.calls).toHaveLength(0);
+    expect((await post(h, '/v1/messages', body())).status).toBe(200);
+  });
+});
+
+describe('WRITE_TIMEOUT_SEC', () => {
+  test('a non-streaming answer that takes too long gets 504 timeout_error and the upstream is aborted', async () => {
+    h = startHarness(testConfig({ WRITE_TIMEOUT_SEC: '1' }));
+    const evs = textEvents();
+    h.dispatch = dispatchSteps([evs[0]!, { wait: 10_000 }, ...evs.slice(1)]);
+    const t0 = Date.now();
+    const r = await post(h, '/v1/messages', body());
+    expect(r.status).toBe(504);
+    const e = await read(r);
+    expect(e.type).toBe('error');
+    expect(e.error.type).toBe('timeout_error');
+    expect(e.error.message).toContain('WRITE_TIMEOUT_SEC');
+    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(h.calls[0]!.signal.aborted).toBe(true);
+    expect(h.records.at(-1)).toMatchObject({ status: 504, errorType: 'timeout_error' });
+  });
+
+  test('a stream that runs too long ends with a timeout_error event and the upstream is aborted', async () => {
+    h = startHarness(testConfig({ WRITE_TIMEOUT_SEC: '1', PING_INTERVAL_SEC: '10' }));
+    const evs = textEvents();
+    h.dispatch = dispatchSteps([evs[0]!, evs[1]!, { wait: 10_000 }, ...evs.slice(2)]);
+    const r = await post(h, '/v1/messages', body({ stream: true }));
+    expect(r.status).toBe(200);
+    const text = await r.text();
+    expect(text).toContain('event: message_start');
+    expect(text).toContain('event: error');
+    expect(text).toContain('"timeout_error"');
+    expect(text).not.toContain('message_stop');
+    expect(h.calls[0]!.signal.aborted).toBe(true);
+    expect(h.records.at(-1)).toMatchObject({ status: 200, errorType: 'timeout_error' });
+  });
+
+  test('an answer within the limit is untouched', async () => {
+    h = startHarness(testConfig({ WRITE_TIMEOUT_SEC: '2' }));
+    const evs = textEvents();
+    h.dispatch = dispatchSteps([evs[0]!, { wait: 300 }, ...evs.slice(1)]);
+    const r = await post(h, '/v1/messages', body({ stream: true }));
+    const text = await r.text();
+    expect(text).toContain('message_stop');
+    expect(text).not.toContain('event: error');
+  });
+});
