@@ -338,6 +338,8 @@ async function main(): Promise<void> {
     NO_COLOR: '1',
     QUOTA_POLL_INTERVAL_SEC: '86400',
     ...up.env(),
+    // Experiments: extra environment for the proxy, e.g. BENCH_PROXY_ENV="BUN_JSC_forceRAMSize=150000000".
+    ...Object.fromEntries((process.env.BENCH_PROXY_ENV ?? '').split(/\s+/).filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
   };
   for (const [i, t] of tokens.entries()) {
     const a = await run([bin, 'accounts', 'add', '--provider', 'antigravity', '--refresh-token', t, '--label', `bench-${i}`], env);
