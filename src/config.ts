@@ -62,6 +62,12 @@ export interface Config {
     authUrl: string;
     tokenUrl: string;
     userinfoUrl: string;
+    /**
+     * How Claude thinking is replayed to Google: signature on the thought part ("inline", what the
+     * proxies do) or on the part after it ("split", what Google's own client sends). A switch in case
+     * Google starts refusing one form (antigravity.md §16).
+     */
+    claudeThinkingReplay: 'inline' | 'split';
   };
   /** Legacy accounts.json to import once on first start. */
   accountsConfigPath: string | null;
@@ -198,6 +204,10 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}, opts: { requireApi
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
+  const thinkingReplay = (env.ANTIGRAVITY_THINKING_REPLAY ?? 'inline').trim().toLowerCase() || 'inline';
+  if (thinkingReplay !== 'inline' && thinkingReplay !== 'split') {
+    throw new ConfigError(`ANTIGRAVITY_THINKING_REPLAY must be "inline" or "split", got "${env.ANTIGRAVITY_THINKING_REPLAY}"`);
+  }
   const logFormat = (env.LOG_FORMAT ?? 'pretty').trim().toLowerCase();
   if (logFormat !== 'pretty' && logFormat !== 'json') {
     throw new ConfigError(`LOG_FORMAT must be "pretty" or "json", got "${env.LOG_FORMAT}"`);
@@ -263,6 +273,7 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}, opts: { requireApi
       authUrl: url('GOOGLE_OAUTH_AUTH_URL', env.GOOGLE_OAUTH_AUTH_URL, DEFAULTS.googleAuthUrl),
       tokenUrl: url('GOOGLE_OAUTH_TOKEN_URL', env.GOOGLE_OAUTH_TOKEN_URL, DEFAULTS.googleTokenUrl),
       userinfoUrl: url('GOOGLE_USERINFO_URL', env.GOOGLE_USERINFO_URL, DEFAULTS.googleUserinfoUrl),
+      claudeThinkingReplay: thinkingReplay,
     },
     accountsConfigPath: (env.ACCOUNTS_CONFIG_PATH ?? '').trim() || null,
   };

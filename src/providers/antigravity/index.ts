@@ -161,6 +161,7 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
         requestId: `agent-${crypto.randomUUID()}`,
         signatures,
         sessionKey: ctx.sessionKey,
+        claudeThinkingReplay: config.antigravity.claudeThinkingReplay,
       });
       let stream;
       try {

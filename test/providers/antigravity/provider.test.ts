@@ -413,3 +413,47 @@ describe('models, quota, verify, refresh', () => {
     expect(fake.stats.refreshes - before).toBe(1);
   });
 });
+
+describe('ANTIGRAVITY_THINKING_REPLAY', () => {
+  const signature = btoa('E'.repeat(120));
+  const history = simple('', {
+    messages: [
+      { role: 'user', content: 'q' },
+      { role: 'assistant', content: [{ type: 'thinking', thinking: 'because', signature }, { type: 'text', text: 'answer' }] },
+      { role: 'user', content: 'more' },
+    ],
+    thinking: { type: 'enabled', budget_tokens: 2048 },
+  } as Partial<MessagesRequest>);
+  const replayed = (): unknown => (fake.generations().at(-1)!.body as { request: { contents: Array<{ parts: unknown }> } }).request.contents[1]!.parts;
+
+  test('inline by default: the signature rides on the thought part', async () => {
+    await collect(history, ctx({ model: 'claude-opus-4-6-thinking' }));
+    expect(replayed()).toEqual([
+      { text: 'because', thought: true, thoughtSignature: signature },
+      { text: 'answer' },
+    ]);
+  });
+
+  test("'split' (the official client's shape) puts it on the part after the thought", async () => {
+    const splitConfig = loadConfig(
+      {
+        ANTIGRAVITY_ENDPOINTS: fake.endpoints.join(','),
+        GOOGLE_OAUTH_TOKEN_URL: fake.tokenUrl,
+        GOOGLE_USERINFO_URL: fake.userinfoUrl,
+        ANTIGRAVITY_THINKING_REPLAY: 'split',
+      },
+      {},
+      { requireApiKey: false },
+    );
+    const p = createAntigravityProvider(splitConfig, deps);
+    for await (const _ of p.send(history, ctx({ model: 'claude-opus-4-6-thinking' })));
+    expect(replayed()).toEqual([
+      { text: 'because', thought: true },
+      { text: 'answer', thoughtSignature: signature },
+    ]);
+  });
+
+  test('any other value is refused at start, naming the variable', () => {
+    expect(() => loadConfig({ ANTIGRAVITY_THINKING_REPLAY: 'sideways' }, {}, { requireApiKey: false })).toThrow(/ANTIGRAVITY_THINKING_REPLAY/);
+  });
+});
