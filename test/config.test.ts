@@ -1,0 +1,107 @@
+// The config is the one place flags and environment become settings: flags beat environment, the
+// environment beats defaults, and every bad value is refused with a message naming its variable.
+import { describe, expect, test } from 'bun:test';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, dataDirFrom, loadConfig } from '../src/config.ts';
+
+const KEY = { PROXY_API_KEY: 'k-0123456789' };
+
+describe('defaults', () => {
+  test('the original project\'s defaults, with the key the only requirement', () => {
+    const c = loadConfig({ ...KEY, HOME: '/home/u' });
+    expect(c).toMatchObject({
+      port: 8080,
+      bindAddress: '0.0.0.0',
+      debug: false,
+      fallback: false,
+      softLimitEnabled: true,
+      softLimitThreshold: 0.2,
+      idleTimeoutSec: 120,
+      upstreamIdleTimeoutSec: 120,
+      pingIntervalSec: 15,
+      maxWaitSec: 120,
+      maxAttempts: 5,
+      quotaPollIntervalSec: 300,
+      logFormat: 'pretty',
+    });
+    expect(c.dbPath).toBe('/home/u/.config/multi-claude-proxy/proxy.db');
+    expect(c.antigravity.endpoints).toEqual(['https://daily-cloudcode-pa.googleapis.com', 'https://cloudcode-pa.googleapis.com']);
+    expect(c.antigravity.claudeThinkingReplay).toBe('inline');
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  test('the data directory: MCP_DATA_DIR, else XDG_CONFIG_HOME, else ~/.config', () => {
+    expect(dataDirFrom({ MCP_DATA_DIR: '/d', XDG_CONFIG_HOME: '/x', HOME: '/h' })).toBe('/d');
+    expect(dataDirFrom({ XDG_CONFIG_HOME: '/x', HOME: '/h' })).toBe('/x/multi-claude-proxy');
+    expect(dataDirFrom({ HOME: '/h' })).toBe('/h/.config/multi-claude-proxy');
+  });
+});
+
+describe('precedence', () => {
+  test('flags beat the environment, which beats the defaults', () => {
+    const env = { ...KEY, PORT: '9000', DEBUG: 'false', ENABLE_FALLBACK: '0', SOFT_LIMIT_THRESHOLD: '0.3' };
+    expect(loadConfig(env)).toMatchObject({ port: 9000, debug: false, fallback: false, softLimitThreshold: 0.3 });
+    const c = loadConfig(env, { port: '7000', debug: true, fallback: true, softLimit: '0.5' });
+    expect(c).toMatchObject({ port: 7000, debug: true, fallback: true, softLimitThreshold: 0.5 });
+    expect(loadConfig(env, { noSoftLimit: true }).softLimitEnabled).toBe(false);
+  });
+
+  test('ANTIGRAVITY_ENDPOINTS is a comma-separated list in fallback order', () => {
+    const c = loadConfig({ ...KEY, ANTIGRAVITY_ENDPOINTS: ' http://127.0.0.1:1/a , http://127.0.0.1:2/b ' });
+    expect(c.antigravity.endpoints).toEqual(['http://127.0.0.1:1/a', 'http://127.0.0.1:2/b']);
+  });
+
+  test('MODEL_MAP and FALLBACK_MAP take inline JSON or a path to a JSON file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mcp-config-'));
+    try {
+      const file = join(dir, 'fallbacks.json');
+      writeFileSync(file, JSON.stringify({ 'glm-5': 'glm-4.6' }));
+      const c = loadConfig({ ...KEY, MODEL_MAP: '{"sonnet":"gemini-3-flash"}', FALLBACK_MAP: file });
+      expect(c.modelMap).toEqual({ sonnet: 'gemini-3-flash' });
+      expect(c.fallbackMap).toEqual({ 'glm-5': 'glm-4.6' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('bad values are refused, naming the variable', () => {
+  const cases: Array<[string, Record<string, string>, Record<string, string | boolean>, RegExp]> = [
+    ['no key', {}, {}, /PROXY_API_KEY is not set/],
+    ['port 70000', { PORT: '70000' }, {}, /PORT must be between 0 and 65535, got 70000/],
+    ['port "http"', { PORT: 'http' }, {}, /PORT must be a whole number/],
+    ['--port beats PORT and is named', { PORT: '80' }, { port: '-1' }, /--port must be between/],
+    ['threshold "abc"', { SOFT_LIMIT_THRESHOLD: 'abc' }, {}, /SOFT_LIMIT_THRESHOLD must be a number between 0 and 1/],
+    ['threshold 1.5', { SOFT_LIMIT_THRESHOLD: '1.5' }, {}, /SOFT_LIMIT_THRESHOLD must be between 0 and 1, got 1.5/],
+    ['--soft-limit 2', {}, { softLimit: '2' }, /--soft-limit must be between 0 and 1/],
+    ['DEBUG "maybe"', { DEBUG: 'maybe' }, {}, /DEBUG must be true or false/],
+    ['IDLE_TIMEOUT_SEC 0', { IDLE_TIMEOUT_SEC: '0' }, {}, /IDLE_TIMEOUT_SEC must be between 1 and 255/],
+    ['IDLE_TIMEOUT_SEC 1000 (Bun caps it)', { IDLE_TIMEOUT_SEC: '1000' }, {}, /IDLE_TIMEOUT_SEC must be between 1 and 255/],
+    ['READ_TIMEOUT_SEC 1.5', { READ_TIMEOUT_SEC: '1.5' }, {}, /READ_TIMEOUT_SEC must be a whole number/],
+    ['MAX_ATTEMPTS 0', { MAX_ATTEMPTS: '0' }, {}, /MAX_ATTEMPTS must be between 1 and 50/],
+    ['CORS_ENABLED "sure"', { CORS_ENABLED: 'sure' }, {}, /CORS_ENABLED must be true or false/],
+    ['ZAI_BASE_URL not a URL', { ZAI_BASE_URL: 'api.z.ai' }, {}, /ZAI_BASE_URL must be an http\(s\) URL/],
+    ['an endpoint not a URL', { ANTIGRAVITY_ENDPOINTS: 'https://ok.example,ftp://no' }, {}, /ANTIGRAVITY_ENDPOINTS must be an http\(s\) URL/],
+    ['MODEL_MAP not JSON', { MODEL_MAP: '{sonnet: x}' }, {}, /MODEL_MAP/],
+    ['MODEL_MAP with a number', { MODEL_MAP: '{"sonnet": 5}' }, {}, /MODEL_MAP: value for "sonnet" must be a string/],
+    ['LOG_FORMAT "xml"', { LOG_FORMAT: 'xml' }, {}, /LOG_FORMAT must be "pretty" or "json"/],
+    ['ANTIGRAVITY_THINKING_REPLAY "both"', { ANTIGRAVITY_THINKING_REPLAY: 'both' }, {}, /ANTIGRAVITY_THINKING_REPLAY/],
+  ];
+  for (const [name, env, flags, message] of cases) {
+    test(name, () => {
+      const withKey = name === 'no key' ? env : { ...KEY, ...env };
+      let err: unknown;
+      try {
+        loadConfig(withKey, flags);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as Error).message).toMatch(message);
+      expect((err as Error).message).not.toContain(KEY.PROXY_API_KEY);
+      expect((err as Error).message.split('\n')).toHaveLength(1);
+    });
+  }
+});
