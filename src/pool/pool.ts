@@ -324,9 +324,13 @@ export function createPool(opts: PoolOptions): Pool {
     const reason = e.code ? `${e.code}: ${e.message}` : e.message;
     switch (e.kind) {
       case 'rate_limited':
-      case 'quota_exhausted':
-        putLimit(id, model, e.kind, e.resetAt !== null && e.resetAt > t ? e.resetAt : t + cooldown, reason);
+      case 'quota_exhausted': {
+        const until = e.resetAt !== null && e.resetAt > t ? e.resetAt : t + cooldown;
+        putLimit(id, model, e.kind, until, reason);
+        // The models that draw on the same quota are out too: no request should find that out the hard way.
+        for (const other of e.sharedWith) putLimit(id, other, e.kind, until, `${reason} (quota shared with ${lease.model})`);
         return;
+      }
       case 'capacity':
         putLimit(id, model, 'capacity', e.resetAt !== null && e.resetAt > t ? e.resetAt : t + CAPACITY_COOLDOWN_MS, reason);
         return;

@@ -40,6 +40,11 @@ export class UpstreamError extends Error {
   readonly code: string | null;
   /** Google's verification link for accounts that need it. */
   readonly verifyUrl: string | null;
+  /**
+   * Other upstream models of the same account that this limit also covers, because they draw on
+   * one shared quota (Antigravity's "Claude and GPT" and "Gemini" groups).
+   */
+  readonly sharedWith: readonly string[];
 
   constructor(
     kind: UpstreamErrorKind,
@@ -50,6 +55,7 @@ export class UpstreamError extends Error {
       scope?: 'model' | 'account';
       code?: string | null;
       verifyUrl?: string | null;
+      sharedWith?: readonly string[];
       cause?: unknown;
     } = {},
   ) {
@@ -61,6 +67,7 @@ export class UpstreamError extends Error {
     this.scope = opts.scope ?? 'model';
     this.code = opts.code ?? null;
     this.verifyUrl = opts.verifyUrl ?? null;
+    this.sharedWith = opts.sharedWith ?? [];
   }
 }
 

@@ -103,6 +103,16 @@ describe('report: what each upstream outcome does to the account', () => {
     expect(listLimits(db)).toHaveLength(0);
   });
 
+  test('an exhausted quota also rests the models that share it, until the same reset', () => {
+    const { db, pool } = setup(['a']);
+    const l = lease(pool, 'claude-opus-4-6-thinking');
+    pool.report(l, err('quota_exhausted', { resetAt: T0 + 3_600_000, sharedWith: ['claude-sonnet-4-6', 'gpt-oss-120b-medium'] }));
+    const byModel = Object.fromEntries(listLimits(db).map((x) => [x.model, x]));
+    expect(Object.keys(byModel).sort()).toEqual(['claude-opus-4-6-thinking', 'claude-sonnet-4-6', 'gpt-oss-120b-medium']);
+    for (const x of Object.values(byModel)) expect(x).toMatchObject({ kind: 'quota_exhausted', resetAt: T0 + 3_600_000 });
+    expect(byModel['claude-sonnet-4-6']!.reason).toContain('shared with claude-opus-4-6-thinking');
+  });
+
   test('a short throttle never shortens a longer quota wait already known', () => {
     const { db, pool } = setup(['a']);
     const l = lease(pool);

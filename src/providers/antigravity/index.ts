@@ -10,7 +10,7 @@ import type { Account } from '../../store/accounts.ts';
 import { UpstreamError, type ModelInfo, type Provider, type ProviderDeps, type QuotaInfo, type SendContext } from '../provider.ts';
 import { openGenerateStream, postJson, type CloudCodeOptions } from './client.ts';
 import { createGoogleTranslator } from './from-google.ts';
-import { parseModels, parseQuota } from './models.ts';
+import { parseModels, parseQuota, quotaGroupOf } from './models.ts';
 import { createTokenManager } from './oauth.ts';
 import { discoverProject, loadCodeAssist, parseLoadCodeAssist, type OnboardOptions } from './project.ts';
 import { createSignatureStore } from './signatures.ts';
@@ -132,6 +132,26 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
     return body;
   }
 
+  /** An exhausted quota names the account's other models of the same quota group, so none of them is tried in vain. */
+  function withQuotaGroup(e: UpstreamError, accountId: string, model: string): UpstreamError {
+    const hit = catalog.get(accountId);
+    if (!hit) return e;
+    const group = quotaGroupOf(model);
+    const sharedWith = parseModels(hit.body)
+      .map((m) => m.id)
+      .filter((id) => id !== model && quotaGroupOf(id) === group);
+    if (!sharedWith.length) return e;
+    return new UpstreamError(e.kind, e.message, {
+      status: e.status,
+      resetAt: e.resetAt,
+      scope: e.scope,
+      code: e.code,
+      verifyUrl: e.verifyUrl,
+      sharedWith,
+      cause: e,
+    });
+  }
+
   async function* send(req: MessagesRequest, ctx: SendContext): AsyncGenerator<AnthropicEvent> {
     const { account } = ctx;
     const family = familyOf(ctx.model);
@@ -173,6 +193,7 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
           await tokens.refresh(account);
           continue;
         }
+        if (err instanceof UpstreamError && err.kind === 'quota_exhausted') throw withQuotaGroup(err, account.id, ctx.model);
         throw err;
       }
       let yielded = false;

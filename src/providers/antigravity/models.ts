@@ -36,6 +36,17 @@ function entries(body: Record<string, unknown>): Array<[string, CatalogEntry]> {
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : undefined);
 
 /** The catalog as ModelInfo, sorted by id; internal ids and deprecated ones are dropped. */
+/**
+ * The quota pool a model draws on: Google meters Claude and GPT-OSS together and all Gemini models
+ * together, each with a 5-hour and a weekly window (antigravity.md §11.3).
+ */
+export function quotaGroupOf(id: string): string {
+  const s = id.toLowerCase();
+  if (s.startsWith('gemini')) return 'gemini';
+  if (s.startsWith('claude') || s.startsWith('gpt')) return 'claude+gpt';
+  return s;
+}
+
 export function parseModels(body: Record<string, unknown>): ModelInfo[] {
   const deprecated = body.deprecatedModelIds && typeof body.deprecatedModelIds === 'object' ? (body.deprecatedModelIds as Record<string, unknown>) : {};
   const out: ModelInfo[] = [];

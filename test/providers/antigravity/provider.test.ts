@@ -457,3 +457,23 @@ describe('ANTIGRAVITY_THINKING_REPLAY', () => {
     expect(() => loadConfig({ ANTIGRAVITY_THINKING_REPLAY: 'sideways' }, {}, { requireApiKey: false })).toThrow(/ANTIGRAVITY_THINKING_REPLAY/);
   });
 });
+
+describe('shared quota groups', () => {
+  test('an exhausted Claude quota names the account\'s other Claude and GPT models, never a Gemini one', async () => {
+    await provider.models(ACC);
+    fake.setMode({ kind: 'quota_exhausted', hint: 'full', resetMs: 3_600_000 });
+    const { error } = await failure(simple('hi'), ctx({ model: 'claude-opus-4-6-thinking' }));
+    expect(error.kind).toBe('quota_exhausted');
+    expect(error.sharedWith).toContain('claude-sonnet-4-6');
+    expect(error.sharedWith).not.toContain('claude-opus-4-6-thinking');
+    expect(error.sharedWith.some((id) => id.startsWith('gemini'))).toBe(false);
+  });
+
+  test('a short rate limit stays on its own model', async () => {
+    await provider.models(ACC);
+    fake.setMode({ kind: 'rate_limited', resetMs: 2000 });
+    const { error } = await failure(simple('hi'), ctx({ model: 'claude-opus-4-6-thinking' }));
+    expect(error.kind).toBe('rate_limited');
+    expect(error.sharedWith).toEqual([]);
+  });
+});
