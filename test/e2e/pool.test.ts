@@ -360,7 +360,7 @@ describe('a mixed pool: two Google (Antigravity) accounts and three Z.AI keys', 
     }
   });
 
-  test('a Google quota exhaustion on one account moves that model to the other account only', async () => {
+  test('a Google quota exhaustion on one account moves its quota group (Claude+GPT) to the other account, Gemini stays', async () => {
     const p = await startProxy({}, undefined, { google: true });
     try {
       // Every endpoint says so (the provider walks daily -> prod before giving up on an account).
@@ -369,11 +369,19 @@ describe('a mixed pool: two Google (Antigravity) accounts and three Z.AI keys', 
       expect(r.status).toBe(200);
       expect(r.account).toBe(idOf(p, 'g2'));
       const lim = listLimits(p.db);
-      expect(lim).toHaveLength(1);
-      expect(lim[0]).toMatchObject({ accountId: idOf(p, 'g1'), model: 'claude-opus-4-6-thinking', kind: 'quota_exhausted' });
-      expect(lim[0]!.resetAt - Date.now()).toBeGreaterThan(3 * 3_600_000 - 60_000);
-      // Sonnet still uses g1 (g2 just served: g1 is the least recently used).
-      expect((await ask(p, 'claude-sonnet-4-6')).account).toBe(idOf(p, 'g1'));
+      expect(new Set(lim.map((l) => l.accountId))).toEqual(new Set([idOf(p, 'g1')]));
+      const opus = lim.find((l) => l.model === 'claude-opus-4-6-thinking');
+      expect(opus).toMatchObject({ kind: 'quota_exhausted' });
+      expect(opus!.resetAt - Date.now()).toBeGreaterThan(3 * 3_600_000 - 60_000);
+      // The group's other models are out on g1 too, until the same reset; no Gemini model is.
+      expect(lim.map((l) => l.model)).toContain('claude-sonnet-4-6');
+      expect(lim.some((l) => l.model.startsWith('gemini'))).toBe(false);
+      for (const l of lim) expect(l.resetAt).toBe(opus!.resetAt);
+      // So Sonnet goes to g2 without trying g1, while a Gemini model may still use g1.
+      const before = google.generations().length;
+      expect((await ask(p, 'claude-sonnet-4-6')).account).toBe(idOf(p, 'g2'));
+      expect(google.generations().length).toBe(before + 1);
+      expect((await ask(p, 'gemini-3-flash')).account).toBe(idOf(p, 'g1'));
     } finally {
       await p.stop();
     }
