@@ -1,0 +1,504 @@
+// A small keep-alive HTTP/1.1 client on Bun.connect. Why: `fetch` runs on Bun's separate "HTTP
+// Client" thread, and the hops between it and the main thread (eventfd wakeups, context switches)
+// cost more CPU per proxied request than our own code. Sockets opened here live on the main event
+// loop. One pool per origin and caller key (connections are per credential, antigravity.md §4.2).
+// No Accept-Encoding handling: callers should not ask for gzip; a gzip answer is still decoded.
+import type { Socket } from 'bun';
+
+export interface Http1RequestInit {
+  method: string;
+  /** Lower-case names preferred; host, content-length are set here. */
+  headers: Record<string, string>;
+  body?: string | Uint8Array;
+  signal?: AbortSignal;
+  /** Connections are only shared between requests with the same key (e.g. the account). */
+  poolKey?: string;
+}
+
+export interface Http1Response {
+  readonly status: number;
+  readonly ok: boolean;
+  readonly headers: Headers;
+  /** The next piece of the (de-chunked) body, or null at its end. Throws on abort or a broken connection. */
+  read(): Promise<Uint8Array | null>;
+  /** The whole rest of the body as UTF-8 text. */
+  text(): Promise<string>;
+  /** Stops reading: a connection whose answer was not fully received is destroyed. Idempotent. */
+  cancel(): void;
+}
+
+/** Idle pooled sockets are closed after this (servers close theirs after a few minutes). */
+const IDLE_SEC = 30;
+const MAX_IDLE_PER_POOL = 64;
+
+type BodyMode = 'none' | 'length' | 'chunked' | 'close';
+
+interface Exchange {
+  method: string;
+  headDone: boolean;
+  gotByte: boolean;
+  head: Uint8Array | null;
+  mode: BodyMode;
+  remaining: number;
+  /** Chunked state: 0 size line, 1 data, 2 CRLF after data, 3 trailer lines. */
+  cstate: number;
+  line: string;
+  queue: Uint8Array[];
+  ended: boolean;
+  failure: unknown;
+  keepAlive: boolean;
+  waiter: ((v: Uint8Array | null | Error) => void) | null;
+  onHead: ((r: { status: number; headers: Headers } | Error) => void) | null;
+  status: number;
+  headers: Headers | null;
+}
+
+interface Conn {
+  socket: Socket<Conn> | null;
+  key: string;
+  closed: boolean;
+  reused: boolean;
+  ex: Exchange | null;
+  pending: Uint8Array | null;
+}
+
+const pools = new Map<string, Conn[]>();
+const CRLFCRLF = [13, 10, 13, 10];
+const latin1 = new TextDecoder('latin1');
+const utf8 = new TextDecoder();
+
+class ConnError extends Error {
+  code: string;
+  /** The request never got a response byte on a reused connection: safe to send again. */
+  stale: boolean;
+  constructor(code: string, message: string, stale = false) {
+    super(message);
+    this.code = code;
+    this.stale = stale;
+  }
+}
+
+function wake(ex: Exchange, v: Uint8Array | null | Error): void {
+  const w = ex.waiter;
+  if (w) {
+    ex.waiter = null;
+    w(v);
+  }
+}
+
+/** The exchange ends in error: whoever waits (for the head or for body) hears it. */
+function fail(ex: Exchange, err: Error): void {
+  if (ex.ended || ex.failure) return;
+  ex.failure = err;
+  const h = ex.onHead;
+  if (h) {
+    ex.onHead = null;
+    h(err);
+  }
+  wake(ex, err);
+}
+
+function destroy(conn: Conn): void {
+  if (conn.closed) return;
+  conn.closed = true;
+  conn.socket?.terminate();
+}
+
+function release(conn: Conn): void {
+  conn.ex = null;
+  const s = conn.socket;
+  if (conn.closed || !s) return;
+  let idle = pools.get(conn.key);
+  if (!idle) pools.set(conn.key, (idle = []));
+  if (idle.length >= MAX_IDLE_PER_POOL) return destroy(conn);
+  s.timeout(IDLE_SEC);
+  s.unref();
+  conn.reused = true;
+  idle.push(conn);
+}
+
+function finishBody(conn: Conn, ex: Exchange, extra: boolean): void {
+  ex.ended = true;
+  wake(ex, null);
+  if (ex.keepAlive && !extra) release(conn);
+  else {
+    conn.ex = null;
+    destroy(conn);
+  }
+}
+
+function push(ex: Exchange, bytes: Uint8Array): void {
+  if (bytes.length === 0) return;
+  if (ex.waiter) wake(ex, bytes);
+  else ex.queue.push(bytes);
+}
+
+function indexOfSeq(buf: Uint8Array, seq: number[], from: number): number {
+  outer: for (let i = Math.max(0, from); i <= buf.length - seq.length; i++) {
+    for (let j = 0; j < seq.length; j++) if (buf[i + j] !== seq[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+function concat(a: Uint8Array | null, b: Uint8Array): Uint8Array {
+  if (!a || a.length === 0) return b;
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
+function parseHead(ex: Exchange, text: string): void {
+  const lines = text.split('\r\n');
+  const statusLine = lines[0] ?? '';
+  const m = /^HTTP\/1\.([01]) (\d{3})/.exec(statusLine);
+  if (!m) throw new ConnError('HPE_INVALID_RESPONSE', 'upstream sent something that is not an HTTP/1.x response');
+  const headers = new Headers();
+  for (let i = 1; i < lines.length; i++) {
+    const l = lines[i]!;
+    const c = l.indexOf(':');
+    if (c > 0) headers.append(l.slice(0, c).trim(), l.slice(c + 1).trim());
+  }
+  ex.status = Number(m[2]);
+  ex.headers = headers;
+  const connection = (headers.get('connection') ?? '').toLowerCase();
+  ex.keepAlive = m[1] === '1' ? !connection.includes('close') : connection.includes('keep-alive');
+  const te = (headers.get('transfer-encoding') ?? '').toLowerCase();
+  const cl = headers.get('content-length');
+  if (ex.method === 'HEAD' || ex.status === 204 || ex.status === 304) ex.mode = 'none';
+  else if (te.includes('chunked')) ex.mode = 'chunked';
+  else if (cl !== null && /^\d+$/.test(cl.trim())) {
+    ex.mode = 'length';
+    ex.remaining = Number(cl.trim());
+  } else {
+    ex.mode = 'close';
+    ex.keepAlive = false;
+  }
+}
+
+/** Feeds bytes of the body to the exchange per its framing. */
+function feedBody(conn: Conn, ex: Exchange, data: Uint8Array): void {
+  if (ex.mode === 'close') return push(ex, data);
+  if (ex.mode === 'length') {
+    const n = Math.min(ex.remaining, data.length);
+    push(ex, n === data.length ? data : data.subarray(0, n));
+    ex.remaining -= n;
+    if (ex.remaining === 0) finishBody(conn, ex, data.length > n);
+    return;
+  }
+  // chunked
+  let i = 0;
+  while (i < data.length) {
+    if (ex.cstate === 1) {
+      const n = Math.min(ex.remaining, data.length - i);
+      push(ex, data.subarray(i, i + n));
+      ex.remaining -= n;
+      i += n;
+      if (ex.remaining === 0) {
+        ex.cstate = 2;
+        ex.line = '';
+      }
+      continue;
+    }
+    // A line (size, the CRLF after data, or a trailer): collect up to LF.
+    const lf = data.indexOf(10, i);
+    const end = lf < 0 ? data.length : lf;
+    ex.line += latin1.decode(data.subarray(i, end));
+    if (ex.line.length > 8192) throw new ConnError('HPE_CHUNK_SIZE', 'upstream sent a malformed chunk size');
+    if (lf < 0) return;
+    i = lf + 1;
+    const line = ex.line.endsWith('\r') ? ex.line.slice(0, -1) : ex.line;
+    ex.line = '';
+    if (ex.cstate === 2) {
+      if (line !== '') throw new ConnError('HPE_INVALID_CHUNK', 'upstream sent a malformed chunk');
+      ex.cstate = 0;
+    } else if (ex.cstate === 0) {
+      const semi = line.indexOf(';');
+      const hex = (semi < 0 ? line : line.slice(0, semi)).trim();
+      if (!/^[0-9a-fA-F]{1,12}$/.test(hex)) throw new ConnError('HPE_CHUNK_SIZE', 'upstream sent a malformed chunk size');
+      const size = parseInt(hex, 16);
+      if (size === 0) ex.cstate = 3;
+      else {
+        ex.remaining = size;
+        ex.cstate = 1;
+      }
+    } else if (line === '') {
+      // The empty line after the trailers ends the body.
+      return finishBody(conn, ex, i < data.length);
+    }
+  }
+}
+
+function onData(conn: Conn, data: Uint8Array): void {
+  const ex = conn.ex;
+  if (!ex || ex.failure) {
+    // Bytes nobody asked for (an idle socket): the connection is not in a known state any more.
+    destroy(conn);
+    return;
+  }
+  ex.gotByte = true;
+  try {
+    if (ex.headDone) return feedBody(conn, ex, data);
+    let buf = concat(ex.head, data);
+    for (;;) {
+      const at = indexOfSeq(buf, CRLFCRLF, (ex.head?.length ?? 0) - 3);
+      if (at < 0) {
+        if (buf.length > 256 * 1024) throw new ConnError('HPE_HEADER_OVERFLOW', 'upstream response head too large');
+        ex.head = buf;
+        return;
+      }
+      parseHead(ex, latin1.decode(buf.subarray(0, at)));
+      buf = buf.subarray(at + 4);
+      ex.head = null;
+      // 1xx interim answers (100 Continue, 103 Early Hints) come before the real one.
+      if (ex.status >= 100 && ex.status < 200) continue;
+      break;
+    }
+    ex.headDone = true;
+    const h = ex.onHead;
+    ex.onHead = null;
+    h?.({ status: ex.status, headers: ex.headers! });
+    if (ex.mode === 'none' || (ex.mode === 'length' && ex.remaining === 0)) finishBody(conn, ex, buf.length > 0);
+    else if (buf.length > 0) feedBody(conn, ex, buf);
+  } catch (err) {
+    fail(ex, err as Error);
+    conn.ex = null;
+    destroy(conn);
+  }
+}
+
+function onClose(conn: Conn, error?: Error): void {
+  conn.closed = true;
+  const ex = conn.ex;
+  conn.ex = null;
+  if (!ex || ex.ended || ex.failure) return;
+  if (ex.headDone && ex.mode === 'close') {
+    ex.ended = true;
+    wake(ex, null);
+    return;
+  }
+  const stale = conn.reused && !ex.gotByte;
+  const what = error ? `${error.message}` : 'the server closed the connection';
+  const code = (error as { code?: string } | undefined)?.code ?? 'ECONNRESET';
+  fail(ex, new ConnError(code, `upstream connection closed before the answer ended: ${what}`, stale));
+}
+
+const handlers = {
+  binaryType: 'uint8array' as const,
+  data(socket: Socket<Conn>, data: Uint8Array) {
+    onData(socket.data, data);
+  },
+  drain(socket: Socket<Conn>) {
+    const conn = socket.data;
+    const p = conn.pending;
+    if (!p) return;
+    const n = socket.write(p);
+    conn.pending = n >= p.length ? null : p.subarray(Math.max(0, n));
+  },
+  close(socket: Socket<Conn>, error?: Error) {
+    onClose(socket.data, error);
+  },
+  error(socket: Socket<Conn>, error: Error) {
+    const conn = socket.data;
+    onClose(conn, error);
+    destroy(conn);
+  },
+  timeout(socket: Socket<Conn>) {
+    // Only idle pooled sockets have a timeout set.
+    destroy(socket.data);
+  },
+};
+
+function take(key: string): Conn | null {
+  const idle = pools.get(key);
+  if (!idle) return null;
+  for (let c = idle.pop(); c; c = idle.pop()) {
+    if (!c.closed && c.socket) {
+      c.socket.timeout(0);
+      c.socket.ref();
+      return c;
+    }
+  }
+  return null;
+}
+
+async function connect(key: string, url: URL): Promise<Conn> {
+  const conn: Conn = { socket: null, key, closed: false, reused: false, ex: null, pending: null };
+  const https = url.protocol === 'https:';
+  const port = url.port ? Number(url.port) : https ? 443 : 80;
+  // URL keeps the brackets of an IPv6 literal; the socket wants the bare address.
+  const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  try {
+    conn.socket = await Bun.connect<Conn>({ hostname, port, tls: https ? { serverName: hostname } : undefined, data: conn, socket: handlers });
+  } catch (err) {
+    const e = err as { code?: unknown; message?: unknown };
+    throw new ConnError(typeof e?.code === 'string' ? e.code : 'ECONNREFUSED', `connection to ${url.host} failed: ${String(e?.message ?? err)}`);
+  }
+  return conn;
+}
+
+function encodeRequest(url: URL, init: Http1RequestInit): Uint8Array {
+  const body = typeof init.body === 'string' ? Buffer.from(init.body) : init.body;
+  let head = `${init.method} ${url.pathname}${url.search} HTTP/1.1\r\nhost: ${url.host}\r\n`;
+  for (const name in init.headers) {
+    const lower = name.toLowerCase();
+    if (lower === 'host' || lower === 'content-length' || lower === 'transfer-encoding' || lower === 'connection') continue;
+    head += `${name}: ${init.headers[name]}\r\n`;
+  }
+  if (body || (init.method !== 'GET' && init.method !== 'HEAD')) head += `content-length: ${body?.length ?? 0}\r\n`;
+  head += '\r\n';
+  const h = Buffer.from(head, 'latin1');
+  return body && body.length ? concat(h, body) : h;
+}
+
+/** Sends the request on `conn` and resolves with its status + headers. */
+function exchange(conn: Conn, method: string, bytes: Uint8Array): { ex: Exchange; head: Promise<{ status: number; headers: Headers }> } {
+  const ex: Exchange = {
+    method,
+    headDone: false,
+    gotByte: false,
+    head: null,
+    mode: 'none',
+    remaining: 0,
+    cstate: 0,
+    line: '',
+    queue: [],
+    ended: false,
+    failure: null,
+    keepAlive: true,
+    waiter: null,
+    onHead: null,
+    status: 0,
+    headers: null,
+  };
+  const head = new Promise<{ status: number; headers: Headers }>((resolve, reject) => {
+    ex.onHead = (r) => (r instanceof Error ? reject(r) : resolve(r));
+  });
+  conn.ex = ex;
+  const s = conn.socket!;
+  const n = s.write(bytes);
+  if (n < 0 || conn.closed) fail(ex, new ConnError('ECONNRESET', 'upstream connection closed while sending', conn.reused));
+  else if (n < bytes.length) conn.pending = bytes.subarray(n);
+  return { ex, head };
+}
+
+function makeResponse(conn: Conn, ex: Exchange, status: number, headers: Headers, detach: () => void): Http1Response {
+  const read = (): Promise<Uint8Array | null> => {
+    const q = ex.queue;
+    if (q.length) {
+      // Everything already here in one piece: fewer awaits for the reader.
+      const v = q.length === 1 ? q[0]! : Buffer.concat(q);
+      q.length = 0;
+      return Promise.resolve(v);
+    }
+    if (ex.failure) return Promise.reject(ex.failure);
+    if (ex.ended) {
+      detach();
+      return Promise.resolve(null);
+    }
+    return new Promise((resolve, reject) => {
+      ex.waiter = (v) => (v instanceof Error ? reject(v) : resolve(v));
+    });
+  };
+  let rawRead = read;
+  const enc = (headers.get('content-encoding') ?? '').trim().toLowerCase();
+  if (enc === 'gzip' || enc === 'deflate') rawRead = decompressed(read, enc);
+  return {
+    status,
+    ok: status >= 200 && status < 300,
+    headers,
+    read: rawRead,
+    async text() {
+      const parts: Uint8Array[] = [];
+      for (let v = await rawRead(); v; v = await rawRead()) parts.push(v);
+      return parts.length === 1 ? utf8.decode(parts[0]) : utf8.decode(Buffer.concat(parts));
+    },
+    cancel() {
+      detach();
+      if (ex.ended || ex.failure) return;
+      ex.failure = new ConnError('ABORT_ERR', 'response body cancelled');
+      wake(ex, ex.failure as Error);
+      if (conn.ex === ex) conn.ex = null;
+      destroy(conn);
+    },
+  };
+}
+
+/** A gzip/deflate body (a server that ignored our missing Accept-Encoding) decoded as it streams. */
+function decompressed(read: () => Promise<Uint8Array | null>, enc: 'gzip' | 'deflate'): () => Promise<Uint8Array | null> {
+  const ds = new DecompressionStream(enc);
+  const writer = ds.writable.getWriter();
+  const reader = ds.readable.getReader();
+  const pump = async (): Promise<void> => {
+    try {
+      for (let v = await read(); v; v = await read()) await writer.write(v as Uint8Array<ArrayBuffer>);
+      await writer.close();
+    } catch (err) {
+      await writer.abort(err).catch(() => {});
+    }
+  };
+  void pump();
+  return async () => {
+    const r = await reader.read();
+    return r.done ? null : (r.value as Uint8Array);
+  };
+}
+
+/**
+ * Sends one HTTP/1.1 request over a pooled keep-alive connection and resolves once the response
+ * head arrived. A pooled connection the server had already closed (no response byte came back) is
+ * retried once on a fresh one. Connection failures reject with an Error carrying a `code`.
+ */
+export async function http1Request(input: string | URL, init: Http1RequestInit): Promise<Http1Response> {
+  const url = typeof input === 'string' ? new URL(input) : input;
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConnError('ERR_INVALID_URL', `unsupported protocol ${url.protocol}`);
+  const signal = init.signal;
+  if (signal?.aborted) throw signal.reason;
+  const key = `${init.poolKey ?? ''}\n${url.protocol}//${url.host}`;
+  const bytes = encodeRequest(url, init);
+  for (let attempt = 0; ; attempt++) {
+    let conn = attempt === 0 ? take(key) : null;
+    if (!conn) {
+      conn = await connect(key, url);
+      if (signal?.aborted) {
+        destroy(conn);
+        throw signal.reason;
+      }
+    }
+    const c = conn;
+    const { ex, head } = exchange(c, init.method, bytes);
+    let onAbort: (() => void) | null = null;
+    const detach = (): void => {
+      if (onAbort) signal!.removeEventListener('abort', onAbort);
+      onAbort = null;
+    };
+    if (signal) {
+      onAbort = (): void => {
+        onAbort = null;
+        // Fully received already: the connection may be serving someone else by now.
+        if (ex.ended) return;
+        const reason = signal.reason instanceof Error ? signal.reason : new DOMException('The operation was aborted.', 'AbortError');
+        if (c.ex === ex) c.ex = null;
+        destroy(c);
+        fail(ex, reason);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+    }
+    try {
+      const { status, headers } = await head;
+      if (ex.ended) detach();
+      return makeResponse(c, ex, status, headers, detach);
+    } catch (err) {
+      detach();
+      if (err instanceof ConnError && err.stale && attempt === 0 && !signal?.aborted) continue;
+      throw err;
+    }
+  }
+}
+
+/** Closes every pooled idle connection (tests, shutdown). */
+export function closeHttp1Pools(): void {
+  for (const idle of pools.values()) for (const c of idle) destroy(c);
+  pools.clear();
+}

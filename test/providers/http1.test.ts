@@ -1,0 +1,300 @@
+import { afterAll, afterEach, describe, expect, test } from 'bun:test';
+import type { Socket, TCPSocketListener } from 'bun';
+import { closeHttp1Pools, http1Request } from '../../src/providers/http1.ts';
+
+const servers: { stop(force?: boolean): void }[] = [];
+afterEach(() => closeHttp1Pools());
+afterAll(() => {
+  for (const s of servers) s.stop(true);
+});
+
+function serve(fetch: (req: Request) => Response | Promise<Response>): string {
+  const s = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch });
+  servers.push(s);
+  return `http://127.0.0.1:${s.port}`;
+}
+
+interface Raw {
+  url: string;
+  /** Connections accepted so far. */
+  accepted: () => number;
+  sockets: Socket<{ buf: string }>[];
+}
+
+/** A raw TCP server: `answer` gets each complete request head (+ body text) and the socket. */
+function raw(answer: (req: string, socket: Socket<{ buf: string }>) => void): Raw {
+  let accepted = 0;
+  const sockets: Socket<{ buf: string }>[] = [];
+  const l: TCPSocketListener<{ buf: string }> = Bun.listen<{ buf: string }>({
+    hostname: '127.0.0.1',
+    port: 0,
+    socket: {
+      open(s) {
+        accepted++;
+        s.data = { buf: '' };
+        sockets.push(s);
+      },
+      data(s, d) {
+        s.data.buf += d.toString();
+        const end = s.data.buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const len = Number(/content-length: (\d+)/i.exec(s.data.buf.slice(0, end))?.[1] ?? 0);
+        if (s.data.buf.length < end + 4 + len) return;
+        const req = s.data.buf.slice(0, end + 4 + len);
+        s.data.buf = s.data.buf.slice(end + 4 + len);
+        answer(req, s);
+      },
+    },
+  });
+  servers.push({ stop: () => l.stop(true) });
+  return { url: `http://127.0.0.1:${l.port}`, accepted: () => accepted, sockets };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('http1Request', () => {
+  test('sends method, path, query, headers and body; reads a content-length answer', async () => {
+    let seen: { method: string; path: string; auth: string | null; body: string } | null = null;
+    const url = serve(async (req) => {
+      const u = new URL(req.url);
+      seen = { method: req.method, path: u.pathname + u.search, auth: req.headers.get('authorization'), body: await req.text() };
+      return new Response('héllo', { status: 200, headers: { 'x-a': '1' } });
+    });
+    const res = await http1Request(`${url}/v1internal:gen?alt=sse`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer t', 'content-type': 'application/json' },
+      body: '{"a":"é"}',
+    });
+    expect(res.status).toBe(200);
+    expect(res.ok).toBe(true);
+    expect(res.headers.get('x-a')).toBe('1');
+    expect(await res.text()).toBe('héllo');
+    expect(seen!).toEqual({ method: 'POST', path: '/v1internal:gen?alt=sse', auth: 'Bearer t', body: '{"a":"é"}' });
+  });
+
+  test('accepts a byte body', async () => {
+    const url = serve(async (req) => new Response(String((await req.arrayBuffer()).byteLength)));
+    const res = await http1Request(url, { method: 'POST', headers: {}, body: new Uint8Array(100_000) });
+    expect(await res.text()).toBe('100000');
+  });
+
+  test('reuses one connection for sequential requests once each answer was read', async () => {
+    const s = raw((_req, sock) => {
+      sock.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+    });
+    for (let i = 0; i < 5; i++) {
+      const res = await http1Request(s.url, { method: 'GET', headers: {} });
+      expect(await res.text()).toBe('ok');
+    }
+    expect(s.accepted()).toBe(1);
+  });
+
+  test('keeps pools apart per pool key', async () => {
+    const s = raw((_req, sock) => {
+      sock.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+    });
+    for (const k of ['a', 'b', 'a', 'b']) await (await http1Request(s.url, { method: 'GET', headers: {}, poolKey: k })).text();
+    expect(s.accepted()).toBe(2);
+  });
+
+  test('decodes a chunked body split at awkward places (inside sizes, CRLFs, data) with extensions and trailers', async () => {
+    const wire =
+      'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-type: text/event-stream\r\n\r\n' +
+      '5;ext=1\r\nhello\r\n1A\r\n abcdefghijklmnopqrstuvwxy\r\n0\r\nx-trailer: 1\r\n\r\n';
+    const s = raw(async (_req, sock) => {
+      // One byte at a time, with pauses so every split reaches the client separately.
+      for (let i = 0; i < wire.length; i += 3) {
+        sock.write(wire.slice(i, i + 3));
+        sock.flush();
+        await sleep(1);
+      }
+    });
+    const res = await http1Request(s.url, { method: 'GET', headers: {} });
+    expect(res.headers.get('content-type')).toBe('text/event-stream');
+    const parts: string[] = [];
+    for (let v = await res.read(); v; v = await res.read()) parts.push(new TextDecoder().decode(v));
+    expect(parts.length).toBeGreaterThan(1);
+    expect(parts.join('')).toBe('hello abcdefghijklmnopqrstuvwxy');
+    // Fully read, so the connection went back to the pool and is reused.
+    expect(await (await http1Request(s.url, { method: 'GET', headers: {} })).text()).toBe('hello abcdefghijklmnopqrstuvwxy');
+    expect(s.accepted()).toBe(1);
+  });
+
+  test('streams a Bun.serve ReadableStream body as it is produced', async () => {
+    const url = serve(
+      () =>
+        new Response(
+          new ReadableStream({
+            async start(c) {
+              c.enqueue(new TextEncoder().encode('data: 1\n\n'));
+              await sleep(30);
+              c.enqueue(new TextEncoder().encode('data: 2\n\n'));
+              c.close();
+            },
+          }),
+        ),
+    );
+    const res = await http1Request(url, { method: 'POST', headers: {}, body: '{}' });
+    const first = await res.read();
+    expect(new TextDecoder().decode(first!)).toBe('data: 1\n\n');
+    expect(await res.text()).toBe('data: 2\n\n');
+  });
+
+  test('reads a close-delimited body to the end and does not pool that connection', async () => {
+    const s = raw((_req, sock) => {
+      sock.write('HTTP/1.1 200 OK\r\n\r\npart1 ');
+      setTimeout(() => {
+        sock.write('part2');
+        sock.end();
+      }, 10);
+    });
+    expect(await (await http1Request(s.url, { method: 'GET', headers: {} })).text()).toBe('part1 part2');
+    expect(await (await http1Request(s.url, { method: 'GET', headers: {} })).text()).toBe('part1 part2');
+    expect(s.accepted()).toBe(2);
+  });
+
+  test('a pooled connection the server closed while idle is replaced transparently', async () => {
+    const s = raw((_req, sock) => {
+      sock.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+    });
+    expect(await (await http1Request(s.url, { method: 'GET', headers: {} })).text()).toBe('ok');
+    for (const sock of s.sockets) sock.end();
+    await sleep(20);
+    expect(await (await http1Request(s.url, { method: 'GET', headers: {} })).text()).toBe('ok');
+    expect(s.accepted()).toBe(2);
+  });
+
+  test('a reused connection that dies before any answer byte is retried once on a fresh one', async () => {
+    let n = 0;
+    const s = raw((_req, sock) => {
+      // The second request on the first connection is dropped without an answer (a race with idle close).
+      if (++n === 2) return void sock.terminate();
+      sock.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+    });
+    expect(await (await http1Request(s.url, { method: 'POST', headers: {}, body: 'x' })).text()).toBe('ok');
+    expect(await (await http1Request(s.url, { method: 'POST', headers: {}, body: 'x' })).text()).toBe('ok');
+    expect(s.accepted()).toBe(2);
+  });
+
+  test('a fresh connection closed before the answer is an error with a code, not retried', async () => {
+    const s = raw((_req, sock) => void sock.terminate());
+    const err = (await http1Request(s.url, { method: 'POST', headers: {}, body: 'x' }).catch((e: unknown) => e)) as { code?: string };
+    expect(err).toBeInstanceOf(Error);
+    expect(typeof err.code).toBe('string');
+    expect(s.accepted()).toBe(1);
+  });
+
+  test('a connection cut mid-body fails the read', async () => {
+    const s = raw((_req, sock) => {
+      sock.write('HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nshort');
+      setTimeout(() => sock.terminate(), 10);
+    });
+    const res = await http1Request(s.url, { method: 'GET', headers: {} });
+    await expect(res.text()).rejects.toThrow(/closed before the answer ended/);
+  });
+
+  test('connection refused rejects with ECONNREFUSED-like code', async () => {
+    const l = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } });
+    const port = l.port;
+    l.stop(true);
+    const err = (await http1Request(`http://127.0.0.1:${port}/`, { method: 'GET', headers: {} }).catch((e: unknown) => e)) as { code?: string };
+    expect(err).toBeInstanceOf(Error);
+    expect(err.code).toBe('ECONNREFUSED');
+  });
+
+  test('abort before the head rejects with the abort reason and destroys the connection', async () => {
+    let closed = false;
+    const l = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {}, close() { closed = true; } } });
+    servers.push({ stop: () => l.stop(true) });
+    const ac = new AbortController();
+    const p = http1Request(`http://127.0.0.1:${l.port}/`, { method: 'GET', headers: {}, signal: ac.signal });
+    await sleep(20);
+    ac.abort();
+    const err = (await p.catch((e: unknown) => e)) as Error;
+    expect(err.name).toBe('AbortError');
+    await sleep(20);
+    expect(closed).toBe(true);
+  });
+
+  test('abort mid-body fails the pending read and the connection is not reused', async () => {
+    const s = raw((_req, sock) => {
+      sock.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n');
+    });
+    const ac = new AbortController();
+    const res = await http1Request(s.url, { method: 'GET', headers: {}, signal: ac.signal });
+    expect(new TextDecoder().decode((await res.read())!)).toBe('abc');
+    const pending = res.read();
+    ac.abort();
+    await expect(pending).rejects.toThrow();
+    s.sockets.length = 0;
+    const res2 = await http1Request(s.url, { method: 'GET', headers: {} });
+    expect(new TextDecoder().decode((await res2.read())!)).toBe('abc');
+    res2.cancel();
+    expect(s.accepted()).toBe(2);
+  });
+
+  test('an already aborted signal rejects without connecting', async () => {
+    const s = raw(() => {});
+    const ac = new AbortController();
+    ac.abort();
+    await expect(http1Request(s.url, { method: 'GET', headers: {}, signal: ac.signal })).rejects.toThrow();
+    await sleep(10);
+    expect(s.accepted()).toBe(0);
+  });
+
+  test('cancel before the end destroys the connection instead of pooling it', async () => {
+    const s = raw((_req, sock) => {
+      sock.write('HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n12345');
+    });
+    const res = await http1Request(s.url, { method: 'GET', headers: {} });
+    await res.read();
+    res.cancel();
+    await expect(res.read()).rejects.toThrow();
+    const res2 = await http1Request(s.url, { method: 'GET', headers: {} });
+    res2.cancel();
+    expect(s.accepted()).toBe(2);
+  });
+
+  test('4xx and 5xx answers come back with their bodies, and the connection stays usable', async () => {
+    let n = 0;
+    const url = serve(() => (++n === 1 ? Response.json({ error: { code: 429 } }, { status: 429 }) : new Response('boom', { status: 503 })));
+    const r1 = await http1Request(url, { method: 'POST', headers: {}, body: '{}' });
+    expect(r1.status).toBe(429);
+    expect(r1.ok).toBe(false);
+    expect(JSON.parse(await r1.text())).toEqual({ error: { code: 429 } });
+    const r2 = await http1Request(url, { method: 'POST', headers: {}, body: '{}' });
+    expect(r2.status).toBe(503);
+    expect(await r2.text()).toBe('boom');
+  });
+
+  test('204 has no body and skips 100 Continue', async () => {
+    const s = raw((_req, sock) => {
+      sock.write('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n');
+    });
+    const res = await http1Request(s.url, { method: 'POST', headers: {}, body: 'x' });
+    expect(res.status).toBe(204);
+    expect(await res.read()).toBeNull();
+  });
+
+  test('decodes a gzip answer', async () => {
+    const url = serve(() => new Response(Bun.gzipSync(new TextEncoder().encode('zipped text')), { headers: { 'content-encoding': 'gzip' } }));
+    const res = await http1Request(url, { method: 'GET', headers: {} });
+    expect(await res.text()).toBe('zipped text');
+  });
+
+  test('concurrent requests each get their own answer', async () => {
+    const url = serve(async (req) => {
+      await sleep(Math.random() * 10);
+      return new Response(new URL(req.url).searchParams.get('i'));
+    });
+    const got = await Promise.all(Array.from({ length: 20 }, async (_, i) => (await http1Request(`${url}/?i=${i}`, { method: 'GET', headers: {} })).text()));
+    expect(got).toEqual(Array.from({ length: 20 }, (_, i) => String(i)));
+  });
+
+  test('a garbage answer is an error', async () => {
+    const s = raw((_req, sock) => {
+      sock.write('SSH-2.0-OpenSSH\r\n\r\n');
+    });
+    await expect(http1Request(s.url, { method: 'GET', headers: {} })).rejects.toThrow(/not an HTTP/);
+  });
+});
