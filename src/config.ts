@@ -32,6 +32,8 @@ export interface Config {
   idleTimeoutSec: number;
   /** An upstream silent this long is abandoned (fail over before the first byte, error event after). */
   upstreamIdleTimeoutSec: number;
+  /** Upstream HTTP client for Antigravity: Bun's `fetch` or our HTTP/1.1 client on the main loop. */
+  upstreamHttpClient: 'native' | 'fetch';
   /** Seconds of upstream silence between pings to the client. */
   pingIntervalSec: number;
   /** When every account is limited: wait for the earliest reset if it is within this, else 429. */
@@ -92,6 +94,7 @@ export const DEFAULTS = {
   writeTimeoutSec: 600,
   idleTimeoutSec: 120,
   upstreamIdleTimeoutSec: 120,
+  upstreamHttpClient: 'fetch' as 'native' | 'fetch',
   pingIntervalSec: 15,
   maxWaitSec: 120,
   maxAttempts: 5,
@@ -208,6 +211,10 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}, opts: { requireApi
   if (thinkingReplay !== 'inline' && thinkingReplay !== 'split') {
     throw new ConfigError(`ANTIGRAVITY_THINKING_REPLAY must be "inline" or "split", got "${env.ANTIGRAVITY_THINKING_REPLAY}"`);
   }
+  const httpClient = (env.UPSTREAM_HTTP_CLIENT ?? '').trim().toLowerCase() || DEFAULTS.upstreamHttpClient;
+  if (httpClient !== 'native' && httpClient !== 'fetch') {
+    throw new ConfigError(`UPSTREAM_HTTP_CLIENT must be "native" or "fetch", got "${env.UPSTREAM_HTTP_CLIENT}"`);
+  }
   const logFormat = (env.LOG_FORMAT ?? 'pretty').trim().toLowerCase();
   if (logFormat !== 'pretty' && logFormat !== 'json') {
     throw new ConfigError(`LOG_FORMAT must be "pretty" or "json", got "${env.LOG_FORMAT}"`);
@@ -230,6 +237,7 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}, opts: { requireApi
       1,
       3600,
     ),
+    upstreamHttpClient: httpClient,
     pingIntervalSec: int('PING_INTERVAL_SEC', env.PING_INTERVAL_SEC, DEFAULTS.pingIntervalSec, 1, 170),
     maxWaitSec: int('MAX_WAIT_SEC', env.MAX_WAIT_SEC, DEFAULTS.maxWaitSec, 0, 3600),
     maxAttempts: int('MAX_ATTEMPTS', env.MAX_ATTEMPTS, DEFAULTS.maxAttempts, 1, 50),

@@ -3,6 +3,7 @@
 // call read incrementally as JSON chunks with an idle watchdog. Every failure leaves as an
 // UpstreamError; the access token never appears in a message.
 import { log } from '../../log.ts';
+import { http1Request, type Http1Response } from '../http1.ts';
 import { UpstreamError, type UpstreamErrorKind } from '../provider.ts';
 import { classifyGoogleError } from './errors.ts';
 
@@ -11,19 +12,47 @@ export interface CloudCodeOptions {
   endpoints: readonly string[];
   userAgent: string;
   now: () => number;
+  /** `native`: our HTTP/1.1 client on the main event loop (http1.ts); `fetch` (default): Bun's fetch. */
+  httpClient?: 'native' | 'fetch';
+}
+
+/** What openCall hands back: a fetch Response, or the same few members over an http1 answer. */
+export interface CallResponse {
+  readonly status: number;
+  readonly ok: boolean;
+  readonly headers: Headers;
+  text(): Promise<string>;
+  readonly body: {
+    getReader(): { read(): Promise<{ done: boolean; value?: Uint8Array }>; cancel(): Promise<void> };
+    cancel(): Promise<void>;
+  } | null;
+}
+
+function fromHttp1(r: Http1Response): CallResponse {
+  const reader = {
+    async read(): Promise<{ done: boolean; value?: Uint8Array }> {
+      const value = await r.read();
+      return value ? { done: false, value } : { done: true };
+    },
+    async cancel(): Promise<void> {
+      r.cancel();
+    },
+  };
+  return { status: r.status, ok: r.ok, headers: r.headers, text: () => r.text(), body: { getReader: () => reader, cancel: reader.cancel } };
 }
 
 /** Bounded wait for the small JSON RPCs. */
 const RPC_TIMEOUT_MS = 30_000;
 
-export function cloudCodeHeaders(token: string, userAgent: string, stream: boolean): Record<string, string> {
-  return {
+export function cloudCodeHeaders(token: string, userAgent: string, stream: boolean, gzip = true): Record<string, string> {
+  const h: Record<string, string> = {
     authorization: `Bearer ${token}`,
     'content-type': 'application/json',
     'user-agent': userAgent,
     accept: stream ? 'text/event-stream' : 'application/json',
-    'accept-encoding': 'gzip',
   };
+  if (gzip) h['accept-encoding'] = 'gzip';
+  return h;
 }
 
 function networkError(err: unknown, where: string): UpstreamError {
@@ -73,18 +102,26 @@ export async function openCall(
   token: string,
   signal: AbortSignal,
   stream: boolean,
-): Promise<Response> {
+): Promise<CallResponse> {
   const errors: UpstreamError[] = [];
   const query = stream ? '?alt=sse' : '';
+  const native = opts.httpClient === 'native';
   for (const base of opts.endpoints) {
-    let res: Response;
+    let res: CallResponse;
     try {
-      res = await fetch(`${base}/v1internal:${method}${query}`, {
-        method: 'POST',
-        headers: cloudCodeHeaders(token, opts.userAgent, stream),
-        body,
-        signal,
-      });
+      if (native) {
+        // No gzip: http1.ts would have to gunzip; identity bodies are cheaper to stream anyway.
+        const headers = cloudCodeHeaders(token, opts.userAgent, stream, false);
+        // Connections are per credential (protocol §4.2): the token keys the pool.
+        res = fromHttp1(await http1Request(`${base}/v1internal:${method}${query}`, { method: 'POST', headers, body, signal, poolKey: token }));
+      } else {
+        res = await fetch(`${base}/v1internal:${method}${query}`, {
+          method: 'POST',
+          headers: cloudCodeHeaders(token, opts.userAgent, stream),
+          body,
+          signal,
+        });
+      }
     } catch (err) {
       if (signal.aborted) throw err;
       errors.push(networkError(err, hostOf(base)));
@@ -188,7 +225,7 @@ export async function openGenerateStream(
     return err instanceof UpstreamError ? err : networkError(err, 'the generation stream');
   };
 
-  let res: Response;
+  let res: CallResponse;
   try {
     res = await openCall(opts, 'streamGenerateContent', body, token, signal, true);
   } catch (err) {

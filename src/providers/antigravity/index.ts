@@ -74,7 +74,12 @@ export function sessionIdFor(accountId: string, sessionKey: string): string {
 }
 
 export function createAntigravityProvider(config: Readonly<Config>, deps: ProviderDeps, opts: AntigravityProviderOptions = {}): Provider {
-  const cc: CloudCodeOptions = { endpoints: config.antigravity.endpoints, userAgent: config.antigravity.userAgent, now: deps.now };
+  const cc: CloudCodeOptions = {
+    endpoints: config.antigravity.endpoints,
+    userAgent: config.antigravity.userAgent,
+    now: deps.now,
+    httpClient: config.upstreamHttpClient,
+  };
   const idleTimeoutMs = config.upstreamIdleTimeoutSec * 1000;
   const tokens = createTokenManager(config.antigravity, deps);
   const signatures = createSignatureStore();
