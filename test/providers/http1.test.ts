@@ -78,6 +78,13 @@ describe('http1Request', () => {
     expect(await res.text()).toBe('100000');
   });
 
+  test('sends a multi-megabyte text body in full even when the socket buffer fills', async () => {
+    const body = 'é✓x'.repeat(1_500_000);
+    const url = serve(async (req) => new Response(String((await req.text()) === body)));
+    const res = await http1Request(url, { method: 'POST', headers: {}, body });
+    expect(await res.text()).toBe('true');
+  });
+
   test('reuses one connection for sequential requests once each answer was read', async () => {
     const s = raw((_req, sock) => {
       sock.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
