@@ -60,6 +60,8 @@ interface Conn {
   reused: boolean;
   ex: Exchange | null;
   pending: Uint8Array | null;
+  /** Set until a TLS handshake settles: bytes written before it would be lost. */
+  onHandshake: ((err: Error | null) => void) | null;
 }
 
 const pools = new Map<string, Conn[]>();
@@ -270,6 +272,11 @@ function onData(conn: Conn, data: Uint8Array): void {
 
 function onClose(conn: Conn, error?: Error): void {
   conn.closed = true;
+  const hs = conn.onHandshake;
+  if (hs) {
+    conn.onHandshake = null;
+    hs(error ?? new ConnError('ECONNRESET', 'connection closed during the TLS handshake'));
+  }
   const ex = conn.ex;
   conn.ex = null;
   if (!ex || ex.ended || ex.failure) return;
@@ -304,6 +311,17 @@ const handlers = {
     onClose(conn, error);
     destroy(conn);
   },
+  handshake(socket: Socket<Conn>, success: boolean, authorizationError: Error | null) {
+    const conn = socket.data;
+    const hs = conn.onHandshake;
+    conn.onHandshake = null;
+    if (success && !authorizationError) return hs?.(null);
+    // An unverified certificate (or a name mismatch) ends the connection before any byte is sent.
+    const e = authorizationError as (Error & { code?: string }) | null;
+    hs?.(new ConnError(e?.code ?? 'ERR_TLS_HANDSHAKE', `TLS handshake failed: ${e?.message ?? 'unknown'}`));
+    conn.closed = true;
+    socket.terminate();
+  },
   timeout(socket: Socket<Conn>) {
     // Only idle pooled sockets have a timeout set.
     destroy(socket.data);
@@ -323,19 +341,57 @@ function take(key: string): Conn | null {
   return null;
 }
 
-async function connect(key: string, url: URL): Promise<Conn> {
-  const conn: Conn = { socket: null, key, closed: false, reused: false, ex: null, pending: null };
+/** Test hook: extra TLS options (a private CA) for connections opened from now on. */
+let tlsExtra: { ca?: string } = {};
+export function setHttp1TlsForTests(extra: { ca?: string }): void {
+  tlsExtra = extra;
+}
+
+async function connect(key: string, url: URL, signal: AbortSignal | undefined): Promise<Conn> {
+  const conn: Conn = { socket: null, key, closed: false, reused: false, ex: null, pending: null, onHandshake: null };
   const https = url.protocol === 'https:';
   const port = url.port ? Number(url.port) : https ? 443 : 80;
   // URL keeps the brackets of an IPv6 literal; the socket wants the bare address.
   const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  const handshake = https
+    ? new Promise<void>((resolve, reject) => {
+        conn.onHandshake = (err) => (err ? reject(err) : resolve());
+      })
+    : null;
+  handshake?.catch(() => {});
+  let onAbort: (() => void) | null = null;
+  // A connect (or handshake) to a silent host would otherwise outlive the caller's deadline.
+  const aborted = signal
+    ? new Promise<never>((_, reject) => {
+        onAbort = () => reject(signal.reason);
+        signal.addEventListener('abort', onAbort, { once: true });
+      })
+    : null;
+  aborted?.catch(() => {});
   try {
-    conn.socket = await Bun.connect<Conn>({ hostname, port, tls: https ? { serverName: hostname } : undefined, data: conn, socket: handlers });
-  } catch (err) {
-    const e = err as { code?: unknown; message?: unknown };
-    throw new ConnError(typeof e?.code === 'string' ? e.code : 'ECONNREFUSED', `connection to ${url.host} failed: ${String(e?.message ?? err)}`);
+    const opening = Bun.connect<Conn>({ hostname, port, tls: https ? { serverName: hostname, ...tlsExtra } : undefined, data: conn, socket: handlers });
+    try {
+      conn.socket = await (aborted ? Promise.race([opening, aborted]) : opening);
+    } catch (err) {
+      if (signal?.aborted) {
+        opening.then((s) => s.terminate(), () => {});
+        throw err;
+      }
+      const e = err as { code?: unknown; message?: unknown };
+      throw new ConnError(typeof e?.code === 'string' ? e.code : 'ECONNREFUSED', `connection to ${url.host} failed: ${String(e?.message ?? err)}`);
+    }
+    if (handshake) {
+      try {
+        await (aborted ? Promise.race([handshake, aborted]) : handshake);
+      } catch (err) {
+        destroy(conn);
+        throw err;
+      }
+    }
+    return conn;
+  } finally {
+    if (onAbort) signal!.removeEventListener('abort', onAbort);
   }
-  return conn;
 }
 
 /** The head, and a text body apart: the socket encodes it straight from the string (no joined copy). */
@@ -484,7 +540,7 @@ export async function http1Request(input: string | URL, init: Http1RequestInit):
   for (let attempt = 0; ; attempt++) {
     let conn = attempt === 0 ? take(key) : null;
     if (!conn) {
-      conn = await connect(key, url);
+      conn = await connect(key, url, signal);
       if (signal?.aborted) {
         destroy(conn);
         throw signal.reason;

@@ -1,6 +1,7 @@
 import { afterAll, afterEach, describe, expect, test } from 'bun:test';
 import type { Socket, TCPSocketListener } from 'bun';
-import { closeHttp1Pools, http1Request } from '../../src/providers/http1.ts';
+import { join } from 'node:path';
+import { closeHttp1Pools, http1Request, setHttp1TlsForTests } from '../../src/providers/http1.ts';
 
 const servers: { stop(force?: boolean): void }[] = [];
 afterEach(() => closeHttp1Pools());
@@ -296,6 +297,39 @@ describe('http1Request', () => {
     });
     const got = await Promise.all(Array.from({ length: 20 }, async (_, i) => (await http1Request(`${url}/?i=${i}`, { method: 'GET', headers: {} })).text()));
     expect(got).toEqual(Array.from({ length: 20 }, (_, i) => String(i)));
+  });
+
+  test('https: verifies the certificate (self-signed refused) and reuses a verified connection', async () => {
+    const dir = join(import.meta.dir, '../fixtures/tls');
+    const cert = await Bun.file(join(dir, 'self-signed.crt')).text();
+    const s = Bun.serve({ hostname: '127.0.0.1', port: 0, tls: { cert, key: Bun.file(join(dir, 'self-signed.key')) }, fetch: () => new Response('secret') });
+    servers.push(s);
+    const err = (await http1Request(`https://localhost:${s.port}/`, { method: 'GET', headers: {} }).catch((e: unknown) => e)) as { code?: string };
+    expect(err).toBeInstanceOf(Error);
+    expect(err.code).toBe('DEPTH_ZERO_SELF_SIGNED_CERT');
+    try {
+      setHttp1TlsForTests({ ca: cert });
+      for (let i = 0; i < 3; i++) expect(await (await http1Request(`https://localhost:${s.port}/`, { method: 'GET', headers: {} })).text()).toBe('secret');
+      // The name must match the certificate too.
+      const wrong = (await http1Request(`https://127.0.0.2:${s.port}/`, { method: 'GET', headers: {} }).catch((e: unknown) => e)) as { code?: string };
+      expect(wrong).toBeInstanceOf(Error);
+    } finally {
+      setHttp1TlsForTests({});
+    }
+  });
+
+  test('abort during a TLS handshake the server never answers rejects at once and closes the socket', async () => {
+    let closed = false;
+    const l = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {}, close() { closed = true; } } });
+    servers.push({ stop: () => l.stop(true) });
+    const ac = new AbortController();
+    const p = http1Request(`https://localhost:${l.port}/`, { method: 'GET', headers: {}, signal: ac.signal }).catch((e: unknown) => e);
+    await sleep(30);
+    ac.abort();
+    const err = (await p) as Error;
+    expect(err.name).toBe('AbortError');
+    await sleep(30);
+    expect(closed).toBe(true);
   });
 
   test('a garbage answer is an error', async () => {
