@@ -94,7 +94,7 @@ export const DEFAULTS = {
   writeTimeoutSec: 600,
   idleTimeoutSec: 120,
   upstreamIdleTimeoutSec: 120,
-  upstreamHttpClient: 'fetch' as 'native' | 'fetch',
+  upstreamHttpClient: 'native' as 'native' | 'fetch',
   pingIntervalSec: 15,
   maxWaitSec: 120,
   maxAttempts: 5,
@@ -211,7 +211,9 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}, opts: { requireApi
   if (thinkingReplay !== 'inline' && thinkingReplay !== 'split') {
     throw new ConfigError(`ANTIGRAVITY_THINKING_REPLAY must be "inline" or "split", got "${env.ANTIGRAVITY_THINKING_REPLAY}"`);
   }
-  const httpClient = (env.UPSTREAM_HTTP_CLIENT ?? '').trim().toLowerCase() || DEFAULTS.upstreamHttpClient;
+  // fetch honours HTTP(S)_PROXY and http1.ts does not: behind a proxy the default stays fetch.
+  const viaProxy = Boolean(env.HTTPS_PROXY || env.https_proxy || env.HTTP_PROXY || env.http_proxy);
+  const httpClient = (env.UPSTREAM_HTTP_CLIENT ?? '').trim().toLowerCase() || (viaProxy ? 'fetch' : DEFAULTS.upstreamHttpClient);
   if (httpClient !== 'native' && httpClient !== 'fetch') {
     throw new ConfigError(`UPSTREAM_HTTP_CLIENT must be "native" or "fetch", got "${env.UPSTREAM_HTTP_CLIENT}"`);
   }

@@ -48,6 +48,13 @@ describe('precedence', () => {
     expect(loadConfig(env, { noSoftLimit: true }).softLimitEnabled).toBe(false);
   });
 
+  test('UPSTREAM_HTTP_CLIENT: native by default, fetch when asked or when an HTTP(S)_PROXY is set (http1.ts ignores proxies)', () => {
+    expect(loadConfig({ ...KEY }).upstreamHttpClient).toBe('native');
+    expect(loadConfig({ ...KEY, UPSTREAM_HTTP_CLIENT: 'fetch' }).upstreamHttpClient).toBe('fetch');
+    expect(loadConfig({ ...KEY, HTTPS_PROXY: 'http://127.0.0.1:3128' }).upstreamHttpClient).toBe('fetch');
+    expect(loadConfig({ ...KEY, HTTPS_PROXY: 'http://127.0.0.1:3128', UPSTREAM_HTTP_CLIENT: 'native' }).upstreamHttpClient).toBe('native');
+  });
+
   test('ANTIGRAVITY_ENDPOINTS is a comma-separated list in fallback order', () => {
     const c = loadConfig({ ...KEY, ANTIGRAVITY_ENDPOINTS: ' http://127.0.0.1:1/a , http://127.0.0.1:2/b ' });
     expect(c.antigravity.endpoints).toEqual(['http://127.0.0.1:1/a', 'http://127.0.0.1:2/b']);
@@ -88,6 +95,7 @@ describe('bad values are refused, naming the variable', () => {
     ['MODEL_MAP with a number', { MODEL_MAP: '{"sonnet": 5}' }, {}, /MODEL_MAP: value for "sonnet" must be a string/],
     ['LOG_FORMAT "xml"', { LOG_FORMAT: 'xml' }, {}, /LOG_FORMAT must be "pretty" or "json"/],
     ['ANTIGRAVITY_THINKING_REPLAY "both"', { ANTIGRAVITY_THINKING_REPLAY: 'both' }, {}, /ANTIGRAVITY_THINKING_REPLAY/],
+    ['UPSTREAM_HTTP_CLIENT "curl"', { UPSTREAM_HTTP_CLIENT: 'curl' }, {}, /UPSTREAM_HTTP_CLIENT must be "native" or "fetch"/],
   ];
   for (const [name, env, flags, message] of cases) {
     test(name, () => {
