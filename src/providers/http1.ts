@@ -103,7 +103,17 @@ function fail(ex: Exchange, err: Error): void {
 function destroy(conn: Conn): void {
   if (conn.closed) return;
   conn.closed = true;
+  unpool(conn);
   conn.socket?.terminate();
+}
+
+/** A closed idle connection leaves its pool, and an empty pool its map (keys rotate with tokens). */
+function unpool(conn: Conn): void {
+  const idle = pools.get(conn.key);
+  if (!idle) return;
+  const i = idle.indexOf(conn);
+  if (i >= 0) idle.splice(i, 1);
+  if (idle.length === 0) pools.delete(conn.key);
 }
 
 function release(conn: Conn): void {
@@ -272,6 +282,7 @@ function onData(conn: Conn, data: Uint8Array): void {
 
 function onClose(conn: Conn, error?: Error): void {
   conn.closed = true;
+  unpool(conn);
   const hs = conn.onHandshake;
   if (hs) {
     conn.onHandshake = null;
@@ -577,8 +588,16 @@ export async function http1Request(input: string | URL, init: Http1RequestInit):
   }
 }
 
+/** Idle pooled connections, all pools together (tests, diagnostics). */
+export function http1IdleCount(): number {
+  let n = 0;
+  for (const idle of pools.values()) n += idle.length;
+  return n;
+}
+
 /** Closes every pooled idle connection (tests, shutdown). */
 export function closeHttp1Pools(): void {
-  for (const idle of pools.values()) for (const c of idle) destroy(c);
+  const all = [...pools.values()].flat();
   pools.clear();
+  for (const c of all) destroy(c);
 }

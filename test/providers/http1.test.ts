@@ -1,7 +1,7 @@
 import { afterAll, afterEach, describe, expect, test } from 'bun:test';
 import type { Socket, TCPSocketListener } from 'bun';
 import { join } from 'node:path';
-import { closeHttp1Pools, http1Request, setHttp1TlsForTests } from '../../src/providers/http1.ts';
+import { closeHttp1Pools, http1IdleCount, http1Request, setHttp1TlsForTests } from '../../src/providers/http1.ts';
 
 const servers: { stop(force?: boolean): void }[] = [];
 afterEach(() => closeHttp1Pools());
@@ -166,8 +166,11 @@ describe('http1Request', () => {
       sock.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
     });
     expect(await (await http1Request(s.url, { method: 'GET', headers: {} })).text()).toBe('ok');
+    expect(http1IdleCount()).toBe(1);
     for (const sock of s.sockets) sock.end();
     await sleep(20);
+    // The closed socket left the pool by itself (pools keyed by rotating tokens must not pile up).
+    expect(http1IdleCount()).toBe(0);
     expect(await (await http1Request(s.url, { method: 'GET', headers: {} })).text()).toBe('ok');
     expect(s.accepted()).toBe(2);
   });
