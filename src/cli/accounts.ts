@@ -15,7 +15,7 @@ import {
   upsertAccount,
 } from '../store/accounts.ts';
 import { openDatabase, StoreError } from '../store/db.ts';
-import { listLimits, listQuotas, type ModelLimit, type QuotaRecord } from '../store/limits.ts';
+import { clearAccountLimits, listLimits, listQuotas, type ModelLimit, type QuotaRecord } from '../store/limits.ts';
 import {
   createLineReader,
   maskSecret,
@@ -302,6 +302,28 @@ function statusCommand(name: 'enable' | 'disable') {
   });
 }
 
+const resetCommand = defineCommand({
+  meta: {
+    name: 'reset',
+    description: 'Forget the rate limits recorded for an account (all accounts by default), e.g. after its quota came back early',
+  },
+  args: { account: { type: 'positional', required: false, description: 'Account id or label (default: all)' } },
+  async run({ args }) {
+    await withDb((db) => {
+      const accounts = args.account ? [mustFind(db, args.account)] : listAccounts(db);
+      let n = 0;
+      for (const a of accounts) {
+        const had = listLimits(db).filter((l) => l.accountId === a.id).length;
+        if (!had) continue;
+        clearAccountLimits(db, a.id);
+        n += had;
+        say(`reset ${a.id} (${a.label}): ${had} limit${had === 1 ? '' : 's'} cleared`);
+      }
+      if (!n) say(args.account ? `${accounts[0]!.id} has no limits recorded` : 'no limits recorded');
+    });
+  },
+});
+
 const verifyCommand = defineCommand({
   meta: { name: 'verify', description: 'Make one cheap authenticated call per account and report the verdict' },
   args: { account: { type: 'positional', required: false, description: 'Account id or label (default: all)' } },
@@ -343,6 +365,7 @@ export const accountsCommand = defineCommand({
     verify: verifyCommand,
     enable: statusCommand('enable'),
     disable: statusCommand('disable'),
+    reset: resetCommand,
     import: () => import('./import.ts').then((m) => m.importCommand),
   },
 });

@@ -79,6 +79,27 @@ describe('mcp accounts (in process, against a temporary data dir)', () => {
     expect(json.out).not.toContain(KEY);
   });
 
+  test('reset forgets the recorded limits of one account, or of all', async () => {
+    await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'main');
+    await run('accounts', 'add', '--provider', 'zai', '--api-key', `${KEY}-2`, '--label', 'second');
+    const db = openDatabase(join(dataDirOf(), 'proxy.db'));
+    const now = Date.now();
+    try {
+      for (const a of listAccounts(db)) {
+        setLimit(db, { accountId: a.id, model: 'glm-4.7', kind: 'quota_exhausted', resetAt: now + 3_600_000, reason: null, updatedAt: now });
+      }
+      const one = await run('accounts', 'reset', 'main');
+      expect(one.code).toBe(0);
+      expect(one.out).toContain('1 limit cleared');
+      expect(listLimits(db).map((l) => l.accountId)).toEqual([listAccounts(db).find((a) => a.label === 'second')!.id]);
+      expect((await run('accounts', 'reset')).out).toContain('second');
+      expect(listLimits(db)).toHaveLength(0);
+      expect((await run('accounts', 'reset')).out).toContain('no limits recorded');
+    } finally {
+      db.close();
+    }
+  });
+
   test('disable and enable change the stored status; remove deletes by label', async () => {
     await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'main');
     expect((await run('accounts', 'disable', 'main')).code).toBe(0);

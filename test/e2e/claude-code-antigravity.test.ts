@@ -237,11 +237,12 @@ describe('Claude Code through mcp serve on Antigravity', () => {
 
 describe('Claude Code on Antigravity when the family changes inside a tool loop', () => {
   let fallbackServe: ServeHandle;
+  let fallbackEnv: Env;
   const FALLBACK_EMAIL = 'fallback-user@example.com';
 
   beforeAll(async () => {
     // Its own data dir and account: the exhaustion below must not limit the account of the tests above.
-    const env = mcpEnv(tempDir(), { PROXY_API_KEY: PROXY_KEY, ENABLE_FALLBACK: '1', ...googleEnv(google) });
+    const env = (fallbackEnv = mcpEnv(tempDir(), { PROXY_API_KEY: PROXY_KEY, ENABLE_FALLBACK: '1', ...googleEnv(google) }));
     const add = await runMcp(['accounts', 'add', '--provider', 'antigravity', '--refresh-token', google.refreshTokenFor(FALLBACK_EMAIL)], { env });
     expect(add.code, add.stderr).toBe(0);
     fallbackServe = await startServe({ env });
@@ -270,6 +271,11 @@ describe('Claude Code on Antigravity when the family changes inside a tool loop'
     }, 60_000);
 
     test(`${c.name} exhausted mid tool loop falls back to ${c.fallback} (ENABLE_FALLBACK) and the loop completes`, async () => {
+      // The other case exhausted a whole quota group of this account: forget it, as a user would with `accounts reset`.
+      google.clearModes();
+      const reset = await runMcp(['accounts', 'reset'], { env: fallbackEnv });
+      expect(reset.code, reset.stderr).toBe(0);
+      await Bun.sleep(700); // the running server notices store changes within ~0.5 s
       const before = google.generations().length;
       const marker = randomMarker();
       const pending = claudeTurn({ home: tempDir('mcp-claude-home-'), cwd: tempDir('mcp-claude-cwd-'), prompt: `run exactly: echo ${marker}`, model: c.model, via: fallbackServe });
