@@ -4,7 +4,7 @@
 // /v1/models.
 import type { Config } from '../config.ts';
 import type { ModelEntry } from './types.ts';
-import type { ModelFamily, ModelInfo, ProviderId } from '../providers/provider.ts';
+import { familyOf, type ModelFamily, type ModelInfo, type ProviderId } from '../providers/provider.ts';
 
 export interface Route {
   provider: ProviderId;
@@ -78,14 +78,6 @@ export const PICKER_MODELS: ReadonlyArray<{ id: string; name: string; alias: 'op
   { id: 'claude-haiku-4-5-20251001', name: 'Claude Haiku 4.5', alias: 'haiku', created: '2025-10-01T00:00:00Z' },
 ];
 
-export function familyOf(id: string): ModelFamily {
-  const s = id.toLowerCase();
-  if (s.startsWith('claude')) return 'claude';
-  if (s.startsWith('gemini')) return 'gemini';
-  if (s.startsWith('gpt')) return 'gpt';
-  if (s.startsWith('glm')) return 'glm';
-  return 'other';
-}
 
 /** Which of Claude Code's tiers a name means, or null when it is not a Claude Code name. */
 export function claudeTier(id: string): 'opus' | 'sonnet' | 'haiku' | null {

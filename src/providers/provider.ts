@@ -73,6 +73,16 @@ export class UpstreamError extends Error {
 
 export type ModelFamily = 'claude' | 'gemini' | 'gpt' | 'glm' | 'other';
 
+/** A model's family from its id prefix: what decides signatures, thinking config and session stickiness. */
+export function familyOf(id: string): ModelFamily {
+  const s = id.toLowerCase();
+  if (s.startsWith('claude')) return 'claude';
+  if (s.startsWith('gemini')) return 'gemini';
+  if (s.startsWith('gpt')) return 'gpt';
+  if (s.startsWith('glm')) return 'glm';
+  return 'other';
+}
+
 export interface ModelInfo {
   /** Upstream model id, e.g. "claude-opus-4-6-thinking", "glm-4.7". */
   id: string;

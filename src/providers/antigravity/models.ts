@@ -1,6 +1,6 @@
 // fetchAvailableModels (protocol §11.1) -> the models an account can use and its quota per model.
 // Pure parsing; the provider fetches and caches.
-import type { ModelFamily, ModelInfo, QuotaInfo } from '../provider.ts';
+import { familyOf, type ModelInfo, type QuotaInfo } from '../provider.ts';
 
 /** Internal ids the IDE uses for tab completion, review and background jobs — never offered. */
 const HIDDEN = [/^chat_/, /^tab_/, /^rev\d+-/, /^models\//, /proactive-observer/];
@@ -10,13 +10,7 @@ export function isUserFacing(id: string): boolean {
 }
 
 /** Family by id prefix (the catalog's apiProvider says the same, but ids are all we have elsewhere). */
-export function familyFromId(id: string): ModelFamily {
-  const s = id.toLowerCase();
-  if (s.startsWith('claude')) return 'claude';
-  if (s.startsWith('gemini')) return 'gemini';
-  if (s.startsWith('gpt')) return 'gpt';
-  return 'other';
-}
+export const familyFromId = familyOf;
 
 interface CatalogEntry {
   displayName?: unknown;

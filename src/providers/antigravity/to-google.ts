@@ -1,7 +1,7 @@
 // Anthropic Messages request -> the Cloud Code `streamGenerateContent` envelope (protocol §5, §7).
 // Pure apart from the signature store, which it reads (and tells the tool names it rewrote).
 import type { MessagesRequest, Tool } from '../../anthropic/schema.ts';
-import type { ModelFamily } from '../provider.ts';
+import { familyOf, type ModelFamily } from '../provider.ts';
 import { toGoogleSchema, toGoogleToolSchema } from './schema.ts';
 import { MIN_SIGNATURE_LENGTH, type SignatureStore, type ToolNaming } from './signatures.ts';
 import { planGeneration } from './thinking.ts';
@@ -47,14 +47,7 @@ interface Turn {
   blocks: Block[];
 }
 
-export function familyOf(model: string): ModelFamily {
-  const m = model.toLowerCase();
-  if (m.startsWith('claude')) return 'claude';
-  if (m.startsWith('gemini')) return 'gemini';
-  if (m.startsWith('gpt')) return 'gpt';
-  if (m.startsWith('glm')) return 'glm';
-  return 'other';
-}
+export { familyOf };
 
 const NAME_BAD_CHARS = /[^A-Za-z0-9_-]/g;
 const NAME_GOOD_START = /^[A-Za-z_]/;
