@@ -304,7 +304,14 @@ export function createGateway(deps: GatewayDeps): Gateway {
             continue;
           } catch (refreshErr) {
             const re = asUpstream(refreshErr);
-            pool.markInvalid(lease.account.id, `credentials refresh failed: ${re.message}`, re.verifyUrl);
+            // Only a refusal says the credentials are dead; a token endpoint that is down or slow says nothing
+            // about the account, which must not be lost to a network blip.
+            if (re.kind === 'auth' || re.kind === 'invalid_account') {
+              pool.markInvalid(lease.account.id, `credentials refresh failed: ${re.message}`, re.verifyUrl);
+            } else {
+              pool.report(lease, { kind: 'error', error: re });
+              log.warn(`${req.requestId}: could not refresh the credentials of ${lease.account.label} (${re.kind}: ${re.message}); keeping the account`);
+            }
           }
         } else {
           pool.report(lease, { kind: 'error', error: e });

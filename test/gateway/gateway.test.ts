@@ -217,6 +217,16 @@ describe('dispatch', () => {
     expect(a.statusReason).toContain('invalid_grant');
   });
 
+  test('a refresh that fails for want of a network keeps the account and fails over', async () => {
+    const r = rig({ labels: ['a', 'b'] });
+    r.zai.refreshDown.add('a');
+    r.zai.answer = (c) => (c.label === 'a' ? { error: new UpstreamError('auth', 'expired', { status: 401 }) } : {});
+    const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
+    expect(d.accountId).toBe(r.accounts[1]!.id);
+    await drain(d);
+    expect(findAccount(r.db, 'a')!.status).toBe('active');
+  });
+
   test('an invalid account is marked with reason and verify link, and the request fails over', async () => {
     const r = rig({ labels: ['a', 'b'] });
     r.zai.answer = (c) =>

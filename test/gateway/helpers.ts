@@ -99,6 +99,8 @@ export interface ScriptedProvider extends Provider {
   models: (account: Account) => Promise<ModelInfo[]>;
   /** Make refresh() fail for these labels. */
   refreshFails: Set<string>;
+  /** Make refresh() fail as if the token endpoint were unreachable. */
+  refreshDown: Set<string>;
 }
 
 export function scriptedProvider(id: ProviderId, models: string[] = []): ScriptedProvider {
@@ -108,6 +110,7 @@ export function scriptedProvider(id: ProviderId, models: string[] = []): Scripte
     refreshes: [],
     quotas: new Map(),
     refreshFails: new Set(),
+    refreshDown: new Set(),
     answer: () => ({}),
     send(req: MessagesRequest, ctx: SendContext): AsyncIterable<AnthropicEvent> {
       const call: Call = {
@@ -145,6 +148,7 @@ export function scriptedProvider(id: ProviderId, models: string[] = []): Scripte
     async refresh(account) {
       p.refreshes.push(account.label);
       if (p.refreshFails.has(account.label)) throw new UpstreamError('auth', 'invalid_grant', { status: 400 });
+      if (p.refreshDown.has(account.label)) throw new UpstreamError('transient', 'token endpoint unreachable');
     },
     async verify() {
       return { ok: true, detail: 'ok' };
