@@ -349,7 +349,14 @@ const verifyCommand = defineCommand({
           }
         }
         if (!verdict.ok) failed++;
-        say(`${verdict.ok ? 'ok  ' : 'FAIL'}  ${acc.id}  ${acc.label}  ${acc.provider}: ${verdict.detail}`);
+        // An account marked invalid that now passes (the user fixed it: verified with Google, paid, new
+        // key) goes back into rotation; one the user disabled stays disabled.
+        let back = '';
+        if (verdict.ok && acc.status === 'invalid') {
+          updateAccount(db, acc.id, { status: 'active', statusReason: null, verifyUrl: null });
+          back = ` (was invalid: ${acc.statusReason ?? 'no reason'}; back in rotation)`;
+        }
+        say(`${verdict.ok ? 'ok  ' : 'FAIL'}  ${acc.id}  ${acc.label}  ${acc.provider}: ${verdict.detail}${back}`);
       }
       if (failed) throw new Error(`${failed} of ${accounts.length} account${accounts.length === 1 ? '' : 's'} failed verification`);
     });

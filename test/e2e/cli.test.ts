@@ -1,6 +1,9 @@
 // The CLI as a person (or a script) uses it: a real `mcp` child process, a private data dir, no TTY.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { type FakeZai, startFakeZai } from '../fakes/zai.ts';
+import { join } from 'node:path';
+import { findAccount, updateAccount } from '../../src/store/accounts.ts';
+import { openDatabase } from '../../src/store/db.ts';
 import { cleanupTempDirs, mcpEnv, runMcp, tempDir, zaiEnv } from './helpers.ts';
 
 const KEY = 'zai-test-key-for-cli-0123456789';
@@ -58,6 +61,26 @@ describe('mcp accounts lifecycle against a fake Z.AI', () => {
     expect(r.stdout).toMatch(/^FAIL\s+acc_[0-9a-f]{8}\s+bad\s+zai/);
     expect(r.stderr).toBe('mcp: 1 of 1 account failed verification\n');
     expect(r.stdout + r.stderr).not.toContain('zai-wrong-key-000000000000');
+  });
+
+  test('verify puts an account marked invalid back in rotation once it passes; a disabled one stays disabled', async () => {
+    const dir = tempDir();
+    const env = mcpEnv(dir, zaiEnv(zai));
+    await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'fixed'], { env });
+    const db = openDatabase(join(dir, 'proxy.db'));
+    try {
+      const acc = findAccount(db, 'fixed')!;
+      updateAccount(db, acc.id, { status: 'invalid', statusReason: '1113: insufficient balance' });
+      const r = await runMcp(['accounts', 'verify'], { env });
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain('was invalid: 1113: insufficient balance; back in rotation');
+      expect(findAccount(db, 'fixed')).toMatchObject({ status: 'active', statusReason: null });
+      updateAccount(db, acc.id, { status: 'disabled', statusReason: 'disabled by user' });
+      expect((await runMcp(['accounts', 'verify'], { env })).code).toBe(0);
+      expect(findAccount(db, 'fixed')!.status).toBe('disabled');
+    } finally {
+      db.close();
+    }
   });
 
   test('a missing flag without a TTY is an error naming the flag (exit 2)', async () => {
