@@ -1,9 +1,12 @@
 // Background quota refresh: every active account's provider is asked for its remaining quota (and
 // the models it serves) at start, every quotaPollIntervalSec (jittered so accounts and processes do
-// not line up), right after a 429, and as soon as a new account shows up in the store.
+// not line up), right after a 429, and as soon as a new account shows up in the store. On the same
+// rounds an account marked invalid is re-verified, and put back in rotation once it passes (the user
+// completed Google's verification, paid a bill): an account is never lost to a state it left.
 import type { Config } from '../config.ts';
 import { log } from '../log.ts';
 import type { Pool } from '../pool/pool.ts';
+import type { Account } from '../store/accounts.ts';
 import { UpstreamError } from '../providers/provider.ts';
 import type { Catalog } from './catalog.ts';
 import type { Providers } from './gateway.ts';
@@ -41,22 +44,35 @@ export function createQuotaPoller(deps: {
 
   async function pollOne(id: string): Promise<void> {
     const account = pool.account(id);
-    if (!account || account.status !== 'active') return;
+    if (!account || account.status === 'disabled') return;
     const provider = providers[account.provider];
     if (!provider) return;
     const signal = AbortSignal.any([stopper.signal, AbortSignal.timeout(CALL_TIMEOUT_MS)]);
+    const wasInvalid = account.status === 'invalid';
+    if (wasInvalid) {
+      let ok = false;
+      try {
+        ok = (await provider.verify(account, signal)).ok;
+      } catch {
+        // still unusable; asked again next round
+      }
+      if (!ok || stopper.signal.aborted) return;
+    }
     try {
       const quotas = await provider.quota(account, signal);
       if (stopper.signal.aborted) return;
+      if (wasInvalid) reactivate(account);
       pool.setQuotas(id, quotas);
     } catch (err) {
       if (stopper.signal.aborted) return;
       const e = err instanceof UpstreamError ? err : null;
       if (e && e.kind === 'invalid_account') {
+        if (wasInvalid) return; // verify passes but the quota says no: still not usable, nothing new to say
         pool.markInvalid(id, e.message, e.verifyUrl);
         log.warn(`account ${account.label} is not usable: ${e.message}`);
         return;
       }
+      if (wasInvalid) reactivate(account);
       log.debug(`quota of ${account.label} not read: ${(err as Error)?.message ?? err}`);
     }
     try {
@@ -65,6 +81,11 @@ export function createQuotaPoller(deps: {
     } catch (err) {
       log.debug(`models of ${account.label} not read: ${(err as Error)?.message ?? err}`);
     }
+  }
+
+  function reactivate(account: Account): void {
+    if (!pool.applyAccountPatch(account.id, { status: 'active', statusReason: null, verifyUrl: null })) return;
+    log.info(`account ${account.label} passes verification again (was invalid: ${account.statusReason ?? 'no reason'}); back in rotation`);
   }
 
   function pollAccount(id: string): Promise<void> {
@@ -78,7 +99,7 @@ export function createQuotaPoller(deps: {
   async function pollAll(): Promise<void> {
     const ids = pool
       .accounts()
-      .filter((a) => a.status === 'active')
+      .filter((a) => a.status !== 'disabled')
       .map((a) => a.id);
     catalog.retainAccounts(new Set(pool.accounts().map((a) => a.id)));
     await Promise.all(ids.map(pollAccount));

@@ -1,7 +1,7 @@
 import { afterEach, expect, test } from 'bun:test';
 import { createRouting } from '../../src/gateway/index.ts';
 import { UpstreamError } from '../../src/providers/provider.ts';
-import { findAccount } from '../../src/store/accounts.ts';
+import { findAccount, updateAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
 import { listQuotas } from '../../src/store/limits.ts';
 import { addZai, cleanupDbs, dispatchReq, drain, request, scriptedProvider, T0, tempDb, testConfig } from './helpers.ts';
@@ -104,6 +104,65 @@ test('a failing quota call keeps the last known quota', async () => {
     };
     await s.routing.quota.pollAll();
     expect(listQuotas(s.db)).toHaveLength(2);
+  } finally {
+    await s.routing.stop();
+  }
+});
+
+/** A change made through another connection, as the CLI makes it (the pool notices those). */
+function asCli(path: string, fn: (db: ReturnType<typeof openDatabase>) => unknown): void {
+  const db = openDatabase(path);
+  try {
+    fn(db);
+  } finally {
+    db.close();
+  }
+}
+
+test('an account marked invalid that passes verification again is put back in rotation on the next round', async () => {
+  const s = setup();
+  const a = findAccount(s.db, 'a')!;
+  asCli(s.path, (db) => updateAccount(db, a.id, { status: 'invalid', statusReason: 'VALIDATION_REQUIRED: verify your account' }));
+  s.routing.pool.sync();
+  let verifyOk = false;
+  const verified: string[] = [];
+  s.zai.verify = async (account) => {
+    verified.push(account.label);
+    return { ok: verifyOk, detail: verifyOk ? 'ok' : 'still needs verification' };
+  };
+  await s.routing.start();
+  try {
+    await s.routing.quota.pollAll();
+    // Still failing: it stays invalid and its quota is not asked for.
+    expect(verified).toContain('a');
+    expect(findAccount(s.db, 'a')!.status).toBe('invalid');
+    expect(s.calls()).not.toContain('a');
+    verifyOk = true;
+    await s.routing.quota.pollAll();
+    expect(findAccount(s.db, 'a')).toMatchObject({ status: 'active', statusReason: null });
+    expect(s.routing.pool.account(a.id)!.status).toBe('active');
+    expect(s.calls()).toContain('a');
+  } finally {
+    await s.routing.stop();
+  }
+});
+
+test('a disabled account is neither verified nor polled', async () => {
+  const s = setup();
+  const a = findAccount(s.db, 'a')!;
+  asCli(s.path, (db) => updateAccount(db, a.id, { status: 'disabled', statusReason: 'disabled by user' }));
+  s.routing.pool.sync();
+  const verified: string[] = [];
+  s.zai.verify = async (account) => {
+    verified.push(account.label);
+    return { ok: true, detail: 'ok' };
+  };
+  await s.routing.start();
+  try {
+    await s.routing.quota.pollAll();
+    expect(verified).toEqual([]);
+    expect(s.calls()).not.toContain('a');
+    expect(findAccount(s.db, 'a')!.status).toBe('disabled');
   } finally {
     await s.routing.stop();
   }
