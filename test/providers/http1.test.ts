@@ -1,9 +1,27 @@
 import { afterAll, afterEach, describe, expect, test } from 'bun:test';
 import type { Socket, TCPSocketListener } from 'bun';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { closeHttp1Pools, http1IdleCount, http1Request, setHttp1TlsForTests } from '../../src/providers/http1.ts';
 
 const servers: { stop(force?: boolean): void }[] = [];
+
+/** A self-signed certificate for localhost made for this run, so no private key lives in the repository. */
+function throwawayCertificate(): { cert: string; key: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-tls-'));
+  try {
+    const r = Bun.spawnSync(
+      ['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost',
+        '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem')],
+      { stdout: 'pipe', stderr: 'pipe' },
+    );
+    if (r.exitCode !== 0) throw new Error(`openssl could not make a test certificate: ${r.stderr.toString()}`);
+    return { cert: readFileSync(join(dir, 'c.pem'), 'utf8'), key: readFileSync(join(dir, 'k.pem'), 'utf8') };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 afterEach(() => closeHttp1Pools());
 afterAll(() => {
   for (const s of servers) s.stop(true);
@@ -303,9 +321,8 @@ describe('http1Request', () => {
   });
 
   test('https: verifies the certificate (self-signed refused) and reuses a verified connection', async () => {
-    const dir = join(import.meta.dir, '../fixtures/tls');
-    const cert = await Bun.file(join(dir, 'self-signed.crt')).text();
-    const s = Bun.serve({ hostname: '127.0.0.1', port: 0, tls: { cert, key: Bun.file(join(dir, 'self-signed.key')) }, fetch: () => new Response('secret') });
+    const { cert, key } = throwawayCertificate();
+    const s = Bun.serve({ hostname: '127.0.0.1', port: 0, tls: { cert, key }, fetch: () => new Response('secret') });
     servers.push(s);
     const err = (await http1Request(`https://localhost:${s.port}/`, { method: 'GET', headers: {} }).catch((e: unknown) => e)) as { code?: string };
     expect(err).toBeInstanceOf(Error);
