@@ -7,6 +7,7 @@
 // R-form signature in its own thought part; Gemini signs the functionCall part; GPT-OSS opens and
 // finishes without parts and ends with a usage-only chunk. Error bodies follow fixtures/errors/.
 // Every fault the provider must classify can be switched on, one-shot or per token/model/endpoint.
+import { type FrameStreamOptions, frameStream } from './frame-stream.ts';
 
 export type QuotaHint = 'full' | 'retry_info' | 'quota_reset_delay' | 'quota_reset_timestamp' | 'message' | 'none';
 
@@ -146,7 +147,6 @@ export interface FakeGoogle {
   stop(): Promise<void>;
 }
 
-const enc = new TextEncoder();
 const SSE_HEADERS = { 'content-type': 'text/event-stream', 'x-cloudaicompanion-trace-id': 'fake', server: 'ESF' };
 const JSON_HEADERS = { 'content-type': 'application/json; charset=UTF-8' };
 const HOUR = 3_600_000;
@@ -605,55 +605,16 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
   function sseResponse(chunks: Record<string, unknown>[], mode: FakeGoogleMode, rec: RecordedGoogleRequest, slowDelay: number): Response {
     const traceId = hex(16);
     const lines = chunks.map((r) => (r.candidates || r.usageMetadata ? `data: ${JSON.stringify({ response: r, traceId, metadata: {} })}\r\n\r\n` : ''));
-    const faultAt =
-      mode.kind === 'reset_mid_stream' ? (mode.afterChunks ?? 2) : mode.kind === 'stall_mid_stream' ? (mode.afterChunks ?? 2) : mode.kind === 'malformed_data' ? (mode.afterChunks ?? 1) : -1;
-    if (faultAt < 0 && slowDelay === 0) {
-      const bytes = enc.encode(lines.join(''));
-      return new Response(
-        new ReadableStream({
-          start(c) {
-            c.enqueue(bytes);
-            c.close();
-          },
-          cancel() {
-            rec.aborted = true;
-          },
-        }),
-        { headers: SSE_HEADERS },
-      );
-    }
-    let i = 0;
-    let faulted = false;
-    let cancelled = false;
-    return new Response(
-      new ReadableStream<Uint8Array>({
-        async pull(c) {
-          if (cancelled) return;
-          if (i === faultAt && !faulted) {
-            faulted = true;
-            if (mode.kind === 'reset_mid_stream') {
-              await Bun.sleep(20);
-              return c.error();
-            }
-            if (mode.kind === 'stall_mid_stream') await Bun.sleep(mode.ms);
-            if (mode.kind === 'malformed_data') {
-              c.enqueue(enc.encode('data: {"response": {"candidates": [{"content": {"role": "model","parts": [{"text": "tru\r\n\r\n'));
-              return;
-            }
-            if (cancelled) return;
-          }
-          const line = lines[i++];
-          if (line === undefined) return c.close();
-          if (slowDelay && i > 1) await Bun.sleep(slowDelay);
-          if (!cancelled) c.enqueue(enc.encode(line));
-        },
-        cancel() {
-          cancelled = true;
-          rec.aborted = true;
-        },
-      }),
-      { headers: SSE_HEADERS },
-    );
+    const fault: FrameStreamOptions['fault'] =
+      mode.kind === 'reset_mid_stream'
+        ? { at: mode.afterChunks ?? 2, what: { kind: 'reset' } }
+        : mode.kind === 'stall_mid_stream'
+          ? { at: mode.afterChunks ?? 2, what: { kind: 'stall', ms: mode.ms } }
+          : mode.kind === 'malformed_data'
+            ? { at: mode.afterChunks ?? 1, what: { kind: 'insert', text: 'data: {"response": {"candidates": [{"content": {"role": "model","parts": [{"text": "tru\r\n\r\n' } }
+            : undefined;
+    const body = frameStream(lines, { fault, delayMs: slowDelay, onCancel: () => (rec.aborted = true) });
+    return new Response(body, { headers: SSE_HEADERS });
   }
 
   function signaturesIn(contents: Content[]): string[] {

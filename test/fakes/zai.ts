@@ -5,6 +5,7 @@
 // body), answers a scripted Bash tool loop so the real Claude Code CLI can finish a turn against
 // it, and can be switched into every failure the provider must classify. Built to be fast: it is
 // also the floor the benchmarks measure the proxy against.
+import { type FrameStreamOptions, frameStream } from './frame-stream.ts';
 
 export type FakeZaiCode =
   | '1002'
@@ -204,6 +205,15 @@ function script(body: Record<string, unknown>, rawLength: number, replyText: str
     blocks.push({ type: 'text', text: replyText });
   }
   return { blocks, stop, inputTokens: Math.max(1, Math.round(rawLength / 4)), outputTokens: 30 };
+}
+
+/** Garbage line, CRLF endings, and the frame split in the middle of its data line. */
+async function awkwardWrite(c: ReadableStreamDefaultController<Uint8Array>, f: string): Promise<void> {
+  const crlf = `: keep-alive comment\r\nthis is not sse\r\n${f.replace(/\n/g, '\r\n')}`;
+  const cut = Math.floor(crlf.length / 2);
+  c.enqueue(enc.encode(crlf.slice(0, cut)));
+  await Bun.sleep(1);
+  c.enqueue(enc.encode(crlf.slice(cut)));
 }
 
 function frame(data: Record<string, unknown>): string {
@@ -445,82 +455,25 @@ export function startFakeZai(opts: FakeZaiOptions = {}): FakeZai {
 
   /** An SSE body from frames, with the mode's faults and delays applied; marks the record aborted on cancel. */
   function sseStream(frames: string[], mode: FakeZaiMode, rec: RecordedRequest, slowDelay = 0): Response {
-    const faultAt =
-      mode.kind === 'reset_mid_stream'
-        ? (mode.afterEvents ?? 3)
-        : mode.kind === 'stall_mid_stream'
-          ? (mode.afterEvents ?? 2)
-          : mode.kind === 'malformed_data'
-            ? (mode.afterEvents ?? 0)
-            : mode.kind === 'sse_error'
-              ? (mode.afterEvents ?? 0)
-              : -1;
-    // Fast path: the whole answer in one write.
-    if (faultAt < 0 && slowDelay === 0 && mode.kind !== 'awkward_framing') {
-      const bytes = enc.encode(frames.join(''));
-      return new Response(
-        new ReadableStream({
-          start(c) {
-            c.enqueue(bytes);
-            c.close();
-          },
-          cancel() {
-            rec.aborted = true;
-          },
-        }),
-        { headers: SSE_HEADERS },
-      );
+    let fault: FrameStreamOptions['fault'];
+    if (mode.kind === 'reset_mid_stream') fault = { at: mode.afterEvents ?? 3, what: { kind: 'reset' } };
+    else if (mode.kind === 'stall_mid_stream') fault = { at: mode.afterEvents ?? 2, what: { kind: 'stall', ms: mode.ms } };
+    else if (mode.kind === 'malformed_data') {
+      const text = 'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_del\n\n';
+      fault = { at: mode.afterEvents ?? 0, what: { kind: 'insert', text } };
+    } else if (mode.kind === 'sse_error') {
+      const code = mode.code ?? '1305';
+      const type = mode.errorType ?? 'overloaded_error';
+      const message = mode.message ?? `[${code}][The service may be temporarily overloaded, please try again later][${zaiRequestId()}]`;
+      fault = { at: mode.afterEvents ?? 0, what: { kind: 'insert', text: frame({ type: 'error', error: { type, code, message } }), thenClose: true } };
     }
-    let i = 0;
-    let faulted = false;
-    let cancelled = false;
-    const stream = new ReadableStream<Uint8Array>({
-      async pull(c) {
-        if (cancelled) return;
-        if (i === faultAt && !faulted) {
-          faulted = true;
-          if (mode.kind === 'reset_mid_stream') {
-            await Bun.sleep(20); // let what was written reach the client before the reset
-            return c.error();
-          }
-          if (mode.kind === 'stall_mid_stream') await Bun.sleep(mode.ms);
-          if (mode.kind === 'malformed_data') {
-            c.enqueue(enc.encode('event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_del\n\n'));
-            return;
-          }
-          if (mode.kind === 'sse_error') {
-            const code = mode.code ?? '1305';
-            const type = mode.errorType ?? 'overloaded_error';
-            const message = mode.message ?? `[${code}][The service may be temporarily overloaded, please try again later][${zaiRequestId()}]`;
-            c.enqueue(enc.encode(frame({ type: 'error', error: { type, code, message } })));
-            c.close();
-            return;
-          }
-          if (cancelled) return;
-        }
-        const f = frames[i++];
-        if (f === undefined) {
-          c.close();
-          return;
-        }
-        if (mode.kind === 'awkward_framing') {
-          // Garbage line, CRLF endings, and the frame split in the middle of its data line.
-          const crlf = `: keep-alive comment\r\nthis is not sse\r\n${f.replace(/\n/g, '\r\n')}`;
-          const cut = Math.floor(crlf.length / 2);
-          c.enqueue(enc.encode(crlf.slice(0, cut)));
-          await Bun.sleep(1);
-          c.enqueue(enc.encode(crlf.slice(cut)));
-          return;
-        }
-        if (slowDelay && i > 1) await Bun.sleep(slowDelay);
-        if (!cancelled) c.enqueue(enc.encode(f));
-      },
-      cancel() {
-        cancelled = true;
-        rec.aborted = true;
-      },
+    const body = frameStream(frames, {
+      fault,
+      delayMs: slowDelay,
+      write: mode.kind === 'awkward_framing' ? awkwardWrite : undefined,
+      onCancel: () => (rec.aborted = true),
     });
-    return new Response(stream, { headers: SSE_HEADERS });
+    return new Response(body, { headers: SSE_HEADERS });
   }
 
   async function handleMessages(req: Request, rec: RecordedRequest, raw: string): Promise<Response> {
