@@ -7,6 +7,7 @@ import { createAntigravityProvider, sessionIdFor } from '../../../src/providers/
 import { UpstreamError, type SendContext } from '../../../src/providers/provider.ts';
 import type { Account, AccountPatch } from '../../../src/store/accounts.ts';
 import { startFakeGoogle, type FakeGoogleMode } from '../../fakes/google.ts';
+import { sendAll, sendFailure, textOf } from '../send.ts';
 
 const fake = startFakeGoogle();
 afterAll(() => fake.stop());
@@ -61,28 +62,8 @@ function ctx(over: Partial<SendContext> = {}): SendContext {
 const simple = (text: string, extra: Partial<MessagesRequest> = {}): MessagesRequest =>
   ({ model: 'claude-sonnet-4-5', max_tokens: 4096, messages: [{ role: 'user', content: text }], ...extra }) as MessagesRequest;
 
-async function collect(req: MessagesRequest, c: SendContext = ctx()): Promise<AnthropicEvent[]> {
-  const out: AnthropicEvent[] = [];
-  for await (const e of provider.send(req, c)) out.push(e);
-  return out;
-}
-
-async function failure(req: MessagesRequest, c: SendContext = ctx()): Promise<{ error: UpstreamError; yielded: number }> {
-  let yielded = 0;
-  try {
-    for await (const _ of provider.send(req, c)) yielded++;
-  } catch (e) {
-    if (e instanceof UpstreamError) return { error: e, yielded };
-    throw e;
-  }
-  throw new Error('expected the send to fail');
-}
-
-function textOf(events: AnthropicEvent[]): string {
-  return events
-    .map((e) => (e.type === 'content_block_delta' && e.delta.type === 'text_delta' ? (e.delta as { text: string }).text : ''))
-    .join('');
-}
+const collect = (req: MessagesRequest, c: SendContext = ctx()) => sendAll(provider, req, c);
+const failure = (req: MessagesRequest, c: SendContext = ctx()) => sendFailure(provider, req, c);
 
 beforeEach(() => {
   fake.clearModes();

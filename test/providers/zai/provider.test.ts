@@ -10,6 +10,7 @@ import { startFakeZai, type FakeZaiMode } from '../../fakes/zai.ts';
 import firstTurn from '../../fixtures/zai/first-turn.json';
 import toolTurn from '../../fixtures/zai/tool-turn.json';
 import { assertValidSequence } from './invariants.ts';
+import { sendAll, sendFailure, textOf } from '../send.ts';
 
 const KEY = 'zk-good-key-0123456789';
 const OTHER = 'zk-other-key-0123456789';
@@ -62,26 +63,8 @@ const simple = (text: string, extra: Partial<MessagesRequest> = {}): MessagesReq
   ...extra,
 });
 
-async function collect(req: MessagesRequest, c: SendContext = ctx()): Promise<AnthropicEvent[]> {
-  const out: AnthropicEvent[] = [];
-  for await (const e of provider.send(req, c)) out.push(e);
-  return out;
-}
-
-async function failure(req: MessagesRequest, c: SendContext = ctx()): Promise<{ error: UpstreamError; yielded: number }> {
-  let yielded = 0;
-  try {
-    for await (const _ of provider.send(req, c)) yielded++;
-  } catch (e) {
-    if (e instanceof UpstreamError) return { error: e, yielded };
-    throw e;
-  }
-  throw new Error('expected the send to fail');
-}
-
-function text(events: AnthropicEvent[]): string {
-  return events.map((e) => (e.type === 'content_block_delta' && e.delta.type === 'text_delta' ? (e.delta as { text: string }).text : '')).join('');
-}
+const collect = (req: MessagesRequest, c: SendContext = ctx()) => sendAll(provider, req, c);
+const failure = (req: MessagesRequest, c: SendContext = ctx()) => sendFailure(provider, req, c);
 
 function toolInput(events: AnthropicEvent[]): unknown {
   return JSON.parse(
@@ -99,7 +82,7 @@ describe('send', () => {
     const events = await collect(simple('Say hello'));
     assertValidSequence(events);
     expect((events[0] as { message: { model: string } }).message.model).toBe('claude-sonnet-zai');
-    expect(text(events)).toBe('Hello from the fake Z.AI.');
+    expect(textOf(events)).toBe('Hello from the fake Z.AI.');
   });
 
   test("sends the key, Claude Code's headers, a session id and a streaming body to Z.AI", async () => {
@@ -144,7 +127,7 @@ describe('send', () => {
   test('the tool turn with an array tool input, empty text and unsigned thinking is accepted', async () => {
     const events = await collect(toolTurn.body as unknown as MessagesRequest);
     assertValidSequence(events);
-    expect(text(events)).toBe('FINAL_ANSWER: tool said ZAI-FIXTURE-1');
+    expect(textOf(events)).toBe('FINAL_ANSWER: tool said ZAI-FIXTURE-1');
   });
 
   test('repairs tool input Z.AI streams as an array', async () => {
@@ -158,7 +141,7 @@ describe('send', () => {
     fake.setMode({ kind: 'awkward_framing' });
     const events = await collect(simple('hi'));
     assertValidSequence(events);
-    expect(text(events)).toBe('Hello from the fake Z.AI.');
+    expect(textOf(events)).toBe('Hello from the fake Z.AI.');
   });
 
   test('synthesises message_stop when Z.AI ends cleanly after message_delta', async () => {
@@ -170,7 +153,7 @@ describe('send', () => {
     fake.setMode({ kind: 'json_for_stream' });
     const events = await collect(simple('hi'));
     assertValidSequence(events);
-    expect(text(events)).toBe('Hello from the fake Z.AI.');
+    expect(textOf(events)).toBe('Hello from the fake Z.AI.');
   });
 
   test('yields events as they arrive, not after the whole answer', async () => {
