@@ -6,13 +6,12 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { type FakeGoogle, type RecordedGoogleRequest, startFakeGoogle } from '../fakes/google.ts';
 import {
-  CLAUDE_BIN,
   type ClaudeRun,
   cleanupTempDirs,
   type Env,
   googleEnv,
   mcpEnv,
-  parseClaudeTranscript,
+  runClaude,
   randomMarker,
   runMcp,
   type ServeHandle,
@@ -42,11 +41,8 @@ afterAll(async () => {
   cleanupTempDirs();
 });
 
-/**
- * One headless turn. Unlike helpers.runClaude the session is persisted (same HOME and cwd for both
- * turns) so the second turn can --resume it.
- */
-async function claudeTurn(opts: {
+/** One headless turn whose session is kept (same HOME and cwd across turns) so a later turn can --resume it. */
+function claudeTurn(opts: {
   home: string;
   cwd: string;
   prompt: string;
@@ -55,37 +51,8 @@ async function claudeTurn(opts: {
   maxTurns?: number;
   via?: ServeHandle;
 }): Promise<ClaudeRun> {
-  const env: Env = {
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-    HOME: opts.home,
-    ANTHROPIC_BASE_URL: (opts.via ?? server).url,
-    ANTHROPIC_API_KEY: PROXY_KEY,
-    DISABLE_TELEMETRY: '1',
-    DISABLE_AUTOUPDATER: '1',
-    DISABLE_ERROR_REPORTING: '1',
-    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
-    CLAUDE_CODE_MAX_RETRIES: '1',
-  };
-  const args = [
-    CLAUDE_BIN,
-    '-p',
-    opts.prompt,
-    '--output-format',
-    'stream-json',
-    '--verbose',
-    '--allowedTools',
-    'Bash(echo:*)',
-    '--max-turns',
-    String(opts.maxTurns ?? 6),
-    '--model',
-    opts.model,
-    ...(opts.resume ? ['--resume', opts.resume] : []),
-  ];
-  const proc = Bun.spawn(args, { cwd: opts.cwd, env, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' });
-  const timer = setTimeout(() => proc.kill('SIGKILL'), 40_000);
-  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  clearTimeout(timer);
-  return { code, stdout, stderr, ...parseClaudeTranscript(stdout) };
+  const { via, ...turn } = opts;
+  return runClaude({ ...turn, baseUrl: (via ?? server).url, apiKey: PROXY_KEY, persist: true, maxRetries: 1, timeoutMs: 40_000 });
 }
 
 type Part = Record<string, unknown>;

@@ -312,8 +312,9 @@ export function parseClaudeTranscript(stdout: string): Omit<ClaudeRun, 'code' | 
 }
 
 /**
- * Runs `claude -p` headless with a fresh HOME and cwd and a clean environment, against baseUrl.
- * Claude Code refuses --dangerously-skip-permissions as root, so the tool is allowed by name.
+ * Runs `claude -p` headless with a clean environment against baseUrl; a fresh HOME and cwd unless
+ * given. Without `resume`/`persist` the session is not kept. Claude Code refuses
+ * --dangerously-skip-permissions as root, so the tool is allowed by name.
  */
 export async function runClaude(opts: {
   baseUrl: string;
@@ -322,9 +323,16 @@ export async function runClaude(opts: {
   model: string;
   extraEnv?: Env;
   timeoutMs?: number;
+  home?: string;
+  cwd?: string;
+  /** Keep the session on disk so a later run can --resume it. */
+  persist?: boolean;
+  resume?: string;
+  maxTurns?: number;
+  maxRetries?: number;
 }): Promise<ClaudeRun> {
-  const home = tempDir('mcp-claude-home-');
-  const cwd = tempDir('mcp-claude-cwd-');
+  const home = opts.home ?? tempDir('mcp-claude-home-');
+  const cwd = opts.cwd ?? tempDir('mcp-claude-cwd-');
   const env: Env = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     HOME: home,
@@ -334,7 +342,7 @@ export async function runClaude(opts: {
     DISABLE_AUTOUPDATER: '1',
     DISABLE_ERROR_REPORTING: '1',
     CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
-    CLAUDE_CODE_MAX_RETRIES: '3',
+    CLAUDE_CODE_MAX_RETRIES: String(opts.maxRetries ?? 3),
     ...opts.extraEnv,
   };
   const proc = Bun.spawn(
@@ -348,10 +356,11 @@ export async function runClaude(opts: {
       '--allowedTools',
       'Bash(echo:*)',
       '--max-turns',
-      '6',
-      '--no-session-persistence',
+      String(opts.maxTurns ?? 6),
+      ...(opts.persist ? [] : ['--no-session-persistence']),
       '--model',
       opts.model,
+      ...(opts.resume ? ['--resume', opts.resume] : []),
     ],
     { cwd, env, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' },
   );
