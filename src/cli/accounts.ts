@@ -311,9 +311,10 @@ const resetCommand = defineCommand({
   async run({ args }) {
     await withDb((db) => {
       const accounts = args.account ? [mustFind(db, args.account)] : listAccounts(db);
+      const limits = listLimits(db);
       let n = 0;
       for (const a of accounts) {
-        const had = listLimits(db).filter((l) => l.accountId === a.id).length;
+        const had = limits.filter((l) => l.accountId === a.id).length;
         if (!had) continue;
         clearAccountLimits(db, a.id);
         n += had;
