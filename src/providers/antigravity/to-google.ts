@@ -51,9 +51,11 @@ export { familyOf };
 
 const NAME_BAD_CHARS = /[^A-Za-z0-9_-]/g;
 const NAME_GOOD_START = /^[A-Za-z_]/;
+const NAME_FINE = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
 
 /** Google: letter/underscore first, ≤ 64; Claude behind it: [A-Za-z0-9_-] only (§7.12). */
 export function sanitizeToolName(name: string): string {
+  if (NAME_FINE.test(name)) return name;
   let n = name.replace(NAME_BAD_CHARS, '_');
   if (!NAME_GOOD_START.test(n)) n = `_${n}`;
   return n.slice(0, 64);
@@ -205,11 +207,15 @@ function cleanHistory(
   signatures: SignatureStore,
 ): { turns: Turn[]; droppedIn: Set<number> } {
   const droppedIn = new Set<number>();
-  const out = turns.map((t, i): Turn => {
-    if (t.role !== 'assistant') return t;
+  // Most turns carry no thinking: they are passed on as they are, and the list is copied only
+  // when one changes (a 59-message turn otherwise built ~30 arrays for nothing).
+  let out: Turn[] | null = null;
+  for (let i = 0; i < turns.length; i++) {
+    const t = turns[i]!;
+    if (t.role !== 'assistant' || !t.blocks.some(isThinkingBlock)) continue;
     const blocks: Block[] = [];
     for (const b of t.blocks) {
-      if (b.type === 'thinking' || b.type === 'redacted_thinking') {
+      if (isThinkingBlock(b)) {
         const sig = b.type === 'thinking' ? signatureOf(b) : null;
         const keep = thinking && sig !== null && (family === 'claude' || family === 'gemini') && signatures.thinkingFamily(sig) === family;
         if (keep) blocks.push(b);
@@ -218,9 +224,13 @@ function cleanHistory(
       }
       blocks.push(b);
     }
-    return { role: t.role, blocks };
-  });
-  return { turns: out, droppedIn };
+    (out ??= turns.slice())[i] = { role: t.role, blocks };
+  }
+  return { turns: out ?? turns, droppedIn };
+}
+
+function isThinkingBlock(b: Block): boolean {
+  return b.type === 'thinking' || b.type === 'redacted_thinking';
 }
 
 /**
@@ -232,13 +242,15 @@ function answerMissingCalls(turns: Turn[]): Turn[] {
   for (let i = 0; i < turns.length; i++) {
     const t = turns[i]!;
     if (t.role !== 'assistant') continue;
-    const ids = toolUses(t).map((b) => String(b.id));
-    if (ids.length === 0) continue;
     const next = turns[i + 1];
     if (!next) continue; // a trailing call is the client's own business
-    const answered = new Set(next.role === 'user' ? next.blocks.filter((b) => b.type === 'tool_result').map((b) => String(b.tool_use_id)) : []);
-    const missing = ids.filter((id) => !answered.has(id));
-    if (missing.length === 0) continue;
+    let missing: string[] | null = null;
+    for (const b of t.blocks) {
+      if (b.type !== 'tool_use') continue;
+      const id = String(b.id);
+      if (next.role !== 'user' || !answers(next.blocks, id)) (missing ??= []).push(id);
+    }
+    if (!missing) continue;
     out ??= turns.slice();
     const results: Block[] = missing.map((id) => ({ type: 'tool_result', tool_use_id: id, content: '[Tool call was interrupted.]', is_error: true }));
     const at = out.indexOf(t) + 1;
@@ -246,6 +258,23 @@ function answerMissingCalls(turns: Turn[]): Turn[] {
     else out.splice(at, 0, { role: 'user', blocks: results });
   }
   return out ?? turns;
+}
+
+function answers(blocks: Block[], id: string): boolean {
+  for (const b of blocks) if (b.type === 'tool_result' && String(b.tool_use_id) === id) return true;
+  return false;
+}
+
+/** Position of call `id` among the tool_use blocks of `blocks` (-1 when absent). */
+function callIndex(blocks: Block[] | null, id: string): number {
+  if (!blocks) return -1;
+  let n = 0;
+  for (const b of blocks) {
+    if (b.type !== 'tool_use') continue;
+    if (String(b.id) === id) return n;
+    n++;
+  }
+  return -1;
 }
 
 function toolUses(t: Turn): Block[] {
@@ -308,7 +337,7 @@ function geminiSignature(b: Block, signatures: SignatureStore): string | null {
 function toContents(turns: Turn[], family: ModelFamily, signatures: SignatureStore, splitClaude: boolean): Array<{ role: string; parts: Part[] }> {
   const names = new Map<string, string>(); // tool_use id -> sanitized name, for functionResponse.name
   const contents: Array<{ role: string; parts: Part[] }> = [];
-  let prevCallOrder: string[] = [];
+  let prevCalls: Block[] | null = null; // the assistant turn the next user turn answers
   const add = (role: string, parts: Part[]): void => {
     const last = contents[contents.length - 1];
     if (last?.role === role) last.parts.push(...parts);
@@ -317,10 +346,10 @@ function toContents(turns: Turn[], family: ModelFamily, signatures: SignatureSto
   for (const t of turns) {
     if (t.role === 'assistant') {
       add('model', modelParts(t.blocks, family, signatures, names, splitClaude));
-      prevCallOrder = toolUses(t).map((b) => String(b.id));
+      prevCalls = t.blocks;
     } else {
-      add('user', userParts(t.blocks, prevCallOrder, names, family, signatures));
-      prevCallOrder = [];
+      add('user', userParts(t.blocks, prevCalls, names, family, signatures));
+      prevCalls = null;
     }
   }
   // Claude rejects empty turns; a lone "." keeps the alternation without saying anything.
@@ -328,105 +357,123 @@ function toContents(turns: Turn[], family: ModelFamily, signatures: SignatureSto
   return contents;
 }
 
-/** Thinking first, then text and media, then calls (§7 step 5). */
+/**
+ * Thinking first, then text and media, then calls (§7 step 5). One output array, filled in three
+ * passes over the (few) blocks, instead of three arrays joined by a spread.
+ */
 function modelParts(blocks: Block[], family: ModelFamily, signatures: SignatureStore, names: Map<string, string>, splitClaude: boolean): Part[] {
-  const thoughts: Part[] = [];
-  const body: Part[] = [];
-  const calls: Part[] = [];
-  let firstCallSigned: boolean | null = null;
+  const out: Part[] = [];
   // Split replay moves one signature to the next visible part; with several thinking blocks it would lose some.
-  const split = family === 'gemini' || (splitClaude && blocks.filter((b) => b.type === 'thinking' && signatureOf(b)).length === 1);
+  const split = family === 'gemini' || (splitClaude && signedThoughts(blocks) === 1);
   let splitSignature: string | null = null;
   for (const b of blocks) {
-    switch (b.type) {
-      case 'thinking': {
-        const sig = signatureOf(b);
-        if (!sig) break;
-        const text = typeof b.thinking === 'string' ? b.thinking : '';
-        if (split) {
-          // Gemini signed the first visible part after its thoughts and the official client replays
-          // it there, without the thought text; Claude in split mode keeps the text, unsigned (§7.5).
-          splitSignature = sig;
-          if (family === 'claude' && text) thoughts.push({ text, thought: true });
-          break;
-        }
-        // An empty thought still carries its signature ([CPA] carrier part).
-        thoughts.push({ text, thought: true, thoughtSignature: sig });
-        break;
-      }
-      case 'tool_use': {
-        const id = String(b.id);
-        const name = sanitizeToolName(String(b.name));
-        names.set(id, name);
-        const part: Part = { functionCall: withId({ name, args: toArgs(b.input) }, id, family, signatures) };
-        if (family === 'gemini') {
-          // Gemini checks the calls of the current turn; only the first of a parallel batch is signed.
-          const sig = geminiSignature(b, signatures);
-          if (sig) part.thoughtSignature = sig;
-          else if (firstCallSigned !== true) part.thoughtSignature = SKIP_SIGNATURE;
-          firstCallSigned ??= sig !== null;
-        }
-        calls.push(part);
-        break;
-      }
-      default: {
-        const p = contentPart(b);
-        if (p) body.push(p);
-      }
+    if (b.type !== 'thinking') continue;
+    const sig = signatureOf(b);
+    if (!sig) continue;
+    const text = typeof b.thinking === 'string' ? b.thinking : '';
+    if (split) {
+      // Gemini signed the first visible part after its thoughts and the official client replays
+      // it there, without the thought text; Claude in split mode keeps the text, unsigned (§7.5).
+      splitSignature = sig;
+      if (family === 'claude' && text) out.push({ text, thought: true });
+      continue;
     }
+    // An empty thought still carries its signature ([CPA] carrier part).
+    out.push({ text, thought: true, thoughtSignature: sig });
+  }
+  const visible = out.length;
+  for (const b of blocks) {
+    if (b.type === 'thinking' || b.type === 'tool_use') continue;
+    const p = contentPart(b);
+    if (p) out.push(p);
+  }
+  let firstCallSigned: boolean | null = null;
+  for (const b of blocks) {
+    if (b.type !== 'tool_use') continue;
+    const id = String(b.id);
+    const name = sanitizeToolName(String(b.name));
+    names.set(id, name);
+    const part: Part = { functionCall: withId({ name, args: toArgs(b.input) }, id, family, signatures) };
+    if (family === 'gemini') {
+      // Gemini checks the calls of the current turn; only the first of a parallel batch is signed.
+      const sig = geminiSignature(b, signatures);
+      if (sig) part.thoughtSignature = sig;
+      else if (firstCallSigned !== true) part.thoughtSignature = SKIP_SIGNATURE;
+      firstCallSigned ??= sig !== null;
+    }
+    out.push(part);
   }
   if (splitSignature) {
-    const carrier = body[0] ?? calls[0];
+    const carrier = out[visible];
     if (carrier && (!carrier.thoughtSignature || carrier.thoughtSignature === SKIP_SIGNATURE)) carrier.thoughtSignature = splitSignature;
     else if (!carrier && family === 'claude') {
       // Nothing visible to carry it: fall back to the signed thought itself.
-      const last = thoughts[thoughts.length - 1];
+      const last = visible > 0 ? out[visible - 1] : undefined;
       if (last) last.thoughtSignature = splitSignature;
-      else thoughts.push({ text: '', thought: true, thoughtSignature: splitSignature });
+      else out.push({ text: '', thought: true, thoughtSignature: splitSignature });
     }
   }
-  return [...thoughts, ...body, ...calls];
+  return out;
 }
 
-/** functionResponses first, in the order of the calls they answer, then their images, then the rest. */
-function userParts(blocks: Block[], callOrder: string[], names: Map<string, string>, family: ModelFamily, signatures: SignatureStore): Part[] {
-  const results: Array<{ order: number; part: Part }> = [];
-  const media: Part[] = [];
-  const rest: Part[] = [];
+function signedThoughts(blocks: Block[]): number {
+  let n = 0;
+  for (const b of blocks) if (b.type === 'thinking' && signatureOf(b)) n++;
+  return n;
+}
+
+/**
+ * functionResponses first, in the order of the calls they answer, then their images, then the
+ * rest. `calls` is the assistant turn being answered (null when the previous turn was not one).
+ */
+function userParts(blocks: Block[], calls: Block[] | null, names: Map<string, string>, family: ModelFamily, signatures: SignatureStore): Part[] {
+  const out: Part[] = []; // the functionResponses, kept sorted by the order of their calls
+  const orders: number[] = [];
+  let media: Part[] | null = null;
+  let rest: Part[] | null = null;
   for (const b of blocks) {
     if (b.type !== 'tool_result') {
       const p = contentPart(b);
-      if (p) rest.push(p);
+      if (p) (rest ??= []).push(p);
       continue;
     }
     const id = String(b.tool_use_id);
-    const order = callOrder.indexOf(id);
-    const { text, images } = resultContent(b.content);
+    const order = callIndex(calls, id);
+    // A plain string is by far the usual content; only block lists need assembling.
+    const assembled = typeof b.content === 'string' ? null : resultContent(b.content);
+    const text = assembled ? assembled.text : (b.content as string);
+    const images = assembled?.images;
     if (order < 0) {
       // No call to answer (history cut by compaction): keep the content as plain text.
+      rest ??= [];
       if (text) rest.push({ text: `[Tool result ${id}]\n${text}` });
-      rest.push(...images);
+      if (images) for (const im of images) rest.push(im);
       continue;
     }
     const name = names.get(id) ?? signatures.toolCall(id)?.name ?? id;
-    const body = text || (images.length > 0 ? 'Image attached' : '');
+    const body = text || (images && images.length > 0 ? 'Image attached' : '');
     const response = b.is_error === true ? { error: body } : { output: body };
-    results.push({ order, part: { functionResponse: withId({ name }, id, family, signatures, response) } });
-    media.push(...images);
+    // Insertion keeps equal orders in arrival order, as the stable sort it replaces did.
+    let at = orders.length;
+    while (at > 0 && orders[at - 1]! > order) at--;
+    orders.splice(at, 0, order);
+    out.splice(at, 0, { functionResponse: withId({ name }, id, family, signatures, response) });
+    if (images && images.length > 0) (media ??= []).push(...images);
   }
-  results.sort((a, b) => a.order - b.order);
-  return [...results.map((r) => r.part), ...media, ...rest];
+  if (media) for (const p of media) out.push(p);
+  if (rest) for (const p of rest) out.push(p);
+  return out;
 }
 
 /**
  * Ids are echoed as the upstream gave them. A call Gemini made without an id goes back without
  * one (matched by name and order, as Gemini does); Claude always needs the id it is known by.
+ * `fields` is always a fresh object, so it is completed in place.
  */
 function withId(fields: Part, id: string, family: ModelFamily, signatures: SignatureStore, response?: unknown): Part {
-  const out: Part = { ...fields };
-  if (response !== undefined) out.response = response;
-  if (family === 'claude' || !signatures.toolCall(id)?.minted) out.id = id;
-  return out;
+  if (response !== undefined) fields.response = response;
+  if (family === 'claude' || !signatures.toolCall(id)?.minted) fields.id = id;
+  return fields;
 }
 
 function resultContent(content: unknown): { text: string; images: Part[] } {
@@ -493,6 +540,8 @@ function toArgs(input: unknown): Record<string, unknown> {
   return Array.isArray(input) ? { value: input } : {};
 }
 
+const NON_BLANK = /\S/;
+/** Same whitespace as `trim()`, without making a trimmed copy of a long text. */
 function isNonBlank(v: unknown): v is string {
-  return typeof v === 'string' && v.trim().length > 0;
+  return typeof v === 'string' && NON_BLANK.test(v);
 }
