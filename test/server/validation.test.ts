@@ -160,6 +160,24 @@ describe('good requests Claude Code sends are accepted', () => {
     expect(r.status).toBe(200);
     await r.text();
   });
+  test('a literal U+FFFD (valid UTF-8, e.g. a tool result read from a mis-encoded file) is accepted and passed on intact', async () => {
+    const before = h.calls.length;
+    const text = 'caf\uFFFD \u00e9 \u2014 \u{1F600}';
+    const r = await post(h, '/v1/messages', body({ messages: [user([{ type: 'text', text }])], [`k\uFFFD`]: 1 }));
+    expect(r.status).toBe(200);
+    await r.text();
+    expect(h.calls.length).toBe(before + 1);
+    expect((h.calls[before]!.body.messages[0]!.content as Array<{ text: string }>)[0]!.text).toBe(text);
+  });
+  test('invalid UTF-8 deep inside an otherwise good body is refused, not replaced', async () => {
+    const good = new TextEncoder().encode(JSON.stringify(body({ messages: [user('AB')] })));
+    const at = good.indexOf(0x41); // the "A" of "AB"
+    const bad = new Uint8Array(good);
+    bad[at] = 0xc3; // a lead byte followed by "B": not UTF-8
+    const r = await post(h, '/v1/messages', bad);
+    expect(r.status).toBe(400);
+    expect(((await r.json()) as { error: { message: string } }).error.message).toBe('request body is not valid UTF-8');
+  });
   test('a missing content-type is tolerated', async () => {
     const r = await post(h, '/v1/messages', body(), { 'x-api-key': KEY });
     expect(r.status).toBe(200);
