@@ -1,6 +1,7 @@
 // The shipped artefact: `bun run build` makes one executable that knows its version and commit and
 // serves /health (issue 5: the host binary is smoke-tested in CI).
 import { afterAll, beforeAll, expect, test } from 'bun:test';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pkg from '../../package.json' with { type: 'json' };
 import { cleanupTempDirs, mcpEnv, ROOT, runMcp, startServe, tempDir } from './helpers.ts';
@@ -27,12 +28,32 @@ test('the built binary prints the version and the baked-in commit', async () => 
   expect(r.stdout).toBe(`mcp ${pkg.version} (e2e1234)\n`);
 });
 
+/** The process's environment as the kernel sees it (Linux), so a re-execution shows. */
+function environOf(pid: number): string[] | null {
+  if (process.platform !== 'linux') return null;
+  return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+}
+
 test('the built binary serves /health and stops on SIGTERM', async () => {
   const server = await startServe({ env: mcpEnv(tempDir(), { PROXY_API_KEY: 'proxy-key-binary-0123' }), bin: [bin] });
   try {
     const res = await fetch(`${server.url}/health`);
     expect(res.status).toBe(200);
     expect(((await res.json()) as Record<string, unknown>).status).toBeDefined();
+    // It re-executed itself (same pid, the one we spawned) with the garbage-collector hint.
+    const environ = environOf(server.proc.pid);
+    if (environ) expect(environ).toContain('BUN_JSC_forceRAMSize=268435456');
+  } finally {
+    expect(await server.stop()).toBe(0);
+  }
+});
+
+test('a hint set in the environment is kept as it is (0 turns it off)', async () => {
+  const server = await startServe({ env: mcpEnv(tempDir(), { PROXY_API_KEY: 'proxy-key-binary-0123', BUN_JSC_forceRAMSize: '0' }), bin: [bin] });
+  try {
+    expect((await fetch(`${server.url}/health`)).status).toBe(200);
+    const environ = environOf(server.proc.pid);
+    if (environ) expect(environ.filter((e) => e.startsWith('BUN_JSC_forceRAMSize='))).toEqual(['BUN_JSC_forceRAMSize=0']);
   } finally {
     expect(await server.stop()).toBe(0);
   }
