@@ -119,19 +119,40 @@ export function toGoogleRequest(req: MessagesRequest, opts: ToGoogleOptions): Re
 // ---- tools ------------------------------------------------------------------------------------
 
 // Claude Code sends the same tool schemas on every turn, and converting them was over half of
-// toGoogleRequest's time for a typical turn (~50 µs of a 90 KB request). Keyed by the schema's JSON,
-// bounded; the results are shared, which is safe because nothing downstream mutates them (the
-// envelope is only serialised).
+// toGoogleRequest's time for a typical turn. The cache is keyed by tool name and holds the schema
+// it was made from; a walk that compares the new schema with it is about twice as fast as the
+// JSON key it replaces and allocates nothing. Bounded; the results are shared, which is safe
+// because nothing downstream mutates them (the envelope is only serialised).
 const TOOL_SCHEMA_CACHE_MAX = 256;
-const toolSchemaCache = new Map<string, ReturnType<typeof toGoogleToolSchema>>();
-function cachedToolSchema(inputSchema: unknown): ReturnType<typeof toGoogleToolSchema> {
-  const key = JSON.stringify(inputSchema) ?? '';
-  const hit = toolSchemaCache.get(key);
-  if (hit) return hit;
-  const r = toGoogleToolSchema(inputSchema);
-  if (toolSchemaCache.size >= TOOL_SCHEMA_CACHE_MAX) toolSchemaCache.delete(toolSchemaCache.keys().next().value!);
-  toolSchemaCache.set(key, r);
-  return r;
+const toolSchemaCache = new Map<string, { schema: unknown; result: ReturnType<typeof toGoogleToolSchema> }>();
+function cachedToolSchema(name: string, inputSchema: unknown): ReturnType<typeof toGoogleToolSchema> {
+  const hit = toolSchemaCache.get(name);
+  if (hit && sameJson(hit.schema, inputSchema)) return hit.result;
+  const result = toGoogleToolSchema(inputSchema);
+  if (!hit && toolSchemaCache.size >= TOOL_SCHEMA_CACHE_MAX) toolSchemaCache.delete(toolSchemaCache.keys().next().value!);
+  toolSchemaCache.set(name, { schema: inputSchema, result });
+  return result;
+}
+
+/** Deep equality of two parsed JSON values (same keys in any order, same values). */
+export function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameJson(a[i], b[i])) return false;
+    return true;
+  }
+  if (Array.isArray(b)) return false;
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  let keys = 0;
+  for (const k in x) {
+    if (!Object.hasOwn(y, k) || !sameJson(x[k], y[k])) return false;
+    keys++;
+  }
+  for (const _ in y) keys--;
+  return keys === 0;
 }
 
 function convertTools(tools: Tool[] | undefined, naming: ToolNaming): Part[] {
@@ -143,7 +164,7 @@ function convertTools(tools: Tool[] | undefined, naming: ToolNaming): Part[] {
     const name = sanitizeToolName(t.name);
     if (seen.has(name)) continue;
     seen.add(name);
-    const { parameters, placeholder } = cachedToolSchema(t.input_schema);
+    const { parameters, placeholder } = cachedToolSchema(t.name, t.input_schema);
     if (name !== t.name) naming.original.set(name, t.name);
     if (placeholder) naming.placeholders.add(name);
     const decl: Part = { name };
@@ -265,6 +286,12 @@ function answers(blocks: Block[], id: string): boolean {
   return false;
 }
 
+/** Index in `blocks` of the `n`th tool_use block (n from callIndex, so it exists). */
+function callAt(blocks: Block[], n: number): number {
+  for (let i = 0; i < blocks.length; i++) if (blocks[i]!.type === 'tool_use' && n-- === 0) return i;
+  return -1;
+}
+
 /** Position of call `id` among the tool_use blocks of `blocks` (-1 when absent). */
 function callIndex(blocks: Block[] | null, id: string): number {
   if (!blocks) return -1;
@@ -335,7 +362,6 @@ function geminiSignature(b: Block, signatures: SignatureStore): string | null {
 
 /** One content per turn; same-role neighbours merged (strict alternation), never an empty one. */
 function toContents(turns: Turn[], family: ModelFamily, signatures: SignatureStore, splitClaude: boolean): Array<{ role: string; parts: Part[] }> {
-  const names = new Map<string, string>(); // tool_use id -> sanitized name, for functionResponse.name
   const contents: Array<{ role: string; parts: Part[] }> = [];
   let prevCalls: Block[] | null = null; // the assistant turn the next user turn answers
   const add = (role: string, parts: Part[]): void => {
@@ -345,10 +371,10 @@ function toContents(turns: Turn[], family: ModelFamily, signatures: SignatureSto
   };
   for (const t of turns) {
     if (t.role === 'assistant') {
-      add('model', modelParts(t.blocks, family, signatures, names, splitClaude));
+      add('model', modelParts(t.blocks, family, signatures, splitClaude));
       prevCalls = t.blocks;
     } else {
-      add('user', userParts(t.blocks, prevCalls, names, family, signatures));
+      add('user', userParts(t.blocks, prevCalls, family, signatures));
       prevCalls = null;
     }
   }
@@ -361,7 +387,7 @@ function toContents(turns: Turn[], family: ModelFamily, signatures: SignatureSto
  * Thinking first, then text and media, then calls (§7 step 5). One output array, filled in three
  * passes over the (few) blocks, instead of three arrays joined by a spread.
  */
-function modelParts(blocks: Block[], family: ModelFamily, signatures: SignatureStore, names: Map<string, string>, splitClaude: boolean): Part[] {
+function modelParts(blocks: Block[], family: ModelFamily, signatures: SignatureStore, splitClaude: boolean): Part[] {
   const out: Part[] = [];
   // Split replay moves one signature to the next visible part; with several thinking blocks it would lose some.
   const split = family === 'gemini' || (splitClaude && signedThoughts(blocks) === 1);
@@ -392,7 +418,6 @@ function modelParts(blocks: Block[], family: ModelFamily, signatures: SignatureS
     if (b.type !== 'tool_use') continue;
     const id = String(b.id);
     const name = sanitizeToolName(String(b.name));
-    names.set(id, name);
     const part: Part = { functionCall: withId({ name, args: toArgs(b.input) }, id, family, signatures) };
     if (family === 'gemini') {
       // Gemini checks the calls of the current turn; only the first of a parallel batch is signed.
@@ -426,7 +451,7 @@ function signedThoughts(blocks: Block[]): number {
  * functionResponses first, in the order of the calls they answer, then their images, then the
  * rest. `calls` is the assistant turn being answered (null when the previous turn was not one).
  */
-function userParts(blocks: Block[], calls: Block[] | null, names: Map<string, string>, family: ModelFamily, signatures: SignatureStore): Part[] {
+function userParts(blocks: Block[], calls: Block[] | null, family: ModelFamily, signatures: SignatureStore): Part[] {
   const out: Part[] = []; // the functionResponses, kept sorted by the order of their calls
   const orders: number[] = [];
   let media: Part[] | null = null;
@@ -450,7 +475,8 @@ function userParts(blocks: Block[], calls: Block[] | null, names: Map<string, st
       if (images) for (const im of images) rest.push(im);
       continue;
     }
-    const name = names.get(id) ?? signatures.toolCall(id)?.name ?? id;
+    // The call is in `calls` (order >= 0); its name is sanitized the same way modelParts did.
+    const name = sanitizeToolName(String(calls![callAt(calls!, order)]!.name));
     const body = text || (images && images.length > 0 ? 'Image attached' : '');
     const response = b.is_error === true ? { error: body } : { output: body };
     // Insertion keeps equal orders in arrival order, as the stable sort it replaces did.

@@ -5,6 +5,7 @@ import { createSignatureStore, type SignatureStore } from '../../../src/provider
 import {
   familyOf,
   INTERLEAVED_HINT,
+  sameJson,
   sanitizeToolName,
   SKIP_SIGNATURE,
   toGoogleRequest,
@@ -287,6 +288,27 @@ describe('tools (§7.11–§7.13)', () => {
     const env = translate({ tools: [ccTools[0]], tool_choice: { type: 'any' }, thinking: { type: 'adaptive' } }, 'claude-opus-4-6-thinking');
     expect(env.request.toolConfig).toEqual({ functionCallingConfig: { mode: 'VALIDATED' } });
   });
+
+  test('a tool whose schema changes under the same name is converted again, not served from the cache', () => {
+    const schema = (desc: string) => ({ type: 'object', properties: { path: { type: 'string', description: desc } }, required: ['path'] });
+    const declOf = (s: Json) => translate({ tools: [{ name: 'ReadFile', input_schema: s }], thinking: { type: 'disabled' } }, 'gemini-3-pro-high').request.tools[0].functionDeclarations[0];
+    expect(declOf(schema('first')).parameters.properties.path.description).toBe('first');
+    expect(declOf(schema('first')).parameters.properties.path.description).toBe('first');
+    expect(declOf(schema('second')).parameters.properties.path.description).toBe('second');
+    expect(declOf({ ...schema('second'), required: [] }).parameters.required).toBeUndefined();
+  });
+
+  const shared = { a: 1 };
+  test.each([
+    ['same object', shared, shared, true],
+    ['same content, other key order', { a: 1, b: [1, { c: 'x' }] }, { b: [1, { c: 'x' }], a: 1 }, true],
+    ['a changed leaf', { a: [1, 2] }, { a: [1, 3] }, false],
+    ['an extra key', { a: 1 }, { a: 1, b: 2 }, false],
+    ['a missing key', { a: 1, b: undefined }, { a: 1, c: undefined }, false],
+    ['array vs object', { 0: 'x' }, ['x'], false],
+    ['different lengths', [1], [1, 1], false],
+    ['null vs object', null, {}, false],
+  ])('sameJson: %s', (_name, a, b, expected) => expect(sameJson(a, b)).toBe(expected));
 
   test.each([
     ['Bash', 'Bash'],
