@@ -1,13 +1,13 @@
 // `mcp serve` runs with a hint to JavaScriptCore's garbage collector: BUN_JSC_forceRAMSize makes it
-// size the heap as if the machine had 256 MiB, so the heap grows by 1.5x / 1.24x per collection
-// instead of 2x. Under a burst of large Claude Code turns that keeps the peak near 110-120 MB instead
-// of ~150-160 MB, for a few percent more CPU (docs/benchmarks.md, "Memory"). It is a hint, not a
-// limit. JavaScriptCore reads it once, before any JavaScript runs, so the process re-executes itself
-// once (same pid, execve) with it set. A value already in the environment wins; 0 means
-// JavaScriptCore's own sizing by the machine's RAM.
+// size the heap as if the machine had 320 MiB, so the heap grows 2x per collection only while its
+// footprint is under 80 MB, then 1.5x, instead of 2x always. Under a burst of large Claude Code
+// turns that keeps the peak near 105-115 MB instead of ~150 MB, for a few percent more CPU on large
+// requests (docs/benchmarks.md, "Memory"). It is a hint, not a limit. JavaScriptCore reads it once,
+// before any JavaScript runs, so the process re-executes itself once (same pid, execve) with it set.
+// A value already in the environment wins; 0 means JavaScriptCore's own sizing by the machine's RAM.
 
 export const HEAP_HINT_VAR = 'BUN_JSC_forceRAMSize';
-export const HEAP_HINT_BYTES = 256 * 1024 * 1024;
+export const HEAP_HINT_BYTES = 320 * 1024 * 1024;
 
 export interface ExecPlan {
   file: string;

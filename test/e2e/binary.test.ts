@@ -4,6 +4,7 @@ import { afterAll, beforeAll, expect, test } from 'bun:test';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pkg from '../../package.json' with { type: 'json' };
+import { HEAP_HINT_BYTES } from '../../src/heap-hint.ts';
 import { cleanupTempDirs, mcpEnv, ROOT, runMcp, startServe, tempDir } from './helpers.ts';
 
 let bin = '';
@@ -42,7 +43,7 @@ test('the built binary serves /health and stops on SIGTERM', async () => {
     expect(((await res.json()) as Record<string, unknown>).status).toBeDefined();
     // It re-executed itself (same pid, the one we spawned) with the garbage-collector hint.
     const environ = environOf(server.proc.pid);
-    if (environ) expect(environ).toContain('BUN_JSC_forceRAMSize=268435456');
+    if (environ) expect(environ).toContain(`BUN_JSC_forceRAMSize=${HEAP_HINT_BYTES}`);
   } finally {
     expect(await server.stop()).toBe(0);
   }
