@@ -21,10 +21,11 @@ const duration = defineHistogram(
 export function observeRequest(r: UsageRecord): void {
   const provider = r.provider ?? '-';
   const model = r.upstreamModel ?? '-';
-  requests({ provider, model, status: r.status });
-  if (r.inputTokens) tokens({ provider, model, type: 'input' }, r.inputTokens);
-  if (r.outputTokens) tokens({ provider, model, type: 'output' }, r.outputTokens);
-  if (r.cacheReadTokens) tokens({ provider, model, type: 'cache_read' }, r.cacheReadTokens);
-  if (r.cacheCreationTokens) tokens({ provider, model, type: 'cache_creation' }, r.cacheCreationTokens);
+  // Label names in sorted order, so the registry keys them without sorting.
+  requests({ model, provider, status: r.status });
+  if (r.inputTokens) tokens({ model, provider, type: 'input' }, r.inputTokens);
+  if (r.outputTokens) tokens({ model, provider, type: 'output' }, r.outputTokens);
+  if (r.cacheReadTokens) tokens({ model, provider, type: 'cache_read' }, r.cacheReadTokens);
+  if (r.cacheCreationTokens) tokens({ model, provider, type: 'cache_creation' }, r.cacheCreationTokens);
   duration({ provider }, r.latencyMs / 1000);
 }
