@@ -140,9 +140,9 @@ describe('a day in the life, with LOG_FORMAT=json and DEBUG on', () => {
   });
 
   test('/metrics counted the requests by provider, model and status, and their tokens', () => {
-    expect(metrics).toMatch(/^mcp_requests_total\{provider="zai",model="glm-4\.6",status="200"\} [2-9]/m);
-    expect(metrics).toMatch(/^mcp_tokens_total\{provider="zai",model="glm-4\.6",type="input"\} [1-9]/m);
-    expect(metrics).toMatch(/^mcp_tokens_total\{provider="zai",model="glm-4\.6",type="output"\} [1-9]/m);
+    expect(metrics).toMatch(/^mcp_requests_total\{model="glm-4\.6",provider="zai",status="200"\} [2-9]/m);
+    expect(metrics).toMatch(/^mcp_tokens_total\{model="glm-4\.6",provider="zai",type="input"\} [1-9]/m);
+    expect(metrics).toMatch(/^mcp_tokens_total\{model="glm-4\.6",provider="zai",type="output"\} [1-9]/m);
     expect(metrics).toContain('# TYPE mcp_request_duration_seconds histogram');
   });
 
