@@ -2,6 +2,7 @@
 // SIGTERM/SIGINT (stop accepting, let in-flight streams finish within the grace period).
 import { defineCommand } from 'citty';
 import { type ConfigFlags, loadConfig } from '../config.ts';
+import { normalJitPolicy } from '../jit-policy.ts';
 import { configureLog, log, registerSecret } from '../log.ts';
 import { openDatabase } from '../store/db.ts';
 import { type Account, listAccounts } from '../store/accounts.ts';
@@ -91,6 +92,7 @@ export async function serve(flags: ConfigFlags, env: Record<string, string | und
   const port = server?.port ?? config.port;
 
   await routing.start();
+  normalJitPolicy();
   const n = accounts.length;
   say(`mcp listening on http://${displayHost(config.bindAddress)}:${port} (${n} account${n === 1 ? '' : 's'})`);
   if (n === 0) {
