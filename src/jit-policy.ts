@@ -1,6 +1,6 @@
 // Start-up code runs once: compiling it with JavaScriptCore's optimizing tiers wastes CPU and
 // touches ~3 MB of compiler code that an idle server then keeps resident (idle RSS 58-60 MB ->
-// ~56 MB). So the process starts with the JIT 100x more reluctant to tier up, and `serve` puts
+// ~54-57 MB). So the process starts with the JIT 100x more reluctant to tier up, and `serve` puts
 // the normal policy back once it is listening, before any request runs (Bun.unsafe.setJITPolicy).
 
 const STARTUP_SCALE = 100;

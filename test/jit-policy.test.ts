@@ -17,10 +17,9 @@ test('start-up scales the tier-up thresholds by 100, and normal puts them back t
   expect(calls).toEqual([100, 1]);
 });
 
-test('serve restores the normal policy once listening, before the listening line', async () => {
+test('serve restores the normal policy as soon as it listens, before any request can run', async () => {
   const src = await Bun.file(new URL('../src/cli/serve.ts', import.meta.url)).text();
   const restore = src.indexOf('normalJitPolicy();');
-  expect(restore).toBeGreaterThan(0);
-  expect(restore).toBeLessThan(src.indexOf('mcp listening on'));
-  expect(src.indexOf('await routing.start()')).toBeLessThan(restore);
+  expect(restore).toBeGreaterThan(src.indexOf('app.listen('));
+  expect(restore).toBeLessThan(src.indexOf('await routing.start()'));
 });

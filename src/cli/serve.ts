@@ -90,9 +90,10 @@ export async function serve(flags: ConfigFlags, env: Record<string, string | und
   }
   const server = app.server;
   const port = server?.port ?? config.port;
+  // Requests may come from here on: they get the normal JIT (start-up ran with a reluctant one).
+  normalJitPolicy();
 
   await routing.start();
-  normalJitPolicy();
   const n = accounts.length;
   say(`mcp listening on http://${displayHost(config.bindAddress)}:${port} (${n} account${n === 1 ? '' : 's'})`);
   if (n === 0) {
