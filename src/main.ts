@@ -4,9 +4,6 @@
 // citty decides on colours when it loads; plain text when the output is not a terminal.
 if (!process.stdout.isTTY && process.env.NO_COLOR === undefined) process.env.NO_COLOR = '1';
 
-// Start-up code stays out of the optimizing JIT (src/jit-policy.ts); `serve` restores it once listening.
-(await import('./jit-policy.ts')).startupJitPolicy();
-
 // `serve` first re-executes itself once with a garbage-collector hint (src/heap-hint.ts).
 if (process.argv[2] === 'serve') (await import('./heap-hint.ts')).applyHeapHint();
 

@@ -2,7 +2,6 @@
 // SIGTERM/SIGINT (stop accepting, let in-flight streams finish within the grace period).
 import { defineCommand } from 'citty';
 import { type ConfigFlags, loadConfig } from '../config.ts';
-import { normalJitPolicy } from '../jit-policy.ts';
 import { configureLog, log, registerSecret } from '../log.ts';
 import { openDatabase } from '../store/db.ts';
 import { type Account, listAccounts } from '../store/accounts.ts';
@@ -90,8 +89,6 @@ export async function serve(flags: ConfigFlags, env: Record<string, string | und
   }
   const server = app.server;
   const port = server?.port ?? config.port;
-  // Requests may come from here on: they get the normal JIT (start-up ran with a reluctant one).
-  normalJitPolicy();
 
   await routing.start();
   const n = accounts.length;
