@@ -29,7 +29,11 @@ export interface Http1Response {
 
 /** Idle pooled sockets are closed after this (servers close theirs after a few minutes). */
 const IDLE_SEC = 30;
-const MAX_IDLE_PER_POOL = 64;
+// Above the streams one account carries at once: when a burst of streams ends together, a smaller
+// cap closes the surplus only for the next burst to open as many again (at 100 concurrent streams,
+// 64 cost 36 closes and connects per wave and ~10 % more CPU per stream; docs/benchmarks.md).
+// Idle sockets still close after IDLE_SEC, the least recently used first.
+const MAX_IDLE_PER_POOL = 256;
 
 type BodyMode = 'none' | 'length' | 'chunked' | 'close';
 

@@ -320,6 +320,19 @@ describe('http1Request', () => {
     expect(got).toEqual(Array.from({ length: 20 }, (_, i) => String(i)));
   });
 
+  test('a burst of 150 concurrent requests keeps all 150 connections, so the next burst opens none', async () => {
+    const s = raw((_req, sock) => {
+      // Answer only once every request of the burst is in, so none can reuse another's connection.
+      setTimeout(() => sock.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok'), 50);
+    });
+    const burst = () => Promise.all(Array.from({ length: 150 }, async () => (await http1Request(s.url, { method: 'GET', headers: {} })).text()));
+    await burst();
+    expect(s.accepted()).toBe(150);
+    expect(http1IdleCount()).toBe(150);
+    await burst();
+    expect(s.accepted()).toBe(150);
+  });
+
   test('https: verifies the certificate (self-signed refused) and reuses a verified connection', async () => {
     const { cert, key } = throwawayCertificate();
     const s = Bun.serve({ hostname: '127.0.0.1', port: 0, tls: { cert, key }, fetch: () => new Response('secret') });
