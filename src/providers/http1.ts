@@ -193,6 +193,22 @@ function parseHead(ex: Exchange, text: string): void {
   }
 }
 
+/** How many hex digits start at `at` (0 when none, or more than 12: that is the line path's error). */
+function hexRun(data: Uint8Array, at: number): number {
+  let n = 0;
+  for (let c = data[at]; c !== undefined && ((c >= 48 && c <= 57) || ((c | 32) >= 97 && (c | 32) <= 102)); c = data[at + ++n]);
+  return n <= 12 ? n : 0;
+}
+
+function hexValue(data: Uint8Array, at: number, n: number): number {
+  let v = 0;
+  for (let k = 0; k < n; k++) {
+    const c = data[at + k]! | 32;
+    v = v * 16 + (c <= 57 ? c - 48 : c - 87);
+  }
+  return v;
+}
+
 /** Feeds bytes of the body to the exchange per its framing. */
 function feedBody(conn: Conn, ex: Exchange, data: Uint8Array): void {
   if (ex.mode === 'close') return push(ex, data);
@@ -216,6 +232,28 @@ function feedBody(conn: Conn, ex: Exchange, data: Uint8Array): void {
         ex.line = '';
       }
       continue;
+    }
+    // The usual framing, whole in this read: "<hex>\r\n" before data, "\r\n" after it. Read off
+    // the bytes (this runs for every streamed event); anything else takes the line path below.
+    if (ex.line === '') {
+      if (ex.cstate === 2 && data[i] === 13 && data[i + 1] === 10) {
+        ex.cstate = 0;
+        i += 2;
+        continue;
+      }
+      if (ex.cstate === 0) {
+        const n = hexRun(data, i);
+        if (n > 0 && data[i + n] === 13 && data[i + n + 1] === 10) {
+          const size = hexValue(data, i, n);
+          i += n + 2;
+          if (size === 0) ex.cstate = 3;
+          else {
+            ex.remaining = size;
+            ex.cstate = 1;
+          }
+          continue;
+        }
+      }
     }
     // A line (size, the CRLF after data, or a trailer): collect up to LF.
     const lf = data.indexOf(10, i);

@@ -146,6 +146,34 @@ describe('http1Request', () => {
     expect(s.accepted()).toBe(1);
   });
 
+  test('decodes whole chunks in one read: upper- and lower-case sizes, a bare LF, an extension, padding', async () => {
+    const s = raw((_req, sock) => {
+      sock.write(
+        'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n' +
+          '1a\r\nabcdefghijklmnopqrstuvwxyz\r\n0A\r\n0123456789\r\n3\nxyz\n' +
+          '2;name=v\r\nab\r\n 1 \r\n!\r\n000\r\n\r\n',
+      );
+    });
+    const res = await http1Request(s.url, { method: 'GET', headers: {} });
+    expect(await res.text()).toBe('abcdefghijklmnopqrstuvwxyz0123456789xyzab!');
+    expect(await (await http1Request(s.url, { method: 'GET', headers: {} })).text()).toBe('abcdefghijklmnopqrstuvwxyz0123456789xyzab!');
+    expect(s.accepted()).toBe(1);
+  });
+
+  test.each([
+    ['a size that is not hex', 'zz\r\nab\r\n0\r\n\r\n'],
+    ['a size of 13 hex digits', '0000000000002\r\nab\r\n0\r\n\r\n'],
+    ['data longer than its size', '2\r\nabc\r\n0\r\n\r\n'],
+  ])('a chunked body with %s is an error and the connection is dropped', async (_what, body) => {
+    const s = raw((_req, sock) => {
+      sock.write(`HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n${body}`);
+    });
+    const res = await http1Request(s.url, { method: 'GET', headers: {} });
+    await expect(res.text()).rejects.toThrow(/malformed chunk/);
+    await sleep(10);
+    expect(http1IdleCount()).toBe(0);
+  });
+
   test('streams a Bun.serve ReadableStream body as it is produced', async () => {
     const url = serve(
       () =>

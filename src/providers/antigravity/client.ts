@@ -316,11 +316,19 @@ export async function openGenerateStream(
       const out: unknown[] = [];
       let start = 0;
       // Only the new text can hold a line end: long signature lines arrive over many reads.
-      for (let i = scanned; i < buf.length; i++) {
-        const c = buf.charCodeAt(i);
-        if (c === NL || c === CR) {
+      if (buf.indexOf('\r', scanned) < 0) {
+        // Cloud Code ends its lines with LF alone: let the native search find them.
+        for (let i = buf.indexOf('\n', scanned); i >= 0; i = buf.indexOf('\n', start)) {
           if (i > start) parse(buf.slice(start, i), out);
           start = i + 1;
+        }
+      } else {
+        for (let i = scanned; i < buf.length; i++) {
+          const c = buf.charCodeAt(i);
+          if (c === NL || c === CR) {
+            if (i > start) parse(buf.slice(start, i), out);
+            start = i + 1;
+          }
         }
       }
       buf = start === 0 ? buf : buf.slice(start);

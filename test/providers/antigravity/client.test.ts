@@ -211,6 +211,44 @@ describe('SSE framing', () => {
   });
 });
 
+describe('SSE line ends', () => {
+  const events = [1, 2, 3].map((n) => `data: {"response":{"n":${n}}}`);
+  test.each([
+    ['LF', '\n'],
+    ['CR', '\r'],
+    ['CRLF', '\r\n'],
+  ])('events separated by %s are all read once, whatever the size of the reads', async (_name, eol) => {
+    const bytes = new TextEncoder().encode(events.join(eol + eol) + eol + eol);
+    for (const step of [1000, 5, 1]) {
+      const server = Bun.serve({
+        port: 0,
+        hostname: '127.0.0.1',
+        fetch: () =>
+          new Response(
+            new ReadableStream({
+              async start(c) {
+                for (let i = 0; i < bytes.length; i += step) {
+                  c.enqueue(bytes.slice(i, i + step));
+                  await Bun.sleep(0);
+                }
+                c.close();
+              },
+            }),
+            { headers: { 'content-type': 'text/event-stream' } },
+          ),
+      });
+      try {
+        const s = await openGenerateStream({ ...cc, endpoints: [`http://127.0.0.1:${server.port}`], idleTimeoutMs: 2000 }, '{}', 't', new AbortController().signal);
+        const got: number[] = [];
+        for await (const c of s.chunks) got.push((c as { response: { n: number } }).response.n);
+        expect({ step, got }).toEqual({ step, got: [1, 2, 3] });
+      } finally {
+        await server.stop(true);
+      }
+    }
+  });
+});
+
 describe('JSON RPCs', () => {
   test('postJson returns the parsed answer', async () => {
     const body = await postJson(cc, 'loadCodeAssist', { metadata: { ideType: 'ANTIGRAVITY' } }, token);
