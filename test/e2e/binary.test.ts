@@ -4,7 +4,7 @@ import { afterAll, beforeAll, expect, test } from 'bun:test';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pkg from '../../package.json' with { type: 'json' };
-import { HEAP_HINT_BYTES } from '../../src/heap-hint.ts';
+import { ENGINE_HINTS } from '../../src/engine-hints.ts';
 import { cleanupTempDirs, mcpEnv, ROOT, runMcp, startServe, tempDir } from './helpers.ts';
 
 let bin = '';
@@ -41,20 +41,23 @@ test('the built binary serves /health and stops on SIGTERM', async () => {
     const res = await fetch(`${server.url}/health`);
     expect(res.status).toBe(200);
     expect(((await res.json()) as Record<string, unknown>).status).toBeDefined();
-    // It re-executed itself (same pid, the one we spawned) with the garbage-collector hint.
+    // It re-executed itself (same pid, the one we spawned) with the engine hints.
     const environ = environOf(server.proc.pid);
-    if (environ) expect(environ).toContain(`BUN_JSC_forceRAMSize=${HEAP_HINT_BYTES}`);
+    if (environ) for (const [k, v] of Object.entries(ENGINE_HINTS)) expect(environ).toContain(`${k}=${v}`);
   } finally {
     expect(await server.stop()).toBe(0);
   }
 });
 
-test('a hint set in the environment is kept as it is (0 turns it off)', async () => {
+test('a hint set in the environment is kept as it is (0 turns it off) and the other is still added', async () => {
   const server = await startServe({ env: mcpEnv(tempDir(), { PROXY_API_KEY: 'proxy-key-binary-0123', BUN_JSC_forceRAMSize: '0' }), bin: [bin] });
   try {
     expect((await fetch(`${server.url}/health`)).status).toBe(200);
     const environ = environOf(server.proc.pid);
-    if (environ) expect(environ.filter((e) => e.startsWith('BUN_JSC_forceRAMSize='))).toEqual(['BUN_JSC_forceRAMSize=0']);
+    if (environ) {
+      expect(environ.filter((e) => e.startsWith('BUN_JSC_forceRAMSize='))).toEqual(['BUN_JSC_forceRAMSize=0']);
+      expect(environ).toContain(`BUN_JSC_useFTLJIT=${ENGINE_HINTS.BUN_JSC_useFTLJIT}`);
+    }
   } finally {
     expect(await server.stop()).toBe(0);
   }

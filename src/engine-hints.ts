@@ -1,0 +1,70 @@
+// `mcp serve` runs with two hints to JavaScriptCore, set in the environment because the engine reads
+// its options once, before any JavaScript runs; so the process re-executes itself once (same pid,
+// execve) with them set. A value already in the environment wins (docs/benchmarks.md, "Memory").
+//
+// - BUN_JSC_forceRAMSize: size the heap as if the machine had 320 MiB, so it grows 2x per
+//   collection only while its footprint is under 80 MB, then 1.5x, instead of 2x always. Under a
+//   burst of large Claude Code turns that keeps the peak near 110-125 MB instead of ~150 MB, for a
+//   few percent more CPU on large requests. A hint, not a limit; 0 means the engine's own sizing.
+// - BUN_JSC_useFTLJIT=false: stop tiering at the DFG JIT. The FTL tier compiled for ~2 s of CPU
+//   in the first seconds of the benchmark, on a thread that competes with requests on a small machine,
+//   and its compilations made the tallest memory peaks; it makes the translation ~10 % faster once
+//   warm, ~10 µs of a 90 KB turn's ~500. `true` brings it back.
+
+export const ENGINE_HINTS: Readonly<Record<string, string>> = {
+  BUN_JSC_forceRAMSize: String(320 * 1024 * 1024),
+  BUN_JSC_useFTLJIT: 'false',
+};
+
+export interface ExecPlan {
+  file: string;
+  args: string[];
+  env: Record<string, string | undefined>;
+}
+
+export interface ProcessFacts {
+  argv: string[];
+  execArgv: string[];
+  execPath: string;
+  env: Record<string, string | undefined>;
+  platform: string;
+}
+
+/** Compiled executables see their own entry under Bun's virtual file system. */
+function isCompiled(entry: string | undefined): boolean {
+  return !!entry && (entry.startsWith('/$bunfs/') || entry.startsWith('B:/~BUN/') || entry.startsWith('B:\\~BUN\\'));
+}
+
+/**
+ * The command line and environment to re-execute `mcp serve` with the hints, or null when no
+ * re-execution is wanted: another command, every hint already set (by the user, or by the
+ * re-execution itself), or Windows (no execve).
+ */
+export function engineHintPlan(p: ProcessFacts): ExecPlan | null {
+  if (p.argv[2] !== 'serve' || p.platform === 'win32') return null;
+  const missing = Object.keys(ENGINE_HINTS).filter((k) => p.env[k] === undefined);
+  if (!missing.length) return null;
+  const env = { ...p.env };
+  for (const k of missing) env[k] = ENGINE_HINTS[k];
+  // Compiled: argv is ["bun", "/$bunfs/root/mcp", ...]; from source: [bun, main.ts, ...] with bun's own flags in execArgv.
+  const args = isCompiled(p.argv[1]) ? [p.execPath, ...p.argv.slice(2)] : [p.execPath, ...p.execArgv, ...p.argv.slice(1)];
+  return { file: p.execPath, args, env };
+}
+
+/** Re-executes the process per `engineHintPlan`; returns only when it did not (then the server runs without the hints). */
+export function applyEngineHints(): void {
+  const plan = engineHintPlan({
+    argv: process.argv,
+    execArgv: process.execArgv,
+    execPath: process.execPath,
+    env: process.env,
+    platform: process.platform,
+  });
+  const execve = (process as { execve?: (file: string, args: string[], env: Record<string, string | undefined>) => never }).execve;
+  if (!plan || typeof execve !== 'function') return;
+  try {
+    execve.call(process, plan.file, plan.args, plan.env);
+  } catch {
+    // execve refused (a sandbox, a deleted binary): the server still works, with the engine's defaults.
+  }
+}
