@@ -509,6 +509,7 @@ async function main(): Promise<void> {
     quick: QUICK,
     accounts: ACCOUNTS,
     model: MODEL,
+    proxyEnv: process.env.BENCH_PROXY_ENV ?? '',
     workloads: rows,
     memory: { idleMb: idleKb / 1024, peakMb: mem.hwm / 1024, afterMb: mem.rss / 1024 },
     targets: targets.map(({ name, value, ok }) => ({ name, value, ok })),
