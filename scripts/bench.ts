@@ -379,17 +379,23 @@ async function main(): Promise<void> {
     thinking: requester(`${proxy.url}/v1/messages`, P, bodies.thinking, 'message_stop'),
   };
 
-  // Warm-up: connection pools, the proxy's token/project caches, and the JIT. Each workload runs at
-  // its measured concurrency long enough for JavaScriptCore to finish tiering its hot code up to
-  // FTL: with the short warm-up this used to be, BUN_JSC_reportCompileTimes=1 showed the JIT
-  // worker (pinned to the proxy's core like every proxy thread) compiling for ~20% of that core
-  // during the first measured seconds, which is start-up cost, not what the proxy adds. Also
-  // captures the exact upstream request of each workload for the floor.
+  // Warm-up: connection pools, the proxy's token/project caches, and the JIT. Each workload first
+  // runs gently (alone, or 20 streams at a time), then at its measured concurrency, long enough for
+  // JavaScriptCore to finish tiering its hot code up: with the short warm-up this used to be,
+  // BUN_JSC_reportCompileTimes=1 showed the JIT worker (pinned to the proxy's core like every proxy
+  // thread) compiling for ~20% of that core during the first measured seconds, which is start-up
+  // cost, not what the proxy adds. The gentle step is where most of that compiling happens; a cold
+  // process thrown straight into 16 concurrent 90 KB turns peaks ~5-10 MB higher (docs/benchmarks.md,
+  // "Memory"). Also captures the exact upstream request of each workload for the floor.
   process.stdout.write('warming up… ');
   const warmMs = QUICK ? 1000 : 3000;
+  await load(viaProxy.small, { concurrency: 1, durationMs: warmMs / 2 });
   const w1 = await load(viaProxy.small, { concurrency: 64, durationMs: warmMs });
+  await load(viaProxy.big, { concurrency: 1, durationMs: warmMs / 2 });
   const w2 = await load(viaProxy.big, { concurrency: 16, durationMs: warmMs });
+  await load(viaProxy.stream50, { concurrency: 20, count: 20 });
   const w3 = await load(viaProxy.stream50, { concurrency: 100, count: QUICK ? 100 : 200 });
+  await load(viaProxy.thinking, { concurrency: 20, count: 20 });
   const w4 = await load(viaProxy.thinking, { concurrency: 100, count: QUICK ? 100 : 200 });
   for (const [name, w] of [['small', w1], ['90KB', w2], ['stream', w3], ['thinking', w4]] as const) {
     if (w.errors || w.lost) throw new Error(`warm-up ${name} failed (${w.errors} errors, ${w.lost} lost): ${w.firstError}\n${readFileSync(proxy.logPath, 'utf8').slice(-2000)}`);
