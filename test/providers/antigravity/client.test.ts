@@ -177,41 +177,44 @@ describe('streamed generation', () => {
   });
 });
 
+/** Serves `bytes` as an SSE answer, `step` bytes per write, pausing every `pauseEvery` writes; reads every chunk off it. */
+async function chunksServed(bytes: Uint8Array, step: number, pauseEvery = 1): Promise<Array<{ response: { n: number; sig?: string } }>> {
+  const server = Bun.serve({
+    port: 0,
+    hostname: '127.0.0.1',
+    fetch: () =>
+      new Response(
+        new ReadableStream({
+          async start(c) {
+            for (let i = 0, k = 0; i < bytes.length; i += step, k++) {
+              c.enqueue(bytes.slice(i, i + step));
+              if (k % pauseEvery === 0) await Bun.sleep(step > 100 ? 1 : 0);
+            }
+            c.close();
+          },
+        }),
+        { headers: { 'content-type': 'text/event-stream' } },
+      ),
+  });
+  try {
+    const s = await openGenerateStream({ ...cc, endpoints: [`http://127.0.0.1:${server.port}`], idleTimeoutMs: 2000 }, '{}', 't', new AbortController().signal);
+    const got: Array<{ response: { n: number; sig?: string } }> = [];
+    for await (const c of s.chunks) got.push(c as { response: { n: number; sig?: string } });
+    return got;
+  } finally {
+    await server.stop(true);
+  }
+}
+
 describe('SSE framing', () => {
   test('lines split across many small reads, CRLF ends and a last line without newline are all read', async () => {
     const long = 'R'.repeat(20_000);
     const text = `data: {"response":{"n":1,"sig":"${long}"}}\r\n\r\n: comment\n\ndata: {"response":{"n":2}}\n\ndata: {"response":{"n":3}}`;
-    const bytes = new TextEncoder().encode(text);
-    const server = Bun.serve({
-      port: 0,
-      hostname: '127.0.0.1',
-      fetch: () =>
-        new Response(
-          new ReadableStream({
-            async start(c) {
-              for (let i = 0; i < bytes.length; i += 997) {
-                c.enqueue(bytes.slice(i, i + 997));
-                if (i % 9970 === 0) await Bun.sleep(1);
-              }
-              c.close();
-            },
-          }),
-          { headers: { 'content-type': 'text/event-stream' } },
-        ),
-    });
-    try {
-      const s = await openGenerateStream({ ...cc, endpoints: [`http://127.0.0.1:${server.port}`], idleTimeoutMs: 2000 }, '{}', 't', new AbortController().signal);
-      const got: Array<{ response: { n: number; sig?: string } }> = [];
-      for await (const c of s.chunks) got.push(c as { response: { n: number; sig?: string } });
-      expect(got.map((c) => c.response.n)).toEqual([1, 2, 3]);
-      expect(got[0]!.response.sig!.length).toBe(20_000);
-    } finally {
-      await server.stop(true);
-    }
+    const got = await chunksServed(new TextEncoder().encode(text), 997, 10);
+    expect(got.map((c) => c.response.n)).toEqual([1, 2, 3]);
+    expect(got[0]!.response.sig!.length).toBe(20_000);
   });
-});
 
-describe('SSE line ends', () => {
   const events = [1, 2, 3].map((n) => `data: {"response":{"n":${n}}}`);
   test.each([
     ['LF', '\n'],
@@ -220,31 +223,8 @@ describe('SSE line ends', () => {
   ])('events separated by %s are all read once, whatever the size of the reads', async (_name, eol) => {
     const bytes = new TextEncoder().encode(events.join(eol + eol) + eol + eol);
     for (const step of [1000, 5, 1]) {
-      const server = Bun.serve({
-        port: 0,
-        hostname: '127.0.0.1',
-        fetch: () =>
-          new Response(
-            new ReadableStream({
-              async start(c) {
-                for (let i = 0; i < bytes.length; i += step) {
-                  c.enqueue(bytes.slice(i, i + step));
-                  await Bun.sleep(0);
-                }
-                c.close();
-              },
-            }),
-            { headers: { 'content-type': 'text/event-stream' } },
-          ),
-      });
-      try {
-        const s = await openGenerateStream({ ...cc, endpoints: [`http://127.0.0.1:${server.port}`], idleTimeoutMs: 2000 }, '{}', 't', new AbortController().signal);
-        const got: number[] = [];
-        for await (const c of s.chunks) got.push((c as { response: { n: number } }).response.n);
-        expect({ step, got }).toEqual({ step, got: [1, 2, 3] });
-      } finally {
-        await server.stop(true);
-      }
+      const got = (await chunksServed(bytes, step)).map((c) => c.response.n);
+      expect({ step, got }).toEqual({ step, got: [1, 2, 3] });
     }
   });
 });
