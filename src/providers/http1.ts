@@ -31,7 +31,7 @@ export interface Http1Response {
 const IDLE_SEC = 30;
 // Above the streams one account carries at once: when a burst of streams ends together, a smaller
 // cap closes the surplus only for the next burst to open as many again (at 100 concurrent streams,
-// 64 cost 36 closes and connects per wave and ~10 % more CPU per stream; docs/benchmarks.md).
+// 64 cost 36 closes and connects per wave and 7-33 % more CPU per stream; docs/benchmarks.md).
 // Idle sockets still close after IDLE_SEC, the least recently used first.
 const MAX_IDLE_PER_POOL = 256;
 
