@@ -185,9 +185,6 @@ export interface ChunkStream {
   close(): void;
 }
 
-const NL = 10;
-const CR = 13;
-
 /**
  * Opens the generation stream and returns its chunks. The idle watchdog covers the wait for headers
  * and every gap between reads; when it fires, or the client aborts, the fetch is cancelled and the
@@ -315,21 +312,17 @@ export async function openGenerateStream(
       } else buf += decoder.decode(chunk.value, { stream: true });
       const out: unknown[] = [];
       let start = 0;
-      // Only the new text can hold a line end: long signature lines arrive over many reads.
-      if (buf.indexOf('\r', scanned) < 0) {
-        // Cloud Code ends its lines with LF alone: let the native search find them.
-        for (let i = buf.indexOf('\n', scanned); i >= 0; i = buf.indexOf('\n', start)) {
-          if (i > start) parse(buf.slice(start, i), out);
-          start = i + 1;
-        }
-      } else {
-        for (let i = scanned; i < buf.length; i++) {
-          const c = buf.charCodeAt(i);
-          if (c === NL || c === CR) {
-            if (i > start) parse(buf.slice(start, i), out);
-            start = i + 1;
-          }
-        }
+      // Only the new text can hold a line end: long signature lines arrive over many reads. CR, LF
+      // and CRLF all end a line (the empty line between CR and LF is skipped); the native search
+      // finds them, each looked for again only once passed.
+      let lf = buf.indexOf('\n', scanned);
+      let cr = buf.indexOf('\r', scanned);
+      while (lf >= 0 || cr >= 0) {
+        const i = lf < 0 ? cr : cr < 0 ? lf : Math.min(lf, cr);
+        if (i > start) parse(buf.slice(start, i), out);
+        start = i + 1;
+        if (lf >= 0 && lf < start) lf = buf.indexOf('\n', start);
+        if (cr >= 0 && cr < start) cr = buf.indexOf('\r', start);
       }
       buf = start === 0 ? buf : buf.slice(start);
       scanned = buf.length;
