@@ -1,4 +1,4 @@
-// `bun run bench [--quick] [--no-build] [--accounts N]`: what the proxy adds, measured against the
+// `bun run bench [--quick] [--no-build] [--accounts N] [--only <workload>] [--waves]`: what the proxy adds, measured against the
 // physical floor in one run. A fast fake Cloud Code upstream (test/fakes/bench-upstream.ts) and
 // the load generator live in this process, pinned to one core; the compiled proxy (dist/mcp) runs
 // pinned to the other. Each workload is run against the upstream directly (the floor: the very
@@ -29,6 +29,8 @@ const PROFILE = argv.has('--profile');
 const SOURCE = argv.has('--source') || PROFILE;
 /** --only <substring>: measure only the workloads whose name contains it (e.g. "small c=64"). */
 const ONLY = argv.has('--only') ? process.argv[process.argv.indexOf('--only') + 1]! : null;
+/** --waves: for the concurrent stream workloads, print TTFB and total per wave of requests started together. */
+const WAVES = argv.has('--waves');
 const MODEL = process.env.BENCH_MODEL ?? 'claude-sonnet-4-6';
 const PROXY_KEY = 'bench-proxy-key-0123456789abcdef';
 const CLK_TCK = 100;
@@ -141,6 +143,8 @@ export function bigRequest(targetBytes = 90 * 1024): Record<string, unknown> {
 // Load generation.
 
 interface Sample {
+  /** When the request was sent (performance.now()). */
+  start: number;
   ttfb: number;
   total: number;
 }
@@ -153,6 +157,8 @@ interface RunResult {
   rps: number;
   latency: { p50: number; p99: number };
   ttfb: { p50: number; p99: number };
+  /** Requests started within 50 ms of each other, in order (a closed loop at high concurrency starts in waves). */
+  waves: { n: number; spanMs: number; ttfb: { p50: number; max: number }; total: { p50: number; max: number } }[];
   cpuMsPerReq?: number;
   /** The kernel's share of cpuMsPerReq (syscalls: sockets, writes). */
   sysMsPerReq?: number;
@@ -203,6 +209,7 @@ async function load(one: OneRequest, opts: { concurrency: number; count?: number
     rps: samples.length / (elapsedMs / 1000),
     latency: { p50: pct(totals, 50), p99: pct(totals, 99) },
     ttfb: { p50: pct(ttfbs, 50), p99: pct(ttfbs, 99) },
+    waves: wavesOf(samples),
     firstError,
   };
   if (opts.cpuPid && samples.length) {
@@ -211,6 +218,21 @@ async function load(one: OneRequest, opts: { concurrency: number; count?: number
     r.sysMsPerReq = ((s - cpu0[1]) * 1000) / CLK_TCK / samples.length;
   }
   return r;
+}
+
+function wavesOf(samples: Sample[]): RunResult['waves'] {
+  const byStart = [...samples].sort((a, b) => a.start - b.start);
+  const groups: Sample[][] = [];
+  for (const s of byStart) {
+    const g = groups.at(-1);
+    if (g && s.start - g.at(-1)!.start <= 50) g.push(s);
+    else groups.push([s]);
+  }
+  return groups.map((g) => {
+    const t = g.map((s) => s.ttfb).sort((a, b) => a - b);
+    const tot = g.map((s) => s.total).sort((a, b) => a - b);
+    return { n: g.length, spanMs: g.at(-1)!.start - g[0]!.start, ttfb: { p50: pct(t, 50), max: t.at(-1)! }, total: { p50: pct(tot, 50), max: tot.at(-1)! } };
+  });
 }
 
 /** POSTs and reads the whole body; TTFB = first body chunk. `done` must be found in the tail, else the stream was lost. */
@@ -234,7 +256,7 @@ function requester(url: string, headers: Record<string, string>, body: string, d
     }
     const total = performance.now() - t0;
     if (!tail.includes(done)) throw new Error(`lost: stream ended without ${done}: …${tail.slice(-120)}`);
-    return { ttfb: ttfb || total, total };
+    return { start: t0, ttfb: ttfb || total, total };
   };
 }
 
@@ -430,6 +452,15 @@ async function main(): Promise<void> {
       `floor ${fmt(fl.rps)} req/s, proxy ${fmt(px.rps)} req/s, RSS ${fmt(m.rss / 1024)} MB (peak ${fmt(m.hwm / 1024)})` +
         `${px.errors || px.lost ? ` (${px.errors} errors, ${px.lost} lost: ${px.firstError})` : ''}`,
     );
+    if (WAVES && opts.concurrency >= 100) {
+      for (const [name, r] of [['floor', fl], ['proxy', px]] as const) {
+        for (const [i, w] of r.waves.entries()) {
+          console.log(
+            `  ${name} wave ${i + 1}: ${w.n} started within ${fmt(w.spanMs)} ms · TTFB p50 ${fmt(w.ttfb.p50)} max ${fmt(w.ttfb.max)} · total p50 ${fmt(w.total.p50)} max ${fmt(w.total.max)} ms`,
+          );
+        }
+      }
+    }
     await Bun.sleep(200);
   };
 
