@@ -27,8 +27,12 @@ export interface Http1Response {
   cancel(): void;
 }
 
-/** Idle pooled sockets are closed after this (servers close theirs after a few minutes). */
-const IDLE_SEC = 30;
+/**
+ * Idle pooled sockets are closed after this: Go's http.Transport default. A user reading an answer
+ * for a minute keeps the connections of the last burst (and skips their TLS handshakes); a server
+ * that closed one first costs one resend, as with any stale socket.
+ */
+const IDLE_SEC = 90;
 // Above the streams one account carries at once: when a burst of streams ends together, a smaller
 // cap closes the surplus only for the next burst to open as many again (at 100 concurrent streams,
 // 64 cost 36 closes and connects per wave and 7-33 % more CPU per stream; docs/benchmarks.md).
