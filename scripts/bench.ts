@@ -1,4 +1,4 @@
-// `bun run bench [--quick] [--no-build] [--accounts N] [--only <workload>] [--waves]`: what the proxy adds, measured against the
+// `bun run bench [--quick] [--no-build] [--accounts N] [--only <workload>] [--waves] [--cold]`: what the proxy adds, measured against the
 // physical floor in one run. A fast fake Cloud Code upstream (test/fakes/bench-upstream.ts) and
 // the load generator live in this process, pinned to one core; the compiled proxy (dist/mcp) runs
 // pinned to the other. Each workload is run against the upstream directly (the floor: the very
@@ -29,6 +29,8 @@ const PROFILE = argv.has('--profile');
 const SOURCE = argv.has('--source') || PROFILE;
 /** --only <substring>: measure only the workloads whose name contains it (e.g. "small c=64"). */
 const ONLY = argv.has('--only') ? process.argv[process.argv.indexOf('--only') + 1]! : null;
+/** --cold: no priming requests right before each measured phase (see `measure`). */
+const COLD = argv.has('--cold');
 /** --waves: for the concurrent stream workloads, print TTFB and total per wave of requests started together. */
 const WAVES = argv.has('--waves');
 const MODEL = process.env.BENCH_MODEL ?? 'claude-sonnet-4-6';
@@ -443,8 +445,14 @@ async function main(): Promise<void> {
   const measure = async (workload: string, f: OneRequest, p: OneRequest, opts: { concurrency: number; count?: number; durationMs?: number }) => {
     if (ONLY && !workload.includes(ONLY)) return;
     process.stdout.write(`${workload}… `);
+    // Each side has just sat idle while the other was measured (the proxy for the whole floor run),
+    // and on a shared host an idle core comes back with cold caches: the first 100-stream burst then
+    // took the proxy's main thread 21-45 ms of CPU instead of 16-24 (docs/benchmarks.md, Streams).
+    // So each side first serves 50 small requests, unmeasured; --cold skips that.
+    if (!COLD) await load(floor.small, { concurrency: 1, count: 50 });
     const fl = await load(f, opts);
     await Bun.sleep(200);
+    if (!COLD) await load(viaProxy.small, { concurrency: 1, count: 50 });
     const px = await load(p, { ...opts, cpuPid: proxy.pid });
     const m = memKb(proxy.pid);
     rows.push({ workload, floor: fl, proxy: px, rssMb: m.rss / 1024, hwmMb: m.hwm / 1024 });
@@ -508,7 +516,7 @@ async function main(): Promise<void> {
   // ---- Table ----
   const lines: string[] = [];
   lines.push('');
-  lines.push(`mcp ${version} · ${CORES} cores · ${PIN ? `proxy pinned to core ${PROXY_CORE}, upstream + load generator to core ${LOAD_CORE}` : 'NOT pinned (taskset missing or one core)'} · ${QUICK ? 'quick' : 'full'} run · ${ACCOUNTS} account(s) · model ${MODEL}`);
+  lines.push(`mcp ${version} · ${CORES} cores · ${PIN ? `proxy pinned to core ${PROXY_CORE}, upstream + load generator to core ${LOAD_CORE}` : 'NOT pinned (taskset missing or one core)'} · ${QUICK ? 'quick' : 'full'} run${COLD ? ' (cold: no priming)' : ''} · ${ACCOUNTS} account(s) · model ${MODEL}`);
   lines.push('');
   const head = ['workload', 'req/s floor', 'req/s proxy', 'ratio', 'p50 floor', 'p50 proxy', 'p99 floor', 'p99 proxy', 'TTFB p50 f/p', 'TTFB p99 f/p', 'proxy CPU ms/req', 'err/lost'];
   const table: string[][] = [head];
@@ -547,6 +555,7 @@ async function main(): Promise<void> {
     accounts: ACCOUNTS,
     model: MODEL,
     proxyEnv: process.env.BENCH_PROXY_ENV ?? '',
+    primed: !COLD,
     workloads: rows,
     memory: { idleMb: idleKb / 1024, peakMb: mem.hwm / 1024, afterMb: mem.rss / 1024 },
     targets: targets.map(({ name, value, ok }) => ({ name, value, ok })),
