@@ -337,6 +337,11 @@ interface Row {
   hwmMb: number;
 }
 
+/** A difference to the floor: "+2.5 ms", "−3.1 ms". */
+function signedMs(d: number): string {
+  return `${d < 0 ? '−' : '+'}${fmt(Math.abs(d))} ms`;
+}
+
 function fmt(n: number | undefined, digits = 1): string {
   if (n === undefined || Number.isNaN(n)) return '-';
   return n >= 100 ? n.toFixed(0) : n.toFixed(digits);
@@ -506,8 +511,8 @@ async function main(): Promise<void> {
     { name: 'small c=64 req/s >= 30% of floor', value: c64.proxy.rps / c64.floor.rps, ok: c64.proxy.rps / c64.floor.rps >= 0.3, show: `${fmt((100 * c64.proxy.rps) / c64.floor.rps)}%` },
     { name: 'small c=64 p99 < 5x floor', value: c64.proxy.latency.p99 / c64.floor.latency.p99, ok: c64.proxy.latency.p99 < 5 * c64.floor.latency.p99, show: `${fmt(c64.proxy.latency.p99 / c64.floor.latency.p99, 2)}x` },
     { name: '90KB c=16 req/s >= 20% of floor', value: big.proxy.rps / big.floor.rps, ok: big.proxy.rps / big.floor.rps >= 0.2, show: `${fmt((100 * big.proxy.rps) / big.floor.rps)}%` },
-    { name: '100 streams TTFB p50 <= floor + 5 ms', value: s100.proxy.ttfb.p50 - s100.floor.ttfb.p50, ok: s100.proxy.ttfb.p50 - s100.floor.ttfb.p50 <= 5, show: `+${fmt(s100.proxy.ttfb.p50 - s100.floor.ttfb.p50)} ms` },
-    { name: '100 streams total p99 <= floor + 15 ms', value: s100.proxy.latency.p99 - s100.floor.latency.p99, ok: s100.proxy.latency.p99 - s100.floor.latency.p99 <= 15, show: `+${fmt(s100.proxy.latency.p99 - s100.floor.latency.p99)} ms` },
+    { name: '100 streams TTFB p50 <= floor + 5 ms', value: s100.proxy.ttfb.p50 - s100.floor.ttfb.p50, ok: s100.proxy.ttfb.p50 - s100.floor.ttfb.p50 <= 5, show: signedMs(s100.proxy.ttfb.p50 - s100.floor.ttfb.p50) },
+    { name: '100 streams total p99 <= floor + 15 ms', value: s100.proxy.latency.p99 - s100.floor.latency.p99, ok: s100.proxy.latency.p99 - s100.floor.latency.p99 <= 15, show: signedMs(s100.proxy.latency.p99 - s100.floor.latency.p99) },
     { name: 'no stream lost (stream50 + thinking c=100)', value: s100.proxy.lost + s100.proxy.errors + t100.proxy.lost + t100.proxy.errors, ok: s100.proxy.lost + s100.proxy.errors + t100.proxy.lost + t100.proxy.errors === 0, show: `${s100.proxy.lost + s100.proxy.errors + t100.proxy.lost + t100.proxy.errors} lost` },
     { name: 'peak RSS < 120 MB', value: mem.hwm / 1024, ok: mem.hwm / 1024 < 120, show: `${fmt(mem.hwm / 1024)} MB` },
     { name: 'idle RSS < 60 MB', value: idleKb / 1024, ok: idleKb / 1024 < 60, show: `${fmt(idleKb / 1024)} MB` },
