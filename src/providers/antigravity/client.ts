@@ -16,29 +16,30 @@ export interface CloudCodeOptions {
   httpClient?: 'native' | 'fetch';
 }
 
-/** What openCall hands back: a fetch Response, or the same few members over an http1 answer. */
-export interface CallResponse {
-  readonly status: number;
-  readonly ok: boolean;
-  readonly headers: Headers;
-  text(): Promise<string>;
-  readonly body: {
-    getReader(): { read(): Promise<{ done: boolean; value?: Uint8Array }>; cancel(): Promise<void> };
-    cancel(): Promise<void>;
-  } | null;
-}
+/**
+ * What openCall hands back: the http1 answer as it is, or a fetch Response behind the same few
+ * members. `read` is one promise per piece of body, with no reader or result object in between:
+ * it runs for every upstream chunk of every stream.
+ */
+export type CallResponse = Pick<Http1Response, 'status' | 'ok' | 'headers' | 'text' | 'read' | 'cancel'>;
 
-function fromHttp1(r: Http1Response): CallResponse {
-  const reader = {
-    async read(): Promise<{ done: boolean; value?: Uint8Array }> {
-      const value = await r.read();
-      return value ? { done: false, value } : { done: true };
+function fromFetch(res: Response): CallResponse {
+  let reader: { read(): Promise<{ done: boolean; value?: Uint8Array }>; cancel(): Promise<void> } | undefined;
+  return {
+    status: res.status,
+    ok: res.ok,
+    headers: res.headers,
+    text: () => res.text(),
+    async read(): Promise<Uint8Array | null> {
+      reader ??= res.body?.getReader();
+      if (!reader) return null;
+      const c = await reader.read();
+      return c.done || !c.value ? null : c.value;
     },
-    async cancel(): Promise<void> {
-      r.cancel();
+    cancel(): void {
+      (reader ? reader.cancel() : res.body?.cancel())?.catch(() => {});
     },
   };
-  return { status: r.status, ok: r.ok, headers: r.headers, text: () => r.text(), body: { getReader: () => reader, cancel: reader.cancel } };
 }
 
 /** Bounded wait for the small JSON RPCs. */
@@ -113,14 +114,16 @@ export async function openCall(
         // No gzip: http1.ts would have to gunzip; identity bodies are cheaper to stream anyway.
         const headers = cloudCodeHeaders(token, opts.userAgent, stream, false);
         // Connections are per credential (protocol §4.2): the token keys the pool.
-        res = fromHttp1(await http1Request(`${base}/v1internal:${method}${query}`, { method: 'POST', headers, body, signal, poolKey: token }));
+        res = await http1Request(`${base}/v1internal:${method}${query}`, { method: 'POST', headers, body, signal, poolKey: token });
       } else {
-        res = await fetch(`${base}/v1internal:${method}${query}`, {
-          method: 'POST',
-          headers: cloudCodeHeaders(token, opts.userAgent, stream),
-          body,
-          signal,
-        });
+        res = fromFetch(
+          await fetch(`${base}/v1internal:${method}${query}`, {
+            method: 'POST',
+            headers: cloudCodeHeaders(token, opts.userAgent, stream),
+            body,
+            signal,
+          }),
+        );
       }
     } catch (err) {
       if (signal.aborted) throw err;
@@ -232,9 +235,8 @@ export async function openGenerateStream(
   timer.refresh();
 
   const isJson = (res.headers.get('content-type') ?? '').includes('application/json');
-  const reader = isJson ? undefined : res.body?.getReader();
   const decoder = new TextDecoder();
-  let eof = !reader && !isJson;
+  let eof = false;
   let closed = false;
   let buf = '';
   let scanned = 0;
@@ -265,10 +267,7 @@ export async function openGenerateStream(
     closed = true;
     stopWatch();
     // Free the connection when we stop early, fail, or the consumer walks away.
-    if (!eof) {
-      if (reader) reader.cancel().catch(() => {});
-      else res.body?.cancel().catch(() => {});
-    }
+    if (!eof) res.cancel();
   };
 
   async function readJson(): Promise<unknown[]> {
@@ -291,25 +290,15 @@ export async function openGenerateStream(
     return out;
   }
 
-  async function readBatch(): Promise<unknown[] | null> {
-    if (eof || closed) {
-      close();
-      return null;
-    }
+  /** The complete data lines of one piece of body (null: the stream is over). */
+  const onPiece = (value: Uint8Array | null): unknown[] | null => {
+    if (closed) return null;
     try {
-      if (isJson) return await readJson();
-      let chunk: { done: boolean; value?: Uint8Array };
-      try {
-        chunk = await reader!.read();
-      } catch (err) {
-        throw whyStopped(err);
-      }
-      if (closed) return null;
       timer.refresh();
-      if (chunk.done) {
+      if (value === null) {
         eof = true;
         buf += decoder.decode();
-      } else buf += decoder.decode(chunk.value, { stream: true });
+      } else buf += decoder.decode(value, { stream: true });
       const out: unknown[] = [];
       let start = 0;
       // Only the new text can hold a line end: long signature lines arrive over many reads. CR, LF
@@ -326,7 +315,7 @@ export async function openGenerateStream(
       }
       buf = start === 0 ? buf : buf.slice(start);
       scanned = buf.length;
-      if (chunk.done) {
+      if (value === null) {
         // A last line without a newline.
         if (buf) parse(buf, out);
         buf = '';
@@ -337,6 +326,26 @@ export async function openGenerateStream(
       close();
       throw err;
     }
+  };
+  const onReadFailed = (err: unknown): never => {
+    const e = whyStopped(err);
+    close();
+    throw e;
+  };
+
+  // Not an async function: one promise per upstream read, chained straight onto the socket's.
+  function readBatch(): Promise<unknown[] | null> {
+    if (eof || closed) {
+      close();
+      return Promise.resolve(null);
+    }
+    if (isJson) {
+      return readJson().catch((err: unknown) => {
+        close();
+        throw err;
+      });
+    }
+    return res.read().then(onPiece, onReadFailed);
   }
 
   let chunks: AsyncGenerator<unknown> | undefined;
