@@ -9,7 +9,8 @@ import type { Config } from '../config.ts';
 import type { Dispatched, Gateway } from '../gateway/types.ts';
 import { errorResponse, jsonResponse, toApiError } from './errors.ts';
 import { sseResponse } from './sse.ts';
-import { readJsonBody, validateCountTokensRequest, validateMessagesRequest } from './validate.ts';
+import { createTurns, type Turns } from './turns.ts';
+import { parseJsonBytes, readBodyBytes, readJsonBody, validateCountTokensRequest, validateMessagesRequest } from './validate.ts';
 
 /** What one /v1/messages request did, reported once when it fully ended (same fields as the usage store's row). */
 export interface RequestRecord {
@@ -85,6 +86,8 @@ export interface MessagesDeps {
   gateway: Gateway;
   /** Called once per /v1/messages request when it has fully ended. */
   done(record: RequestRecord): void;
+  /** Request starts in a burst take turns with the streams already running (turns.ts); none: start at once. */
+  turns?: Turns;
 }
 
 interface ServerLike {
@@ -135,11 +138,17 @@ export async function handleMessages(
   let timedOut = false;
   let deadline: ReturnType<typeof setTimeout> | undefined;
   try {
-    const body = validateMessagesRequest(
-      await withinTime(readJsonBody(request, deps.config.bodyLimitBytes), readTimeoutSec * 1000, () => {
-        return new ApiError('timeout_error', `the request body did not arrive within READ_TIMEOUT_SEC (${readTimeoutSec}s)`, { status: 408 });
-      }),
-    );
+    const bytes = await withinTime(readBodyBytes(request, deps.config.bodyLimitBytes), readTimeoutSec * 1000, () => {
+      return new ApiError('timeout_error', `the request body did not arrive within READ_TIMEOUT_SEC (${readTimeoutSec}s)`, { status: 408 });
+    });
+    // The work of a start (JSON, validation, the upstream call) waits for its turn in a burst.
+    const turn = deps.turns?.take();
+    if (turn) {
+      await turn;
+      // Gone while it waited: nothing is asked upstream for it.
+      if (abort.signal.aborted) throw new ApiError('api_error', 'client closed the request');
+    }
+    const body = validateMessagesRequest(parseJsonBytes(bytes));
     deadline = setTimeout(() => {
       timedOut = true;
       abort.abort();
@@ -233,6 +242,7 @@ function requestIdOf(set: { headers: Record<string, unknown> }): string {
 }
 
 export function messageRoutes(deps: MessagesDeps) {
+  deps = deps.turns ? deps : { ...deps, turns: createTurns() };
   return new Elysia({ name: 'messages' })
     .post(
       '/v1/messages',

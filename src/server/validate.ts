@@ -61,11 +61,10 @@ async function readCapped(body: ReadableStream<Uint8Array>, limit: number): Prom
 }
 
 /**
- * Reads and parses a JSON request body. 413 over `limit` (content-length first, then the bytes
- * actually read); 400 for a non-JSON content type (a missing one is tolerated), non-UTF-8 bytes,
- * an empty body or malformed JSON.
+ * Reads a JSON request body's bytes. 413 over `limit` (content-length first, then the bytes
+ * actually read); 400 for a non-JSON content type (a missing one is tolerated).
  */
-export async function readJsonBody(request: Request, limit: number): Promise<unknown> {
+export async function readBodyBytes(request: Request, limit: number): Promise<Uint8Array> {
   const ct = request.headers.get('content-type');
   if (ct && !isJsonContentType(ct)) {
     throw new ApiError('invalid_request_error', `content-type must be application/json, got "${ct.slice(0, 100)}"`);
@@ -73,14 +72,18 @@ export async function readJsonBody(request: Request, limit: number): Promise<unk
   const declared = request.headers.get('content-length');
   if (declared !== null && Number(declared) > limit) throw tooLarge(limit);
 
-  let bytes: Uint8Array;
-  if (!request.body) bytes = new Uint8Array(0);
-  else if (declared !== null) {
+  if (!request.body) return new Uint8Array(0);
+  if (declared !== null) {
     // A declared length is enforced by the server, so the whole body can be taken in one go.
-    bytes = new Uint8Array(await request.arrayBuffer());
+    const bytes = new Uint8Array(await request.arrayBuffer());
     if (bytes.byteLength > limit) throw tooLarge(limit);
-  } else bytes = await readCapped(request.body, limit);
+    return bytes;
+  }
+  return readCapped(request.body, limit);
+}
 
+/** Parses body bytes as JSON: 400 for non-UTF-8 bytes, an empty body or malformed JSON. */
+export function parseJsonBytes(bytes: Uint8Array): unknown {
   let text: string;
   try {
     text = utf8.decode(bytes);
@@ -93,6 +96,11 @@ export async function readJsonBody(request: Request, limit: number): Promise<unk
   } catch (err) {
     throw new ApiError('invalid_request_error', `request body is not valid JSON: ${(err as Error).message}`);
   }
+}
+
+/** Reads and parses a JSON request body (readBodyBytes, then parseJsonBytes). */
+export async function readJsonBody(request: Request, limit: number): Promise<unknown> {
+  return parseJsonBytes(await readBodyBytes(request, limit));
 }
 
 // ---------------------------------------------------------------------------------------------
