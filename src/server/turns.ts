@@ -22,7 +22,7 @@ export interface Turns {
  * extra poll: +20 us per request when every start waited), few enough that a burst's streams are
  * looked at again within about a millisecond.
  */
-export const STARTS_PER_TURN = 8;
+const STARTS_PER_TURN = 8;
 
 /**
  * At most `perTurn` starts per loop turn, in arrival order. `defer` runs its callback on a later

@@ -21,7 +21,7 @@ export interface CloudCodeOptions {
  * members. `read` is one promise per piece of body, with no reader or result object in between:
  * it runs for every upstream chunk of every stream.
  */
-export type CallResponse = Pick<Http1Response, 'status' | 'ok' | 'headers' | 'text' | 'read' | 'cancel'>;
+export type CallResponse = Http1Response;
 
 function fromFetch(res: Response): CallResponse {
   let reader: { read(): Promise<{ done: boolean; value?: Uint8Array }>; cancel(): Promise<void> } | undefined;
