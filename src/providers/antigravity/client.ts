@@ -3,8 +3,8 @@
 // call read incrementally as JSON chunks with an idle watchdog. Every failure leaves as an
 // UpstreamError; the access token never appears in a message.
 import { log } from '../../log.ts';
-import { http1Request, type Http1Response } from '../http1.ts';
 import { UpstreamError, type UpstreamErrorKind } from '../provider.ts';
+import { upstreamCall, type HttpClientKind, type UpstreamResponse } from '../upstream-call.ts';
 import { classifyGoogleError } from './errors.ts';
 
 export interface CloudCodeOptions {
@@ -12,34 +12,8 @@ export interface CloudCodeOptions {
   endpoints: readonly string[];
   userAgent: string;
   now: () => number;
-  /** `native`: our HTTP/1.1 client on the main event loop (http1.ts); `fetch` (default): Bun's fetch. */
-  httpClient?: 'native' | 'fetch';
-}
-
-/**
- * What openCall hands back: the http1 answer as it is, or a fetch Response behind the same few
- * members. `read` is one promise per piece of body, with no reader or result object in between:
- * it runs for every upstream chunk of every stream.
- */
-export type CallResponse = Http1Response;
-
-function fromFetch(res: Response): CallResponse {
-  let reader: { read(): Promise<{ done: boolean; value?: Uint8Array }>; cancel(): Promise<void> } | undefined;
-  return {
-    status: res.status,
-    ok: res.ok,
-    headers: res.headers,
-    text: () => res.text(),
-    async read(): Promise<Uint8Array | null> {
-      reader ??= res.body?.getReader();
-      if (!reader) return null;
-      const c = await reader.read();
-      return c.done || !c.value ? null : c.value;
-    },
-    cancel(): void {
-      (reader ? reader.cancel() : res.body?.cancel())?.catch(() => {});
-    },
-  };
+  /** Default `fetch`; serve passes UPSTREAM_HTTP_CLIENT (upstream-call.ts). */
+  httpClient?: HttpClientKind;
 }
 
 /** Bounded wait for the small JSON RPCs. */
@@ -103,28 +77,17 @@ export async function openCall(
   token: string,
   signal: AbortSignal,
   stream: boolean,
-): Promise<CallResponse> {
+): Promise<UpstreamResponse> {
   const errors: UpstreamError[] = [];
   const query = stream ? '?alt=sse' : '';
-  const native = opts.httpClient === 'native';
+  const client = opts.httpClient ?? 'fetch';
+  // No gzip on the native client: http1.ts would have to gunzip; identity bodies stream cheaper.
+  const headers = cloudCodeHeaders(token, opts.userAgent, stream, client === 'fetch');
   for (const base of opts.endpoints) {
-    let res: CallResponse;
+    let res: UpstreamResponse;
     try {
-      if (native) {
-        // No gzip: http1.ts would have to gunzip; identity bodies are cheaper to stream anyway.
-        const headers = cloudCodeHeaders(token, opts.userAgent, stream, false);
-        // Connections are per credential (protocol §4.2): the token keys the pool.
-        res = await http1Request(`${base}/v1internal:${method}${query}`, { method: 'POST', headers, body, signal, poolKey: token });
-      } else {
-        res = fromFetch(
-          await fetch(`${base}/v1internal:${method}${query}`, {
-            method: 'POST',
-            headers: cloudCodeHeaders(token, opts.userAgent, stream),
-            body,
-            signal,
-          }),
-        );
-      }
+      // Connections are per credential (protocol §4.2): the token keys the pool.
+      res = await upstreamCall(client, `${base}/v1internal:${method}${query}`, { method: 'POST', headers, body, signal, poolKey: token });
     } catch (err) {
       if (signal.aborted) throw err;
       errors.push(networkError(err, hostOf(base)));
@@ -225,7 +188,7 @@ export async function openGenerateStream(
     return err instanceof UpstreamError ? err : networkError(err, 'the generation stream');
   };
 
-  let res: CallResponse;
+  let res: UpstreamResponse;
   try {
     res = await openCall(opts, 'streamGenerateContent', body, token, signal, true);
   } catch (err) {

@@ -3,7 +3,9 @@
 // leaves here as an UpstreamError; the API key never appears in a message.
 import type { AnthropicEvent } from '../../anthropic/events.ts';
 import type { MessagesRequest } from '../../anthropic/schema.ts';
+import { VERSION } from '../../version.ts';
 import { UpstreamError, type SendContext } from '../provider.ts';
+import { upstreamCall, type HttpClientKind, type UpstreamResponse } from '../upstream-call.ts';
 import { classifyZaiError } from './errors.ts';
 import { toZaiBody, zaiHeaders } from './request.ts';
 import { createSseDecoder } from './sse.ts';
@@ -14,6 +16,8 @@ export interface ZaiClientOptions {
   /** Abandon the upstream after this long without a byte (before headers or between chunks). */
   idleTimeoutMs: number;
   now: () => number;
+  /** Default `fetch`; serve passes UPSTREAM_HTTP_CLIENT (upstream-call.ts). */
+  httpClient?: HttpClientKind;
 }
 
 /** Bounded wait for the small JSON endpoints (models, quota). */
@@ -64,16 +68,17 @@ export async function* streamMessages(
     return err instanceof UpstreamError ? err : networkError(err, key);
   };
 
-  let reader: { read(): Promise<{ done: boolean; value?: Uint8Array }>; cancel(): Promise<void> } | null = null;
+  let res: UpstreamResponse | null = null;
   let eof = false;
   try {
-    let res: Response;
     try {
-      res = await fetch(`${opts.baseUrl}/v1/messages`, {
+      // The key keys the native pool: connections are never shared between accounts.
+      res = await upstreamCall(opts.httpClient ?? 'fetch', `${opts.baseUrl}/v1/messages`, {
         method: 'POST',
         headers: zaiHeaders(key, ctx),
         body: JSON.stringify(toZaiBody(req, ctx.model)),
         signal,
+        poolKey: key,
       });
     } catch (err) {
       throw whyStopped(err);
@@ -87,12 +92,12 @@ export async function* streamMessages(
       } catch (err) {
         throw whyStopped(err);
       }
+      eof = true;
       throw classifyZaiError(res.status, text, res.headers, opts.now(), key);
     }
 
     const repair = createStreamRepair(ctx.clientModel);
     const contentType = res.headers.get('content-type') ?? '';
-    if (!res.body) throw new UpstreamError('transient', 'Z.AI returned an empty response', { status: res.status });
 
     if (contentType.includes('application/json')) {
       // Z.AI answered a streaming request with one JSON document: a Message or an error.
@@ -102,6 +107,7 @@ export async function* streamMessages(
       } catch (err) {
         throw whyStopped(err);
       }
+      eof = true;
       const doc = text ? parseData(text, false) : null;
       if (!doc) throw new UpstreamError('transient', 'Z.AI returned an empty response', { status: res.status });
       if (doc.type !== 'message') throw classifyZaiError(res.status, text, res.headers, opts.now(), key);
@@ -110,20 +116,18 @@ export async function* streamMessages(
       return;
     }
 
-    const body = res.body.getReader();
-    reader = body;
     const decoder = new TextDecoder();
     const sse = createSseDecoder();
     for (;;) {
-      let chunk: { done: boolean; value?: Uint8Array };
+      let chunk: Uint8Array | null;
       try {
-        chunk = await body.read();
+        chunk = await res.read();
       } catch (err) {
         throw whyStopped(err);
       }
       timer.refresh();
-      eof = chunk.done;
-      const events = chunk.done ? sse.push(decoder.decode()).concat(sse.end()) : sse.push(decoder.decode(chunk.value, { stream: true }));
+      eof = chunk === null;
+      const events = chunk === null ? sse.push(decoder.decode()).concat(sse.end()) : sse.push(decoder.decode(chunk, { stream: true }));
       for (const e of events) {
         const ev = parseData(e.data, repair.started);
         if (ev.type === 'error' || e.event === 'error') {
@@ -133,25 +137,34 @@ export async function* streamMessages(
         for (const o of out) yield o;
         if (repair.done) return;
       }
-      if (chunk.done) break;
+      if (chunk === null) break;
     }
     for (const o of repair.finish()) yield o;
   } finally {
     clearTimeout(timer);
     // Stop reading and free the connection when we return early, fail, or the consumer walks away.
-    if (reader && !eof) reader.cancel().catch(() => {});
+    if (res && !eof) res.cancel();
   }
 }
 
 /** GET with the key as Bearer; returns parsed JSON or throws a classified UpstreamError. */
-export async function getJson(url: string, apiKey: string, now: () => number, signal?: AbortSignal): Promise<unknown> {
+export async function getJson(
+  url: string,
+  apiKey: string,
+  now: () => number,
+  signal?: AbortSignal,
+  httpClient: HttpClientKind = 'fetch',
+): Promise<unknown> {
   const timeout = AbortSignal.timeout(GET_TIMEOUT_MS);
-  let res: Response;
+  let res: UpstreamResponse;
   let text: string;
   try {
-    res = await fetch(url, {
-      headers: { authorization: `Bearer ${apiKey}`, accept: 'application/json', 'accept-language': 'en-US,en' },
+    res = await upstreamCall(httpClient, url, {
+      method: 'GET',
+      // fetch would add its own user-agent; the native client sends only what it is given.
+      headers: { authorization: `Bearer ${apiKey}`, accept: 'application/json', 'accept-language': 'en-US,en', 'user-agent': `mcp/${VERSION}` },
       signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+      poolKey: apiKey,
     });
     text = await res.text();
   } catch (err) {

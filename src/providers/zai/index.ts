@@ -26,11 +26,12 @@ function apiKeyOf(account: Account): string {
 export function createZaiProvider(config: Config, deps: ProviderDeps): Provider {
   const baseUrl = config.zai.baseUrl;
   const quotaUrl = config.zai.quotaUrl;
-  const clientOpts = { baseUrl, idleTimeoutMs: config.upstreamIdleTimeoutSec * 1000, now: deps.now };
+  const httpClient = config.upstreamHttpClient;
+  const clientOpts = { baseUrl, idleTimeoutMs: config.upstreamIdleTimeoutSec * 1000, now: deps.now, httpClient };
   let modelCache: { at: number; models: ModelInfo[] } | null = null;
 
   async function fetchQuota(account: Account, signal?: AbortSignal): Promise<ZaiQuota> {
-    const q = parseZaiQuota(await getJson(quotaUrl, apiKeyOf(account), deps.now, signal));
+    const q = parseZaiQuota(await getJson(quotaUrl, apiKeyOf(account), deps.now, signal, httpClient));
     // Remember the plan level for status pages; written only when it changes.
     if (q.level && account.meta.plan !== q.level) deps.updateAccount(account.id, { meta: { plan: q.level } });
     return q;
@@ -48,7 +49,7 @@ export function createZaiProvider(config: Config, deps: ProviderDeps): Provider 
       if (modelCache && now - modelCache.at < MODELS_TTL_MS) return modelCache.models;
       let listed: ModelInfo[] = [];
       try {
-        listed = parseModelList(await getJson(`${baseUrl}/v1/models`, apiKeyOf(account), deps.now, signal));
+        listed = parseModelList(await getJson(`${baseUrl}/v1/models`, apiKeyOf(account), deps.now, signal, httpClient));
       } catch {
         // The listing is a nicety: the known catalogue still serves.
       }
