@@ -40,6 +40,8 @@ export interface Config {
   maxWaitSec: number;
   /** Upstream attempts per request (accounts and endpoints). */
   maxAttempts: number;
+  /** Requests one account serves at once; 0 = no cap (an account's own cap, set with the CLI, wins). */
+  maxConcurrentPerAccount: number;
   /** Cool-down when an upstream limits without saying for how long. */
   defaultCooldownSec: number;
   quotaPollIntervalSec: number;
@@ -98,6 +100,7 @@ export const DEFAULTS = {
   pingIntervalSec: 15,
   maxWaitSec: 120,
   maxAttempts: 5,
+  maxConcurrentPerAccount: 0,
   defaultCooldownSec: 60,
   quotaPollIntervalSec: 300,
   bodyLimitBytes: 50 * 1024 * 1024,
@@ -243,6 +246,7 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}, opts: { requireApi
     pingIntervalSec: int('PING_INTERVAL_SEC', env.PING_INTERVAL_SEC, DEFAULTS.pingIntervalSec, 1, 170),
     maxWaitSec: int('MAX_WAIT_SEC', env.MAX_WAIT_SEC, DEFAULTS.maxWaitSec, 0, 3600),
     maxAttempts: int('MAX_ATTEMPTS', env.MAX_ATTEMPTS, DEFAULTS.maxAttempts, 1, 50),
+    maxConcurrentPerAccount: int('MAX_CONCURRENT_PER_ACCOUNT', env.MAX_CONCURRENT_PER_ACCOUNT, DEFAULTS.maxConcurrentPerAccount, 0, 10_000),
     defaultCooldownSec: int('DEFAULT_COOLDOWN_SEC', env.DEFAULT_COOLDOWN_SEC, DEFAULTS.defaultCooldownSec, 1, 86400),
     quotaPollIntervalSec: int(
       'QUOTA_POLL_INTERVAL_SEC',

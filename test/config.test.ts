@@ -23,6 +23,7 @@ describe('defaults', () => {
       pingIntervalSec: 15,
       maxWaitSec: 120,
       maxAttempts: 5,
+      maxConcurrentPerAccount: 0,
       quotaPollIntervalSec: 300,
       logFormat: 'pretty',
     });
@@ -88,6 +89,8 @@ describe('bad values are refused, naming the variable', () => {
     ['IDLE_TIMEOUT_SEC 1000 (Bun caps it)', { IDLE_TIMEOUT_SEC: '1000' }, {}, /IDLE_TIMEOUT_SEC must be between 1 and 255/],
     ['READ_TIMEOUT_SEC 1.5', { READ_TIMEOUT_SEC: '1.5' }, {}, /READ_TIMEOUT_SEC must be a whole number/],
     ['MAX_ATTEMPTS 0', { MAX_ATTEMPTS: '0' }, {}, /MAX_ATTEMPTS must be between 1 and 50/],
+    ['MAX_CONCURRENT_PER_ACCOUNT -1', { MAX_CONCURRENT_PER_ACCOUNT: '-1' }, {}, /MAX_CONCURRENT_PER_ACCOUNT must be/],
+    ['MAX_CONCURRENT_PER_ACCOUNT "two"', { MAX_CONCURRENT_PER_ACCOUNT: 'two' }, {}, /MAX_CONCURRENT_PER_ACCOUNT must be a whole number/],
     ['CORS_ENABLED "sure"', { CORS_ENABLED: 'sure' }, {}, /CORS_ENABLED must be true or false/],
     ['ZAI_BASE_URL not a URL', { ZAI_BASE_URL: 'api.z.ai' }, {}, /ZAI_BASE_URL must be an http\(s\) URL/],
     ['an endpoint not a URL', { ANTIGRAVITY_ENDPOINTS: 'https://ok.example,ftp://no' }, {}, /ANTIGRAVITY_ENDPOINTS must be an http\(s\) URL/],

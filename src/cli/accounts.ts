@@ -72,6 +72,8 @@ export interface AccountView {
   credential: string;
   lastUsedAt: number | null;
   createdAt: number;
+  /** The account's own concurrency cap (0 = none); null = MAX_CONCURRENT_PER_ACCOUNT applies. */
+  maxConcurrent: number | null;
   limits: Array<{ model: string; kind: string; resetAt: number; reason: string | null }>;
   quotas: Array<{ model: string; window: string; remainingFraction: number | null; resetAt: number | null }>;
 }
@@ -93,6 +95,7 @@ export function accountViews(
     credential: credentialHint(a),
     lastUsedAt: a.lastUsedAt,
     createdAt: a.createdAt,
+    maxConcurrent: typeof a.meta.maxConcurrent === 'number' ? a.meta.maxConcurrent : null,
     limits: limits
       .filter((l) => l.accountId === a.id && l.resetAt > now)
       .map((l) => ({ model: l.model, kind: l.kind, resetAt: l.resetAt, reason: l.reason })),
@@ -157,6 +160,27 @@ function parseCallbackPort(raw: unknown): number {
   return n;
 }
 
+/** --max-concurrent: a count (0 = no cap), or "default" for MAX_CONCURRENT_PER_ACCOUNT (null). */
+export function parseMaxConcurrent(raw: unknown): number | null {
+  const s = String(raw ?? '').trim().toLowerCase();
+  if (s === 'default') return null;
+  const n = Number(s);
+  if (!/^\d+$/.test(s) || n > 10_000) {
+    throw new UsageError(`--max-concurrent must be a whole number from 0 (no cap) to 10000, or "default", got "${String(raw ?? '')}"`);
+  }
+  return n;
+}
+
+function describeCap(cap: number | null): string {
+  return cap === null ? 'MAX_CONCURRENT_PER_ACCOUNT applies' : cap === 0 ? 'no concurrency cap' : `at most ${cap} request${cap === 1 ? '' : 's'} at once`;
+}
+
+const MAX_CONCURRENT_ARG = {
+  type: 'string',
+  valueHint: 'n|default',
+  description: 'Requests this account serves at once (0 = no cap; default: MAX_CONCURRENT_PER_ACCOUNT)',
+} as const;
+
 const addCommand = defineCommand({
   meta: { name: 'add', description: 'Add a Z.AI API key or a Google (Antigravity) account' },
   args: {
@@ -171,9 +195,12 @@ const addCommand = defineCommand({
     },
     'refresh-token': { type: 'string', valueHint: 'token', description: 'Add a Google account from an existing refresh token (antigravity)' },
     'callback-port': { type: 'string', valueHint: 'port', description: 'Port of the local OAuth callback (antigravity, default 51121; when taken, one of the next few)' },
+    'max-concurrent': MAX_CONCURRENT_ARG,
   },
   async run({ args }) {
     const interactive = stdinIsTty();
+    // Checked before any login, so a typo does not cost a browser round trip.
+    const capMeta = args['max-concurrent'] === undefined ? {} : { maxConcurrent: parseMaxConcurrent(args['max-concurrent']) };
     const reader = createLineReader();
     try {
       let provider = args.provider?.trim().toLowerCase();
@@ -202,6 +229,7 @@ const addCommand = defineCommand({
           const { account } = upsertAccount(db, {
             provider: 'zai',
             credentials: { kind: 'api_key', apiKey },
+            meta: capMeta,
             ...(label ? { label } : {}),
           });
           say(`added ${account.id} (${account.label}): zai key ${maskSecret(apiKey)}`);
@@ -244,7 +272,7 @@ const addCommand = defineCommand({
           provider: 'antigravity',
           email: result.email,
           credentials: result.credentials,
-          meta: result.meta,
+          meta: { ...result.meta, ...capMeta },
           ...(label ? { label } : {}),
         });
         say(`${created ? 'added' : 'updated'} ${account.id} (${account.label}): antigravity ${result.email}`);
@@ -301,6 +329,23 @@ function statusCommand(name: 'enable' | 'disable') {
     },
   });
 }
+
+const setCommand = defineCommand({
+  meta: { name: 'set', description: 'Change a setting of one account (a running server picks it up)' },
+  args: {
+    account: { type: 'positional', required: true, description: 'Account id or label' },
+    'max-concurrent': MAX_CONCURRENT_ARG,
+  },
+  async run({ args }) {
+    if (args['max-concurrent'] === undefined) throw new UsageError('nothing to set: give --max-concurrent');
+    const cap = parseMaxConcurrent(args['max-concurrent']);
+    await withDb((db) => {
+      const acc = mustFind(db, args.account);
+      updateAccount(db, acc.id, { meta: { maxConcurrent: cap } });
+      say(`${acc.id} (${acc.label}): ${describeCap(cap)}`);
+    });
+  },
+});
 
 const resetCommand = defineCommand({
   meta: {
@@ -374,6 +419,7 @@ export const accountsCommand = defineCommand({
     enable: statusCommand('enable'),
     disable: statusCommand('disable'),
     reset: resetCommand,
+    set: setCommand,
     import: () => import('./import.ts').then((m) => m.importCommand),
   },
 });

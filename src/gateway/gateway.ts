@@ -237,6 +237,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     const failoverReasons: string[] = [];
     let last: UpstreamError | null = null;
     let only: string | undefined;
+    let waitedForSlot = false;
     const familyKey = `${route.provider}:${route.family}`;
 
     for (;;) {
@@ -255,6 +256,21 @@ export function createGateway(deps: GatewayDeps): Gateway {
           continue;
         }
         throw new PoolExhausted(route, got.until, last);
+      }
+      if (got.kind === 'busy') {
+        // Every account that could serve is at its concurrency cap: wait for one of its requests to end.
+        const left = started + maxWaitMs - now();
+        if (left > 0) {
+          if (!waitedForSlot) log.info(`${req.requestId}: every ${route.provider} account is at its concurrency cap; waiting for a slot`);
+          waitedForSlot = true;
+          if (await pool.waitForSlot(left, req.signal)) continue;
+        }
+        if (req.signal.aborted) throw new ApiError('api_error', 'client closed the request');
+        throw new ApiError(
+          'overloaded_error',
+          `every ${route.provider} account is serving as many requests as its concurrency cap allows (MAX_CONCURRENT_PER_ACCOUNT), and none finished within MAX_WAIT_SEC (${config.maxWaitSec}s)`,
+          { headers: { 'retry-after': '1' } },
+        );
       }
       if (got.kind === 'none') {
         if (got.reason === 'all_tried' && last) throw clientErrorFor(last, req.body.model, now(), maxWaitMs);

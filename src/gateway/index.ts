@@ -63,6 +63,7 @@ export function createRouting(opts: {
     now,
     defaultCooldownSec: config.defaultCooldownSec,
     softLimitThreshold: config.softLimitEnabled ? config.softLimitThreshold : null,
+    maxConcurrentPerAccount: config.maxConcurrentPerAccount || null,
   });
   const onAccount = (a: Account): void => pool.replaceAccount(a);
   listenersOf(db).add(onAccount);

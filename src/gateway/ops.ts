@@ -47,6 +47,7 @@ function accountJson(s: AccountState, now: number): Record<string, unknown> {
     verifyUrl: a.verifyUrl,
     lastUsed: iso(s.lastUsedAt),
     inFlight: s.inFlight,
+    maxConcurrent: s.maxConcurrent,
     plan: typeof a.meta.plan === 'string' ? a.meta.plan : typeof a.meta.tier === 'string' ? a.meta.tier : null,
     limits: s.limits.map((l) => ({
       model: l.model,
@@ -153,7 +154,7 @@ export function createOps(deps: {
           .filter((q) => q.remainingFraction !== null)
           .map((q) => `${q.model === '*' ? '' : `${q.model} `}${q.window ? `${q.window} ` : ''}${pct(q.remainingFraction)}`)
           .join(', ');
-        rows.push([a.label, a.provider, accountStateWord(s, t), a.statusReason ?? '-', String(s.inFlight), limits || '-', quota || '-']);
+        rows.push([a.label, a.provider, accountStateWord(s, t), a.statusReason ?? '-', s.maxConcurrent === null ? String(s.inFlight) : `${s.inFlight}/${s.maxConcurrent}`, limits || '-', quota || '-']);
       }
       if (!rows.length) return 'no accounts\n';
       return textTable(['ACCOUNT', 'PROVIDER', 'STATE', 'REASON', 'IN FLIGHT', 'LIMITS (reset in)', 'QUOTA LEFT'], rows);

@@ -48,6 +48,8 @@ export interface Lease {
 export type AcquireResult =
   | { kind: 'lease'; lease: Lease }
   | { kind: 'limited'; until: number }
+  /** Every account that could serve is at its concurrency cap: waitForSlot(), then ask again. */
+  | { kind: 'busy' }
   | { kind: 'none'; reason: 'no_accounts' | 'no_active_accounts' | 'all_tried'; detail: string };
 
 export interface AcquireRequest {
@@ -75,6 +77,8 @@ export type Outcome =
 export interface AccountState {
   account: Account;
   inFlight: number;
+  /** Requests the account may serve at once; null = no cap. */
+  maxConcurrent: number | null;
   lastUsedAt: number | null;
   /** Limits still in force. */
   limits: ModelLimit[];
@@ -102,6 +106,8 @@ export interface Pool {
   /** Every account with what this process knows about it (for /health, /account-limits, metrics). */
   state(): AccountState[];
   inFlight(accountId: string): number;
+  /** Resolves true when a request ends or the accounts are reloaded (a slot may be free), false after `ms` or on abort. */
+  waitForSlot(ms: number, signal?: AbortSignal): Promise<boolean>;
   /** Called with the ids of accounts that appeared (CLI add) after a sync. */
   onAccountsAdded(fn: (ids: string[]) => void): void;
   start(): void;
@@ -114,6 +120,15 @@ export interface PoolOptions {
   defaultCooldownSec: number;
   /** null = soft limits off. */
   softLimitThreshold: number | null;
+  /** Requests one account may serve at once (MAX_CONCURRENT_PER_ACCOUNT); null = no cap. An account's meta.maxConcurrent overrides it. */
+  maxConcurrentPerAccount?: number | null;
+}
+
+/** The account's own cap (meta.maxConcurrent, set by `mcp accounts set`; 0 = none for it), else the pool's. */
+export function concurrencyCapOf(account: Account, poolCap: number | null): number | null {
+  const own = account.meta.maxConcurrent;
+  if (typeof own === 'number' && Number.isInteger(own) && own >= 0) return own === 0 ? null : own;
+  return poolCap;
 }
 
 /**
@@ -141,6 +156,14 @@ export function createPool(opts: PoolOptions): Pool {
   let quotasByAccount = new Map<string, QuotaRecord[]>();
   let version = -1;
   const inFlight = new Map<string, number>();
+  const poolCap = opts.maxConcurrentPerAccount ?? null;
+  // Requests waiting for an account below its cap: any release (or a reload) wakes them all to ask again.
+  const slotWaiters = new Set<() => void>();
+  function wakeSlotWaiters(): void {
+    const all = [...slotWaiters];
+    slotWaiters.clear();
+    for (const wake of all) wake();
+  }
   const lastUsed = new Map<string, number>();
   const pendingTouch = new Map<string, number>();
   const failures = new Map<string, number>();
@@ -170,6 +193,8 @@ export function createPool(opts: PoolOptions): Pool {
       const added = accounts.filter((a) => !previous.has(a.id)).map((a) => a.id);
       if (added.length) for (const fn of addedListeners) fn(added);
     }
+    // New accounts or caps from the CLI may have made room.
+    if (slotWaiters.size) wakeSlotWaiters();
   }
 
   let lastLook = Number.NEGATIVE_INFINITY;
@@ -220,6 +245,7 @@ export function createPool(opts: PoolOptions): Pool {
         limitedUntil: limitedUntil(a.id, model, t),
         remaining: remainingFor(a.id, model, t),
         inFlight: inFlight.get(a.id) ?? 0,
+        maxInFlight: concurrencyCapOf(a, poolCap),
         lastUsedAt: lastUsed.get(a.id) ?? null,
       });
     }
@@ -249,10 +275,11 @@ export function createPool(opts: PoolOptions): Pool {
       exclude: req.exclude,
       now: t,
     });
-    if (sel.kind === 'limited') return sel;
+    if (sel.kind === 'limited' || sel.kind === 'busy') return sel;
     if (sel.kind === 'none') return { kind: 'none', reason: sel.reason, detail: describeNone(req.provider) };
     const account = byId.get(sel.accountId)!;
-    bind(bindKey, account.id);
+    // An overflow serves one request elsewhere; the conversation's cache stays on its account.
+    if (!sel.overflow) bind(bindKey, account.id);
     inFlight.set(account.id, (inFlight.get(account.id) ?? 0) + 1);
     lastUsed.set(account.id, t);
     pendingTouch.set(account.id, t);
@@ -271,6 +298,7 @@ export function createPool(opts: PoolOptions): Pool {
           const n = (inFlight.get(account.id) ?? 1) - 1;
           if (n <= 0) inFlight.delete(account.id);
           else inFlight.set(account.id, n);
+          if (slotWaiters.size) wakeSlotWaiters();
         },
       },
     };
@@ -412,12 +440,29 @@ export function createPool(opts: PoolOptions): Pool {
       return accounts.map((a) => ({
         account: a,
         inFlight: inFlight.get(a.id) ?? 0,
+        maxConcurrent: concurrencyCapOf(a, poolCap),
         lastUsedAt: lastUsed.get(a.id) ?? a.lastUsedAt,
         limits: [...limits.values()].filter((l) => l.accountId === a.id && l.resetAt > t),
         quotas: quotasByAccount.get(a.id) ?? [],
       }));
     },
     inFlight: (id) => inFlight.get(id) ?? 0,
+    waitForSlot(ms, signal) {
+      return new Promise<boolean>((resolve) => {
+        if (signal?.aborted) return resolve(false);
+        const done = (freed: boolean): void => {
+          clearTimeout(timer);
+          slotWaiters.delete(wake);
+          signal?.removeEventListener('abort', onAbort);
+          resolve(freed);
+        };
+        const wake = (): void => done(true);
+        const onAbort = (): void => done(false);
+        const timer = setTimeout(() => done(false), Math.max(0, ms));
+        slotWaiters.add(wake);
+        signal?.addEventListener('abort', onAbort, { once: true });
+      });
+    },
     onAccountsAdded(fn) {
       addedListeners.push(fn);
     },

@@ -1,7 +1,9 @@
 // Which account serves the next request for one model: a pure function of the pool's state and the
 // clock. A conversation stays on its account while that account is usable (its prompt cache lives
 // there); new conversations go to the least-loaded preferred account, so parallel sessions spread.
-// Soft-limited accounts (little quota left) serve only when no preferred account can.
+// Soft-limited accounts (little quota left) serve only when no preferred account can. An account
+// serving its cap of requests at once is skipped; a conversation bound to it overflows to another
+// account for that one request and stays bound, so its cache is still there next turn.
 import type { AccountStatus } from '../store/accounts.ts';
 
 export interface Candidate {
@@ -13,6 +15,8 @@ export interface Candidate {
   remaining: number | null;
   /** Requests this process is serving on the account right now. */
   inFlight: number;
+  /** How many requests the account may serve at once; null = no cap. */
+  maxInFlight: number | null;
   /** When this process last handed the account out (epoch ms), null = never. */
   lastUsedAt: number | null;
 }
@@ -30,7 +34,10 @@ export interface SelectInput {
 }
 
 export type Selection =
-  | { kind: 'account'; accountId: string; sticky: boolean; soft: boolean }
+  /** overflow: the conversation's account is at its cap; this one serves the request without taking the binding. */
+  | { kind: 'account'; accountId: string; sticky: boolean; soft: boolean; overflow: boolean }
+  /** Accounts could serve, but every one is at its concurrency cap: a slot frees when a request ends. */
+  | { kind: 'busy' }
   /** Every account that could serve is limited; the earliest one is free again at `until`. */
   | { kind: 'limited'; until: number }
   /** Nothing can serve and nothing will by waiting: no accounts, all invalid/disabled, or all tried. */
@@ -38,6 +45,10 @@ export type Selection =
 
 export function isLimited(c: Candidate, now: number): boolean {
   return c.limitedUntil !== null && c.limitedUntil > now;
+}
+
+export function isBusy(c: Candidate): boolean {
+  return c.maxInFlight !== null && c.inFlight >= c.maxInFlight;
 }
 
 export function isSoftLimited(c: Candidate, threshold: number | null): boolean {
@@ -75,20 +86,23 @@ export function selectAccount(input: SelectInput): Selection {
     if (until === Infinity) return { kind: 'none', reason: 'all_tried' };
     return { kind: 'limited', until };
   }
-  const preferred = usable.filter((c) => !isSoftLimited(c, input.softLimitThreshold));
+  const free = usable.filter((c) => !isBusy(c));
+  if (free.length === 0) return { kind: 'busy' };
+  const preferred = free.filter((c) => !isSoftLimited(c, input.softLimitThreshold));
   const bound = input.boundAccountId ? usable.find((c) => c.id === input.boundAccountId) : undefined;
-  if (bound) {
+  const overflow = bound !== undefined && isBusy(bound);
+  if (bound && !overflow) {
     const soft = isSoftLimited(bound, input.softLimitThreshold);
     // A soft-limited binding is given up only when a fresh account can take the conversation.
-    if (!soft || preferred.length === 0) return { kind: 'account', accountId: bound.id, sticky: true, soft };
+    if (!soft || preferred.length === 0) return { kind: 'account', accountId: bound.id, sticky: true, soft, overflow: false };
   }
-  if (preferred.length) return { kind: 'account', accountId: leastLoaded(preferred).id, sticky: false, soft: false };
+  if (preferred.length) return { kind: 'account', accountId: leastLoaded(preferred).id, sticky: false, soft: false, overflow };
   // Only soft-limited accounts are left: spread, but drain the fullest one first.
-  let best = usable[0]!;
-  for (const c of usable) {
+  let best = free[0]!;
+  for (const c of free) {
     const r = c.remaining ?? 0;
     const br = best.remaining ?? 0;
     if (r > br || (r === br && leastLoaded([best, c]) === c && c !== best)) best = c;
   }
-  return { kind: 'account', accountId: best.id, sticky: false, soft: true };
+  return { kind: 'account', accountId: best.id, sticky: false, soft: true, overflow };
 }

@@ -83,6 +83,33 @@ describe('mcp accounts lifecycle against a fake Z.AI', () => {
     }
   });
 
+  test('a concurrency cap given at add, changed with set, shown in list --json; a bad value is exit 2', async () => {
+    const env = mcpEnv(tempDir(), zaiEnv(zai));
+    const add = await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'capped', '--max-concurrent', '2'], { env });
+    expect(add.code).toBe(0);
+    const cap = async () => (JSON.parse((await runMcp(['accounts', 'list', '--json'], { env })).stdout) as Array<{ maxConcurrent: unknown }>)[0]!.maxConcurrent;
+    expect(await cap()).toBe(2);
+
+    const one = await runMcp(['accounts', 'set', 'capped', '--max-concurrent', '1'], { env });
+    expect(one.code).toBe(0);
+    expect(one.stdout).toMatch(/\(capped\): at most 1 request at once/);
+    expect(await cap()).toBe(1);
+    expect((await runMcp(['accounts', 'set', 'capped', '--max-concurrent', '0'], { env })).stdout).toContain('no concurrency cap');
+    expect(await cap()).toBe(0);
+    expect((await runMcp(['accounts', 'set', 'capped', '--max-concurrent', 'default'], { env })).stdout).toContain('MAX_CONCURRENT_PER_ACCOUNT applies');
+    expect(await cap()).toBeNull();
+
+    const bad = await runMcp(['accounts', 'set', 'capped', '--max-concurrent', 'lots'], { env });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe('mcp: --max-concurrent must be a whole number from 0 (no cap) to 10000, or "default", got "lots"\n');
+    const nothing = await runMcp(['accounts', 'set', 'capped'], { env });
+    expect(nothing.code).toBe(2);
+    expect(nothing.stderr).toBe('mcp: nothing to set: give --max-concurrent\n');
+    const missing = await runMcp(['accounts', 'set', 'nobody', '--max-concurrent', '1'], { env });
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toContain('nobody');
+  });
+
   test('a missing flag without a TTY is an error naming the flag (exit 2)', async () => {
     const r = await runMcp(['accounts', 'add', '--provider', 'zai'], { env: mcpEnv(tempDir()) });
     expect(r.code).toBe(2);
@@ -150,6 +177,7 @@ describe('mcp --version and --help', () => {
     [['accounts', 'verify'], '[account]'],
     [['accounts', 'enable'], '<account>'],
     [['accounts', 'disable'], '<account>'],
+    [['accounts', 'set'], '--max-concurrent'],
   ];
   for (const [path, expected] of commands) {
     test(`mcp ${[...path, '--help'].join(' ')} describes the command`, async () => {

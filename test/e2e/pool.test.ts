@@ -342,6 +342,43 @@ describe('the pool in front of three Z.AI accounts', () => {
   });
 });
 
+describe('MAX_CONCURRENT_PER_ACCOUNT in front of three Z.AI accounts', () => {
+  test('eight slow streams at once, each account capped at 2 by the CLI over the pool-wide 1: at most 2 per key upstream, all served, /health shows it', async () => {
+    const p = await startProxy({ MAX_CONCURRENT_PER_ACCOUNT: '1' });
+    try {
+      const cli = openDatabase(`${p.dir}/proxy.db`);
+      for (const id of p.accounts.map((a) => a.id)) updateAccount(cli, id, { meta: { maxConcurrent: 2 } });
+      cli.close();
+      p.routing.pool.sync();
+      zai.setMode({ kind: 'slow_chunks', chunks: 6, delayMs: 60 });
+      const from = zai.messages().length;
+      // Sample what each key has open upstream while the requests run.
+      let peak = 0;
+      const sampler = setInterval(() => {
+        const open = new Map<string, number>();
+        for (const m of zai.messages().slice(from)) if (!m.ended) open.set(m.key ?? '', (open.get(m.key ?? '') ?? 0) + 1);
+        for (const n of open.values()) peak = Math.max(peak, n);
+      }, 5);
+      const health = async () =>
+        ((await (await fetch(`${p.url}/health`, { headers: { 'x-api-key': PROXY_KEY } })).json()) as { accountDetails: Array<{ inFlight: number; maxConcurrent: number | null }> }).accountDetails;
+      const replies = Array.from({ length: 8 }, () => ask(p, 'glm-4.7', { stream: true }));
+      await Bun.sleep(100);
+      const during = await health();
+      const all = await Promise.all(replies);
+      clearInterval(sampler);
+      expect(all.map((r) => r.status)).toEqual(Array(8).fill(200));
+      for (const r of all) expect(String(r.body.text)).toContain('message_stop');
+      expect(zai.messages().length - from).toBe(8);
+      expect(peak).toBeLessThanOrEqual(2);
+      expect(during.map((a) => a.maxConcurrent)).toEqual([2, 2, 2]);
+      expect(during.every((a) => a.inFlight <= 2)).toBe(true);
+      expect(during.reduce((n, a) => n + a.inFlight, 0)).toBe(6);
+    } finally {
+      await p.stop();
+    }
+  });
+});
+
 describe('a mixed pool: two Google (Antigravity) accounts and three Z.AI keys', () => {
   test("Claude Code's names go to Antigravity, GLM ids to Z.AI", async () => {
     const p = await startProxy({}, undefined, { google: true });

@@ -19,6 +19,8 @@ export interface FrameStreamOptions {
   /** Writes one frame (default: as is); for fakes that mangle framing. */
   write?: (c: ReadableStreamDefaultController<Uint8Array>, frame: string) => Promise<void>;
   onCancel(): void;
+  /** The stream ended from this side: closed, cut by a fault, or cancelled. */
+  onEnd?(): void;
 }
 
 export function frameStream(frames: readonly string[], o: FrameStreamOptions): ReadableStream<Uint8Array> {
@@ -30,6 +32,7 @@ export function frameStream(frames: readonly string[], o: FrameStreamOptions): R
       start(c) {
         c.enqueue(bytes);
         c.close();
+        o.onEnd?.();
       },
       cancel: o.onCancel,
     });
@@ -45,18 +48,25 @@ export function frameStream(frames: readonly string[], o: FrameStreamOptions): R
         const f = o.fault.what;
         if (f.kind === 'reset') {
           await Bun.sleep(20);
+          o.onEnd?.();
           return c.error();
         }
         if (f.kind === 'stall') await Bun.sleep(f.ms);
         if (f.kind === 'insert') {
           c.enqueue(enc.encode(f.text));
-          if (f.thenClose) c.close();
+          if (f.thenClose) {
+            c.close();
+            o.onEnd?.();
+          }
           return;
         }
         if (cancelled) return;
       }
       const frame = frames[i++];
-      if (frame === undefined) return c.close();
+      if (frame === undefined) {
+        c.close();
+        return o.onEnd?.();
+      }
       if (o.write) return o.write(c, frame);
       if (delay && i > 1) await Bun.sleep(delay);
       if (!cancelled) c.enqueue(enc.encode(frame));
@@ -64,6 +74,7 @@ export function frameStream(frames: readonly string[], o: FrameStreamOptions): R
     cancel() {
       cancelled = true;
       o.onCancel();
+      o.onEnd?.();
     },
   });
 }

@@ -100,6 +100,8 @@ export interface RecordedRequest {
   key: string | null;
   /** Set when the client closed the connection before the response finished. */
   aborted: boolean;
+  /** Set once a streamed answer has ended (finished, cut or cancelled); other answers start out ended. */
+  ended: boolean;
   /** The mode that answered it. */
   mode: FakeZaiMode['kind'];
 }
@@ -472,7 +474,9 @@ export function startFakeZai(opts: FakeZaiOptions = {}): FakeZai {
       delayMs: slowDelay,
       write: mode.kind === 'awkward_framing' ? awkwardWrite : undefined,
       onCancel: () => (rec.aborted = true),
+      onEnd: () => (rec.ended = true),
     });
+    rec.ended = false;
     return new Response(body, { headers: SSE_HEADERS });
   }
 
@@ -556,6 +560,7 @@ export function startFakeZai(opts: FakeZaiOptions = {}): FakeZai {
         body,
         key: authKey(req),
         aborted: false,
+        ended: true,
         mode: 'ok',
       };
       if (record) requests.push(rec);

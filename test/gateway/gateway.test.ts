@@ -485,3 +485,68 @@ test("a provider's own ApiError for a bad request reaches the client unchanged",
   expect(e.status).toBe(400);
   expect(e.message).toBe('tools.0.input_schema: not an object');
 });
+
+describe('concurrency cap (MAX_CONCURRENT_PER_ACCOUNT)', () => {
+  test('a request beyond the cap waits for a running one to end, then is served by that account', async () => {
+    const r = rig({ labels: ['a'], config: { maxConcurrentPerAccount: 1 } });
+    const first = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
+    let served = false;
+    const second = r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))).then((d) => {
+      served = true;
+      return d;
+    });
+    await Bun.sleep(30);
+    expect(served).toBe(false);
+    expect(r.zai.calls).toHaveLength(1);
+    await drain(first);
+    const d = await second;
+    expect(d.accountId).toBe(r.accounts[0]!.id);
+    expect(r.zai.calls).toHaveLength(2);
+    await drain(d);
+    expect(r.routing.pool.inFlight(d.accountId)).toBe(0);
+  });
+
+  test('nothing frees up within MAX_WAIT_SEC: a retryable 529 overloaded_error, with no upstream call', async () => {
+    const r = rig({ labels: ['a', 'b'], config: { maxConcurrentPerAccount: 1, maxWaitSec: 1 } });
+    const held = [await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))), await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')))];
+    expect(new Set(held.map((d) => d.accountId)).size).toBe(2);
+    const t0 = performance.now();
+    const err = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(900);
+    expect(err.status).toBe(529);
+    expect(err.type).toBe('overloaded_error');
+    expect(err.headers['retry-after']).toBe('1');
+    expect(err.message).toContain('MAX_CONCURRENT_PER_ACCOUNT');
+    expect(r.zai.calls).toHaveLength(2);
+    for (const d of held) await drain(d);
+  });
+
+  test("a conversation's request overflows to a free account while its own is full, and comes back after", async () => {
+    const r = rig({ labels: ['a', 'b'], config: { maxConcurrentPerAccount: 1 } });
+    const turn1 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 'conv')));
+    expect(turn1.accountId).toBe(r.accounts[0]!.id);
+    // A parallel request of the same conversation (a subagent, say) while a is busy.
+    const parallel = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 'conv')));
+    expect(parallel.accountId).toBe(r.accounts[1]!.id);
+    await drain(turn1);
+    await drain(parallel);
+    const turn2 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 'conv', 1)));
+    expect(turn2.accountId).toBe(r.accounts[0]!.id);
+    await drain(turn2);
+  });
+
+  test('a client that leaves while waiting for a slot costs no upstream call and frees nothing it never had', async () => {
+    const r = rig({ labels: ['a'], config: { maxConcurrentPerAccount: 1, maxWaitSec: 60 } });
+    const first = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
+    const ac = new AbortController();
+    const waiting = rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'), {}, ac.signal)));
+    await Bun.sleep(20);
+    ac.abort();
+    const err = await waiting;
+    expect(err.message).toContain('client closed');
+    expect(r.zai.calls).toHaveLength(1);
+    expect(r.routing.pool.inFlight(first.accountId)).toBe(1);
+    await drain(first);
+    expect(r.routing.pool.inFlight(first.accountId)).toBe(0);
+  });
+});

@@ -11,11 +11,11 @@ afterEach(cleanupDbs);
 
 const COOLDOWN_SEC = 60;
 
-function setup(labels = ['a', 'b']) {
+function setup(labels = ['a', 'b'], maxConcurrentPerAccount: number | null = null) {
   const { db, path } = tempDb();
   let t = T0;
   const accounts = labels.map((l, i) => addZai(db, l, T0 + i));
-  const pool = createPool({ db, now: () => t, defaultCooldownSec: COOLDOWN_SEC, softLimitThreshold: 0.2 });
+  const pool = createPool({ db, now: () => t, defaultCooldownSec: COOLDOWN_SEC, softLimitThreshold: 0.2, maxConcurrentPerAccount });
   return { db, path, pool, accounts, setNow: (v: number) => (t = v) };
 }
 
@@ -220,5 +220,89 @@ describe('state in SQLite', () => {
     // Persisted for the CLI and restarts.
     const rows = db.query('SELECT COUNT(*) AS n FROM quotas').get() as { n: number };
     expect(rows.n).toBe(3);
+  });
+});
+
+describe('concurrency cap (MAX_CONCURRENT_PER_ACCOUNT)', () => {
+  const ask = (pool: ReturnType<typeof createPool>, session: string) =>
+    pool.acquire({ provider: 'zai', model: 'glm-4.7', familyKey: 'zai:glm', sessionKey: session });
+
+  test('an account at its cap is passed over, and with every account full the pool says busy', () => {
+    const { pool, accounts } = setup(['a', 'b'], 2);
+    const held = [lease(pool, 'glm-4.7', 's1'), lease(pool, 'glm-4.7', 's2'), lease(pool, 'glm-4.7', 's3'), lease(pool, 'glm-4.7', 's4')];
+    expect(held.map((l) => l.account.label).sort()).toEqual(['a', 'a', 'b', 'b']);
+    expect(ask(pool, 's5')).toEqual({ kind: 'busy' });
+    held[0]!.release();
+    const next = ask(pool, 's5');
+    expect(next.kind === 'lease' && next.lease.account.id).toBe(held[0]!.account.id);
+    expect(pool.state().map((s) => [s.account.label, s.inFlight, s.maxConcurrent])).toEqual([
+      ['a', 2, 2],
+      ['b', 2, 2],
+    ]);
+    expect(accounts).toHaveLength(2);
+  });
+
+  test("an overflow serves the request elsewhere and leaves the conversation on its account", () => {
+    const { pool } = setup(['a', 'b'], 1);
+    const first = lease(pool, 'glm-4.7', 'conv');
+    expect(first.account.label).toBe('a');
+    const overflow = lease(pool, 'glm-4.7', 'conv');
+    expect(overflow.account.label).toBe('b');
+    expect(overflow.sticky).toBe(false);
+    first.release();
+    overflow.release();
+    // The binding still says a, though b served last.
+    const again = lease(pool, 'glm-4.7', 'conv');
+    expect(again.account.label).toBe('a');
+    expect(again.sticky).toBe(true);
+  });
+
+  test("an account's own cap (set with the CLI) wins over the pool's, and 0 lifts it", () => {
+    const { path, pool, accounts } = setup(['a', 'b'], 1);
+    const cli = openDatabase(path);
+    updateAccount(cli, accounts[0]!.id, { meta: { maxConcurrent: 0 } });
+    updateAccount(cli, accounts[1]!.id, { meta: { maxConcurrent: 3 } });
+    cli.close();
+    pool.sync();
+    const labels = Array.from({ length: 8 }, (_, i) => lease(pool, 'glm-4.7', `s${i}`).account.label);
+    // b takes three at most; a has no cap and takes the rest.
+    expect(labels.filter((l) => l === 'b')).toHaveLength(3);
+    expect(labels.filter((l) => l === 'a')).toHaveLength(5);
+    expect(pool.state().map((s) => s.maxConcurrent)).toEqual([null, 3]);
+  });
+
+  test('with no cap configured nothing is ever busy', () => {
+    const { pool } = setup(['a']);
+    for (let i = 0; i < 50; i++) lease(pool, 'glm-4.7', `s${i}`);
+    expect(ask(pool, 'more').kind).toBe('lease');
+  });
+
+  test('waitForSlot wakes when a request ends, and gives up on its timeout or an abort', async () => {
+    const { pool } = setup(['a'], 1);
+    const held = lease(pool);
+    const waiting = pool.waitForSlot(5_000);
+    setTimeout(() => held.release(), 20);
+    const t0 = performance.now();
+    expect(await waiting).toBe(true);
+    expect(performance.now() - t0).toBeLessThan(1_000);
+
+    lease(pool);
+    expect(await pool.waitForSlot(30)).toBe(false);
+    const ac = new AbortController();
+    const aborted = pool.waitForSlot(5_000, ac.signal);
+    ac.abort();
+    expect(await aborted).toBe(false);
+  });
+
+  test('a CLI change seen on sync wakes the waiters (a new account or a raised cap may make room)', async () => {
+    const { path, pool, accounts } = setup(['a'], 1);
+    lease(pool);
+    const waiting = pool.waitForSlot(5_000);
+    const cli = openDatabase(path);
+    updateAccount(cli, accounts[0]!.id, { meta: { maxConcurrent: 2 } });
+    cli.close();
+    pool.sync();
+    expect(await waiting).toBe(true);
+    expect(ask(pool, 'other').kind).toBe('lease');
   });
 });

@@ -4,7 +4,7 @@ import { type Candidate, type Selection, selectAccount } from '../../src/pool/se
 const NOW = 1_800_000_000_000;
 
 function c(id: string, over: Partial<Candidate> = {}): Candidate {
-  return { id, status: 'active', limitedUntil: null, remaining: null, inFlight: 0, lastUsedAt: null, ...over };
+  return { id, status: 'active', limitedUntil: null, remaining: null, inFlight: 0, maxInFlight: null, lastUsedAt: null, ...over };
 }
 
 interface Row {
@@ -26,84 +26,84 @@ const rows: Row[] = [
   {
     name: 'a fresh pool gives the first account',
     candidates: [c('a'), c('b')],
-    want: { kind: 'account', accountId: 'a', sticky: false, soft: false },
+    want: { kind: 'account', accountId: 'a', sticky: false, soft: false, overflow: false },
   },
   {
     name: 'a new session goes to the account with fewest requests in flight',
     candidates: [c('a', { inFlight: 2 }), c('b', { inFlight: 1 }), c('c', { inFlight: 3 })],
-    want: { kind: 'account', accountId: 'b', sticky: false, soft: false },
+    want: { kind: 'account', accountId: 'b', sticky: false, soft: false, overflow: false },
   },
   {
     name: 'equal load: the least recently used account wins, never-used first',
     candidates: [c('a', { lastUsedAt: NOW - 10 }), c('b', { lastUsedAt: NOW - 20 }), c('c')],
-    want: { kind: 'account', accountId: 'c', sticky: false, soft: false },
+    want: { kind: 'account', accountId: 'c', sticky: false, soft: false, overflow: false },
   },
   {
     name: 'a bound session stays on its account even when others are idler',
     candidates: [c('a', { inFlight: 0 }), c('b', { inFlight: 4 })],
     bound: 'b',
-    want: { kind: 'account', accountId: 'b', sticky: true, soft: false },
+    want: { kind: 'account', accountId: 'b', sticky: true, soft: false, overflow: false },
   },
   {
     name: 'a bound session moves when its account is rate-limited',
     candidates: [c('a', { inFlight: 3 }), c('b', { limitedUntil: NOW + 1000 })],
     bound: 'b',
-    want: { kind: 'account', accountId: 'a', sticky: false, soft: false },
+    want: { kind: 'account', accountId: 'a', sticky: false, soft: false, overflow: false },
   },
   {
     name: 'a limit whose reset has passed no longer counts',
     candidates: [c('a', { limitedUntil: NOW }), c('b')],
     bound: 'a',
-    want: { kind: 'account', accountId: 'a', sticky: true, soft: false },
+    want: { kind: 'account', accountId: 'a', sticky: true, soft: false, overflow: false },
   },
   {
     name: 'a bound session moves when its account turned invalid',
     candidates: [c('a', { status: 'invalid' }), c('b')],
     bound: 'a',
-    want: { kind: 'account', accountId: 'b', sticky: false, soft: false },
+    want: { kind: 'account', accountId: 'b', sticky: false, soft: false, overflow: false },
   },
   {
     name: 'a soft-limited account is avoided while a fresh one exists',
     candidates: [c('a', { remaining: 0.1 }), c('b', { remaining: 0.9, inFlight: 5 })],
-    want: { kind: 'account', accountId: 'b', sticky: false, soft: false },
+    want: { kind: 'account', accountId: 'b', sticky: false, soft: false, overflow: false },
   },
   {
     name: 'soft limit is "at or below" the threshold',
     candidates: [c('a', { remaining: 0.2 }), c('b', { remaining: 0.21, inFlight: 1 })],
-    want: { kind: 'account', accountId: 'b', sticky: false, soft: false },
+    want: { kind: 'account', accountId: 'b', sticky: false, soft: false, overflow: false },
   },
   {
     name: 'unknown quota is not a soft limit',
     candidates: [c('a', { remaining: 0.05 }), c('b', { remaining: null, inFlight: 1 })],
-    want: { kind: 'account', accountId: 'b', sticky: false, soft: false },
+    want: { kind: 'account', accountId: 'b', sticky: false, soft: false, overflow: false },
   },
   {
     name: 'a soft-limited account serves when no fresh one can',
     candidates: [c('a', { remaining: 0.1 }), c('b', { limitedUntil: NOW + 5000 })],
-    want: { kind: 'account', accountId: 'a', sticky: false, soft: true },
+    want: { kind: 'account', accountId: 'a', sticky: false, soft: true, overflow: false },
   },
   {
     name: 'among soft-limited accounts the one with most quota left serves',
     candidates: [c('a', { remaining: 0.05 }), c('b', { remaining: 0.15 }), c('c', { remaining: 0.1 })],
-    want: { kind: 'account', accountId: 'b', sticky: false, soft: true },
+    want: { kind: 'account', accountId: 'b', sticky: false, soft: true, overflow: false },
   },
   {
     name: 'a bound session leaves its soft-limited account for a fresh one',
     candidates: [c('a', { remaining: 0.1 }), c('b', { remaining: 0.8 })],
     bound: 'a',
-    want: { kind: 'account', accountId: 'b', sticky: false, soft: false },
+    want: { kind: 'account', accountId: 'b', sticky: false, soft: false, overflow: false },
   },
   {
     name: 'a bound session keeps its soft-limited account when nothing fresh is left',
     candidates: [c('a', { remaining: 0.15 }), c('b', { remaining: 0.19 })],
     bound: 'a',
-    want: { kind: 'account', accountId: 'a', sticky: true, soft: true },
+    want: { kind: 'account', accountId: 'a', sticky: true, soft: true, overflow: false },
   },
   {
     name: 'soft limits off (--no-soft-limit): quota does not matter',
     candidates: [c('a', { remaining: 0.01 }), c('b', { remaining: 0.9, inFlight: 1 })],
     threshold: null,
-    want: { kind: 'account', accountId: 'a', sticky: false, soft: false },
+    want: { kind: 'account', accountId: 'a', sticky: false, soft: false, overflow: false },
   },
   {
     name: 'all limited: report the earliest reset',
@@ -114,14 +114,14 @@ const rows: Row[] = [
     name: 'accounts already tried for this request are skipped',
     candidates: [c('a'), c('b', { inFlight: 2 })],
     exclude: ['a'],
-    want: { kind: 'account', accountId: 'b', sticky: false, soft: false },
+    want: { kind: 'account', accountId: 'b', sticky: false, soft: false, overflow: false },
   },
   {
     name: 'a bound account already tried is not retried',
     candidates: [c('a'), c('b')],
     bound: 'a',
     exclude: ['a'],
-    want: { kind: 'account', accountId: 'b', sticky: false, soft: false },
+    want: { kind: 'account', accountId: 'b', sticky: false, soft: false, overflow: false },
   },
   {
     name: 'every account tried and none limited: nothing to wait for',
@@ -140,6 +140,47 @@ const rows: Row[] = [
     candidates: [c('a'), c('b', { limitedUntil: NOW + 700 })],
     exclude: ['a'],
     want: { kind: 'limited', until: NOW + 700 },
+  },
+  {
+    name: 'an account at its concurrency cap is skipped for a new conversation',
+    candidates: [c('a', { inFlight: 2, maxInFlight: 2 }), c('b', { inFlight: 5 })],
+    want: { kind: 'account', accountId: 'b', sticky: false, soft: false, overflow: false },
+  },
+  {
+    name: 'below its cap an account serves as usual',
+    candidates: [c('a', { inFlight: 1, maxInFlight: 2 }), c('b', { inFlight: 1, maxInFlight: 2, lastUsedAt: NOW - 5 })],
+    bound: 'a',
+    want: { kind: 'account', accountId: 'a', sticky: true, soft: false, overflow: false },
+  },
+  {
+    name: 'a conversation whose account is at its cap overflows to another and keeps its binding',
+    candidates: [c('a', { inFlight: 1, maxInFlight: 1 }), c('b'), c('c', { inFlight: 1 })],
+    bound: 'a',
+    want: { kind: 'account', accountId: 'b', sticky: false, soft: false, overflow: true },
+  },
+  {
+    name: 'overflow prefers a fresh account to a soft-limited one',
+    candidates: [c('a', { inFlight: 1, maxInFlight: 1 }), c('b', { remaining: 0.1 }), c('c', { remaining: 0.8, inFlight: 3 })],
+    bound: 'a',
+    want: { kind: 'account', accountId: 'c', sticky: false, soft: false, overflow: true },
+  },
+  {
+    name: 'overflow onto soft-limited accounts only when nothing else is free',
+    candidates: [c('a', { inFlight: 1, maxInFlight: 1 }), c('b', { remaining: 0.1 }), c('c', { remaining: 0.15 })],
+    bound: 'a',
+    want: { kind: 'account', accountId: 'c', sticky: false, soft: true, overflow: true },
+  },
+  {
+    name: 'every usable account at its cap: wait for a slot',
+    candidates: [c('a', { inFlight: 2, maxInFlight: 2 }), c('b', { inFlight: 1, maxInFlight: 1 }), c('c', { limitedUntil: NOW + 5000 })],
+    bound: 'a',
+    want: { kind: 'busy' },
+  },
+  {
+    name: 'busy accounts are not waited for when the free ones are only limited: the limit wins',
+    candidates: [c('a', { inFlight: 1, maxInFlight: 1 }), c('b', { limitedUntil: NOW + 5000 })],
+    exclude: ['a'],
+    want: { kind: 'limited', until: NOW + 5000 },
   },
 ];
 
