@@ -364,6 +364,7 @@ describe('MAX_CONCURRENT_PER_ACCOUNT in front of three Z.AI accounts', () => {
       const replies = Array.from({ length: 8 }, () => ask(p, 'glm-4.7', { stream: true }));
       await Bun.sleep(100);
       const during = await health();
+      const table = await (await fetch(`${p.url}/account-limits?format=table`, { headers: { 'x-api-key': PROXY_KEY } })).text();
       const all = await Promise.all(replies);
       clearInterval(sampler);
       expect(all.map((r) => r.status)).toEqual(Array(8).fill(200));
@@ -373,6 +374,7 @@ describe('MAX_CONCURRENT_PER_ACCOUNT in front of three Z.AI accounts', () => {
       expect(during.map((a) => a.maxConcurrent)).toEqual([2, 2, 2]);
       expect(during.every((a) => a.inFlight <= 2)).toBe(true);
       expect(during.reduce((n, a) => n + a.inFlight, 0)).toBe(6);
+      expect(table).toMatch(/\na\s+zai\s+\S+\s+-\s+2\/2\s/);
     } finally {
       await p.stop();
     }
