@@ -32,7 +32,8 @@ export function fromFetch(res: Response): UpstreamResponse {
  * Sends one request with `client`. `poolKey` (the credential) keeps native connections apart per
  * account; fetch pools by itself. Rejects like fetch does on a connection failure or an abort.
  */
-export async function upstreamCall(client: HttpClientKind, url: string, init: Http1RequestInit): Promise<UpstreamResponse> {
+export function upstreamCall(client: HttpClientKind, url: string, init: Http1RequestInit): Promise<UpstreamResponse> {
+  // Not async: the native call's promise is handed back as it is, without another one around it.
   if (client === 'native') return http1Request(url, init);
-  return fromFetch(await fetch(url, { method: init.method, headers: init.headers, body: init.body, signal: init.signal }));
+  return fetch(url, { method: init.method, headers: init.headers, body: init.body, signal: init.signal }).then(fromFetch);
 }
