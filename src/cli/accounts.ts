@@ -224,6 +224,10 @@ const addCommand = defineCommand({
           const same = listAccounts(db).find((a) => a.credentials.kind === 'api_key' && a.credentials.apiKey === apiKey);
           if (same) {
             say(`already added: ${same.id} (${same.label}), key ${maskSecret(apiKey)}`);
+            if ('maxConcurrent' in capMeta) {
+              updateAccount(db, same.id, { meta: capMeta });
+              say(`${same.id} (${same.label}): ${describeCap(capMeta.maxConcurrent ?? null)}`);
+            }
             return;
           }
           const { account } = upsertAccount(db, {

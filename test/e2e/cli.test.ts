@@ -99,6 +99,12 @@ describe('mcp accounts lifecycle against a fake Z.AI', () => {
     expect((await runMcp(['accounts', 'set', 'capped', '--max-concurrent', 'default'], { env })).stdout).toContain('MAX_CONCURRENT_PER_ACCOUNT applies');
     expect(await cap()).toBeNull();
 
+    // Adding the same key again with a cap changes only the cap.
+    const again = await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--max-concurrent', '3'], { env });
+    expect(again.stdout).toContain('already added');
+    expect(again.stdout).toContain('at most 3 requests at once');
+    expect(await cap()).toBe(3);
+
     const bad = await runMcp(['accounts', 'set', 'capped', '--max-concurrent', 'lots'], { env });
     expect(bad.code).toBe(2);
     expect(bad.stderr).toBe('mcp: --max-concurrent must be a whole number from 0 (no cap) to 10000, or "default", got "lots"\n');
