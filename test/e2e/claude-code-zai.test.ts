@@ -18,21 +18,34 @@ const PROXY_KEY = 'proxy-key-e2e-claude-0123456789';
 const ZAI_KEY = 'zai-test-key-claude-0123456789';
 let zai: FakeZai;
 let server: ServeHandle;
+/** The same, with the key capped at one request at a time (any call Claude Code makes alongside must wait, not fail). */
+let capped: ServeHandle;
+
+async function serveWith(extra: Record<string, string>): Promise<ServeHandle> {
+  const env = mcpEnv(tempDir(), { PROXY_API_KEY: PROXY_KEY, ...zaiEnv(zai), ...extra });
+  expect((await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', ZAI_KEY], { env })).code).toBe(0);
+  return startServe({ env });
+}
 
 beforeAll(async () => {
   zai = startFakeZai({ keys: [ZAI_KEY] });
-  const env = mcpEnv(tempDir(), { PROXY_API_KEY: PROXY_KEY, ...zaiEnv(zai) });
-  expect((await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', ZAI_KEY], { env })).code).toBe(0);
-  server = await startServe({ env });
+  server = await serveWith({});
+  capped = await serveWith({ MAX_CONCURRENT_PER_ACCOUNT: '1' });
 });
 
 afterAll(async () => {
   await server?.stop();
+  await capped?.stop();
   await zai?.stop();
   cleanupTempDirs();
 });
 
-test('Claude Code completes a Bash tool loop through the proxy on glm-4.6', async () => {
+test('Claude Code completes a Bash tool loop through the proxy on glm-4.6', () => toolLoop(server), 120_000);
+
+test('the same loop with MAX_CONCURRENT_PER_ACCOUNT=1 on the only key completes, with no error status logged', () => toolLoop(capped), 120_000);
+
+async function toolLoop(server: ServeHandle): Promise<void> {
+  zai.requests.length = 0;
   const marker = randomMarker();
   const run = await runClaude({
     baseUrl: server.url,
@@ -53,4 +66,5 @@ test('Claude Code completes a Bash tool loop through the proxy on glm-4.6', asyn
   // The tool result really travelled back upstream through the proxy.
   const followUp = zai.messages();
   expect(JSON.stringify(followUp.map((r) => r.body))).toContain(marker);
-}, 120_000);
+  expect(server.output(), diagnostics).not.toMatch(/ 5\d\d \d+ms/);
+}
