@@ -265,7 +265,11 @@ export function createGateway(deps: GatewayDeps): Gateway {
           waitedForSlot = true;
           if (await pool.waitForSlot(left, req.signal)) continue;
         }
-        if (req.signal.aborted) throw new ApiError('api_error', 'client closed the request');
+        if (req.signal.aborted) {
+          if (waitedForSlot) metrics.slotWaits({ provider: route.provider, outcome: 'client_closed' });
+          throw new ApiError('api_error', 'client closed the request');
+        }
+        metrics.slotWaits({ provider: route.provider, outcome: 'timed_out' });
         throw new ApiError(
           'overloaded_error',
           `every ${route.provider} account is serving as many requests as its concurrency cap allows (MAX_CONCURRENT_PER_ACCOUNT), and none finished within MAX_WAIT_SEC (${config.maxWaitSec}s)`,
@@ -279,6 +283,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
         });
       }
       const lease = got.lease;
+      if (waitedForSlot) {
+        metrics.slotWaits({ provider: route.provider, outcome: 'served' });
+        waitedForSlot = false;
+      }
       attempts++;
       const t0 = performance.now();
       let it: AsyncIterator<AnthropicEvent> | undefined;

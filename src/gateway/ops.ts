@@ -16,6 +16,9 @@ export const metrics = {
   accountStates: defineGauge('mcp_accounts', 'Accounts by provider and state'),
   quotaRemaining: defineGauge('mcp_quota_remaining_ratio', 'Last known remaining quota fraction per account, model and window'),
   activeStreams: defineGauge('mcp_active_streams', 'Responses streaming right now'),
+  inFlight: defineGauge('mcp_account_in_flight', 'Requests each account is serving right now'),
+  maxConcurrent: defineGauge('mcp_account_max_concurrent', 'Concurrency cap per account (only accounts that have one)'),
+  slotWaits: defineCounter('mcp_concurrency_waits_total', 'Requests that waited because every account was at its concurrency cap, by provider and outcome'),
 };
 
 /** The state one account is in right now, in one word. */
@@ -99,8 +102,12 @@ export function createOps(deps: {
     const states = pool.state();
     metrics.accountStates.reset();
     metrics.quotaRemaining.reset();
+    metrics.inFlight.reset();
+    metrics.maxConcurrent.reset();
     for (const s of states) {
       metrics.accountStates.add({ provider: s.account.provider, state: accountStateWord(s, t) }, 1);
+      metrics.inFlight.set({ account: s.account.label, provider: s.account.provider }, s.inFlight);
+      if (s.maxConcurrent !== null) metrics.maxConcurrent.set({ account: s.account.label, provider: s.account.provider }, s.maxConcurrent);
       for (const q of s.quotas) {
         if (q.remainingFraction === null) continue;
         metrics.quotaRemaining.set({ account: s.account.label, model: q.model, window: q.window || 'default' }, q.remainingFraction);

@@ -365,7 +365,9 @@ describe('MAX_CONCURRENT_PER_ACCOUNT in front of three Z.AI accounts', () => {
       await Bun.sleep(100);
       const during = await health();
       const table = await (await fetch(`${p.url}/account-limits?format=table`, { headers: { 'x-api-key': PROXY_KEY } })).text();
+      const metricsDuring = await (await fetch(`${p.url}/metrics`, { headers: { 'x-api-key': PROXY_KEY } })).text();
       const all = await Promise.all(replies);
+      const metricsAfter = await (await fetch(`${p.url}/metrics`, { headers: { 'x-api-key': PROXY_KEY } })).text();
       clearInterval(sampler);
       expect(all.map((r) => r.status)).toEqual(Array(8).fill(200));
       for (const r of all) expect(String(r.body.text)).toContain('message_stop');
@@ -375,6 +377,11 @@ describe('MAX_CONCURRENT_PER_ACCOUNT in front of three Z.AI accounts', () => {
       expect(during.every((a) => a.inFlight <= 2)).toBe(true);
       expect(during.reduce((n, a) => n + a.inFlight, 0)).toBe(6);
       expect(table).toMatch(/\na\s+zai\s+\S+\s+-\s+2\/2\s/);
+      expect(metricsDuring).toContain('mcp_account_in_flight{account="a",provider="zai"} 2');
+      expect(metricsDuring).toContain('mcp_account_max_concurrent{account="a",provider="zai"} 2');
+      // Eight requests, six slots: two waited, and both were served.
+      expect(metricsAfter).toContain('mcp_concurrency_waits_total{provider="zai",outcome="served"} 2');
+      expect(metricsAfter).toContain('mcp_account_in_flight{account="a",provider="zai"} 0');
     } finally {
       await p.stop();
     }
