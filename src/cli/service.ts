@@ -30,6 +30,18 @@ export const CARRIED_VARS = [
   'SHUTDOWN_GRACE_SEC',
   'MODEL_MAP',
   'FALLBACK_MAP',
+  'MAX_CONCURRENT_PER_ACCOUNT',
+  'MAX_WAIT_SEC',
+  'MAX_ATTEMPTS',
+  'UPSTREAM_HTTP_CLIENT',
+  // A service started at login does not see the shell's proxy settings; without them it could not
+  // reach the upstreams from behind a corporate proxy.
+  'HTTPS_PROXY',
+  'https_proxy',
+  'HTTP_PROXY',
+  'http_proxy',
+  'NO_PROXY',
+  'no_proxy',
 ] as const;
 
 export interface ServicePaths {

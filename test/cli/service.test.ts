@@ -134,12 +134,14 @@ describe('the environment file', () => {
       platform: 'linux',
       home: '/h',
       command: ['/bin/mcp'],
-      env: { PROXY_API_KEY: 'the-key-0123', PORT: '9000', HOME: '/h', SECRET_OTHER: 'no', LOG_FORMAT: '' },
+      env: { PROXY_API_KEY: 'the-key-0123', PORT: '9000', MAX_CONCURRENT_PER_ACCOUNT: '2', HTTPS_PROXY: 'http://proxy.corp:3128', HOME: '/h', SECRET_OTHER: 'no', LOG_FORMAT: '' },
       uid: 1000,
       start: true,
     });
     expect(plan.files[0]).toMatchObject({ path: '/h/.config/multi-claude-proxy/service.env', mode: 0o600, keepExisting: true });
     expect(plan.files[0]!.content).toContain('PROXY_API_KEY=the-key-0123\nPORT=9000\n');
+    expect(plan.files[0]!.content).toContain('MAX_CONCURRENT_PER_ACCOUNT=2\n');
+    expect(plan.files[0]!.content).toContain('HTTPS_PROXY=http://proxy.corp:3128\n');
     expect(plan.files[0]!.content).not.toContain('SECRET_OTHER');
     expect(plan.files[0]!.content).not.toContain('LOG_FORMAT');
   });
