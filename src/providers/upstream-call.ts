@@ -9,7 +9,7 @@ export type HttpClientKind = 'native' | 'fetch';
 /** `read` is one promise per piece of body, with no reader or result object in between. */
 export type UpstreamResponse = Http1Response;
 
-export function fromFetch(res: Response): UpstreamResponse {
+function fromFetch(res: Response): UpstreamResponse {
   let reader: { read(): Promise<{ done: boolean; value?: Uint8Array }>; cancel(): Promise<void> } | undefined;
   return {
     status: res.status,
