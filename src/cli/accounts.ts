@@ -107,7 +107,7 @@ export function accountViews(
 
 export function accountsTable(views: readonly AccountView[], now: number): string {
   return renderTable(
-    ['ID', 'LABEL', 'PROVIDER', 'STATUS', 'REASON', 'LAST USED', 'LIMITS', 'QUOTA', 'LIMITED'],
+    ['ID', 'LABEL', 'PROVIDER', 'STATUS', 'REASON', 'LAST USED', 'LIMITS', 'QUOTA', 'MAX CONC.', 'LIMITED'],
     views.map((v) => [
       v.id,
       v.label,
@@ -117,6 +117,8 @@ export function accountsTable(views: readonly AccountView[], now: number): strin
       relativeTime(v.lastUsedAt, now),
       String(v.limits.length),
       quotaSummary(v.quotas.map((q) => ({ ...q, accountId: v.id, fetchedAt: 0 }))),
+      // The account's own cap; '-' when the server's MAX_CONCURRENT_PER_ACCOUNT applies.
+      v.maxConcurrent === null ? '-' : v.maxConcurrent === 0 ? 'none' : String(v.maxConcurrent),
       // Which models wait for what, so `list` answers "why is this account not used?".
       v.limits.map((l) => `${l.model === '*' ? 'all models' : l.model} ${l.kind} (resets ${relativeTime(l.resetAt, now)})`).join('; ') || '-',
     ]),

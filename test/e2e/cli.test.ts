@@ -94,6 +94,9 @@ describe('mcp accounts lifecycle against a fake Z.AI', () => {
     expect(one.code).toBe(0);
     expect(one.stdout).toMatch(/\(capped\): at most 1 request at once/);
     expect(await cap()).toBe(1);
+    const table = (await runMcp(['accounts', 'list'], { env })).stdout;
+    expect(table).toContain('MAX CONC.');
+    expect(table).toMatch(/capped\s+zai\s+active\s.*\s1\s+-\s*$/m);
     expect((await runMcp(['accounts', 'set', 'capped', '--max-concurrent', '0'], { env })).stdout).toContain('no concurrency cap');
     expect(await cap()).toBe(0);
     expect((await runMcp(['accounts', 'set', 'capped', '--max-concurrent', 'default'], { env })).stdout).toContain('MAX_CONCURRENT_PER_ACCOUNT applies');
