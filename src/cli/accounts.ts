@@ -162,6 +162,13 @@ function parseCallbackPort(raw: unknown): number {
   return n;
 }
 
+/** A --label as given (trimmed; undefined when empty). Ids and labels are looked up together, so a label shaped like an id would shadow one. */
+function checkLabel(raw: string | undefined): string | undefined {
+  const label = raw?.trim() || undefined;
+  if (label && /^acc_[0-9a-f]{8}$/.test(label)) throw new UsageError(`--label must not look like an account id, got "${label}"`);
+  return label;
+}
+
 /** --max-concurrent: a count (0 = no cap), or "default" for MAX_CONCURRENT_PER_ACCOUNT (null). */
 export function parseMaxConcurrent(raw: unknown): number | null {
   const s = String(raw ?? '').trim().toLowerCase();
@@ -213,7 +220,7 @@ const addCommand = defineCommand({
       if (!(PROVIDERS as readonly string[]).includes(provider)) {
         throw new UsageError(`--provider must be one of ${PROVIDERS.join(', ')}, got "${provider}"`);
       }
-      const label = args.label?.trim() || undefined;
+      const label = checkLabel(args.label);
 
       if (provider === 'zai') {
         let apiKey = (args['api-key'] ?? '').trim();
@@ -337,18 +344,25 @@ function statusCommand(name: 'enable' | 'disable') {
 }
 
 const setCommand = defineCommand({
-  meta: { name: 'set', description: 'Change a setting of one account (a running server picks it up)' },
+  meta: { name: 'set', description: 'Rename an account or change its concurrency cap (a running server picks it up)' },
   args: {
     account: { type: 'positional', required: true, description: 'Account id or label' },
+    label: { type: 'string', valueHint: 'name', description: 'A new name to refer to the account by' },
     'max-concurrent': MAX_CONCURRENT_ARG,
   },
   async run({ args }) {
-    if (args['max-concurrent'] === undefined) throw new UsageError('nothing to set: give --max-concurrent');
-    const cap = parseMaxConcurrent(args['max-concurrent']);
+    if (args['max-concurrent'] === undefined && args.label === undefined) throw new UsageError('nothing to set: give --label or --max-concurrent');
+    const cap = args['max-concurrent'] === undefined ? undefined : parseMaxConcurrent(args['max-concurrent']);
+    const label = args.label === undefined ? undefined : checkLabel(args.label);
+    if (label === undefined && args.label !== undefined) throw new UsageError('--label must not be empty');
     await withDb((db) => {
       const acc = mustFind(db, args.account);
-      updateAccount(db, acc.id, { meta: { maxConcurrent: cap } });
-      say(`${acc.id} (${acc.label}): ${describeCap(cap)}`);
+      if (label !== undefined && label !== acc.label && findAccount(db, label)) {
+        throw new StoreError(`an account labelled "${label}" already exists`);
+      }
+      updateAccount(db, acc.id, { ...(label !== undefined ? { label } : {}), ...(cap !== undefined ? { meta: { maxConcurrent: cap } } : {}) });
+      if (label !== undefined) say(`${acc.id}: label ${acc.label} -> ${label}`);
+      if (cap !== undefined) say(`${acc.id} (${label ?? acc.label}): ${describeCap(cap)}`);
     });
   },
 });

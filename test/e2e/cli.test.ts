@@ -113,10 +113,30 @@ describe('mcp accounts lifecycle against a fake Z.AI', () => {
     expect(bad.stderr).toBe('mcp: --max-concurrent must be a whole number from 0 (no cap) to 10000, or "default", got "lots"\n');
     const nothing = await runMcp(['accounts', 'set', 'capped'], { env });
     expect(nothing.code).toBe(2);
-    expect(nothing.stderr).toBe('mcp: nothing to set: give --max-concurrent\n');
+    expect(nothing.stderr).toBe('mcp: nothing to set: give --label or --max-concurrent\n');
     const missing = await runMcp(['accounts', 'set', 'nobody', '--max-concurrent', '1'], { env });
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toContain('nobody');
+  });
+
+  test('set --label renames an account; a taken or id-shaped label is refused and nothing changes', async () => {
+    const env = mcpEnv(tempDir(), zaiEnv(zai));
+    await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'old-name'], { env });
+    await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', 'zai-other-key-000000000000', '--label', 'taken'], { env });
+    const labels = async () => (JSON.parse((await runMcp(['accounts', 'list', '--json'], { env })).stdout) as Array<{ label: string }>).map((a) => a.label).sort();
+
+    const renamed = await runMcp(['accounts', 'set', 'old-name', '--label', 'new-name', '--max-concurrent', '2'], { env });
+    expect(renamed.code).toBe(0);
+    expect(renamed.stdout).toMatch(/^acc_[0-9a-f]{8}: label old-name -> new-name\nacc_[0-9a-f]{8} \(new-name\): at most 2 requests at once\n$/);
+    expect(await labels()).toEqual(['new-name', 'taken']);
+
+    const clash = await runMcp(['accounts', 'set', 'new-name', '--label', 'taken'], { env });
+    expect(clash.code).toBe(1);
+    expect(clash.stderr).toBe('mcp: an account labelled "taken" already exists\n');
+    const idShaped = await runMcp(['accounts', 'set', 'new-name', '--label', 'acc_0123abcd'], { env });
+    expect(idShaped.code).toBe(2);
+    expect(idShaped.stderr).toBe('mcp: --label must not look like an account id, got "acc_0123abcd"\n');
+    expect(await labels()).toEqual(['new-name', 'taken']);
   });
 
   test('a missing flag without a TTY is an error naming the flag (exit 2)', async () => {
