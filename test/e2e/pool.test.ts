@@ -350,7 +350,8 @@ describe('MAX_CONCURRENT_PER_ACCOUNT in front of three Z.AI accounts', () => {
       for (const id of p.accounts.map((a) => a.id)) updateAccount(cli, id, { meta: { maxConcurrent: 2 } });
       cli.close();
       p.routing.pool.sync();
-      zai.setMode({ kind: 'slow_chunks', chunks: 6, delayMs: 60 });
+      // Slow enough that the first six are still streaming when the state is read below.
+      zai.setMode({ kind: 'slow_chunks', chunks: 8, delayMs: 100 });
       const from = zai.messages().length;
       // Sample what each key has open upstream while the requests run.
       let peak = 0;
@@ -366,8 +367,10 @@ describe('MAX_CONCURRENT_PER_ACCOUNT in front of three Z.AI accounts', () => {
       const served = (text: string) => Number(/^mcp_concurrency_waits_total\{provider="zai",outcome="served"\} (\d+)$/m.exec(text)?.[1] ?? 0);
       const servedBefore = served(await metrics());
       const replies = Array.from({ length: 8 }, () => ask(p, 'glm-4.7', { stream: true }));
-      await Bun.sleep(100);
-      const during = await health();
+      const during = await waitFor(async () => {
+        const h = await health();
+        return h.reduce((n, a) => n + a.inFlight, 0) === 6 ? h : null;
+      }, 10_000, 'six requests in flight');
       const table = await (await fetch(`${p.url}/account-limits?format=table`, { headers: { 'x-api-key': PROXY_KEY } })).text();
       const metricsDuring = await metrics();
       const all = await Promise.all(replies);
