@@ -24,13 +24,11 @@ const configFor = (client: 'native' | 'fetch') =>
     {},
     { requireApiKey: false },
   );
-const config = configFor('native');
 const patches: Array<[string, AccountPatch]> = [];
 let clock = Date.now();
-const providers = {
-  native: createZaiProvider(configFor('native'), { updateAccount: (id, p) => void patches.push([id, p]), now: () => clock }),
-  fetch: createZaiProvider(configFor('fetch'), { updateAccount: (id, p) => void patches.push([id, p]), now: () => clock }),
-};
+const providerFor = (client: 'native' | 'fetch') =>
+  createZaiProvider(configFor(client), { updateAccount: (id, p) => void patches.push([id, p]), now: () => clock });
+const providers = { native: providerFor('native'), fetch: providerFor('fetch') };
 // Every test below runs once per HTTP client (upstream-call.ts).
 let provider = providers.native;
 
@@ -380,7 +378,7 @@ describe(`${httpClient} client`, () => {
     });
 
     test('a failed listing falls back to the known models', async () => {
-      const p = createZaiProvider(config, { updateAccount: () => {}, now: () => Date.now() });
+      const p = createZaiProvider(configFor(httpClient), { updateAccount: () => {}, now: () => Date.now() });
       const models = await p.models(account('zk-bad-key-000000000'));
       expect(models.map((m) => m.id)).toEqual(['glm-4.5', 'glm-4.5-air', 'glm-4.6', 'glm-4.7', 'glm-5', 'glm-5-turbo', 'glm-5.1']);
     });
