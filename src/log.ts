@@ -92,16 +92,25 @@ process.on('exit', () => {
 
 let format: 'pretty' | 'json' = 'pretty';
 
+/** The object of one LOG_FORMAT=json line: time, level and the (redacted) message. */
+function jsonLineOf(date: Date, level: string, msg: string): Record<string, unknown> {
+  return { time: date.toISOString(), level, msg: redact(msg) };
+}
+
+/**
+ * A line for people on stdout (the server's "listening" banner): as it is, or with LOG_FORMAT=json
+ * as a JSON line of the same shape as the log's, so a container's whole output parses as JSON.
+ */
+export function bannerLine(msg: string): string {
+  return format === 'json' ? JSON.stringify(jsonLineOf(new Date(), 'info', msg)) : msg;
+}
+
 function jsonReporter() {
   return {
     log(obj: LogObject) {
       const [first, ...rest] = obj.args;
       const fields = rest.length === 1 && rest[0] && typeof rest[0] === 'object' && !(rest[0] instanceof Error) ? rest[0] : undefined;
-      const line: Record<string, unknown> = {
-        time: obj.date.toISOString(),
-        level: obj.type,
-        msg: redact(stringify(first ?? '')),
-      };
+      const line = jsonLineOf(obj.date, obj.type, stringify(first ?? ''));
       if (fields) Object.assign(line, JSON.parse(redact(JSON.stringify(fields))));
       else if (rest.length) line.extra = rest.map((a) => redact(stringify(a)));
       emit(`${JSON.stringify(line)}\n`, obj.type === 'info' && batchNext);

@@ -2,7 +2,7 @@
 // SIGTERM/SIGINT (stop accepting, let in-flight streams finish within the grace period).
 import { defineCommand } from 'citty';
 import { type ConfigFlags, loadConfig } from '../config.ts';
-import { configureLog, log, registerSecret } from '../log.ts';
+import { bannerLine, configureLog, log, registerSecret } from '../log.ts';
 import { openDatabase } from '../store/db.ts';
 import { type Account, listAccounts } from '../store/accounts.ts';
 import { observeRequest } from '../request-metrics.ts';
@@ -92,9 +92,9 @@ export async function serve(flags: ConfigFlags, env: Record<string, string | und
 
   await routing.start();
   const n = accounts.length;
-  say(`mcp listening on http://${displayHost(config.bindAddress)}:${port} (${n} account${n === 1 ? '' : 's'})`);
+  say(bannerLine(`mcp listening on http://${displayHost(config.bindAddress)}:${port} (${n} account${n === 1 ? '' : 's'})`));
   if (n === 0) {
-    say('no accounts yet: add one with `mcp accounts add --provider zai --api-key KEY` (a running server picks it up)');
+    say(bannerLine('no accounts yet: add one with `mcp accounts add --provider zai --api-key KEY` (a running server picks it up)'));
   }
 
   await new Promise<void>((resolveStopped) => {

@@ -110,8 +110,9 @@ describe('a day in the life, with LOG_FORMAT=json and DEBUG on', () => {
     expect(output).toContain('(2 accounts)');
   });
 
-  test('every log line is one JSON object with time, level and msg', () => {
-    const lines = stderr.split('\n').filter((l) => l.trim() !== '');
+  test('every line the server printed, the listening banner on stdout too, is one JSON object with time, level and msg', () => {
+    expect(output).toMatch(/^\{"time":"[^"]+","level":"info","msg":"mcp listening on http:\/\/127\.0\.0\.1:\d+ \(2 accounts\)"\}\n/);
+    const lines = output.split('\n').filter((l) => l.trim() !== '');
     expect(lines.length).toBeGreaterThan(3);
     for (const line of lines) {
       const obj = JSON.parse(line) as Record<string, unknown>;
