@@ -1,7 +1,7 @@
 // Opens the one database file: private permissions, WAL, a busy timeout, and numbered migrations.
 import { Database } from 'bun:sqlite';
-import { chmodSync, existsSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { accessSync, chmodSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 
 export class StoreError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -91,13 +91,17 @@ export function openDatabase(path: string, opts: { readonly?: boolean } = {}): D
   try {
     if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
   } catch (err) {
-    throw new StoreError(`cannot create data directory ${dir}: ${(err as Error).message}`, { cause: err });
+    let parent = dirname(dir);
+    while (!existsSync(parent) && dirname(parent) !== parent) parent = dirname(parent);
+    const hint = accessHint(join(parent, 'x'), true);
+    throw new StoreError(`cannot create data directory ${dir}: ${(err as Error).message}${hint ? ` (${hint})` : ''}`, { cause: err });
   }
   let db: Database;
   try {
     db = new Database(path, opts.readonly ? { readonly: true } : { create: true, readwrite: true });
   } catch (err) {
-    throw new StoreError(`cannot open database ${path}: ${(err as Error).message}`, { cause: err });
+    const hint = accessHint(path, !opts.readonly);
+    throw new StoreError(`cannot open database ${path}: ${(err as Error).message}${hint ? ` (${hint})` : ''}`, { cause: err });
   }
   try {
     db.exec('PRAGMA busy_timeout = 5000');
@@ -116,6 +120,37 @@ export function openDatabase(path: string, opts: { readonly?: boolean } = {}): D
     throw new StoreError(`database ${path} is not usable: ${(err as Error).message}`, { cause: err });
   }
   return db;
+}
+
+/**
+ * Why this process may not open `path`, in words a person can act on, or null when the permissions
+ * look fine. SQLite only says "unable to open database file"; the usual cause is a data directory
+ * owned by another user (a container run with `--user`, a directory made by root).
+ */
+export function accessHint(path: string, write: boolean): string | null {
+  const uid = typeof process.getuid === 'function' ? process.getuid() : null;
+  const who = uid === null ? 'this user' : `uid ${uid}`;
+  const mode = constants.R_OK | (write ? constants.W_OK : 0);
+  const owner = (p: string): string => {
+    try {
+      return `, owned by uid ${statSync(p).uid}`;
+    } catch {
+      return '';
+    }
+  };
+  const dir = dirname(path);
+  try {
+    accessSync(dir, mode | constants.X_OK);
+  } catch {
+    return `the directory ${dir} is not ${write ? 'writable' : 'readable'} by ${who}${owner(dir)}: change its owner or permissions, or point MCP_DATA_DIR elsewhere`;
+  }
+  if (!existsSync(path)) return null;
+  try {
+    accessSync(path, mode);
+  } catch {
+    return `${path} is not ${write ? 'writable' : 'readable'} by ${who}${owner(path)}: change its owner or permissions`;
+  }
+  return null;
 }
 
 /** Runs fn in a BEGIN IMMEDIATE transaction (read-modify-write without lost updates). */

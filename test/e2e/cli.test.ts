@@ -1,10 +1,11 @@
 // The CLI as a person (or a script) uses it: a real `mcp` child process, a private data dir, no TTY.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { type FakeZai, startFakeZai } from '../fakes/zai.ts';
+import { chmodSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { findAccount, updateAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
-import { cleanupTempDirs, mcpEnv, runMcp, tempDir, zaiEnv } from './helpers.ts';
+import { cleanupTempDirs, MCP_FROM_SOURCE, mcpEnv, runMcp, tempDir, zaiEnv } from './helpers.ts';
 
 const KEY = 'zai-test-key-for-cli-0123456789';
 let zai: FakeZai;
@@ -186,6 +187,44 @@ describe('mcp serve refuses bad configuration with one line', () => {
     } finally {
       blocker.stop(true);
     }
+  });
+});
+
+describe('a data directory this user may not write', () => {
+  // As root (CI here), drop to nobody with setpriv against a root-owned 0700 directory; as anyone
+  // else, take write permission away from a directory of one's own.
+  function lockedOut(): { dir: string; bin: string[]; uid: number } {
+    const dir = tempDir();
+    const root = process.getuid?.() === 0;
+    if (root && Bun.which('setpriv')) {
+      chmodSync(dir, 0o700);
+      return { dir, bin: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', ...MCP_FROM_SOURCE], uid: 65534 };
+    }
+    chmodSync(dir, 0o500);
+    return { dir, bin: [...MCP_FROM_SOURCE], uid: process.getuid?.() ?? -1 };
+  }
+
+  test('serve says which directory, which uid, who owns it and what to do, in one line', async () => {
+    const { dir, bin, uid } = lockedOut();
+    const owner = statSync(dir).uid;
+    const r = await runMcp(['serve'], { env: mcpEnv(dir, { PROXY_API_KEY: 'k-123456', PORT: '0' }), bin });
+    chmodSync(dir, 0o700);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toEqual([
+      `mcp: cannot open database ${join(dir, 'proxy.db')}: unable to open database file (the directory ${dir} is not writable by uid ${uid}, owned by uid ${owner}: change its owner or permissions, or point MCP_DATA_DIR elsewhere)`,
+    ]);
+  });
+
+  test('a data directory that cannot be created names the nearest one that exists', async () => {
+    const { dir, bin, uid } = lockedOut();
+    const owner = statSync(dir).uid;
+    const r = await runMcp(['accounts', 'list'], { env: mcpEnv(dir, { MCP_DATA_DIR: join(dir, 'a', 'b') }), bin });
+    chmodSync(dir, 0o700);
+    expect(r.code).toBe(1);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toStartWith(`mcp: cannot create data directory ${join(dir, 'a', 'b')}: `);
+    expect(lines[0]).toEndWith(`(the directory ${dir} is not writable by uid ${uid}, owned by uid ${owner}: change its owner or permissions, or point MCP_DATA_DIR elsewhere)`);
   });
 });
 
