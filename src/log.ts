@@ -102,7 +102,12 @@ function jsonLineOf(date: Date, level: string, msg: string): Record<string, unkn
  * as a JSON line of the same shape as the log's, so a container's whole output parses as JSON.
  */
 export function bannerLine(msg: string): string {
-  return format === 'json' ? JSON.stringify(jsonLineOf(new Date(), 'info', msg)) : msg;
+  return format === 'json' ? jsonLine('info', msg) : msg;
+}
+
+/** One LOG_FORMAT=json line (no newline), stamped now. */
+export function jsonLine(level: string, msg: string): string {
+  return JSON.stringify(jsonLineOf(new Date(), level, msg));
 }
 
 function jsonReporter() {

@@ -2,9 +2,9 @@
 // failure turned into one line `mcp: <message>` (exit 1; exit 2 for a wrong invocation), never a
 // stack trace.
 import { type ArgsDef, type CommandDef, defineCommand, runCommand } from 'citty';
-import { redact } from '../log.ts';
+import { jsonLine, redact } from '../log.ts';
 import { VERSION, versionLine } from '../version.ts';
-import { io, UsageError } from './output.ts';
+import { io, JsonLogError, UsageError } from './output.ts';
 
 export const rootCommand = defineCommand({
   meta: {
@@ -179,8 +179,9 @@ export async function runCli(argv: string[], root: AnyCommand = rootCommand as A
     await runCommand(root, { rawArgs: argv });
     return 0;
   } catch (err) {
-    const { message, code } = describeError(err);
-    io.err(`mcp: ${message}\n`);
+    const json = err instanceof JsonLogError;
+    const { message, code } = describeError(json ? err.inner : err);
+    io.err(json ? `${jsonLine('fatal', `mcp: ${message}`)}\n` : `mcp: ${message}\n`);
     return code;
   }
 }

@@ -38,6 +38,17 @@ export function printJson(value: unknown): void {
   io.out(`${JSON.stringify(value, null, 2)}\n`);
 }
 
+/**
+ * A failure of a command whose output is a JSON log (`serve` with LOG_FORMAT=json): reported as one
+ * JSON line like the rest of that output, not as a plain `mcp: …` line.
+ */
+export class JsonLogError extends Error {
+  constructor(readonly inner: unknown) {
+    super(inner instanceof Error ? inner.message : String(inner));
+    this.name = 'JsonLogError';
+  }
+}
+
 /** A wrong invocation (missing flag, unknown value): exit code 2 instead of 1. */
 export class UsageError extends Error {
   constructor(message: string) {

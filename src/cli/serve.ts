@@ -1,14 +1,14 @@
 // `mcp serve`: config -> log -> store -> providers -> routing -> HTTP, then a graceful stop on
 // SIGTERM/SIGINT (stop accepting, let in-flight streams finish within the grace period).
 import { defineCommand } from 'citty';
-import { type ConfigFlags, loadConfig } from '../config.ts';
+import { type Config, type ConfigFlags, loadConfig } from '../config.ts';
 import { bannerLine, configureLog, log, registerSecret } from '../log.ts';
 import { openDatabase } from '../store/db.ts';
 import { type Account, listAccounts } from '../store/accounts.ts';
 import { observeRequest } from '../request-metrics.ts';
 import { createUsageRecorder } from '../usage-recorder.ts';
 import { importOnFirstStart } from './import.ts';
-import { say, UsageError, warn } from './output.ts';
+import { JsonLogError, say, UsageError, warn } from './output.ts';
 
 /** Registers every credential of the accounts so no log line can carry one. */
 export function registerAccountSecrets(accounts: readonly Account[]): void {
@@ -49,6 +49,14 @@ export async function serve(flags: ConfigFlags, env: Record<string, string | und
   const config = loadConfig(env, flags);
   configureLog({ format: config.logFormat, debug: config.debug });
   registerSecret(config.proxyApiKey);
+  try {
+    await runServer(config);
+  } catch (err) {
+    throw config.logFormat === 'json' ? new JsonLogError(err) : err;
+  }
+}
+
+async function runServer(config: Config): Promise<void> {
 
   const db = openDatabase(config.dbPath);
   // Moving over from the Go or Node proxy: their accounts.json is imported once.

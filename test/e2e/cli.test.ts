@@ -215,6 +215,18 @@ describe('a data directory this user may not write', () => {
     ]);
   });
 
+  test('with LOG_FORMAT=json, serve reports the same failure as one JSON line at level fatal', async () => {
+    const { dir, bin, uid } = lockedOut();
+    const r = await runMcp(['serve'], { env: mcpEnv(dir, { PROXY_API_KEY: 'k-123456', PORT: '0', LOG_FORMAT: 'json' }), bin });
+    chmodSync(dir, 0o700);
+    expect(r.code).toBe(1);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    const line = JSON.parse(lines[0]!) as Record<string, unknown>;
+    expect(line).toEqual({ time: expect.any(String), level: 'fatal', msg: expect.stringContaining(`is not writable by uid ${uid}`) });
+    expect(line.msg).toStartWith(`mcp: cannot open database ${join(dir, 'proxy.db')}: `);
+  });
+
   test('a data directory that cannot be created names the nearest one that exists', async () => {
     const { dir, bin, uid } = lockedOut();
     const owner = statSync(dir).uid;
