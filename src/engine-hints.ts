@@ -60,11 +60,28 @@ export function applyEngineHints(): void {
     env: process.env,
     platform: process.platform,
   });
+  if (plan) execQuietly(plan);
+}
+
+/**
+ * execve(2) with `plan`; returns only when it was refused (a sandbox, a deleted binary, a binary
+ * run under qemu-user): the server then still works, with the engine's defaults. Bun queues an
+ * ExperimentalWarning for every execve call, printed on the next tick by the process's 'warning'
+ * listener: when the call fails, that line would be the server's first output (and not JSON with
+ * LOG_FORMAT=json), so the listener is set aside until the tick is over.
+ */
+export function execQuietly(plan: ExecPlan): void {
   const execve = (process as { execve?: (file: string, args: string[], env: Record<string, string | undefined>) => never }).execve;
-  if (!plan || typeof execve !== 'function') return;
+  if (typeof execve !== 'function') return;
+  const printers = process.listeners('warning');
+  process.removeAllListeners('warning');
   try {
     execve.call(process, plan.file, plan.args, plan.env);
   } catch {
-    // execve refused (a sandbox, a deleted binary): the server still works, with the engine's defaults.
+    // refused: go on without the hints
+  } finally {
+    setImmediate(() => {
+      for (const l of printers) process.on('warning', l);
+    });
   }
 }

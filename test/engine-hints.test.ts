@@ -1,5 +1,8 @@
 // `mcp serve` re-executes itself once with hints to JavaScriptCore (src/engine-hints.ts).
 import { expect, test } from 'bun:test';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ENGINE_HINTS, engineHintPlan, type ProcessFacts } from '../src/engine-hints.ts';
 
 const facts = (over: Partial<ProcessFacts> = {}): ProcessFacts => ({
@@ -43,3 +46,23 @@ test.each([
   ['every hint set to off', facts({ env: { BUN_JSC_forceRAMSize: '0', BUN_JSC_useFTLJIT: 'true' } })],
   ['Windows (no execve)', facts({ platform: 'win32' })],
 ])('no re-execution for %s', (_name, f) => expect(engineHintPlan(f)).toBeNull());
+
+test('a refused re-execution prints nothing, and later warnings are printed again', async () => {
+  // In a child: a successful execve would replace the test runner. A file of no executable format
+  // makes execve fail with ENOEXEC, as an aarch64 binary does under qemu-user.
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-exec-'));
+  const file = join(dir, 'not-a-program');
+  writeFileSync(file, 'plain text, no shebang\n', { mode: 0o755 });
+  const script = [
+    `import { execQuietly } from ${JSON.stringify(`${import.meta.dir}/../src/engine-hints.ts`)};`,
+    `execQuietly({ file: ${JSON.stringify(file)}, args: ['x'], env: {} });`,
+    `setTimeout(() => process.emitWarning('a later warning'), 20);`,
+  ].join('\n');
+  const p = Bun.spawn([process.execPath, '-e', script], { stdout: 'pipe', stderr: 'pipe' });
+  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  expect(code).toBe(0);
+  expect(out).toBe('');
+  expect(err).not.toContain('execve');
+  expect(err).toContain('a later warning');
+  rmSync(dir, { recursive: true, force: true });
+});
