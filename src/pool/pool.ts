@@ -132,16 +132,16 @@ export function concurrencyCapOf(account: Account, poolCap: number | null): numb
 }
 
 /**
- * Writes state to the store; a store that stays busy past its timeout (a long CLI transaction)
- * must not turn a request into a 500: this process keeps acting on what it knows, and the write
- * is lost only if the process also dies before the next one.
+ * A change of state the store did not take (busy past its timeout, disk full). Its write is retried
+ * until it lands; until then `reapply` puts it back into the view after every reload, so neither a
+ * request nor a reload forgets a limit or an invalid account the store does not have yet.
  */
-function persist(what: string, fn: () => void): void {
-  try {
-    fn();
-  } catch (err) {
-    log.warn(`could not store ${what}: ${(err as Error)?.message ?? err}`);
-  }
+interface Unsaved {
+  what: string;
+  write(): void;
+  reapply(): void;
+  /** A limit that ran out while unsaved need not be written at all. */
+  expiresAt?: number;
 }
 
 function limitKey(accountId: string, model: string): string {
@@ -171,6 +171,39 @@ export function createPool(opts: PoolOptions): Pool {
   const addedListeners: Array<(ids: string[]) => void> = [];
   let syncTimer: ReturnType<typeof setInterval> | undefined;
   let touchTimer: ReturnType<typeof setInterval> | undefined;
+  // Keyed by what they change (one limit, one account's status, one account's quotas): the newest wins.
+  const unsaved = new Map<string, Unsaved>();
+
+  /**
+   * Writes state to the store. A store that fails (busy past its timeout, disk full) must not turn
+   * a request into a 500: this process keeps acting on what it knows, and retries the write.
+   */
+  function persist(key: string, u: Unsaved): void {
+    try {
+      u.write();
+      unsaved.delete(key);
+    } catch (err) {
+      if (!unsaved.has(key)) log.warn(`could not store ${u.what}, will retry: ${(err as Error)?.message ?? err}`);
+      unsaved.set(key, u);
+    }
+  }
+
+  /** On the slow timer and at stop, never on the request path: a busy store blocks for its timeout. */
+  function retryUnsaved(): void {
+    for (const [key, u] of unsaved) {
+      if (u.expiresAt !== undefined && u.expiresAt <= now()) {
+        unsaved.delete(key);
+        continue;
+      }
+      try {
+        u.write();
+      } catch {
+        return; // still failing: the rest wait for the next round too
+      }
+      unsaved.delete(key);
+      log.info(`stored ${u.what} after all`);
+    }
+  }
 
   function load(announce: boolean): void {
     const previous = byId;
@@ -189,6 +222,7 @@ export function createPool(opts: PoolOptions): Pool {
       if (a.lastUsedAt !== null && (mine === undefined || a.lastUsedAt > mine)) lastUsed.set(a.id, a.lastUsedAt);
     }
     for (const id of [...bindings.keys()]) if (!byId.has(bindings.get(id)!)) bindings.delete(id);
+    for (const u of unsaved.values()) u.reapply();
     if (announce) {
       const added = accounts.filter((a) => !previous.has(a.id)).map((a) => a.id);
       if (added.length) for (const fn of addedListeners) fn(added);
@@ -309,21 +343,41 @@ export function createPool(opts: PoolOptions): Pool {
     // A shorter new limit never shortens a longer one already known (a throttle inside a quota wait).
     const cur = limits.get(limitKey(accountId, model));
     if (cur && cur.resetAt > resetAt && cur.resetAt > now()) return;
-    persist(`the limit of ${accountId} on ${model}`, () => setLimit(db, l));
-    limits.set(limitKey(accountId, model), l);
+    const key = limitKey(accountId, model);
+    limits.set(key, l);
+    persist(`limit\u0000${key}`, {
+      what: `the limit of ${accountId} on ${model}`,
+      write: () => setLimit(db, l),
+      reapply: () => limits.set(key, l),
+      expiresAt: resetAt,
+    });
+  }
+
+  function clearOwnLimit(accountId: string, model: string): void {
+    const key = limitKey(accountId, model);
+    limits.delete(key);
+    persist(`limit\u0000${key}`, {
+      what: `the cleared limit of ${accountId} on ${model}`,
+      write: () => clearLimit(db, accountId, model),
+      reapply: () => limits.delete(key),
+    });
   }
 
   function markInvalid(accountId: string, reason: string, verifyUrl: string | null = null): void {
     const patch = { status: 'invalid' as const, statusReason: reason, verifyUrl };
-    let updated: Account | null = null;
-    try {
-      updated = updateAccount(db, accountId, patch, now());
-    } catch (err) {
-      log.warn(`could not store that account ${accountId} is invalid: ${(err as Error)?.message ?? err}`);
+    const apply = (): void => {
       const cur = byId.get(accountId);
-      if (cur) updated = { ...cur, ...patch };
-    }
-    if (updated) replaceCached(updated);
+      if (cur) replaceCached({ ...cur, ...patch });
+    };
+    persist(`status\u0000${accountId}`, {
+      what: `that account ${accountId} is invalid`,
+      write: () => {
+        const updated = updateAccount(db, accountId, patch, now());
+        if (updated) replaceCached(updated);
+      },
+      reapply: apply,
+    });
+    if (unsaved.has(`status\u0000${accountId}`)) apply();
   }
 
   function replaceCached(a: Account): void {
@@ -338,11 +392,7 @@ export function createPool(opts: PoolOptions): Pool {
     if (outcome.kind === 'success') {
       failures.delete(id);
       // Only a limit that is still on record needs a write: success on the hot path stays write-free.
-      const own = limits.get(limitKey(id, lease.model));
-      if (own) {
-        persist(`the cleared limit of ${id}`, () => clearLimit(db, id, lease.model));
-        limits.delete(limitKey(id, lease.model));
-      }
+      if (limits.has(limitKey(id, lease.model))) clearOwnLimit(id, lease.model);
       return;
     }
     const e = outcome.error;
@@ -432,8 +482,13 @@ export function createPool(opts: PoolOptions): Pool {
         if (!cur || (r.remainingFraction ?? 1) < (cur.remainingFraction ?? 1)) unique.set(k, r);
       }
       if (!byId.has(accountId)) return;
-      persist(`the quota of ${accountId}`, () => replaceQuotas(db, accountId, [...unique.values()]));
-      quotasByAccount.set(accountId, [...unique.values()]);
+      const kept = [...unique.values()];
+      quotasByAccount.set(accountId, kept);
+      persist(`quota\u0000${accountId}`, {
+        what: `the quota of ${accountId}`,
+        write: () => replaceQuotas(db, accountId, kept),
+        reapply: () => quotasByAccount.set(accountId, kept),
+      });
     },
     state() {
       const t = now();
@@ -483,7 +538,10 @@ export function createPool(opts: PoolOptions): Pool {
         syncTimer.unref?.();
       }
       if (!touchTimer) {
-        touchTimer = setInterval(flushTouches, TOUCH_FLUSH_MS);
+        touchTimer = setInterval(() => {
+          retryUnsaved();
+          flushTouches();
+        }, TOUCH_FLUSH_MS);
         touchTimer.unref?.();
       }
     },
@@ -491,6 +549,9 @@ export function createPool(opts: PoolOptions): Pool {
       if (syncTimer) clearInterval(syncTimer);
       if (touchTimer) clearInterval(touchTimer);
       syncTimer = touchTimer = undefined;
+      retryUnsaved();
+      for (const u of unsaved.values()) log.error(`could not store ${u.what} before stopping: it is lost`);
+      unsaved.clear();
       flushTouches();
     },
   };

@@ -5,6 +5,7 @@ import { UpstreamError } from '../../src/providers/provider.ts';
 import { findAccount, removeAccount, updateAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
 import { ALL_MODELS, listLimits } from '../../src/store/limits.ts';
+import { configureLog, log } from '../../src/log.ts';
 import { addZai, cleanupDbs, scriptedProvider, T0, tempDb, testConfig } from '../gateway/helpers.ts';
 
 afterEach(cleanupDbs);
@@ -170,6 +171,72 @@ describe('state in SQLite', () => {
     } finally {
       pool.stop();
     }
+  });
+
+  describe('a store that refuses writes (busy past its timeout, disk full)', () => {
+    // Another connection holds the write lock; the pool's store gives up after 20 ms instead of 5 s.
+    function locked(labels = ['a', 'b']) {
+      const s = setup(labels);
+      s.db.exec('PRAGMA busy_timeout = 20');
+      const other = openDatabase(s.path);
+      other.exec('BEGIN IMMEDIATE');
+      const lines: string[] = [];
+      log.setReporters([{ log: (o) => lines.push(`${o.type}: ${o.args.join(' ')}`) }]);
+      return { ...s, other, lines, unlock: () => other.exec('COMMIT') };
+    }
+    afterEach(() => configureLog({ format: 'pretty' }));
+    const quota = (resetAt: number) => ({ kind: 'error', error: new UpstreamError('quota_exhausted', 'q', { resetAt }) }) as Outcome;
+
+    test('a limit it could not store is still honoured, survives a reload, and is stored once the store takes writes', () => {
+      const { path, pool, accounts, other, lines, unlock } = locked();
+      pool.report(lease(pool), quota(T0 + 99_000));
+      expect(lines).toEqual([expect.stringMatching(/^warn: could not store the limit of acc_\w+ on glm-4\.7, will retry: database is locked/)]);
+      // Something else commits meanwhile (the CLI): the reload reads a store without the limit.
+      addZai(other, 'c', T0 + 5);
+      unlock();
+      expect(pool.sync()).toBe(true);
+      const got = pool.acquire({ provider: 'zai', model: 'glm-4.7', familyKey: 'zai:glm', sessionKey: 'x' });
+      expect(got.kind === 'lease' && got.lease.account.label).toBe('b');
+      expect(listLimits(other)).toEqual([]);
+      pool.stop(); // retries what is unsaved (so does the 5 s timer of a started pool)
+      expect(listLimits(other)).toEqual([expect.objectContaining({ accountId: accounts[0]!.id, model: 'glm-4.7', resetAt: T0 + 99_000 })]);
+      expect(lines.at(-1)).toMatch(/^info: stored the limit of acc_\w+ on glm-4\.7 after all/);
+      // A restart finds it.
+      const pool2 = createPool({ db: openDatabase(path), now: () => T0 + 1, defaultCooldownSec: 60, softLimitThreshold: 0.2 });
+      expect(pool2.state().find((x) => x.account.id === accounts[0]!.id)!.limits).toHaveLength(1);
+      other.close();
+    });
+
+    test('a cleared limit and an invalid account are stored later too; the newest change of a limit wins', () => {
+      const { db, pool, accounts, other, unlock } = locked(['a']);
+      unlock();
+      const [first, second, third] = [lease(pool), lease(pool), lease(pool)];
+      pool.report(first, quota(T0 + 99_000));
+      expect(listLimits(other)).toHaveLength(1);
+      other.exec('BEGIN IMMEDIATE');
+      pool.report(second, { kind: 'success' }); // clears the limit: unsaved
+      pool.report(third, { kind: 'error', error: new UpstreamError('invalid_account', 'revoked') });
+      expect(pool.accounts()[0]!.status).toBe('invalid');
+      other.exec('COMMIT');
+      pool.sync();
+      expect(pool.accounts()[0]!.status).toBe('invalid');
+      pool.stop();
+      expect(listLimits(other)).toEqual([]);
+      expect(findAccount(db, accounts[0]!.id)?.status).toBe('invalid');
+      other.close();
+    });
+
+    test('a limit that ran out before the store took writes is not written, and what is still unsaved at stop is reported lost', () => {
+      const { pool, other, lines, unlock, setNow } = locked();
+      pool.report(lease(pool), quota(T0 + 1_000));
+      pool.report(lease(pool, 'glm-4.6'), quota(T0 + 99_000));
+      setNow(T0 + 2_000);
+      pool.stop();
+      expect(lines.filter((l) => l.startsWith('error:'))).toEqual([expect.stringMatching(/^error: could not store the limit of acc_\w+ on glm-4\.6 before stopping: it is lost/)]);
+      unlock();
+      expect(listLimits(other)).toEqual([]);
+      other.close();
+    });
   });
 
   test('credentials a provider stores are mirrored into the cached account handed to send()', () => {
