@@ -46,6 +46,7 @@ export const KNOWN_ANTIGRAVITY_MODELS: readonly ModelInfo[] = [
   { id: 'gemini-3.8-flash-high', displayName: 'Gemini 3.8 Flash (High)', family: 'gemini', contextWindow: 1_048_576, maxOutputTokens: 65_536, thinking: true },
   { id: 'gemini-3-flash', displayName: 'Gemini 3 Flash', family: 'gemini', contextWindow: 1_048_576, maxOutputTokens: 65_536, thinking: true },
   { id: 'gpt-oss-120b-medium', displayName: 'GPT-OSS 120B (Medium)', family: 'gpt', contextWindow: 114_000, maxOutputTokens: 32_768, thinking: true },
+  { id: 'gemini-3.1-flash-lite', displayName: 'Gemini 3.1 Flash Lite', family: 'gemini', contextWindow: 1_048_576, maxOutputTokens: 65_536, webSearch: true },
 ];
 
 /**
@@ -103,6 +104,11 @@ export interface Catalog {
   resolve(clientModel: string, available: ReadonlySet<ProviderId>): Route | null;
   /** The fallback upstream model for an exhausted one, or null. */
   fallbackFor(upstreamModel: string): string | null;
+  /**
+   * The route for a request whose only tool is Anthropic's web search: the provider's search model
+   * when it has one (Antigravity's `webSearchModelIds`), else the route as it is.
+   */
+  webSearchRoute(route: Route): Route;
   /** Records what an account's provider says it serves. */
   setDiscovered(accountId: string, provider: ProviderId, models: readonly ModelInfo[]): void;
   /** Forgets accounts that are gone. */
@@ -212,6 +218,12 @@ export function createCatalog(config: Readonly<Config>, builtin: Partial<Record<
     return routeUpstream(id, available, explicit);
   }
 
+  function webSearchRoute(r: Route): Route {
+    if (r.provider !== 'antigravity') return r;
+    const m = modelsOf('antigravity').find((x) => x.webSearch);
+    return m ? route('antigravity', m.id) : r;
+  }
+
   function fallbackFor(upstreamModel: string): string | null {
     const f = fallbacks[upstreamModel] ?? fallbacks[upstreamModel.toLowerCase()];
     return f && f !== upstreamModel ? f : null;
@@ -259,6 +271,7 @@ export function createCatalog(config: Readonly<Config>, builtin: Partial<Record<
 
   return {
     resolve,
+    webSearchRoute,
     fallbackFor,
     setDiscovered(accountId, provider, models) {
       if (!models.length) return;

@@ -6,6 +6,7 @@
 // failure ends the stream with an Anthropic error event (the server writes it).
 import { ApiError } from '../anthropic/errors.ts';
 import type { AnthropicEvent } from '../anthropic/events.ts';
+import { webSearchToolOf } from '../anthropic/web-search.ts';
 import type { Config } from '../config.ts';
 import { log } from '../log.ts';
 import type { Pool, Lease } from '../pool/pool.ts';
@@ -371,7 +372,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
   }
 
   async function dispatch(req: DispatchRequest): Promise<Dispatched> {
-    const route = routeFor(req.body.model);
+    let route = routeFor(req.body.model);
+    // Anthropic's web search tool alone (Claude Code's WebSearch) goes to the provider's search model.
+    if (webSearchToolOf(req.body)) route = catalog.webSearchRoute(route);
     const sessionKey = sessionKeyOf(req.body, req.headers);
     try {
       return await serve(req, route, sessionKey, null);

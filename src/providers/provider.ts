@@ -92,6 +92,8 @@ export interface ModelInfo {
   maxOutputTokens?: number;
   thinking?: boolean;
   supportsImages?: boolean;
+  /** The provider answers Anthropic's web search tool with this model (Antigravity: `webSearchModelIds`). */
+  webSearch?: boolean;
 }
 
 export interface QuotaInfo {

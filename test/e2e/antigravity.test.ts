@@ -199,4 +199,23 @@ describe('mcp serve with the added Google accounts, through the official SDK', (
       expect(response.headers.get('x-proxy-upstream-model')).toBe(c.upstream);
     });
   }
+
+  test("Anthropic's web search tool, non-streaming: the server collects the search blocks and the usage counts the search", async () => {
+    const { data, response } = await client.messages
+      .create({
+        model: 'claude-sonnet-4-5',
+        max_tokens: 1024,
+        messages: [{ role: 'user', content: 'What is new in Bun 1.4?' }],
+        tools: [{ type: 'web_search_20250305', name: 'web_search', max_uses: 3, blocked_domains: ['blocked.example.net'] }],
+      })
+      .withResponse();
+    expect(response.headers.get('x-proxy-upstream-model')).toBe('gemini-3.1-flash-lite');
+    expect(data.model).toBe('claude-sonnet-4-5');
+    expect(data.content.map((b) => b.type)).toEqual(['server_tool_use', 'web_search_tool_result', 'text']);
+    const hits = data.content[1]!.type === 'web_search_tool_result' && Array.isArray(data.content[1]!.content) ? data.content[1]!.content : [];
+    expect(hits.map((h) => h.title)).toEqual(['example.com', 'docs.example.org']);
+    expect(data.usage.server_tool_use?.web_search_requests).toBe(1);
+    const sent = google.generations().at(-1)!.body as { model: string; requestType: string };
+    expect([sent.model, sent.requestType]).toEqual(['gemini-3.1-flash-lite', 'web_search']);
+  });
 });

@@ -41,6 +41,41 @@ afterAll(async () => {
   cleanupTempDirs();
 });
 
+/** Claude Code's WebSearch tool runs its own request with Anthropic's web_search tool; the proxy answers it with Google Search grounding. */
+describe('Claude Code WebSearch through mcp serve on Antigravity', () => {
+  test("the search request goes to the search model with googleSearch, and Claude Code gets the hits and the grounded text", async () => {
+    const before = google.generations().length;
+    const run = await runClaude({
+      baseUrl: server.url,
+      apiKey: PROXY_KEY,
+      prompt: 'search the web for: bun 1.4 release notes',
+      model: 'opus',
+      allowedTools: ['WebSearch'],
+      maxRetries: 1,
+      timeoutMs: 40_000,
+    });
+    const diag = () => `claude exit ${run.code}\n${run.stdout.slice(-4000)}\n${run.stderr.slice(-2000)}\n${server.output().slice(-3000)}`;
+    const use = run.toolUses.find((t) => t.name === 'WebSearch');
+    expect(use, diag()).toBeDefined();
+    expect(use!.input.query).toBe('bun 1.4 release notes');
+    const result = run.toolResults.find((r) => r.toolUseId === use!.id);
+    expect(result?.isError, diag()).toBe(false);
+    // What Claude Code made of the search answer: the grounded text and the hits' titles and links.
+    expect(result?.text, diag()).toContain('FAKE_SEARCH_RESULT for "bun 1.4 release notes"');
+    expect(result?.text).toContain('docs.example.org');
+    expect(result?.text).toContain('https://vertexaisearch.cloud.google.com/grounding-api-redirect/');
+    expect(run.result?.is_error, diag()).toBe(false);
+    expect(String(run.result?.result)).toContain('FINAL_ANSWER: tool said');
+    // Upstream: the chat turns on the Claude model, the search alone on the search model.
+    const gens = google.generations().slice(before);
+    const searches = gens.filter((g) => (g.body as { requestType?: string }).requestType === 'web_search');
+    expect(searches.map(modelOf), diag()).toEqual(['gemini-3.1-flash-lite']);
+    expect(JSON.stringify(searches[0]!.body)).toContain('"googleSearch"');
+    expect(gens.filter((g) => !searches.includes(g)).every((g) => modelOf(g) === 'claude-opus-4-6-thinking')).toBe(true);
+    expect(gens.map((g) => g.mode).filter((m) => m !== 'ok')).toEqual([]);
+  }, 60_000);
+});
+
 /** One headless turn whose session is kept (same HOME and cwd across turns) so a later turn can --resume it. */
 function claudeTurn(opts: {
   home: string;

@@ -330,6 +330,8 @@ export async function runClaude(opts: {
   resume?: string;
   maxTurns?: number;
   maxRetries?: number;
+  /** Tools allowed without asking (default: `Bash(echo:*)`). */
+  allowedTools?: string[];
 }): Promise<ClaudeRun> {
   const home = opts.home ?? tempDir('mcp-claude-home-');
   const cwd = opts.cwd ?? tempDir('mcp-claude-cwd-');
@@ -354,7 +356,7 @@ export async function runClaude(opts: {
       'stream-json',
       '--verbose',
       '--allowedTools',
-      'Bash(echo:*)',
+      ...(opts.allowedTools ?? ['Bash(echo:*)']),
       '--max-turns',
       String(opts.maxTurns ?? 6),
       ...(opts.persist ? [] : ['--no-session-persistence']),

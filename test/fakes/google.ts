@@ -290,6 +290,8 @@ export function defaultFakeModels(): Record<string, Record<string, unknown>> {
       apiProvider: 'API_PROVIDER_OPENAI_VERTEX',
       modelProvider: 'MODEL_PROVIDER_OPENAI',
     },
+    // The search model (webSearchModelIds below); Google Search grounding answers through it.
+    'gemini-3.1-flash-lite': { ...gemini('Gemini 3.1 Flash Lite', 0), supportsThinking: false, recommended: false },
     chat_20706: { displayName: 'internal', model: 'MODEL_CHAT_20706' },
     tab_flash_lite_preview: { displayName: 'internal tab', model: 'MODEL_TAB' },
     'gemini-3.1-pro-high': gemini('Gemini 3.1 Pro (High)', -1),
@@ -310,6 +312,7 @@ const SKIP_SIGNATURE = 'skip_thought_signature_validator';
 
 const COMMAND_AFTER_COLON = /(?:command|exactly):\s*`?([^`\n]+?)`?\s*(?:\n|$)/i;
 const ASKS_TO_RUN = /\b(run|execute)\b/i;
+const SEARCH_THE_WEB = /search the web for:?\s*([^\n]+)/i;
 
 function outputOf(resp: unknown): string {
   if (resp && typeof resp === 'object') {
@@ -339,6 +342,9 @@ function script(request: Record<string, unknown>, replyText: string): Reply {
   const decls = ((Array.isArray(request.tools) ? request.tools : []) as Array<{ functionDeclarations?: Array<{ name?: string }> }>).flatMap(
     (t) => t.functionDeclarations ?? [],
   );
+  const search = decls.find((d) => d.name === 'WebSearch');
+  const wants = SEARCH_THE_WEB.exec(userText);
+  if (search && wants) return { thinking, text: 'I will search the web.', call: { name: 'WebSearch', args: { query: wants[1]!.trim() } } };
   const bash = decls.find((d) => d.name === 'Bash') ?? decls.find((d) => /bash|shell|command/i.test(d.name ?? ''));
   if (bash?.name && (COMMAND_AFTER_COLON.test(userText) || ASKS_TO_RUN.test(userText))) {
     const command = COMMAND_AFTER_COLON.exec(userText)?.[1]?.trim() || 'echo hello-from-fake-tool';
@@ -723,6 +729,7 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
         return refused;
       }
     }
+    if (body.requestType === 'web_search') return searchAnswer(model, request, rec, stream);
     const reply = script(request, replyText);
     const rawLen = JSON.stringify(request).length;
     const p = plan(model, reply, Math.max(1, Math.round(rawLen / 4)), mode.kind === 'slow_chunks' ? mode.chunks : 2);
@@ -739,6 +746,38 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
     }
     if (!stream) return json(200, { response: unary(p), traceId: hex(16), metadata: {} });
     return sseResponse(p.chunks, mode, rec, mode.kind === 'slow_chunks' ? mode.delayMs : 0);
+  }
+
+  /**
+   * A Google Search grounded answer (requestType "web_search" with the googleSearch tool, antigravity.md
+   * §13.2): text, then a last chunk with groundingMetadata in Vertex AI's shape (webSearchQueries,
+   * groundingChunks of redirect links titled with the site's domain, groundingSupports). Only Gemini
+   * models search; a Claude model is refused as Vertex refuses unsupported tools.
+   */
+  function searchAnswer(model: string, request: Record<string, unknown>, rec: RecordedGoogleRequest, stream: boolean): Response {
+    const tools = (Array.isArray(request.tools) ? request.tools : []) as Array<Record<string, unknown>>;
+    if (!tools.some((t) => t.googleSearch) || familyOfModel(model) !== 'gemini') {
+      return googleError(400, 'INVALID_ARGUMENT', `Search grounding is not supported for model ${model}.`);
+    }
+    const contents = (Array.isArray(request.contents) ? request.contents : []) as Content[];
+    const asked = (contents.at(-1)?.parts ?? []).map((p) => (typeof p.text === 'string' ? p.text : '')).join(' ');
+    const query = asked.replace(/^\s*Perform a web search for the query:\s*/i, '').trim() || 'nothing';
+    const sites = ['example.com', 'docs.example.org', 'blocked.example.net'];
+    const text = `FAKE_SEARCH_RESULT for "${query}": ${sites.length} sites say so.`;
+    const grounding = {
+      webSearchQueries: [query],
+      searchEntryPoint: { renderedContent: '<style>.container{}</style><div class="container"></div>' },
+      groundingChunks: sites.map((site, i) => ({ web: { uri: `https://vertexaisearch.cloud.google.com/grounding-api-redirect/FAKE${i}${hex(8)}`, title: site } })),
+      groundingSupports: [{ segment: { startIndex: 0, endIndex: text.length, text }, groundingChunkIndices: [0, 1, 2], confidenceScores: [0.9, 0.8, 0.7] }],
+    };
+    const usage = { promptTokenCount: 20, candidatesTokenCount: 30, totalTokenCount: 50 };
+    const half = Math.ceil(text.length / 2);
+    const chunks = [
+      { candidates: [{ content: { role: 'model', parts: [{ text: text.slice(0, half) }] } }], modelVersion: model, responseId: hex(12) },
+      { candidates: [{ content: { role: 'model', parts: [{ text: text.slice(half) }] }, finishReason: 'STOP', groundingMetadata: grounding }], usageMetadata: usage, modelVersion: model, responseId: hex(12) },
+    ];
+    if (!stream) return json(200, { response: { ...chunks[1], candidates: [{ ...chunks[1]!.candidates[0], content: { role: 'model', parts: [{ text }] } }] }, traceId: hex(16), metadata: {} });
+    return sseResponse(chunks, { kind: 'ok' }, rec, 0);
   }
 
   function signatureError(): Response {
@@ -810,6 +849,8 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
           defaultAgentModelId: 'gemini-3.8-flash-high',
           deprecatedModelIds: { 'gemini-3.1-pro-high': { newModelId: 'gemini-pro-agent' } },
           imageGenerationModelIds: ['gemini-3.1-flash-image'],
+          mqueryModelIds: ['gemini-3.1-flash-lite'],
+          webSearchModelIds: ['gemini-3.1-flash-lite'],
         });
       }
       default:

@@ -80,6 +80,23 @@ describe('resolve', () => {
     expect(c.resolve('claude-haiku-4-5', AG)!.upstreamModel).toBe('gemini-3.9-flash-low');
   });
 
+  test("a web search request goes to Antigravity's search model: the discovered one, else the known one", () => {
+    const c = catalog();
+    const opus = c.resolve('opus', AG)!;
+    expect(c.webSearchRoute(opus)).toEqual({ provider: 'antigravity', upstreamModel: 'gemini-3.1-flash-lite', family: 'gemini' });
+    c.setDiscovered('acc_1', 'antigravity', [
+      { id: 'claude-opus-4-6-thinking', displayName: 'Opus', family: 'claude' },
+      { id: 'gemini-3.2-flash-lite', displayName: 'Lite', family: 'gemini', webSearch: true },
+    ]);
+    expect(c.webSearchRoute(opus).upstreamModel).toBe('gemini-3.2-flash-lite');
+    // Discovery lists no search model: the request stays on its own route.
+    c.setDiscovered('acc_1', 'antigravity', [{ id: 'claude-opus-4-6-thinking', displayName: 'Opus', family: 'claude' }]);
+    expect(c.webSearchRoute(opus)).toEqual(opus);
+    // Z.AI gets the tool as it is.
+    const glm = c.resolve('glm-4.7', ZAI)!;
+    expect(c.webSearchRoute(glm)).toEqual(glm);
+  });
+
   test('families follow the upstream model', () => {
     const c = catalog();
     expect(c.resolve('claude-haiku-4-5', AG)!.family).toBe('gemini');

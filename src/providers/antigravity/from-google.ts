@@ -108,15 +108,9 @@ export function createGoogleTranslator(opts: FromGoogleOptions): GoogleTranslato
   };
 
   const feed = (raw: unknown): AnthropicEvent[] => {
-    const resp = unwrap(raw);
+    const resp = unwrapChunk(raw);
     if (!resp) return NO_EVENTS;
-    if (isObject(resp.error)) {
-      const e = resp.error;
-      throw new UpstreamError('transient', `upstream error in stream: ${String(e.message ?? e.status ?? 'unknown')}`, {
-        status: typeof e.code === 'number' ? e.code : 0,
-        code: typeof e.status === 'string' ? e.status : null,
-      });
-    }
+    throwIfStreamError(resp);
     const u = resp.usageMetadata;
     if (isObject(u)) {
       // Running totals; fields missing from a chunk keep their last value.
@@ -211,10 +205,21 @@ export function createGoogleTranslator(opts: FromGoogleOptions): GoogleTranslato
   return { feed, end, started: () => started };
 }
 
-function unwrap(raw: unknown): Json | null {
+/** The GenerateContentResponse of one SSE chunk ({response: …} or bare), or null. */
+export function unwrapChunk(raw: unknown): Json | null {
   if (!isObject(raw)) return null;
   if (isObject(raw.response)) return raw.response;
   return raw;
+}
+
+/** An error object inside a 200 stream (§8.4) fails the request like an HTTP error would. */
+export function throwIfStreamError(resp: Json): void {
+  if (!isObject(resp.error)) return;
+  const e = resp.error;
+  throw new UpstreamError('transient', `upstream error in stream: ${String(e.message ?? e.status ?? 'unknown')}`, {
+    status: typeof e.code === 'number' ? e.code : 0,
+    code: typeof e.status === 'string' ? e.status : null,
+  });
 }
 
 function isObject(v: unknown): v is Json {

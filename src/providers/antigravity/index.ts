@@ -5,6 +5,7 @@
 import type { Config } from '../../config.ts';
 import type { AnthropicEvent } from '../../anthropic/events.ts';
 import type { MessagesRequest } from '../../anthropic/schema.ts';
+import { searchTextOf, webSearchToolOf } from '../../anthropic/web-search.ts';
 import { log } from '../../log.ts';
 import type { Account } from '../../store/accounts.ts';
 import { UpstreamError, type ModelInfo, type Provider, type ProviderDeps, type QuotaInfo, type SendContext } from '../provider.ts';
@@ -15,6 +16,7 @@ import { createTokenManager } from './oauth.ts';
 import { discoverProject, loadCodeAssist, parseLoadCodeAssist, type OnboardOptions } from './project.ts';
 import { createSignatureStore } from './signatures.ts';
 import { familyOf, toGoogleRequest } from './to-google.ts';
+import { createGroundingCollector, webSearchEnvelope, webSearchEvents } from './web-search.ts';
 
 export { classifyGoogleError, parseGoDuration } from './errors.ts';
 export { parseModels, parseQuota } from './models.ts';
@@ -160,6 +162,9 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
   async function* send(req: MessagesRequest, ctx: SendContext): AsyncGenerator<AnthropicEvent> {
     const { account } = ctx;
     const family = familyOf(ctx.model);
+    // Anthropic's web search tool, alone (Claude Code's WebSearch): a Google Search grounded answer.
+    const search = webSearchToolOf(req);
+    const searchText = search ? searchTextOf(req) : '';
     let authRetried = false;
     let emptyLeft = EMPTY_RETRIES;
     for (let attempt = 0; ; attempt++) {
@@ -178,16 +183,18 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
         }
         throw err;
       }
-      const envelope = toGoogleRequest(req, {
-        model: ctx.model,
-        family,
-        projectId,
-        sessionId: sessionIdFor(account.id, ctx.sessionKey),
-        requestId: `agent-${crypto.randomUUID()}`,
-        signatures,
-        sessionKey: ctx.sessionKey,
-        claudeThinkingReplay: config.antigravity.claudeThinkingReplay,
-      });
+      const envelope = search
+        ? webSearchEnvelope(search, searchText, { model: ctx.model, projectId })
+        : toGoogleRequest(req, {
+            model: ctx.model,
+            family,
+            projectId,
+            sessionId: sessionIdFor(account.id, ctx.sessionKey),
+            requestId: `agent-${crypto.randomUUID()}`,
+            signatures,
+            sessionKey: ctx.sessionKey,
+            claudeThinkingReplay: config.antigravity.claudeThinkingReplay,
+          });
       let stream;
       try {
         stream = await openGenerateStream({ ...cc, idleTimeoutMs }, JSON.stringify(envelope), token, ctx.signal);
@@ -204,6 +211,15 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
       let yielded = false;
       const tr = createGoogleTranslator({ clientModel: ctx.clientModel, family, sessionKey: ctx.sessionKey, signatures });
       try {
+        if (search) {
+          // A search answer is only whole at its end: the sources come with the last chunks.
+          const grounding = createGroundingCollector();
+          for (let batch = await stream.readBatch(); batch !== null; batch = await stream.readBatch()) for (const c of batch) grounding.feed(c);
+          const evs = webSearchEvents(grounding.result(), { clientModel: ctx.clientModel, tool: search, searchText });
+          yielded = true;
+          yield* evs;
+          return;
+        }
         // The one async loop of the request: read a batch of chunks, translate synchronously, yield.
         for (;;) {
           const batch = await stream.readBatch();

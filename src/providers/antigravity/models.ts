@@ -43,6 +43,7 @@ export function quotaGroupOf(id: string): string {
 
 export function parseModels(body: Record<string, unknown>): ModelInfo[] {
   const deprecated = body.deprecatedModelIds && typeof body.deprecatedModelIds === 'object' ? (body.deprecatedModelIds as Record<string, unknown>) : {};
+  const search = new Set(Array.isArray(body.webSearchModelIds) ? body.webSearchModelIds.filter((x): x is string => typeof x === 'string') : []);
   const out: ModelInfo[] = [];
   for (const [id, e] of entries(body)) {
     if (id in deprecated) continue;
@@ -58,6 +59,7 @@ export function parseModels(body: Record<string, unknown>): ModelInfo[] {
     // Claude "-thinking" ids think even when the catalog forgets to say so.
     info.thinking = e.supportsThinking === true || /thinking/.test(id);
     if (typeof e.supportsImages === 'boolean') info.supportsImages = e.supportsImages;
+    if (search.has(id)) info.webSearch = true;
     out.push(info);
   }
   return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));

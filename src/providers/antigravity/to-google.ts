@@ -542,6 +542,12 @@ function contentPart(b: Block): Part | null {
       }
       return null;
     }
+    case 'web_search_tool_result': {
+      // A search this proxy (or Anthropic) ran earlier in the conversation: its sources, as text.
+      const hits = Array.isArray(b.content) ? (b.content as Block[]) : [];
+      const lines = hits.filter((h) => typeof h.url === 'string').map((h) => `${typeof h.title === 'string' && h.title ? h.title : h.url}: ${h.url}`);
+      return lines.length ? { text: `Web search results:\n${lines.join('\n')}` } : null;
+    }
     case 'search_result': {
       const inner = Array.isArray(b.content) ? (b.content as Block[]) : [];
       const text = inner.map((c) => (typeof c.text === 'string' ? c.text : '')).join('\n');

@@ -26,6 +26,13 @@ describe('parseModels', () => {
     expect(byId['gpt-oss-120b-medium']!.contextWindow).toBe(114000);
   });
 
+  test('the ids in webSearchModelIds are marked as the ones that run Anthropic web searches', () => {
+    const withSearch = { ...body, models: { ...(body.models as object), 'gemini-3.1-flash-lite': { displayName: 'Gemini 3.1 Flash Lite' } }, webSearchModelIds: ['gemini-3.1-flash-lite', 42] };
+    const models = parseModels(withSearch);
+    expect(models.filter((m) => m.webSearch).map((m) => m.id)).toEqual(['gemini-3.1-flash-lite']);
+    expect(parseModels(body).some((m) => m.webSearch)).toBe(false);
+  });
+
   test('a body without models yields none', () => {
     expect(parseModels({})).toEqual([]);
     expect(parseModels({ models: [] })).toEqual([]);

@@ -71,6 +71,27 @@ beforeEach(() => {
   patches = [];
 });
 
+/** Runs the provider's events through the official SDK's strict stream accumulator. */
+async function viaSdk(model: string, req: Record<string, unknown>) {
+  const relay = Bun.serve({
+    port: 0,
+    hostname: '127.0.0.1',
+    async fetch(r) {
+      const body = (await r.json()) as MessagesRequest;
+      const events: AnthropicEvent[] = [];
+      for await (const e of provider.send(body, ctx({ model, clientModel: String(body.model) }))) events.push(e);
+      const sse = events.map((e) => `event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`).join('');
+      return new Response(sse, { headers: { 'content-type': 'text/event-stream' } });
+    },
+  });
+  try {
+    const client = new Anthropic({ baseURL: `http://127.0.0.1:${relay.port}`, apiKey: 'x', maxRetries: 0 });
+    return await client.messages.stream(req as never).finalMessage();
+  } finally {
+    await relay.stop(true);
+  }
+}
+
 describe('happy paths', () => {
   test('Claude: the envelope carries project, model, session and the stream is a full message', async () => {
     const events = await collect(simple('hello'));
@@ -93,26 +114,6 @@ describe('happy paths', () => {
     expect(sessionIdFor('a', 's1')).not.toBe(sessionIdFor('a', 's2'));
     expect(sessionIdFor('a', 's1')).toMatch(/^-?\d+$/);
   });
-
-  async function viaSdk(model: string, req: Record<string, unknown>) {
-    const relay = Bun.serve({
-      port: 0,
-      hostname: '127.0.0.1',
-      async fetch(r) {
-        const body = (await r.json()) as MessagesRequest;
-        const events: AnthropicEvent[] = [];
-        for await (const e of provider.send(body, ctx({ model, clientModel: String(body.model) }))) events.push(e);
-        const sse = events.map((e) => `event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`).join('');
-        return new Response(sse, { headers: { 'content-type': 'text/event-stream' } });
-      },
-    });
-    try {
-      const client = new Anthropic({ baseURL: `http://127.0.0.1:${relay.port}`, apiKey: 'x', maxRetries: 0 });
-      return await client.messages.stream(req as never).finalMessage();
-    } finally {
-      await relay.stop(true);
-    }
-  }
 
   const toolTurn = {
     model: 'claude-via-proxy',
@@ -456,5 +457,80 @@ describe('shared quota groups', () => {
     const { error } = await failure(simple('hi'), ctx({ model: 'claude-opus-4-6-thinking' }));
     expect(error.kind).toBe('rate_limited');
     expect(error.sharedWith).toEqual([]);
+  });
+});
+
+describe('web search (Anthropic web_search tool, Google Search grounding)', () => {
+  const searchReq = (extra: Record<string, unknown> = {}) => ({
+    model: 'claude-opus-4-6',
+    max_tokens: 32000,
+    stream: true,
+    system: [{ type: 'text', text: 'You are an assistant for performing a web search tool use' }],
+    messages: [{ role: 'user', content: 'Perform a web search for the query: bun 1.4 release notes' }],
+    tools: [{ type: 'web_search_20250305', name: 'web_search', max_uses: 8, ...extra }],
+    tool_choice: { type: 'tool', name: 'web_search' },
+  });
+
+  test('the search goes to Google as a grounded web_search request, not as a chat turn', async () => {
+    await collect(searchReq() as MessagesRequest, ctx({ model: 'gemini-3.1-flash-lite' }));
+    const sent = fake.requests.find((r) => r.rpc === 'streamGenerateContent')!.body as Record<string, unknown>;
+    expect(sent).toEqual({
+      project: 'aicode-consumers',
+      model: 'gemini-3.1-flash-lite',
+      userAgent: 'antigravity',
+      requestType: 'web_search',
+      request: {
+        contents: [{ role: 'user', parts: [{ text: 'Perform a web search for the query: bun 1.4 release notes' }] }],
+        systemInstruction: { role: 'user', parts: [{ text: expect.stringMatching(/^You are a search engine bot\./) }] },
+        tools: [{ googleSearch: {} }],
+        generationConfig: { candidateCount: 1 },
+      },
+    });
+  });
+
+  test('the answer is what Claude Code reads: server_tool_use with the query, the hits, then the text', async () => {
+    const msg = await viaSdk('gemini-3.1-flash-lite', searchReq());
+    expect(msg.model).toBe('claude-opus-4-6');
+    expect(msg.stop_reason).toBe('end_turn');
+    expect(msg.content.map((b) => b.type)).toEqual(['server_tool_use', 'web_search_tool_result', 'text']);
+    const use = msg.content[0] as { id: string; name: string; input: unknown };
+    expect(use.name).toBe('web_search');
+    expect(use.id).toMatch(/^srvtoolu_[0-9a-f]{24}$/);
+    expect(use.input).toEqual({ query: 'bun 1.4 release notes' });
+    const result = msg.content[1] as { tool_use_id: string; content: Array<{ type: string; title: string; url: string }> };
+    expect(result.tool_use_id).toBe(use.id);
+    expect(result.content.map((r) => [r.type, r.title])).toEqual([
+      ['web_search_result', 'example.com'],
+      ['web_search_result', 'docs.example.org'],
+      ['web_search_result', 'blocked.example.net'],
+    ]);
+    expect(result.content[0]!.url).toStartWith('https://vertexaisearch.cloud.google.com/grounding-api-redirect/');
+    expect((msg.content[2] as { text: string }).text).toBe('FAKE_SEARCH_RESULT for "bun 1.4 release notes": 3 sites say so.');
+    expect(msg.usage).toMatchObject({ input_tokens: 20, output_tokens: 30, server_tool_use: { web_search_requests: 1 } });
+  });
+
+  test('blocked and allowed domains are asked for in the prompt and enforced on the hits', async () => {
+    const blocked = await viaSdk('gemini-3.1-flash-lite', searchReq({ blocked_domains: ['blocked.example.net'] }));
+    expect((blocked.content[1] as { content: Array<{ title: string }> }).content.map((r) => r.title)).toEqual(['example.com', 'docs.example.org']);
+    const sys = (fake.requests.at(-1)!.body as { request: { systemInstruction: { parts: Array<{ text: string }> } } }).request.systemInstruction.parts[0]!.text;
+    expect(sys).toContain('Never use results from these sites: blocked.example.net.');
+    const allowed = await viaSdk('gemini-3.1-flash-lite', searchReq({ allowed_domains: ['example.org'] }));
+    expect((allowed.content[1] as { content: Array<{ title: string }> }).content.map((r) => r.title)).toEqual(['docs.example.org']);
+  });
+
+  test('a search the model cannot run is a clean bad_request before any event', async () => {
+    const { error, yielded } = await failure(searchReq() as MessagesRequest, ctx({ model: 'claude-sonnet-4-6' }));
+    expect(yielded).toBe(0);
+    expect(error.kind).toBe('bad_request');
+    expect(error.message).toContain('Search grounding is not supported');
+  });
+
+  test('web search beside other tools is not intercepted: the other tools are served as usual', async () => {
+    const req = { ...searchReq(), tools: [...searchReq().tools, { name: 'Bash', description: 'run', input_schema: { type: 'object', properties: {} } }], tool_choice: undefined };
+    await collect(req as MessagesRequest, ctx({ model: 'claude-sonnet-4-6' }));
+    const sent = fake.requests.find((r) => r.rpc === 'streamGenerateContent')!.body as { requestType: string; request: { tools: unknown[] } };
+    expect(sent.requestType).toBe('agent');
+    expect(JSON.stringify(sent.request.tools)).toContain('"name":"Bash"');
+    expect(JSON.stringify(sent.request.tools)).not.toContain('googleSearch');
   });
 });

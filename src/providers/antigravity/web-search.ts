@@ -1,0 +1,161 @@
+// Anthropic's web search tool served by Google Search grounding (antigravity.md §13.2, as CLIProxyAPI
+// does): the search goes to a search model (`webSearchModelIds` of the catalog) with the googleSearch
+// tool and requestType "web_search", and the grounded answer comes back in the blocks Anthropic's API
+// sends for its own search: server_tool_use (the query), web_search_tool_result (title + url of each
+// source), then the answer as text. Claude Code's WebSearch reads exactly those (count, hits, text).
+// Pure: the provider does the call.
+import {
+  blockDelta,
+  blockStart,
+  blockStop,
+  MESSAGE_STOP,
+  messageDelta,
+  messageStart,
+  type AnthropicEvent,
+} from '../../anthropic/events.ts';
+import { domainAllowed, searchQueryOf, type WebSearchTool } from '../../anthropic/web-search.ts';
+import { UpstreamError } from '../provider.ts';
+import { throwIfStreamError, unwrapChunk } from './from-google.ts';
+
+type Json = Record<string, unknown>;
+
+const SYSTEM =
+  'You are a search engine bot. Search the web for what the user asks, then answer with the facts the ' +
+  'results give: briefly, in plain text, naming the sources.';
+
+/** The Cloud Code envelope of one grounded search. No sessionId or requestId, like the official client's. */
+export function webSearchEnvelope(tool: WebSearchTool, text: string, opts: { model: string; projectId: string }): Json {
+  let system = SYSTEM;
+  if (tool.allowed_domains?.length) system += ` Use only results from these sites: ${tool.allowed_domains.join(', ')}.`;
+  if (tool.blocked_domains?.length) system += ` Never use results from these sites: ${tool.blocked_domains.join(', ')}.`;
+  return {
+    project: opts.projectId,
+    model: opts.model,
+    userAgent: 'antigravity',
+    requestType: 'web_search',
+    request: {
+      contents: [{ role: 'user', parts: [{ text }] }],
+      systemInstruction: { role: 'user', parts: [{ text: system }] },
+      tools: [{ googleSearch: {} }],
+      generationConfig: { candidateCount: 1 },
+    },
+  };
+}
+
+export interface SearchSource {
+  url: string;
+  title: string;
+}
+
+export interface Grounding {
+  text: string;
+  queries: string[];
+  sources: SearchSource[];
+  promptTokens: number;
+  cachedTokens: number;
+  outputTokens: number;
+  /** Whether any candidate content or grounding arrived (none: an empty answer). */
+  any: boolean;
+}
+
+/** Gathers the streamed chunks of a grounded answer: text, queries, sources and usage. */
+export function createGroundingCollector(): { feed(raw: unknown): void; result(): Grounding } {
+  let text = '';
+  let any = false;
+  const queries: string[] = [];
+  const sources: SearchSource[] = [];
+  const seen = new Set<string>();
+  let prompt = 0;
+  let cached = 0;
+  let candidates = 0;
+  let thoughts = 0;
+  return {
+    feed(raw) {
+      const resp = unwrapChunk(raw);
+      if (!resp) return;
+      throwIfStreamError(resp);
+      const u = resp.usageMetadata;
+      if (isObject(u)) {
+        if (typeof u.promptTokenCount === 'number') prompt = u.promptTokenCount;
+        if (typeof u.cachedContentTokenCount === 'number') cached = u.cachedContentTokenCount;
+        if (typeof u.candidatesTokenCount === 'number') candidates = u.candidatesTokenCount;
+        if (typeof u.thoughtsTokenCount === 'number') thoughts = u.thoughtsTokenCount;
+      }
+      const cand = Array.isArray(resp.candidates) && isObject(resp.candidates[0]) ? resp.candidates[0] : null;
+      if (!cand) return;
+      const parts = isObject(cand.content) && Array.isArray(cand.content.parts) ? cand.content.parts : [];
+      for (const p of parts) {
+        if (!isObject(p) || p.thought === true || typeof p.text !== 'string') continue;
+        text += p.text;
+        any = true;
+      }
+      const g = cand.groundingMetadata;
+      if (!isObject(g)) return;
+      any = true;
+      for (const q of Array.isArray(g.webSearchQueries) ? g.webSearchQueries : []) {
+        if (typeof q === 'string' && q.trim() && !queries.includes(q.trim())) queries.push(q.trim());
+      }
+      for (const c of Array.isArray(g.groundingChunks) ? g.groundingChunks : []) {
+        const web = isObject(c) && isObject(c.web) ? c.web : null;
+        if (!web || typeof web.uri !== 'string' || seen.has(web.uri)) continue;
+        seen.add(web.uri);
+        sources.push({ url: web.uri, title: typeof web.title === 'string' && web.title ? web.title : hostOf(web.uri) });
+      }
+    },
+    result: () => ({ text: text.trim(), queries, sources, promptTokens: prompt, cachedTokens: cached, outputTokens: candidates + thoughts, any }),
+  };
+}
+
+/**
+ * The host a source is from. Grounding links are Google redirects whose title is the site's domain
+ * (Vertex AI's grounding format); a direct link speaks for itself.
+ */
+export function sourceHost(s: SearchSource): string {
+  const host = hostOf(s.url);
+  return /(^|\.)vertexaisearch\.cloud\.google\.com$/.test(host) || !host ? s.title : host;
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).hostname;
+  } catch {
+    return '';
+  }
+}
+
+function srvToolUseId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  return `srvtoolu_${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')}`;
+}
+
+/** The Anthropic events of one search answer. Throws EMPTY_RESPONSE (retried) when nothing came back. */
+export function webSearchEvents(g: Grounding, opts: { clientModel: string; tool: WebSearchTool; searchText: string }): AnthropicEvent[] {
+  if (!g.any) throw new UpstreamError('transient', 'empty response from upstream', { code: 'EMPTY_RESPONSE' });
+  const id = srvToolUseId();
+  const query = g.queries[0] ?? searchQueryOf(opts.searchText);
+  const results = g.sources
+    .filter((s) => domainAllowed(sourceHost(s), opts.tool))
+    .map((s) => ({ type: 'web_search_result', title: s.title, url: s.url, encrypted_content: '', page_age: null }));
+  const out: AnthropicEvent[] = [
+    messageStart(opts.clientModel, {
+      input_tokens: Math.max(0, g.promptTokens - g.cachedTokens),
+      output_tokens: 0,
+      cache_creation_input_tokens: 0,
+      cache_read_input_tokens: g.cachedTokens,
+    }),
+    blockStart(0, { type: 'server_tool_use', id, name: opts.tool.name || 'web_search', input: {} }),
+    blockDelta(0, { type: 'input_json_delta', partial_json: JSON.stringify({ query }) }),
+    blockStop(0),
+    blockStart(1, { type: 'web_search_tool_result', tool_use_id: id, content: results }),
+    blockStop(1),
+  ];
+  if (g.text) {
+    out.push(blockStart(2, { type: 'text', text: '' }), blockDelta(2, { type: 'text_delta', text: g.text }), blockStop(2));
+  }
+  out.push(messageDelta('end_turn', { output_tokens: g.outputTokens, server_tool_use: { web_search_requests: 1 } }), MESSAGE_STOP);
+  return out;
+}
+
+function isObject(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

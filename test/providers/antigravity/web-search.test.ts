@@ -1,0 +1,118 @@
+// A Google Search grounded answer -> the blocks of Anthropic's own web search. Chunks modelled on
+// Vertex AI's groundingMetadata (webSearchQueries, groundingChunks[].web{uri,title} with redirect
+// links titled by domain, groundingSupports) as antigravity.md §13.2 describes it.
+import { describe, expect, test } from 'bun:test';
+import type { AnthropicEvent } from '../../../src/anthropic/events.ts';
+import { createGroundingCollector, sourceHost, webSearchEnvelope, webSearchEvents } from '../../../src/providers/antigravity/web-search.ts';
+import { UpstreamError } from '../../../src/providers/provider.ts';
+
+const TOOL = { type: 'web_search_20250305', name: 'web_search', max_uses: 8 };
+const redirect = (n: number) => `https://vertexaisearch.cloud.google.com/grounding-api-redirect/AUZIYQ${n}`;
+const chunk = (parts: unknown[], extra: Record<string, unknown> = {}) => ({ response: { candidates: [{ content: { role: 'model', parts }, ...extra }], modelVersion: 'gemini-3.1-flash-lite' } });
+const grounded = {
+  webSearchQueries: ['bun 1.4 release', 'bun 1.4 changelog'],
+  groundingChunks: [{ web: { uri: redirect(1), title: 'bun.sh' } }, { web: { uri: redirect(2), title: 'github.com' } }, { web: { uri: redirect(1), title: 'bun.sh' } }, { retrievedContext: {} }],
+  groundingSupports: [{ segment: { startIndex: 0, endIndex: 10 }, groundingChunkIndices: [0] }],
+};
+
+function collect(chunks: unknown[]) {
+  const c = createGroundingCollector();
+  for (const x of chunks) c.feed(x);
+  return c.result();
+}
+
+const blocks = (evs: AnthropicEvent[]) => evs.filter((e) => e.type === 'content_block_start').map((e) => (e as { content_block: { type: string } }).content_block);
+
+describe('createGroundingCollector', () => {
+  test('text across chunks, queries, unique sources and the last usage', () => {
+    const g = collect([
+      chunk([{ text: 'Bun 1.4 ' }, { text: 'thinking', thought: true }]),
+      { response: { ...chunk([{ text: 'shipped.' }], { finishReason: 'STOP', groundingMetadata: grounded }).response, usageMetadata: { promptTokenCount: 40, cachedContentTokenCount: 10, candidatesTokenCount: 12, thoughtsTokenCount: 3 } } },
+    ]);
+    expect(g).toEqual({
+      text: 'Bun 1.4 shipped.',
+      queries: ['bun 1.4 release', 'bun 1.4 changelog'],
+      sources: [{ url: redirect(1), title: 'bun.sh' }, { url: redirect(2), title: 'github.com' }],
+      promptTokens: 40,
+      cachedTokens: 10,
+      outputTokens: 15,
+      any: true,
+    });
+  });
+
+  test('an error chunk in the stream is an upstream error', () => {
+    const c = createGroundingCollector();
+    expect(() => c.feed({ error: { code: 503, status: 'UNAVAILABLE', message: 'overloaded' } })).toThrow(UpstreamError);
+  });
+
+  test('a source without a title is named by its host', () => {
+    expect(collect([chunk([], { groundingMetadata: { groundingChunks: [{ web: { uri: 'https://docs.example.org/a' } }] } })]).sources).toEqual([
+      { url: 'https://docs.example.org/a', title: 'docs.example.org' },
+    ]);
+  });
+});
+
+describe('sourceHost', () => {
+  test("a grounding redirect is from the site its title names; a direct link from its own host", () => {
+    expect(sourceHost({ url: redirect(1), title: 'bun.sh' })).toBe('bun.sh');
+    expect(sourceHost({ url: 'https://github.com/oven-sh/bun', title: 'Bun on GitHub' })).toBe('github.com');
+  });
+});
+
+describe('webSearchEvents', () => {
+  const opts = { clientModel: 'claude-opus-4-6', tool: TOOL, searchText: 'Perform a web search for the query: bun news' };
+
+  test('server_tool_use with the query, the hits, then the text; usage counts one search', () => {
+    const evs = webSearchEvents(collect([chunk([{ text: 'Bun 1.4 shipped.' }], { groundingMetadata: grounded })]), opts);
+    expect(evs.map((e) => e.type)).toEqual([
+      'message_start',
+      'content_block_start', 'content_block_delta', 'content_block_stop',
+      'content_block_start', 'content_block_stop',
+      'content_block_start', 'content_block_delta', 'content_block_stop',
+      'message_delta', 'message_stop',
+    ]);
+    const [use, result, text] = blocks(evs) as Array<Record<string, unknown>>;
+    expect(use).toEqual({ type: 'server_tool_use', id: expect.stringMatching(/^srvtoolu_/), name: 'web_search', input: {} });
+    expect(evs[2]).toEqual({ type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: '{"query":"bun 1.4 release"}' } });
+    expect(result).toEqual({
+      type: 'web_search_tool_result',
+      tool_use_id: use!.id,
+      content: [
+        { type: 'web_search_result', title: 'bun.sh', url: redirect(1), encrypted_content: '', page_age: null },
+        { type: 'web_search_result', title: 'github.com', url: redirect(2), encrypted_content: '', page_age: null },
+      ],
+    });
+    expect(text).toEqual({ type: 'text', text: '' });
+    expect(evs.at(-2)).toEqual({ type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: 0, server_tool_use: { web_search_requests: 1 } } });
+  });
+
+  test('without queries from Google the query is the asked text; without text there is no text block', () => {
+    const evs = webSearchEvents(collect([chunk([], { groundingMetadata: { groundingChunks: [] } })]), opts);
+    expect(blocks(evs).map((b) => b.type)).toEqual(['server_tool_use', 'web_search_tool_result']);
+    expect(JSON.stringify(evs)).toContain('{\\"query\\":\\"bun news\\"}');
+  });
+
+  test('the domain rules filter the hits', () => {
+    const g = collect([chunk([{ text: 'x' }], { groundingMetadata: grounded })]);
+    const hits = (tool: object) => (blocks(webSearchEvents(g, { ...opts, tool: { ...TOOL, ...tool } }))[1] as unknown as { content: Array<{ title: string }> }).content.map((h) => h.title);
+    expect(hits({ blocked_domains: ['github.com'] })).toEqual(['bun.sh']);
+    expect(hits({ allowed_domains: ['github.com'] })).toEqual(['github.com']);
+  });
+
+  test('nothing at all is an empty response, which the provider retries', () => {
+    try {
+      webSearchEvents(collect([{ response: { candidates: [{ content: { role: 'model' } }] } }]), opts);
+      throw new Error('expected EMPTY_RESPONSE');
+    } catch (e) {
+      expect(e).toBeInstanceOf(UpstreamError);
+      expect((e as UpstreamError).code).toBe('EMPTY_RESPONSE');
+    }
+  });
+});
+
+test('the envelope: search model, web_search request type, googleSearch, domain rules in the instruction', () => {
+  const env = webSearchEnvelope({ ...TOOL, allowed_domains: ['a.com', 'b.org'] }, 'Perform a web search for the query: x', { model: 'gemini-3.1-flash-lite', projectId: 'p-1' });
+  expect(env).toMatchObject({ project: 'p-1', model: 'gemini-3.1-flash-lite', requestType: 'web_search', request: { tools: [{ googleSearch: {} }], generationConfig: { candidateCount: 1 } } });
+  expect(JSON.stringify(env)).toContain('Use only results from these sites: a.com, b.org.');
+  expect(env).not.toHaveProperty('requestId');
+});
