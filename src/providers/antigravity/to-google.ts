@@ -1,5 +1,6 @@
 // Anthropic Messages request -> the Cloud Code `streamGenerateContent` envelope (protocol §5, §7).
 // Pure apart from the signature store, which it reads (and tells the tool names it rewrote).
+import { jsonOnlyInstruction, jsonSchemaOf } from '../../anthropic/structured-output.ts';
 import type { MessagesRequest, Tool } from '../../anthropic/schema.ts';
 import { familyOf, type ModelFamily } from '../provider.ts';
 import { toGoogleSchema, toGoogleToolSchema } from './schema.ts';
@@ -87,6 +88,9 @@ export function toGoogleRequest(req: MessagesRequest, opts: ToGoogleOptions): Re
   if (family === 'gemini' && contents[0]?.role === 'model') contents.unshift({ role: 'user', parts: [{ text: '.' }] });
 
   const request: Record<string, unknown> = { contents };
+  // Claude and GPT-OSS behind Google take no response schema: they are asked for the JSON instead.
+  const schema = jsonSchemaOf(req);
+  if (schema && family !== 'gemini') system.push(jsonOnlyInstruction(schema));
   if (family === 'claude' && plan.thinking && declarations.length > 0) {
     if (system.length > 0) system[system.length - 1] = `${system[system.length - 1]}\n\n${INTERLEAVED_HINT}`;
     else system.push(INTERLEAVED_HINT);
@@ -98,10 +102,9 @@ export function toGoogleRequest(req: MessagesRequest, opts: ToGoogleOptions): Re
     if (toolConfig) request.toolConfig = toolConfig;
   }
   const generationConfig = plan.generationConfig;
-  const format = req.output_config?.format as { type?: unknown; schema?: unknown } | undefined;
-  if (family === 'gemini' && format?.type === 'json_schema' && format.schema) {
+  if (family === 'gemini' && schema) {
     generationConfig.responseMimeType = 'application/json';
-    generationConfig.responseSchema = toGoogleSchema(format.schema);
+    generationConfig.responseSchema = toGoogleSchema(schema);
   }
   request.generationConfig = generationConfig;
   request.sessionId = opts.sessionId;

@@ -2,6 +2,7 @@
 // Anthropic but rejects a few things Claude Code sends (role:"system" messages -> 422, non-object
 // tool input -> 500, empty text -> 400) and ignores others; everything else rides along unchanged.
 import type { MessagesRequest, MessageParam } from '../../anthropic/schema.ts';
+import { jsonOnlyInstruction, jsonSchemaOf } from '../../anthropic/structured-output.ts';
 import type { SendContext } from '../provider.ts';
 
 type Block = { type: string; [k: string]: unknown };
@@ -145,6 +146,13 @@ export function mapThinking(thinking: unknown, maxTokens: number): unknown {
 export function toZaiBody(req: MessagesRequest, model: string): Record<string, unknown> {
   const body: Record<string, unknown> = { ...req, model, messages: foldMessages(req.messages), stream: true };
   for (const f of DROPPED_FIELDS) delete body[f];
+  // output_config is not for Z.AI: a schema it was to enforce is asked for in the system prompt.
+  const schema = jsonSchemaOf(req);
+  if (schema) {
+    const hint = jsonOnlyInstruction(schema);
+    const sys = req.system;
+    body.system = typeof sys === 'string' && sys ? `${sys}\n\n${hint}` : Array.isArray(sys) && sys.length ? [...sys, { type: 'text', text: hint }] : hint;
+  }
   if ('thinking' in body) {
     const t = mapThinking(body.thinking, req.max_tokens);
     if (t === undefined) delete body.thinking;

@@ -383,6 +383,17 @@ describe('generationConfig (§7.9–§7.10)', () => {
     );
     expect(env.request.generationConfig.responseMimeType).toBe('application/json');
     expect(env.request.generationConfig.responseSchema).toEqual({ type: 'OBJECT', properties: { title: { type: 'STRING' } }, required: ['title'] });
+    expect(JSON.stringify(env.request.systemInstruction ?? '')).not.toContain('JSON Schema');
+  });
+
+  test('structured output on Claude and GPT-OSS (no response schema behind Google) is asked for in the system instruction', () => {
+    const schema = { type: 'object', properties: { title: { type: 'string' } }, required: ['title'], additionalProperties: false };
+    for (const model of ['claude-sonnet-4-6', 'gpt-oss-120b-medium']) {
+      const env = translate({ system: 'Be brief.', output_config: { format: { type: 'json_schema', schema } } }, model);
+      const texts = (env.request.systemInstruction.parts as Array<{ text: string }>).map((p) => p.text);
+      expect(texts).toEqual(['Be brief.', `Answer with one JSON value that matches this JSON Schema, and nothing else: no prose before or after it, no code fence.\n${JSON.stringify(schema)}`]);
+      expect(env.request.generationConfig.responseSchema).toBeUndefined();
+    }
   });
 });
 

@@ -125,6 +125,18 @@ describe('toZaiBody', () => {
     expect((body.messages as MessageParam[]).map((x) => x.role)).toEqual(['user']);
   });
 
+  test("a JSON schema it cannot enforce (title generation) is asked for in the system prompt, whatever the system's form", () => {
+    const schema = { type: 'object', properties: { title: { type: 'string' } }, required: ['title'], additionalProperties: false };
+    const base = { model: 'glm-4.6', max_tokens: 100, messages: [{ role: 'user', content: 'title?' }], output_config: { effort: 'high', format: { type: 'json_schema', schema } } } as unknown as MessagesRequest;
+    const hint = `Answer with one JSON value that matches this JSON Schema, and nothing else: no prose before or after it, no code fence.\n${JSON.stringify(schema)}`;
+    expect(toZaiBody(base, 'glm-4.6').system).toBe(hint);
+    expect(toZaiBody({ ...base, system: 'Be brief.' }, 'glm-4.6').system).toBe(`Be brief.\n\n${hint}`);
+    expect(toZaiBody({ ...base, system: [{ type: 'text', text: 'Be brief.' }] }, 'glm-4.6').system).toEqual([{ type: 'text', text: 'Be brief.' }, { type: 'text', text: hint }]);
+    expect(toZaiBody(base, 'glm-4.6')).not.toHaveProperty('output_config');
+    // Without a schema the system prompt is the client's, untouched.
+    expect(body.system).toEqual(firstTurn.body.system);
+  });
+
   test('removes a between_tools thinking setting', () => {
     const b = toZaiBody({ ...(firstTurn.body as unknown as MessagesRequest), thinking: { type: 'between_tools' } }, 'glm-4.6');
     expect(b).not.toHaveProperty('thinking');
