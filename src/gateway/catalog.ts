@@ -62,6 +62,8 @@ export const DEFAULT_FALLBACKS: Readonly<Record<string, string>> = {
   'gemini-3.8-flash-high': 'claude-sonnet-4-6',
   'gemini-3-flash': 'claude-sonnet-4-6',
   'gpt-oss-120b-medium': 'gemini-3.8-flash-high',
+  // The web search model: another Gemini, which can search with Google too.
+  'gemini-3.1-flash-lite': 'gemini-3-flash',
   'glm-5.1': 'glm-4.7',
   'glm-5': 'glm-4.7',
   'glm-5-turbo': 'glm-4.7',

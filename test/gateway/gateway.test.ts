@@ -4,7 +4,9 @@ import { clientErrorFor, exhaustedError, formatWait } from '../../src/gateway/ga
 import { UpstreamError } from '../../src/providers/provider.ts';
 import { findAccount } from '../../src/store/accounts.ts';
 import { ALL_MODELS, listLimits } from '../../src/store/limits.ts';
-import { cleanupDbs, dispatchReq, drain, request, rig, sessionBody, T0 } from './helpers.ts';
+import { createRouting } from '../../src/gateway/index.ts';
+import { upsertAccount } from '../../src/store/accounts.ts';
+import { cleanupDbs, dispatchReq, drain, fakeClock, request, rig, scriptedProvider, sessionBody, T0, tempDb, testConfig } from './helpers.ts';
 
 afterEach(cleanupDbs);
 
@@ -548,5 +550,38 @@ describe('concurrency cap (MAX_CONCURRENT_PER_ACCOUNT)', () => {
     expect(r.routing.pool.inFlight(first.accountId)).toBe(1);
     await drain(first);
     expect(r.routing.pool.inFlight(first.accountId)).toBe(0);
+  });
+});
+
+describe("requests whose only tool is Anthropic's web search", () => {
+  function searchRig(config: Parameters<typeof testConfig>[0] = {}) {
+    const { db } = tempDb();
+    const clock = fakeClock();
+    const account = upsertAccount(db, { provider: 'antigravity', label: 'g', email: 'g@example.com', credentials: { kind: 'oauth', refreshToken: 'refresh-g-0000000000' } }, T0).account;
+    const agy = scriptedProvider('antigravity', ['claude-opus-4-6-thinking', 'gemini-3-flash', 'gemini-3.1-flash-lite']);
+    const routing = createRouting({ db, config: testConfig(config), providers: { antigravity: agy }, now: clock.now, sleep: clock.sleep });
+    return { routing, agy, account };
+  }
+  const search = (model: string) => request(model, { tools: [{ type: 'web_search_20250305', name: 'web_search' }], tool_choice: { type: 'tool', name: 'web_search' } });
+
+  test('go to the search model, whatever model the client named; other requests stay on theirs', async () => {
+    const r = searchRig();
+    const d = await r.routing.gateway.dispatch(dispatchReq(search('opus')));
+    expect(d.upstreamModel).toBe('gemini-3.1-flash-lite');
+    expect(r.agy.calls.at(-1)).toMatchObject({ model: 'gemini-3.1-flash-lite', clientModel: 'opus' });
+    await drain(d);
+    const plain = await r.routing.gateway.dispatch(dispatchReq(request('opus')));
+    expect(plain.upstreamModel).toBe('claude-opus-4-6-thinking');
+    await drain(plain);
+  });
+
+  test('with --fallback, a search model limited everywhere hands the search to another Gemini', async () => {
+    const r = searchRig({ fallback: true, maxWaitSec: 10 });
+    const lease = { account: r.account, provider: 'antigravity' as const, model: 'gemini-3.1-flash-lite', sticky: false, soft: false, release() {} };
+    r.routing.pool.report(lease, { kind: 'error', error: new UpstreamError('quota_exhausted', 'x', { resetAt: T0 + 600_000 }) });
+    const d = await r.routing.gateway.dispatch(dispatchReq(search('opus')));
+    expect(d.upstreamModel).toBe('gemini-3-flash');
+    expect(r.agy.calls.map((c) => c.model)).toEqual(['gemini-3-flash']);
+    await drain(d);
   });
 });
