@@ -111,8 +111,16 @@ export function openDatabase(path: string, opts: { readonly?: boolean } = {}): D
     }
     db.exec('PRAGMA foreign_keys = ON');
     if (!opts.readonly) migrate(db);
-    if (!opts.readonly) {
-      for (const f of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
+    // Owner-only files where modes exist. Windows has no such modes (and refuses to touch the open
+    // -shm file: EBUSY), and nowhere is a file we cannot tighten a reason to refuse the database.
+    if (!opts.readonly && process.platform !== 'win32') {
+      for (const f of [path, `${path}-wal`, `${path}-shm`]) {
+        try {
+          if (existsSync(f)) chmodSync(f, 0o600);
+        } catch {
+          // best effort
+        }
+      }
     }
   } catch (err) {
     db.close();
