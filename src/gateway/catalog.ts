@@ -107,10 +107,11 @@ export interface Catalog {
   /** The fallback upstream model for an exhausted one, or null. */
   fallbackFor(upstreamModel: string): string | null;
   /**
-   * The route for a request whose only tool is Anthropic's web search: the provider's search model
-   * when it has one (Antigravity's `webSearchModelIds`), else the route as it is.
+   * The route for a request whose only tool is Anthropic's web search: Antigravity's search model
+   * (`webSearchModelIds`) whenever the pool has Antigravity accounts, whatever model was asked for
+   * (a GLM session searches with Google too), else the route as it is.
    */
-  webSearchRoute(route: Route): Route;
+  webSearchRoute(route: Route, available: ReadonlySet<ProviderId>): Route;
   /** Records what an account's provider says it serves. */
   setDiscovered(accountId: string, provider: ProviderId, models: readonly ModelInfo[]): void;
   /** Forgets accounts that are gone. */
@@ -220,8 +221,8 @@ export function createCatalog(config: Readonly<Config>, builtin: Partial<Record<
     return routeUpstream(id, available, explicit);
   }
 
-  function webSearchRoute(r: Route): Route {
-    if (r.provider !== 'antigravity') return r;
+  function webSearchRoute(r: Route, available: ReadonlySet<ProviderId>): Route {
+    if (!available.has('antigravity')) return r;
     const m = modelsOf('antigravity').find((x) => x.webSearch);
     return m ? route('antigravity', m.id) : r;
   }

@@ -374,7 +374,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   async function dispatch(req: DispatchRequest): Promise<Dispatched> {
     let route = routeFor(req.body.model);
     // Anthropic's web search tool alone (Claude Code's WebSearch) goes to the provider's search model.
-    if (webSearchToolOf(req.body)) route = catalog.webSearchRoute(route);
+    if (webSearchToolOf(req.body)) route = catalog.webSearchRoute(route, available());
     const sessionKey = sessionKeyOf(req.body, req.headers);
     try {
       return await serve(req, route, sessionKey, null);

@@ -83,18 +83,21 @@ describe('resolve', () => {
   test("a web search request goes to Antigravity's search model: the discovered one, else the known one", () => {
     const c = catalog();
     const opus = c.resolve('opus', AG)!;
-    expect(c.webSearchRoute(opus)).toEqual({ provider: 'antigravity', upstreamModel: 'gemini-3.1-flash-lite', family: 'gemini' });
+    expect(c.webSearchRoute(opus, AG)).toEqual({ provider: 'antigravity', upstreamModel: 'gemini-3.1-flash-lite', family: 'gemini' });
     c.setDiscovered('acc_1', 'antigravity', [
       { id: 'claude-opus-4-6-thinking', displayName: 'Opus', family: 'claude' },
       { id: 'gemini-3.2-flash-lite', displayName: 'Lite', family: 'gemini', webSearch: true },
     ]);
-    expect(c.webSearchRoute(opus).upstreamModel).toBe('gemini-3.2-flash-lite');
+    expect(c.webSearchRoute(opus, AG).upstreamModel).toBe('gemini-3.2-flash-lite');
+    // A GLM session in a pool with Google accounts searches with Google too.
+    const glm = c.resolve('glm-4.7', BOTH)!;
+    expect(glm.provider).toBe('zai');
+    expect(c.webSearchRoute(glm, BOTH).upstreamModel).toBe('gemini-3.2-flash-lite');
+    // A Z.AI-only pool sends the tool to Z.AI as it is.
+    expect(c.webSearchRoute(glm, ZAI)).toEqual(glm);
     // Discovery lists no search model: the request stays on its own route.
     c.setDiscovered('acc_1', 'antigravity', [{ id: 'claude-opus-4-6-thinking', displayName: 'Opus', family: 'claude' }]);
-    expect(c.webSearchRoute(opus)).toEqual(opus);
-    // Z.AI gets the tool as it is.
-    const glm = c.resolve('glm-4.7', ZAI)!;
-    expect(c.webSearchRoute(glm)).toEqual(glm);
+    expect(c.webSearchRoute(opus, AG)).toEqual(opus);
   });
 
   test('families follow the upstream model', () => {
