@@ -6,7 +6,8 @@ import { findAccount } from '../../src/store/accounts.ts';
 import { ALL_MODELS, listLimits } from '../../src/store/limits.ts';
 import { createRouting } from '../../src/gateway/index.ts';
 import { upsertAccount } from '../../src/store/accounts.ts';
-import { cleanupDbs, dispatchReq, drain, fakeClock, request, rig, scriptedProvider, sessionBody, T0, tempDb, testConfig } from './helpers.ts';
+import { openDatabase } from '../../src/store/db.ts';
+import { addZai, cleanupDbs, dispatchReq, drain, fakeClock, request, rig, scriptedProvider, sessionBody, T0, tempDb, testConfig } from './helpers.ts';
 
 afterEach(cleanupDbs);
 
@@ -573,6 +574,26 @@ describe("requests whose only tool is Anthropic's web search", () => {
     const plain = await r.routing.gateway.dispatch(dispatchReq(request('opus')));
     expect(plain.upstreamModel).toBe('claude-opus-4-6-thinking');
     await drain(plain);
+  });
+
+  test('a GLM session searches with Google when the pool has Google accounts; a Z.AI-only pool keeps it on Z.AI', async () => {
+    const { db, path } = tempDb();
+    const clock = fakeClock();
+    addZai(db, 'z', T0);
+    const zai = scriptedProvider('zai', ['glm-4.7']);
+    const agy = scriptedProvider('antigravity', ['gemini-3.1-flash-lite']);
+    const mixed = createRouting({ db, config: testConfig(), providers: { zai, antigravity: agy }, now: clock.now, sleep: clock.sleep });
+    const zaiOnly = await mixed.gateway.dispatch(dispatchReq(search('glm-4.7')));
+    expect([zaiOnly.provider, zaiOnly.upstreamModel]).toEqual(['zai', 'glm-4.7']);
+    await drain(zaiOnly);
+    // Added by the CLI (another connection), as a user would.
+    const cli = openDatabase(path);
+    upsertAccount(cli, { provider: 'antigravity', label: 'g', email: 'g@example.com', credentials: { kind: 'oauth', refreshToken: 'refresh-g-0000000000' } }, T0);
+    cli.close();
+    mixed.pool.sync();
+    const both = await mixed.gateway.dispatch(dispatchReq(search('glm-4.7')));
+    expect([both.provider, both.upstreamModel]).toEqual(['antigravity', 'gemini-3.1-flash-lite']);
+    await drain(both);
   });
 
   test('with --fallback, a search model limited everywhere hands the search to another Gemini', async () => {
