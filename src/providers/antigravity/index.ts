@@ -209,7 +209,6 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
         throw err;
       }
       let yielded = false;
-      const tr = createGoogleTranslator({ clientModel: ctx.clientModel, family, sessionKey: ctx.sessionKey, signatures });
       try {
         if (search) {
           // A search answer is only whole at its end: the sources come with the last chunks.
@@ -221,6 +220,7 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
           return;
         }
         // The one async loop of the request: read a batch of chunks, translate synchronously, yield.
+        const tr = createGoogleTranslator({ clientModel: ctx.clientModel, family, sessionKey: ctx.sessionKey, signatures });
         for (;;) {
           const batch = await stream.readBatch();
           if (batch === null) break;
