@@ -69,11 +69,7 @@ export function createGoogleTranslator(opts: FromGoogleOptions): GoogleTranslato
   let pendingSignature: string | null = null;
   let sawToolCall = false;
   let finishReason: string | null = null;
-  let prompt = 0;
-  let candidates = 0;
-  let cached = 0;
-  let thoughts = 0;
-  let total = 0;
+  const n: TokenCounts = { prompt: 0, candidates: 0, cached: 0, thoughts: 0, total: 0 };
   let out: AnthropicEvent[] = [];
 
   const start = (): void => {
@@ -82,12 +78,12 @@ export function createGoogleTranslator(opts: FromGoogleOptions): GoogleTranslato
     out.push(messageStart(opts.clientModel, usage(false), opts.messageId ?? newMessageId()));
   };
   const usage = (final: boolean): Usage => ({
-    input_tokens: Math.max(0, prompt - cached),
+    input_tokens: Math.max(0, n.prompt - n.cached),
     // Anthropic counts thinking as output; Google reports it apart (§8.3).
     // Some chunks only carry totalTokenCount; then the output is what the prompt does not explain ([CPA]).
-    output_tokens: final ? candidates + thoughts || Math.max(0, total - prompt) : 0,
+    output_tokens: final ? n.candidates + n.thoughts || Math.max(0, n.total - n.prompt) : 0,
     cache_creation_input_tokens: 0,
-    cache_read_input_tokens: cached,
+    cache_read_input_tokens: n.cached,
   });
   const close = (): void => {
     if (open === null) return;
@@ -111,15 +107,7 @@ export function createGoogleTranslator(opts: FromGoogleOptions): GoogleTranslato
     const resp = unwrapChunk(raw);
     if (!resp) return NO_EVENTS;
     throwIfStreamError(resp);
-    const u = resp.usageMetadata;
-    if (isObject(u)) {
-      // Running totals; fields missing from a chunk keep their last value.
-      if (typeof u.promptTokenCount === 'number') prompt = u.promptTokenCount;
-      if (typeof u.candidatesTokenCount === 'number') candidates = u.candidatesTokenCount;
-      if (typeof u.cachedContentTokenCount === 'number') cached = u.cachedContentTokenCount;
-      if (typeof u.thoughtsTokenCount === 'number') thoughts = u.thoughtsTokenCount;
-      if (typeof u.totalTokenCount === 'number') total = u.totalTokenCount;
-    }
+    readUsage(resp.usageMetadata, n);
     const cand = Array.isArray(resp.candidates) ? (resp.candidates[0] as Json | undefined) : undefined;
     const content = isObject(cand?.content) ? cand.content : undefined;
     const parts = Array.isArray(content?.parts) ? (content.parts as unknown[]) : [];
@@ -203,6 +191,25 @@ export function createGoogleTranslator(opts: FromGoogleOptions): GoogleTranslato
   };
 
   return { feed, end, started: () => started };
+}
+
+/** Google's token counts of an answer so far. */
+export interface TokenCounts {
+  prompt: number;
+  candidates: number;
+  cached: number;
+  thoughts: number;
+  total: number;
+}
+
+/** A chunk's usageMetadata into running totals: fields a chunk leaves out keep their last value. */
+export function readUsage(u: unknown, n: TokenCounts): void {
+  if (!isObject(u)) return;
+  if (typeof u.promptTokenCount === 'number') n.prompt = u.promptTokenCount;
+  if (typeof u.candidatesTokenCount === 'number') n.candidates = u.candidatesTokenCount;
+  if (typeof u.cachedContentTokenCount === 'number') n.cached = u.cachedContentTokenCount;
+  if (typeof u.thoughtsTokenCount === 'number') n.thoughts = u.thoughtsTokenCount;
+  if (typeof u.totalTokenCount === 'number') n.total = u.totalTokenCount;
 }
 
 /** The GenerateContentResponse of one SSE chunk ({response: …} or bare), or null. */

@@ -15,7 +15,7 @@ import {
 } from '../../anthropic/events.ts';
 import { domainAllowed, searchQueryOf, type WebSearchTool } from '../../anthropic/web-search.ts';
 import { UpstreamError } from '../provider.ts';
-import { throwIfStreamError, unwrapChunk } from './from-google.ts';
+import { readUsage, throwIfStreamError, type TokenCounts, unwrapChunk } from './from-google.ts';
 
 type Json = Record<string, unknown>;
 
@@ -65,22 +65,13 @@ export function createGroundingCollector(): { feed(raw: unknown): void; result()
   const queries: string[] = [];
   const sources: SearchSource[] = [];
   const seen = new Set<string>();
-  let prompt = 0;
-  let cached = 0;
-  let candidates = 0;
-  let thoughts = 0;
+  const n: TokenCounts = { prompt: 0, candidates: 0, cached: 0, thoughts: 0, total: 0 };
   return {
     feed(raw) {
       const resp = unwrapChunk(raw);
       if (!resp) return;
       throwIfStreamError(resp);
-      const u = resp.usageMetadata;
-      if (isObject(u)) {
-        if (typeof u.promptTokenCount === 'number') prompt = u.promptTokenCount;
-        if (typeof u.cachedContentTokenCount === 'number') cached = u.cachedContentTokenCount;
-        if (typeof u.candidatesTokenCount === 'number') candidates = u.candidatesTokenCount;
-        if (typeof u.thoughtsTokenCount === 'number') thoughts = u.thoughtsTokenCount;
-      }
+      readUsage(resp.usageMetadata, n);
       const cand = Array.isArray(resp.candidates) && isObject(resp.candidates[0]) ? resp.candidates[0] : null;
       if (!cand) return;
       const parts = isObject(cand.content) && Array.isArray(cand.content.parts) ? cand.content.parts : [];
@@ -102,7 +93,7 @@ export function createGroundingCollector(): { feed(raw: unknown): void; result()
         sources.push({ url: web.uri, title: typeof web.title === 'string' && web.title ? web.title : hostOf(web.uri) });
       }
     },
-    result: () => ({ text: text.trim(), queries, sources, promptTokens: prompt, cachedTokens: cached, outputTokens: candidates + thoughts, any }),
+    result: () => ({ text: text.trim(), queries, sources, promptTokens: n.prompt, cachedTokens: n.cached, outputTokens: n.candidates + n.thoughts, any }),
   };
 }
 
