@@ -218,4 +218,29 @@ describe('mcp serve with the added Google accounts, through the official SDK', (
     const sent = google.generations().at(-1)!.body as { model: string; requestType: string };
     expect([sent.model, sent.requestType]).toEqual(['gemini-3.1-flash-lite', 'web_search']);
   });
+
+  test('a rate-limited search model on one account: the search moves to another account, and the limit is kept for that model only', async () => {
+    const search = { model: 'opus', max_tokens: 1024, messages: [{ role: 'user' as const, content: 'Perform a web search for the query: failover' }], tools: [{ type: 'web_search_20250305' as const, name: 'web_search' as const }] };
+    // The first account the pool picks answers 429 on both Cloud Code endpoints (the provider tries the second).
+    google.setMode({ kind: 'rate_limited', resetMs: 120_000 }, { model: 'gemini-3.1-flash-lite', times: 2 });
+    const before = google.generations().length;
+    try {
+      const { data, response } = await client.messages.create(search).withResponse();
+      expect(data.content.map((b) => b.type)).toEqual(['server_tool_use', 'web_search_tool_result', 'text']);
+      const calls = google.generations().slice(before);
+      expect(calls.map((g) => [g.endpoint, g.mode])).toEqual([['daily', 'rate_limited'], ['prod', 'rate_limited'], ['daily', 'ok']]);
+      expect(calls[1]!.email).toBe(calls[0]!.email);
+      expect(calls[2]!.email).not.toBe(calls[0]!.email);
+      const served = storedAccounts().find((a) => a.id === response.headers.get('x-proxy-account'));
+      expect(served?.email).toBe(calls[2]!.email!);
+      const limits = (await (await fetch(`${server!.url}/account-limits`, { headers: { 'x-api-key': PROXY_KEY } })).json()) as { accounts: Array<{ email: string; limits: Array<{ model: string }> }> };
+      const limited = limits.accounts.filter((a) => a.limits.length > 0);
+      expect(limited.map((a) => [a.email, a.limits.map((l) => l.model)])).toEqual([[calls[0]!.email!, ['gemini-3.1-flash-lite']]]);
+      // Chat on the same accounts is not affected.
+      const chat = await client.messages.create({ model: 'opus', max_tokens: 100, messages: [{ role: 'user', content: 'Say hello.' }] });
+      expect(chat.stop_reason).toBe('end_turn');
+    } finally {
+      google.clearModes();
+    }
+  });
 });
