@@ -165,6 +165,7 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
     // Anthropic's web search tool, alone (Claude Code's WebSearch): a Google Search grounded answer.
     const search = webSearchToolOf(req);
     const searchText = search ? searchTextOf(req) : '';
+    if (search && !searchText) throw new UpstreamError('bad_request', 'web search: the last user message has no text to search for');
     let authRetried = false;
     let emptyLeft = EMPTY_RETRIES;
     for (let attempt = 0; ; attempt++) {

@@ -518,6 +518,14 @@ describe('web search (Anthropic web_search tool, Google Search grounding)', () =
     expect((allowed.content[1] as { content: Array<{ title: string }> }).content.map((r) => r.title)).toEqual(['docs.example.org']);
   });
 
+  test('a search with nothing to search for is a bad_request before any upstream call', async () => {
+    const req = { ...searchReq(), messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } }] }] };
+    const { error, yielded } = await failure(req as MessagesRequest, ctx({ model: 'gemini-3.1-flash-lite' }));
+    expect([error.kind, yielded]).toEqual(['bad_request', 0]);
+    expect(error.message).toContain('no text to search for');
+    expect(fake.requests.filter((r) => r.rpc === 'streamGenerateContent')).toEqual([]);
+  });
+
   test('a search the model cannot run is a clean bad_request before any event', async () => {
     const { error, yielded } = await failure(searchReq() as MessagesRequest, ctx({ model: 'claude-sonnet-4-6' }));
     expect(yielded).toBe(0);
