@@ -72,6 +72,11 @@ export interface Config {
      * Google starts refusing one form (antigravity.md §16).
      */
     claudeThinkingReplay: 'inline' | 'split';
+    /**
+     * ANTIGRAVITY_AI_CREDITS: after an account's quota for a model runs out, go on spending its
+     * Google One AI credits (antigravity.md §13.3). Costs money, so off unless asked for.
+     */
+    aiCredits: boolean;
   };
   /** Legacy accounts.json to import once on first start. */
   accountsConfigPath: string | null;
@@ -288,6 +293,7 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}, opts: { requireApi
       tokenUrl: url('GOOGLE_OAUTH_TOKEN_URL', env.GOOGLE_OAUTH_TOKEN_URL, DEFAULTS.googleTokenUrl),
       userinfoUrl: url('GOOGLE_USERINFO_URL', env.GOOGLE_USERINFO_URL, DEFAULTS.googleUserinfoUrl),
       claudeThinkingReplay: thinkingReplay,
+      aiCredits: bool('ANTIGRAVITY_AI_CREDITS', env.ANTIGRAVITY_AI_CREDITS, false),
     },
     accountsConfigPath: (env.ACCOUNTS_CONFIG_PATH ?? '').trim() || null,
   };

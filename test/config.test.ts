@@ -30,6 +30,7 @@ describe('defaults', () => {
     expect(c.dbPath).toBe('/home/u/.config/multi-claude-proxy/proxy.db');
     expect(c.antigravity.endpoints).toEqual(['https://daily-cloudcode-pa.googleapis.com', 'https://cloudcode-pa.googleapis.com']);
     expect(c.antigravity.claudeThinkingReplay).toBe('inline');
+    expect(c.antigravity.aiCredits).toBe(false); // spending credits costs money: only when asked
     expect(Object.isFrozen(c)).toBe(true);
   });
 
@@ -92,6 +93,7 @@ describe('bad values are refused, naming the variable', () => {
     ['MAX_CONCURRENT_PER_ACCOUNT -1', { MAX_CONCURRENT_PER_ACCOUNT: '-1' }, {}, /MAX_CONCURRENT_PER_ACCOUNT must be/],
     ['MAX_CONCURRENT_PER_ACCOUNT "two"', { MAX_CONCURRENT_PER_ACCOUNT: 'two' }, {}, /MAX_CONCURRENT_PER_ACCOUNT must be a whole number/],
     ['CORS_ENABLED "sure"', { CORS_ENABLED: 'sure' }, {}, /CORS_ENABLED must be true or false/],
+    ['ANTIGRAVITY_AI_CREDITS "lots"', { ANTIGRAVITY_AI_CREDITS: 'lots' }, {}, /ANTIGRAVITY_AI_CREDITS must be true or false/],
     ['ZAI_BASE_URL not a URL', { ZAI_BASE_URL: 'api.z.ai' }, {}, /ZAI_BASE_URL must be an http\(s\) URL/],
     ['an endpoint not a URL', { ANTIGRAVITY_ENDPOINTS: 'https://ok.example,ftp://no' }, {}, /ANTIGRAVITY_ENDPOINTS must be an http\(s\) URL/],
     ['MODEL_MAP not JSON', { MODEL_MAP: '{sonnet: x}' }, {}, /MODEL_MAP/],

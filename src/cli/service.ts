@@ -34,6 +34,7 @@ export const CARRIED_VARS = [
   'MAX_WAIT_SEC',
   'MAX_ATTEMPTS',
   'UPSTREAM_HTTP_CLIENT',
+  'ANTIGRAVITY_AI_CREDITS',
   // A service started at login does not see the shell's proxy settings; without them it could not
   // reach the upstreams from behind a corporate proxy.
   'HTTPS_PROXY',

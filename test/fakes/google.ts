@@ -74,6 +74,12 @@ export interface FakeAccount {
   /** onboardUser answers done:false this many times first. */
   onboardPolls: number;
   onboardProject: string;
+  /**
+   * Google One AI credits (antigravity.md §13.3): while the quota is out, a request with
+   * enabledCreditTypes ["GOOGLE_ONE_AI"] is served and spends one; with none left it is refused
+   * with INSUFFICIENT_G1_CREDITS_BALANCE. Default 0.
+   */
+  aiCredits: number;
 }
 
 export interface FakeGoogleOptions {
@@ -511,7 +517,7 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
   function account(email: string): FakeAccount {
     let a = accounts.get(email);
     if (!a) {
-      a = { email, projectId: 'aicode-consumers', paidTierId: 'g1-pro-tier', onboardPolls: 1, onboardProject: `cogent-snow-${hex(5)}` };
+      a = { email, projectId: 'aicode-consumers', paidTierId: 'g1-pro-tier', onboardPolls: 1, onboardProject: `cogent-snow-${hex(5)}`, aiCredits: 0 };
       accounts.set(email, a);
     }
     return a;
@@ -671,8 +677,17 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
     switch (mode.kind) {
       case 'unauthorized':
         return unauthenticated();
-      case 'quota_exhausted':
-        return quotaResponse(model, mode.hint ?? 'full', mode.resetMs ?? 2 * HOUR, now);
+      case 'quota_exhausted': {
+        const spend = Array.isArray(body.enabledCreditTypes) && body.enabledCreditTypes.includes('GOOGLE_ONE_AI');
+        if (!spend) return quotaResponse(model, mode.hint ?? 'full', mode.resetMs ?? 2 * HOUR, now);
+        const a = rec.email ? account(rec.email) : null;
+        if (!a || a.aiCredits <= 0) {
+          return googleError(429, 'RESOURCE_EXHAUSTED', 'You do not have enough Google One AI credits.', [errorInfo('INSUFFICIENT_G1_CREDITS_BALANCE', model)]);
+        }
+        a.aiCredits--;
+        rec.mode = 'ok'; // served, on credits
+        break;
+      }
       case 'rate_limited': {
         const ms = mode.resetMs ?? 479.417207;
         return googleError(429, 'RESOURCE_EXHAUSTED', `You have exhausted your capacity on this model. Your quota will reset after ${Math.round(ms / 1000)}s.`, [
@@ -824,7 +839,12 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
           gcpManaged: false,
         };
         if (a.projectId) out.cloudaicompanionProject = a.projectId;
-        if (a.paidTierId) out.paidTier = { id: a.paidTierId, name: 'Google AI Pro', availableCredits: [{ creditType: 'GOOGLE_ONE_AI', minimumCreditAmountForUsage: '50' }] };
+        if (a.paidTierId) {
+          // proto3 JSON leaves a zero creditAmount out (antigravity.md §3).
+          const credit: Record<string, string> = { creditType: 'GOOGLE_ONE_AI', minimumCreditAmountForUsage: '50' };
+          if (a.aiCredits > 0) credit.creditAmount = String(a.aiCredits);
+          out.paidTier = { id: a.paidTierId, name: 'Google AI Pro', availableCredits: [credit] };
+        }
         return json(200, out);
       }
       case 'onboardUser': {

@@ -23,6 +23,10 @@ export { parseModels, parseQuota } from './models.ts';
 
 /** The catalog changes rarely; one listing per account serves this long. */
 const MODELS_TTL_MS = 5 * 60_000;
+/** §13.3: the credit type the official client spends after a quota runs out. */
+const AI_CREDITS = 'GOOGLE_ONE_AI';
+/** An account found without credits is not asked again for this long. */
+const NO_CREDITS_RECHECK_MS = 60 * 60_000;
 /** §8.4: an empty answer is retried this many times, 500 ms then 1000 ms apart. */
 const EMPTY_RETRIES = 2;
 const EMPTY_BACKOFF_MS = 500;
@@ -89,6 +93,10 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
   const discovering = new Map<string, Promise<string>>();
   const catalog = new Map<string, { at: number; body: Record<string, unknown> }>();
   const emptyBackoff = opts.emptyBackoffMs ?? EMPTY_BACKOFF_MS;
+  // ANTIGRAVITY_AI_CREDITS: per account and quota group, until when requests spend AI credits (the
+  // quota's reset); and the accounts that had none, until when they are not asked again.
+  const onCredits = new Map<string, number>();
+  const noCredits = new Map<string, number>();
 
   /** The project already known for the account (memory, then account.meta), or null. */
   function knownProject(account: Account): string | null {
@@ -168,6 +176,10 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
     if (search && !searchText) throw new UpstreamError('bad_request', 'web search: the last user message has no text to search for');
     let authRetried = false;
     let emptyLeft = EMPTY_RETRIES;
+    const creditKey = `${account.id}\u0000${quotaGroupOf(ctx.model)}`;
+    let credits = config.antigravity.aiCredits && (onCredits.get(creditKey) ?? 0) > deps.now();
+    // The quota answer that moved this request onto credits (its reset is when credits stop).
+    let exhausted: UpstreamError | null = null;
     for (let attempt = 0; ; attempt++) {
       let token: string;
       let projectId: string;
@@ -196,9 +208,11 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
             sessionKey: ctx.sessionKey,
             claudeThinkingReplay: config.antigravity.claudeThinkingReplay,
           });
+      if (credits) envelope.enabledCreditTypes = [AI_CREDITS];
       let stream;
       try {
         stream = await openGenerateStream({ ...cc, idleTimeoutMs }, JSON.stringify(envelope), token, ctx.signal);
+        if (credits && exhausted) onCredits.set(creditKey, exhausted.resetAt ?? deps.now() + NO_CREDITS_RECHECK_MS);
       } catch (err) {
         if (err instanceof UpstreamError && err.kind === 'auth' && !authRetried) {
           authRetried = true;
@@ -206,7 +220,22 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
           await tokens.refresh(account);
           continue;
         }
-        if (err instanceof UpstreamError && err.kind === 'quota_exhausted') throw withQuotaGroup(err, account.id, ctx.model);
+        if (err instanceof UpstreamError && err.kind === 'quota_exhausted') {
+          if (credits) {
+            // Credits refused (none left, or no such credits): the quota answer stands.
+            onCredits.delete(creditKey);
+            noCredits.set(account.id, deps.now() + NO_CREDITS_RECHECK_MS);
+            log.warn(`antigravity: ${account.label} cannot spend AI credits (${err.code ?? err.message}); its quota for ${ctx.model} is out`);
+            throw withQuotaGroup(exhausted ?? err, account.id, ctx.model);
+          }
+          if (config.antigravity.aiCredits && (noCredits.get(account.id) ?? 0) <= deps.now()) {
+            credits = true;
+            exhausted = err;
+            log.info(`antigravity: ${account.label}'s quota for ${ctx.model} is out; spending its AI credits (ANTIGRAVITY_AI_CREDITS)`);
+            continue;
+          }
+          throw withQuotaGroup(err, account.id, ctx.model);
+        }
         throw err;
       }
       let yielded = false;

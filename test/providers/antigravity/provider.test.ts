@@ -542,3 +542,54 @@ describe('web search (Anthropic web_search tool, Google Search grounding)', () =
     expect(JSON.stringify(sent.request.tools)).not.toContain('googleSearch');
   });
 });
+
+describe('AI credits (ANTIGRAVITY_AI_CREDITS, antigravity.md §13.3)', () => {
+  const withCredits = (on: boolean) =>
+    createAntigravityProvider(
+      loadConfig({ ANTIGRAVITY_ENDPOINTS: fake.endpoints[0]!, GOOGLE_OAUTH_TOKEN_URL: fake.tokenUrl, GOOGLE_USERINFO_URL: fake.userinfoUrl, ANTIGRAVITY_AI_CREDITS: on ? 'true' : 'false' }, {}, { requireApiKey: false }),
+      deps,
+      { emptyBackoffMs: 5 },
+    );
+  const generations = () => fake.requests.filter((r) => r.rpc === 'streamGenerateContent');
+  const spent = (r: { body: unknown }) => (r.body as { enabledCreditTypes?: string[] }).enabledCreditTypes;
+
+  test('off (the default): an exhausted quota is reported, no credits are spent', async () => {
+    expect(config.antigravity.aiCredits).toBe(false);
+    const acc = account('credits-off@example.com');
+    fake.setAccount(acc.email!, { aiCredits: 5 });
+    fake.setMode({ kind: 'quota_exhausted' }, { email: acc.email! });
+    const { error } = await sendFailure(withCredits(false), simple('hi'), ctx({ account: acc }));
+    expect(error.kind).toBe('quota_exhausted');
+    expect(generations().map(spent)).toEqual([undefined]);
+  });
+
+  test('on: the exhausted request is sent again on credits, and later ones go on credits at once', async () => {
+    const acc = account('credits-on@example.com');
+    fake.setAccount(acc.email!, { aiCredits: 5 });
+    fake.setMode({ kind: 'quota_exhausted', resetMs: 3_600_000 }, { email: acc.email! });
+    const p = withCredits(true);
+    expect(textOf(await sendAll(p, simple('hi'), ctx({ account: acc })))).toBe('Hello from the fake Antigravity.');
+    expect(generations().map((g) => [spent(g), g.mode])).toEqual([[undefined, 'quota_exhausted'], [['GOOGLE_ONE_AI'], 'ok']]);
+    // The quota group's other models too (Claude and GPT-OSS share it), without the 429 first.
+    await sendAll(p, simple('again'), ctx({ account: acc, model: 'claude-opus-4-6-thinking' }));
+    expect(generations().slice(2).map(spent)).toEqual([['GOOGLE_ONE_AI']]);
+    // Gemini is another quota: no credits unless it runs out too.
+    fake.clearModes();
+    await sendAll(p, simple('gemini'), ctx({ account: acc, model: 'gemini-3-flash' }));
+    expect(generations().slice(3).map(spent)).toEqual([undefined]);
+  });
+
+  test('on, without credits: the quota answer stands, and the account is not asked for credits again soon', async () => {
+    const acc = account('credits-none@example.com');
+    fake.setMode({ kind: 'quota_exhausted', resetMs: 3_600_000 }, { email: acc.email! });
+    const p = withCredits(true);
+    const first = await sendFailure(p, simple('hi'), ctx({ account: acc }));
+    expect([first.error.kind, first.yielded]).toEqual(['quota_exhausted', 0]);
+    // The reset is the quota's, not the credit refusal's, and the shared group is named.
+    expect(first.error.code).toBe('QUOTA_EXHAUSTED');
+    expect(first.error.resetAt).toBeGreaterThan(Date.now() + 3_000_000);
+    expect(generations().map(spent)).toEqual([undefined, ['GOOGLE_ONE_AI']]);
+    await sendFailure(p, simple('again'), ctx({ account: acc }));
+    expect(generations().slice(2).map(spent)).toEqual([undefined]);
+  });
+});
