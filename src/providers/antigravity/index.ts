@@ -177,7 +177,9 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
     let authRetried = false;
     let emptyLeft = EMPTY_RETRIES;
     const creditKey = `${account.id}\u0000${quotaGroupOf(ctx.model)}`;
-    let credits = config.antigravity.aiCredits && (onCredits.get(creditKey) ?? 0) > deps.now();
+    // When the group went onto credits earlier, its quota comes back at this time.
+    const creditsUntil = onCredits.get(creditKey) ?? 0;
+    let credits = config.antigravity.aiCredits && creditsUntil > deps.now();
     // The quota answer that moved this request onto credits (its reset is when credits stop).
     let exhausted: UpstreamError | null = null;
     for (let attempt = 0; ; attempt++) {
@@ -226,7 +228,14 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
             onCredits.delete(creditKey);
             noCredits.set(account.id, deps.now() + NO_CREDITS_RECHECK_MS);
             log.warn(`antigravity: ${account.label} cannot spend AI credits (${err.code ?? err.message}); its quota for ${ctx.model} is out`);
-            throw withQuotaGroup(exhausted ?? err, account.id, ctx.model);
+            const quota =
+              exhausted ??
+              new UpstreamError('quota_exhausted', `${err.message} (quota out until ${new Date(creditsUntil).toISOString()}, AI credits spent)`, {
+                status: err.status,
+                code: 'QUOTA_EXHAUSTED',
+                resetAt: creditsUntil,
+              });
+            throw withQuotaGroup(quota, account.id, ctx.model);
           }
           if (config.antigravity.aiCredits && (noCredits.get(account.id) ?? 0) <= deps.now()) {
             credits = true;
