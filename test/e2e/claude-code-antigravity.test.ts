@@ -63,7 +63,7 @@ describe('Claude Code WebSearch through mcp serve on Antigravity', () => {
     // What Claude Code made of the search answer: the grounded text and the hits' titles and links.
     expect(result?.text, diag()).toContain('FAKE_SEARCH_RESULT for "bun 1.4 release notes"');
     expect(result?.text).toContain('docs.example.org');
-    expect(result?.text).toContain('https://vertexaisearch.cloud.google.com/grounding-api-redirect/');
+    expect(result?.text).toContain('https://docs.example.org/fake-search-page');
     expect(run.result?.is_error, diag()).toBe(false);
     expect(String(run.result?.result)).toContain('FINAL_ANSWER: tool said');
     // Upstream: the chat turns on the Claude model, the search alone on the search model.

@@ -782,7 +782,10 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
     const grounding = {
       webSearchQueries: [query],
       searchEntryPoint: { renderedContent: '<style>.container{}</style><div class="container"></div>' },
-      groundingChunks: sites.map((site, i) => ({ web: { uri: `https://vertexaisearch.cloud.google.com/grounding-api-redirect/FAKE${i}${hex(8)}`, title: site } })),
+      // On this fake's own host (the provider follows redirects only there and on Google's); the last one is broken.
+      groundingChunks: sites.map((site, i) => ({
+        web: { uri: `${server.url.origin}/grounding-api-redirect/FAKE${i}${site}-${hex(4)}${i === sites.length - 1 ? '-broken' : ''}`, title: site },
+      })),
       groundingSupports: [{ segment: { startIndex: 0, endIndex: text.length, text }, groundingChunkIndices: [0, 1, 2], confidenceScores: [0.9, 0.8, 0.7] }],
     };
     const usage = { promptTokenCount: 20, candidatesTokenCount: 30, totalTokenCount: 50 };
@@ -915,6 +918,13 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
         mode: 'ok',
       };
       if (record) requests.push(rec);
+      // Google's grounding redirects (vertexaisearch.cloud.google.com/grounding-api-redirect/…): a 302 to
+      // the page; a link ending in "-broken" answers 500 instead.
+      const redirect = /^\/grounding-api-redirect\/FAKE\d+([a-z.]+)-[0-9a-f]+(-broken)?$/.exec(u.pathname);
+      if (redirect) {
+        if (redirect[2]) return new Response('Internal error', { status: 500 });
+        return new Response(null, { status: 302, headers: { location: `https://${redirect[1]}/fake-search-page` } });
+      }
       if (rpc === 'token' && req.method === 'POST') return handleToken(req, raw, rec);
       if (rpc === 'auth' && req.method === 'GET') return handleAuth(u);
       if (rpc === 'userinfo') {

@@ -16,7 +16,14 @@ import { createTokenManager } from './oauth.ts';
 import { discoverProject, loadCodeAssist, parseLoadCodeAssist, type OnboardOptions } from './project.ts';
 import { createSignatureStore } from './signatures.ts';
 import { familyOf, toGoogleRequest } from './to-google.ts';
-import { createGroundingCollector, webSearchEnvelope, webSearchEvents } from './web-search.ts';
+import {
+  createGroundingCollector,
+  GROUNDING_REDIRECT_ORIGIN,
+  isGroundingRedirect,
+  type SearchSource,
+  webSearchEnvelope,
+  webSearchEvents,
+} from './web-search.ts';
 
 export { classifyGoogleError, parseGoDuration } from './errors.ts';
 export { parseModels, parseQuota } from './models.ts';
@@ -30,6 +37,31 @@ const NO_CREDITS_RECHECK_MS = 60 * 60_000;
 /** §8.4: an empty answer is retried this many times, 500 ms then 1000 ms apart. */
 const EMPTY_RETRIES = 2;
 const EMPTY_BACKOFF_MS = 500;
+
+/** How long a search waits for Google's redirects to name the pages before it keeps the redirect links. */
+const REDIRECT_TIMEOUT_MS = 2_000;
+
+/**
+ * The pages behind a search's grounding redirects, so the client sees (and may fetch) real links, as
+ * CLIProxyAPI does. One HEAD per link, not followed, all at once; a link that does not answer with a
+ * redirect in time stays as it was.
+ */
+async function resolveRedirects(sources: SearchSource[], origins: readonly string[], signal: AbortSignal): Promise<SearchSource[]> {
+  if (!sources.some((s) => isGroundingRedirect(s.url, origins))) return sources;
+  const deadline = AbortSignal.any([signal, AbortSignal.timeout(REDIRECT_TIMEOUT_MS)]);
+  return Promise.all(
+    sources.map(async (s) => {
+      if (!isGroundingRedirect(s.url, origins)) return s;
+      try {
+        const res = await fetch(s.url, { method: 'HEAD', redirect: 'manual', signal: deadline });
+        const to = res.headers.get('location');
+        return to && /^https?:\/\//i.test(to) ? { ...s, url: to } : s;
+      } catch {
+        return s;
+      }
+    }),
+  );
+}
 
 export interface AntigravityProviderOptions {
   /** onboardUser polling (tests shorten it). */
@@ -93,6 +125,9 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
   const discovering = new Map<string, Promise<string>>();
   const catalog = new Map<string, { at: number; body: Record<string, unknown> }>();
   const emptyBackoff = opts.emptyBackoffMs ?? EMPTY_BACKOFF_MS;
+  // Google's grounding redirects are followed only on Google's redirect host (or, as with the
+  // tests' fake, the Cloud Code endpoints' own hosts): never to wherever an answer points.
+  const redirectOrigins = [GROUNDING_REDIRECT_ORIGIN, ...config.antigravity.endpoints.map((e) => new URL(e).origin)];
   // ANTIGRAVITY_AI_CREDITS: per account and quota group, until when requests spend AI credits (the
   // quota's reset); and the accounts that had none, until when they are not asked again.
   const onCredits = new Map<string, number>();
@@ -253,7 +288,9 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
           // A search answer is only whole at its end: the sources come with the last chunks.
           const grounding = createGroundingCollector();
           for (let batch = await stream.readBatch(); batch !== null; batch = await stream.readBatch()) for (const c of batch) grounding.feed(c);
-          const evs = webSearchEvents(grounding.result(), { clientModel: ctx.clientModel, tool: search, searchText });
+          const found = grounding.result();
+          found.sources = await resolveRedirects(found.sources, redirectOrigins, ctx.signal);
+          const evs = webSearchEvents(found, { clientModel: ctx.clientModel, tool: search, searchText });
           yielded = true;
           yield* evs;
           return;

@@ -97,13 +97,31 @@ export function createGroundingCollector(): { feed(raw: unknown): void; result()
   };
 }
 
+const REDIRECT_PATH = '/grounding-api-redirect/';
+/** Where Google's grounding redirects live. */
+export const GROUNDING_REDIRECT_ORIGIN = 'https://vertexaisearch.cloud.google.com';
+
+/** Whether a source link is one of Google's grounding redirects (on one of `origins`) rather than the page. */
+export function isGroundingRedirect(url: string, origins: readonly string[] = [GROUNDING_REDIRECT_ORIGIN]): boolean {
+  try {
+    const u = new URL(url);
+    return u.pathname.startsWith(REDIRECT_PATH) && origins.includes(u.origin);
+  } catch {
+    return false;
+  }
+}
+
 /**
- * The host a source is from. Grounding links are Google redirects whose title is the site's domain
- * (Vertex AI's grounding format); a direct link speaks for itself.
+ * The host a source is from. A grounding redirect's title is the site's domain (Vertex AI's
+ * grounding format); a direct link speaks for itself.
  */
 export function sourceHost(s: SearchSource): string {
-  const host = hostOf(s.url);
-  return /(^|\.)vertexaisearch\.cloud\.google\.com$/.test(host) || !host ? s.title : host;
+  try {
+    const u = new URL(s.url);
+    return u.pathname.startsWith(REDIRECT_PATH) ? s.title : u.hostname;
+  } catch {
+    return s.title;
+  }
 }
 
 function hostOf(url: string): string {

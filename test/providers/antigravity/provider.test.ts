@@ -504,7 +504,12 @@ describe('web search (Anthropic web_search tool, Google Search grounding)', () =
       ['web_search_result', 'docs.example.org'],
       ['web_search_result', 'blocked.example.net'],
     ]);
-    expect(result.content[0]!.url).toStartWith('https://vertexaisearch.cloud.google.com/grounding-api-redirect/');
+    // Google's redirects are followed to the pages; one that fails stays a redirect link.
+    expect(result.content.map((r) => r.url.replace(/FAKE2blocked\.example\.net-[0-9a-f]+-broken$/, 'FAKE2…'))).toEqual([
+      'https://example.com/fake-search-page',
+      'https://docs.example.org/fake-search-page',
+      `${new URL(fake.url).origin}/grounding-api-redirect/FAKE2…`,
+    ]);
     expect((msg.content[2] as { text: string }).text).toBe('FAKE_SEARCH_RESULT for "bun 1.4 release notes": 3 sites say so.');
     expect(msg.usage).toMatchObject({ input_tokens: 20, output_tokens: 30, server_tool_use: { web_search_requests: 1 } });
   });
@@ -512,7 +517,7 @@ describe('web search (Anthropic web_search tool, Google Search grounding)', () =
   test('blocked and allowed domains are asked for in the prompt and enforced on the hits', async () => {
     const blocked = await viaSdk('gemini-3.1-flash-lite', searchReq({ blocked_domains: ['blocked.example.net'] }));
     expect((blocked.content[1] as { content: Array<{ title: string }> }).content.map((r) => r.title)).toEqual(['example.com', 'docs.example.org']);
-    const sys = (fake.requests.at(-1)!.body as { request: { systemInstruction: { parts: Array<{ text: string }> } } }).request.systemInstruction.parts[0]!.text;
+    const sys = (fake.requests.findLast((r) => r.rpc === 'streamGenerateContent')!.body as { request: { systemInstruction: { parts: Array<{ text: string }> } } }).request.systemInstruction.parts[0]!.text;
     expect(sys).toContain('Never use results from these sites: blocked.example.net.');
     const allowed = await viaSdk('gemini-3.1-flash-lite', searchReq({ allowed_domains: ['example.org'] }));
     expect((allowed.content[1] as { content: Array<{ title: string }> }).content.map((r) => r.title)).toEqual(['docs.example.org']);

@@ -3,7 +3,7 @@
 // links titled by domain, groundingSupports) as antigravity.md §13.2 describes it.
 import { describe, expect, test } from 'bun:test';
 import type { AnthropicEvent } from '../../../src/anthropic/events.ts';
-import { createGroundingCollector, sourceHost, webSearchEnvelope, webSearchEvents } from '../../../src/providers/antigravity/web-search.ts';
+import { createGroundingCollector, isGroundingRedirect, sourceHost, webSearchEnvelope, webSearchEvents } from '../../../src/providers/antigravity/web-search.ts';
 import { UpstreamError } from '../../../src/providers/provider.ts';
 
 const TOOL = { type: 'web_search_20250305', name: 'web_search', max_uses: 8 };
@@ -49,6 +49,16 @@ describe('createGroundingCollector', () => {
     expect(collect([chunk([], { groundingMetadata: { groundingChunks: [{ web: { uri: 'https://docs.example.org/a' } }] } })]).sources).toEqual([
       { url: 'https://docs.example.org/a', title: 'docs.example.org' },
     ]);
+  });
+});
+
+describe('isGroundingRedirect', () => {
+  test("only Google's redirect path on Google's redirect host, or on a host the caller trusts", () => {
+    expect(isGroundingRedirect(redirect(1))).toBe(true);
+    expect(isGroundingRedirect('https://vertexaisearch.cloud.google.com/other/x')).toBe(false);
+    expect(isGroundingRedirect('https://evil.example/grounding-api-redirect/x')).toBe(false);
+    expect(isGroundingRedirect('http://127.0.0.1:9/grounding-api-redirect/x', ['http://127.0.0.1:9'])).toBe(true);
+    expect(isGroundingRedirect('not a url')).toBe(false);
   });
 });
 
