@@ -108,8 +108,8 @@ export interface Catalog {
   fallbackFor(upstreamModel: string): string | null;
   /**
    * The route for a request whose only tool is Anthropic's web search: Antigravity's search model
-   * (`webSearchModelIds`) whenever the pool has Antigravity accounts, whatever model was asked for
-   * (a GLM session searches with Google too), else the route as it is.
+   * (`webSearchModelIds`, else a Gemini flash model) whenever the pool has Antigravity accounts,
+   * whatever model was asked for (a GLM session searches with Google too), else the route as it is.
    */
   webSearchRoute(route: Route, available: ReadonlySet<ProviderId>): Route;
   /** Records what an account's provider says it serves. */
@@ -224,7 +224,11 @@ export function createCatalog(config: Readonly<Config>, builtin: Partial<Record<
   function webSearchRoute(r: Route, available: ReadonlySet<ProviderId>): Route {
     if (!available.has('antigravity')) return r;
     const m = modelsOf('antigravity').find((x) => x.webSearch);
-    return m ? route('antigravity', m.id) : r;
+    if (m) return route('antigravity', m.id);
+    // No search model listed: a Gemini flash model searches with Google too; Claude behind Google cannot.
+    const flash = antigravityTarget('haiku');
+    const served = familyOf(flash) === 'gemini' && modelsOf('antigravity').some((x) => x.id === flash);
+    return served ? route('antigravity', flash) : r;
   }
 
   function fallbackFor(upstreamModel: string): string | null {

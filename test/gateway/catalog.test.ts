@@ -95,7 +95,13 @@ describe('resolve', () => {
     expect(c.webSearchRoute(glm, BOTH).upstreamModel).toBe('gemini-3.2-flash-lite');
     // A Z.AI-only pool sends the tool to Z.AI as it is.
     expect(c.webSearchRoute(glm, ZAI)).toEqual(glm);
-    // Discovery lists no search model: the request stays on its own route.
+    // Discovery lists no search model: a Gemini flash model searches (Claude behind Google cannot)...
+    c.setDiscovered('acc_1', 'antigravity', [
+      { id: 'claude-opus-4-6-thinking', displayName: 'Opus', family: 'claude' },
+      { id: 'gemini-3-flash', displayName: 'Flash', family: 'gemini' },
+    ]);
+    expect(c.webSearchRoute(opus, AG)).toEqual({ provider: 'antigravity', upstreamModel: 'gemini-3-flash', family: 'gemini' });
+    // ...and with no Gemini at all the request stays on its own route.
     c.setDiscovered('acc_1', 'antigravity', [{ id: 'claude-opus-4-6-thinking', displayName: 'Opus', family: 'claude' }]);
     expect(c.webSearchRoute(opus, AG)).toEqual(opus);
   });
