@@ -111,23 +111,28 @@ export function openDatabase(path: string, opts: { readonly?: boolean } = {}): D
     }
     db.exec('PRAGMA foreign_keys = ON');
     if (!opts.readonly) migrate(db);
-    // Owner-only files where modes exist. Windows has no such modes (and refuses to touch the open
-    // -shm file: EBUSY), and nowhere is a file we cannot tighten a reason to refuse the database.
-    if (!opts.readonly && process.platform !== 'win32') {
-      for (const f of [path, `${path}-wal`, `${path}-shm`]) {
-        try {
-          if (existsSync(f)) chmodSync(f, 0o600);
-        } catch {
-          // best effort
-        }
-      }
-    }
+    if (!opts.readonly) tightenModes(path);
   } catch (err) {
     db.close();
     if (err instanceof StoreError) throw err;
     throw new StoreError(`database ${path} is not usable: ${(err as Error).message}`, { cause: err });
   }
   return db;
+}
+
+/**
+ * Owner-only database files where modes exist. Windows has no such modes (and refuses to touch the
+ * open -shm file: EBUSY), and nowhere is a file we cannot tighten a reason to refuse the database.
+ */
+export function tightenModes(path: string, platform: string = process.platform, chmod: (f: string, mode: number) => void = chmodSync): void {
+  if (platform === 'win32') return;
+  for (const f of [path, `${path}-wal`, `${path}-shm`]) {
+    try {
+      if (existsSync(f)) chmod(f, 0o600);
+    } catch {
+      // best effort
+    }
+  }
 }
 
 /**

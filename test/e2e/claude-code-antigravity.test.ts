@@ -71,7 +71,9 @@ describe('Claude Code WebSearch through mcp serve on Antigravity', () => {
     const searches = gens.filter((g) => (g.body as { requestType?: string }).requestType === 'web_search');
     expect(searches.map(modelOf), diag()).toEqual(['gemini-3.1-flash-lite']);
     expect(JSON.stringify(searches[0]!.body)).toContain('"googleSearch"');
-    expect(gens.filter((g) => !searches.includes(g)).every((g) => modelOf(g) === 'claude-opus-4-6-thinking')).toBe(true);
+    const chat = gens.filter((g) => !searches.includes(g));
+    expect(chat.length).toBeGreaterThanOrEqual(2); // the turn that called WebSearch and the one after its result
+    expect(chat.map(modelOf).filter((m) => m !== 'claude-opus-4-6-thinking')).toEqual([]);
     expect(gens.map((g) => g.mode).filter((m) => m !== 'ok')).toEqual([]);
   }, 60_000);
 });

@@ -1,0 +1,32 @@
+// Opening the database file: owner-only modes where the platform has them, and never a refusal
+// because a mode could not be tightened (Windows answered EBUSY on the open -shm file).
+import { afterAll, expect, test } from 'bun:test';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openDatabase, tightenModes } from '../../src/store/db.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'mcp-db-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const path = join(dir, 'proxy.db');
+openDatabase(path).close();
+
+test('the database and its WAL files are made owner-only', () => {
+  const seen: Array<[string, number]> = [];
+  tightenModes(path, 'linux', (f, mode) => void seen.push([f, mode]));
+  expect(seen.map(([f, m]) => [f.slice(dir.length + 1), m])).toContainEqual(['proxy.db', 0o600]);
+  expect(statSync(path).mode & 0o777).toBe(0o600);
+});
+
+test('a file whose mode cannot be changed (another owner, EBUSY) is left as it is, without an error', () => {
+  const refuse = () => {
+    throw Object.assign(new Error('EBUSY: resource busy or locked, chmod'), { code: 'EBUSY' });
+  };
+  expect(() => tightenModes(path, 'linux', refuse)).not.toThrow();
+});
+
+test('Windows has no such modes: nothing is changed there', () => {
+  const seen: string[] = [];
+  tightenModes(path, 'win32', (f) => void seen.push(f));
+  expect(seen).toEqual([]);
+});
