@@ -4,7 +4,7 @@
 import { defineCounter, defineHistogram } from './metrics.ts';
 import type { UsageRecord } from './store/usage.ts';
 
-const requests = defineCounter('mcp_requests_total', 'Finished /v1/messages requests by provider, model and HTTP status');
+const requests = defineCounter('mcp_requests_total', 'Finished /v1/messages requests (and pictures drawn for /v1/images) by provider, model and HTTP status');
 const tokens = defineCounter(
   'mcp_tokens_total',
   'Tokens by provider, model and type (input, output, cache_read, cache_creation)',

@@ -99,6 +99,19 @@ export const Thinking = Type.Union([
   Type.Object({ type: Type.Literal('between_tools') }),
 ]);
 
+/** Aspect ratios image models draw (antigravity.md §12). */
+export const IMAGE_ASPECT_RATIOS = ['1:1', '2:3', '3:2', '3:4', '4:3', '4:5', '5:4', '9:16', '16:9', '21:9'] as const;
+export const IMAGE_SIZES = ['1K', '2K', '4K'] as const;
+
+/**
+ * Our extension, not Anthropic's: how an image model should draw (ignored by other models).
+ * /v1/images/generate fills it in; a /v1/messages client may send it too.
+ */
+export const ImageConfig = Type.Object({
+  aspect_ratio: Type.Optional(Type.Union(IMAGE_ASPECT_RATIOS.map((r) => Type.Literal(r)))),
+  image_size: Type.Optional(Type.Union(IMAGE_SIZES.map((r) => Type.Literal(r)))),
+});
+
 export const MessagesRequest = Type.Object({
   model: Type.String({ minLength: 1 }),
   messages: Type.Array(MessageParam),
@@ -119,6 +132,7 @@ export const MessagesRequest = Type.Object({
       format: Type.Optional(Type.Unknown()),
     }),
   ),
+  image_config: Type.Optional(ImageConfig),
 });
 
 /** count_tokens takes the same body minus max_tokens. */
@@ -143,4 +157,6 @@ export type Tool = Open<Static<typeof Tool>>;
 export type ToolChoice = Static<typeof ToolChoice>;
 export type Thinking = Static<typeof Thinking>;
 export type MessagesRequest = Open<Static<typeof MessagesRequest>>;
+export type ImageConfig = Static<typeof ImageConfig>;
+export type ImageAspectRatio = (typeof IMAGE_ASPECT_RATIOS)[number];
 export type CountTokensRequest = Open<Static<typeof CountTokensRequest>>;

@@ -47,7 +47,11 @@ export const KNOWN_ANTIGRAVITY_MODELS: readonly ModelInfo[] = [
   { id: 'gemini-3-flash', displayName: 'Gemini 3 Flash', family: 'gemini', contextWindow: 1_048_576, maxOutputTokens: 65_536, thinking: true },
   { id: 'gpt-oss-120b-medium', displayName: 'GPT-OSS 120B (Medium)', family: 'gpt', contextWindow: 114_000, maxOutputTokens: 32_768, thinking: true },
   { id: 'gemini-3.1-flash-lite', displayName: 'Gemini 3.1 Flash Lite', family: 'gemini', contextWindow: 1_048_576, maxOutputTokens: 65_536, webSearch: true },
+  { id: 'gemini-3.1-flash-image', displayName: 'Gemini 3.1 Flash Image', family: 'gemini', imageGeneration: true },
 ];
+
+/** The image model /v1/images/generate uses when the request names none (the catalog's, Sept 2026). */
+export const DEFAULT_IMAGE_MODEL = 'gemini-3.1-flash-image';
 
 /**
  * When a model is exhausted on every account (§10.5, moved to today's ids). Tried once, never
@@ -64,6 +68,8 @@ export const DEFAULT_FALLBACKS: Readonly<Record<string, string>> = {
   'gpt-oss-120b-medium': 'gemini-3.8-flash-high',
   // The web search model: another Gemini, which can search with Google too.
   'gemini-3.1-flash-lite': 'gemini-3-flash',
+  // The older image model: today's draws for it.
+  'gemini-3-pro-image': 'gemini-3.1-flash-image',
   'glm-5.1': 'glm-4.7',
   'glm-5': 'glm-4.7',
   'glm-5-turbo': 'glm-4.7',
@@ -112,6 +118,11 @@ export interface Catalog {
    * whatever model was asked for (a GLM session searches with Google too), else the route as it is.
    */
   webSearchRoute(route: Route, available: ReadonlySet<ProviderId>): Route;
+  /**
+   * The image model to draw with when a request names none: DEFAULT_IMAGE_MODEL while served, else
+   * the first the catalog lists; null when no provider of the pool draws.
+   */
+  imageModel(available: ReadonlySet<ProviderId>): string | null;
   /** Records what an account's provider says it serves. */
   setDiscovered(accountId: string, provider: ProviderId, models: readonly ModelInfo[]): void;
   /** Forgets accounts that are gone. */
@@ -231,6 +242,12 @@ export function createCatalog(config: Readonly<Config>, builtin: Partial<Record<
     return served ? route('antigravity', flash) : r;
   }
 
+  function imageModel(available: ReadonlySet<ProviderId>): string | null {
+    if (!available.has('antigravity')) return null;
+    const drawing = modelsOf('antigravity').filter((m) => m.imageGeneration);
+    return (drawing.find((m) => m.id === DEFAULT_IMAGE_MODEL) ?? drawing[0])?.id ?? null;
+  }
+
   function fallbackFor(upstreamModel: string): string | null {
     const f = fallbacks[upstreamModel] ?? fallbacks[upstreamModel.toLowerCase()];
     return f && f !== upstreamModel ? f : null;
@@ -240,6 +257,7 @@ export function createCatalog(config: Readonly<Config>, builtin: Partial<Record<
     const e: ModelEntry = { type: 'model', id, display_name: name, created_at: created };
     if (info?.contextWindow) e.max_input_tokens = info.contextWindow;
     if (info?.maxOutputTokens) e.max_tokens = info.maxOutputTokens;
+    if (info?.imageGeneration) e.image_generation = true;
     return e;
   }
 
@@ -279,6 +297,7 @@ export function createCatalog(config: Readonly<Config>, builtin: Partial<Record<
   return {
     resolve,
     webSearchRoute,
+    imageModel,
     fallbackFor,
     setDiscovered(accountId, provider, models) {
       if (!models.length) return;

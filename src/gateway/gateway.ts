@@ -412,6 +412,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
   return {
     dispatch,
     listModels,
+    imageModel(): string | null {
+      pool.syncSoon();
+      return catalog.imageModel(available());
+    },
     getModel(id: string): ModelEntry | undefined {
       const list = listModels();
       const exact = list.find((m) => m.id === id);

@@ -43,6 +43,8 @@ export interface Gateway {
   dispatch(req: DispatchRequest): Promise<Dispatched>;
   listModels(): ModelEntry[];
   getModel(id: string): ModelEntry | undefined;
+  /** The model /v1/images/generate draws with when the request names none; null when no account of the pool can draw. */
+  imageModel(): string | null;
 }
 
 /** The operations surface behind /health, /account-limits, /refresh-token and /metrics. */

@@ -94,6 +94,8 @@ export interface ModelInfo {
   supportsImages?: boolean;
   /** The provider answers Anthropic's web search tool with this model (Antigravity: `webSearchModelIds`). */
   webSearch?: boolean;
+  /** The model draws images (Antigravity: `imageGenerationModelIds`). */
+  imageGeneration?: boolean;
 }
 
 export interface QuotaInfo {

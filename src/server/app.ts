@@ -8,6 +8,7 @@ import type { Gateway, Ops } from '../gateway/types.ts';
 import { log, logLineFast } from '../log.ts';
 import { authError, makeAuthCheck } from './auth.ts';
 import { errorResponse, jsonResponse, newRequestId, toApiError } from './errors.ts';
+import { imageRoutes } from './images.ts';
 import { messageRoutes, type RequestRecord } from './messages.ts';
 import { modelRoutes } from './models.ts';
 import { opsRoutes } from './ops.ts';
@@ -31,6 +32,8 @@ const METHODS: Record<string, string[]> = {
   '/': ['GET', 'HEAD'],
   '/v1/messages': ['POST'],
   '/v1/messages/count_tokens': ['POST'],
+  '/v1/images/generate': ['POST'],
+  '/v1/images/generations': ['POST'],
   '/v1/models': ['GET'],
   '/health': ['GET'],
   '/account-limits': ['GET'],
@@ -128,6 +131,7 @@ export function createApp(deps: AppDeps) {
     })
     .get('/', () => jsonResponse({ status: 'ok', service: 'multi-claude-proxy' }))
     .use(messageRoutes({ config, gateway, done }))
+    .use(imageRoutes({ config, gateway, done }))
     .use(modelRoutes(gateway))
     .use(opsRoutes(ops, isAuthorized));
 }

@@ -70,6 +70,38 @@ function proxyHeaders(d: Dispatched): Record<string, string> {
   return h;
 }
 
+/** A record of a request that has not got anywhere yet. */
+export function newRequestRecord(requestId: string, clientModel = ''): RequestRecord {
+  return {
+    ts: Date.now(),
+    requestId,
+    clientModel,
+    upstreamModel: null,
+    accountId: null,
+    provider: null,
+    status: 0,
+    latencyMs: 0,
+    inputTokens: 0,
+    outputTokens: 0,
+    cacheReadTokens: 0,
+    cacheCreationTokens: 0,
+    stream: false,
+    fallbackFrom: null,
+    failovers: 0,
+    errorType: null,
+  };
+}
+
+/** Who served: the account, provider and model the gateway chose, and the failovers on the way. */
+export function noteDispatch(rec: RequestRecord, d: Dispatched): void {
+  rec.accountId = d.accountId;
+  rec.provider = d.provider;
+  rec.upstreamModel = d.upstreamModel;
+  rec.fallbackFrom = d.fallbackFrom;
+  rec.failovers = d.failovers;
+  if (d.failoverReasons?.length) rec.failoverReasons = d.failoverReasons;
+}
+
 function copyUsage(rec: RequestRecord, u: UsageTotals): void {
   rec.inputTokens = u.inputTokens;
   rec.outputTokens = u.outputTokens;
@@ -104,24 +136,7 @@ export async function handleMessages(
   // The socket may sit silent while the upstream thinks (non-streaming) or between pings; the
   // server-wide idle timeout is for idle keep-alive connections, not for work in progress.
   server?.timeout(request, 0);
-  const rec: RequestRecord = {
-    ts: Date.now(),
-    requestId,
-    clientModel: '',
-    upstreamModel: null,
-    accountId: null,
-    provider: null,
-    status: 0,
-    latencyMs: 0,
-    inputTokens: 0,
-    outputTokens: 0,
-    cacheReadTokens: 0,
-    cacheCreationTokens: 0,
-    stream: false,
-    fallbackFrom: null,
-    failovers: 0,
-    errorType: null,
-  };
+  const rec = newRequestRecord(requestId);
   const finish = (status: number, errorType: string | null): void => {
     rec.status = status;
     rec.errorType = errorType;
@@ -161,12 +176,7 @@ export async function handleMessages(
       headers: forwardHeaders(request.headers),
       signal: abort.signal,
     });
-    rec.accountId = d.accountId;
-    rec.provider = d.provider;
-    rec.upstreamModel = d.upstreamModel;
-    rec.fallbackFrom = d.fallbackFrom;
-    rec.failovers = d.failovers;
-    if (d.failoverReasons?.length) rec.failoverReasons = d.failoverReasons;
+    noteDispatch(rec, d);
     const headers = proxyHeaders(d);
     headers['request-id'] = requestId;
 

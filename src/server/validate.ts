@@ -390,6 +390,17 @@ export function validateMessagesRequest(body: unknown): MessagesRequest {
   return validate<MessagesRequest>(MessagesSchema as S, checkMessages(), body);
 }
 
+const otherCheckers = new WeakMap<TSchema, Compiled>();
+
+/** A body for any other route's schema, checked and explained the same way (compiled on first use). */
+export function validateBody<T>(schema: TSchema, body: unknown): T {
+  let compiled = otherCheckers.get(schema);
+  if (!compiled) otherCheckers.set(schema, (compiled = TypeCompiler.Compile(schema) as unknown as Compiled));
+  if (!isObj(body)) throw new ApiError('invalid_request_error', `request body must be a JSON object, got ${show(body)}`);
+  if (!compiled.Check(body)) throw schemaError(schema as S, compiled, body);
+  return body as T;
+}
+
 /** A /v1/messages/count_tokens body: the same rules, max_tokens optional. */
 export function validateCountTokensRequest(body: unknown): CountTokensRequest {
   return validate<CountTokensRequest>(CountTokensSchema as S, checkCountTokens(), body);

@@ -8,6 +8,7 @@
 // finishes without parts and ends with a usage-only chunk. Error bodies follow fixtures/errors/.
 // Every fault the provider must classify can be switched on, one-shot or per token/model/endpoint.
 import { type FrameStreamOptions, frameStream } from './frame-stream.ts';
+import { solidPng } from './png.ts';
 
 export type QuotaHint = 'full' | 'retry_info' | 'quota_reset_delay' | 'quota_reset_timestamp' | 'message' | 'none';
 
@@ -298,6 +299,8 @@ export function defaultFakeModels(): Record<string, Record<string, unknown>> {
     },
     // The search model (webSearchModelIds below); Google Search grounding answers through it.
     'gemini-3.1-flash-lite': { ...gemini('Gemini 3.1 Flash Lite', 0), supportsThinking: false, recommended: false },
+    // The image model (imageGenerationModelIds below); it answers requestType "image_gen" only.
+    'gemini-3.1-flash-image': { ...gemini('Gemini 3.1 Flash Image', 0), supportsThinking: false, recommended: false, maxOutputTokens: 32768 },
     chat_20706: { displayName: 'internal', model: 'MODEL_CHAT_20706' },
     tab_flash_lite_preview: { displayName: 'internal tab', model: 'MODEL_TAB' },
     'gemini-3.1-pro-high': gemini('Gemini 3.1 Pro (High)', -1),
@@ -319,6 +322,7 @@ const SKIP_SIGNATURE = 'skip_thought_signature_validator';
 const COMMAND_AFTER_COLON = /(?:command|exactly):\s*`?([^`\n]+?)`?\s*(?:\n|$)/i;
 const ASKS_TO_RUN = /\b(run|execute)\b/i;
 const SEARCH_THE_WEB = /search the web for:?\s*([^\n]+)/i;
+const IMAGE_MODEL = /-image$/;
 
 function outputOf(resp: unknown): string {
   if (resp && typeof resp === 'object') {
@@ -745,6 +749,7 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
       }
     }
     if (body.requestType === 'web_search') return searchAnswer(model, request, rec, stream);
+    if (body.requestType === 'image_gen' || IMAGE_MODEL.test(model)) return imageAnswer(model, body, request, rec);
     const reply = script(request, replyText);
     const rawLen = JSON.stringify(request).length;
     const p = plan(model, reply, Math.max(1, Math.round(rawLen / 4)), mode.kind === 'slow_chunks' ? mode.chunks : 2);
@@ -795,6 +800,45 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
       { candidates: [{ content: { role: 'model', parts: [{ text: text.slice(half) }] }, finishReason: 'STOP', groundingMetadata: grounding }], usageMetadata: usage, modelVersion: model, responseId: hex(12) },
     ];
     if (!stream) return json(200, { response: { ...chunks[1], candidates: [{ ...chunks[1]!.candidates[0], content: { role: 'model', parts: [{ text }] } }] }, traceId: hex(16), metadata: {} });
+    return sseResponse(chunks, { kind: 'ok' }, rec, 0);
+  }
+
+  /**
+   * An image model's answer (antigravity.md §12), in the Gemini image models' shape: a thought
+   * with a draft image (thought: true), a line of text, then the finished PNG as inlineData, sized
+   * by imageConfig (long side 64 px; 128 for 2K, 256 for 4K) so a test can see the settings
+   * arrived. A prompt with "forbidden" in it is refused the way Gemini refuses: text only,
+   * finishReason IMAGE_SAFETY. Assumption of this fake, not a capture: an image model wants
+   * requestType "image_gen" and responseModalities with IMAGE, and other models refuse image output.
+   */
+  function imageAnswer(model: string, body: Record<string, unknown>, request: Record<string, unknown>, rec: RecordedGoogleRequest): Response {
+    const gen = (request.generationConfig ?? {}) as { responseModalities?: unknown; imageConfig?: { aspectRatio?: string; imageSize?: string } };
+    const modalities = Array.isArray(gen.responseModalities) ? gen.responseModalities : [];
+    if (!IMAGE_MODEL.test(model)) return googleError(400, 'INVALID_ARGUMENT', 'Multi-modal output is not supported.');
+    if (body.requestType !== 'image_gen' || !modalities.includes('IMAGE') || request.tools || request.sessionId) {
+      return googleError(400, 'INVALID_ARGUMENT', `${model} takes requestType image_gen with responseModalities IMAGE, no tools and no sessionId`);
+    }
+    const contents = (Array.isArray(request.contents) ? request.contents : []) as Content[];
+    const last = contents.at(-1)?.parts ?? [];
+    const prompt = last.map((p) => (typeof p.text === 'string' ? p.text : '')).join(' ');
+    const edits = last.filter((p) => p.inlineData).length;
+    const usage = { promptTokenCount: 12 + edits * 258, candidatesTokenCount: 1290, totalTokenCount: 1302 + edits * 258 };
+    const chunks: Record<string, unknown>[] = [];
+    if (/forbidden/i.test(prompt)) {
+      chunks.push({ candidates: [{ content: { role: 'model', parts: [{ text: "I can't draw that." }] }, finishReason: 'IMAGE_SAFETY' }], usageMetadata: usage, modelVersion: model });
+    } else {
+      const [w, h] = (gen.imageConfig?.aspectRatio ?? '1:1').split(':').map(Number) as [number, number];
+      const long = gen.imageConfig?.imageSize === '4K' ? 256 : gen.imageConfig?.imageSize === '2K' ? 128 : 64;
+      const scale = long / Math.max(w, h);
+      const png = Buffer.from(solidPng(Math.round(w * scale), Math.round(h * scale))).toString('base64');
+      const draft = Buffer.from(solidPng(8, 8, [0, 0, 0])).toString('base64');
+      const said = edits ? `Here is your picture, edited from the ${edits} you sent.` : 'Here is your picture.';
+      chunks.push(
+        { candidates: [{ content: { role: 'model', parts: [{ text: 'Composing the scene.', thought: true }, { inlineData: { mimeType: 'image/png', data: draft }, thought: true }] } }], modelVersion: model },
+        { candidates: [{ content: { role: 'model', parts: [{ text: said }] } }], modelVersion: model },
+        { candidates: [{ content: { role: 'model', parts: [{ inlineData: { mimeType: 'image/png', data: png } }] }, finishReason: 'STOP' }], usageMetadata: usage, modelVersion: model },
+      );
+    }
     return sseResponse(chunks, { kind: 'ok' }, rec, 0);
   }
 

@@ -106,6 +106,29 @@ describe('resolve', () => {
     expect(c.webSearchRoute(opus, AG)).toEqual(opus);
   });
 
+  test('the image model: the default while served, else the first the catalog lists, none without Antigravity', () => {
+    const c = catalog();
+    expect(c.imageModel(AG)).toBe('gemini-3.1-flash-image'); // the built-in list, before discovery
+    expect(c.imageModel(ZAI)).toBeNull();
+    c.setDiscovered('acc_1', 'antigravity', [
+      { id: 'claude-opus-4-6-thinking', displayName: 'Opus', family: 'claude' },
+      { id: 'gemini-3-pro-image', displayName: 'Pro Image', family: 'gemini', imageGeneration: true },
+      { id: 'gemini-3.1-flash-image', displayName: 'Flash Image', family: 'gemini', imageGeneration: true },
+    ]);
+    expect(c.imageModel(BOTH)).toBe('gemini-3.1-flash-image');
+    c.setDiscovered('acc_1', 'antigravity', [{ id: 'gemini-3-pro-image', displayName: 'Pro Image', family: 'gemini', imageGeneration: true }]);
+    expect(c.imageModel(AG)).toBe('gemini-3-pro-image');
+    c.setDiscovered('acc_1', 'antigravity', [{ id: 'gemini-3-flash', displayName: 'Flash', family: 'gemini' }]);
+    expect(c.imageModel(AG)).toBeNull();
+    expect(c.fallbackFor('gemini-3-pro-image')).toBe('gemini-3.1-flash-image');
+  });
+
+  test('/v1/models marks the image models', () => {
+    const list = catalog().listModels(AG);
+    expect(list.find((m) => m.id === 'gemini-3.1-flash-image')!.image_generation).toBe(true);
+    expect(list.find((m) => m.id === 'gemini-3-flash')!.image_generation).toBeUndefined();
+  });
+
   test('families follow the upstream model', () => {
     const c = catalog();
     expect(c.resolve('claude-haiku-4-5', AG)!.family).toBe('gemini');

@@ -61,6 +61,7 @@ export async function* scripted(steps: Step[], signal: AbortSignal): AsyncGenera
   for (const s of steps) {
     if ('wait' in s) {
       await new Promise<void>((resolve, reject) => {
+        if (signal.aborted) return reject(new ApiError('api_error', 'aborted'));
         const t = setTimeout(resolve, s.wait);
         signal.addEventListener('abort', () => {
           clearTimeout(t);
@@ -88,6 +89,8 @@ export interface Harness {
   records: RequestRecord[];
   /** What the next dispatch does: return steps, or throw. */
   dispatch: (req: DispatchRequest) => Promise<Dispatched>;
+  /** What gateway.imageModel() answers. */
+  imageModel: string | null;
   refreshCalls: Array<string | undefined>;
   stop(): void;
 }
@@ -111,6 +114,7 @@ export function startHarness(config: Config = testConfig()): Harness {
     records: [],
     refreshCalls: [],
     dispatch: dispatchSteps(textEvents()),
+    imageModel: 'image-model-x',
     stop: () => {},
   };
   const gateway: Gateway = {
@@ -120,6 +124,7 @@ export function startHarness(config: Config = testConfig()): Harness {
     },
     listModels: () => MODELS,
     getModel: (id) => MODELS.find((m) => m.id === id),
+    imageModel: () => h.imageModel,
   };
   const ops: Ops = {
     health: (detailed) => (detailed ? { status: 'ok', accounts: [{ id: 'acct-1', state: 'ok' }] } : { status: 'ok' }),

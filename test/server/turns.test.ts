@@ -134,6 +134,7 @@ describe('handleMessages with turns', () => {
         },
         listModels: () => [],
         getModel: () => undefined,
+        imageModel: () => null,
       },
       done: (r: RequestRecord) => void records.push(r),
       turns,

@@ -93,6 +93,12 @@ const CASES: Case[] = [
   { name: 'temperature as a string', payload: body({ temperature: 'hot' }), message: 'temperature: expected a number, got "hot"' },
   { name: 'stream as a string', payload: body({ stream: 'yes' }), message: 'stream: expected a boolean, got "yes"' },
   { name: 'stop_sequences with a number', payload: body({ stop_sequences: ['a', 1] }), message: 'stop_sequences.1: expected a string, got 1' },
+  {
+    name: 'image_config with an aspect ratio no image model draws',
+    payload: body({ image_config: { aspect_ratio: '7:3' } }),
+    message: 'image_config.aspect_ratio: invalid value "7:3" (expected "1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9" or "21:9")',
+  },
+  { name: 'image_config with an unknown size', payload: body({ image_config: { image_size: 512 } }), message: 'image_config.image_size: invalid value 512 (expected "1K", "2K" or "4K")' },
   { name: 'metadata.user_id as a number', payload: body({ metadata: { user_id: 1 } }), message: 'metadata.user_id: expected a string or null, got 1' },
   {
     name: 'a text/plain content type',

@@ -32,7 +32,20 @@ type Json = Record<string, unknown>;
 type OpenBlock = 'thinking' | 'text' | 'tool_use' | 'image' | null;
 
 // Finish reasons that are not a normal end; mapped to end_turn (as every proxy does) but logged.
-const ABNORMAL_FINISH = new Set(['SAFETY', 'RECITATION', 'BLOCKLIST', 'PROHIBITED_CONTENT', 'SPII', 'MALFORMED_FUNCTION_CALL', 'OTHER', 'LANGUAGE']);
+const ABNORMAL_FINISH = new Set([
+  'SAFETY',
+  'RECITATION',
+  'BLOCKLIST',
+  'PROHIBITED_CONTENT',
+  'SPII',
+  'MALFORMED_FUNCTION_CALL',
+  'OTHER',
+  'LANGUAGE',
+  'IMAGE_SAFETY',
+  'IMAGE_PROHIBITED_CONTENT',
+  'IMAGE_OTHER',
+  'NO_IMAGE',
+]);
 
 /**
  * The translation as a push state machine: feed() each upstream chunk and get the events it
@@ -135,6 +148,8 @@ export function createGoogleTranslator(opts: FromGoogleOptions): GoogleTranslato
         signatures.rememberToolCall(id, { name: upstreamName, signature: sig, family, ...(fc.id ? {} : { minted: true }) });
         sawToolCall = true;
       } else if (isObject(p.inlineData)) {
+        // An image model's drafts while it thinks; only the finished image is the answer.
+        if (p.thought === true) continue;
         const d = p.inlineData;
         start();
         openBlock('image', {

@@ -6,6 +6,7 @@ import type { Config } from '../../config.ts';
 import type { AnthropicEvent } from '../../anthropic/events.ts';
 import type { MessagesRequest } from '../../anthropic/schema.ts';
 import { searchTextOf, webSearchToolOf } from '../../anthropic/web-search.ts';
+import { isImageGenerationModel, toImageGenerationEnvelope } from './image-generation.ts';
 import { log } from '../../log.ts';
 import type { Account } from '../../store/accounts.ts';
 import { UpstreamError, type ModelInfo, type Provider, type ProviderDeps, type QuotaInfo, type SendContext } from '../provider.ts';
@@ -209,6 +210,8 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
     const search = webSearchToolOf(req);
     const searchText = search ? searchTextOf(req) : '';
     if (search && !searchText) throw new UpstreamError('bad_request', 'web search: the last user message has no text to search for');
+    const listed = catalog.get(account.id)?.body.imageGenerationModelIds;
+    const drawing = !search && isImageGenerationModel(ctx.model, Array.isArray(listed) ? listed : undefined);
     let authRetried = false;
     let emptyLeft = EMPTY_RETRIES;
     const creditKey = `${account.id}\u0000${quotaGroupOf(ctx.model)}`;
@@ -233,7 +236,7 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
         }
         throw err;
       }
-      const envelope = search
+      let envelope = search
         ? webSearchEnvelope(search, searchText, { model: ctx.model, projectId })
         : toGoogleRequest(req, {
             model: ctx.model,
@@ -245,6 +248,7 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
             sessionKey: ctx.sessionKey,
             claudeThinkingReplay: config.antigravity.claudeThinkingReplay,
           });
+      if (drawing) envelope = toImageGenerationEnvelope(envelope, req, `image_gen/${deps.now()}/${crypto.randomUUID()}/12`);
       if (credits) envelope.enabledCreditTypes = [AI_CREDITS];
       let stream;
       try {

@@ -27,6 +27,8 @@ function entries(body: Record<string, unknown>): Array<[string, CatalogEntry]> {
   return Object.entries(models as Record<string, CatalogEntry>).filter(([id, e]) => isUserFacing(id) && e && typeof e === 'object');
 }
 
+const idList = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string' && x !== '') : []);
+
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : undefined);
 
 /** The catalog as ModelInfo, sorted by id; internal ids and deprecated ones are dropped. */
@@ -43,7 +45,8 @@ export function quotaGroupOf(id: string): string {
 
 export function parseModels(body: Record<string, unknown>): ModelInfo[] {
   const deprecated = body.deprecatedModelIds && typeof body.deprecatedModelIds === 'object' ? (body.deprecatedModelIds as Record<string, unknown>) : {};
-  const search = new Set(Array.isArray(body.webSearchModelIds) ? body.webSearchModelIds.filter((x): x is string => typeof x === 'string') : []);
+  const search = new Set(idList(body.webSearchModelIds));
+  const images = new Set(idList(body.imageGenerationModelIds));
   const out: ModelInfo[] = [];
   for (const [id, e] of entries(body)) {
     if (id in deprecated) continue;
@@ -60,8 +63,14 @@ export function parseModels(body: Record<string, unknown>): ModelInfo[] {
     info.thinking = e.supportsThinking === true || /thinking/.test(id);
     if (typeof e.supportsImages === 'boolean') info.supportsImages = e.supportsImages;
     if (search.has(id)) info.webSearch = true;
+    if (images.has(id)) {
+      info.imageGeneration = true;
+      images.delete(id);
+    }
     out.push(info);
   }
+  // An image model the catalog names without an entry of its own is still offered.
+  for (const id of images) if (isUserFacing(id) && !(id in deprecated)) out.push({ id, displayName: id, family: familyFromId(id), imageGeneration: true });
   return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 

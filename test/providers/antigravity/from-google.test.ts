@@ -154,6 +154,23 @@ describe('state machine details', () => {
     });
   });
 
+  test("an image model's finished picture becomes an image block; its drafts while thinking do not", async () => {
+    const msg = await accumulate(
+      await events(
+        [
+          chunk([{ text: 'Sketching.', thought: true }, { inlineData: { mimeType: 'image/png', data: 'RFJBRlQ=' }, thought: true }]),
+          chunk([{ text: 'Here it is.' }, { inlineData: { mimeType: 'image/webp', data: 'RklOQUw=' } }], 'STOP'),
+        ],
+        'gemini',
+      ),
+    );
+    expect(msg.content as unknown[]).toEqual([
+      { type: 'thinking', thinking: 'Sketching.', signature: '' },
+      { type: 'text', text: 'Here it is.' },
+      { type: 'image', source: { type: 'base64', media_type: 'image/webp', data: 'RklOQUw=' } },
+    ]);
+  });
+
   test('output tokens fall back to total minus prompt when only totalTokenCount is given', async () => {
     const msg = await accumulate(await events([chunk([{ text: 'hi' }], 'STOP', { promptTokenCount: 10, totalTokenCount: 25 })]));
     expect(msg.usage.output_tokens).toBe(15);

@@ -33,6 +33,21 @@ describe('parseModels', () => {
     expect(parseModels(body).some((m) => m.webSearch)).toBe(false);
   });
 
+  test('the ids in imageGenerationModelIds are marked as image models, listed or not', () => {
+    const withImages = {
+      ...body,
+      models: { ...(body.models as object), 'gemini-3-pro-image': { displayName: 'Gemini 3 Pro Image' } },
+      imageGenerationModelIds: ['gemini-3-pro-image', 'gemini-3.1-flash-image', 'tab_image', 7],
+    };
+    const images = parseModels(withImages).filter((m) => m.imageGeneration);
+    expect(images).toEqual([
+      { id: 'gemini-3-pro-image', displayName: 'Gemini 3 Pro Image', family: 'gemini', thinking: false, imageGeneration: true },
+      // Named only in the list: offered all the same, under its id.
+      { id: 'gemini-3.1-flash-image', displayName: 'gemini-3.1-flash-image', family: 'gemini', imageGeneration: true },
+    ]);
+    expect(parseModels(body).some((m) => m.imageGeneration)).toBe(false);
+  });
+
   test('a body without models yields none', () => {
     expect(parseModels({})).toEqual([]);
     expect(parseModels({ models: [] })).toEqual([]);

@@ -1,0 +1,127 @@
+// The image endpoints' pure parts: how each endpoint's body becomes one job, and the job a
+// Messages request. The endpoints themselves run against the fake in test/e2e/images.test.ts.
+import { afterEach, describe, expect, test } from 'bun:test';
+import { ApiError } from '../../src/anthropic/errors.ts';
+import { blockStart, blockStop, MESSAGE_STOP, messageDelta, messageStart, type AnthropicEvent } from '../../src/anthropic/events.ts';
+import { aspectRatioOfSize, inputImageOf, jobOfGenerate, jobOfOpenAi, messagesRequestOf } from '../../src/server/images.ts';
+import { validateMessagesRequest } from '../../src/server/validate.ts';
+import { AUTH, dispatchSteps, post, read, startHarness, until, type Harness } from './stubs.ts';
+
+describe('aspectRatioOfSize', () => {
+  const cases: Array<[string | undefined, string | undefined]> = [
+    ['1024x1024', '1:1'],
+    ['1792x1024', '16:9'],
+    ['1024x1792', '9:16'],
+    ['1536x1024', '3:2'],
+    ['1024x1536', '2:3'],
+    ['2520x1080', '21:9'],
+    ['1280x1024', '5:4'],
+    ['auto', undefined],
+    [undefined, undefined],
+  ];
+  for (const [size, want] of cases) test(`${size} -> ${want}`, () => expect(aspectRatioOfSize(size)).toBe(want as never));
+});
+
+describe('inputImageOf', () => {
+  test('a data: URL says its type; bare base64 is sniffed, PNG when unknown', () => {
+    expect(inputImageOf('data:image/JPEG;base64,/9j/AAA=')).toEqual({ media_type: 'image/jpeg', data: '/9j/AAA=' });
+    expect(inputImageOf('/9j/4AAQ')).toEqual({ media_type: 'image/jpeg', data: '/9j/4AAQ' });
+    expect(inputImageOf('R0lGODlh')).toEqual({ media_type: 'image/gif', data: 'R0lGODlh' });
+    expect(inputImageOf('UklGRiQA')).toEqual({ media_type: 'image/webp', data: 'UklGRiQA' });
+    expect(inputImageOf(' iVBORw0K ')).toEqual({ media_type: 'image/png', data: 'iVBORw0K' });
+  });
+});
+
+describe('jobs', () => {
+  test('the Go shape: every field carried', () => {
+    expect(jobOfGenerate({ prompt: 'p', model: 'gemini-3-pro-image', aspect_ratio: '16:9', image_size: '2K', count: 2, input_image: 'iVBOR', session_id: 's' })).toEqual({
+      prompt: 'p',
+      model: 'gemini-3-pro-image',
+      config: { aspect_ratio: '16:9', image_size: '2K' },
+      count: 2,
+      input: { media_type: 'image/png', data: 'iVBOR' },
+      sessionId: 's',
+    });
+    expect(jobOfGenerate({ prompt: 'p' })).toEqual({ prompt: 'p', model: null, config: {}, count: 1, input: null, sessionId: null });
+  });
+
+  test("OpenAI's shape: its own model names mean the image model here; other names are kept", () => {
+    expect(jobOfOpenAi({ prompt: 'p', model: 'dall-e-3', n: 3, size: '1792x1024' })).toMatchObject({ model: null, count: 3, config: { aspect_ratio: '16:9' } });
+    expect(jobOfOpenAi({ prompt: 'p', model: 'gpt-image-1' }).model).toBeNull();
+    expect(jobOfOpenAi({ prompt: 'p', model: 'gemini-3-pro-image' }).model).toBe('gemini-3-pro-image');
+  });
+
+  test('a job becomes a valid non-streaming Messages request; the session id the way Claude Code sends its own', () => {
+    const req = messagesRequestOf(jobOfGenerate({ prompt: 'p', aspect_ratio: '1:1', input_image: 'iVBORw0KGgo=', session_id: 'comic' }), 'img-model');
+    expect(req).toEqual({
+      model: 'img-model',
+      max_tokens: 32768,
+      stream: false,
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'p' }, { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } }] }],
+      image_config: { aspect_ratio: '1:1' },
+      metadata: { user_id: '{"session_id":"comic"}' },
+    });
+    expect(validateMessagesRequest(req)).toBe(req);
+  });
+});
+
+function pictureEvents(data: string): AnthropicEvent[] {
+  return [
+    messageStart('image-model-x', { input_tokens: 5, output_tokens: 1 }, 'msg_img'),
+    blockStart(0, { type: 'image', source: { type: 'base64', media_type: 'image/png', data } }),
+    blockStop(0),
+    messageDelta('end_turn', { output_tokens: 1290 }),
+    MESSAGE_STOP,
+  ];
+}
+
+describe('the endpoints against a stub gateway', () => {
+  let h: Harness;
+  afterEach(() => h?.stop());
+
+  test('a pool that cannot draw: 404 not_found_error naming what is missing, nothing dispatched', async () => {
+    h = startHarness();
+    h.imageModel = null;
+    for (const path of ['/v1/images/generate', '/v1/images/generations']) {
+      const r = await post(h, path, { prompt: 'a cat' });
+      expect(r.status).toBe(404);
+      expect((await read(r)).error.message).toContain('no account in the pool can draw images');
+    }
+    expect(h.calls).toHaveLength(0);
+  });
+
+  test('all or nothing: one picture failing fails the request, the others are stopped, each is recorded', async () => {
+    h = startHarness();
+    let n = 0;
+    const signals: AbortSignal[] = [];
+    h.dispatch = async (req) => {
+      signals.push(req.signal);
+      if (++n === 2) throw new ApiError('rate_limit_error', 'image-model-x is rate limited on every account', { headers: { 'retry-after': '30' } });
+      return dispatchSteps([{ wait: 2000 }, ...pictureEvents('iVBORw0KGgo=')])(req);
+    };
+    const r = await post(h, '/v1/images/generate', { prompt: 'three cats', count: 3 });
+    expect(r.status).toBe(429);
+    expect(r.headers.get('retry-after')).toBe('30');
+    expect((await read(r)).error.type).toBe('rate_limit_error');
+    expect(signals.every((s) => s.aborted)).toBe(true);
+    // The stopped ones are recorded as they wind down, long before their 2 s would have passed.
+    await until(() => h.records.length === 3, 1000);
+    expect(h.records.map((x) => x.requestId.replace(/^req_\w+/, 'req'))).toEqual(expect.arrayContaining(['req-1', 'req-2', 'req-3']));
+    expect(h.records.map((x) => x.status).sort()).toEqual([429, 499, 499]);
+  });
+
+  test('the images come back in order with the usage summed', async () => {
+    h = startHarness();
+    let n = 0;
+    h.dispatch = async (req) => dispatchSteps(pictureEvents(`AAA${++n}`))(req);
+    const r = await post(h, '/v1/images/generate', { prompt: 'cats', count: 2 }, AUTH);
+    const j = await read(r);
+    expect(r.status).toBe(200);
+    expect(j.images.map((i: { index: number; data: string }) => [i.index, i.data])).toEqual([
+      [0, 'AAA1'],
+      [1, 'AAA2'],
+    ]);
+    expect(j.usage).toEqual({ input_tokens: 10, output_tokens: 2580 });
+    expect(h.calls.map((c) => c.body.model)).toEqual(['image-model-x', 'image-model-x']);
+  });
+});
