@@ -74,16 +74,29 @@ describe('POST /v1/images/generate', () => {
     expect(env.request.contents).toEqual([{ role: 'user', parts: [{ text: 'A lighthouse at dusk' }] }]);
   });
 
-  test('count draws that many pictures, one upstream request each', async () => {
+  test('a big picture (~4 MB of base64 on one upstream line) arrives whole', async () => {
+    const r = await post('/v1/images/generate', { prompt: 'A detailed city map' });
+    expect(r.status).toBe(200);
+    const bytes = Buffer.from(r.json.images[0].data, 'base64');
+    expect(bytes.length).toBeGreaterThan(3_000_000);
+    expect(sizeOf(r.json.images[0].data)).toEqual({ width: 1024, height: 1024 });
+    // A PNG ends with its IEND chunk: nothing was cut.
+    expect(bytes.subarray(-8, -4).toString('latin1')).toBe('IEND');
+  });
+
+  test('count draws that many pictures, one upstream request each, each one a request in the metrics', async () => {
+    const served = async (): Promise<number> => {
+      const text = await (await fetch(`${server.url}/metrics`, { headers: { 'x-api-key': KEY } })).text();
+      return Number(new RegExp(`mcp_requests_total\\{model="${IMAGE_MODEL}",provider="antigravity",status="200"\\} (\\d+)`).exec(text)?.[1] ?? 0);
+    };
     const before = google.generations().length;
+    const counted = await served();
     const r = await post('/v1/images/generate', { prompt: 'Three pears', count: 3 });
     expect(r.status).toBe(200);
     expect(r.json.images.map((im: { index: number }) => im.index)).toEqual([0, 1, 2]);
     for (const im of r.json.images) expect(sizeOf(im.data)).toEqual({ width: 64, height: 64 });
     expect(imageCalls(before)).toHaveLength(3);
-    // Each picture is a request of its own in the metrics (and the log and usage): 1 + 3 so far.
-    const metrics = await (await fetch(`${server.url}/metrics`, { headers: { 'x-api-key': KEY } })).text();
-    expect(metrics).toContain(`mcp_requests_total{model="${IMAGE_MODEL}",provider="antigravity",status="200"} 4`);
+    expect((await served()) - counted).toBe(3);
   });
 
   test('an input image is sent along to be edited (bare base64 or a data: URL)', async () => {
@@ -185,6 +198,14 @@ describe('an image model through /v1/messages', () => {
     expect(sblocks.map((b) => b.type)).toEqual(['thinking', 'text', 'image']);
     expect(sblocks[2]!.source).toEqual(blocks[2]!.source);
     expect(streamed.stop_reason).toBe('end_turn');
+  });
+
+  test('a big picture streams whole through /v1/messages', async () => {
+    const client = new Anthropic({ baseURL: server.url, apiKey: KEY, maxRetries: 0 });
+    const msg = await client.messages.stream({ model: IMAGE_MODEL, max_tokens: 1000, messages: [{ role: 'user', content: 'A detailed forest' }] }).finalMessage();
+    const image = (msg.content as unknown as Array<Record<string, any>>).find((b) => b.type === 'image')!;
+    expect(sizeOf(image.source.data)).toEqual({ width: 1024, height: 1024 });
+    expect(Buffer.from(image.source.data, 'base64').subarray(-8, -4).toString('latin1')).toBe('IEND');
   });
 
   test('the drawing is history the next turn can refer to', async () => {

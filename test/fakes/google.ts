@@ -807,7 +807,8 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
    * An image model's answer (antigravity.md §12), in the Gemini image models' shape: a thought
    * with a draft image (thought: true), a line of text, then the finished PNG as inlineData, sized
    * by imageConfig (long side 64 px; 128 for 2K, 256 for 4K) so a test can see the settings
-   * arrived. A prompt with "forbidden" in it is refused the way Gemini refuses: text only,
+   * arrived; a "detailed" prompt gets a 1024 px picture of noise (~4 MB of base64 on one SSE line).
+   * A prompt with "forbidden" in it is refused the way Gemini refuses: text only,
    * finishReason IMAGE_SAFETY. Assumption of this fake, not a capture: an image model wants
    * requestType "image_gen" and responseModalities with IMAGE, and other models refuse image output.
    */
@@ -828,9 +829,10 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
       chunks.push({ candidates: [{ content: { role: 'model', parts: [{ text: "I can't draw that." }] }, finishReason: 'IMAGE_SAFETY' }], usageMetadata: usage, modelVersion: model });
     } else {
       const [w, h] = (gen.imageConfig?.aspectRatio ?? '1:1').split(':').map(Number) as [number, number];
-      const long = gen.imageConfig?.imageSize === '4K' ? 256 : gen.imageConfig?.imageSize === '2K' ? 128 : 64;
+      const detailed = /detailed/i.test(prompt);
+      const long = detailed ? 1024 : gen.imageConfig?.imageSize === '4K' ? 256 : gen.imageConfig?.imageSize === '2K' ? 128 : 64;
       const scale = long / Math.max(w, h);
-      const png = Buffer.from(solidPng(Math.round(w * scale), Math.round(h * scale))).toString('base64');
+      const png = Buffer.from(solidPng(Math.round(w * scale), Math.round(h * scale), undefined, detailed)).toString('base64');
       const draft = Buffer.from(solidPng(8, 8, [0, 0, 0])).toString('base64');
       const said = edits ? `Here is your picture, edited from the ${edits} you sent.` : 'Here is your picture.';
       chunks.push(

@@ -12,8 +12,11 @@ function chunk(type: string, data: Uint8Array): Uint8Array {
   return out;
 }
 
-/** A width × height RGB PNG filled with `rgb`. */
-export function solidPng(width: number, height: number, rgb: [number, number, number] = [200, 120, 40]): Uint8Array {
+/**
+ * A width × height RGB PNG filled with `rgb`, or with random pixels when `noise` is set (which do
+ * not compress: a 1024 × 1024 one is ~3 MB, like a real detailed picture).
+ */
+export function solidPng(width: number, height: number, rgb: [number, number, number] = [200, 120, 40], noise = false): Uint8Array {
   const header = new Uint8Array(13);
   const h = new DataView(header.buffer);
   h.setUint32(0, width);
@@ -23,6 +26,7 @@ export function solidPng(width: number, height: number, rgb: [number, number, nu
   for (let x = 0; x < width; x++) row.set(rgb, 1 + x * 3);
   const raw = new Uint8Array(row.length * height);
   for (let y = 0; y < height; y++) raw.set(row, y * row.length);
+  if (noise) for (let y = 0; y < height; y++) crypto.getRandomValues(raw.subarray(y * row.length + 1, (y + 1) * row.length));
   const parts = [new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', header), chunk('IDAT', deflateSync(raw)), chunk('IEND', new Uint8Array(0))];
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
