@@ -70,6 +70,29 @@ function accountJson(s: AccountState, now: number): Record<string, unknown> {
   };
 }
 
+/**
+ * The QUOTA LEFT cell. A window shared by a group of models (Antigravity's 5-hour and weekly
+ * windows, one quota per model) is shown once, named by the models' families: "claude/gpt weekly 3%".
+ */
+export function quotaCell(quotas: ReadonlyArray<{ model: string; window?: string | null; remainingFraction: number | null }>): string {
+  const items: string[] = [];
+  const shared = new Map<string, { families: Set<string>; window: string; left: string }>();
+  for (const q of quotas) {
+    if (q.remainingFraction === null) continue;
+    const left = pct(q.remainingFraction);
+    if (!q.window || q.model === '*') {
+      items.push(`${q.model === '*' ? '' : `${q.model} `}${q.window ? `${q.window} ` : ''}${left}`);
+      continue;
+    }
+    const key = `${q.window}\u0000${left}`;
+    const entry = shared.get(key) ?? { families: new Set<string>(), window: q.window, left };
+    entry.families.add(q.model.split('-', 1)[0]!);
+    shared.set(key, entry);
+  }
+  for (const e of shared.values()) items.push(`${[...e.families].join('/')} ${e.window} ${e.left}`);
+  return items.join(', ');
+}
+
 /** Left-aligned columns, two spaces apart. */
 export function textTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -157,10 +180,7 @@ export function createOps(deps: {
       for (const s of pool.state()) {
         const a = s.account;
         const limits = s.limits.map((l) => `${l.model === '*' ? 'all' : l.model} ${l.kind} ${until(l.resetAt, t)}`).join(', ');
-        const quota = s.quotas
-          .filter((q) => q.remainingFraction !== null)
-          .map((q) => `${q.model === '*' ? '' : `${q.model} `}${q.window ? `${q.window} ` : ''}${pct(q.remainingFraction)}`)
-          .join(', ');
+        const quota = quotaCell(s.quotas);
         rows.push([a.label, a.provider, accountStateWord(s, t), a.statusReason ?? '-', s.maxConcurrent === null ? String(s.inFlight) : `${s.inFlight}/${s.maxConcurrent}`, limits || '-', quota || '-']);
       }
       if (!rows.length) return 'no accounts\n';

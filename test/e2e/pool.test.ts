@@ -440,6 +440,30 @@ describe('a mixed pool: two Google (Antigravity) accounts and three Z.AI keys', 
     }
   });
 
+  test("a Google account whose Claude weekly window is nearly spent is spared for Claude, not for Gemini, and /account-limits shows the window", async () => {
+    google.setQuotaWindows({ 'claude+gpt': { weekly: { remainingFraction: 0.03 } } }, { email: EMAILS[0] });
+    const p = await startProxy({}, undefined, { google: true });
+    try {
+      // fetchAvailableModels still says 100 % for every model of g1: only the weekly window tells.
+      const claude = [];
+      for (let i = 0; i < 4; i++) claude.push(await ask(p, 'claude-sonnet-4-6'));
+      expect(claude.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+      expect(new Set(claude.map((r) => r.account))).toEqual(new Set([idOf(p, 'g2')]));
+      const gemini = [];
+      for (let i = 0; i < 4; i++) gemini.push(await ask(p, 'gemini-3-flash'));
+      expect(new Set(gemini.map((r) => r.account))).toEqual(new Set([idOf(p, 'g1'), idOf(p, 'g2')]));
+      const limits = (await (await fetch(`${p.url}/account-limits`, { headers: { 'x-api-key': PROXY_KEY } })).json()) as {
+        accounts: Array<{ id: string; quota: Array<{ model: string; window: string | null; remaining: string }> }>;
+      };
+      const g1 = limits.accounts.find((a) => a.id === idOf(p, 'g1'))!;
+      expect(g1.quota).toContainEqual(expect.objectContaining({ model: 'claude-sonnet-4-6', window: 'weekly', remaining: '3%' }));
+      expect(g1.quota).toContainEqual(expect.objectContaining({ model: 'gemini-3-flash', window: '5h', remaining: '100%' }));
+    } finally {
+      google.setQuotaWindows({}, { email: EMAILS[0] });
+      await p.stop();
+    }
+  });
+
   test('fallback: Opus exhausted on every Google account is served by its Gemini fallback, and says so', async () => {
     const p = await startProxy({ ENABLE_FALLBACK: '1', MAX_WAIT_SEC: '5' }, undefined, { google: true });
     try {

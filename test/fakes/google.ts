@@ -66,6 +66,8 @@ export interface FakeModelQuota {
   resetTime?: string;
 }
 
+export type FakeQuotaWindows = Partial<Record<'gemini' | 'claude+gpt', Partial<Record<'5h' | 'weekly', FakeModelQuota>>>>;
+
 export interface FakeAccount {
   email: string;
   /** null: loadCodeAssist returns no project and onboarding provisions `onboardProject`. */
@@ -142,6 +144,12 @@ export interface FakeGoogle {
   setModels(models: Record<string, Record<string, unknown>>): void;
   /** Quota per model for one account (by email) or for everyone. */
   setQuota(quota: Record<string, FakeModelQuota | null>, opts?: { email?: string }): void;
+  /**
+   * The 5-hour and weekly windows retrieveUserQuotaSummary reports per model group, for one account
+   * or everyone (default: every window full, resets in 5 h / 7 days). `null` for the whole setting
+   * makes the call unknown (404), as on a backend without it.
+   */
+  setQuotaWindows(windows: FakeQuotaWindows | null, opts?: { email?: string }): void;
   /** Account facts for loadCodeAssist/onboardUser. */
   setAccount(email: string, patch: Partial<Omit<FakeAccount, 'email'>>): void;
   setLoginEmail(email: string): void;
@@ -508,6 +516,8 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
   let models = defaultFakeModels();
   const globalQuota: Record<string, FakeModelQuota | null> = {};
   const quotaByEmail = new Map<string, Record<string, FakeModelQuota | null>>();
+  let globalWindows: FakeQuotaWindows | null = {};
+  const windowsByEmail = new Map<string, FakeQuotaWindows | null>();
   const accounts = new Map<string, FakeAccount>();
   const accessTokens = new Map<string, string>(); // token -> email
   const refreshTokens = new Map<string, string>(); // refresh token -> email
@@ -922,6 +932,31 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
           webSearchModelIds: ['gemini-3.1-flash-lite'],
         });
       }
+      case 'retrieveUserQuotaSummary': {
+        // Shaped like fixtures/antigravity/agy_cli_1.2.0/quota.resp.json.
+        const windows = windowsByEmail.has(a.email) ? windowsByEmail.get(a.email)! : globalWindows;
+        if (windows === null) return googleError(404, 'NOT_FOUND', `Method not found: ${rpc}`);
+        const bucket = (prefix: string, window: '5h' | 'weekly', hours: number) => {
+          const q = windows[prefix === 'gemini' ? 'gemini' : 'claude+gpt']?.[window] ?? {};
+          const out: Record<string, unknown> = {
+            bucketId: `${prefix}-${window}`,
+            displayName: window === '5h' ? 'Five Hour Limit Remaining' : 'Weekly Limit Remaining',
+            window,
+            resetTime: q.resetTime ?? new Date(Date.now() + hours * HOUR).toISOString().replace(/\.\d+Z$/, 'Z'),
+          };
+          // proto3 JSON: a spent window has no remainingFraction at all.
+          const f = q.remainingFraction ?? 1;
+          if (f !== 0) out.remainingFraction = f;
+          return out;
+        };
+        return json(200, {
+          groups: [
+            { buckets: [bucket('gemini', 'weekly', 168), bucket('gemini', '5h', 5)], displayName: 'Gemini Models', description: 'Models within this group: Gemini Flash, Gemini Pro' },
+            { buckets: [bucket('3p', 'weekly', 168), bucket('3p', '5h', 5)], displayName: 'Claude and GPT models', description: 'Models within this group: Claude Opus, Claude Sonnet, GPT-OSS' },
+          ],
+          description: 'Within each group, models share a weekly limit and a 5-hour limit.',
+        });
+      }
       default:
         return googleError(404, 'NOT_FOUND', `Method not found: ${rpc}`);
     }
@@ -1013,6 +1048,10 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
     },
     setModels(m) {
       models = m;
+    },
+    setQuotaWindows(w, o = {}) {
+      if (o.email) windowsByEmail.set(o.email, w);
+      else globalWindows = w;
     },
     setQuota(q, o = {}) {
       if (o.email) quotaByEmail.set(o.email, { ...(quotaByEmail.get(o.email) ?? {}), ...q });

@@ -1,6 +1,6 @@
 import { afterEach, expect, test } from 'bun:test';
 import { createRouting } from '../../src/gateway/index.ts';
-import { textTable } from '../../src/gateway/ops.ts';
+import { quotaCell, textTable } from '../../src/gateway/ops.ts';
 import { UpstreamError } from '../../src/providers/provider.ts';
 import { findAccount } from '../../src/store/accounts.ts';
 import { cleanupDbs, dispatchReq, drain, request, rig, scriptedProvider, T0, tempDb, testConfig } from './helpers.ts';
@@ -68,6 +68,22 @@ test('account limits as an aligned text table', () => {
   expect(lines[2]).toMatch(/^b\s+zai\s+ok\s+-\s+0\s+-\s+weekly 50%$/);
   const col = lines[0]!.indexOf('STATE');
   expect(lines.slice(1).every((l) => l.slice(col).match(/^\S/))).toBe(true);
+});
+
+test("the quota cell names a group's shared window once, by the models' families", () => {
+  const window = (model: string, w: string, f: number) => ({ model, window: w, remainingFraction: f });
+  expect(
+    quotaCell([
+      { model: 'claude-sonnet-4-6', window: '', remainingFraction: 1 },
+      window('claude-sonnet-4-6', 'weekly', 0.03),
+      window('gpt-oss-120b-medium', 'weekly', 0.03),
+      window('claude-sonnet-4-6', '5h', 0.98),
+      window('gemini-3-flash', '5h', 1),
+      window('gemini-pro-agent', '5h', 1),
+      { model: 'gemini-3-flash', window: 'weekly', remainingFraction: null },
+      { model: '*', window: '5h', remainingFraction: 0.5 },
+    ]),
+  ).toBe('claude-sonnet-4-6 100%, 5h 50%, claude/gpt weekly 3%, claude 5h 98%, gemini 5h 100%');
 });
 
 test('account limits as JSON', () => {

@@ -6,15 +6,16 @@ import type { Config } from '../../config.ts';
 import type { AnthropicEvent } from '../../anthropic/events.ts';
 import type { MessagesRequest } from '../../anthropic/schema.ts';
 import { searchTextOf, webSearchToolOf } from '../../anthropic/web-search.ts';
-import { isImageGenerationModel, toImageGenerationEnvelope } from './image-generation.ts';
 import { log } from '../../log.ts';
 import type { Account } from '../../store/accounts.ts';
 import { UpstreamError, type ModelInfo, type Provider, type ProviderDeps, type QuotaInfo, type SendContext } from '../provider.ts';
 import { openGenerateStream, postJson, type CloudCodeOptions } from './client.ts';
 import { createGoogleTranslator } from './from-google.ts';
+import { isImageGenerationModel, toImageGenerationEnvelope } from './image-generation.ts';
 import { parseModels, parseQuota, quotaGroupOf } from './models.ts';
 import { createTokenManager } from './oauth.ts';
 import { discoverProject, loadCodeAssist, parseLoadCodeAssist, type OnboardOptions } from './project.ts';
+import { parseQuotaSummary } from './quota-summary.ts';
 import { createSignatureStore } from './signatures.ts';
 import { familyOf, toGoogleRequest } from './to-google.ts';
 import {
@@ -347,7 +348,20 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
     },
 
     async quota(account: Account, signal?: AbortSignal): Promise<QuotaInfo[]> {
-      return parseQuota(await fetchCatalog(account, signal));
+      const body = await fetchCatalog(account, signal);
+      const perModel = parseQuota(body);
+      // The 5-hour and weekly windows, as the official client reads them. Older backends may not
+      // have the call: the per-model figures then stand alone.
+      try {
+        const summary = await withToken(account, signal, async (token) => {
+          const project = await (signal ? untilAborted(projectFor(account, token), signal) : projectFor(account, token));
+          return postJson(cc, 'retrieveUserQuotaSummary', { project }, token, signal);
+        });
+        return [...perModel, ...parseQuotaSummary(summary, parseModels(body).map((m) => m.id))];
+      } catch (err) {
+        log.debug(`antigravity: no quota windows for ${account.label}: ${(err as Error)?.message ?? String(err)}`);
+        return perModel;
+      }
     },
 
     async refresh(account: Account): Promise<void> {

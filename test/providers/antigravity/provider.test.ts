@@ -365,11 +365,34 @@ describe('models, quota, verify, refresh', () => {
   test('quota reports each model of this account', async () => {
     fake.setQuota({ 'claude-sonnet-4-6': { resetTime: '2030-01-01T00:00:00Z' }, 'gemini-3-flash': { remainingFraction: 0.4, resetTime: '2030-01-01T05:00:00Z' } }, { email: 'quota@example.com' });
     const q = await provider.quota(account('quota@example.com'));
-    const by = Object.fromEntries(q.map((x) => [x.model, x]));
+    const by = Object.fromEntries(q.filter((x) => !x.window).map((x) => [x.model, x]));
     expect(by['claude-sonnet-4-6']).toEqual({ model: 'claude-sonnet-4-6', remainingFraction: 0, resetAt: Date.parse('2030-01-01T00:00:00Z') });
     expect(by['gemini-3-flash']!.remainingFraction).toBe(0.4);
-    const other = Object.fromEntries((await provider.quota(account('other@example.com'))).map((x) => [x.model, x]));
+    const other = Object.fromEntries((await provider.quota(account('other@example.com'))).filter((x) => !x.window).map((x) => [x.model, x]));
     expect(other['claude-sonnet-4-6']!.remainingFraction).toBe(1);
+  });
+
+  test("quota adds each group's 5-hour and weekly windows (retrieveUserQuotaSummary) to every model of the group", async () => {
+    fake.setQuotaWindows({ 'claude+gpt': { weekly: { remainingFraction: 0.03, resetTime: '2030-01-03T00:00:00Z' } }, gemini: { '5h': { remainingFraction: 0 } } }, { email: 'windows@example.com' });
+    const before = fake.requests.length;
+    const q = await provider.quota(account('windows@example.com'));
+    expect(fake.requests.slice(before).find((r) => r.rpc === 'retrieveUserQuotaSummary')!.body).toEqual({ project: 'aicode-consumers' });
+    const of = (model: string) => q.filter((x) => x.model === model).map((x) => [x.window ?? '', x.remainingFraction]);
+    expect(of('claude-sonnet-4-6')).toEqual([
+      ['', 1],
+      ['weekly', 0.03],
+      ['5h', 1],
+    ]);
+    expect(of('gpt-oss-120b-medium')).toContainEqual(['weekly', 0.03]);
+    expect(of('gemini-3-flash')).toContainEqual(['5h', 0]);
+    expect(q.find((x) => x.model === 'claude-sonnet-4-6' && x.window === 'weekly')!.resetAt).toBe(Date.parse('2030-01-03T00:00:00Z'));
+  });
+
+  test('a backend without the summary call: the per-model quota stands alone', async () => {
+    fake.setQuotaWindows(null, { email: 'old-backend@example.com' });
+    const q = await provider.quota(account('old-backend@example.com'));
+    expect(q.length).toBeGreaterThan(0);
+    expect(q.every((x) => x.window === undefined)).toBe(true);
   });
 
   test('verify is a loadCodeAssist that reports project and tier', async () => {
