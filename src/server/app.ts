@@ -34,6 +34,7 @@ const METHODS: Record<string, string[]> = {
   '/v1/messages/count_tokens': ['POST'],
   '/v1/images/generate': ['POST'],
   '/v1/images/generations': ['POST'],
+  '/v1/images/edits': ['POST'],
   '/v1/models': ['GET'],
   '/health': ['GET'],
   '/account-limits': ['GET'],

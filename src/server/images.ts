@@ -46,8 +46,15 @@ export interface ImageJob {
   model: string | null;
   config: ImageConfig;
   count: number;
-  input: { media_type: string; data: string } | null;
+  /** Pictures to work from (edits); `field` is how the client named each, for error messages. */
+  inputs: InputImage[];
   sessionId: string | null;
+}
+
+export interface InputImage {
+  media_type: string;
+  data: string;
+  field: string;
 }
 
 export interface DrawnImage {
@@ -67,12 +74,15 @@ export interface ImageResult {
 const DATA_URL = /^data:(image\/[a-z0-9.+-]+);base64,/i;
 
 /** An input image as base64 + media type: a data: URL says its type, bare base64 is sniffed (PNG when unknown). */
-export function inputImageOf(value: string): { media_type: string; data: string } {
+export function inputImageOf(value: string, field = 'input_image'): InputImage {
   const m = DATA_URL.exec(value);
-  if (m) return { media_type: m[1]!.toLowerCase(), data: value.slice(m[0].length) };
+  if (m) return { media_type: m[1]!.toLowerCase(), data: value.slice(m[0].length), field };
   const data = value.trim();
-  const media_type = data.startsWith('/9j/') ? 'image/jpeg' : data.startsWith('R0lGOD') ? 'image/gif' : data.startsWith('UklGR') ? 'image/webp' : 'image/png';
-  return { media_type, data };
+  return { media_type: sniffBase64(data), data, field };
+}
+
+function sniffBase64(data: string): string {
+  return data.startsWith('/9j/') ? 'image/jpeg' : data.startsWith('R0lGOD') ? 'image/gif' : data.startsWith('UklGR') ? 'image/webp' : 'image/png';
 }
 
 /** OpenAI's WxH size as the nearest aspect ratio image models draw ("auto" and none: the model's choice). */
@@ -102,7 +112,7 @@ export function jobOfGenerate(b: Static<typeof GenerateImageRequest>): ImageJob 
     model: b.model ?? null,
     config,
     count: b.count ?? 1,
-    input: b.input_image ? inputImageOf(b.input_image) : null,
+    inputs: b.input_image ? [inputImageOf(b.input_image)] : [],
     sessionId: b.session_id ?? null,
   };
 }
@@ -116,7 +126,7 @@ export function jobOfOpenAi(b: Static<typeof OpenAiImageRequest>): ImageJob {
     model: b.model && !OPENAI_IMAGE_MODEL.test(b.model) ? b.model : null,
     config,
     count: b.n ?? 1,
-    input: null,
+    inputs: [],
     sessionId: null,
   };
 }
@@ -124,7 +134,7 @@ export function jobOfOpenAi(b: Static<typeof OpenAiImageRequest>): ImageJob {
 /** The Messages request that draws one picture for `job`. */
 export function messagesRequestOf(job: ImageJob, model: string): MessagesRequest {
   const content: MessagesRequest['messages'][number]['content'] = [{ type: 'text', text: job.prompt }];
-  if (job.input) content.push({ type: 'image', source: { type: 'base64', media_type: job.input.media_type, data: job.input.data } });
+  for (const im of job.inputs) content.push({ type: 'image', source: { type: 'base64', media_type: im.media_type, data: im.data } });
   const req: MessagesRequest = { model, max_tokens: 32_768, stream: false, messages: [{ role: 'user', content }] };
   if (job.config.aspect_ratio || job.config.image_size) req.image_config = job.config;
   // The same session id keeps the same account, and so the same upstream session (the Go proxy's "character consistency").
@@ -132,14 +142,65 @@ export function messagesRequestOf(job: ImageJob, model: string): MessagesRequest
   return req;
 }
 
+/** More pictures to work from than this is not an edit any image model takes well. */
+export const MAX_INPUT_IMAGES = 10;
+const INPUT_TYPES: ReadonlySet<string> = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp']);
+
+function formText(form: Awaited<ReturnType<Request['formData']>>, name: string): string | undefined {
+  const v = form.get(name);
+  return typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined;
+}
+
+/**
+ * OpenAI's image edits (POST /v1/images/edits): multipart form with `image` (one or more files, also
+ * as `image[]`), `prompt`, and `model`, `n`, `size`, `response_format` as in generations. Google's
+ * models take no `mask`: the prompt says what to change.
+ */
+export async function editJobOf(request: Request, limit: number): Promise<{ job: ImageJob; responseFormat: string | undefined }> {
+  const ct = request.headers.get('content-type') ?? '';
+  if (!/^multipart\/form-data/i.test(ct)) throw new ApiError('invalid_request_error', `content-type must be multipart/form-data, got "${ct.slice(0, 100)}"`);
+  const declared = Number(request.headers.get('content-length') ?? 0);
+  if (declared > limit) throw new ApiError('request_too_large', `request body exceeds the ${limit} byte limit`);
+  let form: Awaited<ReturnType<Request['formData']>>;
+  try {
+    form = await request.formData();
+  } catch {
+    throw new ApiError('invalid_request_error', 'the multipart form could not be read');
+  }
+  if (form.has('mask')) throw new ApiError('invalid_request_error', "mask: Google's image models take no mask; say in the prompt what to change");
+  const prompt = formText(form, 'prompt');
+  if (!prompt) throw new ApiError('invalid_request_error', 'prompt: field required');
+  const files = [...form.getAll('image'), ...form.getAll('image[]')].filter((f) => typeof f !== 'string') as unknown as Blob[];
+  if (!files.length) throw new ApiError('invalid_request_error', 'image: field required (one or more image files)');
+  if (files.length > MAX_INPUT_IMAGES) throw new ApiError('invalid_request_error', `image: at most ${MAX_INPUT_IMAGES} images, got ${files.length}`);
+  const n = formText(form, 'n');
+  const b = validateBody<Static<typeof OpenAiImageRequest>>(OpenAiImageRequest, {
+    prompt,
+    ...(formText(form, 'model') ? { model: formText(form, 'model') } : {}),
+    ...(n !== undefined ? { n: /^\d+$/.test(n) ? Number(n) : n } : {}),
+    ...(formText(form, 'size') ? { size: formText(form, 'size') } : {}),
+    ...(formText(form, 'response_format') ? { response_format: formText(form, 'response_format') } : {}),
+  });
+  const inputs: InputImage[] = [];
+  for (const [i, f] of files.entries()) {
+    const bytes = Buffer.from(await f.arrayBuffer());
+    const field = files.length > 1 ? `image.${i}` : 'image';
+    if (!bytes.length) throw new ApiError('invalid_request_error', `${field}: the file is empty`);
+    const data = bytes.toString('base64');
+    const type = (f.type || '').split(';', 1)[0]!.trim().toLowerCase();
+    inputs.push({ media_type: INPUT_TYPES.has(type) ? type : sniffBase64(data), data, field });
+  }
+  return { job: { ...jobOfOpenAi(b), inputs }, responseFormat: b.response_format };
+}
+
 /** The built request checked like any other; a bad input image is named as the client named it. */
-function checked(req: MessagesRequest): MessagesRequest {
+function checked(req: MessagesRequest, job: ImageJob): MessagesRequest {
   try {
     return validateMessagesRequest(req);
   } catch (err) {
-    if (err instanceof ApiError && err.message.startsWith('messages.0.content.1')) {
-      throw new ApiError('invalid_request_error', `input_image${err.message.slice('messages.0.content.1'.length).replace(/^\.source(\.data)?/, '')}`);
-    }
+    const m = err instanceof ApiError ? /^messages\.0\.content\.(\d+)(\.source)?(\.data)?/.exec(err.message) : null;
+    const input = m ? job.inputs[Number(m[1]) - 1] : undefined;
+    if (m && input) throw new ApiError('invalid_request_error', `${input.field}${err instanceof Error ? err.message.slice(m[0].length) : ''}`);
     throw err;
   }
 }
@@ -178,7 +239,7 @@ export async function generateImages(deps: ImageDeps, job: ImageJob, requestId: 
   if (!model) {
     throw new ApiError('not_found_error', 'no account in the pool can draw images: image models are served by Antigravity accounts (`mcp accounts add`)');
   }
-  const body = checked(messagesRequestOf(job, model));
+  const body = checked(messagesRequestOf(job, model), job);
   const abort = new AbortController();
   const onClientGone = (): void => abort.abort();
   request.signal.addEventListener('abort', onClientGone, { once: true });
@@ -243,6 +304,15 @@ async function drawOne(deps: ImageDeps, body: MessagesRequest, requestId: string
   }
 }
 
+/** OpenAI's images answer. There is nowhere to host a picture, so a "url" is a data: URL. */
+function openAiAnswer(r: ImageResult, responseFormat: string | undefined): unknown {
+  return {
+    created: Math.floor(Date.now() / 1000),
+    data: r.images.map((im) => (responseFormat === 'url' ? { url: `data:${im.media_type};base64,${im.data}` } : { b64_json: im.data })),
+    usage: { input_tokens: r.usage.input_tokens, output_tokens: r.usage.output_tokens, total_tokens: r.usage.input_tokens + r.usage.output_tokens },
+  };
+}
+
 function requestIdOf(set: { headers: Record<string, unknown> }): string {
   return String(set.headers['request-id'] ?? '');
 }
@@ -269,13 +339,18 @@ export function imageRoutes(deps: ImageDeps) {
     ...(r.text ? { text: r.text } : {}),
     usage: r.usage,
   }));
-  const openAiShape = imageHandler<Static<typeof OpenAiImageRequest>>(deps, OpenAiImageRequest, jobOfOpenAi, (r, body) => ({
-    created: Math.floor(Date.now() / 1000),
-    // There is nowhere to host a picture, so a "url" is a data: URL.
-    data: r.images.map((im) => (body.response_format === 'url' ? { url: `data:${im.media_type};base64,${im.data}` } : { b64_json: im.data })),
-    usage: { input_tokens: r.usage.input_tokens, output_tokens: r.usage.output_tokens, total_tokens: r.usage.input_tokens + r.usage.output_tokens },
-  }));
+  const openAiShape = imageHandler<Static<typeof OpenAiImageRequest>>(deps, OpenAiImageRequest, jobOfOpenAi, (r, body) => openAiAnswer(r, body.response_format));
+  const openAiEdits = async ({ request, set }: { request: Request; set: { headers: Record<string, unknown> } }): Promise<Response> => {
+    const requestId = requestIdOf(set);
+    try {
+      const { job, responseFormat } = await editJobOf(request, deps.config.bodyLimitBytes);
+      return jsonResponse(openAiAnswer(await generateImages(deps, job, requestId, request), responseFormat));
+    } catch (err) {
+      return errorResponse(toApiError(err), requestId);
+    }
+  };
   return new Elysia({ name: 'images' })
     .post('/v1/images/generate', goShape, { parse: 'none' })
-    .post('/v1/images/generations', openAiShape, { parse: 'none' });
+    .post('/v1/images/generations', openAiShape, { parse: 'none' })
+    .post('/v1/images/edits', openAiEdits, { parse: 'none' });
 }

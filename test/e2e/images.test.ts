@@ -183,6 +183,61 @@ describe('POST /v1/images/generations (OpenAI)', () => {
   });
 });
 
+describe('POST /v1/images/edits (OpenAI, multipart)', () => {
+  async function edit(form: FormData): Promise<{ status: number; json: Record<string, any> }> {
+    const res = await fetch(`${server.url}/v1/images/edits`, { method: 'POST', headers: { 'x-api-key': KEY }, body: form });
+    return { status: res.status, json: (await res.json()) as Record<string, any> };
+  }
+  const png = (w: number, h: number) => new Blob([solidPng(w, h)], { type: 'image/png' });
+
+  test('the image files and the prompt reach the model; n and size as in generations', async () => {
+    const form = new FormData();
+    form.append('prompt', 'Put the two side by side');
+    form.append('image[]', png(10, 10), 'a.png');
+    form.append('image[]', new Blob([solidPng(12, 6)]), 'b.bin'); // no type: sniffed
+    form.append('n', '2');
+    form.append('size', '1792x1024');
+    const before = google.generations().length;
+    const r = await edit(form);
+    expect(r.status).toBe(200);
+    expect(r.json.data).toHaveLength(2);
+    expect(sizeOf(r.json.data[0].b64_json)).toEqual({ width: 64, height: 36 });
+    const calls = imageCalls(before);
+    expect(calls).toHaveLength(2);
+    const parts = (calls[0]!.body as Record<string, any>).request.contents[0].parts as Array<Record<string, any>>;
+    expect(parts[0]).toEqual({ text: 'Put the two side by side' });
+    expect(parts.slice(1).map((p) => [p.inlineData.mimeType, sizeOf(p.inlineData.data)])).toEqual([
+      ['image/png', { width: 10, height: 10 }],
+      ['image/png', { width: 12, height: 6 }],
+    ]);
+  });
+
+  test('a mask, no image, no prompt, a JSON body: each a clear 400, nothing sent upstream', async () => {
+    const before = google.generations().length;
+    const withMask = new FormData();
+    withMask.append('prompt', 'x');
+    withMask.append('image', png(4, 4), 'a.png');
+    withMask.append('mask', png(4, 4), 'm.png');
+    const refused = async (form: FormData): Promise<string> => {
+      const r = await edit(form);
+      expect(r.status).toBe(400);
+      expect(r.json.error.type).toBe('invalid_request_error');
+      return r.json.error.message;
+    };
+    expect(await refused(withMask)).toContain('mask:');
+    const noImage = new FormData();
+    noImage.append('prompt', 'x');
+    expect(await refused(noImage)).toBe('image: field required (one or more image files)');
+    const noPrompt = new FormData();
+    noPrompt.append('image', png(4, 4), 'a.png');
+    expect(await refused(noPrompt)).toBe('prompt: field required');
+    const asJson = await post('/v1/images/edits', { prompt: 'x' });
+    expect(asJson.status).toBe(400);
+    expect(asJson.json.error.message).toContain('multipart/form-data');
+    expect(google.generations().length).toBe(before);
+  });
+});
+
 describe('an image model through /v1/messages', () => {
   test('the answer holds the picture as an image block (SDK, non-streaming and streaming)', async () => {
     const client = new Anthropic({ baseURL: server.url, apiKey: KEY, maxRetries: 0 });

@@ -24,11 +24,12 @@ describe('aspectRatioOfSize', () => {
 
 describe('inputImageOf', () => {
   test('a data: URL says its type; bare base64 is sniffed, PNG when unknown', () => {
-    expect(inputImageOf('data:image/JPEG;base64,/9j/AAA=')).toEqual({ media_type: 'image/jpeg', data: '/9j/AAA=' });
-    expect(inputImageOf('/9j/4AAQ')).toEqual({ media_type: 'image/jpeg', data: '/9j/4AAQ' });
-    expect(inputImageOf('R0lGODlh')).toEqual({ media_type: 'image/gif', data: 'R0lGODlh' });
-    expect(inputImageOf('UklGRiQA')).toEqual({ media_type: 'image/webp', data: 'UklGRiQA' });
-    expect(inputImageOf(' iVBORw0K ')).toEqual({ media_type: 'image/png', data: 'iVBORw0K' });
+    const f = 'input_image';
+    expect(inputImageOf('data:image/JPEG;base64,/9j/AAA=')).toEqual({ media_type: 'image/jpeg', data: '/9j/AAA=', field: f });
+    expect(inputImageOf('/9j/4AAQ')).toEqual({ media_type: 'image/jpeg', data: '/9j/4AAQ', field: f });
+    expect(inputImageOf('R0lGODlh')).toEqual({ media_type: 'image/gif', data: 'R0lGODlh', field: f });
+    expect(inputImageOf('UklGRiQA')).toEqual({ media_type: 'image/webp', data: 'UklGRiQA', field: f });
+    expect(inputImageOf(' iVBORw0K ', 'image')).toEqual({ media_type: 'image/png', data: 'iVBORw0K', field: 'image' });
   });
 });
 
@@ -39,10 +40,10 @@ describe('jobs', () => {
       model: 'gemini-3-pro-image',
       config: { aspect_ratio: '16:9', image_size: '2K' },
       count: 2,
-      input: { media_type: 'image/png', data: 'iVBOR' },
+      inputs: [{ media_type: 'image/png', data: 'iVBOR', field: 'input_image' }],
       sessionId: 's',
     });
-    expect(jobOfGenerate({ prompt: 'p' })).toEqual({ prompt: 'p', model: null, config: {}, count: 1, input: null, sessionId: null });
+    expect(jobOfGenerate({ prompt: 'p' })).toEqual({ prompt: 'p', model: null, config: {}, count: 1, inputs: [], sessionId: null });
   });
 
   test("OpenAI's shape: its own model names mean the image model here; other names are kept", () => {

@@ -11,7 +11,7 @@ type Json = Record<string, unknown>;
 /** Image model ids as Google names them (gemini-3-pro-image, gemini-2.5-flash-image-preview…). */
 const IMAGE_MODEL_ID = /-image(?:-preview)?$/i;
 
-/** Whether `id` draws images: the catalog says so, or the id does when the catalog is not known yet. */
+/** Whether `id` draws images: the catalog says so, or its id does (Google's image ids end in -image). */
 export function isImageGenerationModel(id: string, listed: readonly unknown[] | undefined): boolean {
   return listed?.includes(id) === true || IMAGE_MODEL_ID.test(id);
 }
