@@ -4,6 +4,7 @@
 // every account is limited it waits for the earliest reset (up to maxWaitSec), serves a fallback
 // model (--fallback), or answers 429 with the reset time. After the first event an upstream
 // failure ends the stream with an Anthropic error event (the server writes it).
+import { errorTypeOf } from '../anthropic/collect.ts';
 import { ApiError } from '../anthropic/errors.ts';
 import type { AnthropicEvent } from '../anthropic/events.ts';
 import { webSearchToolOf } from '../anthropic/web-search.ts';
@@ -117,6 +118,35 @@ function asUpstream(err: unknown): UpstreamError {
     return new UpstreamError(kind, err.message, { status: err.status });
   }
   return new UpstreamError('transient', (err as Error)?.message || String(err), { cause: err });
+}
+
+/** The rest of an answer, read to its end; an `error` event in it fails like a thrown error. */
+async function restOf(it: AsyncIterator<AnthropicEvent>): Promise<AnthropicEvent[]> {
+  const out: AnthropicEvent[] = [];
+  for (let r = await it.next(); !r.done; r = await it.next()) {
+    const ev = r.value;
+    if (ev.type === 'error') {
+      const e = (ev as { error?: { type?: unknown; message?: unknown } }).error ?? {};
+      throw new ApiError(errorTypeOf(e.type), String(e.message ?? 'upstream error'));
+    }
+    out.push(ev);
+  }
+  return out;
+}
+
+/** A whole answer, already read, as the stream Dispatched hands out. */
+function eventsOf(events: AnthropicEvent[]): AsyncIterableIterator<AnthropicEvent> {
+  let i = 0;
+  return {
+    next: () => Promise.resolve(i < events.length ? { done: false, value: events[i++]! } : DONE),
+    return: () => {
+      i = events.length;
+      return Promise.resolve(DONE);
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
 }
 
 /** Errors before the first event that another account may not have. */
@@ -290,8 +320,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
       }
       attempts++;
       const t0 = performance.now();
+      let firstAt = 0;
       let it: AsyncIterator<AnthropicEvent> | undefined;
       let first: IteratorResult<AnthropicEvent>;
+      let whole: AnthropicEvent[] | null = null;
       try {
         it = provider
           .send(req.body, {
@@ -306,6 +338,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
           [Symbol.asyncIterator]();
         first = await it.next();
         if (first.done) throw new UpstreamError('transient', 'upstream answered with an empty stream');
+        firstAt = performance.now();
+        // A client that is not streaming sees nothing until the answer is whole, so a failure
+        // anywhere in it can still move to another account, like one before the first event.
+        if (req.body.stream !== true) whole = await restOf(it);
       } catch (err) {
         lease.release();
         it?.return?.()?.catch?.(() => {});
@@ -356,11 +392,20 @@ export function createGateway(deps: GatewayDeps): Gateway {
         continue;
       }
       pool.report(lease, { kind: 'success' });
-      metrics.firstEventLatency({ provider: route.provider }, (performance.now() - t0) / 1000);
-      // A client gone before the server first pulls never runs the generator's finally: end the lease here too.
-      req.signal.addEventListener('abort', () => lease.release(), { once: true });
+      metrics.firstEventLatency({ provider: route.provider }, (firstAt - t0) / 1000);
+      let events: AsyncIterable<AnthropicEvent>;
+      if (whole) {
+        // The upstream call is over: the account is free for its next request already.
+        lease.release();
+        whole.unshift(first.value);
+        events = eventsOf(whole);
+      } else {
+        // A client gone before the server first pulls never runs the generator's finally: end the lease here too.
+        req.signal.addEventListener('abort', () => lease.release(), { once: true });
+        events = follow(first.value, it, lease, req.signal, req.body.model);
+      }
       return {
-        events: follow(first.value, it, lease, req.signal, req.body.model),
+        events,
         accountId: lease.account.id,
         provider: route.provider,
         upstreamModel: route.upstreamModel,

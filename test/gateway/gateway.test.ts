@@ -7,7 +7,7 @@ import { ALL_MODELS, listLimits } from '../../src/store/limits.ts';
 import { createRouting } from '../../src/gateway/index.ts';
 import { upsertAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
-import { addZai, cleanupDbs, dispatchReq, drain, fakeClock, request, rig, scriptedProvider, sessionBody, T0, tempDb, testConfig } from './helpers.ts';
+import { addZai, cleanupDbs, dispatchReq, drain, fakeClock, request, rig, scriptedProvider, sessionBody, T0, tempDb, testConfig, textEvents } from './helpers.ts';
 
 afterEach(cleanupDbs);
 
@@ -348,6 +348,35 @@ describe('dispatch', () => {
     expect((thrown as ApiError).type).toBe('rate_limit_error');
     expect(listLimits(r.db)).toHaveLength(1);
     expect(r.routing.pool.inFlight(d.accountId)).toBe(0);
+  });
+
+  test('not streaming: a failure after the first event moves the request to another account, and the limit is kept', async () => {
+    const r = rig({ labels: ['a', 'b'] });
+    r.zai.answer = (call) =>
+      call.label === 'a' ? { error: new UpstreamError('rate_limited', 'mid', { status: 429, resetAt: T0 + 5000 }), after: 2 } : {};
+    // Two conversations, so one of them starts on a.
+    for (const session of ['s1', 's2']) {
+      const d = await r.routing.gateway.dispatch(dispatchReq({ ...sessionBody('glm-4.7', session), stream: false }));
+      expect(d.accountId).toBe(r.accounts[1]!.id);
+      // The account is free as soon as its answer is whole, before the client reads it.
+      expect(r.routing.pool.inFlight(d.accountId)).toBe(0);
+      const evs = await drain(d);
+      expect(evs.map((e) => e.type)).toEqual(['message_start', 'content_block_start', 'content_block_delta', 'content_block_stop', 'message_delta', 'message_stop']);
+    }
+    expect(r.zai.calls.map((c) => c.label)).toEqual(['a', 'b', 'b']);
+    expect(listLimits(r.db).map((l) => [l.accountId, l.kind])).toEqual([[r.accounts[0]!.id, 'rate_limited']]);
+  });
+
+  test('not streaming: an error event inside the answer fails over like a thrown error', async () => {
+    const r = rig({ labels: ['a', 'b'] });
+    r.zai.answer = (call) =>
+      call.label === 'a'
+        ? { events: [textEvents('x', 'glm-4.7')[0]!, { type: 'error', error: { type: 'overloaded_error', message: 'busy' } } as never] }
+        : {};
+    const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7', { stream: false })));
+    expect(d.accountId).toBe(r.accounts[1]!.id);
+    expect(d.failovers).toBe(1);
+    expect((await drain(d)).at(-1)!.type).toBe('message_stop');
   });
 
   test('a client that went away is never counted against the account', async () => {

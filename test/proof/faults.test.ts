@@ -250,6 +250,24 @@ describe('Z.AI: a fault after the stream started ends it with one clean error ev
     });
   }
 
+  for (const c of cases) {
+    // Overloaded is the upstream's capacity: the account rests briefly, as before a first byte.
+    const rests = c.type === 'overloaded_error';
+    test(`${c.name}, client not streaming -> a normal answer from a second call${rests ? ', the first account rests briefly' : ', nothing recorded'}`, async () => {
+      await zaiRig(async (rig) => {
+        zai.setMode(c.mode, { times: 1 });
+        const r = await ask(rig.server.url, 'glm-4.6', false);
+        expect(r.status).toBe(200);
+        expect(JSON.parse(r.text)).toMatchObject({ type: 'message', stop_reason: 'end_turn' });
+        expect(zai.messages().length).toBe(2);
+        const accs = await rig.accounts();
+        expect(accs.every((a) => a.status === 'active')).toBe(true);
+        const limits = accs.flatMap((a) => a.limits.map((l) => l.kind));
+        expect(limits).toEqual(rests ? ['capacity'] : []);
+      });
+    });
+  }
+
   test('a stream with no message_stop is completed by the proxy (Claude Code accepts it either way)', async () => {
     await zaiRig(async (rig) => {
       zai.setMode({ kind: 'no_message_stop' }, { times: 1 });
@@ -380,6 +398,9 @@ const GOOGLE_FAILOVER: GoogleFailover[] = [
   { name: 'connection reset before the first byte', mode: { kind: 'reset_before_first_byte' }, stream: true, limit: null },
   { name: 'stall before the first byte, longer than the upstream idle timeout', mode: { kind: 'stall_before_first_byte', ms: 4000 }, stream: true, limit: null },
   { name: 'empty response (retried, then another account)', mode: { kind: 'empty_response' }, stream: true, limit: null },
+  // A client that is not streaming has seen nothing yet when the stream breaks: that is before its first byte too.
+  { name: 'connection reset mid-stream, client not streaming', mode: { kind: 'reset_mid_stream' }, stream: false, limit: null },
+  { name: 'stall mid-stream longer than the upstream idle timeout, client not streaming', mode: { kind: 'stall_mid_stream', ms: 4000 }, stream: false, limit: null },
 ];
 
 describe('Antigravity: a fault on the first account is absorbed by failing over to the second', () => {
