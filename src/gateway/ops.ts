@@ -70,27 +70,50 @@ function accountJson(s: AccountState, now: number): Record<string, unknown> {
   };
 }
 
+/** One line of an account's quota as people read it. */
+export interface QuotaLine {
+  label: string;
+  remainingFraction: number;
+}
+
 /**
- * The QUOTA LEFT cell. A window shared by a group of models (Antigravity's 5-hour and weekly
- * windows, one quota per model) is shown once, named by the models' families: "claude/gpt weekly 3%".
+ * An account's quotas, folded for people. Models at the same figure are one line (named when one
+ * or two, else by their families: "gemini/claude/gpt (10 models)"); a window a group of models
+ * shares (Antigravity's 5-hour and weekly windows, one quota per model) is one line named by the
+ * families: "claude/gpt weekly". Unknown figures are left out; first appearance keeps the order.
  */
-export function quotaCell(quotas: ReadonlyArray<{ model: string; window?: string | null; remainingFraction: number | null }>): string {
-  const items: string[] = [];
-  const shared = new Map<string, { families: Set<string>; window: string; left: string }>();
+export function quotaLines(quotas: ReadonlyArray<{ model: string; window?: string | null; remainingFraction: number | null }>): QuotaLine[] {
+  const groups = new Map<string, { models: string[]; window: string; f: number }>();
+  const out: Array<QuotaLine | { group: string }> = [];
   for (const q of quotas) {
     if (q.remainingFraction === null) continue;
-    const left = pct(q.remainingFraction);
-    if (!q.window || q.model === '*') {
-      items.push(`${q.model === '*' ? '' : `${q.model} `}${q.window ? `${q.window} ` : ''}${left}`);
+    if (q.model === '*') {
+      out.push({ label: q.window || 'all models', remainingFraction: q.remainingFraction });
       continue;
     }
-    const key = `${q.window}\u0000${left}`;
-    const entry = shared.get(key) ?? { families: new Set<string>(), window: q.window, left };
-    entry.families.add(q.model.split('-', 1)[0]!);
-    shared.set(key, entry);
+    const window = q.window || '';
+    const key = `${window}\u0000${Math.round(q.remainingFraction * 100)}`;
+    let g = groups.get(key);
+    if (!g) {
+      groups.set(key, (g = { models: [], window, f: q.remainingFraction }));
+      out.push({ group: key });
+    }
+    g.models.push(q.model);
   }
-  for (const e of shared.values()) items.push(`${[...e.families].join('/')} ${e.window} ${e.left}`);
-  return items.join(', ');
+  return out.map((x) => {
+    if (!('group' in x)) return x;
+    const g = groups.get(x.group)!;
+    const families = [...new Set(g.models.map((m) => m.split('-', 1)[0]!))].join('/');
+    const who = g.window ? families : g.models.length <= 2 ? g.models.join(', ') : `${families} (${g.models.length} models)`;
+    return { label: g.window ? `${who} ${g.window}` : who, remainingFraction: g.f };
+  });
+}
+
+/** The QUOTA LEFT cell of the table: quotaLines as text. */
+export function quotaCell(quotas: Parameters<typeof quotaLines>[0]): string {
+  return quotaLines(quotas)
+    .map((l) => `${l.label} ${pct(l.remainingFraction)}`)
+    .join(', ');
 }
 
 /** Left-aligned columns, two spaces apart. */

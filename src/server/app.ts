@@ -7,6 +7,7 @@ import type { Config } from '../config.ts';
 import type { Gateway, Ops } from '../gateway/types.ts';
 import { log, logLineFast } from '../log.ts';
 import { authError, makeAuthCheck } from './auth.ts';
+import { dashboardRoutes } from './dashboard.ts';
 import { errorResponse, jsonResponse, newRequestId, toApiError } from './errors.ts';
 import { imageRoutes } from './images.ts';
 import { messageRoutes, type RequestRecord } from './messages.ts';
@@ -40,6 +41,7 @@ const METHODS: Record<string, string[]> = {
   '/account-limits': ['GET'],
   '/refresh-token': ['POST'],
   '/metrics': ['GET'],
+  '/dashboard': ['GET'],
   '/api/event_logging/batch': ['POST'],
 };
 
@@ -112,6 +114,13 @@ export function createApp(deps: AppDeps) {
         }
       }
       if (!OPEN_PATHS.has(path) && !isAuthorized(request.headers)) {
+        // A browser shows its own login box for this: any user name, the proxy key as the password.
+        if (path === '/dashboard') {
+          return new Response('The dashboard needs the proxy key (PROXY_API_KEY) as the password.\n', {
+            status: 401,
+            headers: { 'content-type': 'text/plain; charset=utf-8', 'www-authenticate': 'Basic realm="mcp", charset="UTF-8"', 'request-id': requestId },
+          });
+        }
         return errorResponse(authError(request.headers), requestId, corsHeaders ?? undefined);
       }
     })
@@ -134,7 +143,8 @@ export function createApp(deps: AppDeps) {
     .use(messageRoutes({ config, gateway, done }))
     .use(imageRoutes({ config, gateway, done }))
     .use(modelRoutes(gateway))
-    .use(opsRoutes(ops, isAuthorized));
+    .use(opsRoutes(ops, isAuthorized))
+    .use(dashboardRoutes(ops));
 }
 
 export type App = ReturnType<typeof createApp>;

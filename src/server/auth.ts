@@ -12,16 +12,33 @@ export function keysMatch(given: string, expected: string): boolean {
   return timingSafeEqual(digest(given), digest(expected));
 }
 
-/** The key the client sent: x-api-key first, else a Bearer token. */
+/**
+ * The key the client sent: x-api-key first, else a Bearer token, else Basic auth's password (its
+ * user name when the password is empty), which is how a browser sends it to /dashboard.
+ */
 export function clientKey(headers: Headers): string | null {
   const x = headers.get('x-api-key');
   if (x) return x.trim();
   const auth = headers.get('authorization');
   if (!auth) return null;
   const a = auth.trim();
-  if (a.length < 7 || a.slice(0, 7).toLowerCase() !== 'bearer ') return null;
+  const scheme = a.slice(0, 6).toLowerCase();
+  if (scheme === 'basic ') return basicKey(a.slice(6).trim());
+  if (a.length < 7 || scheme + a[6]!.toLowerCase() !== 'bearer ') return null;
   const token = a.slice(7).trim();
   return token || null;
+}
+
+function basicKey(encoded: string): string | null {
+  let pair: string;
+  try {
+    pair = Buffer.from(encoded, 'base64').toString('utf8');
+  } catch {
+    return null;
+  }
+  const colon = pair.indexOf(':');
+  const key = colon < 0 ? pair : pair.slice(colon + 1) || pair.slice(0, colon);
+  return key.trim() || null;
 }
 
 /** Returns a checker bound to the configured key. An empty configured key refuses everyone (fail closed). */

@@ -464,6 +464,34 @@ describe('a mixed pool: two Google (Antigravity) accounts and three Z.AI keys', 
     }
   });
 
+  test('/dashboard: the browser is asked for the key, then sees every account with its limits and quota windows', async () => {
+    google.setQuotaWindows({ 'claude+gpt': { weekly: { remainingFraction: 0.03 } } }, { email: EMAILS[1] });
+    const p = await startProxy({}, undefined, { google: true });
+    try {
+      google.setMode({ kind: 'rate_limited', resetMs: 120_000 }, { email: EMAILS[0], model: 'gemini-3-flash' });
+      // Two new conversations: the least recently used account takes one of them, so g1 is tried.
+      for (const session of ['dash-1', 'dash-2']) expect((await ask(p, 'gemini-3-flash', { session })).status).toBe(200);
+      const anon = await fetch(`${p.url}/dashboard`);
+      expect(anon.status).toBe(401);
+      expect(anon.headers.get('www-authenticate')).toBe('Basic realm="mcp", charset="UTF-8"');
+      const wrong = await fetch(`${p.url}/dashboard`, { headers: { authorization: `Basic ${btoa('me:not-the-key')}` } });
+      expect(wrong.status).toBe(401);
+      const res = await fetch(`${p.url}/dashboard`, { headers: { authorization: `Basic ${btoa(`me:${PROXY_KEY}`)}` } });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toBe('text/html; charset=utf-8');
+      expect(res.headers.get('content-security-policy')).toBe("default-src 'none'; style-src 'unsafe-inline'");
+      const html = await res.text();
+      for (const label of ['g1', 'g2', 'a', 'b', 'c']) expect(html).toContain(`<tr><td>${label}`);
+      expect(html).toMatch(/gemini-3-flash rate limited, back in (1m|2m)<\/li>/);
+      expect(html).toContain('claude/gpt weekly <span class="bar low" title="3% left">');
+      expect(html).not.toContain(PROXY_KEY);
+      expect(html).not.toContain('zai-pool-key');
+    } finally {
+      google.setQuotaWindows({}, { email: EMAILS[1] });
+      await p.stop();
+    }
+  });
+
   test('fallback: Opus exhausted on every Google account is served by its Gemini fallback, and says so', async () => {
     const p = await startProxy({ ENABLE_FALLBACK: '1', MAX_WAIT_SEC: '5' }, undefined, { google: true });
     try {

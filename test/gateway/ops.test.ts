@@ -83,7 +83,14 @@ test("the quota cell names a group's shared window once, by the models' families
       { model: 'gemini-3-flash', window: 'weekly', remainingFraction: null },
       { model: '*', window: '5h', remainingFraction: 0.5 },
     ]),
-  ).toBe('claude-sonnet-4-6 100%, 5h 50%, claude/gpt weekly 3%, claude 5h 98%, gemini 5h 100%');
+  ).toBe('claude-sonnet-4-6 100%, claude/gpt weekly 3%, claude 5h 98%, gemini 5h 100%, 5h 50%');
+});
+
+test('models at the same figure are one line: named when one or two, else counted by family', () => {
+  const m = (model: string, f: number) => ({ model, window: null, remainingFraction: f });
+  expect(quotaCell([m('claude-opus-4-6-thinking', 0), m('claude-sonnet-4-6', 1), m('gemini-3-flash', 1), m('gpt-oss-120b-medium', 1), m('gemini-pro-agent', 0)])).toBe(
+    'claude-opus-4-6-thinking, gemini-pro-agent 0%, claude/gemini/gpt (3 models) 100%',
+  );
 });
 
 test('account limits as JSON', () => {

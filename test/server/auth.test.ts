@@ -21,18 +21,29 @@ describe('clientKey', () => {
   });
   test('x-api-key wins over Authorization', () =>
     expect(clientKey(h({ 'x-api-key': 'k1', authorization: 'Bearer k2' }))).toBe('k1'));
+  test("reads Basic auth's password, or its user name when the password is empty (a browser on /dashboard, curl -u)", () => {
+    const basic = (pair: string) => h({ authorization: `Basic ${Buffer.from(pair).toString('base64')}` });
+    expect(clientKey(basic('anyone:k4'))).toBe('k4');
+    expect(clientKey(basic('k5:'))).toBe('k5');
+    expect(clientKey(basic('k6'))).toBe('k6');
+    expect(clientKey(basic('user:pa:ss'))).toBe('pa:ss');
+    expect(clientKey(basic(':'))).toBeNull();
+    expect(clientKey(h({ authorization: 'basic ' }))).toBeNull();
+  });
   test('another scheme or an empty token is no key', () => {
-    expect(clientKey(h({ authorization: 'Basic abc' }))).toBeNull();
+    expect(clientKey(h({ authorization: 'Digest abc' }))).toBeNull();
     expect(clientKey(h({ authorization: 'Bearer ' }))).toBeNull();
     expect(clientKey(h({}))).toBeNull();
   });
 });
 
 describe('makeAuthCheck', () => {
-  test('accepts the configured key by either header', () => {
+  test('accepts the configured key by any of the ways to send it', () => {
     const check = makeAuthCheck('secret-key');
     expect(check(new Headers({ 'x-api-key': 'secret-key' }))).toBe(true);
     expect(check(new Headers({ authorization: 'Bearer secret-key' }))).toBe(true);
+    expect(check(new Headers({ authorization: `Basic ${btoa('me:secret-key')}` }))).toBe(true);
+    expect(check(new Headers({ authorization: `Basic ${btoa('me:secret-kex')}` }))).toBe(false);
     expect(check(new Headers({ 'x-api-key': 'secret-kex' }))).toBe(false);
   });
   test('an empty configured key refuses everyone (fail closed)', () => {
