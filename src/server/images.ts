@@ -313,14 +313,29 @@ function openAiAnswer(r: ImageResult, responseFormat: string | undefined): unkno
   };
 }
 
+interface HandlerContext {
+  request: Request;
+  set: { headers: Record<string, unknown> };
+  server: unknown;
+}
+
+/**
+ * A picture takes tens of seconds with nothing to send meanwhile, and IDLE_TIMEOUT_SEC is for idle
+ * keep-alive connections, not this: as /v1/messages does, the socket's own timeout is turned off.
+ */
+function keepOpen(server: unknown, request: Request): void {
+  (server as { timeout(r: Request, seconds: number): void } | null)?.timeout(request, 0);
+}
+
 function requestIdOf(set: { headers: Record<string, unknown> }): string {
   return String(set.headers['request-id'] ?? '');
 }
 
 /** One image endpoint: its body schema, how the body becomes a job, and how the pictures are answered. */
 function imageHandler<B>(deps: ImageDeps, schema: TSchema, jobOf: (body: B) => ImageJob, answer: (r: ImageResult, body: B, requestId: string) => unknown) {
-  return async ({ request, set }: { request: Request; set: { headers: Record<string, unknown> } }): Promise<Response> => {
+  return async ({ request, set, server }: HandlerContext): Promise<Response> => {
     const requestId = requestIdOf(set);
+    keepOpen(server, request);
     try {
       const body = validateBody<B>(schema, await readJsonBody(request, deps.config.bodyLimitBytes));
       return jsonResponse(answer(await generateImages(deps, jobOf(body), requestId, request), body, requestId));
@@ -340,8 +355,9 @@ export function imageRoutes(deps: ImageDeps) {
     usage: r.usage,
   }));
   const openAiShape = imageHandler<Static<typeof OpenAiImageRequest>>(deps, OpenAiImageRequest, jobOfOpenAi, (r, body) => openAiAnswer(r, body.response_format));
-  const openAiEdits = async ({ request, set }: { request: Request; set: { headers: Record<string, unknown> } }): Promise<Response> => {
+  const openAiEdits = async ({ request, set, server }: HandlerContext): Promise<Response> => {
     const requestId = requestIdOf(set);
+    keepOpen(server, request);
     try {
       const { job, responseFormat } = await editJobOf(request, deps.config.bodyLimitBytes);
       return jsonResponse(openAiAnswer(await generateImages(deps, job, requestId, request), responseFormat));
