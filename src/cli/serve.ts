@@ -100,7 +100,8 @@ async function runServer(config: Config): Promise<void> {
 
   await routing.start();
   const n = accounts.length;
-  say(bannerLine(`mcp listening on http://${displayHost(config.bindAddress)}:${port} (${n} account${n === 1 ? '' : 's'})`));
+  const base = `http://${displayHost(config.bindAddress)}:${port}`;
+  say(bannerLine(`mcp listening on ${base} (${n} account${n === 1 ? '' : 's'}); dashboard: ${base}/dashboard`));
   if (n === 0) {
     say(bannerLine('no accounts yet: add one with `mcp accounts add --provider zai --api-key KEY` (a running server picks it up)'));
   }

@@ -111,7 +111,7 @@ describe('a day in the life, with LOG_FORMAT=json and DEBUG on', () => {
   });
 
   test('every line the server printed, the listening banner on stdout too, is one JSON object with time, level and msg', () => {
-    expect(output).toMatch(/^\{"time":"[^"]+","level":"info","msg":"mcp listening on http:\/\/127\.0\.0\.1:\d+ \(2 accounts\)"\}\n/);
+    expect(output).toMatch(/^\{"time":"[^"]+","level":"info","msg":"mcp listening on http:\/\/127\.0\.0\.1:(\d+) \(2 accounts\); dashboard: http:\/\/127\.0\.0\.1:\1\/dashboard"\}\n/);
     const lines = output.split('\n').filter((l) => l.trim() !== '');
     expect(lines.length).toBeGreaterThan(3);
     for (const line of lines) {
