@@ -379,6 +379,20 @@ describe('dispatch', () => {
     expect((await drain(d)).at(-1)!.type).toBe('message_stop');
   });
 
+  test('not streaming: a client gone in the middle of the answer stops the upstream call and is not counted against the account', async () => {
+    const r = rig({ labels: ['a'] });
+    r.zai.answer = () => ({ hangAfter: 2 });
+    const ac = new AbortController();
+    const p = r.routing.gateway.dispatch(dispatchReq(request('glm-4.7', { stream: false }), {}, ac.signal));
+    await Bun.sleep(5);
+    ac.abort();
+    await expect(p).rejects.toBeDefined();
+    expect(r.zai.calls).toHaveLength(1);
+    expect(listLimits(r.db)).toHaveLength(0);
+    expect(findAccount(r.db, 'a')!.status).toBe('active');
+    expect(r.routing.pool.inFlight(r.accounts[0]!.id)).toBe(0);
+  });
+
   test('a client that went away is never counted against the account', async () => {
     const r = rig({ labels: ['a'] });
     r.zai.answer = () => ({ hang: true });

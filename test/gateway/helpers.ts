@@ -88,6 +88,8 @@ export interface Answer {
   after?: number;
   /** Never answers until the call is aborted. */
   hang?: boolean;
+  /** Stops after this many events and waits until the call is aborted. */
+  hangAfter?: number;
 }
 
 export interface ScriptedProvider extends Provider {
@@ -134,6 +136,11 @@ export function scriptedProvider(id: ProviderId, models: string[] = []): Scripte
         let n = 0;
         for (const ev of events) {
           if (a.error && n === a.after) throw a.error;
+          if (n === a.hangAfter) {
+            await new Promise<void>((_, reject) => {
+              signal.addEventListener('abort', () => reject(new UpstreamError('transient', 'aborted')), { once: true });
+            });
+          }
           n++;
           yield ev;
         }
