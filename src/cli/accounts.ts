@@ -3,6 +3,7 @@
 import type { Database } from 'bun:sqlite';
 import { defineCommand } from 'citty';
 import { type Config, loadConfig } from '../config.ts';
+import { quotaLines } from '../gateway/ops.ts';
 import type { ProviderDeps } from '../providers/provider.ts';
 import {
   type Account,
@@ -52,13 +53,13 @@ export function credentialHint(a: Account): string {
   return a.credentials.kind === 'api_key' ? maskSecret(a.credentials.apiKey) : a.email ?? 'oauth';
 }
 
-/** One short quota phrase: the lowest remaining fraction across the account's models. */
+/** One short quota phrase: the lowest remaining figure and what it is ("min 3% (claude/gpt weekly)"). */
 export function quotaSummary(quotas: readonly QuotaRecord[]): string {
-  const known = quotas.filter((q) => q.remainingFraction !== null);
-  if (known.length === 0) return quotas.length ? 'unknown' : '-';
-  const min = Math.min(...known.map((q) => q.remainingFraction as number));
-  const pct = `${Math.round(min * 100)}%`;
-  return known.length === 1 ? pct : `min ${pct} of ${known.length}`;
+  const lines = quotaLines(quotas);
+  if (lines.length === 0) return quotas.length ? 'unknown' : '-';
+  const low = lines.reduce((a, b) => (b.remainingFraction < a.remainingFraction ? b : a));
+  const pct = `${Math.round(low.remainingFraction * 100)}%`;
+  return lines.length === 1 && quotas.length === 1 ? pct : `min ${pct} (${low.label})`;
 }
 
 export interface AccountView {

@@ -136,13 +136,22 @@ describe('list rendering', () => {
     expect(views[0]?.limits).toHaveLength(1);
     expect(views[0]?.credential).toBe('a@example.com');
     const table = accountsTable(views, now);
-    expect(table).toMatch(/a@example\.com\s+antigravity\s+active\s+-\s+never\s+1\s+min 25% of 2/);
+    expect(table).toMatch(/a@example\.com\s+antigravity\s+active\s+-\s+never\s+1\s+min 25% \(claude-opus-4-6\)/);
   });
 
   test.each([
     [[], '-'],
     [[{ remainingFraction: null }], 'unknown'],
     [[{ remainingFraction: 0.42 }], '42%'],
+    [[{ remainingFraction: 0.42, window: '5h' }, { remainingFraction: 0.9, window: 'weekly' }], 'min 42% (5h)'],
+    [
+      [
+        { model: 'claude-sonnet-4-6', remainingFraction: 1 },
+        { model: 'claude-sonnet-4-6', window: 'weekly', remainingFraction: 0.03 },
+        { model: 'gpt-oss-120b-medium', window: 'weekly', remainingFraction: 0.03 },
+      ],
+      'min 3% (claude/gpt weekly)',
+    ],
   ])('quota %j reads %p', (qs, text) => {
     const records = (qs as Array<{ remainingFraction: number | null }>).map((q) => ({
       accountId: 'a',
