@@ -265,7 +265,9 @@ describe('an image model through /v1/messages', () => {
 
   test('the drawing is history the next turn can refer to', async () => {
     const client = new Anthropic({ baseURL: server.url, apiKey: KEY, maxRetries: 0 });
+    const drawing = google.generations().length;
     const first = await client.messages.create({ model: IMAGE_MODEL, max_tokens: 1000, messages: [{ role: 'user', content: 'A boat' }] });
+    const drawnBy = imageCalls(drawing)[0]!;
     const before = google.generations().length;
     const next = await client.messages.create({
       model: IMAGE_MODEL,
@@ -279,7 +281,8 @@ describe('an image model through /v1/messages', () => {
     expect((next.content as unknown as Array<{ type: string }>).some((b) => b.type === 'image')).toBe(true);
     const contents = (imageCalls(before)[0]!.body as Record<string, any>).request.contents as Array<{ role: string; parts: Array<Record<string, unknown>> }>;
     expect(contents.map((c) => c.role)).toEqual(['user', 'model', 'user']);
-    expect(contents[1]!.parts.some((p) => p.inlineData)).toBe(true);
+    // The picture goes back with the signature the model gave it (Gemini image models refuse it without).
+    expect(contents[1]!.parts.find((p) => p.inlineData)!.thoughtSignature).toBe(drawnBy.issuedSignatures![1]);
   });
 });
 

@@ -818,6 +818,8 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
    * with a draft image (thought: true), a line of text, then the finished PNG as inlineData, sized
    * by imageConfig (long side 64 px; 128 for 2K, 256 for 4K) so a test can see the settings
    * arrived; a "detailed" prompt gets a 1024 px picture of noise (~4 MB of base64 on one SSE line).
+   * The text after the thoughts and the picture are signed, and a picture in the history must come
+   * back with its signature (400 otherwise, Gemini 3.1 Flash Image's message).
    * A prompt with "forbidden" in it is refused the way Gemini refuses: text only,
    * finishReason IMAGE_SAFETY. Assumption of this fake, not a capture: an image model wants
    * requestType "image_gen" and responseModalities with IMAGE, and other models refuse image output.
@@ -830,6 +832,16 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
       return googleError(400, 'INVALID_ARGUMENT', `${model} takes requestType image_gen with responseModalities IMAGE, no tools and no sessionId`);
     }
     const contents = (Array.isArray(request.contents) ? request.contents : []) as Content[];
+    // As Gemini 3.1 Flash Image does: a picture it drew comes back in the history with the signature it came with.
+    for (const [i, c] of contents.entries()) {
+      if (c.role !== 'model') continue;
+      for (const p of c.parts ?? []) {
+        if (!p.inlineData) continue;
+        if (typeof p.thoughtSignature !== 'string' || issuedSignatures.get(p.thoughtSignature) !== 'gemini') {
+          return googleError(400, 'INVALID_ARGUMENT', `Unable to submit request because it has an invalid thought signature for content at index ${i}.`);
+        }
+      }
+    }
     const last = contents.at(-1)?.parts ?? [];
     const prompt = last.map((p) => (typeof p.text === 'string' ? p.text : '')).join(' ');
     const edits = last.filter((p) => p.inlineData).length;
@@ -845,10 +857,15 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
       const png = Buffer.from(solidPng(Math.round(w * scale), Math.round(h * scale), undefined, detailed)).toString('base64');
       const draft = Buffer.from(solidPng(8, 8, [0, 0, 0])).toString('base64');
       const said = edits ? `Here is your picture, edited from the ${edits} you sent.` : 'Here is your picture.';
+      // The first part after the thoughts and every finished picture are signed.
+      const [textSig, imageSig] = [geminiSignature(), geminiSignature()];
+      issuedSignatures.set(textSig, 'gemini');
+      issuedSignatures.set(imageSig, 'gemini');
+      rec.issuedSignatures = [textSig, imageSig];
       chunks.push(
         { candidates: [{ content: { role: 'model', parts: [{ text: 'Composing the scene.', thought: true }, { inlineData: { mimeType: 'image/png', data: draft }, thought: true }] } }], modelVersion: model },
-        { candidates: [{ content: { role: 'model', parts: [{ text: said }] } }], modelVersion: model },
-        { candidates: [{ content: { role: 'model', parts: [{ inlineData: { mimeType: 'image/png', data: png } }] }, finishReason: 'STOP' }], usageMetadata: usage, modelVersion: model },
+        { candidates: [{ content: { role: 'model', parts: [{ text: said, thoughtSignature: textSig }] } }], modelVersion: model },
+        { candidates: [{ content: { role: 'model', parts: [{ inlineData: { mimeType: 'image/png', data: png }, thoughtSignature: imageSig }] }, finishReason: 'STOP' }], usageMetadata: usage, modelVersion: model },
       );
     }
     return sseResponse(chunks, { kind: 'ok' }, rec, 0);

@@ -151,6 +151,8 @@ export function createGoogleTranslator(opts: FromGoogleOptions): GoogleTranslato
         // An image model's drafts while it thinks; only the finished image is the answer.
         if (p.thought === true) continue;
         const d = p.inlineData;
+        // Gemini's image models sign each picture and want the signature back when it is history.
+        if (sig && typeof d.data === 'string') signatures.rememberImage(d.data, sig);
         start();
         openBlock('image', {
           type: 'image',

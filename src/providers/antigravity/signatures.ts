@@ -1,7 +1,7 @@
 // What the proxy must remember between turns so a conversation survives on Cloud Code (§7.7):
 // Claude Code drops every non-standard field we put on blocks, so the Gemini thought signature of a
-// function call, the family that minted a thinking signature, and the tool names we had to
-// sanitize are kept here, in memory, bounded (LRU + TTL). Losing an entry is never fatal: the
+// function call or of a drawn picture, the family that minted a thinking signature, and the tool
+// names we had to sanitize are kept here, in memory, bounded (LRU + TTL). Losing an entry is never fatal: the
 // request side falls back to the documented sentinel or drops the thinking block.
 import type { ModelFamily } from '../provider.ts';
 
@@ -36,6 +36,9 @@ export interface SignatureStore {
   /** Adds to what is known for the conversation. */
   rememberTools(sessionKey: string, naming: ToolNaming): void;
   tools(sessionKey: string): ToolNaming | undefined;
+  /** The thoughtSignature an image model put on a picture it drew, keyed by the picture's data. */
+  rememberImage(data: string, signature: string): void;
+  imageSignature(data: string): string | undefined;
 }
 
 export interface SignatureStoreOptions {
@@ -53,6 +56,7 @@ export function createSignatureStore(opts: SignatureStoreOptions = {}): Signatur
   const families = lru<ModelFamily>(max, ttl, now);
   const calls = lru<ToolCallRecord>(max, ttl, now);
   const namings = lru<ToolNaming>(max, ttl, now);
+  const images = lru<string>(max, ttl, now);
   return {
     rememberThinking(signature, family) {
       if (signature.length >= MIN_SIGNATURE_LENGTH) families.set(signature, family);
@@ -81,7 +85,18 @@ export function createSignatureStore(opts: SignatureStoreOptions = {}): Signatur
     tools(sessionKey) {
       return namings.get(sessionKey);
     },
+    rememberImage(data, signature) {
+      images.set(imageKey(data), signature);
+    },
+    imageSignature(data) {
+      return images.get(imageKey(data));
+    },
   };
+}
+
+/** A picture's key: a fast hash of its base64 and its length (pictures run to megabytes; the key stays short). */
+function imageKey(data: string): string {
+  return `${Bun.hash(data).toString(36)}:${data.length}`;
 }
 
 const BASE64_CHARS = /^[A-Za-z0-9+/]+$/;

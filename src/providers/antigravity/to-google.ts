@@ -414,7 +414,11 @@ function modelParts(blocks: Block[], family: ModelFamily, signatures: SignatureS
   for (const b of blocks) {
     if (b.type === 'thinking' || b.type === 'tool_use') continue;
     const p = contentPart(b);
-    if (p) out.push(p);
+    if (!p) continue;
+    // A picture a Gemini image model drew goes back with the signature it came with.
+    const drawn = family === 'gemini' && b.type === 'image' && p.inlineData ? signatures.imageSignature((p.inlineData as { data: string }).data) : undefined;
+    if (drawn) p.thoughtSignature = drawn;
+    out.push(p);
   }
   let firstCallSigned: boolean | null = null;
   for (const b of blocks) {

@@ -171,6 +171,14 @@ describe('state machine details', () => {
     ]);
   });
 
+  test("a drawn picture's signature is kept for when the picture comes back as history", async () => {
+    const store = createSignatureStore();
+    const sig = `Ep0g${'i'.repeat(80)}`;
+    await translate([chunk([{ inlineData: { mimeType: 'image/png', data: 'UElDVFVSRQ==' }, thoughtSignature: sig }], 'STOP')], options('gemini', store));
+    expect(store.imageSignature('UElDVFVSRQ==')).toBe(sig);
+    expect(store.imageSignature('T1RIRVI=')).toBeUndefined();
+  });
+
   test('output tokens fall back to total minus prompt when only totalTokenCount is given', async () => {
     const msg = await accumulate(await events([chunk([{ text: 'hi' }], 'STOP', { promptTokenCount: 10, totalTokenCount: 25 })]));
     expect(msg.usage.output_tokens).toBe(15);

@@ -249,6 +249,30 @@ describe('content blocks (§7.1–§7.4)', () => {
   });
 });
 
+describe('pictures an image model drew', () => {
+  const picture = { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgoPICTURE' } };
+  const history = (model: string) =>
+    ({ model, max_tokens: 100, messages: [{ role: 'user', content: 'a boat' }, { role: 'assistant', content: [{ type: 'text', text: 'Here.' }, picture] }, { role: 'user', content: 'at night' }] }) as MessagesRequest;
+  const sig = `Ep0g${'s'.repeat(80)}`;
+
+  test('go back to Gemini with the signature they came with', () => {
+    const store = createSignatureStore();
+    store.rememberImage('iVBORw0KGgoPICTURE', sig);
+    const env = toGoogleRequest(history('gemini-3.1-flash-image'), opts('gemini-3.1-flash-image', store));
+    const model = (env.request as { contents: Array<{ role: string; parts: Array<Record<string, unknown>> }> }).contents[1]!;
+    expect(model.parts).toEqual([{ text: 'Here.' }, { inlineData: { mimeType: 'image/png', data: 'iVBORw0KGgoPICTURE' }, thoughtSignature: sig }]);
+  });
+
+  test('an unknown picture, or another family, goes without one', () => {
+    const store = createSignatureStore();
+    const unknown = toGoogleRequest(history('gemini-3.1-flash-image'), opts('gemini-3.1-flash-image', store));
+    expect(JSON.stringify(unknown)).not.toContain('thoughtSignature');
+    store.rememberImage('iVBORw0KGgoPICTURE', sig);
+    const claude = toGoogleRequest(history('claude-sonnet-4-6'), opts('claude-sonnet-4-6', store));
+    expect(JSON.stringify(claude)).not.toContain(sig);
+  });
+});
+
 describe('tools (§7.11–§7.13)', () => {
   const ccTools = tools.tools as any[];
 
