@@ -120,16 +120,37 @@ function asUpstream(err: unknown): UpstreamError {
   return new UpstreamError('transient', (err as Error)?.message || String(err), { cause: err });
 }
 
+/**
+ * The first events to hand on: message_start (and pings) are held until something follows them.
+ * Claude Code gives up on a stream that fails after its first event, so a failure right after
+ * message_start, before any content, must still be one the client never saw: it fails over.
+ * (Antigravity's message_start comes with the first content anyway; Z.AI's comes alone.)
+ */
+async function headOf(first: AnthropicEvent, it: AsyncIterator<AnthropicEvent>): Promise<AnthropicEvent[]> {
+  const head = [first];
+  let last = first;
+  while (last.type === 'message_start' || last.type === 'ping') {
+    const r = await it.next();
+    if (r.done) break;
+    last = r.value;
+    if (last.type === 'error') throw errorEventError(last);
+    head.push(last);
+  }
+  return head;
+}
+
+/** An `error` event as the error it reports. */
+function errorEventError(ev: AnthropicEvent): ApiError {
+  const e = (ev as { error?: { type?: unknown; message?: unknown } }).error ?? {};
+  return new ApiError(errorTypeOf(e.type), String(e.message ?? 'upstream error'));
+}
+
 /** The rest of an answer, read to its end; an `error` event in it fails like a thrown error. */
 async function restOf(it: AsyncIterator<AnthropicEvent>): Promise<AnthropicEvent[]> {
   const out: AnthropicEvent[] = [];
   for (let r = await it.next(); !r.done; r = await it.next()) {
-    const ev = r.value;
-    if (ev.type === 'error') {
-      const e = (ev as { error?: { type?: unknown; message?: unknown } }).error ?? {};
-      throw new ApiError(errorTypeOf(e.type), String(e.message ?? 'upstream error'));
-    }
-    out.push(ev);
+    if (r.value.type === 'error') throw errorEventError(r.value);
+    out.push(r.value);
   }
   return out;
 }
@@ -194,7 +215,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
    * generator layer (this runs for every event of every request).
    */
   function follow(
-    first: AnthropicEvent,
+    head: AnthropicEvent[],
     it: AsyncIterator<AnthropicEvent>,
     lease: Lease,
     signal: AbortSignal,
@@ -202,7 +223,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   ): AsyncIterableIterator<AnthropicEvent> {
     // 0: not pulled yet, 1: streaming (counted in active streams), 2: over.
     let state = 0;
-    let firstSent = false;
+    let sent = 0; // of head
     const finish = (completed: boolean): void => {
       if (state === 2) return;
       if (state === 1) metrics.activeStreams.add({}, -1);
@@ -242,10 +263,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
           state = 1;
           metrics.activeStreams.add({}, 1);
         }
-        if (!firstSent) {
-          firstSent = true;
-          return Promise.resolve({ done: false, value: first });
-        }
+        if (sent < head.length) return Promise.resolve({ done: false, value: head[sent++]! });
         return it.next().then(onResult, onError);
       },
       return(): Promise<IteratorResult<AnthropicEvent>> {
@@ -323,6 +341,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       let firstAt = 0;
       let it: AsyncIterator<AnthropicEvent> | undefined;
       let first: IteratorResult<AnthropicEvent>;
+      let head: AnthropicEvent[] = [];
       let whole: AnthropicEvent[] | null = null;
       try {
         it = provider
@@ -339,6 +358,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
         first = await it.next();
         if (first.done) throw new UpstreamError('transient', 'upstream answered with an empty stream');
         firstAt = performance.now();
+        head = await headOf(first.value, it);
         // A client that is not streaming sees nothing until the answer is whole, so a failure
         // anywhere in it can still move to another account, like one before the first event.
         if (req.body.stream !== true) whole = await restOf(it);
@@ -397,12 +417,11 @@ export function createGateway(deps: GatewayDeps): Gateway {
       if (whole) {
         // The upstream call is over: the account is free for its next request already.
         lease.release();
-        whole.unshift(first.value);
-        events = eventsOf(whole);
+        events = eventsOf(head.concat(whole));
       } else {
         // A client gone before the server first pulls never runs the generator's finally: end the lease here too.
         req.signal.addEventListener('abort', () => lease.release(), { once: true });
-        events = follow(first.value, it, lease, req.signal, req.body.model);
+        events = follow(head, it, lease, req.signal, req.body.model);
       }
       return {
         events,

@@ -278,6 +278,25 @@ describe('Z.AI: a fault after the stream started ends it with one clean error ev
   });
 });
 
+describe('Z.AI: a fault right after message_start, before any content, fails over', () => {
+  // Claude Code treats an error after the first event as fatal, so the proxy holds message_start back
+  // until something follows it: a failure in between is one the client never saw.
+  for (const c of [
+    { name: 'an overloaded error event right after message_start', mode: { kind: 'sse_error', afterEvents: 1, errorType: 'overloaded_error', code: '1305' } as FakeZaiMode },
+    { name: 'a connection reset right after message_start', mode: { kind: 'reset_mid_stream', afterEvents: 1 } as FakeZaiMode },
+  ]) {
+    test(`${c.name}, streaming -> a complete stream from a second call`, async () => {
+      await zaiRig(async (rig) => {
+        zai.setMode(c.mode, { times: 1 });
+        const r = await ask(rig.server.url, 'glm-4.6', true);
+        expectCompleteStream(r);
+        expect(r.events.filter((e) => e === 'message_start')).toHaveLength(1);
+        expect(zai.messages().length).toBe(2);
+      });
+    });
+  }
+});
+
 describe('Z.AI: when every account fails, the client gets the right Anthropic error', () => {
   test('both keys out of 5-hour quota -> 429 rate_limit_error with retry-after and x-should-retry: false; both limited', async () => {
     await zaiRig(async (rig) => {
