@@ -11,8 +11,11 @@ type Msg = { role: string; content: string | Block[]; [k: string]: unknown };
 /** Largest thinking budget Claude Code itself uses for budget-style models. */
 const MAX_THINKING_BUDGET = 31_999;
 
-/** Fields Z.AI rejects or ignores; dropping them keeps the request small and accepted. */
-const DROPPED_FIELDS = ['context_management', 'output_config'] as const;
+/**
+ * Fields Z.AI rejects or ignores; dropping them keeps the request small and accepted. image_config
+ * is our own extension, for Google's image models.
+ */
+const DROPPED_FIELDS = ['context_management', 'output_config', 'image_config'] as const;
 
 /** Headers from the client that make the traffic look like Claude Code's (Z.AI treats it well). */
 const FORWARDED_HEADERS = ['anthropic-version', 'anthropic-beta', 'user-agent', 'x-app'] as const;

@@ -112,6 +112,9 @@ describe('toZaiBody', () => {
     expect(body).not.toHaveProperty('context_management');
     expect(body).not.toHaveProperty('output_config');
     expect(body.thinking).toEqual({ type: 'enabled', budget_tokens: 31999 });
+    // Our own extension for Google's image models goes no further.
+    const drawing = toZaiBody({ ...(firstTurn.body as unknown as MessagesRequest), image_config: { aspect_ratio: '16:9' } }, 'x');
+    expect(drawing).not.toHaveProperty('image_config');
   });
 
   test('keeps everything else, including cache_control and metadata', () => {
