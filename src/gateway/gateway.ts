@@ -121,9 +121,9 @@ function asUpstream(err: unknown): UpstreamError {
 }
 
 /**
- * The first events to hand on: message_start (and pings) are held until something follows them.
- * Claude Code gives up on a stream that fails after its first event, so a failure right after
- * message_start, before any content, must still be one the client never saw: it fails over.
+ * The first events to hand on: message_start (and pings) are held until something follows them, so
+ * a failure right after message_start, before any content, is one the client never saw and fails
+ * over. Sent on, it would end an SDK stream with an error and cost Claude Code a whole retry.
  * (Antigravity's message_start comes with the first content anyway; Z.AI's comes alone.)
  */
 async function headOf(first: AnthropicEvent, it: AsyncIterator<AnthropicEvent>): Promise<AnthropicEvent[]> {
