@@ -148,12 +148,36 @@ function limitKey(accountId: string, model: string): string {
   return `${accountId}\u0000${model}`;
 }
 
+function byModel(records: readonly QuotaRecord[]): Map<string, QuotaRecord[]> {
+  const out = new Map<string, QuotaRecord[]>();
+  for (const r of records) {
+    const k = r.model.toLowerCase(); // ALL_MODELS ('*') stays itself
+    const list = out.get(k);
+    if (list) list.push(r);
+    else out.set(k, [r]);
+  }
+  return out;
+}
+
+/** The lowest known remaining fraction among `list` and `min`; a window whose reset has passed is full again, whatever the last poll said. */
+function tightest(list: readonly QuotaRecord[] | undefined, t: number, min: number | null): number | null {
+  if (!list) return min;
+  for (const q of list) {
+    if (q.remainingFraction === null || (q.resetAt !== null && q.resetAt <= t)) continue;
+    if (min === null || q.remainingFraction < min) min = q.remainingFraction;
+  }
+  return min;
+}
+
 export function createPool(opts: PoolOptions): Pool {
   const { db, now } = opts;
   let accounts: Account[] = [];
   let byId = new Map<string, Account>();
   let limits = new Map<string, ModelLimit>();
   let quotasByAccount = new Map<string, QuotaRecord[]>();
+  // The same quotas by lower-cased model ('*' for the account-wide ones): routing asks per request and
+  // per account, and a Google account has some thirty figures since the quota windows.
+  let quotasByModel = new Map<string, Map<string, QuotaRecord[]>>();
   let version = -1;
   const inFlight = new Map<string, number>();
   const poolCap = opts.maxConcurrentPerAccount ?? null;
@@ -217,6 +241,7 @@ export function createPool(opts: PoolOptions): Pool {
       else q.set(r.accountId, [r]);
     }
     quotasByAccount = q;
+    quotasByModel = new Map([...q].map(([id, records]) => [id, byModel(records)]));
     for (const a of accounts) {
       const mine = lastUsed.get(a.id);
       if (a.lastUsedAt !== null && (mine === undefined || a.lastUsedAt > mine)) lastUsed.set(a.id, a.lastUsedAt);
@@ -256,17 +281,14 @@ export function createPool(opts: PoolOptions): Pool {
   }
 
   function remainingFor(accountId: string, model: string, t: number): number | null {
-    const qs = quotasByAccount.get(accountId);
-    if (!qs) return null;
-    const m = model.toLowerCase();
-    let min: number | null = null;
-    for (const q of qs) {
-      // A window whose reset has passed is full again, whatever the last poll said.
-      if (q.remainingFraction === null || (q.resetAt !== null && q.resetAt <= t)) continue;
-      if (q.model !== ALL_MODELS && q.model.toLowerCase() !== m) continue;
-      if (min === null || q.remainingFraction < min) min = q.remainingFraction;
-    }
-    return min;
+    const idx = quotasByModel.get(accountId);
+    if (!idx) return null;
+    return tightest(idx.get(ALL_MODELS), t, tightest(idx.get(model.toLowerCase()), t, null));
+  }
+
+  function setAccountQuotas(accountId: string, records: QuotaRecord[]): void {
+    quotasByAccount.set(accountId, records);
+    quotasByModel.set(accountId, byModel(records));
   }
 
   function candidates(provider: ProviderId, model: string, t: number, only?: string): Candidate[] {
@@ -483,11 +505,11 @@ export function createPool(opts: PoolOptions): Pool {
       }
       if (!byId.has(accountId)) return;
       const kept = [...unique.values()];
-      quotasByAccount.set(accountId, kept);
+      setAccountQuotas(accountId, kept);
       persist(`quota\u0000${accountId}`, {
         what: `the quota of ${accountId}`,
         write: () => replaceQuotas(db, accountId, kept),
-        reapply: () => quotasByAccount.set(accountId, kept),
+        reapply: () => setAccountQuotas(accountId, kept),
       });
     },
     state() {
