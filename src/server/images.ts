@@ -12,8 +12,8 @@ import { IMAGE_ASPECT_RATIOS, IMAGE_SIZES, type ImageAspectRatio, type ImageConf
 import type { Config } from '../config.ts';
 import type { Gateway } from '../gateway/types.ts';
 import { errorResponse, jsonResponse, toApiError } from './errors.ts';
-import { CLIENT_CLOSED, forwardHeaders, newRequestRecord, noteDispatch, type RequestRecord } from './messages.ts';
-import { readJsonBody, validateBody, validateMessagesRequest } from './validate.ts';
+import { CLIENT_CLOSED, forwardHeaders, newRequestRecord, noteDispatch, requestIdOf, type RequestRecord, type ServerLike } from './messages.ts';
+import { readJsonBody, tooLarge, validateBody, validateMessagesRequest } from './validate.ts';
 
 /** More pictures per request than this is a batch job, not a request (the Go proxy's cap too). */
 export const MAX_IMAGES = 4;
@@ -160,7 +160,7 @@ export async function editJobOf(request: Request, limit: number): Promise<{ job:
   const ct = request.headers.get('content-type') ?? '';
   if (!/^multipart\/form-data/i.test(ct)) throw new ApiError('invalid_request_error', `content-type must be multipart/form-data, got "${ct.slice(0, 100)}"`);
   const declared = Number(request.headers.get('content-length') ?? 0);
-  if (declared > limit) throw new ApiError('request_too_large', `request body exceeds the ${limit} byte limit`);
+  if (declared > limit) throw tooLarge(limit);
   let form: Awaited<ReturnType<Request['formData']>>;
   try {
     form = await request.formData();
@@ -324,11 +324,7 @@ interface HandlerContext {
  * keep-alive connections, not this: as /v1/messages does, the socket's own timeout is turned off.
  */
 function keepOpen(server: unknown, request: Request): void {
-  (server as { timeout(r: Request, seconds: number): void } | null)?.timeout(request, 0);
-}
-
-function requestIdOf(set: { headers: Record<string, unknown> }): string {
-  return String(set.headers['request-id'] ?? '');
+  (server as ServerLike | null)?.timeout(request, 0);
 }
 
 /** One image endpoint: its body schema, how the body becomes a job, and how the pictures are answered. */

@@ -122,7 +122,7 @@ export interface MessagesDeps {
   turns?: Turns;
 }
 
-interface ServerLike {
+export interface ServerLike {
   timeout(request: Request, seconds: number): void;
 }
 
@@ -247,7 +247,8 @@ export async function handleCountTokens(config: Config, request: Request, reques
   }
 }
 
-function requestIdOf(set: { headers: Record<string, unknown> }): string {
+/** The request id the app's onRequest hook gave this request. */
+export function requestIdOf(set: { headers: Record<string, unknown> }): string {
   return String(set.headers['request-id'] ?? '');
 }
 

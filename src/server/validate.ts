@@ -27,7 +27,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 /** No model has an output limit anywhere near this; a bigger number is a client bug. */
 const MAX_TOKENS_CEILING = 2_147_483_647;
 
-function tooLarge(limit: number): ApiError {
+export function tooLarge(limit: number): ApiError {
   return new ApiError('request_too_large', `request body exceeds the ${limit} byte limit`);
 }
 
