@@ -5,7 +5,7 @@
 import Anthropic from '@anthropic-ai/sdk';
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { type FakeGoogle, startFakeGoogle } from '../fakes/google.ts';
-import { cleanupTempDirs, googleEnv, mcpEnv, runMcp, type ServeHandle, startServe, tempDir } from './helpers.ts';
+import { addGoogleAccounts, cleanupTempDirs, googleEnv, mcpEnv, runMcp, type ServeHandle, startServe, tempDir } from './helpers.ts';
 
 const KEY = 'proxy-key-e2e-credits-0123456789';
 const RICH = 'rich@example.com';
@@ -22,10 +22,7 @@ beforeAll(async () => {
   google.setQuota({ 'claude-sonnet-4-6': { resetTime: new Date(Date.now() + 3_600_000).toISOString() } });
   google.setMode({ kind: 'quota_exhausted', resetMs: 3_600_000 }, { model: 'claude-sonnet-4-6' });
   env = mcpEnv(tempDir(), { PROXY_API_KEY: KEY, ANTIGRAVITY_AI_CREDITS: 'true', ...googleEnv(google) });
-  for (const email of [POOR, RICH]) {
-    const add = await runMcp(['accounts', 'add', '--provider', 'antigravity', '--refresh-token', google.refreshTokenFor(email)], { env });
-    expect(add.code, add.stderr).toBe(0);
-  }
+  await addGoogleAccounts(env, google, [POOR, RICH]);
   server = await startServe({ env });
 });
 

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { type FakeGoogle, type RecordedGoogleRequest, startFakeGoogle } from '../fakes/google.ts';
 import {
+  addGoogleAccounts,
   type ClaudeRun,
   cleanupTempDirs,
   type Env,
@@ -30,8 +31,7 @@ beforeAll(async () => {
   google = startFakeGoogle({ strictSignatures: true });
   google.setAccount(EMAIL, { projectId: 'fake-project-cc' });
   const env = mcpEnv(tempDir(), { PROXY_API_KEY: PROXY_KEY, ...googleEnv(google) });
-  const add = await runMcp(['accounts', 'add', '--provider', 'antigravity', '--refresh-token', google.refreshTokenFor(EMAIL)], { env });
-  expect(add.code, add.stderr).toBe(0);
+  await addGoogleAccounts(env, google, [EMAIL]);
   server = await startServe({ env });
 });
 
@@ -247,8 +247,7 @@ describe('Claude Code on Antigravity when the family changes inside a tool loop'
   beforeAll(async () => {
     // Its own data dir and account: the exhaustion below must not limit the account of the tests above.
     const env = (fallbackEnv = mcpEnv(tempDir(), { PROXY_API_KEY: PROXY_KEY, ENABLE_FALLBACK: '1', ...googleEnv(google) }));
-    const add = await runMcp(['accounts', 'add', '--provider', 'antigravity', '--refresh-token', google.refreshTokenFor(FALLBACK_EMAIL)], { env });
-    expect(add.code, add.stderr).toBe(0);
+    await addGoogleAccounts(env, google, [FALLBACK_EMAIL]);
     fallbackServe = await startServe({ env });
   });
 

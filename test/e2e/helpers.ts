@@ -80,6 +80,14 @@ export async function runMcp(
   return { code, stdout, stderr };
 }
 
+/** Adds Google accounts with `mcp accounts add` and the fake's refresh tokens; throws with mcp's stderr when one fails. */
+export async function addGoogleAccounts(env: Env, google: { refreshTokenFor(email: string): string }, emails: readonly string[]): Promise<void> {
+  for (const email of emails) {
+    const r = await runMcp(['accounts', 'add', '--provider', 'antigravity', '--refresh-token', google.refreshTokenFor(email)], { env });
+    if (r.code !== 0) throw new Error(`mcp accounts add (${email}) exited with ${r.code}: ${r.stderr}`);
+  }
+}
+
 export interface McpProcess {
   proc: Bun.Subprocess<'pipe', 'pipe', 'pipe'>;
   /** stdout and stderr so far, each. */

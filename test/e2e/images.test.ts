@@ -7,7 +7,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { type FakeGoogle, startFakeGoogle } from '../fakes/google.ts';
 import { pngSize, solidPng } from '../fakes/png.ts';
-import { cleanupTempDirs, googleEnv, mcpEnv, runMcp, type ServeHandle, startServe, tempDir } from './helpers.ts';
+import { addGoogleAccounts, cleanupTempDirs, googleEnv, mcpEnv, type ServeHandle, startServe, tempDir } from './helpers.ts';
 
 const KEY = 'proxy-key-e2e-images-0123456789';
 const ONE = 'painter-one@example.com';
@@ -21,10 +21,7 @@ beforeAll(async () => {
   google = startFakeGoogle();
   // No waiting for a reset: the failover test leaves one account limited for a minute.
   env = mcpEnv(tempDir(), { PROXY_API_KEY: KEY, MAX_WAIT_SEC: '0', ...googleEnv(google) });
-  for (const email of [ONE, TWO]) {
-    const add = await runMcp(['accounts', 'add', '--provider', 'antigravity', '--refresh-token', google.refreshTokenFor(email)], { env });
-    expect(add.code, add.stderr).toBe(0);
-  }
+  await addGoogleAccounts(env, google, [ONE, TWO]);
   server = await startServe({ env });
 });
 
