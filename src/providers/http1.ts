@@ -128,6 +128,9 @@ function release(conn: Conn): void {
   conn.ex = null;
   const s = conn.socket;
   if (conn.closed || !s) return;
+  // Answered before the whole body went out (an early 4xx, say): the rest of it is still due on
+  // this connection, and the server would take the next request for it.
+  if (conn.pending) return destroy(conn);
   let idle = pools.get(conn.key);
   if (!idle) pools.set(conn.key, (idle = []));
   if (idle.length >= MAX_IDLE_PER_POOL) return destroy(conn);

@@ -104,6 +104,35 @@ describe('http1Request', () => {
     expect(await res.text()).toBe('true');
   });
 
+  test('a connection answered before its request body was all sent is not reused', async () => {
+    // The server answers on the head and stops reading: what is left of the body still sits in
+    // the connection, so a second request on it would be read as the end of the first one's body.
+    let accepted = 0;
+    const l = Bun.listen<{ answered: boolean }>({
+      hostname: '127.0.0.1',
+      port: 0,
+      socket: {
+        open(s) {
+          accepted++;
+          s.data = { answered: false };
+        },
+        data(s, d) {
+          if (s.data.answered || !d.toString().includes('\r\n\r\n')) return;
+          s.data.answered = true;
+          s.write(`HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n${accepted}`);
+          s.pause();
+        },
+      },
+    });
+    servers.push({ stop: () => l.stop(true) });
+    const url = `http://127.0.0.1:${l.port}`;
+    const first = await http1Request(url, { method: 'POST', headers: {}, body: 'x'.repeat(12_000_000) });
+    expect(await first.text()).toBe('1');
+    const second = await http1Request(url, { method: 'POST', headers: {}, body: 'y' });
+    expect(await second.text()).toBe('2');
+    expect(accepted).toBe(2);
+  });
+
   test('reuses one connection for sequential requests once each answer was read', async () => {
     const s = raw((_req, sock) => {
       sock.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
