@@ -454,7 +454,7 @@ async function connect(key: string, url: URL, signal: AbortSignal | undefined): 
   }
 }
 
-/** The head, and a text body apart: the socket encodes it straight from the string (no joined copy). */
+/** The head, and a big text body apart until they are written (writeJoined). */
 interface Req {
   data: string | Uint8Array;
   size: number;
@@ -473,7 +473,7 @@ function encodeRequest(url: URL, init: Http1RequestInit): Req {
   if (typeof body === 'string') {
     const len = Buffer.byteLength(body);
     head += `content-length: ${len}\r\n\r\n`;
-    // Small bodies go in one write (one syscall); big ones apart, sparing a joined copy.
+    // Small bodies go in one write (one syscall); big ones are joined at write time (writeJoined).
     if (len <= 16384) return { data: head + body, size: Buffer.byteLength(head) + len, body: '', bodySize: 0 };
     return { data: head, size: Buffer.byteLength(head), body, bodySize: len };
   }
@@ -509,6 +509,10 @@ function exchange(conn: Conn, method: string, req: Req): { ex: Exchange; head: P
   });
   conn.ex = ex;
   const s = conn.socket!;
+  if (req.bodySize && req.size + req.bodySize <= JOIN_MAX) {
+    writeJoined(conn, ex, req);
+    return { ex, head };
+  }
   const n = s.write(req.data);
   if (n < 0 || conn.closed) fail(ex, new ConnError('ECONNRESET', 'upstream connection closed while sending', conn.reused));
   else if (n < req.size) {
@@ -521,6 +525,27 @@ function exchange(conn: Conn, method: string, req: Req): { ex: Exchange; head: P
     else if (m < req.bodySize) conn.pending = Buffer.from(req.body).subarray(m);
   }
   return { ex, head };
+}
+
+/**
+ * Head and a big text body in one write, through a scratch buffer reused by every request: a
+ * second write cost one more syscall and one more loopback segment (~2.5 µs of a 90 KB request,
+ * in-process A/B), and joining the two strings cost a 90 KB copy that the socket makes again.
+ * Encoded right before the write, since another request reuses the buffer after it.
+ */
+const JOIN_MAX = 1024 * 1024;
+let scratch = new Uint8Array(0);
+const encoder = new TextEncoder();
+
+function writeJoined(conn: Conn, ex: Exchange, req: Req): void {
+  const total = req.size + req.bodySize;
+  if (scratch.length < total) scratch = new Uint8Array(Math.min(JOIN_MAX, Math.max(total, scratch.length * 2, 128 * 1024)));
+  const h = encoder.encodeInto(req.data as string, scratch).written;
+  const b = encoder.encodeInto(req.body, scratch.subarray(h)).written;
+  const n = conn.socket!.write(scratch.subarray(0, h + b));
+  if (n < 0 || conn.closed) fail(ex, new ConnError('ECONNRESET', 'upstream connection closed while sending', conn.reused));
+  // A full socket buffer keeps its own copy of the rest: the scratch belongs to the next request.
+  else if (n < h + b) conn.pending = scratch.slice(n, h + b);
 }
 
 function makeResponse(conn: Conn, ex: Exchange, status: number, headers: Headers, detach: () => void): Http1Response {

@@ -104,6 +104,19 @@ describe('http1Request', () => {
     expect(await res.text()).toBe('true');
   });
 
+  test('big non-ASCII text bodies written together with their heads arrive whole, many at once', async () => {
+    // All encoded into one shared buffer in the same tick: each must go out before the next is encoded.
+    const bodies = Array.from({ length: 6 }, (_, i) => `${String(i).repeat(10)}${'é✓'.repeat(1000 + i)}`.repeat(40));
+    const url = serve(async (req) => {
+      const text = await req.text();
+      return new Response(String(bodies.indexOf(text)));
+    });
+    const answers = await Promise.all(
+      bodies.map(async (body) => (await http1Request(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body })).text()),
+    );
+    expect(answers).toEqual(['0', '1', '2', '3', '4', '5']);
+  });
+
   test('a connection answered before its request body was all sent is not reused', async () => {
     // The server answers on the head and stops reading: what is left of the body still sits in
     // the connection, so a second request on it would be read as the end of the first one's body.
