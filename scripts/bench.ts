@@ -8,6 +8,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ENGINE_HINTS } from '../src/engine-hints.ts';
 import {
   BENCH_REFRESH_TOKEN,
   type BenchUpstream,
@@ -367,6 +368,8 @@ async function main(): Promise<void> {
     NO_COLOR: '1',
     QUOTA_POLL_INTERVAL_SEC: '86400',
     ...up.env(),
+    // Under the profiler the proxy does not re-execute itself with its engine hints: they are given here.
+    ...(PROFILE ? ENGINE_HINTS : {}),
     // Experiments: extra environment for the proxy, e.g. BENCH_PROXY_ENV="BUN_JSC_forceRAMSize=150000000".
     ...Object.fromEntries((process.env.BENCH_PROXY_ENV ?? '').split(/\s+/).filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
   };

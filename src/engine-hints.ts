@@ -38,10 +38,13 @@ function isCompiled(entry: string | undefined): boolean {
 /**
  * The command line and environment to re-execute `mcp serve` with the hints, or null when no
  * re-execution is wanted: another command, every hint already set (by the user, or by the
- * re-execution itself), or Windows (no execve).
+ * re-execution itself), Windows (no execve), or a run under Bun's CPU profiler.
  */
 export function engineHintPlan(p: ProcessFacts): ExecPlan | null {
   if (p.argv[2] !== 'serve' || p.platform === 'win32') return null;
+  // Bun's sampling profiler signals the main thread (SIGPWR) from its own thread: one that lands
+  // after execve, before the new image installs a handler, kills the process.
+  if (p.execArgv.some((a) => a.startsWith('--cpu-prof'))) return null;
   const missing = Object.keys(ENGINE_HINTS).filter((k) => p.env[k] === undefined);
   if (!missing.length) return null;
   const env = { ...p.env };

@@ -45,6 +45,7 @@ test.each([
   ['every hint already set (by the user, or by the re-execution itself)', facts({ env: { BUN_JSC_forceRAMSize: '536870912', BUN_JSC_useFTLJIT: 'true' } })],
   ['every hint set to off', facts({ env: { BUN_JSC_forceRAMSize: '0', BUN_JSC_useFTLJIT: 'true' } })],
   ['Windows (no execve)', facts({ platform: 'win32' })],
+  ['a run under the CPU profiler (its signal would kill the re-executed process)', facts({ execArgv: ['--cpu-prof', '--cpu-prof-dir=/tmp/p'] })],
 ])('no re-execution for %s', (_name, f) => expect(engineHintPlan(f)).toBeNull());
 
 test('a refused re-execution prints nothing, and later warnings are printed again', async () => {
