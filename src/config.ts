@@ -46,7 +46,8 @@ export interface Config {
   defaultCooldownSec: number;
   quotaPollIntervalSec: number;
   cors: CorsConfig;
-  proxyApiKey: string;
+  /** The keys clients may send (PROXY_API_KEY, comma-separated): any of them is accepted. */
+  proxyApiKeys: string[];
   dataDir: string;
   dbPath: string;
   logFormat: 'pretty' | 'json';
@@ -194,10 +195,24 @@ function stringMap(name: string, raw: string | undefined): Record<string, string
   return parsed as Record<string, string>;
 }
 
+/**
+ * PROXY_API_KEY holds one key, or several separated by commas: a new key can be handed out and
+ * the old one retired later without a moment when a client is refused, and each client (or
+ * person) can have its own. Blank entries are ignored.
+ */
+export function parseApiKeys(value: string | undefined): string[] {
+  const keys: string[] = [];
+  for (const part of (value ?? '').split(',')) {
+    const k = part.trim();
+    if (k && !keys.includes(k)) keys.push(k);
+  }
+  return keys;
+}
+
 /** Builds the Config for `mcp serve`. Requires PROXY_API_KEY. */
 export function loadConfig(env: Env, flags: ConfigFlags = {}, opts: { requireApiKey?: boolean } = {}): Readonly<Config> {
-  const proxyApiKey = (env.PROXY_API_KEY ?? '').trim();
-  if ((opts.requireApiKey ?? true) && !proxyApiKey) {
+  const proxyApiKeys = parseApiKeys(env.PROXY_API_KEY);
+  if ((opts.requireApiKey ?? true) && !proxyApiKeys.length) {
     throw new ConfigError(
       'PROXY_API_KEY is not set: export PROXY_API_KEY=<a secret of your choice> (clients send it as x-api-key or Bearer)',
     );
@@ -269,7 +284,7 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}, opts: { requireApi
         'Content-Type, Authorization, x-api-key, anthropic-version, anthropic-beta',
       maxAge: int('CORS_MAX_AGE', env.CORS_MAX_AGE, 86400, 0, 31536000),
     },
-    proxyApiKey,
+    proxyApiKeys,
     dataDir,
     dbPath: join(dataDir, 'proxy.db'),
     logFormat,

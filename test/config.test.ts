@@ -34,6 +34,12 @@ describe('defaults', () => {
     expect(Object.isFrozen(c)).toBe(true);
   });
 
+  test('PROXY_API_KEY: one key, or several separated by commas (trimmed; blanks and repeats dropped)', () => {
+    expect(loadConfig(KEY).proxyApiKeys).toEqual(['k-0123456789']);
+    expect(loadConfig({ PROXY_API_KEY: ' key with spaces & $dollar ' }).proxyApiKeys).toEqual(['key with spaces & $dollar']);
+    expect(loadConfig({ PROXY_API_KEY: 'old-key-1234, new-key-5678,,old-key-1234 ,' }).proxyApiKeys).toEqual(['old-key-1234', 'new-key-5678']);
+  });
+
   test('the data directory: MCP_DATA_DIR, else XDG_CONFIG_HOME, else ~/.config', () => {
     expect(dataDirFrom({ MCP_DATA_DIR: '/d', XDG_CONFIG_HOME: '/x', HOME: '/h' })).toBe('/d');
     expect(dataDirFrom({ XDG_CONFIG_HOME: '/x', HOME: '/h' })).toBe('/x/multi-claude-proxy');
@@ -79,6 +85,7 @@ describe('precedence', () => {
 describe('bad values are refused, naming the variable', () => {
   const cases: Array<[string, Record<string, string>, Record<string, string | boolean>, RegExp]> = [
     ['no key', {}, {}, /PROXY_API_KEY is not set/],
+    ['only commas and blanks for a key', { PROXY_API_KEY: ' , ,' }, {}, /PROXY_API_KEY is not set/],
     ['port 70000', { PORT: '70000' }, {}, /PORT must be between 0 and 65535, got 70000/],
     ['port "http"', { PORT: 'http' }, {}, /PORT must be a whole number/],
     ['--port beats PORT and is named', { PORT: '80' }, { port: '-1' }, /--port must be between/],

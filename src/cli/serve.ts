@@ -48,7 +48,7 @@ function displayHost(host: string): string {
 export async function serve(flags: ConfigFlags, env: Record<string, string | undefined> = process.env): Promise<void> {
   const config = loadConfig(env, flags);
   configureLog({ format: config.logFormat, debug: config.debug });
-  registerSecret(config.proxyApiKey);
+  for (const k of config.proxyApiKeys) registerSecret(k);
   try {
     await runServer(config);
   } catch (err) {
@@ -148,7 +148,7 @@ async function runServer(config: Config): Promise<void> {
 }
 
 const ENV_HELP = `Environment (flags win over it):
-  PROXY_API_KEY (required)  the key clients send as x-api-key or Authorization: Bearer
+  PROXY_API_KEY (required)  the key clients send as x-api-key or Authorization: Bearer; several, comma-separated, are each accepted
   PORT, BIND_ADDRESS (0.0.0.0), DEBUG, ENABLE_FALLBACK, SOFT_LIMIT_THRESHOLD (0.20), SOFT_LIMIT_ENABLED,
   READ_TIMEOUT_SEC, WRITE_TIMEOUT_SEC, IDLE_TIMEOUT_SEC, UPSTREAM_IDLE_TIMEOUT_SEC, PING_INTERVAL_SEC,
   MAX_WAIT_SEC, MAX_ATTEMPTS, MAX_CONCURRENT_PER_ACCOUNT, DEFAULT_COOLDOWN_SEC, QUOTA_POLL_INTERVAL_SEC, SHUTDOWN_GRACE_SEC,

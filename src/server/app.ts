@@ -76,7 +76,7 @@ function logLine(r: RequestRecord): void {
 
 export function createApp(deps: AppDeps) {
   const { config, gateway, ops } = deps;
-  const isAuthorized = makeAuthCheck(config.proxyApiKey);
+  const isAuthorized = makeAuthCheck(config.proxyApiKeys);
   const corsHeaders: Record<string, string> | null = config.cors.enabled
     ? {
         'access-control-allow-origin': config.cors.allowOrigin,

@@ -1,4 +1,4 @@
-// Client key check: `x-api-key` or `Authorization: Bearer`, compared in constant time. Both sides
+// Client key check: `x-api-key` or `Authorization: Bearer` (or Basic auth), compared in constant time. Both sides
 // are hashed first so the comparison is over equal-length buffers and the key length does not leak.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { ApiError } from '../anthropic/errors.ts';
@@ -41,13 +41,19 @@ function basicKey(encoded: string): string | null {
   return key.trim() || null;
 }
 
-/** Returns a checker bound to the configured key. An empty configured key refuses everyone (fail closed). */
-export function makeAuthCheck(expected: string): (headers: Headers) => boolean {
-  const want = digest(expected);
+/**
+ * Returns a checker bound to the configured keys. No configured key refuses everyone (fail
+ * closed). Every key is compared, whichever matches, so the time taken does not say which did.
+ */
+export function makeAuthCheck(expected: readonly string[]): (headers: Headers) => boolean {
+  const wants = expected.filter((k) => k !== '').map(digest);
   return (headers) => {
     const key = clientKey(headers);
-    if (!key || !expected) return false;
-    return timingSafeEqual(digest(key), want);
+    if (!key || !wants.length) return false;
+    const got = digest(key);
+    let ok = false;
+    for (const want of wants) ok = timingSafeEqual(got, want) || ok;
+    return ok;
   };
 }
 

@@ -12,6 +12,8 @@ import { type FakeZai, startFakeZai } from '../fakes/zai.ts';
 import { cleanupTempDirs, googleEnv, mcpEnv, runMcp, type ServeHandle, startServe, tempDir, zaiEnv } from './helpers.ts';
 
 const PROXY_KEY = 'proxy-key-e2e-ops-5f3a9c1b7d';
+/** A second key in PROXY_API_KEY (comma-separated), as while handing out a new key. */
+const SECOND_KEY = 'proxy-key-e2e-ops-second-82c4e1';
 const ZAI_KEY = 'zai-key-e2e-ops-0123456789abcdef';
 const EMAIL = 'alice@example.com';
 
@@ -66,12 +68,13 @@ describe('a day in the life, with LOG_FORMAT=json and DEBUG on', () => {
   let stderr = '';
   let exitCode = -1;
   let metrics = '';
+  let secondKeyStatuses: number[] = [];
   const requestIds: string[] = [];
 
   beforeAll(async () => {
     dataDir = tempDir();
     env = mcpEnv(dataDir, {
-      PROXY_API_KEY: PROXY_KEY,
+      PROXY_API_KEY: `${PROXY_KEY}, ${SECOND_KEY}`,
       LOG_FORMAT: 'json',
       DEBUG: 'true',
       ACCOUNTS_CONFIG_PATH: legacyFile(dataDir),
@@ -98,6 +101,13 @@ describe('a day in the life, with LOG_FORMAT=json and DEBUG on', () => {
     await (await post(server, hello('claude-sonnet-4-5', true))).text();
     await (await fetch(`${server.url}/refresh-token`, { method: 'POST', headers: { 'x-api-key': PROXY_KEY } })).text();
     await (await fetch(`${server.url}/account-limits`, { headers: { authorization: `Bearer ${PROXY_KEY}` } })).text();
+    const second = [
+      await post(server, hello('glm-4.6', false), SECOND_KEY),
+      await fetch(`${server.url}/account-limits`, { headers: { authorization: `Bearer ${SECOND_KEY}` } }),
+      await post(server, hello('glm-4.6', false), `${PROXY_KEY},${SECOND_KEY}`),
+    ];
+    secondKeyStatuses = second.map((r) => r.status);
+    for (const r of second) await r.text();
     const m = await fetch(`${server.url}/metrics`, { headers: { 'x-api-key': PROXY_KEY } });
     metrics = await m.text();
     exitCode = await server.stop('SIGTERM');
@@ -134,8 +144,12 @@ describe('a day in the life, with LOG_FORMAT=json and DEBUG on', () => {
     }
   });
 
-  test('no secret appears anywhere in the output: proxy key, Z.AI key, refresh token, access tokens', () => {
-    const secrets = [PROXY_KEY, ZAI_KEY, refreshToken, ...new Set(google.requests.map((r) => r.token).filter((t): t is string => !!t))];
+  test('each key of a comma-separated PROXY_API_KEY is accepted on its own, the list as one key is not', () => {
+    expect(secondKeyStatuses).toEqual([200, 200, 401]);
+  });
+
+  test('no secret appears anywhere in the output: proxy keys, Z.AI key, refresh token, access tokens', () => {
+    const secrets = [PROXY_KEY, SECOND_KEY, ZAI_KEY, refreshToken, ...new Set(google.requests.map((r) => r.token).filter((t): t is string => !!t))];
     expect(secrets.length).toBeGreaterThanOrEqual(4); // at least one access token was used
     for (const s of secrets) expect(output).not.toContain(s);
   });

@@ -39,15 +39,27 @@ describe('clientKey', () => {
 
 describe('makeAuthCheck', () => {
   test('accepts the configured key by any of the ways to send it', () => {
-    const check = makeAuthCheck('secret-key');
+    const check = makeAuthCheck(['secret-key']);
     expect(check(new Headers({ 'x-api-key': 'secret-key' }))).toBe(true);
     expect(check(new Headers({ authorization: 'Bearer secret-key' }))).toBe(true);
     expect(check(new Headers({ authorization: `Basic ${btoa('me:secret-key')}` }))).toBe(true);
     expect(check(new Headers({ authorization: `Basic ${btoa('me:secret-kex')}` }))).toBe(false);
     expect(check(new Headers({ 'x-api-key': 'secret-kex' }))).toBe(false);
   });
-  test('an empty configured key refuses everyone (fail closed)', () => {
-    const check = makeAuthCheck('');
+  test('with several configured keys each one is accepted, and nothing else', () => {
+    const check = makeAuthCheck(['old-key-1234', 'new-key-5678', 'laptop-key-90']);
+    for (const k of ['old-key-1234', 'new-key-5678', 'laptop-key-90']) {
+      expect(check(new Headers({ 'x-api-key': k }))).toBe(true);
+      expect(check(new Headers({ authorization: `Bearer ${k}` }))).toBe(true);
+    }
+    expect(check(new Headers({ 'x-api-key': 'old-key-1234,new-key-5678' }))).toBe(false);
+    expect(check(new Headers({ 'x-api-key': 'new-key' }))).toBe(false);
+  });
+  test.each([
+    ['no key', []],
+    ['an empty key', ['']],
+  ])('%s configured refuses everyone (fail closed)', (_name, keys) => {
+    const check = makeAuthCheck(keys);
     expect(check(new Headers({ 'x-api-key': '' }))).toBe(false);
     expect(check(new Headers({ authorization: 'Bearer x' }))).toBe(false);
   });
