@@ -7,7 +7,8 @@
 // Rate-limit and quota state is not carried over: it is stale by the time anyone imports.
 import type { AccountStatus, NewAccount } from './store/accounts.ts';
 
-export type LegacyFormat = 'go' | 'node' | 'unknown';
+/** 'mcp': another mcp database (a backup), read by src/cli/import.ts. */
+export type LegacyFormat = 'go' | 'node' | 'unknown' | 'mcp';
 
 export interface LegacyAccount {
   account: NewAccount;

@@ -1,13 +1,15 @@
 // `mcp accounts import <file>`: moves accounts over from the Go multi-claude-proxy or the Node
-// antigravity-claude-proxy accounts.json. Idempotent: the same Google email updates its account, the
-// same Z.AI key is left alone. Also run once by `mcp serve` when ACCOUNTS_CONFIG_PATH names a file.
+// antigravity-claude-proxy accounts.json, or from an mcp database (`mcp backup`, another machine's
+// proxy.db). Idempotent: the same Google email updates its account, the same Z.AI key is left
+// alone. Also run once by `mcp serve` when ACCOUNTS_CONFIG_PATH names a file.
 import type { Database } from 'bun:sqlite';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { defineCommand } from 'citty';
 import { loadConfig } from '../config.ts';
 import { type LegacyParse, parseLegacyAccounts } from '../legacy-accounts.ts';
-import { listAccounts, updateAccount, upsertAccount } from '../store/accounts.ts';
+import { type Account, listAccounts, updateAccount, upsertAccount } from '../store/accounts.ts';
+import { accountsInBackup, isSqliteFile } from '../store/backup.ts';
 import { getSetting, openDatabase, setSetting } from '../store/db.ts';
 import { printJson, say, warn } from './output.ts';
 
@@ -61,7 +63,9 @@ export function applyLegacyImport(db: Database, parsed: LegacyParse, opts: { dry
       lines.push({ outcome: prior ? 'updated' : 'added', name: prior?.label ?? item.legacyName, provider: input.provider, id: prior?.id ?? null });
       continue;
     }
-    const { account, created } = upsertAccount(db, input, now);
+    // A label another account already has is left for a new one to be made up (as for keys above).
+    const labelTaken = !!input.label && existing.some((a) => a.label === input.label && a !== prior);
+    const { account, created } = upsertAccount(db, labelTaken ? { ...input, label: undefined } : input, now);
     if (item.status) {
       updateAccount(db, account.id, { status: item.status.status, statusReason: item.status.reason, verifyUrl: item.status.verifyUrl }, now);
     }
@@ -80,8 +84,22 @@ export function applyLegacyImport(db: Database, parsed: LegacyParse, opts: { dry
   return { format: parsed.format, lines, counts };
 }
 
-/** Reads and applies one legacy file. Throws with a readable message when it cannot. */
+/** The accounts of an mcp database, as an import applies them: labels, state and meta kept. */
+export function backupAccountsParse(accounts: readonly Account[]): LegacyParse {
+  return {
+    format: 'mcp',
+    accounts: accounts.map((a) => ({
+      account: { provider: a.provider, label: a.label, email: a.email, credentials: a.credentials, meta: a.meta },
+      legacyName: a.label,
+      ...(a.status === 'active' ? {} : { status: { status: a.status, reason: a.statusReason, verifyUrl: a.verifyUrl } }),
+    })),
+    skipped: [],
+  };
+}
+
+/** Reads and applies one file (an accounts.json or an mcp database). Throws with a readable message when it cannot. */
 export function importLegacyFile(db: Database, path: string, opts: { dryRun?: boolean } = {}): ImportReport {
+  if (existsSync(path) && isSqliteFile(path)) return applyLegacyImport(db, backupAccountsParse(accountsInBackup(path)), opts);
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -101,7 +119,7 @@ export function summaryLine(r: ImportReport): string {
   return `${added} added, ${updated} updated, ${unchanged} unchanged, ${skipped} skipped`;
 }
 
-const FORMAT_NAME = { go: 'multi-claude-proxy (Go)', node: 'antigravity-claude-proxy (Node)', unknown: 'legacy' } as const;
+const FORMAT_NAME = { go: 'multi-claude-proxy (Go)', node: 'antigravity-claude-proxy (Node)', unknown: 'legacy', mcp: 'mcp database' } as const;
 
 /**
  * First start with ACCOUNTS_CONFIG_PATH: imports that file once (remembered per path in the settings
@@ -136,10 +154,10 @@ export function importOnFirstStart(
 export const importCommand = defineCommand({
   meta: {
     name: 'import',
-    description: "Import accounts from the Go multi-claude-proxy's or the Node antigravity-claude-proxy's accounts.json",
+    description: "Import accounts from the Go multi-claude-proxy's or the Node antigravity-claude-proxy's accounts.json, or from an mcp backup",
   },
   args: {
-    file: { type: 'positional', required: true, description: 'Path to the accounts.json' },
+    file: { type: 'positional', required: true, description: 'Path to the accounts.json, or to an mcp database (`mcp backup`, a proxy.db)' },
     'dry-run': { type: 'boolean', description: 'Show what would be imported without changing anything' },
     json: { type: 'boolean', description: 'Print the result as JSON' },
   },

@@ -16,6 +16,7 @@ export const rootCommand = defineCommand({
     serve: () => import('./serve.ts').then((m) => m.serveCommand),
     accounts: () => import('./accounts.ts').then((m) => m.accountsCommand),
     usage: () => import('./usage.ts').then((m) => m.usageCommand),
+    backup: () => import('./backup.ts').then((m) => m.backupCommand),
     service: () => import('./service.ts').then((m) => m.serviceCommand),
     health: () => import('./health.ts').then((m) => m.healthCommand),
   },
@@ -64,7 +65,7 @@ export async function renderHelp(cmd: AnyCommand, path: string[]): Promise<strin
     if (def.type === 'positional') {
       const req = def.required !== false;
       usage.push(req ? `<${argName}>` : `[${argName}]`);
-      positional.push([`<${argName}>`, def.description ?? '']);
+      positional.push([req ? `<${argName}>` : `[${argName}]`, def.description ?? '']);
       continue;
     }
     const alias = (def as { alias?: string | string[] }).alias;

@@ -4,7 +4,7 @@ import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { importOnFirstStart } from '../../src/cli/import.ts';
 import { runCaptured, useTempDataDir } from './run-cli.ts';
-import { type Account, listAccounts, upsertAccount } from '../../src/store/accounts.ts';
+import { type Account, listAccounts, removeAccount, updateAccount, upsertAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
 
 const FIXTURES = join(import.meta.dir, '..', 'fixtures', 'legacy');
@@ -127,6 +127,71 @@ describe('mcp accounts import', () => {
   test('the file argument is required', async () => {
     const r = await run('accounts', 'import');
     expect(r.code).not.toBe(0);
+  });
+});
+
+describe('mcp backup, then mcp accounts import of the copy', () => {
+  /** A pool with a renamed Google account, a capped one that is disabled, and a Z.AI key. */
+  function seed(): void {
+    const db = openDatabase(join(dataDirOf(), 'proxy.db'));
+    upsertAccount(db, { provider: 'zai', label: 'team-zai', credentials: { kind: 'api_key', apiKey: 'zai-key-backup-0123456789' } });
+    upsertAccount(db, { provider: 'antigravity', label: 'work', email: 'erin@example.com', credentials: { kind: 'oauth', refreshToken: '1//0gERINtoken0123456789' }, meta: { projectId: 'erin-p' } });
+    const { account } = upsertAccount(db, { provider: 'antigravity', email: 'finn@example.com', credentials: { kind: 'oauth', refreshToken: '1//0gFINNtoken0123456789' }, meta: { maxConcurrent: 2 } });
+    updateAccount(db, account.id, { status: 'disabled', statusReason: 'disabled by hand' });
+    db.close();
+  }
+
+  test('the copy brings every account back into an empty data directory: labels, credentials, state and settings', async () => {
+    seed();
+    const backup = await run('backup', '--json');
+    expect(backup.code).toBe(0);
+    const { path, accounts } = JSON.parse(backup.out) as { path: string; accounts: number };
+    expect(path).toMatch(/\/backups\/proxy-\d{8}-\d{6}\.db$/);
+    expect(accounts).toBe(3);
+    const before = stored();
+
+    process.env.MCP_DATA_DIR = join(dataDirOf(), 'elsewhere');
+    const r = await run('accounts', 'import', path);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('mcp database');
+    expect(r.out).toContain('3 added, 0 updated, 0 unchanged, 0 skipped');
+    const after = stored();
+    const shape = (a: Account) => [a.provider, a.label, a.email, a.status, a.statusReason, a.credentials, a.meta];
+    expect(after.map(shape)).toEqual(before.map(shape));
+    const again = await run('accounts', 'import', path);
+    expect(again.out).toContain('0 added, 0 updated, 3 unchanged, 0 skipped');
+  });
+
+  test('into a pool that has moved on: a newer login of the same email is replaced by the copy, a taken label gets a new one', async () => {
+    seed();
+    const { path } = JSON.parse((await run('backup', join(dataDirOf(), 'copy.db'), '--json')).out) as { path: string };
+    const db = openDatabase(join(dataDirOf(), 'proxy.db'));
+    const erin = listAccounts(db).find((a) => a.email === 'erin@example.com')!;
+    updateAccount(db, erin.id, { credentials: { kind: 'oauth', refreshToken: '1//0gERINnewer0123456789' }, label: 'erin-renamed' });
+    removeAccount(db, 'team-zai');
+    removeAccount(db, 'finn@example.com');
+    upsertAccount(db, { provider: 'zai', label: 'finn@example.com', credentials: { kind: 'api_key', apiKey: 'zai-key-other-0123456789' } });
+    db.close();
+    const r = await run('accounts', 'import', path);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('2 added, 1 updated, 0 unchanged, 0 skipped');
+    const now = stored();
+    expect(now.find((a) => a.email === 'erin@example.com')).toMatchObject({ label: 'erin-renamed', credentials: { refreshToken: '1//0gERINtoken0123456789' } });
+    expect(now.find((a) => a.label === 'team-zai')?.credentials).toEqual({ kind: 'api_key', apiKey: 'zai-key-backup-0123456789' });
+    expect(now.find((a) => a.email === 'finn@example.com')).toMatchObject({ label: 'finn@example.com-2', status: 'disabled', meta: { maxConcurrent: 2 } });
+  });
+
+  test('backup refuses to overwrite without --force, and says where it wrote without printing a secret', async () => {
+    seed();
+    const target = join(dataDirOf(), 'copy.db');
+    const first = await run('backup', target);
+    expect(first.code).toBe(0);
+    expect(first.out).toContain(`backed up 3 accounts to ${target}`);
+    for (const s of ['zai-key-backup-0123456789', '1//0gERINtoken0123456789']) expect(first.out + first.err).not.toContain(s);
+    const second = await run('backup', target);
+    expect(second.code).toBe(1);
+    expect(second.err).toBe(`mcp: ${target} already exists (--force replaces it)\n`);
+    expect((await run('backup', target, '--force')).code).toBe(0);
   });
 });
 

@@ -1,0 +1,42 @@
+// `mcp backup [file]`: a copy of the database (accounts with their credentials, limits, quotas,
+// usage) that can be taken while the server runs. `mcp accounts import <copy>` brings its accounts
+// back, into this machine or another.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { defineCommand } from 'citty';
+import { loadConfig } from '../config.ts';
+import { backupDatabase } from '../store/backup.ts';
+import { openDatabase } from '../store/db.ts';
+import { printJson, say } from './output.ts';
+
+/** backups/proxy-20261202-161500.db under the data directory (UTC, sortable). */
+export function defaultBackupPath(dataDir: string, now: Date): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  return join(dataDir, 'backups', `proxy-${stamp}.db`);
+}
+
+export const backupCommand = defineCommand({
+  meta: {
+    name: 'backup',
+    description: 'Copy the database (accounts and their credentials, limits, usage) to a file; safe while the server runs',
+  },
+  args: {
+    file: { type: 'positional', required: false, description: 'Where to write the copy (default: backups/proxy-<UTC time>.db in the data directory)' },
+    force: { type: 'boolean', description: 'Replace the file if it exists' },
+    json: { type: 'boolean', description: 'Print the result as JSON' },
+  },
+  run({ args }) {
+    const config = loadConfig(process.env, {}, { requireApiKey: false });
+    const target = args.file ? String(args.file) : defaultBackupPath(config.dataDir, new Date());
+    if (!args.file) mkdirSync(join(config.dataDir, 'backups'), { recursive: true, mode: 0o700 });
+    const db = openDatabase(config.dbPath);
+    try {
+      const r = backupDatabase(db, target, { overwrite: Boolean(args.force) });
+      if (args.json) return printJson(r);
+      say(`backed up ${r.accounts} account${r.accounts === 1 ? '' : 's'} to ${r.path} (${Math.max(1, Math.round(r.bytes / 1024))} KB, owner-only)`);
+      say(`it holds refresh tokens and API keys: keep it private. \`mcp accounts import ${r.path}\` brings the accounts back`);
+    } finally {
+      db.close();
+    }
+  },
+});

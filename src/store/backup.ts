@@ -1,0 +1,83 @@
+// A copy of the whole database that can be taken while the server runs, and the accounts read
+// back out of one. The copy holds refresh tokens and API keys: it is owner-only from its first byte.
+import { Database } from 'bun:sqlite';
+import { closeSync, existsSync, openSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
+import { type Account, listAccounts } from './accounts.ts';
+import { integrityCheck, SCHEMA_VERSION, StoreError } from './db.ts';
+
+export interface BackupResult {
+  path: string;
+  bytes: number;
+  accounts: number;
+}
+
+/**
+ * Writes a consistent snapshot of `db` to `target` (VACUUM INTO reads one transaction's view, so
+ * a server writing meanwhile is fine). The copy is made under a temporary name created 0600,
+ * checked, then renamed into place: a failed or interrupted backup never leaves a partial file
+ * under the name asked for, and an existing file is only replaced with `overwrite`.
+ */
+export function backupDatabase(db: Database, target: string, opts: { overwrite?: boolean } = {}): BackupResult {
+  if (existsSync(target) && !opts.overwrite) throw new StoreError(`${target} already exists (--force replaces it)`);
+  const tmp = `${target}.partial-${process.pid}`;
+  try {
+    // SQLite takes an empty existing file as the target and keeps its mode.
+    closeSync(openSync(tmp, 'w', 0o600));
+    db.query('VACUUM INTO ?').run(tmp);
+    const copy = new Database(tmp, { readonly: true });
+    let accounts: number;
+    try {
+      const ok = integrityCheck(copy);
+      if (ok !== 'ok') throw new StoreError(`the copy failed its integrity check: ${ok}`);
+      accounts = (copy.query('SELECT count(*) AS n FROM accounts').get() as { n: number }).n;
+    } finally {
+      copy.close();
+    }
+    renameSync(tmp, target);
+    return { path: target, bytes: statSync(target).size, accounts };
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    if (err instanceof StoreError) throw err;
+    throw new StoreError(`cannot write the backup ${target}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+const SQLITE_MAGIC = 'SQLite format 3\0';
+
+/** Whether the file at `path` is an SQLite database (by its first 16 bytes). */
+export function isSqliteFile(path: string): boolean {
+  let fd: number | null = null;
+  try {
+    fd = openSync(path, 'r');
+    const head = Buffer.alloc(16);
+    return readSync(fd, head, 0, 16, 0) === 16 && head.toString('latin1') === SQLITE_MAGIC;
+  } catch {
+    return false;
+  } finally {
+    if (fd !== null) closeSync(fd);
+  }
+}
+
+/** The accounts in an mcp database file (a backup, or another machine's proxy.db), read-only. */
+export function accountsInBackup(path: string): Account[] {
+  let db: Database;
+  try {
+    db = new Database(path, { readonly: true });
+  } catch (err) {
+    throw new StoreError(`cannot open ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    const version = (db.query('PRAGMA user_version').get() as { user_version: number }).user_version;
+    const hasAccounts = db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'accounts'").get();
+    if (version < 1 || !hasAccounts) throw new StoreError(`${path} is an SQLite database but not one of mcp's`);
+    if (version > SCHEMA_VERSION) {
+      throw new StoreError(`${path} comes from a newer mcp (schema ${version}, this one understands ${SCHEMA_VERSION}); upgrade mcp`);
+    }
+    return listAccounts(db);
+  } catch (err) {
+    if (err instanceof StoreError) throw err;
+    throw new StoreError(`${path} is not a usable mcp database: ${(err as Error).message}`, { cause: err });
+  } finally {
+    db.close();
+  }
+}

@@ -1,0 +1,134 @@
+// `mcp backup`'s copy: consistent while another connection writes, owner-only from the start,
+// never a partial file under the name asked for; and reading accounts back out of a copy.
+import { Database } from 'bun:sqlite';
+import { afterAll, describe, expect, test } from 'bun:test';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { listAccounts, upsertAccount } from '../../src/store/accounts.ts';
+import { accountsInBackup, backupDatabase, isSqliteFile } from '../../src/store/backup.ts';
+import { integrityCheck, openDatabase, SCHEMA_VERSION } from '../../src/store/db.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'mcp-backup-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function freshDb(name: string): Database {
+  const db = openDatabase(join(dir, name, 'proxy.db'));
+  upsertAccount(db, { provider: 'zai', label: 'z1', credentials: { kind: 'api_key', apiKey: 'zai-key-0123456789abcdef' } });
+  upsertAccount(db, {
+    provider: 'antigravity',
+    email: 'alice@example.com',
+    credentials: { kind: 'oauth', refreshToken: '1//refresh-token-alice' },
+    meta: { projectId: 'p-1', maxConcurrent: 2 },
+  });
+  return db;
+}
+
+describe('backupDatabase', () => {
+  test('copies every account, passes its integrity check, and is owner-only', () => {
+    const db = freshDb('a');
+    const target = join(dir, 'a.db');
+    const r = backupDatabase(db, target);
+    expect(r).toEqual({ path: target, bytes: statSync(target).size, accounts: 2 });
+    if (process.platform !== 'win32') expect(statSync(target).mode & 0o777).toBe(0o600);
+    const copy = new Database(target, { readonly: true });
+    expect(integrityCheck(copy)).toBe('ok');
+    expect(listAccounts(copy)).toEqual(listAccounts(db));
+    copy.close();
+    db.close();
+  });
+
+  test('a snapshot taken while another connection keeps writing is whole and consistent', async () => {
+    const db = freshDb('b');
+    const writer = openDatabase(join(dir, 'b', 'proxy.db'));
+    let stop = false;
+    let n = 0;
+    const writing = (async () => {
+      while (!stop) {
+        upsertAccount(writer, { provider: 'zai', credentials: { kind: 'api_key', apiKey: `zai-key-busy-${n++}-0123456789` } });
+        await Bun.sleep(0);
+      }
+    })();
+    const copies: number[] = [];
+    const committed: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      await Bun.sleep(2);
+      // The writer cannot run during this synchronous call: the copy holds exactly what was committed.
+      committed.push(2 + n);
+      copies.push(backupDatabase(db, join(dir, `b-${i}.db`)).accounts);
+    }
+    stop = true;
+    await writing;
+    writer.close();
+    db.close();
+    expect(n).toBeGreaterThan(0);
+    for (let i = 0; i < 5; i++) {
+      const copy = new Database(join(dir, `b-${i}.db`), { readonly: true });
+      expect(integrityCheck(copy)).toBe('ok');
+      expect(listAccounts(copy)).toHaveLength(copies[i]!);
+      copy.close();
+    }
+    // Each copy holds every account committed before it, the latest ones still in the WAL included.
+    expect(copies).toEqual(committed);
+    expect(new Set(copies).size).toBeGreaterThan(1);
+  });
+
+  test('an existing file is kept unless replacing is asked for', () => {
+    const db = freshDb('c');
+    const target = join(dir, 'c.db');
+    writeFileSync(target, 'precious');
+    expect(() => backupDatabase(db, target)).toThrow(`${target} already exists (--force replaces it)`);
+    expect(Bun.file(target).size).toBe(8);
+    expect(backupDatabase(db, target, { overwrite: true }).accounts).toBe(2);
+    expect(isSqliteFile(target)).toBe(true);
+    db.close();
+  });
+
+  test('a backup that cannot be written is one clear error and leaves no partial file behind', () => {
+    const db = freshDb('d');
+    const target = join(dir, 'no-such-dir', 'd.db');
+    expect(() => backupDatabase(db, target)).toThrow(/^cannot write the backup .*no-such-dir\/d\.db: /);
+    expect(existsSync(join(dir, 'no-such-dir'))).toBe(false);
+    // Into a directory that exists, a failure after the copy was made removes the copy.
+    const before = readdirSync(dir).length;
+    db.close();
+    expect(() => backupDatabase(db, join(dir, 'closed.db'))).toThrow(/^cannot write the backup /);
+    expect(readdirSync(dir).length).toBe(before);
+  });
+});
+
+describe('accountsInBackup', () => {
+  test('reads the accounts of an mcp database without changing it', () => {
+    const db = freshDb('e');
+    const target = join(dir, 'e.db');
+    backupDatabase(db, target);
+    const before = statSync(target).mtimeMs;
+    expect(accountsInBackup(target).map((a) => a.label)).toEqual(['z1', 'alice@example.com']);
+    expect(statSync(target).mtimeMs).toBe(before);
+    db.close();
+  });
+
+  test.each([
+    ['an SQLite file that is not an mcp database', (p: string) => new Database(p, { create: true }).exec('CREATE TABLE t (x)'), /is an SQLite database but not one of mcp's/],
+    [
+      'a database from a newer mcp',
+      (p: string) => {
+        const db = openDatabase(p);
+        db.exec(`PRAGMA user_version = ${SCHEMA_VERSION + 1}`);
+        db.close();
+      },
+      /comes from a newer mcp .*upgrade mcp/,
+    ],
+  ])('%s is refused with a reason', (name, make, message) => {
+    const p = join(dir, `${name.length}-${Math.random().toString(36).slice(2)}.db`);
+    make(p);
+    expect(() => accountsInBackup(p)).toThrow(message);
+  });
+
+  test('only SQLite files are taken for databases', () => {
+    const json = join(dir, 'accounts.json');
+    writeFileSync(json, '{"accounts":[]}');
+    expect(isSqliteFile(json)).toBe(false);
+    expect(isSqliteFile(join(dir, 'missing.db'))).toBe(false);
+  });
+});
