@@ -6,7 +6,7 @@ import { ApiError } from '../anthropic/errors.ts';
 import type { Config } from '../config.ts';
 import type { Gateway, Ops } from '../gateway/types.ts';
 import { log, logLineFast } from '../log.ts';
-import { authError, makeAuthCheck } from './auth.ts';
+import { authError, makeKeyMatcher, noteKeyNumber } from './auth.ts';
 import { dashboardRoutes } from './dashboard.ts';
 import { errorResponse, jsonResponse, newRequestId, toApiError } from './errors.ts';
 import { imageRoutes } from './images.ts';
@@ -71,12 +71,15 @@ function logLine(r: RequestRecord): void {
   if (r.fallbackFrom) line += ` fallback_from=${r.fallbackFrom}`;
   if (r.failovers) line += ` failovers=${r.failovers}${r.failoverReasons?.length ? ` (${r.failoverReasons.join(',')})` : ''}`;
   if (r.errorType) line += ` error=${r.errorType}`;
+  if (r.clientKey) line += ` key=${r.clientKey}`;
   logLineFast(r.status >= 500 || (r.errorType && r.status === 200) ? 'warn' : 'info', line);
 }
 
 export function createApp(deps: AppDeps) {
   const { config, gateway, ops } = deps;
-  const isAuthorized = makeAuthCheck(config.proxyApiKeys);
+  const matchKey = makeKeyMatcher(config.proxyApiKeys);
+  const isAuthorized = (headers: Headers): boolean => matchKey(headers) > 0;
+  const severalKeys = config.proxyApiKeys.length > 1;
   const corsHeaders: Record<string, string> | null = config.cors.enabled
     ? {
         'access-control-allow-origin': config.cors.allowOrigin,
@@ -113,7 +116,9 @@ export function createApp(deps: AppDeps) {
           return new Response(null, { status: 204, headers: { ...preflightHeaders, 'request-id': requestId } });
         }
       }
-      if (!OPEN_PATHS.has(path) && !isAuthorized(request.headers)) {
+      const keyNumber = OPEN_PATHS.has(path) ? -1 : matchKey(request.headers);
+      if (severalKeys && keyNumber > 0) noteKeyNumber(request, keyNumber);
+      if (keyNumber === 0) {
         // A browser shows its own login box for this: any user name, the proxy key as the password.
         if (path === '/dashboard') {
           return new Response('The dashboard needs the proxy key (PROXY_API_KEY) as the password.\n', {

@@ -42,19 +42,32 @@ function basicKey(encoded: string): string | null {
 }
 
 /**
- * Returns a checker bound to the configured keys. No configured key refuses everyone (fail
- * closed). Every key is compared, whichever matches, so the time taken does not say which did.
+ * Returns a matcher bound to the configured keys: the position (1-based) of the key the client
+ * sent, or 0 when it sent none of them. No configured key refuses everyone (fail closed). Every
+ * key is compared, whichever matches, so the time taken does not say which did.
  */
-export function makeAuthCheck(expected: readonly string[]): (headers: Headers) => boolean {
+export function makeKeyMatcher(expected: readonly string[]): (headers: Headers) => number {
   const wants = expected.filter((k) => k !== '').map(digest);
   return (headers) => {
     const key = clientKey(headers);
-    if (!key || !wants.length) return false;
+    if (!key || !wants.length) return 0;
     const got = digest(key);
-    let ok = false;
-    for (const want of wants) ok = timingSafeEqual(got, want) || ok;
-    return ok;
+    let found = 0;
+    for (let i = 0; i < wants.length; i++) if (timingSafeEqual(got, wants[i]!) && !found) found = i + 1;
+    return found;
   };
+}
+
+// With several keys, which one a request came with (for its log line); set by the app's auth hook.
+const keyNumbers = new WeakMap<Request, number>();
+
+export function noteKeyNumber(request: Request, n: number): void {
+  keyNumbers.set(request, n);
+}
+
+/** The position in PROXY_API_KEY of the key `request` came with, when several are configured. */
+export function keyNumberOf(request: Request): number | undefined {
+  return keyNumbers.get(request);
 }
 
 export function authError(headers: Headers): ApiError {

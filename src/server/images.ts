@@ -12,6 +12,7 @@ import { IMAGE_ASPECT_RATIOS, IMAGE_SIZES, type ImageAspectRatio, type ImageConf
 import type { Config } from '../config.ts';
 import type { Gateway } from '../gateway/types.ts';
 import { errorResponse, jsonResponse, toApiError } from './errors.ts';
+import { keyNumberOf } from './auth.ts';
 import { CLIENT_CLOSED, forwardHeaders, newRequestRecord, noteDispatch, requestIdOf, type RequestRecord, type ServerLike } from './messages.ts';
 import { readJsonBody, tooLarge, validateBody, validateMessagesRequest } from './validate.ts';
 
@@ -253,7 +254,7 @@ export async function generateImages(deps: ImageDeps, job: ImageJob, requestId: 
   try {
     const drawings = Array.from({ length: job.count }, async (_, i) => {
       try {
-        return await drawOne(deps, body, job.count > 1 ? `${requestId}-${i + 1}` : requestId, headers, abort.signal);
+        return await drawOne(deps, body, job.count > 1 ? `${requestId}-${i + 1}` : requestId, headers, abort.signal, keyNumberOf(request));
       } catch (err) {
         abort.abort(); // the first failure stops the others' upstream calls
         throw err;
@@ -282,9 +283,16 @@ export async function generateImages(deps: ImageDeps, job: ImageJob, requestId: 
   }
 }
 
-async function drawOne(deps: ImageDeps, body: MessagesRequest, requestId: string, headers: Record<string, string>, signal: AbortSignal): Promise<Message> {
+async function drawOne(
+  deps: ImageDeps,
+  body: MessagesRequest,
+  requestId: string,
+  headers: Record<string, string>,
+  signal: AbortSignal,
+  clientKey: number | undefined,
+): Promise<Message> {
   const t0 = performance.now();
-  const rec = newRequestRecord(requestId, body.model);
+  const rec = newRequestRecord(requestId, body.model, clientKey);
   try {
     const d = await deps.gateway.dispatch({ body, requestId, headers, signal });
     noteDispatch(rec, d);

@@ -8,6 +8,7 @@ import { estimateInputTokens } from '../anthropic/tokens.ts';
 import type { Config } from '../config.ts';
 import type { Dispatched, Gateway } from '../gateway/types.ts';
 import { errorResponse, jsonResponse, toApiError } from './errors.ts';
+import { keyNumberOf } from './auth.ts';
 import { sseResponse } from './sse.ts';
 import { createTurns, type Turns } from './turns.ts';
 import { parseJsonBytes, readBodyBytes, readJsonBody, validateCountTokensRequest, validateMessagesRequest } from './validate.ts';
@@ -36,6 +37,8 @@ export interface RequestRecord {
   failoverReasons?: string[];
   /** Anthropic error type, or 'client_closed'; null on success. */
   errorType: string | null;
+  /** With several keys in PROXY_API_KEY, the position of the one the client sent (log line only). */
+  clientKey?: number;
 }
 
 /** Status recorded when the client disconnected before the response was complete (nginx's convention). */
@@ -71,8 +74,8 @@ function proxyHeaders(d: Dispatched): Record<string, string> {
 }
 
 /** A record of a request that has not got anywhere yet. */
-export function newRequestRecord(requestId: string, clientModel = ''): RequestRecord {
-  return {
+export function newRequestRecord(requestId: string, clientModel = '', clientKey?: number): RequestRecord {
+  const rec: RequestRecord = {
     ts: Date.now(),
     requestId,
     clientModel,
@@ -90,6 +93,8 @@ export function newRequestRecord(requestId: string, clientModel = ''): RequestRe
     failovers: 0,
     errorType: null,
   };
+  if (clientKey) rec.clientKey = clientKey;
+  return rec;
 }
 
 /** Who served: the account, provider and model the gateway chose, and the failovers on the way. */
@@ -136,7 +141,7 @@ export async function handleMessages(
   // The socket may sit silent while the upstream thinks (non-streaming) or between pings; the
   // server-wide idle timeout is for idle keep-alive connections, not for work in progress.
   server?.timeout(request, 0);
-  const rec = newRequestRecord(requestId);
+  const rec = newRequestRecord(requestId, '', keyNumberOf(request));
   const finish = (status: number, errorType: string | null): void => {
     rec.status = status;
     rec.errorType = errorType;

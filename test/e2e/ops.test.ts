@@ -69,6 +69,7 @@ describe('a day in the life, with LOG_FORMAT=json and DEBUG on', () => {
   let exitCode = -1;
   let metrics = '';
   let secondKeyStatuses: number[] = [];
+  let secondKeyRequestId = '';
   const requestIds: string[] = [];
 
   beforeAll(async () => {
@@ -107,6 +108,7 @@ describe('a day in the life, with LOG_FORMAT=json and DEBUG on', () => {
       await post(server, hello('glm-4.6', false), `${PROXY_KEY},${SECOND_KEY}`),
     ];
     secondKeyStatuses = second.map((r) => r.status);
+    secondKeyRequestId = second[0]!.headers.get('request-id') ?? '';
     for (const r of second) await r.text();
     const m = await fetch(`${server.url}/metrics`, { headers: { 'x-api-key': PROXY_KEY } });
     metrics = await m.text();
@@ -146,6 +148,15 @@ describe('a day in the life, with LOG_FORMAT=json and DEBUG on', () => {
 
   test('each key of a comma-separated PROXY_API_KEY is accepted on its own, the list as one key is not', () => {
     expect(secondKeyStatuses).toEqual([200, 200, 401]);
+  });
+
+  test('with several keys, each request line says which one it came with, by position', () => {
+    const msgs = stderr
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => (JSON.parse(l) as { msg: string }).msg);
+    expect(msgs.find((m) => m.startsWith(`${requestIds[0]} `))).toEndWith(' key=1');
+    expect(msgs.find((m) => m.startsWith(`${secondKeyRequestId} `))).toEndWith(' key=2');
   });
 
   test('no secret appears anywhere in the output: proxy keys, Z.AI key, refresh token, access tokens', () => {

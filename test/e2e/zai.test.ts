@@ -42,6 +42,10 @@ describe('mcp serve in front of Z.AI', () => {
     expect(response.headers.get('x-proxy-upstream-model')).toBe('glm-4.6');
     const upstream = zai.requests.at(-1)!;
     expect(upstream.key).toBe(ZAI_KEY);
+    // With one proxy key the request line names none (key=N is for several).
+    const id = response.headers.get('request-id')!;
+    const line = await waitFor(() => server.output().split('\n').find((l) => l.includes(`${id} glm-4.6`)), 3000, 'the request line');
+    expect(line).toMatch(/ cache_w=\d+$/);
   });
 
   test('streaming: the SDK accumulates a final message, with the proxy headers', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import { authError, clientKey, keysMatch, makeAuthCheck } from '../../src/server/auth.ts';
+import { authError, clientKey, keysMatch, makeKeyMatcher } from '../../src/server/auth.ts';
 
 describe('keysMatch (constant-time compare)', () => {
   test('equal keys match', () => expect(keysMatch('abc-123', 'abc-123')).toBe(true));
@@ -37,31 +37,32 @@ describe('clientKey', () => {
   });
 });
 
-describe('makeAuthCheck', () => {
+describe('makeKeyMatcher', () => {
   test('accepts the configured key by any of the ways to send it', () => {
-    const check = makeAuthCheck(['secret-key']);
-    expect(check(new Headers({ 'x-api-key': 'secret-key' }))).toBe(true);
-    expect(check(new Headers({ authorization: 'Bearer secret-key' }))).toBe(true);
-    expect(check(new Headers({ authorization: `Basic ${btoa('me:secret-key')}` }))).toBe(true);
-    expect(check(new Headers({ authorization: `Basic ${btoa('me:secret-kex')}` }))).toBe(false);
-    expect(check(new Headers({ 'x-api-key': 'secret-kex' }))).toBe(false);
+    const check = makeKeyMatcher(['secret-key']);
+    expect(check(new Headers({ 'x-api-key': 'secret-key' }))).toBe(1);
+    expect(check(new Headers({ authorization: 'Bearer secret-key' }))).toBe(1);
+    expect(check(new Headers({ authorization: `Basic ${btoa('me:secret-key')}` }))).toBe(1);
+    expect(check(new Headers({ authorization: `Basic ${btoa('me:secret-kex')}` }))).toBe(0);
+    expect(check(new Headers({ 'x-api-key': 'secret-kex' }))).toBe(0);
   });
-  test('with several configured keys each one is accepted, and nothing else', () => {
-    const check = makeAuthCheck(['old-key-1234', 'new-key-5678', 'laptop-key-90']);
-    for (const k of ['old-key-1234', 'new-key-5678', 'laptop-key-90']) {
-      expect(check(new Headers({ 'x-api-key': k }))).toBe(true);
-      expect(check(new Headers({ authorization: `Bearer ${k}` }))).toBe(true);
+  test('with several configured keys each one is accepted and named by its position, and nothing else', () => {
+    const keys = ['old-key-1234', 'new-key-5678', 'laptop-key-90'];
+    const check = makeKeyMatcher(keys);
+    for (const [i, k] of keys.entries()) {
+      expect(check(new Headers({ 'x-api-key': k }))).toBe(i + 1);
+      expect(check(new Headers({ authorization: `Bearer ${k}` }))).toBe(i + 1);
     }
-    expect(check(new Headers({ 'x-api-key': 'old-key-1234,new-key-5678' }))).toBe(false);
-    expect(check(new Headers({ 'x-api-key': 'new-key' }))).toBe(false);
+    expect(check(new Headers({ 'x-api-key': 'old-key-1234,new-key-5678' }))).toBe(0);
+    expect(check(new Headers({ 'x-api-key': 'new-key' }))).toBe(0);
   });
   test.each([
     ['no key', []],
     ['an empty key', ['']],
   ])('%s configured refuses everyone (fail closed)', (_name, keys) => {
-    const check = makeAuthCheck(keys);
-    expect(check(new Headers({ 'x-api-key': '' }))).toBe(false);
-    expect(check(new Headers({ authorization: 'Bearer x' }))).toBe(false);
+    const check = makeKeyMatcher(keys);
+    expect(check(new Headers({ 'x-api-key': '' }))).toBe(0);
+    expect(check(new Headers({ authorization: 'Bearer x' }))).toBe(0);
   });
   test('the 401 message says whether a key was sent, never echoing it', () => {
     expect(authError(new Headers({ 'x-api-key': 'leaked?' })).message).not.toContain('leaked?');
