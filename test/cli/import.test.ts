@@ -157,7 +157,8 @@ describe('mcp backup, then mcp accounts import of the copy', () => {
     expect(r.out).toContain('3 added, 0 updated, 0 unchanged, 0 skipped');
     const after = stored();
     const shape = (a: Account) => [a.provider, a.label, a.email, a.status, a.statusReason, a.credentials, a.meta];
-    expect(after.map(shape)).toEqual(before.map(shape));
+    const byLabel = (x: Account, y: Account) => x.label.localeCompare(y.label);
+    expect(after.sort(byLabel).map(shape)).toEqual(before.sort(byLabel).map(shape));
     const again = await run('accounts', 'import', path);
     expect(again.out).toContain('0 added, 0 updated, 3 unchanged, 0 skipped');
   });
