@@ -421,6 +421,20 @@ describe('http1Request', () => {
     }
   });
 
+  test('https: big text bodies, written in one piece with their heads, arrive whole over TLS', async () => {
+    const { cert, key } = throwawayCertificate();
+    const bodies = Array.from({ length: 4 }, (_, i) => `${i}${'é✓ json '.repeat(12_000 + i)}`);
+    const s = Bun.serve({ hostname: '127.0.0.1', port: 0, tls: { cert, key }, fetch: async (req) => new Response(String(bodies.indexOf(await req.text()))) });
+    servers.push(s);
+    try {
+      setHttp1TlsForTests({ ca: cert });
+      const answers = await Promise.all(bodies.map(async (body) => (await http1Request(`https://localhost:${s.port}/`, { method: 'POST', headers: {}, body })).text()));
+      expect(answers).toEqual(['0', '1', '2', '3']);
+    } finally {
+      setHttp1TlsForTests({});
+    }
+  });
+
   test('abort during a TLS handshake the server never answers rejects at once and closes the socket', async () => {
     let closed = false;
     const l = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {}, close() { closed = true; } } });
