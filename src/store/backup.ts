@@ -2,6 +2,7 @@
 // back out of one. The copy holds refresh tokens and API keys: it is owner-only from its first byte.
 import { Database } from 'bun:sqlite';
 import { closeSync, existsSync, openSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { type Account, listAccounts } from './accounts.ts';
 import { integrityCheck, SCHEMA_VERSION, StoreError } from './db.ts';
 
@@ -18,6 +19,9 @@ export interface BackupResult {
  * under the name asked for, and an existing file is only replaced with `overwrite`.
  */
 export function backupDatabase(db: Database, target: string, opts: { overwrite?: boolean } = {}): BackupResult {
+  // Renamed over the live file (or its WAL), the copy would pull the database out from under the server.
+  const live = resolve(db.filename);
+  if ([live, `${live}-wal`, `${live}-shm`].includes(resolve(target))) throw new StoreError(`${target} is the database itself: name another file`);
   if (existsSync(target) && !opts.overwrite) throw new StoreError(`${target} already exists (--force replaces it)`);
   const tmp = `${target}.partial-${process.pid}`;
   try {

@@ -84,6 +84,16 @@ describe('backupDatabase', () => {
     db.close();
   });
 
+  test('the database itself (or its WAL) is never the target, even with --force', () => {
+    const db = freshDb('g');
+    const live = join(dir, 'g', 'proxy.db');
+    for (const target of [live, `${live}-wal`, join(dir, 'g', '..', 'g', 'proxy.db')]) {
+      expect(() => backupDatabase(db, target, { overwrite: true })).toThrow('is the database itself: name another file');
+    }
+    expect(listAccounts(db)).toHaveLength(2);
+    db.close();
+  });
+
   test('a backup that cannot be written is one clear error and leaves no partial file behind', () => {
     const db = freshDb('d');
     const target = join(dir, 'no-such-dir', 'd.db');
