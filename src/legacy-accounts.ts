@@ -14,6 +14,8 @@ export interface LegacyAccount {
   account: NewAccount;
   /** The name the old file used (email, or the Go project's zai-<hash> id). */
   legacyName: string;
+  /** The account's id where the file has one (an mcp database). */
+  sourceId?: string;
   /** Set when the old file said the account was off or needs the user's attention. */
   status?: { status: AccountStatus; reason: string | null; verifyUrl: string | null };
 }

@@ -1,5 +1,6 @@
-// `mcp accounts …`: add, list, remove, verify, enable, disable. The CLI talks to the store directly;
-// a running server notices changes on its own (it polls the database's data_version).
+// `mcp accounts …`: add, list, remove (keeping a copy of the database first), verify, enable,
+// disable. The CLI talks to the store directly; a running server notices changes on its own (it
+// polls the database's data_version).
 import type { Database } from 'bun:sqlite';
 import { defineCommand } from 'citty';
 import { type Config, loadConfig } from '../config.ts';
@@ -15,6 +16,7 @@ import {
   updateAccount,
   upsertAccount,
 } from '../store/accounts.ts';
+import { backupDatabase, backupDir, freshBackupPath, pruneBackups } from '../store/backup.ts';
 import { openDatabase, StoreError } from '../store/db.ts';
 import { clearAccountLimits, listLimits, listQuotas, type ModelLimit, type QuotaRecord } from '../store/limits.ts';
 import {
@@ -311,14 +313,32 @@ const listCommand = defineCommand({
   },
 });
 
+/** Copies of the database taken before a removal that are kept (the newest); `mcp backup` copies are never pruned. */
+export const KEPT_REMOVAL_COPIES = 10;
+
 const removeCommand = defineCommand({
-  meta: { name: 'remove', description: 'Remove an account (and its limits and quota)' },
-  args: { account: { type: 'positional', required: true, description: 'Account id or label' } },
+  meta: { name: 'remove', description: 'Remove an account (and its limits and quota); a copy of the database is kept first' },
+  args: {
+    account: { type: 'positional', required: true, description: 'Account id or label' },
+    backup: { type: 'boolean', default: true, description: 'Keep a copy of the database first', negativeDescription: 'Remove without keeping a copy first' },
+  },
   async run({ args }) {
-    await withDb((db) => {
-      const acc = removeAccount(db, args.account);
-      if (!acc) throw new StoreError(`no account with id or label "${args.account}" (see \`mcp accounts list\`)`);
+    await withDb((db, config) => {
+      const acc = mustFind(db, args.account);
+      // A removed Google account comes back only through a browser login: keep what it was first.
+      let copy: string | null = null;
+      if (args.backup !== false) {
+        try {
+          const dir = backupDir(config.dataDir);
+          copy = backupDatabase(db, freshBackupPath(dir, 'before-remove', new Date())).path;
+          pruneBackups(dir, 'before-remove', KEPT_REMOVAL_COPIES);
+        } catch (err) {
+          throw new StoreError(`${(err as Error).message}; ${acc.label} was not removed (--no-backup removes it without a copy)`);
+        }
+      }
+      removeAccount(db, acc.id);
       say(`removed ${acc.id} (${acc.label})`);
+      if (copy) say(`the database from before is kept at ${copy}: \`mcp accounts import ${copy} --only ${acc.id}\` brings the account back`);
     });
   },
 });

@@ -1,19 +1,11 @@
 // `mcp backup [file]`: a copy of the database (accounts with their credentials, limits, quotas,
 // usage) that can be taken while the server runs. `mcp accounts import <copy>` brings its accounts
 // back, into this machine or another.
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { defineCommand } from 'citty';
 import { loadConfig } from '../config.ts';
-import { backupDatabase } from '../store/backup.ts';
+import { backupDatabase, backupDir, freshBackupPath } from '../store/backup.ts';
 import { openDatabase } from '../store/db.ts';
 import { printJson, say } from './output.ts';
-
-/** backups/proxy-20261202-161500.db under the data directory (UTC, sortable). */
-export function defaultBackupPath(dataDir: string, now: Date): string {
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-  return join(dataDir, 'backups', `proxy-${stamp}.db`);
-}
 
 export const backupCommand = defineCommand({
   meta: {
@@ -27,8 +19,7 @@ export const backupCommand = defineCommand({
   },
   run({ args }) {
     const config = loadConfig(process.env, {}, { requireApiKey: false });
-    const target = args.file ? String(args.file) : defaultBackupPath(config.dataDir, new Date());
-    if (!args.file) mkdirSync(join(config.dataDir, 'backups'), { recursive: true, mode: 0o700 });
+    const target = args.file ? String(args.file) : freshBackupPath(backupDir(config.dataDir), 'proxy', new Date());
     const db = openDatabase(config.dbPath);
     try {
       const r = backupDatabase(db, target, { overwrite: Boolean(args.force) });

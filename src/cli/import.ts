@@ -91,15 +91,26 @@ export function backupAccountsParse(accounts: readonly Account[]): LegacyParse {
     accounts: accounts.map((a) => ({
       account: { provider: a.provider, label: a.label, email: a.email, credentials: a.credentials, meta: a.meta },
       legacyName: a.label,
+      sourceId: a.id,
       ...(a.status === 'active' ? {} : { status: { status: a.status, reason: a.statusReason, verifyUrl: a.verifyUrl } }),
     })),
     skipped: [],
   };
 }
 
+/** Only the entries named `name` (id, label, email or the file's own name for it); none matching is an error. */
+export function onlyAccount(parsed: LegacyParse, name: string): LegacyParse {
+  const accounts = parsed.accounts.filter(
+    (a) => a.sourceId === name || a.legacyName === name || a.account.label === name || (a.account.email ?? undefined) === name,
+  );
+  if (!accounts.length) throw new Error(`no account "${name}" in the file (by id, label or email)`);
+  return { ...parsed, accounts, skipped: [] };
+}
+
 /** Reads and applies one file (an accounts.json or an mcp database). Throws with a readable message when it cannot. */
-export function importLegacyFile(db: Database, path: string, opts: { dryRun?: boolean } = {}): ImportReport {
-  if (existsSync(path) && isSqliteFile(path)) return applyLegacyImport(db, backupAccountsParse(accountsInBackup(path)), opts);
+export function importLegacyFile(db: Database, path: string, opts: { dryRun?: boolean; only?: string } = {}): ImportReport {
+  const pick = (p: LegacyParse): LegacyParse => (opts.only ? onlyAccount(p, opts.only) : p);
+  if (existsSync(path) && isSqliteFile(path)) return applyLegacyImport(db, pick(backupAccountsParse(accountsInBackup(path))), opts);
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -108,7 +119,7 @@ export function importLegacyFile(db: Database, path: string, opts: { dryRun?: bo
     throw new Error(code === 'ENOENT' ? `no such file: ${path}` : `cannot read ${path}: ${(err as Error).message}`);
   }
   try {
-    return applyLegacyImport(db, parseLegacyAccounts(text), opts);
+    return applyLegacyImport(db, pick(parseLegacyAccounts(text)), opts);
   } catch (err) {
     throw new Error(`${path}: ${(err as Error).message}`);
   }
@@ -158,6 +169,7 @@ export const importCommand = defineCommand({
   },
   args: {
     file: { type: 'positional', required: true, description: 'Path to the accounts.json, or to an mcp database (`mcp backup`, a proxy.db)' },
+    only: { type: 'string', valueHint: 'id|label|email', description: 'Import only this account of the file' },
     'dry-run': { type: 'boolean', description: 'Show what would be imported without changing anything' },
     json: { type: 'boolean', description: 'Print the result as JSON' },
   },
@@ -166,7 +178,7 @@ export const importCommand = defineCommand({
     const db = openDatabase(config.dbPath);
     try {
       const dryRun = Boolean(args['dry-run']);
-      const report = importLegacyFile(db, String(args.file), { dryRun });
+      const report = importLegacyFile(db, String(args.file), { dryRun, only: args.only ? String(args.only) : undefined });
       if (args.json) {
         printJson({ dryRun, ...report });
         return;

@@ -1,8 +1,8 @@
 // A copy of the whole database that can be taken while the server runs, and the accounts read
 // back out of one. The copy holds refresh tokens and API keys: it is owner-only from its first byte.
 import { Database } from 'bun:sqlite';
-import { closeSync, existsSync, openSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { type Account, listAccounts } from './accounts.ts';
 import { integrityCheck, SCHEMA_VERSION, StoreError } from './db.ts';
 
@@ -44,6 +44,35 @@ export function backupDatabase(db: Database, target: string, opts: { overwrite?:
     if (err instanceof StoreError) throw err;
     throw new StoreError(`cannot write the backup ${target}: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/** Where backups go by default: `backups/` in the data directory, owner-only. Made if missing. */
+export function backupDir(dataDir: string): string {
+  const dir = join(dataDir, 'backups');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return dir;
+}
+
+/**
+ * `<dir>/<prefix>-20261202-161500.db` (UTC, sortable); `-2`, `-3`… when one of that second
+ * exists, so a copy is never replaced by the next one.
+ */
+export function freshBackupPath(dir: string, prefix: string, now: Date): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  let path = join(dir, `${prefix}-${stamp}.db`);
+  for (let n = 2; existsSync(path); n++) path = join(dir, `${prefix}-${stamp}-${n}.db`);
+  return path;
+}
+
+/** Removes all but the newest `keep` files named `<prefix>-*.db` in `dir`; others are not touched. */
+export function pruneBackups(dir: string, prefix: string, keep: number): string[] {
+  const mine = readdirSync(dir)
+    .filter((f) => f.startsWith(`${prefix}-`) && f.endsWith('.db'))
+    .map((f) => ({ path: join(dir, f), at: statSync(join(dir, f)).mtimeMs }))
+    .sort((a, b) => b.at - a.at || b.path.localeCompare(a.path));
+  const gone = mine.slice(keep).map((f) => f.path);
+  for (const p of gone) rmSync(p, { force: true });
+  return gone;
 }
 
 const SQLITE_MAGIC = 'SQLite format 3\0';

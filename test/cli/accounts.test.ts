@@ -1,11 +1,12 @@
 import { afterEach, beforeEach, describe, expect, test } from 'bun:test';
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { accountsTable, accountViews, quotaSummary } from '../../src/cli/accounts.ts';
+import { accountsTable, accountViews, KEPT_REMOVAL_COPIES, quotaSummary } from '../../src/cli/accounts.ts';
 import { runCaptured, useTempDataDir } from './run-cli.ts';
 import { io } from '../../src/cli/output.ts';
 import { listAccounts, upsertAccount } from '../../src/store/accounts.ts';
+import { accountsInBackup } from '../../src/store/backup.ts';
 import { openDatabase } from '../../src/store/db.ts';
 import { listLimits, listQuotas, replaceQuotas, setLimit } from '../../src/store/limits.ts';
 
@@ -109,6 +110,52 @@ describe('mcp accounts (in process, against a temporary data dir)', () => {
     const r = await run('accounts', 'remove', 'main');
     expect(r.code).toBe(0);
     expect(storedAccounts()).toHaveLength(0);
+  });
+
+  test('remove keeps a copy of the database first; the command it prints brings back that account alone', async () => {
+    await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'main');
+    await run('accounts', 'add', '--provider', 'zai', '--api-key', `${KEY}-other`, '--label', 'other');
+    const r = await run('accounts', 'remove', 'main');
+    expect(r.code).toBe(0);
+    const undo = /`mcp (accounts import (\S+) --only (acc_\w+))` brings the account back/.exec(r.out);
+    expect(undo?.[2]).toStartWith(join(dataDirOf(), 'backups', 'before-remove-'));
+    expect(r.out).not.toContain(KEY);
+    const other = await run('accounts', 'remove', 'other', '--no-backup');
+    expect(other.out).not.toContain('kept at');
+    expect(readdirSync(join(dataDirOf(), 'backups'))).toHaveLength(1);
+    expect((await run(...undo![1]!.split(' '))).code).toBe(0);
+    expect(storedAccounts().map((a) => [a.label, a.credentials])).toEqual([['main', { kind: 'api_key', apiKey: KEY }]]);
+  });
+
+  test('when the copy cannot be made the account is not removed, and the message says how to go without', async () => {
+    await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'main');
+    writeFileSync(join(dataDirOf(), 'backups'), 'a file where the directory would be');
+    const r = await run('accounts', 'remove', 'main');
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^mcp: .*; main was not removed \(--no-backup removes it without a copy\)\n$/);
+    expect(storedAccounts()).toHaveLength(1);
+    expect((await run('accounts', 'remove', 'main', '--no-backup')).code).toBe(0);
+    expect(storedAccounts()).toHaveLength(0);
+  });
+
+  test(`only the newest ${KEPT_REMOVAL_COPIES} copies taken before removals are kept; other backups are never pruned`, async () => {
+    const dir = join(dataDirOf(), 'backups');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'proxy-20200101-000000.db'), 'a copy the user made');
+    for (let i = 0; i < KEPT_REMOVAL_COPIES + 2; i++) {
+      await run('accounts', 'add', '--provider', 'zai', '--api-key', `${KEY}-${i}`, '--label', `k${i}`);
+      expect((await run('accounts', 'remove', `k${i}`)).code).toBe(0);
+    }
+    const files = readdirSync(dir);
+    expect(files.filter((f) => f.startsWith('before-remove-'))).toHaveLength(KEPT_REMOVAL_COPIES);
+    expect(files).toContain('proxy-20200101-000000.db');
+    // Removals in the same second each got their own copy (-2, -3…), and the newest are the ones kept:
+    // between them they hold every account removed last, the very last one included.
+    const copies = files.filter((f) => f.startsWith('before-remove-'));
+    expect(copies.some((f) => /-\d{6}-\d+\.db$/.test(f))).toBe(true);
+    const held = new Set(copies.flatMap((f) => accountsInBackup(join(dir, f)).map((a) => a.label)));
+    expect(held).toContain(`k${KEPT_REMOVAL_COPIES + 1}`);
+    expect(held).not.toContain('k0');
   });
 
   test('naming an account that does not exist fails with one line, exit 1', async () => {

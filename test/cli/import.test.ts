@@ -89,6 +89,19 @@ describe('mcp accounts import', () => {
     expect(again.out).toContain('2 unchanged');
   });
 
+  test('--only takes one account of the file, by email or by the name the file gives it; none matching is exit 1', async () => {
+    const r = await run('accounts', 'import', NODE, '--only', 'carol@example.com');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('1 added, 0 updated, 0 unchanged, 0 skipped');
+    expect(stored().map((a) => [a.email, a.status])).toEqual([['carol@example.com', 'disabled']]);
+    const zai = await run('accounts', 'import', GO, '--only', 'zai-1a2b3c4d');
+    expect(zai.out).toContain('1 added');
+    expect(stored().map((a) => a.label).sort()).toEqual(['carol@example.com', 'zai-1a2b3c4d']);
+    const none = await run('accounts', 'import', GO, '--only', 'nobody@example.com');
+    expect(none.code).toBe(1);
+    expect(none.err).toBe(`mcp: ${GO}: no account "nobody@example.com" in the file (by id, label or email)\n`);
+  });
+
   test('--dry-run reports the plan and writes nothing', async () => {
     const r = await run('accounts', 'import', GO, '--dry-run');
     expect(r.code).toBe(0);
