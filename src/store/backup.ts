@@ -46,10 +46,18 @@ export function backupDatabase(db: Database, target: string, opts: { overwrite?:
   }
 }
 
-/** Where backups go by default: `backups/` in the data directory, owner-only. Made if missing. */
-export function backupDir(dataDir: string): string {
+/**
+ * Where backups go by default: `backups/` in the data directory, owner-only. Made if missing; the
+ * temporary file of a backup killed midway (an hour old or more) is cleared away.
+ */
+export function backupDir(dataDir: string, now = Date.now()): string {
   const dir = join(dataDir, 'backups');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  for (const f of readdirSync(dir)) {
+    if (!/\.partial-\d+$/.test(f)) continue;
+    const p = join(dir, f);
+    if (now - statSync(p).mtimeMs >= 3_600_000) rmSync(p, { force: true });
+  }
   return dir;
 }
 

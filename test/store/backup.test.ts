@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { listAccounts, upsertAccount } from '../../src/store/accounts.ts';
-import { accountsInBackup, backupDatabase, isSqliteFile } from '../../src/store/backup.ts';
+import { accountsInBackup, backupDatabase, backupDir, isSqliteFile } from '../../src/store/backup.ts';
 import { integrityCheck, openDatabase, SCHEMA_VERSION } from '../../src/store/db.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'mcp-backup-'));
@@ -104,6 +104,21 @@ describe('backupDatabase', () => {
     db.close();
     expect(() => backupDatabase(db, join(dir, 'closed.db'))).toThrow(/^cannot write the backup /);
     expect(readdirSync(dir).length).toBe(before);
+  });
+});
+
+describe('backupDir', () => {
+  test('is made owner-only, and clears the temporary files of backups killed midway once they are an hour old', () => {
+    const data = join(dir, 'data-h');
+    const backups = backupDir(data);
+    if (process.platform !== 'win32') expect(statSync(backups).mode & 0o777).toBe(0o700);
+    writeFileSync(join(backups, 'proxy-20261202-161500.db.partial-4242'), 'torn');
+    writeFileSync(join(backups, 'proxy-20261202-161500.db'), 'kept');
+    const inAnHour = Date.now() + 3_601_000;
+    backupDir(data, Date.now());
+    expect(readdirSync(backups).sort()).toEqual(['proxy-20261202-161500.db', 'proxy-20261202-161500.db.partial-4242']);
+    backupDir(data, inAnHour);
+    expect(readdirSync(backups)).toEqual(['proxy-20261202-161500.db']);
   });
 });
 
