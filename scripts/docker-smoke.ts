@@ -1,8 +1,9 @@
-// `bun run docker:smoke [--engine docker|podman] [--image NAME] [--build]`: the container image as a
-// user runs it, against the fake Cloud Code upstream (test/fakes/bench-upstream.ts) on this
-// machine's loopback. Linux only: the container shares the host's network to reach the fake.
+// `bun run docker:smoke [--engine docker|podman] [--image NAME] [--build] [--memory LIMIT]`: the container
+// image as a user runs it, under a memory limit (default 160m; 0 for none), against the fake Cloud
+// Code upstream (test/fakes/bench-upstream.ts) on this machine's loopback, with a burst of load. Linux only: the container shares the host's network to reach the fake.
 // Each step prints PASS or FAIL; the exit code is the number of failed steps (2 when it cannot start).
-import { BENCH_REFRESH_TOKEN, startBenchUpstream } from '../test/fakes/bench-upstream.ts';
+import { BENCH_REFRESH_TOKEN, STREAM50_MARKER, startBenchUpstream } from '../test/fakes/bench-upstream.ts';
+import { bigRequest } from './bench.ts';
 import { join } from 'node:path';
 
 const ROOT = join(import.meta.dir, '..');
@@ -13,6 +14,8 @@ const opt = (name: string): string | undefined => {
 };
 const ENGINE = opt('--engine') ?? (Bun.which('docker') ? 'docker' : 'podman');
 const IMAGE = opt('--image') ?? 'multi-claude-proxy';
+/** The container's memory limit (RAM, no swap); a small VPS's budget. */
+const MEMORY = opt('--memory') ?? '160m';
 const KEY = 'smoke-proxy-key-0123456789';
 const tag = Math.random().toString(36).slice(2, 8);
 const NAME = `mcp-smoke-${tag}`;
@@ -80,7 +83,8 @@ async function main(): Promise<void> {
 
   try {
     await step('the container starts read-only and answers /health', async () => {
-      await engine(['run', '-d', '--name', NAME, '--read-only', ...runArgs], { check: true });
+      const limit = MEMORY === '0' ? [] : ['--memory', MEMORY, '--memory-swap', MEMORY];
+      await engine(['run', '-d', '--name', NAME, '--read-only', ...limit, ...runArgs], { check: true });
       await waitFor('/health', healthy, 30_000);
     });
     await step('it runs as the unprivileged user mcp (uid 10001)', async () => {
@@ -109,6 +113,28 @@ async function main(): Promise<void> {
       const res = await post(true);
       const text = await res.text();
       expect(res.status === 200 && text.includes('event: message_stop'), `${res.status} ${text.slice(-200)}`);
+    });
+    await step(`under the memory limit (${MEMORY}), 16 concurrent 90 KB turns for 10 s and then 100 concurrent streams all succeed`, async () => {
+      const big = JSON.stringify(bigRequest());
+      const streamBody = JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 64, stream: true, messages: [{ role: 'user', content: `Count. ${STREAM50_MARKER}` }] });
+      const send = async (body: string): Promise<boolean> => {
+        const res = await fetch(`${url}/v1/messages`, { method: 'POST', headers: { 'x-api-key': KEY, 'content-type': 'application/json', 'anthropic-version': '2023-06-01' }, body });
+        return res.status === 200 && (await res.text()).includes('event: message_stop');
+      };
+      let turns = 0;
+      let bad = 0;
+      const until = Date.now() + 10_000;
+      await Promise.all(
+        Array.from({ length: 16 }, async () => {
+          while (Date.now() < until) (await send(big).catch(() => false)) ? turns++ : bad++;
+        }),
+      );
+      const streams = await Promise.all(Array.from({ length: 100 }, () => send(streamBody).catch(() => false)));
+      const lostStreams = streams.filter((ok) => !ok).length;
+      const oom = (await engine(['inspect', '--format', '{{.State.OOMKilled}}', NAME])).out.trim();
+      const hwm = /VmHWM:\s+(\d+) kB/.exec((await engine(['exec', NAME, 'cat', '/proc/1/status'])).out)?.[1];
+      expect(bad === 0 && lostStreams === 0 && oom !== 'true', `${bad} failed turns, ${lostStreams} failed streams, OOMKilled ${oom}`);
+      return `${turns} turns, 100 streams; the server's peak RSS ${hwm ? `${Math.round(Number(hwm) / 1024)} MB` : 'unknown'}`;
     });
     await step('the HEALTHCHECK command passes', async () => {
       await engine(['exec', NAME, 'mcp', 'health', '--timeout', '4'], { check: true });
