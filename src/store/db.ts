@@ -1,6 +1,6 @@
 // Opens the one database file: private permissions, WAL, a busy timeout, and numbered migrations.
 import { Database } from 'bun:sqlite';
-import { accessSync, chmodSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
+import { accessSync, chmodSync, constants, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 export class StoreError extends Error {
@@ -115,9 +115,25 @@ export function openDatabase(path: string, opts: { readonly?: boolean } = {}): D
   } catch (err) {
     db.close();
     if (err instanceof StoreError) throw err;
-    throw new StoreError(`database ${path} is not usable: ${(err as Error).message}`, { cause: err });
+    throw new StoreError(`database ${path} is not usable: ${(err as Error).message}${restoreHint(dirname(path))}`, { cause: err });
   }
   return db;
+}
+
+/** Where the newest copy of the database is, when there is one to go back to (`mcp backup`, or a removal's). */
+function restoreHint(dataDir: string): string {
+  const dir = join(dataDir, 'backups');
+  let newest: { path: string; at: number } | null = null;
+  try {
+    for (const f of readdirSync(dir)) {
+      if (!f.endsWith('.db')) continue;
+      const at = statSync(join(dir, f)).mtimeMs;
+      if (!newest || at > newest.at) newest = { path: join(dir, f), at };
+    }
+  } catch {
+    return '';
+  }
+  return newest ? `; the newest copy of it is ${newest.path} (README, Backups: how to put it back)` : '';
 }
 
 /**

@@ -1,7 +1,7 @@
 // Opening the database file: owner-only modes where the platform has them, and never a refusal
 // because a mode could not be tightened (Windows answered EBUSY on the open -shm file).
 import { afterAll, expect, test } from 'bun:test';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDatabase, tightenModes } from '../../src/store/db.ts';
@@ -29,4 +29,21 @@ test('Windows has no such modes: nothing is changed there', () => {
   const seen: string[] = [];
   tightenModes(path, 'win32', (f) => void seen.push(f));
   expect(seen).toEqual([]);
+});
+
+test('a database that is not one names the newest copy to go back to, when there is one', () => {
+  const data = mkdtempSync(join(tmpdir(), 'mcp-db-corrupt-'));
+  try {
+    const db = join(data, 'proxy.db');
+    writeFileSync(db, Buffer.alloc(8192, 0x5a));
+    expect(() => openDatabase(db)).toThrow(new RegExp(`^database ${db} is not usable: file is not a database$`));
+    mkdirSync(join(data, 'backups'));
+    writeFileSync(join(data, 'backups', 'proxy-20261201-100000.db'), 'older');
+    utimesSync(join(data, 'backups', 'proxy-20261201-100000.db'), new Date('2026-12-01T10:00:00Z'), new Date('2026-12-01T10:00:00Z'));
+    writeFileSync(join(data, 'backups', 'before-remove-20261202-090000.db'), 'newer');
+    writeFileSync(join(data, 'backups', 'notes.txt'), 'not a copy');
+    expect(() => openDatabase(db)).toThrow(`; the newest copy of it is ${join(data, 'backups', 'before-remove-20261202-090000.db')} (README, Backups: how to put it back)`);
+  } finally {
+    rmSync(data, { recursive: true, force: true });
+  }
 });
