@@ -200,7 +200,7 @@ function stringMap(name: string, raw: string | undefined): Record<string, string
  * the old one retired later without a moment when a client is refused, and each client (or
  * person) can have its own. Blank entries are ignored.
  */
-export function parseApiKeys(value: string | undefined): string[] {
+function parseApiKeys(value: string | undefined): string[] {
   const keys: string[] = [];
   for (const part of (value ?? '').split(',')) {
     const k = part.trim();

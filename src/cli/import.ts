@@ -85,7 +85,7 @@ export function applyLegacyImport(db: Database, parsed: LegacyParse, opts: { dry
 }
 
 /** The accounts of an mcp database, as an import applies them: labels, state and meta kept. */
-export function backupAccountsParse(accounts: readonly Account[]): LegacyParse {
+function backupAccountsParse(accounts: readonly Account[]): LegacyParse {
   return {
     format: 'mcp',
     accounts: accounts.map((a) => ({
@@ -99,7 +99,7 @@ export function backupAccountsParse(accounts: readonly Account[]): LegacyParse {
 }
 
 /** Only the entries named `name` (id, label, email or the file's own name for it); none matching is an error. */
-export function onlyAccount(parsed: LegacyParse, name: string): LegacyParse {
+function onlyAccount(parsed: LegacyParse, name: string): LegacyParse {
   const accounts = parsed.accounts.filter(
     (a) => a.sourceId === name || a.legacyName === name || a.account.label === name || (a.account.email ?? undefined) === name,
   );
@@ -110,7 +110,7 @@ export function onlyAccount(parsed: LegacyParse, name: string): LegacyParse {
 /** Reads and applies one file (an accounts.json or an mcp database). Throws with a readable message when it cannot. */
 export function importLegacyFile(db: Database, path: string, opts: { dryRun?: boolean; only?: string } = {}): ImportReport {
   const pick = (p: LegacyParse): LegacyParse => (opts.only ? onlyAccount(p, opts.only) : p);
-  if (existsSync(path) && isSqliteFile(path)) return applyLegacyImport(db, pick(backupAccountsParse(accountsInBackup(path))), opts);
+  if (isSqliteFile(path)) return applyLegacyImport(db, pick(backupAccountsParse(accountsInBackup(path))), opts);
   let text: string;
   try {
     text = readFileSync(path, 'utf8');

@@ -4,7 +4,7 @@ import { Database } from 'bun:sqlite';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type Account, listAccounts } from './accounts.ts';
-import { integrityCheck, SCHEMA_VERSION, StoreError } from './db.ts';
+import { backupsPath, integrityCheck, SCHEMA_VERSION, StoreError } from './db.ts';
 
 export interface BackupResult {
   path: string;
@@ -51,7 +51,7 @@ export function backupDatabase(db: Database, target: string, opts: { overwrite?:
  * temporary file of a backup killed midway (an hour old or more) is cleared away.
  */
 export function backupDir(dataDir: string, now = Date.now()): string {
-  const dir = join(dataDir, 'backups');
+  const dir = backupsPath(dataDir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   for (const f of readdirSync(dir)) {
     if (!/\.partial-\d+$/.test(f)) continue;

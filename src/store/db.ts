@@ -120,9 +120,14 @@ export function openDatabase(path: string, opts: { readonly?: boolean } = {}): D
   return db;
 }
 
+/** The directory copies of the database go to by default (`mcp backup`, removals). */
+export function backupsPath(dataDir: string): string {
+  return join(dataDir, 'backups');
+}
+
 /** Where the newest copy of the database is, when there is one to go back to (`mcp backup`, or a removal's). */
 function restoreHint(dataDir: string): string {
-  const dir = join(dataDir, 'backups');
+  const dir = backupsPath(dataDir);
   let newest: { path: string; at: number } | null = null;
   try {
     for (const f of readdirSync(dir)) {

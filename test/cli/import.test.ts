@@ -148,8 +148,8 @@ describe('mcp backup, then mcp accounts import of the copy', () => {
   function seed(): void {
     const db = openDatabase(join(dataDirOf(), 'proxy.db'));
     upsertAccount(db, { provider: 'zai', label: 'team-zai', credentials: { kind: 'api_key', apiKey: 'zai-key-backup-0123456789' } });
-    upsertAccount(db, { provider: 'antigravity', label: 'work', email: 'erin@example.com', credentials: { kind: 'oauth', refreshToken: '1//0gERINtoken0123456789' }, meta: { projectId: 'erin-p' } });
-    const { account } = upsertAccount(db, { provider: 'antigravity', email: 'finn@example.com', credentials: { kind: 'oauth', refreshToken: '1//0gFINNtoken0123456789' }, meta: { maxConcurrent: 2 } });
+    upsertAccount(db, { provider: 'antigravity', label: 'work', email: 'erin@example.com', credentials: { kind: 'oauth', refreshToken: 'fake-refresh-erin-0123456789' }, meta: { projectId: 'erin-p' } });
+    const { account } = upsertAccount(db, { provider: 'antigravity', email: 'finn@example.com', credentials: { kind: 'oauth', refreshToken: 'fake-refresh-finn-0123456789' }, meta: { maxConcurrent: 2 } });
     updateAccount(db, account.id, { status: 'disabled', statusReason: 'disabled by hand' });
     db.close();
   }
@@ -181,7 +181,7 @@ describe('mcp backup, then mcp accounts import of the copy', () => {
     const { path } = JSON.parse((await run('backup', join(dataDirOf(), 'copy.db'), '--json')).out) as { path: string };
     const db = openDatabase(join(dataDirOf(), 'proxy.db'));
     const erin = listAccounts(db).find((a) => a.email === 'erin@example.com')!;
-    updateAccount(db, erin.id, { credentials: { kind: 'oauth', refreshToken: '1//0gERINnewer0123456789' }, label: 'erin-renamed' });
+    updateAccount(db, erin.id, { credentials: { kind: 'oauth', refreshToken: 'fake-refresh-erin-newer-0123' }, label: 'erin-renamed' });
     removeAccount(db, 'team-zai');
     removeAccount(db, 'finn@example.com');
     upsertAccount(db, { provider: 'zai', label: 'finn@example.com', credentials: { kind: 'api_key', apiKey: 'zai-key-other-0123456789' } });
@@ -190,7 +190,7 @@ describe('mcp backup, then mcp accounts import of the copy', () => {
     expect(r.code).toBe(0);
     expect(r.out).toContain('2 added, 1 updated, 0 unchanged, 0 skipped');
     const now = stored();
-    expect(now.find((a) => a.email === 'erin@example.com')).toMatchObject({ label: 'erin-renamed', credentials: { refreshToken: '1//0gERINtoken0123456789' } });
+    expect(now.find((a) => a.email === 'erin@example.com')).toMatchObject({ label: 'erin-renamed', credentials: { refreshToken: 'fake-refresh-erin-0123456789' } });
     expect(now.find((a) => a.label === 'team-zai')?.credentials).toEqual({ kind: 'api_key', apiKey: 'zai-key-backup-0123456789' });
     expect(now.find((a) => a.email === 'finn@example.com')).toMatchObject({ label: 'finn@example.com-2', status: 'disabled', meta: { maxConcurrent: 2 } });
   });
@@ -201,7 +201,7 @@ describe('mcp backup, then mcp accounts import of the copy', () => {
     const first = await run('backup', target);
     expect(first.code).toBe(0);
     expect(first.out).toContain(`backed up 3 accounts to ${target}`);
-    for (const s of ['zai-key-backup-0123456789', '1//0gERINtoken0123456789']) expect(first.out + first.err).not.toContain(s);
+    for (const s of ['zai-key-backup-0123456789', 'fake-refresh-erin-0123456789']) expect(first.out + first.err).not.toContain(s);
     const second = await run('backup', target);
     expect(second.code).toBe(1);
     expect(second.err).toBe(`mcp: ${target} already exists (--force replaces it)\n`);

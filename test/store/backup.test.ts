@@ -18,7 +18,7 @@ function freshDb(name: string): Database {
   upsertAccount(db, {
     provider: 'antigravity',
     email: 'alice@example.com',
-    credentials: { kind: 'oauth', refreshToken: '1//refresh-token-alice' },
+    credentials: { kind: 'oauth', refreshToken: 'fake-refresh-alice-0123456789' },
     meta: { projectId: 'p-1', maxConcurrent: 2 },
   });
   return db;
