@@ -34,6 +34,9 @@ const ONLY = argv.has('--only') ? process.argv[process.argv.indexOf('--only') + 
 const COLD = argv.has('--cold');
 /** --waves: for the concurrent stream workloads, print TTFB and total per wave of requests started together. */
 const WAVES = argv.has('--waves');
+/** --sequential: each timed workload in one floor run then one proxy run, as before the slices (for comparison). */
+const SEQUENTIAL = argv.has('--sequential');
+const SLICES = QUICK ? 3 : 5;
 const MODEL = process.env.BENCH_MODEL ?? 'claude-sonnet-4-6';
 const PROXY_KEY = 'bench-proxy-key-0123456789abcdef';
 const CLK_TCK = 100;
@@ -175,8 +178,26 @@ function pct(sorted: number[], p: number): number {
 
 type OneRequest = () => Promise<Sample>;
 
+interface LoadOptions {
+  concurrency: number;
+  count?: number;
+  durationMs?: number;
+  cpuPid?: number;
+}
+
+/** What one run of a load loop saw, before it is summed up (several slices make one result). */
+interface RawRun {
+  samples: Sample[];
+  errors: number;
+  lost: number;
+  elapsedMs: number;
+  /** The proxy's [utime, stime] clock ticks spent during the run. */
+  ticks?: [number, number];
+  firstError?: string;
+}
+
 /** Runs `concurrency` loops of `one` until `count` requests were started or `durationMs` passed. */
-async function load(one: OneRequest, opts: { concurrency: number; count?: number; durationMs?: number; cpuPid?: number }): Promise<RunResult> {
+async function loadRaw(one: OneRequest, opts: LoadOptions): Promise<RawRun> {
   const samples: Sample[] = [];
   let started = 0;
   let errors = 0;
@@ -202,25 +223,42 @@ async function load(one: OneRequest, opts: { concurrency: number; count?: number
   };
   await Promise.all(Array.from({ length: opts.concurrency }, worker));
   const elapsedMs = performance.now() - t0;
+  let ticks: [number, number] | undefined;
+  if (opts.cpuPid) {
+    const [u, s] = cpuSplit(opts.cpuPid);
+    ticks = [u - cpu0[0], s - cpu0[1]];
+  }
+  return { samples, errors, lost, elapsedMs, ticks, firstError };
+}
+
+/** One result from one or more runs: requests over the summed time, percentiles over all samples. */
+function summarize(runs: RawRun[]): RunResult {
+  const samples = runs.flatMap((r) => r.samples);
+  const elapsedMs = runs.reduce((a, r) => a + r.elapsedMs, 0);
   const totals = samples.map((s) => s.total).sort((a, b) => a - b);
   const ttfbs = samples.map((s) => s.ttfb).sort((a, b) => a - b);
   const r: RunResult = {
     requests: samples.length,
-    errors,
-    lost,
+    errors: runs.reduce((a, x) => a + x.errors, 0),
+    lost: runs.reduce((a, x) => a + x.lost, 0),
     elapsedMs: Math.round(elapsedMs),
     rps: samples.length / (elapsedMs / 1000),
     latency: { p50: pct(totals, 50), p99: pct(totals, 99) },
     ttfb: { p50: pct(ttfbs, 50), p99: pct(ttfbs, 99) },
     waves: wavesOf(samples),
-    firstError,
+    firstError: runs.find((x) => x.firstError)?.firstError,
   };
-  if (opts.cpuPid && samples.length) {
-    const [u, s] = cpuSplit(opts.cpuPid);
-    r.cpuMsPerReq = ((u - cpu0[0] + s - cpu0[1]) * 1000) / CLK_TCK / samples.length;
-    r.sysMsPerReq = ((s - cpu0[1]) * 1000) / CLK_TCK / samples.length;
+  if (runs.every((x) => x.ticks) && samples.length) {
+    const u = runs.reduce((a, x) => a + x.ticks![0], 0);
+    const s = runs.reduce((a, x) => a + x.ticks![1], 0);
+    r.cpuMsPerReq = ((u + s) * 1000) / CLK_TCK / samples.length;
+    r.sysMsPerReq = (s * 1000) / CLK_TCK / samples.length;
   }
   return r;
+}
+
+async function load(one: OneRequest, opts: LoadOptions): Promise<RunResult> {
+  return summarize([await loadRaw(one, opts)]);
 }
 
 function wavesOf(samples: Sample[]): RunResult['waves'] {
@@ -457,11 +495,25 @@ async function main(): Promise<void> {
     // and on a shared host an idle core comes back with cold caches: the first 100-stream burst then
     // took the proxy's main thread 21-45 ms of CPU instead of 16-24 (docs/benchmarks.md, Streams).
     // So each side first serves 50 small requests, unmeasured; --cold skips that.
-    if (!COLD) await load(floor.small, { concurrency: 1, count: 50 });
-    const fl = await load(f, opts);
-    await Bun.sleep(200);
-    if (!COLD) await load(viaProxy.small, { concurrency: 1, count: 50 });
-    const px = await load(p, { ...opts, cpuPid: proxy.pid });
+    // A timed workload alternates the two sides in slices (five of 1 s each in a full run): this
+    // host's speed for kernel- and memory-bound work swings by up to 2x from one second to the
+    // next, so a floor measured in one 5 s window and the proxy in the next could each catch a
+    // different spell; alternating gives both sides the same mix (docs/benchmarks.md, "Slices").
+    // Counted workloads (the streams) run whole, once per side: their waves are the workload.
+    const slices = opts.durationMs && !SEQUENTIAL ? SLICES : 1;
+    const sliceOpts = opts.durationMs ? { ...opts, durationMs: opts.durationMs / slices } : opts;
+    const flRuns: RawRun[] = [];
+    const pxRuns: RawRun[] = [];
+    for (let i = 0; i < slices; i++) {
+      if (i) await Bun.sleep(200);
+      if (!COLD) await load(floor.small, { concurrency: 1, count: 50 });
+      flRuns.push(await loadRaw(f, sliceOpts));
+      await Bun.sleep(200);
+      if (!COLD) await load(viaProxy.small, { concurrency: 1, count: 50 });
+      pxRuns.push(await loadRaw(p, { ...sliceOpts, cpuPid: proxy.pid }));
+    }
+    const fl = summarize(flRuns);
+    const px = summarize(pxRuns);
     const m = memKb(proxy.pid);
     rows.push({ workload, floor: fl, proxy: px, rssMb: m.rss / 1024, hwmMb: m.hwm / 1024 });
     console.log(
@@ -524,7 +576,7 @@ async function main(): Promise<void> {
   // ---- Table ----
   const lines: string[] = [];
   lines.push('');
-  lines.push(`mcp ${version} · ${CORES} cores · ${PIN ? `proxy pinned to core ${PROXY_CORE}, upstream + load generator to core ${LOAD_CORE}` : 'NOT pinned (taskset missing or one core)'} · ${QUICK ? 'quick' : 'full'} run${COLD ? ' (cold: no priming)' : ''} · ${ACCOUNTS} account(s) · model ${MODEL}`);
+  lines.push(`mcp ${version} · ${CORES} cores · ${PIN ? `proxy pinned to core ${PROXY_CORE}, upstream + load generator to core ${LOAD_CORE}` : 'NOT pinned (taskset missing or one core)'} · ${QUICK ? 'quick' : 'full'} run${COLD ? ' (cold: no priming)' : ''}${SEQUENTIAL ? ' (sequential)' : ` (timed workloads in ${SLICES} alternating slices)`} · ${ACCOUNTS} account(s) · model ${MODEL}`);
   lines.push('');
   const head = ['workload', 'req/s floor', 'req/s proxy', 'ratio', 'p50 floor', 'p50 proxy', 'p99 floor', 'p99 proxy', 'TTFB p50 f/p', 'TTFB p99 f/p', 'proxy CPU ms/req', 'err/lost'];
   const table: string[][] = [head];
@@ -564,6 +616,7 @@ async function main(): Promise<void> {
     model: MODEL,
     proxyEnv: process.env.BENCH_PROXY_ENV ?? '',
     primed: !COLD,
+    slices: SEQUENTIAL ? 1 : SLICES,
     workloads: rows,
     memory: { idleMb: idleKb / 1024, peakMb: mem.hwm / 1024, afterMb: mem.rss / 1024 },
     targets: targets.map(({ name, value, ok }) => ({ name, value, ok })),
