@@ -9,6 +9,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ENGINE_HINTS } from '../src/engine-hints.ts';
+import { type RawRun, type RunResult, type Sample, summarize } from './bench-stats.ts';
 import {
   BENCH_REFRESH_TOKEN,
   type BenchUpstream,
@@ -39,7 +40,6 @@ const SEQUENTIAL = argv.has('--sequential');
 const SLICES = QUICK ? 3 : 5;
 const MODEL = process.env.BENCH_MODEL ?? 'claude-sonnet-4-6';
 const PROXY_KEY = 'bench-proxy-key-0123456789abcdef';
-const CLK_TCK = 100;
 
 // ---------------------------------------------------------------------------------------------
 // Machine: pin this process (upstream + load generator) to the last core, the proxy to core 0.
@@ -148,34 +148,6 @@ export function bigRequest(targetBytes = 90 * 1024): Record<string, unknown> {
 // ---------------------------------------------------------------------------------------------
 // Load generation.
 
-interface Sample {
-  /** When the request was sent (performance.now()). */
-  start: number;
-  ttfb: number;
-  total: number;
-}
-
-interface RunResult {
-  requests: number;
-  errors: number;
-  lost: number;
-  elapsedMs: number;
-  rps: number;
-  latency: { p50: number; p99: number };
-  ttfb: { p50: number; p99: number };
-  /** Requests started within 50 ms of each other, in order (a closed loop at high concurrency starts in waves). */
-  waves: { n: number; spanMs: number; ttfb: { p50: number; max: number }; total: { p50: number; max: number } }[];
-  cpuMsPerReq?: number;
-  /** The kernel's share of cpuMsPerReq (syscalls: sockets, writes). */
-  sysMsPerReq?: number;
-  firstError?: string;
-}
-
-function pct(sorted: number[], p: number): number {
-  if (!sorted.length) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
-
 type OneRequest = () => Promise<Sample>;
 
 interface LoadOptions {
@@ -183,17 +155,6 @@ interface LoadOptions {
   count?: number;
   durationMs?: number;
   cpuPid?: number;
-}
-
-/** What one run of a load loop saw, before it is summed up (several slices make one result). */
-interface RawRun {
-  samples: Sample[];
-  errors: number;
-  lost: number;
-  elapsedMs: number;
-  /** The proxy's [utime, stime] clock ticks spent during the run. */
-  ticks?: [number, number];
-  firstError?: string;
 }
 
 /** Runs `concurrency` loops of `one` until `count` requests were started or `durationMs` passed. */
@@ -231,50 +192,10 @@ async function loadRaw(one: OneRequest, opts: LoadOptions): Promise<RawRun> {
   return { samples, errors, lost, elapsedMs, ticks, firstError };
 }
 
-/** One result from one or more runs: requests over the summed time, percentiles over all samples. */
-function summarize(runs: RawRun[]): RunResult {
-  const samples = runs.flatMap((r) => r.samples);
-  const elapsedMs = runs.reduce((a, r) => a + r.elapsedMs, 0);
-  const totals = samples.map((s) => s.total).sort((a, b) => a - b);
-  const ttfbs = samples.map((s) => s.ttfb).sort((a, b) => a - b);
-  const r: RunResult = {
-    requests: samples.length,
-    errors: runs.reduce((a, x) => a + x.errors, 0),
-    lost: runs.reduce((a, x) => a + x.lost, 0),
-    elapsedMs: Math.round(elapsedMs),
-    rps: samples.length / (elapsedMs / 1000),
-    latency: { p50: pct(totals, 50), p99: pct(totals, 99) },
-    ttfb: { p50: pct(ttfbs, 50), p99: pct(ttfbs, 99) },
-    waves: wavesOf(samples),
-    firstError: runs.find((x) => x.firstError)?.firstError,
-  };
-  if (runs.every((x) => x.ticks) && samples.length) {
-    const u = runs.reduce((a, x) => a + x.ticks![0], 0);
-    const s = runs.reduce((a, x) => a + x.ticks![1], 0);
-    r.cpuMsPerReq = ((u + s) * 1000) / CLK_TCK / samples.length;
-    r.sysMsPerReq = (s * 1000) / CLK_TCK / samples.length;
-  }
-  return r;
-}
-
 async function load(one: OneRequest, opts: LoadOptions): Promise<RunResult> {
   return summarize([await loadRaw(one, opts)]);
 }
 
-function wavesOf(samples: Sample[]): RunResult['waves'] {
-  const byStart = [...samples].sort((a, b) => a.start - b.start);
-  const groups: Sample[][] = [];
-  for (const s of byStart) {
-    const g = groups.at(-1);
-    if (g && s.start - g.at(-1)!.start <= 50) g.push(s);
-    else groups.push([s]);
-  }
-  return groups.map((g) => {
-    const t = g.map((s) => s.ttfb).sort((a, b) => a - b);
-    const tot = g.map((s) => s.total).sort((a, b) => a - b);
-    return { n: g.length, spanMs: g.at(-1)!.start - g[0]!.start, ttfb: { p50: pct(t, 50), max: t.at(-1)! }, total: { p50: pct(tot, 50), max: tot.at(-1)! } };
-  });
-}
 
 /** POSTs and reads the whole body; TTFB = first body chunk. `done` must be found in the tail, else the stream was lost. */
 function requester(url: string, headers: Record<string, string>, body: string, done: string): OneRequest {
