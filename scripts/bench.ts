@@ -196,7 +196,6 @@ async function load(one: OneRequest, opts: LoadOptions): Promise<RunResult> {
   return summarize([await loadRaw(one, opts)]);
 }
 
-
 /** POSTs and reads the whole body; TTFB = first body chunk. `done` must be found in the tail, else the stream was lost. */
 function requester(url: string, headers: Record<string, string>, body: string, done: string): OneRequest {
   return async () => {
@@ -419,7 +418,7 @@ async function main(): Promise<void> {
     // A timed workload alternates the two sides in slices (five of 1 s each in a full run): this
     // host's speed for kernel- and memory-bound work swings by up to 2x from one second to the
     // next, so a floor measured in one 5 s window and the proxy in the next could each catch a
-    // different spell; alternating gives both sides the same mix (docs/benchmarks.md, "Slices").
+    // different spell; alternating gives both sides the same mix (docs/benchmarks.md, "Slices", "The host").
     // Counted workloads (the streams) run whole, once per side: their waves are the workload.
     const slices = opts.durationMs && !SEQUENTIAL ? SLICES : 1;
     const sliceOpts = opts.durationMs ? { ...opts, durationMs: opts.durationMs / slices } : opts;
