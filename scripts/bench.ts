@@ -74,8 +74,9 @@ function memKb(pid: number): { rss: number; hwm: number } {
 // (modelled on the captures in fixtures/claude-code: system blocks, long tool descriptions with
 // JSON schemas, alternating tool_use / tool_result turns). As in the captures, most of its text is
 // in strings that hold a character beyond Latin-1 ("—", "→"): 73-79 % of the characters there,
-// ~70 % here. Such strings are UTF-16 inside the engine, and stringifying them costs the proxy
-// ~35 µs more per turn than the all-ASCII body this bench used until session 11.
+// ~70 % here. Such strings are UTF-16 inside the engine, and stringifying them is several times
+// slower: the proxy's turn costs 0.15-0.25 ms more than with the all-ASCII body this bench used
+// until session 11 (docs/benchmarks.md, "Real turns are not ASCII").
 
 const LOREM =
   'The quick brown fox jumps over the lazy dog while the compiler checks every branch of the parser and the tests run in parallel across the workers. ';
