@@ -4,7 +4,7 @@
 //
 // - BUN_JSC_forceRAMSize: size the heap as if the machine had 320 MiB, so it collects sooner
 //   (at 22-30 MB of heap instead of 32-46 MB under 90 KB turns, as the collector logs it). Under a
-//   burst of large Claude Code turns that keeps the peak near 110-127 MB instead of ~150 MB, for a
+//   burst of large Claude Code turns that keeps the peak near 110-128 MB instead of ~150 MB, for a
 //   few percent more CPU on large requests. A hint, not a limit; 0 means the engine's own sizing.
 // - BUN_JSC_useFTLJIT=false: stop tiering at the DFG JIT. The FTL tier compiled for ~2 s of CPU
 //   in the first seconds of the benchmark, on a thread that competes with requests on a small machine,
