@@ -46,6 +46,7 @@ export function sessionKeyOf(body: MessagesRequest, headers: Record<string, stri
   const agent = headers['x-claude-code-agent-id']?.trim();
   if (id) return agent ? `${id}:${agent}` : id;
   const hasher = new Bun.CryptoHasher('sha256');
-  hasher.update(firstUserText(body));
+  // The text is a byte string (anthropic/byte-strings.ts): its bytes are the UTF-8 the key was always made of.
+  hasher.update(firstUserText(body), 'latin1');
   return hasher.digest('hex').slice(0, 32);
 }

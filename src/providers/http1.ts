@@ -10,6 +10,8 @@ export interface Http1RequestInit {
   /** Lower-case names preferred; host, content-length are set here. */
   headers: Record<string, string>;
   body?: string | Uint8Array;
+  /** The string body is a byte string (anthropic/byte-strings.ts): one byte per character, not UTF-8. */
+  latin1?: boolean;
   signal?: AbortSignal;
   /** Connections are only shared between requests with the same key (e.g. the account). */
   poolKey?: string;
@@ -460,6 +462,8 @@ interface Req {
   size: number;
   body: string;
   bodySize: number;
+  /** `body` is a byte string. */
+  latin1: boolean;
 }
 
 function encodeRequest(url: URL, init: Http1RequestInit): Req {
@@ -471,17 +475,21 @@ function encodeRequest(url: URL, init: Http1RequestInit): Req {
     head += `${name}: ${init.headers[name]}\r\n`;
   }
   if (typeof body === 'string') {
-    const len = Buffer.byteLength(body);
+    const byteString = init.latin1 === true;
+    const len = byteString ? body.length : Buffer.byteLength(body);
     head += `content-length: ${len}\r\n\r\n`;
     // Small bodies go in one write (one syscall); big ones are joined at write time (writeJoined).
-    if (len <= 16384) return { data: head + body, size: Buffer.byteLength(head) + len, body: '', bodySize: 0 };
-    return { data: head, size: Buffer.byteLength(head), body, bodySize: len };
+    if (len <= 16384) {
+      if (byteString) return { data: Buffer.from(head + body, 'latin1'), size: head.length + len, body: '', bodySize: 0, latin1: true };
+      return { data: head + body, size: Buffer.byteLength(head) + len, body: '', bodySize: 0, latin1: false };
+    }
+    return { data: head, size: Buffer.byteLength(head), body, bodySize: len, latin1: byteString };
   }
   if (body || (init.method !== 'GET' && init.method !== 'HEAD')) head += `content-length: ${body?.length ?? 0}\r\n`;
   head += '\r\n';
   const h = Buffer.from(head);
   const data = body && body.length ? concat(h, body) : h;
-  return { data, size: data.length, body: '', bodySize: 0 };
+  return { data, size: data.length, body: '', bodySize: 0, latin1: false };
 }
 
 /** Sends the request on `conn` and resolves with its status + headers. */
@@ -518,11 +526,11 @@ function exchange(conn: Conn, method: string, req: Req): { ex: Exchange; head: P
   else if (n < req.size) {
     // Rare (a full socket buffer): only then is a text request encoded here, to find the unsent rest.
     const head = typeof req.data === 'string' ? Buffer.from(req.data) : req.data;
-    conn.pending = req.bodySize ? concat(head.subarray(n), Buffer.from(req.body)) : head.subarray(n);
+    conn.pending = req.bodySize ? concat(head.subarray(n), bodyBytes(req)) : head.subarray(n);
   } else if (req.bodySize) {
-    const m = s.write(req.body);
+    const m = s.write(req.latin1 ? bodyBytes(req) : req.body);
     if (m < 0 || conn.closed) fail(ex, new ConnError('ECONNRESET', 'upstream connection closed while sending', conn.reused));
-    else if (m < req.bodySize) conn.pending = Buffer.from(req.body).subarray(m);
+    else if (m < req.bodySize) conn.pending = bodyBytes(req).subarray(m);
   }
   return { ex, head };
 }
@@ -535,17 +543,26 @@ function exchange(conn: Conn, method: string, req: Req): { ex: Exchange; head: P
  */
 const JOIN_MAX = 1024 * 1024;
 let scratch = new Uint8Array(0);
+/** The same memory as a Buffer, for byte-string bodies. (Not the scratch itself: Buffer's slice does not copy.) */
+let scratchBuf = Buffer.alloc(0);
 const encoder = new TextEncoder();
 
 function writeJoined(conn: Conn, ex: Exchange, req: Req): void {
   const total = req.size + req.bodySize;
-  if (scratch.length < total) scratch = new Uint8Array(Math.min(JOIN_MAX, Math.max(total, scratch.length * 2, 128 * 1024)));
+  if (scratch.length < total) {
+    scratch = new Uint8Array(Math.min(JOIN_MAX, Math.max(total, scratch.length * 2, 128 * 1024)));
+    scratchBuf = Buffer.from(scratch.buffer, 0, scratch.length);
+  }
   const h = encoder.encodeInto(req.data as string, scratch).written;
-  const b = encoder.encodeInto(req.body, scratch.subarray(h)).written;
+  const b = req.latin1 ? scratchBuf.write(req.body, h, 'latin1') : encoder.encodeInto(req.body, scratch.subarray(h)).written;
   const n = conn.socket!.write(scratch.subarray(0, h + b));
   if (n < 0 || conn.closed) fail(ex, new ConnError('ECONNRESET', 'upstream connection closed while sending', conn.reused));
   // A full socket buffer keeps its own copy of the rest: the scratch belongs to the next request.
   else if (n < h + b) conn.pending = scratch.slice(n, h + b);
+}
+
+function bodyBytes(req: Req): Buffer {
+  return Buffer.from(req.body, req.latin1 ? 'latin1' : 'utf8');
 }
 
 function makeResponse(conn: Conn, ex: Exchange, status: number, headers: Headers, detach: () => void): Http1Response {

@@ -35,5 +35,6 @@ function fromFetch(res: Response): UpstreamResponse {
 export function upstreamCall(client: HttpClientKind, url: string, init: Http1RequestInit): Promise<UpstreamResponse> {
   // Not async: the native call's promise is handed back as it is, without another one around it.
   if (client === 'native') return http1Request(url, init);
-  return fetch(url, { method: init.method, headers: init.headers, body: init.body, signal: init.signal }).then(fromFetch);
+  const body = init.latin1 && typeof init.body === 'string' ? Buffer.from(init.body, 'latin1') : init.body;
+  return fetch(url, { method: init.method, headers: init.headers, body, signal: init.signal }).then(fromFetch);
 }

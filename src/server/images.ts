@@ -5,6 +5,7 @@
 // records limits; the images come back as the answer's image blocks.
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Elysia } from 'elysia';
+import { toByteStrings } from '../anthropic/byte-strings.ts';
 import { collectMessage } from '../anthropic/collect.ts';
 import { ApiError } from '../anthropic/errors.ts';
 import type { Message } from '../anthropic/events.ts';
@@ -194,10 +195,13 @@ export async function editJobOf(request: Request, limit: number): Promise<{ job:
   return { job: { ...jobOfOpenAi(b), inputs }, responseFormat: b.response_format };
 }
 
-/** The built request checked like any other; a bad input image is named as the client named it. */
+/**
+ * The built request checked like any other, its strings made byte strings as a parsed /v1/messages
+ * body's are; a bad input image is named as the client named it.
+ */
 function checked(req: MessagesRequest, job: ImageJob): MessagesRequest {
   try {
-    return validateMessagesRequest(req);
+    return validateMessagesRequest(toByteStrings(req));
   } catch (err) {
     const m = err instanceof ApiError ? /^messages\.0\.content\.(\d+)(\.source)?(\.data)?/.exec(err.message) : null;
     const input = m ? job.inputs[Number(m[1]) - 1] : undefined;

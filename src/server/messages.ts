@@ -11,7 +11,7 @@ import { errorResponse, jsonResponse, toApiError } from './errors.ts';
 import { keyNumberOf } from './auth.ts';
 import { sseResponse } from './sse.ts';
 import { createTurns, type Turns } from './turns.ts';
-import { parseJsonBytes, readBodyBytes, readJsonBody, validateCountTokensRequest, validateMessagesRequest } from './validate.ts';
+import { parseJsonByteStrings, readBodyBytes, readJsonBody, validateCountTokensRequest, validateMessagesRequest } from './validate.ts';
 
 /** What one /v1/messages request did, reported once when it fully ended (same fields as the usage store's row). */
 export interface RequestRecord {
@@ -168,7 +168,7 @@ export async function handleMessages(
       // Gone while it waited: nothing is asked upstream for it.
       if (abort.signal.aborted) throw new ApiError('api_error', 'client closed the request');
     }
-    const body = validateMessagesRequest(parseJsonBytes(bytes));
+    const body = validateMessagesRequest(parseJsonByteStrings(bytes));
     deadline = setTimeout(() => {
       timedOut = true;
       abort.abort();

@@ -2,9 +2,11 @@
 // envelope, not the framework's), then the TypeBox schema compiled once. The compiled check is the
 // fast path; only a failing body is walked again to name the first problem by its path, e.g.
 // `messages.2.content.0.type: unknown block type "foo"`.
+import { isUtf8 } from 'node:buffer';
 import { Kind, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { Value } from '@sinclair/typebox/value';
+import { fromByteString, parseJsonAsByteStrings } from '../anthropic/byte-strings.ts';
 import { ApiError } from '../anthropic/errors.ts';
 import {
   CountTokensRequest as CountTokensSchema,
@@ -22,7 +24,7 @@ let messagesChecker: Compiled | undefined;
 let countTokensChecker: Compiled | undefined;
 const checkMessages = (): Compiled => (messagesChecker ??= TypeCompiler.Compile(MessagesSchema));
 const checkCountTokens = (): Compiled => (countTokensChecker ??= TypeCompiler.Compile(CountTokensSchema) as unknown as Compiled);
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+const utf8 = new TextDecoder('utf-8');
 
 /** No model has an output limit anywhere near this; a bigger number is a client bug. */
 const MAX_TOKENS_CEILING = 2_147_483_647;
@@ -84,17 +86,25 @@ export async function readBodyBytes(request: Request, limit: number): Promise<Ui
 
 /** Parses body bytes as JSON: 400 for non-UTF-8 bytes, an empty body or malformed JSON. */
 export function parseJsonBytes(bytes: Uint8Array): unknown {
-  let text: string;
+  return parseWith(bytes, (b) => JSON.parse(utf8.decode(b)));
+}
+
+/**
+ * parseJsonBytes, with every string of the result a byte string (anthropic/byte-strings.ts): the
+ * /v1/messages body, which goes upstream.
+ */
+export function parseJsonByteStrings(bytes: Uint8Array): unknown {
+  return parseWith(bytes, parseJsonAsByteStrings);
+}
+
+function parseWith(bytes: Uint8Array, parse: (bytes: Uint8Array) => unknown): unknown {
+  if (!isUtf8(bytes)) throw new ApiError('invalid_request_error', 'request body is not valid UTF-8');
   try {
-    text = utf8.decode(bytes);
-  } catch {
-    throw new ApiError('invalid_request_error', 'request body is not valid UTF-8');
-  }
-  if (text.trim() === '') throw new ApiError('invalid_request_error', 'request body is empty; expected a JSON object');
-  try {
-    return JSON.parse(text);
+    return parse(bytes);
   } catch (err) {
-    throw new ApiError('invalid_request_error', `request body is not valid JSON: ${(err as Error).message}`);
+    if (utf8.decode(bytes).trim() === '') throw new ApiError('invalid_request_error', 'request body is empty; expected a JSON object');
+    // The parser may quote a piece of a byte-string body.
+    throw new ApiError('invalid_request_error', `request body is not valid JSON: ${fromByteString((err as Error).message)}`);
   }
 }
 
@@ -117,7 +127,7 @@ function join(path: string, key: string | number): string {
 }
 
 function show(v: unknown): string {
-  if (typeof v === 'string') return JSON.stringify(v.length > 60 ? `${v.slice(0, 60)}…` : v);
+  if (typeof v === 'string') return JSON.stringify(v.length > 60 ? `${v.slice(0, 60)}...` : v);
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'an array';
   return typeof v === 'object' ? 'an object' : String(v);
@@ -385,9 +395,22 @@ function validate<T>(schema: S, compiled: Compiled, body: unknown): T {
   return body as T;
 }
 
-/** A /v1/messages body, or an invalid_request_error naming the first problem by path. */
+/**
+ * A /v1/messages body of byte strings (parseJsonByteStrings), or an invalid_request_error naming
+ * the first problem by path. The model comes back as text: it names things in logs, errors and
+ * the usage table, and a provider makes it a byte string again where it goes upstream.
+ */
 export function validateMessagesRequest(body: unknown): MessagesRequest {
-  return validate<MessagesRequest>(MessagesSchema as S, checkMessages(), body);
+  let req: MessagesRequest;
+  try {
+    req = validate<MessagesRequest>(MessagesSchema as S, checkMessages(), body);
+  } catch (err) {
+    // The messages are ASCII around the pieces of the body they quote, so the whole is a byte string.
+    if (err instanceof ApiError) err.message = fromByteString(err.message);
+    throw err;
+  }
+  req.model = fromByteString(req.model);
+  return req;
 }
 
 const otherCheckers = new WeakMap<TSchema, Compiled>();

@@ -219,6 +219,54 @@ describe('mcp serve with the added Google accounts, through the official SDK', (
     expect([sent.model, sent.requestType]).toEqual(['gemini-3.1-flash-lite', 'web_search']);
   });
 
+  test('text beyond ASCII reaches Google as the client wrote it, raw or \\u-escaped (as Python json.dumps sends it)', async () => {
+    const text = 'Réponds — vite → 中文 🤖 voilà';
+    const body = {
+      model: 'gemini-3-flash',
+      max_tokens: 100,
+      system: `Système : ${text}`,
+      tools: [{ name: 'Outil', description: `Décrit ${text}`, input_schema: { type: 'object', properties: { 'clé': { type: 'string', description: text } } } }],
+      messages: [{ role: 'user', content: text }],
+    };
+    const raw = JSON.stringify(body);
+    const escaped = raw.replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+    for (const json of [raw, escaped]) {
+      const res = await fetch(`${server!.url}/v1/messages`, { method: 'POST', headers: { 'x-api-key': PROXY_KEY, 'content-type': 'application/json' }, body: json });
+      expect(res.status).toBe(200);
+      await res.text();
+      const sent = google.generations().at(-1)!.body as Record<string, any>;
+      expect(sent.request.contents[0].parts[0].text).toBe(text);
+      expect(sent.request.systemInstruction.parts[0].text).toBe(`Système : ${text}`);
+      const decl = sent.request.tools[0].functionDeclarations[0];
+      expect([decl.description, decl.parameters.properties['clé'].description]).toEqual([`Décrit ${text}`, text]);
+    }
+  });
+
+  test('a refused request names the non-ASCII value it quotes as the client wrote it', async () => {
+    const res = await fetch(`${server!.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'x-api-key': PROXY_KEY, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gemini-3-flash', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'hologramme—é', text: 'x' }] }] }),
+    });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toBe('messages.0.content.0.type: unknown block type "hologramme—é"');
+  });
+
+  test("a web search for a non-ASCII query: Google gets the query, the client gets it back as text", async () => {
+    const query = 'météo à Zürich — demain 🌦';
+    const data = await client.messages.create({
+      model: 'claude-sonnet-4-6',
+      max_tokens: 1024,
+      messages: [{ role: 'user', content: `Perform a web search for the query: ${query}` }],
+      tools: [{ type: 'web_search_20250305', name: 'web_search' }],
+    });
+    const sent = google.generations().at(-1)!.body as Record<string, any>;
+    expect(sent.request.contents[0].parts[0].text).toBe(`Perform a web search for the query: ${query}`);
+    const use = data.content[0]!;
+    expect(use.type === 'server_tool_use' ? use.input : null).toEqual({ query });
+    expect(data.content.filter((b) => b.type === 'text').map((b) => b.text).join('')).toContain(`FAKE_SEARCH_RESULT for "${query}"`);
+  });
+
   test('a rate-limited search model on one account: the search moves to another account, and the limit is kept for that model only', async () => {
     const search = { model: 'opus', max_tokens: 1024, messages: [{ role: 'user' as const, content: 'Perform a web search for the query: failover' }], tools: [{ type: 'web_search_20250305' as const, name: 'web_search' as const }] };
     // The first account the pool picks answers 429 on both Cloud Code endpoints (the provider tries the second).

@@ -71,6 +71,14 @@ describe('POST /v1/images/generate', () => {
     expect(env.request.contents).toEqual([{ role: 'user', parts: [{ text: 'A lighthouse at dusk' }] }]);
   });
 
+  test('a prompt beyond ASCII reaches the image model as the client wrote it', async () => {
+    const before = google.generations().length;
+    const prompt = 'Un phare au crépuscule — 灯台 🌅, voilà';
+    expect((await post('/v1/images/generate', { prompt })).status).toBe(200);
+    const [call] = imageCalls(before);
+    expect((call!.body as Record<string, any>).request.contents).toEqual([{ role: 'user', parts: [{ text: prompt }] }]);
+  });
+
   test('a big picture (~4 MB of base64 on one upstream line) arrives whole', async () => {
     const r = await post('/v1/images/generate', { prompt: 'A detailed city map' });
     expect(r.status).toBe(200);

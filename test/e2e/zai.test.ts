@@ -63,6 +63,26 @@ describe('mcp serve in front of Z.AI', () => {
     expect(response.headers.get('x-proxy-upstream-model')).toBe('glm-4.6');
   });
 
+  test('text beyond ASCII reaches Z.AI as the client wrote it, raw or \\u-escaped (as Python json.dumps sends it)', async () => {
+    const text = 'Réponds — vite → 中文 🤖 voilà';
+    const body = {
+      model: 'glm-4.6',
+      max_tokens: 100,
+      system: `Système : ${text}`,
+      messages: [{ role: 'user', content: [{ type: 'text', text }] }],
+      metadata: { user_id: 'utilisateur-é' },
+    };
+    const raw = JSON.stringify(body);
+    const escaped = raw.replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+    for (const json of [raw, escaped]) {
+      const res = await fetch(`${server.url}/v1/messages`, { method: 'POST', headers: { 'x-api-key': PROXY_KEY, 'content-type': 'application/json' }, body: json });
+      expect(res.status).toBe(200);
+      await res.text();
+      const sent = zai.messages().at(-1)!.body as Record<string, any>;
+      expect([sent.system, sent.messages[0].content[0].text, sent.metadata.user_id]).toEqual([`Système : ${text}`, text, 'utilisateur-é']);
+    }
+  });
+
   test('a wrong proxy key is refused with the Anthropic error envelope', async () => {
     const bad = new Anthropic({ baseURL: server.url, apiKey: 'not-the-key', maxRetries: 0 });
     const err = await bad.messages

@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { closeHttp1Pools, http1IdleCount, http1Request, setHttp1TlsForTests } from '../../src/providers/http1.ts';
+import { upstreamCall } from '../../src/providers/upstream-call.ts';
 
 const servers: { stop(force?: boolean): void }[] = [];
 
@@ -115,6 +116,22 @@ describe('http1Request', () => {
       bodies.map(async (body) => (await http1Request(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body })).text()),
     );
     expect(answers).toEqual(['0', '1', '2', '3', '4', '5']);
+  });
+
+  test('byte-string bodies (latin1) go out byte for byte: small, joined with the head, and beyond the join limit with a full socket buffer', async () => {
+    const texts = ['petit — é 🤖', `moyen ${'é✓ — 中 🤖 '.repeat(3000)}`, `grand ${'é✓ — 中 🤖 '.repeat(200_000)}`];
+    const url = serve(async (req) => new Response(String(texts.indexOf(Buffer.from(await req.arrayBuffer()).toString('utf8')))));
+    const answers = await Promise.all(
+      texts.map(async (text) => (await http1Request(url, { method: 'POST', headers: {}, body: Buffer.from(text).toString('latin1'), latin1: true })).text()),
+    );
+    expect(answers).toEqual(['0', '1', '2']);
+  });
+
+  test('byte-string bodies through upstreamCall on fetch arrive byte for byte too', async () => {
+    const text = `fetch ${'é✓ — 中 🤖 '.repeat(5000)}`;
+    const url = serve(async (req) => new Response(String(Buffer.from(await req.arrayBuffer()).toString('utf8') === text)));
+    const res = await upstreamCall('fetch', url, { method: 'POST', headers: {}, body: Buffer.from(text).toString('latin1'), latin1: true });
+    expect(await res.text()).toBe('true');
   });
 
   test('a connection answered before its request body was all sent is not reused', async () => {

@@ -173,7 +173,9 @@ describe('good requests Claude Code sends are accepted', () => {
     expect(r.status).toBe(200);
     await r.text();
     expect(h.calls.length).toBe(before + 1);
-    expect((h.calls[before]!.body.messages[0]!.content as Array<{ text: string }>)[0]!.text).toBe(text);
+    // The gateway gets the text as a byte string: its UTF-8, one character per byte.
+    expect((h.calls[before]!.body.messages[0]!.content as Array<{ text: string }>)[0]!.text).toBe(Buffer.from(text).toString('latin1'));
+    expect(Object.hasOwn(h.calls[before]!.body, Buffer.from('k\uFFFD').toString('latin1'))).toBe(true);
   });
   test('invalid UTF-8 deep inside an otherwise good body is refused, not replaced', async () => {
     const good = new TextEncoder().encode(JSON.stringify(body({ messages: [user('AB')] })));

@@ -77,6 +77,8 @@ export async function openCall(
   token: string,
   signal: AbortSignal,
   stream: boolean,
+  /** `body` is a byte string (anthropic/byte-strings.ts). */
+  latin1 = false,
 ): Promise<UpstreamResponse> {
   const errors: UpstreamError[] = [];
   const query = stream ? '?alt=sse' : '';
@@ -87,7 +89,7 @@ export async function openCall(
     let res: UpstreamResponse;
     try {
       // Connections are per credential (protocol §4.2): the token keys the pool.
-      res = await upstreamCall(client, `${base}/v1internal:${method}${query}`, { method: 'POST', headers, body, signal, poolKey: token });
+      res = await upstreamCall(client, `${base}/v1internal:${method}${query}`, { method: 'POST', headers, body, latin1, signal, poolKey: token });
     } catch (err) {
       if (signal.aborted) throw err;
       errors.push(networkError(err, hostOf(base)));
@@ -162,6 +164,8 @@ export async function openGenerateStream(
   body: string,
   token: string,
   clientSignal: AbortSignal,
+  /** `body` is a byte string (anthropic/byte-strings.ts). */
+  latin1 = false,
 ): Promise<ChunkStream> {
   // One controller both the client's abort and the idle watchdog fire (AbortSignal.any costs more per request).
   const watchdog = new AbortController();
@@ -190,7 +194,7 @@ export async function openGenerateStream(
 
   let res: UpstreamResponse;
   try {
-    res = await openCall(opts, 'streamGenerateContent', body, token, signal, true);
+    res = await openCall(opts, 'streamGenerateContent', body, token, signal, true, latin1);
   } catch (err) {
     stopWatch();
     throw whyStopped(err);

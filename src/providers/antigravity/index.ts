@@ -3,6 +3,7 @@
 // translation (from-google.ts), with the retries that must happen before the client sees a byte:
 // an empty answer (§8.4) and one 401 with a fresh token (§2.6).
 import type { Config } from '../../config.ts';
+import { textCopyOf } from '../../anthropic/byte-strings.ts';
 import type { AnthropicEvent } from '../../anthropic/events.ts';
 import type { MessagesRequest } from '../../anthropic/schema.ts';
 import { searchTextOf, webSearchToolOf } from '../../anthropic/web-search.ts';
@@ -208,8 +209,10 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
     const { account } = ctx;
     const family = familyOf(ctx.model);
     // Anthropic's web search tool, alone (Claude Code's WebSearch): a Google Search grounded answer.
-    const search = webSearchToolOf(req);
-    const searchText = search ? searchTextOf(req) : '';
+    // Its few strings go into the answer too, so that request is worked on as text.
+    const plain = webSearchToolOf(req) ? textCopyOf(req) : null;
+    const search = plain && webSearchToolOf(plain);
+    const searchText = plain ? searchTextOf(plain) : '';
     if (search && !searchText) throw new UpstreamError('bad_request', 'web search: the last user message has no text to search for');
     const listed = catalog.get(account.id)?.body.imageGenerationModelIds;
     const drawing = !search && isImageGenerationModel(ctx.model, Array.isArray(listed) ? listed : undefined);
@@ -253,7 +256,8 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
       if (credits) envelope.enabledCreditTypes = [AI_CREDITS];
       let stream;
       try {
-        stream = await openGenerateStream({ ...cc, idleTimeoutMs }, JSON.stringify(envelope), token, ctx.signal);
+        // The envelope holds the request's byte strings (anthropic/byte-strings.ts), the search's text.
+        stream = await openGenerateStream({ ...cc, idleTimeoutMs }, JSON.stringify(envelope), token, ctx.signal, !search);
         if (credits && exhausted) onCredits.set(creditKey, exhausted.resetAt ?? deps.now() + NO_CREDITS_RECHECK_MS);
       } catch (err) {
         if (err instanceof UpstreamError && err.kind === 'auth' && !authRetried) {

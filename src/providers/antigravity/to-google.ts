@@ -1,5 +1,7 @@
 // Anthropic Messages request -> the Cloud Code `streamGenerateContent` envelope (protocol §5, §7).
-// Pure apart from the signature store, which it reads (and tells the tool names it rewrote).
+// Pure apart from the signature store, which it reads (and tells the tool names it rewrote). The
+// request's strings are byte strings (anthropic/byte-strings.ts), and so is every string added here.
+import { fromByteString, toByteString } from '../../anthropic/byte-strings.ts';
 import { jsonOnlyInstruction, jsonSchemaOf } from '../../anthropic/structured-output.ts';
 import type { MessagesRequest, Tool } from '../../anthropic/schema.ts';
 import { familyOf, type ModelFamily } from '../provider.ts';
@@ -19,6 +21,8 @@ const BILLING_PREFIX = 'x-anthropic-billing-header:';
  * is invisible to the model.
  */
 const FALSE_429_TRIGGERS = /\b(R)(FC 2119)|\b(s)(ystem[-_](?:conventions|directive))/gi;
+/** U+200B as a byte string: the texts it goes into are byte strings (anthropic/byte-strings.ts). */
+const ZERO_WIDTH_SPACE = toByteString('\u200b');
 
 export interface ToGoogleOptions {
   /** Upstream model id, e.g. "claude-opus-4-6-thinking", "gemini-3-pro-high", "gpt-oss-120b-medium". */
@@ -57,7 +61,8 @@ const NAME_FINE = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
 /** Google: letter/underscore first, ≤ 64; Claude behind it: [A-Za-z0-9_-] only (§7.12). */
 export function sanitizeToolName(name: string): string {
   if (NAME_FINE.test(name)) return name;
-  let n = name.replace(NAME_BAD_CHARS, '_');
+  // One "_" per character of the text, not per byte of the byte string: the names Google knew.
+  let n = fromByteString(name).replace(NAME_BAD_CHARS, '_');
   if (!NAME_GOOD_START.test(n)) n = `_${n}`;
   return n.slice(0, 64);
 }
@@ -111,7 +116,8 @@ export function toGoogleRequest(req: MessagesRequest, opts: ToGoogleOptions): Re
 
   return {
     project: opts.projectId,
-    model: opts.model,
+    // An id the catalog does not know is the client's, passed on (text, like every model id here).
+    model: toByteString(opts.model),
     request,
     userAgent: 'antigravity',
     requestType: 'agent',
@@ -168,7 +174,8 @@ function convertTools(tools: Tool[] | undefined, naming: ToolNaming): Part[] {
     if (seen.has(name)) continue;
     seen.add(name);
     const { parameters, placeholder } = cachedToolSchema(t.name, t.input_schema);
-    if (name !== t.name) naming.original.set(name, t.name);
+    // The original goes back to the client in the answer: as text.
+    if (name !== t.name) naming.original.set(name, fromByteString(t.name));
     if (placeholder) naming.placeholders.add(name);
     const decl: Part = { name };
     if (typeof t.description === 'string' && t.description) decl.description = t.description;
@@ -209,7 +216,7 @@ function systemTexts(system: MessagesRequest['system']): string[] {
 export function defuse(text: string): string {
   FALSE_429_TRIGGERS.lastIndex = 0;
   if (!FALSE_429_TRIGGERS.test(text)) return text;
-  return text.replace(FALSE_429_TRIGGERS, (_m, a?: string, b?: string, c?: string, d?: string) => (a ? `${a}\u200b${b}` : `${c}\u200b${d}`));
+  return text.replace(FALSE_429_TRIGGERS, (_m, a?: string, b?: string, c?: string, d?: string) => (a ? `${a}${ZERO_WIDTH_SPACE}${b}` : `${c}${ZERO_WIDTH_SPACE}${d}`));
 }
 
 // ---- history: thinking filter and recovery ------------------------------------------------------

@@ -76,7 +76,9 @@ export async function* streamMessages(
       res = await upstreamCall(opts.httpClient ?? 'fetch', `${opts.baseUrl}/v1/messages`, {
         method: 'POST',
         headers: zaiHeaders(key, ctx),
+        // The client's byte strings, passed on byte for byte (anthropic/byte-strings.ts).
         body: JSON.stringify(toZaiBody(req, ctx.model)),
+        latin1: true,
         signal,
         poolKey: key,
       });

@@ -1,6 +1,7 @@
 // Anthropic request -> the body and headers Z.AI's Anthropic endpoint accepts. Z.AI is close to
 // Anthropic but rejects a few things Claude Code sends (role:"system" messages -> 422, non-object
 // tool input -> 500, empty text -> 400) and ignores others; everything else rides along unchanged.
+import { toByteString } from '../../anthropic/byte-strings.ts';
 import type { MessagesRequest, MessageParam } from '../../anthropic/schema.ts';
 import { jsonOnlyInstruction, jsonSchemaOf } from '../../anthropic/structured-output.ts';
 import type { SendContext } from '../provider.ts';
@@ -145,9 +146,12 @@ export function mapThinking(thinking: unknown, maxTokens: number): unknown {
   return undefined;
 }
 
-/** The upstream body: a shallow copy of the client's with Z.AI's needs applied. Always streams. */
+/**
+ * The upstream body: a shallow copy of the client's with Z.AI's needs applied. Always streams. Its
+ * strings are byte strings (anthropic/byte-strings.ts), the model id made one here.
+ */
 export function toZaiBody(req: MessagesRequest, model: string): Record<string, unknown> {
-  const body: Record<string, unknown> = { ...req, model, messages: foldMessages(req.messages), stream: true };
+  const body: Record<string, unknown> = { ...req, model: toByteString(model), messages: foldMessages(req.messages), stream: true };
   for (const f of DROPPED_FIELDS) delete body[f];
   // output_config is not for Z.AI: a schema it was to enforce is asked for in the system prompt.
   const schema = jsonSchemaOf(req);

@@ -89,7 +89,9 @@ describe('system instruction (§5.3)', () => {
 
   test('phrases known to trigger a false 429 are defused with a zero-width space, in the system instruction only', () => {
     const env = translate({ system: 'Follow RFC 2119 and the system-conventions and System_Directive rules.', messages: [{ role: 'user', content: 'RFC 2119?' }] });
-    expect(env.request.systemInstruction.parts[0].text).toBe('Follow R\u200bFC 2119 and the s\u200bystem-conventions and S\u200bystem_Directive rules.');
+    // Request strings are byte strings (src/anthropic/byte-strings.ts): so is the space put in.
+    const zwsp = Buffer.from('\u200b').toString('latin1');
+    expect(env.request.systemInstruction.parts[0].text).toBe(`Follow R${zwsp}FC 2119 and the s${zwsp}ystem-conventions and S${zwsp}ystem_Directive rules.`);
     expect(env.request.contents[0].parts[0].text).toBe('RFC 2119?');
     expect(translate({ system: 'Plain text.' }).request.systemInstruction.parts[0].text).toBe('Plain text.');
   });
