@@ -2,17 +2,19 @@
 // its options once, before any JavaScript runs; so the process re-executes itself once (same pid,
 // execve) with them set. A value already in the environment wins (docs/benchmarks.md, "Memory").
 //
-// - BUN_JSC_forceRAMSize: size the heap as if the machine had 320 MiB, so it collects sooner
-//   (at 22-30 MB of heap instead of 32-46 MB under 90 KB turns, as the collector logs it). Under a
-//   burst of large Claude Code turns that keeps the peak near 110-128 MB instead of ~150 MB, for a
-//   few percent more CPU on large requests. A hint, not a limit; 0 means the engine's own sizing.
+// - BUN_JSC_forceRAMSize: size the heap as if the machine had 136 MiB, so it collects sooner
+//   (at 22-30 MB of heap instead of 32-46 MB under 90 KB turns, as the collector logs it), and
+//   sooner still once the process nears ~110 MB. Under a burst of large Claude Code turns that
+//   keeps the peak near 112-118 MB (320 MiB: 116-127; the engine's own sizing: ~150), for a few
+//   percent more CPU on large requests; 128 MiB held it at 111-113 MB but cost the 90 KB turn
+//   ~25 % more CPU. A hint, not a limit; 0 means the engine's own sizing.
 // - BUN_JSC_useFTLJIT=false: stop tiering at the DFG JIT. The FTL tier compiled for ~2 s of CPU
 //   in the first seconds of the benchmark, on a thread that competes with requests on a small machine,
 //   and its compilations made the tallest memory peaks; it makes the translation ~10 % faster once
 //   warm, ~10 µs of a 90 KB turn's ~500. `true` brings it back.
 
 export const ENGINE_HINTS: Readonly<Record<string, string>> = {
-  BUN_JSC_forceRAMSize: String(320 * 1024 * 1024),
+  BUN_JSC_forceRAMSize: String(136 * 1024 * 1024),
   BUN_JSC_useFTLJIT: 'false',
 };
 

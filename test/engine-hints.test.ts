@@ -14,8 +14,8 @@ const facts = (over: Partial<ProcessFacts> = {}): ProcessFacts => ({
   ...over,
 });
 
-test('the hints: a 320 MiB heap sizing and no FTL tier', () => {
-  expect(ENGINE_HINTS).toEqual({ BUN_JSC_forceRAMSize: '335544320', BUN_JSC_useFTLJIT: 'false' });
+test('the hints: a 136 MiB heap sizing and no FTL tier', () => {
+  expect(ENGINE_HINTS).toEqual({ BUN_JSC_forceRAMSize: '142606336', BUN_JSC_useFTLJIT: 'false' });
 });
 
 test('from source: the same script, bun flags and arguments, with the hints added to the environment', () => {
@@ -35,7 +35,7 @@ test('a compiled binary re-executes itself, not the virtual entry path Bun shows
 
 test('a hint the user set is kept, and the other one is still added', () => {
   const plan = engineHintPlan(facts({ env: { BUN_JSC_useFTLJIT: 'true' } }));
-  expect(plan?.env).toEqual({ BUN_JSC_useFTLJIT: 'true', BUN_JSC_forceRAMSize: '335544320' });
+  expect(plan?.env).toEqual({ BUN_JSC_useFTLJIT: 'true', BUN_JSC_forceRAMSize: '142606336' });
   expect(engineHintPlan(facts({ env: { BUN_JSC_forceRAMSize: '0' } }))?.env).toEqual({ BUN_JSC_forceRAMSize: '0', BUN_JSC_useFTLJIT: 'false' });
 });
 
