@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'bun:test';
 import { fromByteString, parseJsonAsByteStrings, textCopyOf, toByteString, toByteStrings } from '../../src/anthropic/byte-strings.ts';
+import { escapedJson } from '../fixtures/escaped-json.ts';
 
 const utf8 = (s: string): Buffer => Buffer.from(s, 'utf8');
 /** The upstream body a value of text makes: its JSON as UTF-8. */
@@ -7,10 +8,6 @@ const textBytes = (value: unknown): Buffer => Buffer.from(JSON.stringify(value),
 /** The upstream body a value of byte strings makes: its JSON, one byte per character. */
 const byteStringBytes = (value: unknown): Buffer => Buffer.from(JSON.stringify(value), 'latin1');
 
-/** JSON with every character beyond ASCII as a \u escape, as Python's json.dumps writes it. */
-function escapedJson(value: unknown): string {
-  return JSON.stringify(value).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
 
 const TEXTS = [
   'plain ASCII',

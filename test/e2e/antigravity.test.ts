@@ -9,6 +9,7 @@ import { listAccounts } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
 import { type FakeGoogle, startFakeGoogle } from '../fakes/google.ts';
 import { cleanupTempDirs, type Env, googleEnv, mcpEnv, runMcp, type ServeHandle, spawnMcp, startServe, tempDir } from './helpers.ts';
+import { escapedJson } from '../fixtures/escaped-json.ts';
 
 const PROXY_KEY = 'proxy-key-e2e-antigravity-0123456789';
 const TOKEN_EMAIL = 'token-user@example.com';
@@ -228,9 +229,7 @@ describe('mcp serve with the added Google accounts, through the official SDK', (
       tools: [{ name: 'Outil', description: `Décrit ${text}`, input_schema: { type: 'object', properties: { 'clé': { type: 'string', description: text } } } }],
       messages: [{ role: 'user', content: text }],
     };
-    const raw = JSON.stringify(body);
-    const escaped = raw.replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-    for (const json of [raw, escaped]) {
+    for (const json of [JSON.stringify(body), escapedJson(body)]) {
       const res = await fetch(`${server!.url}/v1/messages`, { method: 'POST', headers: { 'x-api-key': PROXY_KEY, 'content-type': 'application/json' }, body: json });
       expect(res.status).toBe(200);
       await res.text();

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import Anthropic from '@anthropic-ai/sdk';
 import { type FakeZai, startFakeZai } from '../fakes/zai.ts';
 import { cleanupTempDirs, mcpEnv, runMcp, type ServeHandle, startServe, tempDir, waitFor, zaiEnv } from './helpers.ts';
+import { escapedJson } from '../fixtures/escaped-json.ts';
 
 const PROXY_KEY = 'proxy-key-e2e-zai-0123456789';
 const ZAI_KEY = 'zai-test-key-e2e-0123456789';
@@ -72,9 +73,7 @@ describe('mcp serve in front of Z.AI', () => {
       messages: [{ role: 'user', content: [{ type: 'text', text }] }],
       metadata: { user_id: 'utilisateur-é' },
     };
-    const raw = JSON.stringify(body);
-    const escaped = raw.replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-    for (const json of [raw, escaped]) {
+    for (const json of [JSON.stringify(body), escapedJson(body)]) {
       const res = await fetch(`${server.url}/v1/messages`, { method: 'POST', headers: { 'x-api-key': PROXY_KEY, 'content-type': 'application/json' }, body: json });
       expect(res.status).toBe(200);
       await res.text();

@@ -2,6 +2,7 @@ import { expect, test } from 'bun:test';
 import { createHash } from 'node:crypto';
 import { parseJsonAsByteStrings } from '../../src/anthropic/byte-strings.ts';
 import type { MessagesRequest } from '../../src/anthropic/schema.ts';
+import { escapedJson } from '../fixtures/escaped-json.ts';
 import { sessionKeyOf } from '../../src/gateway/session.ts';
 
 function body(over: Record<string, unknown> = {}): MessagesRequest {
@@ -50,8 +51,8 @@ test('each sub-agent of a session is a conversation of its own', () => {
 
 test('a first message beyond ASCII keys the conversation by its UTF-8, whether the body had it raw or \\u-escaped', () => {
   const text = 'bonjour — où es-tu ? 🤖 voilà';
-  const raw = JSON.stringify({ model: 'm', max_tokens: 1, messages: [{ role: 'user', content: text }] });
-  const escaped = raw.replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  const body = { model: 'm', max_tokens: 1, messages: [{ role: 'user', content: text }] };
+  const [raw, escaped] = [JSON.stringify(body), escapedJson(body)];
   const key = (json: string) => sessionKeyOf(parseJsonAsByteStrings(Buffer.from(json)) as MessagesRequest, {});
   // The same key as before request text became byte strings: existing conversations keep their account.
   const expected = createHash('sha256').update(text, 'utf8').digest('hex').slice(0, 32);
