@@ -86,7 +86,7 @@ export async function readBodyBytes(request: Request, limit: number): Promise<Ui
 
 /** Parses body bytes as JSON: 400 for non-UTF-8 bytes, an empty body or malformed JSON. */
 export function parseJsonBytes(bytes: Uint8Array): unknown {
-  return parseWith(bytes, (b) => JSON.parse(utf8.decode(b)));
+  return parseWith(bytes, (b) => JSON.parse(utf8.decode(b)), (s) => s);
 }
 
 /**
@@ -94,17 +94,17 @@ export function parseJsonBytes(bytes: Uint8Array): unknown {
  * /v1/messages body, which goes upstream.
  */
 export function parseJsonByteStrings(bytes: Uint8Array): unknown {
-  return parseWith(bytes, parseJsonAsByteStrings);
+  // The parser may quote a piece of the body: a byte string, made text again for the message.
+  return parseWith(bytes, parseJsonAsByteStrings, fromByteString);
 }
 
-function parseWith(bytes: Uint8Array, parse: (bytes: Uint8Array) => unknown): unknown {
+function parseWith(bytes: Uint8Array, parse: (bytes: Uint8Array) => unknown, quoted: (s: string) => string): unknown {
   if (!isUtf8(bytes)) throw new ApiError('invalid_request_error', 'request body is not valid UTF-8');
   try {
     return parse(bytes);
   } catch (err) {
     if (utf8.decode(bytes).trim() === '') throw new ApiError('invalid_request_error', 'request body is empty; expected a JSON object');
-    // The parser may quote a piece of a byte-string body.
-    throw new ApiError('invalid_request_error', `request body is not valid JSON: ${fromByteString((err as Error).message)}`);
+    throw new ApiError('invalid_request_error', `request body is not valid JSON: ${quoted((err as Error).message)}`);
   }
 }
 

@@ -40,6 +40,11 @@ const CASES: Case[] = [
   { name: 'empty messages', payload: body({ messages: [] }), message: 'messages: at least one message is required' },
   { name: 'a message that is a string', payload: withMessages('hi'), message: 'messages.0: expected an object, got "hi"' },
   { name: 'unknown role', payload: withMessages({ role: 'bot', content: 'x' }), message: 'messages.0.role: unknown role "bot" (expected "user", "assistant" or "system")' },
+  {
+    name: 'unknown role beyond ASCII, quoted as the client wrote it',
+    payload: withMessages({ role: 'robôt — 🤖', content: 'x' }),
+    message: 'messages.0.role: unknown role "robôt — 🤖" (expected "user", "assistant" or "system")',
+  },
   { name: 'missing content', payload: withMessages({ role: 'user' }), message: 'messages.0.content: field required' },
   { name: 'content is a number', payload: withMessages(user(5)), message: 'messages.0.content: expected a string or an array, got 5' },
   {
@@ -185,6 +190,11 @@ describe('good requests Claude Code sends are accepted', () => {
     const r = await post(h, '/v1/messages', bad);
     expect(r.status).toBe(400);
     expect(((await r.json()) as { error: { message: string } }).error.message).toBe('request body is not valid UTF-8');
+  });
+  test('count_tokens quotes a bad token of its text body as it is', async () => {
+    const r = await post(h, '/v1/messages/count_tokens', '{"model":"m","messages": é}');
+    expect(r.status).toBe(400);
+    expect(((await r.json()) as { error: { message: string } }).error.message).toBe("request body is not valid JSON: JSON Parse error: Unrecognized token 'é'");
   });
   test('a missing content-type is tolerated', async () => {
     const r = await post(h, '/v1/messages', body(), { 'x-api-key': KEY });
