@@ -20,7 +20,14 @@ export interface RunResult {
   latency: { p50: number; p99: number };
   ttfb: { p50: number; p99: number };
   /** Requests started within 50 ms of each other, in order (a closed loop at high concurrency starts in waves). */
-  waves: { n: number; spanMs: number; ttfb: { p50: number; max: number }; total: { p50: number; max: number } }[];
+  waves: {
+    n: number;
+    spanMs: number;
+    ttfb: { p50: number; max: number };
+    total: { p50: number; max: number };
+    /** From the first byte to the last (total - TTFB): what the stream itself took, its start left out. */
+    body: { p50: number; max: number };
+  }[];
   cpuMsPerReq?: number;
   /** The kernel's share of cpuMsPerReq (syscalls: sockets, writes). */
   sysMsPerReq?: number;
@@ -80,6 +87,13 @@ export function wavesOf(samples: Sample[]): RunResult['waves'] {
   return groups.map((g) => {
     const t = g.map((s) => s.ttfb).sort((a, b) => a - b);
     const tot = g.map((s) => s.total).sort((a, b) => a - b);
-    return { n: g.length, spanMs: g.at(-1)!.start - g[0]!.start, ttfb: { p50: pct(t, 50), max: t.at(-1)! }, total: { p50: pct(tot, 50), max: tot.at(-1)! } };
+    const body = g.map((s) => s.total - s.ttfb).sort((a, b) => a - b);
+    return {
+      n: g.length,
+      spanMs: g.at(-1)!.start - g[0]!.start,
+      ttfb: { p50: pct(t, 50), max: t.at(-1)! },
+      total: { p50: pct(tot, 50), max: tot.at(-1)! },
+      body: { p50: pct(body, 50), max: body.at(-1)! },
+    };
   });
 }

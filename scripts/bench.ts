@@ -455,7 +455,7 @@ async function main(): Promise<void> {
       for (const [name, r] of [['floor', fl], ['proxy', px]] as const) {
         for (const [i, w] of r.waves.entries()) {
           console.log(
-            `  ${name} wave ${i + 1}: ${w.n} started within ${fmt(w.spanMs)} ms · TTFB p50 ${fmt(w.ttfb.p50)} max ${fmt(w.ttfb.max)} · total p50 ${fmt(w.total.p50)} max ${fmt(w.total.max)} ms`,
+            `  ${name} wave ${i + 1}: ${w.n} started within ${fmt(w.spanMs)} ms · TTFB p50 ${fmt(w.ttfb.p50)} max ${fmt(w.ttfb.max)} · total p50 ${fmt(w.total.p50)} max ${fmt(w.total.max)} · body p50 ${fmt(w.body.p50)} max ${fmt(w.body.max)} ms`,
           );
         }
       }

@@ -63,7 +63,7 @@ test('errors and lost streams add up across slices, and the first error is kept'
 test('requests started within 50 ms of the previous one form one wave', () => {
   const samples = [sample(0, 10, 500), sample(1, 30, 520), sample(40, 5, 505), sample(600, 3, 503), sample(620, 4, 504)];
   expect(wavesOf(samples)).toEqual([
-    { n: 3, spanMs: 40, ttfb: { p50: 10, max: 30 }, total: { p50: 505, max: 520 } },
-    { n: 2, spanMs: 20, ttfb: { p50: 3, max: 4 }, total: { p50: 503, max: 504 } },
+    { n: 3, spanMs: 40, ttfb: { p50: 10, max: 30 }, total: { p50: 505, max: 520 }, body: { p50: 490, max: 500 } },
+    { n: 2, spanMs: 20, ttfb: { p50: 3, max: 4 }, total: { p50: 503, max: 504 }, body: { p50: 500, max: 500 } },
   ]);
 });
