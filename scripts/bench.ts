@@ -358,6 +358,7 @@ async function main(): Promise<void> {
   const proxy = await startProxy(bin, env, dir);
   await Bun.sleep(1000);
   const idleKb = memKb(proxy.pid).rss;
+  if (ONLY) console.log(`proxy idle RSS ${fmt(idleKb / 1024)} MB`);
 
   const P = { 'x-api-key': PROXY_KEY, 'content-type': 'application/json', 'anthropic-version': '2023-06-01' };
   const msgs = (text: string) => [{ role: 'user', content: text }];
