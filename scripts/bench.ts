@@ -33,7 +33,7 @@ const SOURCE = argv.has('--source') || PROFILE;
 const ONLY = argv.has('--only') ? process.argv[process.argv.indexOf('--only') + 1]! : null;
 /** --cold: no priming requests right before each measured phase (see `measure`). */
 const COLD = argv.has('--cold');
-/** --waves: for the concurrent stream workloads, print TTFB and total per wave of requests started together. */
+/** --waves: for the concurrent stream workloads, print TTFB, total and body time per wave of requests started together. */
 const WAVES = argv.has('--waves');
 /** --sequential: each timed workload in one floor run then one proxy run, as before the slices (for comparison). */
 const SEQUENTIAL = argv.has('--sequential');

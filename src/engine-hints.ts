@@ -5,9 +5,11 @@
 // - BUN_JSC_forceRAMSize: size the heap as if the machine had 136 MiB, so it collects sooner
 //   (at 22-30 MB of heap instead of 32-46 MB under 90 KB turns, as the collector logs it), and
 //   sooner still once the process nears ~110 MB. Under a burst of large Claude Code turns that
-//   keeps the peak near 112-119 MB (320 MiB: 116-127; the engine's own sizing: ~150), for a few
+//   keeps the peak near 112-120 MB (320 MiB: 116-127; the engine's own sizing: ~150), for a few
 //   percent more CPU on large requests; 128 MiB held it at 111-113 MB but cost the 90 KB turn
-//   ~25 % more CPU. A hint, not a limit; 0 means the engine's own sizing.
+//   ~25 % more CPU, and 132 MiB (110-112 MB) let the last first byte of 100 streams started
+//   together come up to 41 ms after their start instead of 20-26. A hint, not a limit; 0 means
+//   the engine's own sizing.
 // - BUN_JSC_useFTLJIT=false: stop tiering at the DFG JIT. The FTL tier compiled for ~2 s of CPU
 //   in the first seconds of the benchmark, on a thread that competes with requests on a small machine,
 //   and its compilations made the tallest memory peaks; it makes the translation ~10 % faster once
