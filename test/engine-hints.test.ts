@@ -14,8 +14,8 @@ const facts = (over: Partial<ProcessFacts> = {}): ProcessFacts => ({
   ...over,
 });
 
-test('the hints: a 136 MiB heap sizing and no FTL tier', () => {
-  expect(ENGINE_HINTS).toEqual({ BUN_JSC_forceRAMSize: '142606336', BUN_JSC_useFTLJIT: 'false' });
+test('the hints: a 136 MiB heap sizing, slower heap growth from 0.82 of it, and no FTL tier', () => {
+  expect(ENGINE_HINTS).toEqual({ BUN_JSC_forceRAMSize: '142606336', BUN_JSC_mediumHeapRAMFraction: '0.82', BUN_JSC_useFTLJIT: 'false' });
 });
 
 test('from source: the same script, bun flags and arguments, with the hints added to the environment', () => {
@@ -33,17 +33,24 @@ test('a compiled binary re-executes itself, not the virtual entry path Bun shows
   expect(plan?.args).toEqual(['/opt/mcp/mcp', 'serve']);
 });
 
-test('a hint the user set is kept, and the other one is still added', () => {
+test('a hint the user set is kept, and the others are still added', () => {
   const plan = engineHintPlan(facts({ env: { BUN_JSC_useFTLJIT: 'true' } }));
-  expect(plan?.env).toEqual({ BUN_JSC_useFTLJIT: 'true', BUN_JSC_forceRAMSize: '142606336' });
-  expect(engineHintPlan(facts({ env: { BUN_JSC_forceRAMSize: '0' } }))?.env).toEqual({ BUN_JSC_forceRAMSize: '0', BUN_JSC_useFTLJIT: 'false' });
+  expect(plan?.env).toEqual({ BUN_JSC_useFTLJIT: 'true', BUN_JSC_forceRAMSize: '142606336', BUN_JSC_mediumHeapRAMFraction: '0.82' });
+  expect(engineHintPlan(facts({ env: { BUN_JSC_forceRAMSize: '0' } }))?.env).toEqual({
+    BUN_JSC_forceRAMSize: '0',
+    BUN_JSC_mediumHeapRAMFraction: '0.82',
+    BUN_JSC_useFTLJIT: 'false',
+  });
 });
 
 test.each([
   ['another command', facts({ argv: ['/usr/bin/bun', 'main.ts', 'accounts', 'list'] })],
   ['no command', facts({ argv: ['/usr/bin/bun', 'main.ts'] })],
-  ['every hint already set (by the user, or by the re-execution itself)', facts({ env: { BUN_JSC_forceRAMSize: '536870912', BUN_JSC_useFTLJIT: 'true' } })],
-  ['every hint set to off', facts({ env: { BUN_JSC_forceRAMSize: '0', BUN_JSC_useFTLJIT: 'true' } })],
+  [
+    'every hint already set (by the user, or by the re-execution itself)',
+    facts({ env: { BUN_JSC_forceRAMSize: '536870912', BUN_JSC_mediumHeapRAMFraction: '0.9', BUN_JSC_useFTLJIT: 'true' } }),
+  ],
+  ['every hint set to the engine default', facts({ env: { BUN_JSC_forceRAMSize: '0', BUN_JSC_mediumHeapRAMFraction: '0.9', BUN_JSC_useFTLJIT: 'true' } })],
   ['Windows (no execve)', facts({ platform: 'win32' })],
   ['a run under the CPU profiler (its signal would kill the re-executed process)', facts({ execArgv: ['--cpu-prof', '--cpu-prof-dir=/tmp/p'] })],
 ])('no re-execution for %s', (_name, f) => expect(engineHintPlan(f)).toBeNull());
