@@ -440,6 +440,25 @@ describe('a mixed pool: two Google (Antigravity) accounts and three Z.AI keys', 
     }
   });
 
+  test('a safety-blocked answer is one upstream call and a 200 refusal: no retry, no failover, no cooldown', async () => {
+    const p = await startProxy({}, undefined, { google: true });
+    try {
+      google.setMode({ kind: 'blocked_answer', finishReason: 'SAFETY' });
+      const before = google.generations().length;
+      // Three in a row: as transient failures, three would also have rested the account.
+      for (let i = 0; i < 3; i++) {
+        const r = await ask(p, 'gemini-3-flash', { session: 'blocked-conversation' });
+        expect(r.status).toBe(200);
+        expect(r.body).toMatchObject({ type: 'message', content: [], stop_reason: 'refusal' });
+      }
+      expect(google.generations().length).toBe(before + 3);
+      expect(listLimits(p.db)).toEqual([]);
+      expect(listAccounts(p.db).every((a) => a.status === 'active')).toBe(true);
+    } finally {
+      await p.stop();
+    }
+  });
+
   test("a Google account whose Claude weekly window is nearly spent is spared for Claude, not for Gemini, and /account-limits shows the window", async () => {
     google.setQuotaWindows({ 'claude+gpt': { weekly: { remainingFraction: 0.03 } } }, { email: EMAILS[0] });
     const p = await startProxy({}, undefined, { google: true });

@@ -47,6 +47,15 @@ export type FakeGoogleMode =
   | { kind: 'empty_response' }
   /** 200 with chunks that carry no parts at all (what the backend does now and then). */
   | { kind: 'empty_candidates' }
+  /**
+   * 200 with an answer a content filter stopped before any part: the candidate has no parts and
+   * finishReason SAFETY (or the given one), with safetyRatings, as Gemini streams it.
+   */
+  | { kind: 'blocked_answer'; finishReason?: string }
+  /** 200 with the prompt itself blocked: no candidates, only promptFeedback.blockReason (default SAFETY). */
+  | { kind: 'blocked_prompt'; blockReason?: string }
+  /** 200 with MAX_TOKENS and no parts: the whole output budget went on thinking. */
+  | { kind: 'thinking_exhausted' }
   /** The answer's text in `chunks` pieces written `delayMs` apart. */
   | { kind: 'slow_chunks'; chunks: number; delayMs: number }
   /** Token endpoint: refresh_token grants answer 400 invalid_grant. */
@@ -769,6 +778,20 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
       p.chunks = [
         { candidates: [{ content: { role: 'model' } }], modelVersion: model },
         { candidates: [{ content: { role: 'model' }, finishReason: 'STOP' }], usageMetadata: { promptTokenCount: 10, totalTokenCount: 10 }, modelVersion: model },
+      ];
+    }
+    if (mode.kind === 'blocked_answer') {
+      const finishReason = mode.finishReason ?? 'SAFETY';
+      const safetyRatings = [{ category: 'HARM_CATEGORY_DANGEROUS_CONTENT', probability: 'HIGH', blocked: true }];
+      p.chunks = [{ candidates: [{ content: { role: 'model' }, finishReason, safetyRatings }], usageMetadata: { promptTokenCount: 10, totalTokenCount: 10 }, modelVersion: model }];
+    }
+    if (mode.kind === 'blocked_prompt') {
+      const promptFeedback = { blockReason: mode.blockReason ?? 'SAFETY', safetyRatings: [{ category: 'HARM_CATEGORY_HARASSMENT', probability: 'HIGH' }] };
+      p.chunks = [{ promptFeedback, usageMetadata: { promptTokenCount: 10, totalTokenCount: 10 }, modelVersion: model }];
+    }
+    if (mode.kind === 'thinking_exhausted') {
+      p.chunks = [
+        { candidates: [{ content: { role: 'model' }, finishReason: 'MAX_TOKENS' }], usageMetadata: { promptTokenCount: 10, thoughtsTokenCount: 64, totalTokenCount: 74 }, modelVersion: model },
       ];
     }
     if (mode.kind === 'no_finish') {

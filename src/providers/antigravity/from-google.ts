@@ -1,6 +1,7 @@
 // Cloud Code SSE chunks (Gemini GenerateContentResponse, possibly wrapped in {response}) -> one valid
 // Anthropic event sequence (protocol §8). Nothing is yielded until the first real content part, so
 // an empty upstream answer becomes a retryable error before the client has seen a byte (§8.4).
+// A blocked or budget-exhausted answer is not "empty": it is final, and ends as a message.
 import {
   blockDelta,
   blockStart,
@@ -31,21 +32,20 @@ export interface FromGoogleOptions {
 type Json = Record<string, unknown>;
 type OpenBlock = 'thinking' | 'text' | 'tool_use' | 'image' | null;
 
-// Finish reasons that are not a normal end; mapped to end_turn (as every proxy does) but logged.
-const ABNORMAL_FINISH = new Set([
+// Finish reasons of Google's content filters. The same request gets the same verdict, so these end
+// as stop_reason refusal (Anthropic's word for it) instead of an error that is retried and fails over.
+const FILTER_FINISH = new Set([
   'SAFETY',
   'RECITATION',
   'BLOCKLIST',
   'PROHIBITED_CONTENT',
   'SPII',
-  'MALFORMED_FUNCTION_CALL',
-  'OTHER',
-  'LANGUAGE',
   'IMAGE_SAFETY',
   'IMAGE_PROHIBITED_CONTENT',
-  'IMAGE_OTHER',
-  'NO_IMAGE',
+  'IMAGE_RECITATION',
 ]);
+// Other finish reasons that are not a normal end; mapped to end_turn (as every proxy does) but logged.
+const ABNORMAL_FINISH = new Set(['MALFORMED_FUNCTION_CALL', 'OTHER', 'LANGUAGE', 'IMAGE_OTHER', 'NO_IMAGE']);
 
 /**
  * The translation as a push state machine: feed() each upstream chunk and get the events it
@@ -55,7 +55,10 @@ const ABNORMAL_FINISH = new Set([
 export interface GoogleTranslator {
   /** Events for one upstream chunk (often none before the first content part). Throws an UpstreamError for an in-stream error. */
   feed(raw: unknown): AnthropicEvent[];
-  /** The closing events; throws EMPTY_RESPONSE when nothing was ever started. */
+  /**
+   * The closing events. A blocked prompt or answer, or MAX_TOKENS spent on thinking, ends as a message
+   * with no content; otherwise an answer that never started throws EMPTY_RESPONSE (retryable).
+   */
   end(): AnthropicEvent[];
   /** Whether message_start has been produced. */
   started(): boolean;
@@ -82,6 +85,8 @@ export function createGoogleTranslator(opts: FromGoogleOptions): GoogleTranslato
   let pendingSignature: string | null = null;
   let sawToolCall = false;
   let finishReason: string | null = null;
+  // promptFeedback.blockReason: the prompt itself was refused, and no candidate follows.
+  let blocked: { reason: string; message: string | null } | null = null;
   const n: TokenCounts = { prompt: 0, candidates: 0, cached: 0, thoughts: 0, total: 0 };
   let out: AnthropicEvent[] = [];
 
@@ -121,6 +126,7 @@ export function createGoogleTranslator(opts: FromGoogleOptions): GoogleTranslato
     if (!resp) return NO_EVENTS;
     throwIfStreamError(resp);
     readUsage(resp.usageMetadata, n);
+    blocked = blockOf(resp.promptFeedback) ?? blocked;
     const cand = Array.isArray(resp.candidates) ? (resp.candidates[0] as Json | undefined) : undefined;
     const content = isObject(cand?.content) ? cand.content : undefined;
     const parts = Array.isArray(content?.parts) ? (content.parts as unknown[]) : [];
@@ -194,12 +200,26 @@ export function createGoogleTranslator(opts: FromGoogleOptions): GoogleTranslato
   };
 
   const end = (): AnthropicEvent[] => {
-    if (!started) throw new UpstreamError('transient', 'empty response from upstream', { code: 'EMPTY_RESPONSE' });
+    const filtered = finishReason !== null && FILTER_FINISH.has(finishReason);
+    // Only an answer with no verdict is worth asking again; a refusal or a spent budget is final.
+    if (!started && !blocked && !filtered && finishReason !== 'MAX_TOKENS') {
+      throw new UpstreamError('transient', 'empty response from upstream', { code: 'EMPTY_RESPONSE' });
+    }
+    // A message with no content block is valid Anthropic (and the SDK accumulates it).
+    start();
     close();
     let stop: StopReason = 'end_turn';
-    if (sawToolCall) stop = 'tool_use'; // Google says STOP after a call (§6.3)
+    // A whole call stays tool_use (Google says STOP after a call, §6.3): its args arrive complete,
+    // and a refusal would leave it without the tool_result the next turn must carry.
+    if (sawToolCall) stop = 'tool_use';
+    else if (blocked || filtered) stop = 'refusal';
     else if (finishReason === 'MAX_TOKENS') stop = 'max_tokens';
     else if (finishReason !== null && ABNORMAL_FINISH.has(finishReason)) log.warn(`antigravity: finishReason ${finishReason} mapped to end_turn`);
+    if (blocked) {
+      log.warn(`antigravity: prompt blocked upstream (blockReason ${blocked.reason}${blocked.message ? `: ${blocked.message}` : ''}); stop_reason ${stop}`);
+    } else if (filtered) {
+      log.warn(`antigravity: answer stopped by an upstream filter (finishReason ${finishReason}); stop_reason ${stop}`);
+    }
     out.push(messageDelta(stop, usage(true)));
     out.push(MESSAGE_STOP);
     const batch = out;
@@ -227,6 +247,17 @@ export function readUsage(u: unknown, n: TokenCounts): void {
   if (typeof u.cachedContentTokenCount === 'number') n.cached = u.cachedContentTokenCount;
   if (typeof u.thoughtsTokenCount === 'number') n.thoughts = u.thoughtsTokenCount;
   if (typeof u.totalTokenCount === 'number') n.total = u.totalTokenCount;
+}
+
+const MAX_BLOCK_MESSAGE = 300;
+
+/** promptFeedback's block verdict, or null when the prompt was not blocked. */
+export function blockOf(feedback: unknown): { reason: string; message: string | null } | null {
+  if (!isObject(feedback)) return null;
+  const reason = feedback.blockReason;
+  if (typeof reason !== 'string' || !reason || reason === 'BLOCK_REASON_UNSPECIFIED') return null;
+  const m = typeof feedback.blockReasonMessage === 'string' ? feedback.blockReasonMessage.replace(/\s+/g, ' ').trim() : '';
+  return { reason, message: m ? m.slice(0, MAX_BLOCK_MESSAGE) : null };
 }
 
 /** The GenerateContentResponse of one SSE chunk ({response: …} or bare), or null. */

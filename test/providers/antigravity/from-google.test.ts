@@ -1,5 +1,6 @@
-import { describe, expect, test } from 'bun:test';
+import { afterEach, beforeEach, describe, expect, test } from 'bun:test';
 import type { AnthropicEvent } from '../../../src/anthropic/events.ts';
+import { configureLog, log } from '../../../src/log.ts';
 import { fromGoogleStream, type FromGoogleOptions } from '../../../src/providers/antigravity/from-google.ts';
 import { createSignatureStore, type SignatureStore } from '../../../src/providers/antigravity/signatures.ts';
 import { UpstreamError, type ModelFamily } from '../../../src/providers/provider.ts';
@@ -237,5 +238,91 @@ describe('state machine details', () => {
     const it = fromGoogleStream(source(), options('claude'));
     expect((await it.next()).value?.type).toBe('message_start');
     expect(pulled).toBe(1);
+  });
+});
+
+describe('blocked and content-less answers end as a message, not a retried error', () => {
+  // Google's content filters are deterministic: asking again (or on another account) gets the same
+  // answer. So these must be finished messages the SDK accepts, never EMPTY_RESPONSE.
+  const usageMeta = { promptTokenCount: 120, candidatesTokenCount: 0, totalTokenCount: 120 };
+  const finished = (finishReason: string, extra: Record<string, unknown> = {}) => ({
+    candidates: [{ content: { role: 'model' }, finishReason }],
+    usageMetadata: usageMeta,
+    ...extra,
+  });
+  const lines: string[] = [];
+  beforeEach(() => {
+    lines.length = 0;
+    log.setReporters([{ log: (o) => void lines.push(`${o.type}: ${o.args.join(' ')}`) }]);
+  });
+  afterEach(() => configureLog({ format: 'pretty' }));
+
+  async function message(chunks: unknown[], family: ModelFamily = 'gemini') {
+    const ev = await translate(chunks, options(family));
+    assertValidSequence(ev);
+    return { ev, msg: await accumulate(ev) };
+  }
+
+  for (const reason of ['SAFETY', 'RECITATION', 'BLOCKLIST', 'PROHIBITED_CONTENT', 'SPII', 'IMAGE_SAFETY', 'IMAGE_PROHIBITED_CONTENT', 'IMAGE_RECITATION']) {
+    test(`finishReason ${reason} with no parts: an empty message with stop_reason refusal, and one log line naming it`, async () => {
+      const { ev, msg } = await message([{ candidates: [{ content: { role: 'model' } }] }, finished(reason)]);
+      expect(types(ev)).toEqual(['message_start', 'message_delta', 'message_stop']);
+      expect(msg.content).toEqual([]);
+      expect(msg.stop_reason).toBe('refusal' as never);
+      expect(msg.usage).toMatchObject({ input_tokens: 120, output_tokens: 0 });
+      expect(lines.filter((l) => l.includes(reason))).toHaveLength(1);
+    });
+  }
+
+  test('a prompt blocked by promptFeedback (no candidates at all): refusal, and the log names the reason and its message', async () => {
+    const { msg } = await message([
+      { promptFeedback: { blockReason: 'PROHIBITED_CONTENT', blockReasonMessage: 'The prompt was blocked.' }, usageMetadata: { promptTokenCount: 42, totalTokenCount: 42 } },
+    ]);
+    expect(msg.content).toEqual([]);
+    expect(msg.stop_reason).toBe('refusal' as never);
+    expect(msg.usage).toMatchObject({ input_tokens: 42, output_tokens: 0 });
+    expect(lines).toEqual([expect.stringMatching(/PROHIBITED_CONTENT.*The prompt was blocked\./)]);
+  });
+
+  test('a prompt blocked with blockReason OTHER inside the {response} wrapper is a refusal too', async () => {
+    const { msg } = await message([{ response: { promptFeedback: { blockReason: 'OTHER' } } }]);
+    expect(msg.stop_reason).toBe('refusal' as never);
+  });
+
+  test('text cut off by a filter keeps its text and ends with refusal', async () => {
+    const { msg } = await message([
+      { candidates: [{ content: { role: 'model', parts: [{ text: 'Here is the first verse' }] } }] },
+      finished('RECITATION'),
+    ]);
+    expect(msg.content).toEqual([{ type: 'text', text: 'Here is the first verse' }] as never);
+    expect(msg.stop_reason).toBe('refusal' as never);
+  });
+
+  test('MAX_TOKENS with no parts (the budget went on thinking): stop_reason max_tokens, thought tokens counted as output', async () => {
+    const { ev, msg } = await message([
+      { candidates: [{ content: { role: 'model' }, finishReason: 'MAX_TOKENS' }], usageMetadata: { promptTokenCount: 50, thoughtsTokenCount: 4096, totalTokenCount: 4146 } },
+    ]);
+    expect(types(ev)).toEqual(['message_start', 'message_delta', 'message_stop']);
+    expect(msg.content).toEqual([]);
+    expect(msg.stop_reason).toBe('max_tokens');
+    expect(msg.usage).toMatchObject({ input_tokens: 50, output_tokens: 4096 });
+  });
+
+  for (const reason of [null, 'STOP', 'OTHER', 'FINISH_REASON_UNSPECIFIED', 'SOMETHING_NEW']) {
+    test(`finishReason ${reason} with nothing emitted stays a retryable EMPTY_RESPONSE`, async () => {
+      const chunks = [reason === null ? { candidates: [{ content: { role: 'model' } }], usageMetadata: usageMeta } : finished(reason)];
+      const err = await translate(chunks, options('gemini')).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(UpstreamError);
+      expect((err as UpstreamError).kind).toBe('transient');
+      expect((err as UpstreamError).code).toBe('EMPTY_RESPONSE');
+    });
+  }
+
+  test('a blockReason of BLOCK_REASON_UNSPECIFIED blocks nothing: still EMPTY_RESPONSE', async () => {
+    const run = translate([{ promptFeedback: { blockReason: 'BLOCK_REASON_UNSPECIFIED' } }], options('gemini'));
+    await expect(run).rejects.toMatchObject({ code: 'EMPTY_RESPONSE' });
   });
 });

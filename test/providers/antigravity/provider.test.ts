@@ -273,6 +273,25 @@ describe('retries before the first byte', () => {
     expect(fake.generations().length).toBe(3);
   });
 
+  // A filter's verdict is the same on every try and every account: asking again only costs the pool.
+  for (const mode of [{ kind: 'blocked_answer' }, { kind: 'blocked_answer', finishReason: 'RECITATION' }, { kind: 'blocked_prompt' }] as FakeGoogleMode[]) {
+    test(`a blocked answer (${JSON.stringify(mode)}) is one upstream call and a finished refusal, not an error`, async () => {
+      fake.setMode(mode);
+      const msg = await viaSdk('gemini-3.8-flash-high', simple('something the filter stops'));
+      expect(msg.stop_reason).toBe('refusal' as never);
+      expect(msg.content).toEqual([]);
+      expect(fake.generations().length).toBe(1);
+    });
+  }
+
+  test('MAX_TOKENS with no parts is one upstream call and a finished max_tokens message counting the thoughts', async () => {
+    fake.setMode({ kind: 'thinking_exhausted' });
+    const msg = await viaSdk('gemini-3.8-flash-high', simple('think hard'));
+    expect(msg.stop_reason).toBe('max_tokens');
+    expect(msg.usage.output_tokens).toBe(64);
+    expect(fake.generations().length).toBe(1);
+  });
+
   test('an expired access token: 401, one refresh, one retry, success', async () => {
     const a = account('expiring@example.com');
     await collect(simple('warm'), ctx({ account: a }));
