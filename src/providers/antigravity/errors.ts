@@ -166,6 +166,7 @@ const TOKEN_COUNTS = /(\d{3,})\D+?(\d{3,})/;
 const PROMPT_TOO_LONG = /prompt is too long|prompt_too_long|context length exceeded|exceeds the maximum number of tokens/i;
 const TOS_BAN = /has been disabled/i;
 const TOS_BAN2 = /violation of terms of service/i;
+const DISABLED_REASON = /^(?:account|user)_disabled$/i;
 const CAPACITY_TEXT = /no capacity available|overloaded|temporarily unavailable/i;
 const QUOTA_TEXT = /quota_exhausted|quota exhausted|individual quota|daily limit|quota exceeded/i;
 /** A throttle longer than this is treated as exhausted quota rather than a short rate limit ([CPA]). */
@@ -210,7 +211,12 @@ export function classifyGoogleError(status: number, bodyText: string, headers: H
         code: 'TOS_VIOLATION',
       });
     }
-    return mk('invalid_account', describe(`permission denied (HTTP ${status})`), { scope: 'account' });
+    if (reasons.some((r) => DISABLED_REASON.test(r))) {
+      return mk('invalid_account', describe('this Google account is disabled'), { scope: 'account' });
+    }
+    // Any other 403 (no licence, generateChat denied on the project, one model denied) is about the
+    // client's metadata, the project or the model (§9.2): try elsewhere, never mark the account dead.
+    return mk('transient', describe(`permission denied (HTTP ${status})`));
   }
 
   if (status === 404 || gStatus === 'NOT_FOUND') {

@@ -126,6 +126,42 @@ describe('classification corner cases', () => {
   });
 });
 
+describe('403: only verification and bans make an account invalid (protocol §9.2)', () => {
+  const body = (message: string, reason?: string) =>
+    JSON.stringify({
+      error: {
+        code: 403,
+        message,
+        status: 'PERMISSION_DENIED',
+        ...(reason ? { details: [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason, domain: 'cloudcode-pa.googleapis.com' }] } : {}),
+      },
+    });
+  test.each([
+    ['VALIDATION_REQUIRED reason', 'invalid_account', 'account', body('Please complete account validation', 'VALIDATION_REQUIRED')],
+    ['VALIDATION_REQUIRED in the text only', 'invalid_account', 'account', body('VALIDATION_REQUIRED: Please complete account validation')],
+    ['terms-of-service ban', 'invalid_account', 'account', body('This service has been disabled in this account for violation of Terms of Service.')],
+    ['account_disabled reason', 'invalid_account', 'account', body('The account is disabled.', 'account_disabled')],
+    ['USER_DISABLED reason', 'invalid_account', 'account', body('The user is disabled.', 'USER_DISABLED')],
+    // Wrong client metadata or project: the proxy's or the project's problem, not a dead account.
+    ['no valid license', 'transient', 'model', body('You do not have a valid license of this product')],
+    [
+      'generateChat denied on the project',
+      'transient',
+      'model',
+      body("Permission 'cloudaicompanion.companions.generateChat' denied on resource '//cloudaicompanion.googleapis.com/projects/rising-fact-p41fc/locations/global'"),
+    ],
+    ['one model denied', 'transient', 'model', body('Permission denied on model claude-opus-4-6-thinking.')],
+    ['API disabled in the project', 'transient', 'model', body('Gemini for Google Cloud API has not been used in project 123 before or it is disabled.', 'SERVICE_DISABLED')],
+    ['bare 403', 'transient', 'model', ''],
+  ])('%s -> %s (%s)', (_name, kind, scope, text) => {
+    const e = classifyGoogleError(403, text, new Headers(), NOW);
+    expect(e.kind).toBe(kind as typeof e.kind);
+    expect(e.scope).toBe(scope as typeof e.scope);
+    expect(e.status).toBe(403);
+    expect(e.message).toStartWith('Antigravity: ');
+  });
+});
+
 describe('signature rejections are worded for Claude Code to heal itself', () => {
   // Claude Code strips thinking from the history and retries once when a 400 says "invalid signature" and
   // "thinking block" (backticks ignored, any case); any other wording ends the session.
