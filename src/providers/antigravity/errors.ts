@@ -151,7 +151,15 @@ function verifyUrlOf(err: GoogleError | null, message: string): string | null {
   return link ? link[0].replace(/[).,;"']+$/, '') : null;
 }
 
-const SIGNATURE = /signature/i;
+// The rejections of a replayed thinking signature, which Claude Code heals by dropping thinking from
+// the history: Claude's (bad or missing signature) and Gemini's. Not any 400 that says "signature":
+// a tool schema or an argument of that name, or a call missing its thought_signature, heal no such way.
+const THINKING_SIGNATURE = [
+  /invalid\s+`?signature`?\s+in\s+`?thinking`?\s+block/i,
+  /\bthinking\.signature\b/i,
+  /\bthought signature is not valid/i,
+  /\bcorrupted thought signature/i,
+];
 /**
  * Claude Code reads "prompt is too long: N tokens > M maximum" to tell the user how far over the limit
  * the conversation is (and to suggest /compact), so Google's other wordings are put in that form.
@@ -246,7 +254,7 @@ export function classifyGoogleError(status: number, bodyText: string, headers: H
   }
 
   if (status === 400 || status === 413 || status === 422 || gStatus === 'INVALID_ARGUMENT' || gStatus === 'FAILED_PRECONDITION') {
-    if (SIGNATURE.test(message)) {
+    if (THINKING_SIGNATURE.some((re) => re.test(message))) {
       // Worded so Claude Code's self-healing matches it ("invalid signature" + "thinking block"): it then strips
       // thinking from the history and retries once, instead of ending the session (protocol §1.6).
       return mk('bad_request', `Invalid signature in thinking block: Antigravity rejected a signature from the conversation history (${message})`, {

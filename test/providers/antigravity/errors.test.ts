@@ -169,6 +169,23 @@ describe('signature rejections are worded for Claude Code to heal itself', () =>
     const t = m.replaceAll('`', '').toLowerCase();
     return t.includes('thinking block') && t.includes('invalid signature');
   };
+  const body = (message: string) => JSON.stringify({ error: { code: 400, message, status: 'INVALID_ARGUMENT' } });
+  test.each([
+    ['Claude, raw', true, 'messages.1.content.0: Invalid `signature` in `thinking` block'],
+    ['Claude, missing signature', true, 'messages.3.content.0.thinking.signature: Field required'],
+    ['Gemini, not valid', true, 'Unable to submit request because Thought signature is not valid.. Learn more: https://cloud.google.com/vertex-ai'],
+    ['Gemini, corrupted', true, 'Corrupted thought signature.'],
+    // Stripping thinking from the history cannot fix these; the message must stay what Google said.
+    ['a tool schema with a "signature" property', false, 'Invalid JSON payload received. Unknown name "signature" at \'request.tools[0].function_declarations[3].parameters\': Cannot find field.'],
+    ['a function call without its signature', false, 'Function call is missing a thought_signature in functionCall parts'],
+    ['an argument named signature', false, 'GenerateContentRequest.contents[2].parts[0].function_call.args.signature: invalid value'],
+  ])('%s -> healable: %p', (_name, heal, message) => {
+    const e = classifyGoogleError(400, body(message), new Headers(), NOW);
+    expect(e.kind).toBe('bad_request');
+    expect(healable(e.message)).toBe(heal);
+    if (!heal) expect(e.message).toBe(`Antigravity: ${message}`);
+  });
+
   for (const file of ['400_claude_signature.json', '400_gemini_signature.json']) {
     test(`${file}: the client message matches Claude Code's signature pattern`, () => {
       const c = cases.find(([f]) => f === file)![1];
