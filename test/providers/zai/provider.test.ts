@@ -118,6 +118,13 @@ describe(`${httpClient} client`, () => {
       expect(rec!.body).toMatchObject({ model: 'glm-4.6', stream: true });
     });
 
+    test('a model name beyond ASCII goes upstream as UTF-8 and comes back to the client as text, not as its bytes', async () => {
+      // The body is byte strings (anthropic/byte-strings.ts); the model names in ctx are text.
+      const events = await collect(simple('hi'), ctx({ model: 'claude-sönnet—4', clientModel: 'claude-sönnet—zai' }));
+      expect((events[0] as { message: { model: string } }).message.model).toBe('claude-sönnet—zai');
+      expect(fake.messages()[0]!.body).toMatchObject({ model: 'claude-sönnet—4' });
+    });
+
     test('the session id is the same on every call of one conversation', async () => {
       await collect(simple('one'));
       await collect(simple('two'));
