@@ -5,6 +5,7 @@ import { fromByteString, toByteString } from '../../anthropic/byte-strings.ts';
 import { jsonOnlyInstruction, jsonSchemaOf } from '../../anthropic/structured-output.ts';
 import type { MessagesRequest, Tool } from '../../anthropic/schema.ts';
 import { familyOf, type ModelFamily } from '../provider.ts';
+import { inlineBase64 } from './inline-data.ts';
 import { toGoogleSchema, toGoogleToolSchema } from './schema.ts';
 import { MIN_SIGNATURE_LENGTH, type SignatureStore, type ToolNaming } from './signatures.ts';
 import { planGeneration } from './thinking.ts';
@@ -544,7 +545,7 @@ function contentPart(b: Block): Part | null {
       const src = (b.source ?? {}) as Record<string, unknown>;
       const fallbackMime = b.type === 'image' ? 'image/jpeg' : 'application/pdf';
       if (src.type === 'base64' && typeof src.data === 'string') {
-        return { inlineData: { mimeType: typeof src.media_type === 'string' ? src.media_type : fallbackMime, data: src.data } };
+        return { inlineData: { mimeType: typeof src.media_type === 'string' ? src.media_type : fallbackMime, data: inlineBase64(src.data) } };
       }
       if (src.type === 'url' && typeof src.url === 'string') {
         return { fileData: { mimeType: typeof src.media_type === 'string' ? src.media_type : fallbackMime, fileUri: src.url } };
