@@ -200,7 +200,7 @@ export function createGoogleTranslator(opts: FromGoogleOptions): GoogleTranslato
   };
 
   const end = (): AnthropicEvent[] => {
-    const filtered = finishReason !== null && FILTER_FINISH.has(finishReason);
+    const filtered = isFilterFinish(finishReason);
     // Only an answer with no verdict is worth asking again; a refusal or a spent budget is final.
     if (!started && !blocked && !filtered && finishReason !== 'MAX_TOKENS') {
       throw new UpstreamError('transient', 'empty response from upstream', { code: 'EMPTY_RESPONSE' });
@@ -247,6 +247,11 @@ export function readUsage(u: unknown, n: TokenCounts): void {
   if (typeof u.cachedContentTokenCount === 'number') n.cached = u.cachedContentTokenCount;
   if (typeof u.thoughtsTokenCount === 'number') n.thoughts = u.thoughtsTokenCount;
   if (typeof u.totalTokenCount === 'number') n.total = u.totalTokenCount;
+}
+
+/** Whether a finishReason is a content filter's verdict (final: asked again, the answer is the same). */
+export function isFilterFinish(reason: unknown): boolean {
+  return typeof reason === 'string' && FILTER_FINISH.has(reason);
 }
 
 const MAX_BLOCK_MESSAGE = 300;

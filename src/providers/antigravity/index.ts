@@ -298,6 +298,7 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
           const grounding = createGroundingCollector();
           for (let batch = await stream.readBatch(); batch !== null; batch = await stream.readBatch()) for (const c of batch) grounding.feed(c);
           const found = grounding.result();
+          if (found.blocked) log.warn(`antigravity: web search stopped by an upstream filter (${found.blocked}); stop_reason refusal`);
           found.sources = await resolveRedirects(found.sources, redirectOrigins, ctx.signal);
           const evs = webSearchEvents(found, { clientModel: ctx.clientModel, tool: search, searchText });
           yielded = true;

@@ -15,7 +15,7 @@ import {
 } from '../../anthropic/events.ts';
 import { domainAllowed, searchQueryOf, type WebSearchTool } from '../../anthropic/web-search.ts';
 import { UpstreamError } from '../provider.ts';
-import { readUsage, throwIfStreamError, type TokenCounts, unwrapChunk } from './from-google.ts';
+import { blockOf, isFilterFinish, readUsage, throwIfStreamError, type TokenCounts, unwrapChunk } from './from-google.ts';
 
 type Json = Record<string, unknown>;
 
@@ -56,12 +56,15 @@ export interface Grounding {
   outputTokens: number;
   /** Whether any candidate content or grounding arrived (none: an empty answer). */
   any: boolean;
+  /** The content filter's verdict (promptFeedback.blockReason or a filter finishReason), or null. */
+  blocked: string | null;
 }
 
 /** Gathers the streamed chunks of a grounded answer: text, queries, sources and usage. */
 export function createGroundingCollector(): { feed(raw: unknown): void; result(): Grounding } {
   let text = '';
   let any = false;
+  let blocked: string | null = null;
   const queries: string[] = [];
   const sources: SearchSource[] = [];
   const seen = new Set<string>();
@@ -72,8 +75,11 @@ export function createGroundingCollector(): { feed(raw: unknown): void; result()
       if (!resp) return;
       throwIfStreamError(resp);
       readUsage(resp.usageMetadata, n);
+      const block = blockOf(resp.promptFeedback);
+      if (block) blocked = `blockReason ${block.reason}${block.message ? `: ${block.message}` : ''}`;
       const cand = Array.isArray(resp.candidates) && isObject(resp.candidates[0]) ? resp.candidates[0] : null;
       if (!cand) return;
+      if (isFilterFinish(cand.finishReason)) blocked = `finishReason ${String(cand.finishReason)}`;
       const parts = isObject(cand.content) && Array.isArray(cand.content.parts) ? cand.content.parts : [];
       for (const p of parts) {
         if (!isObject(p) || p.thought === true || typeof p.text !== 'string') continue;
@@ -93,7 +99,7 @@ export function createGroundingCollector(): { feed(raw: unknown): void; result()
         sources.push({ url: web.uri, title: typeof web.title === 'string' && web.title ? web.title : hostOf(web.uri) });
       }
     },
-    result: () => ({ text: text.trim(), queries, sources, promptTokens: n.prompt, cachedTokens: n.cached, outputTokens: n.candidates + n.thoughts, any }),
+    result: () => ({ text: text.trim(), queries, sources, promptTokens: n.prompt, cachedTokens: n.cached, outputTokens: n.candidates + n.thoughts, any, blocked }),
   };
 }
 
@@ -137,21 +143,26 @@ function srvToolUseId(): string {
   return `srvtoolu_${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')}`;
 }
 
-/** The Anthropic events of one search answer. Throws EMPTY_RESPONSE (retried) when nothing came back. */
+/**
+ * The Anthropic events of one search answer. Throws EMPTY_RESPONSE (retried) when nothing came back;
+ * a filter's verdict is final and ends as stop_reason refusal, with no blocks if nothing came.
+ */
 export function webSearchEvents(g: Grounding, opts: { clientModel: string; tool: WebSearchTool; searchText: string }): AnthropicEvent[] {
-  if (!g.any) throw new UpstreamError('transient', 'empty response from upstream', { code: 'EMPTY_RESPONSE' });
+  if (!g.any && !g.blocked) throw new UpstreamError('transient', 'empty response from upstream', { code: 'EMPTY_RESPONSE' });
+  const start = messageStart(opts.clientModel, {
+    input_tokens: Math.max(0, g.promptTokens - g.cachedTokens),
+    output_tokens: 0,
+    cache_creation_input_tokens: 0,
+    cache_read_input_tokens: g.cachedTokens,
+  });
+  if (!g.any) return [start, messageDelta('refusal', { output_tokens: g.outputTokens }), MESSAGE_STOP];
   const id = srvToolUseId();
   const query = g.queries[0] ?? searchQueryOf(opts.searchText);
   const results = g.sources
     .filter((s) => domainAllowed(sourceHost(s), opts.tool))
     .map((s) => ({ type: 'web_search_result', title: s.title, url: s.url, encrypted_content: '', page_age: null }));
   const out: AnthropicEvent[] = [
-    messageStart(opts.clientModel, {
-      input_tokens: Math.max(0, g.promptTokens - g.cachedTokens),
-      output_tokens: 0,
-      cache_creation_input_tokens: 0,
-      cache_read_input_tokens: g.cachedTokens,
-    }),
+    start,
     blockStart(0, { type: 'server_tool_use', id, name: opts.tool.name || 'web_search', input: {} }),
     blockDelta(0, { type: 'input_json_delta', partial_json: JSON.stringify({ query }) }),
     blockStop(0),
@@ -161,7 +172,7 @@ export function webSearchEvents(g: Grounding, opts: { clientModel: string; tool:
   if (g.text) {
     out.push(blockStart(2, { type: 'text', text: '' }), blockDelta(2, { type: 'text_delta', text: g.text }), blockStop(2));
   }
-  out.push(messageDelta('end_turn', { output_tokens: g.outputTokens, server_tool_use: { web_search_requests: 1 } }), MESSAGE_STOP);
+  out.push(messageDelta(g.blocked ? 'refusal' : 'end_turn', { output_tokens: g.outputTokens, server_tool_use: { web_search_requests: 1 } }), MESSAGE_STOP);
   return out;
 }
 

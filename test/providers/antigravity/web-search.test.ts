@@ -37,6 +37,7 @@ describe('createGroundingCollector', () => {
       cachedTokens: 10,
       outputTokens: 15,
       any: true,
+      blocked: null,
     });
   });
 
@@ -107,6 +108,26 @@ describe('webSearchEvents', () => {
     const hits = (tool: object) => (blocks(webSearchEvents(g, { ...opts, tool: { ...TOOL, ...tool } }))[1] as unknown as { content: Array<{ title: string }> }).content.map((h) => h.title);
     expect(hits({ blocked_domains: ['github.com'] })).toEqual(['bun.sh']);
     expect(hits({ allowed_domains: ['github.com'] })).toEqual(['github.com']);
+  });
+
+  // A filter's verdict is final: retried, the same search gets the same verdict.
+  test('a search the filter stopped before any part is a finished refusal, not an empty response', () => {
+    for (const g of [
+      collect([{ response: { candidates: [{ content: { role: 'model' }, finishReason: 'SAFETY' }], usageMetadata: { promptTokenCount: 30 } } }]),
+      collect([{ response: { promptFeedback: { blockReason: 'PROHIBITED_CONTENT' }, usageMetadata: { promptTokenCount: 30 } } }]),
+    ]) {
+      expect(g.blocked).not.toBeNull();
+      const evs = webSearchEvents(g, opts);
+      expect(evs.map((e) => e.type)).toEqual(['message_start', 'message_delta', 'message_stop']);
+      expect(evs[1]).toMatchObject({ delta: { stop_reason: 'refusal' } });
+      expect(evs[0]).toMatchObject({ message: { usage: { input_tokens: 30 } } });
+    }
+  });
+
+  test('a grounded answer a filter cut short keeps what came and ends with refusal', () => {
+    const evs = webSearchEvents(collect([chunk([{ text: 'Partial.' }], { groundingMetadata: grounded, finishReason: 'RECITATION' })]), opts);
+    expect(blocks(evs).map((b) => b.type)).toEqual(['server_tool_use', 'web_search_tool_result', 'text']);
+    expect(evs.at(-2)).toMatchObject({ delta: { stop_reason: 'refusal' } });
   });
 
   test('nothing at all is an empty response, which the provider retries', () => {
