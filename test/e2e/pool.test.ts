@@ -451,7 +451,13 @@ describe('a mixed pool: two Google (Antigravity) accounts and three Z.AI keys', 
         expect(r.status).toBe(200);
         expect(r.body).toMatchObject({ type: 'message', content: [], stop_reason: 'refusal' });
       }
-      expect(google.generations().length).toBe(before + 3);
+      // Streamed, the message with no content block is a whole event sequence too.
+      const streamed = await ask(p, 'gemini-3-flash', { session: 'blocked-conversation', stream: true });
+      expect(streamed.status).toBe(200);
+      const types = [...String(streamed.body.text).matchAll(/^event: (\w+)$/gm)].map((m) => m[1]);
+      expect(types).toEqual(['message_start', 'message_delta', 'message_stop']);
+      expect(String(streamed.body.text)).toContain('"stop_reason":"refusal"');
+      expect(google.generations().length).toBe(before + 4);
       expect(listLimits(p.db)).toEqual([]);
       expect(listAccounts(p.db).every((a) => a.status === 'active')).toBe(true);
     } finally {
