@@ -53,7 +53,7 @@ describe('Claude tool loop', () => {
     ]);
     expect(JSON.stringify(env1)).not.toMatch(/cache_control|context_management|billing-header|\$schema/);
     expect(env1.request.toolConfig).toEqual({ functionCallingConfig: { mode: 'VALIDATED' } });
-    expect(env1.request.generationConfig.thinkingConfig).toEqual({ includeThoughts: true, thinkingBudget: 32000 });
+    expect(env1.request.generationConfig.thinkingConfig).toEqual({ includeThoughts: true, thinkingBudget: 31999 });
 
     const msg = await respond('claude-thinking-tool.sse', 'claude', store);
     const call = msg.content.find((b) => b.type === 'tool_use') as Json;

@@ -24,7 +24,7 @@ function opts(model: string, signatures: SignatureStore = createSignatureStore()
 }
 
 function req(partial: Json): MessagesRequest {
-  return { model: 'client-model', max_tokens: 1000, messages: [{ role: 'user', content: 'hi' }], ...partial } as MessagesRequest;
+  return { model: 'client-model', max_tokens: 16000, messages: [{ role: 'user', content: 'hi' }], ...partial } as MessagesRequest;
 }
 
 function translate(r: Json, model = 'claude-opus-4-6-thinking', store?: SignatureStore): Json {
@@ -351,9 +351,9 @@ describe('generationConfig (§7.9–§7.10)', () => {
       maxOutputTokens: 32000,
       thinkingConfig: { includeThoughts: true, thinkingBudget: 8000 },
     }],
-    ['claude adaptive, effort high -> 32000, max raised above budget', 'claude-opus-4-6-thinking', { max_tokens: 32000, thinking: { type: 'adaptive' }, output_config: { effort: 'high' } }, {
-      maxOutputTokens: 40192,
-      thinkingConfig: { includeThoughts: true, thinkingBudget: 32000 },
+    ['claude adaptive, effort high -> budget under max_tokens, max_tokens kept', 'claude-opus-4-6-thinking', { max_tokens: 32000, thinking: { type: 'adaptive' }, output_config: { effort: 'high' } }, {
+      maxOutputTokens: 32000,
+      thinkingConfig: { includeThoughts: true, thinkingBudget: 31999 },
     }],
     ['claude adaptive, effort low', 'claude-sonnet-4-6', { max_tokens: 32000, thinking: { type: 'adaptive' }, output_config: { effort: 'low' } }, {
       maxOutputTokens: 32000,
@@ -361,7 +361,7 @@ describe('generationConfig (§7.9–§7.10)', () => {
     }],
     ['claude -thinking id with no thinking field still thinks', 'claude-opus-4-6-thinking', { max_tokens: 64000 }, {
       maxOutputTokens: 64000,
-      thinkingConfig: { includeThoughts: true, thinkingBudget: 32000 },
+      thinkingConfig: { includeThoughts: true, thinkingBudget: 31999 },
     }],
     ['claude disabled, sampling passed', 'claude-opus-4-6-thinking', { max_tokens: 100000, thinking: { type: 'disabled' }, temperature: 0.2, top_p: 0.9, top_k: 40, stop_sequences: ['END'] }, {
       maxOutputTokens: 64000,
@@ -381,7 +381,11 @@ describe('generationConfig (§7.9–§7.10)', () => {
     }],
     ['gemini adaptive low', 'gemini-3-flash', { max_tokens: 32000, thinking: { type: 'adaptive' }, output_config: { effort: 'low' } }, {
       maxOutputTokens: 32000,
-      thinkingConfig: { includeThoughts: true, thinkingBudget: 1024 },
+      thinkingConfig: { includeThoughts: true, thinkingBudget: 1000 },
+    }],
+    ['gemini adaptive medium', 'gemini-3-flash', { max_tokens: 32000, thinking: { type: 'adaptive' }, output_config: { effort: 'medium' } }, {
+      maxOutputTokens: 32000,
+      thinkingConfig: { includeThoughts: true, thinkingBudget: 4000 },
     }],
     ['gemini budget', 'gemini-3-flash', { max_tokens: 4000, thinking: { type: 'enabled', budget_tokens: 8000 } }, {
       maxOutputTokens: 16192,
@@ -395,6 +399,31 @@ describe('generationConfig (§7.9–§7.10)', () => {
     ['gpt-oss: no thinking config, capped', 'gpt-oss-120b-medium', { max_tokens: 64000, thinking: { type: 'adaptive' } }, { maxOutputTokens: 32768 }],
   ])('%s', (_n, model, r, expected) => {
     expect(translate(r, model).request.generationConfig).toEqual(expected);
+  });
+
+  // Claude Code retries a context overflow with a smaller max_tokens: an implicit budget (adaptive,
+  // effort, "-thinking" id) must shrink with it, never push the output back above max_tokens.
+  test.each<[string, Partial<MessagesRequest>, number, number | null]>([
+    ['adaptive, max_tokens 64000', { max_tokens: 64000, thinking: { type: 'adaptive' } }, 64000, 31999],
+    ['adaptive, max_tokens 32000', { max_tokens: 32000, thinking: { type: 'adaptive' } }, 32000, 31999],
+    ['adaptive, max_tokens 20000', { max_tokens: 20000, thinking: { type: 'adaptive' } }, 20000, 19999],
+    ['adaptive, max_tokens 8000', { max_tokens: 8000, thinking: { type: 'adaptive' } }, 8000, 7999],
+    ['adaptive, max_tokens 1025 (smallest that thinks)', { max_tokens: 1025, thinking: { type: 'adaptive' } }, 1025, 1024],
+    ['adaptive, max_tokens 1024: no room for 1024 of thinking', { max_tokens: 1024, thinking: { type: 'adaptive' } }, 1024, null],
+    ['adaptive, max_tokens 1', { max_tokens: 1, thinking: { type: 'adaptive' } }, 1, null],
+    ['between_tools, max_tokens 8000', { max_tokens: 8000, thinking: { type: 'between_tools' } as never }, 8000, 7999],
+    ['no thinking field on a -thinking id, max_tokens 20000', { max_tokens: 20000 }, 20000, 19999],
+    ['no thinking field on a -thinking id, max_tokens 1', { max_tokens: 1 }, 1, null],
+    ['effort low under a big max_tokens keeps its tier', { max_tokens: 32000, thinking: { type: 'adaptive' }, output_config: { effort: 'low' } }, 32000, 8192],
+    ['effort low over a small max_tokens shrinks', { max_tokens: 4000, thinking: { type: 'adaptive' }, output_config: { effort: 'low' } }, 4000, 3999],
+    ['max_tokens above the cap: budget under the cap', { max_tokens: 100000, thinking: { type: 'adaptive' } }, 64000, 31999],
+    ['explicit budget >= max_tokens still raises the output', { max_tokens: 4000, thinking: { type: 'enabled', budget_tokens: 8000 } }, 16192, 8000],
+  ])('claude implicit budget follows max_tokens: %s', (_n, r, maxOutputTokens, budget) => {
+    const env = translate(r, 'claude-opus-4-6-thinking');
+    const config = env.request.generationConfig;
+    expect(config.maxOutputTokens).toBe(maxOutputTokens);
+    if (budget === null) expect(config.thinkingConfig).toBeUndefined();
+    else expect(config.thinkingConfig).toEqual({ includeThoughts: true, thinkingBudget: budget });
   });
 
   test('a catalog output cap overrides the family default', () => {
