@@ -84,7 +84,11 @@ export function toGoogleRequest(req: MessagesRequest, opts: ToGoogleOptions): Re
       for (const b of blocks) if (b.type === 'text' && isNonBlank(b.text)) system.push(b.text);
       continue;
     }
-    turns.push({ role: m.role, blocks });
+    // Anthropic merges consecutive same-role turns; so must we before calls and results are
+    // paired, or a result in the second of two user messages reads as an interrupted call.
+    const last = turns[turns.length - 1];
+    if (last?.role === m.role) last.blocks = last.blocks.concat(blocks);
+    else turns.push({ role: m.role, blocks });
   }
 
   const cleaned = cleanHistory(answerMissingCalls(turns), family, plan.thinking, signatures);

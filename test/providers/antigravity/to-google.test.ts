@@ -214,6 +214,78 @@ describe('content blocks (§7.1–§7.4)', () => {
     ]);
   });
 
+  // Anthropic merges consecutive same-role turns; pairing calls with results must see them merged,
+  // or a real result in the second user message is replaced by "[Tool call was interrupted.]".
+  test('a tool_result in the second of two consecutive user messages answers its call', () => {
+    const env = translate({
+      messages: [
+        { role: 'user', content: 'go' },
+        { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_vrtx_A', name: 'Bash', input: { command: 'ls' } }] },
+        { role: 'user', content: [{ type: 'text', text: '<system-reminder>note</system-reminder>' }] },
+        { role: 'system', content: 'rules' },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_vrtx_A', content: 'a.txt' }] },
+      ],
+      thinking: { type: 'disabled' },
+    });
+    expect(env.request.contents).toEqual([
+      { role: 'user', parts: [{ text: 'go' }] },
+      { role: 'model', parts: [{ functionCall: { name: 'Bash', args: { command: 'ls' }, id: 'toolu_vrtx_A' } }] },
+      {
+        role: 'user',
+        parts: [
+          { functionResponse: { name: 'Bash', id: 'toolu_vrtx_A', response: { output: 'a.txt' } } },
+          { text: '<system-reminder>note</system-reminder>' },
+        ],
+      },
+    ]);
+    expect(JSON.stringify(env)).not.toContain('interrupted');
+  });
+
+  test('tool_use blocks split over two consecutive assistant messages are answered by the next user message', () => {
+    const env = translate({
+      messages: [
+        { role: 'user', content: 'go' },
+        { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_vrtx_A', name: 'Bash', input: { command: 'ls' } }] },
+        { role: 'assistant', content: [{ type: 'text', text: 'And:' }, { type: 'tool_use', id: 'toolu_vrtx_B', name: 'Read', input: { file_path: '/x' } }] },
+        {
+          role: 'user',
+          content: [
+            { type: 'tool_result', tool_use_id: 'toolu_vrtx_B', content: 'x' },
+            { type: 'tool_result', tool_use_id: 'toolu_vrtx_A', content: 'a.txt' },
+          ],
+        },
+      ],
+      thinking: { type: 'disabled' },
+    });
+    expect(env.request.contents.slice(1)).toEqual([
+      {
+        role: 'model',
+        parts: [
+          { text: 'And:' },
+          { functionCall: { name: 'Bash', args: { command: 'ls' }, id: 'toolu_vrtx_A' } },
+          { functionCall: { name: 'Read', args: { file_path: '/x' }, id: 'toolu_vrtx_B' } },
+        ],
+      },
+      {
+        role: 'user',
+        parts: [
+          { functionResponse: { name: 'Bash', id: 'toolu_vrtx_A', response: { output: 'a.txt' } } },
+          { functionResponse: { name: 'Read', id: 'toolu_vrtx_B', response: { output: 'x' } } },
+        ],
+      },
+    ]);
+    expect(JSON.stringify(env)).not.toContain('interrupted');
+  });
+
+  test('merging consecutive messages leaves the request untouched', () => {
+    const first = [{ type: 'text', text: 'one' }];
+    const r = req({ messages: [{ role: 'user', content: first }, { role: 'user', content: [{ type: 'text', text: 'two' }] }], thinking: { type: 'disabled' } });
+    const before = JSON.stringify(r);
+    toGoogleRequest(r, opts('claude-sonnet-4-6'));
+    expect(JSON.stringify(r)).toBe(before);
+    expect(first).toHaveLength(1);
+  });
+
   test('gemini: a history that starts with the model gets a leading user turn', () => {
     const env = translate({ messages: [{ role: 'assistant', content: 'hello' }, { role: 'user', content: 'hi' }] }, 'gemini-3-flash');
     expect(env.request.contents[0]).toEqual({ role: 'user', parts: [{ text: '.' }] });
