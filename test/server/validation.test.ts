@@ -173,6 +173,43 @@ describe('good requests Claude Code sends are accepted', () => {
     expect(r.status).toBe(200);
     await r.text();
   });
+  // Anthropic merges consecutive same-role messages, so a result may answer any message of the run.
+  test.each([
+    ['a tool_use followed by a second assistant message', [
+      user('go'),
+      assistant([{ type: 'tool_use', id: 'toolu_1', name: 'Bash', input: {} }]),
+      assistant([{ type: 'text', text: 'Running it.' }]),
+      user([{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'ok' }]),
+    ]],
+    ['tool_use blocks split over two assistant messages with a system message between', [
+      user('go'),
+      assistant([{ type: 'tool_use', id: 'toolu_1', name: 'Bash', input: {} }]),
+      { role: 'system', content: 'note' },
+      assistant([{ type: 'tool_use', id: 'toolu_2', name: 'Read', input: {} }]),
+      user([{ type: 'tool_result', tool_use_id: 'toolu_2', content: 'x' }]),
+      user([{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'ok' }]),
+    ]],
+  ])('consecutive assistant messages count as one turn: %s', async (_n, messages) => {
+    const r = await post(h, '/v1/messages', withMessages(...messages));
+    expect(r.status).toBe(200);
+    await r.text();
+  });
+  test('a result still cannot answer an assistant turn before the last user message', async () => {
+    const r = await post(
+      h,
+      '/v1/messages',
+      withMessages(
+        user('go'),
+        assistant([{ type: 'tool_use', id: 'toolu_1', name: 'Bash', input: {} }]),
+        user([{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'ok' }]),
+        assistant('done'),
+        assistant('really'),
+        user([{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'again' }]),
+      ),
+    );
+    expect(r.status).toBe(400);
+    expect(((await r.json()) as { error: { message: string } }).error.message).toMatch(/^messages\.5\.content\.0\.tool_use_id: .* \(messages\.3-4\)$/);
+  });
   test('a literal U+FFFD (valid UTF-8, e.g. a tool result read from a mis-encoded file) is accepted and passed on intact', async () => {
     const before = h.calls.length;
     const text = 'caf\uFFFD \u00e9 \u2014 \u{1F600}';
