@@ -115,7 +115,7 @@ export const ImageConfig = Type.Object({
 export const MessagesRequest = Type.Object({
   model: Type.String({ minLength: 1 }),
   messages: Type.Array(MessageParam),
-  max_tokens: Type.Integer({ minimum: 0 }),
+  max_tokens: Type.Integer({ minimum: 1 }),
   system: Type.Optional(Type.Union([Type.String(), Type.Array(TextBlock)])),
   metadata: Type.Optional(Type.Object({ user_id: Type.Optional(Type.Union([Type.String(), Type.Null()])) })),
   stop_sequences: Type.Optional(Type.Array(Type.String())),

@@ -340,14 +340,21 @@ function semanticError(body: Record<string, unknown>): string | null {
       }
     }
   }
-  // Every tool_result must answer a tool_use of the nearest assistant turn before it.
+  // Every tool_result must answer a tool_use of the nearest assistant turn before it. Like Anthropic,
+  // a run of consecutive assistant messages is one turn (role:"system" messages in between are
+  // folded out, so they do not break the run).
   let lastAssistant = -1;
+  let runStart = -1;
+  let prevRole = '';
   for (let i = 0; i < messages.length; i++) {
     const m = messages[i]!;
     if (m.role === 'assistant') {
+      if (prevRole !== 'assistant') runStart = i;
       lastAssistant = i;
+      prevRole = m.role;
       continue;
     }
+    if (m.role === 'user') prevRole = m.role;
     if (!Array.isArray(m.content)) continue;
     for (let j = 0; j < m.content.length; j++) {
       const b = m.content[j] as { type: string; tool_use_id?: string; content?: unknown };
@@ -372,14 +379,19 @@ function semanticError(body: Record<string, unknown>): string | null {
       if (m.role !== 'user') continue;
       const where = `messages.${i}.content.${j}.tool_use_id`;
       if (lastAssistant < 0) return `${where}: tool_result ${show(b.tool_use_id)} has no preceding assistant message with a tool_use`;
-      const prev = messages[lastAssistant]!.content;
-      const found =
-        Array.isArray(prev) &&
-        (prev as Array<Record<string, unknown> | null>).some(
-          (p) => p !== null && typeof p === 'object' && p.type === 'tool_use' && p.id === b.tool_use_id,
-        );
+      let found = false;
+      for (let a = runStart; a <= lastAssistant && !found; a++) {
+        const prev = messages[a]!;
+        found =
+          prev.role === 'assistant' &&
+          Array.isArray(prev.content) &&
+          (prev.content as Array<Record<string, unknown> | null>).some(
+            (p) => p !== null && typeof p === 'object' && p.type === 'tool_use' && p.id === b.tool_use_id,
+          );
+      }
       if (!found) {
-        return `${where}: tool_result ${show(b.tool_use_id)} has no matching tool_use in the previous assistant message (messages.${lastAssistant})`;
+        const turn = runStart === lastAssistant ? `${lastAssistant}` : `${runStart}-${lastAssistant}`;
+        return `${where}: tool_result ${show(b.tool_use_id)} has no matching tool_use in the previous assistant message (messages.${turn})`;
       }
     }
   }

@@ -31,7 +31,9 @@ const CASES: Case[] = [
   { name: 'missing max_tokens', payload: { model: 'm', messages: [user('hi')] }, message: 'max_tokens: field required' },
   { name: 'model is a number', payload: body({ model: 42 }), message: 'model: expected a string, got 42' },
   { name: 'empty model', payload: body({ model: '' }), message: 'model: must not be empty' },
-  { name: 'negative max_tokens', payload: body({ max_tokens: -5 }), message: 'max_tokens: must be >= 0, got -5' },
+  { name: 'negative max_tokens', payload: body({ max_tokens: -5 }), message: 'max_tokens: must be >= 1, got -5' },
+  // Anthropic refuses it too; passed on, it became a 4096-token generation.
+  { name: 'max_tokens of 0', payload: body({ max_tokens: 0 }), message: 'max_tokens: must be >= 1, got 0' },
   { name: 'fractional max_tokens', payload: body({ max_tokens: 1.5 }), message: 'max_tokens: expected an integer, got 1.5' },
   { name: 'max_tokens as a string', payload: body({ max_tokens: '100' }), message: 'max_tokens: expected an integer, got "100"' },
   { name: 'max_tokens overflowing to Infinity', payload: '{"model":"m","max_tokens":1e400,"messages":[{"role":"user","content":"x"}]}', message: /^max_tokens: expected an integer/ },
@@ -170,6 +172,43 @@ describe('good requests Claude Code sends are accepted', () => {
     );
     expect(r.status).toBe(200);
     await r.text();
+  });
+  // Anthropic merges consecutive same-role messages, so a result may answer any message of the run.
+  test.each([
+    ['a tool_use followed by a second assistant message', [
+      user('go'),
+      assistant([{ type: 'tool_use', id: 'toolu_1', name: 'Bash', input: {} }]),
+      assistant([{ type: 'text', text: 'Running it.' }]),
+      user([{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'ok' }]),
+    ]],
+    ['tool_use blocks split over two assistant messages with a system message between', [
+      user('go'),
+      assistant([{ type: 'tool_use', id: 'toolu_1', name: 'Bash', input: {} }]),
+      { role: 'system', content: 'note' },
+      assistant([{ type: 'tool_use', id: 'toolu_2', name: 'Read', input: {} }]),
+      user([{ type: 'tool_result', tool_use_id: 'toolu_2', content: 'x' }]),
+      user([{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'ok' }]),
+    ]],
+  ])('consecutive assistant messages count as one turn: %s', async (_n, messages) => {
+    const r = await post(h, '/v1/messages', withMessages(...messages));
+    expect(r.status).toBe(200);
+    await r.text();
+  });
+  test('a result still cannot answer an assistant turn before the last user message', async () => {
+    const r = await post(
+      h,
+      '/v1/messages',
+      withMessages(
+        user('go'),
+        assistant([{ type: 'tool_use', id: 'toolu_1', name: 'Bash', input: {} }]),
+        user([{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'ok' }]),
+        assistant('done'),
+        assistant('really'),
+        user([{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'again' }]),
+      ),
+    );
+    expect(r.status).toBe(400);
+    expect(((await r.json()) as { error: { message: string } }).error.message).toMatch(/^messages\.5\.content\.0\.tool_use_id: .* \(messages\.3-4\)$/);
   });
   test('a literal U+FFFD (valid UTF-8, e.g. a tool result read from a mis-encoded file) is accepted and passed on intact', async () => {
     const before = h.calls.length;

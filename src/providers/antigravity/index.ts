@@ -13,7 +13,7 @@ import { UpstreamError, type ModelInfo, type Provider, type ProviderDeps, type Q
 import { openGenerateStream, postJson, type CloudCodeOptions } from './client.ts';
 import { createGoogleTranslator } from './from-google.ts';
 import { isImageGenerationModel, toImageGenerationEnvelope } from './image-generation.ts';
-import { parseModels, parseQuota, quotaGroupOf } from './models.ts';
+import { maxOutputTokensOf, parseModels, parseQuota, quotaGroupOf } from './models.ts';
 import { createTokenManager } from './oauth.ts';
 import { discoverProject, loadCodeAssist, parseLoadCodeAssist, type OnboardOptions } from './project.ts';
 import { parseQuotaSummary } from './quota-summary.ts';
@@ -250,6 +250,8 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
             requestId: `agent-${crypto.randomUUID()}`,
             signatures,
             sessionKey: ctx.sessionKey,
+            // Known once the account's catalog was listed; the family default until then.
+            maxOutputTokens: maxOutputTokensOf(catalog.get(account.id)?.body, ctx.model),
             claudeThinkingReplay: config.antigravity.claudeThinkingReplay,
           });
       if (drawing) envelope = toImageGenerationEnvelope(envelope, req, `image_gen/${deps.now()}/${crypto.randomUUID()}/12`);

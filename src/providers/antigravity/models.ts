@@ -74,6 +74,15 @@ export function parseModels(body: Record<string, unknown>): ModelInfo[] {
   return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
+/** The model's output cap as the catalog gives it (undefined when it does not). */
+export function maxOutputTokensOf(body: Record<string, unknown> | undefined, id: string): number | undefined {
+  const models = body?.models;
+  if (!models || typeof models !== 'object' || Array.isArray(models)) return undefined;
+  if (!Object.hasOwn(models, id)) return undefined;
+  const e = (models as Record<string, CatalogEntry | null>)[id];
+  return e && typeof e === 'object' ? num(e.maxOutputTokens) : undefined;
+}
+
 /**
  * Quota per model. proto3 JSON omits zeros, so an exhausted model shows only `resetTime` (-> 0);
  * a model without quotaInfo is unknown (null).

@@ -36,6 +36,19 @@ const HINT_KEYS = [
 ] as const;
 
 const MAX_DEPTH = 32;
+/**
+ * Nodes one conversion may emit. Shared `$defs` referenced twice per level double the tree at every
+ * level without any cycle, so the depth cap alone allows 2^32 nodes; the largest Claude Code tool
+ * schema is well under 100 nodes. Past the cap a node degrades to a loose OBJECT.
+ */
+const MAX_NODES = 2000;
+const TRUNCATED = { type: 'OBJECT', description: '(Schema truncated: too large)' };
+
+interface Ctx {
+  defs: Json;
+  /** Nodes still allowed (counts down). */
+  nodes: number;
+}
 
 export interface ToolSchemaResult {
   /** The cleaned schema for `functionDeclarations[].parameters`. */
@@ -47,8 +60,7 @@ export interface ToolSchemaResult {
 /** Cleans one tool's `input_schema` into `parameters`. Never throws; junk becomes an empty object. */
 export function toGoogleToolSchema(inputSchema: unknown): ToolSchemaResult {
   const root = isObject(inputSchema) ? inputSchema : {};
-  const defs = { ...asObject(root.definitions), ...asObject(root.$defs) };
-  const parameters = cleanNode(root, defs, 0, new Set());
+  const parameters = cleanNode(root, contextOf(root), 0, new Set());
   if (parameters.type !== 'OBJECT') {
     // A top-level non-object cannot be a function's arguments; wrap it.
     return {
@@ -68,28 +80,46 @@ export function toGoogleToolSchema(inputSchema: unknown): ToolSchemaResult {
 /** Cleans any JSON Schema into Google's Schema shape (no placeholder); used for response schemas too. */
 export function toGoogleSchema(schema: unknown): Json {
   const root = isObject(schema) ? schema : {};
-  const defs = { ...asObject(root.definitions), ...asObject(root.$defs) };
-  return cleanNode(root, defs, 0, new Set());
+  return cleanNode(root, contextOf(root), 0, new Set());
 }
 
-function cleanNode(input: unknown, defs: Json, depth: number, refs: Set<string>): Json {
+function contextOf(root: Json): Ctx {
+  return { defs: { ...asObject(root.definitions), ...asObject(root.$defs) }, nodes: MAX_NODES };
+}
+
+/** `refs` is the resolution stack: the `$defs` names being expanded above this node. */
+function cleanNode(input: unknown, ctx: Ctx, depth: number, refs: ReadonlySet<string>): Json {
   // `true`/`{}` mean "anything"; Google has no such type, OBJECT is what the seed proxies send.
   if (!isObject(input) || depth > MAX_DEPTH) return { type: 'OBJECT' };
+  if (--ctx.nodes < 0) return { ...TRUNCATED };
   let node: Json = input;
   const hints: string[] = [];
 
   if (typeof node.$ref === 'string') {
-    const name = refName(node.$ref);
-    const target = name !== null && !refs.has(name) ? defs[name] : undefined;
-    if (isObject(target)) {
-      const seen = new Set(refs).add(name!);
-      const resolved = cleanNode(target, defs, depth + 1, seen);
-      const desc = typeof node.description === 'string' ? node.description : undefined;
-      return desc ? { ...resolved, description: desc } : resolved;
-    }
-    const desc = typeof node.description === 'string' ? node.description : '';
-    return { type: 'OBJECT', description: joinHint(desc, `See: ${name ?? node.$ref}`) };
+    const r = resolveRef(node, ctx.defs, refs);
+    if (r.cut !== undefined) return { type: 'OBJECT', description: joinHint(descriptionOf(node), `See: ${r.cut}`) };
+    const resolved = cleanNode(r.schema, ctx, depth + 1, withNames(refs, r.names));
+    const desc = descriptionOf(node);
+    return desc ? { ...resolved, description: desc } : resolved;
   }
+
+  // Refs inlined by allOf/anyOf/oneOf below join the stack for this node's subtree, so a cycle
+  // through a union stops like a direct `$ref` cycle does.
+  // (Copied only when one is: this runs for every node of every tool on every turn.)
+  let stack = refs;
+  // Options whose `$ref` was cut stand in as a bare object; the name they pointed at becomes a hint.
+  const cutNames = new Map<Json, string>();
+  const inline = (o: unknown): Json | null => {
+    if (!isObject(o)) return null;
+    const r = resolveRef(o, ctx.defs, refs);
+    if (r.cut !== undefined) {
+      const stub: Json = { type: 'object' };
+      cutNames.set(stub, r.cut);
+      return stub;
+    }
+    stack = withNames(stack, r.names);
+    return r.schema;
+  };
 
   // allOf: merge every branch into one object (the parent's own keys win).
   if (Array.isArray(node.allOf)) {
@@ -98,8 +128,10 @@ function cleanNode(input: unknown, defs: Json, depth: number, refs: Set<string>)
     const props: Json = { ...asObject(node.properties) };
     const required = new Set<string>(stringArray(node.required));
     for (const branch of node.allOf) {
-      const b = derefShallow(branch, defs);
+      const b = inline(branch);
       if (!b) continue;
+      const cut = cutNames.get(b);
+      if (cut !== undefined) hints.push(`See: ${cut}`);
       Object.assign(props, asObject(b.properties));
       for (const r of stringArray(b.required)) required.add(r);
       for (const [k, v] of Object.entries(b)) if (!(k in merged) && k !== 'properties' && k !== 'required') merged[k] = v;
@@ -112,7 +144,7 @@ function cleanNode(input: unknown, defs: Json, depth: number, refs: Set<string>)
   let nullable = false;
   const union = Array.isArray(node.anyOf) ? node.anyOf : Array.isArray(node.oneOf) ? node.oneOf : null;
   if (union) {
-    const options = union.map((o) => derefShallow(o, defs)).filter((o): o is Json => o !== null);
+    const options = union.map(inline).filter((o): o is Json => o !== null);
     const nonNull = options.filter((o) => o.type !== 'null');
     nullable = nonNull.length < options.length;
     const merged: Json = { ...node };
@@ -125,6 +157,8 @@ function cleanNode(input: unknown, defs: Json, depth: number, refs: Set<string>)
       merged.enum = enumValues;
     } else if (nonNull.length > 0) {
       const best = nonNull.reduce((a, b) => (score(b) > score(a) ? b : a));
+      const cut = cutNames.get(best);
+      if (cut !== undefined) hints.push(`See: ${cut}`);
       for (const [k, v] of Object.entries(best)) if (!(k in merged)) merged[k] = v;
       const types = [...new Set(nonNull.map(typeLabel))];
       if (types.length > 1) hints.push(`Accepts: ${types.join(' | ')}`);
@@ -169,7 +203,7 @@ function cleanNode(input: unknown, defs: Json, depth: number, refs: Set<string>)
     const cleanedProps: Json = {};
     const nullableProps = new Set<string>();
     for (const [name, sub] of Object.entries(props)) {
-      cleanedProps[name] = cleanNode(sub, defs, depth + 1, refs);
+      cleanedProps[name] = cleanNode(sub, ctx, depth + 1, stack);
       if (isNullableSchema(sub)) nullableProps.add(name);
     }
     if (Object.keys(cleanedProps).length > 0) {
@@ -179,7 +213,7 @@ function cleanNode(input: unknown, defs: Json, depth: number, refs: Set<string>)
     }
   } else if (gtype === 'ARRAY') {
     const items = Array.isArray(node.items) ? node.items[0] : node.items;
-    out.items = items === undefined ? { type: 'STRING' } : cleanNode(derefShallow(items, defs) ?? items, defs, depth + 1, refs);
+    out.items = items === undefined ? { type: 'STRING' } : cleanNode(items, ctx, depth + 1, stack);
   }
   return out;
 }
@@ -220,14 +254,36 @@ function typeLabel(o: Json): string {
   return 'any';
 }
 
-function derefShallow(o: unknown, defs: Json): Json | null {
-  if (!isObject(o)) return null;
-  if (typeof o.$ref === 'string') {
-    const name = refName(o.$ref);
-    const target = name !== null ? defs[name] : undefined;
-    if (isObject(target)) return { ...target, ...(typeof o.description === 'string' ? { description: o.description } : {}) };
+interface Resolved {
+  /** The target schema (the ref's own description wins), or the input when it is no `$ref`. */
+  schema: Json;
+  /** `$defs` names followed to get there (a ref to a ref follows the chain). */
+  names: string[];
+  /** Set instead when the ref cannot be followed: already on the stack, or not a local `$defs` name. */
+  cut?: string;
+}
+
+/** Every `$ref` goes through here so none can be expanded inside its own expansion. */
+function resolveRef(o: Json, defs: Json, stack: ReadonlySet<string>): Resolved {
+  const names: string[] = [];
+  let node = o;
+  while (typeof node.$ref === 'string') {
+    const name = refName(node.$ref);
+    const target = name !== null && !stack.has(name) && !names.includes(name) ? defs[name] : undefined;
+    if (!isObject(target)) return { schema: o, names, cut: name ?? node.$ref };
+    names.push(name!);
+    node = target;
   }
-  return o;
+  const desc = descriptionOf(o);
+  return { schema: desc && node !== o ? { ...node, description: desc } : node, names };
+}
+
+function withNames(refs: ReadonlySet<string>, names: string[]): ReadonlySet<string> {
+  return names.length === 0 ? refs : new Set([...refs, ...names]);
+}
+
+function descriptionOf(o: Json): string {
+  return typeof o.description === 'string' ? o.description : '';
 }
 
 const LOCAL_REF = /^#\/(?:\$defs|definitions)\/(.+)$/;

@@ -12,15 +12,17 @@ export const DEFAULT_OUTPUT_CAP: Record<ModelFamily, number> = {
   other: 32_768,
 };
 
+/** Only for a caller that bypassed validation (which refuses max_tokens < 1, as Anthropic does). */
 const DEFAULT_MAX_TOKENS = 4096;
 const CLAUDE_MIN_BUDGET = 1024;
-/** Head room left for the visible answer when the budget would eat all of max_tokens ([NODE]). */
+/** Head room left for the visible answer when an explicit budget would eat all of max_tokens ([NODE]). */
 const ANSWER_ROOM = 8192;
 
-// Claude has no effort knob on this backend; effort becomes a budget (opencode's tiers, NODE's 32000 default).
-const CLAUDE_EFFORT_BUDGET: Record<string, number> = { low: 8192, medium: 16_384, high: 32_000, xhigh: 32_000, max: 32_000 };
-// Gemini: the official client's integers (flash low 1000 / medium 4000 / high -1 = dynamic).
-const GEMINI_EFFORT_BUDGET: Record<string, number> = { low: 1024, medium: 8192, high: -1, xhigh: -1, max: -1 };
+// Claude has no effort knob on this backend; effort becomes a budget (opencode's tiers; the top one
+// is Anthropic's advice for an unspecified budget, min(max_tokens - 1, 31999)).
+const CLAUDE_EFFORT_BUDGET: Record<string, number> = { low: 8192, medium: 16_384, high: 31_999, xhigh: 31_999, max: 31_999 };
+// Gemini: the official client's integers (flash low 1000 / medium 4000 / high -1 = dynamic; protocol §7.10).
+const GEMINI_EFFORT_BUDGET: Record<string, number> = { low: 1000, medium: 4000, high: -1, xhigh: -1, max: -1 };
 const GEMINI_25_MAX_BUDGET = 24_576;
 
 export interface GenerationPlan {
@@ -41,11 +43,19 @@ export function planGeneration(req: MessagesRequest, family: ModelFamily, model:
     // "-thinking" ids think even when the client said nothing, or Claude writes <thinking> XML as text.
     thinking = mode === 'enabled' || mode === 'adaptive' || mode === 'between_tools' || (mode === undefined && model.includes('thinking'));
     if (thinking) {
-      let budget =
-        req.thinking?.type === 'enabled' ? req.thinking.budget_tokens : (CLAUDE_EFFORT_BUDGET[effort ?? 'high'] ?? 32_000);
-      budget = Math.max(CLAUDE_MIN_BUDGET, budget);
-      if (maxOutputTokens <= budget) maxOutputTokens = Math.min(cap, budget + ANSWER_ROOM);
-      if (maxOutputTokens <= budget) budget = maxOutputTokens - ANSWER_ROOM;
+      let budget: number;
+      if (req.thinking?.type === 'enabled') {
+        // The client chose this budget: honour it, raising the output above it when max_tokens is short.
+        budget = Math.max(CLAUDE_MIN_BUDGET, req.thinking.budget_tokens);
+        if (maxOutputTokens <= budget) maxOutputTokens = Math.min(cap, budget + ANSWER_ROOM);
+        if (maxOutputTokens <= budget) budget = maxOutputTokens - ANSWER_ROOM;
+      } else {
+        // Our own budget fits under max_tokens: Claude Code retries a context overflow with a smaller
+        // max_tokens, and raising the output back above it would overflow again. When max_tokens
+        // leaves no room for Claude's minimum 1024 (max_tokens ≤ 1024, e.g. a 1-token probe),
+        // thinking is off rather than the output raised past what the client allowed.
+        budget = Math.min(CLAUDE_EFFORT_BUDGET[effort ?? 'high'] ?? CLAUDE_EFFORT_BUDGET.high!, maxOutputTokens - 1);
+      }
       if (budget >= CLAUDE_MIN_BUDGET) config.thinkingConfig = { includeThoughts: true, thinkingBudget: budget };
       else thinking = false;
     }

@@ -47,6 +47,8 @@ export interface ToGoogleOptions {
 }
 
 type Block = { type: string; [k: string]: unknown };
+/** A client tool name -> the name declared upstream for it in this request. */
+type ToolNamer = (name: string) => string;
 type Part = Record<string, unknown>;
 interface Turn {
   role: 'user' | 'assistant';
@@ -73,7 +75,8 @@ export function toGoogleRequest(req: MessagesRequest, opts: ToGoogleOptions): Re
   const plan = planGeneration(req, family, opts.model, opts.maxOutputTokens);
 
   const naming: ToolNaming = { original: new Map(), placeholders: new Set() };
-  const declarations = convertTools(req.tools, naming);
+  const { declarations, names } = convertTools(req.tools, naming);
+  const toolName: ToolNamer = (name) => names.get(name) ?? sanitizeToolName(name);
   if (naming.original.size > 0 || naming.placeholders.size > 0) signatures.rememberTools(opts.sessionKey, naming);
 
   const system = systemTexts(req.system);
@@ -85,12 +88,16 @@ export function toGoogleRequest(req: MessagesRequest, opts: ToGoogleOptions): Re
       for (const b of blocks) if (b.type === 'text' && isNonBlank(b.text)) system.push(b.text);
       continue;
     }
-    turns.push({ role: m.role, blocks });
+    // Anthropic merges consecutive same-role turns; so must we before calls and results are
+    // paired, or a result in the second of two user messages reads as an interrupted call.
+    const last = turns[turns.length - 1];
+    if (last?.role === m.role) last.blocks = last.blocks.concat(blocks);
+    else turns.push({ role: m.role, blocks });
   }
 
   const cleaned = cleanHistory(answerMissingCalls(turns), family, plan.thinking, signatures);
   const history = plan.thinking ? recoverToolLoop(cleaned.turns, family, cleaned.droppedIn, signatures) : cleaned.turns;
-  const contents = toContents(history, family, signatures, opts.claudeThinkingReplay === 'split');
+  const contents = toContents(history, family, signatures, opts.claudeThinkingReplay === 'split', toolName);
   if (family === 'gemini' && contents[0]?.role === 'model') contents.unshift({ role: 'user', parts: [{ text: '.' }] });
 
   const request: Record<string, unknown> = { contents };
@@ -104,7 +111,7 @@ export function toGoogleRequest(req: MessagesRequest, opts: ToGoogleOptions): Re
   if (system.length > 0) request.systemInstruction = { role: 'user', parts: system.map((text) => ({ text: defuse(text) })) };
   if (declarations.length > 0) {
     request.tools = [{ functionDeclarations: declarations }];
-    const toolConfig = toolConfigFor(req, family, plan.thinking);
+    const toolConfig = toolConfigFor(req, family, plan.thinking, toolName);
     if (toolConfig) request.toolConfig = toolConfig;
   }
   const generationConfig = plan.generationConfig;
@@ -165,15 +172,38 @@ export function sameJson(a: unknown, b: unknown): boolean {
   return keys === 0;
 }
 
-function convertTools(tools: Tool[] | undefined, naming: ToolNaming): Part[] {
+/**
+ * The declarations, and the upstream name of each client tool (`names`: client -> upstream). Two
+ * client names that sanitize alike (`mcp__a.b`, `mcp__a:b`) would both be `mcp__a_b`: names that
+ * need no change keep theirs, and every sanitized name that collides gets a suffix hashed from its
+ * client name, so the names depend on the set of tools, not on their order.
+ */
+function convertTools(tools: Tool[] | undefined, naming: ToolNaming): { declarations: Part[]; names: Map<string, string> } {
   const out: Part[] = [];
-  const seen = new Set<string>();
-  for (const t of tools ?? []) {
+  const names = new Map<string, string>();
+  const declared = (tools ?? []).filter(
     // Anthropic server tools (web_search_2025…, bash_…, text_editor_…) carry a type and no schema.
-    if (typeof t.type === 'string' && t.type !== 'custom' && t.input_schema === undefined) continue;
-    const name = sanitizeToolName(t.name);
-    if (seen.has(name)) continue;
-    seen.add(name);
+    (t) => !(typeof t.type === 'string' && t.type !== 'custom' && t.input_schema === undefined),
+  );
+  const taken = new Set<string>();
+  const sanitized = new Map<string, Set<string>>(); // sanitized name -> the client names that give it
+  for (const t of declared) {
+    if (NAME_FINE.test(t.name)) taken.add(t.name);
+    else {
+      const n = sanitizeToolName(t.name);
+      const from = sanitized.get(n);
+      if (from) from.add(t.name);
+      else sanitized.set(n, new Set([t.name]));
+    }
+  }
+  for (const t of declared) {
+    if (names.has(t.name)) continue; // the same client name twice: the first one stands
+    let name = sanitizeToolName(t.name);
+    if (name !== t.name) {
+      if (taken.has(name) || sanitized.get(name)!.size > 1) name = suffixedName(name, t.name, taken);
+      taken.add(name);
+    }
+    names.set(t.name, name);
     const { parameters, placeholder } = cachedToolSchema(t.name, t.input_schema);
     // The original goes back to the client in the answer: as text.
     if (name !== t.name) naming.original.set(name, fromByteString(t.name));
@@ -183,17 +213,35 @@ function convertTools(tools: Tool[] | undefined, naming: ToolNaming): Part[] {
     decl.parameters = parameters;
     out.push(decl);
   }
-  return out;
+  return { declarations: out, names };
+}
+
+function suffixedName(base: string, original: string, taken: Set<string>): string {
+  for (let salt = 0; ; salt++) {
+    const suffix = `_${fnv1a(salt === 0 ? original : `${original}#${salt}`).toString(36)}`;
+    const name = base.slice(0, 64 - suffix.length) + suffix;
+    if (!taken.has(name)) return name;
+  }
+}
+
+/** 32-bit FNV-1a: a short, stable hash of a name (not for security). */
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
 }
 
 /** §7.11. Claude behind Google wants VALIDATED whenever tools are on; forcing a tool conflicts with thinking. */
-function toolConfigFor(req: MessagesRequest, family: ModelFamily, thinking: boolean): Record<string, unknown> | null {
+function toolConfigFor(req: MessagesRequest, family: ModelFamily, thinking: boolean, toolName: ToolNamer): Record<string, unknown> | null {
   const choice = req.tool_choice;
   if (choice?.type === 'none') return { functionCallingConfig: { mode: 'NONE' } };
   const forced = choice?.type === 'any' || choice?.type === 'tool';
   if (forced && !(family === 'claude' && thinking)) {
     const cfg: Record<string, unknown> = { mode: 'ANY' };
-    if (choice.type === 'tool' && choice.name) cfg.allowedFunctionNames = [sanitizeToolName(choice.name)];
+    if (choice.type === 'tool' && choice.name) cfg.allowedFunctionNames = [toolName(choice.name)];
     return { functionCallingConfig: cfg };
   }
   if (family === 'claude') return { functionCallingConfig: { mode: 'VALIDATED' } };
@@ -372,7 +420,13 @@ function geminiSignature(b: Block, signatures: SignatureStore): string | null {
 // ---- contents -----------------------------------------------------------------------------------
 
 /** One content per turn; same-role neighbours merged (strict alternation), never an empty one. */
-function toContents(turns: Turn[], family: ModelFamily, signatures: SignatureStore, splitClaude: boolean): Array<{ role: string; parts: Part[] }> {
+function toContents(
+  turns: Turn[],
+  family: ModelFamily,
+  signatures: SignatureStore,
+  splitClaude: boolean,
+  toolName: ToolNamer,
+): Array<{ role: string; parts: Part[] }> {
   const contents: Array<{ role: string; parts: Part[] }> = [];
   let prevCalls: Block[] | null = null; // the assistant turn the next user turn answers
   const add = (role: string, parts: Part[]): void => {
@@ -382,10 +436,10 @@ function toContents(turns: Turn[], family: ModelFamily, signatures: SignatureSto
   };
   for (const t of turns) {
     if (t.role === 'assistant') {
-      add('model', modelParts(t.blocks, family, signatures, splitClaude));
+      add('model', modelParts(t.blocks, family, signatures, splitClaude, toolName));
       prevCalls = t.blocks;
     } else {
-      add('user', userParts(t.blocks, prevCalls, family, signatures));
+      add('user', userParts(t.blocks, prevCalls, family, signatures, toolName));
       prevCalls = null;
     }
   }
@@ -398,7 +452,7 @@ function toContents(turns: Turn[], family: ModelFamily, signatures: SignatureSto
  * Thinking first, then text and media, then calls (§7 step 5). One output array, filled in three
  * passes over the (few) blocks, instead of three arrays joined by a spread.
  */
-function modelParts(blocks: Block[], family: ModelFamily, signatures: SignatureStore, splitClaude: boolean): Part[] {
+function modelParts(blocks: Block[], family: ModelFamily, signatures: SignatureStore, splitClaude: boolean, toolName: ToolNamer): Part[] {
   const out: Part[] = [];
   // Split replay moves one signature to the next visible part; with several thinking blocks it would lose some.
   const split = family === 'gemini' || (splitClaude && signedThoughts(blocks) === 1);
@@ -432,7 +486,7 @@ function modelParts(blocks: Block[], family: ModelFamily, signatures: SignatureS
   for (const b of blocks) {
     if (b.type !== 'tool_use') continue;
     const id = String(b.id);
-    const name = sanitizeToolName(String(b.name));
+    const name = toolName(String(b.name));
     const part: Part = { functionCall: withId({ name, args: toArgs(b.input) }, id, family, signatures) };
     if (family === 'gemini') {
       // Gemini checks the calls of the current turn; only the first of a parallel batch is signed.
@@ -466,7 +520,7 @@ function signedThoughts(blocks: Block[]): number {
  * functionResponses first, in the order of the calls they answer, then their images, then the
  * rest. `calls` is the assistant turn being answered (null when the previous turn was not one).
  */
-function userParts(blocks: Block[], calls: Block[] | null, family: ModelFamily, signatures: SignatureStore): Part[] {
+function userParts(blocks: Block[], calls: Block[] | null, family: ModelFamily, signatures: SignatureStore, toolName: ToolNamer): Part[] {
   const out: Part[] = []; // the functionResponses, kept sorted by the order of their calls
   const orders: number[] = [];
   let media: Part[] | null = null;
@@ -490,8 +544,8 @@ function userParts(blocks: Block[], calls: Block[] | null, family: ModelFamily, 
       if (images) for (const im of images) rest.push(im);
       continue;
     }
-    // The call is in `calls` (order >= 0); its name is sanitized the same way modelParts did.
-    const name = sanitizeToolName(String(calls![callAt(calls!, order)]!.name));
+    // The call is in `calls` (order >= 0); its name is mapped the same way modelParts did.
+    const name = toolName(String(calls![callAt(calls!, order)]!.name));
     const body = text || (images && images.length > 0 ? 'Image attached' : '');
     const response = b.is_error === true ? { error: body } : { output: body };
     // Insertion keeps equal orders in arrival order, as the stable sort it replaces did.

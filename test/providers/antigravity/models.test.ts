@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import { familyFromId, isUserFacing, parseModels, parseQuota } from '../../../src/providers/antigravity/models.ts';
+import { familyFromId, isUserFacing, maxOutputTokensOf, parseModels, parseQuota } from '../../../src/providers/antigravity/models.ts';
 import catalog from '../../fixtures/antigravity/fetch-available-models.json';
 
 const body = catalog as unknown as Record<string, unknown>;
@@ -83,4 +83,19 @@ test('family and visibility by id', () => {
   expect(familyFromId('rev19-uic3-1p')).toBe('other');
   expect(isUserFacing('rev19-uic3-1p')).toBe(false);
   expect(isUserFacing('gemini-3-flash')).toBe(true);
+});
+
+describe('maxOutputTokensOf', () => {
+  const listing = { models: { a: { maxOutputTokens: 16384 }, b: { maxOutputTokens: 0 }, c: { maxOutputTokens: '9' }, d: null } };
+  test.each([
+    ['a listed cap', listing, 'a', 16384],
+    ['zero is no cap', listing, 'b', undefined],
+    ['a string is no cap', listing, 'c', undefined],
+    ['a null entry', listing, 'd', undefined],
+    ['an unlisted model', listing, 'zz', undefined],
+    ['an inherited name', listing, '__proto__', undefined],
+    ['no catalog yet', undefined, 'a', undefined],
+  ] as const)('%s', (_n, b, id, expected) => {
+    expect(maxOutputTokensOf(b as Record<string, unknown> | undefined, id)).toBe(expected);
+  });
 });

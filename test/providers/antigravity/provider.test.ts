@@ -6,7 +6,7 @@ import { loadConfig } from '../../../src/config.ts';
 import { createAntigravityProvider, sessionIdFor } from '../../../src/providers/antigravity/index.ts';
 import { UpstreamError, type SendContext } from '../../../src/providers/provider.ts';
 import type { Account, AccountPatch } from '../../../src/store/accounts.ts';
-import { startFakeGoogle, type FakeGoogleMode } from '../../fakes/google.ts';
+import { defaultFakeModels, startFakeGoogle, type FakeGoogleMode } from '../../fakes/google.ts';
 import { sendAll, sendFailure, textOf } from '../send.ts';
 
 const fake = startFakeGoogle();
@@ -479,6 +479,24 @@ describe('ANTIGRAVITY_THINKING_REPLAY', () => {
 
   test('any other value is refused at start, naming the variable', () => {
     expect(() => loadConfig({ ANTIGRAVITY_THINKING_REPLAY: 'sideways' }, {}, { requireApiKey: false })).toThrow(/ANTIGRAVITY_THINKING_REPLAY/);
+  });
+});
+
+describe('output cap from the catalog', () => {
+  test("a model's maxOutputTokens in the catalog caps the generation, below the family default", async () => {
+    const models = defaultFakeModels();
+    models['claude-sonnet-4-6'] = { ...models['claude-sonnet-4-6'], maxOutputTokens: 16384 };
+    fake.setModels(models);
+    try {
+      const a = account('cap@example.com');
+      await provider.models(a);
+      await collect(simple('hi', { max_tokens: 32000, thinking: { type: 'adaptive' } }), ctx({ account: a }));
+      const sent = fake.requests.findLast((r) => r.rpc === 'streamGenerateContent')!.body as { request: { generationConfig: Record<string, unknown> } };
+      expect(sent.request.generationConfig.maxOutputTokens).toBe(16384);
+      expect(sent.request.generationConfig.thinkingConfig).toEqual({ includeThoughts: true, thinkingBudget: 16383 });
+    } finally {
+      fake.setModels(defaultFakeModels());
+    }
   });
 });
 

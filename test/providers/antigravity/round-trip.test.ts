@@ -53,7 +53,7 @@ describe('Claude tool loop', () => {
     ]);
     expect(JSON.stringify(env1)).not.toMatch(/cache_control|context_management|billing-header|\$schema/);
     expect(env1.request.toolConfig).toEqual({ functionCallingConfig: { mode: 'VALIDATED' } });
-    expect(env1.request.generationConfig.thinkingConfig).toEqual({ includeThoughts: true, thinkingBudget: 32000 });
+    expect(env1.request.generationConfig.thinkingConfig).toEqual({ includeThoughts: true, thinkingBudget: 31999 });
 
     const msg = await respond('claude-thinking-tool.sse', 'claude', store);
     const call = msg.content.find((b) => b.type === 'tool_use') as Json;
@@ -193,5 +193,65 @@ describe('interrupted calls', () => {
         { text: 'stop, do something else' },
       ],
     });
+  });
+});
+
+// Two client names that sanitize to the same upstream name used to lose the later tool silently.
+describe('tool names that collide once sanitized', () => {
+  const schema = { type: 'object', properties: { q: { type: 'string' } }, required: ['q'] };
+  const tools = [
+    { name: 'mcp__srv.find', description: 'dot', input_schema: schema },
+    { name: 'mcp__srv:find', description: 'colon', input_schema: schema },
+    { name: 'mcp__srv_find', description: 'plain', input_schema: schema },
+  ];
+  const base = { model: 'claude-opus-4-8', max_tokens: 16000, messages: [{ role: 'user', content: 'find it' }], tools } as unknown as MessagesRequest;
+
+  test('every tool is declared under its own name, the same one on every turn', () => {
+    const names = (env: Json) => env.request.tools[0].functionDeclarations.map((d: Json) => d.name);
+    const declared = names(toGoogle(base, 'gemini-3-pro-high', createSignatureStore()));
+    expect(declared).toHaveLength(3);
+    expect(new Set(declared).size).toBe(3);
+    expect(declared[2]).toBe('mcp__srv_find'); // a name that needs no change keeps it
+    for (const n of declared) expect(n).toMatch(/^[A-Za-z_][A-Za-z0-9_-]{0,63}$/);
+    expect(names(toGoogle(base, 'claude-sonnet-4-6', createSignatureStore()))).toEqual(declared);
+    // The order of the tools does not decide who is renamed (MCP servers list theirs in any order).
+    const reversed = toGoogle({ ...base, tools: [...tools].reverse() } as MessagesRequest, 'gemini-3-pro-high', createSignatureStore());
+    expect(names(reversed)).toEqual([...declared].reverse());
+  });
+
+  test('a call to the renamed tool comes back under the client name and goes up again under the declared one', async () => {
+    const store = createSignatureStore();
+    const env1 = toGoogle({ ...base, tool_choice: { type: 'tool', name: 'mcp__srv:find' } }, 'gemini-3-pro-high', store);
+    const decls = env1.request.tools[0].functionDeclarations as Json[];
+    const colon = decls.find((d) => d.description === 'colon')!.name as string;
+    const plain = decls.find((d) => d.description === 'plain')!.name as string;
+    expect(env1.request.toolConfig.functionCallingConfig.allowedFunctionNames).toEqual([colon]);
+
+    const chunk = (parts: Json[], finishReason?: string) => ({
+      response: { candidates: [{ content: { role: 'model', parts }, ...(finishReason ? { finishReason } : {}) }], modelVersion: 'gemini-3-pro', responseId: 'r1' },
+    });
+    const events = await translate(
+      [chunk([{ functionCall: { name: colon, args: { q: 'a' }, id: 'call_1' } }, { functionCall: { name: plain, args: { q: 'b' }, id: 'call_2' } }]), chunk([], 'STOP')],
+      { clientModel: 'claude-opus-4-8', family: 'gemini', sessionKey: SESSION, signatures: store },
+    );
+    assertValidSequence(events);
+    const msg = await accumulate(events);
+    expect((msg.content as Json[]).map((b) => b.name)).toEqual(['mcp__srv:find', 'mcp__srv_find']);
+
+    const [c1, c2] = msg.content as Json[];
+    const env2 = toGoogle(
+      nextTurn(base, msg.content, [
+        { type: 'tool_result', tool_use_id: c1!.id, content: 'A' },
+        { type: 'tool_result', tool_use_id: c2!.id, content: 'B' },
+      ]),
+      'gemini-3-pro-high',
+      store,
+    );
+    const [, model, user] = env2.request.contents;
+    expect(model.parts.map((p: Json) => p.functionCall.name)).toEqual([colon, plain]);
+    expect(user.parts.map((p: Json) => [p.functionResponse.name, p.functionResponse.response.output])).toEqual([
+      [colon, 'A'],
+      [plain, 'B'],
+    ]);
   });
 });

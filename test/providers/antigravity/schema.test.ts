@@ -145,3 +145,112 @@ describe('toGoogleSchema edge cases', () => {
     });
   });
 });
+
+// A recursive schema used to expand through anyOf/oneOf/allOf/items without the cycle guard of
+// a direct $ref: two such fields doubled the tree at each of 32 levels and hung the event loop.
+describe('recursive and exploding schemas stay small and fast', () => {
+  // Generous for a shared CI machine: the fixed code takes well under a millisecond here.
+  const FAST_MS = 500;
+
+  function timed<T>(fn: () => T): T {
+    const t0 = performance.now();
+    const out = fn();
+    expect(performance.now() - t0).toBeLessThan(FAST_MS);
+    return out;
+  }
+
+  function countNodes(n: Json): number {
+    let c = 1;
+    for (const sub of Object.values((n.properties ?? {}) as Json)) c += countNodes(sub as Json);
+    if (n.items) c += countNodes(n.items as Json);
+    return c;
+  }
+
+  const nullableRef = (name: string, kw: 'anyOf' | 'oneOf') => ({ [kw]: [{ $ref: `#/$defs/${name}` }, { type: 'null' }] });
+  const unionNode = (kw: 'anyOf' | 'oneOf') => ({
+    $defs: {
+      Node: {
+        type: 'object',
+        properties: { value: { type: 'string' }, left: nullableRef('Node', kw), right: nullableRef('Node', kw) },
+        required: ['value'],
+      },
+    },
+    $ref: '#/$defs/Node',
+  });
+  const cutNullable = { type: 'OBJECT', description: '(See: Node) (nullable)' };
+
+  test.each(['anyOf', 'oneOf'] as const)('a tree whose children are %s [Node, null] stops at the cycle', (kw) => {
+    const expected = { type: 'OBJECT', properties: { value: { type: 'STRING' }, left: cutNullable, right: cutNullable }, required: ['value'] };
+    expect(timed(() => toGoogleSchema(unionNode(kw)))).toEqual(expected);
+    // The tool path (root object holding the tree) goes through the same guard.
+    const tool = { type: 'object', $defs: unionNode(kw).$defs, properties: { root: { $ref: '#/$defs/Node' } } };
+    const { parameters } = timed(() => toGoogleToolSchema(tool));
+    expect((parameters.properties as Json).root).toEqual(expected);
+  });
+
+  test('allOf of the schema itself stops at the cycle', () => {
+    const schema = {
+      $defs: { Node: { type: 'object', properties: { a: { allOf: [{ $ref: '#/$defs/Node' }] }, b: { allOf: [{ $ref: '#/$defs/Node' }] } } } },
+      $ref: '#/$defs/Node',
+    };
+    const cut = { type: 'OBJECT', description: '(See: Node)' };
+    expect(timed(() => toGoogleSchema(schema))).toEqual({ type: 'OBJECT', properties: { a: cut, b: cut } });
+  });
+
+  test('array items of the schema itself stop at the cycle', () => {
+    const list = { type: 'array', items: { $ref: '#/$defs/Node' } };
+    const schema = { $defs: { Node: { type: 'object', properties: { a: list, b: list, c: list } } }, $ref: '#/$defs/Node' };
+    const cutList = { type: 'ARRAY', items: { type: 'OBJECT', description: '(See: Node)' } };
+    expect(timed(() => toGoogleSchema(schema))).toEqual({ type: 'OBJECT', properties: { a: cutList, b: cutList, c: cutList } });
+  });
+
+  test('a mutually recursive pair expands each once per path', () => {
+    const schema = {
+      $defs: {
+        A: { type: 'object', properties: { b1: nullableRef('B', 'anyOf'), b2: nullableRef('B', 'oneOf') } },
+        B: { type: 'object', properties: { a1: nullableRef('A', 'anyOf'), a2: { type: 'array', items: { $ref: '#/$defs/A' } } } },
+      },
+      $ref: '#/$defs/A',
+    };
+    const b = {
+      type: 'OBJECT',
+      description: '(nullable)',
+      properties: {
+        a1: { type: 'OBJECT', description: '(See: A) (nullable)' },
+        a2: { type: 'ARRAY', items: { type: 'OBJECT', description: '(See: A)' } },
+      },
+    };
+    expect(timed(() => toGoogleSchema(schema))).toEqual({ type: 'OBJECT', properties: { b1: b, b2: b } });
+  });
+
+  test('a recursive response schema on gemini structured output is bounded the same way', () => {
+    const out = timed(() => toGoogleSchema({ ...unionNode('anyOf'), description: 'tree' }));
+    expect((out.properties as Json).left).toEqual(cutNullable);
+  });
+
+  // No cycle at all: D0 -> D1 twice -> D2 twice ... doubles at every level.
+  test.each([
+    ['direct $ref', (next: string) => ({ $ref: next })],
+    ['anyOf', (next: string) => ({ anyOf: [{ $ref: next }, { type: 'null' }] })],
+    ['allOf', (next: string) => ({ allOf: [{ $ref: next }] })],
+    ['array items', (next: string) => ({ type: 'array', items: { $ref: next } })],
+  ] as const)('exponential fan-out through %s is capped to a loose object', (_n, link) => {
+    const defs: Json = { D40: { type: 'string' } };
+    for (let i = 0; i < 40; i++) defs[`D${i}`] = { type: 'object', properties: { x: link(`#/$defs/D${i + 1}`), y: link(`#/$defs/D${i + 1}`) } };
+    const schema = { $defs: defs, $ref: '#/$defs/D0' };
+    const out = timed(() => toGoogleSchema(schema));
+    assertGoogleSchema(out);
+    expect(countNodes(out)).toBeLessThanOrEqual(5000);
+    expect(JSON.stringify(out)).toContain('(Schema truncated: too large)');
+    const { parameters } = timed(() => toGoogleToolSchema(schema));
+    expect(countNodes(parameters)).toBeLessThanOrEqual(5000);
+  });
+
+  test('a large schema under the cap is left whole', () => {
+    const props: Json = {};
+    for (let i = 0; i < 300; i++) props[`p${i}`] = { type: 'object', properties: { a: { type: 'string' }, b: { type: 'integer' } } };
+    const out = toGoogleSchema({ type: 'object', properties: props });
+    expect(countNodes(out)).toBe(901);
+    expect(JSON.stringify(out)).not.toContain('truncated');
+  });
+});

@@ -24,7 +24,7 @@ function opts(model: string, signatures: SignatureStore = createSignatureStore()
 }
 
 function req(partial: Json): MessagesRequest {
-  return { model: 'client-model', max_tokens: 1000, messages: [{ role: 'user', content: 'hi' }], ...partial } as MessagesRequest;
+  return { model: 'client-model', max_tokens: 16000, messages: [{ role: 'user', content: 'hi' }], ...partial } as MessagesRequest;
 }
 
 function translate(r: Json, model = 'claude-opus-4-6-thinking', store?: SignatureStore): Json {
@@ -214,6 +214,78 @@ describe('content blocks (§7.1–§7.4)', () => {
     ]);
   });
 
+  // Anthropic merges consecutive same-role turns; pairing calls with results must see them merged,
+  // or a real result in the second user message is replaced by "[Tool call was interrupted.]".
+  test('a tool_result in the second of two consecutive user messages answers its call', () => {
+    const env = translate({
+      messages: [
+        { role: 'user', content: 'go' },
+        { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_vrtx_A', name: 'Bash', input: { command: 'ls' } }] },
+        { role: 'user', content: [{ type: 'text', text: '<system-reminder>note</system-reminder>' }] },
+        { role: 'system', content: 'rules' },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_vrtx_A', content: 'a.txt' }] },
+      ],
+      thinking: { type: 'disabled' },
+    });
+    expect(env.request.contents).toEqual([
+      { role: 'user', parts: [{ text: 'go' }] },
+      { role: 'model', parts: [{ functionCall: { name: 'Bash', args: { command: 'ls' }, id: 'toolu_vrtx_A' } }] },
+      {
+        role: 'user',
+        parts: [
+          { functionResponse: { name: 'Bash', id: 'toolu_vrtx_A', response: { output: 'a.txt' } } },
+          { text: '<system-reminder>note</system-reminder>' },
+        ],
+      },
+    ]);
+    expect(JSON.stringify(env)).not.toContain('interrupted');
+  });
+
+  test('tool_use blocks split over two consecutive assistant messages are answered by the next user message', () => {
+    const env = translate({
+      messages: [
+        { role: 'user', content: 'go' },
+        { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_vrtx_A', name: 'Bash', input: { command: 'ls' } }] },
+        { role: 'assistant', content: [{ type: 'text', text: 'And:' }, { type: 'tool_use', id: 'toolu_vrtx_B', name: 'Read', input: { file_path: '/x' } }] },
+        {
+          role: 'user',
+          content: [
+            { type: 'tool_result', tool_use_id: 'toolu_vrtx_B', content: 'x' },
+            { type: 'tool_result', tool_use_id: 'toolu_vrtx_A', content: 'a.txt' },
+          ],
+        },
+      ],
+      thinking: { type: 'disabled' },
+    });
+    expect(env.request.contents.slice(1)).toEqual([
+      {
+        role: 'model',
+        parts: [
+          { text: 'And:' },
+          { functionCall: { name: 'Bash', args: { command: 'ls' }, id: 'toolu_vrtx_A' } },
+          { functionCall: { name: 'Read', args: { file_path: '/x' }, id: 'toolu_vrtx_B' } },
+        ],
+      },
+      {
+        role: 'user',
+        parts: [
+          { functionResponse: { name: 'Bash', id: 'toolu_vrtx_A', response: { output: 'a.txt' } } },
+          { functionResponse: { name: 'Read', id: 'toolu_vrtx_B', response: { output: 'x' } } },
+        ],
+      },
+    ]);
+    expect(JSON.stringify(env)).not.toContain('interrupted');
+  });
+
+  test('merging consecutive messages leaves the request untouched', () => {
+    const first = [{ type: 'text', text: 'one' }];
+    const r = req({ messages: [{ role: 'user', content: first }, { role: 'user', content: [{ type: 'text', text: 'two' }] }], thinking: { type: 'disabled' } });
+    const before = JSON.stringify(r);
+    toGoogleRequest(r, opts('claude-sonnet-4-6'));
+    expect(JSON.stringify(r)).toBe(before);
+    expect(first).toHaveLength(1);
+  });
+
   test('gemini: a history that starts with the model gets a leading user turn', () => {
     const env = translate({ messages: [{ role: 'assistant', content: 'hello' }, { role: 'user', content: 'hi' }] }, 'gemini-3-flash');
     expect(env.request.contents[0]).toEqual({ role: 'user', parts: [{ text: '.' }] });
@@ -351,9 +423,9 @@ describe('generationConfig (§7.9–§7.10)', () => {
       maxOutputTokens: 32000,
       thinkingConfig: { includeThoughts: true, thinkingBudget: 8000 },
     }],
-    ['claude adaptive, effort high -> 32000, max raised above budget', 'claude-opus-4-6-thinking', { max_tokens: 32000, thinking: { type: 'adaptive' }, output_config: { effort: 'high' } }, {
-      maxOutputTokens: 40192,
-      thinkingConfig: { includeThoughts: true, thinkingBudget: 32000 },
+    ['claude adaptive, effort high -> budget under max_tokens, max_tokens kept', 'claude-opus-4-6-thinking', { max_tokens: 32000, thinking: { type: 'adaptive' }, output_config: { effort: 'high' } }, {
+      maxOutputTokens: 32000,
+      thinkingConfig: { includeThoughts: true, thinkingBudget: 31999 },
     }],
     ['claude adaptive, effort low', 'claude-sonnet-4-6', { max_tokens: 32000, thinking: { type: 'adaptive' }, output_config: { effort: 'low' } }, {
       maxOutputTokens: 32000,
@@ -361,7 +433,7 @@ describe('generationConfig (§7.9–§7.10)', () => {
     }],
     ['claude -thinking id with no thinking field still thinks', 'claude-opus-4-6-thinking', { max_tokens: 64000 }, {
       maxOutputTokens: 64000,
-      thinkingConfig: { includeThoughts: true, thinkingBudget: 32000 },
+      thinkingConfig: { includeThoughts: true, thinkingBudget: 31999 },
     }],
     ['claude disabled, sampling passed', 'claude-opus-4-6-thinking', { max_tokens: 100000, thinking: { type: 'disabled' }, temperature: 0.2, top_p: 0.9, top_k: 40, stop_sequences: ['END'] }, {
       maxOutputTokens: 64000,
@@ -381,7 +453,11 @@ describe('generationConfig (§7.9–§7.10)', () => {
     }],
     ['gemini adaptive low', 'gemini-3-flash', { max_tokens: 32000, thinking: { type: 'adaptive' }, output_config: { effort: 'low' } }, {
       maxOutputTokens: 32000,
-      thinkingConfig: { includeThoughts: true, thinkingBudget: 1024 },
+      thinkingConfig: { includeThoughts: true, thinkingBudget: 1000 },
+    }],
+    ['gemini adaptive medium', 'gemini-3-flash', { max_tokens: 32000, thinking: { type: 'adaptive' }, output_config: { effort: 'medium' } }, {
+      maxOutputTokens: 32000,
+      thinkingConfig: { includeThoughts: true, thinkingBudget: 4000 },
     }],
     ['gemini budget', 'gemini-3-flash', { max_tokens: 4000, thinking: { type: 'enabled', budget_tokens: 8000 } }, {
       maxOutputTokens: 16192,
@@ -395,6 +471,31 @@ describe('generationConfig (§7.9–§7.10)', () => {
     ['gpt-oss: no thinking config, capped', 'gpt-oss-120b-medium', { max_tokens: 64000, thinking: { type: 'adaptive' } }, { maxOutputTokens: 32768 }],
   ])('%s', (_n, model, r, expected) => {
     expect(translate(r, model).request.generationConfig).toEqual(expected);
+  });
+
+  // Claude Code retries a context overflow with a smaller max_tokens: an implicit budget (adaptive,
+  // effort, "-thinking" id) must shrink with it, never push the output back above max_tokens.
+  test.each<[string, Partial<MessagesRequest>, number, number | null]>([
+    ['adaptive, max_tokens 64000', { max_tokens: 64000, thinking: { type: 'adaptive' } }, 64000, 31999],
+    ['adaptive, max_tokens 32000', { max_tokens: 32000, thinking: { type: 'adaptive' } }, 32000, 31999],
+    ['adaptive, max_tokens 20000', { max_tokens: 20000, thinking: { type: 'adaptive' } }, 20000, 19999],
+    ['adaptive, max_tokens 8000', { max_tokens: 8000, thinking: { type: 'adaptive' } }, 8000, 7999],
+    ['adaptive, max_tokens 1025 (smallest that thinks)', { max_tokens: 1025, thinking: { type: 'adaptive' } }, 1025, 1024],
+    ['adaptive, max_tokens 1024: no room for 1024 of thinking', { max_tokens: 1024, thinking: { type: 'adaptive' } }, 1024, null],
+    ['adaptive, max_tokens 1', { max_tokens: 1, thinking: { type: 'adaptive' } }, 1, null],
+    ['between_tools, max_tokens 8000', { max_tokens: 8000, thinking: { type: 'between_tools' } as never }, 8000, 7999],
+    ['no thinking field on a -thinking id, max_tokens 20000', { max_tokens: 20000 }, 20000, 19999],
+    ['no thinking field on a -thinking id, max_tokens 1', { max_tokens: 1 }, 1, null],
+    ['effort low under a big max_tokens keeps its tier', { max_tokens: 32000, thinking: { type: 'adaptive' }, output_config: { effort: 'low' } }, 32000, 8192],
+    ['effort low over a small max_tokens shrinks', { max_tokens: 4000, thinking: { type: 'adaptive' }, output_config: { effort: 'low' } }, 4000, 3999],
+    ['max_tokens above the cap: budget under the cap', { max_tokens: 100000, thinking: { type: 'adaptive' } }, 64000, 31999],
+    ['explicit budget >= max_tokens still raises the output', { max_tokens: 4000, thinking: { type: 'enabled', budget_tokens: 8000 } }, 16192, 8000],
+  ])('claude implicit budget follows max_tokens: %s', (_n, r, maxOutputTokens, budget) => {
+    const env = translate(r, 'claude-opus-4-6-thinking');
+    const config = env.request.generationConfig;
+    expect(config.maxOutputTokens).toBe(maxOutputTokens);
+    if (budget === null) expect(config.thinkingConfig).toBeUndefined();
+    else expect(config.thinkingConfig).toEqual({ includeThoughts: true, thinkingBudget: budget });
   });
 
   test('a catalog output cap overrides the family default', () => {
