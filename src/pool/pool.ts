@@ -24,6 +24,11 @@ import { type Candidate, selectAccount, type Selection } from './select.ts';
 
 /** Cool-down after a capacity error when the upstream gave no time: it is not the account's fault. */
 export const CAPACITY_COOLDOWN_MS = 10_000;
+/**
+ * The shortest rest a limit with a reset hint gets. A sub-second hint, made absolute when the error
+ * was classified, is already past when it is reported: it means "very soon", not the default cool-down.
+ */
+export const MIN_LIMIT_MS = 1_000;
 /** Consecutive transient failures on one account before it is rested for the default cool-down. */
 export const TRANSIENT_FAILURES_BEFORE_COOLDOWN = 3;
 /** Session bindings kept (oldest forgotten first). */
@@ -425,14 +430,14 @@ export function createPool(opts: PoolOptions): Pool {
     switch (e.kind) {
       case 'rate_limited':
       case 'quota_exhausted': {
-        const until = e.resetAt !== null && e.resetAt > t ? e.resetAt : t + cooldown;
+        const until = e.resetAt !== null ? Math.max(e.resetAt, t + MIN_LIMIT_MS) : t + cooldown;
         putLimit(id, model, e.kind, until, reason);
         // The models that draw on the same quota are out too: no request should find that out the hard way.
         for (const other of e.sharedWith) putLimit(id, other, e.kind, until, `${reason} (quota shared with ${lease.model})`);
         return;
       }
       case 'capacity':
-        putLimit(id, model, 'capacity', e.resetAt !== null && e.resetAt > t ? e.resetAt : t + CAPACITY_COOLDOWN_MS, reason);
+        putLimit(id, model, 'capacity', e.resetAt !== null ? Math.max(e.resetAt, t + MIN_LIMIT_MS) : t + CAPACITY_COOLDOWN_MS, reason);
         return;
       case 'transient': {
         const n = (failures.get(id) ?? 0) + 1;

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, test } from 'bun:test';
 import { createRouting, providerDepsFor } from '../../src/gateway/index.ts';
-import { CAPACITY_COOLDOWN_MS, createPool, type Lease, type Outcome } from '../../src/pool/pool.ts';
+import { CAPACITY_COOLDOWN_MS, createPool, type Lease, MIN_LIMIT_MS, type Outcome } from '../../src/pool/pool.ts';
 import { UpstreamError } from '../../src/providers/provider.ts';
 import { findAccount, removeAccount, updateAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
@@ -48,6 +48,25 @@ describe('report: what each upstream outcome does to the account', () => {
       name: 'rate_limited without a reset: the default cool-down',
       outcome: err('rate_limited'),
       limit: { model: 'glm-4.7', kind: 'rate_limited', resetAt: T0 + COOLDOWN_SEC * 1000 },
+      status: 'active',
+    },
+    {
+      // A sub-second hint the classifier made absolute is already past when the pool hears of it.
+      name: 'rate_limited whose reset passed before the report: a one-second rest, not the default cool-down',
+      outcome: err('rate_limited', { resetAt: T0 - 300 }),
+      limit: { model: 'glm-4.7', kind: 'rate_limited', resetAt: T0 + MIN_LIMIT_MS },
+      status: 'active',
+    },
+    {
+      name: 'rate_limited with a reset just ahead: at least a one-second rest',
+      outcome: err('rate_limited', { resetAt: T0 + 200 }),
+      limit: { model: 'glm-4.7', kind: 'rate_limited', resetAt: T0 + MIN_LIMIT_MS },
+      status: 'active',
+    },
+    {
+      name: 'capacity whose reset passed before the report: a one-second rest, not the capacity cool-down',
+      outcome: err('capacity', { resetAt: T0 - 300 }),
+      limit: { model: 'glm-4.7', kind: 'capacity', resetAt: T0 + MIN_LIMIT_MS },
       status: 'active',
     },
     {
