@@ -52,7 +52,8 @@ export interface Lease {
 
 export type AcquireResult =
   | { kind: 'lease'; lease: Lease }
-  | { kind: 'limited'; until: number }
+  /** limitKind: what limits the account that is free first (see Selection). */
+  | { kind: 'limited'; until: number; limitKind: LimitKind }
   /** Every account that could serve is at its concurrency cap: waitForSlot(), then ask again. */
   | { kind: 'busy' }
   | { kind: 'none'; reason: 'no_accounts' | 'no_active_accounts' | 'all_tried'; detail: string };
@@ -276,13 +277,14 @@ export function createPool(opts: PoolOptions): Pool {
     return true;
   }
 
-  function limitedUntil(accountId: string, model: string, t: number): number | null {
+  /** The limit in force for the model that ends last (its own or the account-wide one), or null. */
+  function limitOf(accountId: string, model: string, t: number): ModelLimit | null {
     const own = limits.get(limitKey(accountId, model));
     const all = model === ALL_MODELS ? undefined : limits.get(limitKey(accountId, ALL_MODELS));
-    let until: number | null = null;
-    if (own && own.resetAt > t) until = own.resetAt;
-    if (all && all.resetAt > t && (until === null || all.resetAt > until)) until = all.resetAt;
-    return until;
+    let found: ModelLimit | null = null;
+    if (own && own.resetAt > t) found = own;
+    if (all && all.resetAt > t && (found === null || all.resetAt > found.resetAt)) found = all;
+    return found;
   }
 
   function remainingFor(accountId: string, model: string, t: number): number | null {
@@ -300,10 +302,12 @@ export function createPool(opts: PoolOptions): Pool {
     const out: Candidate[] = [];
     for (const a of accounts) {
       if (a.provider !== provider || (only && a.id !== only)) continue;
+      const limit = limitOf(a.id, model, t);
       out.push({
         id: a.id,
         status: a.status,
-        limitedUntil: limitedUntil(a.id, model, t),
+        limitedUntil: limit?.resetAt ?? null,
+        limitKind: limit?.kind ?? null,
         remaining: remainingFor(a.id, model, t),
         inFlight: inFlight.get(a.id) ?? 0,
         maxInFlight: concurrencyCapOf(a, poolCap),

@@ -287,6 +287,28 @@ describe('dispatch', () => {
     expect(r.clock.sleeps).toHaveLength(0);
   });
 
+  test('one 5xx on the only unlimited account while the others are out of quota: a retryable 502, not a final 429', async () => {
+    const r = rig({ labels: ['a', 'b'], config: { maxWaitSec: 60 } });
+    r.routing.pool.report(fakeLease(r, 'b', 'glm-4.7'), { kind: 'error', error: new UpstreamError('quota_exhausted', 'x', { resetAt: T0 + 3_600_000 }) });
+    r.zai.answer = () => ({ error: new UpstreamError('transient', 'bad gateway', { status: 502 }) });
+    const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+    expect(e.status).toBe(502);
+    expect(e.type).toBe('api_error');
+    expect(e.headers['x-should-retry']).toBeUndefined();
+    expect(r.zai.calls.map((c) => c.label)).toEqual(['a']);
+    expect(r.clock.sleeps).toHaveLength(0);
+  });
+
+  test('capacity on the only unlimited account while the others are out of quota: a retryable 529', async () => {
+    const r = rig({ labels: ['a', 'b'], config: { maxWaitSec: 60 } });
+    r.routing.pool.report(fakeLease(r, 'b', 'glm-4.7'), { kind: 'error', error: new UpstreamError('quota_exhausted', 'x', { resetAt: T0 + 3_600_000 }) });
+    r.zai.answer = () => ({ error: new UpstreamError('capacity', 'overloaded', { status: 529 }) });
+    const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+    // a is now in its capacity cool-down, b out of quota: the earliest free account is a, for capacity.
+    expect(e.status).toBe(529);
+    expect(e.headers['x-should-retry']).toBeUndefined();
+  });
+
   test('a wait is abandoned when the client goes away', async () => {
     const r = rig({ labels: ['a'], config: { maxWaitSec: 60 } });
     r.routing.pool.report(fakeLease(r, 'a', 'glm-4.7'), { kind: 'error', error: new UpstreamError('rate_limited', 'x', { resetAt: T0 + 20_000 }) });

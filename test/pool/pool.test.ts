@@ -143,6 +143,36 @@ describe('report: what each upstream outcome does to the account', () => {
   });
 });
 
+describe('acquire when every account is limited', () => {
+  const err = (kind: UpstreamError['kind'], o: ConstructorParameters<typeof UpstreamError>[2] = {}) =>
+    ({ kind: 'error', error: new UpstreamError(kind, `${kind} happened`, o) }) as Outcome;
+
+  test('names the earliest reset and the kind of that limit', () => {
+    const { pool } = setup(['a', 'b']);
+    const la = lease(pool, 'glm-4.7', 's1');
+    const lb = lease(pool, 'glm-4.7', 's2');
+    pool.report(la, err('quota_exhausted', { resetAt: T0 + 3_600_000 }));
+    pool.report(lb, err('capacity', { resetAt: T0 + 20_000 }));
+    expect(pool.acquire({ provider: 'zai', model: 'glm-4.7', familyKey: 'zai:glm', sessionKey: 'x' })).toEqual({
+      kind: 'limited',
+      until: T0 + 20_000,
+      limitKind: 'capacity',
+    });
+  });
+
+  test('an account-wide limit that outlasts the model\'s own decides the kind', () => {
+    const { pool } = setup(['a']);
+    const l = lease(pool);
+    pool.report(l, err('rate_limited', { resetAt: T0 + 5_000 }));
+    pool.report(l, err('quota_exhausted', { resetAt: T0 + 7_200_000, scope: 'account' }));
+    expect(pool.acquire({ provider: 'zai', model: 'glm-4.7', familyKey: 'zai:glm', sessionKey: 'x' })).toEqual({
+      kind: 'limited',
+      until: T0 + 7_200_000,
+      limitKind: 'quota_exhausted',
+    });
+  });
+});
+
 describe('state in SQLite', () => {
   test('a restart keeps every limit and reset time', () => {
     const { db, path, pool, accounts } = setup(['a', 'b']);
