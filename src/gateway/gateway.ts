@@ -123,7 +123,9 @@ export function clientErrorFor(e: UpstreamError, model: string, now: number, max
     case 'capacity':
       return new ApiError('overloaded_error', `Upstream overloaded for ${model}: ${e.message}`);
     case 'auth':
-      return new ApiError('authentication_error', `Upstream rejected the account's credentials: ${e.message}`);
+      // Not authentication_error: to the client that means its key to the proxy (Claude Code clears
+      // it and asks again). The account's credentials are the proxy's problem: retryable.
+      return new ApiError('api_error', `Upstream rejected the account's credentials: ${e.message}`, { status: 503 });
     case 'invalid_account':
       return new ApiError('permission_error', `No usable account: ${e.message}`, { headers: { 'x-should-retry': 'false' } });
     default:
@@ -320,9 +322,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
           const wait = got.until - t + WAIT_BUFFER_MS;
           log.info(`${req.requestId}: every account is limited for ${route.upstreamModel}; waiting ${formatWait(wait)} for the earliest reset`);
           await sleep(wait, req.signal);
-          // A new round: every account gets a fresh chance (the total wait stays under maxWaitSec).
+          // A new round: every account gets a fresh chance. The total wait stays under maxWaitSec,
+          // and the upstream calls under maxAttempts in all: a limit that comes back every round
+          // (Z.AI 1305, maybe a disguised filter) is answered instead of retried for minutes.
           exclude.clear();
-          attempts = 0;
           continue;
         }
         throw new PoolExhausted(route, got.until, got.limitKind, last);

@@ -230,6 +230,35 @@ describe('dispatch', () => {
     expect(findAccount(r.db, 'a')!.status).toBe('active');
   });
 
+  test("an upstream 401 never reaches the client as authentication_error (that is about the client's proxy key): a retryable 503", async () => {
+    const r = rig({ labels: ['a'] });
+    r.zai.refreshDown.add('a');
+    r.zai.answer = () => ({ error: new UpstreamError('auth', 'token expired', { status: 401 }) });
+    const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+    expect(e.type).toBe('api_error');
+    expect(e.status).toBe(503);
+    expect(e.headers['x-should-retry']).toBeUndefined();
+    expect(findAccount(r.db, 'a')!.status).toBe('active');
+  });
+
+  test('an upstream 401 after the stream started ends it with an api_error, not authentication_error', async () => {
+    const r = rig({ labels: ['a'] });
+    r.zai.answer = () => ({ error: new UpstreamError('auth', 'token revoked', { status: 401 }), after: 2 });
+    const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
+    const e = await rejection(drain(d));
+    expect(e.type).toBe('api_error');
+    expect(e.status).toBe(503);
+  });
+
+  test('capacity on every call (Z.AI 1305) stops after MAX_ATTEMPTS upstream calls in all, waits included: a 529', async () => {
+    const r = rig({ labels: ['a', 'b'], config: { maxWaitSec: 120, maxAttempts: 5 } });
+    r.zai.answer = () => ({ error: new UpstreamError('capacity', '[1305] overloaded', { status: 429, code: '1305' }) });
+    const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+    expect(e.status).toBe(529);
+    expect(e.type).toBe('overloaded_error');
+    expect(r.zai.calls).toHaveLength(5);
+  });
+
   test('an invalid account is marked with reason and verify link, and the request fails over', async () => {
     const r = rig({ labels: ['a', 'b'] });
     r.zai.answer = (c) =>
@@ -563,7 +592,8 @@ describe('the final client error for each upstream failure', () => {
       { 'retry-after': '10800', 'x-should-retry': 'false' },
     ],
     ['capacity: 529 overloaded', new UpstreamError('capacity', 'no capacity'), 529, 'overloaded_error', {}],
-    ['credentials: 401', new UpstreamError('auth', 'expired'), 401, 'authentication_error', {}],
+    // authentication_error would tell Claude Code its key to the proxy is wrong; the account's is.
+    ['upstream credentials rejected: a retryable 503, never authentication_error', new UpstreamError('auth', 'expired'), 503, 'api_error', {}],
     ['dead account: 403, not retried', new UpstreamError('invalid_account', 'banned'), 403, 'permission_error', { 'x-should-retry': 'false' }],
     ['5xx / network: retryable 502', new UpstreamError('transient', 'reset'), 502, 'api_error', {}],
   ];
