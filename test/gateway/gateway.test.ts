@@ -135,6 +135,14 @@ describe('dispatch', () => {
     expect(listLimits(r.db)).toHaveLength(0);
   });
 
+  test('a model name beyond ASCII is named in errors as the client wrote it (the server hands it over as text)', async () => {
+    const r = rig({ labels: ['a'] });
+    r.zai.answer = () => ({ error: new UpstreamError('not_found', '', { status: 404 }) });
+    const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-é'))));
+    expect(e.status).toBe(404);
+    expect(e.message).toBe('model: glm-é');
+  });
+
   test('an unknown upstream model is a 404 and is not retried', async () => {
     const r = rig();
     r.zai.answer = () => ({ error: new UpstreamError('not_found', 'Unknown Model', { status: 400, code: '1211' }) });
