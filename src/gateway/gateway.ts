@@ -2,7 +2,8 @@
 // model, finds the conversation's account, and before the first event quietly moves the request to
 // another account on limits, capacity, 5xx, network and empty answers (at most maxAttempts). When
 // every account is limited it waits for the earliest reset (up to maxWaitSec), serves a fallback
-// model (--fallback), or answers 429 with the reset time. After the first event an upstream
+// model (--fallback), or answers with the reset time (limitedError: 429, final only past
+// maxWaitSec; 529 for capacity). After the first event an upstream
 // failure ends the stream with an Anthropic error event (the server writes it).
 import { errorTypeOf } from '../anthropic/collect.ts';
 import { ApiError } from '../anthropic/errors.ts';
@@ -12,6 +13,7 @@ import type { Config } from '../config.ts';
 import { log } from '../log.ts';
 import type { Pool, Lease } from '../pool/pool.ts';
 import { type Provider, type ProviderId, UpstreamError } from '../providers/provider.ts';
+import type { LimitKind } from '../store/limits.ts';
 import type { Catalog, Route } from './catalog.ts';
 import { metrics } from './ops.ts';
 import { sessionKeyOf } from './session.ts';
@@ -43,6 +45,8 @@ class PoolExhausted extends Error {
   constructor(
     readonly route: Route,
     readonly until: number,
+    /** What limits the account that is free first. */
+    readonly kind: LimitKind,
     readonly last: UpstreamError | null,
   ) {
     super(`every account is limited for ${route.upstreamModel}`);
@@ -85,6 +89,23 @@ export function exhaustedError(model: string, until: number, now: number, detail
   return new ApiError('rate_limit_error', msg, { headers: { 'retry-after': String(retryAfter), 'x-should-retry': 'false' } });
 }
 
+/**
+ * The answer when every account is limited for `model` until `until` and the proxy waits no longer.
+ * Only a limit that outlasts MAX_WAIT_SEC (the wait the user accepts) is final: x-should-retry
+ * false and the reset in the message. A shorter one Claude Code waits out itself, honouring
+ * retry-after. Capacity is the upstream's, not the account's: a 529. A cool-down after repeated
+ * 5xx is no exhaustion, so never final.
+ */
+export function limitedError(model: string, kind: LimitKind, until: number, now: number, maxWaitMs: number, detail?: string): ApiError {
+  const wait = Math.max(0, until - now);
+  const headers = { 'retry-after': String(Math.max(1, Math.ceil(wait / 1000))) };
+  const tail = `Next available: ${new Date(until).toISOString()}` + (detail ? ` (${detail})` : '');
+  if (kind === 'capacity') return new ApiError('overloaded_error', `Upstream overloaded for ${model} on every account. ${tail}`, { headers });
+  if (kind !== 'transient' && wait > maxWaitMs) return exhaustedError(model, until, now, detail);
+  const why = kind === 'transient' ? 'every account is resting after repeated upstream failures' : 'every account is rate limited';
+  return new ApiError('rate_limit_error', `Rate limited on ${model}: ${why}, retry after ${formatWait(wait)}. ${tail}`, { headers });
+}
+
 /** The final client error for an upstream failure nothing else could absorb (§9.6, Part 2.9). */
 export function clientErrorFor(e: UpstreamError, model: string, now: number, maxWaitMs: number): ApiError {
   switch (e.kind) {
@@ -102,7 +123,9 @@ export function clientErrorFor(e: UpstreamError, model: string, now: number, max
     case 'capacity':
       return new ApiError('overloaded_error', `Upstream overloaded for ${model}: ${e.message}`);
     case 'auth':
-      return new ApiError('authentication_error', `Upstream rejected the account's credentials: ${e.message}`);
+      // Not authentication_error: to the client that means its key to the proxy (Claude Code clears
+      // it and asks again). The account's credentials are the proxy's problem: retryable.
+      return new ApiError('api_error', `Upstream rejected the account's credentials: ${e.message}`, { status: 503 });
     case 'invalid_account':
       return new ApiError('permission_error', `No usable account: ${e.message}`, { headers: { 'x-should-retry': 'false' } });
     default:
@@ -299,12 +322,13 @@ export function createGateway(deps: GatewayDeps): Gateway {
           const wait = got.until - t + WAIT_BUFFER_MS;
           log.info(`${req.requestId}: every account is limited for ${route.upstreamModel}; waiting ${formatWait(wait)} for the earliest reset`);
           await sleep(wait, req.signal);
-          // A new round: every account gets a fresh chance (the total wait stays under maxWaitSec).
+          // A new round: every account gets a fresh chance. The total wait stays under maxWaitSec,
+          // and the upstream calls under maxAttempts in all: a limit that comes back every round
+          // (Z.AI 1305, maybe a disguised filter) is answered instead of retried for minutes.
           exclude.clear();
-          attempts = 0;
           continue;
         }
-        throw new PoolExhausted(route, got.until, last);
+        throw new PoolExhausted(route, got.until, got.limitKind, last);
       }
       if (got.kind === 'busy') {
         // Every account that could serve is at its concurrency cap: wait for one of its requests to end.
@@ -447,22 +471,14 @@ export function createGateway(deps: GatewayDeps): Gateway {
       const t = now();
       const target = config.fallback && !truthy(req.headers['x-proxy-no-fallback']) ? catalog.fallbackFor(route.upstreamModel) : null;
       const fbRoute = target ? catalog.resolve(target, available()) : null;
-      if (!fbRoute || !target) {
-        // Capacity is the upstream's, not the account's quota: a retryable 529, not a final 429.
-        if (err.last?.kind === 'capacity') {
-          throw new ApiError('overloaded_error', `Upstream overloaded for ${route.upstreamModel} on every account: ${err.last.message}`, {
-            headers: { 'retry-after': String(Math.max(1, Math.ceil((err.until - t) / 1000))) },
-          });
-        }
-        throw exhaustedError(route.upstreamModel, err.until, t, err.last?.message);
-      }
+      if (!fbRoute || !target) throw limitedError(route.upstreamModel, err.kind, err.until, t, maxWaitMs, err.last?.message);
       log.warn(`${req.requestId}: ${route.upstreamModel} is exhausted on every account until ${new Date(err.until).toISOString()}; falling back to ${fbRoute.upstreamModel}`);
       metrics.fallbacks({ from: route.upstreamModel, to: fbRoute.upstreamModel });
       try {
         return await serve(req, fbRoute, sessionKey, req.body.model);
       } catch (err2) {
         // No chained fallback: the client hears about the model it asked for.
-        if (err2 instanceof PoolExhausted) throw exhaustedError(route.upstreamModel, err.until, now(), err.last?.message);
+        if (err2 instanceof PoolExhausted) throw limitedError(route.upstreamModel, err.kind, err.until, now(), maxWaitMs, err.last?.message);
         throw err2;
       }
     }

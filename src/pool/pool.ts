@@ -24,6 +24,11 @@ import { type Candidate, selectAccount, type Selection } from './select.ts';
 
 /** Cool-down after a capacity error when the upstream gave no time: it is not the account's fault. */
 export const CAPACITY_COOLDOWN_MS = 10_000;
+/**
+ * The shortest rest a limit with a reset hint gets. A sub-second hint, made absolute when the error
+ * was classified, is already past when it is reported: it means "very soon", not the default cool-down.
+ */
+export const MIN_LIMIT_MS = 1_000;
 /** Consecutive transient failures on one account before it is rested for the default cool-down. */
 export const TRANSIENT_FAILURES_BEFORE_COOLDOWN = 3;
 /** Session bindings kept (oldest forgotten first). */
@@ -47,7 +52,8 @@ export interface Lease {
 
 export type AcquireResult =
   | { kind: 'lease'; lease: Lease }
-  | { kind: 'limited'; until: number }
+  /** limitKind: what limits the account that is free first (see Selection). */
+  | { kind: 'limited'; until: number; limitKind: LimitKind }
   /** Every account that could serve is at its concurrency cap: waitForSlot(), then ask again. */
   | { kind: 'busy' }
   | { kind: 'none'; reason: 'no_accounts' | 'no_active_accounts' | 'all_tried'; detail: string };
@@ -271,13 +277,14 @@ export function createPool(opts: PoolOptions): Pool {
     return true;
   }
 
-  function limitedUntil(accountId: string, model: string, t: number): number | null {
+  /** The limit in force for the model that ends last (its own or the account-wide one), or null. */
+  function limitOf(accountId: string, model: string, t: number): ModelLimit | null {
     const own = limits.get(limitKey(accountId, model));
     const all = model === ALL_MODELS ? undefined : limits.get(limitKey(accountId, ALL_MODELS));
-    let until: number | null = null;
-    if (own && own.resetAt > t) until = own.resetAt;
-    if (all && all.resetAt > t && (until === null || all.resetAt > until)) until = all.resetAt;
-    return until;
+    let found: ModelLimit | null = null;
+    if (own && own.resetAt > t) found = own;
+    if (all && all.resetAt > t && (found === null || all.resetAt > found.resetAt)) found = all;
+    return found;
   }
 
   function remainingFor(accountId: string, model: string, t: number): number | null {
@@ -295,10 +302,12 @@ export function createPool(opts: PoolOptions): Pool {
     const out: Candidate[] = [];
     for (const a of accounts) {
       if (a.provider !== provider || (only && a.id !== only)) continue;
+      const limit = limitOf(a.id, model, t);
       out.push({
         id: a.id,
         status: a.status,
-        limitedUntil: limitedUntil(a.id, model, t),
+        limitedUntil: limit?.resetAt ?? null,
+        limitKind: limit?.kind ?? null,
         remaining: remainingFor(a.id, model, t),
         inFlight: inFlight.get(a.id) ?? 0,
         maxInFlight: concurrencyCapOf(a, poolCap),
@@ -425,14 +434,14 @@ export function createPool(opts: PoolOptions): Pool {
     switch (e.kind) {
       case 'rate_limited':
       case 'quota_exhausted': {
-        const until = e.resetAt !== null && e.resetAt > t ? e.resetAt : t + cooldown;
+        const until = e.resetAt !== null ? Math.max(e.resetAt, t + MIN_LIMIT_MS) : t + cooldown;
         putLimit(id, model, e.kind, until, reason);
         // The models that draw on the same quota are out too: no request should find that out the hard way.
         for (const other of e.sharedWith) putLimit(id, other, e.kind, until, `${reason} (quota shared with ${lease.model})`);
         return;
       }
       case 'capacity':
-        putLimit(id, model, 'capacity', e.resetAt !== null && e.resetAt > t ? e.resetAt : t + CAPACITY_COOLDOWN_MS, reason);
+        putLimit(id, model, 'capacity', e.resetAt !== null ? Math.max(e.resetAt, t + MIN_LIMIT_MS) : t + CAPACITY_COOLDOWN_MS, reason);
         return;
       case 'transient': {
         const n = (failures.get(id) ?? 0) + 1;

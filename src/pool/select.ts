@@ -5,12 +5,15 @@
 // serving its cap of requests at once is skipped; a conversation bound to it overflows to another
 // account for that one request and stays bound, so its cache is still there next turn.
 import type { AccountStatus } from '../store/accounts.ts';
+import type { LimitKind } from '../store/limits.ts';
 
 export interface Candidate {
   id: string;
   status: AccountStatus;
   /** Latest reset among the limits that apply to this model (its own and the account-wide one); null = none. */
   limitedUntil: number | null;
+  /** What the limit ending at limitedUntil is (null with it). */
+  limitKind: LimitKind | null;
   /** Remaining quota fraction for this model (tightest window), null when unknown. */
   remaining: number | null;
   /** Requests this process is serving on the account right now. */
@@ -38,8 +41,11 @@ export type Selection =
   | { kind: 'account'; accountId: string; sticky: boolean; soft: boolean; overflow: boolean }
   /** Accounts could serve, but every one is at its concurrency cap: a slot frees when a request ends. */
   | { kind: 'busy' }
-  /** Every account that could serve is limited; the earliest one is free again at `until`. */
-  | { kind: 'limited'; until: number }
+  /**
+   * Every account that could serve is limited; the earliest one is free again at `until`, and
+   * `limitKind` is what limits it (how the client should be told: a throttle, a quota, capacity).
+   */
+  | { kind: 'limited'; until: number; limitKind: LimitKind }
   /** Nothing can serve and nothing will by waiting: no accounts, all invalid/disabled, or all tried. */
   | { kind: 'none'; reason: 'no_accounts' | 'no_active_accounts' | 'all_tried' };
 
@@ -79,12 +85,15 @@ export function selectAccount(input: SelectInput): Selection {
   const untried = exclude && exclude.size ? active.filter((c) => !exclude.has(c.id)) : active;
   const usable = untried.filter((c) => !isLimited(c, now));
   if (usable.length === 0) {
-    // Waiting helps only for limited accounts (tried ones included: a 429 just limited them), not
-    // for ones that failed some other way.
-    let until = Infinity;
-    for (const c of active) if (isLimited(c, now) && c.limitedUntil! < until) until = c.limitedUntil!;
-    if (until === Infinity) return { kind: 'none', reason: 'all_tried' };
-    return { kind: 'limited', until };
+    // Waiting helps only when every account is limited (tried ones included: a 429 just limited
+    // them). One that was tried and is still unlimited failed some other way (a 5xx): that failure
+    // is the request's answer, not the others' limits, which may last hours.
+    let earliest: Candidate | null = null;
+    for (const c of active) {
+      if (!isLimited(c, now)) return { kind: 'none', reason: 'all_tried' };
+      if (earliest === null || c.limitedUntil! < earliest.limitedUntil!) earliest = c;
+    }
+    return { kind: 'limited', until: earliest!.limitedUntil!, limitKind: earliest!.limitKind ?? 'rate_limited' };
   }
   const free = usable.filter((c) => !isBusy(c));
   if (free.length === 0) return { kind: 'busy' };

@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, test } from 'bun:test';
 import { ApiError } from '../../src/anthropic/errors.ts';
-import { clientErrorFor, exhaustedError, formatWait } from '../../src/gateway/gateway.ts';
+import { clientErrorFor, exhaustedError, formatWait, limitedError } from '../../src/gateway/gateway.ts';
 import { UpstreamError } from '../../src/providers/provider.ts';
 import { findAccount } from '../../src/store/accounts.ts';
-import { ALL_MODELS, listLimits } from '../../src/store/limits.ts';
+import { ALL_MODELS, type LimitKind, listLimits } from '../../src/store/limits.ts';
 import { createRouting } from '../../src/gateway/index.ts';
 import { upsertAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
@@ -135,6 +135,14 @@ describe('dispatch', () => {
     expect(listLimits(r.db)).toHaveLength(0);
   });
 
+  test('a model name beyond ASCII is named in errors as the client wrote it (the server hands it over as text)', async () => {
+    const r = rig({ labels: ['a'] });
+    r.zai.answer = () => ({ error: new UpstreamError('not_found', '', { status: 404 }) });
+    const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-é'))));
+    expect(e.status).toBe(404);
+    expect(e.message).toBe('model: glm-é');
+  });
+
   test('an unknown upstream model is a 404 and is not retried', async () => {
     const r = rig();
     r.zai.answer = () => ({ error: new UpstreamError('not_found', 'Unknown Model', { status: 400, code: '1211' }) });
@@ -230,6 +238,35 @@ describe('dispatch', () => {
     expect(findAccount(r.db, 'a')!.status).toBe('active');
   });
 
+  test("an upstream 401 never reaches the client as authentication_error (that is about the client's proxy key): a retryable 503", async () => {
+    const r = rig({ labels: ['a'] });
+    r.zai.refreshDown.add('a');
+    r.zai.answer = () => ({ error: new UpstreamError('auth', 'token expired', { status: 401 }) });
+    const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+    expect(e.type).toBe('api_error');
+    expect(e.status).toBe(503);
+    expect(e.headers['x-should-retry']).toBeUndefined();
+    expect(findAccount(r.db, 'a')!.status).toBe('active');
+  });
+
+  test('an upstream 401 after the stream started ends it with an api_error, not authentication_error', async () => {
+    const r = rig({ labels: ['a'] });
+    r.zai.answer = () => ({ error: new UpstreamError('auth', 'token revoked', { status: 401 }), after: 2 });
+    const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
+    const e = await rejection(drain(d));
+    expect(e.type).toBe('api_error');
+    expect(e.status).toBe(503);
+  });
+
+  test('capacity on every call (Z.AI 1305) stops after MAX_ATTEMPTS upstream calls in all, waits included: a 529', async () => {
+    const r = rig({ labels: ['a', 'b'], config: { maxWaitSec: 120, maxAttempts: 5 } });
+    r.zai.answer = () => ({ error: new UpstreamError('capacity', '[1305] overloaded', { status: 429, code: '1305' }) });
+    const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+    expect(e.status).toBe(529);
+    expect(e.type).toBe('overloaded_error');
+    expect(r.zai.calls).toHaveLength(5);
+  });
+
   test('an invalid account is marked with reason and verify link, and the request fails over', async () => {
     const r = rig({ labels: ['a', 'b'] });
     r.zai.answer = (c) =>
@@ -285,6 +322,77 @@ describe('dispatch', () => {
     expect(e.headers['x-should-retry']).toBe('false');
     expect(r.zai.calls).toHaveLength(0);
     expect(r.clock.sleeps).toHaveLength(0);
+  });
+
+  test('one 5xx on the only unlimited account while the others are out of quota: a retryable 502, not a final 429', async () => {
+    const r = rig({ labels: ['a', 'b'], config: { maxWaitSec: 60 } });
+    r.routing.pool.report(fakeLease(r, 'b', 'glm-4.7'), { kind: 'error', error: new UpstreamError('quota_exhausted', 'x', { resetAt: T0 + 3_600_000 }) });
+    r.zai.answer = () => ({ error: new UpstreamError('transient', 'bad gateway', { status: 502 }) });
+    const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+    expect(e.status).toBe(502);
+    expect(e.type).toBe('api_error');
+    expect(e.headers['x-should-retry']).toBeUndefined();
+    expect(r.zai.calls.map((c) => c.label)).toEqual(['a']);
+    expect(r.clock.sleeps).toHaveLength(0);
+  });
+
+  test('capacity on the only unlimited account while the others are out of quota: a retryable 529', async () => {
+    const r = rig({ labels: ['a', 'b'], config: { maxWaitSec: 60 } });
+    r.routing.pool.report(fakeLease(r, 'b', 'glm-4.7'), { kind: 'error', error: new UpstreamError('quota_exhausted', 'x', { resetAt: T0 + 3_600_000 }) });
+    r.zai.answer = () => ({ error: new UpstreamError('capacity', 'overloaded', { status: 529 }) });
+    const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+    // a is now in its capacity cool-down, b out of quota: the earliest free account is a, for capacity.
+    expect(e.status).toBe(529);
+    expect(e.headers['x-should-retry']).toBeUndefined();
+  });
+
+  test('capacity everywhere for longer than MAX_WAIT_SEC, known before any call: a retryable 529 with retry-after, no upstream call', async () => {
+    const r = rig({ labels: ['a', 'b'], config: { maxWaitSec: 60 } });
+    for (const l of ['a', 'b']) {
+      r.routing.pool.report(fakeLease(r, l, 'glm-4.7'), { kind: 'error', error: new UpstreamError('capacity', 'x', { resetAt: T0 + 300_000 }) });
+    }
+    const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+    expect(e.status).toBe(529);
+    expect(e.type).toBe('overloaded_error');
+    expect(e.headers).toEqual({ 'retry-after': '300' });
+    expect(r.zai.calls).toHaveLength(0);
+  });
+
+  test('a throttle longer than MAX_WAIT_SEC, known before any call, is final like a quota (x-should-retry: false)', async () => {
+    const r = rig({ labels: ['a', 'b'], config: { maxWaitSec: 60 } });
+    r.routing.pool.report(fakeLease(r, 'a', 'glm-4.7'), { kind: 'error', error: new UpstreamError('quota_exhausted', 'x', { resetAt: T0 + 3_600_000 }) });
+    r.routing.pool.report(fakeLease(r, 'b', 'glm-4.7'), { kind: 'error', error: new UpstreamError('rate_limited', 'x', { resetAt: T0 + 600_000 }) });
+    const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+    // Ten minutes is more than the user waits (MAX_WAIT_SEC): Claude Code should not sit on it.
+    expect(e.status).toBe(429);
+    expect(e.headers).toEqual({ 'retry-after': '600', 'x-should-retry': 'false' });
+    expect(r.zai.calls).toHaveLength(0);
+  });
+
+  test('short throttles that use up the wait budget (Z.AI 1302): a retryable 429 with the short retry-after, not a final one', async () => {
+    const r = rig({ labels: ['a', 'b'], config: { maxWaitSec: 20, maxAttempts: 50 } });
+    r.zai.answer = () => ({
+      error: new UpstreamError('rate_limited', '[1302] High concurrency', { status: 429, code: '1302', scope: 'account', resetAt: r.clock.now() + 5_000 }),
+    });
+    const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+    expect(e.status).toBe(429);
+    expect(e.type).toBe('rate_limit_error');
+    expect(e.headers['x-should-retry']).toBeUndefined();
+    expect(Number(e.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    expect(Number(e.headers['retry-after'])).toBeLessThanOrEqual(5);
+    expect(e.message).not.toContain('RESOURCE_EXHAUSTED');
+  });
+
+  test('every account resting after repeated 5xx, past the wait budget: a retryable 429, never a final one', async () => {
+    const r = rig({ labels: ['a'], config: { maxWaitSec: 30, defaultCooldownSec: 60 } });
+    r.routing.pool.report(fakeLease(r, 'a', 'glm-4.7'), { kind: 'error', error: new UpstreamError('transient', 'x') });
+    r.routing.pool.report(fakeLease(r, 'a', 'glm-4.7'), { kind: 'error', error: new UpstreamError('transient', 'x') });
+    r.routing.pool.report(fakeLease(r, 'a', 'glm-4.7'), { kind: 'error', error: new UpstreamError('transient', 'x') });
+    expect(listLimits(r.db)[0]!.kind).toBe('transient');
+    const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+    expect(e.status).toBe(429);
+    expect(e.headers).toEqual({ 'retry-after': '60' });
+    expect(r.zai.calls).toHaveLength(0);
   });
 
   test('a wait is abandoned when the client goes away', async () => {
@@ -492,7 +600,8 @@ describe('the final client error for each upstream failure', () => {
       { 'retry-after': '10800', 'x-should-retry': 'false' },
     ],
     ['capacity: 529 overloaded', new UpstreamError('capacity', 'no capacity'), 529, 'overloaded_error', {}],
-    ['credentials: 401', new UpstreamError('auth', 'expired'), 401, 'authentication_error', {}],
+    // authentication_error would tell Claude Code its key to the proxy is wrong; the account's is.
+    ['upstream credentials rejected: a retryable 503, never authentication_error', new UpstreamError('auth', 'expired'), 503, 'api_error', {}],
     ['dead account: 403, not retried', new UpstreamError('invalid_account', 'banned'), 403, 'permission_error', { 'x-should-retry': 'false' }],
     ['5xx / network: retryable 502', new UpstreamError('transient', 'reset'), 502, 'api_error', {}],
   ];
@@ -502,6 +611,25 @@ describe('the final client error for each upstream failure', () => {
       expect(api.status).toBe(status);
       expect(api.type as string).toBe(type);
       expect(api.headers).toEqual(headers);
+    });
+  }
+
+  const limitRows: Array<[string, LimitKind, number, number, string, Record<string, string>]> = [
+    ['capacity, short: 529 with retry-after', 'capacity', 8_000, 529, 'overloaded_error', { 'retry-after': '8' }],
+    ['capacity past MAX_WAIT: still a retryable 529', 'capacity', 600_000, 529, 'overloaded_error', { 'retry-after': '600' }],
+    ['throttle within MAX_WAIT: retryable 429', 'rate_limited', 5_000, 429, 'rate_limit_error', { 'retry-after': '5' }],
+    ['throttle past MAX_WAIT: final 429', 'rate_limited', 600_000, 429, 'rate_limit_error', { 'retry-after': '600', 'x-should-retry': 'false' }],
+    ['quota within MAX_WAIT (a short Google quota reset): retryable 429', 'quota_exhausted', 30_000, 429, 'rate_limit_error', { 'retry-after': '30' }],
+    ['quota past MAX_WAIT: final 429', 'quota_exhausted', 7_200_000, 429, 'rate_limit_error', { 'retry-after': '7200', 'x-should-retry': 'false' }],
+    ['cool-down after 5xx, even past MAX_WAIT: retryable 429', 'transient', 600_000, 429, 'rate_limit_error', { 'retry-after': '600' }],
+  ];
+  for (const [name, kind, wait, status, type, headers] of limitRows) {
+    test(`every account limited: ${name}`, () => {
+      const api = limitedError('glm-4.7', kind, NOW + wait, NOW, MAX_WAIT);
+      expect(api.status).toBe(status);
+      expect(api.type as string).toBe(type);
+      expect(api.headers).toEqual(headers);
+      expect(api.message).toContain(new Date(NOW + wait).toISOString());
     });
   }
 

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, test } from 'bun:test';
 import { createRouting, providerDepsFor } from '../../src/gateway/index.ts';
-import { CAPACITY_COOLDOWN_MS, createPool, type Lease, type Outcome } from '../../src/pool/pool.ts';
+import { CAPACITY_COOLDOWN_MS, createPool, type Lease, MIN_LIMIT_MS, type Outcome } from '../../src/pool/pool.ts';
 import { UpstreamError } from '../../src/providers/provider.ts';
 import { findAccount, removeAccount, updateAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
@@ -48,6 +48,25 @@ describe('report: what each upstream outcome does to the account', () => {
       name: 'rate_limited without a reset: the default cool-down',
       outcome: err('rate_limited'),
       limit: { model: 'glm-4.7', kind: 'rate_limited', resetAt: T0 + COOLDOWN_SEC * 1000 },
+      status: 'active',
+    },
+    {
+      // A sub-second hint the classifier made absolute is already past when the pool hears of it.
+      name: 'rate_limited whose reset passed before the report: a one-second rest, not the default cool-down',
+      outcome: err('rate_limited', { resetAt: T0 - 300 }),
+      limit: { model: 'glm-4.7', kind: 'rate_limited', resetAt: T0 + MIN_LIMIT_MS },
+      status: 'active',
+    },
+    {
+      name: 'rate_limited with a reset just ahead: at least a one-second rest',
+      outcome: err('rate_limited', { resetAt: T0 + 200 }),
+      limit: { model: 'glm-4.7', kind: 'rate_limited', resetAt: T0 + MIN_LIMIT_MS },
+      status: 'active',
+    },
+    {
+      name: 'capacity whose reset passed before the report: a one-second rest, not the capacity cool-down',
+      outcome: err('capacity', { resetAt: T0 - 300 }),
+      limit: { model: 'glm-4.7', kind: 'capacity', resetAt: T0 + MIN_LIMIT_MS },
       status: 'active',
     },
     {
@@ -121,6 +140,36 @@ describe('report: what each upstream outcome does to the account', () => {
     // A stream that was already running when the quota ran out reports a throttle later.
     pool.report(l, err('rate_limited', { resetAt: T0 + 5_000 }));
     expect(listLimits(db)[0]!.resetAt).toBe(T0 + 3_600_000);
+  });
+});
+
+describe('acquire when every account is limited', () => {
+  const err = (kind: UpstreamError['kind'], o: ConstructorParameters<typeof UpstreamError>[2] = {}) =>
+    ({ kind: 'error', error: new UpstreamError(kind, `${kind} happened`, o) }) as Outcome;
+
+  test('names the earliest reset and the kind of that limit', () => {
+    const { pool } = setup(['a', 'b']);
+    const la = lease(pool, 'glm-4.7', 's1');
+    const lb = lease(pool, 'glm-4.7', 's2');
+    pool.report(la, err('quota_exhausted', { resetAt: T0 + 3_600_000 }));
+    pool.report(lb, err('capacity', { resetAt: T0 + 20_000 }));
+    expect(pool.acquire({ provider: 'zai', model: 'glm-4.7', familyKey: 'zai:glm', sessionKey: 'x' })).toEqual({
+      kind: 'limited',
+      until: T0 + 20_000,
+      limitKind: 'capacity',
+    });
+  });
+
+  test('an account-wide limit that outlasts the model\'s own decides the kind', () => {
+    const { pool } = setup(['a']);
+    const l = lease(pool);
+    pool.report(l, err('rate_limited', { resetAt: T0 + 5_000 }));
+    pool.report(l, err('quota_exhausted', { resetAt: T0 + 7_200_000, scope: 'account' }));
+    expect(pool.acquire({ provider: 'zai', model: 'glm-4.7', familyKey: 'zai:glm', sessionKey: 'x' })).toEqual({
+      kind: 'limited',
+      until: T0 + 7_200_000,
+      limitKind: 'quota_exhausted',
+    });
   });
 });
 

@@ -4,7 +4,18 @@ import { type Candidate, type Selection, selectAccount } from '../../src/pool/se
 const NOW = 1_800_000_000_000;
 
 function c(id: string, over: Partial<Candidate> = {}): Candidate {
-  return { id, status: 'active', limitedUntil: null, remaining: null, inFlight: 0, maxInFlight: null, lastUsedAt: null, ...over };
+  const limited = over.limitedUntil !== undefined && over.limitedUntil !== null;
+  return {
+    id,
+    status: 'active',
+    limitedUntil: null,
+    limitKind: limited ? 'rate_limited' : null,
+    remaining: null,
+    inFlight: 0,
+    maxInFlight: null,
+    lastUsedAt: null,
+    ...over,
+  };
 }
 
 interface Row {
@@ -106,9 +117,28 @@ const rows: Row[] = [
     want: { kind: 'account', accountId: 'a', sticky: false, soft: false, overflow: false },
   },
   {
-    name: 'all limited: report the earliest reset',
-    candidates: [c('a', { limitedUntil: NOW + 9000 }), c('b', { limitedUntil: NOW + 3000 }), c('x', { status: 'disabled' })],
-    want: { kind: 'limited', until: NOW + 3000 },
+    name: 'all limited: report the earliest reset and the kind of that limit',
+    candidates: [
+      c('a', { limitedUntil: NOW + 9000, limitKind: 'quota_exhausted' }),
+      c('b', { limitedUntil: NOW + 3000, limitKind: 'capacity' }),
+      c('x', { status: 'disabled' }),
+    ],
+    want: { kind: 'limited', until: NOW + 3000, limitKind: 'capacity' },
+  },
+  {
+    name: 'all limited by throttles and quotas: the earliest is a throttle, so the answer is one',
+    candidates: [c('a', { limitedUntil: NOW + 3_600_000, limitKind: 'quota_exhausted' }), c('b', { limitedUntil: NOW + 4000, limitKind: 'rate_limited' })],
+    want: { kind: 'limited', until: NOW + 4000, limitKind: 'rate_limited' },
+  },
+  {
+    name: 'all limited, the earliest by a transient cool-down: its kind is transient',
+    candidates: [c('a', { limitedUntil: NOW + 60_000, limitKind: 'transient' }), c('b', { limitedUntil: NOW + 90_000, limitKind: 'rate_limited' })],
+    want: { kind: 'limited', until: NOW + 60_000, limitKind: 'transient' },
+  },
+  {
+    name: 'limits that end together: the first in pool order names the kind',
+    candidates: [c('a', { limitedUntil: NOW + 5000, limitKind: 'rate_limited' }), c('b', { limitedUntil: NOW + 5000, limitKind: 'quota_exhausted' })],
+    want: { kind: 'limited', until: NOW + 5000, limitKind: 'rate_limited' },
   },
   {
     name: 'accounts already tried for this request are skipped',
@@ -130,16 +160,35 @@ const rows: Row[] = [
     want: { kind: 'none', reason: 'all_tried' },
   },
   {
-    name: 'every account tried and limited on the way: the earliest reset among them',
-    candidates: [c('a', { limitedUntil: NOW + 9000 }), c('b', { limitedUntil: NOW + 4000 }), c('c')],
+    name: 'every account tried and each limited on the way: the earliest reset among them',
+    candidates: [c('a', { limitedUntil: NOW + 9000 }), c('b', { limitedUntil: NOW + 4000 }), c('c', { limitedUntil: NOW + 6000 })],
     exclude: ['a', 'b', 'c'],
-    want: { kind: 'limited', until: NOW + 4000 },
+    want: { kind: 'limited', until: NOW + 4000, limitKind: 'rate_limited' },
   },
   {
-    name: 'tried ones excluded, the others limited: wait for those',
+    // The unlimited one failed some other way (a 5xx): that failure is the answer, not the others' limits.
+    name: 'every account tried, one still unlimited: all tried, not limited',
+    candidates: [c('a', { limitedUntil: NOW + 9000 }), c('b', { limitedUntil: NOW + 4000 }), c('c')],
+    exclude: ['a', 'b', 'c'],
+    want: { kind: 'none', reason: 'all_tried' },
+  },
+  {
+    name: 'the only unlimited account failed (a 5xx) while the others are limited for hours: all tried, not limited',
+    candidates: [c('a'), c('b', { limitedUntil: NOW + 3_600_000, limitKind: 'quota_exhausted' })],
+    exclude: ['a'],
+    want: { kind: 'none', reason: 'all_tried' },
+  },
+  {
+    name: 'the only unlimited account failed while another is limited briefly: all tried too (the failure is the answer)',
     candidates: [c('a'), c('b', { limitedUntil: NOW + 700 })],
     exclude: ['a'],
-    want: { kind: 'limited', until: NOW + 700 },
+    want: { kind: 'none', reason: 'all_tried' },
+  },
+  {
+    name: 'a tried account that is invalid now does not count as unlimited: wait for the limited ones',
+    candidates: [c('a', { status: 'invalid' }), c('b', { limitedUntil: NOW + 700 })],
+    exclude: ['a'],
+    want: { kind: 'limited', until: NOW + 700, limitKind: 'rate_limited' },
   },
   {
     name: 'an account at its concurrency cap is skipped for a new conversation',
@@ -177,10 +226,15 @@ const rows: Row[] = [
     want: { kind: 'busy' },
   },
   {
-    name: 'busy accounts are not waited for when the free ones are only limited: the limit wins',
+    name: 'a tried account at its cap is not waited for, and being unlimited its failure is the answer',
     candidates: [c('a', { inFlight: 1, maxInFlight: 1 }), c('b', { limitedUntil: NOW + 5000 })],
     exclude: ['a'],
-    want: { kind: 'limited', until: NOW + 5000 },
+    want: { kind: 'none', reason: 'all_tried' },
+  },
+  {
+    name: 'a busy untried account and a limited one: wait for the slot, not the limit',
+    candidates: [c('a', { inFlight: 1, maxInFlight: 1 }), c('b', { limitedUntil: NOW + 5000 })],
+    want: { kind: 'busy' },
   },
 ];
 
