@@ -65,7 +65,7 @@ async function runServer(config: Config): Promise<void> {
   registerAccountSecrets(accounts);
 
   // Loaded here, not at the top, so `mcp --help` and `mcp accounts …` stay quick.
-  const [{ createRouting, providerDepsFor }, { createProviders }, { createApp }] = await Promise.all([
+  const [{ createRouting, providerDepsFor }, { createProviders }, { createApp, startServer }] = await Promise.all([
     import('../gateway/index.ts'),
     import('../providers/index.ts'),
     import('../server/app.ts'),
@@ -85,8 +85,9 @@ async function runServer(config: Config): Promise<void> {
     },
   });
 
+  let server: ReturnType<typeof startServer> | undefined;
   try {
-    app.listen({ port: config.port, hostname: config.bindAddress, idleTimeout: config.idleTimeoutSec });
+    server = startServer(config, app);
   } catch (err) {
     recorder.stop();
     db.close();
@@ -95,8 +96,7 @@ async function runServer(config: Config): Promise<void> {
     }
     throw new Error(`cannot listen on ${config.bindAddress}:${config.port}: ${(err as Error).message}`);
   }
-  const server = app.server;
-  const port = server?.port ?? config.port;
+  const port = server.port ?? config.port;
 
   await routing.start();
   const n = accounts.length;

@@ -1,7 +1,11 @@
 import { describe, expect, test } from 'bun:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { UsageError } from '../../src/cli/output.ts';
 import { serve, serveFlags } from '../../src/cli/serve.ts';
 import { ConfigError, loadConfig } from '../../src/config.ts';
+import { createApp, startServer } from '../../src/server/app.ts';
 
 describe('serveFlags', () => {
   test('passes only the flags that were given', () => {
@@ -35,5 +39,33 @@ describe('serve refuses bad configuration before opening anything', () => {
     const err = await serve({ softLimit: '1.5' }, { PROXY_API_KEY: 'k' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as Error).message).toContain('--soft-limit');
+  });
+});
+
+describe('serve on a port another mcp already serves', () => {
+  test('is refused with the port-in-use line (no silent sharing of the port)', async () => {
+    const env = { PROXY_API_KEY: 'k-123456', BIND_ADDRESS: '127.0.0.1', PORT: '0' };
+    const config = loadConfig(env);
+    const ops = { health: () => ({}), accountLimits: () => ({}), accountLimitsTable: () => '', refresh: async () => ({}), metrics: () => '' };
+    const gateway = { dispatch: async () => { throw new Error('unused'); }, listModels: () => [], getModel: () => undefined, imageModel: () => null };
+    const first = createApp({ config, gateway, ops } as unknown as Parameters<typeof createApp>[0]);
+    const port = startServer(config, first).port!;
+    const data = mkdtempSync(join(tmpdir(), 'mcp-serve-port-'));
+    let started = false;
+    try {
+      const second = serve({}, { ...env, PORT: String(port), MCP_DATA_DIR: data });
+      // Without the fix the second server starts and waits for a signal: stop it rather than hang.
+      const timer = setTimeout(() => {
+        started = true;
+        process.emit('SIGTERM', 'SIGTERM');
+      }, 3000);
+      const err = await second.then(() => null, (e: unknown) => e);
+      clearTimeout(timer);
+      expect(started).toBe(false);
+      expect((err as Error | null)?.message).toBe(`port ${port} on 127.0.0.1 is already in use (choose another with --port or PORT)`);
+    } finally {
+      first.stop(true);
+      rmSync(data, { recursive: true, force: true });
+    }
   });
 });
