@@ -110,14 +110,38 @@ export function openDatabase(path: string, opts: { readonly?: boolean } = {}): D
       db.exec('PRAGMA synchronous = NORMAL');
     }
     db.exec('PRAGMA foreign_keys = ON');
+    if (!opts.readonly) assertWritable(db);
     if (!opts.readonly) migrate(db);
     if (!opts.readonly) tightenModes(path);
   } catch (err) {
     db.close();
     if (err instanceof StoreError) throw err;
+    if (isReadonlyError(err)) {
+      const hint = accessHint(path, true) ?? 'the file or its file system is read-only';
+      throw new StoreError(`cannot write database ${path}: ${(err as Error).message} (${hint})`, { cause: err });
+    }
     throw new StoreError(`database ${path} is not usable: ${(err as Error).message}${restoreHint(dirname(path))}`, { cause: err });
   }
   return db;
+}
+
+/**
+ * SQLite opens a file it may not write read-only without a word, and the first write (a request's
+ * usage row, a refreshed token) would fail much later. A header write rolled back finds out now.
+ */
+function assertWritable(db: Database): void {
+  const { user_version } = db.query('PRAGMA user_version').get() as { user_version: number };
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    db.exec(`PRAGMA user_version = ${user_version}`);
+  } finally {
+    db.exec('ROLLBACK');
+  }
+}
+
+function isReadonlyError(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  return Boolean(e && ((typeof e.code === 'string' && e.code.startsWith('SQLITE_READONLY')) || /readonly database/.test(String(e.message))));
 }
 
 /** The directory copies of the database go to by default (`mcp backup`, removals). */
