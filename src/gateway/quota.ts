@@ -84,7 +84,8 @@ export function createQuotaPoller(deps: {
   }
 
   function reactivate(account: Account): void {
-    if (!pool.applyAccountPatch(account.id, { status: 'active', statusReason: null, verifyUrl: null })) return;
+    // Through the pool's store writes: a store that refuses it is retried there, never thrown here.
+    if (!pool.reactivate(account.id)) return;
     log.info(`account ${account.label} passes verification again (was invalid: ${account.statusReason ?? 'no reason'}); back in rotation`);
   }
 
