@@ -36,6 +36,27 @@ export function serveFlags(args: Record<string, unknown>): ConfigFlags {
   return flags;
 }
 
+/**
+ * A stray rejection or exception (a background task's bug) must neither kill a server that is
+ * serving streams nor print a stack trace: one error line, the stack at debug level. Returns the
+ * function that takes the guards off again.
+ */
+export function installStrayErrorGuards(): () => void {
+  const report = (kind: string) => (err: unknown) => {
+    const e = err as Error | null;
+    log.error(`${kind}: ${e?.message ?? String(err)} (a bug: please report it)`);
+    if (e?.stack) log.debug(e.stack);
+  };
+  const onRejection = report('unhandled rejection');
+  const onException = report('uncaught exception');
+  process.on('unhandledRejection', onRejection);
+  process.on('uncaughtException', onException);
+  return () => {
+    process.off('unhandledRejection', onRejection);
+    process.off('uncaughtException', onException);
+  };
+}
+
 function isAddrInUse(err: unknown): boolean {
   const e = err as { code?: string; message?: string } | null;
   return Boolean(e && (e.code === 'EADDRINUSE' || /in use|EADDRINUSE/i.test(e.message ?? '')));
@@ -98,6 +119,7 @@ async function runServer(config: Config): Promise<void> {
   }
   const port = server.port ?? config.port;
 
+  const removeGuards = installStrayErrorGuards();
   await routing.start();
   const n = accounts.length;
   const base = `http://${displayHost(config.bindAddress)}:${port}`;
@@ -139,6 +161,7 @@ async function runServer(config: Config): Promise<void> {
         db.close();
         process.off('SIGTERM', onSignal);
         process.off('SIGINT', onSignal);
+        removeGuards();
         resolveStopped();
       })();
     };

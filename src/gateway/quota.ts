@@ -92,7 +92,10 @@ export function createQuotaPoller(deps: {
   function pollAccount(id: string): Promise<void> {
     const cur = inflight.get(id);
     if (cur) return cur;
-    const p = pollOne(id).finally(() => inflight.delete(id));
+    // Callers fire and forget (timer, 429, new account): a failure here must be a log line, not an unhandled rejection.
+    const p = pollOne(id)
+      .catch((err) => log.warn(`quota round of ${id} failed: ${(err as Error)?.message ?? err}`))
+      .finally(() => inflight.delete(id));
     inflight.set(id, p);
     return p;
   }

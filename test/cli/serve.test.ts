@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UsageError } from '../../src/cli/output.ts';
-import { serve, serveFlags } from '../../src/cli/serve.ts';
+import { installStrayErrorGuards, serve, serveFlags } from '../../src/cli/serve.ts';
+import { configureLog, log } from '../../src/log.ts';
 import { ConfigError, loadConfig } from '../../src/config.ts';
 import { createApp, startServer } from '../../src/server/app.ts';
 
@@ -67,5 +68,26 @@ describe('serve on a port another mcp already serves', () => {
       first.stop(true);
       rmSync(data, { recursive: true, force: true });
     }
+  });
+});
+
+describe('a stray error in a running server', () => {
+  test('an unhandled rejection or uncaught exception is one log line, no stack, and the process lives on', () => {
+    const lines: string[] = [];
+    log.setReporters([{ log: (o) => lines.push(`${o.type}: ${o.args.join(' ')}`) }]);
+    const before = [process.listenerCount('unhandledRejection'), process.listenerCount('uncaughtException')];
+    const uninstall = installStrayErrorGuards();
+    try {
+      process.emit('unhandledRejection', new Error('write failed'), Promise.resolve());
+      process.emit('uncaughtException', new TypeError('x is undefined'));
+    } finally {
+      uninstall();
+      configureLog({ format: 'pretty' });
+    }
+    expect(lines).toEqual([
+      'error: unhandled rejection: write failed (a bug: please report it)',
+      'error: uncaught exception: x is undefined (a bug: please report it)',
+    ]);
+    expect([process.listenerCount('unhandledRejection'), process.listenerCount('uncaughtException')]).toEqual(before);
   });
 });

@@ -1,5 +1,8 @@
 import { afterEach, expect, test } from 'bun:test';
+import type { Catalog } from '../../src/gateway/catalog.ts';
 import { createRouting } from '../../src/gateway/index.ts';
+import { createQuotaPoller } from '../../src/gateway/quota.ts';
+import type { Pool } from '../../src/pool/pool.ts';
 import { UpstreamError } from '../../src/providers/provider.ts';
 import { findAccount, updateAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
@@ -193,6 +196,24 @@ test('an account passing verification again while the store refuses writes goes 
     expect(findAccount(other, a.id)).toMatchObject({ status: 'active', statusReason: null });
   } finally {
     other.close();
+    configureLog({ format: 'pretty' });
+  }
+});
+
+test('a poll that fails for a reason of its own logs one line and never rejects', async () => {
+  const lines: string[] = [];
+  log.setReporters([{ log: (o) => lines.push(`${o.type}: ${o.args.join(' ')}`) }]);
+  const pool = {
+    account: () => {
+      throw new Error('the database is closed');
+    },
+    onAccountsAdded: () => {},
+  } as unknown as Pool;
+  const poller = createQuotaPoller({ config: testConfig(), pool, catalog: {} as Catalog, providers: {}, now: () => T0 });
+  try {
+    await expect(poller.pollAccount('acc_1')).resolves.toBeUndefined();
+    expect(lines).toEqual(['warn: quota round of acc_1 failed: the database is closed']);
+  } finally {
     configureLog({ format: 'pretty' });
   }
 });
