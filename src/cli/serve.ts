@@ -79,7 +79,7 @@ export async function serve(flags: ConfigFlags, env: Record<string, string | und
 
 async function runServer(config: Config): Promise<void> {
 
-  const db = openDatabase(config.dbPath);
+  const db = openDatabase(config.dbPath, { check: true });
   // Moving over from the Go or Node proxy: their accounts.json is imported once.
   importOnFirstStart(db, config.accountsConfigPath, (level, line) => log[level](line));
   const accounts = listAccounts(db);

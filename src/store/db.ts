@@ -85,8 +85,12 @@ function migrate(db: Database): void {
   }
 }
 
-/** Opens (creating if needed) the database at `path`. Throws StoreError with a readable message. */
-export function openDatabase(path: string, opts: { readonly?: boolean } = {}): Database {
+/**
+ * Opens (creating if needed) the database at `path`. Throws StoreError with a readable message.
+ * `check` reads every page first (PRAGMA quick_check, a second or so per few hundred MB): for the
+ * server, so a damaged file is reported with its path and the newest copy, not at a first query.
+ */
+export function openDatabase(path: string, opts: { readonly?: boolean; check?: boolean } = {}): Database {
   const dir = dirname(path);
   try {
     if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -110,6 +114,7 @@ export function openDatabase(path: string, opts: { readonly?: boolean } = {}): D
       db.exec('PRAGMA synchronous = NORMAL');
     }
     db.exec('PRAGMA foreign_keys = ON');
+    if (opts.check) quickCheck(db);
     if (!opts.readonly) assertWritable(db);
     if (!opts.readonly) migrate(db);
     if (!opts.readonly) tightenModes(path);
@@ -137,6 +142,13 @@ function assertWritable(db: Database): void {
   } finally {
     db.exec('ROLLBACK');
   }
+}
+
+function quickCheck(db: Database): void {
+  const rows = db.query('PRAGMA quick_check').all() as Array<{ quick_check: string }>;
+  if (rows.length === 1 && rows[0]!.quick_check === 'ok') return;
+  const first = rows[0]?.quick_check ?? 'no answer';
+  throw new Error(`database disk image is malformed (${first}${rows.length > 1 ? ` and ${rows.length - 1} more` : ''})`);
 }
 
 function isReadonlyError(err: unknown): boolean {

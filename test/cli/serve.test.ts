@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UsageError } from '../../src/cli/output.ts';
@@ -7,6 +7,8 @@ import { installStrayErrorGuards, serve, serveFlags } from '../../src/cli/serve.
 import { configureLog, log } from '../../src/log.ts';
 import { ConfigError, loadConfig } from '../../src/config.ts';
 import { createApp, startServer } from '../../src/server/app.ts';
+import { upsertAccount } from '../../src/store/accounts.ts';
+import { openDatabase } from '../../src/store/db.ts';
 
 describe('serveFlags', () => {
   test('passes only the flags that were given', () => {
@@ -89,5 +91,30 @@ describe('a stray error in a running server', () => {
       'error: uncaught exception: x is undefined (a bug: please report it)',
     ]);
     expect([process.listenerCount('unhandledRejection'), process.listenerCount('uncaughtException')]).toEqual(before);
+  });
+});
+
+describe('serve on a damaged database', () => {
+  test('names the file and the newest copy to go back to, as the README says', async () => {
+    const data = mkdtempSync(join(tmpdir(), 'mcp-serve-damaged-'));
+    try {
+      const path = join(data, 'proxy.db');
+      const db = openDatabase(path);
+      for (const label of ['a', 'b', 'c']) upsertAccount(db, { provider: 'zai', label, credentials: { kind: 'api_key', apiKey: `zai-key-${label}-0123456789` } });
+      db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
+      db.close();
+      // A damaged disk: the page after the header (the accounts table) is garbage, the header is fine.
+      const fd = openSync(path, 'r+');
+      writeSync(fd, Buffer.alloc(4096, 0xa5), 0, 4096, 4096);
+      closeSync(fd);
+      mkdirSync(join(data, 'backups'));
+      writeFileSync(join(data, 'backups', 'proxy-20261201-100000.db'), 'a copy');
+      const err = await serve({}, { PROXY_API_KEY: 'k-123456', BIND_ADDRESS: '127.0.0.1', PORT: '0', MCP_DATA_DIR: data }).catch((e: unknown) => e);
+      expect((err as Error).message).toBe(
+        `database ${path} is not usable: database disk image is malformed; the newest copy of it is ${join(data, 'backups', 'proxy-20261201-100000.db')} (README, Backups: how to put it back)`,
+      );
+    } finally {
+      rmSync(data, { recursive: true, force: true });
+    }
   });
 });
