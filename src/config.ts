@@ -217,13 +217,15 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}, opts: { requireApi
       'PROXY_API_KEY is not set: export PROXY_API_KEY=<a secret of your choice> (clients send it as x-api-key or Bearer)',
     );
   }
-  // --soft-limit may carry a threshold; --no-soft-limit turns the feature off.
+  // --soft-limit may carry a threshold; --no-soft-limit turns the feature off. Either flag beats
+  // SOFT_LIMIT_ENABLED: asking for a threshold on the command line means wanting soft limits.
   const softFlag = flags.softLimit;
-  const softLimitThreshold =
-    typeof softFlag === 'string' || typeof softFlag === 'number'
-      ? fraction('--soft-limit', softFlag, DEFAULTS.softLimitThreshold)
-      : fraction('SOFT_LIMIT_THRESHOLD', env.SOFT_LIMIT_THRESHOLD, DEFAULTS.softLimitThreshold);
-  const softLimitEnabled = flags.noSoftLimit || softFlag === false ? false : bool('SOFT_LIMIT_ENABLED', env.SOFT_LIMIT_ENABLED, true);
+  const softThresholdFlag = typeof softFlag === 'string' || typeof softFlag === 'number';
+  const softLimitThreshold = softThresholdFlag
+    ? fraction('--soft-limit', softFlag, DEFAULTS.softLimitThreshold)
+    : fraction('SOFT_LIMIT_THRESHOLD', env.SOFT_LIMIT_THRESHOLD, DEFAULTS.softLimitThreshold);
+  const softLimitEnabled =
+    flags.noSoftLimit || softFlag === false ? false : softThresholdFlag || softFlag === true ? true : bool('SOFT_LIMIT_ENABLED', env.SOFT_LIMIT_ENABLED, true);
 
   const dataDir = dataDirFrom(env);
   const endpoints = (env.ANTIGRAVITY_ENDPOINTS ?? '')

@@ -56,6 +56,12 @@ describe('precedence', () => {
     expect(loadConfig(env, { noSoftLimit: true }).softLimitEnabled).toBe(false);
   });
 
+  test('--soft-limit with a threshold turns soft limits on even when SOFT_LIMIT_ENABLED=false', () => {
+    const c = loadConfig({ ...KEY, SOFT_LIMIT_ENABLED: 'false' }, { softLimit: '0.3' });
+    expect(c).toMatchObject({ softLimitEnabled: true, softLimitThreshold: 0.3 });
+    expect(loadConfig({ ...KEY, SOFT_LIMIT_ENABLED: 'false' }).softLimitEnabled).toBe(false);
+  });
+
   test('UPSTREAM_HTTP_CLIENT: native by default, fetch when asked or when an HTTP(S)_PROXY is set (http1.ts ignores proxies)', () => {
     expect(loadConfig({ ...KEY }).upstreamHttpClient).toBe('native');
     expect(loadConfig({ ...KEY, UPSTREAM_HTTP_CLIENT: 'fetch' }).upstreamHttpClient).toBe('fetch');
