@@ -30,9 +30,12 @@ export function serveFlags(args: Record<string, unknown>): ConfigFlags {
   if (typeof args.debug === 'boolean') flags.debug = args.debug;
   if (typeof args.fallback === 'boolean') flags.fallback = args.fallback;
   const soft = args['soft-limit'] ?? args.softLimit;
-  // citty turns --no-soft-limit into soft-limit=false; a bare --soft-limit arrives as "".
+  // citty turns --no-soft-limit into soft-limit=false; a bare --soft-limit arrives as "", and one
+  // followed by another option takes that option as its value.
   if (soft === false) flags.noSoftLimit = true;
-  else if (typeof soft === 'string' && soft !== '') flags.softLimit = soft;
+  else if (soft === '' || soft === true || (typeof soft === 'string' && soft.startsWith('--'))) {
+    throw new UsageError('--soft-limit needs a threshold, e.g. --soft-limit 0.3 (--no-soft-limit turns soft limits off)');
+  } else if (typeof soft === 'string') flags.softLimit = soft;
   return flags;
 }
 

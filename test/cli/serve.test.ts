@@ -29,6 +29,10 @@ describe('serveFlags', () => {
   test('--port without a value is a usage error', () => {
     expect(() => serveFlags({ port: '' })).toThrow(UsageError);
   });
+  test('--soft-limit without a threshold (bare, or followed by another option) is a usage error, not ignored', () => {
+    expect(() => serveFlags({ 'soft-limit': '' })).toThrow(new UsageError('--soft-limit needs a threshold, e.g. --soft-limit 0.3 (--no-soft-limit turns soft limits off)'));
+    expect(() => serveFlags({ 'soft-limit': '--debug' })).toThrow(UsageError);
+  });
 });
 
 describe('serve refuses bad configuration before opening anything', () => {
