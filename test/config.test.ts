@@ -88,6 +88,14 @@ describe('precedence', () => {
   });
 });
 
+describe('BIND_ADDRESS', () => {
+  test('takes IPv4, IPv6 (bracketed or not) and host names', () => {
+    for (const a of ['0.0.0.0', '127.0.0.1', '::', '::1', '[::1]', 'localhost', 'proxy.internal', 'host-1.example.com']) {
+      expect(loadConfig({ ...KEY, BIND_ADDRESS: a }).bindAddress).toBe(a);
+    }
+  });
+});
+
 describe('bad values are refused, naming the variable', () => {
   const cases: Array<[string, Record<string, string>, Record<string, string | boolean>, RegExp]> = [
     ['no key', {}, {}, /PROXY_API_KEY is not set/],
@@ -113,6 +121,9 @@ describe('bad values are refused, naming the variable', () => {
     ['MODEL_MAP with a number', { MODEL_MAP: '{"sonnet": 5}' }, {}, /MODEL_MAP: value for "sonnet" must be a string/],
     ['LOG_FORMAT "xml"', { LOG_FORMAT: 'xml' }, {}, /LOG_FORMAT must be "pretty" or "json"/],
     ['ANTIGRAVITY_THINKING_REPLAY "both"', { ANTIGRAVITY_THINKING_REPLAY: 'both' }, {}, /ANTIGRAVITY_THINKING_REPLAY/],
+    ['BIND_ADDRESS 999.1.1.1 (not an IPv4 address)', { BIND_ADDRESS: '999.1.1.1' }, {}, /^BIND_ADDRESS must be an IP address \(0\.0\.0\.0 for every interface, 127\.0\.0\.1 for this machine only\) or a host name, got "999\.1\.1\.1"$/],
+    ['BIND_ADDRESS ::g (not an IPv6 address)', { BIND_ADDRESS: '::g' }, {}, /^BIND_ADDRESS must be an IP address/],
+    ['BIND_ADDRESS "my host" (not a host name)', { BIND_ADDRESS: 'my host' }, {}, /^BIND_ADDRESS must be an IP address/],
     ['UPSTREAM_HTTP_CLIENT "curl"', { UPSTREAM_HTTP_CLIENT: 'curl' }, {}, /UPSTREAM_HTTP_CLIENT must be "native" or "fetch"/],
   ];
   for (const [name, env, flags, message] of cases) {

@@ -60,9 +60,21 @@ export function installStrayErrorGuards(): () => void {
   };
 }
 
-function isAddrInUse(err: unknown): boolean {
+const BIND_HINT = 'BIND_ADDRESS; 0.0.0.0 for every interface, 127.0.0.1 for this machine only';
+
+/** Why listen() failed, in words a person can act on (Bun says "ENOENT" for a name with no address). */
+export function listenFailure(host: string, port: number, err: unknown): Error {
   const e = err as { code?: string; message?: string } | null;
-  return Boolean(e && (e.code === 'EADDRINUSE' || /in use|EADDRINUSE/i.test(e.message ?? '')));
+  const code = e?.code ?? '';
+  const message = e?.message ?? String(err);
+  if (code === 'EADDRINUSE' || /in use|EADDRINUSE/i.test(message)) {
+    return new Error(`port ${port} on ${host} is already in use (choose another with --port or PORT)`);
+  }
+  const where = `cannot listen on ${host}:${port}`;
+  if (code === 'ENOENT') return new Error(`${where}: the host name ${host} has no address (${BIND_HINT})`);
+  if (code === 'EADDRNOTAVAIL') return new Error(`${where}: ${host} is not an address of this machine (${BIND_HINT})`);
+  if (code === 'EACCES') return new Error(`${where}: permission denied (ports below 1024 need privileges; choose another with --port or PORT)`);
+  return new Error(`${where}: ${message}`);
 }
 
 function displayHost(host: string): string {
@@ -115,10 +127,7 @@ async function runServer(config: Config): Promise<void> {
   } catch (err) {
     recorder.stop();
     db.close();
-    if (isAddrInUse(err)) {
-      throw new Error(`port ${config.port} on ${config.bindAddress} is already in use (choose another with --port or PORT)`);
-    }
-    throw new Error(`cannot listen on ${config.bindAddress}:${config.port}: ${(err as Error).message}`);
+    throw listenFailure(config.bindAddress, config.port, err);
   }
   const port = server.port ?? config.port;
 

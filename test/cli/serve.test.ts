@@ -3,7 +3,7 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UsageError } from '../../src/cli/output.ts';
-import { installStrayErrorGuards, serve, serveFlags } from '../../src/cli/serve.ts';
+import { installStrayErrorGuards, listenFailure, serve, serveFlags } from '../../src/cli/serve.ts';
 import { configureLog, log } from '../../src/log.ts';
 import { ConfigError, loadConfig } from '../../src/config.ts';
 import { createApp, startServer } from '../../src/server/app.ts';
@@ -116,6 +116,38 @@ describe('serve on a damaged database', () => {
       const err = await serve({}, { PROXY_API_KEY: 'k-123456', BIND_ADDRESS: '127.0.0.1', PORT: '0', MCP_DATA_DIR: data }).catch((e: unknown) => e);
       expect((err as Error).message).toBe(
         `database ${path} is not usable: database disk image is malformed; the newest copy of it is ${join(data, 'backups', 'proxy-20261201-100000.db')} (README, Backups: how to put it back)`,
+      );
+    } finally {
+      rmSync(data, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a listen that fails says why in words', () => {
+  const err = (code: string, message: string) => Object.assign(new Error(message), { code });
+  test('each cause, one line naming what to change', () => {
+    expect(listenFailure('127.0.0.1', 8080, err('EADDRINUSE', 'Failed to start server. Is port 8080 in use?')).message).toBe(
+      'port 8080 on 127.0.0.1 is already in use (choose another with --port or PORT)',
+    );
+    expect(listenFailure('nosuchhost.invalid', 8080, err('ENOENT', 'ENOENT: no such file or directory, listen')).message).toBe(
+      'cannot listen on nosuchhost.invalid:8080: the host name nosuchhost.invalid has no address (BIND_ADDRESS; 0.0.0.0 for every interface, 127.0.0.1 for this machine only)',
+    );
+    expect(listenFailure('192.0.2.1', 8080, err('EADDRNOTAVAIL', 'EADDRNOTAVAIL: address not available, listen')).message).toBe(
+      'cannot listen on 192.0.2.1:8080: 192.0.2.1 is not an address of this machine (BIND_ADDRESS; 0.0.0.0 for every interface, 127.0.0.1 for this machine only)',
+    );
+    expect(listenFailure('0.0.0.0', 80, err('EACCES', 'EACCES: permission denied, listen')).message).toBe(
+      'cannot listen on 0.0.0.0:80: permission denied (ports below 1024 need privileges; choose another with --port or PORT)',
+    );
+    expect(listenFailure('0.0.0.0', 8080, err('EWHAT', 'something odd')).message).toBe('cannot listen on 0.0.0.0:8080: something odd');
+  });
+
+  test('serve on an address this machine does not have', async () => {
+    const data = mkdtempSync(join(tmpdir(), 'mcp-serve-bind-'));
+    try {
+      // 192.0.2.0/24 is TEST-NET-1: documentation only, never assigned to an interface.
+      const e = await serve({}, { PROXY_API_KEY: 'k-123456', BIND_ADDRESS: '192.0.2.1', PORT: '0', MCP_DATA_DIR: data }).catch((x: unknown) => x);
+      expect((e as Error).message).toBe(
+        'cannot listen on 192.0.2.1:0: 192.0.2.1 is not an address of this machine (BIND_ADDRESS; 0.0.0.0 for every interface, 127.0.0.1 for this machine only)',
       );
     } finally {
       rmSync(data, { recursive: true, force: true });
