@@ -97,9 +97,13 @@ export function openDatabase(path: string, opts: { readonly?: boolean; check?: b
   } catch (err) {
     let parent = dirname(dir);
     while (!existsSync(parent) && dirname(parent) !== parent) parent = dirname(parent);
+    if (kindOf(parent) === 'other') throw new StoreError(`cannot create data directory ${dir}: ${notADirectory(parent)}`, { cause: err });
     const hint = accessHint(join(parent, 'x'), true);
     throw new StoreError(`cannot create data directory ${dir}: ${(err as Error).message}${hint ? ` (${hint})` : ''}`, { cause: err });
   }
+  // SQLite says only "unable to open database file" for these, and the access hint would mislead.
+  if (kindOf(dir) === 'other') throw new StoreError(`cannot open database ${path}: ${notADirectory(dir)}`);
+  if (kindOf(path) === 'dir') throw new StoreError(`cannot open database ${path}: it is a directory, not a file (move it away, or point MCP_DATA_DIR elsewhere)`);
   let db: Database;
   try {
     db = new Database(path, opts.readonly ? { readonly: true } : { create: true, readwrite: true });
@@ -154,6 +158,19 @@ function quickCheck(db: Database): void {
 function isReadonlyError(err: unknown): boolean {
   const e = err as { code?: unknown; message?: unknown } | null;
   return Boolean(e && ((typeof e.code === 'string' && e.code.startsWith('SQLITE_READONLY')) || /readonly database/.test(String(e.message))));
+}
+
+/** What is at `p`, when it can be looked at (a path this user may not search is neither). */
+function kindOf(p: string): 'dir' | 'other' | null {
+  try {
+    return statSync(p).isDirectory() ? 'dir' : 'other';
+  } catch {
+    return null;
+  }
+}
+
+function notADirectory(p: string): string {
+  return `${p} is a file, not a directory (point MCP_DATA_DIR at a directory)`;
 }
 
 /** The directory copies of the database go to by default (`mcp backup`, removals). */

@@ -104,3 +104,33 @@ describe('a database this user may read but not write is refused at open, not at
     }
   });
 });
+
+describe('a data directory or database path of the wrong kind is named as such', () => {
+  test('MCP_DATA_DIR pointing at a file', () => {
+    const data = mkdtempSync(join(tmpdir(), 'mcp-db-kind-'));
+    try {
+      const file = join(data, 'not-a-dir');
+      writeFileSync(file, 'x');
+      expect(() => openDatabase(join(file, 'proxy.db'))).toThrow(
+        new Error(`cannot open database ${join(file, 'proxy.db')}: ${file} is a file, not a directory (point MCP_DATA_DIR at a directory)`),
+      );
+      expect(() => openDatabase(join(file, 'sub', 'proxy.db'))).toThrow(
+        new Error(`cannot create data directory ${join(file, 'sub')}: ${file} is a file, not a directory (point MCP_DATA_DIR at a directory)`),
+      );
+    } finally {
+      rmSync(data, { recursive: true, force: true });
+    }
+  });
+
+  test('proxy.db being a directory', () => {
+    const data = mkdtempSync(join(tmpdir(), 'mcp-db-kind-'));
+    try {
+      mkdirSync(join(data, 'proxy.db'));
+      expect(() => openDatabase(join(data, 'proxy.db'))).toThrow(
+        new Error(`cannot open database ${join(data, 'proxy.db')}: it is a directory, not a file (move it away, or point MCP_DATA_DIR elsewhere)`),
+      );
+    } finally {
+      rmSync(data, { recursive: true, force: true });
+    }
+  });
+});
