@@ -1,5 +1,6 @@
 // Flags + environment -> one frozen, validated Config. Flags beat environment, environment beats
 // defaults. A bad value is refused with a message naming the variable, never a stack trace.
+import { isIPv4, isIPv6 } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
@@ -195,6 +196,22 @@ function stringMap(name: string, raw: string | undefined): Record<string, string
   return parsed as Record<string, string>;
 }
 
+const HOST_NAME = /^[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?)*\.?$/;
+
+/** An IP address or a host name; "999.1.1.1" would otherwise reach listen() and come back as ENOENT. */
+function bindAddress(raw: string | undefined): string {
+  const s = (raw ?? '').trim();
+  if (!s) return DEFAULTS.bindAddress;
+  const bare = s.startsWith('[') && s.endsWith(']') ? s.slice(1, -1) : s;
+  const ok = bare.includes(':') ? isIPv6(bare) : /^[\d.]+$/.test(bare) ? isIPv4(bare) : HOST_NAME.test(bare);
+  if (!ok) {
+    throw new ConfigError(
+      `BIND_ADDRESS must be an IP address (0.0.0.0 for every interface, 127.0.0.1 for this machine only) or a host name, got "${s}"`,
+    );
+  }
+  return s;
+}
+
 /**
  * PROXY_API_KEY holds one key, or several separated by commas: a new key can be handed out and
  * the old one retired later without a moment when a client is refused, and each client (or
@@ -217,13 +234,15 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}, opts: { requireApi
       'PROXY_API_KEY is not set: export PROXY_API_KEY=<a secret of your choice> (clients send it as x-api-key or Bearer)',
     );
   }
-  // --soft-limit may carry a threshold; --no-soft-limit turns the feature off.
+  // --soft-limit may carry a threshold; --no-soft-limit turns the feature off. Either flag beats
+  // SOFT_LIMIT_ENABLED: asking for a threshold on the command line means wanting soft limits.
   const softFlag = flags.softLimit;
-  const softLimitThreshold =
-    typeof softFlag === 'string' || typeof softFlag === 'number'
-      ? fraction('--soft-limit', softFlag, DEFAULTS.softLimitThreshold)
-      : fraction('SOFT_LIMIT_THRESHOLD', env.SOFT_LIMIT_THRESHOLD, DEFAULTS.softLimitThreshold);
-  const softLimitEnabled = flags.noSoftLimit || softFlag === false ? false : bool('SOFT_LIMIT_ENABLED', env.SOFT_LIMIT_ENABLED, true);
+  const softThresholdFlag = typeof softFlag === 'string' || typeof softFlag === 'number';
+  const softLimitThreshold = softThresholdFlag
+    ? fraction('--soft-limit', softFlag, DEFAULTS.softLimitThreshold)
+    : fraction('SOFT_LIMIT_THRESHOLD', env.SOFT_LIMIT_THRESHOLD, DEFAULTS.softLimitThreshold);
+  const softLimitEnabled =
+    flags.noSoftLimit || softFlag === false ? false : softThresholdFlag || softFlag === true ? true : bool('SOFT_LIMIT_ENABLED', env.SOFT_LIMIT_ENABLED, true);
 
   const dataDir = dataDirFrom(env);
   const endpoints = (env.ANTIGRAVITY_ENDPOINTS ?? '')
@@ -247,7 +266,7 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}, opts: { requireApi
 
   const config: Config = {
     port: int(flags.port !== undefined ? '--port' : 'PORT', flags.port ?? env.PORT, DEFAULTS.port, 0, 65535),
-    bindAddress: (env.BIND_ADDRESS ?? '').trim() || DEFAULTS.bindAddress,
+    bindAddress: bindAddress(env.BIND_ADDRESS),
     debug: flags.debug ?? bool('DEBUG', env.DEBUG, false),
     fallback: flags.fallback ?? bool('ENABLE_FALLBACK', env.ENABLE_FALLBACK, false),
     softLimitEnabled,

@@ -56,6 +56,12 @@ describe('precedence', () => {
     expect(loadConfig(env, { noSoftLimit: true }).softLimitEnabled).toBe(false);
   });
 
+  test('--soft-limit with a threshold turns soft limits on even when SOFT_LIMIT_ENABLED=false', () => {
+    const c = loadConfig({ ...KEY, SOFT_LIMIT_ENABLED: 'false' }, { softLimit: '0.3' });
+    expect(c).toMatchObject({ softLimitEnabled: true, softLimitThreshold: 0.3 });
+    expect(loadConfig({ ...KEY, SOFT_LIMIT_ENABLED: 'false' }).softLimitEnabled).toBe(false);
+  });
+
   test('UPSTREAM_HTTP_CLIENT: native by default, fetch when asked or when an HTTP(S)_PROXY is set (http1.ts ignores proxies)', () => {
     expect(loadConfig({ ...KEY }).upstreamHttpClient).toBe('native');
     expect(loadConfig({ ...KEY, UPSTREAM_HTTP_CLIENT: 'fetch' }).upstreamHttpClient).toBe('fetch');
@@ -78,6 +84,14 @@ describe('precedence', () => {
       expect(c.fallbackMap).toEqual({ 'glm-5': 'glm-4.6' });
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('BIND_ADDRESS', () => {
+  test('takes IPv4, IPv6 (bracketed or not) and host names', () => {
+    for (const a of ['0.0.0.0', '127.0.0.1', '::', '::1', '[::1]', 'localhost', 'proxy.internal', 'host-1.example.com']) {
+      expect(loadConfig({ ...KEY, BIND_ADDRESS: a }).bindAddress).toBe(a);
     }
   });
 });
@@ -107,6 +121,9 @@ describe('bad values are refused, naming the variable', () => {
     ['MODEL_MAP with a number', { MODEL_MAP: '{"sonnet": 5}' }, {}, /MODEL_MAP: value for "sonnet" must be a string/],
     ['LOG_FORMAT "xml"', { LOG_FORMAT: 'xml' }, {}, /LOG_FORMAT must be "pretty" or "json"/],
     ['ANTIGRAVITY_THINKING_REPLAY "both"', { ANTIGRAVITY_THINKING_REPLAY: 'both' }, {}, /ANTIGRAVITY_THINKING_REPLAY/],
+    ['BIND_ADDRESS 999.1.1.1 (not an IPv4 address)', { BIND_ADDRESS: '999.1.1.1' }, {}, /^BIND_ADDRESS must be an IP address \(0\.0\.0\.0 for every interface, 127\.0\.0\.1 for this machine only\) or a host name, got "999\.1\.1\.1"$/],
+    ['BIND_ADDRESS ::g (not an IPv6 address)', { BIND_ADDRESS: '::g' }, {}, /^BIND_ADDRESS must be an IP address/],
+    ['BIND_ADDRESS "my host" (not a host name)', { BIND_ADDRESS: 'my host' }, {}, /^BIND_ADDRESS must be an IP address/],
     ['UPSTREAM_HTTP_CLIENT "curl"', { UPSTREAM_HTTP_CLIENT: 'curl' }, {}, /UPSTREAM_HTTP_CLIENT must be "native" or "fetch"/],
   ];
   for (const [name, env, flags, message] of cases) {

@@ -2,7 +2,7 @@
 // Docker HEALTHCHECK (slim images have no curl) and by people checking a service.
 import { defineCommand } from 'citty';
 import { loadConfig } from '../config.ts';
-import { say } from './output.ts';
+import { say, UsageError } from './output.ts';
 
 /** GETs url/health within timeoutMs; resolves to the status line to print and whether it was healthy. */
 export async function checkHealth(baseUrl: string, timeoutMs: number): Promise<{ ok: boolean; line: string }> {
@@ -32,7 +32,7 @@ export const healthCommand = defineCommand({
   },
   async run({ args }) {
     const timeoutSec = Number(args.timeout ?? '5');
-    if (!Number.isFinite(timeoutSec) || timeoutSec <= 0) throw new Error(`--timeout must be a positive number of seconds, got "${args.timeout}"`);
+    if (!Number.isFinite(timeoutSec) || timeoutSec <= 0) throw new UsageError(`--timeout must be a positive number of seconds, got "${args.timeout}"`);
     let base = args.url?.trim();
     if (!base) {
       const port = loadConfig(process.env, {}, { requireApiKey: false }).port;

@@ -135,16 +135,38 @@ async function resolveCommand(root: AnyCommand, argv: string[]): Promise<Resolve
   return { cmd, path, rest };
 }
 
+/**
+ * Refuses what citty would silently take: an unknown option, a value for an on/off option that is
+ * not true or false (citty reads `--fallback=maybe` as on), and arguments the command has no place for.
+ */
 function checkFlags(args: ArgsDef, rest: string[], path: string[]): void {
   const { all, valued } = flagNames(args);
+  const see = `(see \`mcp ${path.join(' ')}${path.length ? ' ' : ''}--help\`)`;
+  const places = Object.values(args).filter((d) => d.type === 'positional').length;
+  let positionals = 0;
+  const positional = (a: string): void => {
+    if (++positionals > places) throw new UsageError(`unexpected argument "${a}" ${see}`);
+  };
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i]!;
-    if (a === '--') return;
-    if (!a.startsWith('-') || a === '-') continue;
-    let name = a.replace(/^-+/, '').split('=')[0]!;
-    if (!all.has(name) && name.startsWith('no-')) name = name.slice(3);
-    if (!all.has(name)) {
-      throw new UsageError(`unknown option ${a.split('=')[0]} (see \`mcp ${path.join(' ')}${path.length ? ' ' : ''}--help\`)`);
+    if (a === '--') {
+      for (const p of rest.slice(i + 1)) positional(p);
+      return;
+    }
+    if (!a.startsWith('-') || a === '-') {
+      positional(a);
+      continue;
+    }
+    const [flag, ...valueParts] = a.split('=');
+    let name = flag!.replace(/^-+/, '');
+    const negated = !all.has(name) && name.startsWith('no-');
+    if (negated) name = name.slice(3);
+    if (!all.has(name)) throw new UsageError(`unknown option ${flag} ${see}`);
+    if (a.includes('=') && (negated || !valued.has(name))) {
+      const value = valueParts.join('=');
+      if (negated || (value !== 'true' && value !== 'false')) {
+        throw new UsageError(`${flag} is on or off: give it alone, or =true / =false, not "${value}" ${see}`);
+      }
     }
     if (!a.includes('=') && valued.has(name) && !a.startsWith('--no-')) i++;
   }

@@ -30,15 +30,51 @@ export function serveFlags(args: Record<string, unknown>): ConfigFlags {
   if (typeof args.debug === 'boolean') flags.debug = args.debug;
   if (typeof args.fallback === 'boolean') flags.fallback = args.fallback;
   const soft = args['soft-limit'] ?? args.softLimit;
-  // citty turns --no-soft-limit into soft-limit=false; a bare --soft-limit arrives as "".
+  // citty turns --no-soft-limit into soft-limit=false; a bare --soft-limit arrives as "", and one
+  // followed by another option takes that option as its value.
   if (soft === false) flags.noSoftLimit = true;
-  else if (typeof soft === 'string' && soft !== '') flags.softLimit = soft;
+  else if (soft === '' || soft === true || (typeof soft === 'string' && soft.startsWith('--'))) {
+    throw new UsageError('--soft-limit needs a threshold, e.g. --soft-limit 0.3 (--no-soft-limit turns soft limits off)');
+  } else if (typeof soft === 'string') flags.softLimit = soft;
   return flags;
 }
 
-function isAddrInUse(err: unknown): boolean {
+/**
+ * A stray rejection or exception (a background task's bug) must neither kill a server that is
+ * serving streams nor print a stack trace: one error line, the stack at debug level. Returns the
+ * function that takes the guards off again.
+ */
+export function installStrayErrorGuards(): () => void {
+  const report = (kind: string) => (err: unknown) => {
+    const e = err as Error | null;
+    log.error(`${kind}: ${e?.message ?? String(err)} (a bug: please report it)`);
+    if (e?.stack) log.debug(e.stack);
+  };
+  const onRejection = report('unhandled rejection');
+  const onException = report('uncaught exception');
+  process.on('unhandledRejection', onRejection);
+  process.on('uncaughtException', onException);
+  return () => {
+    process.off('unhandledRejection', onRejection);
+    process.off('uncaughtException', onException);
+  };
+}
+
+const BIND_HINT = 'BIND_ADDRESS; 0.0.0.0 for every interface, 127.0.0.1 for this machine only';
+
+/** Why listen() failed, in words a person can act on (Bun says "ENOENT" for a name with no address). */
+export function listenFailure(host: string, port: number, err: unknown): Error {
   const e = err as { code?: string; message?: string } | null;
-  return Boolean(e && (e.code === 'EADDRINUSE' || /in use|EADDRINUSE/i.test(e.message ?? '')));
+  const code = e?.code ?? '';
+  const message = e?.message ?? String(err);
+  if (code === 'EADDRINUSE' || /in use|EADDRINUSE/i.test(message)) {
+    return new Error(`port ${port} on ${host} is already in use (choose another with --port or PORT)`);
+  }
+  const where = `cannot listen on ${host}:${port}`;
+  if (code === 'ENOENT') return new Error(`${where}: the host name ${host} has no address (${BIND_HINT})`);
+  if (code === 'EADDRNOTAVAIL') return new Error(`${where}: ${host} is not an address of this machine (${BIND_HINT})`);
+  if (code === 'EACCES') return new Error(`${where}: permission denied (ports below 1024 need privileges; choose another with --port or PORT)`);
+  return new Error(`${where}: ${message}`);
 }
 
 function displayHost(host: string): string {
@@ -58,14 +94,14 @@ export async function serve(flags: ConfigFlags, env: Record<string, string | und
 
 async function runServer(config: Config): Promise<void> {
 
-  const db = openDatabase(config.dbPath);
+  const db = openDatabase(config.dbPath, { check: true });
   // Moving over from the Go or Node proxy: their accounts.json is imported once.
   importOnFirstStart(db, config.accountsConfigPath, (level, line) => log[level](line));
   const accounts = listAccounts(db);
   registerAccountSecrets(accounts);
 
   // Loaded here, not at the top, so `mcp --help` and `mcp accounts …` stay quick.
-  const [{ createRouting, providerDepsFor }, { createProviders }, { createApp }] = await Promise.all([
+  const [{ createRouting, providerDepsFor }, { createProviders }, { createApp, startServer }] = await Promise.all([
     import('../gateway/index.ts'),
     import('../providers/index.ts'),
     import('../server/app.ts'),
@@ -85,19 +121,17 @@ async function runServer(config: Config): Promise<void> {
     },
   });
 
+  let server: ReturnType<typeof startServer> | undefined;
   try {
-    app.listen({ port: config.port, hostname: config.bindAddress, idleTimeout: config.idleTimeoutSec });
+    server = startServer(config, app);
   } catch (err) {
     recorder.stop();
     db.close();
-    if (isAddrInUse(err)) {
-      throw new Error(`port ${config.port} on ${config.bindAddress} is already in use (choose another with --port or PORT)`);
-    }
-    throw new Error(`cannot listen on ${config.bindAddress}:${config.port}: ${(err as Error).message}`);
+    throw listenFailure(config.bindAddress, config.port, err);
   }
-  const server = app.server;
-  const port = server?.port ?? config.port;
+  const port = server.port ?? config.port;
 
+  const removeGuards = installStrayErrorGuards();
   await routing.start();
   const n = accounts.length;
   const base = `http://${displayHost(config.bindAddress)}:${port}`;
@@ -139,6 +173,7 @@ async function runServer(config: Config): Promise<void> {
         db.close();
         process.off('SIGTERM', onSignal);
         process.off('SIGINT', onSignal);
+        removeGuards();
         resolveStopped();
       })();
     };

@@ -100,7 +100,7 @@ export function createRouting(opts: {
     onRateLimited: (id) => quota.afterRateLimit(id),
     modelExtras,
   });
-  const ops = createOps({ pool, providers, now });
+  const ops = createOps({ pool, providers, now, pollQuota: (id) => quota.pollAccount(id) });
   let started = false;
 
   return {

@@ -136,6 +136,8 @@ export function createOps(deps: {
   providers: Providers;
   now: () => number;
   startedAt?: number;
+  /** Re-reads one account's quota (the poller's pollAccount; never rejects). */
+  pollQuota?: (accountId: string) => Promise<void>;
 }): Ops & { dispose(): void } {
   const { pool, providers, now } = deps;
   const startedAt = deps.startedAt ?? now();
@@ -222,6 +224,8 @@ export function createOps(deps: {
           if (!p) return { id: a.id, label: a.label, ok: false, error: `provider ${a.provider} not available` };
           try {
             await p.refresh(a);
+            // "Refresh now" means the quota too: fresh credentials are the moment to read it.
+            await deps.pollQuota?.(a.id);
             return { id: a.id, label: a.label, ok: true };
           } catch (err) {
             const e = err instanceof UpstreamError ? err : null;

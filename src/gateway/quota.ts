@@ -84,14 +84,18 @@ export function createQuotaPoller(deps: {
   }
 
   function reactivate(account: Account): void {
-    if (!pool.applyAccountPatch(account.id, { status: 'active', statusReason: null, verifyUrl: null })) return;
+    // Through the pool's store writes: a store that refuses it is retried there, never thrown here.
+    if (!pool.reactivate(account.id)) return;
     log.info(`account ${account.label} passes verification again (was invalid: ${account.statusReason ?? 'no reason'}); back in rotation`);
   }
 
   function pollAccount(id: string): Promise<void> {
     const cur = inflight.get(id);
     if (cur) return cur;
-    const p = pollOne(id).finally(() => inflight.delete(id));
+    // Callers fire and forget (timer, 429, new account): a failure here must be a log line, not an unhandled rejection.
+    const p = pollOne(id)
+      .catch((err) => log.warn(`quota round of ${id} failed: ${(err as Error)?.message ?? err}`))
+      .finally(() => inflight.delete(id));
     inflight.set(id, p);
     return p;
   }

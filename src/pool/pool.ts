@@ -5,7 +5,16 @@
 // for a lease and reports how the upstream call went; the pool turns that into state.
 import type { Database } from 'bun:sqlite';
 import type { QuotaInfo, UpstreamError } from '../providers/provider.ts';
-import { type Account, type AccountPatch, listAccounts, type ProviderId, touchAccounts, updateAccount } from '../store/accounts.ts';
+import {
+  type Account,
+  type AccountPatch,
+  type AccountStatus,
+  listAccounts,
+  type ProviderId,
+  setStatusIf,
+  touchAccounts,
+  updateAccount,
+} from '../store/accounts.ts';
 import { dataVersion } from '../store/db.ts';
 import {
   ALL_MODELS,
@@ -103,7 +112,10 @@ export interface Pool {
   acquire(req: AcquireRequest): AcquireResult;
   /** Turns an upstream outcome into account state (does not end the lease). */
   report(lease: Lease, outcome: Outcome): void;
+  /** Takes the account out of rotation, unless the user disabled it (that stays). */
   markInvalid(accountId: string, reason: string, verifyUrl?: string | null): void;
+  /** An invalid account passed verification: back in rotation. False when it is not invalid (any more). */
+  reactivate(accountId: string): boolean;
   /** The store patch of a provider (new tokens, project id), mirrored into the cache. */
   applyAccountPatch(id: string, patch: AccountPatch): Account | null;
   /** An account this process just wrote to the store (its own writes do not move data_version). */
@@ -227,8 +239,16 @@ export function createPool(opts: PoolOptions): Pool {
       }
       try {
         u.write();
-      } catch {
-        return; // still failing: the rest wait for the next round too
+      } catch (err) {
+        const code = String((err as { code?: unknown } | null)?.code ?? '');
+        // Busy or locked: every other write would wait out the timeout too, so they wait for the next round.
+        if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) return;
+        // The account was removed (the CLI): its state has nowhere to go, and must not block the rest.
+        if (code === 'SQLITE_CONSTRAINT_FOREIGNKEY') {
+          unsaved.delete(key);
+          log.info(`dropped ${u.what}: the account is gone`);
+        }
+        continue;
       }
       unsaved.delete(key);
       log.info(`stored ${u.what} after all`);
@@ -395,20 +415,41 @@ export function createPool(opts: PoolOptions): Pool {
   }
 
   function markInvalid(accountId: string, reason: string, verifyUrl: string | null = null): void {
-    const patch = { status: 'invalid' as const, statusReason: reason, verifyUrl };
-    const apply = (): void => {
+    setStatus(accountId, ['active', 'invalid'], { status: 'invalid', statusReason: reason, verifyUrl }, `that account ${accountId} is invalid`);
+  }
+
+  function reactivate(accountId: string): boolean {
+    return setStatus(accountId, ['invalid'], { status: 'active', statusReason: null, verifyUrl: null }, `that account ${accountId} is usable again`);
+  }
+
+  /**
+   * A status the server decided, stored and cached only over one of `from`: a `disabled` the user set
+   * (maybe in the CLI, not yet seen here) always stays. Returns whether the account changed.
+   */
+  function setStatus(
+    accountId: string,
+    from: readonly AccountStatus[],
+    patch: { status: AccountStatus; statusReason: string | null; verifyUrl: string | null },
+    what: string,
+  ): boolean {
+    const key = `status\u0000${accountId}`;
+    const apply = (): boolean => {
       const cur = byId.get(accountId);
-      if (cur) replaceCached({ ...cur, ...patch });
+      if (!cur || !from.includes(cur.status)) return false;
+      replaceCached({ ...cur, ...patch });
+      return true;
     };
-    persist(`status\u0000${accountId}`, {
-      what: `that account ${accountId} is invalid`,
+    let changed = false;
+    persist(key, {
+      what,
       write: () => {
-        const updated = updateAccount(db, accountId, patch, now());
-        if (updated) replaceCached(updated);
+        const stored = setStatusIf(db, accountId, from, patch, now());
+        if (stored) replaceCached(stored.account);
+        changed = stored?.changed ?? false;
       },
       reapply: apply,
     });
-    if (unsaved.has(`status\u0000${accountId}`)) apply();
+    return unsaved.has(key) ? apply() : changed;
   }
 
   function replaceCached(a: Account): void {
@@ -487,6 +528,7 @@ export function createPool(opts: PoolOptions): Pool {
     acquire,
     report,
     markInvalid,
+    reactivate,
     replaceAccount(a) {
       if (byId.has(a.id)) replaceCached(a);
     },

@@ -158,10 +158,13 @@ export type App = ReturnType<typeof createApp>;
  * Starts Bun's native server for `app` with the configured address and idle timeout, and returns
  * the running server. Stop it with `app.stop()` (pass `true` to also cut open connections).
  * Bun's own body cap is set above ours so oversize bodies still get the Anthropic 413 envelope.
+ * Elysia turns SO_REUSEPORT on by default: a second server on the same port would then start and
+ * silently take half the connections, so it is off and the second one fails with EADDRINUSE.
  */
 export function startServer(config: Config, app: App) {
   app.listen({
     port: config.port,
+    reusePort: false,
     hostname: config.bindAddress,
     idleTimeout: Math.min(255, config.idleTimeoutSec),
     maxRequestBodySize: config.bodyLimitBytes * 2,

@@ -162,6 +162,31 @@ export function updateAccount(db: Database, id: string, patch: AccountPatch, now
   });
 }
 
+/**
+ * The server's verdict on an account (invalid, usable again), stored only while its status is one of
+ * `from`: a `disabled` set in the CLI meanwhile is the user's and is never overwritten. Returns the
+ * stored account, changed or not (null when it is gone), and whether it changed.
+ */
+export function setStatusIf(
+  db: Database,
+  id: string,
+  from: readonly AccountStatus[],
+  patch: { status: AccountStatus; statusReason: string | null; verifyUrl: string | null },
+  now = Date.now(),
+): { account: Account; changed: boolean } | null {
+  return immediate(db, () => {
+    const changed =
+      db
+        .query(
+          `UPDATE accounts SET status = ?, status_reason = ?, verify_url = ?, updated_at = ?
+           WHERE id = ? AND status IN (SELECT value FROM json_each(?))`,
+        )
+        .run(patch.status, patch.statusReason, patch.verifyUrl, now, id, JSON.stringify(from)).changes > 0;
+    const row = db.query('SELECT * FROM accounts WHERE id = ?').get(id) as Row | null;
+    return row ? { account: fromRow(row), changed } : null;
+  });
+}
+
 /** Removes an account (and, by cascade, its limits and quotas). */
 export function removeAccount(db: Database, idOrLabel: string): Account | null {
   return immediate(db, () => {

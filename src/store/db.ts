@@ -85,17 +85,25 @@ function migrate(db: Database): void {
   }
 }
 
-/** Opens (creating if needed) the database at `path`. Throws StoreError with a readable message. */
-export function openDatabase(path: string, opts: { readonly?: boolean } = {}): Database {
+/**
+ * Opens (creating if needed) the database at `path`. Throws StoreError with a readable message.
+ * `check` reads every page first (PRAGMA quick_check, a second or so per few hundred MB): for the
+ * server, so a damaged file is reported with its path and the newest copy, not at a first query.
+ */
+export function openDatabase(path: string, opts: { readonly?: boolean; check?: boolean } = {}): Database {
   const dir = dirname(path);
   try {
     if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
   } catch (err) {
     let parent = dirname(dir);
     while (!existsSync(parent) && dirname(parent) !== parent) parent = dirname(parent);
+    if (kindOf(parent) === 'other') throw new StoreError(`cannot create data directory ${dir}: ${notADirectory(parent)}`, { cause: err });
     const hint = accessHint(join(parent, 'x'), true);
     throw new StoreError(`cannot create data directory ${dir}: ${(err as Error).message}${hint ? ` (${hint})` : ''}`, { cause: err });
   }
+  // SQLite says only "unable to open database file" for these, and the access hint would mislead.
+  if (kindOf(dir) === 'other') throw new StoreError(`cannot open database ${path}: ${notADirectory(dir)}`);
+  if (kindOf(path) === 'dir') throw new StoreError(`cannot open database ${path}: it is a directory, not a file (move it away, or point MCP_DATA_DIR elsewhere)`);
   let db: Database;
   try {
     db = new Database(path, opts.readonly ? { readonly: true } : { create: true, readwrite: true });
@@ -110,14 +118,59 @@ export function openDatabase(path: string, opts: { readonly?: boolean } = {}): D
       db.exec('PRAGMA synchronous = NORMAL');
     }
     db.exec('PRAGMA foreign_keys = ON');
+    if (opts.check) quickCheck(db);
+    if (!opts.readonly) assertWritable(db);
     if (!opts.readonly) migrate(db);
     if (!opts.readonly) tightenModes(path);
   } catch (err) {
     db.close();
     if (err instanceof StoreError) throw err;
+    if (isReadonlyError(err)) {
+      const hint = accessHint(path, true) ?? 'the file or its file system is read-only';
+      throw new StoreError(`cannot write database ${path}: ${(err as Error).message} (${hint})`, { cause: err });
+    }
     throw new StoreError(`database ${path} is not usable: ${(err as Error).message}${restoreHint(dirname(path))}`, { cause: err });
   }
   return db;
+}
+
+/**
+ * SQLite opens a file it may not write read-only without a word, and the first write (a request's
+ * usage row, a refreshed token) would fail much later. A header write rolled back finds out now.
+ */
+function assertWritable(db: Database): void {
+  const { user_version } = db.query('PRAGMA user_version').get() as { user_version: number };
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    db.exec(`PRAGMA user_version = ${user_version}`);
+  } finally {
+    db.exec('ROLLBACK');
+  }
+}
+
+function quickCheck(db: Database): void {
+  const rows = db.query('PRAGMA quick_check').all() as Array<{ quick_check: string }>;
+  if (rows.length === 1 && rows[0]!.quick_check === 'ok') return;
+  const first = rows[0]?.quick_check ?? 'no answer';
+  throw new Error(`database disk image is malformed (${first}${rows.length > 1 ? ` and ${rows.length - 1} more` : ''})`);
+}
+
+function isReadonlyError(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  return Boolean(e && ((typeof e.code === 'string' && e.code.startsWith('SQLITE_READONLY')) || /readonly database/.test(String(e.message))));
+}
+
+/** What is at `p`, when it can be looked at (a path this user may not search is neither). */
+function kindOf(p: string): 'dir' | 'other' | null {
+  try {
+    return statSync(p).isDirectory() ? 'dir' : 'other';
+  } catch {
+    return null;
+  }
+}
+
+function notADirectory(p: string): string {
+  return `${p} is a file, not a directory (point MCP_DATA_DIR at a directory)`;
 }
 
 /** The directory copies of the database go to by default (`mcp backup`, removals). */

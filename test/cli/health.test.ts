@@ -62,3 +62,8 @@ test('without --url it asks 127.0.0.1 on PORT', async () => {
     else process.env.PORT = saved;
   }
 });
+
+test('a --timeout that is not a positive number is a usage error (exit 2), as the README says', async () => {
+  const r = await run('health', '--url', `http://127.0.0.1:${healthy.port}`, '--timeout', 'abc');
+  expect(r).toEqual({ code: 2, out: '', err: 'mcp: --timeout must be a positive number of seconds, got "abc"\n' });
+});

@@ -1,9 +1,10 @@
-import { afterEach, describe, expect, test } from 'bun:test';
+import { afterEach, beforeEach, describe, expect, test } from 'bun:test';
 import { describeError, runCli } from '../../src/cli/main.ts';
 import { captureIo, UsageError } from '../../src/cli/output.ts';
 import { ConfigError } from '../../src/config.ts';
 import { StoreError } from '../../src/store/db.ts';
 import { VERSION } from '../../src/version.ts';
+import { useTempDataDir } from './run-cli.ts';
 
 let restore: (() => void) | null = null;
 afterEach(() => {
@@ -93,5 +94,36 @@ describe('describeError', () => {
     const e = new Error('Missing required positional argument: ACCOUNT');
     e.name = 'CLIError';
     expect(describeError(e).code).toBe(2);
+  });
+});
+
+describe('what a command does not take is a usage error (exit 2), not silently ignored', () => {
+  useTempDataDir('mcp-main-');
+  const savedKey = process.env.PROXY_API_KEY;
+  beforeEach(() => {
+    delete process.env.PROXY_API_KEY;
+  });
+  afterEach(() => {
+    if (savedKey !== undefined) process.env.PROXY_API_KEY = savedKey;
+  });
+
+  test('an extra argument', async () => {
+    expect(await run(['serve', 'now'])).toEqual({ code: 2, out: '', err: 'mcp: unexpected argument "now" (see `mcp serve --help`)\n' });
+    expect(await run(['accounts', 'list', 'extra'])).toEqual({ code: 2, out: '', err: 'mcp: unexpected argument "extra" (see `mcp accounts list --help`)\n' });
+    expect((await run(['accounts', 'remove', 'a', 'b'])).err).toBe('mcp: unexpected argument "b" (see `mcp accounts remove --help`)\n');
+  });
+
+  test('a value for an on/off option other than true or false', async () => {
+    expect(await run(['serve', '--fallback=maybe'])).toEqual({
+      code: 2,
+      out: '',
+      err: 'mcp: --fallback is on or off: give it alone, or =true / =false, not "maybe" (see `mcp serve --help`)\n',
+    });
+    expect((await run(['accounts', 'list', '--json=yes'])).code).toBe(2);
+  });
+
+  test('=true and =false are still understood', async () => {
+    expect((await run(['accounts', 'list', '--json=true'])).out).toBe('[]\n');
+    expect((await run(['accounts', 'list', '--json=false'])).out).not.toBe('[]\n');
   });
 });

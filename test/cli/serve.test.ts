@@ -1,7 +1,14 @@
 import { describe, expect, test } from 'bun:test';
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { UsageError } from '../../src/cli/output.ts';
-import { serve, serveFlags } from '../../src/cli/serve.ts';
+import { installStrayErrorGuards, listenFailure, serve, serveFlags } from '../../src/cli/serve.ts';
+import { configureLog, log } from '../../src/log.ts';
 import { ConfigError, loadConfig } from '../../src/config.ts';
+import { createApp, startServer } from '../../src/server/app.ts';
+import { upsertAccount } from '../../src/store/accounts.ts';
+import { openDatabase } from '../../src/store/db.ts';
 
 describe('serveFlags', () => {
   test('passes only the flags that were given', () => {
@@ -22,6 +29,10 @@ describe('serveFlags', () => {
   test('--port without a value is a usage error', () => {
     expect(() => serveFlags({ port: '' })).toThrow(UsageError);
   });
+  test('--soft-limit without a threshold (bare, or followed by another option) is a usage error, not ignored', () => {
+    expect(() => serveFlags({ 'soft-limit': '' })).toThrow(new UsageError('--soft-limit needs a threshold, e.g. --soft-limit 0.3 (--no-soft-limit turns soft limits off)'));
+    expect(() => serveFlags({ 'soft-limit': '--debug' })).toThrow(UsageError);
+  });
 });
 
 describe('serve refuses bad configuration before opening anything', () => {
@@ -35,5 +46,111 @@ describe('serve refuses bad configuration before opening anything', () => {
     const err = await serve({ softLimit: '1.5' }, { PROXY_API_KEY: 'k' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as Error).message).toContain('--soft-limit');
+  });
+});
+
+describe('serve on a port another mcp already serves', () => {
+  test('is refused with the port-in-use line (no silent sharing of the port)', async () => {
+    const env = { PROXY_API_KEY: 'k-123456', BIND_ADDRESS: '127.0.0.1', PORT: '0' };
+    const config = loadConfig(env);
+    const ops = { health: () => ({}), accountLimits: () => ({}), accountLimitsTable: () => '', refresh: async () => ({}), metrics: () => '' };
+    const gateway = { dispatch: async () => { throw new Error('unused'); }, listModels: () => [], getModel: () => undefined, imageModel: () => null };
+    const first = createApp({ config, gateway, ops } as unknown as Parameters<typeof createApp>[0]);
+    const port = startServer(config, first).port!;
+    const data = mkdtempSync(join(tmpdir(), 'mcp-serve-port-'));
+    let started = false;
+    try {
+      const second = serve({}, { ...env, PORT: String(port), MCP_DATA_DIR: data });
+      // Without the fix the second server starts and waits for a signal: stop it rather than hang.
+      const timer = setTimeout(() => {
+        started = true;
+        process.emit('SIGTERM', 'SIGTERM');
+      }, 3000);
+      const err = await second.then(() => null, (e: unknown) => e);
+      clearTimeout(timer);
+      expect(started).toBe(false);
+      expect((err as Error | null)?.message).toBe(`port ${port} on 127.0.0.1 is already in use (choose another with --port or PORT)`);
+    } finally {
+      first.stop(true);
+      rmSync(data, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a stray error in a running server', () => {
+  test('an unhandled rejection or uncaught exception is one log line, no stack, and the process lives on', () => {
+    const lines: string[] = [];
+    log.setReporters([{ log: (o) => lines.push(`${o.type}: ${o.args.join(' ')}`) }]);
+    const before = [process.listenerCount('unhandledRejection'), process.listenerCount('uncaughtException')];
+    const uninstall = installStrayErrorGuards();
+    try {
+      process.emit('unhandledRejection', new Error('write failed'), Promise.resolve());
+      process.emit('uncaughtException', new TypeError('x is undefined'));
+    } finally {
+      uninstall();
+      configureLog({ format: 'pretty' });
+    }
+    expect(lines).toEqual([
+      'error: unhandled rejection: write failed (a bug: please report it)',
+      'error: uncaught exception: x is undefined (a bug: please report it)',
+    ]);
+    expect([process.listenerCount('unhandledRejection'), process.listenerCount('uncaughtException')]).toEqual(before);
+  });
+});
+
+describe('serve on a damaged database', () => {
+  test('names the file and the newest copy to go back to, as the README says', async () => {
+    const data = mkdtempSync(join(tmpdir(), 'mcp-serve-damaged-'));
+    try {
+      const path = join(data, 'proxy.db');
+      const db = openDatabase(path);
+      for (const label of ['a', 'b', 'c']) upsertAccount(db, { provider: 'zai', label, credentials: { kind: 'api_key', apiKey: `zai-key-${label}-0123456789` } });
+      db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
+      db.close();
+      // A damaged disk: the page after the header (the accounts table) is garbage, the header is fine.
+      const fd = openSync(path, 'r+');
+      writeSync(fd, Buffer.alloc(4096, 0xa5), 0, 4096, 4096);
+      closeSync(fd);
+      mkdirSync(join(data, 'backups'));
+      writeFileSync(join(data, 'backups', 'proxy-20261201-100000.db'), 'a copy');
+      const err = await serve({}, { PROXY_API_KEY: 'k-123456', BIND_ADDRESS: '127.0.0.1', PORT: '0', MCP_DATA_DIR: data }).catch((e: unknown) => e);
+      expect((err as Error).message).toBe(
+        `database ${path} is not usable: database disk image is malformed; the newest copy of it is ${join(data, 'backups', 'proxy-20261201-100000.db')} (README, Backups: how to put it back)`,
+      );
+    } finally {
+      rmSync(data, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a listen that fails says why in words', () => {
+  const err = (code: string, message: string) => Object.assign(new Error(message), { code });
+  test('each cause, one line naming what to change', () => {
+    expect(listenFailure('127.0.0.1', 8080, err('EADDRINUSE', 'Failed to start server. Is port 8080 in use?')).message).toBe(
+      'port 8080 on 127.0.0.1 is already in use (choose another with --port or PORT)',
+    );
+    expect(listenFailure('nosuchhost.invalid', 8080, err('ENOENT', 'ENOENT: no such file or directory, listen')).message).toBe(
+      'cannot listen on nosuchhost.invalid:8080: the host name nosuchhost.invalid has no address (BIND_ADDRESS; 0.0.0.0 for every interface, 127.0.0.1 for this machine only)',
+    );
+    expect(listenFailure('192.0.2.1', 8080, err('EADDRNOTAVAIL', 'EADDRNOTAVAIL: address not available, listen')).message).toBe(
+      'cannot listen on 192.0.2.1:8080: 192.0.2.1 is not an address of this machine (BIND_ADDRESS; 0.0.0.0 for every interface, 127.0.0.1 for this machine only)',
+    );
+    expect(listenFailure('0.0.0.0', 80, err('EACCES', 'EACCES: permission denied, listen')).message).toBe(
+      'cannot listen on 0.0.0.0:80: permission denied (ports below 1024 need privileges; choose another with --port or PORT)',
+    );
+    expect(listenFailure('0.0.0.0', 8080, err('EWHAT', 'something odd')).message).toBe('cannot listen on 0.0.0.0:8080: something odd');
+  });
+
+  test('serve on an address this machine does not have', async () => {
+    const data = mkdtempSync(join(tmpdir(), 'mcp-serve-bind-'));
+    try {
+      // 192.0.2.0/24 is TEST-NET-1: documentation only, never assigned to an interface.
+      const e = await serve({}, { PROXY_API_KEY: 'k-123456', BIND_ADDRESS: '192.0.2.1', PORT: '0', MCP_DATA_DIR: data }).catch((x: unknown) => x);
+      expect((e as Error).message).toBe(
+        'cannot listen on 192.0.2.1:0: 192.0.2.1 is not an address of this machine (BIND_ADDRESS; 0.0.0.0 for every interface, 127.0.0.1 for this machine only)',
+      );
+    } finally {
+      rmSync(data, { recursive: true, force: true });
+    }
   });
 });

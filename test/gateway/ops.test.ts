@@ -116,6 +116,15 @@ test('refresh asks the provider for every account or for one; a refresh refused 
   expect(none.ok).toBe(false);
 });
 
+test('refresh also re-reads the quota of the accounts it refreshed, as the README says', async () => {
+  const r = rig();
+  r.zai.quotas.set('b', [{ model: '*', remainingFraction: 0.37, resetAt: null, window: '5h' }]);
+  r.zai.quotas.set('c', [{ model: '*', remainingFraction: 0.9, resetAt: null, window: '5h' }]);
+  expect((await r.routing.ops.refresh('b')).ok).toBe(true);
+  const quotas = r.routing.pool.state().map((s) => [s.account.label, s.quotas.map((q) => q.remainingFraction)]);
+  expect(quotas).toEqual([['a', []], ['b', [0.37]], ['c', []]]);
+});
+
 test('metrics count 429s, failovers, fallbacks and expose quota, states and active streams', async () => {
   const r = rig({ labels: ['a', 'b'], config: { fallback: true, maxWaitSec: 1 } });
   r.zai.answer = (c, n) => (c.label === 'a' && n === 1 ? { error: new UpstreamError('rate_limited', 'x', { status: 429, resetAt: T0 + 5000 }) } : {});

@@ -1,9 +1,13 @@
 import { afterEach, expect, test } from 'bun:test';
+import type { Catalog } from '../../src/gateway/catalog.ts';
 import { createRouting } from '../../src/gateway/index.ts';
+import { createQuotaPoller } from '../../src/gateway/quota.ts';
+import type { Pool } from '../../src/pool/pool.ts';
 import { UpstreamError } from '../../src/providers/provider.ts';
 import { findAccount, updateAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
 import { listQuotas } from '../../src/store/limits.ts';
+import { configureLog, log } from '../../src/log.ts';
 import { addZai, cleanupDbs, dispatchReq, drain, request, scriptedProvider, T0, tempDb, testConfig } from './helpers.ts';
 
 afterEach(cleanupDbs);
@@ -165,5 +169,51 @@ test('a disabled account is neither verified nor polled', async () => {
     expect(findAccount(s.db, 'a')!.status).toBe('disabled');
   } finally {
     await s.routing.stop();
+  }
+});
+
+test('an account passing verification again while the store refuses writes goes back in rotation and is stored later, without an unhandled rejection', async () => {
+  const s = setup();
+  const a = findAccount(s.db, 'a')!;
+  asCli(s.path, (db) => updateAccount(db, a.id, { status: 'invalid', statusReason: 'VALIDATION_REQUIRED: verify your account' }));
+  s.routing.pool.sync();
+  s.zai.verify = async () => ({ ok: true, detail: 'ok' });
+  // The quota call fails too: the account is reactivated from the poller's error path.
+  s.zai.quota = async () => {
+    throw new UpstreamError('transient', 'down');
+  };
+  const lines: string[] = [];
+  log.setReporters([{ log: (o) => lines.push(`${o.type}: ${o.args.join(' ')}`) }]);
+  s.db.exec('PRAGMA busy_timeout = 20');
+  const other = openDatabase(s.path);
+  other.exec('BEGIN IMMEDIATE');
+  try {
+    await s.routing.quota.pollAccount(a.id);
+    expect(s.routing.pool.account(a.id)!.status).toBe('active');
+    expect(lines.filter((l) => l.startsWith('warn:'))).toEqual([expect.stringMatching(/^warn: could not store that account acc_\w+ is usable again, will retry: database is locked/)]);
+    other.exec('COMMIT');
+    s.routing.pool.stop(); // retries what is unsaved
+    expect(findAccount(other, a.id)).toMatchObject({ status: 'active', statusReason: null });
+  } finally {
+    other.close();
+    configureLog({ format: 'pretty' });
+  }
+});
+
+test('a poll that fails for a reason of its own logs one line and never rejects', async () => {
+  const lines: string[] = [];
+  log.setReporters([{ log: (o) => lines.push(`${o.type}: ${o.args.join(' ')}`) }]);
+  const pool = {
+    account: () => {
+      throw new Error('the database is closed');
+    },
+    onAccountsAdded: () => {},
+  } as unknown as Pool;
+  const poller = createQuotaPoller({ config: testConfig(), pool, catalog: {} as Catalog, providers: {}, now: () => T0 });
+  try {
+    await expect(poller.pollAccount('acc_1')).resolves.toBeUndefined();
+    expect(lines).toEqual(['warn: quota round of acc_1 failed: the database is closed']);
+  } finally {
+    configureLog({ format: 'pretty' });
   }
 });

@@ -275,6 +275,35 @@ describe('state in SQLite', () => {
       other.close();
     });
 
+    test("an invalid verdict left unsaved never overwrites the user's disable, in the store or in the view", () => {
+      const { db, pool, accounts, other } = locked(['a']);
+      pool.report(lease(pool), { kind: 'error', error: new UpstreamError('invalid_account', 'revoked') });
+      expect(pool.account(accounts[0]!.id)!.status).toBe('invalid');
+      // The CLI, holding the lock, disables the account and commits.
+      updateAccount(other, accounts[0]!.id, { status: 'disabled', statusReason: 'disabled by user' });
+      other.exec('COMMIT');
+      pool.sync();
+      expect(pool.account(accounts[0]!.id)!.status).toBe('disabled');
+      pool.stop();
+      expect(findAccount(db, accounts[0]!.id)).toMatchObject({ status: 'disabled', statusReason: 'disabled by user' });
+      other.close();
+    });
+
+    test('a write for an account removed meanwhile is dropped and does not hold back the writes after it', () => {
+      const { db, pool, accounts, other, lines } = locked();
+      const [a, b] = accounts;
+      pool.report(lease(pool, 'glm-4.7', 's1'), quota(T0 + 99_000));
+      pool.report(lease(pool, 'glm-4.7', 's2'), quota(T0 + 99_000));
+      expect(pool.state().map((x) => x.limits.length)).toEqual([1, 1]);
+      removeAccount(other, a!.id);
+      other.exec('COMMIT');
+      pool.stop();
+      expect(listLimits(db)).toEqual([expect.objectContaining({ accountId: b!.id, model: 'glm-4.7' })]);
+      expect(lines.filter((l) => l.startsWith('error:'))).toEqual([]);
+      expect(lines).toContainEqual(expect.stringMatching(/^info: dropped the limit of acc_\w+ on glm-4\.7: the account is gone/));
+      other.close();
+    });
+
     test('a limit that ran out before the store took writes is not written, and what is still unsaved at stop is reported lost', () => {
       const { pool, other, lines, unlock, setNow } = locked();
       pool.report(lease(pool), quota(T0 + 1_000));
@@ -286,6 +315,33 @@ describe('state in SQLite', () => {
       expect(listLimits(other)).toEqual([]);
       other.close();
     });
+  });
+
+  test("an account the user disabled (in the CLI, not yet seen here) is not marked invalid over it", () => {
+    const { db, pool, accounts } = setup(['a']);
+    const l = lease(pool);
+    const cli = openDatabase(db.filename);
+    updateAccount(cli, accounts[0]!.id, { status: 'disabled', statusReason: 'disabled by user' });
+    cli.close();
+    pool.report(l, { kind: 'error', error: new UpstreamError('invalid_account', 'revoked') });
+    expect(findAccount(db, accounts[0]!.id)).toMatchObject({ status: 'disabled', statusReason: 'disabled by user' });
+    expect(pool.account(accounts[0]!.id)!.status).toBe('disabled');
+  });
+
+  test('reactivate brings back only an invalid account, never a disabled one', () => {
+    const { db, pool, accounts } = setup(['a', 'b']);
+    const [a, b] = accounts;
+    pool.report(lease(pool), { kind: 'error', error: new UpstreamError('invalid_account', 'revoked') });
+    const invalid = pool.account(a!.id)!.status === 'invalid' ? a! : b!;
+    expect(pool.reactivate(invalid.id)).toBe(true);
+    expect(findAccount(db, invalid.id)).toMatchObject({ status: 'active', statusReason: null, verifyUrl: null });
+    const cli = openDatabase(db.filename);
+    updateAccount(cli, b!.id, { status: 'disabled', statusReason: 'disabled by user' });
+    cli.close();
+    expect(pool.reactivate(b!.id)).toBe(false);
+    expect(findAccount(db, b!.id)!.status).toBe('disabled');
+    pool.sync();
+    expect(pool.account(b!.id)!.status).toBe('disabled');
   });
 
   test('credentials a provider stores are mirrored into the cached account handed to send()', () => {

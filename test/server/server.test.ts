@@ -38,6 +38,19 @@ describe('startServer', () => {
       app.stop(true);
     }
   });
+
+  test('a second server on a port already served is refused, not given half the connections', () => {
+    const config = testConfig({ BIND_ADDRESS: '127.0.0.1', PORT: '0' });
+    const first = appWith(config, textEvents());
+    const server = startServer(config, first);
+    const second = appWith(config, textEvents());
+    try {
+      expect(() => startServer({ ...config, port: server.port! }, second)).toThrow(/EADDRINUSE|in use/i);
+    } finally {
+      second.server?.stop(true);
+      first.stop(true);
+    }
+  });
 });
 
 describe('logging', () => {

@@ -1,7 +1,7 @@
 // Opening the database file: owner-only modes where the platform has them, and never a refusal
 // because a mode could not be tightened (Windows answered EBUSY on the open -shm file).
-import { afterAll, expect, test } from 'bun:test';
-import { mkdirSync, mkdtempSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { afterAll, describe, expect, test } from 'bun:test';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDatabase, tightenModes } from '../../src/store/db.ts';
@@ -46,4 +46,91 @@ test('a database that is not one names the newest copy to go back to, when there
   } finally {
     rmSync(data, { recursive: true, force: true });
   }
+});
+
+describe('a database this user may read but not write is refused at open, not at the first write', () => {
+  // SQLite quietly opens such a file read-only. Root writes anything, so as root the opening runs
+  // as nobody (setpriv); as anyone else, permissions are taken from one's own files.
+  const root = process.getuid?.() === 0;
+  const uid = root ? 65534 : (process.getuid?.() ?? -1);
+  const fixture = join(import.meta.dir, '..', 'fixtures', 'open-db.ts');
+  function openAs(path: string): string {
+    const bin = root ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', process.execPath] : [process.execPath];
+    const r = Bun.spawnSync([...bin, fixture, path], { stdout: 'pipe', stderr: 'pipe' });
+    return r.stdout.toString().trim() || r.stderr.toString().trim();
+  }
+  function fresh(): { data: string; db: string } {
+    const data = mkdtempSync(join(tmpdir(), 'mcp-db-ro-'));
+    const db = join(data, 'proxy.db');
+    openDatabase(db).close();
+    return { data, db };
+  }
+
+  test('a read-only proxy.db (0444) names the file, the uid and its owner', () => {
+    const { data, db } = fresh();
+    try {
+      chmodSync(data, 0o777);
+      chmodSync(db, 0o444);
+      expect(openAs(db)).toBe(
+        `StoreError: cannot write database ${db}: attempt to write a readonly database (${db} is not writable by uid ${uid}, owned by uid ${statSync(db).uid}: change its owner or permissions)`,
+      );
+    } finally {
+      rmSync(data, { recursive: true, force: true });
+    }
+  });
+
+  test('a read-only data directory (0555) names the directory, the uid and its owner', () => {
+    const { data, db } = fresh();
+    try {
+      chmodSync(db, 0o666);
+      chmodSync(data, 0o555);
+      expect(openAs(db)).toBe(
+        `StoreError: cannot write database ${db}: attempt to write a readonly database (the directory ${data} is not writable by uid ${uid}, owned by uid ${statSync(data).uid}: change its owner or permissions, or point MCP_DATA_DIR elsewhere)`,
+      );
+    } finally {
+      chmodSync(data, 0o700);
+      rmSync(data, { recursive: true, force: true });
+    }
+  });
+
+  test('a writable one is opened and written', () => {
+    const { data, db } = fresh();
+    try {
+      chmodSync(data, 0o777);
+      chmodSync(db, 0o666);
+      expect(openAs(db)).toBe('written');
+    } finally {
+      rmSync(data, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a data directory or database path of the wrong kind is named as such', () => {
+  test('MCP_DATA_DIR pointing at a file', () => {
+    const data = mkdtempSync(join(tmpdir(), 'mcp-db-kind-'));
+    try {
+      const file = join(data, 'not-a-dir');
+      writeFileSync(file, 'x');
+      expect(() => openDatabase(join(file, 'proxy.db'))).toThrow(
+        new Error(`cannot open database ${join(file, 'proxy.db')}: ${file} is a file, not a directory (point MCP_DATA_DIR at a directory)`),
+      );
+      expect(() => openDatabase(join(file, 'sub', 'proxy.db'))).toThrow(
+        new Error(`cannot create data directory ${join(file, 'sub')}: ${file} is a file, not a directory (point MCP_DATA_DIR at a directory)`),
+      );
+    } finally {
+      rmSync(data, { recursive: true, force: true });
+    }
+  });
+
+  test('proxy.db being a directory', () => {
+    const data = mkdtempSync(join(tmpdir(), 'mcp-db-kind-'));
+    try {
+      mkdirSync(join(data, 'proxy.db'));
+      expect(() => openDatabase(join(data, 'proxy.db'))).toThrow(
+        new Error(`cannot open database ${join(data, 'proxy.db')}: it is a directory, not a file (move it away, or point MCP_DATA_DIR elsewhere)`),
+      );
+    } finally {
+      rmSync(data, { recursive: true, force: true });
+    }
+  });
 });
