@@ -62,9 +62,15 @@ export function planGeneration(req: MessagesRequest, family: ModelFamily, model:
   } else if (family === 'gemini') {
     thinking = mode === 'enabled' || mode === 'adaptive' || mode === 'between_tools';
     if (thinking) {
+      const explicit = req.thinking?.type === 'enabled';
       let budget = req.thinking?.type === 'enabled' ? req.thinking.budget_tokens : (GEMINI_EFFORT_BUDGET[effort ?? 'high'] ?? -1);
       if (model.startsWith('gemini-2.5') && budget > GEMINI_25_MAX_BUDGET) budget = GEMINI_25_MAX_BUDGET;
-      if (budget > 0 && maxOutputTokens <= budget) maxOutputTokens = Math.min(cap, budget + ANSWER_ROOM);
+      if (budget > 0 && maxOutputTokens <= budget) {
+        // Only a budget the client chose raises the output. Our tier budget that does not fit goes
+        // dynamic: Gemini counts thoughts inside maxOutputTokens, so -1 stays under max_tokens.
+        if (explicit) maxOutputTokens = Math.min(cap, budget + ANSWER_ROOM);
+        else budget = -1;
+      }
       config.thinkingConfig = { includeThoughts: true, thinkingBudget: budget };
     }
   }

@@ -498,6 +498,20 @@ describe('generationConfig (§7.9–§7.10)', () => {
     else expect(config.thinkingConfig).toEqual({ includeThoughts: true, thinkingBudget: budget });
   });
 
+  // Gemini counts thinking inside maxOutputTokens: a tier budget that does not fit under max_tokens
+  // becomes dynamic (bounded by maxOutputTokens) instead of raising the output past what the client allowed.
+  test.each<[string, string, Partial<MessagesRequest>, number, number]>([
+    ['effort low over max_tokens 500', 'gemini-3-flash', { max_tokens: 500, thinking: { type: 'adaptive' }, output_config: { effort: 'low' } }, 500, -1],
+    ['effort medium over max_tokens 4000 (equal)', 'gemini-3-flash', { max_tokens: 4000, thinking: { type: 'adaptive' }, output_config: { effort: 'medium' } }, 4000, -1],
+    ['effort medium under max_tokens 4001 keeps its tier', 'gemini-3-flash', { max_tokens: 4001, thinking: { type: 'adaptive' }, output_config: { effort: 'medium' } }, 4001, 4000],
+    ['effort high stays dynamic under a small max_tokens', 'gemini-3-pro-high', { max_tokens: 300, thinking: { type: 'adaptive' }, output_config: { effort: 'high' } }, 300, -1],
+    ['explicit budget >= max_tokens still raises the output', 'gemini-3-flash', { max_tokens: 500, thinking: { type: 'enabled', budget_tokens: 1000 } }, 9192, 1000],
+  ])('gemini implicit budget never raises the output above max_tokens: %s', (_n, model, r, maxOutputTokens, budget) => {
+    const config = translate(r, model).request.generationConfig;
+    expect(config.maxOutputTokens).toBe(maxOutputTokens);
+    expect(config.thinkingConfig).toEqual({ includeThoughts: true, thinkingBudget: budget });
+  });
+
   test('a catalog output cap overrides the family default', () => {
     const env = toGoogleRequest(req({ max_tokens: 100000 }), { ...opts('gemini-3-flash'), maxOutputTokens: 65535 }) as Json;
     expect(env.request.generationConfig.maxOutputTokens).toBe(65535);
