@@ -479,12 +479,13 @@ describe('Antigravity: faults inside a started stream', () => {
     });
   });
 
-  test('a stream with no finish chunk still ends with message_delta and message_stop', async () => {
+  test('a stream cut short with no finish chunk -> one api_error event, not a quiet end_turn', async () => {
     await googleRig(async (rig) => {
       google.setMode({ kind: 'no_finish' }, { times: 1 });
       const r = await ask(rig.server.url, CLAUDE, true);
-      expectCompleteStream(r);
-      expect(r.events).toContain('message_delta');
+      expectErrorEvent(r, 'api_error');
+      expect(r.events).not.toContain('message_delta');
+      expect(google.generations().length).toBe(1);
     });
   });
 });

@@ -57,7 +57,8 @@ export interface GoogleTranslator {
   feed(raw: unknown): AnthropicEvent[];
   /**
    * The closing events. A blocked prompt or answer, or MAX_TOKENS spent on thinking, ends as a message
-   * with no content; otherwise an answer that never started throws EMPTY_RESPONSE (retryable).
+   * with no content; otherwise an answer that never started throws EMPTY_RESPONSE (retryable), and
+   * one that started but never got a finishReason throws TRUNCATED_STREAM.
    */
   end(): AnthropicEvent[];
   /** Whether message_start has been produced. */
@@ -204,6 +205,12 @@ export function createGoogleTranslator(opts: FromGoogleOptions): GoogleTranslato
     // Only an answer with no verdict is worth asking again; a refusal or a spent budget is final.
     if (!started && !blocked && !filtered && finishReason !== 'MAX_TOKENS') {
       throw new UpstreamError('transient', 'empty response from upstream', { code: 'EMPTY_RESPONSE' });
+    }
+    // Every Cloud Code answer names a finishReason (GPT-OSS one chunk before its usage-only last
+    // chunk): content with none was cut short upstream. Ending it as end_turn would pass a partial
+    // answer off as whole; after content the server turns this into an error event.
+    if (started && finishReason === null && !blocked) {
+      throw new UpstreamError('transient', 'Antigravity ended the answer without a finish reason: it was cut short', { code: 'TRUNCATED_STREAM' });
     }
     // A message with no content block is valid Anthropic (and the SDK accumulates it).
     start();

@@ -101,15 +101,23 @@ describe('fixture streams through fromGoogleStream and the SDK accumulator', () 
     expect(events.filter((e) => e.type === 'content_block_delta')).toHaveLength(6);
   });
 
-  test('a stream that ends without finishReason still closes cleanly with end_turn', async () => {
-    const { events, message } = await run('no-finish-reason.sse', 'claude');
-    expect(message.content).toEqual([
-      { type: 'thinking', thinking: 'Thinking', signature: sigs.claude },
-      { type: 'text', text: 'Partial ans' },
-    ] as any);
-    expect(message.stop_reason).toBe('end_turn');
-    expect(message.usage.output_tokens).toBe(7);
-    expect(types(events).slice(-4)).toEqual(['delta:text_delta', 'content_block_stop', 'message_delta', 'message_stop']);
+  // Every Cloud Code stream names a finishReason (all captures do, GPT-OSS one chunk before its
+  // usage-only last chunk): an answer that ends without one was cut short, not finished.
+  test('a stream that ends without finishReason after content throws a transient error after the content', async () => {
+    const got: AnthropicEvent[] = [];
+    let err: unknown = null;
+    try {
+      for await (const e of fromGoogleStream(iterate(await readSseFixture('no-finish-reason.sse')), options('claude'))) got.push(e);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(UpstreamError);
+    expect((err as UpstreamError).kind).toBe('transient');
+    expect((err as UpstreamError).code).toBe('TRUNCATED_STREAM');
+    expect((err as UpstreamError).message).toContain('finish reason');
+    expect(types(got)[0]).toBe('message_start');
+    expect(types(got)).not.toContain('message_delta');
+    expect(types(got)).not.toContain('message_stop');
   });
 
   test('MAX_TOKENS becomes max_tokens', async () => {
@@ -194,7 +202,7 @@ describe('state machine details', () => {
   });
 
   test('a call with no args yields an empty input object', async () => {
-    const msg = await accumulate(await events([chunk([{ functionCall: { name: 'TaskList' } }])], 'gemini'));
+    const msg = await accumulate(await events([chunk([{ functionCall: { name: 'TaskList' } }], 'STOP')], 'gemini'));
     expect((msg.content[0] as any).input).toEqual({});
   });
 

@@ -248,11 +248,12 @@ describe('endpoint fallback and faults', () => {
     expect(events.at(-1)!.type).toBe('message_stop');
   });
 
-  test('a stream without a finish reason still ends as a valid message', async () => {
+  test('a stream cut short without a finish reason throws after the first events (an error event, not a quiet end_turn)', async () => {
     fake.setMode({ kind: 'no_finish' });
-    const events = await collect(simple('hi'));
-    expect(events.at(-1)!.type).toBe('message_stop');
-    expect(textOf(events)).toBe('Hello from the fake Antigravity.');
+    const { error, yielded } = await failure(simple('hi'));
+    expect(error.kind).toBe('transient');
+    expect(error.code).toBe('TRUNCATED_STREAM');
+    expect(yielded).toBeGreaterThan(0);
   });
 });
 
