@@ -29,6 +29,11 @@ export type FakeGoogleMode =
   | { kind: 'validation_required' }
   /** 403 terms-of-service ban text. */
   | { kind: 'tos_banned' }
+  /**
+   * 403 "Permission 'cloudaicompanion.companions.generateChat' denied" on the request's project
+   * (protocol §9.2, fixtures/errors): for every generation under `project` (any project if unset).
+   */
+  | { kind: 'project_denied'; project?: string }
   /** 400 Claude invalid thinking signature (JSON-encoded Anthropic error inside message). */
   | { kind: 'signature_error' }
   /** 404 NOT_FOUND "Requested entity was not found." */
@@ -740,6 +745,16 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
         ]);
       case 'tos_banned':
         return googleError(403, 'PERMISSION_DENIED', 'This service has been disabled in this account for violation of Terms of Service.');
+      case 'project_denied':
+        if (mode.project === undefined || body.project === mode.project) {
+          return googleError(
+            403,
+            'PERMISSION_DENIED',
+            `Permission 'cloudaicompanion.companions.generateChat' denied on resource '//cloudaicompanion.googleapis.com/projects/${String(body.project)}/locations/global'`,
+          );
+        }
+        rec.mode = 'ok'; // another project: served
+        break;
       case 'signature_error':
         return signatureError();
       case 'not_found':

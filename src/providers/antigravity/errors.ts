@@ -174,6 +174,8 @@ const TOKEN_COUNTS = /(\d{3,})\D+?(\d{3,})/;
 const PROMPT_TOO_LONG = /prompt is too long|prompt_too_long|context length exceeded|exceeds the maximum number of tokens/i;
 const TOS_BAN = /has been disabled/i;
 const TOS_BAN2 = /violation of terms of service/i;
+/** §9.2's 403s that mean the project (or the metadata it was discovered with) is wrong. */
+const PROJECT_DENIED = /cloudaicompanion\.companions\.generateChat|valid license of this product/i;
 const DISABLED_REASON = /^(?:account|user)_disabled$/i;
 const CAPACITY_TEXT = /no capacity available|overloaded|temporarily unavailable/i;
 const QUOTA_TEXT = /quota_exhausted|quota exhausted|individual quota|daily limit|quota exceeded/i;
@@ -224,6 +226,8 @@ export function classifyGoogleError(status: number, bodyText: string, headers: H
     }
     // Any other 403 (no licence, generateChat denied on the project, one model denied) is about the
     // client's metadata, the project or the model (§9.2): try elsewhere, never mark the account dead.
+    // The project ones are tagged so the provider discovers the project again ("fix discovery").
+    if (PROJECT_DENIED.test(rawMessage)) return mk('transient', describe(`permission denied on the project (HTTP ${status})`), { code: 'PROJECT_DENIED' });
     return mk('transient', describe(`permission denied (HTTP ${status})`));
   }
 

@@ -136,9 +136,21 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
   const onCredits = new Map<string, number>();
   const noCredits = new Map<string, number>();
 
+  // Accounts whose project was dropped: their account.meta.projectId is stale until discovery succeeds.
+  const staleProjects = new Set<string>();
+
   /** The project already known for the account (memory, then account.meta), or null. */
   function knownProject(account: Account): string | null {
-    return projects.get(account.id) ?? (typeof account.meta.projectId === 'string' ? account.meta.projectId : null);
+    const mem = projects.get(account.id);
+    if (mem) return mem;
+    if (staleProjects.has(account.id)) return null;
+    return typeof account.meta.projectId === 'string' ? account.meta.projectId : null;
+  }
+
+  /** Forgets the account's project so the next call discovers it again (§3.3 on a 401, §9.2 on a project 403). */
+  function dropProject(account: Account): void {
+    projects.delete(account.id);
+    staleProjects.add(account.id);
   }
 
   /**
@@ -154,6 +166,7 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
       try {
         const info = await discoverProject(cc, token, undefined, opts.onboard);
         projects.set(account.id, info.projectId);
+        staleProjects.delete(account.id);
         // The shared fallback is not worth persisting: a later discovery may do better.
         if (!info.fallback) deps.updateAccount(account.id, { meta: { projectId: info.projectId, tier: info.tier, tierId: info.tierId } });
         return info.projectId;
@@ -172,6 +185,7 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
       return await fn(token);
     } catch (err) {
       if (!(err instanceof UpstreamError) || err.kind !== 'auth') throw err;
+      dropProject(account);
       return fn(await tokens.refresh(account));
     }
   }
@@ -217,6 +231,7 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
     const listed = catalog.get(account.id)?.body.imageGenerationModelIds;
     const drawing = !search && isImageGenerationModel(ctx.model, Array.isArray(listed) ? listed : undefined);
     let authRetried = false;
+    let projectRetried = false;
     let emptyLeft = EMPTY_RETRIES;
     const creditKey = `${account.id}\u0000${quotaGroupOf(ctx.model)}`;
     // When the group went onto credits earlier, its quota comes back at this time.
@@ -265,7 +280,14 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
         if (err instanceof UpstreamError && err.kind === 'auth' && !authRetried) {
           authRetried = true;
           log.debug(`antigravity: 401 for ${account.id}, refreshing the token and retrying once`);
+          dropProject(account);
           await tokens.refresh(account);
+          continue;
+        }
+        if (err instanceof UpstreamError && err.code === 'PROJECT_DENIED' && !projectRetried) {
+          projectRetried = true;
+          log.warn(`antigravity: ${account.label}'s project ${projectId} was refused (${err.message}); discovering it again`);
+          dropProject(account);
           continue;
         }
         if (err instanceof UpstreamError && err.kind === 'quota_exhausted') {

@@ -162,6 +162,20 @@ describe('403: only verification and bans make an account invalid (protocol §9.
   });
 });
 
+describe('403s about the project are tagged PROJECT_DENIED so the provider re-discovers it (§9.2 "fix discovery")', () => {
+  const body = (message: string) => JSON.stringify({ error: { code: 403, message, status: 'PERMISSION_DENIED' } });
+  test.each([
+    ['generateChat denied on the project', body("Permission 'cloudaicompanion.companions.generateChat' denied on resource '//cloudaicompanion.googleapis.com/projects/rising-fact-p41fc/locations/global'"), 'PROJECT_DENIED'],
+    ['no valid license (client metadata / project)', body('You do not have a valid license of this product'), 'PROJECT_DENIED'],
+    ['one model denied', body('Permission denied on model claude-opus-4-6-thinking.'), 'PERMISSION_DENIED'],
+    ['bare 403', '', null],
+  ])('%s', (_name, text, code) => {
+    const e = classifyGoogleError(403, text, new Headers(), NOW);
+    expect(e.kind).toBe('transient');
+    expect(e.code).toBe(code);
+  });
+});
+
 describe('signature rejections are worded for Claude Code to heal itself', () => {
   // Claude Code strips thinking from the history and retries once when a 400 says "invalid signature" and
   // "thinking block" (backticks ignored, any case); any other wording ends the session.

@@ -312,6 +312,50 @@ describe('retries before the first byte', () => {
     expect(fake.stats.refreshes - before).toBe(1);
   });
 
+  // §3.3: a 401 from generation clears the token and the project; the retry discovers it again.
+  test('a 401 drops the cached project too: the retry re-discovers it with the fresh token', async () => {
+    const email = 'moved-401@example.com';
+    fake.setAccount(email, { projectId: 'old-project' });
+    const a = account(email, {});
+    await collect(simple('warm'), ctx({ account: a }));
+    fake.setAccount(email, { projectId: 'new-project' });
+    fake.expireAccessTokens();
+    const loadsBefore = fake.requests.filter((r) => r.rpc === 'loadCodeAssist').length;
+    const events = await collect(simple('hi'), ctx({ account: a }));
+    expect(events.at(-1)!.type).toBe('message_stop');
+    expect(fake.requests.filter((r) => r.rpc === 'loadCodeAssist').length - loadsBefore).toBe(1);
+    expect((fake.generations().at(-1)!.body as { project: string }).project).toBe('new-project');
+  });
+
+  // §9.2: a 403 about the project ("generateChat denied", "no valid license") means "fix discovery".
+  test('a 403 denying the cached project drops it: discovery runs again and the send succeeds on the new project', async () => {
+    const email = 'moved-403@example.com';
+    fake.setAccount(email, { projectId: 'new-project' });
+    const a = account(email, { projectId: 'stale-project' });
+    fake.setMode({ kind: 'project_denied', project: 'stale-project' });
+    const events = await collect(simple('hi'), ctx({ account: a }));
+    expect(events.at(-1)!.type).toBe('message_stop');
+    expect(fake.requests.filter((r) => r.rpc === 'loadCodeAssist').length).toBe(1);
+    expect((fake.generations().at(-1)!.body as { project: string }).project).toBe('new-project');
+    expect(patches.some(([id, p]) => id === a.id && p.meta?.projectId === 'new-project')).toBe(true);
+    // The next send uses the new project straight away, though the account record still says the stale one.
+    await collect(simple('again'), ctx({ account: a }));
+    expect(fake.requests.filter((r) => r.rpc === 'loadCodeAssist').length).toBe(1);
+    expect((fake.generations().at(-1)!.body as { project: string }).project).toBe('new-project');
+  });
+
+  test('a 403 on the project that persists after re-discovery fails once, as transient, without looping', async () => {
+    const email = 'denied-403@example.com';
+    fake.setAccount(email, { projectId: 'denied-project' });
+    const a = account(email, { projectId: 'denied-project' });
+    fake.setMode({ kind: 'project_denied' });
+    const { error, yielded } = await failure(simple('hi'), ctx({ account: a }));
+    expect(error.kind).toBe('transient');
+    expect(error.code).toBe('PROJECT_DENIED');
+    expect(yielded).toBe(0);
+    expect(fake.requests.filter((r) => r.rpc === 'loadCodeAssist').length).toBe(1);
+  });
+
   test('a 401 that persists after the refresh is reported as auth (only one retry)', async () => {
     fake.setMode({ kind: 'unauthorized' });
     const before = fake.stats.refreshes;
