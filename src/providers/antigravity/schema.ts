@@ -174,7 +174,9 @@ function cleanNode(input: unknown, ctx: Ctx, depth: number, refs: ReadonlySet<st
     if (nonNull.length > 1) hints.push(`Accepts: ${nonNull.join(' | ')}`);
     type = nonNull[0] ?? 'string';
   }
-  if (typeof type !== 'string') type = node.properties ? 'object' : node.items ? 'array' : node.enum || 'const' in node ? 'string' : 'object';
+  if (typeof type !== 'string') {
+    type = node.properties ? 'object' : node.items ? 'array' : Array.isArray(node.enum) ? typeOfValues(node.enum) : 'const' in node ? typeOfValues([node.const]) : 'object';
+  }
   const gtype = TYPE_NAMES[(type as string).toLowerCase()] ?? 'STRING';
 
   const out: Json = { type: gtype };
@@ -216,6 +218,20 @@ function cleanNode(input: unknown, ctx: Ctx, depth: number, refs: ReadonlySet<st
     out.items = items === undefined ? { type: 'STRING' } : cleanNode(items, ctx, depth + 1, stack);
   }
   return out;
+}
+
+/**
+ * The JSON type of an untyped enum's values. Google's enums are strings only, so numbers and
+ * booleans keep their own type (the call then carries 5, not "5") and their values become a hint;
+ * strings, and a mix of kinds, stay a STRING enum.
+ */
+function typeOfValues(values: unknown[]): string {
+  const vs = values.filter((v) => v !== null);
+  if (vs.length === 0) return 'string';
+  if (vs.every((v) => typeof v === 'boolean')) return 'boolean';
+  if (vs.every((v) => Number.isInteger(v))) return 'integer';
+  if (vs.every((v) => typeof v === 'number' && Number.isFinite(v))) return 'number';
+  return 'string';
 }
 
 function isNullableSchema(s: unknown): boolean {

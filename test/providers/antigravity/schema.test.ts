@@ -137,6 +137,23 @@ describe('toGoogleSchema edge cases', () => {
     expect(toGoogleSchema(input)).toEqual(expected as unknown as Json);
   });
 
+  // Gemini enums are strings only: values of another type, with no `type` to say so, keep their own
+  // type (so the call carries 5, not "5") and the allowed values move to the description.
+  test.each([
+    ['const integer', { const: 5 }, { type: 'INTEGER', description: '(Allowed: 5)' }],
+    ['const number', { const: 0.5, description: 'ratio' }, { type: 'NUMBER', description: 'ratio (Allowed: 0.5)' }],
+    ['integer enum', { enum: [1, 2] }, { type: 'INTEGER', description: '(Allowed: 1, 2)' }],
+    ['mixed integer and fraction enum', { enum: [1, 2.5] }, { type: 'NUMBER', description: '(Allowed: 1, 2.5)' }],
+    ['boolean enum', { enum: [true, false] }, { type: 'BOOLEAN', description: '(Allowed: true, false)' }],
+    ['const true', { const: true }, { type: 'BOOLEAN', description: '(Allowed: true)' }],
+    ['nullable integer enum', { enum: [1, 2, null] }, { type: 'INTEGER', description: '(Allowed: 1, 2)' }],
+    ['anyOf of integer consts', { anyOf: [{ const: 1 }, { const: 2 }] }, { type: 'INTEGER', description: '(Allowed: 1, 2)' }],
+    ['string enum stays a string enum', { enum: ['a', 'b'] }, { type: 'STRING', enum: ['a', 'b'] }],
+    ['string const stays a string enum', { const: 'x' }, { type: 'STRING', enum: ['x'] }],
+  ] as const)('untyped enum/const: %s', (_name, input, expected) => {
+    expect(toGoogleSchema(input)).toEqual(expected as unknown as Json);
+  });
+
   test('a non-object top-level tool schema is wrapped as one required property', () => {
     expect(toGoogleToolSchema({ type: 'string' }).parameters).toEqual({
       type: 'OBJECT',
