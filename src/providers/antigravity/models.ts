@@ -1,6 +1,7 @@
 // fetchAvailableModels (protocol §11.1) -> the models an account can use and its quota per model.
 // Pure parsing; the provider fetches and caches.
 import { familyOf, type ModelInfo, type QuotaInfo } from '../provider.ts';
+import { isImageGenerationModel } from './image-generation.ts';
 
 /** Internal ids the IDE uses for tab completion, review and background jobs — never offered. */
 const HIDDEN = [/^chat_/, /^tab_/, /^rev\d+-/, /^models\//, /proactive-observer/];
@@ -33,11 +34,14 @@ const num = (v: unknown): number | undefined => (typeof v === 'number' && Number
 
 /** The catalog as ModelInfo, sorted by id; internal ids and deprecated ones are dropped. */
 /**
- * The quota pool a model draws on: Google meters Claude and GPT-OSS together and all Gemini models
+ * The quota pool a model draws on: Google meters Claude and GPT-OSS together and the Gemini text models
  * together, each with a 5-hour and a weekly window (antigravity.md §11.3).
  */
 export function quotaGroupOf(id: string): string {
   const s = id.toLowerCase();
+  // The Gemini group is "Gemini Flash, Gemini Pro" (§11.3); image models have their own quotaInfo.
+  // Apart, a spent image quota cannot park every Gemini text model (the reverse costs one call).
+  if (isImageGenerationModel(s, undefined)) return s;
   if (s.startsWith('gemini')) return 'gemini';
   if (s.startsWith('claude') || s.startsWith('gpt')) return 'claude+gpt';
   return s;

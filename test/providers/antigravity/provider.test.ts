@@ -556,6 +556,24 @@ describe('shared quota groups', () => {
     expect(error.sharedWith.some((id) => id.startsWith('gemini'))).toBe(false);
   });
 
+  test('an exhausted Gemini quota names the other Gemini text models, not the image model (metered apart, §11.3)', async () => {
+    await provider.models(ACC);
+    fake.setMode({ kind: 'quota_exhausted', hint: 'full', resetMs: 3_600_000 });
+    const { error } = await failure(simple('hi'), ctx({ model: 'gemini-3-flash' }));
+    expect(error.kind).toBe('quota_exhausted');
+    expect(error.sharedWith.length).toBeGreaterThan(0);
+    expect(error.sharedWith.every((id) => id.startsWith('gemini'))).toBe(true);
+    expect(error.sharedWith).not.toContain('gemini-3.1-flash-image');
+  });
+
+  test('an exhausted image-model quota names no Gemini text model', async () => {
+    await provider.models(ACC);
+    fake.setMode({ kind: 'quota_exhausted', hint: 'full', resetMs: 3_600_000 });
+    const { error } = await failure(simple('draw a cat'), ctx({ model: 'gemini-3.1-flash-image' }));
+    expect(error.kind).toBe('quota_exhausted');
+    expect(error.sharedWith).toEqual([]);
+  });
+
   test('a short rate limit stays on its own model', async () => {
     await provider.models(ACC);
     fake.setMode({ kind: 'rate_limited', resetMs: 2000 });

@@ -21,6 +21,12 @@ describe('parseQuotaSummary', () => {
     ]);
   });
 
+  // The Gemini group is "Gemini Flash, Gemini Pro" (antigravity.md §11.3): image models are metered apart.
+  test('image models are not given the Gemini group\'s windows', () => {
+    const q = parseQuotaSummary(summary as unknown as Record<string, unknown>, ['gemini-3-flash', 'gemini-3.1-flash-image', 'gemini-3-pro-image']);
+    expect(q.map((x) => x.model)).toEqual(['gemini-3-flash', 'gemini-3-flash']);
+  });
+
   test('groups are told apart by bucket id, else by name; windows by `window`, else the id; unknown groups skipped', () => {
     const body = {
       groups: [
