@@ -228,6 +228,15 @@ function textOf(msg: Message): string {
     .trim();
 }
 
+/** Why an answer has no picture: a refusal names its verdict (stop_details), and what the model said follows. */
+function noImageMessage(model: string, msg: Message, text: string): string {
+  const said = text.slice(0, 500);
+  if (msg.stop_reason !== 'refusal') return `${model} answered without an image${said ? `: ${said}` : ''}`;
+  const details = msg.stop_details as { explanation?: unknown } | null | undefined;
+  const why = typeof details?.explanation === 'string' && details.explanation ? details.explanation : 'the model refused (stop_reason refusal)';
+  return `${model} drew no image: ${why}${said ? `. The model said: ${said}` : ''}`;
+}
+
 export interface ImageDeps {
   config: Config;
   gateway: Gateway;
@@ -271,7 +280,7 @@ export async function generateImages(deps: ImageDeps, job: ImageJob, requestId: 
     for (const msg of messages) {
       const drawn = imagesOf(msg);
       const text = textOf(msg);
-      if (!drawn.length) throw new ApiError('invalid_request_error', `${model} answered without an image${text ? `: ${text.slice(0, 500)}` : ''}`);
+      if (!drawn.length) throw new ApiError('invalid_request_error', noImageMessage(model, msg, text));
       images.push(...drawn);
       if (text) texts.push(text);
       usage.input_tokens += Number(msg.usage.input_tokens) || 0;

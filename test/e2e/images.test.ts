@@ -292,10 +292,13 @@ describe('an image model through /v1/messages', () => {
 });
 
 describe('refusals and exhaustion', () => {
-  test('a picture the model will not draw: 400 with what the model said', async () => {
+  test('a picture the model will not draw: 400 naming the filter and its reason, with what the model said', async () => {
     const r = await post('/v1/images/generate', { prompt: 'Something forbidden' });
     expect(r.status).toBe(400);
-    expect(r.json.error).toEqual({ type: 'invalid_request_error', message: `${IMAGE_MODEL} answered without an image: I can't draw that.` });
+    expect(r.json.error).toEqual({
+      type: 'invalid_request_error',
+      message: `${IMAGE_MODEL} drew no image: Blocked by Google's safety filter (IMAGE_SAFETY). The model said: I can't draw that.`,
+    });
   });
 
   test('no account can draw with a model that does not draw: the upstream refusal is a 400', async () => {

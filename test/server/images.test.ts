@@ -111,6 +111,36 @@ describe('the endpoints against a stub gateway', () => {
     expect(h.records.map((x) => x.status).sort()).toEqual([429, 499, 499]);
   });
 
+  test('a picture a filter stopped: 400 naming the verdict (stop_details) and what the model said', async () => {
+    h = startHarness();
+    const refusal = messageDelta('refusal', { output_tokens: 3 });
+    refusal.delta.stop_details = { type: 'refusal', category: null, explanation: "Blocked by Google's safety filter (IMAGE_SAFETY)" };
+    h.dispatch = async (req) =>
+      dispatchSteps([
+        messageStart('image-model-x', { input_tokens: 5, output_tokens: 1 }, 'msg_img'),
+        blockStart(0, { type: 'text', text: '' }),
+        { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: "I can't draw that." } },
+        blockStop(0),
+        refusal,
+        MESSAGE_STOP,
+      ])(req);
+    const r = await post(h, '/v1/images/generate', { prompt: 'something forbidden' });
+    expect(r.status).toBe(400);
+    expect((await read(r)).error).toEqual({
+      type: 'invalid_request_error',
+      message: "image-model-x drew no image: Blocked by Google's safety filter (IMAGE_SAFETY). The model said: I can't draw that.",
+    });
+  });
+
+  test('a refusal without details still says it was refused', async () => {
+    h = startHarness();
+    h.dispatch = async (req) =>
+      dispatchSteps([messageStart('image-model-x', { input_tokens: 5, output_tokens: 1 }, 'msg_img'), messageDelta('refusal', { output_tokens: 0 }), MESSAGE_STOP])(req);
+    const r = await post(h, '/v1/images/generate', { prompt: 'something forbidden' });
+    expect(r.status).toBe(400);
+    expect((await read(r)).error.message).toBe('image-model-x drew no image: the model refused (stop_reason refusal)');
+  });
+
   test('the images come back in order with the usage summed', async () => {
     h = startHarness();
     let n = 0;

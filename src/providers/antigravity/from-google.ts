@@ -227,7 +227,12 @@ export function createGoogleTranslator(opts: FromGoogleOptions): GoogleTranslato
     } else if (filtered) {
       log.warn(`antigravity: answer stopped by an upstream filter (finishReason ${finishReason}); stop_reason ${stop}`);
     }
-    out.push(messageDelta(stop, usage(true)));
+    const delta = messageDelta(stop, usage(true));
+    // Anthropic's refusal details: the verdict survives to whoever reads the message (/v1/images).
+    if (stop === 'refusal') {
+      delta.delta.stop_details = { type: 'refusal', category: null, explanation: blocked ? promptBlockedText(blocked) : filteredText(finishReason!) };
+    }
+    out.push(delta);
     out.push(MESSAGE_STOP);
     const batch = out;
     out = [];
@@ -254,6 +259,25 @@ export function readUsage(u: unknown, n: TokenCounts): void {
   if (typeof u.cachedContentTokenCount === 'number') n.cached = u.cachedContentTokenCount;
   if (typeof u.thoughtsTokenCount === 'number') n.thoughts = u.thoughtsTokenCount;
   if (typeof u.totalTokenCount === 'number') n.total = u.totalTokenCount;
+}
+
+/** The filter behind a finish or block reason, in words (IMAGE_ variants are the same filters). */
+function filterName(reason: string): string {
+  const r = reason.replace(/^IMAGE_/, '');
+  if (r === 'SAFETY') return 'safety filter';
+  if (r === 'RECITATION') return 'recitation filter';
+  if (r === 'PROHIBITED_CONTENT') return 'prohibited-content filter';
+  if (r === 'BLOCKLIST') return 'blocklist';
+  if (r === 'SPII') return 'personal-information filter';
+  return 'content filter';
+}
+
+function filteredText(reason: string): string {
+  return `Blocked by Google's ${filterName(reason)} (${reason})`;
+}
+
+function promptBlockedText(b: { reason: string; message: string | null }): string {
+  return `The prompt was blocked by Google's ${filterName(b.reason)} (${b.reason})${b.message ? `: ${b.message}` : ''}`;
 }
 
 /** Whether a finishReason is a content filter's verdict (final: asked again, the answer is the same). */

@@ -306,6 +306,35 @@ describe('blocked and content-less answers end as a message, not a retried error
     expect(msg.stop_reason).toBe('refusal' as never);
   });
 
+  // Anthropic's stop_details (type refusal) carries the verdict, so /v1/images can say why no picture came.
+  test.each([
+    ['IMAGE_SAFETY', "Blocked by Google's safety filter (IMAGE_SAFETY)"],
+    ['SAFETY', "Blocked by Google's safety filter (SAFETY)"],
+    ['RECITATION', "Blocked by Google's recitation filter (RECITATION)"],
+    ['IMAGE_PROHIBITED_CONTENT', "Blocked by Google's prohibited-content filter (IMAGE_PROHIBITED_CONTENT)"],
+  ])('finishReason %s: stop_details names the filter and the reason', async (reason, explanation) => {
+    const { ev, msg } = await message([{ candidates: [{ content: { role: 'model', parts: [{ text: "I can't draw that." }] } }] }, finished(reason)]);
+    expect(msg.stop_reason).toBe('refusal' as never);
+    expect((msg as unknown as Record<string, unknown>).stop_details).toEqual({ type: 'refusal', category: null, explanation });
+    expect((ev.find((e) => e.type === 'message_delta') as any).delta.stop_details).toEqual({ type: 'refusal', category: null, explanation });
+  });
+
+  test('a blocked prompt: stop_details names the blockReason and Google\'s message', async () => {
+    const { msg } = await message([
+      { promptFeedback: { blockReason: 'PROHIBITED_CONTENT', blockReasonMessage: 'The prompt was blocked.' }, usageMetadata: { promptTokenCount: 42, totalTokenCount: 42 } },
+    ]);
+    expect((msg as unknown as Record<string, unknown>).stop_details).toEqual({
+      type: 'refusal',
+      category: null,
+      explanation: "The prompt was blocked by Google's prohibited-content filter (PROHIBITED_CONTENT): The prompt was blocked.",
+    });
+  });
+
+  test('an ordinary end has no stop_details', async () => {
+    const { ev } = await message([{ candidates: [{ content: { role: 'model', parts: [{ text: 'Hi' }] }, finishReason: 'STOP' }] }]);
+    expect((ev.find((e) => e.type === 'message_delta') as any).delta.stop_details).toBeUndefined();
+  });
+
   test('MAX_TOKENS with no parts (the budget went on thinking): stop_reason max_tokens, thought tokens counted as output', async () => {
     const { ev, msg } = await message([
       { candidates: [{ content: { role: 'model' }, finishReason: 'MAX_TOKENS' }], usageMetadata: { promptTokenCount: 50, thoughtsTokenCount: 4096, totalTokenCount: 4146 } },
