@@ -204,7 +204,14 @@ export function createGoogleTranslator(opts: FromGoogleOptions): GoogleTranslato
     const filtered = isFilterFinish(finishReason);
     // Only an answer with no verdict is worth asking again; a refusal or a spent budget is final.
     if (!started && !blocked && !filtered && finishReason !== 'MAX_TOKENS') {
-      throw new UpstreamError('transient', 'empty response from upstream', { code: 'EMPTY_RESPONSE' });
+      // An unsupported language is a verdict on the request: asked again, Gemini says the same.
+      if (finishReason === 'LANGUAGE') {
+        throw new UpstreamError('bad_request', 'Gemini stopped without an answer: the request is in a language it does not support (finishReason LANGUAGE)', {
+          code: 'LANGUAGE',
+        });
+      }
+      // The rest (a malformed function call included, which a second sampling usually gets right) is retried.
+      throw new UpstreamError('transient', `empty response from upstream${finishReason ? ` (finishReason ${finishReason})` : ''}`, { code: 'EMPTY_RESPONSE' });
     }
     // Every Cloud Code answer names a finishReason (GPT-OSS one chunk before its usage-only last
     // chunk): content with none was cut short upstream. Ending it as end_turn would pass a partial

@@ -345,6 +345,36 @@ describe('blocked and content-less answers end as a message, not a retried error
     expect(msg.usage).toMatchObject({ input_tokens: 50, output_tokens: 4096 });
   });
 
+  // LANGUAGE (an unsupported language) is Gemini's verdict on the request: asked again it says the same.
+  test('finishReason LANGUAGE with nothing emitted is a bad_request naming it, not a retried EMPTY_RESPONSE', async () => {
+    const err = await translate([finished('LANGUAGE')], options('gemini')).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(UpstreamError);
+    expect((err as UpstreamError).kind).toBe('bad_request');
+    expect((err as UpstreamError).code).toBe('LANGUAGE');
+    expect((err as UpstreamError).message).toContain('LANGUAGE');
+    expect((err as UpstreamError).message).toContain('language');
+  });
+
+  test('finishReason LANGUAGE after some text keeps the text and ends the message', async () => {
+    const { msg } = await message([{ candidates: [{ content: { role: 'model', parts: [{ text: 'Partial' }] } }] }, finished('LANGUAGE')]);
+    expect(msg.content).toEqual([{ type: 'text', text: 'Partial' }] as never);
+    expect(msg.stop_reason).toBe('end_turn');
+  });
+
+  // A malformed call is a sampling accident: asked again, Gemini usually gets it right, so it stays retryable.
+  test('MALFORMED_FUNCTION_CALL with nothing emitted stays a retryable EMPTY_RESPONSE whose message names it', async () => {
+    const err = await translate([finished('MALFORMED_FUNCTION_CALL')], options('gemini')).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect((err as UpstreamError).kind).toBe('transient');
+    expect((err as UpstreamError).code).toBe('EMPTY_RESPONSE');
+    expect((err as UpstreamError).message).toContain('MALFORMED_FUNCTION_CALL');
+  });
+
   for (const reason of [null, 'STOP', 'OTHER', 'FINISH_REASON_UNSPECIFIED', 'SOMETHING_NEW']) {
     test(`finishReason ${reason} with nothing emitted stays a retryable EMPTY_RESPONSE`, async () => {
       const chunks = [reason === null ? { candidates: [{ content: { role: 'model' } }], usageMetadata: usageMeta } : finished(reason)];
