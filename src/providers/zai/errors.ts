@@ -10,6 +10,11 @@ const DAY = 24 * HOUR;
 const CST_OFFSET = 8 * HOUR;
 /** 1302/1303 throttles lift quickly; cool the key down briefly when Z.AI gives no time. */
 const SHORT_COOLDOWN_MS = 5_000;
+/**
+ * 1220 (no access to the model on this key's plan) rests that model on the key this long: a plan
+ * rarely changes, but an upgrade is picked up within the hour at the cost of one failed-over call.
+ */
+const NO_MODEL_ACCESS_MS = HOUR;
 const MAX_MESSAGE = 300;
 
 const CODE_PREFIX = /^\s*\[(\d{3,5})\]/;
@@ -113,9 +118,12 @@ const CODE_RULES: Record<string, Rule> = {
   '1112': { kind: 'invalid_account', scope: 'account' },
   '1113': { kind: 'invalid_account', scope: 'account' },
   '1121': { kind: 'invalid_account', scope: 'account' },
-  '1220': { kind: 'invalid_account', scope: 'account' },
   '1309': { kind: 'invalid_account', scope: 'account' },
   '1313': { kind: 'invalid_account', scope: 'account' },
+  // "You do not have permission to access ${API_name}": on the Anthropic surface the API is the
+  // model (glm-5 on a plan without it). Only that model is out; the key serves the others, and a
+  // key of a bigger plan may serve this one, so it fails over like a long quota on the model.
+  '1220': { kind: 'quota_exhausted', scope: 'model' },
   '1211': { kind: 'not_found' },
   '1221': { kind: 'not_found' },
   '1222': { kind: 'not_found' },
@@ -187,6 +195,7 @@ export function classifyZaiError(
   if (code === '1302' || code === '1303' || code === '1231') resetAt = retryAt ?? now + SHORT_COOLDOWN_MS;
   else if (code === '1304') resetAt = nextChinaMidnight(now);
   else if (code === '1308' || code === '1310') resetAt = parseZaiResetAt(body.message) ?? retryAt;
+  else if (code === '1220') resetAt = now + NO_MODEL_ACCESS_MS;
   else if (rule.kind === 'rate_limited' || rule.kind === 'capacity' || rule.kind === 'quota_exhausted') resetAt = retryAt;
 
   let message = body.message || (status ? `Z.AI returned HTTP ${status}` : 'Z.AI request failed');
