@@ -152,8 +152,10 @@ const TYPE_RULES: Record<string, UpstreamErrorKind> = {
   timeout_error: 'transient',
   invalid_request_error: 'bad_request',
   request_too_large: 'bad_request',
+  // An in-stream refusal of the key (after the 200) is the same auth failure as a 401 before it;
+  // passed on as permission_error the client would take it for its own key's problem.
   authentication_error: 'auth',
-  permission_error: 'invalid_account',
+  permission_error: 'auth',
   billing_error: 'invalid_account',
   not_found_error: 'not_found',
 };
@@ -186,9 +188,14 @@ export function classifyZaiError(
   const retryAt = retryAfterAt(headers, now);
   let rule: Rule;
   if (body.detail || status === 422) rule = { kind: 'bad_request' };
-  else if (code && AUTH_CODES.has(code)) rule = { kind: status === 401 ? 'auth' : 'invalid_account', scope: 'account' };
+  // An auth code is about the key whatever the status: 'auth' has the gateway mark the key and tell
+  // the client a retryable api_error (authentication_error would mean the client's own proxy key).
+  else if (code && AUTH_CODES.has(code)) rule = { kind: 'auth', scope: 'account' };
   else if (code && CODE_RULES[code]) rule = CODE_RULES[code]!;
-  else if (status === 200 || status === 0) rule = { kind: (body.type && TYPE_RULES[body.type]) || 'transient' };
+  else if (status === 200 || status === 0) {
+    const kind = (body.type && TYPE_RULES[body.type]) || 'transient';
+    rule = kind === 'auth' ? { kind, scope: 'account' } : { kind };
+  }
   else rule = { kind: kindFromStatus(status, body.type) };
 
   let resetAt: number | null = null;

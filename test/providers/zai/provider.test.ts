@@ -216,6 +216,9 @@ describe(`${httpClient} client`, () => {
       ['empty response', { kind: 'empty_response' }, 'transient'],
       ['overloaded error event first', { kind: 'sse_error' }, 'capacity', { code: '1305' }],
       ['quota error event after content', { kind: 'sse_error', afterEvents: 4, errorType: 'rate_limit_error', code: '1308', message: '[1308][Usage limit reached for 5 hour. Your limit will reset at 2030-01-01 08:00:00][x]' }, 'quota_exhausted', { resetAt: 'set' }],
+      // The key refused after the 200: 'auth' (the gateway marks the key, the client hears api_error).
+      ['key refused in-stream after content (authentication_error, 1002)', { kind: 'sse_error', afterEvents: 4, errorType: 'authentication_error', code: '1002', message: '[1002][Authorization Token is invalid][x]' }, 'auth', { code: '1002', scope: 'account' }],
+      ['permission_error in-stream without a code', { kind: 'sse_error', afterEvents: 4, errorType: 'permission_error', code: '', message: 'forbidden' }, 'auth', { scope: 'account' }],
       ['silence before the first byte', { kind: 'stall_before_first_byte', ms: 1600 }, 'transient'],
       ['silence mid-stream', { kind: 'stall_mid_stream', ms: 1600, afterEvents: 3 }, 'transient'],
     ];
