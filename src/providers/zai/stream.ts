@@ -32,6 +32,8 @@ interface OpenBlock {
   /** tool_use input: 'wait' until the first non-blank JSON char tells if it is an object. */
   json: 'wait' | 'stream' | 'buffer' | null;
   buffered: string;
+  /** tool_use input Z.AI gave whole in content_block_start; sent as a delta if none follows. */
+  given: string | null;
 }
 
 const STOP_REASONS: Record<string, StopReason> = {
@@ -88,7 +90,9 @@ export function createStreamRepair(clientModel: string): StreamRepair {
     if (!b) return;
     open = null;
     if (b.index === null) return; // an empty text block never existed
-    if (b.json === 'buffer') {
+    if (b.json === 'wait' && b.given !== null) {
+      out.push(blockDelta(b.index, { type: 'input_json_delta', partial_json: b.given }));
+    } else if (b.json === 'buffer') {
       let parsed: unknown;
       try {
         parsed = JSON.parse(b.buffered);
@@ -105,18 +109,22 @@ export function createStreamRepair(clientModel: string): StreamRepair {
     const shell = (isObj(ev.content_block) ? ev.content_block : { type: 'text', text: '' }) as ContentBlock;
     const upstreamIndex = num(ev.index);
     if (shell.type === 'text' && (typeof shell.text !== 'string' || shell.text === '')) {
-      open = { upstreamIndex, index: null, type: 'text', shell: { ...shell, text: '' }, json: null, buffered: '' };
+      open = { upstreamIndex, index: null, type: 'text', shell: { ...shell, text: '' }, json: null, buffered: '', given: null };
       return;
     }
     let block = shell;
     let json: OpenBlock['json'] = null;
+    let given: string | null = null;
     if (shell.type === 'tool_use' || shell.type === 'server_tool_use') {
       sawToolUse ||= shell.type === 'tool_use';
-      const input = (shell as Raw).input;
-      if (!isObj(input)) block = { ...shell, input: toObjectInput(input) };
+      // Anthropic's shell has input {} and the arguments come as deltas; Claude Code reads only the
+      // deltas, so input given in the shell moves to a delta (unless deltas bring it anyway).
+      const input = toObjectInput((shell as Raw).input);
+      if (Object.keys(input).length) given = JSON.stringify(input);
+      if (!isObj((shell as Raw).input) || given !== null) block = { ...shell, input: {} };
       json = 'wait';
     }
-    open = { upstreamIndex, index: next++, type: shell.type, shell: block, json, buffered: '' };
+    open = { upstreamIndex, index: next++, type: shell.type, shell: block, json, buffered: '', given };
     out.push(blockStart(open.index!, block));
   }
 

@@ -100,9 +100,34 @@ describe('createStreamRepair', () => {
     expect(r.accept(bDelta(0, { type: 'input_json_delta', partial_json: 'mand":"ls"}' }))).toHaveLength(1);
   });
 
+  const jsonOf = (out: AnthropicEvent[]) =>
+    out.filter((e) => e.type === 'content_block_delta').map((e) => (e as { delta: { partial_json: string } }).delta.partial_json).join('');
+
   test('repairs a non-object input given in content_block_start', () => {
     const out = run([start({}), bStart(0, { type: 'tool_use', id: 't', name: 'X', input: [{ a: 1 }] }), bStop(0), mDelta('tool_use', { output_tokens: 1 }), STOP]);
-    expect((out[1] as { content_block: unknown }).content_block).toEqual({ type: 'tool_use', id: 't', name: 'X', input: { a: 1 } });
+    expect((out[1] as { content_block: unknown }).content_block).toEqual({ type: 'tool_use', id: 't', name: 'X', input: {} });
+    expect(JSON.parse(jsonOf(out))).toEqual({ a: 1 });
+  });
+
+  // Claude Code rebuilds tool input from the deltas alone (its start shell's input is reset): input
+  // given whole in content_block_start, with no delta, would reach the tool as {}.
+  test('tool input given whole in content_block_start is sent as a delta, the shell input empty', () => {
+    const out = run([start({}), bStart(0, { type: 'tool_use', id: 't', name: 'Bash', input: { command: 'ls' } }), bStop(0), mDelta('tool_use', { output_tokens: 1 }), STOP]);
+    assertValidSequence(out);
+    expect((out[1] as { content_block: unknown }).content_block).toEqual({ type: 'tool_use', id: 't', name: 'Bash', input: {} });
+    expect(JSON.parse(jsonOf(out))).toEqual({ command: 'ls' });
+  });
+
+  test('when deltas follow a start that had input, the deltas alone make the input (no duplicate)', () => {
+    const out = run([
+      start({}),
+      bStart(0, { type: 'tool_use', id: 't', name: 'Bash', input: { command: 'ls' } }),
+      bDelta(0, { type: 'input_json_delta', partial_json: '{"command":"ls"}' }),
+      bStop(0),
+      mDelta('tool_use', { output_tokens: 1 }),
+      STOP,
+    ]);
+    expect(JSON.parse(jsonOf(out))).toEqual({ command: 'ls' });
   });
 
   test('closes a block left open when the next one starts', () => {
