@@ -161,6 +161,8 @@ export function createStreamRepair(clientModel: string): StreamRepair {
   function finalDelta(ev: Raw | null): AnthropicEvent {
     const d = ev && isObj(ev.delta) ? ev.delta : {};
     const raw = typeof d.stop_reason === 'string' ? d.stop_reason : null;
+    // GLM's finish reason for a failed inference: the answer was cut, and must not pass for finished.
+    if (raw === 'network_error') throw broken('network_error (the GLM inference failed mid-answer)');
     const stop: StopReason = (raw && STOP_REASONS[raw]) || (sawToolUse ? 'tool_use' : 'end_turn');
     const usage = ev && isObj(ev.usage) ? ev.usage : {};
     const md = messageDelta(stop, { ...usage, output_tokens: num(usage.output_tokens) }, typeof d.stop_sequence === 'string' ? d.stop_sequence : null);

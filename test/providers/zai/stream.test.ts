@@ -151,6 +151,17 @@ describe('createStreamRepair', () => {
     expect((tool[3] as { delta: { stop_reason: string } }).delta.stop_reason).toBe('tool_use');
   });
 
+  // GLM's finish reason for an inference failure: the answer was cut, not finished.
+  test('a network_error stop reason is a transient failure, not a clean end_turn', () => {
+    const r = createStreamRepair('m');
+    r.accept(start({}));
+    r.accept(bStart(0, { type: 'text', text: '' }));
+    r.accept(bDelta(0, { type: 'text_delta', text: 'partial' }));
+    const e = caught(() => r.accept(mDelta('network_error', { output_tokens: 1 })));
+    expect(e.kind).toBe('transient');
+    expect(e.message).toContain('network_error');
+  });
+
   test('adds a message_delta when Z.AI stops without one', () => {
     const out = run([start({}), bStart(0, { type: 'text', text: '' }), bDelta(0, { type: 'text_delta', text: 'x' }), bStop(0), STOP]);
     assertValidSequence(out);
