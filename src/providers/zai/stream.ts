@@ -1,7 +1,7 @@
 // Z.AI's event stream -> a stream that keeps the invariants the SDK accumulator and Claude Code
 // rely on (§2.8): one message_start first with a usage object and the client's model name, blocks
-// indexed 0..n-1 and closed in order, no empty text blocks, tool input that accumulates to an
-// object, a message_delta with usage before message_stop. Pure and incremental: one event in,
+// indexed 0..n-1 and closed in order, empty block shells (their content comes as deltas), no empty
+// text blocks, tool input that accumulates to an object, a message_delta with usage before message_stop. Pure and incremental: one event in,
 // zero or more events out; a stream that cannot be repaired throws UpstreamError('transient').
 import {
   MESSAGE_STOP,
@@ -110,6 +110,21 @@ export function createStreamRepair(clientModel: string): StreamRepair {
     const upstreamIndex = num(ev.index);
     if (shell.type === 'text' && (typeof shell.text !== 'string' || shell.text === '')) {
       open = { upstreamIndex, index: null, type: 'text', shell: { ...shell, text: '' }, json: null, buffered: '', given: null };
+      return;
+    }
+    // Claude Code resets text, thinking and signature at content_block_start and builds them from
+    // the deltas: what the shell carries is moved into deltas, or it would be lost.
+    if (shell.type === 'text') {
+      open = { upstreamIndex, index: next++, type: 'text', shell: { ...shell, text: '' }, json: null, buffered: '', given: null };
+      out.push(blockStart(open.index!, open.shell), blockDelta(open.index!, { type: 'text_delta', text: shell.text as string }));
+      return;
+    }
+    if (shell.type === 'thinking') {
+      const { thinking, signature } = shell as Raw;
+      open = { upstreamIndex, index: next++, type: 'thinking', shell: { ...shell, thinking: '', signature: '' }, json: null, buffered: '', given: null };
+      out.push(blockStart(open.index!, open.shell));
+      if (typeof thinking === 'string' && thinking) out.push(blockDelta(open.index!, { type: 'thinking_delta', thinking }));
+      if (typeof signature === 'string' && signature) out.push(blockDelta(open.index!, { type: 'signature_delta', signature }));
       return;
     }
     let block = shell;

@@ -118,6 +118,31 @@ describe('createStreamRepair', () => {
     expect(JSON.parse(jsonOf(out))).toEqual({ command: 'ls' });
   });
 
+  // The same for text and thinking: Claude Code resets text, thinking and signature at the start.
+  test('text and thinking given in content_block_start are sent as deltas, the shells empty', () => {
+    const out = run([
+      start({}),
+      bStart(0, { type: 'thinking', thinking: 'hm', signature: 'sig' }),
+      bStop(0),
+      bStart(1, { type: 'text', text: 'Hello' }),
+      bDelta(1, { type: 'text_delta', text: ' world' }),
+      bStop(1),
+      mDelta('end_turn', { output_tokens: 1 }),
+      STOP,
+    ]);
+    assertValidSequence(out);
+    expect(out.slice(1, -2)).toEqual([
+      { type: 'content_block_start', index: 0, content_block: { type: 'thinking', thinking: '', signature: '' } },
+      { type: 'content_block_delta', index: 0, delta: { type: 'thinking_delta', thinking: 'hm' } },
+      { type: 'content_block_delta', index: 0, delta: { type: 'signature_delta', signature: 'sig' } },
+      { type: 'content_block_stop', index: 0 },
+      { type: 'content_block_start', index: 1, content_block: { type: 'text', text: '' } },
+      { type: 'content_block_delta', index: 1, delta: { type: 'text_delta', text: 'Hello' } },
+      { type: 'content_block_delta', index: 1, delta: { type: 'text_delta', text: ' world' } },
+      { type: 'content_block_stop', index: 1 },
+    ]);
+  });
+
   test('when deltas follow a start that had input, the deltas alone make the input (no duplicate)', () => {
     const out = run([
       start({}),
