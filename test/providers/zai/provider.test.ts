@@ -367,6 +367,17 @@ describe(`${httpClient} client`, () => {
       expect(await provider.verify(account())).toEqual({ ok: true, detail: 'ok: pro plan, 5h window 97% left' });
     });
 
+    test('verify never shows the key, even when the quota answer echoes it', async () => {
+      fake.setQuota({ success: false, msg: `Authorization token ${KEY} is invalid`, code: 401 });
+      try {
+        const r = await provider.verify(account());
+        expect(r.ok).toBe(false);
+        expect(r.detail).not.toContain(KEY);
+      } finally {
+        fake.setQuota(defaultFakeQuota());
+      }
+    });
+
     test('verify reports a bad key without throwing', async () => {
       const r = await provider.verify(account('zk-bad-key-000000000'));
       expect(r.ok).toBe(false);
