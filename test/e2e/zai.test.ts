@@ -128,3 +128,60 @@ describe('accounts change while the server runs', () => {
     }
   });
 });
+
+describe('what the client hears when Z.AI refuses a key or a model', () => {
+  test('the key refused mid-stream: the client gets an api_error event, never authentication_error, and the key is marked invalid', async () => {
+    const key = 'zai-test-key-refused-mid-stream-0';
+    const fake = startFakeZai({ keys: [key] });
+    const env = mcpEnv(tempDir(), { PROXY_API_KEY: PROXY_KEY, ...zaiEnv(fake) });
+    expect((await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', key, '--label', 'refused'], { env })).code).toBe(0);
+    const s = await startServe({ env });
+    try {
+      fake.setMode({ kind: 'sse_error', afterEvents: 4, errorType: 'authentication_error', code: '1002', message: '[1002][Authorization Token is invalid][x]' }, { times: 1 });
+      const c = new Anthropic({ baseURL: s.url, apiKey: PROXY_KEY, maxRetries: 0 });
+      const err = await c.messages
+        .stream({ model: 'glm-4.6', max_tokens: 64, messages: [{ role: 'user', content: 'Say hello.' }] })
+        .finalMessage()
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(Anthropic.APIError);
+      expect((err as InstanceType<typeof Anthropic.APIError>).error).toMatchObject({ type: 'error', error: { type: 'api_error' } });
+      const res = await fetch(`${s.url}/account-limits`, { headers: { 'x-api-key': PROXY_KEY } });
+      const [acc] = ((await res.json()) as { accounts: Array<{ status: string; reason: string | null }> }).accounts;
+      expect(acc!.status).toBe('invalid');
+      expect(acc!.reason).toContain('1002');
+      expect(acc!.reason).not.toContain(key);
+    } finally {
+      await s.stop();
+      await fake.stop();
+    }
+  });
+
+  test('1220 on one key for glm-5: the request moves to the other key; the first stays active, limited on glm-5 only', async () => {
+    const [lite, max] = ['zai-test-key-lite-plan-00000000', 'zai-test-key-max-plan-000000000'];
+    const fake = startFakeZai({ keys: [lite, max] });
+    const env = mcpEnv(tempDir(), { PROXY_API_KEY: PROXY_KEY, ...zaiEnv(fake) });
+    for (const [k, label] of [[lite, 'lite'], [max, 'max']] as const) {
+      expect((await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', k, '--label', label], { env })).code).toBe(0);
+    }
+    const s = await startServe({ env });
+    try {
+      fake.setMode({ kind: 'error', code: '1220' }, { key: lite });
+      const c = new Anthropic({ baseURL: s.url, apiKey: PROXY_KEY, maxRetries: 0 });
+      const ask = (model: string, text: string) => c.messages.create({ model, max_tokens: 32, messages: [{ role: 'user', content: text }] });
+      // New conversations until one lands on the lite key first: every answer still comes (from max).
+      for (let i = 0; i < 8 && !fake.messages().some((r) => r.key === lite); i++) expect((await ask('glm-5', `hi ${i}`)).type).toBe('message');
+      expect(fake.messages().filter((r) => r.key === lite && r.mode === 'error')).toHaveLength(1);
+      // Known now: glm-5 never goes to the lite key again.
+      for (let i = 0; i < 3; i++) expect((await ask('glm-5', `again ${i}`)).type).toBe('message');
+      expect(fake.messages().filter((r) => r.key === lite)).toHaveLength(1);
+      const res = await fetch(`${s.url}/account-limits`, { headers: { 'x-api-key': PROXY_KEY } });
+      const accs = ((await res.json()) as { accounts: Array<{ label: string; status: string; limits: Array<{ model: string; kind: string }> }> }).accounts;
+      const a = accs.find((x) => x.label === 'lite')!;
+      expect(a.status).toBe('active');
+      expect(a.limits.map((l) => [l.model, l.kind])).toEqual([['glm-5', 'quota_exhausted']]);
+    } finally {
+      await s.stop();
+      await fake.stop();
+    }
+  });
+});

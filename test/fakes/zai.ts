@@ -12,6 +12,7 @@ export type FakeZaiCode =
   | '1113'
   | '1211'
   | '1214'
+  | '1220'
   | '1302'
   | '1303'
   | '1304'
@@ -313,6 +314,9 @@ function errorResponse(code: FakeZaiCode, now: number, resetAt?: number): Respon
       return native(400, '1211', 'Unknown Model, please check the model code.');
     case '1214':
       return envelope(400, 'invalid_request_error', '1214', 'Input cannot be empty');
+    case '1220':
+      // A plan without the model (glm-5 on Lite). Status and envelope by analogy with 1313.
+      return envelope(403, 'permission_error', '1220', 'You do not have permission to access glm-5');
     case '1302':
       return envelope(429, 'rate_limit_error', '1302', 'High concurrency usage of this API, please reduce concurrency or contact customer service to increase limits');
     case '1303':

@@ -10,6 +10,11 @@ const DAY = 24 * HOUR;
 const CST_OFFSET = 8 * HOUR;
 /** 1302/1303 throttles lift quickly; cool the key down briefly when Z.AI gives no time. */
 const SHORT_COOLDOWN_MS = 5_000;
+/**
+ * 1220 (no access to the model on this key's plan) rests that model on the key this long: a plan
+ * rarely changes, but an upgrade is picked up within the hour at the cost of one failed-over call.
+ */
+const NO_MODEL_ACCESS_MS = HOUR;
 const MAX_MESSAGE = 300;
 
 const CODE_PREFIX = /^\s*\[(\d{3,5})\]/;
@@ -113,9 +118,12 @@ const CODE_RULES: Record<string, Rule> = {
   '1112': { kind: 'invalid_account', scope: 'account' },
   '1113': { kind: 'invalid_account', scope: 'account' },
   '1121': { kind: 'invalid_account', scope: 'account' },
-  '1220': { kind: 'invalid_account', scope: 'account' },
   '1309': { kind: 'invalid_account', scope: 'account' },
   '1313': { kind: 'invalid_account', scope: 'account' },
+  // "You do not have permission to access ${API_name}": on the Anthropic surface the API is the
+  // model (glm-5 on a plan without it). Only that model is out; the key serves the others, and a
+  // key of a bigger plan may serve this one, so it fails over like a long quota on the model.
+  '1220': { kind: 'quota_exhausted', scope: 'model' },
   '1211': { kind: 'not_found' },
   '1221': { kind: 'not_found' },
   '1222': { kind: 'not_found' },
@@ -144,8 +152,10 @@ const TYPE_RULES: Record<string, UpstreamErrorKind> = {
   timeout_error: 'transient',
   invalid_request_error: 'bad_request',
   request_too_large: 'bad_request',
+  // An in-stream refusal of the key (after the 200) is the same auth failure as a 401 before it;
+  // passed on as permission_error the client would take it for its own key's problem.
   authentication_error: 'auth',
-  permission_error: 'invalid_account',
+  permission_error: 'auth',
   billing_error: 'invalid_account',
   not_found_error: 'not_found',
 };
@@ -178,15 +188,21 @@ export function classifyZaiError(
   const retryAt = retryAfterAt(headers, now);
   let rule: Rule;
   if (body.detail || status === 422) rule = { kind: 'bad_request' };
-  else if (code && AUTH_CODES.has(code)) rule = { kind: status === 401 ? 'auth' : 'invalid_account', scope: 'account' };
+  // An auth code is about the key whatever the status: 'auth' has the gateway mark the key and tell
+  // the client a retryable api_error (authentication_error would mean the client's own proxy key).
+  else if (code && AUTH_CODES.has(code)) rule = { kind: 'auth', scope: 'account' };
   else if (code && CODE_RULES[code]) rule = CODE_RULES[code]!;
-  else if (status === 200 || status === 0) rule = { kind: (body.type && TYPE_RULES[body.type]) || 'transient' };
+  else if (status === 200 || status === 0) {
+    const kind = (body.type && TYPE_RULES[body.type]) || 'transient';
+    rule = kind === 'auth' ? { kind, scope: 'account' } : { kind };
+  }
   else rule = { kind: kindFromStatus(status, body.type) };
 
   let resetAt: number | null = null;
   if (code === '1302' || code === '1303' || code === '1231') resetAt = retryAt ?? now + SHORT_COOLDOWN_MS;
   else if (code === '1304') resetAt = nextChinaMidnight(now);
   else if (code === '1308' || code === '1310') resetAt = parseZaiResetAt(body.message) ?? retryAt;
+  else if (code === '1220') resetAt = now + NO_MODEL_ACCESS_MS;
   else if (rule.kind === 'rate_limited' || rule.kind === 'capacity' || rule.kind === 'quota_exhausted') resetAt = retryAt;
 
   let message = body.message || (status ? `Z.AI returned HTTP ${status}` : 'Z.AI request failed');

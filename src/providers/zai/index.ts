@@ -31,7 +31,8 @@ export function createZaiProvider(config: Config, deps: ProviderDeps): Provider 
   let modelCache: { at: number; models: ModelInfo[] } | null = null;
 
   async function fetchQuota(account: Account, signal?: AbortSignal): Promise<ZaiQuota> {
-    const q = parseZaiQuota(await getJson(quotaUrl, apiKeyOf(account), deps.now, signal, httpClient));
+    const key = apiKeyOf(account);
+    const q = parseZaiQuota(await getJson(quotaUrl, key, deps.now, signal, httpClient), key);
     // Remember the plan level for status pages; written only when it changes.
     if (q.level && account.meta.plan !== q.level) deps.updateAccount(account.id, { meta: { plan: q.level } });
     return q;

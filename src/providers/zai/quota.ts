@@ -36,12 +36,16 @@ function fraction(limit: Record<string, unknown>): number | null {
   return null;
 }
 
-/** Parses the quota body; `{success:false}` throws (invalid_account for a key without a plan). */
-export function parseZaiQuota(body: unknown): ZaiQuota {
+/**
+ * Parses the quota body; `{success:false}` throws (invalid_account for a key without a plan).
+ * `secret`, when given, is scrubbed from that message (it reaches logs and `accounts verify`).
+ */
+export function parseZaiQuota(body: unknown, secret?: string): ZaiQuota {
   if (!body || typeof body !== 'object') throw new UpstreamError('transient', 'Z.AI quota answer is not an object');
   const o = body as Record<string, unknown>;
   if (o.success === false) {
-    const msg = typeof o.msg === 'string' ? o.msg : typeof o.message === 'string' ? o.message : 'quota unavailable';
+    let msg = typeof o.msg === 'string' ? o.msg : typeof o.message === 'string' ? o.message : 'quota unavailable';
+    if (secret && secret.length >= 4 && msg.includes(secret)) msg = msg.split(secret).join('***');
     const code = o.code === undefined ? null : String(o.code);
     const kind = NO_PLAN.test(msg) ? 'invalid_account' : code === '401' || BAD_KEY.test(msg) ? 'auth' : 'transient';
     throw new UpstreamError(kind, `Z.AI quota: ${msg}`, { code, scope: 'account' });

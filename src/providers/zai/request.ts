@@ -14,9 +14,10 @@ const MAX_THINKING_BUDGET = 31_999;
 
 /**
  * Fields Z.AI rejects or ignores; dropping them keeps the request small and accepted. image_config
- * is our own extension, for Google's image models.
+ * is our own extension, for Google's image models. output_format is the structured-outputs beta's
+ * first form of output_config.format.
  */
-const DROPPED_FIELDS = ['context_management', 'output_config', 'image_config'] as const;
+const DROPPED_FIELDS = ['context_management', 'output_config', 'output_format', 'image_config'] as const;
 
 /** Headers from the client that make the traffic look like Claude Code's (Z.AI treats it well). */
 const FORWARDED_HEADERS = ['anthropic-version', 'anthropic-beta', 'user-agent', 'x-app'] as const;
@@ -154,7 +155,8 @@ export function toZaiBody(req: MessagesRequest, model: string): Record<string, u
   const body: Record<string, unknown> = { ...req, model: toByteString(model), messages: foldMessages(req.messages), stream: true };
   for (const f of DROPPED_FIELDS) delete body[f];
   // output_config is not for Z.AI: a schema it was to enforce is asked for in the system prompt.
-  const schema = jsonSchemaOf(req);
+  const legacy = (req as { output_format?: unknown }).output_format;
+  const schema = jsonSchemaOf(req) ?? jsonSchemaOf({ output_config: { format: legacy } } as Pick<MessagesRequest, 'output_config'>);
   if (schema) {
     const hint = jsonOnlyInstruction(schema);
     const sys = req.system;

@@ -1,7 +1,7 @@
 // Z.AI's event stream -> a stream that keeps the invariants the SDK accumulator and Claude Code
 // rely on (§2.8): one message_start first with a usage object and the client's model name, blocks
-// indexed 0..n-1 and closed in order, no empty text blocks, tool input that accumulates to an
-// object, a message_delta with usage before message_stop. Pure and incremental: one event in,
+// indexed 0..n-1 and closed in order, empty block shells (their content comes as deltas), no empty
+// text blocks, tool input that accumulates to an object, a message_delta with usage before message_stop. Pure and incremental: one event in,
 // zero or more events out; a stream that cannot be repaired throws UpstreamError('transient').
 import {
   MESSAGE_STOP,
@@ -32,6 +32,8 @@ interface OpenBlock {
   /** tool_use input: 'wait' until the first non-blank JSON char tells if it is an object. */
   json: 'wait' | 'stream' | 'buffer' | null;
   buffered: string;
+  /** tool_use input Z.AI gave whole in content_block_start; sent as a delta if none follows. */
+  given: string | null;
 }
 
 const STOP_REASONS: Record<string, StopReason> = {
@@ -88,7 +90,9 @@ export function createStreamRepair(clientModel: string): StreamRepair {
     if (!b) return;
     open = null;
     if (b.index === null) return; // an empty text block never existed
-    if (b.json === 'buffer') {
+    if (b.json === 'wait' && b.given !== null) {
+      out.push(blockDelta(b.index, { type: 'input_json_delta', partial_json: b.given }));
+    } else if (b.json === 'buffer') {
       let parsed: unknown;
       try {
         parsed = JSON.parse(b.buffered);
@@ -105,18 +109,37 @@ export function createStreamRepair(clientModel: string): StreamRepair {
     const shell = (isObj(ev.content_block) ? ev.content_block : { type: 'text', text: '' }) as ContentBlock;
     const upstreamIndex = num(ev.index);
     if (shell.type === 'text' && (typeof shell.text !== 'string' || shell.text === '')) {
-      open = { upstreamIndex, index: null, type: 'text', shell: { ...shell, text: '' }, json: null, buffered: '' };
+      open = { upstreamIndex, index: null, type: 'text', shell: { ...shell, text: '' }, json: null, buffered: '', given: null };
+      return;
+    }
+    // Claude Code resets text, thinking and signature at content_block_start and builds them from
+    // the deltas: what the shell carries is moved into deltas, or it would be lost.
+    if (shell.type === 'text') {
+      open = { upstreamIndex, index: next++, type: 'text', shell: { ...shell, text: '' }, json: null, buffered: '', given: null };
+      out.push(blockStart(open.index!, open.shell), blockDelta(open.index!, { type: 'text_delta', text: shell.text as string }));
+      return;
+    }
+    if (shell.type === 'thinking') {
+      const { thinking, signature } = shell as Raw;
+      open = { upstreamIndex, index: next++, type: 'thinking', shell: { ...shell, thinking: '', signature: '' }, json: null, buffered: '', given: null };
+      out.push(blockStart(open.index!, open.shell));
+      if (typeof thinking === 'string' && thinking) out.push(blockDelta(open.index!, { type: 'thinking_delta', thinking }));
+      if (typeof signature === 'string' && signature) out.push(blockDelta(open.index!, { type: 'signature_delta', signature }));
       return;
     }
     let block = shell;
     let json: OpenBlock['json'] = null;
+    let given: string | null = null;
     if (shell.type === 'tool_use' || shell.type === 'server_tool_use') {
       sawToolUse ||= shell.type === 'tool_use';
-      const input = (shell as Raw).input;
-      if (!isObj(input)) block = { ...shell, input: toObjectInput(input) };
+      // Anthropic's shell has input {} and the arguments come as deltas; Claude Code reads only the
+      // deltas, so input given in the shell moves to a delta (unless deltas bring it anyway).
+      const input = toObjectInput((shell as Raw).input);
+      if (Object.keys(input).length) given = JSON.stringify(input);
+      if (!isObj((shell as Raw).input) || given !== null) block = { ...shell, input: {} };
       json = 'wait';
     }
-    open = { upstreamIndex, index: next++, type: shell.type, shell: block, json, buffered: '' };
+    open = { upstreamIndex, index: next++, type: shell.type, shell: block, json, buffered: '', given };
     out.push(blockStart(open.index!, block));
   }
 
@@ -153,6 +176,8 @@ export function createStreamRepair(clientModel: string): StreamRepair {
   function finalDelta(ev: Raw | null): AnthropicEvent {
     const d = ev && isObj(ev.delta) ? ev.delta : {};
     const raw = typeof d.stop_reason === 'string' ? d.stop_reason : null;
+    // GLM's finish reason for a failed inference: the answer was cut, and must not pass for finished.
+    if (raw === 'network_error') throw broken('network_error (the GLM inference failed mid-answer)');
     const stop: StopReason = (raw && STOP_REASONS[raw]) || (sawToolUse ? 'tool_use' : 'end_turn');
     const usage = ev && isObj(ev.usage) ? ev.usage : {};
     const md = messageDelta(stop, { ...usage, output_tokens: num(usage.output_tokens) }, typeof d.stop_sequence === 'string' ? d.stop_sequence : null);

@@ -68,7 +68,13 @@ const table: Row[] = [
   ['1121 irregular activity', 403, nat(1121, 'locked'), {}, { kind: 'invalid_account', code: '1121' }],
   ['1002 on 401 is auth', 401, nat('1002', 'Authorization Token is invalid'), {}, { kind: 'auth', code: '1002' }],
   ['1000 on 401 is auth', 401, nat('1000', 'Authentication failed'), {}, { kind: 'auth', code: '1000' }],
-  ['1003 without 401 is an invalid account', 400, nat('1003', 'token expired'), {}, { kind: 'invalid_account', code: '1003' }],
+  // An auth code is about the key whatever the status: 'auth', so the client hears a retryable
+  // api_error, never a permission_error it would take for its own key's problem.
+  ['1003 without 401 is still auth', 400, nat('1003', 'token expired'), {}, { kind: 'auth', code: '1003', scope: 'account' }],
+  // 1220 "You do not have permission to access ${API_name}": on the Anthropic surface the API is the
+  // model (a plan without glm-5). The key still serves its other models: only that model rests.
+  ['1220 no access to one model limits that model only, for an hour', 403, nat('1220', 'You do not have permission to access glm-5'), {}, { kind: 'quota_exhausted', code: '1220', scope: 'model', resetAt: NOW + 3_600_000 }],
+  ['1220 in the Anthropic envelope', 403, anth('permission_error', '1220', 'You do not have permission to access glm-5'), {}, { kind: 'quota_exhausted', code: '1220', scope: 'model' }],
   ['1004 on 401', 401, nat(1004, 'auth failed'), {}, { kind: 'auth', code: '1004' }],
   ['1001 on 401', 401, nat(1001, 'no auth header'), {}, { kind: 'auth', code: '1001' }],
   ['1211 unknown model (numeric code)', 400, nat(1211, '模型不存在，请检查模型代码。'), {}, { kind: 'not_found', code: '1211' }],
@@ -94,6 +100,13 @@ const table: Row[] = [
   ['bare 400', 400, 'bad', {}, { kind: 'bad_request' }],
   ['in-stream overloaded error', 200, JSON.stringify({ type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } }), {}, { kind: 'capacity' }],
   ['in-stream api_error', 200, JSON.stringify({ type: 'error', error: { type: 'api_error', message: 'boom' } }), {}, { kind: 'transient' }],
+  // In-stream, after the 200: the key was refused mid-answer. 'auth' makes the gateway mark the key
+  // and send the client an api_error, not the authentication_error that means its own proxy key.
+  ['in-stream authentication_error', 200, JSON.stringify({ type: 'error', error: { type: 'authentication_error', message: 'invalid api key' } }), {}, { kind: 'auth', scope: 'account' }],
+  ['in-stream authentication_error with an auth code', 200, anth('authentication_error', '1002', 'Authorization Token is invalid'), {}, { kind: 'auth', code: '1002', scope: 'account' }],
+  ['in-stream permission_error without a code', 200, JSON.stringify({ type: 'error', error: { type: 'permission_error', message: 'forbidden' } }), {}, { kind: 'auth', scope: 'account' }],
+  ['in-stream rate_limit_error without a code', 200, JSON.stringify({ type: 'error', error: { type: 'rate_limit_error', message: 'slow down' } }), {}, { kind: 'rate_limited' }],
+  ['in-stream invalid_request_error', 200, JSON.stringify({ type: 'error', error: { type: 'invalid_request_error', message: 'bad' } }), {}, { kind: 'bad_request' }],
   ['in-stream error with a Z.AI code', 200, anth('rate_limit_error', '1308', 'Usage limit reached. Your limit will reset at 2026-08-31 18:19:41'), {}, { kind: 'quota_exhausted', code: '1308' }],
 ];
 

@@ -202,6 +202,7 @@ describe(`${httpClient} client`, () => {
       ['1113 balance', { kind: 'error', code: '1113' }, 'invalid_account', { code: '1113' }],
       ['1309 plan expired', { kind: 'error', code: '1309' }, 'invalid_account', { code: '1309' }],
       ['1313 fair use', { kind: 'error', code: '1313' }, 'invalid_account', { code: '1313' }],
+      ['1220 no access to the model: only that model rests', { kind: 'error', code: '1220' }, 'quota_exhausted', { code: '1220', resetAt: 'set', scope: 'model' }],
       ['1211 unknown model', { kind: 'error', code: '1211' }, 'not_found', { code: '1211' }],
       ['1214 invalid input', { kind: 'error', code: '1214' }, 'bad_request', { code: '1214' }],
       ['500 internal', { kind: 'error', code: '500' }, 'transient', { code: '500' }],
@@ -216,6 +217,9 @@ describe(`${httpClient} client`, () => {
       ['empty response', { kind: 'empty_response' }, 'transient'],
       ['overloaded error event first', { kind: 'sse_error' }, 'capacity', { code: '1305' }],
       ['quota error event after content', { kind: 'sse_error', afterEvents: 4, errorType: 'rate_limit_error', code: '1308', message: '[1308][Usage limit reached for 5 hour. Your limit will reset at 2030-01-01 08:00:00][x]' }, 'quota_exhausted', { resetAt: 'set' }],
+      // The key refused after the 200: 'auth' (the gateway marks the key, the client hears api_error).
+      ['key refused in-stream after content (authentication_error, 1002)', { kind: 'sse_error', afterEvents: 4, errorType: 'authentication_error', code: '1002', message: '[1002][Authorization Token is invalid][x]' }, 'auth', { code: '1002', scope: 'account' }],
+      ['permission_error in-stream without a code', { kind: 'sse_error', afterEvents: 4, errorType: 'permission_error', code: '', message: 'forbidden' }, 'auth', { scope: 'account' }],
       ['silence before the first byte', { kind: 'stall_before_first_byte', ms: 1600 }, 'transient'],
       ['silence mid-stream', { kind: 'stall_mid_stream', ms: 1600, afterEvents: 3 }, 'transient'],
     ];
@@ -228,7 +232,7 @@ describe(`${httpClient} client`, () => {
         if (want?.code) expect(error.code).toBe(want.code);
         if (want?.resetAt === 'set') expect(error.resetAt).toBeGreaterThan(clock);
         if (want?.resetAt === null) expect(error.resetAt).toBeNull();
-        if (want?.scope) expect(error.scope).toBe(want.scope as 'account');
+        if (want?.scope) expect(error.scope).toBe(want.scope as 'account' | 'model');
         expect(error.message).not.toContain(KEY);
       });
     }
@@ -361,6 +365,17 @@ describe(`${httpClient} client`, () => {
     test('verify says the plan and what is left', async () => {
       fake.setQuota({ level: 'pro', windows: [{ unit: 3, number: 5, usage: 100, currentValue: 3, nextResetTime: Date.now() + 3_600_000 }] });
       expect(await provider.verify(account())).toEqual({ ok: true, detail: 'ok: pro plan, 5h window 97% left' });
+    });
+
+    test('verify never shows the key, even when the quota answer echoes it', async () => {
+      fake.setQuota({ success: false, msg: `Authorization token ${KEY} is invalid`, code: 401 });
+      try {
+        const r = await provider.verify(account());
+        expect(r.ok).toBe(false);
+        expect(r.detail).not.toContain(KEY);
+      } finally {
+        fake.setQuota(defaultFakeQuota());
+      }
     });
 
     test('verify reports a bad key without throwing', async () => {

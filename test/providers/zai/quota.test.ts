@@ -51,6 +51,16 @@ describe('parseZaiQuota', () => {
     }
   });
 
+  test('a failure message that echoes the key does not carry it on (it reaches logs and verify)', () => {
+    try {
+      parseZaiQuota({ code: 401, msg: 'Authorization token zk-secret-0123456789 is invalid', success: false }, 'zk-secret-0123456789');
+      throw new Error('no throw');
+    } catch (e) {
+      expect((e as UpstreamError).kind).toBe('auth');
+      expect((e as UpstreamError).message).not.toContain('zk-secret-0123456789');
+    }
+  });
+
   test('another failure is transient', () => {
     expect(() => parseZaiQuota({ code: 500, msg: 'system busy', success: false })).toThrow(UpstreamError);
     try {

@@ -140,6 +140,15 @@ describe('toZaiBody', () => {
     expect(body.system).toEqual(firstTurn.body.system);
   });
 
+  // The structured-outputs beta's first form (top-level output_format), still sent by older SDKs.
+  test('a schema in the older top-level output_format is asked for in the system prompt too, and the field dropped', () => {
+    const schema = { type: 'object', properties: { ok: { type: 'boolean' } } };
+    const req = { model: 'glm-4.6', max_tokens: 100, messages: [{ role: 'user', content: 'ok?' }], output_format: { type: 'json_schema', schema } } as unknown as MessagesRequest;
+    const b = toZaiBody(req, 'glm-4.6');
+    expect(b).not.toHaveProperty('output_format');
+    expect(b.system).toContain(JSON.stringify(schema));
+  });
+
   test('removes a between_tools thinking setting', () => {
     const b = toZaiBody({ ...(firstTurn.body as unknown as MessagesRequest), thinking: { type: 'between_tools' } }, 'glm-4.6');
     expect(b).not.toHaveProperty('thinking');

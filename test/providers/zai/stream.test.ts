@@ -100,9 +100,59 @@ describe('createStreamRepair', () => {
     expect(r.accept(bDelta(0, { type: 'input_json_delta', partial_json: 'mand":"ls"}' }))).toHaveLength(1);
   });
 
+  const jsonOf = (out: AnthropicEvent[]) =>
+    out.filter((e) => e.type === 'content_block_delta').map((e) => (e as { delta: { partial_json: string } }).delta.partial_json).join('');
+
   test('repairs a non-object input given in content_block_start', () => {
     const out = run([start({}), bStart(0, { type: 'tool_use', id: 't', name: 'X', input: [{ a: 1 }] }), bStop(0), mDelta('tool_use', { output_tokens: 1 }), STOP]);
-    expect((out[1] as { content_block: unknown }).content_block).toEqual({ type: 'tool_use', id: 't', name: 'X', input: { a: 1 } });
+    expect((out[1] as { content_block: unknown }).content_block).toEqual({ type: 'tool_use', id: 't', name: 'X', input: {} });
+    expect(JSON.parse(jsonOf(out))).toEqual({ a: 1 });
+  });
+
+  // Claude Code rebuilds tool input from the deltas alone (its start shell's input is reset): input
+  // given whole in content_block_start, with no delta, would reach the tool as {}.
+  test('tool input given whole in content_block_start is sent as a delta, the shell input empty', () => {
+    const out = run([start({}), bStart(0, { type: 'tool_use', id: 't', name: 'Bash', input: { command: 'ls' } }), bStop(0), mDelta('tool_use', { output_tokens: 1 }), STOP]);
+    assertValidSequence(out);
+    expect((out[1] as { content_block: unknown }).content_block).toEqual({ type: 'tool_use', id: 't', name: 'Bash', input: {} });
+    expect(JSON.parse(jsonOf(out))).toEqual({ command: 'ls' });
+  });
+
+  // The same for text and thinking: Claude Code resets text, thinking and signature at the start.
+  test('text and thinking given in content_block_start are sent as deltas, the shells empty', () => {
+    const out = run([
+      start({}),
+      bStart(0, { type: 'thinking', thinking: 'hm', signature: 'sig' }),
+      bStop(0),
+      bStart(1, { type: 'text', text: 'Hello' }),
+      bDelta(1, { type: 'text_delta', text: ' world' }),
+      bStop(1),
+      mDelta('end_turn', { output_tokens: 1 }),
+      STOP,
+    ]);
+    assertValidSequence(out);
+    expect(out.slice(1, -2)).toEqual([
+      { type: 'content_block_start', index: 0, content_block: { type: 'thinking', thinking: '', signature: '' } },
+      { type: 'content_block_delta', index: 0, delta: { type: 'thinking_delta', thinking: 'hm' } },
+      { type: 'content_block_delta', index: 0, delta: { type: 'signature_delta', signature: 'sig' } },
+      { type: 'content_block_stop', index: 0 },
+      { type: 'content_block_start', index: 1, content_block: { type: 'text', text: '' } },
+      { type: 'content_block_delta', index: 1, delta: { type: 'text_delta', text: 'Hello' } },
+      { type: 'content_block_delta', index: 1, delta: { type: 'text_delta', text: ' world' } },
+      { type: 'content_block_stop', index: 1 },
+    ]);
+  });
+
+  test('when deltas follow a start that had input, the deltas alone make the input (no duplicate)', () => {
+    const out = run([
+      start({}),
+      bStart(0, { type: 'tool_use', id: 't', name: 'Bash', input: { command: 'ls' } }),
+      bDelta(0, { type: 'input_json_delta', partial_json: '{"command":"ls"}' }),
+      bStop(0),
+      mDelta('tool_use', { output_tokens: 1 }),
+      STOP,
+    ]);
+    expect(JSON.parse(jsonOf(out))).toEqual({ command: 'ls' });
   });
 
   test('closes a block left open when the next one starts', () => {
@@ -124,6 +174,17 @@ describe('createStreamRepair', () => {
     expect((out[4] as { delta: { stop_reason: string } }).delta.stop_reason).toBe('max_tokens');
     const tool = run([start({}), bStart(0, { type: 'tool_use', id: 't', name: 'X', input: {} }), bStop(0), mDelta(null, { output_tokens: 1 }), STOP]);
     expect((tool[3] as { delta: { stop_reason: string } }).delta.stop_reason).toBe('tool_use');
+  });
+
+  // GLM's finish reason for an inference failure: the answer was cut, not finished.
+  test('a network_error stop reason is a transient failure, not a clean end_turn', () => {
+    const r = createStreamRepair('m');
+    r.accept(start({}));
+    r.accept(bStart(0, { type: 'text', text: '' }));
+    r.accept(bDelta(0, { type: 'text_delta', text: 'partial' }));
+    const e = caught(() => r.accept(mDelta('network_error', { output_tokens: 1 })));
+    expect(e.kind).toBe('transient');
+    expect(e.message).toContain('network_error');
   });
 
   test('adds a message_delta when Z.AI stops without one', () => {
