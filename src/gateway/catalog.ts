@@ -70,6 +70,9 @@ export const DEFAULT_FALLBACKS: Readonly<Record<string, string>> = {
   'gemini-3.1-flash-lite': 'gemini-3-flash',
   // The older image model: today's draws for it.
   'gemini-3-pro-image': 'gemini-3.1-flash-image',
+  'glm-5.3': 'glm-4.7',
+  'glm-5.3-flash': 'glm-4.7',
+  'glm-5.2': 'glm-4.7',
   'glm-5.1': 'glm-4.7',
   'glm-5': 'glm-4.7',
   'glm-5-turbo': 'glm-4.7',

@@ -144,6 +144,8 @@ describe('fallbacks', () => {
     expect(c.fallbackFor('gemini-pro-agent')).toBe('claude-opus-4-6-thinking');
     expect(c.fallbackFor('claude-sonnet-4-6')).toBe('gemini-3.8-flash-high');
     expect(c.fallbackFor('glm-5.1')).toBe('glm-4.7');
+    expect(c.fallbackFor('glm-5.3')).toBe('glm-4.7');
+    expect(c.fallbackFor('glm-5.3-flash')).toBe('glm-4.7');
     expect(c.fallbackFor('gemini-3.1-flash-lite')).toBe('gemini-3-flash'); // web search stays on a Gemini
     expect(c.fallbackFor('unknown-model')).toBeNull();
   });

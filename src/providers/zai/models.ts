@@ -12,6 +12,10 @@ export const KNOWN_ZAI_MODELS: readonly ModelInfo[] = [
   { id: 'glm-5', displayName: 'GLM-5', family: 'glm', contextWindow: 200 * K, maxOutputTokens: 128 * K, thinking: true },
   { id: 'glm-5-turbo', displayName: 'GLM-5-Turbo', family: 'glm', contextWindow: 200 * K, maxOutputTokens: 128 * K, thinking: true },
   { id: 'glm-5.1', displayName: 'GLM-5.1', family: 'glm', contextWindow: 200 * K, maxOutputTokens: 128 * K, thinking: true },
+  // The 1M-context generation (2026): a listing that names them bare must not cost them their window.
+  { id: 'glm-5.2', displayName: 'GLM-5.2', family: 'glm', contextWindow: K * K, maxOutputTokens: 128 * K, thinking: true },
+  { id: 'glm-5.3', displayName: 'GLM-5.3', family: 'glm', contextWindow: K * K, maxOutputTokens: 131_072, thinking: true },
+  { id: 'glm-5.3-flash', displayName: 'GLM-5.3-Flash', family: 'glm', contextWindow: K * K, maxOutputTokens: 131_072, thinking: true },
 ];
 
 function displayName(id: string): string {

@@ -6,6 +6,7 @@ import { loadConfig } from '../../../src/config.ts';
 import { UpstreamError, type SendContext } from '../../../src/providers/provider.ts';
 import { closeHttp1Pools, http1IdleCount } from '../../../src/providers/http1.ts';
 import { createZaiProvider } from '../../../src/providers/zai/index.ts';
+import { KNOWN_ZAI_MODELS } from '../../../src/providers/zai/models.ts';
 import type { Account, AccountPatch } from '../../../src/store/accounts.ts';
 import { defaultFakeQuota, startFakeZai, type FakeZaiMode } from '../../fakes/zai.ts';
 import firstTurn from '../../fixtures/zai/first-turn.json';
@@ -402,7 +403,7 @@ describe(`${httpClient} client`, () => {
     test('a failed listing falls back to the known models', async () => {
       const p = createZaiProvider(configFor(httpClient), { updateAccount: () => {}, now: () => Date.now() });
       const models = await p.models(account('zk-bad-key-000000000'));
-      expect(models.map((m) => m.id)).toEqual(['glm-4.5', 'glm-4.5-air', 'glm-4.6', 'glm-4.7', 'glm-5', 'glm-5-turbo', 'glm-5.1']);
+      expect(models.map((m) => m.id)).toEqual(KNOWN_ZAI_MODELS.map((m) => m.id));
     });
 
     test('refresh is a no-op for API keys', async () => {

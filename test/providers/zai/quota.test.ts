@@ -101,6 +101,14 @@ describe('models', () => {
   });
 
   test('an empty listing falls back to the known catalogue', () => {
-    expect(mergeModels([]).map((m) => m.id)).toEqual(['glm-4.5', 'glm-4.5-air', 'glm-4.6', 'glm-4.7', 'glm-5', 'glm-5-turbo', 'glm-5.1']);
+    expect(mergeModels([]).map((m) => m.id)).toEqual([
+      'glm-4.5', 'glm-4.5-air', 'glm-4.6', 'glm-4.7', 'glm-5', 'glm-5-turbo', 'glm-5.1', 'glm-5.2', 'glm-5.3', 'glm-5.3-flash',
+    ]);
+  });
+
+  test('the 1M-context models keep their window and output cap when the listing names them bare', () => {
+    const merged = mergeModels([{ id: 'glm-5.2', displayName: 'GLM-5.2', family: 'glm' }, { id: 'glm-5.3', displayName: 'GLM-5.3', family: 'glm' }]);
+    expect(merged[0]).toMatchObject({ id: 'glm-5.2', contextWindow: 1024 * 1024, maxOutputTokens: 128 * 1024 });
+    expect(merged[1]).toMatchObject({ id: 'glm-5.3', contextWindow: 1024 * 1024, maxOutputTokens: 131_072 });
   });
 });
