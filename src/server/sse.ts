@@ -23,7 +23,7 @@ export interface SseOptions {
   abort: AbortController;
   /** Usage totals updated as events pass (message_start, message_delta). */
   usage: UsageTotals;
-  /** Called exactly once when the stream is over, however it ended. */
+  /** Called exactly once when the stream is over, however it ended; before the response is closed, when it is. */
   onEnd(outcome: StreamOutcome): void;
   /** After this long the stream is ended with a timeout_error event and the upstream aborted (WRITE_TIMEOUT_SEC). */
   deadlineMs?: number;
@@ -111,8 +111,8 @@ export function sseResponse(events: AsyncIterable<AnthropicEvent>, opts: SseOpti
     } catch {
       // already closed
     }
-    close();
     end({ errorType: type, clientClosed: false });
+    close();
   };
 
   const source = {
@@ -142,8 +142,9 @@ export function sseResponse(events: AsyncIterable<AnthropicEvent>, opts: SseOpti
         }
         if (ended) return;
         if (r.done) {
-          close();
-          return end({ errorType: null, clientClosed: false });
+          // onEnd before the close: the socket's idle timeout can only be set back while the response is open.
+          end({ errorType: null, clientClosed: false });
+          return close();
         }
         const ev = r.value;
         trackUsage(usage, ev);
@@ -156,9 +157,10 @@ export function sseResponse(events: AsyncIterable<AnthropicEvent>, opts: SseOpti
           } catch {
             // the client went away meanwhile
           }
+          end({ errorType: type, clientClosed: false });
           close();
           it.return?.()?.catch?.(() => {});
-          return end({ errorType: type, clientClosed: false });
+          return;
         }
         let pushed: number | Promise<number>;
         try {

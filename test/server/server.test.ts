@@ -1,5 +1,6 @@
 // The real server as `mcp serve` starts it: idle timeout for idle sockets only, never for work in progress.
 import { describe, expect, test } from 'bun:test';
+import { connect } from 'node:net';
 import type { Config } from '../../src/config.ts';
 import type { Gateway, Ops } from '../../src/gateway/types.ts';
 import { log } from '../../src/log.ts';
@@ -39,6 +40,20 @@ describe('startServer', () => {
     }
   });
 
+  test('a keep-alive connection left idle after a /v1/messages answer, streamed or not, is closed after IDLE_TIMEOUT_SEC', async () => {
+    const config = testConfig({ IDLE_TIMEOUT_SEC: '1', BIND_ADDRESS: '127.0.0.1', PORT: '0' });
+    const app = appWith(config, textEvents());
+    const server = startServer(config, app);
+    try {
+      const payloads = [JSON.stringify(body({ stream: true })), JSON.stringify(body())];
+      const closedAfter = await Promise.all(payloads.map((p) => idleCloseAfter(server.port!, p, 9000)));
+      // Bun checks socket timeouts on a ~4 s tick: closed within two ticks, not held open for ever.
+      for (const ms of closedAfter) expect(ms).toBeLessThan(9000);
+    } finally {
+      app.stop(true);
+    }
+  }, 15_000);
+
   test('a second server on a port already served is refused, not given half the connections', () => {
     const config = testConfig({ BIND_ADDRESS: '127.0.0.1', PORT: '0' });
     const first = appWith(config, textEvents());
@@ -75,3 +90,27 @@ describe('logging', () => {
     for (const l of lines) expect(l).not.toContain(KEY);
   });
 });
+
+/**
+ * Sends one POST /v1/messages on a raw keep-alive socket, reads the whole answer, then stays silent:
+ * how long after the answer the server closed the socket (`limit` when it never did).
+ */
+async function idleCloseAfter(port: number, payload: string, limit: number): Promise<number> {
+  const sock = connect(port, '127.0.0.1');
+  let data = '';
+  let closedAt = 0;
+  sock.on('data', (d) => void (data += d.toString('latin1')));
+  sock.on('close', () => void (closedAt = Date.now()));
+  sock.on('error', () => {});
+  await new Promise((r) => sock.once('connect', r));
+  sock.write(
+    `POST /v1/messages HTTP/1.1\r\nhost: x\r\nx-api-key: ${KEY}\r\ncontent-type: application/json\r\n` +
+      `content-length: ${Buffer.byteLength(payload)}\r\n\r\n${payload}`,
+  );
+  // The streamed answer ends with the chunked terminator, the collected one with its JSON.
+  while (!/message_stop[\s\S]*0\r\n\r\n$|"end_turn"[\s\S]*\}$/.test(data) && !closedAt) await Bun.sleep(10);
+  const answered = Date.now();
+  while (!closedAt && Date.now() - answered < limit) await Bun.sleep(50);
+  sock.destroy();
+  return closedAt ? closedAt - answered : limit;
+}
