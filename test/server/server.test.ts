@@ -40,13 +40,17 @@ describe('startServer', () => {
     }
   });
 
-  test('a keep-alive connection left idle after a /v1/messages answer, streamed or not, is closed after IDLE_TIMEOUT_SEC', async () => {
+  test('a keep-alive connection left idle after a /v1/messages answer (streamed or not) or an image answer is closed after IDLE_TIMEOUT_SEC', async () => {
     const config = testConfig({ IDLE_TIMEOUT_SEC: '1', BIND_ADDRESS: '127.0.0.1', PORT: '0' });
     const app = appWith(config, textEvents());
     const server = startServer(config, app);
     try {
       const payloads = [JSON.stringify(body({ stream: true })), JSON.stringify(body())];
-      const closedAfter = await Promise.all(payloads.map((p) => idleCloseAfter(server.port!, p, 9000)));
+      const closedAfter = await Promise.all([
+        ...payloads.map((p) => idleCloseAfter(server.port!, p, 9000)),
+        // The image endpoints turn the timeout off the same way (here: answered with an error, no image model).
+        idleCloseAfter(server.port!, JSON.stringify({ prompt: 'a teapot' }), 9000, '/v1/images/generate'),
+      ]);
       // Bun checks socket timeouts on a ~4 s tick: closed within two ticks, not held open for ever.
       for (const ms of closedAfter) expect(ms).toBeLessThan(9000);
     } finally {
@@ -92,10 +96,10 @@ describe('logging', () => {
 });
 
 /**
- * Sends one POST /v1/messages on a raw keep-alive socket, reads the whole answer, then stays silent:
+ * Sends one POST (to /v1/messages unless told) on a raw keep-alive socket, reads the whole answer, then stays silent:
  * how long after the answer the server closed the socket (`limit` when it never did).
  */
-async function idleCloseAfter(port: number, payload: string, limit: number): Promise<number> {
+async function idleCloseAfter(port: number, payload: string, limit: number, path = '/v1/messages'): Promise<number> {
   const sock = connect(port, '127.0.0.1');
   let data = '';
   let closedAt = 0;
@@ -104,11 +108,11 @@ async function idleCloseAfter(port: number, payload: string, limit: number): Pro
   sock.on('error', () => {});
   await new Promise((r) => sock.once('connect', r));
   sock.write(
-    `POST /v1/messages HTTP/1.1\r\nhost: x\r\nx-api-key: ${KEY}\r\ncontent-type: application/json\r\n` +
+    `POST ${path} HTTP/1.1\r\nhost: x\r\nx-api-key: ${KEY}\r\ncontent-type: application/json\r\n` +
       `content-length: ${Buffer.byteLength(payload)}\r\n\r\n${payload}`,
   );
-  // The streamed answer ends with the chunked terminator, the collected one with its JSON.
-  while (!/message_stop[\s\S]*0\r\n\r\n$|"end_turn"[\s\S]*\}$/.test(data) && !closedAt) await Bun.sleep(10);
+  // The streamed answer ends with the chunked terminator, the others with their JSON.
+  while (!/message_stop[\s\S]*0\r\n\r\n$|\r\n\r\n\{[\s\S]*\}$/.test(data) && !closedAt) await Bun.sleep(10);
   const answered = Date.now();
   while (!closedAt && Date.now() - answered < limit) await Bun.sleep(50);
   sock.destroy();
