@@ -144,6 +144,23 @@ function asUpstream(err: unknown): UpstreamError {
 }
 
 /**
+ * A provider error that is neither the upstream's (UpstreamError) nor Anthropic's (ApiError) is a
+ * bug in mcp's own code: another account would meet the same bug, and the account did nothing wrong.
+ */
+function isBug(err: unknown): boolean {
+  return !(err instanceof UpstreamError) && !(err instanceof ApiError);
+}
+
+/** The client's error for a bug: logged here with its detail, which the client never sees. */
+function bugError(err: unknown, requestId: string, where: string): ApiError {
+  log.error(`${requestId}: internal error ${where}: ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}`);
+  if (err instanceof Error && err.stack) log.debug(err.stack);
+  return new ApiError('api_error', `mcp failed while handling the upstream's answer (an internal error; the server log has the details)`, {
+    status: 502,
+  });
+}
+
+/**
  * The first events to hand on: message_start (and pings) are held until something follows them, so
  * a failure right after message_start, before any content, is one the client never saw and fails
  * over. Sent on, it would end an SDK stream with an error and cost Claude Code a whole retry.
@@ -243,6 +260,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     lease: Lease,
     signal: AbortSignal,
     clientModel: string,
+    requestId: string,
   ): AsyncIterableIterator<AnthropicEvent> {
     // 0: not pulled yet, 1: streaming (counted in active streams), 2: over.
     let state = 0;
@@ -265,6 +283,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
       if (state === 2 || signal.aborted) {
         finish(false);
         throw err;
+      }
+      if (isBug(err)) {
+        finish(false);
+        throw bugError(err, requestId, `in the stream from ${lease.account.label} (${lease.model})`);
       }
       const e = asUpstream(err);
       // A limit seen mid-stream still tells us about the account.
@@ -393,6 +415,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
           pool.report(lease, { kind: 'aborted' });
           throw err instanceof ApiError ? err : new ApiError('api_error', 'client closed the request');
         }
+        if (isBug(err)) {
+          pool.report(lease, { kind: 'neutral' });
+          throw bugError(err, req.requestId, `before the answer from ${lease.account.label} (${route.upstreamModel})`);
+        }
         const e = asUpstream(err);
         metrics.upstreamErrors({ provider: route.provider, kind: e.kind });
         if (e.kind === 'bad_request' || e.kind === 'not_found') {
@@ -445,7 +471,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       } else {
         // A client gone before the server first pulls never runs the generator's finally: end the lease here too.
         req.signal.addEventListener('abort', () => lease.release(), { once: true });
-        events = follow(head, it, lease, req.signal, req.body.model);
+        events = follow(head, it, lease, req.signal, req.body.model, req.requestId);
       }
       return {
         events,

@@ -458,6 +458,41 @@ describe('dispatch', () => {
     expect(r.routing.pool.inFlight(d.accountId)).toBe(0);
   });
 
+  test('a provider bug (not an UpstreamError) before the first event: a 502 without its detail, no failover, nothing held against the account', async () => {
+    const r = rig({ labels: ['a', 'b'] });
+    r.zai.answer = () => ({ error: new TypeError("Cannot read properties of undefined (reading 'secretField')") as never });
+    // More requests than the failures in a row that rest an account.
+    for (let i = 0; i < 4; i++) {
+      const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+      expect(e.status).toBe(502);
+      expect(e.type).toBe('api_error');
+      expect(e.message).not.toContain('secretField');
+    }
+    // The same code would fail the same way on any account: one upstream call per request.
+    expect(r.zai.calls).toHaveLength(4);
+    expect(listLimits(r.db)).toHaveLength(0);
+    for (const a of r.accounts) expect(r.routing.pool.inFlight(a.id)).toBe(0);
+  });
+
+  test('a provider bug after the first event ends the stream with a 502 api_error without its detail, and no limit', async () => {
+    const r = rig({ labels: ['a', 'b'] });
+    r.zai.answer = () => ({ error: new RangeError('secret internal detail') as never, after: 3 });
+    for (let i = 0; i < 4; i++) {
+      const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
+      let thrown: unknown;
+      try {
+        await drain(d);
+      } catch (err) {
+        thrown = err;
+      }
+      expect(thrown).toBeInstanceOf(ApiError);
+      expect((thrown as ApiError).status).toBe(502);
+      expect((thrown as ApiError).message).not.toContain('secret internal detail');
+      expect(r.routing.pool.inFlight(d.accountId)).toBe(0);
+    }
+    expect(listLimits(r.db)).toHaveLength(0);
+  });
+
   test('not streaming: a failure after the first event moves the request to another account, and the limit is kept', async () => {
     const r = rig({ labels: ['a', 'b'] });
     r.zai.answer = (call) =>
