@@ -58,6 +58,32 @@ describe('startServer', () => {
     }
   }, 15_000);
 
+  test('a body far over the limit, declared or chunked, gets the 413 envelope, never a bare 413', async () => {
+    const config = testConfig({ BIND_ADDRESS: '127.0.0.1', PORT: '0' }, { bodyLimitBytes: 1000 });
+    const app = appWith(config, textEvents());
+    const server = startServer(config, app);
+    try {
+      const url = `http://127.0.0.1:${server.port}/v1/messages`;
+      const huge = JSON.stringify(body({ messages: [{ role: 'user', content: 'x'.repeat(100_000) }] }));
+      const chunked = new ReadableStream<Uint8Array>({
+        start(c) {
+          for (let i = 0; i < 10; i++) c.enqueue(new TextEncoder().encode('x'.repeat(10_000)));
+          c.close();
+        },
+      });
+      for (const r of [
+        await fetch(url, { method: 'POST', headers: AUTH, body: huge }),
+        await fetch(url, { method: 'POST', headers: AUTH, body: chunked, duplex: 'half' } as RequestInit),
+      ]) {
+        expect(r.status).toBe(413);
+        expect(r.headers.get('request-id')).toMatch(/^req_/);
+        expect(await r.json()).toMatchObject({ type: 'error', error: { type: 'request_too_large' } });
+      }
+    } finally {
+      app.stop(true);
+    }
+  });
+
   test('a second server on a port already served is refused, not given half the connections', () => {
     const config = testConfig({ BIND_ADDRESS: '127.0.0.1', PORT: '0' });
     const first = appWith(config, textEvents());
