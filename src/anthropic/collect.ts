@@ -59,6 +59,23 @@ export function trackUsage(totals: UsageTotals, ev: AnthropicEvent): void {
   if (c !== undefined) totals.cacheCreationTokens = c;
 }
 
+/** Characters of model output a content_block_delta carries (text, thinking, tool input); 0 for other events. */
+export function outputChars(ev: AnthropicEvent): number {
+  if (ev.type !== 'content_block_delta') return 0;
+  const d = ev.delta as { text?: unknown; thinking?: unknown; partial_json?: unknown };
+  const v = d.text ?? d.thinking ?? d.partial_json;
+  return typeof v === 'string' ? v.length : 0;
+}
+
+/**
+ * The output tokens of a stream cut before its message_delta (the only place upstreams give the
+ * real count): about four characters a token, as count_tokens estimates. Never below what the
+ * upstream already said.
+ */
+export function estimateCutOutput(totals: UsageTotals, chars: number): void {
+  totals.outputTokens = Math.max(totals.outputTokens, Math.ceil(chars / 4));
+}
+
 const JSON_INPUT_BLOCKS: ReadonlySet<string> = new Set(['tool_use', 'server_tool_use', 'mcp_tool_use']);
 
 function parseToolInput(buf: string, index: number): unknown {

@@ -3,7 +3,7 @@
 // drops a stream after 180 s without a byte); a failure after the 200 becomes `event: error`;
 // a client that goes away aborts the upstream at once.
 import { ApiError } from '../anthropic/errors.ts';
-import { errorTypeOf, trackUsage, type UsageTotals } from '../anthropic/collect.ts';
+import { errorTypeOf, estimateCutOutput, outputChars, trackUsage, type UsageTotals } from '../anthropic/collect.ts';
 import type { AnthropicEvent } from '../anthropic/events.ts';
 
 const PING_FRAME = 'event: ping\ndata: {"type":"ping"}\n\n';
@@ -58,11 +58,16 @@ export function sseResponse(events: AsyncIterable<AnthropicEvent>, opts: SseOpti
   let deadline: ReturnType<typeof setTimeout> | undefined;
   let out: DirectController | undefined;
 
+  // Output sent so far, for the usage of a stream cut before its message_delta (the client left, the upstream failed).
+  let streamedChars = 0;
+  let finalUsage = false;
+
   const end = (outcome: StreamOutcome): void => {
     if (ended) return;
     ended = true;
     if (timer) clearTimeout(timer);
     if (deadline) clearTimeout(deadline);
+    if (!finalUsage) estimateCutOutput(usage, streamedChars);
     opts.onEnd(outcome);
   };
 
@@ -147,6 +152,8 @@ export function sseResponse(events: AsyncIterable<AnthropicEvent>, opts: SseOpti
           return close();
         }
         const ev = r.value;
+        if (ev.type === 'content_block_delta') streamedChars += outputChars(ev);
+        else if (ev.type === 'message_delta') finalUsage = true;
         trackUsage(usage, ev);
         if (ev.type === 'error') {
           // An error event from the upstream ends the stream, with a type the SDK knows.
