@@ -78,6 +78,9 @@ export function estimateCutOutput(totals: UsageTotals, chars: number): void {
 
 const JSON_INPUT_BLOCKS: ReadonlySet<string> = new Set(['tool_use', 'server_tool_use', 'mcp_tool_use']);
 
+/** What the upstream got wrong in an answer is a bad gateway (retryable), not the proxy's own 500. */
+const UPSTREAM_FAULT = { status: 502 } as const;
+
 /** Tried from the end: how far back a cut JSON text is searched for a whole prefix. */
 const MAX_CUTS = 64;
 
@@ -130,7 +133,7 @@ function parseToolInput(buf: string, index: number, cut: boolean): unknown {
     const partial = cut ? parsePartialJson(buf) : undefined;
     if (partial && typeof partial === 'object' && !Array.isArray(partial)) return partial;
     if (cut) return {};
-    throw new ApiError('api_error', `upstream sent invalid tool input JSON for content block ${index}`);
+    throw new ApiError('api_error', `upstream sent invalid tool input JSON for content block ${index}`, UPSTREAM_FAULT);
   }
 }
 
@@ -166,7 +169,7 @@ export async function collectMessage(events: AsyncIterable<AnthropicEvent>): Pro
       switch (ev.type) {
         case 'message_start': {
           if (msg && !stopped) {
-            throw new ApiError('api_error', 'upstream sent message_start twice (unexpected event order)');
+            throw new ApiError('api_error', 'upstream sent message_start twice (unexpected event order)', UPSTREAM_FAULT);
           }
           const m = ev.message;
           msg = { ...m, content: [], usage: { ...(m.usage ?? { input_tokens: 0, output_tokens: 0 }) } };
@@ -236,9 +239,9 @@ export async function collectMessage(events: AsyncIterable<AnthropicEvent>): Pro
     }
   } catch (err) {
     if (err instanceof ApiError) throw err;
-    throw new ApiError('api_error', 'upstream stream failed before the message was complete');
+    throw new ApiError('api_error', 'upstream stream failed before the message was complete', UPSTREAM_FAULT);
   }
-  if (!msg) throw new ApiError('api_error', 'upstream ended without sending a message');
+  if (!msg) throw new ApiError('api_error', 'upstream ended without sending a message', UPSTREAM_FAULT);
   // A stream that ended without content_block_stop still yields parsed tool input.
   for (const index of [...jsonBufs.keys()]) finishBlock(index);
   const m: Message = msg;

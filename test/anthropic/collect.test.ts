@@ -89,6 +89,17 @@ describe('collectMessage', () => {
     ).catch((e) => e);
     expect(err).toBeInstanceOf(ApiError);
     expect(err.type).toBe('api_error');
+    // The upstream's fault, not the proxy's: a 502 (retryable), never a 500.
+    expect(err.status).toBe(502);
+  });
+
+  test('an answer with no message_start, or a stream that throws, is a 502 api_error', async () => {
+    for (const events of [from([blockStart(0, { type: 'text', text: '' })]), from([start], new Error('socket hang up'))]) {
+      const err = await collectMessage(events).catch((e) => e);
+      expect(err).toBeInstanceOf(ApiError);
+      expect(err.type).toBe('api_error');
+      expect(err.status).toBe(502);
+    }
   });
 
   test('tool input cut by max_tokens is kept as far as it is whole, as the SDK shows it streamed, not refused', async () => {
