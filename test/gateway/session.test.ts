@@ -14,6 +14,14 @@ test("Claude Code's JSON user_id carries the session id", () => {
   expect(sessionKeyOf(b, {})).toBe('5f0c-uuid-1234');
 });
 
+test('two conversations of one Claude Code process (/clear gives a new session id, the device stays) are two conversations', () => {
+  const of = (session: string) =>
+    body({ metadata: { user_id: JSON.stringify({ device_id: '1e50301d4e0176b1', account_uuid: '', session_id: session }) } });
+  // The same first message in both: only the session id may tell them apart.
+  const [a, b] = [sessionKeyOf(of('477be4ad-0bef'), {}), sessionKeyOf(of('9b7caaa6-290c'), {})];
+  expect(a).not.toBe(b);
+});
+
 test('the legacy user_…_session_<uuid> form is understood', () => {
   const b = body({ metadata: { user_id: 'user_0123abcd_account__session_1b2c3d4e-aaaa-bbbb-cccc-1234567890ab' } });
   expect(sessionKeyOf(b, {})).toBe('1b2c3d4e-aaaa-bbbb-cccc-1234567890ab');
