@@ -5,6 +5,7 @@
 import { ApiError } from '../anthropic/errors.ts';
 import { errorTypeOf, estimateCutOutput, outputChars, trackUsage, type UsageTotals } from '../anthropic/collect.ts';
 import type { AnthropicEvent } from '../anthropic/events.ts';
+import { log } from '../log.ts';
 
 const PING_FRAME = 'event: ping\ndata: {"type":"ping"}\n\n';
 
@@ -68,7 +69,12 @@ export function sseResponse(events: AsyncIterable<AnthropicEvent>, opts: SseOpti
     if (timer) clearTimeout(timer);
     if (deadline) clearTimeout(deadline);
     if (!finalUsage) estimateCutOutput(usage, streamedChars);
-    opts.onEnd(outcome);
+    try {
+      opts.onEnd(outcome);
+    } catch (err) {
+      // The response is closed after this: a failing report must not leave the client hanging.
+      log.error(`stream end report failed: ${(err as Error)?.message ?? String(err)}`);
+    }
   };
 
   const write = (frame: string): number | Promise<number> => {
