@@ -217,7 +217,9 @@ export async function handleMessages(
     rec.cacheCreationTokens = num(u.cache_creation_input_tokens);
     request.signal.removeEventListener('abort', onClientGone);
     idleAgain();
-    finish(200, null);
+    // Gone while the answer was made: it was whole, and nobody took it.
+    if (abort.signal.aborted && !timedOut) finish(CLIENT_CLOSED, 'client_closed');
+    else finish(200, null);
     return jsonResponse(msg, headers);
   } catch (err) {
     clearTimeout(deadline);

@@ -199,6 +199,23 @@ describe('streaming', () => {
 });
 
 describe('non-streaming', () => {
+  test('a client gone before its whole answer could be sent is recorded as gone (499), with the answer\'s tokens', async () => {
+    h.dispatch = async (req) => {
+      // The upstream finished just as the client left: the answer is whole, and nobody takes it.
+      await new Promise((r) => (req.signal.aborted ? r(null) : req.signal.addEventListener('abort', r, { once: true })));
+      return dispatchSteps(textEvents())({ ...req, signal: new AbortController().signal });
+    };
+    const client = new AbortController();
+    const before = h.records.length;
+    const p = fetch(`${h.base}/v1/messages`, { method: 'POST', headers: AUTH, body: JSON.stringify(body()), signal: client.signal }).catch(() => null);
+    await until(() => h.calls.length > 0 && h.calls.at(-1)!.body.stream !== true && h.records.length === before);
+    await Bun.sleep(50);
+    client.abort();
+    await p;
+    await until(() => h.records.length > before);
+    expect(h.records.at(-1)).toMatchObject({ status: 499, errorType: 'client_closed', inputTokens: 10, outputTokens: 5 });
+  });
+
   test('a client disconnect while collecting aborts the signal given to dispatch', async () => {
     const evs = textEvents();
     h.dispatch = dispatchSteps([evs[0]!, { wait: 10_000 }, ...evs.slice(1)]);
