@@ -44,6 +44,22 @@ test('without an id, the first user message keys the conversation on every turn'
   expect(sessionKeyOf(body({ messages: [{ role: 'user', content: 'another chat' }] }), {})).not.toBe(sessionKeyOf(t1, {}));
 });
 
+test('without an id, conversations that open with no text (an image alone) are still told apart, and each keeps its key', () => {
+  const image = (data: string) => ({ type: 'image', source: { type: 'base64', media_type: 'image/png', data } });
+  const a1 = body({ messages: [{ role: 'user', content: [image('iVBORw0KGgoAAAA-first')] }] });
+  const a2 = body({
+    messages: [
+      { role: 'user', content: [image('iVBORw0KGgoAAAA-first')] },
+      { role: 'assistant', content: 'a cat' },
+      { role: 'user', content: 'and the colour?' },
+    ],
+  });
+  const b = body({ messages: [{ role: 'user', content: [image('iVBORw0KGgoAAAA-second')] }] });
+  const url = body({ messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'url', url: 'https://example.com/c.png' } }] }] });
+  expect(sessionKeyOf(a1, {})).toBe(sessionKeyOf(a2, {}));
+  expect(new Set([a1, b, url].map((x) => sessionKeyOf(x, {}))).size).toBe(3);
+});
+
 test('a user_id that is neither form falls back to the message hash', () => {
   const k = sessionKeyOf(body({ metadata: { user_id: 'plain-user' } }), {});
   expect(k).toBe(sessionKeyOf(body(), {}));
