@@ -5,9 +5,9 @@
 // model (--fallback), or answers with the reset time (limitedError: 429, final only past
 // maxWaitSec; 529 for capacity). After the first event an upstream
 // failure ends the stream with an Anthropic error event (the server writes it).
-import { errorTypeOf } from '../anthropic/collect.ts';
+import { collectMessage, errorTypeOf } from '../anthropic/collect.ts';
 import { ApiError } from '../anthropic/errors.ts';
-import type { AnthropicEvent } from '../anthropic/events.ts';
+import type { AnthropicEvent, Message } from '../anthropic/events.ts';
 import { webSearchToolOf } from '../anthropic/web-search.ts';
 import type { Config } from '../config.ts';
 import { log } from '../log.ts';
@@ -389,6 +389,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       let first: IteratorResult<AnthropicEvent>;
       let head: AnthropicEvent[] = [];
       let whole: AnthropicEvent[] | null = null;
+      let message: Message | undefined;
       try {
         it = provider
           .send(req.body, {
@@ -407,7 +408,11 @@ export function createGateway(deps: GatewayDeps): Gateway {
         head = await headOf(first.value, it);
         // A client that is not streaming sees nothing until the answer is whole, so a failure
         // anywhere in it can still move to another account, like one before the first event.
-        if (req.body.stream !== true) whole = await restOf(it);
+        if (req.body.stream !== true) {
+          whole = head.concat(await restOf(it));
+          // An answer that cannot be made one Message (invalid tool input) is a failure like any other.
+          message = await collectMessage(eventsOf(whole));
+        }
       } catch (err) {
         lease.release();
         it?.return?.()?.catch?.(() => {});
@@ -467,7 +472,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       if (whole) {
         // The upstream call is over: the account is free for its next request already.
         lease.release();
-        events = eventsOf(head.concat(whole));
+        events = eventsOf(whole);
       } else {
         // A client gone before the server first pulls never runs the generator's finally: end the lease here too.
         req.signal.addEventListener('abort', () => lease.release(), { once: true });
@@ -481,6 +486,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
         fallbackFrom,
         failovers,
         failoverReasons,
+        ...(message ? { message } : {}),
       };
     }
   }

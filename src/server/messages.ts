@@ -208,7 +208,7 @@ export async function handleMessages(
       });
     }
 
-    const msg = await collectMessage(d.events);
+    const msg = d.message ?? (await collectMessage(d.events));
     clearTimeout(deadline);
     const u = msg.usage;
     rec.inputTokens = num(u.input_tokens);

@@ -522,6 +522,23 @@ describe('dispatch', () => {
     expect((await drain(d)).at(-1)!.type).toBe('message_stop');
   });
 
+  test('not streaming: an answer that cannot be made a Message (invalid tool input) fails over, and the Message comes with it', async () => {
+    const r = rig({ labels: ['a', 'b'] });
+    const toolAnswer = (json: string) => [
+      textEvents('x', 'glm-4.7')[0]!,
+      { type: 'content_block_start', index: 0, content_block: { type: 'tool_use', id: 'toolu_1', name: 'Bash', input: {} } },
+      { type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: json } },
+      { type: 'content_block_stop', index: 0 },
+      { type: 'message_delta', delta: { stop_reason: 'tool_use', stop_sequence: null }, usage: { output_tokens: 9 } },
+      { type: 'message_stop' },
+    ] as never;
+    r.zai.answer = (call) => ({ events: toolAnswer(call.label === 'a' ? '{"command": ls}' : '{"command":"ls"}') });
+    const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7', { stream: false })));
+    expect(d.accountId).toBe(r.accounts[1]!.id);
+    expect(d.failovers).toBe(1);
+    expect(d.message?.content).toEqual([{ type: 'tool_use', id: 'toolu_1', name: 'Bash', input: { command: 'ls' } }]);
+  });
+
   test('not streaming: a client gone in the middle of the answer stops the upstream call and is not counted against the account', async () => {
     const r = rig({ labels: ['a'] });
     r.zai.answer = () => ({ hangAfter: 2 });
