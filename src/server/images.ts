@@ -300,7 +300,7 @@ async function drawOne(
   try {
     const d = await deps.gateway.dispatch({ body, requestId, headers, signal });
     noteDispatch(rec, d);
-    const msg = await collectMessage(d.events);
+    const msg = d.message ?? (await collectMessage(d.events));
     rec.inputTokens = Number(msg.usage.input_tokens) || 0;
     rec.outputTokens = Number(msg.usage.output_tokens) || 0;
     rec.status = 200;
