@@ -59,14 +59,81 @@ export function trackUsage(totals: UsageTotals, ev: AnthropicEvent): void {
   if (c !== undefined) totals.cacheCreationTokens = c;
 }
 
+/** Characters of model output a content_block_delta carries (text, thinking, tool input); 0 for other events. */
+export function outputChars(ev: AnthropicEvent): number {
+  if (ev.type !== 'content_block_delta') return 0;
+  const d = ev.delta as { text?: unknown; thinking?: unknown; partial_json?: unknown };
+  const v = d.text ?? d.thinking ?? d.partial_json;
+  return typeof v === 'string' ? v.length : 0;
+}
+
+/**
+ * The output tokens of a stream cut before its message_delta (the only place upstreams give the
+ * real count): about four characters a token, as count_tokens estimates. Never below what the
+ * upstream already said.
+ */
+export function estimateCutOutput(totals: UsageTotals, chars: number): void {
+  totals.outputTokens = Math.max(totals.outputTokens, Math.ceil(chars / 4));
+}
+
 const JSON_INPUT_BLOCKS: ReadonlySet<string> = new Set(['tool_use', 'server_tool_use', 'mcp_tool_use']);
 
-function parseToolInput(buf: string, index: number): unknown {
+/** What the upstream got wrong in an answer is a bad gateway (retryable), not the proxy's own 500. */
+const UPSTREAM_FAULT = { status: 502 } as const;
+
+/** Tried from the end: how far back a cut JSON text is searched for a whole prefix. */
+const MAX_CUTS = 64;
+
+/**
+ * The value of JSON text cut off at its end (max_tokens), as far as it is whole: an open string is
+ * closed, else the text is cut back before the last `,` or after the last `{`/`[` and whatever is
+ * open is closed. undefined when nothing parses (not even `{}`).
+ */
+export function parsePartialJson(text: string): unknown {
+  // Points where the text may be cut, with the closers then due.
+  const cuts: Array<{ at: number; closers: string }> = [];
+  const stack: string[] = [];
+  let inString = false;
+  let escaped = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (inString) {
+      if (escaped) escaped = false;
+      else if (c === '\\') escaped = true;
+      else if (c === '"') inString = false;
+      continue;
+    }
+    if (c === '"') inString = true;
+    else if (c === '{' || c === '[') {
+      stack.push(c === '{' ? '}' : ']');
+      cuts.push({ at: i + 1, closers: stack.slice().reverse().join('') });
+    } else if (c === '}' || c === ']') stack.pop();
+    else if (c === ',') cuts.push({ at: i, closers: stack.slice().reverse().join('') });
+  }
+  const closers = stack.slice().reverse().join('');
+  const tries = [(inString && !escaped ? `${text}"` : text) + closers];
+  for (let k = cuts.length - 1; k >= 0 && tries.length <= MAX_CUTS; k--) tries.push(text.slice(0, cuts[k]!.at) + cuts[k]!.closers);
+  for (const t of tries) {
+    try {
+      return JSON.parse(t);
+    } catch {
+      // cut further back
+    }
+  }
+  return undefined;
+}
+
+function parseToolInput(buf: string, index: number, cut: boolean): unknown {
   if (buf.trim() === '') return {};
   try {
     return JSON.parse(buf);
   } catch {
-    throw new ApiError('api_error', `upstream sent invalid tool input JSON for content block ${index}`);
+    // An answer cut by max_tokens ends inside the input: the SDK shows a streaming client the
+    // whole part of it (partial JSON parsing), so the collected answer has the same.
+    const partial = cut ? parsePartialJson(buf) : undefined;
+    if (partial && typeof partial === 'object' && !Array.isArray(partial)) return partial;
+    if (cut) return {};
+    throw new ApiError('api_error', `upstream sent invalid tool input JSON for content block ${index}`, UPSTREAM_FAULT);
   }
 }
 
@@ -80,12 +147,21 @@ export async function collectMessage(events: AsyncIterable<AnthropicEvent>): Pro
   // Partial tool input JSON by block index, parsed at content_block_stop.
   const jsonBufs = new Map<number, string>();
 
+  // Tool input that did not parse at its block's stop: whether the answer was cut (max_tokens) is
+  // only known from the message_delta that follows.
+  const unparsed = new Map<number, string>();
+
   const finishBlock = (index: number): void => {
     const buf = jsonBufs.get(index);
     if (buf === undefined || !msg) return;
     jsonBufs.delete(index);
     const block = msg.content[index];
-    if (block) (block as Record<string, unknown>).input = parseToolInput(buf, index);
+    if (!block) return;
+    try {
+      (block as Record<string, unknown>).input = parseToolInput(buf, index, false);
+    } catch {
+      unparsed.set(index, buf);
+    }
   };
 
   try {
@@ -93,7 +169,7 @@ export async function collectMessage(events: AsyncIterable<AnthropicEvent>): Pro
       switch (ev.type) {
         case 'message_start': {
           if (msg && !stopped) {
-            throw new ApiError('api_error', 'upstream sent message_start twice (unexpected event order)');
+            throw new ApiError('api_error', 'upstream sent message_start twice (unexpected event order)', UPSTREAM_FAULT);
           }
           const m = ev.message;
           msg = { ...m, content: [], usage: { ...(m.usage ?? { input_tokens: 0, output_tokens: 0 }) } };
@@ -163,10 +239,13 @@ export async function collectMessage(events: AsyncIterable<AnthropicEvent>): Pro
     }
   } catch (err) {
     if (err instanceof ApiError) throw err;
-    throw new ApiError('api_error', 'upstream stream failed before the message was complete');
+    throw new ApiError('api_error', 'upstream stream failed before the message was complete', UPSTREAM_FAULT);
   }
-  if (!msg) throw new ApiError('api_error', 'upstream ended without sending a message');
+  if (!msg) throw new ApiError('api_error', 'upstream ended without sending a message', UPSTREAM_FAULT);
   // A stream that ended without content_block_stop still yields parsed tool input.
   for (const index of [...jsonBufs.keys()]) finishBlock(index);
-  return msg;
+  const m: Message = msg;
+  const cut = m.stop_reason === 'max_tokens';
+  for (const [index, buf] of unparsed) (m.content[index] as Record<string, unknown>).input = parseToolInput(buf, index, cut);
+  return m;
 }

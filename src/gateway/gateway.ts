@@ -5,9 +5,9 @@
 // model (--fallback), or answers with the reset time (limitedError: 429, final only past
 // maxWaitSec; 529 for capacity). After the first event an upstream
 // failure ends the stream with an Anthropic error event (the server writes it).
-import { errorTypeOf } from '../anthropic/collect.ts';
+import { collectMessage, errorTypeOf } from '../anthropic/collect.ts';
 import { ApiError } from '../anthropic/errors.ts';
-import type { AnthropicEvent } from '../anthropic/events.ts';
+import type { AnthropicEvent, Message } from '../anthropic/events.ts';
 import { webSearchToolOf } from '../anthropic/web-search.ts';
 import type { Config } from '../config.ts';
 import { log } from '../log.ts';
@@ -144,6 +144,23 @@ function asUpstream(err: unknown): UpstreamError {
 }
 
 /**
+ * A provider error that is neither the upstream's (UpstreamError) nor Anthropic's (ApiError) is a
+ * bug in mcp's own code: another account would meet the same bug, and the account did nothing wrong.
+ */
+function isBug(err: unknown): boolean {
+  return !(err instanceof UpstreamError) && !(err instanceof ApiError);
+}
+
+/** The client's error for a bug: logged here with its detail, which the client never sees. */
+function bugError(err: unknown, requestId: string, where: string): ApiError {
+  log.error(`${requestId}: internal error ${where}: ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}`);
+  if (err instanceof Error && err.stack) log.debug(err.stack);
+  return new ApiError('api_error', `mcp failed while handling the upstream's answer (an internal error; the server log has the details)`, {
+    status: 502,
+  });
+}
+
+/**
  * The first events to hand on: message_start (and pings) are held until something follows them, so
  * a failure right after message_start, before any content, is one the client never saw and fails
  * over. Sent on, it would end an SDK stream with an error and cost Claude Code a whole retry.
@@ -243,6 +260,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     lease: Lease,
     signal: AbortSignal,
     clientModel: string,
+    requestId: string,
   ): AsyncIterableIterator<AnthropicEvent> {
     // 0: not pulled yet, 1: streaming (counted in active streams), 2: over.
     let state = 0;
@@ -265,6 +283,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
       if (state === 2 || signal.aborted) {
         finish(false);
         throw err;
+      }
+      if (isBug(err)) {
+        finish(false);
+        throw bugError(err, requestId, `in the stream from ${lease.account.label} (${lease.model})`);
       }
       const e = asUpstream(err);
       // A limit seen mid-stream still tells us about the account.
@@ -367,6 +389,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       let first: IteratorResult<AnthropicEvent>;
       let head: AnthropicEvent[] = [];
       let whole: AnthropicEvent[] | null = null;
+      let message: Message | undefined;
       try {
         it = provider
           .send(req.body, {
@@ -385,13 +408,21 @@ export function createGateway(deps: GatewayDeps): Gateway {
         head = await headOf(first.value, it);
         // A client that is not streaming sees nothing until the answer is whole, so a failure
         // anywhere in it can still move to another account, like one before the first event.
-        if (req.body.stream !== true) whole = await restOf(it);
+        if (req.body.stream !== true) {
+          whole = head.concat(await restOf(it));
+          // An answer that cannot be made one Message (invalid tool input) is a failure like any other.
+          message = await collectMessage(eventsOf(whole));
+        }
       } catch (err) {
         lease.release();
         it?.return?.()?.catch?.(() => {});
         if (req.signal.aborted) {
           pool.report(lease, { kind: 'aborted' });
           throw err instanceof ApiError ? err : new ApiError('api_error', 'client closed the request');
+        }
+        if (isBug(err)) {
+          pool.report(lease, { kind: 'neutral' });
+          throw bugError(err, req.requestId, `before the answer from ${lease.account.label} (${route.upstreamModel})`);
         }
         const e = asUpstream(err);
         metrics.upstreamErrors({ provider: route.provider, kind: e.kind });
@@ -441,11 +472,11 @@ export function createGateway(deps: GatewayDeps): Gateway {
       if (whole) {
         // The upstream call is over: the account is free for its next request already.
         lease.release();
-        events = eventsOf(head.concat(whole));
+        events = eventsOf(whole);
       } else {
         // A client gone before the server first pulls never runs the generator's finally: end the lease here too.
         req.signal.addEventListener('abort', () => lease.release(), { once: true });
-        events = follow(head, it, lease, req.signal, req.body.model);
+        events = follow(head, it, lease, req.signal, req.body.model, req.requestId);
       }
       return {
         events,
@@ -455,6 +486,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
         fallbackFrom,
         failovers,
         failoverReasons,
+        ...(message ? { message } : {}),
       };
     }
   }

@@ -20,6 +20,9 @@ function fromUserId(userId: unknown): string | null {
   return m ? m[1]! : null;
 }
 
+/** How much of an image's or document's data tells it apart (hashing megabytes per request would not). */
+const SOURCE_SAMPLE = 4096;
+
 function firstUserText(body: MessagesRequest): string {
   const first = body.messages.find((m) => m.role === 'user');
   if (!first) return '';
@@ -30,6 +33,16 @@ function firstUserText(body: MessagesRequest): string {
   for (const b of c as Array<Record<string, unknown>>) {
     if (b && b.type === 'text' && typeof b.text === 'string') out += b.text;
     else if (b && b.type === 'tool_result') out += String(b.tool_use_id ?? '');
+  }
+  if (out) return out;
+  // No text at all (an image alone): without this every such conversation would share one key, and
+  // so one account. Only here, so the keys of conversations that have text never change.
+  for (const b of c as Array<Record<string, unknown>>) {
+    const src = b?.source as { data?: unknown; url?: unknown; file_id?: unknown } | undefined;
+    if (!src || typeof src !== 'object') continue;
+    if (typeof src.data === 'string') out += `${src.data.slice(0, SOURCE_SAMPLE)}:${src.data.length};`;
+    else if (typeof src.url === 'string') out += `${src.url};`;
+    else if (typeof src.file_id === 'string') out += `${src.file_id};`;
   }
   return out;
 }

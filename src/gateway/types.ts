@@ -1,7 +1,7 @@
 // What the server asks of the routing brain. The server knows no provider: it hands over a
 // validated request and gets back a stream whose first event has already arrived (so the HTTP 200
 // is committed only when the upstream really answered), or an ApiError to send as a real HTTP error.
-import type { AnthropicEvent } from '../anthropic/events.ts';
+import type { AnthropicEvent, Message } from '../anthropic/events.ts';
 import type { MessagesRequest } from '../anthropic/schema.ts';
 
 export interface DispatchRequest {
@@ -25,6 +25,11 @@ export interface Dispatched {
   failovers: number;
   /** Why each failed attempt failed over ("<account label>:<kind>"), for the request log line. */
   failoverReasons?: string[];
+  /**
+   * Not streaming: the answer as one Message, made while another account could still be tried
+   * (an answer that cannot be one fails over). `events` holds the same answer.
+   */
+  message?: Message;
 }
 
 /** One entry of /v1/models (Anthropic shape, plus optional extras). */

@@ -157,7 +157,9 @@ export type App = ReturnType<typeof createApp>;
 /**
  * Starts Bun's native server for `app` with the configured address and idle timeout, and returns
  * the running server. Stop it with `app.stop()` (pass `true` to also cut open connections).
- * Bun's own body cap is set above ours so oversize bodies still get the Anthropic 413 envelope.
+ * Bun's own body cap is out of the way (its 413 has no envelope, and a chunked body over it errors
+ * the stream): ours is enforced while reading, and what a refused client still sends is discarded
+ * by Bun without being kept in memory.
  * Elysia turns SO_REUSEPORT on by default: a second server on the same port would then start and
  * silently take half the connections, so it is off and the second one fails with EADDRINUSE.
  */
@@ -167,7 +169,7 @@ export function startServer(config: Config, app: App) {
     reusePort: false,
     hostname: config.bindAddress,
     idleTimeout: Math.min(255, config.idleTimeoutSec),
-    maxRequestBodySize: config.bodyLimitBytes * 2,
+    maxRequestBodySize: Number.MAX_SAFE_INTEGER,
   });
   return app.server!;
 }

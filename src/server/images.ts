@@ -14,7 +14,7 @@ import type { Config } from '../config.ts';
 import type { Gateway } from '../gateway/types.ts';
 import { errorResponse, jsonResponse, toApiError } from './errors.ts';
 import { keyNumberOf } from './auth.ts';
-import { CLIENT_CLOSED, forwardHeaders, newRequestRecord, noteDispatch, requestIdOf, type RequestRecord, type ServerLike } from './messages.ts';
+import { CLIENT_CLOSED, forwardHeaders, newRequestRecord, noteDispatch, requestIdOf, restoreIdleTimeout, type RequestRecord, type ServerLike } from './messages.ts';
 import { readJsonBody, tooLarge, validateBody, validateMessagesRequest } from './validate.ts';
 
 /** More pictures per request than this is a batch job, not a request (the Go proxy's cap too). */
@@ -309,7 +309,7 @@ async function drawOne(
   try {
     const d = await deps.gateway.dispatch({ body, requestId, headers, signal });
     noteDispatch(rec, d);
-    const msg = await collectMessage(d.events);
+    const msg = d.message ?? (await collectMessage(d.events));
     rec.inputTokens = Number(msg.usage.input_tokens) || 0;
     rec.outputTokens = Number(msg.usage.output_tokens) || 0;
     rec.status = 200;
@@ -343,21 +343,25 @@ interface HandlerContext {
 /**
  * A picture takes tens of seconds with nothing to send meanwhile, and IDLE_TIMEOUT_SEC is for idle
  * keep-alive connections, not this: as /v1/messages does, the socket's own timeout is turned off.
+ * The function returned turns it back on once the answer is ready (Bun keeps it for the connection).
  */
-function keepOpen(server: unknown, request: Request): void {
+function keepOpen(server: unknown, request: Request, idleTimeoutSec: number): () => void {
   (server as ServerLike | null)?.timeout(request, 0);
+  return () => restoreIdleTimeout(server as ServerLike | null, request, idleTimeoutSec);
 }
 
 /** One image endpoint: its body schema, how the body becomes a job, and how the pictures are answered. */
 function imageHandler<B>(deps: ImageDeps, schema: TSchema, jobOf: (body: B) => ImageJob, answer: (r: ImageResult, body: B, requestId: string) => unknown) {
   return async ({ request, set, server }: HandlerContext): Promise<Response> => {
     const requestId = requestIdOf(set);
-    keepOpen(server, request);
+    const idleAgain = keepOpen(server, request, deps.config.idleTimeoutSec);
     try {
       const body = validateBody<B>(schema, await readJsonBody(request, deps.config.bodyLimitBytes));
       return jsonResponse(answer(await generateImages(deps, jobOf(body), requestId, request), body, requestId));
     } catch (err) {
       return errorResponse(toApiError(err), requestId);
+    } finally {
+      idleAgain();
     }
   };
 }
@@ -374,12 +378,14 @@ export function imageRoutes(deps: ImageDeps) {
   const openAiShape = imageHandler<Static<typeof OpenAiImageRequest>>(deps, OpenAiImageRequest, jobOfOpenAi, (r, body) => openAiAnswer(r, body.response_format));
   const openAiEdits = async ({ request, set, server }: HandlerContext): Promise<Response> => {
     const requestId = requestIdOf(set);
-    keepOpen(server, request);
+    const idleAgain = keepOpen(server, request, deps.config.idleTimeoutSec);
     try {
       const { job, responseFormat } = await editJobOf(request, deps.config.bodyLimitBytes);
       return jsonResponse(openAiAnswer(await generateImages(deps, job, requestId, request), responseFormat));
     } catch (err) {
       return errorResponse(toApiError(err), requestId);
+    } finally {
+      idleAgain();
     }
   };
   return new Elysia({ name: 'images' })

@@ -141,6 +141,9 @@ export async function handleMessages(
   // The socket may sit silent while the upstream thinks (non-streaming) or between pings; the
   // server-wide idle timeout is for idle keep-alive connections, not for work in progress.
   server?.timeout(request, 0);
+  // Bun keeps a socket's timeout across its keep-alive requests: once the answer is written the
+  // connection is idle again, and must be closed after IDLE_TIMEOUT_SEC like any other.
+  const idleAgain = (): void => restoreIdleTimeout(server, request, deps.config.idleTimeoutSec);
   const rec = newRequestRecord(requestId, '', keyNumberOf(request));
   const finish = (status: number, errorType: string | null): void => {
     rec.status = status;
@@ -197,6 +200,7 @@ export async function handleMessages(
         usage,
         onEnd: (o) => {
           request.signal.removeEventListener('abort', onClientGone);
+          idleAgain();
           copyUsage(rec, usage);
           if (o.clientClosed) finish(CLIENT_CLOSED, 'client_closed');
           else finish(200, o.errorType);
@@ -204,7 +208,7 @@ export async function handleMessages(
       });
     }
 
-    const msg = await collectMessage(d.events);
+    const msg = d.message ?? (await collectMessage(d.events));
     clearTimeout(deadline);
     const u = msg.usage;
     rec.inputTokens = num(u.input_tokens);
@@ -212,15 +216,28 @@ export async function handleMessages(
     rec.cacheReadTokens = num(u.cache_read_input_tokens);
     rec.cacheCreationTokens = num(u.cache_creation_input_tokens);
     request.signal.removeEventListener('abort', onClientGone);
-    finish(200, null);
+    idleAgain();
+    // Gone while the answer was made: it was whole, and nobody took it.
+    if (abort.signal.aborted && !timedOut) finish(CLIENT_CLOSED, 'client_closed');
+    else finish(200, null);
     return jsonResponse(msg, headers);
   } catch (err) {
     clearTimeout(deadline);
     request.signal.removeEventListener('abort', onClientGone);
+    idleAgain();
     const api = timedOut ? new ApiError('timeout_error', writeTimeoutMessage(writeTimeoutSec)) : toApiError(err);
     if (abort.signal.aborted && !timedOut) finish(CLIENT_CLOSED, 'client_closed');
     else finish(api.status, api.type);
     return errorResponse(api, requestId);
+  }
+}
+
+/** The server-wide idle timeout back on the request's socket (it may already be closed: nothing to do then). */
+export function restoreIdleTimeout(server: ServerLike | null, request: Request, idleTimeoutSec: number): void {
+  try {
+    server?.timeout(request, Math.min(255, idleTimeoutSec));
+  } catch {
+    // the client is gone
   }
 }
 

@@ -3,8 +3,9 @@
 // drops a stream after 180 s without a byte); a failure after the 200 becomes `event: error`;
 // a client that goes away aborts the upstream at once.
 import { ApiError } from '../anthropic/errors.ts';
-import { errorTypeOf, trackUsage, type UsageTotals } from '../anthropic/collect.ts';
+import { errorTypeOf, estimateCutOutput, outputChars, trackUsage, type UsageTotals } from '../anthropic/collect.ts';
 import type { AnthropicEvent } from '../anthropic/events.ts';
+import { log } from '../log.ts';
 
 const PING_FRAME = 'event: ping\ndata: {"type":"ping"}\n\n';
 
@@ -23,7 +24,7 @@ export interface SseOptions {
   abort: AbortController;
   /** Usage totals updated as events pass (message_start, message_delta). */
   usage: UsageTotals;
-  /** Called exactly once when the stream is over, however it ended. */
+  /** Called exactly once when the stream is over, however it ended; before the response is closed, when it is. */
   onEnd(outcome: StreamOutcome): void;
   /** After this long the stream is ended with a timeout_error event and the upstream aborted (WRITE_TIMEOUT_SEC). */
   deadlineMs?: number;
@@ -58,12 +59,22 @@ export function sseResponse(events: AsyncIterable<AnthropicEvent>, opts: SseOpti
   let deadline: ReturnType<typeof setTimeout> | undefined;
   let out: DirectController | undefined;
 
+  // Output sent so far, for the usage of a stream cut before its message_delta (the client left, the upstream failed).
+  let streamedChars = 0;
+  let finalUsage = false;
+
   const end = (outcome: StreamOutcome): void => {
     if (ended) return;
     ended = true;
     if (timer) clearTimeout(timer);
     if (deadline) clearTimeout(deadline);
-    opts.onEnd(outcome);
+    if (!finalUsage) estimateCutOutput(usage, streamedChars);
+    try {
+      opts.onEnd(outcome);
+    } catch (err) {
+      // The response is closed after this: a failing report must not leave the client hanging.
+      log.error(`stream end report failed: ${(err as Error)?.message ?? String(err)}`);
+    }
   };
 
   const write = (frame: string): number | Promise<number> => {
@@ -111,8 +122,8 @@ export function sseResponse(events: AsyncIterable<AnthropicEvent>, opts: SseOpti
     } catch {
       // already closed
     }
-    close();
     end({ errorType: type, clientClosed: false });
+    close();
   };
 
   const source = {
@@ -142,10 +153,13 @@ export function sseResponse(events: AsyncIterable<AnthropicEvent>, opts: SseOpti
         }
         if (ended) return;
         if (r.done) {
-          close();
-          return end({ errorType: null, clientClosed: false });
+          // onEnd before the close: the socket's idle timeout can only be set back while the response is open.
+          end({ errorType: null, clientClosed: false });
+          return close();
         }
         const ev = r.value;
+        if (ev.type === 'content_block_delta') streamedChars += outputChars(ev);
+        else if (ev.type === 'message_delta') finalUsage = true;
         trackUsage(usage, ev);
         if (ev.type === 'error') {
           // An error event from the upstream ends the stream, with a type the SDK knows.
@@ -156,9 +170,10 @@ export function sseResponse(events: AsyncIterable<AnthropicEvent>, opts: SseOpti
           } catch {
             // the client went away meanwhile
           }
+          end({ errorType: type, clientClosed: false });
           close();
           it.return?.()?.catch?.(() => {});
-          return end({ errorType: type, clientClosed: false });
+          return;
         }
         let pushed: number | Promise<number>;
         try {

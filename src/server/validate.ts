@@ -38,12 +38,17 @@ function isJsonContentType(ct: string): boolean {
   return mime === 'application/json' || (mime.startsWith('application/') && mime.endsWith('+json'));
 }
 
+/** A body that stopped arriving: the client closed the connection (it hears nothing; the log says 499). */
+function bodyCut(): never {
+  throw new ApiError('invalid_request_error', 'the connection closed before the request body was whole');
+}
+
 async function readCapped(body: ReadableStream<Uint8Array>, limit: number): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let size = 0;
   const reader = body.getReader();
   for (;;) {
-    const { done, value } = await reader.read();
+    const { done, value } = await reader.read().catch(bodyCut);
     if (done) break;
     size += value.byteLength;
     if (size > limit) {
@@ -77,7 +82,7 @@ export async function readBodyBytes(request: Request, limit: number): Promise<Ui
   if (!request.body) return new Uint8Array(0);
   if (declared !== null) {
     // A declared length is enforced by the server, so the whole body can be taken in one go.
-    const bytes = new Uint8Array(await request.arrayBuffer());
+    const bytes = new Uint8Array(await request.arrayBuffer().catch(bodyCut));
     if (bytes.byteLength > limit) throw tooLarge(limit);
     return bytes;
   }

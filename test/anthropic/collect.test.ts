@@ -89,6 +89,39 @@ describe('collectMessage', () => {
     ).catch((e) => e);
     expect(err).toBeInstanceOf(ApiError);
     expect(err.type).toBe('api_error');
+    // The upstream's fault, not the proxy's: a 502 (retryable), never a 500.
+    expect(err.status).toBe(502);
+  });
+
+  test('an answer with no message_start, or a stream that throws, is a 502 api_error', async () => {
+    for (const events of [from([blockStart(0, { type: 'text', text: '' })]), from([start], new Error('socket hang up'))]) {
+      const err = await collectMessage(events).catch((e) => e);
+      expect(err).toBeInstanceOf(ApiError);
+      expect(err.type).toBe('api_error');
+      expect(err.status).toBe(502);
+    }
+  });
+
+  test('tool input cut by max_tokens is kept as far as it is whole, as the SDK shows it streamed, not refused', async () => {
+    const cut = (partial: string) =>
+      collectMessage(
+        from([
+          start,
+          blockStart(0, { type: 'tool_use', id: 't', name: 'Bash', input: {} }),
+          blockDelta(0, { type: 'input_json_delta', partial_json: partial }),
+          blockStop(0),
+          messageDelta('max_tokens', { output_tokens: 100 }),
+          MESSAGE_STOP,
+        ]),
+      );
+    expect((await cut('{"command":"ls -la","description":"Lis')).content[0]).toMatchObject({ input: { command: 'ls -la', description: 'Lis' } });
+    expect((await cut('{"command":"ls","opts":{"a":[1,2')).content[0]).toMatchObject({ input: { command: 'ls', opts: { a: [1, 2] } } });
+    expect((await cut('{"command":"ls","timeo')).content[0]).toMatchObject({ input: { command: 'ls' } });
+    expect((await cut('{"command":')).content[0]).toMatchObject({ input: {} });
+    expect((await cut('{"s":"a\\"b\\u00')).content[0]).toMatchObject({ input: {} });
+    const m = await cut('{"n":12,"flag":tr');
+    expect(m.content[0]).toMatchObject({ input: { n: 12 } });
+    expect(m.stop_reason).toBe('max_tokens');
   });
 
   test('message_delta overwrites usage totals (never adds) and keeps stop_sequence', async () => {

@@ -395,6 +395,48 @@ describe('MAX_CONCURRENT_PER_ACCOUNT in front of three Z.AI accounts', () => {
   });
 });
 
+describe('a client that leaves in the middle of a stream', () => {
+  test('stops the upstream call at once and frees its slot for a request waiting for one', async () => {
+    const p = await startProxy({ MAX_CONCURRENT_PER_ACCOUNT: '1', MAX_WAIT_SEC: '30' });
+    try {
+      // 40 chunks 100 ms apart: each stream would hold its account for about 4 s.
+      zai.setMode({ kind: 'slow_chunks', chunks: 40, delayMs: 100 });
+      const from = zai.messages().length;
+      const open = () => zai.messages().slice(from).filter((m) => !m.ended).length;
+      const leaving = new AbortController();
+      const first = await fetch(`${p.url}/v1/messages`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-api-key': PROXY_KEY },
+        body: JSON.stringify({ model: 'glm-4.7', max_tokens: 64, stream: true, messages: [{ role: 'user', content: 'I will leave' }] }),
+        signal: leaving.signal,
+      });
+      const reader = first.body!.getReader();
+      let seen = '';
+      while (!seen.includes('text_delta')) seen += new TextDecoder().decode((await reader.read()).value);
+      // The other two accounts busy too: the next request has to wait for a slot.
+      const others = [ask(p, 'glm-4.7', { stream: true }), ask(p, 'glm-4.7', { stream: true })];
+      await waitFor(() => (open() === 3 ? true : null), 5000, 'three streams upstream');
+      const waiting = ask(p, 'glm-4.7', { stream: true });
+      await Bun.sleep(200);
+      expect(zai.messages().length - from).toBe(3);
+      const t0 = performance.now();
+      leaving.abort();
+      const cut = zai.messages()[from]!;
+      await waitFor(() => (cut.aborted ? true : null), 2000, 'the upstream call of the client that left to be cut');
+      // The waiting request took the freed slot long before the other streams ended.
+      await waitFor(() => (zai.messages().length - from === 4 ? true : null), 2000, 'the waiting request to reach the upstream');
+      expect(performance.now() - t0).toBeLessThan(1500);
+      expect(zai.messages()[from + 3]!.key).toBe(cut.key);
+      const replies = await Promise.all([...others, waiting]);
+      for (const r of replies) expect(String(r.body.text)).toContain('message_stop');
+      const health = (await (await fetch(`${p.url}/health`, { headers: { 'x-api-key': PROXY_KEY } })).json()) as { accountDetails: Array<{ inFlight: number }> };
+      expect(health.accountDetails.map((a) => a.inFlight)).toEqual([0, 0, 0]);
+    } finally {
+      await p.stop();
+    }
+  }, 20_000);
+});
+
 describe('a mixed pool: two Google (Antigravity) accounts and three Z.AI keys', () => {
   test("Claude Code's names go to Antigravity, GLM ids to Z.AI", async () => {
     const p = await startProxy({}, undefined, { google: true });

@@ -458,6 +458,41 @@ describe('dispatch', () => {
     expect(r.routing.pool.inFlight(d.accountId)).toBe(0);
   });
 
+  test('a provider bug (not an UpstreamError) before the first event: a 502 without its detail, no failover, nothing held against the account', async () => {
+    const r = rig({ labels: ['a', 'b'] });
+    r.zai.answer = () => ({ error: new TypeError("Cannot read properties of undefined (reading 'secretField')") as never });
+    // More requests than the failures in a row that rest an account.
+    for (let i = 0; i < 4; i++) {
+      const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+      expect(e.status).toBe(502);
+      expect(e.type).toBe('api_error');
+      expect(e.message).not.toContain('secretField');
+    }
+    // The same code would fail the same way on any account: one upstream call per request.
+    expect(r.zai.calls).toHaveLength(4);
+    expect(listLimits(r.db)).toHaveLength(0);
+    for (const a of r.accounts) expect(r.routing.pool.inFlight(a.id)).toBe(0);
+  });
+
+  test('a provider bug after the first event ends the stream with a 502 api_error without its detail, and no limit', async () => {
+    const r = rig({ labels: ['a', 'b'] });
+    r.zai.answer = () => ({ error: new RangeError('secret internal detail') as never, after: 3 });
+    for (let i = 0; i < 4; i++) {
+      const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
+      let thrown: unknown;
+      try {
+        await drain(d);
+      } catch (err) {
+        thrown = err;
+      }
+      expect(thrown).toBeInstanceOf(ApiError);
+      expect((thrown as ApiError).status).toBe(502);
+      expect((thrown as ApiError).message).not.toContain('secret internal detail');
+      expect(r.routing.pool.inFlight(d.accountId)).toBe(0);
+    }
+    expect(listLimits(r.db)).toHaveLength(0);
+  });
+
   test('not streaming: a failure after the first event moves the request to another account, and the limit is kept', async () => {
     const r = rig({ labels: ['a', 'b'] });
     r.zai.answer = (call) =>
@@ -485,6 +520,23 @@ describe('dispatch', () => {
     expect(d.accountId).toBe(r.accounts[1]!.id);
     expect(d.failovers).toBe(1);
     expect((await drain(d)).at(-1)!.type).toBe('message_stop');
+  });
+
+  test('not streaming: an answer that cannot be made a Message (invalid tool input) fails over, and the Message comes with it', async () => {
+    const r = rig({ labels: ['a', 'b'] });
+    const toolAnswer = (json: string) => [
+      textEvents('x', 'glm-4.7')[0]!,
+      { type: 'content_block_start', index: 0, content_block: { type: 'tool_use', id: 'toolu_1', name: 'Bash', input: {} } },
+      { type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: json } },
+      { type: 'content_block_stop', index: 0 },
+      { type: 'message_delta', delta: { stop_reason: 'tool_use', stop_sequence: null }, usage: { output_tokens: 9 } },
+      { type: 'message_stop' },
+    ] as never;
+    r.zai.answer = (call) => ({ events: toolAnswer(call.label === 'a' ? '{"command": ls}' : '{"command":"ls"}') });
+    const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7', { stream: false })));
+    expect(d.accountId).toBe(r.accounts[1]!.id);
+    expect(d.failovers).toBe(1);
+    expect(d.message?.content).toEqual([{ type: 'tool_use', id: 'toolu_1', name: 'Bash', input: { command: 'ls' } }]);
   });
 
   test('not streaming: a client gone in the middle of the answer stops the upstream call and is not counted against the account', async () => {

@@ -14,6 +14,14 @@ test("Claude Code's JSON user_id carries the session id", () => {
   expect(sessionKeyOf(b, {})).toBe('5f0c-uuid-1234');
 });
 
+test('two conversations of one Claude Code process (/clear gives a new session id, the device stays) are two conversations', () => {
+  const of = (session: string) =>
+    body({ metadata: { user_id: JSON.stringify({ device_id: '1e50301d4e0176b1', account_uuid: '', session_id: session }) } });
+  // The same first message in both: only the session id may tell them apart.
+  const [a, b] = [sessionKeyOf(of('477be4ad-0bef'), {}), sessionKeyOf(of('9b7caaa6-290c'), {})];
+  expect(a).not.toBe(b);
+});
+
 test('the legacy user_…_session_<uuid> form is understood', () => {
   const b = body({ metadata: { user_id: 'user_0123abcd_account__session_1b2c3d4e-aaaa-bbbb-cccc-1234567890ab' } });
   expect(sessionKeyOf(b, {})).toBe('1b2c3d4e-aaaa-bbbb-cccc-1234567890ab');
@@ -34,6 +42,22 @@ test('without an id, the first user message keys the conversation on every turn'
   });
   expect(sessionKeyOf(t1, {})).toBe(sessionKeyOf(t2, {}));
   expect(sessionKeyOf(body({ messages: [{ role: 'user', content: 'another chat' }] }), {})).not.toBe(sessionKeyOf(t1, {}));
+});
+
+test('without an id, conversations that open with no text (an image alone) are still told apart, and each keeps its key', () => {
+  const image = (data: string) => ({ type: 'image', source: { type: 'base64', media_type: 'image/png', data } });
+  const a1 = body({ messages: [{ role: 'user', content: [image('iVBORw0KGgoAAAA-first')] }] });
+  const a2 = body({
+    messages: [
+      { role: 'user', content: [image('iVBORw0KGgoAAAA-first')] },
+      { role: 'assistant', content: 'a cat' },
+      { role: 'user', content: 'and the colour?' },
+    ],
+  });
+  const b = body({ messages: [{ role: 'user', content: [image('iVBORw0KGgoAAAA-second')] }] });
+  const url = body({ messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'url', url: 'https://example.com/c.png' } }] }] });
+  expect(sessionKeyOf(a1, {})).toBe(sessionKeyOf(a2, {}));
+  expect(new Set([a1, b, url].map((x) => sessionKeyOf(x, {}))).size).toBe(3);
 });
 
 test('a user_id that is neither form falls back to the message hash', () => {

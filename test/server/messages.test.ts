@@ -153,6 +153,31 @@ describe('streaming', () => {
     expect(h.records.find((x) => x.requestId === rid)).toMatchObject({ status: 499, errorType: 'client_closed' });
   });
 
+  test('a client that leaves mid-stream is recorded with its input tokens and an estimate of the output it was sent', async () => {
+    const evs = textEvents();
+    const text = 'word '.repeat(80); // 400 ASCII characters: about 100 tokens
+    h.dispatch = dispatchSteps([evs[0]!, evs[1]!, blockDelta(0, { type: 'text_delta', text }), { wait: 10_000 }, ...evs.slice(3)]);
+    const client = new AbortController();
+    const r = await fetch(`${h.base}/v1/messages`, { method: 'POST', headers: AUTH, body: JSON.stringify(body({ stream: true })), signal: client.signal });
+    const reader = r.body!.getReader();
+    let seen = '';
+    while (!seen.includes('text_delta')) seen += new TextDecoder().decode((await reader.read()).value);
+    client.abort();
+    const rid = r.headers.get('request-id')!;
+    await until(() => h.records.some((x) => x.requestId === rid));
+    expect(h.records.find((x) => x.requestId === rid)).toMatchObject({ status: 499, inputTokens: 10, outputTokens: 100 });
+  });
+
+  test('an upstream failure mid-stream is recorded with an estimate of the output sent before it', async () => {
+    const evs = textEvents();
+    h.dispatch = dispatchSteps([evs[0]!, evs[1]!, blockDelta(0, { type: 'text_delta', text: 'abcd'.repeat(20) }), { throw: new ApiError('overloaded_error', 'Overloaded') }]);
+    const r = await post(h, '/v1/messages', body({ stream: true }));
+    await r.text();
+    const rid = r.headers.get('request-id')!;
+    await until(() => h.records.some((x) => x.requestId === rid));
+    expect(h.records.find((x) => x.requestId === rid)).toMatchObject({ status: 200, errorType: 'overloaded_error', inputTokens: 10, outputTokens: 20 });
+  });
+
   test('a client disconnect while waiting for the first event aborts dispatch', async () => {
     let seen: AbortSignal | null = null;
     h.dispatch = (req) => {
@@ -174,6 +199,23 @@ describe('streaming', () => {
 });
 
 describe('non-streaming', () => {
+  test('a client gone before its whole answer could be sent is recorded as gone (499), with the answer\'s tokens', async () => {
+    h.dispatch = async (req) => {
+      // The upstream finished just as the client left: the answer is whole, and nobody takes it.
+      await new Promise((r) => (req.signal.aborted ? r(null) : req.signal.addEventListener('abort', r, { once: true })));
+      return dispatchSteps(textEvents())({ ...req, signal: new AbortController().signal });
+    };
+    const client = new AbortController();
+    const before = h.records.length;
+    const p = fetch(`${h.base}/v1/messages`, { method: 'POST', headers: AUTH, body: JSON.stringify(body()), signal: client.signal }).catch(() => null);
+    await until(() => h.calls.length > 0 && h.calls.at(-1)!.body.stream !== true && h.records.length === before);
+    await Bun.sleep(50);
+    client.abort();
+    await p;
+    await until(() => h.records.length > before);
+    expect(h.records.at(-1)).toMatchObject({ status: 499, errorType: 'client_closed', inputTokens: 10, outputTokens: 5 });
+  });
+
   test('a client disconnect while collecting aborts the signal given to dispatch', async () => {
     const evs = textEvents();
     h.dispatch = dispatchSteps([evs[0]!, { wait: 10_000 }, ...evs.slice(1)]);

@@ -1,5 +1,6 @@
 // The real server as `mcp serve` starts it: idle timeout for idle sockets only, never for work in progress.
 import { describe, expect, test } from 'bun:test';
+import { connect } from 'node:net';
 import type { Config } from '../../src/config.ts';
 import type { Gateway, Ops } from '../../src/gateway/types.ts';
 import { log } from '../../src/log.ts';
@@ -34,6 +35,50 @@ describe('startServer', () => {
       ]);
       expect(streamed).toContain('event: message_stop');
       expect(collected.content).toEqual([{ type: 'text', text: 'Hello!' }]);
+    } finally {
+      app.stop(true);
+    }
+  });
+
+  test('a keep-alive connection left idle after a /v1/messages answer (streamed or not) or an image answer is closed after IDLE_TIMEOUT_SEC', async () => {
+    const config = testConfig({ IDLE_TIMEOUT_SEC: '1', BIND_ADDRESS: '127.0.0.1', PORT: '0' });
+    const app = appWith(config, textEvents());
+    const server = startServer(config, app);
+    try {
+      const payloads = [JSON.stringify(body({ stream: true })), JSON.stringify(body())];
+      const closedAfter = await Promise.all([
+        ...payloads.map((p) => idleCloseAfter(server.port!, p, 9000)),
+        // The image endpoints turn the timeout off the same way (here: answered with an error, no image model).
+        idleCloseAfter(server.port!, JSON.stringify({ prompt: 'a teapot' }), 9000, '/v1/images/generate'),
+      ]);
+      // Bun checks socket timeouts on a ~4 s tick: closed within two ticks, not held open for ever.
+      for (const ms of closedAfter) expect(ms).toBeLessThan(9000);
+    } finally {
+      app.stop(true);
+    }
+  }, 15_000);
+
+  test('a body far over the limit, declared or chunked, gets the 413 envelope, never a bare 413', async () => {
+    const config = testConfig({ BIND_ADDRESS: '127.0.0.1', PORT: '0' }, { bodyLimitBytes: 1000 });
+    const app = appWith(config, textEvents());
+    const server = startServer(config, app);
+    try {
+      const url = `http://127.0.0.1:${server.port}/v1/messages`;
+      const huge = JSON.stringify(body({ messages: [{ role: 'user', content: 'x'.repeat(100_000) }] }));
+      const chunked = new ReadableStream<Uint8Array>({
+        start(c) {
+          for (let i = 0; i < 10; i++) c.enqueue(new TextEncoder().encode('x'.repeat(10_000)));
+          c.close();
+        },
+      });
+      for (const r of [
+        await fetch(url, { method: 'POST', headers: AUTH, body: huge }),
+        await fetch(url, { method: 'POST', headers: AUTH, body: chunked, duplex: 'half' } as RequestInit),
+      ]) {
+        expect(r.status).toBe(413);
+        expect(r.headers.get('request-id')).toMatch(/^req_/);
+        expect(await r.json()).toMatchObject({ type: 'error', error: { type: 'request_too_large' } });
+      }
     } finally {
       app.stop(true);
     }
@@ -75,3 +120,27 @@ describe('logging', () => {
     for (const l of lines) expect(l).not.toContain(KEY);
   });
 });
+
+/**
+ * Sends one POST (to /v1/messages unless told) on a raw keep-alive socket, reads the whole answer, then stays silent:
+ * how long after the answer the server closed the socket (`limit` when it never did).
+ */
+async function idleCloseAfter(port: number, payload: string, limit: number, path = '/v1/messages'): Promise<number> {
+  const sock = connect(port, '127.0.0.1');
+  let data = '';
+  let closedAt = 0;
+  sock.on('data', (d) => void (data += d.toString('latin1')));
+  sock.on('close', () => void (closedAt = Date.now()));
+  sock.on('error', () => {});
+  await new Promise((r) => sock.once('connect', r));
+  sock.write(
+    `POST ${path} HTTP/1.1\r\nhost: x\r\nx-api-key: ${KEY}\r\ncontent-type: application/json\r\n` +
+      `content-length: ${Buffer.byteLength(payload)}\r\n\r\n${payload}`,
+  );
+  // The streamed answer ends with the chunked terminator, the others with their JSON.
+  while (!/message_stop[\s\S]*0\r\n\r\n$|\r\n\r\n\{[\s\S]*\}$/.test(data) && !closedAt) await Bun.sleep(10);
+  const answered = Date.now();
+  while (!closedAt && Date.now() - answered < limit) await Bun.sleep(50);
+  sock.destroy();
+  return closedAt ? closedAt - answered : limit;
+}

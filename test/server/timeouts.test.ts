@@ -2,6 +2,7 @@
 // whole answer. Both end in the Anthropic envelope (or an error event once a stream has begun),
 // and the upstream call is stopped.
 import { afterEach, describe, expect, test } from 'bun:test';
+import { log } from '../../src/log.ts';
 import { AUTH, body, dispatchSteps, post, read, startHarness, testConfig, textEvents, type Harness } from './stubs.ts';
 
 let h: Harness | undefined;
@@ -37,6 +38,32 @@ describe('READ_TIMEOUT_SEC', () => {
     expect(Date.now() - t0).toBeLessThan(4000);
     expect(h.calls).toHaveLength(0);
     expect((await post(h, '/v1/messages', body())).status).toBe(200);
+  });
+});
+
+describe('a client that leaves while sending its body', () => {
+  test('is recorded as gone (499), not logged as a server error', async () => {
+    h = startHarness(testConfig({ READ_TIMEOUT_SEC: '5' }));
+    const lines: string[] = [];
+    const saved = [...log.options.reporters];
+    log.setReporters([{ log: (o) => void lines.push(o.args.map(String).join(' ')) }]);
+    try {
+      const sock = await Bun.connect({ hostname: '127.0.0.1', port: Number(new URL(h.base).port), socket: { data() {} } });
+      const json = JSON.stringify(body());
+      sock.write(
+        `POST /v1/messages HTTP/1.1\r\nhost: x\r\nx-api-key: ${AUTH['x-api-key']}\r\ncontent-type: application/json\r\n` +
+          `content-length: ${json.length}\r\n\r\n${json.slice(0, 10)}`,
+      );
+      await Bun.sleep(100);
+      sock.terminate();
+      const t0 = Date.now();
+      while (!h.records.length && Date.now() - t0 < 3000) await Bun.sleep(20);
+    } finally {
+      log.setReporters(saved);
+    }
+    expect(h.records.map((r) => r.status)).toEqual([499]);
+    expect(lines.filter((l) => l.includes('unexpected server error'))).toEqual([]);
+    expect(h.calls).toHaveLength(0);
   });
 });
 

@@ -1,0 +1,63 @@
+// sseResponse on its own: how a stream ends, whatever the report of its end does.
+import { expect, test } from 'bun:test';
+import { emptyUsage } from '../../src/anthropic/collect.ts';
+import { blockDelta, blockStart, type AnthropicEvent } from '../../src/anthropic/events.ts';
+import { log } from '../../src/log.ts';
+import { sseResponse } from '../../src/server/sse.ts';
+import { textEvents } from './stubs.ts';
+
+async function* from(events: AnthropicEvent[], thenThrow?: Error): AsyncGenerator<AnthropicEvent> {
+  for (const e of events) yield e;
+  if (thenThrow) throw thenThrow;
+}
+
+test('a report of the end that throws still closes the response, however the stream ended', async () => {
+  const saved = [...log.options.reporters];
+  log.setReporters([{ log: () => {} }]);
+  const server = Bun.serve({
+    port: 0,
+    hostname: '127.0.0.1',
+    fetch(req) {
+      const evs = textEvents();
+      const source = req.url.endsWith('/fail') ? from(evs.slice(0, 2), new Error('boom')) : from(evs);
+      return sseResponse(source, {
+        pingIntervalMs: 15_000,
+        headers: {},
+        abort: new AbortController(),
+        usage: emptyUsage(),
+        onEnd: () => {
+          throw new Error('the report failed');
+        },
+      });
+    },
+  });
+  try {
+    for (const path of ['/ok', '/fail']) {
+      const text = await Promise.race([
+        fetch(`http://127.0.0.1:${server.port}${path}`).then((r) => r.text()),
+        Bun.sleep(2000).then(() => 'still open after 2 s'),
+      ]);
+      expect(text).toContain(path === '/ok' ? 'event: message_stop' : 'event: error');
+    }
+  } finally {
+    server.stop(true);
+    log.setReporters(saved);
+  }
+});
+
+test('the usage of a stream cut before message_delta is estimated from the output it carried', async () => {
+  const usage = emptyUsage();
+  let ended = false;
+  const evs = textEvents();
+  const res = sseResponse(from([evs[0]!, blockStart(0, { type: 'text', text: '' }), blockDelta(0, { type: 'text_delta', text: 'x'.repeat(41) })], new Error('cut')), {
+    pingIntervalMs: 15_000,
+    headers: {},
+    abort: new AbortController(),
+    usage,
+    onEnd: () => void (ended = true),
+  });
+  await res.text();
+  expect(ended).toBe(true);
+  expect(usage.inputTokens).toBe(10);
+  expect(usage.outputTokens).toBe(11);
+});
