@@ -155,8 +155,11 @@ export async function handleMessages(
   const abort = new AbortController();
   const onClientGone = (): void => abort.abort();
   request.signal.addEventListener('abort', onClientGone, { once: true });
-  // WRITE_TIMEOUT_SEC bounds the whole answer (waits for a reset, failovers, the stream itself).
-  const { readTimeoutSec, writeTimeoutSec } = deps.config;
+  // WRITE_TIMEOUT_SEC bounds the whole answer (waits for a reset, failovers, the stream itself). A
+  // client that says it waits longer (Claude Code's API_TIMEOUT_MS, e.g. Z.AI's advised 50 min for
+  // slow GLM answers) is not cut short by the proxy in the middle of a long answer.
+  const { readTimeoutSec } = deps.config;
+  const writeTimeoutSec = Math.max(deps.config.writeTimeoutSec, clientTimeoutSec(request.headers.get('x-stainless-timeout')));
   const writeDeadline = t0 + writeTimeoutSec * 1000;
   let timedOut = false;
   let deadline: ReturnType<typeof setTimeout> | undefined;
@@ -239,6 +242,12 @@ export function restoreIdleTimeout(server: ServerLike | null, request: Request, 
   } catch {
     // the client is gone
   }
+}
+
+/** The Stainless SDKs' own request timeout in seconds (0 when absent or not a number); at most a day. */
+export function clientTimeoutSec(header: string | null): number {
+  const n = header === null ? NaN : Number(header);
+  return Number.isFinite(n) && n > 0 ? Math.min(86_400, Math.ceil(n)) : 0;
 }
 
 function writeTimeoutMessage(sec: number): string {

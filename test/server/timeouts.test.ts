@@ -99,6 +99,26 @@ describe('WRITE_TIMEOUT_SEC', () => {
     expect(h.records.at(-1)).toMatchObject({ status: 200, errorType: 'timeout_error' });
   });
 
+  test("a client that allows longer (Claude Code's API_TIMEOUT_MS, sent as x-stainless-timeout) is not cut at WRITE_TIMEOUT_SEC", async () => {
+    h = startHarness(testConfig({ WRITE_TIMEOUT_SEC: '1', PING_INTERVAL_SEC: '10' }));
+    const evs = textEvents();
+    h.dispatch = dispatchSteps([evs[0]!, evs[1]!, { wait: 1500 }, ...evs.slice(2)]);
+    const r = await post(h, '/v1/messages', body({ stream: true }), { ...AUTH, 'x-stainless-timeout': '3' });
+    const text = await r.text();
+    expect(text).toContain('message_stop');
+    expect(text).not.toContain('event: error');
+  });
+
+  test('a client timeout shorter than WRITE_TIMEOUT_SEC, or not a number, does not shorten it', async () => {
+    h = startHarness(testConfig({ WRITE_TIMEOUT_SEC: '2' }));
+    const evs = textEvents();
+    for (const t of ['0.5', 'soon']) {
+      h.dispatch = dispatchSteps([evs[0]!, { wait: 1000 }, ...evs.slice(1)]);
+      const r = await post(h, '/v1/messages', body(), { ...AUTH, 'x-stainless-timeout': t });
+      expect(r.status).toBe(200);
+    }
+  });
+
   test('an answer within the limit is untouched', async () => {
     h = startHarness(testConfig({ WRITE_TIMEOUT_SEC: '2' }));
     const evs = textEvents();
