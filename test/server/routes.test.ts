@@ -154,6 +154,11 @@ describe('models', () => {
     expect(r.status).toBe(404);
     expectEnvelope(await read(r), 'not_found_error');
   });
+  test('a model id that is not valid percent-encoding is a 404 envelope, not a 500', async () => {
+    const r = await get('/v1/models/%E0%A4%A');
+    expect(r.status).toBe(404);
+    expectEnvelope(await read(r), 'not_found_error');
+  });
 });
 
 describe('unknown routes and methods', () => {
