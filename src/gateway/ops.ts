@@ -1,5 +1,6 @@
 // The operations surface behind /health, /account-limits, /refresh-token and /metrics, and the
 // routing metrics themselves (defined here once; the gateway and the quota poller count into them).
+import { ApiError } from '../anthropic/errors.ts';
 import { defineCounter, defineGauge, defineHistogram, onCollect, renderMetrics } from '../metrics.ts';
 import type { AccountState, Pool } from '../pool/pool.ts';
 import { UpstreamError } from '../providers/provider.ts';
@@ -217,7 +218,8 @@ export function createOps(deps: {
       const targets = accountId
         ? pool.accounts().filter((a) => a.id === accountId || a.label === accountId)
         : pool.accounts().filter((a) => a.status !== 'disabled');
-      if (accountId && !targets.length) return { ok: false, error: `no account ${accountId}`, results: [] };
+      // A clear 404 envelope, not a 200 the caller has to read to see that nothing happened.
+      if (accountId && !targets.length) throw new ApiError('not_found_error', `no account with id or label "${accountId.slice(0, 100)}"`);
       const results = await Promise.all(
         targets.map(async (a) => {
           const p = providers[a.provider];

@@ -1,4 +1,5 @@
 import { afterEach, expect, test } from 'bun:test';
+import { ApiError } from '../../src/anthropic/errors.ts';
 import { createRouting } from '../../src/gateway/index.ts';
 import { quotaCell, textTable } from '../../src/gateway/ops.ts';
 import { UpstreamError } from '../../src/providers/provider.ts';
@@ -112,8 +113,17 @@ test('refresh asks the provider for every account or for one; a refresh refused 
   expect(r.zai.refreshes).toEqual(['b']);
   expect(one.ok).toBe(false);
   expect(findAccount(r.db, 'b')!.status).toBe('invalid');
-  const none = await r.routing.ops.refresh('nope');
-  expect(none.ok).toBe(false);
+});
+
+test('refresh of an account that does not exist is a 404 not_found_error, as the server expects', async () => {
+  const r = rig();
+  const err = await r.routing.ops.refresh('nope').then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(ApiError);
+  expect(err).toMatchObject({ type: 'not_found_error', status: 404 });
+  expect(r.zai.refreshes).toEqual([]);
 });
 
 test('refresh also re-reads the quota of the accounts it refreshed, as the README says', async () => {
