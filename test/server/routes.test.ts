@@ -87,6 +87,14 @@ describe('ops routes', () => {
     expect(r.headers.get('content-type')).toContain('text/plain');
     expect(await r.text()).toContain('acct-1   50%');
   });
+  test('/account-limits with a format it does not know is a 400 envelope naming the ones it does', async () => {
+    const r = await get('/account-limits?format=tabel');
+    expect(r.status).toBe(400);
+    const j = await read(r);
+    expectEnvelope(j, 'invalid_request_error');
+    expect(j.error.message).toContain('table');
+    expect((await get('/account-limits?format=json')).status).toBe(200);
+  });
   test('/refresh-token passes the account id on', async () => {
     const r = await fetch(`${h.base}/refresh-token?account=acct-1`, { method: 'POST', headers: { 'x-api-key': KEY } });
     expect(r.status).toBe(200);
