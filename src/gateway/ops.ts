@@ -38,6 +38,16 @@ function iso(t: number | null): string | null {
   return t === null ? null : new Date(t).toISOString();
 }
 
+/**
+ * A quota figure as of `t`. Once its window has reset, the last poll's figure is stale (a disabled
+ * or invalid account is not polled at all): the window is full again, as the pool routes it, and
+ * its next reset is unknown until the next poll.
+ */
+export function quotaAsOf<Q extends { remainingFraction: number | null; resetAt: number | null }>(q: Q, t: number): Q {
+  if (q.remainingFraction === null || q.resetAt === null || q.resetAt > t) return q;
+  return { ...q, remainingFraction: 1, resetAt: null };
+}
+
 function accountJson(s: AccountState, now: number): Record<string, unknown> {
   const a = s.account;
   return {
@@ -60,7 +70,7 @@ function accountJson(s: AccountState, now: number): Record<string, unknown> {
       resetInSec: Math.max(0, Math.ceil((l.resetAt - now) / 1000)),
       reason: l.reason,
     })),
-    quota: s.quotas.map((q) => ({
+    quota: s.quotas.map((q) => quotaAsOf(q, now)).map((q) => ({
       model: q.model,
       window: q.window || null,
       remaining: pct(q.remainingFraction),
@@ -159,7 +169,7 @@ export function createOps(deps: {
       if (s.maxConcurrent !== null) metrics.maxConcurrent.set({ account: s.account.label, provider: s.account.provider }, s.maxConcurrent);
       for (const q of s.quotas) {
         if (q.remainingFraction === null) continue;
-        metrics.quotaRemaining.set({ account: s.account.label, model: q.model, window: q.window || 'default' }, q.remainingFraction);
+        metrics.quotaRemaining.set({ account: s.account.label, model: q.model, window: q.window || 'default' }, quotaAsOf(q, t).remainingFraction!);
       }
     }
   });
@@ -206,7 +216,7 @@ export function createOps(deps: {
       for (const s of pool.state()) {
         const a = s.account;
         const limits = s.limits.map((l) => `${l.model === '*' ? 'all' : l.model} ${l.kind} ${until(l.resetAt, t)}`).join(', ');
-        const quota = quotaCell(s.quotas);
+        const quota = quotaCell(s.quotas.map((q) => quotaAsOf(q, t)));
         rows.push([a.label, a.provider, accountStateWord(s, t), a.statusReason ?? '-', s.maxConcurrent === null ? String(s.inFlight) : `${s.inFlight}/${s.maxConcurrent}`, limits || '-', quota || '-']);
       }
       if (!rows.length) return 'no accounts\n';

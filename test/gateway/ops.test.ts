@@ -157,3 +157,21 @@ test('metrics count 429s, failovers, fallbacks and expose quota, states and acti
 test('textTable pads columns to the widest cell', () => {
   expect(textTable(['A', 'BB'], [['xxx', 'y'], ['z', 'wwww']])).toBe('A    BB\nxxx  y\nz    wwww\n');
 });
+
+test('a quota window whose reset has passed shows as full again everywhere, as routing treats it, not the stale figure', () => {
+  const r = rig({ labels: ['a'] });
+  r.routing.pool.setQuotas(r.accounts[0]!.id, [
+    { model: '*', remainingFraction: 0.03, resetAt: T0 + 60_000, window: '5h' },
+    { model: '*', remainingFraction: 0.5, resetAt: T0 + 7 * 86_400_000, window: 'weekly' },
+  ]);
+  r.clock.advance(120_000);
+  const h = r.routing.ops.health(true) as { accountDetails: Array<{ quota: unknown[] }> };
+  expect(h.accountDetails[0]!.quota).toEqual([
+    { model: '*', window: '5h', remaining: '100%', remainingFraction: 1, resetAt: null, fetchedAt: new Date(T0).toISOString() },
+    { model: '*', window: 'weekly', remaining: '50%', remainingFraction: 0.5, resetAt: new Date(T0 + 7 * 86_400_000).toISOString(), fetchedAt: new Date(T0).toISOString() },
+  ]);
+  expect(r.routing.ops.accountLimitsTable()).toContain('5h 100%, weekly 50%');
+  expect(r.routing.ops.metrics()).toMatch(/^mcp_quota_remaining_ratio\{account="a",model="\*",window="5h"\} 1$/m);
+  const glm = r.routing.gateway.listModels().find((m) => m.id === 'glm-4.7')!;
+  expect(glm.quota).toEqual({ remaining_fraction: 0.5, accounts: 1 });
+});
