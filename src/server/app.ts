@@ -116,7 +116,9 @@ export function createApp(deps: AppDeps) {
           return new Response(null, { status: 204, headers: { ...preflightHeaders, 'request-id': requestId } });
         }
       }
-      const keyNumber = OPEN_PATHS.has(path) ? -1 : matchKey(request.headers);
+      // Basic auth only where reading is all a request can do: a browser that logged in to the
+      // dashboard replays it on any request to this origin, a foreign page's form POST included.
+      const keyNumber = OPEN_PATHS.has(path) ? -1 : matchKey(request.headers, request.method === 'GET' || request.method === 'HEAD');
       if (severalKeys && keyNumber > 0) noteKeyNumber(request, keyNumber);
       if (keyNumber === 0) {
         // A browser shows its own login box for this: any user name, the proxy key as the password.

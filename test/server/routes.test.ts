@@ -49,6 +49,17 @@ describe('auth', () => {
       expectEnvelope(await read(r), 'authentication_error');
     }
   });
+  test('Basic auth, which a browser replays by itself after the dashboard, opens GET routes but no POST (no cross-site request spends the pool)', async () => {
+    const basic = { authorization: `Basic ${btoa(`me:${KEY}`)}` };
+    expect((await get('/account-limits', basic)).status).toBe(200);
+    expect((await get('/metrics', basic)).status).toBe(200);
+    for (const p of ['/v1/messages', '/v1/messages/count_tokens', '/refresh-token', '/v1/images/generate']) {
+      // text/plain: what a plain HTML form on a foreign page can send without a preflight.
+      const r = await fetch(h.base + p, { method: 'POST', headers: { ...basic, 'content-type': 'text/plain' }, body: '{"model":"claude-model-1","max_tokens":1,"messages":[{"role":"user","content":"hi"}]}' });
+      expect(r.status).toBe(401);
+      expectEnvelope(await read(r), 'authentication_error');
+    }
+  });
   test('a wrong bearer token is refused', async () => {
     expect((await get('/v1/models', { authorization: 'Bearer wrong' })).status).toBe(401);
     expect((await get('/v1/models', { authorization: KEY })).status).toBe(401);
