@@ -191,7 +191,8 @@ export function createOps(deps: {
       const states = pool.state();
       const c = summary(states, t);
       const usable = c.ok + c.partly_limited;
-      const status = states.length === 0 ? 'no_accounts' : usable > 0 ? (usable === c.total ? 'ok' : 'degraded') : 'unavailable';
+      // A disabled account is the user's choice, not a fault: it does not make the pool degraded.
+      const status = states.length === 0 ? 'no_accounts' : usable > 0 ? (usable === c.total - c.disabled ? 'ok' : 'degraded') : 'unavailable';
       const out: Record<string, unknown> = {
         status,
         version: VERSION,

@@ -3,7 +3,8 @@ import { ApiError } from '../../src/anthropic/errors.ts';
 import { createRouting } from '../../src/gateway/index.ts';
 import { quotaCell, textTable } from '../../src/gateway/ops.ts';
 import { UpstreamError } from '../../src/providers/provider.ts';
-import { findAccount } from '../../src/store/accounts.ts';
+import { findAccount, updateAccount } from '../../src/store/accounts.ts';
+import { openDatabase } from '../../src/store/db.ts';
 import { cleanupDbs, dispatchReq, drain, request, rig, scriptedProvider, T0, tempDb, testConfig } from './helpers.ts';
 
 afterEach(cleanupDbs);
@@ -49,6 +50,21 @@ test('health says unavailable when no account can serve, no_accounts when there 
   const { db } = tempDb();
   const empty = createRouting({ db, config: testConfig(), providers: { zai: scriptedProvider('zai') }, now: () => T0 });
   expect(empty.ops.health(false).status).toBe('no_accounts');
+});
+
+test('an account the user disabled does not make the pool "degraded"; every account disabled is "unavailable"', () => {
+  const r = rig({ labels: ['a', 'b'] });
+  const cli = openDatabase(r.path);
+  try {
+    updateAccount(cli, r.accounts[1]!.id, { status: 'disabled', statusReason: 'disabled by user' }, T0);
+    const h = r.routing.ops.health(false);
+    expect(h.accounts).toMatchObject({ total: 2, ok: 1, disabled: 1 });
+    expect(h.status).toBe('ok');
+    updateAccount(cli, r.accounts[0]!.id, { status: 'disabled', statusReason: 'disabled by user' }, T0);
+    expect(r.routing.ops.health(false).status).toBe('unavailable');
+  } finally {
+    cli.close();
+  }
 });
 
 test('an account-wide limit makes the account "limited"', () => {
