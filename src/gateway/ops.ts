@@ -127,8 +127,9 @@ export function quotaCell(quotas: Parameters<typeof quotaLines>[0]): string {
     .join(', ');
 }
 
-/** Left-aligned columns, two spaces apart. */
-export function textTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+/** Left-aligned columns, two spaces apart; a cell's line breaks (upstream messages) become spaces so each row stays one line. */
+export function textTable(header: readonly string[], rawRows: readonly (readonly string[])[]): string {
+  const rows = rawRows.map((r) => r.map((c) => c.replace(/\s*[\r\n]\s*/g, ' ')));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   return [line(header), ...rows.map(line)].join('\n') + '\n';

@@ -191,3 +191,7 @@ test('a quota window whose reset has passed shows as full again everywhere, as r
   const glm = r.routing.gateway.listModels().find((m) => m.id === 'glm-4.7')!;
   expect(glm.quota).toEqual({ remaining_fraction: 0.5, accounts: 1 });
 });
+
+test('a reason with line breaks (an upstream message) stays on its row of the text table', () => {
+  expect(textTable(['A', 'B'], [['x\n  y', 'z'], ['w', 'v\r\nu']])).toBe('A    B\nx y  z\nw    v u\n');
+});
