@@ -46,7 +46,9 @@ const METHODS: Record<string, string[]> = {
 };
 
 function allowedMethods(path: string): string[] | undefined {
-  return METHODS[path] ?? (path.startsWith('/v1/models/') ? ['GET'] : undefined);
+  const m = METHODS[path] ?? (path.startsWith('/v1/models/') ? ['GET'] : undefined);
+  // The router answers HEAD wherever it answers GET.
+  return m && m.includes('GET') && !m.includes('HEAD') ? [...m, 'HEAD'] : m;
 }
 
 /** The path of an absolute request URL, without the query (no URL object per request). */

@@ -194,6 +194,14 @@ describe('unknown routes and methods', () => {
     expect(r.headers.get('allow')).toBe('POST');
     expectEnvelope(await read(r), 'invalid_request_error');
   });
+  test("the 405's allow names HEAD wherever GET is allowed, since HEAD is answered there too", async () => {
+    for (const p of ['/v1/models', '/v1/models/claude-model-1', '/metrics', '/account-limits']) {
+      expect((await get(p, { 'x-api-key': KEY }, 'HEAD')).status).toBe(200);
+      const r = await get(p, { 'x-api-key': KEY }, 'PUT');
+      expect(r.status).toBe(405);
+      expect(r.headers.get('allow')).toBe('GET, HEAD');
+    }
+  });
   test('every response gets a fresh request-id', async () => {
     const a = (await get('/')).headers.get('request-id');
     const b = (await get('/')).headers.get('request-id');
