@@ -65,12 +65,22 @@ export function pathOf(url: string): string {
 
 const EXPOSE = 'request-id, retry-after, x-should-retry, x-proxy-account, x-proxy-upstream-model, x-proxy-fallback-from';
 
+const CONTROL = /[\u0000-\u001f\u007f\u2028\u2029]/;
+
+/** A client-chosen name as one short piece of a log line: control characters escaped, length capped. */
+function shown(s: string): string {
+  let out = s.length > 200 ? `${s.slice(0, 200)}…(${s.length} chars)` : s;
+  if (CONTROL.test(out)) out = JSON.stringify(out).slice(1, -1);
+  return out;
+}
+
 function logLine(r: RequestRecord): void {
+  // The model names come from the request body (a passed-through id is the upstream model too).
   let line =
-    `${r.requestId} ${r.clientModel || '-'} -> ${r.upstreamModel ?? '-'} acct=${r.accountId ?? '-'} ` +
+    `${r.requestId} ${shown(r.clientModel) || '-'} -> ${r.upstreamModel === null ? '-' : shown(r.upstreamModel)} acct=${r.accountId ?? '-'} ` +
     `${r.status} ${r.latencyMs}ms${r.stream ? ' stream' : ''} in=${r.inputTokens} out=${r.outputTokens} ` +
     `cache_r=${r.cacheReadTokens} cache_w=${r.cacheCreationTokens}`;
-  if (r.fallbackFrom) line += ` fallback_from=${r.fallbackFrom}`;
+  if (r.fallbackFrom) line += ` fallback_from=${shown(r.fallbackFrom)}`;
   if (r.failovers) line += ` failovers=${r.failovers}${r.failoverReasons?.length ? ` (${r.failoverReasons.join(',')})` : ''}`;
   if (r.errorType) line += ` error=${r.errorType}`;
   if (r.clientKey) line += ` key=${r.clientKey}`;
