@@ -130,7 +130,8 @@ export function createApp(deps: AppDeps) {
       }
       // Basic auth only where reading is all a request can do: a browser that logged in to the
       // dashboard replays it on any request to this origin, a foreign page's form POST included.
-      const keyNumber = OPEN_PATHS.has(path) ? -1 : matchKey(request.headers, request.method === 'GET' || request.method === 'HEAD');
+      const basic = request.method === 'GET' || request.method === 'HEAD';
+      const keyNumber = OPEN_PATHS.has(path) ? -1 : matchKey(request.headers, basic);
       if (severalKeys && keyNumber > 0) noteKeyNumber(request, keyNumber);
       if (keyNumber === 0) {
         // A browser shows its own login box for this: any user name, the proxy key as the password.
@@ -140,7 +141,7 @@ export function createApp(deps: AppDeps) {
             headers: { 'content-type': 'text/plain; charset=utf-8', 'www-authenticate': 'Basic realm="mcp", charset="UTF-8"', 'request-id': requestId },
           });
         }
-        return errorResponse(authError(request.headers), requestId, corsHeaders ?? undefined);
+        return errorResponse(authError(request.headers, basic), requestId, corsHeaders ?? undefined);
       }
     })
     .onError(({ code, error, set, request, path }) => {

@@ -72,7 +72,10 @@ export function keyNumberOf(request: Request): number | undefined {
   return keyNumbers.get(request);
 }
 
-export function authError(headers: Headers): ApiError {
+export function authError(headers: Headers, basic = true): ApiError {
+  if (!basic && !headers.get('x-api-key') && /^\s*basic /i.test(headers.get('authorization') ?? '')) {
+    return new ApiError('authentication_error', 'Basic auth is accepted on GET requests only; send the key as x-api-key or Authorization: Bearer');
+  }
   const sent = headers.has('x-api-key') || headers.has('authorization');
   return new ApiError('authentication_error', sent ? 'invalid x-api-key' : 'missing x-api-key or Authorization: Bearer header');
 }

@@ -57,7 +57,9 @@ describe('auth', () => {
       // text/plain: what a plain HTML form on a foreign page can send without a preflight.
       const r = await fetch(h.base + p, { method: 'POST', headers: { ...basic, 'content-type': 'text/plain' }, body: '{"model":"claude-model-1","max_tokens":1,"messages":[{"role":"user","content":"hi"}]}' });
       expect(r.status).toBe(401);
-      expectEnvelope(await read(r), 'authentication_error');
+      const j = await read(r);
+      expectEnvelope(j, 'authentication_error');
+      expect(j.error.message).toContain('Basic auth is accepted on GET requests only');
     }
   });
   test('a wrong bearer token is refused', async () => {
