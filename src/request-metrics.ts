@@ -15,12 +15,28 @@ const duration = defineHistogram(
 );
 
 /**
+ * Distinct model labels kept; later ones are counted as "other". An upstream model is usually one
+ * of the catalog's, but some names go upstream as asked (claude-* to Z.AI, which maps them itself).
+ */
+const MAX_MODELS = 200;
+const models = new Set<string>();
+
+function modelLabel(upstream: string | null): string {
+  if (upstream === null) return '-';
+  if (models.has(upstream)) return upstream;
+  if (models.size >= MAX_MODELS) return 'other';
+  models.add(upstream);
+  return upstream;
+}
+
+/**
  * Counts one finished request. The model label is the upstream model, or "-" when none was chosen
- * (bad request, no account), so a client cannot grow the label set with made-up model names.
+ * (bad request, no account), so a client cannot grow the label set with made-up model names (and
+ * past MAX_MODELS names, "other").
  */
 export function observeRequest(r: UsageRecord): void {
   const provider = r.provider ?? '-';
-  const model = r.upstreamModel ?? '-';
+  const model = modelLabel(r.upstreamModel);
   // Label names in sorted order, so the registry keys them without sorting.
   requests({ model, provider, status: r.status });
   if (r.inputTokens) tokens({ model, provider, type: 'input' }, r.inputTokens);

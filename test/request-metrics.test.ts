@@ -39,3 +39,14 @@ test('a request that never reached an upstream is labelled "-" rather than with 
   expect(text).not.toContain('made-up-model-xyz');
   expect(series(text, 'mcp_requests_total', { provider: '-', model: '-', status: '400' })).toBeGreaterThanOrEqual(1);
 });
+
+test('names passed through to an upstream as asked (claude-* to Z.AI) cannot grow the label set without end', () => {
+  for (let i = 0; i < 400; i++) observeRequest(usageRecord({ upstreamModel: `claude-made-up-${i}` }));
+  const models = new Set<string>();
+  for (const line of renderMetrics().split('\n')) {
+    const m = /^mcp_requests_total\{.*model="([^"]*)"/.exec(line);
+    if (m) models.add(m[1]!);
+  }
+  expect(models.size).toBeLessThanOrEqual(202);
+  expect(models.has('other')).toBe(true);
+});

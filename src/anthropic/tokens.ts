@@ -100,17 +100,31 @@ export interface TokenCountInput {
   [extra: string]: unknown;
 }
 
+function onlyToolResults(content: unknown): boolean {
+  return Array.isArray(content) && content.length > 0 && content.every((b) => isObj(b) && b.type === 'tool_result');
+}
+
+/** Index of the first message of the current turn: just after the last user message that is not only tool results. */
+function currentTurnStart(messages: readonly unknown[]): number {
+  for (let i = messages.length - 1; i >= 0; i--) {
+    const m = messages[i];
+    if (isObj(m) && m.role === 'user' && !onlyToolResults(m.content)) return i + 1;
+  }
+  return 0;
+}
+
 /** Estimated input tokens of a request (system, messages and tools). Never throws; at least 1. */
 export function estimateInputTokens(req: TokenCountInput): number {
   let n = 0;
   n += contentTokens(req.system);
   if (Array.isArray(req.messages)) {
-    const last = req.messages.length - 1;
+    // Thinking from earlier assistant turns does not count towards the context (Anthropic drops it);
+    // that of the current turn does: everything after the user last said something other than tool
+    // results (a tool loop sends its thinking back).
+    const turnStart = currentTurnStart(req.messages);
     req.messages.forEach((m, i) => {
       if (!isObj(m)) return;
-      // Thinking from earlier assistant turns does not count towards the context (Anthropic drops it).
-      const countThinking = i === last;
-      n += MESSAGE_OVERHEAD + contentTokens(m.content, countThinking);
+      n += MESSAGE_OVERHEAD + contentTokens(m.content, i >= turnStart);
     });
   }
   if (Array.isArray(req.tools) && req.tools.length > 0) {

@@ -24,10 +24,20 @@ export async function checkHealth(baseUrl: string, timeoutMs: number): Promise<{
   }
 }
 
+/**
+ * Where this machine reaches a server bound to `bindAddress`: the loopback address for a wildcard
+ * bind, else that address itself (a server bound to one interface is not on 127.0.0.1).
+ */
+export function localBaseUrl(bindAddress: string, port: number): string {
+  const bare = bindAddress.replace(/^\[(.*)\]$/, '$1');
+  const host = bare === '' || bare === '0.0.0.0' ? '127.0.0.1' : bare === '::' ? '[::1]' : bare.includes(':') ? `[${bare}]` : bare;
+  return `http://${host}:${port}`;
+}
+
 export const healthCommand = defineCommand({
   meta: { name: 'health', description: "Check a running server's /health (exit 0 healthy, 1 not)" },
   args: {
-    url: { type: 'string', valueHint: 'url', description: 'Server base URL (default http://127.0.0.1:$PORT)' },
+    url: { type: 'string', valueHint: 'url', description: 'Server base URL (default http://127.0.0.1:$PORT, or $BIND_ADDRESS when it is one address)' },
     timeout: { type: 'string', valueHint: 'seconds', description: 'Give up after this long (default 5)' },
   },
   async run({ args }) {
@@ -35,8 +45,8 @@ export const healthCommand = defineCommand({
     if (!Number.isFinite(timeoutSec) || timeoutSec <= 0) throw new UsageError(`--timeout must be a positive number of seconds, got "${args.timeout}"`);
     let base = args.url?.trim();
     if (!base) {
-      const port = loadConfig(process.env, {}, { requireApiKey: false }).port;
-      base = `http://127.0.0.1:${port}`;
+      const config = loadConfig(process.env, {}, { requireApiKey: false });
+      base = localBaseUrl(config.bindAddress, config.port);
     }
     const r = await checkHealth(base, timeoutSec * 1000);
     if (!r.ok) throw new Error(`unhealthy: ${r.line}`);

@@ -9,7 +9,7 @@ import type { Account, AccountPatch } from '../store/accounts.ts';
 import { updateAccount } from '../store/accounts.ts';
 import { createCatalog, type Catalog, type Route } from './catalog.ts';
 import { createGateway, defaultSleep, type Providers, type Sleep } from './gateway.ts';
-import { createOps } from './ops.ts';
+import { createOps, quotaAsOf } from './ops.ts';
 import { createQuotaPoller, type QuotaPoller } from './quota.ts';
 import type { Gateway, Ops } from './types.ts';
 
@@ -75,13 +75,15 @@ export function createRouting(opts: {
     const model = route.upstreamModel.toLowerCase();
     let best: number | null = null;
     let accounts = 0;
+    const t = now();
     for (const s of pool.state()) {
       if (s.account.provider !== route.provider || s.account.status !== 'active') continue;
       let tightest: number | null = null;
-      for (const q of s.quotas) {
-        if (q.remainingFraction === null) continue;
-        if (q.model !== '*' && q.model.toLowerCase() !== model) continue;
-        if (tightest === null || q.remainingFraction < tightest) tightest = q.remainingFraction;
+      for (const raw of s.quotas) {
+        if (raw.remainingFraction === null) continue;
+        if (raw.model !== '*' && raw.model.toLowerCase() !== model) continue;
+        const q = quotaAsOf(raw, t);
+        if (tightest === null || q.remainingFraction! < tightest) tightest = q.remainingFraction;
       }
       if (tightest === null) continue;
       accounts++;

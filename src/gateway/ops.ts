@@ -1,5 +1,6 @@
 // The operations surface behind /health, /account-limits, /refresh-token and /metrics, and the
 // routing metrics themselves (defined here once; the gateway and the quota poller count into them).
+import { ApiError } from '../anthropic/errors.ts';
 import { defineCounter, defineGauge, defineHistogram, onCollect, renderMetrics } from '../metrics.ts';
 import type { AccountState, Pool } from '../pool/pool.ts';
 import { UpstreamError } from '../providers/provider.ts';
@@ -37,6 +38,16 @@ function iso(t: number | null): string | null {
   return t === null ? null : new Date(t).toISOString();
 }
 
+/**
+ * A quota figure as of `t`. Once its window has reset, the last poll's figure is stale (a disabled
+ * or invalid account is not polled at all): the window is full again, as the pool routes it, and
+ * its next reset is unknown until the next poll.
+ */
+export function quotaAsOf<Q extends { remainingFraction: number | null; resetAt: number | null }>(q: Q, t: number): Q {
+  if (q.remainingFraction === null || q.resetAt === null || q.resetAt > t) return q;
+  return { ...q, remainingFraction: 1, resetAt: null };
+}
+
 function accountJson(s: AccountState, now: number): Record<string, unknown> {
   const a = s.account;
   return {
@@ -59,7 +70,7 @@ function accountJson(s: AccountState, now: number): Record<string, unknown> {
       resetInSec: Math.max(0, Math.ceil((l.resetAt - now) / 1000)),
       reason: l.reason,
     })),
-    quota: s.quotas.map((q) => ({
+    quota: s.quotas.map((q) => quotaAsOf(q, now)).map((q) => ({
       model: q.model,
       window: q.window || null,
       remaining: pct(q.remainingFraction),
@@ -116,8 +127,9 @@ export function quotaCell(quotas: Parameters<typeof quotaLines>[0]): string {
     .join(', ');
 }
 
-/** Left-aligned columns, two spaces apart. */
-export function textTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+/** Left-aligned columns, two spaces apart; a cell's line breaks (upstream messages) become spaces so each row stays one line. */
+export function textTable(header: readonly string[], rawRows: readonly (readonly string[])[]): string {
+  const rows = rawRows.map((r) => r.map((c) => c.replace(/\s*[\r\n]\s*/g, ' ')));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   return [line(header), ...rows.map(line)].join('\n') + '\n';
@@ -158,7 +170,7 @@ export function createOps(deps: {
       if (s.maxConcurrent !== null) metrics.maxConcurrent.set({ account: s.account.label, provider: s.account.provider }, s.maxConcurrent);
       for (const q of s.quotas) {
         if (q.remainingFraction === null) continue;
-        metrics.quotaRemaining.set({ account: s.account.label, model: q.model, window: q.window || 'default' }, q.remainingFraction);
+        metrics.quotaRemaining.set({ account: s.account.label, model: q.model, window: q.window || 'default' }, quotaAsOf(q, t).remainingFraction!);
       }
     }
   });
@@ -180,7 +192,8 @@ export function createOps(deps: {
       const states = pool.state();
       const c = summary(states, t);
       const usable = c.ok + c.partly_limited;
-      const status = states.length === 0 ? 'no_accounts' : usable > 0 ? (usable === c.total ? 'ok' : 'degraded') : 'unavailable';
+      // A disabled account is the user's choice, not a fault: it does not make the pool degraded.
+      const status = states.length === 0 ? 'no_accounts' : usable > 0 ? (usable === c.total - c.disabled ? 'ok' : 'degraded') : 'unavailable';
       const out: Record<string, unknown> = {
         status,
         version: VERSION,
@@ -205,7 +218,7 @@ export function createOps(deps: {
       for (const s of pool.state()) {
         const a = s.account;
         const limits = s.limits.map((l) => `${l.model === '*' ? 'all' : l.model} ${l.kind} ${until(l.resetAt, t)}`).join(', ');
-        const quota = quotaCell(s.quotas);
+        const quota = quotaCell(s.quotas.map((q) => quotaAsOf(q, t)));
         rows.push([a.label, a.provider, accountStateWord(s, t), a.statusReason ?? '-', s.maxConcurrent === null ? String(s.inFlight) : `${s.inFlight}/${s.maxConcurrent}`, limits || '-', quota || '-']);
       }
       if (!rows.length) return 'no accounts\n';
@@ -217,7 +230,8 @@ export function createOps(deps: {
       const targets = accountId
         ? pool.accounts().filter((a) => a.id === accountId || a.label === accountId)
         : pool.accounts().filter((a) => a.status !== 'disabled');
-      if (accountId && !targets.length) return { ok: false, error: `no account ${accountId}`, results: [] };
+      // A clear 404 envelope, not a 200 the caller has to read to see that nothing happened.
+      if (accountId && !targets.length) throw new ApiError('not_found_error', `no account with id or label "${accountId.slice(0, 100)}"`);
       const results = await Promise.all(
         targets.map(async (a) => {
           const p = providers[a.provider];

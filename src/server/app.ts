@@ -46,7 +46,9 @@ const METHODS: Record<string, string[]> = {
 };
 
 function allowedMethods(path: string): string[] | undefined {
-  return METHODS[path] ?? (path.startsWith('/v1/models/') ? ['GET'] : undefined);
+  const m = METHODS[path] ?? (path.startsWith('/v1/models/') ? ['GET'] : undefined);
+  // The router answers HEAD wherever it answers GET.
+  return m && m.includes('GET') && !m.includes('HEAD') ? [...m, 'HEAD'] : m;
 }
 
 /** The path of an absolute request URL, without the query (no URL object per request). */
@@ -63,12 +65,22 @@ export function pathOf(url: string): string {
 
 const EXPOSE = 'request-id, retry-after, x-should-retry, x-proxy-account, x-proxy-upstream-model, x-proxy-fallback-from';
 
+const CONTROL = /[\u0000-\u001f\u007f\u2028\u2029]/;
+
+/** A client-chosen name as one short piece of a log line: control characters escaped, length capped. */
+function shown(s: string): string {
+  let out = s.length > 200 ? `${s.slice(0, 200)}…(${s.length} chars)` : s;
+  if (CONTROL.test(out)) out = JSON.stringify(out).slice(1, -1);
+  return out;
+}
+
 function logLine(r: RequestRecord): void {
+  // The model names come from the request body (a passed-through id is the upstream model too).
   let line =
-    `${r.requestId} ${r.clientModel || '-'} -> ${r.upstreamModel ?? '-'} acct=${r.accountId ?? '-'} ` +
+    `${r.requestId} ${shown(r.clientModel) || '-'} -> ${r.upstreamModel === null ? '-' : shown(r.upstreamModel)} acct=${r.accountId ?? '-'} ` +
     `${r.status} ${r.latencyMs}ms${r.stream ? ' stream' : ''} in=${r.inputTokens} out=${r.outputTokens} ` +
     `cache_r=${r.cacheReadTokens} cache_w=${r.cacheCreationTokens}`;
-  if (r.fallbackFrom) line += ` fallback_from=${r.fallbackFrom}`;
+  if (r.fallbackFrom) line += ` fallback_from=${shown(r.fallbackFrom)}`;
   if (r.failovers) line += ` failovers=${r.failovers}${r.failoverReasons?.length ? ` (${r.failoverReasons.join(',')})` : ''}`;
   if (r.errorType) line += ` error=${r.errorType}`;
   if (r.clientKey) line += ` key=${r.clientKey}`;
@@ -116,7 +128,10 @@ export function createApp(deps: AppDeps) {
           return new Response(null, { status: 204, headers: { ...preflightHeaders, 'request-id': requestId } });
         }
       }
-      const keyNumber = OPEN_PATHS.has(path) ? -1 : matchKey(request.headers);
+      // Basic auth only where reading is all a request can do: a browser that logged in to the
+      // dashboard replays it on any request to this origin, a foreign page's form POST included.
+      const basic = request.method === 'GET' || request.method === 'HEAD';
+      const keyNumber = OPEN_PATHS.has(path) ? -1 : matchKey(request.headers, basic);
       if (severalKeys && keyNumber > 0) noteKeyNumber(request, keyNumber);
       if (keyNumber === 0) {
         // A browser shows its own login box for this: any user name, the proxy key as the password.
@@ -126,7 +141,7 @@ export function createApp(deps: AppDeps) {
             headers: { 'content-type': 'text/plain; charset=utf-8', 'www-authenticate': 'Basic realm="mcp", charset="UTF-8"', 'request-id': requestId },
           });
         }
-        return errorResponse(authError(request.headers), requestId, corsHeaders ?? undefined);
+        return errorResponse(authError(request.headers, basic), requestId, corsHeaders ?? undefined);
       }
     })
     .onError(({ code, error, set, request, path }) => {

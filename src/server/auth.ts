@@ -14,16 +14,17 @@ export function keysMatch(given: string, expected: string): boolean {
 
 /**
  * The key the client sent: x-api-key first, else a Bearer token, else Basic auth's password (its
- * user name when the password is empty), which is how a browser sends it to /dashboard.
+ * user name when the password is empty), which is how a browser sends it to /dashboard. `basic`
+ * false ignores Basic auth: a browser replays it by itself, even on a form a foreign page posts.
  */
-export function clientKey(headers: Headers): string | null {
+export function clientKey(headers: Headers, basic = true): string | null {
   const x = headers.get('x-api-key');
   if (x) return x.trim();
   const auth = headers.get('authorization');
   if (!auth) return null;
   const a = auth.trim();
   const scheme = a.slice(0, 6).toLowerCase();
-  if (scheme === 'basic ') return basicKey(a.slice(6).trim());
+  if (scheme === 'basic ') return basic ? basicKey(a.slice(6).trim()) : null;
   if (a.length < 7 || scheme + a[6]!.toLowerCase() !== 'bearer ') return null;
   const token = a.slice(7).trim();
   return token || null;
@@ -44,12 +45,13 @@ function basicKey(encoded: string): string | null {
 /**
  * Returns a matcher bound to the configured keys: the position (1-based) of the key the client
  * sent, or 0 when it sent none of them. No configured key refuses everyone (fail closed). Every
- * key is compared, whichever matches, so the time taken does not say which did.
+ * key is compared, whichever matches, so the time taken does not say which did. `basic`: whether
+ * Basic auth counts (see clientKey).
  */
-export function makeKeyMatcher(expected: readonly string[]): (headers: Headers) => number {
+export function makeKeyMatcher(expected: readonly string[]): (headers: Headers, basic?: boolean) => number {
   const wants = expected.filter((k) => k !== '').map(digest);
-  return (headers) => {
-    const key = clientKey(headers);
+  return (headers, basic = true) => {
+    const key = clientKey(headers, basic);
     if (!key || !wants.length) return 0;
     const got = digest(key);
     let found = 0;
@@ -70,7 +72,10 @@ export function keyNumberOf(request: Request): number | undefined {
   return keyNumbers.get(request);
 }
 
-export function authError(headers: Headers): ApiError {
+export function authError(headers: Headers, basic = true): ApiError {
+  if (!basic && !headers.get('x-api-key') && /^\s*basic /i.test(headers.get('authorization') ?? '')) {
+    return new ApiError('authentication_error', 'Basic auth is accepted on GET requests only; send the key as x-api-key or Authorization: Bearer');
+  }
   const sent = headers.has('x-api-key') || headers.has('authorization');
   return new ApiError('authentication_error', sent ? 'invalid x-api-key' : 'missing x-api-key or Authorization: Bearer header');
 }

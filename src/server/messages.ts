@@ -11,7 +11,7 @@ import { errorResponse, jsonResponse, toApiError } from './errors.ts';
 import { keyNumberOf } from './auth.ts';
 import { sseResponse } from './sse.ts';
 import { createTurns, type Turns } from './turns.ts';
-import { parseJsonByteStrings, readBodyBytes, readJsonBody, validateCountTokensRequest, validateMessagesRequest } from './validate.ts';
+import { parseJsonByteStrings, parseJsonBytes, readBodyBytes, validateCountTokensRequest, validateMessagesRequest } from './validate.ts';
 
 /** What one /v1/messages request did, reported once when it fully ended (same fields as the usage store's row). */
 export interface RequestRecord {
@@ -158,15 +158,12 @@ export async function handleMessages(
   // WRITE_TIMEOUT_SEC bounds the whole answer (waits for a reset, failovers, the stream itself). A
   // client that says it waits longer (Claude Code's API_TIMEOUT_MS, e.g. Z.AI's advised 50 min for
   // slow GLM answers) is not cut short by the proxy in the middle of a long answer.
-  const { readTimeoutSec } = deps.config;
   const writeTimeoutSec = Math.max(deps.config.writeTimeoutSec, clientTimeoutSec(request.headers.get('x-stainless-timeout')));
   const writeDeadline = t0 + writeTimeoutSec * 1000;
   let timedOut = false;
   let deadline: ReturnType<typeof setTimeout> | undefined;
   try {
-    const bytes = await withinTime(readBodyBytes(request, deps.config.bodyLimitBytes), readTimeoutSec * 1000, () => {
-      return new ApiError('timeout_error', `the request body did not arrive within READ_TIMEOUT_SEC (${readTimeoutSec}s)`, { status: 408 });
-    });
+    const bytes = await readBodyInTime(request, deps.config);
     // The work of a start (JSON, validation, the upstream call) waits for its turn in a burst.
     const turn = deps.turns?.take();
     if (turn) {
@@ -254,6 +251,14 @@ function writeTimeoutMessage(sec: number): string {
   return `the answer took longer than WRITE_TIMEOUT_SEC (${sec}s); the upstream call was stopped`;
 }
 
+/** The request body, or a 408 timeout_error once READ_TIMEOUT_SEC has passed without all of it. */
+function readBodyInTime(request: Request, config: Config): Promise<Uint8Array> {
+  const sec = config.readTimeoutSec;
+  return withinTime(readBodyBytes(request, config.bodyLimitBytes), sec * 1000, () => {
+    return new ApiError('timeout_error', `the request body did not arrive within READ_TIMEOUT_SEC (${sec}s)`, { status: 408 });
+  });
+}
+
 /** The promise's value, or the error `onTimeout` makes once `ms` have passed. */
 async function withinTime<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -271,7 +276,7 @@ async function withinTime<T>(p: Promise<T>, ms: number, onTimeout: () => Error):
 
 export async function handleCountTokens(config: Config, request: Request, requestId: string): Promise<Response> {
   try {
-    const body = validateCountTokensRequest(await readJsonBody(request, config.bodyLimitBytes));
+    const body = validateCountTokensRequest(parseJsonBytes(await readBodyInTime(request, config)));
     return jsonResponse({ input_tokens: estimateInputTokens(body) });
   } catch (err) {
     return errorResponse(toApiError(err), requestId);

@@ -49,13 +49,22 @@ export function pageModels(
   return { data, has_more: hasMore, first_id: data[0]?.id ?? null, last_id: data[data.length - 1]?.id ?? null };
 }
 
+/** The id from the path; a broken %-escape names no model, so it is kept as sent (a 404, not a 500). */
+function decodeId(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
+}
+
 export function modelRoutes(gateway: Gateway) {
   return new Elysia({ name: 'models' })
     .get('/v1/models', ({ query }) =>
       jsonResponse(pageModels(gateway.listModels(), query as Record<string, string | undefined>)),
     )
     .get('/v1/models/*', ({ params }) => {
-      const id = decodeURIComponent((params as Record<string, string>)['*'] ?? '');
+      const id = decodeId((params as Record<string, string>)['*'] ?? '');
       const model = id ? gateway.getModel(id) : undefined;
       if (!model) throw new ApiError('not_found_error', `model: ${id.slice(0, 200)}`);
       return jsonResponse(model);

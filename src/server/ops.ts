@@ -2,6 +2,7 @@
 // text table), /refresh-token and /metrics (Prometheus text), plus the harmless Claude Code
 // telemetry sink. Auth for all but /health is enforced by the app before routing.
 import { Elysia } from 'elysia';
+import { ApiError } from '../anthropic/errors.ts';
 import type { Ops } from '../gateway/types.ts';
 import { jsonResponse } from './errors.ts';
 
@@ -12,8 +13,11 @@ export function opsRoutes(ops: Ops, isAuthorized: (headers: Headers) => boolean)
   return new Elysia({ name: 'ops' })
     .get('/health', ({ request }) => jsonResponse(ops.health(isAuthorized(request.headers))))
     .get('/account-limits', ({ query }) => {
-      if ((query as Record<string, string | undefined>).format === 'table') {
-        return new Response(ops.accountLimitsTable(), { headers: TEXT });
+      const format = (query as Record<string, string | undefined>).format;
+      if (format === 'table') return new Response(ops.accountLimitsTable(), { headers: TEXT });
+      // A typo must not quietly answer something else than what was asked for.
+      if (format !== undefined && format !== '' && format !== 'json') {
+        throw new ApiError('invalid_request_error', `format: must be "json" or "table", got "${format.slice(0, 20)}"`);
       }
       return jsonResponse(ops.accountLimits());
     })

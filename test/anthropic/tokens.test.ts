@@ -65,6 +65,33 @@ describe('estimateInputTokens', () => {
     expect(last - earlier).toBeGreaterThanOrEqual(1000);
   });
 
+  test('thinking of the turn still in a tool loop counts (the client must send it back), as Anthropic counts it', () => {
+    const thinking = { type: 'thinking', thinking: 't'.repeat(4000), signature: 's' };
+    const toolUse = { type: 'tool_use', id: 'tu_1', name: 'Bash', input: { command: 'ls' } };
+    const result = { type: 'tool_result', tool_use_id: 'tu_1', content: 'a.txt' };
+    const loop = (withThinking: boolean) =>
+      estimateInputTokens({
+        messages: [
+          { role: 'user', content: 'list the files' },
+          { role: 'assistant', content: withThinking ? [thinking, toolUse] : [toolUse] },
+          { role: 'user', content: [result] },
+        ],
+      });
+    expect(loop(true) - loop(false)).toBeGreaterThanOrEqual(1000);
+    // Once the user speaks again, that turn is over and its thinking is dropped.
+    const over = (withThinking: boolean) =>
+      estimateInputTokens({
+        messages: [
+          { role: 'user', content: 'list the files' },
+          { role: 'assistant', content: withThinking ? [thinking, toolUse] : [toolUse] },
+          { role: 'user', content: [result] },
+          { role: 'assistant', content: 'a.txt' },
+          { role: 'user', content: 'thanks' },
+        ],
+      });
+    expect(over(true)).toBe(over(false));
+  });
+
   test('never throws on odd shapes and answers at least 1', () => {
     expect(estimateInputTokens({})).toBe(1);
     expect(estimateInputTokens({ messages: [null, 5, { content: { weird: true } }], tools: [null], system: 7 })).toBeGreaterThanOrEqual(1);

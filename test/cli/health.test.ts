@@ -1,6 +1,6 @@
 // `mcp health` (the Docker HEALTHCHECK): exit 0 on a 200 from /health, 1 on anything else.
 import { afterAll, beforeAll, expect, test } from 'bun:test';
-import { checkHealth } from '../../src/cli/health.ts';
+import { checkHealth, localBaseUrl } from '../../src/cli/health.ts';
 import { runCaptured } from './run-cli.ts';
 
 let healthy: ReturnType<typeof Bun.serve>;
@@ -66,4 +66,27 @@ test('without --url it asks 127.0.0.1 on PORT', async () => {
 test('a --timeout that is not a positive number is a usage error (exit 2), as the README says', async () => {
   const r = await run('health', '--url', `http://127.0.0.1:${healthy.port}`, '--timeout', 'abc');
   expect(r).toEqual({ code: 2, out: '', err: 'mcp: --timeout must be a positive number of seconds, got "abc"\n' });
+});
+
+test('without --url it asks the address the server binds to (BIND_ADDRESS), 127.0.0.1 for every interface', async () => {
+  // 127.0.0.2 is loopback too on Linux, but nothing listens on 127.0.0.1 at that port.
+  const only = Bun.serve({ hostname: '127.0.0.2', port: 0, fetch: () => Response.json({ status: 'ok' }) });
+  const saved = { PORT: process.env.PORT, BIND_ADDRESS: process.env.BIND_ADDRESS };
+  process.env.PORT = String(only.port);
+  process.env.BIND_ADDRESS = '127.0.0.2';
+  try {
+    const r = await run('health');
+    expect(r.out).toBe(`healthy: http://127.0.0.2:${only.port}/health: 200 ok\n`);
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+    only.stop(true);
+  }
+  expect(localBaseUrl('0.0.0.0', 8080)).toBe('http://127.0.0.1:8080');
+  expect(localBaseUrl('::', 8080)).toBe('http://[::1]:8080');
+  expect(localBaseUrl('[::]', 8080)).toBe('http://[::1]:8080');
+  expect(localBaseUrl('fd00::5', 8080)).toBe('http://[fd00::5]:8080');
+  expect(localBaseUrl('proxy.lan', 80)).toBe('http://proxy.lan:80');
 });

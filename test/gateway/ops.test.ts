@@ -1,8 +1,10 @@
 import { afterEach, expect, test } from 'bun:test';
+import { ApiError } from '../../src/anthropic/errors.ts';
 import { createRouting } from '../../src/gateway/index.ts';
 import { quotaCell, textTable } from '../../src/gateway/ops.ts';
 import { UpstreamError } from '../../src/providers/provider.ts';
-import { findAccount } from '../../src/store/accounts.ts';
+import { findAccount, updateAccount } from '../../src/store/accounts.ts';
+import { openDatabase } from '../../src/store/db.ts';
 import { cleanupDbs, dispatchReq, drain, request, rig, scriptedProvider, T0, tempDb, testConfig } from './helpers.ts';
 
 afterEach(cleanupDbs);
@@ -48,6 +50,21 @@ test('health says unavailable when no account can serve, no_accounts when there 
   const { db } = tempDb();
   const empty = createRouting({ db, config: testConfig(), providers: { zai: scriptedProvider('zai') }, now: () => T0 });
   expect(empty.ops.health(false).status).toBe('no_accounts');
+});
+
+test('an account the user disabled does not make the pool "degraded"; every account disabled is "unavailable"', () => {
+  const r = rig({ labels: ['a', 'b'] });
+  const cli = openDatabase(r.path);
+  try {
+    updateAccount(cli, r.accounts[1]!.id, { status: 'disabled', statusReason: 'disabled by user' }, T0);
+    const h = r.routing.ops.health(false);
+    expect(h.accounts).toMatchObject({ total: 2, ok: 1, disabled: 1 });
+    expect(h.status).toBe('ok');
+    updateAccount(cli, r.accounts[0]!.id, { status: 'disabled', statusReason: 'disabled by user' }, T0);
+    expect(r.routing.ops.health(false).status).toBe('unavailable');
+  } finally {
+    cli.close();
+  }
 });
 
 test('an account-wide limit makes the account "limited"', () => {
@@ -112,8 +129,17 @@ test('refresh asks the provider for every account or for one; a refresh refused 
   expect(r.zai.refreshes).toEqual(['b']);
   expect(one.ok).toBe(false);
   expect(findAccount(r.db, 'b')!.status).toBe('invalid');
-  const none = await r.routing.ops.refresh('nope');
-  expect(none.ok).toBe(false);
+});
+
+test('refresh of an account that does not exist is a 404 not_found_error, as the server expects', async () => {
+  const r = rig();
+  const err = await r.routing.ops.refresh('nope').then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(ApiError);
+  expect(err).toMatchObject({ type: 'not_found_error', status: 404 });
+  expect(r.zai.refreshes).toEqual([]);
 });
 
 test('refresh also re-reads the quota of the accounts it refreshed, as the README says', async () => {
@@ -146,4 +172,26 @@ test('metrics count 429s, failovers, fallbacks and expose quota, states and acti
 
 test('textTable pads columns to the widest cell', () => {
   expect(textTable(['A', 'BB'], [['xxx', 'y'], ['z', 'wwww']])).toBe('A    BB\nxxx  y\nz    wwww\n');
+});
+
+test('a quota window whose reset has passed shows as full again everywhere, as routing treats it, not the stale figure', () => {
+  const r = rig({ labels: ['a'] });
+  r.routing.pool.setQuotas(r.accounts[0]!.id, [
+    { model: '*', remainingFraction: 0.03, resetAt: T0 + 60_000, window: '5h' },
+    { model: '*', remainingFraction: 0.5, resetAt: T0 + 7 * 86_400_000, window: 'weekly' },
+  ]);
+  r.clock.advance(120_000);
+  const h = r.routing.ops.health(true) as { accountDetails: Array<{ quota: unknown[] }> };
+  expect(h.accountDetails[0]!.quota).toEqual([
+    { model: '*', window: '5h', remaining: '100%', remainingFraction: 1, resetAt: null, fetchedAt: new Date(T0).toISOString() },
+    { model: '*', window: 'weekly', remaining: '50%', remainingFraction: 0.5, resetAt: new Date(T0 + 7 * 86_400_000).toISOString(), fetchedAt: new Date(T0).toISOString() },
+  ]);
+  expect(r.routing.ops.accountLimitsTable()).toContain('5h 100%, weekly 50%');
+  expect(r.routing.ops.metrics()).toMatch(/^mcp_quota_remaining_ratio\{account="a",model="\*",window="5h"\} 1$/m);
+  const glm = r.routing.gateway.listModels().find((m) => m.id === 'glm-4.7')!;
+  expect(glm.quota).toEqual({ remaining_fraction: 0.5, accounts: 1 });
+});
+
+test('a reason with line breaks (an upstream message) stays on its row of the text table', () => {
+  expect(textTable(['A', 'B'], [['x\n  y', 'z'], ['w', 'v\r\nu']])).toBe('A    B\nx y  z\nw    v u\n');
 });

@@ -49,6 +49,19 @@ describe('auth', () => {
       expectEnvelope(await read(r), 'authentication_error');
     }
   });
+  test('Basic auth, which a browser replays by itself after the dashboard, opens GET routes but no POST (no cross-site request spends the pool)', async () => {
+    const basic = { authorization: `Basic ${btoa(`me:${KEY}`)}` };
+    expect((await get('/account-limits', basic)).status).toBe(200);
+    expect((await get('/metrics', basic)).status).toBe(200);
+    for (const p of ['/v1/messages', '/v1/messages/count_tokens', '/refresh-token', '/v1/images/generate']) {
+      // text/plain: what a plain HTML form on a foreign page can send without a preflight.
+      const r = await fetch(h.base + p, { method: 'POST', headers: { ...basic, 'content-type': 'text/plain' }, body: '{"model":"claude-model-1","max_tokens":1,"messages":[{"role":"user","content":"hi"}]}' });
+      expect(r.status).toBe(401);
+      const j = await read(r);
+      expectEnvelope(j, 'authentication_error');
+      expect(j.error.message).toContain('Basic auth is accepted on GET requests only');
+    }
+  });
   test('a wrong bearer token is refused', async () => {
     expect((await get('/v1/models', { authorization: 'Bearer wrong' })).status).toBe(401);
     expect((await get('/v1/models', { authorization: KEY })).status).toBe(401);
@@ -86,6 +99,14 @@ describe('ops routes', () => {
     const r = await get('/account-limits?format=table');
     expect(r.headers.get('content-type')).toContain('text/plain');
     expect(await r.text()).toContain('acct-1   50%');
+  });
+  test('/account-limits with a format it does not know is a 400 envelope naming the ones it does', async () => {
+    const r = await get('/account-limits?format=tabel');
+    expect(r.status).toBe(400);
+    const j = await read(r);
+    expectEnvelope(j, 'invalid_request_error');
+    expect(j.error.message).toContain('table');
+    expect((await get('/account-limits?format=json')).status).toBe(200);
   });
   test('/refresh-token passes the account id on', async () => {
     const r = await fetch(`${h.base}/refresh-token?account=acct-1`, { method: 'POST', headers: { 'x-api-key': KEY } });
@@ -154,6 +175,11 @@ describe('models', () => {
     expect(r.status).toBe(404);
     expectEnvelope(await read(r), 'not_found_error');
   });
+  test('a model id that is not valid percent-encoding is a 404 envelope, not a 500', async () => {
+    const r = await get('/v1/models/%E0%A4%A');
+    expect(r.status).toBe(404);
+    expectEnvelope(await read(r), 'not_found_error');
+  });
 });
 
 describe('unknown routes and methods', () => {
@@ -169,6 +195,14 @@ describe('unknown routes and methods', () => {
     expect(r.status).toBe(405);
     expect(r.headers.get('allow')).toBe('POST');
     expectEnvelope(await read(r), 'invalid_request_error');
+  });
+  test("the 405's allow names HEAD wherever GET is allowed, since HEAD is answered there too", async () => {
+    for (const p of ['/v1/models', '/v1/models/claude-model-1', '/metrics', '/account-limits']) {
+      expect((await get(p, { 'x-api-key': KEY }, 'HEAD')).status).toBe(200);
+      const r = await get(p, { 'x-api-key': KEY }, 'PUT');
+      expect(r.status).toBe(405);
+      expect(r.headers.get('allow')).toBe('GET, HEAD');
+    }
   });
   test('every response gets a fresh request-id', async () => {
     const a = (await get('/')).headers.get('request-id');

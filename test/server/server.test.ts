@@ -119,6 +119,31 @@ describe('logging', () => {
     expect(lines.some((l) => l.includes('claude-test-1') && l.includes(' 200 '))).toBe(true);
     for (const l of lines) expect(l).not.toContain(KEY);
   });
+
+  test('a model name with line breaks or a huge one cannot forge or flood log lines', async () => {
+    const lines: string[] = [];
+    const saved = [...log.options.reporters];
+    log.setReporters([{ log: (o) => void lines.push(o.args.map(String).join(' ')) }]);
+    const config = testConfig({ BIND_ADDRESS: '127.0.0.1', PORT: '0' });
+    const app = appWith(config, textEvents());
+    const server = startServer(config, app);
+    try {
+      const base = `http://127.0.0.1:${server.port}`;
+      for (const model of ['claude-test-1\nreq_forged claude -> claude acct=x 200 1ms in=0 out=0', 'm'.repeat(100_000)]) {
+        await (await fetch(`${base}/v1/messages`, { method: 'POST', headers: AUTH, body: JSON.stringify({ ...body(), model }) })).text();
+      }
+    } finally {
+      app.stop(true);
+      log.setReporters(saved);
+    }
+    const mine = lines.filter((l) => l.startsWith('req_'));
+    expect(mine).toHaveLength(2);
+    for (const l of mine) {
+      expect(l).not.toMatch(/[\r\n]/);
+      expect(l.length).toBeLessThan(1000);
+    }
+    expect(mine[0]).toContain('claude-test-1\\nreq_forged');
+  });
 });
 
 /**

@@ -67,6 +67,30 @@ describe('a client that leaves while sending its body', () => {
   });
 });
 
+test('count_tokens: a body that stops arriving gets 408 timeout_error too', async () => {
+  h = startHarness(testConfig({ READ_TIMEOUT_SEC: '1' }));
+  let reply = '';
+  const sock = await Bun.connect({
+    hostname: '127.0.0.1',
+    port: Number(new URL(h.base).port),
+    socket: {
+      data(_s, d) {
+        reply += new TextDecoder().decode(d);
+      },
+    },
+  });
+  const json = JSON.stringify({ model: 'claude-test-1', messages: [{ role: 'user', content: 'foo' }] });
+  sock.write(
+    `POST /v1/messages/count_tokens HTTP/1.1\r\nhost: x\r\nx-api-key: ${AUTH['x-api-key']}\r\ncontent-type: application/json\r\n` +
+      `content-length: ${json.length}\r\n\r\n${json.slice(0, 10)}`,
+  );
+  const t0 = Date.now();
+  while (!reply.includes('timeout_error') && Date.now() - t0 < 4000) await Bun.sleep(20);
+  sock.end();
+  expect(reply).toStartWith('HTTP/1.1 408');
+  expect(reply).toContain('READ_TIMEOUT_SEC');
+});
+
 describe('WRITE_TIMEOUT_SEC', () => {
   test('a non-streaming answer that takes too long gets 504 timeout_error and the upstream is aborted', async () => {
     h = startHarness(testConfig({ WRITE_TIMEOUT_SEC: '1' }));
