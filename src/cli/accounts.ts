@@ -5,7 +5,7 @@ import type { Database } from 'bun:sqlite';
 import { defineCommand } from 'citty';
 import { type Config, loadConfig } from '../config.ts';
 import { quotaLines } from '../gateway/ops.ts';
-import type { ProviderDeps } from '../providers/provider.ts';
+import { type ProviderDeps, type QuotaInfo, UpstreamError } from '../providers/provider.ts';
 import {
   type Account,
   findAccount,
@@ -18,7 +18,7 @@ import {
 } from '../store/accounts.ts';
 import { backupDatabase, backupDir, freshBackupPath, pruneBackups } from '../store/backup.ts';
 import { openDatabase, StoreError } from '../store/db.ts';
-import { clearAccountLimits, listLimits, listQuotas, type ModelLimit, type QuotaRecord } from '../store/limits.ts';
+import { clearAccountLimits, listLimits, listQuotas, type ModelLimit, type QuotaRecord, replaceQuotas } from '../store/limits.ts';
 import {
   createLineReader,
   maskSecret,
@@ -137,6 +137,58 @@ function providerDeps(db: Database): ProviderDeps {
   };
 }
 
+/** A new account's quota, read at once. */
+const FIRST_QUOTA_TIMEOUT_MS = 20_000;
+
+/** What a provider reported, as stored rows: fractions clamped, one row per model and window (the tighter). */
+export function quotaRecords(accountId: string, quotas: readonly QuotaInfo[], now: number): QuotaRecord[] {
+  const rows = new Map<string, QuotaRecord>();
+  for (const q of quotas) {
+    const f = q.remainingFraction;
+    const r: QuotaRecord = {
+      accountId,
+      model: q.model,
+      window: q.window ?? '',
+      remainingFraction: f === null || !Number.isFinite(f) ? null : Math.min(1, Math.max(0, f)),
+      resetAt: q.resetAt,
+      fetchedAt: now,
+    };
+    const k = `${r.model}\u0000${r.window}`;
+    const cur = rows.get(k);
+    if (!cur || (r.remainingFraction ?? 1) < (cur.remainingFraction ?? 1)) rows.set(k, r);
+  }
+  return [...rows.values()];
+}
+
+/**
+ * Reads an account's quota with its provider, so `accounts list` shows it at once rather than after
+ * the server's next round. `account` may not be stored yet (a Z.AI key is checked first): then
+ * provider writes (the plan level) are collected into `learned` instead.
+ */
+async function readQuota(config: Readonly<Config>, account: Account, db: Database | null, learned: Record<string, unknown> = {}): Promise<QuotaInfo[]> {
+  const { createProviders } = await import('../providers/index.ts');
+  const deps: ProviderDeps = db
+    ? providerDeps(db)
+    : { updateAccount: (_id, patch) => Object.assign(learned, patch.meta ?? {}), now: () => Date.now() };
+  const provider = createProviders(config, deps)[account.provider];
+  if (!provider) return [];
+  return provider.quota(account, AbortSignal.timeout(FIRST_QUOTA_TIMEOUT_MS));
+}
+
+function storeQuota(db: Database, accountId: string, quotas: readonly QuotaInfo[] | null): string {
+  if (!quotas) return '';
+  const rows = quotaRecords(accountId, quotas, Date.now());
+  replaceQuotas(db, accountId, rows);
+  return rows.length ? `, quota ${quotaSummary(rows)}` : '';
+}
+
+/** A pasted key: surrounding blanks dropped; one with a blank inside is a paste gone wrong. */
+export function cleanApiKey(raw: string): string {
+  const key = raw.trim();
+  if (/\s/.test(key)) throw new UsageError('the API key has a space or line break inside: paste it again, all on one line');
+  return key;
+}
+
 function openBrowser(url: string): boolean {
   const cmd = process.platform === 'darwin' ? ['open', url] : process.platform === 'win32' ? ['cmd', '/c', 'start', '', url] : ['xdg-open', url];
   try {
@@ -232,7 +284,8 @@ const addCommand = defineCommand({
           apiKey = ((await reader.readLine('Z.AI API key: ')) ?? '').trim();
           if (!apiKey) throw new UsageError('no API key given');
         }
-        await withDb((db) => {
+        apiKey = cleanApiKey(apiKey);
+        await withDb(async (db, config) => {
           const same = listAccounts(db).find((a) => a.credentials.kind === 'api_key' && a.credentials.apiKey === apiKey);
           if (same) {
             say(`already added: ${same.id} (${same.label}), key ${maskSecret(apiKey)}`);
@@ -242,13 +295,43 @@ const addCommand = defineCommand({
             }
             return;
           }
+          // Checked with Z.AI before it is stored (the quota call is the cheap authenticated one): a
+          // mistyped key is refused here, not found out by the first request that fails on it.
+          const now = Date.now();
+          const provisional: Account = {
+            id: 'acc_new',
+            provider: 'zai',
+            label: label ?? 'new',
+            email: null,
+            status: 'active',
+            statusReason: null,
+            verifyUrl: null,
+            credentials: { kind: 'api_key', apiKey },
+            meta: {},
+            createdAt: now,
+            updatedAt: now,
+            lastUsedAt: null,
+          };
+          const learned: Record<string, unknown> = {};
+          let quotas: QuotaInfo[] | null = null;
+          try {
+            quotas = await readQuota(config, provisional, null, learned);
+          } catch (err) {
+            const msg = ((err as Error)?.message || String(err)).split(apiKey).join('***');
+            if (err instanceof UpstreamError && err.kind === 'auth') {
+              throw new StoreError(`Z.AI refused the key ${maskSecret(apiKey)} (${msg}); it was not added`);
+            }
+            // Z.AI unreachable, or the key has no plan: stored anyway; the server checks it on every quota round.
+            warn(`warning: could not check the key with Z.AI (${msg}); added anyway, \`mcp accounts verify\` checks it again`);
+          }
           const { account } = upsertAccount(db, {
             provider: 'zai',
             credentials: { kind: 'api_key', apiKey },
-            meta: capMeta,
+            meta: { ...learned, ...capMeta },
             ...(label ? { label } : {}),
           });
-          say(`added ${account.id} (${account.label}): zai key ${maskSecret(apiKey)}`);
+          const plan = typeof learned.plan === 'string' ? `, ${learned.plan} plan` : '';
+          say(`added ${account.id} (${account.label}): zai key ${maskSecret(apiKey)}${plan}${storeQuota(db, account.id, quotas)}`);
         });
         return;
       }
@@ -283,7 +366,7 @@ const addCommand = defineCommand({
           timeoutMs: 5 * 60_000,
         });
       }
-      await withDb((db) => {
+      await withDb(async (db) => {
         const { account, created } = upsertAccount(db, {
           provider: 'antigravity',
           email: result.email,
@@ -291,7 +374,13 @@ const addCommand = defineCommand({
           meta: { ...result.meta, ...capMeta },
           ...(label ? { label } : {}),
         });
-        say(`${created ? 'added' : 'updated'} ${account.id} (${account.label}): antigravity ${result.email}`);
+        let quotas: QuotaInfo[] | null = null;
+        try {
+          quotas = await readQuota(config, account, db);
+        } catch (err) {
+          warn(`warning: could not read the quota yet (${(err as Error)?.message || String(err)}); the server reads it when it runs`);
+        }
+        say(`${created ? 'added' : 'updated'} ${account.id} (${account.label}): antigravity ${result.email}${storeQuota(db, account.id, quotas)}`);
       });
     } finally {
       reader.close();

@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, test } from 'bun:test';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'bun:test';
 import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,10 +9,38 @@ import { listAccounts, upsertAccount } from '../../src/store/accounts.ts';
 import { accountsInBackup } from '../../src/store/backup.ts';
 import { openDatabase } from '../../src/store/db.ts';
 import { listLimits, listQuotas, replaceQuotas, setLimit } from '../../src/store/limits.ts';
+import { type FakeGoogle, startFakeGoogle } from '../fakes/google.ts';
+import { type FakeZai, startFakeZai } from '../fakes/zai.ts';
 
 const KEY = 'zai-key-0123456789abcdefghij';
 const savedInteractive = io.interactive;
 const dataDirOf = useTempDataDir('mcp-cli-accounts-');
+
+// `accounts add` checks a key with Z.AI and reads the quota right away: against fakes, never a real host.
+let zai: FakeZai;
+let google: FakeGoogle;
+const UPSTREAM_VARS = ['ZAI_BASE_URL', 'ZAI_QUOTA_URL', 'GOOGLE_OAUTH_TOKEN_URL', 'GOOGLE_OAUTH_AUTH_URL', 'GOOGLE_USERINFO_URL', 'ANTIGRAVITY_ENDPOINTS'];
+const savedUpstreams = Object.fromEntries(UPSTREAM_VARS.map((k) => [k, process.env[k]]));
+beforeAll(() => {
+  const keys = [KEY, `${KEY}-2`, `${KEY}-other`, ...Array.from({ length: KEPT_REMOVAL_COPIES + 2 }, (_, i) => `${KEY}-${i}`)];
+  zai = startFakeZai({ keys });
+  google = startFakeGoogle();
+  Object.assign(process.env, {
+    ZAI_BASE_URL: zai.url,
+    ZAI_QUOTA_URL: zai.quotaUrl,
+    GOOGLE_OAUTH_TOKEN_URL: google.tokenUrl,
+    GOOGLE_OAUTH_AUTH_URL: google.authUrl,
+    GOOGLE_USERINFO_URL: google.userinfoUrl,
+    ANTIGRAVITY_ENDPOINTS: google.endpoints.join(','),
+  });
+});
+afterAll(async () => {
+  for (const [k, v] of Object.entries(savedUpstreams)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+  await Promise.all([zai.stop(), google.stop()]);
+});
 
 beforeEach(() => {
   io.interactive = () => false;
@@ -50,6 +78,43 @@ describe('mcp accounts (in process, against a temporary data dir)', () => {
     expect(r.code).toBe(0);
     expect(r.out).toContain('already added');
     expect(storedAccounts()).toHaveLength(1);
+  });
+
+  test('a key Z.AI refuses is not added: one line naming it masked, exit 1', async () => {
+    const wrong = 'zai-wrong-key-0000000000000000';
+    const r = await run('accounts', 'add', '--provider', 'zai', '--api-key', wrong, '--label', 'typo');
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^mcp: Z\.AI refused the key zai-…0000 .*not added\n$/);
+    expect(r.err + r.out).not.toContain(wrong);
+    expect(storedAccounts()).toHaveLength(0);
+  });
+
+  test('a key with a space or line break inside is refused before any call (a paste gone wrong)', async () => {
+    const before = zai.requests.length;
+    for (const pasted of [`${KEY.slice(0, 10)} ${KEY.slice(10)}`, `${KEY.slice(0, 10)}\n${KEY.slice(10)}`]) {
+      const r = await run('accounts', 'add', '--provider', 'zai', '--api-key', pasted);
+      expect(r.code).toBe(2);
+      expect(r.err).toMatch(/^mcp: the API key has a space or line break inside/);
+      expect(r.err).not.toContain(KEY.slice(10));
+    }
+    expect(zai.requests.length).toBe(before);
+    expect(storedAccounts()).toHaveLength(0);
+  });
+
+  test('the quota is read right after a Z.AI key is added, so list shows it at once', async () => {
+    const r = await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'main');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('pro plan');
+    const [view] = JSON.parse((await run('accounts', 'list', '--json')).out) as Array<{ quotas: unknown[] }>;
+    expect(view?.quotas.length).toBeGreaterThan(0);
+  });
+
+  test('the quota is read right after a Google account is added', async () => {
+    const r = await run('accounts', 'add', '--provider', 'antigravity', '--refresh-token', google.refreshTokenFor('q@example.com'));
+    expect(r.code).toBe(0);
+    const [view] = JSON.parse((await run('accounts', 'list', '--json')).out) as Array<{ email: string; quotas: Array<{ model: string }> }>;
+    expect(view?.email).toBe('q@example.com');
+    expect(view?.quotas.some((q) => q.model.startsWith('claude-'))).toBe(true);
   });
 
   test('without a TTY a missing --provider or --api-key is a usage error naming the flag', async () => {
