@@ -182,6 +182,13 @@ function storeQuota(db: Database, accountId: string, quotas: readonly QuotaInfo[
   return rows.length ? `, quota ${quotaSummary(rows)}` : '';
 }
 
+/** `--api-key -` / `--refresh-token -`: the secret is the first line of stdin, never on the command line (shell history, ps). */
+async function secretFromStdin(readLine: (prompt: string) => Promise<string | null>, flag: string, prompt: string): Promise<string> {
+  const line = ((await readLine(prompt)) ?? '').trim();
+  if (!line) throw new UsageError(`${flag} - reads the key from stdin, but stdin gave none`);
+  return line;
+}
+
 /** A pasted key: surrounding blanks dropped; one with a blank inside is a paste gone wrong. */
 export function cleanApiKey(raw: string): string {
   const key = raw.trim();
@@ -249,7 +256,7 @@ const addCommand = defineCommand({
   meta: { name: 'add', description: 'Add a Z.AI API key or a Google (Antigravity) account' },
   args: {
     provider: { type: 'string', valueHint: 'zai|antigravity', description: 'Which upstream the account is for' },
-    'api-key': { type: 'string', valueHint: 'key', description: 'Z.AI API key (zai)' },
+    'api-key': { type: 'string', valueHint: 'key', description: 'Z.AI API key (zai); - reads it from stdin, keeping it out of the shell history' },
     label: { type: 'string', valueHint: 'name', description: 'A name to refer to the account by (default: email or zai-<id>)' },
     browser: {
       type: 'boolean',
@@ -257,7 +264,7 @@ const addCommand = defineCommand({
       description: 'Log in with a local browser (antigravity)',
       negativeDescription: 'Print the login URL and read the redirect URL pasted back (antigravity, headless machines)',
     },
-    'refresh-token': { type: 'string', valueHint: 'token', description: 'Add a Google account from an existing refresh token (antigravity)' },
+    'refresh-token': { type: 'string', valueHint: 'token', description: 'Add a Google account from an existing refresh token (antigravity); - reads it from stdin' },
     'callback-port': { type: 'string', valueHint: 'port', description: 'Port of the local OAuth callback (antigravity, default 51121; when taken, one of the next few)' },
     'max-concurrent': MAX_CONCURRENT_ARG,
   },
@@ -279,6 +286,7 @@ const addCommand = defineCommand({
 
       if (provider === 'zai') {
         let apiKey = (args['api-key'] ?? '').trim();
+        if (apiKey === '-') apiKey = await secretFromStdin(reader.readLine, '--api-key', interactive ? 'Z.AI API key: ' : '');
         if (!apiKey) {
           if (!interactive) throw new UsageError('--api-key is required for --provider zai');
           apiKey = ((await reader.readLine('Z.AI API key: ')) ?? '').trim();
@@ -341,7 +349,8 @@ const addCommand = defineCommand({
       const login = await import('./google-login.ts');
       const sayLine = (line: string) => warn(line);
       let result: Awaited<ReturnType<typeof login.loginWithRefreshToken>>;
-      const refreshToken = (args['refresh-token'] ?? '').trim();
+      let refreshToken = (args['refresh-token'] ?? '').trim();
+      if (refreshToken === '-') refreshToken = await secretFromStdin(reader.readLine, '--refresh-token', interactive ? 'Refresh token: ' : '');
       if (refreshToken) {
         result = await login.loginWithRefreshToken({ config, refreshToken });
       } else if (args.browser === false) {

@@ -73,6 +73,14 @@ describe('mcp accounts add --provider antigravity', () => {
     expect(stored.map((a) => a.id)).toEqual([id]);
   });
 
+  test('--refresh-token - reads the token from stdin, keeping it off the command line', async () => {
+    const refreshToken = google.refreshTokenFor(TOKEN_EMAIL);
+    const r = await runMcp(['accounts', 'add', '--provider', 'antigravity', '--refresh-token', '-'], { env, stdin: `${refreshToken}\n` });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`updated \\S+ .*antigravity ${TOKEN_EMAIL}`));
+    expect(`${r.stdout}${r.stderr}`).not.toContain(refreshToken);
+  });
+
   test('--no-browser prints the consent URL, takes the pasted redirect URL and stores the account', async () => {
     const add = spawnMcp(['accounts', 'add', '--provider', 'antigravity', '--no-browser'], { env });
     const m = await add.waitForOutput(/(http:\/\/127\.0\.0\.1:\d+\/o\/oauth2\/v2\/auth\?\S+)/);

@@ -68,6 +68,17 @@ describe('mcp accounts lifecycle against a fake Z.AI', () => {
     expect(r.stdout + r.stderr).not.toContain(REVOKED);
   });
 
+  test('--api-key - reads the key from stdin, so it stays out of argv and the shell history', async () => {
+    const env = mcpEnv(tempDir(), zaiEnv(zai));
+    const r = await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', '-', '--label', 'piped'], { env, stdin: `${KEY}\r\n` });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^added acc_[0-9a-f]{8} \(piped\): zai key zai-…6789/);
+    const empty = await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', '-'], { env, stdin: '' });
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toBe('mcp: --api-key - reads the key from stdin, but stdin gave none\n');
+  });
+
   test('add refuses a key Z.AI does not know: exit 1, nothing stored, the key never printed', async () => {
     const env = mcpEnv(tempDir(), zaiEnv(zai));
     const wrong = 'zai-wrong-key-000000000000';
