@@ -80,10 +80,15 @@ export function envFileText(vars: Readonly<Record<string, string>>): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** One systemd ExecStart word, quoted when it has spaces or quotes. */
+/** One systemd ExecStart word, quoted when it has spaces or quotes (`%` and `$` would be expanded). */
 function systemdWord(w: string): string {
-  const escaped = w.replace(/\\/g, '\\\\').replace(/%/g, '%%');
+  const escaped = w.replace(/\\/g, '\\\\').replace(/%/g, '%%').replace(/\$/g, '$$$$');
   return /[\s"']/.test(escaped) ? `"${escaped.replace(/"/g, '\\"')}"` : escaped;
+}
+
+/** A path setting such as EnvironmentFile=: the rest of the line, never unquoted; only specifiers are expanded. */
+function systemdPath(p: string): string {
+  return p.replace(/%/g, '%%');
 }
 
 /** The systemd user unit that runs `mcp serve`. */
@@ -96,7 +101,7 @@ Wants=network-online.target
 
 [Service]
 Type=simple
-EnvironmentFile=${systemdWord(opts.envFile)}
+EnvironmentFile=${systemdPath(opts.envFile)}
 ExecStart=${exec}
 Restart=on-failure
 RestartSec=5

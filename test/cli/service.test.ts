@@ -1,7 +1,7 @@
 // `mcp service`: the generated systemd unit and launchd plist, the private environment file, and
 // install/uninstall/status against a throw-away home (MCP_SERVICE_HOME), never the real one.
 import { afterAll, afterEach, beforeEach, describe, expect, test } from 'bun:test';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCaptured } from './run-cli.ts';
@@ -68,6 +68,24 @@ describe('the systemd user unit', () => {
         else expect(line).toMatch(/^[A-Z][A-Za-z]+=\S/);
       }
       expect(section).toBe('Install');
+    }
+  });
+
+  test('a home and a binary with spaces: the environment file is named bare (systemd does not unquote it) and still read', () => {
+    const dir = join(tmp(), 'my home');
+    mkdirSync(dir);
+    const envFile = join(dir, 'service.env');
+    writeFileSync(envFile, envFileText({ PROXY_API_KEY: 'k-0123456789' }), { mode: 0o600 });
+    const bin = join(dir, 'mcp bin');
+    symlinkSync(process.execPath, bin);
+    const text = systemdUnit({ command: [bin], envFile });
+    expect(text).toContain(`\nEnvironmentFile=${envFile}\n`);
+    expect(text).toContain(`\nExecStart="${bin}" serve\n`);
+    if (has('systemd-analyze')) {
+      const file = join(dir, 'mcp.service');
+      writeFileSync(file, text);
+      const r = Bun.spawnSync(['systemd-analyze', 'verify', file], { stdout: 'pipe', stderr: 'pipe' });
+      expect(`${r.stdout.toString()}${r.stderr.toString()}`.split('\n').filter((l) => l.includes(file))).toEqual([]);
     }
   });
 
