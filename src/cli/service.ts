@@ -7,7 +7,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync }
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { defineCommand } from 'citty';
-import { DEFAULTS } from '../config.ts';
+import { DEFAULTS, dataDirFrom } from '../config.ts';
 import { say, UsageError, warn } from './output.ts';
 
 export type ServicePlatform = 'linux' | 'macos';
@@ -186,9 +186,14 @@ export interface PlanInput {
   env: Readonly<Record<string, string | undefined>>;
   uid: number;
   start: boolean;
+  /** Where relative paths in `env` are from (the installing shell's directory). */
+  cwd?: string;
 }
 
-function envVars(env: PlanInput['env']): Record<string, string> {
+/** Variables holding a path (the maps only when not inline JSON). */
+const PATH_VARS = ['MCP_DATA_DIR', 'ACCOUNTS_CONFIG_PATH', 'MODEL_MAP', 'FALLBACK_MAP'] as const;
+
+function envVars(env: PlanInput['env'], cwd: string): Record<string, string> {
   const vars: Record<string, string> = {};
   const key = (env.PROXY_API_KEY ?? '').trim();
   vars.PROXY_API_KEY = key || `mcp-${Buffer.from(crypto.getRandomValues(new Uint8Array(24))).toString('base64url')}`;
@@ -196,13 +201,20 @@ function envVars(env: PlanInput['env']): Record<string, string> {
     const v = env[k];
     if (v !== undefined && v !== '') vars[k] = v;
   }
+  // The service does not get XDG_CONFIG_HOME: pin the data directory this shell's commands use.
+  if (!vars.MCP_DATA_DIR && env.XDG_CONFIG_HOME) vars.MCP_DATA_DIR = dataDirFrom(env);
+  // The service starts in /, so a path relative to this shell would name another place.
+  for (const k of PATH_VARS) {
+    const v = vars[k]?.trim();
+    if (v && !v.startsWith('{')) vars[k] = resolve(cwd, v);
+  }
   return vars;
 }
 
 export function installPlan(p: PlanInput): ServicePlan {
   const paths = servicePaths(p.platform, p.home);
   const hadKey = Boolean((p.env.PROXY_API_KEY ?? '').trim());
-  const envFile: PlannedFile = { path: paths.envFile, content: envFileText(envVars(p.env)), mode: 0o600, keepExisting: true };
+  const envFile: PlannedFile = { path: paths.envFile, content: envFileText(envVars(p.env, p.cwd ?? '/')), mode: 0o600, keepExisting: true };
   const notes = [
     hadKey
       ? `PROXY_API_KEY from this shell goes into ${paths.envFile} (0600)`
@@ -393,6 +405,7 @@ const installCommand = defineCommand({
       env: process.env,
       uid: uid(),
       start: args.start !== false,
+      cwd: process.cwd(),
     });
     if (!applyPlan(plan, dryRun)) throw new Error('the service manager refused a step (see above)');
   },

@@ -164,6 +164,21 @@ describe('the environment file', () => {
     expect(plan.files[0]!.content).not.toContain('LOG_FORMAT');
   });
 
+  test('paths are written absolute, and the data directory this shell uses is the service\'s too', () => {
+    const plan = (env: Record<string, string>) =>
+      installPlan({ platform: 'linux', home: '/h', command: ['/m'], env: { PROXY_API_KEY: 'k-0123456789', ...env }, uid: 1, start: false, cwd: '/work/here' })
+        .files[0]!.content;
+    // The service starts in /, not here: a relative path would name another place.
+    const relative = plan({ MCP_DATA_DIR: 'data', ACCOUNTS_CONFIG_PATH: './old/accounts.json', MODEL_MAP: 'maps/model.json', FALLBACK_MAP: '{"a":"b"}' });
+    expect(relative).toContain('MCP_DATA_DIR=/work/here/data\n');
+    expect(relative).toContain('ACCOUNTS_CONFIG_PATH=/work/here/old/accounts.json\n');
+    expect(relative).toContain('MODEL_MAP=/work/here/maps/model.json\n');
+    expect(relative).toContain(`FALLBACK_MAP='{"a":"b"}'\n`);
+    // XDG_CONFIG_HOME is not passed to the service: the directory it picks is pinned instead.
+    expect(plan({ XDG_CONFIG_HOME: '/h/xdg' })).toContain('MCP_DATA_DIR=/h/xdg/multi-claude-proxy\n');
+    expect(plan({})).not.toContain('MCP_DATA_DIR');
+  });
+
   test('without PROXY_API_KEY in the shell a random key is generated', () => {
     const a = installPlan({ platform: 'linux', home: '/h', command: ['/m'], env: {}, uid: 1, start: false });
     const b = installPlan({ platform: 'linux', home: '/h', command: ['/m'], env: {}, uid: 1, start: false });
