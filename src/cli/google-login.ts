@@ -23,7 +23,8 @@ type Say = (line: string) => void;
 
 function fail(what: string, err: unknown): Error {
   const msg = err instanceof Error ? err.message : String(err);
-  return new Error(`${what}: ${msg}`);
+  // The OAuth layer already says "Google refused the refresh token (invalid_grant…)": not twice.
+  return new Error(msg.startsWith(what) ? msg : `${what}: ${msg}`);
 }
 
 /** E-mail + project/tier for fresh tokens. Discovery problems other than auth leave the project to the provider. */

@@ -51,6 +51,7 @@ describe('--refresh-token', () => {
     const bad = '1//definitely-not-known-0123456789';
     const err = (await loginWithRefreshToken({ config, refreshToken: bad }).catch((e) => e)) as Error;
     expect(err.message).toContain('Google refused the refresh token');
+    expect(err.message.split('Google refused').length - 1).toBe(1);
     expect(err.message).toContain('invalid_grant');
     expect(err.message).not.toContain(bad);
     expect(err.message).not.toContain('\n');
