@@ -137,6 +137,15 @@ function providerDeps(db: Database): ProviderDeps {
   };
 }
 
+/** `add --label` for an account already there renames it, rather than ignoring the label. */
+function relabel(db: Database, acc: Account, label: string | undefined): Account {
+  if (!label || label === acc.label) return acc;
+  if (findAccount(db, label)) throw new StoreError(`an account labelled "${label}" already exists`);
+  updateAccount(db, acc.id, { label });
+  say(`${acc.id}: label ${acc.label} -> ${label}`);
+  return { ...acc, label };
+}
+
 /** A new account's quota, read at once. */
 const FIRST_QUOTA_TIMEOUT_MS = 20_000;
 
@@ -296,10 +305,11 @@ const addCommand = defineCommand({
         await withDb(async (db, config) => {
           const same = listAccounts(db).find((a) => a.credentials.kind === 'api_key' && a.credentials.apiKey === apiKey);
           if (same) {
-            say(`already added: ${same.id} (${same.label}), key ${maskSecret(apiKey)}`);
+            const acc = relabel(db, same, label);
+            say(`already added: ${acc.id} (${acc.label}), key ${maskSecret(apiKey)}`);
             if ('maxConcurrent' in capMeta) {
               updateAccount(db, same.id, { meta: capMeta });
-              say(`${same.id} (${same.label}): ${describeCap(capMeta.maxConcurrent ?? null)}`);
+              say(`${acc.id} (${acc.label}): ${describeCap(capMeta.maxConcurrent ?? null)}`);
             }
             return;
           }
@@ -376,13 +386,19 @@ const addCommand = defineCommand({
         });
       }
       await withDb(async (db) => {
-        const { account, created } = upsertAccount(db, {
+        // Checked before anything is written: a label taken by another account changes nothing.
+        const holder = label ? findAccount(db, label) : null;
+        if (holder && !(holder.provider === 'antigravity' && holder.email === result.email)) {
+          throw new StoreError(`an account labelled "${label}" already exists`);
+        }
+        const { account: stored, created } = upsertAccount(db, {
           provider: 'antigravity',
           email: result.email,
           credentials: result.credentials,
           meta: { ...result.meta, ...capMeta },
           ...(label ? { label } : {}),
         });
+        const account = created ? stored : relabel(db, stored, label);
         let quotas: QuotaInfo[] | null = null;
         try {
           quotas = await readQuota(config, account, db);

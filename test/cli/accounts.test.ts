@@ -117,6 +117,26 @@ describe('mcp accounts (in process, against a temporary data dir)', () => {
     expect(view?.quotas.some((q) => q.model.startsWith('claude-'))).toBe(true);
   });
 
+  test('adding an account again with --label renames it rather than ignoring the label', async () => {
+    await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'main');
+    const again = await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'work');
+    expect(again.code).toBe(0);
+    expect(again.out).toContain('label main -> work');
+    expect(storedAccounts().map((a) => a.label)).toEqual(['work']);
+
+    const token = google.refreshTokenFor('relabel@example.com');
+    await run('accounts', 'add', '--provider', 'antigravity', '--refresh-token', token);
+    const relogin = await run('accounts', 'add', '--provider', 'antigravity', '--refresh-token', token, '--label', 'personal');
+    expect(relogin.code).toBe(0);
+    expect(relogin.out).toMatch(/updated acc_\w+ \(personal\)/);
+    expect(storedAccounts().map((a) => a.label)).toEqual(['work', 'personal']);
+
+    const clash = await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'personal');
+    expect(clash.code).toBe(1);
+    expect(clash.err).toBe('mcp: an account labelled "personal" already exists\n');
+    expect(storedAccounts().map((a) => a.label)).toEqual(['work', 'personal']);
+  });
+
   test('without a TTY a missing --provider or --api-key is a usage error naming the flag', async () => {
     const a = await run('accounts', 'add');
     expect(a.code).toBe(2);
