@@ -1,10 +1,12 @@
 // `mcp backup [file]`: a copy of the database (accounts with their credentials, limits, quotas,
 // usage) that can be taken while the server runs. `mcp accounts import <copy>` brings its accounts
 // back, into this machine or another.
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { defineCommand } from 'citty';
 import { loadConfig } from '../config.ts';
 import { backupDatabase, backupDir, freshBackupPath } from '../store/backup.ts';
-import { openDatabase } from '../store/db.ts';
+import { openDatabase, StoreError } from '../store/db.ts';
 import { printJson, say } from './output.ts';
 
 export const backupCommand = defineCommand({
@@ -20,6 +22,9 @@ export const backupCommand = defineCommand({
   run({ args }) {
     const config = loadConfig(process.env, {}, { requireApiKey: false });
     const target = args.file ? String(args.file) : freshBackupPath(backupDir(config.dataDir), 'proxy', new Date());
+    // Said plainly: otherwise the error names the temporary file the copy is first written to.
+    const dir = dirname(resolve(target));
+    if (!existsSync(dir)) throw new StoreError(`cannot write the backup ${target}: the directory ${dir} does not exist`);
     const db = openDatabase(config.dbPath);
     try {
       const r = backupDatabase(db, target, { overwrite: Boolean(args.force) });

@@ -220,6 +220,13 @@ describe('mcp backup, then mcp accounts import of the copy', () => {
     expect(now.find((a) => a.email === 'finn@example.com')).toMatchObject({ label: 'finn@example.com-2', status: 'disabled', meta: { maxConcurrent: 2 } });
   });
 
+  test('backup into a directory that does not exist says so, without naming a temporary file', async () => {
+    const target = join(dataDirOf(), 'no-such-dir', 'copy.db');
+    const r = await run('backup', target);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(`mcp: cannot write the backup ${target}: the directory ${join(dataDirOf(), 'no-such-dir')} does not exist\n`);
+  });
+
   test('backup refuses to overwrite without --force, and says where it wrote without printing a secret', async () => {
     seed();
     const target = join(dataDirOf(), 'copy.db');
