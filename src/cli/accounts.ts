@@ -383,6 +383,7 @@ const addCommand = defineCommand({
           openBrowser,
           say: sayLine,
           timeoutMs: 5 * 60_000,
+          readLine: reader.readLine,
         });
       }
       await withDb(async (db) => {

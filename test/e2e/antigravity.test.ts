@@ -133,6 +133,23 @@ describe('mcp accounts add --provider antigravity', () => {
     }
   });
 
+  test('the browser flow with the browser on another machine: the address it landed on, pasted on stdin, logs in', async () => {
+    google.setLoginEmail(CALLBACK_EMAIL);
+    const add = spawnMcp(['accounts', 'add', '--provider', 'antigravity', '--callback-port', '0'], { env });
+    try {
+      const m = await add.waitForOutput(/(http:\/\/127\.0\.0\.1:\d+\/o\/oauth2\/v2\/auth\?\S+)/);
+      await add.waitForOutput(/paste that whole address here/);
+      // The remote browser lands on its own localhost, which is not where mcp listens.
+      const consent = await fetch(m[1]!, { redirect: 'manual' });
+      add.write(`${consent.headers.get('location')!}\n`);
+      expect(await add.finish(), `${add.stdout()}${add.stderr()}`).toBe(0);
+      expect(add.stdout()).toMatch(new RegExp(`updated \\S+ .*antigravity ${CALLBACK_EMAIL}`));
+    } finally {
+      add.proc.kill();
+      google.setLoginEmail(BROWSER_EMAIL);
+    }
+  });
+
   test('accounts list --json and accounts verify show every added account', async () => {
     const list = await runMcp(['accounts', 'list', '--json'], { env });
     expect(list.code, list.stderr).toBe(0);
