@@ -398,10 +398,13 @@ const installCommand = defineCommand({
   run({ args }) {
     const platform = detectPlatform(args.platform);
     const dryRun = Boolean(args['dry-run']);
+    const command = selfCommand(args.bin);
+    // Only a warning: a package may install the service before the binary lands.
+    if (!existsSync(command[0]!)) warn(`warning: ${command[0]} does not exist (yet): the service cannot start until it does`);
     const plan = installPlan({
       platform,
       home: serviceHome(process.env),
-      command: selfCommand(args.bin),
+      command,
       env: process.env,
       uid: uid(),
       start: args.start !== false,

@@ -256,6 +256,15 @@ describe('mcp service (in process, MCP_SERVICE_HOME = a temporary dir)', () => {
     expect(existsSync(join(home, '.config'))).toBe(false);
   });
 
+  test('a --bin that is not there (a typo) is pointed out: the service would fail at every start', async () => {
+    const missing = join(home, 'no', 'mcp');
+    const r = await run('service', 'install', '--dry-run', '--platform', 'linux', '--bin', missing);
+    expect(r.code).toBe(0);
+    expect(r.err).toBe(`warning: ${missing} does not exist (yet): the service cannot start until it does\n`);
+    const ok = await run('service', 'install', '--dry-run', '--platform', 'linux', '--bin', process.execPath);
+    expect(ok.err).toBe('');
+  });
+
   test('install --no-start writes the unit and a 0600 env file; a reinstall keeps the env file', async () => {
     const r = await run('service', 'install', '--no-start', '--platform', 'linux', '--bin', '/opt/mcp/mcp');
     expect(r.code).toBe(0);
