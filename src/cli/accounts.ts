@@ -295,10 +295,10 @@ const addCommand = defineCommand({
 
       if (provider === 'zai') {
         let apiKey = (args['api-key'] ?? '').trim();
-        if (apiKey === '-') apiKey = await secretFromStdin(reader.readLine, '--api-key', interactive ? 'Z.AI API key: ' : '');
+        if (apiKey === '-') apiKey = await secretFromStdin(reader.readSecret, '--api-key', interactive ? 'Z.AI API key: ' : '');
         if (!apiKey) {
           if (!interactive) throw new UsageError('--api-key is required for --provider zai');
-          apiKey = ((await reader.readLine('Z.AI API key: ')) ?? '').trim();
+          apiKey = ((await reader.readSecret('Z.AI API key (not shown): ')) ?? '').trim();
           if (!apiKey) throw new UsageError('no API key given');
         }
         apiKey = cleanApiKey(apiKey);
@@ -360,7 +360,7 @@ const addCommand = defineCommand({
       const sayLine = (line: string) => warn(line);
       let result: Awaited<ReturnType<typeof login.loginWithRefreshToken>>;
       let refreshToken = (args['refresh-token'] ?? '').trim();
-      if (refreshToken === '-') refreshToken = await secretFromStdin(reader.readLine, '--refresh-token', interactive ? 'Refresh token: ' : '');
+      if (refreshToken === '-') refreshToken = await secretFromStdin(reader.readSecret, '--refresh-token', interactive ? 'Refresh token: ' : '');
       if (refreshToken) {
         result = await login.loginWithRefreshToken({ config, refreshToken });
       } else if (args.browser === false) {
