@@ -313,6 +313,7 @@ const addCommand = defineCommand({
             }
             return;
           }
+          if (label && findAccount(db, label)) throw new StoreError(`an account labelled "${label}" already exists`);
           // Checked with Z.AI before it is stored (the quota call is the cheap authenticated one): a
           // mistyped key is refused here, not found out by the first request that fails on it.
           const now = Date.now();

@@ -89,6 +89,15 @@ describe('mcp accounts (in process, against a temporary data dir)', () => {
     expect(storedAccounts()).toHaveLength(0);
   });
 
+  test('a new key with a label another account holds is refused before Z.AI is asked', async () => {
+    await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'main');
+    const before = zai.requests.length;
+    const r = await run('accounts', 'add', '--provider', 'zai', '--api-key', `${KEY}-2`, '--label', 'main');
+    expect(r.code).toBe(1);
+    expect(r.err).toBe('mcp: an account labelled "main" already exists\n');
+    expect(zai.requests.length).toBe(before);
+  });
+
   test('a key with a space or line break inside is refused before any call (a paste gone wrong)', async () => {
     const before = zai.requests.length;
     for (const pasted of [`${KEY.slice(0, 10)} ${KEY.slice(10)}`, `${KEY.slice(0, 10)}\n${KEY.slice(10)}`]) {
