@@ -26,6 +26,7 @@ import {
   relativeTime,
   renderTable,
   say,
+  shellQuote,
   stdinIsTty,
   UsageError,
   warn,
@@ -454,7 +455,7 @@ const removeCommand = defineCommand({
       }
       removeAccount(db, acc.id);
       say(`removed ${acc.id} (${acc.label})`);
-      if (copy) say(`the database from before is kept at ${copy}: \`mcp accounts import ${copy} --only ${acc.id}\` brings the account back`);
+      if (copy) say(`the database from before is kept at ${copy}: \`mcp accounts import ${shellQuote(copy)} --only ${acc.id}\` brings the account back`);
     });
   },
 });

@@ -7,7 +7,7 @@ import { defineCommand } from 'citty';
 import { loadConfig } from '../config.ts';
 import { backupDatabase, backupDir, freshBackupPath } from '../store/backup.ts';
 import { openDatabase, StoreError } from '../store/db.ts';
-import { printJson, say } from './output.ts';
+import { printJson, say, shellQuote } from './output.ts';
 
 export const backupCommand = defineCommand({
   meta: {
@@ -30,7 +30,7 @@ export const backupCommand = defineCommand({
       const r = backupDatabase(db, target, { overwrite: Boolean(args.force) });
       if (args.json) return printJson(r);
       say(`backed up ${r.accounts} account${r.accounts === 1 ? '' : 's'} to ${r.path} (${Math.max(1, Math.round(r.bytes / 1024))} KB, owner-only)`);
-      say(`it holds refresh tokens and API keys: keep it private. \`mcp accounts import ${r.path}\` brings the accounts back`);
+      say(`it holds refresh tokens and API keys: keep it private. \`mcp accounts import ${shellQuote(r.path)}\` brings the accounts back`);
     } finally {
       db.close();
     }

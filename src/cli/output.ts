@@ -57,6 +57,11 @@ export class UsageError extends Error {
   }
 }
 
+/** One word of a command line a person may paste into a POSIX shell: quoted when it needs to be. */
+export function shellQuote(word: string): string {
+  return /^[A-Za-z0-9_./:=@%+-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
 /** Shows enough of a secret to recognise it, never enough to use it: `abcd…wxyz`. */
 export function maskSecret(secret: string | null | undefined): string {
   if (!secret) return '';

@@ -8,7 +8,7 @@ import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { defineCommand } from 'citty';
 import { DEFAULTS, dataDirFrom } from '../config.ts';
-import { say, UsageError, warn } from './output.ts';
+import { say, shellQuote, UsageError, warn } from './output.ts';
 
 export type ServicePlatform = 'linux' | 'macos';
 
@@ -312,7 +312,7 @@ export function selfCommand(binFlag: string | undefined): string[] {
   return [process.execPath, 'run', resolve(import.meta.dir, '..', 'main.ts')];
 }
 
-const quote = (a: string) => (/^[A-Za-z0-9_./:=@%+-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
+const quote = shellQuote;
 
 function runCommands(commands: string[][], dryRun: boolean): boolean {
   let ok = true;

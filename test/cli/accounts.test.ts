@@ -221,6 +221,23 @@ describe('mcp accounts (in process, against a temporary data dir)', () => {
     expect(storedAccounts().map((a) => [a.label, a.credentials])).toEqual([['main', { kind: 'api_key', apiKey: KEY }]]);
   });
 
+  test('the command remove prints to bring an account back works pasted into a shell when the data dir has a space', async () => {
+    process.env.MCP_DATA_DIR = join(dataDirOf(), 'my data');
+    await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'main');
+    const r = await run('accounts', 'remove', 'main');
+    const undo = /`mcp (accounts import .+ --only acc_\w+)` brings the account back/.exec(r.out)![1]!;
+    // What a shell makes of it, word by word.
+    const words = Bun.spawnSync(['sh', '-c', `printf '%s\\n' ${undo}`]).stdout.toString().trimEnd().split('\n');
+    expect(words[2]).toStartWith(join(dataDirOf(), 'my data', 'backups', 'before-remove-'));
+    expect((await run(...words)).code).toBe(0);
+    const db = openDatabase(join(dataDirOf(), 'my data', 'proxy.db'));
+    try {
+      expect(listAccounts(db).map((a) => a.label)).toEqual(['main']);
+    } finally {
+      db.close();
+    }
+  });
+
   test('when the copy cannot be made the account is not removed, and the message says how to go without', async () => {
     await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'main');
     writeFileSync(join(dataDirOf(), 'backups'), 'a file where the directory would be');

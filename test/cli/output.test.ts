@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import { typeSecret } from '../../src/cli/output.ts';
+import { shellQuote, typeSecret } from '../../src/cli/output.ts';
 import { maskSecret, relativeTime, renderTable } from '../../src/cli/output.ts';
 
 describe('maskSecret', () => {
@@ -54,5 +54,15 @@ describe('typeSecret (a key typed at a terminal, not echoed)', () => {
   test('Ctrl-C cancels; Ctrl-D on an empty line ends input', () => {
     expect(typeSecret('abc', '\u0003').done).toBe('cancel');
     expect(typeSecret('', '\u0004').done).toBe('eof');
+  });
+});
+
+describe('shellQuote', () => {
+  test('leaves plain words alone and quotes the rest so a shell reads them back as one word', () => {
+    expect(shellQuote('/home/u/.config/multi-claude-proxy/backups/proxy-20261204-061042.db')).toBe('/home/u/.config/multi-claude-proxy/backups/proxy-20261204-061042.db');
+    for (const word of ["/Users/Jane Doe/mcp backup.db", "it's", '$HOME', 'a;b']) {
+      const echoed = Bun.spawnSync(['sh', '-c', `printf '%s' ${shellQuote(word)}`]).stdout.toString();
+      expect(echoed).toBe(word);
+    }
   });
 });
