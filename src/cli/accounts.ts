@@ -217,9 +217,15 @@ function openBrowser(url: string): boolean {
   }
 }
 
+/** People say "google" for the Antigravity accounts (it is a Google login). */
+function providerName(raw: string): string {
+  const p = raw.trim().toLowerCase();
+  return p === 'google' ? 'antigravity' : p;
+}
+
 async function askProvider(readLine: (p: string) => Promise<string | null>): Promise<ProviderId> {
   for (;;) {
-    const answer = ((await readLine(`Provider (${PROVIDERS.join('/')}): `)) ?? '').trim().toLowerCase();
+    const answer = providerName((await readLine(`Provider (${PROVIDERS.join('/')}): `)) ?? '');
     if (answer === '') throw new UsageError('no provider given');
     if ((PROVIDERS as readonly string[]).includes(answer)) return answer as ProviderId;
     warn(`unknown provider "${answer}"`);
@@ -284,7 +290,7 @@ const addCommand = defineCommand({
     const capMeta = args['max-concurrent'] === undefined ? {} : { maxConcurrent: parseMaxConcurrent(args['max-concurrent']) };
     const reader = createLineReader();
     try {
-      let provider = args.provider?.trim().toLowerCase();
+      let provider = args.provider === undefined ? undefined : providerName(args.provider);
       if (!provider) {
         if (!interactive) throw new UsageError(`--provider is required (${PROVIDERS.join(' or ')})`);
         provider = await askProvider(reader.readLine);

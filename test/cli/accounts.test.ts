@@ -155,6 +155,12 @@ describe('mcp accounts (in process, against a temporary data dir)', () => {
     expect(b.err).toContain('--api-key');
   });
 
+  test('--provider google means antigravity (the help calls it "a Google (Antigravity) account")', async () => {
+    const r = await run('accounts', 'add', '--provider', 'Google', '--refresh-token', google.refreshTokenFor('alias@example.com'));
+    expect(r.code).toBe(0);
+    expect(storedAccounts().map((a) => [a.provider, a.email])).toEqual([['antigravity', 'alias@example.com']]);
+  });
+
   test('an unknown provider is refused', async () => {
     const r = await run('accounts', 'add', '--provider', 'openai', '--api-key', KEY);
     expect(r.code).toBe(2);
