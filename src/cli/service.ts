@@ -355,8 +355,9 @@ function applyPlan(plan: ServicePlan, dryRun: boolean): boolean {
     }
     if (dryRun) {
       say(`would write ${f.path} (mode ${f.mode.toString(8)}):`);
-      // Never echo the key: the environment file is shown with values masked.
-      const shown = f.mode === 0o600 ? f.content.replace(/^([A-Z_]+=).+$/gm, '$1***') : f.content;
+      // Never echo the key (nor a proxy URL, which may carry a password); the rest is shown so the
+      // settings, the data directory first, can be checked.
+      const shown = f.mode === 0o600 ? f.content.replace(/^((?:PROXY_API_KEY|[A-Za-z_]*_PROXY)=).+$/gim, '$1***') : f.content;
       say(shown.replace(/^/gm, '  ').trimEnd());
       continue;
     }

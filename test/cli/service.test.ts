@@ -256,6 +256,24 @@ describe('mcp service (in process, MCP_SERVICE_HOME = a temporary dir)', () => {
     expect(existsSync(join(home, '.config'))).toBe(false);
   });
 
+  test('--dry-run shows the settings it carries (the data directory…) and masks only what may hold a secret', async () => {
+    const saved = { dir: process.env.MCP_DATA_DIR, proxy: process.env.HTTPS_PROXY };
+    process.env.MCP_DATA_DIR = join(home, 'data');
+    process.env.HTTPS_PROXY = 'http://user:proxy-password@proxy.corp:3128';
+    try {
+      const r = await run('service', 'install', '--dry-run', '--platform', 'linux', '--bin', process.execPath);
+      expect(r.out).toContain(`  MCP_DATA_DIR=${join(home, 'data')}\n`);
+      expect(r.out).toContain('  PROXY_API_KEY=***\n');
+      expect(r.out).toContain('  HTTPS_PROXY=***\n');
+      expect(r.out).not.toContain('proxy-password');
+    } finally {
+      for (const [k, v] of [['MCP_DATA_DIR', saved.dir], ['HTTPS_PROXY', saved.proxy]] as const) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  });
+
   test('a --bin that is not there (a typo) is pointed out: the service would fail at every start', async () => {
     const missing = join(home, 'no', 'mcp');
     const r = await run('service', 'install', '--dry-run', '--platform', 'linux', '--bin', missing);
