@@ -400,6 +400,7 @@ const addCommand = defineCommand({
         if (holder && !(holder.provider === 'antigravity' && holder.email === result.email)) {
           throw new StoreError(`an account labelled "${label}" already exists`);
         }
+        const before = listAccounts(db).find((a) => a.provider === 'antigravity' && a.email === result.email);
         const { account: stored, created } = upsertAccount(db, {
           provider: 'antigravity',
           email: result.email,
@@ -408,6 +409,9 @@ const addCommand = defineCommand({
           ...(label ? { label } : {}),
         });
         const account = created ? stored : relabel(db, stored, label);
+        // A new login mends an invalid account; one the user disabled stays disabled (their call, as for the server).
+        const stillDisabled = before?.status === 'disabled';
+        if (stillDisabled) updateAccount(db, account.id, { status: 'disabled', statusReason: before.statusReason });
         let quotas: QuotaInfo[] | null = null;
         try {
           quotas = await readQuota(config, account, db);
@@ -415,6 +419,7 @@ const addCommand = defineCommand({
           warn(`warning: could not read the quota yet (${(err as Error)?.message || String(err)}); the server reads it when it runs`);
         }
         say(`${created ? 'added' : 'updated'} ${account.id} (${account.label}): antigravity ${result.email}${storeQuota(db, account.id, quotas)}`);
+        if (stillDisabled) say(`still disabled: \`mcp accounts enable ${shellQuote(account.label)}\` puts it back in rotation`);
       });
     } finally {
       reader.close();

@@ -155,6 +155,16 @@ describe('mcp accounts (in process, against a temporary data dir)', () => {
     expect(b.err).toContain('--api-key');
   });
 
+  test('logging in again keeps an account the user disabled disabled, and says so', async () => {
+    const token = google.refreshTokenFor('off@example.com');
+    await run('accounts', 'add', '--provider', 'antigravity', '--refresh-token', token, '--label', 'off');
+    await run('accounts', 'disable', 'off');
+    const r = await run('accounts', 'add', '--provider', 'antigravity', '--refresh-token', token);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('still disabled: `mcp accounts enable off` puts it back in rotation');
+    expect(storedAccounts()[0]).toMatchObject({ status: 'disabled', statusReason: 'disabled by user' });
+  });
+
   test('--provider google means antigravity (the help calls it "a Google (Antigravity) account")', async () => {
     const r = await run('accounts', 'add', '--provider', 'Google', '--refresh-token', google.refreshTokenFor('alias@example.com'));
     expect(r.code).toBe(0);
