@@ -244,6 +244,11 @@ function parseCallbackPort(raw: unknown): number {
 function checkLabel(raw: string | undefined): string | undefined {
   const label = raw?.trim() || undefined;
   if (label && /^acc_[0-9a-f]{8}$/.test(label)) throw new UsageError(`--label must not look like an account id, got "${label}"`);
+  // `mcp accounts remove -x` reads as an option, and a line break breaks the list.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+  if (label && (label.startsWith('-') || /[\u0000-\u001f\u007f]/.test(label))) {
+    throw new UsageError(`--label must not start with "-" or hold control characters, got ${JSON.stringify(label)}`);
+  }
   return label;
 }
 

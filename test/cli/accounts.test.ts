@@ -165,6 +165,15 @@ describe('mcp accounts (in process, against a temporary data dir)', () => {
     expect(storedAccounts()[0]).toMatchObject({ status: 'disabled', statusReason: 'disabled by user' });
   });
 
+  test('a label that reads as an option or holds a line break is refused (it could not be named again)', async () => {
+    for (const bad of ['-x', 'two\nlines']) {
+      const r = await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', bad);
+      expect(r.code).toBe(2);
+      expect(r.err).toStartWith('mcp: --label must not start with "-" or hold control characters');
+    }
+    expect(storedAccounts()).toHaveLength(0);
+  });
+
   test('--provider google means antigravity (the help calls it "a Google (Antigravity) account")', async () => {
     const r = await run('accounts', 'add', '--provider', 'Google', '--refresh-token', google.refreshTokenFor('alias@example.com'));
     expect(r.code).toBe(0);
