@@ -206,10 +206,19 @@ export function cleanApiKey(raw: string): string {
   return key;
 }
 
+/**
+ * The command that opens `url` in the default browser. Not `cmd /c start` on Windows: cmd reads
+ * the `&` between the query parameters as "run another command" and opens a cut-off URL.
+ */
+export function browserCommand(platform: string, url: string): string[] {
+  if (platform === 'darwin') return ['open', url];
+  if (platform === 'win32') return ['rundll32', 'url.dll,FileProtocolHandler', url];
+  return ['xdg-open', url];
+}
+
 function openBrowser(url: string): boolean {
-  const cmd = process.platform === 'darwin' ? ['open', url] : process.platform === 'win32' ? ['cmd', '/c', 'start', '', url] : ['xdg-open', url];
   try {
-    const p = Bun.spawn(cmd, { stdout: 'ignore', stderr: 'ignore' });
+    const p = Bun.spawn(browserCommand(process.platform, url), { stdout: 'ignore', stderr: 'ignore' });
     p.unref();
     return true;
   } catch {

@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } fr
 import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { accountsTable, accountViews, KEPT_REMOVAL_COPIES, quotaSummary } from '../../src/cli/accounts.ts';
+import { accountsTable, accountViews, browserCommand, KEPT_REMOVAL_COPIES, quotaSummary } from '../../src/cli/accounts.ts';
 import { runCaptured, useTempDataDir } from './run-cli.ts';
 import { io } from '../../src/cli/output.ts';
 import { listAccounts, upsertAccount } from '../../src/store/accounts.ts';
@@ -345,5 +345,20 @@ describe('list rendering', () => {
       ...q,
     }));
     expect(quotaSummary(records)).toBe(text);
+  });
+});
+
+describe('opening the browser', () => {
+  const url = 'https://accounts.google.com/o/oauth2/v2/auth?client_id=x&redirect_uri=http%3A%2F%2Flocalhost%3A51121&state=s';
+
+  test('on Windows the URL does not go through cmd, which would cut it at the first &', () => {
+    const cmd = browserCommand('win32', url);
+    expect(cmd.map((w) => w.toLowerCase())).not.toContain('cmd');
+    expect(cmd.at(-1)).toBe(url);
+  });
+
+  test('macOS and Linux hand the whole URL to open / xdg-open', () => {
+    expect(browserCommand('darwin', url)).toEqual(['open', url]);
+    expect(browserCommand('linux', url)).toEqual(['xdg-open', url]);
   });
 });
