@@ -119,7 +119,8 @@ function oneAccount(a: Obj, index: number, skipped: LegacySkip[]): LegacyAccount
 export function parseLegacyAccounts(text: string): LegacyParse {
   let data: unknown;
   try {
-    data = JSON.parse(text);
+    // Windows editors save with a byte order mark, which JSON.parse refuses.
+    data = JSON.parse(text.replace(/^\uFEFF/, ''));
   } catch (err) {
     throw new LegacyFormatError(`not JSON: ${(err as Error).message}`);
   }
@@ -129,14 +130,29 @@ export function parseLegacyAccounts(text: string): LegacyParse {
   }
   const entries = list.filter(isObj);
   const skipped: LegacySkip[] = [];
-  const accounts: LegacyAccount[] = [];
+  const found: Array<{ index: number; acc: LegacyAccount }> = [];
   list.forEach((v, i) => {
     if (!isObj(v)) {
       skipped.push({ entry: `#${i + 1}`, reason: 'not an object' });
       return;
     }
     const acc = oneAccount(v, i, skipped);
-    if (acc) accounts.push(acc);
+    if (acc) found.push({ index: i, acc });
   });
+  // The same account twice (a key, a Google e-mail): the last entry counts. Applying both would
+  // flip the account between them on every run, so an import would never settle.
+  const last = new Map<string, number>();
+  for (const f of found) last.set(identity(f.acc), f.index);
+  const accounts: LegacyAccount[] = [];
+  for (const f of found) {
+    const keep = last.get(identity(f.acc))!;
+    if (keep === f.index) accounts.push(f.acc);
+    else skipped.push({ entry: `#${f.index + 1} (${f.acc.legacyName})`, reason: `listed again as #${keep + 1}, which is imported` });
+  }
   return { format: detectLegacyFormat(entries), accounts, skipped };
+}
+
+function identity(a: LegacyAccount): string {
+  const c = a.account.credentials;
+  return c.kind === 'api_key' ? `key\u0000${c.apiKey}` : `${a.account.provider}\u0000${a.account.email ?? ''}`;
 }

@@ -5,7 +5,7 @@ import type { Database } from 'bun:sqlite';
 import { defineCommand } from 'citty';
 import { type Config, loadConfig } from '../config.ts';
 import { quotaLines } from '../gateway/ops.ts';
-import type { ProviderDeps } from '../providers/provider.ts';
+import { type ProviderDeps, type QuotaInfo, UpstreamError } from '../providers/provider.ts';
 import {
   type Account,
   findAccount,
@@ -18,7 +18,7 @@ import {
 } from '../store/accounts.ts';
 import { backupDatabase, backupDir, freshBackupPath, pruneBackups } from '../store/backup.ts';
 import { openDatabase, StoreError } from '../store/db.ts';
-import { clearAccountLimits, listLimits, listQuotas, type ModelLimit, type QuotaRecord } from '../store/limits.ts';
+import { clearAccountLimits, listLimits, listQuotas, type ModelLimit, type QuotaRecord, replaceQuotas } from '../store/limits.ts';
 import {
   createLineReader,
   maskSecret,
@@ -26,6 +26,7 @@ import {
   relativeTime,
   renderTable,
   say,
+  shellQuote,
   stdinIsTty,
   UsageError,
   warn,
@@ -137,10 +138,87 @@ function providerDeps(db: Database): ProviderDeps {
   };
 }
 
+/** `add --label` for an account already there renames it, rather than ignoring the label. */
+function relabel(db: Database, acc: Account, label: string | undefined): Account {
+  if (!label || label === acc.label) return acc;
+  if (findAccount(db, label)) throw new StoreError(`an account labelled "${label}" already exists`);
+  updateAccount(db, acc.id, { label });
+  say(`${acc.id}: label ${acc.label} -> ${label}`);
+  return { ...acc, label };
+}
+
+/** A new account's quota, read at once. */
+const FIRST_QUOTA_TIMEOUT_MS = 20_000;
+
+/** What a provider reported, as stored rows: fractions clamped, one row per model and window (the tighter). */
+export function quotaRecords(accountId: string, quotas: readonly QuotaInfo[], now: number): QuotaRecord[] {
+  const rows = new Map<string, QuotaRecord>();
+  for (const q of quotas) {
+    const f = q.remainingFraction;
+    const r: QuotaRecord = {
+      accountId,
+      model: q.model,
+      window: q.window ?? '',
+      remainingFraction: f === null || !Number.isFinite(f) ? null : Math.min(1, Math.max(0, f)),
+      resetAt: q.resetAt,
+      fetchedAt: now,
+    };
+    const k = `${r.model}\u0000${r.window}`;
+    const cur = rows.get(k);
+    if (!cur || (r.remainingFraction ?? 1) < (cur.remainingFraction ?? 1)) rows.set(k, r);
+  }
+  return [...rows.values()];
+}
+
+/**
+ * Reads an account's quota with its provider, so `accounts list` shows it at once rather than after
+ * the server's next round. `account` may not be stored yet (a Z.AI key is checked first): then
+ * provider writes (the plan level) are collected into `learned` instead.
+ */
+async function readQuota(config: Readonly<Config>, account: Account, db: Database | null, learned: Record<string, unknown> = {}): Promise<QuotaInfo[]> {
+  const { createProviders } = await import('../providers/index.ts');
+  const deps: ProviderDeps = db
+    ? providerDeps(db)
+    : { updateAccount: (_id, patch) => Object.assign(learned, patch.meta ?? {}), now: () => Date.now() };
+  const provider = createProviders(config, deps)[account.provider];
+  if (!provider) return [];
+  return provider.quota(account, AbortSignal.timeout(FIRST_QUOTA_TIMEOUT_MS));
+}
+
+function storeQuota(db: Database, accountId: string, quotas: readonly QuotaInfo[] | null): string {
+  if (!quotas) return '';
+  const rows = quotaRecords(accountId, quotas, Date.now());
+  replaceQuotas(db, accountId, rows);
+  return rows.length ? `, quota ${quotaSummary(rows)}` : '';
+}
+
+/** `--api-key -` / `--refresh-token -`: the secret is the first line of stdin, never on the command line (shell history, ps). */
+async function secretFromStdin(readLine: (prompt: string) => Promise<string | null>, flag: string, prompt: string): Promise<string> {
+  const line = ((await readLine(prompt)) ?? '').trim();
+  if (!line) throw new UsageError(`${flag} - reads the key from stdin, but stdin gave none`);
+  return line;
+}
+
+/** A pasted key: surrounding blanks dropped; one with a blank inside is a paste gone wrong. */
+export function cleanApiKey(raw: string): string {
+  const key = raw.trim();
+  if (/\s/.test(key)) throw new UsageError('the API key has a space or line break inside: paste it again, all on one line');
+  return key;
+}
+
+/**
+ * The command that opens `url` in the default browser. Not `cmd /c start` on Windows: cmd reads
+ * the `&` between the query parameters as "run another command" and opens a cut-off URL.
+ */
+export function browserCommand(platform: string, url: string): string[] {
+  if (platform === 'darwin') return ['open', url];
+  if (platform === 'win32') return ['rundll32', 'url.dll,FileProtocolHandler', url];
+  return ['xdg-open', url];
+}
+
 function openBrowser(url: string): boolean {
-  const cmd = process.platform === 'darwin' ? ['open', url] : process.platform === 'win32' ? ['cmd', '/c', 'start', '', url] : ['xdg-open', url];
   try {
-    const p = Bun.spawn(cmd, { stdout: 'ignore', stderr: 'ignore' });
+    const p = Bun.spawn(browserCommand(process.platform, url), { stdout: 'ignore', stderr: 'ignore' });
     p.unref();
     return true;
   } catch {
@@ -148,9 +226,15 @@ function openBrowser(url: string): boolean {
   }
 }
 
+/** People say "google" for the Antigravity accounts (it is a Google login). */
+function providerName(raw: string): string {
+  const p = raw.trim().toLowerCase();
+  return p === 'google' ? 'antigravity' : p;
+}
+
 async function askProvider(readLine: (p: string) => Promise<string | null>): Promise<ProviderId> {
   for (;;) {
-    const answer = ((await readLine(`Provider (${PROVIDERS.join('/')}): `)) ?? '').trim().toLowerCase();
+    const answer = providerName((await readLine(`Provider (${PROVIDERS.join('/')}): `)) ?? '');
     if (answer === '') throw new UsageError('no provider given');
     if ((PROVIDERS as readonly string[]).includes(answer)) return answer as ProviderId;
     warn(`unknown provider "${answer}"`);
@@ -169,6 +253,11 @@ function parseCallbackPort(raw: unknown): number {
 function checkLabel(raw: string | undefined): string | undefined {
   const label = raw?.trim() || undefined;
   if (label && /^acc_[0-9a-f]{8}$/.test(label)) throw new UsageError(`--label must not look like an account id, got "${label}"`);
+  // `mcp accounts remove -x` reads as an option, and a line break breaks the list.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+  if (label && (label.startsWith('-') || /[\u0000-\u001f\u007f]/.test(label))) {
+    throw new UsageError(`--label must not start with "-" or hold control characters, got ${JSON.stringify(label)}`);
+  }
   return label;
 }
 
@@ -197,7 +286,7 @@ const addCommand = defineCommand({
   meta: { name: 'add', description: 'Add a Z.AI API key or a Google (Antigravity) account' },
   args: {
     provider: { type: 'string', valueHint: 'zai|antigravity', description: 'Which upstream the account is for' },
-    'api-key': { type: 'string', valueHint: 'key', description: 'Z.AI API key (zai)' },
+    'api-key': { type: 'string', valueHint: 'key', description: 'Z.AI API key (zai); - reads it from stdin, keeping it out of the shell history' },
     label: { type: 'string', valueHint: 'name', description: 'A name to refer to the account by (default: email or zai-<id>)' },
     browser: {
       type: 'boolean',
@@ -205,7 +294,7 @@ const addCommand = defineCommand({
       description: 'Log in with a local browser (antigravity)',
       negativeDescription: 'Print the login URL and read the redirect URL pasted back (antigravity, headless machines)',
     },
-    'refresh-token': { type: 'string', valueHint: 'token', description: 'Add a Google account from an existing refresh token (antigravity)' },
+    'refresh-token': { type: 'string', valueHint: 'token', description: 'Add a Google account from an existing refresh token (antigravity); - reads it from stdin' },
     'callback-port': { type: 'string', valueHint: 'port', description: 'Port of the local OAuth callback (antigravity, default 51121; when taken, one of the next few)' },
     'max-concurrent': MAX_CONCURRENT_ARG,
   },
@@ -215,7 +304,7 @@ const addCommand = defineCommand({
     const capMeta = args['max-concurrent'] === undefined ? {} : { maxConcurrent: parseMaxConcurrent(args['max-concurrent']) };
     const reader = createLineReader();
     try {
-      let provider = args.provider?.trim().toLowerCase();
+      let provider = args.provider === undefined ? undefined : providerName(args.provider);
       if (!provider) {
         if (!interactive) throw new UsageError(`--provider is required (${PROVIDERS.join(' or ')})`);
         provider = await askProvider(reader.readLine);
@@ -227,28 +316,62 @@ const addCommand = defineCommand({
 
       if (provider === 'zai') {
         let apiKey = (args['api-key'] ?? '').trim();
+        if (apiKey === '-') apiKey = await secretFromStdin(reader.readSecret, '--api-key', interactive ? 'Z.AI API key: ' : '');
         if (!apiKey) {
           if (!interactive) throw new UsageError('--api-key is required for --provider zai');
-          apiKey = ((await reader.readLine('Z.AI API key: ')) ?? '').trim();
+          apiKey = ((await reader.readSecret('Z.AI API key (not shown): ')) ?? '').trim();
           if (!apiKey) throw new UsageError('no API key given');
         }
-        await withDb((db) => {
+        apiKey = cleanApiKey(apiKey);
+        await withDb(async (db, config) => {
           const same = listAccounts(db).find((a) => a.credentials.kind === 'api_key' && a.credentials.apiKey === apiKey);
           if (same) {
-            say(`already added: ${same.id} (${same.label}), key ${maskSecret(apiKey)}`);
+            const acc = relabel(db, same, label);
+            say(`already added: ${acc.id} (${acc.label}), key ${maskSecret(apiKey)}`);
             if ('maxConcurrent' in capMeta) {
               updateAccount(db, same.id, { meta: capMeta });
-              say(`${same.id} (${same.label}): ${describeCap(capMeta.maxConcurrent ?? null)}`);
+              say(`${acc.id} (${acc.label}): ${describeCap(capMeta.maxConcurrent ?? null)}`);
             }
             return;
+          }
+          if (label && findAccount(db, label)) throw new StoreError(`an account labelled "${label}" already exists`);
+          // Checked with Z.AI before it is stored (the quota call is the cheap authenticated one): a
+          // mistyped key is refused here, not found out by the first request that fails on it.
+          const now = Date.now();
+          const provisional: Account = {
+            id: 'acc_new',
+            provider: 'zai',
+            label: label ?? 'new',
+            email: null,
+            status: 'active',
+            statusReason: null,
+            verifyUrl: null,
+            credentials: { kind: 'api_key', apiKey },
+            meta: {},
+            createdAt: now,
+            updatedAt: now,
+            lastUsedAt: null,
+          };
+          const learned: Record<string, unknown> = {};
+          let quotas: QuotaInfo[] | null = null;
+          try {
+            quotas = await readQuota(config, provisional, null, learned);
+          } catch (err) {
+            const msg = ((err as Error)?.message || String(err)).split(apiKey).join('***');
+            if (err instanceof UpstreamError && err.kind === 'auth') {
+              throw new StoreError(`Z.AI refused the key ${maskSecret(apiKey)} (${msg}); it was not added`);
+            }
+            // Z.AI unreachable, or the key has no plan: stored anyway; the server checks it on every quota round.
+            warn(`warning: could not check the key with Z.AI (${msg}); added anyway, \`mcp accounts verify\` checks it again`);
           }
           const { account } = upsertAccount(db, {
             provider: 'zai',
             credentials: { kind: 'api_key', apiKey },
-            meta: capMeta,
+            meta: { ...learned, ...capMeta },
             ...(label ? { label } : {}),
           });
-          say(`added ${account.id} (${account.label}): zai key ${maskSecret(apiKey)}`);
+          const plan = typeof learned.plan === 'string' ? `, ${learned.plan} plan` : '';
+          say(`added ${account.id} (${account.label}): zai key ${maskSecret(apiKey)}${plan}${storeQuota(db, account.id, quotas)}`);
         });
         return;
       }
@@ -258,7 +381,8 @@ const addCommand = defineCommand({
       const login = await import('./google-login.ts');
       const sayLine = (line: string) => warn(line);
       let result: Awaited<ReturnType<typeof login.loginWithRefreshToken>>;
-      const refreshToken = (args['refresh-token'] ?? '').trim();
+      let refreshToken = (args['refresh-token'] ?? '').trim();
+      if (refreshToken === '-') refreshToken = await secretFromStdin(reader.readSecret, '--refresh-token', interactive ? 'Refresh token: ' : '');
       if (refreshToken) {
         result = await login.loginWithRefreshToken({ config, refreshToken });
       } else if (args.browser === false) {
@@ -281,17 +405,35 @@ const addCommand = defineCommand({
           openBrowser,
           say: sayLine,
           timeoutMs: 5 * 60_000,
+          readLine: reader.readLine,
         });
       }
-      await withDb((db) => {
-        const { account, created } = upsertAccount(db, {
+      await withDb(async (db) => {
+        // Checked before anything is written: a label taken by another account changes nothing.
+        const holder = label ? findAccount(db, label) : null;
+        if (holder && !(holder.provider === 'antigravity' && holder.email === result.email)) {
+          throw new StoreError(`an account labelled "${label}" already exists`);
+        }
+        const before = listAccounts(db).find((a) => a.provider === 'antigravity' && a.email === result.email);
+        const { account: stored, created } = upsertAccount(db, {
           provider: 'antigravity',
           email: result.email,
           credentials: result.credentials,
           meta: { ...result.meta, ...capMeta },
           ...(label ? { label } : {}),
         });
-        say(`${created ? 'added' : 'updated'} ${account.id} (${account.label}): antigravity ${result.email}`);
+        const account = created ? stored : relabel(db, stored, label);
+        // A new login mends an invalid account; one the user disabled stays disabled (their call, as for the server).
+        const stillDisabled = before?.status === 'disabled';
+        if (stillDisabled) updateAccount(db, account.id, { status: 'disabled', statusReason: before.statusReason });
+        let quotas: QuotaInfo[] | null = null;
+        try {
+          quotas = await readQuota(config, account, db);
+        } catch (err) {
+          warn(`warning: could not read the quota yet (${(err as Error)?.message || String(err)}); the server reads it when it runs`);
+        }
+        say(`${created ? 'added' : 'updated'} ${account.id} (${account.label}): antigravity ${result.email}${storeQuota(db, account.id, quotas)}`);
+        if (stillDisabled) say(`still disabled: \`mcp accounts enable ${shellQuote(account.label)}\` puts it back in rotation`);
       });
     } finally {
       reader.close();
@@ -338,7 +480,7 @@ const removeCommand = defineCommand({
       }
       removeAccount(db, acc.id);
       say(`removed ${acc.id} (${acc.label})`);
-      if (copy) say(`the database from before is kept at ${copy}: \`mcp accounts import ${copy} --only ${acc.id}\` brings the account back`);
+      if (copy) say(`the database from before is kept at ${copy}: \`mcp accounts import ${shellQuote(copy)} --only ${acc.id}\` brings the account back`);
     });
   },
 });

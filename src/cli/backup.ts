@@ -1,11 +1,13 @@
 // `mcp backup [file]`: a copy of the database (accounts with their credentials, limits, quotas,
 // usage) that can be taken while the server runs. `mcp accounts import <copy>` brings its accounts
 // back, into this machine or another.
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { defineCommand } from 'citty';
 import { loadConfig } from '../config.ts';
 import { backupDatabase, backupDir, freshBackupPath } from '../store/backup.ts';
-import { openDatabase } from '../store/db.ts';
-import { printJson, say } from './output.ts';
+import { openDatabase, StoreError } from '../store/db.ts';
+import { printJson, say, shellQuote } from './output.ts';
 
 export const backupCommand = defineCommand({
   meta: {
@@ -20,12 +22,15 @@ export const backupCommand = defineCommand({
   run({ args }) {
     const config = loadConfig(process.env, {}, { requireApiKey: false });
     const target = args.file ? String(args.file) : freshBackupPath(backupDir(config.dataDir), 'proxy', new Date());
+    // Said plainly: otherwise the error names the temporary file the copy is first written to.
+    const dir = dirname(resolve(target));
+    if (!existsSync(dir)) throw new StoreError(`cannot write the backup ${target}: the directory ${dir} does not exist`);
     const db = openDatabase(config.dbPath);
     try {
       const r = backupDatabase(db, target, { overwrite: Boolean(args.force) });
       if (args.json) return printJson(r);
       say(`backed up ${r.accounts} account${r.accounts === 1 ? '' : 's'} to ${r.path} (${Math.max(1, Math.round(r.bytes / 1024))} KB, owner-only)`);
-      say(`it holds refresh tokens and API keys: keep it private. \`mcp accounts import ${r.path}\` brings the accounts back`);
+      say(`it holds refresh tokens and API keys: keep it private. \`mcp accounts import ${shellQuote(r.path)}\` brings the accounts back`);
     } finally {
       db.close();
     }

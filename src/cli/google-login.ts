@@ -23,7 +23,8 @@ type Say = (line: string) => void;
 
 function fail(what: string, err: unknown): Error {
   const msg = err instanceof Error ? err.message : String(err);
-  return new Error(`${what}: ${msg}`);
+  // The OAuth layer already says "Google refused the refresh token (invalid_grant…)": not twice.
+  return new Error(msg.startsWith(what) ? msg : `${what}: ${msg}`);
 }
 
 /** E-mail + project/tier for fresh tokens. Discovery problems other than auth leave the project to the provider. */
@@ -122,6 +123,32 @@ export async function loginNoBrowser(opts: {
   return exchange(opts.config, code, pkce.verifier, redirectUri, opts.say);
 }
 
+/** Reads pasted lines until one carries this login's code, the login is over, or input ends. */
+async function readPasted(
+  readLine: (prompt: string) => Promise<string | null>,
+  state: string,
+  say: Say,
+  isDone: () => boolean,
+  gotCode: (code: string) => void,
+): Promise<void> {
+  for (;;) {
+    let line: string | null;
+    try {
+      line = await readLine('');
+    } catch {
+      return;
+    }
+    if (line === null || isDone()) return;
+    if (!line.trim()) continue;
+    try {
+      gotCode(parsePastedRedirect(line, state));
+      return;
+    } catch (err) {
+      say(`${(err as Error).message}; still waiting for the browser, or paste again`);
+    }
+  }
+}
+
 const PAGE = (title: string, body: string) =>
   `<!doctype html><html><head><meta charset="utf-8"><title>${title}</title></head><body style="font-family:sans-serif;margin:3em"><h2>${title}</h2><p>${body}</p></body></html>`;
 
@@ -151,6 +178,11 @@ export async function loginWithBrowser(opts: {
   openBrowser: (url: string) => boolean | void | Promise<unknown>;
   say: Say;
   timeoutMs?: number;
+  /**
+   * Reads a line the user pastes (null at end of input). When given, the address the browser landed
+   * on may be pasted instead of reaching the callback: a browser on another machine (SSH) cannot.
+   */
+  readLine?: (prompt: string) => Promise<string | null>;
 }): Promise<GoogleLoginResult> {
   const pkce = createPkce();
   const state = randomState();
@@ -196,6 +228,13 @@ export async function loginWithBrowser(opts: {
       else if (opened === false) opts.say('(could not start a browser here: open the URL above yourself)');
     } catch {
       opts.say('(could not start a browser here: open the URL above yourself)');
+    }
+    if (opts.readLine) {
+      opts.say(`If the browser is on another machine, it lands on ${redirectUri}?code=… and shows an error: paste that whole address here.`);
+      void readPasted(opts.readLine, state, opts.say, () => done, (code) => {
+        done = true;
+        settle.resolve(code);
+      });
     }
     const code = await got;
     return await exchange(opts.config, code, pkce.verifier, redirectUri, opts.say);

@@ -57,6 +57,11 @@ export class UsageError extends Error {
   }
 }
 
+/** One word of a command line a person may paste into a POSIX shell: quoted when it needs to be. */
+export function shellQuote(word: string): string {
+  return /^[A-Za-z0-9_./:=@%+-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
 /** Shows enough of a secret to recognise it, never enough to use it: `abcd…wxyz`. */
 export function maskSecret(secret: string | null | undefined): string {
   if (!secret) return '';
@@ -93,10 +98,61 @@ export function relativeTime(at: number | null, now: number): string {
 }
 
 /**
- * Reads lines from stdin one at a time (prompts, a pasted redirect URL). Works for a TTY and for a
- * pipe; at end of input it resolves to null.
+ * One chunk of keystrokes typed at a terminal in raw mode, for a secret that is not echoed: the text
+ * so far and whether input is over (Enter, Ctrl-C, Ctrl-D on an empty line). Pure.
  */
-export function createLineReader(): { readLine(prompt: string): Promise<string | null>; close(): void } {
+export function typeSecret(text: string, chunk: string): { text: string; done: 'enter' | 'cancel' | 'eof' | null } {
+  let t = text;
+  for (const ch of chunk) {
+    if (ch === '\r' || ch === '\n') return { text: t, done: 'enter' };
+    if (ch === '\u0003') return { text: '', done: 'cancel' };
+    if (ch === '\u0004') {
+      if (t === '') return { text: '', done: 'eof' };
+      continue;
+    }
+    if (ch === '\u007f' || ch === '\b') t = t.slice(0, -1);
+    else if (ch === '\u0015') t = '';
+    else if (ch >= ' ') t += ch;
+  }
+  return { text: t, done: null };
+}
+
+/** Reads one line from the terminal without echoing it (an API key should not stay in the scrollback). */
+function readHidden(prompt: string): Promise<string | null> {
+  const stdin = process.stdin;
+  io.err(prompt);
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const finish = (value: string | null, err?: Error) => {
+      stdin.off('data', onData);
+      stdin.setRawMode(false);
+      stdin.pause();
+      io.err('\n');
+      if (err) reject(err);
+      else resolve(value);
+    };
+    const onData = (data: Buffer | string) => {
+      const r = typeSecret(text, data.toString());
+      text = r.text;
+      if (r.done === 'enter') finish(text);
+      else if (r.done === 'eof') finish(null);
+      else if (r.done === 'cancel') finish(null, new Error('cancelled'));
+    };
+    stdin.setRawMode(true);
+    stdin.on('data', onData);
+    stdin.resume();
+  });
+}
+
+/**
+ * Reads lines from stdin one at a time (prompts, a pasted redirect URL). Works for a TTY and for a
+ * pipe; at end of input it resolves to null. `readSecret` does not echo what is typed at a terminal.
+ */
+export function createLineReader(): {
+  readLine(prompt: string): Promise<string | null>;
+  readSecret(prompt: string): Promise<string | null>;
+  close(): void;
+} {
   let rl: ReturnType<typeof createInterface> | null = null;
   const queued: string[] = [];
   const waiting: Array<(line: string | null) => void> = [];
@@ -114,14 +170,24 @@ export function createLineReader(): { readLine(prompt: string): Promise<string |
       for (const w of waiting.splice(0)) w(null);
     });
   };
+  const readLine = (prompt: string): Promise<string | null> => {
+    if (prompt) io.err(prompt);
+    ensure();
+    const q = queued.shift();
+    if (q !== undefined) return Promise.resolve(q);
+    if (ended) return Promise.resolve(null);
+    return new Promise((resolve) => waiting.push(resolve));
+  };
   return {
-    readLine(prompt: string) {
-      if (prompt) io.err(prompt);
-      ensure();
-      const q = queued.shift();
-      if (q !== undefined) return Promise.resolve(q);
-      if (ended) return Promise.resolve(null);
-      return new Promise((resolve) => waiting.push(resolve));
+    readLine,
+    readSecret(prompt: string) {
+      if (!process.stdin.isTTY || typeof process.stdin.setRawMode !== 'function') return readLine(prompt);
+      // The line reader would see the keystrokes too: it is closed first (lines it queued are dropped).
+      rl?.close();
+      rl = null;
+      queued.length = 0;
+      ended = false;
+      return readHidden(prompt);
     },
     close() {
       rl?.close();

@@ -137,7 +137,7 @@ async function runServer(config: Config): Promise<void> {
   const base = `http://${displayHost(config.bindAddress)}:${port}`;
   say(bannerLine(`mcp listening on ${base} (${n} account${n === 1 ? '' : 's'}); dashboard: ${base}/dashboard`));
   if (n === 0) {
-    say(bannerLine('no accounts yet: add one with `mcp accounts add --provider zai --api-key KEY` (a running server picks it up)'));
+    say(bannerLine('no accounts yet: add one with `mcp accounts add --provider zai` (it asks for the key) or `--provider antigravity`; a running server picks it up'));
   }
 
   await new Promise<void>((resolveStopped) => {

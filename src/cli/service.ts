@@ -7,8 +7,8 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync }
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { defineCommand } from 'citty';
-import { DEFAULTS } from '../config.ts';
-import { say, UsageError, warn } from './output.ts';
+import { DEFAULTS, dataDirFrom } from '../config.ts';
+import { say, shellQuote, UsageError, warn } from './output.ts';
 
 export type ServicePlatform = 'linux' | 'macos';
 
@@ -80,10 +80,15 @@ export function envFileText(vars: Readonly<Record<string, string>>): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** One systemd ExecStart word, quoted when it has spaces or quotes. */
+/** One systemd ExecStart word, quoted when it has spaces or quotes (`%` and `$` would be expanded). */
 function systemdWord(w: string): string {
-  const escaped = w.replace(/\\/g, '\\\\').replace(/%/g, '%%');
+  const escaped = w.replace(/\\/g, '\\\\').replace(/%/g, '%%').replace(/\$/g, '$$$$');
   return /[\s"']/.test(escaped) ? `"${escaped.replace(/"/g, '\\"')}"` : escaped;
+}
+
+/** A path setting such as EnvironmentFile=: the rest of the line, never unquoted; only specifiers are expanded. */
+function systemdPath(p: string): string {
+  return p.replace(/%/g, '%%');
 }
 
 /** The systemd user unit that runs `mcp serve`. */
@@ -96,7 +101,7 @@ Wants=network-online.target
 
 [Service]
 Type=simple
-EnvironmentFile=${systemdWord(opts.envFile)}
+EnvironmentFile=${systemdPath(opts.envFile)}
 ExecStart=${exec}
 Restart=on-failure
 RestartSec=5
@@ -181,9 +186,14 @@ export interface PlanInput {
   env: Readonly<Record<string, string | undefined>>;
   uid: number;
   start: boolean;
+  /** Where relative paths in `env` are from (the installing shell's directory). */
+  cwd?: string;
 }
 
-function envVars(env: PlanInput['env']): Record<string, string> {
+/** Variables holding a path (the maps only when not inline JSON). */
+const PATH_VARS = ['MCP_DATA_DIR', 'ACCOUNTS_CONFIG_PATH', 'MODEL_MAP', 'FALLBACK_MAP'] as const;
+
+function envVars(env: PlanInput['env'], cwd: string): Record<string, string> {
   const vars: Record<string, string> = {};
   const key = (env.PROXY_API_KEY ?? '').trim();
   vars.PROXY_API_KEY = key || `mcp-${Buffer.from(crypto.getRandomValues(new Uint8Array(24))).toString('base64url')}`;
@@ -191,13 +201,20 @@ function envVars(env: PlanInput['env']): Record<string, string> {
     const v = env[k];
     if (v !== undefined && v !== '') vars[k] = v;
   }
+  // The service does not get XDG_CONFIG_HOME: pin the data directory this shell's commands use.
+  if (!vars.MCP_DATA_DIR && env.XDG_CONFIG_HOME) vars.MCP_DATA_DIR = dataDirFrom(env);
+  // The service starts in /, so a path relative to this shell would name another place.
+  for (const k of PATH_VARS) {
+    const v = vars[k]?.trim();
+    if (v && !v.startsWith('{')) vars[k] = resolve(cwd, v);
+  }
   return vars;
 }
 
 export function installPlan(p: PlanInput): ServicePlan {
   const paths = servicePaths(p.platform, p.home);
   const hadKey = Boolean((p.env.PROXY_API_KEY ?? '').trim());
-  const envFile: PlannedFile = { path: paths.envFile, content: envFileText(envVars(p.env)), mode: 0o600, keepExisting: true };
+  const envFile: PlannedFile = { path: paths.envFile, content: envFileText(envVars(p.env, p.cwd ?? '/')), mode: 0o600, keepExisting: true };
   const notes = [
     hadKey
       ? `PROXY_API_KEY from this shell goes into ${paths.envFile} (0600)`
@@ -295,7 +312,7 @@ export function selfCommand(binFlag: string | undefined): string[] {
   return [process.execPath, 'run', resolve(import.meta.dir, '..', 'main.ts')];
 }
 
-const quote = (a: string) => (/^[A-Za-z0-9_./:=@%+-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
+const quote = shellQuote;
 
 function runCommands(commands: string[][], dryRun: boolean): boolean {
   let ok = true;
@@ -338,8 +355,9 @@ function applyPlan(plan: ServicePlan, dryRun: boolean): boolean {
     }
     if (dryRun) {
       say(`would write ${f.path} (mode ${f.mode.toString(8)}):`);
-      // Never echo the key: the environment file is shown with values masked.
-      const shown = f.mode === 0o600 ? f.content.replace(/^([A-Z_]+=).+$/gm, '$1***') : f.content;
+      // Never echo the key (nor a proxy URL, which may carry a password); the rest is shown so the
+      // settings, the data directory first, can be checked.
+      const shown = f.mode === 0o600 ? f.content.replace(/^((?:PROXY_API_KEY|[A-Za-z_]*_PROXY)=).+$/gim, '$1***') : f.content;
       say(shown.replace(/^/gm, '  ').trimEnd());
       continue;
     }
@@ -381,13 +399,17 @@ const installCommand = defineCommand({
   run({ args }) {
     const platform = detectPlatform(args.platform);
     const dryRun = Boolean(args['dry-run']);
+    const command = selfCommand(args.bin);
+    // Only a warning: a package may install the service before the binary lands.
+    if (!existsSync(command[0]!)) warn(`warning: ${command[0]} does not exist (yet): the service cannot start until it does`);
     const plan = installPlan({
       platform,
       home: serviceHome(process.env),
-      command: selfCommand(args.bin),
+      command,
       env: process.env,
       uid: uid(),
       start: args.start !== false,
+      cwd: process.cwd(),
     });
     if (!applyPlan(plan, dryRun)) throw new Error('the service manager refused a step (see above)');
   },

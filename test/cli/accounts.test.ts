@@ -1,18 +1,46 @@
-import { afterEach, beforeEach, describe, expect, test } from 'bun:test';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'bun:test';
 import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { accountsTable, accountViews, KEPT_REMOVAL_COPIES, quotaSummary } from '../../src/cli/accounts.ts';
+import { accountsTable, accountViews, browserCommand, KEPT_REMOVAL_COPIES, quotaSummary } from '../../src/cli/accounts.ts';
 import { runCaptured, useTempDataDir } from './run-cli.ts';
 import { io } from '../../src/cli/output.ts';
 import { listAccounts, upsertAccount } from '../../src/store/accounts.ts';
 import { accountsInBackup } from '../../src/store/backup.ts';
 import { openDatabase } from '../../src/store/db.ts';
 import { listLimits, listQuotas, replaceQuotas, setLimit } from '../../src/store/limits.ts';
+import { type FakeGoogle, startFakeGoogle } from '../fakes/google.ts';
+import { type FakeZai, startFakeZai } from '../fakes/zai.ts';
 
 const KEY = 'zai-key-0123456789abcdefghij';
 const savedInteractive = io.interactive;
 const dataDirOf = useTempDataDir('mcp-cli-accounts-');
+
+// `accounts add` checks a key with Z.AI and reads the quota right away: against fakes, never a real host.
+let zai: FakeZai;
+let google: FakeGoogle;
+const UPSTREAM_VARS = ['ZAI_BASE_URL', 'ZAI_QUOTA_URL', 'GOOGLE_OAUTH_TOKEN_URL', 'GOOGLE_OAUTH_AUTH_URL', 'GOOGLE_USERINFO_URL', 'ANTIGRAVITY_ENDPOINTS'];
+const savedUpstreams = Object.fromEntries(UPSTREAM_VARS.map((k) => [k, process.env[k]]));
+beforeAll(() => {
+  const keys = [KEY, `${KEY}-2`, `${KEY}-other`, ...Array.from({ length: KEPT_REMOVAL_COPIES + 2 }, (_, i) => `${KEY}-${i}`)];
+  zai = startFakeZai({ keys });
+  google = startFakeGoogle();
+  Object.assign(process.env, {
+    ZAI_BASE_URL: zai.url,
+    ZAI_QUOTA_URL: zai.quotaUrl,
+    GOOGLE_OAUTH_TOKEN_URL: google.tokenUrl,
+    GOOGLE_OAUTH_AUTH_URL: google.authUrl,
+    GOOGLE_USERINFO_URL: google.userinfoUrl,
+    ANTIGRAVITY_ENDPOINTS: google.endpoints.join(','),
+  });
+});
+afterAll(async () => {
+  for (const [k, v] of Object.entries(savedUpstreams)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+  await Promise.all([zai.stop(), google.stop()]);
+});
 
 beforeEach(() => {
   io.interactive = () => false;
@@ -52,6 +80,72 @@ describe('mcp accounts (in process, against a temporary data dir)', () => {
     expect(storedAccounts()).toHaveLength(1);
   });
 
+  test('a key Z.AI refuses is not added: one line naming it masked, exit 1', async () => {
+    const wrong = 'zai-wrong-key-0000000000000000';
+    const r = await run('accounts', 'add', '--provider', 'zai', '--api-key', wrong, '--label', 'typo');
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^mcp: Z\.AI refused the key zai-…0000 .*not added\n$/);
+    expect(r.err + r.out).not.toContain(wrong);
+    expect(storedAccounts()).toHaveLength(0);
+  });
+
+  test('a new key with a label another account holds is refused before Z.AI is asked', async () => {
+    await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'main');
+    const before = zai.requests.length;
+    const r = await run('accounts', 'add', '--provider', 'zai', '--api-key', `${KEY}-2`, '--label', 'main');
+    expect(r.code).toBe(1);
+    expect(r.err).toBe('mcp: an account labelled "main" already exists\n');
+    expect(zai.requests.length).toBe(before);
+  });
+
+  test('a key with a space or line break inside is refused before any call (a paste gone wrong)', async () => {
+    const before = zai.requests.length;
+    for (const pasted of [`${KEY.slice(0, 10)} ${KEY.slice(10)}`, `${KEY.slice(0, 10)}\n${KEY.slice(10)}`]) {
+      const r = await run('accounts', 'add', '--provider', 'zai', '--api-key', pasted);
+      expect(r.code).toBe(2);
+      expect(r.err).toMatch(/^mcp: the API key has a space or line break inside/);
+      expect(r.err).not.toContain(KEY.slice(10));
+    }
+    expect(zai.requests.length).toBe(before);
+    expect(storedAccounts()).toHaveLength(0);
+  });
+
+  test('the quota is read right after a Z.AI key is added, so list shows it at once', async () => {
+    const r = await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'main');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('pro plan');
+    const [view] = JSON.parse((await run('accounts', 'list', '--json')).out) as Array<{ quotas: unknown[] }>;
+    expect(view?.quotas.length).toBeGreaterThan(0);
+  });
+
+  test('the quota is read right after a Google account is added', async () => {
+    const r = await run('accounts', 'add', '--provider', 'antigravity', '--refresh-token', google.refreshTokenFor('q@example.com'));
+    expect(r.code).toBe(0);
+    const [view] = JSON.parse((await run('accounts', 'list', '--json')).out) as Array<{ email: string; quotas: Array<{ model: string }> }>;
+    expect(view?.email).toBe('q@example.com');
+    expect(view?.quotas.some((q) => q.model.startsWith('claude-'))).toBe(true);
+  });
+
+  test('adding an account again with --label renames it rather than ignoring the label', async () => {
+    await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'main');
+    const again = await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'work');
+    expect(again.code).toBe(0);
+    expect(again.out).toContain('label main -> work');
+    expect(storedAccounts().map((a) => a.label)).toEqual(['work']);
+
+    const token = google.refreshTokenFor('relabel@example.com');
+    await run('accounts', 'add', '--provider', 'antigravity', '--refresh-token', token);
+    const relogin = await run('accounts', 'add', '--provider', 'antigravity', '--refresh-token', token, '--label', 'personal');
+    expect(relogin.code).toBe(0);
+    expect(relogin.out).toMatch(/updated acc_\w+ \(personal\)/);
+    expect(storedAccounts().map((a) => a.label)).toEqual(['work', 'personal']);
+
+    const clash = await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'personal');
+    expect(clash.code).toBe(1);
+    expect(clash.err).toBe('mcp: an account labelled "personal" already exists\n');
+    expect(storedAccounts().map((a) => a.label)).toEqual(['work', 'personal']);
+  });
+
   test('without a TTY a missing --provider or --api-key is a usage error naming the flag', async () => {
     const a = await run('accounts', 'add');
     expect(a.code).toBe(2);
@@ -59,6 +153,31 @@ describe('mcp accounts (in process, against a temporary data dir)', () => {
     const b = await run('accounts', 'add', '--provider', 'zai');
     expect(b.code).toBe(2);
     expect(b.err).toContain('--api-key');
+  });
+
+  test('logging in again keeps an account the user disabled disabled, and says so', async () => {
+    const token = google.refreshTokenFor('off@example.com');
+    await run('accounts', 'add', '--provider', 'antigravity', '--refresh-token', token, '--label', 'off');
+    await run('accounts', 'disable', 'off');
+    const r = await run('accounts', 'add', '--provider', 'antigravity', '--refresh-token', token);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('still disabled: `mcp accounts enable off` puts it back in rotation');
+    expect(storedAccounts()[0]).toMatchObject({ status: 'disabled', statusReason: 'disabled by user' });
+  });
+
+  test('a label that reads as an option or holds a line break is refused (it could not be named again)', async () => {
+    for (const bad of ['-x', 'two\nlines']) {
+      const r = await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', bad);
+      expect(r.code).toBe(2);
+      expect(r.err).toStartWith('mcp: --label must not start with "-" or hold control characters');
+    }
+    expect(storedAccounts()).toHaveLength(0);
+  });
+
+  test('--provider google means antigravity (the help calls it "a Google (Antigravity) account")', async () => {
+    const r = await run('accounts', 'add', '--provider', 'Google', '--refresh-token', google.refreshTokenFor('alias@example.com'));
+    expect(r.code).toBe(0);
+    expect(storedAccounts().map((a) => [a.provider, a.email])).toEqual([['antigravity', 'alias@example.com']]);
   });
 
   test('an unknown provider is refused', async () => {
@@ -125,6 +244,23 @@ describe('mcp accounts (in process, against a temporary data dir)', () => {
     expect(readdirSync(join(dataDirOf(), 'backups'))).toHaveLength(1);
     expect((await run(...undo![1]!.split(' '))).code).toBe(0);
     expect(storedAccounts().map((a) => [a.label, a.credentials])).toEqual([['main', { kind: 'api_key', apiKey: KEY }]]);
+  });
+
+  test('the command remove prints to bring an account back works pasted into a shell when the data dir has a space', async () => {
+    process.env.MCP_DATA_DIR = join(dataDirOf(), 'my data');
+    await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'main');
+    const r = await run('accounts', 'remove', 'main');
+    const undo = /`mcp (accounts import .+ --only acc_\w+)` brings the account back/.exec(r.out)![1]!;
+    // What a shell makes of it, word by word.
+    const words = Bun.spawnSync(['sh', '-c', `printf '%s\\n' ${undo}`]).stdout.toString().trimEnd().split('\n');
+    expect(words[2]).toStartWith(join(dataDirOf(), 'my data', 'backups', 'before-remove-'));
+    expect((await run(...words)).code).toBe(0);
+    const db = openDatabase(join(dataDirOf(), 'my data', 'proxy.db'));
+    try {
+      expect(listAccounts(db).map((a) => a.label)).toEqual(['main']);
+    } finally {
+      db.close();
+    }
   });
 
   test('when the copy cannot be made the account is not removed, and the message says how to go without', async () => {
@@ -209,5 +345,20 @@ describe('list rendering', () => {
       ...q,
     }));
     expect(quotaSummary(records)).toBe(text);
+  });
+});
+
+describe('opening the browser', () => {
+  const url = 'https://accounts.google.com/o/oauth2/v2/auth?client_id=x&redirect_uri=http%3A%2F%2Flocalhost%3A51121&state=s';
+
+  test('on Windows the URL does not go through cmd, which would cut it at the first &', () => {
+    const cmd = browserCommand('win32', url);
+    expect(cmd.map((w) => w.toLowerCase())).not.toContain('cmd');
+    expect(cmd.at(-1)).toBe(url);
+  });
+
+  test('macOS and Linux hand the whole URL to open / xdg-open', () => {
+    expect(browserCommand('darwin', url)).toEqual(['open', url]);
+    expect(browserCommand('linux', url)).toEqual(['xdg-open', url]);
   });
 });

@@ -51,6 +51,7 @@ describe('--refresh-token', () => {
     const bad = '1//definitely-not-known-0123456789';
     const err = (await loginWithRefreshToken({ config, refreshToken: bad }).catch((e) => e)) as Error;
     expect(err.message).toContain('Google refused the refresh token');
+    expect(err.message.split('Google refused').length - 1).toBe(1);
     expect(err.message).toContain('invalid_grant');
     expect(err.message).not.toContain(bad);
     expect(err.message).not.toContain('\n');
@@ -171,6 +172,43 @@ describe('browser login', () => {
       timeoutMs: 5000,
     }).catch((e) => e)) as Error;
     expect(err.message).toContain('access_denied');
+  });
+
+  test('a browser on another machine (SSH): the address it landed on, pasted here, completes the login', async () => {
+    const port = freePort();
+    let landed!: (line: string) => void;
+    const pasted = new Promise<string>((r) => (landed = r));
+    const said: string[] = [];
+    const r = await loginWithBrowser({
+      config,
+      callbackPort: port,
+      // The remote browser signs in, then lands on a localhost that is not this machine: nothing reaches the callback.
+      openBrowser: (url) => {
+        void fetch(url, { redirect: 'manual' }).then((res) => landed(`  ${res.headers.get('location')!}  `));
+        return true;
+      },
+      readLine: async () => pasted,
+      say: (l) => said.push(l),
+      timeoutMs: 5000,
+    });
+    expect(r.email).toBe('login@example.com');
+    expect(said.join('\n')).toContain('paste');
+  });
+
+  test('a pasted address from another login attempt is refused and the wait goes on', async () => {
+    const port = freePort();
+    const answers = ['http://localhost:1/oauth-callback?code=4/0Aother&state=not-this-one'];
+    const said: string[] = [];
+    const r = await loginWithBrowser({
+      config,
+      callbackPort: port,
+      openBrowser: browser,
+      readLine: async () => answers.shift() ?? new Promise<string | null>(() => {}),
+      say: (l) => said.push(l),
+      timeoutMs: 5000,
+    });
+    expect(r.email).toBe('login@example.com');
+    expect(said.join('\n')).toContain('state mismatch');
   });
 
   test('no callback within the timeout fails with a hint', async () => {

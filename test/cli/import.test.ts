@@ -137,6 +137,31 @@ describe('mcp accounts import', () => {
     expect(r.err).toContain('expected {"accounts": [...]}');
   });
 
+  test('an account listed twice in the file: the last entry counts, every run and the dry run agree', async () => {
+    const file = join(dataDirOf(), 'twice.json');
+    const google = (refreshToken: string) => ({ email: 'twice@example.com', source: 'oauth', provider: 'antigravity', refreshToken });
+    const key = { email: 'zai-twice', provider: 'zai', apiKey: 'zai-key-listed-twice-0000' };
+    writeFileSync(file, JSON.stringify({ accounts: [google('1//first'), key, key, google('1//second')] }));
+    const dry = await run('accounts', 'import', file, '--dry-run');
+    expect(dry.out).toContain('2 added, 0 updated, 0 unchanged, 2 skipped');
+    const first = await run('accounts', 'import', file);
+    expect(first.out).toContain('2 added, 0 updated, 0 unchanged, 2 skipped');
+    expect(first.err).toContain('#1 (twice@example.com): listed again as #4, which is imported');
+    const token = () => (stored().find((a) => a.email === 'twice@example.com')!.credentials as { refreshToken: string }).refreshToken;
+    expect(token()).toBe('1//second');
+    const again = await run('accounts', 'import', file);
+    expect(again.out).toContain('0 added, 0 updated, 2 unchanged, 2 skipped');
+    expect(token()).toBe('1//second');
+  });
+
+  test('a file saved with a byte order mark (Windows editors) is read', async () => {
+    const file = join(dataDirOf(), 'bom.json');
+    writeFileSync(file, `\uFEFF${JSON.stringify({ accounts: [{ email: 'zai-bom', provider: 'zai', apiKey: 'zai-key-with-bom-00000000' }] })}`);
+    const r = await run('accounts', 'import', file);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('1 added');
+  });
+
   test('the file argument is required', async () => {
     const r = await run('accounts', 'import');
     expect(r.code).not.toBe(0);
@@ -193,6 +218,13 @@ describe('mcp backup, then mcp accounts import of the copy', () => {
     expect(now.find((a) => a.email === 'erin@example.com')).toMatchObject({ label: 'erin-renamed', credentials: { refreshToken: 'fake-refresh-erin-0123456789' } });
     expect(now.find((a) => a.label === 'team-zai')?.credentials).toEqual({ kind: 'api_key', apiKey: 'zai-key-backup-0123456789' });
     expect(now.find((a) => a.email === 'finn@example.com')).toMatchObject({ label: 'finn@example.com-2', status: 'disabled', meta: { maxConcurrent: 2 } });
+  });
+
+  test('backup into a directory that does not exist says so, without naming a temporary file', async () => {
+    const target = join(dataDirOf(), 'no-such-dir', 'copy.db');
+    const r = await run('backup', target);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(`mcp: cannot write the backup ${target}: the directory ${join(dataDirOf(), 'no-such-dir')} does not exist\n`);
   });
 
   test('backup refuses to overwrite without --force, and says where it wrote without printing a secret', async () => {

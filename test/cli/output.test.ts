@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'bun:test';
+import { shellQuote, typeSecret } from '../../src/cli/output.ts';
 import { maskSecret, relativeTime, renderTable } from '../../src/cli/output.ts';
 
 describe('maskSecret', () => {
@@ -35,5 +36,33 @@ describe('relativeTime', () => {
     [now + 5 * 60_000, 'in 5m'],
   ])('%p reads as %p', (at, text) => {
     expect(relativeTime(at, now)).toBe(text);
+  });
+});
+
+describe('typeSecret (a key typed at a terminal, not echoed)', () => {
+  test('collects characters up to Enter, a pasted line included', () => {
+    expect(typeSecret('', 'zai-key-0123\r')).toEqual({ text: 'zai-key-0123', done: 'enter' });
+    expect(typeSecret('zai-', 'key\n')).toEqual({ text: 'zai-key', done: 'enter' });
+    expect(typeSecret('', 'abc')).toEqual({ text: 'abc', done: null });
+  });
+
+  test('backspace removes the last character; Ctrl-U the whole line', () => {
+    expect(typeSecret('abc', '\u007f\u007fd\r')).toEqual({ text: 'ad', done: 'enter' });
+    expect(typeSecret('abc', '\u0015x\r')).toEqual({ text: 'x', done: 'enter' });
+  });
+
+  test('Ctrl-C cancels; Ctrl-D on an empty line ends input', () => {
+    expect(typeSecret('abc', '\u0003').done).toBe('cancel');
+    expect(typeSecret('', '\u0004').done).toBe('eof');
+  });
+});
+
+describe('shellQuote', () => {
+  test('leaves plain words alone and quotes the rest so a shell reads them back as one word', () => {
+    expect(shellQuote('/home/u/.config/multi-claude-proxy/backups/proxy-20261204-061042.db')).toBe('/home/u/.config/multi-claude-proxy/backups/proxy-20261204-061042.db');
+    for (const word of ["/Users/Jane Doe/mcp backup.db", "it's", '$HOME', 'a;b']) {
+      const echoed = Bun.spawnSync(['sh', '-c', `printf '%s' ${shellQuote(word)}`]).stdout.toString();
+      expect(echoed).toBe(word);
+    }
   });
 });

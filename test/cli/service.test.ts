@@ -1,7 +1,7 @@
 // `mcp service`: the generated systemd unit and launchd plist, the private environment file, and
 // install/uninstall/status against a throw-away home (MCP_SERVICE_HOME), never the real one.
 import { afterAll, afterEach, beforeEach, describe, expect, test } from 'bun:test';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCaptured } from './run-cli.ts';
@@ -68,6 +68,24 @@ describe('the systemd user unit', () => {
         else expect(line).toMatch(/^[A-Z][A-Za-z]+=\S/);
       }
       expect(section).toBe('Install');
+    }
+  });
+
+  test('a home and a binary with spaces: the environment file is named bare (systemd does not unquote it) and still read', () => {
+    const dir = join(tmp(), 'my home');
+    mkdirSync(dir);
+    const envFile = join(dir, 'service.env');
+    writeFileSync(envFile, envFileText({ PROXY_API_KEY: 'k-0123456789' }), { mode: 0o600 });
+    const bin = join(dir, 'mcp bin');
+    symlinkSync(process.execPath, bin);
+    const text = systemdUnit({ command: [bin], envFile });
+    expect(text).toContain(`\nEnvironmentFile=${envFile}\n`);
+    expect(text).toContain(`\nExecStart="${bin}" serve\n`);
+    if (has('systemd-analyze')) {
+      const file = join(dir, 'mcp.service');
+      writeFileSync(file, text);
+      const r = Bun.spawnSync(['systemd-analyze', 'verify', file], { stdout: 'pipe', stderr: 'pipe' });
+      expect(`${r.stdout.toString()}${r.stderr.toString()}`.split('\n').filter((l) => l.includes(file))).toEqual([]);
     }
   });
 
@@ -146,6 +164,21 @@ describe('the environment file', () => {
     expect(plan.files[0]!.content).not.toContain('LOG_FORMAT');
   });
 
+  test('paths are written absolute, and the data directory this shell uses is the service\'s too', () => {
+    const plan = (env: Record<string, string>) =>
+      installPlan({ platform: 'linux', home: '/h', command: ['/m'], env: { PROXY_API_KEY: 'k-0123456789', ...env }, uid: 1, start: false, cwd: '/work/here' })
+        .files[0]!.content;
+    // The service starts in /, not here: a relative path would name another place.
+    const relative = plan({ MCP_DATA_DIR: 'data', ACCOUNTS_CONFIG_PATH: './old/accounts.json', MODEL_MAP: 'maps/model.json', FALLBACK_MAP: '{"a":"b"}' });
+    expect(relative).toContain('MCP_DATA_DIR=/work/here/data\n');
+    expect(relative).toContain('ACCOUNTS_CONFIG_PATH=/work/here/old/accounts.json\n');
+    expect(relative).toContain('MODEL_MAP=/work/here/maps/model.json\n');
+    expect(relative).toContain(`FALLBACK_MAP='{"a":"b"}'\n`);
+    // XDG_CONFIG_HOME is not passed to the service: the directory it picks is pinned instead.
+    expect(plan({ XDG_CONFIG_HOME: '/h/xdg' })).toContain('MCP_DATA_DIR=/h/xdg/multi-claude-proxy\n');
+    expect(plan({})).not.toContain('MCP_DATA_DIR');
+  });
+
   test('without PROXY_API_KEY in the shell a random key is generated', () => {
     const a = installPlan({ platform: 'linux', home: '/h', command: ['/m'], env: {}, uid: 1, start: false });
     const b = installPlan({ platform: 'linux', home: '/h', command: ['/m'], env: {}, uid: 1, start: false });
@@ -221,6 +254,33 @@ describe('mcp service (in process, MCP_SERVICE_HOME = a temporary dir)', () => {
     expect(r.out).toContain('would run: systemctl --user enable --now mcp.service');
     expect(r.out + r.err).not.toContain('svc-test-key-0123456789');
     expect(existsSync(join(home, '.config'))).toBe(false);
+  });
+
+  test('--dry-run shows the settings it carries (the data directory…) and masks only what may hold a secret', async () => {
+    const saved = { dir: process.env.MCP_DATA_DIR, proxy: process.env.HTTPS_PROXY };
+    process.env.MCP_DATA_DIR = join(home, 'data');
+    process.env.HTTPS_PROXY = 'http://user:proxy-password@proxy.corp:3128';
+    try {
+      const r = await run('service', 'install', '--dry-run', '--platform', 'linux', '--bin', process.execPath);
+      expect(r.out).toContain(`  MCP_DATA_DIR=${join(home, 'data')}\n`);
+      expect(r.out).toContain('  PROXY_API_KEY=***\n');
+      expect(r.out).toContain('  HTTPS_PROXY=***\n');
+      expect(r.out).not.toContain('proxy-password');
+    } finally {
+      for (const [k, v] of [['MCP_DATA_DIR', saved.dir], ['HTTPS_PROXY', saved.proxy]] as const) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  });
+
+  test('a --bin that is not there (a typo) is pointed out: the service would fail at every start', async () => {
+    const missing = join(home, 'no', 'mcp');
+    const r = await run('service', 'install', '--dry-run', '--platform', 'linux', '--bin', missing);
+    expect(r.code).toBe(0);
+    expect(r.err).toBe(`warning: ${missing} does not exist (yet): the service cannot start until it does\n`);
+    const ok = await run('service', 'install', '--dry-run', '--platform', 'linux', '--bin', process.execPath);
+    expect(ok.err).toBe('');
   });
 
   test('install --no-start writes the unit and a 0600 env file; a reinstall keeps the env file', async () => {

@@ -73,6 +73,14 @@ describe('mcp accounts add --provider antigravity', () => {
     expect(stored.map((a) => a.id)).toEqual([id]);
   });
 
+  test('--refresh-token - reads the token from stdin, keeping it off the command line', async () => {
+    const refreshToken = google.refreshTokenFor(TOKEN_EMAIL);
+    const r = await runMcp(['accounts', 'add', '--provider', 'antigravity', '--refresh-token', '-'], { env, stdin: `${refreshToken}\n` });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`updated \\S+ .*antigravity ${TOKEN_EMAIL}`));
+    expect(`${r.stdout}${r.stderr}`).not.toContain(refreshToken);
+  });
+
   test('--no-browser prints the consent URL, takes the pasted redirect URL and stores the account', async () => {
     const add = spawnMcp(['accounts', 'add', '--provider', 'antigravity', '--no-browser'], { env });
     const m = await add.waitForOutput(/(http:\/\/127\.0\.0\.1:\d+\/o\/oauth2\/v2\/auth\?\S+)/);
@@ -119,6 +127,23 @@ describe('mcp accounts add --provider antigravity', () => {
       expect(await page.text()).toContain('Signed in');
       expect(await add.finish(), `${add.stdout()}${add.stderr()}`).toBe(0);
       expect(add.stdout()).toMatch(new RegExp(`added \\S+ .*antigravity ${CALLBACK_EMAIL}`));
+    } finally {
+      add.proc.kill();
+      google.setLoginEmail(BROWSER_EMAIL);
+    }
+  });
+
+  test('the browser flow with the browser on another machine: the address it landed on, pasted on stdin, logs in', async () => {
+    google.setLoginEmail(CALLBACK_EMAIL);
+    const add = spawnMcp(['accounts', 'add', '--provider', 'antigravity', '--callback-port', '0'], { env });
+    try {
+      const m = await add.waitForOutput(/(http:\/\/127\.0\.0\.1:\d+\/o\/oauth2\/v2\/auth\?\S+)/);
+      await add.waitForOutput(/paste that whole address here/);
+      // The remote browser lands on its own localhost, which is not where mcp listens.
+      const consent = await fetch(m[1]!, { redirect: 'manual' });
+      add.write(`${consent.headers.get('location')!}\n`);
+      expect(await add.finish(), `${add.stdout()}${add.stderr()}`).toBe(0);
+      expect(add.stdout()).toMatch(new RegExp(`updated \\S+ .*antigravity ${CALLBACK_EMAIL}`));
     } finally {
       add.proc.kill();
       google.setLoginEmail(BROWSER_EMAIL);

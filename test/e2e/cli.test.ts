@@ -8,10 +8,13 @@ import { openDatabase } from '../../src/store/db.ts';
 import { cleanupTempDirs, MCP_FROM_SOURCE, mcpEnv, runMcp, tempDir, zaiEnv } from './helpers.ts';
 
 const KEY = 'zai-test-key-for-cli-0123456789';
+const OTHER = 'zai-other-key-000000000000';
+/** Accepted when added, refused afterwards (its quota answer says so). */
+const REVOKED = 'zai-revoked-later-key-00000000';
 let zai: FakeZai;
 
 beforeAll(() => {
-  zai = startFakeZai({ keys: [KEY] });
+  zai = startFakeZai({ keys: [KEY, OTHER, REVOKED] });
 });
 afterAll(async () => {
   await zai.stop();
@@ -56,12 +59,34 @@ describe('mcp accounts lifecycle against a fake Z.AI', () => {
 
   test('verify reports a rejected key and exits 1', async () => {
     const env = mcpEnv(tempDir(), zaiEnv(zai));
-    await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', 'zai-wrong-key-000000000000', '--label', 'bad'], { env });
+    expect((await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', REVOKED, '--label', 'bad'], { env })).code).toBe(0);
+    zai.setQuota({ success: false, msg: 'token expired or incorrect', code: 401 }, { key: REVOKED });
     const r = await runMcp(['accounts', 'verify', 'bad'], { env });
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/^FAIL\s+acc_[0-9a-f]{8}\s+bad\s+zai/);
     expect(r.stderr).toBe('mcp: 1 of 1 account failed verification\n');
-    expect(r.stdout + r.stderr).not.toContain('zai-wrong-key-000000000000');
+    expect(r.stdout + r.stderr).not.toContain(REVOKED);
+  });
+
+  test('--api-key - reads the key from stdin, so it stays out of argv and the shell history', async () => {
+    const env = mcpEnv(tempDir(), zaiEnv(zai));
+    const r = await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', '-', '--label', 'piped'], { env, stdin: `${KEY}\r\n` });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^added acc_[0-9a-f]{8} \(piped\): zai key zai-…6789/);
+    const empty = await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', '-'], { env, stdin: '' });
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toBe('mcp: --api-key - reads the key from stdin, but stdin gave none\n');
+  });
+
+  test('add refuses a key Z.AI does not know: exit 1, nothing stored, the key never printed', async () => {
+    const env = mcpEnv(tempDir(), zaiEnv(zai));
+    const wrong = 'zai-wrong-key-000000000000';
+    const r = await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', wrong], { env });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^mcp: Z\.AI refused the key zai-…0000 \(.*\); it was not added\n$/);
+    expect(r.stdout + r.stderr).not.toContain(wrong);
+    expect(JSON.parse((await runMcp(['accounts', 'list', '--json'], { env })).stdout)).toEqual([]);
   });
 
   test('verify puts an account marked invalid back in rotation once it passes; a disabled one stays disabled', async () => {
@@ -123,7 +148,7 @@ describe('mcp accounts lifecycle against a fake Z.AI', () => {
   test('set --label renames an account; a taken or id-shaped label is refused and nothing changes', async () => {
     const env = mcpEnv(tempDir(), zaiEnv(zai));
     await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'old-name'], { env });
-    await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', 'zai-other-key-000000000000', '--label', 'taken'], { env });
+    await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', OTHER, '--label', 'taken'], { env });
     const labels = async () => (JSON.parse((await runMcp(['accounts', 'list', '--json'], { env })).stdout) as Array<{ label: string }>).map((a) => a.label).sort();
 
     const renamed = await runMcp(['accounts', 'set', 'old-name', '--label', 'new-name', '--max-concurrent', '2'], { env });

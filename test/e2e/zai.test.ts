@@ -100,6 +100,8 @@ describe('accounts change while the server runs', () => {
     try {
       expect(empty.output()).toContain('(0 accounts)');
       expect(empty.output()).toContain('mcp accounts add');
+      // Advice to type a key on the command line would put it in the shell history.
+      expect(empty.output()).not.toContain('--api-key KEY');
       const c = new Anthropic({ baseURL: empty.url, apiKey: PROXY_KEY, maxRetries: 0 });
       const ask = () => c.messages.create({ model: 'glm-4.6', max_tokens: 32, messages: [{ role: 'user', content: 'hi' }] });
       const before = await ask().catch((e: unknown) => e);
