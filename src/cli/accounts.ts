@@ -4,7 +4,7 @@
 import type { Database } from 'bun:sqlite';
 import { defineCommand } from 'citty';
 import { type Config, loadConfig } from '../config.ts';
-import { quotaLines } from '../gateway/ops.ts';
+import { quotaAsOf, quotaLines } from '../gateway/ops.ts';
 import { type ProviderDeps, type QuotaInfo, UpstreamError } from '../providers/provider.ts';
 import {
   type Account,
@@ -105,6 +105,8 @@ export function accountViews(
       .map((l) => ({ model: l.model, kind: l.kind, resetAt: l.resetAt, reason: l.reason })),
     quotas: quotas
       .filter((q) => q.accountId === a.id)
+      // Past its reset a window is full again (a disabled account is never polled): as the server shows it.
+      .map((q) => quotaAsOf(q, now))
       .map((q) => ({ model: q.model, window: q.window, remainingFraction: q.remainingFraction, resetAt: q.resetAt })),
   }));
 }

@@ -322,6 +322,23 @@ describe('list rendering', () => {
     expect(table).toMatch(/a@example\.com\s+antigravity\s+active\s+-\s+never\s+1\s+min 25% \(claude-opus-4-6\)/);
   });
 
+  test('a quota window whose reset has passed reads as full, as the pool routes it, not as the last poll said', () => {
+    const db = openDatabase(join(mkdtempSync(join(tmpdir(), 'mcp-cli-view-')), 'proxy.db'));
+    const now = 1_800_000_000_000;
+    const { account } = upsertAccount(db, { provider: 'antigravity', email: 'b@example.com', credentials: { kind: 'oauth', refreshToken: 'rt' } }, now);
+    replaceQuotas(db, account.id, [
+      { accountId: account.id, model: 'claude-opus-4-6', window: '5h', remainingFraction: 0.03, resetAt: now - 60_000, fetchedAt: now - 3_600_000 },
+      { accountId: account.id, model: 'gemini-3-flash', window: '5h', remainingFraction: 0.5, resetAt: now + 60_000, fetchedAt: now - 3_600_000 },
+    ]);
+    const views = accountViews(listAccounts(db), listLimits(db), listQuotas(db), now);
+    db.close();
+    expect(views[0]?.quotas).toEqual([
+      { model: 'claude-opus-4-6', window: '5h', remainingFraction: 1, resetAt: null },
+      { model: 'gemini-3-flash', window: '5h', remainingFraction: 0.5, resetAt: now + 60_000 },
+    ]);
+    expect(accountsTable(views, now)).toContain('min 50% (gemini 5h)');
+  });
+
   test.each([
     [[], '-'],
     [[{ remainingFraction: null }], 'unknown'],
