@@ -3,9 +3,11 @@
 import { writeSync } from 'node:fs';
 import { createConsola, type ConsolaInstance, type LogObject } from 'consola';
 
-// Google access tokens, Google refresh tokens, bearer values, API-key-ish strings and key=value pairs.
+// Google access tokens, Google refresh tokens, Z.AI keys (32 hex digits, a dot, a secret part),
+// bearer values, API-key-ish strings and key=value pairs.
 const SECRET_PATTERNS: RegExp[] = [
   /ya29\.[A-Za-z0-9_\-.]+/g,
+  /\b[0-9a-f]{32}\.[A-Za-z0-9_\-]{8,}/gi,
   /1\/\/[A-Za-z0-9_\-]{10,}/g,
   /(Bearer\s+)[A-Za-z0-9_\-.~+/=]{6,}/gi,
   /\bsk-[A-Za-z0-9_\-]{10,}/g,
@@ -21,7 +23,7 @@ export function registerSecret(secret: string | undefined | null): void {
 
 // Matches wherever any SECRET_PATTERNS entry could (a superset): most lines (every request line)
 // contain none of these, and one test is far cheaper than five replaces.
-const MAYBE_SECRET = /ya29\.|1\/\/|bearer\s|\bsk-|api[_-]?key|access[_-]?token|refresh[_-]?token|client[_-]?secret|authorization|password/i;
+const MAYBE_SECRET = /ya29\.|1\/\/|[0-9a-f]{32}\.|bearer\s|\bsk-|api[_-]?key|access[_-]?token|refresh[_-]?token|client[_-]?secret|authorization|password/i;
 
 export function redact(text: string): string {
   let out = text;

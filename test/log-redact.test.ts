@@ -1,0 +1,31 @@
+// Whatever a caller hands the log, a secret in it is masked, registered or not: a CLI process never
+// registers any, and a key added while the server runs is not registered either.
+import { describe, expect, test } from 'bun:test';
+import { redact } from '../src/log.ts';
+
+// Shaped like the real thing, made up (hex digits in order, letters of the keyboard).
+const FAKE_ZAI_KEY = '0123456789abcdef0123456789abcdef.QwErTyUiOpAsDfGh';
+
+describe('redact', () => {
+  test('masks an unregistered Z.AI key wherever it stands in a line', () => {
+    const out = redact(`Z.AI said: key ${FAKE_ZAI_KEY} is not valid`);
+    expect(out).not.toContain('0123456789abcdef0123456789abcdef');
+    expect(out).not.toContain('QwErTyUiOpAsDfGh');
+    expect(out).toBe('Z.AI said: key *** is not valid');
+  });
+
+  test('masks an unregistered Z.AI key inside a JSON body', () => {
+    const out = redact(JSON.stringify({ error: { message: `bad token ${FAKE_ZAI_KEY}` } }));
+    expect(out).not.toContain('QwErTyUiOpAsDfGh');
+  });
+
+  test('masks Google access and refresh tokens and bearer values', () => {
+    const out = redact('token ya29.FAKE-access_0123 refresh 1//0gFAKErefresh0123456789 header Bearer FAKEbearer0123');
+    expect(out).not.toContain('FAKE');
+  });
+
+  test('leaves a request line with no secret as it was', () => {
+    const line = 'req_abc glm-4.6 -> glm-4.6 acct=acc_a9d0e410 200 18ms in=23 out=30 msg_20260000000001d61d69310a1d3ec3';
+    expect(redact(line)).toBe(line);
+  });
+});
