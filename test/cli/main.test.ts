@@ -113,6 +113,16 @@ describe('what a command does not take is a usage error (exit 2), not silently i
     expect((await run(['accounts', 'remove', 'a', 'b'])).err).toBe('mcp: unexpected argument "b" (see `mcp accounts remove --help`)\n');
   });
 
+  test('a Z.AI key pasted without --api-key is refused without being echoed', async () => {
+    // Made up, shaped like a real key (32 hex digits, a dot, the secret part).
+    const key = '0123456789abcdef0123456789abcdef.QwErTyUiOpAsDfGh';
+    const r = await run(['accounts', 'add', '--provider', 'zai', key]);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('unexpected argument');
+    expect(r.err).not.toContain('0123456789abcdef0123456789abcdef');
+    expect(r.err).not.toContain('QwErTyUiOpAsDfGh');
+  });
+
   test('a value for an on/off option other than true or false', async () => {
     expect(await run(['serve', '--fallback=maybe'])).toEqual({
       code: 2,
