@@ -315,6 +315,14 @@ const addCommand = defineCommand({
         throw new UsageError(`--provider must be one of ${PROVIDERS.join(', ')}, got "${provider}"`);
       }
       const label = checkLabel(args.label);
+      // A key given to the wrong provider would otherwise be dropped silently and a browser login
+      // started in its place (or the key asked for again).
+      if (provider === 'antigravity' && args['api-key'] !== undefined) {
+        throw new UsageError('--api-key is for --provider zai; a Google account takes --refresh-token or a browser login');
+      }
+      if (provider === 'zai' && args['refresh-token'] !== undefined) {
+        throw new UsageError('--refresh-token is for --provider antigravity; a Z.AI account takes --api-key');
+      }
 
       if (provider === 'zai') {
         let apiKey = (args['api-key'] ?? '').trim();

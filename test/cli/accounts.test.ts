@@ -155,6 +155,19 @@ describe('mcp accounts (in process, against a temporary data dir)', () => {
     expect(b.err).toContain('--api-key');
   });
 
+  test('a credential flag of the other provider is a usage error, not ignored for a login (and not echoed)', async () => {
+    const a = await run('accounts', 'add', '--provider', 'antigravity', '--api-key', KEY);
+    expect(a.code).toBe(2);
+    expect(a.err).toContain('--api-key');
+    expect(a.err).not.toContain(KEY);
+    expect(a.out).toBe('');
+    const b = await run('accounts', 'add', '--provider', 'zai', '--refresh-token', '1//0gFAKErefresh0123456789');
+    expect(b.code).toBe(2);
+    expect(b.err).toContain('--refresh-token');
+    expect(b.err).not.toContain('0gFAKErefresh');
+    expect(storedAccounts()).toHaveLength(0);
+  });
+
   test('logging in again keeps an account the user disabled disabled, and says so', async () => {
     const token = google.refreshTokenFor('off@example.com');
     await run('accounts', 'add', '--provider', 'antigravity', '--refresh-token', token, '--label', 'off');
