@@ -5,6 +5,7 @@ import { type Config, type ConfigFlags, loadConfig } from '../config.ts';
 import { bannerLine, configureLog, log, registerSecret } from '../log.ts';
 import { openDatabase } from '../store/db.ts';
 import { type Account, listAccounts } from '../store/accounts.ts';
+import type { Pool } from '../pool/pool.ts';
 import { observeRequest } from '../request-metrics.ts';
 import { createUsageRecorder } from '../usage-recorder.ts';
 import { importOnFirstStart } from './import.ts';
@@ -20,6 +21,11 @@ export function registerAccountSecrets(accounts: readonly Account[]): void {
       registerSecret(c.accessToken);
     }
   }
+}
+
+/** Accounts the CLI adds while the server runs are masked too, from the sync that brings them in. */
+export function maskAccountsAddedLater(pool: Pick<Pool, 'onAccountsAdded' | 'account'>): void {
+  pool.onAccountsAdded((ids) => registerAccountSecrets(ids.flatMap((id) => pool.account(id) ?? [])));
 }
 
 /** Flags as citty parsed them -> the config's flag shape (undefined = not given). */
@@ -109,6 +115,7 @@ async function runServer(config: Config): Promise<void> {
   const now = () => Date.now();
   const providers = createProviders(config, providerDepsFor(db, now));
   const routing = createRouting({ db, config, providers });
+  maskAccountsAddedLater(routing.pool);
   const recorder = createUsageRecorder(db, { retentionDays: config.usageRetentionDays });
   const app = createApp({
     config,

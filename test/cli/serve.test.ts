@@ -3,8 +3,9 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UsageError } from '../../src/cli/output.ts';
-import { installStrayErrorGuards, listenFailure, serve, serveFlags } from '../../src/cli/serve.ts';
-import { configureLog, log } from '../../src/log.ts';
+import { installStrayErrorGuards, listenFailure, maskAccountsAddedLater, serve, serveFlags } from '../../src/cli/serve.ts';
+import { configureLog, log, redact } from '../../src/log.ts';
+import { createPool } from '../../src/pool/pool.ts';
 import { ConfigError, loadConfig } from '../../src/config.ts';
 import { createApp, startServer } from '../../src/server/app.ts';
 import { upsertAccount } from '../../src/store/accounts.ts';
@@ -151,6 +152,29 @@ describe('a listen that fails says why in words', () => {
       );
     } finally {
       rmSync(data, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('secrets of accounts added while the server runs', () => {
+  test('are masked in log lines from the moment the pool picks the account up', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mcp-serve-secrets-'));
+    const path = join(dir, 'proxy.db');
+    const db = openDatabase(path);
+    const cli = openDatabase(path);
+    try {
+      const pool = createPool({ db, now: () => Date.now(), defaultCooldownSec: 60, softLimitThreshold: null });
+      pool.sync();
+      maskAccountsAddedLater(pool);
+      // Not shaped like any pattern the log knows: only registering it can mask it.
+      const key = 'later-added-key-QwErTyUiOp';
+      upsertAccount(cli, { provider: 'zai', label: 'later', credentials: { kind: 'api_key', apiKey: key } });
+      expect(pool.sync()).toBe(true);
+      expect(redact(`Z.AI echoed ${key}`)).toBe('Z.AI echoed ***');
+    } finally {
+      cli.close();
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
