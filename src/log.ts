@@ -14,11 +14,25 @@ const SECRET_PATTERNS: RegExp[] = [
   /("?(?:api[_-]?key|apiKey|access[_-]?token|accessToken|refresh[_-]?token|refreshToken|client[_-]?secret|authorization|x-api-key|password)"?\s*[:=]\s*"?)([^"\s,}&]{4,})/gi,
 ];
 
-const extraSecrets = new Set<string>();
+// Secret -> until when it is kept (Infinity: for the life of the process). Access tokens come every
+// hour per account and every log line is scanned for each entry, so expired ones are dropped.
+const extraSecrets = new Map<string, number>();
+// Kept this long past its end: a line may still quote a token that just expired.
+const EXPIRED_GRACE_MS = 60 * 60 * 1000;
 
-/** Registers a literal secret (e.g. PROXY_API_KEY, an account key) to be masked wherever it appears. */
-export function registerSecret(secret: string | undefined | null): void {
-  if (secret && secret.length >= 6) extraSecrets.add(secret);
+/**
+ * Registers a literal secret (e.g. PROXY_API_KEY, an account key) to be masked wherever it appears;
+ * one that stops working at `expiresAt` (an access token) is forgotten some time after that.
+ */
+export function registerSecret(secret: string | undefined | null, expiresAt = Number.POSITIVE_INFINITY, now = Date.now()): void {
+  if (!secret || secret.length < 6) return;
+  for (const [s, until] of extraSecrets) if (until + EXPIRED_GRACE_MS < now) extraSecrets.delete(s);
+  extraSecrets.set(secret, Math.max(extraSecrets.get(secret) ?? Number.NEGATIVE_INFINITY, expiresAt));
+}
+
+/** How many literal secrets are registered (tests: the list stays bounded). */
+export function registeredSecretCount(): number {
+  return extraSecrets.size;
 }
 
 // Matches wherever any SECRET_PATTERNS entry could (a superset): most lines (every request line)
@@ -27,7 +41,7 @@ const MAYBE_SECRET = /ya29\.|1\/\/|[0-9a-f]{32}\.|bearer\s|\bsk-|api[_-]?key|acc
 
 export function redact(text: string): string {
   let out = text;
-  for (const s of extraSecrets) if (out.includes(s)) out = out.split(s).join('***');
+  for (const s of extraSecrets.keys()) if (out.includes(s)) out = out.split(s).join('***');
   if (!MAYBE_SECRET.test(out)) return out;
   for (const re of SECRET_PATTERNS) {
     out = out.replace(re, (m, p1?: string, p2?: string) => {

@@ -1,7 +1,7 @@
 // Whatever a caller hands the log, a secret in it is masked, registered or not: a CLI process never
 // registers any, and a key added while the server runs is not registered either.
 import { describe, expect, test } from 'bun:test';
-import { redact } from '../src/log.ts';
+import { redact, registeredSecretCount, registerSecret } from '../src/log.ts';
 
 // Shaped like the real thing, made up (hex digits in order, letters of the keyboard).
 const FAKE_ZAI_KEY = '0123456789abcdef0123456789abcdef.QwErTyUiOpAsDfGh';
@@ -27,5 +27,27 @@ describe('redact', () => {
   test('leaves a request line with no secret as it was', () => {
     const line = 'req_abc glm-4.6 -> glm-4.6 acct=acc_a9d0e410 200 18ms in=23 out=30 msg_20260000000001d61d69310a1d3ec3';
     expect(redact(line)).toBe(line);
+  });
+});
+
+describe('registerSecret', () => {
+  test('forgets a short-lived secret once it has expired, so the list does not grow for ever', () => {
+    // A server refreshes every Google access token hourly: months of them must not pile up, each
+    // one scanned for on every log line.
+    const before = registeredSecretCount();
+    let now = 1_000_000;
+    for (let i = 0; i < 500; i++) {
+      registerSecret(`fake-access-token-${i}-abcdef`, now + 3_600_000, now);
+      now += 3_600_000;
+    }
+    expect(registeredSecretCount() - before).toBeLessThanOrEqual(3);
+    expect(redact('sent fake-access-token-499-abcdef')).toBe('sent ***');
+  });
+
+  test('keeps a secret without an end (keys, refresh tokens) for the life of the process', () => {
+    registerSecret('fake-long-lived-key-0123');
+    registerSecret('fake-other-token-abcdef', 10, 0);
+    registerSecret('fake-third-token-abcdef', 10_000_000, 5_000_000);
+    expect(redact('fake-long-lived-key-0123')).toBe('***');
   });
 });

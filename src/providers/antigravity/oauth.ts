@@ -116,8 +116,8 @@ async function postToken(cfg: OAuthConfig, form: Record<string, string>, now: nu
   if (typeof body.access_token !== 'string' || !body.access_token) {
     throw new UpstreamError('transient', 'Google token endpoint answered without an access token', { status: res.status });
   }
-  registerSecret(body.access_token);
   const expiresIn = typeof body.expires_in === 'number' ? body.expires_in : Number(body.expires_in) || 3599;
+  registerSecret(body.access_token, now + expiresIn * 1000, now);
   const out: TokenSet = { accessToken: body.access_token, expiresAt: now + expiresIn * 1000 };
   if (typeof body.refresh_token === 'string' && body.refresh_token) {
     registerSecret(body.refresh_token);
@@ -235,7 +235,7 @@ export function createTokenManager(cfg: OAuthConfig, deps: ProviderDeps): TokenM
       if (hit && hit.expiresAt - REFRESH_SKEW_MS > now) return hit.token;
       const c = account.credentials;
       if (!hit && c.kind === 'oauth' && c.accessToken && c.expiresAt && c.expiresAt - REFRESH_SKEW_MS > now && !rejected.has(c.accessToken)) {
-        registerSecret(c.accessToken);
+        registerSecret(c.accessToken, c.expiresAt, now);
         cache.set(account.id, { token: c.accessToken, expiresAt: c.expiresAt });
         return c.accessToken;
       }
