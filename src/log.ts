@@ -126,13 +126,24 @@ export function jsonLine(level: string, msg: string): string {
   return JSON.stringify(jsonLineOf(new Date(), level, msg));
 }
 
+// Masking works on the JSON text and may cut a value at an escaped quote: then the fields go out
+// as one masked string rather than the log call throwing.
+function maskedFields(fields: object): Record<string, unknown> {
+  const text = redact(JSON.stringify(fields));
+  try {
+    return JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    return { fields: text };
+  }
+}
+
 function jsonReporter() {
   return {
     log(obj: LogObject) {
       const [first, ...rest] = obj.args;
       const fields = rest.length === 1 && rest[0] && typeof rest[0] === 'object' && !(rest[0] instanceof Error) ? rest[0] : undefined;
       const line = jsonLineOf(obj.date, obj.type, stringify(first ?? ''));
-      if (fields) Object.assign(line, JSON.parse(redact(JSON.stringify(fields))));
+      if (fields) Object.assign(line, maskedFields(fields));
       else if (rest.length) line.extra = rest.map((a) => redact(stringify(a)));
       emit(`${JSON.stringify(line)}\n`, obj.type === 'info' && batchNext);
     },

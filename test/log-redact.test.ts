@@ -1,7 +1,7 @@
 // Whatever a caller hands the log, a secret in it is masked, registered or not: a CLI process never
 // registers any, and a key added while the server runs is not registered either.
 import { describe, expect, test } from 'bun:test';
-import { redact, registeredSecretCount, registerSecret } from '../src/log.ts';
+import { configureLog, log, redact, registeredSecretCount, registerSecret } from '../src/log.ts';
 
 // Shaped like the real thing, made up (hex digits in order, letters of the keyboard).
 const FAKE_ZAI_KEY = '0123456789abcdef0123456789abcdef.QwErTyUiOpAsDfGh';
@@ -49,5 +49,27 @@ describe('registerSecret', () => {
     registerSecret('fake-other-token-abcdef', 10, 0);
     registerSecret('fake-third-token-abcdef', 10_000_000, 5_000_000);
     expect(redact('fake-long-lived-key-0123')).toBe('***');
+  });
+});
+
+describe('a JSON log line with fields', () => {
+  test('is written, masked, even when masking cut a field value at a quote', () => {
+    const writes: string[] = [];
+    const realWrite = process.stderr.write;
+    process.stderr.write = ((chunk: string | Uint8Array) => {
+      writes.push(String(chunk));
+      return true;
+    }) as typeof process.stderr.write;
+    try {
+      configureLog({ format: 'json' });
+      expect(() => log.warn('upstream said', { body: 'bad apiKey=FAKEsecret"tail' })).not.toThrow();
+    } finally {
+      process.stderr.write = realWrite;
+      configureLog({ format: 'pretty' });
+    }
+    const line = writes.join('');
+    expect(line).toContain('upstream said');
+    expect(line).not.toContain('FAKEsecret');
+    expect(() => JSON.parse(line)).not.toThrow();
   });
 });
