@@ -185,8 +185,14 @@ function cleanNode(input: unknown, ctx: Ctx, depth: number, refs: ReadonlySet<st
   let enumValues: unknown[] | null = Array.isArray(node.enum) ? node.enum : 'const' in node ? [node.const] : null;
   if (enumValues) {
     enumValues = enumValues.filter((v) => v !== null);
-    if (gtype === 'STRING' && enumValues.length > 0) out.enum = enumValues.map((v) => (typeof v === 'string' ? v : JSON.stringify(v)));
-    else if (enumValues.length > 0) hints.push(`Allowed: ${enumValues.map((v) => JSON.stringify(v)).join(', ')}`);
+    if (gtype === 'STRING' && enumValues.length > 0) {
+      const values = enumValues.map((v) => (typeof v === 'string' ? v : JSON.stringify(v)));
+      // Gemini refuses the whole request over an empty value ("enum[3]: cannot be empty"), and over
+      // an empty list: "" is said in the description instead.
+      const nonEmpty = values.filter((v) => v !== '');
+      if (nonEmpty.length > 0) out.enum = nonEmpty;
+      if (nonEmpty.length < values.length) hints.push('or an empty string');
+    } else if (enumValues.length > 0) hints.push(`Allowed: ${enumValues.map((v) => JSON.stringify(v)).join(', ')}`);
   }
 
   for (const key of HINT_KEYS) {

@@ -546,7 +546,7 @@ function userParts(blocks: Block[], calls: Block[] | null, family: ModelFamily, 
     }
     // The call is in `calls` (order >= 0); its name is mapped the same way modelParts did.
     const name = toolName(String(calls![callAt(calls!, order)]!.name));
-    const body = text || (images && images.length > 0 ? 'Image attached' : '');
+    const body = text || attachedNote(images);
     const response = b.is_error === true ? { error: body } : { output: body };
     // Insertion keeps equal orders in arrival order, as the stable sort it replaces did.
     let at = orders.length;
@@ -569,6 +569,16 @@ function withId(fields: Part, id: string, family: ModelFamily, signatures: Signa
   if (response !== undefined) fields.response = response;
   if (family === 'claude' || !signatures.toolCall(id)?.minted) fields.id = id;
   return fields;
+}
+
+/** What a result that is only files says: the model should not take a PDF for a picture. */
+function attachedNote(files: Part[] | undefined): string {
+  if (!files || files.length === 0) return '';
+  const images = files.every((p) => {
+    const mime = ((p.inlineData ?? p.fileData) as { mimeType?: unknown } | undefined)?.mimeType;
+    return typeof mime === 'string' && mime.startsWith('image/');
+  });
+  return images ? 'Image attached' : 'Document attached';
 }
 
 function resultContent(content: unknown): { text: string; images: Part[] } {

@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'bun:test';
 import { toGoogleSchema, toGoogleToolSchema } from '../../../src/providers/antigravity/schema.ts';
 import fixture from '../../fixtures/antigravity/claude-code-tools.json';
+import emptyEnumFixture from '../../fixtures/antigravity/mcp-empty-enum-tool.json';
 
 type Json = Record<string, unknown>;
 const tools = fixture.tools as Array<{ name: string; input_schema: unknown }>;
@@ -112,6 +113,21 @@ describe('toGoogleToolSchema on Claude Code 2.1.197 tool schemas', () => {
       properties: { a: { type: 'BOOLEAN' }, b: { type: 'STRING' } },
       required: ['b'],
     });
+  });
+});
+
+describe('toGoogleToolSchema on enums with empty values', () => {
+  // Gemini answers 400 "enum[3]: cannot be empty" for the whole request, so one such MCP tool broke every turn.
+  test('an MCP tool whose enums hold "" declares no empty enum value, and says "" is allowed', () => {
+    const { parameters } = toGoogleToolSchema(emptyEnumFixture.tool.input_schema);
+    assertGoogleSchema(parameters);
+    const props = parameters.properties as Record<string, Json>;
+    expect(props.action).toEqual({ type: 'STRING', enum: ['read', 'write', 'clear'], description: '(or an empty string)' });
+    // Nothing left but "": no enum at all (an empty list is a 400 too).
+    expect(props.scope).toEqual({ type: 'STRING', description: '(or an empty string)' });
+    const item = (props.cells!.items as Json).properties as Record<string, Json>;
+    expect(item.format!.enum).toEqual(['number', 'text']);
+    expect(JSON.stringify(parameters)).not.toContain('""');
   });
 });
 

@@ -323,6 +323,36 @@ describe('content blocks (§7.1–§7.4)', () => {
   });
 });
 
+describe('files Claude Code\'s Read returns', () => {
+  // A PDF read comes back as a tool_result holding only a document block: the response must not call it an image.
+  test('a tool_result holding only a PDF says a document is attached, and the PDF follows as inlineData', () => {
+    const env = translate(
+      {
+        messages: [
+          { role: 'user', content: 'summarise spec.pdf' },
+          { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_vrtx_P', name: 'Read', input: { file_path: '/w/spec.pdf' } }] },
+          {
+            role: 'user',
+            content: [
+              {
+                type: 'tool_result',
+                tool_use_id: 'toolu_vrtx_P',
+                content: [{ type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: 'JVBERi0xLjQK' } }],
+              },
+            ],
+          },
+        ],
+        thinking: { type: 'disabled' },
+      },
+      'claude-sonnet-4-6',
+    );
+    expect(env.request.contents[2].parts).toEqual([
+      { functionResponse: { name: 'Read', id: 'toolu_vrtx_P', response: { output: 'Document attached' } } },
+      { inlineData: { mimeType: 'application/pdf', data: 'JVBERi0xLjQK' } },
+    ]);
+  });
+});
+
 describe('pictures an image model drew', () => {
   const picture = { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgoPICTURE' } };
   const history = (model: string) =>
