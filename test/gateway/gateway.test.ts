@@ -613,6 +613,22 @@ describe('dispatch', () => {
     await drain(d2);
   });
 
+  test('a conversation stays on its account when that account becomes soft-limited (its cache is there); new ones avoid it', async () => {
+    const r = rig({ labels: ['a', 'b'] });
+    const d0 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 0)));
+    await drain(d0);
+    const home = d0.accountId;
+    const other = r.accounts.find((a) => a.id !== home)!.id;
+    r.routing.pool.setQuotas(home, [{ model: '*', remainingFraction: 0.1, resetAt: null, window: '5h' }]);
+    r.routing.pool.setQuotas(other, [{ model: '*', remainingFraction: 0.9, resetAt: null, window: '5h' }]);
+    const d1 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 1)));
+    expect(d1.accountId).toBe(home);
+    await drain(d1);
+    const fresh = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's2', 0)));
+    expect(fresh.accountId).toBe(other);
+    await drain(fresh);
+  });
+
   test('--no-soft-limit: quota does not steer selection', async () => {
     const r = rig({ labels: ['a', 'b'], config: { softLimitEnabled: false } });
     r.routing.pool.setQuotas(r.accounts[0]!.id, [{ model: '*', remainingFraction: 0.05, resetAt: null }]);
