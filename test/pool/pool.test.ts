@@ -188,6 +188,29 @@ describe('state in SQLite', () => {
     db2.close();
   });
 
+  test('after a restart an expired limit is ignored and live ones apply: with every account still limited, no lease', () => {
+    const { db, path, pool } = setup(['a', 'b']);
+    const quota = (resetAt: number) => ({ kind: 'error', error: new UpstreamError('quota_exhausted', 'q', { resetAt }) }) as Outcome;
+    pool.report(lease(pool, 'glm-4.7', 's1'), quota(T0 + 10_000));
+    pool.report(lease(pool, 'glm-4.7', 's2'), quota(T0 + 99_000));
+    db.close();
+    const reopen = (t: number) => {
+      const d = openDatabase(path);
+      return { d, p: createPool({ db: d, now: () => t, defaultCooldownSec: 60, softLimitThreshold: 0.2 }) };
+    };
+    const live = reopen(T0 + 5_000);
+    expect(live.p.acquire({ provider: 'zai', model: 'glm-4.7', familyKey: 'zai:glm', sessionKey: 'x' })).toEqual({
+      kind: 'limited',
+      until: T0 + 10_000,
+      limitKind: 'quota_exhausted',
+    });
+    live.d.close();
+    const later = reopen(T0 + 20_000);
+    const got = later.p.acquire({ provider: 'zai', model: 'glm-4.7', familyKey: 'zai:glm', sessionKey: 'x' });
+    expect(got.kind === 'lease' && got.lease.account.label).toBe('a');
+    later.d.close();
+  });
+
   test('changes made by another connection (the CLI) are seen on the next sync', () => {
     const { path, pool, accounts } = setup(['a']);
     const cli = openDatabase(path);
