@@ -210,6 +210,8 @@ export function createPool(opts: PoolOptions): Pool {
   const pendingTouch = new Map<string, number>();
   const failures = new Map<string, number>();
   const bindings = new Map<string, string>();
+  // When each lease was handed out: a success clears only the limits older than its request.
+  const leasedAt = new WeakMap<Lease, number>();
   const addedListeners: Array<(ids: string[]) => void> = [];
   let syncTimer: ReturnType<typeof setInterval> | undefined;
   let touchTimer: ReturnType<typeof setInterval> | undefined;
@@ -369,24 +371,23 @@ export function createPool(opts: PoolOptions): Pool {
     lastUsed.set(account.id, t);
     pendingTouch.set(account.id, t);
     let released = false;
-    return {
-      kind: 'lease',
-      lease: {
-        account,
-        provider: req.provider,
-        model: req.model,
-        sticky: sel.sticky,
-        soft: sel.soft,
-        release() {
-          if (released) return;
-          released = true;
-          const n = (inFlight.get(account.id) ?? 1) - 1;
-          if (n <= 0) inFlight.delete(account.id);
-          else inFlight.set(account.id, n);
-          if (slotWaiters.size) wakeSlotWaiters();
-        },
+    const lease: Lease = {
+      account,
+      provider: req.provider,
+      model: req.model,
+      sticky: sel.sticky,
+      soft: sel.soft,
+      release() {
+        if (released) return;
+        released = true;
+        const n = (inFlight.get(account.id) ?? 1) - 1;
+        if (n <= 0) inFlight.delete(account.id);
+        else inFlight.set(account.id, n);
+        if (slotWaiters.size) wakeSlotWaiters();
       },
     };
+    leasedAt.set(lease, t);
+    return { kind: 'lease', lease };
   }
 
   function putLimit(accountId: string, model: string, kind: LimitKind, resetAt: number, reason: string | null): void {
@@ -464,7 +465,11 @@ export function createPool(opts: PoolOptions): Pool {
     if (outcome.kind === 'success') {
       failures.delete(id);
       // Only a limit that is still on record needs a write: success on the hot path stays write-free.
-      if (limits.has(limitKey(id, lease.model))) clearOwnLimit(id, lease.model);
+      // A limit set after this request began (a parallel one hit the quota while this stream ran) is
+      // newer news than this success: it stays.
+      const cur = limits.get(limitKey(id, lease.model));
+      const began = leasedAt.get(lease);
+      if (cur && (began === undefined || cur.updatedAt < began || cur.resetAt <= now())) clearOwnLimit(id, lease.model);
       return;
     }
     const e = outcome.error;

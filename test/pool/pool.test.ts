@@ -123,6 +123,17 @@ describe('report: what each upstream outcome does to the account', () => {
     expect(listLimits(db)).toHaveLength(0);
   });
 
+  test('a request that started before a limit and ends well afterwards does not clear it', () => {
+    const { db, pool, setNow } = setup(['a']);
+    const long = lease(pool, 'glm-4.7', 's1'); // a stream that spends the last of the quota
+    setNow(T0 + 100);
+    pool.report(lease(pool, 'glm-4.7', 's2'), err('quota_exhausted', { resetAt: T0 + 3_600_000 }));
+    setNow(T0 + 200);
+    pool.report(long, { kind: 'success' });
+    expect(listLimits(db)).toEqual([expect.objectContaining({ model: 'glm-4.7', kind: 'quota_exhausted' })]);
+    expect(pool.acquire({ provider: 'zai', model: 'glm-4.7', familyKey: 'zai:glm', sessionKey: 'x' }).kind).toBe('limited');
+  });
+
   test('an exhausted quota also rests the models that share it, until the same reset', () => {
     const { db, pool } = setup(['a']);
     const l = lease(pool, 'claude-opus-4-6-thinking');
@@ -280,12 +291,13 @@ describe('state in SQLite', () => {
     });
 
     test('a cleared limit and an invalid account are stored later too; the newest change of a limit wins', () => {
-      const { db, pool, accounts, other, unlock } = locked(['a']);
+      const { db, pool, accounts, other, unlock, setNow } = locked(['a']);
       unlock();
       const [first, second, third] = [lease(pool), lease(pool), lease(pool)];
       pool.report(first, quota(T0 + 99_000));
       expect(listLimits(other)).toHaveLength(1);
       other.exec('BEGIN IMMEDIATE');
+      setNow(T0 + 99_000); // the limit ran out: a success clears its row
       pool.report(second, { kind: 'success' }); // clears the limit: unsaved
       pool.report(third, { kind: 'error', error: new UpstreamError('invalid_account', 'revoked') });
       expect(pool.accounts()[0]!.status).toBe('invalid');
