@@ -222,7 +222,11 @@ export function createPool(opts: PoolOptions): Pool {
    * Writes state to the store. A store that fails (busy past its timeout, disk full) must not turn
    * a request into a 500: this process keeps acting on what it knows, and retries the write.
    */
-  function persist(key: string, u: Unsaved): void {
+  function persist(key: string, u: Unsaved, tryNow = true): void {
+    if (!tryNow) {
+      unsaved.set(key, u);
+      return;
+    }
     try {
       u.write();
       unsaved.delete(key);
@@ -390,19 +394,24 @@ export function createPool(opts: PoolOptions): Pool {
     return { kind: 'lease', lease };
   }
 
-  function putLimit(accountId: string, model: string, kind: LimitKind, resetAt: number, reason: string | null): void {
+  /** tryNow false: straight to the retry queue (the store just refused a write; waiting on it again blocks the request). */
+  function putLimit(accountId: string, model: string, kind: LimitKind, resetAt: number, reason: string | null, tryNow = true): void {
     const l: ModelLimit = { accountId, model, kind, resetAt, reason, updatedAt: now() };
     // A shorter new limit never shortens a longer one already known (a throttle inside a quota wait).
     const cur = limits.get(limitKey(accountId, model));
     if (cur && cur.resetAt > resetAt && cur.resetAt > now()) return;
     const key = limitKey(accountId, model);
     limits.set(key, l);
-    persist(`limit\u0000${key}`, {
-      what: `the limit of ${accountId} on ${model}`,
-      write: () => setLimit(db, l),
-      reapply: () => limits.set(key, l),
-      expiresAt: resetAt,
-    });
+    persist(
+      `limit\u0000${key}`,
+      {
+        what: `the limit of ${accountId} on ${model}`,
+        write: () => setLimit(db, l),
+        reapply: () => limits.set(key, l),
+        expiresAt: resetAt,
+      },
+      tryNow,
+    );
   }
 
   function clearOwnLimit(accountId: string, model: string): void {
@@ -483,7 +492,9 @@ export function createPool(opts: PoolOptions): Pool {
         const until = e.resetAt !== null ? Math.max(e.resetAt, t + MIN_LIMIT_MS) : t + cooldown;
         putLimit(id, model, e.kind, until, reason);
         // The models that draw on the same quota are out too: no request should find that out the hard way.
-        for (const other of e.sharedWith) putLimit(id, other, e.kind, until, `${reason} (quota shared with ${lease.model})`);
+        // A store that just refused the first write is not waited on (busy_timeout) again for each of them.
+        const storeRefused = unsaved.has(`limit\u0000${limitKey(id, model)}`);
+        for (const other of e.sharedWith) putLimit(id, other, e.kind, until, `${reason} (quota shared with ${lease.model})`, !storeRefused);
         return;
       }
       case 'capacity':

@@ -290,6 +290,22 @@ describe('state in SQLite', () => {
       other.close();
     });
 
+    test('an exhausted quota shared by many models waits on a locked store once, not once per model', () => {
+      const { db, pool, accounts, other } = locked(['a']);
+      db.exec('PRAGMA busy_timeout = 150');
+      const shared = ['claude-sonnet-4-6', 'claude-opus-4-6', 'gpt-oss-120b-medium', 'claude-haiku-4-5', 'claude-sonnet-4-5'];
+      const l = lease(pool, 'claude-opus-4-6-thinking');
+      const t0 = performance.now();
+      pool.report(l, { kind: 'error', error: new UpstreamError('quota_exhausted', 'q', { resetAt: T0 + 99_000, sharedWith: shared }) });
+      expect(performance.now() - t0).toBeLessThan(450);
+      // Every one of them is honoured, and stored once the store takes writes.
+      for (const m of shared) expect(pool.acquire({ provider: 'zai', model: m, familyKey: 'zai:x', sessionKey: 'y' }).kind).toBe('limited');
+      other.exec('COMMIT');
+      pool.stop();
+      expect(listLimits(other).filter((x) => x.accountId === accounts[0]!.id)).toHaveLength(shared.length + 1);
+      other.close();
+    });
+
     test('a cleared limit and an invalid account are stored later too; the newest change of a limit wins', () => {
       const { db, pool, accounts, other, unlock, setNow } = locked(['a']);
       unlock();
