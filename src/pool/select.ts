@@ -4,7 +4,7 @@
 // Soft-limited accounts (little quota left) take new conversations only when no preferred account
 // can; a conversation already on one stays there. An account serving its cap of requests at once is
 // skipped; a conversation bound to it overflows to another account for that one request and stays
-// bound, so its cache is still there next turn.
+// bound, so its cache is still there next turn. So does one whose account just failed it with a 5xx.
 import type { AccountStatus } from '../store/accounts.ts';
 import type { LimitKind } from '../store/limits.ts';
 
@@ -100,7 +100,11 @@ export function selectAccount(input: SelectInput): Selection {
   if (free.length === 0) return { kind: 'busy' };
   const preferred = free.filter((c) => !isSoftLimited(c, input.softLimitThreshold));
   const bound = input.boundAccountId ? usable.find((c) => c.id === input.boundAccountId) : undefined;
-  const overflow = bound !== undefined && isBusy(bound);
+  // A binding whose account already failed this request without a limit (a 5xx) is no reason to move
+  // the conversation: that one request is served elsewhere, as when the account is at its cap.
+  const boundTried = input.boundAccountId !== null && exclude?.has(input.boundAccountId) === true;
+  const triedUnlimited = boundTried && active.some((c) => c.id === input.boundAccountId && !isLimited(c, now));
+  const overflow = (bound !== undefined && isBusy(bound)) || triedUnlimited;
   // A conversation stays even on a soft-limited account: moving it loses its prompt cache, which costs
   // more than the quota the floor would save. Only a hard limit (or its cap, for one request) moves it;
   // a quota the last poll saw spent is one, as long as another account has some left.

@@ -629,6 +629,37 @@ describe('dispatch', () => {
     await drain(fresh);
   });
 
+  test('a conversation whose account fails once (5xx) is served elsewhere for that turn and comes back next turn', async () => {
+    const r = rig({ labels: ['a', 'b'] });
+    const d0 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 0)));
+    await drain(d0);
+    const home = d0.accountId;
+    const failAt = r.zai.calls.length + 1;
+    r.zai.answer = (_c, n) => (n === failAt ? { error: new UpstreamError('transient', 'upstream 500', { status: 500 }) } : {});
+    const d1 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 1)));
+    expect(d1.accountId).not.toBe(home);
+    await drain(d1);
+    const d2 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 2)));
+    expect(d2.accountId).toBe(home);
+    await drain(d2);
+  });
+
+  test('a conversation whose account hits a rate limit moves, and stays on its new account', async () => {
+    const r = rig({ labels: ['a', 'b'] });
+    const d0 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 0)));
+    await drain(d0);
+    const home = d0.accountId;
+    const failAt = r.zai.calls.length + 1;
+    r.zai.answer = (_c, n) => (n === failAt ? { error: new UpstreamError('rate_limited', 'slow', { status: 429, resetAt: T0 + 10_000 }) } : {});
+    const d1 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 1)));
+    expect(d1.accountId).not.toBe(home);
+    await drain(d1);
+    r.clock.advance(20_000); // the limit is over: the conversation's cache is on its new account now
+    const d2 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 2)));
+    expect(d2.accountId).toBe(d1.accountId);
+    await drain(d2);
+  });
+
   test('--no-soft-limit: quota does not steer selection', async () => {
     const r = rig({ labels: ['a', 'b'], config: { softLimitEnabled: false } });
     r.routing.pool.setQuotas(r.accounts[0]!.id, [{ model: '*', remainingFraction: 0.05, resetAt: null }]);

@@ -159,8 +159,15 @@ const rows: Row[] = [
     want: { kind: 'account', accountId: 'b', sticky: false, soft: false, overflow: false },
   },
   {
-    name: 'a bound account already tried is not retried',
+    name: 'a bound account already tried (a 5xx) is not retried; the other serves without taking the conversation',
     candidates: [c('a'), c('b')],
+    bound: 'a',
+    exclude: ['a'],
+    want: { kind: 'account', accountId: 'b', sticky: false, soft: false, overflow: true },
+  },
+  {
+    name: 'a bound account tried and now limited gives the conversation up',
+    candidates: [c('a', { limitedUntil: NOW + 60_000 }), c('b')],
     bound: 'a',
     exclude: ['a'],
     want: { kind: 'account', accountId: 'b', sticky: false, soft: false, overflow: false },
