@@ -425,6 +425,19 @@ describe('dispatch', () => {
     expect(r.zai.calls).toHaveLength(0);
   });
 
+  test('a fallback exhausted everywhere too: a 429 about the asked model, no upstream call, never a second hop', async () => {
+    const r = rig({ labels: ['a', 'b'], config: { fallback: true, maxWaitSec: 10 } });
+    for (const l of ['a', 'b']) {
+      for (const m of ['glm-5.1', 'glm-4.7']) {
+        r.routing.pool.report(fakeLease(r, l, m), { kind: 'error', error: new UpstreamError('quota_exhausted', 'x', { resetAt: T0 + 600_000 }) });
+      }
+    }
+    const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-5.1'))));
+    expect(e.status).toBe(429);
+    expect(e.message).toContain('glm-5.1');
+    expect(r.zai.calls).toHaveLength(0); // glm-4.6 (glm-4.7's own fallback) is not tried
+  });
+
   test('FALLBACK_MAP overrides the built-in map', async () => {
     const r = rig({ labels: ['a'], config: { fallback: true, maxWaitSec: 10, fallbackMap: { 'glm-5.1': 'glm-4.6' } } });
     r.routing.pool.report(fakeLease(r, 'a', 'glm-5.1'), { kind: 'error', error: new UpstreamError('rate_limited', 'x', { resetAt: T0 + 600_000 }) });
