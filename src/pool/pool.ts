@@ -210,6 +210,8 @@ export function createPool(opts: PoolOptions): Pool {
   const pendingTouch = new Map<string, number>();
   const failures = new Map<string, number>();
   const bindings = new Map<string, string>();
+  // When each lease was handed out: a success clears only the limits older than its request.
+  const leasedAt = new WeakMap<Lease, number>();
   const addedListeners: Array<(ids: string[]) => void> = [];
   let syncTimer: ReturnType<typeof setInterval> | undefined;
   let touchTimer: ReturnType<typeof setInterval> | undefined;
@@ -220,7 +222,11 @@ export function createPool(opts: PoolOptions): Pool {
    * Writes state to the store. A store that fails (busy past its timeout, disk full) must not turn
    * a request into a 500: this process keeps acting on what it knows, and retries the write.
    */
-  function persist(key: string, u: Unsaved): void {
+  function persist(key: string, u: Unsaved, tryNow = true): void {
+    if (!tryNow) {
+      unsaved.set(key, u);
+      return;
+    }
     try {
       u.write();
       unsaved.delete(key);
@@ -369,39 +375,43 @@ export function createPool(opts: PoolOptions): Pool {
     lastUsed.set(account.id, t);
     pendingTouch.set(account.id, t);
     let released = false;
-    return {
-      kind: 'lease',
-      lease: {
-        account,
-        provider: req.provider,
-        model: req.model,
-        sticky: sel.sticky,
-        soft: sel.soft,
-        release() {
-          if (released) return;
-          released = true;
-          const n = (inFlight.get(account.id) ?? 1) - 1;
-          if (n <= 0) inFlight.delete(account.id);
-          else inFlight.set(account.id, n);
-          if (slotWaiters.size) wakeSlotWaiters();
-        },
+    const lease: Lease = {
+      account,
+      provider: req.provider,
+      model: req.model,
+      sticky: sel.sticky,
+      soft: sel.soft,
+      release() {
+        if (released) return;
+        released = true;
+        const n = (inFlight.get(account.id) ?? 1) - 1;
+        if (n <= 0) inFlight.delete(account.id);
+        else inFlight.set(account.id, n);
+        if (slotWaiters.size) wakeSlotWaiters();
       },
     };
+    leasedAt.set(lease, t);
+    return { kind: 'lease', lease };
   }
 
-  function putLimit(accountId: string, model: string, kind: LimitKind, resetAt: number, reason: string | null): void {
+  /** tryNow false: straight to the retry queue (the store just refused a write; waiting on it again blocks the request). */
+  function putLimit(accountId: string, model: string, kind: LimitKind, resetAt: number, reason: string | null, tryNow = true): void {
     const l: ModelLimit = { accountId, model, kind, resetAt, reason, updatedAt: now() };
     // A shorter new limit never shortens a longer one already known (a throttle inside a quota wait).
     const cur = limits.get(limitKey(accountId, model));
     if (cur && cur.resetAt > resetAt && cur.resetAt > now()) return;
     const key = limitKey(accountId, model);
     limits.set(key, l);
-    persist(`limit\u0000${key}`, {
-      what: `the limit of ${accountId} on ${model}`,
-      write: () => setLimit(db, l),
-      reapply: () => limits.set(key, l),
-      expiresAt: resetAt,
-    });
+    persist(
+      `limit\u0000${key}`,
+      {
+        what: `the limit of ${accountId} on ${model}`,
+        write: () => setLimit(db, l),
+        reapply: () => limits.set(key, l),
+        expiresAt: resetAt,
+      },
+      tryNow,
+    );
   }
 
   function clearOwnLimit(accountId: string, model: string): void {
@@ -464,7 +474,11 @@ export function createPool(opts: PoolOptions): Pool {
     if (outcome.kind === 'success') {
       failures.delete(id);
       // Only a limit that is still on record needs a write: success on the hot path stays write-free.
-      if (limits.has(limitKey(id, lease.model))) clearOwnLimit(id, lease.model);
+      // A limit set after this request began (a parallel one hit the quota while this stream ran) is
+      // newer news than this success: it stays.
+      const cur = limits.get(limitKey(id, lease.model));
+      const began = leasedAt.get(lease);
+      if (cur && (began === undefined || cur.updatedAt < began || cur.resetAt <= now())) clearOwnLimit(id, lease.model);
       return;
     }
     const e = outcome.error;
@@ -478,7 +492,9 @@ export function createPool(opts: PoolOptions): Pool {
         const until = e.resetAt !== null ? Math.max(e.resetAt, t + MIN_LIMIT_MS) : t + cooldown;
         putLimit(id, model, e.kind, until, reason);
         // The models that draw on the same quota are out too: no request should find that out the hard way.
-        for (const other of e.sharedWith) putLimit(id, other, e.kind, until, `${reason} (quota shared with ${lease.model})`);
+        // A store that just refused the first write is not waited on (busy_timeout) again for each of them.
+        const storeRefused = unsaved.has(`limit\u0000${limitKey(id, model)}`);
+        for (const other of e.sharedWith) putLimit(id, other, e.kind, until, `${reason} (quota shared with ${lease.model})`, !storeRefused);
         return;
       }
       case 'capacity':

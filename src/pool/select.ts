@@ -1,9 +1,10 @@
 // Which account serves the next request for one model: a pure function of the pool's state and the
 // clock. A conversation stays on its account while that account is usable (its prompt cache lives
 // there); new conversations go to the least-loaded preferred account, so parallel sessions spread.
-// Soft-limited accounts (little quota left) serve only when no preferred account can. An account
-// serving its cap of requests at once is skipped; a conversation bound to it overflows to another
-// account for that one request and stays bound, so its cache is still there next turn.
+// Soft-limited accounts (little quota left) take new conversations only when no preferred account
+// can; a conversation already on one stays there. An account serving its cap of requests at once is
+// skipped; a conversation bound to it overflows to another account for that one request and stays
+// bound, so its cache is still there next turn. So does one whose account just failed it with a 5xx.
 import type { AccountStatus } from '../store/accounts.ts';
 import type { LimitKind } from '../store/limits.ts';
 
@@ -99,11 +100,17 @@ export function selectAccount(input: SelectInput): Selection {
   if (free.length === 0) return { kind: 'busy' };
   const preferred = free.filter((c) => !isSoftLimited(c, input.softLimitThreshold));
   const bound = input.boundAccountId ? usable.find((c) => c.id === input.boundAccountId) : undefined;
-  const overflow = bound !== undefined && isBusy(bound);
+  // A binding whose account already failed this request without a limit (a 5xx) is no reason to move
+  // the conversation: that one request is served elsewhere, as when the account is at its cap.
+  const boundTried = input.boundAccountId !== null && exclude?.has(input.boundAccountId) === true;
+  const triedUnlimited = boundTried && active.some((c) => c.id === input.boundAccountId && !isLimited(c, now));
+  const overflow = (bound !== undefined && isBusy(bound)) || triedUnlimited;
+  // A conversation stays even on a soft-limited account: moving it loses its prompt cache, which costs
+  // more than the quota the floor would save. Only a hard limit (or its cap, for one request) moves it;
+  // a quota the last poll saw spent is one, as long as another account has some left.
   if (bound && !overflow) {
-    const soft = isSoftLimited(bound, input.softLimitThreshold);
-    // A soft-limited binding is given up only when a fresh account can take the conversation.
-    if (!soft || preferred.length === 0) return { kind: 'account', accountId: bound.id, sticky: true, soft, overflow: false };
+    const spent = bound.remaining === 0 && free.some((c) => c !== bound && c.remaining !== 0);
+    if (!spent) return { kind: 'account', accountId: bound.id, sticky: true, soft: isSoftLimited(bound, input.softLimitThreshold), overflow: false };
   }
   if (preferred.length) return { kind: 'account', accountId: leastLoaded(preferred).id, sticky: false, soft: false, overflow };
   // Only soft-limited accounts are left: spread, but drain the fullest one first.

@@ -425,6 +425,19 @@ describe('dispatch', () => {
     expect(r.zai.calls).toHaveLength(0);
   });
 
+  test('a fallback exhausted everywhere too: a 429 about the asked model, no upstream call, never a second hop', async () => {
+    const r = rig({ labels: ['a', 'b'], config: { fallback: true, maxWaitSec: 10 } });
+    for (const l of ['a', 'b']) {
+      for (const m of ['glm-5.1', 'glm-4.7']) {
+        r.routing.pool.report(fakeLease(r, l, m), { kind: 'error', error: new UpstreamError('quota_exhausted', 'x', { resetAt: T0 + 600_000 }) });
+      }
+    }
+    const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-5.1'))));
+    expect(e.status).toBe(429);
+    expect(e.message).toContain('glm-5.1');
+    expect(r.zai.calls).toHaveLength(0); // glm-4.6 (glm-4.7's own fallback) is not tried
+  });
+
   test('FALLBACK_MAP overrides the built-in map', async () => {
     const r = rig({ labels: ['a'], config: { fallback: true, maxWaitSec: 10, fallbackMap: { 'glm-5.1': 'glm-4.6' } } });
     r.routing.pool.report(fakeLease(r, 'a', 'glm-5.1'), { kind: 'error', error: new UpstreamError('rate_limited', 'x', { resetAt: T0 + 600_000 }) });
@@ -610,6 +623,53 @@ describe('dispatch', () => {
     r.routing.pool.report(fakeLease(r, 'b', 'glm-4.7'), { kind: 'error', error: new UpstreamError('rate_limited', 'x', { resetAt: T0 + 600_000 }) });
     const d2 = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7', { messages: [{ role: 'user', content: 'n' }] })));
     expect(d2.accountId).toBe(r.accounts[0]!.id);
+    await drain(d2);
+  });
+
+  test('a conversation stays on its account when that account becomes soft-limited (its cache is there); new ones avoid it', async () => {
+    const r = rig({ labels: ['a', 'b'] });
+    const d0 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 0)));
+    await drain(d0);
+    const home = d0.accountId;
+    const other = r.accounts.find((a) => a.id !== home)!.id;
+    r.routing.pool.setQuotas(home, [{ model: '*', remainingFraction: 0.1, resetAt: null, window: '5h' }]);
+    r.routing.pool.setQuotas(other, [{ model: '*', remainingFraction: 0.9, resetAt: null, window: '5h' }]);
+    const d1 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 1)));
+    expect(d1.accountId).toBe(home);
+    await drain(d1);
+    const fresh = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's2', 0)));
+    expect(fresh.accountId).toBe(other);
+    await drain(fresh);
+  });
+
+  test('a conversation whose account fails once (5xx) is served elsewhere for that turn and comes back next turn', async () => {
+    const r = rig({ labels: ['a', 'b'] });
+    const d0 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 0)));
+    await drain(d0);
+    const home = d0.accountId;
+    const failAt = r.zai.calls.length + 1;
+    r.zai.answer = (_c, n) => (n === failAt ? { error: new UpstreamError('transient', 'upstream 500', { status: 500 }) } : {});
+    const d1 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 1)));
+    expect(d1.accountId).not.toBe(home);
+    await drain(d1);
+    const d2 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 2)));
+    expect(d2.accountId).toBe(home);
+    await drain(d2);
+  });
+
+  test('a conversation whose account hits a rate limit moves, and stays on its new account', async () => {
+    const r = rig({ labels: ['a', 'b'] });
+    const d0 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 0)));
+    await drain(d0);
+    const home = d0.accountId;
+    const failAt = r.zai.calls.length + 1;
+    r.zai.answer = (_c, n) => (n === failAt ? { error: new UpstreamError('rate_limited', 'slow', { status: 429, resetAt: T0 + 10_000 }) } : {});
+    const d1 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 1)));
+    expect(d1.accountId).not.toBe(home);
+    await drain(d1);
+    r.clock.advance(20_000); // the limit is over: the conversation's cache is on its new account now
+    const d2 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 2)));
+    expect(d2.accountId).toBe(d1.accountId);
     await drain(d2);
   });
 

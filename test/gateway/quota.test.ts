@@ -12,7 +12,7 @@ import { addZai, cleanupDbs, dispatchReq, drain, request, scriptedProvider, T0, 
 
 afterEach(cleanupDbs);
 
-function setup() {
+function setup(config = testConfig()) {
   const { db, path } = tempDb();
   addZai(db, 'a', T0);
   addZai(db, 'b', T0 + 1);
@@ -25,7 +25,7 @@ function setup() {
     quotaCalls.push(account.label);
     return quota(account, signal);
   };
-  const routing = createRouting({ db, config: testConfig(), providers: { zai }, now: () => T0 });
+  const routing = createRouting({ db, config, providers: { zai }, now: () => T0 });
   return { db, path, zai, routing, calls: () => quotaCalls, reset: () => (quotaCalls = []) };
 }
 
@@ -38,6 +38,22 @@ test('at start every active account is polled and its quota stored; discovered m
     const q = listQuotas(s.db);
     expect(q.map((r) => `${r.window}:${r.remainingFraction}`).sort()).toEqual(['5h:0.5', '5h:0.8']);
     expect(s.routing.gateway.listModels().map((m) => m.id)).toContain('glm-9-secret');
+  } finally {
+    await s.routing.stop();
+  }
+});
+
+test('start polls every account by itself, then again every QUOTA_POLL_INTERVAL_SEC', async () => {
+  const s = setup(testConfig({ quotaPollIntervalSec: 0.2 }));
+  await s.routing.start();
+  try {
+    await Bun.sleep(50);
+    expect(s.calls().sort()).toEqual(['a', 'b']);
+    expect(listQuotas(s.db)).toHaveLength(2);
+    s.reset();
+    await Bun.sleep(300);
+    // At least one more round (a slow machine may fit two).
+    expect([...new Set(s.calls())].sort()).toEqual(['a', 'b']);
   } finally {
     await s.routing.stop();
   }

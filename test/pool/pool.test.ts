@@ -123,6 +123,17 @@ describe('report: what each upstream outcome does to the account', () => {
     expect(listLimits(db)).toHaveLength(0);
   });
 
+  test('a request that started before a limit and ends well afterwards does not clear it', () => {
+    const { db, pool, setNow } = setup(['a']);
+    const long = lease(pool, 'glm-4.7', 's1'); // a stream that spends the last of the quota
+    setNow(T0 + 100);
+    pool.report(lease(pool, 'glm-4.7', 's2'), err('quota_exhausted', { resetAt: T0 + 3_600_000 }));
+    setNow(T0 + 200);
+    pool.report(long, { kind: 'success' });
+    expect(listLimits(db)).toEqual([expect.objectContaining({ model: 'glm-4.7', kind: 'quota_exhausted' })]);
+    expect(pool.acquire({ provider: 'zai', model: 'glm-4.7', familyKey: 'zai:glm', sessionKey: 'x' }).kind).toBe('limited');
+  });
+
   test('an exhausted quota also rests the models that share it, until the same reset', () => {
     const { db, pool } = setup(['a']);
     const l = lease(pool, 'claude-opus-4-6-thinking');
@@ -186,6 +197,29 @@ describe('state in SQLite', () => {
     const got = pool2.acquire({ provider: 'zai', model: 'glm-4.7', familyKey: 'zai:glm', sessionKey: 'x' });
     expect(got.kind === 'lease' && got.lease.account.label).toBe('b');
     db2.close();
+  });
+
+  test('after a restart an expired limit is ignored and live ones apply: with every account still limited, no lease', () => {
+    const { db, path, pool } = setup(['a', 'b']);
+    const quota = (resetAt: number) => ({ kind: 'error', error: new UpstreamError('quota_exhausted', 'q', { resetAt }) }) as Outcome;
+    pool.report(lease(pool, 'glm-4.7', 's1'), quota(T0 + 10_000));
+    pool.report(lease(pool, 'glm-4.7', 's2'), quota(T0 + 99_000));
+    db.close();
+    const reopen = (t: number) => {
+      const d = openDatabase(path);
+      return { d, p: createPool({ db: d, now: () => t, defaultCooldownSec: 60, softLimitThreshold: 0.2 }) };
+    };
+    const live = reopen(T0 + 5_000);
+    expect(live.p.acquire({ provider: 'zai', model: 'glm-4.7', familyKey: 'zai:glm', sessionKey: 'x' })).toEqual({
+      kind: 'limited',
+      until: T0 + 10_000,
+      limitKind: 'quota_exhausted',
+    });
+    live.d.close();
+    const later = reopen(T0 + 20_000);
+    const got = later.p.acquire({ provider: 'zai', model: 'glm-4.7', familyKey: 'zai:glm', sessionKey: 'x' });
+    expect(got.kind === 'lease' && got.lease.account.label).toBe('a');
+    later.d.close();
   });
 
   test('changes made by another connection (the CLI) are seen on the next sync', () => {
@@ -256,13 +290,30 @@ describe('state in SQLite', () => {
       other.close();
     });
 
+    test('an exhausted quota shared by many models waits on a locked store once, not once per model', () => {
+      const { db, pool, accounts, other } = locked(['a']);
+      db.exec('PRAGMA busy_timeout = 150');
+      const shared = ['claude-sonnet-4-6', 'claude-opus-4-6', 'gpt-oss-120b-medium', 'claude-haiku-4-5', 'claude-sonnet-4-5'];
+      const l = lease(pool, 'claude-opus-4-6-thinking');
+      const t0 = performance.now();
+      pool.report(l, { kind: 'error', error: new UpstreamError('quota_exhausted', 'q', { resetAt: T0 + 99_000, sharedWith: shared }) });
+      expect(performance.now() - t0).toBeLessThan(450);
+      // Every one of them is honoured, and stored once the store takes writes.
+      for (const m of shared) expect(pool.acquire({ provider: 'zai', model: m, familyKey: 'zai:x', sessionKey: 'y' }).kind).toBe('limited');
+      other.exec('COMMIT');
+      pool.stop();
+      expect(listLimits(other).filter((x) => x.accountId === accounts[0]!.id)).toHaveLength(shared.length + 1);
+      other.close();
+    });
+
     test('a cleared limit and an invalid account are stored later too; the newest change of a limit wins', () => {
-      const { db, pool, accounts, other, unlock } = locked(['a']);
+      const { db, pool, accounts, other, unlock, setNow } = locked(['a']);
       unlock();
       const [first, second, third] = [lease(pool), lease(pool), lease(pool)];
       pool.report(first, quota(T0 + 99_000));
       expect(listLimits(other)).toHaveLength(1);
       other.exec('BEGIN IMMEDIATE');
+      setNow(T0 + 99_000); // the limit ran out: a success clears its row
       pool.report(second, { kind: 'success' }); // clears the limit: unsaved
       pool.report(third, { kind: 'error', error: new UpstreamError('invalid_account', 'revoked') });
       expect(pool.accounts()[0]!.status).toBe('invalid');

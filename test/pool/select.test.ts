@@ -99,10 +99,22 @@ const rows: Row[] = [
     want: { kind: 'account', accountId: 'b', sticky: false, soft: true, overflow: false },
   },
   {
-    name: 'a bound session leaves its soft-limited account for a fresh one',
+    name: 'a bound session keeps its soft-limited account even while a fresh one exists (its cache is there)',
     candidates: [c('a', { remaining: 0.1 }), c('b', { remaining: 0.8 })],
     bound: 'a',
-    want: { kind: 'account', accountId: 'b', sticky: false, soft: false, overflow: false },
+    want: { kind: 'account', accountId: 'a', sticky: true, soft: true, overflow: false },
+  },
+  {
+    name: 'a bound session leaves an account whose quota is spent (0 left) for one with some left',
+    candidates: [c('a', { remaining: 0 }), c('b', { remaining: 0.1 })],
+    bound: 'a',
+    want: { kind: 'account', accountId: 'b', sticky: false, soft: true, overflow: false },
+  },
+  {
+    name: 'a bound session on a spent account stays when every other is spent too',
+    candidates: [c('a', { remaining: 0 }), c('b', { remaining: 0 })],
+    bound: 'a',
+    want: { kind: 'account', accountId: 'a', sticky: true, soft: true, overflow: false },
   },
   {
     name: 'a bound session keeps its soft-limited account when nothing fresh is left',
@@ -147,8 +159,15 @@ const rows: Row[] = [
     want: { kind: 'account', accountId: 'b', sticky: false, soft: false, overflow: false },
   },
   {
-    name: 'a bound account already tried is not retried',
+    name: 'a bound account already tried (a 5xx) is not retried; the other serves without taking the conversation',
     candidates: [c('a'), c('b')],
+    bound: 'a',
+    exclude: ['a'],
+    want: { kind: 'account', accountId: 'b', sticky: false, soft: false, overflow: true },
+  },
+  {
+    name: 'a bound account tried and now limited gives the conversation up',
+    candidates: [c('a', { limitedUntil: NOW + 60_000 }), c('b')],
     bound: 'a',
     exclude: ['a'],
     want: { kind: 'account', accountId: 'b', sticky: false, soft: false, overflow: false },
