@@ -195,28 +195,6 @@ describe('the pool in front of three Z.AI accounts', () => {
     }
   });
 
-  test('a conversation stays on its account when a quota poll finds it soft-limited; new conversations avoid it', async () => {
-    const p = await startProxy();
-    try {
-      const first = await ask(p, 'glm-4.7', { session: 'cached', turn: 0 });
-      expect(first.status).toBe(200);
-      const home = first.account!;
-      const low = defaultFakeQuota();
-      low.windows[0]!.currentValue = Math.round(low.windows[0]!.usage * 0.95); // 5% left
-      zai.setQuota(low, { key: KEYS[LABELS.indexOf(p.accounts.find((a) => a.id === home)!.label!)] });
-      await p.routing.quota.pollAll();
-      for (let turn = 1; turn <= 3; turn++) {
-        const r = await ask(p, 'glm-4.7', { session: 'cached', turn });
-        expect(r.status).toBe(200);
-        expect(r.account).toBe(home);
-      }
-      const fresh = await Promise.all(Array.from({ length: 4 }, () => ask(p, 'glm-4.7')));
-      expect(fresh.map((r) => r.account)).not.toContain(home);
-    } finally {
-      await p.stop();
-    }
-  });
-
   test('two conversations land on different accounts and each stays on its own across ten turns', async () => {
     const p = await startProxy();
     try {
