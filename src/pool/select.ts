@@ -106,11 +106,9 @@ export function selectAccount(input: SelectInput): Selection {
   const triedUnlimited = boundTried && active.some((c) => c.id === input.boundAccountId && !isLimited(c, now));
   const overflow = (bound !== undefined && isBusy(bound)) || triedUnlimited;
   // A conversation stays even on a soft-limited account: moving it loses its prompt cache, which costs
-  // more than the quota the floor would save. Only a hard limit (or its cap, for one request) moves it;
-  // a quota the last poll saw spent is one, as long as another account has some left.
+  // more than the quota the floor would save. Only a hard limit (or its cap, for one request) moves it.
   if (bound && !overflow) {
-    const spent = bound.remaining === 0 && free.some((c) => c !== bound && c.remaining !== 0);
-    if (!spent) return { kind: 'account', accountId: bound.id, sticky: true, soft: isSoftLimited(bound, input.softLimitThreshold), overflow: false };
+    return { kind: 'account', accountId: bound.id, sticky: true, soft: isSoftLimited(bound, input.softLimitThreshold), overflow: false };
   }
   if (preferred.length) return { kind: 'account', accountId: leastLoaded(preferred).id, sticky: false, soft: false, overflow };
   // Only soft-limited accounts are left: spread, but drain the fullest one first.

@@ -105,18 +105,6 @@ const rows: Row[] = [
     want: { kind: 'account', accountId: 'a', sticky: true, soft: true, overflow: false },
   },
   {
-    name: 'a bound session leaves an account whose quota is spent (0 left) for one with some left',
-    candidates: [c('a', { remaining: 0 }), c('b', { remaining: 0.1 })],
-    bound: 'a',
-    want: { kind: 'account', accountId: 'b', sticky: false, soft: true, overflow: false },
-  },
-  {
-    name: 'a bound session on a spent account stays when every other is spent too',
-    candidates: [c('a', { remaining: 0 }), c('b', { remaining: 0 })],
-    bound: 'a',
-    want: { kind: 'account', accountId: 'a', sticky: true, soft: true, overflow: false },
-  },
-  {
     name: 'a bound session keeps its soft-limited account when nothing fresh is left',
     candidates: [c('a', { remaining: 0.15 }), c('b', { remaining: 0.19 })],
     bound: 'a',
