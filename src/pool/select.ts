@@ -1,8 +1,8 @@
 // Which account serves the next request for one model: a pure function of the pool's state and the
 // clock. A conversation stays on its account while that account is usable (its prompt cache lives
 // there); new conversations go to the least-loaded preferred account, so parallel sessions spread.
-// Soft-limited accounts (little quota left) take new conversations only when no preferred account
-// can; a conversation already on one stays there. An account serving its cap of requests at once is
+// Soft-limited accounts (little quota left) serve only when no preferred account can, so a conversation
+// on one moves, once, to an account above the floor. An account serving its cap of requests at once is
 // skipped; a conversation bound to it overflows to another account for that one request and stays
 // bound, so its cache is still there next turn. So does one whose account just failed it with a 5xx.
 import type { AccountStatus } from '../store/accounts.ts';
@@ -105,10 +105,10 @@ export function selectAccount(input: SelectInput): Selection {
   const boundTried = input.boundAccountId !== null && exclude?.has(input.boundAccountId) === true;
   const triedUnlimited = boundTried && active.some((c) => c.id === input.boundAccountId && !isLimited(c, now));
   const overflow = (bound !== undefined && isBusy(bound)) || triedUnlimited;
-  // A conversation stays even on a soft-limited account: moving it loses its prompt cache, which costs
-  // more than the quota the floor would save. Only a hard limit (or its cap, for one request) moves it.
   if (bound && !overflow) {
-    return { kind: 'account', accountId: bound.id, sticky: true, soft: isSoftLimited(bound, input.softLimitThreshold), overflow: false };
+    const soft = isSoftLimited(bound, input.softLimitThreshold);
+    // A soft-limited binding is given up only when a fresh account can take the conversation.
+    if (!soft || preferred.length === 0) return { kind: 'account', accountId: bound.id, sticky: true, soft, overflow: false };
   }
   if (preferred.length) return { kind: 'account', accountId: leastLoaded(preferred).id, sticky: false, soft: false, overflow };
   // Only soft-limited accounts are left: spread, but drain the fullest one first.

@@ -626,7 +626,7 @@ describe('dispatch', () => {
     await drain(d2);
   });
 
-  test('a conversation stays on its account when that account becomes soft-limited (its cache is there); new ones avoid it', async () => {
+  test('a conversation leaves its account once that account falls to the soft floor while another has quota (the floor holds); new ones avoid it', async () => {
     const r = rig({ labels: ['a', 'b'] });
     const d0 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 0)));
     await drain(d0);
@@ -635,8 +635,11 @@ describe('dispatch', () => {
     r.routing.pool.setQuotas(home, [{ model: '*', remainingFraction: 0.1, resetAt: null, window: '5h' }]);
     r.routing.pool.setQuotas(other, [{ model: '*', remainingFraction: 0.9, resetAt: null, window: '5h' }]);
     const d1 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 1)));
-    expect(d1.accountId).toBe(home);
+    expect(d1.accountId).toBe(other);
     await drain(d1);
+    const d2 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 2)));
+    expect(d2.accountId).toBe(other);
+    await drain(d2);
     const fresh = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's2', 0)));
     expect(fresh.accountId).toBe(other);
     await drain(fresh);

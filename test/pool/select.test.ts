@@ -99,10 +99,10 @@ const rows: Row[] = [
     want: { kind: 'account', accountId: 'b', sticky: false, soft: true, overflow: false },
   },
   {
-    name: 'a bound session keeps its soft-limited account even while a fresh one exists (its cache is there)',
+    name: 'a bound session leaves its soft-limited account for a fresh one',
     candidates: [c('a', { remaining: 0.1 }), c('b', { remaining: 0.8 })],
     bound: 'a',
-    want: { kind: 'account', accountId: 'a', sticky: true, soft: true, overflow: false },
+    want: { kind: 'account', accountId: 'b', sticky: false, soft: false, overflow: false },
   },
   {
     name: 'a bound session keeps its soft-limited account when nothing fresh is left',
