@@ -14,8 +14,8 @@ import type { Config } from '../config.ts';
 import type { Gateway } from '../gateway/types.ts';
 import { errorResponse, jsonResponse, toApiError } from './errors.ts';
 import { keyNumberOf } from './auth.ts';
-import { CLIENT_CLOSED, forwardHeaders, newRequestRecord, noteDispatch, requestIdOf, restoreIdleTimeout, type RequestRecord, type ServerLike } from './messages.ts';
-import { readJsonBody, tooLarge, validateBody, validateMessagesRequest } from './validate.ts';
+import { CLIENT_CLOSED, forwardHeaders, newRequestRecord, noteDispatch, readBodyInTime, requestIdOf, restoreIdleTimeout, type RequestRecord, type ServerLike } from './messages.ts';
+import { parseJsonBytes, readLimitedBytes, validateBody, validateMessagesRequest } from './validate.ts';
 
 /** More pictures per request than this is a batch job, not a request (the Go proxy's cap too). */
 export const MAX_IMAGES = 4;
@@ -158,14 +158,15 @@ function formText(form: Awaited<ReturnType<Request['formData']>>, name: string):
  * as `image[]`), `prompt`, and `model`, `n`, `size`, `response_format` as in generations. Google's
  * models take no `mask`: the prompt says what to change.
  */
-export async function editJobOf(request: Request, limit: number): Promise<{ job: ImageJob; responseFormat: string | undefined }> {
+export async function editJobOf(request: Request, config: Config): Promise<{ job: ImageJob; responseFormat: string | undefined }> {
   const ct = request.headers.get('content-type') ?? '';
   if (!/^multipart\/form-data/i.test(ct)) throw new ApiError('invalid_request_error', `content-type must be multipart/form-data, got "${ct.slice(0, 100)}"`);
-  const declared = Number(request.headers.get('content-length') ?? 0);
-  if (declared > limit) throw tooLarge(limit);
+  // Read within the body limit and READ_TIMEOUT_SEC first: Bun's own cap is off (server/app.ts), so
+  // request.formData() alone would take a chunked form of any size into memory.
+  const bytes = await readBodyInTime(request, config, readLimitedBytes);
   let form: Awaited<ReturnType<Request['formData']>>;
   try {
-    form = await request.formData();
+    form = await new Response(bytes, { headers: { 'content-type': ct } }).formData();
   } catch {
     throw new ApiError('invalid_request_error', 'the multipart form could not be read');
   }
@@ -356,7 +357,7 @@ function imageHandler<B>(deps: ImageDeps, schema: TSchema, jobOf: (body: B) => I
     const requestId = requestIdOf(set);
     const idleAgain = keepOpen(server, request, deps.config.idleTimeoutSec);
     try {
-      const body = validateBody<B>(schema, await readJsonBody(request, deps.config.bodyLimitBytes));
+      const body = validateBody<B>(schema, parseJsonBytes(await readBodyInTime(request, deps.config)));
       return jsonResponse(answer(await generateImages(deps, jobOf(body), requestId, request), body, requestId));
     } catch (err) {
       return errorResponse(toApiError(err), requestId);
@@ -380,7 +381,7 @@ export function imageRoutes(deps: ImageDeps) {
     const requestId = requestIdOf(set);
     const idleAgain = keepOpen(server, request, deps.config.idleTimeoutSec);
     try {
-      const { job, responseFormat } = await editJobOf(request, deps.config.bodyLimitBytes);
+      const { job, responseFormat } = await editJobOf(request, deps.config);
       return jsonResponse(openAiAnswer(await generateImages(deps, job, requestId, request), responseFormat));
     } catch (err) {
       return errorResponse(toApiError(err), requestId);

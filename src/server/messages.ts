@@ -252,9 +252,9 @@ function writeTimeoutMessage(sec: number): string {
 }
 
 /** The request body, or a 408 timeout_error once READ_TIMEOUT_SEC has passed without all of it. */
-function readBodyInTime(request: Request, config: Config): Promise<Uint8Array> {
+export function readBodyInTime(request: Request, config: Config, read = readBodyBytes): Promise<Uint8Array> {
   const sec = config.readTimeoutSec;
-  return withinTime(readBodyBytes(request, config.bodyLimitBytes), sec * 1000, () => {
+  return withinTime(read(request, config.bodyLimitBytes), sec * 1000, () => {
     return new ApiError('timeout_error', `the request body did not arrive within READ_TIMEOUT_SEC (${sec}s)`, { status: 408 });
   });
 }

@@ -76,6 +76,11 @@ export async function readBodyBytes(request: Request, limit: number): Promise<Ui
   if (ct && !isJsonContentType(ct)) {
     throw new ApiError('invalid_request_error', `content-type must be application/json, got "${ct.slice(0, 100)}"`);
   }
+  return readLimitedBytes(request, limit);
+}
+
+/** A request body's bytes, of any content type: 413 over `limit` (content-length first, then the bytes read). */
+export async function readLimitedBytes(request: Request, limit: number): Promise<Uint8Array> {
   const declared = request.headers.get('content-length');
   if (declared !== null && Number(declared) > limit) throw tooLarge(limit);
 
@@ -111,11 +116,6 @@ function parseWith(bytes: Uint8Array, parse: (bytes: Uint8Array) => unknown, quo
     if (utf8.decode(bytes).trim() === '') throw new ApiError('invalid_request_error', 'request body is empty; expected a JSON object');
     throw new ApiError('invalid_request_error', `request body is not valid JSON: ${quoted((err as Error).message)}`);
   }
-}
-
-/** Reads and parses a JSON request body (readBodyBytes, then parseJsonBytes). */
-export async function readJsonBody(request: Request, limit: number): Promise<unknown> {
-  return parseJsonBytes(await readBodyBytes(request, limit));
 }
 
 // ---------------------------------------------------------------------------------------------

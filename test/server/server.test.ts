@@ -84,6 +84,34 @@ describe('startServer', () => {
     }
   });
 
+  test('an image edit form sent chunked past the limit gets the 413 envelope, not read whole into memory', async () => {
+    const config = testConfig({ BIND_ADDRESS: '127.0.0.1', PORT: '0' }, { bodyLimitBytes: 1000 });
+    const app = appWith(config, textEvents());
+    const server = startServer(config, app);
+    try {
+      const boundary = 'mcpboundary';
+      const head = `--${boundary}\r\ncontent-disposition: form-data; name="prompt"\r\n\r\n`;
+      const form = new ReadableStream<Uint8Array>({
+        start(c) {
+          c.enqueue(new TextEncoder().encode(head));
+          for (let i = 0; i < 10; i++) c.enqueue(new TextEncoder().encode('x'.repeat(10_000)));
+          c.enqueue(new TextEncoder().encode(`\r\n--${boundary}--\r\n`));
+          c.close();
+        },
+      });
+      const r = await fetch(`http://127.0.0.1:${server.port}/v1/images/edits`, {
+        method: 'POST',
+        headers: { ...AUTH, 'content-type': `multipart/form-data; boundary=${boundary}` },
+        body: form,
+        duplex: 'half',
+      } as RequestInit);
+      expect(r.status).toBe(413);
+      expect(await r.json()).toMatchObject({ type: 'error', error: { type: 'request_too_large' } });
+    } finally {
+      app.stop(true);
+    }
+  });
+
   test('a second server on a port already served is refused, not given half the connections', () => {
     const config = testConfig({ BIND_ADDRESS: '127.0.0.1', PORT: '0' });
     const first = appWith(config, textEvents());

@@ -91,6 +91,32 @@ test('count_tokens: a body that stops arriving gets 408 timeout_error too', asyn
   expect(reply).toContain('READ_TIMEOUT_SEC');
 });
 
+test('the image endpoints: a body that stops arriving gets 408 timeout_error too', async () => {
+  for (const [path, ct] of [
+    ['/v1/images/generations', 'application/json'],
+    ['/v1/images/edits', 'multipart/form-data; boundary=b'],
+  ] as const) {
+    h = startHarness(testConfig({ READ_TIMEOUT_SEC: '1' }));
+    let reply = '';
+    const sock = await Bun.connect({
+      hostname: '127.0.0.1',
+      port: Number(new URL(h.base).port),
+      socket: {
+        data(_s, d) {
+          reply += new TextDecoder().decode(d);
+        },
+      },
+    });
+    sock.write(`POST ${path} HTTP/1.1\r\nhost: x\r\nx-api-key: ${AUTH['x-api-key']}\r\ncontent-type: ${ct}\r\ncontent-length: 500\r\n\r\n{"prompt"`);
+    const t0 = Date.now();
+    while (!reply.includes('timeout_error') && Date.now() - t0 < 4000) await Bun.sleep(20);
+    sock.end();
+    expect(reply).toStartWith('HTTP/1.1 408');
+    expect(reply).toContain('READ_TIMEOUT_SEC');
+    h.stop();
+  }
+});
+
 describe('WRITE_TIMEOUT_SEC', () => {
   test('a non-streaming answer that takes too long gets 504 timeout_error and the upstream is aborted', async () => {
     h = startHarness(testConfig({ WRITE_TIMEOUT_SEC: '1' }));
