@@ -68,8 +68,12 @@ export function planGeneration(req: MessagesRequest, family: ModelFamily, model:
       if (budget > 0 && maxOutputTokens <= budget) {
         // Only a budget the client chose raises the output. Our tier budget that does not fit goes
         // dynamic: Gemini counts thoughts inside maxOutputTokens, so -1 stays under max_tokens.
-        if (explicit) maxOutputTokens = Math.min(cap, budget + ANSWER_ROOM);
-        else budget = -1;
+        if (explicit) {
+          maxOutputTokens = Math.min(cap, budget + ANSWER_ROOM);
+          // A budget past the model's cap would leave no room for the answer: it gives way to it
+          // (dynamic when the cap is too small to leave that room at all).
+          if (maxOutputTokens <= budget) budget = maxOutputTokens > ANSWER_ROOM ? maxOutputTokens - ANSWER_ROOM : -1;
+        } else budget = -1;
       }
       config.thinkingConfig = { includeThoughts: true, thinkingBudget: budget };
     }

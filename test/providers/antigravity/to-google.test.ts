@@ -536,6 +536,8 @@ describe('generationConfig (§7.9–§7.10)', () => {
     ['effort medium under max_tokens 4001 keeps its tier', 'gemini-3-flash', { max_tokens: 4001, thinking: { type: 'adaptive' }, output_config: { effort: 'medium' } }, 4001, 4000],
     ['effort high stays dynamic under a small max_tokens', 'gemini-3-pro-high', { max_tokens: 300, thinking: { type: 'adaptive' }, output_config: { effort: 'high' } }, 300, -1],
     ['explicit budget >= max_tokens still raises the output', 'gemini-3-flash', { max_tokens: 500, thinking: { type: 'enabled', budget_tokens: 1000 } }, 9192, 1000],
+    // The family cap (65,536) bounds the raise; the budget then leaves the answer its room under it.
+    ['explicit budget over the output cap fits under it', 'gemini-3-flash', { max_tokens: 8000, thinking: { type: 'enabled', budget_tokens: 100_000 } }, 65_536, 57_344],
   ])('gemini implicit budget never raises the output above max_tokens: %s', (_n, model, r, maxOutputTokens, budget) => {
     const config = translate(r, model).request.generationConfig;
     expect(config.maxOutputTokens).toBe(maxOutputTokens);
