@@ -2,21 +2,19 @@
 // registers any, and a key added while the server runs is not registered either.
 import { describe, expect, test } from 'bun:test';
 import { configureLog, log, redact, registeredSecretCount, registerSecret } from '../src/log.ts';
-
-// Shaped like the real thing, made up (hex digits in order, letters of the keyboard).
-const FAKE_ZAI_KEY = '0123456789abcdef0123456789abcdef.QwErTyUiOpAsDfGh';
+import { FAKE_ZAI_KEY, FAKE_ZAI_KEY_ID, FAKE_ZAI_KEY_SECRET } from './fixtures/fake-zai-key.ts';
 
 describe('redact', () => {
   test('masks an unregistered Z.AI key wherever it stands in a line', () => {
     const out = redact(`Z.AI said: key ${FAKE_ZAI_KEY} is not valid`);
-    expect(out).not.toContain('0123456789abcdef0123456789abcdef');
-    expect(out).not.toContain('QwErTyUiOpAsDfGh');
+    expect(out).not.toContain(FAKE_ZAI_KEY_ID);
+    expect(out).not.toContain(FAKE_ZAI_KEY_SECRET);
     expect(out).toBe('Z.AI said: key *** is not valid');
   });
 
   test('masks an unregistered Z.AI key inside a JSON body', () => {
     const out = redact(JSON.stringify({ error: { message: `bad token ${FAKE_ZAI_KEY}` } }));
-    expect(out).not.toContain('QwErTyUiOpAsDfGh');
+    expect(out).not.toContain(FAKE_ZAI_KEY_SECRET);
   });
 
   test('masks Google access and refresh tokens and bearer values', () => {

@@ -5,6 +5,7 @@ import { ConfigError } from '../../src/config.ts';
 import { StoreError } from '../../src/store/db.ts';
 import { VERSION } from '../../src/version.ts';
 import { useTempDataDir } from './run-cli.ts';
+import { FAKE_ZAI_KEY, FAKE_ZAI_KEY_ID, FAKE_ZAI_KEY_SECRET } from '../fixtures/fake-zai-key.ts';
 
 let restore: (() => void) | null = null;
 afterEach(() => {
@@ -114,13 +115,11 @@ describe('what a command does not take is a usage error (exit 2), not silently i
   });
 
   test('a Z.AI key pasted without --api-key is refused without being echoed', async () => {
-    // Made up, shaped like a real key (32 hex digits, a dot, the secret part).
-    const key = '0123456789abcdef0123456789abcdef.QwErTyUiOpAsDfGh';
-    const r = await run(['accounts', 'add', '--provider', 'zai', key]);
+    const r = await run(['accounts', 'add', '--provider', 'zai', FAKE_ZAI_KEY]);
     expect(r.code).toBe(2);
     expect(r.err).toContain('unexpected argument');
-    expect(r.err).not.toContain('0123456789abcdef0123456789abcdef');
-    expect(r.err).not.toContain('QwErTyUiOpAsDfGh');
+    expect(r.err).not.toContain(FAKE_ZAI_KEY_ID);
+    expect(r.err).not.toContain(FAKE_ZAI_KEY_SECRET);
   });
 
   test('a value for an on/off option other than true or false', async () => {
