@@ -58,58 +58,58 @@ describe('startServer', () => {
     }
   }, 15_000);
 
-  test('a body far over the limit, declared or chunked, gets the 413 envelope, never a bare 413', async () => {
+  /** A real server whose body limit is 1000 bytes, for `run`, stopped after it. */
+  async function withSmallLimit(run: (base: string) => Promise<void>): Promise<void> {
     const config = testConfig({ BIND_ADDRESS: '127.0.0.1', PORT: '0' }, { bodyLimitBytes: 1000 });
     const app = appWith(config, textEvents());
     const server = startServer(config, app);
     try {
-      const url = `http://127.0.0.1:${server.port}/v1/messages`;
+      await run(`http://127.0.0.1:${server.port}`);
+    } finally {
+      app.stop(true);
+    }
+  }
+
+  /** 100 KB sent chunked (no content-length), between `head` and `tail`. */
+  function chunked100k(head = '', tail = ''): ReadableStream<Uint8Array> {
+    return new ReadableStream<Uint8Array>({
+      start(c) {
+        if (head) c.enqueue(new TextEncoder().encode(head));
+        for (let i = 0; i < 10; i++) c.enqueue(new TextEncoder().encode('x'.repeat(10_000)));
+        if (tail) c.enqueue(new TextEncoder().encode(tail));
+        c.close();
+      },
+    });
+  }
+
+  test('a body far over the limit, declared or chunked, gets the 413 envelope, never a bare 413', async () => {
+    await withSmallLimit(async (base) => {
+      const url = `${base}/v1/messages`;
       const huge = JSON.stringify(body({ messages: [{ role: 'user', content: 'x'.repeat(100_000) }] }));
-      const chunked = new ReadableStream<Uint8Array>({
-        start(c) {
-          for (let i = 0; i < 10; i++) c.enqueue(new TextEncoder().encode('x'.repeat(10_000)));
-          c.close();
-        },
-      });
       for (const r of [
         await fetch(url, { method: 'POST', headers: AUTH, body: huge }),
-        await fetch(url, { method: 'POST', headers: AUTH, body: chunked, duplex: 'half' } as RequestInit),
+        await fetch(url, { method: 'POST', headers: AUTH, body: chunked100k(), duplex: 'half' } as RequestInit),
       ]) {
         expect(r.status).toBe(413);
         expect(r.headers.get('request-id')).toMatch(/^req_/);
         expect(await r.json()).toMatchObject({ type: 'error', error: { type: 'request_too_large' } });
       }
-    } finally {
-      app.stop(true);
-    }
+    });
   });
 
   test('an image edit form sent chunked past the limit gets the 413 envelope, not read whole into memory', async () => {
-    const config = testConfig({ BIND_ADDRESS: '127.0.0.1', PORT: '0' }, { bodyLimitBytes: 1000 });
-    const app = appWith(config, textEvents());
-    const server = startServer(config, app);
-    try {
+    await withSmallLimit(async (base) => {
       const boundary = 'mcpboundary';
       const head = `--${boundary}\r\ncontent-disposition: form-data; name="prompt"\r\n\r\n`;
-      const form = new ReadableStream<Uint8Array>({
-        start(c) {
-          c.enqueue(new TextEncoder().encode(head));
-          for (let i = 0; i < 10; i++) c.enqueue(new TextEncoder().encode('x'.repeat(10_000)));
-          c.enqueue(new TextEncoder().encode(`\r\n--${boundary}--\r\n`));
-          c.close();
-        },
-      });
-      const r = await fetch(`http://127.0.0.1:${server.port}/v1/images/edits`, {
+      const r = await fetch(`${base}/v1/images/edits`, {
         method: 'POST',
         headers: { ...AUTH, 'content-type': `multipart/form-data; boundary=${boundary}` },
-        body: form,
+        body: chunked100k(head, `\r\n--${boundary}--\r\n`),
         duplex: 'half',
       } as RequestInit);
       expect(r.status).toBe(413);
       expect(await r.json()).toMatchObject({ type: 'error', error: { type: 'request_too_large' } });
-    } finally {
-      app.stop(true);
-    }
+    });
   });
 
   test('a second server on a port already served is refused, not given half the connections', () => {

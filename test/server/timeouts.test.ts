@@ -11,31 +11,39 @@ afterEach(() => {
   h = undefined;
 });
 
+/**
+ * Sends `path` a request whose body stops after its first bytes, and waits (up to `waitMs`) for the
+ * server's timeout_error. Returns the raw reply and how long after the send it came.
+ */
+async function stalledBody(h: Harness, path: string, contentType: string, json: string, waitMs: number): Promise<{ reply: string; ms: number }> {
+  let reply = '';
+  const sock = await Bun.connect({
+    hostname: '127.0.0.1',
+    port: Number(new URL(h.base).port),
+    socket: {
+      data(_s, d) {
+        reply += new TextDecoder().decode(d);
+      },
+    },
+  });
+  sock.write(
+    `POST ${path} HTTP/1.1\r\nhost: x\r\nx-api-key: ${AUTH['x-api-key']}\r\ncontent-type: ${contentType}\r\n` +
+      `content-length: ${json.length}\r\n\r\n${json.slice(0, 10)}`,
+  );
+  const t0 = Date.now();
+  while (!reply.includes('timeout_error') && Date.now() - t0 < waitMs) await Bun.sleep(20);
+  const ms = Date.now() - t0;
+  sock.end();
+  return { reply, ms };
+}
+
 describe('READ_TIMEOUT_SEC', () => {
   test('a body that stops arriving gets 408 timeout_error and the server keeps serving', async () => {
     h = startHarness(testConfig({ READ_TIMEOUT_SEC: '1' }));
-    const port = Number(new URL(h.base).port);
-    let reply = '';
-    const sock = await Bun.connect({
-      hostname: '127.0.0.1',
-      port,
-      socket: {
-        data(_s, d) {
-          reply += new TextDecoder().decode(d);
-        },
-      },
-    });
-    const json = JSON.stringify(body());
-    sock.write(
-      `POST /v1/messages HTTP/1.1\r\nhost: x\r\nx-api-key: ${AUTH['x-api-key']}\r\ncontent-type: application/json\r\n` +
-        `content-length: ${json.length}\r\n\r\n${json.slice(0, 10)}`,
-    );
-    const t0 = Date.now();
-    while (!reply.includes('timeout_error') && Date.now() - t0 < 5000) await Bun.sleep(20);
-    sock.end();
+    const { reply, ms } = await stalledBody(h, '/v1/messages', 'application/json', JSON.stringify(body()), 5000);
     expect(reply).toStartWith('HTTP/1.1 408');
     expect(reply).toContain('READ_TIMEOUT_SEC');
-    expect(Date.now() - t0).toBeLessThan(4000);
+    expect(ms).toBeLessThan(4000);
     expect(h.calls).toHaveLength(0);
     expect((await post(h, '/v1/messages', body())).status).toBe(200);
   });
@@ -69,24 +77,8 @@ describe('a client that leaves while sending its body', () => {
 
 test('count_tokens: a body that stops arriving gets 408 timeout_error too', async () => {
   h = startHarness(testConfig({ READ_TIMEOUT_SEC: '1' }));
-  let reply = '';
-  const sock = await Bun.connect({
-    hostname: '127.0.0.1',
-    port: Number(new URL(h.base).port),
-    socket: {
-      data(_s, d) {
-        reply += new TextDecoder().decode(d);
-      },
-    },
-  });
   const json = JSON.stringify({ model: 'claude-test-1', messages: [{ role: 'user', content: 'foo' }] });
-  sock.write(
-    `POST /v1/messages/count_tokens HTTP/1.1\r\nhost: x\r\nx-api-key: ${AUTH['x-api-key']}\r\ncontent-type: application/json\r\n` +
-      `content-length: ${json.length}\r\n\r\n${json.slice(0, 10)}`,
-  );
-  const t0 = Date.now();
-  while (!reply.includes('timeout_error') && Date.now() - t0 < 4000) await Bun.sleep(20);
-  sock.end();
+  const { reply } = await stalledBody(h, '/v1/messages/count_tokens', 'application/json', json, 4000);
   expect(reply).toStartWith('HTTP/1.1 408');
   expect(reply).toContain('READ_TIMEOUT_SEC');
 });
@@ -97,20 +89,7 @@ test('the image endpoints: a body that stops arriving gets 408 timeout_error too
     ['/v1/images/edits', 'multipart/form-data; boundary=b'],
   ] as const) {
     h = startHarness(testConfig({ READ_TIMEOUT_SEC: '1' }));
-    let reply = '';
-    const sock = await Bun.connect({
-      hostname: '127.0.0.1',
-      port: Number(new URL(h.base).port),
-      socket: {
-        data(_s, d) {
-          reply += new TextDecoder().decode(d);
-        },
-      },
-    });
-    sock.write(`POST ${path} HTTP/1.1\r\nhost: x\r\nx-api-key: ${AUTH['x-api-key']}\r\ncontent-type: ${ct}\r\ncontent-length: 500\r\n\r\n{"prompt"`);
-    const t0 = Date.now();
-    while (!reply.includes('timeout_error') && Date.now() - t0 < 4000) await Bun.sleep(20);
-    sock.end();
+    const { reply } = await stalledBody(h, path, ct, `{"prompt": "${'x'.repeat(480)}"}`, 4000);
     expect(reply).toStartWith('HTTP/1.1 408');
     expect(reply).toContain('READ_TIMEOUT_SEC');
     h.stop();
