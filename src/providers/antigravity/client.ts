@@ -171,10 +171,14 @@ export async function openGenerateStream(
   const watchdog = new AbortController();
   const signal = watchdog.signal;
   let idleFired = false;
+  // The watchdog measures the upstream's silence: while the consumer holds a batch (a slow client
+  // pushing back), no read is pending and the silence is ours, so the timer only re-arms.
+  let reading = true;
   const onClientAbort = (): void => watchdog.abort(clientSignal.reason);
   if (clientSignal.aborted) watchdog.abort(clientSignal.reason);
   else clientSignal.addEventListener('abort', onClientAbort, { once: true });
   const timer = setTimeout(() => {
+    if (!reading) return void timer.refresh();
     idleFired = true;
     watchdog.abort();
   }, opts.idleTimeoutMs);
@@ -260,8 +264,8 @@ export async function openGenerateStream(
   /** The complete data lines of one piece of body (null: the stream is over). */
   const onPiece = (value: Uint8Array | null): unknown[] | null => {
     if (closed) return null;
+    reading = false;
     try {
-      timer.refresh();
       if (value === null) {
         eof = true;
         buf += decoder.decode();
@@ -312,6 +316,8 @@ export async function openGenerateStream(
         throw err;
       });
     }
+    reading = true;
+    timer.refresh();
     return res.read().then(onPiece, onReadFailed);
   }
 

@@ -59,7 +59,10 @@ export async function* streamMessages(
 
   const watchdog = new AbortController();
   const signal = AbortSignal.any([ctx.signal, watchdog.signal]);
-  const timer = setTimeout(() => watchdog.abort(), opts.idleTimeoutMs);
+  // The watchdog measures the upstream's silence: while an event waits on a slow client no read is
+  // pending, so the timer only re-arms.
+  let reading = true;
+  const timer = setTimeout(() => (reading ? watchdog.abort() : timer.refresh()), opts.idleTimeoutMs);
   const whyStopped = (err: unknown): UpstreamError => {
     if (ctx.signal.aborted) return new UpstreamError('transient', 'request aborted by the client', { cause: err });
     if (watchdog.signal.aborted) {
@@ -122,12 +125,14 @@ export async function* streamMessages(
     const sse = createSseDecoder();
     for (;;) {
       let chunk: Uint8Array | null;
+      reading = true;
+      timer.refresh();
       try {
         chunk = await res.read();
       } catch (err) {
         throw whyStopped(err);
       }
-      timer.refresh();
+      reading = false;
       eof = chunk === null;
       const events = chunk === null ? sse.push(decoder.decode()).concat(sse.end()) : sse.push(decoder.decode(chunk, { stream: true }));
       for (const e of events) {

@@ -160,6 +160,19 @@ for (const httpClient of ['native', 'fetch'] as const) {
         expect(got).toBe(2);
       });
 
+      test('a consumer that pauses longer than the idle timeout is not taken for an upstream stall', async () => {
+        // The watchdog measures the upstream's silence, so time spent waiting on a slow client does not count.
+        fake.setMode({ kind: 'slow_chunks', chunks: 6, delayMs: 100 });
+        const all = await chunksOf('claude-sonnet-4-6');
+        const s = await openGenerateStream({ ...cc, idleTimeoutMs: 300 }, envelope('claude-sonnet-4-6'), token, new AbortController().signal);
+        const got: unknown[] = [];
+        for await (const c of s.chunks) {
+          if (got.length === 0) await Bun.sleep(700);
+          got.push(c);
+        }
+        expect(got.length).toBe(all.length);
+      });
+
       test('a reset mid-stream is a transient failure after the chunks already read', async () => {
         fake.setMode({ kind: 'reset_mid_stream', afterChunks: 2 });
         const { error, got } = await streamFailure('claude-sonnet-4-6');

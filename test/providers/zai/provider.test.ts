@@ -258,6 +258,17 @@ describe(`${httpClient} client`, () => {
       expect(fake.messages()[0]!.aborted).toBe(true);
     });
 
+    test('a consumer that pauses longer than the idle timeout is not taken for a silent upstream', async () => {
+      // The watchdog (1 s here) measures the upstream's silence, not time spent waiting on a slow client.
+      fake.setMode({ kind: 'slow_chunks', chunks: 25, delayMs: 100 });
+      const events: AnthropicEvent[] = [];
+      for await (const e of provider.send(simple('hi'), ctx())) {
+        if (events.length === 1) await Bun.sleep(1600);
+        events.push(e);
+      }
+      assertValidSequence(events);
+    });
+
     test('a wrong key is an auth failure, without the key in the message', async () => {
       const bad = 'zk-wrong-key-9876543210';
       const { error } = await failure(simple('hi'), ctx({ account: account(bad) }));
