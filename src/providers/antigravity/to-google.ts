@@ -547,7 +547,9 @@ function userParts(blocks: Block[], calls: Block[] | null, family: ModelFamily, 
     // The call is in `calls` (order >= 0); its name is mapped the same way modelParts did.
     const name = toolName(String(calls![callAt(calls!, order)]!.name));
     const body = text || attachedNote(images);
-    const response = b.is_error === true ? { error: body } : { output: body };
+    // A failed tool goes back like a good one, its error as text: that is what the official client
+    // sends (a capture of a failed view_file), and Claude Code's error results say they are errors.
+    const response = { output: body };
     // Insertion keeps equal orders in arrival order, as the stable sort it replaces did.
     let at = orders.length;
     while (at > 0 && orders[at - 1]! > order) at--;

@@ -189,7 +189,7 @@ describe('interrupted calls', () => {
     expect(env.request.contents[2]).toEqual({
       role: 'user',
       parts: [
-        { functionResponse: { name: 'Bash', id: 'toolu_vrtx_A', response: { error: '[Tool call was interrupted.]' } } },
+        { functionResponse: { name: 'Bash', id: 'toolu_vrtx_A', response: { output: '[Tool call was interrupted.]' } } },
         { text: 'stop, do something else' },
       ],
     });

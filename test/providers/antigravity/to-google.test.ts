@@ -141,7 +141,7 @@ describe('content blocks (§7.1–§7.4)', () => {
     ]);
   });
 
-  test('tool loop: calls with ids, results reordered to call order, nested content, images after responses, is_error', () => {
+  test('tool loop: calls with ids, results reordered to call order, nested content, images after responses, a failed tool sent like the official client (error text in output)', () => {
     const env = translate(
       {
         messages: [
@@ -188,7 +188,7 @@ describe('content blocks (§7.1–§7.4)', () => {
       parts: [
         { functionResponse: { name: 'Bash', id: 'toolu_vrtx_A', response: { output: 'one\ntwo' } } },
         { functionResponse: { name: 'Read', id: 'toolu_vrtx_B', response: { output: 'Image attached' } } },
-        { functionResponse: { name: 'Bash', id: 'toolu_vrtx_C', response: { error: 'Exit code 3' } } },
+        { functionResponse: { name: 'Bash', id: 'toolu_vrtx_C', response: { output: 'Exit code 3' } } },
         { inlineData: { mimeType: 'image/png', data: 'iVBOR' } },
         { text: '<system-reminder>note</system-reminder>' },
       ],
