@@ -100,10 +100,20 @@ export function limitedError(model: string, kind: LimitKind, until: number, now:
   const wait = Math.max(0, until - now);
   const headers = { 'retry-after': String(Math.max(1, Math.ceil(wait / 1000))) };
   const tail = `Next available: ${new Date(until).toISOString()}` + (detail ? ` (${detail})` : '');
+  if (kind === 'no_access') return noAccessError(model, until, detail);
   if (kind === 'capacity') return new ApiError('overloaded_error', `Upstream overloaded for ${model} on every account. ${tail}`, { headers });
   if (kind !== 'transient' && wait > maxWaitMs) return exhaustedError(model, until, now, detail);
   const why = kind === 'transient' ? 'every account is resting after repeated upstream failures' : 'every account is rate limited';
   return new ApiError('rate_limit_error', `Rate limited on ${model}: ${why}, retry after ${formatWait(wait)}. ${tail}`, { headers });
+}
+
+/** No account's plan includes the model: waiting or retrying will not help, a plan change will. */
+function noAccessError(model: string, recheckAt: number, detail?: string): ApiError {
+  return new ApiError(
+    'permission_error',
+    `No account may use ${model}: its plan does not include it${detail ? ` (${detail})` : ''}. The accounts are asked again after ${new Date(recheckAt).toISOString()}.`,
+    { headers: { 'x-should-retry': 'false' } },
+  );
 }
 
 /** The final client error for an upstream failure nothing else could absorb (§9.6, Part 2.9). */
@@ -126,6 +136,8 @@ export function clientErrorFor(e: UpstreamError, model: string, now: number, max
       // Not authentication_error: to the client that means its key to the proxy (Claude Code clears
       // it and asks again). The account's credentials are the proxy's problem: retryable.
       return new ApiError('api_error', `Upstream rejected the account's credentials: ${e.message}`, { status: 503 });
+    case 'no_access':
+      return noAccessError(model, e.resetAt ?? now, e.message);
     case 'invalid_account':
       return new ApiError('permission_error', `No usable account: ${e.message}`, { headers: { 'x-should-retry': 'false' } });
     default:
@@ -212,7 +224,7 @@ function eventsOf(events: AnthropicEvent[]): AsyncIterableIterator<AnthropicEven
 
 /** Errors before the first event that another account may not have. */
 function failsOver(kind: UpstreamError['kind']): boolean {
-  return kind === 'rate_limited' || kind === 'quota_exhausted' || kind === 'capacity' || kind === 'transient' || kind === 'invalid_account';
+  return kind === 'rate_limited' || kind === 'quota_exhausted' || kind === 'capacity' || kind === 'transient' || kind === 'invalid_account' || kind === 'no_access';
 }
 
 const TRUTHY = /^(1|true|yes|on)$/i;

@@ -33,6 +33,8 @@ import { type Candidate, selectAccount, type Selection } from './select.ts';
 
 /** Cool-down after a capacity error when the upstream gave no time: it is not the account's fault. */
 export const CAPACITY_COOLDOWN_MS = 10_000;
+/** A plan that lacks a model is asked again after this when the upstream gave no time (plans change rarely). */
+const NO_ACCESS_RECHECK_MS = 3_600_000;
 /**
  * The shortest rest a limit with a reset hint gets. A sub-second hint, made absolute when the error
  * was classified, is already past when it is reported: it means "very soon", not the default cool-down.
@@ -497,6 +499,9 @@ export function createPool(opts: PoolOptions): Pool {
         for (const other of e.sharedWith) putLimit(id, other, e.kind, until, `${reason} (quota shared with ${lease.model})`, !storeRefused);
         return;
       }
+      case 'no_access':
+        putLimit(id, model, 'no_access', e.resetAt ?? t + NO_ACCESS_RECHECK_MS, reason);
+        return;
       case 'capacity':
         putLimit(id, model, 'capacity', e.resetAt !== null ? Math.max(e.resetAt, t + MIN_LIMIT_MS) : t + CAPACITY_COOLDOWN_MS, reason);
         return;

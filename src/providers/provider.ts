@@ -14,6 +14,8 @@ export type { ProviderId };
  * - capacity: the upstream has no capacity (not this account's fault); fail over / retry.
  * - auth: credentials rejected; refresh once and retry, then treat as invalid_account.
  * - invalid_account: the account can't serve (revoked, banned, unpaid); mark it and fail over.
+ * - no_access: this account may not use this model (its plan lacks it); rest the model on it until
+ *   resetAt and fail over: another account's plan may include it.
  * - bad_request: the client's request is wrong; never retried, shown to the client.
  * - not_found: model unknown upstream; shown to the client.
  * - transient: 5xx, network, timeouts, empty responses; fail over.
@@ -24,6 +26,7 @@ export type UpstreamErrorKind =
   | 'capacity'
   | 'auth'
   | 'invalid_account'
+  | 'no_access'
   | 'bad_request'
   | 'not_found'
   | 'transient';

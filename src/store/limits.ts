@@ -5,7 +5,8 @@ import { immediate } from './db.ts';
 /** "*" as model means every model of the account. */
 export const ALL_MODELS = '*';
 
-export type LimitKind = 'rate_limited' | 'quota_exhausted' | 'capacity' | 'transient';
+/** no_access: the account's plan lacks the model (Z.AI 1220); rechecked at resetAt. */
+export type LimitKind = 'rate_limited' | 'quota_exhausted' | 'capacity' | 'transient' | 'no_access';
 
 export interface ModelLimit {
   accountId: string;

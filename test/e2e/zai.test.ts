@@ -180,7 +180,7 @@ describe('what the client hears when Z.AI refuses a key or a model', () => {
       const accs = ((await res.json()) as { accounts: Array<{ label: string; status: string; limits: Array<{ model: string; kind: string }> }> }).accounts;
       const a = accs.find((x) => x.label === 'lite')!;
       expect(a.status).toBe('active');
-      expect(a.limits.map((l) => [l.model, l.kind])).toEqual([['glm-5', 'quota_exhausted']]);
+      expect(a.limits.map((l) => [l.model, l.kind])).toEqual([['glm-5', 'no_access']]);
     } finally {
       await s.stop();
       await fake.stop();

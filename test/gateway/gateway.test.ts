@@ -324,6 +324,21 @@ describe('dispatch', () => {
     expect(r.clock.sleeps).toHaveLength(0);
   });
 
+  test("a model no account may use (Z.AI 1220 on every key): a final 403 naming the model, then no upstream call until the recheck", async () => {
+    const r = rig({ labels: ['a', 'b'], config: { maxWaitSec: 60 } });
+    r.zai.answer = () => ({ error: new UpstreamError('no_access', 'You do not have permission to access glm-4.7', { code: '1220', resetAt: T0 + 3_600_000 }) });
+    for (let i = 0; i < 2; i++) {
+      const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+      expect(e.status).toBe(403);
+      expect(e.type).toBe('permission_error');
+      expect(e.message).toContain('glm-4.7');
+      expect(e.message).not.toContain('Rate limited');
+      expect(e.headers['x-should-retry']).toBe('false');
+      expect(r.zai.calls).toHaveLength(2);
+    }
+    expect(r.clock.sleeps).toHaveLength(0);
+  });
+
   test('one 5xx on the only unlimited account while the others are out of quota: a retryable 502, not a final 429', async () => {
     const r = rig({ labels: ['a', 'b'], config: { maxWaitSec: 60 } });
     r.routing.pool.report(fakeLease(r, 'b', 'glm-4.7'), { kind: 'error', error: new UpstreamError('quota_exhausted', 'x', { resetAt: T0 + 3_600_000 }) });

@@ -49,7 +49,7 @@ function stopsTheWalk(status: number): boolean {
   return status === 400 || status === 401 || status === 413 || status === 422;
 }
 
-const PREFERENCE: UpstreamErrorKind[] = ['rate_limited', 'quota_exhausted', 'invalid_account', 'capacity', 'not_found', 'auth', 'bad_request', 'transient'];
+const PREFERENCE: UpstreamErrorKind[] = ['rate_limited', 'quota_exhausted', 'invalid_account', 'no_access', 'capacity', 'not_found', 'auth', 'bad_request', 'transient'];
 
 /** The error to report after every endpoint failed: the most telling one; among limits the soonest reset. */
 export function pickError(errors: UpstreamError[]): UpstreamError {

@@ -122,8 +122,8 @@ const CODE_RULES: Record<string, Rule> = {
   '1313': { kind: 'invalid_account', scope: 'account' },
   // "You do not have permission to access ${API_name}": on the Anthropic surface the API is the
   // model (glm-5 on a plan without it). Only that model is out; the key serves the others, and a
-  // key of a bigger plan may serve this one, so it fails over like a long quota on the model.
-  '1220': { kind: 'quota_exhausted', scope: 'model' },
+  // key of a bigger plan may serve this one, so it fails over. No key's plan: the client is told so.
+  '1220': { kind: 'no_access', scope: 'model' },
   '1211': { kind: 'not_found' },
   '1221': { kind: 'not_found' },
   '1222': { kind: 'not_found' },

@@ -73,8 +73,8 @@ const table: Row[] = [
   ['1003 without 401 is still auth', 400, nat('1003', 'token expired'), {}, { kind: 'auth', code: '1003', scope: 'account' }],
   // 1220 "You do not have permission to access ${API_name}": on the Anthropic surface the API is the
   // model (a plan without glm-5). The key still serves its other models: only that model rests.
-  ['1220 no access to one model limits that model only, for an hour', 403, nat('1220', 'You do not have permission to access glm-5'), {}, { kind: 'quota_exhausted', code: '1220', scope: 'model', resetAt: NOW + 3_600_000 }],
-  ['1220 in the Anthropic envelope', 403, anth('permission_error', '1220', 'You do not have permission to access glm-5'), {}, { kind: 'quota_exhausted', code: '1220', scope: 'model' }],
+  ['1220 no access to one model limits that model only, for an hour', 403, nat('1220', 'You do not have permission to access glm-5'), {}, { kind: 'no_access', code: '1220', scope: 'model', resetAt: NOW + 3_600_000 }],
+  ['1220 in the Anthropic envelope', 403, anth('permission_error', '1220', 'You do not have permission to access glm-5'), {}, { kind: 'no_access', code: '1220', scope: 'model' }],
   ['1004 on 401', 401, nat(1004, 'auth failed'), {}, { kind: 'auth', code: '1004' }],
   ['1001 on 401', 401, nat(1001, 'no auth header'), {}, { kind: 'auth', code: '1001' }],
   ['1211 unknown model (numeric code)', 400, nat(1211, '模型不存在，请检查模型代码。'), {}, { kind: 'not_found', code: '1211' }],

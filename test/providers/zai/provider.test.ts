@@ -203,7 +203,7 @@ describe(`${httpClient} client`, () => {
       ['1113 balance', { kind: 'error', code: '1113' }, 'invalid_account', { code: '1113' }],
       ['1309 plan expired', { kind: 'error', code: '1309' }, 'invalid_account', { code: '1309' }],
       ['1313 fair use', { kind: 'error', code: '1313' }, 'invalid_account', { code: '1313' }],
-      ['1220 no access to the model: only that model rests', { kind: 'error', code: '1220' }, 'quota_exhausted', { code: '1220', resetAt: 'set', scope: 'model' }],
+      ['1220 no access to the model: only that model rests', { kind: 'error', code: '1220' }, 'no_access', { code: '1220', resetAt: 'set', scope: 'model' }],
       ['1211 unknown model', { kind: 'error', code: '1211' }, 'not_found', { code: '1211' }],
       ['1214 invalid input', { kind: 'error', code: '1214' }, 'bad_request', { code: '1214' }],
       ['500 internal', { kind: 'error', code: '500' }, 'transient', { code: '500' }],
