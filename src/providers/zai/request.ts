@@ -20,7 +20,9 @@ const MAX_THINKING_BUDGET = 31_999;
 const DROPPED_FIELDS = ['context_management', 'output_config', 'output_format', 'image_config'] as const;
 
 /** Headers from the client that make the traffic look like Claude Code's (Z.AI treats it well). */
-const FORWARDED_HEADERS = ['anthropic-version', 'anthropic-beta', 'user-agent', 'x-app'] as const;
+// What Claude Code sends when pointed at Z.AI itself: Z.AI is reported to treat Claude Code's traffic
+// specially, so the proxy looks the same and adds no header of its own (protocol Part 3).
+const FORWARDED_HEADERS = ['anthropic-version', 'anthropic-beta', 'user-agent', 'x-app', 'x-claude-code-session-id'] as const;
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -170,8 +172,8 @@ export function toZaiBody(req: MessagesRequest, model: string): Record<string, u
   return body;
 }
 
-/** Headers for one Messages call: Z.AI key both ways, Claude Code's identity, a stable session id. */
-export function zaiHeaders(apiKey: string, ctx: Pick<SendContext, 'headers' | 'sessionKey'>): Record<string, string> {
+/** Headers for one Messages call: Z.AI key both ways and Claude Code's own headers. */
+export function zaiHeaders(apiKey: string, ctx: Pick<SendContext, 'headers'>): Record<string, string> {
   const h: Record<string, string> = {
     authorization: `Bearer ${apiKey}`,
     'x-api-key': apiKey,
@@ -183,6 +185,5 @@ export function zaiHeaders(apiKey: string, ctx: Pick<SendContext, 'headers' | 's
     if (v) h[name] = v;
   }
   if (!h['anthropic-version']) h['anthropic-version'] = '2023-06-01';
-  if (ctx.sessionKey) h['x-session-id'] = ctx.sessionKey;
   return h;
 }

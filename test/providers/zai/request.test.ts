@@ -156,7 +156,7 @@ describe('toZaiBody', () => {
 });
 
 describe('zaiHeaders', () => {
-  const h = zaiHeaders('zk-secret', { headers: firstTurn.headers, sessionKey: 'sess-1' });
+  const h = zaiHeaders('zk-secret', { headers: firstTurn.headers });
 
   test('authenticates both ways Z.AI accepts and asks for SSE', () => {
     expect(h.authorization).toBe('Bearer zk-secret');
@@ -165,15 +165,14 @@ describe('zaiHeaders', () => {
     expect(h['content-type']).toBe('application/json');
   });
 
-  test("forwards Claude Code's identity headers and nothing else of the client's", () => {
+  test("forwards Claude Code's own headers, as Claude Code pointed at Z.AI sends them, and invents none", () => {
     expect(h['user-agent']).toBe('claude-cli/2.1.197 (external, sdk-cli)');
     expect(h['x-app']).toBe('cli');
     expect(h['anthropic-version']).toBe('2023-06-01');
     expect(h['anthropic-beta']).toBe(firstTurn.headers['anthropic-beta']);
-    expect(h).not.toHaveProperty('x-claude-code-session-id');
-  });
-
-  test('carries the session key as X-Session-Id', () => {
-    expect(h['x-session-id']).toBe('sess-1');
+    expect(h['x-claude-code-session-id']).toBe(firstTurn.headers['x-claude-code-session-id']);
+    expect(Object.keys(h).sort()).toEqual(
+      ['accept', 'anthropic-beta', 'anthropic-version', 'authorization', 'content-type', 'user-agent', 'x-api-key', 'x-app', 'x-claude-code-session-id'].sort(),
+    );
   });
 });
