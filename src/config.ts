@@ -33,7 +33,7 @@ export interface Config {
   idleTimeoutSec: number;
   /** An upstream silent this long is abandoned (fail over before the first byte, error event after). */
   upstreamIdleTimeoutSec: number;
-  /** Upstream HTTP client for Antigravity: Bun's `fetch` or our HTTP/1.1 client on the main loop. */
+  /** Upstream HTTP client for Antigravity and Z.AI: Bun's `fetch` or our HTTP/1.1 client on the main loop. */
   upstreamHttpClient: 'native' | 'fetch';
   /** Seconds of upstream silence between pings to the client. */
   pingIntervalSec: number;

@@ -1,4 +1,4 @@
-// `mcp serve` runs with two hints to JavaScriptCore, set in the environment because the engine reads
+// `mcp serve` runs with three hints to JavaScriptCore, set in the environment because the engine reads
 // its options once, before any JavaScript runs; so the process re-executes itself once (same pid,
 // execve) with them set. A value already in the environment wins (docs/benchmarks.md, "Memory").
 //

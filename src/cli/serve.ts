@@ -197,8 +197,9 @@ const ENV_HELP = `Environment (flags win over it):
   CORS_ENABLED, CORS_ALLOW_ORIGIN, CORS_ALLOW_METHODS, CORS_ALLOW_HEADERS, CORS_MAX_AGE,
   MCP_DATA_DIR, LOG_FORMAT (pretty|json), USAGE_RETENTION_DAYS, MODEL_MAP, FALLBACK_MAP,
   ZAI_BASE_URL, ZAI_QUOTA_URL, ANTIGRAVITY_ENDPOINTS, ANTIGRAVITY_USER_AGENT, ANTIGRAVITY_THINKING_REPLAY, ANTIGRAVITY_AI_CREDITS,
-  UPSTREAM_HTTP_CLIENT, ACCOUNTS_CONFIG_PATH, BUN_JSC_forceRAMSize (garbage-collector hint, 0 = off),
-  BUN_JSC_mediumHeapRAMFraction (how much of that size the heap fills before it grows slowly; 0.82, the engine's own 0.9),
+  UPSTREAM_HTTP_CLIENT (native|fetch), HTTPS_PROXY, HTTP_PROXY, NO_PROXY (with a proxy set, fetch is the default client),
+  ACCOUNTS_CONFIG_PATH, BUN_JSC_forceRAMSize (garbage-collector hint, 0 = off),
+  BUN_JSC_mediumHeapRAMFraction (how much of that size the heap fills before it grows slowly: 0.82; the engine's own is 0.9),
   BUN_JSC_useFTLJIT (JavaScriptCore's top JIT tier, off for serve unless set to true),
   GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET, GOOGLE_OAUTH_AUTH_URL, GOOGLE_OAUTH_TOKEN_URL, GOOGLE_USERINFO_URL
 See README.md for what each one does.`;

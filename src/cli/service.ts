@@ -382,17 +382,17 @@ function applyPlan(plan: ServicePlan, dryRun: boolean): boolean {
   return ok;
 }
 
-const common = {
-  'dry-run': { type: 'boolean', description: 'Print what would be written and run, change nothing' },
-  platform: { type: 'string', valueHint: 'linux|macos', description: 'Target platform (default: this one)' },
-} as const;
+const platformArg = { type: 'string', valueHint: 'linux|macos', description: 'Target platform (default: this one)' } as const;
+/** --dry-run, described as what it holds back for each command. */
+const dryRunArg = (description: string) => ({ type: 'boolean', description }) as const;
 
 const uid = () => (typeof process.getuid === 'function' ? process.getuid() : 0);
 
 const installCommand = defineCommand({
   meta: { name: 'install', description: 'Install and start mcp serve as a user service (systemd / launchd)' },
   args: {
-    ...common,
+    'dry-run': dryRunArg('Print what would be written and run, change nothing'),
+    platform: platformArg,
     bin: { type: 'string', valueHint: 'path', description: 'The mcp binary the service runs (default: this one)' },
     start: { type: 'boolean', default: true, description: 'Start it now', negativeDescription: 'Write the files but do not start it' },
   },
@@ -417,7 +417,7 @@ const installCommand = defineCommand({
 
 const uninstallCommand = defineCommand({
   meta: { name: 'uninstall', description: 'Stop and remove the user service (the environment file is kept)' },
-  args: { ...common },
+  args: { 'dry-run': dryRunArg('Print what would be removed and run, change nothing'), platform: platformArg },
   run({ args }) {
     const platform = detectPlatform(args.platform);
     const plan = uninstallPlan({ platform, home: serviceHome(process.env), uid: uid() });
@@ -427,7 +427,7 @@ const uninstallCommand = defineCommand({
 
 const statusCommand = defineCommand({
   meta: { name: 'status', description: 'Show whether the service is installed and running' },
-  args: { ...common },
+  args: { 'dry-run': dryRunArg("Print the service manager's status command instead of running it"), platform: platformArg },
   run({ args }) {
     const platform = detectPlatform(args.platform);
     const paths = servicePaths(platform, serviceHome(process.env));

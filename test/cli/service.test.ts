@@ -324,3 +324,12 @@ describe('mcp service (in process, MCP_SERVICE_HOME = a temporary dir)', () => {
     expect(existsSync(paths.envFile)).toBe(true);
   });
 });
+
+describe('--help', () => {
+  test('each command says what its --dry-run holds back: status writes nothing, uninstall removes', async () => {
+    const line = async (cmd: string) => (await runCaptured(['service', cmd, '--help'])).out.split('\n').find((l) => l.includes('--dry-run')) ?? '';
+    expect(await line('install')).toContain('Print what would be written and run');
+    expect(await line('uninstall')).toContain('Print what would be removed and run');
+    expect(await line('status')).toContain("Print the service manager's status command instead of running it");
+  });
+});
