@@ -461,6 +461,26 @@ describe('dispatch', () => {
     await drain(d);
   });
 
+  test('FALLBACK_MAP can send an exhausted Google model to a Z.AI model (the fallback crosses providers)', async () => {
+    const { db } = tempDb();
+    const clock = fakeClock();
+    const ag = upsertAccount(db, { provider: 'antigravity', label: 'g', email: 'g@example.com', credentials: { kind: 'oauth', refreshToken: 'FAKE-refresh-g' } }, T0).account;
+    addZai(db, 'z', T0 + 1);
+    const antigravity = scriptedProvider('antigravity', ['claude-sonnet-4-6']);
+    const zai = scriptedProvider('zai', ['glm-4.7']);
+    const config = testConfig({ fallback: true, maxWaitSec: 10, fallbackMap: { 'claude-sonnet-4-6': 'glm-4.7' } });
+    const routing = createRouting({ db, config, providers: { antigravity, zai }, now: clock.now, sleep: clock.sleep });
+    const lease = routing.pool.acquire({ provider: 'antigravity', model: 'claude-sonnet-4-6', familyKey: 'antigravity:claude', sessionKey: 's', exclude: new Set() });
+    if (lease.kind !== 'lease') throw new Error(`no lease: ${lease.kind}`);
+    expect(lease.lease.account.id).toBe(ag.id);
+    routing.pool.report(lease.lease, { kind: 'error', error: new UpstreamError('quota_exhausted', 'x', { resetAt: T0 + 3_600_000 }) });
+    const d = await routing.gateway.dispatch(dispatchReq(request('claude-sonnet-4-6')));
+    expect(d.upstreamModel).toBe('glm-4.7');
+    expect(zai.calls).toHaveLength(1);
+    expect(antigravity.calls).toHaveLength(0);
+    await drain(d);
+  });
+
   test('without --fallback an exhausted model is a 429, not another model', async () => {
     const r = rig({ labels: ['a'], config: { fallback: false, maxWaitSec: 10 } });
     r.routing.pool.report(fakeLease(r, 'a', 'glm-5.1'), { kind: 'error', error: new UpstreamError('rate_limited', 'x', { resetAt: T0 + 600_000 }) });
