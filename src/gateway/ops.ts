@@ -192,14 +192,18 @@ export function createOps(deps: {
       const states = pool.state();
       const c = summary(states, t);
       const usable = c.ok + c.partly_limited;
+      const trouble = pool.storeTrouble();
       // A disabled account is the user's choice, not a fault: it does not make the pool degraded.
-      const status = states.length === 0 ? 'no_accounts' : usable > 0 ? (usable === c.total - c.disabled ? 'ok' : 'degraded') : 'unavailable';
+      // A database it cannot read does: it serves, but neither sees CLI changes nor keeps its own.
+      let status = states.length === 0 ? 'no_accounts' : usable > 0 ? (usable === c.total - c.disabled ? 'ok' : 'degraded') : 'unavailable';
+      if (trouble !== null && status === 'ok') status = 'degraded';
       const out: Record<string, unknown> = {
         status,
         version: VERSION,
         uptimeSec: Math.round((t - startedAt) / 1000),
         accounts: c,
       };
+      if (trouble !== null) out.storeError = `cannot read the database: ${trouble}`;
       if (detailed) out.accountDetails = states.map((s) => accountJson(s, t));
       return out;
     },

@@ -241,6 +241,27 @@ describe('state in SQLite', () => {
     cli.close();
   });
 
+  test('a reload the store refuses halfway keeps the last view whole, and the CLI change is read on the next sync', () => {
+    const { db, path, pool } = setup(['a']);
+    const cli = openDatabase(path);
+    addZai(cli, 'new-one', T0 + 100);
+    const query = db.query.bind(db);
+    let locked = true;
+    // The accounts read, then the limits read finds the store locked (a writer past busy_timeout).
+    db.query = ((sql: string) => {
+      if (locked && sql.includes('model_limits')) throw Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' });
+      return query(sql);
+    }) as typeof db.query;
+    expect(pool.sync()).toBe(false);
+    expect(pool.accounts().map((a) => a.label)).toEqual(['a']);
+    expect(pool.storeTrouble()).toBe('database is locked');
+    locked = false;
+    expect(pool.sync()).toBe(true);
+    expect(pool.accounts().map((a) => a.label)).toEqual(['a', 'new-one']);
+    expect(pool.storeTrouble()).toBeNull();
+    cli.close();
+  });
+
   test('a running pool notices CLI edits within 2 seconds on its own', async () => {
     const { path, pool } = setup(['a']);
     pool.start();
