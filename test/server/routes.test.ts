@@ -204,6 +204,19 @@ describe('unknown routes and methods', () => {
       expect(r.headers.get('allow')).toBe('GET, HEAD');
     }
   });
+  test('a trailing slash is the same path to auth and to the 405 as it is to the router', async () => {
+    // The router serves /health/ as /health: it is as open, and /dashboard/ asks the browser for the key as well.
+    const h2 = await get('/health/', {});
+    expect(h2.status).toBe(200);
+    expect(await read(h2)).toEqual({ status: 'ok' });
+    const d = await get('/dashboard/', {});
+    expect(d.status).toBe(401);
+    expect(d.headers.get('www-authenticate')).toStartWith('Basic ');
+    const r = await get('/metrics/', { 'x-api-key': KEY }, 'PUT');
+    expect(r.status).toBe(405);
+    expect(r.headers.get('allow')).toBe('GET, HEAD');
+    expect((await get('/v1/models/', {})).status).toBe(401);
+  });
   test('every response gets a fresh request-id', async () => {
     const a = (await get('/')).headers.get('request-id');
     const b = (await get('/')).headers.get('request-id');
