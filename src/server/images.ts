@@ -105,12 +105,20 @@ export function aspectRatioOfSize(size: string | undefined): ImageAspectRatio | 
 /** OpenAI's own image model names mean "whatever draws here". */
 const OPENAI_IMAGE_MODEL = /^(dall-e|gpt-image)/i;
 
+const NOT_BLANK = /\S/;
+
+/** The prompt as given; one of only whitespace passes minLength but asks for nothing, and would still spend quota. */
+function promptOf(prompt: string): string {
+  if (!NOT_BLANK.test(prompt)) throw new ApiError('invalid_request_error', 'prompt: must contain non-whitespace text');
+  return prompt;
+}
+
 export function jobOfGenerate(b: Static<typeof GenerateImageRequest>): ImageJob {
   const config: ImageConfig = {};
   if (b.aspect_ratio) config.aspect_ratio = b.aspect_ratio;
   if (b.image_size) config.image_size = b.image_size;
   return {
-    prompt: b.prompt,
+    prompt: promptOf(b.prompt),
     model: b.model ?? null,
     config,
     count: b.count ?? 1,
@@ -124,7 +132,7 @@ export function jobOfOpenAi(b: Static<typeof OpenAiImageRequest>): ImageJob {
   const ratio = aspectRatioOfSize(b.size);
   if (ratio) config.aspect_ratio = ratio;
   return {
-    prompt: b.prompt,
+    prompt: promptOf(b.prompt),
     model: b.model && !OPENAI_IMAGE_MODEL.test(b.model) ? b.model : null,
     config,
     count: b.n ?? 1,

@@ -91,6 +91,19 @@ describe('the endpoints against a stub gateway', () => {
     expect(h.calls).toHaveLength(0);
   });
 
+  test('a prompt of nothing but spaces is a 400 naming the field, nothing dispatched (it would only spend quota on a picture of nothing)', async () => {
+    h = startHarness();
+    for (const [path, body] of [
+      ['/v1/images/generate', { prompt: ' \n\t ' }],
+      ['/v1/images/generations', { prompt: '   ' }],
+    ] as const) {
+      const r = await post(h, path, body);
+      expect(r.status).toBe(400);
+      expect((await read(r)).error).toEqual({ type: 'invalid_request_error', message: 'prompt: must contain non-whitespace text' });
+    }
+    expect(h.calls).toHaveLength(0);
+  });
+
   test('all or nothing: one picture failing fails the request, the others are stopped, each is recorded', async () => {
     h = startHarness();
     let n = 0;
