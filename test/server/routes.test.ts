@@ -126,6 +126,17 @@ describe('ops routes', () => {
     expect(r.headers.get('content-type')).toContain('text/plain; version=0.0.4');
     expect(await r.text()).toContain('mcp_requests_total 1');
   });
+  test('the text answers a Basic-auth browser may be made to load cross-site are never sniffed into a script or a page', async () => {
+    const basic = { authorization: `Basic ${btoa(`me:${KEY}`)}` };
+    for (const p of ['/metrics', '/account-limits?format=table', '/dashboard']) {
+      const r = await get(p, basic);
+      expect(r.status).toBe(200);
+      expect(r.headers.get('x-content-type-options')).toBe('nosniff');
+    }
+    const d = await get('/dashboard', basic);
+    expect(d.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+    expect(d.headers.get('referrer-policy')).toBe('no-referrer');
+  });
   test('telemetry batch is accepted and ignored', async () => {
     const r = await fetch(`${h.base}/api/event_logging/batch`, {
       method: 'POST',
