@@ -223,7 +223,9 @@ export function createOps(deps: {
         const a = s.account;
         const limits = s.limits.map((l) => `${l.model === '*' ? 'all' : l.model} ${l.kind} ${until(l.resetAt, t)}`).join(', ');
         const quota = quotaCell(s.quotas.map((q) => quotaAsOf(q, t)));
-        rows.push([a.label, a.provider, accountStateWord(s, t), a.statusReason ?? '-', s.maxConcurrent === null ? String(s.inFlight) : `${s.inFlight}/${s.maxConcurrent}`, limits || '-', quota || '-']);
+        // Where Google wants the account verified is what a person reading this needs next.
+        const reason = a.verifyUrl ? `${a.statusReason ?? 'needs verifying'} (verify at ${a.verifyUrl})` : (a.statusReason ?? '-');
+        rows.push([a.label, a.provider, accountStateWord(s, t), reason, s.maxConcurrent === null ? String(s.inFlight) : `${s.inFlight}/${s.maxConcurrent}`, limits || '-', quota || '-']);
       }
       if (!rows.length) return 'no accounts\n';
       return textTable(['ACCOUNT', 'PROVIDER', 'STATE', 'REASON', 'IN FLIGHT', 'LIMITS (reset in)', 'QUOTA LEFT'], rows);

@@ -87,6 +87,13 @@ test('account limits as an aligned text table', () => {
   expect(lines.slice(1).every((l) => l.slice(col).match(/^\S/))).toBe(true);
 });
 
+test('an account that needs verifying shows where to verify it in the text table, as it does in the JSON and the dashboard', () => {
+  const r = rig({ labels: ['a'] });
+  r.routing.pool.markInvalid(r.accounts[0]!.id, 'Google wants the account verified', 'https://accounts.example.com/verify?x=1');
+  const lines = r.routing.ops.accountLimitsTable().trimEnd().split('\n');
+  expect(lines[1]).toMatch(/^a\s+zai\s+invalid\s+Google wants the account verified \(verify at https:\/\/accounts\.example\.com\/verify\?x=1\)\s+0\s+-\s+-$/);
+});
+
 test("the quota cell names a group's shared window once, by the models' families", () => {
   const window = (model: string, w: string, f: number) => ({ model, window: w, remainingFraction: f });
   expect(
