@@ -131,7 +131,11 @@ export function createApp(deps: AppDeps) {
       if (corsHeaders) {
         Object.assign(set.headers, corsHeaders);
         if (request.method === 'OPTIONS') {
-          return new Response(null, { status: 204, headers: { ...preflightHeaders, 'request-id': requestId } });
+          const headers: Record<string, string> = { ...preflightHeaders, 'request-id': requestId };
+          const asked = config.cors.reflectHeaders ? request.headers.get('access-control-request-headers') : null;
+          if (config.cors.reflectHeaders) headers.vary = 'access-control-request-headers';
+          if (asked) headers['access-control-allow-headers'] = asked;
+          return new Response(null, { status: 204, headers });
         }
       }
       // Basic auth only where reading is all a request can do: a browser that logged in to the

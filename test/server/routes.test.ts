@@ -252,6 +252,29 @@ describe('cors', () => {
       c.stop();
     }
   });
+  test("the preflight allows the headers Anthropic's browser SDK sends (x-stainless-*, direct-browser-access) unless CORS_ALLOW_HEADERS narrows them", async () => {
+    const asked = 'anthropic-dangerous-direct-browser-access,anthropic-version,content-type,x-api-key,x-stainless-arch,x-stainless-retry-count';
+    const preflight = (base: string) =>
+      fetch(`${base}/v1/messages`, {
+        method: 'OPTIONS',
+        headers: { origin: 'https://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': asked },
+      });
+    const open = startHarness(testConfig({ CORS_ENABLED: 'true' }));
+    const narrow = startHarness(testConfig({ CORS_ENABLED: 'true', CORS_ALLOW_HEADERS: 'content-type, x-api-key' }));
+    try {
+      const r = await preflight(open.base);
+      expect(r.status).toBe(204);
+      expect(r.headers.get('access-control-allow-headers')).toBe(asked);
+      expect(r.headers.get('vary')).toContain('access-control-request-headers');
+      // Nothing asked: the usual ones.
+      const plain = await fetch(`${open.base}/v1/messages`, { method: 'OPTIONS' });
+      expect(plain.headers.get('access-control-allow-headers')).toContain('x-api-key');
+      expect((await preflight(narrow.base)).headers.get('access-control-allow-headers')).toBe('content-type, x-api-key');
+    } finally {
+      open.stop();
+      narrow.stop();
+    }
+  });
   test('without CORS no allow-origin header is sent', async () => {
     const r = await get('/v1/models');
     expect(r.headers.get('access-control-allow-origin')).toBeNull();
