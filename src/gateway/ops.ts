@@ -1,7 +1,7 @@
 // The operations surface behind /health, /account-limits, /refresh-token and /metrics, and the
 // routing metrics themselves (defined here once; the gateway and the quota poller count into them).
 import { ApiError } from '../anthropic/errors.ts';
-import { defineCounter, defineGauge, defineHistogram, onCollect, renderMetrics } from '../metrics.ts';
+import { defineCounter, defineGauge, defineHistogram, modelLabels, onCollect, renderMetrics } from '../metrics.ts';
 import type { AccountState, Pool } from '../pool/pool.ts';
 import { UpstreamError } from '../providers/provider.ts';
 import { VERSION } from '../version.ts';
@@ -10,6 +10,8 @@ import type { Ops } from './types.ts';
 
 export const metrics = {
   rateLimited: defineCounter('mcp_upstream_rate_limited_total', 'Upstream 429 / quota answers, by provider and model'),
+  /** rateLimited's model label: the upstream model may be a name the client chose. */
+  rateLimitedModel: modelLabels(),
   upstreamErrors: defineCounter('mcp_upstream_errors_total', 'Upstream failures before the first event, by provider and kind'),
   failovers: defineCounter('mcp_failovers_total', 'Requests moved to another account before the first event'),
   fallbacks: defineCounter('mcp_fallbacks_total', 'Requests served by a fallback model'),

@@ -202,3 +202,23 @@ test('a quota window whose reset has passed shows as full again everywhere, as r
 test('a reason with line breaks (an upstream message) stays on its row of the text table', () => {
   expect(textTable(['A', 'B'], [['x\n  y', 'z'], ['w', 'v\r\nu']])).toBe('A    B\nx y  z\nw    v u\n');
 });
+
+// Last in the file: it fills the process-wide 429 counter's model names, which the tests above read by name.
+test('429s for names passed through as asked (claude-* to Z.AI) cannot grow the model label set of the 429 counter without end', async () => {
+  const r = rig({ labels: ['a'], config: { maxWaitSec: 0 } });
+  r.zai.answer = () => ({ error: new UpstreamError('rate_limited', 'x', { status: 429, resetAt: T0 + 5000 }) });
+  for (let i = 0; i < 250; i++) {
+    try {
+      await drain(await r.routing.gateway.dispatch(dispatchReq(request(`claude-made-up-429-${i}`))));
+    } catch {
+      // 429 to the client, as expected
+    }
+  }
+  const models = new Set<string>();
+  for (const line of r.routing.ops.metrics().split('\n')) {
+    const m = /^mcp_upstream_rate_limited_total\{.*model="([^"]*)"/.exec(line);
+    if (m) models.add(m[1]!);
+  }
+  expect(models.size).toBeLessThanOrEqual(202);
+  expect(models.has('other')).toBe(true);
+});
