@@ -48,6 +48,8 @@ const TOUCH_FLUSH_MS = 5_000;
 const SYNC_INTERVAL_MS = 500;
 /** A PRAGMA data_version per request cost ~9% of the proxy's CPU under load; once per 25 ms is plenty. */
 const HOT_SYNC_MS = 25;
+/** How long a store that could not be read is left alone before it is read again. */
+const STORE_RETRY_MS = 5_000;
 
 export interface Lease {
   readonly account: Account;
@@ -297,19 +299,21 @@ export function createPool(opts: PoolOptions): Pool {
   let lastLook = Number.NEGATIVE_INFINITY;
   // Why the last read of the store failed; null while it reads fine.
   let storeTrouble: string | null = null;
+  let storeRetryAt = 0;
   function syncSoon(): void {
-    // A store in trouble is asked again by the slow timer, not by each request (a locked one blocks for busy_timeout).
-    if (storeTrouble === null && performance.now() - lastLook >= HOT_SYNC_MS) sync();
+    if (performance.now() - lastLook >= HOT_SYNC_MS) sync();
   }
 
   /**
    * Reloads when another connection committed. A store that cannot be read (locked past its
    * timeout, damaged, its disk gone) is not a reason to fail requests: the pool keeps routing on
-   * what it last read, says so once, and reads again on the next sync. Only the very first read,
-   * at start-up, throws.
+   * what it last read, says so once, and reads again STORE_RETRY_MS later (a locked store holds
+   * each read for busy_timeout, and the whole process with it). Only the very first read, at
+   * start-up, throws.
    */
   function sync(): boolean {
     lastLook = performance.now();
+    if (storeTrouble !== null && now() < storeRetryAt) return false;
     try {
       const v = dataVersion(db);
       if (v === version) {
@@ -326,6 +330,7 @@ export function createPool(opts: PoolOptions): Pool {
       const message = (err as Error)?.message ?? String(err);
       if (storeTrouble === null) log.warn(`cannot read the database, routing on what was last read from it: ${message}`);
       storeTrouble = message;
+      storeRetryAt = now() + STORE_RETRY_MS;
       return false;
     }
   }

@@ -242,20 +242,27 @@ describe('state in SQLite', () => {
   });
 
   test('a reload the store refuses halfway keeps the last view whole, and the CLI change is read on the next sync', () => {
-    const { db, path, pool } = setup(['a']);
+    const { db, path, pool, setNow } = setup(['a']);
     const cli = openDatabase(path);
     addZai(cli, 'new-one', T0 + 100);
     const query = db.query.bind(db);
     let locked = true;
+    let reads = 0;
     // The accounts read, then the limits read finds the store locked (a writer past busy_timeout).
     db.query = ((sql: string) => {
+      reads++;
       if (locked && sql.includes('model_limits')) throw Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' });
       return query(sql);
     }) as typeof db.query;
     expect(pool.sync()).toBe(false);
     expect(pool.accounts().map((a) => a.label)).toEqual(['a']);
     expect(pool.storeTrouble()).toBe('database is locked');
+    // A locked store holds each read for busy_timeout, the whole process with it: not asked again at once.
     locked = false;
+    reads = 0;
+    expect(pool.sync()).toBe(false);
+    expect(reads).toBe(0);
+    setNow(T0 + 5_000);
     expect(pool.sync()).toBe(true);
     expect(pool.accounts().map((a) => a.label)).toEqual(['a', 'new-one']);
     expect(pool.storeTrouble()).toBeNull();
