@@ -434,6 +434,22 @@ describe('state in SQLite', () => {
     void routing.stop();
   });
 
+  test("a provider's write the database refuses (read-only, full, locked) is a warning, not a failed request", () => {
+    const { db } = tempDb();
+    const acc = addZai(db, 'a');
+    const deps = providerDepsFor(db, () => T0);
+    const lines: string[] = [];
+    log.setReporters([{ log: (o) => lines.push(`${o.type}: ${o.args.join(' ')}`) }]);
+    try {
+      db.exec('PRAGMA query_only = ON');
+      expect(() => deps.updateAccount(acc.id, { meta: { plan: 'pro' } })).not.toThrow();
+    } finally {
+      configureLog({ format: 'pretty' });
+      db.exec('PRAGMA query_only = OFF');
+    }
+    expect(lines.join('\n')).toContain(`could not store the change to account ${acc.id}`);
+  });
+
   test('in-flight counts rise with leases and fall when they end', () => {
     const { pool, accounts } = setup(['a']);
     const l1 = lease(pool);
