@@ -141,7 +141,7 @@ const HTML = {
   'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
   'x-frame-options': 'DENY',
   'x-content-type-options': 'nosniff',
-  // The verify link leads to Google: the proxy's address stays out of its logs.
+  // Whatever the page links to (Google's verify page) does not learn the proxy's address.
   'referrer-policy': 'no-referrer',
 } as const;
 
