@@ -16,6 +16,11 @@ export interface CorsConfig {
   allowOrigin: string;
   allowMethods: string;
   allowHeaders: string;
+  /**
+   * CORS_ALLOW_HEADERS unset: a preflight is allowed the headers it asks for (a browser SDK sends
+   * its own, x-stainless-* and the like), allowHeaders when it asks for none.
+   */
+  reflectHeaders: boolean;
   maxAge: number;
 }
 
@@ -301,6 +306,7 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}, opts: { requireApi
       allowHeaders:
         (env.CORS_ALLOW_HEADERS ?? '').trim() ||
         'Content-Type, Authorization, x-api-key, anthropic-version, anthropic-beta',
+      reflectHeaders: !(env.CORS_ALLOW_HEADERS ?? '').trim(),
       maxAge: int('CORS_MAX_AGE', env.CORS_MAX_AGE, 86400, 0, 31536000),
     },
     proxyApiKeys,

@@ -102,6 +102,22 @@ export function defineHistogram(name: string, help: string, bounds?: number[]) {
   };
 }
 
+/**
+ * A label that takes model names: up to `max` distinct values, later ones counted as "other", and
+ * null as "-". An upstream model is usually one of the catalog's, but some names go upstream as
+ * asked (claude-* to Z.AI, which maps them itself): a client must not grow the series without end.
+ */
+export function modelLabels(max = 200): (model: string | null) => string {
+  const seen = new Set<string>();
+  return (model) => {
+    if (model === null) return '-';
+    if (seen.has(model)) return model;
+    if (seen.size >= max) return 'other';
+    seen.add(model);
+    return model;
+  };
+}
+
 /** Registers a function that refreshes gauges just before rendering (account states, quotas). */
 export function onCollect(fn: () => void): void {
   collectors.push(fn);

@@ -1,7 +1,7 @@
 // Request-level Prometheus series, fed from the server's one record per finished /v1/messages
 // request: requests by provider, model and status; tokens in, out and cached; end-to-end duration.
 // (Upstream latency, 429s, failovers, fallbacks, account states and quota are the gateway's.)
-import { defineCounter, defineHistogram } from './metrics.ts';
+import { defineCounter, defineHistogram, modelLabels } from './metrics.ts';
 import type { UsageRecord } from './store/usage.ts';
 
 const requests = defineCounter('mcp_requests_total', 'Finished /v1/messages requests (and pictures drawn for /v1/images) by provider, model and HTTP status');
@@ -13,26 +13,12 @@ const duration = defineHistogram(
   'mcp_request_duration_seconds',
   'Time from request start to the end of the response, by provider',
 );
-
-/**
- * Distinct model labels kept; later ones are counted as "other". An upstream model is usually one
- * of the catalog's, but some names go upstream as asked (claude-* to Z.AI, which maps them itself).
- */
-const MAX_MODELS = 200;
-const models = new Set<string>();
-
-function modelLabel(upstream: string | null): string {
-  if (upstream === null) return '-';
-  if (models.has(upstream)) return upstream;
-  if (models.size >= MAX_MODELS) return 'other';
-  models.add(upstream);
-  return upstream;
-}
+const modelLabel = modelLabels();
 
 /**
  * Counts one finished request. The model label is the upstream model, or "-" when none was chosen
  * (bad request, no account), so a client cannot grow the label set with made-up model names (and
- * past MAX_MODELS names, "other").
+ * past 200 names, "other").
  */
 export function observeRequest(r: UsageRecord): void {
   const provider = r.provider ?? '-';

@@ -305,7 +305,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       if (e.kind !== 'transient' && e.kind !== 'bad_request' && e.kind !== 'not_found') {
         pool.report(lease, { kind: 'error', error: e });
         if (e.kind === 'rate_limited' || e.kind === 'quota_exhausted') {
-          metrics.rateLimited({ provider: lease.provider, model: lease.model });
+          metrics.rateLimited({ provider: lease.provider, model: metrics.rateLimitedModel(lease.model) });
           deps.onRateLimited?.(lease.account.id);
         }
       }
@@ -465,7 +465,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
           pool.report(lease, { kind: 'error', error: e });
         }
         if (e.kind === 'rate_limited' || e.kind === 'quota_exhausted') {
-          metrics.rateLimited({ provider: route.provider, model: route.upstreamModel });
+          metrics.rateLimited({ provider: route.provider, model: metrics.rateLimitedModel(route.upstreamModel) });
           deps.onRateLimited?.(lease.account.id);
         }
         last = e;

@@ -2,6 +2,7 @@
 // (dispatch) and ops (health, limits, metrics), all over one database and one clock.
 import type { Database } from 'bun:sqlite';
 import type { Config } from '../config.ts';
+import { log } from '../log.ts';
 import { createPool, type Pool } from '../pool/pool.ts';
 import type { ProviderDeps } from '../providers/provider.ts';
 import { KNOWN_ZAI_MODELS } from '../providers/zai/models.ts';
@@ -32,7 +33,15 @@ function listenersOf(db: Database): Set<(a: Account) => void> {
 export function providerDepsFor(db: Database, now: () => number): ProviderDeps {
   return {
     updateAccount(id: string, patch: AccountPatch): void {
-      const updated = updateAccount(db, id, patch, now());
+      let updated: Account | null;
+      try {
+        updated = updateAccount(db, id, patch, now());
+      } catch (err) {
+        // A store that refuses it (read-only, full, locked) must not fail the request that asked for
+        // it: the provider keeps what it learnt (a fresh token, a project id) in memory meanwhile.
+        log.warn(`could not store the change to account ${id} (${Object.keys(patch).join(', ')}): ${(err as Error)?.message ?? err}`);
+        return;
+      }
       if (updated) for (const fn of listenersOf(db)) fn(updated);
     },
     now,

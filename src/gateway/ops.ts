@@ -1,7 +1,7 @@
 // The operations surface behind /health, /account-limits, /refresh-token and /metrics, and the
 // routing metrics themselves (defined here once; the gateway and the quota poller count into them).
 import { ApiError } from '../anthropic/errors.ts';
-import { defineCounter, defineGauge, defineHistogram, onCollect, renderMetrics } from '../metrics.ts';
+import { defineCounter, defineGauge, defineHistogram, modelLabels, onCollect, renderMetrics } from '../metrics.ts';
 import type { AccountState, Pool } from '../pool/pool.ts';
 import { UpstreamError } from '../providers/provider.ts';
 import { VERSION } from '../version.ts';
@@ -10,6 +10,8 @@ import type { Ops } from './types.ts';
 
 export const metrics = {
   rateLimited: defineCounter('mcp_upstream_rate_limited_total', 'Upstream 429 / quota answers, by provider and model'),
+  /** rateLimited's model label: the upstream model may be a name the client chose. */
+  rateLimitedModel: modelLabels(),
   upstreamErrors: defineCounter('mcp_upstream_errors_total', 'Upstream failures before the first event, by provider and kind'),
   failovers: defineCounter('mcp_failovers_total', 'Requests moved to another account before the first event'),
   fallbacks: defineCounter('mcp_fallbacks_total', 'Requests served by a fallback model'),
@@ -192,14 +194,18 @@ export function createOps(deps: {
       const states = pool.state();
       const c = summary(states, t);
       const usable = c.ok + c.partly_limited;
+      const trouble = pool.storeTrouble();
       // A disabled account is the user's choice, not a fault: it does not make the pool degraded.
-      const status = states.length === 0 ? 'no_accounts' : usable > 0 ? (usable === c.total - c.disabled ? 'ok' : 'degraded') : 'unavailable';
+      // A database it cannot read does: it serves, but neither sees CLI changes nor keeps its own.
+      let status = states.length === 0 ? 'no_accounts' : usable > 0 ? (usable === c.total - c.disabled ? 'ok' : 'degraded') : 'unavailable';
+      if (trouble !== null && status === 'ok') status = 'degraded';
       const out: Record<string, unknown> = {
         status,
         version: VERSION,
         uptimeSec: Math.round((t - startedAt) / 1000),
         accounts: c,
       };
+      if (trouble !== null) out.storeError = `cannot read the database: ${trouble}`;
       if (detailed) out.accountDetails = states.map((s) => accountJson(s, t));
       return out;
     },
@@ -219,7 +225,9 @@ export function createOps(deps: {
         const a = s.account;
         const limits = s.limits.map((l) => `${l.model === '*' ? 'all' : l.model} ${l.kind} ${until(l.resetAt, t)}`).join(', ');
         const quota = quotaCell(s.quotas.map((q) => quotaAsOf(q, t)));
-        rows.push([a.label, a.provider, accountStateWord(s, t), a.statusReason ?? '-', s.maxConcurrent === null ? String(s.inFlight) : `${s.inFlight}/${s.maxConcurrent}`, limits || '-', quota || '-']);
+        // Where Google wants the account verified is what a person reading this needs next.
+        const reason = a.verifyUrl ? `${a.statusReason ?? 'needs verifying'} (verify at ${a.verifyUrl})` : (a.statusReason ?? '-');
+        rows.push([a.label, a.provider, accountStateWord(s, t), reason, s.maxConcurrent === null ? String(s.inFlight) : `${s.inFlight}/${s.maxConcurrent}`, limits || '-', quota || '-']);
       }
       if (!rows.length) return 'no accounts\n';
       return textTable(['ACCOUNT', 'PROVIDER', 'STATE', 'REASON', 'IN FLIGHT', 'LIMITS (reset in)', 'QUOTA LEFT'], rows);

@@ -50,6 +50,8 @@ const TOUCH_FLUSH_MS = 5_000;
 const SYNC_INTERVAL_MS = 500;
 /** A PRAGMA data_version per request cost ~9% of the proxy's CPU under load; once per 25 ms is plenty. */
 const HOT_SYNC_MS = 25;
+/** How long a store that could not be read is left alone before it is read again. */
+const STORE_RETRY_MS = 5_000;
 
 export interface Lease {
   readonly account: Account;
@@ -107,6 +109,8 @@ export interface Pool {
   sync(): boolean;
   /** sync(), at most once per HOT_SYNC_MS: for the per-request path. */
   syncSoon(): void;
+  /** Why the last read of the store failed (the pool then routes on what it read before), or null. */
+  storeTrouble(): string | null;
   accounts(): readonly Account[];
   account(id: string): Account | undefined;
   /** Providers with at least one account that is not disabled. */
@@ -264,12 +268,16 @@ export function createPool(opts: PoolOptions): Pool {
   }
 
   function load(announce: boolean): void {
+    // Every read first: a store that fails halfway must leave the view as it was, not half new.
+    const readAccounts = listAccounts(db);
+    const readLimits = listLimits(db);
+    const readQuotas = listQuotas(db);
     const previous = byId;
-    accounts = listAccounts(db);
+    accounts = readAccounts;
     byId = new Map(accounts.map((a) => [a.id, a]));
-    limits = new Map(listLimits(db).map((l) => [limitKey(l.accountId, l.model), l]));
+    limits = new Map(readLimits.map((l) => [limitKey(l.accountId, l.model), l]));
     const q = new Map<string, QuotaRecord[]>();
-    for (const r of listQuotas(db)) {
+    for (const r of readQuotas) {
       const list = q.get(r.accountId);
       if (list) list.push(r);
       else q.set(r.accountId, [r]);
@@ -291,18 +299,48 @@ export function createPool(opts: PoolOptions): Pool {
   }
 
   let lastLook = Number.NEGATIVE_INFINITY;
+  // Why the last read of the store failed; null while it reads fine.
+  let storeTrouble: string | null = null;
+  let storeRetryAt = 0;
   function syncSoon(): void {
     if (performance.now() - lastLook >= HOT_SYNC_MS) sync();
   }
 
+  /**
+   * Reloads when another connection committed. A store that cannot be read (locked past its
+   * timeout, damaged, its disk gone) is not a reason to fail requests: the pool keeps routing on
+   * what it last read, says so once, and reads again STORE_RETRY_MS later (a locked store holds
+   * each read for busy_timeout, and the whole process with it). Only the very first read, at
+   * start-up, throws.
+   */
   function sync(): boolean {
     lastLook = performance.now();
-    const v = dataVersion(db);
-    if (v === version) return false;
-    const first = version < 0;
-    version = v;
-    load(!first);
-    return true;
+    if (storeTrouble !== null && now() < storeRetryAt) return false;
+    try {
+      const v = dataVersion(db);
+      if (v === version) {
+        readable();
+        return false;
+      }
+      load(version >= 0);
+      // Only once it is read: a failed reload is tried again, not taken as done.
+      version = v;
+      readable();
+      return true;
+    } catch (err) {
+      if (version < 0) throw err;
+      const message = (err as Error)?.message ?? String(err);
+      if (storeTrouble === null) log.warn(`cannot read the database, routing on what was last read from it: ${message}`);
+      storeTrouble = message;
+      storeRetryAt = now() + STORE_RETRY_MS;
+      return false;
+    }
+  }
+
+  function readable(): void {
+    if (storeTrouble === null) return;
+    storeTrouble = null;
+    log.info('the database can be read again');
   }
 
   /** The limit in force for the model that ends last (its own or the account-wide one), or null. */
@@ -539,6 +577,7 @@ export function createPool(opts: PoolOptions): Pool {
   return {
     sync,
     syncSoon,
+    storeTrouble: () => storeTrouble,
     accounts: () => accounts,
     account: (id) => byId.get(id),
     providersInUse() {

@@ -46,6 +46,7 @@ const METHODS: Record<string, string[]> = {
 };
 
 function allowedMethods(path: string): string[] | undefined {
+  path = routePath(path);
   const m = METHODS[path] ?? (path.startsWith('/v1/models/') ? ['GET'] : undefined);
   // The router answers HEAD wherever it answers GET.
   return m && m.includes('GET') && !m.includes('HEAD') ? [...m, 'HEAD'] : m;
@@ -61,6 +62,11 @@ export function pathOf(url: string): string {
   const h = url.indexOf('#', start);
   if (h >= 0 && h < end) end = h;
   return url.slice(start, end);
+}
+
+/** The path as the router matches it: it serves `/health/` as `/health`, so auth must see it so too. */
+function routePath(path: string): string {
+  return path.length > 1 && path.charCodeAt(path.length - 1) === 47 ? path.slice(0, -1) : path;
 }
 
 const EXPOSE = 'request-id, retry-after, x-should-retry, x-proxy-account, x-proxy-upstream-model, x-proxy-fallback-from';
@@ -119,13 +125,17 @@ export function createApp(deps: AppDeps) {
 
   return new Elysia({ name: 'mcp' })
     .onRequest(({ request, set }) => {
-      const path = pathOf(request.url);
+      const path = routePath(pathOf(request.url));
       const requestId = newRequestId();
       set.headers['request-id'] = requestId;
       if (corsHeaders) {
         Object.assign(set.headers, corsHeaders);
         if (request.method === 'OPTIONS') {
-          return new Response(null, { status: 204, headers: { ...preflightHeaders, 'request-id': requestId } });
+          const headers: Record<string, string> = { ...preflightHeaders, 'request-id': requestId };
+          const asked = config.cors.reflectHeaders ? request.headers.get('access-control-request-headers') : null;
+          if (config.cors.reflectHeaders) headers.vary = 'access-control-request-headers';
+          if (asked) headers['access-control-allow-headers'] = asked;
+          return new Response(null, { status: 204, headers });
         }
       }
       // Basic auth only where reading is all a request can do: a browser that logged in to the

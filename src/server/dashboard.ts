@@ -42,6 +42,8 @@ export interface DashboardData {
   uptimeSec: number;
   accounts: Record<string, number>;
   accountDetails?: AccountView[];
+  /** Why the pool cannot read its database (it routes on what it read before). */
+  storeError?: string;
 }
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
@@ -103,6 +105,7 @@ small{color:#666}
 .bar span{display:block;height:100%}
 .bar.high span{background:#5aa55a}.bar.mid span{background:#d9a521}.bar.low span{background:#c94b3f}
 footer{margin-top:1rem;color:#666;font-size:.85em}
+.alert{margin:.6rem 0 0;padding:.4rem .6rem;border-radius:.3rem;background:#f6c7c3;color:#111}
 @media (prefers-color-scheme:dark){body{background:#161616;color:#e6e6e6}table{background:#1f1f1f}th{background:#262626}
 th,td{border-color:#333}small,footer{color:#999}.bar{background:#333}.state,.status{color:#111}}`;
 
@@ -120,7 +123,8 @@ export function renderDashboard(d: DashboardData, now: number): string {
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="refresh" content="${REFRESH_SEC}"><title>mcp · ${escapeHtml(d.status.replace('_', ' '))}</title><style>${STYLE}</style></head>
 <body><header><h1>mcp</h1><span class="status ${escapeHtml(d.status)}">${escapeHtml(d.status.replace('_', ' '))}</span>
-<small>version ${escapeHtml(d.version)} · up ${duration(d.uptimeSec)} · ${d.accounts.total ?? accounts.length} account(s)${counts ? `: ${escapeHtml(counts)}` : ''}</small></header>
+<small>version ${escapeHtml(d.version)} · up ${duration(d.uptimeSec)} · ${d.accounts.total ?? accounts.length} account(s)${counts ? `: ${escapeHtml(counts)}` : ''}</small>
+${d.storeError ? `<p class="alert">${escapeHtml(d.storeError)}; the accounts below are as last read from it.</p>` : ''}</header>
 <table><thead><tr><th>Account</th><th>Provider</th><th>State</th><th>In flight</th><th>Limits</th><th>Quota left</th><th>Last used</th></tr></thead>
 <tbody>
 ${rows}
@@ -130,7 +134,16 @@ ${rows}
 `;
 }
 
-const HTML = { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'", 'x-frame-options': 'DENY' } as const;
+const HTML = {
+  'content-type': 'text/html; charset=utf-8',
+  'cache-control': 'no-store',
+  // Nothing but its own inline style: no script, no frame around it, no form, no base to rewrite its links.
+  'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+  'x-frame-options': 'DENY',
+  'x-content-type-options': 'nosniff',
+  // Whatever the page links to (Google's verify page) does not learn the proxy's address.
+  'referrer-policy': 'no-referrer',
+} as const;
 
 export function dashboardRoutes(ops: Ops, now: () => number = Date.now) {
   return new Elysia({ name: 'dashboard' }).get('/dashboard', () => new Response(renderDashboard(ops.health(true) as unknown as DashboardData, now()), { headers: HTML }));

@@ -15,7 +15,7 @@ import type { Gateway } from '../gateway/types.ts';
 import { errorResponse, jsonResponse, toApiError } from './errors.ts';
 import { keyNumberOf } from './auth.ts';
 import { CLIENT_CLOSED, forwardHeaders, newRequestRecord, noteDispatch, readBodyInTime, requestIdOf, restoreIdleTimeout, type RequestRecord, type ServerLike } from './messages.ts';
-import { parseJsonBytes, readLimitedBytes, validateBody, validateMessagesRequest } from './validate.ts';
+import { isBase64, parseJsonBytes, readLimitedBytes, validateBody, validateMessagesRequest } from './validate.ts';
 
 /** More pictures per request than this is a batch job, not a request (the Go proxy's cap too). */
 export const MAX_IMAGES = 4;
@@ -75,16 +75,39 @@ export interface ImageResult {
 
 const DATA_URL = /^data:(image\/[a-z0-9.+-]+);base64,/i;
 
-/** An input image as base64 + media type: a data: URL says its type, bare base64 is sniffed (PNG when unknown). */
+const NOT_A_PICTURE = 'not a PNG, JPEG, GIF or WebP image';
+
+/**
+ * An input image as base64 + media type: a data: URL says its type, bare base64 is known by its
+ * first bytes. Anything else would go upstream labelled as something it is not: refused here.
+ */
 export function inputImageOf(value: string, field = 'input_image'): InputImage {
   const m = DATA_URL.exec(value);
   if (m) return { media_type: m[1]!.toLowerCase(), data: value.slice(m[0].length), field };
   const data = value.trim();
-  return { media_type: sniffBase64(data), data, field };
+  if (!isBase64(data)) throw new ApiError('invalid_request_error', `${field}: invalid base64 data`);
+  const type = sniffBase64(data);
+  if (!type) throw new ApiError('invalid_request_error', `${field}: ${NOT_A_PICTURE} (a data: URL can name its type)`);
+  return { media_type: type, data, field };
 }
 
-function sniffBase64(data: string): string {
-  return data.startsWith('/9j/') ? 'image/jpeg' : data.startsWith('R0lGOD') ? 'image/gif' : data.startsWith('UklGR') ? 'image/webp' : 'image/png';
+/** The type of base64 data by its first bytes' encoding (PNG, JPEG, GIF, WebP), or null. */
+function sniffBase64(data: string): string | null {
+  if (data.startsWith('iVBORw')) return 'image/png';
+  if (data.startsWith('/9j/')) return 'image/jpeg';
+  if (data.startsWith('R0lGOD')) return 'image/gif';
+  // RIFF, a size, then WEBP in bytes 8-11, which do not fall on base64 character boundaries: decode them.
+  if (data.startsWith('UklGR') && Buffer.from(data.slice(0, 16), 'base64').subarray(8, 12).toString('latin1') === 'WEBP') return 'image/webp';
+  return null;
+}
+
+/** The type of a file by its first bytes, or null. */
+function sniffBytes(b: Uint8Array): string | null {
+  if (b.length >= 4 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) return 'image/png';
+  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'image/jpeg';
+  if (b.length >= 4 && b[0] === 0x47 && b[1] === 0x49 && b[2] === 0x46 && b[3] === 0x38) return 'image/gif';
+  if (b.length >= 12 && Buffer.from(b.subarray(0, 4)).toString('latin1') === 'RIFF' && Buffer.from(b.subarray(8, 12)).toString('latin1') === 'WEBP') return 'image/webp';
+  return null;
 }
 
 /** OpenAI's WxH size as the nearest aspect ratio image models draw ("auto" and none: the model's choice). */
@@ -105,12 +128,20 @@ export function aspectRatioOfSize(size: string | undefined): ImageAspectRatio | 
 /** OpenAI's own image model names mean "whatever draws here". */
 const OPENAI_IMAGE_MODEL = /^(dall-e|gpt-image)/i;
 
+const NOT_BLANK = /\S/;
+
+/** The prompt as given; one of only whitespace passes minLength but asks for nothing, and would still spend quota. */
+function promptOf(prompt: string): string {
+  if (!NOT_BLANK.test(prompt)) throw new ApiError('invalid_request_error', 'prompt: must contain non-whitespace text');
+  return prompt;
+}
+
 export function jobOfGenerate(b: Static<typeof GenerateImageRequest>): ImageJob {
   const config: ImageConfig = {};
   if (b.aspect_ratio) config.aspect_ratio = b.aspect_ratio;
   if (b.image_size) config.image_size = b.image_size;
   return {
-    prompt: b.prompt,
+    prompt: promptOf(b.prompt),
     model: b.model ?? null,
     config,
     count: b.count ?? 1,
@@ -124,7 +155,7 @@ export function jobOfOpenAi(b: Static<typeof OpenAiImageRequest>): ImageJob {
   const ratio = aspectRatioOfSize(b.size);
   if (ratio) config.aspect_ratio = ratio;
   return {
-    prompt: b.prompt,
+    prompt: promptOf(b.prompt),
     model: b.model && !OPENAI_IMAGE_MODEL.test(b.model) ? b.model : null,
     config,
     count: b.n ?? 1,
@@ -146,7 +177,6 @@ export function messagesRequestOf(job: ImageJob, model: string): MessagesRequest
 
 /** More pictures to work from than this is not an edit any image model takes well. */
 export const MAX_INPUT_IMAGES = 10;
-const INPUT_TYPES: ReadonlySet<string> = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp']);
 
 function formText(form: Awaited<ReturnType<Request['formData']>>, name: string): string | undefined {
   const v = form.get(name);
@@ -189,9 +219,10 @@ export async function editJobOf(request: Request, config: Config): Promise<{ job
     const bytes = Buffer.from(await f.arrayBuffer());
     const field = files.length > 1 ? `image.${i}` : 'image';
     if (!bytes.length) throw new ApiError('invalid_request_error', `${field}: the file is empty`);
-    const data = bytes.toString('base64');
-    const type = (f.type || '').split(';', 1)[0]!.trim().toLowerCase();
-    inputs.push({ media_type: INPUT_TYPES.has(type) ? type : sniffBase64(data), data, field });
+    // The bytes say what it is: a browser names an upload by its file name, which may be wrong or missing.
+    const type = sniffBytes(bytes);
+    if (!type) throw new ApiError('invalid_request_error', `${field}: ${NOT_A_PICTURE}`);
+    inputs.push({ media_type: type, data: bytes.toString('base64'), field });
   }
   return { job: { ...jobOfOpenAi(b), inputs }, responseFormat: b.response_format };
 }

@@ -6,8 +6,10 @@ import { ApiError } from '../anthropic/errors.ts';
 import type { Ops } from '../gateway/types.ts';
 import { jsonResponse } from './errors.ts';
 
-const TEXT = { 'content-type': 'text/plain; charset=utf-8' } as const;
-const PROMETHEUS = { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' } as const;
+// nosniff: a browser that logged in to the dashboard replays Basic auth, and a foreign page could
+// load these as a script; never run text/plain as one.
+const TEXT = { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' } as const;
+const PROMETHEUS = { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'x-content-type-options': 'nosniff' } as const;
 
 export function opsRoutes(ops: Ops, isAuthorized: (headers: Headers) => boolean) {
   return new Elysia({ name: 'ops' })

@@ -295,6 +295,11 @@ function schemaError(schema: S, compiled: { Errors(v: unknown): { First(): { pat
 const IMAGE_TYPES: ReadonlySet<string> = new Set(['image/jpeg', 'image/png', 'image/gif', 'image/webp']);
 /** Base64 alphabet, padding only at the end; whitespace tolerated (some clients wrap lines). */
 const BASE64 = /^[A-Za-z0-9+/\s]*={0,2}\s*$/;
+
+/** Whether `s` reads as base64 (whitespace allowed, as the API allows it). */
+export function isBase64(s: string): boolean {
+  return BASE64.test(s);
+}
 /** Real tool schemas nest a dozen levels; far deeper is an attack on recursive schema rewriters. */
 const MAX_SCHEMA_DEPTH = 64;
 

@@ -87,6 +87,13 @@ test('account limits as an aligned text table', () => {
   expect(lines.slice(1).every((l) => l.slice(col).match(/^\S/))).toBe(true);
 });
 
+test('an account that needs verifying shows where to verify it in the text table, as it does in the JSON and the dashboard', () => {
+  const r = rig({ labels: ['a'] });
+  r.routing.pool.markInvalid(r.accounts[0]!.id, 'Google wants the account verified', 'https://accounts.example.com/verify?x=1');
+  const lines = r.routing.ops.accountLimitsTable().trimEnd().split('\n');
+  expect(lines[1]).toMatch(/^a\s+zai\s+invalid\s+Google wants the account verified \(verify at https:\/\/accounts\.example\.com\/verify\?x=1\)\s+0\s+-\s+-$/);
+});
+
 test("the quota cell names a group's shared window once, by the models' families", () => {
   const window = (model: string, w: string, f: number) => ({ model, window: w, remainingFraction: f });
   expect(
@@ -194,4 +201,24 @@ test('a quota window whose reset has passed shows as full again everywhere, as r
 
 test('a reason with line breaks (an upstream message) stays on its row of the text table', () => {
   expect(textTable(['A', 'B'], [['x\n  y', 'z'], ['w', 'v\r\nu']])).toBe('A    B\nx y  z\nw    v u\n');
+});
+
+// Last in the file: it fills the process-wide 429 counter's model names, which the tests above read by name.
+test('429s for names passed through as asked (claude-* to Z.AI) cannot grow the model label set of the 429 counter without end', async () => {
+  const r = rig({ labels: ['a'], config: { maxWaitSec: 0 } });
+  r.zai.answer = () => ({ error: new UpstreamError('rate_limited', 'x', { status: 429, resetAt: T0 + 5000 }) });
+  for (let i = 0; i < 250; i++) {
+    try {
+      await drain(await r.routing.gateway.dispatch(dispatchReq(request(`claude-made-up-429-${i}`))));
+    } catch {
+      // 429 to the client, as expected
+    }
+  }
+  const models = new Set<string>();
+  for (const line of r.routing.ops.metrics().split('\n')) {
+    const m = /^mcp_upstream_rate_limited_total\{.*model="([^"]*)"/.exec(line);
+    if (m) models.add(m[1]!);
+  }
+  expect(models.size).toBeLessThanOrEqual(202);
+  expect(models.has('other')).toBe(true);
 });

@@ -241,6 +241,34 @@ describe('state in SQLite', () => {
     cli.close();
   });
 
+  test('a reload the store refuses halfway keeps the last view whole, and the CLI change is read on the next sync', () => {
+    const { db, path, pool, setNow } = setup(['a']);
+    const cli = openDatabase(path);
+    addZai(cli, 'new-one', T0 + 100);
+    const query = db.query.bind(db);
+    let locked = true;
+    let reads = 0;
+    // The accounts read, then the limits read finds the store locked (a writer past busy_timeout).
+    db.query = ((sql: string) => {
+      reads++;
+      if (locked && sql.includes('model_limits')) throw Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' });
+      return query(sql);
+    }) as typeof db.query;
+    expect(pool.sync()).toBe(false);
+    expect(pool.accounts().map((a) => a.label)).toEqual(['a']);
+    expect(pool.storeTrouble()).toBe('database is locked');
+    // A locked store holds each read for busy_timeout, the whole process with it: not asked again at once.
+    locked = false;
+    reads = 0;
+    expect(pool.sync()).toBe(false);
+    expect(reads).toBe(0);
+    setNow(T0 + 5_000);
+    expect(pool.sync()).toBe(true);
+    expect(pool.accounts().map((a) => a.label)).toEqual(['a', 'new-one']);
+    expect(pool.storeTrouble()).toBeNull();
+    cli.close();
+  });
+
   test('a running pool notices CLI edits within 2 seconds on its own', async () => {
     const { path, pool } = setup(['a']);
     pool.start();
@@ -404,6 +432,22 @@ describe('state in SQLite', () => {
     const cached = routing.pool.account(acc.id)!;
     expect(cached.credentials).toEqual({ kind: 'api_key', apiKey: 'rotated-key-123456' });
     void routing.stop();
+  });
+
+  test("a provider's write the database refuses (read-only, full, locked) is a warning, not a failed request", () => {
+    const { db } = tempDb();
+    const acc = addZai(db, 'a');
+    const deps = providerDepsFor(db, () => T0);
+    const lines: string[] = [];
+    log.setReporters([{ log: (o) => lines.push(`${o.type}: ${o.args.join(' ')}`) }]);
+    try {
+      db.exec('PRAGMA query_only = ON');
+      expect(() => deps.updateAccount(acc.id, { meta: { plan: 'pro' } })).not.toThrow();
+    } finally {
+      configureLog({ format: 'pretty' });
+      db.exec('PRAGMA query_only = OFF');
+    }
+    expect(lines.join('\n')).toContain(`could not store the change to account ${acc.id}`);
   });
 
   test('in-flight counts rise with leases and fall when they end', () => {

@@ -23,24 +23,32 @@ describe('aspectRatioOfSize', () => {
 });
 
 describe('inputImageOf', () => {
-  test('a data: URL says its type; bare base64 is sniffed, PNG when unknown', () => {
+  test('a data: URL says its type; bare base64 is known by its first bytes', () => {
     const f = 'input_image';
     expect(inputImageOf('data:image/JPEG;base64,/9j/AAA=')).toEqual({ media_type: 'image/jpeg', data: '/9j/AAA=', field: f });
     expect(inputImageOf('/9j/4AAQ')).toEqual({ media_type: 'image/jpeg', data: '/9j/4AAQ', field: f });
     expect(inputImageOf('R0lGODlh')).toEqual({ media_type: 'image/gif', data: 'R0lGODlh', field: f });
-    expect(inputImageOf('UklGRiQA')).toEqual({ media_type: 'image/webp', data: 'UklGRiQA', field: f });
+    expect(inputImageOf('UklGRiQAAABXRUJQVlA4IA==')).toEqual({ media_type: 'image/webp', data: 'UklGRiQAAABXRUJQVlA4IA==', field: f });
     expect(inputImageOf(' iVBORw0K ', 'image')).toEqual({ media_type: 'image/png', data: 'iVBORw0K', field: 'image' });
+  });
+});
+
+describe('what is not a picture', () => {
+  test('bare base64 that is no PNG, JPEG, GIF or WebP is a 400 naming the field, not a PNG label on other bytes', () => {
+    const notAPicture = Buffer.from('just some text, not a picture').toString('base64');
+    expect(() => inputImageOf(notAPicture)).toThrow(new ApiError('invalid_request_error', 'input_image: not a PNG, JPEG, GIF or WebP image (a data: URL can name its type)'));
+    expect(inputImageOf('iVBORw0KGgoAAAANSUhEUg==').media_type).toBe('image/png');
   });
 });
 
 describe('jobs', () => {
   test('the Go shape: every field carried', () => {
-    expect(jobOfGenerate({ prompt: 'p', model: 'gemini-3-pro-image', aspect_ratio: '16:9', image_size: '2K', count: 2, input_image: 'iVBOR', session_id: 's' })).toEqual({
+    expect(jobOfGenerate({ prompt: 'p', model: 'gemini-3-pro-image', aspect_ratio: '16:9', image_size: '2K', count: 2, input_image: 'iVBORw0KGgo=', session_id: 's' })).toEqual({
       prompt: 'p',
       model: 'gemini-3-pro-image',
       config: { aspect_ratio: '16:9', image_size: '2K' },
       count: 2,
-      inputs: [{ media_type: 'image/png', data: 'iVBOR', field: 'input_image' }],
+      inputs: [{ media_type: 'image/png', data: 'iVBORw0KGgo=', field: 'input_image' }],
       sessionId: 's',
     });
     expect(jobOfGenerate({ prompt: 'p' })).toEqual({ prompt: 'p', model: null, config: {}, count: 1, inputs: [], sessionId: null });
@@ -89,6 +97,41 @@ describe('the endpoints against a stub gateway', () => {
       expect((await read(r)).error.message).toContain('no account in the pool can draw images');
     }
     expect(h.calls).toHaveLength(0);
+  });
+
+  test('a prompt of nothing but spaces is a 400 naming the field, nothing dispatched (it would only spend quota on a picture of nothing)', async () => {
+    h = startHarness();
+    for (const [path, body] of [
+      ['/v1/images/generate', { prompt: ' \n\t ' }],
+      ['/v1/images/generations', { prompt: '   ' }],
+    ] as const) {
+      const r = await post(h, path, body);
+      expect(r.status).toBe(400);
+      expect((await read(r)).error).toEqual({ type: 'invalid_request_error', message: 'prompt: must contain non-whitespace text' });
+    }
+    expect(h.calls).toHaveLength(0);
+  });
+
+  test('an edit of a file that is no PNG, JPEG, GIF or WebP (an iPhone HEIC, a text file) is a 400 naming it, nothing dispatched', async () => {
+    h = startHarness();
+    const edit = async (file: Blob) => {
+      const form = new FormData();
+      form.append('prompt', 'make it blue');
+      form.append('image', file, 'photo');
+      return fetch(`${h.base}/v1/images/edits`, { method: 'POST', headers: { 'x-api-key': AUTH['x-api-key'] }, body: form });
+    };
+    const heic = await edit(new Blob([new Uint8Array([0, 0, 0, 24, 0x66, 0x74, 0x79, 0x70, 0x68, 0x65, 0x69, 0x63])], { type: 'image/heic' }));
+    expect(heic.status).toBe(400);
+    expect((await read(heic)).error.message).toBe('image: not a PNG, JPEG, GIF or WebP image');
+    const text = await edit(new Blob(['hello'], { type: 'text/plain' }));
+    expect((await read(text)).error.message).toBe('image: not a PNG, JPEG, GIF or WebP image');
+    expect(h.calls).toHaveLength(0);
+    // A JPEG sent as application/octet-stream (or named wrongly) goes as what its bytes say it is.
+    h.dispatch = async (req) => dispatchSteps(pictureEvents('iVBORw0KGgo='))(req);
+    const jpeg = await edit(new Blob([new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 0, 16, 0x4a, 0x46, 0x49, 0x46])], { type: 'image/png' }));
+    expect(jpeg.status).toBe(200);
+    const sent = h.calls[0]!.body.messages[0]!.content as Array<{ type: string; source?: { media_type: string } }>;
+    expect(sent[1]!.source!.media_type).toBe('image/jpeg');
   });
 
   test('all or nothing: one picture failing fails the request, the others are stopped, each is recorded', async () => {

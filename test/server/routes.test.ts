@@ -126,6 +126,17 @@ describe('ops routes', () => {
     expect(r.headers.get('content-type')).toContain('text/plain; version=0.0.4');
     expect(await r.text()).toContain('mcp_requests_total 1');
   });
+  test('the text answers a Basic-auth browser may be made to load cross-site are never sniffed into a script or a page', async () => {
+    const basic = { authorization: `Basic ${btoa(`me:${KEY}`)}` };
+    for (const p of ['/metrics', '/account-limits?format=table', '/dashboard']) {
+      const r = await get(p, basic);
+      expect(r.status).toBe(200);
+      expect(r.headers.get('x-content-type-options')).toBe('nosniff');
+    }
+    const d = await get('/dashboard', basic);
+    expect(d.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+    expect(d.headers.get('referrer-policy')).toBe('no-referrer');
+  });
   test('telemetry batch is accepted and ignored', async () => {
     const r = await fetch(`${h.base}/api/event_logging/batch`, {
       method: 'POST',
@@ -204,6 +215,19 @@ describe('unknown routes and methods', () => {
       expect(r.headers.get('allow')).toBe('GET, HEAD');
     }
   });
+  test('a trailing slash is the same path to auth and to the 405 as it is to the router', async () => {
+    // The router serves /health/ as /health: it is as open, and /dashboard/ asks the browser for the key as well.
+    const h2 = await get('/health/', {});
+    expect(h2.status).toBe(200);
+    expect(await read(h2)).toEqual({ status: 'ok' });
+    const d = await get('/dashboard/', {});
+    expect(d.status).toBe(401);
+    expect(d.headers.get('www-authenticate')).toStartWith('Basic ');
+    const r = await get('/metrics/', { 'x-api-key': KEY }, 'PUT');
+    expect(r.status).toBe(405);
+    expect(r.headers.get('allow')).toBe('GET, HEAD');
+    expect((await get('/v1/models/', {})).status).toBe(401);
+  });
   test('every response gets a fresh request-id', async () => {
     const a = (await get('/')).headers.get('request-id');
     const b = (await get('/')).headers.get('request-id');
@@ -226,6 +250,29 @@ describe('cors', () => {
       expect(e.headers.get('access-control-allow-origin')).toBe('https://x.example');
     } finally {
       c.stop();
+    }
+  });
+  test("the preflight allows the headers Anthropic's browser SDK sends (x-stainless-*, direct-browser-access) unless CORS_ALLOW_HEADERS narrows them", async () => {
+    const asked = 'anthropic-dangerous-direct-browser-access,anthropic-version,content-type,x-api-key,x-stainless-arch,x-stainless-retry-count';
+    const preflight = (base: string) =>
+      fetch(`${base}/v1/messages`, {
+        method: 'OPTIONS',
+        headers: { origin: 'https://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': asked },
+      });
+    const open = startHarness(testConfig({ CORS_ENABLED: 'true' }));
+    const narrow = startHarness(testConfig({ CORS_ENABLED: 'true', CORS_ALLOW_HEADERS: 'content-type, x-api-key' }));
+    try {
+      const r = await preflight(open.base);
+      expect(r.status).toBe(204);
+      expect(r.headers.get('access-control-allow-headers')).toBe(asked);
+      expect(r.headers.get('vary')).toContain('access-control-request-headers');
+      // Nothing asked: the usual ones.
+      const plain = await fetch(`${open.base}/v1/messages`, { method: 'OPTIONS' });
+      expect(plain.headers.get('access-control-allow-headers')).toContain('x-api-key');
+      expect((await preflight(narrow.base)).headers.get('access-control-allow-headers')).toBe('content-type, x-api-key');
+    } finally {
+      open.stop();
+      narrow.stop();
     }
   });
   test('without CORS no allow-origin header is sent', async () => {

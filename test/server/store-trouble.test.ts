@@ -1,0 +1,69 @@
+// Every HTTP surface with a database that cannot be read (locked past its timeout, damaged, its disk
+// gone): the pool keeps routing on what it last read, the ops pages say what is wrong, and no
+// request turns into a 500.
+import { afterEach, expect, test } from 'bun:test';
+import type { Database } from 'bun:sqlite';
+import { createApp } from '../../src/server/app.ts';
+import { cleanupDbs, rig, type Rig } from '../gateway/helpers.ts';
+
+afterEach(cleanupDbs);
+
+const KEY = 'test-key-123456';
+
+/** Every read of `db` fails as a locked database does, until healed. */
+function breakReads(db: Database): { heal(): void } {
+  const query = db.query.bind(db);
+  let broken = true;
+  db.query = ((sql: string) => {
+    if (broken) throw Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' });
+    return query(sql);
+  }) as Database['query'];
+  return { heal: () => void (broken = false) };
+}
+
+function serve(r: Rig) {
+  const app = createApp({ config: r.config, gateway: r.routing.gateway, ops: r.routing.ops });
+  app.listen({ port: 0, hostname: '127.0.0.1' });
+  return { base: `http://127.0.0.1:${app.server!.port}`, stop: () => void app.stop(true) };
+}
+
+test('with a database that cannot be read, every endpoint still answers from what the pool last read, and /health says why', async () => {
+  const r = rig({ labels: ['a', 'b'] });
+  const s = serve(r);
+  const store = breakReads(r.db);
+  try {
+    const get = (path: string, method = 'GET', body?: string) =>
+      fetch(s.base + path, { method, headers: { 'x-api-key': KEY, 'content-type': 'application/json' }, body });
+    for (const [method, path, body] of [
+      ['GET', '/health'],
+      ['GET', '/account-limits'],
+      ['GET', '/account-limits?format=table'],
+      ['GET', '/dashboard'],
+      ['GET', '/v1/models'],
+      ['GET', '/v1/models/glm-4.7'],
+      ['GET', '/metrics'],
+      ['POST', '/v1/messages', JSON.stringify({ model: 'glm-4.7', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] })],
+    ] as const) {
+      const res = await get(path, method, body);
+      expect({ path, status: res.status }).toEqual({ path, status: 200 });
+      await res.arrayBuffer();
+    }
+    const health = (await (await get('/health')).json()) as Record<string, unknown>;
+    expect(health.status).toBe('degraded');
+    expect(health.storeError).toBe('cannot read the database: database is locked');
+    expect(health.accounts).toMatchObject({ total: 2, ok: 2 });
+    expect(await (await get('/dashboard')).text()).toContain('cannot read the database: database is locked');
+    // Refreshing writes nothing the store must read first: it is done, per account.
+    const refreshed = await get('/refresh-token', 'POST');
+    expect(refreshed.status).toBe(200);
+
+    store.heal();
+    // It is read again a few seconds later (a locked store holds each read for busy_timeout).
+    r.clock.advance(5_000);
+    const again = (await (await get('/health')).json()) as Record<string, unknown>;
+    expect(again.status).toBe('ok');
+    expect(again.storeError).toBeUndefined();
+  } finally {
+    s.stop();
+  }
+});
