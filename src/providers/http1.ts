@@ -193,14 +193,33 @@ function parseHead(ex: Exchange, text: string): void {
   const cl = headers.get('content-length');
   if (ex.method === 'HEAD' || ex.status === 204 || ex.status === 304) ex.mode = 'none';
   else if (te.includes('chunked')) ex.mode = 'chunked';
-  else if (cl !== null && /^\d+$/.test(cl.trim())) {
+  else if (cl !== null) {
+    // Without a usable length the body would run to a close that a keep-alive server never sends.
+    const n = contentLength(cl);
+    if (n < 0) throw new ConnError('HPE_UNEXPECTED_CONTENT_LENGTH', `upstream sent an invalid content-length (${cl.slice(0, 40)})`);
     ex.mode = 'length';
-    ex.remaining = Number(cl.trim());
+    ex.remaining = n;
   } else {
     ex.mode = 'close';
     ex.keepAlive = false;
   }
 }
+
+/**
+ * The body length a Content-Length value gives, or -1. A proxy that merged two equal fields sends
+ * "2, 2" (Headers joins repeated fields the same way): one length (RFC 9110 §8.6); unequal ones are -1.
+ */
+function contentLength(v: string): number {
+  if (DIGITS.test(v)) return Number(v);
+  let n = -1;
+  for (const part of v.split(',')) {
+    const t = part.trim();
+    if (!DIGITS.test(t) || (n >= 0 && Number(t) !== n)) return -1;
+    n = Number(t);
+  }
+  return n;
+}
+const DIGITS = /^\d{1,15}$/;
 
 /** How many hex digits start at `at` (0 when none, or more than 12: that is the line path's error). */
 function hexRun(data: Uint8Array, at: number): number {

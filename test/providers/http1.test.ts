@@ -72,6 +72,15 @@ function raw(answer: (req: string, socket: Socket<{ buf: string }>) => void): Ra
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** `p`, or a rejection naming the hang: a framing bug shows up as a wait that never ends. */
+function within<T>(p: Promise<T>, ms = 2000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const hang = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`still waiting after ${ms} ms`)), ms);
+  });
+  return Promise.race([p, hang]).finally(() => clearTimeout(timer));
+}
+
 describe('http1Request', () => {
   test('sends method, path, query, headers and body; reads a content-length answer', async () => {
     let seen: { method: string; path: string; auth: string | null; body: string } | null = null;
@@ -229,6 +238,34 @@ describe('http1Request', () => {
     });
     const res = await http1Request(s.url, { method: 'GET', headers: {} });
     await expect(res.text()).rejects.toThrow(/malformed chunk/);
+    await sleep(10);
+    expect(http1IdleCount()).toBe(0);
+  });
+
+  test('a Content-Length repeated with the same value (a proxy that merged headers) is one length, and the connection is reused', async () => {
+    for (const repeated of ['content-length: 2\r\ncontent-length: 2', 'content-length: 2, 2', 'Content-Length: 2\r\ncontent-length:  2 ']) {
+      const s = raw((_req, sock) => {
+        sock.write(`HTTP/1.1 200 OK\r\n${repeated}\r\n\r\nok`);
+      });
+      for (let i = 0; i < 2; i++) expect(await within((async () => (await http1Request(s.url, { method: 'GET', headers: {} })).text())())).toBe('ok');
+      expect(s.accepted()).toBe(1);
+    }
+  });
+
+  test.each([
+    ['two different lengths', 'content-length: 2\r\ncontent-length: 3'],
+    ['a list of different lengths', 'content-length: 2, 3'],
+    ['a length that is not a number', 'content-length: abc'],
+    ['a negative length', 'content-length: -2'],
+    ['an empty length', 'content-length: '],
+  ])('a response with %s is an error at once, not a wait for the server to close', async (_what, cl) => {
+    const s = raw((_req, sock) => {
+      sock.write(`HTTP/1.1 200 OK\r\n${cl}\r\n\r\nok!`);
+    });
+    const err = (await within(http1Request(s.url, { method: 'GET', headers: {} }).then((r) => r.text())).catch((e: unknown) => e)) as { code?: string; message?: string };
+    expect(err).toBeInstanceOf(Error);
+    expect(err.code).toBe('HPE_UNEXPECTED_CONTENT_LENGTH');
+    expect(err.message).toMatch(/content-length/i);
     await sleep(10);
     expect(http1IdleCount()).toBe(0);
   });
