@@ -2,7 +2,7 @@
 // Client" thread, and the hops between it and the main thread (eventfd wakeups, context switches)
 // cost more CPU per proxied request than our own code. Sockets opened here live on the main event
 // loop. One pool per origin and caller key (connections are per credential, antigravity.md §4.2).
-// No Accept-Encoding handling: callers should not ask for gzip; a gzip answer is still decoded.
+// No Accept-Encoding handling: callers should not ask for gzip; a compressed answer is still decoded.
 import type { Socket } from 'bun';
 
 export interface Http1RequestInit {
@@ -603,8 +603,9 @@ function makeResponse(conn: Conn, ex: Exchange, status: number, headers: Headers
     });
   };
   let rawRead = read;
-  const enc = (headers.get('content-encoding') ?? '').trim().toLowerCase();
-  if (enc === 'gzip' || enc === 'deflate') rawRead = decompressed(read, enc);
+  const enc = headers.get('content-encoding');
+  const format = enc === null ? undefined : CODINGS.get(enc.trim().toLowerCase());
+  if (format) rawRead = decompressed(read, format);
   return {
     status,
     ok: status >= 200 && status < 300,
@@ -626,23 +627,35 @@ function makeResponse(conn: Conn, ex: Exchange, status: number, headers: Headers
   };
 }
 
-/** A gzip/deflate body (a server that ignored our missing Accept-Encoding) decoded as it streams. */
-function decompressed(read: () => Promise<Uint8Array | null>, enc: 'gzip' | 'deflate'): () => Promise<Uint8Array | null> {
-  const ds = new DecompressionStream(enc);
-  const writer = ds.writable.getWriter();
-  const reader = ds.readable.getReader();
-  const pump = async (): Promise<void> => {
-    try {
-      for (let v = await read(); v; v = await read()) await writer.write(v as Uint8Array<ArrayBuffer>);
-      await writer.close();
-    } catch (err) {
-      await writer.abort(err).catch(() => {});
-    }
-  };
-  void pump();
+/**
+ * The content codings decoded, by their HTTP names. We send no Accept-Encoding, which allows any
+ * coding (RFC 9110 §12.5.3), so a server may compress anyway; fetch decodes these same ones.
+ */
+type Format = ConstructorParameters<typeof DecompressionStream>[0];
+const CODINGS = new Map<string, Format>([['gzip', 'gzip'], ['x-gzip', 'gzip'], ['deflate', 'deflate'], ['br', 'brotli'], ['zstd', 'zstd']]);
+
+/** A compressed body decoded as it streams. */
+function decompressed(read: () => Promise<Uint8Array | null>, format: Format): () => Promise<Uint8Array | null> {
+  let reader: { read(): Promise<{ done: boolean; value?: Uint8Array }> } | null = null;
   return async () => {
+    if (!reader) {
+      // An empty body (a 204, a length of 0) is no compressed stream at all: the decoder would call it truncated.
+      const first = await read();
+      if (!first) return null;
+      const ds = new DecompressionStream(format);
+      const writer = ds.writable.getWriter();
+      reader = ds.readable.getReader();
+      void (async () => {
+        try {
+          for (let v: Uint8Array | null = first; v; v = await read()) await writer.write(v as Uint8Array<ArrayBuffer>);
+          await writer.close();
+        } catch (err) {
+          await writer.abort(err).catch(() => {});
+        }
+      })();
+    }
     const r = await reader.read();
-    return r.done ? null : (r.value as Uint8Array);
+    return r.done || !r.value ? null : r.value;
   };
 }
 

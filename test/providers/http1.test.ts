@@ -3,6 +3,7 @@ import type { Socket, TCPSocketListener } from 'bun';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import zlib from 'node:zlib';
 import { closeHttp1Pools, http1IdleCount, http1Request, setHttp1TlsForTests } from '../../src/providers/http1.ts';
 import { upstreamCall } from '../../src/providers/upstream-call.ts';
 
@@ -433,6 +434,33 @@ describe('http1Request', () => {
     const url = serve(() => new Response(Bun.gzipSync(new TextEncoder().encode('zipped text')), { headers: { 'content-encoding': 'gzip' } }));
     const res = await http1Request(url, { method: 'GET', headers: {} });
     expect(await res.text()).toBe('zipped text');
+  });
+
+  test.each([
+    ['a 200 with content-length 0', 'HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: 0\r\n\r\n'],
+    ['a 204', 'HTTP/1.1 204 No Content\r\ncontent-encoding: gzip\r\n\r\n'],
+    ['a chunked answer with no chunk', 'HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n'],
+  ])('an empty body labelled gzip (%s) reads as empty, not as a broken gzip stream', async (_what, wire) => {
+    const s = raw((_req, sock) => {
+      sock.write(wire);
+    });
+    for (let i = 0; i < 2; i++) expect(await (await http1Request(s.url, { method: 'POST', headers: {}, body: 'x' })).text()).toBe('');
+    expect(s.accepted()).toBe(1);
+  });
+
+  test.each([
+    ['br', (b: Uint8Array<ArrayBuffer>) => zlib.brotliCompressSync(b)],
+    ['zstd', (b: Uint8Array<ArrayBuffer>) => Bun.zstdCompressSync(b)],
+    ['x-gzip', (b: Uint8Array<ArrayBuffer>) => Bun.gzipSync(b)],
+    ['Deflate', (b: Uint8Array<ArrayBuffer>) => zlib.deflateSync(b)],
+  ])('decodes a %s answer from a server that compresses without being asked', async (coding, compress) => {
+    const text = `data: {"a":"${'é✓'.repeat(2000)}"}\n\n`;
+    const bytes = compress(new TextEncoder().encode(text));
+    const s = raw((_req, sock) => {
+      sock.write(`HTTP/1.1 200 OK\r\ncontent-encoding: ${coding}\r\ncontent-length: ${bytes.length}\r\n\r\n`);
+      sock.write(bytes);
+    });
+    expect(await within((async () => (await http1Request(s.url, { method: 'POST', headers: {}, body: 'x' })).text())())).toBe(text);
   });
 
   test('concurrent requests each get their own answer', async () => {
