@@ -75,7 +75,6 @@ interface Conn {
 }
 
 const pools = new Map<string, Conn[]>();
-const CRLFCRLF = [13, 10, 13, 10];
 const latin1 = new TextDecoder('latin1');
 const utf8 = new TextDecoder();
 
@@ -158,10 +157,14 @@ function push(ex: Exchange, bytes: Uint8Array): void {
   else ex.queue.push(bytes);
 }
 
-function indexOfSeq(buf: Uint8Array, seq: number[], from: number): number {
-  outer: for (let i = Math.max(0, from); i <= buf.length - seq.length; i++) {
-    for (let j = 0; j < seq.length; j++) if (buf[i + j] !== seq[j]) continue outer;
-    return i;
+/**
+ * Where the head in `buf` ends: the index of its blank line's LF + 1 (the body's first byte), or -1.
+ * Lines may end in a bare LF (RFC 9112 §2.2), as fetch accepts. `from`: bytes before it were searched.
+ */
+function headEnd(buf: Uint8Array, from: number): number {
+  for (let i = buf.indexOf(10, Math.max(0, from)); i >= 0; i = buf.indexOf(10, i + 1)) {
+    if (buf[i + 1] === 10) return i + 2;
+    if (buf[i + 1] === 13 && buf[i + 2] === 10) return i + 3;
   }
   return -1;
 }
@@ -175,25 +178,38 @@ function concat(a: Uint8Array | null, b: Uint8Array): Uint8Array {
 }
 
 function parseHead(ex: Exchange, text: string): void {
-  const lines = text.split('\r\n');
+  // Split at LF: a CR before it goes with the trims below (and the status line's regex ignores it).
+  const lines = text.split('\n');
   const statusLine = lines[0] ?? '';
   const m = /^HTTP\/1\.([01]) (\d{3})/.exec(statusLine);
   if (!m) throw new ConnError('HPE_INVALID_RESPONSE', 'upstream sent something that is not an HTTP/1.x response');
   const headers = new Headers();
-  for (let i = 1; i < lines.length; i++) {
-    const l = lines[i]!;
-    const c = l.indexOf(':');
-    if (c > 0) headers.append(l.slice(0, c).trim(), l.slice(c + 1).trim());
+  try {
+    for (let i = 1; i < lines.length; i++) {
+      const l = lines[i]!;
+      // A folded line (obsolete) continues the previous value: read apart, it would cut that value short.
+      const first = l.charCodeAt(0);
+      if (first === 32 || first === 9) throw new TypeError('folded header line');
+      const c = l.indexOf(':');
+      if (c > 0) headers.append(l.slice(0, c).trim(), l.slice(c + 1).trim());
+    }
+  } catch (err) {
+    // Headers refuses a bad name or value with a TypeError and no code; fetch fails such a head too.
+    throw new ConnError('HPE_INVALID_HEADER_TOKEN', `upstream sent a malformed header line (${(err as Error).message === 'folded header line' ? 'folded' : 'bad name or value'})`);
   }
   ex.status = Number(m[2]);
   ex.headers = headers;
   const connection = (headers.get('connection') ?? '').toLowerCase();
   ex.keepAlive = m[1] === '1' ? !connection.includes('close') : connection.includes('keep-alive');
-  const te = (headers.get('transfer-encoding') ?? '').toLowerCase();
+  const te = headers.get('transfer-encoding');
   const cl = headers.get('content-length');
   if (ex.method === 'HEAD' || ex.status === 204 || ex.status === 304) ex.mode = 'none';
-  else if (te.includes('chunked')) ex.mode = 'chunked';
-  else if (cl !== null) {
+  else if (te !== null) {
+    // Chunked only as the last coding; any other runs to the close (RFC 9112 §6.3). With a
+    // content-length too the framing is ambiguous (response splitting?): not reused after.
+    ex.mode = te === 'chunked' || CHUNKED_LAST.test(te) ? 'chunked' : 'close';
+    if (ex.mode === 'close' || cl !== null) ex.keepAlive = false;
+  } else if (cl !== null) {
     // Without a usable length the body would run to a close that a keep-alive server never sends.
     const n = contentLength(cl);
     if (n < 0) throw new ConnError('HPE_UNEXPECTED_CONTENT_LENGTH', `upstream sent an invalid content-length (${cl.slice(0, 40)})`);
@@ -220,6 +236,7 @@ function contentLength(v: string): number {
   return n;
 }
 const DIGITS = /^\d{1,15}$/;
+const CHUNKED_LAST = /(?:^|,)[ \t]*chunked[ \t]*$/i;
 
 /** How many hex digits start at `at` (0 when none, or more than 12: that is the line path's error). */
 function hexRun(data: Uint8Array, at: number): number {
@@ -324,14 +341,14 @@ function onData(conn: Conn, data: Uint8Array): void {
     if (ex.headDone) return feedBody(conn, ex, data);
     let buf = concat(ex.head, data);
     for (;;) {
-      const at = indexOfSeq(buf, CRLFCRLF, (ex.head?.length ?? 0) - 3);
-      if (at < 0) {
+      const end = headEnd(buf, (ex.head?.length ?? 0) - 2);
+      if (end < 0) {
         if (buf.length > 256 * 1024) throw new ConnError('HPE_HEADER_OVERFLOW', 'upstream response head too large');
         ex.head = buf;
         return;
       }
-      parseHead(ex, latin1.decode(buf.subarray(0, at)));
-      buf = buf.subarray(at + 4);
+      parseHead(ex, latin1.decode(buf.subarray(0, end)));
+      buf = buf.subarray(end);
       ex.head = null;
       // 1xx interim answers (100 Continue, 103 Early Hints) come before the real one.
       if (ex.status >= 100 && ex.status < 200) continue;

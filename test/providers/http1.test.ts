@@ -531,6 +531,63 @@ describe('http1Request', () => {
     expect(closed).toBe(true);
   });
 
+  test('a head with bare LF line ends is read, whole or split across reads', async () => {
+    const s = raw(async (_req, sock) => {
+      for (const piece of ['HTTP/1.1 200 OK\nx-a: 1\r\ncontent-le', 'ngth: 2\n', '\nok']) {
+        sock.write(piece);
+        sock.flush();
+        await sleep(2);
+      }
+    });
+    for (let i = 0; i < 2; i++) {
+      const res = await within(http1Request(s.url, { method: 'GET', headers: {} }));
+      expect(res.headers.get('x-a')).toBe('1');
+      expect(await res.text()).toBe('ok');
+    }
+    expect(s.accepted()).toBe(1);
+  });
+
+  test('a head ending in CRLF CRLF split between the CR and the LF is found', async () => {
+    const s = raw(async (_req, sock) => {
+      for (const piece of ['HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r', '\nok']) {
+        sock.write(piece);
+        sock.flush();
+        await sleep(2);
+      }
+    });
+    expect(await within((async () => (await http1Request(s.url, { method: 'GET', headers: {} })).text())())).toBe('ok');
+  });
+
+  test.each([
+    ['a folded header line', 'content-type: text/plain;\r\n charset=utf-8; a:b'],
+    ['a name with a space', 'bad name: x'],
+  ])('a head with %s is an error with a code, as fetch rejects it', async (_what, line) => {
+    const s = raw((_req, sock) => {
+      sock.write(`HTTP/1.1 200 OK\r\n${line}\r\ncontent-length: 2\r\n\r\nok`);
+    });
+    const err = (await http1Request(s.url, { method: 'GET', headers: {} }).catch((e: unknown) => e)) as { code?: string; message?: string };
+    expect(err).toBeInstanceOf(Error);
+    expect(err.code).toBe('HPE_INVALID_HEADER_TOKEN');
+    expect(err.message).toMatch(/malformed header/);
+  });
+
+  test('a response framed by both transfer-encoding and content-length is read as chunked, and its connection is not reused', async () => {
+    // Such a head might be a response-splitting attempt by something in between (RFC 9112 §6.3).
+    const s = raw((_req, sock) => {
+      sock.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 3\r\n\r\n2\r\nok\r\n0\r\n\r\n');
+    });
+    for (let i = 0; i < 2; i++) expect(await (await http1Request(s.url, { method: 'GET', headers: {} })).text()).toBe('ok');
+    expect(s.accepted()).toBe(2);
+  });
+
+  test('a transfer-encoding whose last coding is not chunked is read to the close', async () => {
+    const s = raw((_req, sock) => {
+      sock.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked, identity\r\n\r\n2\r\nok');
+      setTimeout(() => sock.end(), 10);
+    });
+    expect(await within((async () => (await http1Request(s.url, { method: 'GET', headers: {} })).text())())).toBe('2\r\nok');
+  });
+
   test('a garbage answer is an error', async () => {
     const s = raw((_req, sock) => {
       sock.write('SSH-2.0-OpenSSH\r\n\r\n');
