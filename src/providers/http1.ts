@@ -57,6 +57,8 @@ interface Exchange {
   ended: boolean;
   failure: unknown;
   keepAlive: boolean;
+  /** The server's Keep-Alive timeout in seconds, or 0 when it gave none. */
+  keepAliveSec: number;
   waiter: ((v: Uint8Array | null | Error) => void) | null;
   onHead: ((r: { status: number; headers: Headers } | Error) => void) | null;
   status: number;
@@ -68,6 +70,8 @@ interface Conn {
   key: string;
   closed: boolean;
   reused: boolean;
+  /** performance.now() past which the server may close this idle connection (0: only IDLE_SEC). */
+  expires: number;
   ex: Exchange | null;
   pending: Uint8Array | null;
   /** Set until a TLS handshake settles: bytes written before it would be lost. */
@@ -125,7 +129,7 @@ function unpool(conn: Conn): void {
   if (idle.length === 0) pools.delete(conn.key);
 }
 
-function release(conn: Conn): void {
+function release(conn: Conn, ex: Exchange): void {
   conn.ex = null;
   const s = conn.socket;
   if (conn.closed || !s) return;
@@ -135,7 +139,12 @@ function release(conn: Conn): void {
   let idle = pools.get(conn.key);
   if (!idle) pools.set(conn.key, (idle = []));
   if (idle.length >= MAX_IDLE_PER_POOL) return destroy(conn);
-  s.timeout(IDLE_SEC);
+  // A server that says when it closes idle connections (Node and Apache: 5 s) could close this one
+  // just as a request goes out on it: keep it a second less than that (undici does the same).
+  const ka = ex.keepAliveSec;
+  if (ka === 1) return destroy(conn);
+  conn.expires = ka > 0 ? performance.now() + (ka - 1) * 1000 : 0;
+  s.timeout(ka > 0 ? Math.min(IDLE_SEC, ka - 1) : IDLE_SEC);
   s.unref();
   conn.reused = true;
   idle.push(conn);
@@ -144,7 +153,7 @@ function release(conn: Conn): void {
 function finishBody(conn: Conn, ex: Exchange, extra: boolean): void {
   ex.ended = true;
   wake(ex, null);
-  if (ex.keepAlive && !extra) release(conn);
+  if (ex.keepAlive && !extra) release(conn, ex);
   else {
     conn.ex = null;
     destroy(conn);
@@ -201,6 +210,10 @@ function parseHead(ex: Exchange, text: string): void {
   ex.headers = headers;
   const connection = (headers.get('connection') ?? '').toLowerCase();
   ex.keepAlive = m[1] === '1' ? !connection.includes('close') : connection.includes('keep-alive');
+  const ka = headers.get('keep-alive');
+  // timeout=0 (close at once) counts as 1: too short to pool for.
+  const t = ka === null ? null : KEEP_ALIVE_TIMEOUT.exec(ka);
+  ex.keepAliveSec = t ? Number(t[1]) || 1 : 0;
   const te = headers.get('transfer-encoding');
   const cl = headers.get('content-length');
   if (ex.method === 'HEAD' || ex.status === 204 || ex.status === 304) ex.mode = 'none';
@@ -236,6 +249,7 @@ function contentLength(v: string): number {
   return n;
 }
 const DIGITS = /^\d{1,15}$/;
+const KEEP_ALIVE_TIMEOUT = /(?:^|[,\s])timeout\s*=\s*(\d{1,9})/i;
 const CHUNKED_LAST = /(?:^|,)[ \t]*chunked[ \t]*$/i;
 
 /** How many hex digits start at `at` (0 when none, or more than 12: that is the line path's error). */
@@ -430,7 +444,8 @@ function take(key: string): Conn | null {
   const idle = pools.get(key);
   if (!idle) return null;
   for (let c = idle.pop(); c; c = idle.pop()) {
-    if (!c.closed && c.socket) {
+    if (c.expires && performance.now() >= c.expires) destroy(c);
+    else if (!c.closed && c.socket) {
       c.socket.timeout(0);
       c.socket.ref();
       return c;
@@ -446,7 +461,7 @@ export function setHttp1TlsForTests(extra: { ca?: string }): void {
 }
 
 async function connect(key: string, url: URL, signal: AbortSignal | undefined): Promise<Conn> {
-  const conn: Conn = { socket: null, key, closed: false, reused: false, ex: null, pending: null, onHandshake: null };
+  const conn: Conn = { socket: null, key, closed: false, reused: false, expires: 0, ex: null, pending: null, onHandshake: null };
   const https = url.protocol === 'https:';
   const port = url.port ? Number(url.port) : https ? 443 : 80;
   // URL keeps the brackets of an IPv6 literal; the socket wants the bare address.
@@ -543,6 +558,7 @@ function exchange(conn: Conn, method: string, req: Req): { ex: Exchange; head: P
     ended: false,
     failure: null,
     keepAlive: true,
+    keepAliveSec: 0,
     waiter: null,
     onHead: null,
     status: 0,

@@ -318,6 +318,29 @@ describe('http1Request', () => {
     expect(s.accepted()).toBe(2);
   });
 
+  test('a keep-alive timeout of 1 s or less is too short to pool the connection for', async () => {
+    const s = raw((_req, sock) => {
+      sock.write('HTTP/1.1 200 OK\r\nkeep-alive: timeout=1\r\ncontent-length: 2\r\n\r\nok');
+    });
+    for (let i = 0; i < 2; i++) expect(await (await http1Request(s.url, { method: 'GET', headers: {} })).text()).toBe('ok');
+    expect(s.accepted()).toBe(2);
+    expect(http1IdleCount()).toBe(0);
+  });
+
+  test("a pooled connection is not reused once the server's keep-alive timeout is about to close it", async () => {
+    // Sent just as the server closes, a request is lost or must be resent: stop a second short of it.
+    const s = raw((_req, sock) => {
+      sock.write('HTTP/1.1 200 OK\r\nKeep-Alive: timeout=2, max=100\r\ncontent-length: 2\r\n\r\nok');
+    });
+    const get = async () => (await http1Request(s.url, { method: 'GET', headers: {} })).text();
+    expect(await get()).toBe('ok');
+    expect(await get()).toBe('ok');
+    expect(s.accepted()).toBe(1);
+    await sleep(1100);
+    expect(await get()).toBe('ok');
+    expect(s.accepted()).toBe(2);
+  });
+
   test('a reused connection that dies before any answer byte is retried once on a fresh one', async () => {
     let n = 0;
     const s = raw((_req, sock) => {
