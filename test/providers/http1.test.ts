@@ -144,6 +144,20 @@ describe('http1Request', () => {
     expect(await res.text()).toBe('true');
   });
 
+  test.each(['native', 'fetch'] as const)('upstreamCall on %s hands a redirect back as the answer: the key never follows it to another origin', async (client) => {
+    let landed = 0;
+    const elsewhere = serve(() => {
+      landed++;
+      return new Response('landed');
+    });
+    const url = serve(() => new Response(null, { status: 307, headers: { location: `${elsewhere.replace('127.0.0.1', 'localhost')}/v1/messages` } }));
+    const res = await upstreamCall(client, `${url}/v1/messages`, { method: 'POST', headers: { 'x-api-key': 'FAKE-key' }, body: '{}' });
+    expect(res.status).toBe(307);
+    expect(res.ok).toBe(false);
+    await res.text();
+    expect(landed).toBe(0);
+  });
+
   test('a connection answered before its request body was all sent is not reused', async () => {
     // The server answers on the head and stops reading: what is left of the body still sits in
     // the connection, so a second request on it would be read as the end of the first one's body.
