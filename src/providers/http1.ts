@@ -520,10 +520,26 @@ interface Req {
 function encodeRequest(url: URL, init: Http1RequestInit): Req {
   const body = init.body;
   let head = `${init.method} ${url.pathname}${url.search} HTTP/1.1\r\nhost: ${url.host}\r\n`;
+  let wide = false;
   for (const name in init.headers) {
     const lower = name.toLowerCase();
     if (lower === 'host' || lower === 'content-length' || lower === 'transfer-encoding' || lower === 'connection') continue;
-    head += `${name}: ${init.headers[name]}\r\n`;
+    const value = init.headers[name]!;
+    if (NOT_PLAIN.test(value)) {
+      // CR or LF would start a header of the caller's value's choosing; fetch refuses these too.
+      // The value itself may be a credential: only the name is told.
+      if (NOT_BYTE.test(value)) throw new ConnError('ERR_INVALID_HEADER_VALUE', `request header ${name} has an invalid value`);
+      wide = true;
+    }
+    head += `${name}: ${value}\r\n`;
+  }
+  // Rare (a forwarded header with bytes above 0x7f, handed over as Latin-1 characters): they go out
+  // one byte each, as fetch sends them; the fast paths below would write the head as UTF-8.
+  if (wide) {
+    const bytes = typeof body === 'string' ? Buffer.from(body, init.latin1 ? 'latin1' : 'utf8') : body;
+    if (typeof body === 'string' || body || (init.method !== 'GET' && init.method !== 'HEAD')) head += `content-length: ${bytes?.length ?? 0}\r\n`;
+    const data = concat(Buffer.from(`${head}\r\n`, 'latin1'), bytes ?? new Uint8Array(0));
+    return { data, size: data.length, body: '', bodySize: 0, latin1: false };
   }
   if (typeof body === 'string') {
     const byteString = init.latin1 === true;
@@ -542,6 +558,10 @@ function encodeRequest(url: URL, init: Http1RequestInit): Req {
   const data = body && body.length ? concat(h, body) : h;
   return { data, size: data.length, body: '', bodySize: 0, latin1: false };
 }
+
+/** Header values outside printable ASCII and tab; of those, the ones no header may carry (fetch's rule). */
+const NOT_PLAIN = /[^\t\x20-\x7e]/;
+const NOT_BYTE = /[\0\r\n]|[^\0-\xff]/;
 
 /** Sends the request on `conn` and resolves with its status + headers. */
 function exchange(conn: Conn, method: string, req: Req): { ex: Exchange; head: Promise<{ status: number; headers: Headers }> } {

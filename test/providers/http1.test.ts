@@ -158,6 +158,67 @@ describe('http1Request', () => {
     expect(landed).toBe(0);
   });
 
+  test('a header value with Latin-1 characters (a forwarded user-agent) goes out byte for byte, as fetch sends it, whatever the body', async () => {
+    // Bun hands request header bytes over as Latin-1 characters: the UTF-8 bytes of "é" arrive as "Ã©".
+    const ua = Buffer.from('agent-é', 'utf8').toString('latin1');
+    const got: Buffer[] = [];
+    const l = Bun.listen<{ buf: Buffer }>({
+      hostname: '127.0.0.1',
+      port: 0,
+      socket: {
+        open(sock) {
+          sock.data = { buf: Buffer.alloc(0) };
+        },
+        data(sock, d) {
+          sock.data.buf = Buffer.concat([sock.data.buf, d]);
+          const end = sock.data.buf.indexOf('\r\n\r\n');
+          if (end < 0) return;
+          const len = Number(/content-length: (\d+)/i.exec(sock.data.buf.subarray(0, end).toString('latin1'))?.[1] ?? 0);
+          if (sock.data.buf.length < end + 4 + len) return;
+          got.push(sock.data.buf.subarray(0, end + 4 + len));
+          sock.data.buf = sock.data.buf.subarray(end + 4 + len);
+          sock.write('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n');
+        },
+      },
+    });
+    servers.push({ stop: () => l.stop(true) });
+    const url = `http://127.0.0.1:${l.port}/`;
+    const big = `{"t":"${'é✓'.repeat(20_000)}"}`;
+    const bodies: { body?: string | Uint8Array; latin1?: boolean; sent: Buffer }[] = [
+      { sent: Buffer.alloc(0) },
+      { body: '{"t":"é"}', sent: Buffer.from('{"t":"é"}') },
+      { body: big, sent: Buffer.from(big) },
+      { body: Buffer.from(big).toString('latin1'), latin1: true, sent: Buffer.from(big) },
+      { body: new Uint8Array([1, 2, 3]), sent: Buffer.from([1, 2, 3]) },
+    ];
+    for (const b of bodies) {
+      got.length = 0;
+      const res = await http1Request(url, { method: b.body ? 'POST' : 'GET', headers: { 'user-agent': ua }, body: b.body, latin1: b.latin1 });
+      await res.text();
+      const wire = got[0]!;
+      expect(wire.includes(Buffer.concat([Buffer.from('user-agent: '), Buffer.from('agent-é', 'utf8'), Buffer.from('\r\n')]))).toBe(true);
+      expect(wire.subarray(wire.indexOf('\r\n\r\n') + 4).equals(b.sent)).toBe(true);
+    }
+  });
+
+  test.each([
+    ['a CR LF (a second header smuggled in)', 'FAKE-key\r\nx-injected: 1'],
+    ['a bare LF', 'FAKE-key\nx'],
+    ['a NUL', 'FAKE-key\u0000'],
+    ['a character above U+00FF', 'FAKE-key✓'],
+  ])('a header value with %s is refused before anything is sent, without the value in the error', async (_what, value) => {
+    const s = raw((_req, sock) => {
+      sock.write('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n');
+    });
+    const err = (await http1Request(s.url, { method: 'POST', headers: { 'x-api-key': value }, body: '{}' }).catch((e: unknown) => e)) as { code?: string; message?: string };
+    expect(err).toBeInstanceOf(Error);
+    expect(err.code).toBe('ERR_INVALID_HEADER_VALUE');
+    expect(err.message).toContain('x-api-key');
+    expect(err.message).not.toContain('FAKE');
+    await sleep(10);
+    expect(s.accepted()).toBe(0);
+  });
+
   test('a connection answered before its request body was all sent is not reused', async () => {
     // The server answers on the head and stops reading: what is left of the body still sits in
     // the connection, so a second request on it would be read as the end of the first one's body.
