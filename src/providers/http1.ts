@@ -79,7 +79,6 @@ interface Conn {
 }
 
 const pools = new Map<string, Conn[]>();
-const latin1 = new TextDecoder('latin1');
 const utf8 = new TextDecoder();
 
 class ConnError extends Error {
@@ -176,6 +175,15 @@ function headEnd(buf: Uint8Array, from: number): number {
     if (buf[i + 1] === 13 && buf[i + 2] === 10) return i + 3;
   }
   return -1;
+}
+
+/**
+ * Bytes start..end as one character each (U+0000-U+00FF), as fetch reads a head. Not
+ * TextDecoder('latin1'): that is windows-1252, which turns 0x80-0x9f (UTF-8 continuation bytes
+ * in a header value) into characters Headers refuses.
+ */
+function latin1(buf: Uint8Array, start: number, end: number): string {
+  return Buffer.from(buf.buffer, buf.byteOffset + start, end - start).toString('latin1');
 }
 
 function concat(a: Uint8Array | null, b: Uint8Array): Uint8Array {
@@ -317,7 +325,7 @@ function feedBody(conn: Conn, ex: Exchange, data: Uint8Array): void {
     // A line (size, the CRLF after data, or a trailer): collect up to LF.
     const lf = data.indexOf(10, i);
     const end = lf < 0 ? data.length : lf;
-    ex.line += latin1.decode(data.subarray(i, end));
+    ex.line += latin1(data, i, end);
     if (ex.line.length > 8192) throw new ConnError('HPE_CHUNK_SIZE', 'upstream sent a malformed chunk size');
     if (lf < 0) return;
     i = lf + 1;
@@ -361,7 +369,7 @@ function onData(conn: Conn, data: Uint8Array): void {
         ex.head = buf;
         return;
       }
-      parseHead(ex, latin1.decode(buf.subarray(0, end)));
+      parseHead(ex, latin1(buf, 0, end));
       buf = buf.subarray(end);
       ex.head = null;
       // 1xx interim answers (100 Continue, 103 Early Hints) come before the real one.

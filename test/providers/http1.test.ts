@@ -656,6 +656,17 @@ describe('http1Request', () => {
     expect(await within((async () => (await http1Request(s.url, { method: 'GET', headers: {} })).text())())).toBe('ok');
   });
 
+  test('a header value in UTF-8 (an error text in Chinese) is read byte for byte as Latin-1 characters, as fetch reads it', async () => {
+    // Continuation bytes 0x80-0x9f are where windows-1252 (what TextDecoder calls latin1) differs.
+    const value = Buffer.from('参数错误 €', 'utf8');
+    const s = raw((_req, sock) => {
+      sock.write(Buffer.concat([Buffer.from('HTTP/1.1 400 Bad Request\r\nx-msg: '), value, Buffer.from('\r\ncontent-length: 2\r\n\r\nno')]));
+    });
+    const res = await http1Request(s.url, { method: 'GET', headers: {} });
+    expect(res.headers.get('x-msg')).toBe(value.toString('latin1'));
+    expect(await res.text()).toBe('no');
+  });
+
   test.each([
     ['a folded header line', 'content-type: text/plain;\r\n charset=utf-8; a:b'],
     ['a name with a space', 'bad name: x'],
