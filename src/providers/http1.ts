@@ -201,18 +201,13 @@ function parseHead(ex: Exchange, text: string): void {
   const m = /^HTTP\/1\.([01]) (\d{3})/.exec(statusLine);
   if (!m) throw new ConnError('HPE_INVALID_RESPONSE', 'upstream sent something that is not an HTTP/1.x response');
   const headers = new Headers();
-  try {
-    for (let i = 1; i < lines.length; i++) {
-      const l = lines[i]!;
-      // A folded line (obsolete) continues the previous value: read apart, it would cut that value short.
-      const first = l.charCodeAt(0);
-      if (first === 32 || first === 9) throw new TypeError('folded header line');
-      const c = l.indexOf(':');
-      if (c > 0) headers.append(l.slice(0, c).trim(), l.slice(c + 1).trim());
-    }
-  } catch (err) {
-    // Headers refuses a bad name or value with a TypeError and no code; fetch fails such a head too.
-    throw new ConnError('HPE_INVALID_HEADER_TOKEN', `upstream sent a malformed header line (${(err as Error).message === 'folded header line' ? 'folded' : 'bad name or value'})`);
+  for (let i = 1; i < lines.length; i++) {
+    const l = lines[i]!;
+    // A folded line (obsolete) continues the previous value: read apart, it would cut that value short.
+    const first = l.charCodeAt(0);
+    if (first === 32 || first === 9) throw new ConnError('HPE_INVALID_HEADER_TOKEN', 'upstream sent a malformed header line (folded)');
+    const c = l.indexOf(':');
+    if (c > 0) appendHeader(headers, l.slice(0, c).trim(), l.slice(c + 1).trim());
   }
   ex.status = Number(m[2]);
   ex.headers = headers;
@@ -239,6 +234,15 @@ function parseHead(ex: Exchange, text: string): void {
   } else {
     ex.mode = 'close';
     ex.keepAlive = false;
+  }
+}
+
+/** Headers refuses a bad name or value with a TypeError and no code; fetch fails such a head too. */
+function appendHeader(headers: Headers, name: string, value: string): void {
+  try {
+    headers.append(name, value);
+  } catch {
+    throw new ConnError('HPE_INVALID_HEADER_TOKEN', 'upstream sent a malformed header line (bad name or value)');
   }
 }
 
