@@ -404,7 +404,9 @@ function onClose(conn: Conn, error?: Error): void {
   const ex = conn.ex;
   conn.ex = null;
   if (!ex || ex.ended || ex.failure) return;
-  if (ex.headDone && ex.mode === 'close') {
+  // Only a clean close ends a close-delimited body: after a reset its tail may be lost. (A TLS
+  // peer that closes without close_notify comes here without an error too.)
+  if (ex.headDone && ex.mode === 'close' && !error) {
     ex.ended = true;
     wake(ex, null);
     return;

@@ -379,6 +379,19 @@ describe('http1Request', () => {
     expect(s.accepted()).toBe(2);
   });
 
+  test('a close-delimited body cut by a reset is an error, not a complete answer', async () => {
+    // Only a clean close (FIN) ends such a body; a reset may have thrown away its tail.
+    const s = raw((_req, sock) => {
+      sock.write('HTTP/1.1 200 OK\r\n\r\n{"partial":');
+      setTimeout(() => sock.terminate(), 10);
+    });
+    const res = await http1Request(s.url, { method: 'GET', headers: {} });
+    const err = (await res.text().catch((e: unknown) => e)) as { code?: string; message?: string };
+    expect(err).toBeInstanceOf(Error);
+    expect(err.code).toBe('ECONNRESET');
+    expect(err.message).toMatch(/closed before the answer ended/);
+  });
+
   test('a pooled connection the server closed while idle is replaced transparently', async () => {
     const s = raw((_req, sock) => {
       sock.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
