@@ -541,6 +541,23 @@ describe('http1Request', () => {
     expect(await res.read()).toBeNull();
   });
 
+  test('interim answers (100, then 103 with its own headers), each in its own read, come before the real one and leave no header on it', async () => {
+    const s = raw(async (_req, sock) => {
+      for (const piece of ['HTTP/1.1 100 Continue\r\n\r\n', 'HTTP/1.1 103 Early Hints\r\nlink: </a>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\n', 'content-length: 2\r\n\r\nok']) {
+        sock.write(piece);
+        sock.flush();
+        await sleep(2);
+      }
+    });
+    for (let i = 0; i < 2; i++) {
+      const res = await within(http1Request(s.url, { method: 'POST', headers: {}, body: 'x' }));
+      expect(res.status).toBe(200);
+      expect(res.headers.get('link')).toBeNull();
+      expect(await res.text()).toBe('ok');
+    }
+    expect(s.accepted()).toBe(1);
+  });
+
   test('decodes a gzip answer', async () => {
     const url = serve(() => new Response(Bun.gzipSync(new TextEncoder().encode('zipped text')), { headers: { 'content-encoding': 'gzip' } }));
     const res = await http1Request(url, { method: 'GET', headers: {} });
