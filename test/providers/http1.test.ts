@@ -727,6 +727,17 @@ describe('http1Request', () => {
     expect(await within((async () => (await http1Request(s.url, { method: 'GET', headers: {} })).text())())).toBe('2\r\nok');
   });
 
+  test('a head that never ends is cut off past 256 KB with an error, not buffered without bound', async () => {
+    const s = raw((_req, sock) => {
+      sock.write(`HTTP/1.1 200 OK\r\n${'x-filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n'.repeat(4000)}`);
+    });
+    const err = (await within(http1Request(s.url, { method: 'GET', headers: {} })).catch((e: unknown) => e)) as { code?: string };
+    expect(err).toBeInstanceOf(Error);
+    expect(err.code).toBe('HPE_HEADER_OVERFLOW');
+    await sleep(10);
+    expect(http1IdleCount()).toBe(0);
+  });
+
   test('a garbage answer is an error', async () => {
     const s = raw((_req, sock) => {
       sock.write('SSH-2.0-OpenSSH\r\n\r\n');
