@@ -2,7 +2,7 @@
 // Client" thread, and the hops between it and the main thread (eventfd wakeups, context switches)
 // cost more CPU per proxied request than our own code. Sockets opened here live on the main event
 // loop. One pool per origin and caller key (connections are per credential, antigravity.md §4.2).
-// No Accept-Encoding handling: callers should not ask for gzip; a gzip answer is still decoded.
+// No Accept-Encoding handling: callers should not ask for gzip; a compressed answer is still decoded.
 import type { Socket } from 'bun';
 
 export interface Http1RequestInit {
@@ -57,6 +57,8 @@ interface Exchange {
   ended: boolean;
   failure: unknown;
   keepAlive: boolean;
+  /** The server's Keep-Alive timeout in seconds, or 0 when it gave none. */
+  keepAliveSec: number;
   waiter: ((v: Uint8Array | null | Error) => void) | null;
   onHead: ((r: { status: number; headers: Headers } | Error) => void) | null;
   status: number;
@@ -68,6 +70,8 @@ interface Conn {
   key: string;
   closed: boolean;
   reused: boolean;
+  /** performance.now() past which the server may close this idle connection (0: only IDLE_SEC). */
+  expires: number;
   ex: Exchange | null;
   pending: Uint8Array | null;
   /** Set until a TLS handshake settles: bytes written before it would be lost. */
@@ -75,8 +79,6 @@ interface Conn {
 }
 
 const pools = new Map<string, Conn[]>();
-const CRLFCRLF = [13, 10, 13, 10];
-const latin1 = new TextDecoder('latin1');
 const utf8 = new TextDecoder();
 
 class ConnError extends Error {
@@ -126,7 +128,7 @@ function unpool(conn: Conn): void {
   if (idle.length === 0) pools.delete(conn.key);
 }
 
-function release(conn: Conn): void {
+function release(conn: Conn, ex: Exchange): void {
   conn.ex = null;
   const s = conn.socket;
   if (conn.closed || !s) return;
@@ -136,7 +138,12 @@ function release(conn: Conn): void {
   let idle = pools.get(conn.key);
   if (!idle) pools.set(conn.key, (idle = []));
   if (idle.length >= MAX_IDLE_PER_POOL) return destroy(conn);
-  s.timeout(IDLE_SEC);
+  // A server that says when it closes idle connections (Node and Apache: 5 s) could close this one
+  // just as a request goes out on it: keep it a second less than that (undici does the same).
+  const ka = ex.keepAliveSec;
+  if (ka === 1) return destroy(conn);
+  conn.expires = ka > 0 ? performance.now() + (ka - 1) * 1000 : 0;
+  s.timeout(ka > 0 ? Math.min(IDLE_SEC, ka - 1) : IDLE_SEC);
   s.unref();
   conn.reused = true;
   idle.push(conn);
@@ -145,7 +152,7 @@ function release(conn: Conn): void {
 function finishBody(conn: Conn, ex: Exchange, extra: boolean): void {
   ex.ended = true;
   wake(ex, null);
-  if (ex.keepAlive && !extra) release(conn);
+  if (ex.keepAlive && !extra) release(conn, ex);
   else {
     conn.ex = null;
     destroy(conn);
@@ -158,12 +165,25 @@ function push(ex: Exchange, bytes: Uint8Array): void {
   else ex.queue.push(bytes);
 }
 
-function indexOfSeq(buf: Uint8Array, seq: number[], from: number): number {
-  outer: for (let i = Math.max(0, from); i <= buf.length - seq.length; i++) {
-    for (let j = 0; j < seq.length; j++) if (buf[i + j] !== seq[j]) continue outer;
-    return i;
+/**
+ * Where the head in `buf` ends: the index of its blank line's LF + 1 (the body's first byte), or -1.
+ * Lines may end in a bare LF (RFC 9112 §2.2), as fetch accepts. `from`: bytes before it were searched.
+ */
+function headEnd(buf: Uint8Array, from: number): number {
+  for (let i = buf.indexOf(10, Math.max(0, from)); i >= 0; i = buf.indexOf(10, i + 1)) {
+    if (buf[i + 1] === 10) return i + 2;
+    if (buf[i + 1] === 13 && buf[i + 2] === 10) return i + 3;
   }
   return -1;
+}
+
+/**
+ * Bytes start..end as one character each (U+0000-U+00FF), as fetch reads a head. Not
+ * TextDecoder('latin1'): that is windows-1252, which turns 0x80-0x9f (UTF-8 continuation bytes
+ * in a header value) into characters Headers refuses.
+ */
+function latin1(buf: Uint8Array, start: number, end: number): string {
+  return Buffer.from(buf.buffer, buf.byteOffset + start, end - start).toString('latin1');
 }
 
 function concat(a: Uint8Array | null, b: Uint8Array): Uint8Array {
@@ -175,32 +195,74 @@ function concat(a: Uint8Array | null, b: Uint8Array): Uint8Array {
 }
 
 function parseHead(ex: Exchange, text: string): void {
-  const lines = text.split('\r\n');
+  // Split at LF: a CR before it goes with the trims below (and the status line's regex ignores it).
+  const lines = text.split('\n');
   const statusLine = lines[0] ?? '';
   const m = /^HTTP\/1\.([01]) (\d{3})/.exec(statusLine);
   if (!m) throw new ConnError('HPE_INVALID_RESPONSE', 'upstream sent something that is not an HTTP/1.x response');
   const headers = new Headers();
   for (let i = 1; i < lines.length; i++) {
     const l = lines[i]!;
+    // A folded line (obsolete) continues the previous value: read apart, it would cut that value short.
+    const first = l.charCodeAt(0);
+    if (first === 32 || first === 9) throw new ConnError('HPE_INVALID_HEADER_TOKEN', 'upstream sent a malformed header line (folded)');
     const c = l.indexOf(':');
-    if (c > 0) headers.append(l.slice(0, c).trim(), l.slice(c + 1).trim());
+    if (c > 0) appendHeader(headers, l.slice(0, c).trim(), l.slice(c + 1).trim());
   }
   ex.status = Number(m[2]);
   ex.headers = headers;
   const connection = (headers.get('connection') ?? '').toLowerCase();
   ex.keepAlive = m[1] === '1' ? !connection.includes('close') : connection.includes('keep-alive');
-  const te = (headers.get('transfer-encoding') ?? '').toLowerCase();
+  const ka = headers.get('keep-alive');
+  // timeout=0 (close at once) counts as 1: too short to pool for.
+  const t = ka === null ? null : KEEP_ALIVE_TIMEOUT.exec(ka);
+  ex.keepAliveSec = t ? Number(t[1]) || 1 : 0;
+  const te = headers.get('transfer-encoding');
   const cl = headers.get('content-length');
   if (ex.method === 'HEAD' || ex.status === 204 || ex.status === 304) ex.mode = 'none';
-  else if (te.includes('chunked')) ex.mode = 'chunked';
-  else if (cl !== null && /^\d+$/.test(cl.trim())) {
+  else if (te !== null) {
+    // Chunked only as the last coding; any other runs to the close (RFC 9112 §6.3). With a
+    // content-length too the framing is ambiguous (response splitting?): not reused after.
+    ex.mode = te === 'chunked' || CHUNKED_LAST.test(te) ? 'chunked' : 'close';
+    if (ex.mode === 'close' || cl !== null) ex.keepAlive = false;
+  } else if (cl !== null) {
+    // Without a usable length the body would run to a close that a keep-alive server never sends.
+    const n = contentLength(cl);
+    if (n < 0) throw new ConnError('HPE_UNEXPECTED_CONTENT_LENGTH', `upstream sent an invalid content-length (${cl.slice(0, 40)})`);
     ex.mode = 'length';
-    ex.remaining = Number(cl.trim());
+    ex.remaining = n;
   } else {
     ex.mode = 'close';
     ex.keepAlive = false;
   }
 }
+
+/** Headers refuses a bad name or value with a TypeError and no code; fetch fails such a head too. */
+function appendHeader(headers: Headers, name: string, value: string): void {
+  try {
+    headers.append(name, value);
+  } catch {
+    throw new ConnError('HPE_INVALID_HEADER_TOKEN', 'upstream sent a malformed header line (bad name or value)');
+  }
+}
+
+/**
+ * The body length a Content-Length value gives, or -1. A proxy that merged two equal fields sends
+ * "2, 2" (Headers joins repeated fields the same way): one length (RFC 9110 §8.6); unequal ones are -1.
+ */
+function contentLength(v: string): number {
+  if (DIGITS.test(v)) return Number(v);
+  let n = -1;
+  for (const part of v.split(',')) {
+    const t = part.trim();
+    if (!DIGITS.test(t) || (n >= 0 && Number(t) !== n)) return -1;
+    n = Number(t);
+  }
+  return n;
+}
+const DIGITS = /^\d{1,15}$/;
+const KEEP_ALIVE_TIMEOUT = /(?:^|[,\s])timeout\s*=\s*(\d{1,9})/i;
+const CHUNKED_LAST = /(?:^|,)[ \t]*chunked[ \t]*$/i;
 
 /** How many hex digits start at `at` (0 when none, or more than 12: that is the line path's error). */
 function hexRun(data: Uint8Array, at: number): number {
@@ -267,7 +329,7 @@ function feedBody(conn: Conn, ex: Exchange, data: Uint8Array): void {
     // A line (size, the CRLF after data, or a trailer): collect up to LF.
     const lf = data.indexOf(10, i);
     const end = lf < 0 ? data.length : lf;
-    ex.line += latin1.decode(data.subarray(i, end));
+    ex.line += latin1(data, i, end);
     if (ex.line.length > 8192) throw new ConnError('HPE_CHUNK_SIZE', 'upstream sent a malformed chunk size');
     if (lf < 0) return;
     i = lf + 1;
@@ -305,14 +367,14 @@ function onData(conn: Conn, data: Uint8Array): void {
     if (ex.headDone) return feedBody(conn, ex, data);
     let buf = concat(ex.head, data);
     for (;;) {
-      const at = indexOfSeq(buf, CRLFCRLF, (ex.head?.length ?? 0) - 3);
-      if (at < 0) {
+      const end = headEnd(buf, (ex.head?.length ?? 0) - 2);
+      if (end < 0) {
         if (buf.length > 256 * 1024) throw new ConnError('HPE_HEADER_OVERFLOW', 'upstream response head too large');
         ex.head = buf;
         return;
       }
-      parseHead(ex, latin1.decode(buf.subarray(0, at)));
-      buf = buf.subarray(at + 4);
+      parseHead(ex, latin1(buf, 0, end));
+      buf = buf.subarray(end);
       ex.head = null;
       // 1xx interim answers (100 Continue, 103 Early Hints) come before the real one.
       if (ex.status >= 100 && ex.status < 200) continue;
@@ -342,7 +404,9 @@ function onClose(conn: Conn, error?: Error): void {
   const ex = conn.ex;
   conn.ex = null;
   if (!ex || ex.ended || ex.failure) return;
-  if (ex.headDone && ex.mode === 'close') {
+  // Only a clean close ends a close-delimited body: after a reset its tail may be lost. (A TLS
+  // peer that closes without close_notify comes here without an error too.)
+  if (ex.headDone && ex.mode === 'close' && !error) {
     ex.ended = true;
     wake(ex, null);
     return;
@@ -394,7 +458,8 @@ function take(key: string): Conn | null {
   const idle = pools.get(key);
   if (!idle) return null;
   for (let c = idle.pop(); c; c = idle.pop()) {
-    if (!c.closed && c.socket) {
+    if (c.expires && performance.now() >= c.expires) destroy(c);
+    else if (!c.closed && c.socket) {
       c.socket.timeout(0);
       c.socket.ref();
       return c;
@@ -410,7 +475,7 @@ export function setHttp1TlsForTests(extra: { ca?: string }): void {
 }
 
 async function connect(key: string, url: URL, signal: AbortSignal | undefined): Promise<Conn> {
-  const conn: Conn = { socket: null, key, closed: false, reused: false, ex: null, pending: null, onHandshake: null };
+  const conn: Conn = { socket: null, key, closed: false, reused: false, expires: 0, ex: null, pending: null, onHandshake: null };
   const https = url.protocol === 'https:';
   const port = url.port ? Number(url.port) : https ? 443 : 80;
   // URL keeps the brackets of an IPv6 literal; the socket wants the bare address.
@@ -469,10 +534,26 @@ interface Req {
 function encodeRequest(url: URL, init: Http1RequestInit): Req {
   const body = init.body;
   let head = `${init.method} ${url.pathname}${url.search} HTTP/1.1\r\nhost: ${url.host}\r\n`;
+  let wide = false;
   for (const name in init.headers) {
     const lower = name.toLowerCase();
     if (lower === 'host' || lower === 'content-length' || lower === 'transfer-encoding' || lower === 'connection') continue;
-    head += `${name}: ${init.headers[name]}\r\n`;
+    const value = init.headers[name]!;
+    if (NOT_PLAIN.test(value)) {
+      // CR or LF would start a header of the caller's value's choosing; fetch refuses these too.
+      // The value itself may be a credential: only the name is told.
+      if (NOT_BYTE.test(value)) throw new ConnError('ERR_INVALID_HEADER_VALUE', `request header ${name} has an invalid value`);
+      wide = true;
+    }
+    head += `${name}: ${value}\r\n`;
+  }
+  // Rare (a forwarded header with bytes above 0x7f, handed over as Latin-1 characters): they go out
+  // one byte each, as fetch sends them; the fast paths below would write the head as UTF-8.
+  if (wide) {
+    const bytes = typeof body === 'string' ? Buffer.from(body, init.latin1 ? 'latin1' : 'utf8') : body;
+    if (typeof body === 'string' || body || (init.method !== 'GET' && init.method !== 'HEAD')) head += `content-length: ${bytes?.length ?? 0}\r\n`;
+    const data = concat(Buffer.from(`${head}\r\n`, 'latin1'), bytes ?? new Uint8Array(0));
+    return { data, size: data.length, body: '', bodySize: 0, latin1: false };
   }
   if (typeof body === 'string') {
     const byteString = init.latin1 === true;
@@ -492,6 +573,10 @@ function encodeRequest(url: URL, init: Http1RequestInit): Req {
   return { data, size: data.length, body: '', bodySize: 0, latin1: false };
 }
 
+/** Header values outside printable ASCII and tab; of those, the ones no header may carry (fetch's rule). */
+const NOT_PLAIN = /[^\t\x20-\x7e]/;
+const NOT_BYTE = /[\0\r\n]|[^\0-\xff]/;
+
 /** Sends the request on `conn` and resolves with its status + headers. */
 function exchange(conn: Conn, method: string, req: Req): { ex: Exchange; head: Promise<{ status: number; headers: Headers }> } {
   const ex: Exchange = {
@@ -507,6 +592,7 @@ function exchange(conn: Conn, method: string, req: Req): { ex: Exchange; head: P
     ended: false,
     failure: null,
     keepAlive: true,
+    keepAliveSec: 0,
     waiter: null,
     onHead: null,
     status: 0,
@@ -584,8 +670,9 @@ function makeResponse(conn: Conn, ex: Exchange, status: number, headers: Headers
     });
   };
   let rawRead = read;
-  const enc = (headers.get('content-encoding') ?? '').trim().toLowerCase();
-  if (enc === 'gzip' || enc === 'deflate') rawRead = decompressed(read, enc);
+  const enc = headers.get('content-encoding');
+  const format = enc === null ? undefined : CODINGS.get(enc.trim().toLowerCase());
+  if (format) rawRead = decompressed(read, format);
   return {
     status,
     ok: status >= 200 && status < 300,
@@ -607,23 +694,35 @@ function makeResponse(conn: Conn, ex: Exchange, status: number, headers: Headers
   };
 }
 
-/** A gzip/deflate body (a server that ignored our missing Accept-Encoding) decoded as it streams. */
-function decompressed(read: () => Promise<Uint8Array | null>, enc: 'gzip' | 'deflate'): () => Promise<Uint8Array | null> {
-  const ds = new DecompressionStream(enc);
-  const writer = ds.writable.getWriter();
-  const reader = ds.readable.getReader();
-  const pump = async (): Promise<void> => {
-    try {
-      for (let v = await read(); v; v = await read()) await writer.write(v as Uint8Array<ArrayBuffer>);
-      await writer.close();
-    } catch (err) {
-      await writer.abort(err).catch(() => {});
-    }
-  };
-  void pump();
+/**
+ * The content codings decoded, by their HTTP names. We send no Accept-Encoding, which allows any
+ * coding (RFC 9110 §12.5.3), so a server may compress anyway; fetch decodes these same ones.
+ */
+type Format = ConstructorParameters<typeof DecompressionStream>[0];
+const CODINGS = new Map<string, Format>([['gzip', 'gzip'], ['x-gzip', 'gzip'], ['deflate', 'deflate'], ['br', 'brotli'], ['zstd', 'zstd']]);
+
+/** A compressed body decoded as it streams. */
+function decompressed(read: () => Promise<Uint8Array | null>, format: Format): () => Promise<Uint8Array | null> {
+  let reader: { read(): Promise<{ done: boolean; value?: Uint8Array }> } | null = null;
   return async () => {
+    if (!reader) {
+      // An empty body (a 204, a length of 0) is no compressed stream at all: the decoder would call it truncated.
+      const first = await read();
+      if (!first) return null;
+      const ds = new DecompressionStream(format);
+      const writer = ds.writable.getWriter();
+      reader = ds.readable.getReader();
+      void (async () => {
+        try {
+          for (let v: Uint8Array | null = first; v; v = await read()) await writer.write(v as Uint8Array<ArrayBuffer>);
+          await writer.close();
+        } catch (err) {
+          await writer.abort(err).catch(() => {});
+        }
+      })();
+    }
     const r = await reader.read();
-    return r.done ? null : (r.value as Uint8Array);
+    return r.done || !r.value ? null : r.value;
   };
 }
 

@@ -36,5 +36,7 @@ export function upstreamCall(client: HttpClientKind, url: string, init: Http1Req
   // Not async: the native call's promise is handed back as it is, without another one around it.
   if (client === 'native') return http1Request(url, init);
   const body = init.latin1 && typeof init.body === 'string' ? Buffer.from(init.body, 'latin1') : init.body;
-  return fetch(url, { method: init.method, headers: init.headers, body, signal: init.signal }).then(fromFetch);
+  // A redirect is an answer, as on the native client: followed, it would carry the body and the
+  // x-api-key header (fetch drops only authorization) to whatever origin the location names.
+  return fetch(url, { method: init.method, headers: init.headers, body, signal: init.signal, redirect: 'manual' }).then(fromFetch);
 }

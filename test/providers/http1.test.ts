@@ -3,6 +3,7 @@ import type { Socket, TCPSocketListener } from 'bun';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import zlib from 'node:zlib';
 import { closeHttp1Pools, http1IdleCount, http1Request, setHttp1TlsForTests } from '../../src/providers/http1.ts';
 import { upstreamCall } from '../../src/providers/upstream-call.ts';
 
@@ -72,6 +73,15 @@ function raw(answer: (req: string, socket: Socket<{ buf: string }>) => void): Ra
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** `p`, or a rejection naming the hang: a framing bug shows up as a wait that never ends. */
+function within<T>(p: Promise<T>, ms = 2000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const hang = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`still waiting after ${ms} ms`)), ms);
+  });
+  return Promise.race([p, hang]).finally(() => clearTimeout(timer));
+}
+
 describe('http1Request', () => {
   test('sends method, path, query, headers and body; reads a content-length answer', async () => {
     let seen: { method: string; path: string; auth: string | null; body: string } | null = null;
@@ -132,6 +142,81 @@ describe('http1Request', () => {
     const url = serve(async (req) => new Response(String(Buffer.from(await req.arrayBuffer()).toString('utf8') === text)));
     const res = await upstreamCall('fetch', url, { method: 'POST', headers: {}, body: Buffer.from(text).toString('latin1'), latin1: true });
     expect(await res.text()).toBe('true');
+  });
+
+  test.each(['native', 'fetch'] as const)('upstreamCall on %s hands a redirect back as the answer: the key never follows it to another origin', async (client) => {
+    let landed = 0;
+    const elsewhere = serve(() => {
+      landed++;
+      return new Response('landed');
+    });
+    const url = serve(() => new Response(null, { status: 307, headers: { location: `${elsewhere.replace('127.0.0.1', 'localhost')}/v1/messages` } }));
+    const res = await upstreamCall(client, `${url}/v1/messages`, { method: 'POST', headers: { 'x-api-key': 'FAKE-key' }, body: '{}' });
+    expect(res.status).toBe(307);
+    expect(res.ok).toBe(false);
+    await res.text();
+    expect(landed).toBe(0);
+  });
+
+  test('a header value with Latin-1 characters (a forwarded user-agent) goes out byte for byte, as fetch sends it, whatever the body', async () => {
+    // Bun hands request header bytes over as Latin-1 characters: the UTF-8 bytes of "é" arrive as "Ã©".
+    const ua = Buffer.from('agent-é', 'utf8').toString('latin1');
+    const got: Buffer[] = [];
+    const l = Bun.listen<{ buf: Buffer }>({
+      hostname: '127.0.0.1',
+      port: 0,
+      socket: {
+        open(sock) {
+          sock.data = { buf: Buffer.alloc(0) };
+        },
+        data(sock, d) {
+          sock.data.buf = Buffer.concat([sock.data.buf, d]);
+          const end = sock.data.buf.indexOf('\r\n\r\n');
+          if (end < 0) return;
+          const len = Number(/content-length: (\d+)/i.exec(sock.data.buf.subarray(0, end).toString('latin1'))?.[1] ?? 0);
+          if (sock.data.buf.length < end + 4 + len) return;
+          got.push(sock.data.buf.subarray(0, end + 4 + len));
+          sock.data.buf = sock.data.buf.subarray(end + 4 + len);
+          sock.write('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n');
+        },
+      },
+    });
+    servers.push({ stop: () => l.stop(true) });
+    const url = `http://127.0.0.1:${l.port}/`;
+    const big = `{"t":"${'é✓'.repeat(20_000)}"}`;
+    const bodies: { body?: string | Uint8Array; latin1?: boolean; sent: Buffer }[] = [
+      { sent: Buffer.alloc(0) },
+      { body: '{"t":"é"}', sent: Buffer.from('{"t":"é"}') },
+      { body: big, sent: Buffer.from(big) },
+      { body: Buffer.from(big).toString('latin1'), latin1: true, sent: Buffer.from(big) },
+      { body: new Uint8Array([1, 2, 3]), sent: Buffer.from([1, 2, 3]) },
+    ];
+    for (const b of bodies) {
+      got.length = 0;
+      const res = await http1Request(url, { method: b.body ? 'POST' : 'GET', headers: { 'user-agent': ua }, body: b.body, latin1: b.latin1 });
+      await res.text();
+      const wire = got[0]!;
+      expect(wire.includes(Buffer.concat([Buffer.from('user-agent: '), Buffer.from('agent-é', 'utf8'), Buffer.from('\r\n')]))).toBe(true);
+      expect(wire.subarray(wire.indexOf('\r\n\r\n') + 4).equals(b.sent)).toBe(true);
+    }
+  });
+
+  test.each([
+    ['a CR LF (a second header smuggled in)', 'FAKE-key\r\nx-injected: 1'],
+    ['a bare LF', 'FAKE-key\nx'],
+    ['a NUL', 'FAKE-key\u0000'],
+    ['a character above U+00FF', 'FAKE-key✓'],
+  ])('a header value with %s is refused before anything is sent, without the value in the error', async (_what, value) => {
+    const s = raw((_req, sock) => {
+      sock.write('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n');
+    });
+    const err = (await http1Request(s.url, { method: 'POST', headers: { 'x-api-key': value }, body: '{}' }).catch((e: unknown) => e)) as { code?: string; message?: string };
+    expect(err).toBeInstanceOf(Error);
+    expect(err.code).toBe('ERR_INVALID_HEADER_VALUE');
+    expect(err.message).toContain('x-api-key');
+    expect(err.message).not.toContain('FAKE');
+    await sleep(10);
+    expect(s.accepted()).toBe(0);
   });
 
   test('a connection answered before its request body was all sent is not reused', async () => {
@@ -233,6 +318,34 @@ describe('http1Request', () => {
     expect(http1IdleCount()).toBe(0);
   });
 
+  test('a Content-Length repeated with the same value (a proxy that merged headers) is one length, and the connection is reused', async () => {
+    for (const repeated of ['content-length: 2\r\ncontent-length: 2', 'content-length: 2, 2', 'Content-Length: 2\r\ncontent-length:  2 ']) {
+      const s = raw((_req, sock) => {
+        sock.write(`HTTP/1.1 200 OK\r\n${repeated}\r\n\r\nok`);
+      });
+      for (let i = 0; i < 2; i++) expect(await within((async () => (await http1Request(s.url, { method: 'GET', headers: {} })).text())())).toBe('ok');
+      expect(s.accepted()).toBe(1);
+    }
+  });
+
+  test.each([
+    ['two different lengths', 'content-length: 2\r\ncontent-length: 3'],
+    ['a list of different lengths', 'content-length: 2, 3'],
+    ['a length that is not a number', 'content-length: abc'],
+    ['a negative length', 'content-length: -2'],
+    ['an empty length', 'content-length: '],
+  ])('a response with %s is an error at once, not a wait for the server to close', async (_what, cl) => {
+    const s = raw((_req, sock) => {
+      sock.write(`HTTP/1.1 200 OK\r\n${cl}\r\n\r\nok!`);
+    });
+    const err = (await within(http1Request(s.url, { method: 'GET', headers: {} }).then((r) => r.text())).catch((e: unknown) => e)) as { code?: string; message?: string };
+    expect(err).toBeInstanceOf(Error);
+    expect(err.code).toBe('HPE_UNEXPECTED_CONTENT_LENGTH');
+    expect(err.message).toMatch(/content-length/i);
+    await sleep(10);
+    expect(http1IdleCount()).toBe(0);
+  });
+
   test('streams a Bun.serve ReadableStream body as it is produced', async () => {
     const url = serve(
       () =>
@@ -266,6 +379,19 @@ describe('http1Request', () => {
     expect(s.accepted()).toBe(2);
   });
 
+  test('a close-delimited body cut by a reset is an error, not a complete answer', async () => {
+    // Only a clean close (FIN) ends such a body; a reset may have thrown away its tail.
+    const s = raw((_req, sock) => {
+      sock.write('HTTP/1.1 200 OK\r\n\r\n{"partial":');
+      setTimeout(() => sock.terminate(), 10);
+    });
+    const res = await http1Request(s.url, { method: 'GET', headers: {} });
+    const err = (await res.text().catch((e: unknown) => e)) as { code?: string; message?: string };
+    expect(err).toBeInstanceOf(Error);
+    expect(err.code).toBe('ECONNRESET');
+    expect(err.message).toMatch(/closed before the answer ended/);
+  });
+
   test('a pooled connection the server closed while idle is replaced transparently', async () => {
     const s = raw((_req, sock) => {
       sock.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
@@ -277,6 +403,29 @@ describe('http1Request', () => {
     // The closed socket left the pool by itself (pools keyed by rotating tokens must not pile up).
     expect(http1IdleCount()).toBe(0);
     expect(await (await http1Request(s.url, { method: 'GET', headers: {} })).text()).toBe('ok');
+    expect(s.accepted()).toBe(2);
+  });
+
+  test('a keep-alive timeout of 1 s or less is too short to pool the connection for', async () => {
+    const s = raw((_req, sock) => {
+      sock.write('HTTP/1.1 200 OK\r\nkeep-alive: timeout=1\r\ncontent-length: 2\r\n\r\nok');
+    });
+    for (let i = 0; i < 2; i++) expect(await (await http1Request(s.url, { method: 'GET', headers: {} })).text()).toBe('ok');
+    expect(s.accepted()).toBe(2);
+    expect(http1IdleCount()).toBe(0);
+  });
+
+  test("a pooled connection is not reused once the server's keep-alive timeout is about to close it", async () => {
+    // Sent just as the server closes, a request is lost or must be resent: stop a second short of it.
+    const s = raw((_req, sock) => {
+      sock.write('HTTP/1.1 200 OK\r\nKeep-Alive: timeout=2, max=100\r\ncontent-length: 2\r\n\r\nok');
+    });
+    const get = async () => (await http1Request(s.url, { method: 'GET', headers: {} })).text();
+    expect(await get()).toBe('ok');
+    expect(await get()).toBe('ok');
+    expect(s.accepted()).toBe(1);
+    await sleep(1100);
+    expect(await get()).toBe('ok');
     expect(s.accepted()).toBe(2);
   });
 
@@ -392,10 +541,54 @@ describe('http1Request', () => {
     expect(await res.read()).toBeNull();
   });
 
+  test('interim answers (100, then 103 with its own headers), each in its own read, come before the real one and leave no header on it', async () => {
+    const s = raw(async (_req, sock) => {
+      for (const piece of ['HTTP/1.1 100 Continue\r\n\r\n', 'HTTP/1.1 103 Early Hints\r\nlink: </a>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\n', 'content-length: 2\r\n\r\nok']) {
+        sock.write(piece);
+        sock.flush();
+        await sleep(2);
+      }
+    });
+    for (let i = 0; i < 2; i++) {
+      const res = await within(http1Request(s.url, { method: 'POST', headers: {}, body: 'x' }));
+      expect(res.status).toBe(200);
+      expect(res.headers.get('link')).toBeNull();
+      expect(await res.text()).toBe('ok');
+    }
+    expect(s.accepted()).toBe(1);
+  });
+
   test('decodes a gzip answer', async () => {
     const url = serve(() => new Response(Bun.gzipSync(new TextEncoder().encode('zipped text')), { headers: { 'content-encoding': 'gzip' } }));
     const res = await http1Request(url, { method: 'GET', headers: {} });
     expect(await res.text()).toBe('zipped text');
+  });
+
+  test.each([
+    ['a 200 with content-length 0', 'HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: 0\r\n\r\n'],
+    ['a 204', 'HTTP/1.1 204 No Content\r\ncontent-encoding: gzip\r\n\r\n'],
+    ['a chunked answer with no chunk', 'HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n'],
+  ])('an empty body labelled gzip (%s) reads as empty, not as a broken gzip stream', async (_what, wire) => {
+    const s = raw((_req, sock) => {
+      sock.write(wire);
+    });
+    for (let i = 0; i < 2; i++) expect(await (await http1Request(s.url, { method: 'POST', headers: {}, body: 'x' })).text()).toBe('');
+    expect(s.accepted()).toBe(1);
+  });
+
+  test.each([
+    ['br', (b: Uint8Array<ArrayBuffer>) => zlib.brotliCompressSync(b)],
+    ['zstd', (b: Uint8Array<ArrayBuffer>) => Bun.zstdCompressSync(b)],
+    ['x-gzip', (b: Uint8Array<ArrayBuffer>) => Bun.gzipSync(b)],
+    ['Deflate', (b: Uint8Array<ArrayBuffer>) => zlib.deflateSync(b)],
+  ])('decodes a %s answer from a server that compresses without being asked', async (coding, compress) => {
+    const text = `data: {"a":"${'é✓'.repeat(2000)}"}\n\n`;
+    const bytes = compress(new TextEncoder().encode(text));
+    const s = raw((_req, sock) => {
+      sock.write(`HTTP/1.1 200 OK\r\ncontent-encoding: ${coding}\r\ncontent-length: ${bytes.length}\r\n\r\n`);
+      sock.write(bytes);
+    });
+    expect(await within((async () => (await http1Request(s.url, { method: 'POST', headers: {}, body: 'x' })).text())())).toBe(text);
   });
 
   test('concurrent requests each get their own answer', async () => {
@@ -464,6 +657,85 @@ describe('http1Request', () => {
     expect(err.name).toBe('AbortError');
     await sleep(30);
     expect(closed).toBe(true);
+  });
+
+  test('a head with bare LF line ends is read, whole or split across reads', async () => {
+    const s = raw(async (_req, sock) => {
+      for (const piece of ['HTTP/1.1 200 OK\nx-a: 1\r\ncontent-le', 'ngth: 2\n', '\nok']) {
+        sock.write(piece);
+        sock.flush();
+        await sleep(2);
+      }
+    });
+    for (let i = 0; i < 2; i++) {
+      const res = await within(http1Request(s.url, { method: 'GET', headers: {} }));
+      expect(res.headers.get('x-a')).toBe('1');
+      expect(await res.text()).toBe('ok');
+    }
+    expect(s.accepted()).toBe(1);
+  });
+
+  test('a head ending in CRLF CRLF split between the CR and the LF is found', async () => {
+    const s = raw(async (_req, sock) => {
+      for (const piece of ['HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r', '\nok']) {
+        sock.write(piece);
+        sock.flush();
+        await sleep(2);
+      }
+    });
+    expect(await within((async () => (await http1Request(s.url, { method: 'GET', headers: {} })).text())())).toBe('ok');
+  });
+
+  test('a header value in UTF-8 (an error text in Chinese) is read byte for byte as Latin-1 characters, as fetch reads it', async () => {
+    // Continuation bytes 0x80-0x9f are where windows-1252 (what TextDecoder calls latin1) differs.
+    const value = Buffer.from('参数错误 €', 'utf8');
+    const s = raw((_req, sock) => {
+      sock.write(Buffer.concat([Buffer.from('HTTP/1.1 400 Bad Request\r\nx-msg: '), value, Buffer.from('\r\ncontent-length: 2\r\n\r\nno')]));
+    });
+    const res = await http1Request(s.url, { method: 'GET', headers: {} });
+    expect(res.headers.get('x-msg')).toBe(value.toString('latin1'));
+    expect(await res.text()).toBe('no');
+  });
+
+  test.each([
+    ['a folded header line', 'content-type: text/plain;\r\n charset=utf-8; a:b'],
+    ['a name with a space', 'bad name: x'],
+  ])('a head with %s is an error with a code, as fetch rejects it', async (_what, line) => {
+    const s = raw((_req, sock) => {
+      sock.write(`HTTP/1.1 200 OK\r\n${line}\r\ncontent-length: 2\r\n\r\nok`);
+    });
+    const err = (await http1Request(s.url, { method: 'GET', headers: {} }).catch((e: unknown) => e)) as { code?: string; message?: string };
+    expect(err).toBeInstanceOf(Error);
+    expect(err.code).toBe('HPE_INVALID_HEADER_TOKEN');
+    expect(err.message).toMatch(/malformed header/);
+  });
+
+  test('a response framed by both transfer-encoding and content-length is read as chunked, and its connection is not reused', async () => {
+    // Such a head might be a response-splitting attempt by something in between (RFC 9112 §6.3).
+    const s = raw((_req, sock) => {
+      sock.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 3\r\n\r\n2\r\nok\r\n0\r\n\r\n');
+    });
+    for (let i = 0; i < 2; i++) expect(await (await http1Request(s.url, { method: 'GET', headers: {} })).text()).toBe('ok');
+    expect(s.accepted()).toBe(2);
+  });
+
+  test('a transfer-encoding whose last coding is not chunked is read to the close', async () => {
+    const s = raw((_req, sock) => {
+      sock.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked, identity\r\n\r\n2\r\nok');
+      setTimeout(() => sock.end(), 10);
+    });
+    expect(await within((async () => (await http1Request(s.url, { method: 'GET', headers: {} })).text())())).toBe('2\r\nok');
+  });
+
+  test('a head that never ends is cut off past 256 KB with an error, not buffered without bound', async () => {
+    const s = raw((_req, sock) => {
+      sock.write(`HTTP/1.1 200 OK\r\n${'x-filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n'.repeat(4000)}`);
+    });
+    const err = (await within(http1Request(s.url, { method: 'GET', headers: {} })).catch((e: unknown) => e)) as { code?: string };
+    expect(err).toBeInstanceOf(Error);
+    expect(err.code).toBe('HPE_HEADER_OVERFLOW');
+    await sleep(10);
+    expect(http1IdleCount()).toBe(0);
   });
 
   test('a garbage answer is an error', async () => {
