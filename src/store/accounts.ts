@@ -88,9 +88,14 @@ export function listAccounts(db: Database): Account[] {
   return (db.query('SELECT * FROM accounts ORDER BY created_at, id').all() as Row[]).map(fromRow);
 }
 
-/** Finds an account by id or by label. */
+/**
+ * Finds an account by id, else by exact label. Both are unique, so each step finds one account at
+ * most; the order is spelled out because a label may equal another account's id (an imported file
+ * names its labels freely), and "the first row matching either" would then depend on the query plan.
+ */
 export function findAccount(db: Database, idOrLabel: string): Account | null {
-  const r = db.query('SELECT * FROM accounts WHERE id = ?1 OR label = ?1 LIMIT 1').get(idOrLabel) as Row | null;
+  const r = (db.query('SELECT * FROM accounts WHERE id = ?').get(idOrLabel) ??
+    db.query('SELECT * FROM accounts WHERE label = ?').get(idOrLabel)) as Row | null;
   return r ? fromRow(r) : null;
 }
 
