@@ -70,18 +70,33 @@ const MIGRATIONS: string[] = [
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
-function migrate(db: Database): void {
-  const current = (db.query('PRAGMA user_version').get() as { user_version: number }).user_version;
-  if (current > MIGRATIONS.length) {
-    throw new StoreError(
-      `database schema version ${current} is newer than this mcp understands (${MIGRATIONS.length}); upgrade mcp`,
-    );
-  }
-  for (let v = current; v < MIGRATIONS.length; v++) {
-    db.transaction(() => {
-      db.exec(MIGRATIONS[v]!);
-      db.exec(`PRAGMA user_version = ${v + 1}`);
-    }).immediate();
+/**
+ * Brings the schema up to date in one BEGIN IMMEDIATE transaction: all pending steps or none. The
+ * version is read under that write lock, since another process opening the same file (`serve` and
+ * `accounts add` started together) may have migrated it since any earlier look. Foreign keys are
+ * off meanwhile (the pragma is a no-op inside a transaction, so it is set around it): a step that
+ * rebuilds a table the SQLite way (create, copy, drop, rename) would otherwise cascade the drop
+ * into the rows that point at it; foreign_key_check then refuses a step that broke a reference.
+ */
+export function migrate(db: Database, migrations: readonly string[] = MIGRATIONS): void {
+  const fk = (db.query('PRAGMA foreign_keys').get() as { foreign_keys: number }).foreign_keys;
+  db.exec('PRAGMA foreign_keys = OFF');
+  try {
+    immediate(db, () => {
+      const current = (db.query('PRAGMA user_version').get() as { user_version: number }).user_version;
+      if (current > migrations.length) {
+        throw new StoreError(
+          `database schema version ${current} is newer than this mcp understands (${migrations.length}); upgrade mcp`,
+        );
+      }
+      if (current === migrations.length) return;
+      for (let v = current; v < migrations.length; v++) db.exec(migrations[v]!);
+      const broken = db.query('PRAGMA foreign_key_check').all();
+      if (broken.length) throw new StoreError(`migration to schema ${migrations.length} left ${broken.length} row(s) pointing at nothing; nothing was changed`);
+      db.exec(`PRAGMA user_version = ${migrations.length}`);
+    });
+  } finally {
+    db.exec(`PRAGMA foreign_keys = ${fk ? 'ON' : 'OFF'}`);
   }
 }
 
