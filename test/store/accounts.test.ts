@@ -1,5 +1,5 @@
 // Looking accounts up by what people type: an id first, then a label, whatever order the rows are in.
-import { afterAll, expect, test } from 'bun:test';
+import { afterAll, describe, expect, test } from 'bun:test';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,4 +40,34 @@ test('a label is matched exactly, after ids; nothing matching is null', () => {
   expect(findAccount(db, ' Work')).toBeNull();
   expect(findAccount(db, 'nobody')).toBeNull();
   db.close();
+});
+
+describe('a token refresh that ends after a new login here (the CLI, while the server runs)', () => {
+  // The server refreshes with the token it holds in memory; `mcp accounts add` may store a new login
+  // meanwhile. Its write must not put the old refresh token back, nor mark the new login invalid.
+  const google = (refreshToken: string) =>
+    ({ provider: 'antigravity', email: 'erin@example.com', credentials: { kind: 'oauth', refreshToken } }) as const;
+  const OLD = ['FAKE', 'refresh', 'old'].join('-');
+  const NEW = ['FAKE', 'refresh', 'new'].join('-');
+
+  test('does not put the old refresh token back, or mark the new login invalid', () => {
+    const db = fresh();
+    const { account } = upsertAccount(db, google(OLD), 1000);
+    upsertAccount(db, google(NEW), 2000);
+    const late = updateAccount(db, account.id, { credentials: { kind: 'oauth', refreshToken: OLD, accessToken: 'FAKE-access', expiresAt: 9000 }, ifRefreshToken: OLD }, 3000);
+    expect(late?.credentials).toEqual({ kind: 'oauth', refreshToken: NEW });
+    updateAccount(db, account.id, { status: 'invalid', statusReason: 'invalid_grant', ifRefreshToken: OLD }, 3000);
+    expect(findAccount(db, account.id)).toMatchObject({ status: 'active', credentials: { kind: 'oauth', refreshToken: NEW }, updatedAt: 2000 });
+    db.close();
+  });
+
+  test('is stored when the refresh token is still the one it used', () => {
+    const db = fresh();
+    const { account } = upsertAccount(db, google(OLD), 1000);
+    const creds = { kind: 'oauth', refreshToken: OLD, accessToken: 'FAKE-access', expiresAt: 9000 } as const;
+    expect(updateAccount(db, account.id, { credentials: creds, ifRefreshToken: OLD }, 3000)?.credentials).toEqual(creds);
+    expect(findAccount(db, account.id)?.credentials).toEqual(creds);
+    expect(findAccount(db, account.id)).not.toHaveProperty('ifRefreshToken');
+    db.close();
+  });
 });
