@@ -131,6 +131,9 @@ export function openDatabase(path: string, opts: { readonly?: boolean; check?: b
     if (!opts.readonly) {
       db.exec('PRAGMA journal_mode = WAL');
       db.exec('PRAGMA synchronous = NORMAL');
+      // SQLite never shrinks the WAL file while connections stay open: one big write (a backlog
+      // of usage rows pruned at once) would leave it that size until the server restarts.
+      db.exec('PRAGMA journal_size_limit = 8388608');
     }
     db.exec('PRAGMA foreign_keys = ON');
     if (opts.check) quickCheck(db);
