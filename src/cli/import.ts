@@ -10,7 +10,7 @@ import { loadConfig } from '../config.ts';
 import { type LegacyParse, parseLegacyAccounts } from '../legacy-accounts.ts';
 import { type Account, listAccounts, updateAccount, upsertAccount } from '../store/accounts.ts';
 import { accountsInBackup, isSqliteFile } from '../store/backup.ts';
-import { getSetting, openDatabase, setSetting } from '../store/db.ts';
+import { getSetting, immediate, openDatabase, setSetting } from '../store/db.ts';
 import { printJson, say, warn } from './output.ts';
 
 export type ImportOutcome = 'added' | 'updated' | 'unchanged' | 'skipped';
@@ -36,8 +36,16 @@ export const KEPT_NEWER = "kept the refresh token stored here: the account chang
 export const KEPT_RULE =
   'a Google account that changed here after the file was written keeps its own (newer) login; one marked invalid takes the file\'s. To take the file\'s anyway: `mcp accounts remove` it, then import with --only';
 
-/** Applies a parsed legacy file to the store (or only plans it with dryRun). */
+/**
+ * Applies a parsed legacy file to the store (or only plans it with dryRun), in one transaction: a
+ * failure partway leaves no half of the file, and a running server never sees an account before
+ * the state the file gives it (disabled, invalid).
+ */
 export function applyLegacyImport(db: Database, parsed: LegacyParse, opts: { dryRun?: boolean; now?: number } = {}): ImportReport {
+  return opts.dryRun ? planOrApply(db, parsed, opts) : immediate(db, () => planOrApply(db, parsed, opts));
+}
+
+function planOrApply(db: Database, parsed: LegacyParse, opts: { dryRun?: boolean; now?: number }): ImportReport {
   const now = opts.now ?? Date.now();
   const lines: ImportLine[] = [];
   const existing = listAccounts(db);

@@ -97,6 +97,18 @@ describe('mcp accounts import', () => {
     expect(stored().find((a) => a.email === 'alice@example.com')!.status).toBe('active');
   });
 
+  test('an import that fails partway changes nothing: no account half of the file, none active before its disabled state', async () => {
+    // Stands in for a disk that fills, or a lock held too long, at the third account of the Node file.
+    const db = openDatabase(join(dataDirOf(), 'proxy.db'));
+    db.exec(`CREATE TRIGGER fail_third BEFORE INSERT ON accounts WHEN NEW.email = 'dave@example.com'
+      BEGIN SELECT RAISE(ABORT, 'disk full (simulated)'); END`);
+    db.close();
+    const r = await run('accounts', 'import', NODE);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('disk full (simulated)');
+    expect(stored()).toEqual([]);
+  });
+
   test('imports the Node file keeping disabled and needs-verification states', async () => {
     const r = await run('accounts', 'import', NODE);
     expect(r.code).toBe(0);
