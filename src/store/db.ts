@@ -127,9 +127,9 @@ export function openDatabase(path: string, opts: { readonly?: boolean; check?: b
     throw new StoreError(`cannot open database ${path}: ${(err as Error).message}${hint ? ` (${hint})` : ''}`, { cause: err });
   }
   try {
-    db.exec('PRAGMA busy_timeout = 5000');
+    db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
     if (!opts.readonly) {
-      db.exec('PRAGMA journal_mode = WAL');
+      enableWal(db);
       db.exec('PRAGMA synchronous = NORMAL');
       // SQLite never shrinks the WAL file while connections stay open: one big write (a backlog
       // of usage rows pruned at once) would leave it that size until the server restarts.
@@ -150,6 +150,26 @@ export function openDatabase(path: string, opts: { readonly?: boolean; check?: b
     throw new StoreError(`database ${path} is not usable: ${(err as Error).message}${restoreHint(dirname(path))}`, { cause: err });
   }
   return db;
+}
+
+const BUSY_TIMEOUT_MS = 5000;
+
+/**
+ * Switching a new file to WAL needs it alone, and there SQLite answers SQLITE_BUSY at once rather
+ * than wait out busy_timeout (waiting while holding its read lock could deadlock). Another process
+ * making the same new file (serve and `accounts add` started together) is waited for here instead.
+ */
+function enableWal(db: Database): void {
+  const deadline = performance.now() + BUSY_TIMEOUT_MS;
+  for (;;) {
+    try {
+      db.exec('PRAGMA journal_mode = WAL');
+      return;
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'SQLITE_BUSY' || performance.now() >= deadline) throw err;
+      Bun.sleepSync(20);
+    }
+  }
 }
 
 /**

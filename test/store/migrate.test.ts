@@ -152,4 +152,18 @@ describe('two processes opening a fresh file at once', () => {
     mine.close();
     other.close();
   });
+  test('the first to make the file WAL does not make the other fail with "database is locked"', async () => {
+    // Switching a new file to WAL needs it to itself, and SQLite answers SQLITE_BUSY at once there
+    // instead of waiting out busy_timeout. Here another connection holds the new file for 300 ms.
+    const path = freshPath();
+    const holder = new Database(path, { create: true });
+    holder.exec('BEGIN IMMEDIATE');
+    holder.exec('CREATE TABLE IF NOT EXISTS probe (x)');
+    const child = Bun.spawn([process.execPath, join(import.meta.dir, '..', 'fixtures', 'open-db.ts'), path], { stdout: 'pipe', stderr: 'pipe' });
+    await Bun.sleep(300);
+    holder.exec('ROLLBACK');
+    holder.close();
+    expect((await new Response(child.stdout).text()).trim()).toBe('written');
+  });
 });
+
