@@ -86,7 +86,7 @@ export function migrate(db: Database, migrations: readonly string[] = MIGRATIONS
       const current = (db.query('PRAGMA user_version').get() as { user_version: number }).user_version;
       if (current > migrations.length) {
         throw new StoreError(
-          `database schema version ${current} is newer than this mcp understands (${migrations.length}); upgrade mcp`,
+          `database ${db.filename} was written by a newer mcp (schema ${current}, this one understands ${migrations.length}): upgrade mcp`,
         );
       }
       if (current === migrations.length) return;

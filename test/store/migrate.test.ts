@@ -71,14 +71,14 @@ describe('opening an older file', () => {
 });
 
 describe('a file from a newer mcp', () => {
-  test('is refused with one clear line, and left as it was', () => {
+  test('is refused with one clear line naming the file, and left as it was', () => {
     const path = v1File();
     const raw = new Database(path);
     raw.exec('CREATE TABLE from_the_future (x)');
     raw.exec(`PRAGMA user_version = ${SCHEMA_VERSION + 5}`);
     raw.close();
     expect(() => openDatabase(path)).toThrow(
-      new Error(`database schema version ${SCHEMA_VERSION + 5} is newer than this mcp understands (${SCHEMA_VERSION}); upgrade mcp`),
+      new Error(`database ${path} was written by a newer mcp (schema ${SCHEMA_VERSION + 5}, this one understands ${SCHEMA_VERSION}): upgrade mcp`),
     );
     const after = new Database(path, { readonly: true });
     expect((after.query('PRAGMA user_version').get() as { user_version: number }).user_version).toBe(SCHEMA_VERSION + 5);
