@@ -11,6 +11,9 @@ export class StoreError extends Error {
 }
 
 // Each entry moves the schema one version up; never edit a released entry, append a new one.
+// A server of the previous version may still be running on the file when a newer CLI migrates it
+// (an upgrade before the service restarts), and it does not look again: keep steps additive (new
+// tables, columns with defaults), never drop or rename what an older version reads or writes.
 const MIGRATIONS: string[] = [
   `CREATE TABLE accounts (
      id            TEXT PRIMARY KEY,
@@ -69,6 +72,8 @@ const MIGRATIONS: string[] = [
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
+
+const BUSY_TIMEOUT_MS = 5000;
 
 /**
  * Brings the schema up to date in one BEGIN IMMEDIATE transaction: all pending steps or none. The
@@ -151,8 +156,6 @@ export function openDatabase(path: string, opts: { readonly?: boolean; check?: b
   }
   return db;
 }
-
-const BUSY_TIMEOUT_MS = 5000;
 
 /**
  * Switching a new file to WAL needs it alone, and there SQLite answers SQLITE_BUSY at once rather
