@@ -16,6 +16,11 @@ export interface LegacyAccount {
   legacyName: string;
   /** The account's id where the file has one (an mcp database). */
   sourceId?: string;
+  /**
+   * When the file's copy of the account was written (epoch ms), where known: an mcp database row's
+   * updated_at, else the file's modification time. An account changed here since keeps its login.
+   */
+  writtenAt?: number;
   /** Set when the old file said the account was off or needs the user's attention. */
   status?: { status: AccountStatus; reason: string | null; verifyUrl: string | null };
 }

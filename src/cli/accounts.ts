@@ -13,6 +13,7 @@ import {
   PROVIDERS,
   type ProviderId,
   removeAccount,
+  setStatusIf,
   updateAccount,
   upsertAccount,
 } from '../store/accounts.ts';
@@ -591,8 +592,8 @@ const verifyCommand = defineCommand({
         // An account marked invalid that now passes (the user fixed it: verified with Google, paid, new
         // key) goes back into rotation; one the user disabled stays disabled.
         let back = '';
-        if (verdict.ok && acc.status === 'invalid') {
-          updateAccount(db, acc.id, { status: 'active', statusReason: null, verifyUrl: null });
+        // Only over `invalid` as stored now: the check took a while, and a disable meanwhile stays.
+        if (verdict.ok && acc.status === 'invalid' && setStatusIf(db, acc.id, ['invalid'], { status: 'active', statusReason: null, verifyUrl: null })?.changed) {
           back = ` (was invalid: ${acc.statusReason ?? 'no reason'}; back in rotation)`;
         }
         say(`${verdict.ok ? 'ok  ' : 'FAIL'}  ${acc.id}  ${acc.label}  ${acc.provider}: ${verdict.detail}${back}`);

@@ -3,14 +3,14 @@
 // proxy.db). Idempotent: the same Google email updates its account, the same Z.AI key is left
 // alone. Also run once by `mcp serve` when ACCOUNTS_CONFIG_PATH names a file.
 import type { Database } from 'bun:sqlite';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { defineCommand } from 'citty';
 import { loadConfig } from '../config.ts';
 import { type LegacyParse, parseLegacyAccounts } from '../legacy-accounts.ts';
 import { type Account, listAccounts, updateAccount, upsertAccount } from '../store/accounts.ts';
 import { accountsInBackup, isSqliteFile } from '../store/backup.ts';
-import { getSetting, openDatabase, setSetting } from '../store/db.ts';
+import { getSetting, immediate, openDatabase, setSetting } from '../store/db.ts';
 import { printJson, say, warn } from './output.ts';
 
 export type ImportOutcome = 'added' | 'updated' | 'unchanged' | 'skipped';
@@ -30,8 +30,22 @@ export interface ImportReport {
   counts: Record<ImportOutcome, number>;
 }
 
-/** Applies a parsed legacy file to the store (or only plans it with dryRun). */
+/** Why a stored Google account kept its own refresh token over the file's. */
+export const KEPT_NEWER = "kept the refresh token stored here: the account changed here after the file's copy was written";
+/** The rule, said once under the lines when it applied. */
+export const KEPT_RULE =
+  'a Google account that changed here after the file was written keeps its own (newer) login; one marked invalid takes the file\'s. To take the file\'s anyway: `mcp accounts remove` it, then import with --only';
+
+/**
+ * Applies a parsed legacy file to the store (or only plans it with dryRun), in one transaction: a
+ * failure partway leaves no half of the file, and a running server never sees an account before
+ * the state the file gives it (disabled, invalid).
+ */
 export function applyLegacyImport(db: Database, parsed: LegacyParse, opts: { dryRun?: boolean; now?: number } = {}): ImportReport {
+  return opts.dryRun ? planOrApply(db, parsed, opts) : immediate(db, () => planOrApply(db, parsed, opts));
+}
+
+function planOrApply(db: Database, parsed: LegacyParse, opts: { dryRun?: boolean; now?: number }): ImportReport {
   const now = opts.now ?? Date.now();
   const lines: ImportLine[] = [];
   const existing = listAccounts(db);
@@ -57,6 +71,12 @@ export function applyLegacyImport(db: Database, parsed: LegacyParse, opts: { dry
     const prior = existing.find((a) => a.provider === input.provider && a.email === (input.email ?? null));
     if (prior && prior.credentials.kind === 'oauth' && prior.credentials.refreshToken === creds.refreshToken) {
       lines.push({ outcome: 'unchanged', name: prior.label, provider: prior.provider, id: prior.id, reason: 'same refresh token' });
+      continue;
+    }
+    // An older file must not put back a token replaced here since (a new login, a rotation): the
+    // newer one is kept, unless the account is marked invalid, when the file's is worth a try.
+    if (prior && prior.status !== 'invalid' && item.writtenAt !== undefined && prior.updatedAt > item.writtenAt) {
+      lines.push({ outcome: 'unchanged', name: prior.label, provider: prior.provider, id: prior.id, reason: KEPT_NEWER });
       continue;
     }
     if (opts.dryRun) {
@@ -92,6 +112,7 @@ function backupAccountsParse(accounts: readonly Account[]): LegacyParse {
       account: { provider: a.provider, label: a.label, email: a.email, credentials: a.credentials, meta: a.meta },
       legacyName: a.label,
       sourceId: a.id,
+      writtenAt: a.updatedAt,
       ...(a.status === 'active' ? {} : { status: { status: a.status, reason: a.statusReason, verifyUrl: a.verifyUrl } }),
     })),
     skipped: [],
@@ -112,14 +133,18 @@ export function importLegacyFile(db: Database, path: string, opts: { dryRun?: bo
   const pick = (p: LegacyParse): LegacyParse => (opts.only ? onlyAccount(p, opts.only) : p);
   if (isSqliteFile(path)) return applyLegacyImport(db, pick(backupAccountsParse(accountsInBackup(path))), opts);
   let text: string;
+  let writtenAt: number;
   try {
     text = readFileSync(path, 'utf8');
+    writtenAt = statSync(path).mtimeMs;
   } catch (err) {
     const code = (err as { code?: string }).code;
     throw new Error(code === 'ENOENT' ? `no such file: ${path}` : `cannot read ${path}: ${(err as Error).message}`);
   }
   try {
-    return applyLegacyImport(db, pick(parseLegacyAccounts(text)), opts);
+    const parsed = parseLegacyAccounts(text);
+    for (const a of parsed.accounts) a.writtenAt = writtenAt;
+    return applyLegacyImport(db, pick(parsed), opts);
   } catch (err) {
     throw new Error(`${path}: ${(err as Error).message}`);
   }
@@ -191,6 +216,7 @@ export const importCommand = defineCommand({
         else say(line);
       }
       say(`${dryRun ? 'dry run: ' : ''}${summaryLine(report)}`);
+      if (report.lines.some((l) => l.reason === KEPT_NEWER)) say(KEPT_RULE);
     } finally {
       db.close();
     }

@@ -45,6 +45,11 @@ export interface AccountPatch {
   /** Merged into the existing meta. */
   meta?: Record<string, unknown>;
   lastUsedAt?: number | null;
+  /**
+   * Apply the patch only while the stored refresh token is this one: a token refresh that took the
+   * token from memory must not undo a new login stored meanwhile (`mcp accounts add` while serving).
+   */
+  ifRefreshToken?: string;
 }
 
 interface Row {
@@ -88,9 +93,14 @@ export function listAccounts(db: Database): Account[] {
   return (db.query('SELECT * FROM accounts ORDER BY created_at, id').all() as Row[]).map(fromRow);
 }
 
-/** Finds an account by id or by label. */
+/**
+ * Finds an account by id, else by exact label. Both are unique, so each step finds one account at
+ * most; the order is spelled out because a label may equal another account's id (an imported file
+ * names its labels freely), and "the first row matching either" would then depend on the query plan.
+ */
 export function findAccount(db: Database, idOrLabel: string): Account | null {
-  const r = db.query('SELECT * FROM accounts WHERE id = ?1 OR label = ?1 LIMIT 1').get(idOrLabel) as Row | null;
+  const r = (db.query('SELECT * FROM accounts WHERE id = ?').get(idOrLabel) ??
+    db.query('SELECT * FROM accounts WHERE label = ?').get(idOrLabel)) as Row | null;
   return r ? fromRow(r) : null;
 }
 
@@ -131,15 +141,21 @@ export function upsertAccount(db: Database, input: NewAccount, now = Date.now())
   });
 }
 
-/** Applies a patch in one transaction; meta is merged. Returns null when the account is gone. */
+/**
+ * Applies a patch in one transaction; meta is merged. Returns null when the account is gone, and the
+ * stored account unchanged when `ifRefreshToken` no longer matches.
+ */
 export function updateAccount(db: Database, id: string, patch: AccountPatch, now = Date.now()): Account | null {
   return immediate(db, () => {
     const row = db.query('SELECT * FROM accounts WHERE id = ?').get(id) as Row | null;
     if (!row) return null;
     const cur = fromRow(row);
+    if (patch.ifRefreshToken !== undefined && (cur.credentials.kind !== 'oauth' || cur.credentials.refreshToken !== patch.ifRefreshToken)) {
+      return cur;
+    }
     const next: Account = {
       ...cur,
-      ...Object.fromEntries(Object.entries(patch).filter(([k, v]) => v !== undefined && k !== 'meta')),
+      ...Object.fromEntries(Object.entries(patch).filter(([k, v]) => v !== undefined && k !== 'meta' && k !== 'ifRefreshToken')),
       meta: patch.meta ? { ...cur.meta, ...patch.meta } : cur.meta,
       updatedAt: now,
     } as Account;

@@ -99,7 +99,10 @@ export function isSqliteFile(path: string): boolean {
   }
 }
 
-/** The accounts in an mcp database file (a backup, or another machine's proxy.db), read-only. */
+/**
+ * The accounts in an mcp database file (a backup, or another machine's proxy.db), read-only. A file
+ * that fails quick_check is refused whole: what still reads of a damaged copy is no restore.
+ */
 export function accountsInBackup(path: string): Account[] {
   let db: Database;
   try {
@@ -113,6 +116,11 @@ export function accountsInBackup(path: string): Account[] {
     if (version < 1 || !hasAccounts) throw new StoreError(`${path} is an SQLite database but not one of mcp's`);
     if (version > SCHEMA_VERSION) {
       throw new StoreError(`${path} comes from a newer mcp (schema ${version}, this one understands ${SCHEMA_VERSION}); upgrade mcp`);
+    }
+    const problems = db.query('PRAGMA quick_check').values() as string[][];
+    if (problems.length !== 1 || problems[0]![0] !== 'ok') {
+      const more = problems.length > 1 ? ` and ${problems.length - 1} more` : '';
+      throw new StoreError(`${path} is damaged (${problems[0]?.[0] ?? 'no answer'}${more}); nothing was imported from it`);
     }
     return listAccounts(db);
   } catch (err) {

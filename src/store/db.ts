@@ -11,6 +11,9 @@ export class StoreError extends Error {
 }
 
 // Each entry moves the schema one version up; never edit a released entry, append a new one.
+// A server of the previous version may still be running on the file when a newer CLI migrates it
+// (an upgrade before the service restarts), and it does not look again: keep steps additive (new
+// tables, columns with defaults), never drop or rename what an older version reads or writes.
 const MIGRATIONS: string[] = [
   `CREATE TABLE accounts (
      id            TEXT PRIMARY KEY,
@@ -70,18 +73,35 @@ const MIGRATIONS: string[] = [
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
-function migrate(db: Database): void {
-  const current = (db.query('PRAGMA user_version').get() as { user_version: number }).user_version;
-  if (current > MIGRATIONS.length) {
-    throw new StoreError(
-      `database schema version ${current} is newer than this mcp understands (${MIGRATIONS.length}); upgrade mcp`,
-    );
-  }
-  for (let v = current; v < MIGRATIONS.length; v++) {
-    db.transaction(() => {
-      db.exec(MIGRATIONS[v]!);
-      db.exec(`PRAGMA user_version = ${v + 1}`);
-    }).immediate();
+const BUSY_TIMEOUT_MS = 5000;
+
+/**
+ * Brings the schema up to date in one BEGIN IMMEDIATE transaction: all pending steps or none. The
+ * version is read under that write lock, since another process opening the same file (`serve` and
+ * `accounts add` started together) may have migrated it since any earlier look. Foreign keys are
+ * off meanwhile (the pragma is a no-op inside a transaction, so it is set around it): a step that
+ * rebuilds a table the SQLite way (create, copy, drop, rename) would otherwise cascade the drop
+ * into the rows that point at it; foreign_key_check then refuses a step that broke a reference.
+ */
+export function migrate(db: Database, migrations: readonly string[] = MIGRATIONS): void {
+  const fk = (db.query('PRAGMA foreign_keys').get() as { foreign_keys: number }).foreign_keys;
+  db.exec('PRAGMA foreign_keys = OFF');
+  try {
+    immediate(db, () => {
+      const current = (db.query('PRAGMA user_version').get() as { user_version: number }).user_version;
+      if (current > migrations.length) {
+        throw new StoreError(
+          `database ${db.filename} was written by a newer mcp (schema ${current}, this one understands ${migrations.length}): upgrade mcp`,
+        );
+      }
+      if (current === migrations.length) return;
+      for (let v = current; v < migrations.length; v++) db.exec(migrations[v]!);
+      const broken = db.query('PRAGMA foreign_key_check').all();
+      if (broken.length) throw new StoreError(`migration to schema ${migrations.length} left ${broken.length} row(s) pointing at nothing; nothing was changed`);
+      db.exec(`PRAGMA user_version = ${migrations.length}`);
+    });
+  } finally {
+    db.exec(`PRAGMA foreign_keys = ${fk ? 'ON' : 'OFF'}`);
   }
 }
 
@@ -112,10 +132,13 @@ export function openDatabase(path: string, opts: { readonly?: boolean; check?: b
     throw new StoreError(`cannot open database ${path}: ${(err as Error).message}${hint ? ` (${hint})` : ''}`, { cause: err });
   }
   try {
-    db.exec('PRAGMA busy_timeout = 5000');
+    db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
     if (!opts.readonly) {
-      db.exec('PRAGMA journal_mode = WAL');
+      enableWal(db);
       db.exec('PRAGMA synchronous = NORMAL');
+      // SQLite never shrinks the WAL file while connections stay open: one big write (a backlog
+      // of usage rows pruned at once) would leave it that size until the server restarts.
+      db.exec('PRAGMA journal_size_limit = 8388608');
     }
     db.exec('PRAGMA foreign_keys = ON');
     if (opts.check) quickCheck(db);
@@ -132,6 +155,24 @@ export function openDatabase(path: string, opts: { readonly?: boolean; check?: b
     throw new StoreError(`database ${path} is not usable: ${(err as Error).message}${restoreHint(dirname(path))}`, { cause: err });
   }
   return db;
+}
+
+/**
+ * Switching a new file to WAL needs it alone, and there SQLite answers SQLITE_BUSY at once rather
+ * than wait out busy_timeout (waiting while holding its read lock could deadlock). Another process
+ * making the same new file (serve and `accounts add` started together) is waited for here instead.
+ */
+function enableWal(db: Database): void {
+  const deadline = performance.now() + BUSY_TIMEOUT_MS;
+  for (;;) {
+    try {
+      db.exec('PRAGMA journal_mode = WAL');
+      return;
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'SQLITE_BUSY' || performance.now() >= deadline) throw err;
+      Bun.sleepSync(20);
+    }
+  }
 }
 
 /**

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { accountsTable, accountViews, browserCommand, KEPT_REMOVAL_COPIES, quotaSummary } from '../../src/cli/accounts.ts';
 import { runCaptured, useTempDataDir } from './run-cli.ts';
 import { io } from '../../src/cli/output.ts';
-import { listAccounts, upsertAccount } from '../../src/store/accounts.ts';
+import { listAccounts, updateAccount, upsertAccount } from '../../src/store/accounts.ts';
 import { accountsInBackup } from '../../src/store/backup.ts';
 import { openDatabase } from '../../src/store/db.ts';
 import { listLimits, listQuotas, replaceQuotas, setLimit } from '../../src/store/limits.ts';
@@ -242,6 +242,43 @@ describe('mcp accounts (in process, against a temporary data dir)', () => {
     const r = await run('accounts', 'remove', 'main');
     expect(r.code).toBe(0);
     expect(storedAccounts()).toHaveLength(0);
+  });
+
+  test('verify puts an invalid account that passes back in rotation, but not one disabled while it was checking', async () => {
+    await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'main');
+    const db = openDatabase(join(dataDirOf(), 'proxy.db'));
+    const id = storedAccounts()[0]!.id;
+    updateAccount(db, id, { status: 'invalid', statusReason: 'plan expired' });
+    // Z.AI answers the check only after the user (another `mcp accounts disable`) took the account out.
+    let checks = 0;
+    const slow = Bun.serve({
+      hostname: '127.0.0.1',
+      port: 0,
+      async fetch(req) {
+        checks++;
+        updateAccount(db, id, { status: 'disabled', statusReason: 'disabled by user' });
+        return fetch(zai.quotaUrl, { headers: req.headers });
+      },
+    });
+    const saved = process.env.ZAI_QUOTA_URL;
+    process.env.ZAI_QUOTA_URL = `http://127.0.0.1:${slow.port}/quota`;
+    try {
+      const r = await run('accounts', 'verify', 'main');
+      expect(r.code).toBe(0);
+    } finally {
+      process.env.ZAI_QUOTA_URL = saved;
+      await slow.stop(true);
+      db.close();
+    }
+    expect(checks).toBe(1);
+    expect(storedAccounts()[0]).toMatchObject({ status: 'disabled', statusReason: 'disabled by user' });
+    // Without the user in between, a passing check does bring it back.
+    const db2 = openDatabase(join(dataDirOf(), 'proxy.db'));
+    updateAccount(db2, id, { status: 'invalid', statusReason: 'plan expired' });
+    db2.close();
+    const again = await run('accounts', 'verify', 'main');
+    expect(again.out).toContain('back in rotation');
+    expect(storedAccounts()[0]).toMatchObject({ status: 'active', statusReason: null });
   });
 
   test('remove keeps a copy of the database first; the command it prints brings back that account alone', async () => {

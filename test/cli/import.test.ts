@@ -1,8 +1,8 @@
 // `mcp accounts import <file>` and the once-only import from ACCOUNTS_CONFIG_PATH on first start.
 import { describe, expect, test } from 'bun:test';
-import { copyFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { importOnFirstStart } from '../../src/cli/import.ts';
+import { importOnFirstStart, KEPT_NEWER, KEPT_RULE } from '../../src/cli/import.ts';
 import { runCaptured, useTempDataDir } from './run-cli.ts';
 import { type Account, listAccounts, removeAccount, updateAccount, upsertAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
@@ -56,11 +56,57 @@ describe('mcp accounts import', () => {
       file,
       JSON.stringify({ accounts: [{ email: 'alice@example.com', source: 'oauth', provider: 'antigravity', refreshToken: '1//0gNEWtoken0123456789' }] }),
     );
+    // Written after the import: the file's copy is the newer one (file clocks are coarse, so said outright).
+    const later = new Date(Date.now() + 60_000);
+    utimesSync(file, later, later);
     const r = await run('accounts', 'import', file);
     expect(r.out).toContain('1 updated');
     const alice = stored().filter((a) => a.email === 'alice@example.com');
     expect(alice).toHaveLength(1);
     expect(alice[0]!.credentials).toEqual({ kind: 'oauth', refreshToken: '1//0gNEWtoken0123456789' });
+  });
+
+  test('an older accounts.json does not put back a refresh token that changed here since; an account marked invalid takes it', async () => {
+    await run('accounts', 'import', GO);
+    const file = join(dataDirOf(), 'old.json');
+    copyFileSync(GO, file);
+    const written = new Date('2026-01-12T10:00:00Z');
+    utimesSync(file, written, written);
+    const db = openDatabase(join(dataDirOf(), 'proxy.db'));
+    const alice = listAccounts(db).find((a) => a.email === 'alice@example.com')!;
+    updateAccount(db, alice.id, { credentials: { kind: 'oauth', refreshToken: 'FAKE-rotated-alice-0123' } });
+    db.close();
+    const token = () => (stored().find((a) => a.email === 'alice@example.com')!.credentials as { refreshToken: string }).refreshToken;
+
+    const dry = await run('accounts', 'import', file, '--dry-run');
+    expect(dry.out).toContain('0 added, 0 updated, 2 unchanged, 2 skipped');
+    const r = await run('accounts', 'import', file);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('0 added, 0 updated, 2 unchanged, 2 skipped');
+    expect(r.out).toContain(`unchanged alice@example.com (antigravity, ${alice.id}): ${KEPT_NEWER}`);
+    expect(r.out).toContain(KEPT_RULE);
+    expect(token()).toBe('FAKE-rotated-alice-0123');
+
+    // Google refused the newer token: the file's older one is worth a try.
+    const db2 = openDatabase(join(dataDirOf(), 'proxy.db'));
+    updateAccount(db2, alice.id, { status: 'invalid', statusReason: 'invalid_grant' });
+    db2.close();
+    const again = await run('accounts', 'import', file);
+    expect(again.out).toContain('0 added, 1 updated, 1 unchanged, 2 skipped');
+    expect(token()).toBe('1//0gFAKEgoAliceRefreshToken0123456789');
+    expect(stored().find((a) => a.email === 'alice@example.com')!.status).toBe('active');
+  });
+
+  test('an import that fails partway changes nothing: no account half of the file, none active before its disabled state', async () => {
+    // Stands in for a disk that fills, or a lock held too long, at the third account of the Node file.
+    const db = openDatabase(join(dataDirOf(), 'proxy.db'));
+    db.exec(`CREATE TRIGGER fail_third BEFORE INSERT ON accounts WHEN NEW.email = 'dave@example.com'
+      BEGIN SELECT RAISE(ABORT, 'disk full (simulated)'); END`);
+    db.close();
+    const r = await run('accounts', 'import', NODE);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('disk full (simulated)');
+    expect(stored()).toEqual([]);
   });
 
   test('imports the Node file keeping disabled and needs-verification states', async () => {
@@ -201,21 +247,23 @@ describe('mcp backup, then mcp accounts import of the copy', () => {
     expect(again.out).toContain('0 added, 0 updated, 3 unchanged, 0 skipped');
   });
 
-  test('into a pool that has moved on: a newer login of the same email is replaced by the copy, a taken label gets a new one', async () => {
+  test('into a pool that has moved on: a login changed since the copy keeps its token, a removed account comes back, a taken label gets a new one', async () => {
     seed();
     const { path } = JSON.parse((await run('backup', join(dataDirOf(), 'copy.db'), '--json')).out) as { path: string };
     const db = openDatabase(join(dataDirOf(), 'proxy.db'));
     const erin = listAccounts(db).find((a) => a.email === 'erin@example.com')!;
-    updateAccount(db, erin.id, { credentials: { kind: 'oauth', refreshToken: 'fake-refresh-erin-newer-0123' }, label: 'erin-renamed' });
+    // A minute on, so the change is later than the copy's row even on the same millisecond.
+    updateAccount(db, erin.id, { credentials: { kind: 'oauth', refreshToken: 'fake-refresh-erin-newer-0123' }, label: 'erin-renamed' }, Date.now() + 60_000);
     removeAccount(db, 'team-zai');
     removeAccount(db, 'finn@example.com');
     upsertAccount(db, { provider: 'zai', label: 'finn@example.com', credentials: { kind: 'api_key', apiKey: 'zai-key-other-0123456789' } });
     db.close();
     const r = await run('accounts', 'import', path);
     expect(r.code).toBe(0);
-    expect(r.out).toContain('2 added, 1 updated, 0 unchanged, 0 skipped');
+    expect(r.out).toContain('2 added, 0 updated, 1 unchanged, 0 skipped');
+    expect(r.out).toContain(`erin-renamed (antigravity, ${erin.id}): ${KEPT_NEWER}`);
     const now = stored();
-    expect(now.find((a) => a.email === 'erin@example.com')).toMatchObject({ label: 'erin-renamed', credentials: { refreshToken: 'fake-refresh-erin-0123456789' } });
+    expect(now.find((a) => a.email === 'erin@example.com')).toMatchObject({ label: 'erin-renamed', credentials: { refreshToken: 'fake-refresh-erin-newer-0123' } });
     expect(now.find((a) => a.label === 'team-zai')?.credentials).toEqual({ kind: 'api_key', apiKey: 'zai-key-backup-0123456789' });
     expect(now.find((a) => a.email === 'finn@example.com')).toMatchObject({ label: 'finn@example.com-2', status: 'disabled', meta: { maxConcurrent: 2 } });
   });

@@ -2,7 +2,7 @@
 // never a partial file under the name asked for; and reading accounts back out of a copy.
 import { Database } from 'bun:sqlite';
 import { afterAll, describe, expect, test } from 'bun:test';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { listAccounts, upsertAccount } from '../../src/store/accounts.ts';
@@ -148,6 +148,22 @@ describe('accountsInBackup', () => {
     const p = join(dir, `${name.length}-${Math.random().toString(36).slice(2)}.db`);
     make(p);
     expect(() => accountsInBackup(p)).toThrow(message);
+  });
+
+  test('a damaged copy is refused, even when the accounts table itself still reads', () => {
+    // Restoring from a damaged file would bring back whatever happens to read: refuse it whole.
+    const db = freshDb('damaged');
+    const target = join(dir, 'damaged.db');
+    backupDatabase(db, target);
+    db.close();
+    const probe = new Database(target, { readonly: true });
+    const pageSize = (probe.query('PRAGMA page_size').get() as { page_size: number }).page_size;
+    const { rootpage } = probe.query("SELECT rootpage FROM sqlite_master WHERE name = 'accounts_provider_email'").get() as { rootpage: number };
+    probe.close();
+    const fd = openSync(target, 'r+');
+    writeSync(fd, Buffer.alloc(pageSize, 0xa5), 0, pageSize, (rootpage - 1) * pageSize);
+    closeSync(fd);
+    expect(() => accountsInBackup(target)).toThrow(new RegExp(`^${target} is damaged \\(`));
   });
 
   test('only SQLite files are taken for databases', () => {

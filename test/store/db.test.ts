@@ -18,6 +18,12 @@ test('the database and its WAL files are made owner-only', () => {
   expect(statSync(path).mode & 0o777).toBe(0o600);
 });
 
+test('a data directory mcp makes (and any missing parent) is owner-only', () => {
+  const nested = join(dir, 'made', 'by', 'mcp');
+  openDatabase(join(nested, 'proxy.db')).close();
+  for (const d of [join(dir, 'made'), join(dir, 'made', 'by'), nested]) expect(statSync(d).mode & 0o777).toBe(0o700);
+});
+
 test('a file whose mode cannot be changed (another owner, EBUSY) is left as it is, without an error', () => {
   const refuse = () => {
     throw Object.assign(new Error('EBUSY: resource busy or locked, chmod'), { code: 'EBUSY' });

@@ -211,13 +211,15 @@ export function createTokenManager(cfg: OAuthConfig, deps: ProviderDeps): TokenM
         // No client signal: the refresh serves every waiter, one aborted request must not kill it.
         const t = await refreshAccessToken(cfg, refreshToken, deps.now());
         cache.set(account.id, { token: t.accessToken, expiresAt: t.expiresAt });
+        // Only over the token used: a new login stored meanwhile (the CLI) is newer than this.
         deps.updateAccount(account.id, {
           credentials: { kind: 'oauth', refreshToken: t.refreshToken ?? refreshToken, accessToken: t.accessToken, expiresAt: t.expiresAt },
+          ifRefreshToken: refreshToken,
         });
         return t.accessToken;
       } catch (err) {
         if (err instanceof UpstreamError && err.kind === 'invalid_account') {
-          deps.updateAccount(account.id, { status: 'invalid', statusReason: err.message });
+          deps.updateAccount(account.id, { status: 'invalid', statusReason: err.message, ifRefreshToken: refreshToken });
         }
         throw err;
       } finally {

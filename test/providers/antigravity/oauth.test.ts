@@ -151,6 +151,17 @@ describe('the access-token cache', () => {
     expect(p?.[1].statusReason).toContain('invalid_grant');
   });
 
+  test('what a refresh writes holds only while the stored refresh token is the one it used (a new login may land meanwhile)', async () => {
+    const tm = createTokenManager(cfg, deps);
+    const a = account('guarded@example.com');
+    const used = (a.credentials as { refreshToken: string }).refreshToken;
+    await tm.get(a);
+    expect(patches.at(-1)?.[1].ifRefreshToken).toBe(used);
+    fake.setMode({ kind: 'token_invalid_grant' });
+    await tm.refresh(a).catch(() => undefined);
+    expect(patches.find(([, x]) => x.status === 'invalid')?.[1].ifRefreshToken).toBe(used);
+  });
+
   test.each(['token_http500', 'token_down'] as const)('%s is transient and never marks the account', async (kind) => {
     const tm = createTokenManager(cfg, deps);
     fake.setMode({ kind });

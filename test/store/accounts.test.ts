@@ -1,0 +1,73 @@
+// Looking accounts up by what people type: an id first, then a label, whatever order the rows are in.
+import { afterAll, describe, expect, test } from 'bun:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { findAccount, updateAccount, upsertAccount } from '../../src/store/accounts.ts';
+import { openDatabase } from '../../src/store/db.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'mcp-accounts-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+const fresh = () => openDatabase(join(dir, `proxy-${++n}.db`));
+const key = (s: string) => ['FAKE', 'zai', s].join('-');
+
+test('an id wins over another account whose label is that id, whichever row comes first', () => {
+  const db = fresh();
+  // The account labelled with the id is stored first (lower rowid, older created_at), so a lookup
+  // that took "the first row matching id or label" would find it instead of the account itself.
+  const shadow = upsertAccount(db, { provider: 'zai', label: 'shadow', credentials: { kind: 'api_key', apiKey: key('shadow') } }, 1000).account;
+  const real = upsertAccount(db, { provider: 'zai', label: 'real', credentials: { kind: 'api_key', apiKey: key('real') } }, 2000).account;
+  updateAccount(db, shadow.id, { label: real.id });
+  expect(findAccount(db, real.id)?.label).toBe('real');
+  // The shadowing account is still found by its own id.
+  expect(findAccount(db, shadow.id)?.label).toBe(real.id);
+  // And the other way round: the account itself stored first.
+  const db2 = fresh();
+  const first = upsertAccount(db2, { provider: 'zai', label: 'first', credentials: { kind: 'api_key', apiKey: key('first') } }, 1000).account;
+  const second = upsertAccount(db2, { provider: 'zai', label: 'second', credentials: { kind: 'api_key', apiKey: key('second') } }, 2000).account;
+  updateAccount(db2, second.id, { label: first.id });
+  expect(findAccount(db2, first.id)?.label).toBe('first');
+  db.close();
+  db2.close();
+});
+
+test('a label is matched exactly, after ids; nothing matching is null', () => {
+  const db = fresh();
+  const a = upsertAccount(db, { provider: 'zai', label: 'Work', credentials: { kind: 'api_key', apiKey: key('work') } }).account;
+  expect(findAccount(db, 'Work')?.id).toBe(a.id);
+  expect(findAccount(db, 'work')).toBeNull();
+  expect(findAccount(db, ' Work')).toBeNull();
+  expect(findAccount(db, 'nobody')).toBeNull();
+  db.close();
+});
+
+describe('a token refresh that ends after a new login here (the CLI, while the server runs)', () => {
+  // The server refreshes with the token it holds in memory; `mcp accounts add` may store a new login
+  // meanwhile. Its write must not put the old refresh token back, nor mark the new login invalid.
+  const google = (refreshToken: string) =>
+    ({ provider: 'antigravity', email: 'erin@example.com', credentials: { kind: 'oauth', refreshToken } }) as const;
+  const OLD = ['FAKE', 'refresh', 'old'].join('-');
+  const NEW = ['FAKE', 'refresh', 'new'].join('-');
+
+  test('does not put the old refresh token back, or mark the new login invalid', () => {
+    const db = fresh();
+    const { account } = upsertAccount(db, google(OLD), 1000);
+    upsertAccount(db, google(NEW), 2000);
+    const late = updateAccount(db, account.id, { credentials: { kind: 'oauth', refreshToken: OLD, accessToken: 'FAKE-access', expiresAt: 9000 }, ifRefreshToken: OLD }, 3000);
+    expect(late?.credentials).toEqual({ kind: 'oauth', refreshToken: NEW });
+    updateAccount(db, account.id, { status: 'invalid', statusReason: 'invalid_grant', ifRefreshToken: OLD }, 3000);
+    expect(findAccount(db, account.id)).toMatchObject({ status: 'active', credentials: { kind: 'oauth', refreshToken: NEW }, updatedAt: 2000 });
+    db.close();
+  });
+
+  test('is stored when the refresh token is still the one it used', () => {
+    const db = fresh();
+    const { account } = upsertAccount(db, google(OLD), 1000);
+    const creds = { kind: 'oauth', refreshToken: OLD, accessToken: 'FAKE-access', expiresAt: 9000 } as const;
+    expect(updateAccount(db, account.id, { credentials: creds, ifRefreshToken: OLD }, 3000)?.credentials).toEqual(creds);
+    expect(findAccount(db, account.id)?.credentials).toEqual(creds);
+    expect(findAccount(db, account.id)).not.toHaveProperty('ifRefreshToken');
+    db.close();
+  });
+});

@@ -1,0 +1,169 @@
+// Schema migrations: an older file is brought up to date with everything in it kept, a newer one is
+// refused untouched, a migration that fails changes nothing, and two processes opening a fresh
+// file together (serve and `accounts add`) do not both run the same migration.
+import { Database } from 'bun:sqlite';
+import { afterAll, describe, expect, test } from 'bun:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { findAccount, listAccounts } from '../../src/store/accounts.ts';
+import { migrate, openDatabase, SCHEMA_VERSION } from '../../src/store/db.ts';
+import { listLimits, listQuotas } from '../../src/store/limits.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'mcp-migrate-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+const freshPath = () => join(dir, `proxy-${++n}.db`);
+
+// Schema version 1 as released, written out here on purpose: the test must keep describing the files
+// already on people's disks even if someone edits the migration list (which must only ever grow).
+const V1 = `CREATE TABLE accounts (id TEXT PRIMARY KEY, provider TEXT NOT NULL, label TEXT NOT NULL UNIQUE, email TEXT,
+    status TEXT NOT NULL DEFAULT 'active', status_reason TEXT, verify_url TEXT, credentials TEXT NOT NULL,
+    meta TEXT NOT NULL DEFAULT '{}', created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, last_used_at INTEGER);
+  CREATE UNIQUE INDEX accounts_provider_email ON accounts(provider, email) WHERE email IS NOT NULL;
+  CREATE TABLE model_limits (account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE, model TEXT NOT NULL,
+    kind TEXT NOT NULL, reset_at INTEGER NOT NULL, reason TEXT, updated_at INTEGER NOT NULL, PRIMARY KEY (account_id, model));
+  CREATE TABLE quotas (account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE, model TEXT NOT NULL,
+    window TEXT NOT NULL DEFAULT '', remaining_fraction REAL, reset_at INTEGER, fetched_at INTEGER NOT NULL,
+    PRIMARY KEY (account_id, model, window));
+  CREATE TABLE usage (id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, request_id TEXT NOT NULL, account_id TEXT, provider TEXT,
+    client_model TEXT NOT NULL, upstream_model TEXT, status INTEGER NOT NULL, latency_ms INTEGER NOT NULL,
+    input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0, cache_read_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_creation_tokens INTEGER NOT NULL DEFAULT 0, stream INTEGER NOT NULL DEFAULT 0, fallback_from TEXT,
+    failovers INTEGER NOT NULL DEFAULT 0, error_type TEXT);
+  CREATE INDEX usage_ts ON usage(ts);
+  CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);`;
+
+/** A version-1 file with one Google account, its limit and quota, by hand (no mcp code involved). */
+function v1File(): string {
+  const path = freshPath();
+  const db = new Database(path, { create: true });
+  db.exec(V1);
+  db.exec(`INSERT INTO accounts VALUES ('acc_0000abcd', 'antigravity', 'work', 'erin@example.com', 'active', NULL, NULL,
+    '{"kind":"oauth","refreshToken":"FAKE-refresh-v1"}', '{"projectId":"p-1"}', 1000, 1000, NULL)`);
+  db.exec(`INSERT INTO model_limits VALUES ('acc_0000abcd', '*', 'quota_exhausted', 9999999999999, 'weekly', 1000)`);
+  db.exec(`INSERT INTO quotas VALUES ('acc_0000abcd', 'claude', '', 0.25, NULL, 1000)`);
+  db.exec(`INSERT INTO settings VALUES ('legacy_import:/x', '{}')`);
+  db.exec('PRAGMA user_version = 1');
+  db.close();
+  return path;
+}
+
+function schemaOf(db: Database): string[] {
+  return (db.query("SELECT type || ' ' || name || ' ' || tbl_name FROM sqlite_master ORDER BY name").values() as string[][]).map((r) => r[0]!);
+}
+
+describe('opening an older file', () => {
+  test('a version-1 file opens with its account, limit, quota and settings, at the current version', () => {
+    const db = openDatabase(v1File());
+    try {
+      expect((db.query('PRAGMA user_version').get() as { user_version: number }).user_version).toBe(SCHEMA_VERSION);
+      expect(findAccount(db, 'work')).toMatchObject({ id: 'acc_0000abcd', email: 'erin@example.com', credentials: { refreshToken: 'FAKE-refresh-v1' }, meta: { projectId: 'p-1' } });
+      expect(listLimits(db)).toEqual([{ accountId: 'acc_0000abcd', model: '*', kind: 'quota_exhausted', resetAt: 9999999999999, reason: 'weekly', updatedAt: 1000 }]);
+      expect(listQuotas(db)).toHaveLength(1);
+      const fresh = openDatabase(freshPath());
+      expect(schemaOf(db)).toEqual(schemaOf(fresh));
+      fresh.close();
+    } finally {
+      db.close();
+    }
+  });
+});
+
+describe('a file from a newer mcp', () => {
+  test('is refused with one clear line naming the file, and left as it was', () => {
+    const path = v1File();
+    const raw = new Database(path);
+    raw.exec('CREATE TABLE from_the_future (x)');
+    raw.exec(`PRAGMA user_version = ${SCHEMA_VERSION + 5}`);
+    raw.close();
+    expect(() => openDatabase(path)).toThrow(
+      new Error(`database ${path} was written by a newer mcp (schema ${SCHEMA_VERSION + 5}, this one understands ${SCHEMA_VERSION}): upgrade mcp`),
+    );
+    const after = new Database(path, { readonly: true });
+    expect((after.query('PRAGMA user_version').get() as { user_version: number }).user_version).toBe(SCHEMA_VERSION + 5);
+    expect(listAccounts(after).map((a) => a.id)).toEqual(['acc_0000abcd']);
+    expect(schemaOf(after)).toContain('table from_the_future from_the_future');
+    after.close();
+  });
+});
+
+describe('a migration that fails halfway', () => {
+  test('changes nothing: the version stays, the statements before the failing one are undone', () => {
+    const db = new Database(v1File());
+    const broken = `CREATE TABLE half (x); ALTER TABLE accounts ADD COLUMN note TEXT; INSERT INTO no_such_table VALUES (1);`;
+    expect(() => migrate(db, [V1, broken])).toThrow(/no_such_table/);
+    expect((db.query('PRAGMA user_version').get() as { user_version: number }).user_version).toBe(1);
+    expect(schemaOf(db)).not.toContain('table half half');
+    expect((db.query('PRAGMA table_info(accounts)').all() as Array<{ name: string }>).map((c) => c.name)).not.toContain('note');
+    expect(listAccounts(db)).toHaveLength(1);
+    db.close();
+  });
+
+  test('a later migration that rebuilds the accounts table keeps the limits and quotas that point at it', () => {
+    // The SQLite way to change a column: make a new table, copy, drop the old, rename. With foreign
+    // keys on, the drop would cascade into model_limits and quotas.
+    const db = openDatabase(v1File());
+    const table = V1.slice(0, V1.indexOf(';')).replace('CREATE TABLE accounts', 'CREATE TABLE accounts_new');
+    const rebuild = `${table}; INSERT INTO accounts_new SELECT * FROM accounts; DROP TABLE accounts;
+      ALTER TABLE accounts_new RENAME TO accounts;
+      CREATE UNIQUE INDEX accounts_provider_email ON accounts(provider, email) WHERE email IS NOT NULL;`;
+    migrate(db, [V1, rebuild]);
+    expect((db.query('PRAGMA user_version').get() as { user_version: number }).user_version).toBe(2);
+    expect(listLimits(db)).toHaveLength(1);
+    expect(listQuotas(db)).toHaveLength(1);
+    expect((db.query('PRAGMA foreign_keys').get() as { foreign_keys: number }).foreign_keys).toBe(1);
+    db.close();
+  });
+});
+
+describe('two processes opening a fresh file at once', () => {
+  test('the one that finds the schema already made by the other runs nothing again', () => {
+    // Deterministic stand-in for `mcp serve` and `mcp accounts add` starting together: right after
+    // this connection has looked at the version, the other one tries to migrate the same file. If
+    // the look was outside the write lock, the other succeeds and this one then runs migration 1 on
+    // a file that has it ("table accounts already exists").
+    const path = freshPath();
+    const mine = new Database(path, { create: true });
+    mine.exec('PRAGMA journal_mode = WAL');
+    const other = new Database(path);
+    other.exec('PRAGMA busy_timeout = 0');
+    let otherRan: string | null = null;
+    const realQuery = mine.query.bind(mine);
+    (mine as { query: unknown }).query = (sql: string) => {
+      const st = realQuery(sql);
+      if (!sql.includes('user_version') || otherRan !== null) return st;
+      return {
+        get: (...a: unknown[]) => {
+          const row = (st.get as (...x: unknown[]) => unknown)(...a);
+          try {
+            migrate(other);
+            otherRan = 'migrated';
+          } catch (err) {
+            otherRan = (err as Error).message;
+          }
+          return row;
+        },
+      };
+    };
+    expect(() => migrate(mine)).not.toThrow();
+    expect(otherRan).not.toBeNull();
+    expect((realQuery('PRAGMA user_version').get() as { user_version: number }).user_version).toBe(SCHEMA_VERSION);
+    mine.close();
+    other.close();
+  });
+  test('the first to make the file WAL does not make the other fail with "database is locked"', async () => {
+    // Switching a new file to WAL needs it to itself, and SQLite answers SQLITE_BUSY at once there
+    // instead of waiting out busy_timeout. Here another connection holds the new file for 300 ms.
+    const path = freshPath();
+    const holder = new Database(path, { create: true });
+    holder.exec('BEGIN IMMEDIATE');
+    holder.exec('CREATE TABLE IF NOT EXISTS probe (x)');
+    const child = Bun.spawn([process.execPath, join(import.meta.dir, '..', 'fixtures', 'open-db.ts'), path], { stdout: 'pipe', stderr: 'pipe' });
+    await Bun.sleep(300);
+    holder.exec('ROLLBACK');
+    holder.close();
+    expect((await new Response(child.stdout).text()).trim()).toBe('written');
+  });
+});
+
