@@ -4,10 +4,11 @@ import { createRouting } from '../../src/gateway/index.ts';
 import { createQuotaPoller } from '../../src/gateway/quota.ts';
 import type { Pool } from '../../src/pool/pool.ts';
 import { UpstreamError } from '../../src/providers/provider.ts';
-import { findAccount, updateAccount } from '../../src/store/accounts.ts';
+import { findAccount, updateAccount, upsertAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
 import { listQuotas } from '../../src/store/limits.ts';
 import { configureLog, log } from '../../src/log.ts';
+import { ApiError } from '../../src/anthropic/errors.ts';
 import { addZai, cleanupDbs, dispatchReq, drain, request, scriptedProvider, T0, tempDb, testConfig } from './helpers.ts';
 
 afterEach(cleanupDbs);
@@ -231,5 +232,44 @@ test('a poll that fails for a reason of its own logs one line and never rejects'
     expect(lines).toEqual(['warn: quota round of acc_1 failed: the database is closed']);
   } finally {
     configureLog({ format: 'pretty' });
+  }
+});
+
+test('with every account read at 0 left, no upstream call is made: the client hears when the quota resets', async () => {
+  const s = setup();
+  const spent = [{ model: '*', remainingFraction: 0, resetAt: T0 + 2 * 3_600_000, window: '5h' }];
+  s.zai.quotas.set('a', spent);
+  s.zai.quotas.set('b', spent);
+  await s.routing.start();
+  try {
+    await s.routing.quota.pollAll();
+    const err = await s.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ApiError);
+    expect((err as ApiError).status).toBe(429);
+    expect((err as ApiError).headers?.['retry-after']).toBe('7200');
+    expect(s.zai.calls).toHaveLength(0);
+  } finally {
+    await s.routing.stop();
+  }
+});
+
+test('with ANTIGRAVITY_AI_CREDITS a Google account read at 0 left still serves (its credits pay)', async () => {
+  const { db } = tempDb();
+  upsertAccount(db, { provider: 'antigravity', label: 'g', email: 'g@example.com', credentials: { kind: 'oauth', refreshToken: 'FAKE-refresh-g' } }, T0);
+  const antigravity = scriptedProvider('antigravity', ['claude-sonnet-4-6']);
+  antigravity.quotas.set('g', [{ model: 'claude-sonnet-4-6', remainingFraction: 0, resetAt: T0 + 3_600_000 }]);
+  const base = testConfig();
+  const config = testConfig({ antigravity: { ...base.antigravity, aiCredits: true } });
+  const routing = createRouting({ db, config, providers: { antigravity }, now: () => T0 });
+  await routing.start();
+  try {
+    await routing.quota.pollAll();
+    await drain(await routing.gateway.dispatch(dispatchReq(request('claude-sonnet-4-6'))));
+    expect(antigravity.calls).toHaveLength(1);
+  } finally {
+    await routing.stop();
   }
 });
