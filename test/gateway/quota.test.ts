@@ -273,3 +273,58 @@ test('with ANTIGRAVITY_AI_CREDITS a Google account read at 0 left still serves (
     await routing.stop();
   }
 });
+
+test('a round over many accounts asks a few at a time, never all at once', async () => {
+  const { db } = tempDb();
+  for (let i = 0; i < 12; i++) addZai(db, `k${i}`, T0 + i);
+  const zai = scriptedProvider('zai', ['glm-4.7']);
+  let open = 0;
+  let most = 0;
+  let calls = 0;
+  zai.quota = async () => {
+    calls++;
+    most = Math.max(most, ++open);
+    await Bun.sleep(5);
+    open--;
+    return [];
+  };
+  const routing = createRouting({ db, config: testConfig(), providers: { zai }, now: () => T0 });
+  await routing.quota.pollAll();
+  expect(calls).toBe(12);
+  expect(most).toBeGreaterThan(1);
+  expect(most).toBeLessThanOrEqual(4);
+});
+
+test('stop ends a round at once: the calls in flight are aborted and the accounts still waiting are not asked', async () => {
+  const { db } = tempDb();
+  for (let i = 0; i < 12; i++) addZai(db, `k${i}`, T0 + i);
+  const zai = scriptedProvider('zai', ['glm-4.7']);
+  let calls = 0;
+  zai.quota = (_account, signal) => {
+    calls++;
+    return new Promise((_, reject) => signal?.addEventListener('abort', () => reject(new UpstreamError('transient', 'aborted')), { once: true }));
+  };
+  const routing = createRouting({ db, config: testConfig(), providers: { zai }, now: () => T0 });
+  await routing.start();
+  await Bun.sleep(10);
+  const t0 = performance.now();
+  await routing.stop();
+  expect(performance.now() - t0).toBeLessThan(500);
+  await Bun.sleep(20);
+  expect(calls).toBeLessThanOrEqual(4);
+});
+
+test('a quota call that failed is not followed by a model listing in the same round (for Google it is the same call)', async () => {
+  const s = setup();
+  let listings = 0;
+  s.zai.models = async () => {
+    listings++;
+    return [];
+  };
+  s.zai.quota = async () => {
+    throw new UpstreamError('rate_limited', 'slow down', { status: 429 });
+  };
+  await s.routing.quota.pollAll();
+  expect(listings).toBe(0);
+  expect(findAccount(s.db, 'a')!.status).toBe('active');
+});
