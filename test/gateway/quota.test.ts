@@ -9,6 +9,9 @@ import { openDatabase } from '../../src/store/db.ts';
 import { listQuotas } from '../../src/store/limits.ts';
 import { configureLog, log } from '../../src/log.ts';
 import { ApiError } from '../../src/anthropic/errors.ts';
+import { providerDepsFor } from '../../src/gateway/index.ts';
+import { createZaiProvider } from '../../src/providers/zai/index.ts';
+import { startFakeZai } from '../fakes/zai.ts';
 import { addZai, cleanupDbs, dispatchReq, drain, request, scriptedProvider, T0, tempDb, testConfig } from './helpers.ts';
 
 afterEach(cleanupDbs);
@@ -327,4 +330,25 @@ test('a quota call that failed is not followed by a model listing in the same ro
   await s.routing.quota.pollAll();
   expect(listings).toBe(0);
   expect(findAccount(s.db, 'a')!.status).toBe('active');
+});
+
+test('a quota poll Z.AI refuses as a bad key (a 200 saying code 401, token expired) leaves the account in rotation and its limits alone', async () => {
+  const fake = startFakeZai({ keys: ['key-a-000000'] });
+  const { db } = tempDb();
+  const a = addZai(db, 'a', T0);
+  const config = testConfig({}, { ZAI_BASE_URL: fake.url, ZAI_QUOTA_URL: fake.quotaUrl });
+  const zai = createZaiProvider(config, providerDepsFor(db, () => T0));
+  const routing = createRouting({ db, config, providers: { zai }, now: () => T0 });
+  try {
+    routing.pool.report(
+      { account: a, provider: 'zai', model: 'glm-4.7', sticky: false, soft: false, release() {} },
+      { kind: 'error', error: new UpstreamError('rate_limited', 'slow down', { resetAt: T0 + 60_000 }) },
+    );
+    fake.setQuota({ success: false, code: 401, msg: 'token expired or incorrect' });
+    await routing.quota.pollAll();
+    expect(findAccount(db, 'a')!.status).toBe('active');
+    expect(routing.pool.state()[0]!.limits).toEqual([expect.objectContaining({ model: 'glm-4.7', kind: 'rate_limited' })]);
+  } finally {
+    await fake.stop();
+  }
 });
