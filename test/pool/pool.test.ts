@@ -635,6 +635,16 @@ describe('a quota reading with nothing left', () => {
     expect(got.kind === 'lease' && got.lease.soft).toBe(true);
   });
 
+  test('a restart keeps it: the reading is stored, and the reopened pool routes by it', () => {
+    const { db, path, pool, accounts } = setup(['a']);
+    pool.setQuotas(accounts[0]!.id, [spent(T0 + 60_000)]);
+    db.close();
+    const db2 = openDatabase(path);
+    const pool2 = createPool({ db: db2, now: () => T0 + 1, defaultCooldownSec: 60, softLimitThreshold: 0.2 });
+    expect(ask(pool2)).toEqual({ kind: 'limited', until: T0 + 60_000, limitKind: 'quota_exhausted' });
+    db2.close();
+  });
+
   test('status views see it as the limit the pool routes by', () => {
     const { pool, accounts } = setup(['a', 'b']);
     pool.setQuotas(accounts[0]!.id, [spent(T0 + 60_000, '5h')]);
