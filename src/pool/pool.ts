@@ -401,7 +401,6 @@ export function createPool(opts: PoolOptions): Pool {
     return found;
   }
 
-
   function setAccountQuotas(accountId: string, records: QuotaRecord[]): void {
     quotasByAccount.set(accountId, records);
     quotasByModel.set(accountId, byModel(records));
