@@ -4,7 +4,8 @@
 import type { Database } from 'bun:sqlite';
 import { defineCommand } from 'citty';
 import { type Config, loadConfig } from '../config.ts';
-import { quotaAsOf, quotaLines } from '../gateway/ops.ts';
+import { quotaAsOf, quotaLines, servesPastQuotaOf } from '../gateway/ops.ts';
+import { limitsInForce } from '../pool/pool.ts';
 import { type ProviderDeps, type QuotaInfo, UpstreamError } from '../providers/provider.ts';
 import {
   type Account,
@@ -83,11 +84,13 @@ export interface AccountView {
   quotas: Array<{ model: string; window: string; remainingFraction: number | null; resetAt: number | null }>;
 }
 
+/** `servesPastQuota`: providers a spent quota does not stop (see servesPastQuotaOf); their readings are no limit. */
 export function accountViews(
   accounts: readonly Account[],
   limits: readonly ModelLimit[],
   quotas: readonly QuotaRecord[],
   now: number,
+  servesPastQuota: ReadonlySet<ProviderId> = new Set(),
 ): AccountView[] {
   return accounts.map((a) => ({
     id: a.id,
@@ -101,9 +104,11 @@ export function accountViews(
     lastUsedAt: a.lastUsedAt,
     createdAt: a.createdAt,
     maxConcurrent: typeof a.meta.maxConcurrent === 'number' ? a.meta.maxConcurrent : null,
-    limits: limits
-      .filter((l) => l.accountId === a.id && l.resetAt > now)
-      .map((l) => ({ model: l.model, kind: l.kind, resetAt: l.resetAt, reason: l.reason })),
+    // A spent quota window keeps the account out as a 429 would: shown as the server routes it.
+    limits: (servesPastQuota.has(a.provider)
+      ? limits.filter((l) => l.accountId === a.id && l.resetAt > now)
+      : limitsInForce(a.id, limits, quotas.filter((q) => q.accountId === a.id), now)
+    ).map((l) => ({ model: l.model, kind: l.kind, resetAt: l.resetAt, reason: l.reason })),
     quotas: quotas
       .filter((q) => q.accountId === a.id)
       // Past its reset a window is full again (a disabled account is never polled): as the server shows it.
@@ -456,9 +461,9 @@ const listCommand = defineCommand({
   meta: { name: 'list', description: 'List accounts with status, limits and last known quota' },
   args: { json: { type: 'boolean', description: 'Print JSON instead of a table' } },
   async run({ args }) {
-    await withDb((db) => {
+    await withDb((db, config) => {
       const now = Date.now();
-      const views = accountViews(listAccounts(db), listLimits(db), listQuotas(db), now);
+      const views = accountViews(listAccounts(db), listLimits(db), listQuotas(db), now, servesPastQuotaOf(config));
       if (args.json) printJson(views);
       else if (views.length === 0) say('no accounts yet: add one with `mcp accounts add`');
       else say(accountsTable(views, now));

@@ -10,7 +10,7 @@ import type { Account, AccountPatch } from '../store/accounts.ts';
 import { updateAccount } from '../store/accounts.ts';
 import { createCatalog, type Catalog, type Route } from './catalog.ts';
 import { createGateway, defaultSleep, type Providers, type Sleep } from './gateway.ts';
-import { createOps, quotaAsOf } from './ops.ts';
+import { createOps, quotaAsOf, servesPastQuotaOf } from './ops.ts';
 import { createQuotaPoller, type QuotaPoller } from './quota.ts';
 import type { Gateway, Ops } from './types.ts';
 
@@ -73,6 +73,7 @@ export function createRouting(opts: {
     defaultCooldownSec: config.defaultCooldownSec,
     softLimitThreshold: config.softLimitEnabled ? config.softLimitThreshold : null,
     maxConcurrentPerAccount: config.maxConcurrentPerAccount || null,
+    servesPastQuota: servesPastQuotaOf(config),
   });
   const onAccount = (a: Account): void => pool.replaceAccount(a);
   listenersOf(db).add(onAccount);

@@ -1,9 +1,10 @@
 // The operations surface behind /health, /account-limits, /refresh-token and /metrics, and the
 // routing metrics themselves (defined here once; the gateway and the quota poller count into them).
 import { ApiError } from '../anthropic/errors.ts';
+import type { Config } from '../config.ts';
 import { defineCounter, defineGauge, defineHistogram, modelLabels, onCollect, renderMetrics } from '../metrics.ts';
 import type { AccountState, Pool } from '../pool/pool.ts';
-import { UpstreamError } from '../providers/provider.ts';
+import { type ProviderId, UpstreamError } from '../providers/provider.ts';
 import { VERSION } from '../version.ts';
 import type { Providers } from './gateway.ts';
 import type { Ops } from './types.ts';
@@ -23,6 +24,11 @@ export const metrics = {
   maxConcurrent: defineGauge('mcp_account_max_concurrent', 'Concurrency cap per account (only accounts that have one)'),
   slotWaits: defineCounter('mcp_concurrency_waits_total', 'Requests that waited because every account was at its concurrency cap, by provider and outcome'),
 };
+
+/** Providers whose accounts serve on with their quota spent: Antigravity with AI credits (antigravity.md §13.3). */
+export function servesPastQuotaOf(config: Readonly<Config>): ReadonlySet<ProviderId> {
+  return config.antigravity.aiCredits ? new Set<ProviderId>(['antigravity']) : new Set<ProviderId>();
+}
 
 /** The state one account is in right now, in one word. */
 export function accountStateWord(s: AccountState, now: number): string {

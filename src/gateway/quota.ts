@@ -1,8 +1,9 @@
 // Background quota refresh: every active account's provider is asked for its remaining quota (and
 // the models it serves) at start, every quotaPollIntervalSec (jittered so accounts and processes do
-// not line up), right after a 429, and as soon as a new account shows up in the store. On the same
-// rounds an account marked invalid is re-verified, and put back in rotation once it passes (the user
-// completed Google's verification, paid a bill): an account is never lost to a state it left.
+// not line up; a round asks a few accounts at a time), right after a 429, and as soon as a new
+// account shows up in the store. On the same rounds an account marked invalid is re-verified, and
+// put back in rotation once it passes (the user completed Google's verification, paid a bill): an
+// account is never lost to a state it left.
 import type { Config } from '../config.ts';
 import { log } from '../log.ts';
 import type { Pool } from '../pool/pool.ts';
@@ -15,6 +16,12 @@ import type { Providers } from './gateway.ts';
 const AFTER_429_MIN_GAP_MS = 5_000;
 /** One quota call may take this long. */
 const CALL_TIMEOUT_MS = 30_000;
+/**
+ * Accounts a round asks at once. Fifty accounts asked together are a hundred calls (and as many
+ * 200 KB catalogs) from one address in the same second, every round: a burst the upstream may
+ * throttle or hold against the accounts.
+ */
+const ROUND_CONCURRENCY = 4;
 
 export interface QuotaPoller {
   start(): void;
@@ -74,6 +81,9 @@ export function createQuotaPoller(deps: {
       }
       if (wasInvalid) reactivate(account);
       log.debug(`quota of ${account.label} not read: ${(err as Error)?.message ?? err}`);
+      // The listing waits for the next round: for Google it is the very call that just failed (a
+      // 429 would be asked again at once), and the catalog keeps what it discovered before.
+      return;
     }
     try {
       const models = await provider.models(account, signal);
@@ -106,7 +116,12 @@ export function createQuotaPoller(deps: {
       .filter((a) => a.status !== 'disabled')
       .map((a) => a.id);
     catalog.retainAccounts(new Set(pool.accounts().map((a) => a.id)));
-    await Promise.all(ids.map(pollAccount));
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      // After stop() the accounts still waiting are not asked at all.
+      while (next < ids.length && !stopper.signal.aborted) await pollAccount(ids[next++]!);
+    };
+    await Promise.all(Array.from({ length: Math.min(ROUND_CONCURRENCY, ids.length) }, worker));
   }
 
   function schedule(): void {

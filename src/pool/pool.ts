@@ -146,6 +146,11 @@ export interface PoolOptions {
   softLimitThreshold: number | null;
   /** Requests one account may serve at once (MAX_CONCURRENT_PER_ACCOUNT); null = no cap. An account's meta.maxConcurrent overrides it. */
   maxConcurrentPerAccount?: number | null;
+  /**
+   * Providers whose accounts still serve with no quota left (Antigravity spending AI credits): a
+   * reading of 0 only soft-limits them. Every other account with a spent window waits for its reset.
+   */
+  servesPastQuota?: ReadonlySet<ProviderId>;
 }
 
 /** The account's own cap (meta.maxConcurrent, set by `mcp accounts set`; 0 = none for it), else the pool's. */
@@ -193,6 +198,48 @@ function tightest(list: readonly QuotaRecord[] | undefined, t: number, min: numb
   return min;
 }
 
+/**
+ * The latest reset among the windows in `list` that a reading found spent (0 left, reset still
+ * ahead), or `max`. Upstream answers such an account with a 429 until then: asking it is a wasted
+ * call, and draining an account to the bone has cost week-long resets (antigravity.md §10.3).
+ */
+function spentUntil(list: readonly QuotaRecord[] | undefined, t: number, max: number | null): number | null {
+  if (!list) return max;
+  for (const q of list) {
+    if (q.remainingFraction !== 0 || q.resetAt === null || q.resetAt <= t) continue;
+    if (max === null || q.resetAt > max) max = q.resetAt;
+  }
+  return max;
+}
+
+/**
+ * An account's spent quota windows as the limits they amount to (one per model, the latest reset),
+ * for the views: /account-limits, the dashboard and `mcp accounts list` show what the pool routes by.
+ */
+export function quotaLimits(accountId: string, quotas: readonly QuotaRecord[], t: number): ModelLimit[] {
+  const out = new Map<string, ModelLimit>();
+  for (const q of quotas) {
+    if (q.remainingFraction !== 0 || q.resetAt === null || q.resetAt <= t) continue;
+    const model = q.model === ALL_MODELS ? ALL_MODELS : q.model.toLowerCase();
+    const cur = out.get(model);
+    if (cur && cur.resetAt >= q.resetAt) continue;
+    const reason = `quota reading: nothing left${q.window ? ` in the ${q.window} window` : ''}`;
+    out.set(model, { accountId, model: q.model, kind: 'quota_exhausted', resetAt: q.resetAt, reason, updatedAt: q.fetchedAt });
+  }
+  return [...out.values()];
+}
+
+/** Stored limits still in force, with the spent quota windows merged in: per model the later reset shows. */
+export function limitsInForce(accountId: string, stored: readonly ModelLimit[], quotas: readonly QuotaRecord[], t: number): ModelLimit[] {
+  const live = stored.filter((l) => l.accountId === accountId && l.resetAt > t);
+  for (const q of quotaLimits(accountId, quotas, t)) {
+    const i = live.findIndex((l) => l.model.toLowerCase() === q.model.toLowerCase());
+    if (i < 0) live.push(q);
+    else if (live[i]!.resetAt < q.resetAt) live[i] = q;
+  }
+  return live;
+}
+
 export function createPool(opts: PoolOptions): Pool {
   const { db, now } = opts;
   let accounts: Account[] = [];
@@ -205,6 +252,7 @@ export function createPool(opts: PoolOptions): Pool {
   let version = -1;
   const inFlight = new Map<string, number>();
   const poolCap = opts.maxConcurrentPerAccount ?? null;
+  const servesPastQuota: ReadonlySet<ProviderId> = opts.servesPastQuota ?? new Set();
   // Requests waiting for an account below its cap: any release (or a reload) wakes them all to ask again.
   const slotWaiters = new Set<() => void>();
   function wakeSlotWaiters(): void {
@@ -353,12 +401,6 @@ export function createPool(opts: PoolOptions): Pool {
     return found;
   }
 
-  function remainingFor(accountId: string, model: string, t: number): number | null {
-    const idx = quotasByModel.get(accountId);
-    if (!idx) return null;
-    return tightest(idx.get(ALL_MODELS), t, tightest(idx.get(model.toLowerCase()), t, null));
-  }
-
   function setAccountQuotas(accountId: string, records: QuotaRecord[]): void {
     quotasByAccount.set(accountId, records);
     quotasByModel.set(accountId, byModel(records));
@@ -366,15 +408,31 @@ export function createPool(opts: PoolOptions): Pool {
 
   function candidates(provider: ProviderId, model: string, t: number, only?: string): Candidate[] {
     const out: Candidate[] = [];
+    const key = model.toLowerCase();
+    const spentStops = !servesPastQuota.has(provider);
     for (const a of accounts) {
       if (a.provider !== provider || (only && a.id !== only)) continue;
       const limit = limitOf(a.id, model, t);
+      let limitedUntil = limit?.resetAt ?? null;
+      let limitKind = limit?.kind ?? null;
+      const idx = quotasByModel.get(a.id);
+      let remaining: number | null = null;
+      if (idx) {
+        const own = idx.get(key);
+        const all = idx.get(ALL_MODELS);
+        remaining = tightest(all, t, tightest(own, t, null));
+        const spent = spentStops && remaining === 0 ? spentUntil(all, t, spentUntil(own, t, null)) : null;
+        if (spent !== null && (limitedUntil === null || spent > limitedUntil)) {
+          limitedUntil = spent;
+          limitKind = 'quota_exhausted';
+        }
+      }
       out.push({
         id: a.id,
         status: a.status,
-        limitedUntil: limit?.resetAt ?? null,
-        limitKind: limit?.kind ?? null,
-        remaining: remainingFor(a.id, model, t),
+        limitedUntil,
+        limitKind,
+        remaining,
         inFlight: inFlight.get(a.id) ?? 0,
         maxInFlight: concurrencyCapOf(a, poolCap),
         lastUsedAt: lastUsed.get(a.id) ?? null,
@@ -630,7 +688,9 @@ export function createPool(opts: PoolOptions): Pool {
         inFlight: inFlight.get(a.id) ?? 0,
         maxConcurrent: concurrencyCapOf(a, poolCap),
         lastUsedAt: lastUsed.get(a.id) ?? a.lastUsedAt,
-        limits: [...limits.values()].filter((l) => l.accountId === a.id && l.resetAt > t),
+        limits: servesPastQuota.has(a.provider)
+          ? [...limits.values()].filter((l) => l.accountId === a.id && l.resetAt > t)
+          : limitsInForce(a.id, [...limits.values()], quotasByAccount.get(a.id) ?? [], t),
         quotas: quotasByAccount.get(a.id) ?? [],
       }));
     },

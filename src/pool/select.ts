@@ -11,7 +11,10 @@ import type { LimitKind } from '../store/limits.ts';
 export interface Candidate {
   id: string;
   status: AccountStatus;
-  /** Latest reset among the limits that apply to this model (its own and the account-wide one); null = none. */
+  /**
+   * Latest reset among the limits that apply to this model (its own, the account-wide one, and a
+   * quota window read as spent); null = none.
+   */
   limitedUntil: number | null;
   /** What the limit ending at limitedUntil is (null with it). */
   limitKind: LimitKind | null;

@@ -372,6 +372,21 @@ describe('list rendering', () => {
     expect(table).toMatch(/a@example\.com\s+antigravity\s+active\s+-\s+never\s+1\s+min 25% \(claude-opus-4-6\)/);
   });
 
+  test('a spent quota window shows as the limit the server routes by, until its reset', () => {
+    const db = openDatabase(join(mkdtempSync(join(tmpdir(), 'mcp-cli-view-')), 'proxy.db'));
+    const now = 1_800_000_000_000;
+    const { account } = upsertAccount(db, { provider: 'antigravity', email: 'c@example.com', credentials: { kind: 'oauth', refreshToken: 'rt' } }, now);
+    replaceQuotas(db, account.id, [
+      { accountId: account.id, model: 'claude-opus-4-6', window: 'weekly', remainingFraction: 0, resetAt: now + 3_600_000, fetchedAt: now },
+      { accountId: account.id, model: 'gemini-3-flash', window: '5h', remainingFraction: 0, resetAt: now - 1, fetchedAt: now - 3_600_000 },
+    ]);
+    const views = accountViews(listAccounts(db), listLimits(db), listQuotas(db), now);
+    expect(views[0]?.limits).toEqual([{ model: 'claude-opus-4-6', kind: 'quota_exhausted', resetAt: now + 3_600_000, reason: 'quota reading: nothing left in the weekly window' }]);
+    // With AI credits the server serves it anyway: no limit to show.
+    expect(accountViews(listAccounts(db), listLimits(db), listQuotas(db), now, new Set(['antigravity']))[0]?.limits).toEqual([]);
+    db.close();
+  });
+
   test('a quota window whose reset has passed reads as full, as the pool routes it, not as the last poll said', () => {
     const db = openDatabase(join(mkdtempSync(join(tmpdir(), 'mcp-cli-view-')), 'proxy.db'));
     const now = 1_800_000_000_000;

@@ -4,10 +4,14 @@ import { createRouting } from '../../src/gateway/index.ts';
 import { createQuotaPoller } from '../../src/gateway/quota.ts';
 import type { Pool } from '../../src/pool/pool.ts';
 import { UpstreamError } from '../../src/providers/provider.ts';
-import { findAccount, updateAccount } from '../../src/store/accounts.ts';
+import { findAccount, updateAccount, upsertAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
 import { listQuotas } from '../../src/store/limits.ts';
 import { configureLog, log } from '../../src/log.ts';
+import { ApiError } from '../../src/anthropic/errors.ts';
+import { providerDepsFor } from '../../src/gateway/index.ts';
+import { createZaiProvider } from '../../src/providers/zai/index.ts';
+import { startFakeZai } from '../fakes/zai.ts';
 import { addZai, cleanupDbs, dispatchReq, drain, request, scriptedProvider, T0, tempDb, testConfig } from './helpers.ts';
 
 afterEach(cleanupDbs);
@@ -231,5 +235,120 @@ test('a poll that fails for a reason of its own logs one line and never rejects'
     expect(lines).toEqual(['warn: quota round of acc_1 failed: the database is closed']);
   } finally {
     configureLog({ format: 'pretty' });
+  }
+});
+
+test('with every account read at 0 left, no upstream call is made: the client hears when the quota resets', async () => {
+  const s = setup();
+  const spent = [{ model: '*', remainingFraction: 0, resetAt: T0 + 2 * 3_600_000, window: '5h' }];
+  s.zai.quotas.set('a', spent);
+  s.zai.quotas.set('b', spent);
+  await s.routing.start();
+  try {
+    await s.routing.quota.pollAll();
+    const err = await s.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ApiError);
+    expect((err as ApiError).status).toBe(429);
+    expect((err as ApiError).headers?.['retry-after']).toBe('7200');
+    expect(s.zai.calls).toHaveLength(0);
+  } finally {
+    await s.routing.stop();
+  }
+});
+
+test('with ANTIGRAVITY_AI_CREDITS a Google account read at 0 left still serves (its credits pay)', async () => {
+  const { db } = tempDb();
+  upsertAccount(db, { provider: 'antigravity', label: 'g', email: 'g@example.com', credentials: { kind: 'oauth', refreshToken: 'FAKE-refresh-g' } }, T0);
+  const antigravity = scriptedProvider('antigravity', ['claude-sonnet-4-6']);
+  antigravity.quotas.set('g', [{ model: 'claude-sonnet-4-6', remainingFraction: 0, resetAt: T0 + 3_600_000 }]);
+  const base = testConfig();
+  const config = testConfig({ antigravity: { ...base.antigravity, aiCredits: true } });
+  const routing = createRouting({ db, config, providers: { antigravity }, now: () => T0 });
+  await routing.start();
+  try {
+    await routing.quota.pollAll();
+    await drain(await routing.gateway.dispatch(dispatchReq(request('claude-sonnet-4-6'))));
+    expect(antigravity.calls).toHaveLength(1);
+  } finally {
+    await routing.stop();
+  }
+});
+
+test('a round over many accounts asks a few at a time, never all at once', async () => {
+  const { db } = tempDb();
+  for (let i = 0; i < 12; i++) addZai(db, `k${i}`, T0 + i);
+  const zai = scriptedProvider('zai', ['glm-4.7']);
+  let open = 0;
+  let most = 0;
+  let calls = 0;
+  zai.quota = async () => {
+    calls++;
+    most = Math.max(most, ++open);
+    await Bun.sleep(5);
+    open--;
+    return [];
+  };
+  const routing = createRouting({ db, config: testConfig(), providers: { zai }, now: () => T0 });
+  await routing.quota.pollAll();
+  expect(calls).toBe(12);
+  expect(most).toBeGreaterThan(1);
+  expect(most).toBeLessThanOrEqual(4);
+});
+
+test('stop ends a round at once: the calls in flight are aborted and the accounts still waiting are not asked', async () => {
+  const { db } = tempDb();
+  for (let i = 0; i < 12; i++) addZai(db, `k${i}`, T0 + i);
+  const zai = scriptedProvider('zai', ['glm-4.7']);
+  let calls = 0;
+  zai.quota = (_account, signal) => {
+    calls++;
+    return new Promise((_, reject) => signal?.addEventListener('abort', () => reject(new UpstreamError('transient', 'aborted')), { once: true }));
+  };
+  const routing = createRouting({ db, config: testConfig(), providers: { zai }, now: () => T0 });
+  await routing.start();
+  await Bun.sleep(10);
+  const t0 = performance.now();
+  await routing.stop();
+  expect(performance.now() - t0).toBeLessThan(500);
+  await Bun.sleep(20);
+  expect(calls).toBeLessThanOrEqual(4);
+});
+
+test('a quota call that failed is not followed by a model listing in the same round (for Google it is the same call)', async () => {
+  const s = setup();
+  let listings = 0;
+  s.zai.models = async () => {
+    listings++;
+    return [];
+  };
+  s.zai.quota = async () => {
+    throw new UpstreamError('rate_limited', 'slow down', { status: 429 });
+  };
+  await s.routing.quota.pollAll();
+  expect(listings).toBe(0);
+  expect(findAccount(s.db, 'a')!.status).toBe('active');
+});
+
+test('a quota poll Z.AI refuses as a bad key (a 200 saying code 401, token expired) leaves the account in rotation and its limits alone', async () => {
+  const fake = startFakeZai({ keys: ['key-a-000000'] });
+  const { db } = tempDb();
+  const a = addZai(db, 'a', T0);
+  const config = testConfig({}, { ZAI_BASE_URL: fake.url, ZAI_QUOTA_URL: fake.quotaUrl });
+  const zai = createZaiProvider(config, providerDepsFor(db, () => T0));
+  const routing = createRouting({ db, config, providers: { zai }, now: () => T0 });
+  try {
+    routing.pool.report(
+      { account: a, provider: 'zai', model: 'glm-4.7', sticky: false, soft: false, release() {} },
+      { kind: 'error', error: new UpstreamError('rate_limited', 'slow down', { resetAt: T0 + 60_000 }) },
+    );
+    fake.setQuota({ success: false, code: 401, msg: 'token expired or incorrect' });
+    await routing.quota.pollAll();
+    expect(findAccount(db, 'a')!.status).toBe('active');
+    expect(routing.pool.state()[0]!.limits).toEqual([expect.objectContaining({ model: 'glm-4.7', kind: 'rate_limited' })]);
+  } finally {
+    await fake.stop();
   }
 });

@@ -573,3 +573,83 @@ describe('concurrency cap (MAX_CONCURRENT_PER_ACCOUNT)', () => {
     expect(ask(pool, 'other').kind).toBe('lease');
   });
 });
+
+describe('a quota reading with nothing left', () => {
+  const ask = (pool: ReturnType<typeof createPool>, session = 'x', model = 'glm-4.7') =>
+    pool.acquire({ provider: 'zai', model, familyKey: 'zai:glm', sessionKey: session });
+  const spent = (resetAt: number | null, window = '5h', model = '*') => ({ model, remainingFraction: 0, resetAt, window });
+
+  test('keeps the account out until that window resets, so no call is spent on a certain 429', () => {
+    const { pool, accounts, setNow } = setup(['a', 'b']);
+    pool.setQuotas(accounts[0]!.id, [spent(T0 + 60_000)]);
+    const got = ask(pool);
+    expect(got.kind === 'lease' && got.lease.account.label).toBe('b');
+    pool.setQuotas(accounts[1]!.id, [spent(T0 + 120_000)]);
+    expect(ask(pool, 'y')).toEqual({ kind: 'limited', until: T0 + 60_000, limitKind: 'quota_exhausted' });
+    setNow(T0 + 60_000);
+    const after = ask(pool, 'z');
+    expect(after.kind === 'lease' && after.lease.account.label).toBe('a');
+  });
+
+  test('of two spent windows the later reset decides (a spent week outlasts a spent 5 hours)', () => {
+    const { pool, accounts } = setup(['a']);
+    pool.setQuotas(accounts[0]!.id, [spent(T0 + 3_600_000, '5h'), spent(T0 + 3 * 86_400_000, 'weekly')]);
+    expect(ask(pool)).toEqual({ kind: 'limited', until: T0 + 3 * 86_400_000, limitKind: 'quota_exhausted' });
+  });
+
+  test("a model's own spent quota keeps only that model out", () => {
+    const { pool, accounts } = setup(['a']);
+    pool.setQuotas(accounts[0]!.id, [spent(T0 + 60_000, '', 'glm-4.7'), { model: 'glm-5', remainingFraction: 0.5, resetAt: T0 + 60_000, window: '' }]);
+    expect(ask(pool, 'x', 'glm-4.7').kind).toBe('limited');
+    expect(ask(pool, 'x', 'glm-5').kind).toBe('lease');
+  });
+
+  test('without a reset time it only soft-limits (nothing says when to look again)', () => {
+    const { pool, accounts } = setup(['a']);
+    pool.setQuotas(accounts[0]!.id, [spent(null)]);
+    const got = ask(pool);
+    expect(got.kind === 'lease' && got.lease.soft).toBe(true);
+  });
+
+  test('a newer reading with quota left lets the account serve again', () => {
+    const { pool, accounts } = setup(['a']);
+    pool.setQuotas(accounts[0]!.id, [spent(T0 + 60_000)]);
+    expect(ask(pool).kind).toBe('limited');
+    pool.setQuotas(accounts[0]!.id, [{ model: '*', remainingFraction: 0.6, resetAt: T0 + 60_000, window: '5h' }]);
+    expect(ask(pool).kind).toBe('lease');
+  });
+
+  test('a limit learned from a 429 stands over a later reading that says there is quota left', () => {
+    const { pool, accounts } = setup(['a']);
+    pool.report(lease(pool), { kind: 'error', error: new UpstreamError('quota_exhausted', 'q', { resetAt: T0 + 99_000, scope: 'account' }) });
+    pool.setQuotas(accounts[0]!.id, [{ model: '*', remainingFraction: 0.9, resetAt: T0 + 60_000, window: '5h' }]);
+    expect(ask(pool)).toEqual({ kind: 'limited', until: T0 + 99_000, limitKind: 'quota_exhausted' });
+  });
+
+  test('a provider that can spend past its quota (Antigravity AI credits) is only soft-limited by it', () => {
+    const { db } = setup([]);
+    const acc = addZai(db, 'credits', T0);
+    const pool = createPool({ db, now: () => T0, defaultCooldownSec: 60, softLimitThreshold: 0.2, servesPastQuota: new Set(['zai']) });
+    pool.setQuotas(acc.id, [spent(T0 + 60_000)]);
+    const got = ask(pool);
+    expect(got.kind === 'lease' && got.lease.soft).toBe(true);
+  });
+
+  test('a restart keeps it: the reading is stored, and the reopened pool routes by it', () => {
+    const { db, path, pool, accounts } = setup(['a']);
+    pool.setQuotas(accounts[0]!.id, [spent(T0 + 60_000)]);
+    db.close();
+    const db2 = openDatabase(path);
+    const pool2 = createPool({ db: db2, now: () => T0 + 1, defaultCooldownSec: 60, softLimitThreshold: 0.2 });
+    expect(ask(pool2)).toEqual({ kind: 'limited', until: T0 + 60_000, limitKind: 'quota_exhausted' });
+    db2.close();
+  });
+
+  test('status views see it as the limit the pool routes by', () => {
+    const { pool, accounts } = setup(['a', 'b']);
+    pool.setQuotas(accounts[0]!.id, [spent(T0 + 60_000, '5h')]);
+    const a = pool.state().find((s) => s.account.label === 'a')!;
+    expect(a.limits).toEqual([expect.objectContaining({ model: '*', kind: 'quota_exhausted', resetAt: T0 + 60_000 })]);
+    expect(pool.state().find((s) => s.account.label === 'b')!.limits).toEqual([]);
+  });
+});

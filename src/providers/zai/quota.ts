@@ -8,8 +8,10 @@ export interface ZaiQuota {
   windows: QuotaInfo[];
 }
 
-const NO_PLAN = /coding plan|package|subscri|expired/i;
+const NO_PLAN = /coding plan|package|subscri/i;
 const BAD_KEY = /token|auth|api key|apikey|invalid|unauthori/i;
+/** Z.AI's auth codes (a bad key on this endpoint is `{code:401, msg:"token expired or incorrect"}`). */
+const AUTH_CODES = new Set(['401', '1000', '1001', '1002', '1003', '1004']);
 
 function num(v: unknown): number | null {
   return typeof v === 'number' && Number.isFinite(v) ? v : typeof v === 'string' && v.trim() && Number.isFinite(Number(v)) ? Number(v) : null;
@@ -47,7 +49,18 @@ export function parseZaiQuota(body: unknown, secret?: string): ZaiQuota {
     let msg = typeof o.msg === 'string' ? o.msg : typeof o.message === 'string' ? o.message : 'quota unavailable';
     if (secret && secret.length >= 4 && msg.includes(secret)) msg = msg.split(secret).join('***');
     const code = o.code === undefined ? null : String(o.code);
-    const kind = NO_PLAN.test(msg) ? 'invalid_account' : code === '401' || BAD_KEY.test(msg) ? 'auth' : 'transient';
+    // A bad key is auth (the poller leaves the account be; a request finds out for sure), whatever
+    // else its message says: "token expired" is no expired plan.
+    const kind =
+      code !== null && AUTH_CODES.has(code)
+        ? 'auth'
+        : NO_PLAN.test(msg)
+          ? 'invalid_account'
+          : BAD_KEY.test(msg)
+            ? 'auth'
+            : /expired/i.test(msg)
+              ? 'invalid_account'
+              : 'transient';
     throw new UpstreamError(kind, `Z.AI quota: ${msg}`, { code, scope: 'account' });
   }
   const data = (o.data && typeof o.data === 'object' ? o.data : {}) as Record<string, unknown>;

@@ -61,6 +61,21 @@ describe('parseZaiQuota', () => {
     }
   });
 
+  test('a key Z.AI calls expired or wrong (code 401 in a 200 body) is an auth failure, not a key without a plan', () => {
+    // Z.AI's answer to a bad key on this endpoint; a quota poll must not take the account out over it.
+    const kindOf = (b: unknown) => {
+      try {
+        parseZaiQuota(b);
+      } catch (e) {
+        return (e as UpstreamError).kind;
+      }
+      return 'no throw';
+    };
+    expect(kindOf({ code: 401, msg: 'token expired or incorrect', success: false })).toBe('auth');
+    expect(kindOf({ msg: 'token expired or incorrect', success: false })).toBe('auth');
+    expect(kindOf({ code: 1309, msg: 'Your GLM Coding Plan package has expired', success: false })).toBe('invalid_account');
+  });
+
   test('another failure is transient', () => {
     expect(() => parseZaiQuota({ code: 500, msg: 'system busy', success: false })).toThrow(UpstreamError);
     try {
