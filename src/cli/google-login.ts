@@ -72,26 +72,40 @@ function redirectUriFor(port: number): string {
   return `http://localhost:${port}${CALLBACK_PATH}`;
 }
 
-/** What the user pasted: the full redirected URL or the bare code (§2.4). */
-export function parsePastedRedirect(input: string, expectedState: string): string {
-  const text = input.trim();
-  if (/^https?:\/\//i.test(text)) {
-    let u: URL;
-    try {
-      u = new URL(text);
-    } catch {
-      throw new Error('that is not a valid URL');
-    }
-    const error = u.searchParams.get('error');
-    if (error) throw new Error(`Google reported an error: ${error}`);
-    const state = u.searchParams.get('state');
-    if (state !== null && state !== expectedState) throw new Error('the pasted URL belongs to another login attempt (state mismatch)');
-    const code = u.searchParams.get('code');
-    if (!code) throw new Error('the pasted URL has no code parameter');
+/** Google's own refusal (consent denied): pasting again cannot mend it. */
+class LoginRefused extends Error {}
+
+/** Google codes never hold a `%`: one that does was copied out of the address bar still URL-encoded. */
+function decodeCode(code: string): string {
+  if (!code.includes('%')) return code;
+  try {
+    return decodeURIComponent(code);
+  } catch {
     return code;
   }
+}
+
+/**
+ * What the user pasted: the full redirected URL, the same without its `http://` (as browsers show
+ * it), its query alone, or the bare code (§2.4), URL-encoded or not.
+ */
+export function parsePastedRedirect(input: string, expectedState: string): string {
+  const text = input.trim();
+  const isUrl = /^https?:\/\//i.test(text);
+  if (isUrl || /(^|[?&])(code|error|state)=/.test(text)) {
+    if (isUrl && !URL.canParse(text)) throw new Error('that is not a valid URL');
+    const q = text.indexOf('?');
+    const query = new URLSearchParams((q >= 0 ? text.slice(q + 1) : text).split('#')[0]);
+    const state = query.get('state');
+    if (state !== null && state !== expectedState) throw new Error('the pasted URL belongs to another login attempt (state mismatch)');
+    const error = query.get('error');
+    if (error) throw new LoginRefused(`Google reported an error: ${error}`);
+    const code = query.get('code')?.trim();
+    if (!code) throw new Error('the pasted URL has no code parameter');
+    return decodeCode(code);
+  }
   if (text.length < 10 || /\s/.test(text)) throw new Error('that does not look like a Google authorization code or redirect URL');
-  return text;
+  return decodeCode(text);
 }
 
 async function exchange(config: Readonly<Config>, code: string, verifier: string, redirectUri: string, say?: Say): Promise<GoogleLoginResult> {
@@ -104,11 +118,12 @@ async function exchange(config: Readonly<Config>, code: string, verifier: string
   return finish(config, t, t.refreshToken, say);
 }
 
-/** Manual flow: print the consent URL, read the redirected URL (or the code) back. */
+/** Manual flow: print the consent URL, read the redirected URL (or the code) back; a bad paste is asked for again. */
 export async function loginNoBrowser(opts: {
   config: Readonly<Config>;
   say: Say;
-  readLine: (prompt: string) => Promise<string>;
+  /** null at the end of input. */
+  readLine: (prompt: string) => Promise<string | null>;
   callbackPort?: number;
 }): Promise<GoogleLoginResult> {
   const pkce = createPkce();
@@ -118,9 +133,21 @@ export async function loginNoBrowser(opts: {
   opts.say('Open this URL in any browser and sign in with your Google account:');
   opts.say(url);
   opts.say(`The browser then lands on ${redirectUri}?code=… (the page will not load); copy that whole address.`);
-  const pasted = await opts.readLine('Paste the redirected URL (or just the code): ');
-  const code = parsePastedRedirect(pasted, state);
-  return exchange(opts.config, code, pkce.verifier, redirectUri, opts.say);
+  // The consent cannot be redone from here: a stray Enter or a wrong paste must not throw it away.
+  for (;;) {
+    const pasted = await opts.readLine('Paste the redirected URL (or just the code): ');
+    if (pasted === null) throw new Error('no redirect URL given on stdin');
+    if (!pasted.trim()) continue;
+    let code: string;
+    try {
+      code = parsePastedRedirect(pasted, state);
+    } catch (err) {
+      if (err instanceof LoginRefused) throw err;
+      opts.say(`${(err as Error).message}; paste again`);
+      continue;
+    }
+    return exchange(opts.config, code, pkce.verifier, redirectUri, opts.say);
+  }
 }
 
 /** Reads pasted lines until one carries this login's code, the login is over, or input ends. */
@@ -130,6 +157,7 @@ async function readPasted(
   say: Say,
   isDone: () => boolean,
   gotCode: (code: string) => void,
+  refused: (err: Error) => void,
 ): Promise<void> {
   for (;;) {
     let line: string | null;
@@ -144,6 +172,7 @@ async function readPasted(
       gotCode(parsePastedRedirect(line, state));
       return;
     } catch (err) {
+      if (err instanceof LoginRefused) return refused(err);
       say(`${(err as Error).message}; still waiting for the browser, or paste again`);
     }
   }
@@ -194,15 +223,16 @@ export async function loginWithBrowser(opts: {
     const u = new URL(req.url);
     if (u.pathname !== CALLBACK_PATH) return new Response('not found', { status: 404 });
     if (done) return html(200, 'Already done', 'You can close this tab.');
+    // State first, for errors too: any web page can make the browser load this address, and only
+    // Google knows the state; a stale tab or a forged request is refused and the wait goes on.
+    if (u.searchParams.get('state') !== state) {
+      return html(400, 'Login failed', 'This login link does not belong to the running mcp accounts add (state mismatch).');
+    }
     const error = u.searchParams.get('error');
     if (error) {
       done = true;
       settle.reject(new Error(`Google login was not completed: ${error}`));
-      return html(400, 'Login failed', `Google reported: ${error.replace(/[<>&"]/g, '')}. You can close this tab.`);
-    }
-    if (u.searchParams.get('state') !== state) {
-      // Not ours (a stale tab or a forged request): refuse it and keep waiting for the real one.
-      return html(400, 'Login failed', 'This login link does not belong to the running mcp accounts add (state mismatch).');
+      return html(400, 'Login failed', `Google reported: ${error.replace(/[<>&"']/g, '')}. You can close this tab.`);
     }
     const code = u.searchParams.get('code');
     if (!code) return html(400, 'Login failed', 'The callback had no authorization code.');
@@ -231,10 +261,20 @@ export async function loginWithBrowser(opts: {
     }
     if (opts.readLine) {
       opts.say(`If the browser is on another machine, it lands on ${redirectUri}?code=… and shows an error: paste that whole address here.`);
-      void readPasted(opts.readLine, state, opts.say, () => done, (code) => {
-        done = true;
-        settle.resolve(code);
-      });
+      void readPasted(
+        opts.readLine,
+        state,
+        opts.say,
+        () => done,
+        (code) => {
+          done = true;
+          settle.resolve(code);
+        },
+        (err) => {
+          done = true;
+          settle.reject(new Error(`Google login was not completed: ${err.message.replace(/^Google reported an error: /, '')}`));
+        },
+      );
     }
     const code = await got;
     return await exchange(opts.config, code, pkce.verifier, redirectUri, opts.say);

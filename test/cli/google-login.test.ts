@@ -87,14 +87,61 @@ describe('--no-browser', () => {
     expect(r.credentials.refreshToken).toStartWith('1//');
   });
 
-  test('a redirect from another attempt (state mismatch) is refused', async () => {
+  test('a redirect from another attempt (state mismatch) is refused and never exchanged', async () => {
     const said: string[] = [];
+    const answers = [async () => (await consent(said.find((l) => l.startsWith(fake.authUrl))!)).replace(/state=[^&]+/, 'state=other'), async () => null];
+    const before = fake.stats.codeExchanges;
+    const err = (await loginNoBrowser({ config, say: (l) => said.push(l), readLine: () => answers.shift()!() }).catch((e) => e)) as Error;
+    expect(said.join('\n')).toContain('state mismatch');
+    expect(err.message).toContain('no redirect URL');
+    expect(fake.stats.codeExchanges).toBe(before);
+  });
+
+  test('a pasted consent refusal ends the login at once', async () => {
+    let asked = 0;
     const err = (await loginNoBrowser({
       config,
-      say: (l) => said.push(l),
-      readLine: async () => (await consent(said.find((l) => l.startsWith(fake.authUrl))!)).replace(/state=[^&]+/, 'state=other'),
+      say: () => {},
+      readLine: async () => (asked++ ? null : 'http://localhost:51121/oauth-callback?error=access_denied'),
     }).catch((e) => e)) as Error;
-    expect(err.message).toContain('state mismatch');
+    expect(err.message).toContain('access_denied');
+    expect(asked).toBe(1);
+  });
+
+  test('a bad code is reported as a refused authorization code, not as a refresh token', async () => {
+    const err = (await loginNoBrowser({ config, say: () => {}, readLine: async () => '4/0Anot-a-code-this-fake-issued' }).catch((e) => e)) as Error;
+    expect(err.message).toContain('authorization code');
+    expect(err.message).not.toContain('refresh token');
+  });
+
+  test('a blank line or a bad paste asks again instead of ending the login', async () => {
+    const said: string[] = [];
+    const answers: Array<() => Promise<string | null>> = [
+      async () => '',
+      async () => 'http://localhost:51121/oauth-callback?code=4/0Aother&state=not-this-one',
+      async () => consent(said.find((l) => l.startsWith(fake.authUrl))!),
+    ];
+    const r = await loginNoBrowser({ config, say: (l) => said.push(l), readLine: () => answers.shift()!() });
+    expect(r.email).toBe('login@example.com');
+    expect(said.join('\n')).toContain('state mismatch');
+  });
+
+  test('the end of input without a valid paste fails with one line', async () => {
+    const err = (await loginNoBrowser({ config, say: () => {}, readLine: async () => null }).catch((e) => e)) as Error;
+    expect(err.message).toContain('no redirect URL');
+  });
+
+  test('a code copied out of the address bar (still URL-encoded) is decoded', () => {
+    expect(parsePastedRedirect(' 4%2F0AbCdEfGhIjKlMnOp ', 's')).toBe('4/0AbCdEfGhIjKlMnOp');
+  });
+
+  test('an address without its http:// (as some browsers show it) is read as a URL', () => {
+    expect(parsePastedRedirect('localhost:51121/oauth-callback?state=s&code=4%2F0AbCdEfGhIjKl&scope=x', 's')).toBe('4/0AbCdEfGhIjKl');
+    expect(() => parsePastedRedirect('localhost:51121/oauth-callback?state=other&code=4%2F0AbCdEfGhIjKl', 's')).toThrow('state mismatch');
+  });
+
+  test('the query alone (code=…&state=…) is read as well', () => {
+    expect(parsePastedRedirect('?state=s&code=4/0AbCdEfGhIjKl', 's')).toBe('4/0AbCdEfGhIjKl');
   });
 
   test.each([
@@ -174,6 +221,66 @@ describe('browser login', () => {
     expect(err.message).toContain('access_denied');
   });
 
+  test('an error callback with a foreign state does not end the login', async () => {
+    const port = freePort();
+    const forged: number[] = [];
+    const r = await loginWithBrowser({
+      config,
+      callbackPort: port,
+      openBrowser: (url) => {
+        void (async () => {
+          // Any web page can make the browser load this: it must not cancel the user's login.
+          const res = await fetch(`http://127.0.0.1:${port}/oauth-callback?error=access_denied`);
+          forged.push(res.status);
+          await fetch(url);
+        })();
+        return true;
+      },
+      say: () => {},
+      timeoutMs: 5000,
+    });
+    expect(forged).toEqual([400]);
+    expect(r.email).toBe('login@example.com');
+  });
+
+  test('the callback server is closed once the login is over, whatever the outcome', async () => {
+    const port = freePort();
+    await loginWithBrowser({ config, callbackPort: port, openBrowser: browser, say: () => {}, timeoutMs: 5000 });
+    const failed = freePort();
+    await loginWithBrowser({ config, callbackPort: failed, openBrowser: () => false, say: () => {}, timeoutMs: 50 }).catch(() => {});
+    await Bun.sleep(20);
+    for (const p of [port, failed]) {
+      const res = await fetch(`http://127.0.0.1:${p}/oauth-callback`).catch((e) => e);
+      expect(res).toBeInstanceOf(Error);
+    }
+  });
+
+  test('the pages the browser sees never carry a token or the code', async () => {
+    const port = freePort();
+    const pages: string[] = [];
+    await loginWithBrowser({
+      config,
+      callbackPort: port,
+      openBrowser: (url) => {
+        void (async () => {
+          const res = await fetch(url, { redirect: 'manual' });
+          const to = res.headers.get('location')!;
+          // What a browser also asks for, and a stale tab of an earlier attempt with its own code.
+          pages.push(await (await fetch(`http://127.0.0.1:${port}/favicon.ico`)).text());
+          pages.push(await (await fetch(to.replace(/state=[^&]+/, 'state=stale'))).text());
+          pages.push(await (await fetch(to)).text());
+        })();
+        return true;
+      },
+      say: () => {},
+      timeoutMs: 5000,
+    });
+    expect(pages.length).toBe(3);
+    for (const p of pages) {
+      expect(p).not.toMatch(/ya29\.|1\/\/|4\/0A/);
+    }
+  });
+
   test('a browser on another machine (SSH): the address it landed on, pasted here, completes the login', async () => {
     const port = freePort();
     let landed!: (line: string) => void;
@@ -209,6 +316,22 @@ describe('browser login', () => {
     });
     expect(r.email).toBe('login@example.com');
     expect(said.join('\n')).toContain('state mismatch');
+  });
+
+  test('a pasted consent refusal ends the browser login too, without waiting for the timeout', async () => {
+    const answers = ['http://localhost:1/oauth-callback?error=access_denied'];
+    const t0 = Date.now();
+    const err = (await loginWithBrowser({
+      config,
+      callbackPort: freePort(),
+      openBrowser: () => true,
+      readLine: async () => answers.shift() ?? new Promise<string | null>(() => {}),
+      say: () => {},
+      timeoutMs: 3000,
+    }).catch((e) => e)) as Error;
+    expect(err.message).toContain('access_denied');
+    expect(err.message).not.toContain('timed out');
+    expect(Date.now() - t0).toBeLessThan(2000);
   });
 
   test('no callback within the timeout fails with a hint', async () => {

@@ -102,7 +102,10 @@ async function postToken(cfg: OAuthConfig, form: Record<string, string>, now: nu
     const error = typeof body.error === 'string' ? body.error : '';
     const desc = typeof body.error_description === 'string' ? body.error_description : '';
     if (PERMANENT_OAUTH_ERRORS.has(error)) {
-      throw new UpstreamError('invalid_account', `Google refused the refresh token (${error}${desc ? `: ${desc}` : ''}); log in again`, {
+      // A code is refused when it expired, was used already, or belongs to another login attempt.
+      const what = form.grant_type === 'authorization_code' ? 'Google refused the authorization code' : 'Google refused the refresh token';
+      const then = form.grant_type === 'authorization_code' ? 'start the login again' : 'log in again';
+      throw new UpstreamError('invalid_account', `${what} (${error}${desc ? `: ${desc}` : ''}); ${then}`, {
         status: res.status,
         code: error,
         scope: 'account',
