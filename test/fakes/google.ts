@@ -70,7 +70,9 @@ export type FakeGoogleMode =
   /** Token endpoint: the connection is dropped. */
   | { kind: 'token_down' }
   /** Token endpoint: answers after `ms` (single-flight tests). */
-  | { kind: 'token_slow'; ms: number };
+  | { kind: 'token_slow'; ms: number }
+  /** Token endpoint: a refresh also returns a new refresh_token and revokes the one it was given. */
+  | { kind: 'token_rotate' };
 
 export type FakeModeKind = FakeGoogleMode['kind'];
 
@@ -520,7 +522,7 @@ interface Rule {
   left: number;
 }
 
-const TOKEN_KINDS = new Set<FakeModeKind>(['token_invalid_grant', 'token_http500', 'token_down', 'token_slow']);
+const TOKEN_KINDS = new Set<FakeModeKind>(['token_invalid_grant', 'token_http500', 'token_down', 'token_slow', 'token_rotate']);
 
 export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
   const record = opts.record ?? true;
@@ -597,12 +599,18 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
       const email = refreshTokens.get(form.get('refresh_token') ?? '');
       if (!email || mode.kind === 'token_invalid_grant') return json(400, { error: 'invalid_grant', error_description: 'Token has been expired or revoked.' });
       rec.email = email;
+      const rotated: Record<string, string> = {};
+      if (mode.kind === 'token_rotate') {
+        refreshTokens.delete(form.get('refresh_token') ?? '');
+        rotated.refresh_token = refreshTokenFor(email);
+      }
       return json(200, {
         access_token: issueAccess(email),
         expires_in: expiresIn,
         scope: 'https://www.googleapis.com/auth/cloud-platform https://www.googleapis.com/auth/userinfo.email openid',
         token_type: 'Bearer',
         id_token: `fake-id-token-${hex(16)}`,
+        ...rotated,
       });
     }
     if (grant === 'authorization_code') {
