@@ -186,7 +186,7 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
     } catch (err) {
       if (!(err instanceof UpstreamError) || err.kind !== 'auth') throw err;
       dropProject(account);
-      return fn(await tokens.refresh(account));
+      return fn(await tokens.refresh(account, token));
     }
   }
 
@@ -240,7 +240,7 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
     // The quota answer that moved this request onto credits (its reset is when credits stop).
     let exhausted: UpstreamError | null = null;
     for (let attempt = 0; ; attempt++) {
-      let token: string;
+      let token = '';
       let projectId: string;
       try {
         token = await tokens.get(account, ctx.signal);
@@ -248,9 +248,9 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
         projectId = knownProject(account) ?? (await untilAborted(projectFor(account, token), ctx.signal));
       } catch (err) {
         // A token that passed the cache check but was refused during discovery: same single retry.
-        if (err instanceof UpstreamError && err.kind === 'auth' && !authRetried) {
+        if (err instanceof UpstreamError && err.kind === 'auth' && !authRetried && token) {
           authRetried = true;
-          await tokens.refresh(account);
+          await tokens.refresh(account, token);
           continue;
         }
         throw err;
@@ -281,7 +281,7 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
           authRetried = true;
           log.debug(`antigravity: 401 for ${account.id}, refreshing the token and retrying once`);
           dropProject(account);
-          await tokens.refresh(account);
+          await tokens.refresh(account, token);
           continue;
         }
         if (err instanceof UpstreamError && err.code === 'PROJECT_DENIED' && !projectRetried) {

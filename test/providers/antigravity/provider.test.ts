@@ -5,8 +5,10 @@ import type { MessagesRequest } from '../../../src/anthropic/schema.ts';
 import { loadConfig } from '../../../src/config.ts';
 import { createAntigravityProvider, sessionIdFor } from '../../../src/providers/antigravity/index.ts';
 import { UpstreamError, type SendContext } from '../../../src/providers/provider.ts';
-import type { Account, AccountPatch } from '../../../src/store/accounts.ts';
+import { providerDepsFor } from '../../../src/gateway/index.ts';
+import { type Account, type AccountPatch, findAccount, updateAccount, upsertAccount } from '../../../src/store/accounts.ts';
 import { defaultFakeModels, startFakeGoogle, type FakeGoogleMode } from '../../fakes/google.ts';
+import { cleanupDbs, tempDb } from '../../gateway/helpers.ts';
 import { sendAll, sendFailure, textOf } from '../send.ts';
 
 const fake = startFakeGoogle();
@@ -386,7 +388,20 @@ describe('retries before the first byte', () => {
       err = e;
     }
     expect((err as UpstreamError).kind).toBe('invalid_account');
-    expect(patches.some(([id, x]) => id === a.id && x.status === 'invalid')).toBe(true);
+    expect((err as UpstreamError).message).toContain('invalid_grant');
+  });
+
+  test('an invalid_grant never overwrites a disabled the user set after the account was read', async () => {
+    const { db } = tempDb();
+    const email = 'disabled-meanwhile@example.com';
+    const { account: read } = upsertAccount(db, { provider: 'antigravity', email, credentials: { kind: 'oauth', refreshToken: fake.refreshTokenFor(email) } });
+    updateAccount(db, read.id, { status: 'disabled', statusReason: 'disabled by user' }); // `mcp accounts disable`
+    const p = createAntigravityProvider(config, providerDepsFor(db, () => Date.now()));
+    fake.setMode({ kind: 'token_invalid_grant' });
+    await p.refresh(read).catch(() => {});
+    expect(findAccount(db, read.id)!.status).toBe('disabled');
+    db.close();
+    cleanupDbs();
   });
 
   test('the client abort stops the upstream call at once', async () => {
