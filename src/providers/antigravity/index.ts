@@ -399,9 +399,12 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
 
     async verify(account: Account, signal?: AbortSignal): Promise<{ ok: boolean; detail: string }> {
       try {
+        // The refresh token is what must last: an access token minted before it was revoked passes
+        // for up to an hour, and would put an account back in rotation only to fail again.
+        await tokens.refresh(account);
         const body = await withToken(account, signal, (token) => loadCodeAssist(cc, token, signal));
         const info = parseLoadCodeAssist(body);
-        if (info.projectId && account.meta.projectId !== info.projectId) {
+        if (info.projectId && (account.meta.projectId !== info.projectId || account.meta.tierId !== info.tierId)) {
           projects.set(account.id, info.projectId);
           deps.updateAccount(account.id, { meta: { projectId: info.projectId, tier: info.tier, tierId: info.tierId } });
         }

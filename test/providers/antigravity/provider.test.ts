@@ -4,6 +4,7 @@ import type { AnthropicEvent } from '../../../src/anthropic/events.ts';
 import type { MessagesRequest } from '../../../src/anthropic/schema.ts';
 import { loadConfig } from '../../../src/config.ts';
 import { createAntigravityProvider, sessionIdFor } from '../../../src/providers/antigravity/index.ts';
+import { refreshAccessToken } from '../../../src/providers/antigravity/oauth.ts';
 import { UpstreamError, type SendContext } from '../../../src/providers/provider.ts';
 import { providerDepsFor } from '../../../src/gateway/index.ts';
 import { type Account, type AccountPatch, findAccount, updateAccount, upsertAccount } from '../../../src/store/accounts.ts';
@@ -487,6 +488,29 @@ describe('models, quota, verify, refresh', () => {
     const v = await p.verify(account('verify-bad@example.com'));
     expect(v.ok).toBe(false);
     expect(v.detail).toContain('invalid_account');
+  });
+
+  test('verify checks the refresh token, not only an access token still valid for the hour', async () => {
+    const p = createAntigravityProvider(config, deps);
+    const a = account('verify-revoked-rt@example.com');
+    const rt = (a.credentials as { refreshToken: string }).refreshToken;
+    const t = await refreshAccessToken(config.antigravity, rt);
+    a.status = 'invalid';
+    a.credentials = { kind: 'oauth', refreshToken: rt, accessToken: t.accessToken, expiresAt: t.expiresAt };
+    // Google refuses the refresh token (revoked), while the access token it minted still works.
+    fake.setMode({ kind: 'token_invalid_grant' });
+    const v = await p.verify(a);
+    expect(v.ok).toBe(false);
+    expect(v.detail).toContain('invalid_grant');
+  });
+
+  test('verify records a tier that changed under the same project (an upgrade to Pro)', async () => {
+    const p = createAntigravityProvider(config, deps);
+    const a = account('upgraded@example.com', { projectId: 'aicode-consumers', tier: 'free', tierId: 'free-tier' });
+    const v = await p.verify(a);
+    expect(v.ok).toBe(true);
+    const meta = patches.filter(([id, x]) => id === a.id && x.meta).at(-1)?.[1].meta;
+    expect(meta).toMatchObject({ projectId: 'aicode-consumers', tier: 'pro', tierId: 'g1-pro-tier' });
   });
 
   test('refresh() forces a new token', async () => {
