@@ -151,10 +151,15 @@ export interface FakeGoogle {
   stats: { refreshes: number; codeExchanges: number; generations: number };
   /**
    * Switches answers. Token-endpoint kinds (token_*) apply to the token endpoint, the others to
-   * generation. Filters: access `token` (or account `email`), `model`, `endpoint`; `times` makes it
-   * n-shot. Newest rule first.
+   * generation, or with `rpc` to that other Cloud Code call instead (loadCodeAssist, onboardUser…:
+   * http500, html502, not_found, unauthorized, validation_required, tos_banned, project_denied,
+   * reset_before_first_byte, stall_before_first_byte). Filters: access `token` (or account `email`),
+   * `model`, `endpoint`; `times` makes it n-shot. Newest rule first.
    */
-  setMode(mode: FakeGoogleMode, opts?: { token?: string; email?: string; model?: string; endpoint?: 'daily' | 'prod'; times?: number }): void;
+  setMode(
+    mode: FakeGoogleMode,
+    opts?: { token?: string; email?: string; model?: string; endpoint?: 'daily' | 'prod'; times?: number; rpc?: string },
+  ): void;
   clearModes(): void;
   /** Replaces the catalog (ids -> entry); quota per model can be set with setQuota. */
   setModels(models: Record<string, Record<string, unknown>>): void;
@@ -519,6 +524,8 @@ interface Rule {
   email: string | null;
   model: string | null;
   endpoint: 'daily' | 'prod' | null;
+  /** A Cloud Code call other than generation, or null for generation. */
+  rpc: string | null;
   left: number;
 }
 
@@ -566,10 +573,15 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
     return t;
   }
 
-  function pickMode(token: boolean, rec: { token: string | null; email: string | null; model?: string | null; endpoint: 'daily' | 'prod' | null }): FakeGoogleMode {
+  function pickMode(
+    token: boolean,
+    rec: { token: string | null; email: string | null; model?: string | null; endpoint: 'daily' | 'prod' | null },
+    rpc: string | null = null,
+  ): FakeGoogleMode {
     for (let i = rules.length - 1; i >= 0; i--) {
       const r = rules[i]!;
       if (r.left === 0 || TOKEN_KINDS.has(r.mode.kind) !== token) continue;
+      if (!token && r.rpc !== rpc) continue;
       if (r.token !== null && r.token !== rec.token) continue;
       if (r.email !== null && r.email !== rec.email) continue;
       if (r.model !== null && r.model !== (rec.model ?? null)) continue;
@@ -947,6 +959,43 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
     return { remainingFraction: 1, resetTime: new Date(Date.now() + 5 * HOUR).toISOString().replace(/\.\d+Z$/, 'Z') };
   }
 
+  /** A fault switched on for a Cloud Code call other than generation (null: answer normally). */
+  async function rpcFault(req: Request, mode: FakeGoogleMode): Promise<Response | null> {
+    switch (mode.kind) {
+      case 'http500':
+        return googleError(500, 'INTERNAL', 'Internal error encountered.');
+      case 'html502':
+        return new Response('<!DOCTYPE html><html lang=en><title>Error 502 (Server Error)!!1</title><p><b>502.</b> <ins>That’s an error.</ins></html>', {
+          status: 502,
+          headers: { 'content-type': 'text/html; charset=UTF-8' },
+        });
+      case 'not_found':
+        return googleError(404, 'NOT_FOUND', 'Requested entity was not found.');
+      case 'unauthorized':
+        return unauthenticated();
+      case 'validation_required':
+        return googleError(403, 'PERMISSION_DENIED', 'VALIDATION_REQUIRED: Please complete account validation', [
+          {
+            '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
+            reason: 'VALIDATION_REQUIRED',
+            domain: 'cloudcode-pa.googleapis.com',
+            metadata: { validation_url: 'https://accounts.google.com/signin/continue?sarp=1&scc=1&plt=FAKE' },
+          },
+        ]);
+      case 'tos_banned':
+        return googleError(403, 'PERMISSION_DENIED', 'This service has been disabled in this account for violation of Terms of Service.');
+      case 'project_denied':
+        return googleError(403, 'PERMISSION_DENIED', 'The caller does not have permission');
+      case 'reset_before_first_byte':
+        return new Response(new ReadableStream({ start: (c) => c.error() }), { headers: JSON_HEADERS });
+      case 'stall_before_first_byte':
+        await untilAbort(mode.ms, req.signal);
+        return null;
+      default:
+        return null;
+    }
+  }
+
   function handleCloudCode(rec: RecordedGoogleRequest, rpc: string, body: Record<string, unknown>): Response {
     if (!rec.email) return unauthenticated();
     const a = account(rec.email);
@@ -1086,6 +1135,12 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
           const stream = rpc === 'streamGenerateContent' && u.searchParams.get('alt') === 'sse';
           return handleGenerate(req, rec, b, stream, mode);
         }
+        const fault = pickMode(false, { token, email: rec.email, endpoint: rec.endpoint }, rpc);
+        if (fault.kind !== 'ok') {
+          rec.mode = fault.kind;
+          const r = await rpcFault(req, fault);
+          if (r) return r;
+        }
         return handleCloudCode(rec, rpc, b);
       }
       return googleError(404, 'NOT_FOUND', `Not found: ${u.pathname}`);
@@ -1104,7 +1159,7 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
     requests,
     stats,
     setMode(mode, o = {}) {
-      rules.push({ mode, token: o.token ?? null, email: o.email ?? null, model: o.model ?? null, endpoint: o.endpoint ?? null, left: o.times ?? -1 });
+      rules.push({ mode, token: o.token ?? null, email: o.email ?? null, model: o.model ?? null, endpoint: o.endpoint ?? null, rpc: o.rpc ?? null, left: o.times ?? -1 });
     },
     clearModes() {
       rules = [];
