@@ -28,7 +28,7 @@ function fail(what: string, err: unknown): Error {
 }
 
 /** E-mail + project/tier for fresh tokens. Discovery problems other than auth leave the project to the provider. */
-async function finish(config: Readonly<Config>, t: TokenSet, refreshToken: string, say?: Say): Promise<GoogleLoginResult> {
+async function finish(config: Readonly<Config>, t: TokenSet, refreshToken: string, say: Say): Promise<GoogleLoginResult> {
   let email: string;
   try {
     email = await fetchUserEmail(config.antigravity, t.accessToken);
@@ -47,15 +47,18 @@ async function finish(config: Readonly<Config>, t: TokenSet, refreshToken: strin
     if (!info.fallback) meta.projectId = info.projectId;
   } catch (err) {
     if (err instanceof UpstreamError && (err.kind === 'auth' || err.kind === 'invalid_account')) {
-      throw fail('Google accepted the login but Cloud Code refused the account', err);
+      // Verification is done in a browser: without the link the user is stuck.
+      const e = fail('Google accepted the login but Cloud Code refused the account', err);
+      if (err.verifyUrl) e.message += `; verify the account at ${err.verifyUrl}, then add it again`;
+      throw e;
     }
-    say?.(`warning: project discovery failed (${(err as Error).message}); it will be retried on first use`);
+    say(`warning: project discovery failed (${(err as Error).message}); it will be retried on first use`);
   }
   return { email, credentials: { kind: 'oauth', refreshToken, accessToken: t.accessToken, expiresAt: t.expiresAt }, meta };
 }
 
 /** Adds an account from an existing refresh token. */
-export async function loginWithRefreshToken(opts: { config: Readonly<Config>; refreshToken: string }): Promise<GoogleLoginResult> {
+export async function loginWithRefreshToken(opts: { config: Readonly<Config>; refreshToken: string; say?: Say }): Promise<GoogleLoginResult> {
   // Accept the Node proxy's composite "token|projectId|managedProjectId" form: only the first part goes to Google.
   const refreshToken = opts.refreshToken.trim().split('|')[0]!.trim();
   if (!refreshToken) throw new Error('the refresh token is empty');
@@ -65,7 +68,7 @@ export async function loginWithRefreshToken(opts: { config: Readonly<Config>; re
   } catch (err) {
     throw fail('Google refused the refresh token', err);
   }
-  return finish(opts.config, t, t.refreshToken ?? refreshToken);
+  return finish(opts.config, t, t.refreshToken ?? refreshToken, opts.say ?? (() => {}));
 }
 
 function redirectUriFor(port: number): string {
@@ -108,7 +111,7 @@ export function parsePastedRedirect(input: string, expectedState: string): strin
   return decodeCode(text);
 }
 
-async function exchange(config: Readonly<Config>, code: string, verifier: string, redirectUri: string, say?: Say): Promise<GoogleLoginResult> {
+async function exchange(config: Readonly<Config>, code: string, verifier: string, redirectUri: string, say: Say): Promise<GoogleLoginResult> {
   let t: TokenSet & { refreshToken: string };
   try {
     t = await exchangeCode(config.antigravity, { code, verifier, redirectUri });

@@ -47,6 +47,24 @@ describe('--refresh-token', () => {
     expect(r.credentials.refreshToken).toBe(rt);
   });
 
+  test('Cloud Code down during the login: the account is added without a project, and the user is told', async () => {
+    fake.setMode({ kind: 'http500' }, { rpc: 'loadCodeAssist' });
+    const said: string[] = [];
+    const r = await loginWithRefreshToken({ config, refreshToken: fake.refreshTokenFor('cc-down@example.com'), say: (l) => said.push(l) });
+    expect(r.email).toBe('cc-down@example.com');
+    expect(r.meta.projectId).toBeUndefined();
+    expect(said.join('\n')).toContain('project discovery failed');
+    expect(said.join('\n')).toContain('retried on first use');
+  });
+
+  test('Cloud Code refusing the account (VALIDATION_REQUIRED) fails the login with one line that gives the verify link', async () => {
+    fake.setMode({ kind: 'validation_required' }, { rpc: 'loadCodeAssist' });
+    const err = (await loginWithRefreshToken({ config, refreshToken: fake.refreshTokenFor('unverified@example.com') }).catch((e) => e)) as Error;
+    expect(err.message).toContain('Cloud Code refused the account');
+    expect(err.message).toContain('https://accounts.google.com/signin/continue?');
+    expect(err.message).not.toContain('\n');
+  });
+
   test('a revoked token fails with one clear line that does not echo it', async () => {
     const bad = '1//definitely-not-known-0123456789';
     const err = (await loginWithRefreshToken({ config, refreshToken: bad }).catch((e) => e)) as Error;
