@@ -27,6 +27,11 @@ function fail(what: string, err: unknown): Error {
   return new Error(msg.startsWith(what) ? msg : `${what}: ${msg}`);
 }
 
+/** Google down, slow or answering 5xx: nothing was refused, and saying so would send the user hunting a bad token. */
+function isTransient(err: unknown): boolean {
+  return err instanceof UpstreamError && err.kind === 'transient';
+}
+
 /** E-mail + project/tier for fresh tokens. Discovery problems other than auth leave the project to the provider. */
 async function finish(config: Readonly<Config>, t: TokenSet, refreshToken: string, say: Say): Promise<GoogleLoginResult> {
   let email: string;
@@ -66,6 +71,7 @@ export async function loginWithRefreshToken(opts: { config: Readonly<Config>; re
   try {
     t = await refreshAccessToken(opts.config.antigravity, refreshToken);
   } catch (err) {
+    if (isTransient(err)) throw new Error(`could not check the refresh token with Google (${(err as Error).message}); try again`);
     throw fail('Google refused the refresh token', err);
   }
   return finish(opts.config, t, t.refreshToken ?? refreshToken, opts.say ?? (() => {}));
@@ -116,6 +122,7 @@ async function exchange(config: Readonly<Config>, code: string, verifier: string
   try {
     t = await exchangeCode(config.antigravity, { code, verifier, redirectUri });
   } catch (err) {
+    if (isTransient(err)) throw new Error(`could not exchange the authorization code with Google (${(err as Error).message}); start the login again`);
     throw fail('Google refused the authorization code', err);
   }
   return finish(config, t, t.refreshToken, say);

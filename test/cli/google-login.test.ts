@@ -65,6 +65,15 @@ describe('--refresh-token', () => {
     expect(err.message).not.toContain('\n');
   });
 
+  test.each(['token_http500', 'token_down'] as const)('%s at the token endpoint is not reported as a refused token', async (kind) => {
+    fake.setMode({ kind });
+    const rt = fake.refreshTokenFor('token-trouble@example.com');
+    const err = (await loginWithRefreshToken({ config, refreshToken: rt }).catch((e) => e)) as Error;
+    expect(err.message).not.toContain('refused');
+    expect(err.message).toContain('try again');
+    expect(err.message).not.toContain(rt);
+  });
+
   test('a revoked token fails with one clear line that does not echo it', async () => {
     const bad = '1//definitely-not-known-0123456789';
     const err = (await loginWithRefreshToken({ config, refreshToken: bad }).catch((e) => e)) as Error;
@@ -130,6 +139,21 @@ describe('--no-browser', () => {
     const err = (await loginNoBrowser({ config, say: () => {}, readLine: async () => '4/0Anot-a-code-this-fake-issued' }).catch((e) => e)) as Error;
     expect(err.message).toContain('authorization code');
     expect(err.message).not.toContain('refresh token');
+  });
+
+  test('the token endpoint down during the code exchange is not reported as a refused code', async () => {
+    const said: string[] = [];
+    const err = (await loginNoBrowser({
+      config,
+      say: (l) => said.push(l),
+      readLine: async () => {
+        const url = await consent(said.find((l) => l.startsWith(fake.authUrl))!);
+        fake.setMode({ kind: 'token_http500' });
+        return url;
+      },
+    }).catch((e) => e)) as Error;
+    expect(err.message).not.toContain('refused');
+    expect(err.message).toContain('HTTP 500');
   });
 
   test('a blank line or a bad paste asks again instead of ending the login', async () => {
