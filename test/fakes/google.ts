@@ -67,6 +67,8 @@ export type FakeGoogleMode =
   | { kind: 'token_invalid_grant' }
   /** Token endpoint: HTTP 500. */
   | { kind: 'token_http500' }
+  /** Token endpoint: an HTML 502 from Google's front end. */
+  | { kind: 'token_html502' }
   /** Token endpoint: the connection is dropped. */
   | { kind: 'token_down' }
   /** Token endpoint: answers after `ms` (single-flight tests). */
@@ -529,7 +531,7 @@ interface Rule {
   left: number;
 }
 
-const TOKEN_KINDS = new Set<FakeModeKind>(['token_invalid_grant', 'token_http500', 'token_down', 'token_slow', 'token_rotate']);
+const TOKEN_KINDS = new Set<FakeModeKind>(['token_invalid_grant', 'token_http500', 'token_html502', 'token_down', 'token_slow', 'token_rotate']);
 
 export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
   const record = opts.record ?? true;
@@ -605,6 +607,12 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
     if (grant === 'refresh_token') stats.refreshes++;
     if (mode.kind === 'token_down') return new Response(new ReadableStream({ start: (c) => c.error() }), { status: 200 });
     if (mode.kind === 'token_http500') return json(500, { error: 'internal_failure', error_description: 'Backend Error' });
+    if (mode.kind === 'token_html502') {
+      return new Response('<!DOCTYPE html><html lang=en><title>Error 502 (Server Error)!!1</title><p><b>502.</b> <ins>That’s an error.</ins></html>', {
+        status: 502,
+        headers: { 'content-type': 'text/html; charset=UTF-8' },
+      });
+    }
     if (mode.kind === 'token_slow') await untilAbort(mode.ms, req.signal);
     if (form.get('client_id') === null || form.get('client_secret') === null) return json(401, { error: 'invalid_client', error_description: 'Unauthorized' });
     if (grant === 'refresh_token') {

@@ -151,11 +151,13 @@ describe('the access-token cache', () => {
     expect(patches.some(([, x]) => x.status !== undefined)).toBe(false);
   });
 
-  test.each(['token_http500', 'token_down'] as const)('%s is transient and never marks the account', async (kind) => {
+  test.each(['token_http500', 'token_html502', 'token_down'] as const)('%s is transient, said in one line, and never marks the account', async (kind) => {
     const tm = createTokenManager(cfg, deps);
     fake.setMode({ kind });
     const err = await tm.get(account(`${kind}@example.com`)).catch((e) => e);
     expect((err as UpstreamError).kind).toBe('transient');
+    expect((err as UpstreamError).message).toMatch(/^Google token endpoint (answered HTTP 5\d\d|unreachable)/);
+    expect((err as UpstreamError).message).not.toMatch(/[<\n]/);
     expect(patches.some(([, p]) => p.status === 'invalid')).toBe(false);
   });
 
