@@ -114,7 +114,9 @@ export function parsePastedRedirect(input: string, expectedState: string): strin
     return decodeCode(code);
   }
   if (text.length < 10 || /\s/.test(text)) throw new Error('that does not look like a Google authorization code or redirect URL');
-  return decodeCode(text);
+  // Pasted twice on one line (a paste that seemed not to take): the code once.
+  const half = text.length / 2;
+  return decodeCode(Number.isInteger(half) && text.slice(0, half) === text.slice(half) ? text.slice(0, half) : text);
 }
 
 async function exchange(config: Readonly<Config>, code: string, verifier: string, redirectUri: string, say: Say): Promise<GoogleLoginResult> {

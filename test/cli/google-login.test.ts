@@ -182,6 +182,12 @@ describe('--no-browser', () => {
     expect(() => parsePastedRedirect('localhost:51121/oauth-callback?state=other&code=4%2F0AbCdEfGhIjKl', 's')).toThrow('state mismatch');
   });
 
+  test('a code or an address pasted twice on one line is read once', () => {
+    expect(parsePastedRedirect('4/0AbCdEfGhIjKl4/0AbCdEfGhIjKl', 's')).toBe('4/0AbCdEfGhIjKl');
+    const url = 'http://localhost:51121/oauth-callback?state=s&code=4/0AbCdEfGhIjKl&scope=x';
+    expect(parsePastedRedirect(url + url, 's')).toBe('4/0AbCdEfGhIjKl');
+  });
+
   test('the query alone (code=…&state=…) is read as well', () => {
     expect(parsePastedRedirect('?state=s&code=4/0AbCdEfGhIjKl', 's')).toBe('4/0AbCdEfGhIjKl');
   });
@@ -222,6 +228,31 @@ describe('browser login', () => {
       expect(Number(new URL(redirect).port)).toBeGreaterThan(port);
     } finally {
       squatter.stop(true);
+    }
+  });
+
+  test('the requested port and the next ones all taken: one clear line naming the way out', async () => {
+    let squatters: ReturnType<typeof Bun.serve>[] = [];
+    for (let tries = 0; tries < 20 && squatters.length < 6; tries++) {
+      for (const s of squatters) s.stop(true);
+      squatters = [];
+      const base = 20000 + Math.floor(Math.random() * 40000);
+      try {
+        for (let p = base; p < base + 6; p++) squatters.push(Bun.serve({ port: p, hostname: '127.0.0.1', fetch: () => new Response('busy') }));
+      } catch {
+        // one of them was in use: another range
+      }
+    }
+    expect(squatters.length).toBe(6);
+    try {
+      const err = (await loginWithBrowser({ config, callbackPort: squatters[0]!.port as number, openBrowser: () => true, say: () => {}, timeoutMs: 1000 }).catch(
+        (e) => e,
+      )) as Error;
+      expect(err.message).toContain('cannot listen for the Google callback');
+      expect(err.message).toContain('--no-browser');
+      expect(err.message).not.toContain('\n');
+    } finally {
+      for (const s of squatters) s.stop(true);
     }
   });
 
@@ -288,10 +319,18 @@ describe('browser login', () => {
   test('the callback server is closed once the login is over, whatever the outcome', async () => {
     const port = freePort();
     await loginWithBrowser({ config, callbackPort: port, openBrowser: browser, say: () => {}, timeoutMs: 5000 });
-    const failed = freePort();
-    await loginWithBrowser({ config, callbackPort: failed, openBrowser: () => false, say: () => {}, timeoutMs: 50 }).catch(() => {});
+    const timedOut = freePort();
+    await loginWithBrowser({ config, callbackPort: timedOut, openBrowser: () => false, say: () => {}, timeoutMs: 50 }).catch(() => {});
+    const denied = freePort();
+    await loginWithBrowser({
+      config,
+      callbackPort: denied,
+      openBrowser: (url) => void fetch(`http://127.0.0.1:${denied}/oauth-callback?error=access_denied&state=${new URL(url).searchParams.get('state')}`).catch(() => {}),
+      say: () => {},
+      timeoutMs: 5000,
+    }).catch(() => {});
     await Bun.sleep(20);
-    for (const p of [port, failed]) {
+    for (const p of [port, timedOut, denied]) {
       const res = await fetch(`http://127.0.0.1:${p}/oauth-callback`).catch((e) => e);
       expect(res).toBeInstanceOf(Error);
     }
