@@ -31,9 +31,10 @@ export type FakeGoogleMode =
   | { kind: 'tos_banned' }
   /**
    * 403 "Permission 'cloudaicompanion.companions.generateChat' denied" on the request's project
-   * (protocol §9.2, fixtures/errors): for every generation under `project` (any project if unset).
+   * (protocol §9.2, fixtures/errors): for every generation under `project` (any project if unset),
+   * after `delayMs`.
    */
-  | { kind: 'project_denied'; project?: string }
+  | { kind: 'project_denied'; project?: string; delayMs?: number }
   /** 400 Claude invalid thinking signature (JSON-encoded Anthropic error inside message). */
   | { kind: 'signature_error' }
   /** 404 NOT_FOUND "Requested entity was not found." */
@@ -775,6 +776,7 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
         return googleError(403, 'PERMISSION_DENIED', 'This service has been disabled in this account for violation of Terms of Service.');
       case 'project_denied':
         if (mode.project === undefined || body.project === mode.project) {
+          if (mode.delayMs) await untilAbort(mode.delayMs, req.signal);
           return googleError(
             403,
             'PERMISSION_DENIED',

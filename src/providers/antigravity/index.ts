@@ -147,8 +147,13 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
     return typeof account.meta.projectId === 'string' ? account.meta.projectId : null;
   }
 
-  /** Forgets the account's project so the next call discovers it again (§3.3 on a 401, §9.2 on a project 403). */
-  function dropProject(account: Account): void {
+  /**
+   * Forgets the account's project so the next call discovers it again (§3.3 on a 401, §9.2 on a
+   * project 403). With `failed`, only while that is still the project: a request that reports its
+   * 403 after another one re-discovered must not throw the new project away and discover again.
+   */
+  function dropProject(account: Account, failed?: string): void {
+    if (failed !== undefined && knownProject(account) !== failed) return;
     projects.delete(account.id);
     staleProjects.add(account.id);
   }
@@ -287,7 +292,7 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
         if (err instanceof UpstreamError && err.code === 'PROJECT_DENIED' && !projectRetried) {
           projectRetried = true;
           log.warn(`antigravity: ${account.label}'s project ${projectId} was refused (${err.message}); discovering it again`);
-          dropProject(account);
+          dropProject(account, projectId);
           continue;
         }
         if (err instanceof UpstreamError && err.kind === 'quota_exhausted') {

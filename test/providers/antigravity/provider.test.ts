@@ -347,6 +347,19 @@ describe('retries before the first byte', () => {
     expect((fake.generations().at(-1)!.body as { project: string }).project).toBe('new-project');
   });
 
+  test('a burst of sends refused on the stale project discovers the new one once, not once per late 403', async () => {
+    const email = 'moved-burst@example.com';
+    fake.setAccount(email, { projectId: 'new-project' });
+    const a = account(email, { projectId: 'stale-project' });
+    // One host, so each one-shot 403 below answers one send.
+    const p = createAntigravityProvider({ ...config, antigravity: { ...config.antigravity, endpoints: [fake.endpoints[0]!] } }, deps);
+    // All sent on the stale project; the 403s come back spread out, most after the first re-discovery is over.
+    for (let i = 5; i >= 0; i--) fake.setMode({ kind: 'project_denied', project: 'stale-project', delayMs: i * 30 }, { times: 1 });
+    const all = await Promise.all(Array.from({ length: 6 }, (_, i) => sendAll(p, simple(`hi ${i}`), ctx({ account: a }))));
+    expect(all.every((e) => e.at(-1)!.type === 'message_stop')).toBe(true);
+    expect(fake.requests.filter((r) => r.rpc === 'loadCodeAssist').length).toBe(1);
+  });
+
   test('a 403 on the project that persists after re-discovery fails once, as transient, without looping', async () => {
     const email = 'denied-403@example.com';
     fake.setAccount(email, { projectId: 'denied-project' });
