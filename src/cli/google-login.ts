@@ -199,13 +199,30 @@ function html(status: number, title: string, body: string): Response {
 
 type Server = ReturnType<typeof Bun.serve>;
 
-/** Binds the callback server on 127.0.0.1: the requested port, else the next few. */
-function bindCallback(port: number, handler: (req: Request) => Response): Server {
+/** A port is taken when it is taken on either loopback: `localhost` in the redirect may resolve to ::1 first. */
+function inUse(err: unknown): boolean {
+  return (err as { code?: string } | null)?.code === 'EADDRINUSE';
+}
+
+/**
+ * Binds the callback server on 127.0.0.1 and [::1] (where there is one): the requested port, else
+ * the next few. A port another program holds on [::1] alone would get the browser's redirect.
+ */
+function bindCallback(port: number, handler: (req: Request) => Response): Server[] {
   let lastErr: unknown;
   for (let p = port; p <= Math.min(65535, port + EXTRA_PORTS); p++) {
+    let v4: Server;
     try {
-      return Bun.serve({ port: p, hostname: '127.0.0.1', fetch: handler });
+      v4 = Bun.serve({ port: p, hostname: '127.0.0.1', fetch: handler });
     } catch (err) {
+      lastErr = err;
+      continue;
+    }
+    try {
+      return [v4, Bun.serve({ port: p, hostname: '::1', fetch: handler })];
+    } catch (err) {
+      if (!inUse(err)) return [v4]; // no IPv6 loopback here
+      v4.stop(true);
       lastErr = err;
     }
   }
@@ -231,7 +248,7 @@ export async function loginWithBrowser(opts: {
   const got = new Promise<string>((resolve, reject) => (settle = { resolve, reject }));
   let done = false;
 
-  const server = bindCallback(opts.callbackPort || DEFAULT_CALLBACK_PORT, (req) => {
+  const servers = bindCallback(opts.callbackPort || DEFAULT_CALLBACK_PORT, (req) => {
     const u = new URL(req.url);
     if (u.pathname !== CALLBACK_PATH) return new Response('not found', { status: 404 });
     if (done) return html(200, 'Already done', 'You can close this tab.');
@@ -260,7 +277,7 @@ export async function loginWithBrowser(opts: {
     settle.reject(new Error(`timed out after ${Math.round(timeoutMs / 1000)}s waiting for the Google login; try --no-browser`));
   }, timeoutMs);
   try {
-    const redirectUri = redirectUriFor(server.port as number);
+    const redirectUri = redirectUriFor(servers[0]!.port as number);
     const url = buildAuthUrl(opts.config.antigravity, { redirectUri, state, codeChallenge: pkce.challenge });
     opts.say('Opening the Google sign-in page; if it does not open, visit:');
     opts.say(url);
@@ -293,6 +310,6 @@ export async function loginWithBrowser(opts: {
   } finally {
     clearTimeout(timer);
     // Let the success page reach the browser before closing.
-    server.stop(false);
+    for (const server of servers) server.stop(false);
   }
 }

@@ -231,6 +231,25 @@ describe('browser login', () => {
     }
   });
 
+  test('a port taken on [::1] only is taken too: `localhost` in the redirect may reach that one first', async () => {
+    const port = freePort();
+    let squatter: ReturnType<typeof Bun.serve>;
+    try {
+      squatter = Bun.serve({ port, hostname: '::1', fetch: () => new Response('another program') });
+    } catch {
+      return; // no IPv6 loopback here: nothing to protect
+    }
+    try {
+      const said: string[] = [];
+      const r = await loginWithBrowser({ config, callbackPort: port, openBrowser: browser, say: (l) => said.push(l), timeoutMs: 5000 });
+      expect(r.email).toBe('login@example.com');
+      const redirect = new URL(said.find((l) => l.startsWith(fake.authUrl))!).searchParams.get('redirect_uri')!;
+      expect(Number(new URL(redirect).port)).not.toBe(port);
+    } finally {
+      squatter.stop(true);
+    }
+  });
+
   test('the requested port and the next ones all taken: one clear line naming the way out', async () => {
     let squatters: ReturnType<typeof Bun.serve>[] = [];
     for (let tries = 0; tries < 20 && squatters.length < 6; tries++) {
@@ -331,8 +350,10 @@ describe('browser login', () => {
     }).catch(() => {});
     await Bun.sleep(20);
     for (const p of [port, timedOut, denied]) {
-      const res = await fetch(`http://127.0.0.1:${p}/oauth-callback`).catch((e) => e);
-      expect(res).toBeInstanceOf(Error);
+      for (const host of ['127.0.0.1', '[::1]']) {
+        const res = await fetch(`http://${host}:${p}/oauth-callback`).catch((e) => e);
+        expect(res).toBeInstanceOf(Error);
+      }
     }
   });
 
