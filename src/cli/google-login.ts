@@ -99,7 +99,10 @@ function decodeCode(code: string): string {
  * it), its query alone, or the bare code (§2.4), URL-encoded or not.
  */
 export function parsePastedRedirect(input: string, expectedState: string): string {
-  const text = input.trim();
+  let text = input.trim();
+  // Pasted twice on one line (a paste that seemed not to take): once.
+  const half = text.length / 2;
+  if (Number.isInteger(half) && half > 0 && text.slice(0, half) === text.slice(half)) text = text.slice(0, half);
   const isUrl = /^https?:\/\//i.test(text);
   if (isUrl || /(^|[?&])(code|error|state)=/.test(text)) {
     if (isUrl && !URL.canParse(text)) throw new Error('that is not a valid URL');
@@ -114,9 +117,7 @@ export function parsePastedRedirect(input: string, expectedState: string): strin
     return decodeCode(code);
   }
   if (text.length < 10 || /\s/.test(text)) throw new Error('that does not look like a Google authorization code or redirect URL');
-  // Pasted twice on one line (a paste that seemed not to take): the code once.
-  const half = text.length / 2;
-  return decodeCode(Number.isInteger(half) && text.slice(0, half) === text.slice(half) ? text.slice(0, half) : text);
+  return decodeCode(text);
 }
 
 async function exchange(config: Readonly<Config>, code: string, verifier: string, redirectUri: string, say: Say): Promise<GoogleLoginResult> {

@@ -186,6 +186,8 @@ describe('--no-browser', () => {
     expect(parsePastedRedirect('4/0AbCdEfGhIjKl4/0AbCdEfGhIjKl', 's')).toBe('4/0AbCdEfGhIjKl');
     const url = 'http://localhost:51121/oauth-callback?state=s&code=4/0AbCdEfGhIjKl&scope=x';
     expect(parsePastedRedirect(url + url, 's')).toBe('4/0AbCdEfGhIjKl');
+    const stateLast = 'http://localhost:51121/oauth-callback?code=4/0AbCdEfGhIjKl&scope=x&state=s';
+    expect(parsePastedRedirect(stateLast + stateLast, 's')).toBe('4/0AbCdEfGhIjKl');
   });
 
   test('the query alone (code=…&state=…) is read as well', () => {
