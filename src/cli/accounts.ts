@@ -400,7 +400,7 @@ const addCommand = defineCommand({
       let refreshToken = (args['refresh-token'] ?? '').trim();
       if (refreshToken === '-') refreshToken = await secretFromStdin(reader.readSecret, '--refresh-token', interactive ? 'Refresh token: ' : '');
       if (refreshToken) {
-        result = await login.loginWithRefreshToken({ config, refreshToken });
+        result = await login.loginWithRefreshToken({ config, refreshToken, say: sayLine });
       } else if (args.browser === false) {
         result = await login.loginNoBrowser({
           config,

@@ -27,8 +27,13 @@ function fail(what: string, err: unknown): Error {
   return new Error(msg.startsWith(what) ? msg : `${what}: ${msg}`);
 }
 
+/** Google down, slow or answering 5xx: nothing was refused, and saying so would send the user hunting a bad token. */
+function isTransient(err: unknown): boolean {
+  return err instanceof UpstreamError && err.kind === 'transient';
+}
+
 /** E-mail + project/tier for fresh tokens. Discovery problems other than auth leave the project to the provider. */
-async function finish(config: Readonly<Config>, t: TokenSet, refreshToken: string, say?: Say): Promise<GoogleLoginResult> {
+async function finish(config: Readonly<Config>, t: TokenSet, refreshToken: string, say: Say): Promise<GoogleLoginResult> {
   let email: string;
   try {
     email = await fetchUserEmail(config.antigravity, t.accessToken);
@@ -47,15 +52,18 @@ async function finish(config: Readonly<Config>, t: TokenSet, refreshToken: strin
     if (!info.fallback) meta.projectId = info.projectId;
   } catch (err) {
     if (err instanceof UpstreamError && (err.kind === 'auth' || err.kind === 'invalid_account')) {
-      throw fail('Google accepted the login but Cloud Code refused the account', err);
+      // Verification is done in a browser: without the link the user is stuck.
+      const e = fail('Google accepted the login but Cloud Code refused the account', err);
+      if (err.verifyUrl) e.message += `; verify the account at ${err.verifyUrl}, then add it again`;
+      throw e;
     }
-    say?.(`warning: project discovery failed (${(err as Error).message}); it will be retried on first use`);
+    say(`warning: project discovery failed (${(err as Error).message}); it will be retried on first use`);
   }
   return { email, credentials: { kind: 'oauth', refreshToken, accessToken: t.accessToken, expiresAt: t.expiresAt }, meta };
 }
 
 /** Adds an account from an existing refresh token. */
-export async function loginWithRefreshToken(opts: { config: Readonly<Config>; refreshToken: string }): Promise<GoogleLoginResult> {
+export async function loginWithRefreshToken(opts: { config: Readonly<Config>; refreshToken: string; say?: Say }): Promise<GoogleLoginResult> {
   // Accept the Node proxy's composite "token|projectId|managedProjectId" form: only the first part goes to Google.
   const refreshToken = opts.refreshToken.trim().split('|')[0]!.trim();
   if (!refreshToken) throw new Error('the refresh token is empty');
@@ -63,52 +71,72 @@ export async function loginWithRefreshToken(opts: { config: Readonly<Config>; re
   try {
     t = await refreshAccessToken(opts.config.antigravity, refreshToken);
   } catch (err) {
+    if (isTransient(err)) throw new Error(`could not check the refresh token with Google (${(err as Error).message}); try again`);
     throw fail('Google refused the refresh token', err);
   }
-  return finish(opts.config, t, t.refreshToken ?? refreshToken);
+  return finish(opts.config, t, t.refreshToken ?? refreshToken, opts.say ?? (() => {}));
 }
 
 function redirectUriFor(port: number): string {
   return `http://localhost:${port}${CALLBACK_PATH}`;
 }
 
-/** What the user pasted: the full redirected URL or the bare code (§2.4). */
-export function parsePastedRedirect(input: string, expectedState: string): string {
-  const text = input.trim();
-  if (/^https?:\/\//i.test(text)) {
-    let u: URL;
-    try {
-      u = new URL(text);
-    } catch {
-      throw new Error('that is not a valid URL');
-    }
-    const error = u.searchParams.get('error');
-    if (error) throw new Error(`Google reported an error: ${error}`);
-    const state = u.searchParams.get('state');
-    if (state !== null && state !== expectedState) throw new Error('the pasted URL belongs to another login attempt (state mismatch)');
-    const code = u.searchParams.get('code');
-    if (!code) throw new Error('the pasted URL has no code parameter');
+/** Google's own refusal (consent denied): pasting again cannot mend it. */
+class LoginRefused extends Error {}
+
+/** Google codes never hold a `%`: one that does was copied out of the address bar still URL-encoded. */
+function decodeCode(code: string): string {
+  if (!code.includes('%')) return code;
+  try {
+    return decodeURIComponent(code);
+  } catch {
     return code;
   }
-  if (text.length < 10 || /\s/.test(text)) throw new Error('that does not look like a Google authorization code or redirect URL');
-  return text;
 }
 
-async function exchange(config: Readonly<Config>, code: string, verifier: string, redirectUri: string, say?: Say): Promise<GoogleLoginResult> {
+/**
+ * What the user pasted: the full redirected URL, the same without its `http://` (as browsers show
+ * it), its query alone, or the bare code (§2.4), URL-encoded or not.
+ */
+export function parsePastedRedirect(input: string, expectedState: string): string {
+  let text = input.trim();
+  // Pasted twice on one line (a paste that seemed not to take): once.
+  const half = text.length / 2;
+  if (Number.isInteger(half) && half > 0 && text.slice(0, half) === text.slice(half)) text = text.slice(0, half);
+  const isUrl = /^https?:\/\//i.test(text);
+  if (isUrl || /(^|[?&])(code|error|state)=/.test(text)) {
+    if (isUrl && !URL.canParse(text)) throw new Error('that is not a valid URL');
+    const q = text.indexOf('?');
+    const query = new URLSearchParams((q >= 0 ? text.slice(q + 1) : text).split('#')[0]);
+    const state = query.get('state');
+    if (state !== null && state !== expectedState) throw new Error('the pasted URL belongs to another login attempt (state mismatch)');
+    const error = query.get('error');
+    if (error) throw new LoginRefused(`Google reported an error: ${error}`);
+    const code = query.get('code')?.trim();
+    if (!code) throw new Error('the pasted URL has no code parameter');
+    return decodeCode(code);
+  }
+  if (text.length < 10 || /\s/.test(text)) throw new Error('that does not look like a Google authorization code or redirect URL');
+  return decodeCode(text);
+}
+
+async function exchange(config: Readonly<Config>, code: string, verifier: string, redirectUri: string, say: Say): Promise<GoogleLoginResult> {
   let t: TokenSet & { refreshToken: string };
   try {
     t = await exchangeCode(config.antigravity, { code, verifier, redirectUri });
   } catch (err) {
+    if (isTransient(err)) throw new Error(`could not exchange the authorization code with Google (${(err as Error).message}); start the login again`);
     throw fail('Google refused the authorization code', err);
   }
   return finish(config, t, t.refreshToken, say);
 }
 
-/** Manual flow: print the consent URL, read the redirected URL (or the code) back. */
+/** Manual flow: print the consent URL, read the redirected URL (or the code) back; a bad paste is asked for again. */
 export async function loginNoBrowser(opts: {
   config: Readonly<Config>;
   say: Say;
-  readLine: (prompt: string) => Promise<string>;
+  /** null at the end of input. */
+  readLine: (prompt: string) => Promise<string | null>;
   callbackPort?: number;
 }): Promise<GoogleLoginResult> {
   const pkce = createPkce();
@@ -118,9 +146,21 @@ export async function loginNoBrowser(opts: {
   opts.say('Open this URL in any browser and sign in with your Google account:');
   opts.say(url);
   opts.say(`The browser then lands on ${redirectUri}?code=… (the page will not load); copy that whole address.`);
-  const pasted = await opts.readLine('Paste the redirected URL (or just the code): ');
-  const code = parsePastedRedirect(pasted, state);
-  return exchange(opts.config, code, pkce.verifier, redirectUri, opts.say);
+  // The consent cannot be redone from here: a stray Enter or a wrong paste must not throw it away.
+  for (;;) {
+    const pasted = await opts.readLine('Paste the redirected URL (or just the code): ');
+    if (pasted === null) throw new Error('no redirect URL given on stdin');
+    if (!pasted.trim()) continue;
+    let code: string;
+    try {
+      code = parsePastedRedirect(pasted, state);
+    } catch (err) {
+      if (err instanceof LoginRefused) throw err;
+      opts.say(`${(err as Error).message}; paste again`);
+      continue;
+    }
+    return exchange(opts.config, code, pkce.verifier, redirectUri, opts.say);
+  }
 }
 
 /** Reads pasted lines until one carries this login's code, the login is over, or input ends. */
@@ -130,6 +170,7 @@ async function readPasted(
   say: Say,
   isDone: () => boolean,
   gotCode: (code: string) => void,
+  refused: (err: Error) => void,
 ): Promise<void> {
   for (;;) {
     let line: string | null;
@@ -144,6 +185,7 @@ async function readPasted(
       gotCode(parsePastedRedirect(line, state));
       return;
     } catch (err) {
+      if (err instanceof LoginRefused) return refused(err);
       say(`${(err as Error).message}; still waiting for the browser, or paste again`);
     }
   }
@@ -158,13 +200,30 @@ function html(status: number, title: string, body: string): Response {
 
 type Server = ReturnType<typeof Bun.serve>;
 
-/** Binds the callback server on 127.0.0.1: the requested port, else the next few. */
-function bindCallback(port: number, handler: (req: Request) => Response): Server {
+/** A port is taken when it is taken on either loopback: `localhost` in the redirect may resolve to ::1 first. */
+function inUse(err: unknown): boolean {
+  return (err as { code?: string } | null)?.code === 'EADDRINUSE';
+}
+
+/**
+ * Binds the callback server on 127.0.0.1 and [::1] (where there is one): the requested port, else
+ * the next few. A port another program holds on [::1] alone would get the browser's redirect.
+ */
+function bindCallback(port: number, handler: (req: Request) => Response): Server[] {
   let lastErr: unknown;
   for (let p = port; p <= Math.min(65535, port + EXTRA_PORTS); p++) {
+    let v4: Server;
     try {
-      return Bun.serve({ port: p, hostname: '127.0.0.1', fetch: handler });
+      v4 = Bun.serve({ port: p, hostname: '127.0.0.1', fetch: handler });
     } catch (err) {
+      lastErr = err;
+      continue;
+    }
+    try {
+      return [v4, Bun.serve({ port: p, hostname: '::1', fetch: handler })];
+    } catch (err) {
+      if (!inUse(err)) return [v4]; // no IPv6 loopback here
+      v4.stop(true);
       lastErr = err;
     }
   }
@@ -190,19 +249,20 @@ export async function loginWithBrowser(opts: {
   const got = new Promise<string>((resolve, reject) => (settle = { resolve, reject }));
   let done = false;
 
-  const server = bindCallback(opts.callbackPort || DEFAULT_CALLBACK_PORT, (req) => {
+  const servers = bindCallback(opts.callbackPort || DEFAULT_CALLBACK_PORT, (req) => {
     const u = new URL(req.url);
     if (u.pathname !== CALLBACK_PATH) return new Response('not found', { status: 404 });
     if (done) return html(200, 'Already done', 'You can close this tab.');
+    // State first, for errors too: any web page can make the browser load this address, and only
+    // Google knows the state; a stale tab or a forged request is refused and the wait goes on.
+    if (u.searchParams.get('state') !== state) {
+      return html(400, 'Login failed', 'This login link does not belong to the running mcp accounts add (state mismatch).');
+    }
     const error = u.searchParams.get('error');
     if (error) {
       done = true;
       settle.reject(new Error(`Google login was not completed: ${error}`));
-      return html(400, 'Login failed', `Google reported: ${error.replace(/[<>&"]/g, '')}. You can close this tab.`);
-    }
-    if (u.searchParams.get('state') !== state) {
-      // Not ours (a stale tab or a forged request): refuse it and keep waiting for the real one.
-      return html(400, 'Login failed', 'This login link does not belong to the running mcp accounts add (state mismatch).');
+      return html(400, 'Login failed', `Google reported: ${error.replace(/[<>&"']/g, '')}. You can close this tab.`);
     }
     const code = u.searchParams.get('code');
     if (!code) return html(400, 'Login failed', 'The callback had no authorization code.');
@@ -218,7 +278,7 @@ export async function loginWithBrowser(opts: {
     settle.reject(new Error(`timed out after ${Math.round(timeoutMs / 1000)}s waiting for the Google login; try --no-browser`));
   }, timeoutMs);
   try {
-    const redirectUri = redirectUriFor(server.port as number);
+    const redirectUri = redirectUriFor(servers[0]!.port as number);
     const url = buildAuthUrl(opts.config.antigravity, { redirectUri, state, codeChallenge: pkce.challenge });
     opts.say('Opening the Google sign-in page; if it does not open, visit:');
     opts.say(url);
@@ -231,16 +291,26 @@ export async function loginWithBrowser(opts: {
     }
     if (opts.readLine) {
       opts.say(`If the browser is on another machine, it lands on ${redirectUri}?code=… and shows an error: paste that whole address here.`);
-      void readPasted(opts.readLine, state, opts.say, () => done, (code) => {
-        done = true;
-        settle.resolve(code);
-      });
+      void readPasted(
+        opts.readLine,
+        state,
+        opts.say,
+        () => done,
+        (code) => {
+          done = true;
+          settle.resolve(code);
+        },
+        (err) => {
+          done = true;
+          settle.reject(new Error(`Google login was not completed: ${err.message.replace(/^Google reported an error: /, '')}`));
+        },
+      );
     }
     const code = await got;
     return await exchange(opts.config, code, pkce.verifier, redirectUri, opts.say);
   } finally {
     clearTimeout(timer);
     // Let the success page reach the browser before closing.
-    server.stop(false);
+    for (const server of servers) server.stop(false);
   }
 }

@@ -46,10 +46,10 @@ export interface AccountPatch {
   meta?: Record<string, unknown>;
   lastUsedAt?: number | null;
   /**
-   * Apply the patch only while the stored refresh token is this one: a token refresh that took the
+   * Apply the patch only while the stored refresh token is one of these: a token refresh that took the
    * token from memory must not undo a new login stored meanwhile (`mcp accounts add` while serving).
    */
-  ifRefreshToken?: string;
+  ifRefreshToken?: readonly string[];
 }
 
 interface Row {
@@ -150,7 +150,7 @@ export function updateAccount(db: Database, id: string, patch: AccountPatch, now
     const row = db.query('SELECT * FROM accounts WHERE id = ?').get(id) as Row | null;
     if (!row) return null;
     const cur = fromRow(row);
-    if (patch.ifRefreshToken !== undefined && (cur.credentials.kind !== 'oauth' || cur.credentials.refreshToken !== patch.ifRefreshToken)) {
+    if (patch.ifRefreshToken !== undefined && (cur.credentials.kind !== 'oauth' || !patch.ifRefreshToken.includes(cur.credentials.refreshToken))) {
       return cur;
     }
     const next: Account = {

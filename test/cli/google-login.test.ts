@@ -47,6 +47,33 @@ describe('--refresh-token', () => {
     expect(r.credentials.refreshToken).toBe(rt);
   });
 
+  test('Cloud Code down during the login: the account is added without a project, and the user is told', async () => {
+    fake.setMode({ kind: 'http500' }, { rpc: 'loadCodeAssist' });
+    const said: string[] = [];
+    const r = await loginWithRefreshToken({ config, refreshToken: fake.refreshTokenFor('cc-down@example.com'), say: (l) => said.push(l) });
+    expect(r.email).toBe('cc-down@example.com');
+    expect(r.meta.projectId).toBeUndefined();
+    expect(said.join('\n')).toContain('project discovery failed');
+    expect(said.join('\n')).toContain('retried on first use');
+  });
+
+  test('Cloud Code refusing the account (VALIDATION_REQUIRED) fails the login with one line that gives the verify link', async () => {
+    fake.setMode({ kind: 'validation_required' }, { rpc: 'loadCodeAssist' });
+    const err = (await loginWithRefreshToken({ config, refreshToken: fake.refreshTokenFor('unverified@example.com') }).catch((e) => e)) as Error;
+    expect(err.message).toContain('Cloud Code refused the account');
+    expect(err.message).toContain('https://accounts.google.com/signin/continue?');
+    expect(err.message).not.toContain('\n');
+  });
+
+  test.each(['token_http500', 'token_down'] as const)('%s at the token endpoint is not reported as a refused token', async (kind) => {
+    fake.setMode({ kind });
+    const rt = fake.refreshTokenFor('token-trouble@example.com');
+    const err = (await loginWithRefreshToken({ config, refreshToken: rt }).catch((e) => e)) as Error;
+    expect(err.message).not.toContain('refused');
+    expect(err.message).toContain('try again');
+    expect(err.message).not.toContain(rt);
+  });
+
   test('a revoked token fails with one clear line that does not echo it', async () => {
     const bad = '1//definitely-not-known-0123456789';
     const err = (await loginWithRefreshToken({ config, refreshToken: bad }).catch((e) => e)) as Error;
@@ -87,14 +114,84 @@ describe('--no-browser', () => {
     expect(r.credentials.refreshToken).toStartWith('1//');
   });
 
-  test('a redirect from another attempt (state mismatch) is refused', async () => {
+  test('a redirect from another attempt (state mismatch) is refused and never exchanged', async () => {
+    const said: string[] = [];
+    const answers = [async () => (await consent(said.find((l) => l.startsWith(fake.authUrl))!)).replace(/state=[^&]+/, 'state=other'), async () => null];
+    const before = fake.stats.codeExchanges;
+    const err = (await loginNoBrowser({ config, say: (l) => said.push(l), readLine: () => answers.shift()!() }).catch((e) => e)) as Error;
+    expect(said.join('\n')).toContain('state mismatch');
+    expect(err.message).toContain('no redirect URL');
+    expect(fake.stats.codeExchanges).toBe(before);
+  });
+
+  test('a pasted consent refusal ends the login at once', async () => {
+    let asked = 0;
+    const err = (await loginNoBrowser({
+      config,
+      say: () => {},
+      readLine: async () => (asked++ ? null : 'http://localhost:51121/oauth-callback?error=access_denied'),
+    }).catch((e) => e)) as Error;
+    expect(err.message).toContain('access_denied');
+    expect(asked).toBe(1);
+  });
+
+  test('a bad code is reported as a refused authorization code, not as a refresh token', async () => {
+    const err = (await loginNoBrowser({ config, say: () => {}, readLine: async () => '4/0Anot-a-code-this-fake-issued' }).catch((e) => e)) as Error;
+    expect(err.message).toContain('authorization code');
+    expect(err.message).not.toContain('refresh token');
+  });
+
+  test('the token endpoint down during the code exchange is not reported as a refused code', async () => {
     const said: string[] = [];
     const err = (await loginNoBrowser({
       config,
       say: (l) => said.push(l),
-      readLine: async () => (await consent(said.find((l) => l.startsWith(fake.authUrl))!)).replace(/state=[^&]+/, 'state=other'),
+      readLine: async () => {
+        const url = await consent(said.find((l) => l.startsWith(fake.authUrl))!);
+        fake.setMode({ kind: 'token_http500' });
+        return url;
+      },
     }).catch((e) => e)) as Error;
-    expect(err.message).toContain('state mismatch');
+    expect(err.message).not.toContain('refused');
+    expect(err.message).toContain('HTTP 500');
+  });
+
+  test('a blank line or a bad paste asks again instead of ending the login', async () => {
+    const said: string[] = [];
+    const answers: Array<() => Promise<string | null>> = [
+      async () => '',
+      async () => 'http://localhost:51121/oauth-callback?code=4/0Aother&state=not-this-one',
+      async () => consent(said.find((l) => l.startsWith(fake.authUrl))!),
+    ];
+    const r = await loginNoBrowser({ config, say: (l) => said.push(l), readLine: () => answers.shift()!() });
+    expect(r.email).toBe('login@example.com');
+    expect(said.join('\n')).toContain('state mismatch');
+  });
+
+  test('the end of input without a valid paste fails with one line', async () => {
+    const err = (await loginNoBrowser({ config, say: () => {}, readLine: async () => null }).catch((e) => e)) as Error;
+    expect(err.message).toContain('no redirect URL');
+  });
+
+  test('a code copied out of the address bar (still URL-encoded) is decoded', () => {
+    expect(parsePastedRedirect(' 4%2F0AbCdEfGhIjKlMnOp ', 's')).toBe('4/0AbCdEfGhIjKlMnOp');
+  });
+
+  test('an address without its http:// (as some browsers show it) is read as a URL', () => {
+    expect(parsePastedRedirect('localhost:51121/oauth-callback?state=s&code=4%2F0AbCdEfGhIjKl&scope=x', 's')).toBe('4/0AbCdEfGhIjKl');
+    expect(() => parsePastedRedirect('localhost:51121/oauth-callback?state=other&code=4%2F0AbCdEfGhIjKl', 's')).toThrow('state mismatch');
+  });
+
+  test('a code or an address pasted twice on one line is read once', () => {
+    expect(parsePastedRedirect('4/0AbCdEfGhIjKl4/0AbCdEfGhIjKl', 's')).toBe('4/0AbCdEfGhIjKl');
+    const url = 'http://localhost:51121/oauth-callback?state=s&code=4/0AbCdEfGhIjKl&scope=x';
+    expect(parsePastedRedirect(url + url, 's')).toBe('4/0AbCdEfGhIjKl');
+    const stateLast = 'http://localhost:51121/oauth-callback?code=4/0AbCdEfGhIjKl&scope=x&state=s';
+    expect(parsePastedRedirect(stateLast + stateLast, 's')).toBe('4/0AbCdEfGhIjKl');
+  });
+
+  test('the query alone (code=…&state=…) is read as well', () => {
+    expect(parsePastedRedirect('?state=s&code=4/0AbCdEfGhIjKl', 's')).toBe('4/0AbCdEfGhIjKl');
   });
 
   test.each([
@@ -136,6 +233,50 @@ describe('browser login', () => {
     }
   });
 
+  test('a port taken on [::1] only is taken too: `localhost` in the redirect may reach that one first', async () => {
+    const port = freePort();
+    let squatter: ReturnType<typeof Bun.serve>;
+    try {
+      squatter = Bun.serve({ port, hostname: '::1', fetch: () => new Response('another program') });
+    } catch {
+      return; // no IPv6 loopback here: nothing to protect
+    }
+    try {
+      const said: string[] = [];
+      const r = await loginWithBrowser({ config, callbackPort: port, openBrowser: browser, say: (l) => said.push(l), timeoutMs: 5000 });
+      expect(r.email).toBe('login@example.com');
+      const redirect = new URL(said.find((l) => l.startsWith(fake.authUrl))!).searchParams.get('redirect_uri')!;
+      expect(Number(new URL(redirect).port)).not.toBe(port);
+    } finally {
+      squatter.stop(true);
+    }
+  });
+
+  test('the requested port and the next ones all taken: one clear line naming the way out', async () => {
+    let squatters: ReturnType<typeof Bun.serve>[] = [];
+    for (let tries = 0; tries < 20 && squatters.length < 6; tries++) {
+      for (const s of squatters) s.stop(true);
+      squatters = [];
+      const base = 20000 + Math.floor(Math.random() * 40000);
+      try {
+        for (let p = base; p < base + 6; p++) squatters.push(Bun.serve({ port: p, hostname: '127.0.0.1', fetch: () => new Response('busy') }));
+      } catch {
+        // one of them was in use: another range
+      }
+    }
+    expect(squatters.length).toBe(6);
+    try {
+      const err = (await loginWithBrowser({ config, callbackPort: squatters[0]!.port as number, openBrowser: () => true, say: () => {}, timeoutMs: 1000 }).catch(
+        (e) => e,
+      )) as Error;
+      expect(err.message).toContain('cannot listen for the Google callback');
+      expect(err.message).toContain('--no-browser');
+      expect(err.message).not.toContain('\n');
+    } finally {
+      for (const s of squatters) s.stop(true);
+    }
+  });
+
   test('a callback with the wrong state is refused and the real one still completes', async () => {
     const port = freePort();
     const said: string[] = [];
@@ -174,6 +315,76 @@ describe('browser login', () => {
     expect(err.message).toContain('access_denied');
   });
 
+  test('an error callback with a foreign state does not end the login', async () => {
+    const port = freePort();
+    const forged: number[] = [];
+    const r = await loginWithBrowser({
+      config,
+      callbackPort: port,
+      openBrowser: (url) => {
+        void (async () => {
+          // Any web page can make the browser load this: it must not cancel the user's login.
+          const res = await fetch(`http://127.0.0.1:${port}/oauth-callback?error=access_denied`);
+          forged.push(res.status);
+          await fetch(url);
+        })();
+        return true;
+      },
+      say: () => {},
+      timeoutMs: 5000,
+    });
+    expect(forged).toEqual([400]);
+    expect(r.email).toBe('login@example.com');
+  });
+
+  test('the callback server is closed once the login is over, whatever the outcome', async () => {
+    const port = freePort();
+    await loginWithBrowser({ config, callbackPort: port, openBrowser: browser, say: () => {}, timeoutMs: 5000 });
+    const timedOut = freePort();
+    await loginWithBrowser({ config, callbackPort: timedOut, openBrowser: () => false, say: () => {}, timeoutMs: 50 }).catch(() => {});
+    const denied = freePort();
+    await loginWithBrowser({
+      config,
+      callbackPort: denied,
+      openBrowser: (url) => void fetch(`http://127.0.0.1:${denied}/oauth-callback?error=access_denied&state=${new URL(url).searchParams.get('state')}`).catch(() => {}),
+      say: () => {},
+      timeoutMs: 5000,
+    }).catch(() => {});
+    await Bun.sleep(20);
+    for (const p of [port, timedOut, denied]) {
+      for (const host of ['127.0.0.1', '[::1]']) {
+        const res = await fetch(`http://${host}:${p}/oauth-callback`).catch((e) => e);
+        expect(res).toBeInstanceOf(Error);
+      }
+    }
+  });
+
+  test('the pages the browser sees never carry a token or the code', async () => {
+    const port = freePort();
+    const pages: string[] = [];
+    await loginWithBrowser({
+      config,
+      callbackPort: port,
+      openBrowser: (url) => {
+        void (async () => {
+          const res = await fetch(url, { redirect: 'manual' });
+          const to = res.headers.get('location')!;
+          // What a browser also asks for, and a stale tab of an earlier attempt with its own code.
+          pages.push(await (await fetch(`http://127.0.0.1:${port}/favicon.ico`)).text());
+          pages.push(await (await fetch(to.replace(/state=[^&]+/, 'state=stale'))).text());
+          pages.push(await (await fetch(to)).text());
+        })();
+        return true;
+      },
+      say: () => {},
+      timeoutMs: 5000,
+    });
+    expect(pages.length).toBe(3);
+    for (const p of pages) {
+      expect(p).not.toMatch(/ya29\.|1\/\/|4\/0A/);
+    }
+  });
+
   test('a browser on another machine (SSH): the address it landed on, pasted here, completes the login', async () => {
     const port = freePort();
     let landed!: (line: string) => void;
@@ -209,6 +420,22 @@ describe('browser login', () => {
     });
     expect(r.email).toBe('login@example.com');
     expect(said.join('\n')).toContain('state mismatch');
+  });
+
+  test('a pasted consent refusal ends the browser login too, without waiting for the timeout', async () => {
+    const answers = ['http://localhost:1/oauth-callback?error=access_denied'];
+    const t0 = Date.now();
+    const err = (await loginWithBrowser({
+      config,
+      callbackPort: freePort(),
+      openBrowser: () => true,
+      readLine: async () => answers.shift() ?? new Promise<string | null>(() => {}),
+      say: () => {},
+      timeoutMs: 3000,
+    }).catch((e) => e)) as Error;
+    expect(err.message).toContain('access_denied');
+    expect(err.message).not.toContain('timed out');
+    expect(Date.now() - t0).toBeLessThan(2000);
   });
 
   test('no callback within the timeout fails with a hint', async () => {

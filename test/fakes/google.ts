@@ -31,9 +31,10 @@ export type FakeGoogleMode =
   | { kind: 'tos_banned' }
   /**
    * 403 "Permission 'cloudaicompanion.companions.generateChat' denied" on the request's project
-   * (protocol §9.2, fixtures/errors): for every generation under `project` (any project if unset).
+   * (protocol §9.2, fixtures/errors): for every generation under `project` (any project if unset),
+   * after `delayMs`.
    */
-  | { kind: 'project_denied'; project?: string }
+  | { kind: 'project_denied'; project?: string; delayMs?: number }
   /** 400 Claude invalid thinking signature (JSON-encoded Anthropic error inside message). */
   | { kind: 'signature_error' }
   /** 404 NOT_FOUND "Requested entity was not found." */
@@ -67,10 +68,14 @@ export type FakeGoogleMode =
   | { kind: 'token_invalid_grant' }
   /** Token endpoint: HTTP 500. */
   | { kind: 'token_http500' }
+  /** Token endpoint: an HTML 502 from Google's front end. */
+  | { kind: 'token_html502' }
   /** Token endpoint: the connection is dropped. */
   | { kind: 'token_down' }
   /** Token endpoint: answers after `ms` (single-flight tests). */
-  | { kind: 'token_slow'; ms: number };
+  | { kind: 'token_slow'; ms: number }
+  /** Token endpoint: a refresh also returns a new refresh_token and revokes the one it was given. */
+  | { kind: 'token_rotate' };
 
 export type FakeModeKind = FakeGoogleMode['kind'];
 
@@ -149,10 +154,15 @@ export interface FakeGoogle {
   stats: { refreshes: number; codeExchanges: number; generations: number };
   /**
    * Switches answers. Token-endpoint kinds (token_*) apply to the token endpoint, the others to
-   * generation. Filters: access `token` (or account `email`), `model`, `endpoint`; `times` makes it
-   * n-shot. Newest rule first.
+   * generation, or with `rpc` to that other Cloud Code call instead (loadCodeAssist, onboardUser…:
+   * http500, html502, not_found, unauthorized, validation_required, tos_banned, project_denied,
+   * reset_before_first_byte, stall_before_first_byte). Filters: access `token` (or account `email`),
+   * `model`, `endpoint`; `times` makes it n-shot. Newest rule first.
    */
-  setMode(mode: FakeGoogleMode, opts?: { token?: string; email?: string; model?: string; endpoint?: 'daily' | 'prod'; times?: number }): void;
+  setMode(
+    mode: FakeGoogleMode,
+    opts?: { token?: string; email?: string; model?: string; endpoint?: 'daily' | 'prod'; times?: number; rpc?: string },
+  ): void;
   clearModes(): void;
   /** Replaces the catalog (ids -> entry); quota per model can be set with setQuota. */
   setModels(models: Record<string, Record<string, unknown>>): void;
@@ -517,10 +527,12 @@ interface Rule {
   email: string | null;
   model: string | null;
   endpoint: 'daily' | 'prod' | null;
+  /** A Cloud Code call other than generation, or null for generation. */
+  rpc: string | null;
   left: number;
 }
 
-const TOKEN_KINDS = new Set<FakeModeKind>(['token_invalid_grant', 'token_http500', 'token_down', 'token_slow']);
+const TOKEN_KINDS = new Set<FakeModeKind>(['token_invalid_grant', 'token_http500', 'token_html502', 'token_down', 'token_slow', 'token_rotate']);
 
 export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
   const record = opts.record ?? true;
@@ -564,10 +576,15 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
     return t;
   }
 
-  function pickMode(token: boolean, rec: { token: string | null; email: string | null; model?: string | null; endpoint: 'daily' | 'prod' | null }): FakeGoogleMode {
+  function pickMode(
+    token: boolean,
+    rec: { token: string | null; email: string | null; model?: string | null; endpoint: 'daily' | 'prod' | null },
+    rpc: string | null = null,
+  ): FakeGoogleMode {
     for (let i = rules.length - 1; i >= 0; i--) {
       const r = rules[i]!;
       if (r.left === 0 || TOKEN_KINDS.has(r.mode.kind) !== token) continue;
+      if (!token && r.rpc !== rpc) continue;
       if (r.token !== null && r.token !== rec.token) continue;
       if (r.email !== null && r.email !== rec.email) continue;
       if (r.model !== null && r.model !== (rec.model ?? null)) continue;
@@ -591,18 +608,30 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
     if (grant === 'refresh_token') stats.refreshes++;
     if (mode.kind === 'token_down') return new Response(new ReadableStream({ start: (c) => c.error() }), { status: 200 });
     if (mode.kind === 'token_http500') return json(500, { error: 'internal_failure', error_description: 'Backend Error' });
+    if (mode.kind === 'token_html502') {
+      return new Response('<!DOCTYPE html><html lang=en><title>Error 502 (Server Error)!!1</title><p><b>502.</b> <ins>That’s an error.</ins></html>', {
+        status: 502,
+        headers: { 'content-type': 'text/html; charset=UTF-8' },
+      });
+    }
     if (mode.kind === 'token_slow') await untilAbort(mode.ms, req.signal);
     if (form.get('client_id') === null || form.get('client_secret') === null) return json(401, { error: 'invalid_client', error_description: 'Unauthorized' });
     if (grant === 'refresh_token') {
       const email = refreshTokens.get(form.get('refresh_token') ?? '');
       if (!email || mode.kind === 'token_invalid_grant') return json(400, { error: 'invalid_grant', error_description: 'Token has been expired or revoked.' });
       rec.email = email;
+      const rotated: Record<string, string> = {};
+      if (mode.kind === 'token_rotate') {
+        refreshTokens.delete(form.get('refresh_token') ?? '');
+        rotated.refresh_token = refreshTokenFor(email);
+      }
       return json(200, {
         access_token: issueAccess(email),
         expires_in: expiresIn,
         scope: 'https://www.googleapis.com/auth/cloud-platform https://www.googleapis.com/auth/userinfo.email openid',
         token_type: 'Bearer',
         id_token: `fake-id-token-${hex(16)}`,
+        ...rotated,
       });
     }
     if (grant === 'authorization_code') {
@@ -747,6 +776,7 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
         return googleError(403, 'PERMISSION_DENIED', 'This service has been disabled in this account for violation of Terms of Service.');
       case 'project_denied':
         if (mode.project === undefined || body.project === mode.project) {
+          if (mode.delayMs) await untilAbort(mode.delayMs, req.signal);
           return googleError(
             403,
             'PERMISSION_DENIED',
@@ -939,6 +969,43 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
     return { remainingFraction: 1, resetTime: new Date(Date.now() + 5 * HOUR).toISOString().replace(/\.\d+Z$/, 'Z') };
   }
 
+  /** A fault switched on for a Cloud Code call other than generation (null: answer normally). */
+  async function rpcFault(req: Request, mode: FakeGoogleMode): Promise<Response | null> {
+    switch (mode.kind) {
+      case 'http500':
+        return googleError(500, 'INTERNAL', 'Internal error encountered.');
+      case 'html502':
+        return new Response('<!DOCTYPE html><html lang=en><title>Error 502 (Server Error)!!1</title><p><b>502.</b> <ins>That’s an error.</ins></html>', {
+          status: 502,
+          headers: { 'content-type': 'text/html; charset=UTF-8' },
+        });
+      case 'not_found':
+        return googleError(404, 'NOT_FOUND', 'Requested entity was not found.');
+      case 'unauthorized':
+        return unauthenticated();
+      case 'validation_required':
+        return googleError(403, 'PERMISSION_DENIED', 'VALIDATION_REQUIRED: Please complete account validation', [
+          {
+            '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
+            reason: 'VALIDATION_REQUIRED',
+            domain: 'cloudcode-pa.googleapis.com',
+            metadata: { validation_url: 'https://accounts.google.com/signin/continue?sarp=1&scc=1&plt=FAKE' },
+          },
+        ]);
+      case 'tos_banned':
+        return googleError(403, 'PERMISSION_DENIED', 'This service has been disabled in this account for violation of Terms of Service.');
+      case 'project_denied':
+        return googleError(403, 'PERMISSION_DENIED', 'The caller does not have permission');
+      case 'reset_before_first_byte':
+        return new Response(new ReadableStream({ start: (c) => c.error() }), { headers: JSON_HEADERS });
+      case 'stall_before_first_byte':
+        await untilAbort(mode.ms, req.signal);
+        return null;
+      default:
+        return null;
+    }
+  }
+
   function handleCloudCode(rec: RecordedGoogleRequest, rpc: string, body: Record<string, unknown>): Response {
     if (!rec.email) return unauthenticated();
     const a = account(rec.email);
@@ -1078,6 +1145,12 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
           const stream = rpc === 'streamGenerateContent' && u.searchParams.get('alt') === 'sse';
           return handleGenerate(req, rec, b, stream, mode);
         }
+        const fault = pickMode(false, { token, email: rec.email, endpoint: rec.endpoint }, rpc);
+        if (fault.kind !== 'ok') {
+          rec.mode = fault.kind;
+          const r = await rpcFault(req, fault);
+          if (r) return r;
+        }
         return handleCloudCode(rec, rpc, b);
       }
       return googleError(404, 'NOT_FOUND', `Not found: ${u.pathname}`);
@@ -1096,7 +1169,7 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
     requests,
     stats,
     setMode(mode, o = {}) {
-      rules.push({ mode, token: o.token ?? null, email: o.email ?? null, model: o.model ?? null, endpoint: o.endpoint ?? null, left: o.times ?? -1 });
+      rules.push({ mode, token: o.token ?? null, email: o.email ?? null, model: o.model ?? null, endpoint: o.endpoint ?? null, rpc: o.rpc ?? null, left: o.times ?? -1 });
     },
     clearModes() {
       rules = [];

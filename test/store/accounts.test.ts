@@ -54,9 +54,9 @@ describe('a token refresh that ends after a new login here (the CLI, while the s
     const db = fresh();
     const { account } = upsertAccount(db, google(OLD), 1000);
     upsertAccount(db, google(NEW), 2000);
-    const late = updateAccount(db, account.id, { credentials: { kind: 'oauth', refreshToken: OLD, accessToken: 'FAKE-access', expiresAt: 9000 }, ifRefreshToken: OLD }, 3000);
+    const late = updateAccount(db, account.id, { credentials: { kind: 'oauth', refreshToken: OLD, accessToken: 'FAKE-access', expiresAt: 9000 }, ifRefreshToken: [OLD] }, 3000);
     expect(late?.credentials).toEqual({ kind: 'oauth', refreshToken: NEW });
-    updateAccount(db, account.id, { status: 'invalid', statusReason: 'invalid_grant', ifRefreshToken: OLD }, 3000);
+    updateAccount(db, account.id, { status: 'invalid', statusReason: 'invalid_grant', ifRefreshToken: [OLD] }, 3000);
     expect(findAccount(db, account.id)).toMatchObject({ status: 'active', credentials: { kind: 'oauth', refreshToken: NEW }, updatedAt: 2000 });
     db.close();
   });
@@ -65,7 +65,7 @@ describe('a token refresh that ends after a new login here (the CLI, while the s
     const db = fresh();
     const { account } = upsertAccount(db, google(OLD), 1000);
     const creds = { kind: 'oauth', refreshToken: OLD, accessToken: 'FAKE-access', expiresAt: 9000 } as const;
-    expect(updateAccount(db, account.id, { credentials: creds, ifRefreshToken: OLD }, 3000)?.credentials).toEqual(creds);
+    expect(updateAccount(db, account.id, { credentials: creds, ifRefreshToken: [OLD] }, 3000)?.credentials).toEqual(creds);
     expect(findAccount(db, account.id)?.credentials).toEqual(creds);
     expect(findAccount(db, account.id)).not.toHaveProperty('ifRefreshToken');
     db.close();

@@ -147,8 +147,13 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
     return typeof account.meta.projectId === 'string' ? account.meta.projectId : null;
   }
 
-  /** Forgets the account's project so the next call discovers it again (§3.3 on a 401, §9.2 on a project 403). */
-  function dropProject(account: Account): void {
+  /**
+   * Forgets the account's project so the next call discovers it again (§3.3 on a 401, §9.2 on a
+   * project 403). With `failed`, only while that is still the project: a request that reports its
+   * 403 after another one re-discovered must not throw the new project away and discover again.
+   */
+  function dropProject(account: Account, failed?: string): void {
+    if (failed !== undefined && knownProject(account) !== failed) return;
     projects.delete(account.id);
     staleProjects.add(account.id);
   }
@@ -186,7 +191,7 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
     } catch (err) {
       if (!(err instanceof UpstreamError) || err.kind !== 'auth') throw err;
       dropProject(account);
-      return fn(await tokens.refresh(account));
+      return fn(await tokens.refresh(account, token));
     }
   }
 
@@ -240,7 +245,7 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
     // The quota answer that moved this request onto credits (its reset is when credits stop).
     let exhausted: UpstreamError | null = null;
     for (let attempt = 0; ; attempt++) {
-      let token: string;
+      let token = '';
       let projectId: string;
       try {
         token = await tokens.get(account, ctx.signal);
@@ -248,9 +253,9 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
         projectId = knownProject(account) ?? (await untilAborted(projectFor(account, token), ctx.signal));
       } catch (err) {
         // A token that passed the cache check but was refused during discovery: same single retry.
-        if (err instanceof UpstreamError && err.kind === 'auth' && !authRetried) {
+        if (err instanceof UpstreamError && err.kind === 'auth' && !authRetried && token) {
           authRetried = true;
-          await tokens.refresh(account);
+          await tokens.refresh(account, token);
           continue;
         }
         throw err;
@@ -281,13 +286,13 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
           authRetried = true;
           log.debug(`antigravity: 401 for ${account.id}, refreshing the token and retrying once`);
           dropProject(account);
-          await tokens.refresh(account);
+          await tokens.refresh(account, token);
           continue;
         }
         if (err instanceof UpstreamError && err.code === 'PROJECT_DENIED' && !projectRetried) {
           projectRetried = true;
           log.warn(`antigravity: ${account.label}'s project ${projectId} was refused (${err.message}); discovering it again`);
-          dropProject(account);
+          dropProject(account, projectId);
           continue;
         }
         if (err instanceof UpstreamError && err.kind === 'quota_exhausted') {
@@ -399,9 +404,12 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
 
     async verify(account: Account, signal?: AbortSignal): Promise<{ ok: boolean; detail: string }> {
       try {
+        // The refresh token is what must last: an access token minted before it was revoked passes
+        // for up to an hour, and would put an account back in rotation only to fail again.
+        await tokens.refresh(account);
         const body = await withToken(account, signal, (token) => loadCodeAssist(cc, token, signal));
         const info = parseLoadCodeAssist(body);
-        if (info.projectId && account.meta.projectId !== info.projectId) {
+        if (info.projectId && (account.meta.projectId !== info.projectId || account.meta.tierId !== info.tierId)) {
           projects.set(account.id, info.projectId);
           deps.updateAccount(account.id, { meta: { projectId: info.projectId, tier: info.tier, tierId: info.tierId } });
         }

@@ -1,7 +1,8 @@
 // Google OAuth for Antigravity accounts (protocol §2): PKCE authorize URL, code exchange, refresh,
 // userinfo, and the per-account access-token cache that every upstream call goes through. A token
 // is refreshed a few minutes before it expires, once per account however many requests ask at the
-// same time; invalid_grant marks the account invalid, a network or 5xx failure never does.
+// same time; invalid_grant is an invalid_account error (the pool marks the account, never over a
+// user's `disabled`), a network or 5xx failure is transient.
 import type { Config } from '../../config.ts';
 import { registerSecret } from '../../log.ts';
 import type { Account } from '../../store/accounts.ts';
@@ -102,7 +103,10 @@ async function postToken(cfg: OAuthConfig, form: Record<string, string>, now: nu
     const error = typeof body.error === 'string' ? body.error : '';
     const desc = typeof body.error_description === 'string' ? body.error_description : '';
     if (PERMANENT_OAUTH_ERRORS.has(error)) {
-      throw new UpstreamError('invalid_account', `Google refused the refresh token (${error}${desc ? `: ${desc}` : ''}); log in again`, {
+      // A code is refused when it expired, was used already, or belongs to another login attempt.
+      const what = form.grant_type === 'authorization_code' ? 'Google refused the authorization code' : 'Google refused the refresh token';
+      const then = form.grant_type === 'authorization_code' ? 'start the login again' : 'log in again';
+      throw new UpstreamError('invalid_account', `${what} (${error}${desc ? `: ${desc}` : ''}); ${then}`, {
         status: res.status,
         code: error,
         scope: 'account',
@@ -183,8 +187,11 @@ export async function fetchUserEmail(cfg: OAuthConfig, accessToken: string, sign
 export interface TokenManager {
   /** A valid access token for the account (cached, refreshed early, single-flight). */
   get(account: Account, signal?: AbortSignal): Promise<string>;
-  /** Refresh now, whatever the cache says (after an upstream 401, or `refresh()`). */
-  refresh(account: Account): Promise<string>;
+  /**
+   * Refresh now, whatever the cache says (`refresh()`), or after an upstream 401 with `failed`: then
+   * a token refreshed since by another request is returned as it is, not refreshed again.
+   */
+  refresh(account: Account, failed?: string): Promise<string>;
   /** Forget the cached token (the next get() refreshes unless the stored one is still good). */
   drop(accountId: string): void;
 }
@@ -194,12 +201,20 @@ export function createTokenManager(cfg: OAuthConfig, deps: ProviderDeps): TokenM
   /** Tokens known to be rejected (401): never reuse them from the stored credentials either. */
   const rejected = new Set<string>();
   const inflight = new Map<string, Promise<string>>();
+  /**
+   * Refresh tokens Google replaced (old -> new), per account. The account handed in may predate the
+   * store write (or the store refused it): the revoked old token must not be sent again.
+   */
+  const rotated = new Map<string, { from: string; to: string }>();
 
   function refreshTokenOf(account: Account): string {
     if (account.credentials.kind !== 'oauth' || !account.credentials.refreshToken) {
       throw new UpstreamError('invalid_account', 'Antigravity accounts need a Google refresh token', { scope: 'account' });
     }
-    return account.credentials.refreshToken;
+    const stored = account.credentials.refreshToken;
+    // Only a replacement of this very token: one from a new login since stands.
+    const r = rotated.get(account.id);
+    return r && r.from === stored ? r.to : stored;
   }
 
   function doRefresh(account: Account): Promise<string> {
@@ -211,17 +226,16 @@ export function createTokenManager(cfg: OAuthConfig, deps: ProviderDeps): TokenM
         // No client signal: the refresh serves every waiter, one aborted request must not kill it.
         const t = await refreshAccessToken(cfg, refreshToken, deps.now());
         cache.set(account.id, { token: t.accessToken, expiresAt: t.expiresAt });
-        // Only over the token used: a new login stored meanwhile (the CLI) is newer than this.
+        const stored = (account.credentials as { refreshToken: string }).refreshToken;
+        if (t.refreshToken && t.refreshToken !== refreshToken) rotated.set(account.id, { from: stored, to: t.refreshToken });
+        // One write for both tokens: a rotated refresh token never lands without its access token.
+        // Only over the token this refresh started from (as stored, or as rotated since): a new
+        // login stored meanwhile (the CLI) is newer than this.
         deps.updateAccount(account.id, {
           credentials: { kind: 'oauth', refreshToken: t.refreshToken ?? refreshToken, accessToken: t.accessToken, expiresAt: t.expiresAt },
-          ifRefreshToken: refreshToken,
+          ifRefreshToken: stored === refreshToken ? [stored] : [stored, refreshToken],
         });
         return t.accessToken;
-      } catch (err) {
-        if (err instanceof UpstreamError && err.kind === 'invalid_account') {
-          deps.updateAccount(account.id, { status: 'invalid', statusReason: err.message, ifRefreshToken: refreshToken });
-        }
-        throw err;
       } finally {
         inflight.delete(account.id);
       }
@@ -251,8 +265,15 @@ export function createTokenManager(cfg: OAuthConfig, deps: ProviderDeps): TokenM
         p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
       });
     },
-    refresh(account: Account): Promise<string> {
+    refresh(account: Account, failed?: string): Promise<string> {
       const hit = cache.get(account.id);
+      // Several requests got a 401 with the same token: the first refreshes, the later ones take its result.
+      if (failed !== undefined) {
+        rejected.add(failed);
+        if (hit && hit.token !== failed && hit.expiresAt - REFRESH_SKEW_MS > deps.now()) return Promise.resolve(hit.token);
+        const running = inflight.get(account.id);
+        if (running) return running;
+      }
       if (hit) rejected.add(hit.token);
       cache.delete(account.id);
       return doRefresh(account);

@@ -9,6 +9,7 @@ import {
   projectIdOf,
   tierFromId,
 } from '../../../src/providers/antigravity/project.ts';
+import { UpstreamError } from '../../../src/providers/provider.ts';
 import { startFakeGoogle } from '../../fakes/google.ts';
 import loadCodeAssistPro from '../../fixtures/antigravity/load-code-assist-pro.json';
 
@@ -78,6 +79,43 @@ describe('discovery against the fake', () => {
     const info = await discoverProject(cc, await tokenFor('stuck@example.com'), undefined, { pollDelayMs: 1, attempts: 3 });
     expect(info.projectId).toBe(FALLBACK_PROJECT_ID);
     expect(info.fallback).toBe(true);
+  });
+
+  test('loadCodeAssist refused by daily (403) is asked of prod', async () => {
+    fake.setMode({ kind: 'project_denied' }, { rpc: 'loadCodeAssist', endpoint: 'daily' });
+    const info = await discoverProject(cc, await tokenFor('daily-403@example.com'));
+    expect(info.projectId).toBe('aicode-consumers');
+    expect(fake.requests.filter((r) => r.rpc === 'loadCodeAssist').map((r) => r.endpoint)).toEqual(['daily', 'prod']);
+  });
+
+  test('loadCodeAssist failing on both hosts (403, then an HTML 502) is one clear error, never the fallback', async () => {
+    fake.setMode({ kind: 'project_denied' }, { rpc: 'loadCodeAssist', endpoint: 'daily' });
+    fake.setMode({ kind: 'html502' }, { rpc: 'loadCodeAssist', endpoint: 'prod' });
+    const err = await discoverProject(cc, await tokenFor('both-down@example.com')).catch((e) => e);
+    expect(err).toBeInstanceOf(UpstreamError);
+    expect(err.message).not.toContain('<');
+    expect(err.message).not.toContain('\n');
+  });
+
+  test('onboarding refused by daily (404) is polled on prod and completes', async () => {
+    fake.setAccount('onboard-prod@example.com', { projectId: null, paidTierId: null, onboardPolls: 1, onboardProject: 'hybrid-factor-rc5ww' });
+    fake.setMode({ kind: 'not_found' }, { rpc: 'onboardUser', endpoint: 'daily' });
+    const info = await discoverProject(cc, await tokenFor('onboard-prod@example.com'), undefined, { pollDelayMs: 1 });
+    expect(info).toEqual({ projectId: 'hybrid-factor-rc5ww', tier: 'free', tierId: 'free-tier' });
+  });
+
+  test('a legacy free account (currentTier only, no paidTier) is onboarded with its default tier', async () => {
+    fake.setAccount('legacy@example.com', { projectId: null, paidTierId: null, onboardPolls: 0, onboardProject: 'cogent-snow-legacy' });
+    const info = await discoverProject(cc, await tokenFor('legacy@example.com'), undefined, { pollDelayMs: 1 });
+    expect(info).toEqual({ projectId: 'cogent-snow-legacy', tier: 'free', tierId: 'free-tier' });
+  });
+
+  test('onboarding that keeps failing with 500 ends at the bound with the fallback, not in a loop', async () => {
+    fake.setAccount('onboard-500@example.com', { projectId: null, paidTierId: null });
+    fake.setMode({ kind: 'http500' }, { rpc: 'onboardUser' });
+    const info = await discoverProject(cc, await tokenFor('onboard-500@example.com'), undefined, { pollDelayMs: 1, attempts: 3 });
+    expect(info.fallback).toBe(true);
+    expect(fake.requests.filter((r) => r.rpc === 'onboardUser').length).toBeLessThanOrEqual(6);
   });
 
   test('a rejected token surfaces as auth instead of falling back', async () => {

@@ -4,9 +4,12 @@ import type { AnthropicEvent } from '../../../src/anthropic/events.ts';
 import type { MessagesRequest } from '../../../src/anthropic/schema.ts';
 import { loadConfig } from '../../../src/config.ts';
 import { createAntigravityProvider, sessionIdFor } from '../../../src/providers/antigravity/index.ts';
+import { refreshAccessToken } from '../../../src/providers/antigravity/oauth.ts';
 import { UpstreamError, type SendContext } from '../../../src/providers/provider.ts';
-import type { Account, AccountPatch } from '../../../src/store/accounts.ts';
+import { providerDepsFor } from '../../../src/gateway/index.ts';
+import { type Account, type AccountPatch, findAccount, updateAccount, upsertAccount } from '../../../src/store/accounts.ts';
 import { defaultFakeModels, startFakeGoogle, type FakeGoogleMode } from '../../fakes/google.ts';
+import { cleanupDbs, tempDb } from '../../gateway/helpers.ts';
 import { sendAll, sendFailure, textOf } from '../send.ts';
 
 const fake = startFakeGoogle();
@@ -344,6 +347,19 @@ describe('retries before the first byte', () => {
     expect((fake.generations().at(-1)!.body as { project: string }).project).toBe('new-project');
   });
 
+  test('a burst of sends refused on the stale project discovers the new one once, not once per late 403', async () => {
+    const email = 'moved-burst@example.com';
+    fake.setAccount(email, { projectId: 'new-project' });
+    const a = account(email, { projectId: 'stale-project' });
+    // One host, so each one-shot 403 below answers one send.
+    const p = createAntigravityProvider({ ...config, antigravity: { ...config.antigravity, endpoints: [fake.endpoints[0]!] } }, deps);
+    // All sent on the stale project; the 403s come back spread out, most after the first re-discovery is over.
+    for (let i = 5; i >= 0; i--) fake.setMode({ kind: 'project_denied', project: 'stale-project', delayMs: i * 30 }, { times: 1 });
+    const all = await Promise.all(Array.from({ length: 6 }, (_, i) => sendAll(p, simple(`hi ${i}`), ctx({ account: a }))));
+    expect(all.every((e) => e.at(-1)!.type === 'message_stop')).toBe(true);
+    expect(fake.requests.filter((r) => r.rpc === 'loadCodeAssist').length).toBe(1);
+  });
+
   test('a 403 on the project that persists after re-discovery fails once, as transient, without looping', async () => {
     const email = 'denied-403@example.com';
     fake.setAccount(email, { projectId: 'denied-project' });
@@ -386,7 +402,20 @@ describe('retries before the first byte', () => {
       err = e;
     }
     expect((err as UpstreamError).kind).toBe('invalid_account');
-    expect(patches.some(([id, x]) => id === a.id && x.status === 'invalid')).toBe(true);
+    expect((err as UpstreamError).message).toContain('invalid_grant');
+  });
+
+  test('an invalid_grant never overwrites a disabled the user set after the account was read', async () => {
+    const { db } = tempDb();
+    const email = 'disabled-meanwhile@example.com';
+    const { account: read } = upsertAccount(db, { provider: 'antigravity', email, credentials: { kind: 'oauth', refreshToken: fake.refreshTokenFor(email) } });
+    updateAccount(db, read.id, { status: 'disabled', statusReason: 'disabled by user' }); // `mcp accounts disable`
+    const p = createAntigravityProvider(config, providerDepsFor(db, () => Date.now()));
+    fake.setMode({ kind: 'token_invalid_grant' });
+    await p.refresh(read).catch(() => {});
+    expect(findAccount(db, read.id)!.status).toBe('disabled');
+    db.close();
+    cleanupDbs();
   });
 
   test('the client abort stops the upstream call at once', async () => {
@@ -472,6 +501,29 @@ describe('models, quota, verify, refresh', () => {
     const v = await p.verify(account('verify-bad@example.com'));
     expect(v.ok).toBe(false);
     expect(v.detail).toContain('invalid_account');
+  });
+
+  test('verify checks the refresh token, not only an access token still valid for the hour', async () => {
+    const p = createAntigravityProvider(config, deps);
+    const a = account('verify-revoked-rt@example.com');
+    const rt = (a.credentials as { refreshToken: string }).refreshToken;
+    const t = await refreshAccessToken(config.antigravity, rt);
+    a.status = 'invalid';
+    a.credentials = { kind: 'oauth', refreshToken: rt, accessToken: t.accessToken, expiresAt: t.expiresAt };
+    // Google refuses the refresh token (revoked), while the access token it minted still works.
+    fake.setMode({ kind: 'token_invalid_grant' });
+    const v = await p.verify(a);
+    expect(v.ok).toBe(false);
+    expect(v.detail).toContain('invalid_grant');
+  });
+
+  test('verify records a tier that changed under the same project (an upgrade to Pro)', async () => {
+    const p = createAntigravityProvider(config, deps);
+    const a = account('upgraded@example.com', { projectId: 'aicode-consumers', tier: 'free', tierId: 'free-tier' });
+    const v = await p.verify(a);
+    expect(v.ok).toBe(true);
+    const meta = patches.filter(([id, x]) => id === a.id && x.meta).at(-1)?.[1].meta;
+    expect(meta).toMatchObject({ projectId: 'aicode-consumers', tier: 'pro', tierId: 'g1-pro-tier' });
   });
 
   test('refresh() forces a new token', async () => {
