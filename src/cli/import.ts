@@ -68,7 +68,8 @@ function planOrApply(db: Database, parsed: LegacyParse, opts: { dryRun?: boolean
       lines.push({ outcome: 'added', name: account.label, provider: account.provider, id: account.id });
       continue;
     }
-    const prior = existing.find((a) => a.provider === input.provider && a.email === (input.email ?? null));
+    const email = input.email?.toLowerCase() ?? null;
+    const prior = existing.find((a) => a.provider === input.provider && (a.email?.toLowerCase() ?? null) === email);
     if (prior && prior.credentials.kind === 'oauth' && prior.credentials.refreshToken === creds.refreshToken) {
       lines.push({ outcome: 'unchanged', name: prior.label, provider: prior.provider, id: prior.id, reason: 'same refresh token' });
       continue;

@@ -118,7 +118,8 @@ export function upsertAccount(db: Database, input: NewAccount, now = Date.now())
   return immediate(db, () => {
     const email = input.email ?? null;
     const existing = email
-      ? (db.query('SELECT * FROM accounts WHERE provider = ? AND email = ?').get(input.provider, email) as Row | null)
+      ? // E-mail addresses are matched without case: a file from another tool may capitalise them.
+        (db.query('SELECT * FROM accounts WHERE provider = ? AND email = ? COLLATE NOCASE').get(input.provider, email) as Row | null)
       : null;
     if (existing) {
       const meta = { ...(JSON.parse(existing.meta) as Record<string, unknown>), ...(input.meta ?? {}) };

@@ -66,6 +66,19 @@ describe('mcp accounts import', () => {
     expect(alice[0]!.credentials).toEqual({ kind: 'oauth', refreshToken: '1//0gNEWtoken0123456789' });
   });
 
+  test('the same email in other capitals is the same account: a file from another tool does not duplicate it', async () => {
+    await run('accounts', 'import', GO);
+    const before = stored();
+    const alice = before.find((a) => a.provider === 'antigravity')!;
+    const file = join(dataDirOf(), 'caps.json');
+    const token = (alice.credentials as { refreshToken: string }).refreshToken;
+    writeFileSync(file, JSON.stringify({ accounts: [{ email: 'Alice@Example.COM', source: 'oauth', provider: 'antigravity', refreshToken: token }] }));
+    const r = await run('accounts', 'import', file);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('0 added, 0 updated, 1 unchanged');
+    expect(stored().filter((a) => a.provider === 'antigravity')).toHaveLength(1);
+  });
+
   test('an older accounts.json does not put back a refresh token that changed here since; an account marked invalid takes it', async () => {
     await run('accounts', 'import', GO);
     const file = join(dataDirOf(), 'old.json');

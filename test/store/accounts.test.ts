@@ -71,3 +71,14 @@ describe('a token refresh that ends after a new login here (the CLI, while the s
     db.close();
   });
 });
+
+test('a Google login again with the e-mail in other capitals updates the same account (e-mail addresses ignore case)', () => {
+  const db = fresh();
+  const google = (email: string, refreshToken: string) => ({ provider: 'antigravity' as const, email, credentials: { kind: 'oauth' as const, refreshToken } });
+  const first = upsertAccount(db, google('Alice.Smith@Example.com', ['FAKE', 'refresh', 'one'].join('-')), 1000);
+  const again = upsertAccount(db, google('alice.smith@example.com', ['FAKE', 'refresh', 'two'].join('-')), 2000);
+  expect(again.created).toBe(false);
+  expect(again.account.id).toBe(first.account.id);
+  expect(again.account.credentials).toEqual({ kind: 'oauth', refreshToken: ['FAKE', 'refresh', 'two'].join('-') });
+  db.close();
+});
