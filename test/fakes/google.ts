@@ -66,6 +66,8 @@ export type FakeGoogleMode =
   | { kind: 'slow_chunks'; chunks: number; delayMs: number }
   /** Token endpoint: refresh_token grants answer 400 invalid_grant. */
   | { kind: 'token_invalid_grant' }
+  /** Token endpoint: the OAuth client itself is refused (a wrong GOOGLE_CLIENT_ID / SECRET). */
+  | { kind: 'token_invalid_client' }
   /** Token endpoint: HTTP 500. */
   | { kind: 'token_http500' }
   /** Token endpoint: an HTML 502 from Google's front end. */
@@ -532,7 +534,7 @@ interface Rule {
   left: number;
 }
 
-const TOKEN_KINDS = new Set<FakeModeKind>(['token_invalid_grant', 'token_http500', 'token_html502', 'token_down', 'token_slow', 'token_rotate']);
+const TOKEN_KINDS = new Set<FakeModeKind>(['token_invalid_grant', 'token_invalid_client', 'token_http500', 'token_html502', 'token_down', 'token_slow', 'token_rotate']);
 
 export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
   const record = opts.record ?? true;
@@ -615,7 +617,9 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
       });
     }
     if (mode.kind === 'token_slow') await untilAbort(mode.ms, req.signal);
-    if (form.get('client_id') === null || form.get('client_secret') === null) return json(401, { error: 'invalid_client', error_description: 'Unauthorized' });
+    if (form.get('client_id') === null || form.get('client_secret') === null || mode.kind === 'token_invalid_client') {
+      return json(401, { error: 'invalid_client', error_description: 'Unauthorized' });
+    }
     if (grant === 'refresh_token') {
       const email = refreshTokens.get(form.get('refresh_token') ?? '');
       if (!email || mode.kind === 'token_invalid_grant') return json(400, { error: 'invalid_grant', error_description: 'Token has been expired or revoked.' });

@@ -75,7 +75,12 @@ interface TokenBody {
 }
 
 /** Refresh-token failures that mean "log in again" (§9.2 401 row). */
-const PERMANENT_OAUTH_ERRORS = new Set(['invalid_grant', 'invalid_client', 'unauthorized_client']);
+const PERMANENT_OAUTH_ERRORS = new Set(['invalid_grant']);
+/**
+ * The OAuth client itself refused: the configuration is wrong, not the account. Marking every account
+ * invalid for it would empty the pool until the next re-verification after the fix.
+ */
+const CLIENT_OAUTH_ERRORS = new Set(['invalid_client', 'unauthorized_client']);
 
 async function postToken(cfg: OAuthConfig, form: Record<string, string>, now: number, signal?: AbortSignal): Promise<TokenSet> {
   const timeout = AbortSignal.timeout(TOKEN_TIMEOUT_MS);
@@ -110,6 +115,12 @@ async function postToken(cfg: OAuthConfig, form: Record<string, string>, now: nu
         status: res.status,
         code: error,
         scope: 'account',
+      });
+    }
+    if (CLIENT_OAUTH_ERRORS.has(error)) {
+      throw new UpstreamError('transient', `Google refused the OAuth client (${error}${desc ? `: ${desc}` : ''}); check GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET`, {
+        status: res.status,
+        code: error,
       });
     }
     throw new UpstreamError('transient', `Google token endpoint answered HTTP ${res.status}${error ? ` (${error})` : ''}`, {

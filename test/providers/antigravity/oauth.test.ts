@@ -170,6 +170,16 @@ describe('the access-token cache', () => {
     expect(patches.at(-1)?.[1].ifRefreshToken).toEqual([old, rotatedTo]);
   });
 
+  test('a refused OAuth client (invalid_client) is the configuration, not the account: transient, said so, never marks it', async () => {
+    const tm = createTokenManager(cfg, deps);
+    fake.setMode({ kind: 'token_invalid_client' });
+    const err = (await tm.get(account('client@example.com')).catch((e) => e)) as UpstreamError;
+    expect(err.kind).toBe('transient');
+    expect(err.code).toBe('invalid_client');
+    expect(err.message).toContain('GOOGLE_CLIENT_ID');
+    expect(patches.some(([, p]) => p.status !== undefined)).toBe(false);
+  });
+
   test.each(['token_http500', 'token_html502', 'token_down'] as const)('%s is transient, said in one line, and never marks the account', async (kind) => {
     const tm = createTokenManager(cfg, deps);
     fake.setMode({ kind });
