@@ -41,7 +41,7 @@ function cliConfig(): Readonly<Config> {
 
 function withDb<T>(fn: (db: Database, config: Readonly<Config>) => Promise<T> | T): Promise<T> {
   const config = cliConfig();
-  const db = openDatabase(config.dbPath);
+  const db = openDatabase(config.dbPath, { durable: true });
   return Promise.resolve()
     .then(() => fn(db, config))
     .finally(() => db.close());

@@ -201,7 +201,7 @@ export const importCommand = defineCommand({
   },
   run({ args }) {
     const config = loadConfig(process.env, {}, { requireApiKey: false });
-    const db = openDatabase(config.dbPath);
+    const db = openDatabase(config.dbPath, { durable: true });
     try {
       const dryRun = Boolean(args['dry-run']);
       const report = importLegacyFile(db, String(args.file), { dryRun, only: args.only ? String(args.only) : undefined });

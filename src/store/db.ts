@@ -109,8 +109,10 @@ export function migrate(db: Database, migrations: readonly string[] = MIGRATIONS
  * Opens (creating if needed) the database at `path`. Throws StoreError with a readable message.
  * `check` reads every page first (PRAGMA quick_check, a second or so per few hundred MB): for the
  * server, so a damaged file is reported with its path and the newest copy, not at a first query.
+ * `durable` makes each commit survive a power cut, not only a crash (synchronous FULL): for the CLI,
+ * whose few writes are accounts a user was just told are stored; the server's stay NORMAL.
  */
-export function openDatabase(path: string, opts: { readonly?: boolean; check?: boolean } = {}): Database {
+export function openDatabase(path: string, opts: { readonly?: boolean; check?: boolean; durable?: boolean } = {}): Database {
   const dir = dirname(path);
   try {
     if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -135,7 +137,7 @@ export function openDatabase(path: string, opts: { readonly?: boolean; check?: b
     db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
     if (!opts.readonly) {
       enableWal(db);
-      db.exec('PRAGMA synchronous = NORMAL');
+      db.exec(`PRAGMA synchronous = ${opts.durable ? 'FULL' : 'NORMAL'}`);
       // SQLite never shrinks the WAL file while connections stay open: one big write (a backlog
       // of usage rows pruned at once) would leave it that size until the server restarts.
       db.exec('PRAGMA journal_size_limit = 8388608');

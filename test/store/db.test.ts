@@ -140,3 +140,17 @@ describe('a data directory or database path of the wrong kind is named as such',
     }
   });
 });
+
+test("the CLI's connection commits through a power cut (synchronous FULL); the server's stays NORMAL for speed", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-durable-'));
+  try {
+    const cli = openDatabase(join(dir, 'proxy.db'), { durable: true });
+    const server = openDatabase(join(dir, 'proxy.db'));
+    expect((cli.query('PRAGMA synchronous').get() as { synchronous: number }).synchronous).toBe(2);
+    expect((server.query('PRAGMA synchronous').get() as { synchronous: number }).synchronous).toBe(1);
+    cli.close();
+    server.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
