@@ -7,6 +7,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { expect, failedSteps, freePort, step, waitFor } from './smoke-steps.ts';
 import { BENCH_REFRESH_TOKEN, STREAM50_MARKER, THINKING_MARKER, startBenchUpstream } from '../test/fakes/bench-upstream.ts';
 
 const args = process.argv.slice(2);
@@ -14,28 +15,6 @@ const viaAt = args.indexOf('--via');
 const via = viaAt >= 0 ? (args[viaAt + 1] ?? '').split(/\s+/).filter(Boolean) : [];
 const binArg = args.find((a, i) => !a.startsWith('--') && (viaAt < 0 || i !== viaAt + 1));
 const KEY = 'smoke-proxy-key-0123456789';
-
-let failed = 0;
-async function step(name: string, fn: () => Promise<string | void>): Promise<void> {
-  try {
-    const detail = await fn();
-    console.log(`PASS  ${name}${detail ? `: ${detail}` : ''}`);
-  } catch (err) {
-    failed++;
-    console.log(`FAIL  ${name}: ${(err as Error).message}`);
-  }
-}
-
-function expect(ok: boolean, message: string): void {
-  if (!ok) throw new Error(message);
-}
-
-function freePort(): number {
-  const s = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: () => new Response() });
-  const port = s.port!;
-  s.stop(true);
-  return port;
-}
 
 async function main(): Promise<void> {
   if (!binArg) throw new Error('usage: bun run binary:smoke <binary> [--via "<runner> <args>"]');
@@ -71,12 +50,8 @@ async function main(): Promise<void> {
       expect(!`${r.out}${r.err}`.includes(BENCH_REFRESH_TOKEN), 'the refresh token was printed');
     });
     await step('`serve` answers /health', async () => {
-      server = Bun.spawn([...cmd, 'serve'], { env, stdout: 'ignore', stderr: 'pipe', stdin: 'ignore' });
-      const deadline = Date.now() + 60_000;
-      while (!(await fetch(`${url}/health`).then((r) => r.status === 200, () => false))) {
-        if (Date.now() > deadline) throw new Error('/health: not within 60 s');
-        await Bun.sleep(250);
-      }
+      server = Bun.spawn([...cmd, 'serve'], { env, stdout: 'ignore', stderr: 'ignore', stdin: 'ignore' });
+      await waitFor('/health', async () => (await fetch(`${url}/health`)).status === 200, 60_000);
     });
     await step('a plain request', async () => {
       const r = await post('Say hello.', false);
@@ -106,6 +81,7 @@ async function main(): Promise<void> {
     await up.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+  const failed = failedSteps();
   console.log(failed ? `${failed} step(s) failed` : `${binArg} passed every step`);
   process.exit(failed);
 }

@@ -5,6 +5,7 @@
 import { BENCH_REFRESH_TOKEN, STREAM50_MARKER, startBenchUpstream } from '../test/fakes/bench-upstream.ts';
 import { bigRequest } from './bench.ts';
 import { join } from 'node:path';
+import { expect, failedSteps, freePort, step, waitFor } from './smoke-steps.ts';
 
 const ROOT = join(import.meta.dir, '..');
 const args = process.argv.slice(2);
@@ -28,36 +29,6 @@ async function engine(cmd: string[], opts: { check?: boolean } = {}): Promise<{ 
   const r = { code, out, err };
   if (opts.check && r.code !== 0) throw new Error(`${ENGINE} ${cmd.join(' ')} failed (${r.code}): ${r.err.trim().slice(-500)}`);
   return r;
-}
-
-function freePort(): number {
-  const s = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: () => new Response() });
-  const port = s.port!;
-  s.stop(true);
-  return port;
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms / 1000} s`);
-    await Bun.sleep(250);
-  }
-}
-
-let failed = 0;
-async function step(name: string, fn: () => Promise<string | void> | string | void): Promise<void> {
-  try {
-    const detail = await fn();
-    console.log(`PASS  ${name}${detail ? `: ${detail}` : ''}`);
-  } catch (err) {
-    failed++;
-    console.log(`FAIL  ${name}: ${(err as Error).message}`);
-  }
-}
-
-function expect(ok: boolean, message: string): void {
-  if (!ok) throw new Error(message);
 }
 
 async function main(): Promise<void> {
@@ -180,6 +151,7 @@ async function main(): Promise<void> {
     await engine(['volume', 'rm', '-f', VOLUME]);
     await up.stop();
   }
+  const failed = failedSteps();
   console.log(failed ? `${failed} step(s) failed` : `the image ${IMAGE} passed every step`);
   process.exit(failed);
 }
