@@ -241,6 +241,29 @@ function googleError(status: number, gStatus: string, message: string, details?:
   return json(status, { error });
 }
 
+/** Google's front end's own 502 page (HTML, not JSON), as captured. */
+function html502(): Response {
+  return new Response('<!DOCTYPE html><html lang=en><title>Error 502 (Server Error)!!1</title><p><b>502.</b> <ins>That’s an error.</ins></html>', {
+    status: 502,
+    headers: { 'content-type': 'text/html; charset=UTF-8' },
+  });
+}
+
+function validationRequired(): Response {
+  return googleError(403, 'PERMISSION_DENIED', 'VALIDATION_REQUIRED: Please complete account validation', [
+    {
+      '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
+      reason: 'VALIDATION_REQUIRED',
+      domain: 'cloudcode-pa.googleapis.com',
+      metadata: { validation_url: 'https://accounts.google.com/signin/continue?sarp=1&scc=1&plt=FAKE' },
+    },
+  ]);
+}
+
+function tosBanned(): Response {
+  return googleError(403, 'PERMISSION_DENIED', 'This service has been disabled in this account for violation of Terms of Service.');
+}
+
 function errorInfo(reason: string, model: string, extra: Record<string, string> = {}): Record<string, unknown> {
   return {
     '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
@@ -611,10 +634,7 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
     if (mode.kind === 'token_down') return new Response(new ReadableStream({ start: (c) => c.error() }), { status: 200 });
     if (mode.kind === 'token_http500') return json(500, { error: 'internal_failure', error_description: 'Backend Error' });
     if (mode.kind === 'token_html502') {
-      return new Response('<!DOCTYPE html><html lang=en><title>Error 502 (Server Error)!!1</title><p><b>502.</b> <ins>That’s an error.</ins></html>', {
-        status: 502,
-        headers: { 'content-type': 'text/html; charset=UTF-8' },
-      });
+      return html502();
     }
     if (mode.kind === 'token_slow') await untilAbort(mode.ms, req.signal);
     if (form.get('client_id') === null || form.get('client_secret') === null || mode.kind === 'token_invalid_client') {
@@ -763,21 +783,11 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
       case 'http500':
         return googleError(500, 'INTERNAL', 'Internal error encountered.');
       case 'html502':
-        return new Response('<!DOCTYPE html><html lang=en><title>Error 502 (Server Error)!!1</title><p><b>502.</b> <ins>That’s an error.</ins></html>', {
-          status: 502,
-          headers: { 'content-type': 'text/html; charset=UTF-8' },
-        });
+        return html502();
       case 'validation_required':
-        return googleError(403, 'PERMISSION_DENIED', 'VALIDATION_REQUIRED: Please complete account validation', [
-          {
-            '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
-            reason: 'VALIDATION_REQUIRED',
-            domain: 'cloudcode-pa.googleapis.com',
-            metadata: { validation_url: 'https://accounts.google.com/signin/continue?sarp=1&scc=1&plt=FAKE' },
-          },
-        ]);
+        return validationRequired();
       case 'tos_banned':
-        return googleError(403, 'PERMISSION_DENIED', 'This service has been disabled in this account for violation of Terms of Service.');
+        return tosBanned();
       case 'project_denied':
         if (mode.project === undefined || body.project === mode.project) {
           if (mode.delayMs) await untilAbort(mode.delayMs, req.signal);
@@ -979,25 +989,15 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
       case 'http500':
         return googleError(500, 'INTERNAL', 'Internal error encountered.');
       case 'html502':
-        return new Response('<!DOCTYPE html><html lang=en><title>Error 502 (Server Error)!!1</title><p><b>502.</b> <ins>That’s an error.</ins></html>', {
-          status: 502,
-          headers: { 'content-type': 'text/html; charset=UTF-8' },
-        });
+        return html502();
       case 'not_found':
         return googleError(404, 'NOT_FOUND', 'Requested entity was not found.');
       case 'unauthorized':
         return unauthenticated();
       case 'validation_required':
-        return googleError(403, 'PERMISSION_DENIED', 'VALIDATION_REQUIRED: Please complete account validation', [
-          {
-            '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
-            reason: 'VALIDATION_REQUIRED',
-            domain: 'cloudcode-pa.googleapis.com',
-            metadata: { validation_url: 'https://accounts.google.com/signin/continue?sarp=1&scc=1&plt=FAKE' },
-          },
-        ]);
+        return validationRequired();
       case 'tos_banned':
-        return googleError(403, 'PERMISSION_DENIED', 'This service has been disabled in this account for violation of Terms of Service.');
+        return tosBanned();
       case 'project_denied':
         return googleError(403, 'PERMISSION_DENIED', 'The caller does not have permission');
       case 'reset_before_first_byte':
