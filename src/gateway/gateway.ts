@@ -94,7 +94,7 @@ export function exhaustedError(model: string, until: number, now: number, detail
  * Only a limit that outlasts MAX_WAIT_SEC (the wait the user accepts) is final: x-should-retry
  * false and the reset in the message. A shorter one Claude Code waits out itself, honouring
  * retry-after. Capacity is the upstream's, not the account's: a 529. A cool-down after repeated
- * 5xx is no exhaustion, so never final.
+ * 5xx is no exhaustion, so never final, and no rate limit either: a 503.
  */
 export function limitedError(model: string, kind: LimitKind, until: number, now: number, maxWaitMs: number, detail?: string): ApiError {
   const wait = Math.max(0, until - now);
@@ -102,9 +102,15 @@ export function limitedError(model: string, kind: LimitKind, until: number, now:
   const tail = `Next available: ${new Date(until).toISOString()}` + (detail ? ` (${detail})` : '');
   if (kind === 'no_access') return noAccessError(model, until, detail);
   if (kind === 'capacity') return new ApiError('overloaded_error', `Upstream overloaded for ${model} on every account. ${tail}`, { headers });
-  if (kind !== 'transient' && wait > maxWaitMs) return exhaustedError(model, until, now, detail);
-  const why = kind === 'transient' ? 'every account is resting after repeated upstream failures' : 'every account is rate limited';
-  return new ApiError('rate_limit_error', `Rate limited on ${model}: ${why}, retry after ${formatWait(wait)}. ${tail}`, { headers });
+  // The upstream failing is no rate limit: a 429 would have Claude Code show "rate limit" for an outage.
+  if (kind === 'transient') {
+    return new ApiError('api_error', `Upstream failing for ${model}: every account is resting after repeated upstream failures, retry after ${formatWait(wait)}. ${tail}`, {
+      status: 503,
+      headers,
+    });
+  }
+  if (wait > maxWaitMs) return exhaustedError(model, until, now, detail);
+  return new ApiError('rate_limit_error', `Rate limited on ${model}: every account is rate limited, retry after ${formatWait(wait)}. ${tail}`, { headers });
 }
 
 /** No account's plan includes the model: waiting or retrying will not help, a plan change will. */

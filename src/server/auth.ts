@@ -72,10 +72,17 @@ export function keyNumberOf(request: Request): number | undefined {
   return keyNumbers.get(request);
 }
 
+// A key the proxy refused is as wrong on the next try: without this, Claude Code retries a 401 with
+// backoff (10 times by default, minutes) before it says "Invalid API key". Its apiKeyHelper and
+// OAuth refresh-and-retry-once comes before this header and still happens.
+const NO_RETRY = { 'x-should-retry': 'false' } as const;
+
 export function authError(headers: Headers, basic = true): ApiError {
   if (!basic && !headers.get('x-api-key') && /^\s*basic /i.test(headers.get('authorization') ?? '')) {
-    return new ApiError('authentication_error', 'Basic auth is accepted on GET requests only; send the key as x-api-key or Authorization: Bearer');
+    return new ApiError('authentication_error', 'Basic auth is accepted on GET requests only; send the key as x-api-key or Authorization: Bearer', {
+      headers: NO_RETRY,
+    });
   }
   const sent = headers.has('x-api-key') || headers.has('authorization');
-  return new ApiError('authentication_error', sent ? 'invalid x-api-key' : 'missing x-api-key or Authorization: Bearer header');
+  return new ApiError('authentication_error', sent ? 'invalid x-api-key' : 'missing x-api-key or Authorization: Bearer header', { headers: NO_RETRY });
 }

@@ -398,14 +398,15 @@ describe('dispatch', () => {
     expect(e.message).not.toContain('RESOURCE_EXHAUSTED');
   });
 
-  test('every account resting after repeated 5xx, past the wait budget: a retryable 429, never a final one', async () => {
+  test('every account resting after repeated 5xx, past the wait budget: a retryable 503 with the cool-down, never a final one nor a rate limit', async () => {
     const r = rig({ labels: ['a'], config: { maxWaitSec: 30, defaultCooldownSec: 60 } });
     r.routing.pool.report(fakeLease(r, 'a', 'glm-4.7'), { kind: 'error', error: new UpstreamError('transient', 'x') });
     r.routing.pool.report(fakeLease(r, 'a', 'glm-4.7'), { kind: 'error', error: new UpstreamError('transient', 'x') });
     r.routing.pool.report(fakeLease(r, 'a', 'glm-4.7'), { kind: 'error', error: new UpstreamError('transient', 'x') });
     expect(listLimits(r.db)[0]!.kind).toBe('transient');
     const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
-    expect(e.status).toBe(429);
+    expect(e.status).toBe(503);
+    expect(e.type).toBe('api_error');
     expect(e.headers).toEqual({ 'retry-after': '60' });
     expect(r.zai.calls).toHaveLength(0);
   });
@@ -771,7 +772,8 @@ describe('the final client error for each upstream failure', () => {
     ['throttle past MAX_WAIT: final 429', 'rate_limited', 600_000, 429, 'rate_limit_error', { 'retry-after': '600', 'x-should-retry': 'false' }],
     ['quota within MAX_WAIT (a short Google quota reset): retryable 429', 'quota_exhausted', 30_000, 429, 'rate_limit_error', { 'retry-after': '30' }],
     ['quota past MAX_WAIT: final 429', 'quota_exhausted', 7_200_000, 429, 'rate_limit_error', { 'retry-after': '7200', 'x-should-retry': 'false' }],
-    ['cool-down after 5xx, even past MAX_WAIT: retryable 429', 'transient', 600_000, 429, 'rate_limit_error', { 'retry-after': '600' }],
+    // A 429 would have Claude Code tell the user of a rate limit while the upstream is failing.
+    ['cool-down after 5xx, even past MAX_WAIT: a retryable 503, not a rate limit', 'transient', 600_000, 503, 'api_error', { 'retry-after': '600' }],
   ];
   for (const [name, kind, wait, status, type, headers] of limitRows) {
     test(`every account limited: ${name}`, () => {

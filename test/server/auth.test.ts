@@ -69,4 +69,10 @@ describe('makeKeyMatcher', () => {
     expect(authError(new Headers()).message).toContain('missing');
     expect(authError(new Headers()).status).toBe(401);
   });
+  // Claude Code retries a plain 401 up to 10 times with backoff (minutes) before it says "Invalid API key".
+  test('the 401 tells clients not to retry: a wrong proxy key does not get right by asking again', () => {
+    expect(authError(new Headers({ 'x-api-key': 'wrong' })).headers['x-should-retry']).toBe('false');
+    expect(authError(new Headers()).headers['x-should-retry']).toBe('false');
+    expect(authError(new Headers({ authorization: 'Basic eDp5' }), false).headers['x-should-retry']).toBe('false');
+  });
 });
