@@ -113,13 +113,26 @@ export function limitedError(model: string, kind: LimitKind, until: number, now:
   return new ApiError('rate_limit_error', `Rate limited on ${model}: every account is rate limited, retry after ${formatWait(wait)}. ${tail}`, { headers });
 }
 
-/** No account's plan includes the model: waiting or retrying will not help, a plan change will. */
+/**
+ * No account's plan includes the model: waiting or retrying will not help, another model will. A 404,
+ * as for a model nobody serves: Claude Code then says there is an issue with the selected model and
+ * points at /model (a 403 would tell the user to /login, which changes nothing).
+ */
 function noAccessError(model: string, recheckAt: number, detail?: string): ApiError {
   return new ApiError(
-    'permission_error',
+    'not_found_error',
     `No account may use ${model}: its plan does not include it${detail ? ` (${detail})` : ''}. The accounts are asked again after ${new Date(recheckAt).toISOString()}.`,
     { headers: { 'x-should-retry': 'false' } },
   );
+}
+
+/**
+ * The pool has no account that can serve (none, all disabled, all invalid): the proxy's trouble, not
+ * the client key's. A 503 that says not to retry: Claude Code stops at once and shows the message; a
+ * 403 would make it tell the user to /login, which fixes nothing here.
+ */
+function noAccountError(message: string): ApiError {
+  return new ApiError('api_error', message, { status: 503, headers: { 'x-should-retry': 'false' } });
 }
 
 /** The final client error for an upstream failure nothing else could absorb (§9.6, Part 2.9). */
@@ -145,7 +158,7 @@ export function clientErrorFor(e: UpstreamError, model: string, now: number, max
     case 'no_access':
       return noAccessError(model, e.resetAt ?? now, e.message);
     case 'invalid_account':
-      return new ApiError('permission_error', `No usable account: ${e.message}`, { headers: { 'x-should-retry': 'false' } });
+      return noAccountError(`No usable account: ${e.message}`);
     default:
       return new ApiError('api_error', `Upstream failed: ${e.message}`, { status: 502 });
   }
@@ -256,12 +269,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
     if (route) return route;
     if (!avail.size) {
       const any = pool.accounts().length > 0;
-      throw new ApiError(
-        'permission_error',
-        any
-          ? 'Every account in the pool is disabled: enable one with `mcp accounts enable <id>`'
-          : 'No accounts in the pool: add one with `mcp accounts add`',
-        { headers: { 'x-should-retry': 'false' } },
+      throw noAccountError(
+        any ? 'Every account in the pool is disabled: enable one with `mcp accounts enable <id>`' : 'No accounts in the pool: add one with `mcp accounts add`',
       );
     }
     throw new ApiError('not_found_error', `model: ${model} is not served by any account in the pool (${[...avail].join(', ')})`);
@@ -391,9 +400,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       }
       if (got.kind === 'none') {
         if (got.reason === 'all_tried' && last) throw clientErrorFor(last, req.body.model, now(), maxWaitMs);
-        throw new ApiError('permission_error', `No usable ${route.provider} account for ${route.upstreamModel}: ${got.detail}`, {
-          headers: { 'x-should-retry': 'false' },
-        });
+        throw noAccountError(`No usable ${route.provider} account for ${route.upstreamModel}: ${got.detail}`);
       }
       const lease = got.lease;
       if (waitedForSlot) {

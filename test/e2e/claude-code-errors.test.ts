@@ -142,17 +142,28 @@ describe('Claude Code meets a failure mcp answers with', () => {
     expect(expectFatal(t, 404)).toContain('There\'s an issue with the selected model (glm-no-such-model)');
   }, 30_000);
 
-  test('403 permission_error, no usable account: fatal at once with the account\'s reason; a resumed turn is told so without an upstream call', async () => {
+  test('no usable account (503, x-should-retry false): fatal at once with the account\'s reason, no talk of logging in; a resumed turn is told so without an upstream call', async () => {
     const s = await serve();
     failOnce({ kind: 'error', code: '1313' });
     const t = await turn(s);
-    const msg = expectFatal(t, 403);
+    const msg = expectFatal(t, 503);
     expect(msg).toContain('No usable zai account');
     expect(msg).toContain('1313');
+    expect(msg).not.toMatch(/authenticate|\/login/i);
     expect(t.upstream).toBe(1);
     const again = await turn(s, { home: t.home, cwd: t.cwd, resume: t.sessionId });
-    expect(expectFatal(again, 403)).toContain('No usable zai account');
+    expect(expectFatal(again, 503)).toContain('No usable zai account');
     expect(again.upstream).toBe(0);
+  }, 60_000);
+
+  test("a model the key's plan lacks (Z.AI 1220): Claude Code says to pick another model, not to log in", async () => {
+    const s = await serve();
+    failOnce({ kind: 'error', code: '1220' });
+    const t = await turn(s, { model: 'glm-5' });
+    const msg = expectFatal(t, 404);
+    expect(msg).toContain("There's an issue with the selected model (glm-5)");
+    expect(msg).not.toMatch(/authenticate|\/login/i);
+    expect(t.upstream).toBe(1);
   }, 60_000);
 
   test('429 final (5-hour quota, x-should-retry false): Claude Code stops at once and shows the reset time; no upstream call on the next turn', async () => {

@@ -284,11 +284,13 @@ describe('dispatch', () => {
     expect(r.zai.calls.map((c) => c.label)).toEqual(['b']);
   });
 
-  test('a dead pool answers 403 without calling upstream', async () => {
+  test('a dead pool answers a final 503 (the proxy has no account; not the client key: no 403) without calling upstream', async () => {
     const r = rig({ labels: ['a'] });
     r.routing.pool.markInvalid(r.accounts[0]!.id, 'banned');
     const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
-    expect(e.status).toBe(403);
+    expect(e.status).toBe(503);
+    expect(e.type).toBe('api_error');
+    expect(e.headers['x-should-retry']).toBe('false');
     expect(e.message).toContain('banned');
     expect(r.zai.calls).toHaveLength(0);
   });
@@ -324,13 +326,13 @@ describe('dispatch', () => {
     expect(r.clock.sleeps).toHaveLength(0);
   });
 
-  test("a model no account may use (Z.AI 1220 on every key): a final 403 naming the model, then no upstream call until the recheck", async () => {
+  test("a model no account may use (Z.AI 1220 on every key): a final 404 naming the model, then no upstream call until the recheck", async () => {
     const r = rig({ labels: ['a', 'b'], config: { maxWaitSec: 60 } });
     r.zai.answer = () => ({ error: new UpstreamError('no_access', 'You do not have permission to access glm-4.7', { code: '1220', resetAt: T0 + 3_600_000 }) });
     for (let i = 0; i < 2; i++) {
       const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
-      expect(e.status).toBe(403);
-      expect(e.type).toBe('permission_error');
+      expect(e.status).toBe(404);
+      expect(e.type).toBe('not_found_error');
       expect(e.message).toContain('glm-4.7');
       expect(e.message).not.toContain('Rate limited');
       expect(e.headers['x-should-retry']).toBe('false');
@@ -753,7 +755,7 @@ describe('the final client error for each upstream failure', () => {
     ['capacity: 529 overloaded', new UpstreamError('capacity', 'no capacity'), 529, 'overloaded_error', {}],
     // authentication_error would tell Claude Code its key to the proxy is wrong; the account's is.
     ['upstream credentials rejected: a retryable 503, never authentication_error', new UpstreamError('auth', 'expired'), 503, 'api_error', {}],
-    ['dead account: 403, not retried', new UpstreamError('invalid_account', 'banned'), 403, 'permission_error', { 'x-should-retry': 'false' }],
+    ['dead account: a 503 not to retry (403 would send Claude Code users to /login)', new UpstreamError('invalid_account', 'banned'), 503, 'api_error', { 'x-should-retry': 'false' }],
     ['5xx / network: retryable 502', new UpstreamError('transient', 'reset'), 502, 'api_error', {}],
   ];
   for (const [name, e, status, type, headers] of rows) {

@@ -337,12 +337,12 @@ describe('Z.AI: when every account fails, the client gets the right Anthropic er
     });
   });
 
-  test('both keys revoked (1002) -> 403 permission_error, x-should-retry: false, both marked invalid with the reason', async () => {
+  test('both keys revoked (1002) -> 503 api_error, x-should-retry: false, both marked invalid with the reason', async () => {
     await zaiRig(async (rig) => {
       zai.setMode({ kind: 'error', code: '1002' });
       const r = await ask(rig.server.url, 'glm-4.6', false);
-      expect(r.status).toBe(403);
-      expect(r.error?.type).toBe('permission_error');
+      expect(r.status).toBe(503);
+      expect(r.error?.type).toBe('api_error');
       expect(r.headers.get('x-should-retry')).toBe('false');
       for (const a of await rig.accounts()) {
         expect(a.status).toBe('invalid');
@@ -527,13 +527,13 @@ describe('Antigravity: the token endpoint', () => {
     });
   });
 
-  test('invalid_grant for every account -> 403 permission_error, x-should-retry: false, both invalid', async () => {
+  test('invalid_grant for every account -> 503 api_error, x-should-retry: false, both invalid', async () => {
     await googleRig(async (rig) => {
       google.expireAccessTokens();
       google.setMode({ kind: 'token_invalid_grant' });
       const r = await ask(rig.server.url, CLAUDE, false);
-      expect(r.status).toBe(403);
-      expect(r.error?.type).toBe('permission_error');
+      expect(r.status).toBe(503);
+      expect(r.error?.type).toBe('api_error');
       expect(r.headers.get('x-should-retry')).toBe('false');
       for (const a of await rig.accounts()) expect(a.status).toBe('invalid');
       const health = (await (await fetch(`${rig.server.url}/health`)).json()) as { status: string };
