@@ -40,6 +40,9 @@ export interface GatewayDeps {
   modelExtras?: (route: Route) => Record<string, unknown>;
 }
 
+/** How long one request waits when every account is out of upstream capacity (see serve()). */
+const CAPACITY_WAIT_MS = 15_000;
+
 /** Every account that could serve the route is limited past the wait threshold. */
 class PoolExhausted extends Error {
   constructor(
@@ -367,7 +370,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
       only = undefined;
       if (got.kind === 'limited') {
         const t = now();
-        if (got.until - started <= maxWaitMs && got.until - t <= maxWaitMs) {
+        // Capacity is the upstream's, and clients retry a 529 themselves (Claude Code ten times): a
+        // long wait in each of their attempts would multiply. One short cool-down hides a blip.
+        const budget = got.limitKind === 'capacity' ? Math.min(maxWaitMs, CAPACITY_WAIT_MS) : maxWaitMs;
+        if (got.until - started <= budget && got.until - t <= budget) {
           const wait = got.until - t + WAIT_BUFFER_MS;
           log.info(`${req.requestId}: every account is limited for ${route.upstreamModel}; waiting ${formatWait(wait)} for the earliest reset`);
           await sleep(wait, req.signal);

@@ -259,12 +259,24 @@ describe('dispatch', () => {
   });
 
   test('capacity on every call (Z.AI 1305) stops after MAX_ATTEMPTS upstream calls in all, waits included: a 529', async () => {
-    const r = rig({ labels: ['a', 'b'], config: { maxWaitSec: 120, maxAttempts: 5 } });
+    const r = rig({ labels: ['a', 'b', 'c'], config: { maxWaitSec: 120, maxAttempts: 5 } });
     r.zai.answer = () => ({ error: new UpstreamError('capacity', '[1305] overloaded', { status: 429, code: '1305' }) });
     const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
     expect(e.status).toBe(529);
     expect(e.type).toBe('overloaded_error');
     expect(r.zai.calls).toHaveLength(5);
+  });
+
+  test('capacity everywhere is waited out for one short cool-down, not MAX_WAIT_SEC: then a 529 the client retries itself', async () => {
+    // Claude Code retries a 529 ten times; two minutes of waiting inside each of its attempts made
+    // a lasting overload (or Z.AI's disguised filter, a 1305 every time) ten minutes of silence.
+    const r = rig({ labels: ['a', 'b'], config: { maxWaitSec: 120, maxAttempts: 50 } });
+    r.zai.answer = () => ({ error: new UpstreamError('capacity', '[1305] overloaded', { status: 429, code: '1305' }) });
+    const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+    expect(e.status).toBe(529);
+    expect(Number(e.headers['retry-after'])).toBeGreaterThan(0);
+    expect(r.clock.sleeps.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(15_000);
+    expect(r.zai.calls).toHaveLength(4);
   });
 
   test('an invalid account is marked with reason and verify link, and the request fails over', async () => {
