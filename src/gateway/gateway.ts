@@ -541,13 +541,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
       return catalog.imageModel(available());
     },
     getModel(id: string): ModelEntry | undefined {
-      const list = listModels();
-      const exact = list.find((m) => m.id === id);
-      if (exact) return exact;
-      const route = catalog.resolve(id, available());
-      if (!route) return undefined;
-      const target = list.find((m) => m.id === route.upstreamModel);
-      return target ? { ...target, id, display_name: `${id} (${route.upstreamModel})` } : undefined;
+      pool.sync();
+      return catalog.describeModel(id, available(), deps.modelExtras) ?? undefined;
     },
   };
 }
