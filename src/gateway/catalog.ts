@@ -128,6 +128,11 @@ export interface Catalog {
    * the first the catalog lists; null when no provider of the pool draws.
    */
   imageModel(available: ReadonlySet<ProviderId>): string | null;
+  /**
+   * Accounts of the provider whose own discovered list lacks a model another account lists (a tier
+   * without it): not to be picked for it. Empty when nobody lists the model (the upstream decides).
+   */
+  accountsLacking(provider: ProviderId, upstreamModel: string): ReadonlySet<string>;
   /** Records what an account's provider says it serves. */
   setDiscovered(accountId: string, provider: ProviderId, models: readonly ModelInfo[]): void;
   /** Forgets accounts that are gone. */
@@ -158,6 +163,8 @@ export function createCatalog(config: Readonly<Config>, builtin: Partial<Record<
     /** Lower-cased id (or an id it replaces) -> the id as the provider spells it. */
     ids: Map<ProviderId, Map<string, string>>;
     targets: Partial<Record<'opus' | 'sonnet' | 'haiku', string>>;
+    /** Per provider and lower-cased model: accounts lacking it (only for models some account lists, so bounded). */
+    lacking: Map<string, ReadonlySet<string>>;
   }
   let derivedCache: Derived | null = null;
 
@@ -185,7 +192,7 @@ export function createCatalog(config: Readonly<Config>, builtin: Partial<Record<
       for (const m of list) index.set(m.id.toLowerCase(), m.id);
       ids.set(p, index);
     }
-    derivedCache = { models, ids, targets: {} };
+    derivedCache = { models, ids, targets: {}, lacking: new Map() };
     return derivedCache;
   }
 
@@ -224,6 +231,22 @@ export function createCatalog(config: Readonly<Config>, builtin: Partial<Record<
     }
     d.targets[tier] = target;
     return target;
+  }
+
+  const NONE: ReadonlySet<string> = new Set();
+
+  function accountsLacking(provider: ProviderId, upstreamModel: string): ReadonlySet<string> {
+    const d = derived();
+    const s = upstreamModel.toLowerCase();
+    const key = `${provider}\u0000${s}`;
+    const cached = d.lacking.get(key);
+    if (cached) return cached;
+    const lists = (m: ModelInfo): boolean => m.id.toLowerCase() === s || (m.replaces?.some((r) => r.toLowerCase() === s) ?? false);
+    if (!d.models.get(provider)?.some(lists)) return NONE;
+    const out = new Set<string>();
+    for (const [accountId, a] of discovered) if (a.provider === provider && !a.models.some(lists)) out.add(accountId);
+    d.lacking.set(key, out);
+    return out;
   }
 
   function route(provider: ProviderId, upstreamModel: string): Route {
@@ -355,6 +378,7 @@ export function createCatalog(config: Readonly<Config>, builtin: Partial<Record<
 
   return {
     describeModel,
+    accountsLacking,
     resolve,
     webSearchRoute,
     imageModel,

@@ -336,7 +336,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
   async function serve(req: DispatchRequest, route: Route, sessionKey: string, fallbackFrom: string | null): Promise<Dispatched> {
     const provider = providers[route.provider]!;
     const started = now();
-    const exclude = new Set<string>();
+    // Accounts whose tier does not list the model are never tried for it (their 404 would end the request).
+    const lacking = catalog.accountsLacking(route.provider, route.upstreamModel);
+    const exclude = new Set<string>(lacking);
     const refreshed = new Set<string>();
     let attempts = 0;
     let failovers = 0;
@@ -360,6 +362,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
           // and the upstream calls under maxAttempts in all: a limit that comes back every round
           // (Z.AI 1305, maybe a disguised filter) is answered instead of retried for minutes.
           exclude.clear();
+          for (const id of lacking) exclude.add(id);
           continue;
         }
         throw new PoolExhausted(route, got.until, got.limitKind, last);

@@ -259,3 +259,22 @@ describe('describeModel (GET /v1/models/{id})', () => {
     expect(c.describeModel('glm-4.7', AG)).toBeNull();
   });
 });
+
+describe('accountsLacking', () => {
+  test('the accounts whose own discovered list lacks a model some other account lists', () => {
+    const c = catalog();
+    const info = (id: string, replaces?: string[]) => ({ id, displayName: id, family: 'other' as const, ...(replaces ? { replaces } : {}) });
+    c.setDiscovered('pro', 'antigravity', [info('claude-opus-4-6-thinking'), info('gemini-pro-agent', ['gemini-3.1-pro-high'])]);
+    c.setDiscovered('free', 'antigravity', [info('gemini-3-flash')]);
+    c.setDiscovered('z', 'zai', [info('glm-4.7')]);
+    expect([...c.accountsLacking('antigravity', 'claude-opus-4-6-thinking')]).toEqual(['free']);
+    expect([...c.accountsLacking('antigravity', 'gemini-pro-agent')]).toEqual(['free']);
+    expect([...c.accountsLacking('antigravity', 'gemini-3-flash')]).toEqual(['pro']);
+    // Nobody lists it: no account is ruled out (the upstream answers for it).
+    expect(c.accountsLacking('antigravity', 'gemini-9')).toEqual(new Set());
+    expect(c.accountsLacking('zai', 'glm-4.7')).toEqual(new Set());
+    // A new listing changes the answer.
+    c.setDiscovered('free', 'antigravity', [info('gemini-3-flash'), info('claude-opus-4-6-thinking')]);
+    expect(c.accountsLacking('antigravity', 'claude-opus-4-6-thinking')).toEqual(new Set());
+  });
+});
