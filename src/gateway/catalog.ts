@@ -151,7 +151,9 @@ export interface Catalog {
 
 export function createCatalog(config: Readonly<Config>, builtin: Partial<Record<ProviderId, readonly ModelInfo[]>> = {}): Catalog {
   const modelMap = new Map(Object.entries(config.modelMap).map(([k, v]) => [k.toLowerCase(), v]));
-  const fallbacks: Record<string, string> = { ...DEFAULT_FALLBACKS, ...config.fallbackMap };
+  // Keyed lower-case: upstream ids come as the catalog spells them, the user's keys as typed.
+  const fallbacks = new Map<string, string>();
+  for (const [k, v] of [...Object.entries(DEFAULT_FALLBACKS), ...Object.entries(config.fallbackMap)]) fallbacks.set(k.toLowerCase(), v);
   const discovered = new Map<string, { provider: ProviderId; models: readonly ModelInfo[] }>();
   const known: Record<ProviderId, readonly ModelInfo[]> = {
     antigravity: builtin.antigravity ?? KNOWN_ANTIGRAVITY_MODELS,
@@ -315,7 +317,7 @@ export function createCatalog(config: Readonly<Config>, builtin: Partial<Record<
   }
 
   function fallbackFor(upstreamModel: string): string | null {
-    const f = fallbacks[upstreamModel] ?? fallbacks[upstreamModel.toLowerCase()];
+    const f = fallbacks.get(upstreamModel.toLowerCase());
     return f && f !== upstreamModel ? f : null;
   }
 

@@ -152,6 +152,11 @@ describe('fallbacks', () => {
   test('FALLBACK_MAP overrides', () => {
     expect(catalog({ fallbackMap: { 'claude-sonnet-4-6': 'gemini-3-flash' } }).fallbackFor('claude-sonnet-4-6')).toBe('gemini-3-flash');
   });
+  test('FALLBACK_MAP keys match whatever capitals the user wrote them in (upstream ids are as the catalog spells them)', () => {
+    const c = catalog({ fallbackMap: { 'GLM-5.1': 'glm-4.5', 'Claude-Sonnet-4-6': 'gemini-3-flash' } });
+    expect(c.fallbackFor(c.resolve('GLM-5.1', ZAI)!.upstreamModel)).toBe('glm-4.5');
+    expect(c.fallbackFor('claude-sonnet-4-6')).toBe('gemini-3-flash');
+  });
 });
 
 describe('listModels', () => {
