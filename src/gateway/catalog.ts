@@ -243,8 +243,9 @@ export function createCatalog(config: Readonly<Config>, builtin: Partial<Record<
     const key = `${provider}\u0000${s}`;
     const cached = d.lacking.get(key);
     if (cached) return cached;
+    // Nobody's listing names it (an index lookup: this runs for every request, listed or not).
+    if (!d.models.get(provider)?.length || servedIn(provider, s) === undefined) return NONE;
     const lists = (m: ModelInfo): boolean => m.id.toLowerCase() === s || (m.replaces?.some((r) => r.toLowerCase() === s) ?? false);
-    if (!d.models.get(provider)?.some(lists)) return NONE;
     const out = new Set<string>();
     for (const [accountId, a] of discovered) if (a.provider === provider && !a.models.some(lists)) out.add(accountId);
     d.lacking.set(key, out);
