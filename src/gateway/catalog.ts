@@ -118,6 +118,11 @@ export interface Catalog {
   /** The fallback upstream model for an exhausted one, or null. */
   fallbackFor(upstreamModel: string): string | null;
   /**
+   * The route of that fallback, or null. Resolved as an upstream name: MODEL_MAP renames what
+   * clients ask for, not the fallback map's targets.
+   */
+  fallbackRoute(upstreamModel: string, available: ReadonlySet<ProviderId>): Route | null;
+  /**
    * The route for a request whose only tool is Anthropic's web search: Antigravity's search model
    * (`webSearchModelIds`, else a Gemini flash model) whenever the pool has Antigravity accounts,
    * whatever model was asked for (a GLM session searches with Google too), else the route as it is.
@@ -380,6 +385,10 @@ export function createCatalog(config: Readonly<Config>, builtin: Partial<Record<
   }
 
   return {
+    fallbackRoute(upstreamModel, available) {
+      const target = fallbackFor(upstreamModel);
+      return target ? resolveName(target, available) : null;
+    },
     describeModel,
     accountsLacking,
     resolve,

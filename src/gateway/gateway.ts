@@ -516,9 +516,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
     } catch (err) {
       if (!(err instanceof PoolExhausted)) throw err;
       const t = now();
-      const target = config.fallback && !truthy(req.headers['x-proxy-no-fallback']) ? catalog.fallbackFor(route.upstreamModel) : null;
-      const fbRoute = target ? catalog.resolve(target, available()) : null;
-      if (!fbRoute || !target) throw limitedError(route.upstreamModel, err.kind, err.until, t, maxWaitMs, err.last?.message);
+      const fbRoute = config.fallback && !truthy(req.headers['x-proxy-no-fallback']) ? catalog.fallbackRoute(route.upstreamModel, available()) : null;
+      if (!fbRoute) throw limitedError(route.upstreamModel, err.kind, err.until, t, maxWaitMs, err.last?.message);
       log.warn(`${req.requestId}: ${route.upstreamModel} is exhausted on every account until ${new Date(err.until).toISOString()}; falling back to ${fbRoute.upstreamModel}`);
       metrics.fallbacks({ from: route.upstreamModel, to: fbRoute.upstreamModel });
       try {

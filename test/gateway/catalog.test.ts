@@ -152,6 +152,14 @@ describe('fallbacks', () => {
   test('FALLBACK_MAP overrides', () => {
     expect(catalog({ fallbackMap: { 'claude-sonnet-4-6': 'gemini-3-flash' } }).fallbackFor('claude-sonnet-4-6')).toBe('gemini-3-flash');
   });
+  test("a fallback target is an upstream model: MODEL_MAP (which renames clients' names) does not apply to it", () => {
+    const c = catalog({ modelMap: { 'claude-sonnet-4-6': 'zai/glm-4.7' } });
+    expect(c.resolve('claude-sonnet-4-6', BOTH)).toMatchObject({ provider: 'zai', upstreamModel: 'glm-4.7' });
+    expect(c.fallbackRoute('gemini-3-flash', BOTH)).toMatchObject({ provider: 'antigravity', upstreamModel: 'claude-sonnet-4-6' });
+    expect(c.fallbackRoute('GLM-5.1', ZAI)).toMatchObject({ provider: 'zai', upstreamModel: 'glm-4.7' });
+    expect(c.fallbackRoute('glm-4.7', AG)).toBeNull();
+    expect(c.fallbackRoute('unknown-model', BOTH)).toBeNull();
+  });
   test('FALLBACK_MAP keys match whatever capitals the user wrote them in (upstream ids are as the catalog spells them)', () => {
     const c = catalog({ fallbackMap: { 'GLM-5.1': 'glm-4.5', 'Claude-Sonnet-4-6': 'gemini-3-flash' } });
     expect(c.fallbackFor(c.resolve('GLM-5.1', ZAI)!.upstreamModel)).toBe('glm-4.5');
