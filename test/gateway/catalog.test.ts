@@ -80,6 +80,17 @@ describe('resolve', () => {
     expect(c.resolve('claude-haiku-4-5', AG)!.upstreamModel).toBe('gemini-3.9-flash-low');
   });
 
+  test('an empty discovery answer keeps what the account listed before; a gone account takes its listing along', () => {
+    const c = catalog();
+    c.setDiscovered('acc_1', 'antigravity', [{ id: 'claude-opus-4-7-thinking', displayName: 'Opus 4.7', family: 'claude' }]);
+    c.setDiscovered('acc_1', 'antigravity', []);
+    expect(c.modelsOf('antigravity').map((m) => m.id)).toEqual(['claude-opus-4-7-thinking']);
+    expect(c.resolve('opus', AG)!.upstreamModel).toBe('claude-opus-4-7-thinking');
+    c.retainAccounts(new Set());
+    // Back to the built-in list, not an empty catalog.
+    expect(c.resolve('opus', AG)!.upstreamModel).toBe('claude-opus-4-6-thinking');
+  });
+
   test("a web search request goes to Antigravity's search model: the discovered one, else the known one", () => {
     const c = catalog();
     const opus = c.resolve('opus', AG)!;
