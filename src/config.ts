@@ -181,7 +181,8 @@ function stringMap(name: string, raw: string | undefined): Record<string, string
   if (!text.startsWith('{')) {
     // A path to a JSON file.
     try {
-      text = require('node:fs').readFileSync(text, 'utf8') as string;
+      // Editors on Windows may save the file with a byte-order mark, which JSON.parse refuses.
+      text = (require('node:fs').readFileSync(text, 'utf8') as string).replace(/^\uFEFF/, '');
     } catch (err) {
       throw new ConfigError(`${name}: cannot read ${raw}: ${(err as Error).message}`);
     }
@@ -195,10 +196,14 @@ function stringMap(name: string, raw: string | undefined): Record<string, string
   if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
     throw new ConfigError(`${name} must be a JSON object of strings`);
   }
+  const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(parsed)) {
     if (typeof v !== 'string') throw new ConfigError(`${name}: value for "${k}" must be a string`);
+    // An empty target would be sent upstream as the model "".
+    if (!v.trim()) throw new ConfigError(`${name}: value for "${k}" must be a model id, got an empty string`);
+    out[k.trim()] = v.trim();
   }
-  return parsed as Record<string, string>;
+  return out;
 }
 
 const HOST_NAME = /^[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?)*\.?$/;

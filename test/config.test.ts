@@ -82,6 +82,9 @@ describe('precedence', () => {
       const c = loadConfig({ ...KEY, MODEL_MAP: '{"sonnet":"gemini-3-flash"}', FALLBACK_MAP: file });
       expect(c.modelMap).toEqual({ sonnet: 'gemini-3-flash' });
       expect(c.fallbackMap).toEqual({ 'glm-5': 'glm-4.6' });
+      // A file saved by an editor that writes a byte-order mark, with space around the ids.
+      writeFileSync(file, '\uFEFF{"opus": " gemini-pro-agent "}\n');
+      expect(loadConfig({ ...KEY, MODEL_MAP: file }).modelMap).toEqual({ opus: 'gemini-pro-agent' });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -119,6 +122,8 @@ describe('bad values are refused, naming the variable', () => {
     ['an endpoint not a URL', { ANTIGRAVITY_ENDPOINTS: 'https://ok.example,ftp://no' }, {}, /ANTIGRAVITY_ENDPOINTS must be an http\(s\) URL/],
     ['MODEL_MAP not JSON', { MODEL_MAP: '{sonnet: x}' }, {}, /MODEL_MAP/],
     ['MODEL_MAP with a number', { MODEL_MAP: '{"sonnet": 5}' }, {}, /MODEL_MAP: value for "sonnet" must be a string/],
+    ['MODEL_MAP with an empty target (would send "" upstream)', { MODEL_MAP: '{"sonnet": " "}' }, {}, /MODEL_MAP: value for "sonnet" must be a model id/],
+    ['FALLBACK_MAP with an empty target', { FALLBACK_MAP: '{"glm-5": ""}' }, {}, /FALLBACK_MAP: value for "glm-5" must be a model id/],
     ['LOG_FORMAT "xml"', { LOG_FORMAT: 'xml' }, {}, /LOG_FORMAT must be "pretty" or "json"/],
     ['ANTIGRAVITY_THINKING_REPLAY "both"', { ANTIGRAVITY_THINKING_REPLAY: 'both' }, {}, /ANTIGRAVITY_THINKING_REPLAY/],
     ['BIND_ADDRESS 999.1.1.1 (not an IPv4 address)', { BIND_ADDRESS: '999.1.1.1' }, {}, /^BIND_ADDRESS must be an IP address \(0\.0\.0\.0 for every interface, 127\.0\.0\.1 for this machine only\) or a host name, got "999\.1\.1\.1"$/],

@@ -14,6 +14,8 @@ export interface Route {
 }
 
 const ONE_M_SUFFIX = /\[1m\]$/i;
+/** Orders ids by their version numbers: claude-opus-4-10 after claude-opus-4-9, gemini-3.10 after gemini-3.9. */
+const VERSIONS = new Intl.Collator('en', { numeric: true });
 const PROVIDER_PREFIX = /^(antigravity|zai)\//i;
 
 /** Antigravity targets of Claude Code's names (antigravity.md §11.5, Sept 2026 lineup). */
@@ -41,7 +43,7 @@ export const ZAI_ALIASES = { opus: 'glm-4.7', sonnet: 'glm-4.7', haiku: 'glm-4.5
 export const KNOWN_ANTIGRAVITY_MODELS: readonly ModelInfo[] = [
   { id: 'claude-opus-4-6-thinking', displayName: 'Claude Opus 4.6 (Thinking)', family: 'claude', contextWindow: 200_000, maxOutputTokens: 64_000, thinking: true },
   { id: 'claude-sonnet-4-6', displayName: 'Claude Sonnet 4.6', family: 'claude', contextWindow: 200_000, maxOutputTokens: 64_000, thinking: true },
-  { id: 'gemini-pro-agent', displayName: 'Gemini 3.1 Pro (High)', family: 'gemini', contextWindow: 1_048_576, maxOutputTokens: 65_535, thinking: true },
+  { id: 'gemini-pro-agent', displayName: 'Gemini 3.1 Pro (High)', family: 'gemini', contextWindow: 1_048_576, maxOutputTokens: 65_535, thinking: true, replaces: ['gemini-3.1-pro-high'] },
   { id: 'gemini-3.1-pro-low', displayName: 'Gemini 3.1 Pro (Low)', family: 'gemini', contextWindow: 1_048_576, maxOutputTokens: 65_535, thinking: true },
   { id: 'gemini-3.8-flash-high', displayName: 'Gemini 3.8 Flash (High)', family: 'gemini', contextWindow: 1_048_576, maxOutputTokens: 65_536, thinking: true },
   { id: 'gemini-3-flash', displayName: 'Gemini 3 Flash', family: 'gemini', contextWindow: 1_048_576, maxOutputTokens: 65_536, thinking: true },
@@ -116,6 +118,11 @@ export interface Catalog {
   /** The fallback upstream model for an exhausted one, or null. */
   fallbackFor(upstreamModel: string): string | null;
   /**
+   * The route of that fallback, or null. Resolved as an upstream name: MODEL_MAP renames what
+   * clients ask for, not the fallback map's targets.
+   */
+  fallbackRoute(upstreamModel: string, available: ReadonlySet<ProviderId>): Route | null;
+  /**
    * The route for a request whose only tool is Anthropic's web search: Antigravity's search model
    * (`webSearchModelIds`, else a Gemini flash model) whenever the pool has Antigravity accounts,
    * whatever model was asked for (a GLM session searches with Google too), else the route as it is.
@@ -126,6 +133,11 @@ export interface Catalog {
    * the first the catalog lists; null when no provider of the pool draws.
    */
   imageModel(available: ReadonlySet<ProviderId>): string | null;
+  /**
+   * Accounts of the provider whose own discovered list lacks a model another account lists (a tier
+   * without it): not to be picked for it. Empty when nobody lists the model (the upstream decides).
+   */
+  accountsLacking(provider: ProviderId, upstreamModel: string): ReadonlySet<string>;
   /** Records what an account's provider says it serves. */
   setDiscovered(accountId: string, provider: ProviderId, models: readonly ModelInfo[]): void;
   /** Forgets accounts that are gone. */
@@ -134,70 +146,150 @@ export interface Catalog {
   modelsOf(provider: ProviderId): readonly ModelInfo[];
   /** /v1/models entries, picker ids first, with limits from the routed upstream model. */
   listModels(available: ReadonlySet<ProviderId>, extra?: (route: Route) => Record<string, unknown>): ModelEntry[];
+  /**
+   * GET /v1/models/{id}: the listed entry of that id, else, for any name /v1/messages would route, an
+   * entry under the name asked for (as Anthropic answers for an alias) with the model that serves it;
+   * null when nothing in the pool would.
+   */
+  describeModel(id: string, available: ReadonlySet<ProviderId>, extra?: (route: Route) => Record<string, unknown>): ModelEntry | null;
 }
 
 export function createCatalog(config: Readonly<Config>, builtin: Partial<Record<ProviderId, readonly ModelInfo[]>> = {}): Catalog {
   const modelMap = new Map(Object.entries(config.modelMap).map(([k, v]) => [k.toLowerCase(), v]));
-  const fallbacks: Record<string, string> = { ...DEFAULT_FALLBACKS, ...config.fallbackMap };
+  // Keyed lower-case: upstream ids come as the catalog spells them, the user's keys as typed.
+  const fallbacks = new Map<string, string>();
+  for (const [k, v] of [...Object.entries(DEFAULT_FALLBACKS), ...Object.entries(config.fallbackMap)]) fallbacks.set(k.toLowerCase(), v);
   const discovered = new Map<string, { provider: ProviderId; models: readonly ModelInfo[] }>();
   const known: Record<ProviderId, readonly ModelInfo[]> = {
     antigravity: builtin.antigravity ?? KNOWN_ANTIGRAVITY_MODELS,
     zai: builtin.zai ?? [],
   };
-  let unionCache: Map<ProviderId, ModelInfo[]> | null = null;
+  /** What discovery says, derived once per change: routing asks on every request. */
+  interface Derived {
+    models: Map<ProviderId, ModelInfo[]>;
+    /** Lower-cased id (or an id it replaces) -> the id as the provider spells it. */
+    ids: Map<ProviderId, Map<string, string>>;
+    targets: Partial<Record<'opus' | 'sonnet' | 'haiku', string>>;
+    /** Per provider and lower-cased model: accounts lacking it (only for models some account lists, so bounded). */
+    lacking: Map<string, ReadonlySet<string>>;
+  }
+  let derivedCache: Derived | null = null;
 
-  function union(): Map<ProviderId, ModelInfo[]> {
-    if (unionCache) return unionCache;
-    const out = new Map<ProviderId, ModelInfo[]>();
+  function derived(): Derived {
+    if (derivedCache) return derivedCache;
+    const models = new Map<ProviderId, ModelInfo[]>();
     const seen = new Set<string>();
-    for (const { provider, models } of discovered.values()) {
-      const list = out.get(provider) ?? [];
-      for (const m of models) {
+    for (const { provider, models: list } of discovered.values()) {
+      const out = models.get(provider) ?? [];
+      for (const m of list) {
         const k = `${provider}\u0000${m.id.toLowerCase()}`;
         if (seen.has(k)) continue;
         seen.add(k);
-        list.push(m);
+        out.push(m);
       }
-      out.set(provider, list);
+      models.set(provider, out);
     }
-    unionCache = out;
-    return out;
+    const ids = new Map<ProviderId, Map<string, string>>();
+    for (const p of ['antigravity', 'zai'] as const) {
+      const d = models.get(p);
+      const list = d && d.length ? d : known[p];
+      const index = new Map<string, string>();
+      // Successors first, so an id that is both listed and retired elsewhere goes as listed.
+      for (const m of list) for (const old of m.replaces ?? []) index.set(old.toLowerCase(), m.id);
+      for (const m of list) index.set(m.id.toLowerCase(), m.id);
+      ids.set(p, index);
+    }
+    derivedCache = { models, ids, targets: {}, lacking: new Map() };
+    return derivedCache;
   }
 
   function modelsOf(provider: ProviderId): readonly ModelInfo[] {
-    const d = union().get(provider);
+    const d = derived().models.get(provider);
     return d && d.length ? d : known[provider];
   }
 
-  function servedBy(id: string, available: ReadonlySet<ProviderId>): ProviderId | null {
-    const s = id.toLowerCase();
-    for (const p of available) if (modelsOf(p).some((m) => m.id.toLowerCase() === s)) return p;
+  /** The provider's own spelling of an id it serves (or of one it retired), else undefined. */
+  function servedIn(provider: ProviderId, id: string): string | undefined {
+    return derived().ids.get(provider)!.get(id.toLowerCase());
+  }
+
+  function servedBy(id: string, available: ReadonlySet<ProviderId>): Route | null {
+    for (const p of available) {
+      const hit = servedIn(p, id);
+      if (hit !== undefined) return route(p, hit);
+    }
     return null;
   }
 
   /** The Antigravity id for a Claude Code tier: the default while it is served, else the newest alike. */
   function antigravityTarget(tier: 'opus' | 'sonnet' | 'haiku'): string {
-    const served = modelsOf('antigravity');
-    const has = (id: string) => served.some((m) => m.id === id);
+    const d = derived();
+    const cached = d.targets[tier];
+    if (cached !== undefined) return cached;
     const want = ANTIGRAVITY_ALIASES[tier];
-    if (has(want)) return want;
-    const ids = served.map((m) => m.id).sort().reverse();
-    for (const re of TIER_PATTERNS[tier]) {
-      const hit = ids.find((id) => re.test(id));
-      if (hit) return hit;
+    let target: string = want;
+    if (servedIn('antigravity', want) === undefined) {
+      const ids = modelsOf('antigravity')
+        .map((m) => m.id)
+        .sort((a, b) => VERSIONS.compare(b, a));
+      const hit = TIER_PATTERNS[tier].map((re) => ids.find((id) => re.test(id))).find((x) => x !== undefined);
+      if (hit) target = hit;
+      else if (tier !== 'sonnet' && servedIn('antigravity', ANTIGRAVITY_ALIASES.sonnet) !== undefined) target = ANTIGRAVITY_ALIASES.sonnet;
     }
-    return tier === 'sonnet' || !has(ANTIGRAVITY_ALIASES.sonnet) ? want : ANTIGRAVITY_ALIASES.sonnet;
+    d.targets[tier] = target;
+    return target;
+  }
+
+  const NONE: ReadonlySet<string> = new Set();
+
+  function accountsLacking(provider: ProviderId, upstreamModel: string): ReadonlySet<string> {
+    const d = derived();
+    const s = upstreamModel.toLowerCase();
+    const key = `${provider}\u0000${s}`;
+    const cached = d.lacking.get(key);
+    if (cached) return cached;
+    // Nobody's listing names it (an index lookup: this runs for every request, listed or not).
+    if (!d.models.get(provider)?.length || servedIn(provider, s) === undefined) return NONE;
+    const lists = (m: ModelInfo): boolean => m.id.toLowerCase() === s || (m.replaces?.some((r) => r.toLowerCase() === s) ?? false);
+    const out = new Set<string>();
+    for (const [accountId, a] of discovered) if (a.provider === provider && !a.models.some(lists)) out.add(accountId);
+    d.lacking.set(key, out);
+    return out;
   }
 
   function route(provider: ProviderId, upstreamModel: string): Route {
     return { provider, upstreamModel, family: familyOf(upstreamModel) };
   }
 
-  /** An upstream id (already past aliases and MODEL_MAP) -> the provider that serves it. */
-  function routeUpstream(id: string, available: ReadonlySet<ProviderId>, explicit: ProviderId | null): Route | null {
-    if (explicit) return available.has(explicit) ? route(explicit, id) : null;
-    const known = servedBy(id, available);
-    if (known) return route(known, id);
+  /** A Claude Code tier on one provider: Antigravity's target, or for Z.AI the Claude name (it maps those) or its GLM alias. */
+  function tierRoute(provider: ProviderId, tier: 'opus' | 'sonnet' | 'haiku', id: string): Route {
+    if (provider === 'antigravity') return route('antigravity', antigravityTarget(tier));
+    const s = id.toLowerCase();
+    return route('zai', s.startsWith('claude-') ? s : ZAI_ALIASES[tier]);
+  }
+
+  /** A name past MODEL_MAP -> its route: served ids as the provider spells them, Claude Code's names by tier. */
+  function resolveName(name: string, available: ReadonlySet<ProviderId>): Route | null {
+    let id = normalizeModelId(name);
+    const prefix = PROVIDER_PREFIX.exec(id);
+    if (prefix) {
+      const explicit = prefix[1]!.toLowerCase() as ProviderId;
+      if (!available.has(explicit)) return null;
+      id = id.slice(prefix[0].length);
+      const hit = servedIn(explicit, id);
+      if (hit !== undefined) return route(explicit, hit);
+      const tier = claudeTier(id);
+      return tier ? tierRoute(explicit, tier, id) : route(explicit, id);
+    }
+    // A Claude Code name that is also a real upstream id (claude-sonnet-4-6 on Antigravity) goes as is.
+    const direct = servedBy(id, available);
+    if (direct) return direct;
+    const tier = claudeTier(id);
+    if (tier) {
+      if (available.has('antigravity')) return tierRoute('antigravity', tier, id);
+      if (available.has('zai')) return tierRoute('zai', tier, id);
+      return null;
+    }
     const fam = familyOf(id);
     if (fam === 'glm') return available.has('zai') ? route('zai', id) : null;
     if (fam === 'gemini' || fam === 'gpt') return available.has('antigravity') ? route('antigravity', id) : null;
@@ -208,31 +300,10 @@ export function createCatalog(config: Readonly<Config>, builtin: Partial<Record<
   }
 
   function resolve(clientModel: string, available: ReadonlySet<ProviderId>): Route | null {
-    let id = normalizeModelId(clientModel);
-    let explicit: ProviderId | null = null;
-    const prefix = PROVIDER_PREFIX.exec(id);
-    if (prefix) {
-      explicit = prefix[1]!.toLowerCase() as ProviderId;
-      id = id.slice(prefix[0].length);
-    }
-    const mapped = modelMap.get(clientModel.trim().toLowerCase()) ?? modelMap.get(id.toLowerCase());
-    if (mapped !== undefined) {
-      const m = PROVIDER_PREFIX.exec(mapped);
-      return m ? routeUpstream(mapped.slice(m[0].length), available, m[1]!.toLowerCase() as ProviderId) : routeUpstream(mapped, available, null);
-    }
-    const tier = claudeTier(id);
-    if (tier && !explicit) {
-      // A Claude Code name that is also a real upstream id (claude-sonnet-4-6 on Antigravity) goes as is.
-      const direct = servedBy(id, available);
-      if (direct) return route(direct, id);
-      if (available.has('antigravity')) return route('antigravity', antigravityTarget(tier));
-      if (available.has('zai')) return route('zai', id.startsWith('claude-') ? id : ZAI_ALIASES[tier]);
-      return null;
-    }
-    if (tier && explicit === 'antigravity' && !servedBy(id, new Set(['antigravity']))) {
-      return available.has('antigravity') ? route('antigravity', antigravityTarget(tier)) : null;
-    }
-    return routeUpstream(id, available, explicit);
+    const id = normalizeModelId(clientModel);
+    // Applied once: a target is resolved as a name, never mapped again (a cycle cannot loop).
+    const mapped = modelMap.size ? (modelMap.get(clientModel.trim().toLowerCase()) ?? modelMap.get(id.replace(PROVIDER_PREFIX, '').toLowerCase())) : undefined;
+    return resolveName(mapped ?? id, available);
   }
 
   function webSearchRoute(r: Route, available: ReadonlySet<ProviderId>): Route {
@@ -252,7 +323,7 @@ export function createCatalog(config: Readonly<Config>, builtin: Partial<Record<
   }
 
   function fallbackFor(upstreamModel: string): string | null {
-    const f = fallbacks[upstreamModel] ?? fallbacks[upstreamModel.toLowerCase()];
+    const f = fallbacks.get(upstreamModel.toLowerCase());
     return f && f !== upstreamModel ? f : null;
   }
 
@@ -297,7 +368,29 @@ export function createCatalog(config: Readonly<Config>, builtin: Partial<Record<
     return out;
   }
 
+  function describeModel(id: string, available: ReadonlySet<ProviderId>, extra?: (route: Route) => Record<string, unknown>): ModelEntry | null {
+    const list = listModels(available, extra);
+    const exact = list.find((m) => m.id === id);
+    if (exact) return exact;
+    const r = resolve(id, available);
+    if (!r) return null;
+    const target = list.find((m) => m.id === r.upstreamModel && m.provider === r.provider);
+    const e: ModelEntry = target ? { ...target } : entry(id, id, '2026-01-01T00:00:00Z', infoOf(r));
+    e.id = id;
+    e.display_name = `${id} (${r.upstreamModel})`;
+    e.upstream_model = r.upstreamModel;
+    e.provider = r.provider;
+    if (!target && extra) Object.assign(e, extra(r));
+    return e;
+  }
+
   return {
+    fallbackRoute(upstreamModel, available) {
+      const target = fallbackFor(upstreamModel);
+      return target ? resolveName(target, available) : null;
+    },
+    describeModel,
+    accountsLacking,
     resolve,
     webSearchRoute,
     imageModel,
@@ -305,13 +398,13 @@ export function createCatalog(config: Readonly<Config>, builtin: Partial<Record<
     setDiscovered(accountId, provider, models) {
       if (!models.length) return;
       discovered.set(accountId, { provider, models });
-      unionCache = null;
+      derivedCache = null;
     },
     retainAccounts(ids) {
       for (const id of discovered.keys()) {
         if (!ids.has(id)) {
           discovered.delete(id);
-          unionCache = null;
+          derivedCache = null;
         }
       }
     },

@@ -354,7 +354,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
   async function serve(req: DispatchRequest, route: Route, sessionKey: string, fallbackFrom: string | null): Promise<Dispatched> {
     const provider = providers[route.provider]!;
     const started = now();
-    const exclude = new Set<string>();
+    // Accounts whose tier does not list the model are never tried for it (their 404 would end the request).
+    const lacking = catalog.accountsLacking(route.provider, route.upstreamModel);
+    const exclude = new Set<string>(lacking);
     const refreshed = new Set<string>();
     let attempts = 0;
     let failovers = 0;
@@ -381,6 +383,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
           // and the upstream calls under maxAttempts in all: a limit that comes back every round
           // (Z.AI 1305, maybe a disguised filter) is answered instead of retried for minutes.
           exclude.clear();
+          for (const id of lacking) exclude.add(id);
           continue;
         }
         throw new PoolExhausted(route, got.until, got.limitKind, last);
@@ -532,9 +535,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
     } catch (err) {
       if (!(err instanceof PoolExhausted)) throw err;
       const t = now();
-      const target = config.fallback && !truthy(req.headers['x-proxy-no-fallback']) ? catalog.fallbackFor(route.upstreamModel) : null;
-      const fbRoute = target ? catalog.resolve(target, available()) : null;
-      if (!fbRoute || !target) throw limitedError(route.upstreamModel, err.kind, err.until, t, maxWaitMs, err.last?.message);
+      const fbRoute = config.fallback && !truthy(req.headers['x-proxy-no-fallback']) ? catalog.fallbackRoute(route.upstreamModel, available()) : null;
+      if (!fbRoute) throw limitedError(route.upstreamModel, err.kind, err.until, t, maxWaitMs, err.last?.message);
       log.warn(`${req.requestId}: ${route.upstreamModel} is exhausted on every account until ${new Date(err.until).toISOString()}; falling back to ${fbRoute.upstreamModel}`);
       metrics.fallbacks({ from: route.upstreamModel, to: fbRoute.upstreamModel });
       try {
@@ -560,13 +562,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
       return catalog.imageModel(available());
     },
     getModel(id: string): ModelEntry | undefined {
-      const list = listModels();
-      const exact = list.find((m) => m.id === id);
-      if (exact) return exact;
-      const route = catalog.resolve(id, available());
-      if (!route) return undefined;
-      const target = list.find((m) => m.id === route.upstreamModel);
-      return target ? { ...target, id, display_name: `${id} (${route.upstreamModel})` } : undefined;
+      pool.sync();
+      return catalog.describeModel(id, available(), deps.modelExtras) ?? undefined;
     },
   };
 }

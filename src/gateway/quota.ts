@@ -115,7 +115,9 @@ export function createQuotaPoller(deps: {
       .accounts()
       .filter((a) => a.status !== 'disabled')
       .map((a) => a.id);
-    catalog.retainAccounts(new Set(pool.accounts().map((a) => a.id)));
+    // A disabled account is not asked again: its last listing would keep a model Google retired
+    // looking served (and the tier targets on it) for as long as it stays disabled.
+    catalog.retainAccounts(new Set(ids));
     let next = 0;
     const worker = async (): Promise<void> => {
       // After stop() the accounts still waiting are not asked at all.

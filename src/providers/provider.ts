@@ -99,6 +99,8 @@ export interface ModelInfo {
   webSearch?: boolean;
   /** The model draws images (Antigravity: `imageGenerationModelIds`). */
   imageGeneration?: boolean;
+  /** Ids the upstream retired in favour of this one (Antigravity: `deprecatedModelIds[old].newModelId`). */
+  replaces?: readonly string[];
 }
 
 export interface QuotaInfo {

@@ -3,6 +3,7 @@
 // HTTP error), then either write the events as SSE or collect them into one Message.
 import { Elysia } from 'elysia';
 import { ApiError } from '../anthropic/errors.ts';
+import { toByteString } from '../anthropic/byte-strings.ts';
 import { collectMessage, emptyUsage, type UsageTotals } from '../anthropic/collect.ts';
 import { estimateInputTokens } from '../anthropic/tokens.ts';
 import type { Config } from '../config.ts';
@@ -65,11 +66,13 @@ export function forwardHeaders(headers: Headers): Record<string, string> {
 }
 
 function proxyHeaders(d: Dispatched): Record<string, string> {
+  // Model names are any text (a claude-* name Z.AI serves, a MODEL_MAP alias); a header value must
+  // be bytes, and one beyond Latin-1 made the finished answer a 500. Sent as UTF-8 bytes instead.
   const h: Record<string, string> = {
     'x-proxy-account': d.accountId,
-    'x-proxy-upstream-model': d.upstreamModel,
+    'x-proxy-upstream-model': toByteString(d.upstreamModel),
   };
-  if (d.fallbackFrom) h['x-proxy-fallback-from'] = d.fallbackFrom;
+  if (d.fallbackFrom) h['x-proxy-fallback-from'] = toByteString(d.fallbackFrom);
   return h;
 }
 

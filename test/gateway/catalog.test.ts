@@ -37,7 +37,7 @@ describe('resolve', () => {
     ['opus', ZAI, 'zai', 'glm-4.7'],
     // GLM ids always go to Z.AI, Claude names prefer Antigravity in a mixed pool.
     ['glm-4.7', BOTH, 'zai', 'glm-4.7'],
-    ['GLM-5.1', ZAI, 'zai', 'GLM-5.1'],
+    ['GLM-5.1', ZAI, 'zai', 'glm-5.1'], // spelled as Z.AI lists it
     ['claude-opus-4-8', BOTH, 'antigravity', 'claude-opus-4-6-thinking'],
     ['zai/claude-opus-4-8', BOTH, 'zai', 'claude-opus-4-8'],
     // Nobody can serve it.
@@ -78,6 +78,17 @@ describe('resolve', () => {
     expect(c.resolve('claude-opus-4-8', AG)!.upstreamModel).toBe('claude-opus-4-7-thinking');
     expect(c.resolve('sonnet', AG)!.upstreamModel).toBe('claude-sonnet-4-7');
     expect(c.resolve('claude-haiku-4-5', AG)!.upstreamModel).toBe('gemini-3.9-flash-low');
+  });
+
+  test('an empty discovery answer keeps what the account listed before; a gone account takes its listing along', () => {
+    const c = catalog();
+    c.setDiscovered('acc_1', 'antigravity', [{ id: 'claude-opus-4-7-thinking', displayName: 'Opus 4.7', family: 'claude' }]);
+    c.setDiscovered('acc_1', 'antigravity', []);
+    expect(c.modelsOf('antigravity').map((m) => m.id)).toEqual(['claude-opus-4-7-thinking']);
+    expect(c.resolve('opus', AG)!.upstreamModel).toBe('claude-opus-4-7-thinking');
+    c.retainAccounts(new Set());
+    // Back to the built-in list, not an empty catalog.
+    expect(c.resolve('opus', AG)!.upstreamModel).toBe('claude-opus-4-6-thinking');
   });
 
   test("a web search request goes to Antigravity's search model: the discovered one, else the known one", () => {
@@ -152,6 +163,19 @@ describe('fallbacks', () => {
   test('FALLBACK_MAP overrides', () => {
     expect(catalog({ fallbackMap: { 'claude-sonnet-4-6': 'gemini-3-flash' } }).fallbackFor('claude-sonnet-4-6')).toBe('gemini-3-flash');
   });
+  test("a fallback target is an upstream model: MODEL_MAP (which renames clients' names) does not apply to it", () => {
+    const c = catalog({ modelMap: { 'claude-sonnet-4-6': 'zai/glm-4.7' } });
+    expect(c.resolve('claude-sonnet-4-6', BOTH)).toMatchObject({ provider: 'zai', upstreamModel: 'glm-4.7' });
+    expect(c.fallbackRoute('gemini-3-flash', BOTH)).toMatchObject({ provider: 'antigravity', upstreamModel: 'claude-sonnet-4-6' });
+    expect(c.fallbackRoute('GLM-5.1', ZAI)).toMatchObject({ provider: 'zai', upstreamModel: 'glm-4.7' });
+    expect(c.fallbackRoute('glm-4.7', AG)).toBeNull();
+    expect(c.fallbackRoute('unknown-model', BOTH)).toBeNull();
+  });
+  test('FALLBACK_MAP keys match whatever capitals the user wrote them in (upstream ids are as the catalog spells them)', () => {
+    const c = catalog({ fallbackMap: { 'GLM-5.1': 'glm-4.5', 'Claude-Sonnet-4-6': 'gemini-3-flash' } });
+    expect(c.fallbackFor(c.resolve('GLM-5.1', ZAI)!.upstreamModel)).toBe('glm-4.5');
+    expect(c.fallbackFor('claude-sonnet-4-6')).toBe('gemini-3-flash');
+  });
 });
 
 describe('listModels', () => {
@@ -182,4 +206,99 @@ test('helpers: [1m] suffix and tiers', () => {
   expect(claudeTier('claude-3-7-sonnet-latest')).toBe('sonnet');
   expect(claudeTier('claude-haiku-4-5')).toBe('haiku');
   expect(claudeTier('glm-4.7')).toBeNull();
+});
+
+describe('names as clients spell them', () => {
+  test('a served id in other capitals goes upstream as the catalog spells it (Google knows only that spelling)', () => {
+    const c = catalog();
+    expect(c.resolve('GEMINI-3-FLASH', AG)).toMatchObject({ provider: 'antigravity', upstreamModel: 'gemini-3-flash' });
+    expect(c.resolve('Claude-Sonnet-4-6', BOTH)).toMatchObject({ provider: 'antigravity', upstreamModel: 'claude-sonnet-4-6' });
+    // Z.AI's ids too, so GLM-4.7 and glm-4.7 share one set of limits and /v1/models entry.
+    expect(c.resolve('GLM-4.7', ZAI)).toMatchObject({ provider: 'zai', upstreamModel: 'glm-4.7' });
+    expect(c.resolve(' GLM-5.2[1m] ', BOTH)).toMatchObject({ provider: 'zai', upstreamModel: 'glm-5.2' });
+    // A Claude name in capitals is still a Claude name for Z.AI, not its bare-alias GLM.
+    expect(c.resolve('CLAUDE-OPUS-4-8', ZAI)).toMatchObject({ provider: 'zai', upstreamModel: 'claude-opus-4-8' });
+  });
+
+  test('an id Google deprecated goes to the id it names as its successor', () => {
+    const c = catalog();
+    // Before discovery: the built-in list knows gemini-3.1-pro-high became gemini-pro-agent.
+    expect(c.resolve('gemini-3.1-pro-high', AG)).toMatchObject({ provider: 'antigravity', upstreamModel: 'gemini-pro-agent' });
+    c.setDiscovered('acc_1', 'antigravity', [
+      { id: 'gemini-pro-agent', displayName: 'Gemini 3.1 Pro (High)', family: 'gemini', replaces: ['gemini-3.1-pro-high'] },
+      { id: 'gemini-3.9-pro', displayName: 'Gemini 3.9 Pro', family: 'gemini', replaces: ['gemini-3.1-pro-low'] },
+    ]);
+    expect(c.resolve('gemini-3.1-pro-high', AG)!.upstreamModel).toBe('gemini-pro-agent');
+    expect(c.resolve('Gemini-3.1-Pro-Low', BOTH)!.upstreamModel).toBe('gemini-3.9-pro');
+  });
+
+  test('the newest of a kind is compared by version number, not as text (4-10 is newer than 4-9)', () => {
+    const c = catalog();
+    c.setDiscovered('acc_1', 'antigravity', [
+      { id: 'claude-opus-4-9-thinking', displayName: 'Opus 4.9', family: 'claude' },
+      { id: 'claude-opus-4-10-thinking', displayName: 'Opus 4.10', family: 'claude' },
+      { id: 'gemini-3.9-flash', displayName: 'Flash 3.9', family: 'gemini' },
+      { id: 'gemini-3.10-flash', displayName: 'Flash 3.10', family: 'gemini' },
+    ]);
+    expect(c.resolve('opus', AG)!.upstreamModel).toBe('claude-opus-4-10-thinking');
+    expect(c.resolve('haiku', AG)!.upstreamModel).toBe('gemini-3.10-flash');
+  });
+});
+
+describe('MODEL_MAP targets', () => {
+  test("a target that is one of Claude Code's names resolves like that name (not sent to Google as is)", () => {
+    const c = catalog({ modelMap: { 'claude-opus-4-8': 'claude-sonnet-4-5', opus: 'sonnet', big: 'antigravity/opus' } });
+    expect(c.resolve('claude-opus-4-8', AG)).toMatchObject({ provider: 'antigravity', upstreamModel: 'claude-sonnet-4-6' });
+    expect(c.resolve('opus', AG)).toMatchObject({ provider: 'antigravity', upstreamModel: 'claude-sonnet-4-6' });
+    expect(c.resolve('opus', ZAI)).toMatchObject({ provider: 'zai', upstreamModel: 'glm-4.7' });
+    expect(c.resolve('big', BOTH)).toMatchObject({ provider: 'antigravity', upstreamModel: 'claude-opus-4-6-thinking' });
+  });
+
+  test('the map is applied once: a cycle ends after one step, and a target in capitals is spelled as served', () => {
+    const c = catalog({ modelMap: { a: 'b', b: 'a', fast: 'GLM-4.5-AIR' } });
+    expect(c.resolve('a', BOTH)).toMatchObject({ upstreamModel: 'b' });
+    expect(c.resolve('b', BOTH)).toMatchObject({ upstreamModel: 'a' });
+    expect(c.resolve('fast', BOTH)).toMatchObject({ provider: 'zai', upstreamModel: 'glm-4.5-air' });
+  });
+
+  test('a target only another provider serves is no route in a pool without it', () => {
+    const c = catalog({ modelMap: { 'claude-opus-4-8': 'glm-4.7' } });
+    expect(c.resolve('claude-opus-4-8', AG)).toBeNull();
+    expect(c.resolve('claude-opus-4-8', BOTH)).toMatchObject({ provider: 'zai', upstreamModel: 'glm-4.7' });
+  });
+});
+
+describe('describeModel (GET /v1/models/{id})', () => {
+  test('a listed id is its list entry', () => {
+    const c = catalog();
+    expect(c.describeModel('glm-4.7', ZAI)).toMatchObject({ type: 'model', id: 'glm-4.7', display_name: 'GLM-4.7', provider: 'zai' });
+  });
+
+  test('any name /v1/messages accepts is described under the name asked for, with what serves it', () => {
+    const c = catalog();
+    // Z.AI-only pool: Claude names go to Z.AI as they are, and are not listed themselves.
+    expect(c.describeModel('claude-haiku-4-5', ZAI)).toMatchObject({ type: 'model', id: 'claude-haiku-4-5', provider: 'zai', upstream_model: 'claude-haiku-4-5' });
+    expect(c.describeModel('GLM-4.7', ZAI)).toMatchObject({ id: 'GLM-4.7', upstream_model: 'glm-4.7', max_input_tokens: 200 * 1024 });
+    expect(c.describeModel('opus', AG)).toMatchObject({ id: 'opus', upstream_model: 'claude-opus-4-6-thinking', max_tokens: 64_000 });
+    expect(c.describeModel('glm-4.7', AG)).toBeNull();
+  });
+});
+
+describe('accountsLacking', () => {
+  test('the accounts whose own discovered list lacks a model some other account lists', () => {
+    const c = catalog();
+    const info = (id: string, replaces?: string[]) => ({ id, displayName: id, family: 'other' as const, ...(replaces ? { replaces } : {}) });
+    c.setDiscovered('pro', 'antigravity', [info('claude-opus-4-6-thinking'), info('gemini-pro-agent', ['gemini-3.1-pro-high'])]);
+    c.setDiscovered('free', 'antigravity', [info('gemini-3-flash')]);
+    c.setDiscovered('z', 'zai', [info('glm-4.7')]);
+    expect([...c.accountsLacking('antigravity', 'claude-opus-4-6-thinking')]).toEqual(['free']);
+    expect([...c.accountsLacking('antigravity', 'gemini-pro-agent')]).toEqual(['free']);
+    expect([...c.accountsLacking('antigravity', 'gemini-3-flash')]).toEqual(['pro']);
+    // Nobody lists it: no account is ruled out (the upstream answers for it).
+    expect(c.accountsLacking('antigravity', 'gemini-9')).toEqual(new Set());
+    expect(c.accountsLacking('zai', 'glm-4.7')).toEqual(new Set());
+    // A new listing changes the answer.
+    c.setDiscovered('free', 'antigravity', [info('gemini-3-flash'), info('claude-opus-4-6-thinking')]);
+    expect(c.accountsLacking('antigravity', 'claude-opus-4-6-thinking')).toEqual(new Set());
+  });
 });

@@ -943,3 +943,23 @@ describe("requests whose only tool is Anthropic's web search", () => {
     await drain(d);
   });
 });
+
+describe('accounts whose catalogs differ', () => {
+  test("a model only some Google accounts list goes only to those; one nobody lists goes to any (the upstream decides)", async () => {
+    const { db } = tempDb();
+    const clock = fakeClock();
+    const creds = (l: string) => ({ provider: 'antigravity' as const, label: l, email: `${l}@example.com`, credentials: { kind: 'oauth' as const, refreshToken: `FAKE-refresh-${l}` } });
+    const pro = upsertAccount(db, creds('pro'), T0).account;
+    const free = upsertAccount(db, creds('free'), T0 + 1).account;
+    const agy = scriptedProvider('antigravity');
+    const routing = createRouting({ db, config: testConfig(), providers: { antigravity: agy }, now: clock.now, sleep: clock.sleep });
+    const info = (id: string) => ({ id, displayName: id, family: 'other' as const });
+    routing.catalog.setDiscovered(pro.id, 'antigravity', [info('claude-opus-4-6-thinking'), info('gemini-3-flash')]);
+    routing.catalog.setDiscovered(free.id, 'antigravity', [info('gemini-3-flash')]);
+    for (let i = 0; i < 6; i++) await drain(await routing.gateway.dispatch(dispatchReq(sessionBody('opus', `s${i}`))));
+    expect(new Set(agy.calls.map((c) => c.label))).toEqual(new Set(['pro']));
+    agy.calls.length = 0;
+    for (let i = 0; i < 6; i++) await drain(await routing.gateway.dispatch(dispatchReq(sessionBody('gemini-9-unlisted', `t${i}`))));
+    expect(new Set(agy.calls.map((c) => c.label))).toEqual(new Set(['pro', 'free']));
+  });
+});

@@ -192,6 +192,23 @@ test('a disabled account is neither verified nor polled', async () => {
   }
 });
 
+test("a disabled account's listing leaves the catalog at the next round: a model it alone still names is not kept alive by it", async () => {
+  const s = setup();
+  s.zai.models = async (account) => [{ id: account.label === 'a' ? 'glm-retired' : 'glm-4.7', displayName: 'x', family: 'glm' }];
+  await s.routing.start();
+  try {
+    await s.routing.quota.pollAll();
+    expect(s.routing.catalog.modelsOf('zai').map((m) => m.id)).toContain('glm-retired');
+    const a = findAccount(s.db, 'a')!;
+    asCli(s.path, (db) => updateAccount(db, a.id, { status: 'disabled', statusReason: 'disabled by user' }));
+    s.routing.pool.sync();
+    await s.routing.quota.pollAll();
+    expect(s.routing.catalog.modelsOf('zai').map((m) => m.id)).toEqual(['glm-4.7']);
+  } finally {
+    await s.routing.stop();
+  }
+});
+
 test('an account passing verification again while the store refuses writes goes back in rotation and is stored later, without an unhandled rejection', async () => {
   const s = setup();
   const a = findAccount(s.db, 'a')!;

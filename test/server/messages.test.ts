@@ -48,6 +48,19 @@ describe('streaming', () => {
     });
   });
 
+  test('model names beyond Latin-1 in the proxy headers are sent as UTF-8 bytes, not a 500', async () => {
+    // Z.AI serves any claude-* name, and a MODEL_MAP alias may be any text: both end up in headers.
+    for (const stream of [true, false]) {
+      h.dispatch = dispatchSteps(textEvents(), { upstreamModel: 'claude-模型', fallbackFrom: '快速' });
+      const r = await post(h, '/v1/messages', body({ stream }));
+      expect(r.status).toBe(200);
+      const utf8 = (s: string | null) => (s === null ? null : Buffer.from(s, 'latin1').toString('utf8'));
+      expect(utf8(r.headers.get('x-proxy-upstream-model'))).toBe('claude-模型');
+      expect(utf8(r.headers.get('x-proxy-fallback-from'))).toBe('快速');
+      await r.text();
+    }
+  });
+
   test('no x-proxy-fallback-from header without a fallback', async () => {
     h.dispatch = dispatchSteps(textEvents());
     const r = await post(h, '/v1/messages', body({ stream: true }));

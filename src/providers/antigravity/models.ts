@@ -32,7 +32,6 @@ const idList = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is 
 
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : undefined);
 
-/** The catalog as ModelInfo, sorted by id; internal ids and deprecated ones are dropped. */
 /**
  * The quota pool a model draws on: Google meters Claude and GPT-OSS together and the Gemini text models
  * together, each with a 5-hour and a weekly window (antigravity.md §11.3).
@@ -47,6 +46,7 @@ export function quotaGroupOf(id: string): string {
   return s;
 }
 
+/** The catalog as ModelInfo, sorted by id; internal ids and deprecated ones are dropped (their successor names them). */
 export function parseModels(body: Record<string, unknown>): ModelInfo[] {
   const deprecated = body.deprecatedModelIds && typeof body.deprecatedModelIds === 'object' ? (body.deprecatedModelIds as Record<string, unknown>) : {};
   const search = new Set(idList(body.webSearchModelIds));
@@ -75,6 +75,12 @@ export function parseModels(body: Record<string, unknown>): ModelInfo[] {
   }
   // An image model the catalog names without an entry of its own is still offered.
   for (const id of images) if (isUserFacing(id) && !(id in deprecated)) out.push({ id, displayName: id, family: familyFromId(id), imageGeneration: true });
+  // Clients with fixed names keep asking for a retired id: it goes to its successor, when listed.
+  for (const [old, d] of Object.entries(deprecated)) {
+    const next = d && typeof d === 'object' ? (d as { newModelId?: unknown }).newModelId : undefined;
+    const m = typeof next === 'string' ? out.find((x) => x.id === next) : undefined;
+    if (m) m.replaces = [...(m.replaces ?? []), old];
+  }
   return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 

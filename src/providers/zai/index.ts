@@ -54,6 +54,8 @@ export function createZaiProvider(config: Config, deps: ProviderDeps): Provider 
       } catch {
         // The listing is a nicety: the known catalogue still serves.
       }
+      // A failed or empty listing says nothing new: the last good one stands, and the next call asks again.
+      if (!listed.length) return modelCache?.models ?? mergeModels(listed);
       const models = mergeModels(listed);
       modelCache = { at: now, models };
       return models;

@@ -48,6 +48,23 @@ describe('parseModels', () => {
     expect(parseModels(body).some((m) => m.imageGeneration)).toBe(false);
   });
 
+  test('a deprecated id is carried by the model Google names as its successor, when that one is listed', () => {
+    const withSuccessor = {
+      ...body,
+      models: { ...(body.models as object), 'gemini-pro-agent': { displayName: 'Gemini 3.1 Pro (High)' } },
+      deprecatedModelIds: {
+        ...(body.deprecatedModelIds as object),
+        'gemini-3-pro-high': { newModelId: 'gemini-pro-agent' },
+        'gemini-2-pro': { newModelId: 'gemini-gone' },
+        broken: { newModelId: 7 },
+      },
+    };
+    const byId = Object.fromEntries(parseModels(withSuccessor).map((m) => [m.id, m]));
+    expect(byId['gemini-pro-agent']!.replaces).toEqual(['gemini-3.1-pro-high', 'gemini-3-pro-high']);
+    expect(byId['gemini-3.1-pro-high']).toBeUndefined();
+    expect(Object.values(byId).filter((m) => m.replaces).length).toBe(1);
+  });
+
   test('a body without models yields none', () => {
     expect(parseModels({})).toEqual([]);
     expect(parseModels({ models: [] })).toEqual([]);

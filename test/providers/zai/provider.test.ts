@@ -411,6 +411,20 @@ describe(`${httpClient} client`, () => {
       expect(models.map((m) => m.id)).toEqual(KNOWN_ZAI_MODELS.map((m) => m.id));
     });
 
+    test('a listing that fails after a good one keeps the good one (not the bare known list), and is asked again next time', async () => {
+      let t = Date.now();
+      const p = createZaiProvider(configFor(httpClient), { updateAccount: () => {}, now: () => t });
+      const good = await p.models(account());
+      // The fake's listing spells display names its own way: the mark of a listed model.
+      expect(good.find((m) => m.id === 'glm-4.5-air')!.displayName).toBe('GLM-4.5-AIR');
+      t += 11 * 60_000;
+      const before = fake.requests.filter((r) => r.path === '/v1/models').length;
+      const afterFailure = await p.models(account('zk-bad-key-000000000'));
+      expect(afterFailure).toEqual(good);
+      await p.models(account());
+      expect(fake.requests.filter((r) => r.path === '/v1/models').length).toBe(before + 2);
+    });
+
     test('refresh is a no-op for API keys', async () => {
       await provider.refresh(account());
       expect(fake.requests).toHaveLength(0);
