@@ -343,6 +343,9 @@ export function createPool(opts: PoolOptions): Pool {
       if (a.lastUsedAt !== null && (mine === undefined || a.lastUsedAt > mine)) lastUsed.set(a.id, a.lastUsedAt);
     }
     for (const id of [...bindings.keys()]) if (!byId.has(bindings.get(id)!)) bindings.delete(id);
+    // Accounts removed (the CLI) take their bookkeeping along: over months of churn it would pile up.
+    for (const id of lastUsed.keys()) if (!byId.has(id)) lastUsed.delete(id);
+    for (const id of failures.keys()) if (!byId.has(id)) failures.delete(id);
     for (const u of unsaved.values()) u.reapply();
     if (announce) {
       const added = accounts.filter((a) => !previous.has(a.id)).map((a) => a.id);
