@@ -2,6 +2,7 @@
 // Anything that looks like a secret is masked before it is written, whatever the caller passed.
 import { writeSync } from 'node:fs';
 import { createConsola, type ConsolaInstance, type LogObject } from 'consola';
+import { trackSize } from './diagnostics.ts';
 
 // Google access tokens, Google refresh tokens, Z.AI keys (32 hex digits, a dot, a secret part),
 // bearer values, API-key-ish strings and key=value pairs.
@@ -19,6 +20,7 @@ const SECRET_PATTERNS: RegExp[] = [
 const extraSecrets = new Map<string, number>();
 // Kept this long past its end: a line may still quote a token that just expired.
 const EXPIRED_GRACE_MS = 60 * 60 * 1000;
+trackSize('log.secrets', () => extraSecrets.size);
 
 /**
  * Registers a literal secret (e.g. PROXY_API_KEY, an account key) to be masked wherever it appears;

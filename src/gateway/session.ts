@@ -20,6 +20,12 @@ function fromUserId(userId: unknown): string | null {
   return m ? m[1]! : null;
 }
 
+/**
+ * Longest key kept as the client sent it. Keys are held long (account bindings, tool naming, 20 000
+ * each): a longer id (Claude Code's are UUIDs) is hashed, so a client cannot pin megabytes with them.
+ */
+const MAX_KEY_LENGTH = 128;
+
 /** How much of an image's or document's data tells it apart (hashing megabytes per request would not). */
 const SOURCE_SAMPLE = 4096;
 
@@ -57,7 +63,11 @@ export function sessionKeyOf(body: MessagesRequest, headers: Record<string, stri
   const meta = (body as { metadata?: { user_id?: unknown } }).metadata;
   const id = fromUserId(meta?.user_id) ?? (header ? header.trim() : null);
   const agent = headers['x-claude-code-agent-id']?.trim();
-  if (id) return agent ? `${id}:${agent}` : id;
+  if (id) {
+    const key = agent ? `${id}:${agent}` : id;
+    if (key.length <= MAX_KEY_LENGTH) return key;
+    return `id:${new Bun.CryptoHasher('sha256').update(key, 'latin1').digest('hex').slice(0, 32)}`;
+  }
   const hasher = new Bun.CryptoHasher('sha256');
   // The text is a byte string (anthropic/byte-strings.ts): its bytes are the UTF-8 the key was always made of.
   hasher.update(firstUserText(body), 'latin1');

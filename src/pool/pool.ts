@@ -28,6 +28,7 @@ import {
   replaceQuotas,
   setLimit,
 } from '../store/limits.ts';
+import { trackSize } from '../diagnostics.ts';
 import { log } from '../log.ts';
 import { type Candidate, selectAccount, type Selection } from './select.ts';
 
@@ -271,6 +272,11 @@ export function createPool(opts: PoolOptions): Pool {
   let touchTimer: ReturnType<typeof setInterval> | undefined;
   // Keyed by what they change (one limit, one account's status, one account's quotas): the newest wins.
   const unsaved = new Map<string, Unsaved>();
+  trackSize('pool.bindings', () => bindings.size);
+  trackSize('pool.limits', () => limits.size);
+  trackSize('pool.unsaved', () => unsaved.size);
+  trackSize('pool.slotWaiters', () => slotWaiters.size);
+  trackSize('pool.perAccount', () => lastUsed.size + failures.size + inFlight.size);
 
   /**
    * Writes state to the store. A store that fails (busy past its timeout, disk full) must not turn
@@ -337,6 +343,9 @@ export function createPool(opts: PoolOptions): Pool {
       if (a.lastUsedAt !== null && (mine === undefined || a.lastUsedAt > mine)) lastUsed.set(a.id, a.lastUsedAt);
     }
     for (const id of [...bindings.keys()]) if (!byId.has(bindings.get(id)!)) bindings.delete(id);
+    // Accounts removed (the CLI) take their bookkeeping along: over months of churn it would pile up.
+    for (const id of lastUsed.keys()) if (!byId.has(id)) lastUsed.delete(id);
+    for (const id of failures.keys()) if (!byId.has(id)) failures.delete(id);
     for (const u of unsaved.values()) u.reapply();
     if (announce) {
       const added = accounts.filter((a) => !previous.has(a.id)).map((a) => a.id);

@@ -4,6 +4,7 @@
 // loop. One pool per origin and caller key (connections are per credential, antigravity.md §4.2).
 // No Accept-Encoding handling: callers should not ask for gzip; a compressed answer is still decoded.
 import type { Socket } from 'bun';
+import { trackSize } from '../diagnostics.ts';
 
 export interface Http1RequestInit {
   method: string;
@@ -79,6 +80,8 @@ interface Conn {
 }
 
 const pools = new Map<string, Conn[]>();
+trackSize('http1.pools', () => pools.size);
+trackSize('http1.idle', () => http1IdleCount());
 const utf8 = new TextDecoder();
 
 class ConnError extends Error {

@@ -83,3 +83,14 @@ test('a first message beyond ASCII keys the conversation by its UTF-8, whether t
   expect(key(raw)).toBe(expected);
   expect(key(escaped)).toBe(expected);
 });
+
+test('a client-chosen session id of any length keys the conversation in a short key (the bindings and caches hold 20 000 of them)', () => {
+  const long = 's'.repeat(100_000);
+  const a = sessionKeyOf(body({ metadata: { user_id: JSON.stringify({ session_id: long }) } }), {});
+  const b = sessionKeyOf(body({ metadata: { user_id: JSON.stringify({ session_id: `${long}x` }) } }), {});
+  const c = sessionKeyOf(body(), { 'x-claude-code-session-id': long, 'x-claude-code-agent-id': 'a'.repeat(50_000) });
+  for (const k of [a, b, c]) expect(k.length).toBeLessThanOrEqual(128);
+  expect(a).not.toBe(b);
+  // The same long id keys the same conversation on every turn.
+  expect(sessionKeyOf(body({ metadata: { user_id: JSON.stringify({ session_id: long }) } }), {})).toBe(a);
+});

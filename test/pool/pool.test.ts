@@ -6,6 +6,7 @@ import { findAccount, removeAccount, updateAccount } from '../../src/store/accou
 import { openDatabase } from '../../src/store/db.ts';
 import { ALL_MODELS, listLimits } from '../../src/store/limits.ts';
 import { configureLog, log } from '../../src/log.ts';
+import { trackedSizes } from '../../src/diagnostics.ts';
 import { addZai, cleanupDbs, scriptedProvider, T0, tempDb, testConfig } from '../gateway/helpers.ts';
 
 afterEach(cleanupDbs);
@@ -238,6 +239,25 @@ describe('state in SQLite', () => {
     pool.sync();
     expect(pool.accounts().map((a) => a.label)).toEqual(['a']);
     expect(pool.sync()).toBe(false);
+    cli.close();
+  });
+
+  test('accounts added, used and removed over months leave nothing behind in the pool', () => {
+    const { path, pool } = setup(['a']);
+    const cli = openDatabase(path);
+    for (let i = 0; i < 200; i++) {
+      addZai(cli, `churn-${i}`, T0 + i);
+      pool.sync();
+      const got = pool.acquire({ provider: 'zai', model: 'glm-4.7', familyKey: 'zai:glm', sessionKey: `s${i}`, only: findAccount(cli, `churn-${i}`)!.id });
+      if (got.kind !== 'lease') throw new Error(`no lease: ${JSON.stringify(got)}`);
+      pool.report(got.lease, { kind: 'error', error: new UpstreamError('transient', 'blip') });
+      got.lease.release();
+      removeAccount(cli, `churn-${i}`);
+      pool.sync();
+    }
+    expect(pool.accounts().map((a) => a.label)).toEqual(['a']);
+    expect(trackedSizes()['pool.perAccount']).toBeLessThanOrEqual(1);
+    expect(trackedSizes()['pool.bindings']).toBe(0);
     cli.close();
   });
 

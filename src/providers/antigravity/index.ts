@@ -7,6 +7,7 @@ import { textCopyOf } from '../../anthropic/byte-strings.ts';
 import type { AnthropicEvent } from '../../anthropic/events.ts';
 import type { MessagesRequest } from '../../anthropic/schema.ts';
 import { searchTextOf, webSearchToolOf } from '../../anthropic/web-search.ts';
+import { trackSize } from '../../diagnostics.ts';
 import { log } from '../../log.ts';
 import type { Account } from '../../store/accounts.ts';
 import { UpstreamError, type ModelInfo, type Provider, type ProviderDeps, type QuotaInfo, type SendContext } from '../provider.ts';
@@ -101,6 +102,7 @@ function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
 /** Recent session ids: a conversation sends many turns, and each would hash the same input again. */
 const sessionIds = new Map<string, string>();
 const SESSION_IDS_MAX = 4096;
+trackSize('antigravity.sessionIds', () => sessionIds.size);
 
 /** A stable per-conversation session id in agy's shape (signed decimal int64) for Google's prompt cache. */
 export function sessionIdFor(accountId: string, sessionKey: string): string {
@@ -138,6 +140,9 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
 
   // Accounts whose project was dropped: their account.meta.projectId is stale until discovery succeeds.
   const staleProjects = new Set<string>();
+  trackSize('antigravity.signatures', () => signatures.size());
+  trackSize('antigravity.rejectedTokens', () => tokens.rejectedCount());
+  trackSize('antigravity.perAccount', () => projects.size + catalog.size + onCredits.size + noCredits.size + staleProjects.size);
 
   /** The project already known for the account (memory, then account.meta), or null. */
   function knownProject(account: Account): string | null {

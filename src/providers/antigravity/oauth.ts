@@ -19,6 +19,8 @@ export const OAUTH_SCOPES = [
 /** Refresh this long before the access token expires. */
 export const REFRESH_SKEW_MS = 5 * 60_000;
 const TOKEN_TIMEOUT_MS = 20_000;
+/** Google's access tokens live an hour: one rejected longer ago has expired and cannot come back. */
+const REJECTED_KEEP_MS = 60 * 60_000;
 
 type OAuthConfig = Pick<Config['antigravity'], 'clientId' | 'clientSecret' | 'authUrl' | 'tokenUrl' | 'userinfoUrl'>;
 
@@ -205,12 +207,22 @@ export interface TokenManager {
   refresh(account: Account, failed?: string): Promise<string>;
   /** Forget the cached token (the next get() refreshes unless the stored one is still good). */
   drop(accountId: string): void;
+  /** Access tokens held as rejected (tests: the list stays bounded). */
+  rejectedCount(): number;
 }
 
 export function createTokenManager(cfg: OAuthConfig, deps: ProviderDeps): TokenManager {
   const cache = new Map<string, { token: string; expiresAt: number }>();
-  /** Tokens known to be rejected (401): never reuse them from the stored credentials either. */
-  const rejected = new Set<string>();
+  /**
+   * Tokens known to be rejected (401): never reuse them from the stored credentials either. Token ->
+   * until when that matters (it has expired by then); pruned when one is added, which is rare.
+   */
+  const rejected = new Map<string, number>();
+  function reject(token: string): void {
+    const t = deps.now();
+    for (const [k, until] of rejected) if (until <= t) rejected.delete(k);
+    rejected.set(token, t + REJECTED_KEEP_MS);
+  }
   const inflight = new Map<string, Promise<string>>();
   /**
    * Refresh tokens Google replaced (old -> new), per account. The account handed in may predate the
@@ -280,19 +292,20 @@ export function createTokenManager(cfg: OAuthConfig, deps: ProviderDeps): TokenM
       const hit = cache.get(account.id);
       // Several requests got a 401 with the same token: the first refreshes, the later ones take its result.
       if (failed !== undefined) {
-        rejected.add(failed);
+        reject(failed);
         if (hit && hit.token !== failed && hit.expiresAt - REFRESH_SKEW_MS > deps.now()) return Promise.resolve(hit.token);
         const running = inflight.get(account.id);
         if (running) return running;
       }
-      if (hit) rejected.add(hit.token);
+      if (hit) reject(hit.token);
       cache.delete(account.id);
       return doRefresh(account);
     },
     drop(accountId: string): void {
       const hit = cache.get(accountId);
-      if (hit) rejected.add(hit.token);
+      if (hit) reject(hit.token);
       cache.delete(accountId);
     },
+    rejectedCount: () => rejected.size,
   };
 }

@@ -39,6 +39,8 @@ export interface SignatureStore {
   /** The thoughtSignature an image model put on a picture it drew, keyed by the picture's data. */
   rememberImage(data: string, signature: string): void;
   imageSignature(data: string): string | undefined;
+  /** Entries held, all maps together (tests, diagnostics). */
+  size(): number;
 }
 
 export interface SignatureStoreOptions {
@@ -57,14 +59,31 @@ export function createSignatureStore(opts: SignatureStoreOptions = {}): Signatur
   const calls = lru<ToolCallRecord>(max, ttl, now);
   const namings = lru<ToolNaming>(max, ttl, now);
   const images = lru<string>(max, ttl, now);
+  // A read drops an expired entry, but most are never read again: without a sweep, a busy hour's
+  // entries (signatures run to kilobytes) would stay until maxEntries newer ones pushed them out,
+  // which on a quiet proxy is never. Swept on writes, at most every ttl/8: no timer to own.
+  const sweepEveryMs = Math.max(1, Math.floor(ttl / 8));
+  let nextSweep = now() + sweepEveryMs;
+  function sweepIfDue(): void {
+    const t = now();
+    if (t < nextSweep) return;
+    nextSweep = t + sweepEveryMs;
+    families.sweep(t);
+    calls.sweep(t);
+    namings.sweep(t);
+    images.sweep(t);
+  }
   return {
     rememberThinking(signature, family) {
-      if (signature.length >= MIN_SIGNATURE_LENGTH) families.set(signature, family);
+      if (signature.length < MIN_SIGNATURE_LENGTH) return;
+      sweepIfDue();
+      families.set(signature, family);
     },
     thinkingFamily(signature) {
       return families.get(signature) ?? (isClaudeRForm(signature) ? 'claude' : undefined);
     },
     rememberToolCall(id, record) {
+      sweepIfDue();
       calls.set(id, record);
     },
     toolCall(id) {
@@ -73,6 +92,7 @@ export function createSignatureStore(opts: SignatureStoreOptions = {}): Signatur
     rememberTools(sessionKey, naming) {
       // Merged, not replaced: a conversation's subagents send other tool sets under the same key,
       // and sanitizing is deterministic, so entries never disagree.
+      sweepIfDue();
       const known = namings.get(sessionKey);
       if (known) {
         for (const [k, v] of naming.original) known.original.set(k, v);
@@ -86,11 +106,13 @@ export function createSignatureStore(opts: SignatureStoreOptions = {}): Signatur
       return namings.get(sessionKey);
     },
     rememberImage(data, signature) {
+      sweepIfDue();
       images.set(imageKey(data), signature);
     },
     imageSignature(data) {
       return images.get(imageKey(data));
     },
+    size: () => families.size() + calls.size() + namings.size() + images.size(),
   };
 }
 
@@ -119,6 +141,9 @@ export function isClaudeRForm(signature: string): boolean {
 interface Lru<V> {
   get(key: string): V | undefined;
   set(key: string, value: V): void;
+  /** Drops every entry expired at `t`. */
+  sweep(t: number): void;
+  size(): number;
 }
 
 /** Map insertion order is the recency order: a read re-inserts, the oldest key is evicted first. */
@@ -141,5 +166,9 @@ function lru<V>(max: number, ttl: number, now: () => number): Lru<V> {
         map.delete(oldest);
       }
     },
+    sweep(t) {
+      for (const [key, e] of map) if (e.expires <= t) map.delete(key);
+    },
+    size: () => map.size,
   };
 }

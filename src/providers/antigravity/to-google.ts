@@ -5,6 +5,7 @@ import { fromByteString, toByteString } from '../../anthropic/byte-strings.ts';
 import { jsonOnlyInstruction, jsonSchemaOf } from '../../anthropic/structured-output.ts';
 import type { MessagesRequest, Tool } from '../../anthropic/schema.ts';
 import { familyOf, type ModelFamily } from '../provider.ts';
+import { trackSize } from '../../diagnostics.ts';
 import { inlineBase64 } from './inline-data.ts';
 import { toGoogleSchema, toGoogleToolSchema } from './schema.ts';
 import { MIN_SIGNATURE_LENGTH, type SignatureStore, type ToolNaming } from './signatures.ts';
@@ -142,6 +143,7 @@ export function toGoogleRequest(req: MessagesRequest, opts: ToGoogleOptions): Re
 // because nothing downstream mutates them (the envelope is only serialised).
 const TOOL_SCHEMA_CACHE_MAX = 256;
 const toolSchemaCache = new Map<string, { schema: unknown; result: ReturnType<typeof toGoogleToolSchema> }>();
+trackSize('antigravity.toolSchemas', () => toolSchemaCache.size);
 function cachedToolSchema(name: string, inputSchema: unknown): ReturnType<typeof toGoogleToolSchema> {
   const hit = toolSchemaCache.get(name);
   if (hit && sameJson(hit.schema, inputSchema)) return hit.result;

@@ -197,6 +197,19 @@ describe('the access-token cache', () => {
     expect((err as UpstreamError).code).toBe('AUTH_NETWORK_ERROR');
   });
 
+  test('tokens rejected by a 401 are forgotten once they have expired anyway (months of 401s stay bounded)', async () => {
+    const tm = createTokenManager(cfg, deps);
+    const a = account('many-401@example.com');
+    await tm.get(a);
+    // Requests that got a 401 with tokens already replaced: each is remembered as rejected.
+    for (let i = 0; i < 1_000; i++) await tm.refresh(a, `ya29.FAKE-rejected-${i}`);
+    expect(tm.rejectedCount()).toBe(1_000);
+    // Hours later no access token of then can still be live: another 401 finds the list short.
+    clock += 3 * 60 * 60_000;
+    await tm.refresh(a, 'ya29.FAKE-rejected-later');
+    expect(tm.rejectedCount()).toBeLessThanOrEqual(2);
+  });
+
   test('refresh() fetches a new token even when the cached one is fresh', async () => {
     const tm = createTokenManager(cfg, deps);
     const a = account('force@example.com');

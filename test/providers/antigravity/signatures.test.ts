@@ -76,3 +76,37 @@ describe('createSignatureStore', () => {
     expect(store.toolCall('c')).toBeDefined();
   });
 });
+
+describe('createSignatureStore memory', () => {
+  test('expired entries that are never read again are dropped, not held until maxEntries pushes them out', () => {
+    let now = 0;
+    const store = createSignatureStore({ ttlMs: 1_000, now: () => now });
+    const rec = { name: 'X', signature: null, family: 'claude' as const };
+    for (let i = 0; i < 500; i++) {
+      store.rememberToolCall(`call_${i}`, rec);
+      store.rememberThinking(`${sigs.gemini}${i}`, 'gemini');
+      store.rememberTools(`session_${i}`, { original: new Map([['a_b', 'a.b']]), placeholders: new Set() });
+      store.rememberImage(`picture-${i}`, sigs.gemini);
+    }
+    expect(store.size()).toBe(2_000);
+    // Hours later, one new conversation: what the earlier ones left is gone.
+    now += 5_000;
+    store.rememberToolCall('fresh', rec);
+    expect(store.size()).toBe(1);
+    expect(store.toolCall('fresh')).toBeDefined();
+  });
+
+  test('an entry still within its TTL survives the sweep', () => {
+    let now = 0;
+    const store = createSignatureStore({ ttlMs: 1_000, now: () => now });
+    const rec = { name: 'X', signature: null, family: 'claude' as const };
+    store.rememberToolCall('old', rec);
+    now = 900;
+    store.rememberToolCall('young', rec);
+    now = 1_200;
+    store.rememberToolCall('new', rec);
+    expect(store.toolCall('old')).toBeUndefined();
+    expect(store.toolCall('young')).toBeDefined();
+    expect(store.toolCall('new')).toBeDefined();
+  });
+});
