@@ -56,6 +56,13 @@ class PoolExhausted extends Error {
   }
 }
 
+/** No account can serve the route at all: none usable, or every one found dead during this request. */
+class NoUsableAccount extends Error {
+  constructor(readonly answer: ApiError) {
+    super(answer.message);
+  }
+}
+
 export function defaultSleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(new ApiError('api_error', 'client closed the request'));
@@ -408,8 +415,13 @@ export function createGateway(deps: GatewayDeps): Gateway {
         );
       }
       if (got.kind === 'none') {
-        if (got.reason === 'all_tried' && last) throw clientErrorFor(last, req.body.model, now(), maxWaitMs);
-        throw noAccountError(`No usable ${route.provider} account for ${route.upstreamModel}: ${got.detail}`);
+        if (got.reason === 'all_tried' && last) {
+          const answer = clientErrorFor(last, req.body.model, now(), maxWaitMs);
+          // Every account died under this request: as good as none (a fallback may serve it).
+          if (last.kind === 'invalid_account') throw new NoUsableAccount(answer);
+          throw answer;
+        }
+        throw new NoUsableAccount(noAccountError(`No usable ${route.provider} account for ${route.upstreamModel}: ${got.detail}`));
       }
       const lease = got.lease;
       if (waitedForSlot) {
@@ -533,17 +545,24 @@ export function createGateway(deps: GatewayDeps): Gateway {
     try {
       return await serve(req, route, sessionKey, null);
     } catch (err) {
-      if (!(err instanceof PoolExhausted)) throw err;
-      const t = now();
+      // The model cannot be served on any account, for now (limits) or at all (none usable).
+      const answer =
+        err instanceof PoolExhausted
+          ? () => limitedError(route.upstreamModel, err.kind, err.until, now(), maxWaitMs, err.last?.message)
+          : err instanceof NoUsableAccount
+            ? () => err.answer
+            : null;
+      if (!answer) throw err;
       const fbRoute = config.fallback && !truthy(req.headers['x-proxy-no-fallback']) ? catalog.fallbackRoute(route.upstreamModel, available()) : null;
-      if (!fbRoute) throw limitedError(route.upstreamModel, err.kind, err.until, t, maxWaitMs, err.last?.message);
-      log.warn(`${req.requestId}: ${route.upstreamModel} is exhausted on every account until ${new Date(err.until).toISOString()}; falling back to ${fbRoute.upstreamModel}`);
+      if (!fbRoute) throw answer();
+      const why = err instanceof PoolExhausted ? `is exhausted on every account until ${new Date(err.until).toISOString()}` : 'has no usable account';
+      log.warn(`${req.requestId}: ${route.upstreamModel} ${why}; falling back to ${fbRoute.upstreamModel}`);
       metrics.fallbacks({ from: route.upstreamModel, to: fbRoute.upstreamModel });
       try {
         return await serve(req, fbRoute, sessionKey, req.body.model);
       } catch (err2) {
         // No chained fallback: the client hears about the model it asked for.
-        if (err2 instanceof PoolExhausted) throw limitedError(route.upstreamModel, err.kind, err.until, now(), maxWaitMs, err.last?.message);
+        if (err2 instanceof PoolExhausted || err2 instanceof NoUsableAccount) throw answer();
         throw err2;
       }
     }

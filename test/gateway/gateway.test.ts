@@ -496,6 +496,43 @@ describe('dispatch', () => {
     await drain(d);
   });
 
+  test('with a fallback configured, a model whose accounts are all unusable (invalid) is served by the fallback too', async () => {
+    const { db } = tempDb();
+    const clock = fakeClock();
+    const ag = upsertAccount(db, { provider: 'antigravity', label: 'g', email: 'g@example.com', credentials: { kind: 'oauth', refreshToken: 'FAKE-refresh-g' } }, T0).account;
+    addZai(db, 'z', T0 + 1);
+    const antigravity = scriptedProvider('antigravity', ['claude-sonnet-4-6']);
+    const zai = scriptedProvider('zai', ['glm-4.7']);
+    const make = (fallback: boolean) =>
+      createRouting({ db, config: testConfig({ fallback, maxWaitSec: 10, fallbackMap: { 'claude-sonnet-4-6': 'glm-4.7' } }), providers: { antigravity, zai }, now: clock.now, sleep: clock.sleep });
+    const routing = make(true);
+    routing.pool.markInvalid(ag.id, 'invalid_grant: log in again');
+    const d = await routing.gateway.dispatch(dispatchReq(request('claude-sonnet-4-6')));
+    expect(d.upstreamModel).toBe('glm-4.7');
+    expect(antigravity.calls).toHaveLength(0);
+    await drain(d);
+    // Without the fallback the client hears why, as before.
+    const e = await rejection(make(false).gateway.dispatch(dispatchReq(request('claude-sonnet-4-6'))));
+    expect(e.status).toBe(503);
+    expect(e.message).toContain('invalid_grant');
+  });
+
+  test('with a fallback configured, accounts found dead during the request (refused credentials) hand it to the fallback', async () => {
+    const { db } = tempDb();
+    const clock = fakeClock();
+    upsertAccount(db, { provider: 'antigravity', label: 'g', email: 'g@example.com', credentials: { kind: 'oauth', refreshToken: 'FAKE-refresh-g' } }, T0);
+    addZai(db, 'z', T0 + 1);
+    const antigravity = scriptedProvider('antigravity', ['claude-sonnet-4-6']);
+    antigravity.answer = () => ({ error: new UpstreamError('invalid_account', 'This service has been disabled in this account', { status: 403 }) });
+    const zai = scriptedProvider('zai', ['glm-4.7']);
+    const config = testConfig({ fallback: true, maxWaitSec: 10, fallbackMap: { 'claude-sonnet-4-6': 'glm-4.7' } });
+    const routing = createRouting({ db, config, providers: { antigravity, zai }, now: clock.now, sleep: clock.sleep });
+    const d = await routing.gateway.dispatch(dispatchReq(request('claude-sonnet-4-6')));
+    expect(d.upstreamModel).toBe('glm-4.7');
+    expect(antigravity.calls).toHaveLength(1);
+    await drain(d);
+  });
+
   test('without --fallback an exhausted model is a 429, not another model', async () => {
     const r = rig({ labels: ['a'], config: { fallback: false, maxWaitSec: 10 } });
     r.routing.pool.report(fakeLease(r, 'a', 'glm-5.1'), { kind: 'error', error: new UpstreamError('rate_limited', 'x', { resetAt: T0 + 600_000 }) });
