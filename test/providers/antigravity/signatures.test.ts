@@ -134,6 +134,18 @@ describe('createSignatureStore byte budget', () => {
     expect(store.toolCall('call_5999')?.signature).toBe(big(5_999));
   });
 
+  test("the store's byte count is what it keeps, even for signatures parsed from a UTF-16 chunk", () => {
+    // A chunk with one character beyond Latin-1 parses into UTF-16 strings, two bytes a character.
+    const wide = (i: number): string => (JSON.parse(JSON.stringify({ t: '—', s: big(i) })) as { s: string }).s;
+    const store = createSignatureStore();
+    const before = heap();
+    for (let i = 0; i < 1_500; i++) store.rememberToolCall(`call_${i}`, { name: 'run_command', signature: wide(i), family: 'gemini' });
+    const kept = heap() - before;
+    expect(store.size()).toBe(1_500);
+    expect(kept).toBeLessThan(store.bytes() * 1.25);
+    expect(store.toolCall('call_7')?.signature).toBe(big(7));
+  });
+
   test('the family map is keyed by a hash: it holds no signature string, and still knows signatures seen before', () => {
     const store = createSignatureStore();
     const before = heap();
