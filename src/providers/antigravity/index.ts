@@ -141,6 +141,7 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
   // Accounts whose project was dropped: their account.meta.projectId is stale until discovery succeeds.
   const staleProjects = new Set<string>();
   trackSize('antigravity.signatures', () => signatures.size());
+  trackSize('antigravity.signatureBytes', () => signatures.bytes());
   trackSize('antigravity.rejectedTokens', () => tokens.rejectedCount());
   trackSize('antigravity.perAccount', () => projects.size + catalog.size + onCredits.size + noCredits.size + staleProjects.size);
 

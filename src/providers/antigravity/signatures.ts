@@ -1,8 +1,9 @@
 // What the proxy must remember between turns so a conversation survives on Cloud Code (§7.7):
 // Claude Code drops every non-standard field we put on blocks, so the Gemini thought signature of a
 // function call or of a drawn picture, the family that minted a thinking signature, and the tool
-// names we had to sanitize are kept here, in memory, bounded (LRU + TTL). Losing an entry is never fatal: the
-// request side falls back to the documented sentinel or drops the thinking block.
+// names we had to sanitize are kept here, in memory, bounded (LRU by entries and by bytes, + TTL).
+// Losing an entry is never fatal: the request side falls back to the documented sentinel or drops
+// the thinking block.
 import type { ModelFamily } from '../provider.ts';
 
 /** Signatures shorter than this are not real (§7.5, MIN_SIGNATURE_LENGTH of the seed proxies). */
@@ -41,24 +42,51 @@ export interface SignatureStore {
   imageSignature(data: string): string | undefined;
   /** Entries held, all maps together (tests, diagnostics). */
   size(): number;
+  /** Approximate bytes held, all maps together (tests, diagnostics). */
+  bytes(): number;
 }
 
 export interface SignatureStoreOptions {
   /** Per map. Default 20 000. */
   maxEntries?: number;
+  /** All maps together, shared out as MAP_SHARES says. Default DEFAULT_MAX_BYTES. */
+  maxBytes?: number;
   /** Default 2 h, the seed proxies' value. */
   ttlMs?: number;
   now?: () => number;
 }
 
+/**
+ * The store's memory budget. A Gemini signature runs to 5.5 KB (captures), so 20 000 entries a map
+ * held ~0.5 GB, while the whole proxy's peak RSS target is 120 MB on a small VPS (docs/benchmarks.md:
+ * ~58 MB idle, ~116 MB peak under load). 16 MB still holds ~1 800 Gemini tool calls: what conversations
+ * need is the signatures of their current turn, and a lost one costs only reasoning continuity (the
+ * request side sends the sentinel, §7.3).
+ */
+export const DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Each map's share of the budget, so that a flood in one (large tool-call signatures) never pushes
+ * out the small entries of another. Tool calls carry the big signatures that matter most; the family
+ * map's entries are hashes of fixed size; tool naming is remembered again on every request.
+ */
+const MAP_SHARES = { calls: 10 / 16, families: 2 / 16, namings: 2 / 16, images: 2 / 16 } as const;
+
+// Approximate costs in JavaScriptCore, measured with heapStats (scripts/signatures-memory.ts): a map
+// entry with its record ~200 bytes, a string's header ~32, one byte a character once compacted.
+const ENTRY_BYTES = 200;
+const STRING_BYTES = 32;
+
 export function createSignatureStore(opts: SignatureStoreOptions = {}): SignatureStore {
   const max = Math.max(1, opts.maxEntries ?? 20_000);
+  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
   const ttl = opts.ttlMs ?? 2 * 60 * 60 * 1000;
   const now = opts.now ?? Date.now;
-  const families = lru<ModelFamily>(max, ttl, now);
-  const calls = lru<ToolCallRecord>(max, ttl, now);
-  const namings = lru<ToolNaming>(max, ttl, now);
-  const images = lru<string>(max, ttl, now);
+  // Keyed by a hash of the signature: the signature itself (kilobytes) is only ever looked up.
+  const families = lru<number, ModelFamily>(max, maxBytes * MAP_SHARES.families, ttl, now);
+  const calls = lru<string, ToolCallRecord>(max, maxBytes * MAP_SHARES.calls, ttl, now);
+  const namings = lru<string, ToolNaming>(max, maxBytes * MAP_SHARES.namings, ttl, now);
+  const images = lru<number, string>(max, maxBytes * MAP_SHARES.images, ttl, now);
   // A read drops an expired entry, but most are never read again: without a sweep, a busy hour's
   // entries (signatures run to kilobytes) would stay until maxEntries newer ones pushed them out,
   // which on a quiet proxy is never. Swept on writes, at most every ttl/8: no timer to own.
@@ -76,15 +104,22 @@ export function createSignatureStore(opts: SignatureStoreOptions = {}): Signatur
   return {
     rememberThinking(signature, family) {
       if (signature.length < MIN_SIGNATURE_LENGTH) return;
+      // thinkingFamily answers these from their shape: memory would only push out what it cannot.
+      if (family === 'claude' && isClaudeRForm(signature)) return;
       sweepIfDue();
-      families.set(signature, family);
+      families.set(hashKey(signature), family, ENTRY_BYTES);
     },
     thinkingFamily(signature) {
-      return families.get(signature) ?? (isClaudeRForm(signature) ? 'claude' : undefined);
+      if (signature.length < MIN_SIGNATURE_LENGTH) return undefined;
+      return families.get(hashKey(signature)) ?? (isClaudeRForm(signature) ? 'claude' : undefined);
     },
     rememberToolCall(id, record) {
       sweepIfDue();
-      calls.set(id, record);
+      // Only a Gemini call's signature is ever replayed (to-google's geminiSignature).
+      const signature = record.family === 'gemini' && record.signature ? compact(record.signature) : null;
+      const kept: ToolCallRecord = { name: record.name, signature, family: record.family };
+      if (record.minted) kept.minted = true;
+      calls.set(id, kept, ENTRY_BYTES + 2 * STRING_BYTES + id.length + record.name.length + (signature ? STRING_BYTES + signature.length : 0));
     },
     toolCall(id) {
       return calls.get(id);
@@ -94,31 +129,58 @@ export function createSignatureStore(opts: SignatureStoreOptions = {}): Signatur
       // and sanitizing is deterministic, so entries never disagree.
       sweepIfDue();
       const known = namings.get(sessionKey);
-      if (known) {
-        for (const [k, v] of naming.original) known.original.set(k, v);
-        for (const p of naming.placeholders) known.placeholders.add(p);
-        namings.set(sessionKey, known);
-      } else {
-        namings.set(sessionKey, { original: new Map(naming.original), placeholders: new Set(naming.placeholders) });
-      }
+      const merged = known ?? { original: new Map<string, string>(), placeholders: new Set<string>() };
+      for (const [k, v] of naming.original) merged.original.set(k, v);
+      for (const p of naming.placeholders) merged.placeholders.add(p);
+      namings.set(sessionKey, merged, namingBytes(sessionKey, merged));
     },
     tools(sessionKey) {
       return namings.get(sessionKey);
     },
     rememberImage(data, signature) {
       sweepIfDue();
-      images.set(imageKey(data), signature);
+      const kept = compact(signature);
+      images.set(hashKey(data), kept, ENTRY_BYTES + STRING_BYTES + kept.length);
     },
     imageSignature(data) {
-      return images.get(imageKey(data));
+      return images.get(hashKey(data));
     },
     size: () => families.size() + calls.size() + namings.size() + images.size(),
+    bytes: () => families.bytes() + calls.bytes() + namings.bytes() + images.bytes(),
   };
 }
 
-/** A picture's key: a fast hash of its base64 and its length (pictures run to megabytes; the key stays short). */
-function imageKey(data: string): string {
-  return `${Bun.hash(data).toString(36)}:${data.length}`;
+// A Map and a Set with their tables, then per name its strings and slot (measured: ~2.4 KB for a
+// session with eight renamed tools).
+const NAMING_BYTES = 320;
+const NAME_SLOT_BYTES = 64;
+
+function namingBytes(sessionKey: string, n: ToolNaming): number {
+  let b = ENTRY_BYTES + NAMING_BYTES + STRING_BYTES + sessionKey.length;
+  for (const [k, v] of n.original) b += NAME_SLOT_BYTES + 2 * STRING_BYTES + k.length + v.length;
+  for (const p of n.placeholders) b += NAME_SLOT_BYTES + STRING_BYTES + p.length;
+  return b;
+}
+
+/**
+ * A key for a long string (a signature, a picture's base64): 53 bits of its wyhash, a number, so the
+ * map holds no copy of the string and the key is no string to allocate. Bun.hash hashes the UTF-8, so a
+ * signature hashes alike from a response chunk and from a request's byte strings (base64 is ASCII).
+ * A false match among 20 000 keys is ~1 in 10^11 per lookup.
+ */
+function hashKey(s: string): number {
+  return Number(Bun.hash(s));
+}
+
+const BEYOND_LATIN1 = /[^\x00-\xff]/;
+
+/**
+ * The string as JavaScriptCore's one-byte kind. A signature parsed from a chunk that held any
+ * character beyond Latin-1 is kept in UTF-16, two bytes a character; signatures are base64, so a kept
+ * one is copied once to half that.
+ */
+function compact(s: string): string {
+  return BEYOND_LATIN1.test(s) ? s : Buffer.from(s, 'latin1').toString('latin1');
 }
 
 const BASE64_CHARS = /^[A-Za-z0-9+/]+$/;
@@ -138,37 +200,54 @@ export function isClaudeRForm(signature: string): boolean {
   }
 }
 
-interface Lru<V> {
-  get(key: string): V | undefined;
-  set(key: string, value: V): void;
+interface Lru<K, V> {
+  get(key: K): V | undefined;
+  /** `bytes`: what the entry costs; one larger than the whole budget is not kept. */
+  set(key: K, value: V, bytes: number): void;
   /** Drops every entry expired at `t`. */
   sweep(t: number): void;
   size(): number;
+  bytes(): number;
 }
 
-/** Map insertion order is the recency order: a read re-inserts, the oldest key is evicted first. */
-function lru<V>(max: number, ttl: number, now: () => number): Lru<V> {
-  const map = new Map<string, { value: V; expires: number }>();
+/**
+ * Map insertion order is the recency order: a read re-inserts, the oldest key is evicted first,
+ * until both the entry count and the bytes are within bounds.
+ */
+function lru<K, V>(max: number, maxBytes: number, ttl: number, now: () => number): Lru<K, V> {
+  const map = new Map<K, { value: V; expires: number; bytes: number }>();
+  let total = 0;
+  const drop = (key: K, e: { bytes: number }): void => {
+    map.delete(key);
+    total -= e.bytes;
+  };
   return {
     get(key) {
       const e = map.get(key);
       if (!e) return undefined;
       map.delete(key);
-      if (e.expires <= now()) return undefined;
+      if (e.expires <= now()) {
+        total -= e.bytes;
+        return undefined;
+      }
       map.set(key, e);
       return e.value;
     },
-    set(key, value) {
-      map.delete(key);
-      map.set(key, { value, expires: now() + ttl });
-      while (map.size > max) {
-        const oldest = map.keys().next().value as string;
-        map.delete(oldest);
+    set(key, value, bytes) {
+      const old = map.get(key);
+      if (old) drop(key, old);
+      if (bytes > maxBytes) return;
+      map.set(key, { value, expires: now() + ttl, bytes });
+      total += bytes;
+      while (map.size > max || total > maxBytes) {
+        const [oldest, e] = map.entries().next().value as [K, { bytes: number }];
+        drop(oldest, e);
       }
     },
     sweep(t) {
-      for (const [key, e] of map) if (e.expires <= t) map.delete(key);
+      for (const [key, e] of map) if (e.expires <= t) drop(key, e);
     },
     size: () => map.size,
+    bytes: () => total,
   };
 }

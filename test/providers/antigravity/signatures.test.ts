@@ -1,5 +1,6 @@
+import { heapStats } from 'bun:jsc';
 import { describe, expect, test } from 'bun:test';
-import { createSignatureStore, isClaudeRForm, MIN_SIGNATURE_LENGTH } from '../../../src/providers/antigravity/signatures.ts';
+import { createSignatureStore, DEFAULT_MAX_BYTES, isClaudeRForm, MIN_SIGNATURE_LENGTH } from '../../../src/providers/antigravity/signatures.ts';
 import sigs from '../../fixtures/antigravity/signatures.json';
 
 describe('signature family by shape', () => {
@@ -108,5 +109,128 @@ describe('createSignatureStore memory', () => {
     expect(store.toolCall('old')).toBeUndefined();
     expect(store.toolCall('young')).toBeDefined();
     expect(store.toolCall('new')).toBeDefined();
+  });
+});
+
+describe('createSignatureStore byte budget', () => {
+  // Sizes from the captures: a Gemini function call's thoughtSignature is 5,506 characters.
+  const GEMINI_LEN = 5_506;
+  const base = `Ep0g${'A'.repeat(GEMINI_LEN - 12)}`;
+  /** A distinct capture-sized signature, made again from `i` whenever it is needed (the test holds none). */
+  const big = (i: number): string => Buffer.from(`${base}${i.toString(36).padStart(8, '0')}`, 'latin1').toString('latin1');
+  const heap = (): number => {
+    Bun.gc(true);
+    return heapStats().heapSize;
+  };
+
+  test('a store filled with thousands of large tool-call signatures keeps no more heap than its byte budget', () => {
+    const store = createSignatureStore();
+    const before = heap();
+    for (let i = 0; i < 6_000; i++) store.rememberToolCall(`call_${i}`, { name: 'run_command', signature: big(i), family: 'gemini' });
+    const kept = heap() - before;
+    // 6,000 x 5.5 KB was 33 MB held; the default budget is 16 MB for the whole store.
+    expect(kept).toBeLessThan(DEFAULT_MAX_BYTES);
+    // What the conversations in progress need, the latest calls, is still there.
+    expect(store.toolCall('call_5999')?.signature).toBe(big(5_999));
+  });
+
+  test("the store's byte count is what it keeps, even for signatures parsed from a UTF-16 chunk", () => {
+    // A chunk with one character beyond Latin-1 parses into UTF-16 strings, two bytes a character.
+    const wide = (i: number): string => (JSON.parse(JSON.stringify({ t: '—', s: big(i) })) as { s: string }).s;
+    const store = createSignatureStore();
+    const before = heap();
+    for (let i = 0; i < 1_500; i++) store.rememberToolCall(`call_${i}`, { name: 'run_command', signature: wide(i), family: 'gemini' });
+    const kept = heap() - before;
+    expect(store.size()).toBe(1_500);
+    expect(kept).toBeLessThan(store.bytes() * 1.25);
+    expect(store.toolCall('call_7')?.signature).toBe(big(7));
+  });
+
+  test('the family map is keyed by a hash: it holds no signature string, and still knows signatures seen before', () => {
+    const store = createSignatureStore();
+    const before = heap();
+    for (let i = 0; i < 3_000; i++) store.rememberThinking(big(i), 'gemini');
+    const kept = heap() - before;
+    // 3,000 x 5.5 KB of keys would be 16 MB; hashed entries are a few hundred bytes each.
+    expect(kept).toBeLessThan(2 * 1024 * 1024);
+    expect(store.thinkingFamily(big(0))).toBe('gemini');
+    expect(store.thinkingFamily(big(2_999))).toBe('gemini');
+    expect(store.thinkingFamily(big(3_000))).toBeUndefined();
+  });
+
+  test('a Claude R-form signature is not stored: its shape already says claude', () => {
+    const store = createSignatureStore();
+    store.rememberThinking(sigs.claude, 'claude');
+    expect(store.size()).toBe(0);
+    expect(store.thinkingFamily(sigs.claude)).toBe('claude');
+  });
+
+  test('an R-form signature some other family minted is remembered with that family', () => {
+    const store = createSignatureStore();
+    store.rememberThinking(sigs.claude, 'gemini');
+    expect(store.thinkingFamily(sigs.claude)).toBe('gemini');
+  });
+
+  test('the store counts its bytes and never holds more than maxBytes, evicting the least recently used', () => {
+    const maxBytes = 256 * 1024;
+    const store = createSignatureStore({ maxBytes });
+    for (let i = 0; i < 500; i++) {
+      store.rememberToolCall(`call_${i}`, { name: 'run_command', signature: big(i), family: 'gemini' });
+      store.rememberImage(`picture-${i}`, big(i));
+      store.rememberThinking(big(i), 'gemini');
+      store.rememberTools(`session_${i}`, { original: new Map([['a_b', 'a.b']]), placeholders: new Set() });
+      expect(store.bytes()).toBeLessThanOrEqual(maxBytes);
+    }
+    expect(store.toolCall('call_0')).toBeUndefined();
+    expect(store.toolCall('call_499')?.signature).toBe(big(499));
+    expect(store.imageSignature('picture-499')).toBe(big(499));
+    expect(store.imageSignature('picture-0')).toBeUndefined();
+  });
+
+  test('a flood of tool calls does not push out the tool naming of a conversation: each map has its own share', () => {
+    const store = createSignatureStore({ maxBytes: 256 * 1024 });
+    store.rememberTools('sess', { original: new Map([['a_b', 'a.b']]), placeholders: new Set() });
+    store.rememberThinking(big(-1), 'gemini');
+    for (let i = 0; i < 500; i++) store.rememberToolCall(`call_${i}`, { name: 'run_command', signature: big(i), family: 'gemini' });
+    expect(store.tools('sess')?.original.get('a_b')).toBe('a.b');
+    expect(store.thinkingFamily(big(-1))).toBe('gemini');
+  });
+
+  test('an entry larger than its share is not kept and evicts nothing', () => {
+    const store = createSignatureStore({ maxBytes: 64 * 1024 });
+    store.rememberToolCall('small', { name: 'Read', signature: big(1), family: 'gemini' });
+    store.rememberToolCall('huge', { name: 'Read', signature: 'E'.repeat(200_000), family: 'gemini' });
+    expect(store.toolCall('huge')).toBeUndefined();
+    expect(store.toolCall('small')?.signature).toBe(big(1));
+  });
+
+  test('only a Gemini call keeps its signature: nothing else replays it', () => {
+    const store = createSignatureStore();
+    store.rememberToolCall('toolu_vrtx_1', { name: 'Read', signature: sigs.claude, family: 'claude' });
+    expect(store.toolCall('toolu_vrtx_1')).toEqual({ name: 'Read', signature: null, family: 'claude' });
+  });
+
+  test('expired entries give their bytes back', () => {
+    let now = 0;
+    const store = createSignatureStore({ ttlMs: 1_000, now: () => now });
+    store.rememberToolCall('old', { name: 'Read', signature: big(1), family: 'gemini' });
+    store.rememberImage('picture', big(2));
+    store.rememberTools('sess', { original: new Map([['a_b', 'a.b']]), placeholders: new Set(['a_b']) });
+    store.rememberThinking(big(3), 'gemini');
+    expect(store.bytes()).toBeGreaterThan(2 * 5_506); // the call and the picture; the family entry is a hash
+    now = 5_000;
+    store.rememberToolCall('new', { name: 'Read', signature: null, family: 'gemini' });
+    expect(store.size()).toBe(1);
+    expect(store.bytes()).toBeLessThan(1_024);
+  });
+
+  test('tool naming merged into a conversation is counted again, growing its bytes', () => {
+    const store = createSignatureStore();
+    store.rememberTools('sess', { original: new Map([['a_b', 'a.b']]), placeholders: new Set() });
+    const one = store.bytes();
+    store.rememberTools('sess', { original: new Map([['c_d', 'c d']]), placeholders: new Set(['c_d']) });
+    expect(store.bytes()).toBeGreaterThan(one);
+    store.rememberTools('sess', { original: new Map([['a_b', 'a.b']]), placeholders: new Set() });
+    expect(store.size()).toBe(1);
   });
 });
