@@ -14,8 +14,26 @@ export interface Route {
 }
 
 const ONE_M_SUFFIX = /\[1m\]$/i;
-/** Orders ids by their version numbers: claude-opus-4-10 after claude-opus-4-9, gemini-3.10 after gemini-3.9. */
-const VERSIONS = new Intl.Collator('en', { numeric: true });
+/**
+ * Orders ids by their version numbers: claude-opus-4-10 after claude-opus-4-9, gemini-3.10 after
+ * gemini-3.9. By hand, not Intl.Collator: a collator loads ICU's collation data, about 1 MB of the
+ * proxy's idle memory (docs/benchmarks.md), for a sort of a dozen ids per discovery change.
+ */
+export function compareVersions(a: string, b: string): number {
+  const x = a.match(RUNS) ?? [];
+  const y = b.match(RUNS) ?? [];
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const p = x[i]!;
+    const q = y[i]!;
+    if (p === q) continue;
+    const dp = p.charCodeAt(0) <= 57 && p.charCodeAt(0) >= 48;
+    const dq = q.charCodeAt(0) <= 57 && q.charCodeAt(0) >= 48;
+    if (dp && dq) return Number(p) - Number(q) || p.length - q.length;
+    return p < q ? -1 : 1;
+  }
+  return x.length - y.length;
+}
+const RUNS = /\d+|\D+/g;
 const PROVIDER_PREFIX = /^(antigravity|zai)\//i;
 
 /** Antigravity targets of Claude Code's names (antigravity.md §11.5, Sept 2026 lineup). */
@@ -231,7 +249,7 @@ export function createCatalog(config: Readonly<Config>, builtin: Partial<Record<
     if (servedIn('antigravity', want) === undefined) {
       const ids = modelsOf('antigravity')
         .map((m) => m.id)
-        .sort((a, b) => VERSIONS.compare(b, a));
+        .sort((a, b) => compareVersions(b, a));
       const hit = TIER_PATTERNS[tier].map((re) => ids.find((id) => re.test(id))).find((x) => x !== undefined);
       if (hit) target = hit;
       else if (tier !== 'sonnet' && servedIn('antigravity', ANTIGRAVITY_ALIASES.sonnet) !== undefined) target = ANTIGRAVITY_ALIASES.sonnet;

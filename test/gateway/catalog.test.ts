@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import { claudeTier, createCatalog, normalizeModelId } from '../../src/gateway/catalog.ts';
+import { claudeTier, compareVersions, createCatalog, normalizeModelId } from '../../src/gateway/catalog.ts';
 import type { ProviderId } from '../../src/providers/provider.ts';
 import { KNOWN_ZAI_MODELS } from '../../src/providers/zai/models.ts';
 import { testConfig } from './helpers.ts';
@@ -301,4 +301,23 @@ describe('accountsLacking', () => {
     c.setDiscovered('free', 'antigravity', [info('gemini-3-flash'), info('claude-opus-4-6-thinking')]);
     expect(c.accountsLacking('antigravity', 'claude-opus-4-6-thinking')).toEqual(new Set());
   });
+});
+
+describe('compareVersions orders model ids by their numbers, not as text', () => {
+  const rows: Array<[string, string, '<' | '>' | '=']> = [
+    ['claude-opus-4-9', 'claude-opus-4-10', '<'],
+    ['gemini-3.9-flash', 'gemini-3.10-flash', '<'],
+    ['gemini-3.8-flash-high', 'gemini-3.8-flash-low', '<'],
+    ['glm-4.7', 'glm-4.7', '='],
+    ['glm-5', 'glm-5.1', '<'],
+    ['claude-sonnet-4-6', 'claude-opus-4-6', '>'],
+    ['gpt-oss-120b', 'gpt-oss-20b', '>'],
+  ];
+  for (const [a, b, want] of rows) {
+    test(`${a} ${want} ${b}`, () => {
+      const got = Math.sign(compareVersions(a, b));
+      expect(got).toBe(want === '<' ? -1 : want === '>' ? 1 : 0);
+      expect(Math.sign(compareVersions(b, a)) + got).toBe(0);
+    });
+  }
 });
