@@ -174,24 +174,24 @@ describe('--no-browser', () => {
   });
 
   test('a code copied out of the address bar (still URL-encoded) is decoded', () => {
-    expect(parsePastedRedirect(' 4%2F0AbCdEfGhIjKlMnOp ', 's')).toBe('4/0AbCdEfGhIjKlMnOp');
+    expect(parsePastedRedirect(' 4%2F0A-FAKE-auth-code ', 's')).toBe('4/0A-FAKE-auth-code');
   });
 
   test('an address without its http:// (as some browsers show it) is read as a URL', () => {
-    expect(parsePastedRedirect('localhost:51121/oauth-callback?state=s&code=4%2F0AbCdEfGhIjKl&scope=x', 's')).toBe('4/0AbCdEfGhIjKl');
-    expect(() => parsePastedRedirect('localhost:51121/oauth-callback?state=other&code=4%2F0AbCdEfGhIjKl', 's')).toThrow('state mismatch');
+    expect(parsePastedRedirect('localhost:51121/oauth-callback?state=s&code=4%2F0A-FAKE-auth-code&scope=x', 's')).toBe('4/0A-FAKE-auth-code');
+    expect(() => parsePastedRedirect('localhost:51121/oauth-callback?state=other&code=4%2F0A-FAKE-auth-code', 's')).toThrow('state mismatch');
   });
 
   test('a code or an address pasted twice on one line is read once', () => {
-    expect(parsePastedRedirect('4/0AbCdEfGhIjKl4/0AbCdEfGhIjKl', 's')).toBe('4/0AbCdEfGhIjKl');
-    const url = 'http://localhost:51121/oauth-callback?state=s&code=4/0AbCdEfGhIjKl&scope=x';
-    expect(parsePastedRedirect(url + url, 's')).toBe('4/0AbCdEfGhIjKl');
-    const stateLast = 'http://localhost:51121/oauth-callback?code=4/0AbCdEfGhIjKl&scope=x&state=s';
-    expect(parsePastedRedirect(stateLast + stateLast, 's')).toBe('4/0AbCdEfGhIjKl');
+    expect(parsePastedRedirect('4/0A-FAKE-auth-code4/0A-FAKE-auth-code', 's')).toBe('4/0A-FAKE-auth-code');
+    const url = 'http://localhost:51121/oauth-callback?state=s&code=4/0A-FAKE-auth-code&scope=x';
+    expect(parsePastedRedirect(url + url, 's')).toBe('4/0A-FAKE-auth-code');
+    const stateLast = 'http://localhost:51121/oauth-callback?code=4/0A-FAKE-auth-code&scope=x&state=s';
+    expect(parsePastedRedirect(stateLast + stateLast, 's')).toBe('4/0A-FAKE-auth-code');
   });
 
   test('the query alone (code=…&state=…) is read as well', () => {
-    expect(parsePastedRedirect('?state=s&code=4/0AbCdEfGhIjKl', 's')).toBe('4/0AbCdEfGhIjKl');
+    expect(parsePastedRedirect('?state=s&code=4/0A-FAKE-auth-code', 's')).toBe('4/0A-FAKE-auth-code');
   });
 
   test.each([
