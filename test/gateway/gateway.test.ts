@@ -476,15 +476,21 @@ describe('dispatch', () => {
     await drain(d);
   });
 
-  test('FALLBACK_MAP can send an exhausted Google model to a Z.AI model (the fallback crosses providers)', async () => {
+  /** One Google account ('g', serving claude-sonnet-4-6) and one Z.AI key ('z', glm-4.7); FALLBACK_MAP sends the one to the other. */
+  function mixedPool() {
     const { db } = tempDb();
     const clock = fakeClock();
     const ag = upsertAccount(db, { provider: 'antigravity', label: 'g', email: 'g@example.com', credentials: { kind: 'oauth', refreshToken: 'FAKE-refresh-g' } }, T0).account;
     addZai(db, 'z', T0 + 1);
     const antigravity = scriptedProvider('antigravity', ['claude-sonnet-4-6']);
     const zai = scriptedProvider('zai', ['glm-4.7']);
-    const config = testConfig({ fallback: true, maxWaitSec: 10, fallbackMap: { 'claude-sonnet-4-6': 'glm-4.7' } });
-    const routing = createRouting({ db, config, providers: { antigravity, zai }, now: clock.now, sleep: clock.sleep });
+    const make = (fb: boolean) =>
+      createRouting({ db, config: testConfig({ fallback: fb, maxWaitSec: 10, fallbackMap: { 'claude-sonnet-4-6': 'glm-4.7' } }), providers: { antigravity, zai }, now: clock.now, sleep: clock.sleep });
+    return { ag, antigravity, zai, routing: make(true), make };
+  }
+
+  test('FALLBACK_MAP can send an exhausted Google model to a Z.AI model (the fallback crosses providers)', async () => {
+    const { ag, antigravity, zai, routing } = mixedPool();
     const lease = routing.pool.acquire({ provider: 'antigravity', model: 'claude-sonnet-4-6', familyKey: 'antigravity:claude', sessionKey: 's', exclude: new Set() });
     if (lease.kind !== 'lease') throw new Error(`no lease: ${lease.kind}`);
     expect(lease.lease.account.id).toBe(ag.id);
@@ -497,15 +503,7 @@ describe('dispatch', () => {
   });
 
   test('with a fallback configured, a model whose accounts are all unusable (invalid) is served by the fallback too', async () => {
-    const { db } = tempDb();
-    const clock = fakeClock();
-    const ag = upsertAccount(db, { provider: 'antigravity', label: 'g', email: 'g@example.com', credentials: { kind: 'oauth', refreshToken: 'FAKE-refresh-g' } }, T0).account;
-    addZai(db, 'z', T0 + 1);
-    const antigravity = scriptedProvider('antigravity', ['claude-sonnet-4-6']);
-    const zai = scriptedProvider('zai', ['glm-4.7']);
-    const make = (fallback: boolean) =>
-      createRouting({ db, config: testConfig({ fallback, maxWaitSec: 10, fallbackMap: { 'claude-sonnet-4-6': 'glm-4.7' } }), providers: { antigravity, zai }, now: clock.now, sleep: clock.sleep });
-    const routing = make(true);
+    const { ag, antigravity, routing, make } = mixedPool();
     routing.pool.markInvalid(ag.id, 'invalid_grant: log in again');
     const d = await routing.gateway.dispatch(dispatchReq(request('claude-sonnet-4-6')));
     expect(d.upstreamModel).toBe('glm-4.7');
@@ -518,15 +516,8 @@ describe('dispatch', () => {
   });
 
   test('with a fallback configured, accounts found dead during the request (refused credentials) hand it to the fallback', async () => {
-    const { db } = tempDb();
-    const clock = fakeClock();
-    upsertAccount(db, { provider: 'antigravity', label: 'g', email: 'g@example.com', credentials: { kind: 'oauth', refreshToken: 'FAKE-refresh-g' } }, T0);
-    addZai(db, 'z', T0 + 1);
-    const antigravity = scriptedProvider('antigravity', ['claude-sonnet-4-6']);
+    const { antigravity, routing } = mixedPool();
     antigravity.answer = () => ({ error: new UpstreamError('invalid_account', 'This service has been disabled in this account', { status: 403 }) });
-    const zai = scriptedProvider('zai', ['glm-4.7']);
-    const config = testConfig({ fallback: true, maxWaitSec: 10, fallbackMap: { 'claude-sonnet-4-6': 'glm-4.7' } });
-    const routing = createRouting({ db, config, providers: { antigravity, zai }, now: clock.now, sleep: clock.sleep });
     const d = await routing.gateway.dispatch(dispatchReq(request('claude-sonnet-4-6')));
     expect(d.upstreamModel).toBe('glm-4.7');
     expect(antigravity.calls).toHaveLength(1);
