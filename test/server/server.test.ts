@@ -127,7 +127,8 @@ describe('startServer', () => {
 });
 
 describe('logging', () => {
-  test('the per-request line and 401s never carry the client key', async () => {
+  /** The log lines a server writes while `fn` talks to it. */
+  async function linesLoggedWhile(fn: (base: string) => Promise<void>): Promise<string[]> {
     const lines: string[] = [];
     const saved = [...log.options.reporters];
     log.setReporters([{ log: (o) => void lines.push(o.args.map(String).join(' ')) }]);
@@ -135,35 +136,31 @@ describe('logging', () => {
     const app = appWith(config, textEvents());
     const server = startServer(config, app);
     try {
-      const base = `http://127.0.0.1:${server.port}`;
-      await (await fetch(`${base}/v1/messages`, { method: 'POST', headers: AUTH, body: JSON.stringify(body()) })).text();
-      await (await fetch(`${base}/v1/messages`, { method: 'POST', headers: { 'x-api-key': `${KEY}-wrong` }, body: '{}' })).text();
-      await (await fetch(`${base}/v1/messages`, { method: 'POST', headers: { authorization: `Bearer ${KEY}` }, body: '{' })).text();
+      await fn(`http://127.0.0.1:${server.port}`);
     } finally {
       app.stop(true);
       log.setReporters(saved);
     }
+    return lines;
+  }
+
+  test('the per-request line and 401s never carry the client key', async () => {
+    const lines = await linesLoggedWhile(async (base) => {
+      await (await fetch(`${base}/v1/messages`, { method: 'POST', headers: AUTH, body: JSON.stringify(body()) })).text();
+      await (await fetch(`${base}/v1/messages`, { method: 'POST', headers: { 'x-api-key': `${KEY}-wrong` }, body: '{}' })).text();
+      await (await fetch(`${base}/v1/messages`, { method: 'POST', headers: { authorization: `Bearer ${KEY}` }, body: '{' })).text();
+    });
     expect(lines.length).toBeGreaterThanOrEqual(2);
     expect(lines.some((l) => l.includes('claude-test-1') && l.includes(' 200 '))).toBe(true);
     for (const l of lines) expect(l).not.toContain(KEY);
   });
 
   test('a model name with line breaks or a huge one cannot forge or flood log lines', async () => {
-    const lines: string[] = [];
-    const saved = [...log.options.reporters];
-    log.setReporters([{ log: (o) => void lines.push(o.args.map(String).join(' ')) }]);
-    const config = testConfig({ BIND_ADDRESS: '127.0.0.1', PORT: '0' });
-    const app = appWith(config, textEvents());
-    const server = startServer(config, app);
-    try {
-      const base = `http://127.0.0.1:${server.port}`;
+    const lines = await linesLoggedWhile(async (base) => {
       for (const model of ['claude-test-1\nreq_forged claude -> claude acct=x 200 1ms in=0 out=0', 'm'.repeat(100_000)]) {
         await (await fetch(`${base}/v1/messages`, { method: 'POST', headers: AUTH, body: JSON.stringify({ ...body(), model }) })).text();
       }
-    } finally {
-      app.stop(true);
-      log.setReporters(saved);
-    }
+    });
     const mine = lines.filter((l) => l.startsWith('req_'));
     expect(mine).toHaveLength(2);
     for (const l of mine) {
