@@ -47,11 +47,7 @@ const { loadConfig } = await import('../src/config.ts');
 const { configureLog } = await import('../src/log.ts');
 const { openDatabase } = await import('../src/store/db.ts');
 const { upsertAccount } = await import('../src/store/accounts.ts');
-const { createRouting, providerDepsFor } = await import('../src/gateway/index.ts');
-const { createProviders } = await import('../src/providers/index.ts');
-const { createApp, startServer } = await import('../src/server/app.ts');
-const { observeRequest } = await import('../src/request-metrics.ts');
-const { createUsageRecorder } = await import('../src/usage-recorder.ts');
+const { assembleServer } = await import('../src/cli/serve.ts');
 const { trackedSizes } = await import('../src/diagnostics.ts');
 
 const dir = mkdtempSync(join(tmpdir(), 'mcp-soak-'));
@@ -71,18 +67,7 @@ const db = openDatabase(config.dbPath);
 fake.tokens.forEach((refreshToken, i) =>
   upsertAccount(db, { provider: 'antigravity', label: `soak${i}`, email: `soak${i}@example.com`, credentials: { kind: 'oauth', refreshToken } }),
 );
-const providers = createProviders(config, providerDepsFor(db, Date.now));
-const routing = createRouting({ db, config, providers });
-const recorder = createUsageRecorder(db, { retentionDays: 30 });
-const app = createApp({
-  config,
-  gateway: routing.gateway,
-  ops: routing.ops,
-  onRequestDone: (r) => {
-    recorder.record(r);
-    observeRequest(r);
-  },
-});
+const { routing, recorder, app, startServer } = await assembleServer(db, config);
 const server = startServer(config, app);
 await routing.start();
 const base = `http://127.0.0.1:${server.port}`;

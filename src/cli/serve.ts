@@ -3,6 +3,7 @@
 import { defineCommand } from 'citty';
 import { type Config, type ConfigFlags, loadConfig } from '../config.ts';
 import { bannerLine, configureLog, log, registerSecret } from '../log.ts';
+import type { Database } from 'bun:sqlite';
 import { openDatabase } from '../store/db.ts';
 import { type Account, listAccounts } from '../store/accounts.ts';
 import type { Pool } from '../pool/pool.ts';
@@ -98,22 +99,18 @@ export async function serve(flags: ConfigFlags, env: Record<string, string | und
   }
 }
 
-async function runServer(config: Config): Promise<void> {
-
-  const db = openDatabase(config.dbPath, { check: true });
-  // Moving over from the Go or Node proxy: their accounts.json is imported once.
-  importOnFirstStart(db, config.accountsConfigPath, (level, line) => log[level](line));
-  const accounts = listAccounts(db);
-  registerAccountSecrets(accounts);
-
+/**
+ * The server's parts over one open database: providers, routing (pool, gateway, ops), usage
+ * recording and the HTTP app, not yet listening. `serve` runs them; scripts/soak.ts too.
+ */
+export async function assembleServer(db: Database, config: Config) {
   // Loaded here, not at the top, so `mcp --help` and `mcp accounts …` stay quick.
   const [{ createRouting, providerDepsFor }, { createProviders }, { createApp, startServer }] = await Promise.all([
     import('../gateway/index.ts'),
     import('../providers/index.ts'),
     import('../server/app.ts'),
   ]);
-  const now = () => Date.now();
-  const providers = createProviders(config, providerDepsFor(db, now));
+  const providers = createProviders(config, providerDepsFor(db, () => Date.now()));
   const routing = createRouting({ db, config, providers });
   maskAccountsAddedLater(routing.pool);
   const recorder = createUsageRecorder(db, { retentionDays: config.usageRetentionDays });
@@ -127,6 +124,18 @@ async function runServer(config: Config): Promise<void> {
       observeRequest(r);
     },
   });
+  return { routing, recorder, app, startServer };
+}
+
+async function runServer(config: Config): Promise<void> {
+
+  const db = openDatabase(config.dbPath, { check: true });
+  // Moving over from the Go or Node proxy: their accounts.json is imported once.
+  importOnFirstStart(db, config.accountsConfigPath, (level, line) => log[level](line));
+  const accounts = listAccounts(db);
+  registerAccountSecrets(accounts);
+
+  const { routing, recorder, app, startServer } = await assembleServer(db, config);
 
   let server: ReturnType<typeof startServer> | undefined;
   try {
