@@ -199,6 +199,11 @@ function tightest(list: readonly QuotaRecord[] | undefined, t: number, min: numb
   return min;
 }
 
+/** A window a reading found spent: nothing left, and its reset still ahead. */
+function spentAt(q: QuotaRecord, t: number): q is QuotaRecord & { resetAt: number } {
+  return q.remainingFraction === 0 && q.resetAt !== null && q.resetAt > t;
+}
+
 /**
  * The latest reset among the windows in `list` that a reading found spent (0 left, reset still
  * ahead), or `max`. Upstream answers such an account with a 429 until then: asking it is a wasted
@@ -207,8 +212,7 @@ function tightest(list: readonly QuotaRecord[] | undefined, t: number, min: numb
 function spentUntil(list: readonly QuotaRecord[] | undefined, t: number, max: number | null): number | null {
   if (!list) return max;
   for (const q of list) {
-    if (q.remainingFraction !== 0 || q.resetAt === null || q.resetAt <= t) continue;
-    if (max === null || q.resetAt > max) max = q.resetAt;
+    if (spentAt(q, t) && (max === null || q.resetAt > max)) max = q.resetAt;
   }
   return max;
 }
@@ -220,7 +224,7 @@ function spentUntil(list: readonly QuotaRecord[] | undefined, t: number, max: nu
 export function quotaLimits(accountId: string, quotas: readonly QuotaRecord[], t: number): ModelLimit[] {
   const out = new Map<string, ModelLimit>();
   for (const q of quotas) {
-    if (q.remainingFraction !== 0 || q.resetAt === null || q.resetAt <= t) continue;
+    if (!spentAt(q, t)) continue;
     const model = q.model === ALL_MODELS ? ALL_MODELS : q.model.toLowerCase();
     const cur = out.get(model);
     if (cur && cur.resetAt >= q.resetAt) continue;
