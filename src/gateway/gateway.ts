@@ -489,7 +489,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
             // Only a refusal says the credentials are dead; a token endpoint that is down or slow says nothing
             // about the account, which must not be lost to a network blip.
             if (re.kind === 'auth' || re.kind === 'invalid_account') {
-              pool.markInvalid(lease.account.id, `credentials refresh failed: ${re.message}`, re.verifyUrl);
+              pool.markInvalid(lease.account, `credentials refresh failed: ${re.message}`, re.verifyUrl);
             } else {
               pool.report(lease, { kind: 'error', error: re });
               log.warn(`${req.requestId}: could not refresh the credentials of ${lease.account.label} (${re.kind}: ${re.message}); keeping the account`);

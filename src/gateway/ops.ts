@@ -257,7 +257,7 @@ export function createOps(deps: {
             return { id: a.id, label: a.label, ok: true };
           } catch (err) {
             const e = err instanceof UpstreamError ? err : null;
-            if (e && (e.kind === 'auth' || e.kind === 'invalid_account')) pool.markInvalid(a.id, `credentials refresh failed: ${e.message}`, e.verifyUrl);
+            if (e && (e.kind === 'auth' || e.kind === 'invalid_account')) pool.markInvalid(a, `credentials refresh failed: ${e.message}`, e.verifyUrl);
             return { id: a.id, label: a.label, ok: false, error: (err as Error)?.message ?? String(err) };
           }
         }),

@@ -75,7 +75,7 @@ export function createQuotaPoller(deps: {
       const e = err instanceof UpstreamError ? err : null;
       if (e && e.kind === 'invalid_account') {
         if (wasInvalid) return; // verify passes but the quota says no: still not usable, nothing new to say
-        pool.markInvalid(id, e.message, e.verifyUrl);
+        pool.markInvalid(account, e.message, e.verifyUrl);
         log.warn(`account ${account.label} is not usable: ${e.message}`);
         return;
       }

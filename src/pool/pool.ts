@@ -11,6 +11,7 @@ import {
   type AccountStatus,
   listAccounts,
   type ProviderId,
+  secretOf,
   setStatusIf,
   touchAccounts,
   updateAccount,
@@ -119,8 +120,11 @@ export interface Pool {
   acquire(req: AcquireRequest): AcquireResult;
   /** Turns an upstream outcome into account state (does not end the lease). */
   report(lease: Lease, outcome: Outcome): void;
-  /** Takes the account out of rotation, unless the user disabled it (that stays). */
-  markInvalid(accountId: string, reason: string, verifyUrl?: string | null): void;
+  /**
+   * Takes the account out of rotation, unless the user disabled it (that stays) or its credentials are
+   * no longer those of `account`, the ones that failed (a new login since then stays in rotation).
+   */
+  markInvalid(account: Account, reason: string, verifyUrl?: string | null): void;
   /** An invalid account passed verification: back in rotation. False when it is not invalid (any more). */
   reactivate(accountId: string): boolean;
   /** The store patch of a provider (new tokens, project id), mirrored into the cache. */
@@ -535,8 +539,9 @@ export function createPool(opts: PoolOptions): Pool {
     });
   }
 
-  function markInvalid(accountId: string, reason: string, verifyUrl: string | null = null): void {
-    setStatus(accountId, ['active', 'invalid'], { status: 'invalid', statusReason: reason, verifyUrl }, `that account ${accountId} is invalid`);
+  function markInvalid(account: Account, reason: string, verifyUrl: string | null = null): void {
+    const id = account.id;
+    setStatus(id, ['active', 'invalid'], { status: 'invalid', statusReason: reason, verifyUrl }, `that account ${id} is invalid`, secretOf(account.credentials));
   }
 
   function reactivate(accountId: string): boolean {
@@ -552,11 +557,12 @@ export function createPool(opts: PoolOptions): Pool {
     from: readonly AccountStatus[],
     patch: { status: AccountStatus; statusReason: string | null; verifyUrl: string | null },
     what: string,
+    ifSecret?: string,
   ): boolean {
     const key = `status\u0000${accountId}`;
     const apply = (): boolean => {
       const cur = byId.get(accountId);
-      if (!cur || !from.includes(cur.status)) return false;
+      if (!cur || !from.includes(cur.status) || (ifSecret !== undefined && secretOf(cur.credentials) !== ifSecret)) return false;
       replaceCached({ ...cur, ...patch });
       return true;
     };
@@ -564,7 +570,7 @@ export function createPool(opts: PoolOptions): Pool {
     persist(key, {
       what,
       write: () => {
-        const stored = setStatusIf(db, accountId, from, patch, now());
+        const stored = setStatusIf(db, accountId, from, patch, now(), ifSecret);
         if (stored) replaceCached(stored.account);
         changed = stored?.changed ?? false;
       },
@@ -625,7 +631,7 @@ export function createPool(opts: PoolOptions): Pool {
       }
       case 'auth':
       case 'invalid_account':
-        markInvalid(id, reason, e.verifyUrl);
+        markInvalid(lease.account, reason, e.verifyUrl);
         return;
       default:
         return;

@@ -179,10 +179,17 @@ export function updateAccount(db: Database, id: string, patch: AccountPatch, now
   });
 }
 
+/** The credential that identifies a login: the refresh token, or the API key. */
+export function secretOf(c: Credentials): string {
+  return c.kind === 'oauth' ? c.refreshToken : c.apiKey;
+}
+
 /**
  * The server's verdict on an account (invalid, usable again), stored only while its status is one of
- * `from`: a `disabled` set in the CLI meanwhile is the user's and is never overwritten. Returns the
- * stored account, changed or not (null when it is gone), and whether it changed.
+ * `from`: a `disabled` set in the CLI meanwhile is the user's and is never overwritten. With
+ * `ifSecret`, only while the stored credentials are still those the verdict was reached with: a login
+ * made meanwhile is newer news. Returns the stored account, changed or not (null when it is gone),
+ * and whether it changed.
  */
 export function setStatusIf(
   db: Database,
@@ -190,17 +197,21 @@ export function setStatusIf(
   from: readonly AccountStatus[],
   patch: { status: AccountStatus; statusReason: string | null; verifyUrl: string | null },
   now = Date.now(),
+  ifSecret?: string,
 ): { account: Account; changed: boolean } | null {
   return immediate(db, () => {
-    const changed =
-      db
-        .query(
-          `UPDATE accounts SET status = ?, status_reason = ?, verify_url = ?, updated_at = ?
-           WHERE id = ? AND status IN (SELECT value FROM json_each(?))`,
-        )
-        .run(patch.status, patch.statusReason, patch.verifyUrl, now, id, JSON.stringify(from)).changes > 0;
     const row = db.query('SELECT * FROM accounts WHERE id = ?').get(id) as Row | null;
-    return row ? { account: fromRow(row), changed } : null;
+    if (!row) return null;
+    const cur = fromRow(row);
+    if (!from.includes(cur.status) || (ifSecret !== undefined && secretOf(cur.credentials) !== ifSecret)) return { account: cur, changed: false };
+    db.query('UPDATE accounts SET status = ?, status_reason = ?, verify_url = ?, updated_at = ? WHERE id = ?').run(
+      patch.status,
+      patch.statusReason,
+      patch.verifyUrl,
+      now,
+      id,
+    );
+    return { account: { ...cur, ...patch, updatedAt: now }, changed: true };
   });
 }
 

@@ -298,7 +298,7 @@ describe('dispatch', () => {
 
   test('a dead pool answers a final 503 (the proxy has no account; not the client key: no 403) without calling upstream', async () => {
     const r = rig({ labels: ['a'] });
-    r.routing.pool.markInvalid(r.accounts[0]!.id, 'banned');
+    r.routing.pool.markInvalid(r.accounts[0]!, 'banned');
     const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
     expect(e.status).toBe(503);
     expect(e.type).toBe('api_error');
@@ -504,7 +504,7 @@ describe('dispatch', () => {
 
   test('with a fallback configured, a model whose accounts are all unusable (invalid) is served by the fallback too', async () => {
     const { ag, antigravity, routing, make } = mixedPool();
-    routing.pool.markInvalid(ag.id, 'invalid_grant: log in again');
+    routing.pool.markInvalid(ag, 'invalid_grant: log in again');
     const d = await routing.gateway.dispatch(dispatchReq(request('claude-sonnet-4-6')));
     expect(d.upstreamModel).toBe('glm-4.7');
     expect(antigravity.calls).toHaveLength(0);

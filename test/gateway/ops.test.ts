@@ -45,7 +45,7 @@ test('health with the key: per-account state, limits and quota, never a credenti
 
 test('health says unavailable when no account can serve, no_accounts when there are none', () => {
   const r = rig({ labels: ['a'] });
-  r.routing.pool.markInvalid(r.accounts[0]!.id, 'revoked');
+  r.routing.pool.markInvalid(r.accounts[0]!, 'revoked');
   expect(r.routing.ops.health(false).status).toBe('unavailable');
   const { db } = tempDb();
   const empty = createRouting({ db, config: testConfig(), providers: { zai: scriptedProvider('zai') }, now: () => T0 });
@@ -89,7 +89,7 @@ test('account limits as an aligned text table', () => {
 
 test('an account that needs verifying shows where to verify it in the text table, as it does in the JSON and the dashboard', () => {
   const r = rig({ labels: ['a'] });
-  r.routing.pool.markInvalid(r.accounts[0]!.id, 'Google wants the account verified', 'https://accounts.example.com/verify?x=1');
+  r.routing.pool.markInvalid(r.accounts[0]!, 'Google wants the account verified', 'https://accounts.example.com/verify?x=1');
   const lines = r.routing.ops.accountLimitsTable().trimEnd().split('\n');
   expect(lines[1]).toMatch(/^a\s+zai\s+invalid\s+Google wants the account verified \(verify at https:\/\/accounts\.example\.com\/verify\?x=1\)\s+0\s+-\s+-$/);
 });

@@ -427,6 +427,22 @@ describe('state in SQLite', () => {
     expect(pool.account(accounts[0]!.id)!.status).toBe('disabled');
   });
 
+  test('an auth failure seen with old credentials does not mark invalid an account logged in again meanwhile', () => {
+    const { db, pool, accounts } = setup(['a']);
+    const l = lease(pool);
+    // `mcp accounts add` while the request was in flight: new credentials, back in rotation.
+    const cli = openDatabase(db.filename);
+    updateAccount(cli, accounts[0]!.id, { credentials: { kind: 'api_key', apiKey: 'key-a-FAKE-new' }, status: 'active', statusReason: null });
+    cli.close();
+    pool.report(l, { kind: 'error', error: new UpstreamError('auth', 'key rejected') });
+    expect(findAccount(db, accounts[0]!.id)).toMatchObject({ status: 'active', statusReason: null });
+    expect(pool.account(accounts[0]!.id)!.status).toBe('active');
+    // The same failure with the credentials still stored does mark it.
+    const again = lease(pool);
+    pool.report(again, { kind: 'error', error: new UpstreamError('auth', 'key rejected') });
+    expect(findAccount(db, accounts[0]!.id)!.status).toBe('invalid');
+  });
+
   test('reactivate brings back only an invalid account, never a disabled one', () => {
     const { db, pool, accounts } = setup(['a', 'b']);
     const [a, b] = accounts;

@@ -3,7 +3,7 @@ import { afterAll, describe, expect, test } from 'bun:test';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { findAccount, updateAccount, upsertAccount } from '../../src/store/accounts.ts';
+import { findAccount, setStatusIf, updateAccount, upsertAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'mcp-accounts-'));
@@ -58,6 +58,18 @@ describe('a token refresh that ends after a new login here (the CLI, while the s
     expect(late?.credentials).toEqual({ kind: 'oauth', refreshToken: NEW });
     updateAccount(db, account.id, { status: 'invalid', statusReason: 'invalid_grant', ifRefreshToken: [OLD] }, 3000);
     expect(findAccount(db, account.id)).toMatchObject({ status: 'active', credentials: { kind: 'oauth', refreshToken: NEW }, updatedAt: 2000 });
+    db.close();
+  });
+
+  test("the server's verdict on the old login is not stored over the new one", () => {
+    const db = fresh();
+    const { account } = upsertAccount(db, google(OLD), 1000);
+    upsertAccount(db, google(NEW), 2000);
+    const invalid = { status: 'invalid', statusReason: 'invalid_grant', verifyUrl: null } as const;
+    expect(setStatusIf(db, account.id, ['active'], invalid, 3000, OLD)).toMatchObject({ changed: false, account: { status: 'active' } });
+    expect(findAccount(db, account.id)).toMatchObject({ status: 'active', updatedAt: 2000 });
+    expect(setStatusIf(db, account.id, ['active'], invalid, 3000, NEW)).toMatchObject({ changed: true, account: { status: 'invalid' } });
+    expect(findAccount(db, account.id)).toMatchObject({ status: 'invalid', statusReason: 'invalid_grant', updatedAt: 3000 });
     db.close();
   });
 
