@@ -68,6 +68,10 @@ export interface Config {
   antigravity: {
     endpoints: string[];
     userAgent: string;
+    /** ANTIGRAVITY_USER_AGENT was set: the User-Agent is the user's and is never moved on. */
+    userAgentPinned: boolean;
+    /** Antigravity's updater manifest, read when Google turns the client version away; null: never. */
+    versionUrl: string | null;
     clientId: string;
     clientSecret: string;
     authUrl: string;
@@ -122,6 +126,8 @@ export const DEFAULTS = {
   zaiQuotaUrl: 'https://api.z.ai/api/monitor/usage/quota/limit',
   antigravityEndpoints: ['https://daily-cloudcode-pa.googleapis.com', 'https://cloudcode-pa.googleapis.com'],
   antigravityUserAgent: 'antigravity/hub/2.9.1 darwin/arm64',
+  // The hub's updater manifest (antigravity.md §4.3): YAML with `version: X.Y.Z`.
+  antigravityVersionUrl: 'https://antigravity-hub-auto-updater-974169037036.us-central1.run.app/manifest/latest-arm64-mac.yml',
   // The public installed-app client of the Antigravity IDE (not a secret: shipped in every client).
   googleClientId: '1071006060591-tmhssin2h21lcre235vtolojh4g403ep.apps.googleusercontent.com',
   googleClientSecret: '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',
@@ -332,6 +338,10 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}, opts: { requireApi
         url('ANTIGRAVITY_ENDPOINTS', e, e),
       ),
       userAgent: (env.ANTIGRAVITY_USER_AGENT ?? '').trim() || DEFAULTS.antigravityUserAgent,
+      userAgentPinned: (env.ANTIGRAVITY_USER_AGENT ?? '').trim() !== '',
+      versionUrl: ['off', 'none'].includes((env.ANTIGRAVITY_VERSION_URL ?? '').trim().toLowerCase())
+        ? null
+        : url('ANTIGRAVITY_VERSION_URL', env.ANTIGRAVITY_VERSION_URL, DEFAULTS.antigravityVersionUrl),
       clientId: (env.GOOGLE_CLIENT_ID ?? '').trim() || DEFAULTS.googleClientId,
       clientSecret: (env.GOOGLE_CLIENT_SECRET ?? '').trim() || DEFAULTS.googleClientSecret,
       authUrl: url('GOOGLE_OAUTH_AUTH_URL', env.GOOGLE_OAUTH_AUTH_URL, DEFAULTS.googleAuthUrl),

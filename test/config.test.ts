@@ -69,6 +69,13 @@ describe('precedence', () => {
     expect(loadConfig({ ...KEY, HTTPS_PROXY: 'http://127.0.0.1:3128', UPSTREAM_HTTP_CLIENT: 'native' }).upstreamHttpClient).toBe('native');
   });
 
+  test('the Antigravity User-Agent: pinned only when the user set it; the version manifest off on request', () => {
+    const plain = loadConfig({ PROXY_API_KEY: 'k' });
+    expect(plain.antigravity).toMatchObject({ userAgentPinned: false, versionUrl: expect.stringMatching(/^https:\/\/.*\.yml$/) });
+    const own = loadConfig({ PROXY_API_KEY: 'k', ANTIGRAVITY_USER_AGENT: ' antigravity/hub/3.0.0 linux/amd64 ', ANTIGRAVITY_VERSION_URL: 'OFF' });
+    expect(own.antigravity).toMatchObject({ userAgent: 'antigravity/hub/3.0.0 linux/amd64', userAgentPinned: true, versionUrl: null });
+  });
+
   test('ANTIGRAVITY_ENDPOINTS is a comma-separated list in fallback order', () => {
     const c = loadConfig({ ...KEY, ANTIGRAVITY_ENDPOINTS: ' http://127.0.0.1:1/a , http://127.0.0.1:2/b ' });
     expect(c.antigravity.endpoints).toEqual(['http://127.0.0.1:1/a', 'http://127.0.0.1:2/b']);
@@ -119,6 +126,7 @@ describe('bad values are refused, naming the variable', () => {
     ['CORS_ENABLED "sure"', { CORS_ENABLED: 'sure' }, {}, /CORS_ENABLED must be true or false/],
     ['ANTIGRAVITY_AI_CREDITS "lots"', { ANTIGRAVITY_AI_CREDITS: 'lots' }, {}, /ANTIGRAVITY_AI_CREDITS must be true or false/],
     ['ZAI_BASE_URL not a URL', { ZAI_BASE_URL: 'api.z.ai' }, {}, /ZAI_BASE_URL must be an http\(s\) URL/],
+    ['ANTIGRAVITY_VERSION_URL not a URL', { ANTIGRAVITY_VERSION_URL: 'manifest.yml' }, {}, /ANTIGRAVITY_VERSION_URL must be an http\(s\) URL/],
     ['an endpoint not a URL', { ANTIGRAVITY_ENDPOINTS: 'https://ok.example,ftp://no' }, {}, /ANTIGRAVITY_ENDPOINTS must be an http\(s\) URL/],
     ['MODEL_MAP not JSON', { MODEL_MAP: '{sonnet: x}' }, {}, /MODEL_MAP/],
     ['MODEL_MAP with a number', { MODEL_MAP: '{"sonnet": 5}' }, {}, /MODEL_MAP: value for "sonnet" must be a string/],

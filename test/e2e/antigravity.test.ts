@@ -226,6 +226,21 @@ describe('mcp serve with the added Google accounts, through the official SDK', (
     });
   }
 
+  test('Google turning the client version away: the client still gets the answer, and mcp goes on as the version the manifest names', async () => {
+    google.setClientVersions({ min: '3.0.0', latest: '3.1.4' });
+    try {
+      const before = google.generations().length;
+      const msg = await client.messages.create({ model: 'gemini-3-flash', max_tokens: 256, messages: [{ role: 'user', content: 'Say hello.' }] });
+      const text = msg.content.filter((b) => b.type === 'text').map((b) => b.text).join('');
+      expect(text).toContain('Hello from the fake Antigravity.');
+      const agents = google.generations().slice(before).map((r) => r.headers['user-agent']);
+      expect(agents).toEqual(['antigravity/hub/2.9.1 darwin/arm64', 'antigravity/hub/3.1.4 darwin/arm64']);
+      expect(storedAccounts().every((a) => a.status === 'active')).toBe(true);
+    } finally {
+      google.setClientVersions({ min: null });
+    }
+  });
+
   test("Anthropic's web search tool, non-streaming: the server collects the search blocks and the usage counts the search", async () => {
     const { data, response } = await client.messages
       .create({

@@ -43,8 +43,10 @@ export function zaiEnv(fake: { url: string; quotaUrl: string }): Env {
   return { ZAI_BASE_URL: fake.url, ZAI_QUOTA_URL: fake.quotaUrl };
 }
 
-export function googleEnv(fake: { url: string; tokenUrl: string; authUrl: string; userinfoUrl: string; endpoints?: string[] }): Env {
+export function googleEnv(fake: { url: string; tokenUrl: string; authUrl: string; userinfoUrl: string; endpoints?: string[]; versionUrl?: string }): Env {
   return {
+    // The updater manifest too: a test must never reach for the real one.
+    ANTIGRAVITY_VERSION_URL: fake.versionUrl ?? 'off',
     GOOGLE_OAUTH_TOKEN_URL: fake.tokenUrl,
     GOOGLE_OAUTH_AUTH_URL: fake.authUrl,
     GOOGLE_USERINFO_URL: fake.userinfoUrl,

@@ -185,6 +185,14 @@ export interface FakeGoogle {
   expireAccessTokens(): void;
   /** Generation requests (the usual assertion target). */
   generations(): RecordedGoogleRequest[];
+  /** The updater manifest (ANTIGRAVITY_VERSION_URL): electron-builder YAML naming `latest`. */
+  versionUrl: string;
+  /**
+   * The version gate (antigravity.md §4.3): generations whose User-Agent carries a version below
+   * `min` are answered with the canned "no longer supported" text as a normal answer (0 tokens), as
+   * the real backend does. `latest` is what the manifest names (default 2.9.1). `min` null: no gate.
+   */
+  setClientVersions(v: { min: string | null; latest?: string }): void;
   stop(): Promise<void>;
 }
 
@@ -209,6 +217,29 @@ function claudeSignature(): string {
 
 function geminiSignature(): string {
   return `Ep0g${b64(72)}`;
+}
+
+/** Whether the first X.Y.Z in a User-Agent is older than `min` (no version at all counts as older). */
+function versionBelow(userAgent: string, min: string): boolean {
+  const v = /(\d+)\.(\d+)\.(\d+)/.exec(userAgent);
+  const m = /(\d+)\.(\d+)\.(\d+)/.exec(min)!;
+  if (!v) return true;
+  for (let i = 1; i <= 3; i++) if (Number(v[i]) !== Number(m[i])) return Number(v[i]) < Number(m[i]);
+  return false;
+}
+
+/** The canned answer to a client version the backend no longer supports: ordinary text, 0 tokens. */
+function versionGateAnswer(model: string, stream: boolean): Response {
+  const chunk = {
+    response: {
+      candidates: [{ content: { role: 'model', parts: [{ text: 'This version of Antigravity is no longer supported. Please update to receive the latest features!' }] }, finishReason: 'STOP' }],
+      usageMetadata: { promptTokenCount: 0, candidatesTokenCount: 0, totalTokenCount: 0 },
+      modelVersion: model,
+    },
+    traceId: 'fake',
+  };
+  if (!stream) return new Response(JSON.stringify(chunk), { headers: JSON_HEADERS });
+  return new Response(`data: ${JSON.stringify(chunk)}\r\n\r\n`, { headers: SSE_HEADERS });
 }
 
 /** Go duration text like the backend writes it: 25h20m26.179915352s. */
@@ -565,6 +596,8 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
   const expiresIn = opts.expiresIn ?? 3599;
   let loginEmail = opts.loginEmail ?? 'user@example.com';
   let models = defaultFakeModels();
+  let minClientVersion: string | null = null;
+  let latestClientVersion = '2.9.1';
   const globalQuota: Record<string, FakeModelQuota | null> = {};
   const quotaByEmail = new Map<string, Record<string, FakeModelQuota | null>>();
   let globalWindows: FakeQuotaWindows | null = {};
@@ -826,6 +859,7 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
         return refused;
       }
     }
+    if (minClientVersion && versionBelow(rec.headers['user-agent'] ?? '', minClientVersion)) return versionGateAnswer(model, stream);
     if (body.requestType === 'web_search') return searchAnswer(model, request, rec, stream);
     if (body.requestType === 'image_gen' || IMAGE_MODEL.test(model)) return imageAnswer(model, body, request, rec);
     const reply = script(request, replyText);
@@ -1132,6 +1166,11 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
         if (redirect[2]) return new Response('Internal error', { status: 500 });
         return new Response(null, { status: 302, headers: { location: `https://${redirect[1]}/fake-search-page` } });
       }
+      if (u.pathname === '/manifest/latest-arm64-mac.yml') {
+        return new Response(`version: ${latestClientVersion}\nfiles:\n  - url: Antigravity-${latestClientVersion}-arm64-mac.zip\nreleaseDate: '2026-11-30T00:00:00.000Z'\n`, {
+          headers: { 'content-type': 'text/yaml' },
+        });
+      }
       if (rpc === 'token' && req.method === 'POST') return handleToken(req, raw, rec);
       if (rpc === 'auth' && req.method === 'GET') return handleAuth(u);
       if (rpc === 'userinfo') {
@@ -1201,6 +1240,11 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
     },
     generations() {
       return requests.filter((r) => r.rpc === 'streamGenerateContent' || r.rpc === 'generateContent');
+    },
+    versionUrl: `${url}/manifest/latest-arm64-mac.yml`,
+    setClientVersions(v) {
+      minClientVersion = v.min;
+      if (v.latest) latestClientVersion = v.latest;
     },
     async stop() {
       await server.stop(true);

@@ -12,6 +12,7 @@ import { log } from '../../log.ts';
 import type { Account } from '../../store/accounts.ts';
 import { UpstreamError, type ModelInfo, type Provider, type ProviderDeps, type QuotaInfo, type SendContext } from '../provider.ts';
 import { openGenerateStream, postJson, type CloudCodeOptions } from './client.ts';
+import { createClientVersion, versionGateIn } from './client-version.ts';
 import { createGoogleTranslator } from './from-google.ts';
 import { isImageGenerationModel, toImageGenerationEnvelope } from './image-generation.ts';
 import { maxOutputTokensOf, parseModels, parseQuota, quotaGroupOf } from './models.ts';
@@ -99,6 +100,16 @@ function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
+/** Google's "please update" answer: the client's to fix (the proxy's setting), not the account's. */
+function versionGateError(text: string, userAgent: string): UpstreamError {
+  const said = text.trim().slice(0, 200);
+  return new UpstreamError(
+    'bad_request',
+    `Antigravity turned away mcp's client version (User-Agent "${userAgent}"): "${said}". Set ANTIGRAVITY_USER_AGENT to a current Antigravity version, e.g. "antigravity/hub/<version> darwin/arm64" (versions: https://antigravity.google/changelog), and restart mcp`,
+    { code: 'CLIENT_VERSION' },
+  );
+}
+
 /** Recent session ids: a conversation sends many turns, and each would hash the same input again. */
 const sessionIds = new Map<string, string>();
 const SESSION_IDS_MAX = 4096;
@@ -117,9 +128,18 @@ export function sessionIdFor(accountId: string, sessionKey: string): string {
 }
 
 export function createAntigravityProvider(config: Readonly<Config>, deps: ProviderDeps, opts: AntigravityProviderOptions = {}): Provider {
+  const clientVersion = createClientVersion({
+    userAgent: config.antigravity.userAgent,
+    pinned: config.antigravity.userAgentPinned,
+    manifestUrl: config.antigravity.versionUrl,
+    now: deps.now,
+  });
   const cc: CloudCodeOptions = {
     endpoints: config.antigravity.endpoints,
-    userAgent: config.antigravity.userAgent,
+    // One User-Agent for every call, moved on only when Google turns the current one away.
+    get userAgent() {
+      return clientVersion.userAgent();
+    },
     now: deps.now,
     httpClient: config.upstreamHttpClient,
   };
@@ -244,6 +264,7 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
     let authRetried = false;
     let projectRetried = false;
     let emptyLeft = EMPTY_RETRIES;
+    let versionRetried = false;
     const creditKey = `${account.id}\u0000${quotaGroupOf(ctx.model)}`;
     // When the group went onto credits earlier, its quota comes back at this time.
     const creditsUntil = onCredits.get(creditKey) ?? 0;
@@ -282,6 +303,7 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
           });
       if (drawing) envelope = toImageGenerationEnvelope(envelope, req, `image_gen/${deps.now()}/${crypto.randomUUID()}/12`);
       if (credits) envelope.enabledCreditTypes = [AI_CREDITS];
+      const userAgent = cc.userAgent;
       let stream;
       try {
         // The envelope holds the request's byte strings (anthropic/byte-strings.ts), the search's text.
@@ -342,11 +364,18 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
         }
         // The one async loop of the request: read a batch of chunks, translate synchronously, yield.
         const tr = createGoogleTranslator({ clientModel: ctx.clientModel, family, sessionKey: ctx.sessionKey, signatures });
+        // Until the first content: is it the version gate (§4.3) instead of the model's answer?
+        let gateChecked = false;
         for (;;) {
           const batch = await stream.readBatch();
           if (batch === null) break;
           for (let i = 0; i < batch.length; i++) {
             const evs = tr.feed(batch[i]);
+            if (!gateChecked) {
+              const gate = versionGateIn(evs);
+              if (gate !== undefined) gateChecked = true;
+              if (gate) throw versionGateError(gate, userAgent);
+            }
             for (let j = 0; j < evs.length; j++) {
               yielded = true;
               yield evs[j]!;
@@ -357,6 +386,11 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
         for (let j = 0; j < last.length; j++) yield last[j]!;
         return;
       } catch (err) {
+        if (err instanceof UpstreamError && err.code === 'CLIENT_VERSION' && !yielded && !versionRetried) {
+          versionRetried = true;
+          // Another request may have moved the User-Agent on already; else the manifest says where to.
+          if (userAgent !== cc.userAgent || (await clientVersion.update())) continue;
+        }
         const empty = err instanceof UpstreamError && err.code === 'EMPTY_RESPONSE';
         if (empty && !yielded && emptyLeft > 0 && !ctx.signal.aborted) {
           const wait = emptyBackoff * (EMPTY_RETRIES - emptyLeft + 1);
