@@ -544,6 +544,14 @@ describe('generationConfig (§7.9–§7.10)', () => {
     expect(config.thinkingConfig).toEqual({ includeThoughts: true, thinkingBudget: budget });
   });
 
+  // Gemini refuses the whole request over more than five ("stopSequences value of 6 but the supported
+  // range is from 1 (inclusive) to 6 (exclusive)"); Anthropic takes more, and Claude behind Google too.
+  test('gemini gets at most five stop sequences, Claude all of them', () => {
+    const stops = ['A', 'B', 'C', 'D', 'E', 'F', 'G'];
+    expect(translate({ stop_sequences: stops }, 'gemini-3-flash').request.generationConfig.stopSequences).toEqual(['A', 'B', 'C', 'D', 'E']);
+    expect(translate({ stop_sequences: stops, thinking: { type: 'disabled' } }, 'claude-sonnet-4-6').request.generationConfig.stopSequences).toEqual(stops);
+  });
+
   test('a catalog output cap overrides the family default', () => {
     const env = toGoogleRequest(req({ max_tokens: 100000 }), { ...opts('gemini-3-flash'), maxOutputTokens: 65535 }) as Json;
     expect(env.request.generationConfig.maxOutputTokens).toBe(65535);
