@@ -4,7 +4,7 @@
 import { fromByteString, toByteString } from '../../anthropic/byte-strings.ts';
 import { jsonOnlyInstruction, jsonSchemaOf } from '../../anthropic/structured-output.ts';
 import type { MessagesRequest, Tool } from '../../anthropic/schema.ts';
-import { familyOf, type ModelFamily } from '../provider.ts';
+import { familyOf, UpstreamError, type ModelFamily } from '../provider.ts';
 import { trackSize } from '../../diagnostics.ts';
 import { inlineBase64 } from './inline-data.ts';
 import { toGoogleSchema, toGoogleToolSchema } from './schema.ts';
@@ -619,6 +619,11 @@ function contentPart(b: Block): Part | null {
         return { fileData: { mimeType: typeof src.media_type === 'string' ? src.media_type : fallbackMime, fileUri: src.url } };
       }
       if (src.type === 'text' && isNonBlank(src.data)) return { text: src.data };
+      if (src.type === 'file') {
+        // Anthropic's Files API: nothing here can fetch it, and dropping it would have the model
+        // answer as if no picture or PDF had been sent.
+        throw new UpstreamError('bad_request', `${b.type} blocks with a file_id source (Files API) are not supported by this proxy; send the ${b.type} as base64 or a URL`, { status: 400 });
+      }
       if (src.type === 'content' && Array.isArray(src.content)) {
         const text = (src.content as Block[]).map((c) => (c.type === 'text' && typeof c.text === 'string' ? c.text : '')).join('\n');
         return isNonBlank(text) ? { text } : null;

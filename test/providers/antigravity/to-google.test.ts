@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'bun:test';
 import type { MessagesRequest } from '../../../src/anthropic/schema.ts';
-import type { ModelFamily } from '../../../src/providers/provider.ts';
+import { UpstreamError, type ModelFamily } from '../../../src/providers/provider.ts';
 import { createSignatureStore, type SignatureStore } from '../../../src/providers/antigravity/signatures.ts';
 import {
   familyOf,
@@ -320,6 +320,38 @@ describe('content blocks (§7.1–§7.4)', () => {
     ]);
     expect(c[3].parts[0].functionCall.args).toEqual({ value: [1, 2] });
     expect(c[4].parts).toEqual([{ functionResponse: { name: 'Bash', id: 'toolu_vrtx_B', response: { output: '' } } }]);
+  });
+});
+
+describe('Files API sources', () => {
+  // The proxy has no Files API and Google cannot read Anthropic's: dropping the block would let the
+  // model answer as if no picture or PDF had been sent.
+  test.each([
+    ['an image', { type: 'image', source: { type: 'file', file_id: 'file_FAKE01' } }],
+    ['a document', { type: 'document', source: { type: 'file', file_id: 'file_FAKE02' } }],
+  ])('%s given by file_id is refused with a clear bad_request, not silently dropped', (_n, block) => {
+    const run = (model: string) => () => translate({ messages: [{ role: 'user', content: [block, { type: 'text', text: 'what is this?' }] }] }, model);
+    for (const model of ['claude-sonnet-4-6', 'gemini-3-flash']) {
+      expect(run(model)).toThrow(UpstreamError);
+      expect(run(model)).toThrow(/file_id/);
+      try {
+        run(model)();
+      } catch (e) {
+        expect((e as UpstreamError).kind).toBe('bad_request');
+      }
+    }
+  });
+
+  test('a file_id inside a tool_result is refused too', () => {
+    const run = () =>
+      translate({
+        messages: [
+          { role: 'user', content: 'go' },
+          { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_vrtx_F', name: 'Read', input: {} }] },
+          { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_vrtx_F', content: [{ type: 'image', source: { type: 'file', file_id: 'file_FAKE03' } }] }] },
+        ],
+      });
+    expect(run).toThrow(/file_id/);
   });
 });
 
