@@ -323,6 +323,58 @@ describe('content blocks (§7.1–§7.4)', () => {
   });
 });
 
+describe('document title and context', () => {
+  // Anthropic gives a document's title and context to the model; without them it cannot tell which
+  // of several documents a question is about.
+  test('go with the document: before a PDF as text, in front of a text document', () => {
+    const env = translate(
+      {
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { type: 'document', title: 'Q3 report', context: 'Board copy', source: { type: 'base64', media_type: 'application/pdf', data: 'JVBER' } },
+              { type: 'document', title: 'Notes', source: { type: 'text', media_type: 'text/plain', data: 'plain doc' } },
+              { type: 'document', source: { type: 'text', media_type: 'text/plain', data: 'untitled' } },
+              { type: 'text', text: 'compare them' },
+            ],
+          },
+        ],
+        thinking: { type: 'disabled' },
+      },
+      'gemini-3-flash',
+    );
+    expect(env.request.contents[0].parts).toEqual([
+      { text: 'Document: Q3 report\nBoard copy' },
+      { inlineData: { mimeType: 'application/pdf', data: 'JVBER' } },
+      { text: 'Document: Notes\n\nplain doc' },
+      { text: 'untitled' },
+      { text: 'compare them' },
+    ]);
+  });
+
+  test('a titled PDF in a tool_result keeps its title in the response text', () => {
+    const env = translate(
+      {
+        messages: [
+          { role: 'user', content: 'go' },
+          { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_vrtx_D', name: 'Fetch', input: {} }] },
+          {
+            role: 'user',
+            content: [{ type: 'tool_result', tool_use_id: 'toolu_vrtx_D', content: [{ type: 'document', title: 'spec.pdf', source: { type: 'base64', media_type: 'application/pdf', data: 'JVBER' } }] }],
+          },
+        ],
+        thinking: { type: 'disabled' },
+      },
+      'claude-sonnet-4-6',
+    );
+    expect(env.request.contents[2].parts).toEqual([
+      { functionResponse: { name: 'Fetch', id: 'toolu_vrtx_D', response: { output: 'Document: spec.pdf' } } },
+      { inlineData: { mimeType: 'application/pdf', data: 'JVBER' } },
+    ]);
+  });
+});
+
 describe('Files API sources', () => {
   // The proxy has no Files API and Google cannot read Anthropic's: dropping the block would let the
   // model answer as if no picture or PDF had been sent.
