@@ -665,7 +665,12 @@ function contentPart(b: Block): Part | null {
     case 'search_result': {
       const inner = Array.isArray(b.content) ? (b.content as Block[]) : [];
       const text = inner.map((c) => (typeof c.text === 'string' ? c.text : '')).join('\n');
-      return isNonBlank(text) ? { text } : null;
+      if (!isNonBlank(text)) return null;
+      // Anthropic shows the model where the passage comes from; so does this heading.
+      const title = isNonBlank(b.title) ? b.title : '';
+      const source = isNonBlank(b.source) ? b.source : '';
+      const heading = title && source ? `${title} (${source})` : title || source;
+      return { text: heading ? `Search result: ${heading}\n${text}` : text };
     }
     default:
       return null;

@@ -375,6 +375,38 @@ describe('document title and context', () => {
   });
 });
 
+describe('search results', () => {
+  // Anthropic shows the model a search_result's title and source: they say where a passage comes from.
+  test('a search_result in a tool_result keeps its title and source with its text', () => {
+    const env = translate(
+      {
+        messages: [
+          { role: 'user', content: 'what do the docs say?' },
+          { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_vrtx_S', name: 'kb_search', input: { q: 'retries' } }] },
+          {
+            role: 'user',
+            content: [
+              {
+                type: 'tool_result',
+                tool_use_id: 'toolu_vrtx_S',
+                content: [
+                  { type: 'search_result', title: 'Retry policy', source: 'https://docs.example.com/retries', content: [{ type: 'text', text: 'Three retries.' }, { type: 'text', text: 'Then give up.' }] },
+                  { type: 'search_result', title: '', source: '', content: [{ type: 'text', text: 'bare' }] },
+                ],
+              },
+            ],
+          },
+        ],
+        thinking: { type: 'disabled' },
+      },
+      'gemini-3-flash',
+    );
+    expect(env.request.contents[2].parts[0].functionResponse.response.output).toBe(
+      'Search result: Retry policy (https://docs.example.com/retries)\nThree retries.\nThen give up.\nbare',
+    );
+  });
+});
+
 describe('Files API sources', () => {
   // The proxy has no Files API and Google cannot read Anthropic's: dropping the block would let the
   // model answer as if no picture or PDF had been sent.
