@@ -24,6 +24,8 @@ const CLAUDE_EFFORT_BUDGET: Record<string, number> = { low: 8192, medium: 16_384
 // Gemini: the official client's integers (flash low 1000 / medium 4000 / high -1 = dynamic; protocol §7.10).
 const GEMINI_EFFORT_BUDGET: Record<string, number> = { low: 1000, medium: 4000, high: -1, xhigh: -1, max: -1 };
 const GEMINI_25_MAX_BUDGET = 24_576;
+/** Gemini's documented limit ("up to 5"); Vertex answers 400 "supported range is from 1 to 6 (exclusive)". */
+const GEMINI_MAX_STOP_SEQUENCES = 5;
 
 export interface GenerationPlan {
   generationConfig: Record<string, unknown>;
@@ -86,6 +88,9 @@ export function planGeneration(req: MessagesRequest, family: ModelFamily, model:
   if (typeof req.temperature === 'number' && (!claudeThinking || req.temperature === 1)) config.temperature = req.temperature;
   if (typeof req.top_p === 'number' && (!claudeThinking || req.top_p >= 0.95)) config.topP = req.top_p;
   if (typeof req.top_k === 'number' && !claudeThinking) config.topK = req.top_k;
-  if (Array.isArray(req.stop_sequences) && req.stop_sequences.length > 0) config.stopSequences = req.stop_sequences;
+  if (Array.isArray(req.stop_sequences) && req.stop_sequences.length > 0) {
+    // Gemini 400s the whole request over a sixth; the first five still stop it (Anthropic allows more).
+    config.stopSequences = family === 'gemini' ? req.stop_sequences.slice(0, GEMINI_MAX_STOP_SEQUENCES) : req.stop_sequences;
+  }
   return { generationConfig: config, thinking };
 }

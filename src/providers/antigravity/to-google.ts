@@ -4,7 +4,7 @@
 import { fromByteString, toByteString } from '../../anthropic/byte-strings.ts';
 import { jsonOnlyInstruction, jsonSchemaOf } from '../../anthropic/structured-output.ts';
 import type { MessagesRequest, Tool } from '../../anthropic/schema.ts';
-import { familyOf, type ModelFamily } from '../provider.ts';
+import { familyOf, UpstreamError, type ModelFamily } from '../provider.ts';
 import { trackSize } from '../../diagnostics.ts';
 import { inlineBase64 } from './inline-data.ts';
 import { toGoogleSchema, toGoogleToolSchema } from './schema.ts';
@@ -479,6 +479,8 @@ function modelParts(blocks: Block[], family: ModelFamily, signatures: SignatureS
     if (b.type === 'thinking' || b.type === 'tool_use') continue;
     const p = contentPart(b);
     if (!p) continue;
+    const heading = mediaHeading(b, p);
+    if (heading) out.push(heading);
     // A picture a Gemini image model drew goes back with the signature it came with.
     const drawn = family === 'gemini' && b.type === 'image' && p.inlineData ? signatures.imageSignature((p.inlineData as { data: string }).data) : undefined;
     if (drawn) p.thoughtSignature = drawn;
@@ -530,7 +532,10 @@ function userParts(blocks: Block[], calls: Block[] | null, family: ModelFamily, 
   for (const b of blocks) {
     if (b.type !== 'tool_result') {
       const p = contentPart(b);
-      if (p) (rest ??= []).push(p);
+      if (!p) continue;
+      const heading = mediaHeading(b, p);
+      if (heading) (rest ??= []).push(heading);
+      (rest ??= []).push(p);
       continue;
     }
     const id = String(b.tool_use_id);
@@ -594,12 +599,32 @@ function resultContent(content: unknown): { text: string; images: Part[] } {
       if (c.type === 'text' && typeof c.text === 'string') texts.push(c.text);
       else {
         const p = contentPart(c);
+        const heading = p && mediaHeading(c, p);
+        if (heading) texts.push(heading.text as string);
         if (p && ('inlineData' in p || 'fileData' in p)) images.push(p);
         else if (p && typeof p.text === 'string') texts.push(p.text);
       }
     }
   }
   return { text: texts.join('\n'), images };
+}
+
+/**
+ * A document's `title` and `context`, which Anthropic shows the model with it (and which tell several
+ * documents apart); '' when it has neither.
+ */
+function documentHeading(b: Block): string {
+  if (b.type !== 'document') return '';
+  const title = isNonBlank(b.title) ? `Document: ${b.title}` : '';
+  const context = isNonBlank(b.context) ? b.context : '';
+  return title && context ? `${title}\n${context}` : title || context;
+}
+
+/** The heading of a PDF (or other binary document) part, as a text part to go before it. */
+function mediaHeading(b: Block, p: Part): Part | null {
+  if (b.type !== 'document' || !('inlineData' in p || 'fileData' in p)) return null;
+  const heading = documentHeading(b);
+  return heading ? { text: heading } : null;
 }
 
 /** text, image, document and the text-bearing pass-through blocks; null for what Google cannot take. */
@@ -618,10 +643,16 @@ function contentPart(b: Block): Part | null {
       if (src.type === 'url' && typeof src.url === 'string') {
         return { fileData: { mimeType: typeof src.media_type === 'string' ? src.media_type : fallbackMime, fileUri: src.url } };
       }
-      if (src.type === 'text' && isNonBlank(src.data)) return { text: src.data };
+      const heading = documentHeading(b);
+      if (src.type === 'text' && isNonBlank(src.data)) return { text: heading ? `${heading}\n\n${src.data}` : src.data };
+      if (src.type === 'file') {
+        // Anthropic's Files API: nothing here can fetch it, and dropping it would have the model
+        // answer as if no picture or PDF had been sent.
+        throw new UpstreamError('bad_request', `${b.type} blocks with a file_id source (Files API) are not supported by this proxy; send the ${b.type} as base64 or a URL`, { status: 400 });
+      }
       if (src.type === 'content' && Array.isArray(src.content)) {
         const text = (src.content as Block[]).map((c) => (c.type === 'text' && typeof c.text === 'string' ? c.text : '')).join('\n');
-        return isNonBlank(text) ? { text } : null;
+        return isNonBlank(text) ? { text: heading ? `${heading}\n\n${text}` : text } : null;
       }
       return null;
     }
@@ -634,7 +665,12 @@ function contentPart(b: Block): Part | null {
     case 'search_result': {
       const inner = Array.isArray(b.content) ? (b.content as Block[]) : [];
       const text = inner.map((c) => (typeof c.text === 'string' ? c.text : '')).join('\n');
-      return isNonBlank(text) ? { text } : null;
+      if (!isNonBlank(text)) return null;
+      // Anthropic shows the model where the passage comes from; so does this heading.
+      const title = isNonBlank(b.title) ? b.title : '';
+      const source = isNonBlank(b.source) ? b.source : '';
+      const heading = title && source ? `${title} (${source})` : title || source;
+      return { text: heading ? `Search result: ${heading}\n${text}` : text };
     }
     default:
       return null;

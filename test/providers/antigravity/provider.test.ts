@@ -175,6 +175,16 @@ describe('happy paths', () => {
   });
 });
 
+describe('requests Google cannot be sent', () => {
+  test('an image given by file_id is a clean bad_request before any event or upstream call', async () => {
+    const req = simple('x', { messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'file', file_id: 'file_FAKE01' } }] }] as never });
+    const { error, yielded } = await failure(req);
+    expect([error.kind, yielded]).toEqual(['bad_request', 0]);
+    expect(error.message).toContain('file_id');
+    expect(fake.generations()).toEqual([]);
+  });
+});
+
 describe('endpoint fallback and faults', () => {
   test('a capacity error on daily is answered by prod', async () => {
     fake.setMode({ kind: 'capacity' }, { endpoint: 'daily' });

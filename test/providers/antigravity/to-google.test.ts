@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'bun:test';
 import type { MessagesRequest } from '../../../src/anthropic/schema.ts';
-import type { ModelFamily } from '../../../src/providers/provider.ts';
+import { UpstreamError, type ModelFamily } from '../../../src/providers/provider.ts';
 import { createSignatureStore, type SignatureStore } from '../../../src/providers/antigravity/signatures.ts';
 import {
   familyOf,
@@ -323,6 +323,122 @@ describe('content blocks (§7.1–§7.4)', () => {
   });
 });
 
+describe('document title and context', () => {
+  // Anthropic gives a document's title and context to the model; without them it cannot tell which
+  // of several documents a question is about.
+  test('go with the document: before a PDF as text, in front of a text document', () => {
+    const env = translate(
+      {
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { type: 'document', title: 'Q3 report', context: 'Board copy', source: { type: 'base64', media_type: 'application/pdf', data: 'JVBER' } },
+              { type: 'document', title: 'Notes', source: { type: 'text', media_type: 'text/plain', data: 'plain doc' } },
+              { type: 'document', source: { type: 'text', media_type: 'text/plain', data: 'untitled' } },
+              { type: 'text', text: 'compare them' },
+            ],
+          },
+        ],
+        thinking: { type: 'disabled' },
+      },
+      'gemini-3-flash',
+    );
+    expect(env.request.contents[0].parts).toEqual([
+      { text: 'Document: Q3 report\nBoard copy' },
+      { inlineData: { mimeType: 'application/pdf', data: 'JVBER' } },
+      { text: 'Document: Notes\n\nplain doc' },
+      { text: 'untitled' },
+      { text: 'compare them' },
+    ]);
+  });
+
+  test('a titled PDF in a tool_result keeps its title in the response text', () => {
+    const env = translate(
+      {
+        messages: [
+          { role: 'user', content: 'go' },
+          { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_vrtx_D', name: 'Fetch', input: {} }] },
+          {
+            role: 'user',
+            content: [{ type: 'tool_result', tool_use_id: 'toolu_vrtx_D', content: [{ type: 'document', title: 'spec.pdf', source: { type: 'base64', media_type: 'application/pdf', data: 'JVBER' } }] }],
+          },
+        ],
+        thinking: { type: 'disabled' },
+      },
+      'claude-sonnet-4-6',
+    );
+    expect(env.request.contents[2].parts).toEqual([
+      { functionResponse: { name: 'Fetch', id: 'toolu_vrtx_D', response: { output: 'Document: spec.pdf' } } },
+      { inlineData: { mimeType: 'application/pdf', data: 'JVBER' } },
+    ]);
+  });
+});
+
+describe('search results', () => {
+  // Anthropic shows the model a search_result's title and source: they say where a passage comes from.
+  test('a search_result in a tool_result keeps its title and source with its text', () => {
+    const env = translate(
+      {
+        messages: [
+          { role: 'user', content: 'what do the docs say?' },
+          { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_vrtx_S', name: 'kb_search', input: { q: 'retries' } }] },
+          {
+            role: 'user',
+            content: [
+              {
+                type: 'tool_result',
+                tool_use_id: 'toolu_vrtx_S',
+                content: [
+                  { type: 'search_result', title: 'Retry policy', source: 'https://docs.example.com/retries', content: [{ type: 'text', text: 'Three retries.' }, { type: 'text', text: 'Then give up.' }] },
+                  { type: 'search_result', title: '', source: '', content: [{ type: 'text', text: 'bare' }] },
+                ],
+              },
+            ],
+          },
+        ],
+        thinking: { type: 'disabled' },
+      },
+      'gemini-3-flash',
+    );
+    expect(env.request.contents[2].parts[0].functionResponse.response.output).toBe(
+      'Search result: Retry policy (https://docs.example.com/retries)\nThree retries.\nThen give up.\nbare',
+    );
+  });
+});
+
+describe('Files API sources', () => {
+  // The proxy has no Files API and Google cannot read Anthropic's: dropping the block would let the
+  // model answer as if no picture or PDF had been sent.
+  test.each([
+    ['an image', { type: 'image', source: { type: 'file', file_id: 'file_FAKE01' } }],
+    ['a document', { type: 'document', source: { type: 'file', file_id: 'file_FAKE02' } }],
+  ])('%s given by file_id is refused with a clear bad_request, not silently dropped', (_n, block) => {
+    const run = (model: string) => () => translate({ messages: [{ role: 'user', content: [block, { type: 'text', text: 'what is this?' }] }] }, model);
+    for (const model of ['claude-sonnet-4-6', 'gemini-3-flash']) {
+      expect(run(model)).toThrow(UpstreamError);
+      expect(run(model)).toThrow(/file_id/);
+      try {
+        run(model)();
+      } catch (e) {
+        expect((e as UpstreamError).kind).toBe('bad_request');
+      }
+    }
+  });
+
+  test('a file_id inside a tool_result is refused too', () => {
+    const run = () =>
+      translate({
+        messages: [
+          { role: 'user', content: 'go' },
+          { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_vrtx_F', name: 'Read', input: {} }] },
+          { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_vrtx_F', content: [{ type: 'image', source: { type: 'file', file_id: 'file_FAKE03' } }] }] },
+        ],
+      });
+    expect(run).toThrow(/file_id/);
+  });
+});
+
 describe('files Claude Code\'s Read returns', () => {
   // A PDF read comes back as a tool_result holding only a document block: the response must not call it an image.
   test('a tool_result holding only a PDF says a document is attached, and the PDF follows as inlineData', () => {
@@ -542,6 +658,14 @@ describe('generationConfig (§7.9–§7.10)', () => {
     const config = translate(r, model).request.generationConfig;
     expect(config.maxOutputTokens).toBe(maxOutputTokens);
     expect(config.thinkingConfig).toEqual({ includeThoughts: true, thinkingBudget: budget });
+  });
+
+  // Gemini refuses the whole request over more than five ("stopSequences value of 6 but the supported
+  // range is from 1 (inclusive) to 6 (exclusive)"); Anthropic takes more, and Claude behind Google too.
+  test('gemini gets at most five stop sequences, Claude all of them', () => {
+    const stops = ['A', 'B', 'C', 'D', 'E', 'F', 'G'];
+    expect(translate({ stop_sequences: stops }, 'gemini-3-flash').request.generationConfig.stopSequences).toEqual(['A', 'B', 'C', 'D', 'E']);
+    expect(translate({ stop_sequences: stops, thinking: { type: 'disabled' } }, 'claude-sonnet-4-6').request.generationConfig.stopSequences).toEqual(stops);
   });
 
   test('a catalog output cap overrides the family default', () => {
