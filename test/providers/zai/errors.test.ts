@@ -149,6 +149,25 @@ describe('classifyZaiError', () => {
     expect(e.message).toContain('***');
   });
 
+  // Claude Code offers /compact only when a 400 reads "prompt is too long"; Z.AI says it as 1261.
+  test('1261 prompt too long is a bad request in the wording Claude Code recognises', () => {
+    const e = classifyZaiError(400, nat('1261', 'Prompt exceeds max length'), H(), NOW);
+    expect(e.kind).toBe('bad_request');
+    expect(e.code).toBe('1261');
+    expect(e.message.toLowerCase().startsWith('prompt is too long')).toBe(true);
+    expect(e.message).toContain('[1261] Prompt exceeds max length');
+  });
+
+  test('a context-length 400 without the code is put in the same wording', () => {
+    const e = classifyZaiError(400, anth('invalid_request_error', '1210', 'The input token count (210000) exceeds the maximum number of tokens allowed (202752)'), H(), NOW);
+    expect(e.kind).toBe('bad_request');
+    expect(e.message).toMatch(/^prompt is too long: 210000 tokens > 202752 maximum/);
+  });
+
+  test('an ordinary 400 keeps its message', () => {
+    expect(classifyZaiError(400, nat('1214', 'Input cannot be empty'), H(), NOW).message).toBe('[1214] Input cannot be empty');
+  });
+
   test('long bodies are cut', () => {
     const e = classifyZaiError(400, nat('1210', 'y'.repeat(2000)), H(), NOW);
     expect(e.message.length).toBeLessThan(400);
