@@ -27,13 +27,18 @@ export function windowName(unit: number | null, n: number | null): string {
   return `unit${unit ?? '?'}x${count}`;
 }
 
+/** Below this an epoch time is in seconds (1e12 ms is 2001; 1e12 s is far past any reset). */
+const EPOCH_MS_MIN = 1e12;
+
 function fraction(limit: Record<string, unknown>): number | null {
+  // §3.7: spent at 100 percent, though the counts may leave crumbs (or lag the percentage).
+  const pct = num(limit.percentage);
+  if (pct !== null && pct >= 100) return 0;
   const total = num(limit.usage);
   const remaining = num(limit.remaining);
   if (total !== null && total > 0 && remaining !== null) return Math.min(1, Math.max(0, remaining / total));
   const used = num(limit.currentValue);
   if (total !== null && total > 0 && used !== null) return Math.min(1, Math.max(0, 1 - used / total));
-  const pct = num(limit.percentage);
   if (pct !== null) return Math.min(1, Math.max(0, 1 - pct / 100));
   return null;
 }
@@ -74,7 +79,7 @@ export function parseZaiQuota(body: unknown, secret?: string): ZaiQuota {
     windows.push({
       model: '*',
       remainingFraction: fraction(limit),
-      resetAt: reset !== null && reset > 0 ? reset : null,
+      resetAt: reset !== null && reset > 0 ? (reset < EPOCH_MS_MIN ? reset * 1000 : reset) : null,
       window: windowName(num(limit.unit), num(limit.number)),
     });
   }

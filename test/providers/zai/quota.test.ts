@@ -41,6 +41,18 @@ describe('parseZaiQuota', () => {
     expect(q.windows[0]!.remainingFraction).toBeCloseTo(0.6, 9);
   });
 
+  // §3.7: a window is spent at percentage >= 100 even when the counts leave a few tokens over.
+  test('a window at 100 percent is spent whatever crumbs the counts leave', () => {
+    const q = parseZaiQuota({ success: true, data: { limits: [{ type: 'TOKENS_LIMIT', unit: 3, number: 5, usage: 200000000, currentValue: 199999990, remaining: 10, percentage: 100, nextResetTime: 1769036370828 }] } });
+    expect(q.windows[0]!.remainingFraction).toBe(0);
+  });
+
+  // A reset given in epoch seconds would read as 1970 and the spent window as long over.
+  test('a reset time in epoch seconds is read as seconds', () => {
+    const q = parseZaiQuota({ success: true, data: { limits: [{ type: 'TOKENS_LIMIT', unit: 3, number: 5, percentage: 100, nextResetTime: 1769036370 }] } });
+    expect(q.windows[0]!.resetAt).toBe(1769036370000);
+  });
+
   test('a key without a coding plan is an invalid account', () => {
     try {
       parseZaiQuota({ code: 500, msg: 'This account has no active GLM Coding Plan', success: false });
