@@ -48,8 +48,12 @@ export type FakeZaiMode =
   | { kind: 'truncated' }
   /** 200 text/event-stream with an empty body. */
   | { kind: 'empty_response' }
-  /** An `event: error` after `afterEvents` events (default 0), typed like Anthropic's, with a Z.AI code. */
-  | { kind: 'sse_error'; afterEvents?: number; errorType?: string; code?: string; message?: string }
+  /**
+   * An `event: error` after `afterEvents` events (default 0), typed like Anthropic's, with a Z.AI code;
+   * `native` sends Z.AI's own `data: {"error":{code,message}}` instead, with no event name or type
+   * (the shape of its other surfaces' stream errors).
+   */
+  | { kind: 'sse_error'; afterEvents?: number; errorType?: string; code?: string; message?: string; native?: boolean }
   /** The reply's text split into `chunks` deltas written `delayMs` apart (benchmarks, ping tests). */
   | { kind: 'slow_chunks'; chunks: number; delayMs: number }
   /** Tolerance: each event written as its own chunk, split mid-line, with CRLF ends and garbage lines. */
@@ -471,7 +475,8 @@ export function startFakeZai(opts: FakeZaiOptions = {}): FakeZai {
       const code = mode.code ?? '1305';
       const type = mode.errorType ?? 'overloaded_error';
       const message = mode.message ?? `[${code}][The service may be temporarily overloaded, please try again later][${zaiRequestId()}]`;
-      fault = { at: mode.afterEvents ?? 0, what: { kind: 'insert', text: frame({ type: 'error', error: { type, code, message } }), thenClose: true } };
+      const text = mode.native ? `data: ${JSON.stringify({ error: { code, message } })}\n\n` : frame({ type: 'error', error: { type, code, message } });
+      fault = { at: mode.afterEvents ?? 0, what: { kind: 'insert', text, thenClose: true } };
     }
     const body = frameStream(frames, {
       fault,

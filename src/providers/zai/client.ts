@@ -137,7 +137,8 @@ export async function* streamMessages(
       const events = chunk === null ? sse.push(decoder.decode()).concat(sse.end()) : sse.push(decoder.decode(chunk, { stream: true }));
       for (const e of events) {
         const ev = parseData(e.data, repair.started);
-        if (ev.type === 'error' || e.event === 'error') {
+        // Anthropic's `event: error`, or Z.AI's native `{"error":{code,message}}` with no type at all.
+        if (ev.type === 'error' || e.event === 'error' || (ev.type === undefined && typeof ev.error === 'object' && ev.error !== null)) {
           throw classifyZaiError(200, e.data, res.headers, opts.now(), key);
         }
         const out = repair.accept(ev);

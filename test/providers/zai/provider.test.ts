@@ -215,6 +215,9 @@ describe(`${httpClient} client`, () => {
       // The key refused after the 200: 'auth' (the gateway marks the key, the client hears api_error).
       ['key refused in-stream after content (authentication_error, 1002)', { kind: 'sse_error', afterEvents: 4, errorType: 'authentication_error', code: '1002', message: '[1002][Authorization Token is invalid][x]' }, 'auth', { code: '1002', scope: 'account' }],
       ['permission_error in-stream without a code', { kind: 'sse_error', afterEvents: 4, errorType: 'permission_error', code: '', message: 'forbidden' }, 'auth', { scope: 'account' }],
+      // Z.AI's native error shape in the stream (no event name, no type): its code still decides.
+      ['native-shape quota error in the stream after content', { kind: 'sse_error', afterEvents: 4, native: true, code: '1308', message: '[1308][Usage limit reached for 5 hour. Your limit will reset at 2030-01-01 08:00:00][x]' }, 'quota_exhausted', { code: '1308', resetAt: 'set', scope: 'account' }],
+      ['native-shape error as the first event', { kind: 'sse_error', native: true, code: '1302', message: 'High concurrency usage of this API' }, 'rate_limited', { code: '1302', scope: 'account' }],
       ['silence before the first byte', { kind: 'stall_before_first_byte', ms: 1600 }, 'transient'],
       ['silence mid-stream', { kind: 'stall_mid_stream', ms: 1600, afterEvents: 3 }, 'transient'],
     ];
