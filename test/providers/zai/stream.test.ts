@@ -176,6 +176,17 @@ describe('createStreamRepair', () => {
     expect((tool[3] as { delta: { stop_reason: string } }).delta.stop_reason).toBe('tool_use');
   });
 
+  // SDK tool runners loop only on stop_reason tool_use; a turn that called a tool but says it ended
+  // (end_turn, or OpenAI's stop) would leave the call unanswered. max_tokens stays: the input was cut.
+  test('a turn with a tool call that says end_turn or stop reports tool_use', () => {
+    for (const said of ['end_turn', 'stop']) {
+      const out = run([start({}), bStart(0, { type: 'tool_use', id: 't', name: 'X', input: {} }), bStop(0), mDelta(said, { output_tokens: 1 }), STOP]);
+      expect((out[3] as { delta: { stop_reason: string } }).delta.stop_reason).toBe('tool_use');
+    }
+    const cut = run([start({}), bStart(0, { type: 'tool_use', id: 't', name: 'X', input: {} }), bStop(0), mDelta('max_tokens', { output_tokens: 1 }), STOP]);
+    expect((cut[3] as { delta: { stop_reason: string } }).delta.stop_reason).toBe('max_tokens');
+  });
+
   // GLM's finish reason for an inference failure: the answer was cut, not finished.
   test('a network_error stop reason is a transient failure, not a clean end_turn', () => {
     const r = createStreamRepair('m');
