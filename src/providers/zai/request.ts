@@ -60,6 +60,16 @@ function cleanBlocks(blocks: Block[]): Block[] {
       out.push(b);
     } else if (b.type === 'tool_use') {
       out.push(isPlainObject(b.input) ? b : { ...b, input: toObjectInput(b.input) });
+    } else if (b.type === 'tool_result' && Array.isArray(b.content)) {
+      // Its content may hold empty text too (a command that printed nothing); a result with nothing
+      // left goes without content, which Anthropic's schema allows.
+      const inner = (b.content as Block[]).filter((c) => !(c && c.type === 'text' && (typeof c.text !== 'string' || c.text === '')));
+      if (inner.length === b.content.length) out.push(b);
+      else if (inner.length) out.push({ ...b, content: inner });
+      else {
+        const { content: _empty, ...rest } = b;
+        out.push(rest as Block);
+      }
     } else if (b.type === 'thinking') {
       // A thinking block without a signature was never issued by an upstream that signs (Claude
       // Code echoes "" when none came); it cannot be verified, so it is dropped.

@@ -28,6 +28,12 @@ describe('foldMessages', () => {
     ['drops blank system messages', [m('user', 'q'), m('system', '  ')], [m('user', 'q')]],
     ['drops empty text blocks', [m('user', [text(''), text('q')])], [m('user', [text('q')])]],
     [
+      'drops empty text blocks inside a tool result, and a content left empty',
+      [m('user', [{ type: 'tool_result', tool_use_id: 't1', content: [text(''), text('out')] }, { type: 'tool_result', tool_use_id: 't2', content: [text('')] }])],
+      [m('user', [{ type: 'tool_result', tool_use_id: 't1', content: [text('out')] }, { type: 'tool_result', tool_use_id: 't2' }])],
+    ],
+
+    [
       'drops thinking blocks without a signature, keeps signed ones',
       [m('assistant', [{ type: 'thinking', thinking: 'a', signature: '' }, { type: 'thinking', thinking: 'b', signature: 's' }, text('t')])],
       [m('assistant', [{ type: 'thinking', thinking: 'b', signature: 's' }, text('t')])],
