@@ -50,7 +50,9 @@ function fraction(limit: Record<string, unknown>): number | null {
 export function parseZaiQuota(body: unknown, secret?: string): ZaiQuota {
   if (!body || typeof body !== 'object') throw new UpstreamError('transient', 'Z.AI quota answer is not an object');
   const o = body as Record<string, unknown>;
-  if (o.success === false) {
+  // Some failures come without `success`: a code other than 200 and no data say the same.
+  const failed = o.success === false || (o.success === undefined && o.data === undefined && o.code !== undefined && String(o.code) !== '200');
+  if (failed) {
     let msg = typeof o.msg === 'string' ? o.msg : typeof o.message === 'string' ? o.message : 'quota unavailable';
     if (secret && secret.length >= 4 && msg.includes(secret)) msg = msg.split(secret).join('***');
     const code = o.code === undefined ? null : String(o.code);

@@ -88,6 +88,17 @@ describe('parseZaiQuota', () => {
     expect(kindOf({ code: 1309, msg: 'Your GLM Coding Plan package has expired', success: false })).toBe('invalid_account');
   });
 
+  // Without `success` the failure is still a failure: an empty window list would read as a healthy key.
+  test('a failure code without a success flag is a failure, not a key with no windows', () => {
+    expect(() => parseZaiQuota({ code: 401, msg: 'token expired or incorrect' })).toThrow(UpstreamError);
+    try {
+      parseZaiQuota({ code: 401, msg: 'token expired or incorrect' });
+    } catch (e) {
+      expect((e as UpstreamError).kind).toBe('auth');
+    }
+    expect(parseZaiQuota({ code: 200, msg: 'Operation successful', data: { limits: [] } }).windows).toEqual([]);
+  });
+
   test('another failure is transient', () => {
     expect(() => parseZaiQuota({ code: 500, msg: 'system busy', success: false })).toThrow(UpstreamError);
     try {
