@@ -131,7 +131,7 @@ export function foldMessages(messages: readonly MessageParam[]): MessageParam[] 
       attachToPrevious(out, pending);
       pending = [];
     }
-    if (typeof content !== 'string' && content.length === 0) continue;
+    if (content.length === 0) continue; // no blocks left, or "" (an empty text in string form)
     out.push(content === raw.content ? raw : { ...raw, content });
   }
   if (pending.length) attachToPrevious(out, pending);

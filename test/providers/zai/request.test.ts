@@ -27,6 +27,8 @@ describe('foldMessages', () => {
     ['reads system messages given as text blocks', [m('user', 'q'), m('system', [text('a'), text('b')])], [m('user', [text('q'), rem('a\nb')])]],
     ['drops blank system messages', [m('user', 'q'), m('system', '  ')], [m('user', 'q')]],
     ['drops empty text blocks', [m('user', [text(''), text('q')])], [m('user', [text('q')])]],
+    ['drops a message whose content is an empty string, like an empty text block', [m('user', 'q'), m('assistant', '')], [m('user', 'q')]],
+
     [
       'drops empty text blocks inside a tool result, and a content left empty',
       [m('user', [{ type: 'tool_result', tool_use_id: 't1', content: [text(''), text('out')] }, { type: 'tool_result', tool_use_id: 't2', content: [text('')] }])],
