@@ -159,6 +159,15 @@ export function mapThinking(thinking: unknown, maxTokens: number): unknown {
   return undefined;
 }
 
+/** The system prompt without empty text (Z.AI refuses it there too); undefined when nothing is left. */
+function cleanSystem(system: MessagesRequest['system']): MessagesRequest['system'] | undefined {
+  if (typeof system === 'string') return system === '' ? undefined : system;
+  if (!Array.isArray(system)) return system;
+  const kept = system.filter((b) => !(b.type === 'text' && (typeof b.text !== 'string' || b.text === '')));
+  if (!kept.length) return undefined;
+  return kept.length === system.length ? system : kept;
+}
+
 /**
  * The upstream body: a shallow copy of the client's with Z.AI's needs applied. Always streams. Its
  * strings are byte strings (anthropic/byte-strings.ts), the model id made one here.
@@ -166,12 +175,14 @@ export function mapThinking(thinking: unknown, maxTokens: number): unknown {
 export function toZaiBody(req: MessagesRequest, model: string): Record<string, unknown> {
   const body: Record<string, unknown> = { ...req, model: toByteString(model), messages: foldMessages(req.messages), stream: true };
   for (const f of DROPPED_FIELDS) delete body[f];
+  const sys = cleanSystem(req.system);
+  if (sys === undefined) delete body.system;
+  else body.system = sys;
   // output_config is not for Z.AI: a schema it was to enforce is asked for in the system prompt.
   const legacy = (req as { output_format?: unknown }).output_format;
   const schema = jsonSchemaOf(req) ?? jsonSchemaOf({ output_config: { format: legacy } } as Pick<MessagesRequest, 'output_config'>);
   if (schema) {
     const hint = jsonOnlyInstruction(schema);
-    const sys = req.system;
     body.system = typeof sys === 'string' && sys ? `${sys}\n\n${hint}` : Array.isArray(sys) && sys.length ? [...sys, { type: 'text', text: hint }] : hint;
   }
   if ('thinking' in body) {

@@ -132,6 +132,15 @@ describe('toZaiBody', () => {
     expect(JSON.stringify(body.messages)).toContain('"cache_control":{"type":"ephemeral"}');
   });
 
+  // Z.AI refuses empty text (3.4.5), and the top-level system prompt is text too.
+  test('drops empty text from the system prompt, and a system prompt left empty', () => {
+    const base = firstTurn.body as unknown as MessagesRequest;
+    expect(toZaiBody({ ...base, system: '' }, 'x')).not.toHaveProperty('system');
+    expect(toZaiBody({ ...base, system: [{ type: 'text', text: '' }] } as MessagesRequest, 'x')).not.toHaveProperty('system');
+    const kept = toZaiBody({ ...base, system: [{ type: 'text', text: '' }, { type: 'text', text: 'be brief' }] } as MessagesRequest, 'x');
+    expect(kept.system).toEqual([{ type: 'text', text: 'be brief' }]);
+  });
+
   test('leaves no role:"system" message', () => {
     expect((body.messages as MessageParam[]).map((x) => x.role)).toEqual(['user']);
   });
