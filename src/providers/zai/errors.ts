@@ -20,6 +20,8 @@ const MAX_MESSAGE = 300;
 const CODE_PREFIX = /^\s*\[(\d{3,5})\]/;
 const BRACKETED = /^\s*\[(\d{3,5})\]\s*\[([\s\S]*?)\](?:\s*\[[^\]]*\])?\s*$/;
 const RESET_AT = /reset at\s+(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})/i;
+/** The China region (bigmodel.cn) words 1308/1310 in Chinese; the one time in it is the reset. */
+const ANY_TIME = /(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})/;
 const HTML = /^\s*</;
 /** Z.AI's ways of saying the conversation no longer fits the model's context. */
 const PROMPT_TOO_LONG = /prompt is too long|prompt exceeds max length|context length|context window|exceeds the maximum number of tokens|maximum context/i;
@@ -33,9 +35,12 @@ interface ParsedBody {
   message: string;
 }
 
-/** Reset instant from "…reset at 2026-08-31 18:19:41" (UTC+8, no offset written), or null. */
-export function parseZaiResetAt(text: string): number | null {
-  const m = RESET_AT.exec(text);
+/**
+ * Reset instant from "…reset at 2026-08-31 18:19:41" (UTC+8, no offset written), or null. `anyTime`
+ * takes a time without "reset at" too, for messages that say nothing else (1308/1310 in Chinese).
+ */
+export function parseZaiResetAt(text: string, anyTime = false): number | null {
+  const m = RESET_AT.exec(text) ?? (anyTime ? ANY_TIME.exec(text) : null);
   if (!m) return null;
   const [, y, mo, d, h, mi, s] = m;
   const utc = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s));
@@ -213,7 +218,7 @@ export function classifyZaiError(
   let resetAt: number | null = null;
   if (code === '1302' || code === '1303' || code === '1231') resetAt = retryAt ?? now + SHORT_COOLDOWN_MS;
   else if (code === '1304') resetAt = nextChinaMidnight(now);
-  else if (code === '1308' || code === '1310') resetAt = parseZaiResetAt(body.message) ?? retryAt;
+  else if (code === '1308' || code === '1310') resetAt = parseZaiResetAt(body.message, true) ?? retryAt;
   else if (code === '1220') resetAt = now + NO_MODEL_ACCESS_MS;
   else if (rule.kind === 'rate_limited' || rule.kind === 'capacity' || rule.kind === 'quota_exhausted') resetAt = retryAt;
 

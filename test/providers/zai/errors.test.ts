@@ -59,6 +59,8 @@ const table: Row[] = [
     {},
     { kind: 'quota_exhausted', code: '1310', resetAt: Date.UTC(2026, 8, 3, 2, 3, 40), scope: 'account' },
   ],
+  // open.bigmodel.cn (the China region) words it in Chinese; the time is still the reset.
+  ['1308 in Chinese with its reset time', 429, anth('rate_limit_error', '1308', '已达到 5 小时的使用上限。您的限额将在 2026-08-31 18:19:41 重置。'), {}, { kind: 'quota_exhausted', code: '1308', resetAt: Date.UTC(2026, 7, 31, 10, 19, 41) }],
   ['1113 balance (native shape)', 429, nat('1113', 'Insufficient balance or no resource package. Please recharge.'), {}, { kind: 'invalid_account', code: '1113', scope: 'account' }],
   ['1309 plan expired', 429, anth('rate_limit_error', '1309', 'Your GLM Coding Plan package has expired'), {}, { kind: 'invalid_account', code: '1309' }],
   ['1313 fair use', 403, anth('permission_error', '1313', 'fair use'), {}, { kind: 'invalid_account', code: '1313' }],
