@@ -44,6 +44,8 @@ export type FakeZaiMode =
   | { kind: 'malformed_data'; afterEvents?: number }
   /** The stream ends cleanly after message_delta, without message_stop. */
   | { kind: 'no_message_stop' }
+  /** OpenAI's end marker `data: [DONE]` in place of message_stop, after message_delta. */
+  | { kind: 'done_marker' }
   /** The stream ends cleanly in the middle of a content block (no message_delta, no message_stop). */
   | { kind: 'truncated' }
   /** 200 text/event-stream with an empty body. */
@@ -536,6 +538,7 @@ export function startFakeZai(opts: FakeZaiOptions = {}): FakeZai {
     if (body.stream !== true || mode.kind === 'json_for_stream') return json(200, messageJson(reply, model));
     let frames = sseFrames(reply, model, { textChunks: slow?.chunks, toolInputArray: mode.kind === 'tool_input_array' });
     if (mode.kind === 'no_message_stop') frames = frames.slice(0, -1);
+    if (mode.kind === 'done_marker') frames = [...frames.slice(0, -1), 'data: [DONE]\n\n'];
     if (mode.kind === 'truncated') frames = frames.slice(0, frames.findIndex((f) => f.startsWith('event: content_block_delta')) + 1);
     return sseStream(frames, mode, rec, slow?.delayMs ?? 0);
   }

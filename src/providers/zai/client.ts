@@ -136,6 +136,8 @@ export async function* streamMessages(
       eof = chunk === null;
       const events = chunk === null ? sse.push(decoder.decode()).concat(sse.end()) : sse.push(decoder.decode(chunk, { stream: true }));
       for (const e of events) {
+        // OpenAI's end marker, which the seed proxy drops too (protocol 3.6): the end of input decides.
+        if (e.data === '[DONE]') continue;
         const ev = parseData(e.data, repair.started);
         // Anthropic's `event: error`, or Z.AI's native `{"error":{code,message}}` with no type at all.
         if (ev.type === 'error' || e.event === 'error' || (ev.type === undefined && typeof ev.error === 'object' && ev.error !== null)) {

@@ -171,6 +171,15 @@ describe(`${httpClient} client`, () => {
       assertValidSequence(await collect(simple('hi')));
     });
 
+    // The seed proxy drops `[DONE]` (protocol 3.6): an OpenAI-style end marker must not turn a
+    // finished answer into a malformed-stream failure.
+    test('takes a data: [DONE] end marker after message_delta as the end of a good answer', async () => {
+      fake.setMode({ kind: 'done_marker' });
+      const events = await collect(simple('hi'));
+      assertValidSequence(events);
+      expect(textOf(events)).toBe('Hello from the fake Z.AI.');
+    });
+
     test('turns a JSON answer to a streaming request into events', async () => {
       fake.setMode({ kind: 'json_for_stream' });
       const events = await collect(simple('hi'));
