@@ -18,6 +18,8 @@ export interface ZaiClientOptions {
   now: () => number;
   /** Default `fetch`; serve passes UPSTREAM_HTTP_CLIENT (upstream-call.ts). */
   httpClient?: HttpClientKind;
+  /** ZAI_STRIP_BETAS: no anthropic-beta header upstream. */
+  stripBetas?: boolean;
 }
 
 /** Bounded wait for the small JSON endpoints (models, quota). */
@@ -78,7 +80,7 @@ export async function* streamMessages(
       // The key keys the native pool: connections are never shared between accounts.
       res = await upstreamCall(opts.httpClient ?? 'fetch', `${opts.baseUrl}/v1/messages`, {
         method: 'POST',
-        headers: zaiHeaders(key, ctx),
+        headers: zaiHeaders(key, ctx, { stripBetas: opts.stripBetas }),
         // The client's byte strings, passed on byte for byte (anthropic/byte-strings.ts).
         body: JSON.stringify(toZaiBody(req, ctx.model)),
         latin1: true,

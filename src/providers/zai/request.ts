@@ -194,7 +194,7 @@ export function toZaiBody(req: MessagesRequest, model: string): Record<string, u
 }
 
 /** Headers for one Messages call: Z.AI key both ways and Claude Code's own headers. */
-export function zaiHeaders(apiKey: string, ctx: Pick<SendContext, 'headers'>): Record<string, string> {
+export function zaiHeaders(apiKey: string, ctx: Pick<SendContext, 'headers'>, opts: { stripBetas?: boolean } = {}): Record<string, string> {
   const h: Record<string, string> = {
     authorization: `Bearer ${apiKey}`,
     'x-api-key': apiKey,
@@ -202,6 +202,7 @@ export function zaiHeaders(apiKey: string, ctx: Pick<SendContext, 'headers'>): R
     accept: 'text/event-stream',
   };
   for (const name of FORWARDED_HEADERS) {
+    if (opts.stripBetas && name === 'anthropic-beta') continue;
     const v = ctx.headers[name];
     if (v) h[name] = v;
   }

@@ -106,6 +106,19 @@ describe(`${httpClient} client`, () => {
       expect(textOf(events)).toBe('Hello from the fake Z.AI.');
     });
 
+    test('ZAI_STRIP_BETAS keeps the anthropic-beta header from Z.AI', async () => {
+      const cfg = loadConfig(
+        { ZAI_BASE_URL: fake.url, ZAI_QUOTA_URL: fake.quotaUrl, UPSTREAM_HTTP_CLIENT: httpClient, ZAI_STRIP_BETAS: 'true' },
+        {},
+        { requireApiKey: false },
+      );
+      const stripping = createZaiProvider(cfg, { updateAccount: () => {}, now: () => clock });
+      assertValidSequence(await sendAll(stripping, simple('hi'), ctx()));
+      const [rec] = fake.messages();
+      expect(rec!.headers).not.toHaveProperty('anthropic-beta');
+      expect(rec!.headers['user-agent']).toBe('claude-cli/2.1.197 (external, sdk-cli)');
+    });
+
     test("sends the key, Claude Code's headers and a streaming body to Z.AI", async () => {
       await collect(simple('Say hello', { stream: false }));
       const [rec] = fake.messages();

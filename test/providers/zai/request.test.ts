@@ -192,4 +192,11 @@ describe('zaiHeaders', () => {
       ['accept', 'anthropic-beta', 'anthropic-version', 'authorization', 'content-type', 'user-agent', 'x-api-key', 'x-app', 'x-claude-code-session-id'].sort(),
     );
   });
+
+  // Protocol 3.4.2/3.7.3: betas were reported to draw 1302s; ZAI_STRIP_BETAS is the switch to flip then.
+  test('leaves anthropic-beta out when betas are stripped, and keeps the rest', () => {
+    const stripped = zaiHeaders('zk-secret', { headers: firstTurn.headers }, { stripBetas: true });
+    expect(stripped).not.toHaveProperty('anthropic-beta');
+    expect(stripped['user-agent']).toBe('claude-cli/2.1.197 (external, sdk-cli)');
+  });
 });
