@@ -52,6 +52,17 @@ const STOP_REASONS: Record<string, StopReason> = {
   sensitive: 'refusal',
 };
 
+/**
+ * The deltas each block kind takes. Claude Code throws on any other ("Content block is not a text
+ * block"); kinds not listed here are passed as they come.
+ */
+const DELTAS_OF: Record<string, readonly string[]> = {
+  text: ['text_delta', 'citations_delta'],
+  thinking: ['thinking_delta', 'signature_delta'],
+  tool_use: ['input_json_delta'],
+  server_tool_use: ['input_json_delta'],
+};
+
 function isObj(v: unknown): v is Raw {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -147,6 +158,8 @@ export function createStreamRepair(clientModel: string): StreamRepair {
     const b = open;
     const d = ev.delta;
     if (!b || num(ev.index) !== b.upstreamIndex || !isObj(d)) return; // stray delta: nothing to attach it to
+    const fits = DELTAS_OF[b.type];
+    if (fits && !fits.includes(String(d.type))) return; // another kind's delta: nothing to fit it into
     if (b.index === null) {
       if (d.type !== 'text_delta' || typeof d.text !== 'string' || d.text === '') return;
       b.index = next++;
