@@ -24,7 +24,9 @@ const RESET_AT = /reset at\s+(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})/
 const ANY_TIME = /(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})/;
 const HTML = /^\s*</;
 /** Z.AI's ways of saying the conversation no longer fits the model's context. */
-const PROMPT_TOO_LONG = /prompt is too long|prompt exceeds max length|context length|context window|exceeds the maximum number of tokens|maximum context/i;
+const PROMPT_TOO_LONG = /prompt is too long|prompt exceeds max length|context length exceeded|exceeds the maximum number of tokens/i;
+/** A max_tokens complaint ("input length and max_tokens exceed context limit") heals by a smaller max_tokens, not /compact. */
+const MAX_TOKENS = /max_tokens/i;
 const TOKEN_COUNTS = /(\d{3,})\D+?(\d{3,})/;
 const WS = /\s+/g;
 
@@ -223,7 +225,8 @@ export function classifyZaiError(
   else if (rule.kind === 'rate_limited' || rule.kind === 'capacity' || rule.kind === 'quota_exhausted') resetAt = retryAt;
 
   let message = body.message || (status ? `Z.AI returned HTTP ${status}` : 'Z.AI request failed');
-  const tooLong = rule.kind === 'bad_request' && (code === '1261' || PROMPT_TOO_LONG.test(message)) && !/^prompt is too long/i.test(message);
+  const tooLong =
+    rule.kind === 'bad_request' && (code === '1261' || (PROMPT_TOO_LONG.test(message) && !MAX_TOKENS.test(message))) && !/^prompt is too long/i.test(message);
   // The counts are read before the code is prefixed, so "[1210]" is never taken for a token count.
   const counts = tooLong ? TOKEN_COUNTS.exec(message) : null;
   if (body.detail) message = `Invalid request: ${message}`;

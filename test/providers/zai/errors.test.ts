@@ -166,6 +166,11 @@ describe('classifyZaiError', () => {
     expect(e.message).toMatch(/^prompt is too long: 210000 tokens > 202752 maximum/);
   });
 
+  test('a max_tokens complaint is not reworded as a prompt too long', () => {
+    const text = 'The input tokens plus max_tokens (210000) exceeds the maximum number of tokens allowed (202752)';
+    expect(classifyZaiError(400, anth('invalid_request_error', '1210', text), H(), NOW).message).toBe(`[1210] ${text}`);
+  });
+
   test('an ordinary 400 keeps its message', () => {
     expect(classifyZaiError(400, nat('1214', 'Input cannot be empty'), H(), NOW).message).toBe('[1214] Input cannot be empty');
   });
