@@ -64,7 +64,8 @@ export interface Config {
   modelMap: Record<string, string>;
   /** Model -> fallback model, merged over the built-in map. */
   fallbackMap: Record<string, string>;
-  zai: { baseUrl: string; quotaUrl: string };
+  /** stripBetas: send Z.AI no anthropic-beta (a switch for when betas draw 1302s, protocol 3.4.2). */
+  zai: { baseUrl: string; quotaUrl: string; stripBetas: boolean };
   antigravity: {
     endpoints: string[];
     userAgent: string;
@@ -332,6 +333,7 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}, opts: { requireApi
     zai: {
       baseUrl: url('ZAI_BASE_URL', env.ZAI_BASE_URL, DEFAULTS.zaiBaseUrl),
       quotaUrl: url('ZAI_QUOTA_URL', env.ZAI_QUOTA_URL, DEFAULTS.zaiQuotaUrl),
+      stripBetas: bool('ZAI_STRIP_BETAS', env.ZAI_STRIP_BETAS, false),
     },
     antigravity: {
       endpoints: (endpoints.length ? endpoints : [...DEFAULTS.antigravityEndpoints]).map((e) =>

@@ -127,6 +127,7 @@ describe('bad values are refused, naming the variable', () => {
     ['ANTIGRAVITY_AI_CREDITS "lots"', { ANTIGRAVITY_AI_CREDITS: 'lots' }, {}, /ANTIGRAVITY_AI_CREDITS must be true or false/],
     ['ZAI_BASE_URL not a URL', { ZAI_BASE_URL: 'api.z.ai' }, {}, /ZAI_BASE_URL must be an http\(s\) URL/],
     ['ANTIGRAVITY_VERSION_URL not a URL', { ANTIGRAVITY_VERSION_URL: 'manifest.yml' }, {}, /ANTIGRAVITY_VERSION_URL must be an http\(s\) URL/],
+    ['ZAI_STRIP_BETAS "some"', { ZAI_STRIP_BETAS: 'some' }, {}, /ZAI_STRIP_BETAS must be true or false/],
     ['an endpoint not a URL', { ANTIGRAVITY_ENDPOINTS: 'https://ok.example,ftp://no' }, {}, /ANTIGRAVITY_ENDPOINTS must be an http\(s\) URL/],
     ['MODEL_MAP not JSON', { MODEL_MAP: '{sonnet: x}' }, {}, /MODEL_MAP/],
     ['MODEL_MAP with a number', { MODEL_MAP: '{"sonnet": 5}' }, {}, /MODEL_MAP: value for "sonnet" must be a string/],

@@ -44,12 +44,18 @@ export type FakeZaiMode =
   | { kind: 'malformed_data'; afterEvents?: number }
   /** The stream ends cleanly after message_delta, without message_stop. */
   | { kind: 'no_message_stop' }
+  /** OpenAI's end marker `data: [DONE]` in place of message_stop, after message_delta. */
+  | { kind: 'done_marker' }
   /** The stream ends cleanly in the middle of a content block (no message_delta, no message_stop). */
   | { kind: 'truncated' }
   /** 200 text/event-stream with an empty body. */
   | { kind: 'empty_response' }
-  /** An `event: error` after `afterEvents` events (default 0), typed like Anthropic's, with a Z.AI code. */
-  | { kind: 'sse_error'; afterEvents?: number; errorType?: string; code?: string; message?: string }
+  /**
+   * An `event: error` after `afterEvents` events (default 0), typed like Anthropic's, with a Z.AI code;
+   * `native` sends Z.AI's own `data: {"error":{code,message}}` instead, with no event name or type
+   * (the shape of its other surfaces' stream errors).
+   */
+  | { kind: 'sse_error'; afterEvents?: number; errorType?: string; code?: string; message?: string; native?: boolean }
   /** The reply's text split into `chunks` deltas written `delayMs` apart (benchmarks, ping tests). */
   | { kind: 'slow_chunks'; chunks: number; delayMs: number }
   /** Tolerance: each event written as its own chunk, split mid-line, with CRLF ends and garbage lines. */
@@ -471,7 +477,8 @@ export function startFakeZai(opts: FakeZaiOptions = {}): FakeZai {
       const code = mode.code ?? '1305';
       const type = mode.errorType ?? 'overloaded_error';
       const message = mode.message ?? `[${code}][The service may be temporarily overloaded, please try again later][${zaiRequestId()}]`;
-      fault = { at: mode.afterEvents ?? 0, what: { kind: 'insert', text: frame({ type: 'error', error: { type, code, message } }), thenClose: true } };
+      const text = mode.native ? `data: ${JSON.stringify({ error: { code, message } })}\n\n` : frame({ type: 'error', error: { type, code, message } });
+      fault = { at: mode.afterEvents ?? 0, what: { kind: 'insert', text, thenClose: true } };
     }
     const body = frameStream(frames, {
       fault,
@@ -531,6 +538,7 @@ export function startFakeZai(opts: FakeZaiOptions = {}): FakeZai {
     if (body.stream !== true || mode.kind === 'json_for_stream') return json(200, messageJson(reply, model));
     let frames = sseFrames(reply, model, { textChunks: slow?.chunks, toolInputArray: mode.kind === 'tool_input_array' });
     if (mode.kind === 'no_message_stop') frames = frames.slice(0, -1);
+    if (mode.kind === 'done_marker') frames = [...frames.slice(0, -1), 'data: [DONE]\n\n'];
     if (mode.kind === 'truncated') frames = frames.slice(0, frames.findIndex((f) => f.startsWith('event: content_block_delta')) + 1);
     return sseStream(frames, mode, rec, slow?.delayMs ?? 0);
   }

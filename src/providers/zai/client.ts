@@ -18,6 +18,8 @@ export interface ZaiClientOptions {
   now: () => number;
   /** Default `fetch`; serve passes UPSTREAM_HTTP_CLIENT (upstream-call.ts). */
   httpClient?: HttpClientKind;
+  /** ZAI_STRIP_BETAS: no anthropic-beta header upstream. */
+  stripBetas?: boolean;
 }
 
 /** Bounded wait for the small JSON endpoints (models, quota). */
@@ -78,7 +80,7 @@ export async function* streamMessages(
       // The key keys the native pool: connections are never shared between accounts.
       res = await upstreamCall(opts.httpClient ?? 'fetch', `${opts.baseUrl}/v1/messages`, {
         method: 'POST',
-        headers: zaiHeaders(key, ctx),
+        headers: zaiHeaders(key, ctx, { stripBetas: opts.stripBetas }),
         // The client's byte strings, passed on byte for byte (anthropic/byte-strings.ts).
         body: JSON.stringify(toZaiBody(req, ctx.model)),
         latin1: true,
@@ -136,8 +138,11 @@ export async function* streamMessages(
       eof = chunk === null;
       const events = chunk === null ? sse.push(decoder.decode()).concat(sse.end()) : sse.push(decoder.decode(chunk, { stream: true }));
       for (const e of events) {
+        // OpenAI's end marker, which the seed proxy drops too (protocol 3.6): the end of input decides.
+        if (e.data === '[DONE]') continue;
         const ev = parseData(e.data, repair.started);
-        if (ev.type === 'error' || e.event === 'error') {
+        // Anthropic's `event: error`, or Z.AI's native `{"error":{code,message}}` with no type at all.
+        if (ev.type === 'error' || e.event === 'error' || (ev.type === undefined && typeof ev.error === 'object' && ev.error !== null)) {
           throw classifyZaiError(200, e.data, res.headers, opts.now(), key);
         }
         const out = repair.accept(ev);

@@ -20,7 +20,14 @@ const MAX_MESSAGE = 300;
 const CODE_PREFIX = /^\s*\[(\d{3,5})\]/;
 const BRACKETED = /^\s*\[(\d{3,5})\]\s*\[([\s\S]*?)\](?:\s*\[[^\]]*\])?\s*$/;
 const RESET_AT = /reset at\s+(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})/i;
+/** The China region (bigmodel.cn) words 1308/1310 in Chinese; the one time in it is the reset. */
+const ANY_TIME = /(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})/;
 const HTML = /^\s*</;
+/** Z.AI's ways of saying the conversation no longer fits the model's context. */
+const PROMPT_TOO_LONG = /prompt is too long|prompt exceeds max length|context length exceeded|exceeds the maximum number of tokens/i;
+/** A max_tokens complaint ("input length and max_tokens exceed context limit") heals by a smaller max_tokens, not /compact. */
+const MAX_TOKENS = /max_tokens/i;
+const TOKEN_COUNTS = /(\d{3,})\D+?(\d{3,})/;
 const WS = /\s+/g;
 
 interface ParsedBody {
@@ -30,9 +37,12 @@ interface ParsedBody {
   message: string;
 }
 
-/** Reset instant from "…reset at 2026-08-31 18:19:41" (UTC+8, no offset written), or null. */
-export function parseZaiResetAt(text: string): number | null {
-  const m = RESET_AT.exec(text);
+/**
+ * Reset instant from "…reset at 2026-08-31 18:19:41" (UTC+8, no offset written), or null. `anyTime`
+ * takes a time without "reset at" too, for messages that say nothing else (1308/1310 in Chinese).
+ */
+export function parseZaiResetAt(text: string, anyTime = false): number | null {
+  const m = RESET_AT.exec(text) ?? (anyTime ? ANY_TIME.exec(text) : null);
   if (!m) return null;
   const [, y, mo, d, h, mi, s] = m;
   const utc = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s));
@@ -133,6 +143,7 @@ const CODE_RULES: Record<string, Rule> = {
   '1213': { kind: 'bad_request' },
   '1214': { kind: 'bad_request' },
   '1215': { kind: 'bad_request' },
+  '1261': { kind: 'bad_request' }, // prompt exceeds max length
   '1300': { kind: 'bad_request' },
   '1301': { kind: 'bad_request' },
   '500': { kind: 'transient' },
@@ -173,6 +184,14 @@ function kindFromStatus(status: number, type: string | null): UpstreamErrorKind 
 }
 
 /**
+ * Claude Code offers /compact (and shows how far over the limit the conversation is) only for a 400
+ * that reads "prompt is too long: N tokens > M maximum"; Z.AI's own wordings are put in that form.
+ */
+function promptTooLong(message: string, nums: RegExpExecArray | null): string {
+  return nums ? `prompt is too long: ${nums[1]} tokens > ${nums[2]} maximum (${message})` : `Prompt is too long: ${message}`;
+}
+
+/**
  * Classifies one Z.AI failure. `status` is the HTTP status (200 for an in-stream error event);
  * `secret`, when given, is scrubbed from the message (the message may reach the client and logs).
  */
@@ -201,13 +220,18 @@ export function classifyZaiError(
   let resetAt: number | null = null;
   if (code === '1302' || code === '1303' || code === '1231') resetAt = retryAt ?? now + SHORT_COOLDOWN_MS;
   else if (code === '1304') resetAt = nextChinaMidnight(now);
-  else if (code === '1308' || code === '1310') resetAt = parseZaiResetAt(body.message) ?? retryAt;
+  else if (code === '1308' || code === '1310') resetAt = parseZaiResetAt(body.message, true) ?? retryAt;
   else if (code === '1220') resetAt = now + NO_MODEL_ACCESS_MS;
   else if (rule.kind === 'rate_limited' || rule.kind === 'capacity' || rule.kind === 'quota_exhausted') resetAt = retryAt;
 
   let message = body.message || (status ? `Z.AI returned HTTP ${status}` : 'Z.AI request failed');
+  const tooLong =
+    rule.kind === 'bad_request' && (code === '1261' || (PROMPT_TOO_LONG.test(message) && !MAX_TOKENS.test(message))) && !/^prompt is too long/i.test(message);
+  // The counts are read before the code is prefixed, so "[1210]" is never taken for a token count.
+  const counts = tooLong ? TOKEN_COUNTS.exec(message) : null;
   if (body.detail) message = `Invalid request: ${message}`;
   else if (code && !message.includes(`[${code}]`)) message = `[${code}] ${message}`;
+  if (tooLong) message = promptTooLong(message, counts);
   if (secret && secret.length >= 4 && message.includes(secret)) message = message.split(secret).join('***');
 
   return new UpstreamError(rule.kind, message, {

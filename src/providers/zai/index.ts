@@ -27,7 +27,7 @@ export function createZaiProvider(config: Config, deps: ProviderDeps): Provider 
   const baseUrl = config.zai.baseUrl;
   const quotaUrl = config.zai.quotaUrl;
   const httpClient = config.upstreamHttpClient;
-  const clientOpts = { baseUrl, idleTimeoutMs: config.upstreamIdleTimeoutSec * 1000, now: deps.now, httpClient };
+  const clientOpts = { baseUrl, idleTimeoutMs: config.upstreamIdleTimeoutSec * 1000, now: deps.now, httpClient, stripBetas: config.zai.stripBetas };
   let modelCache: { at: number; models: ModelInfo[] } | null = null;
 
   async function fetchQuota(account: Account, signal?: AbortSignal): Promise<ZaiQuota> {

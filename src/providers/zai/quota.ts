@@ -27,13 +27,18 @@ export function windowName(unit: number | null, n: number | null): string {
   return `unit${unit ?? '?'}x${count}`;
 }
 
+/** Below this an epoch time is in seconds (1e12 ms is 2001; 1e12 s is far past any reset). */
+const EPOCH_MS_MIN = 1e12;
+
 function fraction(limit: Record<string, unknown>): number | null {
+  // §3.7: spent at 100 percent, though the counts may leave crumbs (or lag the percentage).
+  const pct = num(limit.percentage);
+  if (pct !== null && pct >= 100) return 0;
   const total = num(limit.usage);
   const remaining = num(limit.remaining);
   if (total !== null && total > 0 && remaining !== null) return Math.min(1, Math.max(0, remaining / total));
   const used = num(limit.currentValue);
   if (total !== null && total > 0 && used !== null) return Math.min(1, Math.max(0, 1 - used / total));
-  const pct = num(limit.percentage);
   if (pct !== null) return Math.min(1, Math.max(0, 1 - pct / 100));
   return null;
 }
@@ -45,7 +50,9 @@ function fraction(limit: Record<string, unknown>): number | null {
 export function parseZaiQuota(body: unknown, secret?: string): ZaiQuota {
   if (!body || typeof body !== 'object') throw new UpstreamError('transient', 'Z.AI quota answer is not an object');
   const o = body as Record<string, unknown>;
-  if (o.success === false) {
+  // Some failures come without `success`: a code other than 200 and no data say the same.
+  const failed = o.success === false || (o.success === undefined && o.data === undefined && o.code !== undefined && String(o.code) !== '200');
+  if (failed) {
     let msg = typeof o.msg === 'string' ? o.msg : typeof o.message === 'string' ? o.message : 'quota unavailable';
     if (secret && secret.length >= 4 && msg.includes(secret)) msg = msg.split(secret).join('***');
     const code = o.code === undefined ? null : String(o.code);
@@ -74,7 +81,7 @@ export function parseZaiQuota(body: unknown, secret?: string): ZaiQuota {
     windows.push({
       model: '*',
       remainingFraction: fraction(limit),
-      resetAt: reset !== null && reset > 0 ? reset : null,
+      resetAt: reset !== null && reset > 0 ? (reset < EPOCH_MS_MIN ? reset * 1000 : reset) : null,
       window: windowName(num(limit.unit), num(limit.number)),
     });
   }

@@ -60,6 +60,16 @@ function cleanBlocks(blocks: Block[]): Block[] {
       out.push(b);
     } else if (b.type === 'tool_use') {
       out.push(isPlainObject(b.input) ? b : { ...b, input: toObjectInput(b.input) });
+    } else if (b.type === 'tool_result' && Array.isArray(b.content)) {
+      // Its content may hold empty text too (a command that printed nothing); a result with nothing
+      // left goes without content, which Anthropic's schema allows.
+      const inner = (b.content as Block[]).filter((c) => !(c && c.type === 'text' && (typeof c.text !== 'string' || c.text === '')));
+      if (inner.length === b.content.length) out.push(b);
+      else if (inner.length) out.push({ ...b, content: inner });
+      else {
+        const { content: _empty, ...rest } = b;
+        out.push(rest as Block);
+      }
     } else if (b.type === 'thinking') {
       // A thinking block without a signature was never issued by an upstream that signs (Claude
       // Code echoes "" when none came); it cannot be verified, so it is dropped.
@@ -121,7 +131,7 @@ export function foldMessages(messages: readonly MessageParam[]): MessageParam[] 
       attachToPrevious(out, pending);
       pending = [];
     }
-    if (typeof content !== 'string' && content.length === 0) continue;
+    if (content.length === 0) continue; // no blocks left, or "" (an empty text in string form)
     out.push(content === raw.content ? raw : { ...raw, content });
   }
   if (pending.length) attachToPrevious(out, pending);
@@ -149,6 +159,15 @@ export function mapThinking(thinking: unknown, maxTokens: number): unknown {
   return undefined;
 }
 
+/** The system prompt without empty text (Z.AI refuses it there too); undefined when nothing is left. */
+function cleanSystem(system: MessagesRequest['system']): MessagesRequest['system'] | undefined {
+  if (typeof system === 'string') return system === '' ? undefined : system;
+  if (!Array.isArray(system)) return system;
+  const kept = system.filter((b) => !(b.type === 'text' && (typeof b.text !== 'string' || b.text === '')));
+  if (!kept.length) return undefined;
+  return kept.length === system.length ? system : kept;
+}
+
 /**
  * The upstream body: a shallow copy of the client's with Z.AI's needs applied. Always streams. Its
  * strings are byte strings (anthropic/byte-strings.ts), the model id made one here.
@@ -156,12 +175,14 @@ export function mapThinking(thinking: unknown, maxTokens: number): unknown {
 export function toZaiBody(req: MessagesRequest, model: string): Record<string, unknown> {
   const body: Record<string, unknown> = { ...req, model: toByteString(model), messages: foldMessages(req.messages), stream: true };
   for (const f of DROPPED_FIELDS) delete body[f];
+  const sys = cleanSystem(req.system);
+  if (sys === undefined) delete body.system;
+  else body.system = sys;
   // output_config is not for Z.AI: a schema it was to enforce is asked for in the system prompt.
   const legacy = (req as { output_format?: unknown }).output_format;
   const schema = jsonSchemaOf(req) ?? jsonSchemaOf({ output_config: { format: legacy } } as Pick<MessagesRequest, 'output_config'>);
   if (schema) {
     const hint = jsonOnlyInstruction(schema);
-    const sys = req.system;
     body.system = typeof sys === 'string' && sys ? `${sys}\n\n${hint}` : Array.isArray(sys) && sys.length ? [...sys, { type: 'text', text: hint }] : hint;
   }
   if ('thinking' in body) {
@@ -173,7 +194,7 @@ export function toZaiBody(req: MessagesRequest, model: string): Record<string, u
 }
 
 /** Headers for one Messages call: Z.AI key both ways and Claude Code's own headers. */
-export function zaiHeaders(apiKey: string, ctx: Pick<SendContext, 'headers'>): Record<string, string> {
+export function zaiHeaders(apiKey: string, ctx: Pick<SendContext, 'headers'>, opts: { stripBetas?: boolean } = {}): Record<string, string> {
   const h: Record<string, string> = {
     authorization: `Bearer ${apiKey}`,
     'x-api-key': apiKey,
@@ -181,6 +202,7 @@ export function zaiHeaders(apiKey: string, ctx: Pick<SendContext, 'headers'>): R
     accept: 'text/event-stream',
   };
   for (const name of FORWARDED_HEADERS) {
+    if (opts.stripBetas && name === 'anthropic-beta') continue;
     const v = ctx.headers[name];
     if (v) h[name] = v;
   }

@@ -52,6 +52,17 @@ const STOP_REASONS: Record<string, StopReason> = {
   sensitive: 'refusal',
 };
 
+/**
+ * The deltas each block kind takes. Claude Code throws on any other ("Content block is not a text
+ * block"); kinds not listed here are passed as they come.
+ */
+const DELTAS_OF: Record<string, readonly string[]> = {
+  text: ['text_delta', 'citations_delta'],
+  thinking: ['thinking_delta', 'signature_delta'],
+  tool_use: ['input_json_delta'],
+  server_tool_use: ['input_json_delta'],
+};
+
 function isObj(v: unknown): v is Raw {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -147,6 +158,8 @@ export function createStreamRepair(clientModel: string): StreamRepair {
     const b = open;
     const d = ev.delta;
     if (!b || num(ev.index) !== b.upstreamIndex || !isObj(d)) return; // stray delta: nothing to attach it to
+    const fits = DELTAS_OF[b.type];
+    if (fits && !fits.includes(String(d.type))) return; // another kind's delta: nothing to fit it into
     if (b.index === null) {
       if (d.type !== 'text_delta' || typeof d.text !== 'string' || d.text === '') return;
       b.index = next++;
@@ -178,7 +191,10 @@ export function createStreamRepair(clientModel: string): StreamRepair {
     const raw = typeof d.stop_reason === 'string' ? d.stop_reason : null;
     // GLM's finish reason for a failed inference: the answer was cut, and must not pass for finished.
     if (raw === 'network_error') throw broken('network_error (the GLM inference failed mid-answer)');
-    const stop: StopReason = (raw && STOP_REASONS[raw]) || (sawToolUse ? 'tool_use' : 'end_turn');
+    let stop: StopReason = (raw && STOP_REASONS[raw]) || (sawToolUse ? 'tool_use' : 'end_turn');
+    // A turn that called a tool is a tool_use turn (SDK tool runners loop on nothing else), whatever
+    // GLM says; max_tokens stays, as the call's input may be cut.
+    if (sawToolUse && stop === 'end_turn') stop = 'tool_use';
     const usage = ev && isObj(ev.usage) ? ev.usage : {};
     const md = messageDelta(stop, { ...usage, output_tokens: num(usage.output_tokens) }, typeof d.stop_sequence === 'string' ? d.stop_sequence : null);
     md.delta = { ...d, stop_reason: stop, stop_sequence: md.delta.stop_sequence };

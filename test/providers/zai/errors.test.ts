@@ -59,6 +59,8 @@ const table: Row[] = [
     {},
     { kind: 'quota_exhausted', code: '1310', resetAt: Date.UTC(2026, 8, 3, 2, 3, 40), scope: 'account' },
   ],
+  // open.bigmodel.cn (the China region) words it in Chinese; the time is still the reset.
+  ['1308 in Chinese with its reset time', 429, anth('rate_limit_error', '1308', '已达到 5 小时的使用上限。您的限额将在 2026-08-31 18:19:41 重置。'), {}, { kind: 'quota_exhausted', code: '1308', resetAt: Date.UTC(2026, 7, 31, 10, 19, 41) }],
   ['1113 balance (native shape)', 429, nat('1113', 'Insufficient balance or no resource package. Please recharge.'), {}, { kind: 'invalid_account', code: '1113', scope: 'account' }],
   ['1309 plan expired', 429, anth('rate_limit_error', '1309', 'Your GLM Coding Plan package has expired'), {}, { kind: 'invalid_account', code: '1309' }],
   ['1313 fair use', 403, anth('permission_error', '1313', 'fair use'), {}, { kind: 'invalid_account', code: '1313' }],
@@ -147,6 +149,30 @@ describe('classifyZaiError', () => {
     const e = classifyZaiError(401, nat('1002', 'Authorization Token zk-abcdef123456 is invalid'), H(), NOW, 'zk-abcdef123456');
     expect(e.message).not.toContain('zk-abcdef123456');
     expect(e.message).toContain('***');
+  });
+
+  // Claude Code offers /compact only when a 400 reads "prompt is too long"; Z.AI says it as 1261.
+  test('1261 prompt too long is a bad request in the wording Claude Code recognises', () => {
+    const e = classifyZaiError(400, nat('1261', 'Prompt exceeds max length'), H(), NOW);
+    expect(e.kind).toBe('bad_request');
+    expect(e.code).toBe('1261');
+    expect(e.message.toLowerCase().startsWith('prompt is too long')).toBe(true);
+    expect(e.message).toContain('[1261] Prompt exceeds max length');
+  });
+
+  test('a context-length 400 without the code is put in the same wording', () => {
+    const e = classifyZaiError(400, anth('invalid_request_error', '1210', 'The input token count (210000) exceeds the maximum number of tokens allowed (202752)'), H(), NOW);
+    expect(e.kind).toBe('bad_request');
+    expect(e.message).toMatch(/^prompt is too long: 210000 tokens > 202752 maximum/);
+  });
+
+  test('a max_tokens complaint is not reworded as a prompt too long', () => {
+    const text = 'The input tokens plus max_tokens (210000) exceeds the maximum number of tokens allowed (202752)';
+    expect(classifyZaiError(400, anth('invalid_request_error', '1210', text), H(), NOW).message).toBe(`[1210] ${text}`);
+  });
+
+  test('an ordinary 400 keeps its message', () => {
+    expect(classifyZaiError(400, nat('1214', 'Input cannot be empty'), H(), NOW).message).toBe('[1214] Input cannot be empty');
   });
 
   test('long bodies are cut', () => {

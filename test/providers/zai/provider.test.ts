@@ -106,6 +106,19 @@ describe(`${httpClient} client`, () => {
       expect(textOf(events)).toBe('Hello from the fake Z.AI.');
     });
 
+    test('ZAI_STRIP_BETAS keeps the anthropic-beta header from Z.AI', async () => {
+      const cfg = loadConfig(
+        { ZAI_BASE_URL: fake.url, ZAI_QUOTA_URL: fake.quotaUrl, UPSTREAM_HTTP_CLIENT: httpClient, ZAI_STRIP_BETAS: 'true' },
+        {},
+        { requireApiKey: false },
+      );
+      const stripping = createZaiProvider(cfg, { updateAccount: () => {}, now: () => clock });
+      assertValidSequence(await sendAll(stripping, simple('hi'), ctx()));
+      const [rec] = fake.messages();
+      expect(rec!.headers).not.toHaveProperty('anthropic-beta');
+      expect(rec!.headers['user-agent']).toBe('claude-cli/2.1.197 (external, sdk-cli)');
+    });
+
     test("sends the key, Claude Code's headers and a streaming body to Z.AI", async () => {
       await collect(simple('Say hello', { stream: false }));
       const [rec] = fake.messages();
@@ -171,6 +184,15 @@ describe(`${httpClient} client`, () => {
       assertValidSequence(await collect(simple('hi')));
     });
 
+    // The seed proxy drops `[DONE]` (protocol 3.6): an OpenAI-style end marker must not turn a
+    // finished answer into a malformed-stream failure.
+    test('takes a data: [DONE] end marker after message_delta as the end of a good answer', async () => {
+      fake.setMode({ kind: 'done_marker' });
+      const events = await collect(simple('hi'));
+      assertValidSequence(events);
+      expect(textOf(events)).toBe('Hello from the fake Z.AI.');
+    });
+
     test('turns a JSON answer to a streaming request into events', async () => {
       fake.setMode({ kind: 'json_for_stream' });
       const events = await collect(simple('hi'));
@@ -215,6 +237,9 @@ describe(`${httpClient} client`, () => {
       // The key refused after the 200: 'auth' (the gateway marks the key, the client hears api_error).
       ['key refused in-stream after content (authentication_error, 1002)', { kind: 'sse_error', afterEvents: 4, errorType: 'authentication_error', code: '1002', message: '[1002][Authorization Token is invalid][x]' }, 'auth', { code: '1002', scope: 'account' }],
       ['permission_error in-stream without a code', { kind: 'sse_error', afterEvents: 4, errorType: 'permission_error', code: '', message: 'forbidden' }, 'auth', { scope: 'account' }],
+      // Z.AI's native error shape in the stream (no event name, no type): its code still decides.
+      ['native-shape quota error in the stream after content', { kind: 'sse_error', afterEvents: 4, native: true, code: '1308', message: '[1308][Usage limit reached for 5 hour. Your limit will reset at 2030-01-01 08:00:00][x]' }, 'quota_exhausted', { code: '1308', resetAt: 'set', scope: 'account' }],
+      ['native-shape error as the first event', { kind: 'sse_error', native: true, code: '1302', message: 'High concurrency usage of this API' }, 'rate_limited', { code: '1302', scope: 'account' }],
       ['silence before the first byte', { kind: 'stall_before_first_byte', ms: 1600 }, 'transient'],
       ['silence mid-stream', { kind: 'stall_mid_stream', ms: 1600, afterEvents: 3 }, 'transient'],
     ];

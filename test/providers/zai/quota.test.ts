@@ -41,6 +41,18 @@ describe('parseZaiQuota', () => {
     expect(q.windows[0]!.remainingFraction).toBeCloseTo(0.6, 9);
   });
 
+  // §3.7: a window is spent at percentage >= 100 even when the counts leave a few tokens over.
+  test('a window at 100 percent is spent whatever crumbs the counts leave', () => {
+    const q = parseZaiQuota({ success: true, data: { limits: [{ type: 'TOKENS_LIMIT', unit: 3, number: 5, usage: 200000000, currentValue: 199999990, remaining: 10, percentage: 100, nextResetTime: 1769036370828 }] } });
+    expect(q.windows[0]!.remainingFraction).toBe(0);
+  });
+
+  // A reset given in epoch seconds would read as 1970 and the spent window as long over.
+  test('a reset time in epoch seconds is read as seconds', () => {
+    const q = parseZaiQuota({ success: true, data: { limits: [{ type: 'TOKENS_LIMIT', unit: 3, number: 5, percentage: 100, nextResetTime: 1769036370 }] } });
+    expect(q.windows[0]!.resetAt).toBe(1769036370000);
+  });
+
   test('a key without a coding plan is an invalid account', () => {
     try {
       parseZaiQuota({ code: 500, msg: 'This account has no active GLM Coding Plan', success: false });
@@ -74,6 +86,17 @@ describe('parseZaiQuota', () => {
     expect(kindOf({ code: 401, msg: 'token expired or incorrect', success: false })).toBe('auth');
     expect(kindOf({ msg: 'token expired or incorrect', success: false })).toBe('auth');
     expect(kindOf({ code: 1309, msg: 'Your GLM Coding Plan package has expired', success: false })).toBe('invalid_account');
+  });
+
+  // Without `success` the failure is still a failure: an empty window list would read as a healthy key.
+  test('a failure code without a success flag is a failure, not a key with no windows', () => {
+    expect(() => parseZaiQuota({ code: 401, msg: 'token expired or incorrect' })).toThrow(UpstreamError);
+    try {
+      parseZaiQuota({ code: 401, msg: 'token expired or incorrect' });
+    } catch (e) {
+      expect((e as UpstreamError).kind).toBe('auth');
+    }
+    expect(parseZaiQuota({ code: 200, msg: 'Operation successful', data: { limits: [] } }).windows).toEqual([]);
   });
 
   test('another failure is transient', () => {

@@ -27,6 +27,14 @@ describe('foldMessages', () => {
     ['reads system messages given as text blocks', [m('user', 'q'), m('system', [text('a'), text('b')])], [m('user', [text('q'), rem('a\nb')])]],
     ['drops blank system messages', [m('user', 'q'), m('system', '  ')], [m('user', 'q')]],
     ['drops empty text blocks', [m('user', [text(''), text('q')])], [m('user', [text('q')])]],
+    ['drops a message whose content is an empty string, like an empty text block', [m('user', 'q'), m('assistant', '')], [m('user', 'q')]],
+
+    [
+      'drops empty text blocks inside a tool result, and a content left empty',
+      [m('user', [{ type: 'tool_result', tool_use_id: 't1', content: [text(''), text('out')] }, { type: 'tool_result', tool_use_id: 't2', content: [text('')] }])],
+      [m('user', [{ type: 'tool_result', tool_use_id: 't1', content: [text('out')] }, { type: 'tool_result', tool_use_id: 't2' }])],
+    ],
+
     [
       'drops thinking blocks without a signature, keeps signed ones',
       [m('assistant', [{ type: 'thinking', thinking: 'a', signature: '' }, { type: 'thinking', thinking: 'b', signature: 's' }, text('t')])],
@@ -124,6 +132,15 @@ describe('toZaiBody', () => {
     expect(JSON.stringify(body.messages)).toContain('"cache_control":{"type":"ephemeral"}');
   });
 
+  // Z.AI refuses empty text (3.4.5), and the top-level system prompt is text too.
+  test('drops empty text from the system prompt, and a system prompt left empty', () => {
+    const base = firstTurn.body as unknown as MessagesRequest;
+    expect(toZaiBody({ ...base, system: '' }, 'x')).not.toHaveProperty('system');
+    expect(toZaiBody({ ...base, system: [{ type: 'text', text: '' }] } as MessagesRequest, 'x')).not.toHaveProperty('system');
+    const kept = toZaiBody({ ...base, system: [{ type: 'text', text: '' }, { type: 'text', text: 'be brief' }] } as MessagesRequest, 'x');
+    expect(kept.system).toEqual([{ type: 'text', text: 'be brief' }]);
+  });
+
   test('leaves no role:"system" message', () => {
     expect((body.messages as MessageParam[]).map((x) => x.role)).toEqual(['user']);
   });
@@ -174,5 +191,12 @@ describe('zaiHeaders', () => {
     expect(Object.keys(h).sort()).toEqual(
       ['accept', 'anthropic-beta', 'anthropic-version', 'authorization', 'content-type', 'user-agent', 'x-api-key', 'x-app', 'x-claude-code-session-id'].sort(),
     );
+  });
+
+  // Protocol 3.4.2/3.7.3: betas were reported to draw 1302s; ZAI_STRIP_BETAS is the switch to flip then.
+  test('leaves anthropic-beta out when betas are stripped, and keeps the rest', () => {
+    const stripped = zaiHeaders('zk-secret', { headers: firstTurn.headers }, { stripBetas: true });
+    expect(stripped).not.toHaveProperty('anthropic-beta');
+    expect(stripped['user-agent']).toBe('claude-cli/2.1.197 (external, sdk-cli)');
   });
 });

@@ -176,6 +176,43 @@ describe('createStreamRepair', () => {
     expect((tool[3] as { delta: { stop_reason: string } }).delta.stop_reason).toBe('tool_use');
   });
 
+  // SDK tool runners loop only on stop_reason tool_use; a turn that called a tool but says it ended
+  // (end_turn, or OpenAI's stop) would leave the call unanswered. max_tokens stays: the input was cut.
+  test('a turn with a tool call that says end_turn or stop reports tool_use', () => {
+    for (const said of ['end_turn', 'stop']) {
+      const out = run([start({}), bStart(0, { type: 'tool_use', id: 't', name: 'X', input: {} }), bStop(0), mDelta(said, { output_tokens: 1 }), STOP]);
+      expect((out[3] as { delta: { stop_reason: string } }).delta.stop_reason).toBe('tool_use');
+    }
+    const cut = run([start({}), bStart(0, { type: 'tool_use', id: 't', name: 'X', input: {} }), bStop(0), mDelta('max_tokens', { output_tokens: 1 }), STOP]);
+    expect((cut[3] as { delta: { stop_reason: string } }).delta.stop_reason).toBe('max_tokens');
+  });
+
+  // Claude Code throws ("Content block is not a text block", …) on a delta of another block's kind.
+  test('drops a delta that does not fit the open block, keeping the ones that do', () => {
+    const out = run([
+      start({}),
+      bStart(0, { type: 'thinking', thinking: '', signature: '' }),
+      bDelta(0, { type: 'thinking_delta', thinking: 'hmm' }),
+      bDelta(0, { type: 'text_delta', text: 'stray' }),
+      bDelta(0, { type: 'signature_delta', signature: 'sig' }),
+      bStop(0),
+      bStart(1, { type: 'text', text: '' }),
+      bDelta(1, { type: 'text_delta', text: 'hi' }),
+      bDelta(1, { type: 'signature_delta', signature: 'x' }),
+      bDelta(1, { type: 'input_json_delta', partial_json: '{}' }),
+      bStop(1),
+      bStart(2, { type: 'tool_use', id: 't', name: 'X', input: {} }),
+      bDelta(2, { type: 'text_delta', text: 'no' }),
+      bDelta(2, { type: 'input_json_delta', partial_json: '{"a":1}' }),
+      bStop(2),
+      mDelta('tool_use', { output_tokens: 1 }),
+      STOP,
+    ]);
+    assertValidSequence(out);
+    const deltas = out.filter((e) => e.type === 'content_block_delta').map((e) => [(e as { index: number }).index, (e as { delta: { type: string } }).delta.type]);
+    expect(deltas).toEqual([[0, 'thinking_delta'], [0, 'signature_delta'], [1, 'text_delta'], [2, 'input_json_delta']]);
+  });
+
   // GLM's finish reason for an inference failure: the answer was cut, not finished.
   test('a network_error stop reason is a transient failure, not a clean end_turn', () => {
     const r = createStreamRepair('m');
