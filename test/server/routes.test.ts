@@ -26,6 +26,9 @@ describe('auth', () => {
   test('Authorization: Bearer is accepted', async () => {
     expect((await get('/v1/models', { authorization: `Bearer ${KEY}` })).status).toBe(200);
   });
+  test('a wrong x-api-key beside the right Bearer token is accepted (an SDK sends both)', async () => {
+    expect((await get('/v1/models', { 'x-api-key': 'an-unrelated-api-key', authorization: `Bearer ${KEY}` })).status).toBe(200);
+  });
   test('a wrong key is 401 authentication_error with request-id header', async () => {
     const r = await get('/v1/models', { 'x-api-key': 'nope' });
     expect(r.status).toBe(401);
