@@ -123,7 +123,9 @@ export function createApp(deps: AppDeps) {
     }
   };
 
-  return new Elysia({ name: 'mcp' })
+  // standardHostname off: Elysia otherwise looks for the path from the URL's 12th character on,
+  // which skips part of it behind a host under 4 characters (`Host: api`, a bare service name).
+  return new Elysia({ name: 'mcp', handler: { standardHostname: false } })
     .onRequest(({ request, set }) => {
       const path = routePath(pathOf(request.url));
       const requestId = newRequestId();

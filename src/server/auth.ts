@@ -20,6 +20,11 @@ export function keysMatch(given: string, expected: string): boolean {
 export function clientKey(headers: Headers, basic = true): string | null {
   const x = headers.get('x-api-key');
   if (x) return x.trim();
+  return authorizationKey(headers, basic);
+}
+
+/** The key in the Authorization header (Bearer, or Basic when `basic`), or null. */
+function authorizationKey(headers: Headers, basic: boolean): string | null {
   const auth = headers.get('authorization');
   if (!auth) return null;
   const a = auth.trim();
@@ -44,19 +49,26 @@ function basicKey(encoded: string): string | null {
 
 /**
  * Returns a matcher bound to the configured keys: the position (1-based) of the key the client
- * sent, or 0 when it sent none of them. No configured key refuses everyone (fail closed). Every
- * key is compared, whichever matches, so the time taken does not say which did. `basic`: whether
- * Basic auth counts (see clientKey).
+ * sent (in x-api-key or Authorization), or 0 when it sent none of them. No configured key refuses
+ * everyone (fail closed). Every key is compared, whichever matches, so the time taken does not say
+ * which did. `basic`: whether Basic auth counts (see clientKey).
  */
 export function makeKeyMatcher(expected: readonly string[]): (headers: Headers, basic?: boolean) => number {
   const wants = expected.filter((k) => k !== '').map(digest);
-  return (headers, basic = true) => {
-    const key = clientKey(headers, basic);
-    if (!key || !wants.length) return 0;
+  const position = (key: string | null | undefined): number => {
+    if (!key) return 0;
     const got = digest(key);
     let found = 0;
     for (let i = 0; i < wants.length; i++) if (timingSafeEqual(got, wants[i]!) && !found) found = i + 1;
     return found;
+  };
+  // Both headers are tried: an Anthropic SDK given the proxy key as its auth token still sends the
+  // ANTHROPIC_API_KEY it found in the environment as x-api-key, and that must not hide the right key.
+  return (headers, basic = true) => {
+    if (!wants.length) return 0;
+    const byApiKey = position(headers.get('x-api-key')?.trim());
+    const byAuthorization = position(authorizationKey(headers, basic));
+    return byApiKey || byAuthorization;
   };
 }
 

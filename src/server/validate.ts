@@ -342,6 +342,11 @@ function semanticError(body: Record<string, unknown>): string | null {
   if (typeof body.top_k === 'number' && (body.top_k < 0 || body.top_k > MAX_TOKENS_CEILING)) {
     return `top_k: must be between 0 and ${MAX_TOKENS_CEILING}, got ${body.top_k}`;
   }
+  const choice = body.tool_choice as { type?: string; name?: unknown } | undefined;
+  // Without it the upstream is told "any tool", which is not what the client asked for.
+  if (choice?.type === 'tool' && (typeof choice.name !== 'string' || choice.name === '')) {
+    return 'tool_choice.name: field required when type is "tool"';
+  }
   if (Array.isArray(body.tools)) {
     const tools = body.tools as Array<{ input_schema?: unknown }>;
     for (let i = 0; i < tools.length; i++) {

@@ -56,6 +56,17 @@ describe('makeKeyMatcher', () => {
     expect(check(new Headers({ 'x-api-key': 'old-key-1234,new-key-5678' }))).toBe(0);
     expect(check(new Headers({ 'x-api-key': 'new-key' }))).toBe(0);
   });
+  // An Anthropic SDK given the proxy key as auth_token still sends the ANTHROPIC_API_KEY it found in
+  // the environment as x-api-key: the right key in the other header must not be refused for it.
+  test('either header may carry the key when both are sent', () => {
+    const check = makeKeyMatcher(['old-key-1234', 'new-key-5678']);
+    expect(check(new Headers({ 'x-api-key': 'some-other-api-key', authorization: 'Bearer new-key-5678' }))).toBe(2);
+    expect(check(new Headers({ 'x-api-key': 'old-key-1234', authorization: 'Bearer some-other-token' }))).toBe(1);
+    expect(check(new Headers({ 'x-api-key': '  ', authorization: 'Bearer old-key-1234' }))).toBe(1);
+    expect(check(new Headers({ 'x-api-key': 'nope', authorization: 'Bearer nope-either' }))).toBe(0);
+    // Basic auth still counts only where the caller allows it.
+    expect(check(new Headers({ 'x-api-key': 'nope', authorization: `Basic ${btoa('me:old-key-1234')}` }), false)).toBe(0);
+  });
   test.each([
     ['no key', []],
     ['an empty key', ['']],

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { connect } from 'node:net';
 import { AUTH, KEY, startHarness, testConfig, read, type Harness } from './stubs.ts';
 
 let h: Harness;
@@ -24,6 +25,9 @@ describe('auth', () => {
   });
   test('Authorization: Bearer is accepted', async () => {
     expect((await get('/v1/models', { authorization: `Bearer ${KEY}` })).status).toBe(200);
+  });
+  test('a wrong x-api-key beside the right Bearer token is accepted (an SDK sends both)', async () => {
+    expect((await get('/v1/models', { 'x-api-key': 'an-unrelated-api-key', authorization: `Bearer ${KEY}` })).status).toBe(200);
   });
   test('a wrong key is 401 authentication_error with request-id header', async () => {
     const r = await get('/v1/models', { 'x-api-key': 'nope' });
@@ -227,6 +231,30 @@ describe('unknown routes and methods', () => {
     expect(r.status).toBe(405);
     expect(r.headers.get('allow')).toBe('GET, HEAD');
     expect((await get('/v1/models/', {})).status).toBe(401);
+  });
+  test('a short Host header (a bare service name like "api") routes by the real path', async () => {
+    // The router used to look for the path from the 12th character of the URL on, which assumed a
+    // host of 4+ characters: behind `Host: api`, /v1/models/{id} was a 404 and /health/ served /.
+    const port = Number(new URL(h.base).port);
+    const raw = (method: string, path: string, headers = `x-api-key: ${KEY}\r\n`): Promise<string> =>
+      new Promise((resolve, reject) => {
+        let out = '';
+        const s = connect(port, '127.0.0.1', () =>
+          s.write(`${method} ${path} HTTP/1.1\r\nHost: api\r\n${headers}Content-Length: 0\r\nConnection: close\r\n\r\n`),
+        );
+        s.on('data', (d) => (out += d));
+        s.on('close', () => resolve(out));
+        s.on('error', reject);
+      });
+    const statusOf = (res: string): string => res.slice(0, res.indexOf('\r\n'));
+    const bodyOf = (res: string): string => res.slice(res.indexOf('\r\n\r\n') + 4);
+    const model = await raw('GET', '/v1/models/claude-model-1');
+    expect(statusOf(model)).toBe('HTTP/1.1 200 OK');
+    expect(JSON.parse(bodyOf(model)).id).toBe('claude-model-1');
+    expect(JSON.parse(bodyOf(await raw('GET', '/health/', '')))).toEqual({ status: 'ok' });
+    const put = await raw('PUT', '/v1/messages?beta=true');
+    expect(statusOf(put)).toStartWith('HTTP/1.1 405');
+    expect(JSON.parse(bodyOf(put)).error.message).toBe('method PUT is not allowed on /v1/messages');
   });
   test('every response gets a fresh request-id', async () => {
     const a = (await get('/')).headers.get('request-id');

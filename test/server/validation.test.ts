@@ -95,6 +95,9 @@ const CASES: Case[] = [
   { name: 'system block of another type', payload: body({ system: [{ type: 'image', text: 'x' }] }), message: 'system.0.type: expected "text", got "image"' },
   { name: 'tool without a name', payload: body({ tools: [{ description: 'x' }] }), message: 'tools.0.name: field required' },
   { name: 'unknown tool_choice type', payload: body({ tool_choice: { type: 'sometimes' } }), message: 'tool_choice.type: invalid value "sometimes" (expected "auto", "any", "tool" or "none")' },
+  // The API refuses it too; the proxy used to force "any" tool instead of the one the client meant.
+  { name: 'tool_choice "tool" without a name', payload: body({ tool_choice: { type: 'tool' } }), message: 'tool_choice.name: field required when type is "tool"' },
+  { name: 'tool_choice "tool" with an empty name', payload: body({ tool_choice: { type: 'tool', name: '' } }), message: 'tool_choice.name: field required when type is "tool"' },
   { name: 'thinking enabled without a budget', payload: body({ thinking: { type: 'enabled' } }), message: 'thinking.budget_tokens: field required' },
   { name: 'unknown thinking type', payload: body({ thinking: { type: 'deep' } }), message: 'thinking.type: unknown type "deep"' },
   { name: 'temperature as a string', payload: body({ temperature: 'hot' }), message: 'temperature: expected a number, got "hot"' },
