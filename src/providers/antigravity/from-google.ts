@@ -169,7 +169,8 @@ export function createGoogleTranslator(opts: FromGoogleOptions): GoogleTranslato
       } else if (p.thought === true) {
         if (!text && !sig) continue;
         start();
-        if (open !== 'thinking') openBlock('thinking', { type: 'thinking', thinking: '', signature: '' });
+        // A signature ends its thinking block: thought text after one starts the next block.
+        if (open !== 'thinking' || (pendingSignature && text)) openBlock('thinking', { type: 'thinking', thinking: '', signature: '' });
         if (sig) noteSignature(sig);
         if (text) out.push(blockDelta(index, { type: 'thinking_delta', thinking: text }));
       } else if (text !== undefined) {

@@ -224,6 +224,23 @@ describe('state machine details', () => {
     ] as any);
   });
 
+  // A Claude signature is the last thing of its thinking block: thought text after it is another block,
+  // and merging the two would put one block's signature on both texts (rejected when replayed).
+  test('thought text after a signed thought opens a new thinking block, each with its own signature', async () => {
+    const second = `${sigs.claude.slice(0, -4)}QQ==`;
+    const ev = await events([
+      chunk([{ thought: true, text: 'first' }, { thought: true, text: '', thoughtSignature: sigs.claude }]),
+      chunk([{ thought: true, text: 'second' }, { text: '', thoughtSignature: second }]),
+      chunk([{ text: 'answer' }], 'STOP'),
+    ]);
+    assertValidSequence(ev);
+    expect((await accumulate(ev)).content).toEqual([
+      { type: 'thinking', thinking: 'first', signature: sigs.claude },
+      { type: 'thinking', thinking: 'second', signature: second },
+      { type: 'text', text: 'answer' },
+    ] as any);
+  });
+
   test('junk lines (non-objects, part-less candidates) are skipped', async () => {
     const ev = await events([null, 'x', 42, [], chunk(undefined), chunk([null, 7, { text: 'ok' }], 'STOP')]);
     assertValidSequence(ev);
