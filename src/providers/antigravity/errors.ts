@@ -20,7 +20,9 @@ interface GoogleError {
 
 /** The fields of a Google error body this module reads; null when the body is not one. */
 export function parseGoogleError(bodyText: string): GoogleError | null {
-  const t = bodyText.trim();
+  let t = bodyText.trim();
+  // An answer to the streaming call may frame its error as an SSE event.
+  if (t.startsWith('data:')) t = t.slice(5).trim();
   if (!t.startsWith('{') && !t.startsWith('[')) return null;
   try {
     let v = JSON.parse(t) as unknown;

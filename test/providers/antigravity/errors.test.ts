@@ -110,6 +110,16 @@ describe('classification corner cases', () => {
     expect(e.message).toContain('Requested entity was not found.');
   });
 
+  // The streaming call asks for text/event-stream, and an error may come framed as an event.
+  test('an error body framed as an SSE data line is read like the bare JSON', () => {
+    const error = { code: 429, message: 'Resource has been exhausted (e.g. check quota).', status: 'RESOURCE_EXHAUSTED', details: [{ '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: '3.5s' }] };
+    const e = classifyGoogleError(429, `data: ${JSON.stringify({ error })}\r\n\r\n`, new Headers(), NOW);
+    expect(e.kind).toBe('rate_limited');
+    expect(e.code).toBe('RESOURCE_EXHAUSTED');
+    expect(e.resetAt).toBe(NOW + 3500);
+    expect(e.message).toBe('Antigravity: Resource has been exhausted (e.g. check quota).');
+  });
+
   test('a 400 mentioning max_tokens is a bad request, never an auth problem', () => {
     const body = JSON.stringify({ error: { code: 400, status: 'INVALID_ARGUMENT', message: 'max_tokens must be greater than thinking.budget_tokens' } });
     expect(classifyGoogleError(400, body, new Headers(), NOW).kind).toBe('bad_request');
