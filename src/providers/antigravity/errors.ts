@@ -51,11 +51,13 @@ export function parseGoDuration(s: string): number | null {
 
 const RESET_AFTER = /reset after\s+((?:\d+(?:\.\d+)?(?:ms|h|m|s))+)/i;
 const RESETS_IN = /resets? in\s+((?:\d+(?:\.\d+)?(?:ms|h|m|s))+)/i;
-const AFTER_SECONDS = /after\s+(\d+(?:\.\d+)?)\s*s\b/i;
+// Gemini's own 429s say "Please retry in 39.575193018s."
+const RETRY_IN = /retry in\s+((?:\d+(?:\.\d+)?(?:ms|h|m|s))+)\b/i;
+const AFTER_SECONDS = /after\s+(\d+(?:\.\d+)?)\s*(?:s|secs?|seconds?)\b/i;
 
 /** Delay (ms) stated in the message text, e.g. "Your quota will reset after 17s", "Resets in 108h48m29s". */
 export function delayFromText(text: string): number | null {
-  for (const re of [RESET_AFTER, RESETS_IN]) {
+  for (const re of [RESET_AFTER, RESETS_IN, RETRY_IN]) {
     const m = re.exec(text);
     if (m) {
       const d = parseGoDuration(m[1]!);

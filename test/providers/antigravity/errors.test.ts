@@ -62,6 +62,9 @@ describe('reset time parsing', () => {
     ['Individual quota reached. Resets in 108h48m29s.', 391709000],
     ['reset after 1h2m3s', 3723000],
     ['please retry after 30s', 30000],
+    // Gemini's own 429 wording, and the spelled-out unit.
+    ['You exceeded your current quota. Please retry in 39.575193018s.', 39575.193018],
+    ['Too many requests, retry after 30 seconds', 30000],
   ])('delay from the message %s', (text, ms) => {
     expect(delayFromText(text)).toBe(ms);
   });
