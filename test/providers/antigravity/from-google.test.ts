@@ -381,6 +381,15 @@ describe('blocked and content-less answers end as a message, not a retried error
     expect(msg.stop_reason).toBe('end_turn');
   });
 
+  // Gemini's newer abnormal ends: the answer so far is kept, and the log says why the turn stopped there.
+  for (const reason of ['MALFORMED_FUNCTION_CALL', 'UNEXPECTED_TOOL_CALL', 'TOO_MANY_TOOL_CALLS', 'MALFORMED_RESPONSE', 'MISSING_THOUGHT_SIGNATURE']) {
+    test(`finishReason ${reason} after some text keeps the text, ends the turn, and logs the reason`, async () => {
+      const { msg } = await message([{ candidates: [{ content: { role: 'model', parts: [{ text: 'Partial' }] } }] }, finished(reason)]);
+      expect(msg.stop_reason).toBe('end_turn');
+      expect(lines.filter((l) => l.includes(`finishReason ${reason}`))).toHaveLength(1);
+    });
+  }
+
   // A malformed call is a sampling accident: asked again, Gemini usually gets it right, so it stays retryable.
   test('MALFORMED_FUNCTION_CALL with nothing emitted stays a retryable EMPTY_RESPONSE whose message names it', async () => {
     const err = await translate([finished('MALFORMED_FUNCTION_CALL')], options('gemini')).then(
