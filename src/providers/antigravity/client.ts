@@ -18,6 +18,8 @@ export interface CloudCodeOptions {
 
 /** Bounded wait for the small JSON RPCs. */
 const RPC_TIMEOUT_MS = 30_000;
+/** How much of an event split over data lines is held while it does not parse (signatures make lines long). */
+const MAX_PENDING_CHARS = 4 * 1024 * 1024;
 
 export function cloudCodeHeaders(token: string, userAgent: string, stream: boolean, gzip = true): Record<string, string> {
   const h: Record<string, string> = {
@@ -28,6 +30,16 @@ export function cloudCodeHeaders(token: string, userAgent: string, stream: boole
   };
   if (gzip) h['accept-encoding'] = 'gzip';
   return h;
+}
+
+const NOT_JSON = Symbol('not JSON');
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return NOT_JSON;
+  }
 }
 
 function networkError(err: unknown, where: string): UpstreamError {
@@ -212,18 +224,30 @@ export async function openGenerateStream(
   let buf = '';
   let scanned = 0;
 
+  // SSE lets one event's data span several data: lines, joined by newlines. Google sends one line per
+  // event, so a line is only joined to the ones before it when it does not parse alone.
+  let pending = '';
+  const dropPending = (): void => {
+    if (pending) log.debug('antigravity: skipped a malformed SSE data line');
+    pending = '';
+  };
   // A plain function, not a generator per line: this runs for every SSE line of every request.
   const parse = (line: string, out: unknown[]): void => {
     if (!line.startsWith('data:')) return;
     const data = line.slice(5).trim();
     if (!data) return;
-    let v: unknown;
-    try {
-      v = JSON.parse(data);
-    } catch {
-      log.debug('antigravity: skipped a malformed SSE data line');
-      return;
+    let v = pending ? parseJson(`${pending}\n${data}`) : NOT_JSON;
+    if (v === NOT_JSON) {
+      v = parseJson(data);
+      if (v === NOT_JSON) {
+        // The start of an event that goes on in the next data line, or a broken line.
+        pending = pending ? `${pending}\n${data}` : data;
+        if (pending.length > MAX_PENDING_CHARS) dropPending();
+        return;
+      }
+      dropPending(); // the lines before were broken: this one starts a new event
     }
+    pending = '';
     const err = (v as { error?: { code?: unknown } } | null)?.error;
     if (err && typeof err === 'object') {
       const status = typeof err.code === 'number' ? err.code : 500;
@@ -289,6 +313,7 @@ export async function openGenerateStream(
       if (value === null) {
         // A last line without a newline.
         if (buf) parse(buf, out);
+        dropPending();
         buf = '';
         close();
       }

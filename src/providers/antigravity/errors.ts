@@ -20,7 +20,9 @@ interface GoogleError {
 
 /** The fields of a Google error body this module reads; null when the body is not one. */
 export function parseGoogleError(bodyText: string): GoogleError | null {
-  const t = bodyText.trim();
+  let t = bodyText.trim();
+  // An answer to the streaming call may frame its error as an SSE event.
+  if (t.startsWith('data:')) t = t.slice(5).trim();
   if (!t.startsWith('{') && !t.startsWith('[')) return null;
   try {
     let v = JSON.parse(t) as unknown;
@@ -49,11 +51,13 @@ export function parseGoDuration(s: string): number | null {
 
 const RESET_AFTER = /reset after\s+((?:\d+(?:\.\d+)?(?:ms|h|m|s))+)/i;
 const RESETS_IN = /resets? in\s+((?:\d+(?:\.\d+)?(?:ms|h|m|s))+)/i;
-const AFTER_SECONDS = /after\s+(\d+(?:\.\d+)?)\s*s\b/i;
+// Gemini's own 429s say "Please retry in 39.575193018s."
+const RETRY_IN = /retry in\s+((?:\d+(?:\.\d+)?(?:ms|h|m|s))+)\b/i;
+const AFTER_SECONDS = /after\s+(\d+(?:\.\d+)?)\s*(?:s|secs?|seconds?)\b/i;
 
 /** Delay (ms) stated in the message text, e.g. "Your quota will reset after 17s", "Resets in 108h48m29s". */
 export function delayFromText(text: string): number | null {
-  for (const re of [RESET_AFTER, RESETS_IN]) {
+  for (const re of [RESET_AFTER, RESETS_IN, RETRY_IN]) {
     const m = re.exec(text);
     if (m) {
       const d = parseGoDuration(m[1]!);

@@ -44,8 +44,6 @@ const FILTER_FINISH = new Set([
   'IMAGE_PROHIBITED_CONTENT',
   'IMAGE_RECITATION',
 ]);
-// Other finish reasons that are not a normal end; mapped to end_turn (as every proxy does) but logged.
-const ABNORMAL_FINISH = new Set(['MALFORMED_FUNCTION_CALL', 'OTHER', 'LANGUAGE', 'IMAGE_OTHER', 'NO_IMAGE']);
 
 /**
  * The translation as a push state machine: feed() each upstream chunk and get the events it
@@ -169,7 +167,8 @@ export function createGoogleTranslator(opts: FromGoogleOptions): GoogleTranslato
       } else if (p.thought === true) {
         if (!text && !sig) continue;
         start();
-        if (open !== 'thinking') openBlock('thinking', { type: 'thinking', thinking: '', signature: '' });
+        // A signature ends its thinking block: thought text after one starts the next block.
+        if (open !== 'thinking' || (pendingSignature && text)) openBlock('thinking', { type: 'thinking', thinking: '', signature: '' });
         if (sig) noteSignature(sig);
         if (text) out.push(blockDelta(index, { type: 'thinking_delta', thinking: text }));
       } else if (text !== undefined) {
@@ -228,7 +227,9 @@ export function createGoogleTranslator(opts: FromGoogleOptions): GoogleTranslato
     if (sawToolCall) stop = 'tool_use';
     else if (blocked || filtered) stop = 'refusal';
     else if (finishReason === 'MAX_TOKENS') stop = 'max_tokens';
-    else if (finishReason !== null && ABNORMAL_FINISH.has(finishReason)) log.warn(`antigravity: finishReason ${finishReason} mapped to end_turn`);
+    // Any other end than STOP (MALFORMED_FUNCTION_CALL, OTHER, LANGUAGE, UNEXPECTED_TOOL_CALL, the ones Google
+    // adds later…) is mapped to end_turn, as every proxy does, but logged: the turn stopped short.
+    else if (finishReason !== null && finishReason !== 'STOP') log.warn(`antigravity: finishReason ${finishReason} mapped to end_turn`);
     if (blocked) {
       log.warn(`antigravity: prompt blocked upstream (blockReason ${blocked.reason}${blocked.message ? `: ${blocked.message}` : ''}); stop_reason ${stop}`);
     } else if (filtered) {

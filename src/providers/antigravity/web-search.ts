@@ -54,7 +54,7 @@ export interface Grounding {
   promptTokens: number;
   cachedTokens: number;
   outputTokens: number;
-  /** Whether any candidate content or grounding arrived (none: an empty answer). */
+  /** Whether any answer text or search (queries, sources) arrived (none: an empty answer, retried). */
   any: boolean;
   /** The content filter's verdict (promptFeedback.blockReason or a filter finishReason), or null. */
   blocked: string | null;
@@ -84,19 +84,22 @@ export function createGroundingCollector(): { feed(raw: unknown): void; result()
       for (const p of parts) {
         if (!isObject(p) || p.thought === true || typeof p.text !== 'string') continue;
         text += p.text;
-        any = true;
+        // Empty parts (Claude's leading one, the closing one with STOP) are what an empty answer is made of.
+        if (p.text.trim()) any = true;
       }
       const g = cand.groundingMetadata;
       if (!isObject(g)) return;
-      any = true;
       for (const q of Array.isArray(g.webSearchQueries) ? g.webSearchQueries : []) {
         if (typeof q === 'string' && q.trim() && !queries.includes(q.trim())) queries.push(q.trim());
       }
+      // A search that ran and found nothing is an answer; an empty groundingMetadata is not.
+      if (queries.length > 0) any = true;
       for (const c of Array.isArray(g.groundingChunks) ? g.groundingChunks : []) {
         const web = isObject(c) && isObject(c.web) ? c.web : null;
         if (!web || typeof web.uri !== 'string' || seen.has(web.uri)) continue;
         seen.add(web.uri);
         sources.push({ url: web.uri, title: typeof web.title === 'string' && web.title ? web.title : hostOf(web.uri) });
+        any = true;
       }
     },
     result: () => ({ text: text.trim(), queries, sources, promptTokens: n.prompt, cachedTokens: n.cached, outputTokens: n.candidates + n.thoughts, any, blocked }),

@@ -249,6 +249,16 @@ for (const httpClient of ['native', 'fetch'] as const) {
         expect(got[0]!.response.sig!.length).toBe(20_000);
       });
 
+      // SSE lets one event's data span several data: lines (joined by newlines); a JSON split that way
+      // is one chunk, not two malformed lines dropped. A broken line still does not swallow the next.
+      test('an event whose JSON spans several data lines is one chunk; a broken line is still skipped alone', async () => {
+        const text = 'data: {"response":\r\ndata:  {"n":1}}\r\n\r\ndata: {"resp\n\ndata: {"response":{"n":2}}\n\ndata: {"response":\ndata: {"n":3}}';
+        for (const step of [1000, 3]) {
+          const got = (await chunksServed(new TextEncoder().encode(text), step)).map((c) => c.response.n);
+          expect({ step, got }).toEqual({ step, got: [1, 2, 3] });
+        }
+      });
+
       const events = [1, 2, 3].map((n) => `data: {"response":{"n":${n}}}`);
       test.each([
         ['LF', '\n'],

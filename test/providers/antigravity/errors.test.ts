@@ -62,6 +62,9 @@ describe('reset time parsing', () => {
     ['Individual quota reached. Resets in 108h48m29s.', 391709000],
     ['reset after 1h2m3s', 3723000],
     ['please retry after 30s', 30000],
+    // Gemini's own 429 wording, and the spelled-out unit.
+    ['You exceeded your current quota. Please retry in 39.575193018s.', 39575.193018],
+    ['Too many requests, retry after 30 seconds', 30000],
   ])('delay from the message %s', (text, ms) => {
     expect(delayFromText(text)).toBe(ms);
   });
@@ -108,6 +111,16 @@ describe('classification corner cases', () => {
     const e = classifyGoogleError(404, body, new Headers(), NOW);
     expect(e.kind).toBe('not_found');
     expect(e.message).toContain('Requested entity was not found.');
+  });
+
+  // The streaming call asks for text/event-stream, and an error may come framed as an event.
+  test('an error body framed as an SSE data line is read like the bare JSON', () => {
+    const error = { code: 429, message: 'Resource has been exhausted (e.g. check quota).', status: 'RESOURCE_EXHAUSTED', details: [{ '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: '3.5s' }] };
+    const e = classifyGoogleError(429, `data: ${JSON.stringify({ error })}\r\n\r\n`, new Headers(), NOW);
+    expect(e.kind).toBe('rate_limited');
+    expect(e.code).toBe('RESOURCE_EXHAUSTED');
+    expect(e.resetAt).toBe(NOW + 3500);
+    expect(e.message).toBe('Antigravity: Resource has been exhausted (e.g. check quota).');
   });
 
   test('a 400 mentioning max_tokens is a bad request, never an auth problem', () => {

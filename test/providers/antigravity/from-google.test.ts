@@ -224,6 +224,23 @@ describe('state machine details', () => {
     ] as any);
   });
 
+  // A Claude signature is the last thing of its thinking block: thought text after it is another block,
+  // and merging the two would put one block's signature on both texts (rejected when replayed).
+  test('thought text after a signed thought opens a new thinking block, each with its own signature', async () => {
+    const second = `${sigs.claude.slice(0, -4)}QQ==`;
+    const ev = await events([
+      chunk([{ thought: true, text: 'first' }, { thought: true, text: '', thoughtSignature: sigs.claude }]),
+      chunk([{ thought: true, text: 'second' }, { text: '', thoughtSignature: second }]),
+      chunk([{ text: 'answer' }], 'STOP'),
+    ]);
+    assertValidSequence(ev);
+    expect((await accumulate(ev)).content).toEqual([
+      { type: 'thinking', thinking: 'first', signature: sigs.claude },
+      { type: 'thinking', thinking: 'second', signature: second },
+      { type: 'text', text: 'answer' },
+    ] as any);
+  });
+
   test('junk lines (non-objects, part-less candidates) are skipped', async () => {
     const ev = await events([null, 'x', 42, [], chunk(undefined), chunk([null, 7, { text: 'ok' }], 'STOP')]);
     assertValidSequence(ev);
@@ -363,6 +380,15 @@ describe('blocked and content-less answers end as a message, not a retried error
     expect(msg.content).toEqual([{ type: 'text', text: 'Partial' }] as never);
     expect(msg.stop_reason).toBe('end_turn');
   });
+
+  // Gemini's newer abnormal ends: the answer so far is kept, and the log says why the turn stopped there.
+  for (const reason of ['MALFORMED_FUNCTION_CALL', 'UNEXPECTED_TOOL_CALL', 'TOO_MANY_TOOL_CALLS', 'MALFORMED_RESPONSE', 'MISSING_THOUGHT_SIGNATURE']) {
+    test(`finishReason ${reason} after some text keeps the text, ends the turn, and logs the reason`, async () => {
+      const { msg } = await message([{ candidates: [{ content: { role: 'model', parts: [{ text: 'Partial' }] } }] }, finished(reason)]);
+      expect(msg.stop_reason).toBe('end_turn');
+      expect(lines.filter((l) => l.includes(`finishReason ${reason}`))).toHaveLength(1);
+    });
+  }
 
   // A malformed call is a sampling accident: asked again, Gemini usually gets it right, so it stays retryable.
   test('MALFORMED_FUNCTION_CALL with nothing emitted stays a retryable EMPTY_RESPONSE whose message names it', async () => {

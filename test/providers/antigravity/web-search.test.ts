@@ -98,7 +98,7 @@ describe('webSearchEvents', () => {
   });
 
   test('without queries from Google the query is the asked text; without text there is no text block', () => {
-    const evs = webSearchEvents(collect([chunk([], { groundingMetadata: { groundingChunks: [] } })]), opts);
+    const evs = webSearchEvents(collect([chunk([], { groundingMetadata: { groundingChunks: [{ web: { uri: redirect(1), title: 'bun.sh' } }] } })]), opts);
     expect(blocks(evs).map((b) => b.type)).toEqual(['server_tool_use', 'web_search_tool_result']);
     expect(JSON.stringify(evs)).toContain('{\\"query\\":\\"bun news\\"}');
   });
@@ -138,6 +138,18 @@ describe('webSearchEvents', () => {
       expect(e).toBeInstanceOf(UpstreamError);
       expect((e as UpstreamError).code).toBe('EMPTY_RESPONSE');
     }
+  });
+
+  // The empty answer of §8.4 as it arrives: empty (or blank) text parts, an empty groundingMetadata, then STOP.
+  test('an answer of only empty text parts and no search is an empty response, not a search that found nothing', () => {
+    const g = collect([chunk([{ text: '' }]), chunk([{ text: ' ' }], { groundingMetadata: {} }), chunk([{ text: '' }], { finishReason: 'STOP' })]);
+    expect(() => webSearchEvents(g, opts)).toThrow(expect.objectContaining({ code: 'EMPTY_RESPONSE' }));
+  });
+
+  test('a search that ran but found nothing is still an answer', () => {
+    const g = collect([chunk([{ text: '' }], { groundingMetadata: { webSearchQueries: ['obscure thing'] }, finishReason: 'STOP' })]);
+    const evs = webSearchEvents(g, opts);
+    expect(blocks(evs).map((b) => b.type)).toEqual(['server_tool_use', 'web_search_tool_result']);
   });
 });
 
