@@ -363,7 +363,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     const started = now();
     // Accounts whose tier does not list the model are never tried for it (their 404 would end the request).
     const lacking = catalog.accountsLacking(route.provider, route.upstreamModel);
-    const exclude = new Set<string>(lacking);
+    const exclude = new Set<string>();
     const refreshed = new Set<string>();
     let attempts = 0;
     let failovers = 0;
@@ -375,7 +375,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
 
     for (;;) {
       if (req.signal.aborted) throw new ApiError('api_error', 'client closed the request');
-      const got = pool.acquire({ provider: route.provider, model: route.upstreamModel, familyKey, sessionKey, exclude, only });
+      const got = pool.acquire({ provider: route.provider, model: route.upstreamModel, familyKey, sessionKey, exclude, skip: lacking, only });
       only = undefined;
       if (got.kind === 'limited') {
         const t = now();
@@ -390,7 +390,6 @@ export function createGateway(deps: GatewayDeps): Gateway {
           // and the upstream calls under maxAttempts in all: a limit that comes back every round
           // (Z.AI 1305, maybe a disguised filter) is answered instead of retried for minutes.
           exclude.clear();
-          for (const id of lacking) exclude.add(id);
           continue;
         }
         throw new PoolExhausted(route, got.until, got.limitKind, last);

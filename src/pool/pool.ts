@@ -81,6 +81,11 @@ export interface AcquireRequest {
   sessionKey: string;
   /** Accounts already tried for this request. */
   exclude?: ReadonlySet<string>;
+  /**
+   * Accounts that cannot serve the model at all (their tier does not list it): not candidates, so
+   * they neither count as tried nor hide that every account that can serve is limited.
+   */
+  skip?: ReadonlySet<string>;
   /** Only this account (a retry after a credential refresh). */
   only?: string;
 }
@@ -419,12 +424,12 @@ export function createPool(opts: PoolOptions): Pool {
     quotasByModel.set(accountId, byModel(records));
   }
 
-  function candidates(provider: ProviderId, model: string, t: number, only?: string): Candidate[] {
+  function candidates(provider: ProviderId, model: string, t: number, only?: string, skip?: ReadonlySet<string>): Candidate[] {
     const out: Candidate[] = [];
     const key = model.toLowerCase();
     const spentStops = !servesPastQuota.has(provider);
     for (const a of accounts) {
-      if (a.provider !== provider || (only && a.id !== only)) continue;
+      if (a.provider !== provider || (only && a.id !== only) || skip?.has(a.id)) continue;
       const limit = limitOf(a.id, model, t);
       let limitedUntil = limit?.resetAt ?? null;
       let limitKind = limit?.kind ?? null;
@@ -471,7 +476,7 @@ export function createPool(opts: PoolOptions): Pool {
     const t = now();
     const bindKey = `${req.familyKey}\u0000${req.sessionKey}`;
     const sel: Selection = selectAccount({
-      candidates: candidates(req.provider, req.model, t, req.only),
+      candidates: candidates(req.provider, req.model, t, req.only, req.skip),
       boundAccountId: req.only ?? bindings.get(bindKey) ?? null,
       softLimitThreshold: opts.softLimitThreshold,
       exclude: req.exclude,

@@ -991,3 +991,39 @@ describe('accounts whose catalogs differ', () => {
     expect(new Set(agy.calls.map((c) => c.label))).toEqual(new Set(['pro', 'free']));
   });
 });
+
+describe('accounts whose catalogs lack the model, while the others are limited', () => {
+  function lackingRig(config = testConfig()) {
+    const { db } = tempDb();
+    const clock = fakeClock();
+    const creds = (l: string) => ({ provider: 'antigravity' as const, label: l, email: `${l}@example.com`, credentials: { kind: 'oauth' as const, refreshToken: `FAKE-refresh-${l}` } });
+    const pro = upsertAccount(db, creds('pro'), T0).account;
+    const free = upsertAccount(db, creds('free'), T0 + 1).account;
+    const agy = scriptedProvider('antigravity');
+    const routing = createRouting({ db, config, providers: { antigravity: agy }, now: clock.now, sleep: clock.sleep });
+    const info = (id: string) => ({ id, displayName: id, family: 'other' as const });
+    routing.catalog.setDiscovered(pro.id, 'antigravity', [info('claude-opus-4-6-thinking'), info('gemini-3-flash')]);
+    routing.catalog.setDiscovered(free.id, 'antigravity', [info('gemini-3-flash')]);
+    return { db, clock, pro, free, agy, routing };
+  }
+
+  test('an account that cannot serve the model does not turn "every account is limited" into "no usable account"', async () => {
+    const r = lackingRig();
+    const lease = { account: r.pro, provider: 'antigravity' as const, model: 'claude-opus-4-6-thinking', sticky: false, soft: false, release() {} };
+    r.routing.pool.report(lease, { kind: 'error', error: new UpstreamError('quota_exhausted', 'x', { resetAt: T0 + 600_000 }) });
+    const err = await rejection(r.routing.gateway.dispatch(dispatchReq(sessionBody('opus', 's1'))));
+    expect(err.status).toBe(429);
+    expect(err.type).toBe('rate_limit_error');
+    expect(err.headers?.['retry-after']).toBe('600');
+    expect(r.agy.calls).toHaveLength(0);
+  });
+
+  test('a limit met during the request is waited out as usual, though another account lacks the model', async () => {
+    const r = lackingRig(testConfig({ maxWaitSec: 60 }));
+    r.agy.answer = (_c, n) => (n === 1 ? { error: new UpstreamError('rate_limited', 'slow down', { resetAt: T0 + 5_000 }) } : {});
+    const d = await r.routing.gateway.dispatch(dispatchReq(sessionBody('opus', 's1')));
+    await drain(d);
+    expect(r.agy.calls.map((c) => c.label)).toEqual(['pro', 'pro']);
+    expect(r.clock.sleeps).toHaveLength(1);
+  });
+});
