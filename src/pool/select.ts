@@ -92,10 +92,15 @@ export function selectAccount(input: SelectInput): Selection {
     // Waiting helps only when every account is limited (tried ones included: a 429 just limited
     // them). One that was tried and is still unlimited failed some other way (a 5xx): that failure
     // is the request's answer, not the others' limits, which may last hours.
+    // An account whose plan lacks the model (no_access) is only rechecked at its reset, and will
+    // most likely refuse again: while another account has the model, that one's reset is the answer.
     let earliest: Candidate | null = null;
     for (const c of active) {
       if (!isLimited(c, now)) return { kind: 'none', reason: 'all_tried' };
-      if (earliest === null || c.limitedUntil! < earliest.limitedUntil!) earliest = c;
+      if (earliest === null) earliest = c;
+      else if ((c.limitKind === 'no_access') !== (earliest.limitKind === 'no_access')) {
+        if (earliest.limitKind === 'no_access') earliest = c;
+      } else if (c.limitedUntil! < earliest.limitedUntil!) earliest = c;
     }
     return { kind: 'limited', until: earliest!.limitedUntil!, limitKind: earliest!.limitKind ?? 'rate_limited' };
   }

@@ -136,6 +136,20 @@ const rows: Row[] = [
     want: { kind: 'limited', until: NOW + 60_000, limitKind: 'transient' },
   },
   {
+    name: "all limited, the earliest a plan that lacks the model: the answer is the others' limit, not \"no account may use it\"",
+    candidates: [
+      c('a', { limitedUntil: NOW + 3_600_000, limitKind: 'no_access' }),
+      c('b', { limitedUntil: NOW + 5 * 3_600_000, limitKind: 'quota_exhausted' }),
+      c('c', { limitedUntil: NOW + 2 * 3_600_000, limitKind: 'rate_limited' }),
+    ],
+    want: { kind: 'limited', until: NOW + 2 * 3_600_000, limitKind: 'rate_limited' },
+  },
+  {
+    name: 'every plan lacks the model: the earliest recheck, as no_access',
+    candidates: [c('a', { limitedUntil: NOW + 3_600_000, limitKind: 'no_access' }), c('b', { limitedUntil: NOW + 1_800_000, limitKind: 'no_access' })],
+    want: { kind: 'limited', until: NOW + 1_800_000, limitKind: 'no_access' },
+  },
+  {
     name: 'limits that end together: the first in pool order names the kind',
     candidates: [c('a', { limitedUntil: NOW + 5000, limitKind: 'rate_limited' }), c('b', { limitedUntil: NOW + 5000, limitKind: 'quota_exhausted' })],
     want: { kind: 'limited', until: NOW + 5000, limitKind: 'rate_limited' },
