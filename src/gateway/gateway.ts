@@ -505,7 +505,20 @@ export function createGateway(deps: GatewayDeps): Gateway {
         exclude.add(lease.account.id);
         if (!failsOver(e.kind) && e.kind !== 'auth') throw clientErrorFor(e, req.body.model, now(), maxWaitMs);
         log.info(`${req.requestId}: ${lease.account.label} failed for ${route.upstreamModel} (${e.kind}: ${e.message}); trying another account`);
-        if (attempts >= config.maxAttempts) throw clientErrorFor(e, req.body.model, now(), maxWaitMs);
+        if (attempts >= config.maxAttempts) {
+          // Attempts spent on limits say nothing about the rest of the pool: one account's reset (maybe
+          // hours, a final answer) is no answer while another is free, or frees up sooner.
+          if (e.kind === 'rate_limited' || e.kind === 'quota_exhausted') {
+            const rest = pool.peek({ provider: route.provider, model: route.upstreamModel, familyKey, sessionKey, skip: lacking });
+            if (rest.kind === 'limited') throw new PoolExhausted(route, rest.until, rest.limitKind, e);
+            if (rest.kind === 'free' || rest.kind === 'busy') {
+              throw new ApiError('rate_limit_error', `Rate limited on ${req.body.model}: ${attempts} accounts in a row answered with a limit (MAX_ATTEMPTS); others can serve, retry`, {
+                headers: { 'retry-after': '1' },
+              });
+            }
+          }
+          throw clientErrorFor(e, req.body.model, now(), maxWaitMs);
+        }
         failovers++;
         failoverReasons.push(`${lease.account.label}:${e.kind}`);
         metrics.failovers({ provider: route.provider, kind: e.kind });

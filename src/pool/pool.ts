@@ -72,6 +72,9 @@ export type AcquireResult =
   | { kind: 'busy' }
   | { kind: 'none'; reason: 'no_accounts' | 'no_active_accounts' | 'all_tried'; detail: string };
 
+/** What acquire() would answer, without a lease: an account is free, or why none is. */
+export type PeekResult = { kind: 'free' } | Exclude<AcquireResult, { kind: 'lease' }>;
+
 export interface AcquireRequest {
   provider: ProviderId;
   /** Upstream model id (limits and quotas are per this id). */
@@ -122,6 +125,8 @@ export interface Pool {
   /** Providers with at least one account that is not disabled. */
   providersInUse(): Set<ProviderId>;
   acquire(req: AcquireRequest): AcquireResult;
+  /** What acquire() would answer now, changing nothing (no lease, no binding). */
+  peek(req: AcquireRequest): PeekResult;
   /** Turns an upstream outcome into account state (does not end the lease). */
   report(lease: Lease, outcome: Outcome): void;
   /** Takes the account out of rotation, unless the user disabled it (that stays). */
@@ -471,17 +476,29 @@ export function createPool(opts: PoolOptions): Pool {
     if (bindings.size > MAX_BINDINGS) bindings.delete(bindings.keys().next().value!);
   }
 
-  function acquire(req: AcquireRequest): AcquireResult {
-    syncSoon();
-    const t = now();
-    const bindKey = `${req.familyKey}\u0000${req.sessionKey}`;
-    const sel: Selection = selectAccount({
+  function select(req: AcquireRequest, t: number): Selection {
+    return selectAccount({
       candidates: candidates(req.provider, req.model, t, req.only, req.skip),
-      boundAccountId: req.only ?? bindings.get(bindKey) ?? null,
+      boundAccountId: req.only ?? bindings.get(`${req.familyKey}\u0000${req.sessionKey}`) ?? null,
       softLimitThreshold: opts.softLimitThreshold,
       exclude: req.exclude,
       now: t,
     });
+  }
+
+  function peek(req: AcquireRequest): PeekResult {
+    syncSoon();
+    const sel = select(req, now());
+    if (sel.kind === 'account') return { kind: 'free' };
+    if (sel.kind === 'none') return { kind: 'none', reason: sel.reason, detail: describeNone(req.provider) };
+    return sel;
+  }
+
+  function acquire(req: AcquireRequest): AcquireResult {
+    syncSoon();
+    const t = now();
+    const bindKey = `${req.familyKey}\u0000${req.sessionKey}`;
+    const sel = select(req, t);
     if (sel.kind === 'limited' || sel.kind === 'busy') return sel;
     if (sel.kind === 'none') return { kind: 'none', reason: sel.reason, detail: describeNone(req.provider) };
     const account = byId.get(sel.accountId)!;
@@ -662,6 +679,7 @@ export function createPool(opts: PoolOptions): Pool {
       return s;
     },
     acquire,
+    peek,
     report,
     markInvalid,
     reactivate,

@@ -1027,3 +1027,26 @@ describe('accounts whose catalogs lack the model, while the others are limited',
     expect(r.clock.sleeps).toHaveLength(1);
   });
 });
+
+describe('attempts used up on limits while other accounts are free', () => {
+  test('quota errors on MAX_ATTEMPTS accounts in a row are no final "exhausted" answer while an untried account is free', async () => {
+    const r = rig({ labels: ['a', 'b', 'c', 'd'], config: { maxAttempts: 2, maxWaitSec: 60 } });
+    r.zai.answer = (c) => (c.label === 'a' || c.label === 'b' ? { error: new UpstreamError('quota_exhausted', 'spent', { resetAt: T0 + 5 * 3_600_000 }) } : {});
+    const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+    expect(r.zai.calls).toHaveLength(2);
+    expect(e.status).toBe(429);
+    expect(e.headers['x-should-retry']).toBeUndefined();
+    expect(e.headers['retry-after']).toBe('1');
+  });
+
+  test('quota errors on MAX_ATTEMPTS accounts that leave every account limited answer with the earliest reset in the pool, not the last account\'s', async () => {
+    const r = rig({ labels: ['a', 'b', 'c'], config: { maxAttempts: 2, maxWaitSec: 60 } });
+    const lease = { account: r.accounts[2]!, provider: 'zai' as const, model: 'glm-4.7', sticky: false, soft: false, release() {} };
+    r.routing.pool.report(lease, { kind: 'error', error: new UpstreamError('quota_exhausted', 'x', { resetAt: T0 + 2 * 3_600_000 }) });
+    r.zai.answer = () => ({ error: new UpstreamError('quota_exhausted', 'spent', { resetAt: T0 + 5 * 3_600_000 }) });
+    const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+    expect(r.zai.calls).toHaveLength(2);
+    expect(e.status).toBe(429);
+    expect(e.headers['retry-after']).toBe(String(2 * 3600));
+  });
+});
