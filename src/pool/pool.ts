@@ -386,7 +386,8 @@ export function createPool(opts: PoolOptions): Pool {
    */
   function sync(): boolean {
     lastLook = performance.now();
-    if (storeTrouble !== null && now() < storeRetryAt) return false;
+    // A clock stepped back past the failure would otherwise put the next read off by the jump.
+    if (storeTrouble !== null && now() < storeRetryAt && now() >= storeRetryAt - STORE_RETRY_MS) return false;
     try {
       const v = dataVersion(db);
       if (v === version) {
