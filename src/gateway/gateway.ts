@@ -375,7 +375,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
 
     for (;;) {
       if (req.signal.aborted) throw new ApiError('api_error', 'client closed the request');
-      const got = pool.acquire({ provider: route.provider, model: route.upstreamModel, familyKey, sessionKey, exclude, skip: lacking, only });
+      const ask = { provider: route.provider, model: route.upstreamModel, familyKey, sessionKey, exclude, skip: lacking };
+      let got = pool.acquire(only ? { ...ask, only } : ask);
+      // The refreshed account went limited or busy meanwhile (a parallel request): any other serves instead.
+      if (only && got.kind !== 'lease') got = pool.acquire(ask);
       only = undefined;
       if (got.kind === 'limited') {
         const t = now();

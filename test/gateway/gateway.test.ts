@@ -1050,3 +1050,18 @@ describe('attempts used up on limits while other accounts are free', () => {
     expect(e.headers['retry-after']).toBe(String(2 * 3600));
   });
 });
+
+describe('the retry after a credential refresh', () => {
+  test('an account limited by a parallel request while its credentials were refreshed: the request moves on, not a 429 with the others free', async () => {
+    const r = rig({ labels: ['a', 'b'], config: { maxWaitSec: 60 } });
+    r.zai.answer = (c, n) => (c.label === 'a' && n === 1 ? { error: new UpstreamError('auth', 'expired', { status: 401 }) } : {});
+    r.zai.refresh = async (account) => {
+      const lease = { account, provider: 'zai' as const, model: 'glm-4.7', sticky: false, soft: false, release() {} };
+      r.routing.pool.report(lease, { kind: 'error', error: new UpstreamError('quota_exhausted', 'spent', { resetAt: T0 + 5 * 3_600_000 }) });
+    };
+    const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
+    expect(d.accountId).toBe(r.accounts[1]!.id);
+    expect(r.zai.calls.map((c) => c.label)).toEqual(['a', 'b']);
+    await drain(d);
+  });
+});
