@@ -369,6 +369,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
     let failovers = 0;
     const failoverReasons: string[] = [];
     let last: UpstreamError | null = null;
+    /** The last failure that was no limit: the answer when every account was tried and not all are limited. */
+    let lastUnlimited: UpstreamError | null = null;
     let only: string | undefined;
     let waitedForSlot = false;
     const familyKey = `${route.provider}:${route.family}`;
@@ -418,9 +420,12 @@ export function createGateway(deps: GatewayDeps): Gateway {
       }
       if (got.kind === 'none') {
         if (got.reason === 'all_tried' && last) {
-          const answer = clientErrorFor(last, req.body.model, now(), maxWaitMs);
+          // The pool says an account is left unlimited (it failed another way): that failure is the
+          // answer, one the client retries, not another account's limit, which may last hours.
+          const why = last.kind === 'rate_limited' || last.kind === 'quota_exhausted' ? (lastUnlimited ?? last) : last;
+          const answer = clientErrorFor(why, req.body.model, now(), maxWaitMs);
           // Every account died under this request: as good as none (a fallback may serve it).
-          if (last.kind === 'invalid_account') throw new NoUsableAccount(answer);
+          if (why.kind === 'invalid_account') throw new NoUsableAccount(answer);
           throw answer;
         }
         throw new NoUsableAccount(noAccountError(`No usable ${route.provider} account for ${route.upstreamModel}: ${got.detail}`));
@@ -505,6 +510,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
           deps.onRateLimited?.(lease.account.id);
         }
         last = e;
+        if (e.kind !== 'rate_limited' && e.kind !== 'quota_exhausted') lastUnlimited = e;
         exclude.add(lease.account.id);
         if (!failsOver(e.kind) && e.kind !== 'auth') throw clientErrorFor(e, req.body.model, now(), maxWaitMs);
         log.info(`${req.requestId}: ${lease.account.label} failed for ${route.upstreamModel} (${e.kind}: ${e.message}); trying another account`);

@@ -1065,3 +1065,17 @@ describe('the retry after a credential refresh', () => {
     await drain(d);
   });
 });
+
+describe('every account tried, some failing, some limited', () => {
+  test('a 5xx on one account and a long quota limit on the other: a retryable upstream error, not a final "quota will reset in hours"', async () => {
+    const r = rig({ labels: ['a', 'b'], config: { maxWaitSec: 60 } });
+    r.zai.answer = (c) =>
+      c.label === 'a'
+        ? { error: new UpstreamError('transient', 'bad gateway', { status: 502 }) }
+        : { error: new UpstreamError('quota_exhausted', 'spent', { resetAt: T0 + 5 * 3_600_000 }) };
+    const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+    expect(r.zai.calls.map((c) => c.label)).toEqual(['a', 'b']);
+    expect(e.headers['x-should-retry']).toBeUndefined();
+    expect(e.status).toBe(502);
+  });
+});
