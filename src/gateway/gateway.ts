@@ -405,7 +405,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
         if (left > 0) {
           if (!waitedForSlot) log.info(`${req.requestId}: every ${route.provider} account is at its concurrency cap; waiting for a slot`);
           waitedForSlot = true;
-          if (await pool.waitForSlot(left, req.signal)) continue;
+          // A limit that ends frees an account as surely as a slot does, but nothing announces it.
+          const ms = got.freeAt !== undefined ? Math.min(left, Math.max(1, got.freeAt - now())) : left;
+          if (await pool.waitForSlot(ms, req.signal)) continue;
+          if (ms < left && !req.signal.aborted) continue;
         }
         if (req.signal.aborted) {
           if (waitedForSlot) metrics.slotWaits({ provider: route.provider, outcome: 'client_closed' });

@@ -68,8 +68,8 @@ export type AcquireResult =
   | { kind: 'lease'; lease: Lease }
   /** limitKind: what limits the account that is free first (see Selection). */
   | { kind: 'limited'; until: number; limitKind: LimitKind }
-  /** Every account that could serve is at its concurrency cap: waitForSlot(), then ask again. */
-  | { kind: 'busy' }
+  /** Every account that could serve is at its concurrency cap: waitForSlot() (at most until freeAt), then ask again. */
+  | { kind: 'busy'; freeAt?: number }
   | { kind: 'none'; reason: 'no_accounts' | 'no_active_accounts' | 'all_tried'; detail: string };
 
 /** What acquire() would answer, without a lease: an account is free, or why none is. */

@@ -43,8 +43,11 @@ export interface SelectInput {
 export type Selection =
   /** overflow: the conversation's account is at its cap; this one serves the request without taking the binding. */
   | { kind: 'account'; accountId: string; sticky: boolean; soft: boolean; overflow: boolean }
-  /** Accounts could serve, but every one is at its concurrency cap: a slot frees when a request ends. */
-  | { kind: 'busy' }
+  /**
+   * Accounts could serve, but every one is at its concurrency cap: a slot frees when a request ends.
+   * freeAt: when the first untried account that is limited now comes free (no release announces that).
+   */
+  | { kind: 'busy'; freeAt?: number }
   /**
    * Every account that could serve is limited; the earliest one is free again at `until`, and
    * `limitKind` is what limits it (how the client should be told: a throttle, a quota, capacity).
@@ -105,7 +108,11 @@ export function selectAccount(input: SelectInput): Selection {
     return { kind: 'limited', until: earliest!.limitedUntil!, limitKind: earliest!.limitKind ?? 'rate_limited' };
   }
   const free = usable.filter((c) => !isBusy(c));
-  if (free.length === 0) return { kind: 'busy' };
+  if (free.length === 0) {
+    let freeAt: number | undefined;
+    for (const c of untried) if (isLimited(c, now) && (freeAt === undefined || c.limitedUntil! < freeAt)) freeAt = c.limitedUntil!;
+    return freeAt === undefined ? { kind: 'busy' } : { kind: 'busy', freeAt };
+  }
   const preferred = free.filter((c) => !isSoftLimited(c, input.softLimitThreshold));
   const bound = input.boundAccountId ? usable.find((c) => c.id === input.boundAccountId) : undefined;
   // A binding whose account already failed this request without a limit (a 5xx) is no reason to move

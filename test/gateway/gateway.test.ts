@@ -1079,3 +1079,21 @@ describe('every account tried, some failing, some limited', () => {
     expect(e.status).toBe(502);
   });
 });
+
+describe('every free account at its cap while another is limited', () => {
+  test('the request is served as soon as the limited account comes free, not after MAX_WAIT_SEC or a slot', async () => {
+    const r = rig({ labels: ['a', 'b'], config: { maxConcurrentPerAccount: 1, maxWaitSec: 3 } });
+    const held = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
+    expect(held.accountId).toBe(r.accounts[0]!.id);
+    const lease = { account: r.accounts[1]!, provider: 'zai' as const, model: 'glm-4.7', sticky: false, soft: false, release() {} };
+    r.routing.pool.report(lease, { kind: 'error', error: new UpstreamError('rate_limited', 'slow down', { resetAt: T0 + 100 }) });
+    // The clock the pool reads moves on while the request waits.
+    setTimeout(() => r.clock.advance(1_500), 50);
+    const t0 = performance.now();
+    const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7', { messages: [{ role: 'user', content: 'other' }] })));
+    expect(performance.now() - t0).toBeLessThan(2_000);
+    expect(d.accountId).toBe(r.accounts[1]!.id);
+    await drain(d);
+    await drain(held);
+  });
+});
