@@ -1097,3 +1097,28 @@ describe('every free account at its cap while another is limited', () => {
     await drain(held);
   });
 });
+
+describe('a conversation bound to an account whose tier lacks the next model', () => {
+  test('moves to one account that has it and stays there, instead of spreading over them turn by turn', async () => {
+    const { db } = tempDb();
+    const clock = fakeClock();
+    const creds = (l: string) => ({ provider: 'antigravity' as const, label: l, email: `${l}@example.com`, credentials: { kind: 'oauth' as const, refreshToken: `FAKE-refresh-${l}` } });
+    const free = upsertAccount(db, creds('free'), T0).account;
+    const pro1 = upsertAccount(db, creds('pro1'), T0 + 1).account;
+    const pro2 = upsertAccount(db, creds('pro2'), T0 + 2).account;
+    const agy = scriptedProvider('antigravity');
+    const routing = createRouting({ db, config: testConfig(), providers: { antigravity: agy }, now: clock.now, sleep: clock.sleep });
+    const info = (id: string) => ({ id, displayName: id, family: 'other' as const });
+    routing.catalog.setDiscovered(free.id, 'antigravity', [info('gemini-3-flash')]);
+    for (const p of [pro1, pro2]) routing.catalog.setDiscovered(p.id, 'antigravity', [info('gemini-3-flash'), info('gemini-3.1-pro-high')]);
+    await drain(await routing.gateway.dispatch(dispatchReq(sessionBody('gemini-3-flash', 'conv'))));
+    expect(agy.calls.map((c) => c.label)).toEqual(['free']);
+    agy.calls.length = 0;
+    for (let turn = 1; turn <= 4; turn++) {
+      clock.advance(1_000);
+      await drain(await routing.gateway.dispatch(dispatchReq(sessionBody('gemini-3.1-pro-high', 'conv', turn))));
+    }
+    expect(new Set(agy.calls.map((c) => c.label)).size).toBe(1);
+    expect(agy.calls[0]!.model).toBe('gemini-3.1-pro-high');
+  });
+});
