@@ -544,6 +544,12 @@ export function createGateway(deps: GatewayDeps): Gateway {
         lease.release();
         events = eventsOf(whole);
       } else {
+        // Gone already (while buffered first events were read): no abort event will come to end the lease.
+        if (req.signal.aborted) {
+          lease.release();
+          it!.return?.()?.catch?.(() => {});
+          throw new ApiError('api_error', 'client closed the request');
+        }
         // A client gone before the server first pulls never runs the generator's finally: end the lease here too.
         req.signal.addEventListener('abort', () => lease.release(), { once: true });
         events = follow(head, it, lease, req.signal, req.body.model, req.requestId);

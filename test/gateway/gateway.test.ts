@@ -1122,3 +1122,17 @@ describe('a conversation bound to an account whose tier lacks the next model', (
     expect(agy.calls[0]!.model).toBe('gemini-3.1-pro-high');
   });
 });
+
+describe('a client gone while the first events were read', () => {
+  test('frees its slot even though the stream is never pulled', async () => {
+    const r = rig({ labels: ['a'], config: { maxConcurrentPerAccount: 1 } });
+    const ac = new AbortController();
+    // The client leaves while the upstream's first, already buffered events are read.
+    r.zai.answer = () => {
+      ac.abort();
+      return {};
+    };
+    await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'), {}, ac.signal)).catch(() => {});
+    expect(r.routing.pool.inFlight(r.accounts[0]!.id)).toBe(0);
+  });
+});
