@@ -361,6 +361,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   async function serve(req: DispatchRequest, route: Route, sessionKey: string, fallbackFrom: string | null): Promise<Dispatched> {
     const provider = providers[route.provider]!;
     const started = now();
+    const startedMono = performance.now();
     // Accounts whose tier does not list the model are never tried for it (their 404 would end the request).
     const lacking = catalog.accountsLacking(route.provider, route.upstreamModel);
     const exclude = new Set<string>();
@@ -401,7 +402,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
       }
       if (got.kind === 'busy') {
         // Every account that could serve is at its concurrency cap: wait for one of its requests to end.
-        const left = started + maxWaitMs - now();
+        // Real time too: a wall clock stepped back would otherwise stretch the wait by the jump.
+        const left = Math.min(started + maxWaitMs - now(), startedMono + maxWaitMs - performance.now());
         if (left > 0) {
           if (!waitedForSlot) log.info(`${req.requestId}: every ${route.provider} account is at its concurrency cap; waiting for a slot`);
           waitedForSlot = true;

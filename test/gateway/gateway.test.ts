@@ -1136,3 +1136,21 @@ describe('a client gone while the first events were read', () => {
     expect(r.routing.pool.inFlight(r.accounts[0]!.id)).toBe(0);
   });
 });
+
+describe('the wall clock stepped back while a request waits for a slot', () => {
+  test('the wait still ends after MAX_WAIT_SEC of real time', async () => {
+    const r = rig({ labels: ['a', 'b'], config: { maxConcurrentPerAccount: 1, maxWaitSec: 2 } });
+    const held = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
+    const lease = { account: r.accounts[1]!, provider: 'zai' as const, model: 'glm-4.7', sticky: false, soft: false, release() {} };
+    r.routing.pool.report(lease, { kind: 'error', error: new UpstreamError('rate_limited', 'slow down', { resetAt: T0 + 500 }) });
+    setTimeout(() => r.clock.set(T0 - 3_600_000), 50);
+    const t0 = performance.now();
+    const e = await Promise.race([
+      rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7', { messages: [{ role: 'user', content: 'other' }] })))),
+      Bun.sleep(4_000).then(() => null),
+    ]);
+    expect(e?.status).toBe(529);
+    expect(performance.now() - t0).toBeLessThan(3_000);
+    await drain(held);
+  }, 10_000);
+});
