@@ -143,7 +143,7 @@ export interface Pool {
   inFlight(accountId: string): number;
   /** Resolves true when a request ends or the accounts are reloaded (a slot may be free), false after `ms` or on abort. */
   waitForSlot(ms: number, signal?: AbortSignal): Promise<boolean>;
-  /** Called with the ids of accounts that appeared (CLI add) after a sync. */
+  /** Called with the ids of accounts that appeared (CLI add) or were enabled again after a sync. */
   onAccountsAdded(fn: (ids: string[]) => void): void;
   start(): void;
   stop(): void;
@@ -362,7 +362,13 @@ export function createPool(opts: PoolOptions): Pool {
     for (const id of failures.keys()) if (!byId.has(id)) failures.delete(id);
     for (const u of unsaved.values()) u.reapply();
     if (announce) {
-      const added = accounts.filter((a) => !previous.has(a.id)).map((a) => a.id);
+      // One enabled again counts as new: its quota and listing were not read while it was disabled.
+      const added = accounts
+        .filter((a) => {
+          const before = previous.get(a.id);
+          return !before || (before.status === 'disabled' && a.status !== 'disabled');
+        })
+        .map((a) => a.id);
       if (added.length) for (const fn of addedListeners) fn(added);
     }
     // New accounts or caps from the CLI may have made room.

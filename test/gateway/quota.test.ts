@@ -369,3 +369,21 @@ test('a quota poll Z.AI refuses as a bad key (a 200 saying code 401, token expir
     await fake.stop();
   }
 });
+
+test('an account the CLI enables again while running is polled right away: its quota and listing went stale while it was off', async () => {
+  const s = setup();
+  const a = findAccount(s.db, 'a')!;
+  asCli(s.path, (db) => updateAccount(db, a.id, { status: 'disabled', statusReason: 'disabled by user' }));
+  s.routing.pool.sync();
+  await s.routing.start();
+  try {
+    await s.routing.quota.pollAll();
+    s.reset();
+    asCli(s.path, (db) => updateAccount(db, a.id, { status: 'active', statusReason: null }));
+    s.routing.pool.sync();
+    await Bun.sleep(20);
+    expect(s.calls()).toEqual(['a']);
+  } finally {
+    await s.routing.stop();
+  }
+});
