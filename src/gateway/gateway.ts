@@ -326,8 +326,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
         throw bugError(err, requestId, `in the stream from ${lease.account.label} (${lease.model})`);
       }
       const e = asUpstream(err);
-      // A limit seen mid-stream still tells us about the account.
-      if (e.kind !== 'transient' && e.kind !== 'bad_request' && e.kind !== 'not_found') {
+      // A limit seen mid-stream still tells us about the account. An auth error does not condemn it:
+      // before the first event one is refreshed first, and the next request does just that.
+      if (e.kind !== 'transient' && e.kind !== 'bad_request' && e.kind !== 'not_found' && e.kind !== 'auth') {
         pool.report(lease, { kind: 'error', error: e });
         if (e.kind === 'rate_limited' || e.kind === 'quota_exhausted') {
           metrics.rateLimited({ provider: lease.provider, model: metrics.rateLimitedModel(lease.model) });

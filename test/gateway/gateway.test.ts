@@ -1154,3 +1154,15 @@ describe('the wall clock stepped back while a request waits for a slot', () => {
     await drain(held);
   }, 10_000);
 });
+
+describe('an auth error after the stream started', () => {
+  test('does not take the account out of rotation: the next request refreshes its credentials as usual', async () => {
+    const r = rig({ labels: ['a'] });
+    r.zai.answer = (_c, n) => (n === 1 ? { error: new UpstreamError('auth', 'token expired', { status: 401 }), after: 2 } : {});
+    const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
+    await rejection(drain(d));
+    expect(findAccount(r.db, 'a')!.status).toBe('active');
+    await drain(await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+    expect(r.zai.calls).toHaveLength(2);
+  });
+});
