@@ -298,6 +298,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
     signal: AbortSignal,
     clientModel: string,
     requestId: string,
+    /** The answer to a limit from the rest of the pool (another account free, or the pool's earliest reset), or null. */
+    poolAnswer: (e: UpstreamError) => ApiError | null,
   ): AsyncIterableIterator<AnthropicEvent> {
     // 0: not pulled yet, 1: streaming (counted in active streams), 2: over.
     let state = 0;
@@ -337,7 +339,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       }
       log.warn(`stream from ${lease.account.label} (${lease.model}) failed after it started: ${e.kind}: ${e.message}`);
       finish(false);
-      throw err instanceof ApiError ? err : clientErrorFor(e, clientModel, now(), maxWaitMs);
+      throw err instanceof ApiError ? err : (poolAnswer(e) ?? clientErrorFor(e, clientModel, now(), maxWaitMs));
     };
     return {
       next(): Promise<IteratorResult<AnthropicEvent>> {
@@ -555,7 +557,18 @@ export function createGateway(deps: GatewayDeps): Gateway {
         }
         // A client gone before the server first pulls never runs the generator's finally: end the lease here too.
         req.signal.addEventListener('abort', () => lease.release(), { once: true });
-        events = follow(head, it, lease, req.signal, req.body.model, req.requestId);
+        events = follow(head, it!, lease, req.signal, req.body.model, req.requestId, (e) => {
+          if (e.kind !== 'rate_limited' && e.kind !== 'quota_exhausted') return null;
+          // This account's reset (maybe hours, a final answer) is no answer while another account can serve.
+          const rest = pool.peek({ provider: route.provider, model: route.upstreamModel, familyKey, sessionKey, skip: lacking });
+          if (rest.kind === 'limited') return limitedError(route.upstreamModel, rest.limitKind, rest.until, now(), maxWaitMs, e.message);
+          if (rest.kind === 'free' || rest.kind === 'busy') {
+            return new ApiError('rate_limit_error', `Rate limited on ${req.body.model} during the answer (${e.message}); other accounts can serve, retry`, {
+              headers: { 'retry-after': '1' },
+            });
+          }
+          return null;
+        });
       }
       return {
         events,

@@ -1166,3 +1166,15 @@ describe('an auth error after the stream started', () => {
     expect(r.zai.calls).toHaveLength(2);
   });
 });
+
+describe('a quota limit met after the stream started', () => {
+  test('with another account free, the error says to retry, not that the quota resets in hours', async () => {
+    const r = rig({ labels: ['a', 'b'], config: { maxWaitSec: 60 } });
+    r.zai.answer = (c) => (c.label === 'a' ? { error: new UpstreamError('quota_exhausted', 'spent', { resetAt: T0 + 5 * 3_600_000 }), after: 2 } : {});
+    const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
+    const e = await rejection(drain(d));
+    expect(e.type).toBe('rate_limit_error');
+    expect(e.headers['x-should-retry']).toBeUndefined();
+    expect(e.message).not.toContain('Quota will reset');
+  });
+});
