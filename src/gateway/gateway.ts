@@ -298,6 +298,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
     signal: AbortSignal,
     clientModel: string,
     requestId: string,
+    /** The answer to a limit from the rest of the pool (another account free, or the pool's earliest reset), or null. */
+    poolAnswer: (e: UpstreamError) => ApiError | null,
   ): AsyncIterableIterator<AnthropicEvent> {
     // 0: not pulled yet, 1: streaming (counted in active streams), 2: over.
     let state = 0;
@@ -326,8 +328,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
         throw bugError(err, requestId, `in the stream from ${lease.account.label} (${lease.model})`);
       }
       const e = asUpstream(err);
-      // A limit seen mid-stream still tells us about the account.
-      if (e.kind !== 'transient' && e.kind !== 'bad_request' && e.kind !== 'not_found') {
+      // A limit seen mid-stream still tells us about the account. An auth error does not condemn it:
+      // before the first event one is refreshed first, and the next request does just that.
+      if (e.kind !== 'transient' && e.kind !== 'bad_request' && e.kind !== 'not_found' && e.kind !== 'auth') {
         pool.report(lease, { kind: 'error', error: e });
         if (e.kind === 'rate_limited' || e.kind === 'quota_exhausted') {
           metrics.rateLimited({ provider: lease.provider, model: metrics.rateLimitedModel(lease.model) });
@@ -336,7 +339,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       }
       log.warn(`stream from ${lease.account.label} (${lease.model}) failed after it started: ${e.kind}: ${e.message}`);
       finish(false);
-      throw err instanceof ApiError ? err : clientErrorFor(e, clientModel, now(), maxWaitMs);
+      throw err instanceof ApiError ? err : (poolAnswer(e) ?? clientErrorFor(e, clientModel, now(), maxWaitMs));
     };
     return {
       next(): Promise<IteratorResult<AnthropicEvent>> {
@@ -361,21 +364,27 @@ export function createGateway(deps: GatewayDeps): Gateway {
   async function serve(req: DispatchRequest, route: Route, sessionKey: string, fallbackFrom: string | null): Promise<Dispatched> {
     const provider = providers[route.provider]!;
     const started = now();
+    const startedMono = performance.now();
     // Accounts whose tier does not list the model are never tried for it (their 404 would end the request).
     const lacking = catalog.accountsLacking(route.provider, route.upstreamModel);
-    const exclude = new Set<string>(lacking);
+    const exclude = new Set<string>();
     const refreshed = new Set<string>();
     let attempts = 0;
     let failovers = 0;
     const failoverReasons: string[] = [];
     let last: UpstreamError | null = null;
+    /** The last failure that was no limit: the answer when every account was tried and not all are limited. */
+    let lastUnlimited: UpstreamError | null = null;
     let only: string | undefined;
     let waitedForSlot = false;
     const familyKey = `${route.provider}:${route.family}`;
 
     for (;;) {
       if (req.signal.aborted) throw new ApiError('api_error', 'client closed the request');
-      const got = pool.acquire({ provider: route.provider, model: route.upstreamModel, familyKey, sessionKey, exclude, only });
+      const ask = { provider: route.provider, model: route.upstreamModel, familyKey, sessionKey, exclude, skip: lacking };
+      let got = pool.acquire(only ? { ...ask, only } : ask);
+      // The refreshed account went limited or busy meanwhile (a parallel request): any other serves instead.
+      if (only && got.kind !== 'lease') got = pool.acquire(ask);
       only = undefined;
       if (got.kind === 'limited') {
         const t = now();
@@ -390,18 +399,21 @@ export function createGateway(deps: GatewayDeps): Gateway {
           // and the upstream calls under maxAttempts in all: a limit that comes back every round
           // (Z.AI 1305, maybe a disguised filter) is answered instead of retried for minutes.
           exclude.clear();
-          for (const id of lacking) exclude.add(id);
           continue;
         }
         throw new PoolExhausted(route, got.until, got.limitKind, last);
       }
       if (got.kind === 'busy') {
         // Every account that could serve is at its concurrency cap: wait for one of its requests to end.
-        const left = started + maxWaitMs - now();
+        // Real time too: a wall clock stepped back would otherwise stretch the wait by the jump.
+        const left = Math.min(started + maxWaitMs - now(), startedMono + maxWaitMs - performance.now());
         if (left > 0) {
           if (!waitedForSlot) log.info(`${req.requestId}: every ${route.provider} account is at its concurrency cap; waiting for a slot`);
           waitedForSlot = true;
-          if (await pool.waitForSlot(left, req.signal)) continue;
+          // A limit that ends frees an account as surely as a slot does, but nothing announces it.
+          const ms = got.freeAt !== undefined ? Math.min(left, Math.max(1, got.freeAt - now())) : left;
+          if (await pool.waitForSlot(ms, req.signal)) continue;
+          if (ms < left && !req.signal.aborted) continue;
         }
         if (req.signal.aborted) {
           if (waitedForSlot) metrics.slotWaits({ provider: route.provider, outcome: 'client_closed' });
@@ -416,9 +428,12 @@ export function createGateway(deps: GatewayDeps): Gateway {
       }
       if (got.kind === 'none') {
         if (got.reason === 'all_tried' && last) {
-          const answer = clientErrorFor(last, req.body.model, now(), maxWaitMs);
+          // The pool says an account is left unlimited (it failed another way): that failure is the
+          // answer, one the client retries, not another account's limit, which may last hours.
+          const why = last.kind === 'rate_limited' || last.kind === 'quota_exhausted' ? (lastUnlimited ?? last) : last;
+          const answer = clientErrorFor(why, req.body.model, now(), maxWaitMs);
           // Every account died under this request: as good as none (a fallback may serve it).
-          if (last.kind === 'invalid_account') throw new NoUsableAccount(answer);
+          if (why.kind === 'invalid_account') throw new NoUsableAccount(answer);
           throw answer;
         }
         throw new NoUsableAccount(noAccountError(`No usable ${route.provider} account for ${route.upstreamModel}: ${got.detail}`));
@@ -503,10 +518,24 @@ export function createGateway(deps: GatewayDeps): Gateway {
           deps.onRateLimited?.(lease.account.id);
         }
         last = e;
+        if (e.kind !== 'rate_limited' && e.kind !== 'quota_exhausted') lastUnlimited = e;
         exclude.add(lease.account.id);
         if (!failsOver(e.kind) && e.kind !== 'auth') throw clientErrorFor(e, req.body.model, now(), maxWaitMs);
         log.info(`${req.requestId}: ${lease.account.label} failed for ${route.upstreamModel} (${e.kind}: ${e.message}); trying another account`);
-        if (attempts >= config.maxAttempts) throw clientErrorFor(e, req.body.model, now(), maxWaitMs);
+        if (attempts >= config.maxAttempts) {
+          // Attempts spent on limits say nothing about the rest of the pool: one account's reset (maybe
+          // hours, a final answer) is no answer while another is free, or frees up sooner.
+          if (e.kind === 'rate_limited' || e.kind === 'quota_exhausted') {
+            const rest = pool.peek({ provider: route.provider, model: route.upstreamModel, familyKey, sessionKey, skip: lacking });
+            if (rest.kind === 'limited') throw new PoolExhausted(route, rest.until, rest.limitKind, e);
+            if (rest.kind === 'free' || rest.kind === 'busy') {
+              throw new ApiError('rate_limit_error', `Rate limited on ${req.body.model}: ${attempts} accounts in a row answered with a limit (MAX_ATTEMPTS); others can serve, retry`, {
+                headers: { 'retry-after': '1' },
+              });
+            }
+          }
+          throw clientErrorFor(e, req.body.model, now(), maxWaitMs);
+        }
         failovers++;
         failoverReasons.push(`${lease.account.label}:${e.kind}`);
         metrics.failovers({ provider: route.provider, kind: e.kind });
@@ -520,9 +549,26 @@ export function createGateway(deps: GatewayDeps): Gateway {
         lease.release();
         events = eventsOf(whole);
       } else {
+        // Gone already (while buffered first events were read): no abort event will come to end the lease.
+        if (req.signal.aborted) {
+          lease.release();
+          it!.return?.()?.catch?.(() => {});
+          throw new ApiError('api_error', 'client closed the request');
+        }
         // A client gone before the server first pulls never runs the generator's finally: end the lease here too.
         req.signal.addEventListener('abort', () => lease.release(), { once: true });
-        events = follow(head, it, lease, req.signal, req.body.model, req.requestId);
+        events = follow(head, it!, lease, req.signal, req.body.model, req.requestId, (e) => {
+          if (e.kind !== 'rate_limited' && e.kind !== 'quota_exhausted') return null;
+          // This account's reset (maybe hours, a final answer) is no answer while another account can serve.
+          const rest = pool.peek({ provider: route.provider, model: route.upstreamModel, familyKey, sessionKey, skip: lacking });
+          if (rest.kind === 'limited') return limitedError(route.upstreamModel, rest.limitKind, rest.until, now(), maxWaitMs, e.message);
+          if (rest.kind === 'free' || rest.kind === 'busy') {
+            return new ApiError('rate_limit_error', `Rate limited on ${req.body.model} during the answer (${e.message}); other accounts can serve, retry`, {
+              headers: { 'retry-after': '1' },
+            });
+          }
+          return null;
+        });
       }
       return {
         events,

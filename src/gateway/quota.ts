@@ -160,7 +160,8 @@ export function createQuotaPoller(deps: {
       if (!running) return;
       const t = now();
       const last = lastAfter429.get(id);
-      if (last !== undefined && t - last < AFTER_429_MIN_GAP_MS) return;
+      // A last time ahead of now is a clock stepped back, not a recent read.
+      if (last !== undefined && t >= last && t - last < AFTER_429_MIN_GAP_MS) return;
       lastAfter429.set(id, t);
       void pollAccount(id);
     },

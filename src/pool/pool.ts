@@ -69,9 +69,12 @@ export type AcquireResult =
   | { kind: 'lease'; lease: Lease }
   /** limitKind: what limits the account that is free first (see Selection). */
   | { kind: 'limited'; until: number; limitKind: LimitKind }
-  /** Every account that could serve is at its concurrency cap: waitForSlot(), then ask again. */
-  | { kind: 'busy' }
+  /** Every account that could serve is at its concurrency cap: waitForSlot() (at most until freeAt), then ask again. */
+  | { kind: 'busy'; freeAt?: number }
   | { kind: 'none'; reason: 'no_accounts' | 'no_active_accounts' | 'all_tried'; detail: string };
+
+/** What acquire() would answer, without a lease: an account is free, or why none is. */
+export type PeekResult = { kind: 'free' } | Exclude<AcquireResult, { kind: 'lease' }>;
 
 export interface AcquireRequest {
   provider: ProviderId;
@@ -82,6 +85,11 @@ export interface AcquireRequest {
   sessionKey: string;
   /** Accounts already tried for this request. */
   exclude?: ReadonlySet<string>;
+  /**
+   * Accounts that cannot serve the model at all (their tier does not list it): not candidates, so
+   * they neither count as tried nor hide that every account that can serve is limited.
+   */
+  skip?: ReadonlySet<string>;
   /** Only this account (a retry after a credential refresh). */
   only?: string;
 }
@@ -118,6 +126,8 @@ export interface Pool {
   /** Providers with at least one account that is not disabled. */
   providersInUse(): Set<ProviderId>;
   acquire(req: AcquireRequest): AcquireResult;
+  /** What acquire() would answer now, changing nothing (no lease, no binding). */
+  peek(req: AcquireRequest): PeekResult;
   /** Turns an upstream outcome into account state (does not end the lease). */
   report(lease: Lease, outcome: Outcome): void;
   /**
@@ -137,7 +147,7 @@ export interface Pool {
   inFlight(accountId: string): number;
   /** Resolves true when a request ends or the accounts are reloaded (a slot may be free), false after `ms` or on abort. */
   waitForSlot(ms: number, signal?: AbortSignal): Promise<boolean>;
-  /** Called with the ids of accounts that appeared (CLI add) after a sync. */
+  /** Called with the ids of accounts that appeared (CLI add) or were enabled again after a sync. */
   onAccountsAdded(fn: (ids: string[]) => void): void;
   start(): void;
   stop(): void;
@@ -356,7 +366,13 @@ export function createPool(opts: PoolOptions): Pool {
     for (const id of failures.keys()) if (!byId.has(id)) failures.delete(id);
     for (const u of unsaved.values()) u.reapply();
     if (announce) {
-      const added = accounts.filter((a) => !previous.has(a.id)).map((a) => a.id);
+      // One enabled again counts as new: its quota and listing were not read while it was disabled.
+      const added = accounts
+        .filter((a) => {
+          const before = previous.get(a.id);
+          return !before || (before.status === 'disabled' && a.status !== 'disabled');
+        })
+        .map((a) => a.id);
       if (added.length) for (const fn of addedListeners) fn(added);
     }
     // New accounts or caps from the CLI may have made room.
@@ -380,7 +396,8 @@ export function createPool(opts: PoolOptions): Pool {
    */
   function sync(): boolean {
     lastLook = performance.now();
-    if (storeTrouble !== null && now() < storeRetryAt) return false;
+    // A clock stepped back past the failure would otherwise put the next read off by the jump.
+    if (storeTrouble !== null && now() < storeRetryAt && now() >= storeRetryAt - STORE_RETRY_MS) return false;
     try {
       const v = dataVersion(db);
       if (v === version) {
@@ -423,12 +440,12 @@ export function createPool(opts: PoolOptions): Pool {
     quotasByModel.set(accountId, byModel(records));
   }
 
-  function candidates(provider: ProviderId, model: string, t: number, only?: string): Candidate[] {
+  function candidates(provider: ProviderId, model: string, t: number, only?: string, skip?: ReadonlySet<string>): Candidate[] {
     const out: Candidate[] = [];
     const key = model.toLowerCase();
     const spentStops = !servesPastQuota.has(provider);
     for (const a of accounts) {
-      if (a.provider !== provider || (only && a.id !== only)) continue;
+      if (a.provider !== provider || (only && a.id !== only) || skip?.has(a.id)) continue;
       const limit = limitOf(a.id, model, t);
       let limitedUntil = limit?.resetAt ?? null;
       let limitKind = limit?.kind ?? null;
@@ -470,17 +487,29 @@ export function createPool(opts: PoolOptions): Pool {
     if (bindings.size > MAX_BINDINGS) bindings.delete(bindings.keys().next().value!);
   }
 
-  function acquire(req: AcquireRequest): AcquireResult {
-    syncSoon();
-    const t = now();
-    const bindKey = `${req.familyKey}\u0000${req.sessionKey}`;
-    const sel: Selection = selectAccount({
-      candidates: candidates(req.provider, req.model, t, req.only),
-      boundAccountId: req.only ?? bindings.get(bindKey) ?? null,
+  function select(req: AcquireRequest, t: number): Selection {
+    return selectAccount({
+      candidates: candidates(req.provider, req.model, t, req.only, req.skip),
+      boundAccountId: req.only ?? bindings.get(`${req.familyKey}\u0000${req.sessionKey}`) ?? null,
       softLimitThreshold: opts.softLimitThreshold,
       exclude: req.exclude,
       now: t,
     });
+  }
+
+  function peek(req: AcquireRequest): PeekResult {
+    syncSoon();
+    const sel = select(req, now());
+    if (sel.kind === 'account') return { kind: 'free' };
+    if (sel.kind === 'none') return { kind: 'none', reason: sel.reason, detail: describeNone(req.provider) };
+    return sel;
+  }
+
+  function acquire(req: AcquireRequest): AcquireResult {
+    syncSoon();
+    const t = now();
+    const bindKey = `${req.familyKey}\u0000${req.sessionKey}`;
+    const sel = select(req, t);
     if (sel.kind === 'limited' || sel.kind === 'busy') return sel;
     if (sel.kind === 'none') return { kind: 'none', reason: sel.reason, detail: describeNone(req.provider) };
     const account = byId.get(sel.accountId)!;
@@ -663,6 +692,7 @@ export function createPool(opts: PoolOptions): Pool {
       return s;
     },
     acquire,
+    peek,
     report,
     markInvalid,
     reactivate,

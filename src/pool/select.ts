@@ -43,8 +43,11 @@ export interface SelectInput {
 export type Selection =
   /** overflow: the conversation's account is at its cap; this one serves the request without taking the binding. */
   | { kind: 'account'; accountId: string; sticky: boolean; soft: boolean; overflow: boolean }
-  /** Accounts could serve, but every one is at its concurrency cap: a slot frees when a request ends. */
-  | { kind: 'busy' }
+  /**
+   * Accounts could serve, but every one is at its concurrency cap: a slot frees when a request ends.
+   * freeAt: when the first untried account that is limited now comes free (no release announces that).
+   */
+  | { kind: 'busy'; freeAt?: number }
   /**
    * Every account that could serve is limited; the earliest one is free again at `until`, and
    * `limitKind` is what limits it (how the client should be told: a throttle, a quota, capacity).
@@ -92,15 +95,24 @@ export function selectAccount(input: SelectInput): Selection {
     // Waiting helps only when every account is limited (tried ones included: a 429 just limited
     // them). One that was tried and is still unlimited failed some other way (a 5xx): that failure
     // is the request's answer, not the others' limits, which may last hours.
+    // An account whose plan lacks the model (no_access) is only rechecked at its reset, and will
+    // most likely refuse again: while another account has the model, that one's reset is the answer.
     let earliest: Candidate | null = null;
     for (const c of active) {
       if (!isLimited(c, now)) return { kind: 'none', reason: 'all_tried' };
-      if (earliest === null || c.limitedUntil! < earliest.limitedUntil!) earliest = c;
+      if (earliest === null) earliest = c;
+      else if ((c.limitKind === 'no_access') !== (earliest.limitKind === 'no_access')) {
+        if (earliest.limitKind === 'no_access') earliest = c;
+      } else if (c.limitedUntil! < earliest.limitedUntil!) earliest = c;
     }
     return { kind: 'limited', until: earliest!.limitedUntil!, limitKind: earliest!.limitKind ?? 'rate_limited' };
   }
   const free = usable.filter((c) => !isBusy(c));
-  if (free.length === 0) return { kind: 'busy' };
+  if (free.length === 0) {
+    let freeAt: number | undefined;
+    for (const c of untried) if (isLimited(c, now) && (freeAt === undefined || c.limitedUntil! < freeAt)) freeAt = c.limitedUntil!;
+    return freeAt === undefined ? { kind: 'busy' } : { kind: 'busy', freeAt };
+  }
   const preferred = free.filter((c) => !isSoftLimited(c, input.softLimitThreshold));
   const bound = input.boundAccountId ? usable.find((c) => c.id === input.boundAccountId) : undefined;
   // A binding whose account already failed this request without a limit (a 5xx) is no reason to move

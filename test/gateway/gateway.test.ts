@@ -991,3 +991,190 @@ describe('accounts whose catalogs differ', () => {
     expect(new Set(agy.calls.map((c) => c.label))).toEqual(new Set(['pro', 'free']));
   });
 });
+
+describe('accounts whose catalogs lack the model, while the others are limited', () => {
+  function lackingRig(config = testConfig()) {
+    const { db } = tempDb();
+    const clock = fakeClock();
+    const creds = (l: string) => ({ provider: 'antigravity' as const, label: l, email: `${l}@example.com`, credentials: { kind: 'oauth' as const, refreshToken: `FAKE-refresh-${l}` } });
+    const pro = upsertAccount(db, creds('pro'), T0).account;
+    const free = upsertAccount(db, creds('free'), T0 + 1).account;
+    const agy = scriptedProvider('antigravity');
+    const routing = createRouting({ db, config, providers: { antigravity: agy }, now: clock.now, sleep: clock.sleep });
+    const info = (id: string) => ({ id, displayName: id, family: 'other' as const });
+    routing.catalog.setDiscovered(pro.id, 'antigravity', [info('claude-opus-4-6-thinking'), info('gemini-3-flash')]);
+    routing.catalog.setDiscovered(free.id, 'antigravity', [info('gemini-3-flash')]);
+    return { db, clock, pro, free, agy, routing };
+  }
+
+  test('an account that cannot serve the model does not turn "every account is limited" into "no usable account"', async () => {
+    const r = lackingRig();
+    const lease = { account: r.pro, provider: 'antigravity' as const, model: 'claude-opus-4-6-thinking', sticky: false, soft: false, release() {} };
+    r.routing.pool.report(lease, { kind: 'error', error: new UpstreamError('quota_exhausted', 'x', { resetAt: T0 + 600_000 }) });
+    const err = await rejection(r.routing.gateway.dispatch(dispatchReq(sessionBody('opus', 's1'))));
+    expect(err.status).toBe(429);
+    expect(err.type).toBe('rate_limit_error');
+    expect(err.headers?.['retry-after']).toBe('600');
+    expect(r.agy.calls).toHaveLength(0);
+  });
+
+  test('a limit met during the request is waited out as usual, though another account lacks the model', async () => {
+    const r = lackingRig(testConfig({ maxWaitSec: 60 }));
+    r.agy.answer = (_c, n) => (n === 1 ? { error: new UpstreamError('rate_limited', 'slow down', { resetAt: T0 + 5_000 }) } : {});
+    const d = await r.routing.gateway.dispatch(dispatchReq(sessionBody('opus', 's1')));
+    await drain(d);
+    expect(r.agy.calls.map((c) => c.label)).toEqual(['pro', 'pro']);
+    expect(r.clock.sleeps).toHaveLength(1);
+  });
+});
+
+describe('attempts used up on limits while other accounts are free', () => {
+  test('quota errors on MAX_ATTEMPTS accounts in a row are no final "exhausted" answer while an untried account is free', async () => {
+    const r = rig({ labels: ['a', 'b', 'c', 'd'], config: { maxAttempts: 2, maxWaitSec: 60 } });
+    r.zai.answer = (c) => (c.label === 'a' || c.label === 'b' ? { error: new UpstreamError('quota_exhausted', 'spent', { resetAt: T0 + 5 * 3_600_000 }) } : {});
+    const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+    expect(r.zai.calls).toHaveLength(2);
+    expect(e.status).toBe(429);
+    expect(e.headers['x-should-retry']).toBeUndefined();
+    expect(e.headers['retry-after']).toBe('1');
+  });
+
+  test('quota errors on MAX_ATTEMPTS accounts that leave every account limited answer with the earliest reset in the pool, not the last account\'s', async () => {
+    const r = rig({ labels: ['a', 'b', 'c'], config: { maxAttempts: 2, maxWaitSec: 60 } });
+    const lease = { account: r.accounts[2]!, provider: 'zai' as const, model: 'glm-4.7', sticky: false, soft: false, release() {} };
+    r.routing.pool.report(lease, { kind: 'error', error: new UpstreamError('quota_exhausted', 'x', { resetAt: T0 + 2 * 3_600_000 }) });
+    r.zai.answer = () => ({ error: new UpstreamError('quota_exhausted', 'spent', { resetAt: T0 + 5 * 3_600_000 }) });
+    const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+    expect(r.zai.calls).toHaveLength(2);
+    expect(e.status).toBe(429);
+    expect(e.headers['retry-after']).toBe(String(2 * 3600));
+  });
+});
+
+describe('the retry after a credential refresh', () => {
+  test('an account limited by a parallel request while its credentials were refreshed: the request moves on, not a 429 with the others free', async () => {
+    const r = rig({ labels: ['a', 'b'], config: { maxWaitSec: 60 } });
+    r.zai.answer = (c, n) => (c.label === 'a' && n === 1 ? { error: new UpstreamError('auth', 'expired', { status: 401 }) } : {});
+    r.zai.refresh = async (account) => {
+      const lease = { account, provider: 'zai' as const, model: 'glm-4.7', sticky: false, soft: false, release() {} };
+      r.routing.pool.report(lease, { kind: 'error', error: new UpstreamError('quota_exhausted', 'spent', { resetAt: T0 + 5 * 3_600_000 }) });
+    };
+    const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
+    expect(d.accountId).toBe(r.accounts[1]!.id);
+    expect(r.zai.calls.map((c) => c.label)).toEqual(['a', 'b']);
+    await drain(d);
+  });
+});
+
+describe('every account tried, some failing, some limited', () => {
+  test('a 5xx on one account and a long quota limit on the other: a retryable upstream error, not a final "quota will reset in hours"', async () => {
+    const r = rig({ labels: ['a', 'b'], config: { maxWaitSec: 60 } });
+    r.zai.answer = (c) =>
+      c.label === 'a'
+        ? { error: new UpstreamError('transient', 'bad gateway', { status: 502 }) }
+        : { error: new UpstreamError('quota_exhausted', 'spent', { resetAt: T0 + 5 * 3_600_000 }) };
+    const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+    expect(r.zai.calls.map((c) => c.label)).toEqual(['a', 'b']);
+    expect(e.headers['x-should-retry']).toBeUndefined();
+    expect(e.status).toBe(502);
+  });
+});
+
+describe('every free account at its cap while another is limited', () => {
+  test('the request is served as soon as the limited account comes free, not after MAX_WAIT_SEC or a slot', async () => {
+    const r = rig({ labels: ['a', 'b'], config: { maxConcurrentPerAccount: 1, maxWaitSec: 3 } });
+    const held = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
+    expect(held.accountId).toBe(r.accounts[0]!.id);
+    const lease = { account: r.accounts[1]!, provider: 'zai' as const, model: 'glm-4.7', sticky: false, soft: false, release() {} };
+    r.routing.pool.report(lease, { kind: 'error', error: new UpstreamError('rate_limited', 'slow down', { resetAt: T0 + 100 }) });
+    // The clock the pool reads moves on while the request waits.
+    setTimeout(() => r.clock.advance(1_500), 50);
+    const t0 = performance.now();
+    const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7', { messages: [{ role: 'user', content: 'other' }] })));
+    expect(performance.now() - t0).toBeLessThan(2_000);
+    expect(d.accountId).toBe(r.accounts[1]!.id);
+    await drain(d);
+    await drain(held);
+  });
+});
+
+describe('a conversation bound to an account whose tier lacks the next model', () => {
+  test('moves to one account that has it and stays there, instead of spreading over them turn by turn', async () => {
+    const { db } = tempDb();
+    const clock = fakeClock();
+    const creds = (l: string) => ({ provider: 'antigravity' as const, label: l, email: `${l}@example.com`, credentials: { kind: 'oauth' as const, refreshToken: `FAKE-refresh-${l}` } });
+    const free = upsertAccount(db, creds('free'), T0).account;
+    const pro1 = upsertAccount(db, creds('pro1'), T0 + 1).account;
+    const pro2 = upsertAccount(db, creds('pro2'), T0 + 2).account;
+    const agy = scriptedProvider('antigravity');
+    const routing = createRouting({ db, config: testConfig(), providers: { antigravity: agy }, now: clock.now, sleep: clock.sleep });
+    const info = (id: string) => ({ id, displayName: id, family: 'other' as const });
+    routing.catalog.setDiscovered(free.id, 'antigravity', [info('gemini-3-flash')]);
+    for (const p of [pro1, pro2]) routing.catalog.setDiscovered(p.id, 'antigravity', [info('gemini-3-flash'), info('gemini-3.1-pro-high')]);
+    await drain(await routing.gateway.dispatch(dispatchReq(sessionBody('gemini-3-flash', 'conv'))));
+    expect(agy.calls.map((c) => c.label)).toEqual(['free']);
+    agy.calls.length = 0;
+    for (let turn = 1; turn <= 4; turn++) {
+      clock.advance(1_000);
+      await drain(await routing.gateway.dispatch(dispatchReq(sessionBody('gemini-3.1-pro-high', 'conv', turn))));
+    }
+    expect(new Set(agy.calls.map((c) => c.label)).size).toBe(1);
+    expect(agy.calls[0]!.model).toBe('gemini-3.1-pro-high');
+  });
+});
+
+describe('a client gone while the first events were read', () => {
+  test('frees its slot even though the stream is never pulled', async () => {
+    const r = rig({ labels: ['a'], config: { maxConcurrentPerAccount: 1 } });
+    const ac = new AbortController();
+    // The client leaves while the upstream's first, already buffered events are read.
+    r.zai.answer = () => {
+      ac.abort();
+      return {};
+    };
+    await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'), {}, ac.signal)).catch(() => {});
+    expect(r.routing.pool.inFlight(r.accounts[0]!.id)).toBe(0);
+  });
+});
+
+describe('the wall clock stepped back while a request waits for a slot', () => {
+  test('the wait still ends after MAX_WAIT_SEC of real time', async () => {
+    const r = rig({ labels: ['a', 'b'], config: { maxConcurrentPerAccount: 1, maxWaitSec: 2 } });
+    const held = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
+    const lease = { account: r.accounts[1]!, provider: 'zai' as const, model: 'glm-4.7', sticky: false, soft: false, release() {} };
+    r.routing.pool.report(lease, { kind: 'error', error: new UpstreamError('rate_limited', 'slow down', { resetAt: T0 + 500 }) });
+    setTimeout(() => r.clock.set(T0 - 3_600_000), 50);
+    const t0 = performance.now();
+    const e = await Promise.race([
+      rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7', { messages: [{ role: 'user', content: 'other' }] })))),
+      Bun.sleep(4_000).then(() => null),
+    ]);
+    expect(e?.status).toBe(529);
+    expect(performance.now() - t0).toBeLessThan(3_000);
+    await drain(held);
+  }, 10_000);
+});
+
+describe('an auth error after the stream started', () => {
+  test('does not take the account out of rotation: the next request refreshes its credentials as usual', async () => {
+    const r = rig({ labels: ['a'] });
+    r.zai.answer = (_c, n) => (n === 1 ? { error: new UpstreamError('auth', 'token expired', { status: 401 }), after: 2 } : {});
+    const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
+    await rejection(drain(d));
+    expect(findAccount(r.db, 'a')!.status).toBe('active');
+    await drain(await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+    expect(r.zai.calls).toHaveLength(2);
+  });
+});
+
+describe('a quota limit met after the stream started', () => {
+  test('with another account free, the error says to retry, not that the quota resets in hours', async () => {
+    const r = rig({ labels: ['a', 'b'], config: { maxWaitSec: 60 } });
+    r.zai.answer = (c) => (c.label === 'a' ? { error: new UpstreamError('quota_exhausted', 'spent', { resetAt: T0 + 5 * 3_600_000 }), after: 2 } : {});
+    const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
+    const e = await rejection(drain(d));
+    expect(e.type).toBe('rate_limit_error');
+    expect(e.headers['x-should-retry']).toBeUndefined();
+    expect(e.message).not.toContain('Quota will reset');
+  });
+});

@@ -16,7 +16,7 @@ import { addZai, cleanupDbs, dispatchReq, drain, request, scriptedProvider, T0, 
 
 afterEach(cleanupDbs);
 
-function setup(config = testConfig()) {
+function setup(config = testConfig(), now: () => number = () => T0) {
   const { db, path } = tempDb();
   addZai(db, 'a', T0);
   addZai(db, 'b', T0 + 1);
@@ -29,7 +29,7 @@ function setup(config = testConfig()) {
     quotaCalls.push(account.label);
     return quota(account, signal);
   };
-  const routing = createRouting({ db, config, providers: { zai }, now: () => T0 });
+  const routing = createRouting({ db, config, providers: { zai }, now });
   return { db, path, zai, routing, calls: () => quotaCalls, reset: () => (quotaCalls = []) };
 }
 
@@ -367,5 +367,42 @@ test('a quota poll Z.AI refuses as a bad key (a 200 saying code 401, token expir
     expect(routing.pool.state()[0]!.limits).toEqual([expect.objectContaining({ model: 'glm-4.7', kind: 'rate_limited' })]);
   } finally {
     await fake.stop();
+  }
+});
+
+test('an account the CLI enables again while running is polled right away: its quota and listing went stale while it was off', async () => {
+  const s = setup();
+  const a = findAccount(s.db, 'a')!;
+  asCli(s.path, (db) => updateAccount(db, a.id, { status: 'disabled', statusReason: 'disabled by user' }));
+  s.routing.pool.sync();
+  await s.routing.start();
+  try {
+    await s.routing.quota.pollAll();
+    s.reset();
+    asCli(s.path, (db) => updateAccount(db, a.id, { status: 'active', statusReason: null }));
+    s.routing.pool.sync();
+    await Bun.sleep(20);
+    expect(s.calls()).toEqual(['a']);
+  } finally {
+    await s.routing.stop();
+  }
+});
+
+test('after a wall clock stepped back, a 429 still triggers a quota re-read (the gap is not counted from the future)', async () => {
+  let t = T0;
+  const s = setup(testConfig(), () => t);
+  await s.routing.start();
+  try {
+    await s.routing.quota.pollAll();
+    const a = s.routing.pool.accounts()[0]!.id;
+    s.routing.quota.afterRateLimit(a);
+    await Bun.sleep(10);
+    s.reset();
+    t = T0 - 3_600_000;
+    s.routing.quota.afterRateLimit(a);
+    await Bun.sleep(10);
+    expect(s.calls()).toEqual(['a']);
+  } finally {
+    await s.routing.stop();
   }
 });

@@ -289,6 +289,25 @@ describe('state in SQLite', () => {
     cli.close();
   });
 
+  test('a store that could not be read is read again 5 seconds later even when the clock jumped back meanwhile', () => {
+    const { db, path, pool, setNow } = setup(['a']);
+    const cli = openDatabase(path);
+    addZai(cli, 'new-one', T0 + 100);
+    const query = db.query.bind(db);
+    let locked = true;
+    db.query = ((sql: string) => {
+      if (locked && sql.includes('model_limits')) throw Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' });
+      return query(sql);
+    }) as typeof db.query;
+    expect(pool.sync()).toBe(false);
+    locked = false;
+    // NTP steps the clock an hour back: the retry must not wait for the old wall time to come round again.
+    setNow(T0 - 3_600_000 + 5_000);
+    expect(pool.sync()).toBe(true);
+    expect(pool.storeTrouble()).toBeNull();
+    cli.close();
+  });
+
   test('a running pool notices CLI edits within 2 seconds on its own', async () => {
     const { path, pool } = setup(['a']);
     pool.start();

@@ -136,6 +136,20 @@ const rows: Row[] = [
     want: { kind: 'limited', until: NOW + 60_000, limitKind: 'transient' },
   },
   {
+    name: "all limited, the earliest a plan that lacks the model: the answer is the others' limit, not \"no account may use it\"",
+    candidates: [
+      c('a', { limitedUntil: NOW + 3_600_000, limitKind: 'no_access' }),
+      c('b', { limitedUntil: NOW + 5 * 3_600_000, limitKind: 'quota_exhausted' }),
+      c('c', { limitedUntil: NOW + 2 * 3_600_000, limitKind: 'rate_limited' }),
+    ],
+    want: { kind: 'limited', until: NOW + 2 * 3_600_000, limitKind: 'rate_limited' },
+  },
+  {
+    name: 'every plan lacks the model: the earliest recheck, as no_access',
+    candidates: [c('a', { limitedUntil: NOW + 3_600_000, limitKind: 'no_access' }), c('b', { limitedUntil: NOW + 1_800_000, limitKind: 'no_access' })],
+    want: { kind: 'limited', until: NOW + 1_800_000, limitKind: 'no_access' },
+  },
+  {
     name: 'limits that end together: the first in pool order names the kind',
     candidates: [c('a', { limitedUntil: NOW + 5000, limitKind: 'rate_limited' }), c('b', { limitedUntil: NOW + 5000, limitKind: 'quota_exhausted' })],
     want: { kind: 'limited', until: NOW + 5000, limitKind: 'rate_limited' },
@@ -227,10 +241,10 @@ const rows: Row[] = [
     want: { kind: 'account', accountId: 'c', sticky: false, soft: true, overflow: true },
   },
   {
-    name: 'every usable account at its cap: wait for a slot',
+    name: 'every usable account at its cap: wait for a slot, or for the limited one to come free, whichever is first',
     candidates: [c('a', { inFlight: 2, maxInFlight: 2 }), c('b', { inFlight: 1, maxInFlight: 1 }), c('c', { limitedUntil: NOW + 5000 })],
     bound: 'a',
-    want: { kind: 'busy' },
+    want: { kind: 'busy', freeAt: NOW + 5000 },
   },
   {
     name: 'a tried account at its cap is not waited for, and being unlimited its failure is the answer',
@@ -239,8 +253,14 @@ const rows: Row[] = [
     want: { kind: 'none', reason: 'all_tried' },
   },
   {
-    name: 'a busy untried account and a limited one: wait for the slot, not the limit',
-    candidates: [c('a', { inFlight: 1, maxInFlight: 1 }), c('b', { limitedUntil: NOW + 5000 })],
+    name: 'a busy untried account and limited ones: wait for the slot, or the earliest of the limits to end',
+    candidates: [c('a', { inFlight: 1, maxInFlight: 1 }), c('b', { limitedUntil: NOW + 9000 }), c('c', { limitedUntil: NOW + 5000 }), c('d', { limitedUntil: NOW + 1000 })],
+    exclude: ['d'],
+    want: { kind: 'busy', freeAt: NOW + 5000 },
+  },
+  {
+    name: 'every account at its cap and none limited: only a slot can free one',
+    candidates: [c('a', { inFlight: 1, maxInFlight: 1 }), c('b', { inFlight: 1, maxInFlight: 1 })],
     want: { kind: 'busy' },
   },
 ];
