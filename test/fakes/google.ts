@@ -39,6 +39,11 @@ export type FakeGoogleMode =
   | { kind: 'signature_error' }
   /** 404 NOT_FOUND "Requested entity was not found." */
   | { kind: 'not_found' }
+  /**
+   * 400 INVALID_ARGUMENT in Google's wording ("The input token count (N) exceeds the maximum number of tokens
+   * allowed (M).") when the request is over maxTokens (counted as 4 characters a token); served otherwise.
+   */
+  | { kind: 'prompt_too_long'; maxTokens: number }
   | { kind: 'reset_before_first_byte' }
   /** The socket dies after `afterChunks` data lines (default 2). */
   | { kind: 'reset_mid_stream'; afterChunks?: number }
@@ -803,6 +808,14 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
         return signatureError();
       case 'not_found':
         return googleError(404, 'NOT_FOUND', 'Requested entity was not found.');
+      case 'prompt_too_long': {
+        const tokens = Math.ceil(JSON.stringify(body.request ?? {}).length / 4);
+        if (tokens > mode.maxTokens) {
+          return googleError(400, 'INVALID_ARGUMENT', `The input token count (${tokens}) exceeds the maximum number of tokens allowed (${mode.maxTokens}).`);
+        }
+        rec.mode = 'ok'; // short enough: served
+        break;
+      }
       case 'reset_before_first_byte':
         return new Response(new ReadableStream({ start: (c) => c.error() }), { headers: SSE_HEADERS });
       case 'stall_before_first_byte':

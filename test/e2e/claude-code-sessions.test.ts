@@ -1,0 +1,126 @@
+// The real Claude Code CLI, headless, through `mcp serve` in front of the fake Google with two accounts
+// (protocol reference §1.10): what one user's sessions do across turns. Every request of one session,
+// over several turns and tool calls, stays on one account while a second session goes to the other;
+// and a prompt Google finds too long reaches Claude Code in the form it parses ("Prompt is too long").
+// Each test is well under 60 s (one or two short runs of the CLI against local fakes).
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { type FakeGoogle, type RecordedGoogleRequest, startFakeGoogle } from '../fakes/google.ts';
+import {
+  addGoogleAccounts,
+  type ClaudeRun,
+  cleanupTempDirs,
+  googleEnv,
+  mcpEnv,
+  randomMarker,
+  runClaude,
+  type ServeHandle,
+  startServe,
+  tempDir,
+} from './helpers.ts';
+
+const PROXY_KEY = 'proxy-key-e2e-claude-sessions-FAKE-0123';
+const EMAILS = ['cc-session-one@example.com', 'cc-session-two@example.com'] as const;
+const MODEL = 'gemini-3-flash';
+let google: FakeGoogle;
+let server: ServeHandle;
+
+beforeAll(async () => {
+  google = startFakeGoogle({ strictSignatures: true });
+  for (const [i, email] of EMAILS.entries()) google.setAccount(email, { projectId: `fake-project-sessions-${i}` });
+  const env = mcpEnv(tempDir(), { PROXY_API_KEY: PROXY_KEY, ...googleEnv(google) });
+  await addGoogleAccounts(env, google, EMAILS);
+  server = await startServe({ env });
+});
+
+afterAll(async () => {
+  await server?.stop();
+  await google?.stop();
+  cleanupTempDirs();
+});
+
+function turn(opts: { home: string; cwd: string; prompt: string; resume?: string }): Promise<ClaudeRun> {
+  return runClaude({ ...opts, baseUrl: server.url, apiKey: PROXY_KEY, model: MODEL, persist: true, maxRetries: 1, timeoutMs: 40_000 });
+}
+
+function diag(run: ClaudeRun): () => string {
+  return () => `claude exit ${run.code}\n${run.stdout.slice(-3000)}\n${run.stderr.slice(-2000)}\n${server.output().slice(-3000)}`;
+}
+
+/** The marker ran in Bash, came back to the model, and is in the final answer. */
+function expectToolLoop(run: ClaudeRun, marker: string): void {
+  const bash = run.toolUses.find((t) => t.name === 'Bash');
+  expect(bash, diag(run)()).toBeDefined();
+  expect(run.toolResults.find((r) => r.toolUseId === bash!.id)?.text, diag(run)()).toContain(marker);
+  expect(run.result?.is_error, diag(run)()).toBe(false);
+  expect(String(run.result?.result)).toContain(`FINAL_ANSWER: tool said ${marker}`);
+}
+
+const generations = () => google.generations().filter((g) => g.rpc.toLowerCase().includes('generatecontent'));
+const emailsOf = (gens: RecordedGoogleRequest[]) => new Set(gens.map((g) => g.email));
+
+describe('Claude Code sessions on a pool of two Google accounts', () => {
+  test('every request of a session (two turns, each a tool loop) stays on one account; a second session uses the other', async () => {
+    const home = tempDir('mcp-claude-home-');
+    const cwd = tempDir('mcp-claude-cwd-');
+    const before = generations().length;
+    const m1 = randomMarker();
+    const t1 = await turn({ home, cwd, prompt: `run exactly: echo ${m1}` });
+    expectToolLoop(t1, m1);
+    const sessionId = String(t1.events[0]?.session_id ?? '');
+    expect(sessionId).not.toBe('');
+    const m2 = randomMarker();
+    const t2 = await turn({ home, cwd, prompt: `run exactly: echo ${m2}`, resume: sessionId });
+    expectToolLoop(t2, m2);
+    const first = generations().slice(before);
+    expect(first.length).toBeGreaterThanOrEqual(4);
+    const firstAccounts = emailsOf(first);
+    expect([...firstAccounts], diag(t2)()).toHaveLength(1);
+
+    // Another session, while the first is idle: the least recently used account takes it, and keeps it.
+    const before2 = generations().length;
+    const home2 = tempDir('mcp-claude-home-');
+    const cwd2 = tempDir('mcp-claude-cwd-');
+    const m3 = randomMarker();
+    const s2 = await turn({ home: home2, cwd: cwd2, prompt: `run exactly: echo ${m3}` });
+    expectToolLoop(s2, m3);
+    const second = generations().slice(before2);
+    expect(second.length).toBeGreaterThanOrEqual(2);
+    const secondAccounts = emailsOf(second);
+    expect([...secondAccounts], diag(s2)()).toHaveLength(1);
+    expect([...secondAccounts][0]).not.toBe([...firstAccounts][0]);
+    expect([...first, ...second].map((g) => g.mode).filter((m) => m !== 'ok')).toEqual([]);
+  }, 55_000);
+});
+
+describe('Claude Code with a prompt longer than the model takes', () => {
+  afterAll(() => google.clearModes());
+
+  test('Google\'s "input token count exceeds the maximum" reaches Claude Code as its parsed "Prompt is too long"', async () => {
+    const home = tempDir('mcp-claude-home-');
+    const cwd = tempDir('mcp-claude-cwd-');
+    const m1 = randomMarker();
+    const t1 = await turn({ home, cwd, prompt: `run exactly: echo ${m1}` });
+    expectToolLoop(t1, m1);
+    const sessionId = String(t1.events[0]?.session_id ?? '');
+    // What a normal request weighs, so the limit sits above it and below the long prompt.
+    const normal = Math.ceil(JSON.stringify((generations().at(-1)!.body as { request?: unknown }).request).length / 4);
+    const limit = normal + 5_000;
+    google.setMode({ kind: 'prompt_too_long', maxTokens: limit });
+
+    const before = generations().length;
+    // ~25k tokens of pasted log (an argument stays under Linux's 128 KiB limit for one argv string).
+    const long = `summarise this log:\n${'2026-12-04T10:00:00Z INFO worker heartbeat ok\n'.repeat(2_200)}`;
+    const t2 = await turn({ home, cwd, prompt: long, resume: sessionId });
+    expect(t2.result?.is_error, diag(t2)()).toBe(true);
+    // Claude Code recognised the limit (it names it as the reason it stopped, and tried compacting
+    // first): what it does only for its own "prompt is too long" wording, not for Google's.
+    expect(t2.result?.terminal_reason, diag(t2)()).toBe('prompt_too_long');
+    expect(t2.result?.api_error_status).toBe(400);
+    expect(String(t2.result?.result)).toMatch(/^Prompt is too long/);
+    // A 400 is final for mcp: each refused request was sent once, to the session's account only.
+    const window = generations().slice(before);
+    const refused = window.filter((g) => g.mode === 'prompt_too_long');
+    expect(refused.length, diag(t2)()).toBeGreaterThanOrEqual(1);
+    expect(emailsOf(window).size).toBe(1);
+  }, 55_000);
+});
