@@ -4,7 +4,10 @@
 // and a prompt Google finds too long reaches Claude Code in the form it parses ("Prompt is too long").
 // Each test is well under 60 s (one or two short runs of the CLI against local fakes).
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { type FakeGoogle, type RecordedGoogleRequest, startFakeGoogle } from '../fakes/google.ts';
+import { solidPng } from '../fakes/png.ts';
 import {
   addGoogleAccounts,
   type ClaudeRun,
@@ -38,8 +41,8 @@ afterAll(async () => {
   cleanupTempDirs();
 });
 
-function turn(opts: { home: string; cwd: string; prompt: string; resume?: string }): Promise<ClaudeRun> {
-  return runClaude({ ...opts, baseUrl: server.url, apiKey: PROXY_KEY, model: MODEL, persist: true, maxRetries: 1, timeoutMs: 40_000 });
+function turn(opts: { home: string; cwd: string; prompt: string; resume?: string; model?: string; allowedTools?: string[] }): Promise<ClaudeRun> {
+  return runClaude({ model: MODEL, ...opts, baseUrl: server.url, apiKey: PROXY_KEY, persist: true, maxRetries: 1, timeoutMs: 40_000 });
 }
 
 function diag(run: ClaudeRun): () => string {
@@ -123,4 +126,35 @@ describe('Claude Code with a prompt longer than the model takes', () => {
     expect(refused.length, diag(t2)()).toBeGreaterThanOrEqual(1);
     expect(emailsOf(window).size).toBe(1);
   }, 55_000);
+});
+
+describe('Claude Code reads a picture with its Read tool', () => {
+  for (const [name, model, upstream] of [
+    ['a Gemini model', 'gemini-3-flash', 'gemini-3-flash'],
+    ['a Claude thinking model (opus)', 'opus', 'claude-opus-4-6-thinking'],
+  ] as const) {
+    test(`${name}: the PNG goes back to the model as an image beside the Read result, and the loop completes`, async () => {
+      const home = tempDir('mcp-claude-home-');
+      const cwd = tempDir('mcp-claude-cwd-');
+      const file = join(cwd, 'screenshot.png');
+      writeFileSync(file, solidPng(64, 48, [10, 160, 90]));
+      const before = generations().length;
+      const run = await turn({ home, cwd, prompt: `read the file: ${file}`, model, allowedTools: ['Read'] });
+      const read = run.toolUses.find((t) => t.name === 'Read');
+      expect(read, diag(run)()).toBeDefined();
+      expect(read!.input.file_path).toBe(file);
+      expect(run.result?.is_error, diag(run)()).toBe(false);
+      // The model was shown the picture itself, not a note that one was attached somewhere.
+      expect(String(run.result?.result), diag(run)()).toMatch(/SAW_IMAGE image\/png \d+ bytes/);
+      const gens = generations().slice(before);
+      expect(gens.map((g) => g.body as { model?: string }).every((b) => b.model === upstream)).toBe(true);
+      expect(gens.map((g) => g.mode).filter((m) => m !== 'ok')).toEqual([]);
+
+      // The next turn replays the picture in its history, and the strict fake takes it.
+      const marker = randomMarker();
+      const next = await turn({ home, cwd, prompt: `run exactly: echo ${marker}`, model, resume: String(run.events[0]?.session_id) });
+      expectToolLoop(next, marker);
+      expect(JSON.stringify(generations().at(-1)!.body)).toContain('"inlineData"');
+    }, 55_000);
+  }
 });
