@@ -1,8 +1,10 @@
 // The real Claude Code CLI, headless, through `mcp serve` in front of the fake Google with two accounts
 // (protocol reference §1.10): what one user's sessions do across turns. Every request of one session,
 // over several turns and tool calls, stays on one account while a second session goes to the other;
-// and a prompt Google finds too long reaches Claude Code in the form it parses ("Prompt is too long").
-// Each test is well under 60 s (one or two short runs of the CLI against local fakes).
+// a prompt Google finds too long reaches Claude Code in the form it parses ("Prompt is too long"); a
+// PNG read with the Read tool reaches the model as a picture; and --fallback-model takes over after 529s.
+// Each test is well under 60 s (short runs of the CLI against local fakes; the fallback one ~20 s,
+// for Claude Code honours the 529s' retry-after before it switches).
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -41,8 +43,9 @@ afterAll(async () => {
   cleanupTempDirs();
 });
 
-function turn(opts: { home: string; cwd: string; prompt: string; resume?: string; model?: string; allowedTools?: string[] }): Promise<ClaudeRun> {
-  return runClaude({ model: MODEL, ...opts, baseUrl: server.url, apiKey: PROXY_KEY, persist: true, maxRetries: 1, timeoutMs: 40_000 });
+function turn(opts: { home: string; cwd: string; prompt: string; resume?: string; model?: string; allowedTools?: string[]; extraArgs?: string[]; via?: ServeHandle; maxRetries?: number }): Promise<ClaudeRun> {
+  const { via, ...rest } = opts;
+  return runClaude({ model: MODEL, maxRetries: 1, ...rest, baseUrl: (via ?? server).url, apiKey: PROXY_KEY, persist: true, timeoutMs: 50_000 });
 }
 
 function diag(run: ClaudeRun): () => string {
@@ -157,4 +160,46 @@ describe('Claude Code reads a picture with its Read tool', () => {
       expect(JSON.stringify(generations().at(-1)!.body)).toContain('"inlineData"');
     }, 55_000);
   }
+});
+
+describe('Claude Code --fallback-model when the model is overloaded everywhere', () => {
+  let quick: ServeHandle;
+  beforeAll(async () => {
+    // No waiting inside mcp: each overloaded request is a 529 at once, as Claude Code counts them.
+    const env = mcpEnv(tempDir(), { PROXY_API_KEY: PROXY_KEY, MAX_WAIT_SEC: '0', ...googleEnv(google) });
+    await addGoogleAccounts(env, google, EMAILS);
+    quick = await startServe({ env });
+  });
+  afterAll(async () => {
+    google.clearModes();
+    await quick?.stop();
+  });
+
+  test('after the 529s Claude Code switches to the fallback model, which mcp serves, and the tool loop completes', async () => {
+    google.setMode({ kind: 'capacity' }, { model: 'claude-opus-4-6-thinking' });
+    const before = generations().length;
+    const marker = randomMarker();
+    const run = await turn({
+      home: tempDir('mcp-claude-home-'),
+      cwd: tempDir('mcp-claude-cwd-'),
+      prompt: `run exactly: echo ${marker}`,
+      model: 'opus',
+      extraArgs: ['--fallback-model', 'gemini-3-flash'],
+      via: quick,
+      maxRetries: 5,
+    });
+    const d = () => `${diag(run)()}\n${quick.output().slice(-3000)}`;
+    expect(run.result?.is_error, d()).toBe(false);
+    expect(String(run.result?.result), d()).toContain(`FINAL_ANSWER: tool said ${marker}`);
+    // Claude Code saw 529s (retryable overloaded, not a fatal error) before it switched.
+    const retries = run.events.filter((e) => e.subtype === 'api_retry');
+    expect(retries.length, d()).toBeGreaterThanOrEqual(1);
+    expect(retries.every((e) => e.error_status === 529)).toBe(true);
+    // Upstream: the overloaded model was only refused; the fallback served the whole tool loop.
+    const gens = generations().slice(before);
+    const byModel = (m: string) => gens.filter((g) => (g.body as { model?: string }).model === m);
+    expect(byModel('claude-opus-4-6-thinking').map((g) => g.mode).filter((m) => m !== 'capacity'), d()).toEqual([]);
+    expect(byModel('gemini-3-flash').length).toBeGreaterThanOrEqual(2);
+    expect(byModel('gemini-3-flash').map((g) => g.mode).filter((m) => m !== 'ok')).toEqual([]);
+  }, 55_000);
 });

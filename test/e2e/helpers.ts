@@ -340,6 +340,8 @@ export async function runClaude(opts: {
   maxRetries?: number;
   /** Tools allowed without asking (default: `Bash(echo:*)`). */
   allowedTools?: string[];
+  /** More CLI flags (e.g. `--fallback-model <id>`). */
+  extraArgs?: string[];
 }): Promise<ClaudeRun> {
   const home = opts.home ?? tempDir('mcp-claude-home-');
   const cwd = opts.cwd ?? tempDir('mcp-claude-cwd-');
@@ -371,6 +373,7 @@ export async function runClaude(opts: {
       '--model',
       opts.model,
       ...(opts.resume ? ['--resume', opts.resume] : []),
+      ...(opts.extraArgs ?? []),
     ],
     { cwd, env, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' },
   );
