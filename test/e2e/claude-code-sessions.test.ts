@@ -2,7 +2,8 @@
 // (protocol reference §1.10): what one user's sessions do across turns. Every request of one session,
 // over several turns and tool calls, stays on one account while a second session goes to the other;
 // a prompt Google finds too long reaches Claude Code in the form it parses ("Prompt is too long"); a
-// PNG read with the Read tool reaches the model as a picture; and --fallback-model takes over after 529s.
+// PNG read with the Read tool, or attached to the prompt, reaches the model as a picture;
+// --fallback-model takes over after 529s; and --include-partial-messages streams well-formed deltas.
 // Each test is well under 60 s (short runs of the CLI against local fakes; the fallback one ~20 s,
 // for Claude Code honours the 529s' retry-after before it switches).
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
@@ -43,7 +44,7 @@ afterAll(async () => {
   cleanupTempDirs();
 });
 
-function turn(opts: { home: string; cwd: string; prompt: string; resume?: string; model?: string; allowedTools?: string[]; extraArgs?: string[]; via?: ServeHandle; maxRetries?: number }): Promise<ClaudeRun> {
+function turn(opts: { home: string; cwd: string; prompt: string; resume?: string; model?: string; allowedTools?: string[]; extraArgs?: string[]; via?: ServeHandle; maxRetries?: number; input?: object[] }): Promise<ClaudeRun> {
   const { via, ...rest } = opts;
   return runClaude({ model: MODEL, maxRetries: 1, ...rest, baseUrl: (via ?? server).url, apiKey: PROXY_KEY, persist: true, timeoutMs: 50_000 });
 }
@@ -202,4 +203,73 @@ describe('Claude Code --fallback-model when the model is overloaded everywhere',
     expect(byModel('gemini-3-flash').length).toBeGreaterThanOrEqual(2);
     expect(byModel('gemini-3-flash').map((g) => g.mode).filter((m) => m !== 'ok')).toEqual([]);
   }, 55_000);
+});
+
+describe('Claude Code with a picture attached to the prompt (stream-json input)', () => {
+  for (const [name, model] of [
+    ['a Gemini model', 'gemini-3-flash'],
+    ['a Claude thinking model (opus)', 'opus'],
+  ] as const) {
+    test(`${name} gets the picture's own bytes`, async () => {
+      const png = solidPng(40, 30, [200, 30, 30]);
+      const run = await turn({
+        home: tempDir('mcp-claude-home-'),
+        cwd: tempDir('mcp-claude-cwd-'),
+        prompt: '',
+        model,
+        input: [
+          {
+            type: 'user',
+            message: {
+              role: 'user',
+              content: [
+                { type: 'text', text: 'describe the picture' },
+                { type: 'image', source: { type: 'base64', media_type: 'image/png', data: Buffer.from(png).toString('base64') } },
+              ],
+            },
+          },
+        ],
+      });
+      expect(run.result?.is_error, diag(run)()).toBe(false);
+      expect(String(run.result?.result), diag(run)()).toBe(`PICTURE: SAW_IMAGE image/png ${png.length} bytes`);
+    }, 30_000);
+  }
+});
+
+describe('Claude Code streaming partial messages (--include-partial-messages)', () => {
+  test('the deltas it gets add up to the text and the tool input of each answer, in Anthropic\'s event order', async () => {
+    const marker = randomMarker();
+    const run = await turn({
+      home: tempDir('mcp-claude-home-'),
+      cwd: tempDir('mcp-claude-cwd-'),
+      prompt: `run exactly: echo ${marker}`,
+      model: 'opus',
+      extraArgs: ['--include-partial-messages'],
+    });
+    expectToolLoop(run, marker);
+    type Ev = { type: string; index?: number; delta?: Record<string, string>; content_block?: { type: string } };
+    const streamed = run.events.filter((e) => e.type === 'stream_event').map((e) => e.event as Ev);
+    // Two answers (the call, then the final text), each message_start … message_stop.
+    const starts = streamed.flatMap((e, i) => (e.type === 'message_start' ? [i] : []));
+    expect(starts.length, diag(run)()).toBe(2);
+    for (const [n, from] of starts.entries()) {
+      const one = streamed.slice(from, starts[n + 1] ?? streamed.length);
+      expect(one.at(-1)?.type).toBe('message_stop');
+      expect(one.filter((e) => e.type === 'message_delta')).toHaveLength(1);
+      // Every block opens before its deltas and closes after them.
+      const open = new Set<number>();
+      for (const e of one) {
+        if (e.type === 'content_block_start') open.add(e.index!);
+        if (e.type === 'content_block_delta') expect(open.has(e.index!)).toBe(true);
+        if (e.type === 'content_block_stop') open.delete(e.index!);
+      }
+      expect(open.size).toBe(0);
+      expect(one.some((e) => e.content_block?.type === 'thinking')).toBe(true);
+    }
+    const joined = (kind: string, field: string) =>
+      streamed.filter((e) => e.delta?.type === kind).map((e) => e.delta![field]).join('');
+    const tool = JSON.parse(joined('input_json_delta', 'partial_json')) as { command?: string };
+    expect(tool.command).toContain(marker);
+    expect(joined('text_delta', 'text')).toContain(`FINAL_ANSWER: tool said ${marker}`);
+  }, 30_000);
 });

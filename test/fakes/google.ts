@@ -385,6 +385,7 @@ const COMMAND_AFTER_COLON = /(?:command|exactly):\s*`?([^`\n]+?)`?\s*(?:\n|$)/i;
 const ASKS_TO_RUN = /\b(run|execute)\b/i;
 const SEARCH_THE_WEB = /search the web for:?\s*([^\n]+)/i;
 const READ_THE_FILE = /read the file:?\s*(\S+)/i;
+const DESCRIBE_PICTURE = /describe the (?:picture|image)/i;
 const IMAGE_MODEL = /-image$/;
 
 function outputOf(resp: unknown): string {
@@ -410,14 +411,14 @@ function script(request: Record<string, unknown>, replyText: string): Reply {
   const thinks = tc.includeThoughts === true || tc.include_thoughts === true;
   const thinking = thinks ? 'Let me think about this request step by step.' : null;
   const responses = parts.filter((p) => p.functionResponse).map((p) => outputOf((p.functionResponse as Record<string, unknown>).response));
-  if (responses.length) {
-    // Pictures a tool returned (Read on an image) ride beside its response: say what arrived, so a test sees them.
-    const seen = parts
-      .map((p) => p.inlineData as { mimeType?: string; data?: string } | undefined)
-      .filter((d) => d && typeof d.data === 'string')
-      .map((d) => ` SAW_IMAGE ${d!.mimeType} ${Buffer.from(d!.data!, 'base64').length} bytes`);
-    return { thinking, text: `FINAL_ANSWER: tool said ${responses.join(' ').trim()}${seen.join('')}`, call: null };
-  }
+  // Pictures in the last turn (a Read of an image beside its response, or one the user attached):
+  // what arrived, so a test sees that the model got the bytes and not a note about them.
+  const seen = parts
+    .map((p) => p.inlineData as { mimeType?: string; data?: string } | undefined)
+    .filter((d) => d && typeof d.data === 'string')
+    .map((d) => ` SAW_IMAGE ${d!.mimeType} ${Buffer.from(d!.data!, 'base64').length} bytes`)
+    .join('');
+  if (responses.length) return { thinking, text: `FINAL_ANSWER: tool said ${responses.join(' ').trim()}${seen}`, call: null };
   const userText = parts.map((p) => (typeof p.text === 'string' && !p.thought ? p.text : '')).join('\n');
   const decls = ((Array.isArray(request.tools) ? request.tools : []) as Array<{ functionDeclarations?: Array<{ name?: string }> }>).flatMap(
     (t) => t.functionDeclarations ?? [],
@@ -425,6 +426,7 @@ function script(request: Record<string, unknown>, replyText: string): Reply {
   const search = decls.find((d) => d.name === 'WebSearch');
   const wants = SEARCH_THE_WEB.exec(userText);
   if (search && wants) return { thinking, text: 'I will search the web.', call: { name: 'WebSearch', args: { query: wants[1]!.trim() } } };
+  if (DESCRIBE_PICTURE.test(userText)) return { thinking, text: `PICTURE:${seen || ' none'}`, call: null };
   const read = decls.find((d) => d.name === 'Read');
   const file = READ_THE_FILE.exec(userText);
   if (read && file) return { thinking, text: 'I will read the file.', call: { name: 'Read', args: { file_path: file[1]! } } };
