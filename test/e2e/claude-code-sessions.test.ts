@@ -3,7 +3,8 @@
 // over several turns and tool calls, stays on one account while a second session goes to the other;
 // a prompt Google finds too long reaches Claude Code in the form it parses ("Prompt is too long"); a
 // PNG read with the Read tool, or attached to the prompt, reaches the model as a picture;
-// --fallback-model takes over after 529s; and --include-partial-messages streams well-formed deltas.
+// --fallback-model takes over after 529s; --include-partial-messages streams well-formed deltas; and a
+// sub-agent on the other model family runs its own tool loop inside the parent's.
 // Each test is well under 60 s (short runs of the CLI against local fakes; the fallback one ~20 s,
 // for Claude Code honours the 529s' retry-after before it switches).
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
@@ -44,7 +45,7 @@ afterAll(async () => {
   cleanupTempDirs();
 });
 
-function turn(opts: { home: string; cwd: string; prompt: string; resume?: string; model?: string; allowedTools?: string[]; extraArgs?: string[]; via?: ServeHandle; maxRetries?: number; input?: object[] }): Promise<ClaudeRun> {
+function turn(opts: { home: string; cwd: string; prompt: string; resume?: string; model?: string; allowedTools?: string[]; extraArgs?: string[]; via?: ServeHandle; maxRetries?: number; input?: object[]; extraEnv?: Record<string, string> }): Promise<ClaudeRun> {
   const { via, ...rest } = opts;
   return runClaude({ model: MODEL, maxRetries: 1, ...rest, baseUrl: (via ?? server).url, apiKey: PROXY_KEY, persist: true, timeoutMs: 50_000 });
 }
@@ -272,4 +273,42 @@ describe('Claude Code streaming partial messages (--include-partial-messages)', 
     expect(tool.command).toContain(marker);
     expect(joined('text_delta', 'text')).toContain(`FINAL_ANSWER: tool said ${marker}`);
   }, 30_000);
+});
+
+describe('Claude Code delegating to a sub-agent on another model family', () => {
+  for (const [main, mainUpstream, sub, subUpstream] of [
+    ['opus', 'claude-opus-4-6-thinking', 'gemini-3-flash', 'gemini-3-flash'],
+    ['gemini-3-flash', 'gemini-3-flash', 'claude-sonnet-4-6', 'claude-sonnet-4-6'],
+  ] as const) {
+    test(`${main} hands a Bash task to a ${sub} sub-agent; both loops complete, each model on one account, and the parent's next turn replays its history`, async () => {
+      const home = tempDir('mcp-claude-home-');
+      const cwd = tempDir('mcp-claude-cwd-');
+      const marker = randomMarker();
+      const before = generations().length;
+      const run = await turn({
+        home,
+        cwd,
+        prompt: `use a sub-agent to: run exactly: echo ${marker}`,
+        model: main,
+        allowedTools: ['Task', 'Agent', 'Bash(echo:*)'],
+        extraEnv: { CLAUDE_CODE_SUBAGENT_MODEL: sub },
+      });
+      const d = diag(run);
+      expect(run.toolUses.some((t) => t.name === 'Task' || t.name === 'Agent'), d()).toBe(true);
+      expect(run.result?.is_error, d()).toBe(false);
+      // The sub-agent's answer (its own Bash loop) came back to the parent as the Task result.
+      expect(String(run.result?.result), d()).toContain(`FINAL_ANSWER: tool said FINAL_ANSWER: tool said ${marker}`);
+      const gens = generations().slice(before);
+      const models = new Set(gens.map((g) => (g.body as { model?: string }).model));
+      expect([...models].sort(), d()).toEqual([mainUpstream, subUpstream].sort());
+      // Each model's requests stay on one account (the two families are separate quota groups,
+      // so the sub-agent may be placed on another account than its parent).
+      for (const m of models) expect(emailsOf(gens.filter((g) => (g.body as { model?: string }).model === m)).size, d()).toBe(1);
+      expect(gens.map((g) => g.mode).filter((m) => m !== 'ok'), d()).toEqual([]);
+
+      const next = randomMarker();
+      const t2 = await turn({ home, cwd, prompt: `run exactly: echo ${next}`, model: main, resume: String(run.events[0]?.session_id) });
+      expectToolLoop(t2, next);
+    }, 55_000);
+  }
 });

@@ -382,10 +382,12 @@ interface Reply {
 const SKIP_SIGNATURE = 'skip_thought_signature_validator';
 
 const COMMAND_AFTER_COLON = /(?:command|exactly):\s*`?([^`\n]+?)`?\s*(?:\n|$)/i;
+const RUN_EXACTLY = /exactly:\s*`?([^`\n]+?)`?\s*(?:\n|$)/i;
 const ASKS_TO_RUN = /\b(run|execute)\b/i;
 const SEARCH_THE_WEB = /search the web for:?\s*([^\n]+)/i;
-const READ_THE_FILE = /read the file:?\s*(\S+)/i;
+const READ_THE_FILE = /^read the file:\s*(\S+)/im;
 const DESCRIBE_PICTURE = /describe the (?:picture|image)/i;
+const USE_A_SUBAGENT = /^use a sub-?agent to:\s*([^\n]+)/im;
 const IMAGE_MODEL = /-image$/;
 
 function outputOf(resp: unknown): string {
@@ -427,12 +429,19 @@ function script(request: Record<string, unknown>, replyText: string): Reply {
   const wants = SEARCH_THE_WEB.exec(userText);
   if (search && wants) return { thinking, text: 'I will search the web.', call: { name: 'WebSearch', args: { query: wants[1]!.trim() } } };
   if (DESCRIBE_PICTURE.test(userText)) return { thinking, text: `PICTURE:${seen || ' none'}`, call: null };
+  const agent = decls.find((d) => d.name === 'Task' || d.name === 'Agent');
+  const delegated = USE_A_SUBAGENT.exec(userText);
+  if (agent?.name && delegated) {
+    const task = delegated[1]!.trim();
+    return { thinking, text: 'I will delegate this.', call: { name: agent.name, args: { description: 'Delegated task', prompt: task, subagent_type: 'general-purpose' } } };
+  }
   const read = decls.find((d) => d.name === 'Read');
   const file = READ_THE_FILE.exec(userText);
   if (read && file) return { thinking, text: 'I will read the file.', call: { name: 'Read', args: { file_path: file[1]! } } };
   const bash = decls.find((d) => d.name === 'Bash') ?? decls.find((d) => /bash|shell|command/i.test(d.name ?? ''));
   if (bash?.name && (COMMAND_AFTER_COLON.test(userText) || ASKS_TO_RUN.test(userText))) {
-    const command = COMMAND_AFTER_COLON.exec(userText)?.[1]?.trim() || 'echo hello-from-fake-tool';
+    // "exactly:" first: a sub-agent's prompt comes with reminders that say "command:" elsewhere.
+    const command = (RUN_EXACTLY.exec(userText) ?? COMMAND_AFTER_COLON.exec(userText))?.[1]?.trim() || 'echo hello-from-fake-tool';
     return { thinking, text: 'I will run a command.', call: { name: bash.name, args: { command, description: 'Print a marker string' } } };
   }
   return { thinking, text: replyText, call: null };
