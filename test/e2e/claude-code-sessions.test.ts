@@ -4,7 +4,8 @@
 // a prompt Google finds too long reaches Claude Code in the form it parses ("Prompt is too long"); a
 // PNG read with the Read tool, or attached to the prompt, reaches the model as a picture;
 // --fallback-model takes over after 529s; --include-partial-messages streams well-formed deltas; and a
-// sub-agent on the other model family runs its own tool loop inside the parent's.
+// sub-agent on the other model family runs its own tool loop inside the parent's; and a GLM session on
+// Z.AI resumed on an Antigravity model sends Google none of Z.AI's signatures.
 // Each test is well under 60 s (short runs of the CLI against local fakes; the fallback one ~20 s,
 // for Claude Code honours the 529s' retry-after before it switches).
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
@@ -12,6 +13,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type FakeGoogle, type RecordedGoogleRequest, startFakeGoogle } from '../fakes/google.ts';
 import { solidPng } from '../fakes/png.ts';
+import { type FakeZai, startFakeZai } from '../fakes/zai.ts';
 import {
   addGoogleAccounts,
   type ClaudeRun,
@@ -20,9 +22,11 @@ import {
   mcpEnv,
   randomMarker,
   runClaude,
+  runMcp,
   type ServeHandle,
   startServe,
   tempDir,
+  zaiEnv,
 } from './helpers.ts';
 
 const PROXY_KEY = 'proxy-key-e2e-claude-sessions-FAKE-0123';
@@ -309,6 +313,49 @@ describe('Claude Code delegating to a sub-agent on another model family', () => 
       const next = randomMarker();
       const t2 = await turn({ home, cwd, prompt: `run exactly: echo ${next}`, model: main, resume: String(run.events[0]?.session_id) });
       expectToolLoop(t2, next);
+    }, 55_000);
+  }
+});
+
+describe('Claude Code switching providers mid-session in a mixed pool (Z.AI GLM and Antigravity)', () => {
+  const ZAI_KEY = ['zai', 'key', 'FAKE', 'sessions', '0123456789'].join('-');
+  let zai: FakeZai;
+  let mixed: ServeHandle;
+  beforeAll(async () => {
+    zai = startFakeZai({ keys: [ZAI_KEY] });
+    const env = mcpEnv(tempDir(), { PROXY_API_KEY: PROXY_KEY, ...googleEnv(google), ...zaiEnv(zai) });
+    await addGoogleAccounts(env, google, [EMAILS[0]]);
+    const added = await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', ZAI_KEY], { env });
+    expect(added.code, added.stderr).toBe(0);
+    mixed = await startServe({ env });
+  });
+  afterAll(async () => {
+    await mixed?.stop();
+    await zai?.stop();
+  });
+
+  for (const [from, to, upstream] of [
+    ['glm-4.6', 'opus', 'claude-opus-4-6-thinking'],
+    ['glm-4.6', 'gemini-3-flash', 'gemini-3-flash'],
+  ] as const) {
+    test(`a ${from} session with a tool loop, resumed on ${to}: Z.AI's thinking signatures never reach Google, and the loop completes`, async () => {
+      const home = tempDir('mcp-claude-home-');
+      const cwd = tempDir('mcp-claude-cwd-');
+      const m1 = randomMarker();
+      const t1 = await turn({ home, cwd, prompt: `run exactly: echo ${m1}`, model: from, via: mixed });
+      expectToolLoop(t1, m1);
+      // The history to replay holds Z.AI's own signed thinking (so the check below means something).
+      const zaiSigned = t1.events.flatMap((e) => (e.type === 'assistant' ? (e.message?.content ?? []) : [])).filter((b) => b.type === 'thinking');
+      expect(zaiSigned.some((b) => String(b.signature).startsWith('zai-sig-')), diag(t1)()).toBe(true);
+      const before = generations().length;
+      const m2 = randomMarker();
+      const t2 = await turn({ home, cwd, prompt: `run exactly: echo ${m2}`, model: to, via: mixed, resume: String(t1.events[0]?.session_id) });
+      expectToolLoop(t2, m2);
+      const gens = generations().slice(before);
+      expect(gens.every((g) => (g.body as { model?: string }).model === upstream)).toBe(true);
+      expect(JSON.stringify(gens[0]!.body)).toContain(m1);
+      expect(JSON.stringify(gens.map((g) => g.body))).not.toContain('zai-sig-');
+      expect(gens.map((g) => g.mode).filter((m) => m !== 'ok')).toEqual([]);
     }, 55_000);
   }
 });
