@@ -3,7 +3,7 @@
 // over several turns and tool calls, stays on one account while a second session goes to the other;
 // a prompt Google finds too long reaches Claude Code in the form it parses ("Prompt is too long"); a
 // PNG read with the Read tool, or attached to the prompt, reaches the model as a picture;
-// --fallback-model takes over after 529s; --include-partial-messages streams well-formed deltas; and a
+// --fallback-model takes over after 529s; --include-partial-messages streams well-formed deltas; a
 // sub-agent on the other model family runs its own tool loop inside the parent's; and a GLM session on
 // Z.AI resumed on an Antigravity model sends Google none of Z.AI's signatures.
 // Each test is well under 60 s (short runs of the CLI against local fakes; the fallback one ~20 s,
