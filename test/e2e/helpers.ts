@@ -342,6 +342,13 @@ export async function runClaude(opts: {
   maxRetries?: number;
   /** Tools allowed without asking (default: `Bash(echo:*)`). */
   allowedTools?: string[];
+  /** More CLI flags (e.g. `--fallback-model <id>`). */
+  extraArgs?: string[];
+  /**
+   * User messages as stream-json lines on stdin (`--input-format stream-json`), e.g. with an image
+   * block; `prompt` is then not passed.
+   */
+  input?: object[];
 }): Promise<ClaudeRun> {
   const home = opts.home ?? tempDir('mcp-claude-home-');
   const cwd = opts.cwd ?? tempDir('mcp-claude-cwd-');
@@ -361,7 +368,7 @@ export async function runClaude(opts: {
     [
       CLAUDE_BIN,
       '-p',
-      opts.prompt,
+      ...(opts.input ? ['--input-format', 'stream-json'] : [opts.prompt]),
       '--output-format',
       'stream-json',
       '--verbose',
@@ -373,9 +380,21 @@ export async function runClaude(opts: {
       '--model',
       opts.model,
       ...(opts.resume ? ['--resume', opts.resume] : []),
+      ...(opts.extraArgs ?? []),
     ],
-    { cwd, env, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' },
+    {
+      cwd,
+      env,
+      // A real pipe, written and closed: Claude Code reads nothing from Bun's in-memory stdin.
+      stdin: opts.input ? 'pipe' : 'ignore',
+      stdout: 'pipe',
+      stderr: 'pipe',
+    },
   );
+  if (opts.input && proc.stdin && typeof proc.stdin !== 'number') {
+    proc.stdin.write(opts.input.map((m) => `${JSON.stringify(m)}\n`).join(''));
+    await proc.stdin.end();
+  }
   const timer = setTimeout(() => proc.kill('SIGKILL'), opts.timeoutMs ?? 90_000);
   const [stdout, stderr, code] = await Promise.all([
     new Response(proc.stdout).text(),

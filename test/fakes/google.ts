@@ -39,6 +39,11 @@ export type FakeGoogleMode =
   | { kind: 'signature_error' }
   /** 404 NOT_FOUND "Requested entity was not found." */
   | { kind: 'not_found' }
+  /**
+   * 400 INVALID_ARGUMENT in Google's wording ("The input token count (N) exceeds the maximum number of tokens
+   * allowed (M).") when the request is over maxTokens (counted as 4 characters a token); served otherwise.
+   */
+  | { kind: 'prompt_too_long'; maxTokens: number }
   | { kind: 'reset_before_first_byte' }
   /** The socket dies after `afterChunks` data lines (default 2). */
   | { kind: 'reset_mid_stream'; afterChunks?: number }
@@ -408,8 +413,12 @@ interface Reply {
 const SKIP_SIGNATURE = 'skip_thought_signature_validator';
 
 const COMMAND_AFTER_COLON = /(?:command|exactly):\s*`?([^`\n]+?)`?\s*(?:\n|$)/i;
+const RUN_EXACTLY = /exactly:\s*`?([^`\n]+?)`?\s*(?:\n|$)/i;
 const ASKS_TO_RUN = /\b(run|execute)\b/i;
 const SEARCH_THE_WEB = /search the web for:?\s*([^\n]+)/i;
+const READ_THE_FILE = /^read the file:\s*(\S+)/im;
+const DESCRIBE_PICTURE = /describe the (?:picture|image)/i;
+const USE_A_SUBAGENT = /^use a sub-?agent to:\s*([^\n]+)/im;
 const IMAGE_MODEL = /-image$/;
 
 function outputOf(resp: unknown): string {
@@ -435,7 +444,14 @@ function script(request: Record<string, unknown>, replyText: string): Reply {
   const thinks = tc.includeThoughts === true || tc.include_thoughts === true;
   const thinking = thinks ? 'Let me think about this request step by step.' : null;
   const responses = parts.filter((p) => p.functionResponse).map((p) => outputOf((p.functionResponse as Record<string, unknown>).response));
-  if (responses.length) return { thinking, text: `FINAL_ANSWER: tool said ${responses.join(' ').trim()}`, call: null };
+  // Pictures in the last turn (a Read of an image beside its response, or one the user attached):
+  // what arrived, so a test sees that the model got the bytes and not a note about them.
+  const seen = parts
+    .map((p) => p.inlineData as { mimeType?: string; data?: string } | undefined)
+    .filter((d) => d && typeof d.data === 'string')
+    .map((d) => ` SAW_IMAGE ${d!.mimeType} ${Buffer.from(d!.data!, 'base64').length} bytes`)
+    .join('');
+  if (responses.length) return { thinking, text: `FINAL_ANSWER: tool said ${responses.join(' ').trim()}${seen}`, call: null };
   const userText = parts.map((p) => (typeof p.text === 'string' && !p.thought ? p.text : '')).join('\n');
   const decls = ((Array.isArray(request.tools) ? request.tools : []) as Array<{ functionDeclarations?: Array<{ name?: string }> }>).flatMap(
     (t) => t.functionDeclarations ?? [],
@@ -443,9 +459,20 @@ function script(request: Record<string, unknown>, replyText: string): Reply {
   const search = decls.find((d) => d.name === 'WebSearch');
   const wants = SEARCH_THE_WEB.exec(userText);
   if (search && wants) return { thinking, text: 'I will search the web.', call: { name: 'WebSearch', args: { query: wants[1]!.trim() } } };
+  if (DESCRIBE_PICTURE.test(userText)) return { thinking, text: `PICTURE:${seen || ' none'}`, call: null };
+  const agent = decls.find((d) => d.name === 'Task' || d.name === 'Agent');
+  const delegated = USE_A_SUBAGENT.exec(userText);
+  if (agent?.name && delegated) {
+    const task = delegated[1]!.trim();
+    return { thinking, text: 'I will delegate this.', call: { name: agent.name, args: { description: 'Delegated task', prompt: task, subagent_type: 'general-purpose' } } };
+  }
+  const read = decls.find((d) => d.name === 'Read');
+  const file = READ_THE_FILE.exec(userText);
+  if (read && file) return { thinking, text: 'I will read the file.', call: { name: 'Read', args: { file_path: file[1]! } } };
   const bash = decls.find((d) => d.name === 'Bash') ?? decls.find((d) => /bash|shell|command/i.test(d.name ?? ''));
   if (bash?.name && (COMMAND_AFTER_COLON.test(userText) || ASKS_TO_RUN.test(userText))) {
-    const command = COMMAND_AFTER_COLON.exec(userText)?.[1]?.trim() || 'echo hello-from-fake-tool';
+    // "exactly:" first: a sub-agent's prompt comes with reminders that say "command:" elsewhere.
+    const command = (RUN_EXACTLY.exec(userText) ?? COMMAND_AFTER_COLON.exec(userText))?.[1]?.trim() || 'echo hello-from-fake-tool';
     return { thinking, text: 'I will run a command.', call: { name: bash.name, args: { command, description: 'Print a marker string' } } };
   }
   return { thinking, text: replyText, call: null };
@@ -836,6 +863,14 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
         return signatureError();
       case 'not_found':
         return googleError(404, 'NOT_FOUND', 'Requested entity was not found.');
+      case 'prompt_too_long': {
+        const tokens = Math.ceil(JSON.stringify(body.request ?? {}).length / 4);
+        if (tokens > mode.maxTokens) {
+          return googleError(400, 'INVALID_ARGUMENT', `The input token count (${tokens}) exceeds the maximum number of tokens allowed (${mode.maxTokens}).`);
+        }
+        rec.mode = 'ok'; // short enough: served
+        break;
+      }
       case 'reset_before_first_byte':
         return new Response(new ReadableStream({ start: (c) => c.error() }), { headers: SSE_HEADERS });
       case 'stall_before_first_byte':
