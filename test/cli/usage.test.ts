@@ -26,6 +26,12 @@ describe('--since', () => {
   test.each(['yesterday', '24', 'h', '-3d', '2026-13-45'])('"%s" is refused naming the accepted forms', (text) => {
     expect(() => parseSince(text, NOW)).toThrow('--since must be a duration like 30m, 24h, 7d, 2w');
   });
+
+  // A day the calendar lacks would otherwise roll over (Feb 31 -> Mar 3) and silently shift the window;
+  // a duration past any date would reach the table as "Invalid Date" with exit 1.
+  test.each(['2026-02-31', '2026-04-31T10:00:00Z', '99999999999w'])('"%s" is refused as a wrong invocation, not rolled over', (text) => {
+    expect(() => parseSince(text, NOW)).toThrow('--since must be a duration like 30m, 24h, 7d, 2w');
+  });
 });
 
 test('the table has one row per group and a weighted total', () => {
