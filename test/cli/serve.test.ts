@@ -45,8 +45,15 @@ describe('serve refuses bad configuration before opening anything', () => {
   });
   test('a threshold above 1 names --soft-limit', async () => {
     const err = await serve({ softLimit: '1.5' }, { PROXY_API_KEY: 'k' }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ConfigError);
+    expect(err).toBeInstanceOf(UsageError);
     expect((err as Error).message).toContain('--soft-limit');
+  });
+  // A bad flag value is a wrong invocation (exit 2) as in every other command; a bad variable stays 1.
+  test('a bad --port value is a usage error, a bad PORT a configuration error', async () => {
+    await expect(serve({ port: 'abc' }, { PROXY_API_KEY: 'k' })).rejects.toBeInstanceOf(UsageError);
+    const env = await serve({}, { PROXY_API_KEY: 'k', PORT: 'abc' }).catch((e: unknown) => e);
+    expect(env).toBeInstanceOf(ConfigError);
+    expect(env).not.toBeInstanceOf(UsageError);
   });
 });
 
