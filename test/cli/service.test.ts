@@ -93,6 +93,14 @@ describe('the systemd user unit', () => {
     const plan = installPlan({ platform: 'linux', home: '/h', command: ['/bin/mcp'], env: { SHUTDOWN_GRACE_SEC: '100' }, uid: 1000, start: true });
     expect(plan.files[1]!.content).toContain('TimeoutStopSec=115\n');
   });
+
+  // A reinstall keeps service.env (README: edit it and reinstall): the grace the service will run
+  // with is the file's, whatever this shell has; else systemd kills streams the grace lets finish.
+  test('a reinstall takes the stop timeout from the kept environment file, not the shell', () => {
+    const kept = "# kept\nPROXY_API_KEY=k\nSHUTDOWN_GRACE_SEC='200'\n";
+    const plan = installPlan({ platform: 'linux', home: '/h', command: ['/bin/mcp'], env: { SHUTDOWN_GRACE_SEC: '10' }, uid: 1000, start: true, keptEnvFile: kept });
+    expect(plan.files[1]!.content).toContain('TimeoutStopSec=215\n');
+  });
 });
 
 describe('the launchd agent', () => {
@@ -332,4 +340,9 @@ describe('--help', () => {
     expect(await line('uninstall')).toContain('Print what would be removed and run');
     expect(await line('status')).toContain("Print the service manager's status command instead of running it");
   });
+});
+
+test('a long shutdown grace gives launchd a longer exit timeout too', () => {
+  const plan = installPlan({ platform: 'macos', home: '/Users/me', command: ['/bin/mcp'], env: { SHUTDOWN_GRACE_SEC: '100' }, uid: 501, start: true });
+  expect(plan.files[1]!.content).toContain('<key>ExitTimeOut</key>\n\t<integer>115</integer>');
 });
