@@ -94,8 +94,9 @@ export async function serve(flags: ConfigFlags, env: Record<string, string | und
     config = loadConfig(env, flags);
   } catch (err) {
     // A bad flag value is a wrong invocation (exit 2), as for every other command's flags.
-    if (err instanceof ConfigError && err.message.startsWith('--')) throw new UsageError(err.message);
-    throw err;
+    const refused = err instanceof ConfigError && err.message.startsWith('--') ? new UsageError(err.message) : err;
+    // LOG_FORMAT=json promises a whole output that parses as JSON: the refusal too.
+    throw env.LOG_FORMAT?.trim().toLowerCase() === 'json' ? new JsonLogError(refused) : refused;
   }
   configureLog({ format: config.logFormat, debug: config.debug });
   for (const k of config.proxyApiKeys) registerSecret(k);
