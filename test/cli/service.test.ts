@@ -172,6 +172,17 @@ describe('the environment file', () => {
     expect(plan.files[0]!.content).not.toContain('LOG_FORMAT');
   });
 
+  // A service the shell set a longer WRITE_TIMEOUT_SEC or CORS for would otherwise run silently without them.
+  test('install carries the timeouts, the cool-down and poll intervals and the CORS settings too', () => {
+    const vars = {
+      READ_TIMEOUT_SEC: '900', WRITE_TIMEOUT_SEC: '1800', IDLE_TIMEOUT_SEC: '60', UPSTREAM_IDLE_TIMEOUT_SEC: '300', PING_INTERVAL_SEC: '10',
+      DEFAULT_COOLDOWN_SEC: '30', QUOTA_POLL_INTERVAL_SEC: '600', ANTIGRAVITY_THINKING_REPLAY: 'split',
+      CORS_ENABLED: 'true', CORS_ALLOW_ORIGIN: 'https://app.example', CORS_ALLOW_METHODS: 'GET, POST', CORS_ALLOW_HEADERS: 'x-api-key', CORS_MAX_AGE: '600',
+    };
+    const text = installPlan({ platform: 'linux', home: '/h', command: ['/bin/mcp'], env: { PROXY_API_KEY: 'k-0123456789', ...vars }, uid: 1000, start: false }).files[0]!.content;
+    for (const [k, v] of Object.entries(vars)) expect(text).toContain(/^[\w.:/-]*$/.test(v) ? `\n${k}=${v}\n` : `\n${k}='${v}'\n`);
+  });
+
   test('paths are written absolute, and the data directory this shell uses is the service\'s too', () => {
     const plan = (env: Record<string, string>) =>
       installPlan({ platform: 'linux', home: '/h', command: ['/m'], env: { PROXY_API_KEY: 'k-0123456789', ...env }, uid: 1, start: false, cwd: '/work/here' })
