@@ -94,6 +94,20 @@ describe('mcp usage (in process, seeded data dir)', () => {
     expect(body.rows).toEqual([expect.objectContaining({ key: 'zai', requests: 2, errors: 1, inputTokens: 150 })]);
   });
 
+  // A stream that failed after its 200 (an overloaded_error event mid-answer) keeps status 200 in the
+  // record and sets its error type: the client saw an error, so the ERRORS column counts it.
+  test('a stream that ended in an error event counts as an error', async () => {
+    const db = openDatabase(join(dataDirOf(), 'proxy.db'));
+    const now = Date.now();
+    insertUsage(db, [
+      usageRecord({ ts: now - 1000, clientModel: 'glm-4.7', status: 200, errorType: 'overloaded_error' }),
+      usageRecord({ ts: now - 2000, clientModel: 'glm-4.7', status: 200 }),
+    ]);
+    db.close();
+    const body = JSON.parse((await run('usage', '--by', 'model', '--json')).out) as { rows: Array<{ requests: number; errors: number }> };
+    expect(body.rows).toEqual([expect.objectContaining({ key: 'glm-4.7', requests: 2, errors: 1 })]);
+  });
+
   test('an empty window says so', async () => {
     const r = await run('usage');
     expect(r.code).toBe(0);
