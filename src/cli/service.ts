@@ -236,11 +236,22 @@ export function installPlan(p: PlanInput): ServicePlan {
   const paths = servicePaths(p.platform, p.home);
   const hadKey = Boolean((p.env.PROXY_API_KEY ?? '').trim());
   const envFile: PlannedFile = { path: paths.envFile, content: envFileText(envVars(p.env, p.cwd ?? '/')), mode: 0o600, keepExisting: true };
-  const notes = [
-    hadKey
-      ? `PROXY_API_KEY from this shell goes into ${paths.envFile} (0600)`
-      : `no PROXY_API_KEY in this shell: a random one goes into ${paths.envFile} (0600); clients send it as ANTHROPIC_API_KEY`,
-  ];
+  const notes: string[] = [];
+  if (p.keptEnvFile !== undefined) {
+    // The file is kept as it is: the shell's key does not go into it, whatever it is.
+    const keptKey = envFileValue(p.keptEnvFile, 'PROXY_API_KEY');
+    const shellKey = (p.env.PROXY_API_KEY ?? '').trim();
+    notes.push(`${paths.envFile} is kept with its settings and PROXY_API_KEY (edit it to change them)`);
+    if (shellKey && keptKey !== undefined && shellKey !== keptKey) {
+      notes.push(`PROXY_API_KEY in this shell is not the one in ${paths.envFile}, which the service keeps using`);
+    }
+  } else {
+    notes.push(
+      hadKey
+        ? `PROXY_API_KEY from this shell goes into ${paths.envFile} (0600)`
+        : `no PROXY_API_KEY in this shell: a random one goes into ${paths.envFile} (0600); clients send it as ANTHROPIC_API_KEY`,
+    );
+  }
   // The service manager must wait out the grace period before it kills the process; a kept file's
   // setting is the one the service runs with.
   const graceText = p.keptEnvFile !== undefined ? envFileValue(p.keptEnvFile, 'SHUTDOWN_GRACE_SEC') : p.env.SHUTDOWN_GRACE_SEC;

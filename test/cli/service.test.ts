@@ -96,6 +96,15 @@ describe('the systemd user unit', () => {
 
   // A reinstall keeps service.env (README: edit it and reinstall): the grace the service will run
   // with is the file's, whatever this shell has; else systemd kills streams the grace lets finish.
+  test('a reinstall does not claim the shell\'s key goes into the kept file, and says when they differ', () => {
+    const kept = 'PROXY_API_KEY=first-key-0123\n';
+    const plan = (key: string) => installPlan({ platform: 'linux', home: '/h', command: ['/bin/mcp'], env: { PROXY_API_KEY: key }, uid: 1, start: false, keptEnvFile: kept }).notes.join('\n');
+    expect(plan('second-key-4567')).not.toContain('from this shell goes into');
+    expect(plan('second-key-4567')).toContain('PROXY_API_KEY in this shell is not the one in /h/.config/multi-claude-proxy/service.env, which the service keeps using');
+    expect(plan('first-key-0123')).not.toContain('is not the one');
+    expect(plan('second-key-4567')).not.toContain('second-key');
+  });
+
   test('a reinstall takes the stop timeout from the kept environment file, not the shell', () => {
     const kept = "# kept\nPROXY_API_KEY=k\nSHUTDOWN_GRACE_SEC='200'\n";
     const plan = installPlan({ platform: 'linux', home: '/h', command: ['/bin/mcp'], env: { SHUTDOWN_GRACE_SEC: '10' }, uid: 1000, start: true, keptEnvFile: kept });
