@@ -1,7 +1,7 @@
 // `mcp backup [file]`: a copy of the database (accounts with their credentials, limits, quotas,
 // usage) that can be taken while the server runs. `mcp accounts import <copy>` brings its accounts
 // back, into this machine or another.
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { defineCommand } from 'citty';
 import { loadConfig } from '../config.ts';
@@ -9,19 +9,29 @@ import { backupDatabase, backupDir, freshBackupPath } from '../store/backup.ts';
 import { openDatabase, StoreError } from '../store/db.ts';
 import { printJson, say, shellQuote } from './output.ts';
 
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 export const backupCommand = defineCommand({
   meta: {
     name: 'backup',
     description: 'Copy the database (accounts and their credentials, limits, usage) to a file; safe while the server runs',
   },
   args: {
-    file: { type: 'positional', required: false, description: 'Where to write the copy (default: backups/proxy-<UTC time>.db in the data directory)' },
+    file: { type: 'positional', required: false, description: 'File or directory to write the copy to (default: backups/proxy-<UTC time>.db in the data directory)' },
     force: { type: 'boolean', description: 'Replace the file if it exists' },
     json: { type: 'boolean', description: 'Print the result as JSON' },
   },
   run({ args }) {
     const config = loadConfig(process.env, {}, { requireApiKey: false });
-    const target = args.file ? String(args.file) : freshBackupPath(backupDir(config.dataDir), 'proxy', new Date());
+    const named = args.file ? String(args.file) : '';
+    // A directory gets a fresh copy inside it, as `cp file dir/` would.
+    const target = !named ? freshBackupPath(backupDir(config.dataDir), 'proxy', new Date()) : isDirectory(named) ? freshBackupPath(named, 'proxy', new Date()) : named;
     // Said plainly: otherwise the error names the temporary file the copy is first written to.
     const dir = dirname(resolve(target));
     if (!existsSync(dir)) throw new StoreError(`cannot write the backup ${target}: the directory ${dir} does not exist`);

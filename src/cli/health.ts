@@ -34,6 +34,21 @@ export function localBaseUrl(bindAddress: string, port: number): string {
   return `http://${host}:${port}`;
 }
 
+/** The --url as given, or with http:// when it has no scheme (host:port, as curl takes it). */
+export function healthBaseUrl(text: string): string {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `http://${text}`;
+  let url: URL | null = null;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    // refused below
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw new UsageError(`--url must be an http:// or https:// address, got "${text}"`);
+  }
+  return withScheme;
+}
+
 export const healthCommand = defineCommand({
   meta: { name: 'health', description: "Check a running server's /health (exit 0 healthy, 1 not)" },
   args: {
@@ -43,7 +58,7 @@ export const healthCommand = defineCommand({
   async run({ args }) {
     const timeoutSec = Number(args.timeout ?? '5');
     if (!Number.isFinite(timeoutSec) || timeoutSec <= 0) throw new UsageError(`--timeout must be a positive number of seconds, got "${args.timeout}"`);
-    let base = args.url?.trim();
+    let base = args.url?.trim() ? healthBaseUrl(args.url.trim()) : '';
     if (!base) {
       const config = loadConfig(process.env, {}, { requireApiKey: false });
       base = localBaseUrl(config.bindAddress, config.port);

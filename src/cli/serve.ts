@@ -1,7 +1,7 @@
 // `mcp serve`: config -> log -> store -> providers -> routing -> HTTP, then a graceful stop on
 // SIGTERM/SIGINT (stop accepting, let in-flight streams finish within the grace period).
 import { defineCommand } from 'citty';
-import { type Config, type ConfigFlags, loadConfig } from '../config.ts';
+import { type Config, ConfigError, type ConfigFlags, loadConfig } from '../config.ts';
 import { bannerLine, configureLog, log, registerSecret } from '../log.ts';
 import type { Database } from 'bun:sqlite';
 import { openDatabase } from '../store/db.ts';
@@ -89,7 +89,15 @@ function displayHost(host: string): string {
 }
 
 export async function serve(flags: ConfigFlags, env: Record<string, string | undefined> = process.env): Promise<void> {
-  const config = loadConfig(env, flags);
+  let config: Config;
+  try {
+    config = loadConfig(env, flags);
+  } catch (err) {
+    // A bad flag value is a wrong invocation (exit 2), as for every other command's flags.
+    const refused = err instanceof ConfigError && err.message.startsWith('--') ? new UsageError(err.message) : err;
+    // LOG_FORMAT=json promises a whole output that parses as JSON: the refusal too.
+    throw env.LOG_FORMAT?.trim().toLowerCase() === 'json' ? new JsonLogError(refused) : refused;
+  }
   configureLog({ format: config.logFormat, debug: config.debug });
   for (const k of config.proxyApiKeys) registerSecret(k);
   try {

@@ -35,6 +35,19 @@ export const CARRIED_VARS = [
   'MAX_ATTEMPTS',
   'UPSTREAM_HTTP_CLIENT',
   'ANTIGRAVITY_AI_CREDITS',
+  'ANTIGRAVITY_THINKING_REPLAY',
+  'READ_TIMEOUT_SEC',
+  'WRITE_TIMEOUT_SEC',
+  'IDLE_TIMEOUT_SEC',
+  'UPSTREAM_IDLE_TIMEOUT_SEC',
+  'PING_INTERVAL_SEC',
+  'DEFAULT_COOLDOWN_SEC',
+  'QUOTA_POLL_INTERVAL_SEC',
+  'CORS_ENABLED',
+  'CORS_ALLOW_ORIGIN',
+  'CORS_ALLOW_METHODS',
+  'CORS_ALLOW_HEADERS',
+  'CORS_MAX_AGE',
   // A service started at login does not see the shell's proxy settings; without them it could not
   // reach the upstreams from behind a corporate proxy.
   'HTTPS_PROXY',
@@ -126,7 +139,7 @@ function xml(s: string): string {
  * The launchd agent. launchd has no environment-file setting, so the agent starts a POSIX shell that
  * exports the file and then execs `mcp serve`: the key never sits in the (world-readable) plist.
  */
-export function launchdPlist(opts: { command: readonly string[]; envFile: string; logDir: string; label?: string }): string {
+export function launchdPlist(opts: { command: readonly string[]; envFile: string; logDir: string; label?: string; stopTimeoutSec?: number }): string {
   const args = ['/bin/sh', '-c', 'set -a; . "$0"; set +a; exec "$@" serve', opts.envFile, ...opts.command];
   const strings = (xs: readonly string[]) => xs.map((x) => `\t\t<string>${xml(x)}</string>`).join('\n');
   return `<?xml version="1.0" encoding="UTF-8"?>
@@ -149,7 +162,7 @@ ${strings(args)}
 \t<key>ThrottleInterval</key>
 \t<integer>5</integer>
 \t<key>ExitTimeOut</key>
-\t<integer>${DEFAULTS.shutdownGraceSec + 15}</integer>
+\t<integer>${opts.stopTimeoutSec ?? DEFAULTS.shutdownGraceSec + 15}</integer>
 \t<key>StandardOutPath</key>
 \t<string>${xml(join(opts.logDir, 'mcp.log'))}</string>
 \t<key>StandardErrorPath</key>
@@ -188,6 +201,14 @@ export interface PlanInput {
   start: boolean;
   /** Where relative paths in `env` are from (the installing shell's directory). */
   cwd?: string;
+  /** The text of the environment file already installed: it is kept, so its settings are the service's. */
+  keptEnvFile?: string;
+}
+
+/** One variable of an environment file as envFileText writes it (KEY=value or KEY='value'). */
+function envFileValue(text: string, name: string): string | undefined {
+  const m = new RegExp(`^${name}=(?:'([^']*)'|(\\S*))\\s*$`, 'm').exec(text);
+  return m ? (m[1] ?? m[2]) : undefined;
 }
 
 /** Variables holding a path (the maps only when not inline JSON). */
@@ -215,13 +236,26 @@ export function installPlan(p: PlanInput): ServicePlan {
   const paths = servicePaths(p.platform, p.home);
   const hadKey = Boolean((p.env.PROXY_API_KEY ?? '').trim());
   const envFile: PlannedFile = { path: paths.envFile, content: envFileText(envVars(p.env, p.cwd ?? '/')), mode: 0o600, keepExisting: true };
-  const notes = [
-    hadKey
-      ? `PROXY_API_KEY from this shell goes into ${paths.envFile} (0600)`
-      : `no PROXY_API_KEY in this shell: a random one goes into ${paths.envFile} (0600); clients send it as ANTHROPIC_API_KEY`,
-  ];
-  // systemd must wait out the grace period before it kills the process.
-  const grace = Number(p.env.SHUTDOWN_GRACE_SEC);
+  const notes: string[] = [];
+  if (p.keptEnvFile !== undefined) {
+    // The file is kept as it is: the shell's key does not go into it, whatever it is.
+    const keptKey = envFileValue(p.keptEnvFile, 'PROXY_API_KEY');
+    const shellKey = (p.env.PROXY_API_KEY ?? '').trim();
+    notes.push(`${paths.envFile} is kept with its settings and PROXY_API_KEY (edit it to change them)`);
+    if (shellKey && keptKey !== undefined && shellKey !== keptKey) {
+      notes.push(`PROXY_API_KEY in this shell is not the one in ${paths.envFile}, which the service keeps using`);
+    }
+  } else {
+    notes.push(
+      hadKey
+        ? `PROXY_API_KEY from this shell goes into ${paths.envFile} (0600)`
+        : `no PROXY_API_KEY in this shell: a random one goes into ${paths.envFile} (0600); clients send it as ANTHROPIC_API_KEY`,
+    );
+  }
+  // The service manager must wait out the grace period before it kills the process; a kept file's
+  // setting is the one the service runs with.
+  const graceText = p.keptEnvFile !== undefined ? envFileValue(p.keptEnvFile, 'SHUTDOWN_GRACE_SEC') : p.env.SHUTDOWN_GRACE_SEC;
+  const grace = graceText === undefined || graceText.trim() === '' ? Number.NaN : Number(graceText);
   const stopTimeoutSec = (Number.isInteger(grace) && grace >= 0 ? grace : DEFAULTS.shutdownGraceSec) + 15;
   if (p.platform === 'linux') {
     const commands = p.start
@@ -250,7 +284,7 @@ export function installPlan(p: PlanInput): ServicePlan {
   return {
     files: [
       envFile,
-      { path: paths.serviceFile, content: launchdPlist({ command: p.command, envFile: paths.envFile, logDir: paths.logDir }), mode: 0o644 },
+      { path: paths.serviceFile, content: launchdPlist({ command: p.command, envFile: paths.envFile, logDir: paths.logDir, stopTimeoutSec }), mode: 0o644 },
     ],
     remove: [],
     // bootout first so a reinstall picks up the new plist; its failure (not loaded) is expected.
@@ -313,6 +347,14 @@ export function selfCommand(binFlag: string | undefined): string[] {
 }
 
 const quote = shellQuote;
+
+function readIfExists(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
 
 function runCommands(commands: string[][], dryRun: boolean): boolean {
   let ok = true;
@@ -410,6 +452,7 @@ const installCommand = defineCommand({
       uid: uid(),
       start: args.start !== false,
       cwd: process.cwd(),
+      keptEnvFile: readIfExists(servicePaths(platform, serviceHome(process.env)).envFile),
     });
     if (!applyPlan(plan, dryRun)) throw new Error('the service manager refused a step (see above)');
   },

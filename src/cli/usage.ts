@@ -13,10 +13,17 @@ const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 8
 export function parseSince(text: string, now: number): number {
   const s = text.trim();
   const rel = /^(\d+)\s*([smhdw])$/i.exec(s);
-  if (rel) return now - Number(rel[1]) * UNIT_MS[rel[2]!.toLowerCase()]!;
-  if (/^\d{4}-\d{2}-\d{2}/.test(s)) {
+  if (rel) {
+    const at = now - Number(rel[1]) * UNIT_MS[rel[2]!.toLowerCase()]!;
+    // Past the earliest time a Date can hold, it would print as "Invalid Date" later.
+    if (Number.isFinite(new Date(at).getTime())) return at;
+  }
+  const day = /^(\d{4})-(\d{2})-(\d{2})/.exec(s);
+  if (day) {
     const at = Date.parse(s);
-    if (Number.isFinite(at)) return at;
+    // Date.parse rolls a day the month lacks over (02-31 -> 03-03): refuse it rather than shift the window.
+    const real = new Date(Date.UTC(Number(day[1]), Number(day[2]) - 1, Number(day[3])));
+    if (Number.isFinite(at) && real.getUTCMonth() === Number(day[2]) - 1 && real.getUTCDate() === Number(day[3])) return at;
   }
   throw new UsageError(`--since must be a duration like 30m, 24h, 7d, 2w or a date like 2026-01-31, got "${text}"`);
 }

@@ -154,6 +154,13 @@ export function openDatabase(path: string, opts: { readonly?: boolean; check?: b
       const hint = accessHint(path, true) ?? 'the file or its file system is read-only';
       throw new StoreError(`cannot write database ${path}: ${(err as Error).message} (${hint})`, { cause: err });
     }
+    // Locked is not damaged: the restore hint would have the operator replace a good file.
+    if (isBusyError(err)) {
+      throw new StoreError(
+        `database ${path} is locked by another process (still busy after ${BUSY_TIMEOUT_MS / 1000} s); try again, or stop whatever holds it open in a transaction`,
+        { cause: err },
+      );
+    }
     throw new StoreError(`database ${path} is not usable: ${(err as Error).message}${restoreHint(dirname(path))}`, { cause: err });
   }
   return db;
@@ -196,6 +203,11 @@ function quickCheck(db: Database): void {
   if (rows.length === 1 && rows[0]!.quick_check === 'ok') return;
   const first = rows[0]?.quick_check ?? 'no answer';
   throw new Error(`database disk image is malformed (${first}${rows.length > 1 ? ` and ${rows.length - 1} more` : ''})`);
+}
+
+function isBusyError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
 }
 
 function isReadonlyError(err: unknown): boolean {

@@ -67,6 +67,7 @@ export interface UsageSummaryRow {
 }
 
 /** Totals since `since` (epoch ms), grouped by account label, model or provider. */
+/** Errors: an error status, or a stream that failed after its 200 (it keeps 200 and sets error_type). */
 export function summarizeUsage(db: Database, since: number, by: 'account' | 'model' | 'provider'): UsageSummaryRow[] {
   const key =
     by === 'account'
@@ -76,7 +77,7 @@ export function summarizeUsage(db: Database, since: number, by: 'account' | 'mod
         : "COALESCE(u.provider, '-')";
   return db
     .query(
-      `SELECT ${key} AS key, COUNT(*) AS requests, SUM(CASE WHEN u.status >= 400 THEN 1 ELSE 0 END) AS errors,
+      `SELECT ${key} AS key, COUNT(*) AS requests, SUM(CASE WHEN u.status >= 400 OR u.error_type IS NOT NULL THEN 1 ELSE 0 END) AS errors,
          SUM(u.input_tokens) AS inputTokens, SUM(u.output_tokens) AS outputTokens,
          SUM(u.cache_read_tokens) AS cacheReadTokens, CAST(AVG(u.latency_ms) AS INTEGER) AS avgLatencyMs
        FROM usage u LEFT JOIN accounts a ON a.id = u.account_id

@@ -90,3 +90,16 @@ test('without --url it asks the address the server binds to (BIND_ADDRESS), 127.
   expect(localBaseUrl('fd00::5', 8080)).toBe('http://[fd00::5]:8080');
   expect(localBaseUrl('proxy.lan', 80)).toBe('http://proxy.lan:80');
 });
+
+// An operator types host:port as `curl` takes it; before, that was "fetch() URL is invalid", exit 1.
+test('a --url without a scheme is taken as http://', async () => {
+  const r = await runCaptured(['health', '--url', `127.0.0.1:${healthy.port}`]);
+  expect(r.code).toBe(0);
+  expect(r.out).toContain(`healthy: http://127.0.0.1:${healthy.port}/health: 200 ok`);
+});
+
+test('a --url that is not http(s) is a usage error (exit 2) naming the flag', async () => {
+  const r = await runCaptured(['health', '--url', 'ftp://127.0.0.1/']);
+  expect(r.code).toBe(2);
+  expect(r.err).toBe('mcp: --url must be an http:// or https:// address, got "ftp://127.0.0.1/"\n');
+});

@@ -2,7 +2,7 @@ import { describe, expect, test } from 'bun:test';
 import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { UsageError } from '../../src/cli/output.ts';
+import { JsonLogError, UsageError } from '../../src/cli/output.ts';
 import { installStrayErrorGuards, listenFailure, maskAccountsAddedLater, serve, serveFlags } from '../../src/cli/serve.ts';
 import { configureLog, log, redact } from '../../src/log.ts';
 import { createPool } from '../../src/pool/pool.ts';
@@ -45,8 +45,23 @@ describe('serve refuses bad configuration before opening anything', () => {
   });
   test('a threshold above 1 names --soft-limit', async () => {
     const err = await serve({ softLimit: '1.5' }, { PROXY_API_KEY: 'k' }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ConfigError);
+    expect(err).toBeInstanceOf(UsageError);
     expect((err as Error).message).toContain('--soft-limit');
+  });
+  // README: with LOG_FORMAT=json a container's whole output parses as JSON, refusals included.
+  test('with LOG_FORMAT=json a bad setting is refused as a JSON line (keeping its exit code)', async () => {
+    const err = await serve({}, { PROXY_API_KEY: 'k', PORT: '70000', LOG_FORMAT: 'json' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(JsonLogError);
+    expect((err as JsonLogError).inner).toBeInstanceOf(ConfigError);
+    const flag = await serve({ port: 'abc' }, { PROXY_API_KEY: 'k', LOG_FORMAT: ' JSON ' }).catch((e: unknown) => e);
+    expect((flag as JsonLogError).inner).toBeInstanceOf(UsageError);
+  });
+  // A bad flag value is a wrong invocation (exit 2) as in every other command; a bad variable stays 1.
+  test('a bad --port value is a usage error, a bad PORT a configuration error', async () => {
+    await expect(serve({ port: 'abc' }, { PROXY_API_KEY: 'k' })).rejects.toBeInstanceOf(UsageError);
+    const env = await serve({}, { PROXY_API_KEY: 'k', PORT: 'abc' }).catch((e: unknown) => e);
+    expect(env).toBeInstanceOf(ConfigError);
+    expect(env).not.toBeInstanceOf(UsageError);
   });
 });
 

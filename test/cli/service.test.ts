@@ -93,6 +93,23 @@ describe('the systemd user unit', () => {
     const plan = installPlan({ platform: 'linux', home: '/h', command: ['/bin/mcp'], env: { SHUTDOWN_GRACE_SEC: '100' }, uid: 1000, start: true });
     expect(plan.files[1]!.content).toContain('TimeoutStopSec=115\n');
   });
+
+  // A reinstall keeps service.env (README: edit it and reinstall): the grace the service will run
+  // with is the file's, whatever this shell has; else systemd kills streams the grace lets finish.
+  test('a reinstall does not claim the shell\'s key goes into the kept file, and says when they differ', () => {
+    const kept = 'PROXY_API_KEY=first-key-0123\n';
+    const plan = (key: string) => installPlan({ platform: 'linux', home: '/h', command: ['/bin/mcp'], env: { PROXY_API_KEY: key }, uid: 1, start: false, keptEnvFile: kept }).notes.join('\n');
+    expect(plan('second-key-4567')).not.toContain('from this shell goes into');
+    expect(plan('second-key-4567')).toContain('PROXY_API_KEY in this shell is not the one in /h/.config/multi-claude-proxy/service.env, which the service keeps using');
+    expect(plan('first-key-0123')).not.toContain('is not the one');
+    expect(plan('second-key-4567')).not.toContain('second-key');
+  });
+
+  test('a reinstall takes the stop timeout from the kept environment file, not the shell', () => {
+    const kept = "# kept\nPROXY_API_KEY=k\nSHUTDOWN_GRACE_SEC='200'\n";
+    const plan = installPlan({ platform: 'linux', home: '/h', command: ['/bin/mcp'], env: { SHUTDOWN_GRACE_SEC: '10' }, uid: 1000, start: true, keptEnvFile: kept });
+    expect(plan.files[1]!.content).toContain('TimeoutStopSec=215\n');
+  });
 });
 
 describe('the launchd agent', () => {
@@ -162,6 +179,17 @@ describe('the environment file', () => {
     expect(plan.files[0]!.content).toContain('HTTPS_PROXY=http://proxy.corp:3128\n');
     expect(plan.files[0]!.content).not.toContain('SECRET_OTHER');
     expect(plan.files[0]!.content).not.toContain('LOG_FORMAT');
+  });
+
+  // A service the shell set a longer WRITE_TIMEOUT_SEC or CORS for would otherwise run silently without them.
+  test('install carries the timeouts, the cool-down and poll intervals and the CORS settings too', () => {
+    const vars = {
+      READ_TIMEOUT_SEC: '900', WRITE_TIMEOUT_SEC: '1800', IDLE_TIMEOUT_SEC: '60', UPSTREAM_IDLE_TIMEOUT_SEC: '300', PING_INTERVAL_SEC: '10',
+      DEFAULT_COOLDOWN_SEC: '30', QUOTA_POLL_INTERVAL_SEC: '600', ANTIGRAVITY_THINKING_REPLAY: 'split',
+      CORS_ENABLED: 'true', CORS_ALLOW_ORIGIN: 'https://app.example', CORS_ALLOW_METHODS: 'GET, POST', CORS_ALLOW_HEADERS: 'x-api-key', CORS_MAX_AGE: '600',
+    };
+    const text = installPlan({ platform: 'linux', home: '/h', command: ['/bin/mcp'], env: { PROXY_API_KEY: 'k-0123456789', ...vars }, uid: 1000, start: false }).files[0]!.content;
+    for (const [k, v] of Object.entries(vars)) expect(text).toContain(/^[\w.:/-]*$/.test(v) ? `\n${k}=${v}\n` : `\n${k}='${v}'\n`);
   });
 
   test('paths are written absolute, and the data directory this shell uses is the service\'s too', () => {
@@ -332,4 +360,9 @@ describe('--help', () => {
     expect(await line('uninstall')).toContain('Print what would be removed and run');
     expect(await line('status')).toContain("Print the service manager's status command instead of running it");
   });
+});
+
+test('a long shutdown grace gives launchd a longer exit timeout too', () => {
+  const plan = installPlan({ platform: 'macos', home: '/Users/me', command: ['/bin/mcp'], env: { SHUTDOWN_GRACE_SEC: '100' }, uid: 501, start: true });
+  expect(plan.files[1]!.content).toContain('<key>ExitTimeOut</key>\n\t<integer>115</integer>');
 });

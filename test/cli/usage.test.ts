@@ -26,6 +26,12 @@ describe('--since', () => {
   test.each(['yesterday', '24', 'h', '-3d', '2026-13-45'])('"%s" is refused naming the accepted forms', (text) => {
     expect(() => parseSince(text, NOW)).toThrow('--since must be a duration like 30m, 24h, 7d, 2w');
   });
+
+  // A day the calendar lacks would otherwise roll over (Feb 31 -> Mar 3) and silently shift the window;
+  // a duration past any date would reach the table as "Invalid Date" with exit 1.
+  test.each(['2026-02-31', '2026-04-31T10:00:00Z', '99999999999w'])('"%s" is refused as a wrong invocation, not rolled over', (text) => {
+    expect(() => parseSince(text, NOW)).toThrow('--since must be a duration like 30m, 24h, 7d, 2w');
+  });
 });
 
 test('the table has one row per group and a weighted total', () => {
@@ -86,6 +92,20 @@ describe('mcp usage (in process, seeded data dir)', () => {
     const body = JSON.parse(r.out) as { by: string; rows: Array<{ key: string; requests: number }> };
     expect(body.by).toBe('provider');
     expect(body.rows).toEqual([expect.objectContaining({ key: 'zai', requests: 2, errors: 1, inputTokens: 150 })]);
+  });
+
+  // A stream that failed after its 200 (an overloaded_error event mid-answer) keeps status 200 in the
+  // record and sets its error type: the client saw an error, so the ERRORS column counts it.
+  test('a stream that ended in an error event counts as an error', async () => {
+    const db = openDatabase(join(dataDirOf(), 'proxy.db'));
+    const now = Date.now();
+    insertUsage(db, [
+      usageRecord({ ts: now - 1000, clientModel: 'glm-4.7', status: 200, errorType: 'overloaded_error' }),
+      usageRecord({ ts: now - 2000, clientModel: 'glm-4.7', status: 200 }),
+    ]);
+    db.close();
+    const body = JSON.parse((await run('usage', '--by', 'model', '--json')).out) as { rows: Array<{ requests: number; errors: number }> };
+    expect(body.rows).toEqual([expect.objectContaining({ key: 'glm-4.7', requests: 2, errors: 1 })]);
   });
 
   test('an empty window says so', async () => {

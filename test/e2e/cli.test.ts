@@ -192,7 +192,8 @@ describe('mcp serve refuses bad configuration with one line', () => {
   for (const [name, extra, args, variable] of bad) {
     test(`${name} is refused naming ${variable}`, async () => {
       const r = await runMcp(['serve', ...args], { env: mcpEnv(tempDir(), { PROXY_API_KEY: 'k-123456', ...extra }) });
-      expect(r.code).toBe(1);
+      // A bad flag is a wrong invocation (2), as in every command; a bad variable is a configuration error (1).
+      expect(r.code).toBe(args.length ? 2 : 1);
       const lines = r.stderr.trim().split('\n');
       expect(lines).toHaveLength(1);
       expect(lines[0]).toStartWith(`mcp: ${variable} must be`);

@@ -4,6 +4,7 @@ import { afterAll, describe, expect, test } from 'bun:test';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Database } from 'bun:sqlite';
 import { openDatabase, tightenModes } from '../../src/store/db.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'mcp-db-'));
@@ -153,4 +154,32 @@ test("the CLI's connection commits through a power cut (synchronous FULL); the s
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+describe('a database another process keeps locked', () => {
+  // Held past busy_timeout (5 s), e.g. a stuck process or a `sqlite3` shell left in a transaction.
+  // The file is fine: pointing the operator at a backup to put back would lose their latest data.
+  test('is named as locked, with no advice to restore a copy', () => {
+    const d = join(dir, 'locked');
+    mkdirSync(join(d, 'backups'), { recursive: true });
+    const p = join(d, 'proxy.db');
+    openDatabase(p).close();
+    writeFileSync(join(d, 'backups', 'proxy-20260101-000000.db'), 'a copy');
+    const holder = new Database(p);
+    holder.exec('BEGIN IMMEDIATE');
+    holder.exec('PRAGMA user_version = user_version');
+    try {
+      let message = '';
+      try {
+        openDatabase(p).close();
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      expect(message).toContain(`database ${p} is locked by another process`);
+      expect(message).not.toContain('newest copy');
+    } finally {
+      holder.exec('ROLLBACK');
+      holder.close();
+    }
+  }, 20_000);
 });
