@@ -475,10 +475,13 @@ export function createPool(opts: PoolOptions): Pool {
     return out;
   }
 
-  function describeNone(provider: ProviderId): string {
-    const mine = accounts.filter((a) => a.provider === provider);
-    if (!mine.length) return `no ${provider} account in the pool`;
-    return mine.map((a) => `${a.label}: ${a.status}${a.statusReason ? ` (${a.statusReason})` : ''}`).join('; ');
+  function describeNone(req: AcquireRequest): string {
+    const mine = accounts.filter((a) => a.provider === req.provider);
+    if (!mine.length) return `no ${req.provider} account in the pool`;
+    // An active account that cannot serve the model says so, not just "active".
+    const state = (a: Account): string =>
+      a.status === 'active' && req.skip?.has(a.id) ? `its models do not include ${req.model}` : `${a.status}${a.statusReason ? ` (${a.statusReason})` : ''}`;
+    return mine.map((a) => `${a.label}: ${state(a)}`).join('; ');
   }
 
   function bind(key: string, accountId: string): void {
@@ -501,7 +504,7 @@ export function createPool(opts: PoolOptions): Pool {
     syncSoon();
     const sel = select(req, now());
     if (sel.kind === 'account') return { kind: 'free' };
-    if (sel.kind === 'none') return { kind: 'none', reason: sel.reason, detail: describeNone(req.provider) };
+    if (sel.kind === 'none') return { kind: 'none', reason: sel.reason, detail: describeNone(req) };
     return sel;
   }
 
@@ -511,7 +514,7 @@ export function createPool(opts: PoolOptions): Pool {
     const bindKey = `${req.familyKey}\u0000${req.sessionKey}`;
     const sel = select(req, t);
     if (sel.kind === 'limited' || sel.kind === 'busy') return sel;
-    if (sel.kind === 'none') return { kind: 'none', reason: sel.reason, detail: describeNone(req.provider) };
+    if (sel.kind === 'none') return { kind: 'none', reason: sel.reason, detail: describeNone(req) };
     const account = byId.get(sel.accountId)!;
     // An overflow serves one request elsewhere; the conversation's cache stays on its account.
     if (!sel.overflow) bind(bindKey, account.id);

@@ -1018,6 +1018,16 @@ describe('accounts whose catalogs lack the model, while the others are limited',
     expect(r.agy.calls).toHaveLength(0);
   });
 
+  test('with the account that has the model out of rotation, the 503 says the other one lacks it, not that it is "active"', async () => {
+    const r = lackingRig();
+    r.routing.pool.markInvalid(r.pro, 'invalid_grant: log in again');
+    const err = await rejection(r.routing.gateway.dispatch(dispatchReq(sessionBody('opus', 's1'))));
+    expect(err.status).toBe(503);
+    expect(err.message).toContain('pro: invalid (invalid_grant: log in again)');
+    expect(err.message).toContain('free: its models do not include claude-opus-4-6-thinking');
+    expect(r.agy.calls).toHaveLength(0);
+  });
+
   test('a limit met during the request is waited out as usual, though another account lacks the model', async () => {
     const r = lackingRig(testConfig({ maxWaitSec: 60 }));
     r.agy.answer = (_c, n) => (n === 1 ? { error: new UpstreamError('rate_limited', 'slow down', { resetAt: T0 + 5_000 }) } : {});
