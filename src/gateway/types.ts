@@ -11,6 +11,11 @@ export interface DispatchRequest {
   headers: Record<string, string>;
   /** Aborted when the client goes away; the upstream call is aborted with it. */
   signal: AbortSignal;
+  /**
+   * Told of each upstream call as it starts, so a request that fails in the end is still put down to
+   * the account and model that answered it last (logs, usage per account).
+   */
+  onAttempt?(attempt: { accountId: string; provider: string; upstreamModel: string }): void;
 }
 
 export interface Dispatched {

@@ -14,7 +14,7 @@ import type { Config } from '../config.ts';
 import type { Gateway } from '../gateway/types.ts';
 import { errorResponse, jsonResponse, toApiError } from './errors.ts';
 import { keyNumberOf } from './auth.ts';
-import { CLIENT_CLOSED, forwardHeaders, newRequestRecord, noteDispatch, readBodyInTime, requestIdOf, restoreIdleTimeout, type RequestRecord, type ServerLike } from './messages.ts';
+import { attemptNoter, CLIENT_CLOSED, forwardHeaders, newRequestRecord, noteDispatch, readBodyInTime, requestIdOf, restoreIdleTimeout, type RequestRecord, type ServerLike } from './messages.ts';
 import { isBase64, parseJsonBytes, readLimitedBytes, validateBody, validateMessagesRequest } from './validate.ts';
 
 /** More pictures per request than this is a batch job, not a request (the Go proxy's cap too). */
@@ -339,7 +339,7 @@ async function drawOne(
   const t0 = performance.now();
   const rec = newRequestRecord(requestId, body.model, clientKey);
   try {
-    const d = await deps.gateway.dispatch({ body, requestId, headers, signal });
+    const d = await deps.gateway.dispatch({ body, requestId, headers, signal, onAttempt: attemptNoter(rec) });
     noteDispatch(rec, d);
     const msg = d.message ?? (await collectMessage(d.events));
     rec.inputTokens = Number(msg.usage.input_tokens) || 0;

@@ -7,7 +7,7 @@ import { toByteString } from '../anthropic/byte-strings.ts';
 import { collectMessage, emptyUsage, type UsageTotals } from '../anthropic/collect.ts';
 import { estimateInputTokens } from '../anthropic/tokens.ts';
 import type { Config } from '../config.ts';
-import type { Dispatched, Gateway } from '../gateway/types.ts';
+import type { Dispatched, DispatchRequest, Gateway } from '../gateway/types.ts';
 import { errorResponse, jsonResponse, toApiError } from './errors.ts';
 import { keyNumberOf } from './auth.ts';
 import { sseResponse } from './sse.ts';
@@ -100,6 +100,15 @@ export function newRequestRecord(requestId: string, clientModel = '', clientKey?
   return rec;
 }
 
+/** The gateway's onAttempt for a record: a request that fails in the end still names who answered it last. */
+export function attemptNoter(rec: RequestRecord): NonNullable<DispatchRequest['onAttempt']> {
+  return (a) => {
+    rec.accountId = a.accountId;
+    rec.provider = a.provider;
+    rec.upstreamModel = a.upstreamModel;
+  };
+}
+
 /** Who served: the account, provider and model the gateway chose, and the failovers on the way. */
 export function noteDispatch(rec: RequestRecord, d: Dispatched): void {
   rec.accountId = d.accountId;
@@ -186,6 +195,7 @@ export async function handleMessages(
       requestId,
       headers: forwardHeaders(request.headers),
       signal: abort.signal,
+      onAttempt: attemptNoter(rec),
     });
     noteDispatch(rec, d);
     const headers = proxyHeaders(d);

@@ -992,6 +992,19 @@ describe('accounts whose catalogs differ', () => {
   });
 });
 
+describe('onAttempt: who answered, for a request that fails in the end', () => {
+  test('each upstream call is announced, the failover included, and a refused request names its last account', async () => {
+    const r = rig({ labels: ['a', 'b'] });
+    r.zai.answer = (c) => (c.label === 'a' ? { error: new UpstreamError('rate_limited', 'slow', { resetAt: T0 + 60_000 }) } : { error: new UpstreamError('bad_request', 'prompt is too long') });
+    const seen: string[] = [];
+    const label = (id: string) => r.accounts.find((a) => a.id === id)!.label;
+    const req = { ...dispatchReq(request('glm-4.7')), onAttempt: (a: { accountId: string; upstreamModel: string }) => seen.push(`${label(a.accountId)}:${a.upstreamModel}`) };
+    const err = await rejection(r.routing.gateway.dispatch(req));
+    expect(err.status).toBe(400);
+    expect(seen).toEqual(['a:glm-4.7', 'b:glm-4.7']);
+  });
+});
+
 describe('accounts whose catalogs lack the model, while the others are limited', () => {
   function lackingRig(config = testConfig()) {
     const { db } = tempDb();

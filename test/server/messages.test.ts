@@ -83,6 +83,24 @@ describe('streaming', () => {
     expect(h.records.find((x) => x.requestId === j.request_id)).toMatchObject({ status: 429, errorType: 'rate_limit_error' });
   });
 
+  test('a request the upstream refused is put down to the account and model that answered, in the record and the log', async () => {
+    h.dispatch = async (req) => {
+      req.onAttempt?.({ accountId: 'acct-first', provider: 'zai', upstreamModel: 'glm-4.7' });
+      req.onAttempt?.({ accountId: 'acct-last', provider: 'zai', upstreamModel: 'glm-4.7' });
+      throw new ApiError('invalid_request_error', 'prompt is too long');
+    };
+    const r = await post(h, '/v1/messages', body({ stream: true }));
+    expect(r.status).toBe(400);
+    const j = await read(r);
+    await until(() => h.records.some((x) => x.requestId === j.request_id));
+    expect(h.records.find((x) => x.requestId === j.request_id)).toMatchObject({
+      status: 400,
+      accountId: 'acct-last',
+      provider: 'zai',
+      upstreamModel: 'glm-4.7',
+    });
+  });
+
   test('the 200 is sent only once dispatch resolved', async () => {
     let resolveDispatch!: () => void;
     const gate = new Promise<void>((r) => (resolveDispatch = r));
