@@ -361,10 +361,17 @@ export function createGateway(deps: GatewayDeps): Gateway {
     };
   }
 
-  async function serve(req: DispatchRequest, route: Route, sessionKey: string, fallbackFrom: string | null): Promise<Dispatched> {
+  /** `since`: when the request began, wall and monotonic; a fallback's waits share its MAX_WAIT_SEC. */
+  async function serve(
+    req: DispatchRequest,
+    route: Route,
+    sessionKey: string,
+    fallbackFrom: string | null,
+    since: { wall: number; mono: number },
+  ): Promise<Dispatched> {
     const provider = providers[route.provider]!;
-    const started = now();
-    const startedMono = performance.now();
+    const started = since.wall;
+    const startedMono = since.mono;
     // Accounts whose tier does not list the model are never tried for it (their 404 would end the request).
     const lacking = catalog.accountsLacking(route.provider, route.upstreamModel);
     const exclude = new Set<string>();
@@ -589,8 +596,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
     // Anthropic's web search tool alone (Claude Code's WebSearch) goes to the provider's search model.
     if (webSearchToolOf(req.body)) route = catalog.webSearchRoute(route, available());
     const sessionKey = sessionKeyOf(req.body, req.headers);
+    const since = { wall: now(), mono: performance.now() };
     try {
-      return await serve(req, route, sessionKey, null);
+      return await serve(req, route, sessionKey, null, since);
     } catch (err) {
       // The model cannot be served on any account, for now (limits) or at all (none usable).
       const answer =
@@ -606,7 +614,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       log.warn(`${req.requestId}: ${route.upstreamModel} ${why}; falling back to ${fbRoute.upstreamModel}`);
       metrics.fallbacks({ from: route.upstreamModel, to: fbRoute.upstreamModel });
       try {
-        return await serve(req, fbRoute, sessionKey, req.body.model);
+        return await serve(req, fbRoute, sessionKey, req.body.model, since);
       } catch (err2) {
         // No chained fallback: the client hears about the model it asked for.
         if (err2 instanceof PoolExhausted || err2 instanceof NoUsableAccount) throw answer();

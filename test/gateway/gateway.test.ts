@@ -447,6 +447,19 @@ describe('dispatch', () => {
     await drain(d);
   });
 
+  test('the fallback waits only for what is left of MAX_WAIT_SEC, not a whole second MAX_WAIT_SEC', async () => {
+    const r = rig({ labels: ['a', 'b'], config: { fallback: true, maxWaitSec: 10 } });
+    for (const l of ['a', 'b']) {
+      r.routing.pool.report(fakeLease(r, l, 'glm-5.1'), { kind: 'error', error: new UpstreamError('rate_limited', 'x', { resetAt: T0 + 8_000 }) });
+      r.routing.pool.report(fakeLease(r, l, 'glm-4.7'), { kind: 'error', error: new UpstreamError('rate_limited', 'x', { resetAt: T0 + 16_000 }) });
+    }
+    // After the first wait (8 s) the asked model is limited again, for longer than is left.
+    r.zai.answer = () => ({ error: new UpstreamError('rate_limited', 'again', { resetAt: r.clock.now() + 8_000 }) });
+    const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-5.1'))));
+    expect(e.status).toBe(429);
+    expect(r.clock.sleeps.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(10_000);
+  });
+
   test('x-proxy-no-fallback: 1 refuses the fallback', async () => {
     const r = rig({ labels: ['a'], config: { fallback: true, maxWaitSec: 10 } });
     r.routing.pool.report(fakeLease(r, 'a', 'glm-5.1'), { kind: 'error', error: new UpstreamError('rate_limited', 'x', { resetAt: T0 + 600_000 }) });
