@@ -220,6 +220,11 @@ async function headOf(first: AnthropicEvent, it: AsyncIterator<AnthropicEvent>):
   return head;
 }
 
+/** A limit on one account while others can serve: the client retries at once. */
+function retrySoon(message: string): ApiError {
+  return new ApiError('rate_limit_error', message, { headers: { 'retry-after': '1' } });
+}
+
 /** An `error` event as the error it reports. */
 function errorEventError(ev: AnthropicEvent): ApiError {
   const e = (ev as { error?: { type?: unknown; message?: unknown } }).error ?? {};
@@ -385,6 +390,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
     let only: string | undefined;
     let waitedForSlot = false;
     const familyKey = `${route.provider}:${route.family}`;
+    /** What the pool would answer now for this model: asked when one account's limit is no answer by itself. */
+    const restOfPool = () => pool.peek({ provider: route.provider, model: route.upstreamModel, familyKey, sessionKey, skip: lacking });
 
     for (;;) {
       if (req.signal.aborted) throw new ApiError('api_error', 'client closed the request');
@@ -534,12 +541,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
           // Attempts spent on limits say nothing about the rest of the pool: one account's reset (maybe
           // hours, a final answer) is no answer while another is free, or frees up sooner.
           if (e.kind === 'rate_limited' || e.kind === 'quota_exhausted') {
-            const rest = pool.peek({ provider: route.provider, model: route.upstreamModel, familyKey, sessionKey, skip: lacking });
+            const rest = restOfPool();
             if (rest.kind === 'limited') throw new PoolExhausted(route, rest.until, rest.limitKind, e);
             if (rest.kind === 'free' || rest.kind === 'busy') {
-              throw new ApiError('rate_limit_error', `Rate limited on ${req.body.model}: ${attempts} accounts in a row answered with a limit (MAX_ATTEMPTS); others can serve, retry`, {
-                headers: { 'retry-after': '1' },
-              });
+              throw retrySoon(`Rate limited on ${req.body.model}: ${attempts} accounts in a row answered with a limit (MAX_ATTEMPTS); others can serve, retry`);
             }
           }
           throw clientErrorFor(e, req.body.model, now(), maxWaitMs);
@@ -568,12 +573,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
         events = follow(head, it!, lease, req.signal, req.body.model, req.requestId, (e) => {
           if (e.kind !== 'rate_limited' && e.kind !== 'quota_exhausted') return null;
           // This account's reset (maybe hours, a final answer) is no answer while another account can serve.
-          const rest = pool.peek({ provider: route.provider, model: route.upstreamModel, familyKey, sessionKey, skip: lacking });
+          const rest = restOfPool();
           if (rest.kind === 'limited') return limitedError(route.upstreamModel, rest.limitKind, rest.until, now(), maxWaitMs, e.message);
           if (rest.kind === 'free' || rest.kind === 'busy') {
-            return new ApiError('rate_limit_error', `Rate limited on ${req.body.model} during the answer (${e.message}); other accounts can serve, retry`, {
-              headers: { 'retry-after': '1' },
-            });
+            return retrySoon(`Rate limited on ${req.body.model} during the answer (${e.message}); other accounts can serve, retry`);
           }
           return null;
         });

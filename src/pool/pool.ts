@@ -490,10 +490,14 @@ export function createPool(opts: PoolOptions): Pool {
     if (bindings.size > MAX_BINDINGS) bindings.delete(bindings.keys().next().value!);
   }
 
-  function select(req: AcquireRequest, t: number): Selection {
+  function bindKeyOf(req: AcquireRequest): string {
+    return `${req.familyKey}\u0000${req.sessionKey}`;
+  }
+
+  function select(req: AcquireRequest, t: number, bindKey: string): Selection {
     return selectAccount({
       candidates: candidates(req.provider, req.model, t, req.only, req.skip),
-      boundAccountId: req.only ?? bindings.get(`${req.familyKey}\u0000${req.sessionKey}`) ?? null,
+      boundAccountId: req.only ?? bindings.get(bindKey) ?? null,
       softLimitThreshold: opts.softLimitThreshold,
       exclude: req.exclude,
       now: t,
@@ -502,7 +506,7 @@ export function createPool(opts: PoolOptions): Pool {
 
   function peek(req: AcquireRequest): PeekResult {
     syncSoon();
-    const sel = select(req, now());
+    const sel = select(req, now(), bindKeyOf(req));
     if (sel.kind === 'account') return { kind: 'free' };
     if (sel.kind === 'none') return { kind: 'none', reason: sel.reason, detail: describeNone(req) };
     return sel;
@@ -511,8 +515,8 @@ export function createPool(opts: PoolOptions): Pool {
   function acquire(req: AcquireRequest): AcquireResult {
     syncSoon();
     const t = now();
-    const bindKey = `${req.familyKey}\u0000${req.sessionKey}`;
-    const sel = select(req, t);
+    const bindKey = bindKeyOf(req);
+    const sel = select(req, t, bindKey);
     if (sel.kind === 'limited' || sel.kind === 'busy') return sel;
     if (sel.kind === 'none') return { kind: 'none', reason: sel.reason, detail: describeNone(req) };
     const account = byId.get(sel.accountId)!;

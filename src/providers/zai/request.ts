@@ -51,19 +51,24 @@ function reminder(content: string | Block[]): Block | null {
   return { type: 'text', text: `<system-reminder>\n${text}\n</system-reminder>` };
 }
 
+/** Z.AI refuses empty text wherever it sits (§3.4.5): messages, tool results, the system prompt. */
+function isEmptyText(b: Block | null | undefined): boolean {
+  return !!b && b.type === 'text' && (typeof b.text !== 'string' || b.text === '');
+}
+
 /** Keeps what Z.AI can take: no empty text, object tool input, no thinking without a signature. */
 function cleanBlocks(blocks: Block[]): Block[] {
   const out: Block[] = [];
   for (const b of blocks) {
     if (b.type === 'text') {
-      if (typeof b.text !== 'string' || b.text === '') continue;
+      if (isEmptyText(b)) continue;
       out.push(b);
     } else if (b.type === 'tool_use') {
       out.push(isPlainObject(b.input) ? b : { ...b, input: toObjectInput(b.input) });
     } else if (b.type === 'tool_result' && Array.isArray(b.content)) {
       // Its content may hold empty text too (a command that printed nothing); a result with nothing
       // left goes without content, which Anthropic's schema allows.
-      const inner = (b.content as Block[]).filter((c) => !(c && c.type === 'text' && (typeof c.text !== 'string' || c.text === '')));
+      const inner = (b.content as Block[]).filter((c) => !isEmptyText(c));
       if (inner.length === b.content.length) out.push(b);
       else if (inner.length) out.push({ ...b, content: inner });
       else {
@@ -163,7 +168,7 @@ export function mapThinking(thinking: unknown, maxTokens: number): unknown {
 function cleanSystem(system: MessagesRequest['system']): MessagesRequest['system'] | undefined {
   if (typeof system === 'string') return system === '' ? undefined : system;
   if (!Array.isArray(system)) return system;
-  const kept = system.filter((b) => !(b.type === 'text' && (typeof b.text !== 'string' || b.text === '')));
+  const kept = system.filter((b) => !isEmptyText(b as Block));
   if (!kept.length) return undefined;
   return kept.length === system.length ? system : kept;
 }

@@ -191,10 +191,10 @@ export function createStreamRepair(clientModel: string): StreamRepair {
     const raw = typeof d.stop_reason === 'string' ? d.stop_reason : null;
     // GLM's finish reason for a failed inference: the answer was cut, and must not pass for finished.
     if (raw === 'network_error') throw broken('network_error (the GLM inference failed mid-answer)');
-    let stop: StopReason = (raw && STOP_REASONS[raw]) || (sawToolUse ? 'tool_use' : 'end_turn');
+    const said: StopReason = (raw && STOP_REASONS[raw]) || 'end_turn';
     // A turn that called a tool is a tool_use turn (SDK tool runners loop on nothing else), whatever
     // GLM says; max_tokens stays, as the call's input may be cut.
-    if (sawToolUse && stop === 'end_turn') stop = 'tool_use';
+    const stop: StopReason = sawToolUse && said === 'end_turn' ? 'tool_use' : said;
     const usage = ev && isObj(ev.usage) ? ev.usage : {};
     const md = messageDelta(stop, { ...usage, output_tokens: num(usage.output_tokens) }, typeof d.stop_sequence === 'string' ? d.stop_sequence : null);
     md.delta = { ...d, stop_reason: stop, stop_sequence: md.delta.stop_sequence };
