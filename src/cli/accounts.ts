@@ -19,7 +19,7 @@ import {
   upsertAccount,
 } from '../store/accounts.ts';
 import { backupDatabase, backupDir, freshBackupPath, pruneBackups } from '../store/backup.ts';
-import { openDatabase, StoreError } from '../store/db.ts';
+import { immediate, openDatabase, StoreError } from '../store/db.ts';
 import { clearAccountLimits, listLimits, listQuotas, type ModelLimit, type QuotaRecord, replaceQuotas } from '../store/limits.ts';
 import {
   createLineReader,
@@ -425,23 +425,28 @@ const addCommand = defineCommand({
         });
       }
       await withDb(async (db) => {
-        // Checked before anything is written: a label taken by another account changes nothing.
-        const holder = label ? findAccount(db, label) : null;
-        if (holder && !(holder.provider === 'antigravity' && holder.email === result.email)) {
-          throw new StoreError(`an account labelled "${label}" already exists`);
-        }
-        const before = listAccounts(db).find((a) => a.provider === 'antigravity' && a.email === result.email);
-        const { account: stored, created } = upsertAccount(db, {
-          provider: 'antigravity',
-          email: result.email,
-          credentials: result.credentials,
-          meta: { ...result.meta, ...capMeta },
-          ...(label ? { label } : {}),
+        // The store matches e-mails without case (upsertAccount): an account imported as
+        // "Alice@…" is the one Google's "alice@…" login updates, and keeps its state here too.
+        const sameLogin = (a: Account) => a.provider === 'antigravity' && a.email?.toLowerCase() === result.email.toLowerCase();
+        // One transaction: a running server never sees a disabled account active between two writes.
+        const { account, before, created } = immediate(db, () => {
+          // Checked before anything is written: a label taken by another account changes nothing.
+          const holder = label ? findAccount(db, label) : null;
+          if (holder && !sameLogin(holder)) throw new StoreError(`an account labelled "${label}" already exists`);
+          const before = listAccounts(db).find(sameLogin);
+          const { account: stored, created } = upsertAccount(db, {
+            provider: 'antigravity',
+            email: result.email,
+            credentials: result.credentials,
+            meta: { ...result.meta, ...capMeta },
+            ...(label ? { label } : {}),
+          });
+          const account = created ? stored : relabel(db, stored, label);
+          // A new login mends an invalid account; one the user disabled stays disabled (their call, as for the server).
+          if (before?.status === 'disabled') updateAccount(db, account.id, { status: 'disabled', statusReason: before.statusReason });
+          return { account, before, created };
         });
-        const account = created ? stored : relabel(db, stored, label);
-        // A new login mends an invalid account; one the user disabled stays disabled (their call, as for the server).
         const stillDisabled = before?.status === 'disabled';
-        if (stillDisabled) updateAccount(db, account.id, { status: 'disabled', statusReason: before.statusReason });
         let quotas: QuotaInfo[] | null = null;
         try {
           quotas = await readQuota(config, account, db);

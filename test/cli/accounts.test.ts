@@ -178,6 +178,23 @@ describe('mcp accounts (in process, against a temporary data dir)', () => {
     expect(storedAccounts()[0]).toMatchObject({ status: 'disabled', statusReason: 'disabled by user' });
   });
 
+  test('logging in again keeps disabled an account imported with its e-mail in other capitals (Google answers in lower case)', async () => {
+    const token = google.refreshTokenFor('caps@example.com');
+    const db = openDatabase(join(dataDirOf(), 'proxy.db'));
+    try {
+      // As an import of another tool's accounts.json stores it: the file's capitals kept.
+      const { account } = upsertAccount(db, { provider: 'antigravity', email: 'Caps@Example.com', credentials: { kind: 'oauth', refreshToken: 'old-FAKE' } });
+      updateAccount(db, account.id, { status: 'disabled', statusReason: 'disabled by user' });
+    } finally {
+      db.close();
+    }
+    const r = await run('accounts', 'add', '--provider', 'antigravity', '--refresh-token', token);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('still disabled');
+    expect(storedAccounts()).toHaveLength(1);
+    expect(storedAccounts()[0]).toMatchObject({ status: 'disabled', statusReason: 'disabled by user' });
+  });
+
   test('a label that reads as an option or holds a line break is refused (it could not be named again)', async () => {
     for (const bad of ['-x', 'two\nlines']) {
       const r = await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', bad);
