@@ -159,5 +159,6 @@ export function parseLegacyAccounts(text: string): LegacyParse {
 
 function identity(a: LegacyAccount): string {
   const c = a.account.credentials;
-  return c.kind === 'api_key' ? `key\u0000${c.apiKey}` : `${a.account.provider}\u0000${a.account.email ?? ''}`;
+  // Without case, as the store matches e-mails: two spellings would land on one account, the first winning.
+  return c.kind === 'api_key' ? `key\u0000${c.apiKey}` : `${a.account.provider}\u0000${(a.account.email ?? '').toLowerCase()}`;
 }

@@ -98,6 +98,18 @@ describe('odd input', () => {
     ]);
   });
 
+  test('one Google account listed twice with its e-mail in other capitals is one account: the last entry counts', () => {
+    // mcp matches e-mails without case, so both entries would land on one account and the first would win.
+    const parsed = parseLegacyAccounts(
+      JSON.stringify([
+        { email: 'Twice@Example.com', refreshToken: '1//first-FAKE' },
+        { email: 'twice@example.com', refreshToken: '1//second-FAKE' },
+      ]),
+    );
+    expect(parsed.accounts.map((a) => a.account.credentials)).toEqual([{ kind: 'oauth', refreshToken: '1//second-FAKE' }]);
+    expect(parsed.skipped).toEqual([{ entry: '#1 (Twice@Example.com)', reason: 'listed again as #2, which is imported' }]);
+  });
+
   test('a file with nothing distinctive is "unknown" but still imported', () => {
     expect(detectLegacyFormat([{ email: 'a@b.c', refreshToken: '1//x' }])).toBe('unknown');
   });
