@@ -1,6 +1,6 @@
 // Opens the one database file: private permissions, WAL, a busy timeout, and numbered migrations.
 import { Database } from 'bun:sqlite';
-import { accessSync, chmodSync, constants, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { accessSync, chmodSync, constants, existsSync, mkdirSync, readdirSync, statfsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 export class StoreError extends Error {
@@ -154,6 +154,13 @@ export function openDatabase(path: string, opts: { readonly?: boolean; check?: b
       const hint = accessHint(path, true) ?? 'the file or its file system is read-only';
       throw new StoreError(`cannot write database ${path}: ${(err as Error).message} (${hint})`, { cause: err });
     }
+    // Nor is full: SQLite may say only "disk I/O error" (the -shm file could not grow).
+    if (isDiskFull(err, freeBytes(dirname(path)))) {
+      throw new StoreError(
+        `cannot write database ${path}: the disk holding ${dirname(path)} is full (${(err as Error).message}); free some space and try again`,
+        { cause: err },
+      );
+    }
     // Locked is not damaged: the restore hint would have the operator replace a good file.
     if (isBusyError(err)) {
       throw new StoreError(
@@ -208,6 +215,26 @@ function quickCheck(db: Database): void {
 function isBusyError(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
+}
+
+/**
+ * Whether a failed write was a full disk. SQLite says so (SQLITE_FULL) for its own files, but a
+ * -shm file that cannot grow is only "disk I/O error": then no space left where it lives decides.
+ */
+export function isDiskFull(err: unknown, free: number | null): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return false;
+  return code.startsWith('SQLITE_FULL') || (code.startsWith('SQLITE_IOERR') && free === 0);
+}
+
+/** Bytes this user may still write in the file system holding `dir`; null when it cannot be told. */
+function freeBytes(dir: string): number | null {
+  try {
+    const s = statfsSync(dir);
+    return s.bavail * s.bsize;
+  } catch {
+    return null;
+  }
 }
 
 function isReadonlyError(err: unknown): boolean {

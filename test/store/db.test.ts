@@ -5,7 +5,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, utimesSync, writeF
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Database } from 'bun:sqlite';
-import { openDatabase, tightenModes } from '../../src/store/db.ts';
+import { isDiskFull, openDatabase, tightenModes } from '../../src/store/db.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'mcp-db-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -182,4 +182,56 @@ describe('a database another process keeps locked', () => {
       holder.close();
     }
   }, 20_000);
+});
+
+describe('a full disk is named as such, not as a damaged database', () => {
+  // A small tmpfs filled to the last block, in a mount namespace of its own (so nothing is left
+  // mounted): needs root and unshare, as this machine and CI have; skipped elsewhere.
+  const fixture = join(import.meta.dir, '..', 'fixtures', 'open-db.ts');
+  const canMount =
+    process.platform === 'linux' &&
+    process.getuid?.() === 0 &&
+    Bun.spawnSync(['unshare', '-m', 'sh', '-c', 'mount -t tmpfs -o size=64k tmpfs /mnt'], { stdout: 'ignore', stderr: 'ignore' }).exitCode === 0;
+  function onFullDisk(script: (dir: string) => string): string {
+    const mnt = mkdtempSync(join(tmpdir(), 'mcp-db-full-'));
+    try {
+      const q = (s: string) => `'${s}'`;
+      const open = `${q(process.execPath)} ${q(fixture)} ${q(join(mnt, 'data', 'proxy.db'))}`;
+      const sh = [
+        `mount -t tmpfs -o size=256k tmpfs ${q(mnt)}`,
+        script(mnt).replaceAll('OPEN', open),
+        `dd if=/dev/zero of=${q(join(mnt, 'fill'))} bs=4k count=1000 2>/dev/null || true`,
+        open,
+      ].join(' && ');
+      const r = Bun.spawnSync(['unshare', '-m', 'sh', '-c', sh], { stdout: 'pipe', stderr: 'pipe' });
+      return (r.stdout.toString().trim().split('\n').at(-1) ?? '') || r.stderr.toString().trim();
+    } finally {
+      rmSync(mnt, { recursive: true, force: true });
+    }
+  }
+
+  test.skipIf(!canMount)('an existing database on a full disk says the disk is full, and points at no copy to restore', () => {
+    const line = onFullDisk((mnt) => `OPEN >/dev/null && mkdir -p '${mnt}/data/backups' && echo copy > '${mnt}/data/backups/proxy-20261201-100000.db'`);
+    expect(line).toStartWith('StoreError: cannot write database ');
+    expect(line).toContain('the disk holding');
+    expect(line).toContain('is full');
+    expect(line).not.toContain('not usable');
+    expect(line).not.toContain('newest copy');
+  });
+
+  test.skipIf(!canMount)('a new database on a full disk says the same', () => {
+    const line = onFullDisk(() => 'true');
+    expect(line).toStartWith('StoreError: cannot ');
+    expect(line).toContain('is full');
+    expect(line).not.toContain('not usable');
+  });
+});
+
+test('a disk I/O error is put down to a full disk only when no space is left (anywhere else it may be damage)', () => {
+  const ioerr = Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR_SHMSIZE' });
+  expect(isDiskFull(ioerr, 0)).toBe(true);
+  expect(isDiskFull(ioerr, 4096)).toBe(false);
+  expect(isDiskFull(ioerr, null)).toBe(false);
+  expect(isDiskFull(Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' }), null)).toBe(true);
+  expect(isDiskFull(new Error('no code'), 0)).toBe(false);
 });
