@@ -1,7 +1,8 @@
 // A copy of the whole database that can be taken while the server runs, and the accounts read
 // back out of one. The copy holds refresh tokens and API keys: it is owner-only from its first byte.
 import { Database } from 'bun:sqlite';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type Account, listAccounts } from './accounts.ts';
 import { backupsPath, integrityCheck, SCHEMA_VERSION, StoreError } from './db.ts';
@@ -104,28 +105,58 @@ export function isSqliteFile(path: string): boolean {
  * that fails quick_check is refused whole: what still reads of a damaged copy is no restore.
  */
 export function accountsInBackup(path: string): Account[] {
+  try {
+    return readAccounts(path, path);
+  } catch (err) {
+    if (!needsWritableDirectory(err)) throw err;
+    // A WAL database wants its -shm beside it, even to be read: where this user may not write
+    // (a read-only mount, another user's data directory), a private copy is read instead.
+    const tmp = mkdtempSync(join(tmpdir(), 'mcp-import-'));
+    try {
+      const copy = join(tmp, 'proxy.db');
+      try {
+        copyFileSync(path, copy);
+        if (existsSync(`${path}-wal`)) copyFileSync(`${path}-wal`, `${copy}-wal`);
+      } catch {
+        throw err;
+      }
+      return readAccounts(copy, path);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }
+}
+
+/** SQLite could not make the -shm (or -wal) file it needs beside the database. */
+function needsWritableDirectory(err: unknown): boolean {
+  const code = String(((err as { cause?: { code?: unknown } } | null)?.cause ?? {}).code ?? '');
+  return code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_CANTOPEN');
+}
+
+/** The accounts of the database at `path`; messages name `shown` (the file the user gave). */
+function readAccounts(path: string, shown: string): Account[] {
   let db: Database;
   try {
     db = new Database(path, { readonly: true });
   } catch (err) {
-    throw new StoreError(`cannot open ${path}: ${(err as Error).message}`, { cause: err });
+    throw new StoreError(`cannot open ${shown}: ${(err as Error).message}`, { cause: err });
   }
   try {
     const version = (db.query('PRAGMA user_version').get() as { user_version: number }).user_version;
     const hasAccounts = db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'accounts'").get();
-    if (version < 1 || !hasAccounts) throw new StoreError(`${path} is an SQLite database but not one of mcp's`);
+    if (version < 1 || !hasAccounts) throw new StoreError(`${shown} is an SQLite database but not one of mcp's`);
     if (version > SCHEMA_VERSION) {
-      throw new StoreError(`${path} comes from a newer mcp (schema ${version}, this one understands ${SCHEMA_VERSION}); upgrade mcp`);
+      throw new StoreError(`${shown} comes from a newer mcp (schema ${version}, this one understands ${SCHEMA_VERSION}); upgrade mcp`);
     }
     const problems = db.query('PRAGMA quick_check').values() as string[][];
     if (problems.length !== 1 || problems[0]![0] !== 'ok') {
       const more = problems.length > 1 ? ` and ${problems.length - 1} more` : '';
-      throw new StoreError(`${path} is damaged (${problems[0]?.[0] ?? 'no answer'}${more}); nothing was imported from it`);
+      throw new StoreError(`${shown} is damaged (${problems[0]?.[0] ?? 'no answer'}${more}); nothing was imported from it`);
     }
     return listAccounts(db);
   } catch (err) {
     if (err instanceof StoreError) throw err;
-    throw new StoreError(`${path} is not a usable mcp database: ${(err as Error).message}`, { cause: err });
+    throw new StoreError(`${shown} is not a usable mcp database: ${(err as Error).message}`, { cause: err });
   } finally {
     db.close();
   }

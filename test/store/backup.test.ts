@@ -2,7 +2,7 @@
 // never a partial file under the name asked for; and reading accounts back out of a copy.
 import { Database } from 'bun:sqlite';
 import { afterAll, describe, expect, test } from 'bun:test';
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { listAccounts, upsertAccount } from '../../src/store/accounts.ts';
@@ -164,6 +164,45 @@ describe('accountsInBackup', () => {
     writeSync(fd, Buffer.alloc(pageSize, 0xa5), 0, pageSize, (rootpage - 1) * pageSize);
     closeSync(fd);
     expect(() => accountsInBackup(target)).toThrow(new RegExp(`^${target} is damaged \\(`));
+  });
+
+  describe('a proxy.db in a directory this user may not write (a read-only mount, another user\'s data directory)', () => {
+    // SQLite needs a -shm file beside a WAL database, even to read it. Root writes anything, so as
+    // root the reading runs as nobody (setpriv); as anyone else, permissions come from one's own files.
+    const root = process.getuid?.() === 0;
+    const fixture = join(import.meta.dir, '..', 'fixtures', 'read-backup.ts');
+    const readAs = (path: string): string => {
+      const bin = root ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', process.execPath] : [process.execPath];
+      const r = Bun.spawnSync([...bin, fixture, path], { stdout: 'pipe', stderr: 'pipe' });
+      return r.stdout.toString().trim() || r.stderr.toString().trim();
+    };
+    const lockDown = (d: string) => {
+      for (const f of readdirSync(d)) chmodSync(join(d, f), 0o444);
+      chmodSync(d, 0o555);
+    };
+
+    test.skipIf(process.platform === 'win32')('copied alone (still marked WAL) is read', () => {
+      const db = freshDb('ro-copy');
+      db.close();
+      const d = mkdtempSync(join(dir, 'ro-copy-'));
+      chmodSync(dir, 0o755);
+      copyFileSync(join(dir, 'ro-copy', 'proxy.db'), join(d, 'proxy.db'));
+      lockDown(d);
+      expect(readAs(join(d, 'proxy.db'))).toBe('alice@example.com,z1');
+    });
+
+    test.skipIf(process.platform === 'win32')('copied with the WAL that holds its latest commits (cp proxy.db* while serving), those are read too', () => {
+      const live = join(dir, 'ro-live');
+      const db = freshDb('ro-live');
+      db.exec('PRAGMA wal_autocheckpoint = 0');
+      upsertAccount(db, { provider: 'zai', label: 'in-wal', credentials: { kind: 'api_key', apiKey: 'zai-key-FAKE-only-in-the-wal' } });
+      const d = mkdtempSync(join(dir, 'ro-live-'));
+      chmodSync(dir, 0o755);
+      for (const f of ['proxy.db', 'proxy.db-wal']) copyFileSync(join(live, f), join(d, f));
+      db.close();
+      lockDown(d);
+      expect(readAs(join(d, 'proxy.db'))).toBe('alice@example.com,in-wal,z1');
+    });
   });
 
   test('only SQLite files are taken for databases', () => {
