@@ -30,9 +30,13 @@ export const backupCommand = defineCommand({
   run({ args }) {
     const config = loadConfig(process.env, {}, { requireApiKey: false });
     const named = args.file ? String(args.file) : '';
+    // Said plainly: otherwise the error names the temporary file the copy is first written to.
+    // A name ending in a slash is a directory, as for cp, even before it exists.
+    if (/[/\\]$/.test(named) && !isDirectory(named)) {
+      throw new StoreError(`cannot write the backup into ${named}: the directory ${resolve(named)} does not exist`);
+    }
     // A directory gets a fresh copy inside it, as `cp file dir/` would.
     const target = !named ? freshBackupPath(backupDir(config.dataDir), 'proxy', new Date()) : isDirectory(named) ? freshBackupPath(named, 'proxy', new Date()) : named;
-    // Said plainly: otherwise the error names the temporary file the copy is first written to.
     const dir = dirname(resolve(target));
     if (!existsSync(dir)) throw new StoreError(`cannot write the backup ${target}: the directory ${dir} does not exist`);
     const db = openDatabase(config.dbPath);

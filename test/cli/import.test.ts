@@ -286,6 +286,11 @@ describe('mcp backup, then mcp accounts import of the copy', () => {
     const r = await run('backup', target);
     expect(r.code).toBe(1);
     expect(r.err).toBe(`mcp: cannot write the backup ${target}: the directory ${join(dataDirOf(), 'no-such-dir')} does not exist\n`);
+    // Named with a trailing slash, it is a directory too (as for cp), not a file called "".
+    const dir = `${join(dataDirOf(), 'no-such-dir')}/`;
+    const slash = await run('backup', dir);
+    expect(slash.code).toBe(1);
+    expect(slash.err).toBe(`mcp: cannot write the backup into ${dir}: the directory ${join(dataDirOf(), 'no-such-dir')} does not exist\n`);
   });
 
   test('backup refuses to overwrite without --force, and says where it wrote without printing a secret', async () => {
