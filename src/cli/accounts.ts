@@ -19,7 +19,7 @@ import {
   upsertAccount,
 } from '../store/accounts.ts';
 import { backupDatabase, backupDir, freshBackupPath, pruneBackups } from '../store/backup.ts';
-import { immediate, openDatabase, StoreError } from '../store/db.ts';
+import { databaseFailure, immediate, openDatabase, StoreError } from '../store/db.ts';
 import { clearAccountLimits, listLimits, listQuotas, type ModelLimit, type QuotaRecord, replaceQuotas } from '../store/limits.ts';
 import {
   createLineReader,
@@ -44,6 +44,10 @@ function withDb<T>(fn: (db: Database, config: Readonly<Config>) => Promise<T> | 
   const db = openDatabase(config.dbPath, { durable: true });
   return Promise.resolve()
     .then(() => fn(db, config))
+    .catch((err: unknown) => {
+      // A damaged page is read only now, by the command: named as openDatabase names it.
+      throw databaseFailure(config.dbPath, err) ?? err;
+    })
     .finally(() => db.close());
 }
 

@@ -6,7 +6,7 @@ import { dirname, resolve } from 'node:path';
 import { defineCommand } from 'citty';
 import { loadConfig } from '../config.ts';
 import { backupDatabase, backupDir, freshBackupPath } from '../store/backup.ts';
-import { openDatabase, StoreError } from '../store/db.ts';
+import { databaseFailure, openDatabase, StoreError } from '../store/db.ts';
 import { printJson, say, shellQuote } from './output.ts';
 
 function isDirectory(path: string): boolean {
@@ -45,6 +45,8 @@ export const backupCommand = defineCommand({
       if (args.json) return printJson(r);
       say(`backed up ${r.accounts} account${r.accounts === 1 ? '' : 's'} to ${r.path} (${Math.max(1, Math.round(r.bytes / 1024))} KB, owner-only)`);
       say(`it holds refresh tokens and API keys: keep it private. \`mcp accounts import ${shellQuote(r.path)}\` brings the accounts back`);
+    } catch (err) {
+      throw databaseFailure(config.dbPath, err) ?? err;
     } finally {
       db.close();
     }

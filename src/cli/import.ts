@@ -10,7 +10,7 @@ import { loadConfig } from '../config.ts';
 import { type LegacyParse, parseLegacyAccounts } from '../legacy-accounts.ts';
 import { type Account, listAccounts, updateAccount, upsertAccount } from '../store/accounts.ts';
 import { accountsInBackup, isSqliteFile } from '../store/backup.ts';
-import { getSetting, immediate, openDatabase, setSetting } from '../store/db.ts';
+import { databaseFailure, getSetting, immediate, openDatabase, setSetting } from '../store/db.ts';
 import { printJson, say, warn } from './output.ts';
 
 export type ImportOutcome = 'added' | 'updated' | 'unchanged' | 'skipped';
@@ -142,13 +142,16 @@ export function importLegacyFile(db: Database, path: string, opts: { dryRun?: bo
     const code = (err as { code?: string }).code;
     throw new Error(code === 'ENOENT' ? `no such file: ${path}` : `cannot read ${path}: ${(err as Error).message}`);
   }
+  let parsed: LegacyParse;
   try {
-    const parsed = parseLegacyAccounts(text);
+    parsed = parseLegacyAccounts(text);
     for (const a of parsed.accounts) a.writtenAt = writtenAt;
-    return applyLegacyImport(db, pick(parsed), opts);
+    parsed = pick(parsed);
   } catch (err) {
     throw new Error(`${path}: ${(err as Error).message}`);
   }
+  // Outside the try: a failure of our own database is not the file's, and must not be named after it.
+  return applyLegacyImport(db, parsed, opts);
 }
 
 export function summaryLine(r: ImportReport): string {
@@ -218,6 +221,8 @@ export const importCommand = defineCommand({
       }
       say(`${dryRun ? 'dry run: ' : ''}${summaryLine(report)}`);
       if (report.lines.some((l) => l.reason === KEPT_NEWER)) say(KEPT_RULE);
+    } catch (err) {
+      throw databaseFailure(config.dbPath, err) ?? err;
     } finally {
       db.close();
     }

@@ -1,7 +1,7 @@
 // `mcp usage`: what the proxy served, from the usage table, grouped by account, model or provider.
 import { defineCommand } from 'citty';
 import { loadConfig } from '../config.ts';
-import { openDatabase } from '../store/db.ts';
+import { databaseFailure, openDatabase } from '../store/db.ts';
 import { summarizeUsage, type UsageSummaryRow } from '../store/usage.ts';
 import { printJson, renderTable, say, UsageError } from './output.ts';
 
@@ -88,6 +88,8 @@ export const usageCommand = defineCommand({
       }
       say(`since ${new Date(since).toISOString()} (${sinceText}), by ${by}`);
       say(usageTable(rows, by));
+    } catch (err) {
+      throw databaseFailure(config.dbPath, err) ?? err;
     } finally {
       db.close();
     }

@@ -150,27 +150,40 @@ export function openDatabase(path: string, opts: { readonly?: boolean; check?: b
   } catch (err) {
     db.close();
     if (err instanceof StoreError) throw err;
-    if (isReadonlyError(err)) {
-      const hint = accessHint(path, true) ?? 'the file or its file system is read-only';
-      throw new StoreError(`cannot write database ${path}: ${(err as Error).message} (${hint})`, { cause: err });
-    }
-    // Nor is full: SQLite may say only "disk I/O error" (the -shm file could not grow).
-    if (isDiskFull(err, freeBytes(dirname(path)))) {
-      throw new StoreError(
-        `cannot write database ${path}: the disk holding ${dirname(path)} is full (${(err as Error).message}); free some space and try again`,
-        { cause: err },
-      );
-    }
-    // Locked is not damaged: the restore hint would have the operator replace a good file.
-    if (isBusyError(err)) {
-      throw new StoreError(
-        `database ${path} is locked by another process (still busy after ${BUSY_TIMEOUT_MS / 1000} s); try again, or stop whatever holds it open in a transaction`,
-        { cause: err },
-      );
-    }
-    throw new StoreError(`database ${path} is not usable: ${(err as Error).message}${restoreHint(dirname(path))}`, { cause: err });
+    throw databaseFailure(path, err) ?? new StoreError(`database ${path} is not usable: ${(err as Error).message}${restoreHint(dirname(path))}`, { cause: err });
   }
   return db;
+}
+
+/**
+ * A failure of the database at `path` in words an operator can act on, at open or later (the CLI
+ * reads a damaged page only when a command gets to it): read-only, full, locked, or damaged with
+ * the newest copy to go back to. Null for anything else (a constraint, a bug): report it as it is.
+ */
+export function databaseFailure(path: string, err: unknown): StoreError | null {
+  const message = (err as Error | null)?.message ?? String(err);
+  if (isReadonlyError(err)) {
+    const hint = accessHint(path, true) ?? 'the file or its file system is read-only';
+    return new StoreError(`cannot write database ${path}: ${message} (${hint})`, { cause: err });
+  }
+  // Nor is full: SQLite may say only "disk I/O error" (the -shm file could not grow).
+  if (isDiskFull(err, freeBytes(dirname(path)))) {
+    return new StoreError(`cannot write database ${path}: the disk holding ${dirname(path)} is full (${message}); free some space and try again`, {
+      cause: err,
+    });
+  }
+  // Locked is not damaged: the restore hint would have the operator replace a good file.
+  if (isBusyError(err)) {
+    return new StoreError(
+      `database ${path} is locked by another process (still busy after ${BUSY_TIMEOUT_MS / 1000} s); try again, or stop whatever holds it open in a transaction`,
+      { cause: err },
+    );
+  }
+  const code = String((err as { code?: unknown } | null)?.code ?? '');
+  if (code.startsWith('SQLITE_CORRUPT') || code.startsWith('SQLITE_NOTADB')) {
+    return new StoreError(`database ${path} is not usable: ${message}${restoreHint(dirname(path))}`, { cause: err });
+  }
+  return null;
 }
 
 /**

@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'bun:test';
-import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { Database } from 'bun:sqlite';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { accountsTable, accountViews, browserCommand, KEPT_REMOVAL_COPIES, quotaSummary } from '../../src/cli/accounts.ts';
@@ -193,6 +194,29 @@ describe('mcp accounts (in process, against a temporary data dir)', () => {
     expect(r.out).toContain('still disabled');
     expect(storedAccounts()).toHaveLength(1);
     expect(storedAccounts()[0]).toMatchObject({ status: 'disabled', statusReason: 'disabled by user' });
+  });
+
+  test('a database damaged where the accounts are is named, with the newest copy to go back to, as serve names it', async () => {
+    await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'main');
+    expect((await run('backup')).code).toBe(0);
+    const [copy] = readdirSync(join(dataDirOf(), 'backups'));
+    const path = join(dataDirOf(), 'proxy.db');
+    const db = new Database(path);
+    const { rootpage } = db.query("SELECT rootpage FROM sqlite_master WHERE name = 'accounts'").get() as { rootpage: number };
+    const { page_size } = db.query('PRAGMA page_size').get() as { page_size: number };
+    db.close();
+    // The accounts table's first page: a leaf page type whose cell count runs past the page.
+    const fd = openSync(path, 'r+');
+    writeSync(fd, Buffer.from([0x0d, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), 0, 8, (rootpage - 1) * page_size);
+    closeSync(fd);
+    const goFile = join(import.meta.dir, '..', 'fixtures', 'legacy', 'go-accounts.json');
+    for (const argv of [['accounts', 'list'], ['accounts', 'disable', 'main'], ['accounts', 'import', goFile]]) {
+      const r = await run(...argv);
+      expect(r.code).toBe(1);
+      expect(r.err).toBe(
+        `mcp: database ${path} is not usable: database disk image is malformed; the newest copy of it is ${join(dataDirOf(), 'backups', copy!)} (README, Backups: how to put it back)\n`,
+      );
+    }
   });
 
   test('a label that reads as an option or holds a line break is refused (it could not be named again)', async () => {
