@@ -18,7 +18,7 @@ import {
   updateAccount,
   upsertAccount,
 } from '../store/accounts.ts';
-import { backupDatabase, backupDir, freshBackupPath, pruneBackups } from '../store/backup.ts';
+import { backupDir, backupToFresh, pruneBackups } from '../store/backup.ts';
 import { databaseFailure, immediate, openDatabase, StoreError } from '../store/db.ts';
 import { clearAccountLimits, listLimits, listQuotas, type ModelLimit, type QuotaRecord, replaceQuotas } from '../store/limits.ts';
 import {
@@ -497,7 +497,7 @@ const removeCommand = defineCommand({
       if (args.backup !== false) {
         try {
           const dir = backupDir(config.dataDir);
-          copy = backupDatabase(db, freshBackupPath(dir, 'before-remove', new Date())).path;
+          copy = backupToFresh(db, dir, 'before-remove', new Date()).path;
           pruneBackups(dir, 'before-remove', KEPT_REMOVAL_COPIES);
         } catch (err) {
           throw new StoreError(`${(err as Error).message}; ${acc.label} was not removed (--no-backup removes it without a copy)`);

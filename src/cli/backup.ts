@@ -5,7 +5,7 @@ import { existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { defineCommand } from 'citty';
 import { loadConfig } from '../config.ts';
-import { backupDatabase, backupDir, freshBackupPath } from '../store/backup.ts';
+import { backupDatabase, backupDir, backupToFresh } from '../store/backup.ts';
 import { databaseFailure, openDatabase, StoreError } from '../store/db.ts';
 import { printJson, say, shellQuote } from './output.ts';
 
@@ -36,12 +36,13 @@ export const backupCommand = defineCommand({
       throw new StoreError(`cannot write the backup into ${named}: the directory ${resolve(named)} does not exist`);
     }
     // A directory gets a fresh copy inside it, as `cp file dir/` would.
-    const target = !named ? freshBackupPath(backupDir(config.dataDir), 'proxy', new Date()) : isDirectory(named) ? freshBackupPath(named, 'proxy', new Date()) : named;
+    const intoDir = !named ? backupDir(config.dataDir) : isDirectory(named) ? named : null;
+    const target = intoDir ?? named;
     const dir = dirname(resolve(target));
     if (!existsSync(dir)) throw new StoreError(`cannot write the backup ${target}: the directory ${dir} does not exist`);
     const db = openDatabase(config.dbPath);
     try {
-      const r = backupDatabase(db, target, { overwrite: Boolean(args.force) });
+      const r = intoDir ? backupToFresh(db, intoDir, 'proxy', new Date()) : backupDatabase(db, target, { overwrite: Boolean(args.force) });
       if (args.json) return printJson(r);
       say(`backed up ${r.accounts} account${r.accounts === 1 ? '' : 's'} to ${r.path} (${Math.max(1, Math.round(r.bytes / 1024))} KB, owner-only)`);
       say(`it holds refresh tokens and API keys: keep it private. \`mcp accounts import ${shellQuote(r.path)}\` brings the accounts back`);

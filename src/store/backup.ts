@@ -1,7 +1,7 @@
 // A copy of the whole database that can be taken while the server runs, and the accounts read
 // back out of one. The copy holds refresh tokens and API keys: it is owner-only from its first byte.
 import { Database } from 'bun:sqlite';
-import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type Account, listAccounts } from './accounts.ts';
@@ -23,7 +23,7 @@ export function backupDatabase(db: Database, target: string, opts: { overwrite?:
   // Renamed over the live file (or its WAL), the copy would pull the database out from under the server.
   const live = resolve(db.filename);
   if ([live, `${live}-wal`, `${live}-shm`].includes(resolve(target))) throw new StoreError(`${target} is the database itself: name another file`);
-  if (existsSync(target) && !opts.overwrite) throw new StoreError(`${target} already exists (--force replaces it)`);
+  if (existsSync(target) && !opts.overwrite) throw new BackupExistsError(target);
   const tmp = `${target}.partial-${process.pid}`;
   try {
     // SQLite takes an empty existing file as the target and keeps its mode.
@@ -38,12 +38,52 @@ export function backupDatabase(db: Database, target: string, opts: { overwrite?:
     } finally {
       copy.close();
     }
-    renameSync(tmp, target);
+    if (opts.overwrite) renameSync(tmp, target);
+    else placeNew(tmp, target);
     return { path: target, bytes: statSync(target).size, accounts };
   } catch (err) {
     rmSync(tmp, { force: true });
     if (err instanceof StoreError) throw err;
     throw new StoreError(`cannot write the backup ${target}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+export class BackupExistsError extends StoreError {
+  constructor(target: string) {
+    super(`${target} already exists (--force replaces it)`);
+  }
+}
+
+/**
+ * Puts the finished copy under its name only if no file has that name: another backup may have
+ * taken it since the look before the copy (two at once, the same second), and a rename would
+ * replace that one without a word. A hard link fails instead; where the file system has none,
+ * the rename it is.
+ */
+function placeNew(tmp: string, target: string): void {
+  try {
+    linkSync(tmp, target);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === 'EEXIST') throw new BackupExistsError(target);
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw err;
+    renameSync(tmp, target);
+    return;
+  }
+  rmSync(tmp, { force: true });
+}
+
+/**
+ * A backup into `dir` under a fresh `<prefix>-<UTC time>.db` name (freshBackupPath); when another
+ * backup takes that name meanwhile, under the next one.
+ */
+export function backupToFresh(db: Database, dir: string, prefix: string, now: Date): BackupResult {
+  for (let tries = 1; ; tries++) {
+    try {
+      return backupDatabase(db, freshBackupPath(dir, prefix, now));
+    } catch (err) {
+      if (!(err instanceof BackupExistsError) || tries >= 10) throw err;
+    }
   }
 }
 

@@ -3,6 +3,7 @@
 import { describe, expect, test } from 'bun:test';
 import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { openDatabase } from '../../src/store/db.ts';
 import { runCaptured, useTempDataDir } from './run-cli.ts';
 
 const dataDir = useTempDataDir('mcp-backup-cli-');
@@ -28,4 +29,30 @@ describe('mcp backup into a directory', () => {
     expect((await runCaptured(['backup', target])).code).toBe(0);
     expect(readdirSync(target)).toHaveLength(2);
   });
+});
+
+describe('two backups at once (a script removing accounts in parallel, two cron jobs)', () => {
+  test('each keeps its own copy: neither is renamed over the other', async () => {
+    // A database big enough that each copy takes a while, so the two overlap.
+    const db = openDatabase(join(dataDir(), 'proxy.db'));
+    db.exec('CREATE TABLE ballast (b BLOB)');
+    const q = db.query('INSERT INTO ballast VALUES (randomblob(65536))');
+    for (let i = 0; i < 600; i++) q.run();
+    db.close();
+    const target = join(dataDir(), 'copies');
+    mkdirSync(target);
+    // Started just after a second begins, so both name their copy in the same second.
+    while (Date.now() % 1000 > 20) Bun.sleepSync(1);
+    const main = join(import.meta.dir, '..', '..', 'src', 'main.ts');
+    const env = { ...process.env, MCP_DATA_DIR: dataDir() };
+    const runs = [0, 1].map(() => Bun.spawn([process.execPath, main, 'backup', target], { env, stdout: 'pipe', stderr: 'pipe' }));
+    const results = await Promise.all(runs.map(async (p) => ({ code: await p.exited, err: await new Response(p.stderr).text() })));
+    expect(results).toEqual([
+      { code: 0, err: '' },
+      { code: 0, err: '' },
+    ]);
+    const files = readdirSync(target);
+    expect(files).toHaveLength(2);
+    expect(new Set(files.map((f) => statSync(join(target, f)).ino)).size).toBe(2);
+  }, 30_000);
 });
