@@ -4,11 +4,13 @@
 //  - the Node antigravity-claude-proxy: {accounts:[{email, source, enabled, refreshToken:
 //    "1//…|projectId|managedProjectId", projectId, subscription:{tier, projectId}, isInvalid, verifyUrl, …}],
 //    settings, activeIndex}
+//  - CLIProxyAPI, one file per account: {type:"antigravity"|"codex"|…, access_token, refresh_token,
+//    expires_in, timestamp, expired, email, project_id}
 // Rate-limit and quota state is not carried over: it is stale by the time anyone imports.
 import type { AccountStatus, NewAccount } from './store/accounts.ts';
 
 /** 'mcp': another mcp database (a backup), read by src/cli/import.ts. */
-export type LegacyFormat = 'go' | 'node' | 'unknown' | 'mcp';
+export type LegacyFormat = 'go' | 'node' | 'cpa' | 'unknown' | 'mcp';
 
 export interface LegacyAccount {
   account: NewAccount;
@@ -129,9 +131,12 @@ export function parseLegacyAccounts(text: string): LegacyParse {
   } catch (err) {
     throw new LegacyFormatError(`not JSON: ${(err as Error).message}`);
   }
+  if (isObj(data) && !('accounts' in data) && typeof data.type === 'string') return parseCpaFile(data);
   const list = Array.isArray(data) ? data : isObj(data) ? data.accounts : undefined;
   if (!Array.isArray(list)) {
-    throw new LegacyFormatError('expected {"accounts": [...]} as written by multi-claude-proxy or antigravity-claude-proxy');
+    throw new LegacyFormatError(
+      'expected {"accounts": [...]} as written by multi-claude-proxy or antigravity-claude-proxy, or one CLIProxyAPI auth file',
+    );
   }
   const entries = list.filter(isObj);
   const skipped: LegacySkip[] = [];
@@ -155,6 +160,16 @@ export function parseLegacyAccounts(text: string): LegacyParse {
     else skipped.push({ entry: `#${f.index + 1} (${f.acc.legacyName})`, reason: `listed again as #${keep + 1}, which is imported` });
   }
   return { format: detectLegacyFormat(entries), accounts, skipped };
+}
+
+/** One CLIProxyAPI auth file: one account, in the shape the Go project's entries have. */
+function parseCpaFile(data: Obj): LegacyParse {
+  const type = str(data.type).toLowerCase();
+  const skipped: LegacySkip[] = [];
+  const entry = { email: data.email, provider: type, source: 'oauth', refreshToken: data.refresh_token, projectId: data.project_id };
+  const acc = oneAccount(entry, 0, skipped);
+  if (acc) acc.account.meta = { ...acc.account.meta, importedFrom: 'CLIProxyAPI' };
+  return { format: 'cpa', accounts: acc ? [acc] : [], skipped };
 }
 
 function identity(a: LegacyAccount): string {

@@ -77,6 +77,34 @@ describe('the Node antigravity-claude-proxy file', () => {
   });
 });
 
+describe('a CLIProxyAPI auth file (one account per file)', () => {
+  test('an Antigravity one is its Google account, with its refresh token and project', () => {
+    const parsed = parseLegacyAccounts(fixture('cpa-antigravity.json'));
+    expect(parsed.format).toBe('cpa');
+    expect(parsed.skipped).toEqual([]);
+    expect(parsed.accounts.map((a) => [a.legacyName, a.account])).toEqual([
+      [
+        'carol@example.com',
+        {
+          provider: 'antigravity',
+          email: 'carol@example.com',
+          credentials: { kind: 'oauth', refreshToken: '1//0gFAKEcpaCarolRefreshToken0123456789' },
+          meta: { importedFrom: 'CLIProxyAPI', projectId: 'brave-otter-67890' },
+        },
+      ],
+    ]);
+  });
+
+  test('one for a provider mcp does not serve, or without a refresh token, is skipped with the reason', () => {
+    const codex = parseLegacyAccounts(fixture('cpa-codex.json'));
+    expect(codex.format).toBe('cpa');
+    expect(codex.accounts).toEqual([]);
+    expect(codex.skipped).toEqual([{ entry: '#1 (dave@example.com)', reason: 'provider "codex" is not supported by mcp' }]);
+    const bare = parseLegacyAccounts(JSON.stringify({ type: 'antigravity', email: 'e@example.com', access_token: 'ya29.FAKE' }));
+    expect(bare.skipped.map((s) => s.reason)).toEqual(['no refresh token']);
+  });
+});
+
 describe('odd input', () => {
   test.each([
     ['not JSON', '{accounts'],

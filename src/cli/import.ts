@@ -1,7 +1,7 @@
 // `mcp accounts import <file>`: moves accounts over from the Go multi-claude-proxy or the Node
-// antigravity-claude-proxy accounts.json, or from an mcp database (`mcp backup`, another machine's
-// proxy.db). Idempotent: the same Google email updates its account, the same Z.AI key is left
-// alone. Also run once by `mcp serve` when ACCOUNTS_CONFIG_PATH names a file.
+// antigravity-claude-proxy accounts.json, a CLIProxyAPI auth file, or an mcp database (`mcp backup`,
+// another machine's proxy.db). Idempotent: the same Google email updates its account, the same Z.AI
+// key is left alone. Also run once by `mcp serve` when ACCOUNTS_CONFIG_PATH names a file.
 import type { Database } from 'bun:sqlite';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -159,7 +159,7 @@ export function summaryLine(r: ImportReport): string {
   return `${added} added, ${updated} updated, ${unchanged} unchanged, ${skipped} skipped`;
 }
 
-const FORMAT_NAME = { go: 'multi-claude-proxy (Go)', node: 'antigravity-claude-proxy (Node)', unknown: 'legacy', mcp: 'mcp database' } as const;
+const FORMAT_NAME = { go: 'multi-claude-proxy (Go)', node: 'antigravity-claude-proxy (Node)', cpa: 'CLIProxyAPI', unknown: 'legacy', mcp: 'mcp database' } as const;
 
 /**
  * First start with ACCOUNTS_CONFIG_PATH: imports that file once (remembered per path in the settings
@@ -194,7 +194,7 @@ export function importOnFirstStart(
 export const importCommand = defineCommand({
   meta: {
     name: 'import',
-    description: "Import accounts from the Go multi-claude-proxy's or the Node antigravity-claude-proxy's accounts.json, or from an mcp backup",
+    description: "Import accounts from the Go multi-claude-proxy's or the Node antigravity-claude-proxy's accounts.json, a CLIProxyAPI auth file, or an mcp backup",
   },
   args: {
     file: { type: 'positional', required: true, description: 'Path to the accounts.json, or to an mcp database (`mcp backup`, a proxy.db)' },

@@ -40,6 +40,17 @@ describe('mcp accounts import', () => {
     expect(alice.meta.projectId).toBe('sunny-pier-12345');
   });
 
+  test('imports a CLIProxyAPI auth file: its Google account, and again changes nothing', async () => {
+    const file = join(FIXTURES, 'cpa-antigravity.json');
+    const r = await run('accounts', 'import', file);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('CLIProxyAPI');
+    expect(r.out).toContain('1 added, 0 updated, 0 unchanged, 0 skipped');
+    expect(r.out + r.err).not.toContain('FAKEcpaCarol');
+    expect(stored().map((a) => [a.provider, a.email, a.meta.projectId])).toEqual([['antigravity', 'carol@example.com', 'brave-otter-67890']]);
+    expect((await run('accounts', 'import', file)).out).toContain('0 added, 0 updated, 1 unchanged, 0 skipped');
+  });
+
   test('importing the same file twice changes nothing the second time', async () => {
     await run('accounts', 'import', GO);
     const first = stored();
