@@ -188,7 +188,11 @@ describe('accountsInBackup', () => {
       chmodSync(dir, 0o755);
       copyFileSync(join(dir, 'ro-copy', 'proxy.db'), join(d, 'proxy.db'));
       lockDown(d);
-      expect(readAs(join(d, 'proxy.db'))).toBe('alice@example.com,z1');
+      try {
+        expect(readAs(join(d, 'proxy.db'))).toBe('alice@example.com,z1');
+      } finally {
+        chmodSync(d, 0o755);
+      }
     });
 
     test.skipIf(process.platform === 'win32')('copied with the WAL that holds its latest commits (cp proxy.db* while serving), those are read too', () => {
@@ -201,7 +205,11 @@ describe('accountsInBackup', () => {
       for (const f of ['proxy.db', 'proxy.db-wal']) copyFileSync(join(live, f), join(d, f));
       db.close();
       lockDown(d);
-      expect(readAs(join(d, 'proxy.db'))).toBe('alice@example.com,in-wal,z1');
+      try {
+        expect(readAs(join(d, 'proxy.db'))).toBe('alice@example.com,in-wal,z1');
+      } finally {
+        chmodSync(d, 0o755);
+      }
     });
   });
 
