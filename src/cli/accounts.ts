@@ -344,16 +344,17 @@ const addCommand = defineCommand({
         }
         apiKey = cleanApiKey(apiKey);
         await withDb(async (db, config) => {
-          const same = listAccounts(db).find((a) => a.credentials.kind === 'api_key' && a.credentials.apiKey === apiKey);
-          if (same) {
+          const sameKey = () => listAccounts(db).find((a) => a.credentials.kind === 'api_key' && a.credentials.apiKey === apiKey);
+          const alreadyAdded = (same: Account) => {
             const acc = relabel(db, same, label);
             say(`already added: ${acc.id} (${acc.label}), key ${maskSecret(apiKey)}`);
             if ('maxConcurrent' in capMeta) {
               updateAccount(db, same.id, { meta: capMeta });
               say(`${acc.id} (${acc.label}): ${describeCap(capMeta.maxConcurrent ?? null)}`);
             }
-            return;
-          }
+          };
+          const same = sameKey();
+          if (same) return alreadyAdded(same);
           if (label && findAccount(db, label)) throw new StoreError(`an account labelled "${label}" already exists`);
           // Checked with Z.AI before it is stored (the quota call is the cheap authenticated one): a
           // mistyped key is refused here, not found out by the first request that fails on it.
@@ -384,12 +385,18 @@ const addCommand = defineCommand({
             // Z.AI unreachable, or the key has no plan: stored anyway; the server checks it on every quota round.
             warn(`warning: could not check the key with Z.AI (${msg}); added anyway, \`mcp accounts verify\` checks it again`);
           }
-          const { account } = upsertAccount(db, {
-            provider: 'zai',
-            credentials: { kind: 'api_key', apiKey },
-            meta: { ...learned, ...capMeta },
-            ...(label ? { label } : {}),
+          // Looked at again as it is stored: another `add` of this key may have finished during the check.
+          const account = immediate(db, () => {
+            if (sameKey()) return null;
+            if (label && findAccount(db, label)) throw new StoreError(`an account labelled "${label}" already exists`);
+            return upsertAccount(db, {
+              provider: 'zai',
+              credentials: { kind: 'api_key', apiKey },
+              meta: { ...learned, ...capMeta },
+              ...(label ? { label } : {}),
+            }).account;
           });
+          if (!account) return alreadyAdded(sameKey()!);
           const plan = typeof learned.plan === 'string' ? `, ${learned.plan} plan` : '';
           say(`added ${account.id} (${account.label}): zai key ${maskSecret(apiKey)}${plan}${storeQuota(db, account.id, quotas)}`);
         });

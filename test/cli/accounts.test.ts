@@ -322,6 +322,31 @@ describe('mcp accounts (in process, against a temporary data dir)', () => {
     expect(storedAccounts()[0]).toMatchObject({ status: 'active', statusReason: null });
   });
 
+  test('the same key added twice at once (two terminals, two containers on one volume) is stored once', async () => {
+    const db = openDatabase(join(dataDirOf(), 'proxy.db'));
+    // The other `add` stores the key while this one waits for Z.AI's answer.
+    const slow = Bun.serve({
+      hostname: '127.0.0.1',
+      port: 0,
+      async fetch(req) {
+        upsertAccount(db, { provider: 'zai', label: 'first', credentials: { kind: 'api_key', apiKey: KEY } });
+        return fetch(zai.quotaUrl, { headers: req.headers });
+      },
+    });
+    const saved = process.env.ZAI_QUOTA_URL;
+    process.env.ZAI_QUOTA_URL = `http://127.0.0.1:${slow.port}/quota`;
+    try {
+      const r = await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY);
+      expect(r.code).toBe(0);
+      expect(r.out).toContain('already added');
+    } finally {
+      process.env.ZAI_QUOTA_URL = saved;
+      await slow.stop(true);
+      db.close();
+    }
+    expect(storedAccounts().map((a) => a.label)).toEqual(['first']);
+  });
+
   test('remove keeps a copy of the database first; the command it prints brings back that account alone', async () => {
     await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'main');
     await run('accounts', 'add', '--provider', 'zai', '--api-key', `${KEY}-other`, '--label', 'other');
