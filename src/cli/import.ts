@@ -136,7 +136,7 @@ export function importLegacyFile(db: Database, path: string, opts: { dryRun?: bo
   let text: string;
   let writtenAt: number;
   try {
-    text = readFileSync(path, 'utf8');
+    text = decodeText(readFileSync(path));
     writtenAt = statSync(path).mtimeMs;
   } catch (err) {
     const code = (err as { code?: string }).code;
@@ -152,6 +152,16 @@ export function importLegacyFile(db: Database, path: string, opts: { dryRun?: bo
   }
   // Outside the try: a failure of our own database is not the file's, and must not be named after it.
   return applyLegacyImport(db, parsed, opts);
+}
+
+/**
+ * The file's text: UTF-8, or UTF-16 when it starts with that byte order mark (what PowerShell 5's
+ * `>` and Notepad's "Unicode" write on Windows). A UTF-8 mark is left for the parser to drop.
+ */
+function decodeText(bytes: Buffer): string {
+  if (bytes[0] === 0xff && bytes[1] === 0xfe) return new TextDecoder('utf-16le').decode(bytes);
+  if (bytes[0] === 0xfe && bytes[1] === 0xff) return new TextDecoder('utf-16be').decode(bytes);
+  return bytes.toString('utf8');
 }
 
 export function summaryLine(r: ImportReport): string {

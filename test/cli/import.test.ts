@@ -232,6 +232,18 @@ describe('mcp accounts import', () => {
     expect(r.out).toContain('1 added');
   });
 
+  test('a file saved as UTF-16 (PowerShell 5 redirection, Notepad "Unicode") is read', async () => {
+    const text = JSON.stringify({ accounts: [{ email: 'zai-utf16', provider: 'zai', apiKey: 'zai-key-FAKE-utf16-000000' }] });
+    const le = join(dataDirOf(), 'le.json');
+    writeFileSync(le, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, 'utf16le')]));
+    const r = await run('accounts', 'import', le);
+    expect(r.err).toBe('');
+    expect(r.out).toContain('1 added');
+    const be = join(dataDirOf(), 'be.json');
+    writeFileSync(be, Buffer.concat([Buffer.from([0xfe, 0xff]), Buffer.from(text, 'utf16le').swap16()]));
+    expect((await run('accounts', 'import', be)).out).toContain('1 unchanged');
+  });
+
   test('the file argument is required', async () => {
     const r = await run('accounts', 'import');
     expect(r.code).not.toBe(0);
