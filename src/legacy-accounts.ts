@@ -129,7 +129,8 @@ export function parseLegacyAccounts(text: string): LegacyParse {
     // Windows editors save with a byte order mark, which JSON.parse refuses.
     data = JSON.parse(text.replace(/^\uFEFF/, ''));
   } catch (err) {
-    throw new LegacyFormatError(`not JSON: ${(err as Error).message}`);
+    // The parser quotes what it stumbled on, which in this file may be a key left unquoted.
+    throw new LegacyFormatError(`not JSON: ${(err as Error).message.replace(/"[^"]*"/g, '"…"')}`);
   }
   if (isObj(data) && !('accounts' in data) && typeof data.type === 'string') return parseCpaFile(data);
   const list = Array.isArray(data) ? data : isObj(data) ? data.accounts : undefined;

@@ -114,6 +114,14 @@ describe('odd input', () => {
     expect(() => parseLegacyAccounts(text)).toThrow(LegacyFormatError);
   });
 
+  test('a hand-written file with a key left unquoted is refused without the key in the message', () => {
+    const key = 'FAKEzaiKey0123456789abcdef';
+    const parse = () => parseLegacyAccounts(`{"accounts":[{"provider":"zai","apiKey": ${key}.x}]}`);
+    expect(parse).toThrow(LegacyFormatError);
+    expect(parse).toThrow(/^not JSON: /);
+    expect(parse).not.toThrow(new RegExp(key.slice(4)));
+  });
+
   test('a bare list of accounts is accepted; entries without email or token are skipped, not fatal', () => {
     const parsed = parseLegacyAccounts(
       JSON.stringify([{ email: 'x@example.com', refreshToken: '1//tok0123456789' }, { refreshToken: '1//tok' }, { email: 'y@example.com' }, 7]),
