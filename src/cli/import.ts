@@ -3,8 +3,8 @@
 // another machine's proxy.db). Idempotent: the same Google email updates its account, the same Z.AI
 // key is left alone. Also run once by `mcp serve` when ACCOUNTS_CONFIG_PATH names a file.
 import type { Database } from 'bun:sqlite';
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { defineCommand } from 'citty';
 import { loadConfig } from '../config.ts';
 import { type LegacyParse, parseLegacyAccounts } from '../legacy-accounts.ts';
@@ -133,25 +133,63 @@ function onlyAccount(parsed: LegacyParse, name: string): LegacyParse {
 export function importLegacyFile(db: Database, path: string, opts: { dryRun?: boolean; only?: string } = {}): ImportReport {
   const pick = (p: LegacyParse): LegacyParse => (opts.only ? onlyAccount(p, opts.only) : p);
   if (isSqliteFile(path)) return applyLegacyImport(db, pick(backupAccountsParse(accountsInBackup(path))), opts);
+  if (!existsSync(path)) throw new Error(`no such file: ${path}`);
+  let parsed: LegacyParse;
+  try {
+    parsed = pick(isDirectory(path) ? readAuthDirectory(path) : readAccountsFile(path));
+  } catch (err) {
+    throw new Error(`${path}: ${(err as Error).message}`);
+  }
+  // Outside the try: a failure of our own database is not the file's, and must not be named after it.
+  return applyLegacyImport(db, parsed, opts);
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** One accounts file, parsed; each account's writtenAt is the file's modification time. */
+function readAccountsFile(path: string): LegacyParse {
   let text: string;
   let writtenAt: number;
   try {
     text = decodeText(readFileSync(path));
     writtenAt = statSync(path).mtimeMs;
   } catch (err) {
-    const code = (err as { code?: string }).code;
-    throw new Error(code === 'ENOENT' ? `no such file: ${path}` : `cannot read ${path}: ${(err as Error).message}`);
+    throw new Error(`cannot read it: ${(err as Error).message}`);
   }
-  let parsed: LegacyParse;
-  try {
-    parsed = parseLegacyAccounts(text);
-    for (const a of parsed.accounts) a.writtenAt = writtenAt;
-    parsed = pick(parsed);
-  } catch (err) {
-    throw new Error(`${path}: ${(err as Error).message}`);
+  const parsed = parseLegacyAccounts(text);
+  for (const a of parsed.accounts) a.writtenAt = writtenAt;
+  return parsed;
+}
+
+/** CLIProxyAPI keeps one auth file per account in a directory (~/.cli-proxy-api): its .json files, as one. */
+function readAuthDirectory(dir: string): LegacyParse {
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort();
+  if (!files.length) throw new Error('a directory without .json files: name the accounts file');
+  const out: LegacyParse = { format: 'cpa', accounts: [], skipped: [] };
+  for (const f of files) {
+    let one: LegacyParse;
+    try {
+      one = readAccountsFile(join(dir, f));
+    } catch (err) {
+      out.skipped.push({ entry: f, reason: (err as Error).message });
+      continue;
+    }
+    if (one.format !== 'cpa') {
+      out.skipped.push({ entry: f, reason: 'not a CLIProxyAPI auth file (import an accounts.json on its own)' });
+      continue;
+    }
+    out.accounts.push(...one.accounts);
+    out.skipped.push(...one.skipped.map((s) => ({ entry: f, reason: s.reason })));
   }
-  // Outside the try: a failure of our own database is not the file's, and must not be named after it.
-  return applyLegacyImport(db, parsed, opts);
+  return out;
 }
 
 /**
@@ -207,7 +245,7 @@ export const importCommand = defineCommand({
     description: "Import accounts from the Go multi-claude-proxy's or the Node antigravity-claude-proxy's accounts.json, a CLIProxyAPI auth file, or an mcp backup",
   },
   args: {
-    file: { type: 'positional', required: true, description: 'Path to the accounts.json, or to an mcp database (`mcp backup`, a proxy.db)' },
+    file: { type: 'positional', required: true, description: 'Path to the accounts.json, a CLIProxyAPI auth file or directory, or an mcp database (`mcp backup`, a proxy.db)' },
     only: { type: 'string', valueHint: 'id|label|email', description: 'Import only this account of the file' },
     'dry-run': { type: 'boolean', description: 'Show what would be imported without changing anything' },
     json: { type: 'boolean', description: 'Print the result as JSON' },

@@ -1,6 +1,6 @@
 // `mcp accounts import <file>` and the once-only import from ACCOUNTS_CONFIG_PATH on first start.
 import { describe, expect, test } from 'bun:test';
-import { copyFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { importOnFirstStart, KEPT_NEWER, KEPT_RULE } from '../../src/cli/import.ts';
 import { runCaptured, useTempDataDir } from './run-cli.ts';
@@ -49,6 +49,28 @@ describe('mcp accounts import', () => {
     expect(r.out + r.err).not.toContain('FAKEcpaCarol');
     expect(stored().map((a) => [a.provider, a.email, a.meta.projectId])).toEqual([['antigravity', 'carol@example.com', 'brave-otter-67890']]);
     expect((await run('accounts', 'import', file)).out).toContain('0 added, 0 updated, 1 unchanged, 0 skipped');
+  });
+
+  test("CLIProxyAPI's auth directory imports each auth file in it, and says which files it skipped", async () => {
+    const dir = join(dataDirOf(), 'cli-proxy-api');
+    mkdirSync(dir);
+    copyFileSync(join(FIXTURES, 'cpa-antigravity.json'), join(dir, 'antigravity-carol@example.com.json'));
+    copyFileSync(join(FIXTURES, 'cpa-codex.json'), join(dir, 'codex-dave@example.com.json'));
+    copyFileSync(GO, join(dir, 'accounts.json'));
+    writeFileSync(join(dir, 'broken.json'), '{');
+    writeFileSync(join(dir, 'notes.txt'), 'not an auth file');
+    const r = await run('accounts', 'import', dir);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('1 added, 0 updated, 0 unchanged, 3 skipped');
+    expect(r.err).toContain('accounts.json: not a CLIProxyAPI auth file');
+    expect(r.err).toContain('broken.json: not JSON');
+    expect(r.err).toContain('codex-dave@example.com.json: provider "codex" is not supported by mcp');
+    expect(stored().map((a) => a.email)).toEqual(['carol@example.com']);
+    const empty = join(dataDirOf(), 'empty');
+    mkdirSync(empty);
+    const none = await run('accounts', 'import', empty);
+    expect(none.code).toBe(1);
+    expect(none.err).toBe(`mcp: ${empty}: a directory without .json files: name the accounts file\n`);
   });
 
   test('importing the same file twice changes nothing the second time', async () => {
