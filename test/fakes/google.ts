@@ -109,6 +109,13 @@ export interface FakeAccount {
    * with INSUFFICIENT_G1_CREDITS_BALANCE. Default 0.
    */
   aiCredits: number;
+  /**
+   * Tiers Google will not give this account, in loadCodeAssist's `ineligibleTiers` shape
+   * ({reasonCode, reasonMessage, tierId, tierName, validationUrl?}, as gemini-cli's setup.ts reads
+   * it). When set, loadCodeAssist answers with no currentTier and only the standard tier allowed,
+   * and onboardUser is refused with 400 FAILED_PRECONDITION.
+   */
+  ineligibleTiers?: Record<string, string>[];
 }
 
 export interface FakeGoogleOptions {
@@ -1084,6 +1091,13 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
     const a = account(rec.email);
     switch (rpc) {
       case 'loadCodeAssist': {
+        if (a.ineligibleTiers) {
+          return json(200, {
+            allowedTiers: [{ id: 'standard-tier', name: 'Antigravity', userDefinedCloudaicompanionProject: true, usesGcpTos: true, isDefault: true }],
+            ineligibleTiers: a.ineligibleTiers,
+            gcpManaged: false,
+          });
+        }
         const out: Record<string, unknown> = {
           currentTier: { id: 'free-tier', name: 'Antigravity', description: 'Antigravity free tier' },
           allowedTiers: [
@@ -1103,6 +1117,7 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
       }
       case 'onboardUser': {
         if (typeof body.tierId !== 'string' && typeof body.tier_id !== 'string') return googleError(400, 'INVALID_ARGUMENT', 'tier_id is required');
+        if (a.ineligibleTiers) return googleError(400, 'FAILED_PRECONDITION', 'Precondition check failed.');
         const seen = (onboardSeen.get(a.email) ?? 0) + 1;
         onboardSeen.set(a.email, seen);
         if (seen <= a.onboardPolls) return json(200, { name: `operations/${hex(8)}`, done: false });

@@ -17,6 +17,8 @@ export interface ProjectInfo {
   tierId: string | null;
   /** True when discovery failed and the shared fallback project is used. */
   fallback?: boolean;
+  /** With the fallback: why Google gave no project (its ineligibleTiers reasons), for the user. */
+  reason?: string;
 }
 
 /** The metadata the official client sends (§3.1); the old IDE_UNSPECIFIED shape leads to license 403s. */
@@ -58,6 +60,37 @@ export function parseLoadCodeAssist(body: Record<string, unknown>): { projectId:
   const allowed = Array.isArray(body.allowedTiers) ? (body.allowedTiers as Tierish[]) : [];
   const tierId = idOf(body.paidTier) ?? idOf(body.currentTier) ?? idOf(allowed.find((t) => t.isDefault === true)) ?? null;
   return { projectId, tierId, tier: tierFromId(tierId) };
+}
+
+interface Ineligible {
+  reasonCode?: unknown;
+  reasonMessage?: unknown;
+  validationUrl?: unknown;
+}
+
+/** Google's reasons for refusing tiers ("UNSUPPORTED_LOCATION: …"), one line; null when none. */
+function ineligibleReasons(body: Record<string, unknown>): string | null {
+  const list = Array.isArray(body.ineligibleTiers) ? (body.ineligibleTiers as Ineligible[]) : [];
+  const reasons = list
+    .map((t) => [t?.reasonCode, t?.reasonMessage].filter((x): x is string => typeof x === 'string' && !!x).join(': '))
+    .filter(Boolean);
+  return reasons.length ? [...new Set(reasons)].join('; ').replace(/\s+/g, ' ') : null;
+}
+
+/**
+ * An account with no tier that Google wants verified first (gemini-cli's setup.ts reads it the same
+ * way): onboarding it or sending it to the shared project only fails later and loses the link.
+ */
+function validationRequired(body: Record<string, unknown>): UpstreamError | null {
+  if (body.currentTier || !Array.isArray(body.ineligibleTiers)) return null;
+  const t = (body.ineligibleTiers as Ineligible[]).find((x) => x?.reasonCode === 'VALIDATION_REQUIRED' && typeof x.validationUrl === 'string' && x.validationUrl);
+  if (!t) return null;
+  const why = typeof t.reasonMessage === 'string' && t.reasonMessage ? t.reasonMessage : 'account verification required';
+  return new UpstreamError('invalid_account', `Google requires verifying this account (${why})`, {
+    code: 'VALIDATION_REQUIRED',
+    scope: 'account',
+    verifyUrl: t.validationUrl as string,
+  });
 }
 
 /** The tier to onboard with: the default allowed tier, else the first, else free (never paidTier, §3.2). */
@@ -111,6 +144,8 @@ export async function discoverProject(
   const body = await loadCodeAssist(opts, token, signal);
   const parsed = parseLoadCodeAssist(body);
   if (parsed.projectId) return { projectId: parsed.projectId, tier: parsed.tier, tierId: parsed.tierId };
+  const mustVerify = validationRequired(body);
+  if (mustVerify) throw mustVerify;
   let onboarded: string | null = null;
   try {
     onboarded = await onboardUser(opts, token, onboardTierId(body), signal, poll);
@@ -121,6 +156,9 @@ export async function discoverProject(
     log.warn(`antigravity: onboarding failed (${(err as Error).message})`);
   }
   if (onboarded) return { projectId: onboarded, tier: parsed.tier, tierId: parsed.tierId };
-  log.warn(`antigravity: no project discovered for this account; using the shared fallback project ${FALLBACK_PROJECT_ID}`);
-  return { projectId: FALLBACK_PROJECT_ID, tier: parsed.tier, tierId: parsed.tierId, fallback: true };
+  const reason = ineligibleReasons(body);
+  log.warn(`antigravity: no project discovered for this account${reason ? ` (Google: ${reason})` : ''}; using the shared fallback project ${FALLBACK_PROJECT_ID}`);
+  const info: ProjectInfo = { projectId: FALLBACK_PROJECT_ID, tier: parsed.tier, tierId: parsed.tierId, fallback: true };
+  if (reason) info.reason = reason;
+  return info;
 }
