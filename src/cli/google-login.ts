@@ -50,6 +50,9 @@ async function finish(config: Readonly<Config>, t: TokenSet, refreshToken: strin
     meta.tierId = info.tierId;
     // The shared fallback is not a discovery: leave it to the provider to try again later.
     if (!info.fallback) meta.projectId = info.projectId;
+    // The account is added all the same, but requests under the shared project may well be refused:
+    // the user must hear why now, not from a 403 later.
+    else say(`warning: Google gave this account no project${info.reason ? ` (${info.reason})` : ''}; requests use the shared project ${info.projectId} until discovery succeeds`);
   } catch (err) {
     if (err instanceof UpstreamError && (err.kind === 'auth' || err.kind === 'invalid_account')) {
       // Verification is done in a browser: without the link the user is stuck.

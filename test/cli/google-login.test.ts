@@ -65,6 +65,34 @@ describe('--refresh-token', () => {
     expect(err.message).not.toContain('\n');
   });
 
+  test('an account Google lists as needing verification (loadCodeAssist ineligibleTiers) fails the login with the verify link', async () => {
+    fake.setAccount('tier-verify@example.com', {
+      projectId: null,
+      paidTierId: null,
+      ineligibleTiers: [
+        { reasonCode: 'VALIDATION_REQUIRED', reasonMessage: 'Verify your account to continue.', tierId: 'free-tier', validationUrl: 'https://accounts.google.com/FAKE-verify?x=1' },
+      ],
+    });
+    const err = (await loginWithRefreshToken({ config, refreshToken: fake.refreshTokenFor('tier-verify@example.com') }).catch((e) => e)) as Error;
+    expect(err).toBeInstanceOf(Error);
+    expect(err.message).toContain('verify the account at https://accounts.google.com/FAKE-verify?x=1');
+    expect(err.message).not.toContain('\n');
+  });
+
+  test("an account Google gives no project (ineligible): added, and the user is told Google's reason and that the shared project stands in", async () => {
+    fake.setAccount('no-tier@example.com', {
+      projectId: null,
+      paidTierId: null,
+      ineligibleTiers: [{ reasonCode: 'UNSUPPORTED_LOCATION', reasonMessage: 'Not available in your country.', tierId: 'free-tier' }],
+    });
+    const said: string[] = [];
+    const r = await loginWithRefreshToken({ config, refreshToken: fake.refreshTokenFor('no-tier@example.com'), say: (l) => said.push(l) });
+    expect(r.meta.projectId).toBeUndefined();
+    const out = said.join('\n');
+    expect(out).toContain('UNSUPPORTED_LOCATION: Not available in your country.');
+    expect(out).toContain('rising-fact-p41fc');
+  });
+
   test.each(['token_http500', 'token_down'] as const)('%s at the token endpoint is not reported as a refused token', async (kind) => {
     fake.setMode({ kind });
     const rt = fake.refreshTokenFor('token-trouble@example.com');
