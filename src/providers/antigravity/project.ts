@@ -81,7 +81,7 @@ function ineligibleReasons(body: Record<string, unknown>): string | null {
  * An account with no tier that Google wants verified first (gemini-cli's setup.ts reads it the same
  * way): onboarding it or sending it to the shared project only fails later and loses the link.
  */
-function validationRequired(body: Record<string, unknown>): UpstreamError | null {
+export function validationRequired(body: Record<string, unknown>): UpstreamError | null {
   if (body.currentTier || !Array.isArray(body.ineligibleTiers)) return null;
   const t = (body.ineligibleTiers as Ineligible[]).find((x) => x?.reasonCode === 'VALIDATION_REQUIRED' && typeof x.validationUrl === 'string' && x.validationUrl);
   if (!t) return null;

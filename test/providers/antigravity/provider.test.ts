@@ -527,6 +527,21 @@ describe('models, quota, verify, refresh', () => {
     expect(v.detail).toContain('invalid_grant');
   });
 
+  test('verify fails an account loadCodeAssist lists as needing verification, with the link, so `accounts verify` does not put it back', async () => {
+    const p = createAntigravityProvider(config, deps);
+    fake.setAccount('verify-tier@example.com', {
+      projectId: null,
+      paidTierId: null,
+      ineligibleTiers: [
+        { reasonCode: 'VALIDATION_REQUIRED', reasonMessage: 'Verify your account to continue.', tierId: 'free-tier', validationUrl: 'https://accounts.google.com/FAKE-verify?v=2' },
+      ],
+    });
+    const v = await p.verify(account('verify-tier@example.com'));
+    expect(v.ok).toBe(false);
+    expect(v.detail).toContain('invalid_account');
+    expect(v.detail).toContain('https://accounts.google.com/FAKE-verify?v=2');
+  });
+
   test('verify records a tier that changed under the same project (an upgrade to Pro)', async () => {
     const p = createAntigravityProvider(config, deps);
     const a = account('upgraded@example.com', { projectId: 'aicode-consumers', tier: 'free', tierId: 'free-tier' });
