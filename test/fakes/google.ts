@@ -116,6 +116,8 @@ export interface FakeAccount {
    * and onboardUser is refused with 400 FAILED_PRECONDITION.
    */
   ineligibleTiers?: Record<string, string>[];
+  /** The onboarding operation ends `done: true` with this google.rpc.Status `error` and no response. */
+  onboardError?: { code: number; status: string; message: string };
 }
 
 export interface FakeGoogleOptions {
@@ -1121,6 +1123,7 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
         const seen = (onboardSeen.get(a.email) ?? 0) + 1;
         onboardSeen.set(a.email, seen);
         if (seen <= a.onboardPolls) return json(200, { name: `operations/${hex(8)}`, done: false });
+        if (a.onboardError) return json(200, { name: `operations/${hex(8)}`, done: true, error: a.onboardError });
         return json(200, {
           name: `operations/${hex(8)}`,
           done: true,

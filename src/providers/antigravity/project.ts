@@ -123,6 +123,15 @@ export async function onboardUser(
   for (let i = 0; i < attempts; i++) {
     const op = await postJson(opts, 'onboardUser', { tierId, metadata: CLIENT_METADATA }, token, signal);
     if (op.done === true) {
+      // A finished operation may carry a google.rpc.Status instead of a response: that is the answer.
+      if (op.error && typeof op.error === 'object') {
+        const e = op.error as { message?: unknown; status?: unknown };
+        const status = typeof e.status === 'string' && e.status ? e.status : null;
+        const message = typeof e.message === 'string' && e.message ? e.message.replace(/\s+/g, ' ') : null;
+        throw new UpstreamError('bad_request', [status, message].filter(Boolean).join(': ') || 'the operation ended in an error', {
+          code: status,
+        });
+      }
       const response = (op.response ?? {}) as Record<string, unknown>;
       return projectIdOf(response.cloudaicompanionProject) ?? projectIdOf(response.projectId);
     }
@@ -147,17 +156,20 @@ export async function discoverProject(
   const mustVerify = validationRequired(body);
   if (mustVerify) throw mustVerify;
   let onboarded: string | null = null;
+  let failure: string | null = null;
   try {
     onboarded = await onboardUser(opts, token, onboardTierId(body), signal, poll);
   } catch (err) {
     // An auth problem must surface; anything else falls through to the shared project.
     if (err instanceof UpstreamError && (err.kind === 'auth' || err.kind === 'invalid_account')) throw err;
     if (signal?.aborted) throw err;
-    log.warn(`antigravity: onboarding failed (${(err as Error).message})`);
+    failure = (err as Error).message;
+    log.warn(`antigravity: onboarding failed (${failure})`);
   }
   if (onboarded) return { projectId: onboarded, tier: parsed.tier, tierId: parsed.tierId };
-  const reason = ineligibleReasons(body);
-  log.warn(`antigravity: no project discovered for this account${reason ? ` (Google: ${reason})` : ''}; using the shared fallback project ${FALLBACK_PROJECT_ID}`);
+  // Google's own reasons say more than the onboarding's refusal of them.
+  const reason = ineligibleReasons(body) ?? (failure && `onboarding failed: ${failure}`);
+  log.warn(`antigravity: no project discovered for this account${reason ? ` (${reason})` : ''}; using the shared fallback project ${FALLBACK_PROJECT_ID}`);
   const info: ProjectInfo = { projectId: FALLBACK_PROJECT_ID, tier: parsed.tier, tierId: parsed.tierId, fallback: true };
   if (reason) info.reason = reason;
   return info;

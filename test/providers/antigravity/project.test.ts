@@ -153,6 +153,19 @@ describe('discovery against the fake', () => {
     expect(info.reason).toContain('UNSUPPORTED_LOCATION');
   });
 
+  test("an onboarding operation that ends in an error stops polling and the fallback carries Google's message", async () => {
+    fake.setAccount('onboard-error@example.com', {
+      projectId: null,
+      paidTierId: null,
+      onboardPolls: 1,
+      onboardError: { code: 9, status: 'FAILED_PRECONDITION', message: 'User is not eligible for this tier.' },
+    });
+    const info = await discoverProject(cc, await tokenFor('onboard-error@example.com'), undefined, { pollDelayMs: 1, attempts: 5 });
+    expect(info.fallback).toBe(true);
+    expect(info.reason).toContain('User is not eligible for this tier.');
+    expect(fake.requests.filter((r) => r.rpc === 'onboardUser').length).toBe(2);
+  });
+
   test('a rejected token surfaces as auth instead of falling back', async () => {
     const err = await discoverProject(cc, 'ya29.bogus').catch((e) => e);
     expect(err.kind).toBe('auth');
