@@ -4,7 +4,7 @@
 // same time; invalid_grant is an invalid_account error (the pool marks the account, never over a
 // user's `disabled`), a network or 5xx failure is transient.
 import type { Config } from '../../config.ts';
-import { registerSecret } from '../../log.ts';
+import { log, registerSecret } from '../../log.ts';
 import type { Account } from '../../store/accounts.ts';
 import { UpstreamError, type ProviderDeps } from '../provider.ts';
 
@@ -18,6 +18,12 @@ export const OAUTH_SCOPES = [
 
 /** Refresh this long before the access token expires. */
 export const REFRESH_SKEW_MS = 5 * 60_000;
+/**
+ * When an early refresh fails for a transient reason, the token in hand still serves while it has
+ * this long left (a request checked at its start), and the refresh is not tried again for a while.
+ */
+const SPARE_MIN_LEFT_MS = 60_000;
+const RETRY_REFRESH_AFTER_MS = 30_000;
 const TOKEN_TIMEOUT_MS = 20_000;
 /** Google's access tokens live an hour: one rejected longer ago has expired and cannot come back. */
 const REJECTED_KEEP_MS = 60 * 60_000;
@@ -224,6 +230,8 @@ export function createTokenManager(cfg: OAuthConfig, deps: ProviderDeps): TokenM
     rejected.set(token, t + REJECTED_KEEP_MS);
   }
   const inflight = new Map<string, Promise<string>>();
+  /** Accounts whose early refresh failed transiently: not tried again before this time. */
+  const retryAt = new Map<string, number>();
   /**
    * Refresh tokens Google replaced (old -> new), per account. The account handed in may predate the
    * store write (or the store refused it): the revoked old token must not be sent again.
@@ -249,6 +257,7 @@ export function createTokenManager(cfg: OAuthConfig, deps: ProviderDeps): TokenM
         // No client signal: the refresh serves every waiter, one aborted request must not kill it.
         const t = await refreshAccessToken(cfg, refreshToken, deps.now());
         cache.set(account.id, { token: t.accessToken, expiresAt: t.expiresAt });
+        retryAt.delete(account.id);
         const stored = (account.credentials as { refreshToken: string }).refreshToken;
         if (t.refreshToken && t.refreshToken !== refreshToken) rotated.set(account.id, { from: stored, to: t.refreshToken });
         // One write for both tokens: a rotated refresh token never lands without its access token.
@@ -273,20 +282,35 @@ export function createTokenManager(cfg: OAuthConfig, deps: ProviderDeps): TokenM
       const hit = cache.get(account.id);
       if (hit && hit.expiresAt - REFRESH_SKEW_MS > now) return hit.token;
       const c = account.credentials;
-      if (!hit && c.kind === 'oauth' && c.accessToken && c.expiresAt && c.expiresAt - REFRESH_SKEW_MS > now && !rejected.has(c.accessToken)) {
-        registerSecret(c.accessToken, c.expiresAt, now);
-        cache.set(account.id, { token: c.accessToken, expiresAt: c.expiresAt });
-        return c.accessToken;
+      const stored = c.kind === 'oauth' && c.accessToken && c.expiresAt && !rejected.has(c.accessToken) ? { token: c.accessToken, expiresAt: c.expiresAt } : null;
+      if (!hit && stored && stored.expiresAt - REFRESH_SKEW_MS > now) {
+        registerSecret(stored.token, stored.expiresAt, now);
+        cache.set(account.id, stored);
+        return stored.token;
       }
+      // The token in hand while the refresh is early: Google's token endpoint failing then must not
+      // fail requests (nor send each one to wait on it again) while that token still works.
+      const spare = hit ?? stored;
+      const spareUsable = () => !!spare && spare.expiresAt - SPARE_MIN_LEFT_MS > deps.now() && !rejected.has(spare.token);
+      if (spareUsable() && (retryAt.get(account.id) ?? 0) > now) return spare!.token;
       const p = doRefresh(account);
-      if (!signal) return p;
-      // The caller may stop waiting; the refresh itself carries on for the others.
-      return await new Promise<string>((resolve, reject) => {
-        if (signal.aborted) return reject(new UpstreamError('transient', 'request aborted by the client'));
-        const onAbort = () => reject(new UpstreamError('transient', 'request aborted by the client'));
-        signal.addEventListener('abort', onAbort, { once: true });
-        p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-      });
+      try {
+        if (!signal) return await p;
+        // The caller may stop waiting; the refresh itself carries on for the others.
+        return await new Promise<string>((resolve, reject) => {
+          if (signal.aborted) return reject(new UpstreamError('transient', 'request aborted by the client'));
+          const onAbort = () => reject(new UpstreamError('transient', 'request aborted by the client'));
+          signal.addEventListener('abort', onAbort, { once: true });
+          p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+        });
+      } catch (err) {
+        if (!(err instanceof UpstreamError) || err.kind !== 'transient' || signal?.aborted || !spareUsable()) throw err;
+        if (!retryAt.has(account.id) || retryAt.get(account.id)! <= deps.now()) {
+          log.warn(`antigravity: refreshing ${account.label}'s token failed (${err.message}); its current token serves while it lasts`);
+        }
+        retryAt.set(account.id, deps.now() + RETRY_REFRESH_AFTER_MS);
+        return spare!.token;
+      }
     },
     refresh(account: Account, failed?: string): Promise<string> {
       const hit = cache.get(account.id);
