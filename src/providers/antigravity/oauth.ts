@@ -207,8 +207,9 @@ export interface TokenManager {
   /** A valid access token for the account (cached, refreshed early, single-flight). */
   get(account: Account, signal?: AbortSignal): Promise<string>;
   /**
-   * Refresh now, whatever the cache says (`refresh()`), or after an upstream 401 with `failed`: then
-   * a token refreshed since by another request is returned as it is, not refreshed again.
+   * Refresh now, whatever the cache says (`refresh()`; the cached token serves until replaced), or
+   * after an upstream 401 with `failed`: then a token refreshed since by another request is
+   * returned as it is, not refreshed again.
    */
   refresh(account: Account, failed?: string): Promise<string>;
   /** Forget the cached token (the next get() refreshes unless the stored one is still good). */
@@ -320,9 +321,11 @@ export function createTokenManager(cfg: OAuthConfig, deps: ProviderDeps): TokenM
         if (hit && hit.token !== failed && hit.expiresAt - REFRESH_SKEW_MS > deps.now()) return Promise.resolve(hit.token);
         const running = inflight.get(account.id);
         if (running) return running;
+        if (hit) reject(hit.token);
+        cache.delete(account.id);
       }
-      if (hit) reject(hit.token);
-      cache.delete(account.id);
+      // A forced refresh says nothing against the token in hand: it serves until the new one comes,
+      // and stays if Google's token endpoint fails meanwhile.
       return doRefresh(account);
     },
     drop(accountId: string): void {

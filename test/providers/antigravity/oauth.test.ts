@@ -236,6 +236,15 @@ describe('the access-token cache', () => {
     expect(((await tm.get(a).catch((e) => e)) as UpstreamError).kind).toBe('transient');
   });
 
+  test('a forced refresh (verify, the admin refresh) that fails transiently leaves the good cached token in use', async () => {
+    const tm = createTokenManager(cfg, deps);
+    const a = account('forced-5xx@example.com');
+    const first = await tm.get(a);
+    fake.setMode({ kind: 'token_http500' });
+    expect(((await tm.refresh(a).catch((e) => e)) as UpstreamError).kind).toBe('transient');
+    expect(await tm.get(a)).toBe(first);
+  });
+
   test('invalid_grant during an early refresh is reported, not covered by the token still cached', async () => {
     const tm = createTokenManager(cfg, deps);
     const a = account('early-revoked@example.com');
