@@ -17,7 +17,7 @@ import { createGoogleTranslator } from './from-google.ts';
 import { isImageGenerationModel, toImageGenerationEnvelope } from './image-generation.ts';
 import { maxOutputTokensOf, parseModels, parseQuota, quotaGroupOf } from './models.ts';
 import { createTokenManager } from './oauth.ts';
-import { discoverProject, loadCodeAssist, parseLoadCodeAssist, validationRequired, type OnboardOptions } from './project.ts';
+import { discoverProject, ineligibleReasons, loadCodeAssist, parseLoadCodeAssist, validationRequired, type OnboardOptions } from './project.ts';
 import { parseQuotaSummary } from './quota-summary.ts';
 import { createSignatureStore } from './signatures.ts';
 import { familyOf, toGoogleRequest } from './to-google.ts';
@@ -456,7 +456,11 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
           projects.set(account.id, info.projectId);
           deps.updateAccount(account.id, { meta: { projectId: info.projectId, tier: info.tier, tierId: info.tierId } });
         }
-        return { ok: true, detail: `project ${info.projectId ?? '(none yet)'}, tier ${info.tier}${info.tierId ? ` (${info.tierId})` : ''}` };
+        const why = info.projectId ? null : ineligibleReasons(body);
+        return {
+          ok: true,
+          detail: `project ${info.projectId ?? '(none yet)'}, tier ${info.tier}${info.tierId ? ` (${info.tierId})` : ''}${why ? `; Google: ${why}` : ''}`,
+        };
       } catch (err) {
         const e = err instanceof UpstreamError ? err : new UpstreamError('transient', String((err as Error)?.message ?? err));
         return { ok: false, detail: `${e.kind}: ${e.message}${e.verifyUrl ? ` — verify at ${e.verifyUrl}` : ''}` };

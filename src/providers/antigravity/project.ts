@@ -69,7 +69,7 @@ interface Ineligible {
 }
 
 /** Google's reasons for refusing tiers ("UNSUPPORTED_LOCATION: …"), one line; null when none. */
-function ineligibleReasons(body: Record<string, unknown>): string | null {
+export function ineligibleReasons(body: Record<string, unknown>): string | null {
   const list = Array.isArray(body.ineligibleTiers) ? (body.ineligibleTiers as Ineligible[]) : [];
   const reasons = list
     .map((t) => [t?.reasonCode, t?.reasonMessage].filter((x): x is string => typeof x === 'string' && !!x).join(': '))

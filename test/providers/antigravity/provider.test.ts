@@ -542,6 +542,17 @@ describe('models, quota, verify, refresh', () => {
     expect(v.detail).toContain('https://accounts.google.com/FAKE-verify?v=2');
   });
 
+  test("verify of an account Google gives no project says Google's reason instead of a bare 'none yet'", async () => {
+    const p = createAntigravityProvider(config, deps);
+    fake.setAccount('verify-ineligible@example.com', {
+      projectId: null,
+      paidTierId: null,
+      ineligibleTiers: [{ reasonCode: 'UNSUPPORTED_LOCATION', reasonMessage: 'Not available in your country.', tierId: 'free-tier' }],
+    });
+    const v = await p.verify(account('verify-ineligible@example.com'));
+    expect(v.detail).toContain('UNSUPPORTED_LOCATION: Not available in your country.');
+  });
+
   test('verify records a tier that changed under the same project (an upgrade to Pro)', async () => {
     const p = createAntigravityProvider(config, deps);
     const a = account('upgraded@example.com', { projectId: 'aicode-consumers', tier: 'free', tierId: 'free-tier' });
