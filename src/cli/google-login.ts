@@ -4,7 +4,16 @@
 // loadCodeAssist (onboarding if needed), ready for upsertAccount. Failures are one-line Errors
 // without any token in them.
 import type { Config } from '../config.ts';
-import { buildAuthUrl, createPkce, exchangeCode, fetchUserEmail, randomState, refreshAccessToken, type TokenSet } from '../providers/antigravity/oauth.ts';
+import {
+  buildAuthUrl,
+  createPkce,
+  exchangeCode,
+  fetchUserEmail,
+  isOAuthClientError,
+  randomState,
+  refreshAccessToken,
+  type TokenSet,
+} from '../providers/antigravity/oauth.ts';
 import { discoverProject } from '../providers/antigravity/project.ts';
 import { UpstreamError } from '../providers/provider.ts';
 
@@ -74,6 +83,8 @@ export async function loginWithRefreshToken(opts: { config: Readonly<Config>; re
   try {
     t = await refreshAccessToken(opts.config.antigravity, refreshToken);
   } catch (err) {
+    // A wrong GOOGLE_CLIENT_ID/SECRET: trying again changes nothing, the message says what to fix.
+    if (isOAuthClientError(err)) throw new Error((err as Error).message);
     if (isTransient(err)) throw new Error(`could not check the refresh token with Google (${(err as Error).message}); try again`);
     throw fail('Google refused the refresh token', err);
   }
@@ -128,6 +139,7 @@ async function exchange(config: Readonly<Config>, code: string, verifier: string
   try {
     t = await exchangeCode(config.antigravity, { code, verifier, redirectUri });
   } catch (err) {
+    if (isOAuthClientError(err)) throw new Error((err as Error).message);
     if (isTransient(err)) throw new Error(`could not exchange the authorization code with Google (${(err as Error).message}); start the login again`);
     throw fail('Google refused the authorization code', err);
   }

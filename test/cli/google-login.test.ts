@@ -102,6 +102,16 @@ describe('--refresh-token', () => {
     expect(err.message).not.toContain(rt);
   });
 
+  test('a refused OAuth client is reported as the configuration to fix, not as something to try again', async () => {
+    fake.setMode({ kind: 'token_invalid_client' });
+    const rt = fake.refreshTokenFor('bad-client@example.com');
+    const err = (await loginWithRefreshToken({ config, refreshToken: rt }).catch((e) => e)) as Error;
+    expect(err.message).toContain('GOOGLE_CLIENT_ID');
+    expect(err.message).not.toContain('try again');
+    expect(err.message).not.toContain('refused the refresh token');
+    expect(err.message).not.toContain(rt);
+  });
+
   test('a revoked token fails with one clear line that does not echo it', async () => {
     const bad = '1//definitely-not-known-0123456789';
     const err = (await loginWithRefreshToken({ config, refreshToken: bad }).catch((e) => e)) as Error;
@@ -167,6 +177,13 @@ describe('--no-browser', () => {
     const err = (await loginNoBrowser({ config, say: () => {}, readLine: async () => '4/0Anot-a-code-this-fake-issued' }).catch((e) => e)) as Error;
     expect(err.message).toContain('authorization code');
     expect(err.message).not.toContain('refresh token');
+  });
+
+  test('a refused OAuth client during the code exchange names the settings to fix, not a new login', async () => {
+    fake.setMode({ kind: 'token_invalid_client' });
+    const err = (await loginNoBrowser({ config, say: () => {}, readLine: async () => '4/0Aany-code-FAKE-0123456789' }).catch((e) => e)) as Error;
+    expect(err.message).toContain('GOOGLE_CLIENT_ID');
+    expect(err.message).not.toContain('start the login again');
   });
 
   test('the token endpoint down during the code exchange is not reported as a refused code', async () => {

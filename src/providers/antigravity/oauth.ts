@@ -90,6 +90,11 @@ const PERMANENT_OAUTH_ERRORS = new Set(['invalid_grant']);
  */
 const CLIENT_OAUTH_ERRORS = new Set(['invalid_client', 'unauthorized_client']);
 
+/** Google refused the OAuth client (the configuration), whatever the account. */
+export function isOAuthClientError(err: unknown): boolean {
+  return err instanceof UpstreamError && err.code !== null && CLIENT_OAUTH_ERRORS.has(err.code);
+}
+
 async function postToken(cfg: OAuthConfig, form: Record<string, string>, now: number, signal?: AbortSignal): Promise<TokenSet> {
   const timeout = AbortSignal.timeout(TOKEN_TIMEOUT_MS);
   let res: Response;
