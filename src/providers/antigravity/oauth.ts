@@ -315,6 +315,11 @@ export function createTokenManager(cfg: OAuthConfig, deps: ProviderDeps): TokenM
           log.warn(`antigravity: refreshing ${account.label}'s token failed (${err.message}); its current token serves while it lasts`);
         }
         retryAt.set(account.id, deps.now() + RETRY_REFRESH_AFTER_MS);
+        // A stored token served: held in the cache (and known to the log redaction) like a fresh one.
+        if (!cache.has(account.id)) {
+          registerSecret(spare!.token, spare!.expiresAt, deps.now());
+          cache.set(account.id, spare!);
+        }
         return spare!.token;
       }
     },

@@ -221,6 +221,9 @@ describe('the access-token cache', () => {
     const a = account('stored-down@example.com', { accessToken: 'ya29.stored-FAKE', expiresAt: clock + 3 * 60_000 });
     fake.setMode({ kind: 'token_down' });
     expect(await tm.get(a)).toBe('ya29.stored-FAKE');
+    const tried = fake.stats.refreshes;
+    expect(await tm.get(a)).toBe('ya29.stored-FAKE');
+    expect(fake.stats.refreshes).toBe(tried);
   });
 
   test('a token about to expire, or one refused by a 401, is never served when the refresh fails', async () => {
