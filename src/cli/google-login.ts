@@ -10,6 +10,7 @@ import {
   exchangeCode,
   fetchUserEmail,
   isOAuthClientError,
+  missingScopes,
   randomState,
   refreshAccessToken,
   type TokenSet,
@@ -43,6 +44,11 @@ function isTransient(err: unknown): boolean {
 
 /** E-mail + project/tier for fresh tokens. Discovery problems other than auth leave the project to the provider. */
 async function finish(config: Readonly<Config>, t: TokenSet, refreshToken: string, say: Say): Promise<GoogleLoginResult> {
+  // An account added without them would only fail later, on every request, with a 403.
+  const missing = missingScopes(t);
+  if (missing.length) {
+    throw new Error(`the Google login did not grant ${missing.join(' and ')}, which Antigravity needs; log in again and leave that permission ticked on the consent page`);
+  }
   let email: string;
   try {
     email = await fetchUserEmail(config.antigravity, t.accessToken);

@@ -19,6 +19,7 @@ const config = loadConfig(
 beforeEach(() => {
   fake.clearModes();
   fake.setLoginEmail('login@example.com');
+  fake.setLoginScopes(null);
 });
 
 /** A port that was free a moment ago. */
@@ -140,6 +141,31 @@ describe('--no-browser', () => {
     const u = new URL(said.find((l) => l.startsWith(fake.authUrl))!);
     expect(u.searchParams.get('redirect_uri')).toBe('http://localhost:51121/oauth-callback');
     expect(u.searchParams.get('code_challenge_method')).toBe('S256');
+  });
+
+  test('a login with the Google Cloud permission unticked on the consent page fails at once, saying which one to keep', async () => {
+    fake.setLoginScopes(['https://www.googleapis.com/auth/userinfo.email', 'https://www.googleapis.com/auth/userinfo.profile']);
+    const said: string[] = [];
+    const err = (await loginNoBrowser({
+      config,
+      say: (l) => said.push(l),
+      readLine: async () => consent(said.find((l) => l.startsWith(fake.authUrl))!),
+    }).catch((e) => e)) as Error;
+    expect(err).toBeInstanceOf(Error);
+    expect(err.message).toContain('https://www.googleapis.com/auth/cloud-platform');
+    expect(err.message).toContain('log in again');
+    expect(err.message).not.toContain('\n');
+  });
+
+  test('optional permissions unticked (cclog, experimentsandconfigs) do not stop the login', async () => {
+    fake.setLoginScopes(['https://www.googleapis.com/auth/cloud-platform', 'https://www.googleapis.com/auth/userinfo.email']);
+    const said: string[] = [];
+    const r = await loginNoBrowser({
+      config,
+      say: (l) => said.push(l),
+      readLine: async () => consent(said.find((l) => l.startsWith(fake.authUrl))!),
+    });
+    expect(r.email).toBe('login@example.com');
   });
 
   test('takes a bare code as well', async () => {

@@ -193,6 +193,11 @@ export interface FakeGoogle {
   /** Account facts for loadCodeAssist/onboardUser. */
   setAccount(email: string, patch: Partial<Omit<FakeAccount, 'email'>>): void;
   setLoginEmail(email: string): void;
+  /**
+   * The scopes the user leaves ticked on Google's consent page (granular consent), or null for all
+   * asked for. The code exchange reports them in `scope`, as Google does.
+   */
+  setLoginScopes(scopes: string[] | null): void;
   /** A refresh token the token endpoint knows, for `email`. */
   refreshTokenFor(email: string): string;
   /** Revokes every access token issued so far (the next call with one gets 401). */
@@ -631,6 +636,7 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
   const replyText = opts.replyText ?? 'Hello from the fake Antigravity.';
   const expiresIn = opts.expiresIn ?? 3599;
   let loginEmail = opts.loginEmail ?? 'user@example.com';
+  let loginScopes: string[] | null = null;
   let models = defaultFakeModels();
   let minClientVersion: string | null = null;
   let latestClientVersion = '2.9.1';
@@ -641,7 +647,7 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
   const accounts = new Map<string, FakeAccount>();
   const accessTokens = new Map<string, string>(); // token -> email
   const refreshTokens = new Map<string, string>(); // refresh token -> email
-  const codes = new Map<string, { email: string; challenge: string; redirectUri: string }>();
+  const codes = new Map<string, { email: string; challenge: string; redirectUri: string; scope: string }>();
   const onboardSeen = new Map<string, number>();
   const issuedSignatures = new Map<string, Family>();
   const requests: RecordedGoogleRequest[] = [];
@@ -741,7 +747,7 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
         access_token: issueAccess(c.email),
         expires_in: expiresIn,
         refresh_token: refreshTokenFor(c.email),
-        scope: 'https://www.googleapis.com/auth/cloud-platform',
+        scope: c.scope || 'https://www.googleapis.com/auth/cloud-platform',
         token_type: 'Bearer',
       });
     }
@@ -755,7 +761,9 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
       return new Response('Error 400: invalid_request (PKCE required by this fake)', { status: 400 });
     }
     const code = `4/0A${hex(40)}`;
-    codes.set(code, { email: loginEmail, challenge: u.searchParams.get('code_challenge')!, redirectUri: redirect });
+    const asked = (u.searchParams.get('scope') ?? '').split(' ').filter(Boolean);
+    const granted = loginScopes ? asked.filter((x) => loginScopes!.includes(x)) : asked;
+    codes.set(code, { email: loginEmail, challenge: u.searchParams.get('code_challenge')!, redirectUri: redirect, scope: granted.join(' ') });
     const to = new URL(redirect);
     to.searchParams.set('code', code);
     const state = u.searchParams.get('state');
@@ -1286,6 +1294,9 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
     },
     setLoginEmail(email) {
       loginEmail = email;
+    },
+    setLoginScopes(scopes) {
+      loginScopes = scopes;
     },
     refreshTokenFor,
     expireAccessTokens() {

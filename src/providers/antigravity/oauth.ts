@@ -72,12 +72,28 @@ export interface TokenSet {
   expiresAt: number;
   /** Only when Google sent one (always on code exchange, rarely on refresh). */
   refreshToken?: string;
+  /** The scopes granted, space-separated, when Google said (it does on both grants). */
+  scope?: string;
+}
+
+/**
+ * Scopes without which the account cannot work: Cloud Code needs cloud-platform, the e-mail comes
+ * from userinfo. Google's consent page lets a user untick them (granular consent).
+ */
+const REQUIRED_SCOPES = ['https://www.googleapis.com/auth/cloud-platform', 'https://www.googleapis.com/auth/userinfo.email'];
+
+/** The required scopes a token was not granted (none when Google did not list the scopes). */
+export function missingScopes(t: Pick<TokenSet, 'scope'>): string[] {
+  if (t.scope === undefined) return [];
+  const granted = new Set(t.scope.split(/\s+/));
+  return REQUIRED_SCOPES.filter((s) => !granted.has(s));
 }
 
 interface TokenBody {
   access_token?: unknown;
   expires_in?: unknown;
   refresh_token?: unknown;
+  scope?: unknown;
   error?: unknown;
   error_description?: unknown;
 }
@@ -147,6 +163,7 @@ async function postToken(cfg: OAuthConfig, form: Record<string, string>, now: nu
   const expiresIn = typeof body.expires_in === 'number' ? body.expires_in : Number(body.expires_in) || 3599;
   registerSecret(body.access_token, now + expiresIn * 1000, now);
   const out: TokenSet = { accessToken: body.access_token, expiresAt: now + expiresIn * 1000 };
+  if (typeof body.scope === 'string') out.scope = body.scope;
   if (typeof body.refresh_token === 'string' && body.refresh_token) {
     registerSecret(body.refresh_token);
     out.refreshToken = body.refresh_token;
