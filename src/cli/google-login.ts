@@ -147,6 +147,8 @@ async function exchange(config: Readonly<Config>, code: string, verifier: string
   } catch (err) {
     if (isOAuthClientError(err)) throw new Error((err as Error).message);
     if (isTransient(err)) throw new Error(`could not exchange the authorization code with Google (${(err as Error).message}); start the login again`);
+    // Only invalid_grant is a refusal of the code; a missing refresh token says its own remedy.
+    if (err instanceof UpstreamError && err.code !== 'invalid_grant') throw new Error(err.message);
     throw fail('Google refused the authorization code', err);
   }
   return finish(config, t, t.refreshToken, say);

@@ -212,6 +212,18 @@ describe('--no-browser', () => {
     expect(err.message).not.toContain('start the login again');
   });
 
+  test('a code exchange that brings no refresh token says so, not that Google refused the code', async () => {
+    const said: string[] = [];
+    fake.setMode({ kind: 'token_no_refresh' });
+    const err = (await loginNoBrowser({
+      config,
+      say: (l) => said.push(l),
+      readLine: async () => consent(said.find((l) => l.startsWith(fake.authUrl))!),
+    }).catch((e) => e)) as Error;
+    expect(err.message).toContain('no refresh token');
+    expect(err.message).not.toContain('refused');
+  });
+
   test('the token endpoint down during the code exchange is not reported as a refused code', async () => {
     const said: string[] = [];
     const err = (await loginNoBrowser({

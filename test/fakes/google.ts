@@ -82,7 +82,9 @@ export type FakeGoogleMode =
   /** Token endpoint: answers after `ms` (single-flight tests). */
   | { kind: 'token_slow'; ms: number }
   /** Token endpoint: a refresh also returns a new refresh_token and revokes the one it was given. */
-  | { kind: 'token_rotate' };
+  | { kind: 'token_rotate' }
+  /** Token endpoint: the code exchange answers without a refresh_token (a consent without offline access). */
+  | { kind: 'token_no_refresh' };
 
 export type FakeModeKind = FakeGoogleMode['kind'];
 
@@ -629,7 +631,7 @@ interface Rule {
   left: number;
 }
 
-const TOKEN_KINDS = new Set<FakeModeKind>(['token_invalid_grant', 'token_invalid_client', 'token_http500', 'token_html502', 'token_down', 'token_slow', 'token_rotate']);
+const TOKEN_KINDS = new Set<FakeModeKind>(['token_invalid_grant', 'token_invalid_client', 'token_http500', 'token_html502', 'token_down', 'token_slow', 'token_rotate', 'token_no_refresh']);
 
 export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
   const record = opts.record ?? true;
@@ -746,7 +748,7 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
       return json(200, {
         access_token: issueAccess(c.email),
         expires_in: expiresIn,
-        refresh_token: refreshTokenFor(c.email),
+        ...(mode.kind === 'token_no_refresh' ? {} : { refresh_token: refreshTokenFor(c.email) }),
         scope: c.scope || 'https://www.googleapis.com/auth/cloud-platform',
         token_type: 'Bearer',
       });
