@@ -15,7 +15,7 @@ import {
   refreshAccessToken,
   type TokenSet,
 } from '../providers/antigravity/oauth.ts';
-import { discoverProject } from '../providers/antigravity/project.ts';
+import { discoverProject, type OnboardOptions } from '../providers/antigravity/project.ts';
 import { UpstreamError } from '../providers/provider.ts';
 
 export const DEFAULT_CALLBACK_PORT = 51121;
@@ -43,7 +43,7 @@ function isTransient(err: unknown): boolean {
 }
 
 /** E-mail + project/tier for fresh tokens. Discovery problems other than auth leave the project to the provider. */
-async function finish(config: Readonly<Config>, t: TokenSet, refreshToken: string, say: Say): Promise<GoogleLoginResult> {
+async function finish(config: Readonly<Config>, t: TokenSet, refreshToken: string, say: Say, onboard: OnboardOptions = {}): Promise<GoogleLoginResult> {
   // An account added without them would only fail later, on every request, with a 403.
   const missing = missingScopes(t);
   if (missing.length) {
@@ -60,6 +60,9 @@ async function finish(config: Readonly<Config>, t: TokenSet, refreshToken: strin
     const info = await discoverProject(
       { endpoints: config.antigravity.endpoints, userAgent: config.antigravity.userAgent, now: Date.now },
       t.accessToken,
+      undefined,
+      // Polled for up to a minute: without a word the command would seem to hang.
+      { ...onboard, onWait: () => say('Google is provisioning a Cloud Code project for this account; this can take up to a minute...') },
     );
     meta.tier = info.tier;
     meta.tierId = info.tierId;
@@ -81,7 +84,13 @@ async function finish(config: Readonly<Config>, t: TokenSet, refreshToken: strin
 }
 
 /** Adds an account from an existing refresh token. */
-export async function loginWithRefreshToken(opts: { config: Readonly<Config>; refreshToken: string; say?: Say }): Promise<GoogleLoginResult> {
+export async function loginWithRefreshToken(opts: {
+  config: Readonly<Config>;
+  refreshToken: string;
+  say?: Say;
+  /** Onboarding's polling (tests shorten it). */
+  onboard?: OnboardOptions;
+}): Promise<GoogleLoginResult> {
   // Accept the Node proxy's composite "token|projectId|managedProjectId" form: only the first part goes to Google.
   const refreshToken = opts.refreshToken.trim().split('|')[0]!.trim();
   if (!refreshToken) throw new Error('the refresh token is empty');
@@ -94,7 +103,7 @@ export async function loginWithRefreshToken(opts: { config: Readonly<Config>; re
     if (isTransient(err)) throw new Error(`could not check the refresh token with Google (${(err as Error).message}); try again`);
     throw fail('Google refused the refresh token', err);
   }
-  return finish(opts.config, t, t.refreshToken ?? refreshToken, opts.say ?? (() => {}));
+  return finish(opts.config, t, t.refreshToken ?? refreshToken, opts.say ?? (() => {}), opts.onboard);
 }
 
 function redirectUriFor(port: number): string {

@@ -103,6 +103,19 @@ describe('--refresh-token', () => {
     expect(err.message).not.toContain(rt);
   });
 
+  test('while Google provisions a project for a new account, the user is told the wait may be long', async () => {
+    fake.setAccount('provisioned@example.com', { projectId: null, paidTierId: null, onboardPolls: 2, onboardProject: 'cogent-snow-prov1' });
+    const said: string[] = [];
+    const r = await loginWithRefreshToken({
+      config,
+      refreshToken: fake.refreshTokenFor('provisioned@example.com'),
+      say: (l) => said.push(l),
+      onboard: { pollDelayMs: 1 },
+    });
+    expect(r.meta.projectId).toBe('cogent-snow-prov1');
+    expect(said.filter((l) => l.includes('provisioning'))).toHaveLength(1);
+  });
+
   test('a refused OAuth client is reported as the configuration to fix, not as something to try again', async () => {
     fake.setMode({ kind: 'token_invalid_client' });
     const rt = fake.refreshTokenFor('bad-client@example.com');

@@ -108,6 +108,8 @@ export interface OnboardOptions {
   attempts?: number;
   /** Wait between polls (default 5 s). */
   pollDelayMs?: number;
+  /** Called once when the operation is not done at once: the wait that follows can be long. */
+  onWait?: () => void;
 }
 
 /** §3.2: onboardUser, re-posted until `done`; returns the project id or null. */
@@ -137,6 +139,7 @@ export async function onboardUser(
     }
     if (i + 1 < attempts) {
       if (signal?.aborted) throw new UpstreamError('transient', 'request aborted by the client');
+      if (i === 0) poll.onWait?.();
       await Bun.sleep(delay);
     }
   }
