@@ -4,8 +4,18 @@
 // loadCodeAssist (onboarding if needed), ready for upsertAccount. Failures are one-line Errors
 // without any token in them.
 import type { Config } from '../config.ts';
-import { buildAuthUrl, createPkce, exchangeCode, fetchUserEmail, randomState, refreshAccessToken, type TokenSet } from '../providers/antigravity/oauth.ts';
-import { discoverProject } from '../providers/antigravity/project.ts';
+import {
+  buildAuthUrl,
+  createPkce,
+  exchangeCode,
+  fetchUserEmail,
+  isOAuthClientError,
+  missingScopes,
+  randomState,
+  refreshAccessToken,
+  type TokenSet,
+} from '../providers/antigravity/oauth.ts';
+import { discoverProject, type OnboardOptions } from '../providers/antigravity/project.ts';
 import { UpstreamError } from '../providers/provider.ts';
 
 export const DEFAULT_CALLBACK_PORT = 51121;
@@ -33,7 +43,12 @@ function isTransient(err: unknown): boolean {
 }
 
 /** E-mail + project/tier for fresh tokens. Discovery problems other than auth leave the project to the provider. */
-async function finish(config: Readonly<Config>, t: TokenSet, refreshToken: string, say: Say): Promise<GoogleLoginResult> {
+async function finish(config: Readonly<Config>, t: TokenSet, refreshToken: string, say: Say, onboard: OnboardOptions = {}): Promise<GoogleLoginResult> {
+  // An account added without them would only fail later, on every request, with a 403.
+  const missing = missingScopes(t);
+  if (missing.length) {
+    throw new Error(`the Google login did not grant ${missing.join(' and ')}, which Antigravity needs; log in again and leave that permission ticked on the consent page`);
+  }
   let email: string;
   try {
     email = await fetchUserEmail(config.antigravity, t.accessToken);
@@ -45,11 +60,17 @@ async function finish(config: Readonly<Config>, t: TokenSet, refreshToken: strin
     const info = await discoverProject(
       { endpoints: config.antigravity.endpoints, userAgent: config.antigravity.userAgent, now: Date.now },
       t.accessToken,
+      undefined,
+      // Polled for up to a minute: without a word the command would seem to hang.
+      { ...onboard, onWait: () => say('Google is provisioning a Cloud Code project for this account; this can take up to a minute...') },
     );
     meta.tier = info.tier;
     meta.tierId = info.tierId;
     // The shared fallback is not a discovery: leave it to the provider to try again later.
     if (!info.fallback) meta.projectId = info.projectId;
+    // The account is added all the same, but requests under the shared project may well be refused:
+    // the user must hear why now, not from a 403 later.
+    else say(`warning: Google gave this account no project${info.reason ? ` (${info.reason})` : ''}; requests use the shared project ${info.projectId} until discovery succeeds`);
   } catch (err) {
     if (err instanceof UpstreamError && (err.kind === 'auth' || err.kind === 'invalid_account')) {
       // Verification is done in a browser: without the link the user is stuck.
@@ -63,7 +84,13 @@ async function finish(config: Readonly<Config>, t: TokenSet, refreshToken: strin
 }
 
 /** Adds an account from an existing refresh token. */
-export async function loginWithRefreshToken(opts: { config: Readonly<Config>; refreshToken: string; say?: Say }): Promise<GoogleLoginResult> {
+export async function loginWithRefreshToken(opts: {
+  config: Readonly<Config>;
+  refreshToken: string;
+  say?: Say;
+  /** Onboarding's polling (tests shorten it). */
+  onboard?: OnboardOptions;
+}): Promise<GoogleLoginResult> {
   // Accept the Node proxy's composite "token|projectId|managedProjectId" form: only the first part goes to Google.
   const refreshToken = opts.refreshToken.trim().split('|')[0]!.trim();
   if (!refreshToken) throw new Error('the refresh token is empty');
@@ -71,10 +98,12 @@ export async function loginWithRefreshToken(opts: { config: Readonly<Config>; re
   try {
     t = await refreshAccessToken(opts.config.antigravity, refreshToken);
   } catch (err) {
+    // A wrong GOOGLE_CLIENT_ID/SECRET: trying again changes nothing, the message says what to fix.
+    if (isOAuthClientError(err)) throw new Error((err as Error).message);
     if (isTransient(err)) throw new Error(`could not check the refresh token with Google (${(err as Error).message}); try again`);
     throw fail('Google refused the refresh token', err);
   }
-  return finish(opts.config, t, t.refreshToken ?? refreshToken, opts.say ?? (() => {}));
+  return finish(opts.config, t, t.refreshToken ?? refreshToken, opts.say ?? (() => {}), opts.onboard);
 }
 
 function redirectUriFor(port: number): string {
@@ -125,7 +154,10 @@ async function exchange(config: Readonly<Config>, code: string, verifier: string
   try {
     t = await exchangeCode(config.antigravity, { code, verifier, redirectUri });
   } catch (err) {
+    if (isOAuthClientError(err)) throw new Error((err as Error).message);
     if (isTransient(err)) throw new Error(`could not exchange the authorization code with Google (${(err as Error).message}); start the login again`);
+    // Only invalid_grant is a refusal of the code; a missing refresh token says its own remedy.
+    if (err instanceof UpstreamError && err.code !== 'invalid_grant') throw new Error(err.message);
     throw fail('Google refused the authorization code', err);
   }
   return finish(config, t, t.refreshToken, say);

@@ -19,6 +19,7 @@ const config = loadConfig(
 beforeEach(() => {
   fake.clearModes();
   fake.setLoginEmail('login@example.com');
+  fake.setLoginScopes(null);
 });
 
 /** A port that was free a moment ago. */
@@ -65,12 +66,63 @@ describe('--refresh-token', () => {
     expect(err.message).not.toContain('\n');
   });
 
+  test('an account Google lists as needing verification (loadCodeAssist ineligibleTiers) fails the login with the verify link', async () => {
+    fake.setAccount('tier-verify@example.com', {
+      projectId: null,
+      paidTierId: null,
+      ineligibleTiers: [
+        { reasonCode: 'VALIDATION_REQUIRED', reasonMessage: 'Verify your account to continue.', tierId: 'free-tier', validationUrl: 'https://accounts.google.com/FAKE-verify?x=1' },
+      ],
+    });
+    const err = (await loginWithRefreshToken({ config, refreshToken: fake.refreshTokenFor('tier-verify@example.com') }).catch((e) => e)) as Error;
+    expect(err).toBeInstanceOf(Error);
+    expect(err.message).toContain('verify the account at https://accounts.google.com/FAKE-verify?x=1');
+    expect(err.message).not.toContain('\n');
+  });
+
+  test("an account Google gives no project (ineligible): added, and the user is told Google's reason and that the shared project stands in", async () => {
+    fake.setAccount('no-tier@example.com', {
+      projectId: null,
+      paidTierId: null,
+      ineligibleTiers: [{ reasonCode: 'UNSUPPORTED_LOCATION', reasonMessage: 'Not available in your country.', tierId: 'free-tier' }],
+    });
+    const said: string[] = [];
+    const r = await loginWithRefreshToken({ config, refreshToken: fake.refreshTokenFor('no-tier@example.com'), say: (l) => said.push(l) });
+    expect(r.meta.projectId).toBeUndefined();
+    const out = said.join('\n');
+    expect(out).toContain('UNSUPPORTED_LOCATION: Not available in your country.');
+    expect(out).toContain('rising-fact-p41fc');
+  });
+
   test.each(['token_http500', 'token_down'] as const)('%s at the token endpoint is not reported as a refused token', async (kind) => {
     fake.setMode({ kind });
     const rt = fake.refreshTokenFor('token-trouble@example.com');
     const err = (await loginWithRefreshToken({ config, refreshToken: rt }).catch((e) => e)) as Error;
     expect(err.message).not.toContain('refused');
     expect(err.message).toContain('try again');
+    expect(err.message).not.toContain(rt);
+  });
+
+  test('while Google provisions a project for a new account, the user is told the wait may be long', async () => {
+    fake.setAccount('provisioned@example.com', { projectId: null, paidTierId: null, onboardPolls: 2, onboardProject: 'cogent-snow-prov1' });
+    const said: string[] = [];
+    const r = await loginWithRefreshToken({
+      config,
+      refreshToken: fake.refreshTokenFor('provisioned@example.com'),
+      say: (l) => said.push(l),
+      onboard: { pollDelayMs: 1 },
+    });
+    expect(r.meta.projectId).toBe('cogent-snow-prov1');
+    expect(said.filter((l) => l.includes('provisioning'))).toHaveLength(1);
+  });
+
+  test('a refused OAuth client is reported as the configuration to fix, not as something to try again', async () => {
+    fake.setMode({ kind: 'token_invalid_client' });
+    const rt = fake.refreshTokenFor('bad-client@example.com');
+    const err = (await loginWithRefreshToken({ config, refreshToken: rt }).catch((e) => e)) as Error;
+    expect(err.message).toContain('GOOGLE_CLIENT_ID');
+    expect(err.message).not.toContain('try again');
+    expect(err.message).not.toContain('refused the refresh token');
     expect(err.message).not.toContain(rt);
   });
 
@@ -102,6 +154,31 @@ describe('--no-browser', () => {
     const u = new URL(said.find((l) => l.startsWith(fake.authUrl))!);
     expect(u.searchParams.get('redirect_uri')).toBe('http://localhost:51121/oauth-callback');
     expect(u.searchParams.get('code_challenge_method')).toBe('S256');
+  });
+
+  test('a login with the Google Cloud permission unticked on the consent page fails at once, saying which one to keep', async () => {
+    fake.setLoginScopes(['https://www.googleapis.com/auth/userinfo.email', 'https://www.googleapis.com/auth/userinfo.profile']);
+    const said: string[] = [];
+    const err = (await loginNoBrowser({
+      config,
+      say: (l) => said.push(l),
+      readLine: async () => consent(said.find((l) => l.startsWith(fake.authUrl))!),
+    }).catch((e) => e)) as Error;
+    expect(err).toBeInstanceOf(Error);
+    expect(err.message).toContain('https://www.googleapis.com/auth/cloud-platform');
+    expect(err.message).toContain('log in again');
+    expect(err.message).not.toContain('\n');
+  });
+
+  test('optional permissions unticked (cclog, experimentsandconfigs) do not stop the login', async () => {
+    fake.setLoginScopes(['https://www.googleapis.com/auth/cloud-platform', 'https://www.googleapis.com/auth/userinfo.email']);
+    const said: string[] = [];
+    const r = await loginNoBrowser({
+      config,
+      say: (l) => said.push(l),
+      readLine: async () => consent(said.find((l) => l.startsWith(fake.authUrl))!),
+    });
+    expect(r.email).toBe('login@example.com');
   });
 
   test('takes a bare code as well', async () => {
@@ -139,6 +216,25 @@ describe('--no-browser', () => {
     const err = (await loginNoBrowser({ config, say: () => {}, readLine: async () => '4/0Anot-a-code-this-fake-issued' }).catch((e) => e)) as Error;
     expect(err.message).toContain('authorization code');
     expect(err.message).not.toContain('refresh token');
+  });
+
+  test('a refused OAuth client during the code exchange names the settings to fix, not a new login', async () => {
+    fake.setMode({ kind: 'token_invalid_client' });
+    const err = (await loginNoBrowser({ config, say: () => {}, readLine: async () => '4/0Aany-code-FAKE-0123456789' }).catch((e) => e)) as Error;
+    expect(err.message).toContain('GOOGLE_CLIENT_ID');
+    expect(err.message).not.toContain('start the login again');
+  });
+
+  test('a code exchange that brings no refresh token says so, not that Google refused the code', async () => {
+    const said: string[] = [];
+    fake.setMode({ kind: 'token_no_refresh' });
+    const err = (await loginNoBrowser({
+      config,
+      say: (l) => said.push(l),
+      readLine: async () => consent(said.find((l) => l.startsWith(fake.authUrl))!),
+    }).catch((e) => e)) as Error;
+    expect(err.message).toContain('no refresh token');
+    expect(err.message).not.toContain('refused');
   });
 
   test('the token endpoint down during the code exchange is not reported as a refused code', async () => {

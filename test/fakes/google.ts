@@ -82,7 +82,9 @@ export type FakeGoogleMode =
   /** Token endpoint: answers after `ms` (single-flight tests). */
   | { kind: 'token_slow'; ms: number }
   /** Token endpoint: a refresh also returns a new refresh_token and revokes the one it was given. */
-  | { kind: 'token_rotate' };
+  | { kind: 'token_rotate' }
+  /** Token endpoint: the code exchange answers without a refresh_token (a consent without offline access). */
+  | { kind: 'token_no_refresh' };
 
 export type FakeModeKind = FakeGoogleMode['kind'];
 
@@ -109,6 +111,15 @@ export interface FakeAccount {
    * with INSUFFICIENT_G1_CREDITS_BALANCE. Default 0.
    */
   aiCredits: number;
+  /**
+   * Tiers Google will not give this account, in loadCodeAssist's `ineligibleTiers` shape
+   * ({reasonCode, reasonMessage, tierId, tierName, validationUrl?}, as gemini-cli's setup.ts reads
+   * it). When set, loadCodeAssist answers with no currentTier and only the standard tier allowed,
+   * and onboardUser is refused with 400 FAILED_PRECONDITION.
+   */
+  ineligibleTiers?: Record<string, string>[];
+  /** The onboarding operation ends `done: true` with this google.rpc.Status `error` and no response. */
+  onboardError?: { code: number; status: string; message: string };
 }
 
 export interface FakeGoogleOptions {
@@ -184,6 +195,11 @@ export interface FakeGoogle {
   /** Account facts for loadCodeAssist/onboardUser. */
   setAccount(email: string, patch: Partial<Omit<FakeAccount, 'email'>>): void;
   setLoginEmail(email: string): void;
+  /**
+   * The scopes the user leaves ticked on Google's consent page (granular consent), or null for all
+   * asked for. The code exchange reports them in `scope`, as Google does.
+   */
+  setLoginScopes(scopes: string[] | null): void;
   /** A refresh token the token endpoint knows, for `email`. */
   refreshTokenFor(email: string): string;
   /** Revokes every access token issued so far (the next call with one gets 401). */
@@ -615,13 +631,14 @@ interface Rule {
   left: number;
 }
 
-const TOKEN_KINDS = new Set<FakeModeKind>(['token_invalid_grant', 'token_invalid_client', 'token_http500', 'token_html502', 'token_down', 'token_slow', 'token_rotate']);
+const TOKEN_KINDS = new Set<FakeModeKind>(['token_invalid_grant', 'token_invalid_client', 'token_http500', 'token_html502', 'token_down', 'token_slow', 'token_rotate', 'token_no_refresh']);
 
 export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
   const record = opts.record ?? true;
   const replyText = opts.replyText ?? 'Hello from the fake Antigravity.';
   const expiresIn = opts.expiresIn ?? 3599;
   let loginEmail = opts.loginEmail ?? 'user@example.com';
+  let loginScopes: string[] | null = null;
   let models = defaultFakeModels();
   let minClientVersion: string | null = null;
   let latestClientVersion = '2.9.1';
@@ -632,7 +649,7 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
   const accounts = new Map<string, FakeAccount>();
   const accessTokens = new Map<string, string>(); // token -> email
   const refreshTokens = new Map<string, string>(); // refresh token -> email
-  const codes = new Map<string, { email: string; challenge: string; redirectUri: string }>();
+  const codes = new Map<string, { email: string; challenge: string; redirectUri: string; scope: string }>();
   const onboardSeen = new Map<string, number>();
   const issuedSignatures = new Map<string, Family>();
   const requests: RecordedGoogleRequest[] = [];
@@ -731,8 +748,8 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
       return json(200, {
         access_token: issueAccess(c.email),
         expires_in: expiresIn,
-        refresh_token: refreshTokenFor(c.email),
-        scope: 'https://www.googleapis.com/auth/cloud-platform',
+        ...(mode.kind === 'token_no_refresh' ? {} : { refresh_token: refreshTokenFor(c.email) }),
+        scope: c.scope || 'https://www.googleapis.com/auth/cloud-platform',
         token_type: 'Bearer',
       });
     }
@@ -746,7 +763,9 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
       return new Response('Error 400: invalid_request (PKCE required by this fake)', { status: 400 });
     }
     const code = `4/0A${hex(40)}`;
-    codes.set(code, { email: loginEmail, challenge: u.searchParams.get('code_challenge')!, redirectUri: redirect });
+    const asked = (u.searchParams.get('scope') ?? '').split(' ').filter(Boolean);
+    const granted = loginScopes ? asked.filter((x) => loginScopes!.includes(x)) : asked;
+    codes.set(code, { email: loginEmail, challenge: u.searchParams.get('code_challenge')!, redirectUri: redirect, scope: granted.join(' ') });
     const to = new URL(redirect);
     to.searchParams.set('code', code);
     const state = u.searchParams.get('state');
@@ -1084,6 +1103,13 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
     const a = account(rec.email);
     switch (rpc) {
       case 'loadCodeAssist': {
+        if (a.ineligibleTiers) {
+          return json(200, {
+            allowedTiers: [{ id: 'standard-tier', name: 'Antigravity', userDefinedCloudaicompanionProject: true, usesGcpTos: true, isDefault: true }],
+            ineligibleTiers: a.ineligibleTiers,
+            gcpManaged: false,
+          });
+        }
         const out: Record<string, unknown> = {
           currentTier: { id: 'free-tier', name: 'Antigravity', description: 'Antigravity free tier' },
           allowedTiers: [
@@ -1103,9 +1129,11 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
       }
       case 'onboardUser': {
         if (typeof body.tierId !== 'string' && typeof body.tier_id !== 'string') return googleError(400, 'INVALID_ARGUMENT', 'tier_id is required');
+        if (a.ineligibleTiers) return googleError(400, 'FAILED_PRECONDITION', 'Precondition check failed.');
         const seen = (onboardSeen.get(a.email) ?? 0) + 1;
         onboardSeen.set(a.email, seen);
         if (seen <= a.onboardPolls) return json(200, { name: `operations/${hex(8)}`, done: false });
+        if (a.onboardError) return json(200, { name: `operations/${hex(8)}`, done: true, error: a.onboardError });
         return json(200, {
           name: `operations/${hex(8)}`,
           done: true,
@@ -1268,6 +1296,9 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
     },
     setLoginEmail(email) {
       loginEmail = email;
+    },
+    setLoginScopes(scopes) {
+      loginScopes = scopes;
     },
     refreshTokenFor,
     expireAccessTokens() {

@@ -17,7 +17,7 @@ import { createGoogleTranslator } from './from-google.ts';
 import { isImageGenerationModel, toImageGenerationEnvelope } from './image-generation.ts';
 import { maxOutputTokensOf, parseModels, parseQuota, quotaGroupOf } from './models.ts';
 import { createTokenManager } from './oauth.ts';
-import { discoverProject, loadCodeAssist, parseLoadCodeAssist, type OnboardOptions } from './project.ts';
+import { discoverProject, ineligibleReasons, loadCodeAssist, parseLoadCodeAssist, validationRequired, type OnboardOptions } from './project.ts';
 import { parseQuotaSummary } from './quota-summary.ts';
 import { createSignatureStore } from './signatures.ts';
 import { familyOf, toGoogleRequest } from './to-google.ts';
@@ -449,11 +449,18 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
         await tokens.refresh(account);
         const body = await withToken(account, signal, (token) => loadCodeAssist(cc, token, signal));
         const info = parseLoadCodeAssist(body);
+        // No project and Google wants the account verified: not usable, whatever the token says.
+        const mustVerify = info.projectId ? null : validationRequired(body);
+        if (mustVerify) throw mustVerify;
         if (info.projectId && (account.meta.projectId !== info.projectId || account.meta.tierId !== info.tierId)) {
           projects.set(account.id, info.projectId);
           deps.updateAccount(account.id, { meta: { projectId: info.projectId, tier: info.tier, tierId: info.tierId } });
         }
-        return { ok: true, detail: `project ${info.projectId ?? '(none yet)'}, tier ${info.tier}${info.tierId ? ` (${info.tierId})` : ''}` };
+        const why = info.projectId ? null : ineligibleReasons(body);
+        return {
+          ok: true,
+          detail: `project ${info.projectId ?? '(none yet)'}, tier ${info.tier}${info.tierId ? ` (${info.tierId})` : ''}${why ? `; Google: ${why}` : ''}`,
+        };
       } catch (err) {
         const e = err instanceof UpstreamError ? err : new UpstreamError('transient', String((err as Error)?.message ?? err));
         return { ok: false, detail: `${e.kind}: ${e.message}${e.verifyUrl ? ` — verify at ${e.verifyUrl}` : ''}` };

@@ -4,7 +4,7 @@
 // same time; invalid_grant is an invalid_account error (the pool marks the account, never over a
 // user's `disabled`), a network or 5xx failure is transient.
 import type { Config } from '../../config.ts';
-import { registerSecret } from '../../log.ts';
+import { log, registerSecret } from '../../log.ts';
 import type { Account } from '../../store/accounts.ts';
 import { UpstreamError, type ProviderDeps } from '../provider.ts';
 
@@ -18,6 +18,12 @@ export const OAUTH_SCOPES = [
 
 /** Refresh this long before the access token expires. */
 export const REFRESH_SKEW_MS = 5 * 60_000;
+/**
+ * When an early refresh fails for a transient reason, the token in hand still serves while it has
+ * this long left (a request checked at its start), and the refresh is not tried again for a while.
+ */
+const SPARE_MIN_LEFT_MS = 60_000;
+const RETRY_REFRESH_AFTER_MS = 30_000;
 const TOKEN_TIMEOUT_MS = 20_000;
 /** Google's access tokens live an hour: one rejected longer ago has expired and cannot come back. */
 const REJECTED_KEEP_MS = 60 * 60_000;
@@ -66,12 +72,28 @@ export interface TokenSet {
   expiresAt: number;
   /** Only when Google sent one (always on code exchange, rarely on refresh). */
   refreshToken?: string;
+  /** The scopes granted, space-separated, when Google said (it does on both grants). */
+  scope?: string;
+}
+
+/**
+ * Scopes without which the account cannot work: Cloud Code needs cloud-platform, the e-mail comes
+ * from userinfo. Google's consent page lets a user untick them (granular consent).
+ */
+const REQUIRED_SCOPES = ['https://www.googleapis.com/auth/cloud-platform', 'https://www.googleapis.com/auth/userinfo.email'];
+
+/** The required scopes a token was not granted (none when Google did not list the scopes). */
+export function missingScopes(t: Pick<TokenSet, 'scope'>): string[] {
+  if (t.scope === undefined) return [];
+  const granted = new Set(t.scope.split(/\s+/));
+  return REQUIRED_SCOPES.filter((s) => !granted.has(s));
 }
 
 interface TokenBody {
   access_token?: unknown;
   expires_in?: unknown;
   refresh_token?: unknown;
+  scope?: unknown;
   error?: unknown;
   error_description?: unknown;
 }
@@ -83,6 +105,11 @@ const PERMANENT_OAUTH_ERRORS = new Set(['invalid_grant']);
  * invalid for it would empty the pool until the next re-verification after the fix.
  */
 const CLIENT_OAUTH_ERRORS = new Set(['invalid_client', 'unauthorized_client']);
+
+/** Google refused the OAuth client (the configuration), whatever the account. */
+export function isOAuthClientError(err: unknown): boolean {
+  return err instanceof UpstreamError && err.code !== null && CLIENT_OAUTH_ERRORS.has(err.code);
+}
 
 async function postToken(cfg: OAuthConfig, form: Record<string, string>, now: number, signal?: AbortSignal): Promise<TokenSet> {
   const timeout = AbortSignal.timeout(TOKEN_TIMEOUT_MS);
@@ -136,6 +163,7 @@ async function postToken(cfg: OAuthConfig, form: Record<string, string>, now: nu
   const expiresIn = typeof body.expires_in === 'number' ? body.expires_in : Number(body.expires_in) || 3599;
   registerSecret(body.access_token, now + expiresIn * 1000, now);
   const out: TokenSet = { accessToken: body.access_token, expiresAt: now + expiresIn * 1000 };
+  if (typeof body.scope === 'string') out.scope = body.scope;
   if (typeof body.refresh_token === 'string' && body.refresh_token) {
     registerSecret(body.refresh_token);
     out.refreshToken = body.refresh_token;
@@ -201,8 +229,9 @@ export interface TokenManager {
   /** A valid access token for the account (cached, refreshed early, single-flight). */
   get(account: Account, signal?: AbortSignal): Promise<string>;
   /**
-   * Refresh now, whatever the cache says (`refresh()`), or after an upstream 401 with `failed`: then
-   * a token refreshed since by another request is returned as it is, not refreshed again.
+   * Refresh now, whatever the cache says (`refresh()`; the cached token serves until replaced), or
+   * after an upstream 401 with `failed`: then a token refreshed since by another request is
+   * returned as it is, not refreshed again.
    */
   refresh(account: Account, failed?: string): Promise<string>;
   /** Forget the cached token (the next get() refreshes unless the stored one is still good). */
@@ -224,6 +253,8 @@ export function createTokenManager(cfg: OAuthConfig, deps: ProviderDeps): TokenM
     rejected.set(token, t + REJECTED_KEEP_MS);
   }
   const inflight = new Map<string, Promise<string>>();
+  /** Accounts whose early refresh failed transiently: not tried again before this time. */
+  const retryAt = new Map<string, number>();
   /**
    * Refresh tokens Google replaced (old -> new), per account. The account handed in may predate the
    * store write (or the store refused it): the revoked old token must not be sent again.
@@ -249,6 +280,7 @@ export function createTokenManager(cfg: OAuthConfig, deps: ProviderDeps): TokenM
         // No client signal: the refresh serves every waiter, one aborted request must not kill it.
         const t = await refreshAccessToken(cfg, refreshToken, deps.now());
         cache.set(account.id, { token: t.accessToken, expiresAt: t.expiresAt });
+        retryAt.delete(account.id);
         const stored = (account.credentials as { refreshToken: string }).refreshToken;
         if (t.refreshToken && t.refreshToken !== refreshToken) rotated.set(account.id, { from: stored, to: t.refreshToken });
         // One write for both tokens: a rotated refresh token never lands without its access token.
@@ -273,20 +305,40 @@ export function createTokenManager(cfg: OAuthConfig, deps: ProviderDeps): TokenM
       const hit = cache.get(account.id);
       if (hit && hit.expiresAt - REFRESH_SKEW_MS > now) return hit.token;
       const c = account.credentials;
-      if (!hit && c.kind === 'oauth' && c.accessToken && c.expiresAt && c.expiresAt - REFRESH_SKEW_MS > now && !rejected.has(c.accessToken)) {
-        registerSecret(c.accessToken, c.expiresAt, now);
-        cache.set(account.id, { token: c.accessToken, expiresAt: c.expiresAt });
-        return c.accessToken;
+      const stored = c.kind === 'oauth' && c.accessToken && c.expiresAt && !rejected.has(c.accessToken) ? { token: c.accessToken, expiresAt: c.expiresAt } : null;
+      if (!hit && stored && stored.expiresAt - REFRESH_SKEW_MS > now) {
+        registerSecret(stored.token, stored.expiresAt, now);
+        cache.set(account.id, stored);
+        return stored.token;
       }
+      // The token in hand while the refresh is early: Google's token endpoint failing then must not
+      // fail requests (nor send each one to wait on it again) while that token still works.
+      const spare = hit ?? stored;
+      const spareUsable = () => !!spare && spare.expiresAt - SPARE_MIN_LEFT_MS > deps.now() && !rejected.has(spare.token);
+      if (spareUsable() && (retryAt.get(account.id) ?? 0) > now) return spare!.token;
       const p = doRefresh(account);
-      if (!signal) return p;
-      // The caller may stop waiting; the refresh itself carries on for the others.
-      return await new Promise<string>((resolve, reject) => {
-        if (signal.aborted) return reject(new UpstreamError('transient', 'request aborted by the client'));
-        const onAbort = () => reject(new UpstreamError('transient', 'request aborted by the client'));
-        signal.addEventListener('abort', onAbort, { once: true });
-        p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-      });
+      try {
+        if (!signal) return await p;
+        // The caller may stop waiting; the refresh itself carries on for the others.
+        return await new Promise<string>((resolve, reject) => {
+          if (signal.aborted) return reject(new UpstreamError('transient', 'request aborted by the client'));
+          const onAbort = () => reject(new UpstreamError('transient', 'request aborted by the client'));
+          signal.addEventListener('abort', onAbort, { once: true });
+          p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+        });
+      } catch (err) {
+        if (!(err instanceof UpstreamError) || err.kind !== 'transient' || signal?.aborted || !spareUsable()) throw err;
+        if (!retryAt.has(account.id) || retryAt.get(account.id)! <= deps.now()) {
+          log.warn(`antigravity: refreshing ${account.label}'s token failed (${err.message}); its current token serves while it lasts`);
+        }
+        retryAt.set(account.id, deps.now() + RETRY_REFRESH_AFTER_MS);
+        // A stored token served: held in the cache (and known to the log redaction) like a fresh one.
+        if (!cache.has(account.id)) {
+          registerSecret(spare!.token, spare!.expiresAt, deps.now());
+          cache.set(account.id, spare!);
+        }
+        return spare!.token;
+      }
     },
     refresh(account: Account, failed?: string): Promise<string> {
       const hit = cache.get(account.id);
@@ -296,9 +348,11 @@ export function createTokenManager(cfg: OAuthConfig, deps: ProviderDeps): TokenM
         if (hit && hit.token !== failed && hit.expiresAt - REFRESH_SKEW_MS > deps.now()) return Promise.resolve(hit.token);
         const running = inflight.get(account.id);
         if (running) return running;
+        if (hit) reject(hit.token);
+        cache.delete(account.id);
       }
-      if (hit) reject(hit.token);
-      cache.delete(account.id);
+      // A forced refresh says nothing against the token in hand: it serves until the new one comes,
+      // and stays if Google's token endpoint fails meanwhile.
       return doRefresh(account);
     },
     drop(accountId: string): void {

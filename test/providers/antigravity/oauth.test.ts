@@ -197,6 +197,66 @@ describe('the access-token cache', () => {
     expect((err as UpstreamError).code).toBe('AUTH_NETWORK_ERROR');
   });
 
+  test('Google failing an early refresh (5xx) is no failure while the cached token has minutes left: that token is served', async () => {
+    const tm = createTokenManager(cfg, deps);
+    const a = account('early-5xx@example.com');
+    const first = await tm.get(a);
+    // Inside the refresh window, four minutes before the token expires.
+    clock += 3599_000 - 4 * 60_000;
+    fake.setMode({ kind: 'token_http500' });
+    expect(await tm.get(a)).toBe(first);
+    expect(fake.stats.refreshes).toBe(2);
+    // Not asked again on every request while Google is failing; asked again a little later.
+    expect(await tm.get(a)).toBe(first);
+    expect(fake.stats.refreshes).toBe(2);
+    fake.clearModes();
+    clock += 60_000;
+    const next = await tm.get(a);
+    expect(next).not.toBe(first);
+    expect(fake.stats.refreshes).toBe(3);
+  });
+
+  test('a stored access token with minutes left stands in when the token endpoint is unreachable', async () => {
+    const tm = createTokenManager(cfg, deps);
+    const a = account('stored-down@example.com', { accessToken: 'ya29.stored-FAKE', expiresAt: clock + 3 * 60_000 });
+    fake.setMode({ kind: 'token_down' });
+    expect(await tm.get(a)).toBe('ya29.stored-FAKE');
+    const tried = fake.stats.refreshes;
+    expect(await tm.get(a)).toBe('ya29.stored-FAKE');
+    expect(fake.stats.refreshes).toBe(tried);
+  });
+
+  test('a token about to expire, or one refused by a 401, is never served when the refresh fails', async () => {
+    const tm = createTokenManager(cfg, deps);
+    const a = account('too-late@example.com');
+    const first = await tm.get(a);
+    clock += 3599_000 - 20_000;
+    fake.setMode({ kind: 'token_http500' });
+    expect(((await tm.get(a).catch((e) => e)) as UpstreamError).kind).toBe('transient');
+    clock -= 3 * 60_000;
+    const err = (await tm.refresh(a, first).catch((e) => e)) as UpstreamError;
+    expect(err.kind).toBe('transient');
+    expect(((await tm.get(a).catch((e) => e)) as UpstreamError).kind).toBe('transient');
+  });
+
+  test('a forced refresh (verify, the admin refresh) that fails transiently leaves the good cached token in use', async () => {
+    const tm = createTokenManager(cfg, deps);
+    const a = account('forced-5xx@example.com');
+    const first = await tm.get(a);
+    fake.setMode({ kind: 'token_http500' });
+    expect(((await tm.refresh(a).catch((e) => e)) as UpstreamError).kind).toBe('transient');
+    expect(await tm.get(a)).toBe(first);
+  });
+
+  test('invalid_grant during an early refresh is reported, not covered by the token still cached', async () => {
+    const tm = createTokenManager(cfg, deps);
+    const a = account('early-revoked@example.com');
+    await tm.get(a);
+    clock += 3599_000 - 4 * 60_000;
+    fake.setMode({ kind: 'token_invalid_grant' });
+    expect(((await tm.get(a).catch((e) => e)) as UpstreamError).kind).toBe('invalid_account');
+  });
+
   test('tokens rejected by a 401 are forgotten once they have expired anyway (months of 401s stay bounded)', async () => {
     const tm = createTokenManager(cfg, deps);
     const a = account('many-401@example.com');

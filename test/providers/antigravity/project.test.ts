@@ -118,6 +118,54 @@ describe('discovery against the fake', () => {
     expect(fake.requests.filter((r) => r.rpc === 'onboardUser').length).toBeLessThanOrEqual(6);
   });
 
+  test('an account Google wants verified (ineligibleTiers VALIDATION_REQUIRED) is invalid with the link, not onboarded or sent to the fallback', async () => {
+    fake.setAccount('must-verify@example.com', {
+      projectId: null,
+      paidTierId: null,
+      ineligibleTiers: [
+        {
+          reasonCode: 'VALIDATION_REQUIRED',
+          reasonMessage: 'Verify your account to continue.',
+          tierId: 'free-tier',
+          tierName: 'Antigravity',
+          validationUrl: 'https://accounts.google.com/FAKE-verify?for=must-verify',
+        },
+      ],
+    });
+    const err = await discoverProject(cc, await tokenFor('must-verify@example.com'), undefined, { pollDelayMs: 1, attempts: 2 }).catch((e) => e);
+    expect(err).toBeInstanceOf(UpstreamError);
+    expect(err.kind).toBe('invalid_account');
+    expect(err.verifyUrl).toBe('https://accounts.google.com/FAKE-verify?for=must-verify');
+    expect(err.message).toContain('Verify your account to continue.');
+    expect(fake.requests.filter((r) => r.rpc === 'onboardUser').length).toBe(0);
+  });
+
+  test("an ineligible account that cannot be onboarded falls back with Google's reason attached", async () => {
+    fake.setAccount('ineligible@example.com', {
+      projectId: null,
+      paidTierId: null,
+      ineligibleTiers: [{ reasonCode: 'UNSUPPORTED_LOCATION', reasonMessage: 'Antigravity is not available in your country.', tierId: 'free-tier', tierName: 'Antigravity' }],
+    });
+    const info = await discoverProject(cc, await tokenFor('ineligible@example.com'), undefined, { pollDelayMs: 1, attempts: 2 });
+    expect(info.projectId).toBe(FALLBACK_PROJECT_ID);
+    expect(info.fallback).toBe(true);
+    expect(info.reason).toContain('Antigravity is not available in your country.');
+    expect(info.reason).toContain('UNSUPPORTED_LOCATION');
+  });
+
+  test("an onboarding operation that ends in an error stops polling and the fallback carries Google's message", async () => {
+    fake.setAccount('onboard-error@example.com', {
+      projectId: null,
+      paidTierId: null,
+      onboardPolls: 1,
+      onboardError: { code: 9, status: 'FAILED_PRECONDITION', message: 'User is not eligible for this tier.' },
+    });
+    const info = await discoverProject(cc, await tokenFor('onboard-error@example.com'), undefined, { pollDelayMs: 1, attempts: 5 });
+    expect(info.fallback).toBe(true);
+    expect(info.reason).toContain('User is not eligible for this tier.');
+    expect(fake.requests.filter((r) => r.rpc === 'onboardUser').length).toBe(2);
+  });
+
   test('a rejected token surfaces as auth instead of falling back', async () => {
     const err = await discoverProject(cc, 'ya29.bogus').catch((e) => e);
     expect(err.kind).toBe('auth');

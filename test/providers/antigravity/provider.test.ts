@@ -527,6 +527,32 @@ describe('models, quota, verify, refresh', () => {
     expect(v.detail).toContain('invalid_grant');
   });
 
+  test('verify fails an account loadCodeAssist lists as needing verification, with the link, so `accounts verify` does not put it back', async () => {
+    const p = createAntigravityProvider(config, deps);
+    fake.setAccount('verify-tier@example.com', {
+      projectId: null,
+      paidTierId: null,
+      ineligibleTiers: [
+        { reasonCode: 'VALIDATION_REQUIRED', reasonMessage: 'Verify your account to continue.', tierId: 'free-tier', validationUrl: 'https://accounts.google.com/FAKE-verify?v=2' },
+      ],
+    });
+    const v = await p.verify(account('verify-tier@example.com'));
+    expect(v.ok).toBe(false);
+    expect(v.detail).toContain('invalid_account');
+    expect(v.detail).toContain('https://accounts.google.com/FAKE-verify?v=2');
+  });
+
+  test("verify of an account Google gives no project says Google's reason instead of a bare 'none yet'", async () => {
+    const p = createAntigravityProvider(config, deps);
+    fake.setAccount('verify-ineligible@example.com', {
+      projectId: null,
+      paidTierId: null,
+      ineligibleTiers: [{ reasonCode: 'UNSUPPORTED_LOCATION', reasonMessage: 'Not available in your country.', tierId: 'free-tier' }],
+    });
+    const v = await p.verify(account('verify-ineligible@example.com'));
+    expect(v.detail).toContain('UNSUPPORTED_LOCATION: Not available in your country.');
+  });
+
   test('verify records a tier that changed under the same project (an upgrade to Pro)', async () => {
     const p = createAntigravityProvider(config, deps);
     const a = account('upgraded@example.com', { projectId: 'aicode-consumers', tier: 'free', tierId: 'free-tier' });
