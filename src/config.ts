@@ -137,10 +137,23 @@ export const DEFAULTS = {
   googleUserinfoUrl: 'https://www.googleapis.com/oauth2/v1/userinfo',
 } as const;
 
+/**
+ * A path setting with a leading `~` or `~/` made the home directory's, as users write it: a shell
+ * expands it only unquoted, and a .env file or the service's environment file never do. `~user` is
+ * left alone (another user's home is not ours to guess).
+ */
+export function expandHome(path: string, home: string): string {
+  return /^~(?=$|[/\\])/.test(path) ? join(home, path.slice(1)) : path;
+}
+
+function homeOf(env: Env): string {
+  return env.HOME || homedir();
+}
+
 /** The data directory: MCP_DATA_DIR, else $XDG_CONFIG_HOME/multi-claude-proxy, else ~/.config/multi-claude-proxy. */
 export function dataDirFrom(env: Env): string {
-  if (env.MCP_DATA_DIR) return env.MCP_DATA_DIR;
-  const base = env.XDG_CONFIG_HOME || join(env.HOME || homedir(), '.config');
+  if (env.MCP_DATA_DIR) return expandHome(env.MCP_DATA_DIR, homeOf(env));
+  const base = env.XDG_CONFIG_HOME || join(homeOf(env), '.config');
   return join(base, 'multi-claude-proxy');
 }
 
@@ -182,14 +195,14 @@ function url(name: string, raw: string | undefined, def: string): string {
   return s.replace(/\/+$/, '');
 }
 
-function stringMap(name: string, raw: string | undefined): Record<string, string> {
+function stringMap(name: string, raw: string | undefined, home: string): Record<string, string> {
   if (!raw || !raw.trim()) return {};
   let text = raw.trim();
   if (!text.startsWith('{')) {
     // A path to a JSON file.
     try {
       // Editors on Windows may save the file with a byte-order mark, which JSON.parse refuses.
-      text = (require('node:fs').readFileSync(text, 'utf8') as string).replace(/^\uFEFF/, '');
+      text = (require('node:fs').readFileSync(expandHome(text, home), 'utf8') as string).replace(/^\uFEFF/, '');
     } catch (err) {
       throw new ConfigError(`${name}: cannot read ${raw}: ${(err as Error).message}`);
     }
@@ -328,8 +341,8 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}, opts: { requireApi
     bodyLimitBytes: DEFAULTS.bodyLimitBytes,
     usageRetentionDays: int('USAGE_RETENTION_DAYS', env.USAGE_RETENTION_DAYS, DEFAULTS.usageRetentionDays, 1, 3650),
     shutdownGraceSec: int('SHUTDOWN_GRACE_SEC', env.SHUTDOWN_GRACE_SEC, DEFAULTS.shutdownGraceSec, 0, 3600),
-    modelMap: stringMap('MODEL_MAP', env.MODEL_MAP),
-    fallbackMap: stringMap('FALLBACK_MAP', env.FALLBACK_MAP),
+    modelMap: stringMap('MODEL_MAP', env.MODEL_MAP, homeOf(env)),
+    fallbackMap: stringMap('FALLBACK_MAP', env.FALLBACK_MAP, homeOf(env)),
     zai: {
       baseUrl: url('ZAI_BASE_URL', env.ZAI_BASE_URL, DEFAULTS.zaiBaseUrl),
       quotaUrl: url('ZAI_QUOTA_URL', env.ZAI_QUOTA_URL, DEFAULTS.zaiQuotaUrl),
@@ -352,7 +365,7 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}, opts: { requireApi
       claudeThinkingReplay: thinkingReplay,
       aiCredits: bool('ANTIGRAVITY_AI_CREDITS', env.ANTIGRAVITY_AI_CREDITS, false),
     },
-    accountsConfigPath: (env.ACCOUNTS_CONFIG_PATH ?? '').trim() || null,
+    accountsConfigPath: expandHome((env.ACCOUNTS_CONFIG_PATH ?? '').trim(), homeOf(env)) || null,
   };
   return Object.freeze(config);
 }

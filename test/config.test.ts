@@ -2,7 +2,7 @@
 // environment beats defaults, and every bad value is refused with a message naming its variable.
 import { describe, expect, test } from 'bun:test';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, dataDirFrom, loadConfig } from '../src/config.ts';
 
@@ -44,6 +44,25 @@ describe('defaults', () => {
     expect(dataDirFrom({ MCP_DATA_DIR: '/d', XDG_CONFIG_HOME: '/x', HOME: '/h' })).toBe('/d');
     expect(dataDirFrom({ XDG_CONFIG_HOME: '/x', HOME: '/h' })).toBe('/x/multi-claude-proxy');
     expect(dataDirFrom({ HOME: '/h' })).toBe('/h/.config/multi-claude-proxy');
+  });
+
+  test('a leading ~ in a path setting is the home directory, as a .env or the service env file (no shell) give it', () => {
+    expect(dataDirFrom({ MCP_DATA_DIR: '~/mcp-data', HOME: '/h' })).toBe('/h/mcp-data');
+    expect(dataDirFrom({ MCP_DATA_DIR: '~', HOME: '/h' })).toBe('/h');
+    expect(dataDirFrom({ MCP_DATA_DIR: '~/mcp-data' })).toBe(join(homedir(), 'mcp-data'));
+    // Only a ~ that starts the path and stands alone: another user's home, or a ~ inside a name, stays.
+    expect(dataDirFrom({ MCP_DATA_DIR: '~bob/data', HOME: '/h' })).toBe('~bob/data');
+    expect(dataDirFrom({ MCP_DATA_DIR: '/srv/~/data', HOME: '/h' })).toBe('/srv/~/data');
+    const c = loadConfig({ ...KEY, HOME: '/h', MCP_DATA_DIR: '~/d', ACCOUNTS_CONFIG_PATH: '~/.config/multi-claude-proxy/accounts.json' });
+    expect(c.dbPath).toBe('/h/d/proxy.db');
+    expect(c.accountsConfigPath).toBe('/h/.config/multi-claude-proxy/accounts.json');
+    const dir = mkdtempSync(join(tmpdir(), 'mcp-config-home-'));
+    try {
+      writeFileSync(join(dir, 'model.json'), '{"sonnet":"gemini-3-flash"}');
+      expect(loadConfig({ ...KEY, HOME: dir, MODEL_MAP: '~/model.json' }).modelMap).toEqual({ sonnet: 'gemini-3-flash' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

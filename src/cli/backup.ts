@@ -40,7 +40,8 @@ export const backupCommand = defineCommand({
     const target = intoDir ?? named;
     const dir = dirname(resolve(target));
     if (!existsSync(dir)) throw new StoreError(`cannot write the backup ${target}: the directory ${dir} does not exist`);
-    const db = openDatabase(config.dbPath);
+    // A copy needs no schema this mcp understands: after a downgrade it is how the data is kept.
+    const db = openDatabase(config.dbPath, { allowNewerSchema: true });
     try {
       const r = intoDir ? backupToFresh(db, intoDir, 'proxy', new Date()) : backupDatabase(db, target, { overwrite: Boolean(args.force) });
       if (args.json) return printJson(r);

@@ -32,6 +32,8 @@ export interface ImportReport {
 
 /** Why a stored Google account kept its own refresh token over the file's. */
 export const KEPT_NEWER = "kept the refresh token stored here: the account changed here after the file's copy was written";
+/** Why an account the user disabled is still disabled after its update. */
+export const KEPT_DISABLED = 'kept disabled (`mcp accounts enable` puts it back in rotation)';
 /** The rule, said once under the lines when it applied. */
 export const KEPT_RULE =
   'a Google account that changed here after the file was written keeps its own (newer) login; one marked invalid takes the file\'s. To take the file\'s anyway: `mcp accounts remove` it, then import with --only';
@@ -80,24 +82,21 @@ function planOrApply(db: Database, parsed: LegacyParse, opts: { dryRun?: boolean
       lines.push({ outcome: 'unchanged', name: prior.label, provider: prior.provider, id: prior.id, reason: KEPT_NEWER });
       continue;
     }
+    // A new token mends an invalid account; one the user disabled here stays disabled whatever the
+    // file says (their call, as for a re-login with `mcp accounts add`).
+    const keptDisabled = prior?.status === 'disabled' ? prior : null;
+    const reason = keptDisabled ? { reason: KEPT_DISABLED } : item.status ? { reason: `imported as ${item.status.status}` } : {};
     if (opts.dryRun) {
-      lines.push({ outcome: prior ? 'updated' : 'added', name: prior?.label ?? item.legacyName, provider: input.provider, id: prior?.id ?? null });
+      lines.push({ outcome: prior ? 'updated' : 'added', name: prior?.label ?? item.legacyName, provider: input.provider, id: prior?.id ?? null, ...reason });
       continue;
     }
     // A label another account already has is left for a new one to be made up (as for keys above).
     const labelTaken = !!input.label && existing.some((a) => a.label === input.label && a !== prior);
     const { account, created } = upsertAccount(db, labelTaken ? { ...input, label: undefined } : input, now);
-    if (item.status) {
-      updateAccount(db, account.id, { status: item.status.status, statusReason: item.status.reason, verifyUrl: item.status.verifyUrl }, now);
-    }
+    const status = keptDisabled ? { status: 'disabled' as const, reason: keptDisabled.statusReason, verifyUrl: null } : item.status;
+    if (status) updateAccount(db, account.id, { status: status.status, statusReason: status.reason, verifyUrl: status.verifyUrl }, now);
     if (created) existing.push(account);
-    lines.push({
-      outcome: created ? 'added' : 'updated',
-      name: account.label,
-      provider: account.provider,
-      id: account.id,
-      ...(item.status ? { reason: `imported as ${item.status.status}` } : {}),
-    });
+    lines.push({ outcome: created ? 'added' : 'updated', name: account.label, provider: account.provider, id: account.id, ...reason });
   }
   for (const s of parsed.skipped) lines.push({ outcome: 'skipped', name: s.entry, provider: null, id: null, reason: s.reason });
   const counts: Record<ImportOutcome, number> = { added: 0, updated: 0, unchanged: 0, skipped: 0 };

@@ -7,7 +7,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync }
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { defineCommand } from 'citty';
-import { DEFAULTS, dataDirFrom } from '../config.ts';
+import { DEFAULTS, dataDirFrom, expandHome } from '../config.ts';
 import { say, shellQuote, UsageError, warn } from './output.ts';
 
 export type ServicePlatform = 'linux' | 'macos';
@@ -214,7 +214,7 @@ function envFileValue(text: string, name: string): string | undefined {
 /** Variables holding a path (the maps only when not inline JSON). */
 const PATH_VARS = ['MCP_DATA_DIR', 'ACCOUNTS_CONFIG_PATH', 'MODEL_MAP', 'FALLBACK_MAP'] as const;
 
-function envVars(env: PlanInput['env'], cwd: string): Record<string, string> {
+function envVars(env: PlanInput['env'], cwd: string, home: string): Record<string, string> {
   const vars: Record<string, string> = {};
   const key = (env.PROXY_API_KEY ?? '').trim();
   vars.PROXY_API_KEY = key || `mcp-${Buffer.from(crypto.getRandomValues(new Uint8Array(24))).toString('base64url')}`;
@@ -224,10 +224,11 @@ function envVars(env: PlanInput['env'], cwd: string): Record<string, string> {
   }
   // The service does not get XDG_CONFIG_HOME: pin the data directory this shell's commands use.
   if (!vars.MCP_DATA_DIR && env.XDG_CONFIG_HOME) vars.MCP_DATA_DIR = dataDirFrom(env);
-  // The service starts in /, so a path relative to this shell would name another place.
+  // The service starts in /, so a path relative to this shell would name another place; a ~ the
+  // shell left (quoted) is the home directory, not a directory named ~ here.
   for (const k of PATH_VARS) {
     const v = vars[k]?.trim();
-    if (v && !v.startsWith('{')) vars[k] = resolve(cwd, v);
+    if (v && !v.startsWith('{')) vars[k] = resolve(cwd, expandHome(v, home));
   }
   return vars;
 }
@@ -235,7 +236,7 @@ function envVars(env: PlanInput['env'], cwd: string): Record<string, string> {
 export function installPlan(p: PlanInput): ServicePlan {
   const paths = servicePaths(p.platform, p.home);
   const hadKey = Boolean((p.env.PROXY_API_KEY ?? '').trim());
-  const envFile: PlannedFile = { path: paths.envFile, content: envFileText(envVars(p.env, p.cwd ?? '/')), mode: 0o600, keepExisting: true };
+  const envFile: PlannedFile = { path: paths.envFile, content: envFileText(envVars(p.env, p.cwd ?? '/', p.home)), mode: 0o600, keepExisting: true };
   const notes: string[] = [];
   if (p.keptEnvFile !== undefined) {
     // The file is kept as it is: the shell's key does not go into it, whatever it is.

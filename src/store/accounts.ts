@@ -154,6 +154,11 @@ export function updateAccount(db: Database, id: string, patch: AccountPatch, now
     if (patch.ifRefreshToken !== undefined && (cur.credentials.kind !== 'oauth' || !patch.ifRefreshToken.includes(cur.credentials.refreshToken))) {
       return cur;
     }
+    // Looked for under this transaction's lock: the CLI's own look (`set --label`) may be stale by
+    // now, and the UNIQUE index would otherwise answer with a raw constraint error.
+    if (patch.label !== undefined && patch.label !== cur.label && db.query('SELECT 1 FROM accounts WHERE label = ? AND id <> ?').get(patch.label, id)) {
+      throw new StoreError(`an account labelled "${patch.label}" already exists`);
+    }
     const next: Account = {
       ...cur,
       ...Object.fromEntries(Object.entries(patch).filter(([k, v]) => v !== undefined && k !== 'meta' && k !== 'ifRefreshToken')),

@@ -83,15 +83,16 @@ const BUSY_TIMEOUT_MS = 5000;
  * rebuilds a table the SQLite way (create, copy, drop, rename) would otherwise cascade the drop
  * into the rows that point at it; foreign_key_check then refuses a step that broke a reference.
  */
-export function migrate(db: Database, migrations: readonly string[] = MIGRATIONS): void {
+export function migrate(db: Database, migrations: readonly string[] = MIGRATIONS, opts: { allowNewer?: boolean } = {}): void {
   const fk = (db.query('PRAGMA foreign_keys').get() as { foreign_keys: number }).foreign_keys;
   db.exec('PRAGMA foreign_keys = OFF');
   try {
     immediate(db, () => {
       const current = (db.query('PRAGMA user_version').get() as { user_version: number }).user_version;
       if (current > migrations.length) {
+        if (opts.allowNewer) return;
         throw new StoreError(
-          `database ${db.filename} was written by a newer mcp (schema ${current}, this one understands ${migrations.length}): upgrade mcp`,
+          `database ${db.filename} was written by a newer mcp (schema ${current}, this one understands ${migrations.length}): run that newer mcp (upgrade this one); \`mcp backup\` still copies it as it is`,
         );
       }
       if (current === migrations.length) return;
@@ -111,8 +112,13 @@ export function migrate(db: Database, migrations: readonly string[] = MIGRATIONS
  * server, so a damaged file is reported with its path and the newest copy, not at a first query.
  * `durable` makes each commit survive a power cut, not only a crash (synchronous FULL): for the CLI,
  * whose few writes are accounts a user was just told are stored; the server's stay NORMAL.
+ * `allowNewerSchema` opens a file a newer mcp wrote as it is (no migration, no refusal): for
+ * `mcp backup`, whose plain copy needs no schema it understands, the way out after a downgrade.
  */
-export function openDatabase(path: string, opts: { readonly?: boolean; check?: boolean; durable?: boolean } = {}): Database {
+export function openDatabase(
+  path: string,
+  opts: { readonly?: boolean; check?: boolean; durable?: boolean; allowNewerSchema?: boolean } = {},
+): Database {
   const dir = dirname(path);
   try {
     if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -145,7 +151,7 @@ export function openDatabase(path: string, opts: { readonly?: boolean; check?: b
     db.exec('PRAGMA foreign_keys = ON');
     if (opts.check) quickCheck(db);
     if (!opts.readonly) assertWritable(db);
-    if (!opts.readonly) migrate(db);
+    if (!opts.readonly) migrate(db, MIGRATIONS, { allowNewer: opts.allowNewerSchema });
     if (!opts.readonly) tightenModes(path);
   } catch (err) {
     db.close();

@@ -3,7 +3,9 @@
 import { describe, expect, test } from 'bun:test';
 import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { openDatabase } from '../../src/store/db.ts';
+import { Database } from 'bun:sqlite';
+import { upsertAccount } from '../../src/store/accounts.ts';
+import { openDatabase, SCHEMA_VERSION } from '../../src/store/db.ts';
 import { runCaptured, useTempDataDir } from './run-cli.ts';
 
 const dataDir = useTempDataDir('mcp-backup-cli-');
@@ -55,4 +57,42 @@ describe('two backups at once (a script removing accounts in parallel, two cron 
     expect(files).toHaveLength(2);
     expect(new Set(files.map((f) => statSync(join(target, f)).ino)).size).toBe(2);
   }, 30_000);
+});
+
+describe('a database written by a newer mcp (after a downgrade)', () => {
+  function fromTheFuture(): string {
+    const path = join(dataDir(), 'proxy.db');
+    const db = openDatabase(path);
+    upsertAccount(db, { provider: 'zai', label: 'kept', credentials: { kind: 'api_key', apiKey: ['FAKE', 'zai', 'future'].join('-') } });
+    db.exec('CREATE TABLE from_the_future (x)');
+    db.exec(`PRAGMA user_version = ${SCHEMA_VERSION + 1}`);
+    db.close();
+    return path;
+  }
+
+  test('can still be backed up: the copy is the file as it is, newer schema and all', async () => {
+    fromTheFuture();
+    const target = join(dataDir(), 'copy.db');
+    const r = await runCaptured(['backup', target]);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('backed up 1 account to');
+    const copy = new Database(target, { readonly: true });
+    expect((copy.query('PRAGMA user_version').get() as { user_version: number }).user_version).toBe(SCHEMA_VERSION + 1);
+    expect(copy.query("SELECT name FROM sqlite_master WHERE name = 'from_the_future'").get()).toBeTruthy();
+    copy.close();
+  });
+
+  test('other commands refuse it in one line that names the way out: the newer mcp, or `mcp backup`', async () => {
+    const path = fromTheFuture();
+    const r = await runCaptured(['accounts', 'list']);
+    expect(r.code).toBe(1);
+    expect(r.err.split('\n').filter(Boolean)).toHaveLength(1);
+    expect(r.err).toContain(`database ${path} was written by a newer mcp (schema ${SCHEMA_VERSION + 1}, this one understands ${SCHEMA_VERSION})`);
+    expect(r.err).toContain('`mcp backup`');
+    // Refused without a change: still the newer schema.
+    const after = new Database(path, { readonly: true });
+    expect((after.query('PRAGMA user_version').get() as { user_version: number }).user_version).toBe(SCHEMA_VERSION + 1);
+    after.close();
+  });
 });

@@ -194,6 +194,32 @@ describe('mcp accounts import', () => {
     expect(none.err).toBe(`mcp: ${GO}: no account "nobody@example.com" in the file (by id, label or email)\n`);
   });
 
+  test('a newer token for an account the user disabled keeps it disabled (as a re-login does); an invalid one takes it and is back', async () => {
+    expect((await run('accounts', 'import', GO)).code).toBe(0);
+    const db = openDatabase(join(dataDirOf(), 'proxy.db'));
+    const alice = listAccounts(db).find((a) => a.email === 'alice@example.com')!;
+    // Disabled long before the file below was written: the file's token is the newer one.
+    updateAccount(db, alice.id, { status: 'disabled', statusReason: 'disabled by user' }, 1000);
+    db.close();
+    const newer = join(dataDirOf(), 'newer-accounts.json');
+    const text = await Bun.file(GO).text();
+    writeFileSync(newer, text.replace('1//0gFAKEgoAliceRefreshToken0123456789', '1//0gFAKEgoAliceRefreshTokenNEWER0123'));
+    const r = await run('accounts', 'import', newer, '--only', 'alice@example.com');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain(`updated   alice@example.com (antigravity, ${alice.id}): kept disabled`);
+    expect(stored().find((a) => a.id === alice.id)).toMatchObject({
+      status: 'disabled',
+      statusReason: 'disabled by user',
+      credentials: { refreshToken: '1//0gFAKEgoAliceRefreshTokenNEWER0123' },
+    });
+
+    const db2 = openDatabase(join(dataDirOf(), 'proxy.db'));
+    updateAccount(db2, alice.id, { status: 'invalid', statusReason: 'invalid_grant' }, 1000);
+    db2.close();
+    expect((await run('accounts', 'import', GO, '--only', 'alice@example.com')).code).toBe(0);
+    expect(stored().find((a) => a.id === alice.id)).toMatchObject({ status: 'active', statusReason: null });
+  });
+
   test('--dry-run reports the plan and writes nothing', async () => {
     const r = await run('accounts', 'import', GO, '--dry-run');
     expect(r.code).toBe(0);

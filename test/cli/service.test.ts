@@ -202,6 +202,10 @@ describe('the environment file', () => {
     expect(relative).toContain('ACCOUNTS_CONFIG_PATH=/work/here/old/accounts.json\n');
     expect(relative).toContain('MODEL_MAP=/work/here/maps/model.json\n');
     expect(relative).toContain(`FALLBACK_MAP='{"a":"b"}'\n`);
+    // A ~ the shell did not expand (quoted) is the home directory, not a directory named ~ here.
+    const tilde = plan({ MCP_DATA_DIR: '~/mcp', ACCOUNTS_CONFIG_PATH: '~/old/accounts.json' });
+    expect(tilde).toContain('MCP_DATA_DIR=/h/mcp\n');
+    expect(tilde).toContain('ACCOUNTS_CONFIG_PATH=/h/old/accounts.json\n');
     // XDG_CONFIG_HOME is not passed to the service: the directory it picks is pinned instead.
     expect(plan({ XDG_CONFIG_HOME: '/h/xdg' })).toContain('MCP_DATA_DIR=/h/xdg/multi-claude-proxy\n');
     expect(plan({})).not.toContain('MCP_DATA_DIR');

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findAccount, setStatusIf, updateAccount, upsertAccount } from '../../src/store/accounts.ts';
-import { openDatabase } from '../../src/store/db.ts';
+import { openDatabase, StoreError } from '../../src/store/db.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'mcp-accounts-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -92,5 +92,25 @@ test('a Google login again with the e-mail in other capitals updates the same ac
   expect(again.created).toBe(false);
   expect(again.account.id).toBe(first.account.id);
   expect(again.account.credentials).toEqual({ kind: 'oauth', refreshToken: ['FAKE', 'refresh', 'two'].join('-') });
+  db.close();
+});
+
+test('a rename to a label another account took meanwhile is the clear one-line refusal, and changes nothing', () => {
+  // `mcp accounts set --label` looks for the label before it writes; a second `set` or `add --label`
+  // may take it in between. The store's own check must then say what the CLI's would have said.
+  const db = fresh();
+  const a = upsertAccount(db, { provider: 'zai', label: 'a', credentials: { kind: 'api_key', apiKey: key('race-a') } }).account;
+  upsertAccount(db, { provider: 'zai', label: 'taken', credentials: { kind: 'api_key', apiKey: key('race-b') } });
+  let thrown: unknown;
+  try {
+    updateAccount(db, a.id, { label: 'taken', meta: { maxConcurrent: 2 } });
+  } catch (err) {
+    thrown = err;
+  }
+  expect(thrown).toBeInstanceOf(StoreError);
+  expect((thrown as Error).message).toBe('an account labelled "taken" already exists');
+  expect(findAccount(db, a.id)).toMatchObject({ label: 'a', meta: {} });
+  // Its own label is no clash.
+  expect(updateAccount(db, a.id, { label: 'a' })?.label).toBe('a');
   db.close();
 });

@@ -78,7 +78,7 @@ describe('a file from a newer mcp', () => {
     raw.exec(`PRAGMA user_version = ${SCHEMA_VERSION + 5}`);
     raw.close();
     expect(() => openDatabase(path)).toThrow(
-      new Error(`database ${path} was written by a newer mcp (schema ${SCHEMA_VERSION + 5}, this one understands ${SCHEMA_VERSION}): upgrade mcp`),
+      new Error(`database ${path} was written by a newer mcp (schema ${SCHEMA_VERSION + 5}, this one understands ${SCHEMA_VERSION}): run that newer mcp (upgrade this one); \`mcp backup\` still copies it as it is`),
     );
     const after = new Database(path, { readonly: true });
     expect((after.query('PRAGMA user_version').get() as { user_version: number }).user_version).toBe(SCHEMA_VERSION + 5);
