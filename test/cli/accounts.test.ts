@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'bun:test';
 import { Database } from 'bun:sqlite';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { accountsTable, accountViews, browserCommand, KEPT_REMOVAL_COPIES, quotaSummary } from '../../src/cli/accounts.ts';
@@ -420,8 +420,19 @@ describe('mcp accounts (in process, against a temporary data dir)', () => {
 });
 
 describe('list rendering', () => {
+  const viewDirs: string[] = [];
+  /** A scratch database for one rendering test, removed after it. */
+  const viewDb = () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mcp-cli-view-'));
+    viewDirs.push(dir);
+    return openDatabase(join(dir, 'proxy.db'));
+  };
+  afterEach(() => {
+    for (const dir of viewDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  });
+
   test('counts only limits still in force and summarises the lowest quota', () => {
-    const db = openDatabase(join(mkdtempSync(join(tmpdir(), 'mcp-cli-view-')), 'proxy.db'));
+    const db = viewDb();
     const now = 1_800_000_000_000;
     const { account } = upsertAccount(db, { provider: 'antigravity', email: 'a@example.com', credentials: { kind: 'oauth', refreshToken: 'rt' } }, now);
     setLimit(db, { accountId: account.id, model: 'gemini-3-flash', kind: 'rate_limited', resetAt: now + 60_000, reason: null, updatedAt: now });
@@ -439,7 +450,7 @@ describe('list rendering', () => {
   });
 
   test('a spent quota window shows as the limit the server routes by, until its reset', () => {
-    const db = openDatabase(join(mkdtempSync(join(tmpdir(), 'mcp-cli-view-')), 'proxy.db'));
+    const db = viewDb();
     const now = 1_800_000_000_000;
     const { account } = upsertAccount(db, { provider: 'antigravity', email: 'c@example.com', credentials: { kind: 'oauth', refreshToken: 'rt' } }, now);
     replaceQuotas(db, account.id, [
@@ -454,7 +465,7 @@ describe('list rendering', () => {
   });
 
   test('a quota window whose reset has passed reads as full, as the pool routes it, not as the last poll said', () => {
-    const db = openDatabase(join(mkdtempSync(join(tmpdir(), 'mcp-cli-view-')), 'proxy.db'));
+    const db = viewDb();
     const now = 1_800_000_000_000;
     const { account } = upsertAccount(db, { provider: 'antigravity', email: 'b@example.com', credentials: { kind: 'oauth', refreshToken: 'rt' } }, now);
     replaceQuotas(db, account.id, [
