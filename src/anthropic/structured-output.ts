@@ -4,9 +4,13 @@
 // structured output must still return plain JSON text").
 import type { MessagesRequest } from './schema.ts';
 
-/** The schema the request wants its answer to match, or null. */
+/**
+ * The schema the request wants its answer to match, or null. The structured-outputs beta's first
+ * form (top-level `output_format`, still sent by older SDKs) counts too, so no provider loses it.
+ */
 export function jsonSchemaOf(req: Pick<MessagesRequest, 'output_config'>): Record<string, unknown> | null {
-  const format = req.output_config?.format as { type?: unknown; schema?: unknown } | undefined;
+  const legacy = (req as { output_format?: unknown }).output_format;
+  const format = (req.output_config?.format ?? legacy) as { type?: unknown; schema?: unknown } | undefined;
   if (format?.type !== 'json_schema') return null;
   const s = format.schema;
   return typeof s === 'object' && s !== null && !Array.isArray(s) ? (s as Record<string, unknown>) : null;

@@ -184,8 +184,7 @@ export function toZaiBody(req: MessagesRequest, model: string): Record<string, u
   if (sys === undefined) delete body.system;
   else body.system = sys;
   // output_config is not for Z.AI: a schema it was to enforce is asked for in the system prompt.
-  const legacy = (req as { output_format?: unknown }).output_format;
-  const schema = jsonSchemaOf(req) ?? jsonSchemaOf({ output_config: { format: legacy } } as Pick<MessagesRequest, 'output_config'>);
+  const schema = jsonSchemaOf(req);
   if (schema) {
     const hint = jsonOnlyInstruction(schema);
     body.system = typeof sys === 'string' && sys ? `${sys}\n\n${hint}` : Array.isArray(sys) && sys.length ? [...sys, { type: 'text', text: hint }] : hint;

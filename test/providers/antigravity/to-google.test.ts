@@ -692,6 +692,17 @@ describe('generationConfig (§7.9–§7.10)', () => {
       expect(env.request.generationConfig.responseSchema).toBeUndefined();
     }
   });
+
+  // The structured-outputs beta's first form (top-level output_format), still sent by older SDKs;
+  // the Z.AI side already honours it, so a schema must not be lost just because the pool picked Google.
+  test('a schema in the older top-level output_format is honoured like output_config.format (gemini schema, Claude instruction)', () => {
+    const schema = { type: 'object', properties: { title: { type: 'string' } }, required: ['title'] };
+    const gemini = translate({ output_format: { type: 'json_schema', schema } } as Json, 'gemini-3-flash');
+    expect(gemini.request.generationConfig.responseMimeType).toBe('application/json');
+    expect(gemini.request.generationConfig.responseSchema).toEqual({ type: 'OBJECT', properties: { title: { type: 'STRING' } }, required: ['title'] });
+    const claude = translate({ output_format: { type: 'json_schema', schema } } as Json, 'claude-sonnet-4-6');
+    expect(JSON.stringify(claude.request.systemInstruction ?? '')).toContain('JSON Schema');
+  });
 });
 
 describe('signatures in history (§7.3, §7.5, §7.7)', () => {
