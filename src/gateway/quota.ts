@@ -66,10 +66,11 @@ export function createQuotaPoller(deps: {
       if (!ok || stopper.signal.aborted) return;
     }
     try {
+      const readAt = now();
       const quotas = await provider.quota(account, signal);
       if (stopper.signal.aborted) return;
       if (wasInvalid) reactivate(account);
-      pool.setQuotas(id, quotas);
+      pool.setQuotas(id, quotas, readAt);
     } catch (err) {
       if (stopper.signal.aborted) return;
       const e = err instanceof UpstreamError ? err : null;

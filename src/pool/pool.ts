@@ -42,6 +42,12 @@ const NO_ACCESS_RECHECK_MS = 3_600_000;
  * was classified, is already past when it is reported: it means "very soon", not the default cool-down.
  */
 export const MIN_LIMIT_MS = 1_000;
+/**
+ * A quota reading begun this long after a 429's quota limit outranks it. The reading asked right
+ * after the 429 may not have caught up with it yet; one minutes later that still shows quota left
+ * means the 429 was wrong or its quota came back early.
+ */
+export const READING_OUTRANKS_429_AFTER_MS = 60_000;
 /** Consecutive transient failures on one account before it is rested for the default cool-down. */
 export const TRANSIENT_FAILURES_BEFORE_COOLDOWN = 3;
 /** Session bindings kept (oldest forgotten first). */
@@ -141,7 +147,8 @@ export interface Pool {
   applyAccountPatch(id: string, patch: AccountPatch): Account | null;
   /** An account this process just wrote to the store (its own writes do not move data_version). */
   replaceAccount(a: Account): void;
-  setQuotas(accountId: string, quotas: readonly QuotaInfo[]): void;
+  /** `readAt`: when the reading was asked for (a limit set meanwhile is newer news than it); now by default. */
+  setQuotas(accountId: string, quotas: readonly QuotaInfo[], readAt?: number): void;
   /** Every account with what this process knows about it (for /health, /account-limits, metrics). */
   state(): AccountState[];
   inFlight(accountId: string): number;
@@ -257,6 +264,26 @@ export function limitsInForce(accountId: string, stored: readonly ModelLimit[], 
     else if (live[i]!.resetAt < q.resetAt) live[i] = q;
   }
   return live;
+}
+
+/**
+ * The quota limits of `accountId` (from 429s) that a reading asked for at `readAt` contradicts: the
+ * reading shows quota left on that model, and began well after the limit was set. Without this a
+ * mistaken quota 429, or a quota Google gave back early, parks the account until the reset the 429
+ * named (days, with the weekly windows), and nothing else would look at it again before then.
+ */
+export function limitsLiftedBy(accountId: string, stored: Iterable<ModelLimit>, quotas: readonly QuotaRecord[], readAt: number, t: number): ModelLimit[] {
+  const idx = byModel(quotas);
+  const all = idx.get(ALL_MODELS);
+  const out: ModelLimit[] = [];
+  for (const l of stored) {
+    if (l.accountId !== accountId || l.kind !== 'quota_exhausted' || l.resetAt <= t) continue;
+    if (l.updatedAt + READING_OUTRANKS_429_AFTER_MS > readAt) continue;
+    // An account-wide limit needs account-wide figures; a model's limit goes by its own and the account's.
+    const left = l.model === ALL_MODELS ? tightest(all, t, null) : tightest(all, t, tightest(idx.get(l.model.toLowerCase()), t, null));
+    if (left !== null && left > 0) out.push(l);
+  }
+  return out;
 }
 
 export function createPool(opts: PoolOptions): Pool {
@@ -711,7 +738,7 @@ export function createPool(opts: PoolOptions): Pool {
       if (updated) replaceCached(updated);
       return updated;
     },
-    setQuotas(accountId, quotas) {
+    setQuotas(accountId, quotas, readAt) {
       const t = now();
       const records: QuotaRecord[] = quotas.map((q) => ({
         accountId,
@@ -736,6 +763,11 @@ export function createPool(opts: PoolOptions): Pool {
         write: () => replaceQuotas(db, accountId, kept),
         reapply: () => setAccountQuotas(accountId, kept),
       });
+      for (const l of limitsLiftedBy(accountId, limits.values(), kept, readAt ?? t, t)) {
+        clearOwnLimit(accountId, l.model);
+        const label = byId.get(accountId)?.label ?? accountId;
+        log.info(`account ${label}: a quota reading shows quota left${l.model === ALL_MODELS ? '' : ` on ${l.model}`}; the earlier limit (${l.reason ?? 'a 429'}) is lifted`);
+      }
     },
     state() {
       const t = now();

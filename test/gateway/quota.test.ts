@@ -406,3 +406,26 @@ test('after a wall clock stepped back, a 429 still triggers a quota re-read (the
     await s.routing.stop();
   }
 });
+
+test('a round minutes after quota 429s that reads quota left puts the accounts back, so a mistaken 429 does not park them for the week it named', async () => {
+  let t = T0;
+  const s = setup(testConfig(), () => t);
+  await s.routing.start();
+  try {
+    const week = 7 * 86_400_000;
+    s.zai.answer = () => ({ error: new UpstreamError('quota_exhausted', 'quota exhausted', { resetAt: T0 + week, scope: 'account' }) });
+    const first = await s.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))).then(drain, (e: unknown) => e);
+    expect((first as ApiError).status).toBe(429);
+    s.zai.answer = () => ({});
+    // The reading asked right after the 429s may lag them: it does not count against them.
+    await s.routing.quota.pollAll();
+    const still = await s.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))).then(drain, (e: unknown) => e);
+    expect((still as ApiError).status).toBe(429);
+    t = T0 + 10 * 60_000;
+    await s.routing.quota.pollAll();
+    const events = await drain(await s.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+    expect(events.at(-1)?.type).toBe('message_stop');
+  } finally {
+    await s.routing.stop();
+  }
+});

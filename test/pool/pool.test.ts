@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, test } from 'bun:test';
 import { createRouting, providerDepsFor } from '../../src/gateway/index.ts';
-import { CAPACITY_COOLDOWN_MS, createPool, type Lease, MIN_LIMIT_MS, type Outcome } from '../../src/pool/pool.ts';
+import { CAPACITY_COOLDOWN_MS, createPool, type Lease, MIN_LIMIT_MS, type Outcome, READING_OUTRANKS_429_AFTER_MS } from '../../src/pool/pool.ts';
 import { UpstreamError } from '../../src/providers/provider.ts';
 import { findAccount, removeAccount, updateAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
@@ -629,6 +629,60 @@ describe('concurrency cap (MAX_CONCURRENT_PER_ACCOUNT)', () => {
   });
 });
 
+describe('a quota reading with quota left, asked well after a quota 429', () => {
+  const WEEK = 7 * 86_400_000;
+  const ask = (pool: ReturnType<typeof createPool>, model = 'glm-4.7', session = 'x') =>
+    pool.acquire({ provider: 'zai', model, familyKey: 'zai:glm', sessionKey: session });
+  const quota429 = (scope: 'account' | 'model' = 'account') =>
+    ({ kind: 'error', error: new UpstreamError('quota_exhausted', 'quota exhausted', { resetAt: T0 + WEEK, scope }) }) as Outcome;
+  const left = (fraction: number, model = '*') => [{ model, remainingFraction: fraction, resetAt: T0 + WEEK, window: 'weekly' }];
+
+  test('lifts the limit, so a mistaken 429 does not park the account for the week it named', () => {
+    const { db, pool, accounts, setNow } = setup(['a']);
+    pool.report(lease(pool), quota429());
+    const later = T0 + READING_OUTRANKS_429_AFTER_MS;
+    setNow(later + 500);
+    pool.setQuotas(accounts[0]!.id, left(0.8), later);
+    expect(ask(pool).kind).toBe('lease');
+    // Stored too: a restart must not bring the lifted limit back.
+    expect(listLimits(db).filter((l) => l.resetAt > later)).toEqual([]);
+  });
+
+  test('a limit set while the reading was on its way is newer than the reading and stays', () => {
+    const { pool, accounts, setNow } = setup(['a']);
+    setNow(T0 + 10 * 60_000);
+    pool.report(lease(pool), quota429());
+    pool.setQuotas(accounts[0]!.id, left(0.8), T0 + 10 * 60_000 - 1_000);
+    expect(ask(pool).kind).toBe('limited');
+  });
+
+  test('a reading that says the quota is spent leaves the limit in place', () => {
+    const { pool, accounts, setNow } = setup(['a']);
+    pool.report(lease(pool), quota429());
+    setNow(T0 + 10 * 60_000);
+    pool.setQuotas(accounts[0]!.id, left(0), T0 + 10 * 60_000);
+    expect(ask(pool)).toEqual({ kind: 'limited', until: T0 + WEEK, limitKind: 'quota_exhausted' });
+  });
+
+  test("a model's limit is lifted only by a reading with quota left on that model", () => {
+    const { pool, accounts, setNow } = setup(['a']);
+    pool.report(lease(pool, 'glm-4.7'), quota429('model'));
+    pool.report(lease(pool, 'glm-5', 'y'), quota429('model'));
+    setNow(T0 + 10 * 60_000);
+    pool.setQuotas(accounts[0]!.id, [...left(0.5, 'GLM-4.7'), ...left(0, 'glm-5')], T0 + 10 * 60_000);
+    expect(ask(pool, 'glm-4.7').kind).toBe('lease');
+    expect(ask(pool, 'glm-5', 'z').kind).toBe('limited');
+  });
+
+  test('a rate limit is not a quota matter: a reading does not lift it', () => {
+    const { pool, accounts, setNow } = setup(['a']);
+    pool.report(lease(pool), { kind: 'error', error: new UpstreamError('rate_limited', 'slow down', { resetAt: T0 + 3_600_000 }) } as Outcome);
+    setNow(T0 + 10 * 60_000);
+    pool.setQuotas(accounts[0]!.id, left(1), T0 + 10 * 60_000);
+    expect(ask(pool).kind).toBe('limited');
+  });
+});
+
 describe('a quota reading with nothing left', () => {
   const ask = (pool: ReturnType<typeof createPool>, session = 'x', model = 'glm-4.7') =>
     pool.acquire({ provider: 'zai', model, familyKey: 'zai:glm', sessionKey: session });
@@ -674,7 +728,7 @@ describe('a quota reading with nothing left', () => {
     expect(ask(pool).kind).toBe('lease');
   });
 
-  test('a limit learned from a 429 stands over a later reading that says there is quota left', () => {
+  test('a limit learned from a 429 stands over a reading asked right after it that says there is quota left', () => {
     const { pool, accounts } = setup(['a']);
     pool.report(lease(pool), { kind: 'error', error: new UpstreamError('quota_exhausted', 'q', { resetAt: T0 + 99_000, scope: 'account' }) });
     pool.setQuotas(accounts[0]!.id, [{ model: '*', remainingFraction: 0.9, resetAt: T0 + 60_000, window: '5h' }]);
