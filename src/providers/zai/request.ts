@@ -2,15 +2,13 @@
 // Anthropic but rejects a few things Claude Code sends (role:"system" messages -> 422, non-object
 // tool input -> 500, empty text -> 400) and ignores others; everything else rides along unchanged.
 import { toByteString } from '../../anthropic/byte-strings.ts';
+import { budgetForEffort, effortOf } from '../../anthropic/effort.ts';
 import type { MessagesRequest, MessageParam } from '../../anthropic/schema.ts';
 import { jsonOnlyInstruction, jsonSchemaOf } from '../../anthropic/structured-output.ts';
 import type { SendContext } from '../provider.ts';
 
 type Block = { type: string; [k: string]: unknown };
 type Msg = { role: string; content: string | Block[]; [k: string]: unknown };
-
-/** Largest thinking budget Claude Code itself uses for budget-style models. */
-const MAX_THINKING_BUDGET = 31_999;
 
 /**
  * Fields Z.AI rejects or ignores; dropping them keeps the request small and accepted. image_config
@@ -153,11 +151,14 @@ export function foldMessages(messages: readonly MessageParam[]): MessageParam[] 
   return merged as MessageParam[];
 }
 
-/** thinking as Z.AI understands it: enabled/disabled. adaptive becomes a budget under max_tokens. */
-export function mapThinking(thinking: unknown, maxTokens: number): unknown {
+/**
+ * thinking as Z.AI understands it: enabled/disabled. adaptive becomes a budget under max_tokens,
+ * sized by the effort asked for (Z.AI drops output_config, so `--effort low` would go unheard).
+ */
+export function mapThinking(thinking: unknown, maxTokens: number, effort?: string): unknown {
   if (!isPlainObject(thinking)) return undefined;
   if (thinking.type === 'adaptive') {
-    const budget = Math.min(maxTokens - 1, MAX_THINKING_BUDGET);
+    const budget = Math.min(maxTokens - 1, budgetForEffort(effort));
     return budget >= 1 ? { type: 'enabled', budget_tokens: budget } : { type: 'disabled' };
   }
   if (thinking.type === 'enabled' || thinking.type === 'disabled') return thinking;
@@ -190,7 +191,7 @@ export function toZaiBody(req: MessagesRequest, model: string): Record<string, u
     body.system = typeof sys === 'string' && sys ? `${sys}\n\n${hint}` : Array.isArray(sys) && sys.length ? [...sys, { type: 'text', text: hint }] : hint;
   }
   if ('thinking' in body) {
-    const t = mapThinking(body.thinking, req.max_tokens);
+    const t = mapThinking(body.thinking, req.max_tokens, effortOf(req));
     if (t === undefined) delete body.thinking;
     else body.thinking = t;
   }

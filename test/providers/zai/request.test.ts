@@ -91,6 +91,22 @@ describe('toObjectInput', () => {
 });
 
 describe('mapThinking', () => {
+  // Claude Code's --effort: adaptive thinking sized by the effort, which Z.AI would not hear otherwise.
+  const efforts: Array<[string | undefined, number, number]> = [
+    ['low', 32000, 8192],
+    ['medium', 32000, 16384],
+    ['high', 32000, 31999],
+    ['max', 64000, 31999],
+    ['xhigh', 32000, 31999],
+    [undefined, 32000, 31999],
+    ['some-new-level', 32000, 31999],
+    ['low', 4096, 4095],
+  ];
+  for (const [effort, max, budget] of efforts) {
+    test(`adaptive with effort ${effort} and max_tokens ${max} -> a budget of ${budget}`, () => {
+      expect(mapThinking({ type: 'adaptive' }, max, effort)).toEqual({ type: 'enabled', budget_tokens: budget });
+    });
+  }
   const cases: Array<[unknown, number, unknown]> = [
     [{ type: 'adaptive' }, 32000, { type: 'enabled', budget_tokens: 31999 }],
     [{ type: 'adaptive' }, 64000, { type: 'enabled', budget_tokens: 31999 }],
@@ -114,6 +130,12 @@ describe('toZaiBody', () => {
     expect(body.model).toBe('glm-4.6-upstream');
     expect(body.stream).toBe(true);
     expect(toZaiBody({ ...(firstTurn.body as unknown as MessagesRequest), stream: false }, 'x').stream).toBe(true);
+  });
+
+  test("Claude Code's --effort low reaches Z.AI as a smaller thinking budget, though output_config itself is dropped", () => {
+    const low = toZaiBody({ ...(firstTurn.body as unknown as MessagesRequest), thinking: { type: 'adaptive' }, output_config: { effort: 'low' } }, 'x');
+    expect(low).not.toHaveProperty('output_config');
+    expect(low.thinking).toEqual({ type: 'enabled', budget_tokens: 8192 });
   });
 
   test('drops the fields Z.AI rejects or ignores and maps adaptive thinking', () => {
