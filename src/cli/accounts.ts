@@ -7,7 +7,7 @@ import { type Config, loadConfig } from '../config.ts';
 import { quotaAsOf, quotaLines, servesPastQuotaOf } from '../gateway/ops.ts';
 import { limitsInForce } from '../pool/pool.ts';
 import { isProjectId, userProjectOf } from '../providers/antigravity/project.ts';
-import { type ProviderDeps, type QuotaInfo, UpstreamError } from '../providers/provider.ts';
+import { type Provider, type ProviderDeps, type QuotaInfo, UpstreamError } from '../providers/provider.ts';
 import {
   type Account,
   findAccount,
@@ -599,7 +599,7 @@ const setCommand = defineCommand({
     const project = args.project === undefined ? undefined : parseProject(args.project);
     const label = args.label === undefined ? undefined : checkLabel(args.label);
     if (label === undefined && args.label !== undefined) throw new UsageError('--label must not be empty');
-    await withDb((db) => {
+    const recheck = await withDb((db) => {
       const acc = mustFind(db, args.account);
       if (label !== undefined && label !== acc.label && findAccount(db, label)) {
         throw new StoreError(`an account labelled "${label}" already exists`);
@@ -611,14 +611,17 @@ const setCommand = defineCommand({
       updateAccount(db, acc.id, { ...(label !== undefined ? { label } : {}), ...(Object.keys(meta).length ? { meta } : {}) });
       if (label !== undefined) say(`${acc.id}: label ${acc.label} -> ${label}`);
       if (cap !== undefined) say(`${acc.id} (${label ?? acc.label}): ${describeCap(cap)}`);
-      if (project !== undefined) {
-        say(`${acc.id} (${label ?? acc.label}): ${describeProject(project)}`);
-        // The server checks an invalid account again on each quota round; verify does it now.
-        if (acc.status === 'invalid') {
-          say(`it is marked invalid (${acc.statusReason ?? 'no reason'}): \`mcp accounts verify ${shellQuote(label ?? acc.label)}\` checks it now and puts it back in rotation`);
-        }
-      }
+      if (project !== undefined) say(`${acc.id} (${label ?? acc.label}): ${describeProject(project)}`);
+      return project !== undefined && acc.status === 'invalid' ? findAccount(db, acc.id) : null;
     });
+    // Marked invalid (maybe for want of this very project): checked now under the new setting, and
+    // back in rotation when it passes, rather than at the server's next quota round.
+    if (recheck) {
+      await withDb(async (db, config) => {
+        const { createProviders } = await import('../providers/index.ts');
+        await verifyOne(db, createProviders(config, providerDeps(db)), recheck);
+      });
+    }
   },
 });
 
@@ -645,6 +648,31 @@ const resetCommand = defineCommand({
   },
 });
 
+/**
+ * One account's verdict, printed. An account marked invalid that now passes (the user fixed it:
+ * verified with Google, paid, new key, set its project) goes back into rotation; one the user
+ * disabled stays disabled. Returns whether it passed.
+ */
+async function verifyOne(db: Database, providers: Partial<Record<ProviderId, Provider>>, acc: Account): Promise<boolean> {
+  const provider = providers[acc.provider];
+  let verdict: { ok: boolean; detail: string };
+  if (!provider) verdict = { ok: false, detail: `provider ${acc.provider} is not available` };
+  else {
+    try {
+      verdict = await provider.verify(acc, AbortSignal.timeout(30_000));
+    } catch (err) {
+      verdict = { ok: false, detail: (err as Error).message || String(err) };
+    }
+  }
+  let back = '';
+  // Only over `invalid` as stored now: the check took a while, and a disable meanwhile stays.
+  if (verdict.ok && acc.status === 'invalid' && setStatusIf(db, acc.id, ['invalid'], { status: 'active', statusReason: null, verifyUrl: null })?.changed) {
+    back = ` (was invalid: ${acc.statusReason ?? 'no reason'}; back in rotation)`;
+  }
+  say(`${verdict.ok ? 'ok  ' : 'FAIL'}  ${acc.id}  ${acc.label}  ${acc.provider}: ${verdict.detail}${back}`);
+  return verdict.ok;
+}
+
 const verifyCommand = defineCommand({
   meta: { name: 'verify', description: 'Make one cheap authenticated call per account and report the verdict' },
   args: { account: { type: 'positional', required: false, description: 'Account id or label (default: all)' } },
@@ -659,25 +687,7 @@ const verifyCommand = defineCommand({
       const providers = createProviders(config, providerDeps(db));
       let failed = 0;
       for (const acc of accounts) {
-        const provider = providers[acc.provider];
-        let verdict: { ok: boolean; detail: string };
-        if (!provider) verdict = { ok: false, detail: `provider ${acc.provider} is not available` };
-        else {
-          try {
-            verdict = await provider.verify(acc, AbortSignal.timeout(30_000));
-          } catch (err) {
-            verdict = { ok: false, detail: (err as Error).message || String(err) };
-          }
-        }
-        if (!verdict.ok) failed++;
-        // An account marked invalid that now passes (the user fixed it: verified with Google, paid, new
-        // key) goes back into rotation; one the user disabled stays disabled.
-        let back = '';
-        // Only over `invalid` as stored now: the check took a while, and a disable meanwhile stays.
-        if (verdict.ok && acc.status === 'invalid' && setStatusIf(db, acc.id, ['invalid'], { status: 'active', statusReason: null, verifyUrl: null })?.changed) {
-          back = ` (was invalid: ${acc.statusReason ?? 'no reason'}; back in rotation)`;
-        }
-        say(`${verdict.ok ? 'ok  ' : 'FAIL'}  ${acc.id}  ${acc.label}  ${acc.provider}: ${verdict.detail}${back}`);
+        if (!(await verifyOne(db, providers, acc))) failed++;
       }
       if (failed) throw new Error(`${failed} of ${accounts.length} account${accounts.length === 1 ? '' : 's'} failed verification`);
     });

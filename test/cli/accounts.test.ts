@@ -456,17 +456,24 @@ describe('mcp accounts (in process, against a temporary data dir)', () => {
     expect(view?.project).toBeNull();
   });
 
-  test('set --project on an account marked invalid says how to put it back now', async () => {
-    await run('accounts', 'add', '--provider', 'antigravity', '--refresh-token', google.refreshTokenFor('set-invalid@example.com'), '--label', 'inv');
+  test('set --project on an account marked invalid checks it at once under the new project, and puts it back when it passes', async () => {
+    google.setAccount('ws-invalid@example.com', { projectId: null, paidTierId: null, userProject: 'acme-right-proj' });
+    await run('accounts', 'add', '--provider', 'antigravity', '--refresh-token', google.refreshTokenFor('ws-invalid@example.com'), '--label', 'inv');
     const db = openDatabase(join(dataDirOf(), 'proxy.db'));
     try {
-      updateAccount(db, listAccounts(db)[0]!.id, { status: 'invalid', statusReason: 'needs a project' });
+      updateAccount(db, listAccounts(db)[0]!.id, { status: 'invalid', statusReason: 'PROJECT_REQUIRED: needs a project' });
     } finally {
       db.close();
     }
-    const r = await run('accounts', 'set', 'inv', '--project', 'my-gcp-project-2');
-    expect(r.code, r.err).toBe(0);
-    expect(r.out).toContain('marked invalid (needs a project): `mcp accounts verify inv`');
+    const wrong = await run('accounts', 'set', 'inv', '--project', 'acme-wrong-proj');
+    expect(wrong.code, wrong.err).toBe(0);
+    expect(wrong.out).toContain('FAIL');
+    expect(storedAccounts()[0]).toMatchObject({ status: 'invalid', meta: { userProject: 'acme-wrong-proj' } });
+    const right = await run('accounts', 'set', 'inv', '--project', 'acme-right-proj');
+    expect(right.code, right.err).toBe(0);
+    expect(right.out).toContain('acme-right-proj (yours)');
+    expect(right.out).toContain('back in rotation');
+    expect(storedAccounts()[0]).toMatchObject({ status: 'active', meta: { userProject: 'acme-right-proj' } });
   });
 
   test('a malformed --project, or one for a Z.AI account, is a usage error (exit 2) and changes nothing', async () => {
