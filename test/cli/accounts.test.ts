@@ -467,7 +467,8 @@ describe('mcp accounts (in process, against a temporary data dir)', () => {
     }
     const wrong = await run('accounts', 'set', 'inv', '--project', 'acme-wrong-proj');
     expect(wrong.code, wrong.err).toBe(0);
-    expect(wrong.out).toContain('FAIL');
+    expect(wrong.out).toContain("FAIL  acc_");
+    expect(wrong.out).toContain("Google refused this account's own project acme-wrong-proj");
     expect(storedAccounts()[0]).toMatchObject({ status: 'invalid', meta: { userProject: 'acme-wrong-proj' } });
     const right = await run('accounts', 'set', 'inv', '--project', 'acme-right-proj');
     expect(right.code, right.err).toBe(0);

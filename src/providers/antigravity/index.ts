@@ -20,7 +20,7 @@ import { createTokenManager } from './oauth.ts';
 import {
   discoverProject,
   ineligibleReasons,
-  loadCodeAssist,
+  loadCodeAssistFor,
   type OnboardOptions,
   ownProjectTier,
   parseLoadCodeAssist,
@@ -474,7 +474,7 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
         // for up to an hour, and would put an account back in rotation only to fail again.
         await tokens.refresh(account);
         const userProject = userProjectOf(account.meta);
-        const body = await withToken(account, signal, (token) => loadCodeAssist(cc, token, signal, userProject));
+        const body = await withToken(account, signal, (token) => loadCodeAssistFor(cc, token, signal, { userProject, label: account.label }));
         const info = parseLoadCodeAssist(body);
         // No project and Google wants the account verified: not usable, whatever the token says.
         const mustVerify = info.projectId ? null : validationRequired(body);

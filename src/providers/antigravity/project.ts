@@ -148,6 +148,22 @@ export async function loadCodeAssist(opts: CloudCodeOptions, token: string, sign
   return postJson(opts, 'loadCodeAssist', { metadata: metadataFor(userProject) }, token, signal);
 }
 
+/** loadCodeAssist for an account; a 403 under the user's own project (a typo, no access) names the setting to fix. */
+export async function loadCodeAssistFor(opts: CloudCodeOptions, token: string, signal: AbortSignal | undefined, owner: ProjectOwner): Promise<Record<string, unknown>> {
+  const userProject = owner.userProject ?? null;
+  try {
+    return await loadCodeAssist(opts, token, signal, userProject);
+  } catch (err) {
+    if (!userProject || !(err instanceof UpstreamError) || err.status !== 403) throw err;
+    throw new UpstreamError(err.kind, `Google refused this account's own project ${userProject} (${err.message}); check the id and that the account may use it: ${setProjectHint(owner.label)}`, {
+      status: err.status,
+      code: err.code,
+      scope: err.scope,
+      cause: err,
+    });
+  }
+}
+
 export interface OnboardOptions {
   /** Polls of the long-running operation (default 10). */
   attempts?: number;
@@ -212,7 +228,7 @@ export async function discoverProject(
   owner: ProjectOwner = {},
 ): Promise<ProjectInfo> {
   const userProject = owner.userProject ?? null;
-  const body = await loadCodeAssist(opts, token, signal, userProject);
+  const body = await loadCodeAssistFor(opts, token, signal, owner);
   const parsed = parseLoadCodeAssist(body);
   if (parsed.projectId) return { projectId: parsed.projectId, tier: parsed.tier, tierId: parsed.tierId };
   const mustVerify = validationRequired(body);

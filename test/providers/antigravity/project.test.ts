@@ -238,6 +238,15 @@ describe("the user's own Google Cloud project (Workspace, paid Gemini Code Assis
     expect(info.reason).toContain('mcp accounts set abroad --project');
   });
 
+  test('a project Google refuses for the account (a typo) is an error naming the project and the command to fix it', async () => {
+    fake.setAccount('workspace-typo@example.com', { projectId: null, paidTierId: null, userProject: 'acme-real-proj' });
+    const err = await discoverProject(cc, await tokenFor('workspace-typo@example.com'), undefined, {}, { userProject: 'acme-typo-proj', label: 'work' }).catch((e) => e);
+    expect(err).toBeInstanceOf(UpstreamError);
+    expect(err.status).toBe(403);
+    expect(err.message).toContain("Google refused this account's own project acme-typo-proj");
+    expect(err.message).toContain('mcp accounts set work --project');
+  });
+
   test('with a project set, a failed onboarding uses that project instead of the shared fallback', async () => {
     fake.setAccount('own-onboard-500@example.com', { projectId: null, paidTierId: null });
     fake.setMode({ kind: 'http500' }, { rpc: 'onboardUser' });
