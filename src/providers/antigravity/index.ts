@@ -480,14 +480,15 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
         const mustVerify = info.projectId ? null : validationRequired(body);
         if (mustVerify) throw mustVerify;
         const why = info.projectId ? null : ineligibleReasons(body);
-        // A tier that takes the user's own project, and none is set: it cannot serve until one is.
-        const ownTier = info.projectId || why ? null : ownProjectTier(body);
-        if (ownTier && !userProject) throw projectRequired(ownTier, account.label);
         const found = knownProject(account);
+        // A tier that takes the user's own project, none set and none known (one imported from another
+        // proxy serves as it is): it cannot serve until one is.
+        const ownTier = info.projectId || why || found ? null : ownProjectTier(body);
+        if (ownTier && !userProject) throw projectRequired(ownTier, account.label);
         if (info.projectId && (found !== info.projectId || account.meta.tierId !== info.tierId)) {
           rememberProject(account, userProject, { projectId: info.projectId, tier: info.tier, tierId: info.tierId });
         }
-        const project = info.projectId ?? (userProject ? `${userProject} (yours)` : '(none yet)');
+        const project = info.projectId ?? (userProject ? `${userProject} (yours)` : found ? `${found} (stored)` : '(none yet)');
         return {
           ok: true,
           detail: `project ${project}, tier ${info.tier}${info.tierId ? ` (${info.tierId})` : ''}${why ? `; Google: ${why}` : ''}`,

@@ -862,4 +862,12 @@ describe("the account's own Google Cloud project (meta.userProject, `mcp account
     expect(after.detail).toContain('acme-verify-proj');
     expect(fake.requests.filter((r) => r.rpc === 'loadCodeAssist').at(-1)!.body).toEqual({ metadata: { ideType: 'ANTIGRAVITY', duetProject: 'acme-verify-proj' } });
   });
+
+  test('verify passes a tier that needs its own project when a project is already known for it (imported from another proxy)', async () => {
+    const p = createAntigravityProvider(config, deps);
+    fake.setAccount('own-imported@example.com', { projectId: null, paidTierId: null, userProject: 'acme-imported-proj' });
+    const v = await p.verify(account('own-imported@example.com', { projectId: 'acme-imported-proj', importedFrom: 'accounts.json' }));
+    expect(v.ok, v.detail).toBe(true);
+    expect(v.detail).toContain('acme-imported-proj');
+  });
 });
