@@ -6,7 +6,8 @@ import { defineCommand } from 'citty';
 import { type Config, loadConfig } from '../config.ts';
 import { quotaAsOf, quotaLines, servesPastQuotaOf } from '../gateway/ops.ts';
 import { limitsInForce } from '../pool/pool.ts';
-import { type ProviderDeps, type QuotaInfo, UpstreamError } from '../providers/provider.ts';
+import { isProjectId, userProjectOf } from '../providers/antigravity/project.ts';
+import { type Provider, type ProviderDeps, type QuotaInfo, UpstreamError } from '../providers/provider.ts';
 import {
   type Account,
   findAccount,
@@ -84,6 +85,8 @@ export interface AccountView {
   createdAt: number;
   /** The account's own concurrency cap (0 = none); null = MAX_CONCURRENT_PER_ACCOUNT applies. */
   maxConcurrent: number | null;
+  /** Antigravity: the user's own Google Cloud project (`--project`); null = the one Google gives. */
+  project: string | null;
   limits: Array<{ model: string; kind: string; resetAt: number; reason: string | null }>;
   quotas: Array<{ model: string; window: string; remainingFraction: number | null; resetAt: number | null }>;
 }
@@ -108,6 +111,7 @@ export function accountViews(
     lastUsedAt: a.lastUsedAt,
     createdAt: a.createdAt,
     maxConcurrent: typeof a.meta.maxConcurrent === 'number' ? a.meta.maxConcurrent : null,
+    project: a.provider === 'antigravity' ? userProjectOf(a.meta) : null,
     // A spent quota window keeps the account out as a 429 would: shown as the server routes it.
     limits: (servesPastQuota.has(a.provider)
       ? limits.filter((l) => l.accountId === a.id && l.resetAt > now)
@@ -123,7 +127,7 @@ export function accountViews(
 
 export function accountsTable(views: readonly AccountView[], now: number): string {
   return renderTable(
-    ['ID', 'LABEL', 'PROVIDER', 'STATUS', 'REASON', 'LAST USED', 'LIMITS', 'QUOTA', 'MAX CONC.', 'LIMITED'],
+    ['ID', 'LABEL', 'PROVIDER', 'STATUS', 'REASON', 'LAST USED', 'LIMITS', 'QUOTA', 'PROJECT', 'MAX CONC.', 'LIMITED'],
     views.map((v) => [
       v.id,
       v.label,
@@ -133,6 +137,8 @@ export function accountsTable(views: readonly AccountView[], now: number): strin
       relativeTime(v.lastUsedAt, now),
       String(v.limits.length),
       quotaSummary(v.quotas.map((q) => ({ ...q, accountId: v.id, fetchedAt: 0 }))),
+      // The user's own Google Cloud project; '-' when Google's applies.
+      v.project ?? '-',
       // The account's own cap; '-' when the server's MAX_CONCURRENT_PER_ACCOUNT applies.
       v.maxConcurrent === null ? '-' : v.maxConcurrent === 0 ? 'none' : String(v.maxConcurrent),
       // Which models wait for what, so `list` answers "why is this account not used?".
@@ -284,6 +290,28 @@ export function parseMaxConcurrent(raw: unknown): number | null {
   return n;
 }
 
+/** --project: a Google Cloud project id, or "default" for the one Google gives the account (null). */
+export function parseProject(raw: unknown): string | null {
+  const s = String(raw ?? '').trim();
+  if (s.toLowerCase() === 'default') return null;
+  if (!isProjectId(s)) {
+    throw new UsageError(
+      `--project must be a Google Cloud project id (6-30 lowercase letters, digits and hyphens, starting with a letter), or "default", got ${JSON.stringify(String(raw ?? ''))}`,
+    );
+  }
+  return s;
+}
+
+function describeProject(project: string | null): string {
+  return project === null ? 'the Google Cloud project Google gives it' : `Google Cloud project ${project}`;
+}
+
+const PROJECT_ARG = {
+  type: 'string',
+  valueHint: 'id|default',
+  description: "Google (antigravity) only: the account's own Google Cloud project, for Workspace and paid Gemini Code Assist tiers (default: the one Google gives)",
+} as const;
+
 function describeCap(cap: number | null): string {
   return cap === null ? 'MAX_CONCURRENT_PER_ACCOUNT applies' : cap === 0 ? 'no concurrency cap' : `at most ${cap} request${cap === 1 ? '' : 's'} at once`;
 }
@@ -309,11 +337,13 @@ const addCommand = defineCommand({
     'refresh-token': { type: 'string', valueHint: 'token', description: 'Add a Google account from an existing refresh token (antigravity); - reads it from stdin' },
     'callback-port': { type: 'string', valueHint: 'port', description: 'Port of the local OAuth callback (antigravity, default 51121; when taken, one of the next few)' },
     'max-concurrent': MAX_CONCURRENT_ARG,
+    project: PROJECT_ARG,
   },
   async run({ args }) {
     const interactive = stdinIsTty();
     // Checked before any login, so a typo does not cost a browser round trip.
     const capMeta = args['max-concurrent'] === undefined ? {} : { maxConcurrent: parseMaxConcurrent(args['max-concurrent']) };
+    const projectMeta = args.project === undefined ? {} : { userProject: parseProject(args.project) };
     const reader = createLineReader();
     try {
       let provider = args.provider === undefined ? undefined : providerName(args.provider);
@@ -333,6 +363,7 @@ const addCommand = defineCommand({
       if (provider === 'zai' && args['refresh-token'] !== undefined) {
         throw new UsageError('--refresh-token is for --provider antigravity; a Z.AI account takes --api-key');
       }
+      if (provider === 'zai' && args.project !== undefined) throw new UsageError('--project is for --provider antigravity (a Google Cloud project)');
 
       if (provider === 'zai') {
         let apiKey = (args['api-key'] ?? '').trim();
@@ -410,11 +441,14 @@ const addCommand = defineCommand({
       let result: Awaited<ReturnType<typeof login.loginWithRefreshToken>>;
       let refreshToken = (args['refresh-token'] ?? '').trim();
       if (refreshToken === '-') refreshToken = await secretFromStdin(reader.readSecret, '--refresh-token', interactive ? 'Refresh token: ' : '');
+      // Discovery at login runs under the project given (`default`: Google's, as without it).
+      const userProject = projectMeta.userProject ?? null;
       if (refreshToken) {
-        result = await login.loginWithRefreshToken({ config, refreshToken, say: sayLine });
+        result = await login.loginWithRefreshToken({ config, refreshToken, say: sayLine, userProject });
       } else if (args.browser === false) {
         result = await login.loginNoBrowser({
           config,
+          userProject,
           say: sayLine,
           readLine: async (prompt: string) => {
             const line = await reader.readLine(prompt);
@@ -428,6 +462,7 @@ const addCommand = defineCommand({
         }
         result = await login.loginWithBrowser({
           config,
+          userProject,
           callbackPort: parseCallbackPort(args['callback-port']),
           openBrowser,
           say: sayLine,
@@ -449,7 +484,7 @@ const addCommand = defineCommand({
             provider: 'antigravity',
             email: result.email,
             credentials: result.credentials,
-            meta: { ...result.meta, ...capMeta },
+            meta: { ...result.meta, ...capMeta, ...projectMeta },
             ...(label ? { label } : {}),
           });
           const account = created ? stored : relabel(db, stored, label);
@@ -458,13 +493,23 @@ const addCommand = defineCommand({
           return { account, before, created };
         });
         const stillDisabled = before?.status === 'disabled';
+        // The project as stored: given now, or set before for this account.
+        const own = userProjectOf(findAccount(db, account.id)?.meta ?? {});
+        // Added all the same (the login is good): it serves once it has its project; no quota until then.
+        const waitsForProject = result.needsProject === true && !own;
         let quotas: QuotaInfo[] | null = null;
         try {
-          quotas = await readQuota(config, account, db);
+          if (!waitsForProject) quotas = await readQuota(config, account, db);
         } catch (err) {
           warn(`warning: could not read the quota yet (${(err as Error)?.message || String(err)}); the server reads it when it runs`);
         }
         say(`${created ? 'added' : 'updated'} ${account.id} (${account.label}): antigravity ${result.email}${storeQuota(db, account.id, quotas)}`);
+        if (own) say(`${account.id} (${account.label}): ${describeProject(own)}`);
+        else if (waitsForProject) {
+          warn(
+            `warning: this account's Google tier needs a Google Cloud project of its own (Workspace, paid Gemini Code Assist); it cannot serve until you set one: \`mcp accounts set ${shellQuote(account.label)} --project <your Google Cloud project id>\``,
+          );
+        }
         if (stillDisabled) say(`still disabled: \`mcp accounts enable ${shellQuote(account.label)}\` puts it back in rotation`);
       });
     } finally {
@@ -539,26 +584,44 @@ function statusCommand(name: 'enable' | 'disable') {
 }
 
 const setCommand = defineCommand({
-  meta: { name: 'set', description: 'Rename an account or change its concurrency cap (a running server picks it up)' },
+  meta: { name: 'set', description: 'Rename an account, change its concurrency cap or its Google Cloud project (a running server picks it up)' },
   args: {
     account: { type: 'positional', required: true, description: 'Account id or label' },
     label: { type: 'string', valueHint: 'name', description: 'A new name to refer to the account by' },
     'max-concurrent': MAX_CONCURRENT_ARG,
+    project: PROJECT_ARG,
   },
   async run({ args }) {
-    if (args['max-concurrent'] === undefined && args.label === undefined) throw new UsageError('nothing to set: give --label or --max-concurrent');
+    if (args['max-concurrent'] === undefined && args.label === undefined && args.project === undefined) {
+      throw new UsageError('nothing to set: give --label, --max-concurrent or --project');
+    }
     const cap = args['max-concurrent'] === undefined ? undefined : parseMaxConcurrent(args['max-concurrent']);
+    const project = args.project === undefined ? undefined : parseProject(args.project);
     const label = args.label === undefined ? undefined : checkLabel(args.label);
     if (label === undefined && args.label !== undefined) throw new UsageError('--label must not be empty');
-    await withDb((db) => {
+    const recheck = await withDb((db) => {
       const acc = mustFind(db, args.account);
       if (label !== undefined && label !== acc.label && findAccount(db, label)) {
         throw new StoreError(`an account labelled "${label}" already exists`);
       }
-      updateAccount(db, acc.id, { ...(label !== undefined ? { label } : {}), ...(cap !== undefined ? { meta: { maxConcurrent: cap } } : {}) });
+      if (project !== undefined && acc.provider !== 'antigravity') {
+        throw new UsageError(`--project is for Google (antigravity) accounts; ${acc.label} is a ${acc.provider} account`);
+      }
+      const meta = { ...(cap !== undefined ? { maxConcurrent: cap } : {}), ...(project !== undefined ? { userProject: project } : {}) };
+      updateAccount(db, acc.id, { ...(label !== undefined ? { label } : {}), ...(Object.keys(meta).length ? { meta } : {}) });
       if (label !== undefined) say(`${acc.id}: label ${acc.label} -> ${label}`);
       if (cap !== undefined) say(`${acc.id} (${label ?? acc.label}): ${describeCap(cap)}`);
+      if (project !== undefined) say(`${acc.id} (${label ?? acc.label}): ${describeProject(project)}`);
+      return project !== undefined && acc.status === 'invalid' ? findAccount(db, acc.id) : null;
     });
+    // Marked invalid (maybe for want of this very project): checked now under the new setting, and
+    // back in rotation when it passes, rather than at the server's next quota round.
+    if (recheck) {
+      await withDb(async (db, config) => {
+        const { createProviders } = await import('../providers/index.ts');
+        await verifyOne(db, createProviders(config, providerDeps(db)), recheck);
+      });
+    }
   },
 });
 
@@ -585,6 +648,31 @@ const resetCommand = defineCommand({
   },
 });
 
+/**
+ * One account's verdict, printed. An account marked invalid that now passes (the user fixed it:
+ * verified with Google, paid, new key, set its project) goes back into rotation; one the user
+ * disabled stays disabled. Returns whether it passed.
+ */
+async function verifyOne(db: Database, providers: Partial<Record<ProviderId, Provider>>, acc: Account): Promise<boolean> {
+  const provider = providers[acc.provider];
+  let verdict: { ok: boolean; detail: string };
+  if (!provider) verdict = { ok: false, detail: `provider ${acc.provider} is not available` };
+  else {
+    try {
+      verdict = await provider.verify(acc, AbortSignal.timeout(30_000));
+    } catch (err) {
+      verdict = { ok: false, detail: (err as Error).message || String(err) };
+    }
+  }
+  let back = '';
+  // Only over `invalid` as stored now: the check took a while, and a disable meanwhile stays.
+  if (verdict.ok && acc.status === 'invalid' && setStatusIf(db, acc.id, ['invalid'], { status: 'active', statusReason: null, verifyUrl: null })?.changed) {
+    back = ` (was invalid: ${acc.statusReason ?? 'no reason'}; back in rotation)`;
+  }
+  say(`${verdict.ok ? 'ok  ' : 'FAIL'}  ${acc.id}  ${acc.label}  ${acc.provider}: ${verdict.detail}${back}`);
+  return verdict.ok;
+}
+
 const verifyCommand = defineCommand({
   meta: { name: 'verify', description: 'Make one cheap authenticated call per account and report the verdict' },
   args: { account: { type: 'positional', required: false, description: 'Account id or label (default: all)' } },
@@ -599,25 +687,7 @@ const verifyCommand = defineCommand({
       const providers = createProviders(config, providerDeps(db));
       let failed = 0;
       for (const acc of accounts) {
-        const provider = providers[acc.provider];
-        let verdict: { ok: boolean; detail: string };
-        if (!provider) verdict = { ok: false, detail: `provider ${acc.provider} is not available` };
-        else {
-          try {
-            verdict = await provider.verify(acc, AbortSignal.timeout(30_000));
-          } catch (err) {
-            verdict = { ok: false, detail: (err as Error).message || String(err) };
-          }
-        }
-        if (!verdict.ok) failed++;
-        // An account marked invalid that now passes (the user fixed it: verified with Google, paid, new
-        // key) goes back into rotation; one the user disabled stays disabled.
-        let back = '';
-        // Only over `invalid` as stored now: the check took a while, and a disable meanwhile stays.
-        if (verdict.ok && acc.status === 'invalid' && setStatusIf(db, acc.id, ['invalid'], { status: 'active', statusReason: null, verifyUrl: null })?.changed) {
-          back = ` (was invalid: ${acc.statusReason ?? 'no reason'}; back in rotation)`;
-        }
-        say(`${verdict.ok ? 'ok  ' : 'FAIL'}  ${acc.id}  ${acc.label}  ${acc.provider}: ${verdict.detail}${back}`);
+        if (!(await verifyOne(db, providers, acc))) failed++;
       }
       if (failed) throw new Error(`${failed} of ${accounts.length} account${accounts.length === 1 ? '' : 's'} failed verification`);
     });

@@ -26,7 +26,9 @@ const CALLBACK_PATH = '/oauth-callback';
 export interface GoogleLoginResult {
   email: string;
   credentials: { kind: 'oauth'; refreshToken: string; accessToken: string; expiresAt: number };
-  meta: { projectId?: string; tier?: string; tierId?: string | null };
+  meta: { projectId?: string; projectFor?: string | null; tier?: string; tierId?: string | null };
+  /** The account's tier needs a Google Cloud project of its own and none was given. */
+  needsProject?: boolean;
 }
 
 type Say = (line: string) => void;
@@ -42,8 +44,18 @@ function isTransient(err: unknown): boolean {
   return err instanceof UpstreamError && err.kind === 'transient';
 }
 
-/** E-mail + project/tier for fresh tokens. Discovery problems other than auth leave the project to the provider. */
-async function finish(config: Readonly<Config>, t: TokenSet, refreshToken: string, say: Say, onboard: OnboardOptions = {}): Promise<GoogleLoginResult> {
+/**
+ * E-mail + project/tier for fresh tokens, discovered under the user's own project when given.
+ * Discovery problems other than auth leave the project to the provider.
+ */
+async function finish(
+  config: Readonly<Config>,
+  t: TokenSet,
+  refreshToken: string,
+  say: Say,
+  onboard: OnboardOptions = {},
+  userProject: string | null = null,
+): Promise<GoogleLoginResult> {
   // An account added without them would only fail later, on every request, with a 403.
   const missing = missingScopes(t);
   if (missing.length) {
@@ -56,6 +68,7 @@ async function finish(config: Readonly<Config>, t: TokenSet, refreshToken: strin
     throw fail('could not read the Google account e-mail', err);
   }
   const meta: GoogleLoginResult['meta'] = {};
+  let needsProject = false;
   try {
     const info = await discoverProject(
       { endpoints: config.antigravity.endpoints, userAgent: config.antigravity.userAgent, now: Date.now },
@@ -63,24 +76,29 @@ async function finish(config: Readonly<Config>, t: TokenSet, refreshToken: strin
       undefined,
       // Polled for up to a minute: without a word the command would seem to hang.
       { ...onboard, onWait: () => say('Google is provisioning a Cloud Code project for this account; this can take up to a minute...') },
+      { userProject },
     );
     meta.tier = info.tier;
     meta.tierId = info.tierId;
-    // The shared fallback is not a discovery: leave it to the provider to try again later.
-    if (!info.fallback) meta.projectId = info.projectId;
+    // The shared fallback is not a discovery: leave it to the provider to try again later. Stored
+    // with the setting it was found under, so the provider finds it again under another.
+    if (!info.fallback) Object.assign(meta, { projectId: info.projectId, projectFor: userProject });
     // The account is added all the same, but requests under the shared project may well be refused:
     // the user must hear why now, not from a 403 later.
     else say(`warning: Google gave this account no project${info.reason ? ` (${info.reason})` : ''}; requests use the shared project ${info.projectId} until discovery succeeds`);
   } catch (err) {
-    if (err instanceof UpstreamError && (err.kind === 'auth' || err.kind === 'invalid_account')) {
+    // The login is good; the account waits for its project (the caller says how to set it).
+    if (err instanceof UpstreamError && err.code === 'PROJECT_REQUIRED') needsProject = true;
+    else if (err instanceof UpstreamError && (err.kind === 'auth' || err.kind === 'invalid_account')) {
       // Verification is done in a browser: without the link the user is stuck.
       const e = fail('Google accepted the login but Cloud Code refused the account', err);
       if (err.verifyUrl) e.message += `; verify the account at ${err.verifyUrl}, then add it again`;
       throw e;
-    }
-    say(`warning: project discovery failed (${(err as Error).message}); it will be retried on first use`);
+    } else say(`warning: project discovery failed (${(err as Error).message}); it will be retried on first use`);
   }
-  return { email, credentials: { kind: 'oauth', refreshToken, accessToken: t.accessToken, expiresAt: t.expiresAt }, meta };
+  const result: GoogleLoginResult = { email, credentials: { kind: 'oauth', refreshToken, accessToken: t.accessToken, expiresAt: t.expiresAt }, meta };
+  if (needsProject) result.needsProject = true;
+  return result;
 }
 
 /** Adds an account from an existing refresh token. */
@@ -90,6 +108,8 @@ export async function loginWithRefreshToken(opts: {
   say?: Say;
   /** Onboarding's polling (tests shorten it). */
   onboard?: OnboardOptions;
+  /** The account's own Google Cloud project (`--project`), sent to Google as duetProject. */
+  userProject?: string | null;
 }): Promise<GoogleLoginResult> {
   // Accept the Node proxy's composite "token|projectId|managedProjectId" form: only the first part goes to Google.
   const refreshToken = opts.refreshToken.trim().split('|')[0]!.trim();
@@ -103,7 +123,7 @@ export async function loginWithRefreshToken(opts: {
     if (isTransient(err)) throw new Error(`could not check the refresh token with Google (${(err as Error).message}); try again`);
     throw fail('Google refused the refresh token', err);
   }
-  return finish(opts.config, t, t.refreshToken ?? refreshToken, opts.say ?? (() => {}), opts.onboard);
+  return finish(opts.config, t, t.refreshToken ?? refreshToken, opts.say ?? (() => {}), opts.onboard, opts.userProject);
 }
 
 function redirectUriFor(port: number): string {
@@ -149,7 +169,14 @@ export function parsePastedRedirect(input: string, expectedState: string): strin
   return decodeCode(text);
 }
 
-async function exchange(config: Readonly<Config>, code: string, verifier: string, redirectUri: string, say: Say): Promise<GoogleLoginResult> {
+async function exchange(
+  config: Readonly<Config>,
+  code: string,
+  verifier: string,
+  redirectUri: string,
+  say: Say,
+  userProject: string | null = null,
+): Promise<GoogleLoginResult> {
   let t: TokenSet & { refreshToken: string };
   try {
     t = await exchangeCode(config.antigravity, { code, verifier, redirectUri });
@@ -160,7 +187,7 @@ async function exchange(config: Readonly<Config>, code: string, verifier: string
     if (err instanceof UpstreamError && err.code !== 'invalid_grant') throw new Error(err.message);
     throw fail('Google refused the authorization code', err);
   }
-  return finish(config, t, t.refreshToken, say);
+  return finish(config, t, t.refreshToken, say, {}, userProject);
 }
 
 /** Manual flow: print the consent URL, read the redirected URL (or the code) back; a bad paste is asked for again. */
@@ -170,6 +197,7 @@ export async function loginNoBrowser(opts: {
   /** null at the end of input. */
   readLine: (prompt: string) => Promise<string | null>;
   callbackPort?: number;
+  userProject?: string | null;
 }): Promise<GoogleLoginResult> {
   const pkce = createPkce();
   const state = randomState();
@@ -191,7 +219,7 @@ export async function loginNoBrowser(opts: {
       opts.say(`${(err as Error).message}; paste again`);
       continue;
     }
-    return exchange(opts.config, code, pkce.verifier, redirectUri, opts.say);
+    return exchange(opts.config, code, pkce.verifier, redirectUri, opts.say, opts.userProject);
   }
 }
 
@@ -274,6 +302,7 @@ export async function loginWithBrowser(opts: {
    * on may be pasted instead of reaching the callback: a browser on another machine (SSH) cannot.
    */
   readLine?: (prompt: string) => Promise<string | null>;
+  userProject?: string | null;
 }): Promise<GoogleLoginResult> {
   const pkce = createPkce();
   const state = randomState();
@@ -339,7 +368,7 @@ export async function loginWithBrowser(opts: {
       );
     }
     const code = await got;
-    return await exchange(opts.config, code, pkce.verifier, redirectUri, opts.say);
+    return await exchange(opts.config, code, pkce.verifier, redirectUri, opts.say, opts.userProject);
   } finally {
     clearTimeout(timer);
     // Let the success page reach the browser before closing.

@@ -417,6 +417,88 @@ describe('mcp accounts (in process, against a temporary data dir)', () => {
       expect(r.err).toBe('mcp: no account with id or label "nobody" (see `mcp accounts list`)\n');
     }
   });
+
+  test('add --project: a Workspace account is discovered under its own project (duetProject), stored, and listed', async () => {
+    google.setAccount('ws-add@example.com', { projectId: null, paidTierId: null, userProject: 'acme-cli-proj' });
+    google.requests.length = 0;
+    const r = await run('accounts', 'add', '--provider', 'antigravity', '--refresh-token', google.refreshTokenFor('ws-add@example.com'), '--label', 'work', '--project', 'acme-cli-proj');
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toContain('(work): Google Cloud project acme-cli-proj');
+    expect(google.requests.find((q) => q.rpc === 'loadCodeAssist')?.body).toEqual({ metadata: { ideType: 'ANTIGRAVITY', duetProject: 'acme-cli-proj' } });
+    expect(storedAccounts()[0]!.meta).toMatchObject({ userProject: 'acme-cli-proj', projectId: 'acme-cli-proj', projectFor: 'acme-cli-proj' });
+    const [view] = JSON.parse((await run('accounts', 'list', '--json')).out) as Array<{ project: unknown }>;
+    expect(view?.project).toBe('acme-cli-proj');
+    expect((await run('accounts', 'list')).out).toMatch(/PROJECT[\s\S]*work\s+antigravity\s+active\s.*\sacme-cli-proj\s/);
+  });
+
+  test('add without --project for a tier that needs one: added, with a warning naming the set command', async () => {
+    google.setAccount('ws-bare@example.com', { projectId: null, paidTierId: null, userProject: 'acme-bare-proj' });
+    const r = await run('accounts', 'add', '--provider', 'antigravity', '--refresh-token', google.refreshTokenFor('ws-bare@example.com'), '--label', 'bare');
+    expect(r.code, r.err).toBe(0);
+    expect(r.err).toContain('needs a Google Cloud project of its own');
+    expect(r.err).toContain('`mcp accounts set bare --project <your Google Cloud project id>`');
+    expect(r.err).not.toContain("project discovery failed");
+    expect(r.err).not.toContain("could not read the quota");
+    expect(storedAccounts()[0]!.meta.projectId).toBeUndefined();
+  });
+
+  test('set --project stores the project, --project default clears it; list shows it', async () => {
+    await run('accounts', 'add', '--provider', 'antigravity', '--refresh-token', google.refreshTokenFor('set-proj@example.com'), '--label', 'g');
+    const set = await run('accounts', 'set', 'g', '--project', 'my-gcp-project-1');
+    expect(set.code, set.err).toBe(0);
+    expect(set.out).toMatch(/^acc_[0-9a-f]{8} \(g\): Google Cloud project my-gcp-project-1\n$/);
+    expect(storedAccounts()[0]!.meta.userProject).toBe('my-gcp-project-1');
+    const cleared = await run('accounts', 'set', 'g', '--project', 'default');
+    expect(cleared.code, cleared.err).toBe(0);
+    expect(cleared.out).toContain('the Google Cloud project Google gives it');
+    expect(storedAccounts()[0]!.meta.userProject).toBeNull();
+    const [view] = JSON.parse((await run('accounts', 'list', '--json')).out) as Array<{ project: unknown }>;
+    expect(view?.project).toBeNull();
+  });
+
+  test('set --project on an account marked invalid checks it at once under the new project, and puts it back when it passes', async () => {
+    google.setAccount('ws-invalid@example.com', { projectId: null, paidTierId: null, userProject: 'acme-right-proj' });
+    await run('accounts', 'add', '--provider', 'antigravity', '--refresh-token', google.refreshTokenFor('ws-invalid@example.com'), '--label', 'inv');
+    const db = openDatabase(join(dataDirOf(), 'proxy.db'));
+    try {
+      updateAccount(db, listAccounts(db)[0]!.id, { status: 'invalid', statusReason: 'PROJECT_REQUIRED: needs a project' });
+    } finally {
+      db.close();
+    }
+    const wrong = await run('accounts', 'set', 'inv', '--project', 'acme-wrong-proj');
+    expect(wrong.code, wrong.err).toBe(0);
+    expect(wrong.out).toContain("FAIL  acc_");
+    expect(wrong.out).toContain("Google refused this account's own project acme-wrong-proj");
+    expect(storedAccounts()[0]).toMatchObject({ status: 'invalid', meta: { userProject: 'acme-wrong-proj' } });
+    const right = await run('accounts', 'set', 'inv', '--project', 'acme-right-proj');
+    expect(right.code, right.err).toBe(0);
+    expect(right.out).toContain('acme-right-proj (yours)');
+    expect(right.out).toContain('back in rotation');
+    expect(storedAccounts()[0]).toMatchObject({ status: 'active', meta: { userProject: 'acme-right-proj' } });
+  });
+
+  test('a malformed --project, or one for a Z.AI account, is a usage error (exit 2) and changes nothing', async () => {
+    await run('accounts', 'add', '--provider', 'antigravity', '--refresh-token', google.refreshTokenFor('bad-proj@example.com'), '--label', 'g2');
+    for (const bad of ['My_Project', '1abcdef', 'abc', 'x'.repeat(31), 'ends-with-']) {
+      const r = await run('accounts', 'set', 'g2', '--project', bad);
+      expect(r.code).toBe(2);
+      expect(r.err).toBe(
+        `mcp: --project must be a Google Cloud project id (6-30 lowercase letters, digits and hyphens, starting with a letter), or "default", got "${bad}"\n`,
+      );
+    }
+    const addBad = await run('accounts', 'add', '--provider', 'antigravity', '--refresh-token', google.refreshTokenFor('bad-proj-2@example.com'), '--project', 'Nope');
+    expect(addBad.code).toBe(2);
+    await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'z');
+    const zaiSet = await run('accounts', 'set', 'z', '--project', 'my-gcp-project-3');
+    expect(zaiSet.code).toBe(2);
+    expect(zaiSet.err).toContain('--project is for Google (antigravity) accounts');
+    const zaiAdd = await run('accounts', 'add', '--provider', 'zai', '--api-key', `${KEY}-2`, '--project', 'my-gcp-project-3');
+    expect(zaiAdd.code).toBe(2);
+    expect(storedAccounts().map((a) => [a.label, a.meta.userProject])).toEqual([
+      ['g2', undefined],
+      ['z', undefined],
+    ]);
+  });
 });
 
 describe('list rendering', () => {

@@ -39,7 +39,8 @@ describe('--refresh-token', () => {
     expect(r.credentials.refreshToken).toBe(rt);
     expect(r.credentials.accessToken).toStartWith('ya29.');
     expect(r.credentials.expiresAt).toBeGreaterThan(Date.now());
-    expect(r.meta).toEqual({ projectId: 'aicode-consumers', tier: 'pro', tierId: 'g1-pro-tier' });
+    // projectFor: the own-project setting it was found under (none), replacing any stored before.
+    expect(r.meta).toEqual({ projectId: 'aicode-consumers', projectFor: null, tier: 'pro', tierId: 'g1-pro-tier' });
   });
 
   test("the Node proxy's composite token is accepted (only the first part is sent)", async () => {

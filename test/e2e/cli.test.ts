@@ -139,7 +139,7 @@ describe('mcp accounts lifecycle against a fake Z.AI', () => {
     expect(bad.stderr).toBe('mcp: --max-concurrent must be a whole number from 0 (no cap) to 10000, or "default", got "lots"\n');
     const nothing = await runMcp(['accounts', 'set', 'capped'], { env });
     expect(nothing.code).toBe(2);
-    expect(nothing.stderr).toBe('mcp: nothing to set: give --label or --max-concurrent\n');
+    expect(nothing.stderr).toBe('mcp: nothing to set: give --label, --max-concurrent or --project\n');
     const missing = await runMcp(['accounts', 'set', 'nobody', '--max-concurrent', '1'], { env });
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toContain('nobody');

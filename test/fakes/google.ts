@@ -120,6 +120,15 @@ export interface FakeAccount {
   ineligibleTiers?: Record<string, string>[];
   /** The onboarding operation ends `done: true` with this google.rpc.Status `error` and no response. */
   onboardError?: { code: number; status: string; message: string };
+  /**
+   * A Workspace / paid Gemini Code Assist account (protocol §3.1: standard-tier,
+   * `userDefinedCloudaicompanionProject: true`): Google provisions no project; it serves only under
+   * this one, which the client names as `metadata.duetProject`. loadCodeAssist names no project
+   * (no currentTier until onboarded), and refuses another duetProject with 403; onboardUser needs
+   * it and ends with no project in its response (gemini-cli then uses its own); generation under
+   * any other project is refused with the generateChat 403.
+   */
+  userProject?: string;
 }
 
 export interface FakeGoogleOptions {
@@ -651,6 +660,8 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
   const refreshTokens = new Map<string, string>(); // refresh token -> email
   const codes = new Map<string, { email: string; challenge: string; redirectUri: string; scope: string }>();
   const onboardSeen = new Map<string, number>();
+  /** Accounts with a userProject that onboarding has put on their tier. */
+  const ownOnboarded = new Set<string>();
   const issuedSignatures = new Map<string, Family>();
   const requests: RecordedGoogleRequest[] = [];
   const stats = { refreshes: 0, codeExchanges: 0, generations: 0 };
@@ -905,6 +916,14 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
         break;
     }
     if (!(model in models) || body.project === undefined) return googleError(404, 'NOT_FOUND', 'Requested entity was not found.');
+    const own = rec.email ? accounts.get(rec.email)?.userProject : undefined;
+    if (own && body.project !== own) {
+      return googleError(
+        403,
+        'PERMISSION_DENIED',
+        `Permission 'cloudaicompanion.companions.generateChat' denied on resource '//cloudaicompanion.googleapis.com/projects/${String(body.project)}/locations/global'`,
+      );
+    }
     const request = (body.request ?? {}) as Record<string, unknown>;
     if (opts.strictSignatures) {
       const refused = strictRefusal(model, request);
@@ -1103,6 +1122,14 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
     const a = account(rec.email);
     switch (rpc) {
       case 'loadCodeAssist': {
+        if (a.userProject) {
+          const duet = (body.metadata as Record<string, unknown> | undefined)?.duetProject;
+          if (duet !== undefined && duet !== a.userProject) return googleError(403, 'PERMISSION_DENIED', `Permission denied on resource project ${String(duet)}.`);
+          const standard = { id: 'standard-tier', name: 'Gemini Code Assist', userDefinedCloudaicompanionProject: true, usesGcpTos: true };
+          const out: Record<string, unknown> = { allowedTiers: [{ ...standard, isDefault: true }], gcpManaged: false };
+          if (ownOnboarded.has(a.email)) out.currentTier = standard;
+          return json(200, out);
+        }
         if (a.ineligibleTiers) {
           return json(200, {
             allowedTiers: [{ id: 'standard-tier', name: 'Antigravity', userDefinedCloudaicompanionProject: true, usesGcpTos: true, isDefault: true }],
@@ -1130,6 +1157,12 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
       case 'onboardUser': {
         if (typeof body.tierId !== 'string' && typeof body.tier_id !== 'string') return googleError(400, 'INVALID_ARGUMENT', 'tier_id is required');
         if (a.ineligibleTiers) return googleError(400, 'FAILED_PRECONDITION', 'Precondition check failed.');
+        if (a.userProject) {
+          const duet = (body.metadata as Record<string, unknown> | undefined)?.duetProject;
+          if (duet !== a.userProject) return googleError(400, 'FAILED_PRECONDITION', 'Precondition check failed.');
+          ownOnboarded.add(a.email);
+          return json(200, { name: `operations/${hex(8)}`, done: true, response: { '@type': 'type.googleapis.com/google.internal.cloud.code.v1internal.OnboardUserResponse' } });
+        }
         const seen = (onboardSeen.get(a.email) ?? 0) + 1;
         onboardSeen.set(a.email, seen);
         if (seen <= a.onboardPolls) return json(200, { name: `operations/${hex(8)}`, done: false });

@@ -17,7 +17,17 @@ import { createGoogleTranslator } from './from-google.ts';
 import { isImageGenerationModel, toImageGenerationEnvelope } from './image-generation.ts';
 import { maxOutputTokensOf, parseModels, parseQuota, quotaGroupOf } from './models.ts';
 import { createTokenManager } from './oauth.ts';
-import { discoverProject, ineligibleReasons, loadCodeAssist, parseLoadCodeAssist, validationRequired, type OnboardOptions } from './project.ts';
+import {
+  discoverProject,
+  ineligibleReasons,
+  loadCodeAssistFor,
+  type OnboardOptions,
+  ownProjectTier,
+  parseLoadCodeAssist,
+  projectRequired,
+  userProjectOf,
+  validationRequired,
+} from './project.ts';
 import { parseQuotaSummary } from './quota-summary.ts';
 import { createSignatureStore } from './signatures.ts';
 import { familyOf, toGoogleRequest } from './to-google.ts';
@@ -146,7 +156,9 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
   const idleTimeoutMs = config.upstreamIdleTimeoutSec * 1000;
   const tokens = createTokenManager(config.antigravity, deps);
   const signatures = createSignatureStore();
-  const projects = new Map<string, string>();
+  // The project found per account, with the user's own project (`mcp accounts set --project`) it
+  // was found under: when that setting changes (the pool reloads the account), it is found again.
+  const projects = new Map<string, { projectId: string; userProject: string | null }>();
   const discovering = new Map<string, Promise<string>>();
   const catalog = new Map<string, { at: number; body: Record<string, unknown> }>();
   const emptyBackoff = opts.emptyBackoffMs ?? EMPTY_BACKOFF_MS;
@@ -165,12 +177,23 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
   trackSize('antigravity.rejectedTokens', () => tokens.rejectedCount());
   trackSize('antigravity.perAccount', () => projects.size + catalog.size + onCredits.size + noCredits.size + staleProjects.size);
 
-  /** The project already known for the account (memory, then account.meta), or null. */
+  /**
+   * The project already known for the account (memory, then account.meta), or null; only one found
+   * under the account's current own-project setting (meta.projectFor records the one it was found under).
+   */
   function knownProject(account: Account): string | null {
+    const want = userProjectOf(account.meta);
     const mem = projects.get(account.id);
-    if (mem) return mem;
+    if (mem && mem.userProject === want) return mem.projectId;
     if (staleProjects.has(account.id)) return null;
-    return typeof account.meta.projectId === 'string' ? account.meta.projectId : null;
+    const foundFor = typeof account.meta.projectFor === 'string' ? account.meta.projectFor : null;
+    return typeof account.meta.projectId === 'string' && foundFor === want ? account.meta.projectId : null;
+  }
+
+  /** Remembers and stores a discovered project, with the own-project setting it was found under. */
+  function rememberProject(account: Account, userProject: string | null, info: { projectId: string; tier: string; tierId: string | null }): void {
+    projects.set(account.id, { projectId: info.projectId, userProject });
+    deps.updateAccount(account.id, { meta: { projectId: info.projectId, projectFor: userProject, tier: info.tier, tierId: info.tierId } });
   }
 
   /**
@@ -191,21 +214,24 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
   function projectFor(account: Account, token: string): Promise<string> {
     const known = knownProject(account);
     if (known) return Promise.resolve(known);
-    const running = discovering.get(account.id);
+    const userProject = userProjectOf(account.meta);
+    // One discovery per account and setting: one under a setting just changed must not answer for the new one.
+    const key = `${account.id}\u0000${userProject ?? ''}`;
+    const running = discovering.get(key);
     if (running) return running;
     const p = (async () => {
       try {
-        const info = await discoverProject(cc, token, undefined, opts.onboard);
-        projects.set(account.id, info.projectId);
+        const info = await discoverProject(cc, token, undefined, opts.onboard, { userProject, label: account.label });
         staleProjects.delete(account.id);
         // The shared fallback is not worth persisting: a later discovery may do better.
-        if (!info.fallback) deps.updateAccount(account.id, { meta: { projectId: info.projectId, tier: info.tier, tierId: info.tierId } });
+        if (info.fallback) projects.set(account.id, { projectId: info.projectId, userProject });
+        else rememberProject(account, userProject, info);
         return info.projectId;
       } finally {
-        discovering.delete(account.id);
+        discovering.delete(key);
       }
     })();
-    discovering.set(account.id, p);
+    discovering.set(key, p);
     return p;
   }
 
@@ -447,19 +473,25 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
         // The refresh token is what must last: an access token minted before it was revoked passes
         // for up to an hour, and would put an account back in rotation only to fail again.
         await tokens.refresh(account);
-        const body = await withToken(account, signal, (token) => loadCodeAssist(cc, token, signal));
+        const userProject = userProjectOf(account.meta);
+        const body = await withToken(account, signal, (token) => loadCodeAssistFor(cc, token, signal, { userProject, label: account.label }));
         const info = parseLoadCodeAssist(body);
         // No project and Google wants the account verified: not usable, whatever the token says.
         const mustVerify = info.projectId ? null : validationRequired(body);
         if (mustVerify) throw mustVerify;
-        if (info.projectId && (account.meta.projectId !== info.projectId || account.meta.tierId !== info.tierId)) {
-          projects.set(account.id, info.projectId);
-          deps.updateAccount(account.id, { meta: { projectId: info.projectId, tier: info.tier, tierId: info.tierId } });
-        }
         const why = info.projectId ? null : ineligibleReasons(body);
+        const found = knownProject(account);
+        // A tier that takes the user's own project, none set and none known (one imported from another
+        // proxy serves as it is): it cannot serve until one is.
+        const ownTier = info.projectId || why || found ? null : ownProjectTier(body);
+        if (ownTier && !userProject) throw projectRequired(ownTier, account.label);
+        if (info.projectId && (found !== info.projectId || account.meta.tierId !== info.tierId)) {
+          rememberProject(account, userProject, { projectId: info.projectId, tier: info.tier, tierId: info.tierId });
+        }
+        const project = info.projectId ?? (userProject ? `${userProject} (yours)` : found ? `${found} (stored)` : '(none yet)');
         return {
           ok: true,
-          detail: `project ${info.projectId ?? '(none yet)'}, tier ${info.tier}${info.tierId ? ` (${info.tierId})` : ''}${why ? `; Google: ${why}` : ''}`,
+          detail: `project ${project}, tier ${info.tier}${info.tierId ? ` (${info.tierId})` : ''}${why ? `; Google: ${why}` : ''}`,
         };
       } catch (err) {
         const e = err instanceof UpstreamError ? err : new UpstreamError('transient', String((err as Error)?.message ?? err));

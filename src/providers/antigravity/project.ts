@@ -24,6 +24,25 @@ export interface ProjectInfo {
 /** The metadata the official client sends (§3.1); the old IDE_UNSPECIFIED shape leads to license 403s. */
 export const CLIENT_METADATA = { ideType: 'ANTIGRAVITY' } as const;
 
+/** Google Cloud project ids: 6-30 lowercase letters, digits and hyphens, from a letter, not ending in a hyphen. */
+export function isProjectId(s: string): boolean {
+  return /^[a-z][a-z0-9-]{4,28}[a-z0-9]$/.test(s);
+}
+
+/**
+ * The account's own Google Cloud project (`mcp accounts set --project`), for tiers Google does not
+ * provision one for (Workspace, paid Gemini Code Assist: standard-tier). Null when not set.
+ */
+export function userProjectOf(meta: Record<string, unknown>): string | null {
+  const p = meta.userProject;
+  return typeof p === 'string' && p ? p : null;
+}
+
+/** The metadata with the user's project as `duetProject` (§3.1, §3.2), as [NODE] and [OC] send it. */
+function metadataFor(userProject: string | null): Record<string, string> {
+  return userProject ? { ...CLIENT_METADATA, duetProject: userProject } : { ...CLIENT_METADATA };
+}
+
 /** `cloudaicompanionProject` is a string or `{id, name, projectNumber}`. */
 export function projectIdOf(v: unknown): string | null {
   if (typeof v === 'string' && v) return v;
@@ -47,6 +66,7 @@ export function tierFromId(id: string | null): Tier {
 interface Tierish {
   id?: unknown;
   isDefault?: unknown;
+  userDefinedCloudaicompanionProject?: unknown;
 }
 
 function idOf(t: unknown): string | null {
@@ -99,8 +119,49 @@ export function onboardTierId(body: Record<string, unknown>): string {
   return idOf(allowed.find((t) => t.isDefault === true)) ?? idOf(allowed[0]) ?? idOf(body.currentTier) ?? 'free-tier';
 }
 
-export async function loadCodeAssist(opts: CloudCodeOptions, token: string, signal?: AbortSignal): Promise<Record<string, unknown>> {
-  return postJson(opts, 'loadCodeAssist', { metadata: CLIENT_METADATA }, token, signal);
+/**
+ * The tier id when the account's tier takes a project of the user's own (Google flags it with
+ * userDefinedCloudaicompanionProject: standard-tier, i.e. Workspace and paid Gemini Code Assist):
+ * the current tier, else the one it would be onboarded with. Null when Google provisions one.
+ */
+export function ownProjectTier(body: Record<string, unknown>): string | null {
+  const allowed = Array.isArray(body.allowedTiers) ? (body.allowedTiers as Tierish[]) : [];
+  const tier = (body.currentTier as Tierish | undefined) ?? allowed.find((t) => t?.isDefault === true) ?? allowed[0];
+  return tier?.userDefinedCloudaicompanionProject === true ? (idOf(tier) ?? 'standard-tier') : null;
+}
+
+/** How the user names the account's project; `label` is the account's when known. */
+export function setProjectHint(label?: string): string {
+  return `\`mcp accounts set ${label && !/[\s'"]/.test(label) ? label : '<label>'} --project <your Google Cloud project id>\``;
+}
+
+/** An account whose tier needs a project of its own, without one set: it cannot serve until the user names one. */
+export function projectRequired(tierId: string, label?: string): UpstreamError {
+  return new UpstreamError(
+    'invalid_account',
+    `this account's Google tier (${tierId}) needs a Google Cloud project of its own, and none is set: ${setProjectHint(label)}`,
+    { code: 'PROJECT_REQUIRED', scope: 'account' },
+  );
+}
+
+export async function loadCodeAssist(opts: CloudCodeOptions, token: string, signal?: AbortSignal, userProject: string | null = null): Promise<Record<string, unknown>> {
+  return postJson(opts, 'loadCodeAssist', { metadata: metadataFor(userProject) }, token, signal);
+}
+
+/** loadCodeAssist for an account; a 403 under the user's own project (a typo, no access) names the setting to fix. */
+export async function loadCodeAssistFor(opts: CloudCodeOptions, token: string, signal: AbortSignal | undefined, owner: ProjectOwner): Promise<Record<string, unknown>> {
+  const userProject = owner.userProject ?? null;
+  try {
+    return await loadCodeAssist(opts, token, signal, userProject);
+  } catch (err) {
+    if (!userProject || !(err instanceof UpstreamError) || err.status !== 403) throw err;
+    throw new UpstreamError(err.kind, `Google refused this account's own project ${userProject} (${err.message}); check the id and that the account may use it: ${setProjectHint(owner.label)}`, {
+      status: err.status,
+      code: err.code,
+      scope: err.scope,
+      cause: err,
+    });
+  }
 }
 
 export interface OnboardOptions {
@@ -112,6 +173,12 @@ export interface OnboardOptions {
   onWait?: () => void;
 }
 
+/** Who discovery is for: the user's own project (sent as duetProject) and the label messages name. */
+export interface ProjectOwner {
+  userProject?: string | null;
+  label?: string;
+}
+
 /** §3.2: onboardUser, re-posted until `done`; returns the project id or null. */
 export async function onboardUser(
   opts: CloudCodeOptions,
@@ -119,11 +186,13 @@ export async function onboardUser(
   tierId: string,
   signal?: AbortSignal,
   poll: OnboardOptions = {},
+  userProject: string | null = null,
 ): Promise<string | null> {
   const attempts = poll.attempts ?? 10;
   const delay = poll.pollDelayMs ?? 5000;
+  const metadata = metadataFor(userProject);
   for (let i = 0; i < attempts; i++) {
-    const op = await postJson(opts, 'onboardUser', { tierId, metadata: CLIENT_METADATA }, token, signal);
+    const op = await postJson(opts, 'onboardUser', { tierId, metadata }, token, signal);
     if (op.done === true) {
       // A finished operation may carry a google.rpc.Status instead of a response: that is the answer.
       if (op.error && typeof op.error === 'object') {
@@ -146,22 +215,32 @@ export async function onboardUser(
   return null;
 }
 
-/** Discovery end to end: loadCodeAssist, onboarding when there is no project, the fallback last. */
+/**
+ * Discovery end to end: loadCodeAssist, onboarding when there is no project, then the user's own
+ * project when set, the shared fallback last. A tier that needs the user's project and has none
+ * (and no other reason from Google) is an error naming the setting: the fallback would only be refused.
+ */
 export async function discoverProject(
   opts: CloudCodeOptions,
   token: string,
   signal?: AbortSignal,
   poll: OnboardOptions = {},
+  owner: ProjectOwner = {},
 ): Promise<ProjectInfo> {
-  const body = await loadCodeAssist(opts, token, signal);
+  const userProject = owner.userProject ?? null;
+  const body = await loadCodeAssistFor(opts, token, signal, owner);
   const parsed = parseLoadCodeAssist(body);
   if (parsed.projectId) return { projectId: parsed.projectId, tier: parsed.tier, tierId: parsed.tierId };
   const mustVerify = validationRequired(body);
   if (mustVerify) throw mustVerify;
+  const ownTier = ownProjectTier(body);
+  if (ownTier && !userProject && !ineligibleReasons(body)) throw projectRequired(ownTier, owner.label);
+  // Already on a tier that takes the user's project (gemini-cli's setup.ts does the same): nothing to onboard.
+  if (userProject && ownTier && body.currentTier) return { projectId: userProject, tier: parsed.tier, tierId: parsed.tierId };
   let onboarded: string | null = null;
   let failure: string | null = null;
   try {
-    onboarded = await onboardUser(opts, token, onboardTierId(body), signal, poll);
+    onboarded = await onboardUser(opts, token, onboardTierId(body), signal, poll, userProject);
   } catch (err) {
     // An auth problem must surface; anything else falls through to the shared project.
     if (err instanceof UpstreamError && (err.kind === 'auth' || err.kind === 'invalid_account')) throw err;
@@ -170,8 +249,16 @@ export async function discoverProject(
     log.warn(`antigravity: onboarding failed (${failure})`);
   }
   if (onboarded) return { projectId: onboarded, tier: parsed.tier, tierId: parsed.tierId };
+  // §3.2: a finished onboarding that names no project means the one the caller passed.
+  if (userProject) {
+    if (failure) log.warn(`antigravity: onboarding under your project ${userProject} failed (${failure}); using it all the same`);
+    return { projectId: userProject, tier: parsed.tier, tierId: parsed.tierId };
+  }
   // Google's own reasons say more than the onboarding's refusal of them.
-  const reason = ineligibleReasons(body) ?? (failure && `onboarding failed: ${failure}`);
+  const google = ineligibleReasons(body);
+  const why = google ?? (failure && `onboarding failed: ${failure}`);
+  // Refused the tiers Google provisions, the user's own project may still serve.
+  const reason = why && ownTier ? `${why}; its tier ${ownTier} can use a Google Cloud project of your own: ${setProjectHint(owner.label)}` : why;
   log.warn(`antigravity: no project discovered for this account${reason ? ` (${reason})` : ''}; using the shared fallback project ${FALLBACK_PROJECT_ID}`);
   const info: ProjectInfo = { projectId: FALLBACK_PROJECT_ID, tier: parsed.tier, tierId: parsed.tierId, fallback: true };
   if (reason) info.reason = reason;

@@ -4,6 +4,7 @@ import { refreshAccessToken } from '../../../src/providers/antigravity/oauth.ts'
 import {
   discoverProject,
   FALLBACK_PROJECT_ID,
+  isProjectId,
   onboardTierId,
   parseLoadCodeAssist,
   projectIdOf,
@@ -169,5 +170,88 @@ describe('discovery against the fake', () => {
   test('a rejected token surfaces as auth instead of falling back', async () => {
     const err = await discoverProject(cc, 'ya29.bogus').catch((e) => e);
     expect(err.kind).toBe('auth');
+  });
+});
+
+describe("the user's own Google Cloud project (Workspace, paid Gemini Code Assist)", () => {
+  test.each([
+    ['my-project-123', true],
+    ['abcdef', true],
+    ['a'.repeat(30), true],
+    ['abcde', false],
+    ['a'.repeat(31), false],
+    ['1project', false],
+    ['My-Project', false],
+    ['my_project', false],
+    ['my-project-', false],
+  ] as const)('project id %s is valid: %p', (id, ok) => {
+    expect(isProjectId(id)).toBe(ok);
+  });
+
+  test('it goes to loadCodeAssist and onboardUser as metadata.duetProject, and is the project when Google names none', async () => {
+    fake.setAccount('workspace@example.com', { projectId: null, paidTierId: null, userProject: 'acme-gca-prod' });
+    const info = await discoverProject(cc, await tokenFor('workspace@example.com'), undefined, { pollDelayMs: 1 }, { userProject: 'acme-gca-prod' });
+    expect(info).toEqual({ projectId: 'acme-gca-prod', tier: 'pro', tierId: 'standard-tier' });
+    expect(info.fallback).toBeUndefined();
+    const calls = fake.requests.filter((r) => r.endpoint);
+    expect(calls.map((r) => r.rpc)).toEqual(['loadCodeAssist', 'onboardUser']);
+    expect(calls[0]!.body).toEqual({ metadata: { ideType: 'ANTIGRAVITY', duetProject: 'acme-gca-prod' } });
+    expect(calls[1]!.body).toEqual({ tierId: 'standard-tier', metadata: { ideType: 'ANTIGRAVITY', duetProject: 'acme-gca-prod' } });
+  });
+
+  test('an account already on its tier is not onboarded again: its own project stands', async () => {
+    fake.setAccount('workspace-2@example.com', { projectId: null, paidTierId: null, userProject: 'acme-gca-two' });
+    const token = await tokenFor('workspace-2@example.com');
+    await discoverProject(cc, token, undefined, { pollDelayMs: 1 }, { userProject: 'acme-gca-two' });
+    fake.requests.length = 0;
+    const info = await discoverProject(cc, token, undefined, { pollDelayMs: 1 }, { userProject: 'acme-gca-two' });
+    expect(info).toEqual({ projectId: 'acme-gca-two', tier: 'pro', tierId: 'standard-tier' });
+    expect(fake.requests.filter((r) => r.endpoint).map((r) => r.rpc)).toEqual(['loadCodeAssist']);
+  });
+
+  test('a tier that needs its own project, with none set, is an invalid account naming `mcp accounts set <label> --project`, not the fallback', async () => {
+    fake.setAccount('workspace-unset@example.com', { projectId: null, paidTierId: null, userProject: 'acme-gca-three' });
+    const err = await discoverProject(cc, await tokenFor('workspace-unset@example.com'), undefined, { pollDelayMs: 1 }, { label: 'work' }).catch((e) => e);
+    expect(err).toBeInstanceOf(UpstreamError);
+    expect(err.kind).toBe('invalid_account');
+    expect(err.code).toBe('PROJECT_REQUIRED');
+    expect(err.message).toContain('standard-tier');
+    expect(err.message).toContain('mcp accounts set work --project');
+    expect(fake.requests.filter((r) => r.rpc === 'onboardUser').length).toBe(0);
+  });
+
+  test('a consumer account with a project set keeps the one Google gives (Google decides), but was told of the setting', async () => {
+    const info = await discoverProject(cc, await tokenFor('consumer-set@example.com'), undefined, {}, { userProject: 'my-own-project' });
+    expect(info.projectId).toBe('aicode-consumers');
+    expect(fake.requests.find((r) => r.rpc === 'loadCodeAssist')!.body).toEqual({ metadata: { ideType: 'ANTIGRAVITY', duetProject: 'my-own-project' } });
+  });
+
+  test("an ineligible account whose only tier takes the user's project: the fallback's reason names the setting", async () => {
+    fake.setAccount('ineligible-own@example.com', {
+      projectId: null,
+      paidTierId: null,
+      ineligibleTiers: [{ reasonCode: 'UNSUPPORTED_LOCATION', reasonMessage: 'Antigravity is not available in your country.', tierId: 'free-tier', tierName: 'Antigravity' }],
+    });
+    const info = await discoverProject(cc, await tokenFor('ineligible-own@example.com'), undefined, { pollDelayMs: 1, attempts: 2 }, { label: 'abroad' });
+    expect(info.fallback).toBe(true);
+    expect(info.reason).toContain('UNSUPPORTED_LOCATION');
+    expect(info.reason).toContain('mcp accounts set abroad --project');
+  });
+
+  test('a project Google refuses for the account (a typo) is an error naming the project and the command to fix it', async () => {
+    fake.setAccount('workspace-typo@example.com', { projectId: null, paidTierId: null, userProject: 'acme-real-proj' });
+    const err = await discoverProject(cc, await tokenFor('workspace-typo@example.com'), undefined, {}, { userProject: 'acme-typo-proj', label: 'work' }).catch((e) => e);
+    expect(err).toBeInstanceOf(UpstreamError);
+    expect(err.status).toBe(403);
+    expect(err.message).toContain("Google refused this account's own project acme-typo-proj");
+    expect(err.message).toContain('mcp accounts set work --project');
+  });
+
+  test('with a project set, a failed onboarding uses that project instead of the shared fallback', async () => {
+    fake.setAccount('own-onboard-500@example.com', { projectId: null, paidTierId: null });
+    fake.setMode({ kind: 'http500' }, { rpc: 'onboardUser' });
+    const info = await discoverProject(cc, await tokenFor('own-onboard-500@example.com'), undefined, { pollDelayMs: 1, attempts: 2 }, { userProject: 'acme-fallback-free' });
+    expect(info.projectId).toBe('acme-fallback-free');
+    expect(info.fallback).toBeUndefined();
   });
 });

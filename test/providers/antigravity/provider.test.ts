@@ -809,3 +809,65 @@ describe('AI credits (ANTIGRAVITY_AI_CREDITS, antigravity.md §13.3)', () => {
     expect(generations().slice(2).map(spent)).toEqual([undefined]);
   });
 });
+
+describe("the account's own Google Cloud project (meta.userProject, `mcp accounts set --project`)", () => {
+  const projectOf = (i: number) => (fake.generations()[i]!.body as { project: string }).project;
+
+  test('a Workspace account generates under its own project, found once and stored with the setting it was found under', async () => {
+    fake.setAccount('own-send@example.com', { projectId: null, paidTierId: null, userProject: 'acme-send-proj' });
+    const a = account('own-send@example.com', { userProject: 'acme-send-proj' });
+    await collect(simple('hi'), ctx({ account: a }));
+    await collect(simple('again'), ctx({ account: a }));
+    expect(projectOf(0)).toBe('acme-send-proj');
+    expect(projectOf(1)).toBe('acme-send-proj');
+    expect(fake.requests.filter((r) => r.rpc === 'loadCodeAssist').length).toBe(1);
+    expect(patches.find(([id, p]) => id === a.id && p.meta?.projectId)?.[1].meta).toMatchObject({ projectId: 'acme-send-proj', projectFor: 'acme-send-proj' });
+  });
+
+  test('without the setting, a tier that needs it fails as an invalid account naming the command with its label', async () => {
+    fake.setAccount('own-unset@example.com', { projectId: null, paidTierId: null, userProject: 'acme-unset-proj' });
+    const a = { ...account('own-unset@example.com', {}), label: 'work' };
+    const { error: err } = await failure(simple('hi'), ctx({ account: a }));
+    expect(err.kind).toBe('invalid_account');
+    expect(err.code).toBe('PROJECT_REQUIRED');
+    expect(err.message).toContain('mcp accounts set work --project');
+    expect(fake.generations().length).toBe(0);
+  });
+
+  test('a changed setting drops the project found before (memory and stored), and the next request finds it again under the new one', async () => {
+    const a = account('own-change@example.com');
+    await collect(simple('hi'), ctx({ account: a }));
+    expect(projectOf(0)).toBe('aicode-consumers');
+    // The account turns out to need its own project; the user sets it; the pool reloads the account.
+    fake.setAccount('own-change@example.com', { projectId: null, paidTierId: null, userProject: 'acme-change-proj' });
+    const changed = { ...a, meta: { ...a.meta, userProject: 'acme-change-proj' } };
+    await collect(simple('after the change'), ctx({ account: changed }));
+    expect(projectOf(1)).toBe('acme-change-proj');
+    expect(fake.requests.filter((r) => r.rpc === 'loadCodeAssist').at(-1)!.body).toEqual({ metadata: { ideType: 'ANTIGRAVITY', duetProject: 'acme-change-proj' } });
+    // Cleared again: not the project found under the old setting.
+    const cleared = { ...a, meta: { projectId: 'acme-change-proj', projectFor: 'acme-change-proj', userProject: null } };
+    const { error: err } = await failure(simple('cleared'), ctx({ account: cleared }));
+    expect(err.code).toBe('PROJECT_REQUIRED');
+  });
+
+  test('verify fails a tier that needs its own project without one, and passes (naming it) once set', async () => {
+    const p = createAntigravityProvider(config, deps);
+    fake.setAccount('own-verify@example.com', { projectId: null, paidTierId: null, userProject: 'acme-verify-proj' });
+    const bare = { ...account('own-verify@example.com', {}), label: 'ws' };
+    const before = await p.verify(bare);
+    expect(before.ok).toBe(false);
+    expect(before.detail).toContain('mcp accounts set ws --project');
+    const after = await p.verify({ ...bare, meta: { userProject: 'acme-verify-proj' } });
+    expect(after.ok).toBe(true);
+    expect(after.detail).toContain('acme-verify-proj');
+    expect(fake.requests.filter((r) => r.rpc === 'loadCodeAssist').at(-1)!.body).toEqual({ metadata: { ideType: 'ANTIGRAVITY', duetProject: 'acme-verify-proj' } });
+  });
+
+  test('verify passes a tier that needs its own project when a project is already known for it (imported from another proxy)', async () => {
+    const p = createAntigravityProvider(config, deps);
+    fake.setAccount('own-imported@example.com', { projectId: null, paidTierId: null, userProject: 'acme-imported-proj' });
+    const v = await p.verify(account('own-imported@example.com', { projectId: 'acme-imported-proj', importedFrom: 'accounts.json' }));
+    expect(v.ok, v.detail).toBe(true);
+    expect(v.detail).toContain('acme-imported-proj');
+  });
+});
