@@ -499,7 +499,10 @@ const addCommand = defineCommand({
         const waitsForProject = result.needsProject === true && !own;
         let quotas: QuotaInfo[] | null = null;
         try {
-          if (!waitsForProject) quotas = await readQuota(config, account, db);
+          // Discovery just ended on the shared project: the reading uses it, not a second discovery
+          // (a loadCodeAssist and an onboarding the user already waited for). Not stored, as at login.
+          const quotaAccount = result.sharedProject && !own ? { ...account, meta: { ...account.meta, projectId: result.sharedProject } } : account;
+          if (!waitsForProject) quotas = await readQuota(config, quotaAccount, db);
         } catch (err) {
           warn(`warning: could not read the quota yet (${(err as Error)?.message || String(err)}); the server reads it when it runs`);
         }

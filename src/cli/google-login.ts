@@ -29,6 +29,11 @@ export interface GoogleLoginResult {
   meta: { projectId?: string; projectFor?: string | null; tier?: string; tierId?: string | null };
   /** The account's tier needs a Google Cloud project of its own and none was given. */
   needsProject?: boolean;
+  /**
+   * The shared fallback project discovery ended on. Not stored (a later discovery may do better),
+   * but the command's first quota reading uses it rather than run the whole discovery again.
+   */
+  sharedProject?: string;
 }
 
 type Say = (line: string) => void;
@@ -69,6 +74,7 @@ async function finish(
   }
   const meta: GoogleLoginResult['meta'] = {};
   let needsProject = false;
+  let sharedProject: string | undefined;
   try {
     const info = await discoverProject(
       { endpoints: config.antigravity.endpoints, userAgent: config.antigravity.userAgent, now: Date.now },
@@ -85,7 +91,10 @@ async function finish(
     if (!info.fallback) Object.assign(meta, { projectId: info.projectId, projectFor: userProject });
     // The account is added all the same, but requests under the shared project may well be refused:
     // the user must hear why now, not from a 403 later.
-    else say(`warning: Google gave this account no project${info.reason ? ` (${info.reason})` : ''}; requests use the shared project ${info.projectId} until discovery succeeds`);
+    else {
+      sharedProject = info.projectId;
+      say(`warning: Google gave this account no project${info.reason ? ` (${info.reason})` : ''}; requests use the shared project ${info.projectId} until discovery succeeds`);
+    }
   } catch (err) {
     // The login is good; the account waits for its project (the caller says how to set it).
     if (err instanceof UpstreamError && err.code === 'PROJECT_REQUIRED') needsProject = true;
@@ -98,6 +107,7 @@ async function finish(
   }
   const result: GoogleLoginResult = { email, credentials: { kind: 'oauth', refreshToken, accessToken: t.accessToken, expiresAt: t.expiresAt }, meta };
   if (needsProject) result.needsProject = true;
+  if (sharedProject) result.sharedProject = sharedProject;
   return result;
 }
 

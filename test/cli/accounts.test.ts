@@ -127,6 +127,19 @@ describe('mcp accounts (in process, against a temporary data dir)', () => {
     expect(view?.quotas.some((q) => q.model.startsWith('claude-'))).toBe(true);
   });
 
+  test('a Google account left on the shared project is discovered once by add, not again for its first quota reading', async () => {
+    // Onboarding refused (an unsupported country): discovery ends on the shared project after a
+    // loadCodeAssist and an onboardUser the user already waited for once.
+    google.setAccount('shared@example.com', { projectId: null, ineligibleTiers: [{ reasonCode: 'UNSUPPORTED_LOCATION', reasonMessage: 'Not available in your country.', tierId: 'free-tier' }] });
+    const r = await run('accounts', 'add', '--provider', 'antigravity', '--refresh-token', google.refreshTokenFor('shared@example.com'));
+    expect(r.code).toBe(0);
+    const mine = google.requests.filter((q) => q.email === 'shared@example.com');
+    expect(mine.filter((q) => q.rpc === 'loadCodeAssist')).toHaveLength(1);
+    expect(mine.filter((q) => q.rpc === 'onboardUser')).toHaveLength(1);
+    const [view] = JSON.parse((await run('accounts', 'list', '--json')).out) as Array<{ quotas: unknown[] }>;
+    expect(view?.quotas.length).toBeGreaterThan(0);
+  });
+
   test('adding an account again with --label renames it rather than ignoring the label', async () => {
     await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'main');
     const again = await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'work');
