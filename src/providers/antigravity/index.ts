@@ -15,7 +15,7 @@ import { openGenerateStream, postJson, type CloudCodeOptions } from './client.ts
 import { createClientVersion, versionGateIn } from './client-version.ts';
 import { createGoogleTranslator } from './from-google.ts';
 import { isImageGenerationModel, toImageGenerationEnvelope } from './image-generation.ts';
-import { maxOutputTokensOf, parseModels, parseQuota, quotaGroupOf } from './models.ts';
+import { maxOutputTokensOf, parseModels, parseQuota, quotaGroupOf, thinkingBudgetOf } from './models.ts';
 import { createTokenManager } from './oauth.ts';
 import { discoverProject, ineligibleReasons, loadCodeAssist, parseLoadCodeAssist, validationRequired, type OnboardOptions } from './project.ts';
 import { parseQuotaSummary } from './quota-summary.ts';
@@ -299,6 +299,7 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
             sessionKey: ctx.sessionKey,
             // Known once the account's catalog was listed; the family default until then.
             maxOutputTokens: maxOutputTokensOf(catalog.get(account.id)?.body, ctx.model),
+            thinkingBudget: thinkingBudgetOf(catalog.get(account.id)?.body, ctx.model),
             claudeThinkingReplay: config.antigravity.claudeThinkingReplay,
           });
       if (drawing) envelope = toImageGenerationEnvelope(envelope, req, `image_gen/${deps.now()}/${crypto.randomUUID()}/12`);

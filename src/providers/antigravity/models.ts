@@ -19,6 +19,7 @@ interface CatalogEntry {
   supportsImages?: unknown;
   maxTokens?: unknown;
   maxOutputTokens?: unknown;
+  thinkingBudget?: unknown;
   quotaInfo?: { remainingFraction?: unknown; resetTime?: unknown } | null;
 }
 
@@ -84,13 +85,27 @@ export function parseModels(body: Record<string, unknown>): ModelInfo[] {
   return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
-/** The model's output cap as the catalog gives it (undefined when it does not). */
-export function maxOutputTokensOf(body: Record<string, unknown> | undefined, id: string): number | undefined {
+/** The catalog entry of `id` (own keys only), or undefined. */
+function entryOf(body: Record<string, unknown> | undefined, id: string): CatalogEntry | undefined {
   const models = body?.models;
   if (!models || typeof models !== 'object' || Array.isArray(models)) return undefined;
   if (!Object.hasOwn(models, id)) return undefined;
   const e = (models as Record<string, CatalogEntry | null>)[id];
-  return e && typeof e === 'object' ? num(e.maxOutputTokens) : undefined;
+  return e && typeof e === 'object' ? e : undefined;
+}
+
+/** The model's output cap as the catalog gives it (undefined when it does not). */
+export function maxOutputTokensOf(body: Record<string, unknown> | undefined, id: string): number | undefined {
+  return num(entryOf(body, id)?.maxOutputTokens);
+}
+
+/**
+ * The thinking budget the official client sends for the runtime id (gemini-3.8-flash-low: 1000;
+ * -1 = dynamic). proto3 omits zeros, so 0 means "not given" here, not "thinking off".
+ */
+export function thinkingBudgetOf(body: Record<string, unknown> | undefined, id: string): number | undefined {
+  const b = entryOf(body, id)?.thinkingBudget;
+  return typeof b === 'number' && Number.isInteger(b) && (b > 0 || b === -1) ? b : undefined;
 }
 
 /**

@@ -33,7 +33,21 @@ export interface GenerationPlan {
   thinking: boolean;
 }
 
-export function planGeneration(req: MessagesRequest, family: ModelFamily, model: string, outputCap?: number): GenerationPlan {
+/** agy's runtime ids carry the tier (`gemini-3.8-flash-low`, §7.10): its budget when the catalog has none. */
+const GEMINI_TIER_SUFFIX = /-(low|medium|high)$/;
+
+/**
+ * The Gemini budget when the client names neither budget nor effort: the catalog's default for the
+ * runtime id (what the official client sends), else the tier in the id, else dynamic.
+ */
+function geminiDefaultBudget(model: string, catalogBudget: number | undefined): number {
+  if (catalogBudget !== undefined) return catalogBudget;
+  const tier = GEMINI_TIER_SUFFIX.exec(model)?.[1];
+  return tier ? GEMINI_EFFORT_BUDGET[tier]! : -1;
+}
+
+/** `catalogBudget`: the catalog's thinkingBudget for `model`, when listed (-1 = dynamic). */
+export function planGeneration(req: MessagesRequest, family: ModelFamily, model: string, outputCap?: number, catalogBudget?: number): GenerationPlan {
   const cap = outputCap && outputCap > 0 ? outputCap : DEFAULT_OUTPUT_CAP[family];
   let maxOutputTokens = Math.min(req.max_tokens > 0 ? req.max_tokens : DEFAULT_MAX_TOKENS, cap);
   const config: Record<string, unknown> = {};
@@ -65,7 +79,12 @@ export function planGeneration(req: MessagesRequest, family: ModelFamily, model:
     thinking = mode === 'enabled' || mode === 'adaptive' || mode === 'between_tools';
     if (thinking) {
       const explicit = req.thinking?.type === 'enabled';
-      let budget = req.thinking?.type === 'enabled' ? req.thinking.budget_tokens : (GEMINI_EFFORT_BUDGET[effort ?? 'high'] ?? -1);
+      let budget =
+        req.thinking?.type === 'enabled'
+          ? req.thinking.budget_tokens
+          : effort !== undefined
+            ? (GEMINI_EFFORT_BUDGET[effort] ?? -1)
+            : geminiDefaultBudget(model, catalogBudget);
       if (model.startsWith('gemini-2.5') && budget > GEMINI_25_MAX_BUDGET) budget = GEMINI_25_MAX_BUDGET;
       if (budget > 0 && maxOutputTokens <= budget) {
         // Only a budget the client chose raises the output. Our tier budget that does not fit goes
