@@ -260,6 +260,20 @@ export function createCatalog(config: Readonly<Config>, builtin: Partial<Record<
     return null;
   }
 
+  /**
+   * Google's runtime ids carry the thinking tier (gemini-3.8-flash-high, gpt-oss-120b-medium; §7.10):
+   * an id named without it goes to its served tier, the highest first, as agy's default is -high.
+   */
+  function servedTier(id: string): string | undefined {
+    if (familyOf(id) !== 'gemini' && familyOf(id) !== 'gpt') return undefined;
+    if (/-(low|medium|high)$/i.test(id)) return undefined;
+    for (const tier of ['high', 'medium', 'low']) {
+      const hit = servedIn('antigravity', `${id}-${tier}`);
+      if (hit !== undefined) return hit;
+    }
+    return undefined;
+  }
+
   /** The Antigravity id for a Claude Code tier: the default while it is served, else the newest alike. */
   function antigravityTarget(tier: 'opus' | 'sonnet' | 'haiku'): string {
     const d = derived();
@@ -315,7 +329,7 @@ export function createCatalog(config: Readonly<Config>, builtin: Partial<Record<
       const explicit = prefix[1]!.toLowerCase() as ProviderId;
       if (!available.has(explicit)) return null;
       id = id.slice(prefix[0].length);
-      const hit = servedIn(explicit, id);
+      const hit = servedIn(explicit, id) ?? (explicit === 'antigravity' ? servedTier(id) : undefined);
       if (hit !== undefined) return route(explicit, hit);
       const tier = claudeTier(id);
       return tier ? tierRoute(explicit, tier, id) : route(explicit, id);
@@ -323,6 +337,8 @@ export function createCatalog(config: Readonly<Config>, builtin: Partial<Record<
     // A Claude Code name that is also a real upstream id (claude-sonnet-4-6 on Antigravity) goes as is.
     const direct = servedBy(id, available);
     if (direct) return direct;
+    const tiered = available.has('antigravity') ? servedTier(id) : undefined;
+    if (tiered !== undefined) return route('antigravity', tiered);
     const tier = claudeTier(id);
     if (tier) {
       if (available.has('antigravity')) return tierRoute('antigravity', tier, id);

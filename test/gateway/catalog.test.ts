@@ -61,6 +61,24 @@ describe('resolve', () => {
     expect(c.resolve('my-model', BOTH)).toMatchObject({ provider: 'zai', upstreamModel: 'glm-4.6' });
   });
 
+  // agy's runtime ids carry the tier (§7.10, models.resp): a client that names the model without it
+  // (gemini-3.8-flash, as Google's own docs spell models) would get a 404 for an id nobody serves.
+  test('a Google id without its tier goes to the served tier, the highest first', () => {
+    const c = catalog();
+    c.setDiscovered('acc_1', 'antigravity', [
+      'gemini-3.8-flash-high', 'gemini-3.8-flash-medium', 'gemini-3.8-flash-low', 'gemini-3.7-flash-low', 'gemini-pro-agent',
+      'gpt-oss-120b-medium', 'gemini-3-flash',
+    ].map((id) => ({ id, displayName: id, family: familyOf(id), ...(id === 'gemini-pro-agent' ? { replaces: ['gemini-3.1-pro-high'] } : {}) })));
+    expect(c.resolve('gemini-3.8-flash', AG)).toMatchObject({ provider: 'antigravity', upstreamModel: 'gemini-3.8-flash-high' });
+    expect(c.resolve('antigravity/gemini-3.8-flash', BOTH)).toMatchObject({ provider: 'antigravity', upstreamModel: 'gemini-3.8-flash-high' });
+    expect(c.resolve('gemini-3.7-flash', AG)).toMatchObject({ upstreamModel: 'gemini-3.7-flash-low' });
+    expect(c.resolve('gpt-oss-120b', AG)).toMatchObject({ upstreamModel: 'gpt-oss-120b-medium' });
+    expect(c.resolve('gemini-3.1-pro', AG)).toMatchObject({ upstreamModel: 'gemini-pro-agent' }); // via the retired -high
+    // A served id stays itself; an id with no served tier goes through as asked.
+    expect(c.resolve('gemini-3-flash', AG)).toMatchObject({ upstreamModel: 'gemini-3-flash' });
+    expect(c.resolve('gemini-9-flash', AG)).toMatchObject({ upstreamModel: 'gemini-9-flash' });
+  });
+
   test('a discovered id routes to the provider that listed it', () => {
     const c = catalog();
     c.setDiscovered('acc_1', 'antigravity', [{ id: 'claude-opus-4-7-thinking', displayName: 'Opus 4.7', family: 'claude' }]);
