@@ -20,6 +20,7 @@ import { createTokenManager } from './oauth.ts';
 import { discoverProject, ineligibleReasons, loadCodeAssist, parseLoadCodeAssist, validationRequired, type OnboardOptions } from './project.ts';
 import { parseQuotaSummary } from './quota-summary.ts';
 import { createSignatureStore } from './signatures.ts';
+import { asksForThinking } from './thinking.ts';
 import { familyOf, toGoogleRequest } from './to-google.ts';
 import {
   createGroundingCollector,
@@ -364,7 +365,9 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
           return;
         }
         // The one async loop of the request: read a batch of chunks, translate synchronously, yield.
-        const tr = createGoogleTranslator({ clientModel: ctx.clientModel, family, sessionKey: ctx.sessionKey, signatures });
+        // GPT-OSS reasons unasked (and unsigned, so nothing is lost); Claude and Gemini think only when told to.
+        const thoughts = family !== 'gpt' || asksForThinking(req);
+        const tr = createGoogleTranslator({ clientModel: ctx.clientModel, family, sessionKey: ctx.sessionKey, signatures, thoughts });
         // Until the first content: is it the version gate (§4.3) instead of the model's answer?
         let gateChecked = false;
         for (;;) {

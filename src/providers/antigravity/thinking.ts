@@ -27,6 +27,12 @@ const GEMINI_25_MAX_BUDGET = 24_576;
 /** Gemini's documented limit ("up to 5"); Vertex answers 400 "supported range is from 1 to 6 (exclusive)". */
 const GEMINI_MAX_STOP_SEQUENCES = 5;
 
+/** Whether the client asked for thinking (enabled, adaptive, between_tools). */
+export function asksForThinking(req: MessagesRequest): boolean {
+  const mode = req.thinking?.type;
+  return mode === 'enabled' || mode === 'adaptive' || mode === 'between_tools';
+}
+
 export interface GenerationPlan {
   generationConfig: Record<string, unknown>;
   /** Whether thinking was asked of the upstream (drives history filtering and recovery). */
@@ -57,7 +63,7 @@ export function planGeneration(req: MessagesRequest, family: ModelFamily, model:
 
   if (family === 'claude') {
     // "-thinking" ids think even when the client said nothing, or Claude writes <thinking> XML as text.
-    thinking = mode === 'enabled' || mode === 'adaptive' || mode === 'between_tools' || (mode === undefined && model.includes('thinking'));
+    thinking = asksForThinking(req) || (mode === undefined && model.includes('thinking'));
     if (thinking) {
       let budget: number;
       if (req.thinking?.type === 'enabled') {
@@ -76,7 +82,7 @@ export function planGeneration(req: MessagesRequest, family: ModelFamily, model:
       else thinking = false;
     }
   } else if (family === 'gemini') {
-    thinking = mode === 'enabled' || mode === 'adaptive' || mode === 'between_tools';
+    thinking = asksForThinking(req);
     if (thinking) {
       const explicit = req.thinking?.type === 'enabled';
       let budget =

@@ -149,6 +149,15 @@ describe('happy paths', () => {
     expect(msg.usage.output_tokens).toBeGreaterThan(0);
   });
 
+  // GPT-OSS reasons whatever it is told: a client that did not ask for thinking must not get a
+  // thinking block first (Anthropic never sends one then; `content[0].text` would be undefined).
+  test('GPT-OSS reasoning reaches the client only when it asked for thinking', async () => {
+    const asked = await viaSdk('gpt-oss-120b-medium', { model: 'gpt-oss', max_tokens: 1000, thinking: { type: 'adaptive' }, messages: [{ role: 'user', content: 'hi' }] } as never);
+    expect(asked.content.map((b) => b.type)).toEqual(['thinking', 'text']);
+    const off = await viaSdk('gpt-oss-120b-medium', { model: 'gpt-oss', max_tokens: 1000, thinking: { type: 'disabled' }, messages: [{ role: 'user', content: 'hi' }] } as never);
+    expect(off.content.map((b) => b.type)).toEqual(['text']);
+  });
+
   test('the tool loop closes: a tool result gets the final answer', async () => {
     const first = await viaSdk('claude-sonnet-4-6', { ...toolTurn, thinking: undefined });
     const tool = first.content.find((b) => b.type === 'tool_use') as { id: string };
