@@ -94,7 +94,7 @@ function violations(model: string, env: Json): string[] {
   return out;
 }
 
-const result = (id: string, text: string) => ({ role: 'user' as const, content: [{ type: 'tool_result', tool_use_id: id, content: text }] });
+const result = (id: string, text: string) => ({ role: 'user' as const, content: [{ type: 'tool_result' as const, tool_use_id: id, content: text }] });
 
 describe('a tool-using, thinking conversation that changes model family at every step', () => {
   test.each([
