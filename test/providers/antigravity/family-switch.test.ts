@@ -71,9 +71,18 @@ function violations(model: string, env: Json): string[] {
   const contents = env.request.contents as Json[];
   const parts = contents.flatMap((c) => c.parts as Json[]);
   const cfg = env.request.generationConfig as Json;
+  if (contents[0]?.role !== 'user') out.push('contents do not open with a user turn');
+  if (JSON.stringify(env).includes('cache_control')) out.push('cache_control sent');
+  for (const p of parts) {
+    const named = p.functionCall ?? p.functionResponse;
+    if (named && named.name !== 'Bash') out.push(`call or result named ${named.name}, not the tool's name`);
+  }
+  const budget = cfg.thinkingConfig?.thinkingBudget;
   if (model.startsWith('claude')) {
     if (parts.some((p) => p.thoughtSignature === SKIP_SIGNATURE)) out.push('sentinel sent to Claude');
     if (env.request.toolConfig?.functionCallingConfig?.mode !== 'VALIDATED') out.push('Claude tools without VALIDATED');
+    if (parts.some((p) => (p.functionCall ?? p.functionResponse) && !(p.functionCall ?? p.functionResponse).id)) out.push('Claude call or result without its id');
+    if (budget !== undefined && (budget < 1024 || cfg.maxOutputTokens <= budget)) out.push(`Claude budget ${budget} / max ${cfg.maxOutputTokens}`);
   }
   if (model.startsWith('gpt')) {
     if (cfg.thinkingConfig) out.push('thinkingConfig sent to GPT-OSS');
