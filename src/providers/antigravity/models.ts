@@ -47,9 +47,15 @@ export function quotaGroupOf(id: string): string {
   return s;
 }
 
+/** deprecatedModelIds: retired id -> { newModelId, … }. */
+function deprecatedOf(body: Record<string, unknown>): Record<string, unknown> {
+  return body.deprecatedModelIds && typeof body.deprecatedModelIds === 'object' ? (body.deprecatedModelIds as Record<string, unknown>) : {};
+}
+
 /** The catalog as ModelInfo, sorted by id; internal ids and deprecated ones are dropped (their successor names them). */
+
 export function parseModels(body: Record<string, unknown>): ModelInfo[] {
-  const deprecated = body.deprecatedModelIds && typeof body.deprecatedModelIds === 'object' ? (body.deprecatedModelIds as Record<string, unknown>) : {};
+  const deprecated = deprecatedOf(body);
   const search = new Set(idList(body.webSearchModelIds));
   const images = new Set(idList(body.imageGenerationModelIds));
   const out: ModelInfo[] = [];
@@ -110,11 +116,14 @@ export function thinkingBudgetOf(body: Record<string, unknown> | undefined, id: 
 
 /**
  * Quota per model. proto3 JSON omits zeros, so an exhausted model shows only `resetTime` (-> 0);
- * a model without quotaInfo is unknown (null).
+ * a model without quotaInfo is unknown (null). Retired ids have none: requests for them go to the
+ * successor, whose quota counts.
  */
 export function parseQuota(body: Record<string, unknown>): QuotaInfo[] {
   const out: QuotaInfo[] = [];
+  const deprecated = deprecatedOf(body);
   for (const [id, e] of entries(body)) {
+    if (Object.hasOwn(deprecated, id)) continue;
     const q = e.quotaInfo;
     if (!q || typeof q !== 'object') {
       out.push({ model: id, remainingFraction: null, resetAt: null });

@@ -91,6 +91,12 @@ describe('parseQuota', () => {
   test('internal ids carry no quota rows', () => {
     expect(Object.keys(q).some((k) => k.startsWith('chat_') || k.startsWith('tab_'))).toBe(false);
   });
+
+  // Requests for a retired id go to its successor (parseModels' replaces), whose quota is the one
+  // kept; a row of its own would show /account-limits a model /v1/models does not list.
+  test('a deprecated id carries no quota row', () => {
+    expect(q['gemini-3.1-pro-high']).toBeUndefined();
+  });
 });
 
 test('family and visibility by id', () => {
