@@ -640,6 +640,21 @@ describe('output cap from the catalog', () => {
       fake.setModels(defaultFakeModels());
     }
   });
+
+  test("a Gemini tier id thinks with the catalog's budget for it when the client names no budget or effort", async () => {
+    const models = defaultFakeModels();
+    models['gemini-3.8-flash-low'] = { ...models['gemini-3.8-flash-low'], thinkingBudget: 1500 };
+    fake.setModels(models);
+    try {
+      const a = account('tier@example.com');
+      await provider.models(a);
+      await collect(simple('hi', { max_tokens: 32000, thinking: { type: 'adaptive' } }), ctx({ account: a, model: 'gemini-3.8-flash-low' }));
+      const sent = fake.requests.findLast((r) => r.rpc === 'streamGenerateContent')!.body as { request: { generationConfig: Record<string, unknown> } };
+      expect(sent.request.generationConfig.thinkingConfig).toEqual({ includeThoughts: true, thinkingBudget: 1500 });
+    } finally {
+      fake.setModels(defaultFakeModels());
+    }
+  });
 });
 
 describe('shared quota groups', () => {
