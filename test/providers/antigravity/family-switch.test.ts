@@ -18,11 +18,13 @@ type Json = Record<string, any>;
 const fake = startFakeGoogle({ strictSignatures: true });
 afterAll(() => fake.stop());
 
-const config = loadConfig(
-  { ANTIGRAVITY_ENDPOINTS: fake.endpoints.join(','), GOOGLE_OAUTH_TOKEN_URL: fake.tokenUrl, UPSTREAM_IDLE_TIMEOUT_SEC: '2' },
-  {},
-  { requireApiKey: false },
-);
+const configFor = (replay: 'inline' | 'split') =>
+  loadConfig(
+    { ANTIGRAVITY_ENDPOINTS: fake.endpoints.join(','), GOOGLE_OAUTH_TOKEN_URL: fake.tokenUrl, UPSTREAM_IDLE_TIMEOUT_SEC: '2', ANTIGRAVITY_THINKING_REPLAY: replay },
+    {},
+    { requireApiKey: false },
+  );
+let config = configFor('inline');
 const newProvider = () => createAntigravityProvider(config, { updateAccount: () => {}, now: () => Date.now() }, { emptyBackoffMs: 5 });
 let provider = newProvider();
 const ACCOUNT: Account = {
@@ -107,10 +109,13 @@ const result = (id: string, text: string) => ({ role: 'user' as const, content: 
 
 describe('a tool-using, thinking conversation that changes model family at every step', () => {
   test.each([
-    ['adaptive thinking', 'adaptive', false],
-    ['thinking disabled', 'disabled', false],
-    ['adaptive thinking, a restart (empty signature store) before every request', 'adaptive', true],
-  ] as const)('%s: every request is accepted by the strict fake and valid for its family; every tool loop completes', async (_n, thinking, restart) => {
+    ['adaptive thinking', 'adaptive', false, 'inline'],
+    ['thinking disabled', 'disabled', false, 'inline'],
+    ['adaptive thinking, a restart (empty signature store) before every request', 'adaptive', true, 'inline'],
+    ['adaptive thinking, Claude thinking replayed split (ANTIGRAVITY_THINKING_REPLAY=split)', 'adaptive', false, 'split'],
+  ] as const)('%s: every request is accepted by the strict fake and valid for its family; every tool loop completes', async (_n, thinking, restart, replay) => {
+    config = configFor(replay);
+    provider = newProvider();
     const families = ['gemini-3.8-flash-high', 'gpt-oss-120b-medium', 'claude-opus-4-6-thinking', 'gemini-pro-agent', 'claude-sonnet-4-6', 'gpt-oss-120b-medium', 'gemini-3-flash'];
     const messages: MessagesRequest['messages'] = [];
     for (let step = 0; step < families.length; step++) {
