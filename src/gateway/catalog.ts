@@ -100,6 +100,26 @@ export const DEFAULT_FALLBACKS: Readonly<Record<string, string>> = {
   'glm-4.6': 'glm-4.5',
 };
 
+/**
+ * The built-in entry an Antigravity id the map does not name follows (agy lists -low/-medium tiers
+ * and older flash generations beside the ones named): its family and size. Image models have none.
+ */
+function fallbackKind(id: string): string | null {
+  if (id.includes('image')) return null;
+  if (id.startsWith('claude-opus-')) return 'claude-opus-4-6-thinking';
+  if (id.startsWith('claude-')) return 'claude-sonnet-4-6';
+  if (id.startsWith('gpt-')) return 'gpt-oss-120b-medium';
+  if (/^gemini-(.*-)?pro\b/.test(id)) return 'gemini-pro-agent';
+  if (/^gemini-.*flash/.test(id) && !id.includes('lite')) return 'gemini-3.8-flash-high';
+  return null;
+}
+
+/** Listed models that can stand in for a built-in Gemini fallback target gone from the catalog, best first. */
+const GEMINI_STAND_INS: Array<[RegExp, RegExp[]]> = [
+  [/pro/, [/^gemini-pro-agent/, /^gemini-[\d.]+-pro-high$/, /^gemini-[\d.]+-pro/]],
+  [/flash/, [/^gemini-[\d.]+-flash-high$/, /^gemini-[\d.]+-flash$/, /^gemini-[\d.]+-flash-(?!.*(lite|image))/]],
+];
+
 /** Ids Claude Code's /model picker knows, listed first in /v1/models (gateway discovery keeps claude-*). */
 export const PICKER_MODELS: ReadonlyArray<{ id: string; name: string; alias: 'opus' | 'sonnet' | 'haiku'; created: string }> = [
   { id: 'claude-opus-4-8', name: 'Claude Opus 4.8', alias: 'opus', created: '2026-09-01T00:00:00Z' },
@@ -177,6 +197,7 @@ export function createCatalog(config: Readonly<Config>, builtin: Partial<Record<
   // Keyed lower-case: upstream ids come as the catalog spells them, the user's keys as typed.
   const fallbacks = new Map<string, string>();
   for (const [k, v] of [...Object.entries(DEFAULT_FALLBACKS), ...Object.entries(config.fallbackMap)]) fallbacks.set(k.toLowerCase(), v);
+  const userFallbacks = new Set(Object.keys(config.fallbackMap).map((k) => k.toLowerCase()));
   const discovered = new Map<string, { provider: ProviderId; models: readonly ModelInfo[] }>();
   const known: Record<ProviderId, readonly ModelInfo[]> = {
     antigravity: builtin.antigravity ?? KNOWN_ANTIGRAVITY_MODELS,
@@ -239,6 +260,20 @@ export function createCatalog(config: Readonly<Config>, builtin: Partial<Record<
     return null;
   }
 
+  /**
+   * Google's runtime ids carry the thinking tier (gemini-3.8-flash-high, gpt-oss-120b-medium; §7.10):
+   * an id named without it goes to its served tier, the highest first, as agy's default is -high.
+   */
+  function servedTier(id: string): string | undefined {
+    if (familyOf(id) !== 'gemini' && familyOf(id) !== 'gpt') return undefined;
+    if (/-(low|medium|high)$/i.test(id)) return undefined;
+    for (const tier of ['high', 'medium', 'low']) {
+      const hit = servedIn('antigravity', `${id}-${tier}`);
+      if (hit !== undefined) return hit;
+    }
+    return undefined;
+  }
+
   /** The Antigravity id for a Claude Code tier: the default while it is served, else the newest alike. */
   function antigravityTarget(tier: 'opus' | 'sonnet' | 'haiku'): string {
     const d = derived();
@@ -294,7 +329,7 @@ export function createCatalog(config: Readonly<Config>, builtin: Partial<Record<
       const explicit = prefix[1]!.toLowerCase() as ProviderId;
       if (!available.has(explicit)) return null;
       id = id.slice(prefix[0].length);
-      const hit = servedIn(explicit, id);
+      const hit = servedIn(explicit, id) ?? (explicit === 'antigravity' ? servedTier(id) : undefined);
       if (hit !== undefined) return route(explicit, hit);
       const tier = claudeTier(id);
       return tier ? tierRoute(explicit, tier, id) : route(explicit, id);
@@ -302,6 +337,8 @@ export function createCatalog(config: Readonly<Config>, builtin: Partial<Record<
     // A Claude Code name that is also a real upstream id (claude-sonnet-4-6 on Antigravity) goes as is.
     const direct = servedBy(id, available);
     if (direct) return direct;
+    const tiered = available.has('antigravity') ? servedTier(id) : undefined;
+    if (tiered !== undefined) return route('antigravity', tiered);
     const tier = claudeTier(id);
     if (tier) {
       if (available.has('antigravity')) return tierRoute('antigravity', tier, id);
@@ -340,9 +377,53 @@ export function createCatalog(config: Readonly<Config>, builtin: Partial<Record<
     return (drawing.find((m) => m.id === DEFAULT_IMAGE_MODEL) ?? drawing[0])?.id ?? null;
   }
 
+  /** The fallback map key an exhausted model follows: its own, else (listed on Antigravity) its kind's. */
+  function fallbackKey(upstreamModel: string): string | null {
+    const s = upstreamModel.toLowerCase();
+    if (fallbacks.has(s)) return s;
+    const kind = servedIn('antigravity', s) !== undefined ? fallbackKind(s) : null;
+    return kind !== null && fallbacks.has(kind) ? kind : null;
+  }
+
   function fallbackFor(upstreamModel: string): string | null {
-    const f = fallbacks.get(upstreamModel.toLowerCase());
-    return f && f !== upstreamModel ? f : null;
+    const key = fallbackKey(upstreamModel);
+    const f = key !== null ? fallbacks.get(key) : undefined;
+    return f && f.toLowerCase() !== upstreamModel.toLowerCase() ? f : null;
+  }
+
+  /**
+   * A built-in Gemini target the accounts' catalogs no longer list (ids move every few months) would
+   * be a 404 about a model the client never asked for: the newest listed one of its kind stands in,
+   * or there is no fallback. Claude targets resolve by tier first (resolveName), so only one whose
+   * tier has no listed model at all gets here, and has none.
+   */
+  function standIn(target: string, upstreamModel: string): string | null {
+    const s = target.toLowerCase();
+    const ids = modelsOf('antigravity')
+      .map((m) => m.id)
+      .filter((id) => id.toLowerCase() !== upstreamModel.toLowerCase())
+      .sort((a, b) => compareVersions(b, a));
+    for (const [kind, patterns] of GEMINI_STAND_INS) {
+      if (!kind.test(s)) continue;
+      for (const re of patterns) {
+        const hit = ids.find((id) => re.test(id.toLowerCase()));
+        if (hit) return hit;
+      }
+      return null;
+    }
+    return null;
+  }
+
+  function fallbackRoute(upstreamModel: string, available: ReadonlySet<ProviderId>): Route | null {
+    const target = fallbackFor(upstreamModel);
+    if (!target) return null;
+    const r = resolveName(target, available);
+    const builtIn = !userFallbacks.has(fallbackKey(upstreamModel)!);
+    if (r && builtIn && r.provider === 'antigravity' && derived().models.get('antigravity')?.length && servedIn('antigravity', r.upstreamModel) === undefined) {
+      const other = standIn(r.upstreamModel, upstreamModel);
+      return other ? route('antigravity', other) : null;
+    }
+    return r;
   }
 
   function entry(id: string, name: string, created: string, info: ModelInfo | undefined): ModelEntry {
@@ -403,10 +484,7 @@ export function createCatalog(config: Readonly<Config>, builtin: Partial<Record<
   }
 
   return {
-    fallbackRoute(upstreamModel, available) {
-      const target = fallbackFor(upstreamModel);
-      return target ? resolveName(target, available) : null;
-    },
+    fallbackRoute,
     describeModel,
     accountsLacking,
     resolve,

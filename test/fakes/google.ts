@@ -4,8 +4,8 @@
 // tested: loadCodeAssist, onboardUser (long-running op), fetchAvailableModels (per-account quota),
 // streamGenerateContent?alt=sse and generateContent. Streams follow the real agy 1.2.0 captures
 // (protocol §6, fixtures agy_cli_1.2.0/*.resp.sse): Claude starts with {"text":""} and sends its
-// R-form signature in its own thought part; Gemini signs the functionCall part; GPT-OSS opens and
-// finishes without parts and ends with a usage-only chunk. Error bodies follow fixtures/errors/.
+// R-form signature in its own thought part; Gemini signs the functionCall part; GPT-OSS always
+// reasons in unsigned thought parts, opens and finishes without parts and ends with a usage-only chunk. Error bodies follow fixtures/errors/.
 // Every fault the provider must classify can be switched on, one-shot or per token/model/endpoint.
 import { type FrameStreamOptions, frameStream } from './frame-stream.ts';
 import { solidPng } from './png.ts';
@@ -591,7 +591,9 @@ function plan(model: string, reply: Reply, promptTokens: number, textChunks: num
     );
   } else {
     out.push(chunk(null, { usage: null }));
-    if (reply.thinking) for (const t of split(reply.thinking, 3)) out.push(chunk([{ thought: true, text: t }], { usage: null }));
+    // GPT-OSS reasons in unsigned thought parts whether or not it was asked to (stream_turn12_gpt_initial).
+    const thought = reply.thinking ?? 'The user wants an answer.';
+    for (const t of split(thought, 3)) out.push(chunk([{ thought: true, text: t }], { usage: null }));
     if (reply.text) for (const t of split(reply.text, textChunks)) out.push(chunk([{ text: t }], { usage: null }));
     if (reply.call) out.push(chunk([{ functionCall: { name: reply.call.name, args: reply.call.args, id: `call_${hex(8)}` } }], { usage: null }));
     out.push(chunk(null, { finish: 'STOP', usage: null }));

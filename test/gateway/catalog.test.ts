@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'bun:test';
 import { claudeTier, compareVersions, createCatalog, normalizeModelId } from '../../src/gateway/catalog.ts';
-import type { ProviderId } from '../../src/providers/provider.ts';
+import { familyOf, type ProviderId } from '../../src/providers/provider.ts';
 import { KNOWN_ZAI_MODELS } from '../../src/providers/zai/models.ts';
 import { testConfig } from './helpers.ts';
 
@@ -59,6 +59,24 @@ describe('resolve', () => {
     expect(c.resolve('claude-opus-4-8[1m]', BOTH)).toMatchObject({ upstreamModel: 'gemini-pro-agent' });
     expect(c.resolve('haiku', BOTH)).toMatchObject({ provider: 'zai', upstreamModel: 'glm-4.5-air' });
     expect(c.resolve('my-model', BOTH)).toMatchObject({ provider: 'zai', upstreamModel: 'glm-4.6' });
+  });
+
+  // agy's runtime ids carry the tier (§7.10, models.resp): a client that names the model without it
+  // (gemini-3.8-flash, as Google's own docs spell models) would get a 404 for an id nobody serves.
+  test('a Google id without its tier goes to the served tier, the highest first', () => {
+    const c = catalog();
+    c.setDiscovered('acc_1', 'antigravity', [
+      'gemini-3.8-flash-high', 'gemini-3.8-flash-medium', 'gemini-3.8-flash-low', 'gemini-3.7-flash-low', 'gemini-pro-agent',
+      'gpt-oss-120b-medium', 'gemini-3-flash',
+    ].map((id) => ({ id, displayName: id, family: familyOf(id), ...(id === 'gemini-pro-agent' ? { replaces: ['gemini-3.1-pro-high'] } : {}) })));
+    expect(c.resolve('gemini-3.8-flash', AG)).toMatchObject({ provider: 'antigravity', upstreamModel: 'gemini-3.8-flash-high' });
+    expect(c.resolve('antigravity/gemini-3.8-flash', BOTH)).toMatchObject({ provider: 'antigravity', upstreamModel: 'gemini-3.8-flash-high' });
+    expect(c.resolve('gemini-3.7-flash', AG)).toMatchObject({ upstreamModel: 'gemini-3.7-flash-low' });
+    expect(c.resolve('gpt-oss-120b', AG)).toMatchObject({ upstreamModel: 'gpt-oss-120b-medium' });
+    expect(c.resolve('gemini-3.1-pro', AG)).toMatchObject({ upstreamModel: 'gemini-pro-agent' }); // via the retired -high
+    // A served id stays itself; an id with no served tier goes through as asked.
+    expect(c.resolve('gemini-3-flash', AG)).toMatchObject({ upstreamModel: 'gemini-3-flash' });
+    expect(c.resolve('gemini-9-flash', AG)).toMatchObject({ upstreamModel: 'gemini-9-flash' });
   });
 
   test('a discovered id routes to the provider that listed it', () => {
@@ -159,6 +177,53 @@ describe('fallbacks', () => {
     expect(c.fallbackFor('glm-5.3-flash')).toBe('glm-4.7');
     expect(c.fallbackFor('gemini-3.1-flash-lite')).toBe('gemini-3-flash'); // web search stays on a Gemini
     expect(c.fallbackFor('unknown-model')).toBeNull();
+  });
+  // agy's recommended list (models.resp, Sept 2026): -low/-medium tiers and older flash generations
+  // the built-in map does not name. Their quota group is spent with the one it names, so they go
+  // where their kind goes: across the group, never to a sibling that is out too.
+  const AGY_LIST = [
+    'gemini-3.8-flash-high', 'gemini-3.8-flash-medium', 'gemini-3.8-flash-low', 'gemini-3.7-flash-high', 'gemini-3.7-flash-low',
+    'gemini-pro-agent', 'gemini-3.1-pro-low', 'claude-sonnet-4-6', 'claude-opus-4-6-thinking', 'gpt-oss-120b-medium',
+    'gemini-3.1-flash-image', 'gemini-3.1-flash-lite',
+  ].map((id) => ({ id, displayName: id, family: familyOf(id) }));
+  test.each([
+    ['gemini-3.8-flash-low', 'claude-sonnet-4-6'],
+    ['gemini-3.8-flash-medium', 'claude-sonnet-4-6'],
+    ['gemini-3.7-flash-high', 'claude-sonnet-4-6'],
+    ['claude-opus-4-7-thinking', 'gemini-pro-agent'],
+    ['claude-sonnet-4-7', 'gemini-3.8-flash-high'],
+    ['gpt-oss-120b-low', 'gemini-3.8-flash-high'],
+  ])('an Antigravity id the map does not name falls back like its kind: %s -> %s', (id, target) => {
+    const c = catalog();
+    c.setDiscovered('acc_1', 'antigravity', [...AGY_LIST, { id, displayName: id, family: familyOf(id) }]);
+    expect(c.fallbackFor(id)).toBe(target);
+    expect(c.fallbackRoute(id, AG)).toMatchObject({ provider: 'antigravity', upstreamModel: target });
+  });
+  test('no kind, no fallback: image models, unknown ids, and ids Antigravity does not list', () => {
+    const c = catalog();
+    c.setDiscovered('acc_1', 'antigravity', [...AGY_LIST, { id: 'gemini-3.5-flash-image', displayName: 'x', family: 'gemini' }]);
+    expect(c.fallbackFor('gemini-3.5-flash-image')).toBeNull();
+    expect(c.fallbackFor('unknown-model')).toBeNull();
+    expect(c.fallbackFor('glm-9')).toBeNull();
+    expect(c.fallbackFor('claude-opus-4-8')).toBeNull(); // a name Z.AI maps itself, not an Antigravity id
+  });
+  test("a built-in target the pool's accounts no longer list gives way to the newest listed model of its kind", () => {
+    const c = catalog();
+    c.setDiscovered('acc_1', 'antigravity', [
+      'gemini-3.9-flash-high', 'gemini-3.9-flash-low', 'gemini-3.2-pro-high', 'claude-sonnet-4-7', 'claude-opus-4-7-thinking',
+    ].map((id) => ({ id, displayName: id, family: familyOf(id) })));
+    // claude-sonnet-4-7 goes like claude-sonnet-4-6, to gemini-3.8-flash-high, which is gone: a 404 for a model never asked for.
+    expect(c.fallbackRoute('claude-sonnet-4-7', AG)).toMatchObject({ upstreamModel: 'gemini-3.9-flash-high' });
+    expect(c.fallbackRoute('claude-opus-4-7-thinking', AG)).toMatchObject({ upstreamModel: 'gemini-3.2-pro-high' });
+    expect(c.fallbackRoute('gemini-3.9-flash-low', AG)).toMatchObject({ upstreamModel: 'claude-sonnet-4-7' });
+    // Nothing of the kind listed: no fallback (the client hears about its own model) rather than a dead id.
+    const bare = catalog();
+    bare.setDiscovered('acc_1', 'antigravity', [{ id: 'claude-sonnet-4-6', displayName: 's', family: 'claude' }]);
+    expect(bare.fallbackRoute('claude-sonnet-4-6', AG)).toBeNull();
+    // The user's own FALLBACK_MAP target is theirs to choose: passed as written.
+    const mine = catalog({ fallbackMap: { 'claude-sonnet-4-6': 'gemini-4-flash' } });
+    mine.setDiscovered('acc_1', 'antigravity', [{ id: 'claude-sonnet-4-6', displayName: 's', family: 'claude' }]);
+    expect(mine.fallbackRoute('claude-sonnet-4-6', AG)).toMatchObject({ upstreamModel: 'gemini-4-flash' });
   });
   test('FALLBACK_MAP overrides', () => {
     expect(catalog({ fallbackMap: { 'claude-sonnet-4-6': 'gemini-3-flash' } }).fallbackFor('claude-sonnet-4-6')).toBe('gemini-3-flash');

@@ -27,6 +27,11 @@ export interface FromGoogleOptions {
   sessionKey: string;
   signatures: SignatureStore;
   messageId?: string;
+  /**
+   * Whether thought parts become thinking blocks (default true). Off for a client that did not ask
+   * for thinking from a model that reasons in the open anyway (GPT-OSS): Anthropic sends none then.
+   */
+  thoughts?: boolean;
 }
 
 type Json = Record<string, unknown>;
@@ -77,6 +82,7 @@ const NO_EVENTS: AnthropicEvent[] = [];
 
 export function createGoogleTranslator(opts: FromGoogleOptions): GoogleTranslator {
   const { signatures, family } = opts;
+  const showThoughts = opts.thoughts !== false;
   const naming = signatures.tools(opts.sessionKey);
   let started = false;
   let index = -1;
@@ -165,7 +171,7 @@ export function createGoogleTranslator(opts: FromGoogleOptions): GoogleTranslato
         });
         close();
       } else if (p.thought === true) {
-        if (!text && !sig) continue;
+        if ((!text && !sig) || !showThoughts) continue;
         start();
         // A signature ends its thinking block: thought text after one starts the next block.
         if (open !== 'thinking' || (pendingSignature && text)) openBlock('thinking', { type: 'thinking', thinking: '', signature: '' });

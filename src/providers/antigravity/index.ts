@@ -15,7 +15,7 @@ import { openGenerateStream, postJson, type CloudCodeOptions } from './client.ts
 import { createClientVersion, versionGateIn } from './client-version.ts';
 import { createGoogleTranslator } from './from-google.ts';
 import { isImageGenerationModel, toImageGenerationEnvelope } from './image-generation.ts';
-import { maxOutputTokensOf, parseModels, parseQuota, quotaGroupOf } from './models.ts';
+import { maxOutputTokensOf, parseModels, parseQuota, quotaGroupOf, thinkingBudgetOf } from './models.ts';
 import { createTokenManager } from './oauth.ts';
 import {
   discoverProject,
@@ -30,6 +30,7 @@ import {
 } from './project.ts';
 import { parseQuotaSummary } from './quota-summary.ts';
 import { createSignatureStore } from './signatures.ts';
+import { asksForThinking } from './thinking.ts';
 import { familyOf, toGoogleRequest } from './to-google.ts';
 import {
   createGroundingCollector,
@@ -325,6 +326,7 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
             sessionKey: ctx.sessionKey,
             // Known once the account's catalog was listed; the family default until then.
             maxOutputTokens: maxOutputTokensOf(catalog.get(account.id)?.body, ctx.model),
+            thinkingBudget: thinkingBudgetOf(catalog.get(account.id)?.body, ctx.model),
             claudeThinkingReplay: config.antigravity.claudeThinkingReplay,
           });
       if (drawing) envelope = toImageGenerationEnvelope(envelope, req, `image_gen/${deps.now()}/${crypto.randomUUID()}/12`);
@@ -389,7 +391,9 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
           return;
         }
         // The one async loop of the request: read a batch of chunks, translate synchronously, yield.
-        const tr = createGoogleTranslator({ clientModel: ctx.clientModel, family, sessionKey: ctx.sessionKey, signatures });
+        // GPT-OSS reasons unasked (and unsigned, so nothing is lost); Claude and Gemini think only when told to.
+        const thoughts = family !== 'gpt' || asksForThinking(req);
+        const tr = createGoogleTranslator({ clientModel: ctx.clientModel, family, sessionKey: ctx.sessionKey, signatures, thoughts });
         // Until the first content: is it the version gate (§4.3) instead of the model's answer?
         let gateChecked = false;
         for (;;) {

@@ -19,6 +19,7 @@ interface CatalogEntry {
   supportsImages?: unknown;
   maxTokens?: unknown;
   maxOutputTokens?: unknown;
+  thinkingBudget?: unknown;
   quotaInfo?: { remainingFraction?: unknown; resetTime?: unknown } | null;
 }
 
@@ -46,9 +47,15 @@ export function quotaGroupOf(id: string): string {
   return s;
 }
 
+/** deprecatedModelIds: retired id -> { newModelId, … }. */
+function deprecatedOf(body: Record<string, unknown>): Record<string, unknown> {
+  return body.deprecatedModelIds && typeof body.deprecatedModelIds === 'object' ? (body.deprecatedModelIds as Record<string, unknown>) : {};
+}
+
 /** The catalog as ModelInfo, sorted by id; internal ids and deprecated ones are dropped (their successor names them). */
+
 export function parseModels(body: Record<string, unknown>): ModelInfo[] {
-  const deprecated = body.deprecatedModelIds && typeof body.deprecatedModelIds === 'object' ? (body.deprecatedModelIds as Record<string, unknown>) : {};
+  const deprecated = deprecatedOf(body);
   const search = new Set(idList(body.webSearchModelIds));
   const images = new Set(idList(body.imageGenerationModelIds));
   const out: ModelInfo[] = [];
@@ -84,22 +91,39 @@ export function parseModels(body: Record<string, unknown>): ModelInfo[] {
   return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
-/** The model's output cap as the catalog gives it (undefined when it does not). */
-export function maxOutputTokensOf(body: Record<string, unknown> | undefined, id: string): number | undefined {
+/** The catalog entry of `id` (own keys only), or undefined. */
+function entryOf(body: Record<string, unknown> | undefined, id: string): CatalogEntry | undefined {
   const models = body?.models;
   if (!models || typeof models !== 'object' || Array.isArray(models)) return undefined;
   if (!Object.hasOwn(models, id)) return undefined;
   const e = (models as Record<string, CatalogEntry | null>)[id];
-  return e && typeof e === 'object' ? num(e.maxOutputTokens) : undefined;
+  return e && typeof e === 'object' ? e : undefined;
+}
+
+/** The model's output cap as the catalog gives it (undefined when it does not). */
+export function maxOutputTokensOf(body: Record<string, unknown> | undefined, id: string): number | undefined {
+  return num(entryOf(body, id)?.maxOutputTokens);
+}
+
+/**
+ * The thinking budget the official client sends for the runtime id (gemini-3.8-flash-low: 1000;
+ * -1 = dynamic). proto3 omits zeros, so 0 means "not given" here, not "thinking off".
+ */
+export function thinkingBudgetOf(body: Record<string, unknown> | undefined, id: string): number | undefined {
+  const b = entryOf(body, id)?.thinkingBudget;
+  return typeof b === 'number' && Number.isInteger(b) && (b > 0 || b === -1) ? b : undefined;
 }
 
 /**
  * Quota per model. proto3 JSON omits zeros, so an exhausted model shows only `resetTime` (-> 0);
- * a model without quotaInfo is unknown (null).
+ * a model without quotaInfo is unknown (null). Retired ids have none: requests for them go to the
+ * successor, whose quota counts.
  */
 export function parseQuota(body: Record<string, unknown>): QuotaInfo[] {
   const out: QuotaInfo[] = [];
+  const deprecated = deprecatedOf(body);
   for (const [id, e] of entries(body)) {
+    if (Object.hasOwn(deprecated, id)) continue;
     const q = e.quotaInfo;
     if (!q || typeof q !== 'object') {
       out.push({ model: id, remainingFraction: null, resetAt: null });

@@ -27,13 +27,33 @@ const GEMINI_25_MAX_BUDGET = 24_576;
 /** Gemini's documented limit ("up to 5"); Vertex answers 400 "supported range is from 1 to 6 (exclusive)". */
 const GEMINI_MAX_STOP_SEQUENCES = 5;
 
+/** Whether the client asked for thinking (enabled, adaptive, between_tools). */
+export function asksForThinking(req: MessagesRequest): boolean {
+  const mode = req.thinking?.type;
+  return mode === 'enabled' || mode === 'adaptive' || mode === 'between_tools';
+}
+
 export interface GenerationPlan {
   generationConfig: Record<string, unknown>;
   /** Whether thinking was asked of the upstream (drives history filtering and recovery). */
   thinking: boolean;
 }
 
-export function planGeneration(req: MessagesRequest, family: ModelFamily, model: string, outputCap?: number): GenerationPlan {
+/** agy's runtime ids carry the tier (`gemini-3.8-flash-low`, §7.10): its budget when the catalog has none. */
+const GEMINI_TIER_SUFFIX = /-(low|medium|high)$/;
+
+/**
+ * The Gemini budget when the client names neither budget nor effort: the catalog's default for the
+ * runtime id (what the official client sends), else the tier in the id, else dynamic.
+ */
+function geminiDefaultBudget(model: string, catalogBudget: number | undefined): number {
+  if (catalogBudget !== undefined) return catalogBudget;
+  const tier = GEMINI_TIER_SUFFIX.exec(model)?.[1];
+  return tier ? GEMINI_EFFORT_BUDGET[tier]! : -1;
+}
+
+/** `catalogBudget`: the catalog's thinkingBudget for `model`, when listed (-1 = dynamic). */
+export function planGeneration(req: MessagesRequest, family: ModelFamily, model: string, outputCap?: number, catalogBudget?: number): GenerationPlan {
   const cap = outputCap && outputCap > 0 ? outputCap : DEFAULT_OUTPUT_CAP[family];
   let maxOutputTokens = Math.min(req.max_tokens > 0 ? req.max_tokens : DEFAULT_MAX_TOKENS, cap);
   const config: Record<string, unknown> = {};
@@ -43,7 +63,7 @@ export function planGeneration(req: MessagesRequest, family: ModelFamily, model:
 
   if (family === 'claude') {
     // "-thinking" ids think even when the client said nothing, or Claude writes <thinking> XML as text.
-    thinking = mode === 'enabled' || mode === 'adaptive' || mode === 'between_tools' || (mode === undefined && model.includes('thinking'));
+    thinking = asksForThinking(req) || (mode === undefined && model.includes('thinking'));
     if (thinking) {
       let budget: number;
       if (req.thinking?.type === 'enabled') {
@@ -62,10 +82,15 @@ export function planGeneration(req: MessagesRequest, family: ModelFamily, model:
       else thinking = false;
     }
   } else if (family === 'gemini') {
-    thinking = mode === 'enabled' || mode === 'adaptive' || mode === 'between_tools';
+    thinking = asksForThinking(req);
     if (thinking) {
       const explicit = req.thinking?.type === 'enabled';
-      let budget = req.thinking?.type === 'enabled' ? req.thinking.budget_tokens : (GEMINI_EFFORT_BUDGET[effort ?? 'high'] ?? -1);
+      let budget =
+        req.thinking?.type === 'enabled'
+          ? req.thinking.budget_tokens
+          : effort !== undefined
+            ? (GEMINI_EFFORT_BUDGET[effort] ?? -1)
+            : geminiDefaultBudget(model, catalogBudget);
       if (model.startsWith('gemini-2.5') && budget > GEMINI_25_MAX_BUDGET) budget = GEMINI_25_MAX_BUDGET;
       if (budget > 0 && maxOutputTokens <= budget) {
         // Only a budget the client chose raises the output. Our tier budget that does not fit goes

@@ -39,6 +39,8 @@ export interface ToGoogleOptions {
   sessionKey: string;
   /** The model's output cap from the catalog, when known (defaults per family otherwise). */
   maxOutputTokens?: number;
+  /** The catalog's default thinking budget for the model (-1 = dynamic), when known. */
+  thinkingBudget?: number;
   /**
    * How signed Claude thinking is replayed: 'inline' (default; the seed proxies: the thought part
    * carries its signature) or 'split' (the official client: signature on the next visible part).
@@ -73,7 +75,7 @@ export function sanitizeToolName(name: string): string {
 
 export function toGoogleRequest(req: MessagesRequest, opts: ToGoogleOptions): Record<string, unknown> {
   const { family, signatures } = opts;
-  const plan = planGeneration(req, family, opts.model, opts.maxOutputTokens);
+  const plan = planGeneration(req, family, opts.model, opts.maxOutputTokens, opts.thinkingBudget);
 
   const naming: ToolNaming = { original: new Map(), placeholders: new Set() };
   const { declarations, names } = convertTools(req.tools, naming);

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import { familyFromId, isUserFacing, maxOutputTokensOf, parseModels, parseQuota } from '../../../src/providers/antigravity/models.ts';
+import { familyFromId, isUserFacing, maxOutputTokensOf, parseModels, parseQuota, thinkingBudgetOf } from '../../../src/providers/antigravity/models.ts';
 import catalog from '../../fixtures/antigravity/fetch-available-models.json';
 
 const body = catalog as unknown as Record<string, unknown>;
@@ -91,6 +91,12 @@ describe('parseQuota', () => {
   test('internal ids carry no quota rows', () => {
     expect(Object.keys(q).some((k) => k.startsWith('chat_') || k.startsWith('tab_'))).toBe(false);
   });
+
+  // Requests for a retired id go to its successor (parseModels' replaces), whose quota is the one
+  // kept; a row of its own would show /account-limits a model /v1/models does not list.
+  test('a deprecated id carries no quota row', () => {
+    expect(q['gemini-3.1-pro-high']).toBeUndefined();
+  });
 });
 
 test('family and visibility by id', () => {
@@ -114,5 +120,23 @@ describe('maxOutputTokensOf', () => {
     ['no catalog yet', undefined, 'a', undefined],
   ] as const)('%s', (_n, b, id, expected) => {
     expect(maxOutputTokensOf(b as Record<string, unknown> | undefined, id)).toBe(expected);
+  });
+});
+
+// models.resp (agy 1.2.0): gemini-3.8-flash-low 1000, gemini-3-flash -1 (dynamic).
+describe('thinkingBudgetOf', () => {
+  const listing = { models: { low: { thinkingBudget: 1000 }, dyn: { thinkingBudget: -1 }, zero: { thinkingBudget: 0 }, odd: { thinkingBudget: '9' }, none: {}, nul: null } };
+  test.each([
+    ['a listed budget', listing, 'low', 1000],
+    ['dynamic (-1) is a budget', listing, 'dyn', -1],
+    ['zero (proto3 default: not given) is none', listing, 'zero', undefined],
+    ['a string is none', listing, 'odd', undefined],
+    ['an entry without one', listing, 'none', undefined],
+    ['a null entry', listing, 'nul', undefined],
+    ['an unlisted model', listing, 'zz', undefined],
+    ['an inherited name', listing, '__proto__', undefined],
+    ['no catalog yet', undefined, 'low', undefined],
+  ] as const)('%s', (_n, b, id, expected) => {
+    expect(thinkingBudgetOf(b as Record<string, unknown> | undefined, id)).toBe(expected);
   });
 });

@@ -149,6 +149,15 @@ describe('happy paths', () => {
     expect(msg.usage.output_tokens).toBeGreaterThan(0);
   });
 
+  // GPT-OSS reasons whatever it is told: a client that did not ask for thinking must not get a
+  // thinking block first (Anthropic never sends one then; `content[0].text` would be undefined).
+  test('GPT-OSS reasoning reaches the client only when it asked for thinking', async () => {
+    const asked = await viaSdk('gpt-oss-120b-medium', { model: 'gpt-oss', max_tokens: 1000, thinking: { type: 'adaptive' }, messages: [{ role: 'user', content: 'hi' }] } as never);
+    expect(asked.content.map((b) => b.type)).toEqual(['thinking', 'text']);
+    const off = await viaSdk('gpt-oss-120b-medium', { model: 'gpt-oss', max_tokens: 1000, thinking: { type: 'disabled' }, messages: [{ role: 'user', content: 'hi' }] } as never);
+    expect(off.content.map((b) => b.type)).toEqual(['text']);
+  });
+
   test('the tool loop closes: a tool result gets the final answer', async () => {
     const first = await viaSdk('claude-sonnet-4-6', { ...toolTurn, thinking: undefined });
     const tool = first.content.find((b) => b.type === 'tool_use') as { id: string };
@@ -627,6 +636,21 @@ describe('output cap from the catalog', () => {
       const sent = fake.requests.findLast((r) => r.rpc === 'streamGenerateContent')!.body as { request: { generationConfig: Record<string, unknown> } };
       expect(sent.request.generationConfig.maxOutputTokens).toBe(16384);
       expect(sent.request.generationConfig.thinkingConfig).toEqual({ includeThoughts: true, thinkingBudget: 16383 });
+    } finally {
+      fake.setModels(defaultFakeModels());
+    }
+  });
+
+  test("a Gemini tier id thinks with the catalog's budget for it when the client names no budget or effort", async () => {
+    const models = defaultFakeModels();
+    models['gemini-3.8-flash-low'] = { ...models['gemini-3.8-flash-low'], thinkingBudget: 1500 };
+    fake.setModels(models);
+    try {
+      const a = account('tier@example.com');
+      await provider.models(a);
+      await collect(simple('hi', { max_tokens: 32000, thinking: { type: 'adaptive' } }), ctx({ account: a, model: 'gemini-3.8-flash-low' }));
+      const sent = fake.requests.findLast((r) => r.rpc === 'streamGenerateContent')!.body as { request: { generationConfig: Record<string, unknown> } };
+      expect(sent.request.generationConfig.thinkingConfig).toEqual({ includeThoughts: true, thinkingBudget: 1500 });
     } finally {
       fake.setModels(defaultFakeModels());
     }

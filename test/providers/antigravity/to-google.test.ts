@@ -668,6 +668,23 @@ describe('generationConfig (§7.9–§7.10)', () => {
     expect(translate({ stop_sequences: stops, thinking: { type: 'disabled' } }, 'claude-sonnet-4-6').request.generationConfig.stopSequences).toEqual(stops);
   });
 
+  // The user picked the tier by id (agy's runtime ids, §7.10): with no budget or effort from the
+  // client, a "-low" id must not think as much as "-high" (dynamic). The catalog's thinkingBudget
+  // for the id is the official client's value (models.resp: gemini-3.8-flash-low -> 1000).
+  test.each<[string, string, Partial<MessagesRequest>, number | undefined, number]>([
+    ['-low id, adaptive, no catalog yet: the tier from the id', 'gemini-3.8-flash-low', { thinking: { type: 'adaptive' } }, undefined, 1000],
+    ['-medium id, adaptive, no catalog yet', 'gemini-3.8-flash-medium', { thinking: { type: 'adaptive' } }, undefined, 4000],
+    ['-high id, adaptive: dynamic', 'gemini-3.8-flash-high', { thinking: { type: 'adaptive' } }, undefined, -1],
+    ['-low id with the catalog default', 'gemini-3.8-flash-low', { thinking: { type: 'adaptive' } }, 1200, 1200],
+    ['catalog says dynamic for an id without a tier', 'gemini-3-flash', { thinking: { type: 'adaptive' } }, -1, -1],
+    ['an effort from the client wins over the id', 'gemini-3.8-flash-low', { thinking: { type: 'adaptive' }, output_config: { effort: 'medium' } }, 1000, 4000],
+    ['an explicit budget wins over the id', 'gemini-3.8-flash-low', { thinking: { type: 'enabled', budget_tokens: 2048 } }, 1000, 2048],
+  ])('gemini tier of the runtime id: %s', (_n, model, r, catalogBudget, budget) => {
+    const o = catalogBudget === undefined ? opts(model) : { ...opts(model), thinkingBudget: catalogBudget };
+    const env = toGoogleRequest(req({ max_tokens: 32000, ...r }), o) as Json;
+    expect(env.request.generationConfig.thinkingConfig).toEqual({ includeThoughts: true, thinkingBudget: budget });
+  });
+
   test('a catalog output cap overrides the family default', () => {
     const env = toGoogleRequest(req({ max_tokens: 100000 }), { ...opts('gemini-3-flash'), maxOutputTokens: 65535 }) as Json;
     expect(env.request.generationConfig.maxOutputTokens).toBe(65535);
