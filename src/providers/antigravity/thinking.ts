@@ -1,5 +1,6 @@
 // generationConfig per model family (§7.9–§7.10): output caps, sampling, and how the client's
 // `thinking` / `output_config.effort` become Google's thinkingConfig.
+import { budgetForEffort, effortOf } from '../../anthropic/effort.ts';
 import type { MessagesRequest } from '../../anthropic/schema.ts';
 import type { ModelFamily } from '../provider.ts';
 
@@ -18,9 +19,7 @@ const CLAUDE_MIN_BUDGET = 1024;
 /** Head room left for the visible answer when an explicit budget would eat all of max_tokens ([NODE]). */
 const ANSWER_ROOM = 8192;
 
-// Claude has no effort knob on this backend; effort becomes a budget (opencode's tiers; the top one
-// is Anthropic's advice for an unspecified budget, min(max_tokens - 1, 31999)).
-const CLAUDE_EFFORT_BUDGET: Record<string, number> = { low: 8192, medium: 16_384, high: 31_999, xhigh: 31_999, max: 31_999 };
+// Claude has no effort knob on this backend: effort becomes a budget (anthropic/effort.ts).
 // Gemini: the official client's integers (flash low 1000 / medium 4000 / high -1 = dynamic; protocol §7.10).
 const GEMINI_EFFORT_BUDGET: Record<string, number> = { low: 1000, medium: 4000, high: -1, xhigh: -1, max: -1 };
 const GEMINI_25_MAX_BUDGET = 24_576;
@@ -58,7 +57,7 @@ export function planGeneration(req: MessagesRequest, family: ModelFamily, model:
   let maxOutputTokens = Math.min(req.max_tokens > 0 ? req.max_tokens : DEFAULT_MAX_TOKENS, cap);
   const config: Record<string, unknown> = {};
   const mode = req.thinking?.type;
-  const effort = typeof req.output_config?.effort === 'string' ? req.output_config.effort : undefined;
+  const effort = effortOf(req);
   let thinking = false;
 
   if (family === 'claude') {
@@ -76,7 +75,7 @@ export function planGeneration(req: MessagesRequest, family: ModelFamily, model:
         // max_tokens, and raising the output back above it would overflow again. When max_tokens
         // leaves no room for Claude's minimum 1024 (max_tokens ≤ 1024, e.g. a 1-token probe),
         // thinking is off rather than the output raised past what the client allowed.
-        budget = Math.min(CLAUDE_EFFORT_BUDGET[effort ?? 'high'] ?? CLAUDE_EFFORT_BUDGET.high!, maxOutputTokens - 1);
+        budget = Math.min(budgetForEffort(effort), maxOutputTokens - 1);
       }
       if (budget >= CLAUDE_MIN_BUDGET) config.thinkingConfig = { includeThoughts: true, thinkingBudget: budget };
       else thinking = false;
