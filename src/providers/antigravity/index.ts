@@ -15,7 +15,7 @@ import { openGenerateStream, postJson, type CloudCodeOptions } from './client.ts
 import { createClientVersion, versionGateIn } from './client-version.ts';
 import { createGoogleTranslator } from './from-google.ts';
 import { isImageGenerationModel, toImageGenerationEnvelope } from './image-generation.ts';
-import { maxOutputTokensOf, parseModels, parseQuota, quotaGroupOf, thinkingBudgetOf } from './models.ts';
+import { maxOutputTokensOf, parseModels, parseQuota, quotaGroupOf, slimCatalog, thinkingBudgetOf } from './models.ts';
 import { createTokenManager } from './oauth.ts';
 import {
   discoverProject,
@@ -253,8 +253,10 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
       const project = await (signal ? untilAborted(projectFor(account, token), signal) : projectFor(account, token));
       return postJson(cc, 'fetchAvailableModels', { project }, token, signal);
     });
-    catalog.set(account.id, { at: deps.now(), body });
-    return body;
+    // Kept per account for the server's life: only what is read from it, not Google's ~200 KB.
+    const slim = slimCatalog(body);
+    catalog.set(account.id, { at: deps.now(), body: slim });
+    return slim;
   }
 
   /** An exhausted quota names the account's other models of the same quota group, so none of them is tried in vain. */

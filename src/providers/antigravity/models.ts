@@ -91,6 +91,34 @@ export function parseModels(body: Record<string, unknown>): ModelInfo[] {
   return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
+/** The per-model fields the parsers here read; the entries carry many more (experiments, MIME types). */
+const ENTRY_FIELDS = ['displayName', 'supportsThinking', 'supportsImages', 'maxTokens', 'maxOutputTokens', 'thinkingBudget', 'quotaInfo'] as const;
+
+/**
+ * The catalog cut down to what the parsers here read, for keeping per account. Google's answer is
+ * about 200 KB of JSON (experiments, sort orders, MIME tables, internal ids) and each account's was
+ * kept whole for as long as the server ran; every parser gives the same answer on the cut.
+ */
+export function slimCatalog(body: Record<string, unknown>): Record<string, unknown> {
+  const models: Record<string, CatalogEntry> = {};
+  for (const [id, e] of entries(body)) {
+    const kept: Record<string, unknown> = {};
+    for (const f of ENTRY_FIELDS) if (e[f] !== undefined) kept[f] = e[f];
+    models[id] = kept as CatalogEntry;
+  }
+  const deprecated: Record<string, unknown> = {};
+  for (const [old, d] of Object.entries(deprecatedOf(body))) {
+    const next = d && typeof d === 'object' ? (d as { newModelId?: unknown }).newModelId : undefined;
+    deprecated[old] = typeof next === 'string' ? { newModelId: next } : {};
+  }
+  return {
+    models,
+    deprecatedModelIds: deprecated,
+    webSearchModelIds: idList(body.webSearchModelIds),
+    imageGenerationModelIds: idList(body.imageGenerationModelIds),
+  };
+}
+
 /** The catalog entry of `id` (own keys only), or undefined. */
 function entryOf(body: Record<string, unknown> | undefined, id: string): CatalogEntry | undefined {
   const models = body?.models;

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import { familyFromId, isUserFacing, maxOutputTokensOf, parseModels, parseQuota, thinkingBudgetOf } from '../../../src/providers/antigravity/models.ts';
+import { familyFromId, isUserFacing, maxOutputTokensOf, parseModels, parseQuota, slimCatalog, thinkingBudgetOf } from '../../../src/providers/antigravity/models.ts';
 import catalog from '../../fixtures/antigravity/fetch-available-models.json';
 
 const body = catalog as unknown as Record<string, unknown>;
@@ -138,5 +138,39 @@ describe('thinkingBudgetOf', () => {
     ['no catalog yet', undefined, 'low', undefined],
   ] as const)('%s', (_n, b, id, expected) => {
     expect(thinkingBudgetOf(b as Record<string, unknown> | undefined, id)).toBe(expected);
+  });
+});
+
+describe('slimCatalog', () => {
+  // Shaped like Google's full answer (agy 1.2.0's is 196 KB): what is never read outweighs the rest.
+  const heavy: Record<string, unknown> = {
+    ...body,
+    models: Object.fromEntries(
+      Object.entries(body.models as Record<string, Record<string, unknown>>).map(([id, e]) => [
+        id,
+        { ...e, supportedMimeTypes: Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`type/x-${i}`, true])), modelExperiments: { flags: 'x'.repeat(2000) } },
+      ]),
+    ),
+    agentModelSorts: [{ displayName: 'Recommended', groups: [{ modelIds: Array.from({ length: 50 }, (_, i) => `m${i}`) }] }],
+    experimentIds: Array.from({ length: 300 }, (_, i) => i),
+    deprecatedModelIds: { 'gemini-old': { newModelId: 'gemini-3-flash', oldModelEnum: 'E'.repeat(200), newModelEnum: 'N'.repeat(200) } },
+    webSearchModelIds: ['gemini-3-flash'],
+    imageGenerationModelIds: ['gemini-3.1-flash-image'],
+  };
+
+  test('every parser reads the cut-down catalog as it reads the whole one', () => {
+    const slim = slimCatalog(heavy);
+    expect(parseModels(slim)).toEqual(parseModels(heavy));
+    expect(parseQuota(slim)).toEqual(parseQuota(heavy));
+    for (const m of parseModels(heavy)) {
+      expect(maxOutputTokensOf(slim, m.id)).toBe(maxOutputTokensOf(heavy, m.id));
+      expect(thinkingBudgetOf(slim, m.id)).toBe(thinkingBudgetOf(heavy, m.id));
+    }
+  });
+
+  test('what is kept per account is a small part of what Google sends', () => {
+    const slim = slimCatalog(heavy);
+    expect(JSON.stringify(slim).length).toBeLessThan(JSON.stringify(heavy).length / 4);
+    expect(JSON.stringify(slim)).not.toContain('modelExperiments');
   });
 });
