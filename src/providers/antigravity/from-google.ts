@@ -181,9 +181,10 @@ export function createGoogleTranslator(opts: FromGoogleOptions): GoogleTranslato
         if (text === '') {
           if (!sig) continue; // Claude's leading and closing empty parts
           // Signature-only part: it belongs to the thinking block in progress (§8.1 fix). With no
-          // thinking open it signs an empty thought; after visible text it has nothing to sign.
+          // thinking open it signs an empty thought (unless the client never asked for thinking, and
+          // would get a block it cannot use); after visible text it has nothing to sign.
           if (open === 'thinking') noteSignature(sig);
-          else if (open === null) {
+          else if (open === null && showThoughts) {
             start();
             openBlock('thinking', { type: 'thinking', thinking: '', signature: '' });
             noteSignature(sig);

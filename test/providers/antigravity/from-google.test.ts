@@ -216,6 +216,12 @@ describe('state machine details', () => {
     expect(msg.content).toHaveLength(2);
   });
 
+  test('a signature-only part opens no thinking block for a client that did not ask for thinking', async () => {
+    const ev = await events([chunk([{ text: '', thoughtSignature: sigs.claude }]), chunk([{ text: 'x' }], 'STOP')], 'gpt', { thoughts: false });
+    assertValidSequence(ev);
+    expect((await accumulate(ev)).content).toEqual([{ type: 'text', text: 'x' }] as any);
+  });
+
   test('a signature-only part before any block opens a signed empty thinking block', async () => {
     const msg = await accumulate(await events([chunk([{ text: '', thoughtSignature: sigs.claude }]), chunk([{ text: 'x' }], 'STOP')]));
     expect(msg.content).toEqual([
