@@ -303,7 +303,8 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}, opts: { requireApi
     throw new ConfigError(`LOG_FORMAT must be "pretty" or "json", got "${env.LOG_FORMAT}"`);
   }
 
-  const zaiBaseUrl = url('ZAI_BASE_URL', env.ZAI_BASE_URL, DEFAULTS.zaiBaseUrl);
+  // Other tools take Z.AI's base with /v1 (or the whole /v1/messages); the client adds that itself.
+  const zaiBaseUrl = url('ZAI_BASE_URL', env.ZAI_BASE_URL, DEFAULTS.zaiBaseUrl).replace(/\/v1(?:\/messages)?$/i, '');
   const config: Config = {
     port: int(flags.port !== undefined ? '--port' : 'PORT', flags.port ?? env.PORT, DEFAULTS.port, 0, 65535),
     bindAddress: bindAddress(env.BIND_ADDRESS),

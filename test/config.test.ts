@@ -110,6 +110,14 @@ describe('precedence', () => {
     expect(loadConfig({ ...KEY }).zai.quotaUrl).toBe('https://api.z.ai/api/monitor/usage/quota/limit');
   });
 
+  test('ZAI_BASE_URL written the way other tools take it (ending in /v1 or /v1/messages) is the same endpoint, not a 404 on /v1/v1/messages', () => {
+    for (const raw of ['https://api.z.ai/api/anthropic/v1', 'https://api.z.ai/api/anthropic/v1/', 'https://api.z.ai/api/anthropic/v1/messages']) {
+      const c = loadConfig({ ...KEY, ZAI_BASE_URL: raw });
+      expect(c.zai.baseUrl).toBe('https://api.z.ai/api/anthropic');
+      expect(c.zai.quotaUrl).toBe('https://api.z.ai/api/monitor/usage/quota/limit');
+    }
+  });
+
   test('MODEL_MAP and FALLBACK_MAP take inline JSON or a path to a JSON file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'mcp-config-'));
     try {
