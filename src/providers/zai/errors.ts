@@ -246,7 +246,10 @@ export function classifyZaiError(
   else if (code === '1220' || code === '1311') resetAt = now + NO_MODEL_ACCESS_MS;
   else if (rule.kind === 'rate_limited' || rule.kind === 'capacity' || rule.kind === 'quota_exhausted') resetAt = retryAt;
 
-  let message = body.message || (status ? `Z.AI returned HTTP ${status}` : 'Z.AI request failed');
+  let message =
+    status && HTML.test(bodyText)
+      ? `Z.AI returned HTTP ${status} as an HTML error page`
+      : body.message || (status ? `Z.AI returned HTTP ${status}` : 'Z.AI request failed');
   const tooLong =
     rule.kind === 'bad_request' && (code === '1261' || (PROMPT_TOO_LONG.test(message) && !MAX_TOKENS.test(message))) && !/^prompt is too long/i.test(message);
   // The counts are read before the code is prefixed, so "[1210]" is never taken for a token count.

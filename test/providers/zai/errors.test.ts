@@ -162,6 +162,12 @@ describe('classifyZaiError', () => {
     expect(e.message).toBe('[1308] Usage limit reached for 5 hour. Your limit will reset at 2026-08-31 18:19:41');
   });
 
+  // A load balancer's page says nothing else: the status is what tells a 413 (too large) from a 502.
+  test('an HTML error page is reported with its HTTP status', () => {
+    expect(classifyZaiError(413, '<html><body><h1>413 Request Entity Too Large</h1></body></html>', H(), NOW).message).toContain('HTTP 413');
+    expect(classifyZaiError(502, '<html><body><h1>502 Bad Gateway</h1></body></html>', H(), NOW).message).toContain('HTTP 502');
+  });
+
   test('an HTML page is not copied into the message', () => {
     const e = classifyZaiError(502, '<html><body>' + 'x'.repeat(5000) + '</body></html>', H(), NOW);
     expect(e.message).not.toContain('<html>');
