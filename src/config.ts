@@ -195,6 +195,15 @@ function url(name: string, raw: string | undefined, def: string): string {
   return s.replace(/\/+$/, '');
 }
 
+/**
+ * The quota endpoint beside a Z.AI base URL: keys are bound to their region, so a China-region base
+ * (open.bigmodel.cn/api/anthropic) checked against api.z.ai's quota would refuse every key. Z.AI
+ * serves both under one /api prefix; a base of any other shape keeps the default.
+ */
+function zaiQuotaUrlFor(baseUrl: string): string {
+  return /\/anthropic$/.test(baseUrl) ? baseUrl.replace(/\/anthropic$/, '/monitor/usage/quota/limit') : DEFAULTS.zaiQuotaUrl;
+}
+
 function stringMap(name: string, raw: string | undefined, home: string): Record<string, string> {
   if (!raw || !raw.trim()) return {};
   let text = raw.trim();
@@ -294,6 +303,8 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}, opts: { requireApi
     throw new ConfigError(`LOG_FORMAT must be "pretty" or "json", got "${env.LOG_FORMAT}"`);
   }
 
+  // Other tools take Z.AI's base with /v1 (or the whole /v1/messages); the client adds that itself.
+  const zaiBaseUrl = url('ZAI_BASE_URL', env.ZAI_BASE_URL, DEFAULTS.zaiBaseUrl).replace(/\/v1(?:\/messages)?$/i, '');
   const config: Config = {
     port: int(flags.port !== undefined ? '--port' : 'PORT', flags.port ?? env.PORT, DEFAULTS.port, 0, 65535),
     bindAddress: bindAddress(env.BIND_ADDRESS),
@@ -344,8 +355,8 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}, opts: { requireApi
     modelMap: stringMap('MODEL_MAP', env.MODEL_MAP, homeOf(env)),
     fallbackMap: stringMap('FALLBACK_MAP', env.FALLBACK_MAP, homeOf(env)),
     zai: {
-      baseUrl: url('ZAI_BASE_URL', env.ZAI_BASE_URL, DEFAULTS.zaiBaseUrl),
-      quotaUrl: url('ZAI_QUOTA_URL', env.ZAI_QUOTA_URL, DEFAULTS.zaiQuotaUrl),
+      baseUrl: zaiBaseUrl,
+      quotaUrl: url('ZAI_QUOTA_URL', env.ZAI_QUOTA_URL, zaiQuotaUrlFor(zaiBaseUrl)),
       stripBetas: bool('ZAI_STRIP_BETAS', env.ZAI_STRIP_BETAS, false),
     },
     antigravity: {

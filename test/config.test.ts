@@ -100,6 +100,24 @@ describe('precedence', () => {
     expect(c.antigravity.endpoints).toEqual(['http://127.0.0.1:1/a', 'http://127.0.0.1:2/b']);
   });
 
+  test("ZAI_BASE_URL for the China region (bigmodel.cn) takes the quota endpoint with it: keys are region-bound, and the quota call checks them", () => {
+    const cn = loadConfig({ ...KEY, ZAI_BASE_URL: 'https://open.bigmodel.cn/api/anthropic/' });
+    expect(cn.zai.baseUrl).toBe('https://open.bigmodel.cn/api/anthropic');
+    expect(cn.zai.quotaUrl).toBe('https://open.bigmodel.cn/api/monitor/usage/quota/limit');
+    // An explicit ZAI_QUOTA_URL wins; a base URL of another shape (a relay) leaves the default.
+    expect(loadConfig({ ...KEY, ZAI_BASE_URL: 'https://open.bigmodel.cn/api/anthropic', ZAI_QUOTA_URL: 'http://127.0.0.1:9/q' }).zai.quotaUrl).toBe('http://127.0.0.1:9/q');
+    expect(loadConfig({ ...KEY, ZAI_BASE_URL: 'https://relay.example/glm' }).zai.quotaUrl).toBe('https://api.z.ai/api/monitor/usage/quota/limit');
+    expect(loadConfig({ ...KEY }).zai.quotaUrl).toBe('https://api.z.ai/api/monitor/usage/quota/limit');
+  });
+
+  test('ZAI_BASE_URL written the way other tools take it (ending in /v1 or /v1/messages) is the same endpoint, not a 404 on /v1/v1/messages', () => {
+    for (const raw of ['https://api.z.ai/api/anthropic/v1', 'https://api.z.ai/api/anthropic/v1/', 'https://api.z.ai/api/anthropic/v1/messages']) {
+      const c = loadConfig({ ...KEY, ZAI_BASE_URL: raw });
+      expect(c.zai.baseUrl).toBe('https://api.z.ai/api/anthropic');
+      expect(c.zai.quotaUrl).toBe('https://api.z.ai/api/monitor/usage/quota/limit');
+    }
+  });
+
   test('MODEL_MAP and FALLBACK_MAP take inline JSON or a path to a JSON file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'mcp-config-'));
     try {

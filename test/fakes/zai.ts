@@ -20,7 +20,9 @@ export type FakeZaiCode =
   | '1308'
   | '1309'
   | '1310'
+  | '1311'
   | '1313'
+  | '1316'
   | '500';
 
 export type FakeZaiMode =
@@ -338,6 +340,11 @@ function errorResponse(code: FakeZaiCode, now: number, resetAt?: number): Respon
     case '1310':
       // Seen without the top-level "type" key (§3.5).
       return envelope(429, 'rate_limit_error', '1310', `Weekly/Monthly Limit Exhausted. Your limit will reset at ${chinaTime(resetAt ?? now + 72 * HOUR)}`, false);
+    // 1311 and 1316 as Z.AI's api-code table lists them (docs.z.ai/api-reference/api-code): both 429.
+    case '1311':
+      return envelope(429, 'rate_limit_error', '1311', 'Your current subscription plan does not yet include access to GLM-5');
+    case '1316':
+      return envelope(429, 'rate_limit_error', '1316', `Usage limit reached for the past 5 hours. Insufficient balance for extra usage. Resets at ${chinaTime(resetAt ?? now + 2 * HOUR)}.`);
     case '1313':
       return envelope(403, 'permission_error', '1313', 'Your account has been restricted for violating the fair use policy');
     case '500':

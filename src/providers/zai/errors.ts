@@ -11,7 +11,7 @@ const CST_OFFSET = 8 * HOUR;
 /** 1302/1303 throttles lift quickly; cool the key down briefly when Z.AI gives no time. */
 const SHORT_COOLDOWN_MS = 5_000;
 /**
- * 1220 (no access to the model on this key's plan) rests that model on the key this long: a plan
+ * 1220 / 1311 (no access to the model on this key's plan) rest that model on the key this long: a plan
  * rarely changes, but an upgrade is picked up within the hour at the cost of one failed-over call.
  */
 const NO_MODEL_ACCESS_MS = HOUR;
@@ -19,9 +19,10 @@ const MAX_MESSAGE = 300;
 
 const CODE_PREFIX = /^\s*\[(\d{3,5})\]/;
 const BRACKETED = /^\s*\[(\d{3,5})\]\s*\[([\s\S]*?)\](?:\s*\[[^\]]*\])?\s*$/;
-const RESET_AT = /reset at\s+(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})/i;
+/** "reset at" (1308/1310) or "Resets at" (1316-1321); a zone, when one is written, is honoured. */
+const RESET_AT = /resets? at\s+(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(Z|[+-]\d{2}:?\d{2})?/i;
 /** The China region (bigmodel.cn) words 1308/1310 in Chinese; the one time in it is the reset. */
-const ANY_TIME = /(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})/;
+const ANY_TIME = /(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(Z|[+-]\d{2}:?\d{2})?/;
 const HTML = /^\s*</;
 /** Z.AI's ways of saying the conversation no longer fits the model's context. */
 const PROMPT_TOO_LONG = /prompt is too long|prompt exceeds max length|context length exceeded|exceeds the maximum number of tokens/i;
@@ -44,9 +45,18 @@ interface ParsedBody {
 export function parseZaiResetAt(text: string, anyTime = false): number | null {
   const m = RESET_AT.exec(text) ?? (anyTime ? ANY_TIME.exec(text) : null);
   if (!m) return null;
-  const [, y, mo, d, h, mi, s] = m;
+  const [, y, mo, d, h, mi, s, zone] = m;
   const utc = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s));
-  return Number.isFinite(utc) ? utc - CST_OFFSET : null;
+  return Number.isFinite(utc) ? utc - zoneOffset(zone) : null;
+}
+
+/** Offset of a written zone ("Z", "+08:00", "-0500") in ms; none written is China time. */
+function zoneOffset(zone: string | undefined): number {
+  if (!zone) return CST_OFFSET;
+  if (zone.toUpperCase() === 'Z') return 0;
+  const sign = zone[0] === '-' ? -1 : 1;
+  const digits = zone.slice(1).replace(':', '');
+  return sign * (Number(digits.slice(0, 2)) * HOUR + Number(digits.slice(2)) * 60_000);
 }
 
 /** The next midnight in China (UTC+8) after now: when Z.AI's daily limits (1304) reset. */
@@ -123,6 +133,14 @@ const CODE_RULES: Record<string, Rule> = {
   '1304': { kind: 'quota_exhausted', scope: 'account' },
   '1308': { kind: 'quota_exhausted', scope: 'account' },
   '1310': { kind: 'quota_exhausted', scope: 'account' },
+  // The 5-hour (1316, 1318, 1320) and 7-day (1317, 1319, 1321) windows spent, with no extra-usage
+  // balance or spend limit left to go on: the same quota as 1308/1310, "Resets at" in the message.
+  '1316': { kind: 'quota_exhausted', scope: 'account' },
+  '1317': { kind: 'quota_exhausted', scope: 'account' },
+  '1318': { kind: 'quota_exhausted', scope: 'account' },
+  '1319': { kind: 'quota_exhausted', scope: 'account' },
+  '1320': { kind: 'quota_exhausted', scope: 'account' },
+  '1321': { kind: 'quota_exhausted', scope: 'account' },
   '1110': { kind: 'invalid_account', scope: 'account' },
   '1111': { kind: 'invalid_account', scope: 'account' },
   '1112': { kind: 'invalid_account', scope: 'account' },
@@ -130,10 +148,14 @@ const CODE_RULES: Record<string, Rule> = {
   '1121': { kind: 'invalid_account', scope: 'account' },
   '1309': { kind: 'invalid_account', scope: 'account' },
   '1313': { kind: 'invalid_account', scope: 'account' },
+  '1314': { kind: 'invalid_account', scope: 'account' }, // enterprise package expired
+  '1315': { kind: 'invalid_account', scope: 'account' }, // key of another product type (enterprise only)
   // "You do not have permission to access ${API_name}": on the Anthropic surface the API is the
   // model (glm-5 on a plan without it). Only that model is out; the key serves the others, and a
   // key of a bigger plan may serve this one, so it fails over. No key's plan: the client is told so.
   '1220': { kind: 'no_access', scope: 'model' },
+  // "Your current subscription plan does not yet include access to ${model_name}": said plainly.
+  '1311': { kind: 'no_access', scope: 'model' },
   '1211': { kind: 'not_found' },
   '1221': { kind: 'not_found' },
   '1222': { kind: 'not_found' },
@@ -220,11 +242,14 @@ export function classifyZaiError(
   let resetAt: number | null = null;
   if (code === '1302' || code === '1303' || code === '1231') resetAt = retryAt ?? now + SHORT_COOLDOWN_MS;
   else if (code === '1304') resetAt = nextChinaMidnight(now);
-  else if (code === '1308' || code === '1310') resetAt = parseZaiResetAt(body.message, true) ?? retryAt;
-  else if (code === '1220') resetAt = now + NO_MODEL_ACCESS_MS;
+  else if (rule.kind === 'quota_exhausted' && code !== null) resetAt = parseZaiResetAt(body.message, true) ?? retryAt;
+  else if (code === '1220' || code === '1311') resetAt = now + NO_MODEL_ACCESS_MS;
   else if (rule.kind === 'rate_limited' || rule.kind === 'capacity' || rule.kind === 'quota_exhausted') resetAt = retryAt;
 
-  let message = body.message || (status ? `Z.AI returned HTTP ${status}` : 'Z.AI request failed');
+  let message =
+    status && HTML.test(bodyText)
+      ? `Z.AI returned HTTP ${status} as an HTML error page`
+      : body.message || (status ? `Z.AI returned HTTP ${status}` : 'Z.AI request failed');
   const tooLong =
     rule.kind === 'bad_request' && (code === '1261' || (PROMPT_TOO_LONG.test(message) && !MAX_TOKENS.test(message))) && !/^prompt is too long/i.test(message);
   // The counts are read before the code is prefixed, so "[1210]" is never taken for a token count.

@@ -68,6 +68,29 @@ const table: Row[] = [
   ['1111 missing account', 403, nat(1111, 'no account'), {}, { kind: 'invalid_account', code: '1111' }],
   ['1112 locked', 403, nat(1112, 'locked'), {}, { kind: 'invalid_account', code: '1112' }],
   ['1121 irregular activity', 403, nat(1121, 'locked'), {}, { kind: 'invalid_account', code: '1121' }],
+  // Codes of Z.AI's current api-code table (docs.z.ai/api-reference/api-code), all on HTTP 429: a
+  // plain 429 reading would rest one model for a minute and retry a week-long limit in vain.
+  ['1311 plan without the model rests that model on the key, for an hour', 429, anth('rate_limit_error', '1311', 'Your current subscription plan does not yet include access to GLM-5'), {}, { kind: 'no_access', code: '1311', scope: 'model', resetAt: NOW + 3_600_000 }],
+  ['1314 enterprise package expired', 429, nat('1314', 'Your enterprise package has expired. Please contact your enterprise administrator.'), {}, { kind: 'invalid_account', code: '1314', scope: 'account' }],
+  ['1315 key of another product type', 429, nat('1315', 'This API Key is limited to enterprise coding package scenarios.'), {}, { kind: 'invalid_account', code: '1315', scope: 'account' }],
+  [
+    '1316 five-hour limit without extra-usage balance, until its "Resets at"',
+    429,
+    anth('rate_limit_error', '1316', 'Usage limit reached for the past 5 hours. Insufficient balance for extra usage. Resets at 2026-08-31 18:19:41.'),
+    {},
+    { kind: 'quota_exhausted', code: '1316', resetAt: Date.UTC(2026, 7, 31, 10, 19, 41), scope: 'account' },
+  ],
+  [
+    '1317 seven-day limit without extra-usage balance',
+    429,
+    nat('1317', 'Usage limit reached for the past 7 days. Insufficient balance for extra usage. Resets at 2026-09-03 10:03:40.'),
+    {},
+    { kind: 'quota_exhausted', code: '1317', resetAt: Date.UTC(2026, 8, 3, 2, 3, 40), scope: 'account' },
+  ],
+  ['1318 five-hour limit, monthly spend limit', 429, nat('1318', 'Usage limit reached for the past 5 hours. Extra usage is not available due to monthly spend limit. Resets at 2026-08-31 18:19:41.'), {}, { kind: 'quota_exhausted', code: '1318', resetAt: Date.UTC(2026, 7, 31, 10, 19, 41), scope: 'account' }],
+  ['1321 seven-day limit, monthly spend limit', 429, nat(1321, 'Usage limit reached for the past 7 days. Extra usage is not available due to monthly spend limit. Resets at 2026-09-03 10:03:40.'), {}, { kind: 'quota_exhausted', code: '1321', resetAt: Date.UTC(2026, 8, 3, 2, 3, 40), scope: 'account' }],
+  // A time that names its zone is read in it, not as China time.
+  ['a reset time written in UTC is read as UTC', 429, nat('1310', 'Weekly/Monthly Limit Exhausted. Your limit will reset at 2026-09-03T00:00:00Z'), {}, { kind: 'quota_exhausted', resetAt: Date.UTC(2026, 8, 3, 0, 0, 0) }],
   ['1002 on 401 is auth', 401, nat('1002', 'Authorization Token is invalid'), {}, { kind: 'auth', code: '1002' }],
   ['1000 on 401 is auth', 401, nat('1000', 'Authentication failed'), {}, { kind: 'auth', code: '1000' }],
   // An auth code is about the key whatever the status: 'auth', so the client hears a retryable
@@ -137,6 +160,12 @@ describe('classifyZaiError', () => {
   test('the message drops the bracket wrapping and the request id but keeps the code', () => {
     const e = classifyZaiError(429, anth('rate_limit_error', '1308', 'Usage limit reached for 5 hour. Your limit will reset at 2026-08-31 18:19:41'), H(), NOW);
     expect(e.message).toBe('[1308] Usage limit reached for 5 hour. Your limit will reset at 2026-08-31 18:19:41');
+  });
+
+  // A load balancer's page says nothing else: the status is what tells a 413 (too large) from a 502.
+  test('an HTML error page is reported with its HTTP status', () => {
+    expect(classifyZaiError(413, '<html><body><h1>413 Request Entity Too Large</h1></body></html>', H(), NOW).message).toContain('HTTP 413');
+    expect(classifyZaiError(502, '<html><body><h1>502 Bad Gateway</h1></body></html>', H(), NOW).message).toContain('HTTP 502');
   });
 
   test('an HTML page is not copied into the message', () => {

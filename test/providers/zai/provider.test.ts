@@ -220,6 +220,8 @@ describe(`${httpClient} client`, () => {
       ['1309 plan expired', { kind: 'error', code: '1309' }, 'invalid_account', { code: '1309' }],
       ['1313 fair use', { kind: 'error', code: '1313' }, 'invalid_account', { code: '1313' }],
       ['1220 no access to the model: only that model rests', { kind: 'error', code: '1220' }, 'no_access', { code: '1220', resetAt: 'set', scope: 'model' }],
+      ['1311 (a 429) plan without the model: only that model rests, no throttle', { kind: 'error', code: '1311' }, 'no_access', { code: '1311', resetAt: 'set', scope: 'model' }],
+      ['1316 (a 429) five-hour window spent: the key rests until its reset', { kind: 'error', code: '1316' }, 'quota_exhausted', { code: '1316', resetAt: 'set', scope: 'account' }],
       ['1211 unknown model', { kind: 'error', code: '1211' }, 'not_found', { code: '1211' }],
       ['1214 invalid input', { kind: 'error', code: '1214' }, 'bad_request', { code: '1214' }],
       ['500 internal', { kind: 'error', code: '500' }, 'transient', { code: '500' }],

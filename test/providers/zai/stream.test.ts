@@ -57,6 +57,21 @@ describe('createStreamRepair', () => {
     expect((out[4] as { usage: unknown }).usage).toEqual({ output_tokens: 0 });
   });
 
+  // Z.AI's message_start always says 0 tokens in (zai-org/GLM-5#139); the real counts come only in
+  // message_delta, where the SDK and Claude Code take them: they must reach the client there.
+  test('the input and cache counts Z.AI gives only in message_delta are passed on in it', () => {
+    const out = run([
+      start({ input_tokens: 0, output_tokens: 0 }),
+      bStart(0, { type: 'text', text: '' }),
+      bDelta(0, { type: 'text_delta', text: 'x' }),
+      bStop(0),
+      mDelta('end_turn', { input_tokens: 14, output_tokens: 3, cache_read_input_tokens: 2048 }),
+      STOP,
+    ]);
+    assertValidSequence(out);
+    expect(out.find((e) => e.type === 'message_delta')!.usage).toEqual({ input_tokens: 14, output_tokens: 3, cache_read_input_tokens: 2048 });
+  });
+
   test('removes empty text blocks and renumbers the blocks after them', () => {
     const out = run([
       start({}),
