@@ -18,8 +18,14 @@ export async function checkHealth(baseUrl: string, timeoutMs: number): Promise<{
     }
     return { ok: res.status === 200, line: `${url}: ${res.status}${status ? ` ${status}` : ''}` };
   } catch (err) {
-    const e = err as Error;
-    const why = e.name === 'TimeoutError' ? `no answer within ${timeoutMs}ms` : e.message;
+    const e = err as Error & { code?: string };
+    const why =
+      e.name === 'TimeoutError'
+        ? `no answer within ${timeoutMs}ms`
+        : e.code === 'ECONNREFUSED'
+          ? // Bun says "Is the computer able to access the url?": usually the server is just not running.
+            'nothing is listening there (is `mcp serve` running, on this port? --url or PORT name another)'
+          : e.message;
     return { ok: false, line: `${url}: ${why}` };
   }
 }

@@ -42,6 +42,20 @@ test('nothing listening is unhealthy, not a crash', async () => {
   expect(r.err).toStartWith(`mcp: unhealthy: http://127.0.0.1:${dead}/health: `);
 });
 
+// Bun's own words were "ECONNREFUSED: Unable to connect. Is the computer able to access the url?",
+// which sends a user looking at the network when the server is simply not running (or on another port).
+test('nothing listening says so and what to do, in one line', async () => {
+  const probe = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('') });
+  const dead = probe.port;
+  probe.stop(true);
+  const r = await run('health', '--url', `http://127.0.0.1:${dead}`);
+  expect(r).toEqual({
+    code: 1,
+    out: '',
+    err: `mcp: unhealthy: http://127.0.0.1:${dead}/health: nothing is listening there (is \`mcp serve\` running, on this port? --url or PORT name another)\n`,
+  });
+});
+
 test('a server that does not answer in time is unhealthy after --timeout', async () => {
   const started = Date.now();
   const r = await checkHealth(`http://127.0.0.1:${slow.port}`, 200);
