@@ -143,6 +143,11 @@ function checkFlags(args: ArgsDef, rest: string[], path: string[]): void {
   const { all, valued } = flagNames(args);
   const see = `(see \`mcp ${path.join(' ')}${path.length ? ' ' : ''}--help\`)`;
   const places = Object.values(args).filter((d) => d.type === 'positional').length;
+  /** The value placeholder of a valued option, by any of its names (`label` -> `name`). */
+  const hintOf = (name: string): string => {
+    const [key, def] = Object.entries(args).find(([k, d]) => k === name || camel(k) === name || [(d as { alias?: string | string[] }).alias].flat().includes(name)) ?? [name, {}];
+    return (def as { valueHint?: string }).valueHint ?? key;
+  };
   let positionals = 0;
   const positional = (a: string): void => {
     if (++positionals > places) throw new UsageError(`unexpected argument "${a}" ${see}`);
@@ -151,7 +156,7 @@ function checkFlags(args: ArgsDef, rest: string[], path: string[]): void {
     const a = rest[i]!;
     if (a === '--') {
       for (const p of rest.slice(i + 1)) positional(p);
-      return;
+      break;
     }
     if (!a.startsWith('-') || a === '-') {
       positional(a);
@@ -168,7 +173,21 @@ function checkFlags(args: ArgsDef, rest: string[], path: string[]): void {
         throw new UsageError(`${flag} is on or off: give it alone, or =true / =false, not "${value}" ${see}`);
       }
     }
-    if (!a.includes('=') && valued.has(name) && !a.startsWith('--no-')) i++;
+    if (!a.includes('=') && valued.has(name) && !a.startsWith('--no-')) {
+      // Last, or followed by another of this command's options: citty would take "" or that option as the value.
+      const next = rest[i + 1];
+      const nextName = next?.startsWith('--') ? next.slice(2).split('=')[0]! : null;
+      if (next === undefined || (nextName !== null && (all.has(nextName) || all.has(nextName.replace(/^no-/, ''))))) {
+        throw new UsageError(`${flag} needs a value: ${flag} <${hintOf(name)}> ${see}`);
+      }
+      i++;
+    }
+  }
+  const required = Object.entries(args).filter(([, d]) => d.type === 'positional' && d.required !== false);
+  const missing = required[positionals];
+  if (missing) {
+    const [argName, def] = missing;
+    throw new UsageError(`missing <${argName}>${def.description ? `: ${def.description}` : ''} ${see}`);
   }
 }
 

@@ -131,6 +131,27 @@ describe('what a command does not take is a usage error (exit 2), not silently i
     expect((await run(['accounts', 'list', '--json=yes'])).code).toBe(2);
   });
 
+  // citty said "Missing required positional argument: ACCOUNT", and took a valued option given last as
+  // "" (`accounts add --provider zai --label` then complained about --api-key, not --label).
+  test('a missing argument, or an option left without its value, is named with where to look', async () => {
+    expect(await run(['accounts', 'remove'])).toEqual({
+      code: 2,
+      out: '',
+      err: 'mcp: missing <account>: Account id or label (see `mcp accounts remove --help`)\n',
+    });
+    expect(await run(['accounts', 'add', '--provider', 'zai', '--label'])).toEqual({
+      code: 2,
+      out: '',
+      err: 'mcp: --label needs a value: --label <name> (see `mcp accounts add --help`)\n',
+    });
+    expect((await run(['accounts', 'add', '--label', '--provider', 'zai'])).err).toBe(
+      'mcp: --label needs a value: --label <name> (see `mcp accounts add --help`)\n',
+    );
+    expect((await run(['serve', '--soft-limit'])).err).toBe(
+      'mcp: --soft-limit needs a value: --soft-limit <threshold> (see `mcp serve --help`)\n',
+    );
+  });
+
   test('=true and =false are still understood', async () => {
     expect((await run(['accounts', 'list', '--json=true'])).out).toBe('[]\n');
     expect((await run(['accounts', 'list', '--json=false'])).out).not.toBe('[]\n');
