@@ -113,7 +113,7 @@ async function resolveCommand(root: AnyCommand, argv: string[]): Promise<Resolve
   for (;;) {
     const subs = cmd.subCommands ? await resolve(cmd.subCommands) : undefined;
     if (!subs || Object.keys(subs).length === 0) break;
-    const { valued } = flagNames(cmd.args ? await resolve(cmd.args) : {});
+    const { all, valued } = flagNames(cmd.args ? await resolve(cmd.args) : {});
     let i = 0;
     for (; i < rest.length; i++) {
       const a = rest[i]!;
@@ -122,7 +122,15 @@ async function resolveCommand(root: AnyCommand, argv: string[]): Promise<Resolve
         break;
       }
       if (!a.startsWith('-')) break;
-      if (!a.includes('=') && valued.has(a.replace(/^-+/, ''))) i++;
+      const name = a.replace(/^-+/, '').split('=')[0]!;
+      // citty would drop it (`mcp accounts --json list`) or take its value for the command word.
+      if (!all.has(name) && !['h', 'help', 'v', 'version'].includes(name)) {
+        const owner = rest.find((w) => Object.hasOwn(subs, w));
+        const where = [...path, owner ?? '<command>'].join(' ');
+        const see = `see \`mcp ${path.join(' ')}${path.length ? ' ' : ''}--help\``;
+        throw new UsageError(`unknown option ${a.split('=')[0]} (options go after the command, e.g. \`mcp ${where} ${a.split('=')[0]}\`; ${see})`);
+      }
+      if (!a.includes('=') && valued.has(name)) i++;
     }
     const word = rest[i];
     if (word === undefined) break;

@@ -152,6 +152,22 @@ describe('what a command does not take is a usage error (exit 2), not silently i
     );
   });
 
+  // `mcp --port 8080 serve` said 'unknown command "8080"', and `mcp accounts --json list` printed the
+  // table, the --json dropped without a word.
+  test('an option before the command word it belongs to is refused, naming it', async () => {
+    expect(await run(['--port', '8080', 'serve'])).toEqual({
+      code: 2,
+      out: '',
+      err: 'mcp: unknown option --port (options go after the command, e.g. `mcp serve --port`; see `mcp --help`)\n',
+    });
+    expect(await run(['accounts', '--json', 'list'])).toEqual({
+      code: 2,
+      out: '',
+      err: 'mcp: unknown option --json (options go after the command, e.g. `mcp accounts list --json`; see `mcp accounts --help`)\n',
+    });
+    expect((await run(['--help', 'serve'])).code).toBe(0);
+  });
+
   test('=true and =false are still understood', async () => {
     expect((await run(['accounts', 'list', '--json=true'])).out).toBe('[]\n');
     expect((await run(['accounts', 'list', '--json=false'])).out).not.toBe('[]\n');
