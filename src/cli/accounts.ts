@@ -404,6 +404,7 @@ const addCommand = defineCommand({
       }
 
       // antigravity: one of three Google login paths, all ending in {email, credentials, meta}.
+      const callbackPort = parseCallbackPort(args['callback-port']);
       const config = cliConfig();
       const login = await import('./google-login.ts');
       const sayLine = (line: string) => warn(line);
@@ -428,7 +429,7 @@ const addCommand = defineCommand({
         }
         result = await login.loginWithBrowser({
           config,
-          callbackPort: parseCallbackPort(args['callback-port']),
+          callbackPort,
           openBrowser,
           say: sayLine,
           timeoutMs: 5 * 60_000,

@@ -521,3 +521,20 @@ describe('opening the browser', () => {
     expect(browserCommand('linux', url)).toEqual(['xdg-open', url]);
   });
 });
+
+describe('a bad --callback-port', () => {
+  // It was checked only as the browser login began, after the hint for headless machines was printed.
+  test('is refused on its own line before anything else is said or started', async () => {
+    const saved = process.env.DISPLAY;
+    delete process.env.DISPLAY;
+    try {
+      expect(await runCaptured(['accounts', 'add', '--provider', 'antigravity', '--callback-port', '99999'])).toEqual({
+        code: 2,
+        out: '',
+        err: 'mcp: --callback-port must be a port number (0-65535), got "99999"\n',
+      });
+    } finally {
+      if (saved !== undefined) process.env.DISPLAY = saved;
+    }
+  });
+});
