@@ -117,3 +117,20 @@ test('a --url that is not http(s) is a usage error (exit 2) naming the flag', as
   expect(r.code).toBe(2);
   expect(r.err).toBe('mcp: --url must be an http:// or https:// address, got "ftp://127.0.0.1/"\n');
 });
+
+// /health answers 200 while the process runs (a container without accounts yet is not restarted), so
+// `mcp health` printed "healthy: …: 200 unavailable" for a pool that could serve nothing.
+test('a server up with a pool that cannot serve exits 0 but says what the status means and where to look', async () => {
+  for (const [status, hint] of [
+    ['no_accounts', 'the server is up, with no account yet: `mcp accounts add`'],
+    ['unavailable', 'the server is up, but no account can serve now: see `mcp accounts list`'],
+  ] as const) {
+    const up = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => Response.json({ status }) });
+    try {
+      const r = await run('health', '--url', `http://127.0.0.1:${up.port}`);
+      expect(r).toEqual({ code: 0, out: `healthy: http://127.0.0.1:${up.port}/health: 200 ${status} (${hint})\n`, err: '' });
+    } finally {
+      up.stop(true);
+    }
+  }
+});
