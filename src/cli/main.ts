@@ -212,7 +212,9 @@ export function describeError(err: unknown): { message: string; code: number } {
 }
 
 /** Runs the CLI with argv (without the program name) and returns the exit code. */
-export async function runCli(argv: string[], root: AnyCommand = rootCommand as AnyCommand): Promise<number> {
+export async function runCli(given: string[], root: AnyCommand = rootCommand as AnyCommand): Promise<number> {
+  // citty reads `-p=9000` as the value "=9000": split a short option's `=value` off, as for --port=9000.
+  const argv = given.flatMap((a) => (/^-[A-Za-z]=/.test(a) ? [a.slice(0, 2), a.slice(3)] : [a]));
   try {
     if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) {
       io.out(`${versionLine()}\n`);

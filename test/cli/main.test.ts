@@ -168,6 +168,16 @@ describe('what a command does not take is a usage error (exit 2), not silently i
     expect((await run(['--help', 'serve'])).code).toBe(0);
   });
 
+  // citty read `-p=9000` as the port "=9000".
+  test('a short option with = takes the value after it, as the long form does', async () => {
+    process.env.PROXY_API_KEY = 'k-FAKE-main';
+    try {
+      expect(await run(['serve', '-p=70000'])).toEqual({ code: 2, out: '', err: 'mcp: --port must be between 0 and 65535, got 70000\n' });
+    } finally {
+      delete process.env.PROXY_API_KEY;
+    }
+  });
+
   test('=true and =false are still understood', async () => {
     expect((await run(['accounts', 'list', '--json=true'])).out).toBe('[]\n');
     expect((await run(['accounts', 'list', '--json=false'])).out).not.toBe('[]\n');
