@@ -330,8 +330,9 @@ const addCommand = defineCommand({
       if (provider === 'antigravity' && args['api-key'] !== undefined) {
         throw new UsageError('--api-key is for --provider zai; a Google account takes --refresh-token or a browser login');
       }
-      if (provider === 'zai' && args['refresh-token'] !== undefined) {
-        throw new UsageError('--refresh-token is for --provider antigravity; a Z.AI account takes --api-key');
+      if (provider === 'zai') {
+        const google = args['refresh-token'] !== undefined ? '--refresh-token' : args.browser === false ? '--no-browser' : args['callback-port'] !== undefined ? '--callback-port' : null;
+        if (google) throw new UsageError(`${google} is for --provider antigravity; a Z.AI account takes --api-key`);
       }
 
       if (provider === 'zai') {

@@ -538,3 +538,15 @@ describe('a bad --callback-port', () => {
     }
   });
 });
+
+describe('a Google login option given for a Z.AI key', () => {
+  // --refresh-token was refused, but --no-browser and --callback-port were dropped without a word.
+  test('is refused, naming the option, and nothing is added', async () => {
+    for (const extra of [['--refresh-token', '1//x'], ['--no-browser'], ['--callback-port', '5000']]) {
+      const r = await runCaptured(['accounts', 'add', '--provider', 'zai', '--api-key', KEY, ...extra]);
+      expect(r.code).toBe(2);
+      expect(r.err).toStartWith(`mcp: ${extra[0]} is for --provider antigravity`);
+    }
+    expect((await runCaptured(['accounts', 'list', '--json'])).out).toBe('[]\n');
+  });
+});
