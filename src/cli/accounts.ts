@@ -600,6 +600,8 @@ const verifyCommand = defineCommand({
       const { createProviders } = await import('../providers/index.ts');
       const providers = createProviders(config, providerDeps(db));
       let failed = 0;
+      // Each verdict is printed as it comes: the widths are known up front, so the lines still align.
+      const labelWidth = Math.max(...accounts.map((a) => a.label.length));
       for (const acc of accounts) {
         const provider = providers[acc.provider];
         let verdict: { ok: boolean; detail: string };
@@ -619,7 +621,7 @@ const verifyCommand = defineCommand({
         if (verdict.ok && acc.status === 'invalid' && setStatusIf(db, acc.id, ['invalid'], { status: 'active', statusReason: null, verifyUrl: null })?.changed) {
           back = ` (was invalid: ${acc.statusReason ?? 'no reason'}; back in rotation)`;
         }
-        say(`${verdict.ok ? 'ok  ' : 'FAIL'}  ${acc.id}  ${acc.label}  ${acc.provider}: ${verdict.detail}${back}`);
+        say(`${verdict.ok ? 'ok  ' : 'FAIL'}  ${acc.id}  ${acc.label.padEnd(labelWidth)}  ${acc.provider}: ${verdict.detail}${back}`);
       }
       if (failed) throw new Error(`${failed} of ${accounts.length} account${accounts.length === 1 ? '' : 's'} failed verification`);
     });

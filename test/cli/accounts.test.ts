@@ -550,3 +550,17 @@ describe('a Google login option given for a Z.AI key', () => {
     expect((await runCaptured(['accounts', 'list', '--json'])).out).toBe('[]\n');
   });
 });
+
+describe('accounts verify', () => {
+  // The verdict lines ran the provider and its detail on straight after each label, so a list of
+  // accounts with labels of different lengths was a ragged column to read down.
+  test('lines up its verdicts, whatever the length of each label', async () => {
+    await runCaptured(['accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'a']);
+    await runCaptured(['accounts', 'add', '--provider', 'zai', '--api-key', `${KEY}-2`, '--label', 'a-much-longer-label']);
+    const r = await runCaptured(['accounts', 'verify']);
+    expect(r.code).toBe(0);
+    const lines = r.out.trim().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(new Set(lines.map((l) => l.indexOf('zai: ')))).toHaveProperty('size', 1);
+  });
+});
