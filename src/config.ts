@@ -219,8 +219,9 @@ function stringMap(name: string, raw: string | undefined, home: string): Record<
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
-  } catch {
-    throw new ConfigError(`${name} must be a JSON object of strings (or a path to one)`);
+  } catch (err) {
+    const what = text === raw.trim() ? name : `${name}: ${raw.trim()}`;
+    throw new ConfigError(`${what} is not valid JSON (${(err as Error).message.split('\n')[0]}): give a JSON object of strings, or a path to one`);
   }
   if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
     throw new ConfigError(`${name} must be a JSON object of strings`);

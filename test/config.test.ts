@@ -167,6 +167,8 @@ describe('bad values are refused, naming the variable', () => {
     ['ZAI_STRIP_BETAS "some"', { ZAI_STRIP_BETAS: 'some' }, {}, /ZAI_STRIP_BETAS must be true or false/],
     ['an endpoint not a URL', { ANTIGRAVITY_ENDPOINTS: 'https://ok.example,ftp://no' }, {}, /ANTIGRAVITY_ENDPOINTS must be an http\(s\) URL/],
     ['MODEL_MAP not JSON', { MODEL_MAP: '{sonnet: x}' }, {}, /MODEL_MAP/],
+    // "must be a JSON object of strings" alone left a user hunting for the stray comma.
+    ['MODEL_MAP with a trailing comma says what JSON found wrong', { MODEL_MAP: '{"sonnet":"gemini-pro-agent",}' }, {}, /^MODEL_MAP is not valid JSON \(JSON Parse error: [^)]+\): give a JSON object of strings, or a path to one$/],
     ['MODEL_MAP with a number', { MODEL_MAP: '{"sonnet": 5}' }, {}, /MODEL_MAP: value for "sonnet" must be a string/],
     ['MODEL_MAP with an empty target (would send "" upstream)', { MODEL_MAP: '{"sonnet": " "}' }, {}, /MODEL_MAP: value for "sonnet" must be a model id/],
     ['FALLBACK_MAP with an empty target', { FALLBACK_MAP: '{"glm-5": ""}' }, {}, /FALLBACK_MAP: value for "glm-5" must be a model id/],

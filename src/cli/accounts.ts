@@ -360,8 +360,9 @@ const addCommand = defineCommand({
       if (provider === 'antigravity' && args['api-key'] !== undefined) {
         throw new UsageError('--api-key is for --provider zai; a Google account takes --refresh-token or a browser login');
       }
-      if (provider === 'zai' && args['refresh-token'] !== undefined) {
-        throw new UsageError('--refresh-token is for --provider antigravity; a Z.AI account takes --api-key');
+      if (provider === 'zai') {
+        const google = args['refresh-token'] !== undefined ? '--refresh-token' : args.browser === false ? '--no-browser' : args['callback-port'] !== undefined ? '--callback-port' : null;
+        if (google) throw new UsageError(`${google} is for --provider antigravity; a Z.AI account takes --api-key`);
       }
       if (provider === 'zai' && args.project !== undefined) throw new UsageError('--project is for --provider antigravity (a Google Cloud project)');
 
@@ -435,6 +436,7 @@ const addCommand = defineCommand({
       }
 
       // antigravity: one of three Google login paths, all ending in {email, credentials, meta}.
+      const callbackPort = parseCallbackPort(args['callback-port']);
       const config = cliConfig();
       const login = await import('./google-login.ts');
       const sayLine = (line: string) => warn(line);
@@ -463,7 +465,7 @@ const addCommand = defineCommand({
         result = await login.loginWithBrowser({
           config,
           userProject,
-          callbackPort: parseCallbackPort(args['callback-port']),
+          callbackPort,
           openBrowser,
           say: sayLine,
           timeoutMs: 5 * 60_000,
@@ -656,7 +658,8 @@ const resetCommand = defineCommand({
  * verified with Google, paid, new key, set its project) goes back into rotation; one the user
  * disabled stays disabled. Returns whether it passed.
  */
-async function verifyOne(db: Database, providers: Partial<Record<ProviderId, Provider>>, acc: Account): Promise<boolean> {
+/** `labelWidth`: the labels are padded to it, so the verdicts of a run line up. */
+async function verifyOne(db: Database, providers: Partial<Record<ProviderId, Provider>>, acc: Account, labelWidth = 0): Promise<boolean> {
   const provider = providers[acc.provider];
   let verdict: { ok: boolean; detail: string };
   if (!provider) verdict = { ok: false, detail: `provider ${acc.provider} is not available` };
@@ -672,7 +675,7 @@ async function verifyOne(db: Database, providers: Partial<Record<ProviderId, Pro
   if (verdict.ok && acc.status === 'invalid' && setStatusIf(db, acc.id, ['invalid'], { status: 'active', statusReason: null, verifyUrl: null })?.changed) {
     back = ` (was invalid: ${acc.statusReason ?? 'no reason'}; back in rotation)`;
   }
-  say(`${verdict.ok ? 'ok  ' : 'FAIL'}  ${acc.id}  ${acc.label}  ${acc.provider}: ${verdict.detail}${back}`);
+  say(`${verdict.ok ? 'ok  ' : 'FAIL'}  ${acc.id}  ${acc.label.padEnd(labelWidth)}  ${acc.provider}: ${verdict.detail}${back}`);
   return verdict.ok;
 }
 
@@ -689,8 +692,10 @@ const verifyCommand = defineCommand({
       const { createProviders } = await import('../providers/index.ts');
       const providers = createProviders(config, providerDeps(db));
       let failed = 0;
+      // Each verdict is printed as it comes: the widths are known up front, so the lines still align.
+      const labelWidth = Math.max(...accounts.map((a) => a.label.length));
       for (const acc of accounts) {
-        if (!(await verifyOne(db, providers, acc))) failed++;
+        if (!(await verifyOne(db, providers, acc, labelWidth))) failed++;
       }
       if (failed) throw new Error(`${failed} of ${accounts.length} account${accounts.length === 1 ? '' : 's'} failed verification`);
     });

@@ -4,6 +4,15 @@ import { defineCommand } from 'citty';
 import { loadConfig } from '../config.ts';
 import { say, UsageError } from './output.ts';
 
+/**
+ * /health is 200 while the process runs, whatever the pool can do (a container with no account yet
+ * must not be restarted): the statuses where it can serve nothing say so.
+ */
+const POOL_HINTS: Record<string, string> = {
+  no_accounts: 'the server is up, with no account yet: `mcp accounts add`',
+  unavailable: 'the server is up, but no account can serve now: see `mcp accounts list`',
+};
+
 /** GETs url/health within timeoutMs; resolves to the status line to print and whether it was healthy. */
 export async function checkHealth(baseUrl: string, timeoutMs: number): Promise<{ ok: boolean; line: string }> {
   const url = `${baseUrl.replace(/\/+$/, '')}/health`;
@@ -16,10 +25,17 @@ export async function checkHealth(baseUrl: string, timeoutMs: number): Promise<{
     } catch {
       // not JSON: the status code says enough
     }
-    return { ok: res.status === 200, line: `${url}: ${res.status}${status ? ` ${status}` : ''}` };
+    const hint = Object.hasOwn(POOL_HINTS, status) ? POOL_HINTS[status] : undefined;
+    return { ok: res.status === 200, line: `${url}: ${res.status}${status ? ` ${status}` : ''}${hint ? ` (${hint})` : ''}` };
   } catch (err) {
-    const e = err as Error;
-    const why = e.name === 'TimeoutError' ? `no answer within ${timeoutMs}ms` : e.message;
+    const e = err as Error & { code?: string };
+    const why =
+      e.name === 'TimeoutError'
+        ? `no answer within ${timeoutMs}ms`
+        : e.code === 'ECONNREFUSED'
+          ? // Bun says "Is the computer able to access the url?": usually the server is just not running.
+            'nothing is listening there (is `mcp serve` running, on this port? --url or PORT name another)'
+          : e.message;
     return { ok: false, line: `${url}: ${why}` };
   }
 }

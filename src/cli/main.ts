@@ -113,7 +113,7 @@ async function resolveCommand(root: AnyCommand, argv: string[]): Promise<Resolve
   for (;;) {
     const subs = cmd.subCommands ? await resolve(cmd.subCommands) : undefined;
     if (!subs || Object.keys(subs).length === 0) break;
-    const { valued } = flagNames(cmd.args ? await resolve(cmd.args) : {});
+    const { all, valued } = flagNames(cmd.args ? await resolve(cmd.args) : {});
     let i = 0;
     for (; i < rest.length; i++) {
       const a = rest[i]!;
@@ -122,7 +122,15 @@ async function resolveCommand(root: AnyCommand, argv: string[]): Promise<Resolve
         break;
       }
       if (!a.startsWith('-')) break;
-      if (!a.includes('=') && valued.has(a.replace(/^-+/, ''))) i++;
+      const name = a.replace(/^-+/, '').split('=')[0]!;
+      // citty would drop it (`mcp accounts --json list`) or take its value for the command word.
+      if (!all.has(name) && !['h', 'help', 'v', 'version'].includes(name)) {
+        const owner = rest.find((w) => Object.hasOwn(subs, w));
+        const where = [...path, owner ?? '<command>'].join(' ');
+        const see = `see \`mcp ${path.join(' ')}${path.length ? ' ' : ''}--help\``;
+        throw new UsageError(`unknown option ${a.split('=')[0]} (options go after the command, e.g. \`mcp ${where} ${a.split('=')[0]}\`; ${see})`);
+      }
+      if (!a.includes('=') && valued.has(name)) i++;
     }
     const word = rest[i];
     if (word === undefined) break;
@@ -143,6 +151,11 @@ function checkFlags(args: ArgsDef, rest: string[], path: string[]): void {
   const { all, valued } = flagNames(args);
   const see = `(see \`mcp ${path.join(' ')}${path.length ? ' ' : ''}--help\`)`;
   const places = Object.values(args).filter((d) => d.type === 'positional').length;
+  /** The value placeholder of a valued option, by any of its names (`label` -> `name`). */
+  const hintOf = (name: string): string => {
+    const [key, def] = Object.entries(args).find(([k, d]) => k === name || camel(k) === name || [(d as { alias?: string | string[] }).alias].flat().includes(name)) ?? [name, {}];
+    return (def as { valueHint?: string }).valueHint ?? key;
+  };
   let positionals = 0;
   const positional = (a: string): void => {
     if (++positionals > places) throw new UsageError(`unexpected argument "${a}" ${see}`);
@@ -151,7 +164,7 @@ function checkFlags(args: ArgsDef, rest: string[], path: string[]): void {
     const a = rest[i]!;
     if (a === '--') {
       for (const p of rest.slice(i + 1)) positional(p);
-      return;
+      break;
     }
     if (!a.startsWith('-') || a === '-') {
       positional(a);
@@ -168,7 +181,21 @@ function checkFlags(args: ArgsDef, rest: string[], path: string[]): void {
         throw new UsageError(`${flag} is on or off: give it alone, or =true / =false, not "${value}" ${see}`);
       }
     }
-    if (!a.includes('=') && valued.has(name) && !a.startsWith('--no-')) i++;
+    if (!a.includes('=') && valued.has(name) && !a.startsWith('--no-')) {
+      // Last, or followed by another of this command's options: citty would take "" or that option as the value.
+      const next = rest[i + 1];
+      const nextName = next?.startsWith('--') ? next.slice(2).split('=')[0]! : null;
+      if (next === undefined || (nextName !== null && (all.has(nextName) || all.has(nextName.replace(/^no-/, ''))))) {
+        throw new UsageError(`${flag} needs a value: ${flag} <${hintOf(name)}> ${see}`);
+      }
+      i++;
+    }
+  }
+  const required = Object.entries(args).filter(([, d]) => d.type === 'positional' && d.required !== false);
+  const missing = required[positionals];
+  if (missing) {
+    const [argName, def] = missing;
+    throw new UsageError(`missing <${argName}>${def.description ? `: ${def.description}` : ''} ${see}`);
   }
 }
 
@@ -185,7 +212,9 @@ export function describeError(err: unknown): { message: string; code: number } {
 }
 
 /** Runs the CLI with argv (without the program name) and returns the exit code. */
-export async function runCli(argv: string[], root: AnyCommand = rootCommand as AnyCommand): Promise<number> {
+export async function runCli(given: string[], root: AnyCommand = rootCommand as AnyCommand): Promise<number> {
+  // citty reads `-p=9000` as the value "=9000": split a short option's `=value` off, as for --port=9000.
+  const argv = given.flatMap((a) => (/^-[A-Za-z]=/.test(a) ? [a.slice(0, 2), a.slice(3)] : [a]));
   try {
     if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) {
       io.out(`${versionLine()}\n`);

@@ -9,6 +9,7 @@ import { type Account, listAccounts } from '../store/accounts.ts';
 import type { Pool } from '../pool/pool.ts';
 import { observeRequest } from '../request-metrics.ts';
 import { createUsageRecorder } from '../usage-recorder.ts';
+import { localBaseUrl } from './health.ts';
 import { importOnFirstStart } from './import.ts';
 import { JsonLogError, say, UsageError, warn } from './output.ts';
 
@@ -88,6 +89,15 @@ function displayHost(host: string): string {
   return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
 }
 
+/**
+ * The start-up line: the address bound, and a dashboard link on an address a browser here opens
+ * (browsers refuse http://0.0.0.0, so a wildcard bind links to loopback).
+ */
+export function listeningLine(bindAddress: string, port: number, accounts: number): string {
+  const s = accounts === 1 ? '' : 's';
+  return `mcp listening on http://${displayHost(bindAddress)}:${port} (${accounts} account${s}); dashboard: ${localBaseUrl(bindAddress, port)}/dashboard`;
+}
+
 export async function serve(flags: ConfigFlags, env: Record<string, string | undefined> = process.env): Promise<void> {
   let config: Config;
   try {
@@ -158,8 +168,7 @@ async function runServer(config: Config): Promise<void> {
   const removeGuards = installStrayErrorGuards();
   await routing.start();
   const n = accounts.length;
-  const base = `http://${displayHost(config.bindAddress)}:${port}`;
-  say(bannerLine(`mcp listening on ${base} (${n} account${n === 1 ? '' : 's'}); dashboard: ${base}/dashboard`));
+  say(bannerLine(listeningLine(config.bindAddress, port, n)));
   if (n === 0) {
     say(bannerLine('no accounts yet: add one with `mcp accounts add --provider zai` (it asks for the key) or `--provider antigravity`; a running server picks it up'));
   }

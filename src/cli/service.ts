@@ -357,8 +357,18 @@ function readIfExists(path: string): string | undefined {
   }
 }
 
-function runCommands(commands: string[][], dryRun: boolean): boolean {
-  let ok = true;
+/** The last line a command wrote to stderr (else stdout): where systemctl and launchctl put the error. */
+function errorLine(stdout: string, stderr: string): string {
+  const last = (t: string) => t.split('\n').map((l) => l.trim()).filter(Boolean).at(-1) ?? '';
+  return last(stderr) || last(stdout);
+}
+
+/** What `systemctl --user` says when there is no user manager to talk to (su, sudo, SSH without a session). */
+const NO_USER_BUS = /Failed to connect to (the )?bus|XDG_RUNTIME_DIR|DBUS_SESSION_BUS_ADDRESS/;
+
+/** Runs (or, dry, prints) each command; returns the error lines of those that failed. */
+function runCommands(commands: string[][], dryRun: boolean): string[] {
+  const failed: string[] = [];
   for (const cmd of commands) {
     if (dryRun) {
       say(`would run: ${cmd.map(quote).join(' ')}`);
@@ -366,10 +376,11 @@ function runCommands(commands: string[][], dryRun: boolean): boolean {
     }
     let r: ReturnType<typeof Bun.spawnSync>;
     try {
-      r = Bun.spawnSync(cmd, { stdout: 'pipe', stderr: 'pipe' });
+      // env: the PATH of this process as it is now (Bun would look the command up in the one it started with).
+      r = Bun.spawnSync(cmd, { stdout: 'pipe', stderr: 'pipe', env: process.env });
     } catch (err) {
       warn(`could not run ${cmd[0]}: ${(err as Error).message}`);
-      ok = false;
+      failed.push((err as Error).message);
       continue;
     }
     const out = `${r.stdout?.toString() ?? ''}${r.stderr?.toString() ?? ''}`.trim();
@@ -382,14 +393,16 @@ function runCommands(commands: string[][], dryRun: boolean): boolean {
     } else if (cmd[1] === 'bootout') {
       // not loaded yet: nothing to unload
     } else {
-      warn(`${cmd.map(quote).join(' ')} failed (exit ${r.exitCode})${out ? `: ${out.split('\n')[0]}` : ''}`);
-      ok = false;
+      const line = errorLine(r.stdout?.toString() ?? '', r.stderr?.toString() ?? '');
+      warn(`${cmd.map(quote).join(' ')} failed (exit ${r.exitCode})${line ? `: ${line}` : ''}`);
+      failed.push(line);
     }
   }
-  return ok;
+  return failed;
 }
 
-function applyPlan(plan: ServicePlan, dryRun: boolean): boolean {
+/** Writes and removes the plan's files, then runs its commands; returns the error lines of those that failed. */
+function applyPlan(plan: ServicePlan, dryRun: boolean): string[] {
   for (const f of plan.files) {
     const exists = existsSync(f.path);
     if (f.keepExisting && exists) {
@@ -420,9 +433,9 @@ function applyPlan(plan: ServicePlan, dryRun: boolean): boolean {
       say(`removed ${path}`);
     }
   }
-  const ok = runCommands(plan.commands, dryRun);
+  const failed = runCommands(plan.commands, dryRun);
   for (const n of plan.notes) say(n);
-  return ok;
+  return failed;
 }
 
 const platformArg = { type: 'string', valueHint: 'linux|macos', description: 'Target platform (default: this one)' } as const;
@@ -455,7 +468,13 @@ const installCommand = defineCommand({
       cwd: process.cwd(),
       keptEnvFile: readIfExists(servicePaths(platform, serviceHome(process.env)).envFile),
     });
-    if (!applyPlan(plan, dryRun)) throw new Error('the service manager refused a step (see above)');
+    const failed = applyPlan(plan, dryRun);
+    if (failed.some((line) => NO_USER_BUS.test(line))) {
+      throw new Error(
+        'systemctl --user cannot reach your user service manager: log in as this user directly (not with su or sudo), or run `loginctl enable-linger "$USER"` once and log in again; the files are written, so `mcp service install` again then starts it',
+      );
+    }
+    if (failed.length) throw new Error('the service manager refused a step (see above)');
   },
 });
 

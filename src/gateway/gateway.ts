@@ -151,7 +151,11 @@ export function clientErrorFor(e: UpstreamError, model: string, now: number, max
     case 'bad_request':
       return new ApiError('invalid_request_error', e.message);
     case 'not_found':
-      return new ApiError('not_found_error', e.message || `model: ${model}`);
+      // Anthropic's own form, "model: <id>", unless the upstream's words already name it (theirs rarely do).
+      return new ApiError(
+        'not_found_error',
+        !e.message ? `model: ${model}` : e.message.toLowerCase().includes(model.toLowerCase()) ? e.message : `model: ${model}: ${e.message}`,
+      );
     case 'rate_limited':
     case 'quota_exhausted': {
       const until = e.resetAt ?? now + 60_000;

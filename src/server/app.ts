@@ -52,6 +52,20 @@ function allowedMethods(path: string): string[] | undefined {
   return m && m.includes('GET') && !m.includes('HEAD') ? [...m, 'HEAD'] : m;
 }
 
+/**
+ * What a client that reached an unknown path most likely meant: a base URL ending in /v1 doubles
+ * it (/v1/v1/messages), one a tool appends /messages to lacks it, and an OpenAI client asks for its own API.
+ */
+function notFoundHint(path: string): string {
+  const p = routePath(path);
+  if (p.startsWith('/v1/v1/') && METHODS[p.slice(3)]) {
+    return `: did you mean ${p.slice(3)}? (a base URL such as ANTHROPIC_BASE_URL is the server alone, e.g. http://127.0.0.1:8080, without /v1)`;
+  }
+  if (p.startsWith('/') && !p.startsWith('/v1/') && METHODS[`/v1${p}`]) return `: did you mean /v1${p}?`;
+  if (/\/(chat\/)?completions$|\/responses$|\/embeddings$/.test(p)) return ": this is Anthropic's Messages API (POST /v1/messages), not OpenAI's";
+  return '';
+}
+
 /** The path of an absolute request URL, without the query (no URL object per request). */
 export function pathOf(url: string): string {
   const start = url.indexOf('/', url.indexOf('//') + 2);
@@ -167,7 +181,7 @@ export function createApp(deps: AppDeps) {
                 status: 405,
                 headers: { allow: allowed.join(', ') },
               })
-            : new ApiError('not_found_error', `${request.method} ${path} not found`);
+            : new ApiError('not_found_error', `${request.method} ${path} not found${notFoundHint(path)}`);
       } else api = toApiError(error, code);
       return errorResponse(api, requestId, corsHeaders ?? undefined);
     })

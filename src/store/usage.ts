@@ -73,7 +73,8 @@ export function summarizeUsage(db: Database, since: number, by: 'account' | 'mod
     by === 'account'
       ? "COALESCE(a.label, u.account_id, '-')"
       : by === 'model'
-        ? 'u.client_model'
+        ? // A request that never named a model (a body that was not JSON) has '' here.
+          "COALESCE(NULLIF(u.client_model, ''), '-')"
         : "COALESCE(u.provider, '-')";
   return db
     .query(

@@ -616,3 +616,46 @@ describe('opening the browser', () => {
     expect(browserCommand('linux', url)).toEqual(['xdg-open', url]);
   });
 });
+
+describe('a bad --callback-port', () => {
+  // It was checked only as the browser login began, after the hint for headless machines was printed.
+  test('is refused on its own line before anything else is said or started', async () => {
+    const saved = process.env.DISPLAY;
+    delete process.env.DISPLAY;
+    try {
+      expect(await runCaptured(['accounts', 'add', '--provider', 'antigravity', '--callback-port', '99999'])).toEqual({
+        code: 2,
+        out: '',
+        err: 'mcp: --callback-port must be a port number (0-65535), got "99999"\n',
+      });
+    } finally {
+      if (saved !== undefined) process.env.DISPLAY = saved;
+    }
+  });
+});
+
+describe('a Google login option given for a Z.AI key', () => {
+  // --refresh-token was refused, but --no-browser and --callback-port were dropped without a word.
+  test('is refused, naming the option, and nothing is added', async () => {
+    for (const extra of [['--refresh-token', '1//x'], ['--no-browser'], ['--callback-port', '5000']]) {
+      const r = await runCaptured(['accounts', 'add', '--provider', 'zai', '--api-key', KEY, ...extra]);
+      expect(r.code).toBe(2);
+      expect(r.err).toStartWith(`mcp: ${extra[0]} is for --provider antigravity`);
+    }
+    expect((await runCaptured(['accounts', 'list', '--json'])).out).toBe('[]\n');
+  });
+});
+
+describe('accounts verify', () => {
+  // The verdict lines ran the provider and its detail on straight after each label, so a list of
+  // accounts with labels of different lengths was a ragged column to read down.
+  test('lines up its verdicts, whatever the length of each label', async () => {
+    await runCaptured(['accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'a']);
+    await runCaptured(['accounts', 'add', '--provider', 'zai', '--api-key', `${KEY}-2`, '--label', 'a-much-longer-label']);
+    const r = await runCaptured(['accounts', 'verify']);
+    expect(r.code).toBe(0);
+    const lines = r.out.trim().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(new Set(lines.map((l) => l.indexOf('zai: ')))).toHaveProperty('size', 1);
+  });
+});

@@ -42,6 +42,20 @@ test('nothing listening is unhealthy, not a crash', async () => {
   expect(r.err).toStartWith(`mcp: unhealthy: http://127.0.0.1:${dead}/health: `);
 });
 
+// Bun's own words were "ECONNREFUSED: Unable to connect. Is the computer able to access the url?",
+// which sends a user looking at the network when the server is simply not running (or on another port).
+test('nothing listening says so and what to do, in one line', async () => {
+  const probe = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('') });
+  const dead = probe.port;
+  probe.stop(true);
+  const r = await run('health', '--url', `http://127.0.0.1:${dead}`);
+  expect(r).toEqual({
+    code: 1,
+    out: '',
+    err: `mcp: unhealthy: http://127.0.0.1:${dead}/health: nothing is listening there (is \`mcp serve\` running, on this port? --url or PORT name another)\n`,
+  });
+});
+
 test('a server that does not answer in time is unhealthy after --timeout', async () => {
   const started = Date.now();
   const r = await checkHealth(`http://127.0.0.1:${slow.port}`, 200);
@@ -102,4 +116,21 @@ test('a --url that is not http(s) is a usage error (exit 2) naming the flag', as
   const r = await runCaptured(['health', '--url', 'ftp://127.0.0.1/']);
   expect(r.code).toBe(2);
   expect(r.err).toBe('mcp: --url must be an http:// or https:// address, got "ftp://127.0.0.1/"\n');
+});
+
+// /health answers 200 while the process runs (a container without accounts yet is not restarted), so
+// `mcp health` printed "healthy: …: 200 unavailable" for a pool that could serve nothing.
+test('a server up with a pool that cannot serve exits 0 but says what the status means and where to look', async () => {
+  for (const [status, hint] of [
+    ['no_accounts', 'the server is up, with no account yet: `mcp accounts add`'],
+    ['unavailable', 'the server is up, but no account can serve now: see `mcp accounts list`'],
+  ] as const) {
+    const up = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => Response.json({ status }) });
+    try {
+      const r = await run('health', '--url', `http://127.0.0.1:${up.port}`);
+      expect(r).toEqual({ code: 0, out: `healthy: http://127.0.0.1:${up.port}/health: 200 ${status} (${hint})\n`, err: '' });
+    } finally {
+      up.stop(true);
+    }
+  }
 });

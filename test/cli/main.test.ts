@@ -131,6 +131,53 @@ describe('what a command does not take is a usage error (exit 2), not silently i
     expect((await run(['accounts', 'list', '--json=yes'])).code).toBe(2);
   });
 
+  // citty said "Missing required positional argument: ACCOUNT", and took a valued option given last as
+  // "" (`accounts add --provider zai --label` then complained about --api-key, not --label).
+  test('a missing argument, or an option left without its value, is named with where to look', async () => {
+    expect(await run(['accounts', 'remove'])).toEqual({
+      code: 2,
+      out: '',
+      err: 'mcp: missing <account>: Account id or label (see `mcp accounts remove --help`)\n',
+    });
+    expect(await run(['accounts', 'add', '--provider', 'zai', '--label'])).toEqual({
+      code: 2,
+      out: '',
+      err: 'mcp: --label needs a value: --label <name> (see `mcp accounts add --help`)\n',
+    });
+    expect((await run(['accounts', 'add', '--label', '--provider', 'zai'])).err).toBe(
+      'mcp: --label needs a value: --label <name> (see `mcp accounts add --help`)\n',
+    );
+    expect((await run(['serve', '--soft-limit'])).err).toBe(
+      'mcp: --soft-limit needs a value: --soft-limit <threshold> (see `mcp serve --help`)\n',
+    );
+  });
+
+  // `mcp --port 8080 serve` said 'unknown command "8080"', and `mcp accounts --json list` printed the
+  // table, the --json dropped without a word.
+  test('an option before the command word it belongs to is refused, naming it', async () => {
+    expect(await run(['--port', '8080', 'serve'])).toEqual({
+      code: 2,
+      out: '',
+      err: 'mcp: unknown option --port (options go after the command, e.g. `mcp serve --port`; see `mcp --help`)\n',
+    });
+    expect(await run(['accounts', '--json', 'list'])).toEqual({
+      code: 2,
+      out: '',
+      err: 'mcp: unknown option --json (options go after the command, e.g. `mcp accounts list --json`; see `mcp accounts --help`)\n',
+    });
+    expect((await run(['--help', 'serve'])).code).toBe(0);
+  });
+
+  // citty read `-p=9000` as the port "=9000".
+  test('a short option with = takes the value after it, as the long form does', async () => {
+    process.env.PROXY_API_KEY = 'k-FAKE-main';
+    try {
+      expect(await run(['serve', '-p=70000'])).toEqual({ code: 2, out: '', err: 'mcp: --port must be between 0 and 65535, got 70000\n' });
+    } finally {
+      delete process.env.PROXY_API_KEY;
+    }
+  });
+
   test('=true and =false are still understood', async () => {
     expect((await run(['accounts', 'list', '--json=true'])).out).toBe('[]\n');
     expect((await run(['accounts', 'list', '--json=false'])).out).not.toBe('[]\n');

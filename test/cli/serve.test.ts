@@ -3,7 +3,7 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { JsonLogError, UsageError } from '../../src/cli/output.ts';
-import { installStrayErrorGuards, listenFailure, maskAccountsAddedLater, serve, serveFlags } from '../../src/cli/serve.ts';
+import { installStrayErrorGuards, listenFailure, listeningLine, maskAccountsAddedLater, serve, serveFlags } from '../../src/cli/serve.ts';
 import { configureLog, log, redact } from '../../src/log.ts';
 import { createPool } from '../../src/pool/pool.ts';
 import { ConfigError, loadConfig } from '../../src/config.ts';
@@ -191,5 +191,16 @@ describe('secrets of accounts added while the server runs', () => {
       db.close();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+// Browsers refuse http://0.0.0.0 (Chrome and Safari block it as a private-network address), so the
+// dashboard link of a server on every interface, the default, led nowhere when clicked.
+describe('the listening banner', () => {
+  test('names the address bound, and a dashboard link a browser on this machine can open', () => {
+    expect(listeningLine('0.0.0.0', 8080, 2)).toBe('mcp listening on http://0.0.0.0:8080 (2 accounts); dashboard: http://127.0.0.1:8080/dashboard');
+    expect(listeningLine('::', 8080, 1)).toBe('mcp listening on http://[::]:8080 (1 account); dashboard: http://[::1]:8080/dashboard');
+    expect(listeningLine('127.0.0.1', 9000, 0)).toBe('mcp listening on http://127.0.0.1:9000 (0 accounts); dashboard: http://127.0.0.1:9000/dashboard');
+    expect(listeningLine('fd00::5', 80, 3)).toBe('mcp listening on http://[fd00::5]:80 (3 accounts); dashboard: http://[fd00::5]:80/dashboard');
   });
 });

@@ -288,6 +288,32 @@ describe('mcp service (in process, MCP_SERVICE_HOME = a temporary dir)', () => {
     expect(existsSync(join(home, '.config'))).toBe(false);
   });
 
+  // Over su, sudo or an SSH session without a user manager, every `systemctl --user` step fails with
+  // "Failed to connect to bus". The report showed the first line systemctl wrote ("Created symlink…",
+  // which reads as success) and said nothing of what to do.
+  test('a step the service manager refuses is reported with its error line, and an unreachable user bus with what to do', async () => {
+    const bin = tmp();
+    writeFileSync(
+      join(bin, 'systemctl'),
+      '#!/bin/sh\n[ "$2" = enable ] && echo "Created symlink /x/default.target.wants/mcp.service → /x/mcp.service." >&2\necho "Failed to connect to bus: No medium found" >&2\nexit 1\n',
+      { mode: 0o755 },
+    );
+    const savedPath = process.env.PATH;
+    process.env.PATH = bin;
+    let r: Awaited<ReturnType<typeof run>>;
+    try {
+      r = await run('service', 'install', '--platform', 'linux', '--bin', '/opt/mcp/mcp');
+    } finally {
+      process.env.PATH = savedPath;
+    }
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('systemctl --user enable --now mcp.service failed (exit 1): Failed to connect to bus: No medium found\n');
+    expect(r.err).not.toContain('Created symlink');
+    expect(r.err).toContain(
+      'mcp: systemctl --user cannot reach your user service manager: log in as this user directly (not with su or sudo), or run `loginctl enable-linger "$USER"` once and log in again; the files are written, so `mcp service install` again then starts it\n',
+    );
+  });
+
   test('--dry-run shows the settings it carries (the data directory…) and masks only what may hold a secret', async () => {
     const saved = { dir: process.env.MCP_DATA_DIR, proxy: process.env.HTTPS_PROXY };
     process.env.MCP_DATA_DIR = join(home, 'data');

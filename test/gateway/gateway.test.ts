@@ -151,6 +151,18 @@ describe('dispatch', () => {
     expect(r.zai.calls).toHaveLength(1);
   });
 
+  // Z.AI says "[1211] Unknown Model, please check the model code." and Google "Requested entity was
+  // not found.": neither names the model, so a user with several clients could not tell which name was wrong.
+  test('an unknown upstream model is a 404 that names the model asked for', async () => {
+    const r = rig();
+    r.zai.answer = () => ({ error: new UpstreamError('not_found', 'Unknown Model, please check the model code.', { status: 400, code: '1211' }) });
+    const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-9'))));
+    expect(e.message).toBe('model: glm-9: Unknown Model, please check the model code.');
+    r.zai.answer = () => ({ error: new UpstreamError('not_found', 'model glm-9 does not exist', { status: 404 }) });
+    const named = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-9'))));
+    expect(named.message).toBe('model glm-9 does not exist');
+  });
+
   test('capacity and 5xx fail over; capacity cools the account down briefly, one 5xx does not', async () => {
     const r = rig();
     r.zai.answer = (c) =>

@@ -205,6 +205,20 @@ describe('unknown routes and methods', () => {
     expectEnvelope(j, 'not_found_error');
     expect(r.headers.get('request-id')).toBe(j.request_id);
   });
+  // A base URL set to http://host:8080/v1 (as for OpenAI clients) makes the SDK ask for /v1/v1/messages,
+  // one without it in a tool that appends /messages asks for /messages, and an OpenAI client asks for
+  // /v1/chat/completions: "POST /v1/v1/messages not found" alone left the user guessing.
+  test('a 404 for a path a client reaches by mistake says which path was meant', async () => {
+    const message = async (p: string) => ((await read(await get(p, { 'x-api-key': KEY, 'content-type': 'application/json' }, 'POST'))) as any).error.message;
+    expect(await message('/v1/v1/messages')).toBe(
+      'POST /v1/v1/messages not found: did you mean /v1/messages? (a base URL such as ANTHROPIC_BASE_URL is the server alone, e.g. http://127.0.0.1:8080, without /v1)',
+    );
+    expect(await message('/messages')).toBe('POST /messages not found: did you mean /v1/messages?');
+    expect(await message('/v1/chat/completions')).toBe(
+      "POST /v1/chat/completions not found: this is Anthropic's Messages API (POST /v1/messages), not OpenAI's",
+    );
+    expect(await message('/v2/nothing')).toBe('POST /v2/nothing not found');
+  });
   test('a wrong method on a known route is a 405 envelope with allow', async () => {
     const r = await get('/v1/messages');
     expect(r.status).toBe(405);

@@ -1,10 +1,11 @@
-// The usage table over time: pruning a big backlog must not leave the database's WAL file that big.
+// The usage table over time: pruning a big backlog must not leave the database's WAL file that big,
+// and `mcp usage` groups rows under names a person can read.
 import { afterAll, expect, test } from 'bun:test';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDatabase } from '../../src/store/db.ts';
-import { insertUsage, pruneUsage, type UsageRecord } from '../../src/store/usage.ts';
+import { insertUsage, pruneUsage, summarizeUsage, type UsageRecord } from '../../src/store/usage.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'mcp-usage-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -40,5 +41,14 @@ test('after one big write (a backlog pruned at once) the WAL file shrinks back, 
   insertUsage(db, [row(1)]);
   insertUsage(db, [row(2)]);
   expect(statSync(`${path}-wal`).size).toBeLessThanOrEqual(8 * 1024 * 1024);
+  db.close();
+});
+
+test('by model, requests that never named a model (a body that was not JSON) group under "-", not a blank name', () => {
+  // `mcp usage --by model` printed an empty first cell for them, where --by account and provider print "-".
+  const db = openDatabase(join(dir, 'by-model.db'));
+  insertUsage(db, [row(1), { ...row(2), clientModel: '', accountId: null, provider: null, status: 400, errorType: 'invalid_request_error' }]);
+  const keys = summarizeUsage(db, 0, 'model').map((r) => r.key);
+  expect(keys.sort()).toEqual(['-', 'claude-opus-4-6']);
   db.close();
 });
