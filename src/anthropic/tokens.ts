@@ -2,6 +2,7 @@
 // the SDK retry, and Claude Code only needs a reasonable number. Latin text runs ~4 chars per token,
 // CJK ~1 char per token; images cost by their pixel size, documents by their length.
 import { imageSizeOf } from './image-size.ts';
+import { pdfPageCount } from './pdf-pages.ts';
 
 /** Per-message framing (role markers). */
 const MESSAGE_OVERHEAD = 3;
@@ -15,7 +16,7 @@ const IMAGE_MAX_EDGE = 1568;
 const PIXELS_PER_TOKEN = 750;
 /** Rough cost of one PDF page (text + page image). */
 const PDF_PAGE_TOKENS = 1500;
-/** ~Bytes per PDF page, to guess a page count from the base64 size. */
+/** ~Bytes per PDF page, to guess a page count from the base64 size when the page tree is not readable. */
 const PDF_BYTES_PER_PAGE = 60_000;
 
 /** Tokens of a piece of text. */
@@ -64,8 +65,9 @@ function documentTokens(block: Record<string, unknown>): number {
   if (src.type === 'text' && typeof src.data === 'string') return n + textTokens(src.data);
   if (src.type === 'content') return n + contentTokens(src.content);
   if (src.type === 'base64' && typeof src.data === 'string') {
-    const bytes = (src.data.length * 3) / 4;
-    return n + Math.max(1, Math.ceil(bytes / PDF_BYTES_PER_PAGE)) * PDF_PAGE_TOKENS;
+    // Pages as the PDF's page tree counts them; failing that, guessed from its size.
+    const pages = pdfPageCount(src.data) ?? Math.ceil((src.data.length * 3) / 4 / PDF_BYTES_PER_PAGE);
+    return n + Math.max(1, pages) * PDF_PAGE_TOKENS;
   }
   return n + PDF_PAGE_TOKENS;
 }

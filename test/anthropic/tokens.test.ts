@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'bun:test';
 import { estimateInputTokens, textTokens } from '../../src/anthropic/tokens.ts';
 import { solidPng } from '../fakes/png.ts';
+import { plainPdf } from '../fixtures/pdf/make-pdf.ts';
 
 describe('textTokens', () => {
   test('latin text runs about four characters per token', () => {
@@ -104,6 +105,15 @@ describe('estimateInputTokens', () => {
     // Nothing to measure: the most an image costs.
     expect(withImage({ type: 'url', url: 'https://example.com/a.png' })).toBe(1600);
     expect(withImage({ type: 'base64', media_type: 'image/png', data: 'AAAA' })).toBe(1600);
+  });
+
+  test('a PDF costs by the pages its page tree counts, not by its byte size', () => {
+    const withPdf = (pdf: Uint8Array) =>
+      estimateInputTokens({ messages: [{ role: 'user', content: [{ type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: Buffer.from(pdf).toString('base64') } }] }] }) -
+      estimateInputTokens({ messages: [{ role: 'user', content: [] }] });
+    // Twenty pages of text in a few kilobytes are twenty pages; one scanned page of 600 KB is one.
+    expect(withPdf(plainPdf(20))).toBe(withPdf(plainPdf(1)) * 20);
+    expect(withPdf(plainPdf(1, 600_000))).toBe(withPdf(plainPdf(1)));
   });
 
   test('never throws on odd shapes and answers at least 1', () => {
