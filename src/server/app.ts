@@ -52,6 +52,12 @@ function allowedMethods(path: string): string[] | undefined {
   return m && m.includes('GET') && !m.includes('HEAD') ? [...m, 'HEAD'] : m;
 }
 
+/** A 404's message; a doubled /v1 is a client whose base URL ends in /v1, which the SDKs add themselves. */
+function notFoundMessage(method: string, path: string): string {
+  const base = `${method} ${path} not found`;
+  return path.startsWith('/v1/v1/') ? `${base}: set the base URL (ANTHROPIC_BASE_URL) without the trailing /v1, which the client adds` : base;
+}
+
 /** The path of an absolute request URL, without the query (no URL object per request). */
 export function pathOf(url: string): string {
   const start = url.indexOf('/', url.indexOf('//') + 2);
@@ -167,7 +173,7 @@ export function createApp(deps: AppDeps) {
                 status: 405,
                 headers: { allow: allowed.join(', ') },
               })
-            : new ApiError('not_found_error', `${request.method} ${path} not found`);
+            : new ApiError('not_found_error', notFoundMessage(request.method, path));
       } else api = toApiError(error, code);
       return errorResponse(api, requestId, corsHeaders ?? undefined);
     })
