@@ -1,17 +1,22 @@
 // A local estimate for /v1/messages/count_tokens. No upstream is asked: a failure there would make
 // the SDK retry, and Claude Code only needs a reasonable number. Latin text runs ~4 chars per token,
-// CJK ~1 char per token; images and documents get flat costs like the real tokenizer roughly gives.
+// CJK ~1 char per token; images cost by their pixel size, documents by their length.
+import { imageSizeOf } from './image-size.ts';
+import { pdfPageCount } from './pdf-pages.ts';
 
 /** Per-message framing (role markers). */
 const MESSAGE_OVERHEAD = 3;
 /** Hidden system prompt the API adds when tools are present. */
 const TOOLS_OVERHEAD = 300;
 const PER_TOOL_OVERHEAD = 10;
-/** An average image (about 1.15 megapixels / 750). */
+/** An image of unknown size: the most one costs once scaled down (about 1.15 megapixels / 750). */
 const IMAGE_TOKENS = 1600;
+/** Anthropic scales an image down to this long edge, and then bills width × height / 750 tokens. */
+const IMAGE_MAX_EDGE = 1568;
+const PIXELS_PER_TOKEN = 750;
 /** Rough cost of one PDF page (text + page image). */
 const PDF_PAGE_TOKENS = 1500;
-/** ~Bytes per PDF page, to guess a page count from the base64 size. */
+/** ~Bytes per PDF page, to guess a page count from the base64 size when the page tree is not readable. */
 const PDF_BYTES_PER_PAGE = 60_000;
 
 /** Tokens of a piece of text. */
@@ -28,6 +33,16 @@ export function textTokens(text: string): number {
     else other++;
   }
   return Math.ceil(ascii / 4 + wide + other / 2);
+}
+
+/** An image's tokens from its pixel size when its header tells it (an icon is not a screenshot), else the most. */
+function imageTokens(block: Record<string, unknown>): number {
+  const src = isObj(block.source) ? block.source : {};
+  const size = src.type === 'base64' && typeof src.data === 'string' ? imageSizeOf(src.data) : null;
+  if (!size) return IMAGE_TOKENS;
+  const scale = Math.min(1, IMAGE_MAX_EDGE / Math.max(size.width, size.height));
+  const tokens = Math.ceil((size.width * scale * size.height * scale) / PIXELS_PER_TOKEN);
+  return Math.max(1, Math.min(IMAGE_TOKENS, tokens));
 }
 
 function jsonTokens(value: unknown): number {
@@ -50,8 +65,9 @@ function documentTokens(block: Record<string, unknown>): number {
   if (src.type === 'text' && typeof src.data === 'string') return n + textTokens(src.data);
   if (src.type === 'content') return n + contentTokens(src.content);
   if (src.type === 'base64' && typeof src.data === 'string') {
-    const bytes = (src.data.length * 3) / 4;
-    return n + Math.max(1, Math.ceil(bytes / PDF_BYTES_PER_PAGE)) * PDF_PAGE_TOKENS;
+    // Pages as the PDF's page tree counts them; failing that, guessed from its size.
+    const pages = pdfPageCount(src.data) ?? Math.ceil((src.data.length * 3) / 4 / PDF_BYTES_PER_PAGE);
+    return n + Math.max(1, pages) * PDF_PAGE_TOKENS;
   }
   return n + PDF_PAGE_TOKENS;
 }
@@ -62,7 +78,7 @@ function blockTokens(block: unknown, countThinking: boolean): number {
     case 'text':
       return textTokens(typeof block.text === 'string' ? block.text : '');
     case 'image':
-      return IMAGE_TOKENS;
+      return imageTokens(block);
     case 'document':
       return documentTokens(block);
     case 'thinking':

@@ -187,7 +187,8 @@ export interface Catalog {
   /**
    * GET /v1/models/{id}: the listed entry of that id, else, for any name /v1/messages would route, an
    * entry under the name asked for (as Anthropic answers for an alias) with the model that serves it;
-   * null when nothing in the pool would.
+   * null when nothing in the pool would, or when it would go to Antigravity as a name its listed
+   * catalog lacks (Google's 404).
    */
   describeModel(id: string, available: ReadonlySet<ProviderId>, extra?: (route: Route) => Record<string, unknown>): ModelEntry | null;
 }
@@ -474,6 +475,11 @@ export function createCatalog(config: Readonly<Config>, builtin: Partial<Record<
     const r = resolve(id, available);
     if (!r) return null;
     const target = list.find((m) => m.id === r.upstreamModel && m.provider === r.provider);
+    // Google serves only what it lists: once a catalog is known, any other name is its 404 on
+    // /v1/messages, so it is not said to exist here either (Z.AI serves names it does not list).
+    if (!target && r.provider === 'antigravity' && derived().models.get('antigravity')?.length && servedIn('antigravity', r.upstreamModel) === undefined) {
+      return null;
+    }
     const e: ModelEntry = target ? { ...target } : entry(id, id, '2026-01-01T00:00:00Z', infoOf(r));
     e.id = id;
     e.display_name = `${id} (${r.upstreamModel})`;

@@ -1,5 +1,7 @@
 import { describe, expect, test } from 'bun:test';
 import { estimateInputTokens, textTokens } from '../../src/anthropic/tokens.ts';
+import { solidPng } from '../fakes/png.ts';
+import { plainPdf } from '../fixtures/pdf/make-pdf.ts';
 
 describe('textTokens', () => {
   test('latin text runs about four characters per token', () => {
@@ -90,6 +92,28 @@ describe('estimateInputTokens', () => {
         ],
       });
     expect(over(true)).toBe(over(false));
+  });
+
+  test("an image costs by its pixel size (width × height / 750, scaled to a 1568 px edge), as Anthropic bills it", () => {
+    const withImage = (source: Record<string, unknown>) =>
+      estimateInputTokens({ messages: [{ role: 'user', content: [{ type: 'image', source }] }] }) - estimateInputTokens({ messages: [{ role: 'user', content: [] }] });
+    const png = (w: number, h: number) => ({ type: 'base64', media_type: 'image/png', data: Buffer.from(solidPng(w, h)).toString('base64') });
+    expect(withImage(png(32, 32))).toBe(2); // an icon
+    expect(withImage(png(1366, 639))).toBe(1164); // a screenshot
+    expect(withImage(png(3136, 200))).toBe(210); // a long strip, scaled to 1568 × 100
+    expect(withImage(png(1600, 1600))).toBe(1600); // the most, as for any large picture
+    // Nothing to measure: the most an image costs.
+    expect(withImage({ type: 'url', url: 'https://example.com/a.png' })).toBe(1600);
+    expect(withImage({ type: 'base64', media_type: 'image/png', data: 'AAAA' })).toBe(1600);
+  });
+
+  test('a PDF costs by the pages its page tree counts, not by its byte size', () => {
+    const withPdf = (pdf: Uint8Array) =>
+      estimateInputTokens({ messages: [{ role: 'user', content: [{ type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: Buffer.from(pdf).toString('base64') } }] }] }) -
+      estimateInputTokens({ messages: [{ role: 'user', content: [] }] });
+    // Twenty pages of text in a few kilobytes are twenty pages; one scanned page of 600 KB is one.
+    expect(withPdf(plainPdf(20))).toBe(withPdf(plainPdf(1)) * 20);
+    expect(withPdf(plainPdf(1, 600_000))).toBe(withPdf(plainPdf(1)));
   });
 
   test('never throws on odd shapes and answers at least 1', () => {

@@ -347,6 +347,20 @@ describe('describeModel (GET /v1/models/{id})', () => {
     expect(c.describeModel('opus', AG)).toMatchObject({ id: 'opus', upstream_model: 'claude-opus-4-6-thinking', max_tokens: 64_000 });
     expect(c.describeModel('glm-4.7', AG)).toBeNull();
   });
+
+  test("a name Google's listed catalog lacks is not described: /v1/messages would be Google's 404 for it", () => {
+    const c = catalog({ modelMap: { 'my-model': 'gemini-3-flash' } });
+    const info = (id: string) => ({ id, displayName: id, family: familyOf(id) });
+    c.setDiscovered('acct', 'antigravity', [info('gemini-3-flash'), info('claude-sonnet-4-6'), info('claude-opus-4-6-thinking')]);
+    expect(c.describeModel('gpt-4o', AG)).toBeNull();
+    expect(c.describeModel('nonexistent-xyz', BOTH)).toBeNull();
+    // What does get served keeps its entry: tiers, MODEL_MAP names, the provider's own ids.
+    expect(c.describeModel('opus', AG)).toMatchObject({ id: 'opus', upstream_model: 'claude-opus-4-6-thinking' });
+    expect(c.describeModel('my-model', AG)).toMatchObject({ id: 'my-model', upstream_model: 'gemini-3-flash' });
+    expect(c.describeModel('antigravity/gemini-3-flash', AG)).toMatchObject({ upstream_model: 'gemini-3-flash' });
+    // Before any catalog was listed there is nothing to tell it by: described as before.
+    expect(catalog().describeModel('gpt-4o', AG)).toMatchObject({ provider: 'antigravity', upstream_model: 'gpt-4o' });
+  });
 });
 
 describe('accountsLacking', () => {

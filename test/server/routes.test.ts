@@ -219,6 +219,16 @@ describe('unknown routes and methods', () => {
     );
     expect(await message('/v2/nothing')).toBe('POST /v2/nothing not found');
   });
+  test('a base URL that already ends in /v1 (the SDKs add it) is named as the cause of the 404', async () => {
+    const r = await get('/v1/v1/messages?beta=true', { 'x-api-key': KEY, 'content-type': 'application/json' }, 'POST');
+    expect(r.status).toBe(404);
+    const j = await read(r);
+    expectEnvelope(j, 'not_found_error');
+    expect(j.error.message).toContain('POST /v1/v1/messages not found');
+    expect(j.error.message).toMatch(/base URL .*without .*\/v1/);
+    // Only the doubled prefix gets the hint.
+    expect((await read(await get('/v2/nothing'))).error.message).toBe('GET /v2/nothing not found');
+  });
   test('a wrong method on a known route is a 405 envelope with allow', async () => {
     const r = await get('/v1/messages');
     expect(r.status).toBe(405);

@@ -172,7 +172,9 @@ export function webSearchEvents(g: Grounding, opts: { clientModel: string; tool:
     blockStart(1, { type: 'web_search_tool_result', tool_use_id: id, content: results }),
     blockStop(1),
   ];
-  if (g.text) {
+  // Sources that all fall under the domain rules leave an answer made of excluded sites only: not passed on.
+  const excludedOnly = g.sources.length > 0 && results.length === 0;
+  if (g.text && !excludedOnly) {
     out.push(blockStart(2, { type: 'text', text: '' }), blockDelta(2, { type: 'text_delta', text: g.text }), blockStop(2));
   }
   out.push(messageDelta(g.blocked ? 'refusal' : 'end_turn', { output_tokens: g.outputTokens, server_tool_use: { web_search_requests: 1 } }), MESSAGE_STOP);

@@ -110,6 +110,18 @@ describe('webSearchEvents', () => {
     expect(hits({ allowed_domains: ['github.com'] })).toEqual(['github.com']);
   });
 
+  test('an answer drawn only from sites the domain rules exclude is not passed on: no hits and no text', () => {
+    const g = collect([chunk([{ text: 'What spam.example says.' }], { groundingMetadata: grounded })]);
+    for (const rule of [{ blocked_domains: ['bun.sh', 'github.com'] }, { allowed_domains: ['docs.python.org'] }]) {
+      const evs = webSearchEvents(g, { ...opts, tool: { ...TOOL, ...rule } });
+      expect(blocks(evs).map((b) => b.type)).toEqual(['server_tool_use', 'web_search_tool_result']);
+      expect(JSON.stringify(evs)).not.toContain('spam.example');
+      expect(evs.at(-2)).toMatchObject({ delta: { stop_reason: 'end_turn' }, usage: { server_tool_use: { web_search_requests: 1 } } });
+    }
+    // One allowed source is enough for the answer to stand.
+    expect(blocks(webSearchEvents(g, { ...opts, tool: { ...TOOL, blocked_domains: ['github.com'] } })).map((b) => b.type)).toContain('text');
+  });
+
   // A filter's verdict is final: retried, the same search gets the same verdict.
   test('a search the filter stopped before any part is a finished refusal, not an empty response', () => {
     for (const g of [
