@@ -35,12 +35,14 @@ interface Rig {
 }
 
 /** A fresh data dir, the accounts added by the CLI, and `mcp serve` on it; stopped after fn. */
-async function withRig(env: Env, add: string[][], fn: (rig: Rig) => Promise<void>): Promise<void> {
+/** `settled`: true once the server's start-up quota round is over, so a fault set by the test cannot land in it. */
+async function withRig(env: Env, add: string[][], fn: (rig: Rig) => Promise<void>, settled?: () => boolean): Promise<void> {
   for (const args of add) {
     const r = await runMcp(['accounts', 'add', ...args], { env });
     if (r.code !== 0) throw new Error(`accounts add failed: ${r.stdout}${r.stderr}`);
   }
   const server = await startServe({ env });
+  if (settled) await waitFor(settled, 10_000, 'the start-up quota round');
   const accounts = async (): Promise<AccountView[]> => {
     const res = await fetch(`${server.url}/account-limits`, { headers: { 'x-api-key': PROXY_KEY } });
     return ((await res.json()) as { accounts: AccountView[] }).accounts;
@@ -387,6 +389,9 @@ function googleRig(fn: (rig: Rig) => Promise<void>): Promise<void> {
       ['--provider', 'antigravity', '--refresh-token', google.refreshTokenFor(EB), '--label', 'b'],
     ],
     fn,
+    // Its last call per account, once at `accounts add` and once at start. A token fault set while it
+    // still ran was spent on the poll (an account marked invalid by it, then served by the request).
+    () => [EA, EB].every((e) => google.requests.filter((q) => q.email === e && q.rpc === 'retrieveUserQuotaSummary').length >= 2),
   );
 }
 
