@@ -1,7 +1,7 @@
 // `mcp serve`: config -> log -> store -> providers -> routing -> HTTP, then a graceful stop on
 // SIGTERM/SIGINT (stop accepting, let in-flight streams finish within the grace period).
 import { defineCommand } from 'citty';
-import { type Config, ConfigError, type ConfigFlags, loadConfig } from '../config.ts';
+import { type Config, ConfigError, type ConfigFlags, exposureWarning, loadConfig } from '../config.ts';
 import { bannerLine, configureLog, log, registerSecret } from '../log.ts';
 import type { Database } from 'bun:sqlite';
 import { openDatabase } from '../store/db.ts';
@@ -100,6 +100,8 @@ export async function serve(flags: ConfigFlags, env: Record<string, string | und
   }
   configureLog({ format: config.logFormat, debug: config.debug });
   for (const k of config.proxyApiKeys) registerSecret(k);
+  const exposed = exposureWarning(config);
+  if (exposed) log.warn(exposed);
   try {
     await runServer(config);
   } catch (err) {
