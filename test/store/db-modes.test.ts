@@ -7,20 +7,23 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+const dir = mkdtempSync(join(tmpdir(), 'mcp-db-modes-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
 // What each database file looked like when SQLite was asked to open it.
 const seen: Array<{ path: string; mode: number | null }> = [];
 const Real = sqlite.Database;
+// Behaves as the real one in every other way: the module stays mocked for test files run after this one.
 class Spy extends Real {
-  constructor(path: string, opts?: ConstructorParameters<typeof Real>[1]) {
-    seen.push({ path, mode: existsSync(path) ? statSync(path).mode & 0o777 : null });
-    super(path, opts as never);
+  constructor(...args: ConstructorParameters<typeof Real>) {
+    const path = args[0];
+    if (typeof path === 'string' && path.startsWith(dir)) seen.push({ path, mode: existsSync(path) ? statSync(path).mode & 0o777 : null });
+    super(...args);
   }
 }
 mock.module('bun:sqlite', () => ({ ...sqlite, Database: Spy }));
 const { openDatabase } = await import('../../src/store/db.ts');
 
-const dir = mkdtempSync(join(tmpdir(), 'mcp-db-modes-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 test.skipIf(process.platform === 'win32')('a new database file exists owner-only before SQLite opens it, whatever the umask', () => {
   // A data directory the user made readable by all (MCP_DATA_DIR=/srv/mcp, 0755).
