@@ -13,7 +13,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 // What each database file looked like when SQLite was asked to open it.
 const seen: Array<{ path: string; mode: number | null }> = [];
 const Real = sqlite.Database;
-// Behaves as the real one in every other way: the module stays mocked for test files run after this one.
+// Behaves as the real one in every other way.
 class Spy extends Real {
   constructor(...args: ConstructorParameters<typeof Real>) {
     const path = args[0];
@@ -21,7 +21,10 @@ class Spy extends Real {
     super(...args);
   }
 }
+const original = { ...sqlite };
 mock.module('bun:sqlite', () => ({ ...sqlite, Database: Spy }));
+// Bun keeps a mocked module for the test files run after this one: given back as it was.
+afterAll(() => void mock.module('bun:sqlite', () => original));
 const { openDatabase } = await import('../../src/store/db.ts');
 
 
