@@ -100,8 +100,6 @@ export async function serve(flags: ConfigFlags, env: Record<string, string | und
   }
   configureLog({ format: config.logFormat, debug: config.debug });
   for (const k of config.proxyApiKeys) registerSecret(k);
-  const exposed = exposureWarning(config);
-  if (exposed) log.warn(exposed);
   try {
     await runServer(config);
   } catch (err) {
@@ -162,6 +160,9 @@ async function runServer(config: Config): Promise<void> {
   const n = accounts.length;
   const base = `http://${displayHost(config.bindAddress)}:${port}`;
   say(bannerLine(`mcp listening on ${base} (${n} account${n === 1 ? '' : 's'}); dashboard: ${base}/dashboard`));
+  // Once it really listens: a start that fails has nothing exposed to warn about.
+  const exposed = exposureWarning(config);
+  if (exposed) log.warn(exposed);
   if (n === 0) {
     say(bannerLine('no accounts yet: add one with `mcp accounts add --provider zai` (it asks for the key) or `--provider antigravity`; a running server picks it up'));
   }

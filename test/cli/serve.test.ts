@@ -195,28 +195,33 @@ describe('secrets of accounts added while the server runs', () => {
 });
 
 describe('serve with a short key on every interface', () => {
-  test('warns before it starts, without quoting the key', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'mcp-serve-exposed-'));
-    // A file where the data directory should be: serve stops right after the warning, listening nowhere.
-    const notADir = join(dir, 'file');
-    writeFileSync(notADir, '');
-    // serve sets its own log reporters: what reaches stderr is what the user sees.
-    let err = '';
-    const write = process.stderr.write;
-    process.stderr.write = ((chunk: string | Uint8Array) => {
-      err += String(chunk);
+  test('warns once it listens, without quoting the key', async () => {
+    const data = mkdtempSync(join(tmpdir(), 'mcp-serve-exposed-'));
+    // serve sets its own log reporters: what reaches stderr and stdout is what the user sees.
+    let out = '';
+    const writes = { err: process.stderr.write, out: process.stdout.write };
+    const capture = ((chunk: string | Uint8Array) => {
+      out += String(chunk);
       return true;
     }) as typeof process.stderr.write;
+    process.stderr.write = capture;
+    process.stdout.write = capture;
     try {
       const key = 'k-FAKE-short';
-      await serve({}, { PROXY_API_KEY: key, BIND_ADDRESS: '0.0.0.0', PORT: '0', MCP_DATA_DIR: join(notADir, 'data') }).catch(() => {});
-      const warned = err.split('\n').filter((l) => l.includes('[warn]') && l.includes('BIND_ADDRESS=127.0.0.1'));
+      const running = serve({}, { PROXY_API_KEY: key, BIND_ADDRESS: '0.0.0.0', PORT: '0', MCP_DATA_DIR: data });
+      const t0 = Date.now();
+      while (!out.includes('[warn]') && Date.now() - t0 < 5000) await Bun.sleep(20);
+      process.emit('SIGTERM', 'SIGTERM');
+      await running;
+      const warned = out.split('\n').filter((l) => l.includes('[warn]') && l.includes('BIND_ADDRESS=127.0.0.1'));
       expect(warned).toHaveLength(1);
-      expect(err).not.toContain(key);
+      expect(out).toContain('mcp listening on http://0.0.0.0:');
+      expect(out).not.toContain(key);
     } finally {
-      process.stderr.write = write;
+      process.stderr.write = writes.err;
+      process.stdout.write = writes.out;
       configureLog({ format: 'pretty' });
-      rmSync(dir, { recursive: true, force: true });
+      rmSync(data, { recursive: true, force: true });
     }
   });
 });
