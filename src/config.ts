@@ -381,3 +381,28 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}, opts: { requireApi
   };
   return Object.freeze(config);
 }
+
+/** Shorter than this, a key someone on the network can try is guessable (the README's `change-me` is 9). */
+export const MIN_EXPOSED_KEY_LENGTH = 16;
+
+function isLoopback(host: string): boolean {
+  const h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  return h === 'localhost' || h === '::1' || (isIPv4(h) && h.startsWith('127.'));
+}
+
+/**
+ * A warning for `mcp serve` when the server is reachable from other machines (any address but
+ * loopback) and a client key is short enough to guess, as the quick start's example key is; null
+ * otherwise. Not a refusal: in a container 0.0.0.0 is the norm and the port may be published to
+ * loopback only.
+ */
+export function exposureWarning(config: Pick<Config, 'bindAddress' | 'proxyApiKeys'>): string | null {
+  if (isLoopback(config.bindAddress)) return null;
+  const short = config.proxyApiKeys.filter((k) => k.length < MIN_EXPOSED_KEY_LENGTH).length;
+  if (!short) return null;
+  const which = config.proxyApiKeys.length > 1 ? `${short} of the ${config.proxyApiKeys.length} keys in PROXY_API_KEY are` : 'PROXY_API_KEY is';
+  return (
+    `${which} shorter than ${MIN_EXPOSED_KEY_LENGTH} characters and mcp listens on ${config.bindAddress}, which other machines can reach: ` +
+    'anyone there may guess it and spend your accounts. Use a long random key (e.g. `openssl rand -hex 24`), or BIND_ADDRESS=127.0.0.1 to serve this machine only'
+  );
+}

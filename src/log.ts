@@ -4,14 +4,18 @@ import { writeSync } from 'node:fs';
 import { createConsola, type ConsolaInstance, type LogObject } from 'consola';
 import { trackSize } from './diagnostics.ts';
 
-// Google access tokens, Google refresh tokens, Z.AI keys (32 hex digits, a dot, a secret part),
-// bearer values, API-key-ish strings and key=value pairs.
-const SECRET_PATTERNS: RegExp[] = [
+// Google access tokens, Google refresh tokens, Z.AI keys (32 hex digits, a dot, a secret part) and
+// sk- keys: secrets by their shape alone, whatever the text around them.
+const SHAPE_PATTERNS: RegExp[] = [
   /ya29\.[A-Za-z0-9_\-.]+/g,
   /\b[0-9a-f]{32}\.[A-Za-z0-9_\-]{8,}/gi,
   /1\/\/[A-Za-z0-9_\-]{10,}/g,
-  /(Bearer\s+)[A-Za-z0-9_\-.~+/=]{6,}/gi,
   /\bsk-[A-Za-z0-9_\-]{10,}/g,
+];
+
+// Bearer values and key=value pairs: secrets by what stands before them.
+const CONTEXT_PATTERNS: RegExp[] = [
+  /(Bearer\s+)[A-Za-z0-9_\-.~+/=]{6,}/gi,
   /("?(?:api[_-]?key|apiKey|access[_-]?token|accessToken|refresh[_-]?token|refreshToken|client[_-]?secret|authorization|x-api-key|password)"?\s*[:=]\s*"?)([^"\s,}&]{4,})/gi,
 ];
 
@@ -37,15 +41,20 @@ export function registeredSecretCount(): number {
   return extraSecrets.size;
 }
 
-// Matches wherever any SECRET_PATTERNS entry could (a superset): most lines (every request line)
-// contain none of these, and one test is far cheaper than five replaces.
+// Matches wherever any of the patterns could (a superset): most lines (every request line) contain
+// none of these, and one test is far cheaper than six replaces.
 const MAYBE_SECRET = /ya29\.|1\/\/|[0-9a-f]{32}\.|bearer\s|\bsk-|api[_-]?key|access[_-]?token|refresh[_-]?token|client[_-]?secret|authorization|password/i;
+const MAYBE_SHAPED = /ya29\.|1\/\/|[0-9a-f]{32}\.|\bsk-/i;
 
-export function redact(text: string): string {
+function maskLiterals(text: string): string {
   let out = text;
   for (const s of extraSecrets.keys()) if (out.includes(s)) out = out.split(s).join('***');
-  if (!MAYBE_SECRET.test(out)) return out;
-  for (const re of SECRET_PATTERNS) {
+  return out;
+}
+
+function maskAll(text: string, patterns: RegExp[]): string {
+  let out = text;
+  for (const re of patterns) {
     out = out.replace(re, (m, p1?: string, p2?: string) => {
       if (typeof p1 === 'string' && typeof p2 === 'string') return `${p1}***`;
       if (typeof p1 === 'string' && /^bearer/i.test(p1)) return `${p1}***`;
@@ -53,6 +62,22 @@ export function redact(text: string): string {
     });
   }
   return out;
+}
+
+/** A log line with anything that looks like a secret masked (registered ones, shapes, key=value). */
+export function redact(text: string): string {
+  const out = maskLiterals(text);
+  if (!MAYBE_SECRET.test(out)) return out;
+  return maskAll(maskAll(out, SHAPE_PATTERNS), CONTEXT_PATTERNS);
+}
+
+/**
+ * Text for a client (an error message): registered secrets and token-shaped strings masked, but not
+ * the key=value guesses, which would mangle the proxy's own words ("send x-api-key or Authorization: Bearer").
+ */
+export function maskSecrets(text: string): string {
+  const out = maskLiterals(text);
+  return MAYBE_SHAPED.test(out) ? maskAll(out, SHAPE_PATTERNS) : out;
 }
 
 function stringify(arg: unknown): string {

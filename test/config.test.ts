@@ -4,7 +4,7 @@ import { describe, expect, test } from 'bun:test';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, dataDirFrom, loadConfig } from '../src/config.ts';
+import { ConfigError, dataDirFrom, exposureWarning, loadConfig } from '../src/config.ts';
 
 const KEY = { PROXY_API_KEY: 'k-0123456789' };
 
@@ -194,4 +194,25 @@ describe('bad values are refused, naming the variable', () => {
       expect((err as Error).message.split('\n')).toHaveLength(1);
     });
   }
+});
+
+describe('exposureWarning: a short key on an address other machines reach', () => {
+  const long = ['FAKE', 'long', 'random', 'proxy', 'key', '0123'].join('-');
+  test("the README's example key on the default 0.0.0.0 is warned about, naming the fixes", () => {
+    const w = exposureWarning(loadConfig({ PROXY_API_KEY: 'change-me' }));
+    expect(w).toContain('PROXY_API_KEY');
+    expect(w).toContain('0.0.0.0');
+    expect(w).toContain('BIND_ADDRESS=127.0.0.1');
+  });
+  test('each short key of several counts; a host name or LAN address is exposed too', () => {
+    expect(exposureWarning(loadConfig({ PROXY_API_KEY: `${long},k-1`, BIND_ADDRESS: '192.168.1.10' }))).toContain('1 of the 2 keys');
+    expect(exposureWarning(loadConfig({ PROXY_API_KEY: 'short', BIND_ADDRESS: 'myhost.lan' }))).not.toBeNull();
+    expect(exposureWarning(loadConfig({ PROXY_API_KEY: 'short', BIND_ADDRESS: '::' }))).not.toBeNull();
+  });
+  test('no warning for a long key, or for a loopback address', () => {
+    expect(exposureWarning(loadConfig({ PROXY_API_KEY: long }))).toBeNull();
+    for (const addr of ['127.0.0.1', '127.0.1.1', '::1', '[::1]', 'localhost']) {
+      expect(exposureWarning(loadConfig({ PROXY_API_KEY: 'short', BIND_ADDRESS: addr }))).toBeNull();
+    }
+  });
 });

@@ -1,7 +1,7 @@
 // `mcp serve`: config -> log -> store -> providers -> routing -> HTTP, then a graceful stop on
 // SIGTERM/SIGINT (stop accepting, let in-flight streams finish within the grace period).
 import { defineCommand } from 'citty';
-import { type Config, ConfigError, type ConfigFlags, loadConfig } from '../config.ts';
+import { type Config, ConfigError, type ConfigFlags, exposureWarning, loadConfig } from '../config.ts';
 import { bannerLine, configureLog, log, registerSecret } from '../log.ts';
 import type { Database } from 'bun:sqlite';
 import { openDatabase } from '../store/db.ts';
@@ -169,6 +169,9 @@ async function runServer(config: Config): Promise<void> {
   await routing.start();
   const n = accounts.length;
   say(bannerLine(listeningLine(config.bindAddress, port, n)));
+  // Once it really listens: a start that fails has nothing exposed to warn about.
+  const exposed = exposureWarning(config);
+  if (exposed) log.warn(exposed);
   if (n === 0) {
     say(bannerLine('no accounts yet: add one with `mcp accounts add --provider zai` (it asks for the key) or `--provider antigravity`; a running server picks it up'));
   }

@@ -30,7 +30,7 @@ import {
   setLimit,
 } from '../store/limits.ts';
 import { trackSize } from '../diagnostics.ts';
-import { log } from '../log.ts';
+import { log, maskSecrets } from '../log.ts';
 import { type Candidate, selectAccount, type Selection } from './select.ts';
 
 /** Cool-down after a capacity error when the upstream gave no time: it is not the account's fault. */
@@ -574,7 +574,9 @@ export function createPool(opts: PoolOptions): Pool {
 
   /** tryNow false: straight to the retry queue (the store just refused a write; waiting on it again blocks the request). */
   function putLimit(accountId: string, model: string, kind: LimitKind, resetAt: number, reason: string | null, tryNow = true): void {
-    const l: ModelLimit = { accountId, model, kind, resetAt, reason, updatedAt: now() };
+    // A reason is an upstream's words, and it is stored and shown (/health, dashboard, accounts list):
+    // a credential it quotes goes no further.
+    const l: ModelLimit = { accountId, model, kind, resetAt, reason: reason === null ? null : maskSecrets(reason), updatedAt: now() };
     // A shorter new limit never shortens a longer one already known (a throttle inside a quota wait).
     const cur = limits.get(limitKey(accountId, model));
     if (cur && cur.resetAt > resetAt && cur.resetAt > now()) return;
@@ -604,7 +606,7 @@ export function createPool(opts: PoolOptions): Pool {
 
   function markInvalid(account: Account, reason: string, verifyUrl: string | null = null): void {
     const id = account.id;
-    setStatus(id, ['active', 'invalid'], { status: 'invalid', statusReason: reason, verifyUrl }, `that account ${id} is invalid`, secretOf(account.credentials));
+    setStatus(id, ['active', 'invalid'], { status: 'invalid', statusReason: maskSecrets(reason), verifyUrl }, `that account ${id} is invalid`, secretOf(account.credentials));
   }
 
   function reactivate(accountId: string): boolean {

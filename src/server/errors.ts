@@ -2,7 +2,7 @@
 // Bad input is always a 4xx ApiError; only a genuine bug becomes a 500, and then with a generic
 // message (the detail goes to the log, never to the client).
 import { ApiError } from '../anthropic/errors.ts';
-import { log } from '../log.ts';
+import { log, maskSecrets } from '../log.ts';
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
@@ -33,9 +33,19 @@ export function toApiError(err: unknown, code?: string | number): ApiError {
 
 const JSON_HEADERS = { 'content-type': 'application/json' } as const;
 
+/**
+ * An error message as the client may see it: an upstream's words can quote an access token or a
+ * key (an error page echoing the request, a key sent back), so it is masked as the log is.
+ */
+export function clientMessage(message: string): string {
+  return maskSecrets(message);
+}
+
 /** The envelope as a Response. `headers` (request-id, CORS…) are added to the error's own. */
 export function errorResponse(err: ApiError, requestId: string, headers?: Record<string, string>): Response {
-  return new Response(JSON.stringify(err.body(requestId)), {
+  const body = err.body(requestId);
+  body.error.message = clientMessage(body.error.message);
+  return new Response(JSON.stringify(body), {
     status: err.status,
     headers: { ...JSON_HEADERS, ...headers, ...err.headers, 'request-id': requestId },
   });

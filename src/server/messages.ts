@@ -268,7 +268,7 @@ function writeTimeoutMessage(sec: number): string {
 export function readBodyInTime(request: Request, config: Config, read = readBodyBytes): Promise<Uint8Array> {
   const sec = config.readTimeoutSec;
   return withinTime(read(request, config.bodyLimitBytes), sec * 1000, () => {
-    return new ApiError('timeout_error', `the request body did not arrive within READ_TIMEOUT_SEC (${sec}s)`, { status: 408 });
+    return new ApiError('timeout_error', `the request body did not arrive within READ_TIMEOUT_SEC (${sec}s)`, { status: 408, headers: { connection: 'close' } });
   });
 }
 

@@ -6,6 +6,7 @@ import { ApiError } from '../anthropic/errors.ts';
 import { errorTypeOf, estimateCutOutput, outputChars, trackUsage, type UsageTotals } from '../anthropic/collect.ts';
 import type { AnthropicEvent } from '../anthropic/events.ts';
 import { log } from '../log.ts';
+import { clientMessage } from './errors.ts';
 
 const PING_FRAME = 'event: ping\ndata: {"type":"ping"}\n\n';
 
@@ -194,5 +195,5 @@ export function sseResponse(events: AsyncIterable<AnthropicEvent>, opts: SseOpti
 }
 
 function errorFrame(type: string, message: string): string {
-  return `event: error\ndata: ${JSON.stringify({ type: 'error', error: { type, message } })}\n\n`;
+  return `event: error\ndata: ${JSON.stringify({ type: 'error', error: { type, message: clientMessage(message) } })}\n\n`;
 }

@@ -26,8 +26,11 @@ export function backupDatabase(db: Database, target: string, opts: { overwrite?:
   if (existsSync(target) && !opts.overwrite) throw new BackupExistsError(target);
   const tmp = `${target}.partial-${process.pid}`;
   try {
-    // SQLite takes an empty existing file as the target and keeps its mode.
-    closeSync(openSync(tmp, 'w', 0o600));
+    // SQLite takes an empty existing file as the target and keeps its mode. Whatever already has the
+    // name goes first and the file is made new (O_EXCL): a symlink planted there (a shared directory)
+    // is not written through, and a leftover readable by all does not lend the copy its mode.
+    rmSync(tmp, { force: true });
+    closeSync(openSync(tmp, 'wx', 0o600));
     db.query('VACUUM INTO ?').run(tmp);
     const copy = new Database(tmp, { readonly: true });
     let accounts: number;

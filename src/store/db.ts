@@ -1,6 +1,6 @@
 // Opens the one database file: private permissions, WAL, a busy timeout, and numbered migrations.
 import { Database } from 'bun:sqlite';
-import { accessSync, chmodSync, constants, existsSync, mkdirSync, readdirSync, statfsSync, statSync } from 'node:fs';
+import { accessSync, chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, statfsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 export class StoreError extends Error {
@@ -132,6 +132,13 @@ export function openDatabase(
   // SQLite says only "unable to open database file" for these, and the access hint would mislead.
   if (kindOf(dir) === 'other') throw new StoreError(`cannot open database ${path}: ${notADirectory(dir)}`);
   if (kindOf(path) === 'dir') throw new StoreError(`cannot open database ${path}: it is a directory, not a file (move it away, or point MCP_DATA_DIR elsewhere)`);
+  // Owner-only before SQLite writes a byte (its -wal and -shm take the file's mode): a file it made
+  // itself would be 0644 until the chmod below, and a process that opened it meanwhile could read
+  // the credentials written to it later.
+  if (!opts.readonly) {
+    createPrivate(path);
+    tightenModes(path);
+  }
   let db: Database;
   try {
     db = new Database(path, opts.readonly ? { readonly: true } : { create: true, readwrite: true });
@@ -293,6 +300,15 @@ function restoreHint(dataDir: string): string {
     return '';
   }
   return newest ? `; the newest copy of it is ${newest.path} (README, Backups: how to put it back)` : '';
+}
+
+/** Makes `path` an empty owner-only file when there is none (O_EXCL: nothing there is followed). */
+function createPrivate(path: string): void {
+  try {
+    closeSync(openSync(path, 'wx', 0o600));
+  } catch {
+    // already there (tightened next), or not creatable: SQLite's open says why
+  }
 }
 
 /**

@@ -204,3 +204,35 @@ describe('the listening banner', () => {
     expect(listeningLine('fd00::5', 80, 3)).toBe('mcp listening on http://[fd00::5]:80 (3 accounts); dashboard: http://[fd00::5]:80/dashboard');
   });
 });
+
+describe('serve with a short key on every interface', () => {
+  test('warns once it listens, without quoting the key', async () => {
+    const data = mkdtempSync(join(tmpdir(), 'mcp-serve-exposed-'));
+    // serve sets its own log reporters: what reaches stderr and stdout is what the user sees.
+    let out = '';
+    const writes = { err: process.stderr.write, out: process.stdout.write };
+    const capture = ((chunk: string | Uint8Array) => {
+      out += String(chunk);
+      return true;
+    }) as typeof process.stderr.write;
+    process.stderr.write = capture;
+    process.stdout.write = capture;
+    try {
+      const key = 'k-FAKE-short';
+      const running = serve({}, { PROXY_API_KEY: key, BIND_ADDRESS: '0.0.0.0', PORT: '0', MCP_DATA_DIR: data });
+      const t0 = Date.now();
+      while (!out.includes('[warn]') && Date.now() - t0 < 5000) await Bun.sleep(20);
+      process.emit('SIGTERM', 'SIGTERM');
+      await running;
+      const warned = out.split('\n').filter((l) => l.includes('[warn]') && l.includes('BIND_ADDRESS=127.0.0.1'));
+      expect(warned).toHaveLength(1);
+      expect(out).toContain('mcp listening on http://0.0.0.0:');
+      expect(out).not.toContain(key);
+    } finally {
+      process.stderr.write = writes.err;
+      process.stdout.write = writes.out;
+      configureLog({ format: 'pretty' });
+      rmSync(data, { recursive: true, force: true });
+    }
+  });
+});

@@ -2,6 +2,7 @@ import { afterEach, expect, test } from 'bun:test';
 import { ApiError } from '../../src/anthropic/errors.ts';
 import { createRouting } from '../../src/gateway/index.ts';
 import { quotaCell, textTable } from '../../src/gateway/ops.ts';
+import { registerSecret } from '../../src/log.ts';
 import { UpstreamError } from '../../src/providers/provider.ts';
 import { findAccount, updateAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
@@ -221,4 +222,26 @@ test('429s for names passed through as asked (claude-* to Z.AI) cannot grow the 
   }
   expect(models.size).toBeLessThanOrEqual(202);
   expect(models.has('other')).toBe(true);
+});
+
+test('a reason quoting a credential (an upstream echoing it) is stored and shown masked: health, account-limits, the table, the database', () => {
+  const r = rig();
+  // Built from parts: no token-shaped literal in the source.
+  const secret = ['FAKE', 'refresh', 'token', 'abcdef123456'].join('-');
+  const shaped = ['ya29', 'FAKE-access-token', 'y'.repeat(16)].join('.');
+  registerSecret(secret);
+  const account = r.accounts[0]!;
+  const lease = { account, provider: 'zai' as const, model: 'glm-4.7', sticky: false, soft: false, release() {} };
+  r.routing.pool.report(lease, { kind: 'error', error: new UpstreamError('rate_limited', `slow down, ${shaped}`, { resetAt: T0 + 60_000 }) });
+  r.routing.pool.report(lease, { kind: 'error', error: new UpstreamError('invalid_account', `token ${secret} revoked`) });
+  const shown = [
+    JSON.stringify(r.routing.ops.health(true)),
+    JSON.stringify(r.routing.ops.accountLimits()),
+    r.routing.ops.accountLimitsTable(),
+    JSON.stringify(findAccount(r.db, account.id)),
+  ].join('\n');
+  expect(shown).toContain('revoked');
+  expect(shown).toContain('slow down');
+  expect(shown).not.toContain(secret);
+  expect(shown).not.toContain(shaped);
 });

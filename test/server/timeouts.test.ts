@@ -49,6 +49,37 @@ describe('READ_TIMEOUT_SEC', () => {
   });
 });
 
+describe('READ_TIMEOUT_SEC against a client that trickles its body', () => {
+  test('the 408 closes the connection, so a byte now and then cannot hold the socket and its half-read body for ever', async () => {
+    h = startHarness(testConfig({ READ_TIMEOUT_SEC: '1' }));
+    let reply = '';
+    let closed = false;
+    const sock = await Bun.connect({
+      hostname: '127.0.0.1',
+      port: Number(new URL(h.base).port),
+      socket: {
+        data(_s, d) {
+          reply += new TextDecoder().decode(d);
+        },
+        close() {
+          closed = true;
+        },
+      },
+    });
+    const json = JSON.stringify(body());
+    sock.write(`POST /v1/messages HTTP/1.1\r\nhost: x\r\nx-api-key: ${AUTH['x-api-key']}\r\ncontent-type: application/json\r\ncontent-length: ${json.length}\r\n\r\n${json.slice(0, 10)}`);
+    const t0 = Date.now();
+    while (!closed && Date.now() - t0 < 4000) {
+      await Bun.sleep(200);
+      if (!closed) sock.write(' ');
+    }
+    expect(reply).toStartWith('HTTP/1.1 408');
+    expect(reply.toLowerCase()).toContain('connection: close');
+    expect(closed).toBe(true);
+    sock.end();
+  });
+});
+
 describe('a client that leaves while sending its body', () => {
   test('is recorded as gone (499), not logged as a server error', async () => {
     h = startHarness(testConfig({ READ_TIMEOUT_SEC: '5' }));

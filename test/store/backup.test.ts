@@ -2,7 +2,7 @@
 // never a partial file under the name asked for; and reading accounts back out of a copy.
 import { Database } from 'bun:sqlite';
 import { afterAll, describe, expect, test } from 'bun:test';
-import { chmodSync, closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, existsSync, lstatSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { listAccounts, upsertAccount } from '../../src/store/accounts.ts';
@@ -35,6 +35,26 @@ describe('backupDatabase', () => {
     expect(integrityCheck(copy)).toBe('ok');
     expect(listAccounts(copy)).toEqual(listAccounts(db));
     copy.close();
+    db.close();
+  });
+
+  test('a file or symlink already under the temporary name is neither written through nor trusted for its mode', () => {
+    if (process.platform === 'win32') return;
+    const db = freshDb('planted');
+    const victim = join(dir, 'planted-victim.txt');
+    writeFileSync(victim, 'precious');
+    const viaLink = join(dir, 'planted-link.db');
+    symlinkSync(victim, `${viaLink}.partial-${process.pid}`);
+    backupDatabase(db, viaLink);
+    expect(readFileSync(victim, 'utf8')).toBe('precious');
+    expect(lstatSync(viaLink).isSymbolicLink()).toBe(false);
+    expect(statSync(viaLink).mode & 0o777).toBe(0o600);
+    // A leftover readable by all: the copy of the credentials must not inherit its mode.
+    const open = join(dir, 'planted-open.db');
+    writeFileSync(`${open}.partial-${process.pid}`, '');
+    chmodSync(`${open}.partial-${process.pid}`, 0o644);
+    backupDatabase(db, open);
+    expect(statSync(open).mode & 0o777).toBe(0o600);
     db.close();
   });
 
