@@ -196,6 +196,14 @@ function isBug(err: unknown): boolean {
   return !(err instanceof UpstreamError) && !(err instanceof ApiError);
 }
 
+/**
+ * A request nested so deep (a tool input of thousands of levels: valid JSON, valid to the schema)
+ * that writing it out for the upstream overflows the stack. The client's to fix, on any account.
+ */
+function tooDeep(err: unknown): boolean {
+  return err instanceof RangeError && /call stack/i.test(err.message);
+}
+
 /** The client's error for a bug: logged here with its detail, which the client never sees. */
 function bugError(err: unknown, requestId: string, where: string): ApiError {
   log.error(`${requestId}: internal error ${where}: ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}`);
@@ -499,6 +507,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
         if (req.signal.aborted) {
           pool.report(lease, { kind: 'aborted' });
           throw err instanceof ApiError ? err : new ApiError('api_error', 'client closed the request');
+        }
+        if (tooDeep(err)) {
+          pool.report(lease, { kind: 'neutral' });
+          throw new ApiError('invalid_request_error', 'the request nests arrays or objects too deeply to be sent on (thousands of levels); flatten it');
         }
         if (isBug(err)) {
           pool.report(lease, { kind: 'neutral' });

@@ -590,6 +590,18 @@ describe('dispatch', () => {
     for (const a of r.accounts) expect(r.routing.pool.inFlight(a.id)).toBe(0);
   });
 
+  test('a request too deep for the provider to write out is a 400 to the client, not a bug or an account failure', async () => {
+    const r = rig({ labels: ['a', 'b'] });
+    r.zai.answer = () => ({ error: new RangeError('Maximum call stack size exceeded.') as never });
+    const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+    expect(e.status).toBe(400);
+    expect(e.type).toBe('invalid_request_error');
+    expect(e.message).toContain('too deeply');
+    // Any account would fail the same way: one call, nothing held against it.
+    expect(r.zai.calls).toHaveLength(1);
+    expect(listLimits(r.db)).toHaveLength(0);
+  });
+
   test('a provider bug after the first event ends the stream with a 502 api_error without its detail, and no limit', async () => {
     const r = rig({ labels: ['a', 'b'] });
     r.zai.answer = () => ({ error: new RangeError('secret internal detail') as never, after: 3 });

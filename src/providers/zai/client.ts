@@ -73,6 +73,10 @@ export async function* streamMessages(
     return err instanceof UpstreamError ? err : networkError(err, key);
   };
 
+  // Written out before the call: a request too deep to serialize is the client's problem, not a
+  // connection failure (the gateway answers it with a 400).
+  // The client's byte strings, passed on byte for byte (anthropic/byte-strings.ts).
+  const body = JSON.stringify(toZaiBody(req, ctx.model));
   let res: UpstreamResponse | null = null;
   let eof = false;
   try {
@@ -81,8 +85,7 @@ export async function* streamMessages(
       res = await upstreamCall(opts.httpClient ?? 'fetch', `${opts.baseUrl}/v1/messages`, {
         method: 'POST',
         headers: zaiHeaders(key, ctx, { stripBetas: opts.stripBetas }),
-        // The client's byte strings, passed on byte for byte (anthropic/byte-strings.ts).
-        body: JSON.stringify(toZaiBody(req, ctx.model)),
+        body,
         latin1: true,
         signal,
         poolKey: key,
