@@ -6,6 +6,7 @@ import { defineCommand } from 'citty';
 import { type Config, loadConfig } from '../config.ts';
 import { quotaAsOf, quotaLines, servesPastQuotaOf } from '../gateway/ops.ts';
 import { limitsInForce } from '../pool/pool.ts';
+import { maskSecrets } from '../log.ts';
 import { isProjectId, userProjectOf } from '../providers/antigravity/project.ts';
 import { type Provider, type ProviderDeps, type QuotaInfo, UpstreamError } from '../providers/provider.ts';
 import {
@@ -675,7 +676,8 @@ async function verifyOne(db: Database, providers: Partial<Record<ProviderId, Pro
   if (verdict.ok && acc.status === 'invalid' && setStatusIf(db, acc.id, ['invalid'], { status: 'active', statusReason: null, verifyUrl: null })?.changed) {
     back = ` (was invalid: ${acc.statusReason ?? 'no reason'}; back in rotation)`;
   }
-  say(`${verdict.ok ? 'ok  ' : 'FAIL'}  ${acc.id}  ${acc.label.padEnd(labelWidth)}  ${acc.provider}: ${verdict.detail}${back}`);
+  // The detail is often the upstream's own words, which may quote a credential.
+  say(`${verdict.ok ? 'ok  ' : 'FAIL'}  ${acc.id}  ${acc.label.padEnd(labelWidth)}  ${acc.provider}: ${maskSecrets(verdict.detail)}${back}`);
   return verdict.ok;
 }
 

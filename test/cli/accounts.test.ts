@@ -23,7 +23,7 @@ let google: FakeGoogle;
 const UPSTREAM_VARS = ['ZAI_BASE_URL', 'ZAI_QUOTA_URL', 'GOOGLE_OAUTH_TOKEN_URL', 'GOOGLE_OAUTH_AUTH_URL', 'GOOGLE_USERINFO_URL', 'ANTIGRAVITY_ENDPOINTS'];
 const savedUpstreams = Object.fromEntries(UPSTREAM_VARS.map((k) => [k, process.env[k]]));
 beforeAll(() => {
-  const keys = [KEY, `${KEY}-2`, `${KEY}-other`, ...Array.from({ length: KEPT_REMOVAL_COPIES + 2 }, (_, i) => `${KEY}-${i}`)];
+  const keys = [KEY, `${KEY}-2`, `${KEY}-other`, `${KEY}-masked`, ...Array.from({ length: KEPT_REMOVAL_COPIES + 2 }, (_, i) => `${KEY}-${i}`)];
   zai = startFakeZai({ keys });
   google = startFakeGoogle();
   Object.assign(process.env, {
@@ -657,5 +657,15 @@ describe('accounts verify', () => {
     const lines = r.out.trim().split('\n');
     expect(lines).toHaveLength(2);
     expect(new Set(lines.map((l) => l.indexOf('zai: ')))).toHaveProperty('size', 1);
+  });
+
+  test("masks a credential the upstream's answer quotes, as the server's errors do", async () => {
+    const key = `${KEY}-masked`;
+    await runCaptured(['accounts', 'add', '--provider', 'zai', '--api-key', key, '--label', 'a']);
+    const quoted = `ya29.FAKE${'x'.repeat(20)}`;
+    zai.setQuota({ success: false, msg: `token ${quoted} is not allowed here`, code: 500 }, { key });
+    const r = await runCaptured(['accounts', 'verify']);
+    expect(`${r.out}${r.err}`).toContain('not allowed here');
+    expect(`${r.out}${r.err}`).not.toContain(quoted);
   });
 });
