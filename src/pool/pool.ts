@@ -16,6 +16,7 @@ import {
   touchAccounts,
   updateAccount,
 } from '../store/accounts.ts';
+import { loadBindings, saveBindings, type SessionBinding } from '../store/bindings.ts';
 import { dataVersion } from '../store/db.ts';
 import {
   ALL_MODELS,
@@ -52,6 +53,11 @@ export const READING_OUTRANKS_429_AFTER_MS = 60_000;
 export const TRANSIENT_FAILURES_BEFORE_COOLDOWN = 3;
 /** Session bindings kept (oldest forgotten first). */
 const MAX_BINDINGS = 20_000;
+/**
+ * Bindings older than this are not brought back by a restart (nor kept on disk): a conversation idle
+ * for a week has no cache left to lose, and the table stays bounded.
+ */
+const BINDING_KEEP_MS = 7 * 24 * 60 * 60 * 1000;
 /** lastUsedAt is written to the store in batches at most this often. */
 const TOUCH_FLUSH_MS = 5_000;
 /** How often a running server looks for changes made by other processes (the CLI). */
@@ -310,6 +316,8 @@ export function createPool(opts: PoolOptions): Pool {
   const pendingTouch = new Map<string, number>();
   const failures = new Map<string, number>();
   const bindings = new Map<string, string>();
+  // Written with the touches, off the hot path: a restart loses at most one flush interval of them.
+  const pendingBindings = new Map<string, SessionBinding>();
   // When each lease was handed out: a success clears only the limits older than its request.
   const leasedAt = new WeakMap<Lease, number>();
   const addedListeners: Array<(ids: string[]) => void> = [];
@@ -511,7 +519,8 @@ export function createPool(opts: PoolOptions): Pool {
     return mine.map((a) => `${a.label}: ${state(a)}`).join('; ');
   }
 
-  function bind(key: string, accountId: string): void {
+  function bind(req: AcquireRequest, key: string, accountId: string, t: number): void {
+    pendingBindings.set(key, { family: req.familyKey, session: req.sessionKey, accountId, boundAt: t });
     bindings.delete(key);
     bindings.set(key, accountId);
     if (bindings.size > MAX_BINDINGS) bindings.delete(bindings.keys().next().value!);
@@ -548,7 +557,7 @@ export function createPool(opts: PoolOptions): Pool {
     if (sel.kind === 'none') return { kind: 'none', reason: sel.reason, detail: describeNone(req) };
     const account = byId.get(sel.accountId)!;
     // An overflow serves one request elsewhere; the conversation's cache stays on its account.
-    if (!sel.overflow) bind(bindKey, account.id);
+    if (!sel.overflow) bind(req, bindKey, account.id, t);
     inFlight.set(account.id, (inFlight.get(account.id) ?? 0) + 1);
     lastUsed.set(account.id, t);
     pendingTouch.set(account.id, t);
@@ -714,7 +723,25 @@ export function createPool(opts: PoolOptions): Pool {
     }
   }
 
+  function flushBindings(): void {
+    if (!pendingBindings.size) return;
+    const batch = [...pendingBindings.values()];
+    pendingBindings.clear();
+    try {
+      saveBindings(db, batch, now() - BINDING_KEEP_MS, MAX_BINDINGS);
+    } catch {
+      // As the touches: a binding not stored costs a moved conversation after a restart, no more.
+    }
+  }
+
   sync();
+  try {
+    for (const b of loadBindings(db, now() - BINDING_KEEP_MS, MAX_BINDINGS)) {
+      if (byId.has(b.accountId)) bindings.set(`${b.family}\u0000${b.session}`, b.accountId);
+    }
+  } catch {
+    // An unreadable table costs the conversations their accounts, not the server its start.
+  }
 
   return {
     sync,
@@ -824,6 +851,7 @@ export function createPool(opts: PoolOptions): Pool {
         touchTimer = setInterval(() => {
           retryUnsaved();
           flushTouches();
+          flushBindings();
         }, TOUCH_FLUSH_MS);
         touchTimer.unref?.();
       }
@@ -836,6 +864,7 @@ export function createPool(opts: PoolOptions): Pool {
       for (const u of unsaved.values()) log.error(`could not store ${u.what} before stopping: it is lost`);
       unsaved.clear();
       flushTouches();
+      flushBindings();
     },
   };
 }

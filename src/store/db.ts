@@ -69,6 +69,15 @@ const MIGRATIONS: string[] = [
    );
    CREATE INDEX usage_ts ON usage(ts);
    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+  // Which account each conversation is on, so a restart does not move it off its prompt cache.
+  `CREATE TABLE session_bindings (
+     family     TEXT NOT NULL,
+     session    TEXT NOT NULL,
+     account_id TEXT NOT NULL,
+     bound_at   INTEGER NOT NULL,
+     PRIMARY KEY (family, session)
+   );
+   CREATE INDEX session_bindings_at ON session_bindings(bound_at);`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -200,6 +200,29 @@ describe('state in SQLite', () => {
     db2.close();
   });
 
+  test('a restart keeps each conversation on the account it was on, though that account is the one used last', () => {
+    const { db, path, pool, setNow } = setup(['a', 'b']);
+    const take = (p: ReturnType<typeof createPool>, session: string) => {
+      const l = lease(p, 'glm-4.7', session);
+      l.release();
+      return l.account.label;
+    };
+    expect(take(pool, 's1')).toBe('a');
+    setNow(T0 + 1_000);
+    expect(take(pool, 's2')).toBe('b');
+    setNow(T0 + 2_000);
+    // s1's next turn makes a the most recently used account: a new conversation would go to b.
+    expect(take(pool, 's1')).toBe('a');
+    pool.stop();
+    db.close();
+    const db2 = openDatabase(path);
+    const pool2 = createPool({ db: db2, now: () => T0 + 60_000, defaultCooldownSec: 60, softLimitThreshold: 0.2 });
+    expect(take(pool2, 's1')).toBe('a');
+    expect(take(pool2, 's2')).toBe('b');
+    pool2.stop();
+    db2.close();
+  });
+
   test('after a restart an expired limit is ignored and live ones apply: with every account still limited, no lease', () => {
     const { db, path, pool } = setup(['a', 'b']);
     const quota = (resetAt: number) => ({ kind: 'error', error: new UpstreamError('quota_exhausted', 'q', { resetAt }) }) as Outcome;
