@@ -34,12 +34,14 @@ const EMAILS = ['cc-session-one@example.com', 'cc-session-two@example.com'] as c
 const MODEL = 'gemini-3-flash';
 let google: FakeGoogle;
 let server: ServeHandle;
+let serveEnv: Record<string, string>;
 
 beforeAll(async () => {
   google = startFakeGoogle({ strictSignatures: true });
   for (const [i, email] of EMAILS.entries()) google.setAccount(email, { projectId: `fake-project-sessions-${i}` });
   const env = mcpEnv(tempDir(), { PROXY_API_KEY: PROXY_KEY, ...googleEnv(google) });
   await addGoogleAccounts(env, google, EMAILS);
+  serveEnv = env;
   server = await startServe({ env });
 });
 
@@ -358,4 +360,30 @@ describe('Claude Code switching providers mid-session in a mixed pool (Z.AI GLM 
       expect(gens.map((g) => g.mode).filter((m) => m !== 'ok')).toEqual([]);
     }, 55_000);
   }
+});
+
+describe('Claude Code resuming a session after mcp serve restarted', () => {
+  test('the resumed opus session goes back to the account it was on (not the least recently used one), and its signed thinking replays', async () => {
+    const home = tempDir('mcp-claude-home-');
+    const cwd = tempDir('mcp-claude-cwd-');
+    const before = generations().length;
+    const m1 = randomMarker();
+    const t1 = await turn({ home, cwd, prompt: `run exactly: echo ${m1}`, model: 'opus' });
+    expectToolLoop(t1, m1);
+    const first = emailsOf(generations().slice(before));
+    expect(first.size, diag(t1)()).toBe(1);
+
+    // The account that served last is now the most recently used: a new conversation would go elsewhere.
+    expect(await server.stop()).toBe(0);
+    server = await startServe({ env: serveEnv });
+    const before2 = generations().length;
+    const m2 = randomMarker();
+    const t2 = await turn({ home, cwd, prompt: `run exactly: echo ${m2}`, model: 'opus', resume: String(t1.events[0]?.session_id) });
+    expectToolLoop(t2, m2);
+    const second = generations().slice(before2);
+    expect([...emailsOf(second)], diag(t2)()).toEqual([...first]);
+    // The first turn's signed thinking went back to Google (strictSignatures rejects a bad one).
+    expect(JSON.stringify(second[0]!.body)).toContain('thoughtSignature');
+    expect(second.map((g) => g.mode).filter((m) => m !== 'ok')).toEqual([]);
+  }, 55_000);
 });
