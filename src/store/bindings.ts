@@ -32,8 +32,9 @@ export function saveBindings(db: Database, batch: readonly SessionBinding[], sin
     );
     for (const b of batch) put.run(b.family, b.session, b.accountId, b.boundAt);
     db.query('DELETE FROM session_bindings WHERE bound_at < ?').run(since);
+    // Older than the keep-th newest (rows bound in the same millisecond as it all stay).
     db.query(
       'DELETE FROM session_bindings WHERE bound_at < (SELECT bound_at FROM session_bindings ORDER BY bound_at DESC LIMIT 1 OFFSET ?)',
-    ).run(keep);
+    ).run(Math.max(0, keep - 1));
   });
 }

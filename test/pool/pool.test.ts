@@ -223,6 +223,22 @@ describe('state in SQLite', () => {
     db2.close();
   });
 
+  test('after a restart a conversation whose account was removed meanwhile is placed afresh', () => {
+    const { db, path, pool, accounts } = setup(['a', 'b', 'c']);
+    const l = lease(pool, 'glm-4.7', 's1');
+    l.release();
+    expect(l.account.label).toBe('a');
+    pool.stop();
+    removeAccount(db, accounts[0]!.id);
+    db.close();
+    const db2 = openDatabase(path);
+    const pool2 = createPool({ db: db2, now: () => T0 + 60_000, defaultCooldownSec: 60, softLimitThreshold: 0.2 });
+    const again = lease(pool2, 'glm-4.7', 's1');
+    expect(again.account.label).toBe('b');
+    pool2.stop();
+    db2.close();
+  });
+
   test('after a restart an expired limit is ignored and live ones apply: with every account still limited, no lease', () => {
     const { db, path, pool } = setup(['a', 'b']);
     const quota = (resetAt: number) => ({ kind: 'error', error: new UpstreamError('quota_exhausted', 'q', { resetAt }) }) as Outcome;
