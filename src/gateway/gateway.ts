@@ -16,7 +16,7 @@ import { type Provider, type ProviderId, UpstreamError } from '../providers/prov
 import type { LimitKind } from '../store/limits.ts';
 import type { Catalog, Route } from './catalog.ts';
 import { metrics } from './ops.ts';
-import { sessionKeyOf } from './session.ts';
+import { historyKeyOf, sessionKeyOf } from './session.ts';
 import type { DispatchRequest, Dispatched, Gateway, ModelEntry } from './types.ts';
 
 export type Providers = Partial<Record<ProviderId, Provider>>;
@@ -383,6 +383,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     req: DispatchRequest,
     route: Route,
     sessionKey: string,
+    historyKey: string | null,
     fallbackFrom: string | null,
     since: { wall: number; mono: number },
   ): Promise<Dispatched> {
@@ -403,11 +404,11 @@ export function createGateway(deps: GatewayDeps): Gateway {
     let waitedForSlot = false;
     const familyKey = `${route.provider}:${route.family}`;
     /** What the pool would answer now for this model: asked when one account's limit is no answer by itself. */
-    const restOfPool = () => pool.peek({ provider: route.provider, model: route.upstreamModel, familyKey, sessionKey, skip: lacking });
+    const restOfPool = () => pool.peek({ provider: route.provider, model: route.upstreamModel, familyKey, sessionKey, historyKey, skip: lacking });
 
     for (;;) {
       if (req.signal.aborted) throw new ApiError('api_error', 'client closed the request');
-      const ask = { provider: route.provider, model: route.upstreamModel, familyKey, sessionKey, exclude, skip: lacking };
+      const ask = { provider: route.provider, model: route.upstreamModel, familyKey, sessionKey, historyKey, exclude, skip: lacking };
       let got = pool.acquire(only ? { ...ask, only } : ask);
       // The refreshed account went limited or busy meanwhile (a parallel request): any other serves instead.
       if (only && got.kind !== 'lease') got = pool.acquire(ask);
@@ -615,9 +616,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
     // Anthropic's web search tool alone (Claude Code's WebSearch) goes to the provider's search model.
     if (webSearchToolOf(req.body)) route = catalog.webSearchRoute(route, available());
     const sessionKey = sessionKeyOf(req.body, req.headers);
+    const historyKey = historyKeyOf(req.body);
     const since = { wall: now(), mono: performance.now() };
     try {
-      return await serve(req, route, sessionKey, null, since);
+      return await serve(req, route, sessionKey, historyKey, null, since);
     } catch (err) {
       // The model cannot be served on any account, for now (limits) or at all (none usable).
       const answer =
@@ -633,7 +635,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       log.warn(`${req.requestId}: ${route.upstreamModel} ${why}; falling back to ${fbRoute.upstreamModel}`);
       metrics.fallbacks({ from: route.upstreamModel, to: fbRoute.upstreamModel });
       try {
-        return await serve(req, fbRoute, sessionKey, req.body.model, since);
+        return await serve(req, fbRoute, sessionKey, historyKey, req.body.model, since);
       } catch (err2) {
         // No chained fallback: the client hears about the model it asked for.
         if (err2 instanceof PoolExhausted || err2 instanceof NoUsableAccount) throw answer();

@@ -73,3 +73,36 @@ export function sessionKeyOf(body: MessagesRequest, headers: Record<string, stri
   hasher.update(firstUserText(body), 'latin1');
   return hasher.digest('hex').slice(0, 32);
 }
+
+/** How much of the first answer tells one conversation's history from another's. */
+const ANSWER_SAMPLE = 4096;
+
+/**
+ * The history's key, or null while it has no answer yet: the first user message and the first
+ * assistant message, which every later request of the conversation repeats. A fork (Claude Code's
+ * --fork-session: a new session id over the same history) has the same one, so it can start on the
+ * account that holds that history's prompt cache. The first answer carries what no other
+ * conversation has (signatures, tool ids), so two conversations that merely begin alike differ.
+ */
+export function historyKeyOf(body: MessagesRequest): string | null {
+  const answer = body.messages.find((m) => m.role === 'assistant');
+  if (!answer) return null;
+  let sample = '';
+  const c = answer.content as unknown;
+  if (typeof c === 'string') sample = c.slice(0, ANSWER_SAMPLE);
+  else if (Array.isArray(c)) {
+    for (const b of c as Array<Record<string, unknown>>) {
+      if (sample.length >= ANSWER_SAMPLE) break;
+      if (!b || typeof b !== 'object') continue;
+      for (const f of ['signature', 'id', 'text', 'thinking', 'data'] as const) {
+        if (typeof b[f] === 'string') sample += `${f}:${(b[f] as string).slice(0, ANSWER_SAMPLE)};`;
+      }
+    }
+  }
+  if (!sample) return null;
+  const hasher = new Bun.CryptoHasher('sha256');
+  hasher.update(firstUserText(body).slice(0, ANSWER_SAMPLE), 'latin1');
+  hasher.update('\u0000', 'latin1');
+  hasher.update(sample.slice(0, ANSWER_SAMPLE), 'latin1');
+  return `history:${hasher.digest('hex').slice(0, 32)}`;
+}

@@ -95,6 +95,11 @@ export interface AcquireRequest {
   /** Sessions are bound per model family: `${provider}:${family}`. */
   familyKey: string;
   sessionKey: string;
+  /**
+   * The history's own key (gateway/session.ts historyKeyOf), when it has an answer: a conversation
+   * not bound yet whose history is (a fork) starts on that history's account, where its cache is.
+   */
+  historyKey?: string | null;
   /** Accounts already tried for this request. */
   exclude?: ReadonlySet<string>;
   /**
@@ -519,8 +524,8 @@ export function createPool(opts: PoolOptions): Pool {
     return mine.map((a) => `${a.label}: ${state(a)}`).join('; ');
   }
 
-  function bind(req: AcquireRequest, key: string, accountId: string, t: number): void {
-    pendingBindings.set(key, { family: req.familyKey, session: req.sessionKey, accountId, boundAt: t });
+  function bind(family: string, session: string, key: string, accountId: string, t: number): void {
+    pendingBindings.set(key, { family, session, accountId, boundAt: t });
     bindings.delete(key);
     bindings.set(key, accountId);
     if (bindings.size > MAX_BINDINGS) bindings.delete(bindings.keys().next().value!);
@@ -530,10 +535,22 @@ export function createPool(opts: PoolOptions): Pool {
     return `${req.familyKey}\u0000${req.sessionKey}`;
   }
 
+  function historyBindKeyOf(req: AcquireRequest): string | null {
+    return req.historyKey ? `${req.familyKey}\u0000${req.historyKey}` : null;
+  }
+
+  function boundAccountOf(req: AcquireRequest, bindKey: string): string | null {
+    if (req.only) return req.only;
+    const own = bindings.get(bindKey);
+    if (own !== undefined) return own;
+    const history = historyBindKeyOf(req);
+    return history === null ? null : (bindings.get(history) ?? null);
+  }
+
   function select(req: AcquireRequest, t: number, bindKey: string): Selection {
     return selectAccount({
       candidates: candidates(req.provider, req.model, t, req.only, req.skip),
-      boundAccountId: req.only ?? bindings.get(bindKey) ?? null,
+      boundAccountId: boundAccountOf(req, bindKey),
       softLimitThreshold: opts.softLimitThreshold,
       exclude: req.exclude,
       now: t,
@@ -557,7 +574,11 @@ export function createPool(opts: PoolOptions): Pool {
     if (sel.kind === 'none') return { kind: 'none', reason: sel.reason, detail: describeNone(req) };
     const account = byId.get(sel.accountId)!;
     // An overflow serves one request elsewhere; the conversation's cache stays on its account.
-    if (!sel.overflow) bind(req, bindKey, account.id, t);
+    if (!sel.overflow) {
+      bind(req.familyKey, req.sessionKey, bindKey, account.id, t);
+      const history = historyBindKeyOf(req);
+      if (history !== null) bind(req.familyKey, req.historyKey!, history, account.id, t);
+    }
     inFlight.set(account.id, (inFlight.get(account.id) ?? 0) + 1);
     lastUsed.set(account.id, t);
     pendingTouch.set(account.id, t);

@@ -387,3 +387,25 @@ describe('Claude Code resuming a session after mcp serve restarted', () => {
     expect(second.map((g) => g.mode).filter((m) => m !== 'ok')).toEqual([]);
   }, 55_000);
 });
+
+describe('Claude Code forking a session (--resume … --fork-session)', () => {
+  test('the fork, a new session id over the same history, is served by the account that holds that history, though it was used last', async () => {
+    const home = tempDir('mcp-claude-home-');
+    const cwd = tempDir('mcp-claude-cwd-');
+    const before = generations().length;
+    const m1 = randomMarker();
+    const t1 = await turn({ home, cwd, prompt: `run exactly: echo ${m1}`, model: 'opus' });
+    expectToolLoop(t1, m1);
+    const first = emailsOf(generations().slice(before));
+    expect(first.size, diag(t1)()).toBe(1);
+
+    const before2 = generations().length;
+    const m2 = randomMarker();
+    const fork = await turn({ home, cwd, prompt: `run exactly: echo ${m2}`, model: 'opus', resume: String(t1.events[0]?.session_id), extraArgs: ['--fork-session'] });
+    expectToolLoop(fork, m2);
+    expect(String(fork.events[0]?.session_id)).not.toBe(String(t1.events[0]?.session_id));
+    const second = generations().slice(before2);
+    expect([...emailsOf(second)], diag(fork)()).toEqual([...first]);
+    expect(second.map((g) => g.mode).filter((m) => m !== 'ok')).toEqual([]);
+  }, 55_000);
+});

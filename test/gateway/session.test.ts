@@ -1,9 +1,9 @@
-import { expect, test } from 'bun:test';
+import { describe, expect, test } from 'bun:test';
 import { createHash } from 'node:crypto';
 import { parseJsonAsByteStrings } from '../../src/anthropic/byte-strings.ts';
 import type { MessagesRequest } from '../../src/anthropic/schema.ts';
 import { escapedJson } from '../fixtures/escaped-json.ts';
-import { sessionKeyOf } from '../../src/gateway/session.ts';
+import { historyKeyOf, sessionKeyOf } from '../../src/gateway/session.ts';
 
 function body(over: Record<string, unknown> = {}): MessagesRequest {
   return { model: 'm', max_tokens: 1, messages: [{ role: 'user', content: 'hello there' }], ...over } as MessagesRequest;
@@ -93,4 +93,26 @@ test('a client-chosen session id of any length keys the conversation in a short 
   expect(a).not.toBe(b);
   // The same long id keys the same conversation on every turn.
   expect(sessionKeyOf(body({ metadata: { user_id: JSON.stringify({ session_id: long }) } }), {})).toBe(a);
+});
+
+describe('historyKeyOf: the key a fork shares with the conversation it came from', () => {
+  const cc = (session: string, messages: unknown[]) =>
+    body({ metadata: { user_id: JSON.stringify({ device_id: 'd', account_uuid: '', session_id: session }) }, messages });
+  const signed = (sig: string) => ({ role: 'assistant', content: [{ type: 'thinking', thinking: 'hmm', signature: sig }, { type: 'tool_use', id: 'toolu_1', name: 'Bash', input: {} }] });
+  const history = (sig: string) => [{ role: 'user', content: 'run it' }, signed(sig), { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'ok' }] }];
+
+  test('a first turn has none (nothing to inherit yet)', () => {
+    expect(historyKeyOf(body())).toBeNull();
+  });
+
+  test('a fork (new session id, same history, more turns) has the original conversation\'s key', () => {
+    const original = cc('sess-a', history('R'.repeat(60)));
+    const fork = cc('sess-b', [...history('R'.repeat(60)), { role: 'assistant', content: 'done' }, { role: 'user', content: 'more' }]);
+    expect(sessionKeyOf(fork, {})).not.toBe(sessionKeyOf(original, {}));
+    expect(historyKeyOf(fork)).toBe(historyKeyOf(original));
+  });
+
+  test('two conversations with the same first prompt differ by their first answer', () => {
+    expect(historyKeyOf(cc('a', history('R'.repeat(60))))).not.toBe(historyKeyOf(cc('b', history('S'.repeat(60)))));
+  });
 });

@@ -185,6 +185,29 @@ describe('acquire when every account is limited', () => {
   });
 });
 
+describe('a conversation forked from another (a new session key over the same history)', () => {
+  test('starts on the account its history is on, though that account is the one used last', () => {
+    const { pool, setNow } = setup(['a', 'b']);
+    const ask = (sessionKey: string, historyKey?: string) => {
+      const got = pool.acquire({ provider: 'zai', model: 'glm-4.7', familyKey: 'zai:glm', sessionKey, ...(historyKey ? { historyKey } : {}) });
+      if (got.kind !== 'lease') throw new Error(JSON.stringify(got));
+      got.lease.release();
+      return got.lease.account.label;
+    };
+    expect(ask('s1')).toBe('a');
+    setNow(T0 + 1_000);
+    expect(ask('s2')).toBe('b');
+    setNow(T0 + 2_000);
+    expect(ask('s1', 'h1')).toBe('a');
+    setNow(T0 + 3_000);
+    expect(ask('fork-of-s1', 'h1')).toBe('a');
+    // A new conversation with no history to go by is still spread.
+    expect(ask('s3')).toBe('b');
+    // And the fork, once placed, is a conversation of its own.
+    expect(ask('fork-of-s1')).toBe('a');
+  });
+});
+
 describe('state in SQLite', () => {
   test('a restart keeps every limit and reset time', () => {
     const { db, path, pool, accounts } = setup(['a', 'b']);
