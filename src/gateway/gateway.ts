@@ -304,6 +304,32 @@ export function createGateway(deps: GatewayDeps): Gateway {
   }
 
   /**
+   * Waits `ms` for a limit to end, or less when the pool changes (a reload, a request ending): true
+   * when it woke early, so the caller asks the pool again. Rejects when the client leaves.
+   */
+  async function resetOrChange(ms: number, signal: AbortSignal): Promise<boolean> {
+    const done = new AbortController();
+    const both = AbortSignal.any([signal, done.signal]);
+    try {
+      return await Promise.race([
+        sleep(ms, both).then(
+          () => false,
+          (err: unknown) => {
+            if (signal.aborted) throw err;
+            return true;
+          },
+        ),
+        pool.waitForSlot(ms, both).then((changed) => {
+          if (signal.aborted) throw new ApiError('api_error', 'client closed the request');
+          return changed;
+        }),
+      ]);
+    } finally {
+      done.abort();
+    }
+  }
+
+  /**
    * Streams the rest after the first event; reports failures and ends the lease however it ends.
    * A hand-written iterator, not an async generator: one `then` per event instead of another
    * generator layer (this runs for every event of every request).
@@ -401,6 +427,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     let lastUnlimited: UpstreamError | null = null;
     let only: string | undefined;
     let waitedForSlot = false;
+    let waitedForReset = false;
     const familyKey = `${route.provider}:${route.family}`;
     /** What the pool would answer now for this model: asked when one account's limit is no answer by itself. */
     const restOfPool = () => pool.peek({ provider: route.provider, model: route.upstreamModel, familyKey, sessionKey, skip: lacking });
@@ -419,8 +446,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
         const budget = got.limitKind === 'capacity' ? Math.min(maxWaitMs, CAPACITY_WAIT_MS) : maxWaitMs;
         if (got.until - started <= budget && got.until - t <= budget) {
           const wait = got.until - t + WAIT_BUFFER_MS;
-          log.info(`${req.requestId}: every account is limited for ${route.upstreamModel}; waiting ${formatWait(wait)} for the earliest reset`);
-          await sleep(wait, req.signal);
+          if (!waitedForReset) log.info(`${req.requestId}: every account is limited for ${route.upstreamModel}; waiting ${formatWait(wait)} for the earliest reset`);
+          waitedForReset = true;
+          // An account enabled or added with the CLI (a reload) serves at once: it is not waited past.
+          if (await resetOrChange(wait, req.signal)) continue;
           // A new round: every account gets a fresh chance. The total wait stays under maxWaitSec,
           // and the upstream calls under maxAttempts in all: a limit that comes back every round
           // (Z.AI 1305, maybe a disguised filter) is answered instead of retried for minutes.

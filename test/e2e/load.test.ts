@@ -1,0 +1,210 @@
+// A team sharing one mcp: a few dozen conversations at once over four Z.AI keys (the real server,
+// the real Z.AI provider, the fake Z.AI on 127.0.0.1), with accounts failing under them mid-run.
+// Checked from the client's side and from /health, /account-limits and /metrics.
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test';
+import type { Database } from 'bun:sqlite';
+import { loadConfig } from '../../src/config.ts';
+import { createRouting, providerDepsFor, type Routing } from '../../src/gateway/index.ts';
+import { createZaiProvider } from '../../src/providers/zai/index.ts';
+import { createApp } from '../../src/server/app.ts';
+import { type Account, listAccounts, updateAccount, upsertAccount } from '../../src/store/accounts.ts';
+import { openDatabase } from '../../src/store/db.ts';
+import { defaultFakeQuota, type FakeZai, startFakeZai } from '../fakes/zai.ts';
+import { cleanupTempDirs, mcpEnv, runMcp, tempDir, zaiEnv } from './helpers.ts';
+
+const FAKE = 'FAKE';
+const PROXY_KEY = `proxy-key-${FAKE}-load-0123456789`;
+const LABELS = ['a', 'b', 'c', 'd'];
+const KEYS = LABELS.map((l) => `zai-${FAKE}-load-${l}-000001`);
+let zai: FakeZai;
+
+beforeAll(() => {
+  zai = startFakeZai({ keys: KEYS });
+});
+afterAll(async () => {
+  await zai?.stop();
+  cleanupTempDirs();
+});
+afterEach(() => {
+  zai.clearModes();
+  zai.setQuota(defaultFakeQuota());
+  for (const k of KEYS) zai.setQuota(defaultFakeQuota(), { key: k });
+});
+
+interface Proxy {
+  url: string;
+  dir: string;
+  db: Database;
+  routing: Routing;
+  accounts: Account[];
+  stop(): Promise<void>;
+}
+
+async function startProxy(env: Record<string, string> = {}): Promise<Proxy> {
+  const dir = tempDir('mcp-load-');
+  const config = loadConfig({ PROXY_API_KEY: PROXY_KEY, MCP_DATA_DIR: dir, ...zaiEnv(zai), ...env });
+  const db = openDatabase(config.dbPath);
+  KEYS.forEach((k, i) => upsertAccount(db, { provider: 'zai', label: LABELS[i], credentials: { kind: 'api_key', apiKey: k } }, Date.now() + i));
+  const deps = providerDepsFor(db, () => Date.now());
+  const routing = createRouting({ db, config, providers: { zai: createZaiProvider(config, deps) } });
+  const app = createApp({ config, gateway: routing.gateway, ops: routing.ops });
+  app.listen({ port: 0, hostname: '127.0.0.1' });
+  await routing.start();
+  await routing.quota.pollAll();
+  return {
+    url: `http://127.0.0.1:${app.server!.port}`,
+    dir,
+    db,
+    routing,
+    accounts: listAccounts(db),
+    async stop() {
+      await app.server?.stop(true);
+      await routing.stop();
+      db.close();
+    },
+  };
+}
+
+interface Reply {
+  status: number;
+  account: string | null;
+  headers: Headers;
+  text: string;
+}
+
+/** One turn of conversation `session` (turn 0 is its first message). */
+async function turn(p: Proxy, session: string, n: number, opts: { stream?: boolean; model?: string } = {}): Promise<Reply> {
+  const messages: Array<{ role: string; content: string }> = [{ role: 'user', content: `conversation ${session}` }];
+  for (let i = 0; i < n; i++) messages.push({ role: 'assistant', content: `answer ${i}` }, { role: 'user', content: `turn ${i + 1}` });
+  const body = {
+    model: opts.model ?? 'glm-4.7',
+    max_tokens: 64,
+    stream: opts.stream ?? false,
+    messages,
+    metadata: { user_id: JSON.stringify({ device_id: 'dev', account_uuid: '', session_id: session }) },
+  };
+  const res = await fetch(`${p.url}/v1/messages`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-api-key': PROXY_KEY, 'anthropic-version': '2023-06-01' },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, account: res.headers.get('x-proxy-account'), headers: res.headers, text: await res.text() };
+}
+
+function labelOf(p: Proxy, id: string | null): string {
+  return p.accounts.find((a) => a.id === id)?.label ?? `?${id}`;
+}
+
+async function health(p: Proxy): Promise<Array<{ label: string; inFlight: number; state: string }>> {
+  const r = (await (await fetch(`${p.url}/health`, { headers: { 'x-api-key': PROXY_KEY } })).json()) as {
+    accountDetails: Array<{ label: string; inFlight: number; state: string }>;
+  };
+  return r.accountDetails;
+}
+
+function sessions(n: number, tag: string): string[] {
+  return Array.from({ length: n }, (_, i) => `${tag}-${i}-${Math.random().toString(36).slice(2, 8)}`);
+}
+
+describe('two dozen conversations over four Z.AI keys', () => {
+  test('keys failing mid-run (a short throttle, a spent quota) move their conversations once, evenly, and nothing is lost', async () => {
+    const p = await startProxy();
+    try {
+      const ids = sessions(24, 'team');
+      const first = await Promise.all(ids.map((s, i) => turn(p, s, 0, { stream: i % 2 === 0 })));
+      expect(first.map((r) => r.status)).toEqual(Array(24).fill(200));
+      const home = first.map((r) => labelOf(p, r.account));
+      const spread = new Map<string, number>();
+      for (const l of home) spread.set(l, (spread.get(l) ?? 0) + 1);
+      expect([...spread.values()].sort()).toEqual([6, 6, 6, 6]);
+      // b throttled (short reset), c out of quota until tomorrow.
+      zai.setMode({ kind: 'error', code: '1302' }, { key: KEYS[1] });
+      zai.setMode({ kind: 'error', code: '1308', resetAt: Date.now() + 3_600_000 }, { key: KEYS[2] });
+      const second = await Promise.all(ids.map((s, i) => turn(p, s, 1, { stream: i % 2 === 1 })));
+      expect(second.map((r) => r.status)).toEqual(Array(24).fill(200));
+      const moved = second.map((r) => labelOf(p, r.account));
+      for (let i = 0; i < ids.length; i++) {
+        if (home[i] === 'a' || home[i] === 'd') expect(moved[i]).toBe(home[i]!);
+        else expect(['a', 'd']).toContain(moved[i]!);
+      }
+      const load = new Map<string, number>();
+      for (const l of moved) load.set(l, (load.get(l) ?? 0) + 1);
+      expect(load.get('a')).toBe(12);
+      expect(load.get('d')).toBe(12);
+      const third = await Promise.all(ids.map((s) => turn(p, s, 2)));
+      expect(third.map((r) => r.status)).toEqual(Array(24).fill(200));
+      expect(third.map((r) => labelOf(p, r.account))).toEqual(moved);
+      expect((await health(p)).map((a) => a.inFlight)).toEqual([0, 0, 0, 0]);
+    } finally {
+      await p.stop();
+    }
+  }, 30_000);
+});
+
+describe('MAX_CONCURRENT_PER_ACCOUNT saturated by two dozen streams while keys fail', () => {
+  test('a key turning invalid and one disabled then enabled by the CLI: every request served, no slot leaked, /metrics ends at zero', async () => {
+    const p = await startProxy({ MAX_CONCURRENT_PER_ACCOUNT: '2', MAX_WAIT_SEC: '20' });
+    try {
+      zai.setMode({ kind: 'slow_chunks', chunks: 6, delayMs: 40 });
+      const ids = sessions(24, 'cap');
+      let peak = 0;
+      const from = zai.messages().length;
+      const sampler = setInterval(() => {
+        const open = new Map<string, number>();
+        for (const m of zai.messages().slice(from)) if (!m.ended) open.set(m.key ?? '', (open.get(m.key ?? '') ?? 0) + 1);
+        for (const n of open.values()) peak = Math.max(peak, n);
+      }, 5);
+      const cli = openDatabase(`${p.dir}/proxy.db`);
+      const idOf = (l: string) => p.accounts.find((a) => a.label === l)!.id;
+      const run = (n: number) => Promise.all(ids.map((s, i) => turn(p, s, n, { stream: i % 3 !== 0 })));
+      const first = run(0);
+      await Bun.sleep(100);
+      // c's key is revoked, d is taken out by the CLI, both while their streams run.
+      zai.setMode({ kind: 'error', code: '1309' }, { key: KEYS[2] });
+      updateAccount(cli, idOf('d'), { status: 'disabled', statusReason: 'disabled by user' });
+      const r1 = await first;
+      const r2 = await run(1);
+      updateAccount(cli, idOf('d'), { status: 'active', statusReason: null });
+      await Bun.sleep(700);
+      const r3 = await run(2);
+      clearInterval(sampler);
+      cli.close();
+      for (const r of [...r1, ...r2, ...r3]) {
+        expect(r.status).toBe(200);
+        expect(r.text).toContain('end_turn');
+      }
+      expect(peak).toBeLessThanOrEqual(2);
+      expect(r2.map((r) => labelOf(p, r.account)).filter((l) => l === 'c' || l === 'd')).toEqual([]);
+      expect(r3.map((r) => labelOf(p, r.account))).toContain('d');
+      const h = await health(p);
+      expect(h.map((a) => a.inFlight)).toEqual([0, 0, 0, 0]);
+      const metrics = await (await fetch(`${p.url}/metrics`, { headers: { 'x-api-key': PROXY_KEY } })).text();
+      for (const l of LABELS) expect(metrics).toContain(`mcp_account_in_flight{account="${l}",provider="zai"} 0`);
+    } finally {
+      await p.stop();
+    }
+  }, 60_000);
+
+  test('every key limited, one disabled key enabled by the CLI meanwhile: the waiting requests go to it at once', async () => {
+    const p = await startProxy({ MAX_WAIT_SEC: '30' });
+    try {
+      const cli = openDatabase(`${p.dir}/proxy.db`);
+      const idOf = (l: string) => p.accounts.find((a) => a.label === l)!.id;
+      updateAccount(cli, idOf('d'), { status: 'disabled', statusReason: 'disabled by user' });
+      p.routing.pool.sync();
+      for (const k of KEYS.slice(0, 3)) zai.setMode({ kind: 'http429', retryAfter: 20 }, { key: k });
+      const ids = sessions(6, 'wait');
+      const t0 = performance.now();
+      const replies = Promise.all(ids.map((s) => turn(p, s, 0)));
+      await Bun.sleep(500);
+      updateAccount(cli, idOf('d'), { status: 'active', statusReason: null });
+      cli.close();
+      const got = await replies;
+      expect(got.map((r) => r.status)).toEqual(Array(6).fill(200));
+      expect(got.map((r) => labelOf(p, r.account))).toEqual(Array(6).fill('d'));
+      expect(performance.now() - t0).toBeLessThan(3000);
+    } finally {
+      await p.stop();
+    }
+  }, 40_000);
+});
