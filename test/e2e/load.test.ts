@@ -5,28 +5,35 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test
 import type { Database } from 'bun:sqlite';
 import { loadConfig } from '../../src/config.ts';
 import { createRouting, providerDepsFor, type Routing } from '../../src/gateway/index.ts';
+import { createAntigravityProvider } from '../../src/providers/antigravity/index.ts';
 import { createZaiProvider } from '../../src/providers/zai/index.ts';
 import { createApp } from '../../src/server/app.ts';
 import { type Account, listAccounts, updateAccount, upsertAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
+import { type FakeGoogle, startFakeGoogle } from '../fakes/google.ts';
 import { defaultFakeQuota, type FakeZai, startFakeZai } from '../fakes/zai.ts';
-import { cleanupTempDirs, mcpEnv, runMcp, tempDir, zaiEnv } from './helpers.ts';
+import { cleanupTempDirs, googleEnv, tempDir, zaiEnv } from './helpers.ts';
 
 const FAKE = 'FAKE';
 const PROXY_KEY = `proxy-key-${FAKE}-load-0123456789`;
 const LABELS = ['a', 'b', 'c', 'd'];
 const KEYS = LABELS.map((l) => `zai-${FAKE}-load-${l}-000001`);
+const EMAILS = ['g1@example.com', 'g2@example.com', 'g3@example.com'];
 let zai: FakeZai;
+let google: FakeGoogle;
 
 beforeAll(() => {
   zai = startFakeZai({ keys: KEYS });
+  google = startFakeGoogle();
 });
 afterAll(async () => {
   await zai?.stop();
+  await google?.stop();
   cleanupTempDirs();
 });
 afterEach(() => {
   zai.clearModes();
+  google.clearModes();
   zai.setQuota(defaultFakeQuota());
   for (const k of KEYS) zai.setQuota(defaultFakeQuota(), { key: k });
 });
@@ -40,13 +47,28 @@ interface Proxy {
   stop(): Promise<void>;
 }
 
-async function startProxy(env: Record<string, string> = {}): Promise<Proxy> {
+/** Four Z.AI keys a-d, or (`google`) three Google accounts g1-g3. */
+async function startProxy(env: Record<string, string> = {}, opts: { google?: boolean } = {}): Promise<Proxy> {
   const dir = tempDir('mcp-load-');
-  const config = loadConfig({ PROXY_API_KEY: PROXY_KEY, MCP_DATA_DIR: dir, ...zaiEnv(zai), ...env });
+  const config = loadConfig({ PROXY_API_KEY: PROXY_KEY, MCP_DATA_DIR: dir, ...zaiEnv(zai), ...googleEnv(google), ...env });
   const db = openDatabase(config.dbPath);
-  KEYS.forEach((k, i) => upsertAccount(db, { provider: 'zai', label: LABELS[i], credentials: { kind: 'api_key', apiKey: k } }, Date.now() + i));
+  if (opts.google) {
+    EMAILS.forEach((email, i) =>
+      upsertAccount(
+        db,
+        { provider: 'antigravity', email, label: email.split('@')[0], credentials: { kind: 'oauth', refreshToken: google.refreshTokenFor(email) } },
+        Date.now() + i,
+      ),
+    );
+  } else {
+    KEYS.forEach((k, i) => upsertAccount(db, { provider: 'zai', label: LABELS[i], credentials: { kind: 'api_key', apiKey: k } }, Date.now() + i));
+  }
   const deps = providerDepsFor(db, () => Date.now());
-  const routing = createRouting({ db, config, providers: { zai: createZaiProvider(config, deps) } });
+  const routing = createRouting({
+    db,
+    config,
+    providers: { zai: createZaiProvider(config, deps), antigravity: createAntigravityProvider(config, deps) },
+  });
   const app = createApp({ config, gateway: routing.gateway, ops: routing.ops });
   app.listen({ port: 0, hostname: '127.0.0.1' });
   await routing.start();
@@ -207,4 +229,43 @@ describe('MAX_CONCURRENT_PER_ACCOUNT saturated by two dozen streams while keys f
       await p.stop();
     }
   }, 40_000);
+});
+
+describe('eighteen conversations over three Google accounts', () => {
+  test('a spent Claude group on one account and a revoked login on another: their conversations move to the third and stay; capacity everywhere past MAX_WAIT_SEC is a 529 with the cool-down left as retry-after', async () => {
+    const p = await startProxy({ MAX_WAIT_SEC: '5' }, { google: true });
+    try {
+      const ids = sessions(18, 'g');
+      const model = 'claude-sonnet-4-6';
+      const first = await Promise.all(ids.map((s, i) => turn(p, s, 0, { model, stream: i % 2 === 0 })));
+      expect(first.map((r) => r.status)).toEqual(Array(18).fill(200));
+      const home = first.map((r) => labelOf(p, r.account));
+      expect(home.filter((l) => l === 'g3')).toHaveLength(6);
+      google.setMode({ kind: 'quota_exhausted', resetMs: 3 * 3_600_000 }, { email: EMAILS[0], model });
+      google.setMode({ kind: 'unauthorized' }, { email: EMAILS[1] });
+      google.setMode({ kind: 'token_invalid_grant' });
+      const second = await Promise.all(ids.map((s, i) => turn(p, s, 1, { model, stream: i % 2 === 1 })));
+      expect(second.map((r) => r.status)).toEqual(Array(18).fill(200));
+      expect(second.map((r) => labelOf(p, r.account))).toEqual(Array(18).fill('g3'));
+      const h = await health(p);
+      expect(h.map((a) => [a.label, a.inFlight])).toEqual([['g1', 0], ['g2', 0], ['g3', 0]]);
+      expect(p.routing.pool.account(p.accounts[1]!.id)!.status).toBe('invalid');
+      // Now g3 is out of capacity too, for longer than MAX_WAIT_SEC: a 529 at once, retry-after the cool-down left.
+      google.setMode({ kind: 'capacity' }, { email: EMAILS[2] });
+      const t0 = Date.now();
+      const third = await Promise.all(ids.slice(0, 4).map((s) => turn(p, s, 2, { model })));
+      for (const r of third) {
+        expect(r.status).toBe(529);
+        const ra = Number(r.headers.get('retry-after'));
+        expect(ra).toBeGreaterThanOrEqual(1);
+        expect(ra).toBeGreaterThan(5);
+        expect(ra).toBeLessThanOrEqual(10);
+        expect(JSON.parse(r.text).type).toBe('error');
+      }
+      expect(Date.now() - t0).toBeLessThan(3000);
+      expect((await health(p)).map((a) => a.inFlight)).toEqual([0, 0, 0]);
+    } finally {
+      await p.stop();
+    }
+  }, 60_000);
 });
