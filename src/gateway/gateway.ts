@@ -308,23 +308,28 @@ export function createGateway(deps: GatewayDeps): Gateway {
    * when it woke early, so the caller asks the pool again. Rejects when the client leaves.
    */
   async function resetOrChange(ms: number, signal: AbortSignal): Promise<boolean> {
+    // One controller ends both waits (the client left, or one of them is over): no listener is left
+    // on the request's signal, which a waiter woken by every request that ends would pile up.
     const done = new AbortController();
-    const both = AbortSignal.any([signal, done.signal]);
+    const onAbort = (): void => done.abort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    const left = (): ApiError => new ApiError('api_error', 'client closed the request');
     try {
       return await Promise.race([
-        sleep(ms, both).then(
+        sleep(ms, done.signal).then(
           () => false,
-          (err: unknown) => {
-            if (signal.aborted) throw err;
+          () => {
+            if (signal.aborted) throw left();
             return true;
           },
         ),
-        pool.waitForSlot(ms, both).then((changed) => {
-          if (signal.aborted) throw new ApiError('api_error', 'client closed the request');
+        pool.waitForSlot(ms, done.signal).then((changed) => {
+          if (signal.aborted) throw left();
           return changed;
         }),
       ]);
     } finally {
+      signal.removeEventListener('abort', onAbort);
       done.abort();
     }
   }
