@@ -547,8 +547,10 @@ export function createPool(opts: PoolOptions): Pool {
     if (sel.kind === 'limited' || sel.kind === 'busy') return sel;
     if (sel.kind === 'none') return { kind: 'none', reason: sel.reason, detail: describeNone(req) };
     const account = byId.get(sel.accountId)!;
-    // An overflow serves one request elsewhere; the conversation's cache stays on its account.
-    if (!sel.overflow) bind(bindKey, account.id);
+    // An overflow serves one request elsewhere; the conversation's cache stays on its account. A
+    // retry on one account (only: after a credential refresh) repeats an attempt that already bound
+    // the conversation if it was to: an overflow's retry must not take the binding now.
+    if (!sel.overflow && !(req.only && bindings.has(bindKey))) bind(bindKey, account.id);
     inFlight.set(account.id, (inFlight.get(account.id) ?? 0) + 1);
     lastUsed.set(account.id, t);
     pendingTouch.set(account.id, t);

@@ -579,6 +579,27 @@ describe('concurrency cap (MAX_CONCURRENT_PER_ACCOUNT)', () => {
     expect(again.sticky).toBe(true);
   });
 
+  test('an overflow retried on its account after a credential refresh (only) still leaves the conversation on its own account', () => {
+    const { pool } = setup(['a', 'b'], 1);
+    const first = lease(pool, 'glm-4.7', 'conv');
+    const overflow = lease(pool, 'glm-4.7', 'conv');
+    expect(overflow.account.label).toBe('b');
+    overflow.release();
+    // b answered 401, its credentials were refreshed: the gateway asks for b alone, once.
+    const retry = pool.acquire({ provider: 'zai', model: 'glm-4.7', familyKey: 'zai:glm', sessionKey: 'conv', only: overflow.account.id });
+    expect(retry.kind === 'lease' && retry.lease.account.label).toBe('b');
+    if (retry.kind === 'lease') retry.lease.release();
+    first.release();
+    expect(lease(pool, 'glm-4.7', 'conv').account.label).toBe('a');
+  });
+
+  test('a retry on one account (only) binds a conversation that had no account yet', () => {
+    const { pool, accounts } = setup(['a', 'b']);
+    const retry = pool.acquire({ provider: 'zai', model: 'glm-4.7', familyKey: 'zai:glm', sessionKey: 'new', only: accounts[1]!.id });
+    if (retry.kind === 'lease') retry.lease.release();
+    expect(lease(pool, 'glm-4.7', 'new').account.label).toBe('b');
+  });
+
   test("an account's own cap (set with the CLI) wins over the pool's, and 0 lifts it", () => {
     const { path, pool, accounts } = setup(['a', 'b'], 1);
     const cli = openDatabase(path);
