@@ -304,10 +304,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
   }
 
   /**
-   * Waits `ms` for a limit to end, or less when the pool changes (a reload, a request ending): true
-   * when it woke early, so the caller asks the pool again. Rejects when the client leaves.
+   * Waits `ms` for a limit to end, or less when the pool changes (a reload, a request ending), so
+   * the caller asks the pool again. Rejects when the client leaves.
    */
-  async function resetOrChange(ms: number, signal: AbortSignal): Promise<boolean> {
+  async function resetOrChange(ms: number, signal: AbortSignal): Promise<void> {
     // One controller ends both waits (the client left, or one of them is over): no listener is left
     // on the request's signal, which a waiter woken by every request that ends would pile up.
     const done = new AbortController();
@@ -316,16 +316,11 @@ export function createGateway(deps: GatewayDeps): Gateway {
     const left = (): ApiError => new ApiError('api_error', 'client closed the request');
     try {
       return await Promise.race([
-        sleep(ms, done.signal).then(
-          () => false,
-          () => {
-            if (signal.aborted) throw left();
-            return true;
-          },
-        ),
-        pool.waitForSlot(ms, done.signal).then((changed) => {
+        sleep(ms, done.signal).catch(() => {
           if (signal.aborted) throw left();
-          return changed;
+        }),
+        pool.waitForSlot(ms, done.signal).then(() => {
+          if (signal.aborted) throw left();
         }),
       ]);
     } finally {
@@ -454,10 +449,11 @@ export function createGateway(deps: GatewayDeps): Gateway {
           if (!waitedForReset) log.info(`${req.requestId}: every account is limited for ${route.upstreamModel}; waiting ${formatWait(wait)} for the earliest reset`);
           waitedForReset = true;
           // An account enabled or added with the CLI (a reload) serves at once: it is not waited past.
-          if (await resetOrChange(wait, req.signal)) continue;
-          // A new round: every account gets a fresh chance. The total wait stays under maxWaitSec,
-          // and the upstream calls under maxAttempts in all: a limit that comes back every round
-          // (Z.AI 1305, maybe a disguised filter) is answered instead of retried for minutes.
+          await resetOrChange(wait, req.signal);
+          // A new round, however the wait ended: every account gets a fresh chance (one tried and
+          // limited may be free again already). The total wait stays under maxWaitSec, and the
+          // upstream calls under maxAttempts in all: a limit that comes back every round (Z.AI
+          // 1305, maybe a disguised filter) is answered instead of retried for minutes.
           exclude.clear();
           continue;
         }
