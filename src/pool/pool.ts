@@ -772,6 +772,8 @@ export function createPool(opts: PoolOptions): Pool {
         const label = byId.get(accountId)?.label ?? accountId;
         log.info(`account ${label}: a quota reading shows quota left${l.model === ALL_MODELS ? '' : ` on ${l.model}`}; the earlier limit (${l.reason ?? 'a 429'}) is lifted`);
       }
+      // A window no longer spent, or a limit lifted, frees the account before any reset announces it.
+      if (slotWaiters.size) wakeSlotWaiters();
     },
     state() {
       const t = now();

@@ -721,6 +721,16 @@ describe('a quota reading with nothing left', () => {
     expect(after.kind === 'lease' && after.lease.account.label).toBe('a');
   });
 
+  test('a newer reading with quota left wakes the requests waiting for that account to come free', async () => {
+    const { pool, accounts } = setup(['a']);
+    pool.setQuotas(accounts[0]!.id, [spent(T0 + 3_600_000)]);
+    expect(ask(pool).kind).toBe('limited');
+    const waiting = pool.waitForSlot(5_000);
+    pool.setQuotas(accounts[0]!.id, [{ model: '*', remainingFraction: 0.6, resetAt: T0 + 3_600_000, window: '5h' }]);
+    expect(await waiting).toBe(true);
+    expect(ask(pool, 'y').kind).toBe('lease');
+  });
+
   test('of two spent windows the later reset decides (a spent week outlasts a spent 5 hours)', () => {
     const { pool, accounts } = setup(['a']);
     pool.setQuotas(accounts[0]!.id, [spent(T0 + 3_600_000, '5h'), spent(T0 + 3 * 86_400_000, 'weekly')]);
