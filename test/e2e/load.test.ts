@@ -163,6 +163,37 @@ describe('two dozen conversations over four Z.AI keys', () => {
   }, 30_000);
 });
 
+describe('the soft-quota floor (SOFT_LIMIT_THRESHOLD) reached by two keys mid-run', () => {
+  test('their conversations move once, evenly, to the keys above it, and the low keys take nothing while those can serve', async () => {
+    const p = await startProxy({ SOFT_LIMIT_THRESHOLD: '0.1' });
+    try {
+      const ids = sessions(16, 'soft');
+      const first = await Promise.all(ids.map((s, i) => turn(p, s, 0, { stream: i % 2 === 0 })));
+      const home = first.map((r) => labelOf(p, r.account));
+      expect(home.filter((l) => l === 'a')).toHaveLength(4);
+      const low = defaultFakeQuota();
+      low.windows[0]!.currentValue = Math.round(low.windows[0]!.usage * 0.95); // 5% left in the 5-hour window
+      zai.setQuota(low, { key: KEYS[0] });
+      zai.setQuota(low, { key: KEYS[1] });
+      await p.routing.quota.pollAll();
+      const from = zai.messages().length;
+      const second = await Promise.all(ids.map((s, i) => turn(p, s, 1, { stream: i % 2 === 1 })));
+      const third = await Promise.all(ids.map((s) => turn(p, s, 2)));
+      for (const r of [...second, ...third]) expect(r.status).toBe(200);
+      const moved = second.map((r) => labelOf(p, r.account));
+      for (let i = 0; i < ids.length; i++) {
+        if (home[i] === 'c' || home[i] === 'd') expect(moved[i]).toBe(home[i]!);
+        else expect(['c', 'd']).toContain(moved[i]!);
+      }
+      expect(moved.filter((l) => l === 'c')).toHaveLength(8);
+      expect(third.map((r) => labelOf(p, r.account))).toEqual(moved);
+      expect(zai.messages().slice(from).filter((m) => m.key === KEYS[0] || m.key === KEYS[1])).toHaveLength(0);
+    } finally {
+      await p.stop();
+    }
+  }, 30_000);
+});
+
 describe('MAX_CONCURRENT_PER_ACCOUNT saturated by two dozen streams while keys fail', () => {
   test('a key turning invalid and one disabled then enabled by the CLI: every request served, no slot leaked, /metrics ends at zero', async () => {
     const p = await startProxy({ MAX_CONCURRENT_PER_ACCOUNT: '2', MAX_WAIT_SEC: '20' });
