@@ -12,7 +12,7 @@ import { type Account, listAccounts, updateAccount, upsertAccount } from '../../
 import { openDatabase } from '../../src/store/db.ts';
 import { type FakeGoogle, startFakeGoogle } from '../fakes/google.ts';
 import { defaultFakeQuota, type FakeZai, startFakeZai } from '../fakes/zai.ts';
-import { cleanupTempDirs, googleEnv, tempDir, zaiEnv } from './helpers.ts';
+import { cleanupTempDirs, googleEnv, mcpEnv, runMcp, startServe, tempDir, zaiEnv } from './helpers.ts';
 
 const FAKE = 'FAKE';
 const PROXY_KEY = `proxy-key-${FAKE}-load-0123456789`;
@@ -297,6 +297,42 @@ describe('eighteen conversations over three Google accounts', () => {
       expect((await health(p)).map((a) => a.inFlight)).toEqual([0, 0, 0]);
     } finally {
       await p.stop();
+    }
+  }, 60_000);
+});
+
+describe('`mcp serve` with four keys, driven from outside', () => {
+  test('requests waiting out every key\'s throttle are served as soon as `mcp accounts enable` brings a key back; the views end clean', async () => {
+    const dir = tempDir('mcp-load-serve-');
+    const env = mcpEnv(dir, { PROXY_API_KEY: PROXY_KEY, MAX_WAIT_SEC: '30', ...zaiEnv(zai) });
+    for (let i = 0; i < KEYS.length; i++) {
+      expect((await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', KEYS[i]!, '--label', LABELS[i]!], { env })).code).toBe(0);
+    }
+    expect((await runMcp(['accounts', 'disable', 'd'], { env })).code).toBe(0);
+    const server = await startServe({ env });
+    try {
+      const p = { url: server.url } as Proxy;
+      for (const k of KEYS.slice(0, 3)) zai.setMode({ kind: 'http429', retryAfter: 20 }, { key: k });
+      const t0 = performance.now();
+      const replies = Promise.all(sessions(8, 'serve').map((s, i) => turn(p, s, 0, { stream: i % 2 === 0 })));
+      await Bun.sleep(300);
+      expect((await runMcp(['accounts', 'enable', 'd'], { env })).code).toBe(0);
+      const got = await replies;
+      expect(got.map((r) => r.status)).toEqual(Array(8).fill(200));
+      expect(performance.now() - t0).toBeLessThan(8_000);
+      const auth = { 'x-api-key': PROXY_KEY };
+      const limits = (await (await fetch(`${server.url}/account-limits`, { headers: auth })).json()) as {
+        accounts: Array<{ label: string; inFlight: number; limits: Array<{ resetInSec: number }> }>;
+      };
+      for (const a of limits.accounts) {
+        expect(a.inFlight).toBe(0);
+        if (a.label === 'd') expect(a.limits).toHaveLength(0);
+        else for (const l of a.limits) expect(l.resetInSec).toBeLessThanOrEqual(20);
+      }
+      const metrics = await (await fetch(`${server.url}/metrics`, { headers: auth })).text();
+      for (const l of LABELS) expect(metrics).toContain(`mcp_account_in_flight{account="${l}",provider="zai"} 0`);
+    } finally {
+      expect(await server.stop()).toBe(0);
     }
   }, 60_000);
 });
