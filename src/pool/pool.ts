@@ -309,6 +309,8 @@ export function createPool(opts: PoolOptions): Pool {
   const lastUsed = new Map<string, number>();
   const pendingTouch = new Map<string, number>();
   const failures = new Map<string, number>();
+  /** When the last transient failure counted in `failures` was reported, per account. */
+  const lastFailureAt = new Map<string, number>();
   const bindings = new Map<string, string>();
   // When each lease was handed out: a success clears only the limits older than its request.
   const leasedAt = new WeakMap<Lease, number>();
@@ -321,7 +323,7 @@ export function createPool(opts: PoolOptions): Pool {
   trackSize('pool.limits', () => limits.size);
   trackSize('pool.unsaved', () => unsaved.size);
   trackSize('pool.slotWaiters', () => slotWaiters.size);
-  trackSize('pool.perAccount', () => lastUsed.size + failures.size + inFlight.size);
+  trackSize('pool.perAccount', () => lastUsed.size + failures.size + lastFailureAt.size + inFlight.size);
 
   /**
    * Writes state to the store. A store that fails (busy past its timeout, disk full) must not turn
@@ -391,6 +393,7 @@ export function createPool(opts: PoolOptions): Pool {
     // Accounts removed (the CLI) take their bookkeeping along: over months of churn it would pile up.
     for (const id of lastUsed.keys()) if (!byId.has(id)) lastUsed.delete(id);
     for (const id of failures.keys()) if (!byId.has(id)) failures.delete(id);
+    for (const id of lastFailureAt.keys()) if (!byId.has(id)) lastFailureAt.delete(id);
     for (const u of unsaved.values()) u.reapply();
     if (announce) {
       // One enabled again counts as new: its quota and listing were not read while it was disabled.
@@ -688,8 +691,15 @@ export function createPool(opts: PoolOptions): Pool {
         putLimit(id, model, 'capacity', e.resetAt !== null ? Math.max(e.resetAt, t + MIN_LIMIT_MS) : t + CAPACITY_COOLDOWN_MS, reason);
         return;
       case 'transient': {
+        // Requests sent together meet one upstream blip together: only the failure of a request sent
+        // after the last counted one adds up, or a burst's single blip would rest the account (and
+        // move every conversation on it for good) as if it had failed three times in a row.
+        const began = leasedAt.get(lease);
+        const lastAt = lastFailureAt.get(id);
+        if (began !== undefined && lastAt !== undefined && began < lastAt && failures.has(id)) return;
         const n = (failures.get(id) ?? 0) + 1;
         failures.set(id, n);
+        lastFailureAt.set(id, t);
         if (n >= TRANSIENT_FAILURES_BEFORE_COOLDOWN) {
           failures.delete(id);
           putLimit(id, lease.model, 'transient', t + cooldown, `${n} failures in a row: ${reason}`);

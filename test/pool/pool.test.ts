@@ -116,6 +116,20 @@ describe('report: what each upstream outcome does to the account', () => {
     expect(a.verifyUrl).toBe('https://accounts.google.com/x');
   });
 
+  test('one 5xx blip met by requests sent together counts once: the account is not rested, though three failed', () => {
+    const { pool, setNow } = setup(['a']);
+    const together = [lease(pool, 'glm-4.7', 's1'), lease(pool, 'glm-4.7', 's2'), lease(pool, 'glm-4.7', 's3')];
+    setNow(T0 + 100);
+    for (const l of together) pool.report(l, { kind: 'error', error: new UpstreamError('transient', 'bad gateway') });
+    expect(pool.state()[0]!.limits).toEqual([]);
+    // Failures of requests sent after each earlier failure do add up: a failing account is rested.
+    for (let i = 0; i < 2; i++) {
+      setNow(T0 + 200 + i * 100);
+      pool.report(lease(pool, 'glm-4.7', `later${i}`), { kind: 'error', error: new UpstreamError('transient', 'bad gateway') });
+    }
+    expect(pool.state()[0]!.limits.map((l) => l.kind)).toEqual(['transient']);
+  });
+
   test('success clears a limit still on record for the model', () => {
     const { db, pool, setNow } = setup(['a']);
     pool.report(lease(pool), err('rate_limited', { resetAt: T0 + 1000 }));
