@@ -163,6 +163,28 @@ describe('two dozen conversations over four Z.AI keys', () => {
   }, 30_000);
 });
 
+describe('one 5xx blip on a key under a burst', () => {
+  test('fails its requests over without resting the key, so its conversations stay on it next turn', async () => {
+    const p = await startProxy();
+    try {
+      const ids = sessions(12, 'blip');
+      const first = await Promise.all(ids.map((s) => turn(p, s, 0)));
+      const home = first.map((r) => labelOf(p, r.account));
+      expect(home.filter((l) => l === 'a')).toHaveLength(3);
+      // The load balancer in front of a answers three requests with a 502 page, then recovers.
+      zai.setMode({ kind: 'html502' }, { key: KEYS[0], times: 3 });
+      const second = await Promise.all(ids.map((s) => turn(p, s, 1)));
+      expect(second.map((r) => r.status)).toEqual(Array(12).fill(200));
+      expect(second.filter((r) => labelOf(p, r.account) === 'a')).toHaveLength(0);
+      const third = await Promise.all(ids.map((s) => turn(p, s, 2)));
+      expect(third.map((r) => labelOf(p, r.account))).toEqual(home);
+      expect((await health(p)).find((a) => a.label === 'a')!.state).toBe('ok');
+    } finally {
+      await p.stop();
+    }
+  }, 30_000);
+});
+
 describe('the soft-quota floor (SOFT_LIMIT_THRESHOLD) reached by two keys mid-run', () => {
   test('their conversations move once, evenly, to the keys above it, and the low keys take nothing while those can serve', async () => {
     const p = await startProxy({ SOFT_LIMIT_THRESHOLD: '0.1' });
