@@ -323,6 +323,31 @@ describe('eighteen conversations over three Google accounts', () => {
   }, 60_000);
 });
 
+describe('the fallback map under a dozen Opus conversations', () => {
+  test('Opus spent on every Google account mid-run: every conversation is served by the fallback, says so, and the next turn goes there without a call to Opus', async () => {
+    const p = await startProxy({ ENABLE_FALLBACK: '1', MAX_WAIT_SEC: '5' }, { google: true });
+    try {
+      const ids = sessions(12, 'opus');
+      const first = await Promise.all(ids.map((s, i) => turn(p, s, 0, { model: 'claude-opus-4-8', stream: i % 2 === 0 })));
+      expect(first.map((r) => r.status)).toEqual(Array(12).fill(200));
+      for (const email of EMAILS) google.setMode({ kind: 'quota_exhausted', resetMs: 3 * 3_600_000 }, { email, model: 'claude-opus-4-6-thinking' });
+      const second = await Promise.all(ids.map((s, i) => turn(p, s, 1, { model: 'claude-opus-4-8', stream: i % 2 === 1 })));
+      expect(second.map((r) => r.status)).toEqual(Array(12).fill(200));
+      for (const r of second) expect(r.headers.get('x-proxy-fallback-from')).toBe('claude-opus-4-8');
+      const opusCalls = () => google.generations().filter((g) => JSON.stringify(g.body).includes('claude-opus-4-6-thinking')).length;
+      const before = opusCalls();
+      const third = await Promise.all(ids.map((s) => turn(p, s, 2, { model: 'claude-opus-4-8' })));
+      expect(third.map((r) => r.status)).toEqual(Array(12).fill(200));
+      expect(opusCalls()).toBe(before);
+      expect((await health(p)).map((a) => a.inFlight)).toEqual([0, 0, 0]);
+      const metrics = await (await fetch(`${p.url}/metrics`, { headers: { 'x-api-key': PROXY_KEY } })).text();
+      expect(metrics).toMatch(/mcp_fallbacks_total\{[^}]*\} \d+/);
+    } finally {
+      await p.stop();
+    }
+  }, 30_000);
+});
+
 describe('`mcp serve` with four keys, driven from outside', () => {
   test('requests waiting out every key\'s throttle are served as soon as `mcp accounts enable` brings a key back; the views end clean', async () => {
     const dir = tempDir('mcp-load-serve-');
