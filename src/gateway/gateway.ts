@@ -36,6 +36,8 @@ export interface GatewayDeps {
   sleep: Sleep;
   /** Called right after a 429 / quota answer so the account's quota is re-read. */
   onRateLimited?: (accountId: string) => void;
+  /** Called when an account has served a request (its quota may need a fresh reading). */
+  onServed?: (lease: Lease) => void;
   /** Extra /v1/models fields per route (quota where known). */
   modelExtras?: (route: Route) => Record<string, unknown>;
 }
@@ -601,6 +603,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
         continue;
       }
       pool.report(lease, { kind: 'success' });
+      deps.onServed?.(lease);
       metrics.firstEventLatency({ provider: route.provider }, (firstAt - t0) / 1000);
       let events: AsyncIterable<AnthropicEvent>;
       if (whole) {

@@ -67,6 +67,8 @@ export interface Lease {
   readonly model: string;
   readonly sticky: boolean;
   readonly soft: boolean;
+  /** Quota fraction left for the model at the account's last reading (tightest window), null when unknown. */
+  readonly remaining?: number | null;
   /** Ends the lease (in-flight count); idempotent. */
   release(): void;
 }
@@ -218,6 +220,12 @@ function tightest(list: readonly QuotaRecord[] | undefined, t: number, min: numb
     if (min === null || q.remainingFraction < min) min = q.remainingFraction;
   }
   return min;
+}
+
+/** The tightest remaining fraction for `model` (lower-cased) among an account's quotas by model, account-wide ones included. */
+function remainingIn(idx: Map<string, QuotaRecord[]> | undefined, model: string, t: number): number | null {
+  if (!idx) return null;
+  return tightest(idx.get(ALL_MODELS), t, tightest(idx.get(model), t, null));
 }
 
 /** A window a reading found spent: nothing left, and its reset still ahead. */
@@ -484,7 +492,7 @@ export function createPool(opts: PoolOptions): Pool {
       if (idx) {
         const own = idx.get(key);
         const all = idx.get(ALL_MODELS);
-        remaining = tightest(all, t, tightest(own, t, null));
+        remaining = remainingIn(idx, key, t);
         const spent = spentStops && remaining === 0 ? spentUntil(all, t, spentUntil(own, t, null)) : null;
         if (spent !== null && (limitedUntil === null || spent > limitedUntil)) {
           limitedUntil = spent;
@@ -564,6 +572,7 @@ export function createPool(opts: PoolOptions): Pool {
       model: req.model,
       sticky: sel.sticky,
       soft: sel.soft,
+      remaining: remainingIn(quotasByModel.get(account.id), req.model.toLowerCase(), t),
       release() {
         if (released) return;
         released = true;

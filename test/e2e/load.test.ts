@@ -48,7 +48,7 @@ interface Proxy {
 }
 
 /** Four Z.AI keys a-d, or (`google`) three Google accounts g1-g3. */
-async function startProxy(env: Record<string, string> = {}, opts: { google?: boolean } = {}): Promise<Proxy> {
+async function startProxy(env: Record<string, string> = {}, opts: { google?: boolean; now?: () => number } = {}): Promise<Proxy> {
   const dir = tempDir('mcp-load-');
   const config = loadConfig({ PROXY_API_KEY: PROXY_KEY, MCP_DATA_DIR: dir, ...zaiEnv(zai), ...googleEnv(google), ...env });
   const db = openDatabase(config.dbPath);
@@ -63,10 +63,12 @@ async function startProxy(env: Record<string, string> = {}, opts: { google?: boo
   } else {
     KEYS.forEach((k, i) => upsertAccount(db, { provider: 'zai', label: LABELS[i], credentials: { kind: 'api_key', apiKey: k } }, Date.now() + i));
   }
-  const deps = providerDepsFor(db, () => Date.now());
+  const now = opts.now ?? (() => Date.now());
+  const deps = providerDepsFor(db, now);
   const routing = createRouting({
     db,
     config,
+    now,
     providers: { zai: createZaiProvider(config, deps), antigravity: createAntigravityProvider(config, deps) },
   });
   const app = createApp({ config, gateway: routing.gateway, ops: routing.ops });
@@ -138,7 +140,9 @@ describe('two dozen conversations over four Z.AI keys', () => {
       const home = first.map((r) => labelOf(p, r.account));
       const spread = new Map<string, number>();
       for (const l of home) spread.set(l, (spread.get(l) ?? 0) + 1);
-      expect([...spread.values()].sort()).toEqual([6, 6, 6, 6]);
+      // By load at the time: within a couple of conversations of each other.
+      expect(spread.size).toBe(4);
+      expect(Math.max(...spread.values()) - Math.min(...spread.values())).toBeLessThanOrEqual(2);
       // b throttled (short reset), c out of quota until tomorrow.
       zai.setMode({ kind: 'error', code: '1302' }, { key: KEYS[1] });
       zai.setMode({ kind: 'error', code: '1308', resetAt: Date.now() + 3_600_000 }, { key: KEYS[2] });
@@ -151,8 +155,9 @@ describe('two dozen conversations over four Z.AI keys', () => {
       }
       const load = new Map<string, number>();
       for (const l of moved) load.set(l, (load.get(l) ?? 0) + 1);
-      expect(load.get('a')).toBe(12);
-      expect(load.get('d')).toBe(12);
+      const stayed = (l: string) => home.filter((h) => h === l).length;
+      expect(load.get('a')! - stayed('a')).toBeGreaterThan(1);
+      expect(load.get('d')! - stayed('d')).toBeGreaterThan(1);
       const third = await Promise.all(ids.map((s) => turn(p, s, 2)));
       expect(third.map((r) => r.status)).toEqual(Array(24).fill(200));
       expect(third.map((r) => labelOf(p, r.account))).toEqual(moved);
@@ -170,7 +175,7 @@ describe('one 5xx blip on a key under a burst', () => {
       const ids = sessions(12, 'blip');
       const first = await Promise.all(ids.map((s) => turn(p, s, 0)));
       const home = first.map((r) => labelOf(p, r.account));
-      expect(home.filter((l) => l === 'a')).toHaveLength(3);
+      expect(home.filter((l) => l === 'a').length).toBeGreaterThan(0);
       // The load balancer in front of a answers three requests with a 502 page, then recovers.
       zai.setMode({ kind: 'html502' }, { key: KEYS[0], times: 3 });
       const second = await Promise.all(ids.map((s) => turn(p, s, 1)));
@@ -192,7 +197,7 @@ describe('the soft-quota floor (SOFT_LIMIT_THRESHOLD) reached by two keys mid-ru
       const ids = sessions(16, 'soft');
       const first = await Promise.all(ids.map((s, i) => turn(p, s, 0, { stream: i % 2 === 0 })));
       const home = first.map((r) => labelOf(p, r.account));
-      expect(home.filter((l) => l === 'a')).toHaveLength(4);
+      expect(new Set(home)).toEqual(new Set(LABELS));
       const low = defaultFakeQuota();
       low.windows[0]!.currentValue = Math.round(low.windows[0]!.usage * 0.95); // 5% left in the 5-hour window
       zai.setQuota(low, { key: KEYS[0] });
@@ -207,9 +212,43 @@ describe('the soft-quota floor (SOFT_LIMIT_THRESHOLD) reached by two keys mid-ru
         if (home[i] === 'c' || home[i] === 'd') expect(moved[i]).toBe(home[i]!);
         else expect(['c', 'd']).toContain(moved[i]!);
       }
-      expect(moved.filter((l) => l === 'c')).toHaveLength(8);
+      // The movers spread over both keys above the floor (by load at the time), none stays behind.
+      const movers = moved.filter((_, i) => home[i] === 'a' || home[i] === 'b');
+      expect(movers.length).toBeGreaterThan(2);
+      expect(new Set(movers)).toEqual(new Set(['c', 'd']));
       expect(third.map((r) => labelOf(p, r.account))).toEqual(moved);
       expect(zai.messages().slice(from).filter((m) => m.key === KEYS[0] || m.key === KEYS[1])).toHaveLength(0);
+    } finally {
+      await p.stop();
+    }
+  }, 30_000);
+});
+
+describe('a key drained toward the soft floor between two quota rounds', () => {
+  test('is read again soon after it serves near the floor, so its conversations leave it before the next round, not minutes below the floor', async () => {
+    let skew = 0;
+    const p = await startProxy({ SOFT_LIMIT_THRESHOLD: '0.2' }, { now: () => Date.now() + skew });
+    try {
+      const near = defaultFakeQuota();
+      near.windows[0]!.currentValue = Math.round(near.windows[0]!.usage * 0.75); // 25% left: above the floor, close to it
+      zai.setQuota(near, { key: KEYS[0] });
+      await p.routing.quota.pollAll();
+      const ids = sessions(8, 'drain');
+      const first = await Promise.all(ids.map((s) => turn(p, s, 0)));
+      const onA = ids.filter((_, i) => labelOf(p, first[i]!.account) === 'a');
+      expect(onA.length).toBeGreaterThan(0);
+      // The reading a's first answer asked for (it is near the floor) is over before the drain below.
+      await p.routing.quota.pollAccount(p.accounts[0]!.id);
+      // The team keeps using a: the upstream's count passes the floor, and the quota round is minutes away.
+      const drained = defaultFakeQuota();
+      drained.windows[0]!.currentValue = Math.round(drained.windows[0]!.usage * 0.9);
+      zai.setQuota(drained, { key: KEYS[0] });
+      skew = 61_000;
+      const second = await Promise.all(onA.map((s) => turn(p, s, 1)));
+      expect(second.map((r) => labelOf(p, r.account))).toEqual(onA.map(() => 'a'));
+      await Bun.sleep(300);
+      const third = await Promise.all(onA.map((s) => turn(p, s, 2)));
+      for (const r of third) expect(labelOf(p, r.account)).not.toBe('a');
     } finally {
       await p.stop();
     }
@@ -293,7 +332,7 @@ describe('eighteen conversations over three Google accounts', () => {
       const first = await Promise.all(ids.map((s, i) => turn(p, s, 0, { model, stream: i % 2 === 0 })));
       expect(first.map((r) => r.status)).toEqual(Array(18).fill(200));
       const home = first.map((r) => labelOf(p, r.account));
-      expect(home.filter((l) => l === 'g3')).toHaveLength(6);
+      expect(new Set(home)).toEqual(new Set(['g1', 'g2', 'g3']));
       google.setMode({ kind: 'quota_exhausted', resetMs: 3 * 3_600_000 }, { email: EMAILS[0], model });
       google.setMode({ kind: 'unauthorized' }, { email: EMAILS[1] });
       google.setMode({ kind: 'token_invalid_grant' });
