@@ -306,12 +306,12 @@ export function createGateway(deps: GatewayDeps): Gateway {
   }
 
   /**
-   * Waits `ms` for a limit to end, or less when the pool changes (a reload, a request ending), so
+   * Waits `ms` for a limit to end, or less when the pool changes (a reload, a quota reading), so
    * the caller asks the pool again. Rejects when the client leaves.
    */
   async function resetOrChange(ms: number, signal: AbortSignal): Promise<void> {
     // One controller ends both waits (the client left, or one of them is over): no listener is left
-    // on the request's signal, which a waiter woken by every request that ends would pile up.
+    // on the request's signal, however often the pool changes meanwhile.
     const done = new AbortController();
     const onAbort = (): void => done.abort();
     signal.addEventListener('abort', onAbort, { once: true });
@@ -321,7 +321,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
         sleep(ms, done.signal).catch(() => {
           if (signal.aborted) throw left();
         }),
-        pool.waitForSlot(ms, done.signal).then(() => {
+        pool.waitForChange(ms, done.signal).then(() => {
           if (signal.aborted) throw left();
         }),
       ]);

@@ -156,6 +156,11 @@ export interface Pool {
   inFlight(accountId: string): number;
   /** Resolves true when a request ends or the accounts are reloaded (a slot may be free), false after `ms` or on abort. */
   waitForSlot(ms: number, signal?: AbortSignal): Promise<boolean>;
+  /**
+   * Resolves true when the accounts are reloaded (the CLI) or a quota reading arrives, which may free
+   * a limited account before its reset; false after `ms` or on abort. A request ending frees no limit.
+   */
+  waitForChange(ms: number, signal?: AbortSignal): Promise<boolean>;
   /** Called with the ids of accounts that appeared (CLI add) or were enabled again after a sync. */
   onAccountsAdded(fn: (ids: string[]) => void): void;
   start(): void;
@@ -309,10 +314,35 @@ export function createPool(opts: PoolOptions): Pool {
   const servesPastQuota: ReadonlySet<ProviderId> = opts.servesPastQuota ?? new Set();
   // Requests waiting for an account below its cap: any release (or a reload) wakes them all to ask again.
   const slotWaiters = new Set<() => void>();
+  // Requests waiting for a limit to end: only a reload or a quota reading can end one early.
+  const changeWaiters = new Set<() => void>();
+  function wake(waiters: Set<() => void>): void {
+    const all = [...waiters];
+    waiters.clear();
+    for (const w of all) w();
+  }
   function wakeSlotWaiters(): void {
-    const all = [...slotWaiters];
-    slotWaiters.clear();
-    for (const wake of all) wake();
+    wake(slotWaiters);
+  }
+  function wakeAllWaiters(): void {
+    if (slotWaiters.size) wake(slotWaiters);
+    if (changeWaiters.size) wake(changeWaiters);
+  }
+  function waitOn(waiters: Set<() => void>, ms: number, signal?: AbortSignal): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      if (signal?.aborted) return resolve(false);
+      const done = (freed: boolean): void => {
+        clearTimeout(timer);
+        waiters.delete(woken);
+        signal?.removeEventListener('abort', onAbort);
+        resolve(freed);
+      };
+      const woken = (): void => done(true);
+      const onAbort = (): void => done(false);
+      const timer = setTimeout(() => done(false), Math.max(0, ms));
+      waiters.add(woken);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
   }
   const lastUsed = new Map<string, number>();
   const pendingTouch = new Map<string, number>();
@@ -330,7 +360,7 @@ export function createPool(opts: PoolOptions): Pool {
   trackSize('pool.bindings', () => bindings.size);
   trackSize('pool.limits', () => limits.size);
   trackSize('pool.unsaved', () => unsaved.size);
-  trackSize('pool.slotWaiters', () => slotWaiters.size);
+  trackSize('pool.slotWaiters', () => slotWaiters.size + changeWaiters.size);
   trackSize('pool.perAccount', () => lastUsed.size + failures.size + lastFailureAt.size + inFlight.size);
 
   /**
@@ -413,8 +443,8 @@ export function createPool(opts: PoolOptions): Pool {
         .map((a) => a.id);
       if (added.length) for (const fn of addedListeners) fn(added);
     }
-    // New accounts or caps from the CLI may have made room.
-    if (slotWaiters.size) wakeSlotWaiters();
+    // New accounts, caps or cleared limits from the CLI may have made room.
+    wakeAllWaiters();
   }
 
   let lastLook = Number.NEGATIVE_INFINITY;
@@ -792,7 +822,7 @@ export function createPool(opts: PoolOptions): Pool {
         log.info(`account ${label}: a quota reading shows quota left${l.model === ALL_MODELS ? '' : ` on ${l.model}`}; the earlier limit (${l.reason ?? 'a 429'}) is lifted`);
       }
       // A window no longer spent, or a limit lifted, frees the account before any reset announces it.
-      if (slotWaiters.size) wakeSlotWaiters();
+      wakeAllWaiters();
     },
     state() {
       const t = now();
@@ -808,22 +838,8 @@ export function createPool(opts: PoolOptions): Pool {
       }));
     },
     inFlight: (id) => inFlight.get(id) ?? 0,
-    waitForSlot(ms, signal) {
-      return new Promise<boolean>((resolve) => {
-        if (signal?.aborted) return resolve(false);
-        const done = (freed: boolean): void => {
-          clearTimeout(timer);
-          slotWaiters.delete(wake);
-          signal?.removeEventListener('abort', onAbort);
-          resolve(freed);
-        };
-        const wake = (): void => done(true);
-        const onAbort = (): void => done(false);
-        const timer = setTimeout(() => done(false), Math.max(0, ms));
-        slotWaiters.add(wake);
-        signal?.addEventListener('abort', onAbort, { once: true });
-      });
-    },
+    waitForSlot: (ms, signal) => waitOn(slotWaiters, ms, signal),
+    waitForChange: (ms, signal) => waitOn(changeWaiters, ms, signal),
     onAccountsAdded(fn) {
       addedListeners.push(fn);
     },

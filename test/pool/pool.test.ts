@@ -651,6 +651,22 @@ describe('concurrency cap (MAX_CONCURRENT_PER_ACCOUNT)', () => {
     expect(await aborted).toBe(false);
   });
 
+  test('waitForChange wakes on a CLI change, not when a request ends (that frees no limit)', async () => {
+    const { path, pool, accounts } = setup(['a'], 1);
+    const held = lease(pool);
+    const waiting = pool.waitForChange(5_000);
+    let woke = false;
+    void waiting.then(() => (woke = true));
+    held.release();
+    await Bun.sleep(10);
+    expect(woke).toBe(false);
+    const cli = openDatabase(path);
+    updateAccount(cli, accounts[0]!.id, { label: 'renamed' });
+    cli.close();
+    pool.sync();
+    expect(await waiting).toBe(true);
+  });
+
   test('a CLI change seen on sync wakes the waiters (a new account or a raised cap may make room)', async () => {
     const { path, pool, accounts } = setup(['a'], 1);
     lease(pool);
@@ -739,7 +755,7 @@ describe('a quota reading with nothing left', () => {
     const { pool, accounts } = setup(['a']);
     pool.setQuotas(accounts[0]!.id, [spent(T0 + 3_600_000)]);
     expect(ask(pool).kind).toBe('limited');
-    const waiting = pool.waitForSlot(5_000);
+    const waiting = pool.waitForChange(5_000);
     pool.setQuotas(accounts[0]!.id, [{ model: '*', remainingFraction: 0.6, resetAt: T0 + 3_600_000, window: '5h' }]);
     expect(await waiting).toBe(true);
     expect(ask(pool, 'y').kind).toBe('lease');
