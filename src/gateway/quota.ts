@@ -1,9 +1,9 @@
 // Background quota refresh: every active account's provider is asked for its remaining quota (and
 // the models it serves) at start, every quotaPollIntervalSec (jittered so accounts and processes do
 // not line up; a round asks a few accounts at a time), right after a 429, after serving near the
-// soft floor, and as soon as a new account shows up in the store. On the same rounds an account marked invalid is re-verified, and
-// put back in rotation once it passes (the user completed Google's verification, paid a bill): an
-// account is never lost to a state it left.
+// soft floor, and as soon as a new account shows up in the store. On the same rounds an account
+// marked invalid is re-verified, and put back in rotation once it passes (the user completed
+// Google's verification, paid a bill): an account is never lost to a state it left.
 import type { Config } from '../config.ts';
 import { log } from '../log.ts';
 import type { Pool } from '../pool/pool.ts';
