@@ -36,6 +36,8 @@ export interface GatewayDeps {
   sleep: Sleep;
   /** Called right after a 429 / quota answer so the account's quota is re-read. */
   onRateLimited?: (accountId: string) => void;
+  /** Called when an account has served a request (its quota may need a fresh reading). */
+  onServed?: (lease: Lease) => void;
   /** Extra /v1/models fields per route (quota where known). */
   modelExtras?: (route: Route) => Record<string, unknown>;
 }
@@ -304,6 +306,32 @@ export function createGateway(deps: GatewayDeps): Gateway {
   }
 
   /**
+   * Waits `ms` for a limit to end, or less when the pool changes (a reload, a quota reading), so
+   * the caller asks the pool again. Rejects when the client leaves.
+   */
+  async function resetOrChange(ms: number, signal: AbortSignal): Promise<void> {
+    // One controller ends both waits (the client left, or one of them is over): no listener is left
+    // on the request's signal, however often the pool changes meanwhile.
+    const done = new AbortController();
+    const onAbort = (): void => done.abort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    const left = (): ApiError => new ApiError('api_error', 'client closed the request');
+    try {
+      return await Promise.race([
+        sleep(ms, done.signal).catch(() => {
+          if (signal.aborted) throw left();
+        }),
+        pool.waitForChange(ms, done.signal).then(() => {
+          if (signal.aborted) throw left();
+        }),
+      ]);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      done.abort();
+    }
+  }
+
+  /**
    * Streams the rest after the first event; reports failures and ends the lease however it ends.
    * A hand-written iterator, not an async generator: one `then` per event instead of another
    * generator layer (this runs for every event of every request).
@@ -402,6 +430,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     let lastUnlimited: UpstreamError | null = null;
     let only: string | undefined;
     let waitedForSlot = false;
+    let waitedForReset = false;
     const familyKey = `${route.provider}:${route.family}`;
     /** What the pool would answer now for this model: asked when one account's limit is no answer by itself. */
     const restOfPool = () => pool.peek({ provider: route.provider, model: route.upstreamModel, familyKey, sessionKey, historyKey, skip: lacking });
@@ -420,11 +449,14 @@ export function createGateway(deps: GatewayDeps): Gateway {
         const budget = got.limitKind === 'capacity' ? Math.min(maxWaitMs, CAPACITY_WAIT_MS) : maxWaitMs;
         if (got.until - started <= budget && got.until - t <= budget) {
           const wait = got.until - t + WAIT_BUFFER_MS;
-          log.info(`${req.requestId}: every account is limited for ${route.upstreamModel}; waiting ${formatWait(wait)} for the earliest reset`);
-          await sleep(wait, req.signal);
-          // A new round: every account gets a fresh chance. The total wait stays under maxWaitSec,
-          // and the upstream calls under maxAttempts in all: a limit that comes back every round
-          // (Z.AI 1305, maybe a disguised filter) is answered instead of retried for minutes.
+          if (!waitedForReset) log.info(`${req.requestId}: every account is limited for ${route.upstreamModel}; waiting ${formatWait(wait)} for the earliest reset`);
+          waitedForReset = true;
+          // An account enabled or added with the CLI (a reload) serves at once: it is not waited past.
+          await resetOrChange(wait, req.signal);
+          // A new round, however the wait ended: every account gets a fresh chance (one tried and
+          // limited may be free again already). The total wait stays under maxWaitSec, and the
+          // upstream calls under maxAttempts in all: a limit that comes back every round (Z.AI
+          // 1305, maybe a disguised filter) is answered instead of retried for minutes.
           exclude.clear();
           continue;
         }
@@ -572,6 +604,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
         continue;
       }
       pool.report(lease, { kind: 'success' });
+      deps.onServed?.(lease);
       metrics.firstEventLatency({ provider: route.provider }, (firstAt - t0) / 1000);
       let events: AsyncIterable<AnthropicEvent>;
       if (whole) {

@@ -110,6 +110,7 @@ export function createRouting(opts: {
     now,
     sleep: opts.sleep ?? defaultSleep,
     onRateLimited: (id) => quota.afterRateLimit(id),
+    onServed: (lease) => quota.afterUse(lease.account.id, lease.remaining ?? null),
     modelExtras,
   });
   const ops = createOps({ pool, providers, now, pollQuota: (id) => quota.pollAccount(id) });

@@ -1,9 +1,9 @@
 // Background quota refresh: every active account's provider is asked for its remaining quota (and
 // the models it serves) at start, every quotaPollIntervalSec (jittered so accounts and processes do
-// not line up; a round asks a few accounts at a time), right after a 429, and as soon as a new
-// account shows up in the store. On the same rounds an account marked invalid is re-verified, and
-// put back in rotation once it passes (the user completed Google's verification, paid a bill): an
-// account is never lost to a state it left.
+// not line up; a round asks a few accounts at a time), right after a 429, after serving near the
+// soft floor, and as soon as a new account shows up in the store. On the same rounds an account
+// marked invalid is re-verified, and put back in rotation once it passes (the user completed
+// Google's verification, paid a bill): an account is never lost to a state it left.
 import type { Config } from '../config.ts';
 import { log } from '../log.ts';
 import type { Pool } from '../pool/pool.ts';
@@ -14,6 +14,13 @@ import type { Providers } from './gateway.ts';
 
 /** After a 429 the quota is re-read at most this often per account. */
 const AFTER_429_MIN_GAP_MS = 5_000;
+/**
+ * How far above the soft floor (SOFT_LIMIT_THRESHOLD) an account's last reading must be for a request
+ * it serves to have its quota re-read, and at most how often per account: between two rounds a team
+ * drains an account far past the floor, which the pool only sees in a reading.
+ */
+const NEAR_FLOOR_MARGIN = 0.1;
+const NEAR_FLOOR_MIN_GAP_MS = 60_000;
 /** One quota call may take this long. */
 const CALL_TIMEOUT_MS = 30_000;
 /**
@@ -33,6 +40,8 @@ export interface QuotaPoller {
   pollAccount(id: string): Promise<void>;
   /** A 429 was seen on the account: re-read its quota soon (rate-limited per account). */
   afterRateLimit(id: string): void;
+  /** The account served a request; `remaining` is its last reading for the model: near the soft floor, re-read it (rate-limited). */
+  afterUse(id: string, remaining: number | null): void;
 }
 
 export function createQuotaPoller(deps: {
@@ -45,6 +54,7 @@ export function createQuotaPoller(deps: {
   const { config, pool, catalog, providers, now } = deps;
   const inflight = new Map<string, Promise<void>>();
   const lastAfter429 = new Map<string, number>();
+  const lastNearFloor = new Map<string, number>();
   let timer: ReturnType<typeof setTimeout> | undefined;
   let running = false;
   const stopper = new AbortController();
@@ -164,6 +174,14 @@ export function createQuotaPoller(deps: {
       // A last time ahead of now is a clock stepped back, not a recent read.
       if (last !== undefined && t >= last && t - last < AFTER_429_MIN_GAP_MS) return;
       lastAfter429.set(id, t);
+      void pollAccount(id);
+    },
+    afterUse(id, remaining) {
+      if (!running || !config.softLimitEnabled || remaining === null || remaining > config.softLimitThreshold + NEAR_FLOOR_MARGIN) return;
+      const t = now();
+      const last = lastNearFloor.get(id);
+      if (last !== undefined && t >= last && t - last < NEAR_FLOOR_MIN_GAP_MS) return;
+      lastNearFloor.set(id, t);
       void pollAccount(id);
     },
   };

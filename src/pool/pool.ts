@@ -73,6 +73,8 @@ export interface Lease {
   readonly model: string;
   readonly sticky: boolean;
   readonly soft: boolean;
+  /** Quota fraction left for the model at the account's last reading (tightest window), null when unknown. */
+  readonly remaining?: number | null;
   /** Ends the lease (in-flight count); idempotent. */
   release(): void;
 }
@@ -165,6 +167,11 @@ export interface Pool {
   inFlight(accountId: string): number;
   /** Resolves true when a request ends or the accounts are reloaded (a slot may be free), false after `ms` or on abort. */
   waitForSlot(ms: number, signal?: AbortSignal): Promise<boolean>;
+  /**
+   * Resolves true when the accounts are reloaded (the CLI) or a quota reading arrives, which may free
+   * a limited account before its reset; false after `ms` or on abort. A request ending frees no limit.
+   */
+  waitForChange(ms: number, signal?: AbortSignal): Promise<boolean>;
   /** Called with the ids of accounts that appeared (CLI add) or were enabled again after a sync. */
   onAccountsAdded(fn: (ids: string[]) => void): void;
   start(): void;
@@ -229,6 +236,12 @@ function tightest(list: readonly QuotaRecord[] | undefined, t: number, min: numb
     if (min === null || q.remainingFraction < min) min = q.remainingFraction;
   }
   return min;
+}
+
+/** The tightest remaining fraction for `model` (lower-cased) among an account's quotas by model, account-wide ones included. */
+function remainingIn(idx: Map<string, QuotaRecord[]> | undefined, model: string, t: number): number | null {
+  if (!idx) return null;
+  return tightest(idx.get(ALL_MODELS), t, tightest(idx.get(model), t, null));
 }
 
 /** A window a reading found spent: nothing left, and its reset still ahead. */
@@ -312,14 +325,41 @@ export function createPool(opts: PoolOptions): Pool {
   const servesPastQuota: ReadonlySet<ProviderId> = opts.servesPastQuota ?? new Set();
   // Requests waiting for an account below its cap: any release (or a reload) wakes them all to ask again.
   const slotWaiters = new Set<() => void>();
+  // Requests waiting for a limit to end: only a reload or a quota reading can end one early.
+  const changeWaiters = new Set<() => void>();
+  function wake(waiters: Set<() => void>): void {
+    const all = [...waiters];
+    waiters.clear();
+    for (const w of all) w();
+  }
   function wakeSlotWaiters(): void {
-    const all = [...slotWaiters];
-    slotWaiters.clear();
-    for (const wake of all) wake();
+    wake(slotWaiters);
+  }
+  function wakeAllWaiters(): void {
+    if (slotWaiters.size) wake(slotWaiters);
+    if (changeWaiters.size) wake(changeWaiters);
+  }
+  function waitOn(waiters: Set<() => void>, ms: number, signal?: AbortSignal): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      if (signal?.aborted) return resolve(false);
+      const done = (freed: boolean): void => {
+        clearTimeout(timer);
+        waiters.delete(woken);
+        signal?.removeEventListener('abort', onAbort);
+        resolve(freed);
+      };
+      const woken = (): void => done(true);
+      const onAbort = (): void => done(false);
+      const timer = setTimeout(() => done(false), Math.max(0, ms));
+      waiters.add(woken);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
   }
   const lastUsed = new Map<string, number>();
   const pendingTouch = new Map<string, number>();
   const failures = new Map<string, number>();
+  /** When the last transient failure counted in `failures` was reported, per account. */
+  const lastFailureAt = new Map<string, number>();
   const bindings = new Map<string, string>();
   // Written with the touches, off the hot path: a restart loses at most one flush interval of them.
   const pendingBindings = new Map<string, SessionBinding>();
@@ -333,8 +373,8 @@ export function createPool(opts: PoolOptions): Pool {
   trackSize('pool.bindings', () => bindings.size);
   trackSize('pool.limits', () => limits.size);
   trackSize('pool.unsaved', () => unsaved.size);
-  trackSize('pool.slotWaiters', () => slotWaiters.size);
-  trackSize('pool.perAccount', () => lastUsed.size + failures.size + inFlight.size);
+  trackSize('pool.slotWaiters', () => slotWaiters.size + changeWaiters.size);
+  trackSize('pool.perAccount', () => lastUsed.size + failures.size + lastFailureAt.size + inFlight.size);
 
   /**
    * Writes state to the store. A store that fails (busy past its timeout, disk full) must not turn
@@ -404,6 +444,7 @@ export function createPool(opts: PoolOptions): Pool {
     // Accounts removed (the CLI) take their bookkeeping along: over months of churn it would pile up.
     for (const id of lastUsed.keys()) if (!byId.has(id)) lastUsed.delete(id);
     for (const id of failures.keys()) if (!byId.has(id)) failures.delete(id);
+    for (const id of lastFailureAt.keys()) if (!byId.has(id)) lastFailureAt.delete(id);
     for (const u of unsaved.values()) u.reapply();
     if (announce) {
       // One enabled again counts as new: its quota and listing were not read while it was disabled.
@@ -415,8 +456,8 @@ export function createPool(opts: PoolOptions): Pool {
         .map((a) => a.id);
       if (added.length) for (const fn of addedListeners) fn(added);
     }
-    // New accounts or caps from the CLI may have made room.
-    if (slotWaiters.size) wakeSlotWaiters();
+    // New accounts, caps or cleared limits from the CLI may have made room.
+    wakeAllWaiters();
   }
 
   let lastLook = Number.NEGATIVE_INFINITY;
@@ -494,7 +535,7 @@ export function createPool(opts: PoolOptions): Pool {
       if (idx) {
         const own = idx.get(key);
         const all = idx.get(ALL_MODELS);
-        remaining = tightest(all, t, tightest(own, t, null));
+        remaining = remainingIn(idx, key, t);
         const spent = spentStops && remaining === 0 ? spentUntil(all, t, spentUntil(own, t, null)) : null;
         if (spent !== null && (limitedUntil === null || spent > limitedUntil)) {
           limitedUntil = spent;
@@ -573,8 +614,10 @@ export function createPool(opts: PoolOptions): Pool {
     if (sel.kind === 'limited' || sel.kind === 'busy') return sel;
     if (sel.kind === 'none') return { kind: 'none', reason: sel.reason, detail: describeNone(req) };
     const account = byId.get(sel.accountId)!;
-    // An overflow serves one request elsewhere; the conversation's cache stays on its account.
-    if (!sel.overflow) {
+    // An overflow serves one request elsewhere; the conversation's cache stays on its account. A
+    // retry on one account (only: after a credential refresh) repeats an attempt that already bound
+    // the conversation if it was to: an overflow's retry must not take the binding now.
+    if (!sel.overflow && !(req.only && bindings.has(bindKey))) {
       bind(req.familyKey, req.sessionKey, bindKey, account.id, t);
       const history = historyBindKeyOf(req);
       if (history !== null) bind(req.familyKey, req.historyKey!, history, account.id, t);
@@ -589,6 +632,7 @@ export function createPool(opts: PoolOptions): Pool {
       model: req.model,
       sticky: sel.sticky,
       soft: sel.soft,
+      remaining: remainingIn(quotasByModel.get(account.id), req.model.toLowerCase(), t),
       release() {
         if (released) return;
         released = true;
@@ -716,8 +760,15 @@ export function createPool(opts: PoolOptions): Pool {
         putLimit(id, model, 'capacity', e.resetAt !== null ? Math.max(e.resetAt, t + MIN_LIMIT_MS) : t + CAPACITY_COOLDOWN_MS, reason);
         return;
       case 'transient': {
+        // Requests sent together meet one upstream blip together: only the failure of a request sent
+        // after the last counted one adds up, or a burst's single blip would rest the account (and
+        // move every conversation on it for good) as if it had failed three times in a row.
+        const began = leasedAt.get(lease);
+        const lastAt = lastFailureAt.get(id);
+        if (began !== undefined && lastAt !== undefined && began < lastAt && failures.has(id)) return;
         const n = (failures.get(id) ?? 0) + 1;
         failures.set(id, n);
+        lastFailureAt.set(id, t);
         if (n >= TRANSIENT_FAILURES_BEFORE_COOLDOWN) {
           failures.delete(id);
           putLimit(id, lease.model, 'transient', t + cooldown, `${n} failures in a row: ${reason}`);
@@ -818,6 +869,8 @@ export function createPool(opts: PoolOptions): Pool {
         const label = byId.get(accountId)?.label ?? accountId;
         log.info(`account ${label}: a quota reading shows quota left${l.model === ALL_MODELS ? '' : ` on ${l.model}`}; the earlier limit (${l.reason ?? 'a 429'}) is lifted`);
       }
+      // A window no longer spent, or a limit lifted, frees the account before any reset announces it.
+      wakeAllWaiters();
     },
     state() {
       const t = now();
@@ -833,22 +886,8 @@ export function createPool(opts: PoolOptions): Pool {
       }));
     },
     inFlight: (id) => inFlight.get(id) ?? 0,
-    waitForSlot(ms, signal) {
-      return new Promise<boolean>((resolve) => {
-        if (signal?.aborted) return resolve(false);
-        const done = (freed: boolean): void => {
-          clearTimeout(timer);
-          slotWaiters.delete(wake);
-          signal?.removeEventListener('abort', onAbort);
-          resolve(freed);
-        };
-        const wake = (): void => done(true);
-        const onAbort = (): void => done(false);
-        const timer = setTimeout(() => done(false), Math.max(0, ms));
-        slotWaiters.add(wake);
-        signal?.addEventListener('abort', onAbort, { once: true });
-      });
-    },
+    waitForSlot: (ms, signal) => waitOn(slotWaiters, ms, signal),
+    waitForChange: (ms, signal) => waitOn(changeWaiters, ms, signal),
     onAccountsAdded(fn) {
       addedListeners.push(fn);
     },

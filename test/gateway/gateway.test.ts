@@ -2,7 +2,7 @@ import { afterEach, describe, expect, test } from 'bun:test';
 import { ApiError } from '../../src/anthropic/errors.ts';
 import { clientErrorFor, exhaustedError, formatWait, limitedError } from '../../src/gateway/gateway.ts';
 import { UpstreamError } from '../../src/providers/provider.ts';
-import { findAccount } from '../../src/store/accounts.ts';
+import { findAccount, updateAccount } from '../../src/store/accounts.ts';
 import { ALL_MODELS, type LimitKind, listLimits } from '../../src/store/limits.ts';
 import { createRouting } from '../../src/gateway/index.ts';
 import { upsertAccount } from '../../src/store/accounts.ts';
@@ -1236,5 +1236,39 @@ describe('a quota limit met after the stream started', () => {
     expect(e.type).toBe('rate_limit_error');
     expect(e.headers['x-should-retry']).toBeUndefined();
     expect(e.message).not.toContain('Quota will reset');
+  });
+});
+
+describe('a request waiting for the earliest reset, woken by the pool changing', () => {
+  test('woken after the account it tried came free, it is served there, not answered with that account\'s old 429', async () => {
+    const { db, path } = tempDb();
+    const clock = fakeClock();
+    const accounts = ['a', 'b'].map((l, i) => addZai(db, l, T0 + i));
+    const zai = scriptedProvider('zai', ['glm-4.7']);
+    const sleeps: number[] = [];
+    // A real wait: it ends only when the gateway gives it up (the pool changed first).
+    const sleep = (ms: number, signal?: AbortSignal) =>
+      new Promise<void>((_, reject) => {
+        sleeps.push(ms);
+        signal?.addEventListener('abort', () => reject(new Error('aborted')), { once: true });
+      });
+    const routing = createRouting({ db, config: testConfig({ maxWaitSec: 30 }), providers: { zai }, now: clock.now, sleep });
+    const pool = routing.pool;
+    // b is out for an hour.
+    const b = { account: accounts[1]!, provider: 'zai' as const, model: 'glm-4.7', sticky: false, soft: false, release() {} };
+    pool.report(b, { kind: 'error', error: new UpstreamError('quota_exhausted', 'spent', { resetAt: T0 + 3_600_000 }) });
+    zai.answer = (_c, n) => (n === 1 ? { error: new UpstreamError('rate_limited', 'slow down', { status: 429, resetAt: T0 + 1_000 }) } : {});
+    const pending = routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
+    while (sleeps.length === 0) await Bun.sleep(1);
+    // a's throttle is over (the wait's safety margin is not), and the CLI edits an account.
+    clock.set(T0 + 1_200);
+    const cli = openDatabase(path);
+    updateAccount(cli, accounts[1]!.id, { label: 'b2' });
+    cli.close();
+    pool.sync();
+    const d = await pending;
+    expect(d.accountId).toBe(accounts[0]!.id);
+    expect(zai.calls).toHaveLength(2);
+    await drain(d);
   });
 });

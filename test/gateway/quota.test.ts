@@ -429,3 +429,40 @@ test('a round minutes after quota 429s that reads quota left puts the accounts b
     await s.routing.stop();
   }
 });
+
+test('an account serving near the soft floor is read again, at most once a minute; one far above it, or with soft limits off, is not', async () => {
+  let t = T0;
+  const s = setup(testConfig({ softLimitEnabled: true, softLimitThreshold: 0.2 }), () => t);
+  await s.routing.start();
+  try {
+    await s.routing.quota.pollAll();
+    const [a, b] = s.routing.pool.accounts().map((x) => x.id);
+    s.reset();
+    s.routing.quota.afterUse(b!, 0.8);
+    s.routing.quota.afterUse(a!, null);
+    await Bun.sleep(10);
+    expect(s.calls()).toEqual([]);
+    s.routing.quota.afterUse(a!, 0.25);
+    await Bun.sleep(10);
+    s.routing.quota.afterUse(a!, 0.24);
+    await Bun.sleep(10);
+    expect(s.calls()).toEqual(['a']);
+    t = T0 + 60_000;
+    s.routing.quota.afterUse(a!, 0.15);
+    await Bun.sleep(10);
+    expect(s.calls()).toEqual(['a', 'a']);
+  } finally {
+    await s.routing.stop();
+  }
+  const off = setup(testConfig({ softLimitEnabled: false }));
+  await off.routing.start();
+  try {
+    await off.routing.quota.pollAll();
+    off.reset();
+    off.routing.quota.afterUse(off.routing.pool.accounts()[0]!.id, 0.05);
+    await Bun.sleep(10);
+    expect(off.calls()).toEqual([]);
+  } finally {
+    await off.routing.stop();
+  }
+});

@@ -116,6 +116,20 @@ describe('report: what each upstream outcome does to the account', () => {
     expect(a.verifyUrl).toBe('https://accounts.google.com/x');
   });
 
+  test('one 5xx blip met by requests sent together counts once: the account is not rested, though three failed', () => {
+    const { pool, setNow } = setup(['a']);
+    const together = [lease(pool, 'glm-4.7', 's1'), lease(pool, 'glm-4.7', 's2'), lease(pool, 'glm-4.7', 's3')];
+    setNow(T0 + 100);
+    for (const l of together) pool.report(l, { kind: 'error', error: new UpstreamError('transient', 'bad gateway') });
+    expect(pool.state()[0]!.limits).toEqual([]);
+    // Failures of requests sent after each earlier failure do add up: a failing account is rested.
+    for (let i = 0; i < 2; i++) {
+      setNow(T0 + 200 + i * 100);
+      pool.report(lease(pool, 'glm-4.7', `later${i}`), { kind: 'error', error: new UpstreamError('transient', 'bad gateway') });
+    }
+    expect(pool.state()[0]!.limits.map((l) => l.kind)).toEqual(['transient']);
+  });
+
   test('success clears a limit still on record for the model', () => {
     const { db, pool, setNow } = setup(['a']);
     pool.report(lease(pool), err('rate_limited', { resetAt: T0 + 1000 }));
@@ -641,6 +655,27 @@ describe('concurrency cap (MAX_CONCURRENT_PER_ACCOUNT)', () => {
     expect(again.sticky).toBe(true);
   });
 
+  test('an overflow retried on its account after a credential refresh (only) still leaves the conversation on its own account', () => {
+    const { pool } = setup(['a', 'b'], 1);
+    const first = lease(pool, 'glm-4.7', 'conv');
+    const overflow = lease(pool, 'glm-4.7', 'conv');
+    expect(overflow.account.label).toBe('b');
+    overflow.release();
+    // b answered 401, its credentials were refreshed: the gateway asks for b alone, once.
+    const retry = pool.acquire({ provider: 'zai', model: 'glm-4.7', familyKey: 'zai:glm', sessionKey: 'conv', only: overflow.account.id });
+    expect(retry.kind === 'lease' && retry.lease.account.label).toBe('b');
+    if (retry.kind === 'lease') retry.lease.release();
+    first.release();
+    expect(lease(pool, 'glm-4.7', 'conv').account.label).toBe('a');
+  });
+
+  test('a retry on one account (only) binds a conversation that had no account yet', () => {
+    const { pool, accounts } = setup(['a', 'b']);
+    const retry = pool.acquire({ provider: 'zai', model: 'glm-4.7', familyKey: 'zai:glm', sessionKey: 'new', only: accounts[1]!.id });
+    if (retry.kind === 'lease') retry.lease.release();
+    expect(lease(pool, 'glm-4.7', 'new').account.label).toBe('b');
+  });
+
   test("an account's own cap (set with the CLI) wins over the pool's, and 0 lifts it", () => {
     const { path, pool, accounts } = setup(['a', 'b'], 1);
     const cli = openDatabase(path);
@@ -676,6 +711,22 @@ describe('concurrency cap (MAX_CONCURRENT_PER_ACCOUNT)', () => {
     const aborted = pool.waitForSlot(5_000, ac.signal);
     ac.abort();
     expect(await aborted).toBe(false);
+  });
+
+  test('waitForChange wakes on a CLI change, not when a request ends (that frees no limit)', async () => {
+    const { path, pool, accounts } = setup(['a'], 1);
+    const held = lease(pool);
+    const waiting = pool.waitForChange(5_000);
+    let woke = false;
+    void waiting.then(() => (woke = true));
+    held.release();
+    await Bun.sleep(10);
+    expect(woke).toBe(false);
+    const cli = openDatabase(path);
+    updateAccount(cli, accounts[0]!.id, { label: 'renamed' });
+    cli.close();
+    pool.sync();
+    expect(await waiting).toBe(true);
   });
 
   test('a CLI change seen on sync wakes the waiters (a new account or a raised cap may make room)', async () => {
@@ -760,6 +811,16 @@ describe('a quota reading with nothing left', () => {
     setNow(T0 + 60_000);
     const after = ask(pool, 'z');
     expect(after.kind === 'lease' && after.lease.account.label).toBe('a');
+  });
+
+  test('a newer reading with quota left wakes the requests waiting for that account to come free', async () => {
+    const { pool, accounts } = setup(['a']);
+    pool.setQuotas(accounts[0]!.id, [spent(T0 + 3_600_000)]);
+    expect(ask(pool).kind).toBe('limited');
+    const waiting = pool.waitForChange(5_000);
+    pool.setQuotas(accounts[0]!.id, [{ model: '*', remainingFraction: 0.6, resetAt: T0 + 3_600_000, window: '5h' }]);
+    expect(await waiting).toBe(true);
+    expect(ask(pool, 'y').kind).toBe('lease');
   });
 
   test('of two spent windows the later reset decides (a spent week outlasts a spent 5 hours)', () => {
