@@ -71,9 +71,19 @@ function num(v: unknown): number {
   return typeof v === 'number' && Number.isFinite(v) ? v : 0;
 }
 
+/**
+ * Z.AI leaves out cache_creation_input_tokens; the SDK types both cache counts as number | null, so
+ * a program summing the prompt's size would get NaN. A count Z.AI leaves out is reported as 0.
+ */
 function usageOf(u: unknown): Usage {
   const o = isObj(u) ? u : {};
-  return { ...o, input_tokens: num(o.input_tokens), output_tokens: num(o.output_tokens) };
+  return {
+    ...o,
+    input_tokens: num(o.input_tokens),
+    output_tokens: num(o.output_tokens),
+    cache_creation_input_tokens: num(o.cache_creation_input_tokens),
+    cache_read_input_tokens: num(o.cache_read_input_tokens),
+  };
 }
 
 function broken(why: string): UpstreamError {

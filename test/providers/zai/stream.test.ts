@@ -47,13 +47,13 @@ describe('createStreamRepair', () => {
     assertValidSequence(out);
     expect(out.map((e) => e.type)).toEqual(['message_start', 'content_block_start', 'content_block_delta', 'content_block_stop', 'message_delta', 'message_stop']);
     expect((out[0] as { message: { model: string; usage: unknown } }).message.model).toBe('claude-opus-4-6');
-    expect((out[0] as { message: { usage: unknown } }).message.usage).toEqual({ input_tokens: 10, output_tokens: 1 });
+    expect((out[0] as { message: { usage: unknown } }).message.usage).toEqual({ input_tokens: 10, output_tokens: 1, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 });
   });
 
   test('adds the usage objects Z.AI left out', () => {
     const out = run([start(), bStart(0, { type: 'text', text: '' }), bDelta(0, { type: 'text_delta', text: 'x' }), bStop(0), mDelta('end_turn'), STOP]);
     assertValidSequence(out);
-    expect((out[0] as { message: { usage: unknown } }).message.usage).toEqual({ input_tokens: 0, output_tokens: 0 });
+    expect((out[0] as { message: { usage: unknown } }).message.usage).toEqual({ input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 });
     expect((out[4] as { usage: unknown }).usage).toEqual({ output_tokens: 0 });
   });
 

@@ -1,0 +1,184 @@
+// Conformance for programs written against the official @anthropic-ai/sdk pointed at mcp (baseURL):
+// one `mcp serve` child process per provider (the fake Z.AI, the fake Google), driven only through
+// the SDK's public surface, so what is checked is what a developer's program reads.
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import Anthropic from '@anthropic-ai/sdk';
+import { type FakeGoogle, startFakeGoogle } from '../fakes/google.ts';
+import { type FakeZai, startFakeZai } from '../fakes/zai.ts';
+import { addGoogleAccounts, cleanupTempDirs, googleEnv, mcpEnv, runMcp, type ServeHandle, startServe, tempDir, zaiEnv } from './helpers.ts';
+
+const PROXY_KEY = ['proxy', 'key', 'FAKE', 'sdk', '0123456789'].join('-');
+const ZAI_KEY = ['zai', 'key', 'FAKE', 'sdk', '0123456789'].join('-');
+const EMAIL = 'sdk-user@example.com';
+
+let zai: FakeZai;
+let google: FakeGoogle;
+let zaiServer: ServeHandle;
+let agServer: ServeHandle;
+let zaiClient: Anthropic;
+let agClient: Anthropic;
+
+beforeAll(async () => {
+  zai = startFakeZai({ keys: [ZAI_KEY] });
+  google = startFakeGoogle({});
+  google.setAccount(EMAIL, { projectId: 'fake-project-sdk' });
+  const zEnv = mcpEnv(tempDir(), { PROXY_API_KEY: PROXY_KEY, ...zaiEnv(zai) });
+  const gEnv = mcpEnv(tempDir(), { PROXY_API_KEY: PROXY_KEY, ...googleEnv(google) });
+  const add = await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', ZAI_KEY], { env: zEnv });
+  expect(add.code, add.stderr).toBe(0);
+  await addGoogleAccounts(gEnv, google, [EMAIL]);
+  [zaiServer, agServer] = await Promise.all([startServe({ env: zEnv }), startServe({ env: gEnv })]);
+  zaiClient = new Anthropic({ baseURL: zaiServer.url, apiKey: PROXY_KEY, maxRetries: 0, timeout: 10_000 });
+  agClient = new Anthropic({ baseURL: agServer.url, apiKey: PROXY_KEY, maxRetries: 0, timeout: 10_000 });
+});
+
+afterAll(async () => {
+  await Promise.all([zaiServer?.stop(), agServer?.stop()]);
+  await Promise.all([zai?.stop(), google?.stop()]);
+  cleanupTempDirs();
+});
+
+const cases = () => [
+  { name: 'Z.AI glm', client: zaiClient, model: 'glm-4.6' },
+  { name: 'Antigravity Claude', client: agClient, model: 'claude-sonnet-4-6' },
+  { name: 'Antigravity Gemini', client: agClient, model: 'gemini-3-flash' },
+  { name: 'Antigravity GPT-OSS', client: agClient, model: 'gpt-oss-120b-medium' },
+];
+const NAMES = ['Z.AI glm', 'Antigravity Claude', 'Antigravity Gemini', 'Antigravity GPT-OSS'];
+const pick = (name: string) => cases().find((c) => c.name === name)!;
+
+const BASH_TOOL = {
+  name: 'Bash',
+  description: 'Run a shell command',
+  input_schema: { type: 'object' as const, properties: { command: { type: 'string' } }, required: ['command'] },
+};
+
+describe('the Message shape a program reads', () => {
+  for (const name of NAMES) {
+    test(`${name}: messages.create has msg_ id, the asked model, usage numbers and request-id`, async () => {
+      const { client, model } = pick(name);
+      const { data, request_id } = await client.messages
+        .create({ model, max_tokens: 256, messages: [{ role: 'user', content: 'Say hello.' }] })
+        .withResponse();
+      expect(data.id).toMatch(/^msg_/);
+      expect(data.type).toBe('message');
+      expect(data.role).toBe('assistant');
+      expect(data.model).toBe(model);
+      expect(data.stop_reason).toBe('end_turn');
+      expect(data.stop_sequence).toBeNull();
+      expect(typeof data.usage.input_tokens).toBe('number');
+      expect(typeof data.usage.output_tokens).toBe('number');
+      // A program sums input + cache_creation + cache_read for the prompt's size: NaN if one is missing.
+      expect(typeof data.usage.cache_creation_input_tokens).toBe('number');
+      expect(typeof data.usage.cache_read_input_tokens).toBe('number');
+      expect(request_id).toBeTruthy();
+      expect(data._request_id).toBe(request_id);
+      for (const b of data.content) {
+        if (b.type === 'text') expect(typeof b.text).toBe('string');
+        if (b.type === 'thinking') expect(typeof b.signature).toBe('string');
+      }
+    });
+
+    test(`${name}: messages.stream() finalMessage, on('text') and the same shape`, async () => {
+      const { client, model } = pick(name);
+      let texted = '';
+      const stream = client.messages.stream({ model, max_tokens: 256, messages: [{ role: 'user', content: 'Say hello.' }] });
+      stream.on('text', (d) => {
+        texted += d;
+      });
+      const msg = await stream.finalMessage();
+      expect(msg.id).toMatch(/^msg_/);
+      expect(msg.model).toBe(model);
+      expect(msg.stop_reason).toBe('end_turn');
+      expect(msg.stop_sequence).toBeNull();
+      const text = msg.content.flatMap((b) => (b.type === 'text' ? [b.text] : [])).join('');
+      expect(text.length).toBeGreaterThan(0);
+      expect(texted).toBe(text);
+      expect(msg.usage.output_tokens).toBeGreaterThan(0);
+      expect(typeof msg.usage.cache_creation_input_tokens).toBe('number');
+      expect(typeof msg.usage.cache_read_input_tokens).toBe('number');
+    });
+
+    test(`${name}: a tool call streams as inputJson and accumulates to the parsed input`, async () => {
+      const { client, model } = pick(name);
+      let json = '';
+      const stream = client.messages.stream({
+        model,
+        max_tokens: 512,
+        tools: [BASH_TOOL],
+        tool_choice: { type: 'any' },
+        messages: [{ role: 'user', content: 'Run this command exactly: echo sdk-probe' }],
+      });
+      stream.on('inputJson', (d) => {
+        json += d;
+      });
+      const msg = await stream.finalMessage();
+      expect(msg.stop_reason).toBe('tool_use');
+      const use = msg.content.find((b) => b.type === 'tool_use');
+      expect(use).toBeDefined();
+      if (use?.type !== 'tool_use') return;
+      // Upstream call ids are kept (they round-trip to Google); the SDK only needs a non-empty string.
+      expect(use.id.length).toBeGreaterThan(0);
+      expect(use.input).toMatchObject({ command: 'echo sdk-probe' });
+      expect(JSON.parse(json)).toEqual(use.input);
+
+      // The loop's next turn: an is_error result, then a normal answer.
+      const next = await client.messages.create({
+        model,
+        max_tokens: 512,
+        tools: [BASH_TOOL],
+        messages: [
+          { role: 'user', content: 'Run this command exactly: echo sdk-probe' },
+          { role: 'assistant', content: msg.content },
+          { role: 'user', content: [{ type: 'tool_result', tool_use_id: use.id, content: 'command failed', is_error: true }] },
+        ],
+      });
+      expect(next.stop_reason).toBe('end_turn');
+    });
+
+    test(`${name}: countTokens answers a number`, async () => {
+      const { client, model } = pick(name);
+      const r = await client.messages.countTokens({ model, messages: [{ role: 'user', content: 'Say hello to the world.' }] });
+      expect(r.input_tokens).toBeGreaterThan(0);
+    });
+  }
+});
+
+describe('models', () => {
+  for (const name of ['Z.AI glm', 'Antigravity Claude']) {
+    test(`${name}: models.list auto-paginates and models.retrieve finds each`, async () => {
+      const { client } = pick(name);
+      const ids: string[] = [];
+      for await (const m of client.models.list({ limit: 2 })) {
+        expect(m.type).toBe('model');
+        ids.push(m.id);
+      }
+      expect(ids.length).toBeGreaterThan(2);
+      expect(new Set(ids).size).toBe(ids.length);
+      const one = await client.models.retrieve(ids[0]!);
+      expect(one.id).toBe(ids[0]!);
+      if (name !== 'Z.AI glm') {
+        // Z.AI serves names it does not list (catalog.describeModel), Google only its catalog.
+        const missing = await client.models.retrieve('no-such-model-xyz').catch((e: unknown) => e);
+        expect(missing).toBeInstanceOf(Anthropic.NotFoundError);
+      }
+    });
+  }
+});
+
+describe('endpoints mcp does not serve', () => {
+  test('batches, files and /v1/complete fail as NotFoundError with the Anthropic envelope', async () => {
+    const c = zaiClient;
+    const errs = await Promise.all([
+      c.messages.batches.list().catch((e: unknown) => e),
+      c.messages.batches.retrieve('msgbatch_x').catch((e: unknown) => e),
+      c.beta.files.list().catch((e: unknown) => e),
+      c.post('/v1/complete', { body: { model: 'glm-4.6', max_tokens_to_sample: 5, prompt: '\n\nHuman: hi\n\nAssistant:' } }).catch((e: unknown) => e),
+      c.messages.batches.create({ requests: [] }).catch((e: unknown) => e),
+    ]);
+    for (const e of errs) {
+      expect(e).toBeInstanceOf(Anthropic.NotFoundError);
+      expect((e as InstanceType<typeof Anthropic.APIError>).error).toMatchObject({ type: 'error', error: { type: 'not_found_error' } });
+    }
+  });
+});
