@@ -182,3 +182,102 @@ describe('endpoints mcp does not serve', () => {
     }
   });
 });
+
+describe('errors, retries and the SDK retry rules', () => {
+  const ask = (c: Anthropic, model = 'glm-4.6') => c.messages.create({ model, max_tokens: 64, messages: [{ role: 'user', content: 'hi' }] });
+
+  test('a request the API would refuse is a BadRequestError with invalid_request_error and a request id', async () => {
+    const err = await zaiClient.messages
+      // @ts-expect-error max_tokens is required: the point of the test
+      .create({ model: 'glm-4.6', messages: [{ role: 'user', content: 'hi' }] })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Anthropic.BadRequestError);
+    const e = err as InstanceType<typeof Anthropic.APIError>;
+    expect(e.error).toMatchObject({ type: 'error', error: { type: 'invalid_request_error' } });
+    expect(e.requestID).toBeTruthy();
+  });
+
+  test('a short upstream 429 is a RateLimitError with retry-after, which the SDK waits out and then succeeds', async () => {
+    zai.setMode({ kind: 'http429', retryAfter: 1 }, { times: 1 });
+    const before = zai.messages().length;
+    const retrying = new Anthropic({ baseURL: zaiServer.url, apiKey: PROXY_KEY, maxRetries: 2, timeout: 10_000 });
+    const t0 = Date.now();
+    const msg = await ask(retrying);
+    expect(msg.type).toBe('message');
+    // Either mcp waited it out or the SDK did: in both cases no hammering before the second is up.
+    expect(zai.messages().length - before).toBe(2);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+  });
+
+  test('a spent 5-hour quota is final: x-should-retry false, so the SDK asks once and stops', async () => {
+    // Its own server: the spent quota benches the only account for hours.
+    const fake = startFakeZai({ keys: [ZAI_KEY] });
+    const env = mcpEnv(tempDir(), { PROXY_API_KEY: PROXY_KEY, ...zaiEnv(fake) });
+    expect((await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', ZAI_KEY], { env })).code).toBe(0);
+    const server = await startServe({ env });
+    try {
+      fake.setMode({ kind: 'error', code: '1316', resetAt: Date.now() + 3 * 3_600_000 });
+      const retrying = new Anthropic({ baseURL: server.url, apiKey: PROXY_KEY, maxRetries: 2, timeout: 10_000 });
+      const err = await ask(retrying).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(Anthropic.RateLimitError);
+      const e = err as InstanceType<typeof Anthropic.APIError>;
+      expect(e.headers?.get('x-should-retry')).toBe('false');
+      expect(fake.messages().length).toBe(1);
+    } finally {
+      await server.stop();
+      await fake.stop();
+    }
+  });
+
+  test('an error event after text was streamed rejects finalMessage with an APIError, not a parse failure', async () => {
+    // After a text delta: before any content mcp fails over (and waits) instead.
+    zai.setMode({ kind: 'sse_error', afterEvents: 4, errorType: 'api_error', code: '500', message: 'boom' }, { times: 1 });
+    const stream = zaiClient.messages.stream({ model: 'glm-4.6', max_tokens: 64, messages: [{ role: 'user', content: 'hi' }] });
+    const err = await stream.finalMessage().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Anthropic.APIError);
+  });
+});
+
+describe('client aborts and timeouts end the upstream call', () => {
+  test('stream.abort() during a slow answer closes the upstream request', async () => {
+    zai.setMode({ kind: 'slow_chunks', chunks: 20, delayMs: 200 }, { times: 1 });
+    const stream = zaiClient.messages.stream({ model: 'glm-4.6', max_tokens: 64, messages: [{ role: 'user', content: 'hi' }] });
+    await new Promise<void>((r) => stream.once('text', () => r()));
+    const upstream = zai.messages().at(-1)!;
+    stream.abort();
+    await stream.done().catch(() => {});
+    const t0 = Date.now();
+    while (!upstream.aborted && Date.now() - t0 < 2_000) await Bun.sleep(20);
+    expect(upstream.aborted).toBe(true);
+  });
+
+  test('an AbortController on a non-streaming create closes the upstream request', async () => {
+    zai.setMode({ kind: 'slow_chunks', chunks: 20, delayMs: 200 }, { times: 1 });
+    const ac = new AbortController();
+    const p = zaiClient.messages
+      .create({ model: 'glm-4.6', max_tokens: 64, messages: [{ role: 'user', content: 'hi' }] }, { signal: ac.signal })
+      .catch((e: unknown) => e);
+    const before = zai.messages().length;
+    const t0 = Date.now();
+    while (zai.messages().length === before && Date.now() - t0 < 2_000) await Bun.sleep(10);
+    const upstream = zai.messages().at(-1)!;
+    await Bun.sleep(300);
+    ac.abort();
+    expect(await p).toBeInstanceOf(Anthropic.APIUserAbortError);
+    while (!upstream.aborted && Date.now() - t0 < 3_000) await Bun.sleep(20);
+    expect(upstream.aborted).toBe(true);
+  });
+
+  test('the SDK timeout gives APIConnectionTimeoutError and the upstream call is closed', async () => {
+    zai.setMode({ kind: 'stall_before_first_byte', ms: 3_000 }, { times: 1 });
+    const quick = new Anthropic({ baseURL: zaiServer.url, apiKey: PROXY_KEY, maxRetries: 0, timeout: 500 });
+    const before = zai.requests.length;
+    const err = await quick.messages.create({ model: 'glm-4.6', max_tokens: 64, messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Anthropic.APIConnectionTimeoutError);
+    const upstream = zai.requests.slice(before).find((r) => r.path.endsWith('/v1/messages'));
+    expect(upstream).toBeDefined();
+    const t0 = Date.now();
+    while (!upstream!.aborted && Date.now() - t0 < 2_000) await Bun.sleep(20);
+    expect(upstream!.aborted).toBe(true);
+  });
+});
