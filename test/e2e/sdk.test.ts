@@ -281,3 +281,82 @@ describe('client aborts and timeouts end the upstream call', () => {
     expect(upstream!.aborted).toBe(true);
   });
 });
+
+describe('thinking through the SDK', () => {
+  for (const name of NAMES) {
+    test(`${name}: thinking blocks carry a string signature and the turn can be sent back`, async () => {
+      const { client, model } = pick(name);
+      const params = {
+        model,
+        max_tokens: 4096,
+        thinking: { type: 'enabled' as const, budget_tokens: 1024 },
+        tools: [BASH_TOOL],
+        messages: [{ role: 'user' as const, content: 'Run this command exactly: echo think-probe' }],
+      };
+      const stream = client.messages.stream(params);
+      let thinkingText = '';
+      stream.on('thinking', (d) => {
+        thinkingText += d;
+      });
+      const msg = await stream.finalMessage();
+      for (const b of msg.content) {
+        if (b.type === 'thinking') {
+          expect(typeof b.signature).toBe('string');
+          expect(typeof b.thinking).toBe('string');
+        }
+      }
+      const blocks = msg.content.filter((b) => b.type === 'thinking');
+      expect(thinkingText).toBe(blocks.map((b) => (b.type === 'thinking' ? b.thinking : '')).join(''));
+      const use = msg.content.find((b) => b.type === 'tool_use');
+      expect(use?.type).toBe('tool_use');
+      if (use?.type !== 'tool_use') return;
+      const next = await client.messages.create({
+        ...params,
+        messages: [
+          ...params.messages,
+          { role: 'assistant', content: msg.content },
+          { role: 'user', content: [{ type: 'tool_result', tool_use_id: use.id, content: [{ type: 'text', text: 'think-probe' }] }] },
+        ],
+      });
+      expect(next.stop_reason).toBe('end_turn');
+      expect(next.content.some((b) => b.type === 'text' && b.text.includes('think-probe'))).toBe(true);
+    });
+  }
+});
+
+describe('every optional request field the SDK types offer is accepted', () => {
+  for (const name of NAMES) {
+    test(`${name}: create, stream and countTokens with all the optional fields`, async () => {
+      const { client, model } = pick(name);
+      const common = {
+        model,
+        system: [{ type: 'text' as const, text: 'Be brief.', cache_control: { type: 'ephemeral' as const, ttl: '1h' as const } }],
+        messages: [
+          { role: 'user' as const, content: [{ type: 'text' as const, text: 'Say hello.', cache_control: { type: 'ephemeral' as const } }] },
+        ],
+        tools: [{ ...BASH_TOOL, cache_control: { type: 'ephemeral' as const } }],
+        tool_choice: { type: 'auto' as const, disable_parallel_tool_use: true },
+        cache_control: { type: 'ephemeral' as const },
+        output_config: { effort: 'low' as const },
+        speed: 'standard' as const,
+      };
+      const full = {
+        ...common,
+        max_tokens: 256,
+        metadata: { user_id: 'sdk-user-1' },
+        service_tier: 'auto' as const,
+        stop_sequences: ['NEVER-SEEN'],
+        temperature: 0.5,
+        top_p: 0.9,
+        top_k: 40,
+        inference_geo: 'us',
+      };
+      const msg = await client.messages.create(full);
+      expect(msg.type).toBe('message');
+      const streamed = await client.messages.stream(full).finalMessage();
+      expect(streamed.type).toBe('message');
+      const count = await client.messages.countTokens(common);
+      expect(count.input_tokens).toBeGreaterThan(0);
+    });
+  }
+});
