@@ -360,3 +360,36 @@ describe('every optional request field the SDK types offer is accepted', () => {
     });
   }
 });
+
+describe('parallel tool calls', () => {
+  for (const name of NAMES.filter((n) => n.startsWith('Antigravity'))) {
+    test(`${name}: parallel calls come as several tool_use blocks, all answered in one turn; disable_parallel_tool_use keeps one`, async () => {
+      const { client, model } = pick(name);
+      const ask = { role: 'user' as const, content: 'Run in parallel: echo one ;; echo two' };
+      const msg = await client.messages.stream({ model, max_tokens: 512, tools: [BASH_TOOL], messages: [ask] }).finalMessage();
+      const uses = msg.content.filter((b) => b.type === 'tool_use');
+      expect(uses.map((u) => (u.type === 'tool_use' ? u.input : null))).toEqual([{ command: 'echo one' }, { command: 'echo two' }]);
+      const next = await client.messages.create({
+        model,
+        max_tokens: 512,
+        tools: [BASH_TOOL],
+        messages: [
+          ask,
+          { role: 'assistant', content: msg.content },
+          {
+            role: 'user',
+            content: uses.map((u, i) => ({ type: 'tool_result' as const, tool_use_id: u.type === 'tool_use' ? u.id : '', content: `out-${i}`, is_error: i === 1 })),
+          },
+        ],
+      });
+      expect(next.content.find((b) => b.type === 'text')).toMatchObject({ text: expect.stringContaining('out-0 out-1') });
+
+      // Anthropic: "the model will output at most one tool use".
+      for (const tool_choice of [{ type: 'auto' as const, disable_parallel_tool_use: true }, { type: 'any' as const, disable_parallel_tool_use: true }]) {
+        const one = await client.messages.create({ model, max_tokens: 512, tools: [BASH_TOOL], tool_choice, messages: [ask] });
+        expect(one.content.filter((b) => b.type === 'tool_use')).toHaveLength(1);
+        expect(one.stop_reason).toBe('tool_use');
+      }
+    });
+  }
+});
