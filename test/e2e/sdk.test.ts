@@ -4,7 +4,9 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import Anthropic from '@anthropic-ai/sdk';
 import { type FakeGoogle, startFakeGoogle } from '../fakes/google.ts';
+import { solidPng } from '../fakes/png.ts';
 import { type FakeZai, startFakeZai } from '../fakes/zai.ts';
+import { plainPdf } from '../fixtures/pdf/make-pdf.ts';
 import { addGoogleAccounts, cleanupTempDirs, googleEnv, mcpEnv, runMcp, type ServeHandle, startServe, tempDir, zaiEnv } from './helpers.ts';
 
 const PROXY_KEY = ['proxy', 'key', 'FAKE', 'sdk', '0123456789'].join('-');
@@ -390,6 +392,45 @@ describe('parallel tool calls', () => {
         expect(one.content.filter((b) => b.type === 'tool_use')).toHaveLength(1);
         expect(one.stop_reason).toBe('tool_use');
       }
+    });
+  }
+});
+
+describe('images and documents inside tool results', () => {
+  for (const name of NAMES) {
+    test(`${name}: a tool result holding text, an image and a PDF is answered`, async () => {
+      const { client, model } = pick(name);
+      const png = solidPng(8, 8);
+      const pdf = plainPdf(1);
+      const ask = { role: 'user' as const, content: 'Run this command exactly: cat chart.png' };
+      const first = await client.messages.create({ model, max_tokens: 512, tools: [BASH_TOOL], messages: [ask] });
+      const use = first.content.find((b) => b.type === 'tool_use');
+      if (use?.type !== 'tool_use') throw new Error(`no tool call: ${JSON.stringify(first.content)}`);
+      const next = await client.messages.create({
+        model,
+        max_tokens: 512,
+        tools: [BASH_TOOL],
+        messages: [
+          ask,
+          { role: 'assistant', content: first.content },
+          {
+            role: 'user',
+            content: [
+              {
+                type: 'tool_result',
+                tool_use_id: use.id,
+                content: [
+                  { type: 'text', text: 'here it is' },
+                  { type: 'image', source: { type: 'base64', media_type: 'image/png', data: Buffer.from(png).toString('base64') } },
+                  { type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: Buffer.from(pdf).toString('base64') } },
+                ],
+              },
+            ],
+          },
+        ],
+      });
+      expect(next.type).toBe('message');
+      expect(next.content.some((b) => b.type === 'text' && b.text.includes('here it is'))).toBe(true);
     });
   }
 });
