@@ -434,3 +434,55 @@ describe('images and documents inside tool results', () => {
     });
   }
 });
+
+describe('the SDK beta surface (?beta=true, anthropic-beta)', () => {
+  for (const name of ['Z.AI glm', 'Antigravity Gemini']) {
+    test(`${name}: beta.messages create/stream/countTokens and beta.models list/retrieve`, async () => {
+      const { client, model } = pick(name);
+      const betas = ['interleaved-thinking-2025-05-14', 'context-1m-2025-08-07'];
+      const msg = await client.beta.messages.create({ model, max_tokens: 128, betas, messages: [{ role: 'user', content: 'Say hello.' }] });
+      expect(msg.type).toBe('message');
+      expect(msg.model).toBe(model);
+      const streamed = await client.beta.messages.stream({ model, max_tokens: 128, betas, messages: [{ role: 'user', content: 'Say hello.' }] }).finalMessage();
+      expect(streamed.stop_reason).toBe('end_turn');
+      const count = await client.beta.messages.countTokens({ model, betas, messages: [{ role: 'user', content: 'Say hello.' }] });
+      expect(count.input_tokens).toBeGreaterThan(0);
+      const ids: string[] = [];
+      for await (const m of client.beta.models.list({ limit: 3 })) ids.push(m.id);
+      expect(ids.length).toBeGreaterThan(3);
+      expect((await client.beta.models.retrieve(ids[1]!)).id).toBe(ids[1]!);
+    });
+  }
+
+  test('a message thread (server-held conversation) fails at once with the SDK\'s thread_unsupported_request error', async () => {
+    const before = zai.messages().length;
+    const thread = zaiClient.beta.messages.thread({ model: 'glm-4.6', max_tokens: 64 });
+    const err = await thread.send({ role: 'user', content: 'hi' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Anthropic.BadRequestError);
+    expect((err as { errorCode?: string }).errorCode).toBe('thread_unsupported_request');
+    expect(zai.messages().length).toBe(before);
+  });
+
+  test('the tool runner drives a tool loop to its end', async () => {
+    const { client, model } = pick('Antigravity Gemini');
+    const ran: string[] = [];
+    const runner = client.beta.messages.toolRunner({
+      model,
+      max_tokens: 512,
+      messages: [{ role: 'user', content: 'Run this command exactly: echo runner-probe' }],
+      tools: [
+        {
+          ...BASH_TOOL,
+          run: (input: unknown) => {
+            ran.push((input as { command: string }).command);
+            return 'runner-probe';
+          },
+        },
+      ],
+      max_iterations: 4,
+    });
+    const final = await runner.runUntilDone();
+    expect(ran).toEqual(['echo runner-probe']);
+    expect(final.content.some((b) => b.type === 'text' && b.text.includes('runner-probe'))).toBe(true);
+  });
+});
