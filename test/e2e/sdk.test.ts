@@ -74,7 +74,7 @@ describe('the Message shape a program reads', () => {
       expect(typeof data.usage.cache_creation_input_tokens).toBe('number');
       expect(typeof data.usage.cache_read_input_tokens).toBe('number');
       expect(request_id).toBeTruthy();
-      expect(data._request_id).toBe(request_id);
+      expect((data as { _request_id?: string | null })._request_id).toBe(request_id);
       for (const b of data.content) {
         if (b.type === 'text') expect(typeof b.text).toBe('string');
         if (b.type === 'thinking') expect(typeof b.signature).toBe('string');
