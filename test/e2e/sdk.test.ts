@@ -486,3 +486,34 @@ describe('the SDK beta surface (?beta=true, anthropic-beta)', () => {
     expect(final.content.some((b) => b.type === 'text' && b.text.includes('runner-probe'))).toBe(true);
   });
 });
+
+describe('aborts on Antigravity', () => {
+  test('breaking out of a raw stream (stream: true) closes the Google request', async () => {
+    google.setMode({ kind: 'slow_chunks', chunks: 20, delayMs: 200 }, { times: 1 });
+    const before = google.generations().length;
+    const stream = await agClient.messages.create({ model: 'gemini-3-flash', max_tokens: 256, stream: true, messages: [{ role: 'user', content: 'Say hello.' }] });
+    for await (const ev of stream) if (ev.type === 'content_block_delta') break;
+    const upstream = google.generations()[before]!;
+    const t0 = Date.now();
+    while (!upstream.aborted && Date.now() - t0 < 2_000) await Bun.sleep(20);
+    expect(upstream.aborted).toBe(true);
+  });
+});
+
+describe('a model nobody serves', () => {
+  for (const [name, model] of [
+    ['Z.AI glm', 'glm-0-nope'],
+    ['Antigravity Gemini', 'gemini-0-nope'],
+  ] as const) {
+    test(`${name}: create and stream both fail as NotFoundError naming the model`, async () => {
+      const { client } = pick(name);
+      const params = { model, max_tokens: 32, messages: [{ role: 'user' as const, content: 'hi' }] };
+      const a = await client.messages.create(params).catch((e: unknown) => e);
+      const b = await client.messages.stream(params).finalMessage().catch((e: unknown) => e);
+      for (const e of [a, b]) {
+        expect(e).toBeInstanceOf(Anthropic.NotFoundError);
+        expect((e as Error).message).toContain(model);
+      }
+    });
+  }
+});
