@@ -408,7 +408,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
         const t = now();
         // Capacity is the upstream's, and clients retry a 529 themselves (Claude Code ten times): a
         // long wait in each of their attempts would multiply. One short cool-down hides a blip.
-        const budget = got.limitKind === 'capacity' ? Math.min(maxWaitMs, CAPACITY_WAIT_MS) : maxWaitMs;
+        const ownBudget = got.limitKind === 'capacity' ? Math.min(maxWaitMs, CAPACITY_WAIT_MS) : maxWaitMs;
+        const budget = req.clientWaitMs === undefined ? ownBudget : Math.min(ownBudget, req.clientWaitMs / 2);
         if (got.until - started <= budget && got.until - t <= budget) {
           const wait = got.until - t + WAIT_BUFFER_MS;
           log.info(`${req.requestId}: every account is limited for ${route.upstreamModel}; waiting ${formatWait(wait)} for the earliest reset`);

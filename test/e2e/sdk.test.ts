@@ -40,6 +40,20 @@ afterAll(async () => {
   cleanupTempDirs();
 });
 
+/** A Z.AI server of its own, for faults that bench the only account (the shared one must stay usable). */
+async function withOwnZai(fn: (fake: FakeZai, url: string) => Promise<void>): Promise<void> {
+  const fake = startFakeZai({ keys: [ZAI_KEY] });
+  const env = mcpEnv(tempDir(), { PROXY_API_KEY: PROXY_KEY, ...zaiEnv(fake) });
+  expect((await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', ZAI_KEY], { env })).code).toBe(0);
+  const server = await startServe({ env });
+  try {
+    await fn(fake, server.url);
+  } finally {
+    await server.stop();
+    await fake.stop();
+  }
+}
+
 const cases = () => [
   { name: 'Z.AI glm', client: zaiClient, model: 'glm-4.6' },
   { name: 'Antigravity Claude', client: agClient, model: 'claude-sonnet-4-6' },
@@ -213,23 +227,29 @@ describe('errors, retries and the SDK retry rules', () => {
 
   test('a spent 5-hour quota is final: x-should-retry false, so the SDK asks once and stops', async () => {
     // Its own server: the spent quota benches the only account for hours.
-    const fake = startFakeZai({ keys: [ZAI_KEY] });
-    const env = mcpEnv(tempDir(), { PROXY_API_KEY: PROXY_KEY, ...zaiEnv(fake) });
-    expect((await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', ZAI_KEY], { env })).code).toBe(0);
-    const server = await startServe({ env });
-    try {
+    await withOwnZai(async (fake, url) => {
       fake.setMode({ kind: 'error', code: '1316', resetAt: Date.now() + 3 * 3_600_000 });
-      const retrying = new Anthropic({ baseURL: server.url, apiKey: PROXY_KEY, maxRetries: 2, timeout: 10_000 });
+      const retrying = new Anthropic({ baseURL: url, apiKey: PROXY_KEY, maxRetries: 2, timeout: 10_000 });
       const err = await ask(retrying).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(Anthropic.RateLimitError);
       const e = err as InstanceType<typeof Anthropic.APIError>;
       expect(e.headers?.get('x-should-retry')).toBe('false');
       expect(fake.messages().length).toBe(1);
-    } finally {
-      await server.stop();
-      await fake.stop();
-    }
+    });
   });
+
+  test('a limit that resets after the client would give up is a 429 with retry-after at once, not a client timeout', async () => {
+    await withOwnZai(async (fake, url) => {
+      fake.setMode({ kind: 'http429', retryAfter: 30 });
+      // The SDK tells the server how long it waits (x-stainless-timeout: 6).
+      const impatient = new Anthropic({ baseURL: url, apiKey: PROXY_KEY, maxRetries: 0, timeout: 6_000 });
+      const t0 = Date.now();
+      const err = await ask(impatient).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(Anthropic.RateLimitError);
+      expect(Date.now() - t0).toBeLessThan(3_000);
+      expect(Number((err as InstanceType<typeof Anthropic.APIError>).headers?.get('retry-after'))).toBeGreaterThan(20);
+    });
+  }, 15_000);
 
   test('an error event after text was streamed rejects finalMessage with an APIError, not a parse failure', async () => {
     // After a text delta: before any content mcp fails over (and waits) instead.

@@ -331,6 +331,20 @@ describe('dispatch', () => {
     await drain(d);
   });
 
+  test('a reset within MAX_WAIT_SEC but past half the client\'s own timeout: a retryable 429 at once, no wait', async () => {
+    const r = rig({ labels: ['a'], config: { maxWaitSec: 60 } });
+    r.routing.pool.report(fakeLease(r, 'a', 'glm-4.7'), { kind: 'error', error: new UpstreamError('rate_limited', 'x', { resetAt: T0 + 20_000 }) });
+    const e = await rejection(r.routing.gateway.dispatch({ ...dispatchReq(request('glm-4.7')), clientWaitMs: 30_000 }));
+    expect(e.status).toBe(429);
+    expect(e.headers['retry-after']).toBe('20');
+    expect(e.headers['x-should-retry']).toBeUndefined();
+    expect(r.clock.sleeps).toHaveLength(0);
+    // A client that waits long enough is waited for.
+    const d = await r.routing.gateway.dispatch({ ...dispatchReq(request('glm-4.7')), clientWaitMs: 60_000 });
+    expect(r.clock.sleeps).toHaveLength(1);
+    await drain(d);
+  });
+
   test('all limited past MAX_WAIT_SEC: 429 naming RESOURCE_EXHAUSTED and the reset, no upstream call', async () => {
     const r = rig({ labels: ['a', 'b'], config: { maxWaitSec: 60 } });
     for (const l of ['a', 'b']) {
