@@ -537,3 +537,18 @@ describe('a model nobody serves', () => {
     });
   }
 });
+
+describe('client authentication styles', () => {
+  test('authToken (Authorization: Bearer) is accepted like apiKey; a missing or wrong key is AuthenticationError', async () => {
+    const bearer = new Anthropic({ baseURL: zaiServer.url, authToken: PROXY_KEY, apiKey: null, maxRetries: 0 });
+    const msg = await bearer.messages.create({ model: 'glm-4.6', max_tokens: 32, messages: [{ role: 'user', content: 'hi' }] });
+    expect(msg.type).toBe('message');
+    for (const c of [
+      new Anthropic({ baseURL: zaiServer.url, authToken: 'FAKE-wrong', apiKey: null, maxRetries: 0 }),
+      new Anthropic({ baseURL: zaiServer.url, apiKey: 'FAKE-wrong', maxRetries: 0 }),
+    ]) {
+      const err = await c.models.list().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(Anthropic.AuthenticationError);
+    }
+  });
+});
