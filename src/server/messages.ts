@@ -243,7 +243,7 @@ export async function handleMessages(
     const api = timedOut ? new ApiError('timeout_error', writeTimeoutMessage(writeTimeoutSec)) : toApiError(err);
     if (abort.signal.aborted && !timedOut) finish(CLIENT_CLOSED, 'client_closed');
     else finish(api.status, api.type);
-    return errorResponse(api, requestId);
+    return errorResponse(api, requestId, undefined, request);
   }
 }
 
@@ -294,7 +294,7 @@ export async function handleCountTokens(config: Config, request: Request, reques
     const body = validateCountTokensRequest(parseJsonBytes(await readBodyInTime(request, config)));
     return jsonResponse({ input_tokens: estimateInputTokens(body) });
   } catch (err) {
-    return errorResponse(toApiError(err), requestId);
+    return errorResponse(toApiError(err), requestId, undefined, request);
   }
 }
 

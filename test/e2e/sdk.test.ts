@@ -191,6 +191,8 @@ describe('endpoints mcp does not serve', () => {
       c.beta.files.list().catch((e: unknown) => e),
       c.post('/v1/complete', { body: { model: 'glm-4.6', max_tokens_to_sample: 5, prompt: '\n\nHuman: hi\n\nAssistant:' } }).catch((e: unknown) => e),
       c.messages.batches.create({ requests: [] }).catch((e: unknown) => e),
+      c.beta.files.upload({ file: new File([new Uint8Array(1 << 20)], 'big.bin') }).catch((e: unknown) => e),
+      c.beta.files.delete('file_x').catch((e: unknown) => e),
     ]);
     for (const e of errs) {
       expect(e).toBeInstanceOf(Anthropic.NotFoundError);
