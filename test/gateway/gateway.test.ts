@@ -928,6 +928,19 @@ describe('concurrency cap (MAX_CONCURRENT_PER_ACCOUNT)', () => {
     for (const d of held) await drain(d);
   });
 
+  test("the slot wait is cut at half the client's own timeout: a 529 it retries, not a timeout", async () => {
+    const r = rig({ labels: ['a'], config: { maxConcurrentPerAccount: 1, maxWaitSec: 60 } });
+    const held = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
+    const t0 = performance.now();
+    const err = await rejection(r.routing.gateway.dispatch({ ...dispatchReq(request('glm-4.7')), clientWaitMs: 1_000 }));
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(450);
+    expect(performance.now() - t0).toBeLessThan(1_000);
+    expect(err.status).toBe(529);
+    expect(err.headers['x-should-retry']).toBeUndefined();
+    expect(r.zai.calls).toHaveLength(1);
+    await drain(held);
+  });
+
   test("a conversation's request overflows to a free account while its own is full, and comes back after", async () => {
     const r = rig({ labels: ['a', 'b'], config: { maxConcurrentPerAccount: 1 } });
     const turn1 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 'conv')));
