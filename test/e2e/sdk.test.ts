@@ -554,3 +554,17 @@ describe('client authentication styles', () => {
     }
   });
 });
+
+describe('a Claude model name served by another model', () => {
+  for (const name of ['Z.AI glm', 'Antigravity Gemini']) {
+    test(`${name}: the answer names the model asked for, streamed or not`, async () => {
+      const { client } = pick(name);
+      const model = 'claude-sonnet-4-5-20250929';
+      const params = { model, max_tokens: 64, messages: [{ role: 'user' as const, content: 'Say hello.' }] };
+      const { data, response } = await client.messages.create(params).withResponse();
+      expect(data.model).toBe(model);
+      expect(response.headers.get('x-proxy-upstream-model')).toBeTruthy();
+      expect((await client.messages.stream(params).finalMessage()).model).toBe(model);
+    });
+  }
+});
