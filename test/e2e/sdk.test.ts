@@ -452,7 +452,10 @@ describe('images and documents inside tool results', () => {
         ],
       });
       expect(next.type).toBe('message');
-      expect(next.content.some((b) => b.type === 'text' && b.text.includes('here it is'))).toBe(true);
+      const said = next.content.flatMap((b) => (b.type === 'text' ? [b.text] : [])).join('');
+      expect(said).toContain('here it is');
+      // The fake Google names the media it got beside the tool's answer.
+      if (name.startsWith('Antigravity')) expect(said).toContain(`SAW_IMAGE image/png ${png.length} bytes SAW_IMAGE application/pdf ${pdf.length} bytes`);
     });
   }
 });
