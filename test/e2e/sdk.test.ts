@@ -488,6 +488,30 @@ describe('the SDK beta surface (?beta=true, anthropic-beta)', () => {
     expect(zai.messages().length).toBe(before);
   });
 
+  test('the streaming tool runner drives a tool loop on Z.AI too', async () => {
+    const ran: string[] = [];
+    const runner = zaiClient.beta.messages.toolRunner({
+      model: 'glm-4.6',
+      max_tokens: 512,
+      stream: true,
+      messages: [{ role: 'user', content: 'Run this command exactly: echo zai-runner' }],
+      tools: [
+        {
+          ...BASH_TOOL,
+          run: (input: unknown) => {
+            ran.push((input as { command: string }).command);
+            return 'zai-runner-out';
+          },
+        },
+      ],
+      max_iterations: 4,
+    });
+    const turns: string[] = [];
+    for await (const stream of runner) turns.push((await stream.finalMessage()).stop_reason ?? 'null');
+    expect(ran).toEqual(['echo zai-runner']);
+    expect(turns).toEqual(['tool_use', 'end_turn']);
+  });
+
   test('the tool runner drives a tool loop to its end', async () => {
     const { client, model } = pick('Antigravity Gemini');
     const ran: string[] = [];
