@@ -386,7 +386,7 @@ describe('every optional request field the SDK types offer is accepted', () => {
 });
 
 describe('parallel tool calls', () => {
-  for (const name of NAMES.filter((n) => n.startsWith('Antigravity'))) {
+  for (const name of NAMES) {
     test(`${name}: parallel calls come as several tool_use blocks, all answered in one turn; disable_parallel_tool_use keeps one`, async () => {
       const { client, model } = pick(name);
       const ask = { role: 'user' as const, content: 'Run in parallel: echo one ;; echo two' };

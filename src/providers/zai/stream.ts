@@ -98,7 +98,15 @@ export interface StreamRepair {
   readonly done: boolean;
 }
 
-export function createStreamRepair(clientModel: string): StreamRepair {
+export interface StreamRepairOptions {
+  /**
+   * The client set disable_parallel_tool_use, which Anthropic keeps to one tool call an answer and
+   * GLM is not known to honour: calls after the first are dropped.
+   */
+  singleToolCall?: boolean;
+}
+
+export function createStreamRepair(clientModel: string, opts: StreamRepairOptions = {}): StreamRepair {
   let started = false;
   let done = false;
   let deltaSent = false;
@@ -146,6 +154,11 @@ export function createStreamRepair(clientModel: string): StreamRepair {
       out.push(blockStart(open.index!, open.shell));
       if (typeof thinking === 'string' && thinking) out.push(blockDelta(open.index!, { type: 'thinking_delta', thinking }));
       if (typeof signature === 'string' && signature) out.push(blockDelta(open.index!, { type: 'signature_delta', signature }));
+      return;
+    }
+    if (shell.type === 'tool_use' && sawToolUse && opts.singleToolCall) {
+      // No index: its deltas and its stop fall away as an empty text block's do.
+      open = { upstreamIndex, index: null, type: 'tool_use', shell, json: null, buffered: '', given: null };
       return;
     }
     let block = shell;

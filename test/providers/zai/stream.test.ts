@@ -301,3 +301,41 @@ describe('messageToEvents', () => {
     expect(out.filter((e) => e.type === 'content_block_start')).toHaveLength(3);
   });
 });
+
+describe('disable_parallel_tool_use', () => {
+  const twoCalls = [
+    start({ input_tokens: 5 }),
+    bStart(0, { type: 'text', text: '' }),
+    bDelta(0, { type: 'text_delta', text: 'Running both.' }),
+    bStop(0),
+    bStart(1, { type: 'tool_use', id: 'toolu_a', name: 'Bash', input: {} }),
+    bDelta(1, { type: 'input_json_delta', partial_json: '{"command":"ls"}' }),
+    bStop(1),
+    bStart(2, { type: 'tool_use', id: 'toolu_b', name: 'Bash', input: {} }),
+    bDelta(2, { type: 'input_json_delta', partial_json: '{"command":"pwd"}' }),
+    bStop(2),
+    bStart(3, { type: 'text', text: '' }),
+    bDelta(3, { type: 'text_delta', text: 'Done.' }),
+    bStop(3),
+    mDelta('tool_use', { output_tokens: 9 }),
+    STOP,
+  ];
+  const starts = (out: AnthropicEvent[]) => out.flatMap((e) => (e.type === 'content_block_start' ? [[e.index, (e.content_block as Raw).id ?? e.content_block.type]] : []));
+
+  test('set: only the first call is passed on, and the blocks after it keep contiguous indexes', () => {
+    const r = createStreamRepair('glm-4.6', { singleToolCall: true });
+    const out = twoCalls.flatMap((e) => r.accept(e));
+    assertValidSequence(out);
+    expect(starts(out)).toEqual([
+      [0, 'text'],
+      [1, 'toolu_a'],
+      [2, 'text'],
+    ]);
+    expect(JSON.stringify(out)).not.toContain('pwd');
+  });
+
+  test('unset: GLM parallel calls are all passed on', () => {
+    const out = run(twoCalls, false);
+    expect(starts(out).map(([, id]) => id)).toEqual(['text', 'toolu_a', 'toolu_b', 'text']);
+  });
+});
