@@ -595,3 +595,21 @@ describe('a Claude model name served by another model', () => {
     });
   }
 });
+
+describe('adaptive thinking and effort', () => {
+  for (const name of NAMES) {
+    for (const thinking of [{ type: 'adaptive' as const }, { type: 'disabled' as const }]) {
+      test(`${name}: thinking ${thinking.type} with output_config.effort is served, streamed and not`, async () => {
+        const { client, model } = pick(name);
+        const params = { model, max_tokens: 2048, thinking, output_config: { effort: 'high' as const }, messages: [{ role: 'user' as const, content: 'Say hello.' }] };
+        const a = await client.messages.create(params);
+        const b = await client.messages.stream(params).finalMessage();
+        for (const m of [a, b]) {
+          expect(m.stop_reason).toBe('end_turn');
+          expect(m.content.some((c) => c.type === 'text' && c.text.length > 0)).toBe(true);
+          if (thinking.type === 'disabled') expect(m.content.some((c) => c.type === 'thinking')).toBe(false);
+        }
+      });
+    }
+  }
+});
