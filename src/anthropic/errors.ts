@@ -31,19 +31,29 @@ export class ApiError extends Error {
   readonly status: number;
   /** Extra response headers, e.g. retry-after, x-should-retry. */
   readonly headers: Record<string, string>;
+  /** error.details: a machine-readable error_code the SDK acts on (e.g. thread_unsupported_request). */
+  readonly details: Record<string, unknown> | undefined;
 
-  constructor(type: ApiErrorType, message: string, opts: { status?: number; headers?: Record<string, string> } = {}) {
+  constructor(
+    type: ApiErrorType,
+    message: string,
+    opts: { status?: number; headers?: Record<string, string>; details?: Record<string, unknown> } = {},
+  ) {
     super(message);
     this.name = 'ApiError';
     this.type = type;
     this.status = opts.status ?? STATUS[type];
     this.headers = opts.headers ?? {};
+    this.details = opts.details;
   }
 
-  body(requestId?: string): { type: 'error'; error: { type: ApiErrorType; message: string }; request_id?: string } {
-    return requestId
-      ? { type: 'error', error: { type: this.type, message: this.message }, request_id: requestId }
-      : { type: 'error', error: { type: this.type, message: this.message } };
+  body(requestId?: string): {
+    type: 'error';
+    error: { type: ApiErrorType; message: string; details?: Record<string, unknown> };
+    request_id?: string;
+  } {
+    const error = this.details ? { type: this.type, message: this.message, details: this.details } : { type: this.type, message: this.message };
+    return requestId ? { type: 'error', error, request_id: requestId } : { type: 'error', error };
   }
 }
 

@@ -434,6 +434,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
     const familyKey = `${route.provider}:${route.family}`;
     /** What the pool would answer now for this model: asked when one account's limit is no answer by itself. */
     const restOfPool = () => pool.peek({ provider: route.provider, model: route.upstreamModel, familyKey, sessionKey, historyKey, skip: lacking });
+    // A wait is only worth it if the client, by its own timeout, still has as long again for the answer.
+    const clientBudget = req.clientWaitMs === undefined ? Infinity : req.clientWaitMs / 2;
 
     for (;;) {
       if (req.signal.aborted) throw new ApiError('api_error', 'client closed the request');
@@ -446,7 +448,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
         const t = now();
         // Capacity is the upstream's, and clients retry a 529 themselves (Claude Code ten times): a
         // long wait in each of their attempts would multiply. One short cool-down hides a blip.
-        const budget = got.limitKind === 'capacity' ? Math.min(maxWaitMs, CAPACITY_WAIT_MS) : maxWaitMs;
+        const budget = Math.min(got.limitKind === 'capacity' ? Math.min(maxWaitMs, CAPACITY_WAIT_MS) : maxWaitMs, clientBudget);
         if (got.until - started <= budget && got.until - t <= budget) {
           const wait = got.until - t + WAIT_BUFFER_MS;
           if (!waitedForReset) log.info(`${req.requestId}: every account is limited for ${route.upstreamModel}; waiting ${formatWait(wait)} for the earliest reset`);
@@ -465,7 +467,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
       if (got.kind === 'busy') {
         // Every account that could serve is at its concurrency cap: wait for one of its requests to end.
         // Real time too: a wall clock stepped back would otherwise stretch the wait by the jump.
-        const left = Math.min(started + maxWaitMs - now(), startedMono + maxWaitMs - performance.now());
+        const slotBudget = Math.min(maxWaitMs, clientBudget);
+        const left = Math.min(started + slotBudget - now(), startedMono + slotBudget - performance.now());
         if (left > 0) {
           if (!waitedForSlot) log.info(`${req.requestId}: every ${route.provider} account is at its concurrency cap; waiting for a slot`);
           waitedForSlot = true;
@@ -481,7 +484,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
         metrics.slotWaits({ provider: route.provider, outcome: 'timed_out' });
         throw new ApiError(
           'overloaded_error',
-          `every ${route.provider} account is serving as many requests as its concurrency cap allows (MAX_CONCURRENT_PER_ACCOUNT), and none finished within MAX_WAIT_SEC (${config.maxWaitSec}s)`,
+          `every ${route.provider} account is serving as many requests as its concurrency cap allows (MAX_CONCURRENT_PER_ACCOUNT), and none finished within ${slotBudget < maxWaitMs ? `half the client's timeout (${Math.round(slotBudget / 1000)}s)` : `MAX_WAIT_SEC (${config.maxWaitSec}s)`}`,
           { headers: { 'retry-after': '1' } },
         );
       }

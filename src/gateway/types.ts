@@ -12,6 +12,12 @@ export interface DispatchRequest {
   /** Aborted when the client goes away; the upstream call is aborted with it. */
   signal: AbortSignal;
   /**
+   * How long the client waits for its answer, ms (the SDK's x-stainless-timeout), when it says. A
+   * wait for a limit to reset is only made if it leaves the client as long again for the answer;
+   * else the client gets the 429 and its retry-after at once, not a timeout it would retry.
+   */
+  clientWaitMs?: number;
+  /**
    * Told of each upstream call as it starts, so a request that fails in the end is still put down to
    * the account and model that answered it last (logs, usage per account).
    */

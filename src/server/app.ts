@@ -167,7 +167,7 @@ export function createApp(deps: AppDeps) {
             headers: { 'content-type': 'text/plain; charset=utf-8', 'www-authenticate': 'Basic realm="mcp", charset="UTF-8"', 'request-id': requestId },
           });
         }
-        return errorResponse(authError(request.headers, basic), requestId, corsHeaders ?? undefined);
+        return errorResponse(authError(request.headers, basic), requestId, corsHeaders ?? undefined, request);
       }
     })
     .onError(({ code, error, set, request, path }) => {
@@ -183,7 +183,7 @@ export function createApp(deps: AppDeps) {
               })
             : new ApiError('not_found_error', `${request.method} ${path} not found${notFoundHint(path)}`);
       } else api = toApiError(error, code);
-      return errorResponse(api, requestId, corsHeaders ?? undefined);
+      return errorResponse(api, requestId, corsHeaders ?? undefined, request);
     })
     .get('/', () => jsonResponse({ status: 'ok', service: 'multi-claude-proxy' }))
     .use(messageRoutes({ config, gateway, done }))

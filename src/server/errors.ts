@@ -41,13 +41,27 @@ export function clientMessage(message: string): string {
   return maskSecrets(message);
 }
 
-/** The envelope as a Response. `headers` (request-id, CORS…) are added to the error's own. */
-export function errorResponse(err: ApiError, requestId: string, headers?: Record<string, string>): Response {
+/**
+ * A body the answer leaves unread (a 404 or 401 to an upload, a wrong content-type): Bun keeps such
+ * a connection open, and a graceful stop waits on it for its whole grace period.
+ */
+function leavesBodyUnread(request: Request | undefined): boolean {
+  if (!request || request.bodyUsed) return false;
+  const length = request.headers.get('content-length');
+  return (length !== null && length !== '0') || request.headers.has('transfer-encoding');
+}
+
+/**
+ * The envelope as a Response. `headers` (request-id, CORS…) are added to the error's own. Given the
+ * request, a connection whose body was not read is closed after the answer.
+ */
+export function errorResponse(err: ApiError, requestId: string, headers?: Record<string, string>, request?: Request): Response {
+  const close = leavesBodyUnread(request) ? { connection: 'close' } : undefined;
   const body = err.body(requestId);
   body.error.message = clientMessage(body.error.message);
   return new Response(JSON.stringify(body), {
     status: err.status,
-    headers: { ...JSON_HEADERS, ...headers, ...err.headers, 'request-id': requestId },
+    headers: { ...JSON_HEADERS, ...headers, ...err.headers, ...close, 'request-id': requestId },
   });
 }
 

@@ -391,7 +391,7 @@ function imageHandler<B>(deps: ImageDeps, schema: TSchema, jobOf: (body: B) => I
       const body = validateBody<B>(schema, parseJsonBytes(await readBodyInTime(request, deps.config)));
       return jsonResponse(answer(await generateImages(deps, jobOf(body), requestId, request), body, requestId));
     } catch (err) {
-      return errorResponse(toApiError(err), requestId);
+      return errorResponse(toApiError(err), requestId, undefined, request);
     } finally {
       idleAgain();
     }
@@ -415,7 +415,7 @@ export function imageRoutes(deps: ImageDeps) {
       const { job, responseFormat } = await editJobOf(request, deps.config);
       return jsonResponse(openAiAnswer(await generateImages(deps, job, requestId, request), responseFormat));
     } catch (err) {
-      return errorResponse(toApiError(err), requestId);
+      return errorResponse(toApiError(err), requestId, undefined, request);
     } finally {
       idleAgain();
     }

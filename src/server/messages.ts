@@ -170,7 +170,8 @@ export async function handleMessages(
   // WRITE_TIMEOUT_SEC bounds the whole answer (waits for a reset, failovers, the stream itself). A
   // client that says it waits longer (Claude Code's API_TIMEOUT_MS, e.g. Z.AI's advised 50 min for
   // slow GLM answers) is not cut short by the proxy in the middle of a long answer.
-  const writeTimeoutSec = Math.max(deps.config.writeTimeoutSec, clientTimeoutSec(request.headers.get('x-stainless-timeout')));
+  const clientSec = clientTimeoutSec(request.headers.get('x-stainless-timeout'));
+  const writeTimeoutSec = Math.max(deps.config.writeTimeoutSec, clientSec);
   const writeDeadline = t0 + writeTimeoutSec * 1000;
   let timedOut = false;
   let deadline: ReturnType<typeof setTimeout> | undefined;
@@ -195,6 +196,7 @@ export async function handleMessages(
       requestId,
       headers: forwardHeaders(request.headers),
       signal: abort.signal,
+      ...(clientSec > 0 ? { clientWaitMs: clientSec * 1000 } : {}),
       onAttempt: attemptNoter(rec),
     });
     noteDispatch(rec, d);
@@ -241,7 +243,7 @@ export async function handleMessages(
     const api = timedOut ? new ApiError('timeout_error', writeTimeoutMessage(writeTimeoutSec)) : toApiError(err);
     if (abort.signal.aborted && !timedOut) finish(CLIENT_CLOSED, 'client_closed');
     else finish(api.status, api.type);
-    return errorResponse(api, requestId);
+    return errorResponse(api, requestId, undefined, request);
   }
 }
 
@@ -292,7 +294,7 @@ export async function handleCountTokens(config: Config, request: Request, reques
     const body = validateCountTokensRequest(parseJsonBytes(await readBodyInTime(request, config)));
     return jsonResponse({ input_tokens: estimateInputTokens(body) });
   } catch (err) {
-    return errorResponse(toApiError(err), requestId);
+    return errorResponse(toApiError(err), requestId, undefined, request);
   }
 }
 

@@ -423,6 +423,16 @@ function validate<T>(schema: S, compiled: Compiled, body: unknown): T {
 }
 
 /**
+ * mcp holds no conversations: a `thread` (create or continue, where the client sends only the new
+ * turn) is refused with the error_code on which the SDK resends the whole conversation without it.
+ */
+function threadUnsupported(): ApiError {
+  return new ApiError('invalid_request_error', 'thread: message threads are not supported here; send the whole conversation without `thread`', {
+    details: { error_code: 'thread_unsupported_request' },
+  });
+}
+
+/**
  * A /v1/messages body of byte strings (parseJsonByteStrings), or an invalid_request_error naming
  * the first problem by path. The model comes back as text: it names things in logs, errors and
  * the usage table, and a provider makes it a byte string again where it goes upstream.
@@ -431,6 +441,7 @@ export function validateMessagesRequest(body: unknown): MessagesRequest {
   let req: MessagesRequest;
   try {
     req = validate<MessagesRequest>(MessagesSchema as S, checkMessages(), body);
+    if ((req as { thread?: unknown }).thread != null) throw threadUnsupported();
   } catch (err) {
     // The messages are ASCII around the pieces of the body they quote, so the whole is a byte string.
     if (err instanceof ApiError) err.message = fromByteString(err.message);

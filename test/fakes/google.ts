@@ -432,12 +432,16 @@ interface Reply {
   thinking: string | null;
   text: string | null;
   call: { name: string; args: Record<string, unknown> } | null;
+  /** Calls made beside `call` in the same turn (parallel tool use), each unsigned. */
+  more?: Array<{ name: string; args: Record<string, unknown> }>;
 }
 
 /** What a client sends for a Gemini call it has no signature for; Gemini accepts it. */
 const SKIP_SIGNATURE = 'skip_thought_signature_validator';
 
 const COMMAND_AFTER_COLON = /(?:command|exactly):\s*`?([^`\n]+?)`?\s*(?:\n|$)/i;
+/** "Run in parallel: a ;; b": one call per command, in one turn. */
+const RUN_IN_PARALLEL = /run in parallel:\s*([^\n]+)/i;
 const RUN_EXACTLY = /exactly:\s*`?([^`\n]+?)`?\s*(?:\n|$)/i;
 const ASKS_TO_RUN = /\b(run|execute)\b/i;
 const SEARCH_THE_WEB = /search the web for:?\s*([^\n]+)/i;
@@ -495,6 +499,11 @@ function script(request: Record<string, unknown>, replyText: string): Reply {
   const file = READ_THE_FILE.exec(userText);
   if (read && file) return { thinking, text: 'I will read the file.', call: { name: 'Read', args: { file_path: file[1]! } } };
   const bash = decls.find((d) => d.name === 'Bash') ?? decls.find((d) => /bash|shell|command/i.test(d.name ?? ''));
+  const parallel = RUN_IN_PARALLEL.exec(userText);
+  if (bash?.name && parallel) {
+    const [first, ...rest] = parallel[1]!.split(';;').map((c) => ({ name: bash.name!, args: { command: c.trim() } }));
+    return { thinking, text: 'I will run them together.', call: first!, more: rest };
+  }
   if (bash?.name && (COMMAND_AFTER_COLON.test(userText) || ASKS_TO_RUN.test(userText))) {
     // "exactly:" first: a sub-agent's prompt comes with reminders that say "command:" elsewhere.
     const command = (RUN_EXACTLY.exec(userText) ?? COMMAND_AFTER_COLON.exec(userText))?.[1]?.trim() || 'echo hello-from-fake-tool';
@@ -562,6 +571,7 @@ function plan(model: string, reply: Reply, promptTokens: number, textChunks: num
     }
     if (reply.text) for (const t of split(reply.text, textChunks)) out.push(chunk([{ text: t }]));
     if (reply.call) out.push(chunk([{ functionCall: { name: reply.call.name, args: reply.call.args, id: `toolu_vrtx_${hex(24)}` } }]));
+    for (const c of reply.more ?? []) out.push(chunk([{ functionCall: { name: c.name, args: c.args, id: `toolu_vrtx_${hex(24)}` } }]));
     out.push(chunk([{ text: '' }], { finish: 'STOP', usage: usage(Math.round(outputTokens + thoughtTokens)) }));
   } else if (family === 'gemini') {
     if (reply.thinking) for (const t of split(reply.thinking, 2)) out.push(chunk([{ thought: true, text: t }], { usage: usage() }));
@@ -582,6 +592,8 @@ function plan(model: string, reply: Reply, promptTokens: number, textChunks: num
       const sig = geminiSignature();
       signatures.push(sig);
       out.push(chunk([{ thoughtSignature: sig, functionCall: { name: reply.call.name, args: reply.call.args, id: `call_${hex(7)}` } }], { usage: usage() }));
+      // Gemini signs only the first of parallel calls.
+      for (const c of reply.more ?? []) out.push(chunk([{ functionCall: { name: c.name, args: c.args, id: `call_${hex(7)}` } }], { usage: usage() }));
     }
     out.push(
       chunk([{ text: '' }], {
@@ -596,6 +608,7 @@ function plan(model: string, reply: Reply, promptTokens: number, textChunks: num
     for (const t of split(thought, 3)) out.push(chunk([{ thought: true, text: t }], { usage: null }));
     if (reply.text) for (const t of split(reply.text, textChunks)) out.push(chunk([{ text: t }], { usage: null }));
     if (reply.call) out.push(chunk([{ functionCall: { name: reply.call.name, args: reply.call.args, id: `call_${hex(8)}` } }], { usage: null }));
+    for (const c of reply.more ?? []) out.push(chunk([{ functionCall: { name: c.name, args: c.args, id: `call_${hex(8)}` } }], { usage: null }));
     out.push(chunk(null, { finish: 'STOP', usage: null }));
     out.push({ usageMetadata: usage(Math.round(outputTokens)), modelVersion, responseId });
   }

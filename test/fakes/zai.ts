@@ -190,6 +190,8 @@ function toolResultText(b: Record<string, unknown>): string {
 
 const COMMAND_AFTER_COLON = /(?:command|exactly):\s*`?([^`\n]+?)`?\s*(?:\n|$)/i;
 const ASKS_TO_RUN = /\b(run|execute)\b/i;
+/** "Run in parallel: a ;; b": one call per command, in one answer. */
+const RUN_IN_PARALLEL = /run in parallel:\s*([^\n]+)/i;
 const TITLE_REQUEST = /<session>[\s\S]*title/i;
 
 /** The scripted conversation: Bash when asked to run something, the tool's output after it, text otherwise. */
@@ -205,6 +207,13 @@ function script(body: Record<string, unknown>, rawLength: number, replyText: str
   const userText = last ? textOf(last.content) : '';
   if (results.length) {
     blocks.push({ type: 'text', text: `FINAL_ANSWER: tool said ${results.map(toolResultText).join(' ').trim()}` });
+  } else if (tools.some((t) => t.name === 'Bash') && RUN_IN_PARALLEL.test(userText)) {
+    // GLM calls tools in parallel, one tool_use block each.
+    blocks.push({ type: 'text', text: 'I will run them together.' });
+    for (const command of RUN_IN_PARALLEL.exec(userText)![1]!.split(';;')) {
+      blocks.push({ type: 'tool_use', id: `toolu_${hex(24)}`, name: 'Bash', input: { command: command.trim() } });
+    }
+    stop = 'tool_use';
   } else if (tools.some((t) => t.name === 'Bash') && (COMMAND_AFTER_COLON.test(userText) || ASKS_TO_RUN.test(userText))) {
     const command = COMMAND_AFTER_COLON.exec(userText)?.[1]?.trim() || 'echo hello-from-fake-tool';
     blocks.push({ type: 'text', text: 'I will run a command.' });

@@ -331,6 +331,20 @@ describe('dispatch', () => {
     await drain(d);
   });
 
+  test('a reset within MAX_WAIT_SEC but past half the client\'s own timeout: a retryable 429 at once, no wait', async () => {
+    const r = rig({ labels: ['a'], config: { maxWaitSec: 60 } });
+    r.routing.pool.report(fakeLease(r, 'a', 'glm-4.7'), { kind: 'error', error: new UpstreamError('rate_limited', 'x', { resetAt: T0 + 20_000 }) });
+    const e = await rejection(r.routing.gateway.dispatch({ ...dispatchReq(request('glm-4.7')), clientWaitMs: 30_000 }));
+    expect(e.status).toBe(429);
+    expect(e.headers['retry-after']).toBe('20');
+    expect(e.headers['x-should-retry']).toBeUndefined();
+    expect(r.clock.sleeps).toHaveLength(0);
+    // A client that waits long enough is waited for.
+    const d = await r.routing.gateway.dispatch({ ...dispatchReq(request('glm-4.7')), clientWaitMs: 60_000 });
+    expect(r.clock.sleeps).toHaveLength(1);
+    await drain(d);
+  });
+
   test('all limited past MAX_WAIT_SEC: 429 naming RESOURCE_EXHAUSTED and the reset, no upstream call', async () => {
     const r = rig({ labels: ['a', 'b'], config: { maxWaitSec: 60 } });
     for (const l of ['a', 'b']) {
@@ -924,6 +938,19 @@ describe('concurrency cap (MAX_CONCURRENT_PER_ACCOUNT)', () => {
     expect(err.message).toContain('MAX_CONCURRENT_PER_ACCOUNT');
     expect(r.zai.calls).toHaveLength(2);
     for (const d of held) await drain(d);
+  });
+
+  test("the slot wait is cut at half the client's own timeout: a 529 it retries, not a timeout", async () => {
+    const r = rig({ labels: ['a'], config: { maxConcurrentPerAccount: 1, maxWaitSec: 60 } });
+    const held = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
+    const t0 = performance.now();
+    const err = await rejection(r.routing.gateway.dispatch({ ...dispatchReq(request('glm-4.7')), clientWaitMs: 1_000 }));
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(450);
+    expect(performance.now() - t0).toBeLessThan(1_000);
+    expect(err.status).toBe(529);
+    expect(err.headers['x-should-retry']).toBeUndefined();
+    expect(r.zai.calls).toHaveLength(1);
+    await drain(held);
   });
 
   test("a conversation's request overflows to a free account while its own is full, and comes back after", async () => {

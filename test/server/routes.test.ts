@@ -332,3 +332,26 @@ describe('cors', () => {
     expect(r.headers.get('access-control-allow-origin')).toBeNull();
   });
 });
+
+describe('answers that leave an upload unread', () => {
+  // Bun keeps a connection whose body was never read, and a graceful stop (SIGTERM) then waited out
+  // its whole grace period for a client that had long had its 404.
+  for (const [name, path, headers] of [
+    ['an unknown route (the Files API)', '/v1/files', AUTH],
+    ['a wrong proxy key', '/v1/messages', { ...AUTH, 'x-api-key': 'FAKE-wrong' }],
+    ['a wrong content-type', '/v1/messages', { ...AUTH, 'content-type': 'application/octet-stream' }],
+  ] as const) {
+    test(`${name}: the connection is closed, so a graceful stop is not held up`, async () => {
+      const own = startHarness();
+      try {
+        const r = await fetch(own.base + path, { method: 'POST', headers, body: new Uint8Array(1 << 20) });
+        expect(r.status).toBeGreaterThanOrEqual(400);
+        await r.text();
+        const stopped = await Promise.race([own.stopGracefully().then(() => true), Bun.sleep(2_000).then(() => false)]);
+        expect(stopped).toBe(true);
+      } finally {
+        own.stop();
+      }
+    });
+  }
+});

@@ -93,6 +93,8 @@ export interface Harness {
   imageModel: string | null;
   refreshCalls: Array<string | undefined>;
   stop(): void;
+  /** Stops taking connections and resolves once the open ones are done (as on SIGTERM). */
+  stopGracefully(): Promise<void>;
 }
 
 export function dispatchSteps(steps: Step[], extra: Partial<Dispatched> = {}) {
@@ -116,6 +118,7 @@ export function startHarness(config: Config = testConfig()): Harness {
     dispatch: dispatchSteps(textEvents()),
     imageModel: 'image-model-x',
     stop: () => {},
+    stopGracefully: async () => {},
   };
   const gateway: Gateway = {
     dispatch: (req) => {
@@ -141,6 +144,9 @@ export function startHarness(config: Config = testConfig()): Harness {
   app.listen({ port: 0, hostname: '127.0.0.1' });
   h.base = `http://127.0.0.1:${app.server!.port}`;
   h.stop = () => void app.stop(true);
+  h.stopGracefully = async () => {
+    await app.stop(false);
+  };
   return h;
 }
 

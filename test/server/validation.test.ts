@@ -146,6 +146,25 @@ describe('bad requests to /v1/messages', () => {
   test('no bad request ever reaches the gateway', () => expect(h.calls.length).toBe(0));
 });
 
+describe('message threads (server-held conversations) are refused the way the SDK falls back from', () => {
+  // The SDK's tool runner sends thread:create, then only the new turn with thread:continue; on
+  // thread_unsupported_request it resends the whole conversation without thread.
+  for (const thread of [{ type: 'create' }, { type: 'continue', previous_message_id: 'msg_x' }]) {
+    test(`thread ${thread.type} -> 400 with error.details.error_code thread_unsupported_request`, async () => {
+      const before = h.calls.length;
+      const r = await post(h, '/v1/messages?beta=true', body({ thread }));
+      expect(r.status).toBe(400);
+      const j = await read(r);
+      expect(j.error).toMatchObject({ type: 'invalid_request_error', details: { error_code: 'thread_unsupported_request' } });
+      expect(j.error.message).toMatch(/^thread: /);
+      expect(h.calls.length).toBe(before);
+    });
+  }
+  test('thread: null is no thread', async () => {
+    expect((await post(h, '/v1/messages', body({ thread: null }))).status).toBe(200);
+  });
+});
+
 describe('good requests Claude Code sends are accepted', () => {
   test('system role messages, empty text blocks, thinking echoes, cache_control and unknown fields pass', async () => {
     const r = await post(

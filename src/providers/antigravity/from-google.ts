@@ -32,6 +32,11 @@ export interface FromGoogleOptions {
    * for thinking from a model that reasons in the open anyway (GPT-OSS): Anthropic sends none then.
    */
   thoughts?: boolean;
+  /**
+   * The client set disable_parallel_tool_use: Anthropic then answers with at most one tool call, and
+   * Google has no such switch, so calls after the first are dropped (default false).
+   */
+  singleToolCall?: boolean;
 }
 
 type Json = Record<string, unknown>;
@@ -142,6 +147,7 @@ export function createGoogleTranslator(opts: FromGoogleOptions): GoogleTranslato
       const text = typeof p.text === 'string' ? p.text : undefined;
 
       if (isObject(p.functionCall)) {
+        if (sawToolCall && opts.singleToolCall) continue;
         const fc = p.functionCall;
         start();
         const id = typeof fc.id === 'string' && fc.id ? fc.id : newToolUseId();

@@ -395,7 +395,8 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
         // The one async loop of the request: read a batch of chunks, translate synchronously, yield.
         // GPT-OSS reasons unasked (and unsigned, so nothing is lost); Claude and Gemini think only when told to.
         const thoughts = family !== 'gpt' || asksForThinking(req);
-        const tr = createGoogleTranslator({ clientModel: ctx.clientModel, family, sessionKey: ctx.sessionKey, signatures, thoughts });
+        const singleToolCall = req.tool_choice?.disable_parallel_tool_use === true;
+        const tr = createGoogleTranslator({ clientModel: ctx.clientModel, family, sessionKey: ctx.sessionKey, signatures, thoughts, singleToolCall });
         // Until the first content: is it the version gate (§4.3) instead of the model's answer?
         let gateChecked = false;
         for (;;) {

@@ -106,7 +106,7 @@ export async function* streamMessages(
       throw classifyZaiError(res.status, text, res.headers, opts.now(), key);
     }
 
-    const repair = createStreamRepair(ctx.clientModel);
+    const repair = createStreamRepair(ctx.clientModel, { singleToolCall: req.tool_choice?.disable_parallel_tool_use === true });
     const contentType = res.headers.get('content-type') ?? '';
 
     if (contentType.includes('application/json')) {

@@ -71,9 +71,19 @@ function num(v: unknown): number {
   return typeof v === 'number' && Number.isFinite(v) ? v : 0;
 }
 
+/**
+ * Z.AI leaves out cache_creation_input_tokens; the SDK types both cache counts as number | null, so
+ * a program summing the prompt's size would get NaN. A count Z.AI leaves out is reported as 0.
+ */
 function usageOf(u: unknown): Usage {
   const o = isObj(u) ? u : {};
-  return { ...o, input_tokens: num(o.input_tokens), output_tokens: num(o.output_tokens) };
+  return {
+    ...o,
+    input_tokens: num(o.input_tokens),
+    output_tokens: num(o.output_tokens),
+    cache_creation_input_tokens: num(o.cache_creation_input_tokens),
+    cache_read_input_tokens: num(o.cache_read_input_tokens),
+  };
 }
 
 function broken(why: string): UpstreamError {
@@ -88,7 +98,15 @@ export interface StreamRepair {
   readonly done: boolean;
 }
 
-export function createStreamRepair(clientModel: string): StreamRepair {
+export interface StreamRepairOptions {
+  /**
+   * The client set disable_parallel_tool_use, which Anthropic keeps to one tool call an answer and
+   * GLM is not known to honour: calls after the first are dropped.
+   */
+  singleToolCall?: boolean;
+}
+
+export function createStreamRepair(clientModel: string, opts: StreamRepairOptions = {}): StreamRepair {
   let started = false;
   let done = false;
   let deltaSent = false;
@@ -136,6 +154,11 @@ export function createStreamRepair(clientModel: string): StreamRepair {
       out.push(blockStart(open.index!, open.shell));
       if (typeof thinking === 'string' && thinking) out.push(blockDelta(open.index!, { type: 'thinking_delta', thinking }));
       if (typeof signature === 'string' && signature) out.push(blockDelta(open.index!, { type: 'signature_delta', signature }));
+      return;
+    }
+    if (shell.type === 'tool_use' && sawToolUse && opts.singleToolCall) {
+      // No index: its deltas and its stop fall away as an empty text block's do.
+      open = { upstreamIndex, index: null, type: 'tool_use', shell, json: null, buffered: '', given: null };
       return;
     }
     let block = shell;

@@ -201,6 +201,23 @@ describe('state machine details', () => {
     expect(msg.content.map((b) => b.type)).toEqual(['tool_use', 'text']);
   });
 
+  test('with disable_parallel_tool_use the answer keeps only its first call (Google has no such switch)', async () => {
+    const store = createSignatureStore();
+    const sig = `Ep0g${'c'.repeat(80)}`;
+    const calls = [
+      chunk([{ functionCall: { name: 'Bash', args: { command: 'ls' }, id: 'call_a' }, thoughtSignature: sig }]),
+      chunk([{ functionCall: { name: 'Bash', args: { command: 'pwd' }, id: 'call_b' } }], 'STOP'),
+    ];
+    const single = await events(calls, 'gemini', { singleToolCall: true, signatures: store });
+    assertValidSequence(single);
+    const msg = await accumulate(single);
+    expect(msg.content).toEqual([{ type: 'tool_use', id: 'call_a', name: 'Bash', input: { command: 'ls' } }] as any);
+    expect(msg.stop_reason).toBe('tool_use');
+    expect(store.toolCall('call_b')).toBeUndefined();
+    const parallel = await accumulate(await events(calls, 'gemini'));
+    expect(parallel.content.map((b) => (b as any).id)).toEqual(['call_a', 'call_b']);
+  });
+
   test('a call with no args yields an empty input object', async () => {
     const msg = await accumulate(await events([chunk([{ functionCall: { name: 'TaskList' } }], 'STOP')], 'gemini'));
     expect((msg.content[0] as any).input).toEqual({});

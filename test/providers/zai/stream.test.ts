@@ -47,13 +47,13 @@ describe('createStreamRepair', () => {
     assertValidSequence(out);
     expect(out.map((e) => e.type)).toEqual(['message_start', 'content_block_start', 'content_block_delta', 'content_block_stop', 'message_delta', 'message_stop']);
     expect((out[0] as { message: { model: string; usage: unknown } }).message.model).toBe('claude-opus-4-6');
-    expect((out[0] as { message: { usage: unknown } }).message.usage).toEqual({ input_tokens: 10, output_tokens: 1 });
+    expect((out[0] as { message: { usage: unknown } }).message.usage).toEqual({ input_tokens: 10, output_tokens: 1, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 });
   });
 
   test('adds the usage objects Z.AI left out', () => {
     const out = run([start(), bStart(0, { type: 'text', text: '' }), bDelta(0, { type: 'text_delta', text: 'x' }), bStop(0), mDelta('end_turn'), STOP]);
     assertValidSequence(out);
-    expect((out[0] as { message: { usage: unknown } }).message.usage).toEqual({ input_tokens: 0, output_tokens: 0 });
+    expect((out[0] as { message: { usage: unknown } }).message.usage).toEqual({ input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 });
     expect((out[4] as { usage: unknown }).usage).toEqual({ output_tokens: 0 });
   });
 
@@ -299,5 +299,43 @@ describe('messageToEvents', () => {
     const out = run(messageToEvents(msg), true, 'glm-4.6');
     assertValidSequence(out);
     expect(out.filter((e) => e.type === 'content_block_start')).toHaveLength(3);
+  });
+});
+
+describe('disable_parallel_tool_use', () => {
+  const twoCalls = [
+    start({ input_tokens: 5 }),
+    bStart(0, { type: 'text', text: '' }),
+    bDelta(0, { type: 'text_delta', text: 'Running both.' }),
+    bStop(0),
+    bStart(1, { type: 'tool_use', id: 'toolu_a', name: 'Bash', input: {} }),
+    bDelta(1, { type: 'input_json_delta', partial_json: '{"command":"ls"}' }),
+    bStop(1),
+    bStart(2, { type: 'tool_use', id: 'toolu_b', name: 'Bash', input: {} }),
+    bDelta(2, { type: 'input_json_delta', partial_json: '{"command":"pwd"}' }),
+    bStop(2),
+    bStart(3, { type: 'text', text: '' }),
+    bDelta(3, { type: 'text_delta', text: 'Done.' }),
+    bStop(3),
+    mDelta('tool_use', { output_tokens: 9 }),
+    STOP,
+  ];
+  const starts = (out: AnthropicEvent[]) => out.flatMap((e) => (e.type === 'content_block_start' ? [[e.index, (e.content_block as Raw).id ?? e.content_block.type]] : []));
+
+  test('set: only the first call is passed on, and the blocks after it keep contiguous indexes', () => {
+    const r = createStreamRepair('glm-4.6', { singleToolCall: true });
+    const out = twoCalls.flatMap((e) => r.accept(e));
+    assertValidSequence(out);
+    expect(starts(out)).toEqual([
+      [0, 'text'],
+      [1, 'toolu_a'],
+      [2, 'text'],
+    ]);
+    expect(JSON.stringify(out)).not.toContain('pwd');
+  });
+
+  test('unset: GLM parallel calls are all passed on', () => {
+    const out = run(twoCalls, false);
+    expect(starts(out).map(([, id]) => id)).toEqual(['text', 'toolu_a', 'toolu_b', 'text']);
   });
 });
