@@ -4,15 +4,13 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test';
 import type { Database } from 'bun:sqlite';
 import { loadConfig } from '../../src/config.ts';
-import { createRouting, providerDepsFor, type Routing } from '../../src/gateway/index.ts';
-import { createAntigravityProvider } from '../../src/providers/antigravity/index.ts';
-import { createZaiProvider } from '../../src/providers/zai/index.ts';
-import { createApp } from '../../src/server/app.ts';
+import type { Routing } from '../../src/gateway/index.ts';
 import { type Account, listAccounts, updateAccount, upsertAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
 import { type FakeGoogle, startFakeGoogle } from '../fakes/google.ts';
 import { defaultFakeQuota, type FakeZai, startFakeZai } from '../fakes/zai.ts';
 import { cleanupTempDirs, googleEnv, mcpEnv, runMcp, startServe, tempDir, zaiEnv } from './helpers.ts';
+import { serveInProcess } from './in-process.ts';
 
 const FAKE = 'FAKE';
 const PROXY_KEY = `proxy-key-${FAKE}-load-0123456789`;
@@ -63,30 +61,8 @@ async function startProxy(env: Record<string, string> = {}, opts: { google?: boo
   } else {
     KEYS.forEach((k, i) => upsertAccount(db, { provider: 'zai', label: LABELS[i], credentials: { kind: 'api_key', apiKey: k } }, Date.now() + i));
   }
-  const now = opts.now ?? (() => Date.now());
-  const deps = providerDepsFor(db, now);
-  const routing = createRouting({
-    db,
-    config,
-    now,
-    providers: { zai: createZaiProvider(config, deps), antigravity: createAntigravityProvider(config, deps) },
-  });
-  const app = createApp({ config, gateway: routing.gateway, ops: routing.ops });
-  app.listen({ port: 0, hostname: '127.0.0.1' });
-  await routing.start();
-  await routing.quota.pollAll();
-  return {
-    url: `http://127.0.0.1:${app.server!.port}`,
-    dir,
-    db,
-    routing,
-    accounts: listAccounts(db),
-    async stop() {
-      await app.server?.stop(true);
-      await routing.stop();
-      db.close();
-    },
-  };
+  const server = await serveInProcess(config, db, opts.now ?? (() => Date.now()));
+  return { ...server, dir, db, accounts: listAccounts(db) };
 }
 
 interface Reply {
