@@ -699,6 +699,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
       pool.syncSoon();
       return catalog.imageModel(available());
     },
+    drawsImages(model: string): boolean | null {
+      pool.syncSoon();
+      return catalog.drawsImages(model, available());
+    },
     getModel(id: string): ModelEntry | undefined {
       pool.sync();
       return catalog.describeModel(id, available(), deps.modelExtras) ?? undefined;
