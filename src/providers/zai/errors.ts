@@ -179,6 +179,14 @@ const CODE_RULES: Record<string, Rule> = {
 
 const AUTH_CODES = new Set(['1000', '1001', '1002', '1003', '1004']);
 
+/** The plan (1309) or enterprise package (1314) expired: the quota endpoint may still answer for the key. */
+const EXPIRED_PLAN = /\[(1309|1314)\]/;
+
+/** Whether an account's stored reason says its plan expired (the message keeps its "[1309]" code). */
+export function isExpiredPlanReason(reason: string | null | undefined): boolean {
+  return !!reason && EXPIRED_PLAN.test(reason);
+}
+
 // Anthropic error.type, for in-stream `event: error` bodies and envelopes without a known code.
 const TYPE_RULES: Record<string, UpstreamErrorKind> = {
   overloaded_error: 'capacity',
