@@ -160,9 +160,9 @@ export function dataDirFrom(env: Env): string {
 function int(name: string, raw: string | number | undefined, def: number, min: number, max: number): number {
   if (raw === undefined || raw === '') return def;
   const s = String(raw).trim();
-  if (!/^-?\d+$/.test(s)) throw new ConfigError(`${name} must be a whole number, got "${s}"`);
+  if (!/^-?\d+$/.test(s)) return refuse(`${name} must be a whole number, got "${s}"`, def);
   const n = Number(s);
-  if (n < min || n > max) throw new ConfigError(`${name} must be between ${min} and ${max}, got ${n}`);
+  if (n < min || n > max) return refuse(`${name} must be between ${min} and ${max}, got ${n}`, def);
   return n;
 }
 
@@ -170,8 +170,8 @@ function fraction(name: string, raw: string | number | undefined, def: number): 
   if (raw === undefined || raw === '') return def;
   const s = String(raw).trim();
   const n = Number(s);
-  if (s === '' || !Number.isFinite(n)) throw new ConfigError(`${name} must be a number between 0 and 1, got "${s}"`);
-  if (n < 0 || n > 1) throw new ConfigError(`${name} must be between 0 and 1, got ${n}`);
+  if (s === '' || !Number.isFinite(n)) return refuse(`${name} must be a number between 0 and 1, got "${s}"`, def);
+  if (n < 0 || n > 1) return refuse(`${name} must be between 0 and 1, got ${n}`, def);
   return n;
 }
 
@@ -181,7 +181,7 @@ function bool(name: string, raw: string | boolean | undefined, def: boolean): bo
   const s = raw.trim().toLowerCase();
   if (['1', 'true', 'yes', 'on'].includes(s)) return true;
   if (['0', 'false', 'no', 'off'].includes(s)) return false;
-  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+  return refuse(`${name} must be true or false, got "${raw}"`, def);
 }
 
 function url(name: string, raw: string | undefined, def: string): string {
@@ -190,7 +190,7 @@ function url(name: string, raw: string | undefined, def: string): string {
     const u = new URL(s);
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http');
   } catch {
-    throw new ConfigError(`${name} must be an http(s) URL, got "${s}"`);
+    return refuse(`${name} must be an http(s) URL, got "${s}"`, def);
   }
   return s.replace(/\/+$/, '');
 }
@@ -213,7 +213,7 @@ function stringMap(name: string, raw: string | undefined, home: string): Record<
       // Editors on Windows may save the file with a byte-order mark, which JSON.parse refuses.
       text = (require('node:fs').readFileSync(expandHome(text, home), 'utf8') as string).replace(/^\uFEFF/, '');
     } catch (err) {
-      throw new ConfigError(`${name}: cannot read ${raw}: ${(err as Error).message}`);
+      return refuse(`${name}: cannot read ${raw}: ${(err as Error).message}`, {});
     }
   }
   let parsed: unknown;
@@ -221,16 +221,16 @@ function stringMap(name: string, raw: string | undefined, home: string): Record<
     parsed = JSON.parse(text);
   } catch (err) {
     const what = text === raw.trim() ? name : `${name}: ${raw.trim()}`;
-    throw new ConfigError(`${what} is not valid JSON (${(err as Error).message.split('\n')[0]}): give a JSON object of strings, or a path to one`);
+    return refuse(`${what} is not valid JSON (${(err as Error).message.split('\n')[0]}): give a JSON object of strings, or a path to one`, {});
   }
   if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
-    throw new ConfigError(`${name} must be a JSON object of strings`);
+    return refuse(`${name} must be a JSON object of strings`, {});
   }
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(parsed)) {
-    if (typeof v !== 'string') throw new ConfigError(`${name}: value for "${k}" must be a string`);
+    if (typeof v !== 'string') return refuse(`${name}: value for "${k}" must be a string`, {});
     // An empty target would be sent upstream as the model "".
-    if (!v.trim()) throw new ConfigError(`${name}: value for "${k}" must be a model id, got an empty string`);
+    if (!v.trim()) return refuse(`${name}: value for "${k}" must be a model id, got an empty string`, {});
     out[k.trim()] = v.trim();
   }
   return out;
@@ -245,8 +245,9 @@ function bindAddress(raw: string | undefined): string {
   const bare = s.startsWith('[') && s.endsWith(']') ? s.slice(1, -1) : s;
   const ok = bare.includes(':') ? isIPv6(bare) : /^[\d.]+$/.test(bare) ? isIPv4(bare) : HOST_NAME.test(bare);
   if (!ok) {
-    throw new ConfigError(
+    return refuse(
       `BIND_ADDRESS must be an IP address (0.0.0.0 for every interface, 127.0.0.1 for this machine only) or a host name, got "${s}"`,
+      DEFAULTS.bindAddress,
     );
   }
   return s;
@@ -266,13 +267,41 @@ function parseApiKeys(value: string | undefined): string[] {
   return keys;
 }
 
-/** Builds the Config for `mcp serve`. Requires PROXY_API_KEY. */
+/** Collects the refusals while loadConfig runs (null otherwise): every bad setting is named at once. */
+let problems: string[] | null = null;
+
+/** Refuses a setting: while loading, noted and `fallback` stands in so the rest is still checked; else thrown. */
+function refuse<T>(message: string, fallback: T): T {
+  if (!problems) throw new ConfigError(message);
+  problems.push(message);
+  return fallback;
+}
+
+/**
+ * Builds the Config for `mcp serve`. Requires PROXY_API_KEY. Every bad setting is refused in one
+ * ConfigError, on one line ("; " between them), flags first: fixing one only to meet the next is slow.
+ */
 export function loadConfig(env: Env, flags: ConfigFlags = {}, opts: { requireApiKey?: boolean } = {}): Readonly<Config> {
+  const found: string[] = [];
+  problems = found;
+  let config: Readonly<Config>;
+  try {
+    config = buildConfig(env, flags, opts);
+  } finally {
+    problems = null;
+  }
+  if (found.length) {
+    // What was typed on this command line first, then the environment, in the order read.
+    const ordered = [...found.filter((m) => m.startsWith('--')), ...found.filter((m) => !m.startsWith('--'))];
+    throw new ConfigError(ordered.join('; '));
+  }
+  return config;
+}
+
+function buildConfig(env: Env, flags: ConfigFlags, opts: { requireApiKey?: boolean }): Readonly<Config> {
   const proxyApiKeys = parseApiKeys(env.PROXY_API_KEY);
   if ((opts.requireApiKey ?? true) && !proxyApiKeys.length) {
-    throw new ConfigError(
-      'PROXY_API_KEY is not set: export PROXY_API_KEY=<a secret of your choice> (clients send it as x-api-key or Bearer)',
-    );
+    refuse('PROXY_API_KEY is not set: export PROXY_API_KEY=<a secret of your choice> (clients send it as x-api-key or Bearer)', null);
   }
   // --soft-limit may carry a threshold; --no-soft-limit turns the feature off. Either flag beats
   // SOFT_LIMIT_ENABLED: asking for a threshold on the command line means wanting soft limits.
@@ -289,20 +318,21 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}, opts: { requireApi
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
-  const thinkingReplay = (env.ANTIGRAVITY_THINKING_REPLAY ?? 'inline').trim().toLowerCase() || 'inline';
-  if (thinkingReplay !== 'inline' && thinkingReplay !== 'split') {
-    throw new ConfigError(`ANTIGRAVITY_THINKING_REPLAY must be "inline" or "split", got "${env.ANTIGRAVITY_THINKING_REPLAY}"`);
-  }
+  const replayRaw = (env.ANTIGRAVITY_THINKING_REPLAY ?? 'inline').trim().toLowerCase() || 'inline';
+  const thinkingReplay =
+    replayRaw === 'inline' || replayRaw === 'split'
+      ? replayRaw
+      : refuse(`ANTIGRAVITY_THINKING_REPLAY must be "inline" or "split", got "${env.ANTIGRAVITY_THINKING_REPLAY}"`, 'inline' as const);
   // fetch honours HTTP(S)_PROXY and http1.ts does not: behind a proxy the default stays fetch.
   const viaProxy = Boolean(env.HTTPS_PROXY || env.https_proxy || env.HTTP_PROXY || env.http_proxy);
-  const httpClient = (env.UPSTREAM_HTTP_CLIENT ?? '').trim().toLowerCase() || (viaProxy ? 'fetch' : DEFAULTS.upstreamHttpClient);
-  if (httpClient !== 'native' && httpClient !== 'fetch') {
-    throw new ConfigError(`UPSTREAM_HTTP_CLIENT must be "native" or "fetch", got "${env.UPSTREAM_HTTP_CLIENT}"`);
-  }
-  const logFormat = (env.LOG_FORMAT ?? 'pretty').trim().toLowerCase();
-  if (logFormat !== 'pretty' && logFormat !== 'json') {
-    throw new ConfigError(`LOG_FORMAT must be "pretty" or "json", got "${env.LOG_FORMAT}"`);
-  }
+  const clientRaw = (env.UPSTREAM_HTTP_CLIENT ?? '').trim().toLowerCase() || (viaProxy ? 'fetch' : DEFAULTS.upstreamHttpClient);
+  const httpClient =
+    clientRaw === 'native' || clientRaw === 'fetch'
+      ? clientRaw
+      : refuse(`UPSTREAM_HTTP_CLIENT must be "native" or "fetch", got "${env.UPSTREAM_HTTP_CLIENT}"`, 'fetch' as const);
+  const formatRaw = (env.LOG_FORMAT ?? 'pretty').trim().toLowerCase();
+  const logFormat =
+    formatRaw === 'pretty' || formatRaw === 'json' ? formatRaw : refuse(`LOG_FORMAT must be "pretty" or "json", got "${env.LOG_FORMAT}"`, 'pretty' as const);
 
   // Other tools take Z.AI's base with /v1 (or the whole /v1/messages); the client adds that itself.
   const zaiBaseUrl = url('ZAI_BASE_URL', env.ZAI_BASE_URL, DEFAULTS.zaiBaseUrl).replace(/\/v1(?:\/messages)?$/i, '');

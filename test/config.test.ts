@@ -196,6 +196,22 @@ describe('bad values are refused, naming the variable', () => {
   }
 });
 
+test('every bad setting is named in one refusal, on one line, the flags typed first', () => {
+  let err: unknown;
+  try {
+    loadConfig({ DEBUG: 'maybe', LOG_FORMAT: 'xml' }, { port: '70000' });
+  } catch (e) {
+    err = e;
+  }
+  expect(err).toBeInstanceOf(ConfigError);
+  const message = (err as Error).message;
+  expect(message.split('\n')).toHaveLength(1);
+  expect(message).toStartWith('--port must be between 0 and 65535, got 70000; ');
+  expect(message).toContain('PROXY_API_KEY is not set');
+  expect(message).toContain('DEBUG must be true or false');
+  expect(message).toContain('LOG_FORMAT must be "pretty" or "json"');
+});
+
 describe('exposureWarning: a short key on an address other machines reach', () => {
   const long = ['FAKE', 'long', 'random', 'proxy', 'key', '0123'].join('-');
   test("the README's example key on the default 0.0.0.0 is warned about, naming the fixes", () => {

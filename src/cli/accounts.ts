@@ -251,10 +251,13 @@ function providerName(raw: string): string {
   return p === 'google' ? 'antigravity' : p;
 }
 
-async function askProvider(readLine: (p: string) => Promise<string | null>): Promise<ProviderId> {
+export async function askProvider(readLine: (p: string) => Promise<string | null>): Promise<ProviderId> {
   for (;;) {
-    const answer = providerName((await readLine(`Provider (${PROVIDERS.join('/')}): `)) ?? '');
-    if (answer === '') throw new UsageError('no provider given');
+    const raw = await readLine(`Provider (${PROVIDERS.join('/')}): `);
+    // End of input ends the command; an empty line (Enter by mistake) is asked again.
+    if (raw === null) throw new UsageError('no provider given');
+    const answer = providerName(raw);
+    if (answer === '') continue;
     if ((PROVIDERS as readonly string[]).includes(answer)) return answer as ProviderId;
     warn(`unknown provider "${answer}"`);
   }

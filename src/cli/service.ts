@@ -294,8 +294,11 @@ export function installPlan(p: PlanInput): ServicePlan {
   };
 }
 
-export function uninstallPlan(p: Omit<PlanInput, 'command' | 'env' | 'start'>): ServicePlan {
+/** `installed`: whether the unit / agent file is there; without it there is nothing to stop or remove. */
+export function uninstallPlan(p: Omit<PlanInput, 'command' | 'env' | 'start'> & { installed?: boolean }): ServicePlan {
   const paths = servicePaths(p.platform, p.home);
+  // Stopping a service that was never installed only draws a service-manager warning.
+  if (p.installed === false) return { files: [], remove: [], commands: [], notes: [`nothing is installed: ${paths.serviceFile} is not there`] };
   const keep = `${paths.envFile} is kept (it holds PROXY_API_KEY); delete it yourself if you no longer need it`;
   if (p.platform === 'linux') {
     return {
@@ -483,7 +486,9 @@ const uninstallCommand = defineCommand({
   args: { 'dry-run': dryRunArg('Print what would be removed and run, change nothing'), platform: platformArg },
   run({ args }) {
     const platform = detectPlatform(args.platform);
-    const plan = uninstallPlan({ platform, home: serviceHome(process.env), uid: uid() });
+    const home = serviceHome(process.env);
+    const installed = existsSync(servicePaths(platform, home).serviceFile);
+    const plan = uninstallPlan({ platform, home, uid: uid(), installed });
     applyPlan(plan, Boolean(args['dry-run']));
   },
 });

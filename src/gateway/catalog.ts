@@ -172,6 +172,11 @@ export interface Catalog {
    */
   imageModel(available: ReadonlySet<ProviderId>): string | null;
   /**
+   * Whether the model a client names draws images: false for one the catalog lists without
+   * imageGeneration (opus, glm-4.6), null when it cannot tell (not listed, or not routable here).
+   */
+  drawsImages(clientModel: string, available: ReadonlySet<ProviderId>): boolean | null;
+  /**
    * Accounts of the provider whose own discovered list lacks a model another account lists (a tier
    * without it): not to be picked for it. Empty when nobody lists the model (the upstream decides).
    */
@@ -496,6 +501,11 @@ export function createCatalog(config: Readonly<Config>, builtin: Partial<Record<
     resolve,
     webSearchRoute,
     imageModel,
+    drawsImages(clientModel, available) {
+      const r = resolve(clientModel, available);
+      const info = r ? infoOf(r) : undefined;
+      return info ? info.imageGeneration === true : null;
+    },
     fallbackFor,
     setDiscovered(accountId, provider, models) {
       if (!models.length) return;

@@ -434,6 +434,13 @@ export function createGateway(deps: GatewayDeps): Gateway {
     const familyKey = `${route.provider}:${route.family}`;
     /** What the pool would answer now for this model: asked when one account's limit is no answer by itself. */
     const restOfPool = () => pool.peek({ provider: route.provider, model: route.upstreamModel, familyKey, sessionKey, historyKey, skip: lacking });
+    /** What follows a failed attempt, for its log line: a user reading "trying another account" with one account is misled. */
+    const nextStep = (): string => {
+      if (attempts >= config.maxAttempts) return 'no attempt left (MAX_ATTEMPTS)';
+      const rest = pool.peek({ provider: route.provider, model: route.upstreamModel, familyKey, sessionKey, historyKey, exclude, skip: lacking });
+      if (rest.kind === 'free' || rest.kind === 'busy') return 'trying another account';
+      return rest.kind === 'limited' ? 'every other account is limited' : 'no other account to try';
+    };
     // A wait is only worth it if the client, by its own timeout, still has as long again for the answer.
     const clientBudget = req.clientWaitMs === undefined ? Infinity : req.clientWaitMs / 2;
 
@@ -588,7 +595,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
         if (e.kind !== 'rate_limited' && e.kind !== 'quota_exhausted') lastUnlimited = e;
         exclude.add(lease.account.id);
         if (!failsOver(e.kind) && e.kind !== 'auth') throw clientErrorFor(e, req.body.model, now(), maxWaitMs);
-        log.info(`${req.requestId}: ${lease.account.label} failed for ${route.upstreamModel} (${e.kind}: ${e.message}); trying another account`);
+        log.info(`${req.requestId}: ${lease.account.label} failed for ${route.upstreamModel} (${e.kind}: ${e.message}); ${nextStep()}`);
         if (attempts >= config.maxAttempts) {
           // Attempts spent on limits say nothing about the rest of the pool: one account's reset (maybe
           // hours, a final answer) is no answer while another is free, or frees up sooner.
@@ -691,6 +698,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
     imageModel(): string | null {
       pool.syncSoon();
       return catalog.imageModel(available());
+    },
+    drawsImages(model: string): boolean | null {
+      pool.syncSoon();
+      return catalog.drawsImages(model, available());
     },
     getModel(id: string): ModelEntry | undefined {
       pool.sync();

@@ -61,6 +61,8 @@ export interface Gateway {
   getModel(id: string): ModelEntry | undefined;
   /** The model /v1/images/generate draws with when the request names none; null when no account of the pool can draw. */
   imageModel(): string | null;
+  /** Whether a named model draws images: false when the catalog knows it does not, null when it cannot tell. */
+  drawsImages(model: string): boolean | null;
 }
 
 /** The operations surface behind /health, /account-limits, /refresh-token and /metrics. */

@@ -285,6 +285,11 @@ export async function generateImages(deps: ImageDeps, job: ImageJob, requestId: 
   if (!model) {
     throw new ApiError('not_found_error', 'no account in the pool can draw images: image models are served by Antigravity accounts (`mcp accounts add`)');
   }
+  // A model that cannot draw would only be found out by an upstream call spent on it.
+  if (job.model && deps.gateway.drawsImages(job.model) === false) {
+    const drawing = deps.gateway.imageModel();
+    throw new ApiError('invalid_request_error', `model: ${job.model} does not draw images; ${drawing ? `name an image model (${drawing})` : 'name an image model'} or leave model out`);
+  }
   const body = checked(messagesRequestOf(job, model), job);
   const abort = new AbortController();
   const onClientGone = (): void => abort.abort();

@@ -3,7 +3,7 @@ import { Database } from 'bun:sqlite';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { accountsTable, accountViews, browserCommand, KEPT_REMOVAL_COPIES, quotaSummary } from '../../src/cli/accounts.ts';
+import { accountsTable, accountViews, askProvider, browserCommand, KEPT_REMOVAL_COPIES, quotaSummary } from '../../src/cli/accounts.ts';
 import { runCaptured, useTempDataDir } from './run-cli.ts';
 import { io } from '../../src/cli/output.ts';
 import { listAccounts, updateAccount, upsertAccount } from '../../src/store/accounts.ts';
@@ -667,5 +667,22 @@ describe('accounts verify', () => {
     const r = await runCaptured(['accounts', 'verify']);
     expect(`${r.out}${r.err}`).toContain('not allowed here');
     expect(`${r.out}${r.err}`).not.toContain(quoted);
+  });
+});
+
+describe('the interactive provider prompt', () => {
+  test('an empty answer (Enter pressed by mistake) asks again instead of ending the command', async () => {
+    const answers = ['', '  ', 'zai'];
+    const asked: string[] = [];
+    const got = await askProvider(async (p) => {
+      asked.push(p);
+      return answers.shift() ?? null;
+    });
+    expect(got).toBe('zai');
+    expect(asked).toHaveLength(3);
+  });
+
+  test('end of input (Ctrl-D) still ends it with a usage error, not an endless prompt', async () => {
+    await expect(askProvider(async () => null)).rejects.toThrow('no provider given');
   });
 });

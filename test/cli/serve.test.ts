@@ -70,7 +70,7 @@ describe('serve on a port another mcp already serves', () => {
     const env = { PROXY_API_KEY: 'k-123456', BIND_ADDRESS: '127.0.0.1', PORT: '0' };
     const config = loadConfig(env);
     const ops = { health: () => ({}), accountLimits: () => ({}), accountLimitsTable: () => '', refresh: async () => ({}), metrics: () => '' };
-    const gateway = { dispatch: async () => { throw new Error('unused'); }, listModels: () => [], getModel: () => undefined, imageModel: () => null };
+    const gateway = { dispatch: async () => { throw new Error('unused'); }, listModels: () => [], getModel: () => undefined, imageModel: () => null, drawsImages: () => null };
     const first = createApp({ config, gateway, ops } as unknown as Parameters<typeof createApp>[0]);
     const port = startServer(config, first).port!;
     const data = mkdtempSync(join(tmpdir(), 'mcp-serve-port-'));

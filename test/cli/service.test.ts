@@ -381,6 +381,21 @@ describe('mcp service (in process, MCP_SERVICE_HOME = a temporary dir)', () => {
     expect(existsSync(paths.serviceFile)).toBe(false);
     expect(existsSync(paths.envFile)).toBe(true);
   });
+
+  test('uninstall with nothing installed says so and runs no service-manager command', async () => {
+    const savedPath = process.env.PATH;
+    process.env.PATH = tmp();
+    let u: Awaited<ReturnType<typeof run>>;
+    try {
+      u = await run('service', 'uninstall', '--platform', 'linux');
+    } finally {
+      process.env.PATH = savedPath;
+    }
+    expect(u.code).toBe(0);
+    expect(u.err).toBe('');
+    expect(u.out).toContain(`nothing is installed: ${servicePaths('linux', home).serviceFile} is not there`);
+    expect(u.out).not.toContain('systemctl');
+  });
 });
 
 describe('--help', () => {

@@ -301,10 +301,15 @@ describe('refusals and exhaustion', () => {
     });
   });
 
-  test('no account can draw with a model that does not draw: the upstream refusal is a 400', async () => {
+  test('a named model the catalog lists as not drawing: a 400 naming the image model, with no upstream call spent on it', async () => {
+    const before = google.generations().length;
     const r = await post('/v1/images/generate', { prompt: 'A cat', model: 'gemini-3-flash' });
     expect(r.status).toBe(400);
-    expect(r.json.error.type).toBe('invalid_request_error');
+    expect(r.json.error).toEqual({
+      type: 'invalid_request_error',
+      message: `model: gemini-3-flash does not draw images; name an image model (${IMAGE_MODEL}) or leave model out`,
+    });
+    expect(google.generations().length).toBe(before);
   });
 
   test('every account out of image quota: 429 rate_limit_error with retry-after, and no upstream call on the next try', async () => {

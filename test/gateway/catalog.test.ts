@@ -135,6 +135,15 @@ describe('resolve', () => {
     expect(c.webSearchRoute(opus, AG)).toEqual(opus);
   });
 
+  test('whether a named model draws: known from the catalog, unknown (null) for a model it does not list', () => {
+    const c = catalog();
+    expect(c.drawsImages('gemini-3.1-flash-image', AG)).toBe(true);
+    expect(c.drawsImages('opus', AG)).toBe(false);
+    expect(c.drawsImages('glm-4.6', ZAI)).toBe(false);
+    expect(c.drawsImages('gemini-9-paint-preview', AG)).toBeNull(); // not listed: the upstream decides
+    expect(c.drawsImages('glm-4.6', AG)).toBeNull(); // not routable here: the dispatch says so
+  });
+
   test('the image model: the default while served, else the first the catalog lists, none without Antigravity', () => {
     const c = catalog();
     expect(c.imageModel(AG)).toBe('gemini-3.1-flash-image'); // the built-in list, before discovery

@@ -8,6 +8,7 @@ import { createRouting } from '../../src/gateway/index.ts';
 import { upsertAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
 import { addZai, cleanupDbs, dispatchReq, drain, fakeClock, request, rig, scriptedProvider, sessionBody, T0, tempDb, testConfig, textEvents } from './helpers.ts';
+import { configureLog, log } from '../../src/log.ts';
 
 afterEach(cleanupDbs);
 
@@ -1297,5 +1298,32 @@ describe('a request waiting for the earliest reset, woken by the pool changing',
     expect(d.accountId).toBe(accounts[0]!.id);
     expect(zai.calls).toHaveLength(2);
     await drain(d);
+  });
+});
+
+describe('failover log lines', () => {
+  async function logged(labels: string[]): Promise<string[]> {
+    const lines: string[] = [];
+    log.setReporters([{ log: (o) => lines.push(`${o.type}: ${o.args.join(' ')}`) }]);
+    try {
+      const r = rig({ labels });
+      r.zai.answer = (c) => (c.label === 'a' ? { error: new UpstreamError('transient', 'connection reset') } : {});
+      try {
+        await drain(await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+      } catch {
+        // the one-account case ends in the failure: only the log is looked at here
+      }
+    } finally {
+      configureLog({ format: 'pretty' });
+    }
+    return lines.filter((l) => l.includes('failed for glm-4.7'));
+  }
+
+  test('"trying another account" is said only when there is another account to try', async () => {
+    expect((await logged(['a', 'b']))[0]).toEndWith('; trying another account');
+    const alone = await logged(['a']);
+    expect(alone).toHaveLength(1);
+    expect(alone[0]).not.toContain('trying another account');
+    expect(alone[0]).toEndWith('; no other account to try');
   });
 });

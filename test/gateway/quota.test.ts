@@ -370,6 +370,30 @@ test('a quota poll Z.AI refuses as a bad key (a 200 saying code 401, token expir
   }
 });
 
+test('a Z.AI key out for an expired plan (1309) stays out while the quota answers without naming a plan, and comes back once a reading shows one', async () => {
+  const fake = startFakeZai({ keys: ['key-a-000000'] });
+  const { db } = tempDb();
+  const a = addZai(db, 'a', T0);
+  const config = testConfig({}, { ZAI_BASE_URL: fake.url, ZAI_QUOTA_URL: fake.quotaUrl });
+  const zai = createZaiProvider(config, providerDepsFor(db, () => T0));
+  const routing = createRouting({ db, config, providers: { zai }, now: () => T0 });
+  try {
+    // What a request met: the gateway marks the key with the upstream's words.
+    routing.pool.markInvalid(a, '[1309] Your GLM Coding Plan package has expired, please renew to restore access');
+    // The quota endpoint still answers for the key, with no plan level and no token window.
+    fake.setQuota({ windows: [], timeLimit: true });
+    await routing.quota.pollAll();
+    await routing.quota.pollAll();
+    expect(findAccount(db, 'a')).toMatchObject({ status: 'invalid', statusReason: expect.stringContaining('[1309]') });
+    // Renewed: the reading names the plan again.
+    fake.setQuota({ level: 'pro', windows: [{ unit: 3, number: 5, usage: 1_000_000, currentValue: 10 }] });
+    await routing.quota.pollAll();
+    expect(findAccount(db, 'a')!.status).toBe('active');
+  } finally {
+    await fake.stop();
+  }
+});
+
 test('an account the CLI enables again while running is polled right away: its quota and listing went stale while it was off', async () => {
   const s = setup();
   const a = findAccount(s.db, 'a')!;

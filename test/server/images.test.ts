@@ -99,6 +99,26 @@ describe('the endpoints against a stub gateway', () => {
     expect(h.calls).toHaveLength(0);
   });
 
+  test('a named model that cannot draw (opus, glm-4.6): 400 at once, no upstream call spent on it', async () => {
+    h = startHarness();
+    h.draws = { 'image-model-x': true, opus: false, 'glm-4.6': false };
+    for (const [path, model] of [
+      ['/v1/images/generate', 'opus'],
+      ['/v1/images/generations', 'glm-4.6'],
+    ] as const) {
+      const r = await post(h, path, { prompt: 'a cat', model });
+      expect(r.status).toBe(400);
+      expect((await read(r)).error).toEqual({
+        type: 'invalid_request_error',
+        message: `model: ${model} does not draw images; name an image model (image-model-x) or leave model out`,
+      });
+    }
+    expect(h.calls).toHaveLength(0);
+    // A model the catalog does not list is the upstream's to judge.
+    h.dispatch = async (req) => dispatchSteps(pictureEvents('iVBORw0KGgo='))(req);
+    expect((await post(h, '/v1/images/generate', { prompt: 'a cat', model: 'paint-9-preview' })).status).toBe(200);
+  });
+
   test('a prompt of nothing but spaces is a 400 naming the field, nothing dispatched (it would only spend quota on a picture of nothing)', async () => {
     h = startHarness();
     for (const [path, body] of [

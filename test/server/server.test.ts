@@ -8,7 +8,7 @@ import { createApp, startServer } from '../../src/server/app.ts';
 import { AUTH, body, dispatchSteps, KEY, testConfig, textEvents, type Step } from './stubs.ts';
 
 function appWith(config: Config, steps: Step[]) {
-  const gateway: Gateway = { dispatch: dispatchSteps(steps), listModels: () => [], getModel: () => undefined, imageModel: () => null };
+  const gateway: Gateway = { dispatch: dispatchSteps(steps), listModels: () => [], getModel: () => undefined, imageModel: () => null, drawsImages: () => null };
   const ops: Ops = {
     health: () => ({ status: 'ok' }),
     accountLimits: () => ({}),

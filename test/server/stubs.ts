@@ -91,6 +91,8 @@ export interface Harness {
   dispatch: (req: DispatchRequest) => Promise<Dispatched>;
   /** What gateway.imageModel() answers. */
   imageModel: string | null;
+  /** What gateway.drawsImages() answers, per model; unlisted models are unknown (null). */
+  draws: Record<string, boolean>;
   refreshCalls: Array<string | undefined>;
   stop(): void;
   /** Stops taking connections and resolves once the open ones are done (as on SIGTERM). */
@@ -117,6 +119,7 @@ export function startHarness(config: Config = testConfig()): Harness {
     refreshCalls: [],
     dispatch: dispatchSteps(textEvents()),
     imageModel: 'image-model-x',
+    draws: { 'image-model-x': true },
     stop: () => {},
     stopGracefully: async () => {},
   };
@@ -128,6 +131,7 @@ export function startHarness(config: Config = testConfig()): Harness {
     listModels: () => MODELS,
     getModel: (id) => MODELS.find((m) => m.id === id),
     imageModel: () => h.imageModel,
+    drawsImages: (model) => h.draws[model] ?? null,
   };
   const ops: Ops = {
     health: (detailed) => (detailed ? { status: 'ok', accounts: [{ id: 'acct-1', state: 'ok' }] } : { status: 'ok' }),

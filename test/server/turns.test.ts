@@ -135,6 +135,7 @@ describe('handleMessages with turns', () => {
         listModels: () => [],
         getModel: () => undefined,
         imageModel: () => null,
+        drawsImages: () => null,
       },
       done: (r: RequestRecord) => void records.push(r),
       turns,

@@ -16,6 +16,8 @@ const SHORT_COOLDOWN_MS = 5_000;
  */
 const NO_MODEL_ACCESS_MS = HOUR;
 const MAX_MESSAGE = 300;
+/** Z.AI's international Anthropic endpoint, the example a wrong ZAI_BASE_URL is pointed to. */
+const DEFAULT_BASE = 'https://api.z.ai/api/anthropic';
 
 const CODE_PREFIX = /^\s*\[(\d{3,5})\]/;
 const BRACKETED = /^\s*\[(\d{3,5})\]\s*\[([\s\S]*?)\](?:\s*\[[^\]]*\])?\s*$/;
@@ -177,6 +179,14 @@ const CODE_RULES: Record<string, Rule> = {
 
 const AUTH_CODES = new Set(['1000', '1001', '1002', '1003', '1004']);
 
+/** The plan (1309) or enterprise package (1314) expired: the quota endpoint may still answer for the key. */
+const EXPIRED_PLAN = /\[(1309|1314)\]/;
+
+/** Whether an account's stored reason says its plan expired (the message keeps its "[1309]" code). */
+export function isExpiredPlanReason(reason: string | null | undefined): boolean {
+  return !!reason && EXPIRED_PLAN.test(reason);
+}
+
 // Anthropic error.type, for in-stream `event: error` bodies and envelopes without a known code.
 const TYPE_RULES: Record<string, UpstreamErrorKind> = {
   overloaded_error: 'capacity',
@@ -238,6 +248,11 @@ export function classifyZaiError(
     rule = kind === 'auth' ? { kind, scope: 'account' } : { kind };
   }
   else rule = { kind: kindFromStatus(status, body.type) };
+  // Z.AI names an unknown model with a code (1211) in its JSON; a 404 with neither code nor Anthropic
+  // type (empty, HTML, a bare "Not Found") is a path it does not serve: the base URL is wrong. Told as
+  // an unknown model, Claude Code would send the user to /model; no other key answers differently.
+  const wrongBase = status === 404 && !code && !body.type && !body.detail;
+  if (wrongBase) rule = { kind: 'bad_request' };
 
   let resetAt: number | null = null;
   if (code === '1302' || code === '1303' || code === '1231') resetAt = retryAt ?? now + SHORT_COOLDOWN_MS;
@@ -254,7 +269,10 @@ export function classifyZaiError(
     rule.kind === 'bad_request' && (code === '1261' || (PROMPT_TOO_LONG.test(message) && !MAX_TOKENS.test(message))) && !/^prompt is too long/i.test(message);
   // The counts are read before the code is prefixed, so "[1210]" is never taken for a token count.
   const counts = tooLong ? TOKEN_COUNTS.exec(message) : null;
-  if (body.detail) message = `Invalid request: ${message}`;
+  if (wrongBase) {
+    message = `Z.AI answered HTTP 404 with no error code${HTML.test(bodyText) ? ' (an HTML page)' : ''}: mcp's ZAI_BASE_URL is probably wrong (it should end in /api/anthropic, e.g. ${DEFAULT_BASE})`;
+  }
+  else if (body.detail) message = `Invalid request: ${message}`;
   else if (code && !message.includes(`[${code}]`)) message = `[${code}] ${message}`;
   if (tooLong) message = promptTooLong(message, counts);
   if (secret && secret.length >= 4 && message.includes(secret)) message = message.split(secret).join('***');

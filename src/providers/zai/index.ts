@@ -5,6 +5,7 @@ import type { MessagesRequest } from '../../anthropic/schema.ts';
 import type { Account } from '../../store/accounts.ts';
 import { UpstreamError, type ModelInfo, type Provider, type ProviderDeps, type QuotaInfo, type SendContext } from '../provider.ts';
 import { getJson, streamMessages } from './client.ts';
+import { isExpiredPlanReason } from './errors.ts';
 import { mergeModels, parseModelList } from './models.ts';
 import { describeQuota, parseZaiQuota, type ZaiQuota } from './quota.ts';
 
@@ -71,7 +72,14 @@ export function createZaiProvider(config: Config, deps: ProviderDeps): Provider 
 
     async verify(account: Account, signal?: AbortSignal): Promise<{ ok: boolean; detail: string }> {
       try {
-        return { ok: true, detail: describeQuota(await fetchQuota(account, signal)) };
+        const q = await fetchQuota(account, signal);
+        // The quota endpoint still answers for a key whose plan expired (1309): passing on that alone,
+        // the key came back every quota round to fail a request. Only a reading that names a plan again
+        // (a level, a token window) says it was renewed.
+        if (account.status === 'invalid' && isExpiredPlanReason(account.statusReason) && q.level === null && !q.windows.length) {
+          return { ok: false, detail: 'invalid_account: the plan is still expired (the quota reading names no plan)' };
+        }
+        return { ok: true, detail: describeQuota(q) };
       } catch (err) {
         const e = err instanceof UpstreamError ? err : new UpstreamError('transient', String((err as Error)?.message ?? err));
         return { ok: false, detail: `${e.kind}: ${e.message}` };

@@ -121,7 +121,11 @@ const table: Row[] = [
   ['503 text', 503, 'upstream connect error', {}, { kind: 'capacity' }],
   ['bare 401', 401, '', {}, { kind: 'auth' }],
   ['bare 403', 403, '', {}, { kind: 'invalid_account' }],
-  ['bare 404', 404, '', {}, { kind: 'not_found' }],
+  // Z.AI names an unknown model with a code (1211); a 404 without one is a path it does not serve,
+  // a wrong ZAI_BASE_URL: not a model to change, and no other key would answer differently.
+  ['bare 404 (a wrong ZAI_BASE_URL)', 404, '', {}, { kind: 'bad_request', code: null }],
+  ['HTML 404 (a wrong ZAI_BASE_URL)', 404, '<html><body><h1>404 Not Found</h1></body></html>', {}, { kind: 'bad_request', code: null }],
+  ['404 in the Anthropic envelope without a code is still an unknown model', 404, JSON.stringify({ type: 'error', error: { type: 'not_found_error', message: 'model: glm-9' } }), {}, { kind: 'not_found' }],
   ['bare 400', 400, 'bad', {}, { kind: 'bad_request' }],
   ['in-stream overloaded error', 200, JSON.stringify({ type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } }), {}, { kind: 'capacity' }],
   ['in-stream api_error', 200, JSON.stringify({ type: 'error', error: { type: 'api_error', message: 'boom' } }), {}, { kind: 'transient' }],
@@ -147,6 +151,15 @@ describe('classifyZaiError', () => {
       expect(e.status).toBe(want.status ?? status);
     });
   }
+
+  test('a 404 without a business code says to check ZAI_BASE_URL, not to pick another model', () => {
+    for (const body of ['', '<html><body><h1>404 Not Found</h1></body></html>', 'Not Found']) {
+      const e = classifyZaiError(404, body, H(), NOW);
+      expect(e.message).toContain('ZAI_BASE_URL');
+      expect(e.message).toContain('/api/anthropic');
+      expect(e.message).toContain('HTTP 404');
+    }
+  });
 
   test('422 pydantic detail becomes a bad request naming the field', () => {
     const body = JSON.stringify({
