@@ -1,4 +1,4 @@
-// The coding-plan quota endpoint (§3.3) -> QuotaInfo per token (or credit) window. Z.AI meters tokens per key,
+// The coding-plan quota endpoint (§3.3) -> QuotaInfo per token window. Z.AI meters tokens per key,
 // not per model, so every window covers model "*". Pure: JSON in, windows out.
 import { UpstreamError, type QuotaInfo } from '../provider.ts';
 
@@ -76,9 +76,7 @@ export function parseZaiQuota(body: unknown, secret?: string): ZaiQuota {
   for (const l of limits) {
     if (!l || typeof l !== 'object') continue;
     const limit = l as Record<string, unknown>;
-    // TIME_LIMIT counts MCP tool calls, not model use; the credit-based plans meter model use in
-    // CREDIT_LIMIT windows (same units and fields) instead of TOKENS_LIMIT.
-    if (limit.type !== 'TOKENS_LIMIT' && limit.type !== 'CREDIT_LIMIT') continue;
+    if (limit.type !== 'TOKENS_LIMIT') continue; // TIME_LIMIT counts MCP tool calls, not model use
     const reset = num(limit.nextResetTime);
     windows.push({
       model: '*',

@@ -30,26 +30,6 @@ describe('parseZaiQuota', () => {
     expect(q.windows[1]).toEqual({ model: '*', remainingFraction: 0, resetAt: 1769500000000, window: 'weekly' });
   });
 
-  // Modelled on public reports of the credit-based plans (2026-08 on): the same windows, typed CREDIT_LIMIT.
-  test('a credit-based plan (CREDIT_LIMIT windows) is read like token windows, not as a key with no quota', () => {
-    const q = parseZaiQuota({
-      code: 200,
-      msg: 'Operation successful',
-      success: true,
-      data: {
-        level: 'lite',
-        limits: [
-          { type: 'CREDIT_LIMIT', unit: 3, number: 5, usage: 2000, currentValue: 2005, remaining: 0, percentage: 100, nextResetTime: 1786624439633 },
-          { type: 'CREDIT_LIMIT', unit: 6, number: 1, usage: 10000, currentValue: 2005, remaining: 7995, percentage: 20, nextResetTime: 1787210351998 },
-        ],
-      },
-    });
-    expect(q.windows).toEqual([
-      { model: '*', remainingFraction: 0, resetAt: 1786624439633, window: '5h' },
-      { model: '*', remainingFraction: 0.7995, resetAt: 1787210351998, window: 'weekly' },
-    ]);
-  });
-
   test('an unused window has no reset time', () => {
     const q = parseZaiQuota({ success: true, data: { limits: [{ type: 'TOKENS_LIMIT', unit: 3, number: 5, usage: 100, currentValue: 0, remaining: 100, percentage: 0 }] } });
     expect(q.windows[0]).toEqual({ model: '*', remainingFraction: 1, resetAt: null, window: '5h' });
