@@ -251,7 +251,8 @@ export function classifyZaiError(
   // Z.AI names an unknown model with a code (1211) in its JSON; a 404 with neither code nor Anthropic
   // type (empty, HTML, a bare "Not Found") is a path it does not serve: the base URL is wrong. Told as
   // an unknown model, Claude Code would send the user to /model; no other key answers differently.
-  const wrongBase = status === 404 && !code && !body.type && !body.detail;
+  // Z.AI's own 1222 "API does not exist" says the same of a path under its host.
+  const wrongBase = (status === 404 && !code && !body.type && !body.detail) || code === '1222';
   if (wrongBase) rule = { kind: 'bad_request' };
 
   let resetAt: number | null = null;
@@ -270,7 +271,8 @@ export function classifyZaiError(
   // The counts are read before the code is prefixed, so "[1210]" is never taken for a token count.
   const counts = tooLong ? TOKEN_COUNTS.exec(message) : null;
   if (wrongBase) {
-    message = `Z.AI answered HTTP 404 with no error code${HTML.test(bodyText) ? ' (an HTML page)' : ''}: mcp's ZAI_BASE_URL is probably wrong (it should end in /api/anthropic, e.g. ${DEFAULT_BASE})`;
+    const said = code ? `[${code}] ${body.message || 'API does not exist'}` : `HTTP ${status} with no error code${HTML.test(bodyText) ? ' (an HTML page)' : ''}`;
+    message = `Z.AI answered ${said}: mcp's ZAI_BASE_URL is probably wrong (it should end in /api/anthropic, e.g. ${DEFAULT_BASE})`;
   }
   else if (body.detail) message = `Invalid request: ${message}`;
   else if (code && !message.includes(`[${code}]`)) message = `[${code}] ${message}`;

@@ -161,6 +161,15 @@ describe('classifyZaiError', () => {
     }
   });
 
+  // Z.AI's own word for a path it does not serve (its api-code table: 1222 "API does not exist").
+  test('1222 (API does not exist) says to check ZAI_BASE_URL too, not to pick another model', () => {
+    const e = classifyZaiError(404, JSON.stringify({ error: { code: '1222', message: 'API does not exist' } }), H(), NOW);
+    expect(e.kind).toBe('bad_request');
+    expect(e.code).toBe('1222');
+    expect(e.message).toContain('ZAI_BASE_URL');
+    expect(e.message).toContain('1222');
+  });
+
   test('422 pydantic detail becomes a bad request naming the field', () => {
     const body = JSON.stringify({
       detail: [{ type: 'literal_error', loc: ['body', 'messages', 1, 'role'], msg: "Input should be 'user' or 'assistant'", input: 'system' }],
