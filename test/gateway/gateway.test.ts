@@ -789,7 +789,23 @@ describe('dispatch', () => {
     await drain(d2);
   });
 
-  test('a conversation whose account hits a rate limit moves, and stays on its new account', async () => {
+  test('a conversation whose account hits a long rate limit moves, and stays on its new account', async () => {
+    const r = rig({ labels: ['a', 'b'] });
+    const d0 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 0)));
+    await drain(d0);
+    const home = d0.accountId;
+    const failAt = r.zai.calls.length + 1;
+    r.zai.answer = (_c, n) => (n === failAt ? { error: new UpstreamError('rate_limited', 'slow', { status: 429, resetAt: T0 + 5 * 60_000 }) } : {});
+    const d1 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 1)));
+    expect(d1.accountId).not.toBe(home);
+    await drain(d1);
+    r.clock.advance(6 * 60_000); // the limit is over: the conversation's cache is on its new account now
+    const d2 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 2)));
+    expect(d2.accountId).toBe(d1.accountId);
+    await drain(d2);
+  });
+
+  test('a conversation whose account hits a 10 s rate limit is served elsewhere once, then goes home', async () => {
     const r = rig({ labels: ['a', 'b'] });
     const d0 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 0)));
     await drain(d0);
@@ -799,9 +815,9 @@ describe('dispatch', () => {
     const d1 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 1)));
     expect(d1.accountId).not.toBe(home);
     await drain(d1);
-    r.clock.advance(20_000); // the limit is over: the conversation's cache is on its new account now
+    r.clock.advance(20_000); // the throttle is over: the cache is still on the home account
     const d2 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 2)));
-    expect(d2.accountId).toBe(d1.accountId);
+    expect(d2.accountId).toBe(home);
     await drain(d2);
   });
 
