@@ -74,10 +74,14 @@ export function isLimited(c: Candidate, now: number): boolean {
   return c.limitedUntil !== null && c.limitedUntil > now;
 }
 
-/** Limited now by a throttle or cool-down that ends within SHORT_LIMIT_MS (never a quota or a plan without the model). */
+/**
+ * Limited now by a throttle or a capacity cool-down that ends within SHORT_LIMIT_MS. Not a quota, a
+ * plan without the model, nor the rest after repeated failures: that account is unwell, and keeping
+ * its conversations would have each of them pay a failed call whenever the rest ends.
+ */
 export function isShortLimit(c: Candidate, now: number): boolean {
   if (c.limitedUntil === null || c.limitedUntil <= now || c.limitedUntil - now > SHORT_LIMIT_MS) return false;
-  return c.limitKind === 'rate_limited' || c.limitKind === 'capacity' || c.limitKind === 'transient';
+  return c.limitKind === 'rate_limited' || c.limitKind === 'capacity';
 }
 
 export function isBusy(c: Candidate): boolean {

@@ -95,10 +95,10 @@ const rows: Row[] = [
     want: { kind: 'account', accountId: 'b', sticky: false, soft: false, overflow: true },
   },
   {
-    name: 'a transient cool-down (repeated 5xx) that ends within the threshold overflows, as a single 5xx does',
+    name: 'the rest after repeated 5xx moves the conversation, however short: the account is unwell',
     candidates: [c('a', { limitedUntil: NOW + 60_000, limitKind: 'transient' }), c('b')],
     bound: 'a',
-    want: { kind: 'account', accountId: 'b', sticky: false, soft: false, overflow: true },
+    want: { kind: 'account', accountId: 'b', sticky: false, soft: false, overflow: false },
   },
   {
     name: 'a quota exhaustion moves the conversation however soon it resets',
