@@ -18,6 +18,12 @@ import type { LimitKind } from '../store/limits.ts';
  * outlast the cache anyway: moving then costs nothing more.
  */
 export const SHORT_LIMIT_MS = 60_000;
+/**
+ * When every account is limited, a conversation whose own account is only throttled waits this much
+ * longer than the earliest reset for it: served elsewhere it would prefill its whole context again
+ * (Claude Code's system prompt and tools alone are some 20k tokens), which takes about as long.
+ */
+export const HOME_WAIT_SLACK_MS = 2_000;
 
 export interface Candidate {
   id: string;
@@ -128,6 +134,16 @@ export function selectAccount(input: SelectInput): Selection {
       else if ((c.limitKind === 'no_access') !== (earliest.limitKind === 'no_access')) {
         if (earliest.limitKind === 'no_access') earliest = c;
       } else if (c.limitedUntil! < earliest.limitedUntil!) earliest = c;
+    }
+    const home = input.boundAccountId === null ? undefined : active.find((c) => c.id === input.boundAccountId);
+    // Not for a soft-limited home while the earliest is above the floor: the floor would move it then.
+    if (
+      home !== undefined &&
+      isShortLimit(home, now) &&
+      home.limitedUntil! - earliest!.limitedUntil! <= HOME_WAIT_SLACK_MS &&
+      !(isSoftLimited(home, input.softLimitThreshold) && !isSoftLimited(earliest!, input.softLimitThreshold))
+    ) {
+      earliest = home;
     }
     return { kind: 'limited', until: earliest!.limitedUntil!, limitKind: earliest!.limitKind ?? 'rate_limited' };
   }

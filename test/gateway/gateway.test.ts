@@ -821,6 +821,23 @@ describe('dispatch', () => {
     await drain(d2);
   });
 
+  test('every account throttled briefly, the home one a moment after the other: the request waits for home and is served there', async () => {
+    const r = rig({ labels: ['a', 'b'], config: { maxWaitSec: 60 } });
+    const d0 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 0)));
+    await drain(d0);
+    const home = d0.accountId;
+    const other = r.accounts.find((a) => a.id !== home)!;
+    const limit = (label: string, resetAt: number) =>
+      r.routing.pool.report(fakeLease(r, label, 'glm-4.7'), { kind: 'error', error: new UpstreamError('rate_limited', 'x', { resetAt }) });
+    limit(r.accounts.find((a) => a.id === home)!.label, T0 + 2_500);
+    limit(other.label, T0 + 1_000);
+    const d1 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 1)));
+    expect(d1.accountId).toBe(home);
+    expect(r.clock.sleeps).toHaveLength(1);
+    expect(r.clock.sleeps[0]!).toBeGreaterThanOrEqual(2_500);
+    await drain(d1);
+  });
+
   test('--no-soft-limit: quota does not steer selection', async () => {
     const r = rig({ labels: ['a', 'b'], config: { softLimitEnabled: false } });
     r.routing.pool.setQuotas(r.accounts[0]!.id, [{ model: '*', remainingFraction: 0.05, resetAt: null }]);

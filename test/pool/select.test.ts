@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import { type Candidate, type Selection, SHORT_LIMIT_MS, selectAccount } from '../../src/pool/select.ts';
+import { type Candidate, HOME_WAIT_SLACK_MS, type Selection, SHORT_LIMIT_MS, selectAccount } from '../../src/pool/select.ts';
 
 const NOW = 1_800_000_000_000;
 
@@ -250,6 +250,37 @@ const rows: Row[] = [
     bound: 'a',
     exclude: ['a'],
     want: { kind: 'account', accountId: 'b', sticky: false, soft: false, overflow: true },
+  },
+  {
+    name: 'every account throttled briefly, home a moment after another: wait for home, not the other',
+    candidates: [c('a', { limitedUntil: NOW + 1500 }), c('b', { limitedUntil: NOW + 1000 })],
+    bound: 'a',
+    exclude: ['a', 'b'],
+    want: { kind: 'limited', until: NOW + 1500, limitKind: 'rate_limited' },
+  },
+  {
+    name: "every account throttled, home's throttle ends exactly the slack after the earliest: still wait for home",
+    candidates: [c('a', { limitedUntil: NOW + 1000 + HOME_WAIT_SLACK_MS, limitKind: 'capacity' }), c('b', { limitedUntil: NOW + 1000 })],
+    bound: 'a',
+    want: { kind: 'limited', until: NOW + 1000 + HOME_WAIT_SLACK_MS, limitKind: 'capacity' },
+  },
+  {
+    name: "every account throttled, home's ends more than the slack after the earliest: the earliest (its request overflows)",
+    candidates: [c('a', { limitedUntil: NOW + 1001 + HOME_WAIT_SLACK_MS }), c('b', { limitedUntil: NOW + 1000 })],
+    bound: 'a',
+    want: { kind: 'limited', until: NOW + 1000, limitKind: 'rate_limited' },
+  },
+  {
+    name: 'every account throttled, home soft-limited and the earliest above the floor: the earliest (the floor moves the conversation there)',
+    candidates: [c('a', { limitedUntil: NOW + 1500, remaining: 0.1 }), c('b', { limitedUntil: NOW + 1000, remaining: 0.9 })],
+    bound: 'a',
+    want: { kind: 'limited', until: NOW + 1000, limitKind: 'rate_limited' },
+  },
+  {
+    name: 'every account limited, home by a quota that resets a moment after another: the earliest (the conversation moves anyway)',
+    candidates: [c('a', { limitedUntil: NOW + 1500, limitKind: 'quota_exhausted' }), c('b', { limitedUntil: NOW + 1000 })],
+    bound: 'a',
+    want: { kind: 'limited', until: NOW + 1000, limitKind: 'rate_limited' },
   },
   {
     name: 'every account tried and none limited: nothing to wait for',
