@@ -69,8 +69,9 @@ export type Selection =
    */
   | { kind: 'busy'; freeAt?: number }
   /**
-   * Every account that could serve is limited; the earliest one is free again at `until`, and
-   * `limitKind` is what limits it (how the client should be told: a throttle, a quota, capacity).
+   * Every account that could serve is limited; the earliest one is free again at `until` (or the
+   * conversation's own, throttled, up to HOME_WAIT_SLACK_MS later), and `limitKind` is what limits
+   * it (how the client should be told: a throttle, a quota, capacity).
    */
   | { kind: 'limited'; until: number; limitKind: LimitKind }
   /** Nothing can serve and nothing will by waiting: no accounts, all invalid/disabled, or all tried. */
