@@ -5,7 +5,8 @@
 // on one moves, once, to an account above the floor. An account serving its cap of requests at once is
 // skipped; a conversation bound to it overflows to another account for that one request and stays
 // bound, so its cache is still there next turn. So does one whose account just failed it with a 5xx,
-// or is paused by a short throttle or cool-down (SHORT_LIMIT_MS); a longer limit moves it, once.
+// or is paused by a short throttle or capacity cool-down (SHORT_LIMIT_MS); a longer limit moves it,
+// once.
 import type { AccountStatus } from '../store/accounts.ts';
 import type { LimitKind } from '../store/limits.ts';
 
