@@ -4,9 +4,27 @@
 // Soft-limited accounts (little quota left) serve only when no preferred account can, so a conversation
 // on one moves, once, to an account above the floor. An account serving its cap of requests at once is
 // skipped; a conversation bound to it overflows to another account for that one request and stays
-// bound, so its cache is still there next turn. So does one whose account just failed it with a 5xx.
+// bound, so its cache is still there next turn. So does one whose account just failed it with a 5xx,
+// or is paused by a short throttle or capacity cool-down (SHORT_LIMIT_MS); a longer limit moves it,
+// once.
 import type { AccountStatus } from '../store/accounts.ts';
 import type { LimitKind } from '../store/limits.ts';
+
+/**
+ * A throttle or cool-down ending within this long is a pause, not a reason to move a conversation:
+ * its request overflows to another account and the conversation comes home after it. A minute covers
+ * Google's per-second RATE_LIMIT_EXCEEDED, the 10 s capacity cool-down, per-minute request windows and
+ * the default cool-down of a 429 that named no time (DEFAULT_COOLDOWN_SEC, 60), and a prompt cache
+ * outlives it (Google's implicit cache and Z.AI's hold for minutes). Longer limits (quotas, hours)
+ * outlast the cache anyway: moving then costs nothing more.
+ */
+export const SHORT_LIMIT_MS = 60_000;
+/**
+ * When every account is limited, a conversation whose own account is only throttled waits this much
+ * longer than the earliest reset for it: served elsewhere it would prefill its whole context again
+ * (Claude Code's system prompt and tools alone are some 20k tokens), which takes about as long.
+ */
+export const HOME_WAIT_SLACK_MS = 2_000;
 
 export interface Candidate {
   id: string;
@@ -41,7 +59,10 @@ export interface SelectInput {
 }
 
 export type Selection =
-  /** overflow: the conversation's account is at its cap; this one serves the request without taking the binding. */
+  /**
+   * overflow: the conversation's account is at its cap, just failed this request with a 5xx, or is
+   * paused briefly; this one serves the request without taking the binding.
+   */
   | { kind: 'account'; accountId: string; sticky: boolean; soft: boolean; overflow: boolean }
   /**
    * Accounts could serve, but every one is at its concurrency cap: a slot frees when a request ends.
@@ -49,8 +70,9 @@ export type Selection =
    */
   | { kind: 'busy'; freeAt?: number }
   /**
-   * Every account that could serve is limited; the earliest one is free again at `until`, and
-   * `limitKind` is what limits it (how the client should be told: a throttle, a quota, capacity).
+   * Every account that could serve is limited; the earliest one is free again at `until` (or the
+   * conversation's own, throttled, up to HOME_WAIT_SLACK_MS later), and `limitKind` is what limits
+   * it (how the client should be told: a throttle, a quota, capacity).
    */
   | { kind: 'limited'; until: number; limitKind: LimitKind }
   /** Nothing can serve and nothing will by waiting: no accounts, all invalid/disabled, or all tried. */
@@ -58,6 +80,16 @@ export type Selection =
 
 export function isLimited(c: Candidate, now: number): boolean {
   return c.limitedUntil !== null && c.limitedUntil > now;
+}
+
+/**
+ * Limited now by a throttle or a capacity cool-down that ends within SHORT_LIMIT_MS. Not a quota, a
+ * plan without the model, nor the rest after repeated failures: that account is unwell, and keeping
+ * its conversations would have each of them pay a failed call whenever the rest ends.
+ */
+export function isShortLimit(c: Candidate, now: number): boolean {
+  if (c.limitedUntil === null || c.limitedUntil <= now || c.limitedUntil - now > SHORT_LIMIT_MS) return false;
+  return c.limitKind === 'rate_limited' || c.limitKind === 'capacity';
 }
 
 export function isBusy(c: Candidate): boolean {
@@ -105,6 +137,16 @@ export function selectAccount(input: SelectInput): Selection {
         if (earliest.limitKind === 'no_access') earliest = c;
       } else if (c.limitedUntil! < earliest.limitedUntil!) earliest = c;
     }
+    const home = input.boundAccountId === null ? undefined : active.find((c) => c.id === input.boundAccountId);
+    // Not for a soft-limited home while the earliest is above the floor: the floor would move it then.
+    if (
+      home !== undefined &&
+      isShortLimit(home, now) &&
+      home.limitedUntil! - earliest!.limitedUntil! <= HOME_WAIT_SLACK_MS &&
+      !(isSoftLimited(home, input.softLimitThreshold) && !isSoftLimited(earliest!, input.softLimitThreshold))
+    ) {
+      earliest = home;
+    }
     return { kind: 'limited', until: earliest!.limitedUntil!, limitKind: earliest!.limitKind ?? 'rate_limited' };
   }
   const free = usable.filter((c) => !isBusy(c));
@@ -119,7 +161,11 @@ export function selectAccount(input: SelectInput): Selection {
   // the conversation: that one request is served elsewhere, as when the account is at its cap.
   const boundTried = input.boundAccountId !== null && exclude?.has(input.boundAccountId) === true;
   const triedUnlimited = boundTried && active.some((c) => c.id === input.boundAccountId && !isLimited(c, now));
-  const overflow = (bound !== undefined && isBusy(bound)) || triedUnlimited;
+  // A home account paused by a short throttle keeps the conversation too: its cache outlives the
+  // pause. Unless it is soft-limited with a fresh account free: the floor would move it next turn.
+  const home = bound === undefined && input.boundAccountId !== null ? active.find((c) => c.id === input.boundAccountId) : undefined;
+  const paused = home !== undefined && isShortLimit(home, now) && !(preferred.length > 0 && isSoftLimited(home, input.softLimitThreshold));
+  const overflow = (bound !== undefined && isBusy(bound)) || triedUnlimited || paused;
   if (bound && !overflow) {
     const soft = isSoftLimited(bound, input.softLimitThreshold);
     // A soft-limited binding is given up only when a fresh account can take the conversation.

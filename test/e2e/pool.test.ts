@@ -599,4 +599,38 @@ describe('mcp serve with three accounts', () => {
       expect(await server.stop()).toBe(0);
     }
   }, 60_000);
+
+  test('a 1 s throttle on a conversation\'s key: that turn and the next are served by another key, then the conversation is back home', async () => {
+    const dir = tempDir('mcp-pool-home-');
+    const env = mcpEnv(dir, { PROXY_API_KEY: PROXY_KEY, ...zaiEnv(zai) });
+    for (let i = 0; i < 3; i++) {
+      expect((await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', KEYS[i]!, '--label', LABELS[i]!], { env })).code).toBe(0);
+    }
+    const db = openDatabase(`${dir}/proxy.db`);
+    const keyOf = Object.fromEntries(listAccounts(db).map((a) => [a.id, KEYS[LABELS.indexOf(a.label)]!]));
+    db.close();
+    const server = await startServe({ env });
+    try {
+      const proxy = { url: server.url } as Proxy;
+      const first = await ask(proxy, 'glm-4.7', { session: 'home-conv', turn: 0 });
+      expect(first.status).toBe(200);
+      const home = first.account!;
+      zai.setMode({ kind: 'http429', retryAfter: 1 }, { key: keyOf[home], times: 1 });
+      const throttled = await ask(proxy, 'glm-4.7', { session: 'home-conv', turn: 1 });
+      expect(throttled.status).toBe(200);
+      expect(throttled.account).not.toBe(home);
+      // Still inside the second: the home key is resting, so this turn too is served elsewhere.
+      const during = await ask(proxy, 'glm-4.7', { session: 'home-conv', turn: 2 });
+      expect(during.status).toBe(200);
+      expect(during.account).not.toBe(home);
+      await Bun.sleep(1_300);
+      const mark = zai.messages().length;
+      const after = await ask(proxy, 'glm-4.7', { session: 'home-conv', turn: 3 });
+      expect(after.status).toBe(200);
+      expect(after.account).toBe(home);
+      expect(keysFor('glm-4.7', mark)).toEqual([keyOf[home]!]);
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+  }, 60_000);
 });

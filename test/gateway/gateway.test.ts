@@ -790,7 +790,23 @@ describe('dispatch', () => {
     await drain(d2);
   });
 
-  test('a conversation whose account hits a rate limit moves, and stays on its new account', async () => {
+  test('a conversation whose account hits a long rate limit moves, and stays on its new account', async () => {
+    const r = rig({ labels: ['a', 'b'] });
+    const d0 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 0)));
+    await drain(d0);
+    const home = d0.accountId;
+    const failAt = r.zai.calls.length + 1;
+    r.zai.answer = (_c, n) => (n === failAt ? { error: new UpstreamError('rate_limited', 'slow', { status: 429, resetAt: T0 + 5 * 60_000 }) } : {});
+    const d1 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 1)));
+    expect(d1.accountId).not.toBe(home);
+    await drain(d1);
+    r.clock.advance(6 * 60_000); // the limit is over: the conversation's cache is on its new account now
+    const d2 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 2)));
+    expect(d2.accountId).toBe(d1.accountId);
+    await drain(d2);
+  });
+
+  test('a conversation whose account hits a 10 s rate limit is served elsewhere once, then goes home', async () => {
     const r = rig({ labels: ['a', 'b'] });
     const d0 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 0)));
     await drain(d0);
@@ -800,10 +816,27 @@ describe('dispatch', () => {
     const d1 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 1)));
     expect(d1.accountId).not.toBe(home);
     await drain(d1);
-    r.clock.advance(20_000); // the limit is over: the conversation's cache is on its new account now
+    r.clock.advance(20_000); // the throttle is over: the cache is still on the home account
     const d2 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 2)));
-    expect(d2.accountId).toBe(d1.accountId);
+    expect(d2.accountId).toBe(home);
     await drain(d2);
+  });
+
+  test('every account throttled briefly, the home one a moment after the other: the request waits for home and is served there', async () => {
+    const r = rig({ labels: ['a', 'b'], config: { maxWaitSec: 60 } });
+    const d0 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 0)));
+    await drain(d0);
+    const home = d0.accountId;
+    const other = r.accounts.find((a) => a.id !== home)!;
+    const limit = (label: string, resetAt: number) =>
+      r.routing.pool.report(fakeLease(r, label, 'glm-4.7'), { kind: 'error', error: new UpstreamError('rate_limited', 'x', { resetAt }) });
+    limit(r.accounts.find((a) => a.id === home)!.label, T0 + 2_500);
+    limit(other.label, T0 + 1_000);
+    const d1 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 1)));
+    expect(d1.accountId).toBe(home);
+    expect(r.clock.sleeps).toHaveLength(1);
+    expect(r.clock.sleeps[0]!).toBeGreaterThanOrEqual(2_500);
+    await drain(d1);
   });
 
   test('--no-soft-limit: quota does not steer selection', async () => {

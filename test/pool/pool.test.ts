@@ -199,6 +199,58 @@ describe('acquire when every account is limited', () => {
   });
 });
 
+describe('a conversation whose account meets a limit', () => {
+  const err = (kind: UpstreamError['kind'], o: ConstructorParameters<typeof UpstreamError>[2] = {}) =>
+    ({ kind: 'error', error: new UpstreamError(kind, `${kind} happened`, o) }) as Outcome;
+  const ask = (pool: ReturnType<typeof createPool>, exclude?: Set<string>) => {
+    const got = pool.acquire({ provider: 'zai', model: 'glm-4.7', familyKey: 'zai:glm', sessionKey: 'conv', ...(exclude ? { exclude } : {}) });
+    if (got.kind !== 'lease') throw new Error(JSON.stringify(got));
+    got.lease.release();
+    return got.lease;
+  };
+
+  const short: Array<{ name: string; outcome: Outcome; over: number }> = [
+    { name: 'a 1 s throttle', outcome: err('rate_limited', { resetAt: T0 + 1_000 }), over: T0 + 1_000 },
+    { name: 'the 10 s capacity cool-down', outcome: err('capacity'), over: T0 + CAPACITY_COOLDOWN_MS },
+    { name: 'a 429 with no time (the default cool-down, a minute)', outcome: err('rate_limited'), over: T0 + COOLDOWN_SEC * 1000 },
+  ];
+  for (const row of short) {
+    test(`${row.name}: the retry and the next turns during it are served elsewhere, the conversation stays bound and goes home after it`, () => {
+      const { pool, setNow } = setup(['a', 'b']);
+      const home = ask(pool);
+      expect(home.account.label).toBe('a');
+      pool.report(home, row.outcome);
+      // The gateway's retry of the same request, with the home account tried.
+      const retry = ask(pool, new Set([home.account.id]));
+      expect([retry.account.label, retry.sticky]).toEqual(['b', false]);
+      setNow(row.over - 1);
+      expect(ask(pool).account.label).toBe('b');
+      setNow(row.over);
+      const back = ask(pool);
+      expect([back.account.label, back.sticky]).toEqual(['a', true]);
+    });
+  }
+
+  test('a quota exhaustion moves the conversation, and it stays on its new account after the reset', () => {
+    const { pool, setNow } = setup(['a', 'b']);
+    const home = ask(pool);
+    pool.report(home, err('quota_exhausted', { resetAt: T0 + 3_600_000 }));
+    expect(ask(pool, new Set([home.account.id])).account.label).toBe('b');
+    setNow(T0 + 3_600_000);
+    const after = ask(pool);
+    expect([after.account.label, after.sticky]).toEqual(['b', true]);
+  });
+
+  test('a throttle of more than a minute moves the conversation for good', () => {
+    const { pool, setNow } = setup(['a', 'b']);
+    const home = ask(pool);
+    pool.report(home, err('rate_limited', { resetAt: T0 + 5 * 60_000 }));
+    expect(ask(pool, new Set([home.account.id])).account.label).toBe('b');
+    setNow(T0 + 5 * 60_000);
+    expect(ask(pool).account.label).toBe('b');
+  });
+});
+
 describe('a conversation forked from another (a new session key over the same history)', () => {
   test('starts on the account its history is on, though that account is the one used last', () => {
     const { pool, setNow } = setup(['a', 'b']);

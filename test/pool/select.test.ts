@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import { type Candidate, type Selection, selectAccount } from '../../src/pool/select.ts';
+import { type Candidate, HOME_WAIT_SLACK_MS, type Selection, SHORT_LIMIT_MS, selectAccount } from '../../src/pool/select.ts';
 
 const NOW = 1_800_000_000_000;
 
@@ -24,6 +24,8 @@ interface Row {
   bound?: string;
   threshold?: number | null;
   exclude?: string[];
+  /** The clock, NOW unless given. */
+  now?: number;
   want: Selection;
 }
 
@@ -56,10 +58,78 @@ const rows: Row[] = [
     want: { kind: 'account', accountId: 'b', sticky: true, soft: false, overflow: false },
   },
   {
-    name: 'a bound session moves when its account is rate-limited',
-    candidates: [c('a', { inFlight: 3 }), c('b', { limitedUntil: NOW + 1000 })],
+    name: 'a bound session moves when its account is rate-limited for longer than a short throttle',
+    candidates: [c('a', { inFlight: 3 }), c('b', { limitedUntil: NOW + 5 * 60_000 })],
     bound: 'b',
     want: { kind: 'account', accountId: 'a', sticky: false, soft: false, overflow: false },
+  },
+  {
+    name: 'a bound session whose account is throttled for a second overflows and keeps its binding',
+    candidates: [c('a', { inFlight: 3 }), c('b', { limitedUntil: NOW + 1000 })],
+    bound: 'b',
+    want: { kind: 'account', accountId: 'a', sticky: false, soft: false, overflow: true },
+  },
+  {
+    name: 'a capacity cool-down of 10 s overflows and keeps the binding',
+    candidates: [c('a', { limitedUntil: NOW + 10_000, limitKind: 'capacity' }), c('b')],
+    bound: 'a',
+    want: { kind: 'account', accountId: 'b', sticky: false, soft: false, overflow: true },
+  },
+  {
+    name: 'a limit that ends exactly at the short-limit threshold still overflows',
+    candidates: [c('a', { limitedUntil: NOW + SHORT_LIMIT_MS }), c('b')],
+    bound: 'a',
+    want: { kind: 'account', accountId: 'b', sticky: false, soft: false, overflow: true },
+  },
+  {
+    name: 'a limit one millisecond past the threshold moves the conversation',
+    candidates: [c('a', { limitedUntil: NOW + SHORT_LIMIT_MS + 1 }), c('b')],
+    bound: 'a',
+    want: { kind: 'account', accountId: 'b', sticky: false, soft: false, overflow: false },
+  },
+  {
+    name: 'a long limit seen when less than the threshold of it is left overflows (the clock decides, not the original length)',
+    candidates: [c('a', { limitedUntil: NOW + 90_000 }), c('b')],
+    bound: 'a',
+    now: NOW + 40_000,
+    want: { kind: 'account', accountId: 'b', sticky: false, soft: false, overflow: true },
+  },
+  {
+    name: 'the rest after repeated 5xx moves the conversation, however short: the account is unwell',
+    candidates: [c('a', { limitedUntil: NOW + 60_000, limitKind: 'transient' }), c('b')],
+    bound: 'a',
+    want: { kind: 'account', accountId: 'b', sticky: false, soft: false, overflow: false },
+  },
+  {
+    name: 'a quota exhaustion moves the conversation however soon it resets',
+    candidates: [c('a', { limitedUntil: NOW + 5000, limitKind: 'quota_exhausted' }), c('b')],
+    bound: 'a',
+    want: { kind: 'account', accountId: 'b', sticky: false, soft: false, overflow: false },
+  },
+  {
+    name: 'a plan that lacks the model (no_access) moves the conversation however soon it is rechecked',
+    candidates: [c('a', { limitedUntil: NOW + 5000, limitKind: 'no_access' }), c('b')],
+    bound: 'a',
+    want: { kind: 'account', accountId: 'b', sticky: false, soft: false, overflow: false },
+  },
+  {
+    name: 'a short throttle on a soft-limited account moves the conversation to a fresh one (the floor would move it next turn)',
+    candidates: [c('a', { limitedUntil: NOW + 1000, remaining: 0.1 }), c('b', { remaining: 0.8 })],
+    bound: 'a',
+    want: { kind: 'account', accountId: 'b', sticky: false, soft: false, overflow: false },
+  },
+  {
+    name: 'a short throttle with only soft-limited accounts left overflows onto the fullest and keeps the binding',
+    candidates: [c('a', { limitedUntil: NOW + 1000, remaining: 0.8 }), c('b', { remaining: 0.1 }), c('c', { remaining: 0.15 })],
+    bound: 'a',
+    want: { kind: 'account', accountId: 'c', sticky: false, soft: true, overflow: true },
+  },
+  {
+    name: 'the next request after a short throttle ends goes home',
+    candidates: [c('a', { limitedUntil: NOW + 1000 }), c('b', { lastUsedAt: NOW - 10 })],
+    bound: 'a',
+    now: NOW + 1000,
+    want: { kind: 'account', accountId: 'a', sticky: true, soft: false, overflow: false },
   },
   {
     name: 'a limit whose reset has passed no longer counts',
@@ -168,11 +238,49 @@ const rows: Row[] = [
     want: { kind: 'account', accountId: 'b', sticky: false, soft: false, overflow: true },
   },
   {
-    name: 'a bound account tried and now limited gives the conversation up',
-    candidates: [c('a', { limitedUntil: NOW + 60_000 }), c('b')],
+    name: 'a bound account tried and now out of quota gives the conversation up',
+    candidates: [c('a', { limitedUntil: NOW + 3_600_000, limitKind: 'quota_exhausted' }), c('b')],
     bound: 'a',
     exclude: ['a'],
     want: { kind: 'account', accountId: 'b', sticky: false, soft: false, overflow: false },
+  },
+  {
+    name: 'a bound account tried and throttled for a second (its 429 just now) serves the conversation again next turn: overflow',
+    candidates: [c('a', { limitedUntil: NOW + 1000 }), c('b')],
+    bound: 'a',
+    exclude: ['a'],
+    want: { kind: 'account', accountId: 'b', sticky: false, soft: false, overflow: true },
+  },
+  {
+    name: 'every account throttled briefly, home a moment after another: wait for home, not the other',
+    candidates: [c('a', { limitedUntil: NOW + 1500 }), c('b', { limitedUntil: NOW + 1000 })],
+    bound: 'a',
+    exclude: ['a', 'b'],
+    want: { kind: 'limited', until: NOW + 1500, limitKind: 'rate_limited' },
+  },
+  {
+    name: "every account throttled, home's throttle ends exactly the slack after the earliest: still wait for home",
+    candidates: [c('a', { limitedUntil: NOW + 1000 + HOME_WAIT_SLACK_MS, limitKind: 'capacity' }), c('b', { limitedUntil: NOW + 1000 })],
+    bound: 'a',
+    want: { kind: 'limited', until: NOW + 1000 + HOME_WAIT_SLACK_MS, limitKind: 'capacity' },
+  },
+  {
+    name: "every account throttled, home's ends more than the slack after the earliest: the earliest (its request overflows)",
+    candidates: [c('a', { limitedUntil: NOW + 1001 + HOME_WAIT_SLACK_MS }), c('b', { limitedUntil: NOW + 1000 })],
+    bound: 'a',
+    want: { kind: 'limited', until: NOW + 1000, limitKind: 'rate_limited' },
+  },
+  {
+    name: 'every account throttled, home soft-limited and the earliest above the floor: the earliest (the floor moves the conversation there)',
+    candidates: [c('a', { limitedUntil: NOW + 1500, remaining: 0.1 }), c('b', { limitedUntil: NOW + 1000, remaining: 0.9 })],
+    bound: 'a',
+    want: { kind: 'limited', until: NOW + 1000, limitKind: 'rate_limited' },
+  },
+  {
+    name: 'every account limited, home by a quota that resets a moment after another: the earliest (the conversation moves anyway)',
+    candidates: [c('a', { limitedUntil: NOW + 1500, limitKind: 'quota_exhausted' }), c('b', { limitedUntil: NOW + 1000 })],
+    bound: 'a',
+    want: { kind: 'limited', until: NOW + 1000, limitKind: 'rate_limited' },
   },
   {
     name: 'every account tried and none limited: nothing to wait for',
@@ -273,7 +381,7 @@ describe('selectAccount', () => {
         boundAccountId: r.bound ?? null,
         softLimitThreshold: r.threshold === undefined ? 0.2 : r.threshold,
         exclude: r.exclude ? new Set(r.exclude) : undefined,
-        now: NOW,
+        now: r.now ?? NOW,
       });
       expect(got).toEqual(r.want);
     });
