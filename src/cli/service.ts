@@ -189,6 +189,12 @@ export interface ServicePlan {
   /** Service-manager commands, run in order; a failing one is reported. */
   commands: string[][];
   notes: string[];
+  /**
+   * macOS: for how long a `launchctl bootstrap` refused because launchd still holds the label of the
+   * agent just booted out is tried again. bootout only signals the old process, which may take the
+   * whole grace period to drain its streams; until it exits, bootstrap fails with EIO.
+   */
+  busyRetrySec?: number;
 }
 
 export interface PlanInput {
@@ -291,6 +297,7 @@ export function installPlan(p: PlanInput): ServicePlan {
     // bootout first so a reinstall picks up the new plist; its failure (not loaded) is expected.
     commands: p.start ? [['launchctl', 'bootout', `${domain}/${LAUNCHD_LABEL}`], ['launchctl', 'bootstrap', domain, paths.serviceFile]] : [],
     notes,
+    ...(p.start ? { busyRetrySec: stopTimeoutSec + 5 } : {}),
   };
 }
 
@@ -366,8 +373,20 @@ function errorLine(stdout: string, stderr: string): string {
 /** What `systemctl --user` says when there is no user manager to talk to (su, sudo, SSH without a session). */
 const NO_USER_BUS = /Failed to connect to (the )?bus|XDG_RUNTIME_DIR|DBUS_SESSION_BUS_ADDRESS/;
 
+/**
+ * Whether launchd refused a bootstrap only because the label is still taken: "Bootstrap failed: 5:
+ * Input/output error" (or 37, operation already in progress) right after a bootout, while the old
+ * process drains. Trying again once it has exited succeeds.
+ */
+export function launchdBusy(cmd: readonly string[], exitCode: number | null, output: string): boolean {
+  if (cmd[0] !== 'launchctl' || cmd[1] !== 'bootstrap') return false;
+  return exitCode === 5 || exitCode === 37 || /Input\/output error|already in progress/i.test(output);
+}
+
+const BUSY_RETRY_EVERY_MS = 500;
+
 /** Runs (or, dry, prints) each command; returns the error lines of those that failed. */
-function runCommands(commands: string[][], dryRun: boolean): string[] {
+function runCommands(commands: string[][], dryRun: boolean, busyRetrySec = 0): string[] {
   const failed: string[] = [];
   for (const cmd of commands) {
     if (dryRun) {
@@ -377,7 +396,16 @@ function runCommands(commands: string[][], dryRun: boolean): string[] {
     let r: ReturnType<typeof Bun.spawnSync>;
     try {
       // env: the PATH of this process as it is now (Bun would look the command up in the one it started with).
-      r = Bun.spawnSync(cmd, { stdout: 'pipe', stderr: 'pipe', env: process.env });
+      const run = () => Bun.spawnSync(cmd, { stdout: 'pipe', stderr: 'pipe', env: process.env });
+      r = run();
+      const until = Date.now() + busyRetrySec * 1000;
+      let told = false;
+      while (launchdBusy(cmd, r.exitCode, `${r.stdout?.toString() ?? ''}${r.stderr?.toString() ?? ''}`) && Date.now() < until) {
+        if (!told) say('launchd is still stopping the previous mcp (requests in flight finish first): waiting to start the new one');
+        told = true;
+        Bun.sleepSync(BUSY_RETRY_EVERY_MS);
+        r = run();
+      }
     } catch (err) {
       warn(`could not run ${cmd[0]}: ${(err as Error).message}`);
       failed.push((err as Error).message);
@@ -433,7 +461,7 @@ function applyPlan(plan: ServicePlan, dryRun: boolean): string[] {
       say(`removed ${path}`);
     }
   }
-  const failed = runCommands(plan.commands, dryRun);
+  const failed = runCommands(plan.commands, dryRun, plan.busyRetrySec);
   for (const n of plan.notes) say(n);
   return failed;
 }

@@ -10,6 +10,7 @@ import {
   envFileText,
   installPlan,
   LAUNCHD_LABEL,
+  launchdBusy,
   launchdPlist,
   servicePaths,
   systemdUnit,
@@ -312,6 +313,49 @@ describe('mcp service (in process, MCP_SERVICE_HOME = a temporary dir)', () => {
     expect(r.err).toContain(
       'mcp: systemctl --user cannot reach your user service manager: log in as this user directly (not with su or sudo), or run `loginctl enable-linger "$USER"` once and log in again; the files are written, so `mcp service install` again then starts it\n',
     );
+  });
+
+  // A reinstall on macOS (how the README says to apply new settings) boots the running agent out and
+  // bootstraps it again at once; bootout only signals the old process, and while it drains launchd
+  // refuses the bootstrap with "5: Input/output error". Reported as a failure, it left mcp stopped.
+  test('macOS: a bootstrap refused while launchd still stops the old agent is tried again until it is taken', async () => {
+    const bin = tmp();
+    const calls = join(bin, 'calls');
+    // Modelled on launchctl's reply while a label is still being torn down (exit 5, two lines on stderr).
+    writeFileSync(
+      join(bin, 'launchctl'),
+      `#!/bin/sh
+echo "$1" >> '${calls}'
+[ "$1" = bootout ] && exit 0
+n=$(grep -c bootstrap '${calls}')
+if [ "$n" -lt 3 ]; then echo "Bootstrap failed: 5: Input/output error" >&2; echo "Try re-running the command as root for richer errors." >&2; exit 5; fi
+exit 0
+`,
+      { mode: 0o755 },
+    );
+    const savedPath = process.env.PATH;
+    process.env.PATH = `${bin}:/usr/bin:/bin`;
+    let r: Awaited<ReturnType<typeof run>>;
+    try {
+      r = await run('service', 'install', '--platform', 'macos', '--bin', process.execPath);
+    } finally {
+      process.env.PATH = savedPath;
+    }
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    expect(readFileSync(calls, 'utf8')).toBe('bootout\nbootstrap\nbootstrap\nbootstrap\n');
+    expect(r.out).toContain('launchd is still stopping the previous mcp');
+    expect(r.out).toContain('ran: launchctl bootstrap gui/');
+  });
+
+  test('only a launchd bootstrap refused as busy is retried, for the stop timeout and a little more', () => {
+    expect(launchdBusy(['launchctl', 'bootstrap', 'gui/501', '/p'], 5, 'Bootstrap failed: 5: Input/output error')).toBe(true);
+    expect(launchdBusy(['launchctl', 'bootstrap', 'gui/501', '/p'], 37, '')).toBe(true);
+    expect(launchdBusy(['launchctl', 'bootstrap', 'gui/501', '/p'], 125, 'Bootstrap failed: 125: Domain does not support specified action')).toBe(false);
+    expect(launchdBusy(['launchctl', 'bootout', 'gui/501/x'], 5, '')).toBe(false);
+    expect(launchdBusy(['systemctl', '--user', 'restart', 'mcp.service'], 5, '')).toBe(false);
+    const plan = installPlan({ platform: 'macos', home: '/Users/me', command: ['/m'], env: { SHUTDOWN_GRACE_SEC: '60' }, uid: 501, start: true });
+    expect(plan.busyRetrySec).toBe(80);
   });
 
   test('--dry-run shows the settings it carries (the data directory…) and masks only what may hold a secret', async () => {
