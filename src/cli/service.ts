@@ -364,14 +364,25 @@ function readIfExists(path: string): string | undefined {
   }
 }
 
-/** The last line a command wrote to stderr (else stdout): where systemctl and launchctl put the error. */
+/**
+ * The last line a command wrote to stderr (else stdout): where systemctl and launchctl put the error.
+ * launchctl follows every failure with a generic "Try re-running the command as root" line, which
+ * would hide the reason (and misleads: the agent must not be installed as root).
+ */
 function errorLine(stdout: string, stderr: string): string {
-  const last = (t: string) => t.split('\n').map((l) => l.trim()).filter(Boolean).at(-1) ?? '';
+  const last = (t: string) =>
+    t
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !/^Try re-running the command as root/i.test(l))
+      .at(-1) ?? '';
   return last(stderr) || last(stdout);
 }
 
 /** What `systemctl --user` says when there is no user manager to talk to (su, sudo, SSH without a session). */
 const NO_USER_BUS = /Failed to connect to (the )?bus|XDG_RUNTIME_DIR|DBUS_SESSION_BUS_ADDRESS/;
+/** What launchctl says when this user has no GUI session for the agent to run in (SSH only, another user). */
+const NO_GUI_DOMAIN = /Domain does not support specified action|Could not find domain/i;
 
 /**
  * Whether launchd refused a bootstrap only because the label is still taken: "Bootstrap failed: 5:
@@ -500,6 +511,11 @@ const installCommand = defineCommand({
     if (failed.some((line) => NO_USER_BUS.test(line))) {
       throw new Error(
         'systemctl --user cannot reach your user service manager: log in as this user directly (not with su or sudo), or run `loginctl enable-linger "$USER"` once and log in again; the files are written, so `mcp service install` again then starts it',
+      );
+    }
+    if (failed.some((line) => NO_GUI_DOMAIN.test(line))) {
+      throw new Error(
+        `launchctl cannot reach a login session of this user (gui/${uid()}), which a launchd agent runs in: log in to the Mac as this user (at the screen or by Screen Sharing, not only over SSH or with sudo) and run \`mcp service install\` again; the files are written`,
       );
     }
     if (failed.length) throw new Error('the service manager refused a step (see above)');

@@ -348,6 +348,31 @@ exit 0
     expect(r.out).toContain('ran: launchctl bootstrap gui/');
   });
 
+  // launchctl ends every failure with "Try re-running the command as root for richer errors.": shown
+  // as the error line, it hid the reason and pointed at sudo, which would install for root.
+  test('macOS: a refused bootstrap is reported with launchctl\'s reason, and no login session with what to do', async () => {
+    const bin = tmp();
+    // Modelled on launchctl over SSH with no one logged in at the Mac.
+    writeFileSync(
+      join(bin, 'launchctl'),
+      '#!/bin/sh\n[ "$1" = bootout ] && exit 0\necho "Bootstrap failed: 125: Domain does not support specified action" >&2\necho "Try re-running the command as root for richer errors." >&2\nexit 125\n',
+      { mode: 0o755 },
+    );
+    const savedPath = process.env.PATH;
+    process.env.PATH = bin;
+    let r: Awaited<ReturnType<typeof run>>;
+    try {
+      r = await run('service', 'install', '--platform', 'macos', '--bin', process.execPath);
+    } finally {
+      process.env.PATH = savedPath;
+    }
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('failed (exit 125): Bootstrap failed: 125: Domain does not support specified action\n');
+    expect(r.err).not.toContain('Try re-running');
+    expect(r.err).toContain('mcp: launchctl cannot reach a login session of this user');
+    expect(r.err).toContain('run `mcp service install` again');
+  });
+
   test('only a launchd bootstrap refused as busy is retried, for the stop timeout and a little more', () => {
     expect(launchdBusy(['launchctl', 'bootstrap', 'gui/501', '/p'], 5, 'Bootstrap failed: 5: Input/output error')).toBe(true);
     expect(launchdBusy(['launchctl', 'bootstrap', 'gui/501', '/p'], 37, '')).toBe(true);
