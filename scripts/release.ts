@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import pkg from '../package.json' with { type: 'json' };
+import { machoSignatureProblems } from './macho-signature.ts';
 
 const root = join(import.meta.dir, '..');
 
@@ -90,7 +91,15 @@ async function main(): Promise<number> {
       ],
       { cwd: root, stdout: 'pipe', stderr: 'pipe' },
     );
-    if (r.exitCode === 0) {
+    // macOS kills a binary whose code signature does not match its bytes: such a file is no release.
+    const badSignature = r.exitCode === 0 && t.name.startsWith('darwin-') ? machoSignatureProblems(readFileSync(outfile)) : [];
+    if (badSignature.length) {
+      rmSync(outfile, { force: true });
+      rmSync(`${outfile}.map`, { force: true });
+      const why = `its code signature is invalid, macOS would kill it (a Bun bug: try another Bun version): ${badSignature.join('; ')}`;
+      failed.push({ name: t.name, why });
+      console.error(`could not build ${t.name}: ${why}`);
+    } else if (r.exitCode === 0) {
       // The compiled binary carries its own source map; the side file is not part of a release.
       rmSync(`${outfile}.map`, { force: true });
       built.push(outfile);
