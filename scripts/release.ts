@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import pkg from '../package.json' with { type: 'json' };
-import { machoSignatureProblems } from './macho-signature.ts';
+import { adhocSign, machoSignatureProblems } from './macho-signature.ts';
 
 const root = join(import.meta.dir, '..');
 
@@ -91,8 +91,22 @@ async function main(): Promise<number> {
       ],
       { cwd: root, stdout: 'pipe', stderr: 'pipe' },
     );
-    // macOS kills a binary whose code signature does not match its bytes: such a file is no release.
-    const badSignature = r.exitCode === 0 && t.name.startsWith('darwin-') ? machoSignatureProblems(readFileSync(outfile)) : [];
+    // macOS kills a binary whose code signature does not match its bytes (Bun 1.4.5 leaves the
+    // runtime's own signature on darwin-x64): such a file is signed again, ad hoc, as Bun signs
+    // darwin-arm64; one that still does not verify is no release.
+    let badSignature: string[] = [];
+    if (r.exitCode === 0 && t.name.startsWith('darwin-') && machoSignatureProblems(readFileSync(outfile)).length) {
+      try {
+        const signed = adhocSign(readFileSync(outfile));
+        badSignature = machoSignatureProblems(signed);
+        if (!badSignature.length) {
+          writeFileSync(outfile, signed, { mode: 0o755 });
+          console.log(`signed ${basename(outfile)} again (ad hoc): the one Bun wrote did not match its bytes`);
+        }
+      } catch (err) {
+        badSignature = [(err as Error).message];
+      }
+    }
     if (badSignature.length) {
       rmSync(outfile, { force: true });
       rmSync(`${outfile}.map`, { force: true });
