@@ -66,7 +66,7 @@ test('a signature whose page hashes all match its bytes passes (the last, partia
 
 test('a page whose hash does not match is found, as macOS would (it kills the binary)', () => {
   const b = fakeMacho(3 * PAGE + 1000);
-  b[2 * PAGE + 5] ^= 1;
+  b[2 * PAGE + 5]! ^= 1;
   expect(machoSignatureProblems(b)).toEqual(['1 of 4 page hashes do not match the bytes (the first: page 2)']);
 });
 
@@ -100,7 +100,7 @@ test('a fresh ad-hoc signature matches every page, and __LINKEDIT still ends whe
     fakeMacho(5 * PAGE + 123, { padLastPage: true }),
     (() => {
       const b = fakeMacho(2 * PAGE);
-      b[PAGE + 9] ^= 1;
+      b[PAGE + 9]! ^= 1;
       return b;
     })(),
   ]) {
