@@ -267,12 +267,19 @@ function parseApiKeys(value: string | undefined): string[] {
 }
 
 /** Builds the Config for `mcp serve`. Requires PROXY_API_KEY. */
-export function loadConfig(env: Env, flags: ConfigFlags = {}, opts: { requireApiKey?: boolean } = {}): Readonly<Config> {
+export function loadConfig(
+  env: Env,
+  flags: ConfigFlags = {},
+  opts: { requireApiKey?: boolean; platform?: string } = {},
+): Readonly<Config> {
   const proxyApiKeys = parseApiKeys(env.PROXY_API_KEY);
   if ((opts.requireApiKey ?? true) && !proxyApiKeys.length) {
-    throw new ConfigError(
-      'PROXY_API_KEY is not set: export PROXY_API_KEY=<a secret of your choice> (clients send it as x-api-key or Bearer)',
-    );
+    // `export` is no command in PowerShell or cmd, where Windows users start mcp.
+    const howToSet =
+      (opts.platform ?? process.platform) === 'win32'
+        ? '$env:PROXY_API_KEY = "<a secret of your choice>" in PowerShell (set PROXY_API_KEY=<…> in cmd)'
+        : 'export PROXY_API_KEY=<a secret of your choice>';
+    throw new ConfigError(`PROXY_API_KEY is not set: ${howToSet} (clients send it as x-api-key or Bearer)`);
   }
   // --soft-limit may carry a threshold; --no-soft-limit turns the feature off. Either flag beats
   // SOFT_LIMIT_ENABLED: asking for a threshold on the command line means wanting soft limits.
