@@ -184,6 +184,8 @@ export interface PlannedFile {
 
 export interface ServicePlan {
   files: PlannedFile[];
+  /** Directories that must exist before the service starts (macOS: the one its log files go in). */
+  dirs?: string[];
   /** Files and directories to delete. */
   remove: string[];
   /** Service-manager commands, run in order; a failing one is reported. */
@@ -289,6 +291,9 @@ export function installPlan(p: PlanInput): ServicePlan {
   const domain = `gui/${p.uid}`;
   notes.push(`logs: ${join(paths.logDir, 'mcp.log')} and mcp.err.log`);
   return {
+    // launchd opens the log files before it starts mcp, and may not create their directory: the
+    // agent would then never start, with nothing written anywhere to say why.
+    dirs: [paths.logDir],
     files: [
       envFile,
       { path: paths.serviceFile, content: launchdPlist({ command: p.command, envFile: paths.envFile, logDir: paths.logDir, stopTimeoutSec }), mode: 0o644 },
@@ -442,6 +447,11 @@ function runCommands(commands: string[][], dryRun: boolean, busyRetrySec = 0): s
 
 /** Writes and removes the plan's files, then runs its commands; returns the error lines of those that failed. */
 function applyPlan(plan: ServicePlan, dryRun: boolean): string[] {
+  for (const dir of plan.dirs ?? []) {
+    if (existsSync(dir)) continue;
+    if (dryRun) say(`would create ${dir}`);
+    else mkdirSync(dir, { recursive: true, mode: 0o755 });
+  }
   for (const f of plan.files) {
     const exists = existsSync(f.path);
     if (f.keepExisting && exists) {

@@ -423,6 +423,17 @@ exit 0
     expect(readFileSync(paths.envFile, 'utf8')).toContain('PROXY_API_KEY=svc-test-key-0123456789\n');
   });
 
+  test('macOS install makes the directory launchd writes the logs in (it may not, and the agent would never start)', async () => {
+    const paths = servicePaths('macos', home);
+    const dry = await run('service', 'install', '--dry-run', '--platform', 'macos', '--bin', process.execPath);
+    expect(dry.out).toContain(`would create ${paths.logDir}\n`);
+    expect(existsSync(paths.logDir)).toBe(false);
+    const r = await run('service', 'install', '--no-start', '--platform', 'macos', '--bin', process.execPath);
+    expect(r.code).toBe(0);
+    expect(statSync(paths.logDir).isDirectory()).toBe(true);
+    expect(parsePlist(readFileSync(paths.serviceFile, 'utf8'))).toMatchObject({ StandardOutPath: join(paths.logDir, 'mcp.log') });
+  });
+
   test('status says what is installed; uninstall --dry-run changes nothing; uninstall removes the plist', async () => {
     const before = await run('service', 'status', '--platform', 'macos');
     expect(before.out).toContain('(not installed)');
