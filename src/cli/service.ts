@@ -138,6 +138,8 @@ function xml(s: string): string {
 /**
  * The launchd agent. launchd has no environment-file setting, so the agent starts a POSIX shell that
  * exports the file and then execs `mcp serve`: the key never sits in the (world-readable) plist.
+ * ProcessType Interactive: every token Claude Code shows passes through mcp while the user waits, and
+ * Background would throttle its CPU, disk and network whenever the apps in front are busy.
  */
 export function launchdPlist(opts: { command: readonly string[]; envFile: string; logDir: string; label?: string; stopTimeoutSec?: number }): string {
   const args = ['/bin/sh', '-c', 'set -a; . "$0"; set +a; exec "$@" serve', opts.envFile, ...opts.command];
@@ -168,7 +170,7 @@ ${strings(args)}
 \t<key>StandardErrorPath</key>
 \t<string>${xml(join(opts.logDir, 'mcp.err.log'))}</string>
 \t<key>ProcessType</key>
-\t<string>Background</string>
+\t<string>Interactive</string>
 </dict>
 </plist>
 `;

@@ -124,6 +124,8 @@ describe('the launchd agent', () => {
     expect(plist.KeepAlive).toEqual({ SuccessfulExit: false });
     expect(plist.StandardOutPath).toBe('/Users/me/Library/Logs/multi-claude-proxy/mcp.log');
     expect(plist.StandardErrorPath).toBe('/Users/me/Library/Logs/multi-claude-proxy/mcp.err.log');
+    // Not Background: the user waits on every streamed token, which must not yield to busy foreground apps.
+    expect(plist.ProcessType).toBe('Interactive');
     expect(paths.serviceFile).toBe(`/Users/me/Library/LaunchAgents/${LAUNCHD_LABEL}.plist`);
     if (has('plutil')) {
       const dir = tmp();
