@@ -25,6 +25,11 @@ export const TARGETS: readonly Target[] = [
   { name: 'darwin-x64', bunTarget: 'bun-darwin-x64', exe: '' },
   { name: 'darwin-arm64', bunTarget: 'bun-darwin-arm64', exe: '' },
   { name: 'windows-x64', bunTarget: 'bun-windows-x64', exe: '.exe' },
+  // Bun's x64 runtime needs AVX2 (Haswell, 2013): on an older CPU, or a VM that hides AVX2, it dies
+  // with "Illegal instruction" before a line of mcp runs. These need only SSE4.2. (Every Mac that
+  // runs a macOS Bun supports has AVX2.)
+  { name: 'linux-x64-baseline', bunTarget: 'bun-linux-x64-baseline', exe: '' },
+  { name: 'windows-x64-baseline', bunTarget: 'bun-windows-x64-baseline', exe: '.exe' },
 ];
 
 export function hostTarget(platform: string = process.platform, arch: string = process.arch): string {
