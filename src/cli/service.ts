@@ -302,7 +302,15 @@ export function installPlan(p: PlanInput): ServicePlan {
     ],
     remove: [],
     // bootout first so a reinstall picks up the new plist; its failure (not loaded) is expected.
-    commands: p.start ? [['launchctl', 'bootout', `${domain}/${LAUNCHD_LABEL}`], ['launchctl', 'bootstrap', domain, paths.serviceFile]] : [],
+    // enable: a label once disabled (`launchctl disable`, an older uninstall) is refused by bootstrap
+    // with the same "5: Input/output error" as a busy one, for good; installing says to run it.
+    commands: p.start
+      ? [
+          ['launchctl', 'bootout', `${domain}/${LAUNCHD_LABEL}`],
+          ['launchctl', 'enable', `${domain}/${LAUNCHD_LABEL}`],
+          ['launchctl', 'bootstrap', domain, paths.serviceFile],
+        ]
+      : [],
     notes,
     ...(p.start ? { busyRetrySec: stopTimeoutSec + 5 } : {}),
   };

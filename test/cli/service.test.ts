@@ -240,8 +240,10 @@ describe('plans', () => {
 
   test('macOS install boots the agent into the gui domain of the user', () => {
     const i = installPlan({ platform: 'macos', home: '/Users/me', command: ['/m'], env: {}, uid: 501, start: true });
+    // enable: bootstrap refuses a label left disabled with the same EIO as a busy one, forever.
     expect(i.commands).toEqual([
       ['launchctl', 'bootout', `gui/501/${LAUNCHD_LABEL}`],
+      ['launchctl', 'enable', `gui/501/${LAUNCHD_LABEL}`],
       ['launchctl', 'bootstrap', 'gui/501', `/Users/me/Library/LaunchAgents/${LAUNCHD_LABEL}.plist`],
     ]);
     expect(uninstallPlan({ platform: 'macos', home: '/Users/me', uid: 501 }).commands).toEqual([
@@ -328,7 +330,7 @@ describe('mcp service (in process, MCP_SERVICE_HOME = a temporary dir)', () => {
       join(bin, 'launchctl'),
       `#!/bin/sh
 echo "$1" >> '${calls}'
-[ "$1" = bootout ] && exit 0
+[ "$1" != bootstrap ] && exit 0
 n=$(grep -c bootstrap '${calls}')
 if [ "$n" -lt 3 ]; then echo "Bootstrap failed: 5: Input/output error" >&2; echo "Try re-running the command as root for richer errors." >&2; exit 5; fi
 exit 0
@@ -345,7 +347,7 @@ exit 0
     }
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
-    expect(readFileSync(calls, 'utf8')).toBe('bootout\nbootstrap\nbootstrap\nbootstrap\n');
+    expect(readFileSync(calls, 'utf8')).toBe('bootout\nenable\nbootstrap\nbootstrap\nbootstrap\n');
     expect(r.out).toContain('launchd is still stopping the previous mcp');
     expect(r.out).toContain('ran: launchctl bootstrap gui/');
   });
@@ -357,7 +359,7 @@ exit 0
     // Modelled on launchctl over SSH with no one logged in at the Mac.
     writeFileSync(
       join(bin, 'launchctl'),
-      '#!/bin/sh\n[ "$1" = bootout ] && exit 0\necho "Bootstrap failed: 125: Domain does not support specified action" >&2\necho "Try re-running the command as root for richer errors." >&2\nexit 125\n',
+      '#!/bin/sh\n[ "$1" != bootstrap ] && exit 0\necho "Bootstrap failed: 125: Domain does not support specified action" >&2\necho "Try re-running the command as root for richer errors." >&2\nexit 125\n',
       { mode: 0o755 },
     );
     const savedPath = process.env.PATH;
