@@ -358,7 +358,9 @@ export function detectPlatform(flag: string | undefined, os: string = process.pl
   if (p) throw new UsageError(`--platform must be linux or macos, got "${flag}"`);
   if (os === 'linux') return 'linux';
   if (os === 'darwin') return 'macos';
-  throw new UsageError(`mcp service supports Linux (systemd) and macOS (launchd), not ${os}; run \`mcp serve\` under your own supervisor`);
+  const name = os === 'win32' ? 'Windows' : os;
+  const how = os === 'win32' ? ' (such as a Task Scheduler task run at logon)' : '';
+  throw new UsageError(`mcp service supports Linux (systemd) and macOS (launchd), not ${name}; run \`mcp serve\` under your own supervisor${how}`);
 }
 
 /** How this very program is started: the compiled binary, or bun running the source entry. */

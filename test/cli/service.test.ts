@@ -260,7 +260,10 @@ describe('plans', () => {
     expect(detectPlatform(undefined, 'linux')).toBe('linux');
     expect(detectPlatform(undefined, 'darwin')).toBe('macos');
     expect(detectPlatform('launchd', 'linux')).toBe('macos');
-    expect(() => detectPlatform(undefined, 'win32')).toThrow('own supervisor');
+    expect(() => detectPlatform(undefined, 'win32')).toThrow(
+      'mcp service supports Linux (systemd) and macOS (launchd), not Windows; run `mcp serve` under your own supervisor (such as a Task Scheduler task run at logon)',
+    );
+    expect(() => detectPlatform(undefined, 'freebsd')).toThrow('not freebsd; run `mcp serve` under your own supervisor');
     expect(() => detectPlatform('bsd', 'linux')).toThrow('--platform must be linux or macos');
   });
 });
