@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import pkg from '../package.json' with { type: 'json' };
+import { adhocSign, machoSignatureProblems } from './macho-signature.ts';
 
 const root = join(import.meta.dir, '..');
 
@@ -24,6 +25,11 @@ export const TARGETS: readonly Target[] = [
   { name: 'darwin-x64', bunTarget: 'bun-darwin-x64', exe: '' },
   { name: 'darwin-arm64', bunTarget: 'bun-darwin-arm64', exe: '' },
   { name: 'windows-x64', bunTarget: 'bun-windows-x64', exe: '.exe' },
+  // Bun's x64 runtime needs AVX2 (Haswell, 2013): on an older CPU, or a VM that hides AVX2, it dies
+  // with "Illegal instruction" before a line of mcp runs. These need only SSE4.2. (Every Mac that
+  // runs a macOS Bun supports has AVX2.)
+  { name: 'linux-x64-baseline', bunTarget: 'bun-linux-x64-baseline', exe: '' },
+  { name: 'windows-x64-baseline', bunTarget: 'bun-windows-x64-baseline', exe: '.exe' },
 ];
 
 export function hostTarget(platform: string = process.platform, arch: string = process.arch): string {
@@ -90,7 +96,29 @@ async function main(): Promise<number> {
       ],
       { cwd: root, stdout: 'pipe', stderr: 'pipe' },
     );
-    if (r.exitCode === 0) {
+    // macOS kills a binary whose code signature does not match its bytes (Bun 1.4.5 leaves the
+    // runtime's own signature on darwin-x64): such a file is signed again, ad hoc, as Bun signs
+    // darwin-arm64; one that still does not verify is no release.
+    let badSignature: string[] = [];
+    if (r.exitCode === 0 && t.name.startsWith('darwin-') && machoSignatureProblems(readFileSync(outfile)).length) {
+      try {
+        const signed = adhocSign(readFileSync(outfile));
+        badSignature = machoSignatureProblems(signed);
+        if (!badSignature.length) {
+          writeFileSync(outfile, signed, { mode: 0o755 });
+          console.log(`signed ${basename(outfile)} again (ad hoc): the one Bun wrote did not match its bytes`);
+        }
+      } catch (err) {
+        badSignature = [(err as Error).message];
+      }
+    }
+    if (badSignature.length) {
+      rmSync(outfile, { force: true });
+      rmSync(`${outfile}.map`, { force: true });
+      const why = `its code signature is invalid, macOS would kill it (a Bun bug: try another Bun version): ${badSignature.join('; ')}`;
+      failed.push({ name: t.name, why });
+      console.error(`could not build ${t.name}: ${why}`);
+    } else if (r.exitCode === 0) {
       // The compiled binary carries its own source map; the side file is not part of a release.
       rmSync(`${outfile}.map`, { force: true });
       built.push(outfile);

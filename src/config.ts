@@ -281,7 +281,7 @@ function refuse<T>(message: string, fallback: T): T {
  * Builds the Config for `mcp serve`. Requires PROXY_API_KEY. Every bad setting is refused in one
  * ConfigError, on one line ("; " between them), flags first: fixing one only to meet the next is slow.
  */
-export function loadConfig(env: Env, flags: ConfigFlags = {}, opts: { requireApiKey?: boolean } = {}): Readonly<Config> {
+export function loadConfig(env: Env, flags: ConfigFlags = {}, opts: { requireApiKey?: boolean; platform?: string } = {}): Readonly<Config> {
   const found: string[] = [];
   problems = found;
   let config: Readonly<Config>;
@@ -298,10 +298,15 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}, opts: { requireApi
   return config;
 }
 
-function buildConfig(env: Env, flags: ConfigFlags, opts: { requireApiKey?: boolean }): Readonly<Config> {
+function buildConfig(env: Env, flags: ConfigFlags, opts: { requireApiKey?: boolean; platform?: string }): Readonly<Config> {
   const proxyApiKeys = parseApiKeys(env.PROXY_API_KEY);
   if ((opts.requireApiKey ?? true) && !proxyApiKeys.length) {
-    refuse('PROXY_API_KEY is not set: export PROXY_API_KEY=<a secret of your choice> (clients send it as x-api-key or Bearer)', null);
+    // `export` is no command in PowerShell or cmd, where Windows users start mcp.
+    const howToSet =
+      (opts.platform ?? process.platform) === 'win32'
+        ? '$env:PROXY_API_KEY = "<a secret of your choice>" in PowerShell (set PROXY_API_KEY=<…> in cmd)'
+        : 'export PROXY_API_KEY=<a secret of your choice>';
+    refuse(`PROXY_API_KEY is not set: ${howToSet} (clients send it as x-api-key or Bearer)`, null);
   }
   // --soft-limit may carry a threshold; --no-soft-limit turns the feature off. Either flag beats
   // SOFT_LIMIT_ENABLED: asking for a threshold on the command line means wanting soft limits.

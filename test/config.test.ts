@@ -144,6 +144,12 @@ describe('BIND_ADDRESS', () => {
 });
 
 describe('bad values are refused, naming the variable', () => {
+  // `export` does nothing useful in PowerShell or cmd: a Windows user was told a command they cannot run.
+  test('no key: the way to set it is the one of the shell this platform has', () => {
+    expect(() => loadConfig({}, {}, { platform: 'win32' })).toThrow('PROXY_API_KEY is not set: $env:PROXY_API_KEY = "<a secret of your choice>" in PowerShell');
+    expect(() => loadConfig({}, {}, { platform: 'darwin' })).toThrow('PROXY_API_KEY is not set: export PROXY_API_KEY=<a secret of your choice>');
+  });
+
   const cases: Array<[string, Record<string, string>, Record<string, string | boolean>, RegExp]> = [
     ['no key', {}, {}, /PROXY_API_KEY is not set/],
     ['only commas and blanks for a key', { PROXY_API_KEY: ' , ,' }, {}, /PROXY_API_KEY is not set/],

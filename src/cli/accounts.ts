@@ -229,20 +229,27 @@ export function cleanApiKey(raw: string): string {
  * The command that opens `url` in the default browser. Not `cmd /c start` on Windows: cmd reads
  * the `&` between the query parameters as "run another command" and opens a cut-off URL.
  */
-export function browserCommand(platform: string, url: string): string[] {
+export function browserCommand(platform: string, url: string, env: Readonly<Record<string, string | undefined>> = {}): string[] {
   if (platform === 'darwin') return ['open', url];
   if (platform === 'win32') return ['rundll32', 'url.dll,FileProtocolHandler', url];
+  // WSL: Linux with no browser of its own and seldom an xdg-open, but Windows' programs on its PATH.
+  if (env.WSL_DISTRO_NAME) return ['rundll32.exe', 'url.dll,FileProtocolHandler', url];
   return ['xdg-open', url];
 }
 
 function openBrowser(url: string): boolean {
-  try {
-    const p = Bun.spawn(browserCommand(process.platform, url), { stdout: 'ignore', stderr: 'ignore' });
-    p.unref();
-    return true;
-  } catch {
-    return false;
+  // On WSL without Windows' PATH (interop off), xdg-open is the one left to try.
+  const commands = [browserCommand(process.platform, url, process.env), browserCommand(process.platform, url)];
+  for (const cmd of commands) {
+    try {
+      const p = Bun.spawn(cmd, { stdout: 'ignore', stderr: 'ignore' });
+      p.unref();
+      return true;
+    } catch {
+      // not there: the next one
+    }
   }
+  return false;
 }
 
 /** People say "google" for the Antigravity accounts (it is a Google login). */

@@ -1,5 +1,6 @@
 // `mcp serve`: config -> log -> store -> providers -> routing -> HTTP, then a graceful stop on
-// SIGTERM/SIGINT (stop accepting, let in-flight streams finish within the grace period).
+// SIGTERM/SIGINT (and Ctrl+Break or a closed console on Windows): stop accepting, let in-flight
+// streams finish within the grace period.
 import { defineCommand } from 'citty';
 import { type Config, ConfigError, type ConfigFlags, exposureWarning, loadConfig } from '../config.ts';
 import { bannerLine, configureLog, log, registerSecret } from '../log.ts';
@@ -66,6 +67,16 @@ export function installStrayErrorGuards(): () => void {
     process.off('unhandledRejection', onRejection);
     process.off('uncaughtException', onException);
   };
+}
+
+/**
+ * The signals that stop the server gracefully. On Windows Ctrl+C is SIGINT but SIGTERM never comes;
+ * Ctrl+Break arrives as SIGBREAK and closing the console window as SIGHUP (a few seconds before
+ * Windows ends the process), and without a handler each kills it outright. SIGHUP is not handled
+ * elsewhere: a handler would undo the ignore that `nohup mcp serve &` relies on.
+ */
+export function stopSignals(platform: string = process.platform): NodeJS.Signals[] {
+  return platform === 'win32' ? ['SIGTERM', 'SIGINT', 'SIGBREAK', 'SIGHUP'] : ['SIGTERM', 'SIGINT'];
 }
 
 const BIND_HINT = 'BIND_ADDRESS; 0.0.0.0 for every interface, 127.0.0.1 for this machine only';
@@ -177,6 +188,7 @@ async function runServer(config: Config): Promise<void> {
   }
 
   await new Promise<void>((resolveStopped) => {
+    const signals = stopSignals();
     let stopping = false;
     const onSignal = (signal: NodeJS.Signals) => {
       if (stopping) {
@@ -207,14 +219,12 @@ async function runServer(config: Config): Promise<void> {
         }
         recorder.stop();
         db.close();
-        process.off('SIGTERM', onSignal);
-        process.off('SIGINT', onSignal);
+        for (const s of signals) process.off(s, onSignal);
         removeGuards();
         resolveStopped();
       })();
     };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
+    for (const s of signals) process.on(s, onSignal);
   });
 }
 

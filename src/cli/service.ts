@@ -138,6 +138,8 @@ function xml(s: string): string {
 /**
  * The launchd agent. launchd has no environment-file setting, so the agent starts a POSIX shell that
  * exports the file and then execs `mcp serve`: the key never sits in the (world-readable) plist.
+ * ProcessType Interactive: every token Claude Code shows passes through mcp while the user waits, and
+ * Background would throttle its CPU, disk and network whenever the apps in front are busy.
  */
 export function launchdPlist(opts: { command: readonly string[]; envFile: string; logDir: string; label?: string; stopTimeoutSec?: number }): string {
   const args = ['/bin/sh', '-c', 'set -a; . "$0"; set +a; exec "$@" serve', opts.envFile, ...opts.command];
@@ -168,7 +170,7 @@ ${strings(args)}
 \t<key>StandardErrorPath</key>
 \t<string>${xml(join(opts.logDir, 'mcp.err.log'))}</string>
 \t<key>ProcessType</key>
-\t<string>Background</string>
+\t<string>Interactive</string>
 </dict>
 </plist>
 `;
@@ -184,11 +186,19 @@ export interface PlannedFile {
 
 export interface ServicePlan {
   files: PlannedFile[];
+  /** Directories that must exist before the service starts (macOS: the one its log files go in). */
+  dirs?: string[];
   /** Files and directories to delete. */
   remove: string[];
   /** Service-manager commands, run in order; a failing one is reported. */
   commands: string[][];
   notes: string[];
+  /**
+   * macOS: for how long a `launchctl bootstrap` refused because launchd still holds the label of the
+   * agent just booted out is tried again. bootout only signals the old process, which may take the
+   * whole grace period to drain its streams; until it exits, bootstrap fails with EIO.
+   */
+  busyRetrySec?: number;
 }
 
 export interface PlanInput {
@@ -283,14 +293,26 @@ export function installPlan(p: PlanInput): ServicePlan {
   const domain = `gui/${p.uid}`;
   notes.push(`logs: ${join(paths.logDir, 'mcp.log')} and mcp.err.log`);
   return {
+    // launchd opens the log files before it starts mcp, and may not create their directory: the
+    // agent would then never start, with nothing written anywhere to say why.
+    dirs: [paths.logDir],
     files: [
       envFile,
       { path: paths.serviceFile, content: launchdPlist({ command: p.command, envFile: paths.envFile, logDir: paths.logDir, stopTimeoutSec }), mode: 0o644 },
     ],
     remove: [],
     // bootout first so a reinstall picks up the new plist; its failure (not loaded) is expected.
-    commands: p.start ? [['launchctl', 'bootout', `${domain}/${LAUNCHD_LABEL}`], ['launchctl', 'bootstrap', domain, paths.serviceFile]] : [],
+    // enable: a label once disabled (`launchctl disable`, an older uninstall) is refused by bootstrap
+    // with the same "5: Input/output error" as a busy one, for good; installing says to run it.
+    commands: p.start
+      ? [
+          ['launchctl', 'bootout', `${domain}/${LAUNCHD_LABEL}`],
+          ['launchctl', 'enable', `${domain}/${LAUNCHD_LABEL}`],
+          ['launchctl', 'bootstrap', domain, paths.serviceFile],
+        ]
+      : [],
     notes,
+    ...(p.start ? { busyRetrySec: stopTimeoutSec + 5 } : {}),
   };
 }
 
@@ -339,7 +361,9 @@ export function detectPlatform(flag: string | undefined, os: string = process.pl
   if (p) throw new UsageError(`--platform must be linux or macos, got "${flag}"`);
   if (os === 'linux') return 'linux';
   if (os === 'darwin') return 'macos';
-  throw new UsageError(`mcp service supports Linux (systemd) and macOS (launchd), not ${os}; run \`mcp serve\` under your own supervisor`);
+  const name = os === 'win32' ? 'Windows' : os;
+  const how = os === 'win32' ? ' (such as a Task Scheduler task run at logon)' : '';
+  throw new UsageError(`mcp service supports Linux (systemd) and macOS (launchd), not ${name}; run \`mcp serve\` under your own supervisor${how}`);
 }
 
 /** How this very program is started: the compiled binary, or bun running the source entry. */
@@ -360,17 +384,40 @@ function readIfExists(path: string): string | undefined {
   }
 }
 
-/** The last line a command wrote to stderr (else stdout): where systemctl and launchctl put the error. */
+/**
+ * The last line a command wrote to stderr (else stdout): where systemctl and launchctl put the error.
+ * launchctl follows every failure with a generic "Try re-running the command as root" line, which
+ * would hide the reason (and misleads: the agent must not be installed as root).
+ */
 function errorLine(stdout: string, stderr: string): string {
-  const last = (t: string) => t.split('\n').map((l) => l.trim()).filter(Boolean).at(-1) ?? '';
+  const last = (t: string) =>
+    t
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !/^Try re-running the command as root/i.test(l))
+      .at(-1) ?? '';
   return last(stderr) || last(stdout);
 }
 
 /** What `systemctl --user` says when there is no user manager to talk to (su, sudo, SSH without a session). */
 const NO_USER_BUS = /Failed to connect to (the )?bus|XDG_RUNTIME_DIR|DBUS_SESSION_BUS_ADDRESS/;
+/** What launchctl says when this user has no GUI session for the agent to run in (SSH only, another user). */
+const NO_GUI_DOMAIN = /Domain does not support specified action|Could not find domain/i;
+
+/**
+ * Whether launchd refused a bootstrap only because the label is still taken: "Bootstrap failed: 5:
+ * Input/output error" (or 37, operation already in progress) right after a bootout, while the old
+ * process drains. Trying again once it has exited succeeds.
+ */
+export function launchdBusy(cmd: readonly string[], exitCode: number | null, output: string): boolean {
+  if (cmd[0] !== 'launchctl' || cmd[1] !== 'bootstrap') return false;
+  return exitCode === 5 || exitCode === 37 || /Input\/output error|already in progress/i.test(output);
+}
+
+const BUSY_RETRY_EVERY_MS = 500;
 
 /** Runs (or, dry, prints) each command; returns the error lines of those that failed. */
-function runCommands(commands: string[][], dryRun: boolean): string[] {
+function runCommands(commands: string[][], dryRun: boolean, busyRetrySec = 0): string[] {
   const failed: string[] = [];
   for (const cmd of commands) {
     if (dryRun) {
@@ -380,7 +427,16 @@ function runCommands(commands: string[][], dryRun: boolean): string[] {
     let r: ReturnType<typeof Bun.spawnSync>;
     try {
       // env: the PATH of this process as it is now (Bun would look the command up in the one it started with).
-      r = Bun.spawnSync(cmd, { stdout: 'pipe', stderr: 'pipe', env: process.env });
+      const run = () => Bun.spawnSync(cmd, { stdout: 'pipe', stderr: 'pipe', env: process.env });
+      r = run();
+      const until = Date.now() + busyRetrySec * 1000;
+      let told = false;
+      while (launchdBusy(cmd, r.exitCode, `${r.stdout?.toString() ?? ''}${r.stderr?.toString() ?? ''}`) && Date.now() < until) {
+        if (!told) say('launchd is still stopping the previous mcp (requests in flight finish first): waiting to start the new one');
+        told = true;
+        Bun.sleepSync(BUSY_RETRY_EVERY_MS);
+        r = run();
+      }
     } catch (err) {
       warn(`could not run ${cmd[0]}: ${(err as Error).message}`);
       failed.push((err as Error).message);
@@ -406,6 +462,11 @@ function runCommands(commands: string[][], dryRun: boolean): string[] {
 
 /** Writes and removes the plan's files, then runs its commands; returns the error lines of those that failed. */
 function applyPlan(plan: ServicePlan, dryRun: boolean): string[] {
+  for (const dir of plan.dirs ?? []) {
+    if (existsSync(dir)) continue;
+    if (dryRun) say(`would create ${dir}`);
+    else mkdirSync(dir, { recursive: true, mode: 0o755 });
+  }
   for (const f of plan.files) {
     const exists = existsSync(f.path);
     if (f.keepExisting && exists) {
@@ -436,7 +497,7 @@ function applyPlan(plan: ServicePlan, dryRun: boolean): string[] {
       say(`removed ${path}`);
     }
   }
-  const failed = runCommands(plan.commands, dryRun);
+  const failed = runCommands(plan.commands, dryRun, plan.busyRetrySec);
   for (const n of plan.notes) say(n);
   return failed;
 }
@@ -475,6 +536,11 @@ const installCommand = defineCommand({
     if (failed.some((line) => NO_USER_BUS.test(line))) {
       throw new Error(
         'systemctl --user cannot reach your user service manager: log in as this user directly (not with su or sudo), or run `loginctl enable-linger "$USER"` once and log in again; the files are written, so `mcp service install` again then starts it',
+      );
+    }
+    if (failed.some((line) => NO_GUI_DOMAIN.test(line))) {
+      throw new Error(
+        `launchctl cannot reach a login session of this user (gui/${uid()}), which a launchd agent runs in: log in to the Mac as this user (at the screen or by Screen Sharing, not only over SSH or with sudo) and run \`mcp service install\` again; the files are written`,
       );
     }
     if (failed.length) throw new Error('the service manager refused a step (see above)');

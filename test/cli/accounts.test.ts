@@ -615,6 +615,13 @@ describe('opening the browser', () => {
     expect(browserCommand('darwin', url)).toEqual(['open', url]);
     expect(browserCommand('linux', url)).toEqual(['xdg-open', url]);
   });
+
+  // Under WSL xdg-open is seldom installed and has no browser to open anyway: the login only said
+  // "open the URL yourself". Windows' opener is reachable from WSL, and takes the URL whole.
+  test('under WSL the URL goes to Windows\' own opener', () => {
+    expect(browserCommand('linux', url, { WSL_DISTRO_NAME: 'Ubuntu' })).toEqual(['rundll32.exe', 'url.dll,FileProtocolHandler', url]);
+    expect(browserCommand('linux', url, {})).toEqual(['xdg-open', url]);
+  });
 });
 
 describe('a bad --callback-port', () => {

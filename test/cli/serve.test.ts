@@ -3,7 +3,7 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { JsonLogError, UsageError } from '../../src/cli/output.ts';
-import { installStrayErrorGuards, listenFailure, listeningLine, maskAccountsAddedLater, serve, serveFlags } from '../../src/cli/serve.ts';
+import { installStrayErrorGuards, listenFailure, listeningLine, maskAccountsAddedLater, serve, serveFlags, stopSignals } from '../../src/cli/serve.ts';
 import { configureLog, log, redact } from '../../src/log.ts';
 import { createPool } from '../../src/pool/pool.ts';
 import { ConfigError, loadConfig } from '../../src/config.ts';
@@ -234,5 +234,18 @@ describe('serve with a short key on every interface', () => {
       configureLog({ format: 'pretty' });
       rmSync(data, { recursive: true, force: true });
     }
+  });
+});
+
+describe('the signals that stop serve gracefully', () => {
+  // Ctrl+Break (SIGBREAK) and closing the console window (SIGHUP) killed mcp on Windows at once,
+  // cutting streams off and leaving the database unclosed.
+  test('on Windows Ctrl+Break and a closed console window stop it like Ctrl+C', () => {
+    expect(stopSignals('win32')).toEqual(['SIGTERM', 'SIGINT', 'SIGBREAK', 'SIGHUP']);
+  });
+
+  test('elsewhere SIGHUP is left alone, so `nohup mcp serve &` survives a logout', () => {
+    expect(stopSignals('linux')).toEqual(['SIGTERM', 'SIGINT']);
+    expect(stopSignals('darwin')).toEqual(['SIGTERM', 'SIGINT']);
   });
 });

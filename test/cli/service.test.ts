@@ -10,6 +10,7 @@ import {
   envFileText,
   installPlan,
   LAUNCHD_LABEL,
+  launchdBusy,
   launchdPlist,
   servicePaths,
   systemdUnit,
@@ -123,6 +124,8 @@ describe('the launchd agent', () => {
     expect(plist.KeepAlive).toEqual({ SuccessfulExit: false });
     expect(plist.StandardOutPath).toBe('/Users/me/Library/Logs/multi-claude-proxy/mcp.log');
     expect(plist.StandardErrorPath).toBe('/Users/me/Library/Logs/multi-claude-proxy/mcp.err.log');
+    // Not Background: the user waits on every streamed token, which must not yield to busy foreground apps.
+    expect(plist.ProcessType).toBe('Interactive');
     expect(paths.serviceFile).toBe(`/Users/me/Library/LaunchAgents/${LAUNCHD_LABEL}.plist`);
     if (has('plutil')) {
       const dir = tmp();
@@ -237,8 +240,10 @@ describe('plans', () => {
 
   test('macOS install boots the agent into the gui domain of the user', () => {
     const i = installPlan({ platform: 'macos', home: '/Users/me', command: ['/m'], env: {}, uid: 501, start: true });
+    // enable: bootstrap refuses a label left disabled with the same EIO as a busy one, forever.
     expect(i.commands).toEqual([
       ['launchctl', 'bootout', `gui/501/${LAUNCHD_LABEL}`],
+      ['launchctl', 'enable', `gui/501/${LAUNCHD_LABEL}`],
       ['launchctl', 'bootstrap', 'gui/501', `/Users/me/Library/LaunchAgents/${LAUNCHD_LABEL}.plist`],
     ]);
     expect(uninstallPlan({ platform: 'macos', home: '/Users/me', uid: 501 }).commands).toEqual([
@@ -255,7 +260,10 @@ describe('plans', () => {
     expect(detectPlatform(undefined, 'linux')).toBe('linux');
     expect(detectPlatform(undefined, 'darwin')).toBe('macos');
     expect(detectPlatform('launchd', 'linux')).toBe('macos');
-    expect(() => detectPlatform(undefined, 'win32')).toThrow('own supervisor');
+    expect(() => detectPlatform(undefined, 'win32')).toThrow(
+      'mcp service supports Linux (systemd) and macOS (launchd), not Windows; run `mcp serve` under your own supervisor (such as a Task Scheduler task run at logon)',
+    );
+    expect(() => detectPlatform(undefined, 'freebsd')).toThrow('not freebsd; run `mcp serve` under your own supervisor');
     expect(() => detectPlatform('bsd', 'linux')).toThrow('--platform must be linux or macos');
   });
 });
@@ -314,6 +322,74 @@ describe('mcp service (in process, MCP_SERVICE_HOME = a temporary dir)', () => {
     );
   });
 
+  // A reinstall on macOS (how the README says to apply new settings) boots the running agent out and
+  // bootstraps it again at once; bootout only signals the old process, and while it drains launchd
+  // refuses the bootstrap with "5: Input/output error". Reported as a failure, it left mcp stopped.
+  test('macOS: a bootstrap refused while launchd still stops the old agent is tried again until it is taken', async () => {
+    const bin = tmp();
+    const calls = join(bin, 'calls');
+    // Modelled on launchctl's reply while a label is still being torn down (exit 5, two lines on stderr).
+    writeFileSync(
+      join(bin, 'launchctl'),
+      `#!/bin/sh
+echo "$1" >> '${calls}'
+[ "$1" != bootstrap ] && exit 0
+n=$(grep -c bootstrap '${calls}')
+if [ "$n" -lt 3 ]; then echo "Bootstrap failed: 5: Input/output error" >&2; echo "Try re-running the command as root for richer errors." >&2; exit 5; fi
+exit 0
+`,
+      { mode: 0o755 },
+    );
+    const savedPath = process.env.PATH;
+    process.env.PATH = `${bin}:/usr/bin:/bin`;
+    let r: Awaited<ReturnType<typeof run>>;
+    try {
+      r = await run('service', 'install', '--platform', 'macos', '--bin', process.execPath);
+    } finally {
+      process.env.PATH = savedPath;
+    }
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    expect(readFileSync(calls, 'utf8')).toBe('bootout\nenable\nbootstrap\nbootstrap\nbootstrap\n');
+    expect(r.out).toContain('launchd is still stopping the previous mcp');
+    expect(r.out).toContain('ran: launchctl bootstrap gui/');
+  });
+
+  // launchctl ends every failure with "Try re-running the command as root for richer errors.": shown
+  // as the error line, it hid the reason and pointed at sudo, which would install for root.
+  test('macOS: a refused bootstrap is reported with launchctl\'s reason, and no login session with what to do', async () => {
+    const bin = tmp();
+    // Modelled on launchctl over SSH with no one logged in at the Mac.
+    writeFileSync(
+      join(bin, 'launchctl'),
+      '#!/bin/sh\n[ "$1" != bootstrap ] && exit 0\necho "Bootstrap failed: 125: Domain does not support specified action" >&2\necho "Try re-running the command as root for richer errors." >&2\nexit 125\n',
+      { mode: 0o755 },
+    );
+    const savedPath = process.env.PATH;
+    process.env.PATH = bin;
+    let r: Awaited<ReturnType<typeof run>>;
+    try {
+      r = await run('service', 'install', '--platform', 'macos', '--bin', process.execPath);
+    } finally {
+      process.env.PATH = savedPath;
+    }
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('failed (exit 125): Bootstrap failed: 125: Domain does not support specified action\n');
+    expect(r.err).not.toContain('Try re-running');
+    expect(r.err).toContain('mcp: launchctl cannot reach a login session of this user');
+    expect(r.err).toContain('run `mcp service install` again');
+  });
+
+  test('only a launchd bootstrap refused as busy is retried, for the stop timeout and a little more', () => {
+    expect(launchdBusy(['launchctl', 'bootstrap', 'gui/501', '/p'], 5, 'Bootstrap failed: 5: Input/output error')).toBe(true);
+    expect(launchdBusy(['launchctl', 'bootstrap', 'gui/501', '/p'], 37, '')).toBe(true);
+    expect(launchdBusy(['launchctl', 'bootstrap', 'gui/501', '/p'], 125, 'Bootstrap failed: 125: Domain does not support specified action')).toBe(false);
+    expect(launchdBusy(['launchctl', 'bootout', 'gui/501/x'], 5, '')).toBe(false);
+    expect(launchdBusy(['systemctl', '--user', 'restart', 'mcp.service'], 5, '')).toBe(false);
+    const plan = installPlan({ platform: 'macos', home: '/Users/me', command: ['/m'], env: { SHUTDOWN_GRACE_SEC: '60' }, uid: 501, start: true });
+    expect(plan.busyRetrySec).toBe(80);
+  });
+
   test('--dry-run shows the settings it carries (the data directory…) and masks only what may hold a secret', async () => {
     const saved = { dir: process.env.MCP_DATA_DIR, proxy: process.env.HTTPS_PROXY };
     process.env.MCP_DATA_DIR = join(home, 'data');
@@ -352,6 +428,17 @@ describe('mcp service (in process, MCP_SERVICE_HOME = a temporary dir)', () => {
     const again = await run('service', 'install', '--no-start', '--platform', 'linux', '--bin', '/opt/mcp/mcp');
     expect(again.out).toContain('kept');
     expect(readFileSync(paths.envFile, 'utf8')).toContain('PROXY_API_KEY=svc-test-key-0123456789\n');
+  });
+
+  test('macOS install makes the directory launchd writes the logs in (it may not, and the agent would never start)', async () => {
+    const paths = servicePaths('macos', home);
+    const dry = await run('service', 'install', '--dry-run', '--platform', 'macos', '--bin', process.execPath);
+    expect(dry.out).toContain(`would create ${paths.logDir}\n`);
+    expect(existsSync(paths.logDir)).toBe(false);
+    const r = await run('service', 'install', '--no-start', '--platform', 'macos', '--bin', process.execPath);
+    expect(r.code).toBe(0);
+    expect(statSync(paths.logDir).isDirectory()).toBe(true);
+    expect(parsePlist(readFileSync(paths.serviceFile, 'utf8'))).toMatchObject({ StandardOutPath: join(paths.logDir, 'mcp.log') });
   });
 
   test('status says what is installed; uninstall --dry-run changes nothing; uninstall removes the plist', async () => {

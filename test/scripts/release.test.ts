@@ -1,4 +1,4 @@
-// The release script's fixed parts: the five targets, the host name, and SHA256SUMS in the format
+// The release script's fixed parts: the targets (five, and two x64 ones for CPUs without AVX2), the host name, and SHA256SUMS in the format
 // `sha256sum -c` checks. (Building every binary takes minutes; the host build is covered by
 // test/e2e/binary.test.ts.)
 import { afterAll, expect, test } from 'bun:test';
@@ -10,13 +10,15 @@ import { hostTarget, sha256sums, TARGETS } from '../../scripts/release.ts';
 const dir = mkdtempSync(join(tmpdir(), 'mcp-release-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-test('releases cover linux, macOS and Windows on x64 and arm64 where Bun supports them', () => {
+test('releases cover linux, macOS and Windows on x64 and arm64 where Bun supports them, and x64 CPUs without AVX2', () => {
   expect(TARGETS.map((t) => `${t.name}=${t.bunTarget}${t.exe}`)).toEqual([
     'linux-x64=bun-linux-x64',
     'linux-arm64=bun-linux-arm64',
     'darwin-x64=bun-darwin-x64',
     'darwin-arm64=bun-darwin-arm64',
     'windows-x64=bun-windows-x64.exe',
+    'linux-x64-baseline=bun-linux-x64-baseline',
+    'windows-x64-baseline=bun-windows-x64-baseline.exe',
   ]);
 });
 
