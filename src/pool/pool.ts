@@ -81,8 +81,8 @@ export interface Lease {
 
 export type AcquireResult =
   | { kind: 'lease'; lease: Lease }
-  /** limitKind: what limits the account that is free first (see Selection). */
-  | { kind: 'limited'; until: number; limitKind: LimitKind }
+  /** limitKind: what limits the account waited for; earliest: one free sooner than home (see Selection). */
+  | { kind: 'limited'; until: number; limitKind: LimitKind; earliest?: { until: number; limitKind: LimitKind } }
   /** Every account that could serve is at its concurrency cap: waitForSlot() (at most until freeAt), then ask again. */
   | { kind: 'busy'; freeAt?: number }
   | { kind: 'none'; reason: 'no_accounts' | 'no_active_accounts' | 'all_tried'; detail: string };

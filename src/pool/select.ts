@@ -72,9 +72,11 @@ export type Selection =
   /**
    * Every account that could serve is limited; the earliest one is free again at `until` (or the
    * conversation's own, throttled, up to HOME_WAIT_SLACK_MS later), and `limitKind` is what limits
-   * it (how the client should be told: a throttle, a quota, capacity).
+   * it (how the client should be told: a throttle, a quota, capacity). When `until` is home's,
+   * `earliest` is the other account free sooner: a wait budget too short for home waits for that
+   * one instead, and a client told to retry is told its reset.
    */
-  | { kind: 'limited'; until: number; limitKind: LimitKind }
+  | { kind: 'limited'; until: number; limitKind: LimitKind; earliest?: { until: number; limitKind: LimitKind } }
   /** Nothing can serve and nothing will by waiting: no accounts, all invalid/disabled, or all tried. */
   | { kind: 'none'; reason: 'no_accounts' | 'no_active_accounts' | 'all_tried' };
 
@@ -143,9 +145,11 @@ export function selectAccount(input: SelectInput): Selection {
       home !== undefined &&
       isShortLimit(home, now) &&
       home.limitedUntil! - earliest!.limitedUntil! <= HOME_WAIT_SLACK_MS &&
-      !(isSoftLimited(home, input.softLimitThreshold) && !isSoftLimited(earliest!, input.softLimitThreshold))
+      !(isSoftLimited(home, input.softLimitThreshold) && !isSoftLimited(earliest!, input.softLimitThreshold)) &&
+      home !== earliest
     ) {
-      earliest = home;
+      const first = { until: earliest!.limitedUntil!, limitKind: earliest!.limitKind ?? 'rate_limited' } as const;
+      return { kind: 'limited', until: home.limitedUntil!, limitKind: home.limitKind ?? 'rate_limited', earliest: first };
     }
     return { kind: 'limited', until: earliest!.limitedUntil!, limitKind: earliest!.limitKind ?? 'rate_limited' };
   }

@@ -256,13 +256,26 @@ const rows: Row[] = [
     candidates: [c('a', { limitedUntil: NOW + 1500 }), c('b', { limitedUntil: NOW + 1000 })],
     bound: 'a',
     exclude: ['a', 'b'],
-    want: { kind: 'limited', until: NOW + 1500, limitKind: 'rate_limited' },
+    want: { kind: 'limited', until: NOW + 1500, limitKind: 'rate_limited', earliest: { until: NOW + 1000, limitKind: 'rate_limited' } },
   },
   {
     name: "every account throttled, home's throttle ends exactly the slack after the earliest: still wait for home",
     candidates: [c('a', { limitedUntil: NOW + 1000 + HOME_WAIT_SLACK_MS, limitKind: 'capacity' }), c('b', { limitedUntil: NOW + 1000 })],
     bound: 'a',
-    want: { kind: 'limited', until: NOW + 1000 + HOME_WAIT_SLACK_MS, limitKind: 'capacity' },
+    want: { kind: 'limited', until: NOW + 1000 + HOME_WAIT_SLACK_MS, limitKind: 'capacity', earliest: { until: NOW + 1000, limitKind: 'rate_limited' } },
+  },
+  {
+    // The gateway waits for home only when its budget covers it, else for the earliest: it must know both.
+    name: 'every account throttled, home by capacity a moment after another: home to wait for, the earliest (and its kind) reported too',
+    candidates: [c('a', { limitedUntil: NOW + 2500, limitKind: 'capacity' }), c('b', { limitedUntil: NOW + 1000, limitKind: 'rate_limited' }), c('c', { limitedUntil: NOW + 9000 })],
+    bound: 'a',
+    want: { kind: 'limited', until: NOW + 2500, limitKind: 'capacity', earliest: { until: NOW + 1000, limitKind: 'rate_limited' } },
+  },
+  {
+    name: 'every account throttled, home the earliest itself: nothing else to report',
+    candidates: [c('a', { limitedUntil: NOW + 1000 }), c('b', { limitedUntil: NOW + 2000 })],
+    bound: 'a',
+    want: { kind: 'limited', until: NOW + 1000, limitKind: 'rate_limited' },
   },
   {
     name: "every account throttled, home's ends more than the slack after the earliest: the earliest (its request overflows)",
