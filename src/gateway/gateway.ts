@@ -455,9 +455,15 @@ export function createGateway(deps: GatewayDeps): Gateway {
         const t = now();
         // Capacity is the upstream's, and clients retry a 529 themselves (Claude Code ten times): a
         // long wait in each of their attempts would multiply. One short cool-down hides a blip.
-        const budget = Math.min(got.limitKind === 'capacity' ? Math.min(maxWaitMs, CAPACITY_WAIT_MS) : maxWaitMs, clientBudget);
-        if (got.until - started <= budget && got.until - t <= budget) {
-          const wait = got.until - t + WAIT_BUFFER_MS;
+        const fits = (r: { until: number; limitKind: LimitKind }) => {
+          const budget = Math.min(r.limitKind === 'capacity' ? Math.min(maxWaitMs, CAPACITY_WAIT_MS) : maxWaitMs, clientBudget);
+          return r.until - started <= budget && r.until - t <= budget;
+        };
+        // Home (the conversation's account) is waited for only within the budget: past it, the account
+        // free first serves, as it would with no home. Never an error where a wait would answer.
+        const target = fits(got) ? got : got.earliest !== undefined && fits(got.earliest) ? got.earliest : null;
+        if (target !== null) {
+          const wait = target.until - t + WAIT_BUFFER_MS;
           if (!waitedForReset) log.info(`${req.requestId}: every account is limited for ${route.upstreamModel}; waiting ${formatWait(wait)} for the earliest reset`);
           waitedForReset = true;
           // An account enabled or added with the CLI (a reload) serves at once: it is not waited past.
@@ -469,7 +475,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
           exclude.clear();
           continue;
         }
-        throw new PoolExhausted(route, got.until, got.limitKind, last);
+        // The client retries at the earliest reset, when some account serves again.
+        const first = got.earliest ?? got;
+        throw new PoolExhausted(route, first.until, first.limitKind, last);
       }
       if (got.kind === 'busy') {
         // Every account that could serve is at its concurrency cap: wait for one of its requests to end.
@@ -601,7 +609,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
           // hours, a final answer) is no answer while another is free, or frees up sooner.
           if (e.kind === 'rate_limited' || e.kind === 'quota_exhausted') {
             const rest = restOfPool();
-            if (rest.kind === 'limited') throw new PoolExhausted(route, rest.until, rest.limitKind, e);
+            // The earliest reset, not home's: the client retries when some account serves.
+            if (rest.kind === 'limited') throw new PoolExhausted(route, (rest.earliest ?? rest).until, (rest.earliest ?? rest).limitKind, e);
             if (rest.kind === 'free' || rest.kind === 'busy') {
               throw retrySoon(`Rate limited on ${req.body.model}: ${attempts} accounts in a row answered with a limit (MAX_ATTEMPTS); others can serve, retry`);
             }
@@ -634,7 +643,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
           if (e.kind !== 'rate_limited' && e.kind !== 'quota_exhausted') return null;
           // This account's reset (maybe hours, a final answer) is no answer while another account can serve.
           const rest = restOfPool();
-          if (rest.kind === 'limited') return limitedError(route.upstreamModel, rest.limitKind, rest.until, now(), maxWaitMs, e.message);
+          if (rest.kind === 'limited') {
+            const first = rest.earliest ?? rest;
+            return limitedError(route.upstreamModel, first.limitKind, first.until, now(), maxWaitMs, e.message);
+          }
           if (rest.kind === 'free' || rest.kind === 'busy') {
             return retrySoon(`Rate limited on ${req.body.model} during the answer (${e.message}); other accounts can serve, retry`);
           }

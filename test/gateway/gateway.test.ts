@@ -839,6 +839,39 @@ describe('dispatch', () => {
     await drain(d1);
   });
 
+  test('every account throttled briefly, home past the wait budget but the other within it: the request waits for the other, not a 429', async () => {
+    const r = rig({ labels: ['a', 'b'], config: { maxWaitSec: 2 } });
+    const d0 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 0)));
+    await drain(d0);
+    const home = d0.accountId;
+    const other = r.accounts.find((a) => a.id !== home)!;
+    const limit = (label: string, resetAt: number) =>
+      r.routing.pool.report(fakeLease(r, label, 'glm-4.7'), { kind: 'error', error: new UpstreamError('rate_limited', 'x', { resetAt }) });
+    limit(r.accounts.find((a) => a.id === home)!.label, T0 + 2_500);
+    limit(other.label, T0 + 1_000);
+    const d1 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 1)));
+    expect(d1.accountId).toBe(other.id);
+    expect(r.clock.sleeps).toHaveLength(1);
+    expect(r.clock.sleeps[0]!).toBeLessThan(2_000);
+    await drain(d1);
+  });
+
+  test('every account throttled briefly and no wait allowed: the 429 tells the earliest reset, not home\'s', async () => {
+    const r = rig({ labels: ['a', 'b'], config: { maxWaitSec: 0 } });
+    const d0 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 0)));
+    await drain(d0);
+    const home = d0.accountId;
+    const other = r.accounts.find((a) => a.id !== home)!;
+    const limit = (label: string, resetAt: number) =>
+      r.routing.pool.report(fakeLease(r, label, 'glm-4.7'), { kind: 'error', error: new UpstreamError('rate_limited', 'x', { resetAt }) });
+    limit(r.accounts.find((a) => a.id === home)!.label, T0 + 2_500);
+    limit(other.label, T0 + 1_000);
+    const err = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 1))).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect((err as ApiError).headers['retry-after']).toBe('1');
+    expect(r.clock.sleeps).toHaveLength(0);
+  });
+
   test('--no-soft-limit: quota does not steer selection', async () => {
     const r = rig({ labels: ['a', 'b'], config: { softLimitEnabled: false } });
     r.routing.pool.setQuotas(r.accounts[0]!.id, [{ model: '*', remainingFraction: 0.05, resetAt: null }]);
@@ -1125,7 +1158,7 @@ describe('accounts whose catalogs lack the model, while the others are limited',
     const err = await rejection(r.routing.gateway.dispatch(dispatchReq(sessionBody('opus', 's1'))));
     expect(err.status).toBe(429);
     expect(err.type).toBe('rate_limit_error');
-    expect(err.headers?.['retry-after']).toBe('600');
+    expect(err.headers['retry-after']).toBe('600');
     expect(r.agy.calls).toHaveLength(0);
   });
 
