@@ -464,7 +464,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
         const target = fits(got) ? got : got.earliest !== undefined && fits(got.earliest) ? got.earliest : null;
         if (target !== null) {
           const wait = target.until - t + WAIT_BUFFER_MS;
-          if (!waitedForReset) log.info(`${req.requestId}: every account is limited for ${route.upstreamModel}; waiting ${formatWait(wait)} for the earliest reset`);
+          const forWhat = target === got && got.earliest !== undefined ? "the conversation's own account" : 'the earliest reset';
+          if (!waitedForReset) log.info(`${req.requestId}: every account is limited for ${route.upstreamModel}; waiting ${formatWait(wait)} for ${forWhat}`);
           waitedForReset = true;
           // An account enabled or added with the CLI (a reload) serves at once: it is not waited past.
           await resetOrChange(wait, req.signal);
