@@ -48,6 +48,19 @@ export const CARRIED_VARS = [
   'CORS_ALLOW_METHODS',
   'CORS_ALLOW_HEADERS',
   'CORS_MAX_AGE',
+  // Where the upstreams are and who the proxy says it is: a China-region ZAI_BASE_URL left behind
+  // would send every key to api.z.ai, which refuses them all.
+  'ZAI_BASE_URL',
+  'ZAI_QUOTA_URL',
+  'ZAI_STRIP_BETAS',
+  'ANTIGRAVITY_ENDPOINTS',
+  'ANTIGRAVITY_USER_AGENT',
+  'ANTIGRAVITY_VERSION_URL',
+  'GOOGLE_CLIENT_ID',
+  'GOOGLE_CLIENT_SECRET',
+  'GOOGLE_OAUTH_AUTH_URL',
+  'GOOGLE_OAUTH_TOKEN_URL',
+  'GOOGLE_USERINFO_URL',
   // A service started at login does not see the shell's proxy settings; without them it could not
   // reach the upstreams from behind a corporate proxy.
   'HTTPS_PROXY',

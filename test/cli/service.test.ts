@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCaptured } from './run-cli.ts';
 import {
+  CARRIED_VARS,
   detectPlatform,
   envFileText,
   installPlan,
@@ -497,4 +498,16 @@ describe('--help', () => {
 test('a long shutdown grace gives launchd a longer exit timeout too', () => {
   const plan = installPlan({ platform: 'macos', home: '/Users/me', command: ['/bin/mcp'], env: { SHUTDOWN_GRACE_SEC: '100' }, uid: 501, start: true });
   expect(plan.files[1]!.content).toContain('<key>ExitTimeOut</key>\n\t<integer>115</integer>');
+});
+
+// A setting the server reads but the service's environment file leaves out is silently lost once the
+// service starts at login (with no shell around it): a China-region ZAI_BASE_URL would send every key
+// to api.z.ai, which refuses them all.
+test('every setting mcp serve reads from the environment is carried into the service, but the key written on its own', () => {
+  const source = readFileSync(join(import.meta.dir, '..', '..', 'src', 'config.ts'), 'utf8');
+  const read = new Set([...source.matchAll(/\benv\.([A-Z][A-Z0-9_]+)/g)].map((m) => m[1]!));
+  // The home directory is the service's own; the key has its own line.
+  for (const own of ['HOME', 'XDG_CONFIG_HOME', 'PROXY_API_KEY']) read.delete(own);
+  const missing = [...read].filter((v) => !(CARRIED_VARS as readonly string[]).includes(v));
+  expect(missing).toEqual([]);
 });
