@@ -822,8 +822,9 @@ describe('dispatch', () => {
     await drain(d2);
   });
 
-  test('every account throttled briefly, the home one a moment after the other: the request waits for home and is served there', async () => {
-    const r = rig({ labels: ['a', 'b'], config: { maxWaitSec: 60 } });
+  /** A conversation on its home account, then both accounts briefly throttled: home until +2.5 s, the other until +1 s. */
+  async function homeThrottledPastOther(maxWaitSec: number) {
+    const r = rig({ labels: ['a', 'b'], config: { maxWaitSec } });
     const d0 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 0)));
     await drain(d0);
     const home = d0.accountId;
@@ -832,6 +833,11 @@ describe('dispatch', () => {
       r.routing.pool.report(fakeLease(r, label, 'glm-4.7'), { kind: 'error', error: new UpstreamError('rate_limited', 'x', { resetAt }) });
     limit(r.accounts.find((a) => a.id === home)!.label, T0 + 2_500);
     limit(other.label, T0 + 1_000);
+    return { r, home, other };
+  }
+
+  test('every account throttled briefly, the home one a moment after the other: the request waits for home and is served there', async () => {
+    const { r, home } = await homeThrottledPastOther(60);
     const d1 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 1)));
     expect(d1.accountId).toBe(home);
     expect(r.clock.sleeps).toHaveLength(1);
@@ -840,15 +846,7 @@ describe('dispatch', () => {
   });
 
   test('every account throttled briefly, home past the wait budget but the other within it: the request waits for the other, not a 429', async () => {
-    const r = rig({ labels: ['a', 'b'], config: { maxWaitSec: 2 } });
-    const d0 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 0)));
-    await drain(d0);
-    const home = d0.accountId;
-    const other = r.accounts.find((a) => a.id !== home)!;
-    const limit = (label: string, resetAt: number) =>
-      r.routing.pool.report(fakeLease(r, label, 'glm-4.7'), { kind: 'error', error: new UpstreamError('rate_limited', 'x', { resetAt }) });
-    limit(r.accounts.find((a) => a.id === home)!.label, T0 + 2_500);
-    limit(other.label, T0 + 1_000);
+    const { r, other } = await homeThrottledPastOther(2);
     const d1 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 1)));
     expect(d1.accountId).toBe(other.id);
     expect(r.clock.sleeps).toHaveLength(1);
@@ -857,15 +855,7 @@ describe('dispatch', () => {
   });
 
   test('every account throttled briefly and no wait allowed: the 429 tells the earliest reset, not home\'s', async () => {
-    const r = rig({ labels: ['a', 'b'], config: { maxWaitSec: 0 } });
-    const d0 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 0)));
-    await drain(d0);
-    const home = d0.accountId;
-    const other = r.accounts.find((a) => a.id !== home)!;
-    const limit = (label: string, resetAt: number) =>
-      r.routing.pool.report(fakeLease(r, label, 'glm-4.7'), { kind: 'error', error: new UpstreamError('rate_limited', 'x', { resetAt }) });
-    limit(r.accounts.find((a) => a.id === home)!.label, T0 + 2_500);
-    limit(other.label, T0 + 1_000);
+    const { r, other } = await homeThrottledPastOther(0);
     const err = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 1))).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ApiError);
     expect((err as ApiError).headers['retry-after']).toBe('1');
