@@ -110,6 +110,16 @@ export function createQuotaPoller(deps: {
     log.info(`account ${account.label} passes verification again (was invalid: ${account.statusReason ?? 'no reason'}); back in rotation`);
   }
 
+  /** Polls the account unless `last` says it was polled for the same reason within `gapMs`. */
+  function pollAtMostEvery(last: Map<string, number>, gapMs: number, id: string): void {
+    const t = now();
+    const at = last.get(id);
+    // A last time ahead of now is a clock stepped back, not a recent read.
+    if (at !== undefined && t >= at && t - at < gapMs) return;
+    last.set(id, t);
+    void pollAccount(id);
+  }
+
   function pollAccount(id: string): Promise<void> {
     const cur = inflight.get(id);
     if (cur) return cur;
@@ -168,21 +178,11 @@ export function createQuotaPoller(deps: {
     pollAll,
     pollAccount,
     afterRateLimit(id) {
-      if (!running) return;
-      const t = now();
-      const last = lastAfter429.get(id);
-      // A last time ahead of now is a clock stepped back, not a recent read.
-      if (last !== undefined && t >= last && t - last < AFTER_429_MIN_GAP_MS) return;
-      lastAfter429.set(id, t);
-      void pollAccount(id);
+      if (running) pollAtMostEvery(lastAfter429, AFTER_429_MIN_GAP_MS, id);
     },
     afterUse(id, remaining) {
       if (!running || !config.softLimitEnabled || remaining === null || remaining > config.softLimitThreshold + NEAR_FLOOR_MARGIN) return;
-      const t = now();
-      const last = lastNearFloor.get(id);
-      if (last !== undefined && t >= last && t - last < NEAR_FLOOR_MIN_GAP_MS) return;
-      lastNearFloor.set(id, t);
-      void pollAccount(id);
+      pollAtMostEvery(lastNearFloor, NEAR_FLOOR_MIN_GAP_MS, id);
     },
   };
 }

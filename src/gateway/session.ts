@@ -29,7 +29,8 @@ const MAX_KEY_LENGTH = 128;
 /** How much of an image's or document's data tells it apart (hashing megabytes per request would not). */
 const SOURCE_SAMPLE = 4096;
 
-function firstUserText(body: MessagesRequest): string {
+/** `enough`: the caller reads no further than this many characters, so the texts after it are not joined. */
+function firstUserText(body: MessagesRequest, enough = Infinity): string {
   const first = body.messages.find((m) => m.role === 'user');
   if (!first) return '';
   const c = first.content as unknown;
@@ -37,6 +38,7 @@ function firstUserText(body: MessagesRequest): string {
   if (!Array.isArray(c)) return '';
   let out = '';
   for (const b of c as Array<Record<string, unknown>>) {
+    if (out.length >= enough) break;
     if (b && b.type === 'text' && typeof b.text === 'string') out += b.text;
     else if (b && b.type === 'tool_result') out += String(b.tool_use_id ?? '');
   }
@@ -101,7 +103,7 @@ export function historyKeyOf(body: MessagesRequest): string | null {
   }
   if (!sample) return null;
   const hasher = new Bun.CryptoHasher('sha256');
-  hasher.update(firstUserText(body).slice(0, ANSWER_SAMPLE), 'latin1');
+  hasher.update(firstUserText(body, ANSWER_SAMPLE).slice(0, ANSWER_SAMPLE), 'latin1');
   hasher.update('\u0000', 'latin1');
   hasher.update(sample.slice(0, ANSWER_SAMPLE), 'latin1');
   return `history:${hasher.digest('hex').slice(0, 32)}`;
