@@ -80,6 +80,35 @@ describe('READ_TIMEOUT_SEC against a client that trickles its body', () => {
   });
 });
 
+describe('a client that trickles its headers', () => {
+  // No setting of ours bounds the header phase: the runtime's HTTP layer closes a connection whose
+  // headers are not complete within about ten seconds, however long IDLE_TIMEOUT_SEC is and however
+  // often a byte arrives. This guards that protection across runtime upgrades.
+  test('is cut off by the runtime within 15 s even with a long IDLE_TIMEOUT_SEC, and the server keeps serving', async () => {
+    h = startHarness(testConfig({ IDLE_TIMEOUT_SEC: '120' }));
+    let closed = false;
+    const sock = await Bun.connect({
+      hostname: '127.0.0.1',
+      port: Number(new URL(h.base).port),
+      socket: {
+        data() {},
+        close() {
+          closed = true;
+        },
+      },
+    });
+    sock.write('POST /v1/messages HTTP/1.1\r\nhost: x\r\n');
+    const t0 = Date.now();
+    while (!closed && Date.now() - t0 < 15_000) {
+      await Bun.sleep(500);
+      if (!closed) sock.write('x');
+    }
+    expect(closed).toBe(true);
+    expect(h.calls).toHaveLength(0);
+    expect((await post(h, '/v1/messages', body())).status).toBe(200);
+  }, 20_000);
+});
+
 describe('a client that leaves while sending its body', () => {
   test('is recorded as gone (499), not logged as a server error', async () => {
     h = startHarness(testConfig({ READ_TIMEOUT_SEC: '5' }));
