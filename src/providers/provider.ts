@@ -140,6 +140,11 @@ export interface Provider {
   refresh(account: Account): Promise<void>;
   /** One cheap authenticated call, for `mcp accounts verify`. */
   verify(account: Account, signal?: AbortSignal): Promise<{ ok: boolean; detail: string }>;
+  /**
+   * Whether this provider issued the thinking signature (from memory, or its shape). The gateway
+   * asks it of the other providers in the pool, so one provider's thinking never reaches another.
+   */
+  issuedThinking?(signature: string): boolean;
 }
 
 /** What a provider may ask of the rest of the program: persist what it learned about an account. */

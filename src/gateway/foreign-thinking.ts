@@ -1,0 +1,42 @@
+// A conversation the pool served from one provider and then another (a fallback, a /model switch)
+// carries the first one's thinking blocks. Their signatures mean nothing to the next upstream, and
+// forwarding them leaks one provider's signed reasoning to another (anthropic-claude-code-zai.md
+// §2.5, §3.7): a thinking block another provider in the pool claims is dropped before the call.
+import type { MessagesRequest } from '../anthropic/schema.ts';
+
+type Block = { type: string; signature?: unknown; [k: string]: unknown };
+
+/**
+ * `req` without the thinking blocks whose signature `foreign` claims; `req` itself (no copy) when
+ * none is. Only assistant turns carry thinking; the others are passed on as they are.
+ */
+export function withoutForeignThinking(req: MessagesRequest, foreign: (signature: string) => boolean): MessagesRequest {
+  let messages: MessagesRequest['messages'] | null = null;
+  const source = req.messages;
+  for (let i = 0; i < source.length; i++) {
+    const m = source[i]!;
+    if (m.role !== 'assistant' || typeof m.content === 'string') continue;
+    const blocks = m.content as readonly Block[];
+    let kept: Block[] | null = null;
+    for (let j = 0; j < blocks.length; j++) {
+      const b = blocks[j]!;
+      const drop = b.type === 'thinking' && typeof b.signature === 'string' && b.signature !== '' && foreign(b.signature);
+      if (drop) kept ??= blocks.slice(0, j);
+      else kept?.push(b);
+    }
+    if (!kept) continue;
+    messages ??= source.slice();
+    // A turn left with nothing (it only thought) would be an empty message, which every upstream refuses.
+    messages[i] = { ...m, content: kept.length ? kept : [{ type: 'text', text: '(thinking omitted)' }] } as (typeof source)[number];
+  }
+  return messages ? { ...req, messages } : req;
+}
+
+/** Whether any assistant turn holds a thinking block: the cheap test before asking who signed it. */
+export function hasThinking(req: MessagesRequest): boolean {
+  for (const m of req.messages) {
+    if (m.role !== 'assistant' || typeof m.content === 'string') continue;
+    for (const b of m.content as readonly Block[]) if (b.type === 'thinking') return true;
+  }
+  return false;
+}

@@ -1,0 +1,59 @@
+// The gateway's filter for thinking another provider signed (a conversation that moved between them).
+import { describe, expect, test } from 'bun:test';
+import type { MessagesRequest } from '../../src/anthropic/schema.ts';
+import { hasThinking, withoutForeignThinking } from '../../src/gateway/foreign-thinking.ts';
+
+const FOREIGN = ['foreign', 'sig', 'FAKE'].join('-');
+const OWN = ['own', 'sig', 'FAKE'].join('-');
+const claims = (s: string) => s === FOREIGN;
+
+function req(messages: unknown[]): MessagesRequest {
+  return { model: 'glm-5.1', max_tokens: 100, messages } as MessagesRequest;
+}
+
+describe('withoutForeignThinking', () => {
+  test('drops thinking another provider claims and keeps its own, unsigned and redacted blocks', () => {
+    const r = req([
+      { role: 'user', content: 'hi' },
+      {
+        role: 'assistant',
+        content: [
+          { type: 'thinking', thinking: 'a', signature: FOREIGN },
+          { type: 'thinking', thinking: 'b', signature: OWN },
+          { type: 'redacted_thinking', data: 'x' },
+          { type: 'text', text: 'ok' },
+        ],
+      },
+      { role: 'user', content: 'more' },
+    ]);
+    const out = withoutForeignThinking(r, claims);
+    expect(out.messages[1]!.content).toEqual([
+      { type: 'thinking', thinking: 'b', signature: OWN },
+      { type: 'redacted_thinking', data: 'x' },
+      { type: 'text', text: 'ok' },
+    ]);
+    // The client's request is not touched.
+    expect((r.messages[1]!.content as unknown[]).length).toBe(4);
+  });
+
+  test('returns the request itself when nothing is foreign (no copy on the hot path)', () => {
+    const r = req([{ role: 'user', content: 'hi' }, { role: 'assistant', content: [{ type: 'thinking', thinking: 'b', signature: OWN }] }]);
+    expect(withoutForeignThinking(r, claims)).toBe(r);
+  });
+
+  test('a turn that only thought keeps a placeholder instead of becoming empty', () => {
+    const r = req([
+      { role: 'user', content: 'hi' },
+      { role: 'assistant', content: [{ type: 'thinking', thinking: 'a', signature: FOREIGN }] },
+      { role: 'user', content: 'again' },
+    ]);
+    const content = withoutForeignThinking(r, claims).messages[1]!.content as Array<{ type: string }>;
+    expect(content.length).toBe(1);
+    expect(content[0]!.type).toBe('text');
+  });
+
+  test('hasThinking looks only at assistant turns', () => {
+    expect(hasThinking(req([{ role: 'user', content: [{ type: 'text', text: 'thinking' }] }]))).toBe(false);
+    expect(hasThinking(req([{ role: 'assistant', content: [{ type: 'thinking', thinking: '', signature: '' }] }]))).toBe(true);
+  });
+});
