@@ -3,6 +3,7 @@
 // forwarding them leaks one provider's signed reasoning to another (anthropic-claude-code-zai.md
 // §2.5, §3.7): a thinking block another provider in the pool claims is dropped before the call.
 import type { MessagesRequest } from '../anthropic/schema.ts';
+import type { Provider } from '../providers/provider.ts';
 
 type Block = { type: string; signature?: unknown; [k: string]: unknown };
 
@@ -30,6 +31,21 @@ export function withoutForeignThinking(req: MessagesRequest, foreign: (signature
     messages[i] = { ...m, content: kept.length ? kept : [{ type: 'text', text: '(thinking omitted)' }] } as (typeof source)[number];
   }
   return messages ? { ...req, messages } : req;
+}
+
+type Signer = Pick<Provider, 'issuedThinking'>;
+
+/**
+ * Which signatures are foreign to `target`: any it did not issue, when it can tell (a signature lost
+ * from its memory costs reasoning continuity, while forwarding another's, e.g. a Gemini signature
+ * after a restart, leaks it); else any that another provider of the pool claims.
+ */
+export function foreignTo(target: Signer, others: readonly Signer[]): (signature: string) => boolean {
+  if (target.issuedThinking) {
+    const own = target.issuedThinking.bind(target);
+    return (sig) => !own(sig);
+  }
+  return (sig) => others.some((p) => p.issuedThinking?.(sig) === true);
 }
 
 /** Whether any assistant turn holds a thinking block: the cheap test before asking who signed it. */

@@ -16,7 +16,7 @@ import type { Pool, Lease } from '../pool/pool.ts';
 import { type Provider, type ProviderId, UpstreamError } from '../providers/provider.ts';
 import type { LimitKind } from '../store/limits.ts';
 import type { Catalog, Route } from './catalog.ts';
-import { hasThinking, withoutForeignThinking } from './foreign-thinking.ts';
+import { foreignTo, hasThinking, withoutForeignThinking } from './foreign-thinking.ts';
 import { metrics } from './ops.ts';
 import { historyKeyOf, sessionKeyOf } from './session.ts';
 import type { DispatchRequest, Dispatched, Gateway, ModelEntry } from './types.ts';
@@ -295,7 +295,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
 
   /**
    * The request as `target` may see it: without thinking another provider of the pool signed. Nothing
-   * is scanned when the pool has one provider or no other provider can tell its signatures.
+   * is scanned when the pool has one provider or no other provider can tell its signatures, so a
+   * single-provider pool keeps today's behaviour (each provider's own checks).
    */
   function bodyFor(body: MessagesRequest, target: ProviderId): MessagesRequest {
     let others: Provider[] | null = null;
@@ -304,8 +305,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       if (id !== target && p?.issuedThinking) (others ??= []).push(p);
     }
     if (!others || !hasThinking(body)) return body;
-    const claimants = others;
-    return withoutForeignThinking(body, (sig) => claimants.some((p) => p.issuedThinking!(sig)));
+    return withoutForeignThinking(body, foreignTo(providers[target]!, others));
   }
 
   function routeFor(model: string): Route {

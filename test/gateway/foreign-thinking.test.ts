@@ -1,7 +1,7 @@
 // The gateway's filter for thinking another provider signed (a conversation that moved between them).
 import { describe, expect, test } from 'bun:test';
 import type { MessagesRequest } from '../../src/anthropic/schema.ts';
-import { hasThinking, withoutForeignThinking } from '../../src/gateway/foreign-thinking.ts';
+import { foreignTo, hasThinking, withoutForeignThinking } from '../../src/gateway/foreign-thinking.ts';
 
 const FOREIGN = ['foreign', 'sig', 'FAKE'].join('-');
 const OWN = ['own', 'sig', 'FAKE'].join('-');
@@ -55,5 +55,21 @@ describe('withoutForeignThinking', () => {
   test('hasThinking looks only at assistant turns', () => {
     expect(hasThinking(req([{ role: 'user', content: [{ type: 'text', text: 'thinking' }] }]))).toBe(false);
     expect(hasThinking(req([{ role: 'assistant', content: [{ type: 'thinking', thinking: '', signature: '' }] }]))).toBe(true);
+  });
+});
+
+describe('foreignTo', () => {
+  const zai = { issuedThinking: (s: string) => s === OWN };
+  const google = { issuedThinking: (s: string) => s === FOREIGN };
+  const UNKNOWN = ['nobody', 'remembers', 'FAKE'].join('-');
+
+  test('a target that can tell its signatures keeps only its own, even one no provider remembers (after a restart)', () => {
+    const foreign = foreignTo(zai, [google]);
+    expect([OWN, FOREIGN, UNKNOWN].map(foreign)).toEqual([false, true, true]);
+  });
+
+  test('a target that cannot tell drops only what another provider claims', () => {
+    const foreign = foreignTo({}, [google]);
+    expect([OWN, FOREIGN, UNKNOWN].map(foreign)).toEqual([false, true, false]);
   });
 });
