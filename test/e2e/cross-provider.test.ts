@@ -4,7 +4,7 @@
 // receive thinking the other one signed (anthropic-claude-code-zai.md §2.5, §3.7 item 4). The real
 // server and providers run in process, against the fakes (Google checks signatures strictly).
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { loadConfig } from '../../src/config.ts';
+import { type Config, loadConfig } from '../../src/config.ts';
 import { upsertAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
 import { type FakeGoogle, startFakeGoogle } from '../fakes/google.ts';
@@ -16,21 +16,24 @@ const PROXY_KEY = ['proxy', 'key', 'FAKE', 'xprov', '0123456789'].join('-');
 const ZAI_KEY = ['zai', 'FAKE', 'xprov', 'key', '000001'].join('-');
 const EMAIL = 'xprov@example.com';
 const CLAUDE = 'claude-opus-4-6-thinking';
+const GEMINI = 'gemini-3-flash';
 const GLM = 'glm-5.1';
 
 let zai: FakeZai;
 let google: FakeGoogle;
 let server: InProcessServer;
+let config: Config;
 
 beforeAll(async () => {
   zai = startFakeZai({ keys: [ZAI_KEY] });
   google = startFakeGoogle({ strictSignatures: true });
   const dir = tempDir('mcp-xprov-');
-  const config = loadConfig({ PROXY_API_KEY: PROXY_KEY, MCP_DATA_DIR: dir, ...zaiEnv(zai), ...googleEnv(google) });
+  config = loadConfig({ PROXY_API_KEY: PROXY_KEY, MCP_DATA_DIR: dir, ...zaiEnv(zai), ...googleEnv(google) });
   const db = openDatabase(config.dbPath);
   upsertAccount(db, { provider: 'zai', label: 'z', credentials: { kind: 'api_key', apiKey: ZAI_KEY } }, Date.now());
   upsertAccount(db, { provider: 'antigravity', email: EMAIL, label: 'g', credentials: { kind: 'oauth', refreshToken: google.refreshTokenFor(EMAIL) } }, Date.now() + 1);
-  server = await serveInProcess(config, db);
+  db.close();
+  server = await serveInProcess(config, openDatabase(config.dbPath));
 });
 afterAll(async () => {
   await server?.stop();
@@ -70,14 +73,31 @@ function toolResultFor(content: Block[], output: string): Block[] {
   return content.filter((b) => b.type === 'tool_use').map((b) => ({ type: 'tool_result', tool_use_id: b.id, content: output }));
 }
 
+/** A restart empties every provider's memory of the signatures it issued. */
+async function restart(): Promise<void> {
+  await server.stop();
+  server = await serveInProcess(config, openDatabase(config.dbPath));
+}
+
 describe('a conversation that moves Google -> Z.AI -> Google with thinking and tools', () => {
-  test('every turn is served, and no upstream receives the other provider’s signed thinking', async () => {
-    const history: Msg[] = [{ role: 'user', content: 'Please run the command: echo one' }];
+  test.each([
+    ['Claude', CLAUDE, false],
+    ['Gemini', GEMINI, false],
+    ['Claude, the proxy restarting at each switch', CLAUDE, true],
+    ['Gemini, the proxy restarting at each switch', GEMINI, true],
+  ] as const)('%s: every turn is served, and no upstream receives the other provider’s signed thinking', async (_n, GOOGLE_MODEL, restarts) => {
+    const history: Msg[] = [{ role: 'user', content: 'hello' }];
     const googleSigs: string[] = [];
     const zaiSigs: string[] = [];
 
-    // 1. Claude on Google thinks and calls Bash.
-    const t1 = await turn(CLAUDE, history);
+    // 0. A plain answer: Gemini signs its thinking only when no call follows.
+    const t0 = await turn(GOOGLE_MODEL, history);
+    expect(t0.status, t0.raw).toBe(200);
+    googleSigs.push(...signaturesOf(t0.content));
+    history.push({ role: 'assistant', content: t0.content }, { role: 'user', content: 'Please run the command: echo one' });
+
+    // 1. The model on Google thinks and calls Bash.
+    const t1 = await turn(GOOGLE_MODEL, history);
     expect(t1.status, t1.raw).toBe(200);
     expect(t1.content.some((b) => b.type === 'tool_use')).toBe(true);
     googleSigs.push(...signaturesOf(t1.content));
@@ -85,6 +105,7 @@ describe('a conversation that moves Google -> Z.AI -> Google with thinking and t
     history.push({ role: 'assistant', content: t1.content }, { role: 'user', content: toolResultFor(t1.content, 'one') });
 
     // 2. The user switches to GLM in the middle of the tool loop: Z.AI answers the result.
+    if (restarts) await restart();
     const zaiFrom = zai.messages().length;
     const t2 = await turn(GLM, history);
     expect(t2.status, t2.raw).toBe(200);
@@ -101,8 +122,9 @@ describe('a conversation that moves Google -> Z.AI -> Google with thinking and t
     history.push({ role: 'assistant', content: t3.content }, { role: 'user', content: toolResultFor(t3.content, 'two') });
 
     // 4. Back on Claude (Google) to answer GLM's tool call.
+    if (restarts) await restart();
     const googleFrom = google.generations().length;
-    const t4 = await turn(CLAUDE, history);
+    const t4 = await turn(GOOGLE_MODEL, history);
     expect(t4.status, t4.raw).toBe(200);
     expect(t4.content.some((b) => b.type === 'text')).toBe(true);
 
@@ -113,7 +135,7 @@ describe('a conversation that moves Google -> Z.AI -> Google with thinking and t
     for (const s of zaiSigs) expect(sentToGoogle).not.toContain(s);
     // GLM's call and its result reached Claude (its turn closed by the tool-loop recovery, §7.8).
     expect(sentToGoogle).toContain('echo two');
-    // Claude's own thinking from turn 1 still goes back to Claude.
-    expect(sentToGoogle).toContain(googleSigs[0]!);
+    // Claude's own thinking from turn 0 still goes back to Claude (its signature outlives a restart).
+    if (GOOGLE_MODEL === CLAUDE) expect(sentToGoogle).toContain(googleSigs[0]!);
   });
 });
