@@ -8,6 +8,7 @@ import { type Config, loadConfig } from '../../src/config.ts';
 import { upsertAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
 import { type FakeGoogle, startFakeGoogle } from '../fakes/google.ts';
+import { solidPng } from '../fakes/png.ts';
 import { type FakeZai, startFakeZai } from '../fakes/zai.ts';
 import { cleanupTempDirs, googleEnv, tempDir, zaiEnv } from './helpers.ts';
 import { type InProcessServer, serveInProcess } from './in-process.ts';
@@ -137,5 +138,41 @@ describe('a conversation that moves Google -> Z.AI -> Google with thinking and t
     expect(sentToGoogle).toContain('echo two');
     // Claude's own thinking from turn 0 still goes back to Claude (its signature outlives a restart).
     if (GOOGLE_MODEL === CLAUDE) expect(sentToGoogle).toContain(googleSigs[0]!);
+  });
+});
+
+describe("Claude Code's history shapes survive the moves between providers", () => {
+  test('system messages, cache_control on a tool result and a picture in a tool result reach both upstreams in their form', async () => {
+    const png = Buffer.from(solidPng(8, 8)).toString('base64');
+    const history: Msg[] = [{ role: 'user', content: 'Please run the command: echo pic' }];
+    const t1 = await turn(CLAUDE, history);
+    expect(t1.status, t1.raw).toBe(200);
+    const use = t1.content.find((b) => b.type === 'tool_use')!;
+    history.push(
+      { role: 'assistant', content: t1.content },
+      {
+        role: 'user',
+        content: [
+          { type: 'tool_result', tool_use_id: use.id, content: [{ type: 'text', text: 'pic' }, { type: 'image', source: { type: 'base64', media_type: 'image/png', data: png } }], cache_control: { type: 'ephemeral' } },
+        ],
+      },
+    );
+    (history as unknown[]).push({ role: 'system', content: 'REMINDER-FROM-SYSTEM' });
+    const zaiFrom = zai.messages().length;
+    const t2 = await turn(GLM, history);
+    expect(t2.status, t2.raw).toBe(200);
+    const toZai = zai.messages().slice(zaiFrom).at(-1)!.body as { messages: Array<{ role: string; content: unknown }> };
+    expect(toZai.messages.every((m) => m.role !== 'system')).toBe(true);
+    expect(JSON.stringify(toZai)).toContain('REMINDER-FROM-SYSTEM');
+    expect(JSON.stringify(toZai)).toContain(png);
+    history.push({ role: 'assistant', content: t2.content }, { role: 'user', content: 'thanks' });
+
+    const googleFrom = google.generations().length;
+    const t3 = await turn(CLAUDE, history);
+    expect(t3.status, t3.raw).toBe(200);
+    const toGoogle = JSON.stringify(google.generations().slice(googleFrom).map((r) => r.body));
+    expect(toGoogle).not.toContain('cache_control');
+    expect(toGoogle).toContain('REMINDER-FROM-SYSTEM');
+    expect(toGoogle).toContain(png);
   });
 });
