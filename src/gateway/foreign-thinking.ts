@@ -27,8 +27,9 @@ export function withoutForeignThinking(req: MessagesRequest, foreign: (signature
     }
     if (!kept) continue;
     messages ??= source.slice();
-    // A turn left with nothing (it only thought) would be an empty message, which every upstream refuses.
-    messages[i] = { ...m, content: kept.length ? kept : [{ type: 'text', text: '(thinking omitted)' }] } as (typeof source)[number];
+    // A turn left with nothing (it only thought) stays, empty: each provider already mends empty
+    // turns its own way (Z.AI folds them away, Google pads them), and no words are put in its mouth.
+    messages[i] = { ...m, content: kept } as (typeof source)[number];
   }
   return messages ? { ...req, messages } : req;
 }

@@ -2,6 +2,7 @@
 import { describe, expect, test } from 'bun:test';
 import type { MessagesRequest } from '../../src/anthropic/schema.ts';
 import { foreignTo, hasThinking, withoutForeignThinking } from '../../src/gateway/foreign-thinking.ts';
+import { toZaiBody } from '../../src/providers/zai/request.ts';
 
 const FOREIGN = ['foreign', 'sig', 'FAKE'].join('-');
 const OWN = ['own', 'sig', 'FAKE'].join('-');
@@ -41,15 +42,18 @@ describe('withoutForeignThinking', () => {
     expect(withoutForeignThinking(r, claims)).toBe(r);
   });
 
-  test('a turn that only thought keeps a placeholder instead of becoming empty', () => {
+  test('a turn that only thought is left empty, in its place, for the provider to mend', () => {
     const r = req([
       { role: 'user', content: 'hi' },
       { role: 'assistant', content: [{ type: 'thinking', thinking: 'a', signature: FOREIGN }] },
       { role: 'user', content: 'again' },
     ]);
-    const content = withoutForeignThinking(r, claims).messages[1]!.content as Array<{ type: string }>;
-    expect(content.length).toBe(1);
-    expect(content[0]!.type).toBe('text');
+    const out = withoutForeignThinking(r, claims).messages;
+    expect(out.map((m) => m.role)).toEqual(['user', 'assistant', 'user']);
+    expect(out[1]!.content).toEqual([]);
+    // Z.AI, for one, sends no empty message: the turn goes and the user turns around it merge.
+    const sent = toZaiBody({ ...r, messages: out }, 'glm-5.1').messages as Array<{ role: string }>;
+    expect(sent.map((m) => m.role)).toEqual(['user']);
   });
 
   test('hasThinking looks only at assistant turns', () => {
