@@ -299,10 +299,18 @@ export function createGateway(deps: GatewayDeps): Gateway {
    * single-provider pool keeps today's behaviour (each provider's own checks).
    */
   function bodyFor(body: MessagesRequest, target: ProviderId): MessagesRequest {
+    // Every account counts, disabled ones too: a conversation begun on Google before its accounts
+    // were disabled still carries Google's thinking.
     let others: Provider[] | null = null;
-    for (const id of available()) {
-      const p = providers[id];
-      if (id !== target && p?.issuedThinking) (others ??= []).push(p);
+    let left = 0;
+    for (const id in providers) if (id !== target && providers[id as ProviderId]?.issuedThinking) left++;
+    for (const a of pool.accounts()) {
+      if (left === 0) break;
+      const p = providers[a.provider];
+      if (a.provider !== target && p?.issuedThinking && !others?.includes(p)) {
+        (others ??= []).push(p);
+        left--;
+      }
     }
     if (!others || !hasThinking(body)) return body;
     return withoutForeignThinking(body, foreignTo(providers[target]!, others));

@@ -5,7 +5,7 @@
 // server and providers run in process, against the fakes (Google checks signatures strictly).
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { type Config, loadConfig } from '../../src/config.ts';
-import { upsertAccount } from '../../src/store/accounts.ts';
+import { listAccounts, updateAccount, upsertAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
 import { type FakeGoogle, startFakeGoogle } from '../fakes/google.ts';
 import { solidPng } from '../fakes/png.ts';
@@ -174,5 +174,31 @@ describe("Claude Code's history shapes survive the moves between providers", () 
     expect(toGoogle).not.toContain('cache_control');
     expect(toGoogle).toContain('REMINDER-FROM-SYSTEM');
     expect(toGoogle).toContain(png);
+  });
+});
+
+describe('a conversation whose first provider was taken out of the pool', () => {
+  test('Claude thinking from Google still never reaches Z.AI after every Google account is disabled', async () => {
+    const history: Msg[] = [{ role: 'user', content: 'hello' }];
+    const t1 = await turn(CLAUDE, history);
+    expect(t1.status, t1.raw).toBe(200);
+    const sigs = signaturesOf(t1.content);
+    expect(sigs.length).toBeGreaterThan(0);
+    history.push({ role: 'assistant', content: t1.content }, { role: 'user', content: 'and now?' });
+
+    const db = openDatabase(config.dbPath);
+    const google = listAccounts(db).find((a) => a.provider === 'antigravity')!;
+    try {
+      updateAccount(db, google.id, { status: 'disabled' });
+      await Bun.sleep(60); // the pool looks at the store at most every 25 ms
+      const zaiFrom = zai.messages().length;
+      const t2 = await turn(GLM, history);
+      expect(t2.status, t2.raw).toBe(200);
+      const sentToZai = JSON.stringify(zai.messages().slice(zaiFrom).map((r) => r.body));
+      for (const s of sigs) expect(sentToZai).not.toContain(s);
+    } finally {
+      updateAccount(db, google.id, { status: 'active' });
+      db.close();
+    }
   });
 });
