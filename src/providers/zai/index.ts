@@ -2,6 +2,7 @@
 import type { Config } from '../../config.ts';
 import type { AnthropicEvent } from '../../anthropic/events.ts';
 import type { MessagesRequest } from '../../anthropic/schema.ts';
+import { trackSize } from '../../diagnostics.ts';
 import type { Account } from '../../store/accounts.ts';
 import { UpstreamError, type ModelInfo, type Provider, type ProviderDeps, type QuotaInfo, type SendContext } from '../provider.ts';
 import { getJson, streamMessages } from './client.ts';
@@ -30,6 +31,7 @@ export function createZaiProvider(config: Config, deps: ProviderDeps): Provider 
   const quotaUrl = config.zai.quotaUrl;
   const httpClient = config.upstreamHttpClient;
   const issued = createIssuedSignatures();
+  trackSize('zai.signatures', () => issued.size());
   const clientOpts = {
     baseUrl,
     idleTimeoutMs: config.upstreamIdleTimeoutSec * 1000,
