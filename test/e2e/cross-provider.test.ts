@@ -202,3 +202,45 @@ describe('a conversation whose first provider was taken out of the pool', () => 
     }
   });
 });
+
+describe('a fallback to the other provider (FALLBACK_MAP)', () => {
+  test('Claude exhausted on Google is served by GLM, which gets none of the Claude thinking of earlier turns', async () => {
+    const dir = tempDir('mcp-xprov-fb-');
+    const fbConfig = loadConfig({
+      PROXY_API_KEY: PROXY_KEY,
+      MCP_DATA_DIR: dir,
+      ENABLE_FALLBACK: 'true',
+      FALLBACK_MAP: JSON.stringify({ [CLAUDE]: GLM }),
+      ...zaiEnv(zai),
+      ...googleEnv(google),
+    });
+    const db = openDatabase(fbConfig.dbPath);
+    upsertAccount(db, { provider: 'zai', label: 'z', credentials: { kind: 'api_key', apiKey: ZAI_KEY } }, Date.now());
+    upsertAccount(db, { provider: 'antigravity', email: EMAIL, label: 'g', credentials: { kind: 'oauth', refreshToken: google.refreshTokenFor(EMAIL) } }, Date.now() + 1);
+    const fb = await serveInProcess(fbConfig, db);
+    const main = server;
+    server = fb; // turn() talks to `server`
+    try {
+      const history: Msg[] = [{ role: 'user', content: 'hello' }];
+      const t1 = await turn(CLAUDE, history);
+      expect(t1.status, t1.raw).toBe(200);
+      const sigs = signaturesOf(t1.content);
+      expect(sigs.length).toBeGreaterThan(0);
+      history.push({ role: 'assistant', content: t1.content }, { role: 'user', content: 'Please run the command: echo fb' });
+
+      google.setMode({ kind: 'quota_exhausted' }, { model: CLAUDE });
+      const zaiFrom = zai.messages().length;
+      const t2 = await turn(CLAUDE, history);
+      expect(t2.status, t2.raw).toBe(200);
+      expect(t2.upstream).toBe(GLM);
+      expect(t2.content.some((b) => b.type === 'tool_use')).toBe(true);
+      const sentToZai = JSON.stringify(zai.messages().slice(zaiFrom).map((r) => r.body));
+      expect(sentToZai).toContain('echo fb');
+      for (const s of sigs) expect(sentToZai).not.toContain(s);
+    } finally {
+      google.clearModes();
+      server = main;
+      await fb.stop();
+    }
+  });
+});
