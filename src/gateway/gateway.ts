@@ -293,6 +293,15 @@ export function createGateway(deps: GatewayDeps): Gateway {
     return s;
   }
 
+  // The provider kinds among the pool's accounts, disabled ones included; worked out again only when
+  // the pool reloads its accounts (a new array), not on every request.
+  let kinds: { of: readonly unknown[]; ids: ProviderId[] } | null = null;
+  function kindsInPool(): ProviderId[] {
+    const accounts = pool.accounts();
+    if (kinds?.of !== accounts) kinds = { of: accounts, ids: [...new Set(accounts.map((a) => a.provider))] };
+    return kinds.ids;
+  }
+
   /**
    * The request as `target` may see it: without thinking another provider of the pool signed. Nothing
    * is scanned when the pool has one provider or no other provider can tell its signatures, so a
@@ -302,15 +311,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
     // Every account counts, disabled ones too: a conversation begun on Google before its accounts
     // were disabled still carries Google's thinking.
     let others: Provider[] | null = null;
-    let left = 0;
-    for (const id in providers) if (id !== target && providers[id as ProviderId]?.issuedThinking) left++;
-    for (const a of pool.accounts()) {
-      if (left === 0) break;
-      const p = providers[a.provider];
-      if (a.provider !== target && p?.issuedThinking && !others?.includes(p)) {
-        (others ??= []).push(p);
-        left--;
-      }
+    for (const id of kindsInPool()) {
+      const p = providers[id];
+      if (id !== target && p?.issuedThinking) (others ??= []).push(p);
     }
     if (!others || !hasThinking(body)) return body;
     return withoutForeignThinking(body, foreignTo(providers[target]!, others));
