@@ -1,7 +1,8 @@
 // A conversation the pool served from one provider and then another (a fallback, a /model switch)
 // carries the first one's thinking blocks. Their signatures mean nothing to the next upstream, and
 // forwarding them leaks one provider's signed reasoning to another (anthropic-claude-code-zai.md
-// §2.5, §3.7): a thinking block another provider in the pool claims is dropped before the call.
+// §2.5, §3.7, Part 4): a thinking block whose signature the target did not issue is dropped before
+// the call. Redacted thinking is left to the providers (Google drops it; no provider here emits it).
 import type { MessagesRequest } from '../anthropic/schema.ts';
 import type { Provider } from '../providers/provider.ts';
 

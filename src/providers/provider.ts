@@ -141,8 +141,9 @@ export interface Provider {
   /** One cheap authenticated call, for `mcp accounts verify`. */
   verify(account: Account, signal?: AbortSignal): Promise<{ ok: boolean; detail: string }>;
   /**
-   * Whether this provider issued the thinking signature (from memory, or its shape). The gateway
-   * asks it of the other providers in the pool, so one provider's thinking never reaches another.
+   * Whether this provider issued the thinking signature (from memory, or its shape). In a pool of
+   * several providers the gateway sends each one only the thinking it issued (or, for one that cannot
+   * tell, none that another claims), so one provider's thinking never reaches another.
    */
   issuedThinking?(signature: string): boolean;
 }
