@@ -8,6 +8,7 @@
 import { collectMessage, errorTypeOf } from '../anthropic/collect.ts';
 import { ApiError } from '../anthropic/errors.ts';
 import type { AnthropicEvent, Message } from '../anthropic/events.ts';
+import type { MessagesRequest } from '../anthropic/schema.ts';
 import { webSearchToolOf } from '../anthropic/web-search.ts';
 import type { Config } from '../config.ts';
 import { log } from '../log.ts';
@@ -15,6 +16,7 @@ import type { Pool, Lease } from '../pool/pool.ts';
 import { type Provider, type ProviderId, UpstreamError } from '../providers/provider.ts';
 import type { LimitKind } from '../store/limits.ts';
 import type { Catalog, Route } from './catalog.ts';
+import { foreignTo, hasThinking, withoutForeignThinking } from './foreign-thinking.ts';
 import { metrics } from './ops.ts';
 import { historyKeyOf, sessionKeyOf } from './session.ts';
 import type { DispatchRequest, Dispatched, Gateway, ModelEntry } from './types.ts';
@@ -291,6 +293,32 @@ export function createGateway(deps: GatewayDeps): Gateway {
     return s;
   }
 
+  // The provider kinds among the pool's accounts, disabled ones included; worked out again only when
+  // the pool reloads its accounts (a new array), not on every request.
+  let kinds: { of: readonly unknown[]; ids: ProviderId[] } | null = null;
+  function kindsInPool(): ProviderId[] {
+    const accounts = pool.accounts();
+    if (kinds?.of !== accounts) kinds = { of: accounts, ids: [...new Set(accounts.map((a) => a.provider))] };
+    return kinds.ids;
+  }
+
+  /**
+   * The request as `target` may see it: without thinking another provider of the pool signed. Nothing
+   * is scanned when the pool has one provider or no other provider can tell its signatures, so a
+   * single-provider pool keeps today's behaviour (each provider's own checks).
+   */
+  function bodyFor(body: MessagesRequest, target: ProviderId): MessagesRequest {
+    // Every account counts, disabled ones too: a conversation begun on Google before its accounts
+    // were disabled still carries Google's thinking.
+    let others: Provider[] | null = null;
+    for (const id of kindsInPool()) {
+      const p = providers[id];
+      if (id !== target && p?.issuedThinking) (others ??= []).push(p);
+    }
+    if (!others || !hasThinking(body)) return body;
+    return withoutForeignThinking(body, foreignTo(providers[target]!, others));
+  }
+
   function routeFor(model: string): Route {
     pool.syncSoon();
     const avail = available();
@@ -416,6 +444,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     since: { wall: number; mono: number },
   ): Promise<Dispatched> {
     const provider = providers[route.provider]!;
+    const body = bodyFor(req.body, route.provider);
     const started = since.wall;
     const startedMono = since.mono;
     // Accounts whose tier does not list the model are never tried for it (their 404 would end the request).
@@ -532,7 +561,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       let message: Message | undefined;
       try {
         it = provider
-          .send(req.body, {
+          .send(body, {
             account: lease.account,
             model: route.upstreamModel,
             clientModel: req.body.model,

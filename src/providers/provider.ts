@@ -140,6 +140,12 @@ export interface Provider {
   refresh(account: Account): Promise<void>;
   /** One cheap authenticated call, for `mcp accounts verify`. */
   verify(account: Account, signal?: AbortSignal): Promise<{ ok: boolean; detail: string }>;
+  /**
+   * Whether this provider issued the thinking signature (from memory, or its shape). In a pool of
+   * several providers the gateway sends each one only the thinking it issued (or, for one that cannot
+   * tell, none that another claims), so one provider's thinking never reaches another.
+   */
+  issuedThinking?(signature: string): boolean;
 }
 
 /** What a provider may ask of the rest of the program: persist what it learned about an account. */

@@ -505,5 +505,10 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
         return { ok: false, detail: `${e.kind}: ${e.message}${e.verifyUrl ? ` — verify at ${e.verifyUrl}` : ''}` };
       }
     },
+
+    issuedThinking(signature: string): boolean {
+      // Claude's R-form is known by its shape (it survives a restart); Gemini's only from memory.
+      return signatures.thinkingFamily(signature) !== undefined;
+    },
   };
 }

@@ -20,6 +20,8 @@ export interface ZaiClientOptions {
   httpClient?: HttpClientKind;
   /** ZAI_STRIP_BETAS: no anthropic-beta header upstream. */
   stripBetas?: boolean;
+  /** Told each thinking signature the answer carries (the provider remembers what it issued). */
+  onSignature?: (signature: string) => void;
 }
 
 /** Bounded wait for the small JSON endpoints (models, quota). */
@@ -106,6 +108,13 @@ export async function* streamMessages(
       throw classifyZaiError(res.status, text, res.headers, opts.now(), key);
     }
 
+    const onSignature = opts.onSignature;
+    const noted = (o: AnthropicEvent): AnthropicEvent => {
+      if (onSignature && o.type === 'content_block_delta' && o.delta.type === 'signature_delta' && typeof o.delta.signature === 'string') {
+        onSignature(o.delta.signature);
+      }
+      return o;
+    };
     const repair = createStreamRepair(ctx.clientModel, { singleToolCall: req.tool_choice?.disable_parallel_tool_use === true });
     const contentType = res.headers.get('content-type') ?? '';
 
@@ -121,8 +130,8 @@ export async function* streamMessages(
       const doc = text ? parseData(text, false) : null;
       if (!doc) throw new UpstreamError('transient', 'Z.AI returned an empty response', { status: res.status });
       if (doc.type !== 'message') throw classifyZaiError(res.status, text, res.headers, opts.now(), key);
-      for (const ev of messageToEvents(doc)) yield* repair.accept(ev);
-      yield* repair.finish();
+      for (const ev of messageToEvents(doc)) for (const o of repair.accept(ev)) yield noted(o);
+      for (const o of repair.finish()) yield noted(o);
       return;
     }
 
@@ -149,12 +158,12 @@ export async function* streamMessages(
           throw classifyZaiError(200, e.data, res.headers, opts.now(), key);
         }
         const out = repair.accept(ev);
-        for (const o of out) yield o;
+        for (const o of out) yield noted(o);
         if (repair.done) return;
       }
       if (chunk === null) break;
     }
-    for (const o of repair.finish()) yield o;
+    for (const o of repair.finish()) yield noted(o);
   } finally {
     clearTimeout(timer);
     // Stop reading and free the connection when we return early, fail, or the consumer walks away.

@@ -2,10 +2,12 @@
 import type { Config } from '../../config.ts';
 import type { AnthropicEvent } from '../../anthropic/events.ts';
 import type { MessagesRequest } from '../../anthropic/schema.ts';
+import { trackSize } from '../../diagnostics.ts';
 import type { Account } from '../../store/accounts.ts';
 import { UpstreamError, type ModelInfo, type Provider, type ProviderDeps, type QuotaInfo, type SendContext } from '../provider.ts';
 import { getJson, streamMessages } from './client.ts';
 import { isExpiredPlanReason } from './errors.ts';
+import { createIssuedSignatures } from './issued.ts';
 import { mergeModels, parseModelList } from './models.ts';
 import { describeQuota, parseZaiQuota, type ZaiQuota } from './quota.ts';
 
@@ -28,7 +30,16 @@ export function createZaiProvider(config: Config, deps: ProviderDeps): Provider 
   const baseUrl = config.zai.baseUrl;
   const quotaUrl = config.zai.quotaUrl;
   const httpClient = config.upstreamHttpClient;
-  const clientOpts = { baseUrl, idleTimeoutMs: config.upstreamIdleTimeoutSec * 1000, now: deps.now, httpClient, stripBetas: config.zai.stripBetas };
+  const issued = createIssuedSignatures();
+  trackSize('zai.signatures', () => issued.size());
+  const clientOpts = {
+    baseUrl,
+    idleTimeoutMs: config.upstreamIdleTimeoutSec * 1000,
+    now: deps.now,
+    httpClient,
+    stripBetas: config.zai.stripBetas,
+    onSignature: issued.remember,
+  };
   let modelCache: { at: number; models: ModelInfo[] } | null = null;
 
   async function fetchQuota(account: Account, signal?: AbortSignal): Promise<ZaiQuota> {
@@ -64,6 +75,10 @@ export function createZaiProvider(config: Config, deps: ProviderDeps): Provider 
 
     async quota(account: Account, signal?: AbortSignal): Promise<QuotaInfo[]> {
       return (await fetchQuota(account, signal)).windows;
+    },
+
+    issuedThinking(signature: string): boolean {
+      return issued.has(signature);
     },
 
     async refresh(): Promise<void> {

@@ -143,3 +143,19 @@ describe('a tool-using, thinking conversation that changes model family at every
     }
   }, 30_000);
 });
+
+describe('the signatures the provider says it issued (the gateway keeps them from Z.AI)', () => {
+  test("Claude's survive a restart by their shape, Gemini's are known from memory, others are not claimed", async () => {
+    config = configFor('inline');
+    provider = newProvider();
+    const sigOf = (content: Json[]) => content.find((b) => b.type === 'thinking')?.signature as string;
+    const claude = sigOf((await turn('claude-opus-4-6-thinking', [{ role: 'user', content: 'hello' }], 'adaptive')).content);
+    const gemini = sigOf((await turn('gemini-3-flash', [{ role: 'user', content: 'hello' }], 'adaptive')).content);
+    expect([typeof claude, typeof gemini]).toEqual(['string', 'string']);
+    expect(provider.issuedThinking?.(claude)).toBe(true);
+    expect(provider.issuedThinking?.(gemini)).toBe(true);
+    expect(provider.issuedThinking?.(['zai', 'sig', 'FAKE', '0123456789abcdef0123456789abcdef0123456789'].join('-'))).toBe(false);
+    provider = newProvider();
+    expect(provider.issuedThinking?.(claude)).toBe(true);
+  });
+});

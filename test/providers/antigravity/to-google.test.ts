@@ -741,6 +741,9 @@ describe('signatures in history (§7.3, §7.5, §7.7)', () => {
     ['a claude signature sent to gemini', 'gemini-3-pro-high', CLAUDE_SIG, 'claude'],
     ['an unknown (fake) signature sent to claude', 'claude-opus-4-6-thinking', 'ZmFrZS1zaWduYXR1cmUtZm9yLXJlc2VhcmNo8b9b1bf4b68aabb6', null],
     ['any signature sent to gpt-oss', 'gpt-oss-120b-medium', CLAUDE_SIG, 'claude'],
+    // A conversation that came from Z.AI: GLM's signatures mean nothing to Google.
+    ['a GLM (Z.AI) signature sent to gemini', 'gemini-3-pro-high', 'zai-sig-FAKE-0123456789abcdef0123456789abcdef0123456789abcdef', null],
+    ['a GLM (Z.AI) signature sent to claude', 'claude-opus-4-6-thinking', 'zai-sig-FAKE-0123456789abcdef0123456789abcdef0123456789abcdef', null],
   ] as const)('drops thinking: %s', (_n, model, sig, family) => {
     const store = createSignatureStore();
     if (family) store.rememberThinking(sig, family);

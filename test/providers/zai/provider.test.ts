@@ -159,6 +159,14 @@ describe(`${httpClient} client`, () => {
       expect(events.some((e) => e.type === 'content_block_start' && e.content_block.type === 'thinking')).toBe(true);
     });
 
+    test('knows the thinking signatures it streamed, and no other (the gateway keeps them from other providers)', async () => {
+      const events = await collect(firstTurn.body as unknown as MessagesRequest);
+      const signed = events.flatMap((e) => (e.type === 'content_block_delta' && e.delta.type === 'signature_delta' ? [String(e.delta.signature)] : []));
+      expect(signed.length).toBeGreaterThan(0);
+      for (const s of signed) expect(provider.issuedThinking?.(s)).toBe(true);
+      expect(provider.issuedThinking?.(['zai', 'sig', 'FAKE', 'never', 'streamed'].join('-'))).toBe(false);
+    });
+
     test('the tool turn with an array tool input, empty text and unsigned thinking is accepted', async () => {
       const events = await collect(toolTurn.body as unknown as MessagesRequest);
       assertValidSequence(events);
