@@ -54,11 +54,18 @@ function isEmptyText(b: Block | null | undefined): boolean {
   return !!b && b.type === 'text' && (typeof b.text !== 'string' || b.text === '');
 }
 
-/** Keeps what Z.AI can take: no empty text, object tool input, no thinking without a signature. */
-function cleanBlocks(blocks: Block[]): Block[] {
+/**
+ * Keeps what Z.AI can take: no empty text, object tool input, no thinking without a signature, and
+ * no picture in an assistant turn.
+ */
+function cleanBlocks(blocks: Block[], role: string): Block[] {
   const out: Block[] = [];
   for (const b of blocks) {
-    if (b.type === 'text') {
+    if (b.type === 'image' && role === 'assistant') {
+      // A picture a Gemini image model drew, in a conversation moved to GLM. Anthropic's answers
+      // have no image block, so an endpoint built on its schema may refuse the whole turn for it.
+      continue;
+    } else if (b.type === 'text') {
       if (isEmptyText(b)) continue;
       out.push(b);
     } else if (b.type === 'tool_use') {
@@ -123,7 +130,7 @@ export function foldMessages(messages: readonly MessageParam[]): MessageParam[] 
     let content: string | Block[];
     if (typeof raw.content === 'string') content = raw.content;
     else {
-      const cleaned = cleanBlocks(raw.content);
+      const cleaned = cleanBlocks(raw.content, raw.role);
       content = cleaned.length === raw.content.length && cleaned.every((b, i) => b === raw.content[i]) ? raw.content : cleaned;
     }
     if (pending.length && raw.role === 'user') {

@@ -7,6 +7,7 @@ import toolTurn from '../../fixtures/zai/tool-turn.json';
 const text = (t: string) => ({ type: 'text', text: t });
 const rem = (t: string) => text(`<system-reminder>\n${t}\n</system-reminder>`);
 const m = (role: string, content: unknown) => ({ role, content }) as MessageParam;
+const img = { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } };
 
 describe('foldMessages', () => {
   const cases: Array<[string, MessageParam[], unknown[]]> = [
@@ -44,6 +45,17 @@ describe('foldMessages', () => {
       'removes a message left empty and merges the neighbours it separated',
       [m('user', 'a'), m('assistant', [text('')]), m('user', 'b')],
       [m('user', [text('a'), text('b')])],
+    ],
+    [
+      "drops a picture from an assistant turn (a Gemini image model drew it) but keeps the user's own",
+      [
+        m('user', [img, text('draw a cat')]),
+        m('assistant', [text('here'), img]),
+        m('user', 'again'),
+        m('assistant', [img]),
+        m('user', 'thanks'),
+      ],
+      [m('user', [img, text('draw a cat')]), m('assistant', [text('here')]), m('user', [text('again'), text('thanks')])],
     ],
     ['forces tool_use input to an object', [m('assistant', [{ type: 'tool_use', id: 't', name: 'X', input: '{"a":1}' }])], [m('assistant', [{ type: 'tool_use', id: 't', name: 'X', input: { a: 1 } }])]],
   ];
