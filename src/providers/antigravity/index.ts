@@ -6,6 +6,7 @@ import type { Config } from '../../config.ts';
 import { textCopyOf } from '../../anthropic/byte-strings.ts';
 import type { AnthropicEvent } from '../../anthropic/events.ts';
 import type { MessagesRequest } from '../../anthropic/schema.ts';
+import { createJsonTextUnfence, jsonSchemaOf } from '../../anthropic/structured-output.ts';
 import { searchTextOf, webSearchToolOf } from '../../anthropic/web-search.ts';
 import { trackSize } from '../../diagnostics.ts';
 import { log } from '../../log.ts';
@@ -397,25 +398,28 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
         const thoughts = family !== 'gpt' || asksForThinking(req);
         const singleToolCall = req.tool_choice?.disable_parallel_tool_use === true;
         const tr = createGoogleTranslator({ clientModel: ctx.clientModel, family, sessionKey: ctx.sessionKey, signatures, thoughts, singleToolCall });
+        // Only Gemini takes a response schema; the others are asked in words (to-google.ts), and a fenced answer is unwrapped.
+        const unfence = family !== 'gemini' && jsonSchemaOf(req) ? createJsonTextUnfence() : null;
         // Until the first content: is it the version gate (§4.3) instead of the model's answer?
         let gateChecked = false;
         for (;;) {
           const batch = await stream.readBatch();
           if (batch === null) break;
           for (let i = 0; i < batch.length; i++) {
-            const evs = tr.feed(batch[i]);
+            const raw = tr.feed(batch[i]);
             if (!gateChecked) {
-              const gate = versionGateIn(evs);
+              const gate = versionGateIn(raw);
               if (gate !== undefined) gateChecked = true;
               if (gate) throw versionGateError(gate, userAgent);
             }
+            const evs = unfence ? unfence.feed(raw) : raw;
             for (let j = 0; j < evs.length; j++) {
               yielded = true;
               yield evs[j]!;
             }
           }
         }
-        const last = tr.end();
+        const last = unfence ? unfence.feed(tr.end()) : tr.end();
         for (let j = 0; j < last.length; j++) yield last[j]!;
         return;
       } catch (err) {

@@ -3,6 +3,7 @@
 // leaves here as an UpstreamError; the API key never appears in a message.
 import type { AnthropicEvent } from '../../anthropic/events.ts';
 import type { MessagesRequest } from '../../anthropic/schema.ts';
+import { createJsonTextUnfence, jsonSchemaOf } from '../../anthropic/structured-output.ts';
 import { VERSION } from '../../version.ts';
 import { UpstreamError, type SendContext } from '../provider.ts';
 import { upstreamCall, type HttpClientKind, type UpstreamResponse } from '../upstream-call.ts';
@@ -116,6 +117,9 @@ export async function* streamMessages(
       return o;
     };
     const repair = createStreamRepair(ctx.clientModel, { singleToolCall: req.tool_choice?.disable_parallel_tool_use === true });
+    // Z.AI is asked for structured output in words only (request.ts): a fenced answer is unwrapped.
+    const unfence = jsonSchemaOf(req) ? createJsonTextUnfence() : null;
+    const fix = (evs: AnthropicEvent[]): AnthropicEvent[] => (unfence ? unfence.feed(evs) : evs);
     const contentType = res.headers.get('content-type') ?? '';
 
     if (contentType.includes('application/json')) {
@@ -130,8 +134,8 @@ export async function* streamMessages(
       const doc = text ? parseData(text, false) : null;
       if (!doc) throw new UpstreamError('transient', 'Z.AI returned an empty response', { status: res.status });
       if (doc.type !== 'message') throw classifyZaiError(res.status, text, res.headers, opts.now(), key);
-      for (const ev of messageToEvents(doc)) for (const o of repair.accept(ev)) yield noted(o);
-      for (const o of repair.finish()) yield noted(o);
+      for (const ev of messageToEvents(doc)) for (const o of fix(repair.accept(ev))) yield noted(o);
+      for (const o of fix(repair.finish())) yield noted(o);
       return;
     }
 
@@ -157,13 +161,13 @@ export async function* streamMessages(
         if (ev.type === 'error' || e.event === 'error' || (ev.type === undefined && typeof ev.error === 'object' && ev.error !== null)) {
           throw classifyZaiError(200, e.data, res.headers, opts.now(), key);
         }
-        const out = repair.accept(ev);
+        const out = fix(repair.accept(ev));
         for (const o of out) yield noted(o);
         if (repair.done) return;
       }
       if (chunk === null) break;
     }
-    for (const o of repair.finish()) yield noted(o);
+    for (const o of fix(repair.finish())) yield noted(o);
   } finally {
     clearTimeout(timer);
     // Stop reading and free the connection when we return early, fail, or the consumer walks away.

@@ -11,6 +11,7 @@ import {
   messageDelta,
   messageStart,
   newMessageId,
+  newToolUseId,
   type AnthropicEvent,
   type ContentBlock,
   type Delta,
@@ -171,6 +172,9 @@ export function createStreamRepair(clientModel: string, opts: StreamRepairOption
       const input = toObjectInput((shell as Raw).input);
       if (Object.keys(input).length) given = JSON.stringify(input);
       if (!isObj((shell as Raw).input) || given !== null) block = { ...shell, input: {} };
+      // Claude Code answers a call by its id: without one, the next turn's history is refused.
+      const id = (shell as Raw).id;
+      if (shell.type === 'tool_use' && (typeof id !== 'string' || id === '')) block = { ...block, id: newToolUseId() };
       json = 'wait';
     }
     open = { upstreamIndex, index: next++, type: shell.type, shell: block, json, buffered: '', given };

@@ -895,3 +895,37 @@ describe("the account's own Google Cloud project (meta.userProject, `mcp account
     expect(v.detail).toContain('acme-imported-proj');
   });
 });
+
+// Claude and GPT-OSS behind Google take no response schema: they are asked for JSON in words, and
+// Claude Code parses the answer to a json_schema request (a session title) as plain JSON.
+describe('structured output answered in a Markdown fence', () => {
+  const FENCED = '```json\n{"title":"Fenced title"}\n```';
+  const fenced = startFakeGoogle({ replyText: FENCED });
+  afterAll(() => fenced.stop());
+  const p = createAntigravityProvider(
+    loadConfig(
+      {
+        ANTIGRAVITY_ENDPOINTS: fenced.endpoints.join(','),
+        GOOGLE_OAUTH_TOKEN_URL: fenced.tokenUrl,
+        GOOGLE_OAUTH_AUTH_URL: fenced.authUrl,
+        GOOGLE_USERINFO_URL: fenced.userinfoUrl,
+        UPSTREAM_IDLE_TIMEOUT_SEC: '1',
+      },
+      {},
+      { requireApiKey: false },
+    ),
+    deps,
+  );
+  const acc: Account = { ...account('fenced@example.com'), credentials: { kind: 'oauth', refreshToken: fenced.refreshTokenFor('fenced@example.com') } };
+  const format = { type: 'json_schema', schema: { type: 'object', properties: { title: { type: 'string' } }, required: ['title'] } };
+
+  test('Claude: a json_schema request gets the JSON without its fence', async () => {
+    const events = await sendAll(p, simple('Name this session', { output_config: { format } }), ctx({ account: acc }));
+    expect(JSON.parse(textOf(events))).toEqual({ title: 'Fenced title' });
+    expect(events.at(-1)?.type).toBe('message_stop');
+  });
+
+  test('an ordinary request keeps the text as the model wrote it', async () => {
+    expect(textOf(await sendAll(p, simple('Name this session'), ctx({ account: acc })))).toBe(FENCED);
+  });
+});

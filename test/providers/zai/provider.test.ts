@@ -467,3 +467,26 @@ describe(`${httpClient} client`, () => {
   });
 });
 }
+
+// Claude Code parses a session title (output_config.format json_schema) as JSON. Z.AI drops
+// output_config and is asked in words; GLM answering in a Markdown fence would lose the title.
+describe('structured output from a GLM that fences its JSON', () => {
+  const FENCED = '```json\n{"title":"Fenced title"}\n```';
+  const fenced = startFakeZai({ keys: [KEY], replyText: FENCED });
+  afterAll(() => fenced.stop());
+  const p = createZaiProvider(
+    loadConfig({ ZAI_BASE_URL: fenced.url, ZAI_QUOTA_URL: fenced.quotaUrl, UPSTREAM_IDLE_TIMEOUT_SEC: '1' }, {}, { requireApiKey: false }),
+    { updateAccount: () => {}, now: () => clock },
+  );
+  const format = { type: 'json_schema', schema: { type: 'object', properties: { title: { type: 'string' } }, required: ['title'] } };
+
+  test('a json_schema request gets the JSON without its fence, in a valid sequence', async () => {
+    const events = await sendAll(p, simple('Name this session', { output_config: { format } }), ctx());
+    assertValidSequence(events);
+    expect(JSON.parse(textOf(events))).toEqual({ title: 'Fenced title' });
+  });
+
+  test('an ordinary request keeps the text as GLM wrote it', async () => {
+    expect(textOf(await sendAll(p, simple('Name this session'), ctx()))).toBe(FENCED);
+  });
+});

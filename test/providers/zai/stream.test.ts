@@ -170,6 +170,26 @@ describe('createStreamRepair', () => {
     expect(JSON.parse(jsonOf(out))).toEqual({ command: 'ls' });
   });
 
+  // Claude Code answers a call by its id; an id-less tool_use comes back next turn as history the
+  // proxy's own validation refuses (400), ending the session.
+  test('a tool call Z.AI sent without an id gets one, so its tool_result can answer it', () => {
+    const out = run([
+      start({}),
+      bStart(0, { type: 'tool_use', name: 'Bash', input: {} }),
+      bDelta(0, { type: 'input_json_delta', partial_json: '{"command":"ls"}' }),
+      bStop(0),
+      bStart(1, { type: 'tool_use', id: '', name: 'Read', input: {} }),
+      bStop(1),
+      mDelta('tool_use', { output_tokens: 1 }),
+      STOP,
+    ]);
+    assertValidSequence(out);
+    const ids = out.flatMap((e) => (e.type === 'content_block_start' ? [(e.content_block as { id?: unknown }).id] : []));
+    expect(ids).toHaveLength(2);
+    for (const id of ids) expect(id).toMatch(/^toolu_[A-Za-z0-9_-]+$/);
+    expect(ids[0]).not.toBe(ids[1]);
+  });
+
   test('closes a block left open when the next one starts', () => {
     const out = run([
       start({}),
