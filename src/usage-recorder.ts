@@ -3,6 +3,7 @@
 // hourly by retention, and stop() flushes what is left before the database closes.
 import type { Database } from 'bun:sqlite';
 import { log } from './log.ts';
+import { briefly } from './store/db.ts';
 import { insertUsage, pruneUsage, type UsageRecord } from './store/usage.ts';
 
 export interface UsageRecorderOptions {
@@ -23,8 +24,11 @@ export interface UsageRecorderOptions {
 export interface UsageRecorder {
   /** Queues one record; never throws, never touches the disk. */
   record(r: UsageRecord): void;
-  /** Writes everything queued now. Returns how many rows were written. */
-  flush(): number;
+  /**
+   * Writes everything queued now. Returns how many rows were written. A lock another process holds
+   * is waited on only briefly (the server's thread would freeze), unless `wait` (at stop).
+   */
+  flush(wait?: boolean): number;
   /** Deletes rows older than the retention. Returns how many were deleted. */
   prune(): number;
   /** Records waiting to be written. */
@@ -46,12 +50,13 @@ export function createUsageRecorder(db: Database, opts: UsageRecorderOptions): U
   let soonScheduled = false;
   let failingSince: number | null = null;
 
-  const flush = (): number => {
+  const flush = (wait = false): number => {
     if (queue.length === 0) return 0;
     const batch = queue;
     queue = [];
     try {
-      insertUsage(db, batch);
+      if (wait) insertUsage(db, batch);
+      else briefly(db, () => insertUsage(db, batch));
       if (failingSince !== null) {
         log.info('usage: database writable again');
         failingSince = null;
@@ -71,7 +76,7 @@ export function createUsageRecorder(db: Database, opts: UsageRecorderOptions): U
 
   const prune = (): number => {
     try {
-      const n = pruneUsage(db, now() - opts.retentionDays * DAY_MS);
+      const n = briefly(db, () => pruneUsage(db, now() - opts.retentionDays * DAY_MS));
       if (n > 0) log.debug(`usage: pruned ${n} row(s) older than ${opts.retentionDays} days`);
       return n;
     } catch (err) {
@@ -80,7 +85,7 @@ export function createUsageRecorder(db: Database, opts: UsageRecorderOptions): U
     }
   };
 
-  const flushTimer = setInterval(flush, flushIntervalMs);
+  const flushTimer = setInterval(() => flush(), flushIntervalMs);
   const pruneTimer = setInterval(prune, pruneIntervalMs);
   // Timers must not keep a stopping process alive.
   flushTimer.unref?.();
@@ -115,7 +120,7 @@ export function createUsageRecorder(db: Database, opts: UsageRecorderOptions): U
       stopped = true;
       clearInterval(flushTimer);
       clearInterval(pruneTimer);
-      flush();
+      flush(true);
     },
   };
 }

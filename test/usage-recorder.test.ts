@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { openDatabase } from '../src/store/db.ts';
 import { createUsageRecorder, type UsageRecorder } from '../src/usage-recorder.ts';
 import { usageRecord } from './usage-record.ts';
+import { lockFromAnotherProcess } from './store/lock-from-another-process.ts';
 
 const dirs: string[] = [];
 const open: Array<{ db: Database; rec?: UsageRecorder }> = [];
@@ -120,4 +121,34 @@ test('a record arriving after stop is written directly, and never throws once th
   expect(count(db)).toBe(1);
   db.close();
   expect(() => rec.record(usageRecord())).not.toThrow();
+});
+
+test("a flush gives up at once on another process's lock instead of freezing the server for busy_timeout, and keeps the rows", async () => {
+  const db = fresh();
+  const rec = createUsageRecorder(db, { retentionDays: 30, flushIntervalMs: 60_000 });
+  open[open.length - 1]!.rec = rec;
+  rec.record(usageRecord());
+  const locker = await lockFromAnotherProcess(db.filename, 3000);
+  const t0 = performance.now();
+  expect(rec.flush()).toBe(0);
+  // The store's own busy_timeout is 5 s: a flush that waited it out would hold every request that long.
+  expect(performance.now() - t0).toBeLessThan(1000);
+  expect(rec.pending()).toBe(1);
+  locker.kill();
+  await locker.exited;
+  expect(rec.flush()).toBe(1);
+  expect(count(db)).toBe(1);
+});
+
+test('stop() waits out a lock another process holds briefly, so the last rows are not lost', async () => {
+  const db = fresh();
+  const rec = createUsageRecorder(db, { retentionDays: 30, flushIntervalMs: 60_000 });
+  open[open.length - 1]!.rec = rec;
+  rec.record(usageRecord());
+  rec.record(usageRecord());
+  const locker = await lockFromAnotherProcess(db.filename, 400);
+  rec.stop();
+  expect(rec.pending()).toBe(0);
+  expect(count(db)).toBe(2);
+  await locker.exited;
 });

@@ -17,7 +17,7 @@ import {
   updateAccount,
 } from '../store/accounts.ts';
 import { loadBindings, saveBindings, type SessionBinding } from '../store/bindings.ts';
-import { dataVersion } from '../store/db.ts';
+import { briefly, dataVersion } from '../store/db.ts';
 import {
   ALL_MODELS,
   clearExpiredLimits,
@@ -386,7 +386,7 @@ export function createPool(opts: PoolOptions): Pool {
       return;
     }
     try {
-      u.write();
+      briefly(db, u.write);
       unsaved.delete(key);
     } catch (err) {
       if (!unsaved.has(key)) log.warn(`could not store ${u.what}, will retry: ${(err as Error)?.message ?? err}`);
@@ -394,15 +394,16 @@ export function createPool(opts: PoolOptions): Pool {
     }
   }
 
-  /** On the slow timer and at stop, never on the request path: a busy store blocks for its timeout. */
-  function retryUnsaved(): void {
+  /** On the slow timer (a brief wait on a lock) and at stop (the store's full wait, so nothing is lost lightly). */
+  function retryUnsaved(wait = false): void {
     for (const [key, u] of unsaved) {
       if (u.expiresAt !== undefined && u.expiresAt <= now()) {
         unsaved.delete(key);
         continue;
       }
       try {
-        u.write();
+        if (wait) u.write();
+        else briefly(db, u.write);
       } catch (err) {
         const code = String((err as { code?: unknown } | null)?.code ?? '');
         // Busy or locked: every other write would wait out the timeout too, so they wait for the next round.
@@ -784,23 +785,26 @@ export function createPool(opts: PoolOptions): Pool {
     }
   }
 
-  function flushTouches(): void {
+  function flushTouches(wait = false): void {
     if (!pendingTouch.size) return;
     const batch = new Map(pendingTouch);
     pendingTouch.clear();
     try {
-      touchAccounts(db, batch);
+      if (wait) touchAccounts(db, batch);
+      else briefly(db, () => touchAccounts(db, batch));
     } catch {
       // The store was busy or closed; the times are a convenience and come back on the next use.
     }
   }
 
-  function flushBindings(): void {
+  function flushBindings(wait = false): void {
     if (!pendingBindings.size) return;
     const batch = [...pendingBindings.values()];
     pendingBindings.clear();
     try {
-      saveBindings(db, batch, now() - BINDING_KEEP_MS, MAX_BINDINGS);
+      const save = () => saveBindings(db, batch, now() - BINDING_KEEP_MS, MAX_BINDINGS);
+      if (wait) save();
+      else briefly(db, save);
     } catch {
       // As the touches: a binding not stored costs a moved conversation after a restart, no more.
     }
@@ -920,11 +924,11 @@ export function createPool(opts: PoolOptions): Pool {
       if (syncTimer) clearInterval(syncTimer);
       if (touchTimer) clearInterval(touchTimer);
       syncTimer = touchTimer = undefined;
-      retryUnsaved();
+      retryUnsaved(true);
       for (const u of unsaved.values()) log.error(`could not store ${u.what} before stopping: it is lost`);
       unsaved.clear();
-      flushTouches();
-      flushBindings();
+      flushTouches(true);
+      flushBindings(true);
     },
   };
 }

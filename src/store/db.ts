@@ -366,6 +366,25 @@ export function accessHint(path: string, write: boolean): string | null {
   return null;
 }
 
+/** How long a write made on the server's thread waits for another process's lock before giving up. */
+export const BRIEF_WAIT_MS = 50;
+
+/**
+ * Runs fn with busy_timeout cut to `ms`. The server is one thread: a write waiting out the full
+ * timeout on a lock another process holds (a shell left in a transaction) would freeze every
+ * request and stream with it. Callers keep what failed and write it later.
+ */
+export function briefly<T>(db: Database, fn: () => T, ms = BRIEF_WAIT_MS): T {
+  const prev = (db.query('PRAGMA busy_timeout').get() as { timeout: number }).timeout;
+  if (prev <= ms) return fn();
+  db.exec(`PRAGMA busy_timeout = ${ms}`);
+  try {
+    return fn();
+  } finally {
+    db.exec(`PRAGMA busy_timeout = ${prev}`);
+  }
+}
+
 /** Runs fn in a BEGIN IMMEDIATE transaction (read-modify-write without lost updates). */
 export function immediate<T>(db: Database, fn: () => T): T {
   return db.transaction(fn).immediate();

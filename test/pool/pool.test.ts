@@ -8,6 +8,7 @@ import { ALL_MODELS, listLimits } from '../../src/store/limits.ts';
 import { configureLog, log } from '../../src/log.ts';
 import { trackedSizes } from '../../src/diagnostics.ts';
 import { addZai, cleanupDbs, scriptedProvider, T0, tempDb, testConfig } from '../gateway/helpers.ts';
+import { lockFromAnotherProcess } from '../store/lock-from-another-process.ts';
 
 afterEach(cleanupDbs);
 
@@ -935,5 +936,33 @@ describe('a quota reading with nothing left', () => {
     const a = pool.state().find((s) => s.account.label === 'a')!;
     expect(a.limits).toEqual([expect.objectContaining({ model: '*', kind: 'quota_exhausted', resetAt: T0 + 60_000 })]);
     expect(pool.state().find((s) => s.account.label === 'b')!.limits).toEqual([]);
+  });
+});
+
+describe("another process's write lock", () => {
+  test('a limit reported while another process holds the lock is queued at once, not after busy_timeout, and stored once it lets go', async () => {
+    const { db, pool, accounts } = setup(['a', 'b']);
+    const locker = await lockFromAnotherProcess(db.filename, 3000);
+    const t0 = performance.now();
+    pool.report(lease(pool), { kind: 'error', error: new UpstreamError('quota_exhausted', 'q', { resetAt: T0 + 99_000 }) });
+    // The store waits 5 s for a lock; on the request path that would hold every request and stream.
+    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(pool.state().find((x) => x.account.id === accounts[0]!.id)!.limits).toHaveLength(1);
+    locker.kill();
+    await locker.exited;
+    pool.stop();
+    expect(listLimits(db)).toEqual([expect.objectContaining({ accountId: accounts[0]!.id, model: 'glm-4.7', resetAt: T0 + 99_000 })]);
+  });
+
+  test('stop() waits out a lock another process holds briefly, so an unsaved limit is not lost', async () => {
+    const { db, pool, accounts } = setup(['a']);
+    const locker = await lockFromAnotherProcess(db.filename, 3000);
+    pool.report(lease(pool), { kind: 'error', error: new UpstreamError('quota_exhausted', 'q', { resetAt: T0 + 99_000 }) });
+    locker.kill();
+    await locker.exited;
+    const again = await lockFromAnotherProcess(db.filename, 400);
+    pool.stop();
+    expect(listLimits(db)).toEqual([expect.objectContaining({ accountId: accounts[0]!.id, resetAt: T0 + 99_000 })]);
+    await again.exited;
   });
 });
