@@ -3,7 +3,7 @@
 // hourly by retention, and stop() flushes what is left before the database closes.
 import type { Database } from 'bun:sqlite';
 import { log } from './log.ts';
-import { briefly } from './store/db.ts';
+import { briefly, isBusyError } from './store/db.ts';
 import { insertUsage, pruneUsage, type UsageRecord } from './store/usage.ts';
 
 export interface UsageRecorderOptions {
@@ -38,6 +38,8 @@ export interface UsageRecorder {
 }
 
 const DAY_MS = 86_400_000;
+/** A lock held a moment (the CLI writing) is routine now that a flush waits only briefly: one that lasts this long is worth a word. */
+const LOCK_WARN_AFTER_MS = 5000;
 
 export function createUsageRecorder(db: Database, opts: UsageRecorderOptions): UsageRecorder {
   const flushIntervalMs = opts.flushIntervalMs ?? 1000;
@@ -49,6 +51,7 @@ export function createUsageRecorder(db: Database, opts: UsageRecorderOptions): U
   let stopped = false;
   let soonScheduled = false;
   let failingSince: number | null = null;
+  let warned = false;
 
   const flush = (wait = false): number => {
     if (queue.length === 0) return 0;
@@ -57,18 +60,18 @@ export function createUsageRecorder(db: Database, opts: UsageRecorderOptions): U
     try {
       if (wait) insertUsage(db, batch);
       else briefly(db, () => insertUsage(db, batch));
-      if (failingSince !== null) {
-        log.info('usage: database writable again');
-        failingSince = null;
-      }
+      if (warned) log.info('usage: database writable again');
+      failingSince = null;
+      warned = false;
       return batch.length;
     } catch (err) {
       // Keep the rows for the next try (the database may be busy); cap memory if it stays down.
       queue = batch.concat(queue);
       if (queue.length > maxQueue) queue = queue.slice(queue.length - maxQueue);
-      if (failingSince === null) {
-        failingSince = now();
-        log.warn(`usage: cannot write ${batch.length} record(s), will retry: ${(err as Error).message}`);
+      failingSince ??= now();
+      if (!warned && (!isBusyError(err) || now() - failingSince >= LOCK_WARN_AFTER_MS)) {
+        warned = true;
+        log.warn(`usage: cannot write ${queue.length} record(s), will retry: ${(err as Error).message}`);
       }
       return 0;
     }

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDatabase } from '../src/store/db.ts';
 import { createUsageRecorder, type UsageRecorder } from '../src/usage-recorder.ts';
+import { configureLog, log } from '../src/log.ts';
 import { usageRecord } from './usage-record.ts';
 import { lockFromAnotherProcess } from './store/lock-from-another-process.ts';
 
@@ -151,4 +152,58 @@ test('stop() waits out a lock another process holds briefly, so the last rows ar
   expect(rec.pending()).toBe(0);
   expect(count(db)).toBe(2);
   await locker.exited;
+});
+
+test('a lock held a moment is not worth a warning; one that lasts 5 s is, and so is its end', () => {
+  const db = fresh();
+  let t = 1_000_000;
+  const rec = createUsageRecorder(db, { retentionDays: 30, flushIntervalMs: 60_000, now: () => t });
+  open[open.length - 1]!.rec = rec;
+  const lines: string[] = [];
+  log.setReporters([{ log: (o) => lines.push(`${o.type}: ${o.args.join(' ')}`) }]);
+  try {
+    const other = openDatabase(db.filename);
+    other.exec('BEGIN IMMEDIATE');
+    rec.record(usageRecord());
+    expect(rec.flush()).toBe(0);
+    t += 4_000;
+    expect(rec.flush()).toBe(0);
+    expect(lines).toEqual([]);
+    t += 1_000;
+    rec.record(usageRecord());
+    expect(rec.flush()).toBe(0);
+    expect(lines).toEqual([expect.stringMatching(/^warn: usage: cannot write 2 record\(s\), will retry: database is locked/)]);
+    other.exec('COMMIT');
+    other.close();
+    expect(rec.flush()).toBe(2);
+    expect(lines.at(-1)).toBe('info: usage: database writable again');
+    // A short lock after that is quiet again.
+    lines.length = 0;
+    const again = openDatabase(db.filename);
+    again.exec('BEGIN IMMEDIATE');
+    rec.record(usageRecord());
+    expect(rec.flush()).toBe(0);
+    again.exec('COMMIT');
+    again.close();
+    expect(rec.flush()).toBe(1);
+    expect(lines).toEqual([]);
+  } finally {
+    configureLog({ format: 'pretty' });
+  }
+});
+
+test('a failure that is not a lock (a missing table, a full disk) is a warning at once', () => {
+  const db = fresh();
+  const rec = createUsageRecorder(db, { retentionDays: 30, flushIntervalMs: 60_000 });
+  open[open.length - 1]!.rec = rec;
+  const lines: string[] = [];
+  log.setReporters([{ log: (o) => lines.push(`${o.type}: ${o.args.join(' ')}`) }]);
+  try {
+    db.exec('ALTER TABLE usage RENAME TO usage_away');
+    rec.record(usageRecord());
+    rec.flush();
+    expect(lines).toEqual([expect.stringMatching(/^warn: usage: cannot write 1 record\(s\), will retry: no such table/)]);
+  } finally {
+    configureLog({ format: 'pretty' });
+  }
 });
