@@ -461,6 +461,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
     let waitedForSlot = false;
     let waitedForReset = false;
     const familyKey = `${route.provider}:${route.family}`;
+    // Claude Code's main turns always carry its tools; its session title and small-model one-offs
+    // carry none and have no answer yet.
+    const side = historyKey === null && !req.body.tools?.length;
     /** What the pool would answer now for this model: asked when one account's limit is no answer by itself. */
     const restOfPool = () => pool.peek({ provider: route.provider, model: route.upstreamModel, familyKey, sessionKey, historyKey, skip: lacking });
     /** What follows a failed attempt, for its log line: a user reading "trying another account" with one account is misled. */
@@ -475,7 +478,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
 
     for (;;) {
       if (req.signal.aborted) throw new ApiError('api_error', 'client closed the request');
-      const ask = { provider: route.provider, model: route.upstreamModel, familyKey, sessionKey, historyKey, exclude, skip: lacking };
+      const ask = { provider: route.provider, model: route.upstreamModel, familyKey, sessionKey, historyKey, exclude, skip: lacking, side };
       let got = pool.acquire(only ? { ...ask, only } : ask);
       // The refreshed account went limited or busy meanwhile (a parallel request): any other serves instead.
       if (only && got.kind !== 'lease') got = pool.acquire(ask);

@@ -111,6 +111,13 @@ export interface AcquireRequest {
   skip?: ReadonlySet<string>;
   /** Only this account (a retry after a credential refresh). */
   only?: string;
+  /**
+   * A side request: no tools and no answer yet (Claude Code's session title, a small model's
+   * one-off). It may bind a conversation that has no account yet, but never moves one a main request
+   * bound: served elsewhere (its model limited on the conversation's account, say), it would drag the
+   * conversation off the account that holds its prompt cache.
+   */
+  side?: boolean;
 }
 
 /** What happened on the upstream, as far as the account's state is concerned. */
@@ -361,6 +368,8 @@ export function createPool(opts: PoolOptions): Pool {
   /** When the last transient failure counted in `failures` was reported, per account. */
   const lastFailureAt = new Map<string, number>();
   const bindings = new Map<string, string>();
+  /** Binding keys only side requests have bound so far (AcquireRequest.side): a main request's binding outranks them. */
+  const sideBound = new Set<string>();
   // Written with the touches, off the hot path: a restart loses at most one flush interval of them.
   const pendingBindings = new Map<string, SessionBinding>();
   // When each lease was handed out: a success clears only the limits older than its request.
@@ -441,7 +450,11 @@ export function createPool(opts: PoolOptions): Pool {
       const mine = lastUsed.get(a.id);
       if (a.lastUsedAt !== null && (mine === undefined || a.lastUsedAt > mine)) lastUsed.set(a.id, a.lastUsedAt);
     }
-    for (const id of [...bindings.keys()]) if (!byId.has(bindings.get(id)!)) bindings.delete(id);
+    for (const id of [...bindings.keys()]) {
+      if (byId.has(bindings.get(id)!)) continue;
+      bindings.delete(id);
+      sideBound.delete(id);
+    }
     // Accounts removed (the CLI) take their bookkeeping along: over months of churn it would pile up.
     for (const id of lastUsed.keys()) if (!byId.has(id)) lastUsed.delete(id);
     for (const id of failures.keys()) if (!byId.has(id)) failures.delete(id);
@@ -570,7 +583,11 @@ export function createPool(opts: PoolOptions): Pool {
     pendingBindings.set(key, { family, session, accountId, boundAt: t });
     bindings.delete(key);
     bindings.set(key, accountId);
-    if (bindings.size > MAX_BINDINGS) bindings.delete(bindings.keys().next().value!);
+    if (bindings.size > MAX_BINDINGS) {
+      const oldest = bindings.keys().next().value!;
+      bindings.delete(oldest);
+      sideBound.delete(oldest);
+    }
   }
 
   function bindKeyOf(req: AcquireRequest): string {
@@ -618,7 +635,11 @@ export function createPool(opts: PoolOptions): Pool {
     // An overflow serves one request elsewhere; the conversation's cache stays on its account. A
     // retry on one account (only: after a credential refresh) repeats an attempt that already bound
     // the conversation if it was to: an overflow's retry must not take the binding now.
-    if (!sel.overflow && !(req.only && bindings.has(bindKey))) {
+    const current = bindings.get(bindKey);
+    const sideElsewhere = req.side === true && current !== undefined && current !== account.id && !sideBound.has(bindKey);
+    if (!sel.overflow && !(req.only && current !== undefined) && !sideElsewhere) {
+      if (!req.side) sideBound.delete(bindKey);
+      else if (current === undefined) sideBound.add(bindKey);
       bind(req.familyKey, req.sessionKey, bindKey, account.id, t);
       const history = historyBindKeyOf(req);
       if (history !== null) bind(req.familyKey, req.historyKey!, history, account.id, t);

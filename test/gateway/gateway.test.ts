@@ -775,6 +775,23 @@ describe('dispatch', () => {
     await drain(fresh);
   });
 
+  test("Claude Code's session title on a model the conversation's account lacks is served elsewhere and leaves the conversation on its account", async () => {
+    const r = rig({ labels: ['a', 'b'], models: ['glm-4.7', 'glm-4.5-air'] });
+    const tools = [{ name: 'Bash', description: 'run a command', input_schema: { type: 'object' as const, properties: {} } }];
+    const main = (turn: number) => ({ ...sessionBody('glm-4.7', 's1', turn), tools });
+    const d0 = await r.routing.gateway.dispatch(dispatchReq(main(0)));
+    await drain(d0);
+    const home = d0.accountId;
+    r.zai.answer = (c) => (c.model === 'glm-4.5-air' && c.accountId === home ? { error: new UpstreamError('no_access', 'plan lacks the model', { status: 403 }) } : {});
+    // The title: no tools, no answer yet, a small model.
+    const title = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.5-air', 's1', 0)));
+    expect(title.accountId).not.toBe(home);
+    await drain(title);
+    const d1 = await r.routing.gateway.dispatch(dispatchReq(main(1)));
+    expect(d1.accountId).toBe(home);
+    await drain(d1);
+  });
+
   test('a conversation whose account fails once (5xx) is served elsewhere for that turn and comes back next turn', async () => {
     const r = rig({ labels: ['a', 'b'] });
     const d0 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 0)));

@@ -252,6 +252,60 @@ describe('a conversation whose account meets a limit', () => {
   });
 });
 
+describe("Claude Code's side requests (session title, small-model one-offs: no tools, no answer yet)", () => {
+  const noAccess = { kind: 'error', error: new UpstreamError('no_access', 'plan lacks glm-4.5-air') } as Outcome;
+  const ask = (pool: ReturnType<typeof createPool>, model: string, side: boolean, exclude?: Set<string>) => {
+    const got = pool.acquire({ provider: 'zai', model, familyKey: 'zai:glm', sessionKey: 'conv', side, ...(exclude ? { exclude } : {}) });
+    if (got.kind !== 'lease') throw new Error(JSON.stringify(got));
+    got.lease.release();
+    return got.lease;
+  };
+
+  test("one served elsewhere (its model limited on the conversation's account) leaves the conversation where its cache is", () => {
+    const { pool, setNow } = setup(['a', 'b']);
+    expect(ask(pool, 'glm-4.7', false).account.label).toBe('a');
+    setNow(T0 + 1_000);
+    // The title model is not on a's plan: the title is served by b.
+    const title = ask(pool, 'glm-4.5-air', true);
+    expect(title.account.label).toBe('a');
+    pool.report(title, noAccess);
+    expect(ask(pool, 'glm-4.5-air', true, new Set([title.account.id])).account.label).toBe('b');
+    setNow(T0 + 2_000);
+    expect(ask(pool, 'glm-4.5-air', true).account.label).toBe('b');
+    // The next main turn is still on a, though a was used longer ago.
+    const next = ask(pool, 'glm-4.7', false);
+    expect([next.account.label, next.sticky]).toEqual(['a', true]);
+  });
+
+  test('one that comes first places the conversation, and the first main turn may move it where its model is served', () => {
+    const { pool, accounts, setNow } = setup(['a', 'b']);
+    expect(ask(pool, 'glm-4.5-air', true).account.label).toBe('a');
+    // The main model is limited on a: the first main turn goes to b, and the conversation with it.
+    pool.report(ask(pool, 'glm-4.7', false), { kind: 'error', error: new UpstreamError('quota_exhausted', 'q', { resetAt: T0 + 3_600_000 }) });
+    expect(ask(pool, 'glm-4.7', false, new Set([accounts[0]!.id])).account.label).toBe('b');
+    expect(ask(pool, 'glm-4.7', false).account.label).toBe('b');
+    // From then on a side request served on a (its model is not on b's plan) does not pull it back,
+    // once a could serve the main model again too.
+    const onB = ask(pool, 'glm-4.5-air', true);
+    expect(onB.account.label).toBe('b');
+    pool.report(onB, noAccess);
+    expect(ask(pool, 'glm-4.5-air', true, new Set([accounts[1]!.id])).account.label).toBe('a');
+    setNow(T0 + 3_600_000);
+    const next = ask(pool, 'glm-4.7', false);
+    expect([next.account.label, next.sticky]).toEqual(['b', true]);
+  });
+
+  test('a conversation only side requests have placed is moved by the next one served elsewhere', () => {
+    const { pool } = setup(['a', 'b']);
+    const first = ask(pool, 'glm-4.5-air', true);
+    expect(first.account.label).toBe('a');
+    pool.report(first, noAccess);
+    expect(ask(pool, 'glm-4.5-air', true, new Set([first.account.id])).account.label).toBe('b');
+    // The main model is served on both: the conversation is where the side request went last.
+    expect(ask(pool, 'glm-4.7', false).account.label).toBe('b');
+  });
+});
+
 describe('a conversation forked from another (a new session key over the same history)', () => {
   test('starts on the account its history is on, though that account is the one used last', () => {
     const { pool, setNow } = setup(['a', 'b']);
