@@ -718,7 +718,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
             : null;
       if (!answer) throw err;
       const fbRoute = config.fallback && !truthy(req.headers['x-proxy-no-fallback']) ? catalog.fallbackRoute(route.upstreamModel, available()) : null;
-      if (!fbRoute) throw answer();
+      // A map entry naming the model itself (another spelling, an alias of it) is no fallback: a
+      // second round on the same accounts would only wait or fail again, and call it a fallback.
+      if (!fbRoute || (fbRoute.provider === route.provider && fbRoute.upstreamModel.toLowerCase() === route.upstreamModel.toLowerCase())) throw answer();
       const why = err instanceof PoolExhausted ? `is exhausted on every account until ${new Date(err.until).toISOString()}` : 'has no usable account';
       log.warn(`${req.requestId}: ${route.upstreamModel} ${why}; falling back to ${fbRoute.upstreamModel}`);
       metrics.fallbacks({ from: route.upstreamModel, to: fbRoute.upstreamModel });

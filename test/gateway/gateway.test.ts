@@ -516,6 +516,22 @@ describe('dispatch', () => {
     await drain(d);
   });
 
+  test('a FALLBACK_MAP entry naming the model itself another way (zai/glm-5.1) is no fallback: the 429 at once, no second round', async () => {
+    const r = rig({ labels: ['a'], config: { fallback: true, maxWaitSec: 10, fallbackMap: { 'glm-5.1': 'zai/glm-5.1' } } });
+    r.routing.pool.report(fakeLease(r, 'a', 'glm-5.1'), { kind: 'error', error: new UpstreamError('rate_limited', 'x', { resetAt: T0 + 600_000 }) });
+    const lines: string[] = [];
+    log.setReporters([{ log: (o) => lines.push(`${o.type}: ${o.args.join(' ')}`) }]);
+    try {
+      const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-5.1'))));
+      expect(e.status).toBe(429);
+      expect(e.message).toContain('glm-5.1');
+    } finally {
+      configureLog({ format: 'pretty' });
+    }
+    expect(r.zai.calls).toHaveLength(0);
+    expect(lines.filter((l) => l.includes('falling back'))).toEqual([]);
+  });
+
   /** One Google account ('g', serving claude-sonnet-4-6) and one Z.AI key ('z', glm-4.7); FALLBACK_MAP sends the one to the other. */
   function mixedPool() {
     const { db } = tempDb();
