@@ -32,7 +32,7 @@ import {
 } from '../store/limits.ts';
 import { trackSize } from '../diagnostics.ts';
 import { log, maskSecrets } from '../log.ts';
-import { type Candidate, selectAccount, type Selection } from './select.ts';
+import { type Candidate, isSoftLimited, selectAccount, type Selection } from './select.ts';
 
 /** Cool-down after a capacity error when the upstream gave no time: it is not the account's fault. */
 export const CAPACITY_COOLDOWN_MS = 10_000;
@@ -370,6 +370,8 @@ export function createPool(opts: PoolOptions): Pool {
   const bindings = new Map<string, string>();
   /** Binding keys only side requests have bound so far (AcquireRequest.side): a main request's binding outranks them. */
   const sideBound = new Set<string>();
+  /** `${provider}:${model}` whose every account was at or below the soft floor at its last lease. */
+  const belowFloor = new Set<string>();
   // Written with the touches, off the hot path: a restart loses at most one flush interval of them.
   const pendingBindings = new Map<string, SessionBinding>();
   // When each lease was handed out: a success clears only the limits older than its request.
@@ -579,6 +581,28 @@ export function createPool(opts: PoolOptions): Pool {
     return mine.map((a) => `${a.label}: ${state(a)}`).join('; ');
   }
 
+  /**
+   * Says once per model, not per request, when every account that could serve it is at or below
+   * the soft floor (the floor can no longer be kept), and once more when one is above it again.
+   */
+  function noteFloor(req: AcquireRequest, t: number): void {
+    const key = `${req.provider}:${req.model}`;
+    // Every account that could take it now, busy or not: one above the floor at its cap is no news.
+    const open = candidates(req.provider, req.model, t, undefined, req.skip).filter((c) => c.status === 'active' && (c.limitedUntil === null || c.limitedUntil <= t));
+    const soft = open.length > 0 && open.every((c) => isSoftLimited(c, opts.softLimitThreshold));
+    if (soft === belowFloor.has(key)) return;
+    if (soft) {
+      // Model names come from clients: a bound keeps a stream of made-up ones from piling up.
+      if (belowFloor.size >= MAX_BINDINGS) belowFloor.clear();
+      belowFloor.add(key);
+      const pct = Math.round((opts.softLimitThreshold ?? 0) * 100);
+      log.warn(`every ${req.provider} account that can serve ${req.model} is at or below the soft quota floor (${pct}% left, SOFT_LIMIT_THRESHOLD): serving from the one with the most left`);
+    } else {
+      belowFloor.delete(key);
+      log.info(`${req.model}: a ${req.provider} account above the soft quota floor serves it again`);
+    }
+  }
+
   function bind(family: string, session: string, key: string, accountId: string, t: number): void {
     pendingBindings.set(key, { family, session, accountId, boundAt: t });
     bindings.delete(key);
@@ -632,6 +656,7 @@ export function createPool(opts: PoolOptions): Pool {
     if (sel.kind === 'limited' || sel.kind === 'busy') return sel;
     if (sel.kind === 'none') return { kind: 'none', reason: sel.reason, detail: describeNone(req) };
     const account = byId.get(sel.accountId)!;
+    if (sel.soft || (belowFloor.size && belowFloor.has(`${req.provider}:${req.model}`))) noteFloor(req, t);
     // An overflow serves one request elsewhere; the conversation's cache stays on its account. A
     // retry on one account (only: after a credential refresh) repeats an attempt that already bound
     // the conversation if it was to: an overflow's retry must not take the binding now.

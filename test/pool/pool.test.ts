@@ -1020,3 +1020,32 @@ describe("another process's write lock", () => {
     await again.exited;
   });
 });
+
+describe('the soft floor given up', () => {
+  test('a warning once per model when every account is at or below the floor, not per request; a word when one is above it again', () => {
+    const { pool, accounts } = setup(['a', 'b']);
+    const lines: string[] = [];
+    log.setReporters([{ log: (o) => lines.push(`${o.type}: ${o.args.join(' ')}`) }]);
+    try {
+      const set = (label: number, left: number) => pool.setQuotas(accounts[label]!.id, [{ model: '*', remainingFraction: left, resetAt: null, window: '5h' }]);
+      set(0, 0.9);
+      set(1, 0.1);
+      lease(pool, 'glm-4.7', 's1').release();
+      expect(lines).toEqual([]);
+      set(0, 0.15);
+      for (let i = 0; i < 5; i++) lease(pool, 'glm-4.7', `s${i}`).release();
+      lease(pool, 'glm-4.6', 'other').release();
+      expect(lines).toEqual([
+        expect.stringMatching(/^warn: every zai account that can serve glm-4\.7 is at or below the soft quota floor \(20% left, SOFT_LIMIT_THRESHOLD\)/),
+        expect.stringMatching(/^warn: every zai account that can serve glm-4\.6 is at or below/),
+      ]);
+      // A refilled account is news too, once.
+      set(1, 0.8);
+      lease(pool, 'glm-4.7', 's1').release();
+      lease(pool, 'glm-4.7', 's2').release();
+      expect(lines.slice(2)).toEqual(['info: glm-4.7: a zai account above the soft quota floor serves it again']);
+    } finally {
+      configureLog({ format: 'pretty' });
+    }
+  });
+});
