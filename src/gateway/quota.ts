@@ -5,6 +5,7 @@
 // marked invalid is re-verified, and put back in rotation once it passes (the user completed
 // Google's verification, paid a bill): an account is never lost to a state it left.
 import type { Config } from '../config.ts';
+import { trackSize } from '../diagnostics.ts';
 import { log } from '../log.ts';
 import type { Pool } from '../pool/pool.ts';
 import type { Account } from '../store/accounts.ts';
@@ -55,6 +56,7 @@ export function createQuotaPoller(deps: {
   const inflight = new Map<string, Promise<void>>();
   const lastAfter429 = new Map<string, number>();
   const lastNearFloor = new Map<string, number>();
+  trackSize('quota.perAccount', () => lastAfter429.size + lastNearFloor.size);
   let timer: ReturnType<typeof setTimeout> | undefined;
   let running = false;
   const stopper = new AbortController();
@@ -132,10 +134,11 @@ export function createQuotaPoller(deps: {
   }
 
   async function pollAll(): Promise<void> {
-    const ids = pool
-      .accounts()
-      .filter((a) => a.status !== 'disabled')
-      .map((a) => a.id);
+    const accounts = pool.accounts();
+    // Accounts removed (the CLI) take their poll times along: over months of churn they would pile up.
+    const present = new Set(accounts.map((a) => a.id));
+    for (const last of [lastAfter429, lastNearFloor]) for (const id of last.keys()) if (!present.has(id)) last.delete(id);
+    const ids = accounts.filter((a) => a.status !== 'disabled').map((a) => a.id);
     // A disabled account is not asked again: its last listing would keep a model Google retired
     // looking served (and the tier targets on it) for as long as it stays disabled.
     catalog.retainAccounts(new Set(ids));

@@ -4,7 +4,8 @@ import { createRouting } from '../../src/gateway/index.ts';
 import { createQuotaPoller } from '../../src/gateway/quota.ts';
 import type { Pool } from '../../src/pool/pool.ts';
 import { UpstreamError } from '../../src/providers/provider.ts';
-import { findAccount, updateAccount, upsertAccount } from '../../src/store/accounts.ts';
+import { findAccount, removeAccount, updateAccount, upsertAccount } from '../../src/store/accounts.ts';
+import { trackedSizes } from '../../src/diagnostics.ts';
 import { openDatabase } from '../../src/store/db.ts';
 import { listQuotas } from '../../src/store/limits.ts';
 import { configureLog, log } from '../../src/log.ts';
@@ -488,5 +489,25 @@ test('an account serving near the soft floor is read again, at most once a minut
     expect(off.calls()).toEqual([]);
   } finally {
     await off.routing.stop();
+  }
+});
+
+test('a removed account is forgotten by the poller at its next round (its poll times do not pile up over months of churn)', async () => {
+  const s = setup(testConfig({ softLimitThreshold: 0.2 }));
+  await s.routing.start();
+  try {
+    const [a, b] = s.routing.pool.accounts();
+    s.routing.quota.afterRateLimit(a!.id);
+    s.routing.quota.afterRateLimit(b!.id);
+    s.routing.quota.afterUse(a!.id, 0.25);
+    expect(trackedSizes()['quota.perAccount']).toBe(3);
+    const cli = openDatabase(s.path);
+    removeAccount(cli, a!.id);
+    cli.close();
+    s.routing.pool.sync();
+    await s.routing.quota.pollAll();
+    expect(trackedSizes()['quota.perAccount']).toBe(1);
+  } finally {
+    await s.routing.stop();
   }
 });
