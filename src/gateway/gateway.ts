@@ -549,7 +549,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
         throw new NoUsableAccount(noAccountError(`No usable ${route.provider} account for ${route.upstreamModel}: ${got.detail}`));
       }
       const lease = got.lease;
-      req.onAttempt?.({ accountId: lease.account.id, provider: route.provider, upstreamModel: route.upstreamModel });
+      req.onAttempt?.({ accountId: lease.account.id, provider: route.provider, upstreamModel: route.upstreamModel, fallbackFrom, failovers, failoverReasons });
       if (waitedForSlot) {
         metrics.slotWaits({ provider: route.provider, outcome: 'served' });
         waitedForSlot = false;

@@ -21,7 +21,16 @@ export interface DispatchRequest {
    * Told of each upstream call as it starts, so a request that fails in the end is still put down to
    * the account and model that answered it last (logs, usage per account).
    */
-  onAttempt?(attempt: { accountId: string; provider: string; upstreamModel: string }): void;
+  onAttempt?(attempt: {
+    accountId: string;
+    provider: string;
+    upstreamModel: string;
+    /** The model asked for, when a fallback model is answering it. */
+    fallbackFrom: string | null;
+    /** Attempts that failed over before this one (on this model), with why. */
+    failovers: number;
+    failoverReasons: readonly string[];
+  }): void;
 }
 
 export interface Dispatched {

@@ -100,12 +100,18 @@ export function newRequestRecord(requestId: string, clientModel = '', clientKey?
   return rec;
 }
 
-/** The gateway's onAttempt for a record: a request that fails in the end still names who answered it last. */
+/**
+ * The gateway's onAttempt for a record: a request that fails in the end still names who answered it
+ * last, the fallback it was on, and the failovers on the way (usage, the access log).
+ */
 export function attemptNoter(rec: RequestRecord): NonNullable<DispatchRequest['onAttempt']> {
   return (a) => {
     rec.accountId = a.accountId;
     rec.provider = a.provider;
     rec.upstreamModel = a.upstreamModel;
+    rec.fallbackFrom = a.fallbackFrom;
+    rec.failovers = a.failovers;
+    if (a.failoverReasons.length) rec.failoverReasons = [...a.failoverReasons];
   };
 }
 

@@ -808,6 +808,19 @@ describe('dispatch', () => {
     await drain(d1);
   });
 
+  test('each attempt is told the failovers before it, so a request that fails in the end is recorded with them', async () => {
+    const r = rig({ labels: ['a', 'b'] });
+    r.zai.answer = (_c, n) => ({ error: n === 1 ? new UpstreamError('transient', 'upstream 500', { status: 500 }) : new UpstreamError('bad_request', 'prompt is too long', { status: 400 }) });
+    const seen: Array<{ failovers: number; failoverReasons: readonly string[]; fallbackFrom: string | null }> = [];
+    const req = { ...dispatchReq(request('glm-4.7')), onAttempt: (a: (typeof seen)[number]) => seen.push({ failovers: a.failovers, failoverReasons: [...a.failoverReasons], fallbackFrom: a.fallbackFrom }) };
+    const e = await rejection(r.routing.gateway.dispatch(req));
+    expect(e.status).toBe(400);
+    expect(seen).toEqual([
+      { failovers: 0, failoverReasons: [], fallbackFrom: null },
+      { failovers: 1, failoverReasons: ['a:transient'], fallbackFrom: null },
+    ]);
+  });
+
   test('a conversation whose account fails once (5xx) is served elsewhere for that turn and comes back next turn', async () => {
     const r = rig({ labels: ['a', 'b'] });
     const d0 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 0)));

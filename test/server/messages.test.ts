@@ -83,10 +83,10 @@ describe('streaming', () => {
     expect(h.records.find((x) => x.requestId === j.request_id)).toMatchObject({ status: 429, errorType: 'rate_limit_error' });
   });
 
-  test('a request the upstream refused is put down to the account and model that answered, in the record and the log', async () => {
+  test('a request the upstream refused is put down to the account and model that answered, with the fallback and failovers on the way, in the record and the log', async () => {
     h.dispatch = async (req) => {
-      req.onAttempt?.({ accountId: 'acct-first', provider: 'zai', upstreamModel: 'glm-4.7' });
-      req.onAttempt?.({ accountId: 'acct-last', provider: 'zai', upstreamModel: 'glm-4.7' });
+      req.onAttempt?.({ accountId: 'acct-first', provider: 'zai', upstreamModel: 'glm-4.7', fallbackFrom: 'glm-5.1', failovers: 0, failoverReasons: [] });
+      req.onAttempt?.({ accountId: 'acct-last', provider: 'zai', upstreamModel: 'glm-4.7', fallbackFrom: 'glm-5.1', failovers: 1, failoverReasons: ['first:transient'] });
       throw new ApiError('invalid_request_error', 'prompt is too long');
     };
     const r = await post(h, '/v1/messages', body({ stream: true }));
@@ -98,6 +98,9 @@ describe('streaming', () => {
       accountId: 'acct-last',
       provider: 'zai',
       upstreamModel: 'glm-4.7',
+      fallbackFrom: 'glm-5.1',
+      failovers: 1,
+      failoverReasons: ['first:transient'],
     });
   });
 
