@@ -7,6 +7,7 @@ import { printJson, renderTable, say, UsageError } from './output.ts';
 
 export type UsageGroup = 'account' | 'model' | 'provider';
 const GROUPS: readonly UsageGroup[] = ['account', 'model', 'provider'];
+const DAY_MS = 86_400_000;
 const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
 /** "90m", "24h", "7d", "2w" (before now), or an ISO date/time -> epoch ms. */
@@ -20,7 +21,9 @@ export function parseSince(text: string, now: number): number {
   }
   const day = /^(\d{4})-(\d{2})-(\d{2})/.exec(s);
   if (day) {
-    const at = Date.parse(s);
+    // A bare date is local midnight, as a date with a time and no zone is local time: Date.parse
+    // alone reads the one as UTC and the other as local.
+    const at = s.length === 10 ? new Date(Number(day[1]), Number(day[2]) - 1, Number(day[3])).getTime() : Date.parse(s);
     // Date.parse rolls a day the month lacks over (02-31 -> 03-03): refuse it rather than shift the window.
     const real = new Date(Date.UTC(Number(day[1]), Number(day[2]) - 1, Number(day[3])));
     if (Number.isFinite(at) && real.getUTCMonth() === Number(day[2]) - 1 && real.getUTCDate() === Number(day[3])) return at;
@@ -32,11 +35,13 @@ const int = (n: number) => n.toLocaleString('en-US');
 
 /** The table `mcp usage` prints, with a total row when there is more than one group. */
 export function usageTable(rows: readonly UsageSummaryRow[], by: UsageGroup): string {
-  const header = [by.toUpperCase(), 'REQUESTS', 'ERRORS', 'INPUT', 'OUTPUT', 'CACHE READ', 'AVG MS'];
+  const header = [by.toUpperCase(), 'REQUESTS', 'ERRORS', 'CANCELLED', 'FAILOVERS', 'INPUT', 'OUTPUT', 'CACHE READ', 'AVG MS'];
   const line = (r: UsageSummaryRow) => [
     r.key,
     int(r.requests),
     int(r.errors),
+    int(r.cancelled),
+    int(r.failovers),
     int(r.inputTokens),
     int(r.outputTokens),
     int(r.cacheReadTokens),
@@ -51,6 +56,8 @@ export function usageTable(rows: readonly UsageSummaryRow[], by: UsageGroup): st
         key: 'total',
         requests,
         errors: sum((r) => r.errors),
+        cancelled: sum((r) => r.cancelled),
+        failovers: sum((r) => r.failovers),
         inputTokens: sum((r) => r.inputTokens),
         outputTokens: sum((r) => r.outputTokens),
         cacheReadTokens: sum((r) => r.cacheReadTokens),
@@ -79,15 +86,17 @@ export const usageCommand = defineCommand({
     try {
       const rows = summarizeUsage(db, since, by);
       if (args.json) {
-        printJson({ since: new Date(since).toISOString(), by, rows });
+        printJson({ since: new Date(since).toISOString(), by, retentionDays: config.usageRetentionDays, rows });
         return;
       }
-      if (rows.length === 0) {
-        say(`no requests since ${new Date(since).toISOString()}`);
-        return;
+      if (rows.length === 0) say(`no requests since ${new Date(since).toISOString()}`);
+      else {
+        say(`since ${new Date(since).toISOString()} (${sinceText}), by ${by}`);
+        say(usageTable(rows, by));
       }
-      say(`since ${new Date(since).toISOString()} (${sinceText}), by ${by}`);
-      say(usageTable(rows, by));
+      // A window reaching past the retention would otherwise read as a quiet month.
+      const kept = now - config.usageRetentionDays * DAY_MS;
+      if (since < kept) say(`(usage is kept ${config.usageRetentionDays} days, USAGE_RETENTION_DAYS: nothing before ${new Date(kept).toISOString()} is left to count)`);
     } catch (err) {
       throw databaseFailure(config.dbPath, err) ?? err;
     } finally {

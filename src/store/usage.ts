@@ -56,18 +56,27 @@ export function pruneUsage(db: Database, before: number): number {
   return db.query('DELETE FROM usage WHERE ts < ?').run(before).changes;
 }
 
+const CANCELLED = "(u.status = 499 OR u.error_type = 'client_closed')";
+
 export interface UsageSummaryRow {
   key: string;
   requests: number;
   errors: number;
+  /** The client went away before the answer was whole (Esc in Claude Code): not an error of the proxy's. */
+  cancelled: number;
+  /** Accounts given up during requests (a limit, a 5xx) before another served or the request failed. */
+  failovers: number;
   inputTokens: number;
   outputTokens: number;
   cacheReadTokens: number;
   avgLatencyMs: number;
 }
 
-/** Totals since `since` (epoch ms), grouped by account label, model or provider. */
-/** Errors: an error status, or a stream that failed after its 200 (it keeps 200 and sets error_type). */
+/**
+ * Totals since `since` (epoch ms), grouped by account label, model or provider. Errors: an error
+ * status, or a stream that failed after its 200 (it keeps 200 and sets error_type); a request the
+ * client closed (499, client_closed) is cancelled, not an error.
+ */
 export function summarizeUsage(db: Database, since: number, by: 'account' | 'model' | 'provider'): UsageSummaryRow[] {
   const key =
     by === 'account'
@@ -78,7 +87,9 @@ export function summarizeUsage(db: Database, since: number, by: 'account' | 'mod
         : "COALESCE(u.provider, '-')";
   return db
     .query(
-      `SELECT ${key} AS key, COUNT(*) AS requests, SUM(CASE WHEN u.status >= 400 OR u.error_type IS NOT NULL THEN 1 ELSE 0 END) AS errors,
+      `SELECT ${key} AS key, COUNT(*) AS requests,
+         SUM(CASE WHEN ${CANCELLED} THEN 0 WHEN u.status >= 400 OR u.error_type IS NOT NULL THEN 1 ELSE 0 END) AS errors,
+         SUM(CASE WHEN ${CANCELLED} THEN 1 ELSE 0 END) AS cancelled, SUM(u.failovers) AS failovers,
          SUM(u.input_tokens) AS inputTokens, SUM(u.output_tokens) AS outputTokens,
          SUM(u.cache_read_tokens) AS cacheReadTokens, CAST(AVG(u.latency_ms) AS INTEGER) AS avgLatencyMs
        FROM usage u LEFT JOIN accounts a ON a.id = u.account_id

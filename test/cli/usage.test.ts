@@ -17,7 +17,9 @@ describe('--since', () => {
     ['7d', NOW - 7 * 86_400_000],
     ['2w', NOW - 14 * 86_400_000],
     ['90s', NOW - 90_000],
-    ['2026-02-01', Date.parse('2026-02-01')],
+    // A bare date is local midnight, like a time with no zone (local too).
+    ['2026-02-01', new Date(2026, 1, 1).getTime()],
+    ['2026-02-01T10:00', new Date(2026, 1, 1, 10).getTime()],
     ['2026-02-01T10:00:00Z', Date.parse('2026-02-01T10:00:00Z')],
   ])('%s', (text, expected) => {
     expect(parseSince(text, NOW)).toBe(expected);
@@ -37,16 +39,16 @@ describe('--since', () => {
 test('the table has one row per group and a weighted total', () => {
   const text = usageTable(
     [
-      { key: 'a', requests: 3, errors: 1, inputTokens: 1000, outputTokens: 20, cacheReadTokens: 5, avgLatencyMs: 100 },
-      { key: 'b', requests: 1, errors: 0, inputTokens: 10, outputTokens: 2, cacheReadTokens: 0, avgLatencyMs: 500 },
+      { key: 'a', requests: 3, errors: 1, cancelled: 1, failovers: 2, inputTokens: 1000, outputTokens: 20, cacheReadTokens: 5, avgLatencyMs: 100 },
+      { key: 'b', requests: 1, errors: 0, cancelled: 0, failovers: 1, inputTokens: 10, outputTokens: 2, cacheReadTokens: 0, avgLatencyMs: 500 },
     ],
     'model',
   );
   expect(text.split('\n')).toEqual([
-    'MODEL  REQUESTS  ERRORS  INPUT  OUTPUT  CACHE READ  AVG MS',
-    'a      3         1       1,000  20      5           100',
-    'b      1         0       10     2       0           500',
-    'total  4         1       1,010  22      5           200',
+    'MODEL  REQUESTS  ERRORS  CANCELLED  FAILOVERS  INPUT  OUTPUT  CACHE READ  AVG MS',
+    'a      3         1       1          2          1,000  20      5           100',
+    'b      1         0       0          1          10     2       0           500',
+    'total  4         1       1          3          1,010  22      5           200',
   ]);
 });
 
@@ -73,8 +75,8 @@ describe('mcp usage (in process, seeded data dir)', () => {
     expect(r.code).toBe(0);
     const rows = r.out.trim().split('\n');
     expect(rows[0]).toMatch(/^since .* \(24h\), by account$/);
-    expect(rows[1]).toBe('ACCOUNT   REQUESTS  ERRORS  INPUT  OUTPUT  CACHE READ  AVG MS');
-    expect(rows[2]).toMatch(/^work-key  2\s+1\s+150\s+15\s+0\s+120$/);
+    expect(rows[1]).toBe('ACCOUNT   REQUESTS  ERRORS  CANCELLED  FAILOVERS  INPUT  OUTPUT  CACHE READ  AVG MS');
+    expect(rows[2]).toMatch(/^work-key  2\s+1\s+0\s+0\s+150\s+15\s+0\s+120$/);
     expect(rows).toHaveLength(3);
   });
 
@@ -83,7 +85,7 @@ describe('mcp usage (in process, seeded data dir)', () => {
     const r = await run('usage', '--by', 'model', '--since', '7d');
     expect(r.out).toContain('claude-opus-4-5    2');
     expect(r.out).toContain('claude-sonnet-4-5  1');
-    expect(r.out).toMatch(/total\s+3\s+1\s+157/);
+    expect(r.out).toMatch(/total\s+3\s+1\s+0\s+0\s+157/);
   });
 
   test('--json gives the rows as data', async () => {
@@ -106,6 +108,37 @@ describe('mcp usage (in process, seeded data dir)', () => {
     db.close();
     const body = JSON.parse((await run('usage', '--by', 'model', '--json')).out) as { rows: Array<{ requests: number; errors: number }> };
     expect(body.rows).toEqual([expect.objectContaining({ key: 'glm-4.7', requests: 2, errors: 1 })]);
+  });
+
+  test('a request the client closed (Esc in Claude Code) is cancelled, not an error; failovers are summed', async () => {
+    const db = openDatabase(join(dataDirOf(), 'proxy.db'));
+    const now = Date.now();
+    insertUsage(db, [
+      usageRecord({ ts: now - 1000, clientModel: 'glm-4.7', status: 499, errorType: 'client_closed' }),
+      usageRecord({ ts: now - 1500, clientModel: 'glm-4.7', status: 200, errorType: 'client_closed', failovers: 2 }),
+      usageRecord({ ts: now - 2000, clientModel: 'glm-4.7', status: 429, errorType: 'rate_limit_error', failovers: 1 }),
+    ]);
+    db.close();
+    const body = JSON.parse((await run('usage', '--by', 'model', '--json')).out) as { rows: unknown[] };
+    expect(body.rows).toEqual([expect.objectContaining({ key: 'glm-4.7', requests: 3, errors: 1, cancelled: 2, failovers: 3 })]);
+  });
+
+  test('a window reaching past the retention says that nothing older is left to count', async () => {
+    seed();
+    const saved = process.env.USAGE_RETENTION_DAYS;
+    try {
+      delete process.env.USAGE_RETENTION_DAYS;
+      const r = await run('usage', '--since', '60d');
+      expect(r.code).toBe(0);
+      expect(r.out).toMatch(/\(usage is kept 30 days, USAGE_RETENTION_DAYS: nothing before \S+ is left to count\)/);
+      expect((await run('usage', '--since', '7d')).out).not.toContain('usage is kept');
+      process.env.USAGE_RETENTION_DAYS = '365';
+      const empty = await run('usage', '--since', '400d', '--by', 'provider');
+      expect(empty.out).toContain('usage is kept 365 days');
+    } finally {
+      if (saved === undefined) delete process.env.USAGE_RETENTION_DAYS;
+      else process.env.USAGE_RETENTION_DAYS = saved;
+    }
   });
 
   test('an empty window says so', async () => {
