@@ -102,8 +102,10 @@ export function defineHistogram(name: string, help: string, bounds?: number[]) {
   };
 }
 
+const MAX_LABEL_LENGTH = 128;
+
 /**
- * A label that takes model names: up to `max` distinct values, later ones counted as "other", and
+ * A label that takes model names (at most 128 characters): up to `max` distinct values, later ones counted as "other", and
  * null as "-". An upstream model is usually one of the catalog's, but some names go upstream as
  * asked (claude-* to Z.AI, which maps them itself): a client must not grow the series without end.
  */
@@ -112,7 +114,8 @@ export function modelLabels(max = 200): (model: string | null) => string {
   return (model) => {
     if (model === null) return '-';
     if (seen.has(model)) return model;
-    if (seen.size >= max) return 'other';
+    // No real model id is this long; one that is would bloat every scrape of every series it is on.
+    if (seen.size >= max || model.length > MAX_LABEL_LENGTH) return 'other';
     seen.add(model);
     return model;
   };

@@ -12,6 +12,13 @@ const tokens = defineCounter(
 const duration = defineHistogram(
   'mcp_request_duration_seconds',
   'Time from request start to the end of the response, by provider',
+  // A Claude Code turn with long thinking streams for many minutes (Z.AI advises a 50 min timeout):
+  // without the long buckets they would all read as +Inf.
+  [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 3000],
+);
+const streamErrors = defineCounter(
+  'mcp_stream_errors_total',
+  'Streams that ended in an error event after their 200 (the client saw the answer break), by provider and error type',
 );
 const modelLabel = modelLabels();
 
@@ -30,4 +37,6 @@ export function observeRequest(r: UsageRecord): void {
   if (r.cacheReadTokens) tokens({ model, provider, type: 'cache_read' }, r.cacheReadTokens);
   if (r.cacheCreationTokens) tokens({ model, provider, type: 'cache_creation' }, r.cacheCreationTokens);
   duration({ provider }, r.latencyMs / 1000);
+  // A client that went away is no error of the stream's. The type is one of Anthropic's few error types.
+  if (r.stream && r.status === 200 && r.errorType !== null && r.errorType !== 'client_closed') streamErrors({ provider, type: r.errorType });
 }

@@ -1,6 +1,6 @@
 // Request counters and token counters are fed from the per-request record and rendered by /metrics.
 import { expect, test } from 'bun:test';
-import { renderMetrics } from '../src/metrics.ts';
+import { modelLabels, renderMetrics } from '../src/metrics.ts';
 import { observeRequest } from '../src/request-metrics.ts';
 import { usageRecord } from './usage-record.ts';
 
@@ -49,4 +49,29 @@ test('names passed through to an upstream as asked (claude-* to Z.AI) cannot gro
   }
   expect(models.size).toBeLessThanOrEqual(202);
   expect(models.has('other')).toBe(true);
+});
+
+test('a model name longer than any real id (128 characters) is labelled "other", not carried into every scrape', () => {
+  const label = modelLabels();
+  expect(label('m'.repeat(128))).toBe('m'.repeat(128));
+  expect(label('m'.repeat(129))).toBe('other');
+  expect(label(`claude-${'x'.repeat(5000)}`)).toBe('other');
+});
+
+test('a stream that broke after its 200 counts in mcp_stream_errors_total by provider and type; one the client left does not', () => {
+  const count = (type: string) => series(renderMetrics(), 'mcp_stream_errors_total', { provider: 'zai', type }) ?? 0;
+  const [overloaded, closed] = [count('overloaded_error'), count('client_closed')];
+  observeRequest(usageRecord({ stream: true, status: 200, errorType: 'overloaded_error' }));
+  observeRequest(usageRecord({ stream: true, status: 200, errorType: 'client_closed' }));
+  observeRequest(usageRecord({ stream: true, status: 200, errorType: null }));
+  observeRequest(usageRecord({ stream: true, status: 529, errorType: 'overloaded_error' }));
+  expect(count('overloaded_error')).toBe(overloaded + 1);
+  expect(count('client_closed')).toBe(closed);
+});
+
+test('the request duration has buckets up to 50 minutes, for long thinking streams', () => {
+  observeRequest(usageRecord({ latencyMs: 900_000 }));
+  const text = renderMetrics();
+  expect(text).toMatch(/^mcp_request_duration_seconds_bucket\{provider="zai",le="1200"\} \d+$/m);
+  expect(text).toMatch(/^mcp_request_duration_seconds_bucket\{provider="zai",le="3000"\} \d+$/m);
 });
