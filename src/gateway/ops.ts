@@ -2,6 +2,7 @@
 // routing metrics themselves (defined here once; the gateway and the quota poller count into them).
 import { ApiError } from '../anthropic/errors.ts';
 import type { Config } from '../config.ts';
+import { maskSecrets } from '../log.ts';
 import { defineCounter, defineGauge, defineHistogram, modelLabels, onCollect, renderMetrics } from '../metrics.ts';
 import type { AccountState, Pool } from '../pool/pool.ts';
 import { type ProviderId, UpstreamError } from '../providers/provider.ts';
@@ -258,7 +259,8 @@ export function createOps(deps: {
           } catch (err) {
             const e = err instanceof UpstreamError ? err : null;
             if (e && (e.kind === 'auth' || e.kind === 'invalid_account')) pool.markInvalid(a, `credentials refresh failed: ${e.message}`, e.verifyUrl);
-            return { id: a.id, label: a.label, ok: false, error: (err as Error)?.message ?? String(err) };
+            // The upstream's words go back to the caller: a credential they quote goes no further.
+            return { id: a.id, label: a.label, ok: false, error: maskSecrets((err as Error)?.message ?? String(err)) };
           }
         }),
       );

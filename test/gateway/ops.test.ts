@@ -245,3 +245,18 @@ test('a reason quoting a credential (an upstream echoing it) is stored and shown
   expect(shown).not.toContain(secret);
   expect(shown).not.toContain(shaped);
 });
+
+test("a refresh that failed answers the upstream's words with any credential they quote masked", async () => {
+  const r = rig();
+  // Built from parts: no token-shaped literal in the source.
+  const secret = ['FAKE', 'refresh', 'token', 'fedcba654321'].join('-');
+  const shaped = ['ya29', 'FAKE-access-token', 'z'.repeat(16)].join('.');
+  registerSecret(secret);
+  r.zai.refresh = async () => {
+    throw new UpstreamError('transient', `token endpoint said: ${secret} and ${shaped} are not accepted`);
+  };
+  const got = JSON.stringify(await r.routing.ops.refresh('a'));
+  expect(got).toContain('token endpoint said');
+  expect(got).not.toContain(secret);
+  expect(got).not.toContain(shaped);
+});
