@@ -33,6 +33,8 @@ export interface UsageRecorder {
   prune(): number;
   /** Records waiting to be written. */
   pending(): number;
+  /** Why rows cannot be written, once that has been warned about (a lock that lasts, a full disk); null while they can. */
+  trouble(): string | null;
   /** Stops the timers and flushes what is left. Safe to call twice. */
   stop(): void;
 }
@@ -52,6 +54,7 @@ export function createUsageRecorder(db: Database, opts: UsageRecorderOptions): U
   let soonScheduled = false;
   let failingSince: number | null = null;
   let warned = false;
+  let lastError = '';
 
   const flush = (wait = false): number => {
     if (queue.length === 0) return 0;
@@ -69,6 +72,7 @@ export function createUsageRecorder(db: Database, opts: UsageRecorderOptions): U
       queue = batch.concat(queue);
       if (queue.length > maxQueue) queue = queue.slice(queue.length - maxQueue);
       failingSince ??= now();
+      lastError = (err as Error)?.message ?? String(err);
       if (!warned && (!isBusyError(err) || now() - failingSince >= LOCK_WARN_AFTER_MS)) {
         warned = true;
         log.warn(`usage: cannot write ${queue.length} record(s), will retry: ${(err as Error).message}`);
@@ -118,6 +122,7 @@ export function createUsageRecorder(db: Database, opts: UsageRecorderOptions): U
     flush,
     prune,
     pending: () => queue.length,
+    trouble: () => (warned ? `${lastError} (${queue.length} record(s) waiting)` : null),
     stop() {
       if (stopped) return;
       stopped = true;

@@ -169,14 +169,17 @@ test('a lock held a moment is not worth a warning; one that lasts 5 s is, and so
     t += 4_000;
     expect(rec.flush()).toBe(0);
     expect(lines).toEqual([]);
+    expect(rec.trouble()).toBeNull();
     t += 1_000;
     rec.record(usageRecord());
     expect(rec.flush()).toBe(0);
     expect(lines).toEqual([expect.stringMatching(/^warn: usage: cannot write 2 record\(s\), will retry: database is locked/)]);
+    expect(rec.trouble()).toBe('database is locked (2 record(s) waiting)');
     other.exec('COMMIT');
     other.close();
     expect(rec.flush()).toBe(2);
     expect(lines.at(-1)).toBe('info: usage: database writable again');
+    expect(rec.trouble()).toBeNull();
     // A short lock after that is quiet again.
     lines.length = 0;
     const again = openDatabase(db.filename);

@@ -140,9 +140,9 @@ export async function assembleServer(db: Database, config: Config) {
     import('../server/app.ts'),
   ]);
   const providers = createProviders(config, providerDepsFor(db, () => Date.now()));
-  const routing = createRouting({ db, config, providers });
-  maskAccountsAddedLater(routing.pool);
   const recorder = createUsageRecorder(db, { retentionDays: config.usageRetentionDays });
+  const routing = createRouting({ db, config, providers, usageTrouble: () => recorder.trouble() });
+  maskAccountsAddedLater(routing.pool);
   const app = createApp({
     config,
     gateway: routing.gateway,

@@ -64,6 +64,8 @@ export function createRouting(opts: {
   providers: Providers;
   now?: () => number;
   sleep?: Sleep;
+  /** Why usage rows cannot be written (the recorder's trouble), for /health; none: never. */
+  usageTrouble?: () => string | null;
 }): Routing {
   const { db, config, providers } = opts;
   const now = opts.now ?? (() => Date.now());
@@ -113,7 +115,7 @@ export function createRouting(opts: {
     onServed: (lease) => quota.afterUse(lease.account.id, lease.remaining ?? null),
     modelExtras,
   });
-  const ops = createOps({ pool, providers, now, pollQuota: (id) => quota.pollAccount(id) });
+  const ops = createOps({ pool, providers, now, pollQuota: (id) => quota.pollAccount(id), ...(opts.usageTrouble ? { usageTrouble: opts.usageTrouble } : {}) });
   let started = false;
 
   return {

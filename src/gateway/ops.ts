@@ -159,6 +159,8 @@ export function createOps(deps: {
   startedAt?: number;
   /** Re-reads one account's quota (the poller's pollAccount; never rejects). */
   pollQuota?: (accountId: string) => Promise<void>;
+  /** Why usage rows cannot be written, or null. */
+  usageTrouble?: () => string | null;
 }): Ops & { dispose(): void } {
   const { pool, providers, now } = deps;
   const startedAt = deps.startedAt ?? now();
@@ -202,10 +204,12 @@ export function createOps(deps: {
       const c = summary(states, t);
       const usable = c.ok + c.partly_limited;
       const trouble = pool.storeTrouble();
+      const usageTrouble = deps.usageTrouble?.() ?? null;
       // A disabled account is the user's choice, not a fault: it does not make the pool degraded.
       // A database it cannot read does: it serves, but neither sees CLI changes nor keeps its own.
+      // So does one it cannot write usage to (a full disk): it serves, but loses the accounting.
       let status = states.length === 0 ? 'no_accounts' : usable > 0 ? (usable === c.total - c.disabled ? 'ok' : 'degraded') : 'unavailable';
-      if (trouble !== null && status === 'ok') status = 'degraded';
+      if ((trouble !== null || usageTrouble !== null) && status === 'ok') status = 'degraded';
       const out: Record<string, unknown> = {
         status,
         version: VERSION,
@@ -213,6 +217,7 @@ export function createOps(deps: {
         accounts: c,
       };
       if (trouble !== null) out.storeError = `cannot read the database: ${trouble}`;
+      if (usageTrouble !== null) out.usageError = `cannot write usage to the database: ${usageTrouble}`;
       if (detailed) out.accountDetails = states.map((s) => accountJson(s, t));
       return out;
     },

@@ -4,7 +4,10 @@
 import { afterEach, expect, test } from 'bun:test';
 import type { Database } from 'bun:sqlite';
 import { createApp } from '../../src/server/app.ts';
-import { cleanupDbs, rig, type Rig } from '../gateway/helpers.ts';
+import { assembleServer } from '../../src/cli/serve.ts';
+import { type DashboardData, renderDashboard } from '../../src/server/dashboard.ts';
+import { addZai, cleanupDbs, rig, type Rig, tempDb, testConfig } from '../gateway/helpers.ts';
+import { usageRecord } from '../usage-record.ts';
 
 afterEach(cleanupDbs);
 
@@ -65,5 +68,31 @@ test('with a database that cannot be read, every endpoint still answers from wha
     expect(again.storeError).toBeUndefined();
   } finally {
     s.stop();
+  }
+});
+
+test('with usage rows the database will not take (a full disk), /health is degraded and says why, and the dashboard too; both clear once written', async () => {
+  const { db } = tempDb();
+  addZai(db, 'a');
+  const { recorder, app, routing } = await assembleServer(db, testConfig());
+  try {
+    const health = async () => (await (await app.handle(new Request('http://proxy/health'))).json()) as Record<string, unknown>;
+    expect((await health()).status).toBe('ok');
+    // Any failure that is not a passing lock is reported at once (SQLite's own words for a full disk vary).
+    db.exec('ALTER TABLE usage RENAME TO usage_away');
+    recorder.record(usageRecord());
+    recorder.flush();
+    const h = await health();
+    expect(h.status).toBe('degraded');
+    expect(h.usageError).toMatch(/^cannot write usage to the database: no such table: usage \(1 record\(s\) waiting\)$/);
+    expect(renderDashboard(routing.ops.health(true) as unknown as DashboardData, Date.now())).toContain('cannot write usage to the database');
+    db.exec('ALTER TABLE usage_away RENAME TO usage');
+    expect(recorder.flush()).toBe(1);
+    const healed = await health();
+    expect(healed.status).toBe('ok');
+    expect(healed.usageError).toBeUndefined();
+  } finally {
+    recorder.stop();
+    await routing.stop();
   }
 });
