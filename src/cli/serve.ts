@@ -143,17 +143,19 @@ export async function assembleServer(db: Database, config: Config) {
   const recorder = createUsageRecorder(db, { retentionDays: config.usageRetentionDays });
   const routing = createRouting({ db, config, providers, usageTrouble: () => recorder.trouble() });
   maskAccountsAddedLater(routing.pool);
+  const shutdown = { cutting: false };
   const app = createApp({
     config,
     gateway: routing.gateway,
     ops: routing.ops,
+    cutting: () => shutdown.cutting,
     // Usage rows are queued and written in batches; the metrics are in-memory counters.
     onRequestDone: (r) => {
       recorder.record(r);
       observeRequest(r);
     },
   });
-  return { routing, recorder, app, startServer };
+  return { routing, recorder, app, startServer, shutdown };
 }
 
 async function runServer(config: Config): Promise<void> {
@@ -164,7 +166,7 @@ async function runServer(config: Config): Promise<void> {
   const accounts = listAccounts(db);
   registerAccountSecrets(accounts);
 
-  const { routing, recorder, app, startServer } = await assembleServer(db, config);
+  const { routing, recorder, app, startServer, shutdown } = await assembleServer(db, config);
 
   let server: ReturnType<typeof startServer> | undefined;
   try {
@@ -210,6 +212,7 @@ async function runServer(config: Config): Promise<void> {
         clearTimeout(timer);
         if (!finished) {
           log.warn('grace period over: closing the connections still open');
+          shutdown.cutting = true;
           await server?.stop(true);
         }
         try {

@@ -23,6 +23,8 @@ export interface AppDeps {
   ops: Ops;
   /** Called once per /v1/messages request when it has fully ended (stream finished or failed). Keep it cheap. */
   onRequestDone?: (r: RequestRecord) => void;
+  /** True once the shutdown grace is over and the server cuts the connections still open. */
+  cutting?: () => boolean;
 }
 
 /** Paths anyone may call without the key (HEAD / is Claude Code's connection pre-warm). */
@@ -128,6 +130,11 @@ export function createApp(deps: AppDeps) {
     : null;
 
   const done = (r: RequestRecord): void => {
+    // A connection the server cut at shutdown looks to the request like a client that left: it was not.
+    if (r.errorType === 'client_closed' && deps.cutting?.()) {
+      r.status = 503;
+      r.errorType = 'server_stopped';
+    }
     logLine(r);
     if (!deps.onRequestDone) return;
     try {

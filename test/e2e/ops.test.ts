@@ -294,6 +294,8 @@ describe('graceful shutdown', () => {
       const db = openDatabase(join(dataDir, 'proxy.db'));
       try {
         expect(integrityCheck(db)).toBe('ok');
+        // The server cut it, not the client: usage says so, and counts it as an error, not a cancel.
+        expect(db.query('SELECT status, error_type AS errorType FROM usage').all()).toEqual([{ status: 503, errorType: 'server_stopped' }]);
       } finally {
         db.close();
       }
