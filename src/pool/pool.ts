@@ -181,6 +181,8 @@ export interface Pool {
   waitForChange(ms: number, signal?: AbortSignal): Promise<boolean>;
   /** Called with the ids of accounts that appeared (CLI add) or were enabled again after a sync. */
   onAccountsAdded(fn: (ids: string[]) => void): void;
+  /** Called with the ids of accounts that were removed (CLI) or disabled, after a sync. */
+  onAccountsRemoved(fn: (ids: string[]) => void): void;
   start(): void;
   stop(): void;
 }
@@ -377,6 +379,7 @@ export function createPool(opts: PoolOptions): Pool {
   // When each lease was handed out: a success clears only the limits older than its request.
   const leasedAt = new WeakMap<Lease, number>();
   const addedListeners: Array<(ids: string[]) => void> = [];
+  const removedListeners: Array<(ids: string[]) => void> = [];
   let syncTimer: ReturnType<typeof setInterval> | undefined;
   let touchTimer: ReturnType<typeof setInterval> | undefined;
   // Keyed by what they change (one limit, one account's status, one account's quotas): the newest wins.
@@ -471,6 +474,13 @@ export function createPool(opts: PoolOptions): Pool {
         })
         .map((a) => a.id);
       if (added.length) for (const fn of addedListeners) fn(added);
+      const removed = [...previous.values()]
+        .filter((before) => {
+          const a = byId.get(before.id);
+          return before.status !== 'disabled' && (!a || a.status === 'disabled');
+        })
+        .map((a) => a.id);
+      if (removed.length) for (const fn of removedListeners) fn(removed);
     }
     // New accounts, caps or cleared limits from the CLI may have made room.
     wakeAllWaiters();
@@ -940,6 +950,9 @@ export function createPool(opts: PoolOptions): Pool {
     waitForChange: (ms, signal) => waitOn(changeWaiters, ms, signal),
     onAccountsAdded(fn) {
       addedListeners.push(fn);
+    },
+    onAccountsRemoved(fn) {
+      removedListeners.push(fn);
     },
     start() {
       try {
