@@ -519,8 +519,8 @@ test('an account removed or disabled with the CLI takes its model listing out of
   const models = s.zai.models.bind(s.zai);
   // Only a's tier lists glm-9-secret, only b's glm-8-other; c has neither.
   const own: Record<string, string> = { a: 'glm-9-secret', b: 'glm-8-other' };
-  s.zai.models = async (account, signal) => {
-    const base = (await models(account, signal)).filter((m) => m.id !== 'glm-9-secret');
+  s.zai.models = async (account) => {
+    const base = (await models(account)).filter((m) => m.id !== 'glm-9-secret');
     const extra = own[account.label];
     return extra ? [...base, { id: extra, displayName: extra, family: 'other' as const }] : base;
   };
@@ -549,9 +549,9 @@ test('a listing that arrives after its account was removed is not kept', async (
   const held = new Promise<void>((r) => (release = r));
   const models = s.zai.models.bind(s.zai);
   // Only a's tier lists glm-9-secret.
-  s.zai.models = async (account, signal) => {
+  s.zai.models = async (account) => {
     if (account.label === 'a') await held;
-    return (await models(account, signal)).filter((m) => account.label === 'a' || m.id !== 'glm-9-secret');
+    return (await models(account)).filter((m) => account.label === 'a' || m.id !== 'glm-9-secret');
   };
   await s.routing.start();
   try {
