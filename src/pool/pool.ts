@@ -200,6 +200,8 @@ export interface PoolOptions {
    * reading of 0 only soft-limits them. Every other account with a spent window waits for its reset.
    */
   servesPastQuota?: ReadonlySet<ProviderId>;
+  /** How often touches, bindings and writes the store refused are written in the background (ms). */
+  flushIntervalMs?: number;
 }
 
 /** The account's own cap (meta.maxConcurrent, set by `mcp accounts set`; 0 = none for it), else the pool's. */
@@ -855,14 +857,21 @@ export function createPool(opts: PoolOptions): Pool {
 
   function flushBindings(wait = false): void {
     if (!pendingBindings.size) return;
-    const batch = [...pendingBindings.values()];
+    const batch = new Map(pendingBindings);
     pendingBindings.clear();
     try {
-      const save = () => saveBindings(db, batch, now() - BINDING_KEEP_MS, MAX_BINDINGS);
+      const save = () => saveBindings(db, [...batch.values()], now() - BINDING_KEEP_MS, MAX_BINDINGS);
       if (wait) save();
       else briefly(db, save);
     } catch {
-      // As the touches: a binding not stored costs a moved conversation after a restart, no more.
+      // Kept for the next flush (a lock held past the brief wait is common: the CLI), or a restart
+      // moves these conversations off their caches. Nothing was bound meanwhile (the write is
+      // synchronous). A store refusing for long holds no more than the pool itself keeps.
+      for (const [key, b] of batch) pendingBindings.set(key, b);
+      for (const key of pendingBindings.keys()) {
+        if (pendingBindings.size <= MAX_BINDINGS) break;
+        pendingBindings.delete(key);
+      }
     }
   }
 
@@ -975,7 +984,7 @@ export function createPool(opts: PoolOptions): Pool {
           retryUnsaved();
           flushTouches();
           flushBindings();
-        }, TOUCH_FLUSH_MS);
+        }, opts.flushIntervalMs ?? TOUCH_FLUSH_MS);
         touchTimer.unref?.();
       }
     },
