@@ -1091,3 +1091,29 @@ describe('the soft floor given up', () => {
     }
   });
 });
+
+describe("a provider's write under another process's lock", () => {
+  test('a refreshed token is not waited on for busy_timeout on the request path, and reaches the store once the lock is let go', async () => {
+    const { db } = tempDb();
+    const acc = addZai(db, 'a');
+    const deps = providerDepsFor(db, () => T0);
+    const lines: string[] = [];
+    log.setReporters([{ log: (o) => lines.push(`${o.type}: ${o.args.join(' ')}`) }]);
+    try {
+      const locker = await lockFromAnotherProcess(db.filename, 1_500);
+      const t0 = performance.now();
+      deps.updateAccount(acc.id, { meta: { plan: 'pro' } });
+      deps.updateAccount(acc.id, { meta: { plan: 'max' } });
+      // busy_timeout is 5 s: the whole server (one thread) would stand still that long.
+      expect(performance.now() - t0).toBeLessThan(1000);
+      await locker.exited;
+      await Bun.sleep(1_500);
+      // In order: the later write is the one that stays.
+      expect(findAccount(db, acc.id)?.meta.plan).toBe('max');
+    } finally {
+      configureLog({ format: 'pretty' });
+    }
+    expect(lines.join('\n')).toContain('the database is locked: will retry');
+    expect(lines.join('\n')).toContain(`stored the change to account ${acc.id} after all`);
+  });
+});
