@@ -608,7 +608,7 @@ export function createPool(opts: PoolOptions): Pool {
       if (belowFloor.size >= MAX_BINDINGS) belowFloor.clear();
       belowFloor.add(key);
       const pct = Math.round((opts.softLimitThreshold ?? 0) * 100);
-      log.warn(`every ${req.provider} account that can serve ${req.model} is at or below the soft quota floor (${pct}% left, SOFT_LIMIT_THRESHOLD): serving from the one with the most left`);
+      log.warn(`every ${req.provider} account that can serve ${req.model} is at or below the soft quota floor (${pct}% left, SOFT_LIMIT_THRESHOLD): serving from those with the most left`);
     } else {
       belowFloor.delete(key);
       log.info(`${req.model}: a ${req.provider} account above the soft quota floor serves it again`);
