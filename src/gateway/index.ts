@@ -8,6 +8,7 @@ import type { ProviderDeps } from '../providers/provider.ts';
 import { KNOWN_ZAI_MODELS } from '../providers/zai/models.ts';
 import type { Account, AccountPatch } from '../store/accounts.ts';
 import { updateAccount } from '../store/accounts.ts';
+import { briefly, isBusyError } from '../store/db.ts';
 import { createCatalog, type Catalog, type Route } from './catalog.ts';
 import { createGateway, defaultSleep, type Providers, type Sleep } from './gateway.ts';
 import { createOps, quotaAsOf, servesPastQuotaOf } from './ops.ts';
@@ -30,19 +31,67 @@ function listenersOf(db: Database): Set<(a: Account) => void> {
   return s;
 }
 
+/** How soon a provider's write the store refused under another process's lock is tried again. */
+const PROVIDER_WRITE_RETRY_MS = 1_000;
+/** Writes kept per account while the store is locked: a refresh an hour, a project id once. */
+const PROVIDER_WRITES_KEPT = 8;
+
 export function providerDepsFor(db: Database, now: () => number): ProviderDeps {
+  // Writes a lock held past the brief wait refused, per account in order: a refreshed token (maybe a
+  // rotated refresh token, which a restart could not do without) must still reach the store.
+  const queued = new Map<string, AccountPatch[]>();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+
+  /** True once the patch is done with: stored, or refused for good (warned). */
+  function write(id: string, patch: AccountPatch, retrying: boolean): boolean {
+    let updated: Account | null;
+    try {
+      // Providers write on the request path (a token refresh), and the server is one thread: the
+      // store's 5 s busy_timeout would freeze every request and stream while the CLI holds the lock.
+      updated = briefly(db, () => updateAccount(db, id, patch, now()));
+    } catch (err) {
+      if (isBusyError(err)) {
+        if (!retrying) log.warn(`could not store the change to account ${id} (${Object.keys(patch).join(', ')}) yet, the database is locked: will retry`);
+        return false;
+      }
+      // A store that refuses it (read-only, full) must not fail the request that asked for it: the
+      // provider keeps what it learnt (a fresh token, a project id) in memory meanwhile.
+      log.warn(`could not store the change to account ${id} (${Object.keys(patch).join(', ')}): ${(err as Error)?.message ?? err}`);
+      return true;
+    }
+    if (updated) for (const fn of listenersOf(db)) fn(updated);
+    if (retrying) log.info(`stored the change to account ${id} after all`);
+    return true;
+  }
+
+  function retry(): void {
+    timer = undefined;
+    for (const [id, list] of queued) {
+      while (list.length && write(id, list[0]!, true)) list.shift();
+      if (list.length) break; // still locked: the rest would wait on it too
+      queued.delete(id);
+    }
+    if (queued.size) schedule();
+  }
+
+  function schedule(): void {
+    if (timer) return;
+    timer = setTimeout(retry, PROVIDER_WRITE_RETRY_MS);
+    timer.unref?.();
+  }
+
   return {
     updateAccount(id: string, patch: AccountPatch): void {
-      let updated: Account | null;
-      try {
-        updated = updateAccount(db, id, patch, now());
-      } catch (err) {
-        // A store that refuses it (read-only, full, locked) must not fail the request that asked for
-        // it: the provider keeps what it learnt (a fresh token, a project id) in memory meanwhile.
-        log.warn(`could not store the change to account ${id} (${Object.keys(patch).join(', ')}): ${(err as Error)?.message ?? err}`);
+      const list = queued.get(id);
+      // Behind one still waiting: the older must land first, or it would undo this one.
+      if (list) {
+        list.push(patch);
+        if (list.length > PROVIDER_WRITES_KEPT) list.shift();
         return;
       }
-      if (updated) for (const fn of listenersOf(db)) fn(updated);
+      if (write(id, patch, false)) return;
+      queued.set(id, [patch]);
+      schedule();
     },
     now,
   };

@@ -100,7 +100,9 @@ export function createQuotaPoller(deps: {
     }
     try {
       const models = await provider.models(account, signal);
-      if (!stopper.signal.aborted) catalog.setDiscovered(id, account.provider, models);
+      // Removed or disabled while it was asked: its listing would outlive it until the next round.
+      const still = pool.account(id);
+      if (!stopper.signal.aborted && still !== undefined && still.status !== 'disabled') catalog.setDiscovered(id, account.provider, models);
     } catch (err) {
       log.debug(`models of ${account.label} not read: ${(err as Error)?.message ?? err}`);
     }
@@ -159,6 +161,16 @@ export function createQuotaPoller(deps: {
     }, jittered);
     timer.unref?.();
   }
+
+  // An account removed or disabled with the CLI goes at once: its listing would keep models no account
+  // serves in /v1/models (and the other accounts looking like a tier without them) until the next round.
+  pool.onAccountsRemoved((ids) => {
+    for (const id of ids) {
+      lastAfter429.delete(id);
+      lastNearFloor.delete(id);
+    }
+    catalog.retainAccounts(new Set(pool.accounts().filter((a) => a.status !== 'disabled').map((a) => a.id)));
+  });
 
   pool.onAccountsAdded((ids) => {
     if (!running) return;

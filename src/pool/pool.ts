@@ -181,6 +181,8 @@ export interface Pool {
   waitForChange(ms: number, signal?: AbortSignal): Promise<boolean>;
   /** Called with the ids of accounts that appeared (CLI add) or were enabled again after a sync. */
   onAccountsAdded(fn: (ids: string[]) => void): void;
+  /** Called with the ids of accounts that were removed (CLI) or disabled, after a sync. */
+  onAccountsRemoved(fn: (ids: string[]) => void): void;
   start(): void;
   stop(): void;
 }
@@ -198,6 +200,8 @@ export interface PoolOptions {
    * reading of 0 only soft-limits them. Every other account with a spent window waits for its reset.
    */
   servesPastQuota?: ReadonlySet<ProviderId>;
+  /** How often touches, bindings and writes the store refused are written in the background (ms). */
+  flushIntervalMs?: number;
 }
 
 /** The account's own cap (meta.maxConcurrent, set by `mcp accounts set`; 0 = none for it), else the pool's. */
@@ -377,6 +381,7 @@ export function createPool(opts: PoolOptions): Pool {
   // When each lease was handed out: a success clears only the limits older than its request.
   const leasedAt = new WeakMap<Lease, number>();
   const addedListeners: Array<(ids: string[]) => void> = [];
+  const removedListeners: Array<(ids: string[]) => void> = [];
   let syncTimer: ReturnType<typeof setInterval> | undefined;
   let touchTimer: ReturnType<typeof setInterval> | undefined;
   // Keyed by what they change (one limit, one account's status, one account's quotas): the newest wins.
@@ -471,6 +476,13 @@ export function createPool(opts: PoolOptions): Pool {
         })
         .map((a) => a.id);
       if (added.length) for (const fn of addedListeners) fn(added);
+      const removed = [...previous.values()]
+        .filter((before) => {
+          const a = byId.get(before.id);
+          return before.status !== 'disabled' && (!a || a.status === 'disabled');
+        })
+        .map((a) => a.id);
+      if (removed.length) for (const fn of removedListeners) fn(removed);
     }
     // New accounts, caps or cleared limits from the CLI may have made room.
     wakeAllWaiters();
@@ -596,7 +608,7 @@ export function createPool(opts: PoolOptions): Pool {
       if (belowFloor.size >= MAX_BINDINGS) belowFloor.clear();
       belowFloor.add(key);
       const pct = Math.round((opts.softLimitThreshold ?? 0) * 100);
-      log.warn(`every ${req.provider} account that can serve ${req.model} is at or below the soft quota floor (${pct}% left, SOFT_LIMIT_THRESHOLD): serving from the one with the most left`);
+      log.warn(`every ${req.provider} account that can serve ${req.model} is at or below the soft quota floor (${pct}% left, SOFT_LIMIT_THRESHOLD): serving from those with the most left`);
     } else {
       belowFloor.delete(key);
       log.info(`${req.model}: a ${req.provider} account above the soft quota floor serves it again`);
@@ -845,14 +857,21 @@ export function createPool(opts: PoolOptions): Pool {
 
   function flushBindings(wait = false): void {
     if (!pendingBindings.size) return;
-    const batch = [...pendingBindings.values()];
+    const batch = new Map(pendingBindings);
     pendingBindings.clear();
     try {
-      const save = () => saveBindings(db, batch, now() - BINDING_KEEP_MS, MAX_BINDINGS);
+      const save = () => saveBindings(db, [...batch.values()], now() - BINDING_KEEP_MS, MAX_BINDINGS);
       if (wait) save();
       else briefly(db, save);
     } catch {
-      // As the touches: a binding not stored costs a moved conversation after a restart, no more.
+      // Kept for the next flush (a lock held past the brief wait is common: the CLI), or a restart
+      // moves these conversations off their caches. Nothing was bound meanwhile (the write is
+      // synchronous). A store refusing for long holds no more than the pool itself keeps.
+      for (const [key, b] of batch) pendingBindings.set(key, b);
+      for (const key of pendingBindings.keys()) {
+        if (pendingBindings.size <= MAX_BINDINGS) break;
+        pendingBindings.delete(key);
+      }
     }
   }
 
@@ -941,6 +960,9 @@ export function createPool(opts: PoolOptions): Pool {
     onAccountsAdded(fn) {
       addedListeners.push(fn);
     },
+    onAccountsRemoved(fn) {
+      removedListeners.push(fn);
+    },
     start() {
       try {
         clearExpiredLimits(db, now());
@@ -962,7 +984,7 @@ export function createPool(opts: PoolOptions): Pool {
           retryUnsaved();
           flushTouches();
           flushBindings();
-        }, TOUCH_FLUSH_MS);
+        }, opts.flushIntervalMs ?? TOUCH_FLUSH_MS);
         touchTimer.unref?.();
       }
     },

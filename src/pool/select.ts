@@ -2,7 +2,8 @@
 // clock. A conversation stays on its account while that account is usable (its prompt cache lives
 // there); new conversations go to the least-loaded preferred account, so parallel sessions spread.
 // Soft-limited accounts (little quota left) serve only when no preferred account can, so a conversation
-// on one moves, once, to an account above the floor. An account serving its cap of requests at once is
+// on one moves, once, to an account above the floor; with none above it, new conversations spread
+// over those with comparable quota left (SOFT_SPREAD_SHARE). An account serving its cap of requests at once is
 // skipped; a conversation bound to it overflows to another account for that one request and stays
 // bound, so its cache is still there next turn. So does one whose account just failed it with a 5xx,
 // or is paused by a short throttle or capacity cool-down (SHORT_LIMIT_MS); a longer limit moves it,
@@ -25,6 +26,11 @@ export const SHORT_LIMIT_MS = 60_000;
  * (Claude Code's system prompt and tools alone are some 20k tokens), which takes about as long.
  */
 export const HOME_WAIT_SLACK_MS = 2_000;
+/**
+ * With every account at or below the soft floor, one with at least this share of the fullest one's
+ * quota left takes requests whenever it is less busy: the fullest cannot take every new conversation.
+ */
+export const SOFT_SPREAD_SHARE = 0.5;
 
 export interface Candidate {
   id: string;
@@ -176,12 +182,24 @@ export function selectAccount(input: SelectInput): Selection {
     if (!soft || preferred.length === 0) return { kind: 'account', accountId: bound.id, sticky: true, soft, overflow: false };
   }
   if (preferred.length) return { kind: 'account', accountId: leastLoaded(preferred).id, sticky: false, soft: false, overflow };
-  // Only soft-limited accounts are left: spread, but drain the fullest one first.
-  let best = free[0]!;
+  // Only soft-limited accounts are left: among those with at least half the fullest one's quota, the
+  // least busy serves, the fuller on a tie. Readings come minutes apart: the fullest alone would get
+  // every new conversation until the next one (parallel sub-agents at once), to be throttled there
+  // while the others idle. A nearly empty account is still spared while others have more.
+  let fullest = 0;
+  for (const c of free) fullest = Math.max(fullest, c.remaining ?? 0);
+  let best: Candidate | null = null;
   for (const c of free) {
     const r = c.remaining ?? 0;
+    if (r < fullest * SOFT_SPREAD_SHARE) continue;
+    if (best === null || c.inFlight < best.inFlight) {
+      best = c;
+      continue;
+    }
+    if (c.inFlight > best.inFlight) continue;
     const br = best.remaining ?? 0;
-    if (r > br || (r === br && leastLoaded([best, c]) === c && c !== best)) best = c;
+    if (r > br || (r === br && leastLoaded([best, c]) === c)) best = c;
   }
+  best ??= free[0]!;
   return { kind: 'account', accountId: best.id, sticky: false, soft: true, overflow };
 }

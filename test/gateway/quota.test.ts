@@ -246,6 +246,7 @@ test('a poll that fails for a reason of its own logs one line and never rejects'
       throw new Error('the database is closed');
     },
     onAccountsAdded: () => {},
+    onAccountsRemoved: () => {},
   } as unknown as Pool;
   const poller = createQuotaPoller({ config: testConfig(), pool, catalog: {} as Catalog, providers: {}, now: () => T0 });
   try {
@@ -507,6 +508,63 @@ test('a removed account is forgotten by the poller at its next round (its poll t
     s.routing.pool.sync();
     await s.routing.quota.pollAll();
     expect(trackedSizes()['quota.perAccount']).toBe(1);
+  } finally {
+    await s.routing.stop();
+  }
+});
+
+test('an account removed or disabled with the CLI takes its model listing out of the catalog at once, not at the next round', async () => {
+  const s = setup();
+  addZai(s.db, 'c', T0 + 2);
+  const models = s.zai.models.bind(s.zai);
+  // Only a's tier lists glm-9-secret, only b's glm-8-other; c has neither.
+  const own: Record<string, string> = { a: 'glm-9-secret', b: 'glm-8-other' };
+  s.zai.models = async (account) => {
+    const base = (await models(account)).filter((m) => m.id !== 'glm-9-secret');
+    const extra = own[account.label];
+    return extra ? [...base, { id: extra, displayName: extra, family: 'other' as const }] : base;
+  };
+  await s.routing.start();
+  try {
+    await s.routing.quota.pollAll();
+    const ids = () => s.routing.gateway.listModels().map((m) => m.id);
+    expect(ids()).toEqual(expect.arrayContaining(['glm-4.7', 'glm-9-secret', 'glm-8-other']));
+    const [a, b] = s.routing.pool.accounts();
+    const cli = openDatabase(s.path);
+    removeAccount(cli, a!.id);
+    updateAccount(cli, b!.id, { status: 'disabled' }, T0);
+    cli.close();
+    s.routing.pool.sync();
+    expect(ids()).toContain('glm-4.7');
+    expect(ids()).not.toContain('glm-9-secret');
+    expect(ids()).not.toContain('glm-8-other');
+  } finally {
+    await s.routing.stop();
+  }
+});
+
+test('a listing that arrives after its account was removed is not kept', async () => {
+  const s = setup();
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  const models = s.zai.models.bind(s.zai);
+  // Only a's tier lists glm-9-secret.
+  s.zai.models = async (account) => {
+    if (account.label === 'a') await held;
+    return (await models(account)).filter((m) => account.label === 'a' || m.id !== 'glm-9-secret');
+  };
+  await s.routing.start();
+  try {
+    const a = s.routing.pool.accounts()[0]!;
+    const polled = s.routing.quota.pollAccount(a.id);
+    await Bun.sleep(10);
+    const cli = openDatabase(s.path);
+    removeAccount(cli, a.id);
+    cli.close();
+    s.routing.pool.sync();
+    release();
+    await polled;
+    expect(s.routing.gateway.listModels().map((m) => m.id)).not.toContain('glm-9-secret');
   } finally {
     await s.routing.stop();
   }

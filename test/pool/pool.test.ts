@@ -5,6 +5,7 @@ import { UpstreamError } from '../../src/providers/provider.ts';
 import { findAccount, removeAccount, updateAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
 import { ALL_MODELS, listLimits } from '../../src/store/limits.ts';
+import { loadBindings } from '../../src/store/bindings.ts';
 import { configureLog, log } from '../../src/log.ts';
 import { trackedSizes } from '../../src/diagnostics.ts';
 import { addZai, cleanupDbs, scriptedProvider, T0, tempDb, testConfig } from '../gateway/helpers.ts';
@@ -1008,6 +1009,47 @@ describe("another process's write lock", () => {
     expect(listLimits(db)).toEqual([expect.objectContaining({ accountId: accounts[0]!.id, model: 'glm-4.7', resetAt: T0 + 99_000 })]);
   });
 
+  test('a binding the flush could not write while another process held the lock is written at the next flush, so a restart keeps the conversation on its account', async () => {
+    const { db } = setup([]);
+    for (const l of ['a', 'b']) addZai(db, l, T0);
+    const pool = createPool({ db, now: () => T0, defaultCooldownSec: COOLDOWN_SEC, softLimitThreshold: 0.2, flushIntervalMs: 100 });
+    pool.start();
+    try {
+      const locker = await lockFromAnotherProcess(db.filename, 500);
+      const placed = ['s1', 's2'].map((s) => {
+        const l = lease(pool, 'glm-4.7', s);
+        l.release();
+        return `${s}:${l.account.label}`;
+      });
+      // At least one flush meets the lock and gives up after its brief wait.
+      await Bun.sleep(250);
+      await locker.exited;
+      await Bun.sleep(300);
+      const label = new Map(pool.accounts().map((a) => [a.id, a.label]));
+      const stored = loadBindings(db, 0, 100).map((b) => `${b.session}:${label.get(b.accountId)}`);
+      expect(stored.sort()).toEqual(placed.sort());
+    } finally {
+      pool.stop();
+    }
+  });
+
+  test("a limit the store refused under another process's lock is stored in the background once it lets go, before any stop", async () => {
+    const { db } = setup([]);
+    addZai(db, 'a', T0);
+    const pool = createPool({ db, now: () => T0, defaultCooldownSec: COOLDOWN_SEC, softLimitThreshold: 0.2, flushIntervalMs: 100 });
+    pool.start();
+    try {
+      const locker = await lockFromAnotherProcess(db.filename, 300);
+      pool.report(lease(pool), { kind: 'error', error: new UpstreamError('quota_exhausted', 'q', { resetAt: T0 + 99_000 }) });
+      expect(listLimits(db)).toEqual([]);
+      await locker.exited;
+      await Bun.sleep(300);
+      expect(listLimits(db)).toEqual([expect.objectContaining({ model: 'glm-4.7', resetAt: T0 + 99_000 })]);
+    } finally {
+      pool.stop();
+    }
+  });
+
   test('stop() waits out a lock another process holds briefly, so an unsaved limit is not lost', async () => {
     const { db, pool, accounts } = setup(['a']);
     const locker = await lockFromAnotherProcess(db.filename, 3000);
@@ -1047,5 +1089,31 @@ describe('the soft floor given up', () => {
     } finally {
       configureLog({ format: 'pretty' });
     }
+  });
+});
+
+describe("a provider's write under another process's lock", () => {
+  test('a refreshed token is not waited on for busy_timeout on the request path, and reaches the store once the lock is let go', async () => {
+    const { db } = tempDb();
+    const acc = addZai(db, 'a');
+    const deps = providerDepsFor(db, () => T0);
+    const lines: string[] = [];
+    log.setReporters([{ log: (o) => lines.push(`${o.type}: ${o.args.join(' ')}`) }]);
+    try {
+      const locker = await lockFromAnotherProcess(db.filename, 1_500);
+      const t0 = performance.now();
+      deps.updateAccount(acc.id, { meta: { plan: 'pro' } });
+      deps.updateAccount(acc.id, { meta: { plan: 'max' } });
+      // busy_timeout is 5 s: the whole server (one thread) would stand still that long.
+      expect(performance.now() - t0).toBeLessThan(1000);
+      await locker.exited;
+      await Bun.sleep(1_500);
+      // In order: the later write is the one that stays.
+      expect(findAccount(db, acc.id)?.meta.plan).toBe('max');
+    } finally {
+      configureLog({ format: 'pretty' });
+    }
+    expect(lines.join('\n')).toContain('the database is locked: will retry');
+    expect(lines.join('\n')).toContain(`stored the change to account ${acc.id} after all`);
   });
 });

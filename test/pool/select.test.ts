@@ -169,6 +169,21 @@ const rows: Row[] = [
     want: { kind: 'account', accountId: 'b', sticky: false, soft: true, overflow: false },
   },
   {
+    name: 'every account below the floor: a new conversation goes to a less busy one with comparable quota, not always the fullest',
+    candidates: [c('a', { remaining: 0.15, inFlight: 2 }), c('b', { remaining: 0.1, inFlight: 0 }), c('c', { remaining: 0.12, inFlight: 1 })],
+    want: { kind: 'account', accountId: 'b', sticky: false, soft: true, overflow: false },
+  },
+  {
+    name: 'every account below the floor: one with less than half the fullest one\'s quota is spared even when idle',
+    candidates: [c('a', { remaining: 0.16, inFlight: 3 }), c('b', { remaining: 0.07, inFlight: 0 })],
+    want: { kind: 'account', accountId: 'a', sticky: false, soft: true, overflow: false },
+  },
+  {
+    name: 'every account below the floor and equally busy: the fullest serves',
+    candidates: [c('a', { remaining: 0.1, inFlight: 1 }), c('b', { remaining: 0.15, inFlight: 1 })],
+    want: { kind: 'account', accountId: 'b', sticky: false, soft: true, overflow: false },
+  },
+  {
     name: 'a bound session leaves its soft-limited account for a fresh one',
     candidates: [c('a', { remaining: 0.1 }), c('b', { remaining: 0.8 })],
     bound: 'a',
