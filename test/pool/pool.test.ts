@@ -1092,6 +1092,10 @@ describe('the soft floor given up', () => {
       lease(pool, 'glm-4.7', 's1').release();
       lease(pool, 'glm-4.7', 's2').release();
       expect(lines.slice(2)).toEqual(['info: glm-4.7: a zai account above the soft quota floor serves it again']);
+      // And once more when it falls again.
+      set(1, 0.05);
+      for (let i = 0; i < 3; i++) lease(pool, 'glm-4.7', `t${i}`).release();
+      expect(lines.slice(3)).toEqual([expect.stringMatching(/^warn: every zai account that can serve glm-4\.7 is at or below the soft quota floor/)]);
     } finally {
       configureLog({ format: 'pretty' });
     }
