@@ -23,6 +23,16 @@ function setup(labels = ['a', 'b'], maxConcurrentPerAccount: number | null = nul
   return { db, path, pool, accounts, setNow: (v: number) => (t = v) };
 }
 
+/** A provider's store writes on one account, with the log lines they leave (the caller restores the log). */
+function providerWrites() {
+  const { db } = tempDb();
+  const acc = addZai(db, 'a');
+  const deps = providerDepsFor(db, () => T0);
+  const lines: string[] = [];
+  log.setReporters([{ log: (o) => lines.push(`${o.type}: ${o.args.join(' ')}`) }]);
+  return { db, acc, deps, lines };
+}
+
 function lease(pool: ReturnType<typeof createPool>, model = 'glm-4.7', session = 's'): Lease {
   const got = pool.acquire({ provider: 'zai', model, familyKey: 'zai:glm', sessionKey: session });
   if (got.kind !== 'lease') throw new Error(`no lease: ${JSON.stringify(got)}`);
@@ -674,11 +684,7 @@ describe('state in SQLite', () => {
   });
 
   test("a provider's write the database refuses (read-only, full, locked) is a warning, not a failed request", () => {
-    const { db } = tempDb();
-    const acc = addZai(db, 'a');
-    const deps = providerDepsFor(db, () => T0);
-    const lines: string[] = [];
-    log.setReporters([{ log: (o) => lines.push(`${o.type}: ${o.args.join(' ')}`) }]);
+    const { db, acc, deps, lines } = providerWrites();
     try {
       db.exec('PRAGMA query_only = ON');
       expect(() => deps.updateAccount(acc.id, { meta: { plan: 'pro' } })).not.toThrow();
@@ -1086,6 +1092,10 @@ describe('the soft floor given up', () => {
       lease(pool, 'glm-4.7', 's1').release();
       lease(pool, 'glm-4.7', 's2').release();
       expect(lines.slice(2)).toEqual(['info: glm-4.7: a zai account above the soft quota floor serves it again']);
+      // And once more when it falls again.
+      set(1, 0.05);
+      for (let i = 0; i < 3; i++) lease(pool, 'glm-4.7', `t${i}`).release();
+      expect(lines.slice(3)).toEqual([expect.stringMatching(/^warn: every zai account that can serve glm-4\.7 is at or below the soft quota floor/)]);
     } finally {
       configureLog({ format: 'pretty' });
     }
@@ -1094,11 +1104,7 @@ describe('the soft floor given up', () => {
 
 describe("a provider's write under another process's lock", () => {
   test('a refreshed token is not waited on for busy_timeout on the request path, and reaches the store once the lock is let go', async () => {
-    const { db } = tempDb();
-    const acc = addZai(db, 'a');
-    const deps = providerDepsFor(db, () => T0);
-    const lines: string[] = [];
-    log.setReporters([{ log: (o) => lines.push(`${o.type}: ${o.args.join(' ')}`) }]);
+    const { db, acc, deps, lines } = providerWrites();
     try {
       const locker = await lockFromAnotherProcess(db.filename, 1_500);
       const t0 = performance.now();
