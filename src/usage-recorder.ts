@@ -42,6 +42,7 @@ export interface UsageRecorder {
 const DAY_MS = 86_400_000;
 /** A lock held a moment (the CLI writing) is routine now that a flush waits only briefly: one that lasts this long is worth a word. */
 const LOCK_WARN_AFTER_MS = 5000;
+const DROP_WARN_EVERY_MS = 60_000;
 
 export function createUsageRecorder(db: Database, opts: UsageRecorderOptions): UsageRecorder {
   const flushIntervalMs = opts.flushIntervalMs ?? 1000;
@@ -55,6 +56,9 @@ export function createUsageRecorder(db: Database, opts: UsageRecorderOptions): U
   let failingSince: number | null = null;
   let warned = false;
   let lastError = '';
+  /** Records dropped since the last word about it, and when that was (a full queue drops on every flush). */
+  let dropped = 0;
+  let droppedSaidAt = Number.NEGATIVE_INFINITY;
 
   const flush = (wait = false): number => {
     if (queue.length === 0) return 0;
@@ -70,12 +74,21 @@ export function createUsageRecorder(db: Database, opts: UsageRecorderOptions): U
     } catch (err) {
       // Keep the rows for the next try (the database may be busy); cap memory if it stays down.
       queue = batch.concat(queue);
-      if (queue.length > maxQueue) queue = queue.slice(queue.length - maxQueue);
+      if (queue.length > maxQueue) {
+        dropped += queue.length - maxQueue;
+        queue = queue.slice(queue.length - maxQueue);
+      }
       failingSince ??= now();
       lastError = (err as Error)?.message ?? String(err);
       if (!warned && (!isBusyError(err) || now() - failingSince >= LOCK_WARN_AFTER_MS)) {
         warned = true;
         log.warn(`usage: cannot write ${queue.length} record(s), will retry: ${(err as Error).message}`);
+      }
+      // Lost usage must not go unsaid; once a minute is enough for a queue that stays full.
+      if (dropped > 0 && now() - droppedSaidAt >= DROP_WARN_EVERY_MS) {
+        log.warn(`usage: dropped the ${dropped} oldest record(s): at most ${maxQueue} wait in memory while the database refuses writes`);
+        dropped = 0;
+        droppedSaidAt = now();
       }
       return 0;
     }

@@ -114,6 +114,31 @@ test('the queue is capped while the database keeps refusing writes', () => {
   expect(rec.pending()).toBe(3);
 });
 
+test('records dropped from a full queue are logged, and a queue that stays full says so at most once a minute', () => {
+  const db = fresh();
+  let t = 1_000_000;
+  const rec = createUsageRecorder(db, { retentionDays: 30, flushIntervalMs: 60_000, maxQueue: 3, now: () => t });
+  open[open.length - 1]!.rec = rec;
+  const lines: string[] = [];
+  log.setReporters([{ log: (o) => lines.push(`${o.type}: ${o.args.join(' ')}`) }]);
+  try {
+    db.exec('ALTER TABLE usage RENAME TO usage_away');
+    for (let i = 0; i < 5; i++) rec.record(usageRecord());
+    rec.flush();
+    expect(lines.filter((l) => l.includes('dropped'))).toEqual([expect.stringMatching(/^warn: usage: dropped the 2 oldest record\(s\): at most 3/)]);
+    rec.record(usageRecord());
+    t += 1000;
+    rec.flush();
+    expect(lines.filter((l) => l.includes('dropped'))).toHaveLength(1);
+    rec.record(usageRecord());
+    t += 60_000;
+    rec.flush();
+    expect(lines.filter((l) => l.includes('dropped')).at(-1)).toMatch(/dropped the 2 oldest record\(s\)/);
+  } finally {
+    configureLog({ format: 'pretty' });
+  }
+});
+
 test('a record arriving after stop is written directly, and never throws once the database is closed', () => {
   const db = fresh();
   const rec = createUsageRecorder(db, { retentionDays: 30, flushIntervalMs: 60_000 });
