@@ -142,6 +142,8 @@ export function createUsageRecorder(db: Database, opts: UsageRecorderOptions): U
       clearInterval(flushTimer);
       clearInterval(pruneTimer);
       flush(true);
+      // There is no next try: rows the database still refuses are gone, and the user should know.
+      if (queue.length > 0) log.warn(`usage: ${queue.length} record(s) could not be written before shutdown and are lost: ${lastError}`);
     },
   };
 }

@@ -139,6 +139,24 @@ test('records dropped from a full queue are logged, and a queue that stays full 
   }
 });
 
+test('records the database still refuses at stop are reported as lost, not dropped silently', () => {
+  const db = fresh();
+  const rec = createUsageRecorder(db, { retentionDays: 30, flushIntervalMs: 60_000 });
+  open[open.length - 1]!.rec = rec;
+  db.exec('ALTER TABLE usage RENAME TO usage_away');
+  rec.record(usageRecord());
+  rec.flush();
+  rec.record(usageRecord());
+  const lines: string[] = [];
+  log.setReporters([{ log: (o) => lines.push(`${o.type}: ${o.args.join(' ')}`) }]);
+  try {
+    rec.stop();
+    expect(lines).toEqual([expect.stringMatching(/^warn: usage: 2 record\(s\) could not be written before shutdown and are lost: no such table/)]);
+  } finally {
+    configureLog({ format: 'pretty' });
+  }
+});
+
 test('a record arriving after stop is written directly, and never throws once the database is closed', () => {
   const db = fresh();
   const rec = createUsageRecorder(db, { retentionDays: 30, flushIntervalMs: 60_000 });
