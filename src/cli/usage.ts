@@ -85,8 +85,12 @@ export const usageCommand = defineCommand({
     const db = openDatabase(config.dbPath);
     try {
       const rows = summarizeUsage(db, since, by);
+      // A window reaching past the retention would otherwise read as a quiet month.
+      const kept = now - config.usageRetentionDays * DAY_MS;
       if (args.json) {
-        printJson({ since: new Date(since).toISOString(), by, retentionDays: config.usageRetentionDays, rows });
+        // A script reads no footnote: the cut-off is a field, there only when the window is cut.
+        const cut = since < kept ? { keptSince: new Date(kept).toISOString() } : {};
+        printJson({ since: new Date(since).toISOString(), by, retentionDays: config.usageRetentionDays, ...cut, rows });
         return;
       }
       if (rows.length === 0) say(`no requests since ${new Date(since).toISOString()}`);
@@ -94,8 +98,6 @@ export const usageCommand = defineCommand({
         say(`since ${new Date(since).toISOString()} (${sinceText}), by ${by}`);
         say(usageTable(rows, by));
       }
-      // A window reaching past the retention would otherwise read as a quiet month.
-      const kept = now - config.usageRetentionDays * DAY_MS;
       if (since < kept) say(`(usage is kept ${config.usageRetentionDays} days, USAGE_RETENTION_DAYS: nothing before ${new Date(kept).toISOString()} is left to count)`);
     } catch (err) {
       throw databaseFailure(config.dbPath, err) ?? err;

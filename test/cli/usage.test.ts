@@ -141,6 +141,22 @@ describe('mcp usage (in process, seeded data dir)', () => {
     }
   });
 
+  test('--json with a window reaching past the retention gives the cut-off as keptSince, and none for a window inside it', async () => {
+    seed();
+    const saved = process.env.USAGE_RETENTION_DAYS;
+    try {
+      delete process.env.USAGE_RETENTION_DAYS;
+      const cut = JSON.parse((await run('usage', '--since', '60d', '--json')).out) as { keptSince?: string; retentionDays: number };
+      expect(cut.retentionDays).toBe(30);
+      expect(Date.now() - Date.parse(cut.keptSince!)).toBeGreaterThanOrEqual(30 * 86_400_000 - 60_000);
+      const inside = JSON.parse((await run('usage', '--since', '7d', '--json')).out) as Record<string, unknown>;
+      expect(inside).not.toHaveProperty('keptSince');
+    } finally {
+      if (saved === undefined) delete process.env.USAGE_RETENTION_DAYS;
+      else process.env.USAGE_RETENTION_DAYS = saved;
+    }
+  });
+
   test('an empty window says so', async () => {
     const r = await run('usage');
     expect(r.code).toBe(0);
