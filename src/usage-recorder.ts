@@ -3,6 +3,7 @@
 // hourly by retention, and stop() flushes what is left before the database closes.
 import type { Database } from 'bun:sqlite';
 import { log } from './log.ts';
+import { defineCounter } from './metrics.ts';
 import { briefly, isBusyError } from './store/db.ts';
 import { insertUsage, pruneUsage, type UsageRecord } from './store/usage.ts';
 
@@ -43,6 +44,8 @@ const DAY_MS = 86_400_000;
 /** A lock held a moment (the CLI writing) is routine now that a flush waits only briefly: one that lasts this long is worth a word. */
 const LOCK_WARN_AFTER_MS = 5000;
 const DROP_WARN_EVERY_MS = 60_000;
+/** Lost accounting shows on a dashboard too, not only in a log line once a minute. */
+const droppedMetric = defineCounter('mcp_usage_records_dropped_total', 'Usage records lost because the database refused writes (a full queue, or still refused at shutdown)');
 
 export function createUsageRecorder(db: Database, opts: UsageRecorderOptions): UsageRecorder {
   const flushIntervalMs = opts.flushIntervalMs ?? 1000;
@@ -75,6 +78,7 @@ export function createUsageRecorder(db: Database, opts: UsageRecorderOptions): U
       // Keep the rows for the next try (the database may be busy); cap memory if it stays down.
       queue = batch.concat(queue);
       if (queue.length > maxQueue) {
+        droppedMetric(undefined, queue.length - maxQueue);
         dropped += queue.length - maxQueue;
         queue = queue.slice(queue.length - maxQueue);
       }
@@ -143,7 +147,10 @@ export function createUsageRecorder(db: Database, opts: UsageRecorderOptions): U
       clearInterval(pruneTimer);
       flush(true);
       // There is no next try: rows the database still refuses are gone, and the user should know.
-      if (queue.length > 0) log.warn(`usage: ${queue.length} record(s) could not be written before shutdown and are lost: ${lastError}`);
+      if (queue.length > 0) {
+        droppedMetric(undefined, queue.length);
+        log.warn(`usage: ${queue.length} record(s) could not be written before shutdown and are lost: ${lastError}`);
+      }
     },
   };
 }

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { openDatabase } from '../src/store/db.ts';
 import { createUsageRecorder, type UsageRecorder } from '../src/usage-recorder.ts';
 import { configureLog, log } from '../src/log.ts';
+import { renderMetrics } from '../src/metrics.ts';
 import { usageRecord } from './usage-record.ts';
 import { lockFromAnotherProcess } from './store/lock-from-another-process.ts';
 
@@ -252,4 +253,18 @@ test('a failure that is not a lock (a missing table, a full disk) is a warning a
   } finally {
     configureLog({ format: 'pretty' });
   }
+});
+
+test('records lost to a full queue or at shutdown are counted in mcp_usage_records_dropped_total', () => {
+  const dropped = () => Number(/^mcp_usage_records_dropped_total (\d+)$/m.exec(renderMetrics())?.[1] ?? 0);
+  const before = dropped();
+  const db = fresh();
+  const rec = createUsageRecorder(db, { retentionDays: 30, flushIntervalMs: 60_000, maxQueue: 3 });
+  open[open.length - 1]!.rec = rec;
+  db.exec('ALTER TABLE usage RENAME TO usage_away');
+  for (let i = 0; i < 5; i++) rec.record(usageRecord());
+  rec.flush();
+  expect(dropped() - before).toBe(2);
+  rec.stop();
+  expect(dropped() - before).toBe(5);
 });
