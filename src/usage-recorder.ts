@@ -46,6 +46,8 @@ const LOCK_WARN_AFTER_MS = 5000;
 const DROP_WARN_EVERY_MS = 60_000;
 /** Lost accounting shows on a dashboard too, not only in a log line once a minute. */
 const droppedMetric = defineCounter('mcp_usage_records_dropped_total', 'Usage records lost because the database refused writes (a full queue, or still refused at shutdown)');
+// Shown at 0 from the start: an alert on its increase needs the series before the first loss.
+droppedMetric(undefined, 0);
 
 export function createUsageRecorder(db: Database, opts: UsageRecorderOptions): UsageRecorder {
   const flushIntervalMs = opts.flushIntervalMs ?? 1000;

@@ -37,6 +37,10 @@ afterEach(() => {
 
 const count = (db: Database) => (db.query('SELECT COUNT(*) AS n FROM usage').get() as { n: number }).n;
 
+test('mcp_usage_records_dropped_total is shown at 0 before any loss, so an alert on its increase sees the first one', () => {
+  expect(renderMetrics()).toMatch(/^mcp_usage_records_dropped_total 0$/m);
+});
+
 test('records are queued, not written, until the flush interval', async () => {
   const db = fresh();
   const rec = createUsageRecorder(db, { retentionDays: 30, flushIntervalMs: 60 });
