@@ -125,7 +125,8 @@ export function createUsageRecorder(db: Database, opts: UsageRecorderOptions): U
         try {
           insertUsage(db, [r]);
         } catch {
-          // the database is closed; nothing sensible left to do
+          // The database is closed (or refuses): nowhere left to write it, but the loss is counted.
+          droppedMetric(undefined, 1);
         }
         return;
       }

@@ -162,14 +162,18 @@ test('records the database still refuses at stop are reported as lost, not dropp
   }
 });
 
-test('a record arriving after stop is written directly, and never throws once the database is closed', () => {
+test('a record arriving after stop is written directly, and never throws once the database is closed (it is counted as dropped)', () => {
   const db = fresh();
   const rec = createUsageRecorder(db, { retentionDays: 30, flushIntervalMs: 60_000 });
   rec.stop();
   rec.record(usageRecord());
   expect(count(db)).toBe(1);
   db.close();
+  const dropped = () => Number(/^mcp_usage_records_dropped_total (\d+)$/m.exec(renderMetrics())?.[1] ?? 0);
+  const before = dropped();
   expect(() => rec.record(usageRecord())).not.toThrow();
+  // Lost, and counted as lost.
+  expect(dropped() - before).toBe(1);
 });
 
 test("a flush gives up at once on another process's lock instead of freezing the server for busy_timeout, and keeps the rows", async () => {
