@@ -35,6 +35,8 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
+/** The usage records counted as lost so far (the registry is process-wide: tests compare before and after). */
+const dropped = () => Number(/^mcp_usage_records_dropped_total (\d+)$/m.exec(renderMetrics())?.[1] ?? 0);
 const count = (db: Database) => (db.query('SELECT COUNT(*) AS n FROM usage').get() as { n: number }).n;
 
 test('mcp_usage_records_dropped_total is shown at 0 before any loss, so an alert on its increase sees the first one', () => {
@@ -169,7 +171,6 @@ test('a record arriving after stop is written directly, and never throws once th
   rec.record(usageRecord());
   expect(count(db)).toBe(1);
   db.close();
-  const dropped = () => Number(/^mcp_usage_records_dropped_total (\d+)$/m.exec(renderMetrics())?.[1] ?? 0);
   const before = dropped();
   expect(() => rec.record(usageRecord())).not.toThrow();
   // Lost, and counted as lost.
@@ -264,7 +265,6 @@ test('a failure that is not a lock (a missing table, a full disk) is a warning a
 });
 
 test('records lost to a full queue or at shutdown are counted in mcp_usage_records_dropped_total', () => {
-  const dropped = () => Number(/^mcp_usage_records_dropped_total (\d+)$/m.exec(renderMetrics())?.[1] ?? 0);
   const before = dropped();
   const db = fresh();
   const rec = createUsageRecorder(db, { retentionDays: 30, flushIntervalMs: 60_000, maxQueue: 3 });
