@@ -26,7 +26,11 @@ export function parseSince(text: string, now: number): number {
     const at = s.length === 10 ? new Date(Number(day[1]), Number(day[2]) - 1, Number(day[3])).getTime() : Date.parse(s);
     // Date.parse rolls a day the month lacks over (02-31 -> 03-03): refuse it rather than shift the window.
     const real = new Date(Date.UTC(Number(day[1]), Number(day[2]) - 1, Number(day[3])));
-    if (Number.isFinite(at) && real.getUTCMonth() === Number(day[2]) - 1 && real.getUTCDate() === Number(day[3])) return at;
+    if (Number.isFinite(at) && real.getUTCMonth() === Number(day[2]) - 1 && real.getUTCDate() === Number(day[3])) {
+      // A typo of a year would otherwise read as "no requests": nothing was served after now.
+      if (at > now) throw new UsageError(`--since ${text} is in the future: give a time before now`);
+      return at;
+    }
   }
   throw new UsageError(`--since must be a duration like 30m, 24h, 7d, 2w or a date like 2026-01-31, got "${text}"`);
 }

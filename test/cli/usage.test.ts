@@ -29,6 +29,10 @@ describe('--since', () => {
     expect(() => parseSince(text, NOW)).toThrow('--since must be a duration like 30m, 24h, 7d, 2w');
   });
 
+  test.each(['2062-01-31', '2099-01-01T10:00:00Z'])('"%s" in the future is refused, not shown as an empty window', (text) => {
+    expect(() => parseSince(text, NOW)).toThrow(`--since ${text} is in the future`);
+  });
+
   // A day the calendar lacks would otherwise roll over (Feb 31 -> Mar 3) and silently shift the window;
   // a duration past any date would reach the table as "Invalid Date" with exit 1.
   test.each(['2026-02-31', '2026-04-31T10:00:00Z', '99999999999w'])('"%s" is refused as a wrong invocation, not rolled over', (text) => {
