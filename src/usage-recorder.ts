@@ -3,6 +3,7 @@
 // hourly by retention, and stop() flushes what is left before the database closes.
 import type { Database } from 'bun:sqlite';
 import { log } from './log.ts';
+import { defineCounter } from './metrics.ts';
 import { briefly, isBusyError } from './store/db.ts';
 import { insertUsage, pruneUsage, type UsageRecord } from './store/usage.ts';
 
@@ -42,6 +43,11 @@ export interface UsageRecorder {
 const DAY_MS = 86_400_000;
 /** A lock held a moment (the CLI writing) is routine now that a flush waits only briefly: one that lasts this long is worth a word. */
 const LOCK_WARN_AFTER_MS = 5000;
+const DROP_WARN_EVERY_MS = 60_000;
+/** Lost accounting shows on a dashboard too, not only in a log line once a minute. */
+const droppedMetric = defineCounter('mcp_usage_records_dropped_total', 'Usage records lost because the database refused writes (a full queue, or still refused at shutdown)');
+// Shown at 0 from the start: an alert on its increase needs the series before the first loss.
+droppedMetric(undefined, 0);
 
 export function createUsageRecorder(db: Database, opts: UsageRecorderOptions): UsageRecorder {
   const flushIntervalMs = opts.flushIntervalMs ?? 1000;
@@ -55,6 +61,9 @@ export function createUsageRecorder(db: Database, opts: UsageRecorderOptions): U
   let failingSince: number | null = null;
   let warned = false;
   let lastError = '';
+  /** Records dropped since the last word about it, and when that was (a full queue drops on every flush). */
+  let dropped = 0;
+  let droppedSaidAt = Number.NEGATIVE_INFINITY;
 
   const flush = (wait = false): number => {
     if (queue.length === 0) return 0;
@@ -70,12 +79,22 @@ export function createUsageRecorder(db: Database, opts: UsageRecorderOptions): U
     } catch (err) {
       // Keep the rows for the next try (the database may be busy); cap memory if it stays down.
       queue = batch.concat(queue);
-      if (queue.length > maxQueue) queue = queue.slice(queue.length - maxQueue);
+      if (queue.length > maxQueue) {
+        droppedMetric(undefined, queue.length - maxQueue);
+        dropped += queue.length - maxQueue;
+        queue = queue.slice(queue.length - maxQueue);
+      }
       failingSince ??= now();
       lastError = (err as Error)?.message ?? String(err);
       if (!warned && (!isBusyError(err) || now() - failingSince >= LOCK_WARN_AFTER_MS)) {
         warned = true;
         log.warn(`usage: cannot write ${queue.length} record(s), will retry: ${(err as Error).message}`);
+      }
+      // Lost usage must not go unsaid; once a minute is enough for a queue that stays full.
+      if (dropped > 0 && now() - droppedSaidAt >= DROP_WARN_EVERY_MS) {
+        log.warn(`usage: dropped the ${dropped} oldest record(s): at most ${maxQueue} wait in memory while the database refuses writes`);
+        dropped = 0;
+        droppedSaidAt = now();
       }
       return 0;
     }
@@ -106,7 +125,8 @@ export function createUsageRecorder(db: Database, opts: UsageRecorderOptions): U
         try {
           insertUsage(db, [r]);
         } catch {
-          // the database is closed; nothing sensible left to do
+          // The database is closed (or refuses): nowhere left to write it, but the loss is counted.
+          droppedMetric(undefined, 1);
         }
         return;
       }
@@ -129,6 +149,11 @@ export function createUsageRecorder(db: Database, opts: UsageRecorderOptions): U
       clearInterval(flushTimer);
       clearInterval(pruneTimer);
       flush(true);
+      // There is no next try: rows the database still refuses are gone, and the user should know.
+      if (queue.length > 0) {
+        droppedMetric(undefined, queue.length);
+        log.warn(`usage: ${queue.length} record(s) could not be written before shutdown and are lost: ${lastError}`);
+      }
     },
   };
 }

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { openDatabase } from '../src/store/db.ts';
 import { createUsageRecorder, type UsageRecorder } from '../src/usage-recorder.ts';
 import { configureLog, log } from '../src/log.ts';
+import { renderMetrics } from '../src/metrics.ts';
 import { usageRecord } from './usage-record.ts';
 import { lockFromAnotherProcess } from './store/lock-from-another-process.ts';
 
@@ -34,7 +35,13 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
+/** The usage records counted as lost so far (the registry is process-wide: tests compare before and after). */
+const dropped = () => Number(/^mcp_usage_records_dropped_total (\d+)$/m.exec(renderMetrics())?.[1] ?? 0);
 const count = (db: Database) => (db.query('SELECT COUNT(*) AS n FROM usage').get() as { n: number }).n;
+
+test('mcp_usage_records_dropped_total is shown at 0 before any loss, so an alert on its increase sees the first one', () => {
+  expect(renderMetrics()).toMatch(/^mcp_usage_records_dropped_total 0$/m);
+});
 
 test('records are queued, not written, until the flush interval', async () => {
   const db = fresh();
@@ -114,14 +121,60 @@ test('the queue is capped while the database keeps refusing writes', () => {
   expect(rec.pending()).toBe(3);
 });
 
-test('a record arriving after stop is written directly, and never throws once the database is closed', () => {
+test('records dropped from a full queue are logged, and a queue that stays full says so at most once a minute', () => {
+  const db = fresh();
+  let t = 1_000_000;
+  const rec = createUsageRecorder(db, { retentionDays: 30, flushIntervalMs: 60_000, maxQueue: 3, now: () => t });
+  open[open.length - 1]!.rec = rec;
+  const lines: string[] = [];
+  log.setReporters([{ log: (o) => lines.push(`${o.type}: ${o.args.join(' ')}`) }]);
+  try {
+    db.exec('ALTER TABLE usage RENAME TO usage_away');
+    for (let i = 0; i < 5; i++) rec.record(usageRecord());
+    rec.flush();
+    expect(lines.filter((l) => l.includes('dropped'))).toEqual([expect.stringMatching(/^warn: usage: dropped the 2 oldest record\(s\): at most 3/)]);
+    rec.record(usageRecord());
+    t += 1000;
+    rec.flush();
+    expect(lines.filter((l) => l.includes('dropped'))).toHaveLength(1);
+    rec.record(usageRecord());
+    t += 60_000;
+    rec.flush();
+    expect(lines.filter((l) => l.includes('dropped')).at(-1)).toMatch(/dropped the 2 oldest record\(s\)/);
+  } finally {
+    configureLog({ format: 'pretty' });
+  }
+});
+
+test('records the database still refuses at stop are reported as lost, not dropped silently', () => {
+  const db = fresh();
+  const rec = createUsageRecorder(db, { retentionDays: 30, flushIntervalMs: 60_000 });
+  open[open.length - 1]!.rec = rec;
+  db.exec('ALTER TABLE usage RENAME TO usage_away');
+  rec.record(usageRecord());
+  rec.flush();
+  rec.record(usageRecord());
+  const lines: string[] = [];
+  log.setReporters([{ log: (o) => lines.push(`${o.type}: ${o.args.join(' ')}`) }]);
+  try {
+    rec.stop();
+    expect(lines).toEqual([expect.stringMatching(/^warn: usage: 2 record\(s\) could not be written before shutdown and are lost: no such table/)]);
+  } finally {
+    configureLog({ format: 'pretty' });
+  }
+});
+
+test('a record arriving after stop is written directly, and never throws once the database is closed (it is counted as dropped)', () => {
   const db = fresh();
   const rec = createUsageRecorder(db, { retentionDays: 30, flushIntervalMs: 60_000 });
   rec.stop();
   rec.record(usageRecord());
   expect(count(db)).toBe(1);
   db.close();
+  const before = dropped();
   expect(() => rec.record(usageRecord())).not.toThrow();
+  // Lost, and counted as lost.
+  expect(dropped() - before).toBe(1);
 });
 
 test("a flush gives up at once on another process's lock instead of freezing the server for busy_timeout, and keeps the rows", async () => {
@@ -209,4 +262,17 @@ test('a failure that is not a lock (a missing table, a full disk) is a warning a
   } finally {
     configureLog({ format: 'pretty' });
   }
+});
+
+test('records lost to a full queue or at shutdown are counted in mcp_usage_records_dropped_total', () => {
+  const before = dropped();
+  const db = fresh();
+  const rec = createUsageRecorder(db, { retentionDays: 30, flushIntervalMs: 60_000, maxQueue: 3 });
+  open[open.length - 1]!.rec = rec;
+  db.exec('ALTER TABLE usage RENAME TO usage_away');
+  for (let i = 0; i < 5; i++) rec.record(usageRecord());
+  rec.flush();
+  expect(dropped() - before).toBe(2);
+  rec.stop();
+  expect(dropped() - before).toBe(5);
 });

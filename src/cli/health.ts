@@ -20,12 +20,17 @@ export async function checkHealth(baseUrl: string, timeoutMs: number): Promise<{
     const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
     const text = await res.text();
     let status = '';
+    let why: string | undefined;
     try {
-      status = String((JSON.parse(text) as { status?: unknown }).status ?? '');
+      const body = JSON.parse(text) as { status?: unknown; storeError?: unknown; usageError?: unknown };
+      status = String(body.status ?? '');
+      // "degraded" alone sends the user hunting: a database the server cannot read or write (a full disk) is named.
+      const errors = [body.storeError, body.usageError].filter((e): e is string => typeof e === 'string' && e !== '');
+      if (errors.length) why = errors.join('; ');
     } catch {
       // not JSON: the status code says enough
     }
-    const hint = Object.hasOwn(POOL_HINTS, status) ? POOL_HINTS[status] : undefined;
+    const hint = Object.hasOwn(POOL_HINTS, status) ? POOL_HINTS[status] : why;
     return { ok: res.status === 200, line: `${url}: ${res.status}${status ? ` ${status}` : ''}${hint ? ` (${hint})` : ''}` };
   } catch (err) {
     const e = err as Error & { code?: string };

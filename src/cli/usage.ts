@@ -26,7 +26,11 @@ export function parseSince(text: string, now: number): number {
     const at = s.length === 10 ? new Date(Number(day[1]), Number(day[2]) - 1, Number(day[3])).getTime() : Date.parse(s);
     // Date.parse rolls a day the month lacks over (02-31 -> 03-03): refuse it rather than shift the window.
     const real = new Date(Date.UTC(Number(day[1]), Number(day[2]) - 1, Number(day[3])));
-    if (Number.isFinite(at) && real.getUTCMonth() === Number(day[2]) - 1 && real.getUTCDate() === Number(day[3])) return at;
+    if (Number.isFinite(at) && real.getUTCMonth() === Number(day[2]) - 1 && real.getUTCDate() === Number(day[3])) {
+      // A typo of a year would otherwise read as "no requests": nothing was served after now.
+      if (at > now) throw new UsageError(`--since ${text} is in the future: give a time before now`);
+      return at;
+    }
   }
   throw new UsageError(`--since must be a duration like 30m, 24h, 7d, 2w or a date like 2026-01-31, got "${text}"`);
 }
@@ -85,8 +89,12 @@ export const usageCommand = defineCommand({
     const db = openDatabase(config.dbPath);
     try {
       const rows = summarizeUsage(db, since, by);
+      // A window reaching past the retention would otherwise read as a quiet month.
+      const kept = now - config.usageRetentionDays * DAY_MS;
       if (args.json) {
-        printJson({ since: new Date(since).toISOString(), by, retentionDays: config.usageRetentionDays, rows });
+        // A script reads no footnote: the cut-off is a field, there only when the window is cut.
+        const cut = since < kept ? { keptSince: new Date(kept).toISOString() } : {};
+        printJson({ since: new Date(since).toISOString(), by, retentionDays: config.usageRetentionDays, ...cut, rows });
         return;
       }
       if (rows.length === 0) say(`no requests since ${new Date(since).toISOString()}`);
@@ -94,8 +102,6 @@ export const usageCommand = defineCommand({
         say(`since ${new Date(since).toISOString()} (${sinceText}), by ${by}`);
         say(usageTable(rows, by));
       }
-      // A window reaching past the retention would otherwise read as a quiet month.
-      const kept = now - config.usageRetentionDays * DAY_MS;
       if (since < kept) say(`(usage is kept ${config.usageRetentionDays} days, USAGE_RETENTION_DAYS: nothing before ${new Date(kept).toISOString()} is left to count)`);
     } catch (err) {
       throw databaseFailure(config.dbPath, err) ?? err;

@@ -21,6 +21,10 @@ export interface UsageRecord {
   errorType: string | null;
 }
 
+/** No real model name is this long; a client's made-up one must not bloat every usage row (and `mcp usage`). */
+const MAX_NAME = 200;
+const cut = <T extends string | null>(s: T): T => (s !== null && s.length > MAX_NAME ? (s.slice(0, MAX_NAME) as T) : s);
+
 export function insertUsage(db: Database, records: readonly UsageRecord[]): void {
   if (records.length === 0) return;
   immediate(db, () => {
@@ -35,8 +39,8 @@ export function insertUsage(db: Database, records: readonly UsageRecord[]): void
         r.requestId,
         r.accountId,
         r.provider,
-        r.clientModel,
-        r.upstreamModel,
+        cut(r.clientModel),
+        cut(r.upstreamModel),
         r.status,
         r.latencyMs,
         r.inputTokens,
@@ -44,7 +48,7 @@ export function insertUsage(db: Database, records: readonly UsageRecord[]): void
         r.cacheReadTokens,
         r.cacheCreationTokens,
         r.stream ? 1 : 0,
-        r.fallbackFrom,
+        cut(r.fallbackFrom),
         r.failovers,
         r.errorType,
       );

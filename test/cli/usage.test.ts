@@ -29,6 +29,10 @@ describe('--since', () => {
     expect(() => parseSince(text, NOW)).toThrow('--since must be a duration like 30m, 24h, 7d, 2w');
   });
 
+  test.each(['2062-01-31', '2099-01-01T10:00:00Z'])('"%s" in the future is refused, not shown as an empty window', (text) => {
+    expect(() => parseSince(text, NOW)).toThrow(`--since ${text} is in the future`);
+  });
+
   // A day the calendar lacks would otherwise roll over (Feb 31 -> Mar 3) and silently shift the window;
   // a duration past any date would reach the table as "Invalid Date" with exit 1.
   test.each(['2026-02-31', '2026-04-31T10:00:00Z', '99999999999w'])('"%s" is refused as a wrong invocation, not rolled over', (text) => {
@@ -135,6 +139,22 @@ describe('mcp usage (in process, seeded data dir)', () => {
       process.env.USAGE_RETENTION_DAYS = '365';
       const empty = await run('usage', '--since', '400d', '--by', 'provider');
       expect(empty.out).toContain('usage is kept 365 days');
+    } finally {
+      if (saved === undefined) delete process.env.USAGE_RETENTION_DAYS;
+      else process.env.USAGE_RETENTION_DAYS = saved;
+    }
+  });
+
+  test('--json with a window reaching past the retention gives the cut-off as keptSince, and none for a window inside it', async () => {
+    seed();
+    const saved = process.env.USAGE_RETENTION_DAYS;
+    try {
+      delete process.env.USAGE_RETENTION_DAYS;
+      const cut = JSON.parse((await run('usage', '--since', '60d', '--json')).out) as { keptSince?: string; retentionDays: number };
+      expect(cut.retentionDays).toBe(30);
+      expect(Date.now() - Date.parse(cut.keptSince!)).toBeGreaterThanOrEqual(30 * 86_400_000 - 60_000);
+      const inside = JSON.parse((await run('usage', '--since', '7d', '--json')).out) as Record<string, unknown>;
+      expect(inside).not.toHaveProperty('keptSince');
     } finally {
       if (saved === undefined) delete process.env.USAGE_RETENTION_DAYS;
       else process.env.USAGE_RETENTION_DAYS = saved;

@@ -52,3 +52,14 @@ test('by model, requests that never named a model (a body that was not JSON) gro
   expect(keys.sort()).toEqual(['-', 'claude-opus-4-6']);
   db.close();
 });
+
+test('a model name a client made up thousands of characters long is stored cut to 200, not whole in every row', () => {
+  const db = openDatabase(join(dir, 'long-model.db'));
+  const long = `claude-${'x'.repeat(5000)}`;
+  insertUsage(db, [{ ...row(1), clientModel: long, upstreamModel: long, fallbackFrom: long }]);
+  const r = db.query('SELECT client_model AS c, upstream_model AS u, fallback_from AS f FROM usage').get() as { c: string; u: string; f: string };
+  expect([r.c.length, r.u.length, r.f.length]).toEqual([200, 200, 200]);
+  expect(r.c).toBe(long.slice(0, 200));
+  expect(summarizeUsage(db, 0, 'model')[0]!.key).toHaveLength(200);
+  db.close();
+});
