@@ -51,6 +51,12 @@ export const MIN_LIMIT_MS = 1_000;
 export const READING_OUTRANKS_429_AFTER_MS = 60_000;
 /** Consecutive transient failures on one account before it is rested for the default cool-down. */
 export const TRANSIENT_FAILURES_BEFORE_COOLDOWN = 3;
+/**
+ * A request begun this soon after the last counted transient failure met the same blip. Requests
+ * "sent together" reach a busy server spread over tens of milliseconds, some after the first one's
+ * failure is already known; a dead account is still rested within seconds under load.
+ */
+export const TRANSIENT_BURST_MS = 1_000;
 /** Session bindings kept (oldest forgotten first). */
 const MAX_BINDINGS = 20_000;
 /**
@@ -820,11 +826,11 @@ export function createPool(opts: PoolOptions): Pool {
         return;
       case 'transient': {
         // Requests sent together meet one upstream blip together: only the failure of a request sent
-        // after the last counted one adds up, or a burst's single blip would rest the account (and
-        // move every conversation on it for good) as if it had failed three times in a row.
+        // well after the last counted one adds up, or a burst's single blip would rest the account
+        // (and move every conversation on it for good) as if it had failed three times in a row.
         const began = leasedAt.get(lease);
         const lastAt = lastFailureAt.get(id);
-        if (began !== undefined && lastAt !== undefined && began < lastAt && failures.has(id)) return;
+        if (began !== undefined && lastAt !== undefined && began < lastAt + TRANSIENT_BURST_MS && failures.has(id)) return;
         const n = (failures.get(id) ?? 0) + 1;
         failures.set(id, n);
         lastFailureAt.set(id, t);

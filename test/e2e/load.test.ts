@@ -164,15 +164,19 @@ describe('one 5xx blip on a key under a burst', () => {
       const ids = sessions(12, 'blip');
       const first = await Promise.all(ids.map((s) => turn(p, s, 0)));
       const home = first.map((r) => labelOf(p, r.account));
-      expect(home.filter((l) => l === 'a').length).toBeGreaterThan(0);
-      // The load balancer in front of a answers three requests with a 502 page, then recovers.
-      zai.setMode({ kind: 'html502' }, { key: KEYS[0], times: 3 });
+      // The key with the most conversations (at least three of the twelve) meets the blip: how they
+      // spread depends on timing, and every one of its requests must meet it.
+      const count = (l: string) => home.filter((h) => h === l).length;
+      const hit = LABELS.reduce((best, l) => (count(l) > count(best) ? l : best));
+      expect(count(hit)).toBeGreaterThanOrEqual(3);
+      // The load balancer in front of it answers each of its requests with a 502 page, then recovers.
+      zai.setMode({ kind: 'html502' }, { key: KEYS[LABELS.indexOf(hit)], times: count(hit) });
       const second = await Promise.all(ids.map((s) => turn(p, s, 1)));
       expect(second.map((r) => r.status)).toEqual(Array(12).fill(200));
-      expect(second.filter((r) => labelOf(p, r.account) === 'a')).toHaveLength(0);
+      expect(second.filter((r) => labelOf(p, r.account) === hit)).toHaveLength(0);
       const third = await Promise.all(ids.map((s) => turn(p, s, 2)));
       expect(third.map((r) => labelOf(p, r.account))).toEqual(home);
-      expect((await health(p)).find((a) => a.label === 'a')!.state).toBe('ok');
+      expect((await health(p)).find((a) => a.label === hit)!.state).toBe('ok');
     } finally {
       await p.stop();
     }

@@ -462,7 +462,7 @@ describe('a mixed pool: two Google (Antigravity) accounts and three Z.AI keys', 
     try {
       google.setMode({ kind: 'blocked_answer', finishReason: 'SAFETY' });
       const before = google.generations().length;
-      // Three in a row: as transient failures, three would also have rested the account.
+      // Three in a row, each answered at once: a refusal is no failure to retry or to count.
       for (let i = 0; i < 3; i++) {
         const r = await ask(p, 'gemini-3-flash', { session: 'blocked-conversation' });
         expect(r.status).toBe(200);

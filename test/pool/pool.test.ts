@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, test } from 'bun:test';
 import { createRouting, providerDepsFor } from '../../src/gateway/index.ts';
-import { CAPACITY_COOLDOWN_MS, createPool, type Lease, MIN_LIMIT_MS, type Outcome, READING_OUTRANKS_429_AFTER_MS } from '../../src/pool/pool.ts';
+import { CAPACITY_COOLDOWN_MS, createPool, type Lease, MIN_LIMIT_MS, type Outcome, READING_OUTRANKS_429_AFTER_MS, TRANSIENT_BURST_MS } from '../../src/pool/pool.ts';
 import { UpstreamError } from '../../src/providers/provider.ts';
 import { findAccount, removeAccount, updateAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
@@ -134,12 +134,25 @@ describe('report: what each upstream outcome does to the account', () => {
     setNow(T0 + 100);
     for (const l of together) pool.report(l, { kind: 'error', error: new UpstreamError('transient', 'bad gateway') });
     expect(pool.state()[0]!.limits).toEqual([]);
-    // Failures of requests sent after each earlier failure do add up: a failing account is rested.
+    // Failures of requests sent well after each earlier failure do add up: a failing account is rested.
     for (let i = 0; i < 2; i++) {
-      setNow(T0 + 200 + i * 100);
+      setNow(T0 + 100 + (i + 1) * TRANSIENT_BURST_MS);
       pool.report(lease(pool, 'glm-4.7', `later${i}`), { kind: 'error', error: new UpstreamError('transient', 'bad gateway') });
     }
     expect(pool.state()[0]!.limits.map((l) => l.kind)).toEqual(['transient']);
+  });
+
+  test('requests of one burst that reach a busy server just after the first failure still count as one blip', () => {
+    const { pool, setNow } = setup(['a']);
+    for (let i = 0; i < 5; i++) {
+      // Each begins a few milliseconds after the one before failed: one client's burst, served slowly.
+      setNow(T0 + i * 20);
+      const l = lease(pool, 'glm-4.7', `s${i}`);
+      setNow(T0 + i * 20 + 10);
+      pool.report(l, { kind: 'error', error: new UpstreamError('transient', 'bad gateway') });
+      l.release();
+    }
+    expect(pool.state()[0]!.limits).toEqual([]);
   });
 
   test('success clears a limit still on record for the model', () => {
