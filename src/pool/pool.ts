@@ -54,9 +54,10 @@ export const TRANSIENT_FAILURES_BEFORE_COOLDOWN = 3;
 /**
  * A request begun this soon after the last counted transient failure met the same blip. Requests
  * "sent together" reach a busy server spread over tens of milliseconds, some after the first one's
- * failure is already known; a dead account is still rested within seconds under load.
+ * failure is already known. A client's own retry comes later (the SDK and Claude Code wait at least
+ * ~0.4 s), so a retried failure still adds up and a dead account is rested.
  */
-export const TRANSIENT_BURST_MS = 1_000;
+export const TRANSIENT_BURST_MS = 250;
 /** Session bindings kept (oldest forgotten first). */
 const MAX_BINDINGS = 20_000;
 /**
