@@ -17,7 +17,7 @@ import {
   updateAccount,
 } from '../store/accounts.ts';
 import { loadBindings, saveBindings, type SessionBinding } from '../store/bindings.ts';
-import { briefly, dataVersion } from '../store/db.ts';
+import { briefly, dataVersion, isBusyError } from '../store/db.ts';
 import {
   ALL_MODELS,
   clearExpiredLimits,
@@ -73,6 +73,11 @@ const SYNC_INTERVAL_MS = 500;
 const HOT_SYNC_MS = 25;
 /** How long a store that could not be read is left alone before it is read again. */
 const STORE_RETRY_MS = 5_000;
+/**
+ * A lock held a moment (the CLI writing) is routine: a write it refused is stored on the next round.
+ * One that lasts this long is worth a word, as for the usage recorder; any other refusal is at once.
+ */
+const LOCK_WARN_AFTER_MS = 5_000;
 
 export interface Lease {
   readonly account: Account;
@@ -229,6 +234,8 @@ interface Unsaved {
   reapply(): void;
   /** A limit that ran out while unsaved need not be written at all. */
   expiresAt?: number;
+  /** Whether its refusal was warned about (its storing after all is then worth a word too). */
+  warned?: boolean;
 }
 
 function limitKey(accountId: string, model: string): string {
@@ -399,11 +406,16 @@ export function createPool(opts: PoolOptions): Pool {
   trackSize('pool.slotWaiters', () => slotWaiters.size + changeWaiters.size);
   trackSize('pool.perAccount', () => lastUsed.size + failures.size + lastFailureAt.size + inFlight.size);
 
+  /** When the store began refusing writes for a lock (another process holds it); null once a write lands. */
+  let lockedSince: number | null = null;
+
   /**
    * Writes state to the store. A store that fails (busy past its timeout, disk full) must not turn
    * a request into a 500: this process keeps acting on what it knows, and retries the write.
    */
   function persist(key: string, u: Unsaved, tryNow = true): void {
+    // A newer change of the same thing inherits whether its refusal was already said.
+    if (unsaved.get(key)?.warned) u.warned = true;
     if (!tryNow) {
       unsaved.set(key, u);
       return;
@@ -411,10 +423,27 @@ export function createPool(opts: PoolOptions): Pool {
     try {
       briefly(db, u.write);
       unsaved.delete(key);
+      lockedSince = null;
     } catch (err) {
-      if (!unsaved.has(key)) log.warn(`could not store ${u.what}, will retry: ${(err as Error)?.message ?? err}`);
       unsaved.set(key, u);
+      refused(err);
     }
+  }
+
+  /**
+   * Says once which writes the store refuses: at once for a failure that will not pass by itself
+   * (read-only, full disk), only once a lock has lasted LOCK_WARN_AFTER_MS for a lock.
+   */
+  function refused(err: unknown): void {
+    if (isBusyError(err)) {
+      lockedSince ??= now();
+      if (now() - lockedSince < LOCK_WARN_AFTER_MS) return;
+    }
+    const due = [...unsaved.values()].filter((u) => !u.warned);
+    if (!due.length) return;
+    for (const u of due) u.warned = true;
+    const more = due.length > 1 ? ` (and ${due.length - 1} other change(s))` : '';
+    log.warn(`could not store ${due[0]!.what}${more}, will retry: ${(err as Error)?.message ?? err}`);
   }
 
   /** On the slow timer (a brief wait on a lock) and at stop (the store's full wait, so nothing is lost lightly). */
@@ -430,16 +459,24 @@ export function createPool(opts: PoolOptions): Pool {
       } catch (err) {
         const code = String((err as { code?: unknown } | null)?.code ?? '');
         // Busy or locked: every other write would wait out the timeout too, so they wait for the next round.
-        if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) return;
+        if (isBusyError(err)) {
+          // At stop there is no next round: what is left is reported lost right after.
+          if (!wait) refused(err);
+          return;
+        }
         // The account was removed (the CLI): its state has nowhere to go, and must not block the rest.
         if (code === 'SQLITE_CONSTRAINT_FOREIGNKEY') {
           unsaved.delete(key);
           log.info(`dropped ${u.what}: the account is gone`);
+          continue;
         }
+        refused(err);
         continue;
       }
       unsaved.delete(key);
-      log.info(`stored ${u.what} after all`);
+      lockedSince = null;
+      // A refusal nobody was told about needs no news of its end.
+      if (u.warned) log.info(`stored ${u.what} after all`);
     }
   }
 

@@ -228,7 +228,8 @@ test('an account passing verification again while the store refuses writes goes 
   try {
     await s.routing.quota.pollAccount(a.id);
     expect(s.routing.pool.account(a.id)!.status).toBe('active');
-    expect(lines.filter((l) => l.startsWith('warn:'))).toEqual([expect.stringMatching(/^warn: could not store that account acc_\w+ is usable again, will retry: database is locked/)]);
+    // A lock held a moment is not worth a warning (one that lasts 5 s is: test/pool/pool.test.ts).
+    expect(lines.filter((l) => l.startsWith('warn:'))).toEqual([]);
     other.exec('COMMIT');
     s.routing.pool.stop(); // retries what is unsaved
     expect(findAccount(other, a.id)).toMatchObject({ status: 'active', statusReason: null });
