@@ -34,7 +34,10 @@ export interface UsageRecorder {
   prune(): number;
   /** Records waiting to be written. */
   pending(): number;
-  /** Why rows cannot be written, once that has been warned about (a lock that lasts, a full disk); null while they can. */
+  /**
+   * Why rows cannot be written, once that has been warned about (a lock that lasts, a full disk), with
+   * how many wait in memory and how many were dropped meanwhile; null while they can.
+   */
   trouble(): string | null;
   /** Stops the timers and flushes what is left. Safe to call twice. */
   stop(): void;
@@ -64,6 +67,8 @@ export function createUsageRecorder(db: Database, opts: UsageRecorderOptions): U
   /** Records dropped since the last word about it, and when that was (a full queue drops on every flush). */
   let dropped = 0;
   let droppedSaidAt = Number.NEGATIVE_INFINITY;
+  /** Records dropped since writes last landed: trouble() must not say they all wait in memory. */
+  let droppedInTrouble = 0;
 
   const flush = (wait = false): number => {
     if (queue.length === 0) return 0;
@@ -75,6 +80,7 @@ export function createUsageRecorder(db: Database, opts: UsageRecorderOptions): U
       if (warned) log.info('usage: database writable again');
       failingSince = null;
       warned = false;
+      droppedInTrouble = 0;
       return batch.length;
     } catch (err) {
       // Keep the rows for the next try (the database may be busy); cap memory if it stays down.
@@ -82,6 +88,7 @@ export function createUsageRecorder(db: Database, opts: UsageRecorderOptions): U
       if (queue.length > maxQueue) {
         droppedMetric(undefined, queue.length - maxQueue);
         dropped += queue.length - maxQueue;
+        droppedInTrouble += queue.length - maxQueue;
         queue = queue.slice(queue.length - maxQueue);
       }
       failingSince ??= now();
@@ -142,7 +149,11 @@ export function createUsageRecorder(db: Database, opts: UsageRecorderOptions): U
     flush,
     prune,
     pending: () => queue.length,
-    trouble: () => (warned ? `${lastError} (${queue.length} record(s) waiting)` : null),
+    trouble: () => {
+      if (!warned) return null;
+      const lost = droppedInTrouble > 0 ? `; ${droppedInTrouble} older one(s) dropped, at most ${maxQueue} are kept` : '';
+      return `${lastError} (${queue.length} record(s) waiting in memory${lost})`;
+    },
     stop() {
       if (stopped) return;
       stopped = true;

@@ -121,6 +121,27 @@ test('the queue is capped while the database keeps refusing writes', () => {
   expect(rec.pending()).toBe(3);
 });
 
+test('once records were dropped from a full queue, the trouble it reports says so rather than that they all wait in memory; writes landing clear it', () => {
+  const db = fresh();
+  const rec = createUsageRecorder(db, { retentionDays: 30, flushIntervalMs: 60_000, maxQueue: 3 });
+  open[open.length - 1]!.rec = rec;
+  db.exec('ALTER TABLE usage RENAME TO usage_away');
+  rec.record(usageRecord());
+  rec.flush();
+  expect(rec.trouble()).toBe('no such table: usage (1 record(s) waiting in memory)');
+  for (let i = 0; i < 4; i++) rec.record(usageRecord());
+  rec.flush();
+  expect(rec.trouble()).toBe('no such table: usage (3 record(s) waiting in memory; 2 older one(s) dropped, at most 3 are kept)');
+  db.exec('ALTER TABLE usage_away RENAME TO usage');
+  expect(rec.flush()).toBe(3);
+  expect(rec.trouble()).toBeNull();
+  db.exec('ALTER TABLE usage RENAME TO usage_away');
+  rec.record(usageRecord());
+  rec.flush();
+  expect(rec.trouble()).toBe('no such table: usage (1 record(s) waiting in memory)');
+  db.exec('ALTER TABLE usage_away RENAME TO usage');
+});
+
 test('records dropped from a full queue are logged, and a queue that stays full says so at most once a minute', () => {
   const db = fresh();
   let t = 1_000_000;
@@ -227,7 +248,7 @@ test('a lock held a moment is not worth a warning; one that lasts 5 s is, and so
     rec.record(usageRecord());
     expect(rec.flush()).toBe(0);
     expect(lines).toEqual([expect.stringMatching(/^warn: usage: cannot write 2 record\(s\), will retry: database is locked/)]);
-    expect(rec.trouble()).toBe('database is locked (2 record(s) waiting)');
+    expect(rec.trouble()).toBe('database is locked (2 record(s) waiting in memory)');
     other.exec('COMMIT');
     other.close();
     expect(rec.flush()).toBe(2);

@@ -83,6 +83,15 @@ describe('renderDashboard', () => {
     expect(verify).toContain('<a href="https://accounts.google.com/x?a=1&amp;b=2" rel="noreferrer">verify the account</a>');
   });
 
+  test('usage the database refuses: the alert claims no more than the error says of what waits in memory and what was dropped', () => {
+    const waiting = 'cannot write usage to the database: database or disk is full (3 record(s) waiting in memory)';
+    const dropped = 'cannot write usage to the database: database or disk is full (50000 record(s) waiting in memory; 120 older one(s) dropped, at most 50000 are kept)';
+    expect(renderDashboard(data({ usageError: waiting }), NOW)).toContain(`<p class="alert">${waiting}; requests are still served.</p>`);
+    const page = renderDashboard(data({ usageError: dropped }), NOW);
+    expect(page).toContain(`<p class="alert">${dropped}; requests are still served.</p>`);
+    expect(page).not.toContain('their usage waits in memory');
+  });
+
   test('an empty pool says how to add an account', () => {
     const empty = renderDashboard(data({ status: 'no_accounts', accounts: { total: 0 }, accountDetails: [] }), NOW);
     expect(empty).toContain('No accounts yet: add one with <code>mcp accounts add</code>.');

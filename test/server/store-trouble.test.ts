@@ -84,7 +84,7 @@ test('with usage rows the database will not take (a full disk), /health is degra
     recorder.flush();
     const h = await health();
     expect(h.status).toBe('degraded');
-    expect(h.usageError).toMatch(/^cannot write usage to the database: no such table: usage \(1 record\(s\) waiting\)$/);
+    expect(h.usageError).toMatch(/^cannot write usage to the database: no such table: usage \(1 record\(s\) waiting in memory\)$/);
     expect(renderDashboard(routing.ops.health(true) as unknown as DashboardData, Date.now())).toContain('cannot write usage to the database');
     db.exec('ALTER TABLE usage_away RENAME TO usage');
     expect(recorder.flush()).toBe(1);
