@@ -18,7 +18,7 @@ const duration = defineHistogram(
 );
 const streamErrors = defineCounter(
   'mcp_stream_errors_total',
-  'Streams that ended in an error event after their 200 (the client saw the answer break), by provider and error type',
+  'Streams that broke after their 200 (an error event, or cut at shutdown: server_stopped), by provider and error type',
 );
 const modelLabel = modelLabels();
 
@@ -27,7 +27,7 @@ const modelLabel = modelLabels();
  * (bad request, no account), so a client cannot grow the label set with made-up model names (and
  * past 200 names, "other").
  */
-export function observeRequest(r: UsageRecord): void {
+export function observeRequest(r: UsageRecord & { sent200?: boolean }): void {
   const provider = r.provider ?? '-';
   const model = modelLabel(r.upstreamModel);
   // Label names in sorted order, so the registry keys them without sorting.
@@ -37,6 +37,9 @@ export function observeRequest(r: UsageRecord): void {
   if (r.cacheReadTokens) tokens({ model, provider, type: 'cache_read' }, r.cacheReadTokens);
   if (r.cacheCreationTokens) tokens({ model, provider, type: 'cache_creation' }, r.cacheCreationTokens);
   duration({ provider }, r.latencyMs / 1000);
-  // A client that went away is no error of the stream's. The type is one of Anthropic's few error types.
-  if (r.stream && r.status === 200 && r.errorType !== null && r.errorType !== 'client_closed') streamErrors({ provider, type: r.errorType });
+  // A client that went away is no error of the stream's. The type is one of Anthropic's few error
+  // types, or server_stopped: a stream cut at shutdown is recorded as a 503, but it broke after its 200.
+  if (r.stream && (r.status === 200 || r.sent200 === true) && r.errorType !== null && r.errorType !== 'client_closed') {
+    streamErrors({ provider, type: r.errorType });
+  }
 }

@@ -40,6 +40,11 @@ export interface RequestRecord {
   errorType: string | null;
   /** With several keys in PROXY_API_KEY, the position of the one the client sent (log line only). */
   clientKey?: number;
+  /**
+   * The stream's 200 went out: however it ended, the client had begun to read an answer (metrics
+   * only). A stream the server cut at shutdown is recorded as a 503 yet broke after its 200.
+   */
+  sent200?: boolean;
 }
 
 /** Status recorded when the client disconnected before the response was complete (nginx's convention). */
@@ -223,6 +228,7 @@ export async function handleMessages(
           request.signal.removeEventListener('abort', onClientGone);
           idleAgain();
           copyUsage(rec, usage);
+          rec.sent200 = true;
           if (o.clientClosed) finish(CLIENT_CLOSED, 'client_closed');
           else finish(200, o.errorType);
         },

@@ -2,6 +2,8 @@ import Anthropic from '@anthropic-ai/sdk';
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { ApiError } from '../../src/anthropic/errors.ts';
 import { blockDelta, blockStart, messageStart, type AnthropicEvent } from '../../src/anthropic/events.ts';
+import { renderMetrics } from '../../src/metrics.ts';
+import { observeRequest } from '../../src/request-metrics.ts';
 import { AUTH, body, dispatchSteps, KEY, post, startHarness, testConfig, textEvents, toolUseEvents, until, read, type Harness } from './stubs.ts';
 
 let h: Harness;
@@ -440,6 +442,53 @@ describe('count_tokens', () => {
     for (const b of ['{', '[]', '{"model":"m"}', JSON.stringify({ model: 'm', messages: [{ role: 'x', content: 'a' }] })]) {
       const r = await post(h, '/v1/messages/count_tokens', b);
       expect(r.status).toBe(400);
+    }
+  });
+});
+
+describe('a shutdown that cuts the connections still open', () => {
+  const count = () => {
+    const line = renderMetrics()
+      .split('\n')
+      .find((l) => l.startsWith('mcp_stream_errors_total{') && l.includes('provider="stub"') && l.includes('type="server_stopped"'));
+    return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+  };
+
+  test('a stream cut after its 200 is recorded as server_stopped and counts as a stream that broke; one cut before its 200 does not', async () => {
+    const cut = startHarness(testConfig(), { cutting: () => true });
+    try {
+      const before = count();
+      const evs = textEvents();
+      cut.dispatch = dispatchSteps([evs[0]!, { wait: 10_000 }, ...evs.slice(1)]);
+      // From the request's side the server cutting its connection looks like the client leaving.
+      const client = new AbortController();
+      const r = await fetch(`${cut.base}/v1/messages`, { method: 'POST', headers: AUTH, body: JSON.stringify(body({ stream: true })), signal: client.signal });
+      await r.body!.getReader().read(); // message_start: the 200 went out
+      client.abort();
+      await until(() => cut.records.length === 1);
+      expect(cut.records[0]).toMatchObject({ status: 503, errorType: 'server_stopped', stream: true, sent200: true });
+      // The server wires every record to the metrics (serve.ts onRequestDone).
+      observeRequest(cut.records[0]!);
+      expect(count()).toBe(before + 1);
+
+      // Still waiting for its first event: no 200 was sent, nothing broke for the client.
+      let seen: AbortSignal | null = null;
+      cut.dispatch = (req) => {
+        seen = req.signal;
+        return new Promise((_, reject) => req.signal.addEventListener('abort', () => reject(new ApiError('api_error', 'aborted'))));
+      };
+      const early = new AbortController();
+      const p = fetch(`${cut.base}/v1/messages`, { method: 'POST', headers: AUTH, body: JSON.stringify(body({ stream: true })), signal: early.signal }).catch(() => null);
+      await until(() => seen !== null);
+      early.abort();
+      await until(() => cut.records.length === 2);
+      await p;
+      expect(cut.records[1]).toMatchObject({ status: 503, errorType: 'server_stopped', stream: true });
+      expect(cut.records[1]!.sent200).toBeUndefined();
+      observeRequest(cut.records[1]!);
+      expect(count()).toBe(before + 1);
+    } finally {
+      cut.stop();
     }
   });
 });

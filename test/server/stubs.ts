@@ -111,7 +111,8 @@ export function dispatchSteps(steps: Step[], extra: Partial<Dispatched> = {}) {
   });
 }
 
-export function startHarness(config: Config = testConfig()): Harness {
+/** `cutting`: what the app is told of a shutdown cutting the connections still open (serve.ts). */
+export function startHarness(config: Config = testConfig(), opts: { cutting?: () => boolean } = {}): Harness {
   const h: Harness = {
     base: '',
     calls: [],
@@ -144,7 +145,7 @@ export function startHarness(config: Config = testConfig()): Harness {
     },
     metrics: () => '# HELP mcp_requests_total x\n# TYPE mcp_requests_total counter\nmcp_requests_total 1\n',
   };
-  const app = createApp({ config, gateway, ops, onRequestDone: (r) => h.records.push({ ...r }) });
+  const app = createApp({ config, gateway, ops, onRequestDone: (r) => h.records.push({ ...r }), ...(opts.cutting ? { cutting: opts.cutting } : {}) });
   app.listen({ port: 0, hostname: '127.0.0.1' });
   h.base = `http://127.0.0.1:${app.server!.port}`;
   h.stop = () => void app.stop(true);
