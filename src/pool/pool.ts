@@ -660,7 +660,8 @@ export function createPool(opts: PoolOptions): Pool {
   }
 
   function bind(family: string, session: string, key: string, accountId: string, t: number): void {
-    pendingBindings.set(key, { family, session, accountId, boundAt: t });
+    // Whether only side requests bound it goes to the store too: a restart keeps the rule.
+    pendingBindings.set(key, { family, session, accountId, boundAt: t, ...(sideBound.has(key) ? { side: true } : {}) });
     bindings.delete(key);
     bindings.set(key, accountId);
     if (bindings.size > MAX_BINDINGS) {
@@ -922,7 +923,10 @@ export function createPool(opts: PoolOptions): Pool {
   sync();
   try {
     for (const b of loadBindings(db, now() - BINDING_KEEP_MS, MAX_BINDINGS)) {
-      if (byId.has(b.accountId)) bindings.set(`${b.family}\u0000${b.session}`, b.accountId);
+      if (!byId.has(b.accountId)) continue;
+      const key = `${b.family}\u0000${b.session}`;
+      bindings.set(key, b.accountId);
+      if (b.side) sideBound.add(key);
     }
   } catch {
     // An unreadable table costs the conversations their accounts, not the server its start.

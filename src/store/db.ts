@@ -78,6 +78,9 @@ const MIGRATIONS: string[] = [
      PRIMARY KEY (family, session)
    );
    CREATE INDEX session_bindings_at ON session_bindings(bound_at);`,
+  // Bindings only side requests made (a session title): a restart must not take them for a main
+  // request's, which side requests may never move. Old rows are a main request's (the safe side).
+  `ALTER TABLE session_bindings ADD COLUMN side INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

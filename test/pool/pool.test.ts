@@ -33,6 +33,10 @@ function providerWrites() {
   return { db, acc, deps, lines };
 }
 
+function accountsOf(pool: ReturnType<typeof createPool>, label: string): string {
+  return pool.accounts().find((a) => a.label === label)!.id;
+}
+
 function lease(pool: ReturnType<typeof createPool>, model = 'glm-4.7', session = 's'): Lease {
   const got = pool.acquire({ provider: 'zai', model, familyKey: 'zai:glm', sessionKey: session });
   if (got.kind !== 'lease') throw new Error(`no lease: ${JSON.stringify(got)}`);
@@ -327,6 +331,44 @@ describe("Claude Code's side requests (session title, small-model one-offs: no t
     expect(ask(pool, 'glm-4.5-air', true, new Set([first.account.id])).account.label).toBe('b');
     // The main model is served on both: the conversation is where the side request went last.
     expect(ask(pool, 'glm-4.7', false).account.label).toBe('b');
+  });
+
+  describe('across a restart (a new pool over the same database)', () => {
+    const restart = (path: string, t: number) => createPool({ db: openDatabase(path), now: () => t, defaultCooldownSec: COOLDOWN_SEC, softLimitThreshold: 0.2 });
+
+    test("a conversation a main request placed is still not moved by a side request served elsewhere", () => {
+      const { pool, path } = setup(['a', 'b']);
+      expect(ask(pool, 'glm-4.7', false).account.label).toBe('a');
+      pool.stop();
+      const after = restart(path, T0 + 60_000);
+      const title = ask(after, 'glm-4.5-air', true);
+      expect(title.account.label).toBe('a');
+      after.report(title, noAccess);
+      expect(ask(after, 'glm-4.5-air', true, new Set([title.account.id])).account.label).toBe('b');
+      const next = ask(after, 'glm-4.7', false);
+      expect([next.account.label, next.sticky]).toEqual(['a', true]);
+      after.stop();
+    });
+
+    test('a conversation only side requests placed is still moved by the next one served elsewhere', () => {
+      const { pool, path } = setup(['a', 'b']);
+      expect(ask(pool, 'glm-4.5-air', true).account.label).toBe('a');
+      pool.stop();
+      const after = restart(path, T0 + 60_000);
+      const title = ask(after, 'glm-4.5-air', true);
+      expect(title.account.label).toBe('a');
+      after.report(title, noAccess);
+      expect(ask(after, 'glm-4.5-air', true, new Set([title.account.id])).account.label).toBe('b');
+      expect(ask(after, 'glm-4.7', false).account.label).toBe('b');
+      // A main request has placed it now: the next restart protects it.
+      after.stop();
+      const again = restart(path, T0 + 120_000);
+      // (b failed it, say: it is served on a.)
+      const side = ask(again, 'glm-4.6', true, new Set([accountsOf(again, 'b')]));
+      expect(side.account.label).toBe('a');
+      expect(ask(again, 'glm-4.7', false).account.label).toBe('b');
+      again.stop();
+    });
   });
 });
 

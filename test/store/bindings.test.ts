@@ -7,6 +7,14 @@ afterEach(cleanupDbs);
 const b = (session: string, boundAt: number, accountId = 'acc_a') => ({ family: 'google:claude', session, accountId, boundAt });
 
 describe('session bindings in the store', () => {
+  test('whether only side requests bound a conversation is kept, and a main request binding it again clears it', () => {
+    const { db } = tempDb();
+    saveBindings(db, [{ ...b('s1', 100), side: true }, b('s2', 100)], 0, 10);
+    expect(loadBindings(db, 0, 10)).toEqual([{ ...b('s1', 100), side: true }, b('s2', 100)]);
+    saveBindings(db, [b('s1', 200)], 0, 10);
+    expect(loadBindings(db, 0, 10).find((x) => x.session === 's1')).toEqual(b('s1', 200));
+  });
+
   test('a conversation bound again keeps one row, with its newest account', () => {
     const { db } = tempDb();
     saveBindings(db, [b('s1', 100)], 0, 10);

@@ -108,8 +108,9 @@ describe('a migration that fails halfway', () => {
     const rebuild = `${table}; INSERT INTO accounts_new SELECT * FROM accounts; DROP TABLE accounts;
       ALTER TABLE accounts_new RENAME TO accounts;
       CREATE UNIQUE INDEX accounts_provider_email ON accounts(provider, email) WHERE email IS NOT NULL;`;
-    migrate(db, [V1, rebuild]);
-    expect((db.query('PRAGMA user_version').get() as { user_version: number }).user_version).toBe(2);
+    // The file is at the current version: the steps before the rebuild are done, whatever they are.
+    migrate(db, [...Array<string>(SCHEMA_VERSION).fill(V1), rebuild]);
+    expect((db.query('PRAGMA user_version').get() as { user_version: number }).user_version).toBe(SCHEMA_VERSION + 1);
     expect(listLimits(db)).toHaveLength(1);
     expect(listQuotas(db)).toHaveLength(1);
     expect((db.query('PRAGMA foreign_keys').get() as { foreign_keys: number }).foreign_keys).toBe(1);
