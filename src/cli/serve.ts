@@ -139,7 +139,8 @@ export async function assembleServer(db: Database, config: Config) {
     import('../providers/index.ts'),
     import('../server/app.ts'),
   ]);
-  const providers = createProviders(config, providerDepsFor(db, () => Date.now()));
+  const providerDeps = providerDepsFor(db, () => Date.now());
+  const providers = createProviders(config, providerDeps);
   const recorder = createUsageRecorder(db, { retentionDays: config.usageRetentionDays });
   const routing = createRouting({ db, config, providers, usageTrouble: () => recorder.trouble() });
   maskAccountsAddedLater(routing.pool);
@@ -155,7 +156,7 @@ export async function assembleServer(db: Database, config: Config) {
       observeRequest(r);
     },
   });
-  return { routing, recorder, app, startServer, shutdown };
+  return { routing, recorder, app, startServer, shutdown, providerDeps };
 }
 
 async function runServer(config: Config): Promise<void> {
@@ -166,7 +167,7 @@ async function runServer(config: Config): Promise<void> {
   const accounts = listAccounts(db);
   registerAccountSecrets(accounts);
 
-  const { routing, recorder, app, startServer, shutdown } = await assembleServer(db, config);
+  const { routing, recorder, app, startServer, shutdown, providerDeps } = await assembleServer(db, config);
 
   let server: ReturnType<typeof startServer> | undefined;
   try {
@@ -221,6 +222,8 @@ async function runServer(config: Config): Promise<void> {
           log.warn(`routing did not stop cleanly: ${(err as Error).message}`);
         }
         recorder.stop();
+        // The thinking the last answers streamed must be known as the provider's own after the restart.
+        providerDeps.flush();
         db.close();
         for (const s of signals) process.off(s, onSignal);
         removeGuards();

@@ -4,11 +4,12 @@ import type { Database } from 'bun:sqlite';
 import type { Config } from '../config.ts';
 import { log } from '../log.ts';
 import { createPool, type Pool } from '../pool/pool.ts';
-import type { ProviderDeps } from '../providers/provider.ts';
+import type { ProviderDeps, ProviderId } from '../providers/provider.ts';
 import { KNOWN_ZAI_MODELS } from '../providers/zai/models.ts';
 import type { Account, AccountPatch } from '../store/accounts.ts';
 import { updateAccount } from '../store/accounts.ts';
 import { briefly, isBusyError } from '../store/db.ts';
+import { loadIssued, saveIssued } from '../store/signatures.ts';
 import { createCatalog, type Catalog, type Route } from './catalog.ts';
 import { createGateway, defaultSleep, type Providers, type Sleep } from './gateway.ts';
 import { createOps, quotaAsOf, servesPastQuotaOf } from './ops.ts';
@@ -36,7 +37,48 @@ const PROVIDER_WRITE_RETRY_MS = 1_000;
 /** Writes kept per account while the store is locked: a refresh an hour, a project id once. */
 const PROVIDER_WRITES_KEPT = 8;
 
-export function providerDepsFor(db: Database, now: () => number): ProviderDeps {
+/** How often the hashes of newly issued thinking signatures are written: a restart loses at most this much. */
+const ISSUED_FLUSH_MS = 1_000;
+/** Hashes kept in the store per provider: as many as a provider remembers (zai/issued.ts). */
+const ISSUED_KEEP = 20_000;
+/** As long as a session binding: a conversation idle longer has moved on. */
+const ISSUED_KEEP_MS = 7 * 24 * 60 * 60 * 1000;
+
+export interface ServerProviderDeps extends ProviderDeps {
+  /** Writes what is still waiting (at stop, waiting out a lock); idempotent. */
+  flush(): void;
+}
+
+export function providerDepsFor(db: Database, now: () => number): ServerProviderDeps {
+  // Hashes of thinking signatures the providers streamed, written in batches off the request path.
+  const issuedPending = new Map<ProviderId, Map<number, number>>();
+  let issuedTimer: ReturnType<typeof setTimeout> | undefined;
+
+  function flushIssued(wait: boolean): void {
+    if (issuedTimer) clearTimeout(issuedTimer);
+    issuedTimer = undefined;
+    for (const [provider, batch] of issuedPending) {
+      const rows = [...batch].map(([hash, issuedAt]) => ({ hash, issuedAt }));
+      const save = () => saveIssued(db, provider, rows, now() - ISSUED_KEEP_MS, ISSUED_KEEP);
+      try {
+        if (wait) save();
+        else briefly(db, save);
+        issuedPending.delete(provider);
+      } catch {
+        // Locked, full or closed: kept for the next round (bounded below); at worst a restart
+        // costs these conversations their older thinking, as before hashes were stored.
+        if (!wait) scheduleIssued();
+        return;
+      }
+    }
+  }
+
+  function scheduleIssued(): void {
+    if (issuedTimer) return;
+    issuedTimer = setTimeout(() => flushIssued(false), ISSUED_FLUSH_MS);
+    issuedTimer.unref?.();
+  }
+
   // Writes a lock held past the brief wait refused, per account in order: a refreshed token (maybe a
   // rotated refresh token, which a restart could not do without) must still reach the store.
   const queued = new Map<string, AccountPatch[]>();
@@ -94,6 +136,19 @@ export function providerDepsFor(db: Database, now: () => number): ProviderDeps {
       schedule();
     },
     now,
+    issuedSignatures: {
+      load: (provider) => loadIssued(db, provider, now() - ISSUED_KEEP_MS, ISSUED_KEEP),
+      remember(provider, hash) {
+        let batch = issuedPending.get(provider);
+        if (!batch) issuedPending.set(provider, (batch = new Map()));
+        batch.delete(hash);
+        batch.set(hash, now());
+        // A store refusing for long holds no more than the provider itself remembers.
+        if (batch.size > ISSUED_KEEP) batch.delete(batch.keys().next().value!);
+        scheduleIssued();
+      },
+    },
+    flush: () => flushIssued(true),
   };
 }
 

@@ -152,4 +152,16 @@ export interface Provider {
 export interface ProviderDeps {
   updateAccount(id: string, patch: AccountPatch): void;
   now(): number;
+  /**
+   * Where a provider keeps the hashes of the thinking signatures it issued, so that after a restart
+   * it still tells its own thinking from another's (issuedThinking). None: memory only (the CLI).
+   */
+  issuedSignatures?: IssuedSignatureStore;
+}
+
+export interface IssuedSignatureStore {
+  /** The hashes kept for `provider`, oldest first. */
+  load(provider: ProviderId): number[];
+  /** Keeps one more (written in the background, never on the request path). */
+  remember(provider: ProviderId, hash: number): void;
 }

@@ -81,6 +81,15 @@ const MIGRATIONS: string[] = [
   // Bindings only side requests made (a session title): a restart must not take them for a main
   // request's, which side requests may never move. Old rows are a main request's (the safe side).
   `ALTER TABLE session_bindings ADD COLUMN side INTEGER NOT NULL DEFAULT 0;`,
+  // Hashes of the thinking signatures a provider streamed, so that after a restart it still knows
+  // its own thinking from another provider's in a conversation that moved (gateway/foreign-thinking.ts).
+  `CREATE TABLE issued_signatures (
+     provider  TEXT NOT NULL,
+     hash      INTEGER NOT NULL,
+     issued_at INTEGER NOT NULL,
+     PRIMARY KEY (provider, hash)
+   ) WITHOUT ROWID;
+   CREATE INDEX issued_signatures_at ON issued_signatures(provider, issued_at);`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

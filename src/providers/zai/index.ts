@@ -26,11 +26,24 @@ function apiKeyOf(account: Account): string {
   return account.credentials.apiKey;
 }
 
+/** What the store kept of the signatures Z.AI issued before a restart; none when it cannot be read. */
+function knownSignatures(deps: ProviderDeps): number[] {
+  try {
+    return deps.issuedSignatures?.load('zai') ?? [];
+  } catch {
+    // An unreadable table costs the thinking of conversations from before, not the server its start.
+    return [];
+  }
+}
+
 export function createZaiProvider(config: Config, deps: ProviderDeps): Provider {
   const baseUrl = config.zai.baseUrl;
   const quotaUrl = config.zai.quotaUrl;
   const httpClient = config.upstreamHttpClient;
-  const issued = createIssuedSignatures();
+  const issued = createIssuedSignatures(undefined, {
+    known: knownSignatures(deps),
+    onRemember: (hash) => deps.issuedSignatures?.remember('zai', hash),
+  });
   trackSize('zai.signatures', () => issued.size());
   const clientOpts = {
     baseUrl,

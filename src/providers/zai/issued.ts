@@ -1,8 +1,10 @@
 // The thinking signatures Z.AI streamed, so that the gateway can tell GLM's thinking from another
 // provider's when a conversation moves between them. Bounded: only a hash a signature, oldest first out.
+// The hashes are also handed to the store (ProviderDeps.issuedSignatures), so a restart knows them:
+// without that, a pool with Google accounts too dropped every GLM thinking block after a restart.
 
 /** Enough for every conversation's recent turns; ~40 bytes an entry. */
-const DEFAULT_MAX = 20_000;
+export const MAX_ISSUED = 20_000;
 
 export interface IssuedSignatures {
   remember(signature: string): void;
@@ -10,20 +12,38 @@ export interface IssuedSignatures {
   size(): number;
 }
 
-export function createIssuedSignatures(max = DEFAULT_MAX): IssuedSignatures {
+const LOW_53_BITS = (1n << 53n) - 1n;
+
+/** A signature's hash: 53 bits, so that it is exact as a JS number and as an SQLite integer. */
+export function signatureHash(signature: string): number {
+  return Number(BigInt(Bun.hash(signature)) & LOW_53_BITS);
+}
+
+export interface IssuedOptions {
+  /** Hashes known from before (the store), oldest first. */
+  known?: Iterable<number>;
+  /** Told each hash remembered (to be stored). */
+  onRemember?: (hash: number) => void;
+}
+
+export function createIssuedSignatures(max = MAX_ISSUED, opts: IssuedOptions = {}): IssuedSignatures {
   // Set insertion order is the age order: a re-issued signature moves to the back.
   const seen = new Set<number>();
-  const key = (s: string): number => Number(Bun.hash(s));
+  const add = (k: number): void => {
+    seen.delete(k);
+    seen.add(k);
+    if (seen.size > max) seen.delete(seen.values().next().value as number);
+  };
+  for (const k of opts.known ?? []) add(k);
   return {
     remember(signature) {
       if (!signature) return;
-      const k = key(signature);
-      seen.delete(k);
-      seen.add(k);
-      if (seen.size > max) seen.delete(seen.values().next().value as number);
+      const k = signatureHash(signature);
+      add(k);
+      opts.onRemember?.(k);
     },
     has(signature) {
-      return signature !== '' && seen.has(key(signature));
+      return signature !== '' && seen.has(signatureHash(signature));
     },
     size: () => seen.size,
   };

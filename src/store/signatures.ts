@@ -1,0 +1,37 @@
+// Which thinking signatures each provider streamed, as hashes (never the signatures themselves).
+// Written in batches off the request path; read once when a provider is made.
+import type { Database } from 'bun:sqlite';
+import { immediate } from './db.ts';
+
+export interface IssuedSignature {
+  hash: number;
+  issuedAt: number;
+}
+
+/** The newest `limit` hashes `provider` issued at or after `since`, oldest first (its memory's age order). */
+export function loadIssued(db: Database, provider: string, since: number, limit: number): number[] {
+  const rows = db
+    .query('SELECT hash FROM issued_signatures WHERE provider = ? AND issued_at >= ? ORDER BY issued_at DESC LIMIT ?')
+    .values(provider, since, limit) as Array<[number]>;
+  return rows.reverse().map((r) => r[0]);
+}
+
+/**
+ * Writes `batch` and forgets hashes older than `since` and beyond the newest `keep`, so the table
+ * stays as small as the provider's memory of them.
+ */
+export function saveIssued(db: Database, provider: string, batch: readonly IssuedSignature[], since: number, keep: number): void {
+  if (batch.length === 0) return;
+  immediate(db, () => {
+    const put = db.query(
+      `INSERT INTO issued_signatures (provider, hash, issued_at) VALUES (?, ?, ?)
+       ON CONFLICT (provider, hash) DO UPDATE SET issued_at = excluded.issued_at`,
+    );
+    for (const s of batch) put.run(provider, s.hash, s.issuedAt);
+    db.query('DELETE FROM issued_signatures WHERE provider = ? AND issued_at < ?').run(provider, since);
+    db.query(
+      `DELETE FROM issued_signatures WHERE provider = ?1 AND issued_at <
+         (SELECT issued_at FROM issued_signatures WHERE provider = ?1 ORDER BY issued_at DESC LIMIT 1 OFFSET ?2)`,
+    ).run(provider, Math.max(0, keep - 1));
+  });
+}

@@ -1,0 +1,22 @@
+import { afterEach, expect, test } from 'bun:test';
+import { loadIssued, saveIssued } from '../../src/store/signatures.ts';
+import { cleanupDbs, tempDb } from '../gateway/helpers.ts';
+
+afterEach(cleanupDbs);
+
+test('issued signature hashes come back per provider, oldest first, with a re-issued one moved to the back', () => {
+  const { db } = tempDb();
+  saveIssued(db, 'zai', [{ hash: 1, issuedAt: 100 }, { hash: 2, issuedAt: 200 }], 0, 10);
+  saveIssued(db, 'antigravity', [{ hash: 9, issuedAt: 150 }], 0, 10);
+  saveIssued(db, 'zai', [{ hash: 1, issuedAt: 300 }], 0, 10);
+  expect(loadIssued(db, 'zai', 0, 10)).toEqual([2, 1]);
+  expect(loadIssued(db, 'antigravity', 0, 10)).toEqual([9]);
+});
+
+test('the table keeps no more than the newest `keep` of a provider, and none older than `since`', () => {
+  const { db } = tempDb();
+  saveIssued(db, 'zai', Array.from({ length: 30 }, (_, i) => ({ hash: 2 ** 52 + i, issuedAt: 1_000 + i })), 0, 20);
+  expect(loadIssued(db, 'zai', 0, 100)).toEqual(Array.from({ length: 20 }, (_, i) => 2 ** 52 + 10 + i));
+  saveIssued(db, 'zai', [{ hash: 7, issuedAt: 5_000 }], 1_025, 20);
+  expect(loadIssued(db, 'zai', 0, 100)).toEqual([...Array.from({ length: 5 }, (_, i) => 2 ** 52 + 25 + i), 7]);
+});
