@@ -114,9 +114,14 @@ describe('a conversation that moves Google -> Z.AI -> Google with thinking and t
     zaiSigs.push(...signaturesOf(t2.content));
     history.push({ role: 'assistant', content: t2.content }, { role: 'user', content: 'Now run the command: echo two' });
 
-    // 3. GLM calls a tool of its own.
+    // 3. GLM calls a tool of its own; a restart before it leaves GLM its own thinking of turn 2.
+    if (restarts) await restart();
+    const t3From = zai.messages().length;
     const t3 = await turn(GLM, history);
     expect(t3.status, t3.raw).toBe(200);
+    const t2Sigs = signaturesOf(t2.content);
+    expect(t2Sigs.length).toBeGreaterThan(0);
+    for (const s of t2Sigs) expect(JSON.stringify(zai.messages().slice(t3From).map((r) => r.body))).toContain(s);
     expect(t3.content.some((b) => b.type === 'tool_use')).toBe(true);
     zaiSigs.push(...signaturesOf(t3.content));
     expect(zaiSigs.length).toBeGreaterThan(0);

@@ -33,6 +33,8 @@ export async function serveInProcess(config: Readonly<Config>, db: Database, now
     async stop() {
       await app.server?.stop(true);
       await routing.stop();
+      // As serve does: the signatures the last answers streamed are stored before the database closes.
+      deps.flush();
       db.close();
     },
   };
