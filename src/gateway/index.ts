@@ -36,6 +36,8 @@ function listenersOf(db: Database): Set<(a: Account) => void> {
 const PROVIDER_WRITE_RETRY_MS = 1_000;
 /** Writes kept per account while the store is locked: a refresh an hour, a project id once. */
 const PROVIDER_WRITES_KEPT = 8;
+/** As for the pool and the usage recorder: a lock is worth a warning once it has lasted this long. */
+const LOCK_WARN_AFTER_MS = 5_000;
 
 /** How often the hashes of newly issued thinking signatures are written: a restart loses at most this much. */
 const ISSUED_FLUSH_MS = 1_000;
@@ -83,6 +85,10 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
   // rotated refresh token, which a restart could not do without) must still reach the store.
   const queued = new Map<string, AccountPatch[]>();
   let timer: ReturnType<typeof setTimeout> | undefined;
+  /** When writes began to meet another process's lock; null once one lands. */
+  let lockedSince: number | null = null;
+  /** Whether the lock was warned about (its end is then worth a word too). */
+  let lockWarned = false;
 
   /** True once the patch is done with: stored, or refused for good (warned). */
   function write(id: string, patch: AccountPatch, retrying: boolean): boolean {
@@ -93,7 +99,12 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
       updated = briefly(db, () => updateAccount(db, id, patch, now()));
     } catch (err) {
       if (isBusyError(err)) {
-        if (!retrying) log.warn(`could not store the change to account ${id} (${Object.keys(patch).join(', ')}) yet, the database is locked: will retry`);
+        // A lock held a moment (the CLI writing) is routine; one that lasts is worth a word, once.
+        lockedSince ??= now();
+        if (!lockWarned && now() - lockedSince >= LOCK_WARN_AFTER_MS) {
+          lockWarned = true;
+          log.warn(`could not store the change to account ${id} (${Object.keys(patch).join(', ')}) yet, the database has been locked for ${LOCK_WARN_AFTER_MS / 1000} s: will retry`);
+        }
         return false;
       }
       // A store that refuses it (read-only, full) must not fail the request that asked for it: the
@@ -101,8 +112,9 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
       log.warn(`could not store the change to account ${id} (${Object.keys(patch).join(', ')}): ${(err as Error)?.message ?? err}`);
       return true;
     }
+    lockedSince = null;
     if (updated) for (const fn of listenersOf(db)) fn(updated);
-    if (retrying) log.info(`stored the change to account ${id} after all`);
+    if (retrying && lockWarned) log.info(`stored the change to account ${id} after all`);
     return true;
   }
 
@@ -114,6 +126,7 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
       queued.delete(id);
     }
     if (queued.size) schedule();
+    else lockWarned = false;
   }
 
   function schedule(): void {
