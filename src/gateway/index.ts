@@ -126,7 +126,11 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
       queued.delete(id);
     }
     if (queued.size) schedule();
-    else lockWarned = false;
+    else {
+      // Nothing left waiting: the next lock is a new one.
+      lockWarned = false;
+      lockedSince = null;
+    }
   }
 
   function schedule(): void {

@@ -478,6 +478,8 @@ export function createPool(opts: PoolOptions): Pool {
       // A refusal nobody was told about needs no news of its end.
       if (u.warned) log.info(`stored ${u.what} after all`);
     }
+    // Nothing left waiting (what was stored, or ran out first): the next lock is a new one.
+    if (!unsaved.size) lockedSince = null;
   }
 
   function load(announce: boolean): void {

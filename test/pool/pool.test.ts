@@ -647,6 +647,28 @@ describe('state in SQLite', () => {
       }
     });
 
+    test('a lock that ended with nothing left to store does not count towards the next one', async () => {
+      const { pool, other, lines, unlock, setNow } = locked(['a'], 50);
+      // Refused under a lock, and run out before the store took it: never written at all.
+      pool.report(lease(pool), quota(T0 + 1_000));
+      setNow(T0 + 2_000);
+      pool.start();
+      try {
+        await Bun.sleep(200);
+        unlock();
+        // Hours later another lock, met by a new limit: a lock a moment old again.
+        setNow(T0 + 3_600_000);
+        other.exec('BEGIN IMMEDIATE');
+        pool.report(lease(pool, 'glm-4.6'), quota(T0 + 7_200_000));
+        await Bun.sleep(200);
+        expect(lines).toEqual([]);
+        other.exec('COMMIT');
+      } finally {
+        pool.stop();
+        other.close();
+      }
+    });
+
     test('a store that refuses a write for anything but a lock (read-only, full) is warned about at once', () => {
       const { db, pool } = setup(['a']);
       const lines: string[] = [];
