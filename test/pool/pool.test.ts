@@ -337,29 +337,28 @@ describe("Claude Code's side requests (session title, small-model one-offs: no t
   describe('across a restart (a new pool over the same database)', () => {
     const restart = (path: string, t: number) => createPool({ db: openDatabase(path), now: () => t, defaultCooldownSec: COOLDOWN_SEC, softLimitThreshold: 0.2 });
 
-    test("a conversation a main request placed is still not moved by a side request served elsewhere", () => {
+    /** The conversation placed on a by a main or a side request; after a restart a title a cannot serve goes to b. */
+    function placedThenTitledElsewhere(bySide: boolean) {
       const { pool, path } = setup(['a', 'b']);
-      expect(ask(pool, 'glm-4.7', false).account.label).toBe('a');
+      expect(ask(pool, bySide ? 'glm-4.5-air' : 'glm-4.7', bySide).account.label).toBe('a');
       pool.stop();
       const after = restart(path, T0 + 60_000);
       const title = ask(after, 'glm-4.5-air', true);
       expect(title.account.label).toBe('a');
       after.report(title, noAccess);
       expect(ask(after, 'glm-4.5-air', true, new Set([title.account.id])).account.label).toBe('b');
+      return { path, after };
+    }
+
+    test('a conversation a main request placed is still not moved by a side request served elsewhere', () => {
+      const { after } = placedThenTitledElsewhere(false);
       const next = ask(after, 'glm-4.7', false);
       expect([next.account.label, next.sticky]).toEqual(['a', true]);
       after.stop();
     });
 
     test('a conversation only side requests placed is still moved by the next one served elsewhere', () => {
-      const { pool, path } = setup(['a', 'b']);
-      expect(ask(pool, 'glm-4.5-air', true).account.label).toBe('a');
-      pool.stop();
-      const after = restart(path, T0 + 60_000);
-      const title = ask(after, 'glm-4.5-air', true);
-      expect(title.account.label).toBe('a');
-      after.report(title, noAccess);
-      expect(ask(after, 'glm-4.5-air', true, new Set([title.account.id])).account.label).toBe('b');
+      const { path, after } = placedThenTitledElsewhere(true);
       expect(ask(after, 'glm-4.7', false).account.label).toBe('b');
       // A main request has placed it now: the next restart protects it.
       after.stop();
