@@ -8,7 +8,7 @@ import type { ProviderDeps, ProviderId } from '../providers/provider.ts';
 import { KNOWN_ZAI_MODELS } from '../providers/zai/models.ts';
 import type { Account, AccountPatch } from '../store/accounts.ts';
 import { updateAccount } from '../store/accounts.ts';
-import { briefly, isBusyError } from '../store/db.ts';
+import { briefly, isBusyError, isClosedError } from '../store/db.ts';
 import { loadIssued, saveIssued } from '../store/signatures.ts';
 import { createCatalog, type Catalog, type Route } from './catalog.ts';
 import { createGateway, defaultSleep, type Providers, type Sleep } from './gateway.ts';
@@ -47,7 +47,10 @@ const ISSUED_KEEP = 20_000;
 const ISSUED_KEEP_MS = 7 * 24 * 60 * 60 * 1000;
 
 export interface ServerProviderDeps extends ProviderDeps {
-  /** Writes what is still waiting (at stop, waiting out a lock); idempotent. */
+  /**
+   * Writes what is still waiting, waiting out a lock: the last write, at stop, before the database
+   * closes. Hashes remembered after it (a stream still ending) are not written; idempotent.
+   */
   flush(): void;
 }
 
@@ -55,10 +58,13 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
   // Hashes of thinking signatures the providers streamed, written in batches off the request path.
   const issuedPending = new Map<ProviderId, Map<number, number>>();
   let issuedTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Set by the last flush, or by a database found closed: nothing is scheduled after it. */
+  let issuedDone = false;
 
   function flushIssued(wait: boolean): void {
     if (issuedTimer) clearTimeout(issuedTimer);
     issuedTimer = undefined;
+    if (issuedDone) return;
     for (const [provider, batch] of issuedPending) {
       const rows = [...batch].map(([hash, issuedAt]) => ({ hash, issuedAt }));
       const save = () => saveIssued(db, provider, rows, now() - ISSUED_KEEP_MS, ISSUED_KEEP);
@@ -66,9 +72,15 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
         if (wait) save();
         else briefly(db, save);
         issuedPending.delete(provider);
-      } catch {
-        // Locked, full or closed: kept for the next round (bounded below); at worst a restart
-        // costs these conversations their older thinking, as before hashes were stored.
+      } catch (err) {
+        // A closed database never opens again: retrying it each second would fail for ever.
+        if (isClosedError(err)) {
+          issuedDone = true;
+          issuedPending.clear();
+          return;
+        }
+        // Locked or full: kept for the next round (bounded below); at worst a restart costs these
+        // conversations their older thinking, as before hashes were stored.
         if (!wait) scheduleIssued();
         return;
       }
@@ -76,7 +88,7 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
   }
 
   function scheduleIssued(): void {
-    if (issuedTimer) return;
+    if (issuedTimer || issuedDone) return;
     issuedTimer = setTimeout(() => flushIssued(false), ISSUED_FLUSH_MS);
     issuedTimer.unref?.();
   }
@@ -156,6 +168,7 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
     issuedSignatures: {
       load: (provider) => loadIssued(db, provider, now() - ISSUED_KEEP_MS, ISSUED_KEEP),
       remember(provider, hash) {
+        if (issuedDone) return;
         let batch = issuedPending.get(provider);
         if (!batch) issuedPending.set(provider, (batch = new Map()));
         batch.delete(hash);
@@ -165,7 +178,11 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
         scheduleIssued();
       },
     },
-    flush: () => flushIssued(true),
+    flush() {
+      flushIssued(true);
+      issuedDone = true;
+      issuedPending.clear();
+    },
   };
 }
 

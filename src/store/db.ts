@@ -264,6 +264,11 @@ export function isBusyError(err: unknown): boolean {
   return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
 }
 
+/** Whether a call failed because the database was closed (bun:sqlite says so with a RangeError). */
+export function isClosedError(err: unknown): boolean {
+  return err instanceof RangeError && /closed database/i.test(err.message);
+}
+
 /**
  * Whether a failed write was a full disk. SQLite says so (SQLITE_FULL) for its own files, but a
  * -shm file that cannot grow is only "disk I/O error": then no space left where it lives decides.

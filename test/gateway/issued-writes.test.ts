@@ -1,0 +1,52 @@
+// The hashes of issued thinking signatures are written in the background; once the server stops
+// (its last flush) and closes the database, nothing may keep trying to write them every second.
+import { afterEach, expect, spyOn, test } from 'bun:test';
+import { providerDepsFor } from '../../src/gateway/index.ts';
+import { loadIssued } from '../../src/store/signatures.ts';
+import { openDatabase } from '../../src/store/db.ts';
+import { cleanupDbs, T0, tempDb } from './helpers.ts';
+
+afterEach(cleanupDbs);
+
+/** A little past the background write's period (ISSUED_FLUSH_MS, 1 s). */
+const PAST_ONE_ROUND_MS = 1_150;
+
+test('a hash remembered after the last flush is not written to the closed database, now or later', async () => {
+  const { db } = tempDb();
+  const deps = providerDepsFor(db, () => T0);
+  deps.issuedSignatures!.remember('zai', 1);
+  deps.flush();
+  db.close();
+  const tries = spyOn(db, 'query');
+  const exec = spyOn(db, 'exec');
+  // A stream that was still ending when the server stopped.
+  deps.issuedSignatures!.remember('zai', 2);
+  await Bun.sleep(PAST_ONE_ROUND_MS);
+  expect(tries).not.toHaveBeenCalled();
+  expect(exec).not.toHaveBeenCalled();
+});
+
+test('a background write that finds the database closed gives up instead of retrying each second', async () => {
+  const { db } = tempDb();
+  const deps = providerDepsFor(db, () => T0);
+  deps.issuedSignatures!.remember('zai', 1);
+  db.close();
+  const tries = spyOn(db, 'query');
+  await Bun.sleep(2 * PAST_ONE_ROUND_MS);
+  // The first round finds it closed; no second round follows.
+  expect(tries.mock.calls.length).toBe(1);
+});
+
+test('the last flush still writes what was waiting', () => {
+  const { db, path } = tempDb();
+  const deps = providerDepsFor(db, () => T0);
+  deps.issuedSignatures!.remember('zai', 7);
+  deps.flush();
+  db.close();
+  const again = openDatabase(path);
+  try {
+    expect(loadIssued(again, 'zai', 0, 10)).toEqual([7]);
+  } finally {
+    again.close();
+  }
+});
