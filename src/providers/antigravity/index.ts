@@ -30,6 +30,7 @@ import {
   validationRequired,
 } from './project.ts';
 import { parseQuotaSummary } from './quota-summary.ts';
+import { storedSignatureHashes } from '../issued-hashes.ts';
 import { createSignatureStore } from './signatures.ts';
 import { asksForThinking } from './thinking.ts';
 import { familyOf, toGoogleRequest } from './to-google.ts';
@@ -157,7 +158,10 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
   };
   const idleTimeoutMs = config.upstreamIdleTimeoutSec * 1000;
   const tokens = createTokenManager(config.antigravity, deps);
-  const signatures = createSignatureStore();
+  const signatures = createSignatureStore({
+    knownGeminiThinking: storedSignatureHashes(deps, 'antigravity'),
+    onGeminiThinking: (hash) => deps.issuedSignatures?.remember('antigravity', hash),
+  });
   // The project found per account, with the user's own project (`mcp accounts set --project`) it
   // was found under: when that setting changes (the pool reloads the account), it is found again.
   const projects = new Map<string, { projectId: string; userProject: string | null }>();
@@ -511,7 +515,7 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
     },
 
     issuedThinking(signature: string): boolean {
-      // Claude's R-form is known by its shape (it survives a restart); Gemini's only from memory.
+      // Claude's R-form is known by its shape; Gemini's from memory, which the store fills after a restart.
       return signatures.thinkingFamily(signature) !== undefined;
     },
   };

@@ -3,7 +3,9 @@
 // function call or of a drawn picture, the family that minted a thinking signature, and the tool
 // names we had to sanitize are kept here, in memory, bounded (LRU by entries and by bytes, + TTL).
 // Losing an entry is never fatal: the request side falls back to the documented sentinel or drops
-// the thinking block.
+// the thinking block. Gemini's thinking signatures are also told to the store as hashes (Claude's
+// are known by their shape), so that a restart does not cost every Gemini conversation its thinking.
+import { signatureHash } from '../issued-hashes.ts';
 import type { ModelFamily } from '../provider.ts';
 
 /** Signatures shorter than this are not real (§7.5, MIN_SIGNATURE_LENGTH of the seed proxies). */
@@ -54,6 +56,10 @@ export interface SignatureStoreOptions {
   /** Default 2 h, the seed proxies' value. */
   ttlMs?: number;
   now?: () => number;
+  /** Hashes of Gemini thinking signatures known from before a restart (the store), oldest first. */
+  knownGeminiThinking?: Iterable<number>;
+  /** Told the hash of each Gemini thinking signature remembered (to be stored). */
+  onGeminiThinking?: (hash: number) => void;
 }
 
 /**
@@ -87,6 +93,7 @@ export function createSignatureStore(opts: SignatureStoreOptions = {}): Signatur
   const calls = lru<string, ToolCallRecord>(max, maxBytes * MAP_SHARES.calls, ttl, now);
   const namings = lru<string, ToolNaming>(max, maxBytes * MAP_SHARES.namings, ttl, now);
   const images = lru<number, string>(max, maxBytes * MAP_SHARES.images, ttl, now);
+  for (const hash of opts.knownGeminiThinking ?? []) families.set(hash, 'gemini', ENTRY_BYTES);
   // A read drops an expired entry, but most are never read again: without a sweep, a busy hour's
   // entries (signatures run to kilobytes) would stay until maxEntries newer ones pushed them out,
   // which on a quiet proxy is never. Swept on writes, at most every ttl/8: no timer to own.
@@ -107,11 +114,13 @@ export function createSignatureStore(opts: SignatureStoreOptions = {}): Signatur
       // thinkingFamily answers these from their shape: memory would only push out what it cannot.
       if (family === 'claude' && isClaudeRForm(signature)) return;
       sweepIfDue();
-      families.set(hashKey(signature), family, ENTRY_BYTES);
+      const hash = signatureHash(signature);
+      families.set(hash, family, ENTRY_BYTES);
+      if (family === 'gemini') opts.onGeminiThinking?.(hash);
     },
     thinkingFamily(signature) {
       if (signature.length < MIN_SIGNATURE_LENGTH) return undefined;
-      return families.get(hashKey(signature)) ?? (isClaudeRForm(signature) ? 'claude' : undefined);
+      return families.get(signatureHash(signature)) ?? (isClaudeRForm(signature) ? 'claude' : undefined);
     },
     rememberToolCall(id, record) {
       sweepIfDue();

@@ -8,6 +8,7 @@ import { UpstreamError, type ModelInfo, type Provider, type ProviderDeps, type Q
 import { getJson, streamMessages } from './client.ts';
 import { isExpiredPlanReason } from './errors.ts';
 import { createIssuedSignatures } from './issued.ts';
+import { storedSignatureHashes } from '../issued-hashes.ts';
 import { mergeModels, parseModelList } from './models.ts';
 import { describeQuota, parseZaiQuota, type ZaiQuota } from './quota.ts';
 
@@ -26,22 +27,12 @@ function apiKeyOf(account: Account): string {
   return account.credentials.apiKey;
 }
 
-/** What the store kept of the signatures Z.AI issued before a restart; none when it cannot be read. */
-function knownSignatures(deps: ProviderDeps): number[] {
-  try {
-    return deps.issuedSignatures?.load('zai') ?? [];
-  } catch {
-    // An unreadable table costs the thinking of conversations from before, not the server its start.
-    return [];
-  }
-}
-
 export function createZaiProvider(config: Config, deps: ProviderDeps): Provider {
   const baseUrl = config.zai.baseUrl;
   const quotaUrl = config.zai.quotaUrl;
   const httpClient = config.upstreamHttpClient;
   const issued = createIssuedSignatures(undefined, {
-    known: knownSignatures(deps),
+    known: storedSignatureHashes(deps, 'zai'),
     onRemember: (hash) => deps.issuedSignatures?.remember('zai', hash),
   });
   trackSize('zai.signatures', () => issued.size());

@@ -3,6 +3,8 @@
 // The hashes are also handed to the store (ProviderDeps.issuedSignatures), so a restart knows them:
 // without that, a pool with Google accounts too dropped every GLM thinking block after a restart.
 
+import { signatureHash } from '../issued-hashes.ts';
+
 /** Enough for every conversation's recent turns; ~40 bytes an entry. */
 export const MAX_ISSUED = 20_000;
 
@@ -12,12 +14,7 @@ export interface IssuedSignatures {
   size(): number;
 }
 
-const LOW_53_BITS = (1n << 53n) - 1n;
-
-/** A signature's hash: 53 bits, so that it is exact as a JS number and as an SQLite integer. */
-export function signatureHash(signature: string): number {
-  return Number(BigInt(Bun.hash(signature)) & LOW_53_BITS);
-}
+export { signatureHash };
 
 export interface IssuedOptions {
   /** Hashes known from before (the store), oldest first. */

@@ -1,0 +1,20 @@
+// The hashes of the thinking signatures a provider issued, as kept in the store across restarts
+// (ProviderDeps.issuedSignatures): never the signatures themselves.
+import type { ProviderDeps, ProviderId } from './provider.ts';
+
+const LOW_53_BITS = (1n << 53n) - 1n;
+
+/** A signature's hash: 53 bits, so that it is exact as a JS number and as an SQLite integer. */
+export function signatureHash(signature: string): number {
+  return Number(BigInt(Bun.hash(signature)) & LOW_53_BITS);
+}
+
+/** What the store kept of the signatures `provider` issued before a restart; none when it cannot be read. */
+export function storedSignatureHashes(deps: ProviderDeps, provider: ProviderId): number[] {
+  try {
+    return deps.issuedSignatures?.load(provider) ?? [];
+  } catch {
+    // An unreadable table costs the thinking of conversations from before, not the server its start.
+    return [];
+  }
+}

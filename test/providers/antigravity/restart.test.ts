@@ -1,0 +1,105 @@
+// What a restart (a new provider over the same database) keeps of a Gemini conversation. Gemini's
+// thinking signatures were known from memory only: after a restart its thinking was dropped from
+// the history (to-google keeps only thinking of a known family) and, in a pool with Z.AI too, the
+// gateway took it for another provider's. Their hashes now go through the store.
+import { afterAll, afterEach, expect, test } from 'bun:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { MessagesRequest } from '../../../src/anthropic/schema.ts';
+import { loadConfig } from '../../../src/config.ts';
+import { providerDepsFor } from '../../../src/gateway/index.ts';
+import { createAntigravityProvider } from '../../../src/providers/antigravity/index.ts';
+import type { Account } from '../../../src/store/accounts.ts';
+import { openDatabase } from '../../../src/store/db.ts';
+import { startFakeGoogle } from '../../fakes/google.ts';
+import { sendAll } from '../send.ts';
+import { accumulate } from './stream-helpers.ts';
+
+type Json = Record<string, any>;
+
+// Strict: a thought signature it did not issue to the same family fails the call, as Google's does.
+const fake = startFakeGoogle({ strictSignatures: true });
+afterAll(() => fake.stop());
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+const config = loadConfig(
+  { ANTIGRAVITY_ENDPOINTS: fake.endpoints.join(','), GOOGLE_OAUTH_TOKEN_URL: fake.tokenUrl, UPSTREAM_IDLE_TIMEOUT_SEC: '2' },
+  {},
+  { requireApiKey: false },
+);
+const ACCOUNT: Account = {
+  id: 'acc_restart',
+  provider: 'antigravity',
+  label: 'restart@example.com',
+  email: 'restart@example.com',
+  status: 'active',
+  statusReason: null,
+  verifyUrl: null,
+  credentials: { kind: 'oauth', refreshToken: fake.refreshTokenFor('restart@example.com') },
+  meta: { projectId: 'aicode-consumers' },
+  createdAt: 0,
+  updatedAt: 0,
+  lastUsedAt: null,
+};
+
+/** A server's provider over the database at `path`; stop() flushes and closes as serve does. */
+function server(path: string) {
+  const db = openDatabase(path);
+  const deps = providerDepsFor(db, () => Date.now());
+  const provider = createAntigravityProvider(config, deps, { emptyBackoffMs: 5 });
+  return {
+    provider,
+    stop() {
+      deps.flush();
+      db.close();
+    },
+  };
+}
+
+async function turn(provider: ReturnType<typeof server>['provider'], model: string, messages: MessagesRequest['messages']) {
+  const before = fake.generations().length;
+  const req = { model: 'claude-opus-4-8', max_tokens: 32000, thinking: { type: 'adaptive' }, messages } as unknown as MessagesRequest;
+  const events = await sendAll(provider, req, {
+    account: ACCOUNT,
+    model,
+    clientModel: 'claude-opus-4-8',
+    sessionKey: 'restart',
+    requestId: 'req_restart',
+    signal: new AbortController().signal,
+    headers: {},
+  });
+  const gens = fake.generations().slice(before);
+  expect(gens.map((g) => g.mode)).toEqual(['ok']); // the strict fake accepted the history
+  return { content: (await accumulate(events)).content as Json[], sent: gens[0]!.body as Json };
+}
+
+test("Gemini's thinking is replayed to Gemini after a restart, and the provider still claims it", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-ag-restart-'));
+  dirs.push(dir);
+  const path = join(dir, 'proxy.db');
+
+  const first = server(path);
+  const answer = await turn(first.provider, 'gemini-3-flash', [{ role: 'user', content: 'hello' }]);
+  first.stop();
+  const thinking = answer.content.find((b) => b.type === 'thinking')!;
+  expect(typeof thinking.signature).toBe('string');
+
+  const second = server(path);
+  try {
+    expect(second.provider.issuedThinking?.(thinking.signature)).toBe(true);
+    const next = await turn(second.provider, 'gemini-3-flash', [
+      { role: 'user', content: 'hello' },
+      { role: 'assistant', content: answer.content as never },
+      { role: 'user', content: 'and then?' },
+    ]);
+    const parts = (next.sent.request.contents as Json[]).flatMap((c) => c.parts as Json[]);
+    // Gemini gets its signature back on the part after its thinking (§7.5, the official client's shape).
+    expect(parts.filter((p) => p.thoughtSignature).map((p) => p.thoughtSignature)).toEqual([thinking.signature]);
+  } finally {
+    second.stop();
+  }
+});
