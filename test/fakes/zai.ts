@@ -96,6 +96,11 @@ export interface FakeZaiOptions {
   replyText?: string;
   /** Keep a record of every request (default true); benchmarks turn it off to stay flat in memory. */
   record?: boolean;
+  /**
+   * Stream thinking without a signature_delta (Claude Code then echoes `signature: ""`): whether real
+   * Z.AI signs its thinking is not known (protocol Part 3), so the provider must work either way.
+   */
+  unsignedThinking?: boolean;
 }
 
 export interface RecordedRequest {
@@ -195,13 +200,17 @@ const RUN_IN_PARALLEL = /run in parallel:\s*([^\n]+)/i;
 const TITLE_REQUEST = /<session>[\s\S]*title/i;
 
 /** The scripted conversation: Bash when asked to run something, the tool's output after it, text otherwise. */
-function script(body: Record<string, unknown>, rawLength: number, replyText: string): Reply {
+function script(body: Record<string, unknown>, rawLength: number, replyText: string, unsignedThinking = false): Reply {
   const messages = (Array.isArray(body.messages) ? body.messages : []) as Msg[];
   const last = messages[messages.length - 1];
   const tools = Array.isArray(body.tools) ? (body.tools as Array<{ name?: string }>) : [];
   const thinking = (body.thinking as { type?: string } | undefined)?.type === 'enabled';
   const blocks: Block[] = [];
-  if (thinking) blocks.push({ type: 'thinking', thinking: 'Let me think about this request step by step.', signature: `zai-sig-${hex(24)}` });
+  if (thinking) {
+    // Unsigned, each answer thinks its own words, so that a test can tell one answer's from another's.
+    const text = unsignedThinking ? `Let me think about this request step by step (${hex(8)}).` : 'Let me think about this request step by step.';
+    blocks.push({ type: 'thinking', thinking: text, signature: unsignedThinking ? '' : `zai-sig-${hex(24)}` });
+  }
   let stop: Reply['stop'] = 'end_turn';
   const results = last && typeof last.content !== 'string' ? last.content.filter((b) => b.type === 'tool_result') : [];
   const userText = last ? textOf(last.content) : '';
@@ -263,7 +272,7 @@ function sseFrames(reply: Reply, model: string, opts: { textChunks?: number; too
     if (b.type === 'thinking') {
       f.push(frame({ type: 'content_block_start', index, content_block: { type: 'thinking', thinking: '', signature: '' } }));
       f.push(frame({ type: 'content_block_delta', index, delta: { type: 'thinking_delta', thinking: b.thinking } }));
-      f.push(frame({ type: 'content_block_delta', index, delta: { type: 'signature_delta', signature: b.signature } }));
+      if (b.signature) f.push(frame({ type: 'content_block_delta', index, delta: { type: 'signature_delta', signature: b.signature } }));
     } else if (b.type === 'text') {
       f.push(frame({ type: 'content_block_start', index, content_block: { type: 'text', text: '' } }));
       const n = Math.max(1, opts.textChunks ?? 2);
@@ -550,7 +559,7 @@ export function startFakeZai(opts: FakeZaiOptions = {}): FakeZai {
     }
     const model = String(body.model);
     const slow = mode.kind === 'slow_chunks' ? mode : null;
-    const reply = script(body, raw.length, replyText);
+    const reply = script(body, raw.length, replyText, opts.unsignedThinking);
     if (body.stream !== true || mode.kind === 'json_for_stream') return json(200, messageJson(reply, model));
     let frames = sseFrames(reply, model, { textChunks: slow?.chunks, toolInputArray: mode.kind === 'tool_input_array' });
     if (mode.kind === 'no_message_stop') frames = frames.slice(0, -1);

@@ -23,6 +23,10 @@ export interface ZaiClientOptions {
   stripBetas?: boolean;
   /** Told each thinking signature the answer carries (the provider remembers what it issued). */
   onSignature?: (signature: string) => void;
+  /** Told the text of each thinking block the answer carries without a signature. */
+  onUnsignedThinking?: (thinking: string) => void;
+  /** Whether an unsigned thinking block of the history is one Z.AI streamed (kept), not another's. */
+  ownUnsignedThinking?: (thinking: string) => boolean;
 }
 
 /** Bounded wait for the small JSON endpoints (models, quota). */
@@ -79,7 +83,7 @@ export async function* streamMessages(
   // Written out before the call: a request too deep to serialize is the client's problem, not a
   // connection failure (the gateway answers it with a 400).
   // The client's byte strings, passed on byte for byte (anthropic/byte-strings.ts).
-  const body = JSON.stringify(toZaiBody(req, ctx.model));
+  const body = JSON.stringify(toZaiBody(req, ctx.model, opts.ownUnsignedThinking));
   let res: UpstreamResponse | null = null;
   let eof = false;
   try {
@@ -110,9 +114,23 @@ export async function* streamMessages(
     }
 
     const onSignature = opts.onSignature;
+    const onUnsigned = opts.onUnsignedThinking;
+    // The open thinking block's text, until a signature comes for it: Z.AI may not sign its thinking.
+    let thinking: { index: number; text: string; signed: boolean } | null = null;
     const noted = (o: AnthropicEvent): AnthropicEvent => {
-      if (onSignature && o.type === 'content_block_delta' && o.delta.type === 'signature_delta' && typeof o.delta.signature === 'string') {
-        onSignature(o.delta.signature);
+      if (o.type === 'content_block_delta') {
+        if (o.delta.type === 'signature_delta' && typeof o.delta.signature === 'string') {
+          onSignature?.(o.delta.signature);
+          if (thinking?.index === o.index && o.delta.signature) thinking.signed = true;
+        } else if (o.delta.type === 'thinking_delta' && thinking?.index === o.index) {
+          thinking.text += String(o.delta.thinking ?? '');
+        }
+      } else if (o.type === 'content_block_start') {
+        const b = o.content_block as { type: string; thinking?: unknown };
+        thinking = onUnsigned && b.type === 'thinking' ? { index: o.index, text: typeof b.thinking === 'string' ? b.thinking : '', signed: false } : null;
+      } else if (o.type === 'content_block_stop' && thinking?.index === o.index) {
+        if (!thinking.signed && thinking.text) onUnsigned?.(thinking.text);
+        thinking = null;
       }
       return o;
     };

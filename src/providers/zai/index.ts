@@ -7,7 +7,7 @@ import type { Account } from '../../store/accounts.ts';
 import { UpstreamError, type ModelInfo, type Provider, type ProviderDeps, type QuotaInfo, type SendContext } from '../provider.ts';
 import { getJson, streamMessages } from './client.ts';
 import { isExpiredPlanReason } from './errors.ts';
-import { createIssuedSignatures } from './issued.ts';
+import { createIssuedSignatures, unsignedThinkingKey } from './issued.ts';
 import { storedSignatureHashes } from '../issued-hashes.ts';
 import { mergeModels, parseModelList } from './models.ts';
 import { describeQuota, parseZaiQuota, type ZaiQuota } from './quota.ts';
@@ -43,6 +43,8 @@ export function createZaiProvider(config: Config, deps: ProviderDeps): Provider 
     httpClient,
     stripBetas: config.zai.stripBetas,
     onSignature: issued.remember,
+    onUnsignedThinking: (thinking: string) => issued.remember(unsignedThinkingKey(thinking)),
+    ownUnsignedThinking: (thinking: string) => issued.has(unsignedThinkingKey(thinking)),
   };
   let modelCache: { at: number; models: ModelInfo[] } | null = null;
 

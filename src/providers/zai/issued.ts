@@ -8,6 +8,14 @@ import { signatureHash } from '../issued-hashes.ts';
 /** Enough for every conversation's recent turns; ~40 bytes an entry. */
 export const MAX_ISSUED = 20_000;
 
+/**
+ * What stands for the signature of a thinking block Z.AI streamed without one: its text, marked so
+ * that it is never taken for a signature. Remembered and stored (as a hash) like a signature.
+ */
+export function unsignedThinkingKey(thinking: string): string {
+  return `unsigned thinking\n${thinking}`;
+}
+
 export interface IssuedSignatures {
   remember(signature: string): void;
   has(signature: string): boolean;

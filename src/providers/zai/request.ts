@@ -54,11 +54,14 @@ function isEmptyText(b: Block | null | undefined): boolean {
   return !!b && b.type === 'text' && (typeof b.text !== 'string' || b.text === '');
 }
 
+/** Whether an unsigned thinking block (its text) is one Z.AI itself streamed. */
+export type OwnUnsignedThinking = (thinking: string) => boolean;
+
 /**
- * Keeps what Z.AI can take: no empty text, object tool input, no thinking without a signature, and
- * no picture in an assistant turn.
+ * Keeps what Z.AI can take: no empty text, object tool input, no thinking without a signature but
+ * Z.AI's own, and no picture in an assistant turn.
  */
-function cleanBlocks(blocks: Block[], role: string): Block[] {
+function cleanBlocks(blocks: Block[], role: string, ownUnsigned?: OwnUnsignedThinking): Block[] {
   const out: Block[] = [];
   for (const b of blocks) {
     if (b.type === 'image' && role === 'assistant') {
@@ -81,9 +84,11 @@ function cleanBlocks(blocks: Block[], role: string): Block[] {
         out.push(rest as Block);
       }
     } else if (b.type === 'thinking') {
-      // A thinking block without a signature was never issued by an upstream that signs (Claude
-      // Code echoes "" when none came); it cannot be verified, so it is dropped.
-      if (typeof b.signature !== 'string' || b.signature === '') continue;
+      // Without a signature (Claude Code echoes "" when none came) it is kept only if Z.AI streamed
+      // it: Z.AI may not sign its thinking (protocol Part 3) and does not check signatures, so GLM
+      // keeps its reasoning; another model's unsigned thinking (GPT-OSS on Google) is not GLM's.
+      const unsigned = typeof b.signature !== 'string' || b.signature === '';
+      if (unsigned && !(typeof b.thinking === 'string' && ownUnsigned?.(b.thinking))) continue;
       out.push(b);
     } else {
       out.push(b);
@@ -117,7 +122,7 @@ function attachToPrevious(out: Msg[], reminders: Block[]): void {
  * removed, and messages left empty disappear. Adjacent same-role messages are then merged so that
  * user/assistant alternation holds.
  */
-export function foldMessages(messages: readonly MessageParam[]): MessageParam[] {
+export function foldMessages(messages: readonly MessageParam[], ownUnsigned?: OwnUnsignedThinking): MessageParam[] {
   // Pass 1: clean blocks and turn system messages into pending reminders.
   const out: Msg[] = [];
   let pending: Block[] = [];
@@ -130,7 +135,7 @@ export function foldMessages(messages: readonly MessageParam[]): MessageParam[] 
     let content: string | Block[];
     if (typeof raw.content === 'string') content = raw.content;
     else {
-      const cleaned = cleanBlocks(raw.content, raw.role);
+      const cleaned = cleanBlocks(raw.content, raw.role, ownUnsigned);
       content = cleaned.length === raw.content.length && cleaned.every((b, i) => b === raw.content[i]) ? raw.content : cleaned;
     }
     if (pending.length && raw.role === 'user') {
@@ -185,8 +190,8 @@ function cleanSystem(system: MessagesRequest['system']): MessagesRequest['system
  * The upstream body: a shallow copy of the client's with Z.AI's needs applied. Always streams. Its
  * strings are byte strings (anthropic/byte-strings.ts), the model id made one here.
  */
-export function toZaiBody(req: MessagesRequest, model: string): Record<string, unknown> {
-  const body: Record<string, unknown> = { ...req, model: toByteString(model), messages: foldMessages(req.messages), stream: true };
+export function toZaiBody(req: MessagesRequest, model: string, ownUnsigned?: OwnUnsignedThinking): Record<string, unknown> {
+  const body: Record<string, unknown> = { ...req, model: toByteString(model), messages: foldMessages(req.messages, ownUnsigned), stream: true };
   for (const f of DROPPED_FIELDS) delete body[f];
   const sys = cleanSystem(req.system);
   if (sys === undefined) delete body.system;
