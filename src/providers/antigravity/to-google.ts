@@ -4,6 +4,7 @@
 import { fromByteString, toByteString } from '../../anthropic/byte-strings.ts';
 import { jsonOnlyInstruction, jsonSchemaOf } from '../../anthropic/structured-output.ts';
 import type { MessagesRequest, Tool } from '../../anthropic/schema.ts';
+import { toObjectInput } from '../../anthropic/tool-input.ts';
 import { familyOf, UpstreamError, type ModelFamily } from '../provider.ts';
 import { trackSize } from '../../diagnostics.ts';
 import { inlineBase64 } from './inline-data.ts';
@@ -493,7 +494,7 @@ function modelParts(blocks: Block[], family: ModelFamily, signatures: SignatureS
     if (b.type !== 'tool_use') continue;
     const id = String(b.id);
     const name = toolName(String(b.name));
-    const part: Part = { functionCall: withId({ name, args: toArgs(b.input) }, id, family, signatures) };
+    const part: Part = { functionCall: withId({ name, args: toObjectInput(b.input) }, id, family, signatures) };
     if (family === 'gemini') {
       // Gemini checks the calls of the current turn; only the first of a parallel batch is signed.
       const sig = geminiSignature(b, signatures);
@@ -677,20 +678,6 @@ function contentPart(b: Block): Part | null {
     default:
       return null;
   }
-}
-
-/** Function args must be an object; history sometimes carries arrays or JSON strings. */
-function toArgs(input: unknown): Record<string, unknown> {
-  if (typeof input === 'object' && input !== null && !Array.isArray(input)) return input as Record<string, unknown>;
-  if (typeof input === 'string') {
-    try {
-      const parsed: unknown = JSON.parse(input);
-      if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) return parsed as Record<string, unknown>;
-    } catch {
-      // not JSON: fall through
-    }
-  }
-  return Array.isArray(input) ? { value: input } : {};
 }
 
 const NON_BLANK = /\S/;

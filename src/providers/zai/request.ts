@@ -5,7 +5,11 @@ import { toByteString } from '../../anthropic/byte-strings.ts';
 import { budgetForEffort, effortOf } from '../../anthropic/effort.ts';
 import type { MessagesRequest, MessageParam } from '../../anthropic/schema.ts';
 import { jsonOnlyInstruction, jsonSchemaOf } from '../../anthropic/structured-output.ts';
+import { toObjectInput } from '../../anthropic/tool-input.ts';
 import type { SendContext } from '../provider.ts';
+
+// Z.AI crashes (500) on history whose tool_use.input is not an object.
+export { toObjectInput };
 
 type Block = { type: string; [k: string]: unknown };
 type Msg = { role: string; content: string | Block[]; [k: string]: unknown };
@@ -24,23 +28,6 @@ const FORWARDED_HEADERS = ['anthropic-version', 'anthropic-beta', 'user-agent', 
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** Any tool input -> an object: Z.AI crashes (500) on history whose tool_use.input is not one. */
-export function toObjectInput(input: unknown): Record<string, unknown> {
-  if (isPlainObject(input)) return input;
-  if (input === undefined || input === null || input === '') return {};
-  if (typeof input === 'string') {
-    try {
-      return toObjectInput(JSON.parse(input));
-    } catch {
-      return { value: input };
-    }
-  }
-  // glm-5.1 has been seen wrapping the arguments object in an array.
-  if (Array.isArray(input) && input.length === 1 && isPlainObject(input[0])) return input[0];
-  if (Array.isArray(input) && input.length === 0) return {};
-  return { value: input };
 }
 
 function reminder(content: string | Block[]): Block | null {

@@ -20,7 +20,7 @@ import {
   type Usage,
 } from '../../anthropic/events.ts';
 import { UpstreamError } from '../provider.ts';
-import { toObjectInput } from './request.ts';
+import { toObjectInput } from '../../anthropic/tool-input.ts';
 
 type Raw = Record<string, unknown>;
 

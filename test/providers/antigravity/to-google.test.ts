@@ -11,6 +11,7 @@ import {
   toGoogleRequest,
 } from '../../../src/providers/antigravity/to-google.ts';
 import tools from '../../fixtures/antigravity/claude-code-tools.json';
+import { accumulate, translate as translateStream } from './stream-helpers.ts';
 
 type Json = Record<string, any>;
 
@@ -900,5 +901,62 @@ describe('Claude thinking replay shape', () => {
       { text: 'b', thought: true, thoughtSignature: sig2 },
       { text: 'x' },
     ]);
+  });
+});
+
+describe('tool_use input that is not an object (toObjectInput)', () => {
+  // History can hold inputs of any JSON shape (glm-5.1 wraps its arguments in an array, clients keep
+  // JSON strings); Google takes only an object as functionCall.args, and what the input held must
+  // still be there for the model to read.
+  const table: Array<[string, unknown, Record<string, unknown>]> = [
+    ['an object', { command: 'ls' }, { command: 'ls' }],
+    ['a one-object array (glm-5.1)', [{ command: 'ls' }], { command: 'ls' }],
+    ['an array of values', [1, 2], { value: [1, 2] }],
+    ['an array of two objects', [{ a: 1 }, { b: 2 }], { value: [{ a: 1 }, { b: 2 }] }],
+    ['an empty array', [], {}],
+    ['a JSON object string', '{"command":"ls"}', { command: 'ls' }],
+    ['a JSON one-object-array string', '[{"a":3}]', { a: 3 }],
+    ['a plain string', 'ls -la', { value: 'ls -la' }],
+    ['an empty string', '', {}],
+    ['a number', 42, { value: 42 }],
+    ['zero', 0, { value: 0 }],
+    ['a boolean', false, { value: false }],
+    ['null', null, {}],
+  ];
+  const conversation = (input: unknown): Json => ({
+    messages: [
+      { role: 'user', content: 'go' },
+      { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_vrtx_A', name: 'Bash', input }] },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_vrtx_A', content: 'ok' }] },
+    ],
+    thinking: { type: 'disabled' },
+  });
+
+  test.each(table)('%s reaches Google as a valid args object keeping its content', (_n, input, args) => {
+    for (const model of ['claude-sonnet-4-6', 'gemini-3-flash']) {
+      const r = conversation(structuredClone(input));
+      const before = JSON.stringify(r);
+      const call = translate(r, model).request.contents[1].parts[0].functionCall;
+      expect(call.args).toEqual(args);
+      expect(typeof call.args === 'object' && call.args !== null && !Array.isArray(call.args)).toBe(true);
+      // The client's request is not rewritten on the way.
+      expect(JSON.stringify(r)).toBe(before);
+    }
+  });
+
+  test.each(table)('%s: the args Google echoes in a call come back to the client unchanged', async (_n, input) => {
+    const store = createSignatureStore();
+    const args = translate(conversation(input), 'claude-sonnet-4-6', store).request.contents[1].parts[0].functionCall.args;
+    const chunk = { response: { candidates: [{ content: { role: 'model', parts: [{ functionCall: { name: 'Bash', args, id: 'toolu_vrtx_B' } }] }, finishReason: 'STOP' }] } };
+    const msg = await accumulate(await translateStream([chunk], { clientModel: 'claude-sonnet-4-5', family: 'claude', sessionKey: 'sess-1', signatures: store }));
+    const echoed = msg.content.find((b) => b.type === 'tool_use') as Json;
+    expect(echoed.input).toEqual(args);
+    // Sent back as history, it is the same args again.
+    const again = translate(
+      { messages: [{ role: 'user', content: 'go' }, { role: 'assistant', content: [echoed] }, { role: 'user', content: [{ type: 'tool_result', tool_use_id: echoed.id, content: 'ok' }] }], thinking: { type: 'disabled' } },
+      'claude-sonnet-4-6',
+      store,
+    );
+    expect(again.request.contents[1].parts[0].functionCall.args).toEqual(args);
   });
 });
