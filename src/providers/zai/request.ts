@@ -42,8 +42,8 @@ function isEmptyText(b: Block | null | undefined): boolean {
 }
 
 /**
- * Keeps what Z.AI can take: no empty text, object tool input, no thinking without a signature, and
- * no picture in an assistant turn.
+ * Keeps what Z.AI can take: no empty text, object tool input, no thinking without a signature, no
+ * redacted thinking, and no picture in an assistant turn.
  */
 function cleanBlocks(blocks: Block[], role: string): Block[] {
   const out: Block[] = [];
@@ -67,6 +67,11 @@ function cleanBlocks(blocks: Block[], role: string): Block[] {
         const { content: _empty, ...rest } = b;
         out.push(rest as Block);
       }
+    } else if (b.type === 'redacted_thinking') {
+      // Only Anthropic issues these (Z.AI streams its reasoning as thinking blocks): the data is
+      // encrypted for Anthropic's keys, means nothing to GLM, and is another provider's reasoning to
+      // keep from it (protocol §2.5, §3.7). An endpoint built on Anthropic's schema may also refuse it.
+      continue;
     } else if (b.type === 'thinking') {
       // A thinking block without a signature was never issued by an upstream that signs (Claude
       // Code echoes "" when none came); it cannot be verified, so it is dropped.
