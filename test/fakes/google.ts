@@ -940,6 +940,8 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
       );
     }
     const request = (body.request ?? {}) as Record<string, unknown>;
+    const badId = familyOfModel(model) === 'claude' ? badToolId(request) : null;
+    if (badId) return claudeInvalid(`${badId}: String should match pattern '^[a-zA-Z0-9_-]+$'`);
     if (opts.strictSignatures) {
       const refused = strictRefusal(model, request);
       if (refused) {
@@ -1073,6 +1075,22 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
       );
     }
     return sseResponse(chunks, { kind: 'ok' }, rec, 0);
+  }
+
+  /** Claude checks every tool id of the history against Anthropic's pattern (antigravity.md §7.3). */
+  function badToolId(request: Record<string, unknown>): string | null {
+    const contents = (Array.isArray(request.contents) ? request.contents : []) as Content[];
+    for (let i = 0; i < contents.length; i++) {
+      const parts = contents[i]!.parts ?? [];
+      for (let j = 0; j < parts.length; j++) {
+        const p = parts[j]!;
+        const named = (p.functionCall ?? p.functionResponse) as { id?: unknown } | undefined;
+        if (named && named.id !== undefined && !/^[a-zA-Z0-9_-]+$/.test(String(named.id))) {
+          return `messages.${i}.content.${j}.${p.functionCall ? 'tool_use.id' : 'tool_result.tool_use_id'}`;
+        }
+      }
+    }
+    return null;
   }
 
   function signatureError(): Response {

@@ -19,6 +19,7 @@ import { log } from '../../log.ts';
 import { UpstreamError, type ModelFamily } from '../provider.ts';
 import { PLACEHOLDER_PROPERTY } from './schema.ts';
 import { MIN_SIGNATURE_LENGTH, type SignatureStore } from './signatures.ts';
+import { clientToolId } from './tool-ids.ts';
 
 export interface FromGoogleOptions {
   /** The model name the client asked for; echoed in message_start (Claude Code compares it). */
@@ -150,7 +151,8 @@ export function createGoogleTranslator(opts: FromGoogleOptions): GoogleTranslato
         if (sawToolCall && opts.singleToolCall) continue;
         const fc = p.functionCall;
         start();
-        const id = typeof fc.id === 'string' && fc.id ? fc.id : newToolUseId();
+        // An id the client could not send back (to Anthropic's pattern) is made one it can.
+        const id = typeof fc.id === 'string' && fc.id ? clientToolId(fc.id) : newToolUseId();
         const upstreamName = typeof fc.name === 'string' ? fc.name : '';
         let args: Json = isObject(fc.args) ? fc.args : {};
         if (naming?.placeholders.has(upstreamName) && PLACEHOLDER_PROPERTY in args) {
