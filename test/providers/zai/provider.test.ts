@@ -198,6 +198,22 @@ describe(`${httpClient} client`, () => {
       expect(sent.messages[1]!.content).toEqual([{ type: 'text', text: 'Running it.' }, { type: 'tool_use', id: 'toolu_01RED', name: 'Bash', input: { command: 'echo hi' } }]);
     });
 
+    // Claude Code takes an `error` event after content as fatal (§1.6); a call that opens the answer is
+    // held back whole, so a cut inside it leaves only message_start out, which the gateway holds too.
+    test('a stream cut inside a tool call that opens the answer fails before anything but message_start', async () => {
+      const bash = { name: 'Bash', input_schema: { type: 'object', properties: { command: { type: 'string' } } } };
+      const req = simple('Without a word, run exactly this command: echo HELD', { tools: [bash] } as Partial<MessagesRequest>);
+      const whole = await collect(req);
+      assertValidSequence(whole);
+      expect(whole[1]).toMatchObject({ type: 'content_block_start', index: 0, content_block: { type: 'tool_use', name: 'Bash' } });
+      expect(toolInput(whole)).toEqual({ command: 'echo HELD', description: 'Print a marker string' });
+      // message_start, ping, the call's start, an empty delta, then the first piece of its input.
+      fake.setMode({ kind: 'reset_mid_stream', afterEvents: 5 }, { times: 1 });
+      const { error, yielded } = await failure(req);
+      expect(error.kind).toBe('transient');
+      expect(yielded).toBe(1);
+    });
+
     test('repairs tool input Z.AI streams as an array', async () => {
       fake.setMode({ kind: 'tool_input_array' });
       const events = await collect(simple('Use the Bash tool to run exactly this command: echo X', { tools: [{ name: 'Bash', input_schema: { type: 'object' } }] }));
