@@ -449,6 +449,8 @@ const READ_THE_FILE = /^read the file:\s*(\S+)/im;
 const DESCRIBE_PICTURE = /describe the (?:picture|image)/i;
 const USE_A_SUBAGENT = /^use a sub-?agent to:\s*([^\n]+)/im;
 const IMAGE_MODEL = /-image$/;
+/** "Without a word, run …": the call opens the answer, no text before it. */
+const NO_PREAMBLE = /\bwithout a word\b/i;
 
 function outputOf(resp: unknown): string {
   if (resp && typeof resp === 'object') {
@@ -507,7 +509,8 @@ function script(request: Record<string, unknown>, replyText: string): Reply {
   if (bash?.name && (COMMAND_AFTER_COLON.test(userText) || ASKS_TO_RUN.test(userText))) {
     // "exactly:" first: a sub-agent's prompt comes with reminders that say "command:" elsewhere.
     const command = (RUN_EXACTLY.exec(userText) ?? COMMAND_AFTER_COLON.exec(userText))?.[1]?.trim() || 'echo hello-from-fake-tool';
-    return { thinking, text: 'I will run a command.', call: { name: bash.name, args: { command, description: 'Print a marker string' } } };
+    const text = NO_PREAMBLE.test(userText) ? null : 'I will run a command.';
+    return { thinking, text, call: { name: bash.name, args: { command, description: 'Print a marker string' } } };
   }
   return { thinking, text: replyText, call: null };
 }

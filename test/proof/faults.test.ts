@@ -526,6 +526,37 @@ describe('Antigravity: faults inside a started stream', () => {
   });
 });
 
+describe('Antigravity: a fault right after a tool call that opens the answer fails over', () => {
+  // Without thinking, Claude often answers with the call alone. The call is held until the answer
+  // says more (its finish), so a cut right after it is one the client never saw: another account answers.
+  for (const mode of [{ kind: 'reset_mid_stream', afterChunks: 2 }, { kind: 'no_finish' }] as FakeGoogleMode[]) {
+    test(`${mode.kind} after the opening call, streaming -> one complete stream with the call, from the second account`, async () => {
+      await googleRig(async (rig) => {
+        google.setMode(mode, { email: EA });
+        const res = await fetch(`${rig.server.url}/v1/messages`, {
+          method: 'POST',
+          headers: AUTH,
+          body: JSON.stringify({
+            model: CLAUDE,
+            max_tokens: 256,
+            stream: true,
+            tools: [{ name: 'Bash', input_schema: { type: 'object', properties: { command: { type: 'string' } } } }],
+            messages: [{ role: 'user', content: 'Without a word, run exactly this command: echo HELD' }],
+          }),
+        });
+        const text = await res.text();
+        const events = [...text.matchAll(/^event: (\w+)$/gm)].map((m) => m[1]!);
+        expect(res.status).toBe(200);
+        expect(events).not.toContain('error');
+        expect(events.filter((e) => e === 'message_start')).toHaveLength(1);
+        expect(events.at(-1)).toBe('message_stop');
+        expect(text).toContain('echo HELD');
+        expect(generationEmails()).toEqual([EA, EB]);
+      });
+    });
+  }
+});
+
 describe('Antigravity: the token endpoint', () => {
   test('down (connection dropped) while one account refreshes: the other serves, nobody is marked invalid', async () => {
     await googleRig(async (rig) => {
