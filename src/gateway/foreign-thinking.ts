@@ -2,7 +2,7 @@
 // carries the first one's thinking blocks. Their signatures mean nothing to the next upstream, and
 // forwarding them leaks one provider's signed reasoning to another (anthropic-claude-code-zai.md
 // §2.5, §3.7, Part 4): a thinking block whose signature the target did not issue is dropped before
-// the call. Redacted thinking is left to the providers (Google drops it; no provider here emits it).
+// the call. Redacted thinking is left to the providers (Google and Z.AI drop it; no provider here emits it).
 import type { MessagesRequest } from '../anthropic/schema.ts';
 import type { Provider } from '../providers/provider.ts';
 

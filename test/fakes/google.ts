@@ -449,6 +449,8 @@ const READ_THE_FILE = /^read the file:\s*(\S+)/im;
 const DESCRIBE_PICTURE = /describe the (?:picture|image)/i;
 const USE_A_SUBAGENT = /^use a sub-?agent to:\s*([^\n]+)/im;
 const IMAGE_MODEL = /-image$/;
+/** "Without a word, run …": the call opens the answer, no text before it. */
+const NO_PREAMBLE = /\bwithout a word\b/i;
 
 function outputOf(resp: unknown): string {
   if (resp && typeof resp === 'object') {
@@ -507,7 +509,8 @@ function script(request: Record<string, unknown>, replyText: string): Reply {
   if (bash?.name && (COMMAND_AFTER_COLON.test(userText) || ASKS_TO_RUN.test(userText))) {
     // "exactly:" first: a sub-agent's prompt comes with reminders that say "command:" elsewhere.
     const command = (RUN_EXACTLY.exec(userText) ?? COMMAND_AFTER_COLON.exec(userText))?.[1]?.trim() || 'echo hello-from-fake-tool';
-    return { thinking, text: 'I will run a command.', call: { name: bash.name, args: { command, description: 'Print a marker string' } } };
+    const text = NO_PREAMBLE.test(userText) ? null : 'I will run a command.';
+    return { thinking, text, call: { name: bash.name, args: { command, description: 'Print a marker string' } } };
   }
   return { thinking, text: replyText, call: null };
 }
@@ -940,6 +943,8 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
       );
     }
     const request = (body.request ?? {}) as Record<string, unknown>;
+    const badId = familyOfModel(model) === 'claude' ? badToolId(request) : null;
+    if (badId) return claudeInvalid(`${badId}: String should match pattern '^[a-zA-Z0-9_-]+$'`);
     if (opts.strictSignatures) {
       const refused = strictRefusal(model, request);
       if (refused) {
@@ -1073,6 +1078,22 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
       );
     }
     return sseResponse(chunks, { kind: 'ok' }, rec, 0);
+  }
+
+  /** Claude checks every tool id of the history against Anthropic's pattern (antigravity.md §7.3). */
+  function badToolId(request: Record<string, unknown>): string | null {
+    const contents = (Array.isArray(request.contents) ? request.contents : []) as Content[];
+    for (let i = 0; i < contents.length; i++) {
+      const parts = contents[i]!.parts ?? [];
+      for (let j = 0; j < parts.length; j++) {
+        const p = parts[j]!;
+        const named = (p.functionCall ?? p.functionResponse) as { id?: unknown } | undefined;
+        if (named && named.id !== undefined && !/^[a-zA-Z0-9_-]+$/.test(String(named.id))) {
+          return `messages.${i}.content.${j}.${p.functionCall ? 'tool_use.id' : 'tool_result.tool_use_id'}`;
+        }
+      }
+    }
+    return null;
   }
 
   function signatureError(): Response {

@@ -198,6 +198,8 @@ const ASKS_TO_RUN = /\b(run|execute)\b/i;
 /** "Run in parallel: a ;; b": one call per command, in one answer. */
 const RUN_IN_PARALLEL = /run in parallel:\s*([^\n]+)/i;
 const TITLE_REQUEST = /<session>[\s\S]*title/i;
+/** "Without a word, run …": the call opens the answer, no text before it (GLM does this with thinking off). */
+const NO_PREAMBLE = /\bwithout a word\b/i;
 
 /** The scripted conversation: Bash when asked to run something, the tool's output after it, text otherwise. */
 function script(body: Record<string, unknown>, rawLength: number, replyText: string, unsignedThinking = false): Reply {
@@ -225,7 +227,7 @@ function script(body: Record<string, unknown>, rawLength: number, replyText: str
     stop = 'tool_use';
   } else if (tools.some((t) => t.name === 'Bash') && (COMMAND_AFTER_COLON.test(userText) || ASKS_TO_RUN.test(userText))) {
     const command = COMMAND_AFTER_COLON.exec(userText)?.[1]?.trim() || 'echo hello-from-fake-tool';
-    blocks.push({ type: 'text', text: 'I will run a command.' });
+    if (!NO_PREAMBLE.test(userText)) blocks.push({ type: 'text', text: 'I will run a command.' });
     blocks.push({ type: 'tool_use', id: `toolu_${hex(24)}`, name: 'Bash', input: { command, description: 'Print a marker string' } });
     stop = 'tool_use';
   } else if (TITLE_REQUEST.test(userText)) {

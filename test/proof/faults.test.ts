@@ -299,6 +299,37 @@ describe('Z.AI: a fault right after message_start, before any content, fails ove
   }
 });
 
+describe('Z.AI: a fault inside a tool call that opens the answer fails over', () => {
+  // With thinking off (sub-agents, side requests) GLM often answers with the call alone. The call is
+  // held back until whole, so a cut inside it is one the client never saw: another key answers.
+  test('a connection reset inside the opening tool call, streaming -> one complete stream with the call, from a second call', async () => {
+    await zaiRig(async (rig) => {
+      // message_start, ping, the call's start, an empty delta, then the first piece of its input.
+      zai.setMode({ kind: 'reset_mid_stream', afterEvents: 5 }, { times: 1 });
+      const res = await fetch(`${rig.server.url}/v1/messages`, {
+        method: 'POST',
+        headers: AUTH,
+        body: JSON.stringify({
+          model: 'glm-4.6',
+          max_tokens: 256,
+          stream: true,
+          tools: [{ name: 'Bash', input_schema: { type: 'object', properties: { command: { type: 'string' } } } }],
+          messages: [{ role: 'user', content: 'Without a word, run exactly this command: echo HELD' }],
+        }),
+      });
+      const text = await res.text();
+      const events = [...text.matchAll(/^event: (\w+)$/gm)].map((m) => m[1]!);
+      expect(res.status).toBe(200);
+      expect(events).not.toContain('error');
+      expect(events.filter((e) => e === 'message_start')).toHaveLength(1);
+      expect(events.at(-1)).toBe('message_stop');
+      expect(text).toContain('"type":"tool_use"');
+      expect(text).toContain('echo HELD');
+      expect(zai.messages().length).toBe(2);
+    });
+  });
+});
+
 describe('Z.AI: when every account fails, the client gets the right Anthropic error', () => {
   test('both keys out of 5-hour quota -> 429 rate_limit_error with retry-after and x-should-retry: false; both limited', async () => {
     await zaiRig(async (rig) => {
@@ -493,6 +524,37 @@ describe('Antigravity: faults inside a started stream', () => {
       expect(google.generations().length).toBe(1);
     });
   });
+});
+
+describe('Antigravity: a fault right after a tool call that opens the answer fails over', () => {
+  // Without thinking, Claude often answers with the call alone. The call is held until the answer
+  // says more (its finish), so a cut right after it is one the client never saw: another account answers.
+  for (const mode of [{ kind: 'reset_mid_stream', afterChunks: 2 }, { kind: 'no_finish' }] as FakeGoogleMode[]) {
+    test(`${mode.kind} after the opening call, streaming -> one complete stream with the call, from the second account`, async () => {
+      await googleRig(async (rig) => {
+        google.setMode(mode, { email: EA });
+        const res = await fetch(`${rig.server.url}/v1/messages`, {
+          method: 'POST',
+          headers: AUTH,
+          body: JSON.stringify({
+            model: CLAUDE,
+            max_tokens: 256,
+            stream: true,
+            tools: [{ name: 'Bash', input_schema: { type: 'object', properties: { command: { type: 'string' } } } }],
+            messages: [{ role: 'user', content: 'Without a word, run exactly this command: echo HELD' }],
+          }),
+        });
+        const text = await res.text();
+        const events = [...text.matchAll(/^event: (\w+)$/gm)].map((m) => m[1]!);
+        expect(res.status).toBe(200);
+        expect(events).not.toContain('error');
+        expect(events.filter((e) => e === 'message_start')).toHaveLength(1);
+        expect(events.at(-1)).toBe('message_stop');
+        expect(text).toContain('echo HELD');
+        expect(generationEmails()).toEqual([EA, EB]);
+      });
+    });
+  }
 });
 
 describe('Antigravity: the token endpoint', () => {

@@ -4,12 +4,14 @@
 import { fromByteString, toByteString } from '../../anthropic/byte-strings.ts';
 import { jsonOnlyInstruction, jsonSchemaOf } from '../../anthropic/structured-output.ts';
 import type { MessagesRequest, Tool } from '../../anthropic/schema.ts';
+import { toObjectInput } from '../../anthropic/tool-input.ts';
 import { familyOf, UpstreamError, type ModelFamily } from '../provider.ts';
 import { trackSize } from '../../diagnostics.ts';
 import { inlineBase64 } from './inline-data.ts';
 import { toGoogleSchema, toGoogleToolSchema } from './schema.ts';
 import { MIN_SIGNATURE_LENGTH, type SignatureStore, type ToolNaming } from './signatures.ts';
 import { planGeneration } from './thinking.ts';
+import { fnv1a, googleToolIds } from './tool-ids.ts';
 
 /** Documented value that makes Gemini skip validating a function call's thought signature (§7.3). */
 export const SKIP_SIGNATURE = 'skip_thought_signature_validator';
@@ -52,6 +54,8 @@ export interface ToGoogleOptions {
 type Block = { type: string; [k: string]: unknown };
 /** A client tool name -> the name declared upstream for it in this request. */
 type ToolNamer = (name: string) => string;
+/** A client tool id -> the id Google gets for it in this request (tool-ids.ts). */
+type ToolIds = (id: string) => string;
 type Part = Record<string, unknown>;
 interface Turn {
   role: 'user' | 'assistant';
@@ -226,16 +230,6 @@ function suffixedName(base: string, original: string, taken: Set<string>): strin
     const name = base.slice(0, 64 - suffix.length) + suffix;
     if (!taken.has(name)) return name;
   }
-}
-
-/** 32-bit FNV-1a: a short, stable hash of a name (not for security). */
-function fnv1a(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
 }
 
 /** §7.11. Claude behind Google wants VALIDATED whenever tools are on; forcing a tool conflicts with thinking. */
@@ -432,6 +426,7 @@ function toContents(
   toolName: ToolNamer,
 ): Array<{ role: string; parts: Part[] }> {
   const contents: Array<{ role: string; parts: Part[] }> = [];
+  const toolId = googleToolIds(toolIdsOf(turns));
   let prevCalls: Block[] | null = null; // the assistant turn the next user turn answers
   const add = (role: string, parts: Part[]): void => {
     const last = contents[contents.length - 1];
@@ -440,10 +435,10 @@ function toContents(
   };
   for (const t of turns) {
     if (t.role === 'assistant') {
-      add('model', modelParts(t.blocks, family, signatures, splitClaude, toolName));
+      add('model', modelParts(t.blocks, family, signatures, splitClaude, toolName, toolId));
       prevCalls = t.blocks;
     } else {
-      add('user', userParts(t.blocks, prevCalls, family, signatures, toolName));
+      add('user', userParts(t.blocks, prevCalls, family, signatures, toolName, toolId));
       prevCalls = null;
     }
   }
@@ -456,7 +451,14 @@ function toContents(
  * Thinking first, then text and media, then calls (§7 step 5). One output array, filled in three
  * passes over the (few) blocks, instead of three arrays joined by a spread.
  */
-function modelParts(blocks: Block[], family: ModelFamily, signatures: SignatureStore, splitClaude: boolean, toolName: ToolNamer): Part[] {
+function modelParts(
+  blocks: Block[],
+  family: ModelFamily,
+  signatures: SignatureStore,
+  splitClaude: boolean,
+  toolName: ToolNamer,
+  toolId: ToolIds,
+): Part[] {
   const out: Part[] = [];
   // Split replay moves one signature to the next visible part; with several thinking blocks it would lose some.
   const split = family === 'gemini' || (splitClaude && signedThoughts(blocks) === 1);
@@ -493,7 +495,7 @@ function modelParts(blocks: Block[], family: ModelFamily, signatures: SignatureS
     if (b.type !== 'tool_use') continue;
     const id = String(b.id);
     const name = toolName(String(b.name));
-    const part: Part = { functionCall: withId({ name, args: toArgs(b.input) }, id, family, signatures) };
+    const part: Part = { functionCall: withId({ name, args: toObjectInput(b.input) }, id, toolId, family, signatures) };
     if (family === 'gemini') {
       // Gemini checks the calls of the current turn; only the first of a parallel batch is signed.
       const sig = geminiSignature(b, signatures);
@@ -526,7 +528,14 @@ function signedThoughts(blocks: Block[]): number {
  * functionResponses first, in the order of the calls they answer, then their images, then the
  * rest. `calls` is the assistant turn being answered (null when the previous turn was not one).
  */
-function userParts(blocks: Block[], calls: Block[] | null, family: ModelFamily, signatures: SignatureStore, toolName: ToolNamer): Part[] {
+function userParts(
+  blocks: Block[],
+  calls: Block[] | null,
+  family: ModelFamily,
+  signatures: SignatureStore,
+  toolName: ToolNamer,
+  toolId: ToolIds,
+): Part[] {
   const out: Part[] = []; // the functionResponses, kept sorted by the order of their calls
   const orders: number[] = [];
   let media: Part[] | null = null;
@@ -563,7 +572,7 @@ function userParts(blocks: Block[], calls: Block[] | null, family: ModelFamily, 
     let at = orders.length;
     while (at > 0 && orders[at - 1]! > order) at--;
     orders.splice(at, 0, order);
-    out.splice(at, 0, { functionResponse: withId({ name }, id, family, signatures, response) });
+    out.splice(at, 0, { functionResponse: withId({ name }, id, toolId, family, signatures, response) });
     if (images && images.length > 0) (media ??= []).push(...images);
   }
   if (media) for (const p of media) out.push(p);
@@ -572,14 +581,26 @@ function userParts(blocks: Block[], calls: Block[] | null, family: ModelFamily, 
 }
 
 /**
- * Ids are echoed as the upstream gave them. A call Gemini made without an id goes back without
- * one (matched by name and order, as Gemini does); Claude always needs the id it is known by.
- * `fields` is always a fresh object, so it is completed in place.
+ * Ids are echoed as the upstream gave them, or as `toolId` rewrites one Claude would refuse. A call
+ * Gemini made without an id goes back without one (matched by name and order, as Gemini does);
+ * Claude always needs the id it is known by. `fields` is always a fresh object, completed in place.
  */
-function withId(fields: Part, id: string, family: ModelFamily, signatures: SignatureStore, response?: unknown): Part {
+function withId(fields: Part, id: string, toolId: ToolIds, family: ModelFamily, signatures: SignatureStore, response?: unknown): Part {
   if (response !== undefined) fields.response = response;
-  if (family === 'claude' || !signatures.toolCall(id)?.minted) fields.id = id;
+  if (family === 'claude' || !signatures.toolCall(id)?.minted) fields.id = toolId(id);
   return fields;
+}
+
+/** Every tool id of the history, calls and results alike (one mapping must serve both). */
+function toolIdsOf(turns: Turn[]): string[] {
+  const ids: string[] = [];
+  for (const t of turns) {
+    for (const b of t.blocks) {
+      if (b.type === 'tool_use') ids.push(String(b.id));
+      else if (b.type === 'tool_result') ids.push(String(b.tool_use_id));
+    }
+  }
+  return ids;
 }
 
 /** What a result that is only files says: the model should not take a PDF for a picture. */
@@ -677,20 +698,6 @@ function contentPart(b: Block): Part | null {
     default:
       return null;
   }
-}
-
-/** Function args must be an object; history sometimes carries arrays or JSON strings. */
-function toArgs(input: unknown): Record<string, unknown> {
-  if (typeof input === 'object' && input !== null && !Array.isArray(input)) return input as Record<string, unknown>;
-  if (typeof input === 'string') {
-    try {
-      const parsed: unknown = JSON.parse(input);
-      if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) return parsed as Record<string, unknown>;
-    } catch {
-      // not JSON: fall through
-    }
-  }
-  return Array.isArray(input) ? { value: input } : {};
 }
 
 const NON_BLANK = /\S/;

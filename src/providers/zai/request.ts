@@ -5,7 +5,11 @@ import { toByteString } from '../../anthropic/byte-strings.ts';
 import { budgetForEffort, effortOf } from '../../anthropic/effort.ts';
 import type { MessagesRequest, MessageParam } from '../../anthropic/schema.ts';
 import { jsonOnlyInstruction, jsonSchemaOf } from '../../anthropic/structured-output.ts';
+import { toObjectInput } from '../../anthropic/tool-input.ts';
 import type { SendContext } from '../provider.ts';
+
+// Z.AI crashes (500) on history whose tool_use.input is not an object.
+export { toObjectInput };
 
 type Block = { type: string; [k: string]: unknown };
 type Msg = { role: string; content: string | Block[]; [k: string]: unknown };
@@ -26,23 +30,6 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** Any tool input -> an object: Z.AI crashes (500) on history whose tool_use.input is not one. */
-export function toObjectInput(input: unknown): Record<string, unknown> {
-  if (isPlainObject(input)) return input;
-  if (input === undefined || input === null || input === '') return {};
-  if (typeof input === 'string') {
-    try {
-      return toObjectInput(JSON.parse(input));
-    } catch {
-      return { value: input };
-    }
-  }
-  // glm-5.1 has been seen wrapping the arguments object in an array.
-  if (Array.isArray(input) && input.length === 1 && isPlainObject(input[0])) return input[0];
-  if (Array.isArray(input) && input.length === 0) return {};
-  return { value: input };
-}
-
 function reminder(content: string | Block[]): Block | null {
   const text = typeof content === 'string' ? content : content.map((b) => (b.type === 'text' ? String(b.text ?? '') : '')).join('\n');
   if (!text.trim()) return null;
@@ -59,7 +46,7 @@ export type OwnUnsignedThinking = (thinking: string) => boolean;
 
 /**
  * Keeps what Z.AI can take: no empty text, object tool input, no thinking without a signature but
- * Z.AI's own, and no picture in an assistant turn.
+ * Z.AI's own, no redacted thinking, and no picture in an assistant turn.
  */
 function cleanBlocks(blocks: Block[], role: string, ownUnsigned?: OwnUnsignedThinking): Block[] {
   const out: Block[] = [];
@@ -83,6 +70,11 @@ function cleanBlocks(blocks: Block[], role: string, ownUnsigned?: OwnUnsignedThi
         const { content: _empty, ...rest } = b;
         out.push(rest as Block);
       }
+    } else if (b.type === 'redacted_thinking') {
+      // Only Anthropic issues these (Z.AI streams its reasoning as thinking blocks): the data is
+      // encrypted for Anthropic's keys, means nothing to GLM, and is another provider's reasoning to
+      // keep from it (protocol §2.5, §3.7). An endpoint built on Anthropic's schema may also refuse it.
+      continue;
     } else if (b.type === 'thinking') {
       // Without a signature (Claude Code echoes "" when none came) it is kept only if Z.AI streamed
       // it: Z.AI may not sign its thinking (protocol Part 3) and does not check signatures, so GLM

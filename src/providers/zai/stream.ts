@@ -20,7 +20,7 @@ import {
   type Usage,
 } from '../../anthropic/events.ts';
 import { UpstreamError } from '../provider.ts';
-import { toObjectInput } from './request.ts';
+import { toObjectInput } from '../../anthropic/tool-input.ts';
 
 type Raw = Record<string, unknown>;
 
@@ -107,8 +107,21 @@ export interface StreamRepairOptions {
   singleToolCall?: boolean;
 }
 
+/**
+ * A tool call that opens the answer is held back until it is whole (or this much input has come):
+ * the gateway hands nothing on before the first content, so a failure inside the call (GLM's cut
+ * streams, a reset) is one the client never saw and moves to another account, instead of an
+ * `error` event that is fatal to Claude Code (§1.6). Bounded, because the client gets no byte while
+ * it waits (180 s of silence and Claude Code gives up): common calls (Bash, Read, Grep) are far below it.
+ */
+export const HELD_TOOL_INPUT_MAX = 8 * 1024;
+
 export function createStreamRepair(clientModel: string, opts: StreamRepairOptions = {}): StreamRepair {
   let started = false;
+  // An opening tool call is held back (see HELD_TOOL_INPUT_MAX): 'maybe' until the first block starts.
+  let hold: 'maybe' | 'holding' | 'done' = 'maybe';
+  let held: AnthropicEvent[] = [];
+  let heldInput = 0;
   let done = false;
   let deltaSent = false;
   let next = 0;
@@ -228,6 +241,35 @@ export function createStreamRepair(clientModel: string, opts: StreamRepairOption
     return md;
   }
 
+  /** Holds an opening tool call's events until its block stops or its input outgrows the bound. */
+  function holdOpeningCall(batch: AnthropicEvent[]): AnthropicEvent[] {
+    let out: AnthropicEvent[] = [];
+    let fresh = batch;
+    if (hold === 'maybe') {
+      out = batch;
+      const at = out.findIndex((e) => e.type === 'content_block_start');
+      if (at < 0) return out;
+      const first = out[at] as Extract<AnthropicEvent, { type: 'content_block_start' }>;
+      if (first.content_block.type !== 'tool_use') {
+        hold = 'done';
+        return out;
+      }
+      hold = 'holding';
+      fresh = out.splice(at);
+    }
+    let whole = false;
+    for (const e of fresh) {
+      held.push(e);
+      if (e.type === 'content_block_stop') whole = true;
+      else if (e.type === 'content_block_delta' && e.delta.type === 'input_json_delta') heldInput += String(e.delta.partial_json).length;
+    }
+    if (!whole && heldInput <= HELD_TOOL_INPUT_MAX) return out;
+    hold = 'done';
+    out.push(...held);
+    held = [];
+    return out;
+  }
+
   return {
     get started() {
       return started;
@@ -236,58 +278,68 @@ export function createStreamRepair(clientModel: string, opts: StreamRepairOption
       return done;
     },
     accept(ev: Raw): AnthropicEvent[] {
-      const out: AnthropicEvent[] = [];
-      if (done) return out;
-      const type = ev.type;
-      if (type === 'ping') return out; // the server keeps the client alive itself
-      if (type === 'message_start') {
-        if (started) throw broken('second message_start');
-        started = true;
-        const m = isObj(ev.message) ? ev.message : {};
-        const id = typeof m.id === 'string' && m.id ? m.id : newMessageId();
-        const start = messageStart(clientModel, usageOf(m.usage), id);
-        start.message = { ...m, ...start.message } as Message;
-        out.push(start);
-        return out;
-      }
-      if (!started) throw broken(`${String(type)} before message_start`);
-      switch (type) {
-        case 'content_block_start':
-          startBlock(ev, out);
-          break;
-        case 'content_block_delta':
-          delta(ev, out);
-          break;
-        case 'content_block_stop':
-          if (open && num(ev.index) === open.upstreamIndex) close(out);
-          break;
-        case 'message_delta':
-          close(out);
-          out.push(finalDelta(ev));
-          deltaSent = true;
-          break;
-        case 'message_stop':
-          close(out);
-          if (!deltaSent) out.push(finalDelta(null));
-          out.push(MESSAGE_STOP);
-          done = true;
-          break;
-        default:
-          break; // unknown upstream events are not ours to forward
-      }
-      return out;
+      const out = acceptEvent(ev);
+      return hold === 'done' ? out : holdOpeningCall(out);
     },
     finish(): AnthropicEvent[] {
-      if (done) return [];
-      if (!started) throw new UpstreamError('transient', 'Z.AI returned an empty response');
-      if (!deltaSent) throw new UpstreamError('transient', 'upstream stream ended early');
-      const out: AnthropicEvent[] = [];
-      close(out);
-      out.push(MESSAGE_STOP);
-      done = true;
-      return out;
+      const out = finishStream();
+      return hold === 'done' ? out : holdOpeningCall(out);
     },
   };
+
+  function acceptEvent(ev: Raw): AnthropicEvent[] {
+    const out: AnthropicEvent[] = [];
+    if (done) return out;
+    const type = ev.type;
+    if (type === 'ping') return out; // the server keeps the client alive itself
+    if (type === 'message_start') {
+      if (started) throw broken('second message_start');
+      started = true;
+      const m = isObj(ev.message) ? ev.message : {};
+      const id = typeof m.id === 'string' && m.id ? m.id : newMessageId();
+      const start = messageStart(clientModel, usageOf(m.usage), id);
+      start.message = { ...m, ...start.message } as Message;
+      out.push(start);
+      return out;
+    }
+    if (!started) throw broken(`${String(type)} before message_start`);
+    switch (type) {
+      case 'content_block_start':
+        startBlock(ev, out);
+        break;
+      case 'content_block_delta':
+        delta(ev, out);
+        break;
+      case 'content_block_stop':
+        if (open && num(ev.index) === open.upstreamIndex) close(out);
+        break;
+      case 'message_delta':
+        close(out);
+        out.push(finalDelta(ev));
+        deltaSent = true;
+        break;
+      case 'message_stop':
+        close(out);
+        if (!deltaSent) out.push(finalDelta(null));
+        out.push(MESSAGE_STOP);
+        done = true;
+        break;
+      default:
+        break; // unknown upstream events are not ours to forward
+    }
+    return out;
+  }
+
+  function finishStream(): AnthropicEvent[] {
+    if (done) return [];
+    if (!started) throw new UpstreamError('transient', 'Z.AI returned an empty response');
+    if (!deltaSent) throw new UpstreamError('transient', 'upstream stream ended early');
+    const out: AnthropicEvent[] = [];
+    close(out);
+    out.push(MESSAGE_STOP);
+    done = true;
+    return out;
+  }
 }
 
 /** A complete Message (Z.AI ignoring stream:true) -> the events that would have carried it. */

@@ -159,3 +159,28 @@ describe('the signatures the provider says it issued (the gateway keeps them fro
     expect(provider.issuedThinking?.(claude)).toBe(true);
   });
 });
+
+describe('redacted_thinking from Anthropic in the history', () => {
+  // Cloud Code has no part for Anthropic's encrypted reasoning and cannot check it: the block is
+  // dropped, and a tool loop that leaned on it is closed so Claude's thinking rule still holds.
+  const redacted = { type: 'redacted_thinking', data: ['FAKE', 'redacted', 'y'.repeat(60)].join('-') };
+  const history = (): MessagesRequest['messages'] =>
+    [
+      { role: 'user', content: 'Run echo hi' },
+      { role: 'assistant', content: [redacted, { type: 'tool_use', id: 'toolu_01RED', name: 'Bash', input: { command: 'echo hi' } }] },
+      result('toolu_01RED', 'hi'),
+    ] as MessagesRequest['messages'];
+
+  test.each([
+    ['claude-opus-4-6-thinking', 'adaptive'],
+    ['claude-opus-4-6-thinking', 'disabled'],
+    ['gemini-3-flash', 'adaptive'],
+    ['gemini-3-flash', 'disabled'],
+  ] as const)('%s, thinking %s: the strict fake accepts the turn, and the encrypted data is not sent', async (model, thinking) => {
+    provider = newProvider();
+    const { sent, content } = await turn(model, history(), thinking);
+    expect(JSON.stringify(sent)).not.toContain('redacted');
+    expect(violations(model, sent)).toEqual([]);
+    expect(content.length).toBeGreaterThan(0);
+  });
+});

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, test } from 'bun:test';
 import type { AnthropicEvent } from '../../../src/anthropic/events.ts';
 import { configureLog, log } from '../../../src/log.ts';
-import { fromGoogleStream, type FromGoogleOptions } from '../../../src/providers/antigravity/from-google.ts';
+import { createGoogleTranslator, fromGoogleStream, type FromGoogleOptions } from '../../../src/providers/antigravity/from-google.ts';
 import { createSignatureStore, type SignatureStore } from '../../../src/providers/antigravity/signatures.ts';
 import { UpstreamError, type ModelFamily } from '../../../src/providers/provider.ts';
 import sigs from '../../fixtures/antigravity/signatures.json';
@@ -440,5 +440,54 @@ describe('blocked and content-less answers end as a message, not a retried error
   test('a blockReason of BLOCK_REASON_UNSPECIFIED blocks nothing: still EMPTY_RESPONSE', async () => {
     const run = translate([{ promptFeedback: { blockReason: 'BLOCK_REASON_UNSPECIFIED' } }], options('gemini'));
     await expect(run).rejects.toMatchObject({ code: 'EMPTY_RESPONSE' });
+  });
+});
+
+describe('an answer that opens with a tool call', () => {
+  // The gateway hands nothing on before the first content: a call held until the answer says more
+  // turns a stream cut right after it into a failure the client never saw (it fails over), instead
+  // of an error event after content, which Claude Code takes as fatal (§1.6).
+  const call = (id: string, finish?: string) => ({
+    response: { candidates: [{ content: { role: 'model', parts: [{ functionCall: { name: 'Bash', args: { command: 'ls' }, id } }] }, ...(finish ? { finishReason: finish } : {}) }] },
+  });
+  const finish = { response: { candidates: [{ content: { role: 'model', parts: [{ text: '' }] }, finishReason: 'STOP' }], usageMetadata: { promptTokenCount: 5, candidatesTokenCount: 3 } } };
+  const opening = { response: { candidates: [{ content: { role: 'model', parts: [{ text: '' }] } }] } };
+
+  test('is held until the finish, then comes out whole', () => {
+    const tr = createGoogleTranslator(options('claude'));
+    expect(tr.feed(opening)).toEqual([]);
+    expect(types(tr.feed(call('toolu_vrtx_A')))).toEqual(['message_start']);
+    const rest = [...tr.feed(finish), ...tr.end()];
+    expect(types(rest)).toEqual(['content_block_start', 'delta:input_json_delta', 'content_block_stop', 'message_delta', 'message_stop']);
+  });
+
+  test('a stream cut after the call fails with nothing of the call out', () => {
+    const tr = createGoogleTranslator(options('claude'));
+    const out = [...tr.feed(opening), ...tr.feed(call('toolu_vrtx_A'))];
+    expect(types(out)).toEqual(['message_start']);
+    expect(() => tr.end()).toThrow(expect.objectContaining({ code: 'TRUNCATED_STREAM' }));
+  });
+
+  test('a call in the same chunk as the finish comes out at once', () => {
+    const tr = createGoogleTranslator(options('gemini'));
+    expect(types(tr.feed(call('call_1', 'STOP')))).toEqual(['message_start', 'content_block_start', 'delta:input_json_delta']);
+  });
+
+  test('parallel calls: the first is let go when the second arrives, which streams as usual', () => {
+    const tr = createGoogleTranslator(options('claude'));
+    expect(types(tr.feed(call('toolu_vrtx_A')))).toEqual(['message_start']);
+    expect(types(tr.feed(call('toolu_vrtx_B')))).toEqual([
+      'content_block_start',
+      'delta:input_json_delta',
+      'content_block_stop',
+      'content_block_start',
+      'delta:input_json_delta',
+    ]);
+  });
+
+  test('an answer that opens with text is not held', () => {
+    const tr = createGoogleTranslator(options('claude'));
+    const text = { response: { candidates: [{ content: { role: 'model', parts: [{ text: 'I will run it.' }] } }] } };
+    expect(types(tr.feed(text))).toEqual(['message_start', 'content_block_start', 'delta:text_delta']);
   });
 });

@@ -173,6 +173,26 @@ describe('happy paths', () => {
     expect(second.content.map((b) => (b.type === 'text' ? b.text : '')).join('')).toContain('FINAL_ANSWER: tool said SDK-OK');
   });
 
+  // A conversation that called its tools on Z.AI (or any client with its own ids) moves to Claude on
+  // Google, which refuses a tool id outside Anthropic's pattern (the fake does too).
+  test('Claude: a tool loop whose ids came from elsewhere is accepted, and the answer closes it', async () => {
+    const id = 'call_9b2.e41:GLM';
+    const second = await viaSdk('claude-sonnet-4-6', {
+      ...toolTurn,
+      thinking: undefined,
+      messages: [
+        ...toolTurn.messages,
+        { role: 'assistant', content: [{ type: 'tool_use', id, name: 'Bash', input: { command: 'echo SDK-OK' } }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: id, content: 'SDK-OK' }] },
+      ],
+    });
+    expect(second.content.map((b) => (b.type === 'text' ? b.text : '')).join('')).toContain('FINAL_ANSWER: tool said SDK-OK');
+    const sent = fake.generations().at(-1)!.body as { request: { contents: Array<{ parts: Array<Record<string, { id?: string }>> }> } };
+    const call = sent.request.contents[1]!.parts[0]!.functionCall!;
+    expect(call.id).toMatch(/^[a-zA-Z0-9_-]+$/);
+    expect(sent.request.contents[2]!.parts[0]!.functionResponse!.id).toBe(call.id!);
+  });
+
   test('a missing project is discovered once and persisted on the account', async () => {
     fake.setAccount('noproj@example.com', { projectId: null, onboardPolls: 1, onboardProject: 'cogent-snow-4mnnp' });
     const a = account('noproj@example.com', {});

@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'bun:test';
+import { toByteString } from '../../../src/anthropic/byte-strings.ts';
 import type { MessagesRequest } from '../../../src/anthropic/schema.ts';
 import { UpstreamError, type ModelFamily } from '../../../src/providers/provider.ts';
 import { createSignatureStore, type SignatureStore } from '../../../src/providers/antigravity/signatures.ts';
@@ -11,6 +12,7 @@ import {
   toGoogleRequest,
 } from '../../../src/providers/antigravity/to-google.ts';
 import tools from '../../fixtures/antigravity/claude-code-tools.json';
+import { accumulate, translate as translateStream } from './stream-helpers.ts';
 
 type Json = Record<string, any>;
 
@@ -900,5 +902,143 @@ describe('Claude thinking replay shape', () => {
       { text: 'b', thought: true, thoughtSignature: sig2 },
       { text: 'x' },
     ]);
+  });
+});
+
+describe('tool_use input that is not an object (toObjectInput)', () => {
+  // History can hold inputs of any JSON shape (glm-5.1 wraps its arguments in an array, clients keep
+  // JSON strings); Google takes only an object as functionCall.args, and what the input held must
+  // still be there for the model to read.
+  const table: Array<[string, unknown, Record<string, unknown>]> = [
+    ['an object', { command: 'ls' }, { command: 'ls' }],
+    ['a one-object array (glm-5.1)', [{ command: 'ls' }], { command: 'ls' }],
+    ['an array of values', [1, 2], { value: [1, 2] }],
+    ['an array of two objects', [{ a: 1 }, { b: 2 }], { value: [{ a: 1 }, { b: 2 }] }],
+    ['an empty array', [], {}],
+    ['a JSON object string', '{"command":"ls"}', { command: 'ls' }],
+    ['a JSON one-object-array string', '[{"a":3}]', { a: 3 }],
+    ['a plain string', 'ls -la', { value: 'ls -la' }],
+    ['an empty string', '', {}],
+    ['a number', 42, { value: 42 }],
+    ['zero', 0, { value: 0 }],
+    ['a boolean', false, { value: false }],
+    ['null', null, {}],
+  ];
+  const conversation = (input: unknown): Json => ({
+    messages: [
+      { role: 'user', content: 'go' },
+      { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_vrtx_A', name: 'Bash', input }] },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_vrtx_A', content: 'ok' }] },
+    ],
+    thinking: { type: 'disabled' },
+  });
+
+  test.each(table)('%s reaches Google as a valid args object keeping its content', (_n, input, args) => {
+    for (const model of ['claude-sonnet-4-6', 'gemini-3-flash']) {
+      const r = conversation(structuredClone(input));
+      const before = JSON.stringify(r);
+      const call = translate(r, model).request.contents[1].parts[0].functionCall;
+      expect(call.args).toEqual(args);
+      expect(typeof call.args === 'object' && call.args !== null && !Array.isArray(call.args)).toBe(true);
+      // The client's request is not rewritten on the way.
+      expect(JSON.stringify(r)).toBe(before);
+    }
+  });
+
+  test.each(table)('%s: the args Google echoes in a call come back to the client unchanged', async (_n, input) => {
+    const store = createSignatureStore();
+    const args = translate(conversation(input), 'claude-sonnet-4-6', store).request.contents[1].parts[0].functionCall.args;
+    const chunk = { response: { candidates: [{ content: { role: 'model', parts: [{ functionCall: { name: 'Bash', args, id: 'toolu_vrtx_B' } }] }, finishReason: 'STOP' }] } };
+    const msg = await accumulate(await translateStream([chunk], { clientModel: 'claude-sonnet-4-5', family: 'claude', sessionKey: 'sess-1', signatures: store }));
+    const echoed = msg.content.find((b) => b.type === 'tool_use') as Json;
+    expect(echoed.input).toEqual(args);
+    // Sent back as history, it is the same args again.
+    const again = translate(
+      { messages: [{ role: 'user', content: 'go' }, { role: 'assistant', content: [echoed] }, { role: 'user', content: [{ type: 'tool_result', tool_use_id: echoed.id, content: 'ok' }] }], thinking: { type: 'disabled' } },
+      'claude-sonnet-4-6',
+      store,
+    );
+    expect(again.request.contents[1].parts[0].functionCall.args).toEqual(args);
+  });
+});
+
+describe('tool ids Claude would refuse (^[a-zA-Z0-9_-]+$)', () => {
+  const FINE = /^[a-zA-Z0-9_-]+$/;
+  // Ids made elsewhere: a GLM-style call id with a dot, one with a colon and slash, one beyond ASCII
+  // (as the request's byte string), an empty one, and two that differ only in characters Claude refuses.
+  const ids = ['call_9b2.e41', 'functions.Bash:0/1', toByteString('outil-é'), '', 'a.b', 'a:b'];
+  const conversation = (): Json => ({
+    tools: [{ name: 'Bash', input_schema: { type: 'object', properties: { command: { type: 'string' } } } }],
+    messages: [
+      { role: 'user', content: 'go' },
+      // A fine id equal to what a naive rewrite of 'a.b' would give must not be taken over.
+      { role: 'assistant', content: [...ids, 'a_b'].map((id, i) => ({ type: 'tool_use', id, name: 'Bash', input: { command: `echo ${i}` } })) },
+      // Results in another order than the calls, as Claude Code sends them.
+      { role: 'user', content: [...ids, 'a_b'].reverse().map((id) => ({ type: 'tool_result', tool_use_id: id, content: `out ${id}` })) },
+    ],
+    thinking: { type: 'disabled' },
+  });
+
+  test.each(['claude-sonnet-4-6', 'gemini-3-flash'])('%s: calls and results get the same fitting ids, all distinct, fine ones unchanged', (model) => {
+    const c = translate(conversation(), model).request.contents;
+    const calls = c[1].parts.map((p: Json) => p.functionCall);
+    const results = c[2].parts.map((p: Json) => p.functionResponse);
+    expect(calls).toHaveLength(7);
+    expect(results.map((r: Json) => r.id)).toEqual(calls.map((f: Json) => f.id));
+    for (const f of calls) expect(f.id).toMatch(FINE);
+    expect(new Set(calls.map((f: Json) => f.id)).size).toBe(7);
+    expect(calls[6].id).toBe('a_b');
+    // Readable: the id keeps its fitting characters.
+    expect(calls[0].id).toStartWith('call_9b2_e41_');
+    expect(calls[2].id).toStartWith('outil-__');
+  });
+
+  test('the same history gets the same ids on every turn (Google keys its prompt cache on the contents)', () => {
+    const a = translate(conversation(), 'claude-sonnet-4-6').request.contents;
+    const b = translate(conversation(), 'claude-sonnet-4-6').request.contents;
+    expect(b).toEqual(a);
+  });
+
+  test('an id that fits is sent as it is', () => {
+    const c = translate(
+      {
+        messages: [
+          { role: 'user', content: 'go' },
+          { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_vrtx_01AbC-d_9', name: 'Bash', input: {} }] },
+          { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_vrtx_01AbC-d_9', content: 'ok' }] },
+        ],
+        thinking: { type: 'disabled' },
+      },
+      'claude-sonnet-4-6',
+    ).request.contents;
+    expect(c[1].parts[0].functionCall.id).toBe('toolu_vrtx_01AbC-d_9');
+    expect(c[2].parts[0].functionResponse.id).toBe('toolu_vrtx_01AbC-d_9');
+  });
+
+  test("an id Google gives that the client could not send back becomes one it can, and the next turn replays the call with its signature", async () => {
+    const store = createSignatureStore();
+    const chunk = {
+      response: {
+        candidates: [{ content: { role: 'model', parts: [{ functionCall: { name: 'Bash', args: { command: 'ls' }, id: 'call.7:x' }, thoughtSignature: GEMINI_SIG }] }, finishReason: 'STOP' }],
+      },
+    };
+    store.rememberThinking(GEMINI_SIG, 'gemini');
+    const msg = await accumulate(await translateStream([chunk], { clientModel: 'gemini-3-flash', family: 'gemini', sessionKey: 'sess-1', signatures: store }));
+    const call = msg.content.find((b) => b.type === 'tool_use') as Json;
+    expect(call.id).toMatch(FINE);
+    const c = translate(
+      {
+        messages: [
+          { role: 'user', content: 'go' },
+          { role: 'assistant', content: [call] },
+          { role: 'user', content: [{ type: 'tool_result', tool_use_id: call.id, content: 'a.txt' }] },
+        ],
+        thinking: { type: 'disabled' },
+      },
+      'gemini-3-flash',
+      store,
+    ).request.contents;
+    expect(c[1].parts[0]).toEqual({ functionCall: { name: 'Bash', args: { command: 'ls' }, id: call.id }, thoughtSignature: GEMINI_SIG });
+    expect(c[2].parts[0].functionResponse.id).toBe(call.id);
   });
 });

@@ -173,6 +173,47 @@ describe(`${httpClient} client`, () => {
       expect(textOf(events)).toBe('FINAL_ANSWER: tool said ZAI-FIXTURE-1');
     });
 
+    // A conversation begun on Anthropic carries redacted_thinking: Anthropic-encrypted reasoning
+    // Z.AI never issues and cannot read. It must not reach Z.AI, and its turn must still pair up.
+    test('redacted_thinking from another provider never reaches Z.AI; the tool loop around it still completes', async () => {
+      const redacted = { type: 'redacted_thinking', data: ['FAKE', 'redacted', 'x'.repeat(60)].join('-') };
+      const bash = { name: 'Bash', input_schema: { type: 'object', properties: { command: { type: 'string' } } } };
+      const req = simple('', {
+        tools: [bash],
+        messages: [
+          { role: 'user', content: 'Run echo hi' },
+          { role: 'assistant', content: [redacted, { type: 'text', text: 'Running it.' }, { type: 'tool_use', id: 'toolu_01RED', name: 'Bash', input: { command: 'echo hi' } }] },
+          { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_01RED', content: 'hi' }] },
+          { role: 'assistant', content: [redacted] },
+          { role: 'user', content: 'Go on' },
+        ],
+      } as Partial<MessagesRequest>);
+      const events = await collect(req);
+      assertValidSequence(events);
+      expect(textOf(events)).toBe('FINAL_ANSWER: tool said hi');
+      const sent = fake.messages().at(-1)!.body as { messages: Array<{ role: string; content: unknown }> };
+      expect(JSON.stringify(sent)).not.toContain('redacted');
+      // The turn that only held redacted thinking is gone; its neighbours merge, alternation holds.
+      expect(sent.messages.map((m) => m.role)).toEqual(['user', 'assistant', 'user']);
+      expect(sent.messages[1]!.content).toEqual([{ type: 'text', text: 'Running it.' }, { type: 'tool_use', id: 'toolu_01RED', name: 'Bash', input: { command: 'echo hi' } }]);
+    });
+
+    // Claude Code takes an `error` event after content as fatal (§1.6); a call that opens the answer is
+    // held back whole, so a cut inside it leaves only message_start out, which the gateway holds too.
+    test('a stream cut inside a tool call that opens the answer fails before anything but message_start', async () => {
+      const bash = { name: 'Bash', input_schema: { type: 'object', properties: { command: { type: 'string' } } } };
+      const req = simple('Without a word, run exactly this command: echo HELD', { tools: [bash] } as Partial<MessagesRequest>);
+      const whole = await collect(req);
+      assertValidSequence(whole);
+      expect(whole[1]).toMatchObject({ type: 'content_block_start', index: 0, content_block: { type: 'tool_use', name: 'Bash' } });
+      expect(toolInput(whole)).toEqual({ command: 'echo HELD', description: 'Print a marker string' });
+      // message_start, ping, the call's start, an empty delta, then the first piece of its input.
+      fake.setMode({ kind: 'reset_mid_stream', afterEvents: 5 }, { times: 1 });
+      const { error, yielded } = await failure(req);
+      expect(error.kind).toBe('transient');
+      expect(yielded).toBe(1);
+    });
+
     test('repairs tool input Z.AI streams as an array', async () => {
       fake.setMode({ kind: 'tool_input_array' });
       const events = await collect(simple('Use the Bash tool to run exactly this command: echo X', { tools: [{ name: 'Bash', input_schema: { type: 'object' } }] }));

@@ -1,0 +1,62 @@
+// Tool call ids between Anthropic and Google. Claude behind Cloud Code checks them against
+// Anthropic's pattern ^[a-zA-Z0-9_-]+$ and refuses the whole turn otherwise; ids made elsewhere (a GLM
+// id, a client's own, Gemini's) may hold other characters. Such an id is rewritten the same way for a
+// call and its result, and an id Google gives the client is one the client can send back anywhere.
+import { fromByteString } from '../../anthropic/byte-strings.ts';
+
+const ID_FINE = /^[A-Za-z0-9_-]+$/;
+const ID_BAD_CHARS = /[^A-Za-z0-9_-]/g;
+
+/** 32-bit FNV-1a: a short, stable hash of a name or id (not for security). */
+export function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+export function isFineToolId(id: string): boolean {
+  return ID_FINE.test(id);
+}
+
+/**
+ * The id with every other character made "_" and a hash of the whole id appended, so that ids which
+ * differ only in such characters (`call.1`, `call:1`) stay apart. `salt` picks another hash.
+ */
+export function sanitizedToolId(id: string, salt = 0): string {
+  const text = fromByteString(id);
+  const base = text.replace(ID_BAD_CHARS, '_') || 'toolu';
+  return `${base}_${fnv1a(salt === 0 ? text : `${text}#${salt}`).toString(36)}`;
+}
+
+/** An id from Google as the client gets it: unchanged when it fits the pattern. */
+export function clientToolId(id: string): string {
+  return ID_FINE.test(id) ? id : sanitizedToolId(id);
+}
+
+/**
+ * Client id -> the id Google gets, for one request whose ids are `ids` (calls and results). Ids that
+ * fit are kept; the others are sanitized to ids no other id of the request has. Deterministic for a
+ * given set of ids, so a conversation's history goes up the same way each turn (prompt cache).
+ */
+export function googleToolIds(ids: readonly string[]): (id: string) => string {
+  let renamed: Map<string, string> | null = null;
+  let taken: Set<string> | null = null;
+  for (const id of ids) {
+    if (ID_FINE.test(id) || renamed?.has(id)) continue;
+    if (!taken) {
+      taken = new Set<string>();
+      for (const other of ids) if (ID_FINE.test(other)) taken.add(other);
+    }
+    let salt = 0;
+    let out = sanitizedToolId(id);
+    while (taken.has(out)) out = sanitizedToolId(id, ++salt);
+    taken.add(out);
+    (renamed ??= new Map()).set(id, out);
+  }
+  if (!renamed) return (id) => id;
+  const map = renamed;
+  return (id) => map.get(id) ?? id;
+}
