@@ -4,12 +4,12 @@ import type { Database } from 'bun:sqlite';
 import type { Config } from '../config.ts';
 import { log } from '../log.ts';
 import { createPool, type Pool } from '../pool/pool.ts';
-import type { ProviderDeps, ProviderId } from '../providers/provider.ts';
+import type { KeptCallSignature, ProviderDeps, ProviderId } from '../providers/provider.ts';
 import { KNOWN_ZAI_MODELS } from '../providers/zai/models.ts';
 import type { Account, AccountPatch } from '../store/accounts.ts';
 import { updateAccount } from '../store/accounts.ts';
 import { briefly, isBusyError, isClosedError } from '../store/db.ts';
-import { loadIssued, saveIssued } from '../store/signatures.ts';
+import { loadCallSignatures, loadIssued, saveCallSignatures, saveIssued } from '../store/signatures.ts';
 import { createCatalog, type Catalog, type Route } from './catalog.ts';
 import { createGateway, defaultSleep, type Providers, type Sleep } from './gateway.ts';
 import { createOps, quotaAsOf, servesPastQuotaOf } from './ops.ts';
@@ -46,6 +46,13 @@ const ISSUED_KEEP = 20_000;
 /** As long as a session binding: a conversation idle longer has moved on. */
 const ISSUED_KEEP_MS = 7 * 24 * 60 * 60 * 1000;
 
+/**
+ * Gemini function-call signatures kept in the store: as long as the provider's memory keeps them
+ * (antigravity/signatures.ts, 2 h), and no more than it holds (a signature runs to 5.5 KB).
+ */
+const CALLS_KEEP_MS = 2 * 60 * 60 * 1000;
+const CALLS_KEEP = 2_000;
+
 export interface ServerProviderDeps extends ProviderDeps {
   /**
    * Writes what is still waiting, waiting out a lock: the last write, at stop, before the database
@@ -58,6 +65,8 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
   // Hashes of thinking signatures the providers streamed, written in batches off the request path.
   const issuedPending = new Map<ProviderId, Map<number, number>>();
   let issuedTimer: ReturnType<typeof setTimeout> | undefined;
+  // Gemini function calls' signatures by tool_use id, written with the hashes.
+  const callsPending = new Map<string, KeptCallSignature & { issuedAt: number }>();
   /** Set by the last flush, or by a database found closed: nothing is scheduled after it. */
   let issuedDone = false;
 
@@ -65,18 +74,26 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
     if (issuedTimer) clearTimeout(issuedTimer);
     issuedTimer = undefined;
     if (issuedDone) return;
+    const writes: Array<[() => void, () => void]> = [];
     for (const [provider, batch] of issuedPending) {
       const rows = [...batch].map(([hash, issuedAt]) => ({ hash, issuedAt }));
-      const save = () => saveIssued(db, provider, rows, now() - ISSUED_KEEP_MS, ISSUED_KEEP);
+      writes.push([() => saveIssued(db, provider, rows, now() - ISSUED_KEEP_MS, ISSUED_KEEP), () => issuedPending.delete(provider)]);
+    }
+    if (callsPending.size) {
+      const rows = [...callsPending.values()];
+      writes.push([() => saveCallSignatures(db, rows, now() - CALLS_KEEP_MS, CALLS_KEEP), () => callsPending.clear()]);
+    }
+    for (const [save, done] of writes) {
       try {
         if (wait) save();
         else briefly(db, save);
-        issuedPending.delete(provider);
+        done();
       } catch (err) {
         // A closed database never opens again: retrying it each second would fail for ever.
         if (isClosedError(err)) {
           issuedDone = true;
           issuedPending.clear();
+          callsPending.clear();
           return;
         }
         // Locked or full: kept for the next round (bounded below); at worst a restart costs these
@@ -178,10 +195,21 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
         scheduleIssued();
       },
     },
+    callSignatures: {
+      load: () => loadCallSignatures(db, now() - CALLS_KEEP_MS, CALLS_KEEP),
+      remember(call) {
+        if (issuedDone) return;
+        callsPending.delete(call.toolUseId);
+        callsPending.set(call.toolUseId, { ...call, issuedAt: now() });
+        if (callsPending.size > CALLS_KEEP) callsPending.delete(callsPending.keys().next().value!);
+        scheduleIssued();
+      },
+    },
     flush() {
       flushIssued(true);
       issuedDone = true;
       issuedPending.clear();
+      callsPending.clear();
     },
   };
 }

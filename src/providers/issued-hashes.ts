@@ -1,6 +1,7 @@
 // The hashes of the thinking signatures a provider issued, as kept in the store across restarts
-// (ProviderDeps.issuedSignatures): never the signatures themselves.
-import type { ProviderDeps, ProviderId } from './provider.ts';
+// (ProviderDeps.issuedSignatures): never the signatures themselves. Gemini function calls' own
+// signatures, which Gemini wants back as they were, are read back here too.
+import type { KeptCallSignature, ProviderDeps, ProviderId } from './provider.ts';
 
 const LOW_53_BITS = (1n << 53n) - 1n;
 
@@ -15,6 +16,16 @@ export function storedSignatureHashes(deps: ProviderDeps, provider: ProviderId):
     return deps.issuedSignatures?.load(provider) ?? [];
   } catch {
     // An unreadable table costs the thinking of conversations from before, not the server its start.
+    return [];
+  }
+}
+
+/** The Gemini function calls the store kept from before a restart; none when it cannot be read. */
+export function storedCallSignatures(deps: ProviderDeps): KeptCallSignature[] {
+  try {
+    return deps.callSignatures?.load() ?? [];
+  } catch {
+    // Unreadable: those tool loops go back with the skip sentinel, as before the store kept them.
     return [];
   }
 }

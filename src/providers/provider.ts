@@ -157,6 +157,26 @@ export interface ProviderDeps {
    * it still tells its own thinking from another's (issuedThinking). None: memory only (the CLI).
    */
   issuedSignatures?: IssuedSignatureStore;
+  /**
+   * Where Antigravity keeps the thought signatures of recent Gemini function calls, which Gemini
+   * wants back on the call and Claude Code does not return. None: memory only (a restart then sends
+   * the skip sentinel, and the tool loop loses its reasoning).
+   */
+  callSignatures?: CallSignatureStore;
+}
+
+export interface KeptCallSignature {
+  toolUseId: string;
+  signature: string | null;
+  /** The upstream gave the call no id; the proxy made the one the client knows it by. */
+  minted: boolean;
+}
+
+export interface CallSignatureStore {
+  /** The calls kept, oldest first. */
+  load(): KeptCallSignature[];
+  /** Keeps one more (written in the background, never on the request path). */
+  remember(call: KeptCallSignature): void;
 }
 
 export interface IssuedSignatureStore {

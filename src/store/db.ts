@@ -90,6 +90,15 @@ const MIGRATIONS: string[] = [
      PRIMARY KEY (provider, hash)
    ) WITHOUT ROWID;
    CREATE INDEX issued_signatures_at ON issued_signatures(provider, issued_at);`,
+  // The thought signature of each recent Gemini function call, which Gemini wants back on the call
+  // (Claude Code drops it from the tool_use): after a restart, a tool loop then keeps its reasoning.
+  `CREATE TABLE call_signatures (
+     tool_use_id TEXT PRIMARY KEY,
+     signature   TEXT,
+     minted      INTEGER NOT NULL DEFAULT 0,
+     issued_at   INTEGER NOT NULL
+   );
+   CREATE INDEX call_signatures_at ON call_signatures(issued_at);`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -1,4 +1,5 @@
-// Which thinking signatures each provider streamed, as hashes (never the signatures themselves).
+// Which thinking signatures each provider streamed, as hashes (never the signatures themselves),
+// and the signatures of recent Gemini function calls, which Gemini must get back as they were.
 // Written in batches off the request path; read once when a provider is made.
 import type { Database } from 'bun:sqlite';
 import { immediate } from './db.ts';
@@ -33,5 +34,37 @@ export function saveIssued(db: Database, provider: string, batch: readonly Issue
       `DELETE FROM issued_signatures WHERE provider = ?1 AND issued_at <
          (SELECT issued_at FROM issued_signatures WHERE provider = ?1 ORDER BY issued_at DESC LIMIT 1 OFFSET ?2)`,
     ).run(provider, Math.max(0, keep - 1));
+  });
+}
+
+/** What a Gemini function call needs back when it is history: its thought signature, and whether its id was made up. */
+export interface CallSignature {
+  toolUseId: string;
+  signature: string | null;
+  minted: boolean;
+}
+
+/** The newest `limit` calls kept at or after `since`, oldest first. */
+export function loadCallSignatures(db: Database, since: number, limit: number): CallSignature[] {
+  const rows = db
+    .query('SELECT tool_use_id, signature, minted FROM call_signatures WHERE issued_at >= ? ORDER BY issued_at DESC LIMIT ?')
+    .values(since, limit) as Array<[string, string | null, number]>;
+  return rows.reverse().map(([toolUseId, signature, minted]) => ({ toolUseId, signature, minted: minted === 1 }));
+}
+
+/** Writes `batch` and forgets calls older than `since` and beyond the newest `keep`. */
+export function saveCallSignatures(db: Database, batch: ReadonlyArray<CallSignature & { issuedAt: number }>, since: number, keep: number): void {
+  if (batch.length === 0) return;
+  immediate(db, () => {
+    const put = db.query(
+      `INSERT INTO call_signatures (tool_use_id, signature, minted, issued_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (tool_use_id) DO UPDATE SET signature = excluded.signature, minted = excluded.minted, issued_at = excluded.issued_at`,
+    );
+    for (const c of batch) put.run(c.toolUseId, c.signature, c.minted ? 1 : 0, c.issuedAt);
+    db.query('DELETE FROM call_signatures WHERE issued_at < ?').run(since);
+    db.query(
+      `DELETE FROM call_signatures WHERE issued_at <
+         (SELECT issued_at FROM call_signatures ORDER BY issued_at DESC LIMIT 1 OFFSET ?)`,
+    ).run(Math.max(0, keep - 1));
   });
 }

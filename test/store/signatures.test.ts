@@ -1,5 +1,5 @@
 import { afterEach, expect, test } from 'bun:test';
-import { loadIssued, saveIssued } from '../../src/store/signatures.ts';
+import { loadCallSignatures, loadIssued, saveCallSignatures, saveIssued } from '../../src/store/signatures.ts';
 import { cleanupDbs, tempDb } from '../gateway/helpers.ts';
 
 afterEach(cleanupDbs);
@@ -19,4 +19,14 @@ test('the table keeps no more than the newest `keep` of a provider, and none old
   expect(loadIssued(db, 'zai', 0, 100)).toEqual(Array.from({ length: 20 }, (_, i) => 2 ** 52 + 10 + i));
   saveIssued(db, 'zai', [{ hash: 7, issuedAt: 5_000 }], 1_025, 20);
   expect(loadIssued(db, 'zai', 0, 100)).toEqual([...Array.from({ length: 5 }, (_, i) => 2 ** 52 + 25 + i), 7]);
+});
+
+test('Gemini call signatures come back oldest first, the newest `keep` only, none older than `since`', () => {
+  const { db } = tempDb();
+  const call = (i: number) => ({ toolUseId: `call_${i}`, signature: i % 2 ? `sig-${i}` : null, minted: i % 2 === 0, issuedAt: 1_000 + i });
+  saveCallSignatures(db, Array.from({ length: 5 }, (_, i) => call(i)), 0, 3);
+  expect(loadCallSignatures(db, 0, 10)).toEqual([2, 3, 4].map((i) => ({ toolUseId: `call_${i}`, signature: i % 2 ? `sig-${i}` : null, minted: i % 2 === 0 })));
+  saveCallSignatures(db, [{ ...call(9), issuedAt: 5_000 }], 1_004, 3);
+  expect(loadCallSignatures(db, 0, 10).map((c) => c.toolUseId)).toEqual(['call_4', 'call_9']);
+  expect(loadCallSignatures(db, 4_000, 10).map((c) => c.toolUseId)).toEqual(['call_9']);
 });

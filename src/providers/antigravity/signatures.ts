@@ -6,7 +6,7 @@
 // the thinking block. Gemini's thinking signatures are also told to the store as hashes (Claude's
 // are known by their shape), so that a restart does not cost every Gemini conversation its thinking.
 import { signatureHash } from '../issued-hashes.ts';
-import type { ModelFamily } from '../provider.ts';
+import type { KeptCallSignature, ModelFamily } from '../provider.ts';
 
 /** Signatures shorter than this are not real (§7.5, MIN_SIGNATURE_LENGTH of the seed proxies). */
 export const MIN_SIGNATURE_LENGTH = 50;
@@ -60,6 +60,10 @@ export interface SignatureStoreOptions {
   knownGeminiThinking?: Iterable<number>;
   /** Told the hash of each Gemini thinking signature remembered (to be stored). */
   onGeminiThinking?: (hash: number) => void;
+  /** Gemini function calls known from before a restart (the store), oldest first. */
+  knownGeminiCalls?: Iterable<KeptCallSignature>;
+  /** Told each Gemini function call with a signature or a made-up id (to be stored). */
+  onGeminiCall?: (call: KeptCallSignature) => void;
 }
 
 /**
@@ -94,6 +98,13 @@ export function createSignatureStore(opts: SignatureStoreOptions = {}): Signatur
   const namings = lru<string, ToolNaming>(max, maxBytes * MAP_SHARES.namings, ttl, now);
   const images = lru<number, string>(max, maxBytes * MAP_SHARES.images, ttl, now);
   for (const hash of opts.knownGeminiThinking ?? []) families.set(hash, 'gemini', ENTRY_BYTES);
+  const keepCall = (id: string, kept: ToolCallRecord): void => {
+    calls.set(id, kept, ENTRY_BYTES + 2 * STRING_BYTES + id.length + kept.name.length + (kept.signature ? STRING_BYTES + kept.signature.length : 0));
+  };
+  // Their name is not kept in the store: only the signature and the made-up id are read back.
+  for (const c of opts.knownGeminiCalls ?? []) {
+    keepCall(c.toolUseId, { name: '', signature: c.signature ? compact(c.signature) : null, family: 'gemini', ...(c.minted ? { minted: true } : {}) });
+  }
   // A read drops an expired entry, but most are never read again: without a sweep, a busy hour's
   // entries (signatures run to kilobytes) would stay until maxEntries newer ones pushed them out,
   // which on a quiet proxy is never. Swept on writes, at most every ttl/8: no timer to own.
@@ -128,7 +139,8 @@ export function createSignatureStore(opts: SignatureStoreOptions = {}): Signatur
       const signature = record.family === 'gemini' && record.signature ? compact(record.signature) : null;
       const kept: ToolCallRecord = { name: record.name, signature, family: record.family };
       if (record.minted) kept.minted = true;
-      calls.set(id, kept, ENTRY_BYTES + 2 * STRING_BYTES + id.length + record.name.length + (signature ? STRING_BYTES + signature.length : 0));
+      keepCall(id, kept);
+      if (record.family === 'gemini' && (signature || record.minted)) opts.onGeminiCall?.({ toolUseId: id, signature, minted: record.minted === true });
     },
     toolCall(id) {
       return calls.get(id);

@@ -60,9 +60,15 @@ function server(path: string) {
   };
 }
 
+const BASH = {
+  name: 'Bash',
+  description: 'Run a shell command',
+  input_schema: { type: 'object', properties: { command: { type: 'string' } }, required: ['command'] },
+};
+
 async function turn(provider: ReturnType<typeof server>['provider'], model: string, messages: MessagesRequest['messages']) {
   const before = fake.generations().length;
-  const req = { model: 'claude-opus-4-8', max_tokens: 32000, thinking: { type: 'adaptive' }, messages } as unknown as MessagesRequest;
+  const req = { model: 'claude-opus-4-8', max_tokens: 32000, thinking: { type: 'adaptive' }, tools: [BASH], messages } as unknown as MessagesRequest;
   const events = await sendAll(provider, req, {
     account: ACCOUNT,
     model,
@@ -74,13 +80,17 @@ async function turn(provider: ReturnType<typeof server>['provider'], model: stri
   });
   const gens = fake.generations().slice(before);
   expect(gens.map((g) => g.mode)).toEqual(['ok']); // the strict fake accepted the history
-  return { content: (await accumulate(events)).content as Json[], sent: gens[0]!.body as Json };
+  return { content: (await accumulate(events)).content as Json[], sent: gens[0]!.body as Json, issued: gens[0]!.issuedSignatures ?? [] };
+}
+
+function tempPath(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-ag-restart-'));
+  dirs.push(dir);
+  return join(dir, 'proxy.db');
 }
 
 test("Gemini's thinking is replayed to Gemini after a restart, and the provider still claims it", async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'mcp-ag-restart-'));
-  dirs.push(dir);
-  const path = join(dir, 'proxy.db');
+  const path = tempPath();
 
   const first = server(path);
   const answer = await turn(first.provider, 'gemini-3-flash', [{ role: 'user', content: 'hello' }]);
@@ -99,6 +109,33 @@ test("Gemini's thinking is replayed to Gemini after a restart, and the provider 
     const parts = (next.sent.request.contents as Json[]).flatMap((c) => c.parts as Json[]);
     // Gemini gets its signature back on the part after its thinking (§7.5, the official client's shape).
     expect(parts.filter((p) => p.thoughtSignature).map((p) => p.thoughtSignature)).toEqual([thinking.signature]);
+  } finally {
+    second.stop();
+  }
+});
+
+test('a Gemini tool loop resumed after a restart gets its own call signature back, not the skip sentinel', async () => {
+  const path = tempPath();
+  const first = server(path);
+  const ask = { role: 'user' as const, content: 'run exactly: echo restart' };
+  const call = await turn(first.provider, 'gemini-3-flash', [ask]);
+  first.stop();
+  const use = call.content.find((b) => b.type === 'tool_use')!;
+  expect(call.issued.length).toBeGreaterThan(0);
+
+  const second = server(path);
+  try {
+    const done = await turn(second.provider, 'gemini-3-flash', [
+      ask,
+      { role: 'assistant', content: call.content as never },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: use.id, content: 'restart' }] },
+    ]);
+    const parts = (done.sent.request.contents as Json[]).flatMap((c) => c.parts as Json[]);
+    const replayed = parts.find((p) => p.functionCall)!;
+    // The very signature Gemini put on the call: its reasoning goes on.
+    expect(call.issued).toContain(replayed.thoughtSignature);
+    // And no §7.8 recovery exchange was needed to close the loop.
+    expect(JSON.stringify(done.sent.request.contents)).not.toContain('[Tool execution completed.]');
   } finally {
     second.stop();
   }
