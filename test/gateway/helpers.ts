@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { blockDelta, blockStart, blockStop, MESSAGE_STOP, messageDelta, messageStart, type AnthropicEvent } from '../../src/anthropic/events.ts';
 import type { MessagesRequest } from '../../src/anthropic/schema.ts';
 import { type Config, loadConfig } from '../../src/config.ts';
-import { createRouting, type Routing } from '../../src/gateway/index.ts';
+import { createRouting, providerDepsFor, type Routing } from '../../src/gateway/index.ts';
+import { createZaiProvider } from '../../src/providers/zai/index.ts';
 import type { Dispatched } from '../../src/gateway/types.ts';
 import type { ModelInfo, Provider, ProviderId, QuotaInfo, SendContext } from '../../src/providers/provider.ts';
 import { UpstreamError } from '../../src/providers/provider.ts';
@@ -208,4 +209,38 @@ export function rig(opts: { labels?: string[]; config?: Partial<Config>; models?
   const config = testConfig(opts.config);
   const routing = createRouting({ db, config, providers: { zai }, now: clock.now, sleep: clock.sleep });
   return { db, path, clock, zai, routing, accounts, config };
+}
+
+/**
+ * A pool database with a Google account and then a Z.AI key ('key-z-000000'), closed: the servers
+ * of a restart test open it in turn.
+ */
+export function mixedPoolDb(): string {
+  const { db, path } = tempDb();
+  upsertAccount(db, { provider: 'antigravity', label: 'g', email: 'g@example.com', credentials: { kind: 'oauth', refreshToken: 'FAKE-refresh-g' } }, T0);
+  addZai(db, 'z', T0 + 1);
+  db.close();
+  return path;
+}
+
+/**
+ * A server over the database at `path`: Z.AI behind `zaiFake`, and a Google account beside it whose
+ * provider claims no thinking (so the gateway keeps Z.AI to the thinking Z.AI issued). stop() stores
+ * what waits and closes the database, as serve does.
+ */
+export function zaiBesideGoogle(path: string, zaiFake: { url: string; quotaUrl: string }) {
+  const db = openDatabase(path);
+  const config = testConfig({}, { ZAI_BASE_URL: zaiFake.url, ZAI_QUOTA_URL: zaiFake.quotaUrl });
+  const deps = providerDepsFor(db, () => T0);
+  const zai = createZaiProvider(config, deps);
+  const antigravity = { ...scriptedProvider('antigravity', ['claude-sonnet-4-6']), issuedThinking: () => false };
+  const routing = createRouting({ db, config, providers: { zai, antigravity }, now: () => T0 });
+  return {
+    routing,
+    async stop() {
+      await routing.stop();
+      deps.flush();
+      db.close();
+    },
+  };
 }

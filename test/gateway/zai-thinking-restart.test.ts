@@ -4,35 +4,14 @@
 import { afterAll, afterEach, expect, test } from 'bun:test';
 import type { AnthropicEvent } from '../../src/anthropic/events.ts';
 import type { MessagesRequest } from '../../src/anthropic/schema.ts';
-import { createRouting, providerDepsFor } from '../../src/gateway/index.ts';
-import { createZaiProvider } from '../../src/providers/zai/index.ts';
-import { upsertAccount } from '../../src/store/accounts.ts';
-import { openDatabase } from '../../src/store/db.ts';
 import { startFakeZai } from '../fakes/zai.ts';
-import { addZai, cleanupDbs, dispatchReq, drain, scriptedProvider, T0, tempDb, testConfig } from './helpers.ts';
+import { cleanupDbs, dispatchReq, drain, mixedPoolDb, zaiBesideGoogle } from './helpers.ts';
 
 const fake = startFakeZai({ keys: ['key-z-000000'] });
 afterAll(() => fake.stop());
 afterEach(cleanupDbs);
 
-/** A server over the database at `path`: a Z.AI key behind the fake, and a Google account beside it. */
-function server(path: string) {
-  const db = openDatabase(path);
-  const config = testConfig({}, { ZAI_BASE_URL: fake.url, ZAI_QUOTA_URL: fake.quotaUrl });
-  const deps = providerDepsFor(db, () => T0);
-  const zai = createZaiProvider(config, deps);
-  // Google can tell its own signatures: the gateway then keeps Z.AI to the thinking Z.AI issued.
-  const antigravity = { ...scriptedProvider('antigravity', ['claude-sonnet-4-6']), issuedThinking: () => false };
-  const routing = createRouting({ db, config, providers: { zai, antigravity }, now: () => T0 });
-  return {
-    routing,
-    async stop() {
-      await routing.stop();
-      deps.flush();
-      db.close();
-    },
-  };
-}
+const server = (path: string) => zaiBesideGoogle(path, fake);
 
 const thinkingOn = { type: 'enabled', budget_tokens: 2000 } as const;
 
@@ -42,10 +21,7 @@ function signatureOf(events: AnthropicEvent[]): string {
 }
 
 test("a conversation that stays on Z.AI keeps its thinking across a restart; another's thinking is still dropped", async () => {
-  const { db, path } = tempDb();
-  upsertAccount(db, { provider: 'antigravity', label: 'g', email: 'g@example.com', credentials: { kind: 'oauth', refreshToken: 'FAKE-refresh-g' } }, T0);
-  addZai(db, 'z', T0 + 1);
-  db.close();
+  const path = mixedPoolDb();
 
   const first = server(path);
   const turn1 = { model: 'glm-4.7', max_tokens: 4000, thinking: thinkingOn, stream: true, messages: [{ role: 'user', content: 'hi' }] } as MessagesRequest;
