@@ -55,6 +55,8 @@ export interface SignatureStoreOptions {
   maxBytes?: number;
   /** Default 2 h, the seed proxies' value. */
   ttlMs?: number;
+  /** How long a thinking signature's family is known. Default THINKING_TTL_MS. */
+  thinkingTtlMs?: number;
   now?: () => number;
   /** Hashes of Gemini thinking signatures known from before a restart (the store), oldest first. */
   knownGeminiThinking?: Iterable<number>;
@@ -65,6 +67,14 @@ export interface SignatureStoreOptions {
   /** Told each Gemini function call with a signature or a made-up id (to be stored). */
   onGeminiCall?: (call: KeptCallSignature) => void;
 }
+
+/**
+ * A week, as long as the store keeps the hashes of Gemini's thinking signatures (gateway/index.ts):
+ * Gemini wants its earlier turns' signatures back for as long as a conversation goes on, and with
+ * the 2 h of the rest a conversation idle over lunch lost them (though a restart brought them back).
+ * Only a hash an entry, bounded by the same entry and byte caps.
+ */
+export const THINKING_TTL_MS = 7 * 24 * 60 * 60 * 1000;
 
 /**
  * The store's memory budget. A Gemini signature runs to 5.5 KB (captures), so 20 000 entries a map
@@ -93,7 +103,8 @@ export function createSignatureStore(opts: SignatureStoreOptions = {}): Signatur
   const ttl = opts.ttlMs ?? 2 * 60 * 60 * 1000;
   const now = opts.now ?? Date.now;
   // Keyed by a hash of the signature: the signature itself (kilobytes) is only ever looked up.
-  const families = lru<number, ModelFamily>(max, maxBytes * MAP_SHARES.families, ttl, now);
+  const thinkingTtl = opts.thinkingTtlMs ?? THINKING_TTL_MS;
+  const families = lru<number, ModelFamily>(max, maxBytes * MAP_SHARES.families, thinkingTtl, now);
   const calls = lru<string, ToolCallRecord>(max, maxBytes * MAP_SHARES.calls, ttl, now);
   const namings = lru<string, ToolNaming>(max, maxBytes * MAP_SHARES.namings, ttl, now);
   const images = lru<number, string>(max, maxBytes * MAP_SHARES.images, ttl, now);
@@ -108,7 +119,7 @@ export function createSignatureStore(opts: SignatureStoreOptions = {}): Signatur
   // A read drops an expired entry, but most are never read again: without a sweep, a busy hour's
   // entries (signatures run to kilobytes) would stay until maxEntries newer ones pushed them out,
   // which on a quiet proxy is never. Swept on writes, at most every ttl/8: no timer to own.
-  const sweepEveryMs = Math.max(1, Math.floor(ttl / 8));
+  const sweepEveryMs = Math.max(1, Math.floor(Math.min(ttl, thinkingTtl) / 8));
   let nextSweep = now() + sweepEveryMs;
   function sweepIfDue(): void {
     const t = now();

@@ -1,6 +1,6 @@
 import { heapStats } from 'bun:jsc';
 import { describe, expect, test } from 'bun:test';
-import { createSignatureStore, DEFAULT_MAX_BYTES, isClaudeRForm, MIN_SIGNATURE_LENGTH } from '../../../src/providers/antigravity/signatures.ts';
+import { createSignatureStore, DEFAULT_MAX_BYTES, isClaudeRForm, MIN_SIGNATURE_LENGTH, THINKING_TTL_MS } from '../../../src/providers/antigravity/signatures.ts';
 import sigs from '../../fixtures/antigravity/signatures.json';
 
 describe('signature family by shape', () => {
@@ -65,6 +65,19 @@ describe('createSignatureStore', () => {
     expect(store.toolCall('call_1')).toBeUndefined();
   });
 
+  test("a Gemini thinking signature's family is known for a week, not the 2 h of tool calls: a conversation idle over lunch keeps its thinking", () => {
+    let now = 0;
+    const store = createSignatureStore({ now: () => now });
+    store.rememberThinking(sigs.gemini, 'gemini');
+    store.rememberToolCall('call_1', { name: 'Read', signature: null, family: 'gemini' });
+    now += 3 * 60 * 60 * 1000;
+    store.rememberToolCall('call_2', { name: 'Read', signature: null, family: 'gemini' }); // a write sweeps
+    expect(store.toolCall('call_1')).toBeUndefined();
+    expect(store.thinkingFamily(sigs.gemini)).toBe('gemini');
+    now += THINKING_TTL_MS;
+    expect(store.thinkingFamily(sigs.gemini)).toBeUndefined();
+  });
+
   test('the least recently used entry is evicted past maxEntries; reads refresh recency', () => {
     const store = createSignatureStore({ maxEntries: 2 });
     const rec = { name: 'X', signature: null, family: 'claude' as const };
@@ -81,7 +94,7 @@ describe('createSignatureStore', () => {
 describe('createSignatureStore memory', () => {
   test('expired entries that are never read again are dropped, not held until maxEntries pushes them out', () => {
     let now = 0;
-    const store = createSignatureStore({ ttlMs: 1_000, now: () => now });
+    const store = createSignatureStore({ ttlMs: 1_000, thinkingTtlMs: 1_000, now: () => now });
     const rec = { name: 'X', signature: null, family: 'claude' as const };
     for (let i = 0; i < 500; i++) {
       store.rememberToolCall(`call_${i}`, rec);
@@ -212,7 +225,7 @@ describe('createSignatureStore byte budget', () => {
 
   test('expired entries give their bytes back', () => {
     let now = 0;
-    const store = createSignatureStore({ ttlMs: 1_000, now: () => now });
+    const store = createSignatureStore({ ttlMs: 1_000, thinkingTtlMs: 1_000, now: () => now });
     store.rememberToolCall('old', { name: 'Read', signature: big(1), family: 'gemini' });
     store.rememberImage('picture', big(2));
     store.rememberTools('sess', { original: new Map([['a_b', 'a.b']]), placeholders: new Set(['a_b']) });
