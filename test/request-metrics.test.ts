@@ -18,7 +18,10 @@ function series(text: string, name: string, labels: Record<string, string>): num
 
 test('a finished request counts by provider, upstream model and status, with its tokens by type', () => {
   const before = renderMetrics();
-  const base = series(before, 'mcp_requests_total', { provider: 'zai', model: 'glm-metrics-test', status: '200' }) ?? 0;
+  // The registry is process-wide (every test file, every --rerun-each round): compare with before.
+  const at = (text: string, name: string, labels: Record<string, string>) => series(text, name, { provider: 'zai', model: 'glm-metrics-test', ...labels }) ?? 0;
+  const tokens = (text: string, type: string) => at(text, 'mcp_tokens_total', { type });
+  const base = at(before, 'mcp_requests_total', { status: '200' });
   observeRequest(
     usageRecord({ upstreamModel: 'glm-metrics-test', inputTokens: 100, outputTokens: 40, cacheReadTokens: 7, cacheCreationTokens: 3 }),
   );
@@ -26,10 +29,10 @@ test('a finished request counts by provider, upstream model and status, with its
   const text = renderMetrics();
   expect(text).toContain('# TYPE mcp_requests_total counter');
   expect(series(text, 'mcp_requests_total', { provider: 'zai', model: 'glm-metrics-test', status: '200' })).toBe(base + 2);
-  expect(series(text, 'mcp_tokens_total', { provider: 'zai', model: 'glm-metrics-test', type: 'input' })).toBe(101);
-  expect(series(text, 'mcp_tokens_total', { provider: 'zai', model: 'glm-metrics-test', type: 'output' })).toBe(42);
-  expect(series(text, 'mcp_tokens_total', { provider: 'zai', model: 'glm-metrics-test', type: 'cache_read' })).toBe(7);
-  expect(series(text, 'mcp_tokens_total', { provider: 'zai', model: 'glm-metrics-test', type: 'cache_creation' })).toBe(3);
+  expect(tokens(text, 'input') - tokens(before, 'input')).toBe(101);
+  expect(tokens(text, 'output') - tokens(before, 'output')).toBe(42);
+  expect(tokens(text, 'cache_read') - tokens(before, 'cache_read')).toBe(7);
+  expect(tokens(text, 'cache_creation') - tokens(before, 'cache_creation')).toBe(3);
   expect(text).toContain('# TYPE mcp_request_duration_seconds histogram');
 });
 

@@ -109,6 +109,32 @@ function expectCompleteStream(r: Reply): void {
   expect(r.events).not.toContain('error');
 }
 
+/** A streamed request both fakes answer with a Bash call alone ("without a word": no text before it). */
+async function askForCallAlone(url: string, model: string): Promise<Reply> {
+  const res = await fetch(`${url}/v1/messages`, {
+    method: 'POST',
+    headers: AUTH,
+    body: JSON.stringify({
+      model,
+      max_tokens: 256,
+      stream: true,
+      tools: [{ name: 'Bash', input_schema: { type: 'object', properties: { command: { type: 'string' } } } }],
+      messages: [{ role: 'user', content: 'Without a word, run exactly this command: echo HELD' }],
+    }),
+  });
+  const text = await res.text();
+  const events = [...text.matchAll(/^event: (\w+)$/gm)].map((m) => m[1]!);
+  return { status: res.status, headers: res.headers, text, events, error: null };
+}
+
+/** One complete stream (a single message_start, no error) that carries the whole call. */
+function expectWholeCall(r: Reply): void {
+  expectCompleteStream(r);
+  expect(r.events.filter((e) => e === 'message_start')).toHaveLength(1);
+  expect(r.text).toContain('"type":"tool_use"');
+  expect(r.text).toContain('echo HELD');
+}
+
 /** A stream that started and then ended with one clean `error` event (no message_stop after it). */
 function expectErrorEvent(r: Reply, type: string): void {
   expect(r.status).toBe(200);
@@ -306,25 +332,7 @@ describe('Z.AI: a fault inside a tool call that opens the answer fails over', ()
     await zaiRig(async (rig) => {
       // message_start, ping, the call's start, an empty delta, then the first piece of its input.
       zai.setMode({ kind: 'reset_mid_stream', afterEvents: 5 }, { times: 1 });
-      const res = await fetch(`${rig.server.url}/v1/messages`, {
-        method: 'POST',
-        headers: AUTH,
-        body: JSON.stringify({
-          model: 'glm-4.6',
-          max_tokens: 256,
-          stream: true,
-          tools: [{ name: 'Bash', input_schema: { type: 'object', properties: { command: { type: 'string' } } } }],
-          messages: [{ role: 'user', content: 'Without a word, run exactly this command: echo HELD' }],
-        }),
-      });
-      const text = await res.text();
-      const events = [...text.matchAll(/^event: (\w+)$/gm)].map((m) => m[1]!);
-      expect(res.status).toBe(200);
-      expect(events).not.toContain('error');
-      expect(events.filter((e) => e === 'message_start')).toHaveLength(1);
-      expect(events.at(-1)).toBe('message_stop');
-      expect(text).toContain('"type":"tool_use"');
-      expect(text).toContain('echo HELD');
+      expectWholeCall(await askForCallAlone(rig.server.url, 'glm-4.6'));
       expect(zai.messages().length).toBe(2);
     });
   });
@@ -533,24 +541,7 @@ describe('Antigravity: a fault right after a tool call that opens the answer fai
     test(`${mode.kind} after the opening call, streaming -> one complete stream with the call, from the second account`, async () => {
       await googleRig(async (rig) => {
         google.setMode(mode, { email: EA });
-        const res = await fetch(`${rig.server.url}/v1/messages`, {
-          method: 'POST',
-          headers: AUTH,
-          body: JSON.stringify({
-            model: CLAUDE,
-            max_tokens: 256,
-            stream: true,
-            tools: [{ name: 'Bash', input_schema: { type: 'object', properties: { command: { type: 'string' } } } }],
-            messages: [{ role: 'user', content: 'Without a word, run exactly this command: echo HELD' }],
-          }),
-        });
-        const text = await res.text();
-        const events = [...text.matchAll(/^event: (\w+)$/gm)].map((m) => m[1]!);
-        expect(res.status).toBe(200);
-        expect(events).not.toContain('error');
-        expect(events.filter((e) => e === 'message_start')).toHaveLength(1);
-        expect(events.at(-1)).toBe('message_stop');
-        expect(text).toContain('echo HELD');
+        expectWholeCall(await askForCallAlone(rig.server.url, CLAUDE));
         expect(generationEmails()).toEqual([EA, EB]);
       });
     });

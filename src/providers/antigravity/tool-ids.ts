@@ -17,10 +17,6 @@ export function fnv1a(s: string): number {
   return h >>> 0;
 }
 
-export function isFineToolId(id: string): boolean {
-  return ID_FINE.test(id);
-}
-
 /**
  * The id with every other character made "_" and a hash of the whole id appended, so that ids which
  * differ only in such characters (`call.1`, `call:1`) stay apart. `salt` picks another hash.

@@ -112,9 +112,11 @@ export interface StreamRepairOptions {
  * the gateway hands nothing on before the first content, so a failure inside the call (GLM's cut
  * streams, a reset) is one the client never saw and moves to another account, instead of an
  * `error` event that is fatal to Claude Code (§1.6). Bounded, because the client gets no byte while
- * it waits (180 s of silence and Claude Code gives up): common calls (Bash, Read, Grep) are far below it.
+ * it waits (180 s of silence and Claude Code gives up), on top of GLM's time to first token on a long
+ * context: ~1 100 tokens, under a minute at GLM's slow hours. Common calls (Bash, Read, Grep, most
+ * Edits) are below it.
  */
-export const HELD_TOOL_INPUT_MAX = 8 * 1024;
+export const HELD_TOOL_INPUT_MAX = 4 * 1024;
 
 export function createStreamRepair(clientModel: string, opts: StreamRepairOptions = {}): StreamRepair {
   let started = false;
