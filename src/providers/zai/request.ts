@@ -1,7 +1,7 @@
 // Anthropic request -> the body and headers Z.AI's Anthropic endpoint accepts. Z.AI is close to
 // Anthropic but rejects a few things Claude Code sends (role:"system" messages -> 422, non-object
 // tool input -> 500, empty text -> 400) and ignores others; everything else rides along unchanged.
-import { toByteString } from '../../anthropic/byte-strings.ts';
+import { fromByteString, toByteString } from '../../anthropic/byte-strings.ts';
 import { budgetForEffort, effortOf } from '../../anthropic/effort.ts';
 import type { MessagesRequest, MessageParam } from '../../anthropic/schema.ts';
 import { jsonOnlyInstruction, jsonSchemaOf } from '../../anthropic/structured-output.ts';
@@ -80,7 +80,8 @@ function cleanBlocks(blocks: Block[], role: string, ownUnsigned?: OwnUnsignedThi
       // it: Z.AI may not sign its thinking (protocol Part 3) and does not check signatures, so GLM
       // keeps its reasoning; another model's unsigned thinking (GPT-OSS on Google) is not GLM's.
       const unsigned = typeof b.signature !== 'string' || b.signature === '';
-      if (unsigned && !(typeof b.thinking === 'string' && ownUnsigned?.(b.thinking))) continue;
+      // The client's text is byte strings here, what Z.AI streamed was decoded: compared as text.
+      if (unsigned && !(typeof b.thinking === 'string' && ownUnsigned?.(fromByteString(b.thinking)))) continue;
       out.push(b);
     } else {
       out.push(b);

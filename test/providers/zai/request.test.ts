@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'bun:test';
+import { toByteString } from '../../../src/anthropic/byte-strings.ts';
 import type { MessageParam, MessagesRequest } from '../../../src/anthropic/schema.ts';
 import { foldMessages, mapThinking, toObjectInput, toZaiBody, zaiHeaders } from '../../../src/providers/zai/request.ts';
 import firstTurn from '../../fixtures/zai/first-turn.json';
@@ -10,6 +11,19 @@ const m = (role: string, content: unknown) => ({ role, content }) as MessagePara
 const img = { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } };
 
 describe('foldMessages', () => {
+  test("GLM's own unsigned thinking is known in the request's byte strings too, so a non-ASCII one is kept", () => {
+    // Z.AI streams text decoded as UTF-8; the server reads the client's body as byte strings.
+    const text = 'Réflexion — 思考 step by step';
+    const own = (t: string) => t === text;
+    const input = [
+      { role: 'user', content: 'hi' },
+      { role: 'assistant', content: [{ type: 'thinking', thinking: toByteString(text), signature: '' }, { type: 'text', text: 'ok' }] },
+      { role: 'user', content: 'go on' },
+    ] as MessageParam[];
+    const out = foldMessages(input, own);
+    expect((out[1]!.content as Array<{ type: string }>).map((b) => b.type)).toEqual(['thinking', 'text']);
+  });
+
   const cases: Array<[string, MessageParam[], unknown[]]> = [
     ['leaves a plain conversation alone', [m('user', 'hi'), m('assistant', [text('yo')]), m('user', 'ok')], [m('user', 'hi'), m('assistant', [text('yo')]), m('user', 'ok')]],
     ['folds a trailing system message into the previous user turn', [m('user', [text('run')]), m('system', 'agents')], [m('user', [text('run'), rem('agents')])]],
