@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { type FakeGoogle, type RecordedGoogleRequest, startFakeGoogle } from '../fakes/google.ts';
 import {
+  CHILD_PROCESS_HOOK_MS,
   addGoogleAccounts,
   type ClaudeRun,
   cleanupTempDirs,
@@ -33,7 +34,7 @@ beforeAll(async () => {
   const env = mcpEnv(tempDir(), { PROXY_API_KEY: PROXY_KEY, ...googleEnv(google) });
   await addGoogleAccounts(env, google, [EMAIL]);
   server = await startServe({ env });
-});
+}, CHILD_PROCESS_HOOK_MS);
 
 afterAll(async () => {
   await server?.stop();
@@ -249,7 +250,7 @@ describe('Claude Code on Antigravity when the family changes inside a tool loop'
     const env = (fallbackEnv = mcpEnv(tempDir(), { PROXY_API_KEY: PROXY_KEY, ENABLE_FALLBACK: '1', ...googleEnv(google) }));
     await addGoogleAccounts(env, google, [FALLBACK_EMAIL]);
     fallbackServe = await startServe({ env });
-  });
+  }, CHILD_PROCESS_HOOK_MS);
 
   afterAll(async () => {
     await fallbackServe?.stop();

@@ -15,6 +15,7 @@ import { type FakeGoogle, type RecordedGoogleRequest, startFakeGoogle } from '..
 import { solidPng } from '../fakes/png.ts';
 import { type FakeZai, startFakeZai } from '../fakes/zai.ts';
 import {
+  CHILD_PROCESS_HOOK_MS,
   addGoogleAccounts,
   type ClaudeRun,
   cleanupTempDirs,
@@ -43,7 +44,7 @@ beforeAll(async () => {
   await addGoogleAccounts(env, google, EMAILS);
   serveEnv = env;
   server = await startServe({ env });
-});
+}, CHILD_PROCESS_HOOK_MS);
 
 afterAll(async () => {
   await server?.stop();
@@ -177,7 +178,7 @@ describe('Claude Code --fallback-model when the model is overloaded everywhere',
     const env = mcpEnv(tempDir(), { PROXY_API_KEY: PROXY_KEY, MAX_WAIT_SEC: '0', ...googleEnv(google) });
     await addGoogleAccounts(env, google, EMAILS);
     quick = await startServe({ env });
-  });
+  }, CHILD_PROCESS_HOOK_MS);
   afterAll(async () => {
     google.clearModes();
     await quick?.stop();
@@ -330,7 +331,7 @@ describe('Claude Code switching providers mid-session in a mixed pool (Z.AI GLM 
     const added = await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', ZAI_KEY], { env });
     expect(added.code, added.stderr).toBe(0);
     mixed = await startServe({ env });
-  });
+  }, CHILD_PROCESS_HOOK_MS);
   afterAll(async () => {
     await mixed?.stop();
     await zai?.stop();

@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, expect, test } from 'bun:test';
 import { type FakeZai, startFakeZai } from '../fakes/zai.ts';
 import {
+  CHILD_PROCESS_HOOK_MS,
   cleanupTempDirs,
   mcpEnv,
   randomMarker,
@@ -35,7 +36,7 @@ beforeAll(async () => {
   server = await serveWith({});
   capped = await serveWith({ MAX_CONCURRENT_PER_ACCOUNT: '1' });
   pair = await serveWith({}, [ZAI_KEY, ZAI_KEY_2]);
-});
+}, CHILD_PROCESS_HOOK_MS);
 
 afterAll(async () => {
   await server?.stop();
