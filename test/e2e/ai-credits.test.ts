@@ -30,7 +30,7 @@ afterAll(async () => {
   await server?.stop();
   await google?.stop();
   cleanupTempDirs();
-});
+}, CHILD_PROCESS_HOOK_MS);
 
 describe('ANTIGRAVITY_AI_CREDITS=true, every Claude quota out', () => {
   test('the request is served on the credits of the account that has some; the other is limited as before', async () => {

@@ -49,7 +49,7 @@ afterAll(async () => {
   await server?.stop();
   await google?.stop();
   cleanupTempDirs();
-});
+}, CHILD_PROCESS_HOOK_MS);
 
 describe('mcp accounts add --provider antigravity', () => {
   test('--refresh-token stores the account with its e-mail and project; adding it again updates it', async () => {

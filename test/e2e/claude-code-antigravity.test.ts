@@ -40,7 +40,7 @@ afterAll(async () => {
   await server?.stop();
   await google?.stop();
   cleanupTempDirs();
-});
+}, CHILD_PROCESS_HOOK_MS);
 
 /** Claude Code's WebSearch tool runs its own request with Anthropic's web_search tool; the proxy answers it with Google Search grounding. */
 describe('Claude Code WebSearch through mcp serve on Antigravity', () => {
@@ -255,7 +255,7 @@ describe('Claude Code on Antigravity when the family changes inside a tool loop'
   afterAll(async () => {
     await fallbackServe?.stop();
     google.clearModes();
-  });
+  }, CHILD_PROCESS_HOOK_MS);
 
   for (const c of cases) {
     const other = cases.find((o) => o.family !== c.family)!;

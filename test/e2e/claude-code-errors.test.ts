@@ -47,7 +47,7 @@ afterAll(async () => {
   for (const s of servers) await s.stop();
   await zai?.stop();
   cleanupTempDirs();
-});
+}, CHILD_PROCESS_HOOK_MS);
 
 interface Turn {
   run: ClaudeRun;

@@ -50,7 +50,7 @@ afterAll(async () => {
   await server?.stop();
   await google?.stop();
   cleanupTempDirs();
-});
+}, CHILD_PROCESS_HOOK_MS);
 
 function turn(opts: { home: string; cwd: string; prompt: string; resume?: string; model?: string; allowedTools?: string[]; extraArgs?: string[]; via?: ServeHandle; maxRetries?: number; input?: object[]; extraEnv?: Record<string, string> }): Promise<ClaudeRun> {
   const { via, ...rest } = opts;
@@ -182,7 +182,7 @@ describe('Claude Code --fallback-model when the model is overloaded everywhere',
   afterAll(async () => {
     google.clearModes();
     await quick?.stop();
-  });
+  }, CHILD_PROCESS_HOOK_MS);
 
   test('after the 529s Claude Code switches to the fallback model, which mcp serves, and the tool loop completes', async () => {
     google.setMode({ kind: 'capacity' }, { model: 'claude-opus-4-6-thinking' });
@@ -335,7 +335,7 @@ describe('Claude Code switching providers mid-session in a mixed pool (Z.AI GLM 
   afterAll(async () => {
     await mixed?.stop();
     await zai?.stop();
-  });
+  }, CHILD_PROCESS_HOOK_MS);
 
   for (const [from, to, upstream] of [
     ['glm-4.6', 'opus', 'claude-opus-4-6-thinking'],

@@ -44,7 +44,7 @@ afterAll(async () => {
   await pair?.stop();
   await zai?.stop();
   cleanupTempDirs();
-});
+}, CHILD_PROCESS_HOOK_MS);
 
 test('Claude Code completes a Bash tool loop through the proxy on glm-4.6', () => toolLoop(server), 120_000);
 

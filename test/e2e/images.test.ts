@@ -29,7 +29,7 @@ afterAll(async () => {
   await server?.stop();
   await google?.stop();
   cleanupTempDirs();
-});
+}, CHILD_PROCESS_HOOK_MS);
 
 async function post(path: string, body: unknown): Promise<{ status: number; json: Record<string, any>; headers: Headers }> {
   const res = await fetch(`${server.url}${path}`, {

@@ -25,7 +25,7 @@ afterAll(async () => {
   await server?.stop();
   await zai?.stop();
   cleanupTempDirs();
-});
+}, CHILD_PROCESS_HOOK_MS);
 
 describe('mcp serve in front of Z.AI', () => {
   test('says it is listening with the number of accounts', () => {

@@ -30,7 +30,7 @@ afterAll(async () => {
   await server?.stop();
   await zai?.stop();
   cleanupTempDirs();
-});
+}, CHILD_PROCESS_HOOK_MS);
 
 async function send(c: Case): Promise<Response> {
   const headers: Record<string, string> = { ...AUTH, ...c.headers };
