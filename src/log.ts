@@ -187,7 +187,11 @@ function prettyReporter() {
   };
 }
 
-export const log: ConsolaInstance = createConsola({ level: 3, reporters: [prettyReporter()] });
+// No repeat-throttle: consola's holds back a line repeated in a row (its count of repeats never
+// resets, so about every sixth repeat in the process's life) on a 1 s timer, which delays it, loses it
+// at exit, and hands it to whichever reporters are set by then. Warnings that could repeat often
+// (usage drops, store trouble) are paced where they are logged.
+export const log: ConsolaInstance = createConsola({ level: 3, reporters: [prettyReporter()], throttle: 0 });
 
 export function configureLog(opts: { format?: 'pretty' | 'json'; debug?: boolean }): void {
   if (opts.format) format = opts.format;
@@ -197,9 +201,8 @@ export function configureLog(opts: { format?: 'pretty' | 'json'; debug?: boolean
 
 /**
  * One pre-built line at info or warn level, handed straight to the reporters: the same output as
- * log.info/log.warn without consola's per-call work (argument copies, a Date, the repeat-throttle's
- * JSON.stringify). For lines that are unique by construction (each carries a request id), so the
- * throttle would never fold them anyway. Used once per finished request.
+ * log.info/log.warn without consola's per-call work (argument copies, a Date). For lines that are
+ * unique by construction (each carries a request id). Used once per finished request.
  */
 export function logLineFast(type: 'info' | 'warn', line: string): void {
   const level = type === 'warn' ? 1 : 3;

@@ -49,3 +49,11 @@ test('lines gathered when the process exits are still written', async () => {
   expect(code).toBe(0);
   expect(err.trimEnd().split('\n').map((l) => l.split(' ')[1])).toEqual(['req_1', 'req_2', 'req_3']);
 });
+
+test('a line logged many times in a row is written each time and at once, so none is held back and lost at exit', async () => {
+  const script = join(import.meta.dir, 'fixtures', 'repeat-then-exit.ts');
+  const p = Bun.spawn([process.execPath, script], { stdout: 'pipe', stderr: 'pipe' });
+  const [err, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
+  expect(code).toBe(0);
+  expect(err.trimEnd().split('\n').map((l) => l.slice(l.indexOf(' ') + 1))).toEqual(Array(8).fill('[warn] the same warning'));
+});

@@ -5,7 +5,7 @@
 import Anthropic from '@anthropic-ai/sdk';
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { type FakeGoogle, startFakeGoogle } from '../fakes/google.ts';
-import { addGoogleAccounts, cleanupTempDirs, googleEnv, mcpEnv, runMcp, type ServeHandle, startServe, tempDir } from './helpers.ts';
+import { CHILD_PROCESS_HOOK_MS, addGoogleAccounts, cleanupTempDirs, googleEnv, mcpEnv, runMcp, type ServeHandle, startServe, tempDir } from './helpers.ts';
 
 const KEY = 'proxy-key-e2e-credits-0123456789';
 const RICH = 'rich@example.com';
@@ -24,13 +24,13 @@ beforeAll(async () => {
   env = mcpEnv(tempDir(), { PROXY_API_KEY: KEY, ANTIGRAVITY_AI_CREDITS: 'true', ...googleEnv(google) });
   await addGoogleAccounts(env, google, [POOR, RICH]);
   server = await startServe({ env });
-});
+}, CHILD_PROCESS_HOOK_MS);
 
 afterAll(async () => {
   await server?.stop();
   await google?.stop();
   cleanupTempDirs();
-});
+}, CHILD_PROCESS_HOOK_MS);
 
 describe('ANTIGRAVITY_AI_CREDITS=true, every Claude quota out', () => {
   test('the request is served on the credits of the account that has some; the other is limited as before', async () => {

@@ -8,7 +8,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import { listAccounts } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
 import { type FakeGoogle, startFakeGoogle } from '../fakes/google.ts';
-import { cleanupTempDirs, type Env, googleEnv, mcpEnv, runMcp, type ServeHandle, spawnMcp, startServe, tempDir } from './helpers.ts';
+import { CHILD_PROCESS_HOOK_MS, cleanupTempDirs, type Env, googleEnv, mcpEnv, runMcp, type ServeHandle, spawnMcp, startServe, tempDir } from './helpers.ts';
 import { escapedJson } from '../fixtures/escaped-json.ts';
 
 const PROXY_KEY = 'proxy-key-e2e-antigravity-0123456789';
@@ -49,7 +49,7 @@ afterAll(async () => {
   await server?.stop();
   await google?.stop();
   cleanupTempDirs();
-});
+}, CHILD_PROCESS_HOOK_MS);
 
 describe('mcp accounts add --provider antigravity', () => {
   test('--refresh-token stores the account with its e-mail and project; adding it again updates it', async () => {
@@ -173,7 +173,7 @@ describe('mcp serve with the added Google accounts, through the official SDK', (
     server = await startServe({ env });
     client = new Anthropic({ baseURL: server.url, apiKey: PROXY_KEY, maxRetries: 0 });
     accountIds = new Set(storedAccounts().map((a) => a.id));
-  });
+  }, CHILD_PROCESS_HOOK_MS);
 
   const cases = [
     { name: 'a Gemini model', model: 'gemini-3-flash', upstream: 'gemini-3-flash', thinking: undefined },

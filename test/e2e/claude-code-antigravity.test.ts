@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { type FakeGoogle, type RecordedGoogleRequest, startFakeGoogle } from '../fakes/google.ts';
 import {
+  CHILD_PROCESS_HOOK_MS,
   addGoogleAccounts,
   type ClaudeRun,
   cleanupTempDirs,
@@ -33,13 +34,13 @@ beforeAll(async () => {
   const env = mcpEnv(tempDir(), { PROXY_API_KEY: PROXY_KEY, ...googleEnv(google) });
   await addGoogleAccounts(env, google, [EMAIL]);
   server = await startServe({ env });
-});
+}, CHILD_PROCESS_HOOK_MS);
 
 afterAll(async () => {
   await server?.stop();
   await google?.stop();
   cleanupTempDirs();
-});
+}, CHILD_PROCESS_HOOK_MS);
 
 /** Claude Code's WebSearch tool runs its own request with Anthropic's web_search tool; the proxy answers it with Google Search grounding. */
 describe('Claude Code WebSearch through mcp serve on Antigravity', () => {
@@ -249,12 +250,12 @@ describe('Claude Code on Antigravity when the family changes inside a tool loop'
     const env = (fallbackEnv = mcpEnv(tempDir(), { PROXY_API_KEY: PROXY_KEY, ENABLE_FALLBACK: '1', ...googleEnv(google) }));
     await addGoogleAccounts(env, google, [FALLBACK_EMAIL]);
     fallbackServe = await startServe({ env });
-  });
+  }, CHILD_PROCESS_HOOK_MS);
 
   afterAll(async () => {
     await fallbackServe?.stop();
     google.clearModes();
-  });
+  }, CHILD_PROCESS_HOOK_MS);
 
   for (const c of cases) {
     const other = cases.find((o) => o.family !== c.family)!;

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { type FakeZai, type FakeZaiMode, startFakeZai } from '../fakes/zai.ts';
 import {
+  CHILD_PROCESS_HOOK_MS,
   type ClaudeEvent,
   type ClaudeRun,
   cleanupTempDirs,
@@ -40,13 +41,13 @@ beforeAll(async () => {
   zai = startFakeZai({ keys: [ZAI_KEY] });
   // WRITE_TIMEOUT_SEC only bites a client that says it waits less (API_TIMEOUT_MS); Claude Code's default is 600 s.
   shared = await serve({ WRITE_TIMEOUT_SEC: '2' });
-});
+}, CHILD_PROCESS_HOOK_MS);
 
 afterAll(async () => {
   for (const s of servers) await s.stop();
   await zai?.stop();
   cleanupTempDirs();
-});
+}, CHILD_PROCESS_HOOK_MS);
 
 interface Turn {
   run: ClaudeRun;

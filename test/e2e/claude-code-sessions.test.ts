@@ -15,6 +15,7 @@ import { type FakeGoogle, type RecordedGoogleRequest, startFakeGoogle } from '..
 import { solidPng } from '../fakes/png.ts';
 import { type FakeZai, startFakeZai } from '../fakes/zai.ts';
 import {
+  CHILD_PROCESS_HOOK_MS,
   addGoogleAccounts,
   type ClaudeRun,
   cleanupTempDirs,
@@ -43,13 +44,13 @@ beforeAll(async () => {
   await addGoogleAccounts(env, google, EMAILS);
   serveEnv = env;
   server = await startServe({ env });
-});
+}, CHILD_PROCESS_HOOK_MS);
 
 afterAll(async () => {
   await server?.stop();
   await google?.stop();
   cleanupTempDirs();
-});
+}, CHILD_PROCESS_HOOK_MS);
 
 function turn(opts: { home: string; cwd: string; prompt: string; resume?: string; model?: string; allowedTools?: string[]; extraArgs?: string[]; via?: ServeHandle; maxRetries?: number; input?: object[]; extraEnv?: Record<string, string> }): Promise<ClaudeRun> {
   const { via, ...rest } = opts;
@@ -177,11 +178,11 @@ describe('Claude Code --fallback-model when the model is overloaded everywhere',
     const env = mcpEnv(tempDir(), { PROXY_API_KEY: PROXY_KEY, MAX_WAIT_SEC: '0', ...googleEnv(google) });
     await addGoogleAccounts(env, google, EMAILS);
     quick = await startServe({ env });
-  });
+  }, CHILD_PROCESS_HOOK_MS);
   afterAll(async () => {
     google.clearModes();
     await quick?.stop();
-  });
+  }, CHILD_PROCESS_HOOK_MS);
 
   test('after the 529s Claude Code switches to the fallback model, which mcp serves, and the tool loop completes', async () => {
     google.setMode({ kind: 'capacity' }, { model: 'claude-opus-4-6-thinking' });
@@ -330,11 +331,11 @@ describe('Claude Code switching providers mid-session in a mixed pool (Z.AI GLM 
     const added = await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', ZAI_KEY], { env });
     expect(added.code, added.stderr).toBe(0);
     mixed = await startServe({ env });
-  });
+  }, CHILD_PROCESS_HOOK_MS);
   afterAll(async () => {
     await mixed?.stop();
     await zai?.stop();
-  });
+  }, CHILD_PROCESS_HOOK_MS);
 
   for (const [from, to, upstream] of [
     ['glm-4.6', 'opus', 'claude-opus-4-6-thinking'],

@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, expect, test } from 'bun:test';
 import { type FakeZai, startFakeZai } from '../fakes/zai.ts';
 import {
+  CHILD_PROCESS_HOOK_MS,
   cleanupTempDirs,
   mcpEnv,
   randomMarker,
@@ -35,7 +36,7 @@ beforeAll(async () => {
   server = await serveWith({});
   capped = await serveWith({ MAX_CONCURRENT_PER_ACCOUNT: '1' });
   pair = await serveWith({}, [ZAI_KEY, ZAI_KEY_2]);
-});
+}, CHILD_PROCESS_HOOK_MS);
 
 afterAll(async () => {
   await server?.stop();
@@ -43,7 +44,7 @@ afterAll(async () => {
   await pair?.stop();
   await zai?.stop();
   cleanupTempDirs();
-});
+}, CHILD_PROCESS_HOOK_MS);
 
 test('Claude Code completes a Bash tool loop through the proxy on glm-4.6', () => toolLoop(server), 120_000);
 

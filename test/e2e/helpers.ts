@@ -8,6 +8,12 @@ export const ROOT = join(import.meta.dir, '..', '..');
 /** How to run mcp from source. */
 export const MCP_FROM_SOURCE: readonly string[] = [process.execPath, 'run', join(ROOT, 'src', 'main.ts')];
 export const CLAUDE_BIN = join(ROOT, 'node_modules', '.bin', 'claude');
+/**
+ * For a hook that starts or stops mcp processes (`accounts add`, `serve`): bun gives hooks 5 s whatever
+ * bunfig says, and on a busy 2-core machine each start takes a second or more. The helpers' own
+ * limits (startServe, runMcp) stay the ones that fail, with the program's output.
+ */
+export const CHILD_PROCESS_HOOK_MS = 60_000;
 
 const tempDirs: string[] = [];
 

@@ -7,7 +7,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { type FakeGoogle, startFakeGoogle } from '../fakes/google.ts';
 import { pngSize, solidPng } from '../fakes/png.ts';
-import { addGoogleAccounts, cleanupTempDirs, googleEnv, mcpEnv, type ServeHandle, startServe, tempDir } from './helpers.ts';
+import { CHILD_PROCESS_HOOK_MS, addGoogleAccounts, cleanupTempDirs, googleEnv, mcpEnv, type ServeHandle, startServe, tempDir } from './helpers.ts';
 
 const KEY = 'proxy-key-e2e-images-0123456789';
 const ONE = 'painter-one@example.com';
@@ -23,13 +23,13 @@ beforeAll(async () => {
   env = mcpEnv(tempDir(), { PROXY_API_KEY: KEY, MAX_WAIT_SEC: '0', ...googleEnv(google) });
   await addGoogleAccounts(env, google, [ONE, TWO]);
   server = await startServe({ env });
-});
+}, CHILD_PROCESS_HOOK_MS);
 
 afterAll(async () => {
   await server?.stop();
   await google?.stop();
   cleanupTempDirs();
-});
+}, CHILD_PROCESS_HOOK_MS);
 
 async function post(path: string, body: unknown): Promise<{ status: number; json: Record<string, any>; headers: Headers }> {
   const res = await fetch(`${server.url}${path}`, {

@@ -3,7 +3,7 @@
 // `mcp serve`, and moved to another project with `mcp accounts set --project` while it runs.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { type FakeGoogle, startFakeGoogle } from '../fakes/google.ts';
-import { cleanupTempDirs, type Env, googleEnv, mcpEnv, runMcp, type ServeHandle, startServe, tempDir } from './helpers.ts';
+import { CHILD_PROCESS_HOOK_MS, cleanupTempDirs, type Env, googleEnv, mcpEnv, runMcp, type ServeHandle, startServe, tempDir } from './helpers.ts';
 
 const PROXY_KEY = 'proxy-key-e2e-own-project-0123456789';
 const EMAIL = 'workspace-user@example.com';
@@ -21,7 +21,7 @@ afterAll(async () => {
   await server?.stop();
   await google?.stop();
   cleanupTempDirs();
-});
+}, CHILD_PROCESS_HOOK_MS);
 
 async function ask(): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(`${server!.url}/v1/messages`, {

@@ -7,7 +7,7 @@ import { type FakeGoogle, startFakeGoogle } from '../fakes/google.ts';
 import { solidPng } from '../fakes/png.ts';
 import { type FakeZai, startFakeZai } from '../fakes/zai.ts';
 import { plainPdf } from '../fixtures/pdf/make-pdf.ts';
-import { addGoogleAccounts, cleanupTempDirs, googleEnv, mcpEnv, runMcp, type ServeHandle, startServe, tempDir, zaiEnv } from './helpers.ts';
+import { CHILD_PROCESS_HOOK_MS, addGoogleAccounts, cleanupTempDirs, googleEnv, mcpEnv, runMcp, type ServeHandle, startServe, tempDir, zaiEnv } from './helpers.ts';
 
 const PROXY_KEY = ['proxy', 'key', 'FAKE', 'sdk', '0123456789'].join('-');
 const ZAI_KEY = ['zai', 'key', 'FAKE', 'sdk', '0123456789'].join('-');
@@ -32,7 +32,7 @@ beforeAll(async () => {
   [zaiServer, agServer] = await Promise.all([startServe({ env: zEnv }), startServe({ env: gEnv })]);
   zaiClient = new Anthropic({ baseURL: zaiServer.url, apiKey: PROXY_KEY, maxRetries: 0, timeout: 10_000 });
   agClient = new Anthropic({ baseURL: agServer.url, apiKey: PROXY_KEY, maxRetries: 0, timeout: 10_000 });
-});
+}, CHILD_PROCESS_HOOK_MS);
 
 afterAll(async () => {
   await Promise.all([zaiServer?.stop(), agServer?.stop()]);

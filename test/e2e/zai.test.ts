@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import Anthropic from '@anthropic-ai/sdk';
 import { type FakeZai, startFakeZai } from '../fakes/zai.ts';
-import { cleanupTempDirs, mcpEnv, runMcp, type ServeHandle, startServe, tempDir, waitFor, zaiEnv } from './helpers.ts';
+import { CHILD_PROCESS_HOOK_MS, cleanupTempDirs, mcpEnv, runMcp, type ServeHandle, startServe, tempDir, waitFor, zaiEnv } from './helpers.ts';
 import { escapedJson } from '../fixtures/escaped-json.ts';
 
 const PROXY_KEY = 'proxy-key-e2e-zai-0123456789';
@@ -19,13 +19,13 @@ beforeAll(async () => {
   expect(add.code).toBe(0);
   server = await startServe({ env });
   client = new Anthropic({ baseURL: server.url, apiKey: PROXY_KEY, maxRetries: 0 });
-});
+}, CHILD_PROCESS_HOOK_MS);
 
 afterAll(async () => {
   await server?.stop();
   await zai?.stop();
   cleanupTempDirs();
-});
+}, CHILD_PROCESS_HOOK_MS);
 
 describe('mcp serve in front of Z.AI', () => {
   test('says it is listening with the number of accounts', () => {

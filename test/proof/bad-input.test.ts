@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { Database } from 'bun:sqlite';
 import { join } from 'node:path';
 import { type FakeZai, startFakeZai } from '../fakes/zai.ts';
-import { cleanupTempDirs, mcpEnv, runMcp, type ServeHandle, startServe, tempDir, zaiEnv } from '../e2e/helpers.ts';
+import { CHILD_PROCESS_HOOK_MS, cleanupTempDirs, mcpEnv, runMcp, type ServeHandle, startServe, tempDir, zaiEnv } from '../e2e/helpers.ts';
 import { badInputCases, type Case, good } from '../fixtures/bad-input/corpus.ts';
 
 const PROXY_KEY = 'proxy-key-proof-bad-input-0123';
@@ -24,13 +24,13 @@ beforeAll(async () => {
   const add = await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', ZAI_KEY, '--label', 'glm'], { env });
   expect(add.code).toBe(0);
   server = await startServe({ env });
-});
+}, CHILD_PROCESS_HOOK_MS);
 
 afterAll(async () => {
   await server?.stop();
   await zai?.stop();
   cleanupTempDirs();
-});
+}, CHILD_PROCESS_HOOK_MS);
 
 async function send(c: Case): Promise<Response> {
   const headers: Record<string, string> = { ...AUTH, ...c.headers };

@@ -7,6 +7,7 @@ import { Database } from 'bun:sqlite';
 import { join } from 'node:path';
 import { type FakeZai, startFakeZai } from '../fakes/zai.ts';
 import {
+  CHILD_PROCESS_HOOK_MS,
   cleanupTempDirs,
   type Env,
   MCP_FROM_SOURCE,
@@ -80,7 +81,7 @@ beforeAll(async () => {
   env = mcpEnv(dataDir, { PROXY_API_KEY: PROXY_KEY, ...zaiEnv(zai), QUOTA_POLL_INTERVAL_SEC: '3600' });
   expect(await addAccount(KEYS[0]!, 'base-0')).toBe(true);
   expect(await addAccount(KEYS[1]!, 'base-1')).toBe(true);
-});
+}, CHILD_PROCESS_HOOK_MS);
 
 afterAll(async () => {
   await zai?.stop();

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { openDatabase } from '../../src/store/db.ts';
 import { upsertAccount } from '../../src/store/accounts.ts';
 import { BENCH_REFRESH_TOKEN, type BenchUpstream, STREAM50_MARKER, startBenchUpstream } from '../fakes/bench-upstream.ts';
-import { cleanupTempDirs, mcpEnv, runMcp, type ServeHandle, startServe, tempDir, waitFor } from '../e2e/helpers.ts';
+import { CHILD_PROCESS_HOOK_MS, cleanupTempDirs, mcpEnv, runMcp, type ServeHandle, startServe, tempDir, waitFor } from '../e2e/helpers.ts';
 
 const DURATION_SEC = Number(process.env.LOAD_DURATION_SEC ?? 8);
 const CLIENTS = Number(process.env.LOAD_CLIENTS ?? 500);
@@ -46,7 +46,7 @@ afterAll(async () => {
   await server?.stop();
   await up?.stop();
   cleanupTempDirs();
-});
+}, CHILD_PROCESS_HOOK_MS);
 
 const BODY = JSON.stringify({
   model: 'claude-sonnet-4-6',
