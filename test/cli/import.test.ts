@@ -353,6 +353,7 @@ describe('mcp backup, then mcp accounts import of the copy', () => {
   });
 
   test('backup into a directory that does not exist says so, without naming a temporary file', async () => {
+    seed();
     const target = join(dataDirOf(), 'no-such-dir', 'copy.db');
     const r = await run('backup', target);
     expect(r.code).toBe(1);
