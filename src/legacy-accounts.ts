@@ -125,6 +125,9 @@ function oneAccount(a: Obj, index: number, skipped: LegacySkip[]): LegacyAccount
 /** Parses the text of a legacy accounts.json. Throws LegacyFormatError when it is not one. */
 export function parseLegacyAccounts(text: string): LegacyParse {
   let data: unknown;
+  // A binary file (an image, an archive, a database of another program) would otherwise be named
+  // by the parser's first unreadable byte, printed as a replacement character.
+  if (/[\u0000\uFFFD]/.test(text)) throw new LegacyFormatError('not JSON: the file is binary, and an accounts file is text');
   try {
     // Windows editors save with a byte order mark, which JSON.parse refuses.
     data = JSON.parse(text.replace(/^\uFEFF/, ''));

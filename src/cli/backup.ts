@@ -2,11 +2,11 @@
 // usage) that can be taken while the server runs. `mcp accounts import <copy>` brings its accounts
 // back, into this machine or another.
 import { existsSync, statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { defineCommand } from 'citty';
 import { loadConfig } from '../config.ts';
 import { backupDatabase, backupDir, backupToFresh } from '../store/backup.ts';
-import { databaseFailure, openDatabase, StoreError } from '../store/db.ts';
+import { accessHint, backupsPath, databaseFailure, openDatabase, StoreError } from '../store/db.ts';
 import { printJson, say, shellQuote } from './output.ts';
 
 function isDirectory(path: string): boolean {
@@ -14,6 +14,22 @@ function isDirectory(path: string): boolean {
     return statSync(path).isDirectory();
   } catch {
     return false;
+  }
+}
+
+/** backups/ in the data directory, made if missing; a directory that cannot be made is said plainly, not as a bare errno. */
+function defaultBackupDir(dataDir: string): string {
+  try {
+    return backupDir(dataDir);
+  } catch (err) {
+    const dir = backupsPath(dataDir);
+    let why: string;
+    if (existsSync(dir) && !isDirectory(dir)) why = `${dir} is a file, not a directory (move it away)`;
+    else {
+      const hint = accessHint(existsSync(dir) ? join(dir, 'x') : dir, true);
+      why = `${(err as Error).message}${hint ? ` (${hint})` : ''}`;
+    }
+    throw new StoreError(`cannot write the backup into ${dir}: ${why}; name another place: \`mcp backup <file|dir>\``, { cause: err });
   }
 }
 
@@ -29,6 +45,11 @@ export const backupCommand = defineCommand({
   },
   run({ args }) {
     const config = loadConfig(process.env, {}, { requireApiKey: false });
+    // Opening a missing database would create an empty one and "back up 0 accounts" with exit 0:
+    // a cron job pointed at the wrong MCP_DATA_DIR would keep empty copies and never know.
+    if (!existsSync(config.dbPath)) {
+      throw new StoreError(`no database at ${config.dbPath}, so nothing to back up (is MCP_DATA_DIR right? \`mcp serve\` or \`mcp accounts add\` creates it)`);
+    }
     const named = args.file ? String(args.file) : '';
     // Said plainly: otherwise the error names the temporary file the copy is first written to.
     // A name ending in a slash is a directory, as for cp, even before it exists.
@@ -36,7 +57,7 @@ export const backupCommand = defineCommand({
       throw new StoreError(`cannot write the backup into ${named}: the directory ${resolve(named)} does not exist`);
     }
     // A directory gets a fresh copy inside it, as `cp file dir/` would.
-    const intoDir = !named ? backupDir(config.dataDir) : isDirectory(named) ? named : null;
+    const intoDir = !named ? defaultBackupDir(config.dataDir) : isDirectory(named) ? named : null;
     const target = intoDir ?? named;
     const dir = dirname(resolve(target));
     if (!existsSync(dir)) throw new StoreError(`cannot write the backup ${target}: the directory ${dir} does not exist`);

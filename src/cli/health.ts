@@ -40,7 +40,12 @@ export async function checkHealth(baseUrl: string, timeoutMs: number): Promise<{
         : e.code === 'ECONNREFUSED'
           ? // Bun says "Is the computer able to access the url?": usually the server is just not running.
             'nothing is listening there (is `mcp serve` running, on this port? --url or PORT name another)'
-          : e.message;
+          : e.code === 'ECONNRESET'
+            ? 'the connection was closed without an answer (is an mcp server on this port?)'
+            : /Malformed_HTTP_Response/i.test(`${e.code} ${e.message}`)
+              ? 'what answered is not HTTP (is an mcp server on this port?)'
+              : // Bun's advice to pass `verbose: true` to fetch() is for a programmer, not for someone running mcp.
+                e.message.replace(/\s*For more information, pass `verbose: true`.*$/s, '');
     return { ok: false, line: `${url}: ${why}` };
   }
 }

@@ -223,6 +223,12 @@ export function databaseFailure(path: string, err: unknown): StoreError | null {
     );
   }
   const code = String((err as { code?: unknown } | null)?.code ?? '');
+  // The file opened, but its -wal or -shm could not be made (a read-only mount, a directory
+  // another user owns): SQLite says only "unable to open database file".
+  if (code.startsWith('SQLITE_CANTOPEN')) {
+    const hint = accessHint(path, true);
+    if (hint) return new StoreError(`cannot open database ${path}: ${message} (${hint})`, { cause: err });
+  }
   if (code.startsWith('SQLITE_CORRUPT') || code.startsWith('SQLITE_NOTADB')) {
     return new StoreError(`database ${path} is not usable: ${message}${restoreHint(dirname(path))}`, { cause: err });
   }
@@ -361,6 +367,10 @@ export function tightenModes(path: string, platform: string = process.platform, 
   }
 }
 
+function readOnlyMount(dir: string): string {
+  return `the file system holding ${dir} is mounted read-only: give the data directory a writable one (in Docker, a volume on /data), or point MCP_DATA_DIR elsewhere`;
+}
+
 /**
  * Why this process may not open `path`, in words a person can act on, or null when the permissions
  * look fine. SQLite only says "unable to open database file"; the usual cause is a data directory
@@ -380,13 +390,16 @@ export function accessHint(path: string, write: boolean): string | null {
   const dir = dirname(path);
   try {
     accessSync(dir, mode | constants.X_OK);
-  } catch {
+  } catch (err) {
+    // No owner or mode helps there (a `docker run --read-only` without the /data volume).
+    if ((err as { code?: string }).code === 'EROFS') return readOnlyMount(dir);
     return `the directory ${dir} is not ${write ? 'writable' : 'readable'} by ${who}${owner(dir)}: change its owner or permissions, or point MCP_DATA_DIR elsewhere`;
   }
   if (!existsSync(path)) return null;
   try {
     accessSync(path, mode);
-  } catch {
+  } catch (err) {
+    if ((err as { code?: string }).code === 'EROFS') return readOnlyMount(dir);
     return `${path} is not ${write ? 'writable' : 'readable'} by ${who}${owner(path)}: change its owner or permissions`;
   }
   return null;

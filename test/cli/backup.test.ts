@@ -1,7 +1,7 @@
 // `mcp backup <dir>`: a directory named as the target gets a fresh proxy-<UTC time>.db inside it,
 // as `cp file dir/` would, rather than "already exists (--force replaces it)" and a --force that fails.
 import { describe, expect, test } from 'bun:test';
-import { mkdirSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Database } from 'bun:sqlite';
 import { upsertAccount } from '../../src/store/accounts.ts';
@@ -10,8 +10,14 @@ import { runCaptured, useTempDataDir } from './run-cli.ts';
 
 const dataDir = useTempDataDir('mcp-backup-cli-');
 
+/** The database a server or `mcp accounts add` would have made: backup copies one, never makes it. */
+function makeDatabase(): void {
+  openDatabase(join(dataDir(), 'proxy.db')).close();
+}
+
 describe('mcp backup into a directory', () => {
   test('writes a fresh proxy-<UTC time>.db inside it, owner-only', async () => {
+    makeDatabase();
     const target = join(dataDir(), 'elsewhere');
     mkdirSync(target);
     const r = await runCaptured(['backup', target]);
@@ -25,6 +31,7 @@ describe('mcp backup into a directory', () => {
   });
 
   test('a second backup into it the same second gets its own name', async () => {
+    makeDatabase();
     const target = join(dataDir(), 'elsewhere');
     mkdirSync(target);
     expect((await runCaptured(['backup', target])).code).toBe(0);
@@ -94,5 +101,35 @@ describe('a database written by a newer mcp (after a downgrade)', () => {
     const after = new Database(path, { readonly: true });
     expect((after.query('PRAGMA user_version').get() as { user_version: number }).user_version).toBe(SCHEMA_VERSION + 1);
     after.close();
+  });
+});
+
+describe('mcp backup where there is nothing to copy, or nowhere to put it', () => {
+  test('no database in the data directory is an error naming it, and creates none (no empty copy reported as a backup)', async () => {
+    const r = await runCaptured(['backup']);
+    expect(r.code).toBe(1);
+    expect(r.out).toBe('');
+    expect(r.err).toBe(`mcp: no database at ${join(dataDir(), 'proxy.db')}, so nothing to back up (is MCP_DATA_DIR right? \`mcp serve\` or \`mcp accounts add\` creates it)\n`);
+    expect(existsSync(join(dataDir(), 'proxy.db'))).toBe(false);
+    expect(existsSync(join(dataDir(), 'backups'))).toBe(false);
+  });
+
+  test('a data directory that is missing altogether says the same, not an ENOENT from mkdir', async () => {
+    process.env.MCP_DATA_DIR = join(dataDir(), 'not-there');
+    const r = await runCaptured(['backup']);
+    expect(r.code).toBe(1);
+    expect(r.err).toStartWith(`mcp: no database at ${join(dataDir(), 'not-there', 'proxy.db')}`);
+    expect(r.err).not.toContain('ENOENT');
+  });
+
+  test('a backups/ that cannot be made is one line naming it and how to write elsewhere', async () => {
+    makeDatabase();
+    // A file where the directory should be: mkdir fails whatever the user (root included).
+    writeFileSync(join(dataDir(), 'backups'), '');
+    const r = await runCaptured(['backup']);
+    expect(r.code).toBe(1);
+    expect(r.err.split('\n').filter(Boolean)).toHaveLength(1);
+    expect(r.err).toStartWith(`mcp: cannot write the backup into ${join(dataDir(), 'backups')}: ${join(dataDir(), 'backups')} is a file, not a directory`);
+    expect(r.err).toContain('`mcp backup <file|dir>`');
   });
 });

@@ -146,3 +146,22 @@ test('a degraded /health names why (a usage database it cannot write), not just 
     full.stop(true);
   }
 });
+
+test('something on the port that is not an HTTP server is named as such, without Bun fetch() advice', async () => {
+  const opts = { hostname: '127.0.0.1', port: 0 } as const;
+  const hangsUp = Bun.listen({ ...opts, socket: { open: (s) => void s.end(), data() {} } });
+  // Another service on the port (an SSH server, say): it answers, but not in HTTP.
+  const notHttp = Bun.listen({ ...opts, socket: { open: (s) => void s.write('SSH-2.0-FAKE\r\nHello there\r\n'), data() {} } });
+  try {
+    const closed = await run('health', '--url', `127.0.0.1:${hangsUp.port}`, '--timeout', '3');
+    expect(closed.code).toBe(1);
+    expect(closed.err).toBe(`mcp: unhealthy: http://127.0.0.1:${hangsUp.port}/health: the connection was closed without an answer (is an mcp server on this port?)\n`);
+    const other = await run('health', '--url', `127.0.0.1:${notHttp.port}`, '--timeout', '3');
+    expect(other.code).toBe(1);
+    expect(other.err).toBe(`mcp: unhealthy: http://127.0.0.1:${notHttp.port}/health: what answered is not HTTP (is an mcp server on this port?)\n`);
+    for (const r of [closed, other]) expect(r.err).not.toContain('verbose');
+  } finally {
+    hangsUp.stop(true);
+    notHttp.stop(true);
+  }
+});

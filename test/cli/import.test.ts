@@ -298,6 +298,17 @@ describe('mcp accounts import', () => {
   });
 });
 
+describe('mcp accounts import of a file that is no accounts file', () => {
+  test('a binary file (not an mcp database either) is one line saying so, not the parser\'s garbled byte', async () => {
+    const file = join(dataDirOf(), 'photo.png');
+    writeFileSync(file, Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0xff, 0xfe, 0x80]));
+    const r = await run('accounts', 'import', file);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(`mcp: ${file}: not JSON: the file is binary, and an accounts file is text\n`);
+    expect(stored()).toEqual([]);
+  });
+});
+
 describe('mcp backup, then mcp accounts import of the copy', () => {
   /** A pool with a renamed Google account, a capped one that is disabled, and a Z.AI key. */
   function seed(): void {
@@ -353,6 +364,7 @@ describe('mcp backup, then mcp accounts import of the copy', () => {
   });
 
   test('backup into a directory that does not exist says so, without naming a temporary file', async () => {
+    seed();
     const target = join(dataDirOf(), 'no-such-dir', 'copy.db');
     const r = await run('backup', target);
     expect(r.code).toBe(1);

@@ -229,6 +229,14 @@ describe('unknown routes and methods', () => {
     // Only the doubled prefix gets the hint.
     expect((await read(await get('/v2/nothing'))).error.message).toBe('GET /v2/nothing not found');
   });
+  // The README says so: the key is checked first, so a caller without it learns nothing of the routes.
+  test('without the key, an unknown route and a wrong method are a 401 like any other request', async () => {
+    for (const [path, method] of [['/v2/nothing', 'GET'], ['/v1/messages', 'DELETE']] as const) {
+      const r = await get(path, {}, method);
+      expect(r.status).toBe(401);
+      expectEnvelope(await read(r), 'authentication_error');
+    }
+  });
   test('a wrong method on a known route is a 405 envelope with allow', async () => {
     const r = await get('/v1/messages');
     expect(r.status).toBe(405);

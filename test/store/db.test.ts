@@ -235,3 +235,32 @@ test('a disk I/O error is put down to a full disk only when no space is left (an
   expect(isDiskFull(Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' }), null)).toBe(true);
   expect(isDiskFull(new Error('no code'), 0)).toBe(false);
 });
+
+describe('a data directory on a read-only mount (docker run --read-only without the /data volume)', () => {
+  // A bind mount made read-only in a mount namespace of its own: needs root and unshare, as this
+  // machine and CI have; skipped elsewhere. Root's own permissions cannot show it, only the mount.
+  const fixture = join(import.meta.dir, '..', 'fixtures', 'open-db.ts');
+  const canMount =
+    process.platform === 'linux' &&
+    process.getuid?.() === 0 &&
+    Bun.spawnSync(['unshare', '-m', 'sh', '-c', 'mount --bind -o ro /tmp /tmp'], { stdout: 'ignore', stderr: 'ignore' }).exitCode === 0;
+
+  test.skipIf(!canMount)('an existing database there says the mount is read-only, not only "unable to open database file"', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mcp-db-ro-'));
+    try {
+      const path = join(dir, 'proxy.db');
+      openDatabase(path).close();
+      const q = (s: string) => `'${s}'`;
+      const sh = `mount --bind -o ro ${q(dir)} ${q(dir)} && ${q(process.execPath)} ${q(fixture)} ${q(path)}`;
+      const r = Bun.spawnSync(['unshare', '-m', 'sh', '-c', sh], { stdout: 'pipe', stderr: 'pipe' });
+      const line = r.stdout.toString().trim() || r.stderr.toString().trim();
+      expect(line).toStartWith(`StoreError: cannot open database ${path}: `);
+      expect(line).toContain(`the file system holding ${dir} is mounted read-only`);
+      // Neither owner nor mode is the trouble there: advice to change them would send the user astray.
+      expect(line).not.toContain('change its owner');
+      expect(line).not.toContain('not usable');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
