@@ -5,7 +5,7 @@ import { Database } from 'bun:sqlite';
 import { afterEach, expect, spyOn, test } from 'bun:test';
 import { providerDepsFor } from '../../src/gateway/index.ts';
 import { findAccount } from '../../src/store/accounts.ts';
-import { loadIssued } from '../../src/store/signatures.ts';
+import { loadCallSignatures, loadIssued } from '../../src/store/signatures.ts';
 import { openDatabase } from '../../src/store/db.ts';
 import { addZai, cleanupDbs, T0, tempDb } from './helpers.ts';
 
@@ -73,4 +73,21 @@ test('an account change a lock refused is still stored by the last flush, before
   } finally {
     again.close();
   }
+});
+
+test('hashes remembered while another process holds the lock are written on a later round, once it lets go', async () => {
+  const { db, path } = tempDb();
+  const deps = providerDepsFor(db, () => T0);
+  const cli = new Database(path);
+  cli.exec('BEGIN IMMEDIATE');
+  deps.issuedSignatures!.remember('antigravity', 11);
+  deps.callSignatures!.remember({ toolUseId: 'call_1', signature: 'FAKE-sig'.padEnd(60, '.'), minted: false });
+  // The first round meets the lock and keeps them.
+  await Bun.sleep(PAST_ONE_ROUND_MS);
+  cli.exec('COMMIT');
+  cli.close();
+  await Bun.sleep(PAST_ONE_ROUND_MS);
+  expect(loadIssued(db, 'antigravity', 0, 10)).toEqual([11]);
+  expect(loadCallSignatures(db, 0, 10).map((c) => c.toolUseId)).toEqual(['call_1']);
+  deps.flush();
 });
