@@ -93,6 +93,15 @@ export function parseJsonAsByteStrings(bytes: Uint8Array): unknown {
   return toByteStrings(JSON.parse(buf.toString('utf8', start)));
 }
 
+/**
+ * JSON.parse of a JSON text held in a byte string (a tool input a client kept as a string), with
+ * every string in the result a byte string: a \u escape beyond ASCII would otherwise parse to a real
+ * character among the bytes, and reach the upstream as a wrong byte.
+ */
+export function parseByteStringJson(json: string): unknown {
+  return hasWideEscape(json) ? toByteStrings(JSON.parse(fromByteString(json))) : JSON.parse(json);
+}
+
 /** A copy of a small value of byte strings, with the text in its strings (through JSON). */
 export function textCopyOf<T>(value: T): T {
   return JSON.parse(Buffer.from(JSON.stringify(value), 'latin1').toString('utf8')) as T;

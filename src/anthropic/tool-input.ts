@@ -6,13 +6,17 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** Any tool input -> an object: the input itself, its parsed JSON, its one object, or `{value}`. */
-export function toObjectInput(input: unknown): Record<string, unknown> {
+/**
+ * Any tool input -> an object: the input itself, its parsed JSON, its one object, or `{value}`.
+ * `parse` reads a JSON string: a request's inputs are byte strings (byte-strings.ts), which need
+ * parseByteStringJson; an upstream's are text.
+ */
+export function toObjectInput(input: unknown, parse: (json: string) => unknown = JSON.parse): Record<string, unknown> {
   if (isPlainObject(input)) return input;
   if (input === undefined || input === null || input === '') return {};
   if (typeof input === 'string') {
     try {
-      return toObjectInput(JSON.parse(input));
+      return toObjectInput(parse(input), parse);
     } catch {
       return { value: input };
     }

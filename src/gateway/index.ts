@@ -55,8 +55,9 @@ const CALLS_KEEP = 2_000;
 
 export interface ServerProviderDeps extends ProviderDeps {
   /**
-   * Writes what is still waiting, waiting out a lock: the last write, at stop, before the database
-   * closes. Hashes remembered after it (a stream still ending) are not written; idempotent.
+   * Writes what is still waiting (account changes a lock refused, then hashes), waiting out a lock:
+   * the last write, at stop, before the database closes. Hashes remembered after it (a stream still
+   * ending) are not written; idempotent.
    */
   flush(): void;
 }
@@ -119,13 +120,13 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
   /** Whether the lock was warned about (its end is then worth a word too). */
   let lockWarned = false;
 
-  /** True once the patch is done with: stored, or refused for good (warned). */
-  function write(id: string, patch: AccountPatch, retrying: boolean): boolean {
+  /** True once the patch is done with: stored, or refused for good (warned). `wait`: the store's full wait (at stop). */
+  function write(id: string, patch: AccountPatch, retrying: boolean, wait = false): boolean {
     let updated: Account | null;
     try {
       // Providers write on the request path (a token refresh), and the server is one thread: the
       // store's 5 s busy_timeout would freeze every request and stream while the CLI holds the lock.
-      updated = briefly(db, () => updateAccount(db, id, patch, now()));
+      updated = wait ? updateAccount(db, id, patch, now()) : briefly(db, () => updateAccount(db, id, patch, now()));
     } catch (err) {
       if (isBusyError(err)) {
         // A lock held a moment (the CLI writing) is routine; one that lasts is worth a word, once.
@@ -206,6 +207,18 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
       },
     },
     flush() {
+      // Account writes a lock refused (a refreshed, maybe rotated, token) are the ones a restart
+      // cannot do without: written first, each waiting out the lock once more.
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      // A lock that outlasted one full wait is not waited out again for each account: stopping goes on.
+      let locked = false;
+      for (const [id, list] of queued) {
+        while (!locked && list.length && write(id, list[0]!, true, true)) list.shift();
+        locked ||= list.length > 0;
+        if (list.length) log.warn(`could not store the change to account ${id} (${Object.keys(list[0]!).join(', ')}) before stopping: the database stayed locked`);
+      }
+      queued.clear();
       flushIssued(true);
       issuedDone = true;
       issuedPending.clear();

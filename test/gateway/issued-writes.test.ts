@@ -1,10 +1,13 @@
 // The hashes of issued thinking signatures are written in the background; once the server stops
 // (its last flush) and closes the database, nothing may keep trying to write them every second.
+// The last flush also stores the account changes a lock held back.
+import { Database } from 'bun:sqlite';
 import { afterEach, expect, spyOn, test } from 'bun:test';
 import { providerDepsFor } from '../../src/gateway/index.ts';
-import { loadIssued } from '../../src/store/signatures.ts';
+import { findAccount } from '../../src/store/accounts.ts';
+import { loadCallSignatures, loadIssued } from '../../src/store/signatures.ts';
 import { openDatabase } from '../../src/store/db.ts';
-import { cleanupDbs, T0, tempDb } from './helpers.ts';
+import { addZai, cleanupDbs, T0, tempDb } from './helpers.ts';
 
 afterEach(cleanupDbs);
 
@@ -49,4 +52,42 @@ test('the last flush still writes what was waiting', () => {
   } finally {
     again.close();
   }
+});
+
+test('an account change a lock refused is still stored by the last flush, before the database closes', () => {
+  // A token refresh while the CLI held the lock waits for the next round (1 s); the server stopping
+  // meanwhile must not drop it (a rotated refresh token would be lost with it).
+  const { db, path } = tempDb();
+  const account = addZai(db, 'a');
+  const deps = providerDepsFor(db, () => T0);
+  const cli = new Database(path);
+  cli.exec('BEGIN IMMEDIATE');
+  deps.updateAccount(account.id, { email: 'after-refresh@example.com' });
+  cli.exec('COMMIT');
+  cli.close();
+  deps.flush();
+  db.close();
+  const again = openDatabase(path);
+  try {
+    expect(findAccount(again, account.id)?.email).toBe('after-refresh@example.com');
+  } finally {
+    again.close();
+  }
+});
+
+test('hashes remembered while another process holds the lock are written on a later round, once it lets go', async () => {
+  const { db, path } = tempDb();
+  const deps = providerDepsFor(db, () => T0);
+  const cli = new Database(path);
+  cli.exec('BEGIN IMMEDIATE');
+  deps.issuedSignatures!.remember('antigravity', 11);
+  deps.callSignatures!.remember({ toolUseId: 'call_1', signature: 'FAKE-sig'.padEnd(60, '.'), minted: false });
+  // The first round meets the lock and keeps them.
+  await Bun.sleep(PAST_ONE_ROUND_MS);
+  cli.exec('COMMIT');
+  cli.close();
+  await Bun.sleep(PAST_ONE_ROUND_MS);
+  expect(loadIssued(db, 'antigravity', 0, 10)).toEqual([11]);
+  expect(loadCallSignatures(db, 0, 10).map((c) => c.toolUseId)).toEqual(['call_1']);
+  deps.flush();
 });

@@ -8,7 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findAccount, listAccounts } from '../../src/store/accounts.ts';
 import { migrate, openDatabase, SCHEMA_VERSION } from '../../src/store/db.ts';
+import { loadBindings, saveBindings } from '../../src/store/bindings.ts';
 import { listLimits, listQuotas } from '../../src/store/limits.ts';
+import { loadCallSignatures, loadIssued, saveCallSignatures, saveIssued } from '../../src/store/signatures.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'mcp-migrate-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -66,6 +68,52 @@ describe('opening an older file', () => {
       fresh.close();
     } finally {
       db.close();
+    }
+  });
+});
+
+// Step 2 as released (session bindings), for a file a schema-2 mcp left behind.
+const V2_STEP = `CREATE TABLE session_bindings (family TEXT NOT NULL, session TEXT NOT NULL, account_id TEXT NOT NULL,
+    bound_at INTEGER NOT NULL, PRIMARY KEY (family, session));
+  CREATE INDEX session_bindings_at ON session_bindings(bound_at);`;
+
+describe('opening a file of schema 2 (before side bindings and issued signatures)', () => {
+  test('its bindings come back as a main request\'s, the new tables start empty, and a second open changes nothing', () => {
+    const path = v1File();
+    const raw = new Database(path);
+    raw.exec(V2_STEP);
+    raw.exec(`INSERT INTO session_bindings VALUES ('google:claude', 'sess-1', 'acc_0000abcd', 5000)`);
+    raw.exec('PRAGMA user_version = 2');
+    raw.close();
+
+    const db = openDatabase(path);
+    try {
+      expect((db.query('PRAGMA user_version').get() as { user_version: number }).user_version).toBe(SCHEMA_VERSION);
+      expect(loadBindings(db, 0, 10)).toEqual([{ family: 'google:claude', session: 'sess-1', accountId: 'acc_0000abcd', boundAt: 5000 }]);
+      expect(loadIssued(db, 'zai', 0, 10)).toEqual([]);
+      expect(loadCallSignatures(db, 0, 10)).toEqual([]);
+      saveIssued(db, 'zai', [{ hash: 42, issuedAt: 6000 }], 0, 10);
+      saveCallSignatures(db, [{ toolUseId: 'call_1', signature: null, minted: true, issuedAt: 6000 }], 0, 10);
+      saveBindings(db, [{ family: 'google:claude', session: 'sess-2', accountId: 'acc_0000abcd', boundAt: 6000, side: true }], 0, 10);
+    } finally {
+      db.close();
+    }
+
+    // Written by this mcp, opened again by it: no step runs twice, every row is there.
+    const again = openDatabase(path);
+    try {
+      expect((again.query('PRAGMA user_version').get() as { user_version: number }).user_version).toBe(SCHEMA_VERSION);
+      expect(loadBindings(again, 0, 10).map((b) => [b.session, b.side === true])).toEqual([
+        ['sess-1', false],
+        ['sess-2', true],
+      ]);
+      expect(loadIssued(again, 'zai', 0, 10)).toEqual([42]);
+      expect(loadCallSignatures(again, 0, 10)).toEqual([{ toolUseId: 'call_1', signature: null, minted: true }]);
+      const fresh = openDatabase(freshPath());
+      expect(schemaOf(again)).toEqual(schemaOf(fresh));
+      fresh.close();
+    } finally {
+      again.close();
     }
   });
 });

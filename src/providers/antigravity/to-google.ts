@@ -1,7 +1,7 @@
 // Anthropic Messages request -> the Cloud Code `streamGenerateContent` envelope (protocol §5, §7).
 // Pure apart from the signature store, which it reads (and tells the tool names it rewrote). The
 // request's strings are byte strings (anthropic/byte-strings.ts), and so is every string added here.
-import { fromByteString, toByteString } from '../../anthropic/byte-strings.ts';
+import { fromByteString, parseByteStringJson, toByteString } from '../../anthropic/byte-strings.ts';
 import { jsonOnlyInstruction, jsonSchemaOf } from '../../anthropic/structured-output.ts';
 import type { MessagesRequest, Tool } from '../../anthropic/schema.ts';
 import { toObjectInput } from '../../anthropic/tool-input.ts';
@@ -495,7 +495,7 @@ function modelParts(
     if (b.type !== 'tool_use') continue;
     const id = String(b.id);
     const name = toolName(String(b.name));
-    const part: Part = { functionCall: withId({ name, args: toObjectInput(b.input) }, id, toolId, family, signatures) };
+    const part: Part = { functionCall: withId({ name, args: toObjectInput(b.input, parseByteStringJson) }, id, toolId, family, signatures) };
     if (family === 'gemini') {
       // Gemini checks the calls of the current turn; only the first of a parallel batch is signed.
       const sig = geminiSignature(b, signatures);

@@ -19,17 +19,25 @@ export function fnv1a(s: string): number {
 
 /**
  * The id with every other character made "_" and a hash of the whole id appended, so that ids which
- * differ only in such characters (`call.1`, `call:1`) stay apart. `salt` picks another hash.
+ * differ only in such characters (`call.1`, `call:1`) stay apart. `salt` picks another hash. `id` is
+ * a client's, so byte strings (anthropic/byte-strings.ts).
  */
 export function sanitizedToolId(id: string, salt = 0): string {
-  const text = fromByteString(id);
+  return sanitizedText(fromByteString(id), salt);
+}
+
+function sanitizedText(text: string, salt = 0): string {
   const base = text.replace(ID_BAD_CHARS, '_') || 'toolu';
   return `${base}_${fnv1a(salt === 0 ? text : `${text}#${salt}`).toString(36)}`;
 }
 
-/** An id from Google as the client gets it: unchanged when it fits the pattern. */
+/**
+ * An id from Google as the client gets it: unchanged when it fits the pattern. It is decoded text,
+ * not a byte string: read as one, every Latin-1 letter became the same U+FFFD and two calls' ids
+ * could come out equal.
+ */
 export function clientToolId(id: string): string {
-  return ID_FINE.test(id) ? id : sanitizedToolId(id);
+  return ID_FINE.test(id) ? id : sanitizedText(id);
 }
 
 /**

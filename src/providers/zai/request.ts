@@ -1,7 +1,7 @@
 // Anthropic request -> the body and headers Z.AI's Anthropic endpoint accepts. Z.AI is close to
 // Anthropic but rejects a few things Claude Code sends (role:"system" messages -> 422, non-object
 // tool input -> 500, empty text -> 400) and ignores others; everything else rides along unchanged.
-import { fromByteString, toByteString } from '../../anthropic/byte-strings.ts';
+import { fromByteString, parseByteStringJson, toByteString } from '../../anthropic/byte-strings.ts';
 import { budgetForEffort, effortOf } from '../../anthropic/effort.ts';
 import type { MessagesRequest, MessageParam } from '../../anthropic/schema.ts';
 import { jsonOnlyInstruction, jsonSchemaOf } from '../../anthropic/structured-output.ts';
@@ -59,7 +59,7 @@ function cleanBlocks(blocks: Block[], role: string, ownUnsigned?: OwnUnsignedThi
       if (isEmptyText(b)) continue;
       out.push(b);
     } else if (b.type === 'tool_use') {
-      out.push(isPlainObject(b.input) ? b : { ...b, input: toObjectInput(b.input) });
+      out.push(isPlainObject(b.input) ? b : { ...b, input: toObjectInput(b.input, parseByteStringJson) });
     } else if (b.type === 'tool_result' && Array.isArray(b.content)) {
       // Its content may hold empty text too (a command that printed nothing); a result with nothing
       // left goes without content, which Anthropic's schema allows.

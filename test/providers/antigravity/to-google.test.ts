@@ -945,6 +945,16 @@ describe('tool_use input that is not an object (toObjectInput)', () => {
     }
   });
 
+  test('a JSON string input with \\u escapes beyond ASCII reaches Google as the bytes of its text', () => {
+    // The request is byte strings (byte-strings.ts) and goes up written as Latin-1: an escape parsed
+    // to a real "é" or "—" would go up as one wrong byte (invalid UTF-8), not as its UTF-8.
+    const input = toByteString('{"path":"caf\\u00e9 \\u2014 déjà","n":1}');
+    for (const model of ['claude-sonnet-4-6', 'gemini-3-flash']) {
+      const call = translate(conversation(input), model).request.contents[1].parts[0].functionCall;
+      expect(call.args).toEqual({ path: toByteString('café — déjà'), n: 1 });
+    }
+  });
+
   test.each(table)('%s: the args Google echoes in a call come back to the client unchanged', async (_n, input) => {
     const store = createSignatureStore();
     const args = translate(conversation(input), 'claude-sonnet-4-6', store).request.contents[1].parts[0].functionCall.args;

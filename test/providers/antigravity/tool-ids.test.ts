@@ -33,4 +33,10 @@ describe('clientToolId', () => {
   });
 
   test('an id that fits is unchanged', () => expect(clientToolId('call_1421923')).toBe('call_1421923'));
+
+  test('ids from Google that differ only in a Latin-1 letter stay apart (they are text, not byte strings)', () => {
+    const ids = ['call.é', 'call.è', 'call.ü'].map(clientToolId);
+    expect(new Set(ids).size).toBe(3);
+    for (const id of ids) expect(id).toMatch(FINE);
+  });
 });

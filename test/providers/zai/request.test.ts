@@ -116,6 +116,27 @@ describe('toObjectInput', () => {
   }
 });
 
+describe('tool input kept as a JSON string, in the byte strings of a request', () => {
+  test('its \\u escapes beyond ASCII become the bytes of their text, as the rest of the body', () => {
+    // The body goes up written as Latin-1: a parsed "é" or "—" would be one wrong byte, not its UTF-8.
+    const input = toByteString('{"path":"caf\\u00e9 \\u2014 déjà"}');
+    const body = toZaiBody(
+      {
+        model: 'glm-4.6',
+        max_tokens: 100,
+        messages: [
+          { role: 'user', content: 'go' },
+          { role: 'assistant', content: [{ type: 'tool_use', id: 'call_1', name: 'Read', input }] },
+          { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'call_1', content: 'ok' }] },
+        ],
+      } as unknown as MessagesRequest,
+      'glm-4.6',
+    );
+    const call = (body.messages as Array<{ content: Array<{ input?: unknown }> }>)[1]!.content[0]!;
+    expect(call.input).toEqual({ path: toByteString('café — déjà') });
+  });
+});
+
 describe('mapThinking', () => {
   // Claude Code's --effort: adaptive thinking sized by the effort, which Z.AI would not hear otherwise.
   const efforts: Array<[string | undefined, number, number]> = [
