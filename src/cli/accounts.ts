@@ -214,7 +214,8 @@ function storeQuota(db: Database, accountId: string, quotas: readonly QuotaInfo[
 /** `--api-key -` / `--refresh-token -`: the secret is the first line of stdin, never on the command line (shell history, ps). */
 async function secretFromStdin(readLine: (prompt: string) => Promise<string | null>, flag: string, prompt: string): Promise<string> {
   const line = ((await readLine(prompt)) ?? '').trim();
-  if (!line) throw new UsageError(`${flag} - reads the key from stdin, but stdin gave none`);
+  // A refresh token is no key: naming the wrong secret sends the user looking for the wrong thing.
+  if (!line) throw new UsageError(`${flag} - reads the ${flag === '--refresh-token' ? 'refresh token' : 'key'} from stdin, but stdin gave none`);
   return line;
 }
 
