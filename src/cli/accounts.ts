@@ -589,6 +589,13 @@ function statusCommand(name: 'enable' | 'disable') {
     async run({ args }) {
       await withDb((db) => {
         const acc = mustFind(db, args.account);
+        // Invalid is not disabled: forcing it active would drop the verification link Google gave
+        // and send requests to credentials known to fail. verify checks it and puts it back if it passes.
+        if (name === 'enable' && acc.status === 'invalid') {
+          throw new StoreError(
+            `${acc.id} (${acc.label}) is not disabled but invalid (${acc.statusReason ?? 'no reason recorded'}); \`mcp accounts verify ${shellQuote(acc.label)}\` checks it now and puts it back in rotation when it passes`,
+          );
+        }
         const patch =
           name === 'enable'
             ? { status: 'active' as const, statusReason: null, verifyUrl: null }

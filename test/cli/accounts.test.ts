@@ -318,6 +318,23 @@ describe('mcp accounts (in process, against a temporary data dir)', () => {
     expect(storedAccounts()).toHaveLength(0);
   });
 
+  test('enable on an invalid account changes nothing and points at verify, keeping the verification link', async () => {
+    await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'main');
+    const id = storedAccounts()[0]!.id;
+    const db = openDatabase(join(dataDirOf(), 'proxy.db'));
+    try {
+      updateAccount(db, id, { status: 'invalid', statusReason: 'needs verification', verifyUrl: 'https://accounts.example.com/verify' });
+    } finally {
+      db.close();
+    }
+    const r = await run('accounts', 'enable', 'main');
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(
+      `mcp: ${id} (main) is not disabled but invalid (needs verification); \`mcp accounts verify main\` checks it now and puts it back in rotation when it passes\n`,
+    );
+    expect(storedAccounts()[0]).toMatchObject({ status: 'invalid', statusReason: 'needs verification', verifyUrl: 'https://accounts.example.com/verify' });
+  });
+
   test('verify puts an invalid account that passes back in rotation, but not one disabled while it was checking', async () => {
     await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'main');
     const db = openDatabase(join(dataDirOf(), 'proxy.db'));
