@@ -128,6 +128,8 @@ export function parseLegacyAccounts(text: string): LegacyParse {
   // A binary file (an image, an archive, a database of another program) would otherwise be named
   // by the parser's first unreadable byte, printed as a replacement character.
   if (/[\u0000\uFFFD]/.test(text)) throw new LegacyFormatError('not JSON: the file is binary, and an accounts file is text');
+  // "Unexpected EOF" for a file that holds nothing at all (truncated by a failed copy, or /dev/null).
+  if (!text.replace(/^\uFEFF/, '').trim()) throw new LegacyFormatError('not JSON: the file is empty');
   try {
     // Windows editors save with a byte order mark, which JSON.parse refuses.
     data = JSON.parse(text.replace(/^\uFEFF/, ''));

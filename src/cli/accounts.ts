@@ -214,7 +214,8 @@ function storeQuota(db: Database, accountId: string, quotas: readonly QuotaInfo[
 /** `--api-key -` / `--refresh-token -`: the secret is the first line of stdin, never on the command line (shell history, ps). */
 async function secretFromStdin(readLine: (prompt: string) => Promise<string | null>, flag: string, prompt: string): Promise<string> {
   const line = ((await readLine(prompt)) ?? '').trim();
-  if (!line) throw new UsageError(`${flag} - reads the key from stdin, but stdin gave none`);
+  // A refresh token is no key: naming the wrong secret sends the user looking for the wrong thing.
+  if (!line) throw new UsageError(`${flag} - reads the ${flag === '--refresh-token' ? 'refresh token' : 'key'} from stdin, but stdin gave none`);
   return line;
 }
 
@@ -588,6 +589,13 @@ function statusCommand(name: 'enable' | 'disable') {
     async run({ args }) {
       await withDb((db) => {
         const acc = mustFind(db, args.account);
+        // Invalid is not disabled: forcing it active would drop the verification link Google gave
+        // and send requests to credentials known to fail. verify checks it and puts it back if it passes.
+        if (name === 'enable' && acc.status === 'invalid') {
+          throw new StoreError(
+            `${acc.id} (${acc.label}) is not disabled but invalid (${acc.statusReason ?? 'no reason recorded'}); \`mcp accounts verify ${shellQuote(acc.label)}\` checks it now and puts it back in rotation when it passes`,
+          );
+        }
         const patch =
           name === 'enable'
             ? { status: 'active' as const, statusReason: null, verifyUrl: null }

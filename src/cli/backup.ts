@@ -61,6 +61,7 @@ export const backupCommand = defineCommand({
     const target = intoDir ?? named;
     const dir = dirname(resolve(target));
     if (!existsSync(dir)) throw new StoreError(`cannot write the backup ${target}: the directory ${dir} does not exist`);
+    if (!isDirectory(dir)) throw new StoreError(`cannot write the backup ${target}: ${dir} is a file, not a directory`);
     // A copy needs no schema this mcp understands: after a downgrade it is how the data is kept.
     const db = openDatabase(config.dbPath, { allowNewerSchema: true });
     try {

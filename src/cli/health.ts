@@ -30,7 +30,9 @@ export async function checkHealth(baseUrl: string, timeoutMs: number): Promise<{
     } catch {
       // not JSON: the status code says enough
     }
-    const hint = Object.hasOwn(POOL_HINTS, status) ? POOL_HINTS[status] : why;
+    // mcp's /health always answers JSON with a status: anything else is another server on the port.
+    const foreign = !status && res.status !== 200 ? 'not an answer of mcp: is an mcp server on this port?' : undefined;
+    const hint = Object.hasOwn(POOL_HINTS, status) ? POOL_HINTS[status] : (why ?? foreign);
     return { ok: res.status === 200, line: `${url}: ${res.status}${status ? ` ${status}` : ''}${hint ? ` (${hint})` : ''}` };
   } catch (err) {
     const e = err as Error & { code?: string };

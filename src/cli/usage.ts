@@ -15,6 +15,8 @@ export function parseSince(text: string, now: number): number {
   const s = text.trim();
   const rel = /^(\d+)\s*([smhdw])$/i.exec(s);
   if (rel) {
+    // "0h" is a window of nothing: "no requests since <now>" would read as an idle proxy.
+    if (Number(rel[1]) === 0) throw new UsageError(`--since ${text} is an empty window: give a duration above 0, e.g. 24h`);
     const at = now - Number(rel[1]) * UNIT_MS[rel[2]!.toLowerCase()]!;
     // Past the earliest time a Date can hold, it would print as "Invalid Date" later.
     if (Number.isFinite(new Date(at).getTime())) return at;

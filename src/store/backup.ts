@@ -45,9 +45,15 @@ export function backupDatabase(db: Database, target: string, opts: { overwrite?:
     else placeNew(tmp, target);
     return { path: target, bytes: statSync(target).size, accounts };
   } catch (err) {
-    rmSync(tmp, { force: true });
+    // Cleanup must not hide the failure: where the first rm failed (a path through a file) so does this one.
+    try {
+      rmSync(tmp, { force: true });
+    } catch {
+      // nothing was made there
+    }
     if (err instanceof StoreError) throw err;
-    throw new StoreError(`cannot write the backup ${target}: ${(err as Error).message}`, { cause: err });
+    // The temporary name is ours, not the user's: the system's message names the file asked for.
+    throw new StoreError(`cannot write the backup ${target}: ${(err as Error).message.split(tmp).join(target)}`, { cause: err });
   }
 }
 

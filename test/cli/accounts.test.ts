@@ -90,6 +90,26 @@ describe('mcp accounts (in process, against a temporary data dir)', () => {
     expect(storedAccounts()).toHaveLength(0);
   });
 
+  // The README promises it: a key added on a train or behind a proxy down for the moment is kept.
+  test('when Z.AI cannot be reached the key is added with a one-line warning, exit 0, the key never printed', async () => {
+    const closed = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } });
+    const port = closed.port;
+    closed.stop(true);
+    const saved = process.env.ZAI_QUOTA_URL;
+    process.env.ZAI_QUOTA_URL = `http://127.0.0.1:${port}/api/monitor/usage/quota/limit`;
+    try {
+      const r = await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'offline');
+      expect(r.code).toBe(0);
+      expect(r.err).toStartWith('warning: could not check the key with Z.AI (');
+      expect(r.err).toContain('added anyway, `mcp accounts verify` checks it again');
+      expect(r.err.split('\n').filter(Boolean)).toHaveLength(1);
+      expect(r.out + r.err).not.toContain(KEY);
+      expect(storedAccounts().map((a) => a.label)).toEqual(['offline']);
+    } finally {
+      process.env.ZAI_QUOTA_URL = saved;
+    }
+  });
+
   test('a new key with a label another account holds is refused before Z.AI is asked', async () => {
     await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'main');
     const before = zai.requests.length;
@@ -296,6 +316,23 @@ describe('mcp accounts (in process, against a temporary data dir)', () => {
     const r = await run('accounts', 'remove', 'main');
     expect(r.code).toBe(0);
     expect(storedAccounts()).toHaveLength(0);
+  });
+
+  test('enable on an invalid account changes nothing and points at verify, keeping the verification link', async () => {
+    await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'main');
+    const id = storedAccounts()[0]!.id;
+    const db = openDatabase(join(dataDirOf(), 'proxy.db'));
+    try {
+      updateAccount(db, id, { status: 'invalid', statusReason: 'needs verification', verifyUrl: 'https://accounts.example.com/verify' });
+    } finally {
+      db.close();
+    }
+    const r = await run('accounts', 'enable', 'main');
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(
+      `mcp: ${id} (main) is not disabled but invalid (needs verification); \`mcp accounts verify main\` checks it now and puts it back in rotation when it passes\n`,
+    );
+    expect(storedAccounts()[0]).toMatchObject({ status: 'invalid', statusReason: 'needs verification', verifyUrl: 'https://accounts.example.com/verify' });
   });
 
   test('verify puts an invalid account that passes back in rotation, but not one disabled while it was checking', async () => {

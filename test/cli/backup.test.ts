@@ -122,6 +122,15 @@ describe('mcp backup where there is nothing to copy, or nowhere to put it', () =
     expect(r.err).not.toContain('ENOENT');
   });
 
+  test('a target whose directory is a file says so, not ENOTDIR about a temporary file', async () => {
+    makeDatabase();
+    const file = join(dataDir(), 'notes.txt');
+    writeFileSync(file, '');
+    const r = await runCaptured(['backup', join(file, 'copy.db')]);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(`mcp: cannot write the backup ${join(file, 'copy.db')}: ${file} is a file, not a directory\n`);
+  });
+
   test('a backups/ that cannot be made is one line naming it and how to write elsewhere', async () => {
     makeDatabase();
     // A file where the directory should be: mkdir fails whatever the user (root included).

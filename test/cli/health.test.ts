@@ -165,3 +165,14 @@ test('something on the port that is not an HTTP server is named as such, without
     notHttp.stop(true);
   }
 });
+
+test('another HTTP server on the port (a 404 page) is named as not mcp, not just "404"', async () => {
+  const other = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('<html>nope</html>', { status: 404, headers: { 'content-type': 'text/html' } }) });
+  try {
+    const r = await run('health', '--url', `127.0.0.1:${other.port}`);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(`mcp: unhealthy: http://127.0.0.1:${other.port}/health: 404 (not an answer of mcp: is an mcp server on this port?)\n`);
+  } finally {
+    other.stop(true);
+  }
+});

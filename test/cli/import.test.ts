@@ -299,6 +299,14 @@ describe('mcp accounts import', () => {
 });
 
 describe('mcp accounts import of a file that is no accounts file', () => {
+  test('an empty file (a copy that failed halfway) is said to be empty, not an unexpected end of JSON', async () => {
+    const file = join(dataDirOf(), 'accounts.json');
+    writeFileSync(file, ' \n');
+    const r = await run('accounts', 'import', file);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(`mcp: ${file}: not JSON: the file is empty\n`);
+  });
+
   test('a binary file (not an mcp database either) is one line saying so, not the parser\'s garbled byte', async () => {
     const file = join(dataDirOf(), 'photo.png');
     writeFileSync(file, Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0xff, 0xfe, 0x80]));

@@ -1,8 +1,12 @@
 import { afterEach, beforeEach, describe, expect, test } from 'bun:test';
+import { closeSync, existsSync, mkdtempSync, openSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describeError, runCli } from '../../src/cli/main.ts';
 import { captureIo, UsageError } from '../../src/cli/output.ts';
 import { ConfigError } from '../../src/config.ts';
-import { StoreError } from '../../src/store/db.ts';
+import { upsertAccount } from '../../src/store/accounts.ts';
+import { openDatabase, StoreError } from '../../src/store/db.ts';
 import { VERSION } from '../../src/version.ts';
 import { useTempDataDir } from './run-cli.ts';
 import { FAKE_ZAI_KEY, FAKE_ZAI_KEY_ID, FAKE_ZAI_KEY_SECRET } from '../fixtures/fake-zai-key.ts';
@@ -181,5 +185,38 @@ describe('what a command does not take is a usage error (exit 2), not silently i
   test('=true and =false are still understood', async () => {
     expect((await run(['accounts', 'list', '--json=true'])).out).toBe('[]\n');
     expect((await run(['accounts', 'list', '--json=false'])).out).not.toBe('[]\n');
+  });
+});
+
+describe('output the system cannot take', () => {
+  const main = join(import.meta.dir, '..', '..', 'src', 'main.ts');
+
+  // /dev/full: every write fails with ENOSPC, as `> file` on a full disk does (Linux; macOS has none).
+  test.skipIf(!existsSync('/dev/full'))('a full disk behind `> file` is exit 1 with one line, not exit 0 with nothing written', async () => {
+    const fd = openSync('/dev/full', 'w');
+    try {
+      const env = { ...process.env, MCP_DATA_DIR: mkdtempSync(join(tmpdir(), 'mcp-cli-out-')) };
+      const p = Bun.spawn([process.execPath, main, '--help'], { stdout: fd, stderr: 'pipe', env });
+      expect(await p.exited).toBe(1);
+      expect(await new Response(p.stderr).text()).toBe('mcp: cannot write the output: ENOSPC: no space left on device, write\n');
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  test('a reader that stops early (`| head -1`) is no failure: exit 0, nothing on stderr', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mcp-cli-out-'));
+    // Enough accounts that the list outgrows a pipe's buffer, so writes go on after the reader left.
+    const db = openDatabase(join(dir, 'proxy.db'));
+    for (let i = 0; i < 1500; i++) {
+      upsertAccount(db, { provider: 'zai', label: `pipe-${i}`, credentials: { kind: 'api_key', apiKey: `zai-FAKE-${String(i).padStart(24, '0')}` } });
+    }
+    db.close();
+    const p = Bun.spawn([process.execPath, main, 'accounts', 'list', '--json'], { stdout: 'pipe', stderr: 'pipe', env: { ...process.env, MCP_DATA_DIR: dir } });
+    const reader = p.stdout.getReader();
+    await reader.read();
+    await reader.cancel();
+    expect(await p.exited).toBe(0);
+    expect(await new Response(p.stderr).text()).toBe('');
   });
 });

@@ -33,6 +33,10 @@ describe('--since', () => {
     expect(() => parseSince(text, NOW)).toThrow(`--since ${text} is in the future`);
   });
 
+  test.each(['0h', '0m', '00d'])('"%s" is refused as an empty window, not answered "no requests since" now', (text) => {
+    expect(() => parseSince(text, NOW)).toThrow(`--since ${text} is an empty window: give a duration above 0`);
+  });
+
   // A day the calendar lacks would otherwise roll over (Feb 31 -> Mar 3) and silently shift the window;
   // a duration past any date would reach the table as "Invalid Date" with exit 1.
   test.each(['2026-02-31', '2026-04-31T10:00:00Z', '99999999999w'])('"%s" is refused as a wrong invocation, not rolled over', (text) => {

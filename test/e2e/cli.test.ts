@@ -79,6 +79,13 @@ describe('mcp accounts lifecycle against a fake Z.AI', () => {
     expect(empty.stderr).toBe('mcp: --api-key - reads the key from stdin, but stdin gave none\n');
   });
 
+  test('--refresh-token - with nothing on stdin names the refresh token it wanted, not a key', async () => {
+    const env = mcpEnv(tempDir(), zaiEnv(zai));
+    const r = await runMcp(['accounts', 'add', '--provider', 'antigravity', '--refresh-token', '-'], { env, stdin: '' });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('mcp: --refresh-token - reads the refresh token from stdin, but stdin gave none\n');
+  });
+
   test('add refuses a key Z.AI does not know: exit 1, nothing stored, the key never printed', async () => {
     const env = mcpEnv(tempDir(), zaiEnv(zai));
     const wrong = 'zai-wrong-key-000000000000';

@@ -25,6 +25,24 @@ function freshDb(name: string): Database {
 }
 
 describe('backupDatabase', () => {
+  test('a target it cannot create is refused naming that target, never the temporary file (whose cleanup fails there too)', () => {
+    const db = freshDb('through-a-file');
+    writeFileSync(join(dir, 'plain-file'), '');
+    const target = join(dir, 'plain-file', 'copy.db');
+    try {
+      let message = '';
+      try {
+        backupDatabase(db, target);
+      } catch (err) {
+        message = `${(err as Error).name}: ${(err as Error).message}`;
+      }
+      expect(message).toStartWith(`StoreError: cannot write the backup ${target}: `);
+      expect(message).not.toContain('.partial');
+    } finally {
+      db.close();
+    }
+  });
+
   test('copies every account, passes its integrity check, and is owner-only', () => {
     const db = freshDb('a');
     const target = join(dir, 'a.db');

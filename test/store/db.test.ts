@@ -184,14 +184,21 @@ describe('a database another process keeps locked', () => {
   }, 20_000);
 });
 
+const fixture = join(import.meta.dir, '..', 'fixtures', 'open-db.ts');
+
+/** Whether `mount` works here in a mount namespace of its own (root and unshare: this machine and CI). */
+function canMountInOwnNamespace(mount: string): boolean {
+  return (
+    process.platform === 'linux' &&
+    process.getuid?.() === 0 &&
+    Bun.spawnSync(['unshare', '-m', 'sh', '-c', mount], { stdout: 'ignore', stderr: 'ignore' }).exitCode === 0
+  );
+}
+
 describe('a full disk is named as such, not as a damaged database', () => {
   // A small tmpfs filled to the last block, in a mount namespace of its own (so nothing is left
   // mounted): needs root and unshare, as this machine and CI have; skipped elsewhere.
-  const fixture = join(import.meta.dir, '..', 'fixtures', 'open-db.ts');
-  const canMount =
-    process.platform === 'linux' &&
-    process.getuid?.() === 0 &&
-    Bun.spawnSync(['unshare', '-m', 'sh', '-c', 'mount -t tmpfs -o size=64k tmpfs /mnt'], { stdout: 'ignore', stderr: 'ignore' }).exitCode === 0;
+  const canMount = canMountInOwnNamespace('mount -t tmpfs -o size=64k tmpfs /mnt');
   function onFullDisk(script: (dir: string) => string): string {
     const mnt = mkdtempSync(join(tmpdir(), 'mcp-db-full-'));
     try {
@@ -239,11 +246,7 @@ test('a disk I/O error is put down to a full disk only when no space is left (an
 describe('a data directory on a read-only mount (docker run --read-only without the /data volume)', () => {
   // A bind mount made read-only in a mount namespace of its own: needs root and unshare, as this
   // machine and CI have; skipped elsewhere. Root's own permissions cannot show it, only the mount.
-  const fixture = join(import.meta.dir, '..', 'fixtures', 'open-db.ts');
-  const canMount =
-    process.platform === 'linux' &&
-    process.getuid?.() === 0 &&
-    Bun.spawnSync(['unshare', '-m', 'sh', '-c', 'mount --bind -o ro /tmp /tmp'], { stdout: 'ignore', stderr: 'ignore' }).exitCode === 0;
+  const canMount = canMountInOwnNamespace('mount --bind -o ro /tmp /tmp');
 
   test.skipIf(!canMount)('an existing database there says the mount is read-only, not only "unable to open database file"', () => {
     const dir = mkdtempSync(join(tmpdir(), 'mcp-db-ro-'));
