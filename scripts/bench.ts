@@ -391,18 +391,27 @@ async function main(): Promise<void> {
   // "Memory"). Also captures the exact upstream request of each workload for the floor.
   process.stdout.write('warming up… ');
   const warmMs = QUICK ? 1000 : 3000;
-  await load(viaProxy.small, { concurrency: 1, durationMs: warmMs / 2 });
-  const w1 = await load(viaProxy.small, { concurrency: 64, durationMs: warmMs });
-  await load(viaProxy.big, { concurrency: 1, durationMs: warmMs / 2 });
-  const w2 = await load(viaProxy.big, { concurrency: 16, durationMs: warmMs });
-  await load(viaProxy.stream50, { concurrency: 20, count: 20 });
-  const w3 = await load(viaProxy.stream50, { concurrency: 100, count: QUICK ? 100 : 200 });
-  await load(viaProxy.thinking, { concurrency: 20, count: 20 });
-  const w4 = await load(viaProxy.thinking, { concurrency: 100, count: QUICK ? 100 : 200 });
+  // The proxy's RSS and peak after each step, in the JSON (`warmup`): the run's peak is usually set here.
+  const warmup: { step: string; rssMb: number; hwmMb: number }[] = [];
+  const step = async (name: string, run: Promise<RunResult>): Promise<RunResult> => {
+    const r = await run;
+    const m = memKb(proxy.pid);
+    warmup.push({ step: name, rssMb: m.rss / 1024, hwmMb: m.hwm / 1024 });
+    return r;
+  };
+  await step('small c=1', load(viaProxy.small, { concurrency: 1, durationMs: warmMs / 2 }));
+  const w1 = await step('small c=64', load(viaProxy.small, { concurrency: 64, durationMs: warmMs }));
+  await step('90KB c=1', load(viaProxy.big, { concurrency: 1, durationMs: warmMs / 2 }));
+  const w2 = await step('90KB c=16', load(viaProxy.big, { concurrency: 16, durationMs: warmMs }));
+  await step('stream50 c=20', load(viaProxy.stream50, { concurrency: 20, count: 20 }));
+  const w3 = await step('stream50 c=100', load(viaProxy.stream50, { concurrency: 100, count: QUICK ? 100 : 200 }));
+  await step('thinking c=20', load(viaProxy.thinking, { concurrency: 20, count: 20 }));
+  const w4 = await step('thinking c=100', load(viaProxy.thinking, { concurrency: 100, count: QUICK ? 100 : 200 }));
   for (const [name, w] of [['small', w1], ['90KB', w2], ['stream', w3], ['thinking', w4]] as const) {
     if (w.errors || w.lost) throw new Error(`warm-up ${name} failed (${w.errors} errors, ${w.lost} lost): ${w.firstError}\n${readFileSync(proxy.logPath, 'utf8').slice(-2000)}`);
   }
   console.log('done');
+  if (ONLY) console.log(`warm-up RSS/peak (MB): ${warmup.map((w) => `${w.step} ${fmt(w.rssMb)}/${fmt(w.hwmMb)}`).join(', ')}`);
 
   const token = await up.accessToken();
   const G = { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'user-agent': 'antigravity/hub/2.9.1 darwin/arm64' };
@@ -551,6 +560,7 @@ async function main(): Promise<void> {
     slices: SEQUENTIAL ? 1 : SLICES,
     workloads: rows,
     memory: { idleMb: idleKb / 1024, peakMb: mem.hwm / 1024, afterMb: mem.rss / 1024 },
+    warmup,
     targets: targets.map(({ name, value, ok }) => ({ name, value, ok })),
   };
   const out = join(ROOT, '.bench');
