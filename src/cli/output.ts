@@ -1,6 +1,6 @@
 // Printing for people: data to stdout (tables, JSON), one-line complaints to stderr, and a plain
 // line reader for prompts. Writers go through `io` so tests can capture them.
-import { createInterface } from 'node:readline';
+import type { Interface } from 'node:readline';
 
 export const io = {
   out(text: string): void {
@@ -153,12 +153,14 @@ export function createLineReader(): {
   readSecret(prompt: string): Promise<string | null>;
   close(): void;
 } {
-  let rl: ReturnType<typeof createInterface> | null = null;
+  let rl: Interface | null = null;
   const queued: string[] = [];
   const waiting: Array<(line: string | null) => void> = [];
   let ended = false;
   const ensure = () => {
     if (rl) return;
+    // Loaded when a prompt is first read: imported at the top it would be loaded by `serve` too (~0.5 MB).
+    const { createInterface } = require('node:readline') as typeof import('node:readline');
     rl = createInterface({ input: process.stdin, terminal: false });
     rl.on('line', (line) => {
       const w = waiting.shift();
