@@ -147,6 +147,18 @@ test('a degraded /health names why (a usage database it cannot write), not just 
   }
 });
 
+test('a degraded /health names limits it cannot store (a locked database), not just "degraded"', async () => {
+  const body = { status: 'degraded', writeError: 'cannot store account limits and states in the database: database is locked (2 change(s) waiting in memory)' };
+  const locked = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => Response.json(body) });
+  try {
+    const r = await run('health', '--url', `http://127.0.0.1:${locked.port}`);
+    expect(r.code).toBe(0);
+    expect(r.out).toBe(`healthy: http://127.0.0.1:${locked.port}/health: 200 degraded (${body.writeError})\n`);
+  } finally {
+    locked.stop(true);
+  }
+});
+
 test('something on the port that is not an HTTP server is named as such, without Bun fetch() advice', async () => {
   const opts = { hostname: '127.0.0.1', port: 0 } as const;
   const hangsUp = Bun.listen({ ...opts, socket: { open: (s) => void s.end(), data() {} } });
