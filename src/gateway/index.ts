@@ -2,7 +2,7 @@
 // (dispatch) and ops (health, limits, metrics), all over one database and one clock.
 import type { Database } from 'bun:sqlite';
 import type { Config } from '../config.ts';
-import { log } from '../log.ts';
+import { log, maskSecrets } from '../log.ts';
 import { createPool, type Pool } from '../pool/pool.ts';
 import type { KeptCallSignature, ProviderDeps, ProviderId } from '../providers/provider.ts';
 import { KNOWN_ZAI_MODELS } from '../providers/zai/models.ts';
@@ -70,25 +70,38 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
   const callsPending = new Map<string, KeptCallSignature & { issuedAt: number }>();
   /** Set by the last flush, or by a database found closed: nothing is scheduled after it. */
   let issuedDone = false;
+  /** The tables ('issued', 'calls') whose refusal for good was said since a write to them last landed: once is enough. */
+  const refusalsSaid = new Set<string>();
 
   function flushIssued(wait: boolean): void {
     if (issuedTimer) clearTimeout(issuedTimer);
     issuedTimer = undefined;
     if (issuedDone) return;
-    const writes: Array<[() => void, () => void]> = [];
+    const writes: Array<{ table: string; what: string; save: () => void; done: () => void }> = [];
     for (const [provider, batch] of issuedPending) {
       const rows = [...batch].map(([hash, issuedAt]) => ({ hash, issuedAt }));
-      writes.push([() => saveIssued(db, provider, rows, now() - ISSUED_KEEP_MS, ISSUED_KEEP), () => issuedPending.delete(provider)]);
+      writes.push({
+        table: 'issued',
+        what: `${rows.length} thinking signature hash(es) of ${provider}`,
+        save: () => saveIssued(db, provider, rows, now() - ISSUED_KEEP_MS, ISSUED_KEEP),
+        done: () => issuedPending.delete(provider),
+      });
     }
     if (callsPending.size) {
       const rows = [...callsPending.values()];
-      writes.push([() => saveCallSignatures(db, rows, now() - CALLS_KEEP_MS, CALLS_KEEP), () => callsPending.clear()]);
+      writes.push({
+        table: 'calls',
+        what: `${rows.length} Gemini function call signature(s)`,
+        save: () => saveCallSignatures(db, rows, now() - CALLS_KEEP_MS, CALLS_KEEP),
+        done: () => callsPending.clear(),
+      });
     }
-    for (const [save, done] of writes) {
+    for (const { table, what, save, done } of writes) {
       try {
         if (wait) save();
         else briefly(db, save);
         done();
+        refusalsSaid.delete(table);
       } catch (err) {
         // A closed database never opens again: retrying it each second would fail for ever.
         if (isClosedError(err)) {
@@ -97,10 +110,19 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
           callsPending.clear();
           return;
         }
-        // Locked or full: kept for the next round (bounded below); at worst a restart costs these
-        // conversations their older thinking, as before hashes were stored.
-        if (!wait) scheduleIssued();
-        return;
+        // Locked: kept for the next round (bounded below), when the other process may have let go.
+        if (isBusyError(err)) {
+          if (!wait) scheduleIssued();
+          return;
+        }
+        // Anything else (read-only, full, a damaged table) would fail the same way each second:
+        // dropped, said once. At worst a restart costs these conversations their older thinking, as
+        // before hashes were stored. The store's words name tables, never the hashes or signatures.
+        done();
+        if (!refusalsSaid.has(table)) {
+          refusalsSaid.add(table);
+          log.warn(`could not store ${what}: dropped, as later ones will be while the database refuses them: ${maskSecrets((err as Error)?.message ?? String(err))}`);
+        }
       }
     }
   }
