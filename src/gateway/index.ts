@@ -60,6 +60,11 @@ export interface ServerProviderDeps extends ProviderDeps {
    * ending) are not written; idempotent.
    */
   flush(): void;
+  /**
+   * Why account changes a provider learnt (fresh tokens, project ids) cannot be stored, with how many
+   * wait; null while they are. A lock counts once it has lasted LOCK_WARN_AFTER_MS.
+   */
+  writeTrouble(): string | null;
 }
 
 export function providerDepsFor(db: Database, now: () => number): ServerProviderDeps {
@@ -141,6 +146,8 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
   let lockedSince: number | null = null;
   /** Whether the lock was warned about (its end is then worth a word too). */
   let lockWarned = false;
+  /** Why the last account change was not stored (a lasting lock, a full disk); null once one is. */
+  let accountTrouble: string | null = null;
 
   /** True once the patch is done with: stored, or refused for good (warned). `wait`: the store's full wait (at stop). */
   function write(id: string, patch: AccountPatch, retrying: boolean, wait = false): boolean {
@@ -153,6 +160,7 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
       if (isBusyError(err)) {
         // A lock held a moment (the CLI writing) is routine; one that lasts is worth a word, once.
         lockedSince ??= now();
+        if (now() - lockedSince >= LOCK_WARN_AFTER_MS) accountTrouble = (err as Error)?.message ?? String(err);
         if (!lockWarned && now() - lockedSince >= LOCK_WARN_AFTER_MS) {
           lockWarned = true;
           log.warn(`could not store the change to account ${id} (${Object.keys(patch).join(', ')}) yet, the database has been locked for ${LOCK_WARN_AFTER_MS / 1000} s: will retry`);
@@ -161,10 +169,12 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
       }
       // A store that refuses it (read-only, full) must not fail the request that asked for it: the
       // provider keeps what it learnt (a fresh token, a project id) in memory meanwhile.
+      accountTrouble = (err as Error)?.message ?? String(err);
       log.warn(`could not store the change to account ${id} (${Object.keys(patch).join(', ')}): ${(err as Error)?.message ?? err}`);
       return true;
     }
     lockedSince = null;
+    accountTrouble = null;
     if (updated) for (const fn of listenersOf(db)) fn(updated);
     if (retrying && lockWarned) log.info(`stored the change to account ${id} after all`);
     return true;
@@ -228,6 +238,12 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
         scheduleIssued();
       },
     },
+    writeTrouble() {
+      if (accountTrouble === null) return null;
+      let waiting = 0;
+      for (const list of queued.values()) waiting += list.length;
+      return waiting ? `${accountTrouble} (${waiting} account change(s) waiting in memory)` : `${accountTrouble} (an account change was not stored)`;
+    },
     flush() {
       // Account writes a lock refused (a refreshed, maybe rotated, token) are the ones a restart
       // cannot do without: written first, each waiting out the lock once more.
@@ -267,6 +283,8 @@ export function createRouting(opts: {
   sleep?: Sleep;
   /** Why usage rows cannot be written (the recorder's trouble), for /health; none: never. */
   usageTrouble?: () => string | null;
+  /** Why provider account changes cannot be stored (ServerProviderDeps.writeTrouble), for /health. */
+  accountWriteTrouble?: () => string | null;
 }): Routing {
   const { db, config, providers } = opts;
   const now = opts.now ?? (() => Date.now());
@@ -316,7 +334,14 @@ export function createRouting(opts: {
     onServed: (lease) => quota.afterUse(lease.account.id, lease.remaining ?? null),
     modelExtras,
   });
-  const ops = createOps({ pool, providers, now, pollQuota: (id) => quota.pollAccount(id), ...(opts.usageTrouble ? { usageTrouble: opts.usageTrouble } : {}) });
+  const ops = createOps({
+    pool,
+    providers,
+    now,
+    pollQuota: (id) => quota.pollAccount(id),
+    ...(opts.usageTrouble ? { usageTrouble: opts.usageTrouble } : {}),
+    ...(opts.accountWriteTrouble ? { accountWriteTrouble: opts.accountWriteTrouble } : {}),
+  });
   let started = false;
 
   return {

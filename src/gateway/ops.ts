@@ -161,6 +161,8 @@ export function createOps(deps: {
   pollQuota?: (accountId: string) => Promise<void>;
   /** Why usage rows cannot be written, or null. */
   usageTrouble?: () => string | null;
+  /** Why account changes providers learnt (fresh tokens) cannot be stored, or null. */
+  accountWriteTrouble?: () => string | null;
 }): Ops & { dispose(): void } {
   const { pool, providers, now } = deps;
   const startedAt = deps.startedAt ?? now();
@@ -204,7 +206,8 @@ export function createOps(deps: {
       const c = summary(states, t);
       const usable = c.ok + c.partly_limited;
       const trouble = pool.storeTrouble();
-      const writeTrouble = pool.writeTrouble();
+      const writeTroubles = [pool.writeTrouble(), deps.accountWriteTrouble?.() ?? null].filter((x): x is string => x !== null);
+      const writeTrouble = writeTroubles.length ? writeTroubles.join('; ') : null;
       const usageTrouble = deps.usageTrouble?.() ?? null;
       // A disabled account is the user's choice, not a fault: it does not make the pool degraded.
       // A database it cannot read does: it serves, but neither sees CLI changes nor keeps its own.

@@ -143,3 +143,27 @@ test('with limits the database will not store (locked for long), /health is degr
     s.stop();
   }
 });
+
+test('with an account change a provider learnt that the database will not store (read-only), /health is degraded and says why; ok once one is stored', async () => {
+  const { db } = tempDb();
+  const account = addZai(db, 'a');
+  const { recorder, app, routing, providerDeps } = await assembleServer(db, testConfig());
+  try {
+    const health = async () => (await (await app.handle(new Request('http://proxy/health'))).json()) as Record<string, unknown>;
+    expect((await health()).status).toBe('ok');
+    db.exec('PRAGMA query_only = ON');
+    // A refreshed token (a rotated refresh token) is what a restart could not do without.
+    providerDeps.updateAccount(account.id, { meta: { plan: 'pro' } });
+    const h = await health();
+    expect(h.status).toBe('degraded');
+    expect(h.writeError).toBe('cannot store account limits and states in the database: attempt to write a readonly database (an account change was not stored)');
+    db.exec('PRAGMA query_only = OFF');
+    providerDeps.updateAccount(account.id, { meta: { plan: 'max' } });
+    const healed = await health();
+    expect(healed.status).toBe('ok');
+    expect(healed.writeError).toBeUndefined();
+  } finally {
+    recorder.stop();
+    await routing.stop();
+  }
+});
