@@ -4,6 +4,8 @@
 import { describe, expect, test } from 'bun:test';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { systemdUnit } from '../src/cli/service.ts';
+import { DEFAULTS } from '../src/config.ts';
 
 const ROOT = join(import.meta.dir, '..');
 const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
@@ -89,7 +91,36 @@ describe('docker-compose.yml', () => {
   test('restarts, checks health with the binary and waits out the shutdown grace', () => {
     expect(svc.restart).toBe('unless-stopped');
     expect((svc.healthcheck as { test: string[] }).test.slice(0, 3)).toEqual(['CMD', '/usr/local/bin/mcp', 'health']);
-    expect(svc.stop_grace_period).toBe('45s');
     expect(svc.ports as string[]).toEqual(['${PORT:-8080}:8080']);
   });
+
+  // It was a fixed 45s: with SHUTDOWN_GRACE_SEC raised in .env, Docker killed the server mid-grace.
+  test('the stop grace period moves with SHUTDOWN_GRACE_SEC, with the same default and margin as the service files', () => {
+    const graceLine = (svc.environment as string[]).find((l) => l.startsWith('SHUTDOWN_GRACE_SEC='))!;
+    expect(graceLine).toBe(`SHUTDOWN_GRACE_SEC=\${SHUTDOWN_GRACE_SEC:-${DEFAULTS.shutdownGraceSec}}`);
+    const period = String(svc.stop_grace_period);
+    expect(period).toContain(`\${SHUTDOWN_GRACE_SEC:-${DEFAULTS.shutdownGraceSec}}`);
+    // The systemd unit's stop timeout is the margin mcp's own service files give the grace.
+    const unitStop = Number(/TimeoutStopSec=(\d+)/.exec(systemdUnit({ command: ['/bin/mcp'], envFile: '/e' }))![1]);
+    const margin = unitStop - DEFAULTS.shutdownGraceSec;
+    expect(composeDurationSec(interpolate(period, {}))).toBe(DEFAULTS.shutdownGraceSec + margin);
+    expect(composeDurationSec(interpolate(period, { SHUTDOWN_GRACE_SEC: '100' }))).toBe(100 + margin);
+    expect(composeDurationSec(interpolate(period, { SHUTDOWN_GRACE_SEC: '0' }))).toBe(margin);
+  });
 });
+
+/** Compose's `${VAR:-default}` (unset or empty takes the default); other forms are not used here. */
+function interpolate(text: string, env: Record<string, string>): string {
+  return text.replace(/\$\{(\w+):-([^}]*)\}/g, (_, name: string, dflt: string) => env[name] || dflt);
+}
+
+/**
+ * A duration as both Compose versions read it: Go's number-unit pairs, summed, and (Compose v1's
+ * stricter parser) each unit at most once, in the order h, m, s, ms.
+ */
+function composeDurationSec(text: string): number {
+  const m = /^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$/.exec(text);
+  if (!m || text === '') throw new Error(`not a duration both Compose versions read: "${text}"`);
+  const [h, min, s, ms] = m.slice(1).map((v) => Number(v ?? 0));
+  return h! * 3600 + min! * 60 + s! + ms! / 1000;
+}

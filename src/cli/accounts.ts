@@ -126,6 +126,12 @@ export function accountViews(
   }));
 }
 
+/** An account as `accounts list` shows it: id, label, provider, and the Google login's email. */
+export function accountName(a: Pick<Account, 'id' | 'label' | 'provider' | 'email'>): string {
+  const email = a.email && a.email !== a.label ? `, ${a.email}` : '';
+  return `${a.id} ${a.label} (${a.provider}${email})`;
+}
+
 export function accountsTable(views: readonly AccountView[], now: number): string {
   return renderTable(
     ['ID', 'LABEL', 'PROVIDER', 'STATUS', 'REASON', 'LAST USED', 'LIMITS', 'QUOTA', 'PROJECT', 'MAX CONC.', 'LIMITED'],
@@ -659,15 +665,20 @@ const resetCommand = defineCommand({
     await withDb((db) => {
       const accounts = args.account ? [mustFind(db, args.account)] : listAccounts(db);
       const limits = listLimits(db);
+      const now = Date.now();
       let n = 0;
       for (const a of accounts) {
-        const had = limits.filter((l) => l.accountId === a.id).length;
-        if (!had) continue;
+        const rows = limits.filter((l) => l.accountId === a.id);
+        if (!rows.length) continue;
         clearAccountLimits(db, a.id);
-        n += had;
-        say(`reset ${a.id} (${a.label}): ${had} limit${had === 1 ? '' : 's'} cleared`);
+        // Rows that had run out held nothing back: they go quietly, and are not news.
+        const live = rows.filter((l) => l.resetAt > now);
+        if (!live.length) continue;
+        n += live.length;
+        const what = live.map((l) => `${l.model === '*' ? 'all models' : l.model} ${l.kind} (would have reset ${relativeTime(l.resetAt, now)})`).join(', ');
+        say(`reset ${accountName(a)}: cleared ${live.length} limit${live.length === 1 ? '' : 's'}: ${what}`);
       }
-      if (!n) say(args.account ? `${accounts[0]!.id} has no limits recorded` : 'no limits recorded');
+      if (!n) say(args.account ? `${accountName(accounts[0]!)} has no limits recorded` : 'no limits recorded');
     });
   },
 });

@@ -22,10 +22,10 @@ export async function checkHealth(baseUrl: string, timeoutMs: number): Promise<{
     let status = '';
     let why: string | undefined;
     try {
-      const body = JSON.parse(text) as { status?: unknown; storeError?: unknown; usageError?: unknown };
+      const body = JSON.parse(text) as { status?: unknown; storeError?: unknown; writeError?: unknown; usageError?: unknown };
       status = String(body.status ?? '');
       // "degraded" alone sends the user hunting: a database the server cannot read or write (a full disk) is named.
-      const errors = [body.storeError, body.usageError].filter((e): e is string => typeof e === 'string' && e !== '');
+      const errors = [body.storeError, body.writeError, body.usageError].filter((e): e is string => typeof e === 'string' && e !== '');
       if (errors.length) why = errors.join('; ');
     } catch {
       // not JSON: the status code says enough

@@ -4,7 +4,7 @@
 import { type ArgsDef, type CommandDef, defineCommand, runCommand } from 'citty';
 import { jsonLine, redact } from '../log.ts';
 import { VERSION, versionLine } from '../version.ts';
-import { io, JsonLogError, UsageError } from './output.ts';
+import { ExitStatus, io, JsonLogError, UsageError } from './output.ts';
 
 export const rootCommand = defineCommand({
   meta: {
@@ -231,6 +231,7 @@ export async function runCli(given: string[], root: AnyCommand = rootCommand as 
     await runCommand(root, { rawArgs: argv });
     return 0;
   } catch (err) {
+    if (err instanceof ExitStatus) return err.code;
     const json = err instanceof JsonLogError;
     const { message, code } = describeError(json ? err.inner : err);
     io.err(json ? `${jsonLine('fatal', `mcp: ${message}`)}\n` : `mcp: ${message}\n`);

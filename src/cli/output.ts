@@ -49,6 +49,14 @@ export class JsonLogError extends Error {
   }
 }
 
+/** A command that has said all it had to and only ends with this exit code (`service status`: 3 when stopped). */
+export class ExitStatus extends Error {
+  constructor(readonly code: number) {
+    super(`exit status ${code}`);
+    this.name = 'ExitStatus';
+  }
+}
+
 /** A wrong invocation (missing flag, unknown value): exit code 2 instead of 1. */
 export class UsageError extends Error {
   constructor(message: string) {

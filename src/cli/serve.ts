@@ -142,7 +142,7 @@ export async function assembleServer(db: Database, config: Config) {
   const providerDeps = providerDepsFor(db, () => Date.now());
   const providers = createProviders(config, providerDeps);
   const recorder = createUsageRecorder(db, { retentionDays: config.usageRetentionDays });
-  const routing = createRouting({ db, config, providers, usageTrouble: () => recorder.trouble() });
+  const routing = createRouting({ db, config, providers, usageTrouble: () => recorder.trouble(), accountWriteTrouble: () => providerDeps.writeTrouble() });
   maskAccountsAddedLater(routing.pool);
   const shutdown = { cutting: false };
   const app = createApp({

@@ -8,7 +8,7 @@ import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { defineCommand } from 'citty';
 import { DEFAULTS, dataDirFrom, expandHome } from '../config.ts';
-import { say, shellQuote, UsageError, warn } from './output.ts';
+import { ExitStatus, say, shellQuote, UsageError, warn } from './output.ts';
 
 export type ServicePlatform = 'linux' | 'macos';
 
@@ -360,6 +360,28 @@ export function statusCommands(platform: ServicePlatform, uid: number): string[]
     : [['launchctl', 'print', `gui/${uid}/${LAUNCHD_LABEL}`]];
 }
 
+/**
+ * `mcp service status` exits as `systemctl status` and LSB init scripts do, so scripts and monitors
+ * can tell the cases apart without reading the text.
+ */
+export const STATUS_EXIT = { running: 0, cannotTell: 1, notRunning: 3, notInstalled: 4 } as const;
+const STATUS_EXIT_HELP =
+  'Exit status: 0 installed and running; 3 installed but not running (stopped, failed, or not loaded); 4 not installed; 1 the service manager could not be asked.';
+
+/** The exit status of `service status` from what the service manager's status command answered. */
+export function statusExitCode(platform: ServicePlatform, exitCode: number | null, output: string): number {
+  if (platform === 'linux') {
+    if (exitCode === 0) return STATUS_EXIT.running;
+    // 3: inactive or failed; 4: no such unit (the file is there, but systemd has not loaded it).
+    if (exitCode === 3 || exitCode === 4) return STATUS_EXIT.notRunning;
+    return STATUS_EXIT.cannotTell;
+  }
+  // launchctl print answers 0 for a loaded agent, running or not; 113 for a label it does not know.
+  if (exitCode === 0) return /^\s*state = running\s*$/m.test(output) ? STATUS_EXIT.running : STATUS_EXIT.notRunning;
+  if (exitCode === 113 || /Could not find service/i.test(output)) return STATUS_EXIT.notRunning;
+  return STATUS_EXIT.cannotTell;
+}
+
 // ---- the command ----
 
 /** The home the service files go under: MCP_SERVICE_HOME (tests, packaging) or the user's home. */
@@ -456,10 +478,7 @@ function runCommands(commands: string[][], dryRun: boolean, busyRetrySec = 0): s
       continue;
     }
     const out = `${r.stdout?.toString() ?? ''}${r.stderr?.toString() ?? ''}`.trim();
-    if (cmd[1] === 'print' || cmd.includes('status')) {
-      // Informational: systemctl status exits 3 for a stopped unit; show what it says either way.
-      say(out || `${cmd.map(quote).join(' ')}: exit ${r.exitCode}`);
-    } else if (r.exitCode === 0) {
+    if (r.exitCode === 0) {
       say(`ran: ${cmd.map(quote).join(' ')}`);
       if (out) say(out);
     } else if (cmd[1] === 'bootout') {
@@ -586,10 +605,29 @@ const statusCommand = defineCommand({
       const hasKey = /^PROXY_API_KEY=.+$/m.test(readFileSync(paths.envFile, 'utf8'));
       if (!hasKey) warn('the environment file has no PROXY_API_KEY: mcp serve will refuse to start');
     }
-    if (!installed) return;
-    runCommands(statusCommands(platform, uid()), Boolean(args['dry-run']));
+    if (!installed) throw new ExitStatus(STATUS_EXIT.notInstalled);
+    const dryRun = Boolean(args['dry-run']);
+    for (const cmd of statusCommands(platform, uid())) {
+      if (dryRun) {
+        say(`would run: ${cmd.map(quote).join(' ')}`);
+        continue;
+      }
+      let r: ReturnType<typeof Bun.spawnSync>;
+      try {
+        // env: the PATH of this process as it is now (Bun would look the command up in the one it started with).
+        r = Bun.spawnSync(cmd, { stdout: 'pipe', stderr: 'pipe', env: process.env });
+      } catch (err) {
+        throw new Error(`could not run ${cmd[0]} to ask whether the service runs: ${(err as Error).message}`);
+      }
+      const out = `${r.stdout?.toString() ?? ''}${r.stderr?.toString() ?? ''}`.trim();
+      say(out || `${cmd.map(quote).join(' ')}: exit ${r.exitCode}`);
+      const code = statusExitCode(platform, r.exitCode, out);
+      if (code === STATUS_EXIT.cannotTell) throw new Error(`${cmd[0]} could not tell whether the service runs (exit ${r.exitCode}; see above)`);
+      if (code !== STATUS_EXIT.running) throw new ExitStatus(code);
+    }
   },
 });
+(statusCommand as { footer?: string }).footer = STATUS_EXIT_HELP;
 
 export const serviceCommand = defineCommand({
   meta: { name: 'service', description: 'Run mcp serve as a user service: install, uninstall, status' },

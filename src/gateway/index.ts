@@ -2,7 +2,7 @@
 // (dispatch) and ops (health, limits, metrics), all over one database and one clock.
 import type { Database } from 'bun:sqlite';
 import type { Config } from '../config.ts';
-import { log } from '../log.ts';
+import { log, maskSecrets } from '../log.ts';
 import { createPool, type Pool } from '../pool/pool.ts';
 import type { KeptCallSignature, ProviderDeps, ProviderId } from '../providers/provider.ts';
 import { KNOWN_ZAI_MODELS } from '../providers/zai/models.ts';
@@ -60,6 +60,11 @@ export interface ServerProviderDeps extends ProviderDeps {
    * ending) are not written; idempotent.
    */
   flush(): void;
+  /**
+   * Why account changes a provider learnt (fresh tokens, project ids) cannot be stored, with how many
+   * wait; null while they are. A lock counts once it has lasted LOCK_WARN_AFTER_MS.
+   */
+  writeTrouble(): string | null;
 }
 
 export function providerDepsFor(db: Database, now: () => number): ServerProviderDeps {
@@ -70,25 +75,38 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
   const callsPending = new Map<string, KeptCallSignature & { issuedAt: number }>();
   /** Set by the last flush, or by a database found closed: nothing is scheduled after it. */
   let issuedDone = false;
+  /** The tables ('issued', 'calls') whose refusal for good was said since a write to them last landed: once is enough. */
+  const refusalsSaid = new Set<string>();
 
   function flushIssued(wait: boolean): void {
     if (issuedTimer) clearTimeout(issuedTimer);
     issuedTimer = undefined;
     if (issuedDone) return;
-    const writes: Array<[() => void, () => void]> = [];
+    const writes: Array<{ table: string; what: string; save: () => void; done: () => void }> = [];
     for (const [provider, batch] of issuedPending) {
       const rows = [...batch].map(([hash, issuedAt]) => ({ hash, issuedAt }));
-      writes.push([() => saveIssued(db, provider, rows, now() - ISSUED_KEEP_MS, ISSUED_KEEP), () => issuedPending.delete(provider)]);
+      writes.push({
+        table: 'issued',
+        what: `${rows.length} thinking signature hash(es) of ${provider}`,
+        save: () => saveIssued(db, provider, rows, now() - ISSUED_KEEP_MS, ISSUED_KEEP),
+        done: () => issuedPending.delete(provider),
+      });
     }
     if (callsPending.size) {
       const rows = [...callsPending.values()];
-      writes.push([() => saveCallSignatures(db, rows, now() - CALLS_KEEP_MS, CALLS_KEEP), () => callsPending.clear()]);
+      writes.push({
+        table: 'calls',
+        what: `${rows.length} Gemini function call signature(s)`,
+        save: () => saveCallSignatures(db, rows, now() - CALLS_KEEP_MS, CALLS_KEEP),
+        done: () => callsPending.clear(),
+      });
     }
-    for (const [save, done] of writes) {
+    for (const { table, what, save, done } of writes) {
       try {
         if (wait) save();
         else briefly(db, save);
         done();
+        refusalsSaid.delete(table);
       } catch (err) {
         // A closed database never opens again: retrying it each second would fail for ever.
         if (isClosedError(err)) {
@@ -97,10 +115,19 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
           callsPending.clear();
           return;
         }
-        // Locked or full: kept for the next round (bounded below); at worst a restart costs these
-        // conversations their older thinking, as before hashes were stored.
-        if (!wait) scheduleIssued();
-        return;
+        // Locked: kept for the next round (bounded below), when the other process may have let go.
+        if (isBusyError(err)) {
+          if (!wait) scheduleIssued();
+          return;
+        }
+        // Anything else (read-only, full, a damaged table) would fail the same way each second:
+        // dropped, said once. At worst a restart costs these conversations their older thinking, as
+        // before hashes were stored. The store's words name tables, never the hashes or signatures.
+        done();
+        if (!refusalsSaid.has(table)) {
+          refusalsSaid.add(table);
+          log.warn(`could not store ${what}: dropped, as later ones will be while the database refuses them: ${maskSecrets((err as Error)?.message ?? String(err))}`);
+        }
       }
     }
   }
@@ -119,6 +146,8 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
   let lockedSince: number | null = null;
   /** Whether the lock was warned about (its end is then worth a word too). */
   let lockWarned = false;
+  /** Why the last account change was not stored (a lasting lock, a full disk); null once one is. */
+  let accountTrouble: string | null = null;
 
   /** True once the patch is done with: stored, or refused for good (warned). `wait`: the store's full wait (at stop). */
   function write(id: string, patch: AccountPatch, retrying: boolean, wait = false): boolean {
@@ -131,6 +160,7 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
       if (isBusyError(err)) {
         // A lock held a moment (the CLI writing) is routine; one that lasts is worth a word, once.
         lockedSince ??= now();
+        if (now() - lockedSince >= LOCK_WARN_AFTER_MS) accountTrouble = (err as Error)?.message ?? String(err);
         if (!lockWarned && now() - lockedSince >= LOCK_WARN_AFTER_MS) {
           lockWarned = true;
           log.warn(`could not store the change to account ${id} (${Object.keys(patch).join(', ')}) yet, the database has been locked for ${LOCK_WARN_AFTER_MS / 1000} s: will retry`);
@@ -139,10 +169,12 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
       }
       // A store that refuses it (read-only, full) must not fail the request that asked for it: the
       // provider keeps what it learnt (a fresh token, a project id) in memory meanwhile.
+      accountTrouble = (err as Error)?.message ?? String(err);
       log.warn(`could not store the change to account ${id} (${Object.keys(patch).join(', ')}): ${(err as Error)?.message ?? err}`);
       return true;
     }
     lockedSince = null;
+    accountTrouble = null;
     if (updated) for (const fn of listenersOf(db)) fn(updated);
     if (retrying && lockWarned) log.info(`stored the change to account ${id} after all`);
     return true;
@@ -206,6 +238,12 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
         scheduleIssued();
       },
     },
+    writeTrouble() {
+      if (accountTrouble === null) return null;
+      let waiting = 0;
+      for (const list of queued.values()) waiting += list.length;
+      return waiting ? `${accountTrouble} (${waiting} account change(s) waiting in memory)` : `${accountTrouble} (an account change was not stored)`;
+    },
     flush() {
       // Account writes a lock refused (a refreshed, maybe rotated, token) are the ones a restart
       // cannot do without: written first, each waiting out the lock once more.
@@ -245,6 +283,8 @@ export function createRouting(opts: {
   sleep?: Sleep;
   /** Why usage rows cannot be written (the recorder's trouble), for /health; none: never. */
   usageTrouble?: () => string | null;
+  /** Why provider account changes cannot be stored (ServerProviderDeps.writeTrouble), for /health. */
+  accountWriteTrouble?: () => string | null;
 }): Routing {
   const { db, config, providers } = opts;
   const now = opts.now ?? (() => Date.now());
@@ -294,7 +334,14 @@ export function createRouting(opts: {
     onServed: (lease) => quota.afterUse(lease.account.id, lease.remaining ?? null),
     modelExtras,
   });
-  const ops = createOps({ pool, providers, now, pollQuota: (id) => quota.pollAccount(id), ...(opts.usageTrouble ? { usageTrouble: opts.usageTrouble } : {}) });
+  const ops = createOps({
+    pool,
+    providers,
+    now,
+    pollQuota: (id) => quota.pollAccount(id),
+    ...(opts.usageTrouble ? { usageTrouble: opts.usageTrouble } : {}),
+    ...(opts.accountWriteTrouble ? { accountWriteTrouble: opts.accountWriteTrouble } : {}),
+  });
   let started = false;
 
   return {

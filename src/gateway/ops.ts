@@ -161,6 +161,8 @@ export function createOps(deps: {
   pollQuota?: (accountId: string) => Promise<void>;
   /** Why usage rows cannot be written, or null. */
   usageTrouble?: () => string | null;
+  /** Why account changes providers learnt (fresh tokens) cannot be stored, or null. */
+  accountWriteTrouble?: () => string | null;
 }): Ops & { dispose(): void } {
   const { pool, providers, now } = deps;
   const startedAt = deps.startedAt ?? now();
@@ -204,12 +206,15 @@ export function createOps(deps: {
       const c = summary(states, t);
       const usable = c.ok + c.partly_limited;
       const trouble = pool.storeTrouble();
+      const writeTroubles = [pool.writeTrouble(), deps.accountWriteTrouble?.() ?? null].filter((x): x is string => x !== null);
+      const writeTrouble = writeTroubles.length ? writeTroubles.join('; ') : null;
       const usageTrouble = deps.usageTrouble?.() ?? null;
       // A disabled account is the user's choice, not a fault: it does not make the pool degraded.
       // A database it cannot read does: it serves, but neither sees CLI changes nor keeps its own.
-      // So does one it cannot write usage to (a full disk): it serves, but loses the accounting.
+      // So does one it cannot write usage to (a full disk): it serves, but loses the accounting; and
+      // one that will not take limits or verdicts: a restart would forget them.
       let status = states.length === 0 ? 'no_accounts' : usable > 0 ? (usable === c.total - c.disabled ? 'ok' : 'degraded') : 'unavailable';
-      if ((trouble !== null || usageTrouble !== null) && status === 'ok') status = 'degraded';
+      if ((trouble !== null || writeTrouble !== null || usageTrouble !== null) && status === 'ok') status = 'degraded';
       const out: Record<string, unknown> = {
         status,
         version: VERSION,
@@ -217,6 +222,7 @@ export function createOps(deps: {
         accounts: c,
       };
       if (trouble !== null) out.storeError = `cannot read the database: ${trouble}`;
+      if (writeTrouble !== null) out.writeError = `cannot store account limits and states in the database: ${writeTrouble}`;
       if (usageTrouble !== null) out.usageError = `cannot write usage to the database: ${usageTrouble}`;
       if (detailed) out.accountDetails = states.map((s) => accountJson(s, t));
       return out;

@@ -159,6 +159,11 @@ export interface Pool {
   syncSoon(): void;
   /** Why the last read of the store failed (the pool then routes on what it read before), or null. */
   storeTrouble(): string | null;
+  /**
+   * Why changes of state (limits, invalid accounts, quotas) cannot be stored, with how many wait in
+   * memory; null while they are stored. A lock counts once it has lasted LOCK_WARN_AFTER_MS.
+   */
+  writeTrouble(): string | null;
   accounts(): readonly Account[];
   account(id: string): Account | undefined;
   /** Providers with at least one account that is not disabled. */
@@ -408,6 +413,8 @@ export function createPool(opts: PoolOptions): Pool {
 
   /** When the store began refusing writes for a lock (another process holds it); null once a write lands. */
   let lockedSince: number | null = null;
+  /** Why the store refuses the changes in `unsaved`, once worth a word; null once nothing waits. */
+  let writeTrouble: string | null = null;
 
   /**
    * Writes state to the store. A store that fails (busy past its timeout, disk full) must not turn
@@ -424,6 +431,7 @@ export function createPool(opts: PoolOptions): Pool {
       briefly(db, u.write);
       unsaved.delete(key);
       lockedSince = null;
+      if (!unsaved.size) writeTrouble = null;
     } catch (err) {
       unsaved.set(key, u);
       refused(err);
@@ -439,6 +447,7 @@ export function createPool(opts: PoolOptions): Pool {
       lockedSince ??= now();
       if (now() - lockedSince < LOCK_WARN_AFTER_MS) return;
     }
+    writeTrouble = (err as Error)?.message ?? String(err);
     const due = [...unsaved.values()].filter((u) => !u.warned);
     if (!due.length) return;
     for (const u of due) u.warned = true;
@@ -479,7 +488,7 @@ export function createPool(opts: PoolOptions): Pool {
       if (u.warned) log.info(`stored ${u.what} after all`);
     }
     // Nothing left waiting (what was stored, or ran out first): the next lock is a new one.
-    if (!unsaved.size) lockedSince = null;
+    if (!unsaved.size) lockedSince = writeTrouble = null;
   }
 
   function load(announce: boolean): void {
@@ -938,6 +947,7 @@ export function createPool(opts: PoolOptions): Pool {
     sync,
     syncSoon,
     storeTrouble: () => storeTrouble,
+    writeTrouble: () => (writeTrouble === null || !unsaved.size ? null : `${writeTrouble} (${unsaved.size} change(s) waiting in memory)`),
     accounts: () => accounts,
     account: (id) => byId.get(id),
     providersInUse() {
@@ -1045,6 +1055,7 @@ export function createPool(opts: PoolOptions): Pool {
       retryUnsaved(true);
       for (const u of unsaved.values()) log.error(`could not store ${u.what} before stopping: it is lost`);
       unsaved.clear();
+      writeTrouble = null;
       flushTouches(true);
       flushBindings(true);
     },

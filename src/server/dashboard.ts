@@ -44,6 +44,8 @@ export interface DashboardData {
   accountDetails?: AccountView[];
   /** Why the pool cannot read its database (it routes on what it read before). */
   storeError?: string;
+  /** Why limits and account states cannot be stored (they are honoured from memory meanwhile). */
+  writeError?: string;
   /** Why usage rows cannot be written; it says itself how many wait in memory and how many were dropped. */
   usageError?: string;
 }
@@ -126,7 +128,7 @@ export function renderDashboard(d: DashboardData, now: number): string {
 <meta http-equiv="refresh" content="${REFRESH_SEC}"><title>mcp · ${escapeHtml(d.status.replace('_', ' '))}</title><style>${STYLE}</style></head>
 <body><header><h1>mcp</h1><span class="status ${escapeHtml(d.status)}">${escapeHtml(d.status.replace('_', ' '))}</span>
 <small>version ${escapeHtml(d.version)} · up ${duration(d.uptimeSec)} · ${d.accounts.total ?? accounts.length} account(s)${counts ? `: ${escapeHtml(counts)}` : ''}</small>
-${d.storeError ? `<p class="alert">${escapeHtml(d.storeError)}; the accounts below are as last read from it.</p>` : ''}${d.usageError ? `<p class="alert">${escapeHtml(d.usageError)}; requests are still served.</p>` : ''}</header>
+${d.storeError ? `<p class="alert">${escapeHtml(d.storeError)}; the accounts below are as last read from it.</p>` : ''}${d.writeError ? `<p class="alert">${escapeHtml(d.writeError)}; they are honoured meanwhile, but a restart would forget them.</p>` : ''}${d.usageError ? `<p class="alert">${escapeHtml(d.usageError)}; requests are still served.</p>` : ''}</header>
 <table><thead><tr><th>Account</th><th>Provider</th><th>State</th><th>In flight</th><th>Limits</th><th>Quota left</th><th>Last used</th></tr></thead>
 <tbody>
 ${rows}

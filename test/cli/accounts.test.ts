@@ -297,11 +297,36 @@ describe('mcp accounts (in process, against a temporary data dir)', () => {
       }
       const one = await run('accounts', 'reset', 'main');
       expect(one.code).toBe(0);
-      expect(one.out).toContain('1 limit cleared');
+      expect(one.out).toContain('1 limit');
       expect(listLimits(db).map((l) => l.accountId)).toEqual([listAccounts(db).find((a) => a.label === 'second')!.id]);
       expect((await run('accounts', 'reset')).out).toContain('second');
       expect(listLimits(db)).toHaveLength(0);
       expect((await run('accounts', 'reset')).out).toContain('no limits recorded');
+    } finally {
+      db.close();
+    }
+  });
+
+  // It printed "reset acc_… (label): 2 limits cleared": which account that is, and what it no longer waits for, took `list` to find out.
+  test('reset names the account as list does (label, provider, email) and says which limits it cleared', async () => {
+    const db = openDatabase(join(dataDirOf(), 'proxy.db'));
+    const now = Date.now();
+    try {
+      const { account: g } = upsertAccount(db, { provider: 'antigravity', label: 'work', email: 'me@example.com', credentials: { kind: 'oauth', refreshToken: 'FAKE-refresh' } });
+      const { account: z } = upsertAccount(db, { provider: 'zai', label: 'glm', credentials: { kind: 'api_key', apiKey: KEY } });
+      const limit = (accountId: string, model: string, kind: 'quota_exhausted' | 'rate_limited', inMs: number) =>
+        setLimit(db, { accountId, model, kind, resetAt: now + inMs, reason: null, updatedAt: now });
+      limit(g.id, 'claude-sonnet-4-6', 'quota_exhausted', 3 * 3_600_000 + 60_000);
+      limit(g.id, '*', 'rate_limited', 90_000);
+      limit(z.id, 'glm-4.7', 'rate_limited', -60_000); // ran out already: held nothing back
+      const r = await run('accounts', 'reset', 'work');
+      expect(r).toEqual({
+        code: 0,
+        out: `reset ${g.id} work (antigravity, me@example.com): cleared 2 limits: claude-sonnet-4-6 quota_exhausted (would have reset in 3h), all models rate_limited (would have reset in 1m)\n`,
+        err: '',
+      });
+      expect((await run('accounts', 'reset', 'glm')).out).toBe(`${z.id} glm (zai) has no limits recorded\n`);
+      expect(listLimits(db)).toEqual([]);
     } finally {
       db.close();
     }

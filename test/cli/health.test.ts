@@ -135,15 +135,19 @@ test('a server up with a pool that cannot serve exits 0 but says what the status
   }
 });
 
-test('a degraded /health names why (a usage database it cannot write), not just "degraded"', async () => {
-  const body = { status: 'degraded', usageError: 'cannot write usage to the database: database or disk is full (3 record(s) waiting)' };
-  const full = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => Response.json(body) });
-  try {
-    const r = await run('health', '--url', `http://127.0.0.1:${full.port}`);
-    expect(r.code).toBe(0);
-    expect(r.out).toBe(`healthy: http://127.0.0.1:${full.port}/health: 200 degraded (${body.usageError})\n`);
-  } finally {
-    full.stop(true);
+test('a degraded /health names why (usage or limits it cannot write to the database), not just "degraded"', async () => {
+  for (const body of [
+    { status: 'degraded', usageError: 'cannot write usage to the database: database or disk is full (3 record(s) waiting)' },
+    { status: 'degraded', writeError: 'cannot store account limits and states in the database: database is locked (2 change(s) waiting in memory)' },
+  ]) {
+    const degraded = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => Response.json(body) });
+    try {
+      const r = await run('health', '--url', `http://127.0.0.1:${degraded.port}`);
+      expect(r.code).toBe(0);
+      expect(r.out).toBe(`healthy: http://127.0.0.1:${degraded.port}/health: 200 degraded (${body.usageError ?? body.writeError})\n`);
+    } finally {
+      degraded.stop(true);
+    }
   }
 });
 

@@ -470,6 +470,47 @@ exit 0
     expect(existsSync(paths.envFile)).toBe(true);
   });
 
+  /** Runs `mcp service status` with only `tool` (a script answering `reply`) on the PATH. */
+  async function statusWith(platform: 'linux' | 'macos', tool: string, reply: string) {
+    const bin = tmp();
+    writeFileSync(join(bin, tool), `#!/bin/sh\n${reply}\n`, { mode: 0o755 });
+    const savedPath = process.env.PATH;
+    process.env.PATH = bin;
+    try {
+      return await run('service', 'status', '--platform', platform);
+    } finally {
+      process.env.PATH = savedPath;
+    }
+  }
+
+  // A script or monitor asking `mcp service status` got 0 whatever the answer, as if all were well.
+  test('status exits as systemctl status does: 0 running, 3 stopped or failed, 4 not installed, 1 when it cannot tell', async () => {
+    const missing = await run('service', 'status', '--platform', 'linux');
+    expect(missing).toMatchObject({ code: 4, err: '' });
+    expect(missing.out).toContain('(not installed)');
+    const paths = servicePaths('linux', home);
+    mkdirSync(join(paths.serviceFile, '..'), { recursive: true });
+    writeFileSync(paths.serviceFile, systemdUnit({ command: ['/opt/mcp/mcp'], envFile: paths.envFile }));
+    const running = await statusWith('linux', 'systemctl', 'echo "   Active: active (running) since Sat"; exit 0');
+    expect(running).toMatchObject({ code: 0, err: '' });
+    expect(running.out).toContain('Active: active (running)');
+    const stopped = await statusWith('linux', 'systemctl', 'echo "   Active: inactive (dead)"; exit 3');
+    expect(stopped).toMatchObject({ code: 3, err: '' });
+    expect(stopped.out).toContain('Active: inactive (dead)');
+    // The file is there but systemd never loaded it (no daemon-reload): not running either.
+    expect((await statusWith('linux', 'systemctl', 'echo "Unit mcp.service could not be found." >&2; exit 4')).code).toBe(3);
+    const noBus = await statusWith('linux', 'systemctl', 'echo "Failed to connect to bus: No medium found" >&2; exit 1');
+    expect(noBus.code).toBe(1);
+    expect(noBus.err).toBe('mcp: systemctl could not tell whether the service runs (exit 1; see above)\n');
+  });
+
+  test('macOS: status reads whether launchd runs the agent: 0 running, 3 loaded but not running or not loaded', async () => {
+    await run('service', 'install', '--no-start', '--platform', 'macos', '--bin', '/opt/mcp/mcp');
+    expect((await statusWith('macos', 'launchctl', 'printf "gui/501/x = {\\n\\tstate = running\\n\\tpid = 42\\n}\\n"; exit 0')).code).toBe(0);
+    expect((await statusWith('macos', 'launchctl', 'printf "gui/501/x = {\\n\\tstate = not running\\n}\\n"; exit 0')).code).toBe(3);
+    expect((await statusWith('macos', 'launchctl', 'echo "Could not find service \\"x\\" in domain for user gui: 501" >&2; exit 113')).code).toBe(3);
+  });
+
   test('uninstall with nothing installed says so and runs no service-manager command', async () => {
     const savedPath = process.env.PATH;
     process.env.PATH = tmp();
@@ -492,6 +533,12 @@ describe('--help', () => {
     expect(await line('install')).toContain('Print what would be written and run');
     expect(await line('uninstall')).toContain('Print what would be removed and run');
     expect(await line('status')).toContain("Print the service manager's status command instead of running it");
+  });
+
+  test('status --help names its exit codes', async () => {
+    expect((await runCaptured(['service', 'status', '--help'])).out).toContain(
+      'Exit status: 0 installed and running; 3 installed but not running (stopped, failed, or not loaded); 4 not installed; 1 the service manager could not be asked.',
+    );
   });
 });
 

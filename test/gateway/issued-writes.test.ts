@@ -7,9 +7,11 @@ import { providerDepsFor } from '../../src/gateway/index.ts';
 import { findAccount } from '../../src/store/accounts.ts';
 import { loadCallSignatures, loadIssued } from '../../src/store/signatures.ts';
 import { openDatabase } from '../../src/store/db.ts';
+import { configureLog, log } from '../../src/log.ts';
 import { addZai, cleanupDbs, T0, tempDb } from './helpers.ts';
 
 afterEach(cleanupDbs);
+afterEach(() => configureLog({ format: 'pretty' }));
 
 /** A little past the background write's period (ISSUED_FLUSH_MS, 1 s). */
 const PAST_ONE_ROUND_MS = 1_150;
@@ -90,4 +92,39 @@ test('hashes remembered while another process holds the lock are written on a la
   expect(loadIssued(db, 'antigravity', 0, 10)).toEqual([11]);
   expect(loadCallSignatures(db, 0, 10).map((c) => c.toolUseId)).toEqual(['call_1']);
   deps.flush();
+});
+
+// A refusal that is not a lock (read-only, a damaged table) was retried every second, for ever, and
+// never said: the writes were lost all the same, and nobody knew.
+test('hashes the database refuses for good (not a lock) are dropped and said once, without a hash; the other writes go on', async () => {
+  const { db } = tempDb();
+  const lines: string[] = [];
+  log.setReporters([{ log: (o) => lines.push(`${o.type}: ${o.args.join(' ')}`) }]);
+  const deps = providerDepsFor(db, () => T0);
+  db.exec('ALTER TABLE issued_signatures RENAME TO issued_away');
+  const tries = spyOn(db, 'query');
+  const hash = 918_273_645;
+  deps.issuedSignatures!.remember('zai', hash);
+  deps.callSignatures!.remember({ toolUseId: 'call_9', signature: 'FAKE-sig'.padEnd(60, '.'), minted: false });
+  await Bun.sleep(PAST_ONE_ROUND_MS);
+  expect(lines).toEqual([
+    'warn: could not store 1 thinking signature hash(es) of zai: dropped, as later ones will be while the database refuses them: no such table: issued_signatures',
+  ]);
+  // The Gemini call signatures behind it were still written.
+  expect(loadCallSignatures(db, 0, 10).map((c) => c.toolUseId)).toEqual(['call_9']);
+  const afterFirst = tries.mock.calls.length;
+  // Not tried again on later rounds.
+  await Bun.sleep(PAST_ONE_ROUND_MS);
+  expect(tries.mock.calls.length).toBe(afterFirst);
+  // A new hash is tried, refused and dropped again, but not said again.
+  deps.issuedSignatures!.remember('zai', hash + 1);
+  await Bun.sleep(PAST_ONE_ROUND_MS);
+  expect(lines).toHaveLength(1);
+  expect(lines.join('\n')).not.toContain(String(hash));
+  // Once the table takes writes again, the hashes are stored as before.
+  db.exec('ALTER TABLE issued_away RENAME TO issued_signatures');
+  deps.issuedSignatures!.remember('zai', hash + 2);
+  deps.flush();
+  expect(loadIssued(db, 'zai', 0, 10)).toEqual([hash + 2]);
+  tries.mockRestore();
 });

@@ -1258,14 +1258,19 @@ describe("a provider's write under another process's lock", () => {
       const locker = await lockFromAnotherProcess(db.filename, 1_600);
       deps.updateAccount(acc.id, { meta: { plan: 'pro' } });
       expect(lines).toEqual([]);
+      // A lock a moment old is routine: /health is not told yet.
+      expect(deps.writeTrouble()).toBeNull();
       // The retry a second later still meets the lock, which has now lasted 5 s.
       advance(5_000);
       const deadline = Date.now() + 3_000;
       while (!lines.length && Date.now() < deadline) await Bun.sleep(20);
       expect(lines).toEqual([expect.stringMatching(new RegExp(`^warn: could not store the change to account ${acc.id} \\(meta\\) yet, the database has been locked for 5 s: will retry`))]);
+      // …and /health says degraded, with why and how much waits.
+      expect(deps.writeTrouble()).toBe('database is locked (1 account change(s) waiting in memory)');
       await locker.exited;
       while (lines.length < 2 && Date.now() < deadline + 2_000) await Bun.sleep(20);
       expect(lines[1]).toBe(`info: stored the change to account ${acc.id} after all`);
+      expect(deps.writeTrouble()).toBeNull();
       expect(findAccount(db, acc.id)?.meta.plan).toBe('pro');
     } finally {
       configureLog({ format: 'pretty' });

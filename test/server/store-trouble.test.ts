@@ -6,8 +6,10 @@ import type { Database } from 'bun:sqlite';
 import { createApp } from '../../src/server/app.ts';
 import { assembleServer } from '../../src/cli/serve.ts';
 import { type DashboardData, renderDashboard } from '../../src/server/dashboard.ts';
-import { addZai, cleanupDbs, rig, type Rig, tempDb, testConfig } from '../gateway/helpers.ts';
+import { addZai, cleanupDbs, rig, type Rig, T0, tempDb, testConfig } from '../gateway/helpers.ts';
 import { usageRecord } from '../usage-record.ts';
+import { UpstreamError } from '../../src/providers/provider.ts';
+import { openDatabase } from '../../src/store/db.ts';
 
 afterEach(cleanupDbs);
 
@@ -91,6 +93,75 @@ test('with usage rows the database will not take (a full disk), /health is degra
     const healed = await health();
     expect(healed.status).toBe('ok');
     expect(healed.usageError).toBeUndefined();
+  } finally {
+    recorder.stop();
+    await routing.stop();
+  }
+});
+
+test('with limits the database will not store (locked for long), /health is degraded and says why, and the dashboard too; ok again once stored', async () => {
+  const r = rig({ labels: ['a', 'b'] });
+  const s = serve(r);
+  const other = openDatabase(r.path);
+  try {
+    const health = async () => (await (await fetch(`${s.base}/health`)).json()) as Record<string, unknown>;
+    other.exec('BEGIN IMMEDIATE');
+    const account = r.accounts[0]!;
+    r.routing.pool.report(
+      { account, provider: 'zai', model: 'glm-4.7', sticky: false, soft: false, release() {} },
+      { kind: 'error', error: new UpstreamError('rate_limited', 'slow down', { resetAt: T0 + 600_000 }) },
+    );
+    // A lock held a moment is routine (the CLI writing): not yet worth a "degraded".
+    expect(await health()).toMatchObject({ status: 'ok' });
+    // Still locked 5 s later, at the next retry round.
+    r.clock.advance(5_000);
+    r.routing.pool.report(
+      { account, provider: 'zai', model: 'glm-4.6', sticky: false, soft: false, release() {} },
+      { kind: 'error', error: new UpstreamError('rate_limited', 'slow down', { resetAt: T0 + 600_000 }) },
+    );
+    const h = await health();
+    expect(h.status).toBe('degraded');
+    expect(h.writeError).toBe('cannot store account limits and states in the database: database is locked (2 change(s) waiting in memory)');
+    expect(renderDashboard(r.routing.ops.health(true) as unknown as DashboardData, r.clock.now())).toContain('cannot store account limits and states in the database');
+
+    other.exec('COMMIT');
+    // The next write that lands, and nothing is left waiting: ok again.
+    r.routing.pool.report(
+      { account, provider: 'zai', model: 'glm-4.6', sticky: false, soft: false, release() {} },
+      { kind: 'error', error: new UpstreamError('rate_limited', 'slow down', { resetAt: T0 + 600_000 }) },
+    );
+    expect((await health()).writeError).toMatch(/\(1 change\(s\) waiting in memory\)$/);
+    r.routing.pool.report(
+      { account, provider: 'zai', model: 'glm-4.7', sticky: false, soft: false, release() {} },
+      { kind: 'error', error: new UpstreamError('rate_limited', 'slow down', { resetAt: T0 + 600_000 }) },
+    );
+    const healed = await health();
+    expect(healed.status).toBe('ok');
+    expect(healed.writeError).toBeUndefined();
+  } finally {
+    other.close();
+    s.stop();
+  }
+});
+
+test('with an account change a provider learnt that the database will not store (read-only), /health is degraded and says why; ok once one is stored', async () => {
+  const { db } = tempDb();
+  const account = addZai(db, 'a');
+  const { recorder, app, routing, providerDeps } = await assembleServer(db, testConfig());
+  try {
+    const health = async () => (await (await app.handle(new Request('http://proxy/health'))).json()) as Record<string, unknown>;
+    expect((await health()).status).toBe('ok');
+    db.exec('PRAGMA query_only = ON');
+    // A refreshed token (a rotated refresh token) is what a restart could not do without.
+    providerDeps.updateAccount(account.id, { meta: { plan: 'pro' } });
+    const h = await health();
+    expect(h.status).toBe('degraded');
+    expect(h.writeError).toBe('cannot store account limits and states in the database: attempt to write a readonly database (an account change was not stored)');
+    db.exec('PRAGMA query_only = OFF');
+    providerDeps.updateAccount(account.id, { meta: { plan: 'max' } });
+    const healed = await health();
+    expect(healed.status).toBe('ok');
+    expect(healed.writeError).toBeUndefined();
   } finally {
     recorder.stop();
     await routing.stop();

@@ -203,16 +203,40 @@ describe('two processes opening a fresh file at once', () => {
   });
   test('the first to make the file WAL does not make the other fail with "database is locked"', async () => {
     // Switching a new file to WAL needs it to itself, and SQLite answers SQLITE_BUSY at once there
-    // instead of waiting out busy_timeout. Here another connection holds the new file for 300 ms.
+    // instead of waiting out busy_timeout. Here another connection holds the new file until the
+    // opening process has met its lock.
     const path = freshPath();
     const holder = new Database(path, { create: true });
     holder.exec('BEGIN IMMEDIATE');
     holder.exec('CREATE TABLE IF NOT EXISTS probe (x)');
-    const child = Bun.spawn([process.execPath, join(import.meta.dir, '..', 'fixtures', 'open-db.ts'), path], { stdout: 'pipe', stderr: 'pipe' });
-    await Bun.sleep(300);
-    holder.exec('ROLLBACK');
+    const child = Bun.spawn([process.execPath, join(import.meta.dir, '..', 'fixtures', 'open-db.ts'), path, '--say-busy'], { stdout: 'pipe', stderr: 'pipe' });
+    try {
+      expect(await untilLine(child.stderr, 'busy', 10_000)).toBe('busy');
+    } finally {
+      holder.exec('ROLLBACK');
+    }
     holder.close();
     expect((await new Response(child.stdout).text()).trim()).toBe('written');
   });
 });
 
+/** Reads `stream` until a line `want` (resolves it), its end or `ms` (resolves what was read instead). */
+async function untilLine(stream: ReadableStream<Uint8Array>, want: string, ms: number): Promise<string> {
+  const reader = stream.getReader();
+  const decoder = new TextDecoder();
+  let got = '';
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<'timeout'>((done) => (timer = setTimeout(() => done('timeout'), ms)));
+  try {
+    while (!got.split('\n').includes(want)) {
+      const next = await Promise.race([reader.read(), timeout]);
+      if (next === 'timeout') return `no "${want}" within ${ms} ms: ${got}`;
+      if (next.done) return `ended before "${want}": ${got}`;
+      got += decoder.decode(next.value, { stream: true });
+    }
+    return want;
+  } finally {
+    clearTimeout(timer);
+    reader.releaseLock();
+  }
+}
