@@ -22,7 +22,7 @@ import {
 } from '../store/accounts.ts';
 import { backupDir, backupToFresh, pruneBackups } from '../store/backup.ts';
 import { databaseFailure, immediate, openDatabase, StoreError } from '../store/db.ts';
-import { clearAccountLimits, listLimits, listQuotas, type ModelLimit, type QuotaRecord, replaceQuotas } from '../store/limits.ts';
+import { listLimits, listQuotas, type ModelLimit, type QuotaRecord, replaceQuotas, resetAccountLimits } from '../store/limits.ts';
 import {
   createLineReader,
   maskSecret,
@@ -658,27 +658,33 @@ const setCommand = defineCommand({
 const resetCommand = defineCommand({
   meta: {
     name: 'reset',
-    description: 'Forget the rate limits recorded for an account (all accounts by default), e.g. after its quota came back early',
+    description: 'Forget the rate limits and spent quota readings recorded for an account (all accounts by default), e.g. after its quota came back early',
   },
   args: { account: { type: 'positional', required: false, description: 'Account id or label (default: all)' } },
   async run({ args }) {
     await withDb((db) => {
       const accounts = args.account ? [mustFind(db, args.account)] : listAccounts(db);
-      const limits = listLimits(db);
       const now = Date.now();
       let n = 0;
       for (const a of accounts) {
-        const rows = limits.filter((l) => l.accountId === a.id);
-        if (!rows.length) continue;
-        clearAccountLimits(db, a.id);
+        const { limits, spent } = resetAccountLimits(db, a.id, now);
         // Rows that had run out held nothing back: they go quietly, and are not news.
-        const live = rows.filter((l) => l.resetAt > now);
-        if (!live.length) continue;
-        n += live.length;
-        const what = live.map((l) => `${l.model === '*' ? 'all models' : l.model} ${l.kind} (would have reset ${relativeTime(l.resetAt, now)})`).join(', ');
-        say(`reset ${accountName(a)}: cleared ${live.length} limit${live.length === 1 ? '' : 's'}: ${what}`);
+        const live = limits.filter((l) => l.resetAt > now);
+        if (!live.length && !spent.length) continue;
+        n += live.length + spent.length;
+        const parts: string[] = [];
+        if (live.length) {
+          const what = live.map((l) => `${l.model === '*' ? 'all models' : l.model} ${l.kind} (would have reset ${relativeTime(l.resetAt, now)})`).join(', ');
+          parts.push(`cleared ${live.length} limit${live.length === 1 ? '' : 's'}: ${what}`);
+        }
+        if (spent.length) {
+          // The server reads the quota again on its interval: a window still spent comes back then.
+          const what = spent.map((q) => `${q.model === '*' ? 'all models' : q.model}${q.window ? ` ${q.window}` : ''} (would have reset ${relativeTime(q.resetAt!, now)})`).join(', ');
+          parts.push(`forgot ${spent.length} spent quota window${spent.length === 1 ? '' : 's'}: ${what}`);
+        }
+        say(`reset ${accountName(a)}: ${parts.join('; ')}`);
       }
-      if (!n) say(args.account ? `${accountName(accounts[0]!)} has no limits recorded` : 'no limits recorded');
+      if (!n) say(args.account ? `${accountName(accounts[0]!)} has no limits or spent quota windows recorded` : 'no limits or spent quota windows recorded');
     });
   },
 });

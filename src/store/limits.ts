@@ -62,6 +62,21 @@ export function clearAccountLimits(db: Database, accountId: string): void {
   db.query('DELETE FROM model_limits WHERE account_id = ?').run(accountId);
 }
 
+/**
+ * Forgets an account's limits and the quota readings that found a window spent (nothing left, reset
+ * still ahead), in one transaction; returns what was there. The pool routes around both, so a reset
+ * that kept the readings would leave the account parked until the next quota poll.
+ */
+export function resetAccountLimits(db: Database, accountId: string, now: number): { limits: ModelLimit[]; spent: QuotaRecord[] } {
+  return immediate(db, () => {
+    const limits = listLimits(db).filter((l) => l.accountId === accountId);
+    const spent = listQuotas(db).filter((q) => q.accountId === accountId && q.remainingFraction === 0 && q.resetAt !== null && q.resetAt > now);
+    clearAccountLimits(db, accountId);
+    db.query('DELETE FROM quotas WHERE account_id = ? AND remaining_fraction = 0 AND reset_at > ?').run(accountId, now);
+    return { limits, spent };
+  });
+}
+
 export function clearExpiredLimits(db: Database, now: number): number {
   return db.query('DELETE FROM model_limits WHERE reset_at <= ?').run(now).changes;
 }

@@ -301,7 +301,7 @@ describe('mcp accounts (in process, against a temporary data dir)', () => {
       expect(listLimits(db).map((l) => l.accountId)).toEqual([listAccounts(db).find((a) => a.label === 'second')!.id]);
       expect((await run('accounts', 'reset')).out).toContain('second');
       expect(listLimits(db)).toHaveLength(0);
-      expect((await run('accounts', 'reset')).out).toContain('no limits recorded');
+      expect((await run('accounts', 'reset')).out).toBe('no limits or spent quota windows recorded\n');
     } finally {
       db.close();
     }
@@ -325,8 +325,34 @@ describe('mcp accounts (in process, against a temporary data dir)', () => {
         out: `reset ${g.id} work (antigravity, me@example.com): cleared 2 limits: claude-sonnet-4-6 quota_exhausted (would have reset in 3h), all models rate_limited (would have reset in 1m)\n`,
         err: '',
       });
-      expect((await run('accounts', 'reset', 'glm')).out).toBe(`${z.id} glm (zai) has no limits recorded\n`);
+      expect((await run('accounts', 'reset', 'glm')).out).toBe(`${z.id} glm (zai) has no limits or spent quota windows recorded\n`);
       expect(listLimits(db)).toEqual([]);
+    } finally {
+      db.close();
+    }
+  });
+
+  test('reset also forgets spent quota readings, which would keep the account parked until the next poll; other readings stay', async () => {
+    const db = openDatabase(join(dataDirOf(), 'proxy.db'));
+    const now = Date.now();
+    try {
+      const { account: g } = upsertAccount(db, { provider: 'antigravity', label: 'work', email: 'me@example.com', credentials: { kind: 'oauth', refreshToken: 'FAKE-refresh' } });
+      const reading = (model: string, window: string, remainingFraction: number, inMs: number) => ({ accountId: g.id, model, window, remainingFraction, resetAt: now + inMs, fetchedAt: now });
+      replaceQuotas(db, g.id, [
+        reading('claude-opus-4-6-thinking', 'weekly', 0, 3 * 86_400_000 + 60_000),
+        reading('gemini-3-flash', '5h', 0.5, 3_600_000),
+        reading('gemini-3-pro-high', '5h', 0, -60_000), // its window is already full again
+      ]);
+      setLimit(db, { accountId: g.id, model: 'claude-sonnet-4-6', kind: 'rate_limited', resetAt: now + 90_000, reason: null, updatedAt: now });
+      const r = await run('accounts', 'reset', 'work');
+      expect(r).toEqual({
+        code: 0,
+        out: `reset ${g.id} work (antigravity, me@example.com): cleared 1 limit: claude-sonnet-4-6 rate_limited (would have reset in 1m); forgot 1 spent quota window: claude-opus-4-6-thinking weekly (would have reset in 3d)\n`,
+        err: '',
+      });
+      expect(listQuotas(db).map((q) => q.model).sort()).toEqual(['gemini-3-flash', 'gemini-3-pro-high']);
+      expect(listLimits(db)).toEqual([]);
+      expect((await run('accounts', 'reset', 'work')).out).toBe(`${g.id} work (antigravity, me@example.com) has no limits or spent quota windows recorded\n`);
     } finally {
       db.close();
     }
