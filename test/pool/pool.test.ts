@@ -4,7 +4,7 @@ import { CAPACITY_COOLDOWN_MS, createPool, type Lease, MIN_LIMIT_MS, type Outcom
 import { UpstreamError } from '../../src/providers/provider.ts';
 import { findAccount, removeAccount, updateAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
-import { ALL_MODELS, listLimits } from '../../src/store/limits.ts';
+import { ALL_MODELS, listLimits, replaceQuotas, resetAccountLimits } from '../../src/store/limits.ts';
 import { loadBindings } from '../../src/store/bindings.ts';
 import { configureLog, log } from '../../src/log.ts';
 import { trackedSizes } from '../../src/diagnostics.ts';
@@ -488,6 +488,21 @@ describe('state in SQLite', () => {
     pool.sync();
     expect(pool.accounts().map((a) => a.label)).toEqual(['a']);
     expect(pool.sync()).toBe(false);
+    cli.close();
+  });
+
+  test('a spent quota reading that `accounts reset` forgets (another connection) frees the account on the next sync', () => {
+    const { path, pool, accounts } = setup(['a']);
+    const id = accounts[0]!.id;
+    const cli = openDatabase(path);
+    replaceQuotas(cli, id, [{ accountId: id, model: 'glm-4.7', window: '5h', remainingFraction: 0, resetAt: T0 + 3_600_000, fetchedAt: T0 }]);
+    pool.sync();
+    expect(pool.acquire({ provider: 'zai', model: 'glm-4.7', familyKey: 'zai:glm', sessionKey: 'x' }).kind).not.toBe('lease');
+    const { spent } = resetAccountLimits(cli, id, T0);
+    expect(spent.map((q) => q.model)).toEqual(['glm-4.7']);
+    expect(pool.sync()).toBe(true);
+    const got = pool.acquire({ provider: 'zai', model: 'glm-4.7', familyKey: 'zai:glm', sessionKey: 'x' });
+    expect(got.kind === 'lease' && got.lease.account.label).toBe('a');
     cli.close();
   });
 
