@@ -34,6 +34,8 @@ function listenersOf(db: Database): Set<(a: Account) => void> {
 
 /** How soon a provider's write the store refused under another process's lock is tried again. */
 const PROVIDER_WRITE_RETRY_MS = 1_000;
+/** How often a write the store refused for another reason (read-only, a full disk) is tried again. */
+export const PROVIDER_WRITE_REFUSED_RETRY_MS = 30_000;
 /** Writes kept per account while the store is locked: a refresh an hour, a project id once. */
 const PROVIDER_WRITES_KEPT = 8;
 /** As for the pool and the usage recorder: a lock is worth a warning once it has lasted this long. */
@@ -138,8 +140,9 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
     issuedTimer.unref?.();
   }
 
-  // Writes a lock held past the brief wait refused, per account in order: a refreshed token (maybe a
-  // rotated refresh token, which a restart could not do without) must still reach the store.
+  // Writes the store refused (a lock held past the brief wait, a read-only or full disk), per account
+  // in order: a refreshed token (maybe a rotated refresh token, which a restart could not do
+  // without) must still reach the store once it takes writes again.
   const queued = new Map<string, AccountPatch[]>();
   let timer: ReturnType<typeof setTimeout> | undefined;
   /** When writes began to meet another process's lock; null once one lands. */
@@ -148,9 +151,12 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
   let lockWarned = false;
   /** Why the last account change was not stored (a lasting lock, a full disk); null once one is. */
   let accountTrouble: string | null = null;
+  /** The last refusal was not a lock: retried at the slower pace, and said once until a write lands. */
+  let refusedForLong = false;
+  let refusalWarned = false;
 
-  /** True once the patch is done with: stored, or refused for good (warned). `wait`: the store's full wait (at stop). */
-  function write(id: string, patch: AccountPatch, retrying: boolean, wait = false): boolean {
+  /** True once the patch is done with: stored, or the database closed. `wait`: the store's full wait (at stop). */
+  function write(id: string, patch: AccountPatch, wait = false): boolean {
     let updated: Account | null;
     try {
       // Providers write on the request path (a token refresh), and the server is one thread: the
@@ -158,6 +164,7 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
       updated = wait ? updateAccount(db, id, patch, now()) : briefly(db, () => updateAccount(db, id, patch, now()));
     } catch (err) {
       if (isBusyError(err)) {
+        refusedForLong = false;
         // A lock held a moment (the CLI writing) is routine; one that lasts is worth a word, once.
         lockedSince ??= now();
         if (now() - lockedSince >= LOCK_WARN_AFTER_MS) accountTrouble = (err as Error)?.message ?? String(err);
@@ -167,37 +174,51 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
         }
         return false;
       }
+      // A database closed at stop takes nothing more.
+      if (isClosedError(err)) return true;
       // A store that refuses it (read-only, full) must not fail the request that asked for it: the
-      // provider keeps what it learnt (a fresh token, a project id) in memory meanwhile.
+      // provider keeps what it learnt (a fresh token, a project id) in memory meanwhile, and the
+      // change waits to be tried again, so a rotated refresh token still lands once space is freed.
       accountTrouble = (err as Error)?.message ?? String(err);
-      log.warn(`could not store the change to account ${id} (${Object.keys(patch).join(', ')}): ${(err as Error)?.message ?? err}`);
-      return true;
+      refusedForLong = true;
+      if (!refusalWarned) {
+        refusalWarned = true;
+        log.warn(`could not store the change to account ${id} (${Object.keys(patch).join(', ')}): ${accountTrouble}; kept in memory and tried again every ${PROVIDER_WRITE_REFUSED_RETRY_MS / 1000} s`);
+      }
+      return false;
     }
     lockedSince = null;
     accountTrouble = null;
+    refusedForLong = false;
     if (updated) for (const fn of listenersOf(db)) fn(updated);
-    if (retrying && lockWarned) log.info(`stored the change to account ${id} after all`);
     return true;
   }
 
   function retry(): void {
     timer = undefined;
     for (const [id, list] of queued) {
-      while (list.length && write(id, list[0]!, true)) list.shift();
-      if (list.length) break; // still locked: the rest would wait on it too
+      let stored = 0;
+      while (list.length && write(id, list[0]!)) {
+        list.shift();
+        stored++;
+      }
+      if (list.length) break; // still refused: the rest would meet the same
+      // Once per account, when all that waited for it is in, however many changes that was.
+      if (stored && (lockWarned || refusalWarned)) log.info(`stored the ${stored === 1 ? 'change' : `${stored} changes`} to account ${id} after all`);
       queued.delete(id);
     }
     if (queued.size) schedule();
     else {
-      // Nothing left waiting: the next lock is a new one.
+      // Nothing left waiting: the next lock or refusal is a new one.
       lockWarned = false;
+      refusalWarned = false;
       lockedSince = null;
     }
   }
 
   function schedule(): void {
     if (timer) return;
-    timer = setTimeout(retry, PROVIDER_WRITE_RETRY_MS);
+    timer = setTimeout(retry, refusedForLong ? PROVIDER_WRITE_REFUSED_RETRY_MS : PROVIDER_WRITE_RETRY_MS);
     timer.unref?.();
   }
 
@@ -208,9 +229,15 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
       if (list) {
         list.push(patch);
         if (list.length > PROVIDER_WRITES_KEPT) list.shift();
+        // A refusal that was not a lock (a full disk) fails at once when it persists, so a new
+        // change is a cheap moment to try the waiting ones again rather than up to 30 s later.
+        if (refusedForLong) {
+          clearTimeout(timer);
+          retry();
+        }
         return;
       }
-      if (write(id, patch, false)) return;
+      if (write(id, patch)) return;
       queued.set(id, [patch]);
       schedule();
     },
@@ -245,16 +272,16 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
       return waiting ? `${accountTrouble} (${waiting} account change(s) waiting in memory)` : `${accountTrouble} (an account change was not stored)`;
     },
     flush() {
-      // Account writes a lock refused (a refreshed, maybe rotated, token) are the ones a restart
-      // cannot do without: written first, each waiting out the lock once more.
+      // Account writes the store refused (a refreshed, maybe rotated, token) are the ones a restart
+      // cannot do without: written first, each waiting out a lock once more.
       if (timer) clearTimeout(timer);
       timer = undefined;
       // A lock that outlasted one full wait is not waited out again for each account: stopping goes on.
       let locked = false;
       for (const [id, list] of queued) {
-        while (!locked && list.length && write(id, list[0]!, true, true)) list.shift();
+        while (!locked && list.length && write(id, list[0]!, true)) list.shift();
         locked ||= list.length > 0;
-        if (list.length) log.warn(`could not store the change to account ${id} (${Object.keys(list[0]!).join(', ')}) before stopping: the database stayed locked`);
+        if (list.length) log.warn(`could not store the change to account ${id} (${Object.keys(list[0]!).join(', ')}) before stopping: ${accountTrouble ?? 'the database stayed locked'}`);
       }
       queued.clear();
       flushIssued(true);

@@ -839,6 +839,40 @@ describe('state in SQLite', () => {
     expect(lines.join('\n')).toContain(`could not store the change to account ${acc.id}`);
   });
 
+  test('a rotated refresh token the database refuses (read-only, full) is kept and lands once it takes writes again: one warning, one "after all"', () => {
+    const { db, acc, deps, lines } = providerWrites();
+    const token = (n: number) => ({ credentials: { kind: 'api_key' as const, apiKey: `FAKE-rotated-key-${n}-0123456789` } });
+    try {
+      db.exec('PRAGMA query_only = ON');
+      deps.updateAccount(acc.id, token(1));
+      deps.updateAccount(acc.id, { meta: { plan: 'pro' } });
+      expect(lines).toEqual([expect.stringMatching(new RegExp(`^warn: could not store the change to account ${acc.id} \\(credentials\\): attempt to write a readonly database; kept in memory and tried again every 30 s$`))]);
+      expect(deps.writeTrouble()).toBe('attempt to write a readonly database (2 account change(s) waiting in memory)');
+      db.exec('PRAGMA query_only = OFF');
+      // The next change the provider makes tries the waiting ones first, in order.
+      deps.updateAccount(acc.id, { meta: { plan: 'max' } });
+      expect(findAccount(db, acc.id)).toMatchObject({ credentials: { apiKey: 'FAKE-rotated-key-1-0123456789' }, meta: { plan: 'max' } });
+      expect(lines.slice(1)).toEqual([`info: stored the 3 changes to account ${acc.id} after all`]);
+      expect(deps.writeTrouble()).toBeNull();
+    } finally {
+      configureLog({ format: 'pretty' });
+      db.exec('PRAGMA query_only = OFF');
+    }
+  });
+
+  test('a change the database refused is written at stop, once it takes writes again', () => {
+    const { db, acc, deps } = providerWrites();
+    try {
+      db.exec('PRAGMA query_only = ON');
+      deps.updateAccount(acc.id, { meta: { plan: 'pro' } });
+      db.exec('PRAGMA query_only = OFF');
+      deps.flush();
+      expect(findAccount(db, acc.id)?.meta.plan).toBe('pro');
+    } finally {
+      configureLog({ format: 'pretty' });
+    }
+  });
+
   test('in-flight counts rise with leases and fall when they end', () => {
     const { pool, accounts } = setup(['a']);
     const l1 = lease(pool);

@@ -10,6 +10,7 @@ import { addZai, cleanupDbs, rig, type Rig, T0, tempDb, testConfig } from '../ga
 import { usageRecord } from '../usage-record.ts';
 import { UpstreamError } from '../../src/providers/provider.ts';
 import { openDatabase } from '../../src/store/db.ts';
+import { findAccount } from '../../src/store/accounts.ts';
 
 afterEach(cleanupDbs);
 
@@ -156,12 +157,13 @@ test('with an account change a provider learnt that the database will not store 
     providerDeps.updateAccount(account.id, { meta: { plan: 'pro' } });
     const h = await health();
     expect(h.status).toBe('degraded');
-    expect(h.writeError).toBe('cannot store account limits and states in the database: attempt to write a readonly database (an account change was not stored)');
+    expect(h.writeError).toBe('cannot store account limits and states in the database: attempt to write a readonly database (1 account change(s) waiting in memory)');
     db.exec('PRAGMA query_only = OFF');
     providerDeps.updateAccount(account.id, { meta: { plan: 'max' } });
     const healed = await health();
     expect(healed.status).toBe('ok');
     expect(healed.writeError).toBeUndefined();
+    expect(findAccount(db, account.id)?.meta.plan).toBe('max');
   } finally {
     recorder.stop();
     await routing.stop();
