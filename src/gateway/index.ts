@@ -174,8 +174,11 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
         }
         return false;
       }
-      // A database closed at stop takes nothing more.
-      if (isClosedError(err)) return true;
+      // A database closed at stop takes nothing more: said, as a rotated token may be among it.
+      if (isClosedError(err)) {
+        log.warn(`could not store the change to account ${id} (${Object.keys(patch).join(', ')}): the database is already closed`);
+        return true;
+      }
       // A store that refuses it (read-only, full) must not fail the request that asked for it: the
       // provider keeps what it learnt (a fresh token, a project id) in memory meanwhile, and the
       // change waits to be tried again, so a rotated refresh token still lands once space is freed.

@@ -873,6 +873,18 @@ describe('state in SQLite', () => {
     }
   });
 
+  test('a change that comes after the database was closed at stop is said to be lost, not queued', () => {
+    const { db, acc, deps, lines } = providerWrites();
+    try {
+      db.close();
+      deps.updateAccount(acc.id, { meta: { plan: 'pro' } });
+      expect(lines).toEqual([`warn: could not store the change to account ${acc.id} (meta): the database is already closed`]);
+      expect(deps.writeTrouble()).toBeNull();
+    } finally {
+      configureLog({ format: 'pretty' });
+    }
+  });
+
   test('in-flight counts rise with leases and fall when they end', () => {
     const { pool, accounts } = setup(['a']);
     const l1 = lease(pool);
