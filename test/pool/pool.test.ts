@@ -839,7 +839,7 @@ describe('state in SQLite', () => {
     expect(lines.join('\n')).toContain(`could not store the change to account ${acc.id}`);
   });
 
-  test('a rotated refresh token the database refuses (read-only, full) is kept and lands once it takes writes again: one warning, one "after all"', () => {
+  test('a new credential (as a rotated token) the database refuses (read-only, full) is kept and lands once it takes writes again: one warning, one "after all"', () => {
     const { db, acc, deps, lines } = providerWrites();
     const token = (n: number) => ({ credentials: { kind: 'api_key' as const, apiKey: `FAKE-rotated-key-${n}-0123456789` } });
     try {
