@@ -4,7 +4,7 @@
 import type { Database } from 'bun:sqlite';
 import { log } from './log.ts';
 import { defineCounter } from './metrics.ts';
-import { briefly, isBusyError } from './store/db.ts';
+import { briefly, isBusyError, LOCK_WARN_AFTER_MS } from './store/db.ts';
 import { insertUsage, pruneUsage, type UsageRecord } from './store/usage.ts';
 
 export interface UsageRecorderOptions {
@@ -44,8 +44,6 @@ export interface UsageRecorder {
 }
 
 const DAY_MS = 86_400_000;
-/** A lock held a moment (the CLI writing) is routine now that a flush waits only briefly: one that lasts this long is worth a word. */
-const LOCK_WARN_AFTER_MS = 5000;
 const DROP_WARN_EVERY_MS = 60_000;
 /** Lost accounting shows on a dashboard too, not only in a log line once a minute. */
 const droppedMetric = defineCounter('mcp_usage_records_dropped_total', 'Usage records lost because the database refused writes (a full queue, or still refused at shutdown)');

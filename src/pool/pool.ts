@@ -17,7 +17,7 @@ import {
   updateAccount,
 } from '../store/accounts.ts';
 import { loadBindings, saveBindings, type SessionBinding } from '../store/bindings.ts';
-import { briefly, dataVersion, isBusyError } from '../store/db.ts';
+import { briefly, dataVersion, isBusyError, LOCK_WARN_AFTER_MS } from '../store/db.ts';
 import {
   ALL_MODELS,
   clearExpiredLimits,
@@ -73,11 +73,6 @@ const SYNC_INTERVAL_MS = 500;
 const HOT_SYNC_MS = 25;
 /** How long a store that could not be read is left alone before it is read again. */
 const STORE_RETRY_MS = 5_000;
-/**
- * A lock held a moment (the CLI writing) is routine: a write it refused is stored on the next round.
- * One that lasts this long is worth a word, as for the usage recorder; any other refusal is at once.
- */
-const LOCK_WARN_AFTER_MS = 5_000;
 
 export interface Lease {
   readonly account: Account;

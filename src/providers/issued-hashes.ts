@@ -3,6 +3,9 @@
 // signatures, which Gemini wants back as they were, are read back here too.
 import type { KeptCallSignature, ProviderDeps, ProviderId } from './provider.ts';
 
+/** Hashes a provider remembers, and the store keeps per provider: enough for every conversation's recent turns. */
+export const ISSUED_HASHES_KEPT = 20_000;
+
 const LOW_53_BITS = (1n << 53n) - 1n;
 
 /** A signature's hash: 53 bits, so that it is exact as a JS number and as an SQLite integer. */

@@ -274,6 +274,13 @@ function quickCheck(db: Database): void {
   throw new Error(`database disk image is malformed (${first}${rows.length > 1 ? ` and ${rows.length - 1} more` : ''})`);
 }
 
+/**
+ * A lock another process holds a moment (the CLI writing) is routine for a writer that waits only
+ * briefly and tries again; one that has lasted this long is worth a warning and a word in /health.
+ * Shared by the pool, the providers' account writes and the usage recorder.
+ */
+export const LOCK_WARN_AFTER_MS = 5_000;
+
 export function isBusyError(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));

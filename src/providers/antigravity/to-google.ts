@@ -11,7 +11,7 @@ import { inlineBase64 } from './inline-data.ts';
 import { toGoogleSchema, toGoogleToolSchema } from './schema.ts';
 import { MIN_SIGNATURE_LENGTH, type SignatureStore, type ToolNaming } from './signatures.ts';
 import { planGeneration } from './thinking.ts';
-import { fnv1a, googleToolIds } from './tool-ids.ts';
+import { googleToolIds, saltedHash } from './tool-ids.ts';
 
 /** Documented value that makes Gemini skip validating a function call's thought signature (§7.3). */
 export const SKIP_SIGNATURE = 'skip_thought_signature_validator';
@@ -226,7 +226,7 @@ function convertTools(tools: Tool[] | undefined, naming: ToolNaming): { declarat
 
 function suffixedName(base: string, original: string, taken: Set<string>): string {
   for (let salt = 0; ; salt++) {
-    const suffix = `_${fnv1a(salt === 0 ? original : `${original}#${salt}`).toString(36)}`;
+    const suffix = `_${saltedHash(original, salt)}`;
     const name = base.slice(0, 64 - suffix.length) + suffix;
     if (!taken.has(name)) return name;
   }

@@ -8,13 +8,18 @@ const ID_FINE = /^[A-Za-z0-9_-]+$/;
 const ID_BAD_CHARS = /[^A-Za-z0-9_-]/g;
 
 /** 32-bit FNV-1a: a short, stable hash of a name or id (not for security). */
-export function fnv1a(s: string): number {
+function fnv1a(s: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < s.length; i++) {
     h ^= s.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
   }
   return h >>> 0;
+}
+
+/** A short, stable hash of `text` to tell names apart; `salt` > 0 gives another, for one already taken. */
+export function saltedHash(text: string, salt = 0): string {
+  return fnv1a(salt === 0 ? text : `${text}#${salt}`).toString(36);
 }
 
 /**
@@ -28,7 +33,7 @@ export function sanitizedToolId(id: string, salt = 0): string {
 
 function sanitizedText(text: string, salt = 0): string {
   const base = text.replace(ID_BAD_CHARS, '_') || 'toolu';
-  return `${base}_${fnv1a(salt === 0 ? text : `${text}#${salt}`).toString(36)}`;
+  return `${base}_${saltedHash(text, salt)}`;
 }
 
 /**

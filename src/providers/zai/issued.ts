@@ -3,10 +3,8 @@
 // The hashes are also handed to the store (ProviderDeps.issuedSignatures), so a restart knows them:
 // without that, a pool with Google accounts too dropped every GLM thinking block after a restart.
 
-import { signatureHash } from '../issued-hashes.ts';
+import { ISSUED_HASHES_KEPT, signatureHash } from '../issued-hashes.ts';
 
-/** Enough for every conversation's recent turns; ~40 bytes an entry. */
-export const MAX_ISSUED = 20_000;
 
 /**
  * What stands for the signature of a thinking block Z.AI streamed without one: its text, marked so
@@ -22,8 +20,6 @@ export interface IssuedSignatures {
   size(): number;
 }
 
-export { signatureHash };
-
 export interface IssuedOptions {
   /** Hashes known from before (the store), oldest first. */
   known?: Iterable<number>;
@@ -31,7 +27,7 @@ export interface IssuedOptions {
   onRemember?: (hash: number) => void;
 }
 
-export function createIssuedSignatures(max = MAX_ISSUED, opts: IssuedOptions = {}): IssuedSignatures {
+export function createIssuedSignatures(max = ISSUED_HASHES_KEPT, opts: IssuedOptions = {}): IssuedSignatures {
   // Set insertion order is the age order: a re-issued signature moves to the back.
   const seen = new Set<number>();
   const add = (k: number): void => {
