@@ -69,7 +69,7 @@ export interface SignatureStoreOptions {
 }
 
 /**
- * A week, as long as the store keeps the hashes of Gemini's thinking signatures (gateway/index.ts):
+ * A week, as long as the store keeps the hashes of Gemini's thinking signatures (gateway/provider-deps.ts):
  * Gemini wants its earlier turns' signatures back for as long as a conversation goes on, and with
  * the 2 h of the rest a conversation idle over lunch lost them (though a restart brought them back).
  * Only a hash an entry, bounded by the same entry and byte caps.
