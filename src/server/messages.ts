@@ -228,7 +228,7 @@ export async function handleMessages(
           request.signal.removeEventListener('abort', onClientGone);
           idleAgain();
           copyUsage(rec, usage);
-          rec.sent200 = true;
+          if (o.began) rec.sent200 = true;
           if (o.clientClosed) finish(CLIENT_CLOSED, 'client_closed');
           else finish(200, o.errorType);
         },

@@ -15,6 +15,11 @@ export interface StreamOutcome {
   errorType: string | null;
   /** The client went away before the end. */
   clientClosed: boolean;
+  /**
+   * The server had begun the response (its 200 and headers go out before the first pull). False
+   * when the client left, or the server cut the connection, while the response was still queued.
+   */
+  began: boolean;
 }
 
 export interface SseOptions {
@@ -64,8 +69,9 @@ export function sseResponse(events: AsyncIterable<AnthropicEvent>, opts: SseOpti
   let streamedChars = 0;
   let finalUsage = false;
 
-  const end = (outcome: StreamOutcome): void => {
+  const end = (o: Omit<StreamOutcome, 'began'>): void => {
     if (ended) return;
+    const outcome: StreamOutcome = { ...o, began: out !== undefined };
     ended = true;
     if (timer) clearTimeout(timer);
     if (deadline) clearTimeout(deadline);

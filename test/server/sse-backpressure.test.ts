@@ -45,6 +45,6 @@ test('a client that stops reading holds the stream back; leaving then ends it an
   expect(outcome).toBeNull();
   client.destroy();
   for (let i = 0; i < 50 && !upstreamClosed; i++) await Bun.sleep(20);
-  expect(outcome).toEqual({ errorType: null, clientClosed: true });
+  expect(outcome).toEqual({ errorType: null, clientClosed: true, began: true });
   expect(upstreamClosed).toBe(true);
 });

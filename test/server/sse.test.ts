@@ -3,7 +3,7 @@ import { expect, test } from 'bun:test';
 import { emptyUsage } from '../../src/anthropic/collect.ts';
 import { blockDelta, blockStart, type AnthropicEvent } from '../../src/anthropic/events.ts';
 import { log } from '../../src/log.ts';
-import { sseResponse } from '../../src/server/sse.ts';
+import { sseResponse, type StreamOutcome } from '../../src/server/sse.ts';
 import { textEvents } from './stubs.ts';
 
 async function* from(events: AnthropicEvent[], thenThrow?: Error): AsyncGenerator<AnthropicEvent> {
@@ -60,4 +60,23 @@ test('the usage of a stream cut before message_delta is estimated from the outpu
   expect(ended).toBe(true);
   expect(usage.inputTokens).toBe(10);
   expect(usage.outputTokens).toBe(11);
+});
+
+test('a stream cancelled before its response began says so, and one that was read says it began', async () => {
+  const outcomes: StreamOutcome[] = [];
+  const make = (): Response =>
+    sseResponse(from(textEvents()), {
+      pingIntervalMs: 15_000,
+      headers: {},
+      abort: new AbortController(),
+      usage: emptyUsage(),
+      onEnd: (o) => void outcomes.push(o),
+    });
+  // Left before the server began the response: nothing was pulled, no 200 reached anyone.
+  await make().body!.cancel();
+  await make().text();
+  expect(outcomes).toEqual([
+    { errorType: null, clientClosed: true, began: false },
+    { errorType: null, clientClosed: false, began: true },
+  ]);
 });
