@@ -17,6 +17,7 @@ import { type Provider, type ProviderId, UpstreamError } from '../providers/prov
 import type { LimitKind } from '../store/limits.ts';
 import type { Catalog, Route } from './catalog.ts';
 import { foreignTo, hasThinking, withoutForeignThinking } from './foreign-thinking.ts';
+import { createHeadHold } from './head-hold.ts';
 import { metrics } from './ops.ts';
 import { historyKeyOf, sessionKeyOf } from './session.ts';
 import type { DispatchRequest, Dispatched, Gateway, ModelEntry } from './types.ts';
@@ -218,20 +219,19 @@ function bugError(err: unknown, requestId: string, where: string): ApiError {
 }
 
 /**
- * The first events to hand on: message_start (and pings) are held until something follows them, so
- * a failure right after message_start, before any content, is one the client never saw and fails
- * over. Sent on, it would end an SDK stream with an error and cost Claude Code a whole retry.
- * (Antigravity's message_start comes with the first content anyway; Z.AI's comes alone.)
+ * The first events to hand on, read until the hold lets them go (head-hold.ts): message_start and
+ * pings until something follows, an opening tool call until it is whole and something follows it. A
+ * failure meanwhile is one the client never saw and fails over; an `error` event in it throws.
  */
 async function headOf(first: AnthropicEvent, it: AsyncIterator<AnthropicEvent>): Promise<AnthropicEvent[]> {
   const head = [first];
-  let last = first;
-  while (last.type === 'message_start' || last.type === 'ping') {
+  const held = createHeadHold();
+  for (let holding = held(first); holding; ) {
     const r = await it.next();
     if (r.done) break;
-    last = r.value;
-    if (last.type === 'error') throw errorEventError(last);
-    head.push(last);
+    if (r.value.type === 'error') throw errorEventError(r.value);
+    head.push(r.value);
+    holding = held(r.value);
   }
   return head;
 }
