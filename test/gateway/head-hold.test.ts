@@ -8,7 +8,7 @@ import { blockDelta, blockStart, blockStop, MESSAGE_STOP, messageDelta, messageS
 import { HELD_TOOL_INPUT_MAX } from '../../src/gateway/head-hold.ts';
 import type { Dispatched } from '../../src/gateway/types.ts';
 import { UpstreamError } from '../../src/providers/provider.ts';
-import { cleanupDbs, dispatchReq, drain, request, rig } from './helpers.ts';
+import { cleanupDbs, dispatchReq, drain, readToFailure, request, rig } from './helpers.ts';
 
 afterEach(cleanupDbs);
 
@@ -172,13 +172,7 @@ describe('a failure while an opening tool call is held fails over', () => {
     r.zai.answer = () => ({ events: callAnswer(), error: cut(), after: 5 });
     const d = await r.routing.gateway.dispatch(dispatchReq(request(MODEL)));
     expect(d.accountId).toBe(r.accounts[0]!.id);
-    const seen: string[] = [];
-    let thrown: unknown;
-    try {
-      for await (const ev of d.events) seen.push(ev.type);
-    } catch (err) {
-      thrown = err;
-    }
+    const { seen, thrown } = await readToFailure(d);
     expect(seen).toEqual(['message_start', 'content_block_start', 'content_block_delta', 'content_block_stop', 'message_delta']);
     expect(thrown).toBeInstanceOf(ApiError);
   });
