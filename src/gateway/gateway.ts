@@ -1,9 +1,9 @@
-// dispatch(): one client request -> one upstream stream whose first event has arrived. Resolves the
-// model, finds the conversation's account, and before the first event quietly moves the request to
-// another account on limits, capacity, 5xx, network and empty answers (at most maxAttempts). When
-// every account is limited it waits for the earliest reset (up to maxWaitSec), serves a fallback
-// model (--fallback), or answers with the reset time (limitedError: 429, final only past
-// maxWaitSec; 529 for capacity). After the first event an upstream
+// dispatch(): one client request -> one upstream stream whose head has been read (head-hold.ts).
+// Resolves the model, finds the conversation's account, and before it hands the first event on
+// quietly moves the request to another account on limits, capacity, 5xx, network and empty answers
+// (at most maxAttempts). When every account is limited it waits for the earliest reset (up to
+// maxWaitSec), serves a fallback model (--fallback), or answers with the reset time (limitedError:
+// 429, final only past maxWaitSec; 529 for capacity). After the head is handed on an upstream
 // failure ends the stream with an Anthropic error event (the server writes it).
 import { collectMessage, errorTypeOf } from '../anthropic/collect.ts';
 import { ApiError } from '../anthropic/errors.ts';
