@@ -1,9 +1,9 @@
-// dispatch(): one client request -> one upstream stream whose first event has arrived. Resolves the
-// model, finds the conversation's account, and before the first event quietly moves the request to
-// another account on limits, capacity, 5xx, network and empty answers (at most maxAttempts). When
-// every account is limited it waits for the earliest reset (up to maxWaitSec), serves a fallback
-// model (--fallback), or answers with the reset time (limitedError: 429, final only past
-// maxWaitSec; 529 for capacity). After the first event an upstream
+// dispatch(): one client request -> one upstream stream whose head has been read (head-hold.ts).
+// Resolves the model, finds the conversation's account, and before it hands the first event on
+// quietly moves the request to another account on limits, capacity, 5xx, network and empty answers
+// (at most maxAttempts). When every account is limited it waits for the earliest reset (up to
+// maxWaitSec), serves a fallback model (--fallback), or answers with the reset time (limitedError:
+// 429, final only past maxWaitSec; 529 for capacity). After the head is handed on an upstream
 // failure ends the stream with an Anthropic error event (the server writes it).
 import { collectMessage, errorTypeOf } from '../anthropic/collect.ts';
 import { ApiError } from '../anthropic/errors.ts';
@@ -17,6 +17,7 @@ import { type Provider, type ProviderId, UpstreamError } from '../providers/prov
 import type { LimitKind } from '../store/limits.ts';
 import type { Catalog, Route } from './catalog.ts';
 import { foreignTo, hasThinking, withoutForeignThinking } from './foreign-thinking.ts';
+import { createHeadHold } from './head-hold.ts';
 import { metrics } from './ops.ts';
 import { historyKeyOf, sessionKeyOf } from './session.ts';
 import type { DispatchRequest, Dispatched, Gateway, ModelEntry } from './types.ts';
@@ -218,20 +219,19 @@ function bugError(err: unknown, requestId: string, where: string): ApiError {
 }
 
 /**
- * The first events to hand on: message_start (and pings) are held until something follows them, so
- * a failure right after message_start, before any content, is one the client never saw and fails
- * over. Sent on, it would end an SDK stream with an error and cost Claude Code a whole retry.
- * (Antigravity's message_start comes with the first content anyway; Z.AI's comes alone.)
+ * The first events to hand on, read until the hold lets them go (head-hold.ts): message_start and
+ * pings until something follows, an opening tool call until it is whole and something follows it. A
+ * failure meanwhile is one the client never saw and fails over; an `error` event in it throws.
  */
 async function headOf(first: AnthropicEvent, it: AsyncIterator<AnthropicEvent>): Promise<AnthropicEvent[]> {
   const head = [first];
-  let last = first;
-  while (last.type === 'message_start' || last.type === 'ping') {
+  const held = createHeadHold();
+  for (let holding = held(first); holding; ) {
     const r = await it.next();
     if (r.done) break;
-    last = r.value;
-    if (last.type === 'error') throw errorEventError(last);
-    head.push(last);
+    if (r.value.type === 'error') throw errorEventError(r.value);
+    head.push(r.value);
+    holding = held(r.value);
   }
   return head;
 }

@@ -8,7 +8,7 @@ import { createRouting } from '../../src/gateway/index.ts';
 import { TRANSIENT_BURST_MS } from '../../src/pool/pool.ts';
 import { upsertAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
-import { addZai, cleanupDbs, dispatchReq, drain, fakeClock, request, rig, scriptedProvider, sessionBody, T0, tempDb, testConfig, textEvents } from './helpers.ts';
+import { addZai, cleanupDbs, dispatchReq, drain, fakeClock, readToFailure, request, rig, scriptedProvider, sessionBody, T0, tempDb, testConfig, textEvents } from './helpers.ts';
 import { configureLog, log } from '../../src/log.ts';
 
 afterEach(cleanupDbs);
@@ -595,13 +595,7 @@ describe('dispatch', () => {
     const r = rig({ labels: ['a', 'b'] });
     r.zai.answer = () => ({ error: new UpstreamError('rate_limited', 'mid', { status: 429, resetAt: T0 + 5000 }), after: 2 });
     const d = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
-    const seen: string[] = [];
-    let thrown: unknown;
-    try {
-      for await (const ev of d.events) seen.push(ev.type);
-    } catch (err) {
-      thrown = err;
-    }
+    const { seen, thrown } = await readToFailure(d);
     expect(seen).toEqual(['message_start', 'content_block_start']);
     expect(thrown).toBeInstanceOf(ApiError);
     expect((thrown as ApiError).type).toBe('rate_limit_error');

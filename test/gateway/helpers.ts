@@ -187,6 +187,17 @@ export async function drain(d: Dispatched): Promise<AnthropicEvent[]> {
   return out;
 }
 
+/** The event types a stream hands out before it fails, and what it throws (null if it ends cleanly). */
+export async function readToFailure(d: Dispatched): Promise<{ seen: string[]; thrown: unknown }> {
+  const seen: string[] = [];
+  try {
+    for await (const ev of d.events) seen.push(ev.type);
+  } catch (err) {
+    return { seen, thrown: err };
+  }
+  return { seen, thrown: null };
+}
+
 export function dispatchReq(body: MessagesRequest, headers: Record<string, string> = {}, signal = new AbortController().signal) {
   return { body, requestId: `req_${Math.random().toString(36).slice(2)}`, headers, signal };
 }

@@ -100,33 +100,6 @@ export function createGoogleTranslator(opts: FromGoogleOptions): GoogleTranslato
   let blocked: { reason: string; message: string | null } | null = null;
   const n: TokenCounts = { prompt: 0, candidates: 0, cached: 0, thoughts: 0, total: 0 };
   let out: AnthropicEvent[] = [];
-  // An answer that opens with a tool call holds the call back until the answer says more (next
-  // content, or its finish): the gateway hands nothing on before the first content, so a stream
-  // cut right after the call fails over instead of reaching Claude Code as a fatal error event.
-  // The call's args arrive whole, so holding it costs the client no partial input.
-  let hold: 'maybe' | 'holding' | 'done' = 'maybe';
-  let held: AnthropicEvent[] = [];
-  const pass = (batch: AnthropicEvent[], settled: boolean): AnthropicEvent[] => {
-    if (hold === 'done') return batch;
-    if (hold === 'maybe') {
-      const at = batch.findIndex((e) => e.type === 'content_block_start');
-      if (at < 0) return batch;
-      if ((batch[at] as { content_block: { type: string } }).content_block.type !== 'tool_use') {
-        hold = 'done';
-        return batch;
-      }
-      hold = 'holding';
-      held = batch.splice(at);
-      if (!settled) return batch;
-    } else {
-      for (const e of batch) held.push(e);
-      batch = [];
-    }
-    hold = 'done';
-    for (const e of held) batch.push(e);
-    held = [];
-    return batch;
-  };
 
   const start = (): void => {
     if (started) return;
@@ -235,10 +208,10 @@ export function createGoogleTranslator(opts: FromGoogleOptions): GoogleTranslato
     }
     if (typeof cand?.finishReason === 'string') finishReason = cand.finishReason;
 
-    if (out.length === 0 && !(hold === 'holding' && finishReason !== null)) return NO_EVENTS;
+    if (out.length === 0) return NO_EVENTS;
     const batch = out;
     out = [];
-    return pass(batch, finishReason !== null);
+    return batch;
   };
 
   const end = (): AnthropicEvent[] => {
@@ -286,7 +259,7 @@ export function createGoogleTranslator(opts: FromGoogleOptions): GoogleTranslato
     out.push(MESSAGE_STOP);
     const batch = out;
     out = [];
-    return pass(batch, true);
+    return batch;
   };
 
   return { feed, end, started: () => started };

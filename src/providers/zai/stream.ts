@@ -107,23 +107,8 @@ export interface StreamRepairOptions {
   singleToolCall?: boolean;
 }
 
-/**
- * A tool call that opens the answer is held back until it is whole (or this much input has come):
- * the gateway hands nothing on before the first content, so a failure inside the call (GLM's cut
- * streams, a reset) is one the client never saw and moves to another account, instead of an
- * `error` event that is fatal to Claude Code (§1.6). Bounded, because the client gets no byte while
- * it waits (180 s of silence and Claude Code gives up), on top of GLM's time to first token on a long
- * context: ~1 100 tokens, under a minute at GLM's slow hours. Common calls (Bash, Read, Grep, most
- * Edits) are below it.
- */
-export const HELD_TOOL_INPUT_MAX = 4 * 1024;
-
 export function createStreamRepair(clientModel: string, opts: StreamRepairOptions = {}): StreamRepair {
   let started = false;
-  // An opening tool call is held back (see HELD_TOOL_INPUT_MAX): 'maybe' until the first block starts.
-  let hold: 'maybe' | 'holding' | 'done' = 'maybe';
-  let held: AnthropicEvent[] = [];
-  let heldInput = 0;
   let done = false;
   let deltaSent = false;
   let next = 0;
@@ -243,35 +228,6 @@ export function createStreamRepair(clientModel: string, opts: StreamRepairOption
     return md;
   }
 
-  /** Holds an opening tool call's events until its block stops or its input outgrows the bound. */
-  function holdOpeningCall(batch: AnthropicEvent[]): AnthropicEvent[] {
-    let out: AnthropicEvent[] = [];
-    let fresh = batch;
-    if (hold === 'maybe') {
-      out = batch;
-      const at = out.findIndex((e) => e.type === 'content_block_start');
-      if (at < 0) return out;
-      const first = out[at] as Extract<AnthropicEvent, { type: 'content_block_start' }>;
-      if (first.content_block.type !== 'tool_use') {
-        hold = 'done';
-        return out;
-      }
-      hold = 'holding';
-      fresh = out.splice(at);
-    }
-    let whole = false;
-    for (const e of fresh) {
-      held.push(e);
-      if (e.type === 'content_block_stop') whole = true;
-      else if (e.type === 'content_block_delta' && e.delta.type === 'input_json_delta') heldInput += String(e.delta.partial_json).length;
-    }
-    if (!whole && heldInput <= HELD_TOOL_INPUT_MAX) return out;
-    hold = 'done';
-    out.push(...held);
-    held = [];
-    return out;
-  }
-
   return {
     get started() {
       return started;
@@ -279,14 +235,8 @@ export function createStreamRepair(clientModel: string, opts: StreamRepairOption
     get done() {
       return done;
     },
-    accept(ev: Raw): AnthropicEvent[] {
-      const out = acceptEvent(ev);
-      return hold === 'done' ? out : holdOpeningCall(out);
-    },
-    finish(): AnthropicEvent[] {
-      const out = finishStream();
-      return hold === 'done' ? out : holdOpeningCall(out);
-    },
+    accept: acceptEvent,
+    finish: finishStream,
   };
 
   function acceptEvent(ev: Raw): AnthropicEvent[] {

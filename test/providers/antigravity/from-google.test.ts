@@ -444,27 +444,26 @@ describe('blocked and content-less answers end as a message, not a retried error
 });
 
 describe('an answer that opens with a tool call', () => {
-  // The gateway hands nothing on before the first content: a call held until the answer says more
-  // turns a stream cut right after it into a failure the client never saw (it fails over), instead
-  // of an error event after content, which Claude Code takes as fatal (§1.6).
+  // The translator yields the call as it comes; holding it until the answer says more is the
+  // gateway's (src/gateway/head-hold.ts, test/gateway/head-hold.test.ts).
   const call = (id: string, finish?: string) => ({
     response: { candidates: [{ content: { role: 'model', parts: [{ functionCall: { name: 'Bash', args: { command: 'ls' }, id } }] }, ...(finish ? { finishReason: finish } : {}) }] },
   });
   const finish = { response: { candidates: [{ content: { role: 'model', parts: [{ text: '' }] }, finishReason: 'STOP' }], usageMetadata: { promptTokenCount: 5, candidatesTokenCount: 3 } } };
   const opening = { response: { candidates: [{ content: { role: 'model', parts: [{ text: '' }] } }] } };
 
-  test('is held until the finish, then comes out whole', () => {
+  test('comes out as soon as its chunk arrives, and the finish closes it', () => {
     const tr = createGoogleTranslator(options('claude'));
     expect(tr.feed(opening)).toEqual([]);
-    expect(types(tr.feed(call('toolu_vrtx_A')))).toEqual(['message_start']);
+    expect(types(tr.feed(call('toolu_vrtx_A')))).toEqual(['message_start', 'content_block_start', 'delta:input_json_delta']);
     const rest = [...tr.feed(finish), ...tr.end()];
-    expect(types(rest)).toEqual(['content_block_start', 'delta:input_json_delta', 'content_block_stop', 'message_delta', 'message_stop']);
+    expect(types(rest)).toEqual(['content_block_stop', 'message_delta', 'message_stop']);
   });
 
-  test('a stream cut after the call fails with nothing of the call out', () => {
+  test('a stream cut after the call fails as truncated, so the gateway (holding the call) can fail over', () => {
     const tr = createGoogleTranslator(options('claude'));
     const out = [...tr.feed(opening), ...tr.feed(call('toolu_vrtx_A'))];
-    expect(types(out)).toEqual(['message_start']);
+    expect(types(out)).toEqual(['message_start', 'content_block_start', 'delta:input_json_delta']);
     expect(() => tr.end()).toThrow(expect.objectContaining({ code: 'TRUNCATED_STREAM' }));
   });
 
@@ -473,19 +472,13 @@ describe('an answer that opens with a tool call', () => {
     expect(types(tr.feed(call('call_1', 'STOP')))).toEqual(['message_start', 'content_block_start', 'delta:input_json_delta']);
   });
 
-  test('parallel calls: the first is let go when the second arrives, which streams as usual', () => {
+  test('parallel calls: the second closes the first and streams as usual', () => {
     const tr = createGoogleTranslator(options('claude'));
-    expect(types(tr.feed(call('toolu_vrtx_A')))).toEqual(['message_start']);
-    expect(types(tr.feed(call('toolu_vrtx_B')))).toEqual([
-      'content_block_start',
-      'delta:input_json_delta',
-      'content_block_stop',
-      'content_block_start',
-      'delta:input_json_delta',
-    ]);
+    expect(types(tr.feed(call('toolu_vrtx_A')))).toEqual(['message_start', 'content_block_start', 'delta:input_json_delta']);
+    expect(types(tr.feed(call('toolu_vrtx_B')))).toEqual(['content_block_stop', 'content_block_start', 'delta:input_json_delta']);
   });
 
-  test('an answer that opens with text is not held', () => {
+  test('an answer that opens with text comes out as it comes too', () => {
     const tr = createGoogleTranslator(options('claude'));
     const text = { response: { candidates: [{ content: { role: 'model', parts: [{ text: 'I will run it.' }] } }] } };
     expect(types(tr.feed(text))).toEqual(['message_start', 'content_block_start', 'delta:text_delta']);

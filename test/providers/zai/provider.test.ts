@@ -198,9 +198,9 @@ describe(`${httpClient} client`, () => {
       expect(sent.messages[1]!.content).toEqual([{ type: 'text', text: 'Running it.' }, { type: 'tool_use', id: 'toolu_01RED', name: 'Bash', input: { command: 'echo hi' } }]);
     });
 
-    // Claude Code takes an `error` event after content as fatal (§1.6); a call that opens the answer is
-    // held back whole, so a cut inside it leaves only message_start out, which the gateway holds too.
-    test('a stream cut inside a tool call that opens the answer fails before anything but message_start', async () => {
+    // The provider yields an opening call as it comes and fails when the stream is cut inside it; the
+    // gateway holds the call back, so the cut fails over (test/gateway/head-hold.test.ts, test/proof/faults.test.ts).
+    test('a stream cut inside a tool call that opens the answer fails (transient) after yielding what came of the call', async () => {
       const bash = { name: 'Bash', input_schema: { type: 'object', properties: { command: { type: 'string' } } } };
       const req = simple('Without a word, run exactly this command: echo HELD', { tools: [bash] } as Partial<MessagesRequest>);
       const whole = await collect(req);
@@ -211,7 +211,8 @@ describe(`${httpClient} client`, () => {
       fake.setMode({ kind: 'reset_mid_stream', afterEvents: 5 }, { times: 1 });
       const { error, yielded } = await failure(req);
       expect(error.kind).toBe('transient');
-      expect(yielded).toBe(1);
+      // message_start, the call's start and the first piece of its input (the ping and the blank delta fall away).
+      expect(yielded).toBe(3);
     });
 
     test('repairs tool input Z.AI streams as an array', async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'bun:test';
 import type { AnthropicEvent } from '../../../src/anthropic/events.ts';
 import { UpstreamError } from '../../../src/providers/provider.ts';
-import { createStreamRepair, HELD_TOOL_INPUT_MAX, messageToEvents } from '../../../src/providers/zai/stream.ts';
+import { createStreamRepair, messageToEvents } from '../../../src/providers/zai/stream.ts';
 import { assertValidSequence } from './invariants.ts';
 
 type Raw = Record<string, unknown>;
@@ -117,58 +117,35 @@ describe('createStreamRepair', () => {
     expect(r.accept(bDelta(1, { type: 'input_json_delta', partial_json: 'mand":"ls"}' }))).toHaveLength(1);
   });
 
-  // Nothing after message_start reaches the client before the first content, so a failure inside a
-  // call that opens the answer can still move to another account (an error event is fatal to Claude Code).
-  describe('a tool call that opens the answer is held back until it is whole', () => {
+  // Repaired as it comes, like any other block: holding it until it is whole (so a cut inside it fails
+  // over) is the gateway's (src/gateway/head-hold.ts, test/gateway/head-hold.test.ts).
+  describe('a tool call that opens the answer', () => {
     const call = (id = 't') => bStart(0, { type: 'tool_use', id, name: 'Bash', input: {} });
     const piece = (json: string) => bDelta(0, { type: 'input_json_delta', partial_json: json });
 
-    test('nothing of it comes out before its block stops; then all of it, in order', () => {
+    test('comes out as it comes: its start at once, its input piece by piece, then its stop', () => {
       const r = createStreamRepair('m');
       expect(r.accept(start({})).map((e) => e.type)).toEqual(['message_start']);
-      expect(r.accept(call())).toEqual([]);
-      expect(r.accept(piece('{"command":'))).toEqual([]);
-      expect(r.accept(piece('"ls"}'))).toEqual([]);
-      const out = r.accept(bStop(0));
-      expect(out.map((e) => e.type)).toEqual(['content_block_start', 'content_block_delta', 'content_block_delta', 'content_block_stop']);
-      expect(jsonOf(out)).toBe('{"command":"ls"}');
-      // What follows streams as usual.
-      expect(r.accept(bStart(1, { type: 'text', text: '' }))).toEqual([]);
-      expect(r.accept(bDelta(1, { type: 'text_delta', text: 'ok' })).map((e) => e.type)).toEqual(['content_block_start', 'content_block_delta']);
+      expect(r.accept(call()).map((e) => e.type)).toEqual(['content_block_start']);
+      expect(jsonOf(r.accept(piece('{"command":')))).toBe('{"command":');
+      expect(jsonOf(r.accept(piece('"ls"}')))).toBe('"ls"}');
+      expect(r.accept(bStop(0)).map((e) => e.type)).toEqual(['content_block_stop']);
     });
 
-    test('a call closed by message_delta comes out before it', () => {
+    test('left open, it is closed before message_delta', () => {
       const r = createStreamRepair('m');
       r.accept(start({}));
       r.accept(call());
       r.accept(piece('{"command":"ls"}'));
       const out = [...r.accept(mDelta('tool_use', { output_tokens: 3 })), ...r.accept(STOP)];
-      expect(out.map((e) => e.type)).toEqual(['content_block_start', 'content_block_delta', 'content_block_stop', 'message_delta', 'message_stop']);
+      expect(out.map((e) => e.type)).toEqual(['content_block_stop', 'message_delta', 'message_stop']);
     });
 
-    test(`a call whose input outgrows ${HELD_TOOL_INPUT_MAX} bytes is let go and streams from there (the client waits without a byte meanwhile)`, () => {
-      const r = createStreamRepair('m');
-      r.accept(start({}));
-      r.accept(call());
-      const chunk = `{"content":"${'x'.repeat(HELD_TOOL_INPUT_MAX / 2)}`;
-      expect(r.accept(piece(chunk))).toEqual([]);
-      const released = r.accept(piece('y'.repeat(HELD_TOOL_INPUT_MAX / 2 + 10)));
-      expect(released.map((e) => e.type)).toEqual(['content_block_start', 'content_block_delta', 'content_block_delta']);
-      expect(r.accept(piece('"}')).map((e) => e.type)).toEqual(['content_block_delta']);
-    });
-
-    test('a stream cut inside it fails with nothing of the call out, so the gateway can fail over', () => {
+    test('a stream cut inside it fails (transient) after what came of it, so the gateway, holding it, can fail over', () => {
       const r = createStreamRepair('m');
       const out = [...r.accept(start({})), ...r.accept(call()), ...r.accept(piece('{"command":"l'))];
-      expect(out.map((e) => e.type)).toEqual(['message_start']);
+      expect(out.map((e) => e.type)).toEqual(['message_start', 'content_block_start', 'content_block_delta']);
       expect(caught(() => r.finish()).kind).toBe('transient');
-    });
-
-    test('an answer that opens with text is not held', () => {
-      const r = createStreamRepair('m');
-      r.accept(start({}));
-      r.accept(bStart(0, { type: 'text', text: '' }));
-      expect(r.accept(bDelta(0, { type: 'text_delta', text: 'hi' })).map((e) => e.type)).toEqual(['content_block_start', 'content_block_delta']);
     });
   });
 
