@@ -31,6 +31,8 @@ export interface RunResult {
   cpuMsPerReq?: number;
   /** The kernel's share of cpuMsPerReq (syscalls: sockets, writes). */
   sysMsPerReq?: number;
+  /** cpuMsPerReq by the proxy's thread names (main, JIT compiler, collector helpers, ...). */
+  threadMsPerReq?: Record<string, number>;
   firstError?: string;
 }
 
@@ -47,6 +49,8 @@ interface RawRun {
   elapsedMs: number;
   /** The proxy's [utime, stime] clock ticks spent during the run. */
   ticks?: [number, number];
+  /** The same ticks (utime + stime) by thread name. */
+  threadTicks?: Record<string, number>;
   firstError?: string;
 }
 
@@ -72,6 +76,11 @@ export function summarize(runs: RawRun[]): RunResult {
     const s = runs.reduce((a, x) => a + x.ticks![1], 0);
     r.cpuMsPerReq = ((u + s) * 1000) / CLK_TCK / samples.length;
     r.sysMsPerReq = (s * 1000) / CLK_TCK / samples.length;
+  }
+  if (runs.every((x) => x.threadTicks) && samples.length) {
+    const by: Record<string, number> = {};
+    for (const x of runs) for (const [name, t] of Object.entries(x.threadTicks!)) by[name] = (by[name] ?? 0) + t;
+    r.threadMsPerReq = Object.fromEntries(Object.entries(by).map(([name, t]) => [name, (t * 1000) / CLK_TCK / samples.length]));
   }
   return r;
 }

@@ -5,7 +5,7 @@
 // Google request the proxy sent for it, replayed) and through the proxy (Anthropic Messages), and
 // the table shows each figure with its ratio to the floor and the issue-6 target verdicts. Results
 // go to .bench/results-<timestamp>.json and .bench/latest.json.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ENGINE_HINTS } from '../src/engine-hints.ts';
@@ -35,6 +35,8 @@ const ONLY = argv.has('--only') ? process.argv[process.argv.indexOf('--only') + 
 const COLD = argv.has('--cold');
 /** --waves: for the concurrent stream workloads, print TTFB, total and body time per wave of requests started together. */
 const WAVES = argv.has('--waves');
+/** --threads: print the proxy's CPU per request by thread after each workload (the JSON always has it). */
+const THREADS = argv.has('--threads');
 /** --sequential: each timed workload in one floor run then one proxy run, as before the slices (for comparison). */
 const SEQUENTIAL = argv.has('--sequential');
 const SLICES = QUICK ? 3 : 5;
@@ -61,6 +63,40 @@ function cpuSplit(pid: number): [number, number] {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return [Number(fields[11]), Number(fields[12])];
+}
+
+/**
+ * utime + stime clock ticks by thread name (/proc/<pid>/task/<tid>/stat): the main thread is named
+ * after the executable; JavaScriptCore's JIT compiler and collector helpers, Bun's HTTP client and
+ * its thread pool have names of their own. Threads of one name are summed; one that ended is gone.
+ */
+function threadTicks(pid: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // ended meanwhile
+    }
+    const name = tid === String(pid) ? 'main' : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    out[name] = (out[name] ?? 0) + Number(fields[11]) + Number(fields[12]);
+  }
+  return out;
+}
+
+/** What each thread name spent between two readings. */
+function threadDelta(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, t] of Object.entries(after)) out[name] = t - (before[name] ?? 0);
+  return out;
 }
 
 function memKb(pid: number): { rss: number; hwm: number } {
@@ -178,6 +214,7 @@ async function loadRaw(one: OneRequest, opts: LoadOptions): Promise<RawRun> {
   const t0 = performance.now();
   const deadline = opts.durationMs ? t0 + opts.durationMs : Number.POSITIVE_INFINITY;
   const cpu0: [number, number] = opts.cpuPid ? cpuSplit(opts.cpuPid) : [0, 0];
+  const threads0 = opts.cpuPid ? threadTicks(opts.cpuPid) : {};
   const worker = async () => {
     for (;;) {
       if (opts.count !== undefined && started >= opts.count) return;
@@ -196,11 +233,13 @@ async function loadRaw(one: OneRequest, opts: LoadOptions): Promise<RawRun> {
   await Promise.all(Array.from({ length: opts.concurrency }, worker));
   const elapsedMs = performance.now() - t0;
   let ticks: [number, number] | undefined;
+  let threads: Record<string, number> | undefined;
   if (opts.cpuPid) {
     const [u, s] = cpuSplit(opts.cpuPid);
     ticks = [u - cpu0[0], s - cpu0[1]];
+    threads = threadDelta(threads0, threadTicks(opts.cpuPid));
   }
-  return { samples, errors, lost, elapsedMs, ticks, firstError };
+  return { samples, errors, lost, elapsedMs, ticks, threadTicks: threads, firstError };
 }
 
 async function load(one: OneRequest, opts: LoadOptions): Promise<RunResult> {
@@ -469,6 +508,10 @@ async function main(): Promise<void> {
           );
         }
       }
+    }
+    if (THREADS && px.threadMsPerReq) {
+      const busy = Object.entries(px.threadMsPerReq).filter(([, ms]) => ms > 0).sort((a, b) => b[1] - a[1]);
+      console.log(`  proxy CPU by thread (ms/req): ${busy.map(([name, ms]) => `${name} ${fmt(ms, 3)}`).join(', ') || '-'}`);
     }
     await Bun.sleep(200);
   };

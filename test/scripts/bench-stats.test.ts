@@ -46,10 +46,20 @@ test('proxy CPU per request counts the ticks of every slice over every request',
   expect(r.sysMsPerReq).toBeCloseTo(50 / 30, 9);
 });
 
+test('CPU by thread sums each name over the slices, a thread seen in one slice only included', () => {
+  // 200 requests: main 30 + 50 ticks = 0.8 s = 4 ms per request; the JIT 10 ticks = 0.5 ms per request.
+  const a = run(Array.from({ length: 100 }, (_, i) => sample(i, 1, 2)), 1000, { threadTicks: { main: 30, 'JIT Worklist': 10 } });
+  const b = run(Array.from({ length: 100 }, (_, i) => sample(5000 + i, 1, 2)), 1000, { threadTicks: { main: 50 } });
+  const r = summarize([a, b]);
+  expect(r.threadMsPerReq!.main).toBeCloseTo(4, 9);
+  expect(r.threadMsPerReq!['JIT Worklist']).toBeCloseTo(0.5, 9);
+});
+
 test('a side measured without its CPU (the floor) reports none', () => {
   const r = summarize([run([sample(0, 1, 2)], 10)]);
   expect(r.cpuMsPerReq).toBeUndefined();
   expect(r.sysMsPerReq).toBeUndefined();
+  expect(r.threadMsPerReq).toBeUndefined();
 });
 
 test('errors and lost streams add up across slices, and the first error is kept', () => {
