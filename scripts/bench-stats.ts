@@ -33,6 +33,11 @@ export interface RunResult {
   sysMsPerReq?: number;
   /** cpuMsPerReq by the proxy's thread names (main, JIT compiler, collector helpers, ...). */
   threadMsPerReq?: Record<string, number>;
+  /**
+   * The bench process's own CPU per request (the fake upstream and the load generator): the same
+   * work per request on either side, so it grows with the host's slow spells, not with the proxy.
+   */
+  benchCpuMsPerReq?: number;
   firstError?: string;
 }
 
@@ -51,6 +56,8 @@ interface RawRun {
   ticks?: [number, number];
   /** The same ticks (utime + stime) by thread name. */
   threadTicks?: Record<string, number>;
+  /** The bench process's own CPU (user + system) during the run, µs. */
+  benchCpuUs?: number;
   firstError?: string;
 }
 
@@ -76,6 +83,9 @@ export function summarize(runs: RawRun[]): RunResult {
     const s = runs.reduce((a, x) => a + x.ticks![1], 0);
     r.cpuMsPerReq = ((u + s) * 1000) / CLK_TCK / samples.length;
     r.sysMsPerReq = (s * 1000) / CLK_TCK / samples.length;
+  }
+  if (runs.every((x) => x.benchCpuUs !== undefined) && samples.length) {
+    r.benchCpuMsPerReq = runs.reduce((a, x) => a + x.benchCpuUs!, 0) / 1000 / samples.length;
   }
   if (runs.every((x) => x.threadTicks) && samples.length) {
     const by: Record<string, number> = {};

@@ -215,6 +215,7 @@ async function loadRaw(one: OneRequest, opts: LoadOptions): Promise<RawRun> {
   const deadline = opts.durationMs ? t0 + opts.durationMs : Number.POSITIVE_INFINITY;
   const cpu0: [number, number] = opts.cpuPid ? cpuSplit(opts.cpuPid) : [0, 0];
   const threads0 = opts.cpuPid ? threadTicks(opts.cpuPid) : {};
+  const self0 = process.cpuUsage();
   const worker = async () => {
     for (;;) {
       if (opts.count !== undefined && started >= opts.count) return;
@@ -232,6 +233,7 @@ async function loadRaw(one: OneRequest, opts: LoadOptions): Promise<RawRun> {
   };
   await Promise.all(Array.from({ length: opts.concurrency }, worker));
   const elapsedMs = performance.now() - t0;
+  const self = process.cpuUsage(self0);
   let ticks: [number, number] | undefined;
   let threads: Record<string, number> | undefined;
   if (opts.cpuPid) {
@@ -239,7 +241,7 @@ async function loadRaw(one: OneRequest, opts: LoadOptions): Promise<RawRun> {
     ticks = [u - cpu0[0], s - cpu0[1]];
     threads = threadDelta(threads0, threadTicks(opts.cpuPid));
   }
-  return { samples, errors, lost, elapsedMs, ticks, threadTicks: threads, firstError };
+  return { samples, errors, lost, elapsedMs, ticks, threadTicks: threads, benchCpuUs: self.user + self.system, firstError };
 }
 
 async function load(one: OneRequest, opts: LoadOptions): Promise<RunResult> {
@@ -512,6 +514,7 @@ async function main(): Promise<void> {
     if (THREADS && px.threadMsPerReq) {
       const busy = Object.entries(px.threadMsPerReq).filter(([, ms]) => ms > 0).sort((a, b) => b[1] - a[1]);
       console.log(`  proxy CPU by thread (ms/req): ${busy.map(([name, ms]) => `${name} ${fmt(ms, 3)}`).join(', ') || '-'}`);
+      console.log(`  upstream + load generator CPU (ms/req): ${fmt(fl.benchCpuMsPerReq, 3)} floor side, ${fmt(px.benchCpuMsPerReq, 3)} proxy side`);
     }
     await Bun.sleep(200);
   };

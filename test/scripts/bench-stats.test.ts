@@ -55,6 +55,12 @@ test('CPU by thread sums each name over the slices, a thread seen in one slice o
   expect(r.threadMsPerReq!['JIT Worklist']).toBeCloseTo(0.5, 9);
 });
 
+test("the bench's own CPU per request counts every slice over every request", () => {
+  const a = run(Array.from({ length: 100 }, (_, i) => sample(i, 1, 2)), 1000, { benchCpuUs: 50_000 });
+  const b = run(Array.from({ length: 150 }, (_, i) => sample(5000 + i, 1, 2)), 1000, { benchCpuUs: 200_000 });
+  expect(summarize([a, b]).benchCpuMsPerReq).toBeCloseTo(1, 9);
+});
+
 test('a side measured without its CPU (the floor) reports none', () => {
   const r = summarize([run([sample(0, 1, 2)], 10)]);
   expect(r.cpuMsPerReq).toBeUndefined();
