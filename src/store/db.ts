@@ -99,6 +99,15 @@ const MIGRATIONS: string[] = [
      issued_at   INTEGER NOT NULL
    );
    CREATE INDEX call_signatures_at ON call_signatures(issued_at);`,
+  // The thought signature of each recent picture a Gemini image model drew, keyed by a hash of the
+  // picture (never the picture): the model refuses its own picture back unsigned, so a restart
+  // would otherwise break every conversation that drew one.
+  `CREATE TABLE image_signatures (
+     hash      INTEGER PRIMARY KEY,
+     signature TEXT NOT NULL,
+     issued_at INTEGER NOT NULL
+   );
+   CREATE INDEX image_signatures_at ON image_signatures(issued_at);`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -1,5 +1,6 @@
 // Which thinking signatures each provider streamed, as hashes (never the signatures themselves),
-// and the signatures of recent Gemini function calls, which Gemini must get back as they were.
+// and the signatures of recent Gemini function calls and drawn pictures, which Gemini must get back
+// as they were.
 // Written in batches off the request path; read once when a provider is made.
 import type { Database } from 'bun:sqlite';
 import { immediate } from './db.ts';
@@ -61,10 +62,42 @@ export function saveCallSignatures(db: Database, batch: ReadonlyArray<CallSignat
        ON CONFLICT (tool_use_id) DO UPDATE SET signature = excluded.signature, minted = excluded.minted, issued_at = excluded.issued_at`,
     );
     for (const c of batch) put.run(c.toolUseId, c.signature, c.minted ? 1 : 0, c.issuedAt);
-    db.query('DELETE FROM call_signatures WHERE issued_at < ?').run(since);
-    db.query(
-      `DELETE FROM call_signatures WHERE issued_at <
-         (SELECT issued_at FROM call_signatures ORDER BY issued_at DESC LIMIT 1 OFFSET ?)`,
-    ).run(Math.max(0, keep - 1));
+    forgetOld(db, 'call_signatures', since, keep);
+  });
+}
+
+/** Forgets the rows of a signature table older than `since` and beyond the newest `keep` (inside the caller's transaction). */
+function forgetOld(db: Database, table: 'call_signatures' | 'image_signatures', since: number, keep: number): void {
+  db.query(`DELETE FROM ${table} WHERE issued_at < ?`).run(since);
+  db.query(
+    `DELETE FROM ${table} WHERE issued_at <
+       (SELECT issued_at FROM ${table} ORDER BY issued_at DESC LIMIT 1 OFFSET ?)`,
+  ).run(Math.max(0, keep - 1));
+}
+
+/** A picture a Gemini image model drew: a hash of its base64 (never the picture) and the signature it came with. */
+export interface ImageSignature {
+  hash: number;
+  signature: string;
+}
+
+/** The newest `limit` pictures' signatures kept at or after `since`, oldest first. */
+export function loadImageSignatures(db: Database, since: number, limit: number): ImageSignature[] {
+  const rows = db
+    .query('SELECT hash, signature FROM image_signatures WHERE issued_at >= ? ORDER BY issued_at DESC LIMIT ?')
+    .values(since, limit) as Array<[number, string]>;
+  return rows.reverse().map(([hash, signature]) => ({ hash, signature }));
+}
+
+/** Writes `batch` and forgets pictures' signatures older than `since` and beyond the newest `keep`. */
+export function saveImageSignatures(db: Database, batch: ReadonlyArray<ImageSignature & { issuedAt: number }>, since: number, keep: number): void {
+  if (batch.length === 0) return;
+  immediate(db, () => {
+    const put = db.query(
+      `INSERT INTO image_signatures (hash, signature, issued_at) VALUES (?, ?, ?)
+       ON CONFLICT (hash) DO UPDATE SET signature = excluded.signature, issued_at = excluded.issued_at`,
+    );
+    for (const i of batch) put.run(i.hash, i.signature, i.issuedAt);
+    forgetOld(db, 'image_signatures', since, keep);
   });
 }

@@ -10,7 +10,7 @@ import { findAccount, listAccounts } from '../../src/store/accounts.ts';
 import { migrate, openDatabase, SCHEMA_VERSION } from '../../src/store/db.ts';
 import { loadBindings, saveBindings } from '../../src/store/bindings.ts';
 import { listLimits, listQuotas } from '../../src/store/limits.ts';
-import { loadCallSignatures, loadIssued, saveCallSignatures, saveIssued } from '../../src/store/signatures.ts';
+import { loadCallSignatures, loadImageSignatures, loadIssued, saveCallSignatures, saveImageSignatures, saveIssued } from '../../src/store/signatures.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'mcp-migrate-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -114,6 +114,32 @@ describe('opening a file of schema 2 (before side bindings and issued signatures
       fresh.close();
     } finally {
       again.close();
+    }
+  });
+});
+
+describe('opening a file of schema 5 (before image signatures)', () => {
+  test('its call signatures are kept, the image signatures table starts empty and takes writes, and the schema is a fresh file\'s', () => {
+    // Schema 5 is this schema without step 6 (one new table): made so, then marked 5.
+    const path = freshPath();
+    const raw = openDatabase(path);
+    raw.exec('DROP TABLE image_signatures');
+    raw.exec('PRAGMA user_version = 5');
+    saveCallSignatures(raw, [{ toolUseId: 'call_5', signature: 'FAKE-call-sig', minted: false, issuedAt: 5000 }], 0, 10);
+    raw.close();
+
+    const db = openDatabase(path);
+    try {
+      expect((db.query('PRAGMA user_version').get() as { user_version: number }).user_version).toBe(SCHEMA_VERSION);
+      expect(loadCallSignatures(db, 0, 10)).toEqual([{ toolUseId: 'call_5', signature: 'FAKE-call-sig', minted: false }]);
+      expect(loadImageSignatures(db, 0, 10)).toEqual([]);
+      saveImageSignatures(db, [{ hash: 77, signature: 'FAKE-picture-sig', issuedAt: 6000 }], 0, 10);
+      expect(loadImageSignatures(db, 0, 10)).toEqual([{ hash: 77, signature: 'FAKE-picture-sig' }]);
+      const fresh = openDatabase(freshPath());
+      expect(schemaOf(db)).toEqual(schemaOf(fresh));
+      fresh.close();
+    } finally {
+      db.close();
     }
   });
 });

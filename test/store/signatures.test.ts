@@ -1,5 +1,5 @@
 import { afterEach, expect, test } from 'bun:test';
-import { loadCallSignatures, loadIssued, saveCallSignatures, saveIssued } from '../../src/store/signatures.ts';
+import { loadCallSignatures, loadImageSignatures, loadIssued, saveCallSignatures, saveImageSignatures, saveIssued } from '../../src/store/signatures.ts';
 import { cleanupDbs, tempDb } from '../gateway/helpers.ts';
 
 afterEach(cleanupDbs);
@@ -29,4 +29,23 @@ test('Gemini call signatures come back oldest first, the newest `keep` only, non
   saveCallSignatures(db, [{ ...call(9), issuedAt: 5_000 }], 1_004, 3);
   expect(loadCallSignatures(db, 0, 10).map((c) => c.toolUseId)).toEqual(['call_4', 'call_9']);
   expect(loadCallSignatures(db, 4_000, 10).map((c) => c.toolUseId)).toEqual(['call_9']);
+});
+
+test("drawn pictures' signatures come back by hash, oldest first, a redrawn one moved to the back, the newest `keep` only, none older than `since`", () => {
+  const { db } = tempDb();
+  // Hashes up to 53 bits (the provider's key) come back exact.
+  const pic = (i: number) => ({ hash: 2 ** 52 + i, signature: `FAKE-picture-sig-${i}`, issuedAt: 1_000 + i });
+  saveImageSignatures(db, Array.from({ length: 5 }, (_, i) => pic(i)), 0, 3);
+  expect(loadImageSignatures(db, 0, 10)).toEqual([2, 3, 4].map((i) => ({ hash: 2 ** 52 + i, signature: `FAKE-picture-sig-${i}` })));
+  // The same picture signed again: one row, with the newer signature, now the newest.
+  saveImageSignatures(db, [{ ...pic(2), signature: 'FAKE-picture-sig-again', issuedAt: 2_000 }], 0, 3);
+  expect(loadImageSignatures(db, 0, 10)).toEqual([
+    { hash: 2 ** 52 + 3, signature: 'FAKE-picture-sig-3' },
+    { hash: 2 ** 52 + 4, signature: 'FAKE-picture-sig-4' },
+    { hash: 2 ** 52 + 2, signature: 'FAKE-picture-sig-again' },
+  ]);
+  saveImageSignatures(db, [{ ...pic(9), issuedAt: 5_000 }], 1_005, 3);
+  expect(loadImageSignatures(db, 0, 10).map((i) => i.hash - 2 ** 52)).toEqual([2, 9]);
+  expect(loadImageSignatures(db, 4_000, 10).map((i) => i.hash - 2 ** 52)).toEqual([9]);
+  expect(loadImageSignatures(db, 0, 1).map((i) => i.hash - 2 ** 52)).toEqual([9]);
 });
