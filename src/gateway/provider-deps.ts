@@ -1,14 +1,14 @@
 // The providers' seam to the store (ProviderDeps): account changes they learn (fresh tokens,
 // project ids), queued while the store refuses them, and the hashes of the thinking signatures and
-// the Gemini call signatures they issue, written in batches off the request path.
+// the signatures of Gemini calls and drawn pictures they issue, written in batches off the request path.
 import type { Database } from 'bun:sqlite';
 import { log, maskSecrets } from '../log.ts';
-import type { KeptCallSignature, ProviderDeps, ProviderId } from '../providers/provider.ts';
+import type { KeptCallSignature, KeptImageSignature, ProviderDeps, ProviderId } from '../providers/provider.ts';
 import { ISSUED_HASHES_KEPT } from '../providers/issued-hashes.ts';
 import type { Account, AccountPatch } from '../store/accounts.ts';
 import { updateAccount } from '../store/accounts.ts';
 import { briefly, isBusyError, isClosedError, LOCK_WARN_AFTER_MS } from '../store/db.ts';
-import { loadCallSignatures, loadIssued, saveCallSignatures, saveIssued } from '../store/signatures.ts';
+import { loadCallSignatures, loadImageSignatures, loadIssued, saveCallSignatures, saveImageSignatures, saveIssued } from '../store/signatures.ts';
 
 // Provider writes (fresh tokens, project ids) go to the store on the server's own connection, which
 // does not move its own data_version: the pool of that database is told directly so its cached
@@ -47,6 +47,15 @@ const ISSUED_KEEP_MS = 7 * 24 * 60 * 60 * 1000;
 const CALLS_KEEP_MS = 2 * 60 * 60 * 1000;
 const CALLS_KEEP = 2_000;
 
+/**
+ * Drawn pictures' signatures kept in the store: as long as the provider's memory keeps them
+ * (antigravity/signatures.ts, 2 h), and no more than it holds: the pictures' 2 MB share of it holds
+ * ~1 000 signatures of ~1.8 KB, ~360 of 5.5 KB (no capture tells their size). Loaded oldest first,
+ * any the memory cannot hold push out only older ones.
+ */
+const IMAGES_KEEP_MS = 2 * 60 * 60 * 1000;
+const IMAGES_KEEP = 1_000;
+
 export interface ServerProviderDeps extends ProviderDeps {
   /**
    * Writes what is still waiting (account changes a lock refused, then hashes), waiting out a lock:
@@ -67,9 +76,11 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
   let issuedTimer: ReturnType<typeof setTimeout> | undefined;
   // Gemini function calls' signatures by tool_use id, written with the hashes.
   const callsPending = new Map<string, KeptCallSignature & { issuedAt: number }>();
+  // Drawn pictures' signatures by the picture's hash, written with them.
+  const imagesPending = new Map<number, KeptImageSignature & { issuedAt: number }>();
   /** Set by the last flush, or by a database found closed: nothing is scheduled after it. */
   let issuedDone = false;
-  /** The tables ('issued', 'calls') whose refusal for good was said since a write to them last landed: once is enough. */
+  /** The tables ('issued', 'calls', 'images') whose refusal for good was said since a write to them last landed: once is enough. */
   const refusalsSaid = new Set<string>();
 
   function flushIssued(wait: boolean): void {
@@ -95,6 +106,15 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
         done: () => callsPending.clear(),
       });
     }
+    if (imagesPending.size) {
+      const rows = [...imagesPending.values()];
+      writes.push({
+        table: 'images',
+        what: `${rows.length} drawn picture signature(s)`,
+        save: () => saveImageSignatures(db, rows, now() - IMAGES_KEEP_MS, IMAGES_KEEP),
+        done: () => imagesPending.clear(),
+      });
+    }
     for (const { table, what, save, done } of writes) {
       try {
         if (wait) save();
@@ -107,6 +127,7 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
           issuedDone = true;
           issuedPending.clear();
           callsPending.clear();
+          imagesPending.clear();
           return;
         }
         // Locked: kept for the next round (bounded below), when the other process may have let go.
@@ -262,6 +283,16 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
         scheduleIssued();
       },
     },
+    imageSignatures: {
+      load: () => loadImageSignatures(db, now() - IMAGES_KEEP_MS, IMAGES_KEEP),
+      remember(image) {
+        if (issuedDone) return;
+        imagesPending.delete(image.hash);
+        imagesPending.set(image.hash, { ...image, issuedAt: now() });
+        if (imagesPending.size > IMAGES_KEEP) imagesPending.delete(imagesPending.keys().next().value!);
+        scheduleIssued();
+      },
+    },
     writeTrouble() {
       if (accountTrouble === null) return null;
       let waiting = 0;
@@ -285,6 +316,7 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
       issuedDone = true;
       issuedPending.clear();
       callsPending.clear();
+      imagesPending.clear();
     },
   };
 }

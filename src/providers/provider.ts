@@ -163,6 +163,12 @@ export interface ProviderDeps {
    * the skip sentinel, and the tool loop loses its reasoning).
    */
   callSignatures?: CallSignatureStore;
+  /**
+   * Where Antigravity keeps the thought signatures of pictures a Gemini image model drew, which the
+   * model wants back on its picture in the history. None: memory only (a restart then sends the
+   * picture unsigned, and the model refuses the conversation).
+   */
+  imageSignatures?: ImageSignatureStore;
 }
 
 export interface KeptCallSignature {
@@ -177,6 +183,19 @@ export interface CallSignatureStore {
   load(): KeptCallSignature[];
   /** Keeps one more (written in the background, never on the request path). */
   remember(call: KeptCallSignature): void;
+}
+
+/** A drawn picture's signature, known by a hash of the picture's base64 (the picture itself is never kept). */
+export interface KeptImageSignature {
+  hash: number;
+  signature: string;
+}
+
+export interface ImageSignatureStore {
+  /** The pictures' signatures kept, oldest first. */
+  load(): KeptImageSignature[];
+  /** Keeps one more (written in the background, never on the request path). */
+  remember(image: KeptImageSignature): void;
 }
 
 export interface IssuedSignatureStore {

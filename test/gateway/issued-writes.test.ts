@@ -5,7 +5,7 @@ import { Database } from 'bun:sqlite';
 import { afterEach, expect, spyOn, test } from 'bun:test';
 import { providerDepsFor } from '../../src/gateway/index.ts';
 import { findAccount } from '../../src/store/accounts.ts';
-import { loadCallSignatures, loadIssued } from '../../src/store/signatures.ts';
+import { loadCallSignatures, loadImageSignatures, loadIssued } from '../../src/store/signatures.ts';
 import { openDatabase } from '../../src/store/db.ts';
 import { configureLog, log } from '../../src/log.ts';
 import { addZai, cleanupDbs, T0, tempDb } from './helpers.ts';
@@ -84,6 +84,7 @@ test('hashes remembered while another process holds the lock are written on a la
   cli.exec('BEGIN IMMEDIATE');
   deps.issuedSignatures!.remember('antigravity', 11);
   deps.callSignatures!.remember({ toolUseId: 'call_1', signature: 'FAKE-sig'.padEnd(60, '.'), minted: false });
+  deps.imageSignatures!.remember({ hash: 12, signature: 'FAKE-picture-sig'.padEnd(60, '.') });
   // The first round meets the lock and keeps them.
   await Bun.sleep(PAST_ONE_ROUND_MS);
   cli.exec('COMMIT');
@@ -91,6 +92,7 @@ test('hashes remembered while another process holds the lock are written on a la
   await Bun.sleep(PAST_ONE_ROUND_MS);
   expect(loadIssued(db, 'antigravity', 0, 10)).toEqual([11]);
   expect(loadCallSignatures(db, 0, 10).map((c) => c.toolUseId)).toEqual(['call_1']);
+  expect(loadImageSignatures(db, 0, 10).map((i) => i.hash)).toEqual([12]);
   deps.flush();
 });
 
@@ -127,4 +129,43 @@ test('hashes the database refuses for good (not a lock) are dropped and said onc
   deps.flush();
   expect(loadIssued(db, 'zai', 0, 10)).toEqual([hash + 2]);
   tries.mockRestore();
+});
+
+// A drawn picture's signature was kept in memory only: a restart sent the picture back unsigned and
+// the image model refused the conversation.
+test("a drawn picture's signature remembered by the provider reaches the table on the next background round", async () => {
+  const { db } = tempDb();
+  const deps = providerDepsFor(db, () => T0);
+  const signature = 'FAKE-picture-sig'.padEnd(60, '.');
+  deps.imageSignatures!.remember({ hash: 2 ** 52 + 1, signature });
+  expect(loadImageSignatures(db, 0, 10)).toEqual([]); // off the request path
+  await Bun.sleep(PAST_ONE_ROUND_MS);
+  expect(loadImageSignatures(db, 0, 10)).toEqual([{ hash: 2 ** 52 + 1, signature }]);
+  // And a provider made over this database is handed it.
+  expect(providerDepsFor(db, () => T0).imageSignatures!.load()).toEqual([{ hash: 2 ** 52 + 1, signature }]);
+  deps.flush();
+});
+
+test("pictures' signatures the database refuses for good are dropped and said once, without the signature; the call signatures beside them are written", async () => {
+  const { db } = tempDb();
+  const lines: string[] = [];
+  log.setReporters([{ log: (o) => lines.push(`${o.type}: ${o.args.join(' ')}`) }]);
+  const deps = providerDepsFor(db, () => T0);
+  db.exec('ALTER TABLE image_signatures RENAME TO images_away');
+  const signature = 'FAKE-picture-sig'.padEnd(60, '.');
+  deps.imageSignatures!.remember({ hash: 5, signature });
+  deps.callSignatures!.remember({ toolUseId: 'call_7', signature: 'FAKE-sig'.padEnd(60, '.'), minted: false });
+  await Bun.sleep(PAST_ONE_ROUND_MS);
+  expect(lines).toEqual([
+    'warn: could not store 1 drawn picture signature(s): dropped, as later ones will be while the database refuses them: no such table: image_signatures',
+  ]);
+  expect(loadCallSignatures(db, 0, 10).map((c) => c.toolUseId)).toEqual(['call_7']);
+  deps.imageSignatures!.remember({ hash: 6, signature });
+  await Bun.sleep(PAST_ONE_ROUND_MS);
+  expect(lines).toHaveLength(1);
+  expect(lines.join('\n')).not.toContain('FAKE-picture-sig');
+  db.exec('ALTER TABLE images_away RENAME TO image_signatures');
+  deps.imageSignatures!.remember({ hash: 7, signature });
+  deps.flush();
+  expect(loadImageSignatures(db, 0, 10).map((i) => i.hash)).toEqual([7]);
 });

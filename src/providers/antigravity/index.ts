@@ -30,7 +30,7 @@ import {
   validationRequired,
 } from './project.ts';
 import { parseQuotaSummary } from './quota-summary.ts';
-import { storedCallSignatures, storedSignatureHashes } from '../issued-hashes.ts';
+import { storedCallSignatures, storedImageSignatures, storedSignatureHashes } from '../issued-hashes.ts';
 import { createSignatureStore } from './signatures.ts';
 import { asksForThinking } from './thinking.ts';
 import { familyOf, toGoogleRequest } from './to-google.ts';
@@ -163,6 +163,8 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
     onGeminiThinking: (hash) => deps.issuedSignatures?.remember('antigravity', hash),
     knownGeminiCalls: storedCallSignatures(deps),
     onGeminiCall: (call) => deps.callSignatures?.remember(call),
+    knownImages: storedImageSignatures(deps),
+    onImage: (image) => deps.imageSignatures?.remember(image),
   });
   // The project found per account, with the user's own project (`mcp accounts set --project`) it
   // was found under: when that setting changes (the pool reloads the account), it is found again.

@@ -4,9 +4,10 @@
 // names we had to sanitize are kept here, in memory, bounded (LRU by entries and by bytes, + TTL).
 // Losing an entry is never fatal: the request side falls back to the documented sentinel or drops
 // the thinking block. Gemini's thinking signatures are also told to the store as hashes (Claude's
-// are known by their shape), so that a restart does not cost every Gemini conversation its thinking.
+// are known by their shape), so that a restart does not cost every Gemini conversation its thinking;
+// Gemini calls' and drawn pictures' signatures are told to it as they are, for the same reason.
 import { signatureHash } from '../issued-hashes.ts';
-import type { KeptCallSignature, ModelFamily } from '../provider.ts';
+import type { KeptCallSignature, KeptImageSignature, ModelFamily } from '../provider.ts';
 
 /** Signatures shorter than this are not real (§7.5, MIN_SIGNATURE_LENGTH of the seed proxies). */
 export const MIN_SIGNATURE_LENGTH = 50;
@@ -66,6 +67,10 @@ export interface SignatureStoreOptions {
   knownGeminiCalls?: Iterable<KeptCallSignature>;
   /** Told each Gemini function call with a signature or a made-up id (to be stored). */
   onGeminiCall?: (call: KeptCallSignature) => void;
+  /** Drawn pictures' signatures known from before a restart (the store), oldest first. */
+  knownImages?: Iterable<KeptImageSignature>;
+  /** Told each drawn picture's signature, with the picture's hash, never the picture (to be stored). */
+  onImage?: (image: KeptImageSignature) => void;
 }
 
 /**
@@ -108,6 +113,12 @@ export function createSignatureStore(opts: SignatureStoreOptions = {}): Signatur
   const calls = lru<string, ToolCallRecord>(max, maxBytes * MAP_SHARES.calls, ttl, now);
   const namings = lru<string, ToolNaming>(max, maxBytes * MAP_SHARES.namings, ttl, now);
   const images = lru<number, string>(max, maxBytes * MAP_SHARES.images, ttl, now);
+  const keepImage = (hash: number, signature: string): string => {
+    const kept = compact(signature);
+    images.set(hash, kept, ENTRY_BYTES + STRING_BYTES + kept.length);
+    return kept;
+  };
+  for (const i of opts.knownImages ?? []) keepImage(i.hash, i.signature);
   for (const hash of opts.knownGeminiThinking ?? []) families.set(hash, 'gemini', ENTRY_BYTES);
   const keepCall = (id: string, kept: ToolCallRecord): void => {
     calls.set(id, kept, ENTRY_BYTES + 2 * STRING_BYTES + id.length + kept.name.length + (kept.signature ? STRING_BYTES + kept.signature.length : 0));
@@ -171,11 +182,14 @@ export function createSignatureStore(opts: SignatureStoreOptions = {}): Signatur
     },
     rememberImage(data, signature) {
       sweepIfDue();
-      const kept = compact(signature);
-      images.set(hashKey(data), kept, ENTRY_BYTES + STRING_BYTES + kept.length);
+      // Keyed by the picture's 53-bit hash, as the store keeps it: no copy of the picture is held,
+      // and the key is exact as an SQLite integer (the full 64-bit hash was not).
+      const hash = signatureHash(data);
+      const kept = keepImage(hash, signature); // not inside onImage?.(): that skips its arguments when unset
+      opts.onImage?.({ hash, signature: kept });
     },
     imageSignature(data) {
-      return images.get(hashKey(data));
+      return images.get(signatureHash(data));
     },
     size: () => families.size() + calls.size() + namings.size() + images.size(),
     bytes: () => families.bytes() + calls.bytes() + namings.bytes() + images.bytes(),
@@ -192,16 +206,6 @@ function namingBytes(sessionKey: string, n: ToolNaming): number {
   for (const [k, v] of n.original) b += NAME_SLOT_BYTES + 2 * STRING_BYTES + k.length + v.length;
   for (const p of n.placeholders) b += NAME_SLOT_BYTES + STRING_BYTES + p.length;
   return b;
-}
-
-/**
- * A key for a long string (a signature, a picture's base64): 53 bits of its wyhash, a number, so the
- * map holds no copy of the string and the key is no string to allocate. Bun.hash hashes the UTF-8, so a
- * signature hashes alike from a response chunk and from a request's byte strings (base64 is ASCII).
- * A false match among 20 000 keys is ~1 in 10^11 per lookup.
- */
-function hashKey(s: string): number {
-  return Number(Bun.hash(s));
 }
 
 const BEYOND_LATIN1 = /[^\x00-\xff]/;

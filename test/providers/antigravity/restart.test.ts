@@ -140,3 +140,29 @@ test('a Gemini tool loop resumed after a restart gets its own call signature bac
     second.stop();
   }
 });
+
+// The picture's signature was kept in memory only: after a restart the picture went back unsigned,
+// and the image model refused every later turn of a conversation that had drawn something.
+test('a picture a Gemini image model drew goes back with its own signature after a restart, and the model takes the next turn', async () => {
+  const path = tempPath();
+  const first = server(path);
+  const ask = { role: 'user' as const, content: 'A boat' };
+  const drawn = await turn(first.provider, 'gemini-3.1-flash-image', [ask]);
+  first.stop();
+  expect(drawn.content.map((b) => b.type)).toContain('image');
+
+  const second = server(path);
+  try {
+    const next = await turn(second.provider, 'gemini-3.1-flash-image', [
+      ask,
+      { role: 'assistant', content: drawn.content as never },
+      { role: 'user', content: 'Now at night' },
+    ]);
+    const picture = (next.sent.request.contents as Json[]).flatMap((c) => c.parts as Json[]).find((p) => p.inlineData)!;
+    // The very signature the model put on its picture (the fake's second: the text's comes first).
+    expect(picture.thoughtSignature).toBe(drawn.issued[1]);
+    expect(next.content.map((b) => b.type)).toContain('image');
+  } finally {
+    second.stop();
+  }
+});

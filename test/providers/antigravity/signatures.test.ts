@@ -89,6 +89,21 @@ describe('createSignatureStore', () => {
     expect(store.toolCall('a')).toBeDefined();
     expect(store.toolCall('c')).toBeDefined();
   });
+
+  test("a drawn picture's signature is told with a 53-bit hash of the picture (never the picture), and a store made from what was told gives it back", () => {
+    const told: Array<{ hash: number; signature: string }> = [];
+    const picture = `iVBORw0KGgo${'FAKEPICTURE'.repeat(40)}`;
+    createSignatureStore({ onImage: (i) => told.push(i) }).rememberImage(picture, sigs.gemini);
+    expect(told).toHaveLength(1);
+    expect(told[0]!.signature).toBe(sigs.gemini);
+    // A key an SQLite integer holds exactly.
+    expect(Number.isSafeInteger(told[0]!.hash)).toBe(true);
+    expect(JSON.stringify(told)).not.toContain('FAKEPICTURE');
+    // After a restart: the same picture, sent back as history, finds its signature; another does not.
+    const restarted = createSignatureStore({ knownImages: told });
+    expect(restarted.imageSignature(picture)).toBe(sigs.gemini);
+    expect(restarted.imageSignature(`${picture}A`)).toBeUndefined();
+  });
 });
 
 describe('createSignatureStore memory', () => {
