@@ -147,6 +147,15 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
     }
   }
 
+  /** Queues a signature for the next batch, newest last, the oldest dropped past `keep` (a store refusing for long). */
+  function queueSignature<K, V>(pending: Map<K, V & { issuedAt: number }>, key: K, value: V, keep: number): void {
+    if (issuedDone) return;
+    pending.delete(key);
+    pending.set(key, { ...value, issuedAt: now() });
+    if (pending.size > keep) pending.delete(pending.keys().next().value!);
+    scheduleIssued();
+  }
+
   function scheduleIssued(): void {
     if (issuedTimer || issuedDone) return;
     issuedTimer = setTimeout(() => flushIssued(false), ISSUED_FLUSH_MS);
@@ -275,23 +284,11 @@ export function providerDepsFor(db: Database, now: () => number): ServerProvider
     },
     callSignatures: {
       load: () => loadCallSignatures(db, now() - CALLS_KEEP_MS, CALLS_KEEP),
-      remember(call) {
-        if (issuedDone) return;
-        callsPending.delete(call.toolUseId);
-        callsPending.set(call.toolUseId, { ...call, issuedAt: now() });
-        if (callsPending.size > CALLS_KEEP) callsPending.delete(callsPending.keys().next().value!);
-        scheduleIssued();
-      },
+      remember: (call) => queueSignature(callsPending, call.toolUseId, call, CALLS_KEEP),
     },
     imageSignatures: {
       load: () => loadImageSignatures(db, now() - IMAGES_KEEP_MS, IMAGES_KEEP),
-      remember(image) {
-        if (issuedDone) return;
-        imagesPending.delete(image.hash);
-        imagesPending.set(image.hash, { ...image, issuedAt: now() });
-        if (imagesPending.size > IMAGES_KEEP) imagesPending.delete(imagesPending.keys().next().value!);
-        scheduleIssued();
-      },
+      remember: (image) => queueSignature(imagesPending, image.hash, image, IMAGES_KEEP),
     },
     writeTrouble() {
       if (accountTrouble === null) return null;
