@@ -100,8 +100,8 @@ const MIGRATIONS: string[] = [
    );
    CREATE INDEX call_signatures_at ON call_signatures(issued_at);`,
   // The thought signature of each recent picture a Gemini image model drew, keyed by a hash of the
-  // picture (never the picture): the model refuses its own picture back unsigned, so a restart
-  // would otherwise break every conversation that drew one.
+  // picture (never the picture): a picture that goes back unsigned may be refused, as an unsigned
+  // call is, so a restart would otherwise put every conversation that drew one at risk.
   `CREATE TABLE image_signatures (
      hash      INTEGER PRIMARY KEY,
      signature TEXT NOT NULL,
