@@ -17,32 +17,33 @@ export function signatureHash(signature: string): number {
   return Number(BigInt(Bun.hash(signature)) & LOW_53_BITS);
 }
 
-/** What the store kept of the signatures `provider` issued before a restart; none when it cannot be read. */
+/**
+ * What `load` reads from the store; none when there is no store or it cannot be read. An unreadable
+ * table costs the conversations from before a restart what it held (their thinking, a tool loop's
+ * reasoning, a picture's signature), never the server its start.
+ */
+function storedOrNone<T>(load: (() => T[]) | undefined): T[] {
+  try {
+    return load?.() ?? [];
+  } catch {
+    return [];
+  }
+}
+
+/** What the store kept of the signatures `provider` issued before a restart. */
 export function storedSignatureHashes(deps: ProviderDeps, provider: ProviderId): number[] {
-  try {
-    return deps.issuedSignatures?.load(provider) ?? [];
-  } catch {
-    // An unreadable table costs the thinking of conversations from before, not the server its start.
-    return [];
-  }
+  const store = deps.issuedSignatures;
+  return storedOrNone(store && (() => store.load(provider)));
 }
 
-/** The Gemini function calls the store kept from before a restart; none when it cannot be read. */
+/** The Gemini function calls the store kept from before a restart (unreadable: the skip sentinel, as before). */
 export function storedCallSignatures(deps: ProviderDeps): KeptCallSignature[] {
-  try {
-    return deps.callSignatures?.load() ?? [];
-  } catch {
-    // Unreadable: those tool loops go back with the skip sentinel, as before the store kept them.
-    return [];
-  }
+  const store = deps.callSignatures;
+  return storedOrNone(store && (() => store.load()));
 }
 
-/** The drawn pictures' signatures the store kept from before a restart; none when it cannot be read. */
+/** The drawn pictures' signatures the store kept from before a restart (unreadable: unsigned, as before). */
 export function storedImageSignatures(deps: ProviderDeps): KeptImageSignature[] {
-  try {
-    return deps.imageSignatures?.load() ?? [];
-  } catch {
-    // Unreadable: those pictures go back unsigned, as before the store kept them.
-    return [];
-  }
+  const store = deps.imageSignatures;
+  return storedOrNone(store && (() => store.load()));
 }

@@ -166,7 +166,7 @@ export interface ProviderDeps {
   /**
    * Where Antigravity keeps the thought signatures of pictures a Gemini image model drew, which the
    * model wants back on its picture in the history. None: memory only (a restart then sends the
-   * picture unsigned, and the model refuses the conversation).
+   * picture unsigned, which the model may refuse, as it does an unsigned call).
    */
   imageSignatures?: ImageSignatureStore;
 }
