@@ -852,6 +852,22 @@ describe('thinking recovery for Claude (§7.8)', () => {
     expect(translate(loop([call])).request.contents).toHaveLength(3);
   });
 
+  test('a "-thinking" id the client asked no thinking of does not think into a loop whose last turn did not think', () => {
+    // Claude refuses such a history with thinking on ("a final assistant message must start with a
+    // thinking block"); Anthropic, asked without thinking, would have served it (fuzz seed 20261205 case 86).
+    const r = loop([{ type: 'text', text: 'Listing.' }, call]);
+    delete (r as Json).thinking;
+    const env = translate(r, 'claude-opus-4-6-thinking');
+    expect(env.request.generationConfig.thinkingConfig).toBeUndefined();
+    expect(env.request.contents).toHaveLength(3);
+  });
+
+  test('a "-thinking" id still thinks on its own when the loop\'s last turn thought', () => {
+    const r = loop([{ type: 'thinking', thinking: 't', signature: CLAUDE_SIG }, call]);
+    delete (r as Json).thinking;
+    expect(translate(r, 'claude-opus-4-6-thinking').request.generationConfig.thinkingConfig).toBeDefined();
+  });
+
   test('no recovery when thinking is off', () => {
     const r = { ...loop([{ type: 'thinking', thinking: 't', signature: 'ZmFrZS1zaWduYXR1cmUtZm9yLXJlc2VhcmNo787cbb9ba2e11d2c' }, call]), thinking: { type: 'disabled' } };
     expect(translate(r).request.contents).toHaveLength(3);
