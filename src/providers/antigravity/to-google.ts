@@ -107,7 +107,7 @@ export function toGoogleRequest(req: MessagesRequest, opts: ToGoogleOptions): Re
   const unasked = family === 'claude' && req.thinking === undefined && openLoopWithoutThinking(answered);
   const plan = planGeneration(unasked ? { ...req, thinking: { type: 'disabled' } } : req, family, opts.model, opts.maxOutputTokens, opts.thinkingBudget);
   const cleaned = cleanHistory(answered, family, plan.thinking, signatures);
-  const history = plan.thinking ? recoverToolLoop(cleaned.turns, family, cleaned.droppedIn, signatures) : cleaned.turns;
+  const history = plan.thinking ? recoverToolLoop(cleaned, family, signatures) : cleaned;
   const contents = toContents(history, family, signatures, opts.claudeThinkingReplay === 'split', toolName);
   if (family === 'gemini' && contents[0]?.role === 'model') contents.unshift({ role: 'user', parts: [{ text: '.' }] });
 
@@ -279,16 +279,14 @@ function signatureOf(b: Block): string | null {
 
 /**
  * Keeps only thinking the target can verify: signed, and minted by the same family (§7.5). A
- * signature from another family, an unsigned block, or redacted_thinking is dropped; which
- * assistant turns lost something is reported for the recovery step.
+ * signature from another family, an unsigned block, or redacted_thinking is dropped.
  */
 function cleanHistory(
   turns: Turn[],
   family: ModelFamily,
   thinking: boolean,
   signatures: SignatureStore,
-): { turns: Turn[]; droppedIn: Set<number> } {
-  const droppedIn = new Set<number>();
+): Turn[] {
   // Most turns carry no thinking: they are passed on as they are, and the list is copied only
   // when one changes (a 59-message turn otherwise built ~30 arrays for nothing).
   let out: Turn[] | null = null;
@@ -301,14 +299,13 @@ function cleanHistory(
         const sig = b.type === 'thinking' ? signatureOf(b) : null;
         const keep = thinking && sig !== null && (family === 'claude' || family === 'gemini') && signatures.thinkingFamily(sig) === family;
         if (keep) blocks.push(b);
-        else droppedIn.add(i);
         continue;
       }
       blocks.push(b);
     }
     (out ??= turns.slice())[i] = { role: t.role, blocks };
   }
-  return { turns: out ?? turns, droppedIn };
+  return out ?? turns;
 }
 
 function isThinkingBlock(b: Block): boolean {
@@ -379,7 +376,7 @@ function hasToolResult(t: Turn): boolean {
  * thinking…" and leaves Gemini without its call signatures. Closing the loop with a synthetic
  * exchange lets the model start a fresh turn instead.
  */
-function recoverToolLoop(turns: Turn[], family: ModelFamily, droppedIn: Set<number>, signatures: SignatureStore): Turn[] {
+function recoverToolLoop(turns: Turn[], family: ModelFamily, signatures: SignatureStore): Turn[] {
   let last = -1;
   for (let i = turns.length - 1; i >= 0; i--) if (turns[i]!.role === 'assistant') { last = i; break; }
   if (last < 0) return turns;
@@ -394,13 +391,10 @@ function recoverToolLoop(turns: Turn[], family: ModelFamily, droppedIn: Set<numb
 
   let broken: boolean;
   if (family === 'claude') {
-    // A Claude turn that simply did not think is fine; only turns that lost thinking or came from another family break.
-    broken =
-      droppedIn.has(last) ||
-      calls.some((c) => {
-        const rec = signatures.toolCall(String(c.id));
-        return rec ? rec.family !== 'claude' : !String(c.id).startsWith('toolu_vrtx_');
-      });
+    // With thinking on, Claude wants the turn it continues to start with its thinking, whatever the
+    // reason there is none: dropped here, dropped by the gateway as another provider's (so the turn
+    // arrives looking as if it never thought), or made with thinking off.
+    broken = true;
   } else if (family === 'gemini') {
     broken = !calls.some((c) => geminiSignature(c, signatures) !== null);
   } else {

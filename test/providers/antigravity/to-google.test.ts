@@ -848,8 +848,10 @@ describe('thinking recovery for Claude (§7.8)', () => {
     expect(env.request.contents).toHaveLength(3);
   });
 
-  test('a Claude turn that simply did not think continues the loop untouched', () => {
-    expect(translate(loop([call])).request.contents).toHaveLength(3);
+  test('a Claude turn with no thinking to replay closes the loop: Claude refuses it with thinking on', () => {
+    // It may have thought and lost it before the provider saw it: the gateway drops thinking signed
+    // by another provider (fuzz seed 20261205 case 162: Z.AI's thinking, then Claude on Google).
+    expect(translate(loop([{ type: 'text', text: 'Listing.' }, call])).request.contents.slice(3)).toEqual(closing);
   });
 
   test('a "-thinking" id the client asked no thinking of does not think into a loop whose last turn did not think', () => {
