@@ -507,6 +507,8 @@ export function startFakeZai(opts: FakeZaiOptions = {}): FakeZai {
       const text = mode.native ? `data: ${JSON.stringify({ error: { code, message } })}\n\n` : frame({ type: 'error', error: { type, code, message } });
       fault = { at: mode.afterEvents ?? 0, what: { kind: 'insert', text, thenClose: true } };
     }
+    // Before the stream is made: the fast path ends it (onEnd) inside the constructor.
+    rec.ended = false;
     const body = frameStream(frames, {
       fault,
       delayMs: slowDelay,
@@ -514,7 +516,6 @@ export function startFakeZai(opts: FakeZaiOptions = {}): FakeZai {
       onCancel: () => (rec.aborted = true),
       onEnd: () => (rec.ended = true),
     });
-    rec.ended = false;
     return new Response(body, { headers: SSE_HEADERS });
   }
 
