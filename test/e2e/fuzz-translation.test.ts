@@ -7,12 +7,14 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { writeFileSync } from 'node:fs';
 import Anthropic from '@anthropic-ai/sdk';
+import type { AnthropicEvent } from '../../src/anthropic/events.ts';
 import { loadConfig } from '../../src/config.ts';
 import { upsertAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
 import { type FakeGoogle, startFakeGoogle } from '../fakes/google.ts';
 import { type FakeZai, startFakeZai } from '../fakes/zai.ts';
 import { generateRequest, rng, type SignaturePool } from '../fuzz/generate-request.ts';
+import { assertValidSequence } from '../providers/zai/invariants.ts';
 import { cleanupTempDirs, googleEnv, tempDir, zaiEnv } from './helpers.ts';
 import { type InProcessServer, serveInProcess } from './in-process.ts';
 
@@ -58,11 +60,24 @@ type Json = Record<string, any>;
 const TOOL_ID = /^[a-zA-Z0-9_-]+$/;
 const STOP_REASONS = new Set(['end_turn', 'max_tokens', 'stop_sequence', 'tool_use', 'pause_turn', 'refusal']);
 
-/** One call through the SDK: streamed (MessageStream accumulates it) or not, as the request says. */
+/**
+ * One call through the SDK: streamed (MessageStream accumulates it, and the events themselves are
+ * held to the §2.8 invariants) or not, as the request says.
+ */
 async function send(body: Json): Promise<Json> {
   if (body.stream) {
     const { stream: _s, ...rest } = body;
-    return (await client.messages.stream(rest as never).finalMessage()) as unknown as Json;
+    const events: AnthropicEvent[] = [];
+    const stream = client.messages.stream(rest as never);
+    // Copied as they come: the SDK builds its snapshot inside message_start's message.
+    stream.on('streamEvent', (e) => events.push(structuredClone(e) as unknown as AnthropicEvent));
+    const message = (await stream.finalMessage()) as unknown as Json;
+    try {
+      assertValidSequence(events);
+    } catch (err) {
+      throw new Error(`stream breaks §2.8: ${(err as Error).message.split('\n')[0]}`);
+    }
+    return message;
   }
   return (await client.messages.create(body as never)) as unknown as Json;
 }
@@ -114,6 +129,7 @@ describe(`translation fuzz, seed ${SEED}`, () => {
   test(`${CASES} generated requests per model family are served, parse with the SDK, and round-trip (seed ${SEED})`, async () => {
     const pool: SignaturePool = { claude: [], gemini: [], zai: [] };
     const failures: string[] = [];
+    const seen: Record<string, number> = {};
     for (let i = 0; i < CASES; i++) {
       for (const [m, { model, family }] of MODELS.entries()) {
         const r = rng(SEED * 1000 + i * 10 + m);
@@ -133,6 +149,7 @@ describe(`translation fuzz, seed ${SEED}`, () => {
           continue;
         }
         harvest(pool, family, answer);
+        for (const b of answer.content as Json[]) seen[`${family}:${b.type}`] = (seen[`${family}:${b.type}`] ?? 0) + 1;
         const next = nextTurn(req, answer);
         try {
           const again = await send(next);
@@ -147,6 +164,7 @@ describe(`translation fuzz, seed ${SEED}`, () => {
       if (failures.length >= 5) break;
     }
     if (failures.length) console.error(failures.join('\n\n'));
+    if (process.env.FUZZ_STATS) console.log(seen, pool.claude.length, pool.gemini.length, pool.zai.length);
     expect(failures.map((f) => f.split('\n')[0])).toEqual([]);
   }, 120_000);
 });

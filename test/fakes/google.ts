@@ -943,6 +943,8 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
       );
     }
     const request = (body.request ?? {}) as Record<string, unknown>;
+    const malformed = shapeRefusal(model, request);
+    if (malformed) return malformed;
     const badId = familyOfModel(model) === 'claude' ? badToolId(request) : null;
     if (badId) return claudeInvalid(`${badId}: String should match pattern '^[a-zA-Z0-9_-]+$'`);
     if (opts.strictSignatures) {
@@ -1080,7 +1082,226 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
     return sseResponse(chunks, { kind: 'ok' }, rec, 0);
   }
 
-  /** Claude checks every tool id of the history against Anthropic's pattern (antigravity.md §7.3). */
+  /**
+ * What the backend refuses in a request's shape, as antigravity.md describes it (the section is cited
+ * at each rule), or null. The proto rules hold for every family; Claude behind Google adds
+ * Anthropic's own (anthropic-claude-code-zai.md §2.2, §2.3), in Claude's words inside Google's 400.
+ */
+function shapeRefusal(model: string, request: Record<string, unknown>): Response | null {
+  const problem = shapeProblem(familyOfModel(model), request);
+  if (!problem) return null;
+  return problem.claude
+    ? googleError(400, 'INVALID_ARGUMENT', JSON.stringify({ type: 'error', error: { type: 'invalid_request_error', message: problem.message }, request_id: `req_vrtx_${hex(24)}` }))
+    : googleError(400, 'INVALID_ARGUMENT', problem.message);
+}
+
+type ShapeProblem = { message: string; claude?: boolean };
+
+/** Part fields the proto knows; any other is "Unknown name" (§7 step 1, §7.13). */
+const PART_FIELDS = new Set(['text', 'thought', 'thoughtSignature', 'inlineData', 'fileData', 'functionCall', 'functionResponse']);
+/** The oneof `data` of a part: exactly one must be set (§7.1). */
+const PART_DATA = ['text', 'inlineData', 'fileData', 'functionCall', 'functionResponse'];
+/** Keywords a tool schema may keep (§7.13: "only the keywords listed as kept"). */
+const SCHEMA_FIELDS = new Set(['type', 'description', 'properties', 'required', 'items', 'enum', 'title']);
+const SCHEMA_TYPES = new Set(['STRING', 'NUMBER', 'INTEGER', 'BOOLEAN', 'ARRAY', 'OBJECT']);
+/** Google's function name rule (§7.12); Claude behind it allows only Anthropic's characters. */
+const GOOGLE_FUNCTION_NAME = /^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$/;
+const CLAUDE_TOOL_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
+/** The media Claude takes (anthropic-claude-code-zai.md §2.3). */
+const CLAUDE_MEDIA = new Set(['image/jpeg', 'image/png', 'image/gif', 'image/webp', 'application/pdf']);
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
+const CLAUDE_MAX_OUTPUT = 64_000;
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function unknownName(key: string, at: string): ShapeProblem {
+  return { message: `Invalid JSON payload received. Unknown name "${key}" at '${at}': Cannot find field.` };
+}
+
+function shapeProblem(family: Family, request: Record<string, unknown>): ShapeProblem | null {
+  const claude = family === 'claude';
+  // §5.3: an object with parts; a plain string is a 400.
+  const sys = request.systemInstruction;
+  if (sys !== undefined) {
+    if (!isRecord(sys) || !Array.isArray(sys.parts)) return { message: "Invalid value at 'request.system_instruction' (type.googleapis.com/google.ai.generativelanguage.v1beta.Content)" };
+    for (const [j, p] of (sys.parts as unknown[]).entries()) {
+      const bad = partProblem(p, `request.system_instruction.parts[${j}]`, claude);
+      if (bad) return bad;
+    }
+  }
+  const contents = Array.isArray(request.contents) ? (request.contents as unknown[]) : [];
+  if (contents.length === 0) return { message: '* GenerateContentRequest.contents: contents is not specified' };
+  const declared = new Set<string>();
+  const tools = request.tools;
+  if (tools !== undefined) {
+    if (!Array.isArray(tools)) return { message: "Invalid value at 'request.tools'" };
+    for (const [i, t] of tools.entries()) {
+      const at = `request.tools[${i}]`;
+      if (!isRecord(t)) return { message: `Invalid value at '${at}'` };
+      // §7.12: never `parameters` (or anything else) on the wrapper.
+      for (const k of Object.keys(t)) if (k !== 'functionDeclarations' && k !== 'googleSearch') return unknownName(k, at);
+      for (const [j, d] of ((t.functionDeclarations ?? []) as unknown[]).entries()) {
+        const bad = declarationProblem(d, `${at}.function_declarations[${j}]`, claude, declared);
+        if (bad) return bad;
+      }
+    }
+  }
+  const cfg = isRecord(request.toolConfig) ? request.toolConfig.functionCallingConfig : undefined;
+  const gen = isRecord(request.generationConfig) ? request.generationConfig : {};
+  const tc = isRecord(gen.thinkingConfig) ? gen.thinkingConfig : undefined;
+  const thinks = tc?.includeThoughts === true && typeof tc.thinkingBudget === 'number' && tc.thinkingBudget !== 0;
+  if (isRecord(cfg)) {
+    if (!['AUTO', 'ANY', 'NONE', 'VALIDATED'].includes(String(cfg.mode))) return { message: `Invalid value at 'request.tool_config.function_calling_config.mode' (${String(cfg.mode)})` };
+    const allowed = Array.isArray(cfg.allowedFunctionNames) ? (cfg.allowedFunctionNames as unknown[]) : [];
+    for (const n of allowed) if (!declared.has(String(n))) return { message: `allowed_function_names contains ${String(n)}, which is not declared` };
+    // §7.11 and anthropic §2.2: with thinking, Claude takes only auto/none tool choices.
+    if (claude && thinks && cfg.mode === 'ANY') return { claude, message: 'Thinking may not be enabled when tool_choice forces tool use.' };
+  }
+  // generationConfig (§7.9, §7.10; anthropic §2.2).
+  if (claude) {
+    const max = typeof gen.maxOutputTokens === 'number' ? gen.maxOutputTokens : undefined;
+    if (max !== undefined && max > CLAUDE_MAX_OUTPUT) return { claude, message: `max_tokens: ${max} > ${CLAUDE_MAX_OUTPUT}, which is the maximum allowed number of output tokens` };
+    if (typeof gen.temperature === 'number' && (gen.temperature < 0 || gen.temperature > 1)) return { claude, message: 'temperature: Input should be less than or equal to 1' };
+    if (thinks) {
+      const budget = tc!.thinkingBudget as number;
+      if (budget < 1024) return { claude, message: 'thinking.enabled.budget_tokens: Input should be greater than or equal to 1024' };
+      if (max !== undefined && budget >= max) return { claude, message: '`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking#max-tokens-and-context-window-size' };
+      if (gen.temperature !== undefined && gen.temperature !== 1) return { claude, message: '`temperature` may only be set to 1 when thinking is enabled. Please consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking#feature-compatibility' };
+      if (gen.topK !== undefined) return { claude, message: '`top_k` cannot be set when thinking is enabled.' };
+      if (typeof gen.topP === 'number' && gen.topP < 0.95) return { claude, message: '`top_p` must be greater than or equal to 0.95 or unset when thinking is enabled.' };
+    }
+  }
+  let prevCalls: Array<{ id?: unknown; name: unknown }> = [];
+  for (const [i, c] of contents.entries()) {
+    const at = `request.contents[${i}]`;
+    if (!isRecord(c)) return { message: `Invalid value at '${at}'` };
+    if (c.role !== 'user' && c.role !== 'model') return { message: `Please use a valid role: user, model. (${at})` };
+    const parts = Array.isArray(c.parts) ? (c.parts as unknown[]) : [];
+    // §7 step 5: a turn with no parts is refused (proxies pad it with ".").
+    if (parts.length === 0) return { message: `* GenerateContentRequest.${at.slice(8)}.parts: contents.parts must not be empty.` };
+    for (const [j, p] of parts.entries()) {
+      const bad = partProblem(p, `${at}.parts[${j}]`, claude);
+      if (bad) return bad;
+    }
+    const recs = parts as Array<Record<string, unknown>>;
+    const responses = recs.filter((p) => p.functionResponse).map((p) => p.functionResponse as Record<string, unknown>);
+    // §7.4: every call of a model turn is answered in the next turn, by id (or by name without one).
+    if (prevCalls.length > 0) {
+      for (const call of prevCalls) {
+        const answered = responses.some((r) => (call.id !== undefined ? r.id === call.id : r.name === call.name));
+        if (!answered) {
+          return claude
+            ? { claude, message: `messages.${i}.content: \`tool_use\` ids were found without \`tool_result\` blocks immediately after: ${String(call.id)}. Each \`tool_use\` block must have a corresponding \`tool_result\` block in the next message.` }
+            : { message: 'Please ensure that the number of function response parts is equal to the number of function call parts of the function call turn.' };
+        }
+      }
+    }
+    if (responses.length > 0) {
+      // Anthropic §2.3: a result answers a call of the turn before it, and results lead their message.
+      for (const r of responses) {
+        const known = prevCalls.some((call) => (r.id !== undefined ? call.id === r.id : call.name === r.name));
+        if (!known) {
+          return claude
+            ? { claude, message: `messages.${i}.content: unexpected \`tool_use_id\` found in \`tool_result\` blocks: ${String(r.id)}. Each \`tool_result\` block must have a corresponding \`tool_use\` block in the previous message.` }
+            : { message: 'Please ensure that the number of function response parts is equal to the number of function call parts of the function call turn.' };
+        }
+      }
+      if (!claude && responses.length !== prevCalls.length) return { message: 'Please ensure that the number of function response parts is equal to the number of function call parts of the function call turn.' };
+      if (claude) {
+        const firstOther = recs.findIndex((p) => !p.functionResponse);
+        const lastResponse = recs.findLastIndex((p) => p.functionResponse);
+        if (firstOther >= 0 && firstOther < lastResponse) return { claude, message: `messages.${i}.content: tool_result blocks must come before any other content in a user message.` };
+      }
+    }
+    prevCalls = c.role === 'model' ? recs.filter((p) => p.functionCall).map((p) => p.functionCall as { id?: unknown; name: unknown }) : [];
+  }
+  return null;
+}
+
+function partProblem(p: unknown, at: string, claude: boolean): ShapeProblem | null {
+  if (!isRecord(p)) return { message: `Invalid value at '${at}'` };
+  for (const k of Object.keys(p)) if (!PART_FIELDS.has(k)) return unknownName(k, at);
+  const data = PART_DATA.filter((k) => p[k] !== undefined);
+  if (data.length !== 1) return { message: `Invalid value at '${at}': required oneof field 'data' must have one initialized field` };
+  if (typeof p.text === 'string' && !/\S/.test(p.text) && !(p.thought === true && typeof p.thoughtSignature === 'string')) {
+    // §7.1: blank text parts are a 400 (a signed thought may be empty: the carrier part of §7.5).
+    return claude ? { claude, message: 'messages: text content blocks must contain non-whitespace text' } : { message: 'Unable to submit request because it has an empty text parameter. Add a value to the parameter and try again.' };
+  }
+  if (p.text !== undefined && typeof p.text !== 'string') return { message: `Invalid value at '${at}.text'` };
+  if (p.inlineData !== undefined) {
+    const d = p.inlineData;
+    if (!isRecord(d) || typeof d.mimeType !== 'string' || typeof d.data !== 'string' || !BASE64.test(d.data)) return { message: `Invalid value at '${at}.inline_data' (base64 data and a mime type)` };
+    if (claude && !CLAUDE_MEDIA.has(d.mimeType)) return { claude, message: `Image does not match the provided media type ${d.mimeType}` };
+  }
+  if (p.functionCall !== undefined) {
+    const f = p.functionCall;
+    if (!isRecord(f) || typeof f.name !== 'string' || (f.args !== undefined && !isRecord(f.args))) return { message: `Invalid value at '${at}.function_call'` };
+    for (const k of Object.keys(f)) if (k !== 'name' && k !== 'args' && k !== 'id') return unknownName(k, `${at}.function_call`);
+  }
+  if (p.functionResponse !== undefined) {
+    const f = p.functionResponse;
+    if (!isRecord(f) || typeof f.name !== 'string' || !isRecord(f.response)) return { message: `Invalid value at '${at}.function_response'` };
+    for (const k of Object.keys(f)) if (k !== 'name' && k !== 'response' && k !== 'id' && k !== 'parts') return unknownName(k, `${at}.function_response`);
+  }
+  return null;
+}
+
+function declarationProblem(d: unknown, at: string, claude: boolean, declared: Set<string>): ShapeProblem | null {
+  if (!isRecord(d)) return { message: `Invalid value at '${at}'` };
+  for (const k of Object.keys(d)) if (k !== 'name' && k !== 'description' && k !== 'parameters') return unknownName(k, at);
+  const name = String(d.name);
+  // §7.12: letter or underscore first, [A-Za-z0-9_.:-], at most 64.
+  if (!GOOGLE_FUNCTION_NAME.test(name)) return { message: `* GenerateContentRequest.${at.slice(8)}.name: Invalid function name. Must start with a letter or an underscore. Must be alphameric (a-z, A-Z, 0-9), underscores (_), dots (.), colons (:), or dashes (-), with a maximum length of 64.` };
+  if (claude && !CLAUDE_TOOL_NAME.test(name)) return { claude, message: `tools.${at.match(/\[(\d+)\]$/)?.[1]}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{1,64}$'` };
+  // §7.12: declarations are deduplicated by name (the backend refuses two).
+  if (declared.has(name)) return { message: `* GenerateContentRequest.${at.slice(8)}: Duplicate function declaration found: ${name}` };
+  declared.add(name);
+  if (d.parameters === undefined) return null;
+  const bad = schemaProblem(d.parameters, `${at}.parameters`);
+  if (bad) return bad;
+  // §7.11: VALIDATED (Claude) wants an object with at least one property.
+  const params = d.parameters as Record<string, unknown>;
+  if (claude && (String(params.type).toUpperCase() !== 'OBJECT' || !isRecord(params.properties) || Object.keys(params.properties).length === 0)) {
+    return { claude, message: `tools.${name}.input_schema: an object schema with at least one property is required` };
+  }
+  return null;
+}
+
+/** §7.13: a plain tree of the kept keywords, `type` one known string, `required` naming properties, string enums. */
+function schemaProblem(s: unknown, at: string): ShapeProblem | null {
+  if (!isRecord(s)) return { message: `Invalid value at '${at}'` };
+  for (const k of Object.keys(s)) if (!SCHEMA_FIELDS.has(k)) return unknownName(k, at);
+  if (typeof s.type !== 'string' || !SCHEMA_TYPES.has(s.type.toUpperCase())) return { message: `Invalid value at '${at}.type' (${JSON.stringify(s.type)})` };
+  const type = s.type.toUpperCase();
+  if (s.description !== undefined && typeof s.description !== 'string') return { message: `Invalid value at '${at}.description'` };
+  if (s.enum !== undefined) {
+    if (!Array.isArray(s.enum) || s.enum.length === 0) return { message: `* ${at}.enum: must not be empty` };
+    if (type !== 'STRING') return { message: `* ${at}.enum: only allowed for STRING type` };
+    for (const [i, v] of s.enum.entries()) if (typeof v !== 'string' || v === '') return { message: `* ${at}.enum[${i}]: cannot be empty` };
+  }
+  if (s.properties !== undefined) {
+    if (!isRecord(s.properties)) return { message: `Invalid value at '${at}.properties'` };
+    for (const [k, v] of Object.entries(s.properties)) {
+      const bad = schemaProblem(v, `${at}.properties[${JSON.stringify(k)}].value`);
+      if (bad) return bad;
+    }
+  }
+  if (s.required !== undefined) {
+    if (!Array.isArray(s.required)) return { message: `Invalid value at '${at}.required'` };
+    const props = isRecord(s.properties) ? s.properties : {};
+    for (const [i, r] of s.required.entries()) if (typeof r !== 'string' || !(r in props)) return { message: `* ${at}.required[${i}]: property is not defined` };
+  }
+  if (type === 'ARRAY') {
+    if (s.items === undefined) return { message: `* ${at}.items: missing field.` };
+    const bad = schemaProblem(s.items, `${at}.items`);
+    if (bad) return bad;
+  } else if (s.items !== undefined) return { message: `* ${at}.items: only allowed for ARRAY type` };
+  return null;
+}
+
+/** Claude checks every tool id of the history against Anthropic's pattern (antigravity.md §7.3). */
   function badToolId(request: Record<string, unknown>): string | null {
     const contents = (Array.isArray(request.contents) ? request.contents : []) as Content[];
     for (let i = 0; i < contents.length; i++) {

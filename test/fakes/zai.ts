@@ -377,6 +377,9 @@ function validate(body: Record<string, unknown>, models: Set<string>): Response 
   const model = typeof body.model === 'string' ? body.model : '';
   if (!models.has(model.toLowerCase()) && !model.startsWith('claude-')) return errorResponse('1211', Date.now());
   const messages = Array.isArray(body.messages) ? (body.messages as Msg[]) : [];
+  // §3.4 item 5: not in the system prompt either.
+  const system = body.system;
+  if (system === '' || (Array.isArray(system) && system.some((b: Record<string, unknown>) => b?.type === 'text' && b.text === ''))) return errorResponse('1214', Date.now());
   for (let i = 0; i < messages.length; i++) {
     const m = messages[i]!;
     if (m.role !== 'user' && m.role !== 'assistant') {
@@ -392,9 +395,16 @@ function validate(body: Record<string, unknown>, models: Set<string>): Response 
         ],
       });
     }
-    if (typeof m.content === 'string') continue;
+    if (typeof m.content === 'string') {
+      if (m.content === '') return errorResponse('1214', Date.now());
+      continue;
+    }
     for (const b of m.content) {
       if (b.type === 'text' && b.text === '') return errorResponse('1214', Date.now());
+      // §3.4 item 5: no empty text anywhere, tool results included.
+      if (b.type === 'tool_result' && Array.isArray(b.content) && b.content.some((c: Record<string, unknown>) => c?.type === 'text' && c.text === '')) {
+        return errorResponse('1214', Date.now());
+      }
       if (b.type === 'tool_use' && (typeof b.input !== 'object' || b.input === null || Array.isArray(b.input))) {
         return json(500, {
           type: 'error',

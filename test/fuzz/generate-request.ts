@@ -82,7 +82,7 @@ function toolName(r: Random, taken: Set<string>): string {
     let n: string;
     if (kind === 0) n = r.pick(['Bash', 'Read', 'Edit', 'Write', 'Glob', 'Grep', 'WebFetch', 'TaskUpdate', 'Agent']);
     else if (kind === 1) n = `mcp__${r.pick(['github', 'my-server', 'x1'])}__${r.pick(['create_issue', 'list-files', 'q'])}`;
-    else if (kind === 2) n = `${r.int(0, 9)}tool${r.int(0, 99)}`; // a leading digit: fine for Anthropic, not for Google
+    else if (kind === 2) n = `${r.chance(0.3) ? '_' : ''}${r.int(0, 9)}tool${r.int(0, 9)}`; // a leading digit: fine for Anthropic, not for Google (and "_1tool1" is what "1tool1" would become)
     else if (kind === 3) n = 'x'.repeat(r.int(55, 64));
     else n = Array.from({ length: r.int(1, 20) }, () => r.pick([...NAME_CHARS])).join('');
     if (!taken.has(n)) {
@@ -125,10 +125,20 @@ function scalarSchema(r: Random): Json {
       Object.assign(s, { const: r.pick(['fixed', 3, true]) });
       break;
     case 8:
-      Object.assign(s, { enum: r.pick([[1, 2, 3], [true, false], ['x', 1]]) });
+      Object.assign(s, r.pick([{ enum: [1, 2, 3] }, { enum: [true, false] }, { enum: ['x', 1] }, { enum: ['a', null] }, { type: 'integer', enum: [1, 2] }, { const: '' }, { enum: [] }]));
       break;
     default:
-      Object.assign(s, { type: 'string', examples: ['e'], deprecated: true, 'x-custom': 1 });
+      Object.assign(
+        s,
+        r.pick([
+          { type: 'string', examples: ['e'], deprecated: true, 'x-custom': 1 },
+          { type: ['integer', 'string'] },
+          { anyOf: [{ type: 'null' }] },
+          { not: { type: 'string' } },
+          { type: 'string', contentEncoding: 'base64', readOnly: true },
+          { if: { type: 'string' }, then: { minLength: 1 }, else: { type: 'number' } },
+        ]),
+      );
   }
   if (r.chance(0.6)) s.description = text(r, 4);
   if (r.chance(0.1)) s.title = 'Title';
@@ -156,7 +166,15 @@ function schema(r: Random, depth: number, defs: Json): Json {
     case 7:
       return { allOf: [objectSchema(r, depth - 1, defs), { required: [] }] };
     case 8:
-      return { type: ['object', 'null'], properties: { v: scalarSchema(r) } };
+      return r.pick([
+        { type: ['object', 'null'], properties: { v: scalarSchema(r) } },
+        { $ref: '#' },
+        { type: 'array', prefixItems: [{ type: 'string' }], items: false },
+        { type: 'object', patternProperties: { '^x': { type: 'string' } }, additionalProperties: true },
+        { type: 'array' },
+        { type: 'object' },
+        true,
+      ]) as Json;
     default:
       return scalarSchema(r);
   }
@@ -169,6 +187,7 @@ function objectSchema(r: Random, depth: number, defs: Json): Json {
   const o: Json = { type: 'object', properties: props };
   const names = Object.keys(props);
   if (names.length && r.chance(0.7)) o.required = r.shuffle(names).slice(0, r.int(1, names.length));
+  if (o.required && r.chance(0.1)) (o.required as string[]).push((o.required as string[])[0]!, 'not_a_property');
   if (r.chance(0.6)) o.additionalProperties = r.chance(0.8) ? false : { type: 'string' };
   if (r.chance(0.1)) o.propertyNames = { pattern: '^[a-z]+$' };
   return o;
@@ -229,10 +248,16 @@ function documentBlock(r: Random): Block {
   return cache(r, b);
 }
 
+function searchResult(r: Random): Block {
+  return { type: 'search_result', source: 'https://example.com/a', title: text(r, 3), content: [{ type: 'text', text: text(r) }], citations: { enabled: true } };
+}
+
 function userBlock(r: Random): Block {
-  const k = r.int(0, 9);
+  const k = r.int(0, 11);
   if (k === 0) return image(r);
   if (k === 1) return documentBlock(r);
+  if (k === 2) return searchResult(r);
+  if (k === 3) return cache(r, { type: 'image', source: { type: 'url', url: 'https://example.com/cat.png' } });
   return cache(r, { type: 'text', text: text(r) });
 }
 
@@ -289,7 +314,16 @@ function assistantTurn(r: Random, tools: Json[], ids: Set<string>, pool: Signatu
       blocks.push({ type: 'tool_use', id, name: String(r.pick(tools).name), input: toolInput(r) });
     }
   }
-  if (blocks.length === 0 || blocks.every((b) => b.type === 'thinking' || b.type === 'redacted_thinking')) blocks.push({ type: 'text', text: text(r) });
+  if (r.chance(0.05)) {
+    const id = `srvtoolu_${r.int(0, 1e9)}`;
+    blocks.push(
+      { type: 'server_tool_use', id, name: 'web_search', input: { query: text(r, 3) } },
+      { type: 'web_search_tool_result', tool_use_id: id, content: [{ type: 'web_search_result', url: 'https://example.com', title: text(r, 2), encrypted_content: 'ZW5j', page_age: null }] },
+      { type: 'text', text: text(r), citations: [{ type: 'web_search_result_location', cited_text: 'x', url: 'https://example.com', title: 't', encrypted_index: 'aQ==' }] },
+    );
+  }
+  // A turn cut by max_tokens may hold thinking alone (Claude Code keeps it as it came).
+  if (blocks.length === 0 || (blocks.every((b) => b.type === 'thinking' || b.type === 'redacted_thinking') && !r.chance(0.2))) blocks.push({ type: 'text', text: text(r) });
   // With thinking on, a turn that calls tools starts with its thinking: Anthropic refuses a tool loop
   // whose last turn does not ("a final assistant message must start with a thinking block").
   if (thinkingOn && calls.length && blocks[0]!.type !== 'thinking' && blocks[0]!.type !== 'redacted_thinking') {
@@ -304,7 +338,7 @@ function toolResult(r: Random, id: string): Block {
   if (k === 0) b.content = '';
   else if (k === 1) b.content = [{ type: 'text', text: text(r) }, image(r)];
   else if (k === 2) b.content = [image(r)];
-  else if (k === 3) b.content = [{ type: 'text', text: text(r) }, { type: 'text', text: text(r) }];
+  else if (k === 3) b.content = r.pick([[{ type: 'text', text: text(r) }, { type: 'text', text: text(r) }], [searchResult(r)], [documentBlock(r)], [{ type: 'text', text: '' }]]);
   else if (k === 4) {
     // no content at all
   } else b.content = text(r, 12);
@@ -391,7 +425,7 @@ export function generateRequest(r: Random, opts: GenOptions): Json {
     else req.output_format = format;
   }
   if (r.chance(0.3)) req.context_management = { edits: [{ type: 'clear_thinking_20251015', keep: 'all' }] };
-  if (r.chance(0.2)) req.stream = true;
+  if (r.chance(0.5)) req.stream = true;
 
   // messages
   const messages: Msg[] = [];
@@ -404,7 +438,8 @@ export function generateRequest(r: Random, opts: GenOptions): Json {
   const exchanges = r.int(0, 4);
   for (let e = 0; e < exchanges; e++) {
     const a = assistantTurn(r, tools, ids, opts.pool, thinkingOn);
-    messages.push({ role: 'assistant', content: a.blocks });
+    const only = a.blocks.length === 1 ? a.blocks[0]! : null;
+    messages.push({ role: 'assistant', content: only?.type === 'text' && only.text && r.chance(0.3) ? String(only.text) : a.blocks });
     const user: Block[] = r.shuffle(a.calls).map((id) => toolResult(r, id));
     if (!user.length || r.chance(0.3)) for (let i = r.int(1, 2); i > 0; i--) user.push(userBlock(r));
     // Anthropic merges consecutive same-role messages; Claude Code sometimes sends two user messages.
