@@ -645,7 +645,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
             // The earliest reset, not home's: the client retries when some account serves.
             if (rest.kind === 'limited') throw new PoolExhausted(route, (rest.earliest ?? rest).until, (rest.earliest ?? rest).limitKind, e);
             if (rest.kind === 'free' || rest.kind === 'busy') {
-              throw retrySoon(`Rate limited on ${req.body.model}: ${attempts} accounts in a row answered with a limit (MAX_ATTEMPTS); others can serve, retry`);
+              // Attempts, not accounts: after a wait each account is tried again, so two can use up five.
+              throw retrySoon(`Rate limited on ${req.body.model}: ${attempts} attempts in a row answered with a limit (MAX_ATTEMPTS); another account can serve it, retry`);
             }
           }
           throw clientErrorFor(e, req.body.model, now(), maxWaitMs);

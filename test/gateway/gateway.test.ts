@@ -1227,6 +1227,19 @@ describe('attempts used up on limits while other accounts are free', () => {
     expect(e.headers['retry-after']).toBe('1');
   });
 
+  test('attempts used up on two accounts, each tried again after a wait: the retryable answer counts attempts, not accounts', async () => {
+    // What Claude Code showed with two Google accounts throttled every call: "5 accounts in a row
+    // answered with a limit (MAX_ATTEMPTS); others can serve" (from a pool of two).
+    const r = rig({ labels: ['a', 'b'], config: { maxAttempts: 5, maxWaitSec: 60 } });
+    r.zai.answer = () => ({ error: new UpstreamError('rate_limited', 'slow down', { status: 429, resetAt: r.clock.now() + 3_000 }) });
+    const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+    expect(r.zai.calls).toHaveLength(5);
+    expect(e.status).toBe(429);
+    expect(e.headers['x-should-retry']).toBeUndefined();
+    expect(e.message).not.toMatch(/5 accounts/);
+    expect(e.message).toContain('5 attempts');
+  });
+
   test('quota errors on MAX_ATTEMPTS accounts that leave every account limited answer with the earliest reset in the pool, not the last account\'s', async () => {
     const r = rig({ labels: ['a', 'b', 'c'], config: { maxAttempts: 2, maxWaitSec: 60 } });
     const lease = { account: r.accounts[2]!, provider: 'zai' as const, model: 'glm-4.7', sticky: false, soft: false, release() {} };
