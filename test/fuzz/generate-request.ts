@@ -228,7 +228,7 @@ function pdf(): string {
 }
 
 function cache(r: Random, b: Block): Block {
-  if (r.chance(0.15)) b.cache_control = { type: 'ephemeral' };
+  if (r.chance(0.15)) b.cache_control = r.chance(0.8) ? { type: 'ephemeral' } : { type: 'ephemeral', ttl: '1h' };
   return b;
 }
 
@@ -245,6 +245,7 @@ function documentBlock(r: Random): Block {
         : { type: 'document', source: { type: 'content', content: [{ type: 'text', text: text(r) }] } };
   if (r.chance(0.4)) b.title = text(r, 3);
   if (r.chance(0.3)) b.context = text(r, 3);
+  if (r.chance(0.2)) b.citations = { enabled: true };
   return cache(r, b);
 }
 
@@ -301,7 +302,11 @@ function assistantTurn(r: Random, tools: Json[], ids: Set<string>, pool: Signatu
   const blocks: Block[] = [];
   if (r.chance(thinkingOn ? 0.7 : 0.2)) {
     const n = r.int(1, 2);
-    for (let i = 0; i < n; i++) blocks.push({ type: 'thinking', thinking: r.chance(0.1) ? '' : text(r), signature: signature(r, pool) });
+    for (let i = 0; i < n; i++) {
+      const t: Block = { type: 'thinking', thinking: r.chance(0.1) ? '' : text(r), signature: signature(r, pool) };
+      if (r.chance(0.05)) delete t.signature;
+      blocks.push(t);
+    }
   }
   if (r.chance(0.1)) blocks.push({ type: 'redacted_thinking', data: Buffer.from(`redacted-${r.int(0, 1e6)}`).toString('base64') });
   if (r.chance(0.8)) blocks.push({ type: 'text', text: echoedText(r) });
@@ -335,7 +340,7 @@ function assistantTurn(r: Random, tools: Json[], ids: Set<string>, pool: Signatu
 function toolResult(r: Random, id: string): Block {
   const b: Block = { type: 'tool_result', tool_use_id: id };
   const k = r.int(0, 5);
-  if (k === 0) b.content = '';
+  if (k === 0) b.content = r.chance(0.7) ? '' : [];
   else if (k === 1) b.content = [{ type: 'text', text: text(r) }, image(r)];
   else if (k === 2) b.content = [image(r)];
   else if (k === 3) b.content = r.pick([[{ type: 'text', text: text(r) }, { type: 'text', text: text(r) }], [searchResult(r)], [documentBlock(r)], [{ type: 'text', text: '' }]]);
@@ -370,7 +375,7 @@ export function generateRequest(r: Random, opts: GenOptions): Json {
   const thinkingOn = thinking !== undefined && thinking.type !== 'disabled';
   const budget = thinking?.type === 'enabled' ? (thinking.budget_tokens as number) : 0;
   // budget_tokens < max_tokens (§2.5)
-  const sizes = [1, 16, 256, 1024, 4096, 8192, 32000, 64000].filter((n) => n > budget);
+  const sizes = [1, 16, 256, 1024, 4096, 8192, 32000, 64000, 128000].filter((n) => n > budget);
   req.max_tokens = r.pick(sizes);
   if (thinking) req.thinking = thinking;
 
@@ -383,6 +388,7 @@ export function generateRequest(r: Random, opts: GenOptions): Json {
   }
   if (r.chance(0.6)) for (let i = r.int(1, 5); i > 0; i--) tools.push(tool(r, taken));
   if (tools.length) req.tools = r.shuffle(tools);
+  else if (r.chance(0.1)) req.tools = []; // title requests send an empty list
   if (tools.length && r.chance(0.4)) {
     // Forced tool use is refused with thinking on (§2.2).
     const kinds = thinkingOn ? ['auto', 'none'] : ['auto', 'none', 'any', 'tool'];
@@ -439,12 +445,16 @@ export function generateRequest(r: Random, opts: GenOptions): Json {
   for (let e = 0; e < exchanges; e++) {
     const a = assistantTurn(r, tools, ids, opts.pool, thinkingOn);
     const only = a.blocks.length === 1 ? a.blocks[0]! : null;
-    messages.push({ role: 'assistant', content: only?.type === 'text' && only.text && r.chance(0.3) ? String(only.text) : a.blocks });
+    const cutA = r.chance(0.1) && a.blocks.length > 1 ? r.int(1, a.blocks.length - 1) : 0;
+    if (cutA) {
+      // One turn sent as two assistant messages: Anthropic merges them.
+      messages.push({ role: 'assistant', content: a.blocks.slice(0, cutA) }, { role: 'assistant', content: a.blocks.slice(cutA) });
+    } else messages.push({ role: 'assistant', content: only?.type === 'text' && only.text && r.chance(0.3) ? String(only.text) : a.blocks });
     const user: Block[] = r.shuffle(a.calls).map((id) => toolResult(r, id));
     if (!user.length || r.chance(0.3)) for (let i = r.int(1, 2); i > 0; i--) user.push(userBlock(r));
     // Anthropic merges consecutive same-role messages; Claude Code sometimes sends two user messages.
     if (r.chance(0.15) && user.length > 1) {
-      const cut = user.findIndex((b) => b.type !== 'tool_result');
+      const cut = r.chance(0.5) ? user.findIndex((b) => b.type !== 'tool_result') : 1;
       if (cut > 0) {
         messages.push({ role: 'user', content: user.slice(0, cut) }, { role: 'user', content: user.slice(cut) });
         continue;
