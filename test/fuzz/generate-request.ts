@@ -201,7 +201,21 @@ function tool(r: Random, taken: Set<string>): Json {
   const t: Json = { name: toolName(r, taken), input_schema: root };
   if (r.chance(0.8)) t.description = r.chance(0.1) ? text(r, 8).repeat(200) : text(r, 8);
   if (r.chance(0.1)) t.cache_control = { type: 'ephemeral' };
+  // Fields of SDK 1.12's custom tool (§2.4) that Claude Code does not send but SDK programs may.
+  if (r.chance(0.1)) t.type = 'custom';
+  if (r.chance(0.05)) t.strict = true;
+  if (r.chance(0.05)) t.input_examples = [{}];
   return t;
+}
+
+/** Anthropic's server tools (§2.4): a type and no schema. */
+function serverTool(r: Random): Json {
+  return r.pick([
+    { type: 'web_search_20250305', name: 'web_search', max_uses: 3 },
+    { type: 'web_search_20260209', name: 'web_search', allowed_domains: ['example.com'] },
+    { type: 'bash_20250124', name: 'bash' },
+    { type: 'text_editor_20250728', name: 'str_replace_based_edit_tool' },
+  ]);
 }
 
 const BASH: Json = {
@@ -298,7 +312,9 @@ function toolInput(r: Random): unknown {
   return r.pick([{ command: 'ls -la', description: text(r, 3) }, {}, { nested: { a: [1, 'two', null], title: 'x', format: 'y', default: 1 } }, { q: text(r) }]);
 }
 
-function assistantTurn(r: Random, tools: Json[], ids: Set<string>, pool: SignaturePool, thinkingOn: boolean): { blocks: Block[]; calls: string[] } {
+function assistantTurn(r: Random, allTools: Json[], ids: Set<string>, pool: SignaturePool, thinkingOn: boolean): { blocks: Block[]; calls: string[] } {
+  // Client tools only: a server tool's calls are server_tool_use blocks, answered by the API itself.
+  const tools = allTools.filter((t) => t.input_schema !== undefined);
   const blocks: Block[] = [];
   if (r.chance(thinkingOn ? 0.7 : 0.2)) {
     const n = r.int(1, 2);
@@ -387,6 +403,13 @@ export function generateRequest(r: Random, opts: GenOptions): Json {
     taken.add('Bash');
   }
   if (r.chance(0.6)) for (let i = r.int(1, 5); i > 0; i--) tools.push(tool(r, taken));
+  if (r.chance(0.1)) {
+    const st = serverTool(r);
+    if (!taken.has(String(st.name))) {
+      taken.add(String(st.name));
+      tools.push(st);
+    }
+  }
   if (tools.length) req.tools = r.shuffle(tools);
   else if (r.chance(0.1)) req.tools = []; // title requests send an empty list
   if (tools.length && r.chance(0.4)) {
@@ -394,7 +417,7 @@ export function generateRequest(r: Random, opts: GenOptions): Json {
     const kinds = thinkingOn ? ['auto', 'none'] : ['auto', 'none', 'any', 'tool'];
     const type = r.pick(kinds);
     const choice: Json = { type };
-    if (type === 'tool') choice.name = r.pick(tools).name;
+    if (type === 'tool') choice.name = r.pick(tools).name; // a server tool may be forced too
     if (type !== 'none' && r.chance(0.3)) choice.disable_parallel_tool_use = r.chance(0.5);
     req.tool_choice = choice;
   }
@@ -464,6 +487,11 @@ export function generateRequest(r: Random, opts: GenOptions): Json {
     if (r.chance(0.1)) messages.push({ role: 'system', content: text(r, 6) });
   }
   if (opts.askForTool) messages.push({ role: 'user', content: `Please run the command: echo fuzz-${r.int(0, 1e6)}` });
+  // A web search tool alone is how Claude Code's WebSearch asks for a search: the proxy searches for
+  // the last user text, and refuses (by design, provider.test.ts) a search with no text at all.
+  if (tools.length === 1 && String(tools[0]!.type).startsWith('web_search_')) {
+    messages.push({ role: 'user', content: `Perform a web search for the query: ${text(r, 4)}` });
+  }
   // The last message is the user's (prefill is refused by newer models, §2.2); a system message may follow it.
   if (messages[messages.length - 1]!.role === 'assistant') messages.push({ role: 'user', content: text(r) });
   if (r.chance(0.1) && messages[messages.length - 1]!.role === 'user') messages.push({ role: 'system', content: text(r, 6) });
