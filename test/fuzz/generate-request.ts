@@ -399,8 +399,10 @@ export function generateRequest(r: Random, opts: GenOptions): Json {
   const tools: Json[] = [];
   const taken = new Set<string>();
   if (opts.askForTool || r.chance(0.3)) {
-    tools.push(BASH);
-    taken.add('Bash');
+    // The fakes call the tool named like a shell; a name Google cannot take must come back as sent.
+    const name = r.pick(['Bash', 'Bash', '1shell', '9-run-command', `${'z'.repeat(58)}_shell`]);
+    tools.push({ ...BASH, name });
+    taken.add(name);
   }
   if (r.chance(0.6)) for (let i = r.int(1, 5); i > 0; i--) tools.push(tool(r, taken));
   if (r.chance(0.1)) {
