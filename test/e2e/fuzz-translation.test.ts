@@ -28,7 +28,7 @@ const MODELS = [
   { model: 'glm-4.6', family: 'zai' as const },
 ];
 const SEED = Number(process.env.FUZZ_SEED ?? 20261205);
-const CASES = Number(process.env.FUZZ_CASES ?? 100);
+const CASES = Number(process.env.FUZZ_CASES ?? 200);
 /** A directory to write each failing request to, as JSON, for replaying it by hand. */
 const DUMP = process.env.FUZZ_DUMP;
 
@@ -39,7 +39,7 @@ let client: Anthropic;
 
 beforeAll(async () => {
   zai = startFakeZai({ keys: [ZAI_KEY] });
-  google = startFakeGoogle({ strictSignatures: true, record: false });
+  google = startFakeGoogle({ strictSignatures: true });
   const dir = tempDir('mcp-fuzz-');
   const config = loadConfig({ PROXY_API_KEY: PROXY_KEY, MCP_DATA_DIR: dir, ...zaiEnv(zai), ...googleEnv(google) });
   const db = openDatabase(config.dbPath);
@@ -119,6 +119,21 @@ function nextTurn(req: Json, answer: Json): Json {
   return { ...req, messages: [...messages, { role: 'assistant', content: answer.content }, { role: 'user', content: user }] };
 }
 
+/** The user's last words as the client sent them: each must reach the upstream unchanged. */
+function lastUserTexts(req: Json): string[] {
+  const last = (req.messages as Json[]).findLast((m) => m.role === 'user')!;
+  const blocks = typeof last.content === 'string' ? [{ type: 'text', text: last.content }] : (last.content as Json[]);
+  return blocks.filter((b) => b.type === 'text' && /\S/.test(b.text)).map((b) => b.text as string);
+}
+
+/** The body the upstream got for the last call (the fakes keep them; emptied after each look). */
+function upstreamBody(family: 'claude' | 'gemini' | 'zai'): string {
+  const body = JSON.stringify((family === 'zai' ? zai.messages() : google.generations()).at(-1)?.body ?? null);
+  zai.requests.length = 0;
+  google.requests.length = 0;
+  return body;
+}
+
 function harvest(pool: SignaturePool, family: 'claude' | 'gemini' | 'zai', answer: Json): void {
   for (const b of answer.content as Json[]) {
     if (b.type === 'thinking' && typeof b.signature === 'string' && b.signature && pool[family].length < 50) pool[family].push(b.signature);
@@ -135,6 +150,15 @@ describe(`translation fuzz, seed ${SEED}`, () => {
         const r = rng(SEED * 1000 + i * 10 + m);
         const req = generateRequest(r, { model, pool, askForTool: r.chance(0.3) });
         const where = `seed ${SEED} case ${i} ${model}`;
+        // The same body counted (count_tokens takes it without max_tokens and stream, §2.11).
+        try {
+          const { max_tokens: _m, stream: _s, ...countable } = req;
+          const counted = await client.messages.countTokens(countable as never);
+          if (!Number.isInteger(counted.input_tokens) || counted.input_tokens < 0) failures.push(`${where} (count_tokens): input_tokens ${counted.input_tokens}`);
+        } catch (err) {
+          failures.push(`${where} (count_tokens): ${describeError(err)}`);
+          dump(`${where} count_tokens`, req);
+        }
         let answer: Json;
         try {
           answer = await send(req);
@@ -148,16 +172,27 @@ describe(`translation fuzz, seed ${SEED}`, () => {
           failures.push(`${where}: ${p}\n${JSON.stringify(answer).slice(0, 2000)}`);
           continue;
         }
+        const sent = upstreamBody(family);
+        // Not a search: its query is taken from those words, trimmed (anthropic/web-search.ts).
+        const tools = (req.tools ?? []) as Json[];
+        const search = tools.length === 1 && /^web_search_/.test(String(tools[0]!.type));
+        const lost = search ? undefined : lastUserTexts(req).find((t) => !sent.includes(JSON.stringify(t).slice(1, -1)));
+        if (lost !== undefined) {
+          failures.push(`${where}: the user's text ${JSON.stringify(lost)} did not reach the upstream as sent`);
+          dump(where, req);
+        }
         harvest(pool, family, answer);
         for (const b of answer.content as Json[]) seen[`${family}:${b.type}`] = (seen[`${family}:${b.type}`] ?? 0) + 1;
-        const next = nextTurn(req, answer);
+        // A third of the follow-ups go to another family, as a /model switch or a fallback does.
+        const then = MODELS[(m + (r.chance(0.33) ? r.int(1, 2) : 0)) % MODELS.length]!;
+        const next = { ...nextTurn(req, answer), model: then.model };
         try {
           const again = await send(next);
           const p2 = messageProblem(next, again);
-          if (p2) failures.push(`${where} (round trip): ${p2}`);
-          else harvest(pool, family, again);
+          if (p2) failures.push(`${where} (round trip to ${then.model}): ${p2}`);
+          else harvest(pool, then.family, again);
         } catch (err) {
-          failures.push(`${where} (round trip): ${describeError(err)}`);
+          failures.push(`${where} (round trip to ${then.model}): ${describeError(err)}`);
           dump(`${where} round trip`, next);
         }
       }

@@ -1120,8 +1120,27 @@ function unknownName(key: string, at: string): ShapeProblem {
   return { message: `Invalid JSON payload received. Unknown name "${key}" at '${at}': Cannot find field.` };
 }
 
+/** GenerateContentRequest fields (§5.1), generationConfig fields (§7.9, §7.10, §12) and thinkingConfig's, both spellings. */
+const REQUEST_FIELDS = new Set(['contents', 'systemInstruction', 'tools', 'toolConfig', 'generationConfig', 'sessionId', 'labels', 'safetySettings']);
+const GENERATION_FIELDS = new Set([
+  'maxOutputTokens', 'temperature', 'topP', 'topK', 'stopSequences', 'thinkingConfig', 'candidateCount',
+  'responseMimeType', 'responseSchema', 'responseModalities', 'imageConfig',
+]);
+const THINKING_FIELDS = new Set(['includeThoughts', 'thinkingBudget', 'include_thoughts', 'thinking_budget', 'thinkingLevel']);
+/** §7.14: Gemini 3.x writes at most 65536 tokens. */
+const GEMINI_MAX_OUTPUT = 65_536;
+
 function shapeProblem(family: Family, request: Record<string, unknown>): ShapeProblem | null {
   const claude = family === 'claude';
+  // Proto JSON: a field the message does not have is a 400 (§7.13's "Cannot find field").
+  for (const k of Object.keys(request)) if (!REQUEST_FIELDS.has(k)) return unknownName(k, 'request');
+  if (isRecord(request.generationConfig)) {
+    for (const k of Object.keys(request.generationConfig)) if (!GENERATION_FIELDS.has(k)) return unknownName(k, 'request.generation_config');
+    const t = request.generationConfig.thinkingConfig;
+    if (isRecord(t)) for (const k of Object.keys(t)) if (!THINKING_FIELDS.has(k)) return unknownName(k, 'request.generation_config.thinking_config');
+    const max = request.generationConfig.maxOutputTokens;
+    if (family === 'gemini' && typeof max === 'number' && max > GEMINI_MAX_OUTPUT) return { message: `Unable to submit request because it has a maxOutputTokens value of ${max} but the supported range is from 1 (inclusive) to ${GEMINI_MAX_OUTPUT + 1} (exclusive).` };
+  }
   // §5.3: an object with parts; a plain string is a 400.
   const sys = request.systemInstruction;
   if (sys !== undefined) {

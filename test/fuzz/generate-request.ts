@@ -201,7 +201,21 @@ function tool(r: Random, taken: Set<string>): Json {
   const t: Json = { name: toolName(r, taken), input_schema: root };
   if (r.chance(0.8)) t.description = r.chance(0.1) ? text(r, 8).repeat(200) : text(r, 8);
   if (r.chance(0.1)) t.cache_control = { type: 'ephemeral' };
+  // Fields of SDK 1.12's custom tool (§2.4) that Claude Code does not send but SDK programs may.
+  if (r.chance(0.1)) t.type = 'custom';
+  if (r.chance(0.05)) t.strict = true;
+  if (r.chance(0.05)) t.input_examples = [{}];
   return t;
+}
+
+/** Anthropic's server tools (§2.4): a type and no schema. */
+function serverTool(r: Random): Json {
+  return r.pick([
+    { type: 'web_search_20250305', name: 'web_search', max_uses: 3 },
+    { type: 'web_search_20260209', name: 'web_search', allowed_domains: ['example.com'] },
+    { type: 'bash_20250124', name: 'bash' },
+    { type: 'text_editor_20250728', name: 'str_replace_based_edit_tool' },
+  ]);
 }
 
 const BASH: Json = {
@@ -228,7 +242,7 @@ function pdf(): string {
 }
 
 function cache(r: Random, b: Block): Block {
-  if (r.chance(0.15)) b.cache_control = { type: 'ephemeral' };
+  if (r.chance(0.15)) b.cache_control = r.chance(0.8) ? { type: 'ephemeral' } : { type: 'ephemeral', ttl: '1h' };
   return b;
 }
 
@@ -245,6 +259,7 @@ function documentBlock(r: Random): Block {
         : { type: 'document', source: { type: 'content', content: [{ type: 'text', text: text(r) }] } };
   if (r.chance(0.4)) b.title = text(r, 3);
   if (r.chance(0.3)) b.context = text(r, 3);
+  if (r.chance(0.2)) b.citations = { enabled: true };
   return cache(r, b);
 }
 
@@ -297,11 +312,17 @@ function toolInput(r: Random): unknown {
   return r.pick([{ command: 'ls -la', description: text(r, 3) }, {}, { nested: { a: [1, 'two', null], title: 'x', format: 'y', default: 1 } }, { q: text(r) }]);
 }
 
-function assistantTurn(r: Random, tools: Json[], ids: Set<string>, pool: SignaturePool, thinkingOn: boolean): { blocks: Block[]; calls: string[] } {
+function assistantTurn(r: Random, allTools: Json[], ids: Set<string>, pool: SignaturePool, thinkingOn: boolean): { blocks: Block[]; calls: string[] } {
+  // Client tools only: a server tool's calls are server_tool_use blocks, answered by the API itself.
+  const tools = allTools.filter((t) => t.input_schema !== undefined);
   const blocks: Block[] = [];
   if (r.chance(thinkingOn ? 0.7 : 0.2)) {
     const n = r.int(1, 2);
-    for (let i = 0; i < n; i++) blocks.push({ type: 'thinking', thinking: r.chance(0.1) ? '' : text(r), signature: signature(r, pool) });
+    for (let i = 0; i < n; i++) {
+      const t: Block = { type: 'thinking', thinking: r.chance(0.1) ? '' : text(r), signature: signature(r, pool) };
+      if (r.chance(0.05)) delete t.signature;
+      blocks.push(t);
+    }
   }
   if (r.chance(0.1)) blocks.push({ type: 'redacted_thinking', data: Buffer.from(`redacted-${r.int(0, 1e6)}`).toString('base64') });
   if (r.chance(0.8)) blocks.push({ type: 'text', text: echoedText(r) });
@@ -335,7 +356,7 @@ function assistantTurn(r: Random, tools: Json[], ids: Set<string>, pool: Signatu
 function toolResult(r: Random, id: string): Block {
   const b: Block = { type: 'tool_result', tool_use_id: id };
   const k = r.int(0, 5);
-  if (k === 0) b.content = '';
+  if (k === 0) b.content = r.chance(0.7) ? '' : [];
   else if (k === 1) b.content = [{ type: 'text', text: text(r) }, image(r)];
   else if (k === 2) b.content = [image(r)];
   else if (k === 3) b.content = r.pick([[{ type: 'text', text: text(r) }, { type: 'text', text: text(r) }], [searchResult(r)], [documentBlock(r)], [{ type: 'text', text: '' }]]);
@@ -370,7 +391,7 @@ export function generateRequest(r: Random, opts: GenOptions): Json {
   const thinkingOn = thinking !== undefined && thinking.type !== 'disabled';
   const budget = thinking?.type === 'enabled' ? (thinking.budget_tokens as number) : 0;
   // budget_tokens < max_tokens (§2.5)
-  const sizes = [1, 16, 256, 1024, 4096, 8192, 32000, 64000].filter((n) => n > budget);
+  const sizes = [1, 16, 256, 1024, 4096, 8192, 32000, 64000, 128000].filter((n) => n > budget);
   req.max_tokens = r.pick(sizes);
   if (thinking) req.thinking = thinking;
 
@@ -378,17 +399,27 @@ export function generateRequest(r: Random, opts: GenOptions): Json {
   const tools: Json[] = [];
   const taken = new Set<string>();
   if (opts.askForTool || r.chance(0.3)) {
-    tools.push(BASH);
-    taken.add('Bash');
+    // The fakes call the tool named like a shell; a name Google cannot take must come back as sent.
+    const name = r.pick(['Bash', 'Bash', '1shell', '9-run-command', `${'z'.repeat(58)}_shell`]);
+    tools.push({ ...BASH, name });
+    taken.add(name);
   }
   if (r.chance(0.6)) for (let i = r.int(1, 5); i > 0; i--) tools.push(tool(r, taken));
+  if (r.chance(0.1)) {
+    const st = serverTool(r);
+    if (!taken.has(String(st.name))) {
+      taken.add(String(st.name));
+      tools.push(st);
+    }
+  }
   if (tools.length) req.tools = r.shuffle(tools);
+  else if (r.chance(0.1)) req.tools = []; // title requests send an empty list
   if (tools.length && r.chance(0.4)) {
     // Forced tool use is refused with thinking on (§2.2).
     const kinds = thinkingOn ? ['auto', 'none'] : ['auto', 'none', 'any', 'tool'];
     const type = r.pick(kinds);
     const choice: Json = { type };
-    if (type === 'tool') choice.name = r.pick(tools).name;
+    if (type === 'tool') choice.name = r.pick(tools).name; // a server tool may be forced too
     if (type !== 'none' && r.chance(0.3)) choice.disable_parallel_tool_use = r.chance(0.5);
     req.tool_choice = choice;
   }
@@ -439,12 +470,16 @@ export function generateRequest(r: Random, opts: GenOptions): Json {
   for (let e = 0; e < exchanges; e++) {
     const a = assistantTurn(r, tools, ids, opts.pool, thinkingOn);
     const only = a.blocks.length === 1 ? a.blocks[0]! : null;
-    messages.push({ role: 'assistant', content: only?.type === 'text' && only.text && r.chance(0.3) ? String(only.text) : a.blocks });
+    const cutA = r.chance(0.1) && a.blocks.length > 1 ? r.int(1, a.blocks.length - 1) : 0;
+    if (cutA) {
+      // One turn sent as two assistant messages: Anthropic merges them.
+      messages.push({ role: 'assistant', content: a.blocks.slice(0, cutA) }, { role: 'assistant', content: a.blocks.slice(cutA) });
+    } else messages.push({ role: 'assistant', content: only?.type === 'text' && only.text && r.chance(0.3) ? String(only.text) : a.blocks });
     const user: Block[] = r.shuffle(a.calls).map((id) => toolResult(r, id));
     if (!user.length || r.chance(0.3)) for (let i = r.int(1, 2); i > 0; i--) user.push(userBlock(r));
     // Anthropic merges consecutive same-role messages; Claude Code sometimes sends two user messages.
     if (r.chance(0.15) && user.length > 1) {
-      const cut = user.findIndex((b) => b.type !== 'tool_result');
+      const cut = r.chance(0.5) ? user.findIndex((b) => b.type !== 'tool_result') : 1;
       if (cut > 0) {
         messages.push({ role: 'user', content: user.slice(0, cut) }, { role: 'user', content: user.slice(cut) });
         continue;
@@ -454,6 +489,11 @@ export function generateRequest(r: Random, opts: GenOptions): Json {
     if (r.chance(0.1)) messages.push({ role: 'system', content: text(r, 6) });
   }
   if (opts.askForTool) messages.push({ role: 'user', content: `Please run the command: echo fuzz-${r.int(0, 1e6)}` });
+  // A web search tool alone is how Claude Code's WebSearch asks for a search: the proxy searches for
+  // the last user text, and refuses (by design, provider.test.ts) a search with no text at all.
+  if (tools.length === 1 && String(tools[0]!.type).startsWith('web_search_')) {
+    messages.push({ role: 'user', content: `Perform a web search for the query: ${text(r, 4)}` });
+  }
   // The last message is the user's (prefill is refused by newer models, §2.2); a system message may follow it.
   if (messages[messages.length - 1]!.role === 'assistant') messages.push({ role: 'user', content: text(r) });
   if (r.chance(0.1) && messages[messages.length - 1]!.role === 'user') messages.push({ role: 'system', content: text(r, 6) });

@@ -122,7 +122,7 @@ export function toGoogleRequest(req: MessagesRequest, opts: ToGoogleOptions): Re
   if (system.length > 0) request.systemInstruction = { role: 'user', parts: system.map((text) => ({ text: defuse(text) })) };
   if (declarations.length > 0) {
     request.tools = [{ functionDeclarations: declarations }];
-    const toolConfig = toolConfigFor(req, family, plan.thinking, toolName);
+    const toolConfig = toolConfigFor(req, family, plan.thinking, names);
     if (toolConfig) request.toolConfig = toolConfig;
   }
   const generationConfig = plan.generationConfig;
@@ -236,14 +236,19 @@ function suffixedName(base: string, original: string, taken: Set<string>): strin
   }
 }
 
-/** §7.11. Claude behind Google wants VALIDATED whenever tools are on; forcing a tool conflicts with thinking. */
-function toolConfigFor(req: MessagesRequest, family: ModelFamily, thinking: boolean, toolName: ToolNamer): Record<string, unknown> | null {
+/**
+ * §7.11. Claude behind Google wants VALIDATED whenever tools are on; forcing a tool conflicts with
+ * thinking. `declared`: client name -> upstream name of each tool declared upstream.
+ */
+function toolConfigFor(req: MessagesRequest, family: ModelFamily, thinking: boolean, declared: Map<string, string>): Record<string, unknown> | null {
   const choice = req.tool_choice;
   if (choice?.type === 'none') return { functionCallingConfig: { mode: 'NONE' } };
-  const forced = choice?.type === 'any' || choice?.type === 'tool';
+  // A forced tool that is not declared here (a server tool, which has no schema to declare) cannot
+  // be named to Google, which refuses an unknown allowed function: it forces nothing.
+  const forced = choice?.type === 'any' || (choice?.type === 'tool' && declared.has(choice.name ?? ''));
   if (forced && !(family === 'claude' && thinking)) {
     const cfg: Record<string, unknown> = { mode: 'ANY' };
-    if (choice.type === 'tool' && choice.name) cfg.allowedFunctionNames = [toolName(choice.name)];
+    if (choice.type === 'tool') cfg.allowedFunctionNames = [declared.get(choice.name!)!];
     return { functionCallingConfig: cfg };
   }
   if (family === 'claude') return { functionCallingConfig: { mode: 'VALIDATED' } };

@@ -526,7 +526,18 @@ describe('tools (§7.11–§7.13)', () => {
     ['claude tool, no thinking', 'claude-sonnet-4-6', { type: 'tool', name: 'Bash' }, { mode: 'ANY', allowedFunctionNames: ['Bash'] }],
     ['claude none', 'claude-sonnet-4-6', { type: 'none' }, { mode: 'NONE' }],
   ] as const)('tool_choice: %s', (_n, model, choice, expected) => {
-    const env = translate({ tools: [ccTools[0]], tool_choice: choice as any, thinking: { type: 'disabled' } }, model);
+    const mcp = { name: 'mcp__db.query', input_schema: { type: 'object', properties: { sql: { type: 'string' } } } };
+    const env = translate({ tools: [ccTools[0], mcp], tool_choice: choice as any, thinking: { type: 'disabled' } }, model);
+    expect(env.request.toolConfig?.functionCallingConfig).toEqual(expected as any);
+  });
+
+  test.each([
+    ['gemini', 'gemini-3-pro-high', undefined],
+    ['claude', 'claude-sonnet-4-6', { mode: 'VALIDATED' }],
+  ] as const)('tool_choice naming a tool that is not declared upstream (a server tool) forces nothing: %s', (_n, model, expected) => {
+    // Google refuses allowedFunctionNames naming no declaration (fuzz seed 9 case 299).
+    const editor = { type: 'text_editor_20250728', name: 'str_replace_based_edit_tool' };
+    const env = translate({ tools: [ccTools[0], editor], tool_choice: { type: 'tool', name: editor.name }, thinking: { type: 'disabled' } }, model);
     expect(env.request.toolConfig?.functionCallingConfig).toEqual(expected as any);
   });
 
