@@ -378,9 +378,11 @@ function restoreHint(dataDir: string): string {
       if (!newest || at > newest.at) newest = { path: join(dir, f), at };
     }
   } catch {
-    return '';
+    // no backups/ directory: no copy either
   }
-  return newest ? `; the newest copy of it is ${newest.path} (README, Backups: how to put it back)` : '';
+  if (newest) return `; the newest copy of it is ${newest.path} (README, Backups: how to put it back)`;
+  // Aside, not deleted: a damaged file may still give up its accounts (sqlite3's .recover).
+  return `; there is no copy of it in ${dir}: move it aside to start with an empty database (the accounts then need adding again), or put back a copy you keep elsewhere`;
 }
 
 /** Makes `path` an empty owner-only file when there is none (O_EXCL: nothing there is followed). */

@@ -1,7 +1,9 @@
 // What the CLI does with files in the data directory that are not what it expects: another
-// program's SQLite database where proxy.db should be is refused and left exactly as it was.
+// program's SQLite database where proxy.db should be is refused and left exactly as it was, and a
+// damaged one says what to do even when there is no copy to go back to.
 import { describe, expect, test } from 'bun:test';
 import { Database } from 'bun:sqlite';
+import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCaptured, useTempDataDir } from './run-cli.ts';
@@ -39,4 +41,16 @@ describe("another program's SQLite database where proxy.db should be", () => {
     expect((await runCaptured(['accounts', 'list'])).code).toBe(0);
     expect((await runCaptured(['accounts', 'list'])).code).toBe(0);
   });
+});
+
+test('a damaged proxy.db with no copy in backups/ says what to do, and is left as it is', async () => {
+  const path = join(dataDirOf(), 'proxy.db');
+  const bytes = randomBytes(64 * 1024);
+  writeFileSync(path, bytes);
+  const r = await runCaptured(['accounts', 'list']);
+  expect(r.code).toBe(1);
+  expect(r.err).toBe(
+    `mcp: database ${path} is not usable: file is not a database; there is no copy of it in ${join(dataDirOf(), 'backups')}: move it aside to start with an empty database (the accounts then need adding again), or put back a copy you keep elsewhere\n`,
+  );
+  expect(readFileSync(path).equals(bytes)).toBe(true);
 });
