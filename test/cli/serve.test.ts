@@ -237,6 +237,39 @@ describe('serve with a short key on every interface', () => {
   });
 });
 
+describe('a stop signal while serve starts up', () => {
+  // Without a handler yet, SIGTERM killed the process where it stood (exit 143, not a word).
+  test('stops it before it listens, with one line, and leaves no handler behind', async () => {
+    const data = mkdtempSync(join(tmpdir(), 'mcp-serve-early-stop-'));
+    const before = stopSignals().map((s) => process.listenerCount(s));
+    let out = '';
+    const writes = { err: process.stderr.write, out: process.stdout.write };
+    const capture = ((chunk: string | Uint8Array) => {
+      out += String(chunk);
+      return true;
+    }) as typeof process.stderr.write;
+    process.stderr.write = capture;
+    process.stdout.write = capture;
+    try {
+      const starting = serve({}, { PROXY_API_KEY: 'k-FAKE-0123456789abcdef', BIND_ADDRESS: '127.0.0.1', PORT: '0', MCP_DATA_DIR: data });
+      // serve has opened the database and waits for its parts to load: the moment a restart's SIGTERM lands.
+      process.emit('SIGTERM', 'SIGTERM');
+      const stopped = await Promise.race([starting.then(() => true), Bun.sleep(5000).then(() => false)]);
+      if (!stopped) process.emit('SIGTERM', 'SIGTERM');
+      await starting;
+      expect(stopped).toBe(true);
+      expect(out).toContain('SIGTERM during start-up: stopped before serving');
+      expect(out).not.toContain('mcp listening');
+      expect(stopSignals().map((s) => process.listenerCount(s))).toEqual(before);
+    } finally {
+      process.stderr.write = writes.err;
+      process.stdout.write = writes.out;
+      configureLog({ format: 'pretty' });
+      rmSync(data, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('the signals that stop serve gracefully', () => {
   // Ctrl+Break (SIGBREAK) and closing the console window (SIGHUP) killed mcp on Windows at once,
   // cutting streams off and leaving the database unclosed.
