@@ -65,6 +65,21 @@ describe('serve refuses bad configuration before opening anything', () => {
   });
 });
 
+describe('MODEL_MAP / FALLBACK_MAP that is JSON but not an object', () => {
+  // A JSON array or null was taken for a file name: "cannot read [1,2]: ENOENT: no such file…".
+  test('is named as the wrong JSON, not looked for as a file', async () => {
+    for (const [value, got] of [['["glm-4.7"]', 'an array'], ['null', 'null'], ['"glm-4.7"', '"glm-4.7"']]) {
+      const err = (await serve({}, { PROXY_API_KEY: 'k', FALLBACK_MAP: value }).catch((e: unknown) => e)) as Error;
+      expect(err.message).toBe(`FALLBACK_MAP must be a JSON object of strings (model -> model), got ${got}`);
+    }
+  });
+
+  test('a path that names no file says so in words, with what to give instead', async () => {
+    const err = (await serve({}, { PROXY_API_KEY: 'k', MODEL_MAP: '/nonexistent/map.json' }).catch((e: unknown) => e)) as Error;
+    expect(err.message).toBe('MODEL_MAP: cannot read /nonexistent/map.json: there is no such file (give a JSON object of strings, or a path to one)');
+  });
+});
+
 describe('serve on a port another mcp already serves', () => {
   test('is refused with the port-in-use line (no silent sharing of the port)', async () => {
     const env = { PROXY_API_KEY: 'k-123456', BIND_ADDRESS: '127.0.0.1', PORT: '0' };
