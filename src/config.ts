@@ -207,13 +207,15 @@ function zaiQuotaUrlFor(baseUrl: string): string {
 function stringMap(name: string, raw: string | undefined, home: string): Record<string, string> {
   if (!raw || !raw.trim()) return {};
   let text = raw.trim();
-  if (!text.startsWith('{')) {
+  // JSON of another shape (`[…]`, `null`, a string) is refused as such below, not looked for as a file.
+  if (!/^(?:[{["]|null$|true$|false$)/.test(text)) {
     // A path to a JSON file.
     try {
       // Editors on Windows may save the file with a byte-order mark, which JSON.parse refuses.
       text = (require('node:fs').readFileSync(expandHome(text, home), 'utf8') as string).replace(/^\uFEFF/, '');
     } catch (err) {
-      return refuse(`${name}: cannot read ${raw}: ${(err as Error).message}`, {});
+      const why = (err as { code?: string }).code === 'ENOENT' ? 'there is no such file' : (err as Error).message;
+      return refuse(`${name}: cannot read ${raw}: ${why} (give a JSON object of strings, or a path to one)`, {});
     }
   }
   let parsed: unknown;
@@ -224,7 +226,7 @@ function stringMap(name: string, raw: string | undefined, home: string): Record<
     return refuse(`${what} is not valid JSON (${(err as Error).message.split('\n')[0]}): give a JSON object of strings, or a path to one`, {});
   }
   if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
-    return refuse(`${name} must be a JSON object of strings`, {});
+    return refuse(`${name} must be a JSON object of strings (model -> model), got ${Array.isArray(parsed) ? 'an array' : String(JSON.stringify(parsed))}`, {});
   }
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(parsed)) {

@@ -460,6 +460,10 @@ const addCommand = defineCommand({
       const sayLine = (line: string) => warn(line);
       let result: Awaited<ReturnType<typeof login.loginWithRefreshToken>>;
       let refreshToken = (args['refresh-token'] ?? '').trim();
+      // `--refresh-token "$TOKEN"` with the variable unset: a browser login instead would wait minutes in a script.
+      if (args['refresh-token'] !== undefined && !refreshToken) {
+        throw new UsageError('--refresh-token is empty: give the token, or - to read it from stdin (without the option, a browser login starts)');
+      }
       if (refreshToken === '-') refreshToken = await secretFromStdin(reader.readSecret, '--refresh-token', interactive ? 'Refresh token: ' : '');
       // Discovery at login runs under the project given (`default`: Google's, as without it).
       const userProject = projectMeta.userProject ?? null;

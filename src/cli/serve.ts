@@ -159,20 +159,57 @@ export async function assembleServer(db: Database, config: Config) {
   return { routing, recorder, app, startServer, shutdown, providerDeps };
 }
 
+/**
+ * Keeps a stop signal that comes while the server starts (a restart right after a start, Ctrl+C at
+ * once), which would otherwise kill the process where it stands, without a word; start-up honours
+ * it as soon as it can. `release` hands the signals back (to the running server's handler, or none).
+ */
+export function holdStopSignals(signals: NodeJS.Signals[] = stopSignals()): { signal: NodeJS.Signals | null; release(): void } {
+  const held = {
+    signal: null as NodeJS.Signals | null,
+    release: () => {
+      for (const s of signals) process.off(s, hold);
+    },
+  };
+  const hold = (s: NodeJS.Signals) => {
+    held.signal ??= s;
+  };
+  for (const s of signals) process.on(s, hold);
+  return held;
+}
+
 async function runServer(config: Config): Promise<void> {
-
-  const db = openDatabase(config.dbPath, { check: true });
-  // Moving over from the Go or Node proxy: their accounts.json is imported once.
-  importOnFirstStart(db, config.accountsConfigPath, (level, line) => log[level](line));
-  const accounts = listAccounts(db);
-  registerAccountSecrets(accounts);
-
-  const { routing, recorder, app, startServer, shutdown, providerDeps } = await assembleServer(db, config);
+  const early = holdStopSignals();
+  let db: Database;
+  let parts: Awaited<ReturnType<typeof assembleServer>>;
+  let accounts: Account[];
+  try {
+    db = openDatabase(config.dbPath, { check: true });
+    // Moving over from the Go or Node proxy: their accounts.json is imported once.
+    importOnFirstStart(db, config.accountsConfigPath, (level, line) => log[level](line));
+    accounts = listAccounts(db);
+    registerAccountSecrets(accounts);
+    parts = await assembleServer(db, config);
+    // A signal that came during the synchronous steps above is delivered on a later turn of the loop.
+    await new Promise((resolve) => setImmediate(resolve));
+  } catch (err) {
+    early.release();
+    throw err;
+  }
+  const { routing, recorder, app, startServer, shutdown, providerDeps } = parts;
+  if (early.signal) {
+    early.release();
+    recorder.stop();
+    db.close();
+    log.info(`${early.signal} during start-up: stopped before serving`);
+    return;
+  }
 
   let server: ReturnType<typeof startServer> | undefined;
   try {
     server = startServer(config, app);
   } catch (err) {
+    early.release();
     recorder.stop();
     db.close();
     throw listenFailure(config.bindAddress, config.port, err);
@@ -230,7 +267,10 @@ async function runServer(config: Config): Promise<void> {
         resolveStopped();
       })();
     };
+    early.release();
     for (const s of signals) process.on(s, onSignal);
+    // One that came while it started up: the stop is as for any other, nothing is in flight yet.
+    if (early.signal) onSignal(early.signal);
   });
 }
 

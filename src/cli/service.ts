@@ -564,6 +564,14 @@ const installCommand = defineCommand({
       cwd: process.cwd(),
       keptEnvFile: readIfExists(servicePaths(platform, serviceHome(process.env)).envFile),
     });
+    // Without the service manager (a container, WSL or a distribution without systemd) the files
+    // would be written for nothing and each step fail with Bun's "Executable not found" line.
+    const missing = dryRun ? undefined : [...new Set(plan.commands.map((c) => c[0]!))].find((tool) => !Bun.which(tool, { PATH: process.env.PATH ?? '' }));
+    if (missing) {
+      throw new Error(
+        `${missing} is not on PATH: this system runs no ${platform === 'linux' ? 'systemd' : 'launchd'} user services, so \`mcp service\` cannot install one here; nothing was written. Run \`mcp serve\` under this system's own supervisor instead (README, "Run it as a service")`,
+      );
+    }
     const failed = applyPlan(plan, dryRun);
     if (failed.some((line) => NO_USER_BUS.test(line))) {
       throw new Error(

@@ -1,7 +1,7 @@
 // A copy of the whole database that can be taken while the server runs, and the accounts read
 // back out of one. The copy holds refresh tokens and API keys: it is owner-only from its first byte.
 import { Database } from 'bun:sqlite';
-import { closeSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type Account, listAccounts } from './accounts.ts';
@@ -23,6 +23,10 @@ export function backupDatabase(db: Database, target: string, opts: { overwrite?:
   // Renamed over the live file (or its WAL), the copy would pull the database out from under the server.
   const live = resolve(db.filename);
   if ([live, `${live}-wal`, `${live}-shm`].includes(resolve(target))) throw new StoreError(`${target} is the database itself: name another file`);
+  // --force renames the copy over what has the name: over /dev/null (root, `> /dev/null` habits)
+  // that put a regular file holding every key where the device was, for every program on the machine.
+  const kind = kindOfExisting(target);
+  if (kind) throw new StoreError(`${target} is ${kind}, not a file: name a file to write the copy to`);
   if (existsSync(target) && !opts.overwrite) throw new BackupExistsError(target);
   const tmp = `${target}.partial-${process.pid}`;
   try {
@@ -55,6 +59,22 @@ export function backupDatabase(db: Database, target: string, opts: { overwrite?:
     // The temporary name is ours, not the user's: the system's message names the file asked for.
     throw new StoreError(`cannot write the backup ${target}: ${(err as Error).message.split(tmp).join(target)}`, { cause: err });
   }
+}
+
+/** What is at `path` when it is neither a regular file nor a symbolic link (replacing a link leaves its target alone); null otherwise. */
+function kindOfExisting(path: string): string | null {
+  let st: ReturnType<typeof lstatSync>;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return null;
+  }
+  if (st.isFile() || st.isSymbolicLink()) return null;
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isFIFO()) return 'a named pipe';
+  if (st.isSocket()) return 'a socket';
+  return st.isDirectory() ? 'a directory' : 'not a regular file';
 }
 
 export class BackupExistsError extends StoreError {

@@ -188,6 +188,8 @@ export function openDatabase(
   try {
     db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
     if (!opts.readonly) {
+      // Before WAL mode is set, which would already write to the file.
+      assertOurs(db, path);
       enableWal(db);
       db.exec(`PRAGMA synchronous = ${opts.durable ? 'FULL' : 'NORMAL'}`);
       // SQLite never shrinks the WAL file while connections stay open: one big write (a backlog
@@ -276,6 +278,28 @@ function assertWritable(db: Database): void {
   }
 }
 
+/**
+ * Another program's SQLite file where proxy.db should be (a wrong MCP_DATA_DIR, a name taken): mcp
+ * must neither add its tables to it nor fail later on a column it lacks. Ours has no table at
+ * version 0 (the first migration sets the version in its own transaction) and its accounts table
+ * from version 1 on.
+ */
+function assertOurs(db: Database, path: string): void {
+  const { user_version } = db.query('PRAGMA user_version').get() as { user_version: number };
+  const tables = (db.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").values() as string[][]).map(
+    (r) => r[0]!,
+  );
+  if (user_version === 0 && tables.length === 0) return;
+  if (user_version > 0) {
+    const columns = new Set((db.query("SELECT name FROM pragma_table_info('accounts')").values() as string[][]).map((r) => r[0]));
+    if (['id', 'provider', 'label', 'credentials'].every((c) => columns.has(c))) return;
+  }
+  const shown = tables.length > 3 ? `${tables.slice(0, 3).join(', ')} and ${tables.length - 3} more` : tables.join(', ');
+  throw new StoreError(
+    `${path} is another program's SQLite database, not mcp's (its tables: ${shown || 'none'}); nothing was written to it: point MCP_DATA_DIR at another directory, or move the file away`,
+  );
+}
+
 function quickCheck(db: Database): void {
   const rows = db.query('PRAGMA quick_check').all() as Array<{ quick_check: string }>;
   if (rows.length === 1 && rows[0]!.quick_check === 'ok') return;
@@ -354,9 +378,11 @@ function restoreHint(dataDir: string): string {
       if (!newest || at > newest.at) newest = { path: join(dir, f), at };
     }
   } catch {
-    return '';
+    // no backups/ directory: no copy either
   }
-  return newest ? `; the newest copy of it is ${newest.path} (README, Backups: how to put it back)` : '';
+  if (newest) return `; the newest copy of it is ${newest.path} (README, Backups: how to put it back)`;
+  // Aside, not deleted: a damaged file may still give up its accounts (sqlite3's .recover).
+  return `; there is no copy of it in ${dir}: move it aside to start with an empty database (the accounts then need adding again), or put back a copy you keep elsewhere`;
 }
 
 /** Makes `path` an empty owner-only file when there is none (O_EXCL: nothing there is followed). */

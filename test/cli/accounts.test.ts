@@ -781,3 +781,15 @@ describe('the interactive provider prompt', () => {
     await expect(askProvider(async () => null)).rejects.toThrow('no provider given');
   });
 });
+
+describe('an empty --refresh-token (a script whose $TOKEN is unset)', () => {
+  test('is a usage error at once, not a browser login that waits for minutes', async () => {
+    const asked = google.requests.length;
+    for (const given of ['', '  ']) {
+      const r = await run('accounts', 'add', '--provider', 'antigravity', '--refresh-token', given);
+      expect(r.code).toBe(2);
+      expect(r.err).toBe('mcp: --refresh-token is empty: give the token, or - to read it from stdin (without the option, a browser login starts)\n');
+    }
+    expect(google.requests.length).toBe(asked);
+  }, 5000);
+});

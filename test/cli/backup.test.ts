@@ -1,7 +1,7 @@
 // `mcp backup <dir>`: a directory named as the target gets a fresh proxy-<UTC time>.db inside it,
 // as `cp file dir/` would, rather than "already exists (--force replaces it)" and a --force that fails.
 import { describe, expect, test } from 'bun:test';
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Database } from 'bun:sqlite';
 import { upsertAccount } from '../../src/store/accounts.ts';
@@ -140,5 +140,19 @@ describe('mcp backup where there is nothing to copy, or nowhere to put it', () =
     expect(r.err.split('\n').filter(Boolean)).toHaveLength(1);
     expect(r.err).toStartWith(`mcp: cannot write the backup into ${join(dataDir(), 'backups')}: ${join(dataDir(), 'backups')} is a file, not a directory`);
     expect(r.err).toContain('`mcp backup <file|dir>`');
+  });
+});
+
+describe('mcp backup --force over something that is not a file', () => {
+  // Renamed over /dev/null as root, the copy replaced the device with a regular file of every key.
+  test('a named pipe (as a device would be) is refused and left in place', async () => {
+    makeDatabase();
+    const target = join(dataDir(), 'pipe');
+    expect(Bun.spawnSync(['mkfifo', target]).exitCode).toBe(0);
+    const r = await runCaptured(['backup', target, '--force']);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(`mcp: ${target} is a named pipe, not a file: name a file to write the copy to\n`);
+    expect(lstatSync(target).isFIFO()).toBe(true);
+    expect(readdirSync(dataDir()).filter((f) => f.includes('.partial-'))).toEqual([]);
   });
 });

@@ -65,6 +65,21 @@ describe('serve refuses bad configuration before opening anything', () => {
   });
 });
 
+describe('MODEL_MAP / FALLBACK_MAP that is JSON but not an object', () => {
+  // A JSON array or null was taken for a file name: "cannot read [1,2]: ENOENT: no such file…".
+  test('is named as the wrong JSON, not looked for as a file', async () => {
+    for (const [value, got] of [['["glm-4.7"]', 'an array'], ['null', 'null'], ['"glm-4.7"', '"glm-4.7"']]) {
+      const err = (await serve({}, { PROXY_API_KEY: 'k', FALLBACK_MAP: value }).catch((e: unknown) => e)) as Error;
+      expect(err.message).toBe(`FALLBACK_MAP must be a JSON object of strings (model -> model), got ${got}`);
+    }
+  });
+
+  test('a path that names no file says so in words, with what to give instead', async () => {
+    const err = (await serve({}, { PROXY_API_KEY: 'k', MODEL_MAP: '/nonexistent/map.json' }).catch((e: unknown) => e)) as Error;
+    expect(err.message).toBe('MODEL_MAP: cannot read /nonexistent/map.json: there is no such file (give a JSON object of strings, or a path to one)');
+  });
+});
+
 describe('serve on a port another mcp already serves', () => {
   test('is refused with the port-in-use line (no silent sharing of the port)', async () => {
     const env = { PROXY_API_KEY: 'k-123456', BIND_ADDRESS: '127.0.0.1', PORT: '0' };
@@ -228,6 +243,39 @@ describe('serve with a short key on every interface', () => {
       expect(warned).toHaveLength(1);
       expect(out).toContain('mcp listening on http://0.0.0.0:');
       expect(out).not.toContain(key);
+    } finally {
+      process.stderr.write = writes.err;
+      process.stdout.write = writes.out;
+      configureLog({ format: 'pretty' });
+      rmSync(data, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a stop signal while serve starts up', () => {
+  // Without a handler yet, SIGTERM killed the process where it stood (exit 143, not a word).
+  test('stops it before it listens, with one line, and leaves no handler behind', async () => {
+    const data = mkdtempSync(join(tmpdir(), 'mcp-serve-early-stop-'));
+    const before = stopSignals().map((s) => process.listenerCount(s));
+    let out = '';
+    const writes = { err: process.stderr.write, out: process.stdout.write };
+    const capture = ((chunk: string | Uint8Array) => {
+      out += String(chunk);
+      return true;
+    }) as typeof process.stderr.write;
+    process.stderr.write = capture;
+    process.stdout.write = capture;
+    try {
+      const starting = serve({}, { PROXY_API_KEY: 'k-FAKE-0123456789abcdef', BIND_ADDRESS: '127.0.0.1', PORT: '0', MCP_DATA_DIR: data });
+      // serve has opened the database and waits for its parts to load: the moment a restart's SIGTERM lands.
+      process.emit('SIGTERM', 'SIGTERM');
+      const stopped = await Promise.race([starting.then(() => true), Bun.sleep(5000).then(() => false)]);
+      if (!stopped) process.emit('SIGTERM', 'SIGTERM');
+      await starting;
+      expect(stopped).toBe(true);
+      expect(out).toContain('SIGTERM during start-up: stopped before serving');
+      expect(out).not.toContain('mcp listening');
+      expect(stopSignals().map((s) => process.listenerCount(s))).toEqual(before);
     } finally {
       process.stderr.write = writes.err;
       process.stdout.write = writes.out;

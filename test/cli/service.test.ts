@@ -297,6 +297,22 @@ describe('mcp service (in process, MCP_SERVICE_HOME = a temporary dir)', () => {
     expect(existsSync(join(home, '.config'))).toBe(false);
   });
 
+  test('a system without systemctl (a container, WSL without systemd) is told so in one line, and nothing is written', async () => {
+    const savedPath = process.env.PATH;
+    process.env.PATH = tmp();
+    let r: Awaited<ReturnType<typeof run>>;
+    try {
+      r = await run('service', 'install', '--platform', 'linux', '--bin', process.execPath);
+    } finally {
+      process.env.PATH = savedPath;
+    }
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(
+      'mcp: systemctl is not on PATH: this system runs no systemd user services, so `mcp service` cannot install one here; nothing was written. Run `mcp serve` under this system\'s own supervisor instead (README, "Run it as a service")\n',
+    );
+    expect(existsSync(join(home, '.config'))).toBe(false);
+  });
+
   // Over su, sudo or an SSH session without a user manager, every `systemctl --user` step fails with
   // "Failed to connect to bus". The report showed the first line systemctl wrote ("Created symlink…",
   // which reads as success) and said nothing of what to do.

@@ -43,7 +43,7 @@ test('a database that is not one names the newest copy to go back to, when there
   try {
     const db = join(data, 'proxy.db');
     writeFileSync(db, Buffer.alloc(8192, 0x5a));
-    expect(() => openDatabase(db)).toThrow(new RegExp(`^database ${db} is not usable: file is not a database$`));
+    expect(() => openDatabase(db)).toThrow(`database ${db} is not usable: file is not a database; there is no copy of it in ${join(data, 'backups')}: move it aside`);
     mkdirSync(join(data, 'backups'));
     writeFileSync(join(data, 'backups', 'proxy-20261201-100000.db'), 'older');
     utimesSync(join(data, 'backups', 'proxy-20261201-100000.db'), new Date('2026-12-01T10:00:00Z'), new Date('2026-12-01T10:00:00Z'));

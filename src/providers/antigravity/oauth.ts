@@ -127,12 +127,7 @@ async function postToken(cfg: OAuthConfig, form: Record<string, string>, now: nu
     const why = timeout.aborted ? 'timed out' : signal?.aborted ? 'aborted' : ((err as { code?: string })?.code ?? 'network error');
     throw new UpstreamError('transient', `Google token endpoint unreachable (${why})`, { status: 0, code: 'AUTH_NETWORK_ERROR', cause: err });
   }
-  let body: TokenBody = {};
-  try {
-    body = JSON.parse(text) as TokenBody;
-  } catch {
-    // handled below
-  }
+  const body = jsonObject(text) as TokenBody;
   if (!res.ok) {
     const error = typeof body.error === 'string' ? body.error : '';
     const desc = typeof body.error_description === 'string' ? body.error_description : '';
@@ -206,23 +201,37 @@ export function refreshAccessToken(cfg: OAuthConfig, refreshToken: string, now =
   );
 }
 
+/**
+ * A JSON object's fields, or none: a body that is not one (an HTML page, `null`, an array, nothing
+ * at all) from something in front of Google must read as "no such field", not as a TypeError.
+ */
+function jsonObject(text: string): Record<string, unknown> {
+  try {
+    const v: unknown = JSON.parse(text);
+    return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}
+
 /** The account's e-mail from the userinfo endpoint. */
 export async function fetchUserEmail(cfg: OAuthConfig, accessToken: string, signal?: AbortSignal): Promise<string> {
   const timeout = AbortSignal.timeout(TOKEN_TIMEOUT_MS);
   let res: Response;
-  let body: { email?: unknown };
+  let text: string;
   try {
     res = await fetch(cfg.userinfoUrl, {
       headers: { authorization: `Bearer ${accessToken}`, accept: 'application/json' },
       signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
     });
-    body = res.ok ? ((await res.json()) as { email?: unknown }) : {};
+    text = await res.text();
   } catch (err) {
     throw new UpstreamError('transient', 'Google userinfo endpoint unreachable', { cause: err });
   }
   if (!res.ok) throw new UpstreamError(res.status === 401 ? 'auth' : 'transient', `Google userinfo answered HTTP ${res.status}`, { status: res.status });
-  if (typeof body.email !== 'string' || !body.email) throw new UpstreamError('transient', 'Google userinfo returned no e-mail');
-  return body.email;
+  const email = jsonObject(text).email;
+  if (typeof email !== 'string' || !email) throw new UpstreamError('transient', 'Google userinfo returned no e-mail');
+  return email;
 }
 
 export interface TokenManager {

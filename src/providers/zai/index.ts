@@ -50,7 +50,20 @@ export function createZaiProvider(config: Config, deps: ProviderDeps): Provider 
 
   async function fetchQuota(account: Account, signal?: AbortSignal): Promise<ZaiQuota> {
     const key = apiKeyOf(account);
-    const q = parseZaiQuota(await getJson(quotaUrl, key, deps.now, signal, httpClient), key);
+    let body: unknown;
+    try {
+      body = await getJson(quotaUrl, key, deps.now, signal, httpClient);
+    } catch (err) {
+      // The quota endpoint is a setting of its own: its 404 is no fault of ZAI_BASE_URL's, which the
+      // shared classification would blame.
+      if (err instanceof UpstreamError && err.status === 404) {
+        throw new UpstreamError('bad_request', `Z.AI's quota endpoint ${quotaUrl} answered HTTP 404: ZAI_QUOTA_URL is probably wrong (unset, it follows ZAI_BASE_URL)`, {
+          status: 404,
+        });
+      }
+      throw err;
+    }
+    const q = parseZaiQuota(body, key);
     // Remember the plan level for status pages; written only when it changes.
     if (q.level && account.meta.plan !== q.level) deps.updateAccount(account.id, { meta: { plan: q.level } });
     return q;

@@ -70,7 +70,9 @@ export function parseZaiQuota(body: unknown, secret?: string): ZaiQuota {
               : 'transient';
     throw new UpstreamError(kind, `Z.AI quota: ${msg}`, { code, scope: 'account' });
   }
-  const data = (o.data && typeof o.data === 'object' ? o.data : {}) as Record<string, unknown>;
+  // Something else at that address (a proxy's `{}`, another API's answer): no reading, not a full one.
+  if (!o.data || typeof o.data !== 'object') throw new UpstreamError('transient', 'Z.AI quota answer has no data (is ZAI_QUOTA_URL right?)');
+  const data = o.data as Record<string, unknown>;
   const limits = Array.isArray(data.limits) ? (data.limits as unknown[]) : [];
   const windows: QuotaInfo[] = [];
   for (const l of limits) {
