@@ -45,7 +45,7 @@ export interface GatewayDeps {
   modelExtras?: (route: Route) => Record<string, unknown>;
 }
 
-/** How long one request waits when every account is out of upstream capacity (see serve()). */
+/** How long one request waits when every account is out of upstream capacity, or resting after failures (see serve()). */
 const CAPACITY_WAIT_MS = 15_000;
 
 /** Every account that could serve the route is limited past the wait threshold. */
@@ -486,9 +486,12 @@ export function createGateway(deps: GatewayDeps): Gateway {
       if (got.kind === 'limited') {
         const t = now();
         // Capacity is the upstream's, and clients retry a 529 themselves (Claude Code ten times): a
-        // long wait in each of their attempts would multiply. One short cool-down hides a blip.
+        // long wait in each of their attempts would multiply. One short cool-down hides a blip. So
+        // with a rest after repeated 5xx (an outage): the client is told its length and waits it out,
+        // instead of a minute of silence inside every other one of its retries.
         const fits = (r: { until: number; limitKind: LimitKind }) => {
-          const budget = Math.min(r.limitKind === 'capacity' ? Math.min(maxWaitMs, CAPACITY_WAIT_MS) : maxWaitMs, clientBudget);
+          const upstreamTrouble = r.limitKind === 'capacity' || r.limitKind === 'transient';
+          const budget = Math.min(upstreamTrouble ? Math.min(maxWaitMs, CAPACITY_WAIT_MS) : maxWaitMs, clientBudget);
           return r.until - started <= budget && r.until - t <= budget;
         };
         // Home (the conversation's account) is waited for only within the budget: past it, the account

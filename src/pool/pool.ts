@@ -725,7 +725,10 @@ export function createPool(opts: PoolOptions): Pool {
     // the conversation if it was to: an overflow's retry must not take the binding now.
     const current = bindings.get(bindKey);
     const sideElsewhere = req.side === true && current !== undefined && current !== account.id && !sideBound.has(bindKey);
-    if (!sel.overflow && !(req.only && current !== undefined) && !sideElsewhere) {
+    // A main request overflowing a binding only side requests made (a title still running on that
+    // account's last slot) takes the conversation: its cache will be where it is served, not there.
+    const overSide = sel.overflow && req.side !== true && current !== undefined && sideBound.has(bindKey);
+    if ((!sel.overflow || overSide) && !(req.only && current !== undefined) && !sideElsewhere) {
       if (!req.side) sideBound.delete(bindKey);
       else if (current === undefined) sideBound.add(bindKey);
       bind(req.familyKey, req.sessionKey, bindKey, account.id, t);

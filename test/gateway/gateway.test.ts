@@ -456,6 +456,25 @@ describe('dispatch', () => {
     expect(r.zai.calls).toHaveLength(0);
   });
 
+  test('every account resting after repeated 5xx, within MAX_WAIT_SEC: no minute of silence inside the request, a 503 with the rest as retry-after at once', async () => {
+    // Claude Code against one Google account answering 502s: every other of its retries sat 60 s in
+    // mcp without a word (its own log said "retrying in 2.2s"), then met the same 502. Its retries
+    // multiply such waits, as they did capacity's.
+    const r = rig({ labels: ['a'], config: { maxWaitSec: 120, defaultCooldownSec: 60 } });
+    for (let i = 0; i < 3; i++) {
+      r.routing.pool.report(fakeLease(r, 'a', 'glm-4.7'), { kind: 'error', error: new UpstreamError('transient', 'x') });
+      r.clock.advance(TRANSIENT_BURST_MS);
+    }
+    expect(listLimits(r.db)[0]!.kind).toBe('transient');
+    const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+    expect(r.clock.sleeps.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(15_000);
+    expect(e.status).toBe(503);
+    expect(e.type).toBe('api_error');
+    expect(Number(e.headers['retry-after'])).toBeGreaterThan(15);
+    expect(e.headers['x-should-retry']).toBeUndefined();
+    expect(r.zai.calls).toHaveLength(0);
+  });
+
   test('a wait is abandoned when the client goes away', async () => {
     const r = rig({ labels: ['a'], config: { maxWaitSec: 60 } });
     r.routing.pool.report(fakeLease(r, 'a', 'glm-4.7'), { kind: 'error', error: new UpstreamError('rate_limited', 'x', { resetAt: T0 + 20_000 }) });

@@ -334,6 +334,21 @@ describe("Claude Code's side requests (session title, small-model one-offs: no t
     expect(ask(pool, 'glm-4.7', false).account.label).toBe('b');
   });
 
+  test('a title still running on the only free slot of its account: the main turns served elsewhere meanwhile take the conversation with them', () => {
+    // Claude Code with MAX_CONCURRENT_PER_ACCOUNT=1 and a slow title: its main turns ran on b while
+    // the title held a, and its next turn went back to a, away from the cache it had built on b.
+    const { pool, setNow } = setup(['a', 'b'], 1);
+    const title = pool.acquire({ provider: 'zai', model: 'glm-4.5-air', familyKey: 'zai:glm', sessionKey: 'conv', side: true });
+    if (title.kind !== 'lease') throw new Error(JSON.stringify(title));
+    expect(title.lease.account.label).toBe('a');
+    const main = ask(pool, 'glm-4.7', false);
+    expect(main.account.label).toBe('b');
+    title.lease.release();
+    setNow(T0 + 5_000);
+    const next = ask(pool, 'glm-4.7', false);
+    expect([next.account.label, next.sticky]).toEqual(['b', true]);
+  });
+
   describe('across a restart (a new pool over the same database)', () => {
     const restart = (path: string, t: number) => createPool({ db: openDatabase(path), now: () => t, defaultCooldownSec: COOLDOWN_SEC, softLimitThreshold: 0.2 });
 
