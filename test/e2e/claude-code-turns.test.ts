@@ -54,6 +54,18 @@ afterAll(async () => {
 
 type Part = Record<string, unknown>;
 
+/** `mcp serve` on the two Google accounts with a data dir of its own: the limits it learns stay in it. */
+async function googleOnlyServe(extra: Env = {}): Promise<ServeHandle> {
+  const env = mcpEnv(tempDir(), { PROXY_API_KEY: PROXY_KEY, ...extra, ...googleEnv(google) });
+  await addGoogleAccounts(env, google, EMAILS);
+  return startServe({ env });
+}
+
+async function stopServe(s: ServeHandle | undefined): Promise<void> {
+  google.clearModes();
+  await s?.stop();
+}
+
 function turn(opts: { home: string; cwd: string; prompt: string; model: string; resume?: string; via?: ServeHandle; maxRetries?: number }): Promise<ClaudeRun> {
   const { via, ...rest } = opts;
   return runClaude({ maxRetries: 1, ...rest, baseUrl: (via ?? server).url, apiKey: PROXY_KEY, persist: true, timeoutMs: 50_000 });
@@ -172,14 +184,9 @@ describe("Claude Code's stream-json result", () => {
 describe('Claude Code when the upstream goes silent past UPSTREAM_IDLE_TIMEOUT_SEC', () => {
   let quiet: ServeHandle;
   beforeAll(async () => {
-    const env = mcpEnv(tempDir(), { PROXY_API_KEY: PROXY_KEY, UPSTREAM_IDLE_TIMEOUT_SEC: '2', PING_INTERVAL_SEC: '1', ...googleEnv(google) });
-    await addGoogleAccounts(env, google, EMAILS);
-    quiet = await startServe({ env });
+    quiet = await googleOnlyServe({ UPSTREAM_IDLE_TIMEOUT_SEC: '2', PING_INTERVAL_SEC: '1' });
   }, CHILD_PROCESS_HOOK_MS);
-  afterAll(async () => {
-    google.clearModes();
-    await quiet?.stop();
-  }, CHILD_PROCESS_HOOK_MS);
+  afterAll(() => stopServe(quiet), CHILD_PROCESS_HOOK_MS);
 
   async function silentTurn(mode: Parameters<FakeGoogle['setMode']>[0], model: string, upstream: string) {
     google.clearModes();
@@ -230,15 +237,9 @@ describe('Claude Code when the upstream goes silent past UPSTREAM_IDLE_TIMEOUT_S
 describe('Claude Code when every account is out of quota for the model', () => {
   let spent: ServeHandle;
   beforeAll(async () => {
-    // Its own data dir: the limits it learns must not reach the tests above.
-    const env = mcpEnv(tempDir(), { PROXY_API_KEY: PROXY_KEY, ...googleEnv(google) });
-    await addGoogleAccounts(env, google, EMAILS);
-    spent = await startServe({ env });
+    spent = await googleOnlyServe();
   }, CHILD_PROCESS_HOOK_MS);
-  afterAll(async () => {
-    google.clearModes();
-    await spent?.stop();
-  }, CHILD_PROCESS_HOOK_MS);
+  afterAll(() => stopServe(spent), CHILD_PROCESS_HOOK_MS);
 
   test('it stops at once with the reset time, not one retry; Google is asked once per account and endpoint, and not at all on the next turn', async () => {
     google.clearModes();
