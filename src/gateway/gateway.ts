@@ -46,7 +46,7 @@ export interface GatewayDeps {
 }
 
 /** How long one request waits when every account is out of upstream capacity, or resting after failures (see serve()). */
-const CAPACITY_WAIT_MS = 15_000;
+const UPSTREAM_TROUBLE_WAIT_MS = 15_000;
 
 /** Every account that could serve the route is limited past the wait threshold. */
 class PoolExhausted extends Error {
@@ -491,7 +491,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
         // instead of a minute of silence inside every other one of its retries.
         const fits = (r: { until: number; limitKind: LimitKind }) => {
           const upstreamTrouble = r.limitKind === 'capacity' || r.limitKind === 'transient';
-          const budget = Math.min(upstreamTrouble ? Math.min(maxWaitMs, CAPACITY_WAIT_MS) : maxWaitMs, clientBudget);
+          const budget = Math.min(upstreamTrouble ? Math.min(maxWaitMs, UPSTREAM_TROUBLE_WAIT_MS) : maxWaitMs, clientBudget);
           return r.until - started <= budget && r.until - t <= budget;
         };
         // Home (the conversation's account) is waited for only within the budget: past it, the account

@@ -2,8 +2,9 @@
 // strict fake Google (two accounts) and the fake Z.AI, in turns the other Claude Code files do not
 // drive: answers with several tool calls at once on each family, one session that moves Gemini ->
 // Claude -> GLM -> (restart) -> Gemini with those calls in its history, a tool call whose input is
-// large, the usage Claude Code reports in its stream-json result, and upstreams that go silent past
-// UPSTREAM_IDLE_TIMEOUT_SEC before and after their first byte. Each test is a few short runs.
+// large, the usage Claude Code reports in its stream-json result, upstreams that go silent past
+// UPSTREAM_IDLE_TIMEOUT_SEC before and after their first byte, and a model out of quota on every
+// account (counted upstream calls). Each test is a few short runs.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { type FakeGoogle, type RecordedGoogleRequest, startFakeGoogle } from '../fakes/google.ts';
 import { type FakeZai, startFakeZai } from '../fakes/zai.ts';
@@ -52,6 +53,18 @@ afterAll(async () => {
 }, CHILD_PROCESS_HOOK_MS);
 
 type Part = Record<string, unknown>;
+
+/** `mcp serve` on the two Google accounts with a data dir of its own: the limits it learns stay in it. */
+async function googleOnlyServe(extra: Env = {}): Promise<ServeHandle> {
+  const env = mcpEnv(tempDir(), { PROXY_API_KEY: PROXY_KEY, ...extra, ...googleEnv(google) });
+  await addGoogleAccounts(env, google, EMAILS);
+  return startServe({ env });
+}
+
+async function stopServe(s: ServeHandle | undefined): Promise<void> {
+  google.clearModes();
+  await s?.stop();
+}
 
 function turn(opts: { home: string; cwd: string; prompt: string; model: string; resume?: string; via?: ServeHandle; maxRetries?: number }): Promise<ClaudeRun> {
   const { via, ...rest } = opts;
@@ -171,14 +184,9 @@ describe("Claude Code's stream-json result", () => {
 describe('Claude Code when the upstream goes silent past UPSTREAM_IDLE_TIMEOUT_SEC', () => {
   let quiet: ServeHandle;
   beforeAll(async () => {
-    const env = mcpEnv(tempDir(), { PROXY_API_KEY: PROXY_KEY, UPSTREAM_IDLE_TIMEOUT_SEC: '2', PING_INTERVAL_SEC: '1', ...googleEnv(google) });
-    await addGoogleAccounts(env, google, EMAILS);
-    quiet = await startServe({ env });
+    quiet = await googleOnlyServe({ UPSTREAM_IDLE_TIMEOUT_SEC: '2', PING_INTERVAL_SEC: '1' });
   }, CHILD_PROCESS_HOOK_MS);
-  afterAll(async () => {
-    google.clearModes();
-    await quiet?.stop();
-  }, CHILD_PROCESS_HOOK_MS);
+  afterAll(() => stopServe(quiet), CHILD_PROCESS_HOOK_MS);
 
   async function silentTurn(mode: Parameters<FakeGoogle['setMode']>[0], model: string, upstream: string) {
     google.clearModes();
@@ -223,5 +231,35 @@ describe('Claude Code when the upstream goes silent past UPSTREAM_IDLE_TIMEOUT_S
     const next = await turn({ home: t.home, cwd: t.cwd, model: 'opus', prompt: `run exactly: echo ${marker}`, via: quiet, resume: String(t.run.events[0]?.session_id) });
     expect(next.result?.is_error, diag(next, quiet)()).toBe(false);
     expect(String(next.result?.result)).toBe(`FINAL_ANSWER: tool said ${marker}`);
+  }, 40_000);
+});
+
+describe('Claude Code when every account is out of quota for the model', () => {
+  let spent: ServeHandle;
+  beforeAll(async () => {
+    spent = await googleOnlyServe();
+  }, CHILD_PROCESS_HOOK_MS);
+  afterAll(() => stopServe(spent), CHILD_PROCESS_HOOK_MS);
+
+  test('it stops at once with the reset time, not one retry; Google is asked once per account and endpoint, and not at all on the next turn', async () => {
+    google.clearModes();
+    google.setMode({ kind: 'quota_exhausted', resetMs: 3_600_000 }, { model: 'gemini-3-flash' });
+    const home = tempDir('mcp-claude-home-');
+    const cwd = tempDir('mcp-claude-cwd-');
+    const before = generations().length;
+    const run = await turn({ home, cwd, model: 'gemini-3-flash', prompt: `run exactly: echo ${randomMarker()}`, via: spent, maxRetries: 3 });
+    const d = diag(run, spent);
+    expect(run.result?.is_error, d()).toBe(true);
+    expect(run.result?.api_error_status).toBe(429);
+    expect(String(run.result?.result)).toMatch(/^API Error: Request rejected \(429\) · RESOURCE_EXHAUSTED: Rate limited on gemini-3-flash\. Quota will reset after (59m\d+s|1h0m0s)/);
+    expect(run.events.filter((e) => e.subtype === 'api_retry'), d()).toEqual([]);
+    const asked = generations().slice(before);
+    expect(asked.map((g) => `${g.email} ${g.endpoint}`).sort()).toEqual(EMAILS.flatMap((e) => [`${e} daily`, `${e} prod`]).sort());
+
+    const again = await turn({ home, cwd, model: 'gemini-3-flash', prompt: `run exactly: echo ${randomMarker()}`, via: spent, resume: String(run.events[0]?.session_id), maxRetries: 3 });
+    expect(again.result?.is_error, diag(again, spent)()).toBe(true);
+    expect(String(again.result?.result)).toContain('Quota will reset after');
+    expect(again.events.filter((e) => e.subtype === 'api_retry')).toEqual([]);
+    expect(generations().length - before).toBe(asked.length);
   }, 40_000);
 });
