@@ -36,18 +36,10 @@ const MORE_EMAILS = ['c1@example.com', 'c2@example.com', 'c3@example.com', 'c4@e
 const MORE_ZAI_KEYS = ['d', 'e', 'f', 'g'].map((x) => ['zai', 'FAKE', 'soak', x.repeat(4), '0123456789'].join('-'));
 const MODELS = ['claude-sonnet-4-6', 'claude-opus-4-6-thinking', 'gemini-3-flash', 'gemini-pro-agent', 'glm-4.6', 'glm-5.1'];
 const TOOLS = [{ name: 'Bash', description: 'Run a shell command', input_schema: { type: 'object', properties: { command: { type: 'string' } }, required: ['command'] } }];
-const ERROR_TYPES = new Set([
-  'invalid_request_error',
-  'authentication_error',
-  'billing_error',
-  'permission_error',
-  'not_found_error',
-  'request_too_large',
-  'rate_limit_error',
-  'api_error',
-  'timeout_error',
-  'overloaded_error',
-]);
+// The client's own list (protocol Part 2.9, the SDK's ErrorType), not the proxy's: checked against, not borrowed.
+const ERROR_TYPES = new Set(
+  'invalid_request_error authentication_error billing_error permission_error not_found_error request_too_large rate_limit_error api_error timeout_error overloaded_error'.split(' '),
+);
 
 /** mulberry32: small, seeded, the same sequence on every machine. */
 function rng(seed: number): () => number {
