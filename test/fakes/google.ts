@@ -164,6 +164,8 @@ export interface RecordedGoogleRequest {
   token: string | null;
   email: string | null;
   aborted: boolean;
+  /** false while a streamed answer is still being written; set once it has ended (finished, cut or cancelled). */
+  ended?: boolean;
   mode: FakeModeKind;
   /** thoughtSignatures this fake issued in its answer to this request (generations only). */
   issuedSignatures?: string[];
@@ -814,7 +816,8 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
           : mode.kind === 'malformed_data'
             ? { at: mode.afterChunks ?? 1, what: { kind: 'insert', text: 'data: {"response": {"candidates": [{"content": {"role": "model","parts": [{"text": "tru\r\n\r\n' } }
             : undefined;
-    const body = frameStream(lines, { fault, delayMs: slowDelay, onCancel: () => (rec.aborted = true) });
+    rec.ended = false;
+    const body = frameStream(lines, { fault, delayMs: slowDelay, onCancel: () => (rec.aborted = true), onEnd: () => (rec.ended = true) });
     return new Response(body, { headers: SSE_HEADERS });
   }
 
