@@ -461,6 +461,7 @@ export function generateRequest(r: Random, opts: GenOptions): Json {
   // messages
   const messages: Msg[] = [];
   const ids = new Set<string>();
+  if (r.chance(0.05)) messages.push({ role: 'system', content: text(r, 6) });
   const first: Block[] = [];
   if (r.chance(0.4)) first.push({ type: 'text', text: `<system-reminder>\n${text(r, 20)}\n</system-reminder>\n\n` });
   for (let i = r.int(1, 3); i > 0; i--) first.push(userBlock(r));
@@ -475,6 +476,8 @@ export function generateRequest(r: Random, opts: GenOptions): Json {
       // One turn sent as two assistant messages: Anthropic merges them.
       messages.push({ role: 'assistant', content: a.blocks.slice(0, cutA) }, { role: 'assistant', content: a.blocks.slice(cutA) });
     } else messages.push({ role: 'assistant', content: only?.type === 'text' && only.text && r.chance(0.3) ? String(only.text) : a.blocks });
+    // A system message may sit between a call and its result (the proxy folds it out of the way).
+    if (a.calls.length && r.chance(0.05)) messages.push({ role: 'system', content: [{ type: 'text', text: text(r, 6) }] });
     const user: Block[] = r.shuffle(a.calls).map((id) => toolResult(r, id));
     if (!user.length || r.chance(0.3)) for (let i = r.int(1, 2); i > 0; i--) user.push(userBlock(r));
     // Anthropic merges consecutive same-role messages; Claude Code sometimes sends two user messages.
