@@ -383,11 +383,13 @@ export interface GenOptions {
 export function generateRequest(r: Random, opts: GenOptions): Json {
   const req: Json = { model: opts.model };
   // thinking
-  const tk = r.int(0, 4);
+  const tk = r.int(0, 9);
   let thinking: Json | undefined;
-  if (tk === 1) thinking = { type: 'disabled' };
-  else if (tk === 2) thinking = { type: 'adaptive' };
-  else if (tk >= 3) thinking = { type: 'enabled', budget_tokens: r.pick([1024, 2048, 4096, 16000, 31999]) };
+  if (tk === 1 || tk === 2) thinking = { type: 'disabled' };
+  else if (tk === 3 || tk === 4 || tk === 5) thinking = { type: 'adaptive' };
+  else if (tk === 9) thinking = { type: 'between_tools' };
+  else if (tk >= 6) thinking = { type: 'enabled', budget_tokens: r.pick([1024, 2048, 4096, 16000, 31999]) };
+  if (thinking && thinking.type !== 'disabled' && r.chance(0.1)) thinking.display = r.pick(['summarized', 'omitted']);
   const thinkingOn = thinking !== undefined && thinking.type !== 'disabled';
   const budget = thinking?.type === 'enabled' ? (thinking.budget_tokens as number) : 0;
   // budget_tokens < max_tokens (§2.5)
@@ -456,6 +458,10 @@ export function generateRequest(r: Random, opts: GenOptions): Json {
     else req.output_format = format;
   }
   if (r.chance(0.3)) req.context_management = { edits: [{ type: 'clear_thinking_20251015', keep: 'all' }] };
+  // Other fields of §2.2 an SDK program may send; the proxy passes on or drops what it does not use.
+  if (r.chance(0.05)) req.service_tier = r.pick(['auto', 'standard_only']);
+  if (r.chance(0.05)) req.cache_control = { type: 'ephemeral' };
+  if (r.chance(0.03)) req.speed = 'standard';
   if (r.chance(0.5)) req.stream = true;
 
   // messages
