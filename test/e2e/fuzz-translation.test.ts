@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { writeFileSync } from 'node:fs';
 import Anthropic from '@anthropic-ai/sdk';
 import type { AnthropicEvent } from '../../src/anthropic/events.ts';
-import { loadConfig } from '../../src/config.ts';
+import { type Config, loadConfig } from '../../src/config.ts';
 import { upsertAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
 import { type FakeGoogle, startFakeGoogle } from '../fakes/google.ts';
@@ -36,19 +36,24 @@ let zai: FakeZai;
 let google: FakeGoogle;
 let server: InProcessServer;
 let client: Anthropic;
+let config: Config;
 
 beforeAll(async () => {
   zai = startFakeZai({ keys: [ZAI_KEY] });
   google = startFakeGoogle({ strictSignatures: true });
   const dir = tempDir('mcp-fuzz-');
-  const config = loadConfig({ PROXY_API_KEY: PROXY_KEY, MCP_DATA_DIR: dir, ...zaiEnv(zai), ...googleEnv(google) });
+  config = loadConfig({ PROXY_API_KEY: PROXY_KEY, MCP_DATA_DIR: dir, ...zaiEnv(zai), ...googleEnv(google) });
   const db = openDatabase(config.dbPath);
   upsertAccount(db, { provider: 'zai', label: 'z', credentials: { kind: 'api_key', apiKey: ZAI_KEY } }, Date.now());
   upsertAccount(db, { provider: 'antigravity', email: EMAIL, label: 'g', credentials: { kind: 'oauth', refreshToken: google.refreshTokenFor(EMAIL) } }, Date.now() + 1);
   db.close();
+  await start();
+});
+
+async function start(): Promise<void> {
   server = await serveInProcess(config, openDatabase(config.dbPath));
   client = new Anthropic({ baseURL: server.url, apiKey: PROXY_KEY, maxRetries: 0, timeout: 20_000 });
-});
+}
 afterAll(async () => {
   await server?.stop();
   await zai?.stop();
@@ -146,6 +151,11 @@ describe(`translation fuzz, seed ${SEED}`, () => {
     const failures: string[] = [];
     const seen: Record<string, number> = {};
     for (let i = 0; i < CASES; i++) {
+      // Halfway, a restart: the proxy forgets what it held in memory, the pools' signatures stay valid upstream.
+      if (i === Math.floor(CASES / 2)) {
+        await server.stop();
+        await start();
+      }
       for (const [m, { model, family }] of MODELS.entries()) {
         const r = rng(SEED * 1000 + i * 10 + m);
         const req = generateRequest(r, { model, pool, askForTool: r.chance(0.3) });
