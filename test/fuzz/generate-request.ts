@@ -246,8 +246,22 @@ function cache(r: Random, b: Block): Block {
   return b;
 }
 
+/** A 1×1 GIF, as browsers paste them. */
+const GIF = 'R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7';
+let widePng: string | null = null;
+
 function image(r: Random): Block {
-  return cache(r, { type: 'image', source: { type: 'base64', media_type: 'image/png', data: png() } });
+  const k = r.int(0, 9);
+  // Base64 as some clients wrap it (the API takes whitespace), a GIF, and a picture wider than Claude's 1568 px.
+  const source =
+    k === 0
+      ? { type: 'base64', media_type: 'image/gif', data: GIF }
+      : k === 1
+        ? { type: 'base64', media_type: 'image/png', data: (widePng ??= Buffer.from(solidPng(2000, 2)).toString('base64')) }
+        : k === 2
+          ? { type: 'base64', media_type: 'image/png', data: png().replace(/(.{16})/g, '$1\n') }
+          : { type: 'base64', media_type: 'image/png', data: png() };
+  return cache(r, { type: 'image', source });
 }
 
 function documentBlock(r: Random): Block {
@@ -332,7 +346,9 @@ function assistantTurn(r: Random, allTools: Json[], ids: Set<string>, pool: Sign
     for (let i = 0; i < n; i++) {
       const id = toolId(r, ids);
       calls.push(id);
-      blocks.push({ type: 'tool_use', id, name: String(r.pick(tools).name), input: toolInput(r) });
+      // Now and then a tool the request no longer declares (a sub-agent's, or one since removed).
+      const name = r.chance(0.05) ? r.pick(['OldTool', '2old-tool']) : String(r.pick(tools).name);
+      blocks.push({ type: 'tool_use', id, name, input: toolInput(r) });
     }
   }
   if (r.chance(0.05)) {
