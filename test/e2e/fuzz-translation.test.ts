@@ -9,6 +9,7 @@ import { writeFileSync } from 'node:fs';
 import Anthropic from '@anthropic-ai/sdk';
 import type { AnthropicEvent } from '../../src/anthropic/events.ts';
 import { type Config, loadConfig } from '../../src/config.ts';
+import { log } from '../../src/log.ts';
 import { upsertAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
 import { type FakeGoogle, startFakeGoogle } from '../fakes/google.ts';
@@ -38,7 +39,12 @@ let server: InProcessServer;
 let client: Anthropic;
 let config: Config;
 
+let logLevel: number;
+
 beforeAll(async () => {
+  // A line per request would be thousands of lines; warnings and errors still show.
+  logLevel = log.level;
+  log.level = 1;
   zai = startFakeZai({ keys: [ZAI_KEY] });
   google = startFakeGoogle({ strictSignatures: true });
   const dir = tempDir('mcp-fuzz-');
@@ -59,6 +65,7 @@ afterAll(async () => {
   await zai?.stop();
   await google?.stop();
   cleanupTempDirs();
+  log.level = logLevel;
 });
 
 type Json = Record<string, any>;
