@@ -3,7 +3,9 @@
 // (which refuses what antigravity.md says the backend refuses, signatures checked strictly) and to
 // GLM on the fake Z.AI. A valid request must be served (200), its answer must parse with
 // @anthropic-ai/sdk, and that answer fed back as history (thinking, tool_use and their results) must
-// be served too. A failure names the seed and the case; the request is printed to replay it.
+// be served too (a third of the time by another family), and count_tokens must take the same body.
+// A failure names the seed and the case. FUZZ_SEED and FUZZ_CASES pick another run; FUZZ_DUMP=<dir>
+// writes each failing request there, to replay it by hand.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { writeFileSync } from 'node:fs';
 import Anthropic from '@anthropic-ai/sdk';
@@ -32,6 +34,8 @@ const SEED = Number(process.env.FUZZ_SEED ?? 20261205);
 const CASES = Number(process.env.FUZZ_CASES ?? 200);
 /** A directory to write each failing request to, as JSON, for replaying it by hand. */
 const DUMP = process.env.FUZZ_DUMP;
+/** Prints how many blocks of each type the answers held (is the fuzz reaching tool loops?). */
+const STATS = process.env.FUZZ_STATS;
 
 let zai: FakeZai;
 let google: FakeGoogle;
@@ -126,9 +130,8 @@ function nextTurn(req: Json, answer: Json): Json {
   const calls = (answer.content as Json[]).filter((b) => b.type === 'tool_use');
   const results = calls.map((c, i) => ({ type: 'tool_result', tool_use_id: c.id, content: i % 2 ? [{ type: 'text', text: `out ${i}` }] : `out ${i}` }));
   const user = results.length ? results : [{ type: 'text', text: 'And then?' }];
-  // A role:"system" message may close the request; the answer goes after the user turn before it.
-  const messages = [...req.messages];
-  return { ...req, messages: [...messages, { role: 'assistant', content: answer.content }, { role: 'user', content: user }] };
+  // After a closing role:"system" message too: it stays where the client put it.
+  return { ...req, messages: [...req.messages, { role: 'assistant', content: answer.content }, { role: 'user', content: user }] };
 }
 
 /** The user's last words as the client sent them: each must reach the upstream unchanged. */
@@ -216,7 +219,7 @@ describe(`translation fuzz, seed ${SEED}`, () => {
       if (failures.length >= 5) break;
     }
     if (failures.length) console.error(failures.join('\n\n'));
-    if (process.env.FUZZ_STATS) console.log(seen, pool.claude.length, pool.gemini.length, pool.zai.length);
+    if (STATS) console.log(seen, pool.claude.length, pool.gemini.length, pool.zai.length);
     expect(failures.map((f) => f.split('\n')[0])).toEqual([]);
   }, 120_000);
 });
