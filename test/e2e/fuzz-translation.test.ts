@@ -196,9 +196,11 @@ describe(`translation fuzz, seed ${SEED}`, () => {
         // Not a search: its query is taken from those words, trimmed (anthropic/web-search.ts).
         const tools = (req.tools ?? []) as Json[];
         const search = tools.length === 1 && /^web_search_/.test(String(tools[0]!.type));
-        const lost = search ? undefined : lastUserTexts(req).find((t) => !sent.includes(JSON.stringify(t).slice(1, -1)));
+        // Client tools' descriptions go up unchanged too (Google declares them as they are).
+        const described = tools.filter((t) => t.input_schema !== undefined && typeof t.description === 'string' && t.description).map((t) => t.description as string);
+        const lost = search ? undefined : [...lastUserTexts(req), ...described].find((t) => !sent.includes(JSON.stringify(t).slice(1, -1)));
         if (lost !== undefined) {
-          failures.push(`${where}: the user's text ${JSON.stringify(lost)} did not reach the upstream as sent`);
+          failures.push(`${where}: the client's text ${JSON.stringify(lost.slice(0, 200))} did not reach the upstream as sent`);
           dump(where, req);
         }
         harvest(pool, family, answer);

@@ -113,7 +113,7 @@ function scalarSchema(r: Random): Json {
       Object.assign(s, { type: 'boolean', default: false });
       break;
     case 4:
-      Object.assign(s, { type: 'string', enum: r.pick([['a', 'b', 'c'], ['pending', 'in_progress', 'completed'], ['', 'x'], ['only']]) });
+      Object.assign(s, { type: 'string', enum: r.pick([['a', 'b', 'c'], ['pending', 'in_progress', 'completed'], ['', 'x'], ['only'], ['日本', 'é', '😀', 'a b']]) });
       break;
     case 5:
       Object.assign(s, { type: 'string', format: r.pick(['uri', 'date-time', 'email', 'uuid']), pattern: '^[a-z]+$' });
