@@ -469,7 +469,12 @@ export function generateRequest(r: Random, opts: GenOptions): Json {
   }
   if (r.chance(0.3)) req.output_config = { effort: r.pick(['low', 'medium', 'high', 'xhigh', 'max']) };
   if (r.chance(0.1)) {
-    const format = { type: 'json_schema', schema: { type: 'object', properties: { title: { type: 'string' } }, required: ['title'], additionalProperties: false } };
+    // Claude Code's title schema, or one as rich as a tool's.
+    const defs: Json = {};
+    const rich = objectSchema(r, 2, defs);
+    if (Object.keys(defs).length) rich.$defs = defs;
+    const title = { type: 'object', properties: { title: { type: 'string' } }, required: ['title'], additionalProperties: false };
+    const format = { type: 'json_schema', schema: r.chance(0.5) ? title : rich };
     if (r.chance(0.5)) req.output_config = { ...((req.output_config as Json) ?? {}), format };
     else req.output_format = format;
   }
