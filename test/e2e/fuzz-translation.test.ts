@@ -3,12 +3,15 @@
 // (which refuses what antigravity.md says the backend refuses, signatures checked strictly) and to
 // GLM on the fake Z.AI. A valid request must be served (200), its answer must parse with
 // @anthropic-ai/sdk, and that answer fed back as history (thinking, tool_use and their results) must
-// be served too. A failure names the seed and the case; the request is printed to replay it.
+// be served too (a third of the time by another family), and count_tokens must take the same body.
+// A failure names the seed and the case. FUZZ_SEED and FUZZ_CASES pick another run; FUZZ_DUMP=<dir>
+// writes each failing request there, to replay it by hand.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { writeFileSync } from 'node:fs';
 import Anthropic from '@anthropic-ai/sdk';
 import type { AnthropicEvent } from '../../src/anthropic/events.ts';
-import { loadConfig } from '../../src/config.ts';
+import { type Config, loadConfig } from '../../src/config.ts';
+import { log } from '../../src/log.ts';
 import { upsertAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
 import { type FakeGoogle, startFakeGoogle } from '../fakes/google.ts';
@@ -31,29 +34,42 @@ const SEED = Number(process.env.FUZZ_SEED ?? 20261205);
 const CASES = Number(process.env.FUZZ_CASES ?? 200);
 /** A directory to write each failing request to, as JSON, for replaying it by hand. */
 const DUMP = process.env.FUZZ_DUMP;
+/** Prints how many blocks of each type the answers held (is the fuzz reaching tool loops?). */
+const STATS = process.env.FUZZ_STATS;
 
 let zai: FakeZai;
 let google: FakeGoogle;
 let server: InProcessServer;
 let client: Anthropic;
+let config: Config;
+
+let logLevel: number;
 
 beforeAll(async () => {
+  // A line per request would be thousands of lines; warnings and errors still show.
+  logLevel = log.level;
+  log.level = 1;
   zai = startFakeZai({ keys: [ZAI_KEY] });
   google = startFakeGoogle({ strictSignatures: true });
   const dir = tempDir('mcp-fuzz-');
-  const config = loadConfig({ PROXY_API_KEY: PROXY_KEY, MCP_DATA_DIR: dir, ...zaiEnv(zai), ...googleEnv(google) });
+  config = loadConfig({ PROXY_API_KEY: PROXY_KEY, MCP_DATA_DIR: dir, ...zaiEnv(zai), ...googleEnv(google) });
   const db = openDatabase(config.dbPath);
   upsertAccount(db, { provider: 'zai', label: 'z', credentials: { kind: 'api_key', apiKey: ZAI_KEY } }, Date.now());
   upsertAccount(db, { provider: 'antigravity', email: EMAIL, label: 'g', credentials: { kind: 'oauth', refreshToken: google.refreshTokenFor(EMAIL) } }, Date.now() + 1);
   db.close();
+  await start();
+});
+
+async function start(): Promise<void> {
   server = await serveInProcess(config, openDatabase(config.dbPath));
   client = new Anthropic({ baseURL: server.url, apiKey: PROXY_KEY, maxRetries: 0, timeout: 20_000 });
-});
+}
 afterAll(async () => {
   await server?.stop();
   await zai?.stop();
   await google?.stop();
   cleanupTempDirs();
+  log.level = logLevel;
 });
 
 type Json = Record<string, any>;
@@ -114,9 +130,8 @@ function nextTurn(req: Json, answer: Json): Json {
   const calls = (answer.content as Json[]).filter((b) => b.type === 'tool_use');
   const results = calls.map((c, i) => ({ type: 'tool_result', tool_use_id: c.id, content: i % 2 ? [{ type: 'text', text: `out ${i}` }] : `out ${i}` }));
   const user = results.length ? results : [{ type: 'text', text: 'And then?' }];
-  // A role:"system" message may close the request; the answer goes after the user turn before it.
-  const messages = [...req.messages];
-  return { ...req, messages: [...messages, { role: 'assistant', content: answer.content }, { role: 'user', content: user }] };
+  // After a closing role:"system" message too: it stays where the client put it.
+  return { ...req, messages: [...req.messages, { role: 'assistant', content: answer.content }, { role: 'user', content: user }] };
 }
 
 /** The user's last words as the client sent them: each must reach the upstream unchanged. */
@@ -146,6 +161,11 @@ describe(`translation fuzz, seed ${SEED}`, () => {
     const failures: string[] = [];
     const seen: Record<string, number> = {};
     for (let i = 0; i < CASES; i++) {
+      // Halfway, a restart: the proxy forgets what it held in memory, the pools' signatures stay valid upstream.
+      if (i === Math.floor(CASES / 2)) {
+        await server.stop();
+        await start();
+      }
       for (const [m, { model, family }] of MODELS.entries()) {
         const r = rng(SEED * 1000 + i * 10 + m);
         const req = generateRequest(r, { model, pool, askForTool: r.chance(0.3) });
@@ -176,9 +196,11 @@ describe(`translation fuzz, seed ${SEED}`, () => {
         // Not a search: its query is taken from those words, trimmed (anthropic/web-search.ts).
         const tools = (req.tools ?? []) as Json[];
         const search = tools.length === 1 && /^web_search_/.test(String(tools[0]!.type));
-        const lost = search ? undefined : lastUserTexts(req).find((t) => !sent.includes(JSON.stringify(t).slice(1, -1)));
+        // Client tools' descriptions go up unchanged too (Google declares them as they are).
+        const described = tools.filter((t) => t.input_schema !== undefined && typeof t.description === 'string' && t.description).map((t) => t.description as string);
+        const lost = search ? undefined : [...lastUserTexts(req), ...described].find((t) => !sent.includes(JSON.stringify(t).slice(1, -1)));
         if (lost !== undefined) {
-          failures.push(`${where}: the user's text ${JSON.stringify(lost)} did not reach the upstream as sent`);
+          failures.push(`${where}: the client's text ${JSON.stringify(lost.slice(0, 200))} did not reach the upstream as sent`);
           dump(where, req);
         }
         harvest(pool, family, answer);
@@ -199,7 +221,7 @@ describe(`translation fuzz, seed ${SEED}`, () => {
       if (failures.length >= 5) break;
     }
     if (failures.length) console.error(failures.join('\n\n'));
-    if (process.env.FUZZ_STATS) console.log(seen, pool.claude.length, pool.gemini.length, pool.zai.length);
+    if (STATS) console.log(seen, pool.claude.length, pool.gemini.length, pool.zai.length);
     expect(failures.map((f) => f.split('\n')[0])).toEqual([]);
   }, 120_000);
 });

@@ -113,7 +113,7 @@ function scalarSchema(r: Random): Json {
       Object.assign(s, { type: 'boolean', default: false });
       break;
     case 4:
-      Object.assign(s, { type: 'string', enum: r.pick([['a', 'b', 'c'], ['pending', 'in_progress', 'completed'], ['', 'x'], ['only']]) });
+      Object.assign(s, { type: 'string', enum: r.pick([['a', 'b', 'c'], ['pending', 'in_progress', 'completed'], ['', 'x'], ['only'], ['日本', 'é', '😀', 'a b']]) });
       break;
     case 5:
       Object.assign(s, { type: 'string', format: r.pick(['uri', 'date-time', 'email', 'uuid']), pattern: '^[a-z]+$' });
@@ -246,8 +246,22 @@ function cache(r: Random, b: Block): Block {
   return b;
 }
 
+/** A 1×1 GIF, as browsers paste them. */
+const GIF = 'R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7';
+let widePng: string | null = null;
+
 function image(r: Random): Block {
-  return cache(r, { type: 'image', source: { type: 'base64', media_type: 'image/png', data: png() } });
+  const k = r.int(0, 9);
+  // Base64 as some clients wrap it (the API takes whitespace), a GIF, and a picture wider than Claude's 1568 px.
+  const source =
+    k === 0
+      ? { type: 'base64', media_type: 'image/gif', data: GIF }
+      : k === 1
+        ? { type: 'base64', media_type: 'image/png', data: (widePng ??= Buffer.from(solidPng(2000, 2)).toString('base64')) }
+        : k === 2
+          ? { type: 'base64', media_type: 'image/png', data: png().replace(/(.{16})/g, '$1\n') }
+          : { type: 'base64', media_type: 'image/png', data: png() };
+  return cache(r, { type: 'image', source });
 }
 
 function documentBlock(r: Random): Block {
@@ -332,7 +346,9 @@ function assistantTurn(r: Random, allTools: Json[], ids: Set<string>, pool: Sign
     for (let i = 0; i < n; i++) {
       const id = toolId(r, ids);
       calls.push(id);
-      blocks.push({ type: 'tool_use', id, name: String(r.pick(tools).name), input: toolInput(r) });
+      // Now and then a tool the request no longer declares (a sub-agent's, or one since removed).
+      const name = r.chance(0.05) ? r.pick(['OldTool', '2old-tool']) : String(r.pick(tools).name);
+      blocks.push({ type: 'tool_use', id, name, input: toolInput(r) });
     }
   }
   if (r.chance(0.05)) {
@@ -383,11 +399,13 @@ export interface GenOptions {
 export function generateRequest(r: Random, opts: GenOptions): Json {
   const req: Json = { model: opts.model };
   // thinking
-  const tk = r.int(0, 4);
+  const tk = r.int(0, 9);
   let thinking: Json | undefined;
-  if (tk === 1) thinking = { type: 'disabled' };
-  else if (tk === 2) thinking = { type: 'adaptive' };
-  else if (tk >= 3) thinking = { type: 'enabled', budget_tokens: r.pick([1024, 2048, 4096, 16000, 31999]) };
+  if (tk === 1 || tk === 2) thinking = { type: 'disabled' };
+  else if (tk === 3 || tk === 4 || tk === 5) thinking = { type: 'adaptive' };
+  else if (tk === 9) thinking = { type: 'between_tools' };
+  else if (tk >= 6) thinking = { type: 'enabled', budget_tokens: r.pick([1024, 2048, 4096, 16000, 31999]) };
+  if (thinking && thinking.type !== 'disabled' && r.chance(0.1)) thinking.display = r.pick(['summarized', 'omitted']);
   const thinkingOn = thinking !== undefined && thinking.type !== 'disabled';
   const budget = thinking?.type === 'enabled' ? (thinking.budget_tokens as number) : 0;
   // budget_tokens < max_tokens (§2.5)
@@ -451,16 +469,26 @@ export function generateRequest(r: Random, opts: GenOptions): Json {
   }
   if (r.chance(0.3)) req.output_config = { effort: r.pick(['low', 'medium', 'high', 'xhigh', 'max']) };
   if (r.chance(0.1)) {
-    const format = { type: 'json_schema', schema: { type: 'object', properties: { title: { type: 'string' } }, required: ['title'], additionalProperties: false } };
+    // Claude Code's title schema, or one as rich as a tool's.
+    const defs: Json = {};
+    const rich = objectSchema(r, 2, defs);
+    if (Object.keys(defs).length) rich.$defs = defs;
+    const title = { type: 'object', properties: { title: { type: 'string' } }, required: ['title'], additionalProperties: false };
+    const format = { type: 'json_schema', schema: r.chance(0.5) ? title : rich };
     if (r.chance(0.5)) req.output_config = { ...((req.output_config as Json) ?? {}), format };
     else req.output_format = format;
   }
   if (r.chance(0.3)) req.context_management = { edits: [{ type: 'clear_thinking_20251015', keep: 'all' }] };
+  // Other fields of §2.2 an SDK program may send; the proxy passes on or drops what it does not use.
+  if (r.chance(0.05)) req.service_tier = r.pick(['auto', 'standard_only']);
+  if (r.chance(0.05)) req.cache_control = { type: 'ephemeral' };
+  if (r.chance(0.03)) req.speed = 'standard';
   if (r.chance(0.5)) req.stream = true;
 
   // messages
   const messages: Msg[] = [];
   const ids = new Set<string>();
+  if (r.chance(0.05)) messages.push({ role: 'system', content: text(r, 6) });
   const first: Block[] = [];
   if (r.chance(0.4)) first.push({ type: 'text', text: `<system-reminder>\n${text(r, 20)}\n</system-reminder>\n\n` });
   for (let i = r.int(1, 3); i > 0; i--) first.push(userBlock(r));
@@ -475,6 +503,8 @@ export function generateRequest(r: Random, opts: GenOptions): Json {
       // One turn sent as two assistant messages: Anthropic merges them.
       messages.push({ role: 'assistant', content: a.blocks.slice(0, cutA) }, { role: 'assistant', content: a.blocks.slice(cutA) });
     } else messages.push({ role: 'assistant', content: only?.type === 'text' && only.text && r.chance(0.3) ? String(only.text) : a.blocks });
+    // A system message may sit between a call and its result (the proxy folds it out of the way).
+    if (a.calls.length && r.chance(0.05)) messages.push({ role: 'system', content: [{ type: 'text', text: text(r, 6) }] });
     const user: Block[] = r.shuffle(a.calls).map((id) => toolResult(r, id));
     if (!user.length || r.chance(0.3)) for (let i = r.int(1, 2); i > 0; i--) user.push(userBlock(r));
     // Anthropic merges consecutive same-role messages; Claude Code sometimes sends two user messages.

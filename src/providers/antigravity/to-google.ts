@@ -101,12 +101,8 @@ export function toGoogleRequest(req: MessagesRequest, opts: ToGoogleOptions): Re
     else turns.push({ role: m.role, blocks });
   }
 
-  const answered = answerMissingCalls(turns);
-  // A "-thinking" id thinks unasked (planGeneration), but not into a tool loop whose last turn did
-  // not think: Claude refuses that history with thinking on, and the client never asked for it.
-  const unasked = family === 'claude' && req.thinking === undefined && openLoopWithoutThinking(answered);
-  const plan = planGeneration(unasked ? { ...req, thinking: { type: 'disabled' } } : req, family, opts.model, opts.maxOutputTokens, opts.thinkingBudget);
-  const cleaned = cleanHistory(answered, family, plan.thinking, signatures);
+  const plan = planGeneration(req, family, opts.model, opts.maxOutputTokens, opts.thinkingBudget);
+  const cleaned = cleanHistory(answerMissingCalls(turns), family, plan.thinking, signatures);
   const history = plan.thinking ? recoverToolLoop(cleaned, family, signatures) : cleaned;
   const contents = toContents(history, family, signatures, opts.claudeThinkingReplay === 'split', toolName);
   if (family === 'gemini' && contents[0]?.role === 'model') contents.unshift({ role: 'user', parts: [{ text: '.' }] });
@@ -410,13 +406,6 @@ function recoverToolLoop(turns: Turn[], family: ModelFamily, signatures: Signatu
   const text = (s: string): Block[] => [{ type: 'text', text: s }];
   const done = resultMessages === 1 ? '[Tool execution completed.]' : `[${resultMessages} tool executions completed.]`;
   return [...turns, { role: 'assistant', blocks: text(done) }, { role: 'user', blocks: text('[Continue]') }];
-}
-
-/** Whether the last assistant turn has calls answered after it, and no thinking of any kind. */
-function openLoopWithoutThinking(turns: Turn[]): boolean {
-  const last = turns.findLastIndex((t) => t.role === 'assistant');
-  if (last < 0 || toolUses(turns[last]!).length === 0 || turns[last]!.blocks.some(isThinkingBlock)) return false;
-  return turns.slice(last + 1).some(hasToolResult);
 }
 
 function geminiSignature(b: Block, signatures: SignatureStore): string | null {

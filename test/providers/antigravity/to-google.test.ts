@@ -865,14 +865,16 @@ describe('thinking recovery for Claude (§7.8)', () => {
     expect(translate(loop([{ type: 'text', text: 'Listing.' }, call])).request.contents.slice(3)).toEqual(closing);
   });
 
-  test('a "-thinking" id the client asked no thinking of does not think into a loop whose last turn did not think', () => {
+  test('a "-thinking" id the client asked no thinking of closes a loop whose last turn did not think, and thinks', () => {
     // Claude refuses such a history with thinking on ("a final assistant message must start with a
     // thinking block"); Anthropic, asked without thinking, would have served it (fuzz seed 20261205 case 86).
+    // Closed, not served without thinking: a "-thinking" id without it writes its thinking as text, and
+    // every later step of the loop would then have no thinking either.
     const r = loop([{ type: 'text', text: 'Listing.' }, call]);
     delete (r as Json).thinking;
     const env = translate(r, 'claude-opus-4-6-thinking');
-    expect(env.request.generationConfig.thinkingConfig).toBeUndefined();
-    expect(env.request.contents).toHaveLength(3);
+    expect(env.request.generationConfig.thinkingConfig).toBeDefined();
+    expect(env.request.contents.slice(3)).toEqual(closing);
   });
 
   test('a "-thinking" id still thinks on its own when the loop\'s last turn thought', () => {
