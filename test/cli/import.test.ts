@@ -1,6 +1,6 @@
 // `mcp accounts import <file>` and the once-only import from ACCOUNTS_CONFIG_PATH on first start.
 import { describe, expect, test } from 'bun:test';
-import { copyFileSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { importOnFirstStart, KEPT_NEWER, KEPT_RULE } from '../../src/cli/import.ts';
 import { runCaptured, useTempDataDir } from './run-cli.ts';
@@ -445,5 +445,23 @@ describe('first-start import from ACCOUNTS_CONFIG_PATH', () => {
     } finally {
       db.close();
     }
+  });
+});
+
+describe('import of something that is no accounts file', () => {
+  // /dev/zero was read until memory ran out: the command never ended.
+  test.skipIf(!existsSync('/dev/zero'))('a device is refused at once, naming what to give', async () => {
+    const r = await runCaptured(['accounts', 'import', '/dev/zero']);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe('mcp: /dev/zero is a device, not an accounts file: name the accounts.json, auth file or backup to import\n');
+  }, 5000);
+
+  test('a file far larger than any accounts file is refused before it is read', async () => {
+    const big = join(dataDirOf(), 'huge.log');
+    writeFileSync(big, '');
+    truncateSync(big, 65 * 1024 * 1024);
+    const r = await runCaptured(['accounts', 'import', big]);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(`mcp: ${big} is 65 MB, far too large for an accounts file: name the accounts.json, auth file or backup to import\n`);
   });
 });
