@@ -80,6 +80,32 @@ describe('MODEL_MAP / FALLBACK_MAP that is JSON but not an object', () => {
   });
 });
 
+describe('an outbound proxy setting Bun cannot use', () => {
+  // Taken as it was, every Google token refresh and upstream call failed with "connection failed: ENOTFOUND".
+  test('is refused at start, naming the variable and never its password', async () => {
+    for (const [name, value, shown] of [
+      ['HTTPS_PROXY', 'socks5://user:FAKEsecret@proxy.example:1080', ' (a socks5 address)'],
+      ['http_proxy', 'not a proxy', ''],
+    ] as const) {
+      // A server that started anyway stays on loopback, with its data in a directory of its own.
+      const data = mkdtempSync(join(tmpdir(), 'mcp-serve-proxy-'));
+      const env = { PROXY_API_KEY: 'k', BIND_ADDRESS: '127.0.0.1', PORT: '0', MCP_DATA_DIR: data, [name]: value };
+      const err = (await serve({}, env).catch((e: unknown) => e)) as Error;
+      rmSync(data, { recursive: true, force: true });
+      expect(err.message).toBe(
+        `${name} must be an http:// or https:// proxy address, such as http://proxy.example:3128${shown}; unset it for mcp if it is meant for other programs`,
+      );
+      expect(err.message).not.toContain('FAKEsecret');
+    }
+  });
+
+  test('http://, https:// and a bare host:port (which Bun takes as http) are accepted', () => {
+    for (const value of ['http://user:FAKEsecret@proxy.example:3128', 'https://proxy.example', 'proxy.example:3128']) {
+      expect(loadConfig({ PROXY_API_KEY: 'k', HTTPS_PROXY: value }).upstreamHttpClient).toBe('fetch');
+    }
+  });
+});
+
 describe('serve on a port another mcp already serves', () => {
   test('is refused with the port-in-use line (no silent sharing of the port)', async () => {
     const env = { PROXY_API_KEY: 'k-123456', BIND_ADDRESS: '127.0.0.1', PORT: '0' };
