@@ -1,6 +1,6 @@
 // Opens the one database file: private permissions, WAL, a busy timeout, and numbered migrations.
 import { Database } from 'bun:sqlite';
-import { accessSync, chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, statfsSync, statSync } from 'node:fs';
+import { accessSync, chmodSync, closeSync, constants, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, statfsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 export class StoreError extends Error {
@@ -171,6 +171,14 @@ export function openDatabase(
   // SQLite says only "unable to open database file" for these, and the access hint would mislead.
   if (kindOf(dir) === 'other') throw new StoreError(`cannot open database ${path}: ${notADirectory(dir)}`);
   if (kindOf(path) === 'dir') throw new StoreError(`cannot open database ${path}: it is a directory, not a file (move it away, or point MCP_DATA_DIR elsewhere)`);
+  // SQLite says only "unable to open database file" for these too.
+  for (const side of [`${path}-wal`, `${path}-shm`]) {
+    if (kindOf(side) === 'dir') throw new StoreError(`cannot open database ${path}: ${side} is a directory, where SQLite keeps a file of its own (move it away)`);
+  }
+  const link = danglingLink(path);
+  if (link !== null) {
+    throw new StoreError(`cannot open database ${path}: it is a symbolic link to ${link}, which does not exist (a disk not mounted?): make it reachable, or remove the link`);
+  }
   // Owner-only before SQLite writes a byte (its -wal and -shm take the file's mode): a file it made
   // itself would be 0644 until the chmod below, and a process that opened it meanwhile could read
   // the credentials written to it later.
@@ -353,6 +361,16 @@ function isReadonlyError(err: unknown): boolean {
 function kindOf(p: string): 'dir' | 'other' | null {
   try {
     return statSync(p).isDirectory() ? 'dir' : 'other';
+  } catch {
+    return null;
+  }
+}
+
+/** Where the symbolic link at `p` points when that is nowhere; null for anything else. */
+function danglingLink(p: string): string | null {
+  try {
+    if (!lstatSync(p).isSymbolicLink() || existsSync(p)) return null;
+    return readlinkSync(p);
   } catch {
     return null;
   }

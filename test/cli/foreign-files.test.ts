@@ -4,7 +4,7 @@
 import { describe, expect, test } from 'bun:test';
 import { Database } from 'bun:sqlite';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCaptured, useTempDataDir } from './run-cli.ts';
 
@@ -53,4 +53,25 @@ test('a damaged proxy.db with no copy in backups/ says what to do, and is left a
     `mcp: database ${path} is not usable: file is not a database; there is no copy of it in ${join(dataDirOf(), 'backups')}: move it aside to start with an empty database (the accounts then need adding again), or put back a copy you keep elsewhere\n`,
   );
   expect(readFileSync(path).equals(bytes)).toBe(true);
+});
+
+describe('what SQLite only calls "unable to open database file"', () => {
+  test('proxy.db a symbolic link to nothing (a disk not mounted) names the link and where it points', async () => {
+    const path = join(dataDirOf(), 'proxy.db');
+    symlinkSync('/nonexistent-mount/proxy.db', path);
+    const r = await runCaptured(['accounts', 'list']);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(
+      `mcp: cannot open database ${path}: it is a symbolic link to /nonexistent-mount/proxy.db, which does not exist (a disk not mounted?): make it reachable, or remove the link\n`,
+    );
+  });
+
+  test('a directory where SQLite keeps its -wal file is named', async () => {
+    const path = join(dataDirOf(), 'proxy.db');
+    writeFileSync(path, '');
+    mkdirSync(`${path}-wal`);
+    const r = await runCaptured(['accounts', 'list']);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(`mcp: cannot open database ${path}: ${path}-wal is a directory, where SQLite keeps a file of its own (move it away)\n`);
+  });
 });
