@@ -517,7 +517,12 @@ exit 0
     expect((await statusWith('linux', 'systemctl', 'echo "Unit mcp.service could not be found." >&2; exit 4')).code).toBe(3);
     const noBus = await statusWith('linux', 'systemctl', 'echo "Failed to connect to bus: No medium found" >&2; exit 1');
     expect(noBus.code).toBe(1);
-    expect(noBus.err).toBe('mcp: systemctl could not tell whether the service runs (exit 1; see above)\n');
+    // Over su, sudo or SSH: what to do, as install says it, not only "see above".
+    expect(noBus.err).toBe(
+      'mcp: systemctl --user cannot reach your user service manager, so whether the service runs cannot be told: log in as this user directly (not with su or sudo), or run `loginctl enable-linger "$USER"` once and log in again\n',
+    );
+    const other = await statusWith('linux', 'systemctl', 'echo "Something else went wrong" >&2; exit 1');
+    expect(other.err).toBe('mcp: systemctl could not tell whether the service runs (exit 1; see above)\n');
   });
 
   test('macOS: status reads whether launchd runs the agent: 0 running, 3 loaded but not running or not loaded', async () => {
