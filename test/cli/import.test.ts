@@ -465,3 +465,27 @@ describe('import of something that is no accounts file', () => {
     expect(r.err).toBe(`mcp: ${big} is 65 MB, far too large for an accounts file: name the accounts.json, auth file or backup to import\n`);
   });
 });
+
+describe('an accounts file whose key or token no upstream would take', () => {
+  // Imported, such an account failed every call (a header cannot carry the character, Google refuses the token).
+  test('the entry is skipped with the reason, the others imported, and the secret never printed', async () => {
+    const file = join(dataDirOf(), 'accounts.json');
+    const key = `FAKE${'0'.repeat(28)}.FAKEzaiSecretPart`;
+    writeFileSync(
+      file,
+      JSON.stringify({
+        accounts: [
+          { provider: 'zai', apiKey: `\u201c${key}\u201d` },
+          { provider: 'antigravity', email: 'zw@example.com', refreshToken: `1//FAKE\u200brefresh` },
+          { provider: 'zai', apiKey: key },
+        ],
+      }),
+    );
+    const r = await runCaptured(['accounts', 'import', file]);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('1 added, 0 updated, 0 unchanged, 2 skipped');
+    expect(r.err).toContain('skipped   #1: its apiKey holds a space or a character no key has (a curly quote, a non-ASCII one)');
+    expect(r.err).toContain('skipped   #2 (zw@example.com): its refresh token holds a space or a character no token has (a curly quote, a non-ASCII one)');
+    expect(r.out + r.err).not.toContain('FAKEzaiSecretPart');
+  });
+});
