@@ -20,7 +20,8 @@ import {
   updateAccount,
   upsertAccount,
 } from '../store/accounts.ts';
-import { backupDir, backupToFresh, pruneBackups } from '../store/backup.ts';
+import { backupToFresh, pruneBackups } from '../store/backup.ts';
+import { defaultBackupDir } from './backup.ts';
 import { databaseFailure, immediate, openDatabase, StoreError } from '../store/db.ts';
 import { listLimits, listQuotas, type ModelLimit, type QuotaRecord, replaceQuotas, resetAccountLimits } from '../store/limits.ts';
 import {
@@ -584,7 +585,7 @@ const removeCommand = defineCommand({
       let copy: string | null = null;
       if (args.backup !== false) {
         try {
-          const dir = backupDir(config.dataDir);
+          const dir = defaultBackupDir(config.dataDir, '');
           copy = backupToFresh(db, dir, 'before-remove', new Date()).path;
           pruneBackups(dir, 'before-remove', KEPT_REMOVAL_COPIES);
         } catch (err) {
