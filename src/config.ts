@@ -322,6 +322,13 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}, opts: { requireApi
 
 function buildConfig(env: Env, flags: ConfigFlags, opts: { requireApiKey?: boolean; platform?: string }): Readonly<Config> {
   const proxyApiKeys = parseApiKeys(env.PROXY_API_KEY);
+  // Curly quotes from a chat or a document: a client cannot send them in a header, so every one
+  // would get a 401 with nothing to say why. Never echoed: it is the key.
+  const unsendable = proxyApiKeys.findIndex((k) => /[^\x20-\x7e]/.test(k));
+  if (unsendable >= 0) {
+    const which = proxyApiKeys.length > 1 ? `key ${unsendable + 1} of PROXY_API_KEY` : 'PROXY_API_KEY';
+    refuse(`${which} holds a character no client can send in a header (a curly quote, a non-ASCII one, perhaps from where it was copied): use plain ASCII`, null);
+  }
   if ((opts.requireApiKey ?? true) && !proxyApiKeys.length) {
     // `export` is no command in PowerShell or cmd, where Windows users start mcp.
     const howToSet =

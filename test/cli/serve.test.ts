@@ -106,6 +106,22 @@ describe('an outbound proxy setting Bun cannot use', () => {
   });
 });
 
+describe('a PROXY_API_KEY no client can send', () => {
+  // Taken, it made a server that answered every client 401 "invalid x-api-key", whatever it sent.
+  test('curly quotes or a non-ASCII character are refused at start, without echoing the key', async () => {
+    for (const [keys, which] of [
+      ['\u201cFAKE-proxy-key-0123456789\u201d', 'PROXY_API_KEY'],
+      ['FAKE-proxy-key-0123456789,FAKE-cl\u00e9-0123456789', 'key 2 of PROXY_API_KEY'],
+    ] as const) {
+      const data = mkdtempSync(join(tmpdir(), 'mcp-serve-key-'));
+      const err = (await serve({}, { PROXY_API_KEY: keys, BIND_ADDRESS: '127.0.0.1', PORT: '0', MCP_DATA_DIR: data }).catch((e: unknown) => e)) as Error;
+      rmSync(data, { recursive: true, force: true });
+      expect(err.message).toBe(`${which} holds a character no client can send in a header (a curly quote, a non-ASCII one, perhaps from where it was copied): use plain ASCII`);
+      expect(err.message).not.toContain('FAKE');
+    }
+  });
+});
+
 describe('serve on a port another mcp already serves', () => {
   test('is refused with the port-in-use line (no silent sharing of the port)', async () => {
     const env = { PROXY_API_KEY: 'k-123456', BIND_ADDRESS: '127.0.0.1', PORT: '0' };
