@@ -11,6 +11,29 @@ import { createApp, startServer } from '../../src/server/app.ts';
 import { upsertAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
 
+/**
+ * What serve writes to stdout and stderr, together: serve sets its own log reporters, so what
+ * reaches the streams is what the user sees. `restore` puts the streams and the log back.
+ */
+function captureOutput(): { text(): string; restore(): void } {
+  let out = '';
+  const writes = { err: process.stderr.write, out: process.stdout.write };
+  const capture = ((chunk: string | Uint8Array) => {
+    out += String(chunk);
+    return true;
+  }) as typeof process.stderr.write;
+  process.stderr.write = capture;
+  process.stdout.write = capture;
+  return {
+    text: () => out,
+    restore: () => {
+      process.stderr.write = writes.err;
+      process.stdout.write = writes.out;
+      configureLog({ format: 'pretty' });
+    },
+  };
+}
+
 describe('serveFlags', () => {
   test('passes only the flags that were given', () => {
     expect(serveFlags({})).toEqual({});
@@ -265,30 +288,21 @@ describe('the listening banner', () => {
 describe('serve with a short key on every interface', () => {
   test('warns once it listens, without quoting the key', async () => {
     const data = mkdtempSync(join(tmpdir(), 'mcp-serve-exposed-'));
-    // serve sets its own log reporters: what reaches stderr and stdout is what the user sees.
-    let out = '';
-    const writes = { err: process.stderr.write, out: process.stdout.write };
-    const capture = ((chunk: string | Uint8Array) => {
-      out += String(chunk);
-      return true;
-    }) as typeof process.stderr.write;
-    process.stderr.write = capture;
-    process.stdout.write = capture;
+    const output = captureOutput();
     try {
       const key = 'k-FAKE-short';
       const running = serve({}, { PROXY_API_KEY: key, BIND_ADDRESS: '0.0.0.0', PORT: '0', MCP_DATA_DIR: data });
       const t0 = Date.now();
-      while (!out.includes('[warn]') && Date.now() - t0 < 5000) await Bun.sleep(20);
+      while (!output.text().includes('[warn]') && Date.now() - t0 < 5000) await Bun.sleep(20);
       process.emit('SIGTERM', 'SIGTERM');
       await running;
+      const out = output.text();
       const warned = out.split('\n').filter((l) => l.includes('[warn]') && l.includes('BIND_ADDRESS=127.0.0.1'));
       expect(warned).toHaveLength(1);
       expect(out).toContain('mcp listening on http://0.0.0.0:');
       expect(out).not.toContain(key);
     } finally {
-      process.stderr.write = writes.err;
-      process.stdout.write = writes.out;
-      configureLog({ format: 'pretty' });
+      output.restore();
       rmSync(data, { recursive: true, force: true });
     }
   });
@@ -299,14 +313,7 @@ describe('a stop signal while serve starts up', () => {
   test('stops it before it listens, with one line, and leaves no handler behind', async () => {
     const data = mkdtempSync(join(tmpdir(), 'mcp-serve-early-stop-'));
     const before = stopSignals().map((s) => process.listenerCount(s));
-    let out = '';
-    const writes = { err: process.stderr.write, out: process.stdout.write };
-    const capture = ((chunk: string | Uint8Array) => {
-      out += String(chunk);
-      return true;
-    }) as typeof process.stderr.write;
-    process.stderr.write = capture;
-    process.stdout.write = capture;
+    const output = captureOutput();
     try {
       const starting = serve({}, { PROXY_API_KEY: 'k-FAKE-0123456789abcdef', BIND_ADDRESS: '127.0.0.1', PORT: '0', MCP_DATA_DIR: data });
       // serve has opened the database and waits for its parts to load: the moment a restart's SIGTERM lands.
@@ -315,13 +322,11 @@ describe('a stop signal while serve starts up', () => {
       if (!stopped) process.emit('SIGTERM', 'SIGTERM');
       await starting;
       expect(stopped).toBe(true);
-      expect(out).toContain('SIGTERM during start-up: stopped before serving');
-      expect(out).not.toContain('mcp listening');
+      expect(output.text()).toContain('SIGTERM during start-up: stopped before serving');
+      expect(output.text()).not.toContain('mcp listening');
       expect(stopSignals().map((s) => process.listenerCount(s))).toEqual(before);
     } finally {
-      process.stderr.write = writes.err;
-      process.stdout.write = writes.out;
-      configureLog({ format: 'pretty' });
+      output.restore();
       rmSync(data, { recursive: true, force: true });
     }
   });
