@@ -238,6 +238,26 @@ function stringMap(name: string, raw: string | undefined, home: string): Record<
   return out;
 }
 
+/**
+ * An outbound proxy Bun's fetch can use: every Google login and token refresh, and the upstream calls
+ * with the fetch client, go through it. One it cannot use (socks5://, a typo) failed each of those
+ * calls instead, as "connection failed: ENOTFOUND" that names no proxy. Bun takes `host:port` as http.
+ */
+function outboundProxy(name: string, raw: string | undefined): void {
+  const s = (raw ?? '').trim();
+  if (!s) return;
+  let u: URL | null = null;
+  try {
+    u = new URL(s.includes('://') ? s : `http://${s}`);
+  } catch {
+    // not an address at all
+  }
+  if (u && (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname) return;
+  // The address may carry a password: it is never echoed.
+  const shown = u ? ` (a ${u.protocol.replace(/:$/, '')} address)` : '';
+  refuse(`${name} must be an http:// or https:// proxy address, such as http://proxy.example:3128${shown}; unset it for mcp if it is meant for other programs`, null);
+}
+
 const HOST_NAME = /^[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?)*\.?$/;
 
 /** An IP address or a host name; "999.1.1.1" would otherwise reach listen() and come back as ENOENT. */
@@ -302,6 +322,13 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}, opts: { requireApi
 
 function buildConfig(env: Env, flags: ConfigFlags, opts: { requireApiKey?: boolean; platform?: string }): Readonly<Config> {
   const proxyApiKeys = parseApiKeys(env.PROXY_API_KEY);
+  // Curly quotes from a chat or a document: a client cannot send them in a header, so every one
+  // would get a 401 with nothing to say why. Never echoed: it is the key.
+  const unsendable = proxyApiKeys.findIndex((k) => /[^\x20-\x7e]/.test(k));
+  if (unsendable >= 0) {
+    const which = proxyApiKeys.length > 1 ? `key ${unsendable + 1} of PROXY_API_KEY` : 'PROXY_API_KEY';
+    refuse(`${which} holds a character no client can send in a header (a curly quote, a non-ASCII one, perhaps from where it was copied): use plain ASCII`, null);
+  }
   if ((opts.requireApiKey ?? true) && !proxyApiKeys.length) {
     // `export` is no command in PowerShell or cmd, where Windows users start mcp.
     const howToSet =
@@ -332,6 +359,7 @@ function buildConfig(env: Env, flags: ConfigFlags, opts: { requireApiKey?: boole
       : refuse(`ANTIGRAVITY_THINKING_REPLAY must be "inline" or "split", got "${env.ANTIGRAVITY_THINKING_REPLAY}"`, 'inline' as const);
   // fetch honours HTTP(S)_PROXY and http1.ts does not: behind a proxy the default stays fetch.
   const viaProxy = Boolean(env.HTTPS_PROXY || env.https_proxy || env.HTTP_PROXY || env.http_proxy);
+  for (const name of ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy']) outboundProxy(name, env[name]);
   const clientRaw = (env.UPSTREAM_HTTP_CLIENT ?? '').trim().toLowerCase() || (viaProxy ? 'fetch' : DEFAULTS.upstreamHttpClient);
   const httpClient =
     clientRaw === 'native' || clientRaw === 'fetch'

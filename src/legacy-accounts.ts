@@ -64,6 +64,12 @@ export function detectLegacyFormat(entries: readonly Obj[]): LegacyFormat {
   return 'unknown';
 }
 
+/**
+ * A key or token with a space, a curly quote or any character outside printable ASCII (a file edited
+ * by hand, pasted from a chat): no upstream takes it, and stored it would fail every call.
+ */
+const UNUSABLE_SECRET = /[^\x21-\x7e]/;
+
 function oneAccount(a: Obj, index: number, skipped: LegacySkip[]): LegacyAccount | null {
   const email = str(a.email);
   const entry = `#${index + 1}${email ? ` (${email})` : ''}`;
@@ -74,6 +80,10 @@ function oneAccount(a: Obj, index: number, skipped: LegacySkip[]): LegacyAccount
     const apiKey = str(a.apiKey);
     if (!apiKey) {
       skipped.push({ entry, reason: 'Z.AI entry without an apiKey' });
+      return null;
+    }
+    if (UNUSABLE_SECRET.test(apiKey)) {
+      skipped.push({ entry, reason: 'its apiKey holds a space or a character no key has (a curly quote, a non-ASCII one)' });
       return null;
     }
     // The Go project named Z.AI keys "zai-<hash>"; keep it as the label so people recognise it.
@@ -95,6 +105,10 @@ function oneAccount(a: Obj, index: number, skipped: LegacySkip[]): LegacyAccount
   const [refreshToken = '', tokenProject = '', managedProject = ''] = str(a.refreshToken).split('|').map((s) => s.trim());
   if (!refreshToken) {
     skipped.push({ entry, reason: 'no refresh token' });
+    return null;
+  }
+  if (UNUSABLE_SECRET.test(refreshToken)) {
+    skipped.push({ entry, reason: 'its refresh token holds a space or a character no token has (a curly quote, a non-ASCII one)' });
     return null;
   }
   if (!email) {

@@ -20,7 +20,8 @@ import {
   updateAccount,
   upsertAccount,
 } from '../store/accounts.ts';
-import { backupDir, backupToFresh, pruneBackups } from '../store/backup.ts';
+import { backupToFresh, pruneBackups } from '../store/backup.ts';
+import { defaultBackupDir } from './backup.ts';
 import { databaseFailure, immediate, openDatabase, StoreError } from '../store/db.ts';
 import { listLimits, listQuotas, type ModelLimit, type QuotaRecord, replaceQuotas, resetAccountLimits } from '../store/limits.ts';
 import {
@@ -226,9 +227,18 @@ async function secretFromStdin(readLine: (prompt: string) => Promise<string | nu
 }
 
 /** A pasted key: surrounding blanks dropped; one with a blank inside is a paste gone wrong. */
+/** Z.AI's keys are some 50 characters; far longer is something else pasted (a file, a whole page). */
+const MAX_API_KEY_LENGTH = 1024;
+
 export function cleanApiKey(raw: string): string {
   const key = raw.trim();
   if (/\s/.test(key)) throw new UsageError('the API key has a space or line break inside: paste it again, all on one line');
+  // Curly quotes or a zero-width character from a chat or a document: no HTTP header can carry
+  // them, so every call would fail later with the key stored.
+  if (/[^\x21-\x7e]/.test(key)) {
+    throw new UsageError('the API key holds a character no key has (a curly quote, a zero-width or non-ASCII character, perhaps from where it was copied): paste it again, the key alone');
+  }
+  if (key.length > MAX_API_KEY_LENGTH) throw new UsageError(`the API key is ${key.length} characters long, far longer than a key: paste the key alone`);
   return key;
 }
 
@@ -575,7 +585,7 @@ const removeCommand = defineCommand({
       let copy: string | null = null;
       if (args.backup !== false) {
         try {
-          const dir = backupDir(config.dataDir);
+          const dir = defaultBackupDir(config.dataDir, '');
           copy = backupToFresh(db, dir, 'before-remove', new Date()).path;
           pruneBackups(dir, 'before-remove', KEPT_REMOVAL_COPIES);
         } catch (err) {

@@ -17,8 +17,11 @@ function isDirectory(path: string): boolean {
   }
 }
 
-/** backups/ in the data directory, made if missing; a directory that cannot be made is said plainly, not as a bare errno. */
-function defaultBackupDir(dataDir: string): string {
+/**
+ * backups/ in the data directory, made if missing; a directory that cannot be made is said plainly,
+ * not as a bare errno, followed by `then` (what the command can do instead). Also `accounts remove`'s.
+ */
+export function defaultBackupDir(dataDir: string, then = '; name another place: `mcp backup <file|dir>`'): string {
   try {
     return backupDir(dataDir);
   } catch (err) {
@@ -29,7 +32,7 @@ function defaultBackupDir(dataDir: string): string {
       const hint = accessHint(existsSync(dir) ? join(dir, 'x') : dir, true);
       why = `${(err as Error).message}${hint ? ` (${hint})` : ''}`;
     }
-    throw new StoreError(`cannot write the backup into ${dir}: ${why}; name another place: \`mcp backup <file|dir>\``, { cause: err });
+    throw new StoreError(`cannot write the backup into ${dir}: ${why}${then}`, { cause: err });
   }
 }
 

@@ -133,6 +133,7 @@ export function importLegacyFile(db: Database, path: string, opts: { dryRun?: bo
   const pick = (p: LegacyParse): LegacyParse => (opts.only ? onlyAccount(p, opts.only) : p);
   if (isSqliteFile(path)) return applyLegacyImport(db, pick(backupAccountsParse(accountsInBackup(path))), opts);
   if (!existsSync(path)) throw new Error(`no such file: ${path}`);
+  refuseNonFile(path);
   let parsed: LegacyParse;
   try {
     parsed = pick(isDirectory(path) ? readAuthDirectory(path) : readAccountsFile(path));
@@ -141,6 +142,20 @@ export function importLegacyFile(db: Database, path: string, opts: { dryRun?: bo
   }
   // Outside the try: a failure of our own database is not the file's, and must not be named after it.
   return applyLegacyImport(db, parsed, opts);
+}
+
+/** An accounts file is a few KB; far past that, a wrong name, read whole into memory before JSON refuses it. */
+const MAX_ACCOUNTS_FILE_BYTES = 64 * 1024 * 1024;
+
+/** A device (/dev/zero, a disk) would be read until memory runs out; a huge file nearly so. */
+function refuseNonFile(path: string): void {
+  const st = statSync(path);
+  if (st.isCharacterDevice() || st.isBlockDevice() || st.isSocket()) {
+    throw new Error(`${path} is a ${st.isSocket() ? 'socket' : 'device'}, not an accounts file: name the accounts.json, auth file or backup to import`);
+  }
+  if (st.isFile() && st.size > MAX_ACCOUNTS_FILE_BYTES) {
+    throw new Error(`${path} is ${Math.round(st.size / 1024 / 1024)} MB, far too large for an accounts file: name the accounts.json, auth file or backup to import`);
+  }
 }
 
 function isDirectory(path: string): boolean {

@@ -630,6 +630,12 @@ const statusCommand = defineCommand({
       const out = `${r.stdout?.toString() ?? ''}${r.stderr?.toString() ?? ''}`.trim();
       say(out || `${cmd.map(quote).join(' ')}: exit ${r.exitCode}`);
       const code = statusExitCode(platform, r.exitCode, out);
+      if (code === STATUS_EXIT.cannotTell && NO_USER_BUS.test(out)) {
+        // As for install: over su, sudo or SSH there is no user manager to ask, and "see above" said only that.
+        throw new Error(
+          'systemctl --user cannot reach your user service manager, so whether the service runs cannot be told: log in as this user directly (not with su or sudo), or run `loginctl enable-linger "$USER"` once and log in again',
+        );
+      }
       if (code === STATUS_EXIT.cannotTell) throw new Error(`${cmd[0]} could not tell whether the service runs (exit ${r.exitCode}; see above)`);
       if (code !== STATUS_EXIT.running) throw new ExitStatus(code);
     }

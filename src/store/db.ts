@@ -1,6 +1,6 @@
 // Opens the one database file: private permissions, WAL, a busy timeout, and numbered migrations.
 import { Database } from 'bun:sqlite';
-import { accessSync, chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, statfsSync, statSync } from 'node:fs';
+import { accessSync, chmodSync, closeSync, constants, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, readSync, statfsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 export class StoreError extends Error {
@@ -171,6 +171,15 @@ export function openDatabase(
   // SQLite says only "unable to open database file" for these, and the access hint would mislead.
   if (kindOf(dir) === 'other') throw new StoreError(`cannot open database ${path}: ${notADirectory(dir)}`);
   if (kindOf(path) === 'dir') throw new StoreError(`cannot open database ${path}: it is a directory, not a file (move it away, or point MCP_DATA_DIR elsewhere)`);
+  // SQLite says only "unable to open database file" for these too.
+  for (const side of [`${path}-wal`, `${path}-shm`]) {
+    if (kindOf(side) === 'dir') throw new StoreError(`cannot open database ${path}: ${side} is a directory, where SQLite keeps a file of its own (move it away)`);
+  }
+  const link = danglingLink(path);
+  if (link !== null) {
+    throw new StoreError(`cannot open database ${path}: it is a symbolic link to ${link}, which does not exist (a disk not mounted?): make it reachable, or remove the link`);
+  }
+  if (!opts.readonly) refuseStaleWal(path);
   // Owner-only before SQLite writes a byte (its -wal and -shm take the file's mode): a file it made
   // itself would be 0644 until the chmod below, and a process that opened it meanwhile could read
   // the credentials written to it later.
@@ -353,6 +362,48 @@ function isReadonlyError(err: unknown): boolean {
 function kindOf(p: string): 'dir' | 'other' | null {
   try {
     return statSync(p).isDirectory() ? 'dir' : 'other';
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A -wal file beside a database that is not in WAL mode is another file's: the database was
+ * replaced (a backup put back, which `mcp backup` writes in rollback mode) after a server died with
+ * its WAL still there. Switching to WAL would replay that file's pages onto this one and damage it
+ * beyond repair, so nothing is opened.
+ */
+function refuseStaleWal(path: string): void {
+  const wal = `${path}-wal`;
+  try {
+    if (statSync(wal).size === 0) return;
+  } catch {
+    return;
+  }
+  const header = Buffer.alloc(20);
+  let read = 0;
+  try {
+    const fd = openSync(path, 'r');
+    try {
+      read = readSync(fd, header, 0, 20, 0);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return;
+  }
+  // Bytes 18 and 19 of the header: 2 in WAL mode, 1 in rollback mode.
+  if (read < 20 || header.toString('latin1', 0, 15) !== 'SQLite format 3' || header[18] !== 1 || header[19] !== 1) return;
+  throw new StoreError(
+    `cannot open database ${path}: ${wal} beside it belongs to another copy of the database (was proxy.db put back from a backup?); replayed onto this one it would damage it: delete ${wal} and ${path}-shm, then try again (README, Backups)`,
+  );
+}
+
+/** Where the symbolic link at `p` points when that is nowhere; null for anything else. */
+function danglingLink(p: string): string | null {
+  try {
+    if (!lstatSync(p).isSymbolicLink() || existsSync(p)) return null;
+    return readlinkSync(p);
   } catch {
     return null;
   }

@@ -131,6 +131,23 @@ describe('mcp accounts (in process, against a temporary data dir)', () => {
     expect(storedAccounts()).toHaveLength(0);
   });
 
+  // Stored, such a key failed every call later ("connection failed: ERR_INVALID_HEADER_VALUE", or a 431).
+  test('a key with curly quotes, a zero-width character or far too long is refused before any call', async () => {
+    const before = zai.requests.length;
+    for (const [pasted, said] of [
+      [`\u201c${KEY}\u201d`, 'holds a character no key has'],
+      [`${KEY}\u200b`, 'holds a character no key has'],
+      [KEY.repeat(50), `is ${KEY.length * 50} characters long`],
+    ] as const) {
+      const r = await run('accounts', 'add', '--provider', 'zai', '--api-key', pasted);
+      expect(r.code).toBe(2);
+      expect(r.err).toStartWith(`mcp: the API key ${said}`);
+      expect(r.err).not.toContain(KEY.slice(10));
+    }
+    expect(zai.requests.length).toBe(before);
+    expect(storedAccounts()).toHaveLength(0);
+  });
+
   test('the quota is read right after a Z.AI key is added, so list shows it at once', async () => {
     const r = await run('accounts', 'add', '--provider', 'zai', '--api-key', KEY, '--label', 'main');
     expect(r.code).toBe(0);
@@ -485,7 +502,9 @@ describe('mcp accounts (in process, against a temporary data dir)', () => {
     writeFileSync(join(dataDirOf(), 'backups'), 'a file where the directory would be');
     const r = await run('accounts', 'remove', 'main');
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/^mcp: .*; main was not removed \(--no-backup removes it without a copy\)\n$/);
+    // Said as `mcp backup` says it, not as the bare "EEXIST: file already exists, mkdir …".
+    const dir = join(dataDirOf(), 'backups');
+    expect(r.err).toBe(`mcp: cannot write the backup into ${dir}: ${dir} is a file, not a directory (move it away); main was not removed (--no-backup removes it without a copy)\n`);
     expect(storedAccounts()).toHaveLength(1);
     expect((await run('accounts', 'remove', 'main', '--no-backup')).code).toBe(0);
     expect(storedAccounts()).toHaveLength(0);

@@ -1,6 +1,6 @@
 // `mcp accounts import <file>` and the once-only import from ACCOUNTS_CONFIG_PATH on first start.
 import { describe, expect, test } from 'bun:test';
-import { copyFileSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { importOnFirstStart, KEPT_NEWER, KEPT_RULE } from '../../src/cli/import.ts';
 import { runCaptured, useTempDataDir } from './run-cli.ts';
@@ -445,5 +445,47 @@ describe('first-start import from ACCOUNTS_CONFIG_PATH', () => {
     } finally {
       db.close();
     }
+  });
+});
+
+describe('import of something that is no accounts file', () => {
+  // /dev/zero was read until memory ran out: the command never ended.
+  test.skipIf(!existsSync('/dev/zero'))('a device is refused at once, naming what to give', async () => {
+    const r = await runCaptured(['accounts', 'import', '/dev/zero']);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe('mcp: /dev/zero is a device, not an accounts file: name the accounts.json, auth file or backup to import\n');
+  }, 5000);
+
+  test('a file far larger than any accounts file is refused before it is read', async () => {
+    const big = join(dataDirOf(), 'huge.log');
+    writeFileSync(big, '');
+    truncateSync(big, 65 * 1024 * 1024);
+    const r = await runCaptured(['accounts', 'import', big]);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(`mcp: ${big} is 65 MB, far too large for an accounts file: name the accounts.json, auth file or backup to import\n`);
+  });
+});
+
+describe('an accounts file whose key or token no upstream would take', () => {
+  // Imported, such an account failed every call (a header cannot carry the character, Google refuses the token).
+  test('the entry is skipped with the reason, the others imported, and the secret never printed', async () => {
+    const file = join(dataDirOf(), 'accounts.json');
+    const key = `FAKE${'0'.repeat(28)}.FAKEzaiSecretPart`;
+    writeFileSync(
+      file,
+      JSON.stringify({
+        accounts: [
+          { provider: 'zai', apiKey: `\u201c${key}\u201d` },
+          { provider: 'antigravity', email: 'zw@example.com', refreshToken: `1//FAKE\u200brefresh` },
+          { provider: 'zai', apiKey: key },
+        ],
+      }),
+    );
+    const r = await runCaptured(['accounts', 'import', file]);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('1 added, 0 updated, 0 unchanged, 2 skipped');
+    expect(r.err).toContain('skipped   #1: its apiKey holds a space or a character no key has (a curly quote, a non-ASCII one)');
+    expect(r.err).toContain('skipped   #2 (zw@example.com): its refresh token holds a space or a character no token has (a curly quote, a non-ASCII one)');
+    expect(r.out + r.err).not.toContain('FAKEzaiSecretPart');
   });
 });

@@ -11,6 +11,29 @@ import { createApp, startServer } from '../../src/server/app.ts';
 import { upsertAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
 
+/**
+ * What serve writes to stdout and stderr, together: serve sets its own log reporters, so what
+ * reaches the streams is what the user sees. `restore` puts the streams and the log back.
+ */
+function captureOutput(): { text(): string; restore(): void } {
+  let out = '';
+  const writes = { err: process.stderr.write, out: process.stdout.write };
+  const capture = ((chunk: string | Uint8Array) => {
+    out += String(chunk);
+    return true;
+  }) as typeof process.stderr.write;
+  process.stderr.write = capture;
+  process.stdout.write = capture;
+  return {
+    text: () => out,
+    restore: () => {
+      process.stderr.write = writes.err;
+      process.stdout.write = writes.out;
+      configureLog({ format: 'pretty' });
+    },
+  };
+}
+
 describe('serveFlags', () => {
   test('passes only the flags that were given', () => {
     expect(serveFlags({})).toEqual({});
@@ -77,6 +100,48 @@ describe('MODEL_MAP / FALLBACK_MAP that is JSON but not an object', () => {
   test('a path that names no file says so in words, with what to give instead', async () => {
     const err = (await serve({}, { PROXY_API_KEY: 'k', MODEL_MAP: '/nonexistent/map.json' }).catch((e: unknown) => e)) as Error;
     expect(err.message).toBe('MODEL_MAP: cannot read /nonexistent/map.json: there is no such file (give a JSON object of strings, or a path to one)');
+  });
+});
+
+describe('an outbound proxy setting Bun cannot use', () => {
+  // Taken as it was, every Google token refresh and upstream call failed with "connection failed: ENOTFOUND".
+  test('is refused at start, naming the variable and never its password', async () => {
+    for (const [name, value, shown] of [
+      ['HTTPS_PROXY', 'socks5://user:FAKEsecret@proxy.example:1080', ' (a socks5 address)'],
+      ['http_proxy', 'not a proxy', ''],
+    ] as const) {
+      // A server that started anyway stays on loopback, with its data in a directory of its own.
+      const data = mkdtempSync(join(tmpdir(), 'mcp-serve-proxy-'));
+      const env = { PROXY_API_KEY: 'k', BIND_ADDRESS: '127.0.0.1', PORT: '0', MCP_DATA_DIR: data, [name]: value };
+      const err = (await serve({}, env).catch((e: unknown) => e)) as Error;
+      rmSync(data, { recursive: true, force: true });
+      expect(err.message).toBe(
+        `${name} must be an http:// or https:// proxy address, such as http://proxy.example:3128${shown}; unset it for mcp if it is meant for other programs`,
+      );
+      expect(err.message).not.toContain('FAKEsecret');
+    }
+  });
+
+  test('http://, https:// and a bare host:port (which Bun takes as http) are accepted', () => {
+    for (const value of ['http://user:FAKEsecret@proxy.example:3128', 'https://proxy.example', 'proxy.example:3128']) {
+      expect(loadConfig({ PROXY_API_KEY: 'k', HTTPS_PROXY: value }).upstreamHttpClient).toBe('fetch');
+    }
+  });
+});
+
+describe('a PROXY_API_KEY no client can send', () => {
+  // Taken, it made a server that answered every client 401 "invalid x-api-key", whatever it sent.
+  test('curly quotes or a non-ASCII character are refused at start, without echoing the key', async () => {
+    for (const [keys, which] of [
+      ['\u201cFAKE-proxy-key-0123456789\u201d', 'PROXY_API_KEY'],
+      ['FAKE-proxy-key-0123456789,FAKE-cl\u00e9-0123456789', 'key 2 of PROXY_API_KEY'],
+    ] as const) {
+      const data = mkdtempSync(join(tmpdir(), 'mcp-serve-key-'));
+      const err = (await serve({}, { PROXY_API_KEY: keys, BIND_ADDRESS: '127.0.0.1', PORT: '0', MCP_DATA_DIR: data }).catch((e: unknown) => e)) as Error;
+      rmSync(data, { recursive: true, force: true });
+      expect(err.message).toBe(`${which} holds a character no client can send in a header (a curly quote, a non-ASCII one, perhaps from where it was copied): use plain ASCII`);
+      expect(err.message).not.toContain('FAKE');
+    }
   });
 });
 
@@ -223,30 +288,21 @@ describe('the listening banner', () => {
 describe('serve with a short key on every interface', () => {
   test('warns once it listens, without quoting the key', async () => {
     const data = mkdtempSync(join(tmpdir(), 'mcp-serve-exposed-'));
-    // serve sets its own log reporters: what reaches stderr and stdout is what the user sees.
-    let out = '';
-    const writes = { err: process.stderr.write, out: process.stdout.write };
-    const capture = ((chunk: string | Uint8Array) => {
-      out += String(chunk);
-      return true;
-    }) as typeof process.stderr.write;
-    process.stderr.write = capture;
-    process.stdout.write = capture;
+    const output = captureOutput();
     try {
       const key = 'k-FAKE-short';
       const running = serve({}, { PROXY_API_KEY: key, BIND_ADDRESS: '0.0.0.0', PORT: '0', MCP_DATA_DIR: data });
       const t0 = Date.now();
-      while (!out.includes('[warn]') && Date.now() - t0 < 5000) await Bun.sleep(20);
+      while (!output.text().includes('[warn]') && Date.now() - t0 < 5000) await Bun.sleep(20);
       process.emit('SIGTERM', 'SIGTERM');
       await running;
+      const out = output.text();
       const warned = out.split('\n').filter((l) => l.includes('[warn]') && l.includes('BIND_ADDRESS=127.0.0.1'));
       expect(warned).toHaveLength(1);
       expect(out).toContain('mcp listening on http://0.0.0.0:');
       expect(out).not.toContain(key);
     } finally {
-      process.stderr.write = writes.err;
-      process.stdout.write = writes.out;
-      configureLog({ format: 'pretty' });
+      output.restore();
       rmSync(data, { recursive: true, force: true });
     }
   });
@@ -257,14 +313,7 @@ describe('a stop signal while serve starts up', () => {
   test('stops it before it listens, with one line, and leaves no handler behind', async () => {
     const data = mkdtempSync(join(tmpdir(), 'mcp-serve-early-stop-'));
     const before = stopSignals().map((s) => process.listenerCount(s));
-    let out = '';
-    const writes = { err: process.stderr.write, out: process.stdout.write };
-    const capture = ((chunk: string | Uint8Array) => {
-      out += String(chunk);
-      return true;
-    }) as typeof process.stderr.write;
-    process.stderr.write = capture;
-    process.stdout.write = capture;
+    const output = captureOutput();
     try {
       const starting = serve({}, { PROXY_API_KEY: 'k-FAKE-0123456789abcdef', BIND_ADDRESS: '127.0.0.1', PORT: '0', MCP_DATA_DIR: data });
       // serve has opened the database and waits for its parts to load: the moment a restart's SIGTERM lands.
@@ -273,13 +322,11 @@ describe('a stop signal while serve starts up', () => {
       if (!stopped) process.emit('SIGTERM', 'SIGTERM');
       await starting;
       expect(stopped).toBe(true);
-      expect(out).toContain('SIGTERM during start-up: stopped before serving');
-      expect(out).not.toContain('mcp listening');
+      expect(output.text()).toContain('SIGTERM during start-up: stopped before serving');
+      expect(output.text()).not.toContain('mcp listening');
       expect(stopSignals().map((s) => process.listenerCount(s))).toEqual(before);
     } finally {
-      process.stderr.write = writes.err;
-      process.stdout.write = writes.out;
-      configureLog({ format: 'pretty' });
+      output.restore();
       rmSync(data, { recursive: true, force: true });
     }
   });

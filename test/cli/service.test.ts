@@ -285,6 +285,16 @@ describe('mcp service (in process, MCP_SERVICE_HOME = a temporary dir)', () => {
   });
 
   const run = (...argv: string[]) => runCaptured(argv);
+  /** `mcp <argv>` with only `path` to look programs up in (systemctl, launchctl), the PATH put back after. */
+  async function runWithPath(path: string, ...argv: string[]) {
+    const savedPath = process.env.PATH;
+    process.env.PATH = path;
+    try {
+      return await run(...argv);
+    } finally {
+      process.env.PATH = savedPath;
+    }
+  }
 
   test('--dry-run prints the files and commands, masks the key and writes nothing', async () => {
     const r = await run('service', 'install', '--dry-run', '--platform', 'linux', '--bin', '/opt/mcp/mcp');
@@ -298,14 +308,7 @@ describe('mcp service (in process, MCP_SERVICE_HOME = a temporary dir)', () => {
   });
 
   test('a system without systemctl (a container, WSL without systemd) is told so in one line, and nothing is written', async () => {
-    const savedPath = process.env.PATH;
-    process.env.PATH = tmp();
-    let r: Awaited<ReturnType<typeof run>>;
-    try {
-      r = await run('service', 'install', '--platform', 'linux', '--bin', process.execPath);
-    } finally {
-      process.env.PATH = savedPath;
-    }
+    const r = await runWithPath(tmp(), 'service', 'install', '--platform', 'linux', '--bin', process.execPath);
     expect(r.code).toBe(1);
     expect(r.err).toBe(
       'mcp: systemctl is not on PATH: this system runs no systemd user services, so `mcp service` cannot install one here; nothing was written. Run `mcp serve` under this system\'s own supervisor instead (README, "Run it as a service")\n',
@@ -323,14 +326,7 @@ describe('mcp service (in process, MCP_SERVICE_HOME = a temporary dir)', () => {
       '#!/bin/sh\n[ "$2" = enable ] && echo "Created symlink /x/default.target.wants/mcp.service → /x/mcp.service." >&2\necho "Failed to connect to bus: No medium found" >&2\nexit 1\n',
       { mode: 0o755 },
     );
-    const savedPath = process.env.PATH;
-    process.env.PATH = bin;
-    let r: Awaited<ReturnType<typeof run>>;
-    try {
-      r = await run('service', 'install', '--platform', 'linux', '--bin', '/opt/mcp/mcp');
-    } finally {
-      process.env.PATH = savedPath;
-    }
+    const r = await runWithPath(bin, 'service', 'install', '--platform', 'linux', '--bin', '/opt/mcp/mcp');
     expect(r.code).toBe(1);
     expect(r.err).toContain('systemctl --user enable --now mcp.service failed (exit 1): Failed to connect to bus: No medium found\n');
     expect(r.err).not.toContain('Created symlink');
@@ -357,14 +353,7 @@ exit 0
 `,
       { mode: 0o755 },
     );
-    const savedPath = process.env.PATH;
-    process.env.PATH = `${bin}:/usr/bin:/bin`;
-    let r: Awaited<ReturnType<typeof run>>;
-    try {
-      r = await run('service', 'install', '--platform', 'macos', '--bin', process.execPath);
-    } finally {
-      process.env.PATH = savedPath;
-    }
+    const r = await runWithPath(`${bin}:/usr/bin:/bin`, 'service', 'install', '--platform', 'macos', '--bin', process.execPath);
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
     expect(readFileSync(calls, 'utf8')).toBe('bootout\nenable\nbootstrap\nbootstrap\nbootstrap\n');
@@ -382,14 +371,7 @@ exit 0
       '#!/bin/sh\n[ "$1" != bootstrap ] && exit 0\necho "Bootstrap failed: 125: Domain does not support specified action" >&2\necho "Try re-running the command as root for richer errors." >&2\nexit 125\n',
       { mode: 0o755 },
     );
-    const savedPath = process.env.PATH;
-    process.env.PATH = bin;
-    let r: Awaited<ReturnType<typeof run>>;
-    try {
-      r = await run('service', 'install', '--platform', 'macos', '--bin', process.execPath);
-    } finally {
-      process.env.PATH = savedPath;
-    }
+    const r = await runWithPath(bin, 'service', 'install', '--platform', 'macos', '--bin', process.execPath);
     expect(r.code).toBe(1);
     expect(r.err).toContain('failed (exit 125): Bootstrap failed: 125: Domain does not support specified action\n');
     expect(r.err).not.toContain('Try re-running');
@@ -472,14 +454,7 @@ exit 0
     expect(existsSync(paths.serviceFile)).toBe(true);
     // A real uninstall calls launchctl; with an empty PATH it cannot touch this host's service manager,
     // and the file is still removed with the failure reported.
-    const savedPath = process.env.PATH;
-    process.env.PATH = tmp();
-    let u: Awaited<ReturnType<typeof run>>;
-    try {
-      u = await run('service', 'uninstall', '--platform', 'macos');
-    } finally {
-      process.env.PATH = savedPath;
-    }
+    const u = await runWithPath(tmp(), 'service', 'uninstall', '--platform', 'macos');
     expect(u.err).toContain('could not run launchctl');
     expect(u.out).toContain(`removed ${paths.serviceFile}`);
     expect(existsSync(paths.serviceFile)).toBe(false);
@@ -490,13 +465,7 @@ exit 0
   async function statusWith(platform: 'linux' | 'macos', tool: string, reply: string) {
     const bin = tmp();
     writeFileSync(join(bin, tool), `#!/bin/sh\n${reply}\n`, { mode: 0o755 });
-    const savedPath = process.env.PATH;
-    process.env.PATH = bin;
-    try {
-      return await run('service', 'status', '--platform', platform);
-    } finally {
-      process.env.PATH = savedPath;
-    }
+    return runWithPath(bin, 'service', 'status', '--platform', platform);
   }
 
   // A script or monitor asking `mcp service status` got 0 whatever the answer, as if all were well.
@@ -517,7 +486,12 @@ exit 0
     expect((await statusWith('linux', 'systemctl', 'echo "Unit mcp.service could not be found." >&2; exit 4')).code).toBe(3);
     const noBus = await statusWith('linux', 'systemctl', 'echo "Failed to connect to bus: No medium found" >&2; exit 1');
     expect(noBus.code).toBe(1);
-    expect(noBus.err).toBe('mcp: systemctl could not tell whether the service runs (exit 1; see above)\n');
+    // Over su, sudo or SSH: what to do, as install says it, not only "see above".
+    expect(noBus.err).toBe(
+      'mcp: systemctl --user cannot reach your user service manager, so whether the service runs cannot be told: log in as this user directly (not with su or sudo), or run `loginctl enable-linger "$USER"` once and log in again\n',
+    );
+    const other = await statusWith('linux', 'systemctl', 'echo "Something else went wrong" >&2; exit 1');
+    expect(other.err).toBe('mcp: systemctl could not tell whether the service runs (exit 1; see above)\n');
   });
 
   test('macOS: status reads whether launchd runs the agent: 0 running, 3 loaded but not running or not loaded', async () => {
@@ -528,14 +502,7 @@ exit 0
   });
 
   test('uninstall with nothing installed says so and runs no service-manager command', async () => {
-    const savedPath = process.env.PATH;
-    process.env.PATH = tmp();
-    let u: Awaited<ReturnType<typeof run>>;
-    try {
-      u = await run('service', 'uninstall', '--platform', 'linux');
-    } finally {
-      process.env.PATH = savedPath;
-    }
+    const u = await runWithPath(tmp(), 'service', 'uninstall', '--platform', 'linux');
     expect(u.code).toBe(0);
     expect(u.err).toBe('');
     expect(u.out).toContain(`nothing is installed: ${servicePaths('linux', home).serviceFile} is not there`);
