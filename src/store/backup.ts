@@ -1,11 +1,11 @@
 // A copy of the whole database that can be taken while the server runs, and the accounts read
 // back out of one. The copy holds refresh tokens and API keys: it is owner-only from its first byte.
 import { Database } from 'bun:sqlite';
-import { closeSync, copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type Account, listAccounts } from './accounts.ts';
-import { backupsPath, integrityCheck, SCHEMA_VERSION, StoreError } from './db.ts';
+import { backupsPath, integrityCheck, SCHEMA_VERSION, sqliteHeader, StoreError } from './db.ts';
 
 export interface BackupResult {
   path: string;
@@ -153,20 +153,9 @@ export function pruneBackups(dir: string, prefix: string, keep: number): string[
   return gone;
 }
 
-const SQLITE_MAGIC = 'SQLite format 3\0';
-
-/** Whether the file at `path` is an SQLite database (by its first 16 bytes). */
+/** Whether the file at `path` is an SQLite database (by its first bytes). */
 export function isSqliteFile(path: string): boolean {
-  let fd: number | null = null;
-  try {
-    fd = openSync(path, 'r');
-    const head = Buffer.alloc(16);
-    return readSync(fd, head, 0, 16, 0) === 16 && head.toString('latin1') === SQLITE_MAGIC;
-  } catch {
-    return false;
-  } finally {
-    if (fd !== null) closeSync(fd);
-  }
+  return sqliteHeader(path) !== null;
 }
 
 /**

@@ -380,23 +380,28 @@ function refuseStaleWal(path: string): void {
   } catch {
     return;
   }
-  const header = Buffer.alloc(20);
-  let read = 0;
-  try {
-    const fd = openSync(path, 'r');
-    try {
-      read = readSync(fd, header, 0, 20, 0);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    return;
-  }
+  const header = sqliteHeader(path);
   // Bytes 18 and 19 of the header: 2 in WAL mode, 1 in rollback mode.
-  if (read < 20 || header.toString('latin1', 0, 15) !== 'SQLite format 3' || header[18] !== 1 || header[19] !== 1) return;
+  if (!header || header[18] !== 1 || header[19] !== 1) return;
   throw new StoreError(
     `cannot open database ${path}: ${wal} beside it belongs to another copy of the database (was proxy.db put back from a backup?); replayed onto this one it would damage it: delete ${wal} and ${path}-shm, then try again (README, Backups)`,
   );
+}
+
+const SQLITE_MAGIC = 'SQLite format 3\0';
+
+/** The first 20 bytes of the file at `path` when it is an SQLite database; null otherwise (or unreadable). */
+export function sqliteHeader(path: string): Buffer | null {
+  let fd: number | null = null;
+  try {
+    fd = openSync(path, 'r');
+    const head = Buffer.alloc(20);
+    return readSync(fd, head, 0, 20, 0) === 20 && head.toString('latin1', 0, 16) === SQLITE_MAGIC ? head : null;
+  } catch {
+    return null;
+  } finally {
+    if (fd !== null) closeSync(fd);
+  }
 }
 
 /** Where the symbolic link at `p` points when that is nowhere; null for anything else. */
