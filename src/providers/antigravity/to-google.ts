@@ -390,18 +390,11 @@ function recoverToolLoop(turns: Turn[], family: ModelFamily, signatures: Signatu
   if (resultMessages === 0) return turns;
   if (assistant.blocks.some((b) => b.type === 'thinking')) return turns;
 
-  let broken: boolean;
-  if (family === 'claude') {
-    // With thinking on, Claude wants the turn it continues to start with its thinking, whatever the
-    // reason there is none: dropped here, dropped by the gateway as another provider's (so the turn
-    // arrives looking as if it never thought), or made with thinking off.
-    broken = true;
-  } else if (family === 'gemini') {
-    broken = !calls.some((c) => geminiSignature(c, signatures) !== null);
-  } else {
-    return turns;
-  }
-  if (!broken) return turns;
+  // With thinking on, Claude wants the turn it continues to start with its thinking, whatever the
+  // reason there is none: dropped here, dropped by the gateway as another provider's (so the turn
+  // arrives looking as if it never thought), or made with thinking off. Gemini needs a call's signature.
+  const intact = family === 'gemini' ? calls.some((c) => geminiSignature(c, signatures) !== null) : family !== 'claude';
+  if (intact) return turns;
 
   const text = (s: string): Block[] => [{ type: 'text', text: s }];
   const done = resultMessages === 1 ? '[Tool execution completed.]' : `[${resultMessages} tool executions completed.]`;
