@@ -10,25 +10,36 @@ const GROUPS: readonly UsageGroup[] = ['account', 'model', 'provider'];
 const DAY_MS = 86_400_000;
 const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
-/** "90m", "24h", "7d", "2w" (before now), or an ISO date/time -> epoch ms. */
+/**
+ * The earliest time a window may start: no usage row is older (mcp did not exist), and before it a
+ * window only shows a date nobody meant (`99999999d` printed as the year -271764).
+ */
+const EARLIEST_YEAR = 1970;
+const EARLIEST = Date.UTC(EARLIEST_YEAR, 0, 1);
+
+/** "90m", "24h", "7d", "2w" (before now), or an ISO date/time -> epoch ms, from 1970 on. */
 export function parseSince(text: string, now: number): number {
   const s = text.trim();
   const rel = /^(\d+)\s*([smhdw])$/i.exec(s);
   if (rel) {
     // "0h" is a window of nothing: "no requests since <now>" would read as an idle proxy.
     if (Number(rel[1]) === 0) throw new UsageError(`--since ${text} is an empty window: give a duration above 0, e.g. 24h`);
-    const at = now - Number(rel[1]) * UNIT_MS[rel[2]!.toLowerCase()]!;
-    // Past the earliest time a Date can hold, it would print as "Invalid Date" later.
-    if (Number.isFinite(new Date(at).getTime())) return at;
+    const unit = rel[2]!.toLowerCase();
+    const at = now - Number(rel[1]) * UNIT_MS[unit]!;
+    if (at >= EARLIEST) return at;
+    const most = Math.floor((now - EARLIEST) / UNIT_MS[unit]!);
+    throw new UsageError(`--since ${text} reaches back before ${EARLIEST_YEAR}: give at most ${most}${unit} or a date from ${EARLIEST_YEAR}-01-01 on`);
   }
   const day = /^(\d{4})-(\d{2})-(\d{2})/.exec(s);
   if (day) {
+    const [y, m, d] = [Number(day[1]), Number(day[2]), Number(day[3])];
+    if (y < EARLIEST_YEAR) throw new UsageError(`--since ${text} is before ${EARLIEST_YEAR}: give a date from ${EARLIEST_YEAR}-01-01 on`);
     // A bare date is local midnight, as a date with a time and no zone is local time: Date.parse
     // alone reads the one as UTC and the other as local.
-    const at = s.length === 10 ? new Date(Number(day[1]), Number(day[2]) - 1, Number(day[3])).getTime() : Date.parse(s);
+    const at = s.length === 10 ? new Date(y, m - 1, d).getTime() : Date.parse(s);
     // Date.parse rolls a day the month lacks over (02-31 -> 03-03): refuse it rather than shift the window.
-    const real = new Date(Date.UTC(Number(day[1]), Number(day[2]) - 1, Number(day[3])));
-    if (Number.isFinite(at) && real.getUTCMonth() === Number(day[2]) - 1 && real.getUTCDate() === Number(day[3])) {
+    const real = new Date(Date.UTC(y, m - 1, d));
+    if (Number.isFinite(at) && real.getUTCMonth() === m - 1 && real.getUTCDate() === d) {
       // A typo of a year would otherwise read as "no requests": nothing was served after now.
       if (at > now) throw new UsageError(`--since ${text} is in the future: give a time before now`);
       return at;

@@ -37,10 +37,26 @@ describe('--since', () => {
     expect(() => parseSince(text, NOW)).toThrow(`--since ${text} is an empty window: give a duration above 0`);
   });
 
-  // A day the calendar lacks would otherwise roll over (Feb 31 -> Mar 3) and silently shift the window;
-  // a duration past any date would reach the table as "Invalid Date" with exit 1.
-  test.each(['2026-02-31', '2026-04-31T10:00:00Z', '99999999999w'])('"%s" is refused as a wrong invocation, not rolled over', (text) => {
+  // A day the calendar lacks would otherwise roll over (Feb 31 -> Mar 3) and silently shift the window.
+  test.each(['2026-02-31', '2026-04-31T10:00:00Z'])('"%s" is refused as a wrong invocation, not rolled over', (text) => {
     expect(() => parseSince(text, NOW)).toThrow('--since must be a duration like 30m, 24h, 7d, 2w');
+  });
+
+  // `99999999d` printed "no requests since -271764-03-26…"; a longer one was "not a duration", which it is.
+  test.each([
+    ['99999999d', 'd'],
+    ['99999999999w', 'w'],
+    ['999999999999999999999s', 's'],
+  ])('"%s" reaching back before 1970 is refused naming the longest accepted in its unit', (text, unit) => {
+    const most = Math.floor((NOW - Date.UTC(1970, 0, 1)) / { d: 86_400_000, w: 604_800_000, s: 1000 }[unit]!);
+    expect(() => parseSince(text, NOW)).toThrow(`--since ${text} reaches back before 1970: give at most ${most}${unit} or a date from 1970-01-01 on`);
+    // The longest accepted one is accepted.
+    expect(parseSince(`${most}${unit}`, NOW)).toBeGreaterThanOrEqual(Date.UTC(1970, 0, 1));
+  });
+
+  // A year of one or two digits was read as 19xx (JavaScript's Date): `0099-01-01` meant 1999-01-01.
+  test.each(['0001-01-01', '0099-01-01', '1969-12-31T23:00:00Z'])('"%s" before 1970 is refused, not read as another year', (text) => {
+    expect(() => parseSince(text, NOW)).toThrow(`--since ${text} is before 1970: give a date from 1970-01-01 on`);
   });
 });
 
