@@ -103,13 +103,15 @@ interface Resolved {
   path: string[];
   /** argv after the last command word. */
   rest: string[];
+  /** Asked for with the word `help` (`mcp help accounts`, `mcp accounts help add`): print its help. */
+  help: boolean;
 }
 
 /** Follows the command words in argv down to the command that will run. */
-async function resolveCommand(root: AnyCommand, argv: string[]): Promise<Resolved> {
+async function resolveCommand(root: AnyCommand, argv: string[], from: string[] = []): Promise<Resolved> {
   let cmd = root;
   let rest = argv;
-  const path: string[] = [];
+  const path = [...from];
   for (;;) {
     const subs = cmd.subCommands ? await resolve(cmd.subCommands) : undefined;
     if (!subs || Object.keys(subs).length === 0) break;
@@ -135,12 +137,14 @@ async function resolveCommand(root: AnyCommand, argv: string[]): Promise<Resolve
     const word = rest[i];
     if (word === undefined) break;
     const sub = subs[word];
+    // People type `mcp help` (git, go, npm answer it): the help `--help` prints, for the command named after it.
+    if (!sub && word === 'help') return { ...(await resolveCommand(cmd, rest.slice(i + 1), path)), help: true };
     if (!sub) throw new UsageError(`unknown command "${[...path, word].join(' ')}" (see \`mcp ${path.join(' ')}${path.length ? ' ' : ''}--help\`)`);
     cmd = (await resolve(sub)) as AnyCommand;
     path.push(word);
     rest = rest.slice(i + 1);
   }
-  return { cmd, path, rest };
+  return { cmd, path, rest, help: false };
 }
 
 /**
@@ -220,8 +224,8 @@ export async function runCli(given: string[], root: AnyCommand = rootCommand as 
       io.out(`${versionLine()}\n`);
       return 0;
     }
-    const { cmd, path, rest } = await resolveCommand(root, argv);
-    const wantsHelp = argv.some((a) => a === '--help' || a === '-h');
+    const { cmd, path, rest, help } = await resolveCommand(root, argv);
+    const wantsHelp = help || argv.some((a) => a === '--help' || a === '-h');
     const subs = cmd.subCommands ? await resolve(cmd.subCommands) : undefined;
     if (wantsHelp || (!cmd.run && subs && rest.length === 0)) {
       io.out(`${await renderHelp(cmd, path)}\n`);

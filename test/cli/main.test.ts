@@ -56,6 +56,24 @@ describe('runCli', () => {
     expect(r.out).toContain('--no-browser');
   });
 
+  // `mcp help` was an unknown command; people type it (git, go and npm answer it).
+  test.each([
+    ['help', '--help'],
+    ['help accounts', 'accounts --help'],
+    ['accounts help', 'accounts --help'],
+    ['help accounts add', 'accounts add --help'],
+    ['accounts help add', 'accounts add --help'],
+  ])('`mcp %s` prints what `mcp %s` prints, exit 0', async (asked, flag) => {
+    const expected = await run(flag.split(' '));
+    expect(expected.code).toBe(0);
+    expect(await run(asked.split(' '))).toEqual(expected);
+  });
+
+  test('`mcp help <what is no command>` is the unknown-command usage error, naming where to look', async () => {
+    expect(await run(['help', 'acounts'])).toEqual({ code: 2, out: '', err: 'mcp: unknown command "acounts" (see `mcp --help`)\n' });
+    expect(await run(['help', 'accounts', 'ad'])).toEqual({ code: 2, out: '', err: 'mcp: unknown command "accounts ad" (see `mcp accounts --help`)\n' });
+  });
+
   test('an unknown command is a usage error (exit 2) with one line', async () => {
     const r = await run(['acounts']);
     expect(r.code).toBe(2);
