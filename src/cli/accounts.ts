@@ -8,7 +8,7 @@ import { quotaAsOf, quotaLines, servesPastQuotaOf } from '../gateway/ops.ts';
 import { limitsInForce } from '../pool/pool.ts';
 import { maskSecrets } from '../log.ts';
 import { isProjectId, userProjectOf } from '../providers/antigravity/project.ts';
-import { type Provider, type ProviderDeps, type QuotaInfo, UpstreamError } from '../providers/provider.ts';
+import { meansInvalidAccount, type Provider, type ProviderDeps, type QuotaInfo, UpstreamError, type VerifyResult } from '../providers/provider.ts';
 import {
   type Account,
   findAccount,
@@ -16,6 +16,7 @@ import {
   PROVIDERS,
   type ProviderId,
   removeAccount,
+  secretOf,
   setStatusIf,
   updateAccount,
   upsertAccount,
@@ -705,13 +706,17 @@ const resetCommand = defineCommand({
 
 /**
  * One account's verdict, printed. An account marked invalid that now passes (the user fixed it:
- * verified with Google, paid, new key, set its project) goes back into rotation; one the user
- * disabled stays disabled. Returns whether it passed.
+ * verified with Google, paid, new key, set its project) goes back into rotation; an active one that
+ * fails for its credentials (a revoked login, a refused key) is marked invalid, as a request that
+ * met it would, so `serve` stops picking it; one the user disabled stays disabled either way, and a
+ * timeout, 5xx or network failure changes nothing. Returns whether it passed.
  */
 /** `labelWidth`: the labels are padded to it, so the verdicts of a run line up. */
 async function verifyOne(db: Database, providers: Partial<Record<ProviderId, Provider>>, acc: Account, labelWidth = 0): Promise<boolean> {
   const provider = providers[acc.provider];
-  let verdict: { ok: boolean; detail: string };
+  let verdict: VerifyResult;
+  // The credentials the verdict is about: a login made while it was checked is newer news.
+  const secret = secretOf(acc.credentials);
   if (!provider) verdict = { ok: false, detail: `provider ${acc.provider} is not available` };
   else {
     try {
@@ -724,6 +729,13 @@ async function verifyOne(db: Database, providers: Partial<Record<ProviderId, Pro
   // Only over `invalid` as stored now: the check took a while, and a disable meanwhile stays.
   if (verdict.ok && acc.status === 'invalid' && setStatusIf(db, acc.id, ['invalid'], { status: 'active', statusReason: null, verifyUrl: null })?.changed) {
     back = ` (was invalid: ${acc.statusReason ?? 'no reason'}; back in rotation)`;
+  }
+  // Only over `active` as stored now: an invalid one keeps its reason and link (a Z.AI key's expired
+  // plan is known by its reason), a disabled one is the user's.
+  const e = verdict.error;
+  if (!verdict.ok && e && meansInvalidAccount(e) && acc.status === 'active') {
+    const patch = { status: 'invalid' as const, statusReason: maskSecrets(e.message), verifyUrl: e.verifyUrl };
+    if (setStatusIf(db, acc.id, ['active'], patch, Date.now(), secret)?.changed) back = ' (marked invalid: out of rotation until it passes again)';
   }
   // The detail is often the upstream's own words, which may quote a credential.
   say(`${verdict.ok ? 'ok  ' : 'FAIL'}  ${acc.id}  ${acc.label.padEnd(labelWidth)}  ${acc.provider}: ${maskSecrets(verdict.detail)}${back}`);

@@ -74,6 +74,22 @@ export class UpstreamError extends Error {
   }
 }
 
+/**
+ * A failure that is the account's own and lasts (a revoked login, a refused key, a banned or unpaid
+ * account): the account is marked invalid, as the pool does for a request that meets it. Anything
+ * else (a timeout, a 5xx, a limit) says nothing about the credentials.
+ */
+export function meansInvalidAccount(e: UpstreamError): boolean {
+  return e.kind === 'auth' || e.kind === 'invalid_account';
+}
+
+/** What `verify` found; a failure keeps its classified error, so a dead credential is told from a blip. */
+export interface VerifyResult {
+  ok: boolean;
+  detail: string;
+  error?: UpstreamError;
+}
+
 export type ModelFamily = 'claude' | 'gemini' | 'gpt' | 'glm' | 'other';
 
 /** A model's family from its id prefix: what decides signatures, thinking config and session stickiness. */
@@ -139,7 +155,7 @@ export interface Provider {
   /** Drop cached credentials and fetch fresh ones now (no-op for API keys). Throws UpstreamError. */
   refresh(account: Account): Promise<void>;
   /** One cheap authenticated call, for `mcp accounts verify`. */
-  verify(account: Account, signal?: AbortSignal): Promise<{ ok: boolean; detail: string }>;
+  verify(account: Account, signal?: AbortSignal): Promise<VerifyResult>;
   /**
    * Whether this provider issued the thinking signature (from memory, or its shape). In a pool of
    * several providers the gateway sends each one only the thinking it issued (or, for one that cannot

@@ -12,6 +12,7 @@ import { openDatabase } from '../../src/store/db.ts';
 import { listLimits, listQuotas, replaceQuotas, setLimit } from '../../src/store/limits.ts';
 import { type FakeGoogle, startFakeGoogle } from '../fakes/google.ts';
 import { type FakeZai, startFakeZai } from '../fakes/zai.ts';
+import { FAKE_ZAI_KEY } from '../fixtures/fake-zai-key.ts';
 
 const KEY = 'zai-key-0123456789abcdefghij';
 const savedInteractive = io.interactive;
@@ -23,7 +24,7 @@ let google: FakeGoogle;
 const UPSTREAM_VARS = ['ZAI_BASE_URL', 'ZAI_QUOTA_URL', 'GOOGLE_OAUTH_TOKEN_URL', 'GOOGLE_OAUTH_AUTH_URL', 'GOOGLE_USERINFO_URL', 'ANTIGRAVITY_ENDPOINTS'];
 const savedUpstreams = Object.fromEntries(UPSTREAM_VARS.map((k) => [k, process.env[k]]));
 beforeAll(() => {
-  const keys = [KEY, `${KEY}-2`, `${KEY}-other`, `${KEY}-masked`, ...Array.from({ length: KEPT_REMOVAL_COPIES + 2 }, (_, i) => `${KEY}-${i}`)];
+  const keys = [KEY, `${KEY}-2`, `${KEY}-other`, `${KEY}-masked`, `${FAKE_ZAI_KEY}-blip`, ...Array.from({ length: KEPT_REMOVAL_COPIES + 2 }, (_, i) => `${KEY}-${i}`)];
   zai = startFakeZai({ keys });
   google = startFakeGoogle();
   Object.assign(process.env, {
@@ -771,6 +772,58 @@ describe('accounts verify', () => {
     const lines = r.out.trim().split('\n');
     expect(lines).toHaveLength(2);
     expect(new Set(lines.map((l) => l.indexOf('zai: ')))).toHaveProperty('size', 1);
+  });
+
+  // It printed FAIL and left the account active, so `serve` went on picking it until a request failed there.
+  test('marks an active account whose credentials are refused (Z.AI 401, Google invalid_grant) invalid, with the reason', async () => {
+    const refused = `${FAKE_ZAI_KEY}-refused`; // a key the fake Z.AI does not know: its quota call is a 401
+    const db = openDatabase(join(dataDirOf(), 'proxy.db'));
+    upsertAccount(db, { provider: 'zai', label: 'zk', credentials: { kind: 'api_key', apiKey: refused } });
+    db.close();
+    expect((await run('accounts', 'add', '--provider', 'antigravity', '--refresh-token', google.refreshTokenFor('revoked@example.com'), '--label', 'g')).code).toBe(0);
+    google.setMode({ kind: 'token_invalid_grant' }, { times: 1 }); // the refresh token is revoked from now on
+    const r = await run('accounts', 'verify');
+    expect(r.code).toBe(1);
+    expect(r.out).not.toContain(refused);
+    const lines = r.out.trim().split('\n');
+    expect(lines.find((l) => l.includes(' zk '))).toMatch(/^FAIL .*zai: auth: .*token expired or incorrect \(marked invalid: out of rotation until it passes again\)$/);
+    expect(lines.find((l) => l.includes(' g '))).toMatch(/^FAIL .*antigravity: invalid_account: .*invalid_grant.* \(marked invalid: out of rotation until it passes again\)$/);
+    const stored = Object.fromEntries(storedAccounts().map((a) => [a.label, a]));
+    expect(stored.zk).toMatchObject({ status: 'invalid', statusReason: expect.stringContaining('token expired or incorrect') });
+    expect(stored.g).toMatchObject({ status: 'invalid', statusReason: expect.stringContaining('invalid_grant') });
+    // `accounts list` shows why.
+    expect((await run('accounts', 'list')).out).toContain('invalid_grant');
+  });
+
+  test('leaves the status alone when the check fails for no fault of the credentials (5xx answer, unreachable)', async () => {
+    const key = `${FAKE_ZAI_KEY}-blip`;
+    await run('accounts', 'add', '--provider', 'zai', '--api-key', key, '--label', 'blip');
+    zai.setQuota({ success: false, msg: 'system busy, try again later', code: 500 }, { key });
+    const busy = await run('accounts', 'verify', 'blip');
+    expect(busy.code).toBe(1);
+    expect(busy.out).toMatch(/^FAIL .*zai: transient: .*system busy/);
+    expect(busy.out).not.toContain('marked invalid');
+    const saved = process.env.ZAI_QUOTA_URL;
+    process.env.ZAI_QUOTA_URL = 'http://127.0.0.1:1/quota'; // nothing listens there
+    try {
+      const down = await run('accounts', 'verify', 'blip');
+      expect(down.code).toBe(1);
+      expect(down.out).not.toContain('marked invalid');
+    } finally {
+      process.env.ZAI_QUOTA_URL = saved;
+    }
+    expect(storedAccounts()[0]).toMatchObject({ status: 'active', statusReason: null });
+  });
+
+  test('never marks an account the user disabled, whatever the verdict', async () => {
+    const db = openDatabase(join(dataDirOf(), 'proxy.db'));
+    upsertAccount(db, { provider: 'zai', label: 'off', credentials: { kind: 'api_key', apiKey: `${FAKE_ZAI_KEY}-refused` } });
+    db.close();
+    await run('accounts', 'disable', 'off');
+    const r = await run('accounts', 'verify', 'off');
+    expect(r.code).toBe(1);
+    expect(r.out).not.toContain('marked invalid');
+    expect(storedAccounts()[0]).toMatchObject({ status: 'disabled', statusReason: 'disabled by user' });
   });
 
   test("masks a credential the upstream's answer quotes, as the server's errors do", async () => {

@@ -11,7 +11,7 @@ import { searchTextOf, webSearchToolOf } from '../../anthropic/web-search.ts';
 import { trackSize } from '../../diagnostics.ts';
 import { log } from '../../log.ts';
 import type { Account } from '../../store/accounts.ts';
-import { UpstreamError, type ModelInfo, type Provider, type ProviderDeps, type QuotaInfo, type SendContext } from '../provider.ts';
+import { UpstreamError, type ModelInfo, type Provider, type ProviderDeps, type QuotaInfo, type SendContext, type VerifyResult } from '../provider.ts';
 import { openGenerateStream, postJson, type CloudCodeOptions } from './client.ts';
 import { createClientVersion, versionGateIn } from './client-version.ts';
 import { createGoogleTranslator } from './from-google.ts';
@@ -487,7 +487,7 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
       await tokens.refresh(account);
     },
 
-    async verify(account: Account, signal?: AbortSignal): Promise<{ ok: boolean; detail: string }> {
+    async verify(account: Account, signal?: AbortSignal): Promise<VerifyResult> {
       try {
         // The refresh token is what must last: an access token minted before it was revoked passes
         // for up to an hour, and would put an account back in rotation only to fail again.
@@ -514,7 +514,7 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
         };
       } catch (err) {
         const e = err instanceof UpstreamError ? err : new UpstreamError('transient', String((err as Error)?.message ?? err));
-        return { ok: false, detail: `${e.kind}: ${e.message}${e.verifyUrl ? ` — verify at ${e.verifyUrl}` : ''}` };
+        return { ok: false, detail: `${e.kind}: ${e.message}${e.verifyUrl ? ` — verify at ${e.verifyUrl}` : ''}`, error: e };
       }
     },
 

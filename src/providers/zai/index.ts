@@ -4,7 +4,7 @@ import type { AnthropicEvent } from '../../anthropic/events.ts';
 import type { MessagesRequest } from '../../anthropic/schema.ts';
 import { trackSize } from '../../diagnostics.ts';
 import type { Account } from '../../store/accounts.ts';
-import { UpstreamError, type ModelInfo, type Provider, type ProviderDeps, type QuotaInfo, type SendContext } from '../provider.ts';
+import { UpstreamError, type ModelInfo, type Provider, type ProviderDeps, type QuotaInfo, type SendContext, type VerifyResult } from '../provider.ts';
 import { getJson, streamMessages } from './client.ts';
 import { isExpiredPlanReason } from './errors.ts';
 import { createIssuedSignatures, unsignedThinkingKey } from './issued.ts';
@@ -104,19 +104,20 @@ export function createZaiProvider(config: Config, deps: ProviderDeps): Provider 
       // API keys do not expire.
     },
 
-    async verify(account: Account, signal?: AbortSignal): Promise<{ ok: boolean; detail: string }> {
+    async verify(account: Account, signal?: AbortSignal): Promise<VerifyResult> {
       try {
         const q = await fetchQuota(account, signal);
         // The quota endpoint still answers for a key whose plan expired (1309): passing on that alone,
         // the key came back every quota round to fail a request. Only a reading that names a plan again
         // (a level, a token window) says it was renewed.
         if (account.status === 'invalid' && isExpiredPlanReason(account.statusReason) && q.level === null && !q.windows.length) {
-          return { ok: false, detail: 'invalid_account: the plan is still expired (the quota reading names no plan)' };
+          const error = new UpstreamError('invalid_account', 'the plan is still expired (the quota reading names no plan)', { scope: 'account' });
+          return { ok: false, detail: `invalid_account: ${error.message}`, error };
         }
         return { ok: true, detail: describeQuota(q) };
       } catch (err) {
         const e = err instanceof UpstreamError ? err : new UpstreamError('transient', String((err as Error)?.message ?? err));
-        return { ok: false, detail: `${e.kind}: ${e.message}` };
+        return { ok: false, detail: `${e.kind}: ${e.message}`, error: e };
       }
     },
   };
