@@ -23,7 +23,7 @@ import {
 } from '../store/accounts.ts';
 import { backupToFresh, pruneBackups } from '../store/backup.ts';
 import { defaultBackupDir } from './backup.ts';
-import { databaseFailure, immediate, openDatabase, StoreError } from '../store/db.ts';
+import { databaseFailure, immediate, openDatabase, openForReading, StoreError } from '../store/db.ts';
 import { listLimits, listQuotas, type ModelLimit, type QuotaRecord, replaceQuotas, resetAccountLimits } from '../store/limits.ts';
 import {
   createLineReader,
@@ -43,9 +43,10 @@ function cliConfig(): Readonly<Config> {
   return loadConfig(process.env, {}, { requireApiKey: false });
 }
 
-function withDb<T>(fn: (db: Database, config: Readonly<Config>) => Promise<T> | T): Promise<T> {
+/** `readOnly`: the command only reads, so a database it may not write (a read-only mount) still serves. */
+function withDb<T>(fn: (db: Database, config: Readonly<Config>) => Promise<T> | T, opts: { readOnly?: boolean } = {}): Promise<T> {
   const config = cliConfig();
-  const db = openDatabase(config.dbPath, { durable: true });
+  const db = opts.readOnly ? openForReading(config.dbPath) : openDatabase(config.dbPath, { durable: true });
   return Promise.resolve()
     .then(() => fn(db, config))
     .catch((err: unknown) => {
@@ -566,7 +567,7 @@ const listCommand = defineCommand({
       if (args.json) printJson(views);
       else if (views.length === 0) say('no accounts yet: add one with `mcp accounts add`');
       else say(accountsTable(views, now));
-    });
+    }, { readOnly: true });
   },
 });
 

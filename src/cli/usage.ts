@@ -1,7 +1,7 @@
 // `mcp usage`: what the proxy served, from the usage table, grouped by account, model or provider.
 import { defineCommand } from 'citty';
 import { loadConfig } from '../config.ts';
-import { databaseFailure, openDatabase } from '../store/db.ts';
+import { databaseFailure, openForReading } from '../store/db.ts';
 import { summarizeUsage, type UsageSummaryRow } from '../store/usage.ts';
 import { printJson, renderTable, say, UsageError } from './output.ts';
 
@@ -99,7 +99,8 @@ export const usageCommand = defineCommand({
     const sinceText = args.since ?? '24h';
     const since = parseSince(sinceText, now);
     const config = loadConfig(process.env, {}, { requireApiKey: false });
-    const db = openDatabase(config.dbPath);
+    // Only reads: a database on a read-only mount, or another user's, still answers.
+    const db = openForReading(config.dbPath);
     try {
       const rows = summarizeUsage(db, since, by);
       // A window reaching past the retention would otherwise read as a quiet month.

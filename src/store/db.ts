@@ -1,5 +1,5 @@
 // Opens the one database file: private permissions, WAL, a busy timeout, and numbered migrations.
-import { Database } from 'bun:sqlite';
+import { constants as sqlite, Database } from 'bun:sqlite';
 import { accessSync, chmodSync, closeSync, constants, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, readSync, statfsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
@@ -130,9 +130,7 @@ export function migrate(db: Database, migrations: readonly string[] = MIGRATIONS
       const current = (db.query('PRAGMA user_version').get() as { user_version: number }).user_version;
       if (current > migrations.length) {
         if (opts.allowNewer) return;
-        throw new StoreError(
-          `database ${db.filename} was written by a newer mcp (schema ${current}, this one understands ${migrations.length}): run that newer mcp (upgrade this one); \`mcp backup\` still copies it as it is`,
-        );
+        throw newerSchema(db.filename, current, migrations.length);
       }
       if (current === migrations.length) return;
       for (let v = current; v < migrations.length; v++) db.exec(migrations[v]!);
@@ -143,6 +141,97 @@ export function migrate(db: Database, migrations: readonly string[] = MIGRATIONS
   } finally {
     db.exec(`PRAGMA foreign_keys = ${fk ? 'ON' : 'OFF'}`);
   }
+}
+
+function newerSchema(path: string, found: number, known: number): StoreError {
+  return new StoreError(
+    `database ${path} was written by a newer mcp (schema ${found}, this one understands ${known}): run that newer mcp (upgrade this one); \`mcp backup\` still copies it as it is`,
+  );
+}
+
+/**
+ * For commands that only read (`accounts list`, `usage`): the database as openDatabase opens it
+ * (created, brought up to date), or, when this process may not write it (a read-only mount, a file
+ * another user owns), opened read-only as it is, without migrations: a schema older than this mcp
+ * reads is refused, saying what can bring it up to date.
+ */
+export function openForReading(path: string): Database {
+  // Not this process's to write: read as it is, touching nothing (not even the modes openDatabase
+  // makes owner-only, which would give the owner of a file made read-only the right to write it).
+  if (existsSync(path) && accessHint(path, true) !== null) return openReadOnly(path);
+  try {
+    return openDatabase(path);
+  } catch (err) {
+    // Refused a write the permissions did not forbid (a file system mounted read-only, a file
+    // marked immutable); anything else (damaged, another program's file) is reported as it is.
+    if (!existsSync(path) || !isReadonlyError((err as Error).cause)) throw err;
+    return openReadOnly(path);
+  }
+}
+
+function openReadOnly(path: string): Database {
+  let db: Database | null = null;
+  try {
+    try {
+      db = new Database(path, { readonly: true });
+      db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      schemaVersion(db);
+    } catch (err) {
+      db?.close();
+      db = null;
+      // A WAL database needs its -shm beside it, which a reader may create but not here (SQLite
+      // says CANTOPEN, or READONLY_DIRECTORY). With no -wal either, no process has it open to write
+      // (a writer keeps both) and every change is in the file itself: read it as unchanging, the
+      // one way SQLite reads it without a -shm.
+      const code = String((err as { code?: unknown }).code ?? '');
+      if (!code.startsWith('SQLITE_CANTOPEN') && !code.startsWith('SQLITE_READONLY')) throw err;
+      if (sideFileInUse(`${path}-wal`)) {
+        // Left by a process that stopped without folding it in: only a writer can (SQLite does on open).
+        throw new StoreError(
+          `cannot read database ${path}: its latest changes are still in ${path}-wal, which only a process that may write the data directory can read (${accessHint(path, true) ?? 'read-only'}): run \`mcp serve\`, or any mcp command, once where it can`,
+          { cause: err },
+        );
+      }
+      db = new Database(`file:${uriPath(path)}?immutable=1`, sqlite.SQLITE_OPEN_READONLY | sqlite.SQLITE_OPEN_URI);
+    }
+    assertOurs(db, path);
+    const version = schemaVersion(db);
+    if (version > SCHEMA_VERSION) throw newerSchema(path, version, SCHEMA_VERSION);
+    if (version < SCHEMA_VERSION) {
+      const why = accessHint(path, true) ?? 'the file or its file system is read-only';
+      throw new StoreError(
+        `database ${path} has schema ${version}, older than this mcp reads (${SCHEMA_VERSION}), and cannot be brought up to date here (${why}): run \`mcp serve\`, or any mcp command, once where it can write the data directory`,
+      );
+    }
+    db.exec('PRAGMA foreign_keys = ON');
+    return db;
+  } catch (err) {
+    db?.close();
+    if (err instanceof StoreError) throw err;
+    // Not even readable (a file another user keeps to itself): that, not the write, is the news.
+    const unreadable = accessHint(path, false);
+    if (unreadable) throw new StoreError(`cannot read database ${path}: ${(err as Error).message} (${unreadable})`, { cause: err });
+    throw databaseFailure(path, err) ?? new StoreError(`cannot read database ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function schemaVersion(db: Database): number {
+  return (db.query('PRAGMA user_version').get() as { user_version: number }).user_version;
+}
+
+/** Whether the side file at `p` is there with something in it (an empty -wal holds no change). */
+function sideFileInUse(p: string): boolean {
+  try {
+    return statSync(p).size > 0;
+  } catch {
+    return false;
+  }
+}
+
+/** `path` as the path of an SQLite `file:` URI: the characters a URI gives a meaning escaped. */
+function uriPath(path: string): string {
+  const p = process.platform === 'win32' ? `/${path.replace(/\\/g, '/')}` : path;
+  return p.replace(/[%?#]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
 /**
