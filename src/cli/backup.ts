@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { defineCommand } from 'citty';
 import { loadConfig } from '../config.ts';
 import { backupDatabase, backupDir, backupToFresh } from '../store/backup.ts';
-import { accessHint, backupsPath, databaseFailure, openDatabase, StoreError } from '../store/db.ts';
+import { accessHint, backupsPath, databaseFailure, openForReading, StoreError } from '../store/db.ts';
 import { printJson, say, shellQuote } from './output.ts';
 
 function isDirectory(path: string): boolean {
@@ -66,7 +66,8 @@ export const backupCommand = defineCommand({
     if (!existsSync(dir)) throw new StoreError(`cannot write the backup ${target}: the directory ${dir} does not exist`);
     if (!isDirectory(dir)) throw new StoreError(`cannot write the backup ${target}: ${dir} is a file, not a directory`);
     // A copy needs no schema this mcp understands: after a downgrade it is how the data is kept.
-    const db = openDatabase(config.dbPath, { allowNewerSchema: true });
+    // It only reads the database: one on a read-only mount is copied elsewhere all the same.
+    const db = openForReading(config.dbPath, { anySchema: true });
     try {
       const r = intoDir ? backupToFresh(db, intoDir, 'proxy', new Date()) : backupDatabase(db, target, { overwrite: Boolean(args.force) });
       if (args.json) return printJson(r);

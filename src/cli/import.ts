@@ -10,7 +10,7 @@ import { loadConfig } from '../config.ts';
 import { type LegacyParse, parseLegacyAccounts } from '../legacy-accounts.ts';
 import { type Account, listAccounts, updateAccount, upsertAccount } from '../store/accounts.ts';
 import { accountsInBackup, isSqliteFile } from '../store/backup.ts';
-import { databaseFailure, getSetting, immediate, openDatabase, setSetting } from '../store/db.ts';
+import { databaseFailure, getSetting, immediate, openDatabase, openForReading, setSetting } from '../store/db.ts';
 import { printJson, say, warn } from './output.ts';
 
 export type ImportOutcome = 'added' | 'updated' | 'unchanged' | 'skipped';
@@ -266,9 +266,10 @@ export const importCommand = defineCommand({
   },
   run({ args }) {
     const config = loadConfig(process.env, {}, { requireApiKey: false });
-    const db = openDatabase(config.dbPath, { durable: true });
+    const dryRun = Boolean(args['dry-run']);
+    // A dry run changes nothing: it shows what an import would do to a database it may not write too.
+    const db = dryRun ? openForReading(config.dbPath) : openDatabase(config.dbPath, { durable: true });
     try {
-      const dryRun = Boolean(args['dry-run']);
       const report = importLegacyFile(db, String(args.file), { dryRun, only: args.only ? String(args.only) : undefined });
       if (args.json) {
         printJson({ dryRun, ...report });

@@ -150,26 +150,27 @@ function newerSchema(path: string, found: number, known: number): StoreError {
 }
 
 /**
- * For commands that only read (`accounts list`, `usage`): the database as openDatabase opens it
- * (created, brought up to date), or, when this process may not write it (a read-only mount, a file
- * another user owns), opened read-only as it is, without migrations: a schema older than this mcp
- * reads is refused, saying what can bring it up to date.
+ * For commands that only read (`accounts list`, `usage`, `backup`, `import --dry-run`): the
+ * database as openDatabase opens it (created, brought up to date), or, when this process may not
+ * write it (a read-only mount, a file another user owns), opened read-only as it is, without
+ * migrations: a schema older than this mcp reads is refused, saying what can bring it up to date.
+ * `anySchema`: any version will do, none is refused (a plain copy needs none it understands).
  */
-export function openForReading(path: string): Database {
+export function openForReading(path: string, opts: { anySchema?: boolean } = {}): Database {
   // Not this process's to write: read as it is, touching nothing (not even the modes openDatabase
   // makes owner-only, which would give the owner of a file made read-only the right to write it).
-  if (existsSync(path) && accessHint(path, true) !== null) return openReadOnly(path);
+  if (existsSync(path) && accessHint(path, true) !== null) return openReadOnly(path, opts);
   try {
-    return openDatabase(path);
+    return openDatabase(path, { allowNewerSchema: opts.anySchema });
   } catch (err) {
     // Refused a write the permissions did not forbid (a file system mounted read-only, a file
     // marked immutable); anything else (damaged, another program's file) is reported as it is.
     if (!existsSync(path) || !isReadonlyError((err as Error).cause)) throw err;
-    return openReadOnly(path);
+    return openReadOnly(path, opts);
   }
 }
 
-function openReadOnly(path: string): Database {
+function openReadOnly(path: string, opts: { anySchema?: boolean }): Database {
   let db: Database | null = null;
   try {
     try {
@@ -196,8 +197,8 @@ function openReadOnly(path: string): Database {
     }
     assertOurs(db, path);
     const version = schemaVersion(db);
-    if (version > SCHEMA_VERSION) throw newerSchema(path, version, SCHEMA_VERSION);
-    if (version < SCHEMA_VERSION) {
+    if (version > SCHEMA_VERSION && !opts.anySchema) throw newerSchema(path, version, SCHEMA_VERSION);
+    if (version < SCHEMA_VERSION && !opts.anySchema) {
       const why = accessHint(path, true) ?? 'the file or its file system is read-only';
       throw new StoreError(
         `database ${path} has schema ${version}, older than this mcp reads (${SCHEMA_VERSION}), and cannot be brought up to date here (${why}): run \`mcp serve\`, or any mcp command, once where it can write the data directory`,

@@ -1,12 +1,14 @@
-// Commands that only read (`accounts list`, `usage`) on a database this process may not write: a
-// read-only mount, or a data directory and file another user owns. They failed with "cannot write
-// database" though they write nothing. The tests make the write fail for a real reason, not a seam:
-// run as root (where chmod stops nothing), the command runs as another user (uid 65534, nobody)
-// over a directory and file root owns and others may only read (EACCES on the -shm, and
-// SQLITE_READONLY_DIRECTORY); run as anyone else, over a directory and file of its own made
-// read-only with chmod. Either way SQLite cannot make the -shm a WAL database needs, the hard case.
+// Commands that only read the database (`accounts list`, `usage`, `backup`, `import --dry-run`) on
+// one this process may not write: a read-only mount, or a data directory and file another user
+// owns. They failed with "cannot write database" though they write nothing to it. The tests make the
+// write fail for a real reason, not a seam: run as root (where chmod stops nothing), the command
+// runs as another user (uid 65534, nobody) over a directory and file root owns and others may only
+// read (EACCES on the -shm, and SQLITE_READONLY_DIRECTORY); run as anyone else, over a directory
+// and file of its own made read-only with chmod. Either way SQLite cannot make the -shm a WAL
+// database needs, the hard case.
 import { afterAll, beforeEach, describe, expect, test } from 'bun:test';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { Database } from 'bun:sqlite';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { upsertAccount } from '../../src/store/accounts.ts';
@@ -21,6 +23,8 @@ const OTHER_USER = 65534;
 const dirs: string[] = [];
 let dataDir = '';
 let dbPath = '';
+/** Somewhere the command may write (a backup's destination), beside the data directory. */
+let outDir = '';
 
 beforeEach(() => {
   const top = mkdtempSync(join(tmpdir(), 'mcp-cli-readonly-'));
@@ -30,6 +34,9 @@ beforeEach(() => {
   dataDir = join(top, 'data');
   mkdirSync(dataDir);
   dbPath = join(dataDir, 'proxy.db');
+  outDir = join(top, 'out');
+  mkdirSync(outDir);
+  if (AS_ROOT) chmodSync(outDir, 0o777);
 });
 
 afterAll(() => {
@@ -99,6 +106,40 @@ describe('a database this process may not write', () => {
     expect(readFileSync(dbPath).equals(before)).toBe(true);
     // Nor is the file's mode changed (made owner-writable again, for its owner).
     expect(statSync(dbPath).mode & 0o777).toBe(AS_ROOT ? 0o644 : 0o444);
+  });
+
+  // Both only read the database, yet refused it as `accounts list` did.
+  test('`backup` copies it to a place it may write, whatever its schema, and writes nothing beside it', async () => {
+    seed({ schema: SCHEMA_VERSION + 1 }); // a downgrade's way out: copied as it is
+    makeUnwritable();
+    const copy = join(outDir, 'copy.db');
+    const r = await mcp('backup', copy);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.out).toStartWith(`backed up 1 account to ${copy}`);
+    const db = new Database(copy, { readonly: true });
+    try {
+      expect(db.query('SELECT label FROM accounts').values()).toEqual([['ro-key']]);
+    } finally {
+      db.close();
+    }
+    expect(readdirSync(dataDir)).toEqual(['proxy.db']);
+  });
+
+  test('`accounts import --dry-run` shows what an import would do; the import itself says it cannot write', async () => {
+    seed();
+    makeUnwritable();
+    const file = join(outDir, 'accounts.json');
+    writeFileSync(file, JSON.stringify({ accounts: [{ email: 'new@example.com', source: 'oauth', provider: 'antigravity', refreshToken: 'FAKE-refresh-token-0000' }] }));
+    chmodSync(file, 0o644);
+    const dry = await mcp('accounts', 'import', file, '--dry-run');
+    expect(dry.err).toBe('');
+    expect(dry.code).toBe(0);
+    expect(dry.out).toContain('dry run: 1 added');
+    const real = await mcp('accounts', 'import', file);
+    expect(real.code).toBe(1);
+    expect(real.err).toStartWith(`mcp: cannot write database ${dbPath}`);
+    expect(readdirSync(dataDir)).toEqual(['proxy.db']);
   });
 
   test('a command that writes still says in one line that it cannot, and why', async () => {
