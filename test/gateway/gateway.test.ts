@@ -13,6 +13,12 @@ import { configureLog, log } from '../../src/log.ts';
 
 afterEach(cleanupDbs);
 
+/** A main turn as Claude Code sends it (with its tools): not taken for a side request such as its session title. */
+function mainTurn(session: string, turn: number) {
+  const tools = [{ name: 'Bash', description: 'run a command', input_schema: { type: 'object' as const, properties: {} } }];
+  return { ...sessionBody('glm-4.7', session, turn), tools };
+}
+
 async function rejection(p: Promise<unknown>): Promise<ApiError> {
   try {
     await p;
@@ -840,18 +846,36 @@ describe('dispatch', () => {
 
   test('a conversation whose account fails once (5xx) is served elsewhere for that turn and comes back next turn', async () => {
     const r = rig({ labels: ['a', 'b'] });
-    const d0 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 0)));
+    const d0 = await r.routing.gateway.dispatch(dispatchReq(mainTurn('s1', 0)));
     await drain(d0);
     const home = d0.accountId;
     const failAt = r.zai.calls.length + 1;
     r.zai.answer = (_c, n) => (n === failAt ? { error: new UpstreamError('transient', 'upstream 500', { status: 500 }) } : {});
-    const d1 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 1)));
+    const d1 = await r.routing.gateway.dispatch(dispatchReq(mainTurn('s1', 1)));
     expect(d1.accountId).not.toBe(home);
     await drain(d1);
-    const d2 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 2)));
+    const d2 = await r.routing.gateway.dispatch(dispatchReq(mainTurn('s1', 2)));
     expect(d2.accountId).toBe(home);
     await drain(d2);
   });
+
+  for (const [name, error] of [
+    ['a 10 s rate limit', new UpstreamError('rate_limited', 'slow', { status: 429, resetAt: T0 + 10_000 })],
+    ['a 5xx', new UpstreamError('transient', 'upstream 500', { status: 500 })],
+  ] as const) {
+    test(`${name} on the first request of a new conversation: the account that serves it keeps the conversation, also after the limit`, async () => {
+      // The first account never served it, so it holds none of its cache: the one that served does.
+      const r = rig({ labels: ['a', 'b'] });
+      r.zai.answer = (_c, n) => (n === 1 ? { error } : {});
+      const d0 = await r.routing.gateway.dispatch(dispatchReq(mainTurn('s1', 0)));
+      expect(r.zai.calls.map((c) => c.label)).toEqual(['a', 'b']);
+      await drain(d0);
+      r.clock.advance(20_000);
+      const d1 = await r.routing.gateway.dispatch(dispatchReq(mainTurn('s1', 1)));
+      expect(d1.accountId).toBe(d0.accountId);
+      await drain(d1);
+    });
+  }
 
   test('a conversation whose account hits a long rate limit moves, and stays on its new account', async () => {
     const r = rig({ labels: ['a', 'b'] });
@@ -871,16 +895,16 @@ describe('dispatch', () => {
 
   test('a conversation whose account hits a 10 s rate limit is served elsewhere once, then goes home', async () => {
     const r = rig({ labels: ['a', 'b'] });
-    const d0 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 0)));
+    const d0 = await r.routing.gateway.dispatch(dispatchReq(mainTurn('s1', 0)));
     await drain(d0);
     const home = d0.accountId;
     const failAt = r.zai.calls.length + 1;
     r.zai.answer = (_c, n) => (n === failAt ? { error: new UpstreamError('rate_limited', 'slow', { status: 429, resetAt: T0 + 10_000 }) } : {});
-    const d1 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 1)));
+    const d1 = await r.routing.gateway.dispatch(dispatchReq(mainTurn('s1', 1)));
     expect(d1.accountId).not.toBe(home);
     await drain(d1);
     r.clock.advance(20_000); // the throttle is over: the cache is still on the home account
-    const d2 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 2)));
+    const d2 = await r.routing.gateway.dispatch(dispatchReq(mainTurn('s1', 2)));
     expect(d2.accountId).toBe(home);
     await drain(d2);
   });
