@@ -342,6 +342,50 @@ describe('dispatch', () => {
     await drain(d);
   });
 
+  describe('the log line of a wait names what it waits for', () => {
+    const rows: Array<[string, (r: ReturnType<typeof rig>) => void, string]> = [
+      [
+        'a rate limit',
+        (r) => r.routing.pool.report(fakeLease(r, 'a', 'glm-4.7'), { kind: 'error', error: new UpstreamError('rate_limited', 'x', { resetAt: T0 + 5_000 }) }),
+        'for the first account free again to end its rate limit',
+      ],
+      [
+        'a capacity cool-down',
+        (r) => r.routing.pool.report(fakeLease(r, 'a', 'glm-4.7'), { kind: 'error', error: new UpstreamError('capacity', 'x', { resetAt: T0 + 5_000 }) }),
+        'for the first account free again to end its cool-down after the upstream was overloaded',
+      ],
+      [
+        'the rest after repeated 5xx (no limit)',
+        (r) => {
+          for (let i = 0; i < 3; i++) {
+            r.routing.pool.report(fakeLease(r, 'a', 'glm-4.7'), { kind: 'error', error: new UpstreamError('transient', 'x') });
+            r.clock.advance(TRANSIENT_BURST_MS);
+          }
+        },
+        'for the first account free again to end its rest after repeated upstream errors',
+      ],
+    ];
+    for (const [name, limit, says] of rows) {
+      test(name, async () => {
+        const r = rig({ labels: ['a'], config: { maxWaitSec: 60, defaultCooldownSec: 5 } });
+        limit(r);
+        const lines: string[] = [];
+        log.setReporters([{ log: (o) => lines.push(`${o.type}: ${o.args.join(' ')}`) }]);
+        try {
+          await drain(await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+        } finally {
+          configureLog({ format: 'pretty' });
+        }
+        expect(r.clock.sleeps).toHaveLength(1);
+        const waits = lines.filter((l) => l.includes('waiting'));
+        expect(waits).toHaveLength(1);
+        expect(waits[0]).toContain('no account can serve glm-4.7 now');
+        expect(waits[0]).toContain(says);
+        if (!name.includes('rate limit')) expect(waits[0]).not.toContain('limit');
+      });
+    }
+  });
+
   test('a reset within MAX_WAIT_SEC but past half the client\'s own timeout: a retryable 429 at once, no wait', async () => {
     const r = rig({ labels: ['a'], config: { maxWaitSec: 60 } });
     r.routing.pool.report(fakeLease(r, 'a', 'glm-4.7'), { kind: 'error', error: new UpstreamError('rate_limited', 'x', { resetAt: T0 + 20_000 }) });
