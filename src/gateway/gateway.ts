@@ -659,15 +659,22 @@ export function createGateway(deps: GatewayDeps): Gateway {
         if (!failsOver(e.kind) && e.kind !== 'auth') throw clientErrorFor(e, req.body.model, now(), maxWaitMs);
         log.info(`${req.requestId}: ${lease.account.label} failed for ${route.upstreamModel} (${e.kind}: ${e.message}); ${nextStep()}`);
         if (attempts >= config.maxAttempts) {
-          // Attempts spent on limits say nothing about the rest of the pool: one account's reset (maybe
-          // hours, a final answer) is no answer while another is free, or frees up sooner.
-          if (e.kind === 'rate_limited' || e.kind === 'quota_exhausted') {
-            const rest = restOfPool();
-            // The earliest reset, not home's: the client retries when some account serves.
-            if (rest.kind === 'limited') throw new PoolExhausted(route, (rest.earliest ?? rest).until, (rest.earliest ?? rest).limitKind, e);
-            if (rest.kind === 'free' || rest.kind === 'busy') {
-              // Attempts, not accounts: after a wait each account is tried again, so two can use up five.
+          // The last attempt's failure says nothing about the rest of the pool: one account's reset
+          // (maybe hours, a final answer) is no answer while another is free, or frees up sooner; nor is
+          // one account's overload (a 529 with no time) while the others are rate limited for seconds.
+          const rest = restOfPool();
+          // The earliest reset, not home's, and what limits that account: the client retries when some account serves.
+          if (rest.kind === 'limited') throw new PoolExhausted(route, (rest.earliest ?? rest).until, (rest.earliest ?? rest).limitKind, e);
+          if (rest.kind === 'free' || rest.kind === 'busy') {
+            // Attempts, not accounts: after a wait each account is tried again, so two can use up five.
+            if (e.kind === 'rate_limited' || e.kind === 'quota_exhausted') {
               throw retrySoon(`Rate limited on ${req.body.model}: ${attempts} attempts in a row answered with a limit (MAX_ATTEMPTS); another account can serve it, retry`);
+            }
+            // One dead account is no "do not retry" for the request while another can serve it.
+            if (e.kind === 'invalid_account') {
+              throw new ApiError('api_error', `Upstream refused ${lease.account.label}, the last of ${attempts} attempts (MAX_ATTEMPTS): ${e.message}; another account can serve it, retry`, {
+                status: 503,
+              });
             }
           }
           throw clientErrorFor(e, req.body.model, now(), maxWaitMs);

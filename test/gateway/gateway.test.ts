@@ -290,6 +290,47 @@ describe('dispatch', () => {
     expect(r.zai.calls).toHaveLength(5);
   });
 
+  describe('MAX_ATTEMPTS spent: the answer is the pool\'s soonest reset and what limits that account, whatever the last attempt met', () => {
+    const rl = (ms: number) => new UpstreamError('rate_limited', 'slow down', { status: 429, resetAt: T0 + ms });
+    const overloaded = new UpstreamError('capacity', 'overloaded', { status: 529 });
+    const rows: Array<{ name: string; errors: Record<string, UpstreamError>; status: number; type: string; headers: Record<string, string> }> = [
+      {
+        name: 'two accounts rate limited, one for 3 s, the last overloaded: a 429 to retry in 3 s, not a 529 with no time',
+        errors: { a: rl(3_000), b: rl(30_000), c: overloaded },
+        status: 429,
+        type: 'rate_limit_error',
+        headers: { 'retry-after': '3' },
+      },
+      {
+        name: 'two accounts rate limited for longer than the overloaded one rests: a 529 with its cool-down as retry-after',
+        errors: { a: rl(30_000), b: rl(40_000), c: overloaded },
+        status: 529,
+        type: 'overloaded_error',
+        headers: { 'retry-after': '10' },
+      },
+    ];
+    for (const row of rows) {
+      test(row.name, async () => {
+        const r = rig({ labels: ['a', 'b', 'c'], config: { maxWaitSec: 60, maxAttempts: 3 } });
+        r.zai.answer = (c) => ({ error: row.errors[c.label]! });
+        const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+        expect(r.zai.calls.map((c) => c.label)).toEqual(['a', 'b', 'c']);
+        expect([e.status, e.type as string]).toEqual([row.status, row.type]);
+        expect(e.headers).toEqual(row.headers);
+      });
+    }
+
+    test('the last attempt met a dead account while another can serve: a 503 to retry, not "do not retry"', async () => {
+      const r = rig({ labels: ['a', 'b', 'c'], config: { maxWaitSec: 60, maxAttempts: 2 } });
+      r.zai.answer = (c) =>
+        c.label === 'a' ? { error: new UpstreamError('transient', 'bad gateway', { status: 502 }) } : c.label === 'b' ? { error: new UpstreamError('invalid_account', 'banned', { status: 403 }) } : {};
+      const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+      expect(e.status).toBe(503);
+      expect(e.headers['x-should-retry']).toBeUndefined();
+      expect(e.message).toContain('banned');
+    });
+  });
+
   test('capacity everywhere is waited out for one short cool-down, not MAX_WAIT_SEC: then a 529 the client retries itself', async () => {
     // Claude Code retries a 529 ten times; two minutes of waiting inside each of its attempts made
     // a lasting overload (or Z.AI's disguised filter, a 1305 every time) ten minutes of silence.
