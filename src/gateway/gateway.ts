@@ -104,6 +104,22 @@ export function exhaustedError(model: string, until: number, now: number, detail
   return new ApiError('rate_limit_error', msg, { headers: { 'retry-after': String(retryAfter), 'x-should-retry': 'false' } });
 }
 
+/** What ends when an account limited by `kind` is free again, for the log line of a wait: a rest after 5xx is no limit. */
+export function awaitedEnd(kind: LimitKind): string {
+  switch (kind) {
+    case 'transient':
+      return 'end its rest after repeated upstream errors';
+    case 'capacity':
+      return 'end its cool-down after the upstream was overloaded';
+    case 'quota_exhausted':
+      return 'get its quota back';
+    case 'no_access':
+      return 'have its plan checked again';
+    default:
+      return 'end its rate limit';
+  }
+}
+
 /**
  * The answer when every account is limited for `model` until `until` and the proxy waits no longer.
  * Only a limit that outlasts MAX_WAIT_SEC (the wait the user accepts) is final: x-should-retry
@@ -499,8 +515,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
         const target = fits(got) ? got : got.earliest !== undefined && fits(got.earliest) ? got.earliest : null;
         if (target !== null) {
           const wait = target.until - t + WAIT_BUFFER_MS;
-          const forWhat = target === got && got.earliest !== undefined ? "the conversation's own account" : 'the earliest reset';
-          if (!waitedForReset) log.info(`${req.requestId}: every account is limited for ${route.upstreamModel}; waiting ${formatWait(wait)} for ${forWhat}`);
+          const whose = target === got && got.earliest !== undefined ? "the conversation's own account" : 'the first account free again';
+          if (!waitedForReset) {
+            log.info(`${req.requestId}: no account can serve ${route.upstreamModel} now; waiting ${formatWait(wait)} for ${whose} to ${awaitedEnd(target.limitKind)}`);
+          }
           waitedForReset = true;
           // An account enabled or added with the CLI (a reload) serves at once: it is not waited past.
           await resetOrChange(wait, req.signal);
@@ -641,15 +659,22 @@ export function createGateway(deps: GatewayDeps): Gateway {
         if (!failsOver(e.kind) && e.kind !== 'auth') throw clientErrorFor(e, req.body.model, now(), maxWaitMs);
         log.info(`${req.requestId}: ${lease.account.label} failed for ${route.upstreamModel} (${e.kind}: ${e.message}); ${nextStep()}`);
         if (attempts >= config.maxAttempts) {
-          // Attempts spent on limits say nothing about the rest of the pool: one account's reset (maybe
-          // hours, a final answer) is no answer while another is free, or frees up sooner.
-          if (e.kind === 'rate_limited' || e.kind === 'quota_exhausted') {
-            const rest = restOfPool();
-            // The earliest reset, not home's: the client retries when some account serves.
-            if (rest.kind === 'limited') throw new PoolExhausted(route, (rest.earliest ?? rest).until, (rest.earliest ?? rest).limitKind, e);
-            if (rest.kind === 'free' || rest.kind === 'busy') {
-              // Attempts, not accounts: after a wait each account is tried again, so two can use up five.
+          // The last attempt's failure says nothing about the rest of the pool: one account's reset
+          // (maybe hours, a final answer) is no answer while another is free, or frees up sooner; nor is
+          // one account's overload (a 529 with no time) while the others are rate limited for seconds.
+          const rest = restOfPool();
+          // The earliest reset, not home's, and what limits that account: the client retries when some account serves.
+          if (rest.kind === 'limited') throw new PoolExhausted(route, (rest.earliest ?? rest).until, (rest.earliest ?? rest).limitKind, e);
+          if (rest.kind === 'free' || rest.kind === 'busy') {
+            // Attempts, not accounts: after a wait each account is tried again, so two can use up five.
+            if (e.kind === 'rate_limited' || e.kind === 'quota_exhausted') {
               throw retrySoon(`Rate limited on ${req.body.model}: ${attempts} attempts in a row answered with a limit (MAX_ATTEMPTS); another account can serve it, retry`);
+            }
+            // One dead account is no "do not retry" for the request while another can serve it.
+            if (e.kind === 'invalid_account') {
+              throw new ApiError('api_error', `Upstream refused ${lease.account.label}, the last of ${attempts} attempts (MAX_ATTEMPTS): ${e.message}; another account can serve it, retry`, {
+                status: 503,
+              });
             }
           }
           throw clientErrorFor(e, req.body.model, now(), maxWaitMs);

@@ -388,6 +388,15 @@ export function createPool(opts: PoolOptions): Pool {
   const bindings = new Map<string, string>();
   /** Binding keys only side requests have bound so far (AcquireRequest.side): a main request's binding outranks them. */
   const sideBound = new Set<string>();
+  /**
+   * Binding keys whose account has not served the conversation a turn since a main request bound it
+   * there: 'pending' while that first turn is on its way, 'failed' once the account failed it. A
+   * failed one is no binding: the conversation has no cache on that account, and the account that
+   * serves the turn instead will have it. Not stored: after a restart every binding counts as served.
+   */
+  const firstTurn = new Map<string, 'pending' | 'failed'>();
+  /** The binding key of each main request's lease, so its outcome can settle firstTurn. */
+  const leaseBinding = new WeakMap<Lease, string>();
   /** `${provider}:${model}` whose every account was at or below the soft floor at its last lease. */
   const belowFloor = new Set<string>();
   // Written with the touches, off the hot path: a restart loses at most one flush interval of them.
@@ -400,7 +409,7 @@ export function createPool(opts: PoolOptions): Pool {
   let touchTimer: ReturnType<typeof setInterval> | undefined;
   // Keyed by what they change (one limit, one account's status, one account's quotas): the newest wins.
   const unsaved = new Map<string, Unsaved>();
-  trackSize('pool.bindings', () => bindings.size);
+  trackSize('pool.bindings', () => bindings.size + firstTurn.size);
   trackSize('pool.limits', () => limits.size);
   trackSize('pool.unsaved', () => unsaved.size);
   trackSize('pool.slotWaiters', () => slotWaiters.size + changeWaiters.size);
@@ -511,6 +520,7 @@ export function createPool(opts: PoolOptions): Pool {
       if (byId.has(bindings.get(id)!)) continue;
       bindings.delete(id);
       sideBound.delete(id);
+      firstTurn.delete(id);
     }
     // Accounts removed (the CLI) take their bookkeeping along: over months of churn it would pile up.
     for (const id of lastUsed.keys()) if (!byId.has(id)) lastUsed.delete(id);
@@ -674,6 +684,7 @@ export function createPool(opts: PoolOptions): Pool {
       const oldest = bindings.keys().next().value!;
       bindings.delete(oldest);
       sideBound.delete(oldest);
+      firstTurn.delete(oldest);
     }
   }
 
@@ -688,7 +699,8 @@ export function createPool(opts: PoolOptions): Pool {
   function boundAccountOf(req: AcquireRequest, bindKey: string): string | null {
     if (req.only) return req.only;
     const own = bindings.get(bindKey);
-    if (own !== undefined) return own;
+    // Nor its history's binding: that is the same account, bound by the same failed request.
+    if (own !== undefined) return firstTurn.get(bindKey) === 'failed' ? null : own;
     const history = historyBindKeyOf(req);
     return history === null ? null : (bindings.get(history) ?? null);
   }
@@ -729,8 +741,12 @@ export function createPool(opts: PoolOptions): Pool {
     // account's last slot) takes the conversation: its cache will be where it is served, not there.
     const overSide = sel.overflow && req.side !== true && current !== undefined && sideBound.has(bindKey);
     if ((!sel.overflow || overSide) && !(req.only && current !== undefined) && !sideElsewhere) {
-      if (!req.side) sideBound.delete(bindKey);
-      else if (current === undefined) sideBound.add(bindKey);
+      if (!req.side) {
+        // A conversation placed here anew (or after its side requests, whose cache is not its own) has
+        // its first turn here still to come; one already served here keeps its standing.
+        if (current !== account.id || sideBound.has(bindKey) || firstTurn.has(bindKey)) firstTurn.set(bindKey, 'pending');
+        sideBound.delete(bindKey);
+      } else if (current === undefined) sideBound.add(bindKey);
       bind(req.familyKey, req.sessionKey, bindKey, account.id, t);
       const history = historyBindKeyOf(req);
       if (history !== null) bind(req.familyKey, req.historyKey!, history, account.id, t);
@@ -756,6 +772,7 @@ export function createPool(opts: PoolOptions): Pool {
       },
     };
     leasedAt.set(lease, t);
+    if (!req.side) leaseBinding.set(lease, bindKey);
     return { kind: 'lease', lease };
   }
 
@@ -840,6 +857,11 @@ export function createPool(opts: PoolOptions): Pool {
   function report(lease: Lease, outcome: Outcome): void {
     const id = lease.account.id;
     if (outcome.kind === 'aborted' || outcome.kind === 'neutral') return;
+    const bindKey = leaseBinding.get(lease);
+    if (bindKey !== undefined && firstTurn.has(bindKey) && bindings.get(bindKey) === id) {
+      if (outcome.kind === 'success') firstTurn.delete(bindKey);
+      else firstTurn.set(bindKey, 'failed');
+    }
     if (outcome.kind === 'success') {
       failures.delete(id);
       // Only a limit that is still on record needs a write: success on the hot path stays write-free.

@@ -7,7 +7,8 @@
 // skipped; a conversation bound to it overflows to another account for that one request and stays
 // bound, so its cache is still there next turn. So does one whose account just failed it with a 5xx,
 // or is paused by a short throttle or capacity cool-down (SHORT_LIMIT_MS); a longer limit moves it,
-// once.
+// once. (A binding whose account failed the conversation's first turn never reaches here: the pool
+// passes none, as that account holds none of its cache.)
 import type { AccountStatus } from '../store/accounts.ts';
 import type { LimitKind } from '../store/limits.ts';
 

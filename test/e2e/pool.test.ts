@@ -77,11 +77,13 @@ interface Reply {
 
 let seq = 0;
 /** One non-streaming request; a fresh conversation unless `session` is given. */
-async function ask(p: Proxy, model: string, opts: { session?: string; turn?: number; headers?: Record<string, string>; stream?: boolean } = {}): Promise<Reply> {
+/** tools: sent with tools, as Claude Code's main turns are (a first turn without them is taken for a side request, its title). */
+async function ask(p: Proxy, model: string, opts: { session?: string; turn?: number; headers?: Record<string, string>; stream?: boolean; tools?: boolean } = {}): Promise<Reply> {
   const messages: Array<{ role: string; content: string }> = [{ role: 'user', content: `conversation ${opts.session ?? `fresh-${++seq}-${Math.random()}`}` }];
   for (let i = 0; i < (opts.turn ?? 0); i++) messages.push({ role: 'assistant', content: `answer ${i}` }, { role: 'user', content: `turn ${i + 1}` });
   const body: Record<string, unknown> = { model, max_tokens: 64, messages, stream: opts.stream ?? false };
   if (opts.session) body.metadata = { user_id: JSON.stringify({ device_id: 'dev', account_uuid: '', session_id: opts.session }) };
+  if (opts.tools) body.tools = [{ name: 'Bash', description: 'run a command', input_schema: { type: 'object', properties: {} } }];
   const res = await fetch(`${p.url}/v1/messages`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-api-key': PROXY_KEY, 'anthropic-version': '2023-06-01', ...opts.headers },
@@ -612,20 +614,20 @@ describe('mcp serve with three accounts', () => {
     const server = await startServe({ env });
     try {
       const proxy = { url: server.url } as Proxy;
-      const first = await ask(proxy, 'glm-4.7', { session: 'home-conv', turn: 0 });
+      const first = await ask(proxy, 'glm-4.7', { session: 'home-conv', turn: 0, tools: true });
       expect(first.status).toBe(200);
       const home = first.account!;
       zai.setMode({ kind: 'http429', retryAfter: 1 }, { key: keyOf[home], times: 1 });
-      const throttled = await ask(proxy, 'glm-4.7', { session: 'home-conv', turn: 1 });
+      const throttled = await ask(proxy, 'glm-4.7', { session: 'home-conv', turn: 1, tools: true });
       expect(throttled.status).toBe(200);
       expect(throttled.account).not.toBe(home);
       // Still inside the second: the home key is resting, so this turn too is served elsewhere.
-      const during = await ask(proxy, 'glm-4.7', { session: 'home-conv', turn: 2 });
+      const during = await ask(proxy, 'glm-4.7', { session: 'home-conv', turn: 2, tools: true });
       expect(during.status).toBe(200);
       expect(during.account).not.toBe(home);
       await Bun.sleep(1_300);
       const mark = zai.messages().length;
-      const after = await ask(proxy, 'glm-4.7', { session: 'home-conv', turn: 3 });
+      const after = await ask(proxy, 'glm-4.7', { session: 'home-conv', turn: 3, tools: true });
       expect(after.status).toBe(200);
       expect(after.account).toBe(home);
       expect(keysFor('glm-4.7', mark)).toEqual([keyOf[home]!]);

@@ -13,6 +13,12 @@ import { configureLog, log } from '../../src/log.ts';
 
 afterEach(cleanupDbs);
 
+/** A main turn as Claude Code sends it (with its tools): not taken for a side request such as its session title. */
+function mainTurn(session: string, turn: number) {
+  const tools = [{ name: 'Bash', description: 'run a command', input_schema: { type: 'object' as const, properties: {} } }];
+  return { ...sessionBody('glm-4.7', session, turn), tools };
+}
+
 async function rejection(p: Promise<unknown>): Promise<ApiError> {
   try {
     await p;
@@ -284,6 +290,47 @@ describe('dispatch', () => {
     expect(r.zai.calls).toHaveLength(5);
   });
 
+  describe('MAX_ATTEMPTS spent: the answer is the pool\'s soonest reset and what limits that account, whatever the last attempt met', () => {
+    const rl = (ms: number) => new UpstreamError('rate_limited', 'slow down', { status: 429, resetAt: T0 + ms });
+    const overloaded = new UpstreamError('capacity', 'overloaded', { status: 529 });
+    const rows: Array<{ name: string; errors: Record<string, UpstreamError>; status: number; type: string; headers: Record<string, string> }> = [
+      {
+        name: 'two accounts rate limited, one for 3 s, the last overloaded: a 429 to retry in 3 s, not a 529 with no time',
+        errors: { a: rl(3_000), b: rl(30_000), c: overloaded },
+        status: 429,
+        type: 'rate_limit_error',
+        headers: { 'retry-after': '3' },
+      },
+      {
+        name: 'two accounts rate limited for longer than the overloaded one rests: a 529 with its cool-down as retry-after',
+        errors: { a: rl(30_000), b: rl(40_000), c: overloaded },
+        status: 529,
+        type: 'overloaded_error',
+        headers: { 'retry-after': '10' },
+      },
+    ];
+    for (const row of rows) {
+      test(row.name, async () => {
+        const r = rig({ labels: ['a', 'b', 'c'], config: { maxWaitSec: 60, maxAttempts: 3 } });
+        r.zai.answer = (c) => ({ error: row.errors[c.label]! });
+        const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+        expect(r.zai.calls.map((c) => c.label)).toEqual(['a', 'b', 'c']);
+        expect([e.status, e.type as string]).toEqual([row.status, row.type]);
+        expect(e.headers).toEqual(row.headers);
+      });
+    }
+
+    test('the last attempt met a dead account while another can serve: a 503 to retry, not "do not retry"', async () => {
+      const r = rig({ labels: ['a', 'b', 'c'], config: { maxWaitSec: 60, maxAttempts: 2 } });
+      r.zai.answer = (c) =>
+        c.label === 'a' ? { error: new UpstreamError('transient', 'bad gateway', { status: 502 }) } : c.label === 'b' ? { error: new UpstreamError('invalid_account', 'banned', { status: 403 }) } : {};
+      const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+      expect(e.status).toBe(503);
+      expect(e.headers['x-should-retry']).toBeUndefined();
+      expect(e.message).toContain('banned');
+    });
+  });
+
   test('capacity everywhere is waited out for one short cool-down, not MAX_WAIT_SEC: then a 529 the client retries itself', async () => {
     // Claude Code retries a 529 ten times; two minutes of waiting inside each of its attempts made
     // a lasting overload (or Z.AI's disguised filter, a 1305 every time) ten minutes of silence.
@@ -334,6 +381,50 @@ describe('dispatch', () => {
     expect(r.clock.sleeps[0]!).toBeGreaterThanOrEqual(20_000);
     expect(r.clock.sleeps[0]!).toBeLessThan(21_000);
     await drain(d);
+  });
+
+  describe('the log line of a wait names what it waits for', () => {
+    const rows: Array<[string, (r: ReturnType<typeof rig>) => void, string]> = [
+      [
+        'a rate limit',
+        (r) => r.routing.pool.report(fakeLease(r, 'a', 'glm-4.7'), { kind: 'error', error: new UpstreamError('rate_limited', 'x', { resetAt: T0 + 5_000 }) }),
+        'for the first account free again to end its rate limit',
+      ],
+      [
+        'a capacity cool-down',
+        (r) => r.routing.pool.report(fakeLease(r, 'a', 'glm-4.7'), { kind: 'error', error: new UpstreamError('capacity', 'x', { resetAt: T0 + 5_000 }) }),
+        'for the first account free again to end its cool-down after the upstream was overloaded',
+      ],
+      [
+        'the rest after repeated 5xx (no limit)',
+        (r) => {
+          for (let i = 0; i < 3; i++) {
+            r.routing.pool.report(fakeLease(r, 'a', 'glm-4.7'), { kind: 'error', error: new UpstreamError('transient', 'x') });
+            r.clock.advance(TRANSIENT_BURST_MS);
+          }
+        },
+        'for the first account free again to end its rest after repeated upstream errors',
+      ],
+    ];
+    for (const [name, limit, says] of rows) {
+      test(name, async () => {
+        const r = rig({ labels: ['a'], config: { maxWaitSec: 60, defaultCooldownSec: 5 } });
+        limit(r);
+        const lines: string[] = [];
+        log.setReporters([{ log: (o) => lines.push(`${o.type}: ${o.args.join(' ')}`) }]);
+        try {
+          await drain(await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+        } finally {
+          configureLog({ format: 'pretty' });
+        }
+        expect(r.clock.sleeps).toHaveLength(1);
+        const waits = lines.filter((l) => l.includes('waiting'));
+        expect(waits).toHaveLength(1);
+        expect(waits[0]).toContain('no account can serve glm-4.7 now');
+        expect(waits[0]).toContain(says);
+        if (!name.includes('rate limit')) expect(waits[0]).not.toContain('limit');
+      });
+    }
   });
 
   test('a reset within MAX_WAIT_SEC but past half the client\'s own timeout: a retryable 429 at once, no wait', async () => {
@@ -840,18 +931,36 @@ describe('dispatch', () => {
 
   test('a conversation whose account fails once (5xx) is served elsewhere for that turn and comes back next turn', async () => {
     const r = rig({ labels: ['a', 'b'] });
-    const d0 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 0)));
+    const d0 = await r.routing.gateway.dispatch(dispatchReq(mainTurn('s1', 0)));
     await drain(d0);
     const home = d0.accountId;
     const failAt = r.zai.calls.length + 1;
     r.zai.answer = (_c, n) => (n === failAt ? { error: new UpstreamError('transient', 'upstream 500', { status: 500 }) } : {});
-    const d1 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 1)));
+    const d1 = await r.routing.gateway.dispatch(dispatchReq(mainTurn('s1', 1)));
     expect(d1.accountId).not.toBe(home);
     await drain(d1);
-    const d2 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 2)));
+    const d2 = await r.routing.gateway.dispatch(dispatchReq(mainTurn('s1', 2)));
     expect(d2.accountId).toBe(home);
     await drain(d2);
   });
+
+  for (const [name, error] of [
+    ['a 10 s rate limit', new UpstreamError('rate_limited', 'slow', { status: 429, resetAt: T0 + 10_000 })],
+    ['a 5xx', new UpstreamError('transient', 'upstream 500', { status: 500 })],
+  ] as const) {
+    test(`${name} on the first request of a new conversation: the account that serves it keeps the conversation, also after the limit`, async () => {
+      // The first account never served it, so it holds none of its cache: the one that served does.
+      const r = rig({ labels: ['a', 'b'] });
+      r.zai.answer = (_c, n) => (n === 1 ? { error } : {});
+      const d0 = await r.routing.gateway.dispatch(dispatchReq(mainTurn('s1', 0)));
+      expect(r.zai.calls.map((c) => c.label)).toEqual(['a', 'b']);
+      await drain(d0);
+      r.clock.advance(20_000);
+      const d1 = await r.routing.gateway.dispatch(dispatchReq(mainTurn('s1', 1)));
+      expect(d1.accountId).toBe(d0.accountId);
+      await drain(d1);
+    });
+  }
 
   test('a conversation whose account hits a long rate limit moves, and stays on its new account', async () => {
     const r = rig({ labels: ['a', 'b'] });
@@ -871,16 +980,16 @@ describe('dispatch', () => {
 
   test('a conversation whose account hits a 10 s rate limit is served elsewhere once, then goes home', async () => {
     const r = rig({ labels: ['a', 'b'] });
-    const d0 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 0)));
+    const d0 = await r.routing.gateway.dispatch(dispatchReq(mainTurn('s1', 0)));
     await drain(d0);
     const home = d0.accountId;
     const failAt = r.zai.calls.length + 1;
     r.zai.answer = (_c, n) => (n === failAt ? { error: new UpstreamError('rate_limited', 'slow', { status: 429, resetAt: T0 + 10_000 }) } : {});
-    const d1 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 1)));
+    const d1 = await r.routing.gateway.dispatch(dispatchReq(mainTurn('s1', 1)));
     expect(d1.accountId).not.toBe(home);
     await drain(d1);
     r.clock.advance(20_000); // the throttle is over: the cache is still on the home account
-    const d2 = await r.routing.gateway.dispatch(dispatchReq(sessionBody('glm-4.7', 's1', 2)));
+    const d2 = await r.routing.gateway.dispatch(dispatchReq(mainTurn('s1', 2)));
     expect(d2.accountId).toBe(home);
     await drain(d2);
   });

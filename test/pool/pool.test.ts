@@ -247,6 +247,8 @@ describe('a conversation whose account meets a limit', () => {
   for (const row of short) {
     test(`${row.name}: the retry and the next turns during it are served elsewhere, the conversation stays bound and goes home after it`, () => {
       const { pool, setNow } = setup(['a', 'b']);
+      // An established conversation: a has served it a turn, so its prompt cache is there.
+      pool.report(ask(pool), { kind: 'success' });
       const home = ask(pool);
       expect(home.account.label).toBe('a');
       pool.report(home, row.outcome);
@@ -260,6 +262,47 @@ describe('a conversation whose account meets a limit', () => {
       expect([back.account.label, back.sticky]).toEqual(['a', true]);
     });
   }
+
+  for (const row of short) {
+    test(`${row.name} on the first request of a new conversation: the account that serves it instead takes the conversation, which stays there after the limit`, () => {
+      const { pool, setNow } = setup(['a', 'b']);
+      const first = ask(pool);
+      expect(first.account.label).toBe('a');
+      // a never served this conversation: it holds no cache of it, b will.
+      pool.report(first, row.outcome);
+      const retry = ask(pool, new Set([first.account.id]));
+      expect(retry.account.label).toBe('b');
+      pool.report(retry, { kind: 'success' });
+      setNow(row.over - 1);
+      expect(ask(pool).account.label).toBe('b');
+      setNow(row.over);
+      const next = ask(pool);
+      expect([next.account.label, next.sticky]).toEqual(['b', true]);
+    });
+  }
+
+  test('a 5xx on the first request of a new conversation: the account that serves it takes the conversation', () => {
+    const { pool, setNow } = setup(['a', 'b']);
+    const first = ask(pool);
+    pool.report(first, err('transient'));
+    const retry = ask(pool, new Set([first.account.id]));
+    expect(retry.account.label).toBe('b');
+    pool.report(retry, { kind: 'success' });
+    setNow(T0 + 1_000);
+    const next = ask(pool);
+    expect([next.account.label, next.sticky]).toEqual(['b', true]);
+  });
+
+  test('a 5xx on a turn of an established conversation moves only that request', () => {
+    const { pool, setNow } = setup(['a', 'b']);
+    pool.report(ask(pool), { kind: 'success' });
+    const home = ask(pool);
+    pool.report(home, err('transient'));
+    expect(ask(pool, new Set([home.account.id])).account.label).toBe('b');
+    setNow(T0 + 1_000);
+    const next = ask(pool);
+    expect([next.account.label, next.sticky]).toEqual(['a', true]);
+  });
 
   test('a quota exhaustion moves the conversation, and it stays on its new account after the reset', () => {
     const { pool, setNow } = setup(['a', 'b']);
