@@ -1,6 +1,7 @@
 // `mcp serve`: config -> log -> store -> providers -> routing -> HTTP, then a graceful stop on
-// SIGTERM/SIGINT (and Ctrl+Break or a closed console on Windows): stop accepting, let in-flight
+// SIGTERM/SIGINT/SIGHUP (and Ctrl+Break or a closed console on Windows): stop accepting, let in-flight
 // streams finish within the grace period.
+import { readFileSync } from 'node:fs';
 import { defineCommand } from 'citty';
 import { type Config, ConfigError, type ConfigFlags, exposureWarning, loadConfig } from '../config.ts';
 import { bannerLine, configureLog, log, registerSecret } from '../log.ts';
@@ -72,11 +73,26 @@ export function installStrayErrorGuards(): () => void {
 /**
  * The signals that stop the server gracefully. On Windows Ctrl+C is SIGINT but SIGTERM never comes;
  * Ctrl+Break arrives as SIGBREAK and closing the console window as SIGHUP (a few seconds before
- * Windows ends the process), and without a handler each kills it outright. SIGHUP is not handled
- * elsewhere: a handler would undo the ignore that `nohup mcp serve &` relies on.
+ * Windows ends the process), and without a handler each kills it outright. Elsewhere SIGHUP (the
+ * terminal or SSH session closed) killed it outright too, cutting streams and losing the usage
+ * rows not yet written; it is handled unless the process inherited it ignored: a handler would
+ * undo the ignore that `nohup mcp serve &` relies on. Where that cannot be told (no /proc), it is
+ * left alone.
  */
-export function stopSignals(platform: string = process.platform): NodeJS.Signals[] {
-  return platform === 'win32' ? ['SIGTERM', 'SIGINT', 'SIGBREAK', 'SIGHUP'] : ['SIGTERM', 'SIGINT'];
+export function stopSignals(platform: string = process.platform, hupIgnored: boolean | null = platform === 'linux' ? sighupIgnored() : null): NodeJS.Signals[] {
+  if (platform === 'win32') return ['SIGTERM', 'SIGINT', 'SIGBREAK', 'SIGHUP'];
+  return hupIgnored === false ? ['SIGTERM', 'SIGINT', 'SIGHUP'] : ['SIGTERM', 'SIGINT'];
+}
+
+/** Whether SIGHUP is ignored in this process (`nohup`), from Linux's /proc status; null when it cannot be read. */
+export function sighupIgnored(status: () => string = () => readFileSync('/proc/self/status', 'utf8')): boolean | null {
+  try {
+    const m = /^SigIgn:\s*([0-9a-f]+)\s*$/im.exec(status());
+    // SIGHUP is signal 1: the lowest bit of the mask.
+    return m ? (Number.parseInt(m[1]!.slice(-1), 16) & 1) === 1 : null;
+  } catch {
+    return null;
+  }
 }
 
 const BIND_HINT = 'BIND_ADDRESS; 0.0.0.0 for every interface, 127.0.0.1 for this machine only';
@@ -232,6 +248,8 @@ async function runServer(config: Config): Promise<void> {
     let stopping = false;
     const onSignal = (signal: NodeJS.Signals) => {
       if (stopping) {
+        // A closed terminal can send two (the kernel's, then the shell's to its jobs): only a person insists.
+        if (signal === 'SIGHUP') return;
         warn('mcp: second signal, stopping now');
         process.exit(1);
       }
