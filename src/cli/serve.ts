@@ -95,6 +95,9 @@ export function sighupIgnored(status: () => string = () => readFileSync('/proc/s
   }
 }
 
+/** How long the requests ended at the end of the grace get to write their error before their connections are cut. */
+const STOP_FLUSH_MS = 1_000;
+
 const BIND_HINT = 'BIND_ADDRESS; 0.0.0.0 for every interface, 127.0.0.1 for this machine only';
 
 /** Why listen() failed, in words a person can act on (Bun says "ENOENT" for a name with no address). */
@@ -160,12 +163,13 @@ export async function assembleServer(db: Database, config: Config) {
   const recorder = createUsageRecorder(db, { retentionDays: config.usageRetentionDays });
   const routing = createRouting({ db, config, providers, usageTrouble: () => recorder.trouble(), accountWriteTrouble: () => providerDeps.writeTrouble() });
   maskAccountsAddedLater(routing.pool);
-  const shutdown = { cutting: false };
+  const shutdown = { cutting: false, stop: new AbortController() };
   const app = createApp({
     config,
     gateway: routing.gateway,
     ops: routing.ops,
     cutting: () => shutdown.cutting,
+    stopping: shutdown.stop.signal,
     // Usage rows are queued and written in batches; the metrics are in-memory counters.
     onRequestDone: (r) => {
       recorder.record(r);
@@ -267,8 +271,12 @@ async function runServer(config: Config): Promise<void> {
         ]);
         clearTimeout(timer);
         if (!finished) {
-          log.warn('grace period over: closing the connections still open');
+          log.warn('grace period over: ending the requests still running, then closing their connections');
           shutdown.cutting = true;
+          // Each one still running ends with a clean error (an `error` event in a stream) the client
+          // retries, rather than a cut connection; a client that does not read it is cut after a moment.
+          shutdown.stop.abort();
+          await Promise.race([graceful, Bun.sleep(STOP_FLUSH_MS)]);
           await server?.stop(true);
         }
         try {
