@@ -196,7 +196,7 @@ export function createApp(deps: AppDeps) {
     })
     .get('/', () => jsonResponse({ status: 'ok', service: 'multi-claude-proxy' }))
     .use(messageRoutes({ config, gateway, done, ...(deps.stopping ? { stopping: deps.stopping } : {}) }))
-    .use(imageRoutes({ config, gateway, done }))
+    .use(imageRoutes({ config, gateway, done, ...(deps.stopping ? { stopping: deps.stopping } : {}) }))
     .use(modelRoutes(gateway))
     .use(opsRoutes(ops, isAuthorized))
     .use(dashboardRoutes(ops));

@@ -159,7 +159,7 @@ export interface MessagesDeps {
 export const SERVER_STOPPED = 'server_stopped';
 
 /** overloaded_error: Claude Code and the SDKs retry it, and a restarted server answers the retry. */
-function serverStoppedError(): ApiError {
+export function serverStoppedError(): ApiError {
   return new ApiError('overloaded_error', 'mcp is stopping and its shutdown grace (SHUTDOWN_GRACE_SEC) is over: this answer was cut off; send the request again');
 }
 
