@@ -1,6 +1,7 @@
 // `mcp serve`: config -> log -> store -> providers -> routing -> HTTP, then a graceful stop on
-// SIGTERM/SIGINT (and Ctrl+Break or a closed console on Windows): stop accepting, let in-flight
+// SIGTERM/SIGINT/SIGHUP (and Ctrl+Break or a closed console on Windows): stop accepting, let in-flight
 // streams finish within the grace period.
+import { readFileSync } from 'node:fs';
 import { defineCommand } from 'citty';
 import { type Config, ConfigError, type ConfigFlags, exposureWarning, loadConfig } from '../config.ts';
 import { bannerLine, configureLog, log, registerSecret } from '../log.ts';
@@ -72,12 +73,30 @@ export function installStrayErrorGuards(): () => void {
 /**
  * The signals that stop the server gracefully. On Windows Ctrl+C is SIGINT but SIGTERM never comes;
  * Ctrl+Break arrives as SIGBREAK and closing the console window as SIGHUP (a few seconds before
- * Windows ends the process), and without a handler each kills it outright. SIGHUP is not handled
- * elsewhere: a handler would undo the ignore that `nohup mcp serve &` relies on.
+ * Windows ends the process), and without a handler each kills it outright. Elsewhere SIGHUP (the
+ * terminal or SSH session closed) killed it outright too, cutting streams and losing the usage
+ * rows not yet written; it is handled unless the process inherited it ignored: a handler would
+ * undo the ignore that `nohup mcp serve &` relies on. Where that cannot be told (no /proc), it is
+ * left alone.
  */
-export function stopSignals(platform: string = process.platform): NodeJS.Signals[] {
-  return platform === 'win32' ? ['SIGTERM', 'SIGINT', 'SIGBREAK', 'SIGHUP'] : ['SIGTERM', 'SIGINT'];
+export function stopSignals(platform: string = process.platform, hupIgnored: boolean | null = platform === 'linux' ? sighupIgnored() : null): NodeJS.Signals[] {
+  if (platform === 'win32') return ['SIGTERM', 'SIGINT', 'SIGBREAK', 'SIGHUP'];
+  return hupIgnored === false ? ['SIGTERM', 'SIGINT', 'SIGHUP'] : ['SIGTERM', 'SIGINT'];
 }
+
+/** Whether SIGHUP is ignored in this process (`nohup`), from Linux's /proc status; null when it cannot be read. */
+export function sighupIgnored(status: () => string = () => readFileSync('/proc/self/status', 'utf8')): boolean | null {
+  try {
+    const m = /^SigIgn:\s*([0-9a-f]+)\s*$/im.exec(status());
+    // SIGHUP is signal 1: the lowest bit of the mask.
+    return m ? (Number.parseInt(m[1]!.slice(-1), 16) & 1) === 1 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** How long the requests ended at the end of the grace get to write their error before their connections are cut. */
+const STOP_FLUSH_MS = 1_000;
 
 const BIND_HINT = 'BIND_ADDRESS; 0.0.0.0 for every interface, 127.0.0.1 for this machine only';
 
@@ -144,12 +163,13 @@ export async function assembleServer(db: Database, config: Config) {
   const recorder = createUsageRecorder(db, { retentionDays: config.usageRetentionDays });
   const routing = createRouting({ db, config, providers, usageTrouble: () => recorder.trouble(), accountWriteTrouble: () => providerDeps.writeTrouble() });
   maskAccountsAddedLater(routing.pool);
-  const shutdown = { cutting: false };
+  const shutdown = { cutting: false, stop: new AbortController() };
   const app = createApp({
     config,
     gateway: routing.gateway,
     ops: routing.ops,
     cutting: () => shutdown.cutting,
+    stopping: shutdown.stop.signal,
     // Usage rows are queued and written in batches; the metrics are in-memory counters.
     onRequestDone: (r) => {
       recorder.record(r);
@@ -232,6 +252,8 @@ async function runServer(config: Config): Promise<void> {
     let stopping = false;
     const onSignal = (signal: NodeJS.Signals) => {
       if (stopping) {
+        // A closed terminal can send two (the kernel's, then the shell's to its jobs): only a person insists.
+        if (signal === 'SIGHUP') return;
         warn('mcp: second signal, stopping now');
         process.exit(1);
       }
@@ -249,8 +271,12 @@ async function runServer(config: Config): Promise<void> {
         ]);
         clearTimeout(timer);
         if (!finished) {
-          log.warn('grace period over: closing the connections still open');
+          log.warn('grace period over: ending the requests still running, then closing their connections');
           shutdown.cutting = true;
+          // Each one still running ends with a clean error (an `error` event in a stream) the client
+          // retries, rather than a cut connection; a client that does not read it is cut after a moment.
+          shutdown.stop.abort();
+          await Promise.race([graceful, Bun.sleep(STOP_FLUSH_MS)]);
           await server?.stop(true);
         }
         try {

@@ -25,6 +25,8 @@ export interface AppDeps {
   onRequestDone?: (r: RequestRecord) => void;
   /** True once the shutdown grace is over and the server cuts the connections still open. */
   cutting?: () => boolean;
+  /** Aborted when the shutdown grace is over: requests still running end with a clean error first. */
+  stopping?: AbortSignal;
 }
 
 /** Paths anyone may call without the key (HEAD / is Claude Code's connection pre-warm). */
@@ -193,8 +195,8 @@ export function createApp(deps: AppDeps) {
       return errorResponse(api, requestId, corsHeaders ?? undefined, request);
     })
     .get('/', () => jsonResponse({ status: 'ok', service: 'multi-claude-proxy' }))
-    .use(messageRoutes({ config, gateway, done }))
-    .use(imageRoutes({ config, gateway, done }))
+    .use(messageRoutes({ config, gateway, done, ...(deps.stopping ? { stopping: deps.stopping } : {}) }))
+    .use(imageRoutes({ config, gateway, done, ...(deps.stopping ? { stopping: deps.stopping } : {}) }))
     .use(modelRoutes(gateway))
     .use(opsRoutes(ops, isAuthorized))
     .use(dashboardRoutes(ops));

@@ -14,7 +14,7 @@ import type { Config } from '../config.ts';
 import type { Gateway } from '../gateway/types.ts';
 import { errorResponse, jsonResponse, toApiError } from './errors.ts';
 import { keyNumberOf } from './auth.ts';
-import { attemptNoter, CLIENT_CLOSED, forwardHeaders, newRequestRecord, noteDispatch, readBodyInTime, requestIdOf, restoreIdleTimeout, type RequestRecord, type ServerLike } from './messages.ts';
+import { attemptNoter, CLIENT_CLOSED, forwardHeaders, newRequestRecord, noteDispatch, readBodyInTime, requestIdOf, restoreIdleTimeout, type RequestRecord, serverStoppedError, type ServerLike } from './messages.ts';
 import { isBase64, parseJsonBytes, readLimitedBytes, validateBody, validateMessagesRequest } from './validate.ts';
 
 /** More pictures per request than this is a batch job, not a request (the Go proxy's cap too). */
@@ -274,6 +274,8 @@ export interface ImageDeps {
   gateway: Gateway;
   /** Called once per picture drawn (or failed), like a /v1/messages request. */
   done(record: RequestRecord): void;
+  /** Aborted when the shutdown grace is over: pictures still being drawn are stopped with a clean error. */
+  stopping?: AbortSignal;
 }
 
 /**
@@ -294,6 +296,12 @@ export async function generateImages(deps: ImageDeps, job: ImageJob, requestId: 
   const abort = new AbortController();
   const onClientGone = (): void => abort.abort();
   request.signal.addEventListener('abort', onClientGone, { once: true });
+  let stopped = false;
+  const onStop = (): void => {
+    stopped = true;
+    abort.abort();
+  };
+  deps.stopping?.addEventListener('abort', onStop, { once: true });
   const { writeTimeoutSec } = deps.config;
   let timedOut = false;
   const deadline = setTimeout(() => {
@@ -326,10 +334,12 @@ export async function generateImages(deps: ImageDeps, job: ImageJob, requestId: 
     return { model, images, text: texts.join('\n\n'), usage };
   } catch (err) {
     if (timedOut) throw new ApiError('timeout_error', `the images took longer than WRITE_TIMEOUT_SEC (${writeTimeoutSec}s); the upstream calls were stopped`);
+    if (stopped && !request.signal.aborted) throw serverStoppedError();
     throw err;
   } finally {
     clearTimeout(deadline);
     request.signal.removeEventListener('abort', onClientGone);
+    deps.stopping?.removeEventListener('abort', onStop);
   }
 }
 

@@ -148,6 +148,19 @@ export interface MessagesDeps {
   done(record: RequestRecord): void;
   /** Request starts in a burst take turns with the streams already running (turns.ts); none: start at once. */
   turns?: Turns;
+  /**
+   * Aborted when the server stops and its shutdown grace is over: what is still running ends with a
+   * clean error the client retries (an `error` event in a stream), not a cut connection.
+   */
+  stopping?: AbortSignal;
+}
+
+/** How a request still running when the shutdown grace is over is recorded (usage, metrics). */
+export const SERVER_STOPPED = 'server_stopped';
+
+/** overloaded_error: Claude Code and the SDKs retry it, and a restarted server answers the retry. */
+export function serverStoppedError(): ApiError {
+  return new ApiError('overloaded_error', 'mcp is stopping and its shutdown grace (SHUTDOWN_GRACE_SEC) is over: this answer was cut off; send the request again');
 }
 
 export interface ServerLike {
@@ -178,6 +191,16 @@ export async function handleMessages(
   const abort = new AbortController();
   const onClientGone = (): void => abort.abort();
   request.signal.addEventListener('abort', onClientGone, { once: true });
+  let stopped = false;
+  const onStop = (): void => {
+    stopped = true;
+    abort.abort();
+  };
+  deps.stopping?.addEventListener('abort', onStop, { once: true });
+  const unlisten = (): void => {
+    request.signal.removeEventListener('abort', onClientGone);
+    deps.stopping?.removeEventListener('abort', onStop);
+  };
   // WRITE_TIMEOUT_SEC bounds the whole answer (waits for a reset, failovers, the stream itself). A
   // client that says it waits longer (Claude Code's API_TIMEOUT_MS, e.g. Z.AI's advised 50 min for
   // slow GLM answers) is not cut short by the proxy in the middle of a long answer.
@@ -216,6 +239,8 @@ export async function handleMessages(
 
     if (rec.stream) {
       clearTimeout(deadline);
+      // From here the stream itself answers the stop, with an error event.
+      deps.stopping?.removeEventListener('abort', onStop);
       const usage = emptyUsage();
       return sseResponse(d.events, {
         pingIntervalMs: deps.config.pingIntervalSec * 1000,
@@ -224,12 +249,14 @@ export async function handleMessages(
         headers,
         abort,
         usage,
+        ...(deps.stopping ? { stop: deps.stopping, stopError: serverStoppedError() } : {}),
         onEnd: (o) => {
-          request.signal.removeEventListener('abort', onClientGone);
+          unlisten();
           idleAgain();
           copyUsage(rec, usage);
           if (o.began) rec.sent200 = true;
           if (o.clientClosed) finish(CLIENT_CLOSED, 'client_closed');
+          else if (o.errorType !== null && deps.stopping?.aborted) finish(503, SERVER_STOPPED);
           else finish(200, o.errorType);
         },
       });
@@ -242,18 +269,23 @@ export async function handleMessages(
     rec.outputTokens = num(u.output_tokens);
     rec.cacheReadTokens = num(u.cache_read_input_tokens);
     rec.cacheCreationTokens = num(u.cache_creation_input_tokens);
-    request.signal.removeEventListener('abort', onClientGone);
+    unlisten();
     idleAgain();
     // Gone while the answer was made: it was whole, and nobody took it.
-    if (abort.signal.aborted && !timedOut) finish(CLIENT_CLOSED, 'client_closed');
+    if (abort.signal.aborted && !timedOut && !stopped) finish(CLIENT_CLOSED, 'client_closed');
     else finish(200, null);
     return jsonResponse(msg, headers);
   } catch (err) {
     clearTimeout(deadline);
-    request.signal.removeEventListener('abort', onClientGone);
+    unlisten();
     idleAgain();
-    const api = timedOut ? new ApiError('timeout_error', writeTimeoutMessage(writeTimeoutSec)) : toApiError(err);
-    if (abort.signal.aborted && !timedOut) finish(CLIENT_CLOSED, 'client_closed');
+    const api = timedOut
+      ? new ApiError('timeout_error', writeTimeoutMessage(writeTimeoutSec))
+      : stopped && !request.signal.aborted
+        ? serverStoppedError()
+        : toApiError(err);
+    if (stopped && !request.signal.aborted) finish(503, SERVER_STOPPED);
+    else if (abort.signal.aborted && !timedOut) finish(CLIENT_CLOSED, 'client_closed');
     else finish(api.status, api.type);
     return errorResponse(api, requestId, undefined, request);
   }

@@ -35,6 +35,12 @@ export interface SseOptions {
   /** After this long the stream is ended with a timeout_error event and the upstream aborted (WRITE_TIMEOUT_SEC). */
   deadlineMs?: number;
   deadlineMessage?: string;
+  /**
+   * Aborted when the server stops and its grace is over: the stream ends with an `error` event of
+   * `stopError` (a clean end the client can retry on) instead of a cut connection.
+   */
+  stop?: AbortSignal;
+  stopError?: ApiError;
 }
 
 const SSE_HEADERS = {
@@ -75,6 +81,8 @@ export function sseResponse(events: AsyncIterable<AnthropicEvent>, opts: SseOpti
     ended = true;
     if (timer) clearTimeout(timer);
     if (deadline) clearTimeout(deadline);
+    // The server's stop signal lives as long as the server: each stream takes its listener along.
+    opts.stop?.removeEventListener('abort', stopNow);
     if (!finalUsage) estimateCutOutput(usage, streamedChars);
     try {
       opts.onEnd(outcome);
@@ -133,6 +141,14 @@ export function sseResponse(events: AsyncIterable<AnthropicEvent>, opts: SseOpti
     close();
   };
 
+  const stopNow = (): void => {
+    if (ended) return;
+    // The error frame first, then the abort (whose listener sees the stream already ended).
+    fail(opts.stopError ?? new ApiError('overloaded_error', 'the server is stopping'));
+    abort.abort();
+    it.return?.()?.catch?.(() => {});
+  };
+
   const source = {
     type: 'direct',
     // Called once by the server; the response stays open until this returns.
@@ -148,6 +164,8 @@ export function sseResponse(events: AsyncIterable<AnthropicEvent>, opts: SseOpti
           it.return?.()?.catch?.(() => {});
         }, Math.max(0, opts.deadlineMs));
       }
+      if (opts.stop?.aborted) return stopNow();
+      opts.stop?.addEventListener('abort', stopNow, { once: true });
       if (abort.signal.aborted) return clientGone();
       abort.signal.addEventListener('abort', clientGone, { once: true });
       for (;;) {

@@ -3,7 +3,7 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { JsonLogError, UsageError } from '../../src/cli/output.ts';
-import { installStrayErrorGuards, listenFailure, listeningLine, maskAccountsAddedLater, serve, serveFlags, stopSignals } from '../../src/cli/serve.ts';
+import { installStrayErrorGuards, listenFailure, listeningLine, maskAccountsAddedLater, serve, serveFlags, sighupIgnored, stopSignals } from '../../src/cli/serve.ts';
 import { configureLog, log, redact } from '../../src/log.ts';
 import { createPool } from '../../src/pool/pool.ts';
 import { ConfigError, loadConfig } from '../../src/config.ts';
@@ -339,8 +339,20 @@ describe('the signals that stop serve gracefully', () => {
     expect(stopSignals('win32')).toEqual(['SIGTERM', 'SIGINT', 'SIGBREAK', 'SIGHUP']);
   });
 
-  test('elsewhere SIGHUP is left alone, so `nohup mcp serve &` survives a logout', () => {
-    expect(stopSignals('linux')).toEqual(['SIGTERM', 'SIGINT']);
+  test('on Linux a hang-up (terminal or SSH session closed) stops it gracefully too', () => {
+    expect(stopSignals('linux', false)).toEqual(['SIGTERM', 'SIGINT', 'SIGHUP']);
+  });
+
+  test('SIGHUP inherited ignored (`nohup mcp serve &`), or where that cannot be told, is left alone so it survives a logout', () => {
+    expect(stopSignals('linux', true)).toEqual(['SIGTERM', 'SIGINT']);
+    expect(stopSignals('linux', null)).toEqual(['SIGTERM', 'SIGINT']);
     expect(stopSignals('darwin')).toEqual(['SIGTERM', 'SIGINT']);
+  });
+
+  test("SIGHUP's ignore bit is read from /proc's SigIgn mask; no /proc is unknown", () => {
+    const status = (mask: string) => () => `Name:\tbun\nSigBlk:\t0000000000000000\nSigIgn:\t${mask}\nSigCgt:\t0000000000000001\n`;
+    expect(sighupIgnored(status('0000000001001001'))).toBe(true);
+    expect(sighupIgnored(status('0000000001001000'))).toBe(false);
+    expect(sighupIgnored(() => { throw new Error('ENOENT'); })).toBeNull();
   });
 });

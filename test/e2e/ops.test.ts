@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { openDatabase, integrityCheck } from '../../src/store/db.ts';
 import { type FakeGoogle, startFakeGoogle } from '../fakes/google.ts';
 import { type FakeZai, startFakeZai } from '../fakes/zai.ts';
-import { cleanupTempDirs, googleEnv, mcpEnv, runMcp, type ServeHandle, startServe, tempDir, zaiEnv } from './helpers.ts';
+import { cleanupTempDirs, googleEnv, MCP_FROM_SOURCE, mcpEnv, runMcp, type ServeHandle, startServe, tempDir, waitFor, zaiEnv } from './helpers.ts';
 
 const PROXY_KEY = 'proxy-key-e2e-ops-5f3a9c1b7d';
 /** A second key in PROXY_API_KEY (comma-separated), as while handing out a new key. */
@@ -258,7 +258,9 @@ describe('graceful shutdown', () => {
     }
   }, 30_000);
 
-  test('a stream longer than SHUTDOWN_GRACE_SEC is cut when the grace is over, and the process still exits 0 cleanly', async () => {
+  // At the end of the grace the connections were cut: the SDK saw "Connection error." mid-stream
+  // and a request not yet answered a reset socket, where the README promises a clean error.
+  test('a stream longer than SHUTDOWN_GRACE_SEC ends with a retryable error event when the grace is over, a request not yet answered gets the error envelope, and the process still exits 0 cleanly', async () => {
     const slow = startFakeZai({ keys: [ZAI_KEY] });
     slow.setMode({ kind: 'slow_chunks', chunks: 60, delayMs: 200 });
     const dataDir = tempDir();
@@ -269,23 +271,31 @@ describe('graceful shutdown', () => {
       const res = await post(server, hello('glm-4.6', true));
       const reader = res.body!.getReader();
       await reader.read();
+      // A non-streaming answer that cannot finish within the grace either.
+      const whole = post(server, hello('glm-4.6', false));
+      await waitFor(() => slow.messages().length === 2, 10_000, 'the second request upstream');
       const signalled = Date.now();
       server.proc.kill('SIGTERM');
       const body = await (async () => {
         let text = '';
         const dec = new TextDecoder();
-        try {
-          for (;;) {
-            const { value, done } = await reader.read();
-            if (done) break;
-            text += dec.decode(value, { stream: true });
-          }
-        } catch {
-          // the connection was cut: expected
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          text += dec.decode(value, { stream: true });
         }
         return text;
       })();
       expect(body).not.toContain('event: message_stop');
+      const last = body.trimEnd().split('\n\n').at(-1)!;
+      expect(last).toStartWith('event: error\n');
+      const error = JSON.parse(last.split('\n')[1]!.slice('data: '.length)) as { type: string; error: { type: string; message: string } };
+      expect(error.type).toBe('error');
+      expect(error.error.type).toBe('overloaded_error');
+      expect(error.error.message).toContain('SHUTDOWN_GRACE_SEC');
+      const answer = await whole;
+      expect(answer.status).toBe(529);
+      expect(((await answer.json()) as { error: { type: string } }).error.type).toBe('overloaded_error');
       expect(await server.stop()).toBe(0);
       const took = Date.now() - signalled;
       expect(took).toBeGreaterThanOrEqual(900);
@@ -294,14 +304,71 @@ describe('graceful shutdown', () => {
       const db = openDatabase(join(dataDir, 'proxy.db'));
       try {
         expect(integrityCheck(db)).toBe('ok');
-        // The server cut it, not the client: usage says so, and counts it as an error, not a cancel.
-        expect(db.query('SELECT status, error_type AS errorType FROM usage').all()).toEqual([{ status: 503, errorType: 'server_stopped' }]);
+        // The server ended them, not the client: usage says so, and counts them as errors, not cancels.
+        expect(db.query('SELECT stream, status, error_type AS errorType FROM usage ORDER BY stream').all()).toEqual([
+          { stream: 0, status: 503, errorType: 'server_stopped' },
+          { stream: 1, status: 503, errorType: 'server_stopped' },
+        ]);
       } finally {
         db.close();
       }
     } finally {
       if (server.proc.exitCode === null) await server.stop('SIGKILL');
       await slow.stop();
+    }
+  }, 30_000);
+
+  // A closed terminal or SSH session (SIGHUP) killed `mcp serve` outright: the stream in flight cut
+  // off mid-answer, and the usage of the requests it had just served, still waiting to be written, lost.
+  test('SIGHUP (the terminal closed) stops it like SIGTERM: the stream finishes, usage is stored, exit 0', async () => {
+    const slow = startFakeZai({ keys: [ZAI_KEY] });
+    const dataDir = tempDir();
+    const env = mcpEnv(dataDir, { PROXY_API_KEY: PROXY_KEY, SHUTDOWN_GRACE_SEC: '20', ...zaiEnv(slow) });
+    expect((await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', ZAI_KEY], { env })).code).toBe(0);
+    const server = await startServe({ env });
+    try {
+      expect((await post(server, hello('glm-4.6', false))).status).toBe(200);
+      slow.setMode({ kind: 'slow_chunks', chunks: 8, delayMs: 100 });
+      const res = await post(server, hello('glm-4.6', true));
+      const reader = res.body!.getReader();
+      await reader.read();
+      server.proc.kill('SIGHUP');
+      const body = await new Response(new ReadableStream({ pull: async (c) => {
+        const { value, done } = await reader.read();
+        if (done) c.close();
+        else c.enqueue(value);
+      } })).text();
+      expect(body).toContain('event: message_stop');
+      expect(await server.stop()).toBe(0);
+      expect(server.output()).toContain('SIGHUP: stopping');
+      const db = openDatabase(join(dataDir, 'proxy.db'));
+      try {
+        expect(db.query('SELECT stream, status FROM usage ORDER BY ts').all()).toEqual([{ stream: 0, status: 200 }, { stream: 1, status: 200 }]);
+      } finally {
+        db.close();
+      }
+    } finally {
+      if (server.proc.exitCode === null) await server.stop('SIGKILL');
+      await slow.stop();
+    }
+  }, 30_000);
+
+  test('started with SIGHUP ignored (`nohup mcp serve &`), a hang-up leaves it serving', async () => {
+    const dataDir = tempDir();
+    const env = mcpEnv(dataDir, { PROXY_API_KEY: PROXY_KEY, ...zaiEnv(zai) });
+    expect((await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', ZAI_KEY], { env })).code).toBe(0);
+    // What nohup does: SIGHUP set to ignored before mcp starts.
+    const server = await startServe({ env, bin: ['/bin/sh', '-c', 'trap "" HUP; exec "$0" "$@"', ...MCP_FROM_SOURCE] });
+    try {
+      server.proc.kill('SIGHUP');
+      // The signal is delivered at once; a server it stopped would refuse this request.
+      await Bun.sleep(200);
+      expect((await post(server, hello('glm-4.6', false))).status).toBe(200);
+      expect(server.proc.exitCode).toBeNull();
+      expect(server.output()).not.toContain('SIGHUP');
+      expect(await server.stop()).toBe(0);
+    } finally {
+      if (server.proc.exitCode === null) await server.stop('SIGKILL');
     }
   }, 30_000);
 });

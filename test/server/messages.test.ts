@@ -5,6 +5,7 @@ import { blockDelta, blockStart, messageStart, type AnthropicEvent } from '../..
 import { renderMetrics } from '../../src/metrics.ts';
 import { observeRequest } from '../../src/request-metrics.ts';
 import { AUTH, body, dispatchSteps, KEY, post, startHarness, testConfig, textEvents, toolUseEvents, until, read, type Harness } from './stubs.ts';
+import type { Dispatched, DispatchRequest } from '../../src/gateway/types.ts';
 
 let h: Harness;
 beforeAll(() => {
@@ -489,6 +490,80 @@ describe('a shutdown that cuts the connections still open', () => {
       expect(count()).toBe(before + 1);
     } finally {
       cut.stop();
+    }
+  });
+});
+
+describe('the end of the shutdown grace', () => {
+  const stalled = (seen: AbortSignal[]) => (req: DispatchRequest): Promise<Dispatched> => {
+    seen.push(req.signal);
+    return new Promise((_, reject) => req.signal.addEventListener('abort', () => reject(new ApiError('api_error', 'aborted'))));
+  };
+
+  // The connections were cut: a request waiting for its answer (a limit to reset, a slot, a long
+  // non-streaming answer) saw a reset socket, not the error envelope every failure is meant to be.
+  test('a request not yet answered gets a retryable 529 in the envelope, recorded as server_stopped, and its upstream call is stopped', async () => {
+    const stop = new AbortController();
+    const h = startHarness(testConfig(), { stopping: stop.signal });
+    try {
+      const seen: AbortSignal[] = [];
+      h.dispatch = stalled(seen);
+      const res = post(h, '/v1/messages', body());
+      await until(() => seen.length === 1);
+      stop.abort();
+      const r = await res;
+      expect(r.status).toBe(529);
+      const j = (await r.json()) as { type: string; error: { type: string; message: string } };
+      expect(j.error.type).toBe('overloaded_error');
+      expect(j.error.message).toContain('SHUTDOWN_GRACE_SEC');
+      expect(seen[0]!.aborted).toBe(true);
+      await until(() => h.records.length === 1);
+      expect(h.records[0]).toMatchObject({ status: 503, errorType: 'server_stopped' });
+    } finally {
+      h.stop();
+    }
+  });
+
+  test('a picture still being drawn gets the same error', async () => {
+    const stop = new AbortController();
+    const h = startHarness(testConfig(), { stopping: stop.signal, cutting: () => stop.signal.aborted });
+    try {
+      const seen: AbortSignal[] = [];
+      h.dispatch = stalled(seen);
+      const res = post(h, '/v1/images/generations', { prompt: 'a lighthouse' });
+      await until(() => seen.length === 1);
+      stop.abort();
+      const r = await res;
+      expect(r.status).toBe(529);
+      expect(((await r.json()) as { error: { type: string } }).error.type).toBe('overloaded_error');
+      await until(() => h.records.length === 1);
+      expect(h.records[0]).toMatchObject({ status: 503, errorType: 'server_stopped' });
+    } finally {
+      h.stop();
+    }
+  });
+
+  test('a stream already under way ends with an overloaded_error event, recorded as server_stopped', async () => {
+    const stop = new AbortController();
+    const h = startHarness(testConfig(), { stopping: stop.signal });
+    try {
+      const evs = textEvents();
+      h.dispatch = dispatchSteps([evs[0]!, evs[1]!, { wait: 10_000 }, ...evs.slice(2)]);
+      const r = await post(h, '/v1/messages', body({ stream: true }));
+      const reader = r.body!.getReader();
+      await reader.read();
+      stop.abort();
+      let text = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += new TextDecoder().decode(value);
+      }
+      expect(text).toContain('event: error\ndata: {"type":"error","error":{"type":"overloaded_error"');
+      await until(() => h.records.length === 1);
+      expect(h.records[0]).toMatchObject({ status: 503, errorType: 'server_stopped', stream: true, sent200: true });
+    } finally {
+      h.stop();
     }
   });
 });

@@ -2,6 +2,7 @@
 import { expect, test } from 'bun:test';
 import { emptyUsage } from '../../src/anthropic/collect.ts';
 import { blockDelta, blockStart, type AnthropicEvent } from '../../src/anthropic/events.ts';
+import { ApiError } from '../../src/anthropic/errors.ts';
 import { log } from '../../src/log.ts';
 import { sseResponse, type StreamOutcome } from '../../src/server/sse.ts';
 import { textEvents } from './stubs.ts';
@@ -79,4 +80,50 @@ test('a stream cancelled before its response began says so, and one that was rea
     { errorType: null, clientClosed: true, began: false },
     { errorType: null, clientClosed: false, began: true },
   ]);
+});
+
+/** An upstream that sends its first events, then waits for the abort. */
+async function* hangs(events: AnthropicEvent[], signal: AbortSignal): AsyncGenerator<AnthropicEvent> {
+  for (const e of events) yield e;
+  await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+}
+
+test('the server stop ends a running stream with an error event of its own and aborts the upstream; a stream that ended leaves no listener behind', async () => {
+  const stop = new AbortController();
+  const listening = new Set<unknown>();
+  const sig = stop.signal;
+  const add = sig.addEventListener.bind(sig);
+  const remove = sig.removeEventListener.bind(sig);
+  sig.addEventListener = ((type: string, fn: EventListener, o?: AddEventListenerOptions) => (listening.add(fn), add(type, fn, o))) as typeof sig.addEventListener;
+  sig.removeEventListener = ((type: string, fn: EventListener) => (listening.delete(fn), remove(type, fn))) as typeof sig.removeEventListener;
+  const open = (source: (abort: AbortController) => AsyncIterable<AnthropicEvent>, ends: StreamOutcome[]) => {
+    const abort = new AbortController();
+    const res = sseResponse(source(abort), {
+      pingIntervalMs: 15_000,
+      headers: {},
+      abort,
+      usage: emptyUsage(),
+      stop: sig,
+      stopError: new ApiError('overloaded_error', 'stopping, send it again'),
+      onEnd: (o) => void ends.push(o),
+    });
+    return { abort, res };
+  };
+  const finished: StreamOutcome[] = [];
+  await open(() => from(textEvents()), finished).res.text();
+  expect(finished).toHaveLength(1);
+  expect(listening.size).toBe(0);
+
+  const cut: StreamOutcome[] = [];
+  const running = open((a) => hangs(textEvents().slice(0, 2), a.signal), cut);
+  const text = running.res.text();
+  await Bun.sleep(0);
+  stop.abort();
+  const body = await Promise.race([text, Bun.sleep(2000).then(() => 'still open after 2 s')]);
+  expect(body.trimEnd().split('\n\n').at(-1)).toBe(
+    'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"stopping, send it again"}}',
+  );
+  expect(running.abort.signal.aborted).toBe(true);
+  expect(cut).toEqual([{ errorType: 'overloaded_error', clientClosed: false, began: true }]);
+  expect(listening.size).toBe(0);
 });

@@ -111,8 +111,11 @@ export function dispatchSteps(steps: Step[], extra: Partial<Dispatched> = {}) {
   });
 }
 
-/** `cutting`: what the app is told of a shutdown cutting the connections still open (serve.ts). */
-export function startHarness(config: Config = testConfig(), opts: { cutting?: () => boolean } = {}): Harness {
+/**
+ * `cutting`: what the app is told of a shutdown cutting the connections still open (serve.ts);
+ * `stopping`: the signal serve.ts aborts when the shutdown grace is over.
+ */
+export function startHarness(config: Config = testConfig(), opts: { cutting?: () => boolean; stopping?: AbortSignal } = {}): Harness {
   const h: Harness = {
     base: '',
     calls: [],
@@ -145,7 +148,7 @@ export function startHarness(config: Config = testConfig(), opts: { cutting?: ()
     },
     metrics: () => '# HELP mcp_requests_total x\n# TYPE mcp_requests_total counter\nmcp_requests_total 1\n',
   };
-  const app = createApp({ config, gateway, ops, onRequestDone: (r) => h.records.push({ ...r }), ...(opts.cutting ? { cutting: opts.cutting } : {}) });
+  const app = createApp({ config, gateway, ops, onRequestDone: (r) => h.records.push({ ...r }), ...(opts.cutting ? { cutting: opts.cutting } : {}), ...(opts.stopping ? { stopping: opts.stopping } : {}) });
   app.listen({ port: 0, hostname: '127.0.0.1' });
   h.base = `http://127.0.0.1:${app.server!.port}`;
   h.stop = () => void app.stop(true);
