@@ -28,6 +28,7 @@ import { listLimits, listQuotas, type ModelLimit, type QuotaRecord, replaceQuota
 import {
   createLineReader,
   maskSecret,
+  oneLine,
   printJson,
   relativeTime,
   renderTable,
@@ -440,7 +441,8 @@ const addCommand = defineCommand({
           try {
             quotas = await readQuota(config, provisional, null, learned);
           } catch (err) {
-            const msg = ((err as Error)?.message || String(err)).split(apiKey).join('***');
+            // On one line: only the first line of an error reaches the terminal.
+            const msg = oneLine(((err as Error)?.message || String(err)).split(apiKey).join('***'));
             if (err instanceof UpstreamError && err.kind === 'auth') {
               throw new StoreError(`Z.AI refused the key ${maskSecret(apiKey)} (${msg}); it was not added`);
             }
@@ -540,7 +542,7 @@ const addCommand = defineCommand({
           const quotaAccount = result.sharedProject && !own ? { ...account, meta: { ...account.meta, projectId: result.sharedProject } } : account;
           if (!waitsForProject) quotas = await readQuota(config, quotaAccount, db);
         } catch (err) {
-          warn(`warning: could not read the quota yet (${(err as Error)?.message || String(err)}); the server reads it when it runs`);
+          warn(`warning: could not read the quota yet (${oneLine((err as Error)?.message || String(err))}); the server reads it when it runs`);
         }
         say(`${created ? 'added' : 'updated'} ${account.id} (${account.label}): antigravity ${result.email}${storeQuota(db, account.id, quotas)}`);
         if (own) say(`${account.id} (${account.label}): ${describeProject(own)}`);
@@ -739,7 +741,7 @@ async function verifyOne(db: Database, providers: Partial<Record<ProviderId, Pro
     if (setStatusIf(db, acc.id, ['active'], patch, Date.now(), secret)?.changed) back = ' (marked invalid: out of rotation until it passes again)';
   }
   // The detail is often the upstream's own words, which may quote a credential.
-  say(`${verdict.ok ? 'ok  ' : 'FAIL'}  ${acc.id}  ${acc.label.padEnd(labelWidth)}  ${acc.provider}: ${maskSecrets(verdict.detail)}${back}`);
+  say(`${verdict.ok ? 'ok  ' : 'FAIL'}  ${acc.id}  ${acc.label.padEnd(labelWidth)}  ${acc.provider}: ${oneLine(maskSecrets(verdict.detail))}${back}`);
   return verdict.ok;
 }
 

@@ -24,7 +24,7 @@ let google: FakeGoogle;
 const UPSTREAM_VARS = ['ZAI_BASE_URL', 'ZAI_QUOTA_URL', 'GOOGLE_OAUTH_TOKEN_URL', 'GOOGLE_OAUTH_AUTH_URL', 'GOOGLE_USERINFO_URL', 'ANTIGRAVITY_ENDPOINTS'];
 const savedUpstreams = Object.fromEntries(UPSTREAM_VARS.map((k) => [k, process.env[k]]));
 beforeAll(() => {
-  const keys = [KEY, `${KEY}-2`, `${KEY}-other`, `${KEY}-masked`, `${FAKE_ZAI_KEY}-blip`, ...Array.from({ length: KEPT_REMOVAL_COPIES + 2 }, (_, i) => `${KEY}-${i}`)];
+  const keys = [KEY, `${KEY}-2`, `${KEY}-other`, `${KEY}-masked`, `${FAKE_ZAI_KEY}-blip`, `${FAKE_ZAI_KEY}-lines`, ...Array.from({ length: KEPT_REMOVAL_COPIES + 2 }, (_, i) => `${KEY}-${i}`)];
   zai = startFakeZai({ keys });
   google = startFakeGoogle();
   Object.assign(process.env, {
@@ -824,6 +824,26 @@ describe('accounts verify', () => {
     expect(r.code).toBe(1);
     expect(r.out).not.toContain('marked invalid');
     expect(storedAccounts()[0]).toMatchObject({ status: 'disabled', statusReason: 'disabled by user' });
+  });
+
+  // An upstream message with line breaks split the verdict line, cut `add`'s refusal short at its
+  // first line (only that reaches the terminal), and spread the stored reason over the table's rows.
+  test("an upstream's message with line breaks stays on one verdict line, one error line and one table row", async () => {
+    const key = `${FAKE_ZAI_KEY}-lines`;
+    zai.setQuota({ success: false, msg: 'Your key\nhas been\r\n  suspended: token invalid', code: 401 }, { key });
+    const refused = await run('accounts', 'add', '--provider', 'zai', '--api-key', key, '--label', 'lines');
+    expect(refused.code).toBe(1);
+    expect(refused.err).toMatch(/^mcp: Z\.AI refused the key .* \(Z\.AI quota: Your key has been suspended: token invalid\); it was not added\n$/);
+
+    const db = openDatabase(join(dataDirOf(), 'proxy.db'));
+    upsertAccount(db, { provider: 'zai', label: 'lines', credentials: { kind: 'api_key', apiKey: key } });
+    db.close();
+    zai.setQuota({ success: false, msg: 'Your key\nhas been\nsuspended: coding plan expired', code: 500 }, { key });
+    const r = await run('accounts', 'verify', 'lines');
+    expect(r.out).toMatch(/^FAIL .* zai: invalid_account: Z\.AI quota: Your key has been suspended: coding plan expired \(marked invalid: out of rotation until it passes again\)\n$/);
+    const table = (await run('accounts', 'list')).out.trim().split('\n');
+    expect(table).toHaveLength(2);
+    expect(table[1]).toContain('invalid  Z.AI quota: Your key has been suspended: coding plan expired  never');
   });
 
   test("masks a credential the upstream's answer quotes, as the server's errors do", async () => {
