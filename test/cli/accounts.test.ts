@@ -815,6 +815,16 @@ describe('accounts verify', () => {
     expect(storedAccounts()[0]).toMatchObject({ status: 'active', statusReason: null });
   });
 
+  test("leaves a Google account alone when Google refuses the OAuth client (GOOGLE_CLIENT_ID/SECRET), not the account", async () => {
+    expect((await run('accounts', 'add', '--provider', 'antigravity', '--refresh-token', google.refreshTokenFor('client@example.com'), '--label', 'gc')).code).toBe(0);
+    google.setMode({ kind: 'token_invalid_client' }, { times: 1 });
+    const r = await run('accounts', 'verify', 'gc');
+    expect(r.code).toBe(1);
+    expect(r.out).toContain('GOOGLE_CLIENT_ID');
+    expect(r.out).not.toContain('marked invalid');
+    expect(storedAccounts()[0]).toMatchObject({ status: 'active', statusReason: null });
+  });
+
   test('never marks an account the user disabled, whatever the verdict', async () => {
     const db = openDatabase(join(dataDirOf(), 'proxy.db'));
     upsertAccount(db, { provider: 'zai', label: 'off', credentials: { kind: 'api_key', apiKey: `${FAKE_ZAI_KEY}-refused` } });
