@@ -2,6 +2,7 @@
 // disable. The CLI talks to the store directly; a running server notices changes on its own (it
 // polls the database's data_version).
 import type { Database } from 'bun:sqlite';
+import { existsSync } from 'node:fs';
 import { defineCommand } from 'citty';
 import { type Config, loadConfig } from '../config.ts';
 import { quotaAsOf, quotaLines, servesPastQuotaOf } from '../gateway/ops.ts';
@@ -44,10 +45,16 @@ function cliConfig(): Readonly<Config> {
   return loadConfig(process.env, {}, { requireApiKey: false });
 }
 
-/** `readOnly`: the command only reads, so a database it may not write (a read-only mount) still serves. */
-function withDb<T>(fn: (db: Database, config: Readonly<Config>) => Promise<T> | T, opts: { readOnly?: boolean } = {}): Promise<T> {
+/**
+ * `readOnly`: the command only reads, so a database it may not write (a read-only mount) still
+ * serves. `create`: the command stores an account (add), so the database is made if missing; any
+ * other finds no account in one not made yet, and making it (the data directory too) as whoever
+ * runs the command (root, before the service's own user) could keep the server out of it.
+ */
+function withDb<T>(fn: (db: Database, config: Readonly<Config>) => Promise<T> | T, opts: { readOnly?: boolean; create?: boolean } = {}): Promise<T> {
   const config = cliConfig();
-  const db = opts.readOnly ? openForReading(config.dbPath) : openDatabase(config.dbPath, { durable: true });
+  const reading = opts.readOnly || (!opts.create && !existsSync(config.dbPath));
+  const db = reading ? openForReading(config.dbPath) : openDatabase(config.dbPath, { durable: true });
   return Promise.resolve()
     .then(() => fn(db, config))
     .catch((err: unknown) => {
@@ -463,7 +470,7 @@ const addCommand = defineCommand({
           if (!account) return alreadyAdded(sameKey()!);
           const plan = typeof learned.plan === 'string' ? `, ${learned.plan} plan` : '';
           say(`added ${account.id} (${account.label}): zai key ${maskSecret(apiKey)}${plan}${storeQuota(db, account.id, quotas)}`);
-        });
+        }, { create: true });
         return;
       }
 
@@ -552,7 +559,7 @@ const addCommand = defineCommand({
           );
         }
         if (stillDisabled) say(`still disabled: \`mcp accounts enable ${shellQuote(account.label)}\` puts it back in rotation`);
-      });
+      }, { create: true });
     } finally {
       reader.close();
     }

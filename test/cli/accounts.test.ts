@@ -761,6 +761,20 @@ describe('a Google login option given for a Z.AI key', () => {
   });
 });
 
+// `accounts verify` or `reset` run first made an empty proxy.db: run as root before the service's
+// own user (docker exec, sudo), that kept the server out of its own database.
+describe('with no database made yet', () => {
+  test('only `add` makes one: the other commands find no account and leave nothing behind', async () => {
+    for (const argv of [['accounts', 'verify'], ['accounts', 'reset'], ['accounts', 'list']]) expect((await runCaptured(argv)).code).toBe(0);
+    for (const argv of [['accounts', 'verify', 'x'], ['accounts', 'remove', 'x'], ['accounts', 'disable', 'x'], ['accounts', 'enable', 'x'], ['accounts', 'set', 'x', '--label', 'y']]) {
+      expect(await runCaptured(argv)).toEqual({ code: 1, out: '', err: 'mcp: no account with id or label "x" (see `mcp accounts list`)\n' });
+    }
+    expect(readdirSync(dataDirOf())).toEqual([]);
+    expect((await runCaptured(['accounts', 'add', '--provider', 'zai', '--api-key', KEY])).code).toBe(0);
+    expect(readdirSync(dataDirOf())).toContain('proxy.db');
+  });
+});
+
 describe('accounts verify', () => {
   // The verdict lines ran the provider and its detail on straight after each label, so a list of
   // accounts with labels of different lengths was a ragged column to read down.
