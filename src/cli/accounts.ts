@@ -2,6 +2,7 @@
 // disable. The CLI talks to the store directly; a running server notices changes on its own (it
 // polls the database's data_version).
 import type { Database } from 'bun:sqlite';
+import { existsSync } from 'node:fs';
 import { defineCommand } from 'citty';
 import { type Config, loadConfig } from '../config.ts';
 import { quotaAsOf, quotaLines, servesPastQuotaOf } from '../gateway/ops.ts';
@@ -28,6 +29,7 @@ import { listLimits, listQuotas, type ModelLimit, type QuotaRecord, replaceQuota
 import {
   createLineReader,
   maskSecret,
+  oneLine,
   printJson,
   relativeTime,
   renderTable,
@@ -43,10 +45,16 @@ function cliConfig(): Readonly<Config> {
   return loadConfig(process.env, {}, { requireApiKey: false });
 }
 
-/** `readOnly`: the command only reads, so a database it may not write (a read-only mount) still serves. */
-function withDb<T>(fn: (db: Database, config: Readonly<Config>) => Promise<T> | T, opts: { readOnly?: boolean } = {}): Promise<T> {
+/**
+ * `readOnly`: the command only reads, so a database it may not write (a read-only mount) still
+ * serves. `create`: the command stores an account (add), so the database is made if missing; any
+ * other finds no account in one not made yet, and making it (the data directory too) as whoever
+ * runs the command (root, before the service's own user) could keep the server out of it.
+ */
+function withDb<T>(fn: (db: Database, config: Readonly<Config>) => Promise<T> | T, opts: { readOnly?: boolean; create?: boolean } = {}): Promise<T> {
   const config = cliConfig();
-  const db = opts.readOnly ? openForReading(config.dbPath) : openDatabase(config.dbPath, { durable: true });
+  const reading = opts.readOnly || (!opts.create && !existsSync(config.dbPath));
+  const db = reading ? openForReading(config.dbPath) : openDatabase(config.dbPath, { durable: true });
   return Promise.resolve()
     .then(() => fn(db, config))
     .catch((err: unknown) => {
@@ -440,7 +448,8 @@ const addCommand = defineCommand({
           try {
             quotas = await readQuota(config, provisional, null, learned);
           } catch (err) {
-            const msg = ((err as Error)?.message || String(err)).split(apiKey).join('***');
+            // On one line: only the first line of an error reaches the terminal.
+            const msg = oneLine(((err as Error)?.message || String(err)).split(apiKey).join('***'));
             if (err instanceof UpstreamError && err.kind === 'auth') {
               throw new StoreError(`Z.AI refused the key ${maskSecret(apiKey)} (${msg}); it was not added`);
             }
@@ -461,7 +470,7 @@ const addCommand = defineCommand({
           if (!account) return alreadyAdded(sameKey()!);
           const plan = typeof learned.plan === 'string' ? `, ${learned.plan} plan` : '';
           say(`added ${account.id} (${account.label}): zai key ${maskSecret(apiKey)}${plan}${storeQuota(db, account.id, quotas)}`);
-        });
+        }, { create: true });
         return;
       }
 
@@ -540,7 +549,7 @@ const addCommand = defineCommand({
           const quotaAccount = result.sharedProject && !own ? { ...account, meta: { ...account.meta, projectId: result.sharedProject } } : account;
           if (!waitsForProject) quotas = await readQuota(config, quotaAccount, db);
         } catch (err) {
-          warn(`warning: could not read the quota yet (${(err as Error)?.message || String(err)}); the server reads it when it runs`);
+          warn(`warning: could not read the quota yet (${oneLine((err as Error)?.message || String(err))}); the server reads it when it runs`);
         }
         say(`${created ? 'added' : 'updated'} ${account.id} (${account.label}): antigravity ${result.email}${storeQuota(db, account.id, quotas)}`);
         if (own) say(`${account.id} (${account.label}): ${describeProject(own)}`);
@@ -550,7 +559,7 @@ const addCommand = defineCommand({
           );
         }
         if (stillDisabled) say(`still disabled: \`mcp accounts enable ${shellQuote(account.label)}\` puts it back in rotation`);
-      });
+      }, { create: true });
     } finally {
       reader.close();
     }
@@ -739,7 +748,7 @@ async function verifyOne(db: Database, providers: Partial<Record<ProviderId, Pro
     if (setStatusIf(db, acc.id, ['active'], patch, Date.now(), secret)?.changed) back = ' (marked invalid: out of rotation until it passes again)';
   }
   // The detail is often the upstream's own words, which may quote a credential.
-  say(`${verdict.ok ? 'ok  ' : 'FAIL'}  ${acc.id}  ${acc.label.padEnd(labelWidth)}  ${acc.provider}: ${maskSecrets(verdict.detail)}${back}`);
+  say(`${verdict.ok ? 'ok  ' : 'FAIL'}  ${acc.id}  ${acc.label.padEnd(labelWidth)}  ${acc.provider}: ${oneLine(maskSecrets(verdict.detail))}${back}`);
   return verdict.ok;
 }
 

@@ -77,6 +77,9 @@ export function healthBaseUrl(text: string): string {
   return withScheme;
 }
 
+/** Longer is no health check; far longer (1e300) broke the timer with an engine message. */
+const MAX_TIMEOUT_SEC = 3600;
+
 export const healthCommand = defineCommand({
   meta: { name: 'health', description: "Check a running server's /health (exit 0 healthy, 1 not)" },
   args: {
@@ -86,6 +89,7 @@ export const healthCommand = defineCommand({
   async run({ args }) {
     const timeoutSec = Number(args.timeout ?? '5');
     if (!Number.isFinite(timeoutSec) || timeoutSec <= 0) throw new UsageError(`--timeout must be a positive number of seconds, got "${args.timeout}"`);
+    if (timeoutSec > MAX_TIMEOUT_SEC) throw new UsageError(`--timeout must be at most ${MAX_TIMEOUT_SEC} seconds (an hour), got "${args.timeout}"`);
     let base = args.url?.trim() ? healthBaseUrl(args.url.trim()) : '';
     if (!base) {
       const config = loadConfig(process.env, {}, { requireApiKey: false });

@@ -77,8 +77,17 @@ export function maskSecret(secret: string | null | undefined): string {
   return `${secret.slice(0, 4)}…${secret.slice(-4)}`;
 }
 
-/** Left-aligned columns separated by two spaces; the header row first. */
-export function renderTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+/**
+ * Text from elsewhere (an upstream's error, a reason stored from one) on one line: a line break in
+ * it would split a verdict line in two, or a table row across the next rows' columns.
+ */
+export function oneLine(text: string): string {
+  return text.replace(/\s*[\r\n\u2028\u2029]+\s*/g, ' ');
+}
+
+/** Left-aligned columns separated by two spaces; the header row first; each cell on one line. */
+export function renderTable(header: readonly string[], cells: readonly (readonly string[])[]): string {
+  const rows = cells.map((r) => r.map(oneLine));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]) =>
     cells

@@ -157,6 +157,11 @@ function newerSchema(path: string, found: number, known: number): StoreError {
  * `anySchema`: any version will do, none is refused (a plain copy needs none it understands).
  */
 export function openForReading(path: string, opts: { anySchema?: boolean } = {}): Database {
+  // Nothing there yet: an empty database in memory answers (no accounts, no requests) without
+  // making the data directory or the file, which, made by the wrong user (root, before the
+  // service's own user), would lock the server out of it. What the open would refuse (a file
+  // where the directory should be, a dangling link) it still reports.
+  if (!existsSync(path) && danglingLink(path) === null && kindOf(nearestExisting(dirname(path))) === 'dir') return emptyDatabase();
   // Not this process's to write: read as it is, touching nothing (not even the modes openDatabase
   // makes owner-only, which would give the owner of a file made read-only the right to write it).
   if (existsSync(path) && accessHint(path, true) !== null) return openReadOnly(path, opts);
@@ -168,6 +173,18 @@ export function openForReading(path: string, opts: { anySchema?: boolean } = {})
     if (!existsSync(path) || !isReadonlyError((err as Error).cause)) throw err;
     return openReadOnly(path, opts);
   }
+}
+
+function nearestExisting(p: string): string {
+  while (!existsSync(p) && dirname(p) !== p) p = dirname(p);
+  return p;
+}
+
+function emptyDatabase(): Database {
+  const db = new Database(':memory:');
+  migrate(db);
+  db.exec('PRAGMA foreign_keys = ON');
+  return db;
 }
 
 function openReadOnly(path: string, opts: { anySchema?: boolean }): Database {

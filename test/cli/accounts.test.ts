@@ -24,7 +24,7 @@ let google: FakeGoogle;
 const UPSTREAM_VARS = ['ZAI_BASE_URL', 'ZAI_QUOTA_URL', 'GOOGLE_OAUTH_TOKEN_URL', 'GOOGLE_OAUTH_AUTH_URL', 'GOOGLE_USERINFO_URL', 'ANTIGRAVITY_ENDPOINTS'];
 const savedUpstreams = Object.fromEntries(UPSTREAM_VARS.map((k) => [k, process.env[k]]));
 beforeAll(() => {
-  const keys = [KEY, `${KEY}-2`, `${KEY}-other`, `${KEY}-masked`, `${FAKE_ZAI_KEY}-blip`, ...Array.from({ length: KEPT_REMOVAL_COPIES + 2 }, (_, i) => `${KEY}-${i}`)];
+  const keys = [KEY, `${KEY}-2`, `${KEY}-other`, `${KEY}-masked`, `${FAKE_ZAI_KEY}-blip`, `${FAKE_ZAI_KEY}-lines`, ...Array.from({ length: KEPT_REMOVAL_COPIES + 2 }, (_, i) => `${KEY}-${i}`)];
   zai = startFakeZai({ keys });
   google = startFakeGoogle();
   Object.assign(process.env, {
@@ -761,6 +761,20 @@ describe('a Google login option given for a Z.AI key', () => {
   });
 });
 
+// `accounts verify` or `reset` run first made an empty proxy.db: run as root before the service's
+// own user (docker exec, sudo), that kept the server out of its own database.
+describe('with no database made yet', () => {
+  test('only `add` makes one: the other commands find no account and leave nothing behind', async () => {
+    for (const argv of [['accounts', 'verify'], ['accounts', 'reset'], ['accounts', 'list']]) expect((await runCaptured(argv)).code).toBe(0);
+    for (const argv of [['accounts', 'verify', 'x'], ['accounts', 'remove', 'x'], ['accounts', 'disable', 'x'], ['accounts', 'enable', 'x'], ['accounts', 'set', 'x', '--label', 'y']]) {
+      expect(await runCaptured(argv)).toEqual({ code: 1, out: '', err: 'mcp: no account with id or label "x" (see `mcp accounts list`)\n' });
+    }
+    expect(readdirSync(dataDirOf())).toEqual([]);
+    expect((await runCaptured(['accounts', 'add', '--provider', 'zai', '--api-key', KEY])).code).toBe(0);
+    expect(readdirSync(dataDirOf())).toContain('proxy.db');
+  });
+});
+
 describe('accounts verify', () => {
   // The verdict lines ran the provider and its detail on straight after each label, so a list of
   // accounts with labels of different lengths was a ragged column to read down.
@@ -815,6 +829,16 @@ describe('accounts verify', () => {
     expect(storedAccounts()[0]).toMatchObject({ status: 'active', statusReason: null });
   });
 
+  test("leaves a Google account alone when Google refuses the OAuth client (GOOGLE_CLIENT_ID/SECRET), not the account", async () => {
+    expect((await run('accounts', 'add', '--provider', 'antigravity', '--refresh-token', google.refreshTokenFor('client@example.com'), '--label', 'gc')).code).toBe(0);
+    google.setMode({ kind: 'token_invalid_client' }, { times: 1 });
+    const r = await run('accounts', 'verify', 'gc');
+    expect(r.code).toBe(1);
+    expect(r.out).toContain('GOOGLE_CLIENT_ID');
+    expect(r.out).not.toContain('marked invalid');
+    expect(storedAccounts()[0]).toMatchObject({ status: 'active', statusReason: null });
+  });
+
   test('never marks an account the user disabled, whatever the verdict', async () => {
     const db = openDatabase(join(dataDirOf(), 'proxy.db'));
     upsertAccount(db, { provider: 'zai', label: 'off', credentials: { kind: 'api_key', apiKey: `${FAKE_ZAI_KEY}-refused` } });
@@ -824,6 +848,26 @@ describe('accounts verify', () => {
     expect(r.code).toBe(1);
     expect(r.out).not.toContain('marked invalid');
     expect(storedAccounts()[0]).toMatchObject({ status: 'disabled', statusReason: 'disabled by user' });
+  });
+
+  // An upstream message with line breaks split the verdict line, cut `add`'s refusal short at its
+  // first line (only that reaches the terminal), and spread the stored reason over the table's rows.
+  test("an upstream's message with line breaks stays on one verdict line, one error line and one table row", async () => {
+    const key = `${FAKE_ZAI_KEY}-lines`;
+    zai.setQuota({ success: false, msg: 'Your key\nhas been\r\n  suspended: token invalid', code: 401 }, { key });
+    const refused = await run('accounts', 'add', '--provider', 'zai', '--api-key', key, '--label', 'lines');
+    expect(refused.code).toBe(1);
+    expect(refused.err).toMatch(/^mcp: Z\.AI refused the key .* \(Z\.AI quota: Your key has been suspended: token invalid\); it was not added\n$/);
+
+    const db = openDatabase(join(dataDirOf(), 'proxy.db'));
+    upsertAccount(db, { provider: 'zai', label: 'lines', credentials: { kind: 'api_key', apiKey: key } });
+    db.close();
+    zai.setQuota({ success: false, msg: 'Your key\nhas been\nsuspended: coding plan expired', code: 500 }, { key });
+    const r = await run('accounts', 'verify', 'lines');
+    expect(r.out).toMatch(/^FAIL .* zai: invalid_account: Z\.AI quota: Your key has been suspended: coding plan expired \(marked invalid: out of rotation until it passes again\)\n$/);
+    const table = (await run('accounts', 'list')).out.trim().split('\n');
+    expect(table).toHaveLength(2);
+    expect(table[1]).toContain('invalid  Z.AI quota: Your key has been suspended: coding plan expired  never');
   });
 
   test("masks a credential the upstream's answer quotes, as the server's errors do", async () => {

@@ -77,6 +77,15 @@ test('without --url it asks 127.0.0.1 on PORT', async () => {
   }
 });
 
+// `--timeout 1e300` reached the timer and came back as "unhealthy: … Value 1e+303 is outside the range", exit 1.
+test('a --timeout past an hour is a usage error (exit 2) naming the longest accepted; an hour is accepted', async () => {
+  for (const given of ['3601', '99999999999', '1e300']) {
+    const r = await run('health', '--url', `http://127.0.0.1:${healthy.port}`, '--timeout', given);
+    expect(r).toEqual({ code: 2, out: '', err: `mcp: --timeout must be at most 3600 seconds (an hour), got "${given}"\n` });
+  }
+  expect((await run('health', '--url', `http://127.0.0.1:${healthy.port}`, '--timeout', '3600')).code).toBe(0);
+});
+
 test('a --timeout that is not a positive number is a usage error (exit 2), as the README says', async () => {
   const r = await run('health', '--url', `http://127.0.0.1:${healthy.port}`, '--timeout', 'abc');
   expect(r).toEqual({ code: 2, out: '', err: 'mcp: --timeout must be a positive number of seconds, got "abc"\n' });

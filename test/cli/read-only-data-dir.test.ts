@@ -76,7 +76,8 @@ function makeUnwritable(): void {
 async function mcp(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   const proc = Bun.spawn([process.execPath, 'run', join(ROOT, 'src', 'main.ts'), ...argv], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dataDir, MCP_DATA_DIR: dataDir, NO_COLOR: '1' },
+    // HOME where bun may keep its cache (running from source): not in the data directory watched here.
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: outDir, MCP_DATA_DIR: dataDir, NO_COLOR: '1' },
     stdin: 'ignore',
     stdout: 'pipe',
     stderr: 'pipe',
@@ -183,5 +184,24 @@ describe('a database this process may not write', () => {
     const r = await mcp('accounts', 'list');
     expect(r.code).toBe(1);
     expect(r.err).toStartWith(`mcp: database ${dbPath} was written by a newer mcp (schema ${SCHEMA_VERSION + 1}`);
+  });
+});
+
+describe('no database made yet', () => {
+  // `accounts list` made the data directory and an empty proxy.db: run first by root, that left the
+  // service's own user a database it could not open.
+  test('`accounts list`, `usage` and `import --dry-run` answer empty and make no directory or file', async () => {
+    rmSync(dataDir, { recursive: true });
+    const list = await mcp('accounts', 'list');
+    expect(list).toEqual({ code: 0, out: 'no accounts yet: add one with `mcp accounts add`\n', err: '' });
+    expect(JSON.parse((await mcp('accounts', 'list', '--json')).out)).toEqual([]);
+    const usage = await mcp('usage', '--json');
+    expect(usage.code).toBe(0);
+    expect(JSON.parse(usage.out)).toMatchObject({ rows: [] });
+    const file = join(outDir, 'accounts.json');
+    writeFileSync(file, JSON.stringify({ accounts: [{ email: 'new@example.com', source: 'oauth', provider: 'antigravity', refreshToken: 'FAKE-refresh-token-0000' }] }));
+    chmodSync(file, 0o644);
+    expect((await mcp('accounts', 'import', file, '--dry-run')).out).toContain('dry run: 1 added');
+    expect(readdirSync(join(dataDir, '..')).sort()).toEqual(['out']);
   });
 });

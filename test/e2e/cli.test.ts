@@ -263,7 +263,8 @@ describe('a data directory this user may not write', () => {
   test('a data directory that cannot be created names the nearest one that exists', async () => {
     const { dir, bin, uid } = lockedOut();
     const owner = statSync(dir).uid;
-    const r = await runMcp(['accounts', 'list'], { env: mcpEnv(dir, { MCP_DATA_DIR: join(dir, 'a', 'b') }), bin });
+    // A command that stores accounts (the others make no directory: they find none).
+    const r = await runMcp(['accounts', 'import', join(dir, 'accounts.json')], { env: mcpEnv(dir, { MCP_DATA_DIR: join(dir, 'a', 'b') }), bin });
     chmodSync(dir, 0o700);
     expect(r.code).toBe(1);
     const lines = r.stderr.trim().split('\n');
