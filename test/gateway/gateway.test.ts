@@ -293,13 +293,14 @@ describe('dispatch', () => {
   describe('MAX_ATTEMPTS spent: the answer is the pool\'s soonest reset and what limits that account, whatever the last attempt met', () => {
     const rl = (ms: number) => new UpstreamError('rate_limited', 'slow down', { status: 429, resetAt: T0 + ms });
     const overloaded = new UpstreamError('capacity', 'overloaded', { status: 529 });
-    const rows: Array<{ name: string; errors: Record<string, UpstreamError>; status: number; type: string; headers: Record<string, string> }> = [
+    const rows: Array<{ name: string; errors: Record<string, UpstreamError>; status: number; type: string; headers: Record<string, string>; says: string }> = [
       {
         name: 'two accounts rate limited, one for 3 s, the last overloaded: a 429 to retry in 3 s, not a 529 with no time',
         errors: { a: rl(3_000), b: rl(30_000), c: overloaded },
         status: 429,
         type: 'rate_limit_error',
         headers: { 'retry-after': '3' },
+        says: 'every account is rate limited or resting after an upstream overload, retry after 3s',
       },
       {
         name: 'two accounts rate limited for longer than the overloaded one rests: a 529 with its cool-down as retry-after',
@@ -307,6 +308,7 @@ describe('dispatch', () => {
         status: 529,
         type: 'overloaded_error',
         headers: { 'retry-after': '10' },
+        says: 'every account is resting after an upstream overload or rate limited, retry after 10s',
       },
     ];
     for (const row of rows) {
@@ -317,6 +319,7 @@ describe('dispatch', () => {
         expect(r.zai.calls.map((c) => c.label)).toEqual(['a', 'b', 'c']);
         expect([e.status, e.type as string]).toEqual([row.status, row.type]);
         expect(e.headers).toEqual(row.headers);
+        expect(e.message).toContain(row.says);
       });
     }
 
@@ -1106,6 +1109,18 @@ describe('the final client error for each upstream failure', () => {
       expect(api.message).toContain(new Date(NOW + wait).toISOString());
     });
   }
+
+  test('every account limited, by one kind or several: the message names each kind that keeps them out, that of the account free first leading', () => {
+    const alone = limitedError('glm-4.7', 'capacity', NOW + 10_000, NOW, MAX_WAIT);
+    expect(alone.message).toContain('Upstream overloaded for glm-4.7: every account is resting after an upstream overload, retry after 10s.');
+    const mixed = limitedError('glm-4.7', 'capacity', NOW + 10_000, NOW, MAX_WAIT, undefined, ['rate_limited', 'quota_exhausted', 'capacity']);
+    expect(mixed.status).toBe(529);
+    expect(mixed.message).toContain('every account is resting after an upstream overload, rate limited or out of quota, retry after 10s.');
+    const throttled = limitedError('glm-4.7', 'rate_limited', NOW + 5_000, NOW, MAX_WAIT, undefined, ['transient', 'rate_limited']);
+    expect(throttled.status).toBe(429);
+    expect(throttled.message).toContain('Rate limited on glm-4.7: every account is rate limited or resting after repeated upstream failures, retry after 5s.');
+    expect(limitedError('glm-4.7', 'quota_exhausted', NOW + 5_000, NOW, MAX_WAIT).message).toContain('every account is rate limited, retry after 5s.');
+  });
 
   test('the exhausted message names RESOURCE_EXHAUSTED, the wait and the reset instant', () => {
     const api = exhaustedError('claude-opus-4-6-thinking', NOW + 3_723_000, NOW);
