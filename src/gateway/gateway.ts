@@ -776,7 +776,11 @@ export function createGateway(deps: GatewayDeps): Gateway {
       // A map entry naming the model itself (another spelling, an alias of it) is no fallback: a
       // second round on the same accounts would only wait or fail again, and call it a fallback.
       if (!fbRoute || (fbRoute.provider === route.provider && fbRoute.upstreamModel.toLowerCase() === route.upstreamModel.toLowerCase())) throw answer();
-      const why = err instanceof PoolExhausted ? `is exhausted on every account until ${new Date(err.until).toISOString()}` : 'has no usable account';
+      // What keeps the accounts out: an overload or an outage is no exhaustion.
+      const why =
+        err instanceof PoolExhausted
+          ? `cannot be served until ${new Date(err.until).toISOString()}: ${everyAccountIs(err.kind, err.kinds, LIMIT_STATE[err.kind])}`
+          : 'has no usable account';
       log.warn(`${req.requestId}: ${route.upstreamModel} ${why}; falling back to ${fbRoute.upstreamModel}`);
       metrics.fallbacks({ from: route.upstreamModel, to: fbRoute.upstreamModel });
       try {

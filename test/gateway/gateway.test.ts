@@ -591,6 +591,30 @@ describe('dispatch', () => {
     await drain(d);
   });
 
+  describe('the log line of a fallback names what keeps the accounts out', () => {
+    const rows: Array<[string, UpstreamError, string]> = [
+      ['quotas', new UpstreamError('quota_exhausted', 'x', { resetAt: T0 + 600_000 }), 'every account is out of quota'],
+      ['an overload, which is no exhaustion', new UpstreamError('capacity', 'x', { resetAt: T0 + 600_000 }), 'every account is resting after an upstream overload'],
+    ];
+    for (const [name, error, says] of rows) {
+      test(name, async () => {
+        const r = rig({ labels: ['a', 'b'], config: { fallback: true, maxWaitSec: 10 } });
+        for (const l of ['a', 'b']) r.routing.pool.report(fakeLease(r, l, 'glm-5.1'), { kind: 'error', error });
+        const lines: string[] = [];
+        log.setReporters([{ log: (o) => lines.push(`${o.type}: ${o.args.join(' ')}`) }]);
+        try {
+          await drain(await r.routing.gateway.dispatch(dispatchReq(request('glm-5.1'))));
+        } finally {
+          configureLog({ format: 'pretty' });
+        }
+        const fell = lines.filter((l) => l.includes('falling back to glm-4.7'));
+        expect(fell).toHaveLength(1);
+        expect(fell[0]).toContain(`glm-5.1 cannot be served until ${new Date(T0 + 600_000).toISOString()}: ${says}`);
+        expect(fell[0]).not.toContain('exhausted');
+      });
+    }
+  });
+
   test('the fallback waits only for what is left of MAX_WAIT_SEC, not a whole second MAX_WAIT_SEC', async () => {
     const r = rig({ labels: ['a', 'b'], config: { fallback: true, maxWaitSec: 10 } });
     for (const l of ['a', 'b']) {
