@@ -497,7 +497,11 @@ export function createGateway(deps: GatewayDeps): Gateway {
     let failovers = 0;
     const failoverReasons: string[] = [];
     let last: UpstreamError | null = null;
-    /** The last failure that was no limit: the answer when every account was tried and not all are limited. */
+    /**
+     * The last failure that left its account in rotation and unlimited (a 5xx, a refresh that failed on
+     * the way): the answer when every account was tried and not all are limited. Not an overload nor a
+     * plan without the model (both rest the account), nor a dead account (out of rotation).
+     */
     let lastUnlimited: UpstreamError | null = null;
     let only: string | undefined;
     let waitedForSlot = false;
@@ -587,7 +591,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
         if (got.reason === 'all_tried' && last) {
           // The pool says an account is left unlimited (it failed another way): that failure is the
           // answer, one the client retries, not another account's limit, which may last hours.
-          const why = last.kind === 'rate_limited' || last.kind === 'quota_exhausted' ? (lastUnlimited ?? last) : last;
+          const why = lastUnlimited ?? last;
           const answer = clientErrorFor(why, req.body.model, now(), maxWaitMs);
           // Every account died under this request: as good as none (a fallback may serve it).
           if (why.kind === 'invalid_account') throw new NoUsableAccount(answer);
@@ -680,7 +684,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
           deps.onRateLimited?.(lease.account.id);
         }
         last = e;
-        if (e.kind !== 'rate_limited' && e.kind !== 'quota_exhausted') lastUnlimited = e;
+        if (e.kind === 'transient' || e.kind === 'auth') lastUnlimited = e;
         exclude.add(lease.account.id);
         if (!failsOver(e.kind) && e.kind !== 'auth') throw clientErrorFor(e, req.body.model, now(), maxWaitMs);
         log.info(`${req.requestId}: ${lease.account.label} failed for ${route.upstreamModel} (${e.kind}: ${e.message}); ${nextStep()}`);

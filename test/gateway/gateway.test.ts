@@ -490,6 +490,21 @@ describe('dispatch', () => {
     expect(r.clock.sleeps).toHaveLength(0);
   });
 
+  for (const [name, error] of [
+    ['an overload', new UpstreamError('capacity', 'overloaded', { status: 529 })],
+    ['a dead account', new UpstreamError('invalid_account', 'banned', { status: 403 })],
+  ] as const) {
+    test(`a 5xx on one account, then ${name} on the last: the 5xx is the answer (that account can serve a retry), a retryable 502`, async () => {
+      const r = rig({ labels: ['a', 'b'], config: { maxWaitSec: 60 } });
+      r.zai.answer = (c) => (c.label === 'a' ? { error: new UpstreamError('transient', 'bad gateway', { status: 502 }) } : { error });
+      const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+      expect(r.zai.calls.map((c) => c.label)).toEqual(['a', 'b']);
+      expect([e.status, e.type as string]).toEqual([502, 'api_error']);
+      expect(e.headers['x-should-retry']).toBeUndefined();
+      expect(e.message).toContain('bad gateway');
+    });
+  }
+
   test('capacity on the only unlimited account while the others are out of quota: a retryable 529', async () => {
     const r = rig({ labels: ['a', 'b'], config: { maxWaitSec: 60 } });
     r.routing.pool.report(fakeLease(r, 'b', 'glm-4.7'), { kind: 'error', error: new UpstreamError('quota_exhausted', 'x', { resetAt: T0 + 3_600_000 }) });
