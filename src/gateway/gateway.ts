@@ -581,9 +581,11 @@ export function createGateway(deps: GatewayDeps): Gateway {
           throw new ApiError('api_error', 'client closed the request');
         }
         metrics.slotWaits({ provider: route.provider, outcome: 'timed_out' });
+        // Only the accounts that could serve are full: the others are limited (or failed this request), not busy.
+        const others = got.freeAt !== undefined ? `; the others are limited, the first until ${new Date(got.freeAt).toISOString()}` : '';
         throw new ApiError(
           'overloaded_error',
-          `every ${route.provider} account is serving as many requests as its concurrency cap allows (MAX_CONCURRENT_PER_ACCOUNT), and none finished within ${slotBudget < maxWaitMs ? `half the client's timeout (${Math.round(slotBudget / 1000)}s)` : `MAX_WAIT_SEC (${config.maxWaitSec}s)`}`,
+          `every ${route.provider} account that can serve ${route.upstreamModel} now is serving as many requests as its concurrency cap allows (MAX_CONCURRENT_PER_ACCOUNT)${others}, and none finished within ${slotBudget < maxWaitMs ? `half the client's timeout (${Math.round(slotBudget / 1000)}s)` : `MAX_WAIT_SEC (${config.maxWaitSec}s)`}`,
           { headers: { 'retry-after': '1' } },
         );
       }

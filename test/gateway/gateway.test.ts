@@ -1223,6 +1223,18 @@ describe('concurrency cap (MAX_CONCURRENT_PER_ACCOUNT)', () => {
     for (const d of held) await drain(d);
   });
 
+  test('the only account not limited is full: the 529 says the others are limited, not that every account is full', async () => {
+    const r = rig({ labels: ['a', 'b'], config: { maxConcurrentPerAccount: 1, maxWaitSec: 60 } });
+    r.routing.pool.report(fakeLease(r, 'a', 'glm-4.7'), { kind: 'error', error: new UpstreamError('quota_exhausted', 'x', { resetAt: T0 + 3_600_000 }) });
+    const held = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
+    expect(held.accountId).toBe(r.accounts[1]!.id);
+    const err = await rejection(r.routing.gateway.dispatch({ ...dispatchReq(request('glm-4.7')), clientWaitMs: 200 }));
+    expect(err.status).toBe(529);
+    expect(err.message).toContain('every zai account that can serve glm-4.7 now is serving as many requests as its concurrency cap allows');
+    expect(err.message).toContain(`the others are limited, the first until ${new Date(T0 + 3_600_000).toISOString()}`);
+    await drain(held);
+  });
+
   test("the slot wait is cut at half the client's own timeout: a 529 it retries, not a timeout", async () => {
     const r = rig({ labels: ['a'], config: { maxConcurrentPerAccount: 1, maxWaitSec: 60 } });
     const held = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
