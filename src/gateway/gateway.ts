@@ -56,6 +56,8 @@ class PoolExhausted extends Error {
     /** What limits the account that is free first. */
     readonly kind: LimitKind,
     readonly last: UpstreamError | null,
+    /** Every kind of limit that keeps the accounts out, when there is more than one. */
+    readonly kinds?: readonly LimitKind[],
   ) {
     super(`every account is limited for ${route.upstreamModel}`);
   }
@@ -127,21 +129,45 @@ export function awaitedEnd(kind: LimitKind): string {
  * retry-after. Capacity is the upstream's, not the account's: a 529. A cool-down after repeated
  * 5xx is no exhaustion, so never final, and no rate limit either: a 503.
  */
-export function limitedError(model: string, kind: LimitKind, until: number, now: number, maxWaitMs: number, detail?: string): ApiError {
+export function limitedError(
+  model: string,
+  kind: LimitKind,
+  until: number,
+  now: number,
+  maxWaitMs: number,
+  detail?: string,
+  /** Every kind of limit that keeps the accounts out, when there is more than one: the message names them. */
+  kinds?: readonly LimitKind[],
+): ApiError {
   const wait = Math.max(0, until - now);
   const headers = { 'retry-after': String(Math.max(1, Math.ceil(wait / 1000))) };
   const tail = `Next available: ${new Date(until).toISOString()}` + (detail ? ` (${detail})` : '');
+  const every = (alone: string): string => `${everyAccountIs(kind, kinds, alone)}, retry after ${formatWait(wait)}. ${tail}`;
   if (kind === 'no_access') return noAccessError(model, until, detail);
-  if (kind === 'capacity') return new ApiError('overloaded_error', `Upstream overloaded for ${model} on every account. ${tail}`, { headers });
+  if (kind === 'capacity') return new ApiError('overloaded_error', `Upstream overloaded for ${model}: ${every(LIMIT_STATE.capacity)}`, { headers });
   // The upstream failing is no rate limit: a 429 would have Claude Code show "rate limit" for an outage.
-  if (kind === 'transient') {
-    return new ApiError('api_error', `Upstream failing for ${model}: every account is resting after repeated upstream failures, retry after ${formatWait(wait)}. ${tail}`, {
-      status: 503,
-      headers,
-    });
-  }
+  if (kind === 'transient') return new ApiError('api_error', `Upstream failing for ${model}: ${every(LIMIT_STATE.transient)}`, { status: 503, headers });
   if (wait > maxWaitMs) return exhaustedError(model, until, now, detail);
-  return new ApiError('rate_limit_error', `Rate limited on ${model}: every account is rate limited, retry after ${formatWait(wait)}. ${tail}`, { headers });
+  return new ApiError('rate_limit_error', `Rate limited on ${model}: ${every(LIMIT_STATE.rate_limited)}`, { headers });
+}
+
+/** What each kind of limit says of an account, in an error message. */
+const LIMIT_STATE: Record<LimitKind, string> = {
+  rate_limited: 'rate limited',
+  quota_exhausted: 'out of quota',
+  capacity: 'resting after an upstream overload',
+  transient: 'resting after repeated upstream failures',
+  no_access: 'without the model in its plan',
+};
+
+/**
+ * "every account is rate limited or resting after an upstream overload": `alone` when one kind keeps
+ * every account out, else each kind, the one of the account free first leading.
+ */
+function everyAccountIs(kind: LimitKind, kinds: readonly LimitKind[] | undefined, alone: string): string {
+  if (!kinds || kinds.length < 2) return `every account is ${alone}`;
+  const states = [...new Set([kind, ...kinds].map((k) => LIMIT_STATE[k]))];
+  return `every account is ${states.slice(0, -1).join(', ')} or ${states[states.length - 1]}`;
 }
 
 /**
@@ -471,7 +497,11 @@ export function createGateway(deps: GatewayDeps): Gateway {
     let failovers = 0;
     const failoverReasons: string[] = [];
     let last: UpstreamError | null = null;
-    /** The last failure that was no limit: the answer when every account was tried and not all are limited. */
+    /**
+     * The last failure that left its account in rotation and unlimited (a 5xx, a refresh that failed on
+     * the way): the answer when every account was tried and not all are limited. Not an overload nor a
+     * plan without the model (both rest the account), nor a dead account (out of rotation).
+     */
     let lastUnlimited: UpstreamError | null = null;
     let only: string | undefined;
     let waitedForSlot = false;
@@ -531,7 +561,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
         }
         // The client retries at the earliest reset, when some account serves again.
         const first = got.earliest ?? got;
-        throw new PoolExhausted(route, first.until, first.limitKind, last);
+        throw new PoolExhausted(route, first.until, first.limitKind, last, got.kinds);
       }
       if (got.kind === 'busy') {
         // Every account that could serve is at its concurrency cap: wait for one of its requests to end.
@@ -551,9 +581,11 @@ export function createGateway(deps: GatewayDeps): Gateway {
           throw new ApiError('api_error', 'client closed the request');
         }
         metrics.slotWaits({ provider: route.provider, outcome: 'timed_out' });
+        // Only the accounts that could serve are full: the others are limited (or failed this request), not busy.
+        const others = got.freeAt !== undefined ? `; the others are limited, the first until ${new Date(got.freeAt).toISOString()}` : '';
         throw new ApiError(
           'overloaded_error',
-          `every ${route.provider} account is serving as many requests as its concurrency cap allows (MAX_CONCURRENT_PER_ACCOUNT), and none finished within ${slotBudget < maxWaitMs ? `half the client's timeout (${Math.round(slotBudget / 1000)}s)` : `MAX_WAIT_SEC (${config.maxWaitSec}s)`}`,
+          `every ${route.provider} account that can serve ${route.upstreamModel} now is serving as many requests as its concurrency cap allows (MAX_CONCURRENT_PER_ACCOUNT)${others}, and none finished within ${slotBudget < maxWaitMs ? `half the client's timeout (${Math.round(slotBudget / 1000)}s)` : `MAX_WAIT_SEC (${config.maxWaitSec}s)`}`,
           { headers: { 'retry-after': '1' } },
         );
       }
@@ -561,7 +593,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
         if (got.reason === 'all_tried' && last) {
           // The pool says an account is left unlimited (it failed another way): that failure is the
           // answer, one the client retries, not another account's limit, which may last hours.
-          const why = last.kind === 'rate_limited' || last.kind === 'quota_exhausted' ? (lastUnlimited ?? last) : last;
+          const why = lastUnlimited ?? last;
           const answer = clientErrorFor(why, req.body.model, now(), maxWaitMs);
           // Every account died under this request: as good as none (a fallback may serve it).
           if (why.kind === 'invalid_account') throw new NoUsableAccount(answer);
@@ -654,7 +686,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
           deps.onRateLimited?.(lease.account.id);
         }
         last = e;
-        if (e.kind !== 'rate_limited' && e.kind !== 'quota_exhausted') lastUnlimited = e;
+        if (e.kind === 'transient' || e.kind === 'auth') lastUnlimited = e;
         exclude.add(lease.account.id);
         if (!failsOver(e.kind) && e.kind !== 'auth') throw clientErrorFor(e, req.body.model, now(), maxWaitMs);
         log.info(`${req.requestId}: ${lease.account.label} failed for ${route.upstreamModel} (${e.kind}: ${e.message}); ${nextStep()}`);
@@ -664,7 +696,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
           // one account's overload (a 529 with no time) while the others are rate limited for seconds.
           const rest = restOfPool();
           // The earliest reset, not home's, and what limits that account: the client retries when some account serves.
-          if (rest.kind === 'limited') throw new PoolExhausted(route, (rest.earliest ?? rest).until, (rest.earliest ?? rest).limitKind, e);
+          if (rest.kind === 'limited') throw new PoolExhausted(route, (rest.earliest ?? rest).until, (rest.earliest ?? rest).limitKind, e, rest.kinds);
           if (rest.kind === 'free' || rest.kind === 'busy') {
             // Attempts, not accounts: after a wait each account is tried again, so two can use up five.
             if (e.kind === 'rate_limited' || e.kind === 'quota_exhausted') {
@@ -707,7 +739,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
           const rest = restOfPool();
           if (rest.kind === 'limited') {
             const first = rest.earliest ?? rest;
-            return limitedError(route.upstreamModel, first.limitKind, first.until, now(), maxWaitMs, e.message);
+            return limitedError(route.upstreamModel, first.limitKind, first.until, now(), maxWaitMs, e.message, rest.kinds);
           }
           if (rest.kind === 'free' || rest.kind === 'busy') {
             return retrySoon(`Rate limited on ${req.body.model} during the answer (${e.message}); other accounts can serve, retry`);
@@ -741,7 +773,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       // The model cannot be served on any account, for now (limits) or at all (none usable).
       const answer =
         err instanceof PoolExhausted
-          ? () => limitedError(route.upstreamModel, err.kind, err.until, now(), maxWaitMs, err.last?.message)
+          ? () => limitedError(route.upstreamModel, err.kind, err.until, now(), maxWaitMs, err.last?.message, err.kinds)
           : err instanceof NoUsableAccount
             ? () => err.answer
             : null;
@@ -750,7 +782,11 @@ export function createGateway(deps: GatewayDeps): Gateway {
       // A map entry naming the model itself (another spelling, an alias of it) is no fallback: a
       // second round on the same accounts would only wait or fail again, and call it a fallback.
       if (!fbRoute || (fbRoute.provider === route.provider && fbRoute.upstreamModel.toLowerCase() === route.upstreamModel.toLowerCase())) throw answer();
-      const why = err instanceof PoolExhausted ? `is exhausted on every account until ${new Date(err.until).toISOString()}` : 'has no usable account';
+      // What keeps the accounts out: an overload or an outage is no exhaustion.
+      const why =
+        err instanceof PoolExhausted
+          ? `cannot be served until ${new Date(err.until).toISOString()}: ${everyAccountIs(err.kind, err.kinds, LIMIT_STATE[err.kind])}`
+          : 'has no usable account';
       log.warn(`${req.requestId}: ${route.upstreamModel} ${why}; falling back to ${fbRoute.upstreamModel}`);
       metrics.fallbacks({ from: route.upstreamModel, to: fbRoute.upstreamModel });
       try {

@@ -32,7 +32,7 @@ import {
 } from '../store/limits.ts';
 import { trackSize } from '../diagnostics.ts';
 import { log, maskSecrets } from '../log.ts';
-import { type Candidate, isSoftLimited, selectAccount, type Selection } from './select.ts';
+import { type Candidate, isSoftLimited, limitKindsOf, selectAccount, type Selection } from './select.ts';
 
 /** Cool-down after a capacity error when the upstream gave no time: it is not the account's fault. */
 export const CAPACITY_COOLDOWN_MS = 10_000;
@@ -88,8 +88,12 @@ export interface Lease {
 
 export type AcquireResult =
   | { kind: 'lease'; lease: Lease }
-  /** limitKind: what limits the account waited for; earliest: one free sooner than home (see Selection). */
-  | { kind: 'limited'; until: number; limitKind: LimitKind; earliest?: { until: number; limitKind: LimitKind } }
+  /**
+   * limitKind: what limits the account waited for; earliest: one free sooner than home (see Selection);
+   * kinds: every kind of limit that keeps the accounts out, when there is more than one (an error
+   * message must not call them all rate limited when one is resting after an overload).
+   */
+  | { kind: 'limited'; until: number; limitKind: LimitKind; earliest?: { until: number; limitKind: LimitKind }; kinds?: LimitKind[] }
   /** Every account that could serve is at its concurrency cap: waitForSlot() (at most until freeAt), then ask again. */
   | { kind: 'busy'; freeAt?: number }
   | { kind: 'none'; reason: 'no_accounts' | 'no_active_accounts' | 'all_tried'; detail: string };
@@ -705,14 +709,18 @@ export function createPool(opts: PoolOptions): Pool {
     return history === null ? null : (bindings.get(history) ?? null);
   }
 
-  function select(req: AcquireRequest, t: number, bindKey: string): Selection {
-    return selectAccount({
-      candidates: candidates(req.provider, req.model, t, req.only, req.skip),
+  function select(req: AcquireRequest, t: number, bindKey: string): Exclude<Selection, { kind: 'limited' }> | Extract<AcquireResult, { kind: 'limited' }> {
+    const cands = candidates(req.provider, req.model, t, req.only, req.skip);
+    const sel = selectAccount({
+      candidates: cands,
       boundAccountId: boundAccountOf(req, bindKey),
       softLimitThreshold: opts.softLimitThreshold,
       exclude: req.exclude,
       now: t,
     });
+    if (sel.kind !== 'limited') return sel;
+    const kinds = limitKindsOf(cands, t);
+    return kinds.length > 1 ? { ...sel, kinds } : sel;
   }
 
   function peek(req: AcquireRequest): PeekResult {

@@ -101,6 +101,17 @@ export function isShortLimit(c: Candidate, now: number): boolean {
   return c.limitKind === 'rate_limited' || c.limitKind === 'capacity';
 }
 
+/** The kinds of limit that keep the active accounts out now, each once, in pool order. */
+export function limitKindsOf(candidates: readonly Candidate[], now: number): LimitKind[] {
+  const out: LimitKind[] = [];
+  for (const c of candidates) {
+    if (c.status !== 'active' || !isLimited(c, now)) continue;
+    const k = c.limitKind ?? 'rate_limited';
+    if (!out.includes(k)) out.push(k);
+  }
+  return out;
+}
+
 export function isBusy(c: Candidate): boolean {
   return c.maxInFlight !== null && c.inFlight >= c.maxInFlight;
 }

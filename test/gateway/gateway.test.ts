@@ -293,13 +293,14 @@ describe('dispatch', () => {
   describe('MAX_ATTEMPTS spent: the answer is the pool\'s soonest reset and what limits that account, whatever the last attempt met', () => {
     const rl = (ms: number) => new UpstreamError('rate_limited', 'slow down', { status: 429, resetAt: T0 + ms });
     const overloaded = new UpstreamError('capacity', 'overloaded', { status: 529 });
-    const rows: Array<{ name: string; errors: Record<string, UpstreamError>; status: number; type: string; headers: Record<string, string> }> = [
+    const rows: Array<{ name: string; errors: Record<string, UpstreamError>; status: number; type: string; headers: Record<string, string>; says: string }> = [
       {
         name: 'two accounts rate limited, one for 3 s, the last overloaded: a 429 to retry in 3 s, not a 529 with no time',
         errors: { a: rl(3_000), b: rl(30_000), c: overloaded },
         status: 429,
         type: 'rate_limit_error',
         headers: { 'retry-after': '3' },
+        says: 'every account is rate limited or resting after an upstream overload, retry after 3s',
       },
       {
         name: 'two accounts rate limited for longer than the overloaded one rests: a 529 with its cool-down as retry-after',
@@ -307,6 +308,7 @@ describe('dispatch', () => {
         status: 529,
         type: 'overloaded_error',
         headers: { 'retry-after': '10' },
+        says: 'every account is resting after an upstream overload or rate limited, retry after 10s',
       },
     ];
     for (const row of rows) {
@@ -317,6 +319,7 @@ describe('dispatch', () => {
         expect(r.zai.calls.map((c) => c.label)).toEqual(['a', 'b', 'c']);
         expect([e.status, e.type as string]).toEqual([row.status, row.type]);
         expect(e.headers).toEqual(row.headers);
+        expect(e.message).toContain(row.says);
       });
     }
 
@@ -487,6 +490,21 @@ describe('dispatch', () => {
     expect(r.clock.sleeps).toHaveLength(0);
   });
 
+  for (const [name, error] of [
+    ['an overload', new UpstreamError('capacity', 'overloaded', { status: 529 })],
+    ['a dead account', new UpstreamError('invalid_account', 'banned', { status: 403 })],
+  ] as const) {
+    test(`a 5xx on one account, then ${name} on the last: the 5xx is the answer (that account can serve a retry), a retryable 502`, async () => {
+      const r = rig({ labels: ['a', 'b'], config: { maxWaitSec: 60 } });
+      r.zai.answer = (c) => (c.label === 'a' ? { error: new UpstreamError('transient', 'bad gateway', { status: 502 }) } : { error });
+      const e = await rejection(r.routing.gateway.dispatch(dispatchReq(request('glm-4.7'))));
+      expect(r.zai.calls.map((c) => c.label)).toEqual(['a', 'b']);
+      expect([e.status, e.type as string]).toEqual([502, 'api_error']);
+      expect(e.headers['x-should-retry']).toBeUndefined();
+      expect(e.message).toContain('bad gateway');
+    });
+  }
+
   test('capacity on the only unlimited account while the others are out of quota: a retryable 529', async () => {
     const r = rig({ labels: ['a', 'b'], config: { maxWaitSec: 60 } });
     r.routing.pool.report(fakeLease(r, 'b', 'glm-4.7'), { kind: 'error', error: new UpstreamError('quota_exhausted', 'x', { resetAt: T0 + 3_600_000 }) });
@@ -586,6 +604,30 @@ describe('dispatch', () => {
     expect(r.zai.calls[0]!.model).toBe('glm-4.7');
     expect(r.zai.calls[0]!.clientModel).toBe('glm-5.1');
     await drain(d);
+  });
+
+  describe('the log line of a fallback names what keeps the accounts out', () => {
+    const rows: Array<[string, UpstreamError, string]> = [
+      ['quotas', new UpstreamError('quota_exhausted', 'x', { resetAt: T0 + 600_000 }), 'every account is out of quota'],
+      ['an overload, which is no exhaustion', new UpstreamError('capacity', 'x', { resetAt: T0 + 600_000 }), 'every account is resting after an upstream overload'],
+    ];
+    for (const [name, error, says] of rows) {
+      test(name, async () => {
+        const r = rig({ labels: ['a', 'b'], config: { fallback: true, maxWaitSec: 10 } });
+        for (const l of ['a', 'b']) r.routing.pool.report(fakeLease(r, l, 'glm-5.1'), { kind: 'error', error });
+        const lines: string[] = [];
+        log.setReporters([{ log: (o) => lines.push(`${o.type}: ${o.args.join(' ')}`) }]);
+        try {
+          await drain(await r.routing.gateway.dispatch(dispatchReq(request('glm-5.1'))));
+        } finally {
+          configureLog({ format: 'pretty' });
+        }
+        const fell = lines.filter((l) => l.includes('falling back to glm-4.7'));
+        expect(fell).toHaveLength(1);
+        expect(fell[0]).toContain(`glm-5.1 cannot be served until ${new Date(T0 + 600_000).toISOString()}: ${says}`);
+        expect(fell[0]).not.toContain('exhausted');
+      });
+    }
   });
 
   test('the fallback waits only for what is left of MAX_WAIT_SEC, not a whole second MAX_WAIT_SEC', async () => {
@@ -1107,6 +1149,18 @@ describe('the final client error for each upstream failure', () => {
     });
   }
 
+  test('every account limited, by one kind or several: the message names each kind that keeps them out, that of the account free first leading', () => {
+    const alone = limitedError('glm-4.7', 'capacity', NOW + 10_000, NOW, MAX_WAIT);
+    expect(alone.message).toContain('Upstream overloaded for glm-4.7: every account is resting after an upstream overload, retry after 10s.');
+    const mixed = limitedError('glm-4.7', 'capacity', NOW + 10_000, NOW, MAX_WAIT, undefined, ['rate_limited', 'quota_exhausted', 'capacity']);
+    expect(mixed.status).toBe(529);
+    expect(mixed.message).toContain('every account is resting after an upstream overload, rate limited or out of quota, retry after 10s.');
+    const throttled = limitedError('glm-4.7', 'rate_limited', NOW + 5_000, NOW, MAX_WAIT, undefined, ['transient', 'rate_limited']);
+    expect(throttled.status).toBe(429);
+    expect(throttled.message).toContain('Rate limited on glm-4.7: every account is rate limited or resting after repeated upstream failures, retry after 5s.');
+    expect(limitedError('glm-4.7', 'quota_exhausted', NOW + 5_000, NOW, MAX_WAIT).message).toContain('every account is rate limited, retry after 5s.');
+  });
+
   test('the exhausted message names RESOURCE_EXHAUSTED, the wait and the reset instant', () => {
     const api = exhaustedError('claude-opus-4-6-thinking', NOW + 3_723_000, NOW);
     expect(api.message).toBe(
@@ -1167,6 +1221,18 @@ describe('concurrency cap (MAX_CONCURRENT_PER_ACCOUNT)', () => {
     expect(err.message).toContain('MAX_CONCURRENT_PER_ACCOUNT');
     expect(r.zai.calls).toHaveLength(2);
     for (const d of held) await drain(d);
+  });
+
+  test('the only account not limited is full: the 529 says the others are limited, not that every account is full', async () => {
+    const r = rig({ labels: ['a', 'b'], config: { maxConcurrentPerAccount: 1, maxWaitSec: 60 } });
+    r.routing.pool.report(fakeLease(r, 'a', 'glm-4.7'), { kind: 'error', error: new UpstreamError('quota_exhausted', 'x', { resetAt: T0 + 3_600_000 }) });
+    const held = await r.routing.gateway.dispatch(dispatchReq(request('glm-4.7')));
+    expect(held.accountId).toBe(r.accounts[1]!.id);
+    const err = await rejection(r.routing.gateway.dispatch({ ...dispatchReq(request('glm-4.7')), clientWaitMs: 200 }));
+    expect(err.status).toBe(529);
+    expect(err.message).toContain('every zai account that can serve glm-4.7 now is serving as many requests as its concurrency cap allows');
+    expect(err.message).toContain(`the others are limited, the first until ${new Date(T0 + 3_600_000).toISOString()}`);
+    await drain(held);
   });
 
   test("the slot wait is cut at half the client's own timeout: a 529 it retries, not a timeout", async () => {

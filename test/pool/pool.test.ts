@@ -209,10 +209,12 @@ describe('acquire when every account is limited', () => {
     const lb = lease(pool, 'glm-4.7', 's2');
     pool.report(la, err('quota_exhausted', { resetAt: T0 + 3_600_000 }));
     pool.report(lb, err('capacity', { resetAt: T0 + 20_000 }));
+    // And every kind that keeps the accounts out, so the client is not told they are all overloaded.
     expect(pool.acquire({ provider: 'zai', model: 'glm-4.7', familyKey: 'zai:glm', sessionKey: 'x' })).toEqual({
       kind: 'limited',
       until: T0 + 20_000,
       limitKind: 'capacity',
+      kinds: ['quota_exhausted', 'capacity'],
     });
   });
 

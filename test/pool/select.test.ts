@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import { type Candidate, HOME_WAIT_SLACK_MS, type Selection, SHORT_LIMIT_MS, selectAccount } from '../../src/pool/select.ts';
+import { type Candidate, HOME_WAIT_SLACK_MS, limitKindsOf, type Selection, SHORT_LIMIT_MS, selectAccount } from '../../src/pool/select.ts';
 
 const NOW = 1_800_000_000_000;
 
@@ -427,4 +427,19 @@ describe('selectAccount', () => {
     }
     expect(picked).toEqual(['a', 'b', 'c', 'a', 'b', 'c']);
   });
+});
+
+test('the kinds of limit keeping the accounts out: each once, in pool order; not those of limits over, nor of accounts out of rotation', () => {
+  const kinds = limitKindsOf(
+    [
+      c('a', { limitedUntil: NOW + 5_000 }),
+      c('b', { limitedUntil: NOW + 9_000, limitKind: 'capacity' }),
+      c('c', { limitedUntil: NOW + 1_000 }),
+      c('d', { limitedUntil: NOW, limitKind: 'transient' }),
+      c('e', { limitedUntil: NOW + 3_600_000, limitKind: 'quota_exhausted', status: 'disabled' }),
+      c('f'),
+    ],
+    NOW,
+  );
+  expect(kinds).toEqual(['rate_limited', 'capacity']);
 });
