@@ -30,6 +30,11 @@ describe('redact', () => {
     }
   });
 
+  test('masks a key=value secret up to its end, keeping the punctuation of the sentence around it', () => {
+    const out = redact('Google refused the refresh token (invalid_grant: refresh_token=FAKEvalue0123); log in again');
+    expect(out).toBe('Google refused the refresh token (invalid_grant: refresh_token=***); log in again');
+  });
+
   test('leaves a request line with no secret as it was', () => {
     const line = 'req_abc glm-4.6 -> glm-4.6 acct=acc_a9d0e410 200 18ms in=23 out=30 msg_20260000000001d61d69310a1d3ec3';
     expect(redact(line)).toBe(line);
