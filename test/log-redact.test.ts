@@ -33,6 +33,8 @@ describe('redact', () => {
   test('masks a key=value secret up to its end, keeping the punctuation of the sentence around it', () => {
     const out = redact('Google refused the refresh token (invalid_grant: refresh_token=FAKEvalue0123); log in again');
     expect(out).toBe('Google refused the refresh token (invalid_grant: refresh_token=***); log in again');
+    // Masked once already (the OAuth layer masks what it sent): left as it is.
+    expect(redact('(invalid_grant: refresh_token=***); log in again')).toBe('(invalid_grant: refresh_token=***); log in again');
   });
 
   test('leaves a request line with no secret as it was', () => {
