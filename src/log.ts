@@ -20,10 +20,10 @@ const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s@/?#]+@/gi;
 
 // Bearer values and key=value pairs: secrets by what stands before them. A value ends before the
 // sentence's own closing punctuation ("(refresh_token=…); log in again" keeps its ");"), and one
-// masked already ("***") is left alone.
+// masked already ("***") is left alone; an Authorization value keeps its scheme (Bearer ***, Basic ***).
 const CONTEXT_PATTERNS: RegExp[] = [
   /(Bearer\s+)[A-Za-z0-9_\-.~+/=]{6,}/gi,
-  /("?(?:api[_-]?key|apiKey|access[_-]?token|accessToken|refresh[_-]?token|refreshToken|client[_-]?secret|authorization|x-api-key|password)"?\s*[:=]\s*"?)(?!\*\*\*)([^"\s,}&]{4,}?)(?=[);.]*(?:["\s,}&]|$))/gi,
+  /("?(?:api[_-]?key|apiKey|access[_-]?token|accessToken|refresh[_-]?token|refreshToken|client[_-]?secret|authorization|x-api-key|password)"?\s*[:=]\s*"?(?:(?:Bearer|Basic)\s+)?)(?!\*\*\*|(?:Bearer|Basic)\s)([^"\s,}&]{4,}?)(?=[);.]*(?:["\s,}&]|$))/gi,
 ];
 
 // Secret -> until when it is kept (Infinity: for the life of the process). Access tokens come every

@@ -37,6 +37,11 @@ describe('redact', () => {
     expect(redact('(invalid_grant: refresh_token=***); log in again')).toBe('(invalid_grant: refresh_token=***); log in again');
   });
 
+  test('a quoted Authorization header reads as one masked bearer token, not two masks', () => {
+    expect(redact('upstream said: authorization: Bearer FAKEtoken0123, retry')).toBe('upstream said: authorization: Bearer ***, retry');
+    expect(redact('upstream said: authorization: Basic RkFLRXVzZXI6RkFLRXBhc3M=')).not.toContain('RkFLRXVzZXI6RkFLRXBhc3M');
+  });
+
   test('leaves a request line with no secret as it was', () => {
     const line = 'req_abc glm-4.6 -> glm-4.6 acct=acc_a9d0e410 200 18ms in=23 out=30 msg_20260000000001d61d69310a1d3ec3';
     expect(redact(line)).toBe(line);
