@@ -190,7 +190,9 @@ function url(name: string, raw: string | undefined, def: string): string {
     const u = new URL(s);
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http');
   } catch {
-    return refuse(`${name} must be an http(s) URL, got "${s}"`, def);
+    // What stands before an @ may be a user and password: never echoed.
+    const shown = s.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^@/]*@/i, (_, scheme: string | undefined) => `${scheme ?? ''}***@`);
+    return refuse(`${name} must be an http(s) URL, got "${shown}"`, def);
   }
   return s.replace(/\/+$/, '');
 }

@@ -15,10 +15,15 @@ const SHAPE_PATTERNS: RegExp[] = [
   /\bsk-[A-Za-z0-9_\-]{10,}/g,
 ];
 
-// Bearer values and key=value pairs: secrets by what stands before them.
+// The user and password of a URL (http://user:password@host: a proxy, a base URL with credentials).
+const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s@/?#]+@/gi;
+
+// Bearer values and key=value pairs: secrets by what stands before them. A value ends before the
+// sentence's own closing punctuation ("(refresh_token=…); log in again" keeps its ");"), and one
+// masked already ("***") is left alone; an Authorization value keeps its scheme (Bearer ***, Basic ***).
 const CONTEXT_PATTERNS: RegExp[] = [
   /(Bearer\s+)[A-Za-z0-9_\-.~+/=]{6,}/gi,
-  /("?(?:api[_-]?key|apiKey|access[_-]?token|accessToken|refresh[_-]?token|refreshToken|client[_-]?secret|authorization|x-api-key|password)"?\s*[:=]\s*"?)([^"\s,}&]{4,})/gi,
+  /("?(?:api[_-]?key|apiKey|access[_-]?token|accessToken|refresh[_-]?token|refreshToken|client[_-]?secret|authorization|x-api-key|password)"?\s*[:=]\s*"?(?:(?:Bearer|Basic)\s+)?)(?!\*\*\*|(?:Bearer|Basic)\s)([^"\s,}&]{4,}?)(?=[);.]*(?:["\s,}&]|$))/gi,
 ];
 
 // Secret -> until when it is kept (Infinity: for the life of the process). Access tokens come every
@@ -45,8 +50,8 @@ export function registeredSecretCount(): number {
 
 // Matches wherever any of the patterns could (a superset): most lines (every request line) contain
 // none of these, and one test is far cheaper than six replaces.
-const MAYBE_SECRET = /ya29\.|1\/\/|[0-9a-f]{32}\.|bearer\s|\bsk-|api[_-]?key|access[_-]?token|refresh[_-]?token|client[_-]?secret|authorization|password/i;
-const MAYBE_SHAPED = /ya29\.|1\/\/|[0-9a-f]{32}\.|\bsk-/i;
+const MAYBE_SECRET = /ya29\.|1\/\/|[0-9a-f]{32}\.|bearer\s|\bsk-|api[_-]?key|access[_-]?token|refresh[_-]?token|client[_-]?secret|authorization|password|:\/\/[^\s@/?#]+@/i;
+const MAYBE_SHAPED = /ya29\.|1\/\/|[0-9a-f]{32}\.|\bsk-|:\/\/[^\s@/?#]+@/i;
 
 function maskLiterals(text: string): string {
   let out = text;
@@ -66,11 +71,15 @@ function maskAll(text: string, patterns: RegExp[]): string {
   return out;
 }
 
+function maskShapes(text: string): string {
+  return maskAll(text.replace(URL_CREDENTIALS, '$1***@'), SHAPE_PATTERNS);
+}
+
 /** A log line with anything that looks like a secret masked (registered ones, shapes, key=value). */
 export function redact(text: string): string {
   const out = maskLiterals(text);
   if (!MAYBE_SECRET.test(out)) return out;
-  return maskAll(maskAll(out, SHAPE_PATTERNS), CONTEXT_PATTERNS);
+  return maskAll(maskShapes(out), CONTEXT_PATTERNS);
 }
 
 /**
@@ -79,7 +88,7 @@ export function redact(text: string): string {
  */
 export function maskSecrets(text: string): string {
   const out = maskLiterals(text);
-  return MAYBE_SHAPED.test(out) ? maskAll(out, SHAPE_PATTERNS) : out;
+  return MAYBE_SHAPED.test(out) ? maskShapes(out) : out;
 }
 
 function stringify(arg: unknown): string {

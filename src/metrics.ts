@@ -1,5 +1,6 @@
 // A small Prometheus registry: counters, gauges and histograms with labels, rendered as text.
-// Kept dependency-free and cheap: label sets are joined into one map key per series.
+// Kept cheap: label sets are joined into one map key per series.
+import { maskSecrets } from './log.ts';
 
 type Labels = Record<string, string | number>;
 
@@ -115,7 +116,8 @@ export function modelLabels(max = 200): (model: string | null) => string {
     if (model === null) return '-';
     if (seen.has(model)) return model;
     // No real model id is this long; one that is would bloat every scrape of every series it is on.
-    if (seen.size >= max || model.length > MAX_LABEL_LENGTH) return 'other';
+    // A key pasted as the model (ANTHROPIC_MODEL by mistake) goes upstream as asked: never a label.
+    if (seen.size >= max || model.length > MAX_LABEL_LENGTH || maskSecrets(model) !== model) return 'other';
     seen.add(model);
     return model;
   };

@@ -202,6 +202,21 @@ describe('bad values are refused, naming the variable', () => {
   }
 });
 
+test('a URL setting refused for its form does not quote a user and password written in it', () => {
+  const password = ['FAKE', 'url', 'password', '0123'].join('-');
+  for (const raw of [`user:${password}@api.z.ai/api/anthropic`, `ftp://user:${password}@api.z.ai/`]) {
+    let err: unknown;
+    try {
+      loadConfig({ ...KEY, ZAI_BASE_URL: raw });
+    } catch (e) {
+      err = e;
+    }
+    expect((err as Error).message).toStartWith('ZAI_BASE_URL must be an http(s) URL, got "');
+    expect((err as Error).message).toContain('***@api.z.ai');
+    expect((err as Error).message).not.toContain(password);
+  }
+});
+
 test('every bad setting is named in one refusal, on one line, the flags typed first', () => {
   let err: unknown;
   try {

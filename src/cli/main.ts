@@ -2,7 +2,7 @@
 // failure turned into one line `mcp: <message>` (exit 1; exit 2 for a wrong invocation), never a
 // stack trace.
 import { type ArgsDef, type CommandDef, defineCommand, runCommand } from 'citty';
-import { jsonLine, redact } from '../log.ts';
+import { jsonLine, redact, registerSecret } from '../log.ts';
 import { VERSION, versionLine } from '../version.ts';
 import { ExitStatus, io, JsonLogError, UsageError } from './output.ts';
 
@@ -215,6 +215,15 @@ export function describeError(err: unknown): { message: string; code: number } {
   return { message: redact(first), code: usage ? 2 : 1 };
 }
 
+/**
+ * The secrets the environment holds, known to the masking before anything is said: a refusal that
+ * quotes a setting ("PORT must be a whole number, got …") holding one of them by mistake masks it.
+ */
+function registerEnvironmentSecrets(env: NodeJS.ProcessEnv): void {
+  for (const key of (env.PROXY_API_KEY ?? '').split(',')) registerSecret(key.trim());
+  registerSecret(env.GOOGLE_CLIENT_SECRET?.trim());
+}
+
 /** Runs the CLI with argv (without the program name) and returns the exit code. */
 export async function runCli(given: string[], root: AnyCommand = rootCommand as AnyCommand): Promise<number> {
   // citty reads `-p=9000` as the value "=9000": split a short option's `=value` off, as for --port=9000.
@@ -236,6 +245,7 @@ export async function runCli(given: string[], root: AnyCommand = rootCommand as 
     return 0;
   } catch (err) {
     if (err instanceof ExitStatus) return err.code;
+    registerEnvironmentSecrets(process.env);
     const json = err instanceof JsonLogError;
     const { message, code } = describeError(json ? err.inner : err);
     io.err(json ? `${jsonLine('fatal', `mcp: ${message}`)}\n` : `mcp: ${message}\n`);

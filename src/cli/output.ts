@@ -1,6 +1,7 @@
 // Printing for people: data to stdout (tables, JSON), one-line complaints to stderr, and a plain
 // line reader for prompts. Writers go through `io` so tests can capture them.
 import type { Interface } from 'node:readline';
+import { maskSecrets } from '../log.ts';
 
 export const io = {
   out(text: string): void {
@@ -26,16 +27,18 @@ export function captureIo(out: (s: string) => void, err: (s: string) => void): (
   };
 }
 
+// Everything a command prints is masked (known secrets, token shapes, a URL's password): lines quote
+// upstream answers and account reasons, and an upstream may quote the credentials it was sent.
 export function say(line: string): void {
-  io.out(`${line}\n`);
+  io.out(`${maskSecrets(line)}\n`);
 }
 
 export function warn(line: string): void {
-  io.err(`${line}\n`);
+  io.err(`${maskSecrets(line)}\n`);
 }
 
 export function printJson(value: unknown): void {
-  io.out(`${JSON.stringify(value, null, 2)}\n`);
+  io.out(`${maskSecrets(JSON.stringify(value, null, 2))}\n`);
 }
 
 /**

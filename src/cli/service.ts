@@ -8,6 +8,7 @@ import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { defineCommand } from 'citty';
 import { DEFAULTS, dataDirFrom, expandHome } from '../config.ts';
+import { maskSecrets } from '../log.ts';
 import { ExitStatus, say, shellQuote, UsageError, warn } from './output.ts';
 
 export type ServicePlatform = 'linux' | 'macos';
@@ -507,9 +508,10 @@ function applyPlan(plan: ServicePlan, dryRun: boolean): string[] {
     }
     if (dryRun) {
       say(`would write ${f.path} (mode ${f.mode.toString(8)}):`);
-      // Never echo the key (nor a proxy URL, which may carry a password); the rest is shown so the
-      // settings, the data directory first, can be checked.
-      const shown = f.mode === 0o600 ? f.content.replace(/^((?:PROXY_API_KEY|[A-Za-z_]*_PROXY)=).+$/gim, '$1***') : f.content;
+      // Never echo the key, the OAuth client secret, a proxy URL (which may carry a password) nor
+      // anything secret-shaped elsewhere (a URL's password, a key pasted into the wrong setting); the
+      // rest is shown so the settings, the data directory first, can be checked.
+      const shown = f.mode === 0o600 ? maskSecrets(f.content.replace(/^((?:PROXY_API_KEY|GOOGLE_CLIENT_SECRET|[A-Za-z_]*_PROXY)=).+$/gim, '$1***')) : f.content;
       say(shown.replace(/^/gm, '  ').trimEnd());
       continue;
     }

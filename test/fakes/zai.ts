@@ -65,7 +65,12 @@ export type FakeZaiMode =
   /** glm-5.1's habit: tool_use input streamed as an array. */
   | { kind: 'tool_input_array' }
   /** Replies to a streaming request with a JSON Message body. */
-  | { kind: 'json_for_stream' };
+  | { kind: 'json_for_stream' }
+  /**
+   * An error (default 401, code 1000) whose message quotes the key and the Authorization header the
+   * request came with, as some real upstreams and proxies do.
+   */
+  | { kind: 'echo_key'; status?: number; code?: string };
 
 export interface FakeQuotaWindow {
   /** 3 = hours, 6 = weeks. */
@@ -372,6 +377,13 @@ function errorResponse(code: FakeZaiCode, now: number, resetAt?: number): Respon
   }
 }
 
+/** An error quoting the credentials the request came with (the `echo_key` mode). */
+function echoKey(req: Request, mode: Extract<FakeZaiMode, { kind: 'echo_key' }>): Response {
+  const auth = req.headers.get('authorization') ?? '(none)';
+  const xkey = req.headers.get('x-api-key') ?? '(none)';
+  return native(mode.status ?? 401, mode.code ?? '1000', `Authentication failed; authorization: ${auth}, x-api-key: ${xkey}`);
+}
+
 /** What real Z.AI refuses before generating anything; null when the body is acceptable. */
 function validate(body: Record<string, unknown>, models: Set<string>): Response | null {
   const model = typeof body.model === 'string' ? body.model : '';
@@ -529,8 +541,17 @@ export function startFakeZai(opts: FakeZaiOptions = {}): FakeZai {
     return new Response(body, { headers: SSE_HEADERS });
   }
 
+  /** A global echo_key rule, which answers a key the fake does not know too (a key with a typo). */
+  function echoRule(): Extract<FakeZaiMode, { kind: 'echo_key' }> | null {
+    const r = rules.findLast((x) => x.key === null && x.left !== 0 && x.mode.kind === 'echo_key');
+    return r ? (r.mode as Extract<FakeZaiMode, { kind: 'echo_key' }>) : null;
+  }
+
   async function handleMessages(req: Request, rec: RecordedRequest, raw: string): Promise<Response> {
-    if (!rec.key) return errorResponse('1002', Date.now());
+    if (!rec.key) {
+      const echo = echoRule();
+      return echo ? echoKey(req, echo) : errorResponse('1002', Date.now());
+    }
     let body: Record<string, unknown>;
     try {
       body = JSON.parse(raw) as Record<string, unknown>;
@@ -551,6 +572,8 @@ export function startFakeZai(opts: FakeZaiOptions = {}): FakeZai {
           { type: 'error', error: { type: 'rate_limit_error', message: 'Rate limit exceeded' } },
           mode.retryAfter === undefined ? {} : { 'retry-after': String(mode.retryAfter) },
         );
+      case 'echo_key':
+        return echoKey(req, mode);
       case 'html502':
         return new Response('<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center></body></html>', {
           status: 502,
@@ -621,7 +644,11 @@ export function startFakeZai(opts: FakeZaiOptions = {}): FakeZai {
         return json(200, { data, has_more: false, first_id: data[0]?.id ?? null, last_id: data[data.length - 1]?.id ?? null });
       }
       if (req.method === 'GET' && path === '/api/monitor/usage/quota/limit') {
-        if (!rec.key) return json(401, { code: 401, msg: 'token expired or incorrect', success: false });
+        if (!rec.key) {
+          const echo = echoRule();
+          if (echo) return json(echo.status ?? 401, { code: echo.status ?? 401, msg: `token incorrect: ${req.headers.get('authorization') ?? '(none)'}`, success: false });
+          return json(401, { code: 401, msg: 'token expired or incorrect', success: false });
+        }
         const q = keyQuotas.get(rec.key) ?? quota;
         if ('success' in q) return json(200, { code: q.code ?? 500, msg: q.msg, success: false });
         return json(200, quotaBody(q));

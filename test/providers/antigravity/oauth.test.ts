@@ -170,6 +170,38 @@ describe('the access-token cache', () => {
     expect(patches.at(-1)?.[1].ifRefreshToken).toEqual([old, rotatedTo]);
   });
 
+  // A token endpoint (or a proxy before it) that quotes the form it was sent: the message becomes the
+  // account's reason (/health, accounts list), a client's error and a log line, and the form is
+  // URL-encoded, which no token shape matches.
+  test.each([
+    ['invalid_grant', 400],
+    ['invalid_client', 401],
+    ['server_error', 500],
+  ] as const)('an answer of %s that quotes the form sent keeps the refresh token and client secret out of the error', async (error, status) => {
+    const secret = ['FAKE', 'client', 'secret', 'for', 'echo'].join('-');
+    const tm = createTokenManager({ ...cfg, clientSecret: secret }, deps);
+    const a = account(`echo-${error}@example.com`);
+    const refreshToken = (a.credentials as { refreshToken: string }).refreshToken;
+    fake.setMode({ kind: 'token_echo', error, status });
+    const err = (await tm.get(a).catch((e) => e)) as UpstreamError;
+    expect(err).toBeInstanceOf(UpstreamError);
+    expect(err.message).toContain(error === 'server_error' ? `HTTP ${status}` : error);
+    for (const s of [refreshToken, encodeURIComponent(refreshToken), secret]) expect(err.message).not.toContain(s.slice(-16));
+  });
+
+  test('a refused code exchange that quotes the form sent keeps the code, verifier and client secret out of the error', async () => {
+    const secret = ['FAKE', 'client', 'secret', 'for', 'echo'].join('-');
+    const pkce = createPkce();
+    const redirectUri = 'http://127.0.0.1:51999/oauth-callback';
+    const res = await fetch(buildAuthUrl(cfg, { redirectUri, state: 's', codeChallenge: pkce.challenge }), { redirect: 'manual' });
+    const code = new URL(res.headers.get('location')!).searchParams.get('code')!;
+    fake.setMode({ kind: 'token_echo' }, { times: 1 });
+    const err = (await exchangeCode({ ...cfg, clientSecret: secret }, { code, verifier: pkce.verifier, redirectUri }).catch((e) => e)) as UpstreamError;
+    expect(err).toBeInstanceOf(UpstreamError);
+    expect(err.message).toContain('Google refused the authorization code');
+    for (const s of [code, encodeURIComponent(code), pkce.verifier, secret]) expect(err.message).not.toContain(s.slice(-16));
+  });
+
   test('a refused OAuth client (invalid_client) is the configuration, not the account: transient, said so, never marks it', async () => {
     const tm = createTokenManager(cfg, deps);
     fake.setMode({ kind: 'token_invalid_client' });
