@@ -7,6 +7,7 @@
 //  - CLIProxyAPI, one file per account: {type:"antigravity"|"codex"|…, access_token, refresh_token,
 //    expires_in, timestamp, expired, email, project_id}
 // Rate-limit and quota state is not carried over: it is stale by the time anyone imports.
+import { maskSecrets } from './log.ts';
 import type { AccountStatus, NewAccount } from './store/accounts.ts';
 
 /** 'mcp': another mcp database (a backup), read by src/cli/import.ts. */
@@ -129,7 +130,9 @@ function oneAccount(a: Obj, index: number, skipped: LegacySkip[]): LegacyAccount
   // The Node project keeps an account invalid across restarts only when it has a verification URL.
   const verifyUrl = str(a.verifyUrl);
   if (a.isInvalid === true && verifyUrl) {
-    out.status = { status: 'invalid', reason: str(a.invalidReason) || 'needs verification', verifyUrl };
+    // The reason is the Node proxy's own error text, which may quote the refresh token that failed;
+    // /health and the dashboard show it as stored.
+    out.status = { status: 'invalid', reason: maskSecrets(str(a.invalidReason)) || 'needs verification', verifyUrl };
   } else if (a.enabled === false) {
     out.status = { status: 'disabled', reason: 'disabled in the imported accounts.json', verifyUrl: null };
   }

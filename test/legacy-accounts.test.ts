@@ -70,6 +70,27 @@ describe('the Node antigravity-claude-proxy file', () => {
     });
   });
 
+  test('an invalid reason quoting the refresh token is stored with the token masked', () => {
+    const token = ['1//0g', 'FAKE', 'quotedInReason', '0123456789'].join('');
+    const text = JSON.stringify({
+      accounts: [
+        {
+          email: 'erin@example.com',
+          source: 'oauth',
+          enabled: true,
+          refreshToken: token,
+          isInvalid: true,
+          invalidReason: `invalid_grant for refresh_token=${token}`,
+          verifyUrl: 'https://accounts.google.com/signin/continue?fake=2',
+        },
+      ],
+    });
+    const erin = parseLegacyAccounts(text).accounts[0]!;
+    expect(erin.status?.status).toBe('invalid');
+    expect(erin.status?.reason).toStartWith('invalid_grant');
+    expect(erin.status?.reason).not.toContain('quotedInReason');
+  });
+
   test('the IDE-database entry is skipped', () => {
     expect(parsed.skipped).toEqual([
       { entry: '#4 (ide@example.com)', reason: expect.stringContaining('source "database"') },
