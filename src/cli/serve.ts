@@ -97,6 +97,8 @@ export function sighupIgnored(status: () => string = () => readFileSync('/proc/s
 
 /** How long the requests ended at the end of the grace get to write their error before their connections are cut. */
 const STOP_FLUSH_MS = 1_000;
+/** The same on a second signal, which asks for the stop at once. */
+const STOP_NOW_MS = 100;
 
 const BIND_HINT = 'BIND_ADDRESS; 0.0.0.0 for every interface, 127.0.0.1 for this machine only';
 
@@ -250,12 +252,30 @@ async function runServer(config: Config): Promise<void> {
   await new Promise<void>((resolveStopped) => {
     const signals = stopSignals();
     let stopping = false;
+    /**
+     * The stop a second signal asks for: at once, but what is known still lands. The requests still
+     * running end as at the end of the grace (and are recorded so), then the usage rows and the
+     * pool's state waiting in memory are written, as a graceful stop would.
+     */
+    const stopNow = async (): Promise<void> => {
+      shutdown.cutting = true;
+      shutdown.stop.abort();
+      await Promise.race([server?.stop(true), Bun.sleep(STOP_NOW_MS)]);
+      for (const step of [() => recorder.stop(), () => routing.pool.stop(), () => providerDeps.flush(), () => db.close()]) {
+        try {
+          step();
+        } catch {
+          // the graceful stop got there first (the database is closed), or the store refuses: nothing more to do
+        }
+      }
+    };
     const onSignal = (signal: NodeJS.Signals) => {
       if (stopping) {
         // A closed terminal can send two (the kernel's, then the shell's to its jobs): only a person insists.
         if (signal === 'SIGHUP') return;
         warn('mcp: second signal, stopping now');
-        process.exit(1);
+        void stopNow().finally(() => process.exit(1));
+        return;
       }
       stopping = true;
       log.info(`${signal}: stopping (in-flight requests get up to ${config.shutdownGraceSec}s)`);

@@ -160,7 +160,7 @@ export const SERVER_STOPPED = 'server_stopped';
 
 /** overloaded_error: Claude Code and the SDKs retry it, and a restarted server answers the retry. */
 export function serverStoppedError(): ApiError {
-  return new ApiError('overloaded_error', 'mcp is stopping and its shutdown grace (SHUTDOWN_GRACE_SEC) is over: this answer was cut off; send the request again');
+  return new ApiError('overloaded_error', 'mcp was stopped before this answer was finished (its SHUTDOWN_GRACE_SEC was over, or a second stop signal came); send the request again');
 }
 
 export interface ServerLike {

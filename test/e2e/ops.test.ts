@@ -318,6 +318,43 @@ describe('graceful shutdown', () => {
     }
   }, 30_000);
 
+  // A second Ctrl+C exited at once, and the usage rows still waiting in memory (written once a
+  // second) went with it: the requests just served were missing from `mcp usage`.
+  test('a second SIGINT stops it at once (exit 1), and still stores the usage of what it served and of the stream it cut', async () => {
+    const slow = startFakeZai({ keys: [ZAI_KEY] });
+    const dataDir = tempDir();
+    const env = mcpEnv(dataDir, { PROXY_API_KEY: PROXY_KEY, SHUTDOWN_GRACE_SEC: '20', ...zaiEnv(slow) });
+    expect((await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', ZAI_KEY], { env })).code).toBe(0);
+    const server = await startServe({ env });
+    try {
+      for (let i = 0; i < 3; i++) expect((await post(server, hello('glm-4.6', false))).status).toBe(200);
+      slow.setMode({ kind: 'slow_chunks', chunks: 100, delayMs: 100 });
+      const res = await post(server, hello('glm-4.6', true));
+      await res.body!.getReader().read();
+      server.proc.kill('SIGINT');
+      await waitFor(() => server.output().includes('SIGINT: stopping'), 10_000, 'the first SIGINT taken');
+      const signalled = Date.now();
+      server.proc.kill('SIGINT');
+      expect(await server.stop()).toBe(1);
+      expect(Date.now() - signalled).toBeLessThan(5000);
+      expect(server.output()).toContain('second signal, stopping now');
+      const db = openDatabase(join(dataDir, 'proxy.db'));
+      try {
+        expect(db.query('SELECT stream, status, error_type AS errorType FROM usage ORDER BY ts').all()).toEqual([
+          { stream: 0, status: 200, errorType: null },
+          { stream: 0, status: 200, errorType: null },
+          { stream: 0, status: 200, errorType: null },
+          { stream: 1, status: 503, errorType: 'server_stopped' },
+        ]);
+      } finally {
+        db.close();
+      }
+    } finally {
+      if (server.proc.exitCode === null) await server.stop('SIGKILL');
+      await slow.stop();
+    }
+  }, 30_000);
+
   // A closed terminal or SSH session (SIGHUP) killed `mcp serve` outright: the stream in flight cut
   // off mid-answer, and the usage of the requests it had just served, still waiting to be written, lost.
   test('SIGHUP (the terminal closed) stops it like SIGTERM: the stream finishes, usage is stored, exit 0', async () => {
