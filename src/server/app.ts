@@ -198,7 +198,7 @@ export function createApp(deps: AppDeps) {
     .use(messageRoutes({ config, gateway, done, ...(deps.stopping ? { stopping: deps.stopping } : {}) }))
     .use(imageRoutes({ config, gateway, done, ...(deps.stopping ? { stopping: deps.stopping } : {}) }))
     .use(modelRoutes(gateway))
-    .use(opsRoutes(ops, isAuthorized))
+    .use(opsRoutes(ops, isAuthorized, deps.stopping))
     .use(dashboardRoutes(ops));
 }
 

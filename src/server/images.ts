@@ -12,9 +12,9 @@ import type { Message } from '../anthropic/events.ts';
 import { IMAGE_ASPECT_RATIOS, IMAGE_SIZES, type ImageAspectRatio, type ImageConfig, type MessagesRequest } from '../anthropic/schema.ts';
 import type { Config } from '../config.ts';
 import type { Gateway } from '../gateway/types.ts';
-import { errorResponse, jsonResponse, toApiError } from './errors.ts';
+import { errorResponse, jsonResponse, serverStoppedError, toApiError } from './errors.ts';
 import { keyNumberOf } from './auth.ts';
-import { attemptNoter, CLIENT_CLOSED, forwardHeaders, newRequestRecord, noteDispatch, readBodyInTime, requestIdOf, restoreIdleTimeout, type RequestRecord, serverStoppedError, type ServerLike } from './messages.ts';
+import { attemptNoter, CLIENT_CLOSED, forwardHeaders, newRequestRecord, noteDispatch, readBodyInTime, requestIdOf, restoreIdleTimeout, type RequestRecord, type ServerLike } from './messages.ts';
 import { isBase64, parseJsonBytes, readLimitedBytes, validateBody, validateMessagesRequest } from './validate.ts';
 
 /** More pictures per request than this is a batch job, not a request (the Go proxy's cap too). */

@@ -8,7 +8,7 @@ import { collectMessage, emptyUsage, type UsageTotals } from '../anthropic/colle
 import { estimateInputTokens } from '../anthropic/tokens.ts';
 import type { Config } from '../config.ts';
 import type { Dispatched, DispatchRequest, Gateway } from '../gateway/types.ts';
-import { errorResponse, jsonResponse, toApiError } from './errors.ts';
+import { errorResponse, jsonResponse, serverStoppedError, toApiError } from './errors.ts';
 import { keyNumberOf } from './auth.ts';
 import { sseResponse } from './sse.ts';
 import { createTurns, type Turns } from './turns.ts';
@@ -158,10 +158,6 @@ export interface MessagesDeps {
 /** How a request still running when the shutdown grace is over is recorded (usage, metrics). */
 export const SERVER_STOPPED = 'server_stopped';
 
-/** overloaded_error: Claude Code and the SDKs retry it, and a restarted server answers the retry. */
-export function serverStoppedError(): ApiError {
-  return new ApiError('overloaded_error', 'mcp was stopped before this answer was finished (its SHUTDOWN_GRACE_SEC was over, or a second stop signal came); send the request again');
-}
 
 export interface ServerLike {
   timeout(request: Request, seconds: number): void;

@@ -543,6 +543,22 @@ describe('the end of the shutdown grace', () => {
     }
   });
 
+  test('a /refresh-token still waiting on the upstream gets the same error', async () => {
+    const stop = new AbortController();
+    const h = startHarness(testConfig(), { stopping: stop.signal });
+    try {
+      h.refreshGate = new Promise(() => {});
+      const res = post(h, '/refresh-token', {});
+      await until(() => h.refreshCalls.length === 1);
+      stop.abort();
+      const r = await res;
+      expect(r.status).toBe(529);
+      expect(((await r.json()) as { error: { type: string } }).error.type).toBe('overloaded_error');
+    } finally {
+      h.stop();
+    }
+  });
+
   test('a stream already under way ends with an overloaded_error event, recorded as server_stopped', async () => {
     const stop = new AbortController();
     const h = startHarness(testConfig(), { stopping: stop.signal });
