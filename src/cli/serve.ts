@@ -13,6 +13,7 @@ import { observeRequest } from '../request-metrics.ts';
 import { createUsageRecorder } from '../usage-recorder.ts';
 import { localBaseUrl } from './health.ts';
 import { importOnFirstStart } from './import.ts';
+import { noteServing, sharedDataDirWarning } from './serving.ts';
 import { JsonLogError, say, UsageError, warn } from './output.ts';
 
 /** Registers every credential of the accounts so no log line can carry one. */
@@ -245,6 +246,9 @@ async function runServer(config: Config): Promise<void> {
   // Once it really listens: a start that fails has nothing exposed to warn about.
   const exposed = exposureWarning(config);
   if (exposed) log.warn(exposed);
+  const serving = noteServing(db, port, config.bindAddress);
+  const shared = sharedDataDirWarning(serving.others, config.dataDir);
+  if (shared) log.warn(shared);
   if (n === 0) {
     say(bannerLine('no accounts yet: add one with `mcp accounts add --provider zai` (it asks for the key) or `--provider antigravity`; a running server picks it up'));
   }
@@ -261,7 +265,7 @@ async function runServer(config: Config): Promise<void> {
       shutdown.cutting = true;
       shutdown.stop.abort();
       await Promise.race([server?.stop(true), Bun.sleep(STOP_NOW_MS)]);
-      for (const step of [() => recorder.stop(), () => routing.pool.stop(), () => providerDeps.flush(), () => db.close()]) {
+      for (const step of [() => recorder.stop(), () => routing.pool.stop(), () => providerDeps.flush(), serving.unnote, () => db.close()]) {
         try {
           step();
         } catch {
@@ -307,6 +311,7 @@ async function runServer(config: Config): Promise<void> {
         recorder.stop();
         // The thinking the last answers streamed must be known as the provider's own after the restart.
         providerDeps.flush();
+        serving.unnote();
         db.close();
         for (const s of signals) process.off(s, onSignal);
         removeGuards();

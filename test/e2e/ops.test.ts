@@ -409,3 +409,45 @@ describe('graceful shutdown', () => {
     }
   }, 30_000);
 });
+
+describe('two servers on one data directory', () => {
+  // A second `mcp serve` on another port shared the database without a word: safe for limits and
+  // usage, but each applies the concurrency caps on its own, so together they exceed them.
+  test('the second one warns, naming the first; once the first has stopped a new start is quiet', async () => {
+    const dataDir = tempDir();
+    const env = mcpEnv(dataDir, { PROXY_API_KEY: PROXY_KEY, ...zaiEnv(zai) });
+    expect((await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', ZAI_KEY], { env })).code).toBe(0);
+    const first = await startServe({ env });
+    let second: ServeHandle | undefined;
+    let third: ServeHandle | undefined;
+    try {
+      expect(first.output()).not.toContain('another mcp serve');
+      second = await startServe({ env });
+      const warned = second.output().split('\n').filter((l) => l.includes('another mcp serve is using'));
+      expect(warned).toHaveLength(1);
+      expect(warned[0]).toContain(`pid ${first.proc.pid} on 127.0.0.1:${first.port}`);
+      // Both serve from the shared pool.
+      expect((await post(first, hello('glm-4.6', false))).status).toBe(200);
+      expect((await post(second, hello('glm-4.6', false))).status).toBe(200);
+      expect(await first.stop()).toBe(0);
+      expect(await second.stop()).toBe(0);
+      third = await startServe({ env });
+      expect(third.output()).not.toContain('another mcp serve');
+    } finally {
+      for (const s of [first, second, third]) if (s && s.proc.exitCode === null) await s.stop('SIGKILL');
+    }
+  }, 30_000);
+
+  test('a server that was killed is not named by the next start', async () => {
+    const dataDir = tempDir();
+    const env = mcpEnv(dataDir, { PROXY_API_KEY: PROXY_KEY, ...zaiEnv(zai) });
+    const killed = await startServe({ env });
+    await killed.stop('SIGKILL');
+    const next = await startServe({ env });
+    try {
+      expect(next.output()).not.toContain('another mcp serve');
+    } finally {
+      await next.stop();
+    }
+  }, 30_000);
+});
