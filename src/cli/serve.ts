@@ -166,13 +166,14 @@ export async function assembleServer(db: Database, config: Config) {
   const recorder = createUsageRecorder(db, { retentionDays: config.usageRetentionDays });
   const routing = createRouting({ db, config, providers, usageTrouble: () => recorder.trouble(), accountWriteTrouble: () => providerDeps.writeTrouble() });
   maskAccountsAddedLater(routing.pool);
-  const shutdown = { cutting: false, stop: new AbortController() };
+  const shutdown = { cutting: false, stop: new AbortController(), drain: new AbortController() };
   const app = createApp({
     config,
     gateway: routing.gateway,
     ops: routing.ops,
     cutting: () => shutdown.cutting,
     stopping: shutdown.stop.signal,
+    draining: shutdown.drain.signal,
     // Usage rows are queued and written in batches; the metrics are in-memory counters.
     onRequestDone: (r) => {
       recorder.record(r);
@@ -263,6 +264,7 @@ async function runServer(config: Config): Promise<void> {
      */
     const stopNow = async (): Promise<void> => {
       shutdown.cutting = true;
+      shutdown.drain.abort();
       shutdown.stop.abort();
       await Promise.race([server?.stop(true), Bun.sleep(STOP_NOW_MS)]);
       for (const step of [() => recorder.stop(), () => routing.pool.stop(), () => providerDeps.flush(), serving.unnote, () => db.close()]) {
@@ -287,6 +289,8 @@ async function runServer(config: Config): Promise<void> {
         const graceMs = config.shutdownGraceSec * 1000;
         let timer: ReturnType<typeof setTimeout> | undefined;
         const graceful = server ? server.stop(false) : Promise.resolve();
+        // A request still waiting for an account has nothing upstream to finish: it is answered now.
+        shutdown.drain.abort();
         const finished = await Promise.race([
           Promise.resolve(graceful).then(() => true),
           new Promise<boolean>((r) => {

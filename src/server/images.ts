@@ -276,6 +276,8 @@ export interface ImageDeps {
   done(record: RequestRecord): void;
   /** Aborted when the shutdown grace is over: pictures still being drawn are stopped with a clean error. */
   stopping?: AbortSignal;
+  /** Aborted when the server begins to stop (DispatchRequest.draining). */
+  draining?: AbortSignal;
 }
 
 /**
@@ -354,7 +356,7 @@ async function drawOne(
   const t0 = performance.now();
   const rec = newRequestRecord(requestId, body.model, clientKey);
   try {
-    const d = await deps.gateway.dispatch({ body, requestId, headers, signal, onAttempt: attemptNoter(rec) });
+    const d = await deps.gateway.dispatch({ body, requestId, headers, signal, ...(deps.draining ? { draining: deps.draining } : {}), onAttempt: attemptNoter(rec) });
     noteDispatch(rec, d);
     const msg = d.message ?? (await collectMessage(d.events));
     rec.inputTokens = Number(msg.usage.input_tokens) || 0;

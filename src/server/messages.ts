@@ -153,6 +153,8 @@ export interface MessagesDeps {
    * clean error the client retries (an `error` event in a stream), not a cut connection.
    */
   stopping?: AbortSignal;
+  /** Aborted when the server begins to stop (DispatchRequest.draining). */
+  draining?: AbortSignal;
 }
 
 /** How a request still running when the shutdown grace is over is recorded (usage, metrics). */
@@ -226,6 +228,7 @@ export async function handleMessages(
       requestId,
       headers: forwardHeaders(request.headers),
       signal: abort.signal,
+      ...(deps.draining ? { draining: deps.draining } : {}),
       ...(clientSec > 0 ? { clientWaitMs: clientSec * 1000 } : {}),
       onAttempt: attemptNoter(rec),
     });

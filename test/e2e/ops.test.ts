@@ -355,6 +355,35 @@ describe('graceful shutdown', () => {
     }
   }, 30_000);
 
+  // A request waiting for a limit to reset has nothing upstream to finish, yet it held the stop for
+  // the whole grace (30 s by default: a restart stood still that long) and was then cut.
+  test('a request waiting for a limit to reset at SIGTERM is answered at once with a retryable 529, and the stop does not wait out the grace', async () => {
+    const limited = startFakeZai({ keys: [ZAI_KEY] });
+    const dataDir = tempDir();
+    const env = mcpEnv(dataDir, { PROXY_API_KEY: PROXY_KEY, SHUTDOWN_GRACE_SEC: '20', MAX_WAIT_SEC: '60', ...zaiEnv(limited) });
+    expect((await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', ZAI_KEY], { env })).code).toBe(0);
+    const server = await startServe({ env });
+    try {
+      limited.setMode({ kind: 'http429', retryAfter: 30 }, { times: 1 });
+      const waiting = post(server, hello('glm-4.6', false));
+      await waitFor(() => server.output().includes('waiting'), 10_000, 'the request waiting for the reset');
+      const signalled = Date.now();
+      server.proc.kill('SIGTERM');
+      const res = await waiting;
+      expect(res.status).toBe(529);
+      expect(res.headers.get('retry-after')).toBe('1');
+      const j = (await res.json()) as { error: { type: string; message: string } };
+      expect(j.error.type).toBe('overloaded_error');
+      expect(j.error.message).toContain('mcp is stopping');
+      expect(await server.stop()).toBe(0);
+      expect(Date.now() - signalled).toBeLessThan(10_000);
+      expect(limited.messages()).toHaveLength(1);
+    } finally {
+      if (server.proc.exitCode === null) await server.stop('SIGKILL');
+      await limited.stop();
+    }
+  }, 30_000);
+
   // A closed terminal or SSH session (SIGHUP) killed `mcp serve` outright: the stream in flight cut
   // off mid-answer, and the usage of the requests it had just served, still waiting to be written, lost.
   test('SIGHUP (the terminal closed) stops it like SIGTERM: the stream finishes, usage is stored, exit 0', async () => {

@@ -1103,6 +1103,39 @@ describe('concurrency cap (MAX_CONCURRENT_PER_ACCOUNT)', () => {
   });
 });
 
+describe('a server that begins to stop (draining)', () => {
+  test('a request waiting for a slot is answered at once with a retryable 529; the one upstream carries on; the wait leaves no listener on the server-wide signal', async () => {
+    const r = rig({ labels: ['a'], config: { maxConcurrentPerAccount: 1, maxWaitSec: 60 } });
+    const draining = new AbortController();
+    const listening = new Set<unknown>();
+    const sig = draining.signal;
+    const add = sig.addEventListener.bind(sig);
+    const remove = sig.removeEventListener.bind(sig);
+    sig.addEventListener = ((type: string, fn: EventListener, o?: AddEventListenerOptions) => (listening.add(fn), add(type, fn, o))) as typeof sig.addEventListener;
+    sig.removeEventListener = ((type: string, fn: EventListener) => (listening.delete(fn), remove(type, fn))) as typeof sig.removeEventListener;
+    const first = await r.routing.gateway.dispatch({ ...dispatchReq(request('glm-4.7')), draining: sig });
+    const waiting = rejection(r.routing.gateway.dispatch({ ...dispatchReq(request('glm-4.7')), draining: sig }));
+    await Bun.sleep(20);
+    expect(listening.size).toBe(1);
+    const t0 = performance.now();
+    draining.abort();
+    const err = await waiting;
+    expect(performance.now() - t0).toBeLessThan(500);
+    expect(err.status).toBe(529);
+    expect(err.type).toBe('overloaded_error');
+    expect(err.message).toContain('mcp is stopping');
+    expect(listening.size).toBe(0);
+    expect(r.zai.calls).toHaveLength(1);
+    expect(r.routing.pool.inFlight(first.accountId)).toBe(1);
+    await drain(first);
+    // Once draining, a request that would have to wait is answered without waiting.
+    const held = await r.routing.gateway.dispatch({ ...dispatchReq(request('glm-4.7')), draining: sig });
+    const late = await rejection(r.routing.gateway.dispatch({ ...dispatchReq(request('glm-4.7')), draining: sig }));
+    expect(late.status).toBe(529);
+    await drain(held);
+  });
+});
+
 describe("requests whose only tool is Anthropic's web search", () => {
   function searchRig(config: Parameters<typeof testConfig>[0] = {}) {
     const { db } = tempDb();
