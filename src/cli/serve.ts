@@ -301,8 +301,8 @@ async function runServer(config: Config): Promise<void> {
         if (!finished) {
           log.warn('grace period over: ending the requests still running, then closing their connections');
           shutdown.cutting = true;
-          // Each one still running ends with a clean error (an `error` event in a stream) the client
-          // retries, rather than a cut connection; a client that does not read it is cut after a moment.
+          // Each one still running ends with a clean error (a 529, or an `error` event in a stream)
+          // rather than a cut connection; a client that does not read it is cut after a moment.
           shutdown.stop.abort();
           await Promise.race([graceful, Bun.sleep(STOP_FLUSH_MS)]);
           await server?.stop(true);

@@ -70,7 +70,11 @@ export function jsonResponse(body: unknown, headers?: Record<string, string>, st
   return new Response(JSON.stringify(body), { status, headers: headers ? { ...JSON_HEADERS, ...headers } : JSON_HEADERS });
 }
 
-/** overloaded_error: Claude Code and the SDKs retry it, and a restarted server answers the retry. */
+/**
+ * overloaded_error: as a 529 (nothing sent yet) Claude Code and the SDKs retry it, and a restarted
+ * server answers; as a stream's `error` event, after part of the answer, no client retries (Claude
+ * Code shows the message), but it says what happened where a cut connection said nothing.
+ */
 export function serverStoppedError(): ApiError {
   return new ApiError('overloaded_error', 'mcp was stopped before this answer was finished (its SHUTDOWN_GRACE_SEC was over, or a second stop signal came); send the request again');
 }

@@ -150,7 +150,7 @@ export interface MessagesDeps {
   turns?: Turns;
   /**
    * Aborted when the server stops and its shutdown grace is over: what is still running ends with a
-   * clean error the client retries (an `error` event in a stream), not a cut connection.
+   * clean error (a 529, or an `error` event in a stream), not a cut connection.
    */
   stopping?: AbortSignal;
   /** Aborted when the server begins to stop (DispatchRequest.draining). */
