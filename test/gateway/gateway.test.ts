@@ -10,6 +10,7 @@ import { upsertAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
 import { addZai, cleanupDbs, dispatchReq, drain, fakeClock, readToFailure, request, rig, scriptedProvider, sessionBody, T0, tempDb, testConfig, textEvents } from './helpers.ts';
 import { configureLog, log } from '../../src/log.ts';
+import { listenerSpy } from '../fixtures/listener-spy.ts';
 
 afterEach(cleanupDbs);
 
@@ -1107,16 +1108,12 @@ describe('a server that begins to stop (draining)', () => {
   test('a request waiting for a slot is answered at once with a retryable 529; the one upstream carries on; the wait leaves no listener on the server-wide signal', async () => {
     const r = rig({ labels: ['a'], config: { maxConcurrentPerAccount: 1, maxWaitSec: 60 } });
     const draining = new AbortController();
-    const listening = new Set<unknown>();
     const sig = draining.signal;
-    const add = sig.addEventListener.bind(sig);
-    const remove = sig.removeEventListener.bind(sig);
-    sig.addEventListener = ((type: string, fn: EventListener, o?: AddEventListenerOptions) => (listening.add(fn), add(type, fn, o))) as typeof sig.addEventListener;
-    sig.removeEventListener = ((type: string, fn: EventListener) => (listening.delete(fn), remove(type, fn))) as typeof sig.removeEventListener;
+    const listening = listenerSpy(sig);
     const first = await r.routing.gateway.dispatch({ ...dispatchReq(request('glm-4.7')), draining: sig });
     const waiting = rejection(r.routing.gateway.dispatch({ ...dispatchReq(request('glm-4.7')), draining: sig }));
     await Bun.sleep(20);
-    expect(listening.size).toBe(1);
+    expect(listening.size()).toBe(1);
     const t0 = performance.now();
     draining.abort();
     const err = await waiting;
@@ -1124,7 +1121,7 @@ describe('a server that begins to stop (draining)', () => {
     expect(err.status).toBe(529);
     expect(err.type).toBe('overloaded_error');
     expect(err.message).toContain('mcp is stopping');
-    expect(listening.size).toBe(0);
+    expect(listening.size()).toBe(0);
     expect(r.zai.calls).toHaveLength(1);
     expect(r.routing.pool.inFlight(first.accountId)).toBe(1);
     await drain(first);
