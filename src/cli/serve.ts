@@ -280,7 +280,9 @@ async function runServer(config: Config): Promise<void> {
         // A closed terminal can send two (the kernel's, then the shell's to its jobs): only a person insists.
         if (signal === 'SIGHUP') return;
         warn('mcp: second signal, stopping now');
-        void stopNow().finally(() => process.exit(1));
+        void stopNow()
+          .catch(() => {})
+          .finally(() => process.exit(1));
         return;
       }
       stopping = true;
