@@ -4,6 +4,7 @@
 // at start. Each server notes itself in the settings at start and removes the note at its stop; a
 // note whose process is gone (killed) is dropped by the next start on the same machine.
 import type { Database } from 'bun:sqlite';
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { deleteSetting, setSetting, settingsWithPrefix } from '../store/db.ts';
 
@@ -17,15 +18,24 @@ export interface ServingNote {
   startedAt: string;
 }
 
-/** Whether a process is alive on this machine (signal 0: only asks). */
+/**
+ * Whether an `mcp serve` runs as `pid` on this machine (signal 0: only asks). Where /proc tells, the
+ * process must also have `serve` among its arguments: a killed server's pid may be anyone's now.
+ */
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     // EPERM: it exists, under another user.
-    return (err as { code?: string }).code === 'EPERM';
+    if ((err as { code?: string }).code !== 'EPERM') return false;
   }
+  let cmdline: string;
+  try {
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return true;
+  }
+  return cmdline.split('\0').includes('serve');
 }
 
 /**
