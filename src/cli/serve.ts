@@ -13,6 +13,7 @@ import { observeRequest } from '../request-metrics.ts';
 import { createUsageRecorder } from '../usage-recorder.ts';
 import { localBaseUrl } from './health.ts';
 import { importOnFirstStart } from './import.ts';
+import { noteServing, sharedDataDirWarning } from './serving.ts';
 import { JsonLogError, say, UsageError, warn } from './output.ts';
 
 /** Registers every credential of the accounts so no log line can carry one. */
@@ -97,6 +98,8 @@ export function sighupIgnored(status: () => string = () => readFileSync('/proc/s
 
 /** How long the requests ended at the end of the grace get to write their error before their connections are cut. */
 const STOP_FLUSH_MS = 1_000;
+/** The same on a second signal, which asks for the stop at once. */
+const STOP_NOW_MS = 100;
 
 const BIND_HINT = 'BIND_ADDRESS; 0.0.0.0 for every interface, 127.0.0.1 for this machine only';
 
@@ -163,13 +166,14 @@ export async function assembleServer(db: Database, config: Config) {
   const recorder = createUsageRecorder(db, { retentionDays: config.usageRetentionDays });
   const routing = createRouting({ db, config, providers, usageTrouble: () => recorder.trouble(), accountWriteTrouble: () => providerDeps.writeTrouble() });
   maskAccountsAddedLater(routing.pool);
-  const shutdown = { cutting: false, stop: new AbortController() };
+  const shutdown = { cutting: false, stop: new AbortController(), drain: new AbortController() };
   const app = createApp({
     config,
     gateway: routing.gateway,
     ops: routing.ops,
     cutting: () => shutdown.cutting,
     stopping: shutdown.stop.signal,
+    draining: shutdown.drain.signal,
     // Usage rows are queued and written in batches; the metrics are in-memory counters.
     onRequestDone: (r) => {
       recorder.record(r);
@@ -243,6 +247,9 @@ async function runServer(config: Config): Promise<void> {
   // Once it really listens: a start that fails has nothing exposed to warn about.
   const exposed = exposureWarning(config);
   if (exposed) log.warn(exposed);
+  const serving = noteServing(db, port, config.bindAddress);
+  const shared = sharedDataDirWarning(serving.others, config.dataDir);
+  if (shared) log.warn(shared);
   if (n === 0) {
     say(bannerLine('no accounts yet: add one with `mcp accounts add --provider zai` (it asks for the key) or `--provider antigravity`; a running server picks it up'));
   }
@@ -250,12 +257,33 @@ async function runServer(config: Config): Promise<void> {
   await new Promise<void>((resolveStopped) => {
     const signals = stopSignals();
     let stopping = false;
+    /**
+     * The stop a second signal asks for: at once, but what is known still lands. The requests still
+     * running end as at the end of the grace (and are recorded so), then the usage rows and the
+     * pool's state waiting in memory are written, as a graceful stop would.
+     */
+    const stopNow = async (): Promise<void> => {
+      shutdown.cutting = true;
+      shutdown.drain.abort();
+      shutdown.stop.abort();
+      await Promise.race([server?.stop(true), Bun.sleep(STOP_NOW_MS)]);
+      for (const step of [() => recorder.stop(), () => routing.pool.stop(), () => providerDeps.flush(), serving.unnote, () => db.close()]) {
+        try {
+          step();
+        } catch {
+          // the graceful stop got there first (the database is closed), or the store refuses: nothing more to do
+        }
+      }
+    };
     const onSignal = (signal: NodeJS.Signals) => {
       if (stopping) {
         // A closed terminal can send two (the kernel's, then the shell's to its jobs): only a person insists.
         if (signal === 'SIGHUP') return;
         warn('mcp: second signal, stopping now');
-        process.exit(1);
+        void stopNow()
+          .catch(() => {})
+          .finally(() => process.exit(1));
+        return;
       }
       stopping = true;
       log.info(`${signal}: stopping (in-flight requests get up to ${config.shutdownGraceSec}s)`);
@@ -263,6 +291,8 @@ async function runServer(config: Config): Promise<void> {
         const graceMs = config.shutdownGraceSec * 1000;
         let timer: ReturnType<typeof setTimeout> | undefined;
         const graceful = server ? server.stop(false) : Promise.resolve();
+        // A request still waiting for an account has nothing upstream to finish: it is answered now.
+        shutdown.drain.abort();
         const finished = await Promise.race([
           Promise.resolve(graceful).then(() => true),
           new Promise<boolean>((r) => {
@@ -273,8 +303,8 @@ async function runServer(config: Config): Promise<void> {
         if (!finished) {
           log.warn('grace period over: ending the requests still running, then closing their connections');
           shutdown.cutting = true;
-          // Each one still running ends with a clean error (an `error` event in a stream) the client
-          // retries, rather than a cut connection; a client that does not read it is cut after a moment.
+          // Each one still running ends with a clean error (a 529, or an `error` event in a stream)
+          // rather than a cut connection; a client that does not read it is cut after a moment.
           shutdown.stop.abort();
           await Promise.race([graceful, Bun.sleep(STOP_FLUSH_MS)]);
           await server?.stop(true);
@@ -287,6 +317,7 @@ async function runServer(config: Config): Promise<void> {
         recorder.stop();
         // The thinking the last answers streamed must be known as the provider's own after the restart.
         providerDeps.flush();
+        serving.unnote();
         db.close();
         for (const s of signals) process.off(s, onSignal);
         removeGuards();

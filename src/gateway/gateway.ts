@@ -85,6 +85,13 @@ export function defaultSleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/** The answer to a request that was waiting for an account when the server began to stop: Claude Code and the SDKs retry a 529. */
+function stoppingError(): ApiError {
+  return new ApiError('overloaded_error', 'mcp is stopping: this request was still waiting for an account to be free; send it again', {
+    headers: { 'retry-after': '1' },
+  });
+}
+
 /** "1h2m3s" for a wait in ms (at least 1s). */
 export function formatWait(ms: number): string {
   let s = Math.max(1, Math.ceil(ms / 1000));
@@ -376,6 +383,31 @@ export function createGateway(deps: GatewayDeps): Gateway {
   }
 
   /**
+   * Runs a wait with a signal that also aborts when the server begins to stop (req.draining); a
+   * wait the stop ended is the stop's 529. The listener on the server-wide signal goes with the wait.
+   */
+  async function unlessDraining<T>(req: DispatchRequest, wait: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const draining = req.draining;
+    if (!draining) return wait(req.signal);
+    if (draining.aborted) throw stoppingError();
+    const either = new AbortController();
+    const onAbort = (): void => either.abort();
+    req.signal.addEventListener('abort', onAbort, { once: true });
+    draining.addEventListener('abort', onAbort, { once: true });
+    try {
+      const r = await wait(either.signal);
+      if (draining.aborted && !req.signal.aborted) throw stoppingError();
+      return r;
+    } catch (err) {
+      if (draining.aborted && !req.signal.aborted) throw stoppingError();
+      throw err;
+    } finally {
+      req.signal.removeEventListener('abort', onAbort);
+      draining.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /**
    * Waits `ms` for a limit to end, or less when the pool changes (a reload, a quota reading), so
    * the caller asks the pool again. Rejects when the client leaves.
    */
@@ -551,7 +583,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
           }
           waitedForReset = true;
           // An account enabled or added with the CLI (a reload) serves at once: it is not waited past.
-          await resetOrChange(wait, req.signal);
+          await unlessDraining(req, (signal) => resetOrChange(wait, signal));
           // A new round, however the wait ended: every account gets a fresh chance (one tried and
           // limited may be free again already). The total wait stays under maxWaitSec, and the
           // upstream calls under maxAttempts in all: a limit that comes back every round (Z.AI
@@ -573,7 +605,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
           waitedForSlot = true;
           // A limit that ends frees an account as surely as a slot does, but nothing announces it.
           const ms = got.freeAt !== undefined ? Math.min(left, Math.max(1, got.freeAt - now())) : left;
-          if (await pool.waitForSlot(ms, req.signal)) continue;
+          if (await unlessDraining(req, (signal) => pool.waitForSlot(ms, signal))) continue;
           if (ms < left && !req.signal.aborted) continue;
         }
         if (req.signal.aborted) {

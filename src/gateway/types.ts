@@ -12,6 +12,12 @@ export interface DispatchRequest {
   /** Aborted when the client goes away; the upstream call is aborted with it. */
   signal: AbortSignal;
   /**
+   * Aborted when the server begins to stop: a request still waiting for a limit to reset or a
+   * concurrency slot (nothing upstream yet) stops waiting and gets a retryable 529 at once, rather
+   * than holding the stop for the whole grace; one already upstream carries on.
+   */
+  draining?: AbortSignal;
+  /**
    * How long the client waits for its answer, ms (the SDK's x-stainless-timeout), when it says. A
    * wait for a limit to reset is only made if it leaves the client as long again for the answer;
    * else the client gets the 429 and its retry-after at once, not a timeout it would retry.

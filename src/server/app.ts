@@ -27,6 +27,8 @@ export interface AppDeps {
   cutting?: () => boolean;
   /** Aborted when the shutdown grace is over: requests still running end with a clean error first. */
   stopping?: AbortSignal;
+  /** Aborted when the server begins to stop: requests still waiting for an account are answered at once. */
+  draining?: AbortSignal;
 }
 
 /** Paths anyone may call without the key (HEAD / is Claude Code's connection pre-warm). */
@@ -131,6 +133,7 @@ export function createApp(deps: AppDeps) {
       }
     : null;
 
+  const stopSignals = { ...(deps.stopping ? { stopping: deps.stopping } : {}), ...(deps.draining ? { draining: deps.draining } : {}) };
   const done = (r: RequestRecord): void => {
     // A connection the server cut at shutdown looks to the request like a client that left: it was not.
     if (r.errorType === 'client_closed' && deps.cutting?.()) {
@@ -195,10 +198,10 @@ export function createApp(deps: AppDeps) {
       return errorResponse(api, requestId, corsHeaders ?? undefined, request);
     })
     .get('/', () => jsonResponse({ status: 'ok', service: 'multi-claude-proxy' }))
-    .use(messageRoutes({ config, gateway, done, ...(deps.stopping ? { stopping: deps.stopping } : {}) }))
-    .use(imageRoutes({ config, gateway, done, ...(deps.stopping ? { stopping: deps.stopping } : {}) }))
+    .use(messageRoutes({ config, gateway, done, ...stopSignals }))
+    .use(imageRoutes({ config, gateway, done, ...stopSignals }))
     .use(modelRoutes(gateway))
-    .use(opsRoutes(ops, isAuthorized))
+    .use(opsRoutes(ops, isAuthorized, deps.stopping))
     .use(dashboardRoutes(ops));
 }
 

@@ -69,3 +69,24 @@ export function errorResponse(err: ApiError, requestId: string, headers?: Record
 export function jsonResponse(body: unknown, headers?: Record<string, string>, status = 200): Response {
   return new Response(JSON.stringify(body), { status, headers: headers ? { ...JSON_HEADERS, ...headers } : JSON_HEADERS });
 }
+
+/**
+ * overloaded_error: as a 529 (nothing sent yet) Claude Code and the SDKs retry it, and a restarted
+ * server answers; as a stream's `error` event, after part of the answer, no client retries (Claude
+ * Code shows the message), but it says what happened where a cut connection said nothing.
+ */
+export function serverStoppedError(): ApiError {
+  return new ApiError('overloaded_error', 'mcp was stopped before this answer was finished (its SHUTDOWN_GRACE_SEC was over, or a second stop signal came); send the request again');
+}
+
+/** `work`, or the stop error once `stopping` aborts first (the shutdown grace is over). */
+export function untilStopped<T>(work: Promise<T>, stopping: AbortSignal | undefined): Promise<T> {
+  if (!stopping) return work;
+  if (stopping.aborted) return Promise.reject(serverStoppedError());
+  let onStop = (): void => {};
+  const stopped = new Promise<never>((_, reject) => {
+    onStop = () => reject(serverStoppedError());
+    stopping.addEventListener('abort', onStop, { once: true });
+  });
+  return Promise.race([work, stopped]).finally(() => stopping.removeEventListener('abort', onStop));
+}

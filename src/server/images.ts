@@ -12,9 +12,9 @@ import type { Message } from '../anthropic/events.ts';
 import { IMAGE_ASPECT_RATIOS, IMAGE_SIZES, type ImageAspectRatio, type ImageConfig, type MessagesRequest } from '../anthropic/schema.ts';
 import type { Config } from '../config.ts';
 import type { Gateway } from '../gateway/types.ts';
-import { errorResponse, jsonResponse, toApiError } from './errors.ts';
+import { errorResponse, jsonResponse, serverStoppedError, toApiError } from './errors.ts';
 import { keyNumberOf } from './auth.ts';
-import { attemptNoter, CLIENT_CLOSED, forwardHeaders, newRequestRecord, noteDispatch, readBodyInTime, requestIdOf, restoreIdleTimeout, type RequestRecord, serverStoppedError, type ServerLike } from './messages.ts';
+import { attemptNoter, CLIENT_CLOSED, forwardHeaders, newRequestRecord, noteDispatch, readBodyInTime, requestIdOf, restoreIdleTimeout, type RequestRecord, type ServerLike } from './messages.ts';
 import { isBase64, parseJsonBytes, readLimitedBytes, validateBody, validateMessagesRequest } from './validate.ts';
 
 /** More pictures per request than this is a batch job, not a request (the Go proxy's cap too). */
@@ -276,6 +276,8 @@ export interface ImageDeps {
   done(record: RequestRecord): void;
   /** Aborted when the shutdown grace is over: pictures still being drawn are stopped with a clean error. */
   stopping?: AbortSignal;
+  /** Aborted when the server begins to stop (DispatchRequest.draining). */
+  draining?: AbortSignal;
 }
 
 /**
@@ -354,7 +356,7 @@ async function drawOne(
   const t0 = performance.now();
   const rec = newRequestRecord(requestId, body.model, clientKey);
   try {
-    const d = await deps.gateway.dispatch({ body, requestId, headers, signal, onAttempt: attemptNoter(rec) });
+    const d = await deps.gateway.dispatch({ body, requestId, headers, signal, ...(deps.draining ? { draining: deps.draining } : {}), onAttempt: attemptNoter(rec) });
     noteDispatch(rec, d);
     const msg = d.message ?? (await collectMessage(d.events));
     rec.inputTokens = Number(msg.usage.input_tokens) || 0;

@@ -8,7 +8,7 @@ import { collectMessage, emptyUsage, type UsageTotals } from '../anthropic/colle
 import { estimateInputTokens } from '../anthropic/tokens.ts';
 import type { Config } from '../config.ts';
 import type { Dispatched, DispatchRequest, Gateway } from '../gateway/types.ts';
-import { errorResponse, jsonResponse, toApiError } from './errors.ts';
+import { errorResponse, jsonResponse, serverStoppedError, toApiError } from './errors.ts';
 import { keyNumberOf } from './auth.ts';
 import { sseResponse } from './sse.ts';
 import { createTurns, type Turns } from './turns.ts';
@@ -150,18 +150,16 @@ export interface MessagesDeps {
   turns?: Turns;
   /**
    * Aborted when the server stops and its shutdown grace is over: what is still running ends with a
-   * clean error the client retries (an `error` event in a stream), not a cut connection.
+   * clean error (a 529, or an `error` event in a stream), not a cut connection.
    */
   stopping?: AbortSignal;
+  /** Aborted when the server begins to stop (DispatchRequest.draining). */
+  draining?: AbortSignal;
 }
 
 /** How a request still running when the shutdown grace is over is recorded (usage, metrics). */
 export const SERVER_STOPPED = 'server_stopped';
 
-/** overloaded_error: Claude Code and the SDKs retry it, and a restarted server answers the retry. */
-export function serverStoppedError(): ApiError {
-  return new ApiError('overloaded_error', 'mcp is stopping and its shutdown grace (SHUTDOWN_GRACE_SEC) is over: this answer was cut off; send the request again');
-}
 
 export interface ServerLike {
   timeout(request: Request, seconds: number): void;
@@ -230,6 +228,7 @@ export async function handleMessages(
       requestId,
       headers: forwardHeaders(request.headers),
       signal: abort.signal,
+      ...(deps.draining ? { draining: deps.draining } : {}),
       ...(clientSec > 0 ? { clientWaitMs: clientSec * 1000 } : {}),
       onAttempt: attemptNoter(rec),
     });

@@ -4,14 +4,15 @@
 import { Elysia } from 'elysia';
 import { ApiError } from '../anthropic/errors.ts';
 import type { Ops } from '../gateway/types.ts';
-import { jsonResponse } from './errors.ts';
+import { jsonResponse, untilStopped } from './errors.ts';
 
 // nosniff: a browser that logged in to the dashboard replays Basic auth, and a foreign page could
 // load these as a script; never run text/plain as one.
 const TEXT = { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' } as const;
 const PROMETHEUS = { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'x-content-type-options': 'nosniff' } as const;
 
-export function opsRoutes(ops: Ops, isAuthorized: (headers: Headers) => boolean) {
+/** `stopping`: aborted when the shutdown grace is over (a refresh still waiting on Google then gets the stop error). */
+export function opsRoutes(ops: Ops, isAuthorized: (headers: Headers) => boolean, stopping?: AbortSignal) {
   return new Elysia({ name: 'ops' })
     .get('/health', ({ request }) => jsonResponse(ops.health(isAuthorized(request.headers))))
     .get('/account-limits', ({ query }) => {
@@ -27,7 +28,7 @@ export function opsRoutes(ops: Ops, isAuthorized: (headers: Headers) => boolean)
       '/refresh-token',
       async ({ query }) => {
         const account = (query as Record<string, string | undefined>).account;
-        return jsonResponse(await ops.refresh(account || undefined));
+        return jsonResponse(await untilStopped(ops.refresh(account || undefined), stopping));
       },
       { parse: 'none' },
     )

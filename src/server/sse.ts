@@ -37,7 +37,7 @@ export interface SseOptions {
   deadlineMessage?: string;
   /**
    * Aborted when the server stops and its grace is over: the stream ends with an `error` event of
-   * `stopError` (a clean end the client can retry on) instead of a cut connection.
+   * `stopError` (a clean end that says why) instead of a cut connection.
    */
   stop?: AbortSignal;
   stopError?: ApiError;

@@ -654,3 +654,13 @@ export function setSetting(db: Database, key: string, value: string): void {
     value,
   );
 }
+
+/** Every setting whose key starts with `prefix`. */
+export function settingsWithPrefix(db: Database, prefix: string): Array<{ key: string; value: string }> {
+  // substr, not LIKE: a prefix may hold `_` or `%`.
+  return db.query('SELECT key, value FROM settings WHERE substr(key, 1, ?) = ? ORDER BY key').all(prefix.length, prefix) as Array<{ key: string; value: string }>;
+}
+
+export function deleteSetting(db: Database, key: string): void {
+  db.query('DELETE FROM settings WHERE key = ?').run(key);
+}

@@ -60,6 +60,47 @@ async function post(server: ServeHandle, body: unknown, key = PROXY_KEY): Promis
 
 const hello = (model: string, stream: boolean) => ({ model, max_tokens: 64, stream, messages: [{ role: 'user', content: 'Say hello.' }] });
 
+/** A fake Z.AI and a server over one key of it, both of the test's own (it stops the server); stopped after `fn`. */
+async function withOwnServer(
+  extraEnv: Record<string, string>,
+  fn: (s: { server: ServeHandle; fake: FakeZai; dataDir: string }) => Promise<void>,
+  bin?: readonly string[],
+): Promise<void> {
+  const fake = startFakeZai({ keys: [ZAI_KEY] });
+  const dataDir = tempDir();
+  const env = mcpEnv(dataDir, { PROXY_API_KEY: PROXY_KEY, ...zaiEnv(fake), ...extraEnv });
+  expect((await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', ZAI_KEY], { env })).code).toBe(0);
+  const server = await startServe({ env, ...(bin ? { bin } : {}) });
+  try {
+    await fn({ server, fake, dataDir });
+  } finally {
+    if (server.proc.exitCode === null) await server.stop('SIGKILL');
+    await fake.stop();
+  }
+}
+
+/** The usage rows a stopped server left, in order of `order`; the database must be intact. */
+function usageRows(dataDir: string, order: 'ts' | 'stream' = 'ts'): unknown[] {
+  const db = openDatabase(join(dataDir, 'proxy.db'));
+  try {
+    expect(integrityCheck(db)).toBe('ok');
+    return db.query(`SELECT stream, status, error_type AS errorType FROM usage ORDER BY ${order}`).all();
+  } finally {
+    db.close();
+  }
+}
+
+/** The rest of a response body, as text, to its end. */
+async function readAll(reader: { read(): Promise<{ value?: Uint8Array; done: boolean }> }): Promise<string> {
+  let text = '';
+  const dec = new TextDecoder();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return text;
+    text += dec.decode(value, { stream: true });
+  }
+}
+
 describe('a day in the life, with LOG_FORMAT=json and DEBUG on', () => {
   let server: ServeHandle;
   let dataDir = '';
@@ -260,32 +301,18 @@ describe('graceful shutdown', () => {
 
   // At the end of the grace the connections were cut: the SDK saw "Connection error." mid-stream
   // and a request not yet answered a reset socket, where the README promises a clean error.
-  test('a stream longer than SHUTDOWN_GRACE_SEC ends with a retryable error event when the grace is over, a request not yet answered gets the error envelope, and the process still exits 0 cleanly', async () => {
-    const slow = startFakeZai({ keys: [ZAI_KEY] });
-    slow.setMode({ kind: 'slow_chunks', chunks: 60, delayMs: 200 });
-    const dataDir = tempDir();
-    const env = mcpEnv(dataDir, { PROXY_API_KEY: PROXY_KEY, SHUTDOWN_GRACE_SEC: '1', ...zaiEnv(slow) });
-    expect((await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', ZAI_KEY], { env })).code).toBe(0);
-    const server = await startServe({ env });
-    try {
+  test('a stream longer than SHUTDOWN_GRACE_SEC ends with an error event saying so when the grace is over, a request not yet answered gets the error envelope, and the process still exits 0 cleanly', async () => {
+    await withOwnServer({ SHUTDOWN_GRACE_SEC: '1' }, async ({ server, fake, dataDir }) => {
+      fake.setMode({ kind: 'slow_chunks', chunks: 60, delayMs: 200 });
       const res = await post(server, hello('glm-4.6', true));
       const reader = res.body!.getReader();
       await reader.read();
       // A non-streaming answer that cannot finish within the grace either.
       const whole = post(server, hello('glm-4.6', false));
-      await waitFor(() => slow.messages().length === 2, 10_000, 'the second request upstream');
+      await waitFor(() => fake.messages().length === 2, 10_000, 'the second request upstream');
       const signalled = Date.now();
       server.proc.kill('SIGTERM');
-      const body = await (async () => {
-        let text = '';
-        const dec = new TextDecoder();
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          text += dec.decode(value, { stream: true });
-        }
-        return text;
-      })();
+      const body = await readAll(reader);
       expect(body).not.toContain('event: message_stop');
       const last = body.trimEnd().split('\n\n').at(-1)!;
       expect(last).toStartWith('event: error\n');
@@ -301,65 +328,79 @@ describe('graceful shutdown', () => {
       expect(took).toBeGreaterThanOrEqual(900);
       expect(took).toBeLessThan(8000);
       expect(server.output()).toContain('grace period over');
-      const db = openDatabase(join(dataDir, 'proxy.db'));
-      try {
-        expect(integrityCheck(db)).toBe('ok');
-        // The server ended them, not the client: usage says so, and counts them as errors, not cancels.
-        expect(db.query('SELECT stream, status, error_type AS errorType FROM usage ORDER BY stream').all()).toEqual([
-          { stream: 0, status: 503, errorType: 'server_stopped' },
-          { stream: 1, status: 503, errorType: 'server_stopped' },
-        ]);
-      } finally {
-        db.close();
-      }
-    } finally {
-      if (server.proc.exitCode === null) await server.stop('SIGKILL');
-      await slow.stop();
-    }
+      // The server ended them, not the client: usage says so, and counts them as errors, not cancels.
+      expect(usageRows(dataDir, 'stream')).toEqual([
+        { stream: 0, status: 503, errorType: 'server_stopped' },
+        { stream: 1, status: 503, errorType: 'server_stopped' },
+      ]);
+    });
+  }, 30_000);
+
+  // A second Ctrl+C exited at once, and the usage rows still waiting in memory (written once a
+  // second) went with it: the requests just served were missing from `mcp usage`.
+  test('a second SIGINT stops it at once (exit 1), and still stores the usage of what it served and of the stream it cut', async () => {
+    await withOwnServer({ SHUTDOWN_GRACE_SEC: '20' }, async ({ server, fake, dataDir }) => {
+      for (let i = 0; i < 3; i++) expect((await post(server, hello('glm-4.6', false))).status).toBe(200);
+      fake.setMode({ kind: 'slow_chunks', chunks: 100, delayMs: 100 });
+      const res = await post(server, hello('glm-4.6', true));
+      await res.body!.getReader().read();
+      server.proc.kill('SIGINT');
+      await waitFor(() => server.output().includes('SIGINT: stopping'), 10_000, 'the first SIGINT taken');
+      const signalled = Date.now();
+      server.proc.kill('SIGINT');
+      expect(await server.stop()).toBe(1);
+      expect(Date.now() - signalled).toBeLessThan(5000);
+      expect(server.output()).toContain('second signal, stopping now');
+      const ok = { stream: 0, status: 200, errorType: null };
+      expect(usageRows(dataDir)).toEqual([ok, ok, ok, { stream: 1, status: 503, errorType: 'server_stopped' }]);
+    });
+  }, 30_000);
+
+  // A request waiting for a limit to reset has nothing upstream to finish, yet it held the stop for
+  // the whole grace (30 s by default: a restart stood still that long) and was then cut.
+  test('a request waiting for a limit to reset at SIGTERM is answered at once with a retryable 529, and the stop does not wait out the grace', async () => {
+    await withOwnServer({ SHUTDOWN_GRACE_SEC: '20', MAX_WAIT_SEC: '60' }, async ({ server, fake }) => {
+      fake.setMode({ kind: 'http429', retryAfter: 30 }, { times: 1 });
+      const waiting = post(server, hello('glm-4.6', false));
+      await waitFor(() => server.output().includes('waiting'), 10_000, 'the request waiting for the reset');
+      const signalled = Date.now();
+      server.proc.kill('SIGTERM');
+      const res = await waiting;
+      expect(res.status).toBe(529);
+      expect(res.headers.get('retry-after')).toBe('1');
+      const j = (await res.json()) as { error: { type: string; message: string } };
+      expect(j.error.type).toBe('overloaded_error');
+      expect(j.error.message).toContain('mcp is stopping');
+      expect(await server.stop()).toBe(0);
+      expect(Date.now() - signalled).toBeLessThan(10_000);
+      expect(fake.messages()).toHaveLength(1);
+    });
   }, 30_000);
 
   // A closed terminal or SSH session (SIGHUP) killed `mcp serve` outright: the stream in flight cut
   // off mid-answer, and the usage of the requests it had just served, still waiting to be written, lost.
   test('SIGHUP (the terminal closed) stops it like SIGTERM: the stream finishes, usage is stored, exit 0', async () => {
-    const slow = startFakeZai({ keys: [ZAI_KEY] });
-    const dataDir = tempDir();
-    const env = mcpEnv(dataDir, { PROXY_API_KEY: PROXY_KEY, SHUTDOWN_GRACE_SEC: '20', ...zaiEnv(slow) });
-    expect((await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', ZAI_KEY], { env })).code).toBe(0);
-    const server = await startServe({ env });
-    try {
+    await withOwnServer({ SHUTDOWN_GRACE_SEC: '20' }, async ({ server, fake, dataDir }) => {
       expect((await post(server, hello('glm-4.6', false))).status).toBe(200);
-      slow.setMode({ kind: 'slow_chunks', chunks: 8, delayMs: 100 });
+      fake.setMode({ kind: 'slow_chunks', chunks: 8, delayMs: 100 });
       const res = await post(server, hello('glm-4.6', true));
       const reader = res.body!.getReader();
       await reader.read();
       server.proc.kill('SIGHUP');
-      const body = await new Response(new ReadableStream({ pull: async (c) => {
-        const { value, done } = await reader.read();
-        if (done) c.close();
-        else c.enqueue(value);
-      } })).text();
-      expect(body).toContain('event: message_stop');
+      expect(await readAll(reader)).toContain('event: message_stop');
       expect(await server.stop()).toBe(0);
       expect(server.output()).toContain('SIGHUP: stopping');
-      const db = openDatabase(join(dataDir, 'proxy.db'));
-      try {
-        expect(db.query('SELECT stream, status FROM usage ORDER BY ts').all()).toEqual([{ stream: 0, status: 200 }, { stream: 1, status: 200 }]);
-      } finally {
-        db.close();
-      }
-    } finally {
-      if (server.proc.exitCode === null) await server.stop('SIGKILL');
-      await slow.stop();
-    }
+      expect(usageRows(dataDir)).toEqual([
+        { stream: 0, status: 200, errorType: null },
+        { stream: 1, status: 200, errorType: null },
+      ]);
+    });
   }, 30_000);
 
   test('started with SIGHUP ignored (`nohup mcp serve &`), a hang-up leaves it serving', async () => {
-    const dataDir = tempDir();
-    const env = mcpEnv(dataDir, { PROXY_API_KEY: PROXY_KEY, ...zaiEnv(zai) });
-    expect((await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', ZAI_KEY], { env })).code).toBe(0);
     // What nohup does: SIGHUP set to ignored before mcp starts.
-    const server = await startServe({ env, bin: ['/bin/sh', '-c', 'trap "" HUP; exec "$0" "$@"', ...MCP_FROM_SOURCE] });
-    try {
+    const bin = ['/bin/sh', '-c', 'trap "" HUP; exec "$0" "$@"', ...MCP_FROM_SOURCE];
+    await withOwnServer({}, async ({ server }) => {
       server.proc.kill('SIGHUP');
       // The signal is delivered at once; a server it stopped would refuse this request.
       await Bun.sleep(200);
@@ -367,8 +408,49 @@ describe('graceful shutdown', () => {
       expect(server.proc.exitCode).toBeNull();
       expect(server.output()).not.toContain('SIGHUP');
       expect(await server.stop()).toBe(0);
+    }, bin);
+  }, 30_000);
+});
+
+
+describe('two servers on one data directory', () => {
+  // A second `mcp serve` on another port shared the database without a word: safe for limits and
+  // usage, but each applies the concurrency caps on its own, so together they exceed them.
+  test('the second one warns, naming the first; once the first has stopped a new start is quiet', async () => {
+    const dataDir = tempDir();
+    const env = mcpEnv(dataDir, { PROXY_API_KEY: PROXY_KEY, ...zaiEnv(zai) });
+    expect((await runMcp(['accounts', 'add', '--provider', 'zai', '--api-key', ZAI_KEY], { env })).code).toBe(0);
+    const first = await startServe({ env });
+    let second: ServeHandle | undefined;
+    let third: ServeHandle | undefined;
+    try {
+      expect(first.output()).not.toContain('another mcp serve');
+      second = await startServe({ env });
+      const warned = second.output().split('\n').filter((l) => l.includes('another mcp serve is using'));
+      expect(warned).toHaveLength(1);
+      expect(warned[0]).toContain(`pid ${first.proc.pid} on 127.0.0.1:${first.port}`);
+      // Both serve from the shared pool.
+      expect((await post(first, hello('glm-4.6', false))).status).toBe(200);
+      expect((await post(second, hello('glm-4.6', false))).status).toBe(200);
+      expect(await first.stop()).toBe(0);
+      expect(await second.stop()).toBe(0);
+      third = await startServe({ env });
+      expect(third.output()).not.toContain('another mcp serve');
     } finally {
-      if (server.proc.exitCode === null) await server.stop('SIGKILL');
+      for (const s of [first, second, third]) if (s && s.proc.exitCode === null) await s.stop('SIGKILL');
+    }
+  }, 30_000);
+
+  test('a server that was killed is not named by the next start', async () => {
+    const dataDir = tempDir();
+    const env = mcpEnv(dataDir, { PROXY_API_KEY: PROXY_KEY, ...zaiEnv(zai) });
+    const killed = await startServe({ env });
+    await killed.stop('SIGKILL');
+    const next = await startServe({ env });
+    try {
+      expect(next.output()).not.toContain('another mcp serve');
+    } finally {
+      await next.stop();
     }
   }, 30_000);
 });

@@ -10,6 +10,7 @@ import { upsertAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
 import { addZai, cleanupDbs, dispatchReq, drain, fakeClock, readToFailure, request, rig, scriptedProvider, sessionBody, T0, tempDb, testConfig, textEvents } from './helpers.ts';
 import { configureLog, log } from '../../src/log.ts';
+import { listenerSpy } from '../fixtures/listener-spy.ts';
 
 afterEach(cleanupDbs);
 
@@ -1275,6 +1276,35 @@ describe('concurrency cap (MAX_CONCURRENT_PER_ACCOUNT)', () => {
     expect(r.routing.pool.inFlight(first.accountId)).toBe(1);
     await drain(first);
     expect(r.routing.pool.inFlight(first.accountId)).toBe(0);
+  });
+});
+
+describe('a server that begins to stop (draining)', () => {
+  test('a request waiting for a slot is answered at once with a retryable 529; the one upstream carries on; the wait leaves no listener on the server-wide signal', async () => {
+    const r = rig({ labels: ['a'], config: { maxConcurrentPerAccount: 1, maxWaitSec: 60 } });
+    const draining = new AbortController();
+    const sig = draining.signal;
+    const listening = listenerSpy(sig);
+    const first = await r.routing.gateway.dispatch({ ...dispatchReq(request('glm-4.7')), draining: sig });
+    const waiting = rejection(r.routing.gateway.dispatch({ ...dispatchReq(request('glm-4.7')), draining: sig }));
+    await Bun.sleep(20);
+    expect(listening.size()).toBe(1);
+    const t0 = performance.now();
+    draining.abort();
+    const err = await waiting;
+    expect(performance.now() - t0).toBeLessThan(500);
+    expect(err.status).toBe(529);
+    expect(err.type).toBe('overloaded_error');
+    expect(err.message).toContain('mcp is stopping');
+    expect(listening.size()).toBe(0);
+    expect(r.zai.calls).toHaveLength(1);
+    expect(r.routing.pool.inFlight(first.accountId)).toBe(1);
+    await drain(first);
+    // Once draining, a request that would have to wait is answered without waiting.
+    const held = await r.routing.gateway.dispatch({ ...dispatchReq(request('glm-4.7')), draining: sig });
+    const late = await rejection(r.routing.gateway.dispatch({ ...dispatchReq(request('glm-4.7')), draining: sig }));
+    expect(late.status).toBe(529);
+    await drain(held);
   });
 });
 

@@ -500,47 +500,55 @@ describe('the end of the shutdown grace', () => {
     return new Promise((_, reject) => req.signal.addEventListener('abort', () => reject(new ApiError('api_error', 'aborted'))));
   };
 
-  // The connections were cut: a request waiting for its answer (a limit to reset, a slot, a long
-  // non-streaming answer) saw a reset socket, not the error envelope every failure is meant to be.
-  test('a request not yet answered gets a retryable 529 in the envelope, recorded as server_stopped, and its upstream call is stopped', async () => {
-    const stop = new AbortController();
-    const h = startHarness(testConfig(), { stopping: stop.signal });
-    try {
-      const seen: AbortSignal[] = [];
-      h.dispatch = stalled(seen);
-      const res = post(h, '/v1/messages', body());
-      await until(() => seen.length === 1);
-      stop.abort();
-      const r = await res;
-      expect(r.status).toBe(529);
-      const j = (await r.json()) as { type: string; error: { type: string; message: string } };
-      expect(j.error.type).toBe('overloaded_error');
-      expect(j.error.message).toContain('SHUTDOWN_GRACE_SEC');
-      expect(seen[0]!.aborted).toBe(true);
-      await until(() => h.records.length === 1);
-      expect(h.records[0]).toMatchObject({ status: 503, errorType: 'server_stopped' });
-    } finally {
-      h.stop();
-    }
-  });
-
-  test('a picture still being drawn gets the same error', async () => {
+  /**
+   * Sends `payload` to `path` on a harness told of the stop, waits until `started()` says the request
+   * is under way, stops, and gives the answer's status and error type (the harness is stopped after).
+   */
+  async function answerAtStop(
+    path: string,
+    payload: unknown,
+    arrange: (h: Harness) => () => boolean,
+    check: (h: Harness) => Promise<void> = async () => {},
+  ): Promise<{ status: number; type: string; message: string }> {
     const stop = new AbortController();
     const h = startHarness(testConfig(), { stopping: stop.signal, cutting: () => stop.signal.aborted });
     try {
-      const seen: AbortSignal[] = [];
-      h.dispatch = stalled(seen);
-      const res = post(h, '/v1/images/generations', { prompt: 'a lighthouse' });
-      await until(() => seen.length === 1);
+      const started = arrange(h);
+      const res = post(h, path, payload);
+      await until(started);
       stop.abort();
       const r = await res;
-      expect(r.status).toBe(529);
-      expect(((await r.json()) as { error: { type: string } }).error.type).toBe('overloaded_error');
-      await until(() => h.records.length === 1);
-      expect(h.records[0]).toMatchObject({ status: 503, errorType: 'server_stopped' });
+      const j = (await r.json()) as { error: { type: string; message: string } };
+      await check(h);
+      return { status: r.status, type: j.error.type, message: j.error.message };
     } finally {
       h.stop();
     }
+  }
+  const stoppedRecord = async (h: Harness) => {
+    await until(() => h.records.length === 1);
+    expect(h.records[0]).toMatchObject({ status: 503, errorType: 'server_stopped' });
+  };
+
+  // The connections were cut: a request waiting for its answer (a limit to reset, a slot, a long
+  // non-streaming answer) saw a reset socket, not the error envelope every failure is meant to be.
+  test('a request not yet answered gets a retryable 529 in the envelope, recorded as server_stopped, and its upstream call is stopped', async () => {
+    const seen: AbortSignal[] = [];
+    const answer = await answerAtStop('/v1/messages', body(), (h) => ((h.dispatch = stalled(seen)), () => seen.length === 1), stoppedRecord);
+    expect(answer).toMatchObject({ status: 529, type: 'overloaded_error' });
+    expect(answer.message).toContain('SHUTDOWN_GRACE_SEC');
+    expect(seen[0]!.aborted).toBe(true);
+  });
+
+  test('a picture still being drawn gets the same error', async () => {
+    const seen: AbortSignal[] = [];
+    const answer = await answerAtStop('/v1/images/generations', { prompt: 'a lighthouse' }, (h) => ((h.dispatch = stalled(seen)), () => seen.length === 1), stoppedRecord);
+    expect(answer).toMatchObject({ status: 529, type: 'overloaded_error' });
+  });
+
+  test('a /refresh-token still waiting on the upstream gets the same error', async () => {
+    const answer = await answerAtStop('/refresh-token', {}, (h) => ((h.refreshGate = new Promise(() => {})), () => h.refreshCalls.length === 1));
+    expect(answer).toMatchObject({ status: 529, type: 'overloaded_error' });
   });
 
   test('a stream already under way ends with an overloaded_error event, recorded as server_stopped', async () => {

@@ -6,6 +6,7 @@ import { ApiError } from '../../src/anthropic/errors.ts';
 import { log } from '../../src/log.ts';
 import { sseResponse, type StreamOutcome } from '../../src/server/sse.ts';
 import { textEvents } from './stubs.ts';
+import { listenerSpy } from '../fixtures/listener-spy.ts';
 
 async function* from(events: AnthropicEvent[], thenThrow?: Error): AsyncGenerator<AnthropicEvent> {
   for (const e of events) yield e;
@@ -90,12 +91,8 @@ async function* hangs(events: AnthropicEvent[], signal: AbortSignal): AsyncGener
 
 test('the server stop ends a running stream with an error event of its own and aborts the upstream; a stream that ended leaves no listener behind', async () => {
   const stop = new AbortController();
-  const listening = new Set<unknown>();
   const sig = stop.signal;
-  const add = sig.addEventListener.bind(sig);
-  const remove = sig.removeEventListener.bind(sig);
-  sig.addEventListener = ((type: string, fn: EventListener, o?: AddEventListenerOptions) => (listening.add(fn), add(type, fn, o))) as typeof sig.addEventListener;
-  sig.removeEventListener = ((type: string, fn: EventListener) => (listening.delete(fn), remove(type, fn))) as typeof sig.removeEventListener;
+  const listening = listenerSpy(sig);
   const open = (source: (abort: AbortController) => AsyncIterable<AnthropicEvent>, ends: StreamOutcome[]) => {
     const abort = new AbortController();
     const res = sseResponse(source(abort), {
@@ -112,7 +109,7 @@ test('the server stop ends a running stream with an error event of its own and a
   const finished: StreamOutcome[] = [];
   await open(() => from(textEvents()), finished).res.text();
   expect(finished).toHaveLength(1);
-  expect(listening.size).toBe(0);
+  expect(listening.size()).toBe(0);
 
   const cut: StreamOutcome[] = [];
   const running = open((a) => hangs(textEvents().slice(0, 2), a.signal), cut);
@@ -125,5 +122,5 @@ test('the server stop ends a running stream with an error event of its own and a
   );
   expect(running.abort.signal.aborted).toBe(true);
   expect(cut).toEqual([{ errorType: 'overloaded_error', clientClosed: false, began: true }]);
-  expect(listening.size).toBe(0);
+  expect(listening.size()).toBe(0);
 });

@@ -94,6 +94,8 @@ export interface Harness {
   /** What gateway.drawsImages() answers, per model; unlisted models are unknown (null). */
   draws: Record<string, boolean>;
   refreshCalls: Array<string | undefined>;
+  /** What a refresh waits for before it answers (Google's token endpoint being slow); none: answers at once. */
+  refreshGate: Promise<void> | null;
   stop(): void;
   /** Stops taking connections and resolves once the open ones are done (as on SIGTERM). */
   stopGracefully(): Promise<void>;
@@ -121,6 +123,7 @@ export function startHarness(config: Config = testConfig(), opts: { cutting?: ()
     calls: [],
     records: [],
     refreshCalls: [],
+    refreshGate: null,
     dispatch: dispatchSteps(textEvents()),
     imageModel: 'image-model-x',
     draws: { 'image-model-x': true },
@@ -143,6 +146,7 @@ export function startHarness(config: Config = testConfig(), opts: { cutting?: ()
     accountLimitsTable: () => 'ACCOUNT  REMAINING\nacct-1   50%\n',
     refresh: async (id) => {
       h.refreshCalls.push(id);
+      if (h.refreshGate) await h.refreshGate;
       if (id === 'missing') throw new ApiError('not_found_error', 'no account "missing"');
       return { refreshed: id ? [id] : ['acct-1'] };
     },
