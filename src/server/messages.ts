@@ -248,7 +248,7 @@ export async function handleMessages(
         headers,
         abort,
         usage,
-        ...(deps.stopping ? { stop: deps.stopping, stopError: serverStoppedError() } : {}),
+        ...(deps.stopping ? { stop: deps.stopping, stopError: serverStoppedError } : {}),
         onEnd: (o) => {
           unlisten();
           idleAgain();

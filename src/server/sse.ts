@@ -40,7 +40,8 @@ export interface SseOptions {
    * `stopError` (a clean end that says why) instead of a cut connection.
    */
   stop?: AbortSignal;
-  stopError?: ApiError;
+  /** Made only when the stop comes: an Error per stream would capture a stack trace for nothing. */
+  stopError?: () => ApiError;
 }
 
 const SSE_HEADERS = {
@@ -144,7 +145,7 @@ export function sseResponse(events: AsyncIterable<AnthropicEvent>, opts: SseOpti
   const stopNow = (): void => {
     if (ended) return;
     // The error frame first, then the abort (whose listener sees the stream already ended).
-    fail(opts.stopError ?? new ApiError('overloaded_error', 'the server is stopping'));
+    fail(opts.stopError?.() ?? new ApiError('overloaded_error', 'the server is stopping'));
     abort.abort();
     it.return?.()?.catch?.(() => {});
   };

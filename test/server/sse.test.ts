@@ -101,7 +101,7 @@ test('the server stop ends a running stream with an error event of its own and a
       abort,
       usage: emptyUsage(),
       stop: sig,
-      stopError: new ApiError('overloaded_error', 'stopping, send it again'),
+      stopError: () => new ApiError('overloaded_error', 'stopping, send it again'),
       onEnd: (o) => void ends.push(o),
     });
     return { abort, res };
