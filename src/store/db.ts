@@ -306,6 +306,10 @@ export function openDatabase(
     if (!opts.readonly) {
       // Before WAL mode is set, which would already write to the file.
       assertOurs(db, path);
+      // A newer mcp's file is refused before WAL mode too: a copy `mcp backup` made (rollback
+      // mode) and put back would otherwise have its header rewritten by the binary it refuses.
+      const version = schemaVersion(db);
+      if (version > SCHEMA_VERSION && !opts.allowNewerSchema) throw newerSchema(path, version, SCHEMA_VERSION);
       enableWal(db);
       db.exec(`PRAGMA synchronous = ${opts.durable ? 'FULL' : 'NORMAL'}`);
       // SQLite never shrinks the WAL file while connections stay open: one big write (a backlog
