@@ -14,7 +14,7 @@ export class StoreError extends Error {
 // A server of the previous version may still be running on the file when a newer CLI migrates it
 // (an upgrade before the service restarts), and it does not look again: keep steps additive (new
 // tables, columns with defaults), never drop or rename what an older version reads or writes.
-const MIGRATIONS: string[] = [
+export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE accounts (
      id            TEXT PRIMARY KEY,
      provider      TEXT NOT NULL,
