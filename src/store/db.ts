@@ -233,7 +233,8 @@ function openReadOnly(path: string, opts: { anySchema?: boolean }): Database {
   }
 }
 
-function schemaVersion(db: Database): number {
+/** The schema version the file says it has (PRAGMA user_version). */
+export function schemaVersion(db: Database): number {
   return (db.query('PRAGMA user_version').get() as { user_version: number }).user_version;
 }
 
