@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { createPool } from '../../src/pool/pool.ts';
 import { listAccounts } from '../../src/store/accounts.ts';
 import { loadBindings } from '../../src/store/bindings.ts';
-import { getSetting, openDatabase, openForReading, SCHEMA_VERSION } from '../../src/store/db.ts';
+import { getSetting, migrate, MIGRATIONS, openDatabase, openForReading, SCHEMA_VERSION } from '../../src/store/db.ts';
 import { loadCallSignatures, loadIssued } from '../../src/store/signatures.ts';
 import { summarizeUsage } from '../../src/store/usage.ts';
 import { FAR_RESET, fakeRefreshToken, fakeZaiKey, FIXTURES, RECORDED_AT } from '../fixtures/upgrade/build.ts';
@@ -118,6 +118,38 @@ describe.each(FIXTURES.map((f) => [f.file, f] as const))('a database an older mc
     } finally {
       db.close();
     }
+  });
+});
+
+describe('an older file with rows an account deleted by hand left behind', () => {
+  // sqlite3's shell has foreign keys off: `DELETE FROM accounts …` there leaves the account's limits.
+  function withOrphans(): string {
+    const path = copyOf('schema-2-678a13c.db');
+    const raw = new Database(path);
+    raw.exec('PRAGMA foreign_keys = OFF');
+    raw.exec("DELETE FROM accounts WHERE label = 'g-alice'");
+    raw.close();
+    return path;
+  }
+
+  test('is still brought up to date, every other account, limit and usage row as it was', () => {
+    const db = openDatabase(withOrphans());
+    try {
+      expect(version(db)).toBe(SCHEMA_VERSION);
+      expect(listAccounts(db).map((a) => a.label).sort()).toEqual(['g-bob', 'g-carol', 'g-dave', 'g-erin', 'z-capped', 'z-main', 'z-off']);
+      expect(summarizeUsage(db, 0, 'provider').reduce((n, r) => n + r.requests, 0)).toBe(7);
+    } finally {
+      db.close();
+    }
+  });
+
+  test('a migration step that itself leaves rows pointing at nothing is still refused, changing nothing', () => {
+    const db = new Database(withOrphans());
+    const breaks = "DELETE FROM accounts WHERE label = 'z-main'";
+    expect(() => migrate(db, [...MIGRATIONS.slice(0, 2), breaks])).toThrow(new Error('migration to schema 3 left 1 row(s) pointing at nothing; nothing was changed'));
+    expect(version(db)).toBe(2);
+    expect(listAccounts(db)).toHaveLength(7);
+    db.close();
   });
 });
 
