@@ -147,6 +147,26 @@ export function migrate(db: Database, migrations: readonly string[] = MIGRATIONS
   }
 }
 
+/**
+ * A newer mcp's file is refused before anything opens it to write: closing the last connection that
+ * may write folds that mcp's -wal into the file (a checkpoint), and WAL mode rewrites a rollback
+ * file's header. A read-only look does neither; what stops it is left to the open that follows.
+ */
+function refuseNewerSchema(path: string): void {
+  if (!existsSync(path)) return;
+  let version = 0;
+  let probe: Database | null = null;
+  try {
+    probe = new Database(path, { readonly: true });
+    version = schemaVersion(probe);
+  } catch {
+    return;
+  } finally {
+    probe?.close();
+  }
+  if (version > SCHEMA_VERSION) throw newerSchema(path, version, SCHEMA_VERSION);
+}
+
 function danglingRows(db: Database): number {
   return db.query('PRAGMA foreign_key_check').all().length;
 }
@@ -296,6 +316,7 @@ export function openDatabase(
     throw new StoreError(`cannot open database ${path}: it is a symbolic link to ${link}, which does not exist (a disk not mounted?): make it reachable, or remove the link`);
   }
   if (!opts.readonly) refuseStaleWal(path);
+  if (!opts.readonly && !opts.allowNewerSchema) refuseNewerSchema(path);
   // Owner-only before SQLite writes a byte (its -wal and -shm take the file's mode): a file it made
   // itself would be 0644 until the chmod below, and a process that opened it meanwhile could read
   // the credentials written to it later.

@@ -201,4 +201,25 @@ describe('a database from a newer mcp (a downgrade)', () => {
     expect(readFileSync(path).equals(before)).toBe(true);
     expect(existsSync(`${path}-wal`)).toBe(false);
   });
+
+  test('with its last changes still in its -wal (that mcp was killed) is refused without folding them into the file', () => {
+    // The newer mcp's files as a kill -9 leaves them: changes committed to the -wal, none checkpointed.
+    const live = freshPath();
+    openDatabase(live).close();
+    const writer = new Database(live);
+    writer.exec('PRAGMA wal_autocheckpoint = 0');
+    writer.exec(`PRAGMA user_version = ${SCHEMA_VERSION + 1}`);
+    writer.exec("INSERT INTO settings VALUES ('from_the_future', '1')");
+    const path = freshPath();
+    copyFileSync(live, path);
+    copyFileSync(`${live}-wal`, `${path}-wal`);
+    writer.close();
+    const before = readFileSync(path);
+    const wal = readFileSync(`${path}-wal`);
+    expect(wal.length).toBeGreaterThan(0);
+    expect(() => openDatabase(path)).toThrow(/was written by a newer mcp/);
+    expect(() => openForReading(path)).toThrow(/was written by a newer mcp/);
+    expect(readFileSync(path).equals(before)).toBe(true);
+    expect(readFileSync(`${path}-wal`).equals(wal)).toBe(true);
+  });
 });
