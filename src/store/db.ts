@@ -148,12 +148,14 @@ export function migrate(db: Database, migrations: readonly string[] = MIGRATIONS
 }
 
 /**
- * A newer mcp's file is refused before anything opens it to write: closing the last connection that
- * may write folds that mcp's -wal into the file (a checkpoint), and WAL mode rewrites a rollback
- * file's header. A read-only look does neither; what stops it is left to the open that follows.
+ * A newer mcp's file whose last changes are still in its -wal (that mcp was killed) is refused before
+ * anything opens it to write: closing the last connection that may write folds the -wal into the
+ * file (a checkpoint). A read-only look does not; it is kept to that case since it leaves the -wal
+ * and -shm files it finds or makes (one that may write removes them). Any other newer file is
+ * refused after a writable open, before WAL mode is set; what stops the look is left to that open.
  */
 function refuseNewerSchema(path: string): void {
-  if (!existsSync(path)) return;
+  if (!existsSync(path) || !sideFileInUse(`${path}-wal`)) return;
   let version = 0;
   let probe: Database | null = null;
   try {

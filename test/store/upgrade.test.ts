@@ -202,6 +202,18 @@ describe('a database from a newer mcp (a downgrade)', () => {
     expect(existsSync(`${path}-wal`)).toBe(false);
   });
 
+  test('in WAL mode, as that mcp left it on a clean stop, is refused leaving no -wal or -shm beside it', () => {
+    const path = freshPath();
+    openDatabase(path).close();
+    const raw = new Database(path);
+    raw.exec(`PRAGMA user_version = ${SCHEMA_VERSION + 1}`);
+    raw.close();
+    const before = readFileSync(path);
+    expect(() => openDatabase(path)).toThrow(/was written by a newer mcp/);
+    expect(readFileSync(path).equals(before)).toBe(true);
+    expect([existsSync(`${path}-wal`), existsSync(`${path}-shm`)]).toEqual([false, false]);
+  });
+
   test('with its last changes still in its -wal (that mcp was killed) is refused without folding them into the file', () => {
     // The newer mcp's files as a kill -9 leaves them: changes committed to the -wal, none checkpointed.
     const live = freshPath();
