@@ -2,7 +2,8 @@
 // defaults. A bad value is refused with a message naming the variable, never a stack trace.
 import { isIPv4, isIPv6 } from 'node:net';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -148,6 +149,18 @@ export function expandHome(path: string, home: string): string {
 
 function homeOf(env: Env): string {
   return env.HOME || homedir();
+}
+
+/**
+ * Where an mcp from before ~ meant home put the database for this MCP_DATA_DIR (`~/mcp` from a .env
+ * file: a directory named ~ under the working directory), when one is there and none is where it
+ * means now: starting on a fresh empty database would look as if every account had been lost.
+ */
+function dataLeftBehind(raw: string, dataDir: string, cwd: string): string | null {
+  if (!/^~(?=$|[/\\])/.test(raw)) return null;
+  const literal = resolve(cwd, raw);
+  if (literal === resolve(dataDir) || existsSync(join(dataDir, 'proxy.db')) || !existsSync(join(literal, 'proxy.db'))) return null;
+  return literal;
 }
 
 /** The data directory: MCP_DATA_DIR, else $XDG_CONFIG_HOME/multi-claude-proxy, else ~/.config/multi-claude-proxy. */
@@ -305,7 +318,7 @@ function refuse<T>(message: string, fallback: T): T {
  * Builds the Config for `mcp serve`. Requires PROXY_API_KEY. Every bad setting is refused in one
  * ConfigError, on one line ("; " between them), flags first: fixing one only to meet the next is slow.
  */
-export function loadConfig(env: Env, flags: ConfigFlags = {}, opts: { requireApiKey?: boolean; platform?: string } = {}): Readonly<Config> {
+export function loadConfig(env: Env, flags: ConfigFlags = {}, opts: { requireApiKey?: boolean; platform?: string; cwd?: string } = {}): Readonly<Config> {
   const found: string[] = [];
   problems = found;
   let config: Readonly<Config>;
@@ -322,7 +335,7 @@ export function loadConfig(env: Env, flags: ConfigFlags = {}, opts: { requireApi
   return config;
 }
 
-function buildConfig(env: Env, flags: ConfigFlags, opts: { requireApiKey?: boolean; platform?: string }): Readonly<Config> {
+function buildConfig(env: Env, flags: ConfigFlags, opts: { requireApiKey?: boolean; platform?: string; cwd?: string }): Readonly<Config> {
   const proxyApiKeys = parseApiKeys(env.PROXY_API_KEY);
   // Curly quotes from a chat or a document: a client cannot send them in a header, so every one
   // would get a 401 with nothing to say why. Never echoed: it is the key.
@@ -350,6 +363,13 @@ function buildConfig(env: Env, flags: ConfigFlags, opts: { requireApiKey?: boole
     flags.noSoftLimit || softFlag === false ? false : softThresholdFlag || softFlag === true ? true : bool('SOFT_LIMIT_ENABLED', env.SOFT_LIMIT_ENABLED, true);
 
   const dataDir = dataDirFrom(env);
+  const leftBehind = dataLeftBehind(env.MCP_DATA_DIR ?? '', dataDir, opts.cwd ?? process.cwd());
+  if (leftBehind) {
+    refuse(
+      `MCP_DATA_DIR=${env.MCP_DATA_DIR} is ${dataDir} (a leading ~ is the home directory), which holds no proxy.db, but ${join(leftBehind, 'proxy.db')} holds the accounts an older mcp kept there, taking the ~ as a directory name: move ${leftBehind} to ${dataDir}, or set MCP_DATA_DIR=${leftBehind}`,
+      null,
+    );
+  }
   const endpoints = (env.ANTIGRAVITY_ENDPOINTS ?? '')
     .split(',')
     .map((s) => s.trim())

@@ -1,7 +1,7 @@
 // The config is the one place flags and environment become settings: flags beat environment, the
 // environment beats defaults, and every bad value is refused with a message naming its variable.
 import { describe, expect, test } from 'bun:test';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, dataDirFrom, exposureWarning, loadConfig } from '../src/config.ts';
@@ -62,6 +62,34 @@ describe('defaults', () => {
       expect(loadConfig({ ...KEY, HOME: dir, MODEL_MAP: '~/model.json' }).modelMap).toEqual({ sonnet: 'gemini-3-flash' });
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('upgrading from an mcp that took the ~ of MCP_DATA_DIR literally', () => {
+  // Before ~ meant home, MCP_DATA_DIR=~/mcp from a .env file kept the database in <cwd>/~/mcp.
+  test('is refused while the accounts are there and not in the home directory, saying where they are and what to do', () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'mcp-config-cwd-'));
+    const home = mkdtempSync(join(tmpdir(), 'mcp-config-home-'));
+    try {
+      mkdirSync(join(cwd, '~', 'mcp'), { recursive: true });
+      writeFileSync(join(cwd, '~', 'mcp', 'proxy.db'), '');
+      const env = { ...KEY, HOME: home, MCP_DATA_DIR: '~/mcp' };
+      const left = join(cwd, '~', 'mcp');
+      expect(() => loadConfig(env, {}, { cwd })).toThrow(
+        new ConfigError(
+          `MCP_DATA_DIR=~/mcp is ${join(home, 'mcp')} (a leading ~ is the home directory), which holds no proxy.db, but ${join(left, 'proxy.db')} holds the accounts an older mcp kept there, taking the ~ as a directory name: move ${left} to ${join(home, 'mcp')}, or set MCP_DATA_DIR=${left}`,
+        ),
+      );
+      // Once moved (or with a database in the home directory already), nothing is said.
+      mkdirSync(join(home, 'mcp'));
+      writeFileSync(join(home, 'mcp', 'proxy.db'), '');
+      expect(loadConfig(env, {}, { cwd }).dbPath).toBe(join(home, 'mcp', 'proxy.db'));
+      // With no database left behind, a ~ path is simply the home directory's.
+      expect(loadConfig({ ...env, MCP_DATA_DIR: '~/other' }, {}, { cwd }).dbPath).toBe(join(home, 'other', 'proxy.db'));
+    } finally {
+      rmSync(cwd, { recursive: true, force: true });
+      rmSync(home, { recursive: true, force: true });
     }
   });
 });

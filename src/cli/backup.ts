@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { defineCommand } from 'citty';
 import { loadConfig } from '../config.ts';
 import { backupDatabase, backupDir, backupToFresh } from '../store/backup.ts';
-import { accessHint, backupsPath, databaseFailure, openForReading, StoreError } from '../store/db.ts';
+import { accessHint, backupsPath, databaseFailure, openForReading, SCHEMA_VERSION, schemaVersion, StoreError } from '../store/db.ts';
 import { printJson, say, shellQuote } from './output.ts';
 
 function isDirectory(path: string): boolean {
@@ -72,7 +72,10 @@ export const backupCommand = defineCommand({
       const r = intoDir ? backupToFresh(db, intoDir, 'proxy', new Date()) : backupDatabase(db, target, { overwrite: Boolean(args.force) });
       if (args.json) return printJson(r);
       say(`backed up ${r.accounts} account${r.accounts === 1 ? '' : 's'} to ${r.path} (${Math.max(1, Math.round(r.bytes / 1024))} KB, owner-only)`);
-      say(`it holds refresh tokens and API keys: keep it private. \`mcp accounts import ${shellQuote(r.path)}\` brings the accounts back`);
+      // This mcp refuses to import a newer mcp's copy: only such an mcp brings the accounts back.
+      const schema = schemaVersion(db);
+      const by = schema > SCHEMA_VERSION ? ` run by an mcp that understands schema ${schema} (this one understands ${SCHEMA_VERSION})` : '';
+      say(`it holds refresh tokens and API keys: keep it private. \`mcp accounts import ${shellQuote(r.path)}\`${by} brings the accounts back`);
     } catch (err) {
       throw databaseFailure(config.dbPath, err) ?? err;
     } finally {

@@ -61,13 +61,17 @@ function planOrApply(db: Database, parsed: LegacyParse, opts: { dryRun?: boolean
         continue;
       }
       const labelFree = !input.label || !existing.some((a) => a.label === input.label);
+      // A key the copy had disabled (or marked invalid) comes back so: put in rotation, it would
+      // serve requests its owner took it out of.
+      const keyReason = item.status ? { reason: `imported as ${item.status.status}` } : {};
       if (opts.dryRun) {
-        lines.push({ outcome: 'added', name: input.label ?? item.legacyName, provider: input.provider, id: null });
+        lines.push({ outcome: 'added', name: input.label ?? item.legacyName, provider: input.provider, id: null, ...keyReason });
         continue;
       }
       const { account } = upsertAccount(db, labelFree ? input : { ...input, label: undefined }, now);
+      if (item.status) updateAccount(db, account.id, { status: item.status.status, statusReason: item.status.reason, verifyUrl: item.status.verifyUrl }, now);
       existing.push(account);
-      lines.push({ outcome: 'added', name: account.label, provider: account.provider, id: account.id });
+      lines.push({ outcome: 'added', name: account.label, provider: account.provider, id: account.id, ...keyReason });
       continue;
     }
     const email = input.email?.toLowerCase() ?? null;

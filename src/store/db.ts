@@ -14,7 +14,7 @@ export class StoreError extends Error {
 // A server of the previous version may still be running on the file when a newer CLI migrates it
 // (an upgrade before the service restarts), and it does not look again: keep steps additive (new
 // tables, columns with defaults), never drop or rename what an older version reads or writes.
-const MIGRATIONS: string[] = [
+export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE accounts (
      id            TEXT PRIMARY KEY,
      provider      TEXT NOT NULL,
@@ -133,14 +133,44 @@ export function migrate(db: Database, migrations: readonly string[] = MIGRATIONS
         throw newerSchema(db.filename, current, migrations.length);
       }
       if (current === migrations.length) return;
+      // Rows already pointing at nothing (an account deleted in sqlite3's shell, which has foreign
+      // keys off, leaves its limits) are the file's, not the migration's: refusing them would keep
+      // that file from ever being brought up to date.
+      const before = danglingRows(db);
       for (let v = current; v < migrations.length; v++) db.exec(migrations[v]!);
-      const broken = db.query('PRAGMA foreign_key_check').all();
-      if (broken.length) throw new StoreError(`migration to schema ${migrations.length} left ${broken.length} row(s) pointing at nothing; nothing was changed`);
+      const broken = danglingRows(db) - before;
+      if (broken > 0) throw new StoreError(`migration to schema ${migrations.length} left ${broken} row(s) pointing at nothing; nothing was changed`);
       db.exec(`PRAGMA user_version = ${migrations.length}`);
     });
   } finally {
     db.exec(`PRAGMA foreign_keys = ${fk ? 'ON' : 'OFF'}`);
   }
+}
+
+/**
+ * A newer mcp's file whose last changes are still in its -wal (that mcp was killed) is refused before
+ * anything opens it to write: closing the last connection that may write folds the -wal into the
+ * file (a checkpoint). A read-only look does not; it is kept to that case since it leaves the -wal
+ * and -shm files it finds or makes (one that may write removes them). Any other newer file is
+ * refused after a writable open, before WAL mode is set; what stops the look is left to that open.
+ */
+function refuseNewerSchema(path: string): void {
+  if (!existsSync(path) || !sideFileInUse(`${path}-wal`)) return;
+  let version = 0;
+  let probe: Database | null = null;
+  try {
+    probe = new Database(path, { readonly: true });
+    version = schemaVersion(probe);
+  } catch {
+    return;
+  } finally {
+    probe?.close();
+  }
+  if (version > SCHEMA_VERSION) throw newerSchema(path, version, SCHEMA_VERSION);
+}
+
+function danglingRows(db: Database): number {
+  return db.query('PRAGMA foreign_key_check').all().length;
 }
 
 function newerSchema(path: string, found: number, known: number): StoreError {
@@ -233,7 +263,8 @@ function openReadOnly(path: string, opts: { anySchema?: boolean }): Database {
   }
 }
 
-function schemaVersion(db: Database): number {
+/** The schema version the file says it has (PRAGMA user_version). */
+export function schemaVersion(db: Database): number {
   return (db.query('PRAGMA user_version').get() as { user_version: number }).user_version;
 }
 
@@ -287,6 +318,7 @@ export function openDatabase(
     throw new StoreError(`cannot open database ${path}: it is a symbolic link to ${link}, which does not exist (a disk not mounted?): make it reachable, or remove the link`);
   }
   if (!opts.readonly) refuseStaleWal(path);
+  if (!opts.readonly && !opts.allowNewerSchema) refuseNewerSchema(path);
   // Owner-only before SQLite writes a byte (its -wal and -shm take the file's mode): a file it made
   // itself would be 0644 until the chmod below, and a process that opened it meanwhile could read
   // the credentials written to it later.
@@ -306,6 +338,10 @@ export function openDatabase(
     if (!opts.readonly) {
       // Before WAL mode is set, which would already write to the file.
       assertOurs(db, path);
+      // A newer mcp's file is refused before WAL mode too: a copy `mcp backup` made (rollback
+      // mode) and put back would otherwise have its header rewritten by the binary it refuses.
+      const version = schemaVersion(db);
+      if (version > SCHEMA_VERSION && !opts.allowNewerSchema) throw newerSchema(path, version, SCHEMA_VERSION);
       enableWal(db);
       db.exec(`PRAGMA synchronous = ${opts.durable ? 'FULL' : 'NORMAL'}`);
       // SQLite never shrinks the WAL file while connections stay open: one big write (a backlog

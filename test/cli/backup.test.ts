@@ -84,6 +84,8 @@ describe('a database written by a newer mcp (after a downgrade)', () => {
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
     expect(r.out).toContain('backed up 1 account to');
+    // This mcp would refuse to import the copy: the line says which one brings the accounts back.
+    expect(r.out).toContain(`\`mcp accounts import ${target}\` run by an mcp that understands schema ${SCHEMA_VERSION + 1} (this one understands ${SCHEMA_VERSION}) brings the accounts back`);
     const copy = new Database(target, { readonly: true });
     expect((copy.query('PRAGMA user_version').get() as { user_version: number }).user_version).toBe(SCHEMA_VERSION + 1);
     expect(copy.query("SELECT name FROM sqlite_master WHERE name = 'from_the_future'").get()).toBeTruthy();

@@ -1,4 +1,5 @@
 // `mcp accounts import <file>` and the once-only import from ACCOUNTS_CONFIG_PATH on first start.
+import { Database } from 'bun:sqlite';
 import { describe, expect, test } from 'bun:test';
 import { copyFileSync, existsSync, mkdirSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -349,6 +350,24 @@ describe('mcp backup, then mcp accounts import of the copy', () => {
     expect(after.sort(byLabel).map(shape)).toEqual(before.sort(byLabel).map(shape));
     const again = await run('accounts', 'import', path);
     expect(again.out).toContain('0 added, 0 updated, 3 unchanged, 0 skipped');
+  });
+
+  test('a Z.AI key disabled or marked invalid in the copy (one an older mcp made) comes back so, not in rotation', async () => {
+    // The copy: a proxy.db as mcp cc2e7ca (schema 1) left it, with a disabled key and a working one.
+    const copy = join(dataDirOf(), 'old-copy.db');
+    copyFileSync(join(import.meta.dir, '..', 'fixtures', 'upgrade', 'schema-1-cc2e7ca.db'), copy);
+    const raw = new Database(copy);
+    raw.exec("UPDATE accounts SET status = 'invalid', status_reason = '1000: authentication failed' WHERE label = 'z-capped'");
+    raw.close();
+    const plan = await run('accounts', 'import', copy, '--dry-run');
+    expect(plan.out).toMatch(/added\s+z-off \(zai\): imported as disabled/);
+    const r = await run('accounts', 'import', copy);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/added\s+z-off \(zai, acc_[0-9a-f]{8}\): imported as disabled/);
+    const byLabel = new Map(stored().map((a) => [a.label, a]));
+    expect(byLabel.get('z-off')).toMatchObject({ status: 'disabled', statusReason: 'disabled by user' });
+    expect(byLabel.get('z-capped')).toMatchObject({ status: 'invalid', statusReason: '1000: authentication failed', meta: { maxConcurrent: 2 } });
+    expect(byLabel.get('z-main')).toMatchObject({ status: 'active' });
   });
 
   test('into a pool that has moved on: a login changed since the copy keeps its token, a removed account comes back, a taken label gets a new one', async () => {

@@ -10,31 +10,15 @@ import { findAccount, listAccounts } from '../../src/store/accounts.ts';
 import { migrate, openDatabase, SCHEMA_VERSION } from '../../src/store/db.ts';
 import { loadBindings, saveBindings } from '../../src/store/bindings.ts';
 import { listLimits, listQuotas } from '../../src/store/limits.ts';
+// Schema 1 and step 2 as released, written out in the fixture builder, not taken from the migration
+// list: the tests keep describing the files on people's disks whatever that list becomes.
+import { V1, V2 } from '../fixtures/upgrade/build.ts';
 import { loadCallSignatures, loadImageSignatures, loadIssued, saveCallSignatures, saveImageSignatures, saveIssued } from '../../src/store/signatures.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'mcp-migrate-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let n = 0;
 const freshPath = () => join(dir, `proxy-${++n}.db`);
-
-// Schema version 1 as released, written out here on purpose: the test must keep describing the files
-// already on people's disks even if someone edits the migration list (which must only ever grow).
-const V1 = `CREATE TABLE accounts (id TEXT PRIMARY KEY, provider TEXT NOT NULL, label TEXT NOT NULL UNIQUE, email TEXT,
-    status TEXT NOT NULL DEFAULT 'active', status_reason TEXT, verify_url TEXT, credentials TEXT NOT NULL,
-    meta TEXT NOT NULL DEFAULT '{}', created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, last_used_at INTEGER);
-  CREATE UNIQUE INDEX accounts_provider_email ON accounts(provider, email) WHERE email IS NOT NULL;
-  CREATE TABLE model_limits (account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE, model TEXT NOT NULL,
-    kind TEXT NOT NULL, reset_at INTEGER NOT NULL, reason TEXT, updated_at INTEGER NOT NULL, PRIMARY KEY (account_id, model));
-  CREATE TABLE quotas (account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE, model TEXT NOT NULL,
-    window TEXT NOT NULL DEFAULT '', remaining_fraction REAL, reset_at INTEGER, fetched_at INTEGER NOT NULL,
-    PRIMARY KEY (account_id, model, window));
-  CREATE TABLE usage (id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, request_id TEXT NOT NULL, account_id TEXT, provider TEXT,
-    client_model TEXT NOT NULL, upstream_model TEXT, status INTEGER NOT NULL, latency_ms INTEGER NOT NULL,
-    input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0, cache_read_tokens INTEGER NOT NULL DEFAULT 0,
-    cache_creation_tokens INTEGER NOT NULL DEFAULT 0, stream INTEGER NOT NULL DEFAULT 0, fallback_from TEXT,
-    failovers INTEGER NOT NULL DEFAULT 0, error_type TEXT);
-  CREATE INDEX usage_ts ON usage(ts);
-  CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);`;
 
 /** A version-1 file with one Google account, its limit and quota, by hand (no mcp code involved). */
 function v1File(): string {
@@ -72,16 +56,12 @@ describe('opening an older file', () => {
   });
 });
 
-// Step 2 as released (session bindings), for a file a schema-2 mcp left behind.
-const V2_STEP = `CREATE TABLE session_bindings (family TEXT NOT NULL, session TEXT NOT NULL, account_id TEXT NOT NULL,
-    bound_at INTEGER NOT NULL, PRIMARY KEY (family, session));
-  CREATE INDEX session_bindings_at ON session_bindings(bound_at);`;
 
 describe('opening a file of schema 2 (before side bindings and issued signatures)', () => {
   test('its bindings come back as a main request\'s, the new tables start empty, and a second open changes nothing', () => {
     const path = v1File();
     const raw = new Database(path);
-    raw.exec(V2_STEP);
+    raw.exec(V2);
     raw.exec(`INSERT INTO session_bindings VALUES ('google:claude', 'sess-1', 'acc_0000abcd', 5000)`);
     raw.exec('PRAGMA user_version = 2');
     raw.close();
