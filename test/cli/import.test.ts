@@ -7,6 +7,7 @@ import { importOnFirstStart, KEPT_NEWER, KEPT_RULE } from '../../src/cli/import.
 import { runCaptured, useTempDataDir } from './run-cli.ts';
 import { type Account, listAccounts, removeAccount, updateAccount, upsertAccount } from '../../src/store/accounts.ts';
 import { openDatabase } from '../../src/store/db.ts';
+import { fixturePath } from '../fixtures/upgrade/build.ts';
 
 const FIXTURES = join(import.meta.dir, '..', 'fixtures', 'legacy');
 const GO = join(FIXTURES, 'go-accounts.json');
@@ -355,7 +356,7 @@ describe('mcp backup, then mcp accounts import of the copy', () => {
   test('a Z.AI key disabled or marked invalid in the copy (one an older mcp made) comes back so, not in rotation', async () => {
     // The copy: a proxy.db as mcp cc2e7ca (schema 1) left it, with a disabled key and a working one.
     const copy = join(dataDirOf(), 'old-copy.db');
-    copyFileSync(join(import.meta.dir, '..', 'fixtures', 'upgrade', 'schema-1-cc2e7ca.db'), copy);
+    copyFileSync(fixturePath('schema-1-cc2e7ca.db'), copy);
     const raw = new Database(copy);
     raw.exec("UPDATE accounts SET status = 'invalid', status_reason = '1000: authentication failed' WHERE label = 'z-capped'");
     raw.close();

@@ -3,7 +3,7 @@
 import { describe, expect, test } from 'bun:test';
 import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FAR_RESET, FIXTURES } from '../fixtures/upgrade/build.ts';
+import { FAR_RESET, FIXTURES, fixturePath } from '../fixtures/upgrade/build.ts';
 import { runCaptured, useTempDataDir } from './run-cli.ts';
 
 const dataDir = useTempDataDir('mcp-cli-upgrade-');
@@ -19,7 +19,7 @@ interface Listed {
 
 describe.each(FIXTURES.map((f) => [f.file, f] as const))('after an upgrade from %s', (file, fixture) => {
   test('accounts list shows every account with its state, cap and the limits still in force', async () => {
-    copyFileSync(join(import.meta.dir, '..', 'fixtures', 'upgrade', file), join(dataDir(), 'proxy.db'));
+    copyFileSync(fixturePath(file), join(dataDir(), 'proxy.db'));
     const r = await runCaptured(['accounts', 'list', '--json']);
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
@@ -33,7 +33,7 @@ describe.each(FIXTURES.map((f) => [f.file, f] as const))('after an upgrade from 
   });
 
   test('usage counts the requests it recorded, as it counted them', async () => {
-    copyFileSync(join(import.meta.dir, '..', 'fixtures', 'upgrade', file), join(dataDir(), 'proxy.db'));
+    copyFileSync(fixturePath(file), join(dataDir(), 'proxy.db'));
     const r = await runCaptured(['usage', '--since', '2026-12-01', '--by', 'provider', '--json']);
     expect(r.code).toBe(0);
     const rows = (JSON.parse(r.out) as { rows: Array<{ key: string; requests: number; errors: number; cancelled: number; inputTokens: number }> }).rows;

@@ -11,7 +11,7 @@ import { loadBindings } from '../../src/store/bindings.ts';
 import { getSetting, migrate, MIGRATIONS, openDatabase, openForReading, SCHEMA_VERSION } from '../../src/store/db.ts';
 import { loadCallSignatures, loadIssued } from '../../src/store/signatures.ts';
 import { summarizeUsage } from '../../src/store/usage.ts';
-import { FAR_RESET, fakeRefreshToken, fakeZaiKey, FIXTURES, RECORDED_AT } from '../fixtures/upgrade/build.ts';
+import { FAR_RESET, fakeRefreshToken, fakeZaiKey, FIXTURES, fixturePath, RECORDED_AT } from '../fixtures/upgrade/build.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'mcp-upgrade-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -21,7 +21,7 @@ const freshPath = () => join(dir, `proxy-${++n}.db`);
 /** A copy of a fixture as a data directory's proxy.db (the fixture itself is never opened). */
 function copyOf(file: string): string {
   const path = freshPath();
-  copyFileSync(join(import.meta.dir, '..', 'fixtures', 'upgrade', file), path);
+  copyFileSync(fixturePath(file), path);
   return path;
 }
 
