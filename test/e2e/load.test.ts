@@ -72,7 +72,11 @@ interface Reply {
   text: string;
 }
 
-/** One turn of conversation `session` (turn 0 is its first message). */
+/**
+ * One turn of conversation `session` (turn 0 is its first message), with a tool declared as Claude
+ * Code's main turns have: a first turn without tools is taken for a side request (a title), which
+ * binds the conversation only until its first main turn is served.
+ */
 async function turn(p: Proxy, session: string, n: number, opts: { stream?: boolean; model?: string } = {}): Promise<Reply> {
   const messages: Array<{ role: string; content: string }> = [{ role: 'user', content: `conversation ${session}` }];
   for (let i = 0; i < n; i++) messages.push({ role: 'assistant', content: `answer ${i}` }, { role: 'user', content: `turn ${i + 1}` });
@@ -81,6 +85,7 @@ async function turn(p: Proxy, session: string, n: number, opts: { stream?: boole
     max_tokens: 64,
     stream: opts.stream ?? false,
     messages,
+    tools: [{ name: 'Bash', description: 'run a command', input_schema: { type: 'object', properties: {} } }],
     metadata: { user_id: JSON.stringify({ device_id: 'dev', account_uuid: '', session_id: session }) },
   };
   const res = await fetch(`${p.url}/v1/messages`, {
