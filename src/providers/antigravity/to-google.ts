@@ -2,6 +2,7 @@
 // Pure apart from the signature store, which it reads (and tells the tool names it rewrote). The
 // request's strings are byte strings (anthropic/byte-strings.ts), and so is every string added here.
 import { fromByteString, parseByteStringJson, toByteString } from '../../anthropic/byte-strings.ts';
+import { clientToolSpec } from '../../anthropic/client-tools.ts';
 import { jsonOnlyInstruction, jsonSchemaOf } from '../../anthropic/structured-output.ts';
 import type { MessagesRequest, Tool } from '../../anthropic/schema.ts';
 import { toObjectInput } from '../../anthropic/tool-input.ts';
@@ -189,10 +190,17 @@ export function sameJson(a: unknown, b: unknown): boolean {
 function convertTools(tools: Tool[] | undefined, naming: ToolNaming): { declarations: Part[]; names: Map<string, string> } {
   const out: Part[] = [];
   const names = new Map<string, string>();
-  const declared = (tools ?? []).filter(
-    // Anthropic server tools (web_search_2025…, bash_…, text_editor_…) carry a type and no schema.
-    (t) => !(typeof t.type === 'string' && t.type !== 'custom' && t.input_schema === undefined),
-  );
+  const declared: Tool[] = [];
+  for (const t of tools ?? []) {
+    if (!(typeof t.type === 'string' && t.type !== 'custom' && t.input_schema === undefined)) declared.push(t);
+    else {
+      // Anthropic-defined tools carry a type and no schema. The client runs bash, the text editor and
+      // memory, so they are declared with Anthropic's documented inputs (left out, the model could
+      // never call them); server tools (web_search_…, code_execution_…) run nowhere here: left out.
+      const spec = clientToolSpec(t.type);
+      if (spec) declared.push({ ...t, description: typeof t.description === 'string' && t.description ? t.description : spec.description, input_schema: spec.input_schema });
+    }
+  }
   const taken = new Set<string>();
   const sanitized = new Map<string, Set<string>>(); // sanitized name -> the client names that give it
   for (const t of declared) {

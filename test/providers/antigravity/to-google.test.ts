@@ -12,6 +12,7 @@ import {
   toGoogleRequest,
 } from '../../../src/providers/antigravity/to-google.ts';
 import tools from '../../fixtures/antigravity/claude-code-tools.json';
+import anthropicTools from '../../fixtures/anthropic-defined-tools.json';
 import { accumulate, translate as translateStream } from './stream-helpers.ts';
 
 type Json = Record<string, any>;
@@ -536,9 +537,38 @@ describe('tools (§7.11–§7.13)', () => {
     ['claude', 'claude-sonnet-4-6', { mode: 'VALIDATED' }],
   ] as const)('tool_choice naming a tool that is not declared upstream (a server tool) forces nothing: %s', (_n, model, expected) => {
     // Google refuses allowedFunctionNames naming no declaration (fuzz seed 9 case 299).
-    const editor = { type: 'text_editor_20250728', name: 'str_replace_based_edit_tool' };
-    const env = translate({ tools: [ccTools[0], editor], tool_choice: { type: 'tool', name: editor.name }, thinking: { type: 'disabled' } }, model);
+    const fetcher = { type: 'web_fetch_20250910', name: 'web_fetch' };
+    const env = translate({ tools: [ccTools[0], fetcher], tool_choice: { type: 'tool', name: fetcher.name }, thinking: { type: 'disabled' } }, model);
     expect(env.request.toolConfig?.functionCallingConfig).toEqual(expected as any);
+  });
+
+  test.each(['gemini-3-pro-high', 'claude-sonnet-4-6'])(
+    'Anthropic-defined client tools (bash, text editor, memory) are declared with their documented inputs; server tools are not: %s',
+    (model) => {
+      const env = translate({ tools: anthropicTools.tools, thinking: { type: 'disabled' } }, model);
+      const decls = env.request.tools[0].functionDeclarations as Json[];
+      expect(decls.map((d) => d.name)).toEqual(['bash', 'str_replace_based_edit_tool', 'memory', 'str_replace_editor']);
+      const byName = (n: string) => decls.find((d) => d.name === n)!;
+      expect(Object.keys(byName('bash').parameters.properties)).toEqual(['command', 'restart']);
+      expect(byName('str_replace_based_edit_tool').parameters.properties.command.enum).toEqual(['view', 'create', 'str_replace', 'insert']);
+      expect(byName('str_replace_based_edit_tool').parameters.required).toEqual(['command', 'path']);
+      // The first editor versions could undo; the memory tool renames and deletes.
+      expect(byName('str_replace_editor').parameters.properties.command.enum).toContain('undo_edit');
+      expect(byName('memory').parameters.properties.command.enum).toEqual(['view', 'create', 'str_replace', 'insert', 'delete', 'rename']);
+      for (const d of decls) expect(d.description.length).toBeGreaterThan(20);
+      // Anthropic's own tool options (max_characters) are not a schema Google should see.
+      expect(JSON.stringify(decls)).not.toContain('max_characters');
+    },
+  );
+
+  test('a tool_choice naming the text editor forces it, as Anthropic does', () => {
+    const env = translate({ tools: anthropicTools.tools, tool_choice: { type: 'tool', name: 'str_replace_based_edit_tool' }, thinking: { type: 'disabled' } }, 'gemini-3-pro-high');
+    expect(env.request.toolConfig?.functionCallingConfig).toEqual({ mode: 'ANY', allowedFunctionNames: ['str_replace_based_edit_tool'] });
+  });
+
+  test("a client's own description of an Anthropic-defined tool is kept", () => {
+    const env = translate({ tools: [{ type: 'bash_20250124', name: 'bash', description: 'Runs in the CI sandbox only.' }], thinking: { type: 'disabled' } }, 'gemini-3-pro-high');
+    expect(env.request.tools[0].functionDeclarations[0].description).toBe('Runs in the CI sandbox only.');
   });
 
   test('claude with thinking cannot be forced to a tool: stays VALIDATED', () => {
