@@ -29,6 +29,17 @@ const FALSE_429_TRIGGERS = /\b(R)(FC 2119)|\b(s)(ystem[-_](?:conventions|directi
 /** U+200B as a byte string: the texts it goes into are byte strings (anthropic/byte-strings.ts). */
 const ZERO_WIDTH_SPACE = toByteString('\u200b');
 
+const GEMINI_2 = /^gemini-2\./;
+
+/**
+ * Whether the envelope has Google enforce the answer's JSON schema; when the request has one and
+ * this is false, the model was asked for the JSON in words (and may fence it).
+ */
+export function enforcesResponseSchema(envelope: Record<string, unknown>): boolean {
+  const cfg = (envelope.request as { generationConfig?: { responseSchema?: unknown } } | undefined)?.generationConfig;
+  return cfg?.responseSchema !== undefined;
+}
+
 export interface ToGoogleOptions {
   /** Upstream model id, e.g. "claude-opus-4-6-thinking", "gemini-3-pro-high", "gpt-oss-120b-medium". */
   model: string;
@@ -110,8 +121,12 @@ export function toGoogleRequest(req: MessagesRequest, opts: ToGoogleOptions): Re
 
   const request: Record<string, unknown> = { contents };
   // Claude and GPT-OSS behind Google take no response schema: they are asked for the JSON instead.
+  // So is Gemini 2.x when it has tools: it refuses a response schema beside function declarations
+  // (400 "Function calling with a response mime type: 'application/json' is unsupported"), which
+  // Anthropic allows; Gemini 3 takes both.
   const schema = jsonSchemaOf(req);
-  if (schema && family !== 'gemini') system.push(jsonOnlyInstruction(schema));
+  const enforced = family === 'gemini' && !(declarations.length > 0 && GEMINI_2.test(opts.model));
+  if (schema && !enforced) system.push(jsonOnlyInstruction(schema));
   if (family === 'claude' && plan.thinking && declarations.length > 0) {
     if (system.length > 0) system[system.length - 1] = `${system[system.length - 1]}\n\n${INTERLEAVED_HINT}`;
     else system.push(INTERLEAVED_HINT);
@@ -123,7 +138,7 @@ export function toGoogleRequest(req: MessagesRequest, opts: ToGoogleOptions): Re
     if (toolConfig) request.toolConfig = toolConfig;
   }
   const generationConfig = plan.generationConfig;
-  if (family === 'gemini' && schema) {
+  if (enforced && schema) {
     generationConfig.responseMimeType = 'application/json';
     generationConfig.responseSchema = toGoogleSchema(schema);
   }

@@ -13,6 +13,7 @@ import {
 } from '../../../src/providers/antigravity/to-google.ts';
 import tools from '../../fixtures/antigravity/claude-code-tools.json';
 import anthropicTools from '../../fixtures/anthropic-defined-tools.json';
+import withTools from '../../fixtures/antigravity/structured-output-with-tools.json';
 import { accumulate, translate as translateStream } from './stream-helpers.ts';
 
 type Json = Record<string, any>;
@@ -751,6 +752,20 @@ describe('generationConfig (§7.9–§7.10)', () => {
       expect(texts).toEqual(['Be brief.', `Answer with one JSON value that matches this JSON Schema, and nothing else: no prose before or after it, no code fence.\n${JSON.stringify(schema)}`]);
       expect(env.request.generationConfig.responseSchema).toBeUndefined();
     }
+  });
+
+  test('structured output beside tools: Gemini 3 keeps the response schema, Gemini 2.x (which refuses the pair) is asked in words', () => {
+    const three = translate(withTools.request, 'gemini-3-flash');
+    expect(three.request.generationConfig.responseMimeType).toBe('application/json');
+    expect(three.request.tools[0].functionDeclarations).toHaveLength(1);
+    const two = translate(withTools.request, 'gemini-2.5-flash');
+    expect(two.request.generationConfig.responseMimeType).toBeUndefined();
+    expect(two.request.generationConfig.responseSchema).toBeUndefined();
+    expect(two.request.tools[0].functionDeclarations).toHaveLength(1);
+    expect(JSON.stringify(two.request.systemInstruction)).toContain('JSON Schema');
+    // Without tools Gemini 2.x takes the schema.
+    const { tools: _t, ...alone } = withTools.request;
+    expect(translate(alone, 'gemini-2.5-flash').request.generationConfig.responseMimeType).toBe('application/json');
   });
 
   // The structured-outputs beta's first form (top-level output_format), still sent by older SDKs;
