@@ -496,14 +496,14 @@ function modelParts(
   const visible = out.length;
   for (const b of blocks) {
     if (b.type === 'thinking' || b.type === 'tool_use') continue;
-    const p = contentPart(b);
-    if (!p) continue;
-    const heading = mediaHeading(b, p);
-    if (heading) out.push(heading);
-    // A picture a Gemini image model drew goes back with the signature it came with.
-    const drawn = family === 'gemini' && b.type === 'image' && p.inlineData ? signatures.imageSignature((p.inlineData as { data: string }).data) : undefined;
-    if (drawn) p.thoughtSignature = drawn;
-    out.push(p);
+    for (const p of partsOf(b)) {
+      const heading = mediaHeading(b, p);
+      if (heading) out.push(heading);
+      // A picture a Gemini image model drew goes back with the signature it came with.
+      const drawn = family === 'gemini' && b.type === 'image' && p.inlineData ? signatures.imageSignature((p.inlineData as { data: string }).data) : undefined;
+      if (drawn) p.thoughtSignature = drawn;
+      out.push(p);
+    }
   }
   let firstCallSigned: boolean | null = null;
   for (const b of blocks) {
@@ -557,11 +557,11 @@ function userParts(
   let rest: Part[] | null = null;
   for (const b of blocks) {
     if (b.type !== 'tool_result') {
-      const p = contentPart(b);
-      if (!p) continue;
-      const heading = mediaHeading(b, p);
-      if (heading) (rest ??= []).push(heading);
-      (rest ??= []).push(p);
+      for (const p of partsOf(b)) {
+        const heading = mediaHeading(b, p);
+        if (heading) (rest ??= []).push(heading);
+        (rest ??= []).push(p);
+      }
       continue;
     }
     const id = String(b.tool_use_id);
@@ -636,11 +636,12 @@ function resultContent(content: unknown): { text: string; images: Part[] } {
     for (const c of content as Block[]) {
       if (c.type === 'text' && typeof c.text === 'string') texts.push(c.text);
       else {
-        const p = contentPart(c);
-        const heading = p && mediaHeading(c, p);
-        if (heading) texts.push(heading.text as string);
-        if (p && ('inlineData' in p || 'fileData' in p)) images.push(p);
-        else if (p && typeof p.text === 'string') texts.push(p.text);
+        for (const p of partsOf(c)) {
+          const heading = mediaHeading(c, p);
+          if (heading) texts.push(heading.text as string);
+          if ('inlineData' in p || 'fileData' in p) images.push(p);
+          else if (typeof p.text === 'string') texts.push(p.text);
+        }
       }
     }
   }
@@ -661,8 +662,28 @@ function documentHeading(b: Block): string {
 /** The heading of a PDF (or other binary document) part, as a text part to go before it. */
 function mediaHeading(b: Block, p: Part): Part | null {
   if (b.type !== 'document' || !('inlineData' in p || 'fileData' in p)) return null;
+  // A document made of content blocks has its heading in its text part already (contentPart).
+  if ((b.source as { type?: unknown } | undefined)?.type === 'content') return null;
   const heading = documentHeading(b);
   return heading ? { text: heading } : null;
+}
+
+/** The image blocks of a document whose source is content blocks (none for any other block). */
+function documentImages(b: Block): Block[] {
+  const src = b.type === 'document' ? (b.source as { type?: unknown; content?: unknown } | undefined) : undefined;
+  if (src?.type !== 'content' || !Array.isArray(src.content)) return [];
+  return (src.content as Block[]).filter((c) => c !== null && typeof c === 'object' && c.type === 'image');
+}
+
+/** A block's parts: its one part, and after it the pictures of a document made of content blocks. */
+function partsOf(b: Block): Part[] {
+  const p = contentPart(b);
+  const out = p ? [p] : [];
+  for (const image of documentImages(b)) {
+    const q = contentPart(image);
+    if (q) out.push(q);
+  }
+  return out;
 }
 
 /** text, image, document and the text-bearing pass-through blocks; null for what Google cannot take. */
@@ -688,9 +709,16 @@ function contentPart(b: Block): Part | null {
         // answer as if no picture or PDF had been sent.
         throw new UpstreamError('bad_request', `${b.type} blocks with a file_id source (Files API) are not supported by this proxy; send the ${b.type} as base64 or a URL`, { status: 400 });
       }
-      if (src.type === 'content' && Array.isArray(src.content)) {
-        const text = (src.content as Block[]).map((c) => (c.type === 'text' && typeof c.text === 'string' ? c.text : '')).join('\n');
-        return isNonBlank(text) ? { text: heading ? `${heading}\n\n${text}` : text } : null;
+      if (src.type === 'content') {
+        // Its content is a string or text and image blocks (the images follow, partsOf).
+        const text =
+          typeof src.content === 'string'
+            ? src.content
+            : Array.isArray(src.content)
+              ? (src.content as Block[]).flatMap((c) => (c.type === 'text' && isNonBlank(c.text) ? [c.text] : [])).join('\n')
+              : '';
+        if (isNonBlank(text)) return { text: heading ? `${heading}\n\n${text}` : text };
+        return heading && documentImages(b).length > 0 ? { text: heading } : null;
       }
       return null;
     }

@@ -13,6 +13,7 @@ import {
 } from '../../../src/providers/antigravity/to-google.ts';
 import tools from '../../fixtures/antigravity/claude-code-tools.json';
 import anthropicTools from '../../fixtures/anthropic-defined-tools.json';
+import docs from '../../fixtures/custom-content-documents.json';
 import withTools from '../../fixtures/antigravity/structured-output-with-tools.json';
 import { accumulate, translate as translateStream } from './stream-helpers.ts';
 
@@ -354,6 +355,43 @@ describe('document title and context', () => {
       { text: 'Document: Notes\n\nplain doc' },
       { text: 'untitled' },
       { text: 'compare them' },
+    ]);
+  });
+
+  // Custom content documents: a string, or text and image blocks (SDK ContentBlockSource).
+  test('a document made of content reaches the model whole: string content, its text and its pictures', () => {
+    const env = translate(
+      {
+        messages: [{ role: 'user', content: [docs.stringContent, docs.blocksContent, docs.imageOnly, { type: 'text', text: 'what changed?' }] }],
+        thinking: { type: 'disabled' },
+      },
+      'gemini-3-flash',
+    );
+    expect(env.request.contents[0].parts).toEqual([
+      { text: 'Document: Release notes\n\nVersion 2 drops the legacy API.' },
+      { text: 'Document: Dashboard\nScreenshot with caption\n\nCaption: error rate after the deploy.' },
+      { inlineData: { mimeType: 'image/png', data: 'iVBORw0KGgo=' } },
+      { text: 'Document: Diagram' },
+      { inlineData: { mimeType: 'image/png', data: 'iVBORw0KGgo=' } },
+      { text: 'what changed?' },
+    ]);
+  });
+
+  test('a document made of content inside a tool_result: its text in the response, its picture after it', () => {
+    const env = translate(
+      {
+        messages: [
+          { role: 'user', content: 'show the dashboard' },
+          { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_doc', name: 'Bash', input: { command: 'dash' } }] },
+          { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_doc', content: [docs.blocksContent] }] },
+        ],
+        thinking: { type: 'disabled' },
+      },
+      'gemini-3-flash',
+    );
+    expect(env.request.contents[2].parts).toEqual([
+      { functionResponse: { name: 'Bash', id: 'toolu_doc', response: { output: 'Document: Dashboard\nScreenshot with caption\n\nCaption: error rate after the deploy.' } } },
+      { inlineData: { mimeType: 'image/png', data: 'iVBORw0KGgo=' } },
     ]);
   });
 
