@@ -686,6 +686,21 @@ function partsOf(b: Block): Part[] {
   return out;
 }
 
+const IMAGE_EXTENSION = /\.(png|gif|webp|jpe?g)$/i;
+const IMAGE_TYPE_OF_EXTENSION: Record<string, string> = { png: 'image/png', gif: 'image/gif', webp: 'image/webp', jpg: 'image/jpeg', jpeg: 'image/jpeg' };
+
+/** The image type a URL's path names by its extension (query and fragment aside), or null. */
+function imageTypeOfUrl(url: string): string | null {
+  let path: string;
+  try {
+    path = new URL(url).pathname;
+  } catch {
+    return null;
+  }
+  const ext = IMAGE_EXTENSION.exec(path)?.[1]?.toLowerCase();
+  return ext ? IMAGE_TYPE_OF_EXTENSION[ext]! : null;
+}
+
 /** text, image, document and the text-bearing pass-through blocks; null for what Google cannot take. */
 function contentPart(b: Block): Part | null {
   switch (b.type) {
@@ -700,7 +715,9 @@ function contentPart(b: Block): Part | null {
         return { inlineData: { mimeType: typeof src.media_type === 'string' ? src.media_type : fallbackMime, data: inlineBase64(src.data) } };
       }
       if (src.type === 'url' && typeof src.url === 'string') {
-        return { fileData: { mimeType: typeof src.media_type === 'string' ? src.media_type : fallbackMime, fileUri: src.url } };
+        // Anthropic's URL sources name no type (the API looks at what it fetches); Google is told one.
+        const mimeType = typeof src.media_type === 'string' ? src.media_type : (b.type === 'image' ? imageTypeOfUrl(src.url) : null) ?? fallbackMime;
+        return { fileData: { mimeType, fileUri: src.url } };
       }
       const heading = documentHeading(b);
       if (src.type === 'text' && isNonBlank(src.data)) return { text: heading ? `${heading}\n\n${src.data}` : src.data };

@@ -14,6 +14,7 @@ import {
 import tools from '../../fixtures/antigravity/claude-code-tools.json';
 import anthropicTools from '../../fixtures/anthropic-defined-tools.json';
 import docs from '../../fixtures/custom-content-documents.json';
+import urlImages from '../../fixtures/url-images.json';
 import withTools from '../../fixtures/antigravity/structured-output-with-tools.json';
 import { accumulate, translate as translateStream } from './stream-helpers.ts';
 
@@ -325,6 +326,19 @@ describe('content blocks (§7.1–§7.4)', () => {
     ]);
     expect(c[3].parts[0].functionCall.args).toEqual({ value: [1, 2] });
     expect(c[4].parts).toEqual([{ functionResponse: { name: 'Bash', id: 'toolu_vrtx_B', response: { output: '' } } }]);
+  });
+});
+
+describe('image URL sources', () => {
+  test("a URL image's type is taken from its extension (Anthropic's URL source names none), JPEG when the URL does not say", () => {
+    const env = translate({ messages: [{ role: 'user', content: urlImages.content }], thinking: { type: 'disabled' } }, 'gemini-3-flash');
+    expect(env.request.contents[0].parts).toEqual([
+      { fileData: { mimeType: 'image/png', fileUri: 'https://example.com/charts/latency.PNG?size=large#top' } },
+      { fileData: { mimeType: 'image/gif', fileUri: 'https://example.com/anim/loader.gif' } },
+      { fileData: { mimeType: 'image/webp', fileUri: 'https://example.com/photos/team.webp' } },
+      { fileData: { mimeType: 'image/jpeg', fileUri: 'https://example.com/render?id=42' } },
+      { text: 'What do these show?' },
+    ]);
   });
 });
 
