@@ -88,3 +88,13 @@ export function clientToolSpec(type: unknown): ClientTool | null {
   if (m[1] === 'memory') return MEMORY;
   return m[2]! < '20250429' ? EDITOR_WITH_UNDO : EDITOR;
 }
+
+/**
+ * An Anthropic-defined client tool as a custom tool (name, description, input_schema), the client's
+ * own description kept; null for a tool that has a schema or is not one of them.
+ */
+export function asCustomTool(t: { name: string; type?: unknown; description?: unknown; input_schema?: unknown }): { name: string; description: string; input_schema: JsonSchema } | null {
+  const spec = t.input_schema === undefined ? clientToolSpec(t.type) : null;
+  if (!spec) return null;
+  return { name: t.name, description: typeof t.description === 'string' && t.description ? t.description : spec.description, input_schema: spec.input_schema };
+}

@@ -2,7 +2,7 @@
 // Pure apart from the signature store, which it reads (and tells the tool names it rewrote). The
 // request's strings are byte strings (anthropic/byte-strings.ts), and so is every string added here.
 import { fromByteString, parseByteStringJson, toByteString } from '../../anthropic/byte-strings.ts';
-import { clientToolSpec } from '../../anthropic/client-tools.ts';
+import { asCustomTool } from '../../anthropic/client-tools.ts';
 import { jsonOnlyInstruction, jsonSchemaOf } from '../../anthropic/structured-output.ts';
 import type { MessagesRequest, Tool } from '../../anthropic/schema.ts';
 import { toObjectInput } from '../../anthropic/tool-input.ts';
@@ -212,8 +212,8 @@ function convertTools(tools: Tool[] | undefined, naming: ToolNaming): { declarat
       // Anthropic-defined tools carry a type and no schema. The client runs bash, the text editor and
       // memory, so they are declared with Anthropic's documented inputs (left out, the model could
       // never call them); server tools (web_search_…, code_execution_…) run nowhere here: left out.
-      const spec = clientToolSpec(t.type);
-      if (spec) declared.push({ ...t, description: typeof t.description === 'string' && t.description ? t.description : spec.description, input_schema: spec.input_schema });
+      const custom = asCustomTool(t);
+      if (custom) declared.push(custom);
     }
   }
   const taken = new Set<string>();
