@@ -115,7 +115,8 @@ export const ImageConfig = Type.Object({
 export const MessagesRequest = Type.Object({
   model: Type.String({ minLength: 1 }),
   messages: Type.Array(MessageParam),
-  max_tokens: Type.Integer({ minimum: 1 }),
+  // 0 asks only to fill the prompt cache, no answer (the SDK's max_tokens doc): the server answers it.
+  max_tokens: Type.Integer({ minimum: 0 }),
   system: Type.Optional(Type.Union([Type.String(), Type.Array(TextBlock)])),
   metadata: Type.Optional(Type.Object({ user_id: Type.Optional(Type.Union([Type.String(), Type.Null()])) })),
   stop_sequences: Type.Optional(Type.Array(Type.String())),

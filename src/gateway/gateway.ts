@@ -6,6 +6,7 @@
 // 429, final only past maxWaitSec; 529 for capacity). After the head is handed on an upstream
 // failure ends the stream with an Anthropic error event (the server writes it).
 import { collectMessage, errorTypeOf } from '../anthropic/collect.ts';
+import { clearOldToolUses } from '../anthropic/context-edits.ts';
 import { ApiError } from '../anthropic/errors.ts';
 import type { AnthropicEvent, Message } from '../anthropic/events.ts';
 import type { MessagesRequest } from '../anthropic/schema.ts';
@@ -798,6 +799,12 @@ export function createGateway(deps: GatewayDeps): Gateway {
     if (webSearchToolOf(req.body)) route = catalog.webSearchRoute(route, available());
     const sessionKey = sessionKeyOf(req.body, req.headers);
     const historyKey = historyKeyOf(req.body);
+    // After the keys: they name the conversation as the client sent it.
+    const edited = clearOldToolUses(req.body);
+    if (edited.applied) {
+      log.debug(`${req.requestId}: context_management cleared ${edited.applied.cleared_tool_uses} tool results (~${edited.applied.cleared_input_tokens} tokens)`);
+      req = { ...req, body: edited.req };
+    }
     const since = { wall: now(), mono: performance.now() };
     try {
       return await serve(req, route, sessionKey, historyKey, null, since);

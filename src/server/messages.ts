@@ -5,6 +5,8 @@ import { Elysia } from 'elysia';
 import { ApiError } from '../anthropic/errors.ts';
 import { toByteString } from '../anthropic/byte-strings.ts';
 import { collectMessage, emptyUsage, type UsageTotals } from '../anthropic/collect.ts';
+import { MESSAGE_STOP, messageDelta, messageStart, type AnthropicEvent } from '../anthropic/events.ts';
+import type { MessagesRequest } from '../anthropic/schema.ts';
 import { estimateInputTokens } from '../anthropic/tokens.ts';
 import type { Config } from '../config.ts';
 import type { Dispatched, DispatchRequest, Gateway } from '../gateway/types.ts';
@@ -223,17 +225,20 @@ export async function handleMessages(
     }, writeDeadline - performance.now());
     rec.clientModel = body.model;
     rec.stream = body.stream === true;
-    const d = await deps.gateway.dispatch({
-      body,
-      requestId,
-      headers: forwardHeaders(request.headers),
-      signal: abort.signal,
-      ...(deps.draining ? { draining: deps.draining } : {}),
-      ...(clientSec > 0 ? { clientWaitMs: clientSec * 1000 } : {}),
-      onAttempt: attemptNoter(rec),
-    });
-    noteDispatch(rec, d);
-    const headers = proxyHeaders(d);
+    const local = body.max_tokens === 0;
+    const d = local
+      ? cacheWarmAnswer(body)
+      : await deps.gateway.dispatch({
+          body,
+          requestId,
+          headers: forwardHeaders(request.headers),
+          signal: abort.signal,
+          ...(deps.draining ? { draining: deps.draining } : {}),
+          ...(clientSec > 0 ? { clientWaitMs: clientSec * 1000 } : {}),
+          onAttempt: attemptNoter(rec),
+        });
+    if (!local) noteDispatch(rec, d);
+    const headers: Record<string, string> = local ? {} : proxyHeaders(d);
     headers['request-id'] = requestId;
 
     if (rec.stream) {
@@ -288,6 +293,30 @@ export async function handleMessages(
     else finish(api.status, api.type);
     return errorResponse(api, requestId, undefined, request);
   }
+}
+
+/**
+ * max_tokens 0 asks Anthropic to fill its prompt cache and generate nothing (the SDK's max_tokens
+ * doc). Neither upstream has such a call, and a real one would spend quota on an answer thrown
+ * away, so the answer is made here, as Anthropic's would look: no content, stopped at max_tokens,
+ * the input as count_tokens estimates it.
+ */
+function cacheWarmAnswer(body: MessagesRequest): Dispatched {
+  const events: AnthropicEvent[] = [
+    messageStart(body.model, { input_tokens: estimateInputTokens(body), output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 }),
+    messageDelta('max_tokens', { output_tokens: 0 }),
+    MESSAGE_STOP,
+  ];
+  return {
+    events: (async function* () {
+      yield* events;
+    })(),
+    accountId: '',
+    provider: '',
+    upstreamModel: body.model,
+    fallbackFrom: null,
+    failovers: 0,
+  };
 }
 
 /** The server-wide idle timeout back on the request's socket (it may already be closed: nothing to do then). */

@@ -1121,6 +1121,13 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
  * Anthropic's own (anthropic-claude-code-zai.md §2.2, §2.3), in Claude's words inside Google's 400.
  */
 function shapeRefusal(model: string, request: Record<string, unknown>): Response | null {
+  // Gemini 2.x takes no response schema beside function declarations (Gemini 3 does); reported by
+  // Gemini API users, e.g. github.com/symfony/ai issue #1777 on gemini-2.5-flash.
+  const cfg = isRecord(request.generationConfig) ? request.generationConfig : {};
+  const declares = Array.isArray(request.tools) && request.tools.some((t) => isRecord(t) && Array.isArray(t.functionDeclarations));
+  if (model.startsWith('gemini-2.') && declares && cfg.responseMimeType === 'application/json') {
+    return googleError(400, 'INVALID_ARGUMENT', "Function calling with a response mime type: 'application/json' is unsupported");
+  }
   const problem = shapeProblem(familyOfModel(model), request);
   if (!problem) return null;
   return problem.claude

@@ -416,6 +416,22 @@ describe('official SDK', () => {
     expect(String(err.message)).toContain('Overloaded');
   });
 
+  // The SDK's max_tokens doc: "Set to 0 to populate the prompt cache without generating a response."
+  test('max_tokens 0 (a prompt-cache pre-warm) is answered here with no content, streamed or not, and never reaches an upstream', async () => {
+    const before = h.calls.length;
+    const params = { model: 'claude-test-1', max_tokens: 0, system: 'You are a careful reviewer. '.repeat(40), messages: [{ role: 'user' as const, content: 'warm' }] };
+    const m = await client().messages.create(params);
+    expect(m.content).toEqual([]);
+    expect(m.stop_reason).toBe('max_tokens');
+    expect(m.model).toBe('claude-test-1');
+    expect(m.usage.output_tokens).toBe(0);
+    expect(m.usage.input_tokens).toBeGreaterThan(100);
+    const streamed = await client().messages.stream(params).finalMessage();
+    expect(streamed.content).toEqual([]);
+    expect(streamed.stop_reason).toBe('max_tokens');
+    expect(h.calls.length).toBe(before);
+  });
+
   test('count_tokens answers through the SDK', async () => {
     const r = await client().messages.countTokens({ model: 'claude-test-1', messages: [{ role: 'user', content: 'hello there' }] });
     expect(r.input_tokens).toBeGreaterThan(0);

@@ -33,7 +33,7 @@ import { parseQuotaSummary } from './quota-summary.ts';
 import { storedCallSignatures, storedImageSignatures, storedSignatureHashes } from '../issued-hashes.ts';
 import { createSignatureStore } from './signatures.ts';
 import { asksForThinking } from './thinking.ts';
-import { familyOf, toGoogleRequest } from './to-google.ts';
+import { enforcesResponseSchema, familyOf, toGoogleRequest } from './to-google.ts';
 import {
   createGroundingCollector,
   GROUNDING_REDIRECT_ORIGIN,
@@ -406,8 +406,8 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
         const thoughts = family !== 'gpt' || asksForThinking(req);
         const singleToolCall = req.tool_choice?.disable_parallel_tool_use === true;
         const tr = createGoogleTranslator({ clientModel: ctx.clientModel, family, sessionKey: ctx.sessionKey, signatures, thoughts, singleToolCall });
-        // Only Gemini takes a response schema; the others are asked in words (to-google.ts), and a fenced answer is unwrapped.
-        const unfence = family !== 'gemini' && jsonSchemaOf(req) ? createJsonTextUnfence() : null;
+        // Only Gemini takes a response schema (not 2.x with tools); the others are asked in words (to-google.ts), and a fenced answer is unwrapped.
+        const unfence = jsonSchemaOf(req) && !enforcesResponseSchema(envelope) ? createJsonTextUnfence() : null;
         // Until the first content: is it the version gate (§4.3) instead of the model's answer?
         let gateChecked = false;
         for (;;) {

@@ -13,7 +13,7 @@ export const DEFAULT_OUTPUT_CAP: Record<ModelFamily, number> = {
   other: 32_768,
 };
 
-/** Only for a caller that bypassed validation (which refuses max_tokens < 1, as Anthropic does). */
+/** Only for a caller that bypassed the server (which answers max_tokens 0 itself, and refuses less). */
 const DEFAULT_MAX_TOKENS = 4096;
 const CLAUDE_MIN_BUDGET = 1024;
 /** Head room left for the visible answer when an explicit budget would eat all of max_tokens ([NODE]). */

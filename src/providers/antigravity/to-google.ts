@@ -2,6 +2,7 @@
 // Pure apart from the signature store, which it reads (and tells the tool names it rewrote). The
 // request's strings are byte strings (anthropic/byte-strings.ts), and so is every string added here.
 import { fromByteString, parseByteStringJson, toByteString } from '../../anthropic/byte-strings.ts';
+import { asCustomTool } from '../../anthropic/client-tools.ts';
 import { jsonOnlyInstruction, jsonSchemaOf } from '../../anthropic/structured-output.ts';
 import type { MessagesRequest, Tool } from '../../anthropic/schema.ts';
 import { toObjectInput } from '../../anthropic/tool-input.ts';
@@ -27,6 +28,17 @@ const BILLING_PREFIX = 'x-anthropic-billing-header:';
 const FALSE_429_TRIGGERS = /\b(R)(FC 2119)|\b(s)(ystem[-_](?:conventions|directive))/gi;
 /** U+200B as a byte string: the texts it goes into are byte strings (anthropic/byte-strings.ts). */
 const ZERO_WIDTH_SPACE = toByteString('\u200b');
+
+const GEMINI_2 = /^gemini-2\./;
+
+/**
+ * Whether the envelope has Google enforce the answer's JSON schema; when the request has one and
+ * this is false, the model was asked for the JSON in words (and may fence it).
+ */
+export function enforcesResponseSchema(envelope: Record<string, unknown>): boolean {
+  const cfg = (envelope.request as { generationConfig?: { responseSchema?: unknown } } | undefined)?.generationConfig;
+  return cfg?.responseSchema !== undefined;
+}
 
 export interface ToGoogleOptions {
   /** Upstream model id, e.g. "claude-opus-4-6-thinking", "gemini-3-pro-high", "gpt-oss-120b-medium". */
@@ -109,8 +121,12 @@ export function toGoogleRequest(req: MessagesRequest, opts: ToGoogleOptions): Re
 
   const request: Record<string, unknown> = { contents };
   // Claude and GPT-OSS behind Google take no response schema: they are asked for the JSON instead.
+  // So is Gemini 2.x when it has tools: it refuses a response schema beside function declarations
+  // (400 "Function calling with a response mime type: 'application/json' is unsupported"), which
+  // Anthropic allows; Gemini 3 takes both.
   const schema = jsonSchemaOf(req);
-  if (schema && family !== 'gemini') system.push(jsonOnlyInstruction(schema));
+  const enforced = family === 'gemini' && !(declarations.length > 0 && GEMINI_2.test(opts.model));
+  if (schema && !enforced) system.push(jsonOnlyInstruction(schema));
   if (family === 'claude' && plan.thinking && declarations.length > 0) {
     if (system.length > 0) system[system.length - 1] = `${system[system.length - 1]}\n\n${INTERLEAVED_HINT}`;
     else system.push(INTERLEAVED_HINT);
@@ -122,7 +138,7 @@ export function toGoogleRequest(req: MessagesRequest, opts: ToGoogleOptions): Re
     if (toolConfig) request.toolConfig = toolConfig;
   }
   const generationConfig = plan.generationConfig;
-  if (family === 'gemini' && schema) {
+  if (enforced && schema) {
     generationConfig.responseMimeType = 'application/json';
     generationConfig.responseSchema = toGoogleSchema(schema);
   }
@@ -189,10 +205,17 @@ export function sameJson(a: unknown, b: unknown): boolean {
 function convertTools(tools: Tool[] | undefined, naming: ToolNaming): { declarations: Part[]; names: Map<string, string> } {
   const out: Part[] = [];
   const names = new Map<string, string>();
-  const declared = (tools ?? []).filter(
-    // Anthropic server tools (web_search_2025…, bash_…, text_editor_…) carry a type and no schema.
-    (t) => !(typeof t.type === 'string' && t.type !== 'custom' && t.input_schema === undefined),
-  );
+  const declared: Tool[] = [];
+  for (const t of tools ?? []) {
+    if (!(typeof t.type === 'string' && t.type !== 'custom' && t.input_schema === undefined)) declared.push(t);
+    else {
+      // Anthropic-defined tools carry a type and no schema. The client runs bash, the text editor and
+      // memory, so they are declared with Anthropic's documented inputs (left out, the model could
+      // never call them); server tools (web_search_…, code_execution_…) run nowhere here: left out.
+      const custom = asCustomTool(t);
+      if (custom) declared.push(custom);
+    }
+  }
   const taken = new Set<string>();
   const sanitized = new Map<string, Set<string>>(); // sanitized name -> the client names that give it
   for (const t of declared) {
@@ -473,14 +496,14 @@ function modelParts(
   const visible = out.length;
   for (const b of blocks) {
     if (b.type === 'thinking' || b.type === 'tool_use') continue;
-    const p = contentPart(b);
-    if (!p) continue;
-    const heading = mediaHeading(b, p);
-    if (heading) out.push(heading);
-    // A picture a Gemini image model drew goes back with the signature it came with.
-    const drawn = family === 'gemini' && b.type === 'image' && p.inlineData ? signatures.imageSignature((p.inlineData as { data: string }).data) : undefined;
-    if (drawn) p.thoughtSignature = drawn;
-    out.push(p);
+    for (const p of partsOf(b)) {
+      const heading = mediaHeading(b, p);
+      if (heading) out.push(heading);
+      // A picture a Gemini image model drew goes back with the signature it came with.
+      const drawn = family === 'gemini' && b.type === 'image' && p.inlineData ? signatures.imageSignature((p.inlineData as { data: string }).data) : undefined;
+      if (drawn) p.thoughtSignature = drawn;
+      out.push(p);
+    }
   }
   let firstCallSigned: boolean | null = null;
   for (const b of blocks) {
@@ -534,11 +557,11 @@ function userParts(
   let rest: Part[] | null = null;
   for (const b of blocks) {
     if (b.type !== 'tool_result') {
-      const p = contentPart(b);
-      if (!p) continue;
-      const heading = mediaHeading(b, p);
-      if (heading) (rest ??= []).push(heading);
-      (rest ??= []).push(p);
+      for (const p of partsOf(b)) {
+        const heading = mediaHeading(b, p);
+        if (heading) (rest ??= []).push(heading);
+        (rest ??= []).push(p);
+      }
       continue;
     }
     const id = String(b.tool_use_id);
@@ -613,11 +636,12 @@ function resultContent(content: unknown): { text: string; images: Part[] } {
     for (const c of content as Block[]) {
       if (c.type === 'text' && typeof c.text === 'string') texts.push(c.text);
       else {
-        const p = contentPart(c);
-        const heading = p && mediaHeading(c, p);
-        if (heading) texts.push(heading.text as string);
-        if (p && ('inlineData' in p || 'fileData' in p)) images.push(p);
-        else if (p && typeof p.text === 'string') texts.push(p.text);
+        for (const p of partsOf(c)) {
+          const heading = mediaHeading(c, p);
+          if (heading) texts.push(heading.text as string);
+          if ('inlineData' in p || 'fileData' in p) images.push(p);
+          else if (typeof p.text === 'string') texts.push(p.text);
+        }
       }
     }
   }
@@ -638,8 +662,43 @@ function documentHeading(b: Block): string {
 /** The heading of a PDF (or other binary document) part, as a text part to go before it. */
 function mediaHeading(b: Block, p: Part): Part | null {
   if (b.type !== 'document' || !('inlineData' in p || 'fileData' in p)) return null;
+  // A document made of content blocks has its heading in its text part already (contentPart).
+  if ((b.source as { type?: unknown } | undefined)?.type === 'content') return null;
   const heading = documentHeading(b);
   return heading ? { text: heading } : null;
+}
+
+/** The image blocks of a document whose source is content blocks (none for any other block). */
+function documentImages(b: Block): Block[] {
+  const src = b.type === 'document' ? (b.source as { type?: unknown; content?: unknown } | undefined) : undefined;
+  if (src?.type !== 'content' || !Array.isArray(src.content)) return [];
+  return (src.content as Block[]).filter((c) => c !== null && typeof c === 'object' && c.type === 'image');
+}
+
+/** A block's parts: its one part, and after it the pictures of a document made of content blocks. */
+function partsOf(b: Block): Part[] {
+  const p = contentPart(b);
+  const out = p ? [p] : [];
+  for (const image of documentImages(b)) {
+    const q = contentPart(image);
+    if (q) out.push(q);
+  }
+  return out;
+}
+
+const IMAGE_EXTENSION = /\.(png|gif|webp|jpe?g)$/i;
+const IMAGE_TYPE_OF_EXTENSION: Record<string, string> = { png: 'image/png', gif: 'image/gif', webp: 'image/webp', jpg: 'image/jpeg', jpeg: 'image/jpeg' };
+
+/** The image type a URL's path names by its extension (query and fragment aside), or null. */
+function imageTypeOfUrl(url: string): string | null {
+  let path: string;
+  try {
+    path = new URL(url).pathname;
+  } catch {
+    return null;
+  }
+  const ext = IMAGE_EXTENSION.exec(path)?.[1]?.toLowerCase();
+  return ext ? IMAGE_TYPE_OF_EXTENSION[ext]! : null;
 }
 
 /** text, image, document and the text-bearing pass-through blocks; null for what Google cannot take. */
@@ -656,7 +715,9 @@ function contentPart(b: Block): Part | null {
         return { inlineData: { mimeType: typeof src.media_type === 'string' ? src.media_type : fallbackMime, data: inlineBase64(src.data) } };
       }
       if (src.type === 'url' && typeof src.url === 'string') {
-        return { fileData: { mimeType: typeof src.media_type === 'string' ? src.media_type : fallbackMime, fileUri: src.url } };
+        // Anthropic's URL sources name no type (the API looks at what it fetches); Google is told one.
+        const mimeType = typeof src.media_type === 'string' ? src.media_type : (b.type === 'image' ? imageTypeOfUrl(src.url) : null) ?? fallbackMime;
+        return { fileData: { mimeType, fileUri: src.url } };
       }
       const heading = documentHeading(b);
       if (src.type === 'text' && isNonBlank(src.data)) return { text: heading ? `${heading}\n\n${src.data}` : src.data };
@@ -665,9 +726,16 @@ function contentPart(b: Block): Part | null {
         // answer as if no picture or PDF had been sent.
         throw new UpstreamError('bad_request', `${b.type} blocks with a file_id source (Files API) are not supported by this proxy; send the ${b.type} as base64 or a URL`, { status: 400 });
       }
-      if (src.type === 'content' && Array.isArray(src.content)) {
-        const text = (src.content as Block[]).map((c) => (c.type === 'text' && typeof c.text === 'string' ? c.text : '')).join('\n');
-        return isNonBlank(text) ? { text: heading ? `${heading}\n\n${text}` : text } : null;
+      if (src.type === 'content') {
+        // Its content is a string or text and image blocks (the images follow, partsOf).
+        const text =
+          typeof src.content === 'string'
+            ? src.content
+            : Array.isArray(src.content)
+              ? (src.content as Block[]).flatMap((c) => (c.type === 'text' && isNonBlank(c.text) ? [c.text] : [])).join('\n')
+              : '';
+        if (isNonBlank(text)) return { text: heading ? `${heading}\n\n${text}` : text };
+        return heading && documentImages(b).length > 0 ? { text: heading } : null;
       }
       return null;
     }

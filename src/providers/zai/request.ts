@@ -3,7 +3,8 @@
 // tool input -> 500, empty text -> 400) and ignores others; everything else rides along unchanged.
 import { fromByteString, parseByteStringJson, toByteString } from '../../anthropic/byte-strings.ts';
 import { budgetForEffort, effortOf } from '../../anthropic/effort.ts';
-import type { MessagesRequest, MessageParam } from '../../anthropic/schema.ts';
+import { asCustomTool } from '../../anthropic/client-tools.ts';
+import type { MessagesRequest, MessageParam, Tool } from '../../anthropic/schema.ts';
 import { jsonOnlyInstruction, jsonSchemaOf } from '../../anthropic/structured-output.ts';
 import { toObjectInput } from '../../anthropic/tool-input.ts';
 import type { SendContext } from '../provider.ts';
@@ -170,6 +171,22 @@ export function mapThinking(thinking: unknown, maxTokens: number, effort?: strin
   return undefined;
 }
 
+/**
+ * Anthropic-defined client tools (bash, text editor, memory) as custom tools with their documented
+ * inputs: they come by type alone, and GLM knows no such types, so it could not call them with the
+ * right input (the client runs them, so a schema is all it takes). The same array when there is none.
+ */
+function withClientToolSchemas(tools: MessagesRequest['tools']): MessagesRequest['tools'] {
+  if (!tools?.some((t) => asCustomTool(t))) return tools;
+  return tools.map((t) => {
+    const custom: Tool | null = asCustomTool(t);
+    if (!custom) return t;
+    const cache = (t as Tool).cache_control;
+    if (cache !== undefined) custom.cache_control = cache;
+    return custom;
+  });
+}
+
 /** The system prompt without empty text (Z.AI refuses it there too); undefined when nothing is left. */
 function cleanSystem(system: MessagesRequest['system']): MessagesRequest['system'] | undefined {
   if (typeof system === 'string') return system === '' ? undefined : system;
@@ -195,6 +212,8 @@ export function toZaiBody(req: MessagesRequest, model: string, ownUnsigned?: Own
     const hint = jsonOnlyInstruction(schema);
     body.system = typeof sys === 'string' && sys ? `${sys}\n\n${hint}` : Array.isArray(sys) && sys.length ? [...sys, { type: 'text', text: hint }] : hint;
   }
+  const tools = withClientToolSchemas(req.tools);
+  if (tools !== req.tools) body.tools = tools;
   if ('thinking' in body) {
     const t = mapThinking(body.thinking, req.max_tokens, effortOf(req));
     if (t === undefined) delete body.thinking;

@@ -11,6 +11,7 @@ import { type Account, type AccountPatch, findAccount, updateAccount, upsertAcco
 import { defaultFakeModels, startFakeGoogle, type FakeGoogleMode } from '../../fakes/google.ts';
 import { cleanupDbs, tempDb } from '../../gateway/helpers.ts';
 import { sendAll, sendFailure, textOf } from '../send.ts';
+import withTools from '../../fixtures/antigravity/structured-output-with-tools.json';
 
 const fake = startFakeGoogle();
 afterAll(() => fake.stop());
@@ -947,5 +948,15 @@ describe('structured output answered in a Markdown fence', () => {
 
   test('an ordinary request keeps the text as the model wrote it', async () => {
     expect(textOf(await sendAll(p, simple('Name this session'), ctx({ account: acc })))).toBe(FENCED);
+  });
+
+  // Gemini 2.x refuses a response schema beside function declarations; Anthropic takes both.
+  test('Gemini 2.5 with tools: a json_schema request is answered (asked in words), not refused by Google, and its fence removed', async () => {
+    fenced.setModels({ ...defaultFakeModels(), 'gemini-2.5-flash': { displayName: 'Gemini 2.5 Flash', supportsThinking: true, maxOutputTokens: 65536 } });
+    const events = await sendAll(p, withTools.request as unknown as MessagesRequest, ctx({ account: acc, model: 'gemini-2.5-flash' }));
+    expect(JSON.parse(textOf(events))).toEqual({ title: 'Fenced title' });
+    const sent = fenced.generations().at(-1)!.body as { request: { generationConfig: Record<string, unknown>; tools: unknown[] } };
+    expect(sent.request.tools).toHaveLength(1);
+    expect(sent.request.generationConfig.responseMimeType).toBeUndefined();
   });
 });

@@ -12,6 +12,10 @@ import {
   toGoogleRequest,
 } from '../../../src/providers/antigravity/to-google.ts';
 import tools from '../../fixtures/antigravity/claude-code-tools.json';
+import anthropicTools from '../../fixtures/anthropic-defined-tools.json';
+import docs from '../../fixtures/custom-content-documents.json';
+import urlImages from '../../fixtures/url-images.json';
+import withTools from '../../fixtures/antigravity/structured-output-with-tools.json';
 import { accumulate, translate as translateStream } from './stream-helpers.ts';
 
 type Json = Record<string, any>;
@@ -325,6 +329,19 @@ describe('content blocks (§7.1–§7.4)', () => {
   });
 });
 
+describe('image URL sources', () => {
+  test("a URL image's type is taken from its extension (Anthropic's URL source names none), JPEG when the URL does not say", () => {
+    const env = translate({ messages: [{ role: 'user', content: urlImages.content }], thinking: { type: 'disabled' } }, 'gemini-3-flash');
+    expect(env.request.contents[0].parts).toEqual([
+      { fileData: { mimeType: 'image/png', fileUri: 'https://example.com/charts/latency.PNG?size=large#top' } },
+      { fileData: { mimeType: 'image/gif', fileUri: 'https://example.com/anim/loader.gif' } },
+      { fileData: { mimeType: 'image/webp', fileUri: 'https://example.com/photos/team.webp' } },
+      { fileData: { mimeType: 'image/jpeg', fileUri: 'https://example.com/render?id=42' } },
+      { text: 'What do these show?' },
+    ]);
+  });
+});
+
 describe('document title and context', () => {
   // Anthropic gives a document's title and context to the model; without them it cannot tell which
   // of several documents a question is about.
@@ -352,6 +369,43 @@ describe('document title and context', () => {
       { text: 'Document: Notes\n\nplain doc' },
       { text: 'untitled' },
       { text: 'compare them' },
+    ]);
+  });
+
+  // Custom content documents: a string, or text and image blocks (SDK ContentBlockSource).
+  test('a document made of content reaches the model whole: string content, its text and its pictures', () => {
+    const env = translate(
+      {
+        messages: [{ role: 'user', content: [docs.stringContent, docs.blocksContent, docs.imageOnly, { type: 'text', text: 'what changed?' }] }],
+        thinking: { type: 'disabled' },
+      },
+      'gemini-3-flash',
+    );
+    expect(env.request.contents[0].parts).toEqual([
+      { text: 'Document: Release notes\n\nVersion 2 drops the legacy API.' },
+      { text: 'Document: Dashboard\nScreenshot with caption\n\nCaption: error rate after the deploy.' },
+      { inlineData: { mimeType: 'image/png', data: 'iVBORw0KGgo=' } },
+      { text: 'Document: Diagram' },
+      { inlineData: { mimeType: 'image/png', data: 'iVBORw0KGgo=' } },
+      { text: 'what changed?' },
+    ]);
+  });
+
+  test('a document made of content inside a tool_result: its text in the response, its picture after it', () => {
+    const env = translate(
+      {
+        messages: [
+          { role: 'user', content: 'show the dashboard' },
+          { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_doc', name: 'Bash', input: { command: 'dash' } }] },
+          { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_doc', content: [docs.blocksContent] }] },
+        ],
+        thinking: { type: 'disabled' },
+      },
+      'gemini-3-flash',
+    );
+    expect(env.request.contents[2].parts).toEqual([
+      { functionResponse: { name: 'Bash', id: 'toolu_doc', response: { output: 'Document: Dashboard\nScreenshot with caption\n\nCaption: error rate after the deploy.' } } },
+      { inlineData: { mimeType: 'image/png', data: 'iVBORw0KGgo=' } },
     ]);
   });
 
@@ -536,9 +590,38 @@ describe('tools (§7.11–§7.13)', () => {
     ['claude', 'claude-sonnet-4-6', { mode: 'VALIDATED' }],
   ] as const)('tool_choice naming a tool that is not declared upstream (a server tool) forces nothing: %s', (_n, model, expected) => {
     // Google refuses allowedFunctionNames naming no declaration (fuzz seed 9 case 299).
-    const editor = { type: 'text_editor_20250728', name: 'str_replace_based_edit_tool' };
-    const env = translate({ tools: [ccTools[0], editor], tool_choice: { type: 'tool', name: editor.name }, thinking: { type: 'disabled' } }, model);
+    const fetcher = { type: 'web_fetch_20250910', name: 'web_fetch' };
+    const env = translate({ tools: [ccTools[0], fetcher], tool_choice: { type: 'tool', name: fetcher.name }, thinking: { type: 'disabled' } }, model);
     expect(env.request.toolConfig?.functionCallingConfig).toEqual(expected as any);
+  });
+
+  test.each(['gemini-3-pro-high', 'claude-sonnet-4-6'])(
+    'Anthropic-defined client tools (bash, text editor, memory) are declared with their documented inputs; server tools are not: %s',
+    (model) => {
+      const env = translate({ tools: anthropicTools.tools, thinking: { type: 'disabled' } }, model);
+      const decls = env.request.tools[0].functionDeclarations as Json[];
+      expect(decls.map((d) => d.name)).toEqual(['bash', 'str_replace_based_edit_tool', 'memory', 'str_replace_editor']);
+      const byName = (n: string) => decls.find((d) => d.name === n)!;
+      expect(Object.keys(byName('bash').parameters.properties)).toEqual(['command', 'restart']);
+      expect(byName('str_replace_based_edit_tool').parameters.properties.command.enum).toEqual(['view', 'create', 'str_replace', 'insert']);
+      expect(byName('str_replace_based_edit_tool').parameters.required).toEqual(['command', 'path']);
+      // The first editor versions could undo; the memory tool renames and deletes.
+      expect(byName('str_replace_editor').parameters.properties.command.enum).toContain('undo_edit');
+      expect(byName('memory').parameters.properties.command.enum).toEqual(['view', 'create', 'str_replace', 'insert', 'delete', 'rename']);
+      for (const d of decls) expect(d.description.length).toBeGreaterThan(20);
+      // Anthropic's own tool options (max_characters) are not a schema Google should see.
+      expect(JSON.stringify(decls)).not.toContain('max_characters');
+    },
+  );
+
+  test('a tool_choice naming the text editor forces it, as Anthropic does', () => {
+    const env = translate({ tools: anthropicTools.tools, tool_choice: { type: 'tool', name: 'str_replace_based_edit_tool' }, thinking: { type: 'disabled' } }, 'gemini-3-pro-high');
+    expect(env.request.toolConfig?.functionCallingConfig).toEqual({ mode: 'ANY', allowedFunctionNames: ['str_replace_based_edit_tool'] });
+  });
+
+  test("a client's own description of an Anthropic-defined tool is kept", () => {
+    const env = translate({ tools: [{ type: 'bash_20250124', name: 'bash', description: 'Runs in the CI sandbox only.' }], thinking: { type: 'disabled' } }, 'gemini-3-pro-high');
+    expect(env.request.tools[0].functionDeclarations[0].description).toBe('Runs in the CI sandbox only.');
   });
 
   test('claude with thinking cannot be forced to a tool: stays VALIDATED', () => {
@@ -721,6 +804,20 @@ describe('generationConfig (§7.9–§7.10)', () => {
       expect(texts).toEqual(['Be brief.', `Answer with one JSON value that matches this JSON Schema, and nothing else: no prose before or after it, no code fence.\n${JSON.stringify(schema)}`]);
       expect(env.request.generationConfig.responseSchema).toBeUndefined();
     }
+  });
+
+  test('structured output beside tools: Gemini 3 keeps the response schema, Gemini 2.x (which refuses the pair) is asked in words', () => {
+    const three = translate(withTools.request, 'gemini-3-flash');
+    expect(three.request.generationConfig.responseMimeType).toBe('application/json');
+    expect(three.request.tools[0].functionDeclarations).toHaveLength(1);
+    const two = translate(withTools.request, 'gemini-2.5-flash');
+    expect(two.request.generationConfig.responseMimeType).toBeUndefined();
+    expect(two.request.generationConfig.responseSchema).toBeUndefined();
+    expect(two.request.tools[0].functionDeclarations).toHaveLength(1);
+    expect(JSON.stringify(two.request.systemInstruction)).toContain('JSON Schema');
+    // Without tools Gemini 2.x takes the schema.
+    const { tools: _t, ...alone } = withTools.request;
+    expect(translate(alone, 'gemini-2.5-flash').request.generationConfig.responseMimeType).toBe('application/json');
   });
 
   // The structured-outputs beta's first form (top-level output_format), still sent by older SDKs;

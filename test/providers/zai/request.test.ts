@@ -4,6 +4,7 @@ import type { MessageParam, MessagesRequest } from '../../../src/anthropic/schem
 import { foldMessages, mapThinking, toObjectInput, toZaiBody, zaiHeaders } from '../../../src/providers/zai/request.ts';
 import firstTurn from '../../fixtures/zai/first-turn.json';
 import toolTurn from '../../fixtures/zai/tool-turn.json';
+import anthropicTools from '../../fixtures/anthropic-defined-tools.json';
 
 const text = (t: string) => ({ type: 'text', text: t });
 const rem = (t: string) => text(`<system-reminder>\n${t}\n</system-reminder>`);
@@ -233,6 +234,22 @@ describe('toZaiBody', () => {
     const b = toZaiBody(req, 'glm-4.6');
     expect(b).not.toHaveProperty('output_format');
     expect(b.system).toContain(JSON.stringify(schema));
+  });
+
+  test('Anthropic-defined client tools go to Z.AI as custom tools with their documented inputs; server tools and custom tools as they are', () => {
+    const req = { model: 'glm-4.6', max_tokens: 100, messages: [{ role: 'user', content: 'fix the bug' }], tools: [...firstTurn.body.tools.slice(0, 1), ...anthropicTools.tools] } as unknown as MessagesRequest;
+    const tools = toZaiBody(req, 'glm-4.6').tools as Array<Record<string, any>>;
+    expect(tools[0]).toEqual(firstTurn.body.tools[0]!);
+    expect(tools.slice(1, 5).map((t) => [t.name, t.type, Object.keys(t.input_schema.properties).includes('command')])).toEqual([
+      ['bash', undefined, true],
+      ['str_replace_based_edit_tool', undefined, true],
+      ['memory', undefined, true],
+      ['str_replace_editor', undefined, true],
+    ]);
+    expect(tools[2]!.input_schema.properties.command.enum).toEqual(['view', 'create', 'str_replace', 'insert']);
+    expect(tools[5]).toEqual(anthropicTools.tools[4]!);
+    // The client's request is left as it was.
+    expect((req.tools as Array<Record<string, unknown>>)[1]).toEqual({ type: 'bash_20250124', name: 'bash' });
   });
 
   test('removes a between_tools thinking setting', () => {
