@@ -56,6 +56,11 @@ export type FakeGoogleMode =
   | { kind: 'no_finish' }
   /** 200 text/event-stream with nothing in it. */
   | { kind: 'empty_response' }
+  /**
+   * A retired model's canned answer as ordinary text, 0 tokens (antigravity.md §11.5, the Feb–Mar 2026
+   * "Gemini 3 Pro is no longer available. Please switch to Gemini 3.1 Pro in the latest version of Antigravity.").
+   */
+  | { kind: 'retired_model'; notice?: string }
   /** 200 with chunks that carry no parts at all (what the backend does now and then). */
   | { kind: 'empty_candidates' }
   /**
@@ -273,9 +278,14 @@ function versionBelow(userAgent: string, min: string): boolean {
 
 /** The canned answer to a client version the backend no longer supports: ordinary text, 0 tokens. */
 function versionGateAnswer(model: string, stream: boolean): Response {
+  return cannedAnswer(model, stream, 'This version of Antigravity is no longer supported. Please update to receive the latest features!');
+}
+
+/** A notice from the backend in place of the model's answer (version gate, retired model): ordinary text, 0 tokens. */
+function cannedAnswer(model: string, stream: boolean, text: string): Response {
   const chunk = {
     response: {
-      candidates: [{ content: { role: 'model', parts: [{ text: 'This version of Antigravity is no longer supported. Please update to receive the latest features!' }] }, finishReason: 'STOP' }],
+      candidates: [{ content: { role: 'model', parts: [{ text }] }, finishReason: 'STOP' }],
       usageMetadata: { promptTokenCount: 0, candidatesTokenCount: 0, totalTokenCount: 0 },
       modelVersion: model,
     },
@@ -963,6 +973,8 @@ export function startFakeGoogle(opts: FakeGoogleOptions = {}): FakeGoogle {
         break;
       case 'empty_response':
         return new Response('', { headers: SSE_HEADERS });
+      case 'retired_model':
+        return cannedAnswer(model, stream, mode.notice ?? 'Gemini 3 Pro is no longer available. Please switch to Gemini 3.1 Pro in the latest version of Antigravity.');
       default:
         break;
     }

@@ -6,15 +6,26 @@ import type { AnthropicEvent } from '../../anthropic/events.ts';
 import { log } from '../../log.ts';
 
 const GATE = /^\s*(This version of Antigravity is no longer supported|Your current version of Antigravity is out of date)/;
+/**
+ * The same kind of canned answer for a model Google retired (antigravity.md §11.5: "Gemini 3 Pro is no
+ * longer available. Please switch to Gemini 3.1 Pro in the latest version of Antigravity."). Held to
+ * the backend's whole wording, so a model's own answer about something else being retired is not it.
+ */
+const RETIRED = /^\s*(?:Gemini|Claude|GPT)[^\n]{0,60}? is no longer available\. Please switch to [^\n]{1,80}? in the latest version of Antigravity/;
 
 /** Whether an answer's first text is the backend's version gate rather than the model's. */
 export function isVersionGate(text: string): boolean {
   return GATE.test(text);
 }
 
+/** Whether an answer's first text is the backend's notice that the model was retired. */
+export function isRetiredModelNotice(text: string): boolean {
+  return RETIRED.test(text);
+}
+
 /**
- * The gate's text when the first content among these events is the gate, null when it is anything
- * else (then the answer is the model's), undefined while no content has come yet.
+ * The gate's (or the retired-model notice's) text when the first content among these events is one,
+ * null when it is anything else (then the answer is the model's), undefined while no content has come yet.
  */
 export function versionGateIn(events: readonly AnthropicEvent[]): string | null | undefined {
   for (const ev of events) {
@@ -23,7 +34,7 @@ export function versionGateIn(events: readonly AnthropicEvent[]): string | null 
       const text = ev.delta.type === 'text_delta' ? ev.delta.text : null;
       if (typeof text !== 'string') return null;
       if (text.trim() === '') continue;
-      return isVersionGate(text) ? text : null;
+      return isVersionGate(text) || isRetiredModelNotice(text) ? text : null;
     }
   }
   return undefined;

@@ -13,7 +13,7 @@ import { log } from '../../log.ts';
 import type { Account } from '../../store/accounts.ts';
 import { UpstreamError, type ModelInfo, type Provider, type ProviderDeps, type QuotaInfo, type SendContext, type VerifyResult } from '../provider.ts';
 import { openGenerateStream, postJson, type CloudCodeOptions } from './client.ts';
-import { createClientVersion, versionGateIn } from './client-version.ts';
+import { createClientVersion, isRetiredModelNotice, versionGateIn } from './client-version.ts';
 import { createGoogleTranslator } from './from-google.ts';
 import { isImageGenerationModel, toImageGenerationEnvelope } from './image-generation.ts';
 import { maxOutputTokensOf, parseModels, parseQuota, quotaGroupOf, slimCatalog, thinkingBudgetOf } from './models.ts';
@@ -111,6 +111,15 @@ function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
     signal.addEventListener('abort', onAbort, { once: true });
     p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
+}
+
+/**
+ * Google's canned answer for a model it retired: no version or account serves it any more, so the
+ * client hears the model is not found (Claude Code then points at /model) with Google's advice,
+ * instead of taking the notice for the model's answer.
+ */
+function retiredModelError(text: string, model: string): UpstreamError {
+  return new UpstreamError('not_found', `Antigravity no longer serves ${model}: "${text.trim().slice(0, 200)}"`, { code: 'MODEL_RETIRED' });
 }
 
 /** Google's "please update" answer: the client's to fix (the proxy's setting), not the account's. */
@@ -418,7 +427,7 @@ export function createAntigravityProvider(config: Readonly<Config>, deps: Provid
             if (!gateChecked) {
               const gate = versionGateIn(raw);
               if (gate !== undefined) gateChecked = true;
-              if (gate) throw versionGateError(gate, userAgent);
+              if (gate) throw isRetiredModelNotice(gate) ? retiredModelError(gate, ctx.model) : versionGateError(gate, userAgent);
             }
             const evs = unfence ? unfence.feed(raw) : raw;
             for (let j = 0; j < evs.length; j++) {

@@ -58,6 +58,8 @@ export interface Grounding {
   any: boolean;
   /** The content filter's verdict (promptFeedback.blockReason or a filter finishReason), or null. */
   blocked: string | null;
+  /** The last finishReason Google gave (null: the stream ended without one, so it was cut short). */
+  finishReason: string | null;
 }
 
 /** Gathers the streamed chunks of a grounded answer: text, queries, sources and usage. */
@@ -65,6 +67,7 @@ export function createGroundingCollector(): { feed(raw: unknown): void; result()
   let text = '';
   let any = false;
   let blocked: string | null = null;
+  let finishReason: string | null = null;
   const queries: string[] = [];
   const sources: SearchSource[] = [];
   const seen = new Set<string>();
@@ -79,6 +82,7 @@ export function createGroundingCollector(): { feed(raw: unknown): void; result()
       if (block) blocked = `blockReason ${block.reason}${block.message ? `: ${block.message}` : ''}`;
       const cand = Array.isArray(resp.candidates) && isObject(resp.candidates[0]) ? resp.candidates[0] : null;
       if (!cand) return;
+      if (typeof cand.finishReason === 'string') finishReason = cand.finishReason;
       if (isFilterFinish(cand.finishReason)) blocked = `finishReason ${String(cand.finishReason)}`;
       const parts = isObject(cand.content) && Array.isArray(cand.content.parts) ? cand.content.parts : [];
       for (const p of parts) {
@@ -102,7 +106,7 @@ export function createGroundingCollector(): { feed(raw: unknown): void; result()
         any = true;
       }
     },
-    result: () => ({ text: text.trim(), queries, sources, promptTokens: n.prompt, cachedTokens: n.cached, outputTokens: n.candidates + n.thoughts, any, blocked }),
+    result: () => ({ text: text.trim(), queries, sources, promptTokens: n.prompt, cachedTokens: n.cached, outputTokens: n.candidates + n.thoughts, any, blocked, finishReason }),
   };
 }
 
@@ -152,6 +156,12 @@ function srvToolUseId(): string {
  */
 export function webSearchEvents(g: Grounding, opts: { clientModel: string; tool: WebSearchTool; searchText: string }): AnthropicEvent[] {
   if (!g.any && !g.blocked) throw new UpstreamError('transient', 'empty response from upstream', { code: 'EMPTY_RESPONSE' });
+  // Every Cloud Code answer ends with a finishReason, and the sources come with the last chunk: a
+  // search cut before it would pass half an answer, often without its sources, off as whole.
+  // Nothing has reached the client yet, so it is retried like any other failed call.
+  if (g.finishReason === null && !g.blocked) {
+    throw new UpstreamError('transient', 'Antigravity ended the web search answer without a finish reason: it was cut short', { code: 'TRUNCATED_STREAM' });
+  }
   const start = messageStart(opts.clientModel, {
     input_tokens: Math.max(0, g.promptTokens - g.cachedTokens),
     output_tokens: 0,

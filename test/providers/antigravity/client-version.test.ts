@@ -8,6 +8,7 @@ import { loadConfig } from '../../../src/config.ts';
 import {
   compareClientVersions,
   createClientVersion,
+  isRetiredModelNotice,
   isVersionGate,
   MANIFEST_RECHECK_MS,
   parseManifestVersion,
@@ -63,6 +64,16 @@ describe('telling the gate from an answer', () => {
   test('the gate text alone', () => {
     expect(isVersionGate(GATE)).toBe(true);
     expect(isVersionGate('This version of the code is no longer supported')).toBe(false);
+  });
+
+  // The backend's wording for a retired model (antigravity.md §11.5), with a dotted version on either side.
+  const RETIRED = 'Gemini 3 Pro is no longer available. Please switch to Gemini 3.1 Pro in the latest version of Antigravity.';
+  test('a retired-model notice as the first text is told from an answer; an answer about another retirement is not one', () => {
+    expect(versionGateIn([start, block('text'), text(RETIRED)])).toBe(RETIRED);
+    expect(isRetiredModelNotice('Claude Sonnet 4.5 is no longer available. Please switch to Claude Sonnet 4.6 in the latest version of Antigravity.')).toBe(true);
+    expect(isRetiredModelNotice('Python 2 is no longer available. Please switch to Python 3 in your Dockerfile.')).toBe(false);
+    expect(isRetiredModelNotice('Gemini 3 Pro is no longer available. Please switch to Gemini 3.1 Pro.')).toBe(false);
+    expect(versionGateIn([text('Note: '), text(RETIRED)])).toBeNull();
   });
 });
 
@@ -161,6 +172,23 @@ describe('the provider against a gating backend', () => {
     const provider = providerWith({ ANTIGRAVITY_VERSION_URL: 'off' });
     expect((await sendFailure(provider, req, ctx())).error.kind).toBe('bad_request');
     expect(manifestReads()).toBe(0);
+  });
+
+  // The notice of a retired model is no answer, and no newer client version brings the model back.
+  test("a retired model's canned notice is a not_found error quoting Google, not the model's answer, and moves no User-Agent", async () => {
+    fake.setMode({ kind: 'retired_model' }, { times: 1 });
+    try {
+      const { error, yielded } = await sendFailure(providerWith(), req, ctx());
+      expect(yielded).toBe(0);
+      expect(error.kind).toBe('not_found');
+      expect(error.code).toBe('MODEL_RETIRED');
+      expect(error.message).toContain('claude-sonnet-4-6');
+      expect(error.message).toContain('Please switch to Gemini 3.1 Pro');
+      expect(manifestReads()).toBe(0);
+      expect(agents()).toEqual(['antigravity/hub/2.9.1 darwin/arm64']);
+    } finally {
+      fake.clearModes();
+    }
   });
 
   test('without a gate nothing changes: no manifest read, the default User-Agent', async () => {

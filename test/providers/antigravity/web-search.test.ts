@@ -5,6 +5,7 @@ import { describe, expect, test } from 'bun:test';
 import type { AnthropicEvent } from '../../../src/anthropic/events.ts';
 import { createGroundingCollector, isGroundingRedirect, sourceHost, webSearchEnvelope, webSearchEvents } from '../../../src/providers/antigravity/web-search.ts';
 import { UpstreamError } from '../../../src/providers/provider.ts';
+import { readSseFixture } from './stream-helpers.ts';
 
 const TOOL = { type: 'web_search_20250305', name: 'web_search', max_uses: 8 };
 const redirect = (n: number) => `https://vertexaisearch.cloud.google.com/grounding-api-redirect/AUZIYQ${n}`;
@@ -38,6 +39,7 @@ describe('createGroundingCollector', () => {
       outputTokens: 15,
       any: true,
       blocked: null,
+      finishReason: 'STOP',
     });
   });
 
@@ -74,7 +76,7 @@ describe('webSearchEvents', () => {
   const opts = { clientModel: 'claude-opus-4-6', tool: TOOL, searchText: 'Perform a web search for the query: bun news' };
 
   test('server_tool_use with the query, the hits, then the text; usage counts one search', () => {
-    const evs = webSearchEvents(collect([chunk([{ text: 'Bun 1.4 shipped.' }], { groundingMetadata: grounded })]), opts);
+    const evs = webSearchEvents(collect([chunk([{ text: 'Bun 1.4 shipped.' }], { groundingMetadata: grounded, finishReason: 'STOP' })]), opts);
     expect(evs.map((e) => e.type)).toEqual([
       'message_start',
       'content_block_start', 'content_block_delta', 'content_block_stop',
@@ -98,20 +100,20 @@ describe('webSearchEvents', () => {
   });
 
   test('without queries from Google the query is the asked text; without text there is no text block', () => {
-    const evs = webSearchEvents(collect([chunk([], { groundingMetadata: { groundingChunks: [{ web: { uri: redirect(1), title: 'bun.sh' } }] } })]), opts);
+    const evs = webSearchEvents(collect([chunk([], { groundingMetadata: { groundingChunks: [{ web: { uri: redirect(1), title: 'bun.sh' } }] }, finishReason: 'STOP' })]), opts);
     expect(blocks(evs).map((b) => b.type)).toEqual(['server_tool_use', 'web_search_tool_result']);
     expect(JSON.stringify(evs)).toContain('{\\"query\\":\\"bun news\\"}');
   });
 
   test('the domain rules filter the hits', () => {
-    const g = collect([chunk([{ text: 'x' }], { groundingMetadata: grounded })]);
+    const g = collect([chunk([{ text: 'x' }], { groundingMetadata: grounded, finishReason: 'STOP' })]);
     const hits = (tool: object) => (blocks(webSearchEvents(g, { ...opts, tool: { ...TOOL, ...tool } }))[1] as unknown as { content: Array<{ title: string }> }).content.map((h) => h.title);
     expect(hits({ blocked_domains: ['github.com'] })).toEqual(['bun.sh']);
     expect(hits({ allowed_domains: ['github.com'] })).toEqual(['github.com']);
   });
 
   test('an answer drawn only from sites the domain rules exclude is not passed on: no hits and no text', () => {
-    const g = collect([chunk([{ text: 'What spam.example says.' }], { groundingMetadata: grounded })]);
+    const g = collect([chunk([{ text: 'What spam.example says.' }], { groundingMetadata: grounded, finishReason: 'STOP' })]);
     for (const rule of [{ blocked_domains: ['bun.sh', 'github.com'] }, { allowed_domains: ['docs.python.org'] }]) {
       const evs = webSearchEvents(g, { ...opts, tool: { ...TOOL, ...rule } });
       expect(blocks(evs).map((b) => b.type)).toEqual(['server_tool_use', 'web_search_tool_result']);
@@ -156,6 +158,17 @@ describe('webSearchEvents', () => {
   test('an answer of only empty text parts and no search is an empty response, not a search that found nothing', () => {
     const g = collect([chunk([{ text: '' }]), chunk([{ text: ' ' }], { groundingMetadata: {} }), chunk([{ text: '' }], { finishReason: 'STOP' })]);
     expect(() => webSearchEvents(g, opts)).toThrow(expect.objectContaining({ code: 'EMPTY_RESPONSE' }));
+  });
+
+  // The sources come with the last chunk, the one with the finishReason: a stream cut before it is
+  // half an answer with no sources, which must be retried, not passed on as the search's result.
+  test('a grounded answer whose stream ends before its finishReason is a retryable truncation, not a source-less answer', async () => {
+    const chunks = await readSseFixture('web-search-grounded.sse');
+    const whole = webSearchEvents(collect(chunks), opts);
+    expect(blocks(whole).map((b) => b.type)).toEqual(['server_tool_use', 'web_search_tool_result', 'text']);
+    expect(whole.at(-2)).toMatchObject({ delta: { stop_reason: 'end_turn' }, usage: { output_tokens: 14 } });
+    const cut = collect(chunks.slice(0, -1));
+    expect(() => webSearchEvents(cut, opts)).toThrow(expect.objectContaining({ kind: 'transient', code: 'TRUNCATED_STREAM' }));
   });
 
   test('a search that ran but found nothing is still an answer', () => {
