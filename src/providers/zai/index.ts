@@ -64,8 +64,10 @@ export function createZaiProvider(config: Config, deps: ProviderDeps): Provider 
       throw err;
     }
     const q = parseZaiQuota(body, key);
-    // Remember the plan level for status pages; written only when it changes.
-    if (q.level && account.meta.plan !== q.level) deps.updateAccount(account.id, { meta: { plan: q.level } });
+    // Remember the plan level for status pages; written only when it changes. A reading without one
+    // (only coding-plan keys have a level: the plan expired) forgets the plan it named before.
+    const known = typeof account.meta.plan === 'string' ? account.meta.plan : null;
+    if (known !== q.level) deps.updateAccount(account.id, { meta: { plan: q.level } });
     return q;
   }
 

@@ -433,6 +433,22 @@ describe(`${httpClient} client`, () => {
       expect(patches).toHaveLength(1);
     });
 
+    // §3.3: level is only there for a coding-plan key; a reading without it (the plan expired or was
+    // cancelled) must not leave /account-limits and the dashboard naming the old plan.
+    test('a reading without a plan level forgets the plan remembered before', async () => {
+      fake.setQuota({ windows: [] });
+      patches.length = 0;
+      try {
+        await provider.quota(account(KEY, { plan: 'pro' }));
+        expect(patches).toEqual([['zai-good-', { meta: { plan: null } }]]);
+        await provider.quota(account(KEY, {}));
+        await provider.quota(account(KEY, { plan: null }));
+        expect(patches).toHaveLength(1);
+      } finally {
+        fake.setQuota(defaultFakeQuota());
+      }
+    });
+
     test('a key without a coding plan fails quota as an invalid account', async () => {
       fake.setQuota({ success: false, msg: 'No active GLM Coding Plan for this account', code: 500 });
       try {
