@@ -254,6 +254,10 @@ export function classifyZaiError(
   // Z.AI's own 1222 "API does not exist" says the same of a path under its host.
   const wrongBase = (status === 404 && !code && !body.type && !body.detail) || code === '1222';
   if (wrongBase) rule = { kind: 'bad_request' };
+  // Z.AI refuses a key or an account in JSON, with a code; a 403 page is a firewall or CDN in front of
+  // it turning the proxy's address away, which says nothing of the key: taken for a dead account, it
+  // would take every key of the pool out one request (or one quota round) after the other.
+  else if (status === 403 && !code && HTML.test(bodyText)) rule = { kind: 'transient' };
 
   let resetAt: number | null = null;
   if (code === '1302' || code === '1303' || code === '1231') resetAt = retryAt ?? now + SHORT_COOLDOWN_MS;

@@ -121,6 +121,8 @@ const table: Row[] = [
   ['503 text', 503, 'upstream connect error', {}, { kind: 'capacity' }],
   ['bare 401', 401, '', {}, { kind: 'auth' }],
   ['bare 403', 403, '', {}, { kind: 'invalid_account' }],
+  // Z.AI's own refusals are JSON with a code; a page is a firewall in front of it, not a verdict on the key.
+  ['HTML 403 (a firewall page) is transient, not a dead account', 403, '<html><body><h1>403 Forbidden</h1></body></html>', {}, { kind: 'transient', code: null }],
   // Z.AI names an unknown model with a code (1211); a 404 without one is a path it does not serve,
   // a wrong ZAI_BASE_URL: not a model to change, and no other key would answer differently.
   ['bare 404 (a wrong ZAI_BASE_URL)', 404, '', {}, { kind: 'bad_request', code: null }],

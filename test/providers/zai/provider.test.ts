@@ -461,6 +461,39 @@ describe(`${httpClient} client`, () => {
       }
     });
 
+    // §3.3: 401 and 403 from the quota endpoint both mean a key it does not take. As 'auth' the poller
+    // leaves the key be (a request finds out for sure); as invalid_account, as a 403 was read, one CDN
+    // page refusing the proxy's address took every Z.AI key out of the pool at the next round.
+    test('a 403 from the quota endpoint is an auth failure like its 401, not an invalid account', async () => {
+      try {
+        const failure = () =>
+          provider.quota(account()).then(
+            () => null,
+            (err: unknown) => err as UpstreamError,
+          );
+        fake.setQuota({ success: false, msg: 'token expired or incorrect', code: 403, httpStatus: 403 });
+        expect((await failure())?.kind).toBe('auth');
+        // A firewall's page in front of Z.AI says nothing of the key at all.
+        fake.setQuota({ success: false, msg: 'Forbidden', httpStatus: 403, html: true });
+        expect((await failure())?.kind).toBe('transient');
+      } finally {
+        fake.setQuota(defaultFakeQuota());
+      }
+    });
+
+    test('a 403 from the quota endpoint with an account code (locked, fair use) is still an invalid account', async () => {
+      fake.setQuota({ success: false, msg: 'account locked', code: 1112, httpStatus: 403 });
+      try {
+        const e = await provider.quota(account()).then(
+          () => null,
+          (err: unknown) => err as UpstreamError,
+        );
+        expect(e?.kind).toBe('invalid_account');
+      } finally {
+        fake.setQuota(defaultFakeQuota());
+      }
+    });
+
     test('verify says the plan and what is left', async () => {
       fake.setQuota({ level: 'pro', windows: [{ unit: 3, number: 5, usage: 100, currentValue: 3, nextResetTime: Date.now() + 3_600_000 }] });
       expect(await provider.verify(account())).toEqual({ ok: true, detail: 'ok: pro plan, 5h window 97% left' });
