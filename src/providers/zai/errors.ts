@@ -109,8 +109,19 @@ export function parseZaiErrorBody(bodyText: string): ParsedBody & { detail: bool
       return { code: null, type: null, message: clean(pydanticMessage(o.detail)), detail: true };
     }
     const err = (o.error && typeof o.error === 'object' ? o.error : o) as Record<string, unknown>;
+    // FastAPI's own refusals (the surface 422s come from) carry their reason as a string `detail`.
     const rawMsg =
-      typeof err.message === 'string' ? err.message : typeof o.msg === 'string' ? o.msg : typeof o.message === 'string' ? o.message : '';
+      typeof err.message === 'string'
+        ? err.message
+        : typeof o.msg === 'string'
+          ? o.msg
+          : typeof o.message === 'string'
+            ? o.message
+            : typeof o.detail === 'string'
+              ? o.detail
+              : typeof o.error === 'string'
+                ? o.error
+                : '';
     let code = typeof err.code === 'string' || typeof err.code === 'number' ? String(err.code) : null;
     const bracketed = BRACKETED.exec(rawMsg);
     const prefix = CODE_PREFIX.exec(rawMsg);

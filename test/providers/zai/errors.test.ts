@@ -224,6 +224,14 @@ describe('classifyZaiError', () => {
     expect(classifyZaiError(400, anth('invalid_request_error', '1210', text), H(), NOW).message).toBe(`[1210] ${text}`);
   });
 
+  // The surface is FastAPI (its 422s say so): its other refusals are {"detail": "<reason>"}.
+  test("a FastAPI refusal's string detail, or a bare string error, is the message, not just the status", () => {
+    expect(classifyZaiError(401, JSON.stringify({ detail: 'Not authenticated' }), H(), NOW).message).toBe('Not authenticated');
+    expect(classifyZaiError(400, JSON.stringify({ error: 'Request body is not valid JSON' }), H(), NOW).message).toBe('Request body is not valid JSON');
+    // A 404 saying only "Not Found" is still a path Z.AI does not serve.
+    expect(classifyZaiError(404, JSON.stringify({ detail: 'Not Found' }), H(), NOW).message).toContain('ZAI_BASE_URL');
+  });
+
   test('an ordinary 400 keeps its message', () => {
     expect(classifyZaiError(400, nat('1214', 'Input cannot be empty'), H(), NOW).message).toBe('[1214] Input cannot be empty');
   });
