@@ -658,6 +658,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
             requestId: req.requestId,
             signal: req.signal,
             headers: req.headers,
+            ...(req.beta ? { beta: true } : {}),
           })
           [Symbol.asyncIterator]();
         first = await it.next();

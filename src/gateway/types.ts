@@ -9,6 +9,8 @@ export interface DispatchRequest {
   requestId: string;
   /** Incoming request headers, lower-case names. */
   headers: Record<string, string>;
+  /** The client called the beta surface (`/v1/messages?beta=true`, as Claude Code and the SDK's beta client do). */
+  beta?: boolean;
   /** Aborted when the client goes away; the upstream call is aborted with it. */
   signal: AbortSignal;
   /**

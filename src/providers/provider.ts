@@ -142,6 +142,8 @@ export interface SendContext {
   signal: AbortSignal;
   /** Client headers worth forwarding (lower-case names): anthropic-version, anthropic-beta, user-agent, x-app. */
   headers: Record<string, string>;
+  /** The client called `/v1/messages?beta=true`: an upstream that speaks Anthropic is called the same way. */
+  beta?: boolean;
 }
 
 export interface Provider {

@@ -63,6 +63,9 @@ const DROP_HEADERS: ReadonlySet<string> = new Set([
   'keep-alive',
 ]);
 
+/** Claude Code (the SDK's beta client) calls /v1/messages?beta=true; Z.AI is called the same way (protocol 3.7). */
+const BETA_QUERY = /[?&]beta=true(?:&|#|$)/;
+
 /** Incoming headers (lower-case names) for the gateway, minus hop and client-auth headers. */
 export function forwardHeaders(headers: Headers): Record<string, string> {
   const out: Record<string, string> = {};
@@ -232,6 +235,7 @@ export async function handleMessages(
           body,
           requestId,
           headers: forwardHeaders(request.headers),
+          ...(BETA_QUERY.test(request.url) ? { beta: true } : {}),
           signal: abort.signal,
           ...(deps.draining ? { draining: deps.draining } : {}),
           ...(clientSec > 0 ? { clientWaitMs: clientSec * 1000 } : {}),

@@ -82,6 +82,21 @@ describe('mcp serve in front of Z.AI', () => {
     }
   });
 
+  // Protocol 3.7: Claude Code calls /v1/messages?beta=true (Part 1.3), and Z.AI, which is said to treat
+  // Claude Code's traffic specially, is called the same way; a plain call stays plain.
+  test('the beta surface the client called (?beta=true) is the one Z.AI is called on', async () => {
+    const call = (query: string) =>
+      fetch(`${server.url}/v1/messages${query}`, {
+        method: 'POST',
+        headers: { 'x-api-key': PROXY_KEY, 'content-type': 'application/json', 'anthropic-version': '2023-06-01' },
+        body: JSON.stringify({ model: 'glm-4.6', max_tokens: 256, messages: [{ role: 'user', content: 'Say hello.' }] }),
+      });
+    expect((await call('?beta=true')).status).toBe(200);
+    expect(zai.messages().at(-1)!.query).toBe('?beta=true');
+    expect((await call('')).status).toBe(200);
+    expect(zai.messages().at(-1)!.query).toBe('');
+  });
+
   test('a wrong proxy key is refused with the Anthropic error envelope', async () => {
     const bad = new Anthropic({ baseURL: server.url, apiKey: 'not-the-key', maxRetries: 0 });
     const err = await bad.messages

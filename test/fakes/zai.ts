@@ -91,6 +91,19 @@ export interface FakeQuota {
   timeLimit?: boolean;
 }
 
+/**
+ * The quota endpoint's failure: Z.AI's `{code, msg, success:false}`, on HTTP 200 unless `httpStatus`
+ * says otherwise (§3.3: 401/403 for a key it does not take); `html` sends a page instead, as a CDN in
+ * front of it does.
+ */
+export interface FakeQuotaFailure {
+  success: false;
+  msg: string;
+  code?: number;
+  httpStatus?: number;
+  html?: boolean;
+}
+
 export interface FakeZaiOptions {
   /** Keys accepted as Bearer or x-api-key. Default ['zai-test-key']. */
   keys?: string[];
@@ -143,7 +156,7 @@ export interface FakeZai {
    * Replaces the quota answer; `{ success: false, msg }` gives Z.AI's failure shape. With `key`,
    * only that key's answer (key answers win over the shared one).
    */
-  setQuota(q: FakeQuota | { success: false; msg: string; code?: number }, opts?: { key?: string }): void;
+  setQuota(q: FakeQuota | FakeQuotaFailure, opts?: { key?: string }): void;
   /** Messages requests only (the most common assertion target). */
   messages(): RecordedRequest[];
   stop(): Promise<void>;
@@ -483,8 +496,8 @@ export function startFakeZai(opts: FakeZaiOptions = {}): FakeZai {
   const models = new Set((opts.models ?? DEFAULT_MODELS).map((m) => m.toLowerCase()));
   const replyText = opts.replyText ?? 'Hello from the fake Z.AI.';
   const record = opts.record ?? true;
-  let quota: FakeQuota | { success: false; msg: string; code?: number } = opts.quota ?? defaultFakeQuota();
-  const keyQuotas = new Map<string, FakeQuota | { success: false; msg: string; code?: number }>();
+  let quota: FakeQuota | FakeQuotaFailure = opts.quota ?? defaultFakeQuota();
+  const keyQuotas = new Map<string, FakeQuota | FakeQuotaFailure>();
   let rules: Rule[] = [];
   const requests: RecordedRequest[] = [];
 
@@ -650,7 +663,10 @@ export function startFakeZai(opts: FakeZaiOptions = {}): FakeZai {
           return json(401, { code: 401, msg: 'token expired or incorrect', success: false });
         }
         const q = keyQuotas.get(rec.key) ?? quota;
-        if ('success' in q) return json(200, { code: q.code ?? 500, msg: q.msg, success: false });
+        if ('success' in q) {
+          if (q.html) return new Response(`<html><body><h1>${q.httpStatus ?? 200} ${q.msg}</h1></body></html>`, { status: q.httpStatus ?? 200, headers: { 'content-type': 'text/html' } });
+          return json(q.httpStatus ?? 200, { code: q.code ?? 500, msg: q.msg, success: false });
+        }
         return json(200, quotaBody(q));
       }
       if (req.method === 'HEAD') return new Response(null, { status: 200 });

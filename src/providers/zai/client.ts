@@ -89,7 +89,8 @@ export async function* streamMessages(
   try {
     try {
       // The key keys the native pool: connections are never shared between accounts.
-      res = await upstreamCall(opts.httpClient ?? 'fetch', `${opts.baseUrl}/v1/messages`, {
+      // `?beta=true` kept as Claude Code sends it to Z.AI itself (protocol 3.7): its traffic is treated well.
+      res = await upstreamCall(opts.httpClient ?? 'fetch', `${opts.baseUrl}/v1/messages${ctx.beta ? '?beta=true' : ''}`, {
         method: 'POST',
         headers: zaiHeaders(key, ctx, { stripBetas: opts.stripBetas }),
         body,

@@ -109,8 +109,19 @@ export function parseZaiErrorBody(bodyText: string): ParsedBody & { detail: bool
       return { code: null, type: null, message: clean(pydanticMessage(o.detail)), detail: true };
     }
     const err = (o.error && typeof o.error === 'object' ? o.error : o) as Record<string, unknown>;
+    // FastAPI's own refusals (the surface 422s come from) carry their reason as a string `detail`.
     const rawMsg =
-      typeof err.message === 'string' ? err.message : typeof o.msg === 'string' ? o.msg : typeof o.message === 'string' ? o.message : '';
+      typeof err.message === 'string'
+        ? err.message
+        : typeof o.msg === 'string'
+          ? o.msg
+          : typeof o.message === 'string'
+            ? o.message
+            : typeof o.detail === 'string'
+              ? o.detail
+              : typeof o.error === 'string'
+                ? o.error
+                : '';
     let code = typeof err.code === 'string' || typeof err.code === 'number' ? String(err.code) : null;
     const bracketed = BRACKETED.exec(rawMsg);
     const prefix = CODE_PREFIX.exec(rawMsg);
@@ -254,6 +265,10 @@ export function classifyZaiError(
   // Z.AI's own 1222 "API does not exist" says the same of a path under its host.
   const wrongBase = (status === 404 && !code && !body.type && !body.detail) || code === '1222';
   if (wrongBase) rule = { kind: 'bad_request' };
+  // Z.AI refuses a key or an account in JSON, with a code; a 403 page is a firewall or CDN in front of
+  // it turning the proxy's address away, which says nothing of the key: taken for a dead account, it
+  // would take every key of the pool out one request (or one quota round) after the other.
+  else if (status === 403 && !code && HTML.test(bodyText)) rule = { kind: 'transient' };
 
   let resetAt: number | null = null;
   if (code === '1302' || code === '1303' || code === '1231') resetAt = retryAt ?? now + SHORT_COOLDOWN_MS;

@@ -61,11 +61,19 @@ export function createZaiProvider(config: Config, deps: ProviderDeps): Provider 
           status: 404,
         });
       }
+      // A 403 here says what its 401 says, a key it does not take (protocol 3.3), unless a business
+      // code names the account's state (locked, banned): 'auth', which the poller leaves to a request
+      // to confirm. Read as invalid_account, a CDN page refusing the proxy took out every key at once.
+      if (err instanceof UpstreamError && err.status === 403 && err.kind === 'invalid_account' && (err.code === null || err.code === '403')) {
+        throw new UpstreamError('auth', err.message, { status: 403, code: err.code, scope: 'account' });
+      }
       throw err;
     }
     const q = parseZaiQuota(body, key);
-    // Remember the plan level for status pages; written only when it changes.
-    if (q.level && account.meta.plan !== q.level) deps.updateAccount(account.id, { meta: { plan: q.level } });
+    // Remember the plan level for status pages; written only when it changes. A reading without one
+    // (only coding-plan keys have a level: the plan expired) forgets the plan it named before.
+    const known = typeof account.meta.plan === 'string' ? account.meta.plan : null;
+    if (known !== q.level) deps.updateAccount(account.id, { meta: { plan: q.level } });
     return q;
   }
 

@@ -36,6 +36,8 @@ function fraction(limit: Record<string, unknown>): number | null {
   if (pct !== null && pct >= 100) return 0;
   const total = num(limit.usage);
   const remaining = num(limit.remaining);
+  // Nothing remaining is spent too, whatever else is missing (or a percentage rounded below 100).
+  if (remaining !== null && remaining <= 0) return 0;
   if (total !== null && total > 0 && remaining !== null) return Math.min(1, Math.max(0, remaining / total));
   const used = num(limit.currentValue);
   if (total !== null && total > 0 && used !== null) return Math.min(1, Math.max(0, 1 - used / total));

@@ -121,6 +121,8 @@ const table: Row[] = [
   ['503 text', 503, 'upstream connect error', {}, { kind: 'capacity' }],
   ['bare 401', 401, '', {}, { kind: 'auth' }],
   ['bare 403', 403, '', {}, { kind: 'invalid_account' }],
+  // Z.AI's own refusals are JSON with a code; a page is a firewall in front of it, not a verdict on the key.
+  ['HTML 403 (a firewall page) is transient, not a dead account', 403, '<html><body><h1>403 Forbidden</h1></body></html>', {}, { kind: 'transient', code: null }],
   // Z.AI names an unknown model with a code (1211); a 404 without one is a path it does not serve,
   // a wrong ZAI_BASE_URL: not a model to change, and no other key would answer differently.
   ['bare 404 (a wrong ZAI_BASE_URL)', 404, '', {}, { kind: 'bad_request', code: null }],
@@ -220,6 +222,14 @@ describe('classifyZaiError', () => {
   test('a max_tokens complaint is not reworded as a prompt too long', () => {
     const text = 'The input tokens plus max_tokens (210000) exceeds the maximum number of tokens allowed (202752)';
     expect(classifyZaiError(400, anth('invalid_request_error', '1210', text), H(), NOW).message).toBe(`[1210] ${text}`);
+  });
+
+  // The surface is FastAPI (its 422s say so): its other refusals are {"detail": "<reason>"}.
+  test("a FastAPI refusal's string detail, or a bare string error, is the message, not just the status", () => {
+    expect(classifyZaiError(401, JSON.stringify({ detail: 'Not authenticated' }), H(), NOW).message).toBe('Not authenticated');
+    expect(classifyZaiError(400, JSON.stringify({ error: 'Request body is not valid JSON' }), H(), NOW).message).toBe('Request body is not valid JSON');
+    // A 404 saying only "Not Found" is still a path Z.AI does not serve.
+    expect(classifyZaiError(404, JSON.stringify({ detail: 'Not Found' }), H(), NOW).message).toContain('ZAI_BASE_URL');
   });
 
   test('an ordinary 400 keeps its message', () => {

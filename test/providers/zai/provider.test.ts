@@ -433,6 +433,22 @@ describe(`${httpClient} client`, () => {
       expect(patches).toHaveLength(1);
     });
 
+    // §3.3: level is only there for a coding-plan key; a reading without it (the plan expired or was
+    // cancelled) must not leave /account-limits and the dashboard naming the old plan.
+    test('a reading without a plan level forgets the plan remembered before', async () => {
+      fake.setQuota({ windows: [] });
+      patches.length = 0;
+      try {
+        await provider.quota(account(KEY, { plan: 'pro' }));
+        expect(patches).toEqual([['zai-good-', { meta: { plan: null } }]]);
+        await provider.quota(account(KEY, {}));
+        await provider.quota(account(KEY, { plan: null }));
+        expect(patches).toHaveLength(1);
+      } finally {
+        fake.setQuota(defaultFakeQuota());
+      }
+    });
+
     test('a key without a coding plan fails quota as an invalid account', async () => {
       fake.setQuota({ success: false, msg: 'No active GLM Coding Plan for this account', code: 500 });
       try {
@@ -440,6 +456,39 @@ describe(`${httpClient} client`, () => {
         throw new Error('no throw');
       } catch (e) {
         expect((e as UpstreamError).kind).toBe('invalid_account');
+      } finally {
+        fake.setQuota(defaultFakeQuota());
+      }
+    });
+
+    // §3.3: 401 and 403 from the quota endpoint both mean a key it does not take. As 'auth' the poller
+    // leaves the key be (a request finds out for sure); as invalid_account, as a 403 was read, one CDN
+    // page refusing the proxy's address took every Z.AI key out of the pool at the next round.
+    test('a 403 from the quota endpoint is an auth failure like its 401, not an invalid account', async () => {
+      try {
+        const failure = () =>
+          provider.quota(account()).then(
+            () => null,
+            (err: unknown) => err as UpstreamError,
+          );
+        fake.setQuota({ success: false, msg: 'token expired or incorrect', code: 403, httpStatus: 403 });
+        expect((await failure())?.kind).toBe('auth');
+        // A firewall's page in front of Z.AI says nothing of the key at all.
+        fake.setQuota({ success: false, msg: 'Forbidden', httpStatus: 403, html: true });
+        expect((await failure())?.kind).toBe('transient');
+      } finally {
+        fake.setQuota(defaultFakeQuota());
+      }
+    });
+
+    test('a 403 from the quota endpoint with an account code (locked, fair use) is still an invalid account', async () => {
+      fake.setQuota({ success: false, msg: 'account locked', code: 1112, httpStatus: 403 });
+      try {
+        const e = await provider.quota(account()).then(
+          () => null,
+          (err: unknown) => err as UpstreamError,
+        );
+        expect(e?.kind).toBe('invalid_account');
       } finally {
         fake.setQuota(defaultFakeQuota());
       }

@@ -47,6 +47,14 @@ describe('parseZaiQuota', () => {
     expect(q.windows[0]!.remainingFraction).toBe(0);
   });
 
+  // §3.3/§3.7: spent at remaining <= 0 too, when the allowance and the percentage are left out.
+  test('a window with nothing remaining is spent though the allowance and percentage are missing', () => {
+    const q = parseZaiQuota({ success: true, data: { limits: [{ type: 'TOKENS_LIMIT', unit: 3, number: 5, remaining: 0, currentValue: 5000, nextResetTime: 1769036370828 }] } });
+    expect(q.windows[0]!.remainingFraction).toBe(0);
+    const rounded = parseZaiQuota({ success: true, data: { limits: [{ type: 'TOKENS_LIMIT', unit: 6, number: 1, remaining: 0, percentage: 99, nextResetTime: 1769036370828 }] } });
+    expect(rounded.windows[0]!.remainingFraction).toBe(0);
+  });
+
   // A reset given in epoch seconds would read as 1970 and the spent window as long over.
   test('a reset time in epoch seconds is read as seconds', () => {
     const q = parseZaiQuota({ success: true, data: { limits: [{ type: 'TOKENS_LIMIT', unit: 3, number: 5, percentage: 100, nextResetTime: 1769036370 }] } });
