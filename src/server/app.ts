@@ -91,6 +91,13 @@ function routePath(path: string): string {
 
 const EXPOSE = 'request-id, retry-after, x-should-retry, x-proxy-account, x-proxy-upstream-model, x-proxy-fallback-from';
 
+/**
+ * A Host header as RFC 3986 allows one (a name, IPv4, or [IPv6], and a port); empty is HTTP/1.0's.
+ * Bun puts the Host into request.url but routes by the request line: with a `/`, `?` or `#` in it
+ * (`Host: x/health?`) the path read from the URL was an open one while the router served another.
+ */
+const HOST = /^[A-Za-z0-9._~!$&'()*+,;=:[\]-]*$/;
+
 const CONTROL = /[\u0000-\u001f\u007f\u2028\u2029]/;
 
 /** A client-chosen name as one short piece of a log line: control characters escaped, length capped. */
@@ -153,9 +160,13 @@ export function createApp(deps: AppDeps) {
   // which skips part of it behind a host under 4 characters (`Host: api`, a bare service name).
   return new Elysia({ name: 'mcp', handler: { standardHostname: false } })
     .onRequest(({ request, set }) => {
-      const path = routePath(pathOf(request.url));
       const requestId = newRequestId();
       set.headers['request-id'] = requestId;
+      if (!HOST.test(request.headers.get('host') ?? '')) {
+        const api = new ApiError('invalid_request_error', 'the Host header is not a host name or address (with an optional port)', { headers: { connection: 'close' } });
+        return errorResponse(api, requestId, corsHeaders ?? undefined, request);
+      }
+      const path = routePath(pathOf(request.url));
       if (corsHeaders) {
         Object.assign(set.headers, corsHeaders);
         if (request.method === 'OPTIONS') {
