@@ -75,14 +75,22 @@ export function forwardHeaders(headers: Headers): Record<string, string> {
   return out;
 }
 
+const HEADER_CONTROL = /[\u0000-\u001f\u007f]/;
+
+/** A model name as a header value: control characters (CR LF, NUL: refused by Bun, a 500) escaped as JSON does. */
+function modelHeader(name: string): string {
+  if (HEADER_CONTROL.test(name)) name = JSON.stringify(name).slice(1, -1).replaceAll('\u007f', '\\u007f');
+  return toByteString(name);
+}
+
 function proxyHeaders(d: Dispatched): Record<string, string> {
   // Model names are any text (a claude-* name Z.AI serves, a MODEL_MAP alias); a header value must
   // be bytes, and one beyond Latin-1 made the finished answer a 500. Sent as UTF-8 bytes instead.
   const h: Record<string, string> = {
     'x-proxy-account': d.accountId,
-    'x-proxy-upstream-model': toByteString(d.upstreamModel),
+    'x-proxy-upstream-model': modelHeader(d.upstreamModel),
   };
-  if (d.fallbackFrom) h['x-proxy-fallback-from'] = toByteString(d.fallbackFrom);
+  if (d.fallbackFrom) h['x-proxy-fallback-from'] = modelHeader(d.fallbackFrom);
   return h;
 }
 

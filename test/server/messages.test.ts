@@ -64,6 +64,19 @@ describe('streaming', () => {
     }
   });
 
+  test('a model name with control characters (CR LF, NUL) gives escaped proxy headers and the answer, not a 500 or a header of its own', async () => {
+    // The upstream model is whatever the client named when Z.AI passes it through, or a MODEL_MAP value.
+    for (const stream of [true, false]) {
+      h.dispatch = dispatchSteps(textEvents(), { upstreamModel: 'glm-5\r\nx-evil: 1', fallbackFrom: 'a\u0000b\u007f' });
+      const r = await post(h, '/v1/messages', body({ stream }));
+      expect(r.status).toBe(200);
+      expect(r.headers.get('x-evil')).toBeNull();
+      expect(r.headers.get('x-proxy-upstream-model')).toBe('glm-5\\r\\nx-evil: 1');
+      expect(r.headers.get('x-proxy-fallback-from')).toBe('a\\u0000b\\u007f');
+      expect(await r.text()).toContain('Hello!');
+    }
+  });
+
   test('no x-proxy-fallback-from header without a fallback', async () => {
     h.dispatch = dispatchSteps(textEvents());
     const r = await post(h, '/v1/messages', body({ stream: true }));
