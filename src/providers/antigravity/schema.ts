@@ -211,12 +211,15 @@ function cleanNode(input: unknown, ctx: Ctx, depth: number, refs: ReadonlySet<st
     const cleanedProps: Json = {};
     const nullableProps = new Set<string>();
     for (const [name, sub] of Object.entries(props)) {
-      cleanedProps[name] = cleanNode(sub, ctx, depth + 1, stack);
+      const cleaned = cleanNode(sub, ctx, depth + 1, stack);
+      // A parameter named __proto__ (an own key from JSON.parse) would set the prototype instead.
+      if (name === '__proto__') Object.defineProperty(cleanedProps, name, { value: cleaned, enumerable: true, writable: true, configurable: true });
+      else cleanedProps[name] = cleaned;
       if (isNullableSchema(sub)) nullableProps.add(name);
     }
     if (Object.keys(cleanedProps).length > 0) {
       out.properties = cleanedProps;
-      const required = stringArray(node.required).filter((r) => r in cleanedProps && !nullableProps.has(r));
+      const required = stringArray(node.required).filter((r) => Object.hasOwn(cleanedProps, r) && !nullableProps.has(r));
       if (required.length > 0) out.required = [...new Set(required)];
     }
   } else if (gtype === 'ARRAY') {

@@ -132,6 +132,20 @@ describe('toGoogleToolSchema on enums with empty values', () => {
 });
 
 describe('toGoogleSchema edge cases', () => {
+  test('parameters named __proto__ or constructor are kept as parameters, and required never names one that is not there', () => {
+    // JSON.parse makes __proto__ an own key; copied into a plain {} it became the prototype and vanished,
+    // and `in` found constructor on every object, so required named a parameter Google was never sent.
+    const schema = JSON.parse(
+      '{"type":"object","properties":{"__proto__":{"type":"string"},"a":{"type":"object","properties":{"__proto__":{"type":"number"}}}},"required":["__proto__","constructor","toString"]}',
+    );
+    const out = toGoogleSchema(schema) as any;
+    expect(Object.keys(out.properties)).toEqual(['__proto__', 'a']);
+    expect(Object.hasOwn(out.properties, '__proto__')).toBe(true);
+    expect(out.properties.__proto__).toEqual({ type: 'STRING' });
+    expect(JSON.parse(JSON.stringify(out)).properties.a.properties).toEqual(JSON.parse('{"__proto__":{"type":"NUMBER"}}'));
+    expect(out.required).toEqual(['__proto__']);
+    expect(({} as Record<string, unknown>).type).toBeUndefined();
+  });
   test.each([
     ['missing schema', undefined, { type: 'OBJECT' }],
     ['array without items', { type: 'array' }, { type: 'ARRAY', items: { type: 'STRING' } }],
