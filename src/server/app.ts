@@ -72,9 +72,12 @@ function notFoundHint(path: string): string {
   return '';
 }
 
-/** The path of an absolute request URL, without the query (no URL object per request). */
+/**
+ * The path of a request URL, without the query (no URL object per request). Without a Host (HTTP/1.0)
+ * or with an empty one Bun's request.url is the bare path, which must not be read as `/` (open).
+ */
 export function pathOf(url: string): string {
-  const start = url.indexOf('/', url.indexOf('//') + 2);
+  const start = url.charCodeAt(0) === 47 ? 0 : url.indexOf('/', url.indexOf('//') + 2);
   if (start < 0) return '/';
   let end = url.length;
   const q = url.indexOf('?', start);

@@ -57,6 +57,27 @@ describe('a Host header that is not a host', () => {
     });
   }
 
+  // Without a Host (HTTP/1.0) or with an empty one, request.url is the bare path (`/metrics`), which
+  // the auth hook used to read as `/`, an open path.
+  for (const route of routes) {
+    test(`no Host or an empty Host opens nothing without the key: ${route}`, async () => {
+      h = startHarness();
+      for (const head of [`${route} HTTP/1.0\r\ncontent-length: 0\r\n`, `${route} HTTP/1.1\r\nhost:\r\ncontent-length: 0\r\n`]) {
+        const r = await raw(h, head);
+        expect({ head, status: r.status }).toEqual({ head, status: 401 });
+        expect(r.text).not.toContain('mcp_requests_total');
+      }
+      expect(h.refreshCalls).toEqual([]);
+    });
+  }
+
+  test('no Host or an empty Host still reaches the open paths, and the others with the key', async () => {
+    h = startHarness();
+    expect((await raw(h, 'GET /health HTTP/1.0\r\n')).status).toBe(200);
+    expect((await raw(h, 'GET /health HTTP/1.1\r\nhost:\r\n')).status).toBe(200);
+    expect((await raw(h, `GET /metrics HTTP/1.0\r\nx-api-key: ${KEY}\r\n`)).status).toBe(200);
+  });
+
   test('the open paths are refused with it too, with a clear error in the envelope', async () => {
     h = startHarness();
     const r = await raw(h, 'GET /health HTTP/1.1\r\nhost: x/health?\r\n');
