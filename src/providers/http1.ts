@@ -788,6 +788,21 @@ export function http1IdleCount(): number {
   return n;
 }
 
+/**
+ * Closes the idle connections kept for `poolKey` (every origin): a credential that was replaced or
+ * refused (an access token after its refresh) never asks again, and its sockets would otherwise sit
+ * open until IDLE_SEC, one pool per superseded token.
+ */
+export function closeHttp1Pool(poolKey: string): void {
+  const prefix = `${poolKey}\n`;
+  for (const key of [...pools.keys()]) {
+    if (!key.startsWith(prefix)) continue;
+    const idle = pools.get(key)!;
+    pools.delete(key);
+    for (const c of idle) destroy(c);
+  }
+}
+
 /** Closes every pooled idle connection (tests, shutdown). */
 export function closeHttp1Pools(): void {
   const all = [...pools.values()].flat();

@@ -7,6 +7,7 @@ import type { Config } from '../../config.ts';
 import { log, registerSecret } from '../../log.ts';
 import type { Account } from '../../store/accounts.ts';
 import { UpstreamError, type ProviderDeps } from '../provider.ts';
+import { closeHttp1Pool } from '../http1.ts';
 
 export const OAUTH_SCOPES = [
   'https://www.googleapis.com/auth/cloud-platform',
@@ -275,6 +276,7 @@ export function createTokenManager(cfg: OAuthConfig, deps: ProviderDeps): TokenM
    */
   const rejected = new Map<string, number>();
   function reject(token: string): void {
+    closeHttp1Pool(token);
     const t = deps.now();
     for (const [k, until] of rejected) if (until <= t) rejected.delete(k);
     rejected.set(token, t + REJECTED_KEEP_MS);
@@ -306,7 +308,10 @@ export function createTokenManager(cfg: OAuthConfig, deps: ProviderDeps): TokenM
       try {
         // No client signal: the refresh serves every waiter, one aborted request must not kill it.
         const t = await refreshAccessToken(cfg, refreshToken, deps.now());
+        const before = cache.get(account.id)?.token;
         cache.set(account.id, { token: t.accessToken, expiresAt: t.expiresAt });
+        // Requests now go out with the new token: the old one's idle connections are never taken again.
+        if (before !== undefined && before !== t.accessToken) closeHttp1Pool(before);
         retryAt.delete(account.id);
         const stored = (account.credentials as { refreshToken: string }).refreshToken;
         if (t.refreshToken && t.refreshToken !== refreshToken) rotated.set(account.id, { from: stored, to: t.refreshToken });
