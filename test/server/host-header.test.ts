@@ -2,7 +2,7 @@
 // `/`, `?` or `#` in it used to make the auth check see an open path (`/health`, `/`) while the
 // router served /metrics, /dashboard or /refresh-token without the key.
 import { afterEach, describe, expect, test } from 'bun:test';
-import { KEY, startHarness, type Harness } from './stubs.ts';
+import { KEY, rawConnection, startHarness, type Harness } from './stubs.ts';
 
 let h: Harness | undefined;
 afterEach(() => {
@@ -12,25 +12,13 @@ afterEach(() => {
 
 /** Sends one raw HTTP/1.1 request and returns the status line's code and the body. */
 async function raw(h: Harness, head: string): Promise<{ status: number; text: string }> {
-  let reply = '';
-  let closed = false;
-  const sock = await Bun.connect({
-    hostname: '127.0.0.1',
-    port: Number(new URL(h.base).port),
-    socket: {
-      data(_s, d) {
-        reply += new TextDecoder().decode(d);
-      },
-      close() {
-        closed = true;
-      },
-    },
-  });
-  sock.write(`${head}\r\n`);
+  const c = await rawConnection(h);
+  c.sock.write(`${head}\r\n`);
   const t0 = Date.now();
-  while (!closed && !/\r\n\r\n/.test(reply) && Date.now() - t0 < 3000) await Bun.sleep(10);
+  while (!c.closed() && !/\r\n\r\n/.test(c.reply()) && Date.now() - t0 < 3000) await Bun.sleep(10);
   await Bun.sleep(30);
-  sock.end();
+  c.sock.end();
+  const reply = c.reply();
   return { status: Number(reply.slice(9, 12)), text: reply.slice(reply.indexOf('\r\n\r\n') + 4) };
 }
 

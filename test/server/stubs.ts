@@ -189,3 +189,22 @@ export async function until(cond: () => boolean, ms = 2000): Promise<void> {
 export async function read(r: Response | Promise<Response>): Promise<any> {
   return (await r).json();
 }
+
+/** A raw TCP connection to the harness, for requests fetch() cannot send; `reply()` is all it got so far. */
+export async function rawConnection(h: Harness): Promise<{ sock: Awaited<ReturnType<typeof Bun.connect>>; reply: () => string; closed: () => boolean }> {
+  let reply = '';
+  let closed = false;
+  const sock = await Bun.connect({
+    hostname: '127.0.0.1',
+    port: Number(new URL(h.base).port),
+    socket: {
+      data(_s, d) {
+        reply += new TextDecoder().decode(d);
+      },
+      close() {
+        closed = true;
+      },
+    },
+  });
+  return { sock, reply: () => reply, closed: () => closed };
+}

@@ -3,7 +3,7 @@
 // and the upstream call is stopped.
 import { afterEach, describe, expect, test } from 'bun:test';
 import { log } from '../../src/log.ts';
-import { AUTH, body, dispatchSteps, post, read, startHarness, testConfig, textEvents, type Harness } from './stubs.ts';
+import { AUTH, body, dispatchSteps, post, rawConnection, read, startHarness, testConfig, textEvents, type Harness } from './stubs.ts';
 
 let h: Harness | undefined;
 afterEach(() => {
@@ -16,25 +16,16 @@ afterEach(() => {
  * server's timeout_error. Returns the raw reply and how long after the send it came.
  */
 async function stalledBody(h: Harness, path: string, contentType: string, json: string, waitMs: number): Promise<{ reply: string; ms: number }> {
-  let reply = '';
-  const sock = await Bun.connect({
-    hostname: '127.0.0.1',
-    port: Number(new URL(h.base).port),
-    socket: {
-      data(_s, d) {
-        reply += new TextDecoder().decode(d);
-      },
-    },
-  });
+  const { sock, reply } = await rawConnection(h);
   sock.write(
     `POST ${path} HTTP/1.1\r\nhost: x\r\nx-api-key: ${AUTH['x-api-key']}\r\ncontent-type: ${contentType}\r\n` +
       `content-length: ${json.length}\r\n\r\n${json.slice(0, 10)}`,
   );
   const t0 = Date.now();
-  while (!reply.includes('timeout_error') && Date.now() - t0 < waitMs) await Bun.sleep(20);
+  while (!reply().includes('timeout_error') && Date.now() - t0 < waitMs) await Bun.sleep(20);
   const ms = Date.now() - t0;
   sock.end();
-  return { reply, ms };
+  return { reply: reply(), ms };
 }
 
 describe('READ_TIMEOUT_SEC', () => {
@@ -52,30 +43,17 @@ describe('READ_TIMEOUT_SEC', () => {
 describe('READ_TIMEOUT_SEC against a client that trickles its body', () => {
   test('the 408 closes the connection, so a byte now and then cannot hold the socket and its half-read body for ever', async () => {
     h = startHarness(testConfig({ READ_TIMEOUT_SEC: '1' }));
-    let reply = '';
-    let closed = false;
-    const sock = await Bun.connect({
-      hostname: '127.0.0.1',
-      port: Number(new URL(h.base).port),
-      socket: {
-        data(_s, d) {
-          reply += new TextDecoder().decode(d);
-        },
-        close() {
-          closed = true;
-        },
-      },
-    });
+    const { sock, reply, closed } = await rawConnection(h);
     const json = JSON.stringify(body());
     sock.write(`POST /v1/messages HTTP/1.1\r\nhost: x\r\nx-api-key: ${AUTH['x-api-key']}\r\ncontent-type: application/json\r\ncontent-length: ${json.length}\r\n\r\n${json.slice(0, 10)}`);
     const t0 = Date.now();
-    while (!closed && Date.now() - t0 < 4000) {
+    while (!closed() && Date.now() - t0 < 4000) {
       await Bun.sleep(200);
-      if (!closed) sock.write(' ');
+      if (!closed()) sock.write(' ');
     }
-    expect(reply).toStartWith('HTTP/1.1 408');
-    expect(reply.toLowerCase()).toContain('connection: close');
-    expect(closed).toBe(true);
+    expect(reply()).toStartWith('HTTP/1.1 408');
+    expect(reply().toLowerCase()).toContain('connection: close');
+    expect(closed()).toBe(true);
     sock.end();
   });
 });
