@@ -295,7 +295,7 @@ function bindAddress(raw: string | undefined): string {
  * the old one retired later without a moment when a client is refused, and each client (or
  * person) can have its own. Blank entries are ignored.
  */
-function parseApiKeys(value: string | undefined): string[] {
+export function parseApiKeys(value: string | undefined): string[] {
   const keys: string[] = [];
   for (const part of (value ?? '').split(',')) {
     const k = part.trim();

@@ -219,8 +219,10 @@ export function describeError(err: unknown): { message: string; code: number } {
  * The secrets the environment holds, known to the masking before anything is said: a refusal that
  * quotes a setting ("PORT must be a whole number, got …") holding one of them by mistake masks it.
  */
-function registerEnvironmentSecrets(env: NodeJS.ProcessEnv): void {
-  for (const key of (env.PROXY_API_KEY ?? '').split(',')) registerSecret(key.trim());
+async function registerEnvironmentSecrets(env: NodeJS.ProcessEnv): Promise<void> {
+  // Loaded here, on the way out with an error: every command starts without the config module.
+  const { parseApiKeys } = await import('../config.ts');
+  for (const key of parseApiKeys(env.PROXY_API_KEY)) registerSecret(key);
   registerSecret(env.GOOGLE_CLIENT_SECRET?.trim());
 }
 
@@ -245,7 +247,7 @@ export async function runCli(given: string[], root: AnyCommand = rootCommand as 
     return 0;
   } catch (err) {
     if (err instanceof ExitStatus) return err.code;
-    registerEnvironmentSecrets(process.env);
+    await registerEnvironmentSecrets(process.env);
     const json = err instanceof JsonLogError;
     const { message, code } = describeError(json ? err.inner : err);
     io.err(json ? `${jsonLine('fatal', `mcp: ${message}`)}\n` : `mcp: ${message}\n`);
